@@ -1,0 +1,24 @@
+/*
+ * cli.h — the `aios` command's subcommand table.  Each subcommand lives in its own
+ * src/cli/cmd_<name>.c and returns a process exit code (0 ok, 1 error, 2 usage).
+ */
+#ifndef AIOS_CLI_H
+#define AIOS_CLI_H
+
+#include "aios.h"
+
+typedef struct {
+    const char *name;
+    int (*run)(int argc, char **argv); /* argv[0] is the subcommand name */
+    const char *summary;
+} aios_cli_cmd;
+
+/* Prints "aios: <what>: <last error>" on stderr and returns 1. */
+int aios_cli_fail(const char *what, aios_status s);
+/* True when argv has -h or --help. */
+int aios_cli_wants_help(int argc, char **argv);
+
+int aios_cmd_config(int argc, char **argv);
+int aios_cmd_info(int argc, char **argv);
+
+#endif

@@ -1,0 +1,64 @@
+/*
+ * core/internal.h — internal helpers shared by every module (not part of the public API).
+ *
+ * Errors: return aios__err(code, "module: detail %d", x) to set the thread's message.
+ * Files: aios__map_file() gives a read-only mapping; aios__read_file() a NUL-terminated copy.
+ * Buffers: aios_buf is a growable byte buffer for writers.
+ * Overflow: aios__mul_ok()/aios__add_ok() guard size arithmetic on untrusted input.
+ */
+#ifndef AIOS_CORE_INTERNAL_H
+#define AIOS_CORE_INTERNAL_H
+
+#include "aios.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+/* Sets the thread's error detail (printf-style) and returns `s`. */
+aios_status aios__err(aios_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prepends context to the current detail ("ctx: old detail") and returns `s`. */
+aios_status aios__err_prefix(aios_status s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#define AIOS_TRY(expr)                      \
+    do {                                    \
+        aios_status aios__s = (expr);       \
+        if (aios__s != AIOS_OK) return aios__s; \
+    } while (0)
+
+#define AIOS_MIN(a, b) ((a) < (b) ? (a) : (b))
+#define AIOS_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define AIOS_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Read-only file mapping. */
+typedef struct {
+    const uint8_t *data;
+    size_t size;
+    int mapped;
+} aios_map;
+aios_status aios__map_file(const char *path, aios_map *m);
+void aios__unmap_file(aios_map *m);
+/* Reads a whole file into a malloc'd NUL-terminated buffer (caller frees). */
+aios_status aios__read_file(const char *path, char **out, size_t *len);
+
+static inline bool aios__mul_ok(uint64_t a, uint64_t b, uint64_t *out) {
+    return !__builtin_mul_overflow(a, b, out);
+}
+static inline bool aios__add_ok(uint64_t a, uint64_t b, uint64_t *out) {
+    return !__builtin_add_overflow(a, b, out);
+}
+
+/* Growable byte buffer. */
+typedef struct {
+    uint8_t *data;
+    size_t len, cap;
+} aios_buf;
+aios_status aios_buf_reserve(aios_buf *b, size_t extra);
+aios_status aios_buf_append(aios_buf *b, const void *p, size_t n);
+void aios_buf_free(aios_buf *b);
+
+/* Monotonic clock in seconds. */
+double aios__now(void);
+
+#endif

@@ -1,0 +1,53 @@
+"""Tiny harness for the Python reference tests: same `ok` / `not ok` / `skip` lines as the C
+tests, so tests/run.sh counts both.  Each test is a function decorated with @test; run() calls
+them in order.  Paths: SHARED (fixtures), AIOS (the built command), TMP (scratch)."""
+import os
+import subprocess
+import sys
+import tempfile
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+SHARED = os.environ.get("AIOS_SHARED") or os.path.join(ROOT, "..", "shared")
+AIOS = os.environ.get("AIOS_BIN") or os.path.join(ROOT, "build", "aios")
+TMP = tempfile.mkdtemp(prefix="aios-py-")
+
+_tests = []
+
+
+class Skip(Exception):
+    pass
+
+
+def test(fn):
+    _tests.append(fn)
+    return fn
+
+
+def aios(*args, input=None, check=True, env=None):
+    """Runs the aios command; returns CompletedProcess with text stdout/stderr."""
+    e = dict(os.environ)
+    if env:
+        e.update(env)
+    p = subprocess.run([AIOS, *map(str, args)], input=input, capture_output=True, text=True, env=e)
+    if check and p.returncode != 0:
+        raise AssertionError(f"aios {' '.join(map(str, args))} exited {p.returncode}: {p.stderr.strip()}")
+    return p
+
+
+def run():
+    failed = 0
+    for fn in _tests:
+        try:
+            fn()
+            print(f"ok {fn.__name__}", flush=True)
+        except Skip as e:
+            print(f"skip {fn.__name__}: {e}", flush=True)
+        except Exception as e:  # noqa: BLE001 - report every failure as a test failure
+            failed += 1
+            tb = traceback.format_exc().strip().splitlines()
+            print(f"not ok {fn.__name__}: {type(e).__name__}: {e}", flush=True)
+            for line in tb[-6:]:
+                print("    " + line)
+    sys.exit(1 if failed else 0)
