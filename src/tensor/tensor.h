@@ -1,0 +1,70 @@
+/*
+ * tensor.h — tensor views, dtypes and the ArrowQuant quantized layouts.
+ *
+ * A tensor is a view: `data` points into a file mapping (or an arena); nothing here owns
+ * memory.  Quantized tensors keep the packed bytes of DESIGN.md §3 and are computed on in
+ * place by the kernels — never dequantized into a full copy at load.
+ *
+ * ArrowQuant layouts (the seed prototype's, bit-exact):
+ *   int8: one signed byte per value, q in [-128, 127].
+ *   int4: two values per byte, most significant nibble first, stored as q + 8 (q in [-8, 7]).
+ *   int2: four values per byte, most significant bits first, stored as q + 2 (q in [-2, 1]).
+ *   Packing runs over the flattened row-major element order (so a row may start mid-byte
+ *   when the column count is not a multiple of the values per byte).
+ *   Dequantization: x = (q - zero_point) * scale.
+ * Scale/zero-point granularity (float32 arrays `scales`, `zero_points`, n_scales entries):
+ *   group_size == 0 && quant_axis == -1 : per tensor, n_scales = 1
+ *   group_size == 0 && quant_axis == 0  : per output channel (row of [rows, cols]), n_scales = rows
+ *   group_size == G > 0                 : groups of G consecutive elements along each row
+ *                                         (cols % G == 0), n_scales = rows * cols / G
+ *   zero_points may be NULL (symmetric: all zero).
+ * Shapes: shape[0] is the outermost dimension; a 2-D weight is (n_out, n_in) as in PyTorch.
+ */
+#ifndef AIOS_TENSOR_H
+#define AIOS_TENSOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aios.h"
+
+typedef enum {
+    AIOS_DTYPE_F32 = 0,
+    AIOS_DTYPE_F16 = 1,
+    AIOS_DTYPE_BF16 = 2,
+    AIOS_DTYPE_F64 = 3,
+    AIOS_DTYPE_I8 = 4,   /* plain int8 tensor (not quantized) */
+    AIOS_DTYPE_I16 = 5,
+    AIOS_DTYPE_I32 = 6,
+    AIOS_DTYPE_I64 = 7,
+    AIOS_DTYPE_U8 = 8,
+    AIOS_DTYPE_BOOL = 9,
+    AIOS_DTYPE_Q8 = 16,  /* ArrowQuant int8 */
+    AIOS_DTYPE_Q4 = 17,  /* ArrowQuant int4, 2 per byte, MSB first, q + 8 */
+    AIOS_DTYPE_Q2 = 18,  /* ArrowQuant int2, 4 per byte, MSB first, q + 2 */
+} aios_dtype;
+
+#define AIOS_MAX_DIMS 8
+
+typedef struct {
+    const char *name;          /* borrowed (points into the model's name storage) */
+    aios_dtype dtype;
+    int ndim;
+    int64_t shape[AIOS_MAX_DIMS];
+    const void *data;          /* first element (packed bytes for Q kinds) */
+    size_t nbytes;             /* bytes at data */
+    /* quantization (Q kinds only) */
+    const float *scales;       /* n_scales floats; may be unaligned in a mapping: read with memcpy */
+    const float *zero_points;  /* n_scales floats, or NULL for symmetric */
+    int64_t n_scales;
+    int32_t quant_axis;        /* -1 per tensor, 0 per output channel */
+    int32_t group_size;        /* 0 = none */
+} aios_tensor;
+
+static inline int64_t aios_tensor_numel(const aios_tensor *t) {
+    int64_t n = 1;
+    for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
+    return n;
+}
+
+#endif
