@@ -1,0 +1,69 @@
+/*
+ * kernels.h — the compute kernels every model uses (contract; src/kernels/cpu implements).
+ *
+ * Each kernel exists as plain scalar C (the reference, `aios_ref_*`) and as fast versions
+ * (AVX2/FMA, AVX-512 where present, threads), selected once through a dispatch table from
+ * aios_cpu().  AIOS_KERNELS=ref forces the reference path.  Fast paths are tested against
+ * the reference at odd sizes forever.
+ *
+ * Activations are float32, row-major.  Weights are aios_tensor views in any dtype of
+ * tensor.h (f32, f16, bf16, Q8, Q4, Q2) and are used in place — never dequantized to a copy.
+ * Vocabulary (STYLE.md): n_embd, n_head, n_head_kv, head_dim, n_layer, n_ctx, n_vocab;
+ * T = number of token rows in a batch.
+ */
+#ifndef AIOS_KERNELS_H
+#define AIOS_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tensor/tensor.h"
+
+/* y (T, n_out) = x (T, n_in) @ W^T + bias, W (n_out, n_in) in any weight dtype.
+ * bias (n_out) may be NULL.  y must not alias x.  Threads over n_out (and T when large). */
+aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const float *bias, int64_t T);
+
+/* Row `row` of a 2-D tensor of any dtype, dequantized to float32: out (n_cols). */
+aios_status aios_tensor_row_f32(float *out, const aios_tensor *W, int64_t row);
+/* Whole tensor to float32 (for small 1-D parameters: norms, biases).  out (numel). */
+aios_status aios_tensor_to_f32(float *out, const aios_tensor *t);
+
+/* y (T, n) = LayerNorm(x) * w + b, biased variance, eps inside the sqrt. y may alias x. */
+void aios_layernorm(float *y, const float *x, const float *w, const float *b, int64_t T, int64_t n, float eps);
+/* y (T, n) = x / sqrt(mean(x^2) + eps) * w.  y may alias x. */
+void aios_rmsnorm(float *y, const float *x, const float *w, int64_t T, int64_t n, float eps);
+/* In place: GELU (erf form, as Hugging Face "gelu"), SiLU, softmax over the last dim. */
+void aios_gelu(float *x, int64_t n);
+void aios_silu(float *x, int64_t n);
+void aios_softmax(float *x, int64_t rows, int64_t n);
+/* In place: x[i] *= y[i]. */
+void aios_mul(float *x, const float *y, int64_t n);
+/* In place: x[i] += y[i]. */
+void aios_add(float *x, const float *y, int64_t n);
+
+/* RoPE (the Hugging Face "rotate_half" convention: pairs (i, i + head_dim/2)).
+ * x (T, n_head, head_dim) rotated in place; pos (T) are positions; inv_freq (head_dim/2). */
+void aios_rope(float *x, const int32_t *pos, int64_t T, int64_t n_head, int64_t head_dim, const float *inv_freq);
+
+/* Scaled dot-product attention with grouped-query heads.
+ *   q (Tq, n_head, head_dim), k, v (Tk, n_head_kv, head_dim) rows strided by kv_stride floats
+ *   out (Tq, n_head, head_dim)
+ *   mask: NULL = all visible; else mask[i * Tk + j] != 0 when query i may see key j.
+ *   scale: usually 1/sqrt(head_dim).  A query that sees no key gets zeros. */
+aios_status aios_attention(float *out, const float *q, const float *k, const float *v, int64_t Tq, int64_t Tk,
+                           int64_t n_head, int64_t n_head_kv, int64_t head_dim, int64_t kv_stride,
+                           const uint8_t *mask, float scale);
+
+/* Kernel selection: "ref", "avx2", "avx512" — the active tier's name. */
+const char *aios_kernels_tier(void);
+/* Threads used by kernels (default: all cores; AIOS_THREADS overrides). */
+void aios_set_threads(int n);
+int aios_get_threads(void);
+
+/* f16/bf16 <-> f32 conversion (F16C where present). */
+float aios_f16_to_f32(uint16_t h);
+uint16_t aios_f32_to_f16(float f);
+float aios_bf16_to_f32(uint16_t h);
+uint16_t aios_f32_to_bf16(float f); /* round to nearest even, as PyTorch */
+
+#endif
