@@ -7,8 +7,9 @@ special-token look-alikes) through each of the six fixture tokenizers: ids, toke
 import json
 import os
 import random
+import subprocess
 
-from harness import SHARED, Skip, aios, run, test
+from harness import AIOS, SHARED, Skip, aios, run, test
 
 TOKS = {
     "bert-base-uncased": "models/bert-base-uncased/tokenizer.json",
@@ -74,6 +75,26 @@ def make(name, seed):
         check(name, seed)
     f.__name__ = f"random_texts_{name}"
     return f
+
+
+@test
+def malformed_utf8_is_replaced():
+    """Markus Kuhn's UTF-8 stress test, raw bytes per line: ids equal `tokenizers` on the text
+    as Python's errors="replace" repairs it (the same maximal-subpart rule as Rust's lossy)."""
+    src = os.path.join(SHARED, "data/text/UTF-8-test.txt")
+    if not os.path.exists(src):
+        raise Skip("no UTF-8-test.txt")
+    raw = open(src, "rb").read().split(b"\n")
+    for name in ("bert-base-uncased", "qwen2.5-0.5b-instruct", "llama2-tokenizer", "t5-small"):
+        path, ref = load(name)
+        lines = [l for l in raw if b"\r" not in l]
+        p = subprocess.run([AIOS, "tokenize", "--tokenizer", path], input=b"\n".join(lines) + b"\n",
+                           capture_output=True)
+        assert p.returncode == 0, p.stderr
+        got = p.stdout.decode().split("\n")
+        for i, l in enumerate(lines):
+            want = " ".join(map(str, ref.encode(l.decode("utf-8", errors="replace")).ids))
+            assert got[i] == want, f"{name} line {i} {l!r}: got {got[i]} want {want}"
 
 
 for i, n in enumerate(TOKS):
