@@ -30,8 +30,10 @@ enum { M_WORDPIECE, M_BPE, M_UNIGRAM, M_WORDLEVEL };
 struct tk_model {
     int type;
     tk_strmap vocab;  /* token -> id */
-    char **id2tok;    /* id -> token (NUL-terminated), NULL for holes */
+    char **id2tok;    /* id -> token (NUL-terminated) in tokpool, NULL for holes */
     uint32_t *id2len;
+    size_t *id2off;   /* during loading: offset in tokpool + 1 (0 = hole) */
+    aios_buf tokpool;
     size_t nid;       /* max id + 1 */
     size_t vocab_size;
     int32_t unk_id;   /* -1 when none */
@@ -57,9 +59,9 @@ struct tk_model {
 void tk_model_free(tk_model *m) {
     if (!m) return;
     tk_strmap_free(&m->vocab);
-    if (m->id2tok)
-        for (size_t i = 0; i < m->nid; i++) free(m->id2tok[i]);
     free(m->id2tok);
+    free(m->id2off);
+    aios_buf_free(&m->tokpool);
     free(m->id2len);
     free(m->prefix);
     free(m->suffix);
@@ -85,29 +87,41 @@ static aios_status set_token(tk_model *m, const char *s, size_t len, int64_t id)
     if ((size_t)id >= m->nid) {
         size_t nn = m->nid ? m->nid : 1024;
         while (nn <= (size_t)id) nn *= 2;
-        char **a = realloc(m->id2tok, nn * sizeof *a);
+        size_t *a = realloc(m->id2off, nn * sizeof *a);
         if (!a) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
-        m->id2tok = a;
+        m->id2off = a;
         uint32_t *b = realloc(m->id2len, nn * sizeof *b);
         if (!b) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
         m->id2len = b;
-        memset(m->id2tok + m->nid, 0, (nn - m->nid) * sizeof *a);
+        memset(m->id2off + m->nid, 0, (nn - m->nid) * sizeof *a);
         memset(m->id2len + m->nid, 0, (nn - m->nid) * sizeof *b);
         m->nid = nn;
     }
-    char *t = malloc(len + 1);
-    if (!t) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
-    memcpy(t, s, len);
-    t[len] = 0;
-    if (m->id2tok[id]) free(m->id2tok[id]);
-    else m->vocab_size++;
-    m->id2tok[id] = t;
+    if (!m->id2off[id]) m->vocab_size++;
+    m->id2off[id] = m->tokpool.len + 1;
     m->id2len[id] = (uint32_t)len;
+    AIOS_TRY(aios_buf_append(&m->tokpool, s, len));
+    AIOS_TRY(aios_buf_append(&m->tokpool, "", 1));
     return tk_strmap_put(&m->vocab, s, len, (int32_t)id);
+}
+
+/* After loading: offsets -> pointers (the pool no longer moves). */
+static aios_status finish_tokens(tk_model *m) {
+    while (m->nid > 0 && !m->id2off[m->nid - 1]) m->nid--;
+    m->id2tok = calloc(m->nid + 1, sizeof *m->id2tok);
+    if (!m->id2tok) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
+    for (size_t i = 0; i < m->nid; i++)
+        if (m->id2off[i]) m->id2tok[i] = (char *)m->tokpool.data + m->id2off[i] - 1;
+    free(m->id2off);
+    m->id2off = NULL;
+    return AIOS_OK;
 }
 
 static aios_status load_vocab_dict(tk_model *m, const cJSON *v) {
     if (!v || !cJSON_IsObject(v)) return aios__err(AIOS_ERR_FORMAT, "tokenizer.json: model.vocab is not an object");
+    size_t cnt = 0;
+    for (const cJSON *e = v->child; e; e = e->next) cnt++;
+    AIOS_TRY(tk_strmap_reserve(&m->vocab, cnt));
     for (const cJSON *e = v->child; e; e = e->next) {
         if (!cJSON_IsNumber(e) || !e->string) return aios__err(AIOS_ERR_FORMAT, "tokenizer.json: model.vocab entry is not a number");
         double d = e->valuedouble;
@@ -115,8 +129,6 @@ static aios_status load_vocab_dict(tk_model *m, const cJSON *v) {
             return aios__err(AIOS_ERR_FORMAT, "tokenizer.json: model.vocab id %g is invalid", d);
         AIOS_TRY(set_token(m, e->string, strlen(e->string), (int64_t)d));
     }
-    /* trim nid to max id + 1 */
-    while (m->nid > 0 && !m->id2tok[m->nid - 1]) m->nid--;
     return AIOS_OK;
 }
 
@@ -205,49 +217,8 @@ static aios_status trie_add(tk_model *m, const char *s, size_t len, int32_t id) 
         AIOS_TRY(tk_u64map_put(&m->trie, key, m->nnodes));
         node = m->nnodes++;
     }
-    if (m->node_piece[node] < 0) m->node_piece[node] = id;
+    m->node_piece[node] = id; /* duplicates: the last id wins, as token_to_ids */
     return AIOS_OK;
-}
-
-/* The score as `tokenizers` holds it.  Its JSON reader (serde_json without float_roundtrip)
- * computes a decimal as (f64)(digits as u64) / 10^k, which can differ from a correctly rounded
- * strtod by one ulp — enough to flip Viterbi ties.  The file's text is recovered as the
- * shortest round-trip form of the parsed double (how both Python and serde write floats), then
- * evaluated the serde_json way. */
-static double serde_f64(double v) {
-    if (!isfinite(v) || v == 0) return v;
-    char buf[40];
-    /* up to 15 significant digits the serde result is exact (digits < 2^53, one rounding) */
-    snprintf(buf, sizeof buf, "%.14e", v);
-    if (strtod(buf, NULL) == v) return v;
-    snprintf(buf, sizeof buf, "%.15e", v);
-    if (strtod(buf, NULL) != v) snprintf(buf, sizeof buf, "%.16e", v);
-    /* buf: [-]d.ddddde[+-]xx */
-    const char *p = buf;
-    int neg = 0;
-    if (*p == '-') neg = 1, p++;
-    uint64_t sig = 0;
-    int exp10 = 0, ndig = 0, overflow = 0;
-    for (; *p && *p != 'e'; p++) {
-        if (*p == '.') continue;
-        if (!overflow && sig <= (UINT64_MAX - 9) / 10) {
-            sig = sig * 10 + (uint64_t)(*p - '0');
-            ndig++;
-        } else {
-            overflow = 1;
-            exp10++;
-        }
-    }
-    int e = *p == 'e' ? atoi(p + 1) : 0;
-    /* value = d.ddd * 10^e = sig * 10^(e - (ndig - 1)) */
-    exp10 += e - (ndig - 1);
-    static const double P10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
-                                 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-    double f = (double)sig;
-    int a = exp10 < 0 ? -exp10 : exp10;
-    if (a > 22) return v; /* far outside tokenizer scores: keep the exact value */
-    f = exp10 >= 0 ? f * P10[a] : f / P10[a];
-    return neg ? -f : f;
 }
 
 static aios_status load_unigram(tk_model *m, const cJSON *j) {
@@ -267,14 +238,10 @@ static aios_status load_unigram(tk_model *m, const cJSON *j) {
             return aios__err(AIOS_ERR_FORMAT, "tokenizer.json: Unigram vocab entry %d is not [piece, score]", id);
         const char *s = e->child->valuestring;
         size_t l = strlen(s);
-        double sc = serde_f64(e->child->next->valuedouble);
+        double sc = e->child->next->valuedouble; /* serde_json's value: see json.c */
         m->scores[id] = sc;
         if (sc < m->min_score) m->min_score = sc;
-        if (tk_strmap_get(&m->vocab, s, l) < 0) AIOS_TRY(set_token(m, s, l, id));
-        else { /* duplicate piece: keep the first id, still count the slot */
-            AIOS_TRY(set_token(m, s, l, id));
-            AIOS_TRY(tk_strmap_put(&m->vocab, s, l, tk_strmap_get(&m->vocab, s, l)));
-        }
+        AIOS_TRY(set_token(m, s, l, id)); /* a duplicated piece maps to its last id */
         if (l > 0) AIOS_TRY(trie_add(m, s, l, id));
     }
     const cJSON *u = tk_j(j, "unk_id");
@@ -333,11 +300,13 @@ aios_status tk_model_parse(const cJSON *j, tk_model **out) {
             m->fuse_unk = tk_jbool(j, "fuse_unk", 0);
             m->ignore_merges = tk_jbool(j, "ignore_merges", 0);
             if (st == AIOS_OK) st = load_merges(m, tk_j(j, "merges"));
-            m->cache_salt = (uint64_t)(uintptr_t)m * 0x9E3779B97F4A7C15ull;
+            static uint64_t g_model_uid;
+            m->cache_salt = (__atomic_add_fetch(&g_model_uid, 1, __ATOMIC_RELAXED)) * 0x9E3779B97F4A7C15ull;
         }
         if (st == AIOS_OK && m->type == M_WORDLEVEL && m->unk_id < 0 && unk)
             st = aios__err(AIOS_ERR_FORMAT, "tokenizer.json: WordLevel unk_token missing from the vocabulary");
     }
+    if (st == AIOS_OK) st = finish_tokens(m);
     if (st == AIOS_OK && m->byte_fallback)
         for (int b = 0; b < 256; b++) {
             char name[8];
@@ -435,7 +404,7 @@ static hent hpop(hent *h, size_t *n) {
 #define BPE_CACHE_MAXLEN 48
 typedef struct {
     uint64_t key;
-    const tk_model *m;
+    uint64_t uid; /* model identity (never reused, unlike addresses) */
     uint8_t wlen, ntok;
     char word[BPE_CACHE_MAXLEN];
     int32_t ids[BPE_CACHE_MAXTOK];
@@ -464,7 +433,7 @@ static aios_status bpe(const tk_model *m, const uint8_t *w, size_t n, tk_mtoks *
         if (g_cache) {
             h = tk_hash(w, n) ^ m->cache_salt;
             ce = &g_cache[h & (BPE_CACHE_SLOTS - 1)];
-            if (ce->m == m && ce->key == h && ce->wlen == n && !memcmp(ce->word, w, n)) {
+            if (ce->uid == m->cache_salt && ce->key == h && ce->wlen == n && !memcmp(ce->word, w, n)) {
                 size_t off = 0;
                 for (int i = 0; i < ce->ntok; i++) {
                     int32_t id = ce->ids[i];
@@ -595,7 +564,7 @@ static aios_status bpe(const tk_model *m, const uint8_t *w, size_t n, tk_mtoks *
             off = out->v[first_out + i].e;
         }
         if (ok && off == n) {
-            ce->m = m;
+            ce->uid = m->cache_salt;
             ce->key = h;
             ce->wlen = (uint8_t)n;
             memcpy(ce->word, w, n);

@@ -126,14 +126,13 @@ void tk_strmap_free(tk_strmap *m) {
     memset(m, 0, sizeof *m);
 }
 
-static aios_status strmap_grow(tk_strmap *m) {
-    size_t ns = m->nslots ? m->nslots * 2 : 64;
-    uint32_t *sl = calloc(ns, sizeof *sl);
+static aios_status strmap_resize(tk_strmap *m, size_t ns) {
+    uint64_t *sl = calloc(ns, sizeof *sl);
     if (!sl) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory (hash map)");
     for (size_t i = 0; i < m->n; i++) {
         size_t j = (size_t)m->ent[i].hash & (ns - 1);
         while (sl[j]) j = (j + 1) & (ns - 1);
-        sl[j] = (uint32_t)(i + 1);
+        sl[j] = (uint64_t)(i + 1) | (m->ent[i].hash & 0xFFFFFFFF00000000ull);
     }
     free(m->slots);
     m->slots = sl;
@@ -141,16 +140,33 @@ static aios_status strmap_grow(tk_strmap *m) {
     return AIOS_OK;
 }
 
+static aios_status strmap_grow(tk_strmap *m) { return strmap_resize(m, m->nslots ? m->nslots * 2 : 64); }
+
+aios_status tk_strmap_reserve(tk_strmap *m, size_t n) {
+    size_t ns = 64;
+    while (ns < n * 2 + 2) ns *= 2;
+    if (ns <= m->nslots) return AIOS_OK;
+    if (n > m->cap) {
+        void *p = realloc(m->ent, n * sizeof *m->ent);
+        if (!p) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory (hash map)");
+        m->ent = p;
+        m->cap = n;
+    }
+    return strmap_resize(m, ns);
+}
+
 aios_status tk_strmap_put(tk_strmap *m, const char *k, size_t len, int32_t val) {
     if (len > UINT32_MAX / 2) return aios__err(AIOS_ERR_RANGE, "tokenizer: key too long");
     if ((m->n + 1) * 2 > m->nslots) AIOS_TRY(strmap_grow(m));
-    uint64_t h = tk_hash(k, len);
+    uint64_t h = tk_hash(k, len), hi = h & 0xFFFFFFFF00000000ull;
     size_t j = (size_t)h & (m->nslots - 1);
     while (m->slots[j]) {
-        struct tk_sent *e = &m->ent[m->slots[j] - 1];
-        if (e->hash == h && e->len == len && !memcmp(m->pool + e->off, k, len)) {
-            e->val = val;
-            return AIOS_OK;
+        if ((m->slots[j] & 0xFFFFFFFF00000000ull) == hi) {
+            struct tk_sent *e = &m->ent[(uint32_t)m->slots[j] - 1];
+            if (e->hash == h && e->len == len && !memcmp(m->pool + e->off, k, len)) {
+                e->val = val;
+                return AIOS_OK;
+            }
         }
         j = (j + 1) & (m->nslots - 1);
     }
@@ -175,17 +191,19 @@ aios_status tk_strmap_put(tk_strmap *m, const char *k, size_t len, int32_t val) 
     m->ent[m->n] = (struct tk_sent){h, (uint32_t)m->pool_len, (uint32_t)len, val};
     m->pool_len += len + 1;
     m->n++;
-    m->slots[j] = (uint32_t)m->n;
+    m->slots[j] = (uint64_t)m->n | hi;
     return AIOS_OK;
 }
 
 int32_t tk_strmap_get(const tk_strmap *m, const char *k, size_t len) {
     if (!m->nslots) return -1;
-    uint64_t h = tk_hash(k, len);
+    uint64_t h = tk_hash(k, len), hi = h & 0xFFFFFFFF00000000ull;
     size_t j = (size_t)h & (m->nslots - 1);
     while (m->slots[j]) {
-        const struct tk_sent *e = &m->ent[m->slots[j] - 1];
-        if (e->hash == h && e->len == len && !memcmp(m->pool + e->off, k, len)) return e->val;
+        if ((m->slots[j] & 0xFFFFFFFF00000000ull) == hi) {
+            const struct tk_sent *e = &m->ent[(uint32_t)m->slots[j] - 1];
+            if (e->len == len && !memcmp(m->pool + e->off, k, len)) return e->val;
+        }
         j = (j + 1) & (m->nslots - 1);
     }
     return -1;

@@ -341,9 +341,11 @@ aios_status aios_tokenizer_load_json(const char *json, size_t len, const char *c
     if (!out) return aios__err(AIOS_ERR_INVALID_ARG, "tokenizer: out is NULL");
     *out = NULL;
     if (!json) return aios__err(AIOS_ERR_INVALID_ARG, "tokenizer: json is NULL");
-    cJSON *root = cJSON_ParseWithLength(json, len);
-    if (!root) return aios__err(AIOS_ERR_FORMAT, "tokenizer.json: invalid JSON");
-    cJSON *cfg = config_json ? cJSON_ParseWithLength(config_json, config_len) : NULL;
+    tk_json *rdoc = NULL, *cdoc = NULL;
+    aios_status pst = tk_json_parse(json, len, &rdoc);
+    if (pst != AIOS_OK) return aios__err_prefix(pst, "tokenizer.json");
+    if (config_json && tk_json_parse(config_json, config_len, &cdoc) != AIOS_OK) cdoc = NULL; /* optional */
+    const cJSON *root = tk_json_root(rdoc), *cfg = tk_json_root(cdoc);
     aios_tokenizer *t = calloc(1, sizeof *t);
     aios_status st = t ? AIOS_OK : aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
     if (st == AIOS_OK && !cJSON_IsObject(root)) st = aios__err(AIOS_ERR_FORMAT, "tokenizer.json: top level is not an object");
@@ -370,8 +372,8 @@ aios_status aios_tokenizer_load_json(const char *json, size_t len, const char *c
                 if (k >= 0 && tk_jbool(e, "special", 0)) t->added[k].special = 1;
             }
     }
-    cJSON_Delete(root);
-    cJSON_Delete(cfg);
+    tk_json_free(rdoc);
+    tk_json_free(cdoc);
     if (st != AIOS_OK) {
         aios_tokenizer_free(t);
         return st;
