@@ -46,6 +46,7 @@ struct tk_model {
     size_t suffix_len;
     int byte_fallback, fuse_unk, ignore_merges;
     tk_u64map merges;
+    int metaspace_split; /* no token has U+2581 after another char: words split before each ▁ run */
     int32_t byte_ids[256];
     uint64_t cache_salt;
     /* Unigram */
@@ -307,6 +308,21 @@ aios_status tk_model_parse(const cJSON *j, tk_model **out) {
             st = aios__err(AIOS_ERR_FORMAT, "tokenizer.json: WordLevel unk_token missing from the vocabulary");
     }
     if (st == AIOS_OK) st = finish_tokens(m);
+    if (st == AIOS_OK && m->type == M_BPE && !m->prefix_len && !m->suffix_len) {
+        /* SentencePiece-style BPE over whole lines: when no token holds '▁' after another char,
+         * no merge crosses the start of a '▁' run, so such runs start independent words (same
+         * result, shorter merge loops, and the word cache applies). */
+        int ok = 0, bad = 0;
+        for (size_t i = 0; i < m->nid && !bad; i++) {
+            const char *tokstr = m->id2tok[i];
+            if (!tokstr) continue;
+            size_t l = m->id2len[i];
+            for (size_t k = 3; k + 3 <= l && !bad; k++)
+                if (!memcmp(tokstr + k, "\xe2\x96\x81", 3) && memcmp(tokstr + k - 3, "\xe2\x96\x81", 3)) bad = 1;
+            if (l >= 3 && !memcmp(tokstr, "\xe2\x96\x81", 3)) ok = 1;
+        }
+        m->metaspace_split = ok && !bad;
+    }
     if (st == AIOS_OK && m->byte_fallback)
         for (int b = 0; b < 256; b++) {
             char name[8];
@@ -367,7 +383,7 @@ static aios_status wordpiece(const tk_model *m, const uint8_t *w, size_t n, tk_m
 }
 
 /* ---------------------------------------------------------------------------- BPE */
-typedef struct { int32_t id, prev, next; uint32_t start, len; } sym;
+typedef struct { int32_t id, prev, next; uint32_t start, len, rank; int32_t nid; } sym;
 typedef struct { uint32_t rank, pos; int32_t new_id; } hent;
 
 static inline int hless(hent a, hent b) { return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos); }
@@ -460,7 +476,7 @@ static aios_status bpe(const tk_model *m, const uint8_t *w, size_t n, tk_mtoks *
     size_t ns = 0;
     int32_t unk_pending = -1;
     uint32_t unk_start = 0, unk_len = 0;
-#define ADD_SYM(ID, START, LEN) (s[ns] = (sym){(ID), (int32_t)ns - 1, (int32_t)ns + 1, (uint32_t)(START), (uint32_t)(LEN)}, ns++)
+#define ADD_SYM(ID, START, LEN) (s[ns] = (sym){(ID), (int32_t)ns - 1, (int32_t)ns + 1, (uint32_t)(START), (uint32_t)(LEN), UINT32_MAX, -1}, ns++)
     for (size_t i = 0; i < n;) {
         size_t l = (size_t)tk_utf8_len(w[i]);
         if (i + l > n) l = n - i;
@@ -510,7 +526,46 @@ static aios_status bpe(const tk_model *m, const uint8_t *w, size_t n, tk_mtoks *
     if (unk_pending >= 0) ADD_SYM(unk_pending, unk_start, unk_len);
 #undef ADD_SYM
     if (ns > 0) s[ns - 1].next = -1;
-    /* merge */
+    /* merge: lowest rank first, leftmost among equals */
+    if (ns <= 256) {
+        /* short words: a rank per adjacent pair, linear scan for the minimum (fewer lookups
+         * than the heap, same order) */
+        for (size_t i = 0; i < ns; i++) {
+            uint64_t v;
+            s[i].rank = UINT32_MAX;
+            if (i + 1 < ns && tk_u64map_get(&m->merges, ((uint64_t)(uint32_t)s[i].id << 32) | (uint32_t)s[i + 1].id, &v)) {
+                s[i].rank = (uint32_t)(v >> 32);
+                s[i].nid = (int32_t)(uint32_t)v;
+            }
+        }
+        for (;;) {
+            uint32_t best = UINT32_MAX;
+            int32_t bi = -1;
+            for (int32_t i = 0; i >= 0; i = s[i].next)
+                if (s[i].rank < best) best = s[i].rank, bi = i;
+            if (bi < 0) break;
+            sym *a = &s[bi], *b = &s[a->next];
+            a->id = a->nid;
+            a->len += b->len;
+            a->next = b->next;
+            b->len = 0;
+            if (a->next >= 0) s[a->next].prev = bi;
+            uint64_t v;
+            a->rank = UINT32_MAX;
+            if (a->next >= 0 && tk_u64map_get(&m->merges, ((uint64_t)(uint32_t)a->id << 32) | (uint32_t)s[a->next].id, &v)) {
+                a->rank = (uint32_t)(v >> 32);
+                a->nid = (int32_t)(uint32_t)v;
+            }
+            if (a->prev >= 0) {
+                sym *p = &s[a->prev];
+                p->rank = UINT32_MAX;
+                if (tk_u64map_get(&m->merges, ((uint64_t)(uint32_t)p->id << 32) | (uint32_t)a->id, &v)) {
+                    p->rank = (uint32_t)(v >> 32);
+                    p->nid = (int32_t)(uint32_t)v;
+                }
+            }
+        }
+    } else {
     size_t nh = 0;
     for (size_t i = 0; i + 1 < ns; i++) {
         uint64_t v;
@@ -542,6 +597,7 @@ static aios_status bpe(const tk_model *m, const uint8_t *w, size_t n, tk_mtoks *
             if (tk_u64map_get(&m->merges, ((uint64_t)(uint32_t)a->id << 32) | (uint32_t)q->id, &v))
                 hpush(heap, &nh, (hent){(uint32_t)(v >> 32), top.pos, (int32_t)(uint32_t)v});
         }
+    }
     }
     size_t first_out = out->n;
     size_t pos = 0; /* offsets are the running sum of symbol lengths, as Word::get_offsets */
@@ -696,7 +752,24 @@ aios_status tk_model_tokenize(const tk_model *m, const uint8_t *w, size_t len, t
     if (len == 0) return AIOS_OK;
     switch (m->type) {
     case M_WORDPIECE: return wordpiece(m, w, len, out);
-    case M_BPE: return bpe(m, w, len, out);
+    case M_BPE:
+        if (m->metaspace_split) {
+            size_t start = 0;
+            for (size_t i = 1; i <= len; i++) {
+                int cut = i == len || (i >= 3 && i + 3 <= len && !memcmp(w + i, "\xe2\x96\x81", 3) &&
+                                       memcmp(w + i - 3, "\xe2\x96\x81", 3));
+                if (!cut) continue;
+                size_t first = out->n;
+                AIOS_TRY(bpe(m, w + start, i - start, out));
+                for (size_t k = first; k < out->n; k++) {
+                    out->v[k].s += (uint32_t)start;
+                    out->v[k].e += (uint32_t)start;
+                }
+                start = i;
+            }
+            return AIOS_OK;
+        }
+        return bpe(m, w, len, out);
     case M_UNIGRAM: return unigram(m, w, len, out);
     case M_WORDLEVEL: {
         int32_t id = tk_strmap_get(&m->vocab, (const char *)w, len);

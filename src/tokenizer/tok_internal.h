@@ -52,8 +52,7 @@ uint64_t tk_hash(const void *p, size_t n);
 
 /* uint64 -> uint64 map (BPE merges: (left id, right id) -> (rank, new id)). */
 typedef struct {
-    uint64_t *keys; /* key + 1; 0 = empty */
-    uint64_t *vals;
+    struct tk_u64slot { uint64_t key, val; } *slots; /* key + 1; 0 = empty (one cache line per probe) */
     size_t nslots, n;
 } tk_u64map;
 void tk_u64map_free(tk_u64map *m);

@@ -210,50 +210,40 @@ int32_t tk_strmap_get(const tk_strmap *m, const char *k, size_t len) {
 }
 
 static inline size_t u64_slot(uint64_t k, size_t ns) {
-    k ^= k >> 33;
-    k *= 0xff51afd7ed558ccdull;
-    k ^= k >> 33;
-    return (size_t)k & (ns - 1);
+    k *= 0x9E3779B97F4A7C15ull;
+    return (size_t)(k >> 32 ^ k) & (ns - 1);
 }
 
 void tk_u64map_free(tk_u64map *m) {
-    free(m->keys);
-    free(m->vals);
+    free(m->slots);
     memset(m, 0, sizeof *m);
 }
 
 aios_status tk_u64map_put(tk_u64map *m, uint64_t k, uint64_t v) {
     if ((m->n + 1) * 2 > m->nslots) {
         size_t ns = m->nslots ? m->nslots * 2 : 64;
-        uint64_t *nk = calloc(ns, 8), *nv = calloc(ns, 8);
-        if (!nk || !nv) {
-            free(nk);
-            free(nv);
-            return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory (merges)");
-        }
+        struct tk_u64slot *nsl = calloc(ns, sizeof *nsl);
+        if (!nsl) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory (merges)");
         for (size_t i = 0; i < m->nslots; i++)
-            if (m->keys[i]) {
-                size_t j = u64_slot(m->keys[i] - 1, ns);
-                while (nk[j]) j = (j + 1) & (ns - 1);
-                nk[j] = m->keys[i];
-                nv[j] = m->vals[i];
+            if (m->slots[i].key) {
+                size_t j = u64_slot(m->slots[i].key - 1, ns);
+                while (nsl[j].key) j = (j + 1) & (ns - 1);
+                nsl[j] = m->slots[i];
             }
-        free(m->keys);
-        free(m->vals);
-        m->keys = nk;
-        m->vals = nv;
+        free(m->slots);
+        m->slots = nsl;
         m->nslots = ns;
     }
     size_t j = u64_slot(k, m->nslots);
-    while (m->keys[j]) {
-        if (m->keys[j] == k + 1) {
-            m->vals[j] = v;
+    while (m->slots[j].key) {
+        if (m->slots[j].key == k + 1) {
+            m->slots[j].val = v;
             return AIOS_OK;
         }
         j = (j + 1) & (m->nslots - 1);
     }
-    m->keys[j] = k + 1;
-    m->vals[j] = v;
+    m->slots[j].key = k + 1;
+    m->slots[j].val = v;
     m->n++;
     return AIOS_OK;
 }
@@ -261,14 +251,15 @@ aios_status tk_u64map_put(tk_u64map *m, uint64_t k, uint64_t v) {
 int tk_u64map_get(const tk_u64map *m, uint64_t k, uint64_t *v) {
     if (!m->nslots) return 0;
     size_t j = u64_slot(k, m->nslots);
-    while (m->keys[j]) {
-        if (m->keys[j] == k + 1) {
-            *v = m->vals[j];
+    for (;;) {
+        uint64_t key = m->slots[j].key;
+        if (key == k + 1) {
+            *v = m->slots[j].val;
             return 1;
         }
+        if (!key) return 0;
         j = (j + 1) & (m->nslots - 1);
     }
-    return 0;
 }
 
 /* ---------------------------------------------------------------------------- nstr */
