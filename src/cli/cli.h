@@ -21,5 +21,6 @@ int aios_cli_wants_help(int argc, char **argv);
 int aios_cmd_config(int argc, char **argv);
 int aios_cmd_info(int argc, char **argv);
 int aios_cmd_memory(int argc, char **argv);
+int aios_cmd_parquet(int argc, char **argv);
 
 #endif

@@ -11,6 +11,7 @@ static const aios_cli_cmd g_cmds[] = {
     {"config", aios_cmd_config, "show the effective configuration and where each value came from"},
     {"info", aios_cmd_info, "version, CPU features, build options"},
     {"memory", aios_cmd_memory, "the memory store: add, search, import/export Parquet, compact, check"},
+    {"parquet", aios_cmd_parquet, "inspect, print, verify and write Parquet files"},
 };
 
 int aios_cli_fail(const char *what, aios_status s) {

@@ -12,11 +12,3 @@ aios_status aios_pq_writer_write(aios_pq_writer *w, int leaf, const aios_pq_batc
 aios_status aios_pq_writer_end_batch(aios_pq_writer *w, int64_t n) { return no(); }
 aios_status aios_pq_writer_close(aios_pq_writer *w) { return no(); }
 void aios_pq_writer_abort(aios_pq_writer *w) {}
-aios_status aios_parquet_open_memory(const void *d, size_t n, aios_parquet_file **o) { *o = NULL; return no(); }
-int aios_pq_find_leaf(const aios_parquet_file *pf, const char *p) { return -1; }
-int aios_pq_find_node(const aios_parquet_file *pf, const char *p) { return -1; }
-const aios_pq_node *aios_pq_node_at(const aios_parquet_file *pf, int n) { return NULL; }
-aios_status aios_pq_read_column(aios_parquet_file *pf, int rg, int leaf, aios_pq_column *c) { memset(c, 0, sizeof *c); return no(); }
-void aios_pq_column_free(aios_pq_column *c) {}
-int64_t aios_parquet_num_rows(const aios_parquet_file *pf) { return 0; }
-void aios_parquet_close(aios_parquet_file *pf) {}
