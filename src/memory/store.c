@@ -42,6 +42,7 @@ struct aios_store {
     mtable t;
     int64_t *seg_start; /* (n_segs + 1) first row of each segment; [n_segs] = first WAL row */
     int64_t wal_records;
+    int64_t ckpt_retry_at; /* after a failed checkpoint: WAL records before the next try */
     uint64_t wal_size;
     hnsw *idx;
     int64_t idx_saved_rows; /* rows covered by the index file the manifest names */
@@ -520,7 +521,8 @@ aios_status aios_store_flush(aios_store *st) { return do_flush(st, false); }
 aios_status aios_store_build_index(aios_store *st) {
     AIOS_TRY(need_writer(st));
     if (!st->t.dim) return aios__err(AIOS_ERR_INVALID_ARG, "memory: the store has no embeddings to index");
-    return do_flush(st, true);
+    AIOS_TRY(refresh_index(st, true));
+    return do_flush(st, true); /* persists it */
 }
 
 void aios_store_close(aios_store *st) {
@@ -590,9 +592,14 @@ static void new_id(aios_store *st, char *out) {
 }
 
 static aios_status maybe_checkpoint(aios_store *st) {
-    if (st->wal_records < st->p.checkpoint_rows) return AIOS_OK;
-    if (do_flush(st, false) != AIOS_OK)
+    if (st->wal_records < st->p.checkpoint_rows || st->wal_records < st->ckpt_retry_at) return AIOS_OK;
+    if (do_flush(st, false) != AIOS_OK) {
+        /* the writes are safe in the WAL; try again after another checkpoint's worth */
         aios_log(AIOS_LOG_WARN, "memory: checkpoint failed (writes stay safe in the WAL): %s", aios_last_error());
+        st->ckpt_retry_at = st->wal_records + st->p.checkpoint_rows;
+    } else {
+        st->ckpt_retry_at = 0;
+    }
     return AIOS_OK;
 }
 
