@@ -337,7 +337,7 @@ static void test_hnsw_recall_and_filters(void) {
         aios_search_params ex = aios_search_default_params(), hn = aios_search_default_params();
         ex.mode = AIOS_SEARCH_EXACT;
         hn.mode = AIOS_SEARCH_HNSW;
-        hn.ef_search = 128;
+        hn.ef_search = 256;
         aios_search_hit a[10], b[10];
         int32_t na, nb;
         CHECK_OK(aios_store_search(st, q, D, &ex, a, &na));
@@ -352,7 +352,7 @@ static void test_hnsw_recall_and_filters(void) {
         want += na;
     }
     double recall = (double)found / want;
-    printf("# hnsw %d x %d: build %.2fs, recall@10 %.4f (ef 128)\n", N, D, tb, recall);
+    printf("# hnsw %d x %d: build %.2fs, recall@10 %.4f (ef 256)\n", N, D, tb, recall);
     CHECKF(recall >= 0.95, "recall@10 %.4f", recall);
     /* the late add is found by HNSW-mode search (exact tail) */
     aios_search_params hn = aios_search_default_params();
@@ -539,6 +539,14 @@ static void crash_child(const char *dir, int fd, unsigned seed, int next_id) {
         unsigned r = (unsigned)(z >> 33);
         int op = r % 100;
         aios_memory m;
+        if (op == 99) { /* now and then a compaction, killed mid-way too */
+            if (write(fd, "C\n", 2) < 0) _exit(4);
+            if (aios_store_compact(st) != AIOS_OK) {
+                dprintf(fd, "E compact %s\n", aios_last_error());
+                _exit(3);
+            }
+            continue;
+        }
         if (op < 70 || next_id < 5) {
             unsigned s = r | 1;
             crash_mem(&m, id, content, e, next_id, s);

@@ -518,6 +518,7 @@ static aios_status do_flush(aios_store *st, bool force_index) {
 }
 
 aios_status aios_store_flush(aios_store *st) { return do_flush(st, false); }
+aios_status aios_store_compact(aios_store *st);
 aios_status aios_store_build_index(aios_store *st) {
     AIOS_TRY(need_writer(st));
     if (!st->t.dim) return aios__err(AIOS_ERR_INVALID_ARG, "memory: the store has no embeddings to index");
@@ -593,7 +594,10 @@ static void new_id(aios_store *st, char *out) {
 
 static aios_status maybe_checkpoint(aios_store *st) {
     if (st->wal_records < st->p.checkpoint_rows || st->wal_records < st->ckpt_retry_at) return AIOS_OK;
-    if (do_flush(st, false) != AIOS_OK) {
+    aios_status s = do_flush(st, false);
+    /* many small segments slow opening and scans: merge them all once there are too many */
+    if (!s && st->man.n_segs >= 32) s = aios_store_compact(st);
+    if (s != AIOS_OK) {
         /* the writes are safe in the WAL; try again after another checkpoint's worth */
         aios_log(AIOS_LOG_WARN, "memory: checkpoint failed (writes stay safe in the WAL): %s", aios_last_error());
         st->ckpt_retry_at = st->wal_records + st->p.checkpoint_rows;
