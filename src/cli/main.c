@@ -10,6 +10,7 @@
 static const aios_cli_cmd g_cmds[] = {
     {"config", aios_cmd_config, "show the effective configuration and where each value came from"},
     {"info", aios_cmd_info, "version, CPU features, build options"},
+    {"memory", aios_cmd_memory, "the memory store: add, search, import/export Parquet, compact, check"},
     {"inspect", aios_cmd_inspect, "show a model's derived config and tensors"}, {"convert", aios_cmd_convert, "Hugging Face model -> ArrowEngine directory (Parquet Schema V1)"}, {"quantize", aios_cmd_quantize, "int8/int4/int2 ArrowQuant weights (Parquet Schema V2)"},
     {"parquet", aios_cmd_parquet, "inspect, print, verify and write Parquet files"},
     {"tokenize", aios_cmd_tokenize, "text to token ids with a tokenizer.json"}, {"detokenize", aios_cmd_detokenize, "token ids back to text"},
