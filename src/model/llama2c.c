@@ -168,7 +168,8 @@ aios_status aios_llama2c_open(const char *path, aios_llama2c **out) {
     w3 = take(&cu, (uint64_t)(nl * hidden * dim));
     if (version == 0) {
         rms_final = take(&cu, (uint64_t)dim);
-        if (rms_final) take(&cu, (uint64_t)(seq * hd)); /* freq_cis_real + imag: seq * hd/2 each */
+        /* freq_cis_real + imag (seq * hd/2 each): unused, but a file cut inside them is truncated */
+        if (rms_final && !take(&cu, (uint64_t)(seq * hd))) rms_final = NULL;
     }
     if (!shared) wcls = take(&cu, (uint64_t)(vocab * dim));
     if (!emb || !rms_att || !rms_ffn || !rms_final || !wq || !wk || !wv || !wo || !w1 || !w2 || !w3 ||
