@@ -167,6 +167,106 @@ void aios_parquet_close(aios_parquet_file *pf);
 /* (sections below are added by the tokenizer, model, encode, memory, generate and diffuse
  *  modules) */
 
+/* ======================================================================================
+ * Generation: autoregressive text generation with Llama / Qwen2 / Qwen3 decoders
+ * (src/engine/generate.c, src/model/decoder.c, docs/generate.md).
+ *
+ *     aios_generator *g;
+ *     if (aios_generator_open("models/SmolLM2-135M-Instruct", NULL, &g) != AIOS_OK) { ... }
+ *     aios_generate_params p = aios_generate_default_params();
+ *     p.max_tokens = 64; p.temperature = 0.7f; p.top_p = 0.9f; p.seed = 42;
+ *     p.on_token = print_piece;            // streaming: called with each new piece of text
+ *     aios_generate_result r;
+ *     if (aios_generate(g, "Once upon a time", NULL, 0, &p, &r) == AIOS_OK) puts(r.text);
+ *     aios_generate_result_free(&r);
+ *     aios_generator_free(g);
+ *
+ * Models: a Hugging Face directory (config.json + safetensors + tokenizer.json), an ArrowEngine
+ * Parquet directory, or a llama2.c checkpoint (a .bin file, or a directory holding one, with its
+ * tokenizer.bin / tok*.bin beside it).  The generator keeps one KV cache for its context length;
+ * a new call reuses the cached prefix it shares with the previous call's ids (chat turns).
+ * A generator is used by one thread at a time.
+ * ====================================================================================== */
+typedef struct aios_generator aios_generator;
+
+typedef struct {
+    int64_t n_ctx;              /* context length of the KV cache; 0 = min(model's, 4096) */
+    int n_threads;              /* kernel threads; 0 = leave as is (AIOS_THREADS / all cores) */
+    const char *tokenizer_path; /* NULL = found beside the model */
+} aios_generator_params;
+
+aios_generator_params aios_generator_default_params(void);
+/* Opens the model and its tokenizer, generation_config.json and tokenizer_config.json (both
+ * optional).  `params` NULL = defaults.  Free with aios_generator_free. */
+aios_status aios_generator_open(const char *path, const aios_generator_params *params, aios_generator **out);
+void aios_generator_free(aios_generator *g);
+
+/* Called with each new id and the text it completes (len may be 0 while a UTF-8 sequence or a
+ * possible stop string is held back).  Return non-zero to stop generating. */
+typedef int (*aios_token_callback)(void *user, int32_t id, const char *text, size_t len);
+
+typedef struct {
+    int max_tokens;             /* new tokens at most (default 256) */
+    float temperature;          /* 0 = greedy (default 0) */
+    int top_k;                  /* 0 = off */
+    float top_p;                /* 1 = off */
+    float min_p;                /* 0 = off */
+    float repetition_penalty;   /* 1 = off (transformers' definition) */
+    float presence_penalty;     /* 0 = off (OpenAI's definition) */
+    float frequency_penalty;    /* 0 = off */
+    uint64_t seed;              /* the sampler's seed: xoshiro256** seeded by splitmix64(seed) */
+    const char *const *stop;    /* NULL-terminated stop strings (not included in the text), or NULL */
+    int ignore_eos;             /* 1: do not stop on EOS ids */
+    int add_bos;                /* -1 (default): add BOS to a text prompt when the model has one and
+                                   the chat template / text does not start with it; 0 no; 1 yes */
+    aios_token_callback on_token;
+    void *user;
+} aios_generate_params;
+
+aios_generate_params aios_generate_default_params(void);
+
+typedef enum {
+    AIOS_GEN_STOP_LENGTH = 0,   /* max_tokens reached */
+    AIOS_GEN_STOP_EOS = 1,      /* an EOS id (config, generation_config, chat end token) */
+    AIOS_GEN_STOP_STRING = 2,   /* a stop string appeared */
+    AIOS_GEN_STOP_CALLBACK = 3, /* the callback asked to stop */
+    AIOS_GEN_STOP_CONTEXT = 4,  /* the context is full */
+} aios_gen_stop;
+
+typedef struct {
+    int32_t *ids;        /* prompt + generated ids (malloc'd), n_ids of them */
+    size_t n_ids, n_prompt;
+    char *text;          /* generated text only (malloc'd, NUL-terminated), stop string cut */
+    aios_gen_stop stop;
+    size_t n_reused;     /* prompt positions taken from the cache of the previous call */
+    double prefill_s, decode_s; /* seconds spent in prefill and in the decode steps */
+} aios_generate_result;
+
+/* Generates from a text `prompt` (tokenized, BOS per add_bos) or, when prompt is NULL, from
+ * prompt_ids (n_prompt_ids >= 1, used as given).  *out is filled even on failure (free it). */
+aios_status aios_generate(aios_generator *g, const char *prompt, const int32_t *prompt_ids, size_t n_prompt_ids,
+                          const aios_generate_params *p, aios_generate_result *out);
+void aios_generate_result_free(aios_generate_result *r);
+
+/* Chat: the conversation formatted with the model's template ("chatml" for Qwen / SmolLM,
+ * "llama2", "llama3", chosen from tokenizer_config.json's chat_template, else from the
+ * vocabulary's special tokens; "plain" when none), ending with the assistant's turn opened.
+ * roles: "system", "user", "assistant".  *out is malloc'd. */
+typedef struct {
+    const char *role;
+    const char *content;
+} aios_chat_message;
+aios_status aios_generator_chat_prompt(aios_generator *g, const aios_chat_message *msgs, size_t n, char **out);
+/* "chatml", "llama2", "llama3" or "plain". */
+const char *aios_generator_chat_template(const aios_generator *g);
+
+/* Tokenizer access: ids (malloc'd) of text; text (malloc'd) of ids. */
+aios_status aios_generator_tokenize(aios_generator *g, const char *text, int add_bos, int32_t **ids, size_t *n);
+aios_status aios_generator_detokenize(aios_generator *g, const int32_t *ids, size_t n, char **text);
+int64_t aios_generator_n_vocab(const aios_generator *g);
+int64_t aios_generator_n_ctx(const aios_generator *g);
+
+
 #ifdef __cplusplus
 }
 #endif

@@ -509,12 +509,12 @@ static aios_status ensure_scratch(aios_decoder *d, int64_t T, int64_t Tk) {
 
 aios_status aios_decoder_forward(aios_decoder *d, aios_kv_cache *kv, const int32_t *tokens, int64_t T,
                                  const aios_forward_opts *opts, float *logits) {
-    static const aios_forward_opts dflt = {AIOS_ATTN_CAUSAL, NULL, NULL, 0, 0};
+    static const aios_forward_opts dflt = {AIOS_FWD_CAUSAL, NULL, NULL, 0, 0};
     if (!opts) opts = &dflt;
     const aios_decoder_config *c = &d->cfg;
     if (T <= 0 || !tokens) return aios__err(AIOS_ERR_INVALID_ARG, "decoder: forward of %lld tokens", (long long)T);
-    if (opts->attn == AIOS_ATTN_MASK && !opts->mask)
-        return aios__err(AIOS_ERR_INVALID_ARG, "decoder: AIOS_ATTN_MASK without a mask");
+    if (opts->attn == AIOS_FWD_MASK && !opts->mask)
+        return aios__err(AIOS_ERR_INVALID_ARG, "decoder: AIOS_FWD_MASK without a mask");
     for (int64_t i = 0; i < T; i++)
         if (tokens[i] < 0 || tokens[i] >= c->n_vocab)
             return aios__err(AIOS_ERR_RANGE, "decoder: token %d at %lld outside the vocabulary (%lld)", tokens[i],
@@ -551,9 +551,9 @@ aios_status aios_decoder_forward(aios_decoder *d, aios_kv_cache *kv, const int32
     }
     /* attention mask (T, Tk); NULL when every query sees every key */
     const uint8_t *mask = NULL;
-    if (opts->attn == AIOS_ATTN_MASK) {
+    if (opts->attn == AIOS_FWD_MASK) {
         mask = opts->mask;
-    } else if (opts->attn == AIOS_ATTN_CAUSAL && T > 1) {
+    } else if (opts->attn == AIOS_FWD_CAUSAL && T > 1) {
         for (int64_t i = 0; i < T; i++)
             for (int64_t j = 0; j < Tk; j++) d->mask[i * Tk + j] = j <= n_past + i;
         mask = d->mask;
