@@ -122,30 +122,28 @@ static int find_llama2c(const char *path, const char *tok_override, char *bin, s
         snprintf(cfg, sizeof cfg, "%s/config.json", path);
         if (is_file(cfg)) return 0;
         snprintf(dir, sizeof dir, "%s", path);
-        DIR *d = opendir(path);
-        if (!d) return 0;
-        struct dirent *e;
-        while ((e = readdir(d))) {
-            if (!ends_with(e->d_name, ".bin")) continue;
-            int is_tok = !strncmp(e->d_name, "tok", 3);
-            if (is_tok) {
-                if (!tok[0]) snprintf(tok, nt, "%s/%s", path, e->d_name);
-            } else if (!bin[0]) {
-                snprintf(bin, nb, "%s/%s", path, e->d_name);
-            }
-        }
-        closedir(d);
-        if (!bin[0]) return 0;
     } else {
         return 0;
     }
-    if (tok_override) snprintf(tok, nt, "%s", tok_override);
-    if (!tok[0]) {
-        char c[4200];
-        snprintf(c, sizeof c, "%s/tokenizer.bin", dir);
-        if (is_file(c)) snprintf(tok, nt, "%s", c);
+    /* the checkpoint (unless given) and its tokenizer: tokenizer.bin, else tok*.bin */
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        char first_tok[4200] = "";
+        while ((e = readdir(d))) {
+            if (!ends_with(e->d_name, ".bin")) continue;
+            if (!strcmp(e->d_name, "tokenizer.bin")) snprintf(tok, nt, "%s/%s", dir, e->d_name);
+            else if (!strncmp(e->d_name, "tok", 3)) {
+                if (!first_tok[0]) snprintf(first_tok, sizeof first_tok, "%s/%s", dir, e->d_name);
+            } else if (!bin[0]) {
+                snprintf(bin, nb, "%s/%s", dir, e->d_name);
+            }
+        }
+        closedir(d);
+        if (!tok[0] && first_tok[0]) snprintf(tok, nt, "%s", first_tok);
     }
-    return 1;
+    if (tok_override) snprintf(tok, nt, "%s", tok_override);
+    return bin[0] != 0;
 }
 
 /* Reads dir/name as JSON; NULL when absent or malformed (these files are optional). */
