@@ -31,10 +31,10 @@
 #include "core/internal.h"
 #include "engine/generate_internal.h"
 #include "engine/sample.h"
-#include "format/safetensors.h"
 #include "kernels/kernels.h"
 #include "model/decoder.h"
 #include "model/llama2c.h"
+#include "model/model.h"
 
 enum { CHAT_PLAIN = 0, CHAT_CHATML, CHAT_LLAMA2, CHAT_LLAMA3 };
 static const char *const CHAT_NAMES[] = {"plain", "chatml", "llama2", "llama3"};
@@ -44,7 +44,7 @@ static const char *const CHAT_NAMES[] = {"plain", "chatml", "llama2", "llama3"};
 struct aios_generator {
     /* model source: one of */
     aios_llama2c *l2c;
-    aios_safetensors *st;
+    aios_model *model;
     aios_decoder *dec;
     aios_kv_cache *kv;
     int64_t n_ctx, n_vocab;
@@ -208,24 +208,12 @@ static void setup_chat(aios_generator *g, const char *dir) {
     cJSON_Delete(tc);
 }
 
-static const aios_tensor *st_lookup(void *ctx, const char *name) { return aios_safetensors_find(ctx, name); }
-
-static aios_status open_hf(aios_generator *g, const char *dir, const aios_generator_params *p) {
-    char path[4200];
-    snprintf(path, sizeof path, "%s/config.json", dir);
-    char *json = NULL;
-    size_t len = 0;
-    AIOS_TRY(aios__read_file(path, &json, &len));
+static aios_status open_model(aios_generator *g, const char *path, const aios_generator_params *p) {
+    AIOS_TRY(aios_model_open(path, NULL, &g->model));
     aios_decoder_config cfg;
-    aios_status s = aios_decoder_config_parse(json, len, &cfg);
-    free(json);
-    if (s) return aios__err_prefix(s, "%s", path);
-    snprintf(path, sizeof path, "%s/model.safetensors", dir);
-    AIOS_TRY(aios_safetensors_open(path, &g->st));
-    AIOS_TRY(aios_decoder_create(&cfg, st_lookup, g->st, &g->dec));
-    const char *tp = p->tokenizer_path;
-    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
-    if (!tp && is_file(path)) tp = path;
+    AIOS_TRY(aios_decoder_config_from_model(aios_model_get_config(g->model), &cfg));
+    AIOS_TRY(aios_decoder_create(&cfg, aios_decoder_model_lookup, g->model, &g->dec));
+    const char *tp = p->tokenizer_path ? p->tokenizer_path : aios_model_tokenizer_path(g->model);
     if (tp) AIOS_TRY(aios__gen_tok_open(tp, &g->hf));
     return AIOS_OK;
 }
@@ -246,12 +234,15 @@ aios_status aios_generator_open(const char *path, const aios_generator_params *p
         if ((s = aios_decoder_create(aios_llama2c_config(g->l2c), aios_llama2c_lookup, g->l2c, &g->dec)) != AIOS_OK) goto fail;
         if (tok[0] && (s = aios_llama2c_tok_open(tok, aios_llama2c_config(g->l2c)->n_vocab, &g->l2c_tok)) != AIOS_OK) goto fail;
         dir[0] = 0;
-    } else if (is_dir(path)) {
-        snprintf(dir, sizeof dir, "%s", path);
-        if ((s = open_hf(g, path, params)) != AIOS_OK) goto fail;
     } else {
-        s = aios__err(AIOS_ERR_NOT_FOUND, "generate: %s: not a model directory or llama2.c checkpoint", path);
-        goto fail;
+        if ((s = open_model(g, path, params)) != AIOS_OK) goto fail;
+        /* generation_config.json / tokenizer_config.json live in the model's directory */
+        snprintf(dir, sizeof dir, "%s", aios_model_path(g->model));
+        if (!is_dir(dir)) {
+            char *sl = strrchr(dir, '/');
+            if (sl) *sl = 0;
+            else snprintf(dir, sizeof dir, ".");
+        }
     }
     const aios_decoder_config *c = aios_decoder_get_config(g->dec);
     g->n_vocab = c->n_vocab;
@@ -284,7 +275,7 @@ void aios_generator_free(aios_generator *g) {
     aios_kv_cache_free(g->kv);
     aios_decoder_free(g->dec);
     aios_llama2c_free(g->l2c);
-    aios_safetensors_close(g->st);
+    aios_model_free(g->model);
     aios_llama2c_tok_free(g->l2c_tok);
     aios__gen_tok_free(g->hf);
     aios_sampler_free(g->sampler);

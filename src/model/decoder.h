@@ -70,6 +70,13 @@ typedef struct {
  * norms are finally decided by aios_decoder_create from the weights present. */
 aios_status aios_decoder_config_parse(const char *json, size_t len, aios_decoder_config *cfg);
 
+/* The same facts from an opened model's config (HF config.json or ArrowEngine metadata.json,
+ * as the model module parsed them).  AIOS_ERR_UNSUPPORTED for non-decoder architectures and
+ * rope / activation variants the decoder does not implement. */
+aios_status aios_decoder_config_from_model(const aios_model_config *mc, aios_decoder_config *cfg);
+/* aios_tensor_lookup_fn over an aios_model (ctx = the model). */
+const aios_tensor *aios_decoder_model_lookup(void *ctx, const char *name);
+
 /* Name -> tensor; returns NULL when absent.  The tensors must outlive the decoder. */
 typedef const aios_tensor *(*aios_tensor_lookup_fn)(void *ctx, const char *name);
 
