@@ -6,6 +6,7 @@
 #include "format/safetensors.h"
 #include "model/decoder.h"
 #include "model/llama2c.h"
+#include "model/model.h"
 #include "test.h"
 
 typedef struct {
@@ -301,6 +302,105 @@ static void test_llama2c_rejects_truncated(void) {
     aios__unmap_file(&src);
 }
 
+/* ---- through aios_model_open: HF directories, their Parquet conversions, quantized copies ---- */
+
+/* Logits of the fixture's golden input (prompt_ids causal, or input_ids bidirectional) from the
+ * model at `path`; returns malloc'd (T, V) and sets *T, *V, or NULL. */
+static float *model_logits(const char *path, const char *golden_dir, int64_t *T, int64_t *V, float **want) {
+    aios_model *m = NULL;
+    aios_decoder *d = NULL;
+    aios_safetensors *g = NULL;
+    float *lg = NULL;
+    *want = NULL;
+    CHECK_OK(aios_model_open(path, NULL, &m));
+    if (!m) return NULL;
+    aios_decoder_config cfg;
+    CHECK_OK(aios_decoder_config_from_model(aios_model_get_config(m), &cfg));
+    CHECK_OK(aios_decoder_create(&cfg, aios_decoder_model_lookup, m, &d));
+    char gp[4200];
+    snprintf(gp, sizeof gp, "%s/golden.safetensors", golden_dir);
+    CHECK_OK(aios_safetensors_open(gp, &g));
+    if (d && g) {
+        const aios_tensor *in = aios_safetensors_find(g, "prompt_ids");
+        int bidir = in == NULL;
+        if (!in) in = aios_safetensors_find(g, "input_ids");
+        const aios_tensor *gl = aios_safetensors_find(g, "logits");
+        CHECK(in && gl);
+        if (in && gl) {
+            *T = aios_tensor_numel(in), *V = cfg.n_vocab;
+            lg = malloc((size_t)(*T * *V) * sizeof(float));
+            *want = malloc((size_t)(*T * *V) * sizeof(float));
+            memcpy(*want, gl->data, (size_t)(*T * *V) * sizeof(float));
+            aios_forward_opts o = {bidir ? AIOS_FWD_BIDIRECTIONAL : AIOS_FWD_CAUSAL, NULL, NULL, 1, 0};
+            CHECK_OK(aios_decoder_forward(d, NULL, in->data, *T, &o, lg));
+        }
+    }
+    aios_safetensors_close(g);
+    aios_decoder_free(d);
+    aios_model_free(m);
+    return lg;
+}
+
+static const char *const DECODER_FIXTURES[] = {"fixtures/models/qwen2-tiny", "fixtures/models/qwen3-tiny",
+                                               "fixtures/models/llada-tiny", "fixtures/models-lm/llama-tiny",
+                                               "fixtures/models-lm/smollm2-tiny"};
+
+static void test_model_open_and_parquet(void) {
+    for (size_t i = 0; i < AIOS_ARRAY_LEN(DECODER_FIXTURES); i++) {
+        const char *dir = aios_test_shared(DECODER_FIXTURES[i]);
+        if (access(dir, R_OK)) SKIP("%s not found", dir);
+        int64_t T = 0, V = 0;
+        float *want = NULL, *lg = model_logits(dir, dir, &T, &V, &want);
+        if (lg) CHECKF(t_rel_err(lg, want, (size_t)(T * V)) <= 1e-4, "%s via aios_model_open", DECODER_FIXTURES[i]);
+        free(lg), free(want);
+        want = NULL;
+        /* the Parquet (Schema V1) conversion gives the same logits */
+        char out[600];
+        snprintf(out, sizeof out, "%s/pq-%zu", aios_test_tmpdir(), i);
+        CHECK_OK(aios_model_convert(dir, out));
+        lg = model_logits(out, dir, &T, &V, &want);
+        if (lg) {
+            double e = t_rel_err(lg, want, (size_t)(T * V));
+            CHECKF(e <= 1e-4, "%s parquet: rel err %.3g", DECODER_FIXTURES[i], e);
+        }
+        free(lg), free(want);
+    }
+}
+
+/* Quantized copies (Schema V2): relative error of the logits and top-1 agreement per position,
+ * held to budgets measured on these fixtures (printed, docs/generate.md). */
+static void test_quantized_budgets(void) {
+    struct {
+        int bits, group;
+        double max_err, min_top1;
+    } q[] = {{8, 0, 0.03, 0.85}, {4, 32, 0.25, 0.5}};
+    for (size_t i = 0; i < AIOS_ARRAY_LEN(DECODER_FIXTURES); i++) {
+        const char *dir = aios_test_shared(DECODER_FIXTURES[i]);
+        if (access(dir, R_OK)) SKIP("%s not found", dir);
+        for (size_t k = 0; k < AIOS_ARRAY_LEN(q); k++) {
+            char out[600];
+            snprintf(out, sizeof out, "%s/q%d-%zu", aios_test_tmpdir(), q[k].bits, i);
+            aios_quantize_params qp = aios_quantize_default_params();
+            qp.bits = q[k].bits;
+            qp.group_size = q[k].group;
+            qp.per_channel = 1;
+            CHECK_OK(aios_model_quantize(dir, out, &qp));
+            int64_t T = 0, V = 0;
+            float *want = NULL, *lg = model_logits(out, dir, &T, &V, &want);
+            if (!lg) continue;
+            double e = t_rel_err(lg, want, (size_t)(T * V));
+            int agree = 0;
+            for (int64_t t = 0; t < T; t++) agree += argmax(lg + t * V, V) == argmax(want + t * V, V);
+            double top1 = (double)agree / (double)T;
+            printf("# %s int%d%s: logits rel err %.4f, top-1 agreement %.2f\n", DECODER_FIXTURES[i] + 9, q[k].bits,
+                   q[k].group ? " g32" : " per-channel", e, top1);
+            CHECKF(e <= q[k].max_err && top1 >= q[k].min_top1, "%s int%d: rel err %.4f top-1 %.2f over budget",
+                   DECODER_FIXTURES[i], q[k].bits, e, top1);
+            free(lg), free(want);
+        }
+    }
+}
+
 int main(void) {
     RUN(test_config_parse_rope);
     RUN(test_llama2c_rejects_truncated);
@@ -311,5 +411,7 @@ int main(void) {
     RUN(test_smollm2_tiny);
     RUN(test_llada_bidirectional);
     RUN(test_block_causal_mask);
+    RUN(test_model_open_and_parquet);
+    RUN(test_quantized_budgets);
     TEST_MAIN_END();
 }
