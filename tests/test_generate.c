@@ -1,6 +1,7 @@
 /* test_generate.c — the public generation API: stories260K greedy through aios_generate
  * (ids and text of llama2.c's reference), streaming = final text, fixed seed = fixed output,
  * stop strings, EOS, prefix reuse of the KV cache, fixture greedy ids, chat formatting. */
+#include <cjson/cJSON.h>
 #include <stdlib.h>
 
 #include "core/internal.h"
@@ -151,6 +152,8 @@ out:
 
 /* The decoder fixtures' greedy ids through the public API from prompt ids (EOS ignored: the
  * goldens run 16 tokens whatever they are). */
+static void check_fixture_greedy_text(const char *rel, const int32_t *want, size_t nw, size_t np);
+
 static void check_fixture_greedy(const char *rel) {
     char path[4096];
     if (!model_path(path, sizeof path, rel)) SKIP("%s not found", rel);
@@ -192,11 +195,54 @@ static void check_fixture_greedy(const char *rel) {
     for (size_t i = 0; i < nw && i < r.n_ids; i++) CHECKF(r.ids[i] == want[i], "%s id %zu: %d want %d", rel, i, r.ids[i], want[i]);
     aios_generate_result_free(&r);
     aios_generator_free(g);
+    check_fixture_greedy_text(rel, want, nw, np);
+}
+
+/* Fixtures with a tokenizer: golden.json's prompt text -> tokenizer -> the golden prompt ids ->
+ * greedy -> greedy_ids, and the streamed text equals greedy_text (transformers' decode). */
+static void check_fixture_greedy_text(const char *rel, const int32_t *want, size_t nw, size_t np) {
+    char path[4096], gj[4200];
+    snprintf(path, sizeof path, "%s", aios_test_shared(rel));
+    snprintf(gj, sizeof gj, "%s/golden.json", path);
+    char *txt = NULL;
+    size_t len;
+    CHECK_OK(aios__read_file(gj, &txt, &len));
+    cJSON *j = txt ? cJSON_Parse(txt) : NULL;
+    free(txt);
+    const cJSON *prompt = cJSON_GetObjectItem(j, "prompt"), *gtext = cJSON_GetObjectItem(j, "greedy_text");
+    if (!cJSON_IsString(prompt)) { /* prompt given as ids: nothing to tokenize */
+        cJSON_Delete(j);
+        return;
+    }
+    aios_generator *g = NULL;
+    CHECK_OK(aios_generator_open(path, NULL, &g));
+    if (g) {
+        aios_generate_params p = aios_generate_default_params();
+        p.max_tokens = 16;
+        p.ignore_eos = 1;
+        stream st = {{0}, 0};
+        p.on_token = collect;
+        p.user = &st;
+        aios_generate_result r;
+        CHECK_OK(aios_generate(g, prompt->valuestring, NULL, 0, &p, &r));
+        CHECKF(r.n_prompt == np, "%s: prompt tokenized to %zu ids, want %zu", rel, r.n_prompt, np);
+        CHECK(r.n_ids == nw);
+        for (size_t i = 0; i < nw && i < r.n_ids; i++) CHECKF(r.ids[i] == want[i], "%s text-prompt id %zu: %d want %d", rel, i, r.ids[i], want[i]);
+        CHECKF(cJSON_IsString(gtext) && r.text && !strcmp(r.text, gtext->valuestring), "%s: text '%s' want '%s'", rel,
+               r.text ? r.text : "", cJSON_IsString(gtext) ? gtext->valuestring : "");
+        aios_buf_append(&st.b, "", 1);
+        CHECK(r.text && !strcmp((char *)st.b.data, r.text));
+        aios_buf_free(&st.b);
+        aios_generate_result_free(&r);
+    }
+    aios_generator_free(g);
+    cJSON_Delete(j);
 }
 
 static void test_fixture_greedy_qwen2(void) { check_fixture_greedy("fixtures/models/qwen2-tiny"); }
 static void test_fixture_greedy_qwen3(void) { check_fixture_greedy("fixtures/models/qwen3-tiny"); }
 static void test_fixture_greedy_llama(void) { check_fixture_greedy("fixtures/models-lm/llama-tiny"); }
+static void test_fixture_greedy_smollm2(void) { check_fixture_greedy("fixtures/models-lm/smollm2-tiny"); }
 
 static void test_open_errors(void) {
     aios_generator *g = NULL;
@@ -216,6 +262,7 @@ int main(void) {
     RUN(test_fixture_greedy_qwen2);
     RUN(test_fixture_greedy_qwen3);
     RUN(test_fixture_greedy_llama);
+    RUN(test_fixture_greedy_smollm2);
     RUN(test_open_errors);
     TEST_MAIN_END();
 }
