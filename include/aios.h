@@ -382,6 +382,7 @@ typedef struct {
     size_t n;
     int32_t *ids;
     char **tokens;               /* NUL-terminated token strings */
+    size_t *token_lens;          /* their byte lengths (a token may itself contain NUL bytes) */
     size_t (*offsets)[2];        /* [start, end) in characters (code points) of the input */
     int32_t *type_ids;
     uint8_t *special_tokens_mask; /* 1 for tokens added by the post-processor or padding */

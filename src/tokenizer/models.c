@@ -20,6 +20,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tokenizer/tok_internal.h"
@@ -208,6 +209,47 @@ static aios_status trie_add(tk_model *m, const char *s, size_t len, int32_t id) 
     return AIOS_OK;
 }
 
+/* The score as `tokenizers` holds it.  Its JSON reader (serde_json without float_roundtrip)
+ * computes a decimal as (f64)(digits as u64) / 10^k, which can differ from a correctly rounded
+ * strtod by one ulp — enough to flip Viterbi ties.  The file's text is recovered as the
+ * shortest round-trip form of the parsed double (how both Python and serde write floats), then
+ * evaluated the serde_json way. */
+static double serde_f64(double v) {
+    if (!isfinite(v) || v == 0) return v;
+    char buf[40];
+    /* up to 15 significant digits the serde result is exact (digits < 2^53, one rounding) */
+    snprintf(buf, sizeof buf, "%.14e", v);
+    if (strtod(buf, NULL) == v) return v;
+    snprintf(buf, sizeof buf, "%.15e", v);
+    if (strtod(buf, NULL) != v) snprintf(buf, sizeof buf, "%.16e", v);
+    /* buf: [-]d.ddddde[+-]xx */
+    const char *p = buf;
+    int neg = 0;
+    if (*p == '-') neg = 1, p++;
+    uint64_t sig = 0;
+    int exp10 = 0, ndig = 0, overflow = 0;
+    for (; *p && *p != 'e'; p++) {
+        if (*p == '.') continue;
+        if (!overflow && sig <= (UINT64_MAX - 9) / 10) {
+            sig = sig * 10 + (uint64_t)(*p - '0');
+            ndig++;
+        } else {
+            overflow = 1;
+            exp10++;
+        }
+    }
+    int e = *p == 'e' ? atoi(p + 1) : 0;
+    /* value = d.ddd * 10^e = sig * 10^(e - (ndig - 1)) */
+    exp10 += e - (ndig - 1);
+    static const double P10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+                                 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    double f = (double)sig;
+    int a = exp10 < 0 ? -exp10 : exp10;
+    if (a > 22) return v; /* far outside tokenizer scores: keep the exact value */
+    f = exp10 >= 0 ? f * P10[a] : f / P10[a];
+    return neg ? -f : f;
+}
+
 static aios_status load_unigram(tk_model *m, const cJSON *j) {
     const cJSON *v = tk_j(j, "vocab");
     if (!v || !cJSON_IsArray(v)) return aios__err(AIOS_ERR_FORMAT, "tokenizer.json: Unigram vocab is not a list");
@@ -225,7 +267,7 @@ static aios_status load_unigram(tk_model *m, const cJSON *j) {
             return aios__err(AIOS_ERR_FORMAT, "tokenizer.json: Unigram vocab entry %d is not [piece, score]", id);
         const char *s = e->child->valuestring;
         size_t l = strlen(s);
-        double sc = e->child->next->valuedouble;
+        double sc = serde_f64(e->child->next->valuedouble);
         m->scores[id] = sc;
         if (sc < m->min_score) m->min_score = sc;
         if (tk_strmap_get(&m->vocab, s, l) < 0) AIOS_TRY(set_token(m, s, l, id));

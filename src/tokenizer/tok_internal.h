@@ -147,6 +147,7 @@ typedef struct {
     uint8_t *special;
     tk_span *off; /* char offsets */
     char **tok;   /* malloc'd strings */
+    size_t *tlen; /* their lengths (a token may hold NUL bytes) */
     size_t n, cap;
 } tk_enc;
 void tk_enc_free(tk_enc *e);

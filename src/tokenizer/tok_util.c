@@ -440,6 +440,7 @@ void tk_enc_free(tk_enc *e) {
     free(e->special);
     free(e->off);
     free(e->tok);
+    free(e->tlen);
     memset(e, 0, sizeof *e);
 }
 
@@ -457,7 +458,9 @@ aios_status tk_enc_push(tk_enc *e, int32_t id, const char *tok, size_t tlen, uin
         if (d) e->off = d;
         char **f = realloc(e->tok, nc * sizeof *f);
         if (f) e->tok = f;
-        if (!a || !b || !c || !d || !f) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
+        size_t *g = realloc(e->tlen, nc * sizeof *g);
+        if (g) e->tlen = g;
+        if (!a || !b || !c || !d || !f || !g) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
         e->cap = nc;
     }
     char *t = malloc(tlen + 1);
@@ -470,6 +473,7 @@ aios_status tk_enc_push(tk_enc *e, int32_t id, const char *tok, size_t tlen, uin
     e->special[i] = (uint8_t)special;
     e->off[i] = (tk_span){s, end};
     e->tok[i] = t;
+    e->tlen[i] = tlen;
     return AIOS_OK;
 }
 

@@ -664,7 +664,8 @@ static aios_status to_public(tk_enc *e, aios_encoding **out) {
     r->attention_mask = malloc(n + 1);
     r->offsets = malloc((n + 1) * sizeof *r->offsets);
     r->tokens = malloc((n + 1) * sizeof *r->tokens);
-    if (!r->ids || !r->type_ids || !r->special_tokens_mask || !r->attention_mask || !r->offsets || !r->tokens) {
+    r->token_lens = malloc((n + 1) * sizeof *r->token_lens);
+    if (!r->token_lens || !r->ids || !r->type_ids || !r->special_tokens_mask || !r->attention_mask || !r->offsets || !r->tokens) {
         aios_encoding_free(r);
         return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
     }
@@ -676,6 +677,7 @@ static aios_status to_public(tk_enc *e, aios_encoding **out) {
         r->offsets[i][0] = e->off[i].s;
         r->offsets[i][1] = e->off[i].e;
         r->tokens[i] = e->tok[i];
+        r->token_lens[i] = e->tlen[i];
         e->tok[i] = NULL;
     }
     r->tokens[n] = NULL;
@@ -688,6 +690,7 @@ void aios_encoding_free(aios_encoding *e) {
     if (e->tokens)
         for (size_t i = 0; i < e->n; i++) free(e->tokens[i]);
     free(e->tokens);
+    free(e->token_lens);
     free(e->ids);
     free(e->type_ids);
     free(e->special_tokens_mask);
@@ -712,7 +715,9 @@ static aios_status pad_to(aios_encoding *e, size_t len, const aios_tok_params *p
     if (of) e->offsets = of;
     char **tk = realloc(e->tokens, (len + 1) * sizeof *tk);
     if (tk) e->tokens = tk;
-    if (!ids || !ty || !sm || !am || !of || !tk) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
+    size_t *tl = realloc(e->token_lens, (len + 1) * sizeof *tl);
+    if (tl) e->token_lens = tl;
+    if (!tl || !ids || !ty || !sm || !am || !of || !tk) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
     size_t at = p->pad_left ? 0 : n;
     if (p->pad_left) {
         memmove(e->ids + add, e->ids, n * sizeof *e->ids);
@@ -721,6 +726,7 @@ static aios_status pad_to(aios_encoding *e, size_t len, const aios_tok_params *p
         memmove(e->attention_mask + add, e->attention_mask, n);
         memmove(e->offsets + add, e->offsets, n * sizeof *e->offsets);
         memmove(e->tokens + add, e->tokens, n * sizeof *e->tokens);
+        memmove(e->token_lens + add, e->token_lens, n * sizeof *e->token_lens);
     }
     for (size_t i = at; i < at + add; i++) {
         e->ids[i] = p->pad_id;
@@ -730,6 +736,7 @@ static aios_status pad_to(aios_encoding *e, size_t len, const aios_tok_params *p
         e->offsets[i][0] = e->offsets[i][1] = 0;
         size_t l = strnlen(p->pad_token, sizeof p->pad_token);
         e->tokens[i] = malloc(l + 1);
+        e->token_lens[i] = l;
         if (e->tokens[i]) {
             memcpy(e->tokens[i], p->pad_token, l);
             e->tokens[i][l] = 0;
