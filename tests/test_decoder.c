@@ -401,6 +401,92 @@ static void test_quantized_budgets(void) {
     }
 }
 
+/* The diffusion fixtures' configs bind through aios_model_open: Dream (Qwen2 biases), BD3LM
+ * (Qwen3 norms, block size, pad id), LLaDA naming; their mask ids are carried. */
+static void test_diffusion_configs(void) {
+    struct {
+        const char *rel;
+        int32_t mask, pad;
+        int64_t block;
+        int qkv_bias, qk_norm, naming;
+    } c[] = {{"fixtures/models/dream-tiny", 999, -1, 0, 1, 0, AIOS_NAMING_HF},
+             {"fixtures/models/bd3lm-qwen3-tiny", 999, 998, 4, 0, 1, AIOS_NAMING_HF},
+             {"fixtures/models/llada-tiny", 999, -1, 0, 0, 0, AIOS_NAMING_LLADA}};
+    for (size_t i = 0; i < AIOS_ARRAY_LEN(c); i++) {
+        const char *dir = aios_test_shared(c[i].rel);
+        if (access(dir, R_OK)) SKIP("%s not found", dir);
+        aios_model *m = NULL;
+        aios_decoder *d = NULL;
+        CHECK_OK(aios_model_open(dir, NULL, &m));
+        if (!m) continue;
+        aios_decoder_config cfg;
+        CHECK_OK(aios_decoder_config_from_model(aios_model_get_config(m), &cfg));
+        CHECK_OK(aios_decoder_create(&cfg, aios_decoder_model_lookup, m, &d));
+        if (d) {
+            const aios_decoder_config *dc = aios_decoder_get_config(d);
+            CHECKF(dc->mask_id == c[i].mask && dc->pad_id == c[i].pad && dc->block_size == c[i].block &&
+                       dc->qkv_bias == c[i].qkv_bias && dc->qk_norm == c[i].qk_norm && (int)dc->naming == c[i].naming,
+                   "%s: mask %d pad %d block %lld bias %d norm %d", c[i].rel, dc->mask_id, dc->pad_id,
+                   (long long)dc->block_size, dc->qkv_bias, dc->qk_norm);
+        }
+        aios_decoder_free(d);
+        aios_model_free(m);
+    }
+    /* an encoder is refused with a message */
+    aios_model *m = NULL;
+    const char *bert = aios_test_shared("fixtures/models/bert-tiny");
+    if (!access(bert, R_OK) && aios_model_open(bert, NULL, &m) == AIOS_OK) {
+        aios_decoder_config cfg;
+        CHECK(aios_decoder_config_from_model(aios_model_get_config(m), &cfg) == AIOS_ERR_UNSUPPORTED);
+        aios_model_free(m);
+    }
+}
+
+/* RoPE scaling variants against transformers' formulas (modeling_rope_utils.py), and positions
+ * through the forward: linear scaling by f equals default RoPE at positions / f, which the
+ * explicit-position forward can check when f divides the positions. */
+static void test_rope_scaling(void) {
+    aios_decoder_config c;
+    memset(&c, 0, sizeof c);
+    c.head_dim = 8, c.rope_theta = 10000.0, c.rope_factor = 2.0, c.rope_orig_ctx = 16;
+    float def[4], lin[4], dyn[4], dyn_short[4];
+    c.rope_type = AIOS_ROPE_DEFAULT;
+    aios_decoder_rope_inv_freq(&c, 0, def);
+    for (int i = 0; i < 4; i++) CHECK(fabs(def[i] - 1.0 / pow(10000.0, 2.0 * i / 8)) < 1e-7 * def[i] + 1e-12);
+    c.rope_type = AIOS_ROPE_LINEAR;
+    aios_decoder_rope_inv_freq(&c, 0, lin);
+    for (int i = 0; i < 4; i++) CHECK(fabsf(lin[i] - def[i] / 2) <= 1e-7f * def[i]);
+    c.rope_type = AIOS_ROPE_DYNAMIC;
+    aios_decoder_rope_inv_freq(&c, 16, dyn_short); /* within the original context: unchanged */
+    for (int i = 0; i < 4; i++) CHECK(dyn_short[i] == def[i]);
+    aios_decoder_rope_inv_freq(&c, 64, dyn); /* base * ((f*L/orig) - (f-1)) ** (d/(d-2)) */
+    double base = 10000.0 * pow(2.0 * 64 / 16 - 1.0, 8.0 / 6.0);
+    for (int i = 0; i < 4; i++) CHECK(fabs(dyn[i] - 1.0 / pow(base, 2.0 * i / 8)) < 1e-6 * dyn[i]);
+
+    fixture f;
+    if (!fixture_open("fixtures/models/qwen2-tiny", &f)) {
+        fixture_close(&f);
+        return;
+    }
+    /* rebuild qwen2-tiny with linear scaling 2: logits at positions 0,2,4,.. equal the
+     * default model's at positions 0,1,2,.. */
+    aios_decoder_config lc = *aios_decoder_get_config(f.dec);
+    lc.rope_type = AIOS_ROPE_LINEAR;
+    lc.rope_factor = 2.0;
+    aios_decoder *ld = NULL;
+    CHECK_OK(aios_decoder_create(&lc, st_lookup, f.w, &ld));
+    int32_t x[6] = {1, 17, 256, 3, 42, 7}, p2[6] = {0, 2, 4, 6, 8, 10};
+    int64_t V = lc.n_vocab;
+    float *a = malloc((size_t)(6 * V) * sizeof(float)), *b = malloc((size_t)(6 * V) * sizeof(float));
+    aios_forward_opts o = {AIOS_FWD_CAUSAL, NULL, NULL, 1, 0}, o2 = {AIOS_FWD_CAUSAL, NULL, p2, 1, 0};
+    CHECK_OK(aios_decoder_forward(f.dec, NULL, x, 6, &o, a));
+    if (ld) CHECK_OK(aios_decoder_forward(ld, NULL, x, 6, &o2, b));
+    CHECK(t_rel_err(b, a, (size_t)(6 * V)) < 1e-5);
+    free(a), free(b);
+    aios_decoder_free(ld);
+    fixture_close(&f);
+}
+
 int main(void) {
     RUN(test_config_parse_rope);
     RUN(test_llama2c_rejects_truncated);
@@ -411,6 +497,8 @@ int main(void) {
     RUN(test_smollm2_tiny);
     RUN(test_llada_bidirectional);
     RUN(test_block_causal_mask);
+    RUN(test_diffusion_configs);
+    RUN(test_rope_scaling);
     RUN(test_model_open_and_parquet);
     RUN(test_quantized_budgets);
     TEST_MAIN_END();
