@@ -153,14 +153,12 @@ out:
 
 /* The decoder fixtures' greedy ids through the public API from prompt ids (EOS ignored: the
  * goldens run 16 tokens whatever they are). */
-static void check_fixture_greedy_text(const char *rel, const int32_t *want, size_t nw, size_t np);
+static void check_fixture_greedy_text(const char *rel, const char *model, const int32_t *want, size_t nw, size_t np);
 
+/* ... from the Hugging Face directory and from its Parquet conversion (`aios convert`). */
 static void check_fixture_greedy(const char *rel) {
     char path[4096];
     if (!model_path(path, sizeof path, rel)) SKIP("%s not found", rel);
-    aios_generator *g = NULL;
-    CHECK_OK(aios_generator_open(path, NULL, &g));
-    if (!g) return;
     /* golden.safetensors: read prompt_ids / greedy_ids through the tokenizer-free path */
     char gp[4200];
     snprintf(gp, sizeof gp, "%s/golden.safetensors", path);
@@ -187,24 +185,33 @@ static void check_fixture_greedy(const char *rel) {
     free(hdr);
     aios__unmap_file(&m);
     CHECK(np > 0 && nw == np + 16);
-    aios_generate_params p = aios_generate_default_params();
-    p.max_tokens = 16;
-    p.ignore_eos = 1;
-    aios_generate_result r;
-    CHECK_OK(aios_generate(g, NULL, prompt, np, &p, &r));
-    CHECK(r.n_ids == nw);
-    for (size_t i = 0; i < nw && i < r.n_ids; i++) CHECKF(r.ids[i] == want[i], "%s id %zu: %d want %d", rel, i, r.ids[i], want[i]);
-    aios_generate_result_free(&r);
-    aios_generator_free(g);
-    check_fixture_greedy_text(rel, want, nw, np);
+    char pq[600];
+    snprintf(pq, sizeof pq, "%s/pq-%s", aios_test_tmpdir(), strrchr(rel, '/') + 1);
+    CHECK_OK(aios_model_convert(path, pq));
+    const char *models[2] = {path, pq};
+    for (int k = 0; k < 2; k++) {
+        aios_generator *g = NULL;
+        CHECK_OK(aios_generator_open(models[k], NULL, &g));
+        if (!g) continue;
+        aios_generate_params p = aios_generate_default_params();
+        p.max_tokens = 16;
+        p.ignore_eos = 1;
+        aios_generate_result r;
+        CHECK_OK(aios_generate(g, NULL, prompt, np, &p, &r));
+        CHECK(r.n_ids == nw);
+        for (size_t i = 0; i < nw && i < r.n_ids; i++)
+            CHECKF(r.ids[i] == want[i], "%s id %zu: %d want %d", models[k], i, r.ids[i], want[i]);
+        aios_generate_result_free(&r);
+        aios_generator_free(g);
+        check_fixture_greedy_text(rel, models[k], want, nw, np);
+    }
 }
 
 /* Fixtures with a tokenizer: golden.json's prompt text -> tokenizer -> the golden prompt ids ->
  * greedy -> greedy_ids, and the streamed text equals greedy_text (transformers' decode). */
-static void check_fixture_greedy_text(const char *rel, const int32_t *want, size_t nw, size_t np) {
-    char path[4096], gj[4200];
-    snprintf(path, sizeof path, "%s", aios_test_shared(rel));
-    snprintf(gj, sizeof gj, "%s/golden.json", path);
+static void check_fixture_greedy_text(const char *rel, const char *model, const int32_t *want, size_t nw, size_t np) {
+    char gj[4200];
+    snprintf(gj, sizeof gj, "%s/golden.json", aios_test_shared(rel));
     char *txt = NULL;
     size_t len;
     CHECK_OK(aios__read_file(gj, &txt, &len));
@@ -216,7 +223,7 @@ static void check_fixture_greedy_text(const char *rel, const int32_t *want, size
         return;
     }
     aios_generator *g = NULL;
-    CHECK_OK(aios_generator_open(path, NULL, &g));
+    CHECK_OK(aios_generator_open(model, NULL, &g));
     if (g) {
         aios_generate_params p = aios_generate_default_params();
         p.max_tokens = 16;
