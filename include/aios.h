@@ -163,9 +163,162 @@ aios_status aios_parquet_open(const char *path, aios_parquet_file **out);
 int64_t aios_parquet_num_rows(const aios_parquet_file *pf);
 void aios_parquet_close(aios_parquet_file *pf);
 
+
 /* ====================================================================================== */
 /* (sections below are added by the tokenizer, model, encode, memory, generate and diffuse
  *  modules) */
+
+/* ======================================================================================
+ * Masked diffusion (the seed's DiffusionCore: NoiseScheduler, DiscreteSampler,
+ * UncertaintyEstimator, MemoryConditioner).  docs/diffusion.md explains the algorithms.
+ *
+ * Generation starts from a canvas `prompt + gen_length masks (+ suffix)` and unmasks it in
+ * steps: at each step a denoiser gives logits for every masked position, each proposes a token
+ * with a confidence, and the most confident are committed.  The sampler is written against
+ * `aios_denoiser` (a small table of function pointers), so any model — LLaDA, Dream, block
+ * diffusion (BD3LM), a BERT-style MLM, or a test's toy — plugs in.
+ * ====================================================================================== */
+
+/* ---- NoiseScheduler.  Time t runs from 1 (all masked) to 0 (clean). ---- */
+typedef enum { AIOS_NOISE_LINEAR = 0, AIOS_NOISE_COSINE = 1 } aios_noise_schedule;
+/* Fraction of tokens masked at time t (clamped to [0, 1]): linear t; cosine sin(pi t / 2)
+ * (= MaskGIT's cos(pi r / 2) with r = 1 - t the fraction decoded). */
+double aios_noise_mask_rate(aios_noise_schedule s, double t);
+/* times (n + 1) = linspace(1, eps, n + 1) (Dream's grid; eps in [0, 1)).  n >= 1. */
+aios_status aios_noise_timesteps(int n, double eps, double *times);
+/* How many of `n_masks` masked tokens to commit at each of `steps` steps so that after step s
+ * about n_masks * mask_rate(1 - (s + 1) / steps) remain (MaskGIT's plan for cosine).  Sums to
+ * n_masks; each count >= 1 while steps <= n_masks.  counts (steps). */
+aios_status aios_noise_commit_plan(aios_noise_schedule s, int64_t n_masks, int steps, int64_t *counts);
+/* Training-time masking (LLaDA's forward process): each of ids[n_keep..n) is replaced by mask_id
+ * independently with probability p = eps + (1 - eps) * mask_rate(t); the first n_keep (a prompt)
+ * never are.  out (n), masked (n, 1 where masked; may be NULL).  Deterministic in seed.
+ * Returns p through *p_mask (may be NULL) — the loss weight is 1 / p. */
+aios_status aios_noise_add(aios_noise_schedule s, const int32_t *ids, int64_t n, int64_t n_keep, double t,
+                           double eps, int32_t mask_id, uint64_t seed, int32_t *out, uint8_t *masked,
+                           double *p_mask);
+
+/* ---- The denoiser interface. ---- */
+typedef enum {
+    AIOS_ATTN_FULL = 0,         /* bidirectional: every row sees every row (LLaDA, Dream, BERT) */
+    AIOS_ATTN_BLOCK_CAUSAL = 1, /* key j visible to query i iff block(j) <= block(i) and j is not
+                                   padding (a row always sees itself): BD3LM / A2D models */
+} aios_attn_kind;
+
+typedef struct aios_denoiser {
+    void *ctx;              /* the model; passed back to forward */
+    int64_t n_vocab;
+    int32_t mask_id;        /* never committed */
+    int32_t pad_id;         /* block-causal left padding id, -1 when none */
+    int shift;              /* 1: logits row i-1 predicts token i (Dream); row 0 stands for itself */
+    aios_attn_kind attn;
+    int32_t block_size;     /* block-causal models: the trained block size (0 = any) */
+    int64_t max_ctx;        /* rows the KV cache holds; 0 = the model has no cache (n_past always 0) */
+    int64_t n_eos;          /* end-of-sequence ids (EOS / EOT), up to 8 */
+    int32_t eos_ids[8];
+    /* Runs the model on n_new rows that follow n_past rows already in its KV cache.
+     *   ids (n_new), pos (n_new): token ids and RoPE positions of the new rows.
+     *   vis (n_new, n_past + n_new): 1 where new row i may attend to key j (keys 0..n_past-1
+     *       are the cached rows, then the new rows); never NULL.
+     *   logits (n_out, n_vocab): written for new rows out_lo .. out_lo + n_out - 1 only.
+     * A model with a cache (max_ctx > 0) also writes the K/V of every new row into its cache at
+     * rows n_past .. n_past + n_new - 1; the caller decides which cached rows stay valid. */
+    aios_status (*forward)(void *ctx, const int32_t *ids, const int32_t *pos, int64_t n_new, int64_t n_past,
+                           const uint8_t *vis, int64_t out_lo, int64_t n_out, float *logits);
+} aios_denoiser;
+
+/* ---- DiscreteSampler. ---- */
+typedef enum {
+    AIOS_REMASK_LOW_CONFIDENCE = 0, /* confidence = probability of the proposed token (top-1) */
+    AIOS_REMASK_MARGIN = 1,         /* top-1 minus top-2 probability */
+    AIOS_REMASK_ENTROPY = 2,        /* negative entropy of the position's distribution */
+    AIOS_REMASK_RANDOM = 3,         /* uniform random confidence (LLaDA's "random") */
+} aios_remask;
+typedef enum {
+    AIOS_PLAN_LLADA = 0,  /* M masks over s steps: M div s each, +1 for the first M mod s */
+    AIOS_PLAN_DREAM = 1,  /* t = linspace(1, eps, s + 1): commit int(m * (1 - t[i+1] / t[i])) of the
+                             m still masked, all at the last step */
+    AIOS_PLAN_COSINE = 2, /* MaskGIT cosine (aios_noise_commit_plan) */
+} aios_plan;
+typedef enum {
+    AIOS_KV_NONE = 0,   /* full forward every step */
+    AIOS_KV_EXACT = 1,  /* block-causal models: finished blocks never change and never see later
+                           ones, so their K/V are cached exactly (identical output) */
+    AIOS_KV_PREFIX = 2, /* Fast-dLLM prefix cache for bidirectional models: K/V of everything
+                           before the current block computed once per block (approximate) */
+    AIOS_KV_AUTO = 3,   /* EXACT for block-causal denoisers that have a cache, else NONE */
+} aios_kv_mode;
+
+typedef struct {
+    int64_t gen_length;     /* masks to fill: 128 */
+    int steps;              /* total denoising steps over all blocks: 128 */
+    int64_t block_length;   /* semi-autoregressive block; 0 = gen_length (block-causal: the
+                               denoiser's block_size) */
+    aios_remask algorithm;  /* AIOS_REMASK_LOW_CONFIDENCE */
+    aios_plan plan;         /* AIOS_PLAN_LLADA */
+    double plan_eps;        /* Dream plan's eps: 1e-3 */
+    double temperature;     /* 0 = argmax; > 0 adds Gumbel noise (float64) to the logits */
+    int top_k;              /* 0 = off */
+    double top_p;           /* 1 = off */
+    double guidance_scale;  /* classifier-free guidance; 0 = off (no unconditional pass) */
+    double threshold;       /* > 0: Fast-dLLM mode, commit every token with confidence > threshold
+                               (at least one per step); `steps` is then ignored */
+    aios_kv_mode kv_cache;  /* AIOS_KV_AUTO */
+    int stop_at_eos;        /* 1: stop after a block that contains an EOS id and trim after it
+                               (not with a suffix) */
+    uint64_t seed;          /* 0 */
+    int keep_trace;         /* 1: record (step, position, token, confidence) of each commit */
+    /* Called after every step with the canvas (n) — for `--show`; may be NULL. */
+    void (*on_step)(void *user, const int32_t *canvas, int64_t n, int step);
+    void *user;
+} aios_diffuse_params;
+aios_diffuse_params aios_diffuse_default_params(void);
+
+typedef struct {
+    int32_t step;           /* 0-based step number over the whole run */
+    int64_t position;       /* index into the canvas (left padding included) */
+    int32_t token;
+    float confidence;       /* the algorithm's score (probability for low_confidence) */
+} aios_diffuse_commit;
+
+typedef struct {
+    int32_t *ids;           /* the final canvas (n_ids): [left pad] prompt generated [suffix] */
+    int64_t n_ids;
+    int64_t left_pad;       /* block-causal padding in front of the prompt */
+    int64_t gen_start;      /* first generated position; generated span is gen_start..+gen_len */
+    int64_t gen_len;        /* after EOS trimming */
+    int stopped_at_eos;
+    int n_steps;            /* steps run */
+    int64_t n_forward;      /* denoiser calls */
+    int64_t rows_computed;  /* sum of n_new over calls (what a cache saves) */
+    aios_diffuse_commit *trace; /* n_trace commits in order, when keep_trace */
+    int64_t n_trace;
+    /* UncertaintyEstimator: means over committed tokens of entropy / ln(n_vocab) and of
+     * (1 - probability of the committed token); uncertainty = their average, in [0, 1]. */
+    double mean_entropy, mean_one_minus_conf, uncertainty;
+    double *step_entropy;   /* (n_steps) the same means per step (0 for a step that committed none) */
+    double *step_one_minus_conf;
+    int uncertain;          /* uncertainty > the threshold given to aios_diffuse_uncertainty_flag */
+    double seconds;
+} aios_diffuse_result;
+
+/* Fills `out` (caller-owned struct; free its arrays with aios_diffuse_result_free).
+ * prompt (n_prompt) and suffix (n_suffix, may be NULL/0) are token ids.  Block-causal denoisers
+ * get the prompt left-padded with pad_id to a multiple of the block length; their RoPE
+ * positions count non-pad tokens.  Errors: AIOS_ERR_INVALID_ARG for inconsistent parameters
+ * (message names the field), AIOS_ERR_UNSUPPORTED for a cache the denoiser lacks, or what
+ * the denoiser returned.  Thread-safe for distinct denoisers. */
+aios_status aios_diffuse_sample(const aios_denoiser *dn, const aios_diffuse_params *p, const int32_t *prompt,
+                                int64_t n_prompt, const int32_t *suffix, int64_t n_suffix,
+                                aios_diffuse_result *out);
+void aios_diffuse_result_free(aios_diffuse_result *r);
+/* Sets r->uncertain from r->uncertainty and a threshold (evolution.uncertainty_threshold). */
+void aios_diffuse_uncertainty_flag(aios_diffuse_result *r, double threshold);
+
+/* Parses "low_confidence" | "margin" | "entropy" | "random" (-1 if unknown). */
+int aios_remask_parse(const char *s);
+const char *aios_remask_name(aios_remask a);
+
 
 #ifdef __cplusplus
 }
