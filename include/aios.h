@@ -200,10 +200,10 @@ aios_status aios_noise_add(aios_noise_schedule s, const int32_t *ids, int64_t n,
 
 /* ---- The denoiser interface. ---- */
 typedef enum {
-    AIOS_ATTN_FULL = 0,         /* bidirectional: every row sees every row (LLaDA, Dream, BERT) */
-    AIOS_ATTN_BLOCK_CAUSAL = 1, /* key j visible to query i iff block(j) <= block(i) and j is not
+    AIOS_DENOISE_FULL = 0,         /* bidirectional: every row sees every row (LLaDA, Dream, BERT) */
+    AIOS_DENOISE_BLOCK_CAUSAL = 1, /* key j visible to query i iff block(j) <= block(i) and j is not
                                    padding (a row always sees itself): BD3LM / A2D models */
-} aios_attn_kind;
+} aios_denoise_attn;
 
 typedef struct aios_denoiser {
     void *ctx;              /* the model; passed back to forward */
@@ -211,7 +211,7 @@ typedef struct aios_denoiser {
     int32_t mask_id;        /* never committed */
     int32_t pad_id;         /* block-causal left padding id, -1 when none */
     int shift;              /* 1: logits row i-1 predicts token i (Dream); row 0 stands for itself */
-    aios_attn_kind attn;
+    aios_denoise_attn attn;
     int32_t block_size;     /* block-causal models: the trained block size (0 = any) */
     int64_t max_ctx;        /* rows the KV cache holds; 0 = the model has no cache (n_past always 0) */
     int64_t n_eos;          /* end-of-sequence ids (EOS / EOT), up to 8 */

@@ -84,7 +84,7 @@ static aios_status toy_forward(void *ctx, const int32_t *ids, const int32_t *pos
     return AIOS_OK;
 }
 
-static aios_denoiser toy_dn(toy *t, aios_attn_kind attn, int64_t max_ctx) {
+static aios_denoiser toy_dn(toy *t, aios_denoise_attn attn, int64_t max_ctx) {
     memset(t, 0, sizeof *t);
     t->max_ctx = max_ctx;
     aios_denoiser d;
@@ -288,7 +288,7 @@ static void test_sampler_order_and_plan(void) {
 
 static void test_mask_never_committed(void) {
     toy t;
-    aios_denoiser d = toy_dn(&t, AIOS_ATTN_FULL, 0);
+    aios_denoiser d = toy_dn(&t, AIOS_DENOISE_FULL, 0);
     t.mask_bias = 1;
     aios_diffuse_params p = aios_diffuse_default_params();
     p.gen_length = 12;
@@ -306,7 +306,7 @@ static void test_mask_never_committed(void) {
 
 static void test_infilling_keeps_prefix_suffix(void) {
     toy t;
-    aios_denoiser d = toy_dn(&t, AIOS_ATTN_FULL, 0);
+    aios_denoiser d = toy_dn(&t, AIOS_DENOISE_FULL, 0);
     const int32_t suf[] = {7, 8, 9, 10};
     aios_diffuse_params p = aios_diffuse_default_params();
     p.gen_length = 12;
@@ -326,7 +326,7 @@ static void test_infilling_keeps_prefix_suffix(void) {
 
 static void test_cfg(void) {
     toy t;
-    aios_denoiser d = toy_dn(&t, AIOS_ATTN_FULL, 0);
+    aios_denoiser d = toy_dn(&t, AIOS_DENOISE_FULL, 0);
     aios_diffuse_params p = aios_diffuse_default_params();
     p.gen_length = 16;
     p.steps = 8;
@@ -353,7 +353,7 @@ static void test_cfg(void) {
 
 static void test_seeded_sampling(void) {
     toy t;
-    aios_denoiser d = toy_dn(&t, AIOS_ATTN_FULL, 0);
+    aios_denoiser d = toy_dn(&t, AIOS_DENOISE_FULL, 0);
     aios_diffuse_params p = aios_diffuse_default_params();
     p.gen_length = 32;
     p.steps = 16;
@@ -416,7 +416,7 @@ static void test_gumbel_distribution(void) {
 
 static void test_threshold_mode(void) {
     toy t;
-    aios_denoiser d = toy_dn(&t, AIOS_ATTN_FULL, 0);
+    aios_denoiser d = toy_dn(&t, AIOS_DENOISE_FULL, 0);
     aios_diffuse_params p = aios_diffuse_default_params();
     p.gen_length = 16;
     p.block_length = 8;
@@ -444,8 +444,8 @@ static void test_threshold_mode(void) {
 
 static void test_block_causal_exact_cache(void) {
     toy t1, t2;
-    aios_denoiser d1 = toy_dn(&t1, AIOS_ATTN_BLOCK_CAUSAL, 0);
-    aios_denoiser d2 = toy_dn(&t2, AIOS_ATTN_BLOCK_CAUSAL, TMAX);
+    aios_denoiser d1 = toy_dn(&t1, AIOS_DENOISE_BLOCK_CAUSAL, 0);
+    aios_denoiser d2 = toy_dn(&t2, AIOS_DENOISE_BLOCK_CAUSAL, TMAX);
     for (int B = 4; B <= 8; B += 4) {
         aios_diffuse_params p = aios_diffuse_default_params();
         p.gen_length = 4 * B;
@@ -484,8 +484,8 @@ static void test_block_causal_exact_cache(void) {
 
 static void test_prefix_cache(void) {
     toy t1, t2;
-    aios_denoiser d1 = toy_dn(&t1, AIOS_ATTN_FULL, 0);
-    aios_denoiser d2 = toy_dn(&t2, AIOS_ATTN_FULL, TMAX);
+    aios_denoiser d1 = toy_dn(&t1, AIOS_DENOISE_FULL, 0);
+    aios_denoiser d2 = toy_dn(&t2, AIOS_DENOISE_FULL, TMAX);
     aios_diffuse_params p = aios_diffuse_default_params();
     p.gen_length = 32;
     p.steps = 32;
@@ -535,7 +535,7 @@ static void test_shift_rows(void) {
 
 static void test_stop_at_eos(void) {
     toy t;
-    aios_denoiser d = toy_dn(&t, AIOS_ATTN_FULL, 0);
+    aios_denoiser d = toy_dn(&t, AIOS_DENOISE_FULL, 0);
     t.prefer_tok = 11;
     d.n_eos = 1;
     d.eos_ids[0] = 11;
@@ -556,7 +556,7 @@ static void test_stop_at_eos(void) {
 
 static void test_top_k_top_p(void) {
     toy t;
-    aios_denoiser d = toy_dn(&t, AIOS_ATTN_FULL, 0);
+    aios_denoiser d = toy_dn(&t, AIOS_DENOISE_FULL, 0);
     aios_diffuse_params p = aios_diffuse_default_params();
     p.gen_length = 8;
     p.steps = 8;
@@ -580,7 +580,7 @@ static void test_top_k_top_p(void) {
 
 static void test_bad_params(void) {
     toy t;
-    aios_denoiser d = toy_dn(&t, AIOS_ATTN_FULL, 0);
+    aios_denoiser d = toy_dn(&t, AIOS_DENOISE_FULL, 0);
     aios_diffuse_params p = aios_diffuse_default_params();
     aios_diffuse_result r;
     p.gen_length = 10;

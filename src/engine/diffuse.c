@@ -133,7 +133,7 @@ typedef struct {
 /* Fills the visibility of rows [start, n) against keys [0, n). */
 static void build_vis(run_ctx *c, int64_t start, int64_t n) {
     int64_t rows = n - start;
-    if (c->dn->attn != AIOS_ATTN_BLOCK_CAUSAL) {
+    if (c->dn->attn != AIOS_DENOISE_BLOCK_CAUSAL) {
         memset(c->vis, 1, (size_t)(rows * n));
         return;
     }
@@ -319,7 +319,7 @@ aios_status aios_diffuse_sample(const aios_denoiser *dn, const aios_diffuse_para
     }
     AIOS_TRY(validate(dn, p, n_prompt, prompt, n_suffix, suffix));
     double t0 = aios__now();
-    const int bc = dn->attn == AIOS_ATTN_BLOCK_CAUSAL;
+    const int bc = dn->attn == AIOS_DENOISE_BLOCK_CAUSAL;
     const int64_t G = p->gen_length, V = dn->n_vocab;
     int64_t B = p->block_length;
     if (B == 0) B = bc && dn->block_size > 0 ? dn->block_size : G;
