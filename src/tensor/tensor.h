@@ -39,6 +39,11 @@ typedef enum {
     AIOS_DTYPE_I64 = 7,
     AIOS_DTYPE_U8 = 8,
     AIOS_DTYPE_BOOL = 9,
+    AIOS_DTYPE_U16 = 10,
+    AIOS_DTYPE_U32 = 11,
+    AIOS_DTYPE_U64 = 12,
+    AIOS_DTYPE_F8_E4M3 = 13, /* float8 e4m3fn (no inf; 0x7f/0xff are NaN) */
+    AIOS_DTYPE_F8_E5M2 = 14,
     AIOS_DTYPE_Q8 = 16,  /* ArrowQuant int8 */
     AIOS_DTYPE_Q4 = 17,  /* ArrowQuant int4, 2 per byte, MSB first, q + 8 */
     AIOS_DTYPE_Q2 = 18,  /* ArrowQuant int2, 4 per byte, MSB first, q + 2 */
