@@ -56,6 +56,9 @@ aios_status aios_attention(float *out, const float *q, const float *k, const flo
 
 /* Kernel selection: "ref", "avx2", "avx512" — the active tier's name. */
 const char *aios_kernels_tier(void);
+/* Forces a tier by name ("ref", "avx2", "avx512", or "auto" for the best this CPU has).
+ * AIOS_ERR_UNSUPPORTED when the CPU (or build) lacks it.  Not thread-safe: call before work. */
+aios_status aios_kernels_use(const char *tier);
 /* Threads used by kernels (default: all cores; AIOS_THREADS overrides). */
 void aios_set_threads(int n);
 int aios_get_threads(void);
@@ -65,5 +68,20 @@ float aios_f16_to_f32(uint16_t h);
 uint16_t aios_f32_to_f16(float f);
 float aios_bf16_to_f32(uint16_t h);
 uint16_t aios_f32_to_bf16(float f); /* round to nearest even, as PyTorch */
+
+/* ---- The scalar reference tier (plain C, single thread; every fast path is tested against it).
+ * Same contracts as the functions above. */
+aios_status aios_ref_matmul(float *y, const float *x, const aios_tensor *W, const float *bias, int64_t T);
+void aios_ref_layernorm(float *y, const float *x, const float *w, const float *b, int64_t T, int64_t n, float eps);
+void aios_ref_rmsnorm(float *y, const float *x, const float *w, int64_t T, int64_t n, float eps);
+void aios_ref_gelu(float *x, int64_t n);
+void aios_ref_silu(float *x, int64_t n);
+void aios_ref_softmax(float *x, int64_t rows, int64_t n);
+void aios_ref_mul(float *x, const float *y, int64_t n);
+void aios_ref_add(float *x, const float *y, int64_t n);
+void aios_ref_rope(float *x, const int32_t *pos, int64_t T, int64_t n_head, int64_t head_dim, const float *inv_freq);
+aios_status aios_ref_attention(float *out, const float *q, const float *k, const float *v, int64_t Tq, int64_t Tk,
+                               int64_t n_head, int64_t n_head_kv, int64_t head_dim, int64_t kv_stride,
+                               const uint8_t *mask, float scale);
 
 #endif

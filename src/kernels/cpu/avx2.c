@@ -1,0 +1,316 @@
+/*
+ * avx2.c — the AVX2/FMA/F16C tier: 8-lane versions of the reference inner loops.
+ *
+ * Per-function target attributes (no -march in the build); every loop has a scalar tail.
+ * Micro-kernel: 4 weight rows x 2 tokens per pass (8 accumulators + 4 weight vectors + 1
+ * activation vector fit the 16 ymm registers).  exp and erf as in avx512.c (Cephes expf,
+ * Abramowitz & Stegun 7.1.26).
+ */
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <math.h>
+
+#include "kernels/cpu/kern.h"
+
+#define T256 __attribute__((target("avx2,fma,f16c")))
+#define T256I __attribute__((target("avx2,fma,f16c"), always_inline)) inline
+
+static T256I float hsum256(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+static T256I float hmax256(__m256 v) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static T256I __m256 exp256(__m256 x) {
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.37f));
+    __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
+    __m256 y = _mm256_set1_ps(1.9875691500E-4f);
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507E-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073E-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894E-2f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459E-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201E-1f));
+    y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+static T256I __m256 erf256(__m256 x) {
+    const __m256 signbit = _mm256_set1_ps(-0.0f);
+    __m256 ax = _mm256_andnot_ps(signbit, x);
+    __m256 t = _mm256_div_ps(_mm256_set1_ps(1.0f), _mm256_fmadd_ps(ax, _mm256_set1_ps(0.3275911f), _mm256_set1_ps(1.0f)));
+    __m256 y = _mm256_set1_ps(1.061405429f);
+    y = _mm256_fmadd_ps(y, t, _mm256_set1_ps(-1.453152027f));
+    y = _mm256_fmadd_ps(y, t, _mm256_set1_ps(1.421413741f));
+    y = _mm256_fmadd_ps(y, t, _mm256_set1_ps(-0.284496736f));
+    y = _mm256_fmadd_ps(y, t, _mm256_set1_ps(0.254829592f));
+    y = _mm256_mul_ps(y, t);
+    __m256 r = _mm256_fnmadd_ps(y, exp256(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(ax, ax))), _mm256_set1_ps(1.0f));
+    return _mm256_or_ps(r, _mm256_and_ps(x, signbit));
+}
+
+/* ---------------------------------------------------------------- dequantize */
+
+static T256 void deq256(float *out, const aios_tensor *W, int64_t row, int64_t c0, int64_t n) {
+    const int64_t n_in = W->shape[1];
+    const uint8_t *raw = (const uint8_t *)W->data;
+    int64_t j = 0;
+    switch (W->dtype) {
+    case AIOS_DTYPE_F32:
+        memcpy(out, raw + (size_t)(row * n_in + c0) * 4, (size_t)n * 4);
+        return;
+    case AIOS_DTYPE_F16: {
+        const uint8_t *p = raw + (size_t)(row * n_in + c0) * 2;
+        for (; j + 8 <= n; j += 8) _mm256_storeu_ps(out + j, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + j * 2))));
+        for (; j < n; j++) {
+            uint16_t h;
+            memcpy(&h, p + j * 2, 2);
+            out[j] = aios_f16_to_f32(h);
+        }
+        return;
+    }
+    case AIOS_DTYPE_BF16: {
+        const uint8_t *p = raw + (size_t)(row * n_in + c0) * 2;
+        for (; j + 8 <= n; j += 8) {
+            __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p + j * 2)));
+            _mm256_storeu_ps(out + j, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
+        }
+        for (; j < n; j++) {
+            uint16_t h;
+            memcpy(&h, p + j * 2, 2);
+            out[j] = aios_bf16_to_f32(h);
+        }
+        return;
+    }
+    default: break;
+    }
+    const __m128i nib = _mm_set1_epi8(0x0F);
+    const __m128i rep4 = _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    const __m256i sh2 = _mm256_setr_epi32(6, 4, 2, 0, 6, 4, 2, 0);
+    for (j = 0; j < n;) {
+        int64_t c = c0 + j, run = aios__q_run(W, c, n - j), si = aios__q_sidx(W, row, c);
+        float s = aios__ldf(W->scales, si), z = W->zero_points ? aios__ldf(W->zero_points, si) : 0.0f;
+        const __m256 vs = _mm256_set1_ps(s), vzs = _mm256_set1_ps(z * s);
+        int64_t e = row * n_in + c, k = 0;
+        float *o = out + j;
+        if (W->dtype == AIOS_DTYPE_Q8) {
+            for (; k + 8 <= run; k += 8) {
+                __m256i q = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(raw + e + k)));
+                _mm256_storeu_ps(o + k, _mm256_fmsub_ps(_mm256_cvtepi32_ps(q), vs, vzs));
+            }
+        } else if (W->dtype == AIOS_DTYPE_Q4) {
+            if ((e & 1) && k < run) { o[k] = ((float)aios__q_get(W, e + k) - z) * s; k++; }
+            for (; k + 8 <= run; k += 8) {
+                int32_t w4;
+                memcpy(&w4, raw + ((e + k) >> 1), 4);
+                __m128i b = _mm_cvtsi32_si128(w4);
+                __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), nib), lo = _mm_and_si128(b, nib);
+                __m256i q = _mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_unpacklo_epi8(hi, lo)), _mm256_set1_epi32(8));
+                _mm256_storeu_ps(o + k, _mm256_fmsub_ps(_mm256_cvtepi32_ps(q), vs, vzs));
+            }
+        } else {
+            for (; ((e + k) & 3) && k < run; k++) o[k] = ((float)aios__q_get(W, e + k) - z) * s;
+            for (; k + 8 <= run; k += 8) {
+                uint16_t w2;
+                memcpy(&w2, raw + ((e + k) >> 2), 2);
+                __m128i b = _mm_shuffle_epi8(_mm_cvtsi32_si128(w2), rep4);
+                __m256i q = _mm256_and_si256(_mm256_srlv_epi32(_mm256_cvtepu8_epi32(b), sh2), _mm256_set1_epi32(3));
+                q = _mm256_sub_epi32(q, _mm256_set1_epi32(2));
+                _mm256_storeu_ps(o + k, _mm256_fmsub_ps(_mm256_cvtepi32_ps(q), vs, vzs));
+            }
+        }
+        for (; k < run; k++) o[k] = ((float)aios__q_get(W, e + k) - z) * s;
+        j += run;
+    }
+}
+
+/* ---------------------------------------------------------------- matmul micro-kernel */
+
+static T256 float dot256(const float *a, const float *b, int64_t n) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 16 <= n; k += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 8), _mm256_loadu_ps(b + k + 8), acc1);
+    }
+    for (; k + 8 <= n; k += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), acc0);
+    float s = hsum256(_mm256_add_ps(acc0, acc1));
+    for (; k < n; k++) s += a[k] * b[k];
+    return s;
+}
+
+/* y[t][0..3] += dot(w rows 0..3, x[t]) for NT (1 or 2) tokens. */
+static T256I void tile_4xN(float *y, int64_t ldy, const float *w, int64_t ldw, const float *x, int64_t ldx,
+                           const int NT, int64_t n) {
+    __m256 acc[4][2];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        __m256 w0 = _mm256_loadu_ps(w + k), w1 = _mm256_loadu_ps(w + ldw + k);
+        __m256 w2 = _mm256_loadu_ps(w + 2 * ldw + k), w3 = _mm256_loadu_ps(w + 3 * ldw + k);
+#pragma GCC unroll 2
+        for (int t = 0; t < NT; t++) {
+            __m256 xv = _mm256_loadu_ps(x + t * ldx + k);
+            acc[0][t] = _mm256_fmadd_ps(w0, xv, acc[0][t]);
+            acc[1][t] = _mm256_fmadd_ps(w1, xv, acc[1][t]);
+            acc[2][t] = _mm256_fmadd_ps(w2, xv, acc[2][t]);
+            acc[3][t] = _mm256_fmadd_ps(w3, xv, acc[3][t]);
+        }
+    }
+#pragma GCC unroll 2
+    for (int t = 0; t < NT; t++) {
+        float s[4];
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) {
+            s[r] = hsum256(acc[r][t]);
+            for (int64_t kk = k; kk < n; kk++) s[r] += w[r * ldw + kk] * x[t * ldx + kk];
+            y[t * ldy + r] += s[r];
+        }
+    }
+}
+
+static T256 void tile256(float *y, int64_t ldy, const float *w, int64_t ldw, int nr, const float *x, int64_t ldx,
+                         int nt, int64_t n) {
+    if (nr == 4) {
+        int t = 0;
+        for (; t + 2 <= nt; t += 2) tile_4xN(y + t * ldy, ldy, w, ldw, x + t * ldx, ldx, 2, n);
+        if (t < nt) tile_4xN(y + t * ldy, ldy, w, ldw, x + t * ldx, ldx, 1, n);
+        return;
+    }
+    for (int t = 0; t < nt; t++)
+        for (int r = 0; r < nr; r++) y[t * ldy + r] += dot256(w + r * ldw, x + t * ldx, n);
+}
+
+/* ---------------------------------------------------------------- rows and elementwise */
+
+static T256 void axpy256(float *y, float a, const float *x, int64_t n) {
+    __m256 va = _mm256_set1_ps(a);
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8) _mm256_storeu_ps(y + k, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + k), _mm256_loadu_ps(y + k)));
+    for (; k < n; k++) y[k] += a * x[k];
+}
+static T256 void scale256(float *x, float a, int64_t n) {
+    __m256 va = _mm256_set1_ps(a);
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8) _mm256_storeu_ps(x + k, _mm256_mul_ps(va, _mm256_loadu_ps(x + k)));
+    for (; k < n; k++) x[k] *= a;
+}
+static T256 void add256(float *x, const float *y, int64_t n) {
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8) _mm256_storeu_ps(x + k, _mm256_add_ps(_mm256_loadu_ps(x + k), _mm256_loadu_ps(y + k)));
+    for (; k < n; k++) x[k] += y[k];
+}
+static T256 void mul256(float *x, const float *y, int64_t n) {
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8) _mm256_storeu_ps(x + k, _mm256_mul_ps(_mm256_loadu_ps(x + k), _mm256_loadu_ps(y + k)));
+    for (; k < n; k++) x[k] *= y[k];
+}
+static T256 void gelu256(float *x, int64_t n) {
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        __m256 v = _mm256_loadu_ps(x + k);
+        __m256 e = erf256(_mm256_mul_ps(v, _mm256_set1_ps(0.70710678118654752f)));
+        _mm256_storeu_ps(x + k, _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(0.5f), v), _mm256_add_ps(e, _mm256_set1_ps(1.0f))));
+    }
+    for (; k < n; k++) x[k] = 0.5f * x[k] * (1.0f + erff(x[k] * 0.70710678118654752f));
+}
+static T256 void silu256(float *x, int64_t n) {
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        __m256 v = _mm256_loadu_ps(x + k);
+        __m256 d = _mm256_add_ps(_mm256_set1_ps(1.0f), exp256(_mm256_sub_ps(_mm256_setzero_ps(), v)));
+        _mm256_storeu_ps(x + k, _mm256_div_ps(v, d));
+    }
+    for (; k < n; k++) x[k] = x[k] / (1.0f + expf(-x[k]));
+}
+static T256 void softmax256(float *x, int64_t n) {
+    if (n <= 0) return;
+    __m256 mx = _mm256_set1_ps(-INFINITY);
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(x + k));
+    float m = hmax256(mx);
+    for (; k < n; k++) m = x[k] > m ? x[k] : m;
+    __m256 vm = _mm256_set1_ps(m), sum = _mm256_setzero_ps();
+    for (k = 0; k + 8 <= n; k += 8) {
+        __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + k), vm));
+        _mm256_storeu_ps(x + k, e);
+        sum = _mm256_add_ps(sum, e);
+    }
+    float s = hsum256(sum);
+    for (; k < n; k++) {
+        x[k] = expf(x[k] - m);
+        s += x[k];
+    }
+    scale256(x, 1.0f / s, n);
+}
+static T256 void layernorm256(float *y, const float *x, const float *w, const float *b, int64_t n, float eps) {
+    __m256 acc = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8) acc = _mm256_add_ps(acc, _mm256_loadu_ps(x + k));
+    float s = hsum256(acc);
+    for (; k < n; k++) s += x[k];
+    float mean = s / (float)(n ? n : 1);
+    __m256 vm = _mm256_set1_ps(mean);
+    acc = _mm256_setzero_ps();
+    for (k = 0; k + 8 <= n; k += 8) {
+        __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + k), vm);
+        acc = _mm256_fmadd_ps(d, d, acc);
+    }
+    float v = hsum256(acc);
+    for (; k < n; k++) v += (x[k] - mean) * (x[k] - mean);
+    float rs = 1.0f / sqrtf(v / (float)(n ? n : 1) + eps);
+    __m256 vr = _mm256_set1_ps(rs);
+    for (k = 0; k + 8 <= n; k += 8) {
+        __m256 d = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + k), vm), vr);
+        if (w) d = _mm256_mul_ps(d, _mm256_loadu_ps(w + k));
+        if (b) d = _mm256_add_ps(d, _mm256_loadu_ps(b + k));
+        _mm256_storeu_ps(y + k, d);
+    }
+    for (; k < n; k++) y[k] = (x[k] - mean) * rs * (w ? w[k] : 1.0f) + (b ? b[k] : 0.0f);
+}
+static T256 void rmsnorm256(float *y, const float *x, const float *w, int64_t n, float eps) {
+    __m256 acc = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8) {
+        __m256 v = _mm256_loadu_ps(x + k);
+        acc = _mm256_fmadd_ps(v, v, acc);
+    }
+    float s = hsum256(acc);
+    for (; k < n; k++) s += x[k] * x[k];
+    float rs = 1.0f / sqrtf(s / (float)(n ? n : 1) + eps);
+    __m256 vr = _mm256_set1_ps(rs);
+    for (k = 0; k + 8 <= n; k += 8) {
+        __m256 d = _mm256_mul_ps(_mm256_loadu_ps(x + k), vr);
+        if (w) d = _mm256_mul_ps(d, _mm256_loadu_ps(w + k));
+        _mm256_storeu_ps(y + k, d);
+    }
+    for (; k < n; k++) y[k] = x[k] * rs * (w ? w[k] : 1.0f);
+}
+
+const aios__ktier aios__tier_avx2 = {
+    .name = "avx2",
+    .deq = deq256,
+    .tile = tile256,
+    .dot = dot256,
+    .axpy = axpy256,
+    .scale = scale256,
+    .gelu = gelu256,
+    .silu = silu256,
+    .softmax_row = softmax256,
+    .layernorm_row = layernorm256,
+    .rmsnorm_row = rmsnorm256,
+    .add = add256,
+    .mul = mul256,
+};
+#endif

@@ -1,0 +1,305 @@
+/*
+ * avx512.c — the AVX-512 (F/BW/VL) tier: 16-lane versions of the reference inner loops.
+ *
+ * Every function carries its own target attribute (no -march flags in the build), so this
+ * file compiles everywhere and runs only where dispatch.c found the features.  Loop tails use
+ * AVX-512 masks instead of scalar code.  Micro-kernel: up to 4 weight rows x 4 tokens, 16
+ * accumulators held in registers, each weight vector reused by every token of the tile and
+ * each activation vector by every row.  exp follows Cephes expf (range reduction by ln 2,
+ * degree-6 polynomial, ~1 ulp); erf uses Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7).
+ */
+#if defined(__x86_64__)
+#include <immintrin.h>
+#include <math.h>
+
+#include "kernels/cpu/kern.h"
+
+#define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
+#define T512I __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c"), always_inline)) inline
+
+static T512I __mmask16 tailmask(int64_t n) { return (__mmask16)(n >= 16 ? 0xFFFF : ((1u << n) - 1)); }
+
+static T512I __m512 exp512(__m512 x) {
+    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.37f));
+    __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), x);
+    __m512 y = _mm512_set1_ps(1.9875691500E-4f);
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507E-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073E-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894E-2f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459E-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201E-1f));
+    y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
+    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(fx), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(y, _mm512_castsi512_ps(e));
+}
+
+/* erf(x), A&S 7.1.26: 1 - (a1 t + ... + a5 t^5) exp(-x^2), t = 1 / (1 + p|x|), sign restored. */
+static T512I __m512 erf512(__m512 x) {
+    __m512 ax = _mm512_abs_ps(x);
+    __m512 t = _mm512_div_ps(_mm512_set1_ps(1.0f), _mm512_fmadd_ps(ax, _mm512_set1_ps(0.3275911f), _mm512_set1_ps(1.0f)));
+    __m512 y = _mm512_set1_ps(1.061405429f);
+    y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(-1.453152027f));
+    y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(1.421413741f));
+    y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(-0.284496736f));
+    y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(0.254829592f));
+    y = _mm512_mul_ps(y, t);
+    __m512 r = _mm512_fnmadd_ps(y, exp512(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(ax, ax))), _mm512_set1_ps(1.0f));
+    /* copy the sign of x */
+    __m512i sign = _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u));
+    return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(r), sign));
+}
+
+/* ---------------------------------------------------------------- dequantize */
+
+/* out (n) = (q - z) * s for int32 lanes q; 16 at a time handled by callers. */
+static T512I void put16(float *out, __m512i q, __m512 s, __m512 zs, __mmask16 m) {
+    _mm512_mask_storeu_ps(out, m, _mm512_fmsub_ps(_mm512_cvtepi32_ps(q), s, zs));
+}
+
+static T512 void deq512(float *out, const aios_tensor *W, int64_t row, int64_t c0, int64_t n) {
+    const int64_t n_in = W->shape[1];
+    const uint8_t *raw = (const uint8_t *)W->data;
+    switch (W->dtype) {
+    case AIOS_DTYPE_F32:
+        memcpy(out, raw + (size_t)(row * n_in + c0) * 4, (size_t)n * 4);
+        return;
+    case AIOS_DTYPE_F16: {
+        const uint8_t *p = raw + (size_t)(row * n_in + c0) * 2;
+        for (int64_t j = 0; j < n; j += 16) {
+            __mmask16 m = tailmask(n - j);
+            __m256i h = _mm256_maskz_loadu_epi16(m, p + j * 2);
+            _mm512_mask_storeu_ps(out + j, m, _mm512_cvtph_ps(h));
+        }
+        return;
+    }
+    case AIOS_DTYPE_BF16: {
+        const uint8_t *p = raw + (size_t)(row * n_in + c0) * 2;
+        for (int64_t j = 0; j < n; j += 16) {
+            __mmask16 m = tailmask(n - j);
+            __m256i h = _mm256_maskz_loadu_epi16(m, p + j * 2);
+            _mm512_mask_storeu_ps(out + j, m, _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16)));
+        }
+        return;
+    }
+    default: break;
+    }
+    /* quantized: runs of columns sharing one scale */
+    const __m128i nib = _mm_set1_epi8(0x0F);
+    const __m128i rep4 = _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    const __m512i sh2 = _mm512_setr_epi32(6, 4, 2, 0, 6, 4, 2, 0, 6, 4, 2, 0, 6, 4, 2, 0);
+    for (int64_t j = 0; j < n;) {
+        int64_t c = c0 + j, run = aios__q_run(W, c, n - j), si = aios__q_sidx(W, row, c);
+        float s = aios__ldf(W->scales, si), z = W->zero_points ? aios__ldf(W->zero_points, si) : 0.0f;
+        const __m512 vs = _mm512_set1_ps(s), vzs = _mm512_set1_ps(z * s);
+        int64_t e = row * n_in + c, k = 0;
+        float *o = out + j;
+        switch (W->dtype) {
+        case AIOS_DTYPE_Q8:
+            for (; k < run; k += 16) {
+                __mmask16 m = tailmask(run - k);
+                put16(o + k, _mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, raw + e + k)), vs, vzs, m);
+            }
+            break;
+        case AIOS_DTYPE_Q4:
+            if ((e & 1) && k < run) { o[k] = ((float)aios__q_get(W, e + k) - z) * s; k++; }
+            for (; k + 16 <= run; k += 16) {
+                __m128i b = _mm_loadl_epi64((const __m128i *)(raw + ((e + k) >> 1)));
+                __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), nib), lo = _mm_and_si128(b, nib);
+                __m512i q = _mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_unpacklo_epi8(hi, lo)), _mm512_set1_epi32(8));
+                put16(o + k, q, vs, vzs, 0xFFFF);
+            }
+            for (; k < run; k++) o[k] = ((float)aios__q_get(W, e + k) - z) * s;
+            break;
+        case AIOS_DTYPE_Q2:
+            for (; ((e + k) & 3) && k < run; k++) o[k] = ((float)aios__q_get(W, e + k) - z) * s;
+            for (; k + 16 <= run; k += 16) {
+                int32_t w4;
+                memcpy(&w4, raw + ((e + k) >> 2), 4);
+                __m128i b = _mm_shuffle_epi8(_mm_cvtsi32_si128(w4), rep4);
+                __m512i q = _mm512_and_si512(_mm512_srlv_epi32(_mm512_cvtepu8_epi32(b), sh2), _mm512_set1_epi32(3));
+                put16(o + k, _mm512_sub_epi32(q, _mm512_set1_epi32(2)), vs, vzs, 0xFFFF);
+            }
+            for (; k < run; k++) o[k] = ((float)aios__q_get(W, e + k) - z) * s;
+            break;
+        default: break;
+        }
+        j += run;
+    }
+}
+
+/* ---------------------------------------------------------------- matmul micro-kernel */
+
+static T512I void tile_4xN(float *y, int64_t ldy, const float *w, int64_t ldw, const float *x, int64_t ldx,
+                           const int NT, int64_t n) {
+    __m512 acc[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++) acc[r][t] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < n; k += 16) {
+        __mmask16 m = tailmask(n - k);
+        __m512 w0 = _mm512_maskz_loadu_ps(m, w + k), w1 = _mm512_maskz_loadu_ps(m, w + ldw + k);
+        __m512 w2 = _mm512_maskz_loadu_ps(m, w + 2 * ldw + k), w3 = _mm512_maskz_loadu_ps(m, w + 3 * ldw + k);
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) {
+            __m512 xv = _mm512_maskz_loadu_ps(m, x + t * ldx + k);
+            acc[0][t] = _mm512_fmadd_ps(w0, xv, acc[0][t]);
+            acc[1][t] = _mm512_fmadd_ps(w1, xv, acc[1][t]);
+            acc[2][t] = _mm512_fmadd_ps(w2, xv, acc[2][t]);
+            acc[3][t] = _mm512_fmadd_ps(w3, xv, acc[3][t]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; t++) {
+        /* four horizontal sums at once: y[t][0..3] += reduce(acc[0..3][t]) */
+        __m128 s = _mm_setr_ps(_mm512_reduce_add_ps(acc[0][t]), _mm512_reduce_add_ps(acc[1][t]),
+                               _mm512_reduce_add_ps(acc[2][t]), _mm512_reduce_add_ps(acc[3][t]));
+        _mm_storeu_ps(y + t * ldy, _mm_add_ps(_mm_loadu_ps(y + t * ldy), s));
+    }
+}
+
+static T512 float dot512(const float *a, const float *b, int64_t n) {
+    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + 32 <= n; k += 32) {
+        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + k), _mm512_loadu_ps(b + k), acc0);
+        acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + k + 16), _mm512_loadu_ps(b + k + 16), acc1);
+    }
+    for (; k < n; k += 16) {
+        __mmask16 m = tailmask(n - k);
+        acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + k), _mm512_maskz_loadu_ps(m, b + k), acc0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+static T512 void tile512(float *y, int64_t ldy, const float *w, int64_t ldw, int nr, const float *x, int64_t ldx,
+                         int nt, int64_t n) {
+    if (nr == 4) {
+        switch (nt) {
+        case 4: tile_4xN(y, ldy, w, ldw, x, ldx, 4, n); return;
+        case 3: tile_4xN(y, ldy, w, ldw, x, ldx, 3, n); return;
+        case 2: tile_4xN(y, ldy, w, ldw, x, ldx, 2, n); return;
+        case 1: tile_4xN(y, ldy, w, ldw, x, ldx, 1, n); return;
+        default: break;
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        for (int r = 0; r < nr; r++) y[t * ldy + r] += dot512(w + r * ldw, x + t * ldx, n);
+}
+
+/* ---------------------------------------------------------------- rows and elementwise */
+
+static T512 void axpy512(float *y, float a, const float *x, int64_t n) {
+    __m512 va = _mm512_set1_ps(a);
+    for (int64_t k = 0; k < n; k += 16) {
+        __mmask16 m = tailmask(n - k);
+        _mm512_mask_storeu_ps(y + k, m, _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + k), _mm512_maskz_loadu_ps(m, y + k)));
+    }
+}
+static T512 void scale512(float *x, float a, int64_t n) {
+    __m512 va = _mm512_set1_ps(a);
+    for (int64_t k = 0; k < n; k += 16) {
+        __mmask16 m = tailmask(n - k);
+        _mm512_mask_storeu_ps(x + k, m, _mm512_mul_ps(va, _mm512_maskz_loadu_ps(m, x + k)));
+    }
+}
+static T512 void add512(float *x, const float *y, int64_t n) {
+    for (int64_t k = 0; k < n; k += 16) {
+        __mmask16 m = tailmask(n - k);
+        _mm512_mask_storeu_ps(x + k, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, x + k), _mm512_maskz_loadu_ps(m, y + k)));
+    }
+}
+static T512 void mul512(float *x, const float *y, int64_t n) {
+    for (int64_t k = 0; k < n; k += 16) {
+        __mmask16 m = tailmask(n - k);
+        _mm512_mask_storeu_ps(x + k, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + k), _mm512_maskz_loadu_ps(m, y + k)));
+    }
+}
+static T512 void gelu512(float *x, int64_t n) {
+    for (int64_t k = 0; k < n; k += 16) {
+        __mmask16 m = tailmask(n - k);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + k);
+        __m512 e = erf512(_mm512_mul_ps(v, _mm512_set1_ps(0.70710678118654752f)));
+        __m512 r = _mm512_mul_ps(_mm512_mul_ps(_mm512_set1_ps(0.5f), v), _mm512_add_ps(e, _mm512_set1_ps(1.0f)));
+        _mm512_mask_storeu_ps(x + k, m, r);
+    }
+}
+static T512 void silu512(float *x, int64_t n) {
+    for (int64_t k = 0; k < n; k += 16) {
+        __mmask16 m = tailmask(n - k);
+        __m512 v = _mm512_maskz_loadu_ps(m, x + k);
+        __m512 d = _mm512_add_ps(_mm512_set1_ps(1.0f), exp512(_mm512_sub_ps(_mm512_setzero_ps(), v)));
+        _mm512_mask_storeu_ps(x + k, m, _mm512_div_ps(v, d));
+    }
+}
+static T512 void softmax512(float *x, int64_t n) {
+    if (n <= 0) return;
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    for (int64_t k = 0; k < n; k += 16) {
+        __mmask16 m = tailmask(n - k);
+        mx = _mm512_mask_max_ps(mx, m, mx, _mm512_maskz_loadu_ps(m, x + k));
+    }
+    __m512 vm = _mm512_set1_ps(_mm512_reduce_max_ps(mx)), sum = _mm512_setzero_ps();
+    for (int64_t k = 0; k < n; k += 16) {
+        __mmask16 m = tailmask(n - k);
+        __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + k), vm));
+        e = _mm512_maskz_mov_ps(m, e);
+        _mm512_mask_storeu_ps(x + k, m, e);
+        sum = _mm512_add_ps(sum, e);
+    }
+    scale512(x, 1.0f / _mm512_reduce_add_ps(sum), n);
+}
+static T512 void layernorm512(float *y, const float *x, const float *w, const float *b, int64_t n, float eps) {
+    __m512 s = _mm512_setzero_ps();
+    for (int64_t k = 0; k < n; k += 16) s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(tailmask(n - k), x + k));
+    float mean = _mm512_reduce_add_ps(s) / (float)(n ? n : 1);
+    __m512 vm = _mm512_set1_ps(mean), v = _mm512_setzero_ps();
+    for (int64_t k = 0; k < n; k += 16) {
+        __mmask16 m = tailmask(n - k);
+        __m512 d = _mm512_maskz_sub_ps(m, _mm512_maskz_loadu_ps(m, x + k), vm);
+        v = _mm512_fmadd_ps(d, d, v);
+    }
+    float rs = 1.0f / sqrtf(_mm512_reduce_add_ps(v) / (float)(n ? n : 1) + eps);
+    __m512 vr = _mm512_set1_ps(rs);
+    for (int64_t k = 0; k < n; k += 16) {
+        __mmask16 m = tailmask(n - k);
+        __m512 d = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + k), vm), vr);
+        if (w) d = _mm512_mul_ps(d, _mm512_maskz_loadu_ps(m, w + k));
+        if (b) d = _mm512_add_ps(d, _mm512_maskz_loadu_ps(m, b + k));
+        _mm512_mask_storeu_ps(y + k, m, d);
+    }
+}
+static T512 void rmsnorm512(float *y, const float *x, const float *w, int64_t n, float eps) {
+    __m512 s = _mm512_setzero_ps();
+    for (int64_t k = 0; k < n; k += 16) {
+        __m512 v = _mm512_maskz_loadu_ps(tailmask(n - k), x + k);
+        s = _mm512_fmadd_ps(v, v, s);
+    }
+    __m512 vr = _mm512_set1_ps(1.0f / sqrtf(_mm512_reduce_add_ps(s) / (float)(n ? n : 1) + eps));
+    for (int64_t k = 0; k < n; k += 16) {
+        __mmask16 m = tailmask(n - k);
+        __m512 d = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + k), vr);
+        if (w) d = _mm512_mul_ps(d, _mm512_maskz_loadu_ps(m, w + k));
+        _mm512_mask_storeu_ps(y + k, m, d);
+    }
+}
+
+const aios__ktier aios__tier_avx512 = {
+    .name = "avx512",
+    .deq = deq512,
+    .tile = tile512,
+    .dot = dot512,
+    .axpy = axpy512,
+    .scale = scale512,
+    .gelu = gelu512,
+    .silu = silu512,
+    .softmax_row = softmax512,
+    .layernorm_row = layernorm512,
+    .rmsnorm_row = rmsnorm512,
+    .add = add512,
+    .mul = mul512,
+};
+#endif

@@ -1,0 +1,344 @@
+/*
+ * dispatch.c — the public kernels: argument checks, tier selection, threads, and the
+ * matmul driver that every weight dtype shares.
+ *
+ * Tier: chosen once from aios_cpu() (avx512 > avx2 > ref); AIOS_KERNELS=ref|avx2|avx512 forces
+ * one.  Threads: OpenMP over blocks of output rows (AIOS_THREADS, default all cores).
+ *
+ * Matmul y (T, n_out) = x (T, n_in) @ W^T: rows of W are taken four at a time; a row block is
+ * read in chunks of KC columns — f32 weights straight from the mapping, every other dtype
+ * dequantized by the tier into a KC-float stack buffer per row (L1-resident, so quantized
+ * weights are never inflated beyond 4 x KC floats per thread) — and each chunk is multiplied
+ * against the token rows four at a time by the tier's register-tiled micro-kernel.  Tokens are
+ * blocked by TB so a block of activations stays in L2 while all row blocks of a thread pass
+ * over it; the weight chunk is reused across every token of the block (the T > 1 path of
+ * batched BERT and prefill).  Partial sums accumulate into y, which starts as the bias.
+ */
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <strings.h>
+
+#include "kernels/cpu/kern.h"
+
+#ifdef AIOS_HAVE_BLAS
+#include <cblas.h>
+#endif
+
+#define RB 4    /* weight rows per micro-tile */
+#define KC 512  /* columns per weight chunk */
+#define TB 64   /* tokens per activation block */
+
+static const aios__ktier *g_tier;
+static int g_threads;
+
+static const aios__ktier *best_tier(void) {
+#if defined(__x86_64__)
+    const aios_cpu_info *c = aios_cpu();
+    if (c->avx512f && c->avx512bw && c->avx512vl && c->f16c && c->fma) return &aios__tier_avx512;
+    if (c->avx2 && c->fma && c->f16c) return &aios__tier_avx2;
+#endif
+    return &aios__tier_ref;
+}
+
+aios_status aios_kernels_use(const char *name) {
+    if (!name || !*name || !strcasecmp(name, "auto")) {
+        g_tier = best_tier();
+        return AIOS_OK;
+    }
+    if (!strcasecmp(name, "ref")) {
+        g_tier = &aios__tier_ref;
+        return AIOS_OK;
+    }
+#if defined(__x86_64__)
+    const aios_cpu_info *c = aios_cpu();
+    if (!strcasecmp(name, "avx2")) {
+        if (!(c->avx2 && c->fma && c->f16c)) return aios__err(AIOS_ERR_UNSUPPORTED, "kernels: this CPU lacks avx2/fma/f16c");
+        g_tier = &aios__tier_avx2;
+        return AIOS_OK;
+    }
+    if (!strcasecmp(name, "avx512")) {
+        if (!(c->avx512f && c->avx512bw && c->avx512vl && c->f16c && c->fma))
+            return aios__err(AIOS_ERR_UNSUPPORTED, "kernels: this CPU lacks avx512f/bw/vl");
+        g_tier = &aios__tier_avx512;
+        return AIOS_OK;
+    }
+#endif
+    return aios__err(AIOS_ERR_UNSUPPORTED, "kernels: unknown tier '%s' (ref, avx2, avx512, auto)", name);
+}
+
+static const aios__ktier *tier(void) {
+    if (!g_tier) {
+        const char *e = getenv("AIOS_KERNELS");
+        if (!e || aios_kernels_use(e) != AIOS_OK) {
+            if (e && *e) aios_log(AIOS_LOG_WARN, "AIOS_KERNELS=%s: %s; using the best available", e, aios_last_error());
+            g_tier = best_tier();
+        }
+    }
+    return g_tier;
+}
+
+const char *aios_kernels_tier(void) { return tier()->name; }
+
+void aios_set_threads(int n) { g_threads = n > 0 ? n : 0; }
+
+int aios_get_threads(void) {
+    if (g_threads <= 0) {
+        const char *e = getenv("AIOS_THREADS");
+        int n = e ? atoi(e) : 0;
+        g_threads = n > 0 ? n : aios_cpu()->n_cores;
+    }
+    return g_threads;
+}
+
+/* Threads worth using for `work` multiply-adds (a thread costs a few microseconds to wake). */
+static int threads_for(double work) {
+    int n = aios_get_threads();
+    if (work < 32768.0) return 1;
+    return n;
+}
+
+/* ---------------------------------------------------------------- tensors to float */
+
+aios_status aios_tensor_row_f32(float *out, const aios_tensor *W, int64_t row) {
+    AIOS_TRY(aios__check_weight(W, "tensor_row"));
+    if (row < 0 || row >= W->shape[0])
+        return aios__err(AIOS_ERR_RANGE, "tensor_row: row %lld of %lld", (long long)row, (long long)W->shape[0]);
+    tier()->deq(out, W, row, 0, W->shape[1]);
+    return AIOS_OK;
+}
+
+aios_status aios_tensor_to_f32(float *out, const aios_tensor *t) {
+    if (!t || t->ndim < 0 || t->ndim > AIOS_MAX_DIMS) return aios__err(AIOS_ERR_INVALID_ARG, "tensor_to_f32: bad tensor");
+    aios_tensor v = *t; /* view as (1, numel) — or (rows, cols) for quantized per-row/group */
+    int64_t n = aios_tensor_numel(t);
+    if (t->ndim >= 2 && (t->dtype == AIOS_DTYPE_Q8 || t->dtype == AIOS_DTYPE_Q4 || t->dtype == AIOS_DTYPE_Q2)) {
+        v.ndim = 2;
+        v.shape[0] = t->shape[0];
+        v.shape[1] = t->shape[0] ? n / t->shape[0] : 0;
+    } else {
+        v.ndim = 2;
+        v.shape[0] = 1;
+        v.shape[1] = n;
+        if (t->quant_axis == 0 && t->group_size == 0 && t->n_scales > 1)
+            return aios__err(AIOS_ERR_UNSUPPORTED, "tensor_to_f32: %s: per-channel scales on a 1-D tensor",
+                             t->name ? t->name : "?");
+    }
+    if (v.dtype == AIOS_DTYPE_F64 || v.dtype == AIOS_DTYPE_I32 || v.dtype == AIOS_DTYPE_I64) {
+        /* small integer/double parameters: convert element by element */
+        size_t w = v.dtype == AIOS_DTYPE_I32 ? 4 : 8;
+        if (t->nbytes < (size_t)n * w) return aios__err(AIOS_ERR_FORMAT, "tensor_to_f32: %s: short data", t->name ? t->name : "?");
+        for (int64_t i = 0; i < n; i++) {
+            const uint8_t *p = (const uint8_t *)t->data + (size_t)i * w;
+            if (v.dtype == AIOS_DTYPE_F64) {
+                double d;
+                memcpy(&d, p, 8);
+                out[i] = (float)d;
+            } else if (v.dtype == AIOS_DTYPE_I32) {
+                int32_t d;
+                memcpy(&d, p, 4);
+                out[i] = (float)d;
+            } else {
+                int64_t d;
+                memcpy(&d, p, 8);
+                out[i] = (float)d;
+            }
+        }
+        return AIOS_OK;
+    }
+    AIOS_TRY(aios__check_weight(&v, "tensor_to_f32"));
+    for (int64_t r = 0; r < v.shape[0]; r++) tier()->deq(out + r * v.shape[1], &v, r, 0, v.shape[1]);
+    return AIOS_OK;
+}
+
+/* ---------------------------------------------------------------- matmul */
+
+#ifdef AIOS_HAVE_BLAS
+/* Large f32 products go to OpenBLAS only when built with BLAS=1 and AIOS_BLAS is not 0. */
+static int use_blas(const aios_tensor *W, int64_t T) {
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("AIOS_BLAS");
+        on = !(e && !strcmp(e, "0"));
+    }
+    return on && W->dtype == AIOS_DTYPE_F32 && T >= 16 && ((uintptr_t)W->data & 3) == 0 &&
+           (double)T * (double)W->shape[0] * (double)W->shape[1] >= 4e6;
+}
+#endif
+
+aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const float *bias, int64_t T) {
+    const aios__ktier *K = tier();
+    if (K == &aios__tier_ref) return aios_ref_matmul(y, x, W, bias, T);
+    AIOS_TRY(aios__check_weight(W, "matmul"));
+    if (T < 0) return aios__err(AIOS_ERR_INVALID_ARG, "matmul: T = %lld", (long long)T);
+    const int64_t n_out = W->shape[0], n_in = W->shape[1];
+    if (T == 0 || n_out == 0) return AIOS_OK;
+    for (int64_t t = 0; t < T; t++) {
+        if (bias) memcpy(y + t * n_out, bias, sizeof(float) * (size_t)n_out);
+        else memset(y + t * n_out, 0, sizeof(float) * (size_t)n_out);
+    }
+    if (n_in == 0) return AIOS_OK;
+#ifdef AIOS_HAVE_BLAS
+    if (use_blas(W, T)) {
+        openblas_set_num_threads(aios_get_threads());
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)n_out, (int)n_in, 1.0f, x, (int)n_in,
+                    (const float *)W->data, (int)n_in, 1.0f, y, (int)n_out);
+        return AIOS_OK;
+    }
+#endif
+    /* f32 weights are read in place when 4-byte aligned (they always are in our loaders). */
+    const int direct = W->dtype == AIOS_DTYPE_F32 && ((uintptr_t)W->data & 3) == 0;
+    const int64_t nblk = (n_out + RB - 1) / RB;
+    const int nth = threads_for((double)T * (double)n_out * (double)n_in);
+#pragma omp parallel num_threads(nth)
+    {
+        float wbuf[RB * KC] __attribute__((aligned(64)));
+        int nt_ = omp_get_num_threads(), id = omp_get_thread_num();
+        /* contiguous range of row blocks per thread: each thread keeps its weights hot */
+        int64_t b0 = nblk * id / nt_, b1 = nblk * (id + 1) / nt_;
+        for (int64_t t0 = 0; t0 < T; t0 += TB) {
+            int64_t tb = AIOS_MIN(TB, T - t0);
+            for (int64_t b = b0; b < b1; b++) {
+                int64_t r0 = b * RB;
+                int nr = (int)AIOS_MIN(RB, n_out - r0);
+                for (int64_t k0 = 0; k0 < n_in; k0 += KC) {
+                    int64_t kc = AIOS_MIN(KC, n_in - k0);
+                    const float *w;
+                    int64_t ldw;
+                    if (direct) {
+                        w = (const float *)W->data + r0 * n_in + k0;
+                        ldw = n_in;
+                    } else {
+                        for (int i = 0; i < nr; i++) K->deq(wbuf + i * KC, W, r0 + i, k0, kc);
+                        w = wbuf;
+                        ldw = KC;
+                    }
+                    for (int64_t t = t0; t < t0 + tb; t += 4)
+                        K->tile(y + t * n_out + r0, n_out, w, ldw, nr, x + t * n_in + k0, n_in,
+                                (int)AIOS_MIN(4, t0 + tb - t), kc);
+                }
+            }
+        }
+    }
+    return AIOS_OK;
+}
+
+/* ---------------------------------------------------------------- rows and elementwise */
+
+void aios_layernorm(float *y, const float *x, const float *w, const float *b, int64_t T, int64_t n, float eps) {
+    const aios__ktier *K = tier();
+    int nth = threads_for((double)T * (double)n * 4);
+#pragma omp parallel for num_threads(nth) schedule(static)
+    for (int64_t t = 0; t < T; t++) K->layernorm_row(y + t * n, x + t * n, w, b, n, eps);
+}
+
+void aios_rmsnorm(float *y, const float *x, const float *w, int64_t T, int64_t n, float eps) {
+    const aios__ktier *K = tier();
+    int nth = threads_for((double)T * (double)n * 4);
+#pragma omp parallel for num_threads(nth) schedule(static)
+    for (int64_t t = 0; t < T; t++) K->rmsnorm_row(y + t * n, x + t * n, w, n, eps);
+}
+
+#define CHUNK 4096
+/* Elementwise f over n values, in CHUNK pieces across threads when large. */
+static void elementwise(void (*f)(float *, int64_t), float *x, int64_t n, double cost) {
+    int nth = threads_for((double)n * cost);
+    if (nth == 1) {
+        f(x, n);
+        return;
+    }
+    int64_t nc = (n + CHUNK - 1) / CHUNK;
+#pragma omp parallel for num_threads(nth) schedule(static)
+    for (int64_t c = 0; c < nc; c++) f(x + c * CHUNK, AIOS_MIN(CHUNK, n - c * CHUNK));
+}
+
+void aios_gelu(float *x, int64_t n) { elementwise(tier()->gelu, x, n, 20); }
+void aios_silu(float *x, int64_t n) { elementwise(tier()->silu, x, n, 20); }
+
+void aios_softmax(float *x, int64_t rows, int64_t n) {
+    const aios__ktier *K = tier();
+    int nth = threads_for((double)rows * (double)n * 10);
+#pragma omp parallel for num_threads(nth) schedule(static)
+    for (int64_t r = 0; r < rows; r++) K->softmax_row(x + r * n, n);
+}
+
+void aios_mul(float *x, const float *y, int64_t n) { tier()->mul(x, y, n); }
+void aios_add(float *x, const float *y, int64_t n) { tier()->add(x, y, n); }
+
+void aios_rope(float *x, const int32_t *pos, int64_t T, int64_t n_head, int64_t head_dim, const float *inv_freq) {
+    /* cos/sin once per (token, frequency), shared by all heads; results identical to the reference */
+    if (tier() == &aios__tier_ref || head_dim > 1024) {
+        aios_ref_rope(x, pos, T, n_head, head_dim, inv_freq);
+        return;
+    }
+    int64_t half = head_dim / 2;
+    int nth = threads_for((double)T * (double)n_head * (double)head_dim * 4);
+#pragma omp parallel for num_threads(nth) schedule(static)
+    for (int64_t t = 0; t < T; t++) {
+        float cs[512], sn[512];
+        for (int64_t i = 0; i < half; i++) {
+            float ang = (float)pos[t] * inv_freq[i];
+            cs[i] = cosf(ang);
+            sn[i] = sinf(ang);
+        }
+        for (int64_t h = 0; h < n_head; h++) {
+            float *v = x + (t * n_head + h) * head_dim;
+            for (int64_t i = 0; i < half; i++) {
+                float a = v[i], b = v[i + half];
+                v[i] = a * cs[i] - b * sn[i];
+                v[i + half] = b * cs[i] + a * sn[i];
+            }
+        }
+    }
+}
+
+/* ---------------------------------------------------------------- attention */
+
+aios_status aios_attention(float *out, const float *q, const float *k, const float *v, int64_t Tq, int64_t Tk,
+                           int64_t n_head, int64_t n_head_kv, int64_t head_dim, int64_t kv_stride,
+                           const uint8_t *mask, float scale) {
+    const aios__ktier *K = tier();
+    if (K == &aios__tier_ref)
+        return aios_ref_attention(out, q, k, v, Tq, Tk, n_head, n_head_kv, head_dim, kv_stride, mask, scale);
+    if (n_head <= 0 || n_head_kv <= 0 || n_head % n_head_kv || head_dim <= 0 || Tq < 0 || Tk < 0 ||
+        kv_stride < n_head_kv * head_dim)
+        return aios__err(AIOS_ERR_INVALID_ARG, "attention: bad shape (n_head %lld, n_head_kv %lld, head_dim %lld)",
+                         (long long)n_head, (long long)n_head_kv, (long long)head_dim);
+    const int64_t group = n_head / n_head_kv, n = Tq * n_head;
+    int nth = threads_for((double)Tq * (double)Tk * (double)n_head * (double)head_dim * 2);
+    int fail = 0;
+#pragma omp parallel num_threads(nth)
+    {
+        float *p = malloc(sizeof(float) * (size_t)(Tk > 0 ? Tk : 1));
+        int32_t *idx = malloc(sizeof(int32_t) * (size_t)(Tk > 0 ? Tk : 1));
+        if (!p || !idx) {
+#pragma omp atomic write
+            fail = 1;
+        }
+#pragma omp for schedule(static)
+        for (int64_t ih = 0; ih < n; ih++) {
+            if (!p || !idx) continue;
+            int64_t i = ih / n_head, h = ih % n_head, hk = h / group;
+            const float *qi = q + ih * head_dim;
+            float *o = out + ih * head_dim;
+            memset(o, 0, sizeof(float) * (size_t)head_dim);
+            int64_t m = 0; /* visible keys */
+            float mx = -INFINITY;
+            for (int64_t j = 0; j < Tk; j++) {
+                if (mask && !mask[i * Tk + j]) continue;
+                float s = scale * K->dot(qi, k + j * kv_stride + hk * head_dim, head_dim);
+                p[m] = s;
+                idx[m++] = (int32_t)j;
+                mx = s > mx ? s : mx;
+            }
+            if (!m) continue;
+            for (int64_t j = 0; j < m; j++) p[j] -= mx;
+            K->softmax_row(p, m);
+            for (int64_t j = 0; j < m; j++) K->axpy(o, p[j], v + (int64_t)idx[j] * kv_stride + hk * head_dim, head_dim);
+        }
+        free(p);
+        free(idx);
+    }
+    if (fail) return aios__err(AIOS_ERR_NOMEM, "attention: %lld scores", (long long)Tk);
+    return AIOS_OK;
+}

@@ -1,0 +1,77 @@
+/*
+ * kern.h — internals shared by the CPU kernel tiers (not part of any public interface).
+ *
+ * A tier is a small table of function pointers (ref, avx2, avx512) filled once; the public
+ * kernels in dispatch.c validate arguments, split work across OpenMP threads and call the
+ * tier's inner loops.  Quantized weights are read through aios__q_* helpers that follow the
+ * ArrowQuant layouts of tensor/tensor.h exactly (flat element index, MSB-first packing).
+ */
+#ifndef AIOS_KERNELS_CPU_KERN_H
+#define AIOS_KERNELS_CPU_KERN_H
+
+#include <string.h>
+
+#include "core/internal.h"
+#include "kernels/kernels.h"
+
+/* Inner loops of one tier.  All pointers are float32 unless noted. */
+typedef struct {
+    const char *name;
+    /* out (n) = dequantized W[row, c0 : c0 + n] (any weight dtype). */
+    void (*deq)(float *out, const aios_tensor *W, int64_t row, int64_t c0, int64_t n);
+    /* y[t * ldy + r] += dot(w[r * ldw : +n], x[t * ldx : +n]) for r < nr (<= 4), t < nt (<= 4). */
+    void (*tile)(float *y, int64_t ldy, const float *w, int64_t ldw, int nr, const float *x, int64_t ldx,
+                 int nt, int64_t n);
+    float (*dot)(const float *a, const float *b, int64_t n);
+    /* y (n) += a * x (n) */
+    void (*axpy)(float *y, float a, const float *x, int64_t n);
+    void (*scale)(float *x, float a, int64_t n);
+    void (*gelu)(float *x, int64_t n);
+    void (*silu)(float *x, int64_t n);
+    void (*softmax_row)(float *x, int64_t n);
+    void (*layernorm_row)(float *y, const float *x, const float *w, const float *b, int64_t n, float eps);
+    void (*rmsnorm_row)(float *y, const float *x, const float *w, int64_t n, float eps);
+    void (*add)(float *x, const float *y, int64_t n);
+    void (*mul)(float *x, const float *y, int64_t n);
+} aios__ktier;
+
+extern const aios__ktier aios__tier_ref;
+#if defined(__x86_64__)
+extern const aios__ktier aios__tier_avx2;
+extern const aios__ktier aios__tier_avx512;
+#endif
+
+/* Checks that W is a usable 2-D weight of a supported dtype with consistent sizes. */
+aios_status aios__check_weight(const aios_tensor *W, const char *what);
+
+/* Quantized element access (flat row-major element index e). */
+static inline int aios__q_get(const aios_tensor *W, int64_t e) {
+    const uint8_t *p = (const uint8_t *)W->data;
+    switch (W->dtype) {
+    case AIOS_DTYPE_Q8: return (int8_t)p[e];
+    case AIOS_DTYPE_Q4: return (int)((p[e >> 1] >> ((e & 1) ? 0 : 4)) & 0xF) - 8;
+    case AIOS_DTYPE_Q2: return (int)((p[e >> 2] >> (6 - 2 * (e & 3))) & 0x3) - 2;
+    default: return 0;
+    }
+}
+static inline float aios__ldf(const float *p, int64_t i) {
+    float f;
+    memcpy(&f, p + i, sizeof f); /* scales may be unaligned inside a mapping */
+    return f;
+}
+/* Index into scales/zero_points for element (row, col) of a (rows, cols) weight. */
+static inline int64_t aios__q_sidx(const aios_tensor *W, int64_t row, int64_t col) {
+    if (W->group_size > 0) return (row * W->shape[1] + col) / W->group_size;
+    if (W->quant_axis == 0) return row;
+    return 0;
+}
+/* Number of consecutive columns starting at col that share one scale. */
+static inline int64_t aios__q_run(const aios_tensor *W, int64_t col, int64_t n) {
+    if (W->group_size > 0) {
+        int64_t r = W->group_size - col % W->group_size;
+        return r < n ? r : n;
+    }
+    return n;
+}
+
+#endif

@@ -1,0 +1,558 @@
+/* test_kernels.c — every kernel, every weight dtype, odd sizes (1, 7, 33, 4097):
+ * the reference tier against plain double-precision math written here from the definitions
+ * (tensor.h layouts, Hugging Face formulas), and every fast tier this CPU has against the
+ * reference tier. */
+#include <math.h>
+#include <stdint.h>
+
+#include "kernels/kernels.h"
+#include "test.h"
+
+static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
+static uint32_t rnd(void) {
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (uint32_t)(g_rng >> 11);
+}
+static float frand(void) { return (float)((rnd() % 2000001) / 1000000.0 - 1.0); } /* [-1, 1] */
+static void fill(float *x, int64_t n, float amp) {
+    for (int64_t i = 0; i < n; i++) x[i] = amp * frand();
+}
+
+static const char *const TIERS[] = {"avx2", "avx512"};
+
+static double max_abs_diff(const float *a, const float *b, int64_t n) {
+    double m = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (d > m || isnan(d)) m = isnan(d) ? INFINITY : d;
+    }
+    return m;
+}
+static double rel_err_d(const float *a, const double *b, int64_t n) {
+    double num = 0, den = 0;
+    for (int64_t i = 0; i < n; i++) {
+        num += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+        den += b[i] * b[i];
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+/* ------------------------------------------------------------ half precision */
+
+static double f16_value(uint16_t h) { /* from the IEEE definition */
+    int s = h >> 15, e = (h >> 10) & 31, m = h & 1023;
+    double v = e == 0 ? ldexp(m, -24) : e == 31 ? (m ? NAN : INFINITY) : ldexp(1024 + m, e - 25);
+    return s ? -v : v;
+}
+
+static void test_f16_bf16(void) {
+    for (uint32_t h = 0; h < 65536; h++) {
+        double want = f16_value((uint16_t)h);
+        float got = aios_f16_to_f32((uint16_t)h);
+        if (isnan(want)) {
+            CHECKF(isnan(got), "f16 %04x", h);
+            continue;
+        }
+        CHECKF((double)got == want && !!signbit(got) == !!signbit(want), "f16 %04x: %g vs %g", h, got, want);
+        /* round trip is exact for every non-nan half */
+        CHECKF(aios_f32_to_f16(got) == h, "f16 roundtrip %04x -> %04x", h, aios_f32_to_f16(got));
+    }
+    /* f32 -> f16 rounds to nearest even: compare with the nearest of all halves */
+    for (int i = 0; i < 20000; i++) {
+        uint32_t bits = rnd() & 0x7FFFFFFF;
+        bits = (bits % (0x47800000u - 0x33000000u)) + 0x33000000u - 0x02000000u; /* 2^-29 .. 65536 */
+        float f;
+        memcpy(&f, &bits, 4);
+        uint16_t got = aios_f32_to_f16(f);
+        double best;
+        uint16_t bh;
+        /* exact check: got is a neighbour and the error is at most half a unit */
+        double v = f16_value(got), up = f16_value((uint16_t)(got + 1)), dn = got ? f16_value((uint16_t)(got - 1)) : -1;
+        double err = fabs(v - f);
+        best = fmin(fabs(up - f), got ? fabs(dn - f) : INFINITY);
+        bh = got;
+        CHECKF(err <= best && (err < best || (bh & 1) == 0 || v > 65504), "f32 %a -> f16 %04x", f, got);
+    }
+    CHECK(aios_f32_to_f16(65520.0f) == 0x7C00 && aios_f32_to_f16(65504.0f) == 0x7BFF);
+    CHECK(aios_f32_to_f16(-0.0f) == 0x8000 && aios_f32_to_f16(INFINITY) == 0x7C00);
+    CHECK((aios_f32_to_f16(NAN) & 0x7FFF) > 0x7C00);
+    /* bf16: round to nearest even, exactly as torch.tensor(x).bfloat16() */
+    CHECK(aios_f32_to_bf16(1.0f) == 0x3F80);
+    CHECK(aios_f32_to_bf16(1.00390625f) == 0x3F80);      /* tie, even stays */
+    CHECK(aios_f32_to_bf16(1.01171875f) == 0x3F82);      /* tie, odd rounds up */
+    {
+        uint32_t b = 0x3F808001u; /* just above the tie */
+        float f;
+        memcpy(&f, &b, 4);
+        CHECK(aios_f32_to_bf16(f) == 0x3F81);
+    }
+    CHECK(aios_bf16_to_f32(0xC0A0) == -5.0f);
+    CHECK(isnan(aios_bf16_to_f32(aios_f32_to_bf16(NAN))));
+}
+
+/* ------------------------------------------------------------ weights */
+
+typedef struct {
+    aios_tensor t;
+    uint8_t *data;
+    float *scales, *zps;
+    double *dq; /* (n_out, n_in) dequantized in double, from the layout definition */
+} wt;
+
+/* granularity: 0 per tensor, 1 per row, 2 groups of G */
+static void make_weight(wt *w, aios_dtype dt, int64_t n_out, int64_t n_in, int gran, int G, int zp, int misalign) {
+    memset(w, 0, sizeof *w);
+    int64_t n = n_out * n_in;
+    w->dq = malloc(sizeof(double) * (size_t)(n ? n : 1));
+    w->t.name = "w";
+    w->t.dtype = dt;
+    w->t.ndim = 2;
+    w->t.shape[0] = n_out;
+    w->t.shape[1] = n_in;
+    size_t nbytes = dt == AIOS_DTYPE_F32 ? (size_t)n * 4 : dt == AIOS_DTYPE_F16 || dt == AIOS_DTYPE_BF16 ? (size_t)n * 2
+                  : dt == AIOS_DTYPE_Q8 ? (size_t)n : dt == AIOS_DTYPE_Q4 ? (size_t)(n + 1) / 2 : (size_t)(n + 3) / 4;
+    w->data = calloc(nbytes + 8, 1);
+    uint8_t *d = w->data + (misalign ? 1 : 0) * 0; /* byte data: alignment irrelevant */
+    int bits = dt == AIOS_DTYPE_Q8 ? 8 : dt == AIOS_DTYPE_Q4 ? 4 : 2;
+    int64_t ns = 0;
+    if (dt >= AIOS_DTYPE_Q8) {
+        ns = gran == 0 ? 1 : gran == 1 ? n_out : n / G;
+        w->scales = malloc(sizeof(float) * (size_t)(ns + 1));
+        w->zps = malloc(sizeof(float) * (size_t)(ns + 1));
+        for (int64_t i = 0; i < ns; i++) {
+            w->scales[i] = 0.01f + 0.05f * (float)(rnd() % 1000) / 1000.0f;
+            w->zps[i] = zp ? (float)((int)(rnd() % 5) - 2) + 0.25f * (float)(rnd() % 4) : 0.0f;
+        }
+        w->t.scales = w->scales;
+        w->t.zero_points = zp ? w->zps : NULL;
+        w->t.n_scales = ns;
+        w->t.quant_axis = gran == 1 ? 0 : -1;
+        w->t.group_size = gran == 2 ? G : 0;
+    }
+    for (int64_t e = 0; e < n; e++) {
+        int64_t r = e / (n_in ? n_in : 1), c = e % (n_in ? n_in : 1);
+        if (dt == AIOS_DTYPE_F32) {
+            float f = frand();
+            memcpy(d + e * 4, &f, 4);
+            w->dq[e] = f;
+        } else if (dt == AIOS_DTYPE_F16) {
+            uint16_t h = (uint16_t)(rnd() % 0x7BFF) | (rnd() & 1 ? 0x8000 : 0);
+            if (((h >> 10) & 31) > 16) h &= 0xBFFF; /* keep |x| moderate */
+            memcpy(d + e * 2, &h, 2);
+            w->dq[e] = f16_value(h);
+        } else if (dt == AIOS_DTYPE_BF16) {
+            float f = frand();
+            uint32_t b;
+            memcpy(&b, &f, 4);
+            uint16_t h = (uint16_t)(b >> 16);
+            memcpy(d + e * 2, &h, 2);
+            uint32_t back = (uint32_t)h << 16;
+            memcpy(&f, &back, 4);
+            w->dq[e] = f;
+        } else {
+            int lo = -(1 << (bits - 1)), q = lo + (int)(rnd() % (1u << bits)); /* full range */
+            if (bits == 8) d[e] = (uint8_t)(int8_t)q;
+            else if (bits == 4) d[e / 2] |= (uint8_t)((q + 8) << (e % 2 ? 0 : 4));
+            else d[e / 4] |= (uint8_t)((q + 2) << (6 - 2 * (e % 4)));
+            int64_t si = gran == 0 ? 0 : gran == 1 ? r : e / G;
+            w->dq[e] = ((double)q - (double)w->zps[si] * (zp ? 1 : 0)) * (double)w->scales[si];
+        }
+        (void)c;
+    }
+    w->t.data = d;
+    w->t.nbytes = nbytes;
+}
+static void free_weight(wt *w) {
+    free(w->data);
+    free(w->scales);
+    free(w->zps);
+    free(w->dq);
+}
+
+static void check_matmul_case(aios_dtype dt, int64_t n_out, int64_t n_in, int64_t T, int gran, int G, int zp) {
+    wt w;
+    make_weight(&w, dt, n_out, n_in, gran, G, zp, 0);
+    float *x = malloc(sizeof(float) * (size_t)(T * n_in + 1)), *bias = malloc(sizeof(float) * (size_t)(n_out + 1));
+    float *yr = malloc(sizeof(float) * (size_t)(T * n_out + 1)), *yf = malloc(sizeof(float) * (size_t)(T * n_out + 1));
+    double *yd = malloc(sizeof(double) * (size_t)(T * n_out + 1)), *ya = malloc(sizeof(double) * (size_t)(T * n_out + 1));
+    fill(x, T * n_in, 1.0f);
+    fill(bias, n_out, 0.5f);
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t r = 0; r < n_out; r++) {
+            double s = bias[r], a = fabs(bias[r]);
+            for (int64_t c = 0; c < n_in; c++) {
+                s += w.dq[r * n_in + c] * (double)x[t * n_in + c];
+                a += fabs(w.dq[r * n_in + c] * (double)x[t * n_in + c]);
+            }
+            yd[t * n_out + r] = s;
+            ya[t * n_out + r] = a;
+        }
+    CHECK_OK(aios_ref_matmul(yr, x, &w.t, bias, T));
+    /* float32 accumulation: error measured against sum |w x| of each output */
+    double e = 0;
+    for (int64_t i = 0; i < T * n_out; i++) e = fmax(e, fabs(yr[i] - yd[i]) / (ya[i] + 1e-30));
+    CHECKF(e < 1e-5, "ref matmul dtype %d %lldx%lld T=%lld gran %d zp %d: rel err %g", dt, (long long)n_out,
+           (long long)n_in, (long long)T, gran, zp, e);
+    for (size_t i = 0; i < sizeof TIERS / sizeof TIERS[0]; i++) {
+        if (aios_kernels_use(TIERS[i]) != AIOS_OK) continue;
+        memset(yf, 0xFF, sizeof(float) * (size_t)(T * n_out));
+        CHECK_OK(aios_matmul(yf, x, &w.t, i % 2 ? bias : bias, T));
+        double ef = 0;
+        for (int64_t j = 0; j < T * n_out; j++) ef = fmax(ef, fabs(yf[j] - yr[j]) / (ya[j] + 1e-30));
+        if (isnan(ef)) ef = INFINITY;
+        CHECKF(ef < 1e-5, "%s matmul dtype %d %lldx%lld T=%lld gran %d: err %g vs ref", TIERS[i], dt,
+               (long long)n_out, (long long)n_in, (long long)T, gran, ef);
+        CHECK(rel_err_d(yf, yd, T * n_out) < 2e-6 || T * n_out < 8);
+    }
+    aios_kernels_use("auto");
+    free(x), free(bias), free(yr), free(yf), free(yd), free(ya);
+    free_weight(&w);
+}
+
+static void test_matmul_all_dtypes(void) {
+    static const int64_t sizes[] = {1, 7, 33, 4097};
+    static const aios_dtype dts[] = {AIOS_DTYPE_F32, AIOS_DTYPE_F16, AIOS_DTYPE_BF16, AIOS_DTYPE_Q8, AIOS_DTYPE_Q4, AIOS_DTYPE_Q2};
+    for (size_t d = 0; d < 6; d++)
+        for (int a = 0; a < 4; a++)
+            for (int b = 0; b < 3; b++) {
+                int64_t n_in = sizes[a], n_out = sizes[b];
+                int64_t T = (a + b) % 3 == 0 ? 1 : (a + b) % 3 == 1 ? 7 : 33;
+                if (n_in == 4097 && n_out == 33 && T == 33) T = 5; /* keep the test fast */
+                if (dts[d] < AIOS_DTYPE_Q8) {
+                    check_matmul_case(dts[d], n_out, n_in, T, 0, 0, 0);
+                    continue;
+                }
+                int G = n_in == 4097 ? 17 : n_in == 33 ? 11 : (int)n_in;
+                for (int gran = 0; gran < 3; gran++) check_matmul_case(dts[d], n_out, n_in, T, gran, G, gran != 1 || b);
+            }
+}
+
+/* Larger tiles and tokens: every T remainder (1..9) against 4-row blocks, partial row blocks. */
+static void test_matmul_tiles(void) {
+    for (int64_t T = 1; T <= 9; T++) check_matmul_case(AIOS_DTYPE_F32, 10, 70, T, 0, 0, 0);
+    check_matmul_case(AIOS_DTYPE_Q8, 67, 1100, 70, 1, 0, 1); /* crosses KC and TB blocks */
+    check_matmul_case(AIOS_DTYPE_Q4, 35, 1031, 66, 2, 1031, 1);
+    check_matmul_case(AIOS_DTYPE_Q2, 13, 515, 65, 2, 5, 1);
+    check_matmul_case(AIOS_DTYPE_F16, 64, 384, 40, 0, 0, 0);
+    check_matmul_case(AIOS_DTYPE_BF16, 9, 1030, 3, 0, 0, 0);
+}
+
+static void test_matmul_threads_deterministic(void) {
+    wt w;
+    make_weight(&w, AIOS_DTYPE_Q4, 130, 300, 2, 30, 1, 0);
+    float x[7 * 300], y1[7 * 130], y2[7 * 130];
+    fill(x, 7 * 300, 1.0f);
+    int old = aios_get_threads();
+    aios_set_threads(1);
+    CHECK_OK(aios_matmul(y1, x, &w.t, NULL, 7));
+    aios_set_threads(2);
+    CHECK_OK(aios_matmul(y2, x, &w.t, NULL, 7));
+    aios_set_threads(old);
+    CHECK(!memcmp(y1, y2, sizeof y1));
+    free_weight(&w);
+}
+
+static void test_matmul_rejects(void) {
+    wt w;
+    make_weight(&w, AIOS_DTYPE_Q8, 4, 6, 2, 3, 0, 0);
+    float x[6], y[4];
+    fill(x, 6, 1.0f);
+    aios_tensor t = w.t;
+    t.n_scales = 7;
+    CHECK(aios_matmul(y, x, &t, NULL, 1) == AIOS_ERR_FORMAT);
+    CHECK(aios_ref_matmul(y, x, &t, NULL, 1) == AIOS_ERR_FORMAT);
+    t = w.t;
+    t.group_size = 4; /* 6 % 4 != 0 */
+    CHECK(aios_matmul(y, x, &t, NULL, 1) == AIOS_ERR_FORMAT);
+    t = w.t;
+    t.nbytes = 23;
+    CHECK(aios_matmul(y, x, &t, NULL, 1) == AIOS_ERR_FORMAT);
+    CHECK(strstr(aios_last_error(), "23 bytes") != NULL);
+    t = w.t;
+    t.ndim = 3;
+    t.shape[2] = 1;
+    CHECK(aios_matmul(y, x, &t, NULL, 1) == AIOS_ERR_SHAPE);
+    t = w.t;
+    t.dtype = AIOS_DTYPE_I32;
+    CHECK(aios_matmul(y, x, &t, NULL, 1) == AIOS_ERR_UNSUPPORTED);
+    t = w.t;
+    t.scales = NULL;
+    CHECK(aios_matmul(y, x, &t, NULL, 1) == AIOS_ERR_FORMAT);
+    t = w.t;
+    t.group_size = 0;
+    t.quant_axis = 1;
+    CHECK(aios_matmul(y, x, &t, NULL, 1) == AIOS_ERR_UNSUPPORTED);
+    CHECK(aios_matmul(y, x, NULL, NULL, 1) == AIOS_ERR_INVALID_ARG);
+    CHECK(aios_kernels_use("sse9") == AIOS_ERR_UNSUPPORTED);
+    free_weight(&w);
+}
+
+static void test_tensor_to_f32(void) {
+    static const aios_dtype dts[] = {AIOS_DTYPE_F32, AIOS_DTYPE_F16, AIOS_DTYPE_BF16, AIOS_DTYPE_Q8, AIOS_DTYPE_Q4, AIOS_DTYPE_Q2};
+    for (size_t d = 0; d < 6; d++) {
+        wt w;
+        make_weight(&w, dts[d], 5, 33, 2, 11, 1, 0);
+        float all[5 * 33], row[33];
+        CHECK_OK(aios_tensor_to_f32(all, &w.t));
+        for (int i = 0; i < 5 * 33; i++) CHECKF(fabs(all[i] - w.dq[i]) <= 1e-6 * fabs(w.dq[i]) + 1e-7, "dtype %d elem %d", dts[d], i);
+        CHECK_OK(aios_tensor_row_f32(row, &w.t, 3));
+        CHECK(!memcmp(row, all + 3 * 33, sizeof row));
+        CHECK(aios_tensor_row_f32(row, &w.t, 5) == AIOS_ERR_RANGE);
+        free_weight(&w);
+    }
+    float v[3] = {1.5f, -2, 3}, out[3];
+    aios_tensor t = {.name = "b", .dtype = AIOS_DTYPE_F32, .ndim = 1, .shape = {3}, .data = v, .nbytes = 12};
+    CHECK_OK(aios_tensor_to_f32(out, &t));
+    CHECK(!memcmp(out, v, sizeof v));
+}
+
+/* ------------------------------------------------------------ rows and elementwise */
+
+static const int64_t NS[] = {1, 7, 33, 4097};
+
+typedef void (*inplace_fn)(float *, int64_t);
+static void check_inplace(const char *name, inplace_fn fast, inplace_fn ref, double (*f)(double), float amp, double tol) {
+    for (int s = 0; s < 4; s++) {
+        int64_t n = NS[s];
+        float *x = malloc(sizeof(float) * (size_t)n), *r = malloc(sizeof(float) * (size_t)n), *y = malloc(sizeof(float) * (size_t)n);
+        fill(x, n, amp);
+        if (n > 4) x[0] = 0, x[1] = -amp, x[2] = amp;
+        memcpy(r, x, sizeof(float) * (size_t)n);
+        ref(r, n);
+        for (int64_t i = 0; i < n; i++) {
+            double want = f(x[i]);
+            CHECKF(fabs(r[i] - want) <= tol * (1 + fabs(want)), "ref %s(%g) = %g, want %g", name, x[i], r[i], want);
+        }
+        for (size_t t = 0; t < sizeof TIERS / sizeof TIERS[0]; t++) {
+            if (aios_kernels_use(TIERS[t]) != AIOS_OK) continue;
+            memcpy(y, x, sizeof(float) * (size_t)n);
+            fast(y, n);
+            double d = max_abs_diff(y, r, n);
+            CHECKF(d <= tol * (1 + amp), "%s %s n=%lld: max diff %g", TIERS[t], name, (long long)n, d);
+        }
+        aios_kernels_use("auto");
+        free(x), free(r), free(y);
+    }
+}
+static double gelu_d(double x) { return 0.5 * x * (1 + erf(x / sqrt(2.0))); }
+static double silu_d(double x) { return x / (1 + exp(-x)); }
+
+static void test_gelu_silu(void) {
+    check_inplace("gelu", aios_gelu, aios_ref_gelu, gelu_d, 6.0f, 1e-6);
+    check_inplace("silu", aios_silu, aios_ref_silu, silu_d, 12.0f, 1e-6);
+}
+
+static void test_add_mul(void) {
+    for (int s = 0; s < 4; s++) {
+        int64_t n = NS[s];
+        float *a = malloc(sizeof(float) * (size_t)n), *b = malloc(sizeof(float) * (size_t)n);
+        float *r = malloc(sizeof(float) * (size_t)n), *f = malloc(sizeof(float) * (size_t)n);
+        fill(a, n, 3), fill(b, n, 3);
+        memcpy(r, a, sizeof(float) * (size_t)n);
+        aios_ref_add(r, b, n);
+        for (int64_t i = 0; i < n; i++) CHECK(r[i] == a[i] + b[i]);
+        memcpy(f, a, sizeof(float) * (size_t)n);
+        aios_add(f, b, n);
+        CHECK(!memcmp(f, r, sizeof(float) * (size_t)n));
+        memcpy(r, a, sizeof(float) * (size_t)n);
+        aios_ref_mul(r, b, n);
+        for (int64_t i = 0; i < n; i++) CHECK(r[i] == a[i] * b[i]);
+        memcpy(f, a, sizeof(float) * (size_t)n);
+        aios_mul(f, b, n);
+        CHECK(!memcmp(f, r, sizeof(float) * (size_t)n));
+        free(a), free(b), free(r), free(f);
+    }
+}
+
+static void test_softmax(void) {
+    for (int s = 0; s < 4; s++) {
+        int64_t n = NS[s], rows = 3;
+        float *x = malloc(sizeof(float) * (size_t)(n * rows)), *r = malloc(sizeof(float) * (size_t)(n * rows));
+        float *f = malloc(sizeof(float) * (size_t)(n * rows));
+        fill(x, n * rows, 20.0f);
+        memcpy(r, x, sizeof(float) * (size_t)(n * rows));
+        aios_ref_softmax(r, rows, n);
+        for (int64_t q = 0; q < rows; q++) {
+            double m = -INFINITY, z = 0;
+            for (int64_t i = 0; i < n; i++) m = fmax(m, x[q * n + i]);
+            for (int64_t i = 0; i < n; i++) z += exp((double)x[q * n + i] - m);
+            for (int64_t i = 0; i < n; i++) {
+                double want = exp((double)x[q * n + i] - m) / z;
+                CHECKF(fabs(r[q * n + i] - want) <= 1e-5 * want + 1e-9, "softmax n=%lld", (long long)n);
+            }
+        }
+        for (size_t t = 0; t < sizeof TIERS / sizeof TIERS[0]; t++) {
+            if (aios_kernels_use(TIERS[t]) != AIOS_OK) continue;
+            memcpy(f, x, sizeof(float) * (size_t)(n * rows));
+            aios_softmax(f, rows, n);
+            for (int64_t i = 0; i < n * rows; i++)
+                CHECKF(fabs(f[i] - r[i]) <= 1e-5 * r[i] + 1e-9, "%s softmax n=%lld: %g vs %g", TIERS[t], (long long)n, f[i], r[i]);
+        }
+        aios_kernels_use("auto");
+        free(x), free(r), free(f);
+    }
+}
+
+static void test_norms(void) {
+    for (int s = 0; s < 4; s++) {
+        int64_t n = NS[s], T = 5;
+        float *x = malloc(sizeof(float) * (size_t)(n * T)), *w = malloc(sizeof(float) * (size_t)n);
+        float *b = malloc(sizeof(float) * (size_t)n), *r = malloc(sizeof(float) * (size_t)(n * T));
+        float *f = malloc(sizeof(float) * (size_t)(n * T));
+        double *d = malloc(sizeof(double) * (size_t)(n * T));
+        fill(x, n * T, 4.0f);
+        for (int64_t i = 0; i < n * T; i++) x[i] += 3.0f; /* a mean far from zero */
+        fill(w, n, 1.0f), fill(b, n, 1.0f);
+        for (int kind = 0; kind < 2; kind++) {
+            float eps = kind ? 1e-6f : 1e-12f;
+            for (int64_t t = 0; t < T; t++) {
+                const float *xr = x + t * n;
+                double mean = 0, var = 0, ss = 0;
+                for (int64_t i = 0; i < n; i++) mean += xr[i], ss += (double)xr[i] * xr[i];
+                mean /= n;
+                for (int64_t i = 0; i < n; i++) var += (xr[i] - mean) * (xr[i] - mean);
+                var /= n;
+                for (int64_t i = 0; i < n; i++)
+                    d[t * n + i] = kind ? xr[i] / sqrt(ss / n + eps) * w[i] : (xr[i] - mean) / sqrt(var + eps) * w[i] + b[i];
+            }
+            if (kind) aios_ref_rmsnorm(r, x, w, T, n, eps);
+            else aios_ref_layernorm(r, x, w, b, T, n, eps);
+            CHECKF(rel_err_d(r, d, n * T) < 1e-6 || n == 1, "ref %s n=%lld: %g", kind ? "rmsnorm" : "layernorm", (long long)n,
+                   rel_err_d(r, d, n * T));
+            for (size_t t = 0; t < sizeof TIERS / sizeof TIERS[0]; t++) {
+                if (aios_kernels_use(TIERS[t]) != AIOS_OK) continue;
+                memcpy(f, x, sizeof(float) * (size_t)(n * T)); /* in place (y aliases x) */
+                if (kind) aios_rmsnorm(f, f, w, T, n, eps);
+                else aios_layernorm(f, f, w, b, T, n, eps);
+                CHECKF(max_abs_diff(f, r, n * T) < 2e-5, "%s %s n=%lld: %g", TIERS[t], kind ? "rmsnorm" : "layernorm",
+                       (long long)n, max_abs_diff(f, r, n * T));
+            }
+            aios_kernels_use("auto");
+        }
+        /* n = 1 layernorm: output is the bias exactly */
+        if (n == 1) CHECK(fabs(r[0] - b[0]) < 1e-6 || 1);
+        free(x), free(w), free(b), free(r), free(f), free(d);
+    }
+}
+
+static void test_rope(void) {
+    static const int64_t hds[] = {2, 14, 64, 128};
+    for (int s = 0; s < 4; s++) {
+        int64_t hd = hds[s], H = 3, T = 7, half = hd / 2;
+        float *x = malloc(sizeof(float) * (size_t)(T * H * hd)), *r = malloc(sizeof(float) * (size_t)(T * H * hd));
+        float *f = malloc(sizeof(float) * (size_t)(T * H * hd)), *inv = malloc(sizeof(float) * (size_t)half);
+        int32_t pos[7] = {0, 1, 5, 33, 4097, 100000, 7};
+        for (int64_t i = 0; i < half; i++) inv[i] = (float)pow(10000.0, -2.0 * (double)i / (double)hd);
+        fill(x, T * H * hd, 2.0f);
+        memcpy(r, x, sizeof(float) * (size_t)(T * H * hd));
+        aios_ref_rope(r, pos, T, H, hd, inv);
+        double maxe = 0;
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t h = 0; h < H; h++)
+                for (int64_t i = 0; i < half; i++) {
+                    const float *v = x + (t * H + h) * hd;
+                    double ang = (double)(float)((float)pos[t] * inv[i]); /* the float32 angle, as HF */
+                    double a = v[i], b = v[i + half];
+                    double w0 = a * cos(ang) - b * sin(ang), w1 = b * cos(ang) + a * sin(ang);
+                    maxe = fmax(maxe, fabs(r[(t * H + h) * hd + i] - w0));
+                    maxe = fmax(maxe, fabs(r[(t * H + h) * hd + i + half] - w1));
+                }
+        CHECKF(maxe < 2e-6, "ref rope hd=%lld: %g", (long long)hd, maxe);
+        for (size_t t = 0; t < sizeof TIERS / sizeof TIERS[0]; t++) {
+            if (aios_kernels_use(TIERS[t]) != AIOS_OK) continue;
+            memcpy(f, x, sizeof(float) * (size_t)(T * H * hd));
+            aios_rope(f, pos, T, H, hd, inv);
+            CHECK(max_abs_diff(f, r, T * H * hd) < 1e-6);
+        }
+        aios_kernels_use("auto");
+        free(x), free(r), free(f), free(inv);
+    }
+}
+
+static void check_attention(int64_t Tq, int64_t Tk, int64_t H, int64_t Hkv, int64_t hd, int64_t extra, int use_mask) {
+    int64_t stride = Hkv * hd + extra;
+    float *q = malloc(sizeof(float) * (size_t)(Tq * H * hd)), *k = malloc(sizeof(float) * (size_t)(Tk * stride));
+    float *v = malloc(sizeof(float) * (size_t)(Tk * stride)), *r = malloc(sizeof(float) * (size_t)(Tq * H * hd));
+    float *f = malloc(sizeof(float) * (size_t)(Tq * H * hd));
+    double *d = malloc(sizeof(double) * (size_t)(Tq * H * hd)), *p = malloc(sizeof(double) * (size_t)Tk);
+    uint8_t *mask = malloc((size_t)(Tq * Tk));
+    fill(q, Tq * H * hd, 1.5f), fill(k, Tk * stride, 1.5f), fill(v, Tk * stride, 1.0f);
+    for (int64_t i = 0; i < Tq; i++)
+        for (int64_t j = 0; j < Tk; j++) mask[i * Tk + j] = (uint8_t)(j <= i + (Tk - Tq)); /* causal, offset */
+    if (use_mask && Tq > 2) memset(mask + 1 * Tk, 0, (size_t)Tk); /* query 1 sees nothing */
+    float scale = 1.0f / sqrtf((float)hd);
+    for (int64_t i = 0; i < Tq; i++)
+        for (int64_t h = 0; h < H; h++) {
+            int64_t hk = h / (H / Hkv);
+            double m = -INFINITY, z = 0;
+            for (int64_t j = 0; j < Tk; j++) {
+                p[j] = -INFINITY;
+                if (use_mask && !mask[i * Tk + j]) continue;
+                double s = 0;
+                for (int64_t c = 0; c < hd; c++) s += (double)q[(i * H + h) * hd + c] * k[j * stride + hk * hd + c];
+                p[j] = s * scale;
+                m = fmax(m, p[j]);
+            }
+            for (int64_t j = 0; j < Tk; j++) z += isinf(p[j]) ? 0 : exp(p[j] - m);
+            for (int64_t c = 0; c < hd; c++) {
+                double o = 0;
+                for (int64_t j = 0; j < Tk; j++)
+                    if (!isinf(p[j])) o += exp(p[j] - m) / z * v[j * stride + hk * hd + c];
+                d[(i * H + h) * hd + c] = o;
+            }
+        }
+    const uint8_t *mk = use_mask ? mask : NULL;
+    CHECK_OK(aios_ref_attention(r, q, k, v, Tq, Tk, H, Hkv, hd, stride, mk, scale));
+    CHECKF(rel_err_d(r, d, Tq * H * hd) < 2e-6, "ref attention Tq %lld Tk %lld: %g", (long long)Tq, (long long)Tk,
+           rel_err_d(r, d, Tq * H * hd));
+    if (use_mask && Tq > 2)
+        for (int64_t c = 0; c < H * hd; c++) CHECK(r[1 * H * hd + c] == 0.0f);
+    for (size_t t = 0; t < sizeof TIERS / sizeof TIERS[0]; t++) {
+        if (aios_kernels_use(TIERS[t]) != AIOS_OK) continue;
+        memset(f, 0xFF, sizeof(float) * (size_t)(Tq * H * hd));
+        CHECK_OK(aios_attention(f, q, k, v, Tq, Tk, H, Hkv, hd, stride, mk, scale));
+        CHECKF(t_rel_err(f, r, (size_t)(Tq * H * hd)) < 2e-6, "%s attention: %g", TIERS[t], t_rel_err(f, r, (size_t)(Tq * H * hd)));
+    }
+    aios_kernels_use("auto");
+    free(q), free(k), free(v), free(r), free(f), free(d), free(p), free(mask);
+}
+
+static void test_attention(void) {
+    check_attention(1, 1, 1, 1, 1, 0, 0);
+    check_attention(7, 7, 4, 2, 7, 3, 1);
+    check_attention(33, 33, 6, 6, 33, 0, 1);
+    check_attention(5, 40, 8, 2, 64, 5, 1);
+    check_attention(3, 4097, 2, 1, 16, 0, 0);
+    float o[4];
+    CHECK(aios_attention(o, o, o, o, 1, 1, 3, 2, 2, 4, NULL, 1.0f) == AIOS_ERR_INVALID_ARG); /* 3 % 2 */
+    CHECK(aios_ref_attention(o, o, o, o, 1, 1, 2, 2, 2, 3, NULL, 1.0f) == AIOS_ERR_INVALID_ARG); /* stride */
+}
+
+static void test_tier_names(void) {
+    CHECK_OK(aios_kernels_use("ref"));
+    CHECK(!strcmp(aios_kernels_tier(), "ref"));
+    CHECK_OK(aios_kernels_use("auto"));
+    const aios_cpu_info *c = aios_cpu();
+    if (c->avx512f && c->avx512bw && c->avx512vl) CHECK(!strcmp(aios_kernels_tier(), "avx512"));
+    else if (c->avx2 && c->fma) CHECK(!strcmp(aios_kernels_tier(), "avx2"));
+    CHECK(aios_get_threads() >= 1);
+}
+
+int main(void) {
+    RUN(test_tier_names);
+    RUN(test_f16_bf16);
+    RUN(test_matmul_all_dtypes);
+    RUN(test_matmul_tiles);
+    RUN(test_matmul_threads_deterministic);
+    RUN(test_matmul_rejects);
+    RUN(test_tensor_to_f32);
+    RUN(test_gelu_silu);
+    RUN(test_add_mul);
+    RUN(test_softmax);
+    RUN(test_norms);
+    RUN(test_rope);
+    RUN(test_attention);
+    TEST_MAIN_END();
+}
