@@ -20,5 +20,6 @@ int aios_cli_wants_help(int argc, char **argv);
 
 int aios_cmd_config(int argc, char **argv);
 int aios_cmd_info(int argc, char **argv);
+int aios_cmd_diffuse(int argc, char **argv);
 
 #endif

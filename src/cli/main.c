@@ -10,6 +10,7 @@
 static const aios_cli_cmd g_cmds[] = {
     {"config", aios_cmd_config, "show the effective configuration and where each value came from"},
     {"info", aios_cmd_info, "version, CPU features, build options"},
+    {"diffuse", aios_cmd_diffuse, "generate text by masked diffusion (LLaDA, Dream, block diffusion)"},
 };
 
 int aios_cli_fail(const char *what, aios_status s) {
