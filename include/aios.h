@@ -163,10 +163,270 @@ aios_status aios_parquet_open(const char *path, aios_parquet_file **out);
 int64_t aios_parquet_num_rows(const aios_parquet_file *pf);
 void aios_parquet_close(aios_parquet_file *pf);
 
+/* ======================================================================================
+ * Models: open a model directory or file, inspect its config and tensors, convert and
+ * quantize (src/model/model.c, docs/model-files.md).
+ *
+ *     aios_model *m;
+ *     if (aios_model_open("models/qwen2-tiny", NULL, &m) != AIOS_OK) { ...aios_last_error()... }
+ *     const aios_model_config *c = aios_model_get_config(m);
+ *     printf("%s: %lld layers\n", aios_arch_name(c->arch), (long long)c->n_layer);
+ *     aios_model_free(m);
+ *
+ * Accepted inputs (one call, whichever is found):
+ *  - a Hugging Face directory: config.json + model.safetensors, or sharded safetensors listed by
+ *    model.safetensors.index.json; tokenizer.json and sentence-transformers files
+ *    (modules.json, 1_Pooling/config.json) when present;
+ *  - an ArrowEngine directory (the seed's layout): metadata.json + weights.parquet (Schema V1
+ *    float or V2 quantized) + tokenizer.json;
+ *  - a single .safetensors or .parquet file (config from a config.json / metadata.json beside
+ *    it when there is one).
+ * Opening maps the files and builds views: no tensor byte is read until used (a 100 MB model
+ * opens in about a millisecond).  Internal code gets the tensor views through
+ * src/model/model.h (aios_model_tensor).
+ * ====================================================================================== */
+typedef enum {
+    AIOS_ARCH_UNKNOWN = 0,
+    AIOS_ARCH_BERT = 1,  /* BERT-family encoder (bert, MiniLM, ...) */
+    AIOS_ARCH_LLAMA = 2, /* Llama / SmolLM / Mistral-style decoder */
+    AIOS_ARCH_QWEN2 = 3, /* Qwen2: q/k/v bias */
+    AIOS_ARCH_QWEN3 = 4, /* Qwen3: q_norm/k_norm, head_dim may differ from n_embd / n_head */
+    AIOS_ARCH_LLADA = 5, /* LLaDA masked diffusion (model.transformer.blocks.N.* names) */
+    AIOS_ARCH_DREAM = 6, /* Dream: Qwen2 weights, bidirectional, shifted logits */
+    AIOS_ARCH_BD3LM = 7, /* block diffusion over Qwen3 weights (block-causal attention) */
+} aios_arch;
+
+typedef enum {
+    AIOS_ATTN_CAUSAL = 0,
+    AIOS_ATTN_BIDIRECTIONAL = 1,
+    AIOS_ATTN_BLOCK_CAUSAL = 2, /* a key is visible iff its block <= the query's block */
+} aios_attn_pattern;
+
+typedef enum {
+    AIOS_POOL_NONE = 0,
+    AIOS_POOL_MEAN = 1,
+    AIOS_POOL_CLS = 2,
+    AIOS_POOL_MAX = 3,
+    AIOS_POOL_LAST = 4,
+    AIOS_POOL_MEAN_SQRT_LEN = 5,
+} aios_pooling;
+
+/* The facts the architectures need, whatever file they came from.  Token ids are -1 when the
+ * model does not say.  Sizes use the STYLE.md vocabulary. */
+typedef struct {
+    aios_arch arch;
+    char model_type[64];         /* config "model_type" ("bert", "qwen2", "Dream", ...) */
+    char architecture[128];      /* first of "architectures" / metadata.json "architecture" */
+    char model_name[256];        /* "_name_or_path" / metadata "model_name" / directory name */
+    int64_t n_embd;              /* hidden_size (d_model) */
+    int64_t n_layer;             /* num_hidden_layers */
+    int64_t n_head;              /* num_attention_heads */
+    int64_t n_head_kv;           /* num_key_value_heads (= n_head when absent) */
+    int64_t head_dim;            /* head_dim, or n_embd / n_head */
+    int64_t n_ff;                /* intermediate_size (mlp_hidden_size) */
+    int64_t n_vocab;             /* vocab_size */
+    int64_t n_ctx_train;         /* max_position_embeddings */
+    int64_t type_vocab_size;     /* BERT token types (0 when none) */
+    float norm_eps;              /* layer_norm_eps or rms_norm_eps */
+    int rms_norm;                /* 1: RMSNorm, 0: LayerNorm */
+    char hidden_act[32];         /* "gelu", "silu", "gelu_new", ... */
+    double rope_theta;           /* top level or rope_parameters.rope_theta (default 10000) */
+    char rope_type[32];          /* "default", "linear", "dynamic", "yarn", "llama3", ... */
+    double rope_factor;          /* rope scaling factor (1 when none) */
+    double rope_low_freq_factor, rope_high_freq_factor; /* llama3 scaling (0 when absent) */
+    int64_t rope_original_max_pos; /* original_max_position_embeddings (0 when absent) */
+    int tie_word_embeddings;     /* output head shares the token embedding */
+    int attn_qkv_bias;           /* q/k/v projections have biases */
+    int attn_out_bias;           /* output projection has a bias */
+    int mlp_bias;
+    int qk_norm;                 /* per-head RMSNorm of q and k (Qwen3) */
+    aios_pooling pooling;        /* sentence embedding pooling (encoders) */
+    int normalize;               /* L2-normalize sentence embeddings */
+    int64_t embedding_dimension; /* sentence embedding size (n_embd unless a module says) */
+    int64_t mask_token_id, pad_token_id, bos_token_id, eos_token_id;
+    int64_t eos_token_ids[8];    /* every eos id when the config lists several */
+    int n_eos;
+    /* diffusion facts */
+    int is_diffusion;            /* LLaDA, Dream, BD3LM */
+    aios_attn_pattern attention; /* causal for AR decoders; bidirectional for BERT/LLaDA/Dream */
+    int logit_shift;             /* 1: logits row i-1 predicts token i (Dream) */
+    int64_t block_size;          /* block diffusion block size (0 when none) */
+} aios_model_config;
+
+typedef struct aios_model aios_model;
+
+typedef struct {
+    int verify;          /* 1: also check every tensor's bytes are mapped and sized (default 0;
+                            shapes and sizes are always checked) */
+    int load_tokenizer;  /* reserved: the tokenizer module opens tokenizer.json itself */
+} aios_model_params;
+
+aios_model_params aios_model_default_params(void);
+/* Opens a model (see above).  `params` may be NULL for the defaults.  On success *out owns
+ * the mappings; free with aios_model_free.  Errors name the file, the tensor and the fault. */
+aios_status aios_model_open(const char *path, const aios_model_params *params, aios_model **out);
+void aios_model_free(aios_model *m);
+
+const aios_model_config *aios_model_get_config(const aios_model *m);
+/* "safetensors", "parquet-v1" or "parquet-v2". */
+const char *aios_model_format(const aios_model *m);
+/* The directory (or the file) the model was opened from. */
+const char *aios_model_path(const aios_model *m);
+/* Path of tokenizer.json beside the weights, or NULL when there is none. */
+const char *aios_model_tokenizer_path(const aios_model *m);
+
+/* Public description of one tensor (strings borrowed from the model). */
+typedef struct {
+    const char *name;
+    const char *dtype;      /* "f32", "bf16", "q8", "q4", "q2", ... */
+    int ndim;
+    int64_t shape[8];
+    int64_t numel;
+    size_t nbytes;          /* bytes of data (packed bytes for quantized kinds) */
+    int quantized;
+    int64_t n_scales;
+    int32_t quant_axis;     /* -1 per tensor, 0 per output channel */
+    int32_t group_size;     /* 0 = none */
+    int symmetric;          /* no zero points */
+} aios_tensor_info;
+
+int64_t aios_model_num_tensors(const aios_model *m);
+/* Tensors sorted by name; AIOS_ERR_RANGE when i is out of range. */
+aios_status aios_model_tensor_info(const aios_model *m, int64_t i, aios_tensor_info *out);
+/* Index of a tensor by name, -1 when absent. */
+int64_t aios_model_find_tensor(const aios_model *m, const char *name);
+/* Tensor i as float32 (out has numel floats; any dtype, quantized ones dequantized). */
+aios_status aios_model_tensor_f32(const aios_model *m, int64_t i, float *out);
+
+const char *aios_arch_name(aios_arch a);
+
+/* Writes the ArrowEngine directory out_dir (created if needed): weights.parquet in Schema V1
+ * (tensors in their stored dtype, uncompressed PLAIN `data` aligned for mapping),
+ * metadata.json (the seed's fields plus ours) and the tokenizer files copied. */
+aios_status aios_model_convert(const char *in_path, const char *out_dir);
+
+typedef struct {
+    int bits;                /* 8, 4 or 2 */
+    int32_t group_size;      /* 0 = none (per tensor or per channel) */
+    int per_channel;         /* one scale per output row */
+    int symmetric;           /* zero points all 0 */
+    const char *const *keep; /* NULL-terminated glob patterns of tensors left unquantized, in
+                                addition to the defaults (embeddings, norms, biases, 1-D) */
+    int keep_defaults;       /* 1 (default): keep embeddings / norms / biases unquantized */
+    int64_t min_numel;       /* tensors smaller than this stay unquantized (default 0) */
+} aios_quantize_params;
+
+aios_quantize_params aios_quantize_default_params(void); /* int8 per channel, asymmetric */
+/* Reads any model aios_model_open accepts and writes an ArrowEngine directory with
+ * weights.parquet in Schema V2 (quantized tensors packed as DESIGN.md §3). */
+aios_status aios_model_quantize(const char *in_path, const char *out_dir, const aios_quantize_params *p);
+
+/* Prints what `aios inspect` shows: the derived config, then one line per tensor (dtype,
+ * shape, parameters, bytes, quantization), then totals. */
+aios_status aios_model_inspect(const char *path, FILE *out);
 
 /* ====================================================================================== */
 /* (sections below are added by the tokenizer, model, encode, memory, generate and diffuse
  *  modules) */
+
+/* ======================================================================================
+ * Generation: autoregressive text generation with Llama / Qwen2 / Qwen3 decoders
+ * (src/engine/generate.c, src/model/decoder.c, docs/generate.md).
+ *
+ *     aios_generator *g;
+ *     if (aios_generator_open("models/SmolLM2-135M-Instruct", NULL, &g) != AIOS_OK) { ... }
+ *     aios_generate_params p = aios_generate_default_params();
+ *     p.max_tokens = 64; p.temperature = 0.7f; p.top_p = 0.9f; p.seed = 42;
+ *     p.on_token = print_piece;            // streaming: called with each new piece of text
+ *     aios_generate_result r;
+ *     if (aios_generate(g, "Once upon a time", NULL, 0, &p, &r) == AIOS_OK) puts(r.text);
+ *     aios_generate_result_free(&r);
+ *     aios_generator_free(g);
+ *
+ * Models: a Hugging Face directory (config.json + safetensors + tokenizer.json), an ArrowEngine
+ * Parquet directory, or a llama2.c checkpoint (a .bin file, or a directory holding one, with its
+ * tokenizer.bin / tok*.bin beside it).  The generator keeps one KV cache for its context length;
+ * a new call reuses the cached prefix it shares with the previous call's ids (chat turns).
+ * A generator is used by one thread at a time.
+ * ====================================================================================== */
+typedef struct aios_generator aios_generator;
+
+typedef struct {
+    int64_t n_ctx;              /* context length of the KV cache; 0 = min(model's, 4096) */
+    int n_threads;              /* kernel threads; 0 = leave as is (AIOS_THREADS / all cores) */
+    const char *tokenizer_path; /* NULL = found beside the model */
+} aios_generator_params;
+
+aios_generator_params aios_generator_default_params(void);
+/* Opens the model and its tokenizer, generation_config.json and tokenizer_config.json (both
+ * optional).  `params` NULL = defaults.  Free with aios_generator_free. */
+aios_status aios_generator_open(const char *path, const aios_generator_params *params, aios_generator **out);
+void aios_generator_free(aios_generator *g);
+
+/* Called with each new id and the text it completes (len may be 0 while a UTF-8 sequence or a
+ * possible stop string is held back).  Return non-zero to stop generating. */
+typedef int (*aios_token_callback)(void *user, int32_t id, const char *text, size_t len);
+
+typedef struct {
+    int max_tokens;             /* new tokens at most (default 256) */
+    float temperature;          /* 0 = greedy (default 0) */
+    int top_k;                  /* 0 = off */
+    float top_p;                /* 1 = off */
+    float min_p;                /* 0 = off */
+    float repetition_penalty;   /* 1 = off (transformers' definition) */
+    float presence_penalty;     /* 0 = off (OpenAI's definition) */
+    float frequency_penalty;    /* 0 = off */
+    uint64_t seed;              /* the sampler's seed: xoshiro256** seeded by splitmix64(seed) */
+    const char *const *stop;    /* NULL-terminated stop strings (not included in the text), or NULL */
+    int ignore_eos;             /* 1: do not stop on EOS ids */
+    int add_bos;                /* -1 (default): add BOS to a text prompt when the model has one and
+                                   the chat template / text does not start with it; 0 no; 1 yes */
+    aios_token_callback on_token;
+    void *user;
+} aios_generate_params;
+
+aios_generate_params aios_generate_default_params(void);
+
+typedef enum {
+    AIOS_GEN_STOP_LENGTH = 0,   /* max_tokens reached */
+    AIOS_GEN_STOP_EOS = 1,      /* an EOS id (config, generation_config, chat end token) */
+    AIOS_GEN_STOP_STRING = 2,   /* a stop string appeared */
+    AIOS_GEN_STOP_CALLBACK = 3, /* the callback asked to stop */
+    AIOS_GEN_STOP_CONTEXT = 4,  /* the context is full */
+} aios_gen_stop;
+
+typedef struct {
+    int32_t *ids;        /* prompt + generated ids (malloc'd), n_ids of them */
+    size_t n_ids, n_prompt;
+    char *text;          /* generated text only (malloc'd, NUL-terminated), stop string cut */
+    aios_gen_stop stop;
+    size_t n_reused;     /* prompt positions taken from the cache of the previous call */
+    double prefill_s, decode_s; /* seconds spent in prefill and in the decode steps */
+} aios_generate_result;
+
+/* Generates from a text `prompt` (tokenized, BOS per add_bos) or, when prompt is NULL, from
+ * prompt_ids (n_prompt_ids >= 1, used as given).  *out is filled even on failure (free it). */
+aios_status aios_generate(aios_generator *g, const char *prompt, const int32_t *prompt_ids, size_t n_prompt_ids,
+                          const aios_generate_params *p, aios_generate_result *out);
+void aios_generate_result_free(aios_generate_result *r);
+
+/* Chat: the conversation formatted with the model's template ("chatml" for Qwen / SmolLM,
+ * "llama2", "llama3", chosen from tokenizer_config.json's chat_template, else from the
+ * vocabulary's special tokens; "plain" when none), ending with the assistant's turn opened.
+ * roles: "system", "user", "assistant".  *out is malloc'd. */
+typedef struct {
+    const char *role;
+    const char *content;
+} aios_chat_message;
+aios_status aios_generator_chat_prompt(aios_generator *g, const aios_chat_message *msgs, size_t n, char **out);
+/* "chatml", "llama2", "llama3" or "plain". */
+const char *aios_generator_chat_template(const aios_generator *g);
+
+/* Tokenizer access: ids (malloc'd) of text; text (malloc'd) of ids. */
+aios_status aios_generator_tokenize(aios_generator *g, const char *text, int add_bos, int32_t **ids, size_t *n);
+aios_status aios_generator_detokenize(aios_generator *g, const int32_t *ids, size_t n, char **text);
+int64_t aios_generator_n_vocab(const aios_generator *g);
+int64_t aios_generator_n_ctx(const aios_generator *g);
 
 /* ======================================================================================
  * Masked diffusion (the seed's DiffusionCore: NoiseScheduler, DiscreteSampler,

@@ -72,7 +72,7 @@ static void check_causal_fixture(const char *rel) {
     const int32_t *prompt = pid->data, *want = gid->data;
     CHECK(gl->shape[0] == P && gl->shape[1] == V);
     float *lg = malloc((size_t)(P * V) * sizeof(float));
-    aios_forward_opts all = {AIOS_ATTN_CAUSAL, NULL, NULL, 1, 0};
+    aios_forward_opts all = {AIOS_FWD_CAUSAL, NULL, NULL, 1, 0};
     CHECK_OK(aios_decoder_forward(f.dec, NULL, prompt, P, &all, lg));
     double err = t_rel_err(lg, gl->data, (size_t)(P * V));
     CHECKF(err <= 1e-4, "%s: logits rel err %.3g > 1e-4", rel, err);
@@ -121,7 +121,7 @@ static void test_llada_bidirectional(void) {
         int64_t T = aios_tensor_numel(in), V = aios_decoder_get_config(f.dec)->n_vocab;
         CHECK(aios_decoder_get_config(f.dec)->mask_id == 999);
         float *lg = malloc((size_t)(T * V) * sizeof(float));
-        aios_forward_opts o = {AIOS_ATTN_BIDIRECTIONAL, NULL, NULL, 1, 0};
+        aios_forward_opts o = {AIOS_FWD_BIDIRECTIONAL, NULL, NULL, 1, 0};
         CHECK_OK(aios_decoder_forward(f.dec, NULL, in->data, T, &o, lg));
         double err = t_rel_err(lg, gl->data, (size_t)(T * V));
         CHECKF(err <= 1e-4, "llada logits rel err %.3g", err);
@@ -129,7 +129,7 @@ static void test_llada_bidirectional(void) {
         uint8_t *m = malloc((size_t)(T * T));
         memset(m, 1, (size_t)(T * T));
         float *lg2 = malloc((size_t)(T * V) * sizeof(float));
-        aios_forward_opts om = {AIOS_ATTN_MASK, m, NULL, 1, 0};
+        aios_forward_opts om = {AIOS_FWD_MASK, m, NULL, 1, 0};
         CHECK_OK(aios_decoder_forward(f.dec, NULL, in->data, T, &om, lg2));
         CHECK(t_rel_err(lg2, lg, (size_t)(T * V)) < 1e-6);
         free(m), free(lg), free(lg2);
@@ -157,24 +157,24 @@ static void test_block_causal_mask(void) {
         for (int j = 0; j < T; j++) m[i * T + j] = (j / B <= i / B && j >= PAD) || i == j;
     int64_t V = aios_decoder_get_config(f.dec)->n_vocab;
     float *a = malloc((size_t)(T * V) * sizeof(float)), *b = malloc((size_t)(8 * V) * sizeof(float));
-    aios_forward_opts o = {AIOS_ATTN_MASK, m, pos, 1, 0};
+    aios_forward_opts o = {AIOS_FWD_MASK, m, pos, 1, 0};
     CHECK_OK(aios_decoder_forward(f.dec, NULL, x, T, &o, a));
     /* the first 8 rows only see the first 8 tokens: same mask restricted to 8x8 */
     uint8_t m8[8 * 8];
     for (int i = 0; i < 8; i++)
         for (int j = 0; j < 8; j++) m8[i * 8 + j] = m[i * T + j];
-    aios_forward_opts o8 = {AIOS_ATTN_MASK, m8, pos, 1, 0};
+    aios_forward_opts o8 = {AIOS_FWD_MASK, m8, pos, 1, 0};
     CHECK_OK(aios_decoder_forward(f.dec, NULL, x, 8, &o8, b));
     CHECK(t_rel_err(a, b, (size_t)(8 * V)) < 1e-6);
     /* with a cache: blocks 0..1 committed, block 2 computed against them gives the same rows */
     aios_kv_cache *kv = NULL;
     CHECK_OK(aios_kv_cache_create(f.dec, T, &kv));
-    aios_forward_opts c8 = {AIOS_ATTN_MASK, m8, pos, 0, 0};
+    aios_forward_opts c8 = {AIOS_FWD_MASK, m8, pos, 0, 0};
     CHECK_OK(aios_decoder_forward(f.dec, kv, x, 8, &c8, NULL));
     uint8_t m3[4 * T];
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < T; j++) m3[i * T + j] = m[(8 + i) * T + j];
-    aios_forward_opts c3 = {AIOS_ATTN_MASK, m3, pos + 8, 1, 1};
+    aios_forward_opts c3 = {AIOS_FWD_MASK, m3, pos + 8, 1, 1};
     CHECK_OK(aios_decoder_forward(f.dec, kv, x + 8, 4, &c3, b));
     CHECK(t_rel_err(b, a + 8 * V, (size_t)(4 * V)) < 1e-5);
     CHECK(aios_kv_cache_len(kv) == 8); /* no_commit */

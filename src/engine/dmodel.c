@@ -49,7 +49,7 @@ static aios_status dec_forward(void *ctx, const int32_t *ids, const int32_t *pos
     if (kv) aios_kv_cache_truncate(kv, n_past);
     aios_forward_opts o;
     memset(&o, 0, sizeof o);
-    o.attn = AIOS_ATTN_MASK;
+    o.attn = AIOS_FWD_MASK;
     o.mask = vis;
     o.pos = pos;
     o.logits_all = 1;

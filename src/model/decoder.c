@@ -34,6 +34,7 @@
 
 #include "core/internal.h"
 #include "kernels/kernels.h"
+#include "model/model.h"
 
 typedef struct {
     const aios_tensor *wq, *wk, *wv, *wo, *wg, *wu, *wd;
@@ -210,6 +211,55 @@ out:
     cJSON_Delete(root);
     return st;
 }
+
+aios_status aios_decoder_config_from_model(const aios_model_config *mc, aios_decoder_config *c) {
+    memset(c, 0, sizeof *c);
+    switch (mc->arch) {
+    case AIOS_ARCH_LLAMA: case AIOS_ARCH_QWEN2: case AIOS_ARCH_QWEN3:
+    case AIOS_ARCH_LLADA: case AIOS_ARCH_DREAM: case AIOS_ARCH_BD3LM:
+        break;
+    default:
+        return aios__err(AIOS_ERR_UNSUPPORTED, "decoder: architecture %s is not a Llama/Qwen decoder", aios_arch_name(mc->arch));
+    }
+    snprintf(c->model_type, sizeof c->model_type, "%s", mc->model_type);
+    c->naming = mc->arch == AIOS_ARCH_LLADA ? AIOS_NAMING_LLADA : AIOS_NAMING_HF;
+    c->n_embd = mc->n_embd, c->n_head = mc->n_head, c->n_head_kv = mc->n_head_kv > 0 ? mc->n_head_kv : mc->n_head;
+    c->head_dim = mc->head_dim > 0 ? mc->head_dim : (mc->n_head > 0 ? mc->n_embd / mc->n_head : 0);
+    c->n_layer = mc->n_layer, c->n_ff = mc->n_ff, c->n_vocab = mc->n_vocab;
+    c->n_ctx_train = mc->n_ctx_train > 0 ? mc->n_ctx_train : 2048;
+    c->eps = mc->norm_eps > 0 ? mc->norm_eps : 1e-5f;
+    c->rope_theta = mc->rope_theta > 0 ? mc->rope_theta : 10000.0;
+    c->rope_factor = mc->rope_factor > 0 ? mc->rope_factor : 1.0;
+    c->rope_orig_ctx = mc->rope_original_max_pos > 0 ? mc->rope_original_max_pos : c->n_ctx_train;
+    c->rope_low_freq_factor = mc->rope_low_freq_factor > 0 ? mc->rope_low_freq_factor : 1.0;
+    c->rope_high_freq_factor = mc->rope_high_freq_factor > 0 ? mc->rope_high_freq_factor : 4.0;
+    if (!mc->rope_type[0] || !strcmp(mc->rope_type, "default")) c->rope_type = AIOS_ROPE_DEFAULT;
+    else if (!strcmp(mc->rope_type, "linear")) c->rope_type = AIOS_ROPE_LINEAR;
+    else if (!strcmp(mc->rope_type, "dynamic")) c->rope_type = AIOS_ROPE_DYNAMIC;
+    else if (!strcmp(mc->rope_type, "llama3")) c->rope_type = AIOS_ROPE_LLAMA3;
+    else return aios__err(AIOS_ERR_UNSUPPORTED, "decoder: rope type '%s' (supported: default, linear, dynamic, llama3)", mc->rope_type);
+    if (c->rope_type == AIOS_ROPE_LLAMA3 && !(c->rope_high_freq_factor > c->rope_low_freq_factor))
+        return aios__err(AIOS_ERR_FORMAT, "decoder: llama3 rope: high_freq_factor <= low_freq_factor");
+    if (mc->hidden_act[0] && strcmp(mc->hidden_act, "silu") && strcmp(mc->hidden_act, "swiglu"))
+        return aios__err(AIOS_ERR_UNSUPPORTED, "decoder: hidden_act '%s' (decoder supports silu)", mc->hidden_act);
+    if (mc->mlp_bias) return aios__err(AIOS_ERR_UNSUPPORTED, "decoder: mlp_bias");
+    if (!mc->rms_norm) return aios__err(AIOS_ERR_UNSUPPORTED, "decoder: LayerNorm decoders");
+    c->tied = mc->tie_word_embeddings;
+    c->qkv_bias = mc->attn_qkv_bias;
+    c->o_bias = mc->attn_out_bias;
+    c->bos_id = (int32_t)mc->bos_token_id;
+    c->pad_id = (int32_t)mc->pad_token_id;
+    c->mask_id = (int32_t)mc->mask_token_id;
+    c->block_size = mc->block_size;
+    for (int i = 0; i < mc->n_eos && c->n_eos < AIOS_DECODER_MAX_EOS; i++) c->eos_ids[c->n_eos++] = (int32_t)mc->eos_token_ids[i];
+    if (c->n_embd <= 0 || c->n_head <= 0 || c->n_head_kv <= 0 || c->n_layer <= 0 || c->n_ff <= 0 || c->n_vocab <= 0 ||
+        c->head_dim <= 0 || c->head_dim % 2 || c->n_head % c->n_head_kv)
+        return aios__err(AIOS_ERR_FORMAT, "decoder: bad sizes n_embd=%lld n_head=%lld n_head_kv=%lld head_dim=%lld",
+                         (long long)c->n_embd, (long long)c->n_head, (long long)c->n_head_kv, (long long)c->head_dim);
+    return AIOS_OK;
+}
+
+const aios_tensor *aios_decoder_model_lookup(void *ctx, const char *name) { return aios_model_tensor(ctx, name); }
 
 /* ------------------------------------------------------------------------------------------
  * RoPE frequencies (transformers modeling_rope_utils.py)
@@ -515,12 +565,12 @@ aios_status aios_decoder_forward(aios_decoder *d, aios_kv_cache *kv, const int32
 aios_status aios_decoder_forward_rows(aios_decoder *d, aios_kv_cache *kv, const int32_t *tokens, int64_t T,
                                       const aios_forward_opts *opts, int64_t logits_lo, int64_t logits_rows,
                                       float *logits) {
-    static const aios_forward_opts dflt = {AIOS_ATTN_CAUSAL, NULL, NULL, 0, 0};
+    static const aios_forward_opts dflt = {AIOS_FWD_CAUSAL, NULL, NULL, 0, 0};
     if (!opts) opts = &dflt;
     const aios_decoder_config *c = &d->cfg;
     if (T <= 0 || !tokens) return aios__err(AIOS_ERR_INVALID_ARG, "decoder: forward of %lld tokens", (long long)T);
-    if (opts->attn == AIOS_ATTN_MASK && !opts->mask)
-        return aios__err(AIOS_ERR_INVALID_ARG, "decoder: AIOS_ATTN_MASK without a mask");
+    if (opts->attn == AIOS_FWD_MASK && !opts->mask)
+        return aios__err(AIOS_ERR_INVALID_ARG, "decoder: AIOS_FWD_MASK without a mask");
     for (int64_t i = 0; i < T; i++)
         if (tokens[i] < 0 || tokens[i] >= c->n_vocab)
             return aios__err(AIOS_ERR_RANGE, "decoder: token %d at %lld outside the vocabulary (%lld)", tokens[i],
@@ -557,9 +607,9 @@ aios_status aios_decoder_forward_rows(aios_decoder *d, aios_kv_cache *kv, const 
     }
     /* attention mask (T, Tk); NULL when every query sees every key */
     const uint8_t *mask = NULL;
-    if (opts->attn == AIOS_ATTN_MASK) {
+    if (opts->attn == AIOS_FWD_MASK) {
         mask = opts->mask;
-    } else if (opts->attn == AIOS_ATTN_CAUSAL && T > 1) {
+    } else if (opts->attn == AIOS_FWD_CAUSAL && T > 1) {
         for (int64_t i = 0; i < T; i++)
             for (int64_t j = 0; j < Tk; j++) d->mask[i * Tk + j] = j <= n_past + i;
         mask = d->mask;

@@ -70,6 +70,13 @@ typedef struct {
  * norms are finally decided by aios_decoder_create from the weights present. */
 aios_status aios_decoder_config_parse(const char *json, size_t len, aios_decoder_config *cfg);
 
+/* The same facts from an opened model's config (HF config.json or ArrowEngine metadata.json,
+ * as the model module parsed them).  AIOS_ERR_UNSUPPORTED for non-decoder architectures and
+ * rope / activation variants the decoder does not implement. */
+aios_status aios_decoder_config_from_model(const aios_model_config *mc, aios_decoder_config *cfg);
+/* aios_tensor_lookup_fn over an aios_model (ctx = the model). */
+const aios_tensor *aios_decoder_model_lookup(void *ctx, const char *name);
+
 /* Name -> tensor; returns NULL when absent.  The tensors must outlive the decoder. */
 typedef const aios_tensor *(*aios_tensor_lookup_fn)(void *ctx, const char *name);
 
@@ -94,14 +101,14 @@ int64_t aios_kv_cache_capacity(const aios_kv_cache *kv);
 void aios_kv_cache_truncate(aios_kv_cache *kv, int64_t n);
 
 typedef enum {
-    AIOS_ATTN_CAUSAL = 0,        /* query i sees cached keys and new keys j <= i */
-    AIOS_ATTN_BIDIRECTIONAL = 1, /* every query sees every key (cached and new) */
-    AIOS_ATTN_MASK = 2,          /* explicit mask (T, n_past + T): mask[i*(n_past+T)+j] != 0 = visible */
-} aios_attn_kind;
+    AIOS_FWD_CAUSAL = 0,        /* query i sees cached keys and new keys j <= i */
+    AIOS_FWD_BIDIRECTIONAL = 1, /* every query sees every key (cached and new) */
+    AIOS_FWD_MASK = 2,          /* explicit mask (T, n_past + T): mask[i*(n_past+T)+j] != 0 = visible */
+} aios_fwd_attn;
 
 typedef struct {
-    aios_attn_kind attn;
-    const uint8_t *mask;  /* AIOS_ATTN_MASK only */
+    aios_fwd_attn attn;
+    const uint8_t *mask;  /* AIOS_FWD_MASK only */
     const int32_t *pos;   /* (T) RoPE positions; NULL = n_past + i */
     int logits_all;       /* 1: logits (T, n_vocab); 0: only the last row's (n_vocab) */
     int no_commit;        /* with a cache: K/V are written at n_past.. but n_past is not advanced */

@@ -1,0 +1,24 @@
+/* cmd_convert.c — `aios convert IN OUT_DIR`: Hugging Face model -> ArrowEngine directory. */
+#include <stdio.h>
+
+#include "cli/cli.h"
+
+int aios_cmd_convert(int argc, char **argv) {
+    if (aios_cli_wants_help(argc, argv)) {
+        printf("usage: aios convert MODEL_DIR|FILE OUT_DIR\n\n"
+               "Writes the seed's ArrowEngine directory: weights.parquet in Schema V1 (layer_name,\n"
+               "shape, dtype, data, num_params; every tensor in its stored dtype, uncompressed PLAIN\n"
+               "data aligned so it maps without copying), metadata.json (architecture, sizes, eps,\n"
+               "rope, pooling, normalize, special token ids, diffusion facts) and the tokenizer files.\n"
+               "OUT_DIR is created if needed; existing files in it are replaced.\n");
+        return 0;
+    }
+    if (argc != 3) {
+        fprintf(stderr, "usage: aios convert MODEL_DIR|FILE OUT_DIR (see 'aios convert --help')\n");
+        return 2;
+    }
+    aios_status s = aios_model_convert(argv[1], argv[2]);
+    if (s) return aios_cli_fail("convert", s);
+    fprintf(stderr, "aios: convert: wrote %s/weights.parquet and metadata.json\n", argv[2]);
+    return 0;
+}

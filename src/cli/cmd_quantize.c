@@ -1,0 +1,88 @@
+/* cmd_quantize.c — `aios quantize IN OUT --type int8|int4|int2 ...`: Schema V2 weights. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static void help(FILE *f) {
+    fprintf(f,
+            "usage: aios quantize MODEL_DIR|FILE OUT_DIR --type int8|int4|int2 [--group-size N]\n"
+            "                     [--per-channel] [--symmetric] [--keep PATTERN ...] [--no-default-keep]\n\n"
+            "Writes an ArrowEngine directory whose weights.parquet is Schema V2: 2-D float weights are\n"
+            "quantized (x = (q - zero_point) * scale; int8 one byte, int4 two per byte, int2 four per\n"
+            "byte, most significant bits first, stored as q + 8 / q + 2); the rest keep their dtype.\n\n"
+            "  --type T          int8, int4 or int2 (required)\n"
+            "  --group-size N    one scale per N consecutive values of a row (rows not divisible by N\n"
+            "                    fall back to one scale per row)\n"
+            "  --per-channel     one scale per output row (default when no group size is given)\n"
+            "  --per-tensor      one scale for the whole tensor (the prototype's layout)\n"
+            "  --symmetric       zero points 0 (scale = max|x| / qmax); default asymmetric min/max\n"
+            "  --keep PATTERN    leave matching tensors unquantized (glob, or substring without\n"
+            "                    wildcards); may repeat, and takes several patterns until the next option\n"
+            "  --no-default-keep also quantize embeddings and norms (kept by default)\n");
+}
+
+int aios_cmd_quantize(int argc, char **argv) {
+    if (aios_cli_wants_help(argc, argv)) {
+        help(stdout);
+        return 0;
+    }
+    aios_quantize_params p = aios_quantize_default_params();
+    const char *pos[2] = {0};
+    int npos = 0, have_type = 0;
+    const char **keep = calloc((size_t)argc + 1, sizeof *keep);
+    int nkeep = 0;
+    if (!keep) return aios_cli_fail("quantize", AIOS_ERR_NOMEM);
+    int rc = 0;
+    for (int i = 1; i < argc && !rc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "--type") && i + 1 < argc) {
+            const char *t = argv[++i];
+            p.bits = !strcmp(t, "int8") ? 8 : !strcmp(t, "int4") ? 4 : !strcmp(t, "int2") ? 2 : 0;
+            if (!p.bits) {
+                fprintf(stderr, "aios: quantize: --type must be int8, int4 or int2, not '%s'\n", t);
+                rc = 2;
+            }
+            have_type = 1;
+        } else if (!strcmp(a, "--group-size") && i + 1 < argc) {
+            char *end;
+            long g = strtol(argv[++i], &end, 10);
+            if (*end || g < 1 || g > (1 << 24)) {
+                fprintf(stderr, "aios: quantize: --group-size must be a positive integer, not '%s'\n", argv[i]);
+                rc = 2;
+            }
+            p.group_size = (int32_t)g;
+        } else if (!strcmp(a, "--per-channel")) {
+            p.per_channel = 1;
+        } else if (!strcmp(a, "--per-tensor")) {
+            p.per_channel = 0;
+        } else if (!strcmp(a, "--symmetric")) {
+            p.symmetric = 1;
+        } else if (!strcmp(a, "--no-default-keep")) {
+            p.keep_defaults = 0;
+        } else if (!strcmp(a, "--keep") && i + 1 < argc) {
+            while (i + 1 < argc && strncmp(argv[i + 1], "--", 2)) keep[nkeep++] = argv[++i];
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr, "aios: quantize: unknown or incomplete option '%s' (see 'aios quantize --help')\n", a);
+            rc = 2;
+        } else if (npos < 2) {
+            pos[npos++] = a;
+        } else {
+            fprintf(stderr, "aios: quantize: unexpected argument '%s'\n", a);
+            rc = 2;
+        }
+    }
+    if (!rc && (npos != 2 || !have_type)) {
+        fprintf(stderr, "usage: aios quantize MODEL_DIR|FILE OUT_DIR --type int8|int4|int2 (see 'aios quantize --help')\n");
+        rc = 2;
+    }
+    if (!rc) {
+        p.keep = nkeep ? keep : NULL;
+        aios_status s = aios_model_quantize(pos[0], pos[1], &p);
+        if (s) rc = aios_cli_fail("quantize", s);
+        else fprintf(stderr, "aios: quantize: wrote %s/weights.parquet (Schema V2) and metadata.json\n", pos[1]);
+    }
+    free(keep);
+    return rc;
+}
