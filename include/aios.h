@@ -575,19 +575,21 @@ void aios_diffuse_result_free(aios_diffuse_result *r);
 /* Sets r->uncertain from r->uncertainty and a threshold (evolution.uncertainty_threshold). */
 void aios_diffuse_uncertainty_flag(aios_diffuse_result *r, double threshold);
 
-/* ---- Real denoisers.  A model directory (config.json + model.safetensors) of an LLaDA,
- * Dream or block-diffusion (BD3LM / A2D, config "block_size") model; the kind, mask / pad /
- * EOS ids, shift and attention pattern come from its config. ---- */
+/* ---- Real denoisers.  A model aios_model_open reads (Hugging Face directory or its Parquet
+ * conversion) of an LLaDA, Dream, block-diffusion (BD3LM / A2D, config "block_size") or BERT
+ * masked-LM model; the kind, mask / pad / EOS ids, shift and attention pattern come from its
+ * config.  A BERT-MLM canvas is `[CLS] prompt [MASK]... suffix [SEP]`: pass [CLS] in the
+ * prompt and [SEP] in the suffix. ---- */
 typedef struct aios_diffusion_model aios_diffusion_model;
 /* Opens `dir`; AIOS_ERR_UNSUPPORTED for a model that is not a denoiser (message says why). */
 aios_status aios_diffusion_model_open(const char *dir, aios_diffusion_model **out);
 void aios_diffusion_model_free(aios_diffusion_model *m);
-/* (Re)allocates a KV cache of n_ctx rows (0 frees it): enables AIOS_KV_EXACT / AIOS_KV_PREFIX
+/* (Re)allocates a KV cache of n_ctx rows (0 frees it; BERT has none): enables AIOS_KV_EXACT / AIOS_KV_PREFIX
  * for canvases up to n_ctx tokens.  Memory: n_layer * n_ctx * n_head_kv * head_dim * 8 bytes. */
 aios_status aios_diffusion_model_set_cache(aios_diffusion_model *m, int64_t n_ctx);
 /* The denoiser table (owned by m, valid until it is freed). */
 const aios_denoiser *aios_diffusion_model_denoiser(const aios_diffusion_model *m);
-/* "llada", "dream" or "bd3lm". */
+/* "llada", "dream", "bd3lm" or "bert-mlm". */
 const char *aios_diffusion_model_kind(const aios_diffusion_model *m);
 
 /* Parses "low_confidence" | "margin" | "entropy" | "random" (-1 if unknown). */

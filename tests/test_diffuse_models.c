@@ -71,12 +71,15 @@ static aios_diffusion_model *open_model(const char *rel) {
 }
 
 /* LLaDA / Dream style runs: prompt, suffix, gen_length, steps, block_length. */
-static void run_bidirectional(const char *name, const char *expect_kind) {
+/* Runs every golden run of fixtures/models/<name> on the model at `dir` (NULL = the fixture
+ * directory itself; else e.g. its Parquet conversion). */
+static void run_bidirectional_dir(const char *name, const char *expect_kind, const char *dir) {
     char rel[256];
     snprintf(rel, sizeof rel, "fixtures/models/%s", name);
     cJSON *g = load_golden(rel);
     if (!g) SKIP("%s/diffusion_golden.json missing", rel);
-    aios_diffusion_model *m = open_model(rel);
+    aios_diffusion_model *m = NULL;
+    CHECK_OK(aios_diffusion_model_open(dir ? dir : aios_test_shared(rel), &m));
     if (!m) {
         cJSON_Delete(g);
         return;
@@ -110,14 +113,42 @@ static void run_bidirectional(const char *name, const char *expect_kind) {
     cJSON_Delete(g);
 }
 
+static void run_bidirectional(const char *name, const char *expect_kind) {
+    run_bidirectional_dir(name, expect_kind, NULL);
+}
+
 static void test_golden_llada(void) { run_bidirectional("llada-tiny", "llada"); }
 static void test_golden_dream(void) { run_bidirectional("dream-tiny", "dream"); }
+static void test_golden_bert(void) { run_bidirectional("bert-tiny", "bert-mlm"); }
 
-static void test_golden_bd3lm_and_exact_cache(void) {
+static void bd3lm_dir(const char *dir);
+
+/* The same goldens from the models' Parquet (ArrowEngine) conversions. */
+static void test_golden_parquet_conversions(void) {
+    const char *names[] = {"llada-tiny", "dream-tiny", "bert-tiny"};
+    const char *kinds[] = {"llada", "dream", "bert-mlm"};
+    for (int i = 0; i < 3; i++) {
+        char rel[256], out[1024];
+        snprintf(rel, sizeof rel, "fixtures/models/%s", names[i]);
+        snprintf(out, sizeof out, "%s/%s-parquet", aios_test_tmpdir(), names[i]);
+        aios_status s = aios_model_convert(aios_test_shared(rel), out);
+        if (s == AIOS_ERR_UNSUPPORTED) SKIP("aios_model_convert: %s", aios_last_error());
+        CHECK_OK(s);
+        if (s != AIOS_OK) return;
+        run_bidirectional_dir(names[i], kinds[i], out);
+    }
+    char out[1024];
+    snprintf(out, sizeof out, "%s/bd3lm-parquet", aios_test_tmpdir());
+    CHECK_OK(aios_model_convert(aios_test_shared("fixtures/models/bd3lm-qwen3-tiny"), out));
+    bd3lm_dir(out);
+}
+
+static void bd3lm_dir(const char *dir) {
     const char *rel = "fixtures/models/bd3lm-qwen3-tiny";
     cJSON *g = load_golden(rel);
     if (!g) SKIP("%s missing", rel);
-    aios_diffusion_model *m = open_model(rel);
+    aios_diffusion_model *m = NULL;
+    CHECK_OK(aios_diffusion_model_open(dir ? dir : aios_test_shared(rel), &m));
     if (!m) {
         cJSON_Delete(g);
         return;
@@ -159,6 +190,8 @@ static void test_golden_bd3lm_and_exact_cache(void) {
     aios_diffusion_model_free(m);
     cJSON_Delete(g);
 }
+
+static void test_golden_bd3lm_and_exact_cache(void) { bd3lm_dir(NULL); }
 
 static void test_llada_logits(void) {
     const char *rel = "fixtures/models/llada-tiny";
@@ -236,6 +269,8 @@ int main(void) {
     RUN(test_llada_logits);
     RUN(test_golden_llada);
     RUN(test_golden_dream);
+    RUN(test_golden_bert);
+    RUN(test_golden_parquet_conversions);
     RUN(test_golden_bd3lm_and_exact_cache);
     RUN(test_llada_prefix_cache);
     RUN(test_open_errors);

@@ -22,8 +22,8 @@ def ids(xs):
 
 
 @test
-def test_cli_llada_and_dream_goldens():
-    for name in ["llada-tiny", "dream-tiny"]:
+def test_cli_llada_dream_bert_goldens():
+    for name in ["llada-tiny", "dream-tiny", "bert-tiny"]:
         for r in golden(name)["runs"]:
             args = ["diffuse", "--model", os.path.join(M, name), "--prompt-ids", ids(r["prompt_ids"]),
                     "--gen-length", r["gen_length"], "--steps", r["steps"], "--block-length", r["block_length"],
