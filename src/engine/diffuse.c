@@ -155,6 +155,62 @@ static aios_status call_forward(run_ctx *c, const int32_t *ids, int64_t start, i
     return AIOS_OK;
 }
 
+/* Without top-k / top-p the softmax never needs materialising: with m = max l, e_v = exp(l_v - m)
+ * and Z = sum e_v, p_v = e_v / Z and the entropy is H = log Z - sum(e_v (l_v - m)) / Z — one exp
+ * per logit instead of an exp and two logs (the LM head's vocabulary can be 150k wide).  The
+ * results are those of the general path below (same formulas, same argmax tie rule). */
+static void propose_fast(run_ctx *c, float *l, int32_t *tok, double *conf, double *pprop, double *entropy) {
+    const aios_diffuse_params *p = c->p;
+    const int64_t V = c->V;
+    int64_t best = -1, second = -1;
+    for (int64_t v = 0; v < V; v++) {
+        if (!(l[v] > -INFINITY)) continue; /* -inf (the mask) and NaN never win */
+        if (best < 0 || l[v] > l[best]) {
+            second = best;
+            best = v;
+        } else if (second < 0 || l[v] > l[second]) {
+            second = v;
+        }
+    }
+    if (best < 0) best = c->dn->mask_id == 0 ? 1 : 0; /* all -inf: degenerate row */
+    const double mx = best >= 0 && l[best] > -INFINITY ? (double)l[best] : 0;
+    double z = 0, s1 = 0;
+    for (int64_t v = 0; v < V; v++) {
+        if (!(l[v] > -INFINITY)) continue;
+        double d = (double)l[v] - mx, e = exp(d);
+        z += e;
+        s1 += e * d;
+    }
+    if (!(z > 0)) z = 1;
+    int64_t x0 = best;
+    if (p->temperature > 0) {
+        /* Gumbel-max in float64: argmax l - T log(-log u) (LLaDA's add_gumbel_noise) */
+        double bv = -INFINITY;
+        x0 = best;
+        for (int64_t v = 0; v < V; v++) {
+            double u = aios__rng_uniform(&c->rng);
+            if (!(l[v] > -INFINITY)) continue;
+            double sv = (double)l[v] - p->temperature * log(-log(u));
+            if (sv > bv) {
+                bv = sv;
+                x0 = v;
+            }
+        }
+    }
+    double px0 = exp((double)l[x0] - mx) / z;
+    double h = log(z) - s1 / z;
+    if (h < 0) h = 0;
+    *tok = (int32_t)x0;
+    *pprop = px0;
+    *entropy = h;
+    switch (p->algorithm) {
+    case AIOS_REMASK_MARGIN: *conf = 1.0 / z - (second >= 0 ? exp((double)l[second] - mx) / z : 0); break;
+    case AIOS_REMASK_ENTROPY: *conf = -h; break;
+    case AIOS_REMASK_RANDOM: *conf = aios__rng_uniform(&c->rng); break;
+    default: *conf = px0; break;
+    }
+}
+
 /* One masked position: filter, softmax, propose, score.  l (V) is modified in place. */
 static void propose(run_ctx *c, float *l, int32_t *tok, double *conf, double *pprop, double *entropy) {
     const aios_diffuse_params *p = c->p;
@@ -162,6 +218,10 @@ static void propose(run_ctx *c, float *l, int32_t *tok, double *conf, double *pp
     double *pr = c->prob;
     int32_t mask_id = c->dn->mask_id;
     if (mask_id >= 0 && mask_id < V) l[mask_id] = -INFINITY; /* the mask token is never committed */
+    if (!(p->top_k > 0 && p->top_k < V) && !(p->top_p > 0 && p->top_p < 1)) {
+        propose_fast(c, l, tok, conf, pprop, entropy);
+        return;
+    }
     for (int64_t v = 0; v < V; v++) pr[v] = isnan(l[v]) ? -INFINITY : (double)l[v];
     /* top-k: keep the k largest logits (ties at the k-th value are kept) */
     if (p->top_k > 0 && p->top_k < V) {

@@ -26,4 +26,10 @@ void aios__unc_step(aios__uncertainty *u, double *mean_h, double *mean_u);
 /* Overall means and the combined score in [0, 1]. */
 void aios__unc_finish(const aios__uncertainty *u, double *mean_h, double *mean_u, double *score);
 
+/* A denoiser over a decoder the caller built (benchmarks, tests); the decoder is borrowed and
+ * must outlive the returned model (free it with aios_diffusion_model_free). */
+struct aios_decoder;
+aios_status aios__diffusion_model_wrap(struct aios_decoder *dec, aios_denoise_attn attn, int shift, int32_t mask_id,
+                                       int32_t pad_id, int32_t block_size, aios_diffusion_model **out);
+
 #endif

@@ -37,6 +37,7 @@ struct aios_diffusion_model {
     float *hidden;          /* BERT: (cap_rows, n_embd) */
     int64_t cap_rows;
     aios_kv_cache *kv;
+    int borrowed_dec;       /* aios__diffusion_model_wrap: the decoder belongs to the caller */
     aios_denoiser dn;
 };
 
@@ -84,7 +85,7 @@ static aios_status bert_forward(void *ctx, const int32_t *ids, const int32_t *po
 void aios_diffusion_model_free(aios_diffusion_model *m) {
     if (!m) return;
     aios_kv_cache_free(m->kv);
-    aios_decoder_free(m->dec);
+    if (!m->borrowed_dec) aios_decoder_free(m->dec);
     aios_bert_free(m->bert);
     free(m->hidden);
     aios_model_free(m->model);
@@ -223,3 +224,27 @@ aios_status aios_diffusion_model_set_cache(aios_diffusion_model *m, int64_t n_ct
 const aios_denoiser *aios_diffusion_model_denoiser(const aios_diffusion_model *m) { return m ? &m->dn : NULL; }
 
 const char *aios_diffusion_model_kind(const aios_diffusion_model *m) { return m ? m->kind : ""; }
+
+aios_status aios__diffusion_model_wrap(aios_decoder *dec, aios_denoise_attn attn, int shift, int32_t mask_id,
+                                       int32_t pad_id, int32_t block_size, aios_diffusion_model **out) {
+    if (!dec || !out) return aios__err(AIOS_ERR_INVALID_ARG, "diffusion model: wrap: no decoder");
+    const aios_decoder_config *c = aios_decoder_get_config(dec);
+    if (mask_id < 0 || mask_id >= c->n_vocab || (attn == AIOS_DENOISE_BLOCK_CAUSAL && (pad_id < 0 || pad_id >= c->n_vocab)))
+        return aios__err(AIOS_ERR_INVALID_ARG, "diffusion model: wrap: mask %d / pad %d", mask_id, pad_id);
+    aios_diffusion_model *m = calloc(1, sizeof *m);
+    if (!m) return aios__err(AIOS_ERR_NOMEM, "diffusion model");
+    m->dec = dec;
+    m->borrowed_dec = 1;
+    snprintf(m->kind, sizeof m->kind, "%s", attn == AIOS_DENOISE_BLOCK_CAUSAL ? "bd3lm" : shift ? "dream" : "llada");
+    aios_denoiser *d = &m->dn;
+    d->ctx = m;
+    d->n_vocab = c->n_vocab;
+    d->mask_id = mask_id;
+    d->pad_id = attn == AIOS_DENOISE_BLOCK_CAUSAL ? pad_id : -1;
+    d->shift = shift;
+    d->attn = attn;
+    d->block_size = block_size;
+    d->forward = dec_forward;
+    *out = m;
+    return AIOS_OK;
+}
