@@ -592,6 +592,45 @@ const aios_denoiser *aios_diffusion_model_denoiser(const aios_diffusion_model *m
 /* "llada", "dream", "bd3lm" or "bert-mlm". */
 const char *aios_diffusion_model_kind(const aios_diffusion_model *m);
 
+/* ---- MemoryConditioner (memory-guided generation).  The prompt text is the query: the top-k
+ * memories are retrieved (a memory store's text search, or any retriever), their content
+ * tokenized and placed ahead of the prompt, best first, separated by `separator`, as long as
+ * they fit in `token_budget` tokens (a memory that does not fit is skipped, a shorter one after
+ * it may still fit).  The result says which memories were used. ---- */
+#define AIOS_MEMCOND_ID_MAX 256
+typedef struct {
+    const char *id;         /* memory id (borrowed until the next retriever call) */
+    const char *content;    /* NULL content is skipped */
+    float score;            /* similarity */
+} aios_memcond_hit;
+/* Fills up to top_k hits for `query`, best first; *n_hits receives the count. */
+typedef aios_status (*aios_memcond_retrieve_fn)(void *user, const char *query, int32_t top_k,
+                                                aios_memcond_hit *hits, int32_t *n_hits);
+/* Token ids of `text` without special tokens: writes up to cap ids, *n = the full count. */
+typedef aios_status (*aios_memcond_tokenize_fn)(void *user, const char *text, int32_t *ids, int64_t cap, int64_t *n);
+typedef struct {
+    int32_t top_k;          /* 3 */
+    int64_t token_budget;   /* 256: memory tokens (with separators) ahead of the prompt */
+    float min_score;        /* hits below are ignored (-2 = none) */
+    const char *separator;  /* "\n" after each memory */
+} aios_memcond_params;
+aios_memcond_params aios_memcond_default_params(void);
+typedef struct {
+    int32_t *ids;           /* prompt_ids[0 .. keep_first) memories prompt_ids[keep_first ..] */
+    int64_t n_ids;
+    int64_t n_memory_tokens;
+    int32_t n_used;         /* memories placed, in the order placed */
+    char (*used_ids)[AIOS_MEMCOND_ID_MAX];
+    float *used_scores;
+} aios_memcond_result;
+/* Builds the conditioned prompt.  `prompt` is the query text; prompt_ids (n_prompt) its tokens
+ * (with special tokens); the first keep_first of them (BOS / [CLS]) stay in front.  Errors from
+ * the callbacks are returned.  Free the result with aios_memcond_result_free. */
+aios_status aios_memcond_build(aios_memcond_retrieve_fn retrieve, void *retrieve_user, aios_memcond_tokenize_fn tokenize,
+                               void *tokenize_user, const char *prompt, const int32_t *prompt_ids, int64_t n_prompt,
+                               int64_t keep_first, const aios_memcond_params *p, aios_memcond_result *out);
+void aios_memcond_result_free(aios_memcond_result *r);
+
 /* Parses "low_confidence" | "margin" | "entropy" | "random" (-1 if unknown). */
 int aios_remask_parse(const char *s);
 const char *aios_remask_name(aios_remask a);

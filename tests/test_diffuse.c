@@ -614,6 +614,79 @@ static void test_bad_params(void) {
     aios_diffuse_result_free(&r);
 }
 
+/* ---------------------------------------------------------------------------------------
+ * MemoryConditioner with a toy retriever (fixed ranked hits) and a word tokenizer (one id per
+ * space-separated word: its length * 100 + first byte; "\n" -> 7).
+ * -------------------------------------------------------------------------------------- */
+static aios_status toy_tok(void *user, const char *text, int32_t *ids, int64_t cap, int64_t *n) {
+    int64_t k = 0;
+    if (!strcmp(text, "\n")) {
+        if (cap > 0) ids[0] = 7;
+        *n = 1;
+        return AIOS_OK;
+    }
+    for (const char *p = text; *p;) {
+        while (*p == ' ') p++;
+        if (!*p) break;
+        const char *q = p;
+        while (*q && *q != ' ') q++;
+        if (k < cap) ids[k] = (int32_t)((q - p) * 100 + (unsigned char)*p);
+        k++;
+        p = q;
+    }
+    *n = k;
+    return AIOS_OK;
+}
+
+static aios_status toy_retrieve(void *user, const char *query, int32_t top_k, aios_memcond_hit *hits, int32_t *n) {
+    static const aios_memcond_hit all[] = {
+        {"m1", "spring is warm", 0.9f},
+        {"m2", "flowers bloom", 0.8f},
+        {"m3", "a very long memory that cannot fit in the budget at all", 0.7f},
+        {"m4", "rain", 0.6f},
+        {"m5", "low score", 0.1f},
+    };
+    if (!strcmp(query, "fail")) return aios__err(AIOS_ERR_IO, "toy store unavailable");
+    int32_t k = top_k < 5 ? top_k : 5;
+    for (int32_t i = 0; i < k; i++) hits[i] = all[i];
+    *n = k;
+    (void)user;
+    return AIOS_OK;
+}
+
+static void test_memory_conditioner(void) {
+    const int32_t prompt[4] = {101, 11, 12, 13}; /* [CLS] + 3 prompt tokens */
+    aios_memcond_params p = aios_memcond_default_params();
+    p.top_k = 5;
+    p.token_budget = 8;
+    p.min_score = 0.5f;
+    aios_memcond_result r;
+    CHECK_OK(aios_memcond_build(toy_retrieve, NULL, toy_tok, NULL, "what about spring", prompt, 4, 1, &p, &r));
+    /* m1: 3 words + sep = 4; m2: 2 + 1 = 3 (total 7); m3 too long: skipped; m4: 1 + 1 = 2 > 1 left: skipped;
+     * m5 below min_score */
+    CHECK(r.n_used == 2 && !strcmp(r.used_ids[0], "m1") && !strcmp(r.used_ids[1], "m2"));
+    CHECK(r.used_scores[0] == 0.9f && r.n_memory_tokens == 7 && r.n_ids == 11);
+    const int32_t want[11] = {101, 600 + 's', 200 + 'i', 400 + 'w', 7, 700 + 'f', 500 + 'b', 7, 11, 12, 13};
+    CHECK(r.n_ids == 11 && !memcmp(r.ids, want, sizeof want));
+    aios_memcond_result_free(&r);
+    /* a bigger budget takes m4 too (m3 still skipped, never cut) */
+    p.token_budget = 9;
+    CHECK_OK(aios_memcond_build(toy_retrieve, NULL, toy_tok, NULL, "q", prompt, 4, 1, &p, &r));
+    CHECK(r.n_used == 3 && !strcmp(r.used_ids[2], "m4") && r.n_memory_tokens == 9);
+    aios_memcond_result_free(&r);
+    /* budget 0 or top_k 0: the prompt unchanged */
+    p.token_budget = 0;
+    CHECK_OK(aios_memcond_build(toy_retrieve, NULL, toy_tok, NULL, "q", prompt, 4, 1, &p, &r));
+    CHECK(r.n_used == 0 && r.n_ids == 4 && !memcmp(r.ids, prompt, sizeof prompt));
+    aios_memcond_result_free(&r);
+    /* retriever errors come back with context */
+    p.token_budget = 100;
+    CHECK(aios_memcond_build(toy_retrieve, NULL, toy_tok, NULL, "fail", prompt, 4, 1, &p, &r) == AIOS_ERR_IO);
+    CHECK(strstr(aios_last_error(), "toy store unavailable") != NULL);
+    CHECK(aios_memcond_build(toy_retrieve, NULL, toy_tok, NULL, "q", prompt, 4, 5, &p, &r) == AIOS_ERR_INVALID_ARG);
+    aios_memcond_result_free(NULL);
+}
+
 int main(void) {
     RUN(test_noise_schedules);
     RUN(test_noise_commit_plan);
@@ -631,5 +704,6 @@ int main(void) {
     RUN(test_stop_at_eos);
     RUN(test_top_k_top_p);
     RUN(test_bad_params);
+    RUN(test_memory_conditioner);
     TEST_MAIN_END();
 }
