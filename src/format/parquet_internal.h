@@ -45,6 +45,7 @@ aios_status aios__pq_compress(aios_pq_codec codec, int level, const uint8_t *src
                               aios_buf *out, void **cctx);
 void aios__pq_free_cctx(void *cctx);
 uint32_t aios__pq_crc32(const uint8_t *p, size_t n);
+unsigned long aios__pq_crc32_update(unsigned long crc, const uint8_t *p, size_t n);
 
 /* ---- encodings (pq_encoding.c) ---- */
 /* RLE / bit-packed hybrid decoder (levels, dictionary indices, booleans in RLE). */

@@ -177,13 +177,14 @@ aios_status aios__pq_compress(aios_pq_codec codec, int level, const uint8_t *src
     }
 }
 
-uint32_t aios__pq_crc32(const uint8_t *p, size_t n) {
-    uLong c = crc32(0L, Z_NULL, 0);
+uint32_t aios__pq_crc32(const uint8_t *p, size_t n) { return (uint32_t)aios__pq_crc32_update(crc32(0L, Z_NULL, 0), p, n); }
+
+unsigned long aios__pq_crc32_update(unsigned long c, const uint8_t *p, size_t n) {
     while (n > 0) {
         uInt k = n > (1u << 30) ? (1u << 30) : (uInt)n;
         c = crc32(c, p, k);
         p += k;
         n -= k;
     }
-    return (uint32_t)c;
+    return c;
 }
