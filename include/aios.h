@@ -325,6 +325,118 @@ aios_status aios_model_quantize(const char *in_path, const char *out_dir, const 
  * shape, parameters, bytes, quantization), then totals. */
 aios_status aios_model_inspect(const char *path, FILE *out);
 
+/* ======================================================================================
+ * Tokenizer: Hugging Face tokenizer.json, the same ids/tokens/offsets as `tokenizers`.
+ *
+ *     aios_tokenizer *tok;
+ *     if (aios_tokenizer_load("models/bert-base-uncased", &tok) != AIOS_OK) { ...aios_last_error() }
+ *     aios_tok_params p = aios_tokenizer_default_params(tok);
+ *     aios_encoding *enc;
+ *     aios_tokenizer_encode(tok, "Hello world", 11, &p, &enc);   // enc->ids[0..enc->n)
+ *     char *text; size_t len;
+ *     aios_tokenizer_decode(tok, enc->ids, enc->n, 1, &text, &len);  // "hello world"
+ *     free(text); aios_encoding_free(enc); aios_tokenizer_free(tok);
+ *
+ * Supported: normalizers BertNormalizer, NFC/NFD/NFKC/NFKD, Lowercase, StripAccents, Replace,
+ * Prepend, Strip, Precompiled, ByteLevel, Sequence; pre-tokenizers BertPreTokenizer, ByteLevel,
+ * Split, Metaspace, Whitespace, WhitespaceSplit, Punctuation, Digits, CharDelimiterSplit,
+ * Sequence; models WordPiece, BPE, Unigram, WordLevel; post-processors TemplateProcessing,
+ * BertProcessing, RobertaProcessing, ByteLevel, Sequence; decoders WordPiece, ByteLevel,
+ * Metaspace, Replace, ByteFallback, Fuse, Strip, CTC, BPEDecoder, Sequence.  Unknown component
+ * types make loading fail with AIOS_ERR_UNSUPPORTED naming the type.
+ *
+ * Invalid UTF-8 input: by default (AIOS_TOK_UTF8_REPLACE) every maximal invalid subsequence
+ * becomes U+FFFD (as Python's bytes.decode(errors="replace") and Rust's from_utf8_lossy) and
+ * offsets count characters of that repaired text; with AIOS_TOK_UTF8_ERROR encoding fails with
+ * AIOS_ERR_ENCODING naming the byte offset.  Never a crash, whatever the bytes.
+ *
+ * Thread safety: a loaded tokenizer is immutable; encode/decode/lookups may be called from any
+ * number of threads at once.
+ * ====================================================================================== */
+typedef struct aios_tokenizer aios_tokenizer;
+
+typedef enum { AIOS_TOK_UTF8_REPLACE = 0, AIOS_TOK_UTF8_ERROR = 1 } aios_tok_utf8_mode;
+typedef enum { AIOS_TRUNC_LONGEST_FIRST = 0, AIOS_TRUNC_ONLY_FIRST = 1, AIOS_TRUNC_ONLY_SECOND = 2 } aios_tok_trunc_strategy;
+typedef enum { AIOS_PAD_NONE = 0, AIOS_PAD_LONGEST = 1, AIOS_PAD_FIXED = 2 } aios_tok_pad_strategy;
+
+typedef struct {
+    int add_special_tokens;      /* 1: apply the post-processor (e.g. [CLS] ... [SEP]) */
+    aios_tok_utf8_mode invalid_utf8;
+    /* truncation: max_length 0 = none.  Counts special tokens, as `tokenizers` does. */
+    size_t max_length;
+    aios_tok_trunc_strategy trunc_strategy;
+    int trunc_left;              /* 1: drop tokens from the start instead of the end */
+    size_t stride;               /* overlap kept for overflowing pieces (not returned) */
+    /* padding: LONGEST pads a batch to its longest encoding (a single encode is unchanged);
+     * FIXED pads every encoding to pad_length */
+    aios_tok_pad_strategy pad_strategy;
+    size_t pad_length;
+    size_t pad_to_multiple_of;   /* 0 = off */
+    int pad_left;
+    int32_t pad_id, pad_type_id;
+    char pad_token[64];
+} aios_tok_params;
+
+/* One encoded text (or pair).  Arrays have n entries; the struct owns them. */
+typedef struct {
+    size_t n;
+    int32_t *ids;
+    char **tokens;               /* NUL-terminated token strings */
+    size_t *token_lens;          /* their byte lengths (a token may itself contain NUL bytes) */
+    size_t (*offsets)[2];        /* [start, end) in characters (code points) of the input */
+    int32_t *type_ids;
+    uint8_t *special_tokens_mask; /* 1 for tokens added by the post-processor or padding */
+    uint8_t *attention_mask;      /* 0 for padding */
+} aios_encoding;
+
+/* Special token ids found in tokenizer.json / tokenizer_config.json; -1 when absent. */
+typedef struct {
+    int32_t bos, eos, unk, pad, mask, cls, sep;
+} aios_tok_special_ids;
+
+/* Loads `path`: a tokenizer.json, or a directory containing one (tokenizer_config.json beside
+ * it is read too when present).  Returns AIOS_ERR_NOT_FOUND, AIOS_ERR_FORMAT,
+ * AIOS_ERR_UNSUPPORTED with a message naming the field.  Loading takes milliseconds. */
+aios_status aios_tokenizer_load(const char *path, aios_tokenizer **out);
+/* The same from memory: `json` (len bytes, need not be NUL-terminated); `config_json` may be
+ * NULL (tokenizer_config.json contents). */
+aios_status aios_tokenizer_load_json(const char *json, size_t len, const char *config_json, size_t config_len,
+                                     aios_tokenizer **out);
+void aios_tokenizer_free(aios_tokenizer *tok);
+
+/* Defaults: add_special_tokens 1, replacement of invalid UTF-8, and the truncation / padding
+ * given in tokenizer.json (none when absent) — so a default encode equals `Tokenizer.encode`. */
+aios_tok_params aios_tokenizer_default_params(const aios_tokenizer *tok);
+
+/* Encodes `len` bytes of `text` (NULL params = defaults).  *out is freed with
+ * aios_encoding_free. */
+aios_status aios_tokenizer_encode(const aios_tokenizer *tok, const char *text, size_t len,
+                                  const aios_tok_params *params, aios_encoding **out);
+/* Encodes a pair of sequences (type ids 0 and 1 by the post-processor's template). */
+aios_status aios_tokenizer_encode_pair(const aios_tokenizer *tok, const char *a, size_t alen, const char *b,
+                                       size_t blen, const aios_tok_params *params, aios_encoding **out);
+/* Encodes n texts on n_threads threads (0 = all cores); out[i] receives each encoding (the
+ * caller provides the array of n pointers).  On failure every out[i] is NULL. */
+aios_status aios_tokenizer_encode_batch(const aios_tokenizer *tok, const char *const *texts, const size_t *lens,
+                                        size_t n, const aios_tok_params *params, int n_threads,
+                                        aios_encoding **out);
+void aios_encoding_free(aios_encoding *enc);
+
+/* Decodes ids to UTF-8 text (malloc'd, NUL-terminated, *len without the NUL).  With
+ * skip_special, tokens marked special in added_tokens are left out.  Unknown ids are skipped. */
+aios_status aios_tokenizer_decode(const aios_tokenizer *tok, const int32_t *ids, size_t n, int skip_special,
+                                  char **out, size_t *len);
+
+/* Vocabulary size including added tokens (as `get_vocab_size(with_added_tokens=True)`). */
+size_t aios_tokenizer_vocab_size(const aios_tokenizer *tok);
+/* Id of a token string (added tokens first), or -1. */
+int32_t aios_tokenizer_token_to_id(const aios_tokenizer *tok, const char *token);
+/* Token string of an id (owned by the tokenizer), or NULL. */
+const char *aios_tokenizer_id_to_token(const aios_tokenizer *tok, int32_t id);
+aios_tok_special_ids aios_tokenizer_special_ids(const aios_tokenizer *tok);
+/* model_max_length from tokenizer_config.json (0 when absent or absurdly large). */
+size_t aios_tokenizer_model_max_length(const aios_tokenizer *tok);
+
 /* ====================================================================================== */
 /* (sections below are added by the tokenizer, model, encode, memory, generate and diffuse
  *  modules) */
