@@ -163,6 +163,10 @@ aios_status aios_parquet_open(const char *path, aios_parquet_file **out);
 int64_t aios_parquet_num_rows(const aios_parquet_file *pf);
 void aios_parquet_close(aios_parquet_file *pf);
 
+/* ====================================================================================== */
+/* (sections below are added by the tokenizer, model, encode, memory, generate and diffuse
+ *  modules) */
+
 /* ======================================================================================
  * Models: open a model directory or file, inspect its config and tensors, convert and
  * quantize (src/model/model.c, docs/model-files.md).
@@ -326,6 +330,62 @@ aios_status aios_model_quantize(const char *in_path, const char *out_dir, const 
 aios_status aios_model_inspect(const char *path, FILE *out);
 
 /* ======================================================================================
+ * Encode: sentence embeddings from a BERT-family model (the seed's EmbeddingProvider;
+ * src/engine/encode.c, docs/encode.md).
+ *
+ *     aios_encoder *enc;
+ *     if (aios_encoder_open("models/all-MiniLM-L6-v2", NULL, &enc) != AIOS_OK) { ...aios_last_error()... }
+ *     float a[384], b[384];                      // aios_encoder_dim(enc) floats each
+ *     aios_encode(enc, "A man plays a guitar.", 21, a);
+ *     aios_encode(enc, "Someone is playing guitar.", 26, b);
+ *     printf("%.3f\n", aios_similarity(a, b, 384));
+ *     aios_encoder_free(enc);
+ *
+ * Settings come from the model directory as sentence-transformers reads them: pooling from
+ * 1_Pooling/config.json (or metadata.json), L2 normalization when modules.json has a Normalize
+ * module, truncation to sentence_bert_config.json's max_seq_length (else the model's position
+ * count).  Params override each.  Texts of a batch are sorted by token count and run
+ * batch_size at a time, each batch padded only to its own longest text; results come back in
+ * the caller's order.  An encoder may be used by one thread at a time (it owns its buffers);
+ * kernels inside use all threads (aios_encoder_params.n_threads, AIOS_THREADS).
+ * ====================================================================================== */
+typedef struct aios_encoder aios_encoder;
+
+typedef struct {
+    aios_pooling pooling; /* AIOS_POOL_NONE (default) = the model's; or MEAN, CLS, MAX, MEAN_SQRT_LEN, LAST */
+    int normalize;        /* -1 (default) = the model's setting; 0 off; 1 on */
+    int64_t max_length;   /* tokens per text including specials; 0 (default) = the model's limit */
+    int batch_size;       /* texts per forward pass (default 32) */
+    int n_threads;        /* kernel threads; 0 (default) = leave as is (all cores / AIOS_THREADS) */
+} aios_encoder_params;
+
+/* Called after each batch with texts done so far; return nonzero to cancel (AIOS_ERR_CANCELLED). */
+typedef int (*aios_encode_progress_fn)(void *user, size_t done, size_t total);
+
+aios_encoder_params aios_encoder_default_params(void);
+/* Opens any model directory/file aios_model_open accepts whose architecture is BERT (f32, f16,
+ * bf16 or int8/int4/int2 quantized weights) with its tokenizer.json.  `params` may be NULL. */
+aios_status aios_encoder_open(const char *model_path, const aios_encoder_params *params, aios_encoder **out);
+void aios_encoder_free(aios_encoder *enc);
+/* Embedding size (n_embd). */
+int64_t aios_encoder_dim(const aios_encoder *enc);
+/* Token limit per text after which texts are truncated. */
+int64_t aios_encoder_max_length(const aios_encoder *enc);
+aios_pooling aios_encoder_pooling(const aios_encoder *enc);
+int aios_encoder_normalizes(const aios_encoder *enc);
+/* out (dim) = embedding of `len` bytes of UTF-8 `text` (invalid bytes become U+FFFD). */
+aios_status aios_encode(aios_encoder *enc, const char *text, size_t len, float *out);
+/* out (n, dim) = embeddings of n texts; lens may be NULL for NUL-terminated texts.
+ * progress may be NULL. */
+aios_status aios_encode_batch(aios_encoder *enc, const char *const *texts, const size_t *lens, size_t n, float *out,
+                              aios_encode_progress_fn progress, void *user);
+/* The same from token ids (with special tokens), e.g. from another tokenizer. */
+aios_status aios_encode_ids(aios_encoder *enc, const int32_t *const *ids, const size_t *lens, size_t n, float *out,
+                            aios_encode_progress_fn progress, void *user);
+/* Cosine similarity of two vectors (0 when either is all zeros).  Thread-safe. */
+float aios_similarity(const float *a, const float *b, int64_t dim);
+
+/* ======================================================================================
  * Tokenizer: Hugging Face tokenizer.json, the same ids/tokens/offsets as `tokenizers`.
  *
  *     aios_tokenizer *tok;
@@ -436,10 +496,6 @@ const char *aios_tokenizer_id_to_token(const aios_tokenizer *tok, int32_t id);
 aios_tok_special_ids aios_tokenizer_special_ids(const aios_tokenizer *tok);
 /* model_max_length from tokenizer_config.json (0 when absent or absurdly large). */
 size_t aios_tokenizer_model_max_length(const aios_tokenizer *tok);
-
-/* ====================================================================================== */
-/* (sections below are added by the tokenizer, model, encode, memory, generate and diffuse
- *  modules) */
 
 /* ======================================================================================
  * Generation: autoregressive text generation with Llama / Qwen2 / Qwen3 decoders
@@ -746,7 +802,6 @@ void aios_memcond_result_free(aios_memcond_result *r);
 /* Parses "low_confidence" | "margin" | "entropy" | "random" (-1 if unknown). */
 int aios_remask_parse(const char *s);
 const char *aios_remask_name(aios_remask a);
-
 
 #ifdef __cplusplus
 }

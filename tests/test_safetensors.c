@@ -232,7 +232,7 @@ static void test_fixture_configs(void) {
         int shift;
         int64_t block, mask, pad;
     } want[] = {
-        {"fixtures/models/bert-tiny", AIOS_ARCH_BERT, 32, 4, 4, 8, 64, 1, 1, 0, 0, AIOS_ATTN_BIDIRECTIONAL, 0, 0, -1, 0},
+        {"fixtures/models/bert-tiny", AIOS_ARCH_BERT, 32, 4, 4, 8, 64, 1, 1, 0, 0, AIOS_ATTN_BIDIRECTIONAL, 0, 0, 103, 0},
         {"fixtures/models/qwen2-tiny", AIOS_ARCH_QWEN2, 64, 4, 2, 16, 144, 1, 1, 0, 1, AIOS_ATTN_CAUSAL, 0, 0, -1, -1},
         {"fixtures/models/qwen3-tiny", AIOS_ARCH_QWEN3, 32, 4, 2, 16, 80, 1, 0, 1, 1, AIOS_ATTN_CAUSAL, 0, 0, -1, -1},
         {"fixtures/models/llada-tiny", AIOS_ARCH_LLADA, 64, 4, 4, 16, 160, 0, 0, 0, 1, AIOS_ATTN_BIDIRECTIONAL, 0, 0, 999, -1},

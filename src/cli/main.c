@@ -15,6 +15,7 @@ static const aios_cli_cmd g_cmds[] = {
     {"diffuse", aios_cmd_diffuse, "generate text by masked diffusion (LLaDA, Dream, block diffusion)"},
     {"parquet", aios_cmd_parquet, "inspect, print, verify and write Parquet files"},
     {"tokenize", aios_cmd_tokenize, "text to token ids with a tokenizer.json"}, {"detokenize", aios_cmd_detokenize, "token ids back to text"},
+    {"encode", aios_cmd_encode, "sentence embeddings from a BERT-family model"},
 };
 
 int aios_cli_fail(const char *what, aios_status s) {

@@ -177,6 +177,36 @@ static aios_status load_config(aios_model *m) {
     return AIOS_OK;
 }
 
+/* A config without mask_token_id (BERT) still has a mask token: the tokenizer's added token
+ * "[MASK]" / "<mask>" / "<|mask|>".  Only the `added_tokens` array near the top of tokenizer.json
+ * is parsed (the vocabulary after it can be megabytes); a file without one leaves -1. */
+static void mask_from_tokenizer(aios_model *m) {
+    aios_map mp;
+    if (aios__map_file(m->tokenizer_path, &mp) != AIOS_OK) {
+        aios_clear_error();
+        return;
+    }
+    static const char key[] = "\"added_tokens\"";
+    size_t lim = AIOS_MIN(mp.size, (size_t)1 << 20);
+    const uint8_t *k = memmem(mp.data, lim, key, sizeof key - 1);
+    const uint8_t *a = k ? memchr(k, '[', (size_t)(mp.data + mp.size - k)) : NULL;
+    if (a) {
+        const char *end = NULL;
+        cJSON *arr = cJSON_ParseWithLengthOpts((const char *)a, (size_t)(mp.data + mp.size - a), &end, 0);
+        static const char *names[] = {"[MASK]", "<mask>", "<|mask|>", "<|mdm_mask|>"};
+        const cJSON *e;
+        cJSON_ArrayForEach(e, arr) {
+            const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "content"), *id = cJSON_GetObjectItemCaseSensitive(e, "id");
+            if (!cJSON_IsString(c) || !cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble > 1e12) continue;
+            for (size_t i = 0; i < AIOS_ARRAY_LEN(names); i++)
+                if (!strcmp(c->valuestring, names[i])) m->cfg.mask_token_id = (int64_t)id->valuedouble;
+            if (m->cfg.mask_token_id >= 0) break;
+        }
+        cJSON_Delete(arr);
+    }
+    aios__unmap_file(&mp);
+}
+
 static aios_status open_impl(aios_model *m, const aios_model_params *pr) {
     char p[4096];
     const char *weights = NULL;
@@ -239,6 +269,7 @@ static aios_status open_impl(aios_model *m, const aios_model_params *pr) {
     aios__model_config_from_tensors(m);
     snprintf(p, sizeof p, "%s/tokenizer.json", m->dir);
     if (is_file(p) && !(m->tokenizer_path = strdup(p))) return aios__err(AIOS_ERR_NOMEM, "out of memory");
+    if (m->tokenizer_path && m->cfg.mask_token_id < 0) mask_from_tokenizer(m);
     return AIOS_OK;
 }
 

@@ -220,6 +220,10 @@ aios_status aios__model_config_parse(const cJSON *o, const char *dir, aios_model
         char a[64] = "";
         if (jstr(o, a, sizeof a, KEYS("arch"))) c->arch = arch_from(a);
     }
+    /* a config without `architectures` (bert-tiny, llama-tiny) names the family instead, so the
+     * value survives metadata.json unchanged */
+    if (!c->architecture[0] && c->arch != AIOS_ARCH_UNKNOWN)
+        snprintf(c->architecture, sizeof c->architecture, "%s", aios_arch_name(c->arch));
 
     const int64_t BIG = (int64_t)1 << 40;
     AIOS_TRY(jint(o, &c->n_embd, KEYS("hidden_size", "d_model", "n_embd", "dim"), 1, BIG));
