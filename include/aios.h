@@ -164,168 +164,6 @@ int64_t aios_parquet_num_rows(const aios_parquet_file *pf);
 void aios_parquet_close(aios_parquet_file *pf);
 
 /* ======================================================================================
- * Models: open a model directory or file, inspect its config and tensors, convert and
- * quantize (src/model/model.c, docs/model-files.md).
- *
- *     aios_model *m;
- *     if (aios_model_open("models/qwen2-tiny", NULL, &m) != AIOS_OK) { ...aios_last_error()... }
- *     const aios_model_config *c = aios_model_get_config(m);
- *     printf("%s: %lld layers\n", aios_arch_name(c->arch), (long long)c->n_layer);
- *     aios_model_free(m);
- *
- * Accepted inputs (one call, whichever is found):
- *  - a Hugging Face directory: config.json + model.safetensors, or sharded safetensors listed by
- *    model.safetensors.index.json; tokenizer.json and sentence-transformers files
- *    (modules.json, 1_Pooling/config.json) when present;
- *  - an ArrowEngine directory (the seed's layout): metadata.json + weights.parquet (Schema V1
- *    float or V2 quantized) + tokenizer.json;
- *  - a single .safetensors or .parquet file (config from a config.json / metadata.json beside
- *    it when there is one).
- * Opening maps the files and builds views: no tensor byte is read until used (a 100 MB model
- * opens in about a millisecond).  Internal code gets the tensor views through
- * src/model/model.h (aios_model_tensor).
- * ====================================================================================== */
-typedef enum {
-    AIOS_ARCH_UNKNOWN = 0,
-    AIOS_ARCH_BERT = 1,  /* BERT-family encoder (bert, MiniLM, ...) */
-    AIOS_ARCH_LLAMA = 2, /* Llama / SmolLM / Mistral-style decoder */
-    AIOS_ARCH_QWEN2 = 3, /* Qwen2: q/k/v bias */
-    AIOS_ARCH_QWEN3 = 4, /* Qwen3: q_norm/k_norm, head_dim may differ from n_embd / n_head */
-    AIOS_ARCH_LLADA = 5, /* LLaDA masked diffusion (model.transformer.blocks.N.* names) */
-    AIOS_ARCH_DREAM = 6, /* Dream: Qwen2 weights, bidirectional, shifted logits */
-    AIOS_ARCH_BD3LM = 7, /* block diffusion over Qwen3 weights (block-causal attention) */
-} aios_arch;
-
-typedef enum {
-    AIOS_ATTN_CAUSAL = 0,
-    AIOS_ATTN_BIDIRECTIONAL = 1,
-    AIOS_ATTN_BLOCK_CAUSAL = 2, /* a key is visible iff its block <= the query's block */
-} aios_attn_pattern;
-
-typedef enum {
-    AIOS_POOL_NONE = 0,
-    AIOS_POOL_MEAN = 1,
-    AIOS_POOL_CLS = 2,
-    AIOS_POOL_MAX = 3,
-    AIOS_POOL_LAST = 4,
-    AIOS_POOL_MEAN_SQRT_LEN = 5,
-} aios_pooling;
-
-/* The facts the architectures need, whatever file they came from.  Token ids are -1 when the
- * model does not say.  Sizes use the STYLE.md vocabulary. */
-typedef struct {
-    aios_arch arch;
-    char model_type[64];         /* config "model_type" ("bert", "qwen2", "Dream", ...) */
-    char architecture[128];      /* first of "architectures" / metadata.json "architecture" */
-    char model_name[256];        /* "_name_or_path" / metadata "model_name" / directory name */
-    int64_t n_embd;              /* hidden_size (d_model) */
-    int64_t n_layer;             /* num_hidden_layers */
-    int64_t n_head;              /* num_attention_heads */
-    int64_t n_head_kv;           /* num_key_value_heads (= n_head when absent) */
-    int64_t head_dim;            /* head_dim, or n_embd / n_head */
-    int64_t n_ff;                /* intermediate_size (mlp_hidden_size) */
-    int64_t n_vocab;             /* vocab_size */
-    int64_t n_ctx_train;         /* max_position_embeddings */
-    int64_t type_vocab_size;     /* BERT token types (0 when none) */
-    float norm_eps;              /* layer_norm_eps or rms_norm_eps */
-    int rms_norm;                /* 1: RMSNorm, 0: LayerNorm */
-    char hidden_act[32];         /* "gelu", "silu", "gelu_new", ... */
-    double rope_theta;           /* top level or rope_parameters.rope_theta (default 10000) */
-    char rope_type[32];          /* "default", "linear", "dynamic", "yarn", "llama3", ... */
-    double rope_factor;          /* rope scaling factor (1 when none) */
-    double rope_low_freq_factor, rope_high_freq_factor; /* llama3 scaling (0 when absent) */
-    int64_t rope_original_max_pos; /* original_max_position_embeddings (0 when absent) */
-    int tie_word_embeddings;     /* output head shares the token embedding */
-    int attn_qkv_bias;           /* q/k/v projections have biases */
-    int attn_out_bias;           /* output projection has a bias */
-    int mlp_bias;
-    int qk_norm;                 /* per-head RMSNorm of q and k (Qwen3) */
-    aios_pooling pooling;        /* sentence embedding pooling (encoders) */
-    int normalize;               /* L2-normalize sentence embeddings */
-    int64_t embedding_dimension; /* sentence embedding size (n_embd unless a module says) */
-    int64_t mask_token_id, pad_token_id, bos_token_id, eos_token_id;
-    int64_t eos_token_ids[8];    /* every eos id when the config lists several */
-    int n_eos;
-    /* diffusion facts */
-    int is_diffusion;            /* LLaDA, Dream, BD3LM */
-    aios_attn_pattern attention; /* causal for AR decoders; bidirectional for BERT/LLaDA/Dream */
-    int logit_shift;             /* 1: logits row i-1 predicts token i (Dream) */
-    int64_t block_size;          /* block diffusion block size (0 when none) */
-} aios_model_config;
-
-typedef struct aios_model aios_model;
-
-typedef struct {
-    int verify;          /* 1: also check every tensor's bytes are mapped and sized (default 0;
-                            shapes and sizes are always checked) */
-    int load_tokenizer;  /* reserved: the tokenizer module opens tokenizer.json itself */
-} aios_model_params;
-
-aios_model_params aios_model_default_params(void);
-/* Opens a model (see above).  `params` may be NULL for the defaults.  On success *out owns
- * the mappings; free with aios_model_free.  Errors name the file, the tensor and the fault. */
-aios_status aios_model_open(const char *path, const aios_model_params *params, aios_model **out);
-void aios_model_free(aios_model *m);
-
-const aios_model_config *aios_model_get_config(const aios_model *m);
-/* "safetensors", "parquet-v1" or "parquet-v2". */
-const char *aios_model_format(const aios_model *m);
-/* The directory (or the file) the model was opened from. */
-const char *aios_model_path(const aios_model *m);
-/* Path of tokenizer.json beside the weights, or NULL when there is none. */
-const char *aios_model_tokenizer_path(const aios_model *m);
-
-/* Public description of one tensor (strings borrowed from the model). */
-typedef struct {
-    const char *name;
-    const char *dtype;      /* "f32", "bf16", "q8", "q4", "q2", ... */
-    int ndim;
-    int64_t shape[8];
-    int64_t numel;
-    size_t nbytes;          /* bytes of data (packed bytes for quantized kinds) */
-    int quantized;
-    int64_t n_scales;
-    int32_t quant_axis;     /* -1 per tensor, 0 per output channel */
-    int32_t group_size;     /* 0 = none */
-    int symmetric;          /* no zero points */
-} aios_tensor_info;
-
-int64_t aios_model_num_tensors(const aios_model *m);
-/* Tensors sorted by name; AIOS_ERR_RANGE when i is out of range. */
-aios_status aios_model_tensor_info(const aios_model *m, int64_t i, aios_tensor_info *out);
-/* Index of a tensor by name, -1 when absent. */
-int64_t aios_model_find_tensor(const aios_model *m, const char *name);
-/* Tensor i as float32 (out has numel floats; any dtype, quantized ones dequantized). */
-aios_status aios_model_tensor_f32(const aios_model *m, int64_t i, float *out);
-
-const char *aios_arch_name(aios_arch a);
-
-/* Writes the ArrowEngine directory out_dir (created if needed): weights.parquet in Schema V1
- * (tensors in their stored dtype, uncompressed PLAIN `data` aligned for mapping),
- * metadata.json (the seed's fields plus ours) and the tokenizer files copied. */
-aios_status aios_model_convert(const char *in_path, const char *out_dir);
-
-typedef struct {
-    int bits;                /* 8, 4 or 2 */
-    int32_t group_size;      /* 0 = none (per tensor or per channel) */
-    int per_channel;         /* one scale per output row */
-    int symmetric;           /* zero points all 0 */
-    const char *const *keep; /* NULL-terminated glob patterns of tensors left unquantized, in
-                                addition to the defaults (embeddings, norms, biases, 1-D) */
-    int keep_defaults;       /* 1 (default): keep embeddings / norms / biases unquantized */
-    int64_t min_numel;       /* tensors smaller than this stay unquantized (default 0) */
-} aios_quantize_params;
-
-aios_quantize_params aios_quantize_default_params(void); /* int8 per channel, asymmetric */
-/* Reads any model aios_model_open accepts and writes an ArrowEngine directory with
- * weights.parquet in Schema V2 (quantized tensors packed as DESIGN.md §3). */
-aios_status aios_model_quantize(const char *in_path, const char *out_dir, const aios_quantize_params *p);
-
-/* Prints what `aios inspect` shows: the derived config, then one line per tensor (dtype,
- * shape, parameters, bytes, quantization), then totals. */
-aios_status aios_model_inspect(const char *path, FILE *out);
-
-/* ======================================================================================
  * Tokenizer: Hugging Face tokenizer.json, the same ids/tokens/offsets as `tokenizers`.
  *
  *     aios_tokenizer *tok;
@@ -655,10 +493,6 @@ aios_status aios_encode_ids(aios_encoder *enc, const int32_t *const *ids, const 
 /* Cosine similarity of two vectors (0 when either is all zeros).  Thread-safe. */
 float aios_similarity(const float *a, const float *b, int64_t dim);
 
-/* ====================================================================================== */
-/* (sections below are added by the tokenizer, model, encode, memory, generate and diffuse
- *  modules) */
-
 /* ======================================================================================
  * Memory store (the seed's ArrowStorage).  A store is a directory:
  *   MANIFEST            JSON + CRC32C line; replaced atomically (write temp, fsync, rename, fsync dir)
@@ -802,6 +636,8 @@ aios_status aios_store_stats_get(aios_store *st, aios_store_stats *out);
  * sound, AIOS_ERR_CORRUPT (with the first problem in aios_last_error()) otherwise.  *recall
  * (may be NULL) receives the measured recall (1 when there is no index). */
 aios_status aios_store_check(const char *dir, int n_queries, FILE *report, double *recall);
+
+/* ======================================================================================
  * Generation: autoregressive text generation with Llama / Qwen2 / Qwen3 decoders
  * (src/engine/generate.c, src/model/decoder.c, docs/generate.md).
  *
@@ -902,6 +738,212 @@ aios_status aios_generator_detokenize(aios_generator *g, const int32_t *ids, siz
 int64_t aios_generator_n_vocab(const aios_generator *g);
 int64_t aios_generator_n_ctx(const aios_generator *g);
 
+/* ======================================================================================
+ * Masked diffusion (the seed's DiffusionCore: NoiseScheduler, DiscreteSampler,
+ * UncertaintyEstimator, MemoryConditioner).  docs/diffusion.md explains the algorithms.
+ *
+ * Generation starts from a canvas `prompt + gen_length masks (+ suffix)` and unmasks it in
+ * steps: at each step a denoiser gives logits for every masked position, each proposes a token
+ * with a confidence, and the most confident are committed.  The sampler is written against
+ * `aios_denoiser` (a small table of function pointers), so any model — LLaDA, Dream, block
+ * diffusion (BD3LM), a BERT-style MLM, or a test's toy — plugs in.
+ * ====================================================================================== */
+
+/* ---- NoiseScheduler.  Time t runs from 1 (all masked) to 0 (clean). ---- */
+typedef enum { AIOS_NOISE_LINEAR = 0, AIOS_NOISE_COSINE = 1 } aios_noise_schedule;
+/* Fraction of tokens masked at time t (clamped to [0, 1]): linear t; cosine sin(pi t / 2)
+ * (= MaskGIT's cos(pi r / 2) with r = 1 - t the fraction decoded). */
+double aios_noise_mask_rate(aios_noise_schedule s, double t);
+/* times (n + 1) = linspace(1, eps, n + 1) (Dream's grid; eps in [0, 1)).  n >= 1. */
+aios_status aios_noise_timesteps(int n, double eps, double *times);
+/* How many of `n_masks` masked tokens to commit at each of `steps` steps so that after step s
+ * about n_masks * mask_rate(1 - (s + 1) / steps) remain (MaskGIT's plan for cosine).  Sums to
+ * n_masks; each count >= 1 while steps <= n_masks.  counts (steps). */
+aios_status aios_noise_commit_plan(aios_noise_schedule s, int64_t n_masks, int steps, int64_t *counts);
+/* Training-time masking (LLaDA's forward process): each of ids[n_keep..n) is replaced by mask_id
+ * independently with probability p = eps + (1 - eps) * mask_rate(t); the first n_keep (a prompt)
+ * never are.  out (n), masked (n, 1 where masked; may be NULL).  Deterministic in seed.
+ * Returns p through *p_mask (may be NULL) — the loss weight is 1 / p. */
+aios_status aios_noise_add(aios_noise_schedule s, const int32_t *ids, int64_t n, int64_t n_keep, double t,
+                           double eps, int32_t mask_id, uint64_t seed, int32_t *out, uint8_t *masked,
+                           double *p_mask);
+
+/* ---- The denoiser interface. ---- */
+typedef enum {
+    AIOS_DENOISE_FULL = 0,         /* bidirectional: every row sees every row (LLaDA, Dream, BERT) */
+    AIOS_DENOISE_BLOCK_CAUSAL = 1, /* key j visible to query i iff block(j) <= block(i) and j is not
+                                   padding (a row always sees itself): BD3LM / A2D models */
+} aios_denoise_attn;
+
+typedef struct aios_denoiser {
+    void *ctx;              /* the model; passed back to forward */
+    int64_t n_vocab;
+    int32_t mask_id;        /* never committed */
+    int32_t pad_id;         /* block-causal left padding id, -1 when none */
+    int shift;              /* 1: logits row i-1 predicts token i (Dream); row 0 stands for itself */
+    aios_denoise_attn attn;
+    int32_t block_size;     /* block-causal models: the trained block size (0 = any) */
+    int64_t max_ctx;        /* rows the KV cache holds; 0 = the model has no cache (n_past always 0) */
+    int64_t n_eos;          /* end-of-sequence ids (EOS / EOT), up to 8 */
+    int32_t eos_ids[8];
+    /* Runs the model on n_new rows that follow n_past rows already in its KV cache.
+     *   ids (n_new), pos (n_new): token ids and RoPE positions of the new rows.
+     *   vis (n_new, n_past + n_new): 1 where new row i may attend to key j (keys 0..n_past-1
+     *       are the cached rows, then the new rows); never NULL.
+     *   logits (n_out, n_vocab): written for new rows out_lo .. out_lo + n_out - 1 only.
+     * A model with a cache (max_ctx > 0) also writes the K/V of every new row into its cache at
+     * rows n_past .. n_past + n_new - 1; the caller decides which cached rows stay valid. */
+    aios_status (*forward)(void *ctx, const int32_t *ids, const int32_t *pos, int64_t n_new, int64_t n_past,
+                           const uint8_t *vis, int64_t out_lo, int64_t n_out, float *logits);
+} aios_denoiser;
+
+/* ---- DiscreteSampler. ---- */
+typedef enum {
+    AIOS_REMASK_LOW_CONFIDENCE = 0, /* confidence = probability of the proposed token (top-1) */
+    AIOS_REMASK_MARGIN = 1,         /* top-1 minus top-2 probability */
+    AIOS_REMASK_ENTROPY = 2,        /* negative entropy of the position's distribution */
+    AIOS_REMASK_RANDOM = 3,         /* uniform random confidence (LLaDA's "random") */
+} aios_remask;
+typedef enum {
+    AIOS_PLAN_LLADA = 0,  /* M masks over s steps: M div s each, +1 for the first M mod s */
+    AIOS_PLAN_DREAM = 1,  /* t = linspace(1, eps, s + 1): commit int(m * (1 - t[i+1] / t[i])) of the
+                             m still masked, all at the last step */
+    AIOS_PLAN_COSINE = 2, /* MaskGIT cosine (aios_noise_commit_plan) */
+} aios_plan;
+typedef enum {
+    AIOS_KV_NONE = 0,   /* full forward every step */
+    AIOS_KV_EXACT = 1,  /* block-causal models: finished blocks never change and never see later
+                           ones, so their K/V are cached exactly (identical output) */
+    AIOS_KV_PREFIX = 2, /* Fast-dLLM prefix cache for bidirectional models: K/V of everything
+                           before the current block computed once per block (approximate) */
+    AIOS_KV_AUTO = 3,   /* EXACT for block-causal denoisers that have a cache, else NONE */
+} aios_kv_mode;
+
+typedef struct {
+    int64_t gen_length;     /* masks to fill: 128 */
+    int steps;              /* total denoising steps over all blocks: 128 */
+    int64_t block_length;   /* semi-autoregressive block; 0 = gen_length (block-causal: the
+                               denoiser's block_size) */
+    aios_remask algorithm;  /* AIOS_REMASK_LOW_CONFIDENCE */
+    aios_plan plan;         /* AIOS_PLAN_LLADA */
+    double plan_eps;        /* Dream plan's eps: 1e-3 */
+    double temperature;     /* 0 = argmax; > 0 adds Gumbel noise (float64) to the logits */
+    int top_k;              /* 0 = off */
+    double top_p;           /* 1 = off */
+    double guidance_scale;  /* classifier-free guidance; 0 = off (no unconditional pass) */
+    double threshold;       /* > 0: Fast-dLLM mode, commit every token with confidence > threshold
+                               (at least one per step); `steps` is then ignored */
+    aios_kv_mode kv_cache;  /* AIOS_KV_AUTO */
+    int stop_at_eos;        /* 1: stop after a block that contains an EOS id and trim after it
+                               (not with a suffix) */
+    uint64_t seed;          /* 0 */
+    int keep_trace;         /* 1: record (step, position, token, confidence) of each commit */
+    /* Called after every step with the canvas (n) — for `--show`; may be NULL. */
+    void (*on_step)(void *user, const int32_t *canvas, int64_t n, int step);
+    void *user;
+} aios_diffuse_params;
+aios_diffuse_params aios_diffuse_default_params(void);
+
+typedef struct {
+    int32_t step;           /* 0-based step number over the whole run */
+    int64_t position;       /* index into the canvas (left padding included) */
+    int32_t token;
+    float confidence;       /* the algorithm's score (probability for low_confidence) */
+} aios_diffuse_commit;
+
+typedef struct {
+    int32_t *ids;           /* the final canvas (n_ids): [left pad] prompt generated [suffix] */
+    int64_t n_ids;
+    int64_t left_pad;       /* block-causal padding in front of the prompt */
+    int64_t gen_start;      /* first generated position; generated span is gen_start..+gen_len */
+    int64_t gen_len;        /* after EOS trimming */
+    int stopped_at_eos;
+    int n_steps;            /* steps run */
+    int64_t n_forward;      /* denoiser calls */
+    int64_t rows_computed;  /* sum of n_new over calls (what a cache saves) */
+    aios_diffuse_commit *trace; /* n_trace commits in order, when keep_trace */
+    int64_t n_trace;
+    /* UncertaintyEstimator: means over committed tokens of entropy / ln(n_vocab) and of
+     * (1 - probability of the committed token); uncertainty = their average, in [0, 1]. */
+    double mean_entropy, mean_one_minus_conf, uncertainty;
+    double *step_entropy;   /* (n_steps) the same means per step (0 for a step that committed none) */
+    double *step_one_minus_conf;
+    int uncertain;          /* uncertainty > the threshold given to aios_diffuse_uncertainty_flag */
+    double seconds;
+} aios_diffuse_result;
+
+/* Fills `out` (caller-owned struct; free its arrays with aios_diffuse_result_free).
+ * prompt (n_prompt) and suffix (n_suffix, may be NULL/0) are token ids.  Block-causal denoisers
+ * get the prompt left-padded with pad_id to a multiple of the block length; their RoPE
+ * positions count non-pad tokens.  Errors: AIOS_ERR_INVALID_ARG for inconsistent parameters
+ * (message names the field), AIOS_ERR_UNSUPPORTED for a cache the denoiser lacks, or what
+ * the denoiser returned.  Thread-safe for distinct denoisers. */
+aios_status aios_diffuse_sample(const aios_denoiser *dn, const aios_diffuse_params *p, const int32_t *prompt,
+                                int64_t n_prompt, const int32_t *suffix, int64_t n_suffix,
+                                aios_diffuse_result *out);
+void aios_diffuse_result_free(aios_diffuse_result *r);
+/* Sets r->uncertain from r->uncertainty and a threshold (evolution.uncertainty_threshold). */
+void aios_diffuse_uncertainty_flag(aios_diffuse_result *r, double threshold);
+
+/* ---- Real denoisers.  A model aios_model_open reads (Hugging Face directory or its Parquet
+ * conversion) of an LLaDA, Dream, block-diffusion (BD3LM / A2D, config "block_size") or BERT
+ * masked-LM model; the kind, mask / pad / EOS ids, shift and attention pattern come from its
+ * config.  A BERT-MLM canvas is `[CLS] prompt [MASK]... suffix [SEP]`: pass [CLS] in the
+ * prompt and [SEP] in the suffix. ---- */
+typedef struct aios_diffusion_model aios_diffusion_model;
+/* Opens `dir`; AIOS_ERR_UNSUPPORTED for a model that is not a denoiser (message says why). */
+aios_status aios_diffusion_model_open(const char *dir, aios_diffusion_model **out);
+void aios_diffusion_model_free(aios_diffusion_model *m);
+/* (Re)allocates a KV cache of n_ctx rows (0 frees it; BERT has none): enables AIOS_KV_EXACT / AIOS_KV_PREFIX
+ * for canvases up to n_ctx tokens.  Memory: n_layer * n_ctx * n_head_kv * head_dim * 8 bytes. */
+aios_status aios_diffusion_model_set_cache(aios_diffusion_model *m, int64_t n_ctx);
+/* The denoiser table (owned by m, valid until it is freed). */
+const aios_denoiser *aios_diffusion_model_denoiser(const aios_diffusion_model *m);
+/* "llada", "dream", "bd3lm" or "bert-mlm". */
+const char *aios_diffusion_model_kind(const aios_diffusion_model *m);
+
+/* ---- MemoryConditioner (memory-guided generation).  The prompt text is the query: the top-k
+ * memories are retrieved (a memory store's text search, or any retriever), their content
+ * tokenized and placed ahead of the prompt, best first, separated by `separator`, as long as
+ * they fit in `token_budget` tokens (a memory that does not fit is skipped, a shorter one after
+ * it may still fit).  The result says which memories were used. ---- */
+#define AIOS_MEMCOND_ID_MAX 256
+typedef struct {
+    const char *id;         /* memory id (borrowed until the next retriever call) */
+    const char *content;    /* NULL content is skipped */
+    float score;            /* similarity */
+} aios_memcond_hit;
+/* Fills up to top_k hits for `query`, best first; *n_hits receives the count. */
+typedef aios_status (*aios_memcond_retrieve_fn)(void *user, const char *query, int32_t top_k,
+                                                aios_memcond_hit *hits, int32_t *n_hits);
+/* Token ids of `text` without special tokens: writes up to cap ids, *n = the full count. */
+typedef aios_status (*aios_memcond_tokenize_fn)(void *user, const char *text, int32_t *ids, int64_t cap, int64_t *n);
+typedef struct {
+    int32_t top_k;          /* 3 */
+    int64_t token_budget;   /* 256: memory tokens (with separators) ahead of the prompt */
+    float min_score;        /* hits below are ignored (-2 = none) */
+    const char *separator;  /* "\n" after each memory */
+} aios_memcond_params;
+aios_memcond_params aios_memcond_default_params(void);
+typedef struct {
+    int32_t *ids;           /* prompt_ids[0 .. keep_first) memories prompt_ids[keep_first ..] */
+    int64_t n_ids;
+    int64_t n_memory_tokens;
+    int32_t n_used;         /* memories placed, in the order placed */
+    char (*used_ids)[AIOS_MEMCOND_ID_MAX];
+    float *used_scores;
+} aios_memcond_result;
+/* Builds the conditioned prompt.  `prompt` is the query text; prompt_ids (n_prompt) its tokens
+ * (with special tokens); the first keep_first of them (BOS / [CLS]) stay in front.  Errors from
+ * the callbacks are returned.  Free the result with aios_memcond_result_free. */
+aios_status aios_memcond_build(aios_memcond_retrieve_fn retrieve, void *retrieve_user, aios_memcond_tokenize_fn tokenize,
+                               void *tokenize_user, const char *prompt, const int32_t *prompt_ids, int64_t n_prompt,
+                               int64_t keep_first, const aios_memcond_params *p, aios_memcond_result *out);
+void aios_memcond_result_free(aios_memcond_result *r);
+
+/* Parses "low_confidence" | "margin" | "entropy" | "random" (-1 if unknown). */
+int aios_remask_parse(const char *s);
+const char *aios_remask_name(aios_remask a);
 
 #ifdef __cplusplus
 }
