@@ -153,6 +153,8 @@ typedef struct {
 } tk_enc;
 void tk_enc_free(tk_enc *e);
 aios_status tk_enc_push(tk_enc *e, int32_t id, const char *tok, size_t tlen, uint32_t s, uint32_t end, int32_t type_id, int special);
+/* Appends taking ownership of the malloc'd `tok`. */
+aios_status tk_enc_push_own(tk_enc *e, int32_t id, char *tok, size_t tlen, uint32_t s, uint32_t end, int32_t type_id, int special);
 aios_status tk_post_parse(const struct cJSON *j, tk_post **out);
 void tk_post_free(tk_post *p);
 size_t tk_post_added(const tk_post *p, int pair);

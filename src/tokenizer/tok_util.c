@@ -264,22 +264,26 @@ int tk_u64map_get(const tk_u64map *m, uint64_t k, uint64_t *v) {
 
 /* ---------------------------------------------------------------------------- nstr */
 void tk_nstr_free(tk_nstr *n) {
-    free(n->b);
-    free(n->al);
+    free(n->al); /* b lives in the same block */
     memset(n, 0, sizeof *n);
 }
 
+/* One allocation per string: the alignments, then the bytes (al must stay 4-aligned). */
 aios_status tk_nstr_reserve(tk_nstr *n, size_t extra) {
     if (n->len + extra <= n->cap) return AIOS_OK;
     size_t nc = n->cap ? n->cap * 2 : 32;
     while (nc < n->len + extra) nc *= 2;
     if (nc > UINT32_MAX) return aios__err(AIOS_ERR_RANGE, "tokenizer: text too long");
-    uint8_t *b = realloc(n->b, nc + 1);
-    if (!b) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
-    n->b = b;
-    tk_span *al = realloc(n->al, nc * sizeof *al);
+    tk_span *al = malloc(nc * sizeof *al + nc + 1);
     if (!al) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
+    uint8_t *b = (uint8_t *)(al + nc);
+    if (n->len) {
+        memcpy(al, n->al, n->len * sizeof *al);
+        memcpy(b, n->b, n->len);
+    }
+    free(n->al);
     n->al = al;
+    n->b = b;
     n->cap = nc;
     return AIOS_OK;
 }
@@ -453,37 +457,48 @@ void tk_enc_free(tk_enc *e) {
     memset(e, 0, sizeof *e);
 }
 
-aios_status tk_enc_push(tk_enc *e, int32_t id, const char *tok, size_t tlen, uint32_t s, uint32_t end, int32_t type_id,
-                        int special) {
-    if (e->n == e->cap) {
-        size_t nc = e->cap ? e->cap * 2 : 16;
-        int32_t *a = realloc(e->ids, nc * sizeof *a);
-        if (a) e->ids = a;
-        int32_t *b = realloc(e->type_ids, nc * sizeof *b);
-        if (b) e->type_ids = b;
-        uint8_t *c = realloc(e->special, nc);
-        if (c) e->special = c;
-        tk_span *d = realloc(e->off, nc * sizeof *d);
-        if (d) e->off = d;
-        char **f = realloc(e->tok, nc * sizeof *f);
-        if (f) e->tok = f;
-        size_t *g = realloc(e->tlen, nc * sizeof *g);
-        if (g) e->tlen = g;
-        if (!a || !b || !c || !d || !f || !g) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
-        e->cap = nc;
-    }
-    char *t = malloc(tlen + 1);
-    if (!t) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
-    memcpy(t, tok, tlen);
-    t[tlen] = 0;
+static aios_status enc_grow(tk_enc *e);
+aios_status tk_enc_push_own(tk_enc *e, int32_t id, char *tok, size_t tlen, uint32_t s, uint32_t end, int32_t type_id,
+                            int special) {
+    if (e->n == e->cap) AIOS_TRY(enc_grow(e));
     size_t i = e->n++;
     e->ids[i] = id;
     e->type_ids[i] = type_id;
     e->special[i] = (uint8_t)special;
     e->off[i] = (tk_span){s, end};
-    e->tok[i] = t;
+    e->tok[i] = tok;
     e->tlen[i] = tlen;
     return AIOS_OK;
+}
+
+static aios_status enc_grow(tk_enc *e) {
+    size_t nc = e->cap ? e->cap * 2 : 16;
+    int32_t *a = realloc(e->ids, nc * sizeof *a);
+    if (a) e->ids = a;
+    int32_t *b = realloc(e->type_ids, nc * sizeof *b);
+    if (b) e->type_ids = b;
+    uint8_t *c = realloc(e->special, nc);
+    if (c) e->special = c;
+    tk_span *d = realloc(e->off, nc * sizeof *d);
+    if (d) e->off = d;
+    char **f = realloc(e->tok, nc * sizeof *f);
+    if (f) e->tok = f;
+    size_t *g = realloc(e->tlen, nc * sizeof *g);
+    if (g) e->tlen = g;
+    if (!a || !b || !c || !d || !f || !g) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
+    e->cap = nc;
+    return AIOS_OK;
+}
+
+aios_status tk_enc_push(tk_enc *e, int32_t id, const char *tok, size_t tlen, uint32_t s, uint32_t end, int32_t type_id,
+                        int special) {
+    char *t = malloc(tlen + 1);
+    if (!t) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
+    memcpy(t, tok, tlen);
+    t[tlen] = 0;
+    aios_status st = tk_enc_push_own(e, id, t, tlen, s, end, type_id, special);
+    if (st != AIOS_OK) free(t);
+    return st;
 }
 
 /* ---------------------------------------------------------------------------- base64 */

@@ -790,13 +790,34 @@ static aios_status encode_impl(const aios_tokenizer *t, const char *ta, size_t a
     return st;
 }
 
+/* Per-thread scratch kept between calls (freed by a key destructor when the thread ends). */
+static pthread_key_t g_ws_key;
+static pthread_once_t g_ws_once = PTHREAD_ONCE_INIT;
+static void ws_destroy(void *p) {
+    ws_free(p);
+    free(p);
+}
+static void ws_key_make(void) { (void)pthread_key_create(&g_ws_key, ws_destroy); }
+
+static workspace *thread_ws(void) {
+    pthread_once(&g_ws_once, ws_key_make);
+    workspace *w = pthread_getspecific(g_ws_key);
+    if (!w) {
+        w = calloc(1, sizeof *w);
+        if (w && pthread_setspecific(g_ws_key, w) != 0) {
+            free(w);
+            w = NULL;
+        }
+    }
+    return w;
+}
+
 aios_status aios_tokenizer_encode(const aios_tokenizer *t, const char *text, size_t len, const aios_tok_params *params,
                                   aios_encoding **out) {
     if (!out) return aios__err(AIOS_ERR_INVALID_ARG, "tokenizer: out is NULL");
-    workspace w = {0};
-    aios_status st = encode_impl(t, text, len, NULL, 0, params, &w, out);
-    ws_free(&w);
-    return st;
+    workspace *w = thread_ws();
+    if (!w) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
+    return encode_impl(t, text, len, NULL, 0, params, w, out);
 }
 
 aios_status aios_tokenizer_encode_pair(const aios_tokenizer *t, const char *a, size_t alen, const char *b, size_t blen,
