@@ -280,6 +280,8 @@ aios_status tk_model_parse(const cJSON *j, tk_model **out) {
     else m->type = M_WORDLEVEL;
 
     aios_status st = AIOS_OK;
+    static uint64_t g_model_uid;
+    m->cache_salt = (__atomic_add_fetch(&g_model_uid, 1, __ATOMIC_RELAXED)) * 0x9E3779B97F4A7C15ull;
     for (int i = 0; i < 256; i++) m->byte_ids[i] = -1;
     if (m->type == M_UNIGRAM) {
         st = load_unigram(m, j);
@@ -301,8 +303,7 @@ aios_status tk_model_parse(const cJSON *j, tk_model **out) {
             m->fuse_unk = tk_jbool(j, "fuse_unk", 0);
             m->ignore_merges = tk_jbool(j, "ignore_merges", 0);
             if (st == AIOS_OK) st = load_merges(m, tk_j(j, "merges"));
-            static uint64_t g_model_uid;
-            m->cache_salt = (__atomic_add_fetch(&g_model_uid, 1, __ATOMIC_RELAXED)) * 0x9E3779B97F4A7C15ull;
+
         }
         if (st == AIOS_OK && m->type == M_WORDLEVEL && m->unk_id < 0 && unk)
             st = aios__err(AIOS_ERR_FORMAT, "tokenizer.json: WordLevel unk_token missing from the vocabulary");
@@ -431,6 +432,61 @@ static pthread_key_t g_cache_key;
 static pthread_once_t g_cache_once = PTHREAD_ONCE_INIT;
 static void cache_key_make(void) { (void)pthread_key_create(&g_cache_key, free); }
 
+/* Word cache lookup: on a hit appends the cached tokens and returns 1; otherwise sets *slot
+ * (NULL when the word is not cacheable) for cache_put. */
+static int cache_get(const tk_model *m, const uint8_t *w, size_t n, tk_mtoks *out, bpe_centry **slot, uint64_t *hash) {
+    *slot = NULL;
+    if (n == 0 || n > BPE_CACHE_MAXLEN) return 0;
+    if (!g_cache) {
+        g_cache = calloc(BPE_CACHE_SLOTS, sizeof *g_cache);
+        if (!g_cache) return 0;
+        pthread_once(&g_cache_once, cache_key_make);
+        (void)pthread_setspecific(g_cache_key, g_cache);
+    }
+    uint64_t h = tk_hash(w, n) ^ m->cache_salt;
+    bpe_centry *ce = &g_cache[h & (BPE_CACHE_SLOTS - 1)];
+    *hash = h;
+    *slot = ce;
+    if (!(ce->uid == m->cache_salt && ce->key == h && ce->wlen == n && !memcmp(ce->word, w, n))) return 0;
+    size_t off = 0, mark = out->n;
+    for (int i = 0; i < ce->ntok; i++) {
+        int32_t id = ce->ids[i];
+        /* a Unigram unknown carries its own text */
+        int own = m->type == M_UNIGRAM && id == m->unk_id;
+        if (tk_mtoks_push(out, id, off, off + ce->lens[i], own ? (const char *)w + off : m->id2tok[id],
+                          own ? ce->lens[i] : m->id2len[id]) != AIOS_OK) {
+            out->n = mark;
+            *slot = NULL; /* let the caller tokenize (and report) normally */
+            return 0;
+        }
+        off += ce->lens[i];
+    }
+    return 1;
+}
+
+/* Stores tokens out[first..] of word w when they tile it (byte-fallback pieces do not). */
+static void cache_put(const tk_model *m, bpe_centry *ce, uint64_t h, const uint8_t *w, size_t n, const tk_mtoks *out,
+                      size_t first) {
+    size_t nt = out->n - first;
+    if (nt > BPE_CACHE_MAXTOK) return;
+    size_t off = 0;
+    for (size_t i = 0; i < nt; i++) {
+        const tk_mtok *t = &out->v[first + i];
+        if (t->s != off || t->e <= t->s || t->e - t->s > 255) return;
+        off = t->e;
+    }
+    if (off != n) return;
+    ce->uid = m->cache_salt;
+    ce->key = h;
+    ce->wlen = (uint8_t)n;
+    memcpy(ce->word, w, n);
+    ce->ntok = (uint8_t)nt;
+    for (size_t i = 0; i < nt; i++) {
+        ce->ids[i] = out->v[first + i].id;
+        ce->lens[i] = (uint8_t)(out->v[first + i].e - out->v[first + i].s);
+    }
+}
+
 static aios_status bpe(const tk_model *m, const uint8_t *w, size_t n, tk_mtoks *out) {
     if (m->ignore_merges) {
         int32_t id = tk_strmap_get(&m->vocab, (const char *)w, n);
@@ -438,28 +494,7 @@ static aios_status bpe(const tk_model *m, const uint8_t *w, size_t n, tk_mtoks *
     }
     uint64_t h = 0;
     bpe_centry *ce = NULL;
-    if (n <= BPE_CACHE_MAXLEN) {
-        if (!g_cache) {
-            g_cache = calloc(BPE_CACHE_SLOTS, sizeof *g_cache);
-            if (g_cache) {
-                pthread_once(&g_cache_once, cache_key_make);
-                (void)pthread_setspecific(g_cache_key, g_cache);
-            }
-        }
-        if (g_cache) {
-            h = tk_hash(w, n) ^ m->cache_salt;
-            ce = &g_cache[h & (BPE_CACHE_SLOTS - 1)];
-            if (ce->uid == m->cache_salt && ce->key == h && ce->wlen == n && !memcmp(ce->word, w, n)) {
-                size_t off = 0;
-                for (int i = 0; i < ce->ntok; i++) {
-                    int32_t id = ce->ids[i];
-                    AIOS_TRY(tk_mtoks_push(out, id, off, off + ce->lens[i], m->id2tok[id], m->id2len[id]));
-                    off += ce->lens[i];
-                }
-                return AIOS_OK;
-            }
-        }
-    }
+    if (cache_get(m, w, n, out, &ce, &h)) return AIOS_OK;
     size_t cap = n * 4 + 8;
     sym stack_syms[128];
     hent stack_heap[128];
@@ -609,28 +644,7 @@ static aios_status bpe(const tk_model *m, const uint8_t *w, size_t n, tk_mtoks *
         st = tk_mtoks_push(out, id, a, e, tv ? tv : "", tv ? m->id2len[id] : 0);
         if (st) goto done;
     }
-    if (ce) {
-        size_t nt = out->n - first_out;
-        int ok = nt <= BPE_CACHE_MAXTOK;
-        for (size_t i = 0; ok && i < nt; i++) ok = out->v[first_out + i].e - out->v[first_out + i].s < 256;
-        /* byte-fallback tokens share offsets; only cache words whose tokens tile the word */
-        size_t off = 0;
-        for (size_t i = 0; ok && i < nt; i++) {
-            ok = out->v[first_out + i].s == off;
-            off = out->v[first_out + i].e;
-        }
-        if (ok && off == n) {
-            ce->uid = m->cache_salt;
-            ce->key = h;
-            ce->wlen = (uint8_t)n;
-            memcpy(ce->word, w, n);
-            ce->ntok = (uint8_t)nt;
-            for (size_t i = 0; i < nt; i++) {
-                ce->ids[i] = out->v[first_out + i].id;
-                ce->lens[i] = (uint8_t)(out->v[first_out + i].e - out->v[first_out + i].s);
-            }
-        }
-    }
+    if (ce) cache_put(m, ce, h, w, n, out, first_out);
 done:
     if (s != stack_syms) free(s);
     if (heap != stack_heap) free(heap);
@@ -751,7 +765,16 @@ done:
 aios_status tk_model_tokenize(const tk_model *m, const uint8_t *w, size_t len, tk_mtoks *out) {
     if (len == 0) return AIOS_OK;
     switch (m->type) {
-    case M_WORDPIECE: return wordpiece(m, w, len, out);
+    case M_WORDPIECE:
+    case M_UNIGRAM: {
+        bpe_centry *ce;
+        uint64_t h = 0;
+        if (cache_get(m, w, len, out, &ce, &h)) return AIOS_OK;
+        size_t first = out->n;
+        AIOS_TRY(m->type == M_WORDPIECE ? wordpiece(m, w, len, out) : unigram(m, w, len, out));
+        if (ce) cache_put(m, ce, h, w, len, out, first);
+        return AIOS_OK;
+    }
     case M_BPE:
         if (m->metaspace_split) {
             size_t start = 0;
@@ -770,7 +793,6 @@ aios_status tk_model_tokenize(const tk_model *m, const uint8_t *w, size_t len, t
             return AIOS_OK;
         }
         return bpe(m, w, len, out);
-    case M_UNIGRAM: return unigram(m, w, len, out);
     case M_WORDLEVEL: {
         int32_t id = tk_strmap_get(&m->vocab, (const char *)w, len);
         if (id < 0) id = m->unk_id;
