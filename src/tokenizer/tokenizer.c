@@ -611,6 +611,7 @@ static void truncate_enc(tk_enc *e, size_t keep, int left) {
         memmove(e->special, e->special + drop, keep);
         memmove(e->off, e->off + drop, keep * sizeof *e->off);
         memmove(e->tok, e->tok + drop, keep * sizeof *e->tok);
+        memmove(e->tlen, e->tlen + drop, keep * sizeof *e->tlen);
     } else {
         for (size_t i = keep; i < e->n; i++) free(e->tok[i]);
     }
@@ -624,12 +625,15 @@ static aios_status do_truncate(const aios_tokenizer *t, const aios_tok_params *p
     size_t total = a->n + (b ? b->n : 0);
     if (total <= max) return AIOS_OK;
     size_t remove = total - max;
-    if (!b || p->trunc_strategy == AIOS_TRUNC_ONLY_FIRST) {
-        if (a->n < remove && b) return aios__err(AIOS_ERR_RANGE, "tokenizer: truncation cannot shorten the first sequence enough");
-        truncate_enc(a, a->n > remove ? a->n - remove : 0, p->trunc_left);
-    } else if (p->trunc_strategy == AIOS_TRUNC_ONLY_SECOND) {
-        if (b->n < remove) return aios__err(AIOS_ERR_RANGE, "tokenizer: truncation cannot shorten the second sequence enough");
-        truncate_enc(b, b->n - remove, p->trunc_left);
+    if (p->trunc_strategy == AIOS_TRUNC_ONLY_FIRST || p->trunc_strategy == AIOS_TRUNC_ONLY_SECOND) {
+        /* as tokenizers: the chosen sequence must keep at least one token */
+        tk_enc *target = p->trunc_strategy == AIOS_TRUNC_ONLY_FIRST ? a : b;
+        if (!target) return aios__err(AIOS_ERR_RANGE, "tokenizer: truncation only_second needs a pair of sequences");
+        if (target->n <= remove)
+            return aios__err(AIOS_ERR_RANGE, "tokenizer: truncation: sequence of %zu tokens too short to remove %zu", target->n, remove);
+        truncate_enc(target, target->n - remove, p->trunc_left);
+    } else if (!b) {
+        truncate_enc(a, a->n - remove, p->trunc_left);
     } else {
         size_t n1 = a->n, n2 = b->n;
         int swap = n1 > n2;
