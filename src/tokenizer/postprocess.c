@@ -226,7 +226,7 @@ static int is_space_char(const uint8_t *s, size_t n, size_t *len) {
 
 static void trim_offsets(tk_enc *e, int add_prefix_space) {
     for (size_t i = 0; i < e->n; i++) {
-        const uint8_t *t = (const uint8_t *)e->tok[i];
+        const uint8_t *t = (const uint8_t *)tk_enc_tok(e, i);
         size_t n = e->tlen[i], lead = 0, trail = 0, p = 0, l;
         while (p < n && is_space_char(t + p, n - p, &l)) {
             lead++;
@@ -251,14 +251,10 @@ static void trim_offsets(tk_enc *e, int add_prefix_space) {
     }
 }
 
-/* Moves the tokens of `in` to the end of `out` (in keeps its arrays, its strings go). */
-static aios_status append_enc(tk_enc *out, tk_enc *in, int32_t type_id, int set_type) {
-    for (size_t i = 0; i < in->n; i++) {
-        if (!in->tok[i]) return aios__err(AIOS_ERR_INTERNAL, "tokenizer: sequence used twice by the template");
-        AIOS_TRY(tk_enc_push_own(out, in->ids[i], in->tok[i], in->tlen[i], in->off[i].s, in->off[i].e,
-                                 set_type ? type_id : in->type_ids[i], in->special[i]));
-        in->tok[i] = NULL;
-    }
+static aios_status append_enc(tk_enc *out, const tk_enc *in, int32_t type_id, int set_type) {
+    for (size_t i = 0; i < in->n; i++)
+        AIOS_TRY(tk_enc_push(out, in->ids[i], tk_enc_tok(in, i), in->tlen[i], in->off[i].s, in->off[i].e,
+                             set_type ? type_id : in->type_ids[i], in->special[i]));
     return AIOS_OK;
 }
 
@@ -285,7 +281,7 @@ static aios_status apply(const tk_post *p, tk_enc *a, tk_enc *b, int add_special
     size_t n = b ? p->npair : p->nsingle;
     for (size_t i = 0; i < n; i++) {
         if (v[i].is_seq) {
-            tk_enc *e = v[i].seq_b ? b : a;
+            const tk_enc *e = v[i].seq_b ? b : a;
             if (e) AIOS_TRY(append_enc(out, e, v[i].type_id, 1));
         } else if (add_special) {
             const special *s = &p->specials[v[i].special];

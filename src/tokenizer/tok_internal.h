@@ -142,19 +142,23 @@ int32_t tk_model_token_to_id(const tk_model *m, const char *s, size_t len);
 /* Returns the token string (NULL when out of range) and its length. */
 const char *tk_model_id_to_token(const tk_model *m, int32_t id, size_t *len);
 
-/* Post-processor: adds special tokens to one or two sequences. */
+/* An encoding under construction.  Token strings live in one pool (NUL-terminated, at toff);
+ * the struct is reused between calls (tk_enc_reset keeps the capacity). */
 typedef struct {
     int32_t *ids, *type_ids;
     uint8_t *special;
     tk_span *off; /* char offsets */
-    char **tok;   /* malloc'd strings */
-    size_t *tlen; /* their lengths (a token may hold NUL bytes) */
+    size_t *toff, *tlen;
+    aios_buf pool;
     size_t n, cap;
 } tk_enc;
 void tk_enc_free(tk_enc *e);
+static inline void tk_enc_reset(tk_enc *e) {
+    e->n = 0;
+    e->pool.len = 0;
+}
+static inline const char *tk_enc_tok(const tk_enc *e, size_t i) { return (const char *)e->pool.data + e->toff[i]; }
 aios_status tk_enc_push(tk_enc *e, int32_t id, const char *tok, size_t tlen, uint32_t s, uint32_t end, int32_t type_id, int special);
-/* Appends taking ownership of the malloc'd `tok`. */
-aios_status tk_enc_push_own(tk_enc *e, int32_t id, char *tok, size_t tlen, uint32_t s, uint32_t end, int32_t type_id, int special);
 aios_status tk_post_parse(const struct cJSON *j, tk_post **out);
 void tk_post_free(tk_post *p);
 size_t tk_post_added(const tk_post *p, int pair);

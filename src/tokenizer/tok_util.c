@@ -447,32 +447,18 @@ void tk_mtoks_free(tk_mtoks *t) {
 
 /* ---------------------------------------------------------------------------- encodings */
 void tk_enc_free(tk_enc *e) {
-    for (size_t i = 0; i < e->n; i++) free(e->tok[i]);
     free(e->ids);
     free(e->type_ids);
     free(e->special);
     free(e->off);
-    free(e->tok);
+    free(e->toff);
     free(e->tlen);
+    aios_buf_free(&e->pool);
     memset(e, 0, sizeof *e);
 }
 
-static aios_status enc_grow(tk_enc *e);
-aios_status tk_enc_push_own(tk_enc *e, int32_t id, char *tok, size_t tlen, uint32_t s, uint32_t end, int32_t type_id,
-                            int special) {
-    if (e->n == e->cap) AIOS_TRY(enc_grow(e));
-    size_t i = e->n++;
-    e->ids[i] = id;
-    e->type_ids[i] = type_id;
-    e->special[i] = (uint8_t)special;
-    e->off[i] = (tk_span){s, end};
-    e->tok[i] = tok;
-    e->tlen[i] = tlen;
-    return AIOS_OK;
-}
-
 static aios_status enc_grow(tk_enc *e) {
-    size_t nc = e->cap ? e->cap * 2 : 16;
+    size_t nc = e->cap ? e->cap * 2 : 64;
     int32_t *a = realloc(e->ids, nc * sizeof *a);
     if (a) e->ids = a;
     int32_t *b = realloc(e->type_ids, nc * sizeof *b);
@@ -481,8 +467,8 @@ static aios_status enc_grow(tk_enc *e) {
     if (c) e->special = c;
     tk_span *d = realloc(e->off, nc * sizeof *d);
     if (d) e->off = d;
-    char **f = realloc(e->tok, nc * sizeof *f);
-    if (f) e->tok = f;
+    size_t *f = realloc(e->toff, nc * sizeof *f);
+    if (f) e->toff = f;
     size_t *g = realloc(e->tlen, nc * sizeof *g);
     if (g) e->tlen = g;
     if (!a || !b || !c || !d || !f || !g) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
@@ -492,13 +478,20 @@ static aios_status enc_grow(tk_enc *e) {
 
 aios_status tk_enc_push(tk_enc *e, int32_t id, const char *tok, size_t tlen, uint32_t s, uint32_t end, int32_t type_id,
                         int special) {
-    char *t = malloc(tlen + 1);
-    if (!t) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
-    memcpy(t, tok, tlen);
-    t[tlen] = 0;
-    aios_status st = tk_enc_push_own(e, id, t, tlen, s, end, type_id, special);
-    if (st != AIOS_OK) free(t);
-    return st;
+    if (e->n == e->cap) AIOS_TRY(enc_grow(e));
+    size_t at = e->pool.len;
+    AIOS_TRY(aios_buf_reserve(&e->pool, tlen + 1));
+    if (tlen) memcpy(e->pool.data + at, tok, tlen);
+    e->pool.data[at + tlen] = 0;
+    e->pool.len += tlen + 1;
+    size_t i = e->n++;
+    e->ids[i] = id;
+    e->type_ids[i] = type_id;
+    e->special[i] = (uint8_t)special;
+    e->off[i] = (tk_span){s, end};
+    e->toff[i] = at;
+    e->tlen[i] = tlen;
+    return AIOS_OK;
 }
 
 /* ---------------------------------------------------------------------------- base64 */
