@@ -66,7 +66,18 @@ typedef struct {
     uint8_t *b;  /* normalized bytes (valid UTF-8) */
     tk_span *al; /* per byte: original byte range it came from */
     size_t len, cap;
+    int arena;   /* storage belongs to the thread's encode arena (not freed one by one) */
 } tk_nstr;
+
+/* Bump allocator for the strings of one encode call: tk_arena_use(a) makes the calling thread
+ * allocate tk_nstr storage from `a` until tk_arena_use(NULL); tk_arena_reset recycles it. */
+typedef struct {
+    struct tk_chunk { unsigned char *p; size_t used, cap; } *c;
+    size_t n, cur;
+} tk_arena;
+void tk_arena_use(tk_arena *a);
+void tk_arena_reset(tk_arena *a);
+void tk_arena_free(tk_arena *a);
 void tk_nstr_free(tk_nstr *n);
 aios_status tk_nstr_reserve(tk_nstr *n, size_t extra);
 /* Copies bytes [s,e) of src (with their alignments). */

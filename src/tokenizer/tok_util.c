@@ -263,8 +263,42 @@ int tk_u64map_get(const tk_u64map *m, uint64_t k, uint64_t *v) {
 }
 
 /* ---------------------------------------------------------------------------- nstr */
+static _Thread_local tk_arena *g_arena;
+
+void tk_arena_use(tk_arena *a) { g_arena = a; }
+
+void tk_arena_reset(tk_arena *a) {
+    for (size_t i = 0; i < a->n; i++) a->c[i].used = 0;
+    a->cur = 0;
+}
+
+void tk_arena_free(tk_arena *a) {
+    for (size_t i = 0; i < a->n; i++) free(a->c[i].p);
+    free(a->c);
+    memset(a, 0, sizeof *a);
+}
+
+static void *arena_alloc(tk_arena *a, size_t n) {
+    n = (n + 15) & ~(size_t)15;
+    while (a->cur < a->n && a->c[a->cur].cap - a->c[a->cur].used < n) a->cur++;
+    if (a->cur == a->n) {
+        struct tk_chunk *c = realloc(a->c, (a->n + 1) * sizeof *c);
+        if (!c) return NULL;
+        a->c = c;
+        size_t cap = a->n ? a->c[a->n - 1].cap * 2 : 65536;
+        if (cap < n) cap = n;
+        unsigned char *p = malloc(cap);
+        if (!p) return NULL;
+        a->c[a->n++] = (struct tk_chunk){p, 0, cap};
+    }
+    struct tk_chunk *c = &a->c[a->cur];
+    void *p = c->p + c->used;
+    c->used += n;
+    return p;
+}
+
 void tk_nstr_free(tk_nstr *n) {
-    free(n->al); /* b lives in the same block */
+    if (!n->arena) free(n->al); /* b lives in the same block */
     memset(n, 0, sizeof *n);
 }
 
@@ -274,14 +308,16 @@ aios_status tk_nstr_reserve(tk_nstr *n, size_t extra) {
     size_t nc = n->cap ? n->cap * 2 : 32;
     while (nc < n->len + extra) nc *= 2;
     if (nc > UINT32_MAX) return aios__err(AIOS_ERR_RANGE, "tokenizer: text too long");
-    tk_span *al = malloc(nc * sizeof *al + nc + 1);
+    tk_arena *ar = g_arena;
+    tk_span *al = ar ? arena_alloc(ar, nc * sizeof *al + nc + 1) : malloc(nc * sizeof *al + nc + 1);
     if (!al) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
     uint8_t *b = (uint8_t *)(al + nc);
     if (n->len) {
         memcpy(al, n->al, n->len * sizeof *al);
         memcpy(b, n->b, n->len);
     }
-    free(n->al);
+    if (!n->arena) free(n->al);
+    n->arena = ar != NULL;
     n->al = al;
     n->b = b;
     n->cap = nc;

@@ -515,6 +515,7 @@ typedef struct {
     tk_splits a, b;
     tk_mtoks mt;
     tk_enc ea, eb, fin;
+    tk_arena arena;
     uint32_t *b2c;
     size_t b2c_cap;
 } workspace;
@@ -526,8 +527,12 @@ static void ws_free(workspace *w) {
     tk_enc_free(&w->ea);
     tk_enc_free(&w->eb);
     tk_enc_free(&w->fin);
+    tk_arena_free(&w->arena);
     free(w->b2c);
 }
+
+static aios_status encode_seq_body(const aios_tokenizer *t, const uint8_t *s, size_t n, int32_t type_id, workspace *w,
+                                   tk_enc *out);
 
 /* One sequence -> tk_enc (no special tokens), offsets in chars of the (valid) text. */
 static aios_status encode_seq(const aios_tokenizer *t, const uint8_t *s, size_t n, int32_t type_id, workspace *w,
@@ -540,6 +545,19 @@ static aios_status encode_seq(const aios_tokenizer *t, const uint8_t *s, size_t 
         w->b2c = p;
         w->b2c_cap = n + 1;
     }
+    tk_splits_clear(&w->a);
+    tk_splits_clear(&w->b);
+    tk_arena_reset(&w->arena); /* nothing of the previous sequence is referenced any more */
+    tk_arena_use(&w->arena);
+    aios_status st = encode_seq_body(t, s, n, type_id, w, out);
+    tk_splits_clear(&w->a);
+    tk_splits_clear(&w->b);
+    tk_arena_use(NULL);
+    return st;
+}
+
+static aios_status encode_seq_body(const aios_tokenizer *t, const uint8_t *s, size_t n, int32_t type_id, workspace *w,
+                                   tk_enc *out) {
     tk_nstr whole = {0};
     AIOS_TRY(tk_nstr_reserve(&whole, n + 1));
     memcpy(whole.b, s, n);
@@ -556,8 +574,6 @@ static aios_status encode_seq(const aios_tokenizer *t, const uint8_t *s, size_t 
         ci++;
         i += l;
     }
-    tk_splits_clear(&w->a);
-    tk_splits_clear(&w->b);
     aios_status st = split_added(t, &t->raw_set, &whole, &w->b);
     /* normalize + normalized added tokens */
     for (size_t i = 0; st == AIOS_OK && i < w->b.n; i++) {
