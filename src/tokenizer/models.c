@@ -576,7 +576,7 @@ static aios_status bpe(const tk_model *m, const uint8_t *w, size_t n, tk_mtoks *
         for (;;) {
             uint32_t best = UINT32_MAX;
             int32_t bi = -1;
-            for (int32_t i = 0; i >= 0; i = s[i].next)
+            for (int32_t i = ns ? 0 : -1; i >= 0; i = s[i].next) /* no symbols: every char unknown */
                 if (s[i].rank < best) best = s[i].rank, bi = i;
             if (bi < 0) break;
             sym *a = &s[bi], *b = &s[a->next];
