@@ -145,58 +145,97 @@ static aios_status dup_str(const char *s, char **out, size_t *len) {
     return AIOS_OK;
 }
 
-static aios_status add_merge(tk_model *m, const char *a, size_t al, const char *b, size_t bl, size_t rank) {
-    int32_t ia = tk_strmap_get(&m->vocab, a, al), ib = tk_strmap_get(&m->vocab, b, bl);
-    if (ia < 0 || ib < 0) return AIOS_OK;
-    size_t skip = 0;
-    if (m->prefix_len && bl >= m->prefix_len && !memcmp(b, m->prefix, m->prefix_len)) skip = m->prefix_len;
-    char stackbuf[512];
-    size_t nl = al + bl - skip;
-    char *buf = nl <= sizeof stackbuf ? stackbuf : malloc(nl);
-    if (!buf) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
-    memcpy(buf, a, al);
-    memcpy(buf + al, b + skip, bl - skip);
-    int32_t nid = tk_strmap_get(&m->vocab, buf, nl);
-    if (buf != stackbuf) free(buf);
-    if (nid < 0) return AIOS_OK; /* result not in the vocabulary: can never apply */
-    uint64_t key = ((uint64_t)(uint32_t)ia << 32) | (uint32_t)ib, old;
-    if (tk_u64map_get(&m->merges, key, &old)) return AIOS_OK; /* first occurrence wins (lowest rank) */
-    return tk_u64map_put(&m->merges, key, ((uint64_t)rank << 32) | (uint32_t)nid);
+/* One merge, its parts resolved in batches: the three hash lookups of a merge are cache misses
+ * on big vocabularies, so a batch computes all hashes, prefetches all slots, then resolves. */
+typedef struct {
+    const char *a, *b;
+    size_t al, bl, rank;
+    uint64_t ha, hb, hab;
+    size_t abo, abl; /* join in the scratch buffer */
+} mrec;
+
+static aios_status merges_batch(tk_model *m, mrec *r, size_t n, aios_buf *join) {
+    join->len = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t skip = 0;
+        if (m->prefix_len && r[i].bl >= m->prefix_len && !memcmp(r[i].b, m->prefix, m->prefix_len)) skip = m->prefix_len;
+        r[i].abo = join->len;
+        r[i].abl = r[i].al + r[i].bl - skip;
+        AIOS_TRY(aios_buf_append(join, r[i].a, r[i].al));
+        AIOS_TRY(aios_buf_append(join, r[i].b + skip, r[i].bl - skip));
+    }
+    for (size_t i = 0; i < n; i++) {
+        r[i].ha = tk_hash(r[i].a, r[i].al);
+        r[i].hb = tk_hash(r[i].b, r[i].bl);
+        r[i].hab = tk_hash(join->data + r[i].abo, r[i].abl);
+        tk_strmap_prefetch(&m->vocab, r[i].ha);
+        tk_strmap_prefetch(&m->vocab, r[i].hb);
+        tk_strmap_prefetch(&m->vocab, r[i].hab);
+    }
+    for (size_t i = 0; i < n; i++) {
+        int32_t ia = tk_strmap_get_h(&m->vocab, r[i].a, r[i].al, r[i].ha);
+        int32_t ib = tk_strmap_get_h(&m->vocab, r[i].b, r[i].bl, r[i].hb);
+        int32_t nid = tk_strmap_get_h(&m->vocab, (const char *)join->data + r[i].abo, r[i].abl, r[i].hab);
+        if (ia < 0 || ib < 0 || nid < 0) continue; /* parts or result missing: can never apply */
+        uint64_t key = ((uint64_t)(uint32_t)ia << 32) | (uint32_t)ib, old;
+        if (tk_u64map_get(&m->merges, key, &old)) continue; /* first occurrence wins (lowest rank) */
+        AIOS_TRY(tk_u64map_put(&m->merges, key, ((uint64_t)r[i].rank << 32) | (uint32_t)nid));
+    }
+    return AIOS_OK;
 }
 
 static aios_status load_merges(tk_model *m, const cJSON *arr) {
     if (!arr) return AIOS_OK;
     if (!cJSON_IsArray(arr)) return aios__err(AIOS_ERR_FORMAT, "tokenizer.json: model.merges is not a list");
-    size_t rank = 0;
-    for (const cJSON *e = arr->child; e; e = e->next, rank++) {
+    size_t count = 0;
+    for (const cJSON *e = arr->child; e; e = e->next) count++;
+    AIOS_TRY(tk_u64map_reserve(&m->merges, count));
+    enum { B = 64 };
+    mrec r[B];
+    size_t nb = 0, rank = 0;
+    aios_buf join = {0};
+    aios_status st = AIOS_OK;
+    for (const cJSON *e = arr->child; e && st == AIOS_OK; e = e->next, rank++) {
+        const char *a = NULL, *b = NULL;
+        size_t al = 0, bl = 0;
         if (cJSON_IsString(e)) {
             const char *s = e->valuestring;
             size_t n = strlen(s);
             const char *sp = strchr(s, ' ');
-            if (!sp) return aios__err(AIOS_ERR_FORMAT, "tokenizer.json: merge %zu '%.60s' has no space", rank, s);
-            const char *sp2 = strchr(sp + 1, ' ');
-            if (!sp2) {
-                AIOS_TRY(add_merge(m, s, (size_t)(sp - s), sp + 1, n - (size_t)(sp - s) - 1, rank));
-                continue;
+            if (!sp) {
+                st = aios__err(AIOS_ERR_FORMAT, "tokenizer.json: merge %zu '%.60s' has no space", rank, s);
+                break;
             }
-            /* several spaces: the split where both halves and the join are tokens */
-            int done = 0;
-            for (const char *p = sp; p && !done; p = strchr(p + 1, ' ')) {
-                size_t la = (size_t)(p - s), lb = n - la - 1;
-                if (tk_strmap_get(&m->vocab, s, la) >= 0 && tk_strmap_get(&m->vocab, p + 1, lb) >= 0) {
-                    AIOS_TRY(add_merge(m, s, la, p + 1, lb, rank));
-                    done = 1;
+            if (!strchr(sp + 1, ' ')) {
+                a = s, al = (size_t)(sp - s), b = sp + 1, bl = n - al - 1;
+            } else {
+                /* several spaces: the split where both halves and the join are tokens */
+                for (const char *p = sp; p; p = strchr(p + 1, ' ')) {
+                    size_t la = (size_t)(p - s), lb = n - la - 1;
+                    if (tk_strmap_get(&m->vocab, s, la) >= 0 && tk_strmap_get(&m->vocab, p + 1, lb) >= 0) {
+                        a = s, al = la, b = p + 1, bl = lb;
+                        break;
+                    }
                 }
+                if (!a) continue;
             }
-        } else if (cJSON_IsArray(e) && cJSON_GetArraySize(e) == 2 && cJSON_IsString(e->child) &&
-                   cJSON_IsString(e->child->next)) {
-            const char *a = e->child->valuestring, *b = e->child->next->valuestring;
-            AIOS_TRY(add_merge(m, a, strlen(a), b, strlen(b), rank));
+        } else if (cJSON_IsArray(e) && e->child && cJSON_IsString(e->child) && e->child->next &&
+                   cJSON_IsString(e->child->next) && !e->child->next->next) {
+            a = e->child->valuestring, al = strlen(a);
+            b = e->child->next->valuestring, bl = strlen(b);
         } else {
-            return aios__err(AIOS_ERR_FORMAT, "tokenizer.json: merge %zu is neither \"a b\" nor [a, b]", rank);
+            st = aios__err(AIOS_ERR_FORMAT, "tokenizer.json: merge %zu is neither \"a b\" nor [a, b]", rank);
+            break;
+        }
+        r[nb++] = (mrec){a, b, al, bl, rank, 0, 0, 0, 0, 0};
+        if (nb == B) {
+            st = merges_batch(m, r, nb, &join);
+            nb = 0;
         }
     }
-    return AIOS_OK;
+    if (st == AIOS_OK && nb) st = merges_batch(m, r, nb, &join);
+    aios_buf_free(&join);
+    return st;
 }
 
 static aios_status trie_add(tk_model *m, const char *s, size_t len, int32_t id) {

@@ -9,6 +9,7 @@
  * absorbed char's change into the starter's and subtracts one.  Unicode data is utf8proc's.
  */
 #include <cjson/cJSON.h>
+#include <pthread.h>
 #include <string.h>
 #include <utf8proc.h>
 
@@ -356,14 +357,15 @@ static aios_status unorm(tk_nstr *s, int compat, int compose) {
 
 /* ---------------------------------------------------------------------------- byte level */
 static uint32_t g_byte2cp[256];
-static void byte_table(void) {
-    if (g_byte2cp[255]) return;
+static pthread_once_t g_byte_once = PTHREAD_ONCE_INIT;
+static void byte_table_init(void) {
     uint32_t n = 0;
     for (int b = 0; b < 256; b++) {
         int keep = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174);
         g_byte2cp[b] = keep ? (uint32_t)b : 256 + n++;
     }
 }
+static void byte_table(void) { pthread_once(&g_byte_once, byte_table_init); }
 uint32_t tk_byte_to_cp(uint8_t b);
 uint32_t tk_byte_to_cp(uint8_t b) {
     byte_table();

@@ -48,6 +48,9 @@ aios_status tk_strmap_reserve(tk_strmap *m, size_t n);
 aios_status tk_strmap_put(tk_strmap *m, const char *k, size_t len, int32_t val);
 /* Returns the value or -1. */
 int32_t tk_strmap_get(const tk_strmap *m, const char *k, size_t len);
+/* The same with the key's tk_hash precomputed; prefetch warms the slot for a later lookup. */
+int32_t tk_strmap_get_h(const tk_strmap *m, const char *k, size_t len, uint64_t h);
+void tk_strmap_prefetch(const tk_strmap *m, uint64_t h);
 uint64_t tk_hash(const void *p, size_t n);
 
 /* uint64 -> uint64 map (BPE merges: (left id, right id) -> (rank, new id)). */
@@ -56,6 +59,7 @@ typedef struct {
     size_t nslots, n;
 } tk_u64map;
 void tk_u64map_free(tk_u64map *m);
+aios_status tk_u64map_reserve(tk_u64map *m, size_t n);
 aios_status tk_u64map_put(tk_u64map *m, uint64_t k, uint64_t v);
 /* Returns 1 and *v when found. */
 int tk_u64map_get(const tk_u64map *m, uint64_t k, uint64_t *v);

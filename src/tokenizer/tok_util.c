@@ -195,9 +195,15 @@ aios_status tk_strmap_put(tk_strmap *m, const char *k, size_t len, int32_t val) 
     return AIOS_OK;
 }
 
-int32_t tk_strmap_get(const tk_strmap *m, const char *k, size_t len) {
+void tk_strmap_prefetch(const tk_strmap *m, uint64_t h) {
+    if (m->nslots) __builtin_prefetch(&m->slots[(size_t)h & (m->nslots - 1)]);
+}
+
+int32_t tk_strmap_get(const tk_strmap *m, const char *k, size_t len) { return tk_strmap_get_h(m, k, len, tk_hash(k, len)); }
+
+int32_t tk_strmap_get_h(const tk_strmap *m, const char *k, size_t len, uint64_t h) {
     if (!m->nslots) return -1;
-    uint64_t h = tk_hash(k, len), hi = h & 0xFFFFFFFF00000000ull;
+    uint64_t hi = h & 0xFFFFFFFF00000000ull;
     size_t j = (size_t)h & (m->nslots - 1);
     while (m->slots[j]) {
         if ((m->slots[j] & 0xFFFFFFFF00000000ull) == hi) {
@@ -212,6 +218,24 @@ int32_t tk_strmap_get(const tk_strmap *m, const char *k, size_t len) {
 static inline size_t u64_slot(uint64_t k, size_t ns) {
     k *= 0x9E3779B97F4A7C15ull;
     return (size_t)(k >> 32 ^ k) & (ns - 1);
+}
+
+aios_status tk_u64map_reserve(tk_u64map *m, size_t n) {
+    size_t ns = 64;
+    while (ns < n * 2 + 2) ns *= 2;
+    if (ns <= m->nslots) return AIOS_OK;
+    struct tk_u64slot *nsl = calloc(ns, sizeof *nsl);
+    if (!nsl) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory (merges)");
+    for (size_t i = 0; i < m->nslots; i++)
+        if (m->slots[i].key) {
+            size_t j = u64_slot(m->slots[i].key - 1, ns);
+            while (nsl[j].key) j = (j + 1) & (ns - 1);
+            nsl[j] = m->slots[i];
+        }
+    free(m->slots);
+    m->slots = nsl;
+    m->nslots = ns;
+    return AIOS_OK;
 }
 
 void tk_u64map_free(tk_u64map *m) {
