@@ -325,11 +325,58 @@ static void test_special_ids_from_config(void) {
     CHECK(aios_tokenizer_load_json(bad, strlen(bad), NULL, 0, &tok) == AIOS_ERR_UNSUPPORTED && strstr(aios_last_error(), "Nope"));
 }
 
+/* Batch encoding on 4 threads gives every golden line's ids (per-thread caches, arenas). */
+static void test_batch_threads_golden(void) {
+    static const char *names[] = {"qwen2.5-0.5b-instruct", "t5-small", "llama2-tokenizer"};
+    for (size_t k = 0; k < 3; k++) {
+        char rel[256];
+        snprintf(rel, sizeof rel, "fixtures/tokenizers/%s.jsonl", names[k]);
+        char *data = read_all(aios_test_shared(rel), NULL);
+        if (!data) SKIP("no golden %s", rel);
+        aios_tokenizer *tok = NULL;
+        CHECK_OK(aios_tokenizer_load(tok_path(names[k]), &tok));
+        size_t cap = 8192, n = 0;
+        cJSON **rows = malloc(cap * sizeof *rows);
+        const char **texts = malloc(cap * sizeof *texts);
+        size_t *lens = malloc(cap * sizeof *lens);
+        for (char *s = data; *s && n < cap;) {
+            char *e = strchr(s, '\n');
+            if (e) *e = 0;
+            rows[n] = cJSON_Parse(s);
+            if (rows[n]) {
+                texts[n] = cJSON_GetObjectItem(rows[n], "text")->valuestring;
+                lens[n] = strlen(texts[n]);
+                n++;
+            }
+            s = e ? e + 1 : s + strlen(s);
+        }
+        aios_encoding **outs = calloc(n, sizeof *outs);
+        CHECK_OK(aios_tokenizer_encode_batch(tok, texts, lens, n, NULL, 4, outs));
+        size_t bad = 0, at = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!outs[i] || !ids_equal(cJSON_GetObjectItem(rows[i], "ids"), outs[i]->ids, outs[i]->n, &at)) {
+                if (!bad) CHECKF(0, "%s line %zu differs in batch at %zu", names[k], i + 1, at);
+                bad++;
+            }
+            aios_encoding_free(outs[i]);
+            cJSON_Delete(rows[i]);
+        }
+        CHECKF(n == 4350, "%s: %zu lines", names[k], n);
+        free(outs);
+        free(rows);
+        free(texts);
+        free(lens);
+        free(data);
+        aios_tokenizer_free(tok);
+    }
+}
+
 int main(void) {
     for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++) check_golden(NAMES[i]);
     RUN(test_gpt2_llamacpp);
     RUN(test_invalid_utf8);
     RUN(test_pair_trunc_pad_batch);
     RUN(test_special_ids_from_config);
+    RUN(test_batch_threads_golden);
     TEST_MAIN_END();
 }
