@@ -176,8 +176,8 @@ void aios_parquet_close(aios_parquet_file *pf);
  *     free(text); aios_encoding_free(enc); aios_tokenizer_free(tok);
  *
  * Supported: normalizers BertNormalizer, NFC/NFD/NFKC/NFKD, Lowercase, StripAccents, Replace,
- * Prepend, Strip, Precompiled, ByteLevel, Sequence; pre-tokenizers BertPreTokenizer, ByteLevel,
- * Split, Metaspace, Whitespace, WhitespaceSplit, Punctuation, Digits, CharDelimiterSplit,
+ * Prepend, Strip, Precompiled, ByteLevel, Nmt, Sequence; pre-tokenizers BertPreTokenizer, ByteLevel,
+ * Split, Metaspace, Whitespace, WhitespaceSplit, Punctuation, Digits, CharDelimiterSplit, FixedLength,
  * Sequence; models WordPiece, BPE, Unigram, WordLevel; post-processors TemplateProcessing,
  * BertProcessing, RobertaProcessing, ByteLevel, Sequence; decoders WordPiece, ByteLevel,
  * Metaspace, Replace, ByteFallback, Fuse, Strip, CTC, BPEDecoder, Sequence.  Unknown component

@@ -66,6 +66,12 @@ def main(out):
     t.post_processor = processors.Sequence([processors.ByteLevel(trim_offsets=False)])
     t.decoder = decoders.BPEDecoder(suffix="</w>")
     save(t, out, "bpe_suffix")
+    # Nmt normalizer, CharDelimiterSplit / FixedLength pre-tokenizers, WordLevel
+    t = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    t.normalizer = normalizers.Sequence([normalizers.Nmt(), normalizers.NFKD(), normalizers.Lowercase()])
+    t.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.CharDelimiterSplit(" "), pre_tokenizers.FixedLength(3)])
+    t.train_from_iterator(TEXT, trainers.WordLevelTrainer(special_tokens=["<unk>"]))
+    save(t, out, "nmt_fixed")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 /*
  * normalizers.c — tokenizer.json normalizers: BertNormalizer, NFC/NFD/NFKC/NFKD, Lowercase,
- * StripAccents, Replace, Prepend, Strip, Precompiled, ByteLevel, Sequence.
+ * StripAccents, Replace, Prepend, Strip, Precompiled, ByteLevel, Nmt, Sequence.
  *
  * Each is written over tk_xform so alignments match `tokenizers` (the normalizers module and
  * NormalizedString in tokenizer/normalizer.rs).  Unicode normalization follows the
@@ -16,7 +16,7 @@
 #include "tokenizer/tok_internal.h"
 
 enum { N_BERT, N_NFC, N_NFD, N_NFKC, N_NFKD, N_LOWER, N_STRIP_ACC, N_REPLACE, N_PREPEND, N_STRIP, N_PRECOMP,
-       N_BYTELEVEL, N_SEQ };
+       N_BYTELEVEL, N_SEQ, N_NMT };
 
 struct tk_normalizer {
     int type;
@@ -84,6 +84,7 @@ aios_status tk_normalizer_parse(const cJSON *j, tk_normalizer **out) {
     else if (!strcmp(t, "Lowercase")) n->type = N_LOWER;
     else if (!strcmp(t, "StripAccents")) n->type = N_STRIP_ACC;
     else if (!strcmp(t, "ByteLevel")) n->type = N_BYTELEVEL;
+    else if (!strcmp(t, "Nmt")) n->type = N_NMT;
     else if (!strcmp(t, "Strip")) {
         n->type = N_STRIP;
         n->left = tk_jbool(j, "strip_left", 1);
@@ -178,6 +179,20 @@ static aios_status nfilter(tk_nstr *s, bool (*drop)(uint32_t)) {
     s->len = w;
     if (s->b) s->b[w] = 0;
     return AIOS_OK;
+}
+
+static bool nmt_drop(uint32_t c) {
+    return (c >= 1 && c <= 8) || c == 0x0B || (c >= 0x0E && c <= 0x1F) || c == 0x7F || c == 0x8F || c == 0x9F;
+}
+
+static uint32_t nmt_map(uint32_t c) {
+    switch (c) {
+    case 0x09: case 0x0A: case 0x0C: case 0x0D: case 0x1680: case 0x2028: case 0x2029: case 0x2581: case 0xFEFF:
+    case 0xFFFD:
+        return ' ';
+    default:
+        return c >= 0x200B && c <= 0x200F ? ' ' : c;
+    }
 }
 
 static bool bert_drop(uint32_t c) {
@@ -576,6 +591,23 @@ aios_status tk_normalize(const tk_normalizer *n, tk_nstr *s) {
     case N_REPLACE: return tk_replace(s, n->str, n->str_len, n->re, n->content, n->content_len);
     case N_PRECOMP: return tk_precompiled_normalize(n->pc, s);
     case N_BYTELEVEL: return tk_bytelevel_map(s);
+    case N_NMT: {
+        AIOS_TRY(nfilter(s, nmt_drop));
+        tk_xform x;
+        AIOS_TRY(tk_xform_begin(&x, s, 0));
+        uint32_t cp;
+        aios_status st = AIOS_OK;
+        FOR_CHARS(s, i, cp, l) {
+            st = tk_xform_push(&x, nmt_map(cp), 0);
+            if (st) break;
+        }
+        if (st) {
+            tk_nstr_free(&x.out);
+            return st;
+        }
+        tk_xform_end(&x, s);
+        return AIOS_OK;
+    }
     case N_SEQ:
         for (size_t i = 0; i < n->nkids; i++) AIOS_TRY(tk_normalize(n->kids[i], s));
         return AIOS_OK;
