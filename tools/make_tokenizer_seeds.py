@@ -4,7 +4,7 @@ post-processors / decoders.  Run: python tools/make_tokenizer_seeds.py fuzz/corp
 import sys
 from pathlib import Path
 
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import AddedToken, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 TEXT = ["Hello, world! The quick brown fox jumps over the lazy dog.", "naïve café 123 4567 don't",
         "日本語のテキスト 😀 tabs\tand\nnewlines", "aaaa bbbb aaaa abab"] * 3
@@ -72,6 +72,17 @@ def main(out):
     t.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.CharDelimiterSplit(" "), pre_tokenizers.FixedLength(3)])
     t.train_from_iterator(TEXT, trainers.WordLevelTrainer(special_tokens=["<unk>"]))
     save(t, out, "nmt_fixed")
+    # added tokens: lstrip / rstrip / single_word / normalized, special and not
+    t = Tokenizer(models.BPE(unk_token="<unk>"))
+    t.normalizer = normalizers.Lowercase()
+    t.pre_tokenizer = pre_tokenizers.Whitespace()
+    t.train_from_iterator(TEXT, trainers.BpeTrainer(vocab_size=120, special_tokens=["<unk>"]))
+    t.add_special_tokens([AddedToken("[MASK]", lstrip=True, special=True),
+                          AddedToken("<extra_id_0>", single_word=True, rstrip=True, special=True)])
+    t.add_tokens([AddedToken("Don't", normalized=True), AddedToken("##ing", rstrip=True, normalized=False),
+                  AddedToken("World", single_word=True, normalized=True)])
+    t.post_processor = processors.TemplateProcessing(single="<unk> $A", pair="$A <unk> $B:1", special_tokens=[("<unk>", 0)])
+    save(t, out, "added_tokens")
 
 
 if __name__ == "__main__":
