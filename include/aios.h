@@ -270,7 +270,8 @@ aios_status aios_tokenizer_decode(const aios_tokenizer *tok, const int32_t *ids,
 size_t aios_tokenizer_vocab_size(const aios_tokenizer *tok);
 /* Id of a token string (added tokens first), or -1. */
 int32_t aios_tokenizer_token_to_id(const aios_tokenizer *tok, const char *token);
-/* Token string of an id (owned by the tokenizer), or NULL. */
+/* Token string of an id (owned by the tokenizer), or NULL.  As in `tokenizers`, an added token
+ * marked `normalized` is returned in its normalized form (Llama-2's id 1 is "▁<s>"). */
 const char *aios_tokenizer_id_to_token(const aios_tokenizer *tok, int32_t id);
 aios_tok_special_ids aios_tokenizer_special_ids(const aios_tokenizer *tok);
 /* model_max_length from tokenizer_config.json (0 when absent or absurdly large). */

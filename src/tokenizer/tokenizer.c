@@ -445,7 +445,7 @@ int32_t aios_tokenizer_token_to_id(const aios_tokenizer *t, const char *s) {
 const char *aios_tokenizer_id_to_token(const aios_tokenizer *t, int32_t id) {
     if (!t) return NULL;
     const added_tok *a = added_by_id(t, id);
-    if (a) return a->content;
+    if (a) return a->norm; /* its normalized form, as tokenizers' id_to_token */
     return tk_model_id_to_token(t->model, id, NULL);
 }
 

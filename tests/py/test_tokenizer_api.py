@@ -172,5 +172,32 @@ def batch_padding_to_longest_matches_tokenizers():
         L.aios_tokenizer_free(h)
 
 
+@test
+def lookups_match_tokenizers():
+    L = lib()
+    L.aios_tokenizer_vocab_size.argtypes = [ctypes.c_void_p]
+    L.aios_tokenizer_vocab_size.restype = ctypes.c_size_t
+    L.aios_tokenizer_token_to_id.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+    L.aios_tokenizer_token_to_id.restype = ctypes.c_int32
+    L.aios_tokenizer_id_to_token.argtypes = [ctypes.c_void_p, ctypes.c_int32]
+    L.aios_tokenizer_id_to_token.restype = ctypes.c_char_p
+    rnd = random.Random(5)
+    for name in TOKS:
+        h, ref = open_pair(L, name)
+        assert L.aios_tokenizer_vocab_size(h) == ref.get_vocab_size(True), name
+        n = ref.get_vocab_size(True)
+        ids = [rnd.randrange(n + 10) for _ in range(300)] + list(range(min(n, 300)))
+        for i in ids:
+            want = ref.id_to_token(i)
+            got = L.aios_tokenizer_id_to_token(h, i)
+            assert (got.decode() if got is not None else None) == want, f"{name} id {i}: {got} vs {want}"
+            if want is not None and "\x00" not in want:
+                wid = ref.token_to_id(want)
+                assert L.aios_tokenizer_token_to_id(h, want.encode()) == (-1 if wid is None else wid), f"{name} token {want!r}"
+        for s in ["<s>", "</s>", "[CLS]", "hello", "<|endoftext|>", "nope-not-a-token"]:
+            assert L.aios_tokenizer_token_to_id(h, s.encode()) == (ref.token_to_id(s) if ref.token_to_id(s) is not None else -1), s
+        L.aios_tokenizer_free(h)
+
+
 if __name__ == "__main__":
     run()
