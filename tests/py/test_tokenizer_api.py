@@ -19,6 +19,7 @@ TOKS = {
     "seed-bert-processing": os.path.join(SEEDS, "wordpiece.json"),
     "seed-roberta-processing": os.path.join(SEEDS, "wordlevel.json"),
     "seed-bytelevel-processing": os.path.join(SEEDS, "bytelevel_bpe.json"),
+    "seed-roberta-bytelevel": os.path.join(SEEDS, "roberta.json"),
 }
 
 

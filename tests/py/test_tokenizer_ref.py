@@ -22,7 +22,8 @@ TOKS = {
 # small tokenizers made by tools/make_tokenizer_seeds.py: the remaining component types
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEEDS = os.path.join(HERE, "..", "..", "fuzz", "corpus", "fuzz_tokenizer_load")
-for _n in ("wordpiece", "bytelevel_bpe", "spm_bpe", "unigram", "wordlevel", "bpe_suffix", "nmt_fixed", "added_tokens"):
+for _n in ("wordpiece", "bytelevel_bpe", "spm_bpe", "unigram", "wordlevel", "bpe_suffix", "nmt_fixed", "added_tokens", "roberta",
+           "metaspace_first", "split_behaviors"):
     TOKS["seed-" + _n] = os.path.join(SEEDS, _n + ".json")
 
 PIECES = ["hello", "World", " ", "  ", "\t", "\n", "\r\n", "don't", "I'm", "123", "4567", "3.14", "-", "...",
