@@ -297,6 +297,21 @@ static aios_status unorm(tk_nstr *s, int compat, int compose) {
         }
         size_t j = i;
         while (j < n && v[j].ccc != 0) j++;
+        if (j - i > 32) { /* long runs (hostile input): stable counting sort, O(run + 256) */
+            size_t cnt[257] = {0};
+            uchg *tmp = malloc((j - i) * sizeof *tmp);
+            if (!tmp) {
+                free(v);
+                return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
+            }
+            for (size_t a = i; a < j; a++) cnt[v[a].ccc + 1]++;
+            for (int c = 1; c < 257; c++) cnt[c] += cnt[c - 1];
+            for (size_t a = i; a < j; a++) tmp[cnt[v[a].ccc]++] = v[a];
+            memcpy(v + i, tmp, (j - i) * sizeof *tmp);
+            free(tmp);
+            i = j;
+            continue;
+        }
         for (size_t a = i + 1; a < j; a++) { /* insertion sort: stable */
             uchg t = v[a];
             size_t b = a;
