@@ -213,6 +213,9 @@ typedef struct {
     int pad_left;
     int32_t pad_id, pad_type_id;
     char pad_token[64];
+    /* 1: special added tokens in the text are not recognised, they are tokenized as ordinary
+     * text (`encode_special_tokens` of tokenizers; e.g. for untrusted chat input) */
+    int encode_special_tokens;
 } aios_tok_params;
 
 /* One encoded text (or pair).  Arrays have n entries.  The struct, its arrays and strings are
