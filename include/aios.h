@@ -258,7 +258,8 @@ aios_status aios_tokenizer_encode(const aios_tokenizer *tok, const char *text, s
 aios_status aios_tokenizer_encode_pair(const aios_tokenizer *tok, const char *a, size_t alen, const char *b,
                                        size_t blen, const aios_tok_params *params, aios_encoding **out);
 /* Encodes n texts on n_threads threads (0 = all cores); out[i] receives each encoding (the
- * caller provides the array of n pointers).  On failure every out[i] is NULL. */
+ * caller provides the array of n pointers).  `lens` may be NULL for NUL-terminated texts.
+ * Padding LONGEST pads to the longest of the batch.  On failure every out[i] is NULL. */
 aios_status aios_tokenizer_encode_batch(const aios_tokenizer *tok, const char *const *texts, const size_t *lens,
                                         size_t n, const aios_tok_params *params, int n_threads,
                                         aios_encoding **out);
