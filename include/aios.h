@@ -176,8 +176,8 @@ void aios_parquet_close(aios_parquet_file *pf);
  *     free(text); aios_encoding_free(enc); aios_tokenizer_free(tok);
  *
  * Supported: normalizers BertNormalizer, NFC/NFD/NFKC/NFKD, Lowercase, StripAccents, Replace,
- * Prepend, Strip, Precompiled, ByteLevel, Sequence; pre-tokenizers BertPreTokenizer, ByteLevel,
- * Split, Metaspace, Whitespace, WhitespaceSplit, Punctuation, Digits, CharDelimiterSplit,
+ * Prepend, Strip, Precompiled, ByteLevel, Nmt, Sequence; pre-tokenizers BertPreTokenizer, ByteLevel,
+ * Split, Metaspace, Whitespace, WhitespaceSplit, Punctuation, Digits, CharDelimiterSplit, FixedLength,
  * Sequence; models WordPiece, BPE, Unigram, WordLevel; post-processors TemplateProcessing,
  * BertProcessing, RobertaProcessing, ByteLevel, Sequence; decoders WordPiece, ByteLevel,
  * Metaspace, Replace, ByteFallback, Fuse, Strip, CTC, BPEDecoder, Sequence.  Unknown component
@@ -213,9 +213,13 @@ typedef struct {
     int pad_left;
     int32_t pad_id, pad_type_id;
     char pad_token[64];
+    /* 1: special added tokens in the text are not recognised, they are tokenized as ordinary
+     * text (`encode_special_tokens` of tokenizers; e.g. for untrusted chat input) */
+    int encode_special_tokens;
 } aios_tok_params;
 
-/* One encoded text (or pair).  Arrays have n entries; the struct owns them. */
+/* One encoded text (or pair).  Arrays have n entries.  The struct, its arrays and strings are
+ * one allocation: release it only with aios_encoding_free (never free the members). */
 typedef struct {
     size_t n;
     int32_t *ids;
@@ -254,7 +258,8 @@ aios_status aios_tokenizer_encode(const aios_tokenizer *tok, const char *text, s
 aios_status aios_tokenizer_encode_pair(const aios_tokenizer *tok, const char *a, size_t alen, const char *b,
                                        size_t blen, const aios_tok_params *params, aios_encoding **out);
 /* Encodes n texts on n_threads threads (0 = all cores); out[i] receives each encoding (the
- * caller provides the array of n pointers).  On failure every out[i] is NULL. */
+ * caller provides the array of n pointers).  `lens` may be NULL for NUL-terminated texts.
+ * Padding LONGEST pads to the longest of the batch.  On failure every out[i] is NULL. */
 aios_status aios_tokenizer_encode_batch(const aios_tokenizer *tok, const char *const *texts, const size_t *lens,
                                         size_t n, const aios_tok_params *params, int n_threads,
                                         aios_encoding **out);
@@ -269,7 +274,8 @@ aios_status aios_tokenizer_decode(const aios_tokenizer *tok, const int32_t *ids,
 size_t aios_tokenizer_vocab_size(const aios_tokenizer *tok);
 /* Id of a token string (added tokens first), or -1. */
 int32_t aios_tokenizer_token_to_id(const aios_tokenizer *tok, const char *token);
-/* Token string of an id (owned by the tokenizer), or NULL. */
+/* Token string of an id (owned by the tokenizer), or NULL.  As in `tokenizers`, an added token
+ * marked `normalized` is returned in its normalized form (Llama-2's id 1 is "▁<s>"). */
 const char *aios_tokenizer_id_to_token(const aios_tokenizer *tok, int32_t id);
 aios_tok_special_ids aios_tokenizer_special_ids(const aios_tokenizer *tok);
 /* model_max_length from tokenizer_config.json (0 when absent or absurdly large). */

@@ -4,7 +4,7 @@ post-processors / decoders.  Run: python tools/make_tokenizer_seeds.py fuzz/corp
 import sys
 from pathlib import Path
 
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
 TEXT = ["Hello, world! The quick brown fox jumps over the lazy dog.", "naïve café 123 4567 don't",
         "日本語のテキスト 😀 tabs\tand\nnewlines", "aaaa bbbb aaaa abab"] * 3
@@ -66,6 +66,51 @@ def main(out):
     t.post_processor = processors.Sequence([processors.ByteLevel(trim_offsets=False)])
     t.decoder = decoders.BPEDecoder(suffix="</w>")
     save(t, out, "bpe_suffix")
+    # Nmt normalizer, CharDelimiterSplit / FixedLength pre-tokenizers, WordLevel
+    t = Tokenizer(models.WordLevel(unk_token="<unk>"))
+    t.normalizer = normalizers.Sequence([normalizers.Nmt(), normalizers.NFKD(), normalizers.Lowercase()])
+    t.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.CharDelimiterSplit(" "), pre_tokenizers.FixedLength(3)])
+    t.train_from_iterator(TEXT, trainers.WordLevelTrainer(special_tokens=["<unk>"]))
+    save(t, out, "nmt_fixed")
+    # added tokens: lstrip / rstrip / single_word / normalized, special and not
+    t = Tokenizer(models.BPE(unk_token="<unk>"))
+    t.normalizer = normalizers.Lowercase()
+    t.pre_tokenizer = pre_tokenizers.Whitespace()
+    t.train_from_iterator(TEXT, trainers.BpeTrainer(vocab_size=120, special_tokens=["<unk>"]))
+    t.add_special_tokens([AddedToken("[MASK]", lstrip=True, special=True),
+                          AddedToken("<extra_id_0>", single_word=True, rstrip=True, special=True)])
+    t.add_tokens([AddedToken("Don't", normalized=True), AddedToken("##ing", rstrip=True, normalized=False),
+                  AddedToken("World", single_word=True, normalized=True)])
+    t.post_processor = processors.TemplateProcessing(single="<unk> $A", pair="$A <unk> $B:1", special_tokens=[("<unk>", 0)])
+    save(t, out, "added_tokens")
+    # RoBERTa style: ByteLevel with prefix space, offsets trimmed by RobertaProcessing
+    t = Tokenizer(models.BPE())
+    t.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+    t.train_from_iterator(TEXT, trainers.BpeTrainer(vocab_size=300, special_tokens=["<s>", "<pad>", "</s>", "<mask>"],
+                                                     initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    t.add_special_tokens([AddedToken("<mask>", lstrip=True, special=True)])
+    t.post_processor = processors.RobertaProcessing(("</s>", 2), ("<s>", 0), trim_offsets=True, add_prefix_space=True)
+    t.decoder = decoders.ByteLevel()
+    save(t, out, "roberta")
+    # Metaspace prepend_scheme="first", split=False (Mistral / newer Llama style) + Replace regex
+    t = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
+    t.normalizer = normalizers.Replace(Regex(r"\s{2,}"), " ")
+    t.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=False)
+    t.train_from_iterator(TEXT, trainers.BpeTrainer(vocab_size=200, special_tokens=["<unk>", "<s>"] +
+                                                     [f"<0x{b:02X}>" for b in range(256)]))
+    t.decoder = decoders.Sequence([decoders.Metaspace(replacement="▁", prepend_scheme="first"), decoders.ByteFallback()])
+    save(t, out, "metaspace_first")
+    # Split behaviours and invert, with string and regex patterns
+    t = Tokenizer(models.WordPiece(unk_token="[UNK]"))
+    t.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(" ", "merged_with_previous"),
+        pre_tokenizers.Split(Regex(r"[aeiou]"), "merged_with_next"),
+        pre_tokenizers.Split(Regex(r"\d"), "contiguous"),
+        pre_tokenizers.Split(Regex(r"[,.!?]+"), "isolated", invert=True),
+        pre_tokenizers.Punctuation("removed")])
+    t.train_from_iterator(TEXT, trainers.WordPieceTrainer(vocab_size=150, special_tokens=["[UNK]"]))
+    t.decoder = decoders.WordPiece(cleanup=False)
+    save(t, out, "split_behaviors")
 
 
 if __name__ == "__main__":

@@ -8,11 +8,19 @@
  * tokens into their bytes, or one U+FFFD per byte when the run is not valid UTF-8.
  */
 #include <cjson/cJSON.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "tokenizer/tok_internal.h"
 
 uint32_t tk_byte_to_cp(uint8_t b);
+
+static int16_t cp2byte[324];
+static pthread_once_t g_cp2byte_once = PTHREAD_ONCE_INIT;
+static void cp2byte_init(void) {
+    for (int i = 0; i < 324; i++) cp2byte[i] = -1;
+    for (int b = 0; b < 256; b++) cp2byte[tk_byte_to_cp((uint8_t)b)] = (int16_t)b;
+}
 
 enum { D_WORDPIECE, D_BYTELEVEL, D_METASPACE, D_REPLACE, D_BYTEFALLBACK, D_FUSE, D_STRIP, D_CTC, D_BPE, D_SEQ };
 
@@ -243,13 +251,7 @@ static aios_status decode_chain(const tk_decoder *d, strv *v) {
         }
         break;
     case D_BYTELEVEL: {
-        static int16_t cp2byte[324];
-        static int init;
-        if (!init) {
-            for (int i = 0; i < 324; i++) cp2byte[i] = -1;
-            for (int b = 0; b < 256; b++) cp2byte[tk_byte_to_cp((uint8_t)b)] = (int16_t)b;
-            init = 1;
-        }
+        pthread_once(&g_cp2byte_once, cp2byte_init);
         aios_buf raw = {0};
         for (size_t i = 0; i < v->n && st == AIOS_OK; i++) {
             size_t mark = raw.len;

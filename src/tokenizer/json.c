@@ -14,6 +14,8 @@
  */
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -182,7 +184,16 @@ static char *str(parser *p) {
 }
 
 static double g_p10[309];
-static int g_p10_init;
+static pthread_once_t g_p10_once = PTHREAD_ONCE_INIT;
+static void p10_init(void) {
+    double v = 1;
+    for (int i = 0; i < 23; i++) g_p10[i] = v, v *= 10; /* exact up to 1e22 */
+    for (int i = 23; i < 309; i++) { /* beyond: the nearest doubles, as serde's literal table */
+        char b[8];
+        snprintf(b, sizeof b, "1e%d", i);
+        g_p10[i] = strtod(b, NULL);
+    }
+}
 
 static cJSON *num(parser *p) {
     const char *s = p->s;
@@ -235,16 +246,7 @@ static cJSON *num(parser *p) {
     }
     double f = (double)sig;
     if (!isint || ovf) {
-        if (!g_p10_init) {
-            double v = 1;
-            for (int i = 0; i < 309; i++) g_p10[i] = v, v *= 10; /* exact up to 1e22; beyond as serde's literals */
-            for (int i = 23; i < 309; i++) {
-                char b[8];
-                snprintf(b, sizeof b, "1e%d", i);
-                g_p10[i] = strtod(b, NULL);
-            }
-            g_p10_init = 1;
-        }
+        pthread_once(&g_p10_once, p10_init);
         int e = exp10;
         while (f != 0) {
             int a = e < 0 ? -e : e;

@@ -145,58 +145,97 @@ static aios_status dup_str(const char *s, char **out, size_t *len) {
     return AIOS_OK;
 }
 
-static aios_status add_merge(tk_model *m, const char *a, size_t al, const char *b, size_t bl, size_t rank) {
-    int32_t ia = tk_strmap_get(&m->vocab, a, al), ib = tk_strmap_get(&m->vocab, b, bl);
-    if (ia < 0 || ib < 0) return AIOS_OK;
-    size_t skip = 0;
-    if (m->prefix_len && bl >= m->prefix_len && !memcmp(b, m->prefix, m->prefix_len)) skip = m->prefix_len;
-    char stackbuf[512];
-    size_t nl = al + bl - skip;
-    char *buf = nl <= sizeof stackbuf ? stackbuf : malloc(nl);
-    if (!buf) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
-    memcpy(buf, a, al);
-    memcpy(buf + al, b + skip, bl - skip);
-    int32_t nid = tk_strmap_get(&m->vocab, buf, nl);
-    if (buf != stackbuf) free(buf);
-    if (nid < 0) return AIOS_OK; /* result not in the vocabulary: can never apply */
-    uint64_t key = ((uint64_t)(uint32_t)ia << 32) | (uint32_t)ib, old;
-    if (tk_u64map_get(&m->merges, key, &old)) return AIOS_OK; /* first occurrence wins (lowest rank) */
-    return tk_u64map_put(&m->merges, key, ((uint64_t)rank << 32) | (uint32_t)nid);
+/* One merge, its parts resolved in batches: the three hash lookups of a merge are cache misses
+ * on big vocabularies, so a batch computes all hashes, prefetches all slots, then resolves. */
+typedef struct {
+    const char *a, *b;
+    size_t al, bl, rank;
+    uint64_t ha, hb, hab;
+    size_t abo, abl; /* join in the scratch buffer */
+} mrec;
+
+static aios_status merges_batch(tk_model *m, mrec *r, size_t n, aios_buf *join) {
+    join->len = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t skip = 0;
+        if (m->prefix_len && r[i].bl >= m->prefix_len && !memcmp(r[i].b, m->prefix, m->prefix_len)) skip = m->prefix_len;
+        r[i].abo = join->len;
+        r[i].abl = r[i].al + r[i].bl - skip;
+        AIOS_TRY(aios_buf_append(join, r[i].a, r[i].al));
+        AIOS_TRY(aios_buf_append(join, r[i].b + skip, r[i].bl - skip));
+    }
+    for (size_t i = 0; i < n; i++) {
+        r[i].ha = tk_hash(r[i].a, r[i].al);
+        r[i].hb = tk_hash(r[i].b, r[i].bl);
+        r[i].hab = tk_hash(join->data + r[i].abo, r[i].abl);
+        tk_strmap_prefetch(&m->vocab, r[i].ha);
+        tk_strmap_prefetch(&m->vocab, r[i].hb);
+        tk_strmap_prefetch(&m->vocab, r[i].hab);
+    }
+    for (size_t i = 0; i < n; i++) {
+        int32_t ia = tk_strmap_get_h(&m->vocab, r[i].a, r[i].al, r[i].ha);
+        int32_t ib = tk_strmap_get_h(&m->vocab, r[i].b, r[i].bl, r[i].hb);
+        int32_t nid = tk_strmap_get_h(&m->vocab, (const char *)join->data + r[i].abo, r[i].abl, r[i].hab);
+        if (ia < 0 || ib < 0 || nid < 0) continue; /* parts or result missing: can never apply */
+        uint64_t key = ((uint64_t)(uint32_t)ia << 32) | (uint32_t)ib, old;
+        if (tk_u64map_get(&m->merges, key, &old)) continue; /* first occurrence wins (lowest rank) */
+        AIOS_TRY(tk_u64map_put(&m->merges, key, ((uint64_t)r[i].rank << 32) | (uint32_t)nid));
+    }
+    return AIOS_OK;
 }
 
 static aios_status load_merges(tk_model *m, const cJSON *arr) {
     if (!arr) return AIOS_OK;
     if (!cJSON_IsArray(arr)) return aios__err(AIOS_ERR_FORMAT, "tokenizer.json: model.merges is not a list");
-    size_t rank = 0;
-    for (const cJSON *e = arr->child; e; e = e->next, rank++) {
+    size_t count = 0;
+    for (const cJSON *e = arr->child; e; e = e->next) count++;
+    AIOS_TRY(tk_u64map_reserve(&m->merges, count));
+    enum { B = 64 };
+    mrec r[B];
+    size_t nb = 0, rank = 0;
+    aios_buf join = {0};
+    aios_status st = AIOS_OK;
+    for (const cJSON *e = arr->child; e && st == AIOS_OK; e = e->next, rank++) {
+        const char *a = NULL, *b = NULL;
+        size_t al = 0, bl = 0;
         if (cJSON_IsString(e)) {
             const char *s = e->valuestring;
             size_t n = strlen(s);
             const char *sp = strchr(s, ' ');
-            if (!sp) return aios__err(AIOS_ERR_FORMAT, "tokenizer.json: merge %zu '%.60s' has no space", rank, s);
-            const char *sp2 = strchr(sp + 1, ' ');
-            if (!sp2) {
-                AIOS_TRY(add_merge(m, s, (size_t)(sp - s), sp + 1, n - (size_t)(sp - s) - 1, rank));
-                continue;
+            if (!sp) {
+                st = aios__err(AIOS_ERR_FORMAT, "tokenizer.json: merge %zu '%.60s' has no space", rank, s);
+                break;
             }
-            /* several spaces: the split where both halves and the join are tokens */
-            int done = 0;
-            for (const char *p = sp; p && !done; p = strchr(p + 1, ' ')) {
-                size_t la = (size_t)(p - s), lb = n - la - 1;
-                if (tk_strmap_get(&m->vocab, s, la) >= 0 && tk_strmap_get(&m->vocab, p + 1, lb) >= 0) {
-                    AIOS_TRY(add_merge(m, s, la, p + 1, lb, rank));
-                    done = 1;
+            if (!strchr(sp + 1, ' ')) {
+                a = s, al = (size_t)(sp - s), b = sp + 1, bl = n - al - 1;
+            } else {
+                /* several spaces: the split where both halves and the join are tokens */
+                for (const char *p = sp; p; p = strchr(p + 1, ' ')) {
+                    size_t la = (size_t)(p - s), lb = n - la - 1;
+                    if (tk_strmap_get(&m->vocab, s, la) >= 0 && tk_strmap_get(&m->vocab, p + 1, lb) >= 0) {
+                        a = s, al = la, b = p + 1, bl = lb;
+                        break;
+                    }
                 }
+                if (!a) continue;
             }
-        } else if (cJSON_IsArray(e) && cJSON_GetArraySize(e) == 2 && cJSON_IsString(e->child) &&
-                   cJSON_IsString(e->child->next)) {
-            const char *a = e->child->valuestring, *b = e->child->next->valuestring;
-            AIOS_TRY(add_merge(m, a, strlen(a), b, strlen(b), rank));
+        } else if (cJSON_IsArray(e) && e->child && cJSON_IsString(e->child) && e->child->next &&
+                   cJSON_IsString(e->child->next) && !e->child->next->next) {
+            a = e->child->valuestring, al = strlen(a);
+            b = e->child->next->valuestring, bl = strlen(b);
         } else {
-            return aios__err(AIOS_ERR_FORMAT, "tokenizer.json: merge %zu is neither \"a b\" nor [a, b]", rank);
+            st = aios__err(AIOS_ERR_FORMAT, "tokenizer.json: merge %zu is neither \"a b\" nor [a, b]", rank);
+            break;
+        }
+        r[nb++] = (mrec){a, b, al, bl, rank, 0, 0, 0, 0, 0};
+        if (nb == B) {
+            st = merges_batch(m, r, nb, &join);
+            nb = 0;
         }
     }
-    return AIOS_OK;
+    if (st == AIOS_OK && nb) st = merges_batch(m, r, nb, &join);
+    aios_buf_free(&join);
+    return st;
 }
 
 static aios_status trie_add(tk_model *m, const char *s, size_t len, int32_t id) {
@@ -280,6 +319,8 @@ aios_status tk_model_parse(const cJSON *j, tk_model **out) {
     else m->type = M_WORDLEVEL;
 
     aios_status st = AIOS_OK;
+    static uint64_t g_model_uid;
+    m->cache_salt = (__atomic_add_fetch(&g_model_uid, 1, __ATOMIC_RELAXED)) * 0x9E3779B97F4A7C15ull;
     for (int i = 0; i < 256; i++) m->byte_ids[i] = -1;
     if (m->type == M_UNIGRAM) {
         st = load_unigram(m, j);
@@ -301,8 +342,7 @@ aios_status tk_model_parse(const cJSON *j, tk_model **out) {
             m->fuse_unk = tk_jbool(j, "fuse_unk", 0);
             m->ignore_merges = tk_jbool(j, "ignore_merges", 0);
             if (st == AIOS_OK) st = load_merges(m, tk_j(j, "merges"));
-            static uint64_t g_model_uid;
-            m->cache_salt = (__atomic_add_fetch(&g_model_uid, 1, __ATOMIC_RELAXED)) * 0x9E3779B97F4A7C15ull;
+
         }
         if (st == AIOS_OK && m->type == M_WORDLEVEL && m->unk_id < 0 && unk)
             st = aios__err(AIOS_ERR_FORMAT, "tokenizer.json: WordLevel unk_token missing from the vocabulary");
@@ -431,6 +471,61 @@ static pthread_key_t g_cache_key;
 static pthread_once_t g_cache_once = PTHREAD_ONCE_INIT;
 static void cache_key_make(void) { (void)pthread_key_create(&g_cache_key, free); }
 
+/* Word cache lookup: on a hit appends the cached tokens and returns 1; otherwise sets *slot
+ * (NULL when the word is not cacheable) for cache_put. */
+static int cache_get(const tk_model *m, const uint8_t *w, size_t n, tk_mtoks *out, bpe_centry **slot, uint64_t *hash) {
+    *slot = NULL;
+    if (n == 0 || n > BPE_CACHE_MAXLEN) return 0;
+    if (!g_cache) {
+        g_cache = calloc(BPE_CACHE_SLOTS, sizeof *g_cache);
+        if (!g_cache) return 0;
+        pthread_once(&g_cache_once, cache_key_make);
+        (void)pthread_setspecific(g_cache_key, g_cache);
+    }
+    uint64_t h = tk_hash(w, n) ^ m->cache_salt;
+    bpe_centry *ce = &g_cache[h & (BPE_CACHE_SLOTS - 1)];
+    *hash = h;
+    *slot = ce;
+    if (!(ce->uid == m->cache_salt && ce->key == h && ce->wlen == n && !memcmp(ce->word, w, n))) return 0;
+    size_t off = 0, mark = out->n;
+    for (int i = 0; i < ce->ntok; i++) {
+        int32_t id = ce->ids[i];
+        /* a Unigram unknown carries its own text */
+        int own = m->type == M_UNIGRAM && id == m->unk_id;
+        if (tk_mtoks_push(out, id, off, off + ce->lens[i], own ? (const char *)w + off : m->id2tok[id],
+                          own ? ce->lens[i] : m->id2len[id]) != AIOS_OK) {
+            out->n = mark;
+            *slot = NULL; /* let the caller tokenize (and report) normally */
+            return 0;
+        }
+        off += ce->lens[i];
+    }
+    return 1;
+}
+
+/* Stores tokens out[first..] of word w when they tile it (byte-fallback pieces do not). */
+static void cache_put(const tk_model *m, bpe_centry *ce, uint64_t h, const uint8_t *w, size_t n, const tk_mtoks *out,
+                      size_t first) {
+    size_t nt = out->n - first;
+    if (nt > BPE_CACHE_MAXTOK) return;
+    size_t off = 0;
+    for (size_t i = 0; i < nt; i++) {
+        const tk_mtok *t = &out->v[first + i];
+        if (t->s != off || t->e <= t->s || t->e - t->s > 255) return;
+        off = t->e;
+    }
+    if (off != n) return;
+    ce->uid = m->cache_salt;
+    ce->key = h;
+    ce->wlen = (uint8_t)n;
+    memcpy(ce->word, w, n);
+    ce->ntok = (uint8_t)nt;
+    for (size_t i = 0; i < nt; i++) {
+        ce->ids[i] = out->v[first + i].id;
+        ce->lens[i] = (uint8_t)(out->v[first + i].e - out->v[first + i].s);
+    }
+}
+
 static aios_status bpe(const tk_model *m, const uint8_t *w, size_t n, tk_mtoks *out) {
     if (m->ignore_merges) {
         int32_t id = tk_strmap_get(&m->vocab, (const char *)w, n);
@@ -438,28 +533,7 @@ static aios_status bpe(const tk_model *m, const uint8_t *w, size_t n, tk_mtoks *
     }
     uint64_t h = 0;
     bpe_centry *ce = NULL;
-    if (n <= BPE_CACHE_MAXLEN) {
-        if (!g_cache) {
-            g_cache = calloc(BPE_CACHE_SLOTS, sizeof *g_cache);
-            if (g_cache) {
-                pthread_once(&g_cache_once, cache_key_make);
-                (void)pthread_setspecific(g_cache_key, g_cache);
-            }
-        }
-        if (g_cache) {
-            h = tk_hash(w, n) ^ m->cache_salt;
-            ce = &g_cache[h & (BPE_CACHE_SLOTS - 1)];
-            if (ce->uid == m->cache_salt && ce->key == h && ce->wlen == n && !memcmp(ce->word, w, n)) {
-                size_t off = 0;
-                for (int i = 0; i < ce->ntok; i++) {
-                    int32_t id = ce->ids[i];
-                    AIOS_TRY(tk_mtoks_push(out, id, off, off + ce->lens[i], m->id2tok[id], m->id2len[id]));
-                    off += ce->lens[i];
-                }
-                return AIOS_OK;
-            }
-        }
-    }
+    if (cache_get(m, w, n, out, &ce, &h)) return AIOS_OK;
     size_t cap = n * 4 + 8;
     sym stack_syms[128];
     hent stack_heap[128];
@@ -541,7 +615,7 @@ static aios_status bpe(const tk_model *m, const uint8_t *w, size_t n, tk_mtoks *
         for (;;) {
             uint32_t best = UINT32_MAX;
             int32_t bi = -1;
-            for (int32_t i = 0; i >= 0; i = s[i].next)
+            for (int32_t i = ns ? 0 : -1; i >= 0; i = s[i].next) /* no symbols: every char unknown */
                 if (s[i].rank < best) best = s[i].rank, bi = i;
             if (bi < 0) break;
             sym *a = &s[bi], *b = &s[a->next];
@@ -609,28 +683,7 @@ static aios_status bpe(const tk_model *m, const uint8_t *w, size_t n, tk_mtoks *
         st = tk_mtoks_push(out, id, a, e, tv ? tv : "", tv ? m->id2len[id] : 0);
         if (st) goto done;
     }
-    if (ce) {
-        size_t nt = out->n - first_out;
-        int ok = nt <= BPE_CACHE_MAXTOK;
-        for (size_t i = 0; ok && i < nt; i++) ok = out->v[first_out + i].e - out->v[first_out + i].s < 256;
-        /* byte-fallback tokens share offsets; only cache words whose tokens tile the word */
-        size_t off = 0;
-        for (size_t i = 0; ok && i < nt; i++) {
-            ok = out->v[first_out + i].s == off;
-            off = out->v[first_out + i].e;
-        }
-        if (ok && off == n) {
-            ce->uid = m->cache_salt;
-            ce->key = h;
-            ce->wlen = (uint8_t)n;
-            memcpy(ce->word, w, n);
-            ce->ntok = (uint8_t)nt;
-            for (size_t i = 0; i < nt; i++) {
-                ce->ids[i] = out->v[first_out + i].id;
-                ce->lens[i] = (uint8_t)(out->v[first_out + i].e - out->v[first_out + i].s);
-            }
-        }
-    }
+    if (ce) cache_put(m, ce, h, w, n, out, first_out);
 done:
     if (s != stack_syms) free(s);
     if (heap != stack_heap) free(heap);
@@ -751,7 +804,16 @@ done:
 aios_status tk_model_tokenize(const tk_model *m, const uint8_t *w, size_t len, tk_mtoks *out) {
     if (len == 0) return AIOS_OK;
     switch (m->type) {
-    case M_WORDPIECE: return wordpiece(m, w, len, out);
+    case M_WORDPIECE:
+    case M_UNIGRAM: {
+        bpe_centry *ce;
+        uint64_t h = 0;
+        if (cache_get(m, w, len, out, &ce, &h)) return AIOS_OK;
+        size_t first = out->n;
+        AIOS_TRY(m->type == M_WORDPIECE ? wordpiece(m, w, len, out) : unigram(m, w, len, out));
+        if (ce) cache_put(m, ce, h, w, len, out, first);
+        return AIOS_OK;
+    }
     case M_BPE:
         if (m->metaspace_split) {
             size_t start = 0;
@@ -770,7 +832,6 @@ aios_status tk_model_tokenize(const tk_model *m, const uint8_t *w, size_t len, t
             return AIOS_OK;
         }
         return bpe(m, w, len, out);
-    case M_UNIGRAM: return unigram(m, w, len, out);
     case M_WORDLEVEL: {
         int32_t id = tk_strmap_get(&m->vocab, (const char *)w, len);
         if (id < 0) id = m->unk_id;

@@ -48,6 +48,9 @@ aios_status tk_strmap_reserve(tk_strmap *m, size_t n);
 aios_status tk_strmap_put(tk_strmap *m, const char *k, size_t len, int32_t val);
 /* Returns the value or -1. */
 int32_t tk_strmap_get(const tk_strmap *m, const char *k, size_t len);
+/* The same with the key's tk_hash precomputed; prefetch warms the slot for a later lookup. */
+int32_t tk_strmap_get_h(const tk_strmap *m, const char *k, size_t len, uint64_t h);
+void tk_strmap_prefetch(const tk_strmap *m, uint64_t h);
 uint64_t tk_hash(const void *p, size_t n);
 
 /* uint64 -> uint64 map (BPE merges: (left id, right id) -> (rank, new id)). */
@@ -56,6 +59,7 @@ typedef struct {
     size_t nslots, n;
 } tk_u64map;
 void tk_u64map_free(tk_u64map *m);
+aios_status tk_u64map_reserve(tk_u64map *m, size_t n);
 aios_status tk_u64map_put(tk_u64map *m, uint64_t k, uint64_t v);
 /* Returns 1 and *v when found. */
 int tk_u64map_get(const tk_u64map *m, uint64_t k, uint64_t *v);
@@ -66,7 +70,18 @@ typedef struct {
     uint8_t *b;  /* normalized bytes (valid UTF-8) */
     tk_span *al; /* per byte: original byte range it came from */
     size_t len, cap;
+    int arena;   /* storage belongs to the thread's encode arena (not freed one by one) */
 } tk_nstr;
+
+/* Bump allocator for the strings of one encode call: tk_arena_use(a) makes the calling thread
+ * allocate tk_nstr storage from `a` until tk_arena_use(NULL); tk_arena_reset recycles it. */
+typedef struct {
+    struct tk_chunk { unsigned char *p; size_t used, cap; } *c;
+    size_t n, cur;
+} tk_arena;
+void tk_arena_use(tk_arena *a);
+void tk_arena_reset(tk_arena *a);
+void tk_arena_free(tk_arena *a);
 void tk_nstr_free(tk_nstr *n);
 aios_status tk_nstr_reserve(tk_nstr *n, size_t extra);
 /* Copies bytes [s,e) of src (with their alignments). */
@@ -142,16 +157,22 @@ int32_t tk_model_token_to_id(const tk_model *m, const char *s, size_t len);
 /* Returns the token string (NULL when out of range) and its length. */
 const char *tk_model_id_to_token(const tk_model *m, int32_t id, size_t *len);
 
-/* Post-processor: adds special tokens to one or two sequences. */
+/* An encoding under construction.  Token strings live in one pool (NUL-terminated, at toff);
+ * the struct is reused between calls (tk_enc_reset keeps the capacity). */
 typedef struct {
     int32_t *ids, *type_ids;
     uint8_t *special;
     tk_span *off; /* char offsets */
-    char **tok;   /* malloc'd strings */
-    size_t *tlen; /* their lengths (a token may hold NUL bytes) */
+    size_t *toff, *tlen;
+    aios_buf pool;
     size_t n, cap;
 } tk_enc;
 void tk_enc_free(tk_enc *e);
+static inline void tk_enc_reset(tk_enc *e) {
+    e->n = 0;
+    e->pool.len = 0;
+}
+static inline const char *tk_enc_tok(const tk_enc *e, size_t i) { return (const char *)e->pool.data + e->toff[i]; }
 aios_status tk_enc_push(tk_enc *e, int32_t id, const char *tok, size_t tlen, uint32_t s, uint32_t end, int32_t type_id, int special);
 aios_status tk_post_parse(const struct cJSON *j, tk_post **out);
 void tk_post_free(tk_post *p);
