@@ -54,12 +54,24 @@ aios_status aios_attention(float *out, const float *q, const float *k, const flo
                            int64_t n_head, int64_t n_head_kv, int64_t head_dim, int64_t kv_stride,
                            const uint8_t *mask, float scale);
 
+/* Bidirectional attention over a padded batch of B sequences of L tokens (BERT): rows of
+ * sequence b are q/k/v/out + b * L * stride.  q, out (B, L, n_head, head_dim) contiguous;
+ * k, v (B, L, n_head_kv, head_dim) rows strided by kv_stride floats (q/out use
+ * n_head * head_dim).  key_mask (B, L): nonzero for real tokens, NULL = all real.  Every
+ * query (padded ones too, as Hugging Face) sees the real keys of its own sequence.
+ * One parallel region for the whole batch. */
+aios_status aios_attention_batch(float *out, const float *q, const float *k, const float *v, int64_t B, int64_t L,
+                                 int64_t n_head, int64_t n_head_kv, int64_t head_dim, int64_t kv_stride,
+                                 const uint8_t *key_mask, float scale);
+
 /* Kernel selection: "ref", "avx2", "avx512" — the active tier's name. */
 const char *aios_kernels_tier(void);
 /* Forces a tier by name ("ref", "avx2", "avx512", or "auto" for the best this CPU has).
  * AIOS_ERR_UNSUPPORTED when the CPU (or build) lacks it.  Not thread-safe: call before work. */
 aios_status aios_kernels_use(const char *tier);
-/* Threads used by kernels (default: all cores; AIOS_THREADS overrides). */
+/* Threads used by kernels.  Default: all cores, fewer while other processes keep cores busy
+ * (OpenMP dynamic adjustment from the load average); AIOS_THREADS or aios_set_threads(n > 0)
+ * fixes the count exactly.  aios_set_threads(0) returns to the default. */
 void aios_set_threads(int n);
 int aios_get_threads(void);
 
@@ -80,6 +92,9 @@ void aios_ref_softmax(float *x, int64_t rows, int64_t n);
 void aios_ref_mul(float *x, const float *y, int64_t n);
 void aios_ref_add(float *x, const float *y, int64_t n);
 void aios_ref_rope(float *x, const int32_t *pos, int64_t T, int64_t n_head, int64_t head_dim, const float *inv_freq);
+aios_status aios_ref_attention_batch(float *out, const float *q, const float *k, const float *v, int64_t B, int64_t L,
+                                     int64_t n_head, int64_t n_head_kv, int64_t head_dim, int64_t kv_stride,
+                                     const uint8_t *key_mask, float scale);
 aios_status aios_ref_attention(float *out, const float *q, const float *k, const float *v, int64_t Tq, int64_t Tk,
                                int64_t n_head, int64_t n_head_kv, int64_t head_dim, int64_t kv_stride,
                                const uint8_t *mask, float scale);

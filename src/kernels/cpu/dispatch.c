@@ -80,12 +80,20 @@ static const aios__ktier *tier(void) {
 
 const char *aios_kernels_tier(void) { return tier()->name; }
 
-void aios_set_threads(int n) { g_threads = n > 0 ? n : 0; }
+/* Spinning OpenMP threads on a machine whose cores are busy with other processes make every
+ * barrier wait a scheduler time slice for a descheduled peer (measured: 10x slower with 2
+ * threads on a loaded 2-core machine).  Unless the user fixed the count, OpenMP's dynamic
+ * adjustment lowers the team size to the cores the load average leaves free. */
+void aios_set_threads(int n) {
+    g_threads = n > 0 ? n : 0;
+    omp_set_dynamic(n > 0 ? 0 : 1);
+}
 
 int aios_get_threads(void) {
     if (g_threads <= 0) {
         const char *e = getenv("AIOS_THREADS");
         int n = e ? atoi(e) : 0;
+        omp_set_dynamic(n > 0 ? 0 : 1);
         g_threads = n > 0 ? n : aios_cpu()->n_cores;
     }
     return g_threads;
@@ -340,5 +348,56 @@ aios_status aios_attention(float *out, const float *q, const float *k, const flo
         free(idx);
     }
     if (fail) return aios__err(AIOS_ERR_NOMEM, "attention: %lld scores", (long long)Tk);
+    return AIOS_OK;
+}
+
+aios_status aios_attention_batch(float *out, const float *q, const float *k, const float *v, int64_t B, int64_t L,
+                                 int64_t n_head, int64_t n_head_kv, int64_t head_dim, int64_t kv_stride,
+                                 const uint8_t *key_mask, float scale) {
+    const aios__ktier *K = tier();
+    if (K == &aios__tier_ref)
+        return aios_ref_attention_batch(out, q, k, v, B, L, n_head, n_head_kv, head_dim, kv_stride, key_mask, scale);
+    if (n_head <= 0 || n_head_kv <= 0 || n_head % n_head_kv || head_dim <= 0 || B < 0 || L < 0 ||
+        kv_stride < n_head_kv * head_dim)
+        return aios__err(AIOS_ERR_INVALID_ARG, "attention: bad shape (n_head %lld, n_head_kv %lld, head_dim %lld)",
+                         (long long)n_head, (long long)n_head_kv, (long long)head_dim);
+    const int64_t group = n_head / n_head_kv, qs = n_head * head_dim, n = B * L * n_head;
+    int nth = threads_for((double)B * L * L * n_head * head_dim * 2);
+    int fail = 0;
+#pragma omp parallel num_threads(nth)
+    {
+        float *p = malloc(sizeof(float) * (size_t)(L > 0 ? L : 1));
+        int32_t *idx = malloc(sizeof(int32_t) * (size_t)(L > 0 ? L : 1));
+        if (!p || !idx) {
+#pragma omp atomic write
+            fail = 1;
+        }
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < n; r++) {
+            if (!p || !idx) continue;
+            int64_t h = r % n_head, ti = r / n_head, b = ti / L, hk = h / group;
+            const float *qi = q + ti * qs + h * head_dim;
+            const float *kb = k + b * L * kv_stride + hk * head_dim, *vb = v + b * L * kv_stride + hk * head_dim;
+            const uint8_t *km = key_mask ? key_mask + b * L : NULL;
+            float *o = out + ti * qs + h * head_dim;
+            memset(o, 0, sizeof(float) * (size_t)head_dim);
+            int64_t m = 0;
+            float mx = -INFINITY;
+            for (int64_t j = 0; j < L; j++) {
+                if (km && !km[j]) continue;
+                float sc = scale * K->dot(qi, kb + j * kv_stride, head_dim);
+                p[m] = sc;
+                idx[m++] = (int32_t)j;
+                mx = sc > mx ? sc : mx;
+            }
+            if (!m) continue;
+            for (int64_t j = 0; j < m; j++) p[j] -= mx;
+            K->softmax_row(p, m);
+            for (int64_t j = 0; j < m; j++) K->axpy(o, p[j], vb + (int64_t)idx[j] * kv_stride, head_dim);
+        }
+        free(p);
+        free(idx);
+    }
+    if (fail) return aios__err(AIOS_ERR_NOMEM, "attention: %lld scores", (long long)L);
     return AIOS_OK;
 }
