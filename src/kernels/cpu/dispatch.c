@@ -9,10 +9,10 @@
  * read in chunks of KC columns — f32 weights straight from the mapping, every other dtype
  * dequantized by the tier into a KC-float stack buffer per row (L1-resident, so quantized
  * weights are never inflated beyond 4 x KC floats per thread) — and each chunk is multiplied
- * against the token rows four at a time by the tier's register-tiled micro-kernel.  Tokens are
- * blocked by TB so a block of activations stays in L2 while all row blocks of a thread pass
- * over it; the weight chunk is reused across every token of the block (the T > 1 path of
- * batched BERT and prefill).  Partial sums accumulate into y, which starts as the bias.
+ * against the token rows four at a time by the tier's register-tiled micro-kernel: each weight
+ * chunk, once in L1, is reused by every token (the T > 1 path of batched BERT and prefill;
+ * the activations, T x n_in floats, stay in L2 for BERT-sized batches).  Partial sums
+ * accumulate into y, which starts as the bias.
  */
 #include <math.h>
 #include <omp.h>
@@ -27,7 +27,6 @@
 
 #define RB 4    /* weight rows per micro-tile */
 #define KC 512  /* columns per weight chunk */
-#define TB 64   /* tokens per activation block */
 
 static const aios__ktier *g_tier;
 static int g_threads;
@@ -198,33 +197,31 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
     const int direct = W->dtype == AIOS_DTYPE_F32 && ((uintptr_t)W->data & 3) == 0;
     const int64_t nblk = (n_out + RB - 1) / RB;
     const int nth = threads_for((double)T * (double)n_out * (double)n_in);
+    /* Row blocks are handed out dynamically in small chunks: on a machine shared with other
+     * processes a descheduled thread then delays only its current chunk, not a fixed half. */
+    const int64_t chunk = AIOS_MAX(1, nblk / ((int64_t)nth * 8));
 #pragma omp parallel num_threads(nth)
     {
         float wbuf[RB * KC] __attribute__((aligned(64)));
-        int nt_ = omp_get_num_threads(), id = omp_get_thread_num();
-        /* contiguous range of row blocks per thread: each thread keeps its weights hot */
-        int64_t b0 = nblk * id / nt_, b1 = nblk * (id + 1) / nt_;
-        for (int64_t t0 = 0; t0 < T; t0 += TB) {
-            int64_t tb = AIOS_MIN(TB, T - t0);
-            for (int64_t b = b0; b < b1; b++) {
-                int64_t r0 = b * RB;
-                int nr = (int)AIOS_MIN(RB, n_out - r0);
-                for (int64_t k0 = 0; k0 < n_in; k0 += KC) {
-                    int64_t kc = AIOS_MIN(KC, n_in - k0);
-                    const float *w;
-                    int64_t ldw;
-                    if (direct) {
-                        w = (const float *)W->data + r0 * n_in + k0;
-                        ldw = n_in;
-                    } else {
-                        for (int i = 0; i < nr; i++) K->deq(wbuf + i * KC, W, r0 + i, k0, kc);
-                        w = wbuf;
-                        ldw = KC;
-                    }
-                    for (int64_t t = t0; t < t0 + tb; t += 4)
-                        K->tile(y + t * n_out + r0, n_out, w, ldw, nr, x + t * n_in + k0, n_in,
-                                (int)AIOS_MIN(4, t0 + tb - t), kc);
+#pragma omp for schedule(dynamic, chunk)
+        for (int64_t b = 0; b < nblk; b++) {
+            int64_t r0 = b * RB;
+            int nr = (int)AIOS_MIN(RB, n_out - r0);
+            for (int64_t k0 = 0; k0 < n_in; k0 += KC) {
+                int64_t kc = AIOS_MIN(KC, n_in - k0);
+                const float *w;
+                int64_t ldw;
+                if (direct) {
+                    w = (const float *)W->data + r0 * n_in + k0;
+                    ldw = n_in;
+                } else {
+                    for (int i = 0; i < nr; i++) K->deq(wbuf + i * KC, W, r0 + i, k0, kc);
+                    w = wbuf;
+                    ldw = KC;
                 }
+                /* the weight chunk (4 rows x KC, in L1) meets every token row */
+                for (int64_t t = 0; t < T; t += 4)
+                    K->tile(y + t * n_out + r0, n_out, w, ldw, nr, x + t * n_in + k0, n_in, (int)AIOS_MIN(4, T - t), kc);
             }
         }
     }
@@ -372,7 +369,7 @@ aios_status aios_attention_batch(float *out, const float *q, const float *k, con
 #pragma omp atomic write
             fail = 1;
         }
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 16)
         for (int64_t r = 0; r < n; r++) {
             if (!p || !idx) continue;
             int64_t h = r % n_head, ti = r / n_head, b = ti / L, hk = h / group;
