@@ -23,6 +23,12 @@
  * bias (n_out) may be NULL.  y must not alias x.  Threads over n_out (and T when large). */
 aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const float *bias, int64_t T);
 
+/* Int8 weights (Q8, per tensor or per row scales) against activations quantized per token row
+ * to int8 (symmetric, scale max|x| / 127) with integer dot products (AVX-512 VNNI), when the
+ * CPU has them: on (1) by default, off (0) selects the exact-float path (dequantize in
+ * registers, float FMA), as does AIOS_INT8_ACT=0.  Not thread-safe: call before work. */
+void aios_kernels_int8_activations(int on);
+
 /* Row `row` of a 2-D tensor of any dtype, dequantized to float32: out (n_cols). */
 aios_status aios_tensor_row_f32(float *out, const aios_tensor *W, int64_t row);
 /* Whole tensor to float32 (for small 1-D parameters: norms, biases).  out (numel). */

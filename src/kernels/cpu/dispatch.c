@@ -173,6 +173,18 @@ static int use_blas(const aios_tensor *W, int64_t T) {
 }
 #endif
 
+/* int8 weights meet int8 activations (VNNI dot products) unless AIOS_INT8_ACT=0 asks for the
+ * exact-float path, or aios_kernels_int8_activations(0) was called. */
+static int g_int8_act = -1;
+void aios_kernels_int8_activations(int on) { g_int8_act = on ? 1 : 0; }
+static int int8_activations(void) {
+    if (g_int8_act < 0) {
+        const char *e = getenv("AIOS_INT8_ACT");
+        g_int8_act = !(e && !strcmp(e, "0")) && aios_cpu()->avx512vnni;
+    }
+    return g_int8_act && aios_cpu()->avx512vnni;
+}
+
 aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const float *bias, int64_t T) {
     const aios__ktier *K = tier();
     if (K == &aios__tier_ref) return aios_ref_matmul(y, x, W, bias, T);
@@ -193,6 +205,8 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
         return AIOS_OK;
     }
 #endif
+    if (K->matmul_q8_int && W->dtype == AIOS_DTYPE_Q8 && W->group_size == 0 && int8_activations())
+        return K->matmul_q8_int(y, x, W, T, threads_for((double)T * (double)n_out * (double)n_in));
     /* f32 weights are read in place when 4-byte aligned (they always are in our loaders). */
     const int direct = W->dtype == AIOS_DTYPE_F32 && ((uintptr_t)W->data & 3) == 0;
     const int64_t nblk = (n_out + RB - 1) / RB;
