@@ -53,6 +53,8 @@ def main():
         p = subprocess.run([AIOS, "quantize", d, out, "--type", f"int{bits}", *extra], capture_output=True, text=True)
         if p.returncode == 0:
             models[f"int{bits}"] = out
+            if bits == 8 and "avx512_vnni" in open("/proc/cpuinfo").read():
+                models["int8v"] = out + "#vnni"  # int8 weights x int8 activations (VNNI)
         else:
             print(f"note: int{bits}: aios quantize failed: {p.stderr.strip()[:200]}")
 
@@ -66,7 +68,11 @@ def main():
         else:
             tb.encode(ts, batch_size=batch)
 
+    L.aios_kernels_int8_activations.argtypes = [ctypes.c_int]
+
     def aios_encode(path, batch, threads, ts):
+        L.aios_kernels_int8_activations(1 if path.endswith("#vnni") else 0)
+        path = path.split("#")[0]
         p = Params(0, -1, 0, batch, threads)
         h = ctypes.c_void_p()
         if L.aios_encoder_open(path.encode(), ctypes.byref(p), ctypes.byref(h)) != 0:

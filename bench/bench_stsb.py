@@ -20,10 +20,10 @@ import bert_ref  # noqa: E402
 AIOS = os.environ.get("AIOS_BIN") or os.path.join(ROOT, "build", "aios")
 
 
-def encode(model, texts):
+def encode(model, texts, env=None):
     inp = "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in texts)
     p = subprocess.run([AIOS, "encode", "--model", model, "--jsonl", "--quiet"], input=inp, capture_output=True,
-                       text=True, check=True)
+                       text=True, check=True, env=dict(os.environ, **(env or {})))
     return np.array([json.loads(line)["embedding"] for line in p.stdout.splitlines()], np.float64)
 
 
@@ -47,6 +47,8 @@ def main():
         out = os.path.join(tmp, name.replace(" ", "-"))
         subprocess.run([AIOS, "quantize", d, out, *args], capture_output=True, check=True)
         models.append((name, out, None))
+        if name == "int8" and "avx512_vnni" in open("/proc/cpuinfo").read():
+            models.append(("int8 x int8", out, {"AIOS_INT8_ACT": "1"}))  # int8 activations (VNNI)
     print(f"STS Benchmark sts-test: {n} pairs, all-MiniLM-L6-v2 (model card: 82.03)")
     try:
         import torch
@@ -58,9 +60,9 @@ def main():
         ref = None
         print(f"pytorch reference unavailable: {e}")
     f32 = None
-    for name, path, _ in models:
+    for name, path, env in models:
         t0 = time.perf_counter()
-        e = encode(path, texts)
+        e = encode(path, texts, env)
         dt = time.perf_counter() - t0
         line = f"{'aios ' + name:12} spearman {100 * bert_ref.spearman(cos(e[:n], e[n:]), gold):6.2f}   ({len(texts) / dt:.0f} sentences/s incl. process start)"
         if ref is not None:

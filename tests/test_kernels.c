@@ -208,7 +208,6 @@ static void check_matmul_case(aios_dtype dt, int64_t n_out, int64_t n_in, int64_
         CHECK(rel_err_d(yf, yd, T * n_out) < 2e-6 || T * n_out < 8);
     }
     aios_kernels_use("auto");
-    aios_kernels_int8_activations(1);
     free(x), free(bias), free(yr), free(yf), free(yd), free(ya);
     free_weight(&w);
 }
@@ -281,6 +280,7 @@ static void test_matmul_int8_activations(void) {
             double rel = t_rel_err(y, yr, (size_t)(T * n_out));
             CHECKF(rel < 2e-2, "int8 act vs float: %g", rel);
             aios_kernels_use("auto");
+            aios_kernels_int8_activations(0);
             free(x), free(y), free(yr);
             free_weight(&w);
         }

@@ -24,9 +24,10 @@
 aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const float *bias, int64_t T);
 
 /* Int8 weights (Q8, per tensor or per row scales) against activations quantized per token row
- * to int8 (symmetric, scale max|x| / 127) with integer dot products (AVX-512 VNNI), when the
- * CPU has them: on (1) by default, off (0) selects the exact-float path (dequantize in
- * registers, float FMA), as does AIOS_INT8_ACT=0.  Not thread-safe: call before work. */
+ * to int8 (symmetric, scale max|x| / 127) with integer dot products (AVX-512 VNNI) when the
+ * CPU has them: off (0, the default) keeps the exact-float path (weights dequantized in
+ * registers, float FMA); on (1) is ~2x faster with a measured accuracy cost (docs/kernels.md).
+ * AIOS_INT8_ACT=1 turns it on.  Not thread-safe: call before work. */
 void aios_kernels_int8_activations(int on);
 
 /* Row `row` of a 2-D tensor of any dtype, dequantized to float32: out (n_cols). */
