@@ -287,6 +287,49 @@ static T512 void rmsnorm512(float *y, const float *x, const float *w, int64_t n,
     }
 }
 
+/* ---------------------------------------------------------------- fused int8 GEMV */
+
+static T512I void gemv_q8_n(float *y, int64_t ldy, const float *x, int64_t ldx, const int NT, const aios_tensor *W,
+                            int64_t r) {
+    const int64_t n_in = W->shape[1];
+    const int8_t *w = (const int8_t *)W->data + r * n_in;
+    __m512 tot[3];
+#pragma GCC unroll 3
+    for (int t = 0; t < 3; t++) tot[t] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < n_in;) {
+        int64_t run = aios__q_run(W, j, n_in - j), si = aios__q_sidx(W, r, j);
+        float s = aios__ldf(W->scales, si), z = W->zero_points ? aios__ldf(W->zero_points, si) : 0.0f;
+        __m512 acc[3], xs[3];
+#pragma GCC unroll 3
+        for (int t = 0; t < 3; t++) acc[t] = xs[t] = _mm512_setzero_ps();
+        for (int64_t k = 0; k < run; k += 16) {
+            __mmask16 m = tailmask(run - k);
+            __m512 wv = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, w + j + k)));
+#pragma GCC unroll 3
+            for (int t = 0; t < NT; t++) {
+                __m512 xv = _mm512_maskz_loadu_ps(m, x + t * ldx + j + k);
+                acc[t] = _mm512_fmadd_ps(wv, xv, acc[t]);
+                xs[t] = _mm512_add_ps(xs[t], xv);
+            }
+        }
+        /* sum (q - z) s x = s (sum q x) - z s (sum x) */
+        const __m512 vs = _mm512_set1_ps(s), vzs = _mm512_set1_ps(-z * s);
+#pragma GCC unroll 3
+        for (int t = 0; t < NT; t++) tot[t] = _mm512_fmadd_ps(xs[t], vzs, _mm512_fmadd_ps(acc[t], vs, tot[t]));
+        j += run;
+    }
+#pragma GCC unroll 3
+    for (int t = 0; t < NT; t++) y[t * ldy] += _mm512_reduce_add_ps(tot[t]);
+}
+
+static T512 void gemv_q8_512(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W, int64_t r) {
+    switch (nt) {
+    case 1: gemv_q8_n(y, ldy, x, ldx, 1, W, r); break;
+    case 2: gemv_q8_n(y, ldy, x, ldx, 2, W, r); break;
+    default: gemv_q8_n(y, ldy, x, ldx, 3, W, r); break;
+    }
+}
+
 /* ---------------------------------------------------------------- int8 x int8 (VNNI) */
 
 #define TVNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
@@ -433,5 +476,6 @@ const aios__ktier aios__tier_avx512 = {
     .add = add512,
     .mul = mul512,
     .matmul_q8_int = matmul_q8_vnni, /* used only when the CPU has avx512vnni (dispatch.c) */
+    .gemv_q8 = gemv_q8_512,
 };
 #endif
