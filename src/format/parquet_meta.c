@@ -345,6 +345,11 @@ static aios_status parse_column_meta(aios_parquet_file *pf, aios_thrift_r *r, ai
     if (type != (int)leaf->type)
         return aios__err(AIOS_ERR_FORMAT, "column '%s': chunk type %d, schema says %s", leaf->path, type,
                          aios_pq_type_name(leaf->type));
+    if (ci->num_values == 0) { /* empty chunk: nothing is read (pyarrow writes offsets 0) */
+        ci->dictionary_page_offset = -1;
+        *got = 1;
+        return AIOS_OK;
+    }
     if (ci->num_values < 0 || ci->total_compressed_size < 0 || ci->data_page_offset < 4)
         return aios__err(AIOS_ERR_FORMAT, "column '%s': negative sizes or offsets", leaf->path);
     uint64_t start = (uint64_t)ci->data_page_offset;
