@@ -256,9 +256,9 @@ typedef struct {
 typedef struct aios_model aios_model;
 
 typedef struct {
-    int verify;          /* 1: also check every tensor's bytes are mapped and sized (default 0;
-                            shapes and sizes are always checked) */
-    int load_tokenizer;  /* reserved: the tokenizer module opens tokenizer.json itself */
+    int verify;          /* 1: also read one byte of every page of every tensor at open (proves the
+                            mapping is readable end to end; makes the open cost the file size).
+                            Default 0: shapes, dtypes and byte lengths are always checked. */
 } aios_model_params;
 
 aios_model_params aios_model_default_params(void);
