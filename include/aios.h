@@ -377,7 +377,8 @@ typedef struct {
     char pad_token[64];
 } aios_tok_params;
 
-/* One encoded text (or pair).  Arrays have n entries; the struct owns them. */
+/* One encoded text (or pair).  Arrays have n entries.  The struct, its arrays and strings are
+ * one allocation: release it only with aios_encoding_free (never free the members). */
 typedef struct {
     size_t n;
     int32_t *ids;

@@ -240,6 +240,8 @@ static void test_gpt2_llamacpp(void) {
     free(exp);
 }
 
+/* Expected: tokenizers 0.23 on the repaired text "ab\uFFFD\uFFFD(cd\uFFFD" gives tokens
+ * [CLS] ab ( cd [SEP] with offsets (0,2) (4,5) (5,7). */
 static void test_invalid_utf8(void) {
     aios_tokenizer *tok = NULL;
     CHECK_OK(aios_tokenizer_load(tok_path("bert-base-uncased"), &tok));
@@ -262,6 +264,10 @@ static void test_invalid_utf8(void) {
     aios_tokenizer_free(tok);
 }
 
+/* Expected values printed by tokenizers 0.23 (Tokenizer.from_file(bert-base-uncased):
+ * encode("hello world", "how are you"), enable_truncation(6), enable_padding(length=8),
+ * enable_padding() + encode_batch); tests/py/test_tokenizer_api.py checks many more cases
+ * against tokenizers live. */
 static void test_pair_trunc_pad_batch(void) {
     aios_tokenizer *tok = NULL;
     CHECK_OK(aios_tokenizer_load(aios_test_shared("models/bert-base-uncased"), &tok));

@@ -240,6 +240,19 @@ static aios_status unorm(tk_nstr *s, int compat, int compose) {
     uint32_t cp;
     utf8proc_int32_t dec[32];
     FOR_CHARS(s, i, cp, l) {
+        if (cp < 0x80) { /* ASCII: no decomposition, combining class 0 */
+            if (n == cap) {
+                cap *= 2;
+                uchg *p = realloc(v, cap * sizeof *v);
+                if (!p) {
+                    free(v);
+                    return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
+                }
+                v = p;
+            }
+            v[n++] = (uchg){cp, 0, 0};
+            continue;
+        }
         int last = 0;
         utf8proc_ssize_t k = utf8proc_decompose_char((utf8proc_int32_t)cp, dec, 32,
                                                       UTF8PROC_DECOMPOSE | (compat ? UTF8PROC_COMPAT : 0), &last);
@@ -287,7 +300,10 @@ static aios_status unorm(tk_nstr *s, int compat, int compose) {
             uchg c = v[i];
             if (starter >= 0) {
                 int blocked = (size_t)starter + 1 != w && (last_ccc == 0 || last_ccc >= c.ccc);
-                if (!blocked) {
+                /* only marks, Hangul vowels/trailing consonants and a few Indic/Myanmar/Balinese
+                 * vowel signs ever compose as the second char of a pair */
+                int may = c.ccc != 0 || (c.cp >= 0x0900 && c.cp < 0x1C00) || (c.cp >= 0x1161 && c.cp <= 0x11C2);
+                if (!blocked && may) {
                     uint32_t comp = compose_pair(v[starter].cp, c.cp);
                     if (comp) {
                         v[starter].cp = comp;
@@ -306,7 +322,26 @@ static aios_status unorm(tk_nstr *s, int compat, int compose) {
         }
         n = w;
     }
-    /* identity? */
+    /* identity: nothing to do (no allocation) */
+    size_t chars = 0;
+    int same = 1;
+    {
+        size_t k = 0;
+        uint32_t c0;
+        FOR_CHARS(s, i, c0, l) {
+            if (k >= n || v[k].cp != c0 || v[k].change != 0) {
+                same = 0;
+                break;
+            }
+            k++;
+        }
+        chars = k;
+        if (same && chars != n) same = 0;
+    }
+    if (same) {
+        free(v);
+        return AIOS_OK;
+    }
     tk_xform x;
     aios_status st = tk_xform_begin(&x, s, 0);
     for (size_t i = 0; st == AIOS_OK && i < n; i++) st = tk_xform_push(&x, v[i].cp, v[i].change);

@@ -19,6 +19,11 @@ TOKS = {
     "qwen2.5-0.5b-instruct": "fixtures/tokenizers/qwen2.5-0.5b-instruct.tokenizer.json",
     "t5-small": "models/t5-small/tokenizer.json",
 }
+# small tokenizers made by tools/make_tokenizer_seeds.py: the remaining component types
+HERE = os.path.dirname(os.path.abspath(__file__))
+SEEDS = os.path.join(HERE, "..", "..", "fuzz", "corpus", "fuzz_tokenizer_load")
+for _n in ("wordpiece", "bytelevel_bpe", "spm_bpe", "unigram", "wordlevel", "bpe_suffix"):
+    TOKS["seed-" + _n] = os.path.join(SEEDS, _n + ".json")
 
 PIECES = ["hello", "World", " ", "  ", "\t", "\n", "\r\n", "don't", "I'm", "123", "4567", "3.14", "-", "...",
           "é", "e\u0301", "ñ", "Å", "ß", "İ", "ﬁ", "Ｆ", "中文", "日本語", "한국어", "Привет", "مرحبا", "😀", "👍🏽",
@@ -41,7 +46,7 @@ def load(name):
         from tokenizers import Tokenizer
     except ImportError as e:
         raise Skip(f"tokenizers not installed: {e}")
-    path = os.path.join(SHARED, TOKS[name])
+    path = TOKS[name] if os.path.isabs(TOKS[name]) else os.path.join(SHARED, TOKS[name])
     if not os.path.exists(path):
         raise Skip(f"missing {path}")
     return path, Tokenizer.from_file(path)
