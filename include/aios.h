@@ -438,6 +438,224 @@ aios_tok_special_ids aios_tokenizer_special_ids(const aios_tokenizer *tok);
 /* model_max_length from tokenizer_config.json (0 when absent or absurdly large). */
 size_t aios_tokenizer_model_max_length(const aios_tokenizer *tok);
 
+/* ======================================================================================
+ * Models: open a model directory or file, inspect its config and tensors, convert and
+ * quantize (src/model/model.c, docs/model-files.md).
+ *
+ *     aios_model *m;
+ *     if (aios_model_open("models/qwen2-tiny", NULL, &m) != AIOS_OK) { ...aios_last_error()... }
+ *     const aios_model_config *c = aios_model_get_config(m);
+ *     printf("%s: %lld layers\n", aios_arch_name(c->arch), (long long)c->n_layer);
+ *     aios_model_free(m);
+ *
+ * Accepted inputs (one call, whichever is found):
+ *  - a Hugging Face directory: config.json + model.safetensors, or sharded safetensors listed by
+ *    model.safetensors.index.json; tokenizer.json and sentence-transformers files
+ *    (modules.json, 1_Pooling/config.json) when present;
+ *  - an ArrowEngine directory (the seed's layout): metadata.json + weights.parquet (Schema V1
+ *    float or V2 quantized) + tokenizer.json;
+ *  - a single .safetensors or .parquet file (config from a config.json / metadata.json beside
+ *    it when there is one).
+ * Opening maps the files and builds views: no tensor byte is read until used (a 100 MB model
+ * opens in about a millisecond).  Internal code gets the tensor views through
+ * src/model/model.h (aios_model_tensor).
+ * ====================================================================================== */
+typedef enum {
+    AIOS_ARCH_UNKNOWN = 0,
+    AIOS_ARCH_BERT = 1,  /* BERT-family encoder (bert, MiniLM, ...) */
+    AIOS_ARCH_LLAMA = 2, /* Llama / SmolLM / Mistral-style decoder */
+    AIOS_ARCH_QWEN2 = 3, /* Qwen2: q/k/v bias */
+    AIOS_ARCH_QWEN3 = 4, /* Qwen3: q_norm/k_norm, head_dim may differ from n_embd / n_head */
+    AIOS_ARCH_LLADA = 5, /* LLaDA masked diffusion (model.transformer.blocks.N.* names) */
+    AIOS_ARCH_DREAM = 6, /* Dream: Qwen2 weights, bidirectional, shifted logits */
+    AIOS_ARCH_BD3LM = 7, /* block diffusion over Qwen3 weights (block-causal attention) */
+} aios_arch;
+
+typedef enum {
+    AIOS_ATTN_CAUSAL = 0,
+    AIOS_ATTN_BIDIRECTIONAL = 1,
+    AIOS_ATTN_BLOCK_CAUSAL = 2, /* a key is visible iff its block <= the query's block */
+} aios_attn_pattern;
+
+typedef enum {
+    AIOS_POOL_NONE = 0,
+    AIOS_POOL_MEAN = 1,
+    AIOS_POOL_CLS = 2,
+    AIOS_POOL_MAX = 3,
+    AIOS_POOL_LAST = 4,
+    AIOS_POOL_MEAN_SQRT_LEN = 5,
+} aios_pooling;
+
+/* The facts the architectures need, whatever file they came from.  Token ids are -1 when the
+ * model does not say.  Sizes use the STYLE.md vocabulary. */
+typedef struct {
+    aios_arch arch;
+    char model_type[64];         /* config "model_type" ("bert", "qwen2", "Dream", ...) */
+    char architecture[128];      /* first of "architectures" / metadata.json "architecture" */
+    char model_name[256];        /* "_name_or_path" / metadata "model_name" / directory name */
+    int64_t n_embd;              /* hidden_size (d_model) */
+    int64_t n_layer;             /* num_hidden_layers */
+    int64_t n_head;              /* num_attention_heads */
+    int64_t n_head_kv;           /* num_key_value_heads (= n_head when absent) */
+    int64_t head_dim;            /* head_dim, or n_embd / n_head */
+    int64_t n_ff;                /* intermediate_size (mlp_hidden_size) */
+    int64_t n_vocab;             /* vocab_size */
+    int64_t n_ctx_train;         /* max_position_embeddings */
+    int64_t type_vocab_size;     /* BERT token types (0 when none) */
+    float norm_eps;              /* layer_norm_eps or rms_norm_eps */
+    int rms_norm;                /* 1: RMSNorm, 0: LayerNorm */
+    char hidden_act[32];         /* "gelu", "silu", "gelu_new", ... */
+    double rope_theta;           /* top level or rope_parameters.rope_theta (default 10000) */
+    char rope_type[32];          /* "default", "linear", "dynamic", "yarn", "llama3", ... */
+    double rope_factor;          /* rope scaling factor (1 when none) */
+    double rope_low_freq_factor, rope_high_freq_factor; /* llama3 scaling (0 when absent) */
+    int64_t rope_original_max_pos; /* original_max_position_embeddings (0 when absent) */
+    int tie_word_embeddings;     /* output head shares the token embedding */
+    int attn_qkv_bias;           /* q/k/v projections have biases */
+    int attn_out_bias;           /* output projection has a bias */
+    int mlp_bias;
+    int qk_norm;                 /* per-head RMSNorm of q and k (Qwen3) */
+    aios_pooling pooling;        /* sentence embedding pooling (encoders) */
+    int normalize;               /* L2-normalize sentence embeddings */
+    int64_t embedding_dimension; /* sentence embedding size (n_embd unless a module says) */
+    int64_t mask_token_id, pad_token_id, bos_token_id, eos_token_id;
+    int64_t eos_token_ids[8];    /* every eos id when the config lists several */
+    int n_eos;
+    /* diffusion facts */
+    int is_diffusion;            /* LLaDA, Dream, BD3LM */
+    aios_attn_pattern attention; /* causal for AR decoders; bidirectional for BERT/LLaDA/Dream */
+    int logit_shift;             /* 1: logits row i-1 predicts token i (Dream) */
+    int64_t block_size;          /* block diffusion block size (0 when none) */
+} aios_model_config;
+
+typedef struct aios_model aios_model;
+
+typedef struct {
+    int verify;          /* 1: also check every tensor's bytes are mapped and sized (default 0;
+                            shapes and sizes are always checked) */
+    int load_tokenizer;  /* reserved: the tokenizer module opens tokenizer.json itself */
+} aios_model_params;
+
+aios_model_params aios_model_default_params(void);
+/* Opens a model (see above).  `params` may be NULL for the defaults.  On success *out owns
+ * the mappings; free with aios_model_free.  Errors name the file, the tensor and the fault. */
+aios_status aios_model_open(const char *path, const aios_model_params *params, aios_model **out);
+void aios_model_free(aios_model *m);
+
+const aios_model_config *aios_model_get_config(const aios_model *m);
+/* "safetensors", "parquet-v1" or "parquet-v2". */
+const char *aios_model_format(const aios_model *m);
+/* The directory (or the file) the model was opened from. */
+const char *aios_model_path(const aios_model *m);
+/* Path of tokenizer.json beside the weights, or NULL when there is none. */
+const char *aios_model_tokenizer_path(const aios_model *m);
+
+/* Public description of one tensor (strings borrowed from the model). */
+typedef struct {
+    const char *name;
+    const char *dtype;      /* "f32", "bf16", "q8", "q4", "q2", ... */
+    int ndim;
+    int64_t shape[8];
+    int64_t numel;
+    size_t nbytes;          /* bytes of data (packed bytes for quantized kinds) */
+    int quantized;
+    int64_t n_scales;
+    int32_t quant_axis;     /* -1 per tensor, 0 per output channel */
+    int32_t group_size;     /* 0 = none */
+    int symmetric;          /* no zero points */
+} aios_tensor_info;
+
+int64_t aios_model_num_tensors(const aios_model *m);
+/* Tensors sorted by name; AIOS_ERR_RANGE when i is out of range. */
+aios_status aios_model_tensor_info(const aios_model *m, int64_t i, aios_tensor_info *out);
+/* Index of a tensor by name, -1 when absent. */
+int64_t aios_model_find_tensor(const aios_model *m, const char *name);
+/* Tensor i as float32 (out has numel floats; any dtype, quantized ones dequantized). */
+aios_status aios_model_tensor_f32(const aios_model *m, int64_t i, float *out);
+
+const char *aios_arch_name(aios_arch a);
+
+/* Writes the ArrowEngine directory out_dir (created if needed): weights.parquet in Schema V1
+ * (tensors in their stored dtype, uncompressed PLAIN `data` aligned for mapping),
+ * metadata.json (the seed's fields plus ours) and the tokenizer files copied. */
+aios_status aios_model_convert(const char *in_path, const char *out_dir);
+
+typedef struct {
+    int bits;                /* 8, 4 or 2 */
+    int32_t group_size;      /* 0 = none (per tensor or per channel) */
+    int per_channel;         /* one scale per output row */
+    int symmetric;           /* zero points all 0 */
+    const char *const *keep; /* NULL-terminated glob patterns of tensors left unquantized, in
+                                addition to the defaults (embeddings, norms, biases, 1-D) */
+    int keep_defaults;       /* 1 (default): keep embeddings / norms / biases unquantized */
+    int64_t min_numel;       /* tensors smaller than this stay unquantized (default 0) */
+} aios_quantize_params;
+
+aios_quantize_params aios_quantize_default_params(void); /* int8 per channel, asymmetric */
+/* Reads any model aios_model_open accepts and writes an ArrowEngine directory with
+ * weights.parquet in Schema V2 (quantized tensors packed as DESIGN.md §3). */
+aios_status aios_model_quantize(const char *in_path, const char *out_dir, const aios_quantize_params *p);
+
+/* Prints what `aios inspect` shows: the derived config, then one line per tensor (dtype,
+ * shape, parameters, bytes, quantization), then totals. */
+aios_status aios_model_inspect(const char *path, FILE *out);
+
+/* ======================================================================================
+ * Encode: sentence embeddings from a BERT-family model (the seed's EmbeddingProvider;
+ * src/engine/encode.c, docs/encode.md).
+ *
+ *     aios_encoder *enc;
+ *     if (aios_encoder_open("models/all-MiniLM-L6-v2", NULL, &enc) != AIOS_OK) { ...aios_last_error()... }
+ *     float a[384], b[384];                      // aios_encoder_dim(enc) floats each
+ *     aios_encode(enc, "A man plays a guitar.", 21, a);
+ *     aios_encode(enc, "Someone is playing guitar.", 26, b);
+ *     printf("%.3f\n", aios_similarity(a, b, 384));
+ *     aios_encoder_free(enc);
+ *
+ * Settings come from the model directory as sentence-transformers reads them: pooling from
+ * 1_Pooling/config.json (or metadata.json), L2 normalization when modules.json has a Normalize
+ * module, truncation to sentence_bert_config.json's max_seq_length (else the model's position
+ * count).  Params override each.  Texts of a batch are sorted by token count and run
+ * batch_size at a time, each batch padded only to its own longest text; results come back in
+ * the caller's order.  An encoder may be used by one thread at a time (it owns its buffers);
+ * kernels inside use all threads (aios_encoder_params.n_threads, AIOS_THREADS).
+ * ====================================================================================== */
+typedef struct aios_encoder aios_encoder;
+
+typedef struct {
+    aios_pooling pooling; /* AIOS_POOL_NONE (default) = the model's; or MEAN, CLS, MAX, MEAN_SQRT_LEN, LAST */
+    int normalize;        /* -1 (default) = the model's setting; 0 off; 1 on */
+    int64_t max_length;   /* tokens per text including specials; 0 (default) = the model's limit */
+    int batch_size;       /* texts per forward pass (default 32) */
+    int n_threads;        /* kernel threads; 0 (default) = leave as is (all cores / AIOS_THREADS) */
+} aios_encoder_params;
+
+/* Called after each batch with texts done so far; return nonzero to cancel (AIOS_ERR_CANCELLED). */
+typedef int (*aios_encode_progress_fn)(void *user, size_t done, size_t total);
+
+aios_encoder_params aios_encoder_default_params(void);
+/* Opens any model directory/file aios_model_open accepts whose architecture is BERT (f32, f16,
+ * bf16 or int8/int4/int2 quantized weights) with its tokenizer.json.  `params` may be NULL. */
+aios_status aios_encoder_open(const char *model_path, const aios_encoder_params *params, aios_encoder **out);
+void aios_encoder_free(aios_encoder *enc);
+/* Embedding size (n_embd). */
+int64_t aios_encoder_dim(const aios_encoder *enc);
+/* Token limit per text after which texts are truncated. */
+int64_t aios_encoder_max_length(const aios_encoder *enc);
+aios_pooling aios_encoder_pooling(const aios_encoder *enc);
+int aios_encoder_normalizes(const aios_encoder *enc);
+/* out (dim) = embedding of `len` bytes of UTF-8 `text` (invalid bytes become U+FFFD). */
+aios_status aios_encode(aios_encoder *enc, const char *text, size_t len, float *out);
+/* out (n, dim) = embeddings of n texts; lens may be NULL for NUL-terminated texts.
+ * progress may be NULL. */
+aios_status aios_encode_batch(aios_encoder *enc, const char *const *texts, const size_t *lens, size_t n, float *out,
+                              aios_encode_progress_fn progress, void *user);
+/* The same from token ids (with special tokens), e.g. from another tokenizer. */
+aios_status aios_encode_ids(aios_encoder *enc, const int32_t *const *ids, const size_t *lens, size_t n, float *out,
+                            aios_encode_progress_fn progress, void *user);
+/* Cosine similarity of two vectors (0 when either is all zeros).  Thread-safe. */
+float aios_similarity(const float *a, const float *b, int64_t dim);
+
 /* ====================================================================================== */
 /* (sections below are added by the tokenizer, model, encode, memory, generate and diffuse
  *  modules) */

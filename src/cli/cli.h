@@ -24,5 +24,6 @@ int aios_cmd_inspect(int argc, char **argv); int aios_cmd_convert(int argc, char
 int aios_cmd_generate(int argc, char **argv); int aios_cmd_chat(int argc, char **argv); /* cmd_generate.c */
 int aios_cmd_parquet(int argc, char **argv);
 int aios_cmd_tokenize(int argc, char **argv), aios_cmd_detokenize(int argc, char **argv);
+int aios_cmd_encode(int argc, char **argv);
 
 #endif

@@ -14,6 +14,7 @@ static const aios_cli_cmd g_cmds[] = {
     {"generate", aios_cmd_generate, "generate text from a prompt (Llama / Qwen decoders, llama2.c)"}, {"chat", aios_cmd_chat, "interactive chat with a decoder model"},
     {"parquet", aios_cmd_parquet, "inspect, print, verify and write Parquet files"},
     {"tokenize", aios_cmd_tokenize, "text to token ids with a tokenizer.json"}, {"detokenize", aios_cmd_detokenize, "token ids back to text"},
+    {"encode", aios_cmd_encode, "sentence embeddings from a BERT-family model"},
 };
 
 int aios_cli_fail(const char *what, aios_status s) {

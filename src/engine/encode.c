@@ -1,0 +1,316 @@
+/*
+ * encode.c — sentence embeddings: text -> tokens -> BERT -> pooling -> L2 (the seed's
+ * EmbeddingProvider / ArrowEngine.encode).
+ *
+ * Settings follow sentence-transformers: pooling from 1_Pooling/config.json (or
+ * metadata.json, via the model's config), normalization when modules.json lists a Normalize
+ * module, and truncation to sentence_bert_config.json's max_seq_length (else metadata.json
+ * "max_seq_length", else the model's position count).  The tokenizer's own padding and
+ * truncation settings in tokenizer.json are overridden (sentence-transformers does the same:
+ * it pads to the longest text of a batch and truncates to max_seq_length).
+ *
+ * Batching: texts are tokenized together, ordered by length (longest first, stable) and run
+ * batch_size at a time, each batch padded only to its own longest text — so a batch of
+ * similar lengths wastes almost nothing on padding, whatever order the caller used.  Results
+ * are written back in the caller's order.
+ */
+#include <cjson/cJSON.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "kernels/kernels.h"
+#include "model/bert.h"
+#include "model/model.h"
+
+struct aios_encoder {
+    aios_model *model;
+    aios_tokenizer *tok;
+    aios_bert *bert;
+    aios_pooling pooling;
+    int normalize;
+    int64_t max_length, dim;
+    int batch_size;
+    int32_t pad_id;
+    /* batch buffers, grown as needed */
+    float *hidden;
+    size_t hidden_floats;
+    int32_t *ids;
+    uint8_t *mask;
+    size_t ids_cap;
+};
+
+aios_encoder_params aios_encoder_default_params(void) {
+    aios_encoder_params p;
+    memset(&p, 0, sizeof p);
+    p.pooling = AIOS_POOL_NONE;
+    p.normalize = -1;
+    p.max_length = 0;
+    p.batch_size = 32;
+    p.n_threads = 0;
+    return p;
+}
+
+static const aios_tensor *model_lookup(void *ctx, const char *name) { return aios_model_tensor(ctx, name); }
+
+/* max_seq_length from sentence_bert_config.json or metadata.json in dir; 0 when absent. */
+static int64_t st_max_seq_length(const char *dir) {
+    static const char *files[] = {"sentence_bert_config.json", "metadata.json"};
+    for (size_t i = 0; i < 2; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        char *txt;
+        size_t len;
+        if (aios__read_file(path, &txt, &len) != AIOS_OK) continue;
+        cJSON *j = cJSON_ParseWithLength(txt, len);
+        free(txt);
+        const cJSON *v = j ? cJSON_GetObjectItemCaseSensitive(j, "max_seq_length") : NULL;
+        int64_t n = cJSON_IsNumber(v) && v->valuedouble >= 1 && v->valuedouble < 1e9 ? (int64_t)v->valuedouble : 0;
+        cJSON_Delete(j);
+        if (n) return n;
+    }
+    aios_clear_error();
+    return 0;
+}
+
+void aios_encoder_free(aios_encoder *e) {
+    if (!e) return;
+    aios_bert_free(e->bert);
+    aios_tokenizer_free(e->tok);
+    aios_model_free(e->model);
+    free(e->hidden);
+    free(e->ids);
+    free(e->mask);
+    free(e);
+}
+
+aios_status aios_encoder_open(const char *model_path, const aios_encoder_params *params, aios_encoder **out) {
+    if (!model_path || !out) return aios__err(AIOS_ERR_INVALID_ARG, "encode: NULL argument");
+    *out = NULL;
+    aios_encoder_params p = params ? *params : aios_encoder_default_params();
+    if (p.batch_size <= 0) p.batch_size = 32;
+    if (p.n_threads > 0) aios_set_threads(p.n_threads);
+    aios_encoder *e = calloc(1, sizeof *e);
+    if (!e) return aios__err(AIOS_ERR_NOMEM, "encode");
+    aios_status s = aios_model_open(model_path, NULL, &e->model);
+    if (s != AIOS_OK) goto fail;
+    const aios_model_config *c = aios_model_get_config(e->model);
+    if (c->arch != AIOS_ARCH_BERT) {
+        s = aios__err(AIOS_ERR_UNSUPPORTED, "encode: %s: architecture %s is not a BERT-family encoder", model_path,
+                      aios_arch_name(c->arch));
+        goto fail;
+    }
+    if (c->hidden_act[0] && strcmp(c->hidden_act, "gelu")) {
+        s = aios__err(AIOS_ERR_UNSUPPORTED, "encode: %s: hidden_act '%s' (only \"gelu\")", model_path, c->hidden_act);
+        goto fail;
+    }
+    aios_bert_hparams hp = {.n_embd = c->n_embd, .n_layer = c->n_layer, .n_head = c->n_head, .n_ff = c->n_ff,
+                            .n_vocab = c->n_vocab, .n_ctx = c->n_ctx_train, .type_vocab_size = c->type_vocab_size,
+                            .eps = c->norm_eps > 0 ? c->norm_eps : 1e-12f};
+    if ((s = aios_bert_load(&hp, model_lookup, e->model, &e->bert)) != AIOS_OK) {
+        aios__err_prefix(s, "encode: %s", model_path);
+        goto fail;
+    }
+    const char *tp = aios_model_tokenizer_path(e->model);
+    if (!tp) {
+        s = aios__err(AIOS_ERR_NOT_FOUND, "encode: %s: no tokenizer.json beside the model", model_path);
+        goto fail;
+    }
+    if ((s = aios_tokenizer_load(tp, &e->tok)) != AIOS_OK) goto fail;
+    aios_tok_special_ids sp = aios_tokenizer_special_ids(e->tok);
+    e->pad_id = sp.pad >= 0 ? sp.pad : (c->pad_token_id >= 0 ? (int32_t)c->pad_token_id : 0);
+    if (e->pad_id >= hp.n_vocab) e->pad_id = 0;
+    e->dim = c->n_embd;
+    e->pooling = p.pooling != AIOS_POOL_NONE ? p.pooling : c->pooling != AIOS_POOL_NONE ? c->pooling : AIOS_POOL_MEAN;
+    if (e->pooling != AIOS_POOL_MEAN && e->pooling != AIOS_POOL_CLS && e->pooling != AIOS_POOL_MAX &&
+        e->pooling != AIOS_POOL_MEAN_SQRT_LEN && e->pooling != AIOS_POOL_LAST) {
+        s = aios__err(AIOS_ERR_UNSUPPORTED, "encode: pooling %d", (int)e->pooling);
+        goto fail;
+    }
+    e->normalize = p.normalize >= 0 ? !!p.normalize : c->normalize;
+    /* truncation limit: explicit, else sentence-transformers' max_seq_length, else positions */
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", aios_model_path(e->model));
+    {
+        char probe[4200];
+        snprintf(probe, sizeof probe, "%s/config.json", dir);
+        FILE *f = fopen(probe, "r");
+        if (f) fclose(f);
+        else {
+            snprintf(probe, sizeof probe, "%s/metadata.json", dir);
+            if (!(f = fopen(probe, "r"))) {
+                char tmp[4096];
+                snprintf(tmp, sizeof tmp, "%s", dir);
+                snprintf(dir, sizeof dir, "%s", dirname(tmp)); /* opened from a file */
+            } else fclose(f);
+        }
+    }
+    int64_t lim = st_max_seq_length(dir);
+    e->max_length = p.max_length > 0 ? p.max_length : lim > 0 ? lim : hp.n_ctx;
+    if (e->max_length > hp.n_ctx) e->max_length = hp.n_ctx;
+    e->batch_size = p.batch_size;
+    *out = e;
+    return AIOS_OK;
+fail:
+    aios_encoder_free(e);
+    return s;
+}
+
+int64_t aios_encoder_dim(const aios_encoder *e) { return e ? e->dim : 0; }
+int64_t aios_encoder_max_length(const aios_encoder *e) { return e ? e->max_length : 0; }
+aios_pooling aios_encoder_pooling(const aios_encoder *e) { return e ? e->pooling : AIOS_POOL_NONE; }
+int aios_encoder_normalizes(const aios_encoder *e) { return e ? e->normalize : 0; }
+
+float aios_similarity(const float *a, const float *b, int64_t dim) {
+    double ab = 0, aa = 0, bb = 0;
+    for (int64_t i = 0; i < dim; i++) {
+        ab += (double)a[i] * b[i];
+        aa += (double)a[i] * a[i];
+        bb += (double)b[i] * b[i];
+    }
+    if (aa <= 0 || bb <= 0) return 0.0f;
+    return (float)(ab / sqrt(aa * bb));
+}
+
+/* out (E) = pooled row of one sequence: h (L, E), n real tokens at the front. */
+static void pool(const aios_encoder *e, const float *h, int64_t n, float *out) {
+    const int64_t E = e->dim;
+    switch (e->pooling) {
+    case AIOS_POOL_CLS: memcpy(out, h, sizeof(float) * (size_t)E); break;
+    case AIOS_POOL_LAST: memcpy(out, h + (n - 1) * E, sizeof(float) * (size_t)E); break;
+    case AIOS_POOL_MAX:
+        memcpy(out, h, sizeof(float) * (size_t)E);
+        for (int64_t t = 1; t < n; t++)
+            for (int64_t i = 0; i < E; i++) out[i] = h[t * E + i] > out[i] ? h[t * E + i] : out[i];
+        break;
+    default: { /* mean (and mean / sqrt(len)) in double: sums over up to 512 rows */
+        for (int64_t i = 0; i < E; i++) {
+            double s = 0;
+            for (int64_t t = 0; t < n; t++) s += h[t * E + i];
+            out[i] = (float)(e->pooling == AIOS_POOL_MEAN_SQRT_LEN ? s / sqrt((double)n) : s / (double)n);
+        }
+    }
+    }
+    if (e->normalize) {
+        double ss = 0;
+        for (int64_t i = 0; i < E; i++) ss += (double)out[i] * out[i];
+        double nrm = sqrt(ss);
+        float inv = (float)(1.0 / (nrm > 1e-12 ? nrm : 1e-12)); /* torch.nn.functional.normalize */
+        for (int64_t i = 0; i < E; i++) out[i] *= inv;
+    }
+}
+
+typedef struct {
+    size_t idx, len;
+} by_len;
+static int cmp_len(const void *a, const void *b) {
+    const by_len *x = a, *y = b;
+    if (x->len != y->len) return x->len > y->len ? -1 : 1; /* longest first */
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+aios_status aios_encode_ids(aios_encoder *e, const int32_t *const *ids, const size_t *lens, size_t n, float *out,
+                            aios_encode_progress_fn progress, void *user) {
+    if (!e || (n && (!ids || !lens || !out))) return aios__err(AIOS_ERR_INVALID_ARG, "encode: NULL argument");
+    by_len *order = malloc(sizeof(by_len) * (n ? n : 1));
+    if (!order) return aios__err(AIOS_ERR_NOMEM, "encode: %zu texts", n);
+    for (size_t i = 0; i < n; i++) {
+        order[i].idx = i;
+        order[i].len = lens[i] > (size_t)e->max_length ? (size_t)e->max_length : lens[i];
+        if (order[i].len == 0) {
+            free(order);
+            return aios__err(AIOS_ERR_INVALID_ARG, "encode: text %zu has no tokens", i);
+        }
+    }
+    qsort(order, n, sizeof *order, cmp_len);
+    aios_status s = AIOS_OK;
+    const int64_t E = e->dim;
+    for (size_t b0 = 0; b0 < n && s == AIOS_OK; b0 += (size_t)e->batch_size) {
+        size_t B = n - b0 < (size_t)e->batch_size ? n - b0 : (size_t)e->batch_size;
+        size_t L = order[b0].len; /* longest of this batch */
+        size_t need = B * L;
+        if (need > e->ids_cap) {
+            int32_t *pi = realloc(e->ids, need * sizeof(int32_t));
+            if (pi) e->ids = pi;
+            uint8_t *pm = realloc(e->mask, need);
+            if (pm) e->mask = pm;
+            if (!pi || !pm) {
+                s = aios__err(AIOS_ERR_NOMEM, "encode: batch of %zu x %zu", B, L);
+                break;
+            }
+            e->ids_cap = need;
+        }
+        if (need * (size_t)E > e->hidden_floats) {
+            float *ph = realloc(e->hidden, need * (size_t)E * sizeof(float));
+            if (!ph) {
+                s = aios__err(AIOS_ERR_NOMEM, "encode: batch of %zu x %zu", B, L);
+                break;
+            }
+            e->hidden = ph;
+            e->hidden_floats = need * (size_t)E;
+        }
+        for (size_t b = 0; b < B; b++) {
+            const by_len *o = &order[b0 + b];
+            const int32_t *src = ids[o->idx];
+            size_t len = o->len;
+            for (size_t t = 0; t < L; t++) {
+                /* truncation keeps the final [SEP]-like token, as tokenizers' post-processor does
+                 * when truncation happens before it; ids arriving here are usually pre-truncated */
+                int32_t id = t < len ? (t == len - 1 && len < lens[o->idx] ? src[lens[o->idx] - 1] : src[t]) : e->pad_id;
+                e->ids[b * L + t] = id;
+                e->mask[b * L + t] = t < len;
+            }
+        }
+        s = aios_bert_forward(e->bert, e->ids, NULL, e->mask, (int64_t)B, (int64_t)L, e->hidden);
+        if (s != AIOS_OK) break;
+        for (size_t b = 0; b < B; b++)
+            pool(e, e->hidden + b * L * (size_t)E, (int64_t)order[b0 + b].len, out + order[b0 + b].idx * (size_t)E);
+        if (progress && progress(user, b0 + B, n)) s = aios__err(AIOS_ERR_CANCELLED, "encode: cancelled");
+    }
+    free(order);
+    return s;
+}
+
+aios_status aios_encode_batch(aios_encoder *e, const char *const *texts, const size_t *lens, size_t n, float *out,
+                              aios_encode_progress_fn progress, void *user) {
+    if (!e || (n && (!texts || !out))) return aios__err(AIOS_ERR_INVALID_ARG, "encode: NULL argument");
+    if (!n) return AIOS_OK;
+    aios_tok_params tp = aios_tokenizer_default_params(e->tok);
+    tp.add_special_tokens = 1;
+    tp.max_length = (size_t)e->max_length;
+    tp.trunc_strategy = AIOS_TRUNC_LONGEST_FIRST;
+    tp.trunc_left = 0;
+    tp.stride = 0;
+    tp.pad_strategy = AIOS_PAD_NONE;
+    tp.pad_to_multiple_of = 0;
+    aios_encoding **enc = calloc(n, sizeof *enc);
+    size_t *tl = malloc(sizeof(size_t) * n), *bl = malloc(sizeof(size_t) * n);
+    const int32_t **tid = malloc(sizeof(int32_t *) * n);
+    aios_status s = AIOS_OK;
+    if (!enc || !tl || !bl || !tid) {
+        s = aios__err(AIOS_ERR_NOMEM, "encode: %zu texts", n);
+        goto done;
+    }
+    for (size_t i = 0; i < n; i++) bl[i] = lens ? lens[i] : (texts[i] ? strlen(texts[i]) : 0);
+    s = aios_tokenizer_encode_batch(e->tok, texts, bl, n, &tp, 0, enc);
+    if (s != AIOS_OK) goto done;
+    for (size_t i = 0; i < n; i++) {
+        tid[i] = enc[i]->ids;
+        tl[i] = enc[i]->n;
+    }
+    s = aios_encode_ids(e, tid, tl, n, out, progress, user);
+done:
+    if (enc)
+        for (size_t i = 0; i < n; i++) aios_encoding_free(enc[i]);
+    free(enc), free(tl), free(bl), free(tid);
+    return s;
+}
+
+aios_status aios_encode(aios_encoder *e, const char *text, size_t len, float *out) {
+    const char *texts[1] = {text ? text : ""};
+    size_t lens[1] = {text ? len : 0};
+    return aios_encode_batch(e, texts, lens, 1, out, NULL, NULL);
+}
