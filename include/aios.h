@@ -691,8 +691,10 @@ typedef struct {
     uint64_t seed;              /* the sampler's seed: xoshiro256** seeded by splitmix64(seed) */
     const char *const *stop;    /* NULL-terminated stop strings (not included in the text), or NULL */
     int ignore_eos;             /* 1: do not stop on EOS ids */
-    int add_bos;                /* -1 (default): add BOS to a text prompt when the model has one and
-                                   the chat template / text does not start with it; 0 no; 1 yes */
+    int add_bos;                /* text prompts: -1 (default) = the tokenizer's special tokens (its
+                                   post-processor adds BOS where the model wants it; llama2.c: BOS)
+                                   unless the text already starts with the BOS token (chat
+                                   templates that write it); 0 = none; 1 = always the specials */
     aios_token_callback on_token;
     void *user;
 } aios_generate_params;

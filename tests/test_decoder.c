@@ -6,6 +6,7 @@
 #include "format/safetensors.h"
 #include "model/decoder.h"
 #include "model/llama2c.h"
+#include "model/model.h"
 #include "test.h"
 
 typedef struct {
@@ -301,6 +302,192 @@ static void test_llama2c_rejects_truncated(void) {
     aios__unmap_file(&src);
 }
 
+/* ---- through aios_model_open: HF directories, their Parquet conversions, quantized copies ---- */
+
+/* Logits of the fixture's golden input (prompt_ids causal, or input_ids bidirectional) from the
+ * model at `path`; returns malloc'd (T, V) and sets *T, *V, or NULL. */
+static float *model_logits(const char *path, const char *golden_dir, int64_t *T, int64_t *V, float **want) {
+    aios_model *m = NULL;
+    aios_decoder *d = NULL;
+    aios_safetensors *g = NULL;
+    float *lg = NULL;
+    *want = NULL;
+    CHECK_OK(aios_model_open(path, NULL, &m));
+    if (!m) return NULL;
+    aios_decoder_config cfg;
+    CHECK_OK(aios_decoder_config_from_model(aios_model_get_config(m), &cfg));
+    CHECK_OK(aios_decoder_create(&cfg, aios_decoder_model_lookup, m, &d));
+    char gp[4200];
+    snprintf(gp, sizeof gp, "%s/golden.safetensors", golden_dir);
+    CHECK_OK(aios_safetensors_open(gp, &g));
+    if (d && g) {
+        const aios_tensor *in = aios_safetensors_find(g, "prompt_ids");
+        int bidir = in == NULL;
+        if (!in) in = aios_safetensors_find(g, "input_ids");
+        const aios_tensor *gl = aios_safetensors_find(g, "logits");
+        CHECK(in && gl);
+        if (in && gl) {
+            *T = aios_tensor_numel(in), *V = cfg.n_vocab;
+            lg = malloc((size_t)(*T * *V) * sizeof(float));
+            *want = malloc((size_t)(*T * *V) * sizeof(float));
+            memcpy(*want, gl->data, (size_t)(*T * *V) * sizeof(float));
+            aios_forward_opts o = {bidir ? AIOS_FWD_BIDIRECTIONAL : AIOS_FWD_CAUSAL, NULL, NULL, 1, 0};
+            CHECK_OK(aios_decoder_forward(d, NULL, in->data, *T, &o, lg));
+        }
+    }
+    aios_safetensors_close(g);
+    aios_decoder_free(d);
+    aios_model_free(m);
+    return lg;
+}
+
+static const char *const DECODER_FIXTURES[] = {"fixtures/models/qwen2-tiny", "fixtures/models/qwen3-tiny",
+                                               "fixtures/models/llada-tiny", "fixtures/models-lm/llama-tiny",
+                                               "fixtures/models-lm/smollm2-tiny"};
+
+static void test_model_open_and_parquet(void) {
+    for (size_t i = 0; i < AIOS_ARRAY_LEN(DECODER_FIXTURES); i++) {
+        const char *dir = aios_test_shared(DECODER_FIXTURES[i]);
+        if (access(dir, R_OK)) SKIP("%s not found", dir);
+        int64_t T = 0, V = 0;
+        float *want = NULL, *lg = model_logits(dir, dir, &T, &V, &want);
+        if (lg) CHECKF(t_rel_err(lg, want, (size_t)(T * V)) <= 1e-4, "%s via aios_model_open", DECODER_FIXTURES[i]);
+        free(lg), free(want);
+        want = NULL;
+        /* the Parquet (Schema V1) conversion gives the same logits */
+        char out[600];
+        snprintf(out, sizeof out, "%s/pq-%zu", aios_test_tmpdir(), i);
+        CHECK_OK(aios_model_convert(dir, out));
+        lg = model_logits(out, dir, &T, &V, &want);
+        if (lg) {
+            double e = t_rel_err(lg, want, (size_t)(T * V));
+            CHECKF(e <= 1e-4, "%s parquet: rel err %.3g", DECODER_FIXTURES[i], e);
+        }
+        free(lg), free(want);
+    }
+}
+
+/* Quantized copies (Schema V2): relative error of the logits and top-1 agreement per position,
+ * held to budgets measured on these fixtures (printed, docs/generate.md). */
+static void test_quantized_budgets(void) {
+    struct {
+        int bits, group;
+        double max_err, min_top1;
+    } q[] = {{8, 0, 0.02, 0.95}, {4, 32, 0.2, 0.5}, {2, 32, 0.85, 0.0}};
+    /* measured: int8 <= 0.010 / top-1 1.00, int4 <= 0.152 / 0.50, int2 <= 0.752 / 0.00 (reported only) */
+    for (size_t i = 0; i < AIOS_ARRAY_LEN(DECODER_FIXTURES); i++) {
+        const char *dir = aios_test_shared(DECODER_FIXTURES[i]);
+        if (access(dir, R_OK)) SKIP("%s not found", dir);
+        for (size_t k = 0; k < AIOS_ARRAY_LEN(q); k++) {
+            char out[600];
+            snprintf(out, sizeof out, "%s/q%d-%zu", aios_test_tmpdir(), q[k].bits, i);
+            aios_quantize_params qp = aios_quantize_default_params();
+            qp.bits = q[k].bits;
+            qp.group_size = q[k].group;
+            qp.per_channel = 1;
+            CHECK_OK(aios_model_quantize(dir, out, &qp));
+            int64_t T = 0, V = 0;
+            float *want = NULL, *lg = model_logits(out, dir, &T, &V, &want);
+            if (!lg) continue;
+            double e = t_rel_err(lg, want, (size_t)(T * V));
+            int agree = 0;
+            for (int64_t t = 0; t < T; t++) agree += argmax(lg + t * V, V) == argmax(want + t * V, V);
+            double top1 = (double)agree / (double)T;
+            printf("# %s int%d%s: logits rel err %.4f, top-1 agreement %.2f\n", DECODER_FIXTURES[i] + 9, q[k].bits,
+                   q[k].group ? " g32" : " per-channel", e, top1);
+            CHECKF(e <= q[k].max_err && top1 >= q[k].min_top1, "%s int%d: rel err %.4f top-1 %.2f over budget",
+                   DECODER_FIXTURES[i], q[k].bits, e, top1);
+            free(lg), free(want);
+        }
+    }
+}
+
+/* The diffusion fixtures' configs bind through aios_model_open: Dream (Qwen2 biases), BD3LM
+ * (Qwen3 norms, block size, pad id), LLaDA naming; their mask ids are carried. */
+static void test_diffusion_configs(void) {
+    struct {
+        const char *rel;
+        int32_t mask, pad;
+        int64_t block;
+        int qkv_bias, qk_norm, naming;
+    } c[] = {{"fixtures/models/dream-tiny", 999, -1, 0, 1, 0, AIOS_NAMING_HF},
+             {"fixtures/models/bd3lm-qwen3-tiny", 999, 998, 4, 0, 1, AIOS_NAMING_HF},
+             {"fixtures/models/llada-tiny", 999, -1, 0, 0, 0, AIOS_NAMING_LLADA}};
+    for (size_t i = 0; i < AIOS_ARRAY_LEN(c); i++) {
+        const char *dir = aios_test_shared(c[i].rel);
+        if (access(dir, R_OK)) SKIP("%s not found", dir);
+        aios_model *m = NULL;
+        aios_decoder *d = NULL;
+        CHECK_OK(aios_model_open(dir, NULL, &m));
+        if (!m) continue;
+        aios_decoder_config cfg;
+        CHECK_OK(aios_decoder_config_from_model(aios_model_get_config(m), &cfg));
+        CHECK_OK(aios_decoder_create(&cfg, aios_decoder_model_lookup, m, &d));
+        if (d) {
+            const aios_decoder_config *dc = aios_decoder_get_config(d);
+            CHECKF(dc->mask_id == c[i].mask && dc->pad_id == c[i].pad && dc->block_size == c[i].block &&
+                       dc->qkv_bias == c[i].qkv_bias && dc->qk_norm == c[i].qk_norm && (int)dc->naming == c[i].naming,
+                   "%s: mask %d pad %d block %lld bias %d norm %d", c[i].rel, dc->mask_id, dc->pad_id,
+                   (long long)dc->block_size, dc->qkv_bias, dc->qk_norm);
+        }
+        aios_decoder_free(d);
+        aios_model_free(m);
+    }
+    /* an encoder is refused with a message */
+    aios_model *m = NULL;
+    const char *bert = aios_test_shared("fixtures/models/bert-tiny");
+    if (!access(bert, R_OK) && aios_model_open(bert, NULL, &m) == AIOS_OK) {
+        aios_decoder_config cfg;
+        CHECK(aios_decoder_config_from_model(aios_model_get_config(m), &cfg) == AIOS_ERR_UNSUPPORTED);
+        aios_model_free(m);
+    }
+}
+
+/* RoPE scaling variants against transformers' formulas (modeling_rope_utils.py), and positions
+ * through the forward: linear scaling by f equals default RoPE at positions / f, which the
+ * explicit-position forward can check when f divides the positions. */
+static void test_rope_scaling(void) {
+    aios_decoder_config c;
+    memset(&c, 0, sizeof c);
+    c.head_dim = 8, c.rope_theta = 10000.0, c.rope_factor = 2.0, c.rope_orig_ctx = 16;
+    float def[4], lin[4], dyn[4], dyn_short[4];
+    c.rope_type = AIOS_ROPE_DEFAULT;
+    aios_decoder_rope_inv_freq(&c, 0, def);
+    for (int i = 0; i < 4; i++) CHECK(fabs(def[i] - 1.0 / pow(10000.0, 2.0 * i / 8)) < 1e-7 * def[i] + 1e-12);
+    c.rope_type = AIOS_ROPE_LINEAR;
+    aios_decoder_rope_inv_freq(&c, 0, lin);
+    for (int i = 0; i < 4; i++) CHECK(fabsf(lin[i] - def[i] / 2) <= 1e-7f * def[i]);
+    c.rope_type = AIOS_ROPE_DYNAMIC;
+    aios_decoder_rope_inv_freq(&c, 16, dyn_short); /* within the original context: unchanged */
+    for (int i = 0; i < 4; i++) CHECK(dyn_short[i] == def[i]);
+    aios_decoder_rope_inv_freq(&c, 64, dyn); /* base * ((f*L/orig) - (f-1)) ** (d/(d-2)) */
+    double base = 10000.0 * pow(2.0 * 64 / 16 - 1.0, 8.0 / 6.0);
+    for (int i = 0; i < 4; i++) CHECK(fabs(dyn[i] - 1.0 / pow(base, 2.0 * i / 8)) < 1e-6 * dyn[i]);
+
+    fixture f;
+    if (!fixture_open("fixtures/models/qwen2-tiny", &f)) {
+        fixture_close(&f);
+        return;
+    }
+    /* rebuild qwen2-tiny with linear scaling 2: logits at positions 0,2,4,.. equal the
+     * default model's at positions 0,1,2,.. */
+    aios_decoder_config lc = *aios_decoder_get_config(f.dec);
+    lc.rope_type = AIOS_ROPE_LINEAR;
+    lc.rope_factor = 2.0;
+    aios_decoder *ld = NULL;
+    CHECK_OK(aios_decoder_create(&lc, st_lookup, f.w, &ld));
+    int32_t x[6] = {1, 17, 256, 3, 42, 7}, p2[6] = {0, 2, 4, 6, 8, 10};
+    int64_t V = lc.n_vocab;
+    float *a = malloc((size_t)(6 * V) * sizeof(float)), *b = malloc((size_t)(6 * V) * sizeof(float));
+    aios_forward_opts o = {AIOS_FWD_CAUSAL, NULL, NULL, 1, 0}, o2 = {AIOS_FWD_CAUSAL, NULL, p2, 1, 0};
+    CHECK_OK(aios_decoder_forward(f.dec, NULL, x, 6, &o, a));
+    if (ld) CHECK_OK(aios_decoder_forward(ld, NULL, x, 6, &o2, b));
+    CHECK(t_rel_err(b, a, (size_t)(6 * V)) < 1e-5);
+    free(a), free(b);
+    aios_decoder_free(ld);
+    fixture_close(&f);
+}
+
 int main(void) {
     RUN(test_config_parse_rope);
     RUN(test_llama2c_rejects_truncated);
@@ -311,5 +498,9 @@ int main(void) {
     RUN(test_smollm2_tiny);
     RUN(test_llada_bidirectional);
     RUN(test_block_causal_mask);
+    RUN(test_diffusion_configs);
+    RUN(test_rope_scaling);
+    RUN(test_model_open_and_parquet);
+    RUN(test_quantized_budgets);
     TEST_MAIN_END();
 }

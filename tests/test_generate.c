@@ -1,7 +1,9 @@
 /* test_generate.c — the public generation API: stories260K greedy through aios_generate
  * (ids and text of llama2.c's reference), streaming = final text, fixed seed = fixed output,
  * stop strings, EOS, prefix reuse of the KV cache, fixture greedy ids, chat formatting. */
+#include <cjson/cJSON.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 #include "core/internal.h"
 #include "test.h"
@@ -151,12 +153,12 @@ out:
 
 /* The decoder fixtures' greedy ids through the public API from prompt ids (EOS ignored: the
  * goldens run 16 tokens whatever they are). */
+static void check_fixture_greedy_text(const char *rel, const char *model, const int32_t *want, size_t nw, size_t np);
+
+/* ... from the Hugging Face directory and from its Parquet conversion (`aios convert`). */
 static void check_fixture_greedy(const char *rel) {
     char path[4096];
     if (!model_path(path, sizeof path, rel)) SKIP("%s not found", rel);
-    aios_generator *g = NULL;
-    CHECK_OK(aios_generator_open(path, NULL, &g));
-    if (!g) return;
     /* golden.safetensors: read prompt_ids / greedy_ids through the tokenizer-free path */
     char gp[4200];
     snprintf(gp, sizeof gp, "%s/golden.safetensors", path);
@@ -183,20 +185,72 @@ static void check_fixture_greedy(const char *rel) {
     free(hdr);
     aios__unmap_file(&m);
     CHECK(np > 0 && nw == np + 16);
-    aios_generate_params p = aios_generate_default_params();
-    p.max_tokens = 16;
-    p.ignore_eos = 1;
-    aios_generate_result r;
-    CHECK_OK(aios_generate(g, NULL, prompt, np, &p, &r));
-    CHECK(r.n_ids == nw);
-    for (size_t i = 0; i < nw && i < r.n_ids; i++) CHECKF(r.ids[i] == want[i], "%s id %zu: %d want %d", rel, i, r.ids[i], want[i]);
-    aios_generate_result_free(&r);
+    char pq[600];
+    snprintf(pq, sizeof pq, "%s/pq-%s", aios_test_tmpdir(), strrchr(rel, '/') + 1);
+    CHECK_OK(aios_model_convert(path, pq));
+    const char *models[2] = {path, pq};
+    for (int k = 0; k < 2; k++) {
+        aios_generator *g = NULL;
+        CHECK_OK(aios_generator_open(models[k], NULL, &g));
+        if (!g) continue;
+        aios_generate_params p = aios_generate_default_params();
+        p.max_tokens = 16;
+        p.ignore_eos = 1;
+        aios_generate_result r;
+        CHECK_OK(aios_generate(g, NULL, prompt, np, &p, &r));
+        CHECK(r.n_ids == nw);
+        for (size_t i = 0; i < nw && i < r.n_ids; i++)
+            CHECKF(r.ids[i] == want[i], "%s id %zu: %d want %d", models[k], i, r.ids[i], want[i]);
+        aios_generate_result_free(&r);
+        aios_generator_free(g);
+        check_fixture_greedy_text(rel, models[k], want, nw, np);
+    }
+}
+
+/* Fixtures with a tokenizer: golden.json's prompt text -> tokenizer -> the golden prompt ids ->
+ * greedy -> greedy_ids, and the streamed text equals greedy_text (transformers' decode). */
+static void check_fixture_greedy_text(const char *rel, const char *model, const int32_t *want, size_t nw, size_t np) {
+    char gj[4200];
+    snprintf(gj, sizeof gj, "%s/golden.json", aios_test_shared(rel));
+    char *txt = NULL;
+    size_t len;
+    CHECK_OK(aios__read_file(gj, &txt, &len));
+    cJSON *j = txt ? cJSON_Parse(txt) : NULL;
+    free(txt);
+    const cJSON *prompt = cJSON_GetObjectItem(j, "prompt"), *gtext = cJSON_GetObjectItem(j, "greedy_text");
+    if (!cJSON_IsString(prompt)) { /* prompt given as ids: nothing to tokenize */
+        cJSON_Delete(j);
+        return;
+    }
+    aios_generator *g = NULL;
+    CHECK_OK(aios_generator_open(model, NULL, &g));
+    if (g) {
+        aios_generate_params p = aios_generate_default_params();
+        p.max_tokens = 16;
+        p.ignore_eos = 1;
+        stream st = {{0}, 0};
+        p.on_token = collect;
+        p.user = &st;
+        aios_generate_result r;
+        CHECK_OK(aios_generate(g, prompt->valuestring, NULL, 0, &p, &r));
+        CHECKF(r.n_prompt == np, "%s: prompt tokenized to %zu ids, want %zu", rel, r.n_prompt, np);
+        CHECK(r.n_ids == nw);
+        for (size_t i = 0; i < nw && i < r.n_ids; i++) CHECKF(r.ids[i] == want[i], "%s text-prompt id %zu: %d want %d", rel, i, r.ids[i], want[i]);
+        CHECKF(cJSON_IsString(gtext) && r.text && !strcmp(r.text, gtext->valuestring), "%s: text '%s' want '%s'", rel,
+               r.text ? r.text : "", cJSON_IsString(gtext) ? gtext->valuestring : "");
+        aios_buf_append(&st.b, "", 1);
+        CHECK(r.text && !strcmp((char *)st.b.data, r.text));
+        aios_buf_free(&st.b);
+        aios_generate_result_free(&r);
+    }
     aios_generator_free(g);
+    cJSON_Delete(j);
 }
 
 static void test_fixture_greedy_qwen2(void) { check_fixture_greedy("fixtures/models/qwen2-tiny"); }
 static void test_fixture_greedy_qwen3(void) { check_fixture_greedy("fixtures/models/qwen3-tiny"); }
 static void test_fixture_greedy_llama(void) { check_fixture_greedy("fixtures/models-lm/llama-tiny"); }
+static void test_fixture_greedy_smollm2(void) { check_fixture_greedy("fixtures/models-lm/smollm2-tiny"); }
 
 static void test_open_errors(void) {
     aios_generator *g = NULL;
@@ -210,12 +264,132 @@ static void test_open_errors(void) {
     CHECK(strstr(aios_last_error(), "junk.bin") != NULL);
 }
 
+/* Chat templates chosen from tokenizer_config.json, rendered exactly; the end-of-turn token
+ * stops generation. */
+static void write_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    if (f) fputs(text, f), fclose(f);
+}
+
+static void test_chat_templates(void) {
+    const char *src = aios_test_shared("fixtures/models-lm/smollm2-tiny");
+    if (access(src, R_OK)) SKIP("smollm2-tiny not found");
+    char dir[600], p[700], q[4200];
+    snprintf(dir, sizeof dir, "%s/chat", aios_test_tmpdir());
+    mkdir(dir, 0755);
+    const char *files[] = {"config.json", "model.safetensors", "tokenizer.json"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        snprintf(q, sizeof q, "%s/%s", src, files[i]);
+        char *abs = realpath(q, NULL);
+        CHECK(abs && symlink(abs, p) == 0);
+        free(abs);
+    }
+    struct {
+        const char *tmpl, *name, *want;
+    } cases[] = {
+        {"{% for message in messages %}{% if loop.first and messages[0]['role'] != 'system' %}{{ '<|im_start|>system\nYou "
+         "are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n' }}{% endif %}{{'<|im_start|>' + "
+         "message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}{% endfor %}",
+         "chatml",
+         "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging Face<|im_end|>\n"
+         "<|im_start|>user\nHi there<|im_end|>\n<|im_start|>assistant\nHello!<|im_end|>\n<|im_start|>user\nHow are "
+         "you?<|im_end|>\n<|im_start|>assistant\n"},
+        {"{{ '<|begin_of_text|>' }}{% for m in messages %}{{ '<|start_header_id|>' + m['role'] + '<|end_header_id|>\n\n' + "
+         "m['content'] + '<|eot_id|>' }}{% endfor %}",
+         "llama3",
+         "<|begin_of_text|><|start_header_id|>user<|end_header_id|>\n\nHi there<|eot_id|><|start_header_id|>assistant"
+         "<|end_header_id|>\n\nHello!<|eot_id|><|start_header_id|>user<|end_header_id|>\n\nHow are you?<|eot_id|>"
+         "<|start_header_id|>assistant<|end_header_id|>\n\n"},
+        {"{% for m in messages %}{% if m['role'] == 'user' %}{{ bos_token + '[INST] ' + m['content'] + ' [/INST]' }}{% endif "
+         "%}{% endfor %}",
+         "llama2", "<s>[INST] Hi there [/INST] Hello! </s><s>[INST] How are you? [/INST]"},
+    };
+    aios_chat_message msgs[] = {{"user", "Hi there"}, {"assistant", "Hello!"}, {"user", "How are you?"}};
+    for (size_t i = 0; i < AIOS_ARRAY_LEN(cases); i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "chat_template", cases[i].tmpl);
+        char *js = cJSON_Print(o);
+        snprintf(p, sizeof p, "%s/tokenizer_config.json", dir);
+        write_file(p, js);
+        free(js);
+        cJSON_Delete(o);
+        aios_generator *g = NULL;
+        CHECK_OK(aios_generator_open(dir, NULL, &g));
+        if (!g) continue;
+        CHECK(!strcmp(aios_generator_chat_template(g), cases[i].name));
+        char *out = NULL;
+        CHECK_OK(aios_generator_chat_prompt(g, msgs, 3, &out));
+        CHECKF(out && !strcmp(out, cases[i].want), "%s:\n%s", cases[i].name, out ? out : "");
+        if (i == 0) {
+            /* with a system message the default one is not added */
+            aios_chat_message sm[] = {{"system", "Be brief."}, {"user", "Hi"}};
+            free(out);
+            CHECK_OK(aios_generator_chat_prompt(g, sm, 2, &out));
+            CHECK(out && !strcmp(out, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"));
+            aios_chat_message bad[] = {{"robot", "x"}};
+            char *o2 = NULL;
+            CHECK(aios_generator_chat_prompt(g, bad, 1, &o2) == AIOS_ERR_INVALID_ARG && !o2);
+        }
+        free(out);
+        aios_generator_free(g);
+    }
+}
+
+/* EOS ids from generation_config.json end generation (the EOS itself is not part of ids). */
+static void test_eos_from_generation_config(void) {
+    const char *src = aios_test_shared("fixtures/models/qwen2-tiny");
+    if (access(src, R_OK)) SKIP("qwen2-tiny not found");
+    char dir[600], p[700], q[4200];
+    snprintf(dir, sizeof dir, "%s/eos", aios_test_tmpdir());
+    mkdir(dir, 0755);
+    const char *files[] = {"config.json", "model.safetensors"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        snprintf(q, sizeof q, "%s/%s", src, files[i]);
+        char *abs = realpath(q, NULL);
+        CHECK(abs && symlink(abs, p) == 0);
+        free(abs);
+    }
+    int32_t prompt[] = {1, 17, 256, 3, 999, 42, 7, 300};
+    aios_generator *g = NULL;
+    CHECK_OK(aios_generator_open(dir, NULL, &g));
+    if (!g) return;
+    aios_generate_params gp = aios_generate_default_params();
+    gp.max_tokens = 16;
+    aios_generate_result r;
+    CHECK_OK(aios_generate(g, NULL, prompt, 8, &gp, &r));
+    CHECK(r.n_ids == 24 && r.stop == AIOS_GEN_STOP_LENGTH); /* config has no EOS */
+    int32_t eos = r.n_ids == 24 ? r.ids[8 + 3] : 0;
+    int first = 8 + 3;
+    for (int i = 8 + 2; i >= 8; i--)
+        if (r.ids[i] == eos) first = i; /* the earliest occurrence stops generation */
+    aios_generate_result_free(&r);
+    aios_generator_free(g);
+    snprintf(p, sizeof p, "%s/generation_config.json", dir);
+    snprintf(q, sizeof q, "{\"eos_token_id\": [%d]}", eos);
+    write_file(p, q);
+    CHECK_OK(aios_generator_open(dir, NULL, &g));
+    if (!g) return;
+    CHECK_OK(aios_generate(g, NULL, prompt, 8, &gp, &r));
+    CHECKF(r.stop == AIOS_GEN_STOP_EOS && r.n_ids == (size_t)first, "stop %d after %zu ids", r.stop, r.n_ids);
+    aios_generate_result_free(&r);
+    gp.ignore_eos = 1;
+    CHECK_OK(aios_generate(g, NULL, prompt, 8, &gp, &r));
+    CHECK(r.n_ids == 24);
+    aios_generate_result_free(&r);
+    aios_generator_free(g);
+}
+
 int main(void) {
     RUN(test_stories_generate);
     RUN(test_seed_and_cache_reuse);
     RUN(test_fixture_greedy_qwen2);
     RUN(test_fixture_greedy_qwen3);
     RUN(test_fixture_greedy_llama);
+    RUN(test_fixture_greedy_smollm2);
     RUN(test_open_errors);
+    RUN(test_chat_templates);
+    RUN(test_eos_from_generation_config);
     TEST_MAIN_END();
 }

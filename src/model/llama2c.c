@@ -137,13 +137,6 @@ aios_status aios_llama2c_open(const char *path, aios_llama2c **out) {
     c->n_eos = 1;
     c->pad_id = c->mask_id = -1;
 
-    m->tensors = calloc((size_t)(nl * 9 + 4), sizeof *m->tensors);
-    m->names = calloc((size_t)(nl * 9 + 4), sizeof *m->names);
-    m->permuted = malloc((size_t)(nl * (dim * dim + kvd * dim)) * sizeof(float));
-    if (!m->tensors || !m->names || !m->permuted) {
-        s = aios__err(AIOS_ERR_NOMEM, "llama2c");
-        goto fail;
-    }
     cursor cu = {p, size, off};
     const float *emb = NULL, *rms_att, *rms_ffn, *rms_final, *wq, *wk, *wv, *wo, *w1, *w2, *w3, *wcls = NULL;
     if (version == 0) emb = take(&cu, (uint64_t)(vocab * dim));
@@ -176,6 +169,14 @@ aios_status aios_llama2c_open(const char *path, aios_llama2c **out) {
         (!shared && !wcls)) {
         s = aios__err(AIOS_ERR_FORMAT, "llama2c: %s: truncated (%zu bytes for dim=%lld layers=%lld vocab=%lld)", path,
                       size, (long long)dim, (long long)nl, (long long)vocab);
+        goto fail;
+    }
+    /* allocate only once the file has proven to hold every tensor the header claims */
+    m->tensors = calloc((size_t)(nl * 9 + 4), sizeof *m->tensors);
+    m->names = calloc((size_t)(nl * 9 + 4), sizeof *m->names);
+    m->permuted = malloc((size_t)(nl * (dim * dim + kvd * dim)) * sizeof(float));
+    if (!m->tensors || !m->names || !m->permuted) {
+        s = aios__err(AIOS_ERR_NOMEM, "llama2c");
         goto fail;
     }
     if ((s = add_tensor(m, "model.embed_tokens.weight", emb, vocab, dim)) != AIOS_OK) goto fail;
