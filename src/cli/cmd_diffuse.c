@@ -270,3 +270,28 @@ out:
     free(sids);
     return rc;
 }
+
+/* `aios generate --mode diffusion ...` (the seed's generate(mode="diffusion")): runs `aios
+ * diffuse` with the same arguments, --max-tokens read as --gen-length.  Returns -1 when the
+ * arguments do not ask for diffusion (then `--mode ar`, if present, is removed in place and
+ * *argc adjusted so that generate parses the rest). */
+int aios_cli_generate_mode(int *argc, char **argv) {
+    int mode_at = -1, diffusion = 0;
+    for (int i = 1; i + 1 < *argc; i++)
+        if (!strcmp(argv[i], "--mode")) {
+            mode_at = i;
+            diffusion = !strcmp(argv[i + 1], "diffusion");
+            if (!diffusion && strcmp(argv[i + 1], "ar")) {
+                fprintf(stderr, "aios generate: --mode: '%s' is not ar or diffusion\n", argv[i + 1]);
+                return 2;
+            }
+        }
+    if (mode_at < 0) return -1;
+    for (int i = mode_at; i + 2 <= *argc; i++) argv[i] = argv[i + 2]; /* drop "--mode X" */
+    *argc -= 2;
+    if (!diffusion) return -1;
+    for (int i = 1; i < *argc; i++)
+        if (!strcmp(argv[i], "--max-tokens")) argv[i] = (char *)"--gen-length";
+    argv[0] = (char *)"diffuse";
+    return aios_cmd_diffuse(*argc, argv);
+}
