@@ -164,6 +164,154 @@ int64_t aios_parquet_num_rows(const aios_parquet_file *pf);
 void aios_parquet_close(aios_parquet_file *pf);
 
 /* ======================================================================================
+ * Memory store (the seed's ArrowStorage).  A store is a directory:
+ *   MANIFEST            JSON + CRC32C line; replaced atomically (write temp, fsync, rename, fsync dir)
+ *   seg-NNNNNN.parquet  immutable zstd Parquet segments, the seed's schema (memory_id, timestamp,
+ *                       content, embedding list<float32>, metadata struct<category, source,
+ *                       quality_score>); pyarrow and DuckDB read them
+ *   wal-NNNNNN.log      write-ahead log of recent adds/updates/deletes, CRC32C per record
+ *   hnsw-NNNNNN.idx     HNSW graph (Malkov & Yashunin) over the rows, with a checksum
+ *   LOCK                flock()ed by the one writer; a second writer gets AIOS_ERR_BUSY
+ * Deletes and updates are tombstones until aios_store_compact() rewrites the segments.
+ * Readers (params.read_only) take no lock and see the snapshot that was committed when they
+ * opened.  A handle is used by one thread at a time.  docs/memory.md describes the format.
+ *
+ *     aios_store_params sp = aios_store_default_params();
+ *     sp.create = 1; sp.dim = 384;
+ *     aios_store *st;  if (aios_store_open("mem", &sp, &st)) { ... aios_last_error() ... }
+ *     aios_memory m = {0};  m.content = "hello"; m.embedding = vec; m.dim = 384;
+ *     m.timestamp_us = AIOS_TIMESTAMP_NOW;
+ *     char id[AIOS_MEMORY_ID_MAX];  aios_store_add(st, &m, id);    // durable on return
+ *     aios_search_params q = aios_search_default_params();  q.top_k = 5;
+ *     aios_search_hit hits[5];  int32_t n;  aios_store_search(st, vec, 384, &q, hits, &n);
+ *     aios_store_close(st);
+ * ====================================================================================== */
+#define AIOS_MEMORY_ID_MAX 256               /* ids are 1..255 bytes of UTF-8, no NUL */
+#define AIOS_TIMESTAMP_NOW INT64_MIN         /* aios_memory.timestamp_us: use the current time */
+
+typedef struct aios_store aios_store;
+
+/* One memory.  Strings are NUL-terminated UTF-8; NULL means a null value in the Parquet file. */
+typedef struct {
+    const char *memory_id;   /* add: NULL or "" generates "mem_" + 16 hex digits */
+    int64_t timestamp_us;    /* microseconds since the Unix epoch, UTC (timestamp[us]) */
+    const char *content;     /* NULL = null */
+    const float *embedding;  /* NULL = null (the memory is stored but never found by search) */
+    int32_t dim;             /* floats at `embedding`; must equal the store's dimension */
+    int has_metadata;        /* 0: the metadata struct is null (the three fields are ignored) */
+    const char *category;    /* NULL = null */
+    const char *source;      /* NULL = null */
+    int has_quality;         /* 0: quality_score is null */
+    float quality_score;
+} aios_memory;
+
+/* Turns text into an embedding of `dim` floats (the store's model); used by aios_store_add_text
+ * and aios_store_search_text.  Plug in an encoder (e.g. the engine's aios_encode). */
+typedef aios_status (*aios_embed_fn)(void *user, const char *text, float *out, int32_t dim);
+
+typedef struct {
+    int create;              /* 1: create the store when the directory holds none (default 0) */
+    int read_only;           /* 1: open a reader: no lock, a consistent snapshot (default 0) */
+    int32_t dim;             /* create: embedding dimension; 0 = fixed by the first embedding */
+    const char *model;       /* create: embedding model (path/name) recorded in the manifest */
+    int sync;                /* 1 (default): fsync before a write returns.  0 only for bulk tests */
+    int64_t checkpoint_rows; /* WAL records before they move into a Parquet segment (65536) */
+    int64_t hnsw_min_rows;   /* live embedded rows from which an HNSW index is kept (20000) */
+    int hnsw_m;              /* HNSW links per node above layer 0 (16; layer 0 gets 2*M) */
+    int hnsw_ef_construction;/* candidate list while building (200) */
+    int compression_level;   /* zstd level of segments (3) */
+    aios_embed_fn embed;     /* optional text encoder */
+    void *embed_user;
+} aios_store_params;
+aios_store_params aios_store_default_params(void);
+
+/* Opens (or with params.create, creates) the store in directory `dir`.  A writer takes the
+ * directory's lock: AIOS_ERR_BUSY when another writer holds it.  Opening replays the WAL (a torn
+ * final record from a crash is dropped: it was never acknowledged) and verifies the checksums of
+ * the manifest, segments and WAL; corruption gives AIOS_ERR_CORRUPT naming the file and offset.
+ * `params` may be NULL (defaults).  Free with aios_store_close. */
+aios_status aios_store_open(const char *dir, const aios_store_params *params, aios_store **out);
+/* Persists the HNSW index when it has grown, releases the lock, frees.  NULL is a no-op. */
+void aios_store_close(aios_store *st);
+
+/* Adds one memory; durable (fsynced) when it returns AIOS_OK.  `id_out` (may be NULL) receives
+ * the id.  AIOS_ERR_EXISTS when the id is live already; AIOS_ERR_SHAPE on a dimension mismatch. */
+aios_status aios_store_add(aios_store *st, const aios_memory *m, char id_out[AIOS_MEMORY_ID_MAX]);
+/* Adds n memories with one fsync (all or, after a crash, a prefix of them).  ids may be NULL. */
+aios_status aios_store_add_batch(aios_store *st, const aios_memory *m, size_t n, char (*ids)[AIOS_MEMORY_ID_MAX]);
+/* Like aios_store_add with m->embedding computed from m->content by params.embed. */
+aios_status aios_store_add_text(aios_store *st, const aios_memory *m, char id_out[AIOS_MEMORY_ID_MAX]);
+/* Finds a live memory.  The pointers in *out stay valid until the next write or close.
+ * AIOS_ERR_NOT_FOUND when absent. */
+aios_status aios_store_get(aios_store *st, const char *memory_id, aios_memory *out);
+/* Deletes (tombstones) a memory; durable on return.  AIOS_ERR_NOT_FOUND when absent. */
+aios_status aios_store_delete(aios_store *st, const char *memory_id);
+/* Replaces the memory with id m->memory_id (must exist) atomically; durable on return. */
+aios_status aios_store_update(aios_store *st, const aios_memory *m);
+/* Iterates live memories in storage order: start with *cursor = 0; AIOS_ERR_NOT_FOUND at the end. */
+aios_status aios_store_next(aios_store *st, int64_t *cursor, aios_memory *out);
+
+typedef enum { AIOS_SEARCH_AUTO = 0, AIOS_SEARCH_EXACT = 1, AIOS_SEARCH_HNSW = 2 } aios_search_mode;
+typedef struct {
+    int32_t top_k;           /* 10 */
+    float threshold;         /* minimum cosine similarity (-2 = none) */
+    const char *category;    /* filters (NULL = any); all are applied before ranking */
+    const char *source;
+    int64_t since_us, until_us; /* timestamp range, inclusive (INT64_MIN / INT64_MAX = open) */
+    float min_quality;       /* quality_score >= min_quality (-INFINITY = any; null fails) */
+    aios_search_mode mode;   /* AUTO: HNSW when the index exists, exact otherwise */
+    int ef_search;           /* HNSW candidate list (0 = max(64, 2 * top_k)) */
+    int n_threads;           /* exact search threads (0 = all cores) */
+} aios_search_params;
+aios_search_params aios_search_default_params(void);
+typedef struct {
+    aios_memory memory;      /* valid until the next write or close */
+    float score;             /* cosine similarity */
+} aios_search_hit;
+/* Top-k by cosine similarity among live memories that pass the filters and the threshold,
+ * best first (ties: storage order).  `hits` holds top_k entries; *n_hits receives the count,
+ * which is top_k whenever that many memories pass the filters (HNSW falls back to exact search
+ * when the graph cannot deliver them).  Thread-safe against other searches on the same handle. */
+aios_status aios_store_search(aios_store *st, const float *query, int32_t dim, const aios_search_params *p,
+                              aios_search_hit *hits, int32_t *n_hits);
+/* The same with the query embedded by params.embed. */
+aios_status aios_store_search_text(aios_store *st, const char *text, const aios_search_params *p,
+                                   aios_search_hit *hits, int32_t *n_hits);
+
+/* Moves the WAL into a new Parquet segment and starts an empty WAL (also done automatically
+ * every checkpoint_rows records); persists the HNSW index. */
+aios_status aios_store_flush(aios_store *st);
+/* Rewrites all live memories into fresh segments (dropping tombstones), rebuilds the index. */
+aios_status aios_store_compact(aios_store *st);
+/* Builds the HNSW index now whatever the size (normally automatic above hnsw_min_rows). */
+aios_status aios_store_build_index(aios_store *st);
+/* Imports a memories Parquet file (the seed's schema); *n_out (may be NULL) gets the row count. */
+aios_status aios_store_import(aios_store *st, const char *parquet_path, int64_t *n_out);
+/* Writes all live memories to one zstd Parquet file with the seed's schema. */
+aios_status aios_store_export(aios_store *st, const char *parquet_path);
+
+typedef struct {
+    int64_t live, rows, tombstones, wal_records, segments, index_rows;
+    int32_t dim;
+    int64_t bytes_on_disk;
+    uint64_t version;        /* manifest version */
+    char model[1024];
+} aios_store_stats;
+aios_status aios_store_stats_get(aios_store *st, aios_store_stats *out);
+
+/* Verifies a store without modifying it: manifest, segment and WAL checksums and contents,
+ * id uniqueness, tombstones, HNSW links (in range, no self/duplicate links, layers consistent,
+ * reachability) and HNSW recall@10 against exact search on `n_queries` sampled queries.  A
+ * human-readable report goes to `report` (may be NULL).  Returns AIOS_OK when everything is
+ * sound, AIOS_ERR_CORRUPT (with the first problem in aios_last_error()) otherwise.  *recall
+ * (may be NULL) receives the measured recall (1 when there is no index). */
+aios_status aios_store_check(const char *dir, int n_queries, FILE *report, double *recall);
+
+/* ====================================================================================== */
+/* (sections below are added by the tokenizer, model, encode, memory, generate and diffuse
+ *  modules) */
+
+/* ======================================================================================
  * Models: open a model directory or file, inspect its config and tensors, convert and
  * quantize (src/model/model.c, docs/model-files.md).
  *
@@ -326,6 +474,62 @@ aios_status aios_model_quantize(const char *in_path, const char *out_dir, const 
 aios_status aios_model_inspect(const char *path, FILE *out);
 
 /* ======================================================================================
+ * Encode: sentence embeddings from a BERT-family model (the seed's EmbeddingProvider;
+ * src/engine/encode.c, docs/encode.md).
+ *
+ *     aios_encoder *enc;
+ *     if (aios_encoder_open("models/all-MiniLM-L6-v2", NULL, &enc) != AIOS_OK) { ...aios_last_error()... }
+ *     float a[384], b[384];                      // aios_encoder_dim(enc) floats each
+ *     aios_encode(enc, "A man plays a guitar.", 21, a);
+ *     aios_encode(enc, "Someone is playing guitar.", 26, b);
+ *     printf("%.3f\n", aios_similarity(a, b, 384));
+ *     aios_encoder_free(enc);
+ *
+ * Settings come from the model directory as sentence-transformers reads them: pooling from
+ * 1_Pooling/config.json (or metadata.json), L2 normalization when modules.json has a Normalize
+ * module, truncation to sentence_bert_config.json's max_seq_length (else the model's position
+ * count).  Params override each.  Texts of a batch are sorted by token count and run
+ * batch_size at a time, each batch padded only to its own longest text; results come back in
+ * the caller's order.  An encoder may be used by one thread at a time (it owns its buffers);
+ * kernels inside use all threads (aios_encoder_params.n_threads, AIOS_THREADS).
+ * ====================================================================================== */
+typedef struct aios_encoder aios_encoder;
+
+typedef struct {
+    aios_pooling pooling; /* AIOS_POOL_NONE (default) = the model's; or MEAN, CLS, MAX, MEAN_SQRT_LEN, LAST */
+    int normalize;        /* -1 (default) = the model's setting; 0 off; 1 on */
+    int64_t max_length;   /* tokens per text including specials; 0 (default) = the model's limit */
+    int batch_size;       /* texts per forward pass (default 32) */
+    int n_threads;        /* kernel threads; 0 (default) = leave as is (all cores / AIOS_THREADS) */
+} aios_encoder_params;
+
+/* Called after each batch with texts done so far; return nonzero to cancel (AIOS_ERR_CANCELLED). */
+typedef int (*aios_encode_progress_fn)(void *user, size_t done, size_t total);
+
+aios_encoder_params aios_encoder_default_params(void);
+/* Opens any model directory/file aios_model_open accepts whose architecture is BERT (f32, f16,
+ * bf16 or int8/int4/int2 quantized weights) with its tokenizer.json.  `params` may be NULL. */
+aios_status aios_encoder_open(const char *model_path, const aios_encoder_params *params, aios_encoder **out);
+void aios_encoder_free(aios_encoder *enc);
+/* Embedding size (n_embd). */
+int64_t aios_encoder_dim(const aios_encoder *enc);
+/* Token limit per text after which texts are truncated. */
+int64_t aios_encoder_max_length(const aios_encoder *enc);
+aios_pooling aios_encoder_pooling(const aios_encoder *enc);
+int aios_encoder_normalizes(const aios_encoder *enc);
+/* out (dim) = embedding of `len` bytes of UTF-8 `text` (invalid bytes become U+FFFD). */
+aios_status aios_encode(aios_encoder *enc, const char *text, size_t len, float *out);
+/* out (n, dim) = embeddings of n texts; lens may be NULL for NUL-terminated texts.
+ * progress may be NULL. */
+aios_status aios_encode_batch(aios_encoder *enc, const char *const *texts, const size_t *lens, size_t n, float *out,
+                              aios_encode_progress_fn progress, void *user);
+/* The same from token ids (with special tokens), e.g. from another tokenizer. */
+aios_status aios_encode_ids(aios_encoder *enc, const int32_t *const *ids, const size_t *lens, size_t n, float *out,
+                            aios_encode_progress_fn progress, void *user);
+/* Cosine similarity of two vectors (0 when either is all zeros).  Thread-safe. */
+float aios_similarity(const float *a, const float *b, int64_t dim);
+
+/* ======================================================================================
  * Tokenizer: Hugging Face tokenizer.json, the same ids/tokens/offsets as `tokenizers`.
  *
  *     aios_tokenizer *tok;
@@ -439,66 +643,6 @@ aios_tok_special_ids aios_tokenizer_special_ids(const aios_tokenizer *tok);
 size_t aios_tokenizer_model_max_length(const aios_tokenizer *tok);
 
 /* ======================================================================================
- * Encode: sentence embeddings from a BERT-family model (the seed's EmbeddingProvider;
- * src/engine/encode.c, docs/encode.md).
- *
- *     aios_encoder *enc;
- *     if (aios_encoder_open("models/all-MiniLM-L6-v2", NULL, &enc) != AIOS_OK) { ...aios_last_error()... }
- *     float a[384], b[384];                      // aios_encoder_dim(enc) floats each
- *     aios_encode(enc, "A man plays a guitar.", 21, a);
- *     aios_encode(enc, "Someone is playing guitar.", 26, b);
- *     printf("%.3f\n", aios_similarity(a, b, 384));
- *     aios_encoder_free(enc);
- *
- * Settings come from the model directory as sentence-transformers reads them: pooling from
- * 1_Pooling/config.json (or metadata.json), L2 normalization when modules.json has a Normalize
- * module, truncation to sentence_bert_config.json's max_seq_length (else the model's position
- * count).  Params override each.  Texts of a batch are sorted by token count and run
- * batch_size at a time, each batch padded only to its own longest text; results come back in
- * the caller's order.  An encoder may be used by one thread at a time (it owns its buffers);
- * kernels inside use all threads (aios_encoder_params.n_threads, AIOS_THREADS).
- * ====================================================================================== */
-typedef struct aios_encoder aios_encoder;
-
-typedef struct {
-    aios_pooling pooling; /* AIOS_POOL_NONE (default) = the model's; or MEAN, CLS, MAX, MEAN_SQRT_LEN, LAST */
-    int normalize;        /* -1 (default) = the model's setting; 0 off; 1 on */
-    int64_t max_length;   /* tokens per text including specials; 0 (default) = the model's limit */
-    int batch_size;       /* texts per forward pass (default 32) */
-    int n_threads;        /* kernel threads; 0 (default) = leave as is (all cores / AIOS_THREADS) */
-} aios_encoder_params;
-
-/* Called after each batch with texts done so far; return nonzero to cancel (AIOS_ERR_CANCELLED). */
-typedef int (*aios_encode_progress_fn)(void *user, size_t done, size_t total);
-
-aios_encoder_params aios_encoder_default_params(void);
-/* Opens any model directory/file aios_model_open accepts whose architecture is BERT (f32, f16,
- * bf16 or int8/int4/int2 quantized weights) with its tokenizer.json.  `params` may be NULL. */
-aios_status aios_encoder_open(const char *model_path, const aios_encoder_params *params, aios_encoder **out);
-void aios_encoder_free(aios_encoder *enc);
-/* Embedding size (n_embd). */
-int64_t aios_encoder_dim(const aios_encoder *enc);
-/* Token limit per text after which texts are truncated. */
-int64_t aios_encoder_max_length(const aios_encoder *enc);
-aios_pooling aios_encoder_pooling(const aios_encoder *enc);
-int aios_encoder_normalizes(const aios_encoder *enc);
-/* out (dim) = embedding of `len` bytes of UTF-8 `text` (invalid bytes become U+FFFD). */
-aios_status aios_encode(aios_encoder *enc, const char *text, size_t len, float *out);
-/* out (n, dim) = embeddings of n texts; lens may be NULL for NUL-terminated texts.
- * progress may be NULL. */
-aios_status aios_encode_batch(aios_encoder *enc, const char *const *texts, const size_t *lens, size_t n, float *out,
-                              aios_encode_progress_fn progress, void *user);
-/* The same from token ids (with special tokens), e.g. from another tokenizer. */
-aios_status aios_encode_ids(aios_encoder *enc, const int32_t *const *ids, const size_t *lens, size_t n, float *out,
-                            aios_encode_progress_fn progress, void *user);
-/* Cosine similarity of two vectors (0 when either is all zeros).  Thread-safe. */
-float aios_similarity(const float *a, const float *b, int64_t dim);
-
-/* ====================================================================================== */
-/* (sections below are added by the tokenizer, model, encode, memory, generate and diffuse
- *  modules) */
-
-/* ======================================================================================
  * Generation: autoregressive text generation with Llama / Qwen2 / Qwen3 decoders
  * (src/engine/generate.c, src/model/decoder.c, docs/generate.md).
  *
@@ -603,6 +747,247 @@ int64_t aios_generator_n_vocab(const aios_generator *g);
 aios_status aios_llama2c_import(const char *checkpoint, const char *tokenizer_bin, const char *out_dir);
 int64_t aios_generator_n_ctx(const aios_generator *g);
 
+
+/* ======================================================================================
+ * Masked diffusion (the seed's DiffusionCore: NoiseScheduler, DiscreteSampler,
+ * UncertaintyEstimator, MemoryConditioner).  docs/diffusion.md explains the algorithms.
+ *
+ * Generation starts from a canvas `prompt + gen_length masks (+ suffix)` and unmasks it in
+ * steps: at each step a denoiser gives logits for every masked position, each proposes a token
+ * with a confidence, and the most confident are committed.  The sampler is written against
+ * `aios_denoiser` (a small table of function pointers), so any model — LLaDA, Dream, block
+ * diffusion (BD3LM), a BERT-style MLM, or a test's toy — plugs in.
+ * ====================================================================================== */
+
+/* ---- NoiseScheduler.  Time t runs from 1 (all masked) to 0 (clean). ---- */
+typedef enum { AIOS_NOISE_LINEAR = 0, AIOS_NOISE_COSINE = 1 } aios_noise_schedule;
+/* Fraction of tokens masked at time t (clamped to [0, 1]): linear t; cosine sin(pi t / 2)
+ * (= MaskGIT's cos(pi r / 2) with r = 1 - t the fraction decoded). */
+double aios_noise_mask_rate(aios_noise_schedule s, double t);
+/* times (n + 1) = linspace(1, eps, n + 1) (Dream's grid; eps in [0, 1)).  n >= 1. */
+aios_status aios_noise_timesteps(int n, double eps, double *times);
+/* How many of `n_masks` masked tokens to commit at each of `steps` steps so that after step s
+ * about n_masks * mask_rate(1 - (s + 1) / steps) remain (MaskGIT's plan for cosine).  Sums to
+ * n_masks; each count >= 1 while steps <= n_masks.  counts (steps). */
+aios_status aios_noise_commit_plan(aios_noise_schedule s, int64_t n_masks, int steps, int64_t *counts);
+/* Training-time masking (LLaDA's forward process): each of ids[n_keep..n) is replaced by mask_id
+ * independently with probability p = eps + (1 - eps) * mask_rate(t); the first n_keep (a prompt)
+ * never are.  out (n), masked (n, 1 where masked; may be NULL).  Deterministic in seed.
+ * Returns p through *p_mask (may be NULL) — the loss weight is 1 / p. */
+aios_status aios_noise_add(aios_noise_schedule s, const int32_t *ids, int64_t n, int64_t n_keep, double t,
+                           double eps, int32_t mask_id, uint64_t seed, int32_t *out, uint8_t *masked,
+                           double *p_mask);
+
+/* ---- The denoiser interface. ---- */
+typedef enum {
+    AIOS_DENOISE_FULL = 0,         /* bidirectional: every row sees every row (LLaDA, Dream, BERT) */
+    AIOS_DENOISE_BLOCK_CAUSAL = 1, /* key j visible to query i iff block(j) <= block(i) and j is not
+                                   padding (a row always sees itself): BD3LM / A2D models */
+} aios_denoise_attn;
+
+typedef struct aios_denoiser {
+    void *ctx;              /* the model; passed back to forward */
+    int64_t n_vocab;
+    int32_t mask_id;        /* never committed */
+    int32_t pad_id;         /* block-causal left padding id, -1 when none */
+    int shift;              /* 1: logits row i-1 predicts token i (Dream); row 0 stands for itself */
+    aios_denoise_attn attn;
+    int32_t block_size;     /* block-causal models: the trained block size (0 = any) */
+    int64_t max_ctx;        /* rows the KV cache holds; 0 = the model has no cache (n_past always 0) */
+    int64_t n_eos;          /* end-of-sequence ids (EOS / EOT), up to 8 */
+    int32_t eos_ids[8];
+    /* Runs the model on n_new rows that follow n_past rows already in its KV cache.
+     *   ids (n_new), pos (n_new): token ids and RoPE positions of the new rows.
+     *   vis (n_new, n_past + n_new): 1 where new row i may attend to key j (keys 0..n_past-1
+     *       are the cached rows, then the new rows); never NULL.
+     *   logits (n_out, n_vocab): written for new rows out_lo .. out_lo + n_out - 1 only.
+     * A model with a cache (max_ctx > 0) also writes the K/V of every new row into its cache at
+     * rows n_past .. n_past + n_new - 1; the caller decides which cached rows stay valid. */
+    aios_status (*forward)(void *ctx, const int32_t *ids, const int32_t *pos, int64_t n_new, int64_t n_past,
+                           const uint8_t *vis, int64_t out_lo, int64_t n_out, float *logits);
+} aios_denoiser;
+
+/* ---- DiscreteSampler. ---- */
+#define AIOS_MEMCOND_ID_MAX 256 /* memory id bytes (as AIOS_MEMORY_ID_MAX) */
+typedef enum {
+    AIOS_REMASK_LOW_CONFIDENCE = 0, /* confidence = probability of the proposed token (top-1) */
+    AIOS_REMASK_MARGIN = 1,         /* top-1 minus top-2 probability */
+    AIOS_REMASK_ENTROPY = 2,        /* negative entropy of the position's distribution */
+    AIOS_REMASK_RANDOM = 3,         /* uniform random confidence (LLaDA's "random") */
+} aios_remask;
+typedef enum {
+    AIOS_PLAN_LLADA = 0,  /* M masks over s steps: M div s each, +1 for the first M mod s */
+    AIOS_PLAN_DREAM = 1,  /* t = linspace(1, eps, s + 1): commit int(m * (1 - t[i+1] / t[i])) of the
+                             m still masked, all at the last step */
+    AIOS_PLAN_COSINE = 2, /* MaskGIT cosine (aios_noise_commit_plan) */
+} aios_plan;
+typedef enum {
+    AIOS_KV_NONE = 0,   /* full forward every step */
+    AIOS_KV_EXACT = 1,  /* block-causal models: finished blocks never change and never see later
+                           ones, so their K/V are cached exactly (identical output) */
+    AIOS_KV_PREFIX = 2, /* Fast-dLLM prefix cache for bidirectional models: K/V of everything
+                           before the current block computed once per block (approximate) */
+    AIOS_KV_AUTO = 3,   /* EXACT for block-causal denoisers that have a cache, else NONE */
+} aios_kv_mode;
+
+typedef struct {
+    int64_t gen_length;     /* masks to fill: 128 */
+    int steps;              /* total denoising steps over all blocks: 128 */
+    int64_t block_length;   /* semi-autoregressive block; 0 = gen_length (block-causal: the
+                               denoiser's block_size) */
+    aios_remask algorithm;  /* AIOS_REMASK_LOW_CONFIDENCE */
+    aios_plan plan;         /* AIOS_PLAN_LLADA */
+    double plan_eps;        /* Dream plan's eps: 1e-3 */
+    double temperature;     /* 0 = argmax; > 0 adds Gumbel noise (float64) to the logits */
+    int top_k;              /* 0 = off */
+    double top_p;           /* 1 = off */
+    double guidance_scale;  /* classifier-free guidance; 0 = off (no unconditional pass) */
+    double threshold;       /* > 0: Fast-dLLM mode, commit every token with confidence > threshold
+                               (at least one per step); `steps` is then ignored */
+    aios_kv_mode kv_cache;  /* AIOS_KV_AUTO */
+    int stop_at_eos;        /* 1: stop after a block that contains an EOS id and trim after it
+                               (not with a suffix) */
+    uint64_t seed;          /* 0 */
+    int keep_trace;         /* 1: record (step, position, token, confidence) of each commit */
+    /* Called after every step with the canvas (n) — for `--show`; may be NULL. */
+    void (*on_step)(void *user, const int32_t *canvas, int64_t n, int step);
+    void *user;
+    /* aios_diffuse (text in, text out) only: */
+    int add_special_tokens;       /* 1: BOS / [CLS] and [SEP] as the model's tokenizer adds them */
+    int memory_guided;            /* 1: retrieved memories go ahead of the prompt (MemoryConditioner) */
+    const char *memory_store;     /* store directory (memory_guided) */
+    const char *memory_encoder;   /* embedding model; NULL = the one recorded in the store */
+    int32_t memory_top_k;         /* 3 */
+    int64_t memory_token_budget;  /* 256 */
+    double uncertainty_threshold; /* 0.7 (evolution.uncertainty_threshold): sets result.uncertain */
+} aios_diffuse_params;
+aios_diffuse_params aios_diffuse_default_params(void);
+
+typedef struct {
+    int32_t step;           /* 0-based step number over the whole run */
+    int64_t position;       /* index into the canvas (left padding included) */
+    int32_t token;
+    float confidence;       /* the algorithm's score (probability for low_confidence) */
+} aios_diffuse_commit;
+
+typedef struct {
+    int32_t *ids;           /* the final canvas (n_ids): [left pad] prompt generated [suffix] */
+    int64_t n_ids;
+    int64_t left_pad;       /* block-causal padding in front of the prompt */
+    int64_t gen_start;      /* first generated position; generated span is gen_start..+gen_len */
+    int64_t gen_len;        /* after EOS trimming */
+    int stopped_at_eos;
+    int n_steps;            /* steps run */
+    int64_t n_forward;      /* denoiser calls */
+    int64_t rows_computed;  /* sum of n_new over calls (what a cache saves) */
+    aios_diffuse_commit *trace; /* n_trace commits in order, when keep_trace */
+    int64_t n_trace;
+    /* UncertaintyEstimator: means over committed tokens of entropy / ln(n_vocab) and of
+     * (1 - probability of the committed token); uncertainty = their average, in [0, 1]. */
+    double mean_entropy, mean_one_minus_conf, uncertainty;
+    double *step_entropy;   /* (n_steps) the same means per step (0 for a step that committed none) */
+    double *step_one_minus_conf;
+    int uncertain;          /* uncertainty > the threshold given to aios_diffuse_uncertainty_flag */
+    double seconds;
+    /* aios_diffuse only: */
+    char *text;             /* the generated span decoded, special tokens skipped */
+    int32_t n_memories;     /* memories placed ahead of the prompt, best first */
+    char (*memory_ids)[AIOS_MEMCOND_ID_MAX];
+    float *memory_scores;
+} aios_diffuse_result;
+
+/* Fills `out` (caller-owned struct; free its arrays with aios_diffuse_result_free).
+ * prompt (n_prompt) and suffix (n_suffix, may be NULL/0) are token ids.  Block-causal denoisers
+ * get the prompt left-padded with pad_id to a multiple of the block length; their RoPE
+ * positions count non-pad tokens.  Errors: AIOS_ERR_INVALID_ARG for inconsistent parameters
+ * (message names the field), AIOS_ERR_UNSUPPORTED for a cache the denoiser lacks, or what
+ * the denoiser returned.  Thread-safe for distinct denoisers. */
+aios_status aios_diffuse_sample(const aios_denoiser *dn, const aios_diffuse_params *p, const int32_t *prompt,
+                                int64_t n_prompt, const int32_t *suffix, int64_t n_suffix,
+                                aios_diffuse_result *out);
+void aios_diffuse_result_free(aios_diffuse_result *r);
+/* Sets r->uncertain from r->uncertainty and a threshold (evolution.uncertainty_threshold). */
+void aios_diffuse_uncertainty_flag(aios_diffuse_result *r, double threshold);
+
+/* ---- Real denoisers.  A model aios_model_open reads (Hugging Face directory or its Parquet
+ * conversion) of an LLaDA, Dream, block-diffusion (BD3LM / A2D, config "block_size") or BERT
+ * masked-LM model; the kind, mask / pad / EOS ids, shift and attention pattern come from its
+ * config.  A BERT-MLM canvas is `[CLS] prompt [MASK]... suffix [SEP]`: pass [CLS] in the
+ * prompt and [SEP] in the suffix. ---- */
+typedef struct aios_diffusion_model aios_diffusion_model;
+/* Opens `dir`; AIOS_ERR_UNSUPPORTED for a model that is not a denoiser (message says why). */
+aios_status aios_diffusion_model_open(const char *dir, aios_diffusion_model **out);
+void aios_diffusion_model_free(aios_diffusion_model *m);
+/* (Re)allocates a KV cache of n_ctx rows (0 frees it; BERT has none): enables AIOS_KV_EXACT / AIOS_KV_PREFIX
+ * for canvases up to n_ctx tokens.  Memory: n_layer * n_ctx * n_head_kv * head_dim * 8 bytes. */
+aios_status aios_diffusion_model_set_cache(aios_diffusion_model *m, int64_t n_ctx);
+/* The denoiser table (owned by m, valid until it is freed). */
+const aios_denoiser *aios_diffusion_model_denoiser(const aios_diffusion_model *m);
+/* "llada", "dream", "bd3lm" or "bert-mlm". */
+const char *aios_diffusion_model_kind(const aios_diffusion_model *m);
+
+/* Text of token ids with the model's tokenizer (special tokens skipped); *text is malloc'd.
+ * AIOS_ERR_NOT_FOUND when the model directory has no tokenizer.json. */
+aios_status aios_diffusion_model_detokenize(aios_diffusion_model *m, const int32_t *ids, int64_t n, char **text);
+
+/* The seed's diffuse(prompt, num_steps, guidance_scale, memory_guided): text in, text out.
+ * The prompt (and the optional suffix, for infilling; NULL = none) are tokenized with the
+ * model's tokenizer.json — BERT-MLM canvases get [CLS] ... [SEP] — and, with memory_guided,
+ * conditioned on memories retrieved from p->memory_store (embedded by p->memory_encoder or the
+ * store's recorded model).  Fills *out as aios_diffuse_sample does, plus out->text (the
+ * generated span decoded) and the memories used; out->uncertain against
+ * p->uncertainty_threshold.  A KV cache is sized automatically when p->kv_cache asks for one.
+ *
+ *     aios_diffusion_model *m;  aios_diffusion_model_open("models/LLaDA-8B-Instruct", &m);
+ *     aios_diffuse_params p = aios_diffuse_default_params();
+ *     p.gen_length = 64; p.steps = 64; p.block_length = 32;
+ *     aios_diffuse_result r;
+ *     if (aios_diffuse(m, "The capital of France is", NULL, &p, &r) == AIOS_OK) puts(r.text);
+ *     aios_diffuse_result_free(&r);  aios_diffusion_model_free(m); */
+aios_status aios_diffuse(aios_diffusion_model *m, const char *prompt, const char *suffix, const aios_diffuse_params *p,
+                         aios_diffuse_result *out);
+
+/* ---- MemoryConditioner (memory-guided generation).  The prompt text is the query: the top-k
+ * memories are retrieved (a memory store's text search, or any retriever), their content
+ * tokenized and placed ahead of the prompt, best first, separated by `separator`, as long as
+ * they fit in `token_budget` tokens (a memory that does not fit is skipped, a shorter one after
+ * it may still fit).  The result says which memories were used. ---- */
+typedef struct {
+    const char *id;         /* memory id (borrowed until the next retriever call) */
+    const char *content;    /* NULL content is skipped */
+    float score;            /* similarity */
+} aios_memcond_hit;
+/* Fills up to top_k hits for `query`, best first; *n_hits receives the count. */
+typedef aios_status (*aios_memcond_retrieve_fn)(void *user, const char *query, int32_t top_k,
+                                                aios_memcond_hit *hits, int32_t *n_hits);
+/* Token ids of `text` without special tokens: writes up to cap ids, *n = the full count. */
+typedef aios_status (*aios_memcond_tokenize_fn)(void *user, const char *text, int32_t *ids, int64_t cap, int64_t *n);
+typedef struct {
+    int32_t top_k;          /* 3 */
+    int64_t token_budget;   /* 256: memory tokens (with separators) ahead of the prompt */
+    float min_score;        /* hits below are ignored (-2 = none) */
+    const char *separator;  /* "\n" after each memory */
+} aios_memcond_params;
+aios_memcond_params aios_memcond_default_params(void);
+typedef struct {
+    int32_t *ids;           /* prompt_ids[0 .. keep_first) memories prompt_ids[keep_first ..] */
+    int64_t n_ids;
+    int64_t n_memory_tokens;
+    int32_t n_used;         /* memories placed, in the order placed */
+    char (*used_ids)[AIOS_MEMCOND_ID_MAX];
+    float *used_scores;
+} aios_memcond_result;
+/* Builds the conditioned prompt.  `prompt` is the query text; prompt_ids (n_prompt) its tokens
+ * (with special tokens); the first keep_first of them (BOS / [CLS]) stay in front.  Errors from
+ * the callbacks are returned.  Free the result with aios_memcond_result_free. */
+aios_status aios_memcond_build(aios_memcond_retrieve_fn retrieve, void *retrieve_user, aios_memcond_tokenize_fn tokenize,
+                               void *tokenize_user, const char *prompt, const int32_t *prompt_ids, int64_t n_prompt,
+                               int64_t keep_first, const aios_memcond_params *p, aios_memcond_result *out);
+void aios_memcond_result_free(aios_memcond_result *r);
+
+/* Parses "low_confidence" | "margin" | "entropy" | "random" (-1 if unknown). */
+int aios_remask_parse(const char *s);
+const char *aios_remask_name(aios_remask a);
 
 #ifdef __cplusplus
 }

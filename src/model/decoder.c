@@ -559,6 +559,12 @@ static aios_status ensure_scratch(aios_decoder *d, int64_t T, int64_t Tk) {
 
 aios_status aios_decoder_forward(aios_decoder *d, aios_kv_cache *kv, const int32_t *tokens, int64_t T,
                                  const aios_forward_opts *opts, float *logits) {
+    return aios_decoder_forward_rows(d, kv, tokens, T, opts, 0, -1, logits);
+}
+
+aios_status aios_decoder_forward_rows(aios_decoder *d, aios_kv_cache *kv, const int32_t *tokens, int64_t T,
+                                      const aios_forward_opts *opts, int64_t logits_lo, int64_t logits_rows,
+                                      float *logits) {
     static const aios_forward_opts dflt = {AIOS_FWD_CAUSAL, NULL, NULL, 0, 0, 0, 0};
     if (!opts) opts = &dflt;
     const aios_decoder_config *c = &d->cfg;
@@ -656,8 +662,17 @@ aios_status aios_decoder_forward(aios_decoder *d, aios_kv_cache *kv, const int32
     if (!opts->no_commit) kv->n_past = Tk;
     if (!logits) return AIOS_OK;
     if (opts->logits_all) {
-        aios_rmsnorm(d->xb, d->x, d->final_norm, T, E, c->eps);
-        return aios_matmul(logits, d->xb, d->lm_head, NULL, T); /* (T, n_vocab) */
+        int64_t lo = 0, n = T; /* logits_rows < 0: every row */
+        if (logits_rows >= 0) {
+            lo = logits_lo;
+            n = logits_rows;
+            if (lo < 0 || lo > T || n > T - lo)
+                return aios__err(AIOS_ERR_INVALID_ARG, "decoder: logits rows %lld..%lld of %lld", (long long)lo,
+                                 (long long)(lo + n), (long long)T);
+            if (n == 0) return AIOS_OK;
+        }
+        aios_rmsnorm(d->xb, d->x + lo * E, d->final_norm, n, E, c->eps);
+        return aios_matmul(logits, d->xb, d->lm_head, NULL, n); /* (n, n_vocab) */
     }
     aios_rmsnorm(d->xb, d->x + (T - 1) * E, d->final_norm, 1, E, c->eps);
     return aios_matmul(logits, d->xb, d->lm_head, NULL, 1); /* (n_vocab) */

@@ -129,6 +129,14 @@ typedef struct {
 aios_status aios_decoder_forward(aios_decoder *d, aios_kv_cache *kv, const int32_t *tokens, int64_t T,
                                  const aios_forward_opts *opts, float *logits);
 
+/* The same, with opts->logits_all, writing only the logits of rows logits_lo ..
+ * logits_lo + logits_rows - 1: logits (logits_rows, n_vocab).  The diffusion sampler needs one
+ * block's rows, and the LM head would otherwise dominate a canvas forward.  (Added by the
+ * diffusion branch.) */
+aios_status aios_decoder_forward_rows(aios_decoder *d, aios_kv_cache *kv, const int32_t *tokens, int64_t T,
+                                      const aios_forward_opts *opts, int64_t logits_lo, int64_t logits_rows,
+                                      float *logits);
+
 /* Fills inv_freq (head_dim/2) for the config's rope type at sequence length seq_len (dynamic
  * scaling depends on it), computed as transformers does (float32 of the float64 formula). */
 void aios_decoder_rope_inv_freq(const aios_decoder_config *cfg, int64_t seq_len, float *inv_freq);

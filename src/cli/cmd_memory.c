@@ -1,0 +1,565 @@
+/*
+ * cmd_memory.c — `aios memory add|get|delete|update|list|search|import|export|compact|check|
+ * stats|index`: the memory store from the shell.  Output for machines is JSON (one object per
+ * line with --jsonl); ids are printed only after the write is durable.
+ */
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "usage: aios memory <action> --store DIR [options]\n\n"
+            "The memory store: Parquet segments + write-ahead log + HNSW index in directory DIR\n"
+            "(default: storage.storage_path from the configuration / AIOS_STORAGE_PATH).\n\n"
+            "actions:\n"
+            "  add        add one memory (prints its id once it is durable), or many with --jsonl FILE\n"
+            "  get ID     print a memory as JSON\n"
+            "  delete ID  delete a memory\n"
+            "  update ID  replace the given fields of a memory (the others are kept)\n"
+            "  list       print live memories as JSON lines (--limit N, --offset N, --embeddings)\n"
+            "  search     top-k by cosine similarity (--embedding JSON | --text Q) --top-k K\n"
+            "  import F   import a memories Parquet file (the seed's ArrowStorage schema)\n"
+            "  export F   write all live memories to one zstd Parquet file\n"
+            "  compact    rewrite segments without tombstones; rebuild the index\n"
+            "  flush      move the WAL into a Parquet segment now\n"
+            "  index      build the HNSW index now, whatever the size\n"
+            "  check      verify checksums, contents, HNSW links and recall (--queries N)\n"
+            "  stats      counts, sizes, model, dimension\n\n"
+            "memory fields (add / update):\n"
+            "  --id ID             memory_id (add: generated when absent)\n"
+            "  --content TEXT      the memory's text\n"
+            "  --embedding JSON    the embedding, e.g. '[0.1, 0.2, ...]'\n"
+            "  --text TEXT         content, embedded with the store's model (needs the encoder)\n"
+            "  --category C  --source S  --quality Q\n"
+            "  --timestamp T       microseconds since the epoch or 2024-01-02T03:04:05[.ffffff][Z] (default now)\n"
+            "  --jsonl FILE        add: one JSON object per line with the fields memory_id, content,\n"
+            "                      embedding, timestamp, metadata {category, source, quality_score}\n"
+            "store creation: --dim N, --model PATH (recorded in the manifest)\n"
+            "search: --top-k K (10) --threshold T --category C --source S --since T --until T\n"
+            "        --min-quality Q --exact | --hnsw --ef N --jsonl (one JSON object per hit)\n");
+}
+
+typedef struct {
+    const char *store, *id, *content, *embedding, *text, *category, *source, *jsonl_file, *model;
+    const char *since, *until, *timestamp;
+    double quality, threshold, min_quality;
+    int has_quality, has_threshold, has_min_quality;
+    int top_k, dim, limit, offset, exact, hnsw, ef, jsonl, embeddings, queries;
+    const char *pos; /* positional argument (id or file) */
+} opts;
+
+static int parse_ts(const char *s, int64_t *out) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (!*end && errno == 0 && end != s) {
+        *out = v;
+        return 0;
+    }
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    int n = 0;
+    if (sscanf(s, "%4d-%2d-%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &n) != 3) return -1;
+    const char *p = s + n;
+    double frac = 0;
+    if (*p == 'T' || *p == ' ') {
+        int m = 0;
+        if (sscanf(p + 1, "%2d:%2d:%2d%n", &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &m) != 3) return -1;
+        p += 1 + m;
+        if (*p == '.') {
+            char *e;
+            frac = strtod(p, &e);
+            p = e;
+        }
+    }
+    if (*p == 'Z') p++;
+    if (*p) return -1;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    time_t t = timegm(&tm);
+    *out = (int64_t)t * 1000000 + (int64_t)llround(frac * 1e6);
+    return 0;
+}
+
+static int parse_embedding(const char *json, float **out, int32_t *dim) {
+    cJSON *j = cJSON_Parse(json);
+    if (!cJSON_IsArray(j) || cJSON_GetArraySize(j) == 0) {
+        cJSON_Delete(j);
+        return -1;
+    }
+    int n = cJSON_GetArraySize(j);
+    float *v = malloc((size_t)n * sizeof *v);
+    int i = 0;
+    const cJSON *x;
+    cJSON_ArrayForEach(x, j) {
+        if (!cJSON_IsNumber(x)) {
+            free(v);
+            cJSON_Delete(j);
+            return -1;
+        }
+        v[i++] = (float)x->valuedouble;
+    }
+    cJSON_Delete(j);
+    *out = v;
+    *dim = n;
+    return 0;
+}
+
+static cJSON *memory_json(const aios_memory *m, int with_embedding, double score, int with_score) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "memory_id", m->memory_id);
+    if (with_score) cJSON_AddNumberToObject(o, "score", score);
+    if (m->content) cJSON_AddStringToObject(o, "content", m->content);
+    else cJSON_AddNullToObject(o, "content");
+    cJSON_AddNumberToObject(o, "timestamp", (double)m->timestamp_us);
+    if (m->has_metadata) {
+        cJSON *md = cJSON_AddObjectToObject(o, "metadata");
+        if (m->category) cJSON_AddStringToObject(md, "category", m->category);
+        else cJSON_AddNullToObject(md, "category");
+        if (m->source) cJSON_AddStringToObject(md, "source", m->source);
+        else cJSON_AddNullToObject(md, "source");
+        if (m->has_quality) cJSON_AddNumberToObject(md, "quality_score", m->quality_score);
+        else cJSON_AddNullToObject(md, "quality_score");
+    } else {
+        cJSON_AddNullToObject(o, "metadata");
+    }
+    if (with_embedding) {
+        if (m->embedding) {
+            cJSON *e = cJSON_AddArrayToObject(o, "embedding");
+            for (int32_t i = 0; i < m->dim; i++) cJSON_AddItemToArray(e, cJSON_CreateNumber(m->embedding[i]));
+        } else {
+            cJSON_AddNullToObject(o, "embedding");
+        }
+    }
+    return o;
+}
+
+static void print_json(cJSON *o) {
+    char *s = cJSON_PrintUnformatted(o);
+    if (s) puts(s);
+    free(s);
+    cJSON_Delete(o);
+}
+
+/* Fills m from options; returns 0, or 2 on a usage error (message printed). */
+static int fill_memory(const opts *o, aios_memory *m, float **emb) {
+    *emb = NULL;
+    if (o->id) m->memory_id = o->id;
+    if (o->content) m->content = o->content;
+    if (o->text) m->content = o->text;
+    if (o->embedding) {
+        if (parse_embedding(o->embedding, emb, &m->dim)) {
+            fprintf(stderr, "aios memory: --embedding must be a JSON array of numbers\n");
+            return 2;
+        }
+        m->embedding = *emb;
+    }
+    if (o->category || o->source || o->has_quality) {
+        if (!m->has_metadata) {
+            m->has_metadata = 1;
+            m->category = m->source = NULL;
+            m->has_quality = 0;
+        }
+        if (o->category) m->category = o->category;
+        if (o->source) m->source = o->source;
+        if (o->has_quality) {
+            m->has_quality = 1;
+            m->quality_score = (float)o->quality;
+        }
+    }
+    if (o->timestamp && parse_ts(o->timestamp, &m->timestamp_us)) {
+        fprintf(stderr, "aios memory: --timestamp: '%s' is neither microseconds nor YYYY-MM-DD[THH:MM:SS[.f]][Z]\n", o->timestamp);
+        return 2;
+    }
+    return 0;
+}
+
+/* One JSON line of --jsonl input into m (strings borrowed from j). */
+static int memory_from_json(const cJSON *j, aios_memory *m, float **emb, int64_t lineno) {
+    memset(m, 0, sizeof *m);
+    *emb = NULL;
+    m->timestamp_us = AIOS_TIMESTAMP_NOW;
+    if (!cJSON_IsObject(j)) goto bad;
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(j, "memory_id");
+    if (x && !cJSON_IsNull(x)) {
+        if (!cJSON_IsString(x)) goto bad;
+        m->memory_id = x->valuestring;
+    }
+    x = cJSON_GetObjectItemCaseSensitive(j, "content");
+    if (x && !cJSON_IsNull(x)) {
+        if (!cJSON_IsString(x)) goto bad;
+        m->content = x->valuestring;
+    }
+    x = cJSON_GetObjectItemCaseSensitive(j, "timestamp");
+    if (x && !cJSON_IsNull(x)) {
+        if (cJSON_IsNumber(x)) m->timestamp_us = (int64_t)x->valuedouble;
+        else if (!cJSON_IsString(x) || parse_ts(x->valuestring, &m->timestamp_us)) goto bad;
+    }
+    x = cJSON_GetObjectItemCaseSensitive(j, "embedding");
+    if (x && !cJSON_IsNull(x)) {
+        int n = cJSON_GetArraySize(x);
+        if (!cJSON_IsArray(x) || n == 0) goto bad;
+        *emb = malloc((size_t)n * sizeof(float));
+        int i = 0;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, x) {
+            if (!cJSON_IsNumber(e)) goto bad;
+            (*emb)[i++] = (float)e->valuedouble;
+        }
+        m->embedding = *emb;
+        m->dim = n;
+    }
+    x = cJSON_GetObjectItemCaseSensitive(j, "metadata");
+    if (x && !cJSON_IsNull(x)) {
+        if (!cJSON_IsObject(x)) goto bad;
+        m->has_metadata = 1;
+        const cJSON *y = cJSON_GetObjectItemCaseSensitive(x, "category");
+        if (cJSON_IsString(y)) m->category = y->valuestring;
+        y = cJSON_GetObjectItemCaseSensitive(x, "source");
+        if (cJSON_IsString(y)) m->source = y->valuestring;
+        y = cJSON_GetObjectItemCaseSensitive(x, "quality_score");
+        if (cJSON_IsNumber(y)) {
+            m->has_quality = 1;
+            m->quality_score = (float)y->valuedouble;
+        }
+    }
+    return 0;
+bad:
+    free(*emb);
+    *emb = NULL;
+    fprintf(stderr, "aios memory add: --jsonl line %lld: not a memory object (memory_id, content, embedding, timestamp, metadata)\n",
+            (long long)lineno);
+    return 2;
+}
+
+static int add_jsonl(aios_store *st, const char *file) {
+    FILE *f = strcmp(file, "-") ? fopen(file, "r") : stdin;
+    if (!f) {
+        fprintf(stderr, "aios: memory add: %s: %s\n", file, strerror(errno));
+        return 1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int64_t lineno = 0;
+    int rc = 0;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        lineno++;
+        if (len <= 1) continue;
+        cJSON *j = cJSON_Parse(line);
+        aios_memory m;
+        float *emb;
+        if (!j || memory_from_json(j, &m, &emb, lineno)) {
+            if (!j) fprintf(stderr, "aios memory add: --jsonl line %lld: invalid JSON\n", (long long)lineno);
+            cJSON_Delete(j);
+            rc = 1;
+            break;
+        }
+        char id[AIOS_MEMORY_ID_MAX];
+        aios_status s = aios_store_add(st, &m, id);
+        free(emb);
+        cJSON_Delete(j);
+        if (s) {
+            char what[64];
+            snprintf(what, sizeof what, "memory add (line %lld)", (long long)lineno);
+            rc = aios_cli_fail(what, s);
+            break;
+        }
+        printf("%s\n", id);
+        fflush(stdout);
+    }
+    free(line);
+    if (f != stdin) fclose(f);
+    return rc;
+}
+
+int aios_cmd_memory(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    const char *action = argv[1];
+    if (aios_cli_wants_help(argc, argv)) {
+        usage(stdout);
+        return 0;
+    }
+    opts o;
+    memset(&o, 0, sizeof o);
+    o.top_k = 10;
+    o.queries = 100;
+    o.limit = -1;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define STR(flag, field)                                                           \
+    if (!strcmp(a, flag)) {                                                        \
+        if (!v) goto missing;                                                      \
+        o.field = v;                                                               \
+        i++;                                                                       \
+        continue;                                                                  \
+    }
+#define NUM(flag, field, has)                                                      \
+    if (!strcmp(a, flag)) {                                                        \
+        char *e_;                                                                  \
+        if (!v) goto missing;                                                      \
+        o.field = strtod(v, &e_);                                                  \
+        if (*e_ || e_ == v) goto badnum;                                           \
+        has;                                                                       \
+        i++;                                                                       \
+        continue;                                                                  \
+    }
+#define INT(flag, field)                                                           \
+    if (!strcmp(a, flag)) {                                                        \
+        char *e_;                                                                  \
+        if (!v) goto missing;                                                      \
+        long x_ = strtol(v, &e_, 10);                                              \
+        if (*e_ || e_ == v || x_ < 0 || x_ > 100000000) goto badnum;               \
+        o.field = (int)x_;                                                         \
+        i++;                                                                       \
+        continue;                                                                  \
+    }
+        STR("--store", store)
+        STR("--id", id)
+        STR("--content", content)
+        STR("--embedding", embedding)
+        STR("--text", text)
+        STR("--category", category)
+        STR("--source", source)
+        STR("--model", model)
+        STR("--since", since)
+        STR("--until", until)
+        STR("--timestamp", timestamp)
+        NUM("--quality", quality, o.has_quality = 1)
+        NUM("--threshold", threshold, o.has_threshold = 1)
+        NUM("--min-quality", min_quality, o.has_min_quality = 1)
+        INT("--top-k", top_k)
+        INT("--dim", dim)
+        INT("--limit", limit)
+        INT("--offset", offset)
+        INT("--ef", ef)
+        INT("--queries", queries)
+        if (!strcmp(a, "--jsonl")) {
+            /* search/list: a flag; add: takes a file */
+            if (!strcmp(action, "add")) {
+                if (!v) goto missing;
+                o.jsonl_file = v;
+                i++;
+            } else {
+                o.jsonl = 1;
+            }
+            continue;
+        }
+        if (!strcmp(a, "--exact")) { o.exact = 1; continue; }
+        if (!strcmp(a, "--hnsw")) { o.hnsw = 1; continue; }
+        if (!strcmp(a, "--embeddings")) { o.embeddings = 1; continue; }
+        if (a[0] != '-' && !o.pos) { o.pos = a; continue; }
+        fprintf(stderr, "aios memory %s: unexpected argument '%s' (see 'aios memory --help')\n", action, a);
+        return 2;
+    missing:
+        fprintf(stderr, "aios memory %s: %s needs a value\n", action, a);
+        return 2;
+    badnum:
+        fprintf(stderr, "aios memory %s: %s: '%s' is not a valid number\n", action, a, v);
+        return 2;
+    }
+
+    aios_config cfg;
+    char store_dir[1024];
+    if (!o.store) {
+        if (aios_config_load(&cfg, NULL) != AIOS_OK) return aios_cli_fail("config", AIOS_ERR_CONFIG);
+        snprintf(store_dir, sizeof store_dir, "%s", cfg.storage.storage_path);
+        o.store = store_dir;
+    }
+    if (!strcmp(action, "check")) {
+        double recall;
+        aios_status s = aios_store_check(o.store, o.queries, stdout, &recall);
+        return s ? aios_cli_fail("memory check", s) : 0;
+    }
+    static const char *known[] = {"add", "get", "delete", "update", "list", "search", "import",
+                                  "export", "compact", "flush", "index", "stats"};
+    int ok = 0;
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) ok |= !strcmp(action, known[i]);
+    if (!ok) {
+        fprintf(stderr, "aios memory: unknown action '%s' (see 'aios memory --help')\n", action);
+        return 2;
+    }
+    int writes = !strcmp(action, "add") || !strcmp(action, "delete") || !strcmp(action, "update") ||
+                 !strcmp(action, "import") || !strcmp(action, "compact") || !strcmp(action, "flush") ||
+                 !strcmp(action, "index");
+    int needs_pos = !strcmp(action, "get") || !strcmp(action, "delete") || !strcmp(action, "update") ||
+                    !strcmp(action, "import") || !strcmp(action, "export");
+    if (needs_pos && !o.pos) {
+        fprintf(stderr, "aios memory %s: missing %s\n", action,
+                (!strcmp(action, "import") || !strcmp(action, "export")) ? "FILE" : "ID");
+        return 2;
+    }
+    if (o.text) {
+        /* TODO(kernels merge): embed with the store's model (config model.model_path /
+         * AIOS_MODEL_PATH / --model) through aios_encode once the encoder lands. */
+        fprintf(stderr, "aios: memory %s: --text needs the text encoder, which this build does not have yet; "
+                        "pass --content TEXT --embedding JSON instead\n", action);
+        return 1;
+    }
+
+    aios_store_params sp = aios_store_default_params();
+    sp.read_only = !writes;
+    sp.create = !strcmp(action, "add") || !strcmp(action, "import");
+    sp.dim = o.dim;
+    sp.model = o.model;
+    aios_store *st;
+    aios_status s = aios_store_open(o.store, &sp, &st);
+    if (s) return aios_cli_fail("memory", s);
+    int rc = 0;
+    if (!strcmp(action, "add")) {
+        if (o.jsonl_file) {
+            rc = add_jsonl(st, o.jsonl_file);
+        } else {
+            aios_memory m;
+            memset(&m, 0, sizeof m);
+            m.timestamp_us = AIOS_TIMESTAMP_NOW;
+            float *emb;
+            rc = fill_memory(&o, &m, &emb);
+            if (!rc) {
+                char id[AIOS_MEMORY_ID_MAX];
+                s = aios_store_add(st, &m, id);
+                if (s) rc = aios_cli_fail("memory add", s);
+                else printf("%s\n", id); /* the acknowledgement: durable now */
+            }
+            free(emb);
+        }
+    } else if (!strcmp(action, "get")) {
+        aios_memory m;
+        s = aios_store_get(st, o.pos, &m);
+        if (s) rc = aios_cli_fail("memory get", s);
+        else print_json(memory_json(&m, 1, 0, 0));
+    } else if (!strcmp(action, "delete")) {
+        s = aios_store_delete(st, o.pos);
+        if (s) rc = aios_cli_fail("memory delete", s);
+        else printf("%s\n", o.pos);
+    } else if (!strcmp(action, "update")) {
+        aios_memory m;
+        s = aios_store_get(st, o.pos, &m);
+        if (s) rc = aios_cli_fail("memory update", s);
+        else {
+            /* copy what we keep: the pointers die with the write */
+            aios_memory c = m;
+            char *content = m.content ? strdup(m.content) : NULL, *cat = m.category ? strdup(m.category) : NULL,
+                 *src = m.source ? strdup(m.source) : NULL;
+            float *old = NULL;
+            if (m.embedding) {
+                old = malloc((size_t)m.dim * sizeof *old);
+                memcpy(old, m.embedding, (size_t)m.dim * sizeof *old);
+            }
+            c.content = content;
+            c.category = cat;
+            c.source = src;
+            c.embedding = old;
+            c.memory_id = o.pos;
+            o.id = NULL;
+            float *emb;
+            rc = fill_memory(&o, &c, &emb);
+            if (!rc) {
+                s = aios_store_update(st, &c);
+                if (s) rc = aios_cli_fail("memory update", s);
+                else printf("%s\n", o.pos);
+            }
+            free(emb);
+            free(old);
+            free(content);
+            free(cat);
+            free(src);
+        }
+    } else if (!strcmp(action, "list")) {
+        int64_t cur = 0, seen = 0, printed = 0;
+        aios_memory m;
+        while (aios_store_next(st, &cur, &m) == AIOS_OK) {
+            if (seen++ < o.offset) continue;
+            if (o.limit >= 0 && printed >= o.limit) break;
+            print_json(memory_json(&m, o.embeddings, 0, 0));
+            printed++;
+        }
+    } else if (!strcmp(action, "search")) {
+        aios_search_params q = aios_search_default_params();
+        q.top_k = o.top_k;
+        if (o.has_threshold) q.threshold = (float)o.threshold;
+        q.category = o.category;
+        q.source = o.source;
+        if (o.has_min_quality) q.min_quality = (float)o.min_quality;
+        if ((o.since && parse_ts(o.since, &q.since_us)) || (o.until && parse_ts(o.until, &q.until_us))) {
+            fprintf(stderr, "aios memory search: --since/--until: microseconds or YYYY-MM-DD[THH:MM:SS[.f]][Z]\n");
+            aios_store_close(st);
+            return 2;
+        }
+        q.mode = o.exact ? AIOS_SEARCH_EXACT : o.hnsw ? AIOS_SEARCH_HNSW : AIOS_SEARCH_AUTO;
+        q.ef_search = o.ef;
+        float *emb = NULL;
+        int32_t dim = 0;
+        if (!o.embedding) {
+            fprintf(stderr, "aios memory search: give --embedding JSON (or --text Q)\n");
+            rc = 2;
+        } else if (parse_embedding(o.embedding, &emb, &dim)) {
+            fprintf(stderr, "aios memory search: --embedding must be a JSON array of numbers\n");
+            rc = 2;
+        } else if (o.top_k < 1) {
+            fprintf(stderr, "aios memory search: --top-k must be at least 1\n");
+            rc = 2;
+        } else {
+            aios_search_hit *hits = malloc((size_t)o.top_k * sizeof *hits);
+            int32_t n = 0;
+            s = aios_store_search(st, emb, dim, &q, hits, &n);
+            if (s) rc = aios_cli_fail("memory search", s);
+            for (int32_t i = 0; i < n; i++) {
+                if (o.jsonl) print_json(memory_json(&hits[i].memory, 0, hits[i].score, 1));
+                else printf("%2d  %.6f  %-24s %s\n", i + 1, hits[i].score, hits[i].memory.memory_id,
+                            hits[i].memory.content ? hits[i].memory.content : "(null)");
+            }
+            free(hits);
+        }
+        free(emb);
+    } else if (!strcmp(action, "import")) {
+        int64_t n;
+        s = aios_store_import(st, o.pos, &n);
+        if (s) rc = aios_cli_fail("memory import", s);
+        else printf("imported %lld memories from %s\n", (long long)n, o.pos);
+    } else if (!strcmp(action, "export")) {
+        s = aios_store_export(st, o.pos);
+        if (s) rc = aios_cli_fail("memory export", s);
+    } else if (!strcmp(action, "compact")) {
+        s = aios_store_compact(st);
+        if (s) rc = aios_cli_fail("memory compact", s);
+    } else if (!strcmp(action, "flush")) {
+        s = aios_store_flush(st);
+        if (s) rc = aios_cli_fail("memory flush", s);
+    } else if (!strcmp(action, "index")) {
+        s = aios_store_build_index(st);
+        if (s) rc = aios_cli_fail("memory index", s);
+    } else if (!strcmp(action, "stats")) {
+        aios_store_stats x;
+        s = aios_store_stats_get(st, &x);
+        if (s) rc = aios_cli_fail("memory stats", s);
+        else {
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddNumberToObject(j, "live", (double)x.live);
+            cJSON_AddNumberToObject(j, "rows", (double)x.rows);
+            cJSON_AddNumberToObject(j, "tombstones", (double)x.tombstones);
+            cJSON_AddNumberToObject(j, "wal_records", (double)x.wal_records);
+            cJSON_AddNumberToObject(j, "segments", (double)x.segments);
+            cJSON_AddNumberToObject(j, "index_rows", (double)x.index_rows);
+            cJSON_AddNumberToObject(j, "dim", x.dim);
+            cJSON_AddNumberToObject(j, "bytes_on_disk", (double)x.bytes_on_disk);
+            cJSON_AddNumberToObject(j, "version", (double)x.version);
+            cJSON_AddStringToObject(j, "model", x.model);
+            print_json(j);
+        }
+    }
+    aios_store_close(st);
+    return rc;
+}

@@ -1,0 +1,684 @@
+/*
+ * hnsw.c — Hierarchical Navigable Small World graph for approximate cosine k-NN.
+ *
+ * Reference: Y. A. Malkov, D. A. Yashunin, "Efficient and robust approximate nearest neighbor
+ * search using Hierarchical Navigable Small World graphs", IEEE TPAMI 2018 (arXiv:1603.09320):
+ * Algorithm 1 (INSERT), 2 (SEARCH-LAYER), 4 (SELECT-NEIGHBORS-HEURISTIC), 5 (K-NN-SEARCH).
+ *
+ * Key decisions:
+ *  - Node i is row i of the store's table, so the graph needs no label array and stays valid
+ *    while rows are only appended; deleted rows stay in the graph as waypoints and are simply
+ *    not collected (their MR_LIVE bit is clear).  Compaction renumbers rows and rebuilds.
+ *    Rows without an embedding (or dead before insertion) get level -1: not in the graph.
+ *  - Distance d = 1 - cos; the query is unit length, rows carry 1/|x|.
+ *  - Levels: floor(-ln(U) * mL), mL = 1/ln(M); layer 0 keeps M0 = 2M links (paper §4.1).
+ *  - Neighbour choice by the heuristic (Alg. 4, without extendCandidates/keepPruned), also when
+ *    a neighbour list overflows and must shrink.
+ *  - Filtered search navigates through every node but collects only nodes passing the filter,
+ *    so the ef-bounded result list fills with admissible rows (like hnswlib's filter functor).
+ *  - Parallel build: OpenMP over new nodes; a neighbour list is read or written only under its
+ *    node's lock (striped mutexes), never two at once; the entry point under a global lock,
+ *    held for the whole insertion of a node that raises the top level (as hnswlib does).
+ *  - Visited sets are per-call bitsets (n/8 bytes) so searches on one handle can run in parallel.
+ *
+ * File (little-endian): "AIOSHNSW" u32 version=1, u32 dim, u32 M, u32 M0, u32 efc, u32 pad,
+ * u64 n, i64 entry, i32 max_level, u32 pad; i8 level[n]; u32 l0[n][1+M0] (count, links);
+ * for each node with level > 0 in order: u32 up[level][1+M]; u32 CRC32C of all before it.
+ */
+#include "memory/memory_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <omp.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#define N_LOCKS 4096
+#define MAX_LEVEL 16
+
+struct hnsw {
+    const mtable *t;
+    int M, M0, efc;
+    double mL;
+    int64_t n, cap;
+    int8_t *level;   /* (cap) -1 = not in the graph */
+    uint32_t *l0;    /* (cap, 1 + M0) */
+    uint32_t **up;   /* (cap) -> (level, 1 + M) */
+    int64_t entry;
+    int max_level;
+    uint64_t rng;
+    pthread_mutex_t locks[N_LOCKS];
+    pthread_mutex_t glock;
+};
+
+static inline uint32_t *links(const hnsw *h, int64_t node, int layer) {
+    return layer == 0 ? h->l0 + (size_t)node * (size_t)(h->M0 + 1)
+                      : h->up[node] + (size_t)(layer - 1) * (size_t)(h->M + 1);
+}
+static inline int maxlinks(const hnsw *h, int layer) { return layer == 0 ? h->M0 : h->M; }
+
+static inline float dist_q(const hnsw *h, const float *q, int64_t node, aios_dot_fn dot) {
+    const mtable *t = h->t;
+    return 1.0f - dot(q, t->emb + (size_t)node * (size_t)t->dim, t->dim) * t->inv_norm[node];
+}
+static inline float dist_nn(const hnsw *h, int64_t a, int64_t b, aios_dot_fn dot) {
+    const mtable *t = h->t;
+    return 1.0f - dot(t->emb + (size_t)a * (size_t)t->dim, t->emb + (size_t)b * (size_t)t->dim, t->dim) *
+                      t->inv_norm[a] * t->inv_norm[b];
+}
+
+/* ---- small heaps of (dist, id) ---- */
+typedef struct {
+    float d;
+    uint32_t id;
+} cand;
+typedef struct {
+    cand *a;
+    int n, cap;
+    int max; /* 1: max-heap (results), 0: min-heap (candidates) */
+} cheap;
+static inline bool above(const cheap *h, const cand *x, const cand *y) {
+    return h->max ? x->d > y->d : x->d < y->d;
+}
+static bool ch_push(cheap *h, cand c) {
+    if (h->n == h->cap) {
+        int cap = h->cap ? h->cap * 2 : 64;
+        cand *a = realloc(h->a, (size_t)cap * sizeof *a);
+        if (!a) return false;
+        h->a = a;
+        h->cap = cap;
+    }
+    int i = h->n++;
+    h->a[i] = c;
+    while (i > 0) {
+        int p = (i - 1) / 2;
+        if (!above(h, &h->a[i], &h->a[p])) break;
+        cand tmp = h->a[p];
+        h->a[p] = h->a[i];
+        h->a[i] = tmp;
+        i = p;
+    }
+    return true;
+}
+static cand ch_pop(cheap *h) {
+    cand top = h->a[0];
+    h->a[0] = h->a[--h->n];
+    int i = 0;
+    for (;;) {
+        int l = 2 * i + 1, r = l + 1, w = i;
+        if (l < h->n && above(h, &h->a[l], &h->a[w])) w = l;
+        if (r < h->n && above(h, &h->a[r], &h->a[w])) w = r;
+        if (w == i) break;
+        cand tmp = h->a[w];
+        h->a[w] = h->a[i];
+        h->a[i] = tmp;
+        i = w;
+    }
+    return top;
+}
+
+typedef struct {
+    uint64_t *vis;
+    size_t vis_words;
+    cheap C, W;
+    cand *sel;
+    uint32_t *buf;
+    int sel_cap;
+} scratch;
+
+static bool scratch_init(scratch *s, int64_t n, int M0) {
+    memset(s, 0, sizeof *s);
+    s->vis_words = (size_t)(n + 63) / 64 + 1;
+    s->vis = calloc(s->vis_words, 8);
+    s->C.max = 0;
+    s->W.max = 1;
+    s->buf = malloc((size_t)(M0 + 2) * sizeof *s->buf);
+    return s->vis && s->buf;
+}
+static void scratch_free(scratch *s) {
+    free(s->vis);
+    free(s->C.a);
+    free(s->W.a);
+    free(s->sel);
+    free(s->buf);
+}
+static inline bool visit(scratch *s, uint32_t id) {
+    uint64_t bit = 1ull << (id & 63), *w = &s->vis[id >> 6];
+    if (*w & bit) return false;
+    *w |= bit;
+    return true;
+}
+
+/* Copies node's links at `layer` into s->buf under its lock; returns the count. */
+static int read_links(hnsw *h, scratch *s, int64_t node, int layer, bool locked) {
+    pthread_mutex_t *mx = &h->locks[node % N_LOCKS];
+    if (locked) pthread_mutex_lock(mx);
+    uint32_t *L = links(h, node, layer);
+    int c = (int)L[0];
+    if (c > maxlinks(h, layer)) c = maxlinks(h, layer);
+    memcpy(s->buf, L + 1, (size_t)c * sizeof(uint32_t));
+    if (locked) pthread_mutex_unlock(mx);
+    return c;
+}
+
+/* Algorithm 2: SEARCH-LAYER.  On return s->W holds up to ef nearest (admissible when f != NULL).
+ * `limit` bounds node ids (nodes >= limit are not yet inserted by this pass). */
+static void search_layer(hnsw *h, scratch *s, const float *q, const cand *eps, int n_eps, int ef, int layer,
+                         const mfilter *f, bool locked, aios_dot_fn dot) {
+    memset(s->vis, 0, s->vis_words * 8);
+    s->C.n = s->W.n = 0;
+    for (int i = 0; i < n_eps; i++) {
+        if (!visit(s, eps[i].id)) continue;
+        ch_push(&s->C, eps[i]);
+        if (!f || aios__mf_pass(h->t, f, eps[i].id)) ch_push(&s->W, eps[i]);
+    }
+    while (s->C.n) {
+        cand c = ch_pop(&s->C);
+        if (s->W.n >= ef && c.d > s->W.a[0].d) break;
+        int nc = read_links(h, s, c.id, layer, locked);
+        for (int i = 0; i < nc; i++) {
+            uint32_t e = s->buf[i];
+            if (!visit(s, e)) continue;
+            float d = dist_q(h, q, e, dot);
+            if (s->W.n < ef || d < s->W.a[0].d) {
+                ch_push(&s->C, (cand){d, e});
+                if (!f || aios__mf_pass(h->t, f, e)) {
+                    ch_push(&s->W, (cand){d, e});
+                    if (s->W.n > ef) ch_pop(&s->W);
+                }
+            }
+        }
+    }
+}
+
+static int cmp_cand(const void *a, const void *b) {
+    const cand *x = a, *y = b;
+    return x->d < y->d ? -1 : x->d > y->d ? 1 : (x->id < y->id ? -1 : x->id > y->id);
+}
+
+/* Algorithm 4 (heuristic): from candidates c[0..n) (any order), keep up to m that are closer to
+ * the base than to any already kept.  Result in c[0..ret), nearest first. */
+static int select_heuristic(hnsw *h, cand *c, int n, int m, aios_dot_fn dot) {
+    qsort(c, (size_t)n, sizeof *c, cmp_cand);
+    if (n <= m) return n;
+    int kept = 0;
+    for (int i = 0; i < n && kept < m; i++) {
+        bool good = true;
+        for (int j = 0; j < kept; j++)
+            if (dist_nn(h, c[i].id, c[j].id, dot) < c[i].d) {
+                good = false;
+                break;
+            }
+        if (good) c[kept++] = c[i];
+    }
+    return kept;
+}
+
+static bool sel_reserve(scratch *s, int n) {
+    if (n <= s->sel_cap) return true;
+    cand *a = realloc(s->sel, (size_t)n * sizeof *a);
+    if (!a) return false;
+    s->sel = a;
+    s->sel_cap = n;
+    return true;
+}
+
+/* Adds `node` to the links of `nb` at `layer`, shrinking by the heuristic when full. */
+static void add_link(hnsw *h, scratch *s, uint32_t nb, uint32_t node, int layer, float d, aios_dot_fn dot) {
+    pthread_mutex_t *mx = &h->locks[nb % N_LOCKS];
+    pthread_mutex_lock(mx);
+    uint32_t *L = links(h, nb, layer);
+    int m = maxlinks(h, layer);
+    int c = (int)L[0];
+    for (int i = 0; i < c; i++)
+        if (L[1 + i] == node) {
+            pthread_mutex_unlock(mx);
+            return;
+        }
+    if (c < m) {
+        L[1 + c] = node;
+        L[0] = (uint32_t)(c + 1);
+    } else if (sel_reserve(s, m + 1)) {
+        for (int i = 0; i < c; i++) s->sel[i] = (cand){dist_nn(h, nb, L[1 + i], dot), L[1 + i]};
+        s->sel[c] = (cand){d, node};
+        int k = select_heuristic(h, s->sel, c + 1, m, dot);
+        for (int i = 0; i < k; i++) L[1 + i] = s->sel[i].id;
+        L[0] = (uint32_t)k;
+    }
+    pthread_mutex_unlock(mx);
+}
+
+/* Algorithm 1: INSERT node (its level already assigned and storage allocated). */
+static void insert(hnsw *h, scratch *s, int64_t node, bool locked, aios_dot_fn dot) {
+    const mtable *t = h->t;
+    int lvl = h->level[node];
+    float *q = malloc((size_t)t->dim * sizeof(float));
+    if (!q) return;
+    const float *x = t->emb + (size_t)node * (size_t)t->dim;
+    for (int32_t i = 0; i < t->dim; i++) q[i] = x[i] * t->inv_norm[node];
+
+    pthread_mutex_lock(&h->glock);
+    int64_t ep = h->entry;
+    int top = h->max_level;
+    bool hold = lvl > top;
+    if (ep < 0) { /* first node */
+        h->entry = node;
+        h->max_level = lvl;
+        pthread_mutex_unlock(&h->glock);
+        free(q);
+        return;
+    }
+    if (!hold) pthread_mutex_unlock(&h->glock);
+
+    cand cur = {dist_q(h, q, ep, dot), (uint32_t)ep};
+    for (int layer = top; layer > lvl; layer--) { /* greedy descent, ef = 1 */
+        bool changed = true;
+        while (changed) {
+            changed = false;
+            int nc = read_links(h, s, cur.id, layer, locked);
+            for (int i = 0; i < nc; i++) {
+                float d = dist_q(h, q, s->buf[i], dot);
+                if (d < cur.d) {
+                    cur = (cand){d, s->buf[i]};
+                    changed = true;
+                }
+            }
+        }
+    }
+    cand *eps = malloc(sizeof(cand) * (size_t)(h->efc + 1));
+    int n_eps = 1;
+    if (!eps) goto out;
+    eps[0] = cur;
+    for (int layer = AIOS_MIN(lvl, top); layer >= 0; layer--) {
+        search_layer(h, s, q, eps, n_eps, h->efc, layer, NULL, locked, dot);
+        int n = s->W.n;
+        if (!sel_reserve(s, n)) break;
+        memcpy(s->sel, s->W.a, (size_t)n * sizeof(cand));
+        /* the W list seeds the next layer's entry points */
+        memcpy(eps, s->W.a, (size_t)n * sizeof(cand));
+        n_eps = n;
+        int m = maxlinks(h, layer);
+        int k = select_heuristic(h, s->sel, n, layer == 0 ? h->M0 : h->M, dot);
+        (void)m;
+        pthread_mutex_t *mx = &h->locks[node % N_LOCKS];
+        pthread_mutex_lock(mx);
+        uint32_t *L = links(h, node, layer);
+        for (int i = 0; i < k; i++) L[1 + i] = s->sel[i].id;
+        L[0] = (uint32_t)k;
+        pthread_mutex_unlock(mx);
+        /* copy: add_link reuses s->sel */
+        cand *mine = malloc((size_t)k * sizeof *mine);
+        if (!mine) break;
+        memcpy(mine, s->sel, (size_t)k * sizeof *mine);
+        for (int i = 0; i < k; i++) add_link(h, s, mine[i].id, (uint32_t)node, layer, mine[i].d, dot);
+        free(mine);
+    }
+    free(eps);
+out:
+    if (hold) {
+        h->entry = node;
+        h->max_level = lvl;
+        pthread_mutex_unlock(&h->glock);
+    }
+    free(q);
+}
+
+aios_status aios__hnsw_new(const mtable *t, int M, int efc, uint64_t seed, hnsw **out) {
+    *out = NULL;
+    if (M < 2 || M > 256 || efc < 1 || efc > 100000)
+        return aios__err(AIOS_ERR_INVALID_ARG, "hnsw: M=%d ef_construction=%d out of range", M, efc);
+    hnsw *h = calloc(1, sizeof *h);
+    if (!h) return aios__err(AIOS_ERR_NOMEM, "hnsw: out of memory");
+    h->t = t;
+    h->M = M;
+    h->M0 = 2 * M;
+    h->efc = efc;
+    h->mL = 1.0 / log((double)M);
+    h->entry = -1;
+    h->max_level = -1;
+    h->rng = seed ? seed : 0x9E3779B97F4A7C15ull;
+    for (int i = 0; i < N_LOCKS; i++) pthread_mutex_init(&h->locks[i], NULL);
+    pthread_mutex_init(&h->glock, NULL);
+    *out = h;
+    return AIOS_OK;
+}
+
+void aios__hnsw_free(hnsw *h) {
+    if (!h) return;
+    for (int64_t i = 0; i < h->n; i++) free(h->up[i]);
+    free(h->up);
+    free(h->l0);
+    free(h->level);
+    for (int i = 0; i < N_LOCKS; i++) pthread_mutex_destroy(&h->locks[i]);
+    pthread_mutex_destroy(&h->glock);
+    free(h);
+}
+
+int64_t aios__hnsw_rows(const hnsw *h) { return h ? h->n : 0; }
+void aios__hnsw_set_table(hnsw *h, const mtable *t) { h->t = t; }
+
+static aios_status reserve(hnsw *h, int64_t n) {
+    if (n <= h->cap) return AIOS_OK;
+    int64_t cap = h->cap ? h->cap : 1024;
+    while (cap < n) cap *= 2;
+    int8_t *lv = realloc(h->level, (size_t)cap);
+    if (!lv) return aios__err(AIOS_ERR_NOMEM, "hnsw: out of memory");
+    h->level = lv;
+    uint32_t **up = realloc(h->up, (size_t)cap * sizeof *up);
+    if (!up) return aios__err(AIOS_ERR_NOMEM, "hnsw: out of memory");
+    h->up = up;
+    uint64_t bytes;
+    if (!aios__mul_ok((uint64_t)cap, (uint64_t)(h->M0 + 1) * 4, &bytes) || bytes > SIZE_MAX / 2)
+        return aios__err(AIOS_ERR_NOMEM, "hnsw: too many nodes");
+    uint32_t *l0 = realloc(h->l0, (size_t)bytes);
+    if (!l0) return aios__err(AIOS_ERR_NOMEM, "hnsw: out of memory");
+    h->l0 = l0;
+    h->cap = cap;
+    return AIOS_OK;
+}
+
+static uint64_t rnd(uint64_t *s) { /* splitmix64 */
+    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+aios_status aios__hnsw_extend(hnsw *h, int n_threads) {
+    const mtable *t = h->t;
+    int64_t n0 = h->n, n1 = t->n;
+    if (n1 <= n0) return AIOS_OK;
+    AIOS_TRY(reserve(h, n1));
+    for (int64_t i = n0; i < n1; i++) {
+        h->up[i] = NULL;
+        h->l0[(size_t)i * (size_t)(h->M0 + 1)] = 0;
+        if ((t->flags[i] & (MR_LIVE | MR_EMB)) != (MR_LIVE | MR_EMB) || t->inv_norm[i] == 0) {
+            h->level[i] = -1;
+            continue;
+        }
+        double u = ((double)(rnd(&h->rng) >> 11) + 0.5) * (1.0 / 9007199254740992.0);
+        int l = (int)floor(-log(u) * h->mL);
+        if (l > MAX_LEVEL) l = MAX_LEVEL;
+        h->level[i] = (int8_t)l;
+        if (l > 0) {
+            h->up[i] = calloc((size_t)l * (size_t)(h->M + 1), sizeof(uint32_t));
+            if (!h->up[i]) {
+                for (int64_t j = n0; j <= i; j++) free(h->up[j]);
+                return aios__err(AIOS_ERR_NOMEM, "hnsw: out of memory");
+            }
+        }
+    }
+    h->n = n1;
+    aios_dot_fn dot = aios__dot();
+    /* the first nodes go in one by one so that parallel inserts start from a real graph */
+    int64_t i = n0;
+    scratch s;
+    if (!scratch_init(&s, n1, h->M0)) {
+        scratch_free(&s);
+        return aios__err(AIOS_ERR_NOMEM, "hnsw: out of memory");
+    }
+    for (; i < n1 && i < 1000; i++)
+        if (h->level[i] >= 0) insert(h, &s, i, false, dot);
+    scratch_free(&s);
+    int nt = n_threads > 0 ? n_threads : 1;
+    if (n1 - i < 2000) nt = 1;
+    int64_t start = i;
+    int failed = 0;
+#pragma omp parallel num_threads(nt)
+    {
+        scratch ts;
+        if (!scratch_init(&ts, n1, h->M0)) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(dynamic, 64)
+        for (int64_t j = start; j < n1; j++)
+            if (!failed && h->level[j] >= 0) insert(h, &ts, j, nt > 1, dot);
+        scratch_free(&ts);
+    }
+    if (failed) return aios__err(AIOS_ERR_NOMEM, "hnsw: out of memory");
+    return AIOS_OK;
+}
+
+/* Algorithm 5: K-NN-SEARCH with filters. */
+void aios__hnsw_search(const hnsw *hc, const float *q, const mfilter *f, int32_t k, int ef, float threshold,
+                       mhit *hits, int32_t *n_out) {
+    hnsw *h = (hnsw *)hc; /* reads only; locks are not taken: no concurrent writer */
+    *n_out = 0;
+    if (!h || h->entry < 0 || k <= 0) return;
+    if (ef < k) ef = k;
+    aios_dot_fn dot = aios__dot();
+    scratch s;
+    if (!scratch_init(&s, h->n, h->M0)) {
+        scratch_free(&s);
+        return;
+    }
+    cand cur = {dist_q(h, q, h->entry, dot), (uint32_t)h->entry};
+    for (int layer = h->max_level; layer > 0; layer--) {
+        bool changed = true;
+        while (changed) {
+            changed = false;
+            int nc = read_links(h, &s, cur.id, layer, false);
+            for (int i = 0; i < nc; i++) {
+                float d = dist_q(h, q, s.buf[i], dot);
+                if (d < cur.d) {
+                    cur = (cand){d, s.buf[i]};
+                    changed = true;
+                }
+            }
+        }
+    }
+    search_layer(h, &s, q, &cur, 1, ef, 0, f, false, dot);
+    int n = 0;
+    mhit tmp;
+    (void)tmp;
+    /* W is a max-heap of distance; take all then sort */
+    mhit *all = malloc((size_t)(s.W.n + 1) * sizeof *all);
+    if (all) {
+        for (int i = 0; i < s.W.n; i++) {
+            float score = 1.0f - s.W.a[i].d;
+            if (score >= threshold) all[n++] = (mhit){s.W.a[i].id, score};
+        }
+        aios__hits_sort(all, n);
+        if (n > k) n = k;
+        memcpy(hits, all, (size_t)n * sizeof *all);
+        free(all);
+    }
+    *n_out = n;
+    scratch_free(&s);
+}
+
+/* ---- persistence ---- */
+static aios_status put(int fd, const void *p, size_t n, uint32_t *crc, const char *path) {
+    const uint8_t *b = p;
+    *crc = aios__crc32c(*crc, p, n);
+    while (n) {
+        ssize_t w = write(fd, b, n);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return aios__err(AIOS_ERR_IO, "hnsw: %s: write: %s", path, strerror(errno));
+        }
+        b += w;
+        n -= (size_t)w;
+    }
+    return AIOS_OK;
+}
+
+typedef struct {
+    char magic[8];
+    uint32_t version, dim, M, M0, efc, pad0;
+    uint64_t n;
+    int64_t entry;
+    int32_t max_level;
+    uint32_t pad1;
+} hfile;
+
+aios_status aios__hnsw_save(const hnsw *h, const char *path, uint64_t *bytes, uint32_t *crc_out) {
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return aios__err(AIOS_ERR_IO, "hnsw: %s: %s", path, strerror(errno));
+    hfile hd;
+    memset(&hd, 0, sizeof hd);
+    memcpy(hd.magic, "AIOSHNSW", 8);
+    hd.version = 1;
+    hd.dim = (uint32_t)h->t->dim;
+    hd.M = (uint32_t)h->M;
+    hd.M0 = (uint32_t)h->M0;
+    hd.efc = (uint32_t)h->efc;
+    hd.n = (uint64_t)h->n;
+    hd.entry = h->entry;
+    hd.max_level = h->max_level;
+    uint32_t crc = 0;
+    aios_status st = put(fd, &hd, sizeof hd, &crc, path);
+    if (!st) st = put(fd, h->level, (size_t)h->n, &crc, path);
+    if (!st) st = put(fd, h->l0, (size_t)h->n * (size_t)(h->M0 + 1) * 4, &crc, path);
+    for (int64_t i = 0; !st && i < h->n; i++)
+        if (h->level[i] > 0) st = put(fd, h->up[i], (size_t)h->level[i] * (size_t)(h->M + 1) * 4, &crc, path);
+    uint32_t c = crc;
+    if (!st) st = put(fd, &c, 4, &crc, path);
+    if (!st && fsync(fd) != 0) st = aios__err(AIOS_ERR_IO, "hnsw: %s: fsync: %s", path, strerror(errno));
+    off_t sz = lseek(fd, 0, SEEK_END);
+    close(fd);
+    if (st) {
+        unlink(path);
+        return st;
+    }
+    *bytes = (uint64_t)sz;
+    *crc_out = c;
+    return AIOS_OK;
+}
+
+aios_status aios__hnsw_load(const mtable *t, const char *path, hnsw **out) {
+    *out = NULL;
+    aios_map m;
+    AIOS_TRY(aios__map_file(path, &m));
+    aios_status st = AIOS_OK;
+    hnsw *h = NULL;
+    hfile hd;
+    if (m.size < sizeof hd + 4) {
+        st = aios__err(AIOS_ERR_CORRUPT, "hnsw: %s: truncated (%zu bytes)", path, m.size);
+        goto done;
+    }
+    uint32_t want;
+    memcpy(&want, m.data + m.size - 4, 4);
+    if (aios__crc32c(0, m.data, m.size - 4) != want) {
+        st = aios__err(AIOS_ERR_CORRUPT, "hnsw: %s: checksum mismatch", path);
+        goto done;
+    }
+    memcpy(&hd, m.data, sizeof hd);
+    if (memcmp(hd.magic, "AIOSHNSW", 8) || hd.version != 1) {
+        st = aios__err(AIOS_ERR_FORMAT, "hnsw: %s: not an index file of version 1", path);
+        goto done;
+    }
+    if ((int32_t)hd.dim != t->dim || hd.M0 != 2 * hd.M || hd.n > (uint64_t)t->n || hd.max_level > MAX_LEVEL ||
+        hd.entry < -1 || hd.entry >= (int64_t)hd.n) {
+        st = aios__err(AIOS_ERR_CORRUPT, "hnsw: %s: header does not fit the store (dim %u, %llu nodes)", path, hd.dim,
+                       (unsigned long long)hd.n);
+        goto done;
+    }
+    st = aios__hnsw_new(t, (int)hd.M, (int)hd.efc, 0, &h);
+    if (st) goto done;
+    if ((st = reserve(h, (int64_t)hd.n ? (int64_t)hd.n : 1))) goto done;
+    size_t off = sizeof hd, n = (size_t)hd.n, row = (size_t)(h->M0 + 1) * 4;
+    size_t avail = m.size - 4;
+    if (avail - off < n || (avail - off - n) / row < n) {
+        st = aios__err(AIOS_ERR_CORRUPT, "hnsw: %s: truncated", path);
+        goto done;
+    }
+    memcpy(h->level, m.data + off, n);
+    off += n;
+    memcpy(h->l0, m.data + off, n * row);
+    off += n * row;
+    for (size_t i = 0; i < n; i++) h->up[i] = NULL;
+    h->n = (int64_t)n;
+    for (size_t i = 0; i < n; i++) {
+        int l = h->level[i];
+        if (l < -1 || l > MAX_LEVEL) {
+            st = aios__err(AIOS_ERR_CORRUPT, "hnsw: %s: node %zu has level %d", path, i, l);
+            goto done;
+        }
+        if (l <= 0) continue;
+        size_t sz = (size_t)l * (size_t)(h->M + 1) * 4;
+        if (avail - off < sz) {
+            st = aios__err(AIOS_ERR_CORRUPT, "hnsw: %s: truncated at node %zu", path, i);
+            goto done;
+        }
+        h->up[i] = malloc(sz);
+        if (!h->up[i]) {
+            st = aios__err(AIOS_ERR_NOMEM, "hnsw: out of memory");
+            goto done;
+        }
+        memcpy(h->up[i], m.data + off, sz);
+        off += sz;
+    }
+    if (off != avail) {
+        st = aios__err(AIOS_ERR_CORRUPT, "hnsw: %s: %zu trailing bytes", path, avail - off);
+        goto done;
+    }
+    h->entry = hd.entry;
+    h->max_level = hd.max_level;
+    /* the structure is trusted only after validation: searches index with these numbers */
+    st = aios__hnsw_validate(h, NULL);
+done:
+    aios__unmap_file(&m);
+    if (st) {
+        aios__hnsw_free(h);
+        return aios__err_prefix(st, "%s", "index");
+    }
+    *out = h;
+    return AIOS_OK;
+}
+
+aios_status aios__hnsw_validate(const hnsw *h, FILE *report) {
+    int64_t in_graph = 0;
+    for (int64_t i = 0; i < h->n; i++) {
+        int lv = h->level[i];
+        if (lv < 0) continue;
+        in_graph++;
+        if (lv > h->max_level)
+            return aios__err(AIOS_ERR_CORRUPT, "hnsw: node %lld has level %d above the top %d", (long long)i, lv, h->max_level);
+        if (!(h->t->flags[i] & MR_EMB))
+            return aios__err(AIOS_ERR_CORRUPT, "hnsw: node %lld has no embedding", (long long)i);
+        for (int layer = 0; layer <= lv; layer++) {
+            const uint32_t *L = links(h, i, layer);
+            if ((int)L[0] > maxlinks(h, layer))
+                return aios__err(AIOS_ERR_CORRUPT, "hnsw: node %lld layer %d has %u links (max %d)", (long long)i, layer,
+                                 L[0], maxlinks(h, layer));
+            for (uint32_t a = 0; a < L[0]; a++) {
+                uint32_t e = L[1 + a];
+                if ((int64_t)e >= h->n || e == (uint32_t)i || h->level[e] < layer)
+                    return aios__err(AIOS_ERR_CORRUPT, "hnsw: node %lld layer %d: bad link to %u", (long long)i, layer, e);
+                for (uint32_t b = 0; b < a; b++)
+                    if (L[1 + b] == e)
+                        return aios__err(AIOS_ERR_CORRUPT, "hnsw: node %lld layer %d: duplicate link to %u", (long long)i,
+                                         layer, e);
+            }
+        }
+    }
+    if (in_graph && (h->entry < 0 || h->level[h->entry] != h->max_level))
+        return aios__err(AIOS_ERR_CORRUPT, "hnsw: entry point %lld is not on the top layer", (long long)h->entry);
+    if (report && in_graph) {
+        /* reachability on layer 0 from the entry point (BFS) */
+        uint8_t *seen = calloc((size_t)h->n, 1);
+        uint32_t *queue = malloc((size_t)h->n * sizeof *queue);
+        if (seen && queue) {
+            int64_t qh = 0, qt = 0;
+            queue[qt++] = (uint32_t)h->entry;
+            seen[h->entry] = 1;
+            while (qh < qt) {
+                uint32_t u = queue[qh++];
+                const uint32_t *L = links(h, u, 0);
+                for (uint32_t a = 0; a < L[0]; a++)
+                    if (!seen[L[1 + a]]) {
+                        seen[L[1 + a]] = 1;
+                        queue[qt++] = L[1 + a];
+                    }
+            }
+            fprintf(report, "hnsw: %lld nodes, M=%d, top layer %d, %lld reachable from the entry point on layer 0\n",
+                    (long long)in_graph, h->M, h->max_level, (long long)qt);
+        }
+        free(seen);
+        free(queue);
+    }
+    return AIOS_OK;
+}

@@ -1,0 +1,362 @@
+/*
+ * segment.c — memories as Parquet: the seed's ArrowStorage schema, column for column, so that
+ * pyarrow, DuckDB or the seed's own Python code open our segments and exports, and we import
+ * theirs.
+ *
+ *   memory_id: string, timestamp: timestamp[us], content: string,
+ *   embedding: list<float32>, metadata: struct<category: string, source: string,
+ *                                               quality_score: float32>
+ *
+ * Every field is nullable as in pyarrow's default schema; a null metadata struct and a
+ * struct with null fields are told apart through definition levels.  Written zstd-compressed
+ * (the seed's choice), one row group per 64k rows, through src/format/parquet.h; the file is
+ * fsynced before its size and CRC32C are returned (they go into the manifest).
+ * Reading accepts what pyarrow writes: any codec the reader knows, dictionary or plain pages,
+ * timestamps in ms/us/ns (converted to us), embeddings as float or double lists.  Extra
+ * columns are ignored.  Embedded NUL bytes in strings are rejected (ids and text are C strings
+ * here), as are null elements inside an embedding and ragged embedding lengths.
+ */
+#include "memory/memory_internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "format/parquet.h"
+
+static const aios_pq_field g_fields[] = {
+    {.name = "memory_id", .parent = -1, .kind = AIOS_PQ_K_STRING, .nullable = 1, .no_dictionary = 1},
+    {.name = "timestamp", .parent = -1, .kind = AIOS_PQ_K_TIMESTAMP_US, .nullable = 1},
+    {.name = "content", .parent = -1, .kind = AIOS_PQ_K_STRING, .nullable = 1},
+    {.name = "embedding", .parent = -1, .kind = AIOS_PQ_K_LIST, .nullable = 1},
+    {.name = "element", .parent = 3, .kind = AIOS_PQ_K_FLOAT, .nullable = 1},
+    {.name = "metadata", .parent = -1, .kind = AIOS_PQ_K_STRUCT, .nullable = 1},
+    {.name = "category", .parent = 5, .kind = AIOS_PQ_K_STRING, .nullable = 1},
+    {.name = "source", .parent = 5, .kind = AIOS_PQ_K_STRING, .nullable = 1},
+    {.name = "quality_score", .parent = 5, .kind = AIOS_PQ_K_FLOAT, .nullable = 1},
+};
+
+#define BATCH 65536
+
+typedef struct {
+    aios_pq_bytes *id, *content, *cat, *src;
+    uint8_t *id_v, *content_v, *ts_v, *emb_v;
+    int64_t *ts, *offs;
+    float *emb, *q;
+    int16_t *def_cat, *def_src, *def_q;
+    uint8_t *cat_v, *src_v, *q_v;
+} wbufs;
+
+static void wb_free(wbufs *b) {
+    free(b->id);
+    free(b->content);
+    free(b->cat);
+    free(b->src);
+    free(b->id_v);
+    free(b->content_v);
+    free(b->ts_v);
+    free(b->emb_v);
+    free(b->ts);
+    free(b->offs);
+    free(b->emb);
+    free(b->q);
+    free(b->def_cat);
+    free(b->def_src);
+    free(b->def_q);
+    free(b->cat_v);
+    free(b->src_v);
+    free(b->q_v);
+}
+
+static aios_pq_bytes str_bytes(const char *s) {
+    aios_pq_bytes b = {(const uint8_t *)s, s ? strlen(s) : 0};
+    return b;
+}
+
+aios_status aios__seg_write(const mtable *t, int64_t r0, int64_t r1, const char *path, int level, bool live_only,
+                            uint64_t *bytes_out, uint32_t *crc_out) {
+    aios_pq_writer_params wp = aios_pq_writer_default_params();
+    wp.codec = AIOS_PQ_ZSTD;
+    wp.level = level;
+    wp.row_group_rows = BATCH;
+    aios_pq_writer *w;
+    AIOS_TRY(aios_pq_writer_open(path, g_fields, (int)AIOS_ARRAY_LEN(g_fields), &wp, &w));
+    aios_status s = aios_pq_writer_set_kv(w, "aios.memory.format", "1");
+    wbufs b;
+    memset(&b, 0, sizeof b);
+    size_t B = BATCH, dim = (size_t)(t->dim > 0 ? t->dim : 0);
+    b.id = malloc(B * sizeof *b.id);
+    b.content = malloc(B * sizeof *b.content);
+    b.cat = malloc(B * sizeof *b.cat);
+    b.src = malloc(B * sizeof *b.src);
+    b.id_v = malloc(B);
+    b.content_v = malloc(B);
+    b.ts_v = malloc(B);
+    b.emb_v = malloc(B);
+    b.ts = malloc(B * sizeof *b.ts);
+    b.offs = malloc((B + 1) * sizeof *b.offs);
+    b.emb = malloc((B * dim + 1) * sizeof *b.emb);
+    b.q = malloc(B * sizeof *b.q);
+    b.def_cat = malloc(B * sizeof(int16_t));
+    b.def_src = malloc(B * sizeof(int16_t));
+    b.def_q = malloc(B * sizeof(int16_t));
+    b.cat_v = malloc(B);
+    b.src_v = malloc(B);
+    b.q_v = malloc(B);
+    if (!s && (!b.id || !b.content || !b.cat || !b.src || !b.id_v || !b.content_v || !b.ts_v || !b.emb_v || !b.ts ||
+               !b.offs || !b.emb || !b.q || !b.def_cat || !b.def_src || !b.def_q || !b.cat_v || !b.src_v || !b.q_v))
+        s = aios__err(AIOS_ERR_NOMEM, "memory: out of memory writing %s", path);
+    int64_t r = r0;
+    while (!s && r < r1) {
+        int64_t n = 0;
+        b.offs[0] = 0;
+        for (; r < r1 && n < (int64_t)B; r++) {
+            if (live_only && !(t->flags[r] & MR_LIVE)) continue;
+            aios_memory m;
+            aios__mt_row(t, r, &m);
+            b.id[n] = str_bytes(m.memory_id);
+            b.id_v[n] = 1;
+            b.ts[n] = m.timestamp_us;
+            b.ts_v[n] = 1;
+            b.content[n] = str_bytes(m.content);
+            b.content_v[n] = m.content != NULL;
+            b.emb_v[n] = m.embedding != NULL;
+            b.offs[n + 1] = b.offs[n];
+            if (m.embedding) {
+                memcpy(b.emb + b.offs[n], m.embedding, dim * sizeof(float));
+                b.offs[n + 1] += (int64_t)dim;
+            }
+            /* metadata leaves: def 0 = struct null, 1 = field null, 2 = value */
+            int16_t base = m.has_metadata ? 1 : 0;
+            b.cat[n] = str_bytes(m.category);
+            b.cat_v[n] = m.has_metadata && m.category;
+            b.def_cat[n] = (int16_t)(base + b.cat_v[n]);
+            b.src[n] = str_bytes(m.source);
+            b.src_v[n] = m.has_metadata && m.source;
+            b.def_src[n] = (int16_t)(base + b.src_v[n]);
+            b.q[n] = m.quality_score;
+            b.q_v[n] = m.has_metadata && m.has_quality;
+            b.def_q[n] = (int16_t)(base + b.q_v[n]);
+            if (!b.cat_v[n]) b.cat[n] = (aios_pq_bytes){NULL, 0};
+            if (!b.src_v[n]) b.src[n] = (aios_pq_bytes){NULL, 0};
+            if (!b.content_v[n]) b.content[n] = (aios_pq_bytes){NULL, 0};
+            if (!b.q_v[n]) b.q[n] = 0;
+            n++;
+        }
+        if (n == 0) break;
+        aios_pq_batch x;
+        memset(&x, 0, sizeof x);
+        x.num_rows = n;
+        x.bytes = b.id;
+        x.valid = b.id_v;
+        s = aios_pq_writer_write(w, 0, &x);
+        memset(&x, 0, sizeof x);
+        x.num_rows = n;
+        x.values = b.ts;
+        x.valid = b.ts_v;
+        if (!s) s = aios_pq_writer_write(w, 1, &x);
+        memset(&x, 0, sizeof x);
+        x.num_rows = n;
+        x.bytes = b.content;
+        x.valid = b.content_v;
+        if (!s) s = aios_pq_writer_write(w, 2, &x);
+        memset(&x, 0, sizeof x);
+        x.num_rows = n;
+        x.offsets = b.offs;
+        x.row_valid = b.emb_v;
+        x.values = b.emb;
+        if (!s) s = aios_pq_writer_write(w, 3, &x);
+        memset(&x, 0, sizeof x);
+        x.num_rows = n;
+        x.num_levels = n;
+        x.def = b.def_cat;
+        x.bytes = b.cat;
+        x.valid = b.cat_v;
+        if (!s) s = aios_pq_writer_write(w, 4, &x);
+        x.def = b.def_src;
+        x.bytes = b.src;
+        x.valid = b.src_v;
+        if (!s) s = aios_pq_writer_write(w, 5, &x);
+        x.def = b.def_q;
+        x.bytes = NULL;
+        x.values = b.q;
+        x.valid = b.q_v;
+        if (!s) s = aios_pq_writer_write(w, 6, &x);
+        if (!s) s = aios_pq_writer_end_batch(w, n);
+    }
+    wb_free(&b);
+    if (s) {
+        aios_pq_writer_abort(w);
+        return aios__err_prefix(s, "memory: writing %s", path);
+    }
+    AIOS_TRY(aios_pq_writer_close(w));
+    /* fsync, then size and checksum from what is on disk */
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return aios__err(AIOS_ERR_IO, "memory: %s: %s", path, strerror(errno));
+    int rc = fsync(fd);
+    close(fd);
+    if (rc != 0) return aios__err(AIOS_ERR_IO, "memory: %s: fsync: %s", path, strerror(errno));
+    aios_map m;
+    AIOS_TRY(aios__map_file(path, &m));
+    *bytes_out = m.size;
+    *crc_out = aios__crc32c(0, m.data, m.size);
+    aios__unmap_file(&m);
+    return AIOS_OK;
+}
+
+/* ---- reading ---- */
+static aios_status read_leaf(aios_parquet_file *pf, const char *path, const char *file, aios_pq_column *col, bool required) {
+    memset(col, 0, sizeof *col);
+    int leaf = aios_pq_find_leaf(pf, path);
+    if (leaf < 0) {
+        if (!required) return AIOS_ERR_NOT_FOUND;
+        return aios__err(AIOS_ERR_FORMAT, "memory: %s: no '%s' column (not a memories file)", file, path);
+    }
+    aios_status s = aios_pq_read_column(pf, -1, leaf, col);
+    if (s) return aios__err_prefix(s, "memory: %s", file);
+    return AIOS_OK;
+}
+
+static aios_status get_str(const aios_pq_column *c, int64_t r, const char *file, const char *what, char **out) {
+    *out = NULL;
+    if (c->valid && !c->valid[r]) return AIOS_OK;
+    const aios_pq_bytes *b = &c->bytes[r];
+    if (b->len && memchr(b->ptr, 0, b->len))
+        return aios__err(AIOS_ERR_FORMAT, "memory: %s: row %lld: %s contains a NUL byte", file, (long long)r, what);
+    char *s = malloc(b->len + 1);
+    if (!s) return aios__err(AIOS_ERR_NOMEM, "memory: out of memory");
+    if (b->len) memcpy(s, b->ptr, b->len);
+    s[b->len] = 0;
+    *out = s;
+    return AIOS_OK;
+}
+
+static bool is_bytes(const aios_pq_column *c) { return c->type == AIOS_PQ_BYTE_ARRAY && c->max_rep == 0; }
+
+aios_status aios__seg_read(mtable *t, const char *file, const uint8_t *data, size_t size) {
+    aios_parquet_file *pf;
+    aios_status s = aios_parquet_open_memory(data, size, &pf);
+    if (s) return aios__err_prefix(s, "memory: %s", file);
+    aios_pq_column id, ts, ct, em, cat, src, q;
+    memset(&ts, 0, sizeof ts);
+    memset(&ct, 0, sizeof ct);
+    memset(&em, 0, sizeof em);
+    memset(&cat, 0, sizeof cat);
+    memset(&src, 0, sizeof src);
+    memset(&q, 0, sizeof q);
+    bool has_ts = false, has_ct = false, has_em = false, has_cat = false, has_src = false, has_q = false;
+    int16_t meta_def = -1;
+    int64_t n = aios_parquet_num_rows(pf);
+    s = read_leaf(pf, "memory_id", file, &id, true);
+    if (!s) {
+        aios_status x;
+        if (!(x = read_leaf(pf, "timestamp", file, &ts, false))) has_ts = true;
+        else if (x != AIOS_ERR_NOT_FOUND) s = x;
+        if (!s && !(x = read_leaf(pf, "content", file, &ct, false))) has_ct = true;
+        else if (!s && x != AIOS_ERR_NOT_FOUND) s = x;
+        if (!s && !(x = read_leaf(pf, "embedding", file, &em, false))) has_em = true;
+        else if (!s && x != AIOS_ERR_NOT_FOUND) s = x;
+        if (!s && !(x = read_leaf(pf, "metadata.category", file, &cat, false))) has_cat = true;
+        else if (!s && x != AIOS_ERR_NOT_FOUND) s = x;
+        if (!s && !(x = read_leaf(pf, "metadata.source", file, &src, false))) has_src = true;
+        else if (!s && x != AIOS_ERR_NOT_FOUND) s = x;
+        if (!s && !(x = read_leaf(pf, "metadata.quality_score", file, &q, false))) has_q = true;
+        else if (!s && x != AIOS_ERR_NOT_FOUND) s = x;
+        int mn = aios_pq_find_node(pf, "metadata");
+        if (mn >= 0) meta_def = aios_pq_node_at(pf, mn)->def_level;
+    }
+    /* shapes: every column one entry per row, of the expected types */
+    if (!s && (!is_bytes(&id) || id.num_rows != n))
+        s = aios__err(AIOS_ERR_FORMAT, "memory: %s: memory_id is not a string column", file);
+    int64_t ts_mul = 1, ts_div = 1;
+    if (!s && has_ts) {
+        const aios_pq_node *nd = ts.node;
+        if (ts.type != AIOS_PQ_INT64 || ts.max_rep != 0 || ts.num_rows != n)
+            s = aios__err(AIOS_ERR_FORMAT, "memory: %s: timestamp is not an int64 timestamp column", file);
+        else if (nd->logical == AIOS_PQ_L_TIMESTAMP && nd->unit == AIOS_PQ_MILLIS)
+            ts_mul = 1000;
+        else if (nd->logical == AIOS_PQ_L_TIMESTAMP && nd->unit == AIOS_PQ_NANOS)
+            ts_div = 1000;
+    }
+    if (!s && has_ct && (!is_bytes(&ct) || ct.num_rows != n))
+        s = aios__err(AIOS_ERR_FORMAT, "memory: %s: content is not a string column", file);
+    if (!s && has_em && (em.max_rep != 1 || !em.offsets || em.num_rows != n || (em.type != AIOS_PQ_FLOAT && em.type != AIOS_PQ_DOUBLE)))
+        s = aios__err(AIOS_ERR_FORMAT, "memory: %s: embedding is not a list of float", file);
+    if (!s && has_cat && (!is_bytes(&cat) || cat.num_rows != n))
+        s = aios__err(AIOS_ERR_FORMAT, "memory: %s: metadata.category is not a string column", file);
+    if (!s && has_src && (!is_bytes(&src) || src.num_rows != n))
+        s = aios__err(AIOS_ERR_FORMAT, "memory: %s: metadata.source is not a string column", file);
+    if (!s && has_q && (q.type != AIOS_PQ_FLOAT || q.max_rep != 0 || q.num_rows != n))
+        s = aios__err(AIOS_ERR_FORMAT, "memory: %s: metadata.quality_score is not a float column", file);
+    float *vec = NULL;
+    for (int64_t r = 0; r < n && !s; r++) {
+        aios_memory m;
+        memset(&m, 0, sizeof m);
+        char *sid = NULL, *sc = NULL, *scat = NULL, *ssrc = NULL;
+        s = get_str(&id, r, file, "memory_id", &sid);
+        if (!s && !sid) s = aios__err(AIOS_ERR_FORMAT, "memory: %s: row %lld: memory_id is null", file, (long long)r);
+        if (!s && has_ts) {
+            if (ts.valid && !ts.valid[r]) s = aios__err(AIOS_ERR_FORMAT, "memory: %s: row %lld: timestamp is null", file, (long long)r);
+            else {
+                int64_t v = ((const int64_t *)ts.values)[r];
+                if (ts_mul > 1 && __builtin_mul_overflow(v, ts_mul, &v))
+                    s = aios__err(AIOS_ERR_RANGE, "memory: %s: row %lld: timestamp out of range", file, (long long)r);
+                m.timestamp_us = v / ts_div;
+            }
+        }
+        if (!s && has_ct) s = get_str(&ct, r, file, "content", &sc);
+        m.content = sc;
+        if (!s && has_em && (!em.row_valid || em.row_valid[r])) {
+            int64_t a = em.offsets[r], b = em.offsets[r + 1];
+            int64_t len = b - a;
+            if (a < 0 || b < a || b > em.num_slots || len > 65536 || len == 0)
+                s = aios__err(AIOS_ERR_FORMAT, "memory: %s: row %lld: embedding of %lld values", file, (long long)r, (long long)len);
+            else if (t->dim && len != t->dim)
+                s = aios__err(AIOS_ERR_SHAPE, "memory: %s: row %lld: embedding has %lld values, expected %d", file, (long long)r,
+                              (long long)len, t->dim);
+            if (!s && !vec) {
+                vec = malloc((size_t)len * sizeof *vec);
+                if (!vec) s = aios__err(AIOS_ERR_NOMEM, "memory: out of memory");
+            }
+            for (int64_t i = a; i < b && !s; i++) {
+                if (em.valid && !em.valid[i])
+                    s = aios__err(AIOS_ERR_FORMAT, "memory: %s: row %lld: null inside the embedding", file, (long long)r);
+                else
+                    vec[i - a] = em.type == AIOS_PQ_FLOAT ? ((const float *)em.values)[i] : (float)((const double *)em.values)[i];
+            }
+            m.embedding = vec;
+            m.dim = (int32_t)len;
+        }
+        if (!s && meta_def >= 0) {
+            /* the struct is present when any of its leaves reaches the struct's def level */
+            const aios_pq_column *any = has_cat ? &cat : has_src ? &src : has_q ? &q : NULL;
+            m.has_metadata = any && (!any->def || any->def[r] >= meta_def);
+            if (m.has_metadata) {
+                if (has_cat) s = get_str(&cat, r, file, "category", &scat);
+                if (!s && has_src) s = get_str(&src, r, file, "source", &ssrc);
+                if (!s && has_q && (!q.valid || q.valid[r])) {
+                    m.has_quality = 1;
+                    m.quality_score = ((const float *)q.values)[r];
+                }
+            }
+        }
+        m.memory_id = sid;
+        m.category = scat;
+        m.source = ssrc;
+        if (!s) s = aios__mt_append(t, &m);
+        free(sid);
+        free(sc);
+        free(scat);
+        free(ssrc);
+    }
+    free(vec);
+    aios_pq_column_free(&id);
+    aios_pq_column_free(&ts);
+    aios_pq_column_free(&ct);
+    aios_pq_column_free(&em);
+    aios_pq_column_free(&cat);
+    aios_pq_column_free(&src);
+    aios_pq_column_free(&q);
+    aios_parquet_close(pf);
+    return s;
+}
