@@ -164,152 +164,117 @@ int64_t aios_parquet_num_rows(const aios_parquet_file *pf);
 void aios_parquet_close(aios_parquet_file *pf);
 
 /* ======================================================================================
- * Memory store (the seed's ArrowStorage).  A store is a directory:
- *   MANIFEST            JSON + CRC32C line; replaced atomically (write temp, fsync, rename, fsync dir)
- *   seg-NNNNNN.parquet  immutable zstd Parquet segments, the seed's schema (memory_id, timestamp,
- *                       content, embedding list<float32>, metadata struct<category, source,
- *                       quality_score>); pyarrow and DuckDB read them
- *   wal-NNNNNN.log      write-ahead log of recent adds/updates/deletes, CRC32C per record
- *   hnsw-NNNNNN.idx     HNSW graph (Malkov & Yashunin) over the rows, with a checksum
- *   LOCK                flock()ed by the one writer; a second writer gets AIOS_ERR_BUSY
- * Deletes and updates are tombstones until aios_store_compact() rewrites the segments.
- * Readers (params.read_only) take no lock and see the snapshot that was committed when they
- * opened.  A handle is used by one thread at a time.  docs/memory.md describes the format.
+ * Tokenizer: Hugging Face tokenizer.json, the same ids/tokens/offsets as `tokenizers`.
  *
- *     aios_store_params sp = aios_store_default_params();
- *     sp.create = 1; sp.dim = 384;
- *     aios_store *st;  if (aios_store_open("mem", &sp, &st)) { ... aios_last_error() ... }
- *     aios_memory m = {0};  m.content = "hello"; m.embedding = vec; m.dim = 384;
- *     m.timestamp_us = AIOS_TIMESTAMP_NOW;
- *     char id[AIOS_MEMORY_ID_MAX];  aios_store_add(st, &m, id);    // durable on return
- *     aios_search_params q = aios_search_default_params();  q.top_k = 5;
- *     aios_search_hit hits[5];  int32_t n;  aios_store_search(st, vec, 384, &q, hits, &n);
- *     aios_store_close(st);
+ *     aios_tokenizer *tok;
+ *     if (aios_tokenizer_load("models/bert-base-uncased", &tok) != AIOS_OK) { ...aios_last_error() }
+ *     aios_tok_params p = aios_tokenizer_default_params(tok);
+ *     aios_encoding *enc;
+ *     aios_tokenizer_encode(tok, "Hello world", 11, &p, &enc);   // enc->ids[0..enc->n)
+ *     char *text; size_t len;
+ *     aios_tokenizer_decode(tok, enc->ids, enc->n, 1, &text, &len);  // "hello world"
+ *     free(text); aios_encoding_free(enc); aios_tokenizer_free(tok);
+ *
+ * Supported: normalizers BertNormalizer, NFC/NFD/NFKC/NFKD, Lowercase, StripAccents, Replace,
+ * Prepend, Strip, Precompiled, ByteLevel, Sequence; pre-tokenizers BertPreTokenizer, ByteLevel,
+ * Split, Metaspace, Whitespace, WhitespaceSplit, Punctuation, Digits, CharDelimiterSplit,
+ * Sequence; models WordPiece, BPE, Unigram, WordLevel; post-processors TemplateProcessing,
+ * BertProcessing, RobertaProcessing, ByteLevel, Sequence; decoders WordPiece, ByteLevel,
+ * Metaspace, Replace, ByteFallback, Fuse, Strip, CTC, BPEDecoder, Sequence.  Unknown component
+ * types make loading fail with AIOS_ERR_UNSUPPORTED naming the type.
+ *
+ * Invalid UTF-8 input: by default (AIOS_TOK_UTF8_REPLACE) every maximal invalid subsequence
+ * becomes U+FFFD (as Python's bytes.decode(errors="replace") and Rust's from_utf8_lossy) and
+ * offsets count characters of that repaired text; with AIOS_TOK_UTF8_ERROR encoding fails with
+ * AIOS_ERR_ENCODING naming the byte offset.  Never a crash, whatever the bytes.
+ *
+ * Thread safety: a loaded tokenizer is immutable; encode/decode/lookups may be called from any
+ * number of threads at once.
  * ====================================================================================== */
-#define AIOS_MEMORY_ID_MAX 256               /* ids are 1..255 bytes of UTF-8, no NUL */
-#define AIOS_TIMESTAMP_NOW INT64_MIN         /* aios_memory.timestamp_us: use the current time */
+typedef struct aios_tokenizer aios_tokenizer;
 
-typedef struct aios_store aios_store;
-
-/* One memory.  Strings are NUL-terminated UTF-8; NULL means a null value in the Parquet file. */
-typedef struct {
-    const char *memory_id;   /* add: NULL or "" generates "mem_" + 16 hex digits */
-    int64_t timestamp_us;    /* microseconds since the Unix epoch, UTC (timestamp[us]) */
-    const char *content;     /* NULL = null */
-    const float *embedding;  /* NULL = null (the memory is stored but never found by search) */
-    int32_t dim;             /* floats at `embedding`; must equal the store's dimension */
-    int has_metadata;        /* 0: the metadata struct is null (the three fields are ignored) */
-    const char *category;    /* NULL = null */
-    const char *source;      /* NULL = null */
-    int has_quality;         /* 0: quality_score is null */
-    float quality_score;
-} aios_memory;
-
-/* Turns text into an embedding of `dim` floats (the store's model); used by aios_store_add_text
- * and aios_store_search_text.  Plug in an encoder (e.g. the engine's aios_encode). */
-typedef aios_status (*aios_embed_fn)(void *user, const char *text, float *out, int32_t dim);
+typedef enum { AIOS_TOK_UTF8_REPLACE = 0, AIOS_TOK_UTF8_ERROR = 1 } aios_tok_utf8_mode;
+typedef enum { AIOS_TRUNC_LONGEST_FIRST = 0, AIOS_TRUNC_ONLY_FIRST = 1, AIOS_TRUNC_ONLY_SECOND = 2 } aios_tok_trunc_strategy;
+typedef enum { AIOS_PAD_NONE = 0, AIOS_PAD_LONGEST = 1, AIOS_PAD_FIXED = 2 } aios_tok_pad_strategy;
 
 typedef struct {
-    int create;              /* 1: create the store when the directory holds none (default 0) */
-    int read_only;           /* 1: open a reader: no lock, a consistent snapshot (default 0) */
-    int32_t dim;             /* create: embedding dimension; 0 = fixed by the first embedding */
-    const char *model;       /* create: embedding model (path/name) recorded in the manifest */
-    int sync;                /* 1 (default): fsync before a write returns.  0 only for bulk tests */
-    int64_t checkpoint_rows; /* WAL records before they move into a Parquet segment (65536) */
-    int64_t hnsw_min_rows;   /* live embedded rows from which an HNSW index is kept (20000) */
-    int hnsw_m;              /* HNSW links per node above layer 0 (16; layer 0 gets 2*M) */
-    int hnsw_ef_construction;/* candidate list while building (200) */
-    int compression_level;   /* zstd level of segments (3) */
-    aios_embed_fn embed;     /* optional text encoder */
-    void *embed_user;
-} aios_store_params;
-aios_store_params aios_store_default_params(void);
+    int add_special_tokens;      /* 1: apply the post-processor (e.g. [CLS] ... [SEP]) */
+    aios_tok_utf8_mode invalid_utf8;
+    /* truncation: max_length 0 = none.  Counts special tokens, as `tokenizers` does. */
+    size_t max_length;
+    aios_tok_trunc_strategy trunc_strategy;
+    int trunc_left;              /* 1: drop tokens from the start instead of the end */
+    size_t stride;               /* overlap kept for overflowing pieces (not returned) */
+    /* padding: LONGEST pads a batch to its longest encoding (a single encode is unchanged);
+     * FIXED pads every encoding to pad_length */
+    aios_tok_pad_strategy pad_strategy;
+    size_t pad_length;
+    size_t pad_to_multiple_of;   /* 0 = off */
+    int pad_left;
+    int32_t pad_id, pad_type_id;
+    char pad_token[64];
+} aios_tok_params;
 
-/* Opens (or with params.create, creates) the store in directory `dir`.  A writer takes the
- * directory's lock: AIOS_ERR_BUSY when another writer holds it.  Opening replays the WAL (a torn
- * final record from a crash is dropped: it was never acknowledged) and verifies the checksums of
- * the manifest, segments and WAL; corruption gives AIOS_ERR_CORRUPT naming the file and offset.
- * `params` may be NULL (defaults).  Free with aios_store_close. */
-aios_status aios_store_open(const char *dir, const aios_store_params *params, aios_store **out);
-/* Persists the HNSW index when it has grown, releases the lock, frees.  NULL is a no-op. */
-void aios_store_close(aios_store *st);
-
-/* Adds one memory; durable (fsynced) when it returns AIOS_OK.  `id_out` (may be NULL) receives
- * the id.  AIOS_ERR_EXISTS when the id is live already; AIOS_ERR_SHAPE on a dimension mismatch. */
-aios_status aios_store_add(aios_store *st, const aios_memory *m, char id_out[AIOS_MEMORY_ID_MAX]);
-/* Adds n memories with one fsync (all or, after a crash, a prefix of them).  ids may be NULL. */
-aios_status aios_store_add_batch(aios_store *st, const aios_memory *m, size_t n, char (*ids)[AIOS_MEMORY_ID_MAX]);
-/* Like aios_store_add with m->embedding computed from m->content by params.embed. */
-aios_status aios_store_add_text(aios_store *st, const aios_memory *m, char id_out[AIOS_MEMORY_ID_MAX]);
-/* Finds a live memory.  The pointers in *out stay valid until the next write or close.
- * AIOS_ERR_NOT_FOUND when absent. */
-aios_status aios_store_get(aios_store *st, const char *memory_id, aios_memory *out);
-/* Deletes (tombstones) a memory; durable on return.  AIOS_ERR_NOT_FOUND when absent. */
-aios_status aios_store_delete(aios_store *st, const char *memory_id);
-/* Replaces the memory with id m->memory_id (must exist) atomically; durable on return. */
-aios_status aios_store_update(aios_store *st, const aios_memory *m);
-/* Iterates live memories in storage order: start with *cursor = 0; AIOS_ERR_NOT_FOUND at the end. */
-aios_status aios_store_next(aios_store *st, int64_t *cursor, aios_memory *out);
-
-typedef enum { AIOS_SEARCH_AUTO = 0, AIOS_SEARCH_EXACT = 1, AIOS_SEARCH_HNSW = 2 } aios_search_mode;
+/* One encoded text (or pair).  Arrays have n entries.  The struct, its arrays and strings are
+ * one allocation: release it only with aios_encoding_free (never free the members). */
 typedef struct {
-    int32_t top_k;           /* 10 */
-    float threshold;         /* minimum cosine similarity (-2 = none) */
-    const char *category;    /* filters (NULL = any); all are applied before ranking */
-    const char *source;
-    int64_t since_us, until_us; /* timestamp range, inclusive (INT64_MIN / INT64_MAX = open) */
-    float min_quality;       /* quality_score >= min_quality (-INFINITY = any; null fails) */
-    aios_search_mode mode;   /* AUTO: HNSW when the index exists, exact otherwise */
-    int ef_search;           /* HNSW candidate list (0 = max(64, 2 * top_k)) */
-    int n_threads;           /* exact search threads (0 = all cores) */
-} aios_search_params;
-aios_search_params aios_search_default_params(void);
+    size_t n;
+    int32_t *ids;
+    char **tokens;               /* NUL-terminated token strings */
+    size_t *token_lens;          /* their byte lengths (a token may itself contain NUL bytes) */
+    size_t (*offsets)[2];        /* [start, end) in characters (code points) of the input */
+    int32_t *type_ids;
+    uint8_t *special_tokens_mask; /* 1 for tokens added by the post-processor or padding */
+    uint8_t *attention_mask;      /* 0 for padding */
+} aios_encoding;
+
+/* Special token ids found in tokenizer.json / tokenizer_config.json; -1 when absent. */
 typedef struct {
-    aios_memory memory;      /* valid until the next write or close */
-    float score;             /* cosine similarity */
-} aios_search_hit;
-/* Top-k by cosine similarity among live memories that pass the filters and the threshold,
- * best first (ties: storage order).  `hits` holds top_k entries; *n_hits receives the count,
- * which is top_k whenever that many memories pass the filters (HNSW falls back to exact search
- * when the graph cannot deliver them).  Thread-safe against other searches on the same handle. */
-aios_status aios_store_search(aios_store *st, const float *query, int32_t dim, const aios_search_params *p,
-                              aios_search_hit *hits, int32_t *n_hits);
-/* The same with the query embedded by params.embed. */
-aios_status aios_store_search_text(aios_store *st, const char *text, const aios_search_params *p,
-                                   aios_search_hit *hits, int32_t *n_hits);
+    int32_t bos, eos, unk, pad, mask, cls, sep;
+} aios_tok_special_ids;
 
-/* Moves the WAL into a new Parquet segment and starts an empty WAL (also done automatically
- * every checkpoint_rows records); persists the HNSW index. */
-aios_status aios_store_flush(aios_store *st);
-/* Rewrites all live memories into fresh segments (dropping tombstones), rebuilds the index. */
-aios_status aios_store_compact(aios_store *st);
-/* Builds the HNSW index now whatever the size (normally automatic above hnsw_min_rows). */
-aios_status aios_store_build_index(aios_store *st);
-/* Imports a memories Parquet file (the seed's schema); *n_out (may be NULL) gets the row count. */
-aios_status aios_store_import(aios_store *st, const char *parquet_path, int64_t *n_out);
-/* Writes all live memories to one zstd Parquet file with the seed's schema. */
-aios_status aios_store_export(aios_store *st, const char *parquet_path);
+/* Loads `path`: a tokenizer.json, or a directory containing one (tokenizer_config.json beside
+ * it is read too when present).  Returns AIOS_ERR_NOT_FOUND, AIOS_ERR_FORMAT,
+ * AIOS_ERR_UNSUPPORTED with a message naming the field.  Loading takes milliseconds. */
+aios_status aios_tokenizer_load(const char *path, aios_tokenizer **out);
+/* The same from memory: `json` (len bytes, need not be NUL-terminated); `config_json` may be
+ * NULL (tokenizer_config.json contents). */
+aios_status aios_tokenizer_load_json(const char *json, size_t len, const char *config_json, size_t config_len,
+                                     aios_tokenizer **out);
+void aios_tokenizer_free(aios_tokenizer *tok);
 
-typedef struct {
-    int64_t live, rows, tombstones, wal_records, segments, index_rows;
-    int32_t dim;
-    int64_t bytes_on_disk;
-    uint64_t version;        /* manifest version */
-    char model[1024];
-} aios_store_stats;
-aios_status aios_store_stats_get(aios_store *st, aios_store_stats *out);
+/* Defaults: add_special_tokens 1, replacement of invalid UTF-8, and the truncation / padding
+ * given in tokenizer.json (none when absent) — so a default encode equals `Tokenizer.encode`. */
+aios_tok_params aios_tokenizer_default_params(const aios_tokenizer *tok);
 
-/* Verifies a store without modifying it: manifest, segment and WAL checksums and contents,
- * id uniqueness, tombstones, HNSW links (in range, no self/duplicate links, layers consistent,
- * reachability) and HNSW recall@10 against exact search on `n_queries` sampled queries.  A
- * human-readable report goes to `report` (may be NULL).  Returns AIOS_OK when everything is
- * sound, AIOS_ERR_CORRUPT (with the first problem in aios_last_error()) otherwise.  *recall
- * (may be NULL) receives the measured recall (1 when there is no index). */
-aios_status aios_store_check(const char *dir, int n_queries, FILE *report, double *recall);
+/* Encodes `len` bytes of `text` (NULL params = defaults).  *out is freed with
+ * aios_encoding_free. */
+aios_status aios_tokenizer_encode(const aios_tokenizer *tok, const char *text, size_t len,
+                                  const aios_tok_params *params, aios_encoding **out);
+/* Encodes a pair of sequences (type ids 0 and 1 by the post-processor's template). */
+aios_status aios_tokenizer_encode_pair(const aios_tokenizer *tok, const char *a, size_t alen, const char *b,
+                                       size_t blen, const aios_tok_params *params, aios_encoding **out);
+/* Encodes n texts on n_threads threads (0 = all cores); out[i] receives each encoding (the
+ * caller provides the array of n pointers).  On failure every out[i] is NULL. */
+aios_status aios_tokenizer_encode_batch(const aios_tokenizer *tok, const char *const *texts, const size_t *lens,
+                                        size_t n, const aios_tok_params *params, int n_threads,
+                                        aios_encoding **out);
+void aios_encoding_free(aios_encoding *enc);
 
-/* ====================================================================================== */
-/* (sections below are added by the tokenizer, model, encode, memory, generate and diffuse
- *  modules) */
+/* Decodes ids to UTF-8 text (malloc'd, NUL-terminated, *len without the NUL).  With
+ * skip_special, tokens marked special in added_tokens are left out.  Unknown ids are skipped. */
+aios_status aios_tokenizer_decode(const aios_tokenizer *tok, const int32_t *ids, size_t n, int skip_special,
+                                  char **out, size_t *len);
+
+/* Vocabulary size including added tokens (as `get_vocab_size(with_added_tokens=True)`). */
+size_t aios_tokenizer_vocab_size(const aios_tokenizer *tok);
+/* Id of a token string (added tokens first), or -1. */
+int32_t aios_tokenizer_token_to_id(const aios_tokenizer *tok, const char *token);
+/* Token string of an id (owned by the tokenizer), or NULL. */
+const char *aios_tokenizer_id_to_token(const aios_tokenizer *tok, int32_t id);
+aios_tok_special_ids aios_tokenizer_special_ids(const aios_tokenizer *tok);
+/* model_max_length from tokenizer_config.json (0 when absent or absurdly large). */
+size_t aios_tokenizer_model_max_length(const aios_tokenizer *tok);
 
 /* ======================================================================================
  * Models: open a model directory or file, inspect its config and tensors, convert and
@@ -530,117 +495,148 @@ aios_status aios_encode_ids(aios_encoder *enc, const int32_t *const *ids, const 
 float aios_similarity(const float *a, const float *b, int64_t dim);
 
 /* ======================================================================================
- * Tokenizer: Hugging Face tokenizer.json, the same ids/tokens/offsets as `tokenizers`.
+ * Memory store (the seed's ArrowStorage).  A store is a directory:
+ *   MANIFEST            JSON + CRC32C line; replaced atomically (write temp, fsync, rename, fsync dir)
+ *   seg-NNNNNN.parquet  immutable zstd Parquet segments, the seed's schema (memory_id, timestamp,
+ *                       content, embedding list<float32>, metadata struct<category, source,
+ *                       quality_score>); pyarrow and DuckDB read them
+ *   wal-NNNNNN.log      write-ahead log of recent adds/updates/deletes, CRC32C per record
+ *   hnsw-NNNNNN.idx     HNSW graph (Malkov & Yashunin) over the rows, with a checksum
+ *   LOCK                flock()ed by the one writer; a second writer gets AIOS_ERR_BUSY
+ * Deletes and updates are tombstones until aios_store_compact() rewrites the segments.
+ * Readers (params.read_only) take no lock and see the snapshot that was committed when they
+ * opened.  A handle is used by one thread at a time.  docs/memory.md describes the format.
  *
- *     aios_tokenizer *tok;
- *     if (aios_tokenizer_load("models/bert-base-uncased", &tok) != AIOS_OK) { ...aios_last_error() }
- *     aios_tok_params p = aios_tokenizer_default_params(tok);
- *     aios_encoding *enc;
- *     aios_tokenizer_encode(tok, "Hello world", 11, &p, &enc);   // enc->ids[0..enc->n)
- *     char *text; size_t len;
- *     aios_tokenizer_decode(tok, enc->ids, enc->n, 1, &text, &len);  // "hello world"
- *     free(text); aios_encoding_free(enc); aios_tokenizer_free(tok);
- *
- * Supported: normalizers BertNormalizer, NFC/NFD/NFKC/NFKD, Lowercase, StripAccents, Replace,
- * Prepend, Strip, Precompiled, ByteLevel, Sequence; pre-tokenizers BertPreTokenizer, ByteLevel,
- * Split, Metaspace, Whitespace, WhitespaceSplit, Punctuation, Digits, CharDelimiterSplit,
- * Sequence; models WordPiece, BPE, Unigram, WordLevel; post-processors TemplateProcessing,
- * BertProcessing, RobertaProcessing, ByteLevel, Sequence; decoders WordPiece, ByteLevel,
- * Metaspace, Replace, ByteFallback, Fuse, Strip, CTC, BPEDecoder, Sequence.  Unknown component
- * types make loading fail with AIOS_ERR_UNSUPPORTED naming the type.
- *
- * Invalid UTF-8 input: by default (AIOS_TOK_UTF8_REPLACE) every maximal invalid subsequence
- * becomes U+FFFD (as Python's bytes.decode(errors="replace") and Rust's from_utf8_lossy) and
- * offsets count characters of that repaired text; with AIOS_TOK_UTF8_ERROR encoding fails with
- * AIOS_ERR_ENCODING naming the byte offset.  Never a crash, whatever the bytes.
- *
- * Thread safety: a loaded tokenizer is immutable; encode/decode/lookups may be called from any
- * number of threads at once.
+ *     aios_store_params sp = aios_store_default_params();
+ *     sp.create = 1; sp.dim = 384;
+ *     aios_store *st;  if (aios_store_open("mem", &sp, &st)) { ... aios_last_error() ... }
+ *     aios_memory m = {0};  m.content = "hello"; m.embedding = vec; m.dim = 384;
+ *     m.timestamp_us = AIOS_TIMESTAMP_NOW;
+ *     char id[AIOS_MEMORY_ID_MAX];  aios_store_add(st, &m, id);    // durable on return
+ *     aios_search_params q = aios_search_default_params();  q.top_k = 5;
+ *     aios_search_hit hits[5];  int32_t n;  aios_store_search(st, vec, 384, &q, hits, &n);
+ *     aios_store_close(st);
  * ====================================================================================== */
-typedef struct aios_tokenizer aios_tokenizer;
+#define AIOS_MEMORY_ID_MAX 256               /* ids are 1..255 bytes of UTF-8, no NUL */
+#define AIOS_TIMESTAMP_NOW INT64_MIN         /* aios_memory.timestamp_us: use the current time */
 
-typedef enum { AIOS_TOK_UTF8_REPLACE = 0, AIOS_TOK_UTF8_ERROR = 1 } aios_tok_utf8_mode;
-typedef enum { AIOS_TRUNC_LONGEST_FIRST = 0, AIOS_TRUNC_ONLY_FIRST = 1, AIOS_TRUNC_ONLY_SECOND = 2 } aios_tok_trunc_strategy;
-typedef enum { AIOS_PAD_NONE = 0, AIOS_PAD_LONGEST = 1, AIOS_PAD_FIXED = 2 } aios_tok_pad_strategy;
+typedef struct aios_store aios_store;
+
+/* One memory.  Strings are NUL-terminated UTF-8; NULL means a null value in the Parquet file. */
+typedef struct {
+    const char *memory_id;   /* add: NULL or "" generates "mem_" + 16 hex digits */
+    int64_t timestamp_us;    /* microseconds since the Unix epoch, UTC (timestamp[us]) */
+    const char *content;     /* NULL = null */
+    const float *embedding;  /* NULL = null (the memory is stored but never found by search) */
+    int32_t dim;             /* floats at `embedding`; must equal the store's dimension */
+    int has_metadata;        /* 0: the metadata struct is null (the three fields are ignored) */
+    const char *category;    /* NULL = null */
+    const char *source;      /* NULL = null */
+    int has_quality;         /* 0: quality_score is null */
+    float quality_score;
+} aios_memory;
+
+/* Turns text into an embedding of `dim` floats (the store's model); used by aios_store_add_text
+ * and aios_store_search_text.  Plug in an encoder (e.g. the engine's aios_encode). */
+typedef aios_status (*aios_embed_fn)(void *user, const char *text, float *out, int32_t dim);
 
 typedef struct {
-    int add_special_tokens;      /* 1: apply the post-processor (e.g. [CLS] ... [SEP]) */
-    aios_tok_utf8_mode invalid_utf8;
-    /* truncation: max_length 0 = none.  Counts special tokens, as `tokenizers` does. */
-    size_t max_length;
-    aios_tok_trunc_strategy trunc_strategy;
-    int trunc_left;              /* 1: drop tokens from the start instead of the end */
-    size_t stride;               /* overlap kept for overflowing pieces (not returned) */
-    /* padding: LONGEST pads a batch to its longest encoding (a single encode is unchanged);
-     * FIXED pads every encoding to pad_length */
-    aios_tok_pad_strategy pad_strategy;
-    size_t pad_length;
-    size_t pad_to_multiple_of;   /* 0 = off */
-    int pad_left;
-    int32_t pad_id, pad_type_id;
-    char pad_token[64];
-} aios_tok_params;
+    int create;              /* 1: create the store when the directory holds none (default 0) */
+    int read_only;           /* 1: open a reader: no lock, a consistent snapshot (default 0) */
+    int32_t dim;             /* create: embedding dimension; 0 = fixed by the first embedding */
+    const char *model;       /* create: embedding model (path/name) recorded in the manifest */
+    int sync;                /* 1 (default): fsync before a write returns.  0 only for bulk tests */
+    int64_t checkpoint_rows; /* WAL records before they move into a Parquet segment (65536) */
+    int64_t hnsw_min_rows;   /* live embedded rows from which an HNSW index is kept (20000) */
+    int hnsw_m;              /* HNSW links per node above layer 0 (16; layer 0 gets 2*M) */
+    int hnsw_ef_construction;/* candidate list while building (200) */
+    int compression_level;   /* zstd level of segments (3) */
+    aios_embed_fn embed;     /* optional text encoder */
+    void *embed_user;
+} aios_store_params;
+aios_store_params aios_store_default_params(void);
 
-/* One encoded text (or pair).  Arrays have n entries.  The struct, its arrays and strings are
- * one allocation: release it only with aios_encoding_free (never free the members). */
+/* Opens (or with params.create, creates) the store in directory `dir`.  A writer takes the
+ * directory's lock: AIOS_ERR_BUSY when another writer holds it.  Opening replays the WAL (a torn
+ * final record from a crash is dropped: it was never acknowledged) and verifies the checksums of
+ * the manifest, segments and WAL; corruption gives AIOS_ERR_CORRUPT naming the file and offset.
+ * `params` may be NULL (defaults).  Free with aios_store_close. */
+aios_status aios_store_open(const char *dir, const aios_store_params *params, aios_store **out);
+/* Persists the HNSW index when it has grown, releases the lock, frees.  NULL is a no-op. */
+void aios_store_close(aios_store *st);
+
+/* Adds one memory; durable (fsynced) when it returns AIOS_OK.  `id_out` (may be NULL) receives
+ * the id.  AIOS_ERR_EXISTS when the id is live already; AIOS_ERR_SHAPE on a dimension mismatch. */
+aios_status aios_store_add(aios_store *st, const aios_memory *m, char id_out[AIOS_MEMORY_ID_MAX]);
+/* Adds n memories with one fsync (all or, after a crash, a prefix of them).  ids may be NULL. */
+aios_status aios_store_add_batch(aios_store *st, const aios_memory *m, size_t n, char (*ids)[AIOS_MEMORY_ID_MAX]);
+/* Like aios_store_add with m->embedding computed from m->content by params.embed. */
+aios_status aios_store_add_text(aios_store *st, const aios_memory *m, char id_out[AIOS_MEMORY_ID_MAX]);
+/* Finds a live memory.  The pointers in *out stay valid until the next write or close.
+ * AIOS_ERR_NOT_FOUND when absent. */
+aios_status aios_store_get(aios_store *st, const char *memory_id, aios_memory *out);
+/* Deletes (tombstones) a memory; durable on return.  AIOS_ERR_NOT_FOUND when absent. */
+aios_status aios_store_delete(aios_store *st, const char *memory_id);
+/* Replaces the memory with id m->memory_id (must exist) atomically; durable on return. */
+aios_status aios_store_update(aios_store *st, const aios_memory *m);
+/* Iterates live memories in storage order: start with *cursor = 0; AIOS_ERR_NOT_FOUND at the end. */
+aios_status aios_store_next(aios_store *st, int64_t *cursor, aios_memory *out);
+
+typedef enum { AIOS_SEARCH_AUTO = 0, AIOS_SEARCH_EXACT = 1, AIOS_SEARCH_HNSW = 2 } aios_search_mode;
 typedef struct {
-    size_t n;
-    int32_t *ids;
-    char **tokens;               /* NUL-terminated token strings */
-    size_t *token_lens;          /* their byte lengths (a token may itself contain NUL bytes) */
-    size_t (*offsets)[2];        /* [start, end) in characters (code points) of the input */
-    int32_t *type_ids;
-    uint8_t *special_tokens_mask; /* 1 for tokens added by the post-processor or padding */
-    uint8_t *attention_mask;      /* 0 for padding */
-} aios_encoding;
-
-/* Special token ids found in tokenizer.json / tokenizer_config.json; -1 when absent. */
+    int32_t top_k;           /* 10 */
+    float threshold;         /* minimum cosine similarity (-2 = none) */
+    const char *category;    /* filters (NULL = any); all are applied before ranking */
+    const char *source;
+    int64_t since_us, until_us; /* timestamp range, inclusive (INT64_MIN / INT64_MAX = open) */
+    float min_quality;       /* quality_score >= min_quality (-INFINITY = any; null fails) */
+    aios_search_mode mode;   /* AUTO: HNSW when the index exists, exact otherwise */
+    int ef_search;           /* HNSW candidate list (0 = max(64, 2 * top_k)) */
+    int n_threads;           /* exact search threads (0 = all cores) */
+} aios_search_params;
+aios_search_params aios_search_default_params(void);
 typedef struct {
-    int32_t bos, eos, unk, pad, mask, cls, sep;
-} aios_tok_special_ids;
+    aios_memory memory;      /* valid until the next write or close */
+    float score;             /* cosine similarity */
+} aios_search_hit;
+/* Top-k by cosine similarity among live memories that pass the filters and the threshold,
+ * best first (ties: storage order).  `hits` holds top_k entries; *n_hits receives the count,
+ * which is top_k whenever that many memories pass the filters (HNSW falls back to exact search
+ * when the graph cannot deliver them).  Thread-safe against other searches on the same handle. */
+aios_status aios_store_search(aios_store *st, const float *query, int32_t dim, const aios_search_params *p,
+                              aios_search_hit *hits, int32_t *n_hits);
+/* The same with the query embedded by params.embed. */
+aios_status aios_store_search_text(aios_store *st, const char *text, const aios_search_params *p,
+                                   aios_search_hit *hits, int32_t *n_hits);
 
-/* Loads `path`: a tokenizer.json, or a directory containing one (tokenizer_config.json beside
- * it is read too when present).  Returns AIOS_ERR_NOT_FOUND, AIOS_ERR_FORMAT,
- * AIOS_ERR_UNSUPPORTED with a message naming the field.  Loading takes milliseconds. */
-aios_status aios_tokenizer_load(const char *path, aios_tokenizer **out);
-/* The same from memory: `json` (len bytes, need not be NUL-terminated); `config_json` may be
- * NULL (tokenizer_config.json contents). */
-aios_status aios_tokenizer_load_json(const char *json, size_t len, const char *config_json, size_t config_len,
-                                     aios_tokenizer **out);
-void aios_tokenizer_free(aios_tokenizer *tok);
+/* Moves the WAL into a new Parquet segment and starts an empty WAL (also done automatically
+ * every checkpoint_rows records); persists the HNSW index. */
+aios_status aios_store_flush(aios_store *st);
+/* Rewrites all live memories into fresh segments (dropping tombstones), rebuilds the index. */
+aios_status aios_store_compact(aios_store *st);
+/* Builds the HNSW index now whatever the size (normally automatic above hnsw_min_rows). */
+aios_status aios_store_build_index(aios_store *st);
+/* Imports a memories Parquet file (the seed's schema); *n_out (may be NULL) gets the row count. */
+aios_status aios_store_import(aios_store *st, const char *parquet_path, int64_t *n_out);
+/* Writes all live memories to one zstd Parquet file with the seed's schema. */
+aios_status aios_store_export(aios_store *st, const char *parquet_path);
 
-/* Defaults: add_special_tokens 1, replacement of invalid UTF-8, and the truncation / padding
- * given in tokenizer.json (none when absent) — so a default encode equals `Tokenizer.encode`. */
-aios_tok_params aios_tokenizer_default_params(const aios_tokenizer *tok);
+typedef struct {
+    int64_t live, rows, tombstones, wal_records, segments, index_rows;
+    int32_t dim;
+    int64_t bytes_on_disk;
+    uint64_t version;        /* manifest version */
+    char model[1024];
+} aios_store_stats;
+aios_status aios_store_stats_get(aios_store *st, aios_store_stats *out);
 
-/* Encodes `len` bytes of `text` (NULL params = defaults).  *out is freed with
- * aios_encoding_free. */
-aios_status aios_tokenizer_encode(const aios_tokenizer *tok, const char *text, size_t len,
-                                  const aios_tok_params *params, aios_encoding **out);
-/* Encodes a pair of sequences (type ids 0 and 1 by the post-processor's template). */
-aios_status aios_tokenizer_encode_pair(const aios_tokenizer *tok, const char *a, size_t alen, const char *b,
-                                       size_t blen, const aios_tok_params *params, aios_encoding **out);
-/* Encodes n texts on n_threads threads (0 = all cores); out[i] receives each encoding (the
- * caller provides the array of n pointers).  On failure every out[i] is NULL. */
-aios_status aios_tokenizer_encode_batch(const aios_tokenizer *tok, const char *const *texts, const size_t *lens,
-                                        size_t n, const aios_tok_params *params, int n_threads,
-                                        aios_encoding **out);
-void aios_encoding_free(aios_encoding *enc);
-
-/* Decodes ids to UTF-8 text (malloc'd, NUL-terminated, *len without the NUL).  With
- * skip_special, tokens marked special in added_tokens are left out.  Unknown ids are skipped. */
-aios_status aios_tokenizer_decode(const aios_tokenizer *tok, const int32_t *ids, size_t n, int skip_special,
-                                  char **out, size_t *len);
-
-/* Vocabulary size including added tokens (as `get_vocab_size(with_added_tokens=True)`). */
-size_t aios_tokenizer_vocab_size(const aios_tokenizer *tok);
-/* Id of a token string (added tokens first), or -1. */
-int32_t aios_tokenizer_token_to_id(const aios_tokenizer *tok, const char *token);
-/* Token string of an id (owned by the tokenizer), or NULL. */
-const char *aios_tokenizer_id_to_token(const aios_tokenizer *tok, int32_t id);
-aios_tok_special_ids aios_tokenizer_special_ids(const aios_tokenizer *tok);
-/* model_max_length from tokenizer_config.json (0 when absent or absurdly large). */
-size_t aios_tokenizer_model_max_length(const aios_tokenizer *tok);
+/* Verifies a store without modifying it: manifest, segment and WAL checksums and contents,
+ * id uniqueness, tombstones, HNSW links (in range, no self/duplicate links, layers consistent,
+ * reachability) and HNSW recall@10 against exact search on `n_queries` sampled queries.  A
+ * human-readable report goes to `report` (may be NULL).  Returns AIOS_OK when everything is
+ * sound, AIOS_ERR_CORRUPT (with the first problem in aios_last_error()) otherwise.  *recall
+ * (may be NULL) receives the measured recall (1 when there is no index). */
+aios_status aios_store_check(const char *dir, int n_queries, FILE *report, double *recall);
 
 /* ======================================================================================
  * Generation: autoregressive text generation with Llama / Qwen2 / Qwen3 decoders
