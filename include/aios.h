@@ -742,7 +742,12 @@ const char *aios_generator_chat_template(const aios_generator *g);
 aios_status aios_generator_tokenize(aios_generator *g, const char *text, int add_bos, int32_t **ids, size_t *n);
 aios_status aios_generator_detokenize(aios_generator *g, const int32_t *ids, size_t n, char **text);
 int64_t aios_generator_n_vocab(const aios_generator *g);
+/* Imports a llama2.c checkpoint (version 0 or 1) as a Hugging Face Llama directory out_dir
+ * (config.json, model.safetensors float32, tokenizer.bin copied when tokenizer_bin is given), so
+ * `aios convert` / `aios quantize` / aios_generator_open take it like any other model. */
+aios_status aios_llama2c_import(const char *checkpoint, const char *tokenizer_bin, const char *out_dir);
 int64_t aios_generator_n_ctx(const aios_generator *g);
+
 
 /* ======================================================================================
  * Masked diffusion (the seed's DiffusionCore: NoiseScheduler, DiscreteSampler,
@@ -804,6 +809,7 @@ typedef struct aios_denoiser {
 } aios_denoiser;
 
 /* ---- DiscreteSampler. ---- */
+#define AIOS_MEMCOND_ID_MAX 256 /* memory id bytes (as AIOS_MEMORY_ID_MAX) */
 typedef enum {
     AIOS_REMASK_LOW_CONFIDENCE = 0, /* confidence = probability of the proposed token (top-1) */
     AIOS_REMASK_MARGIN = 1,         /* top-1 minus top-2 probability */
@@ -847,6 +853,14 @@ typedef struct {
     /* Called after every step with the canvas (n) — for `--show`; may be NULL. */
     void (*on_step)(void *user, const int32_t *canvas, int64_t n, int step);
     void *user;
+    /* aios_diffuse (text in, text out) only: */
+    int add_special_tokens;       /* 1: BOS / [CLS] and [SEP] as the model's tokenizer adds them */
+    int memory_guided;            /* 1: retrieved memories go ahead of the prompt (MemoryConditioner) */
+    const char *memory_store;     /* store directory (memory_guided) */
+    const char *memory_encoder;   /* embedding model; NULL = the one recorded in the store */
+    int32_t memory_top_k;         /* 3 */
+    int64_t memory_token_budget;  /* 256 */
+    double uncertainty_threshold; /* 0.7 (evolution.uncertainty_threshold): sets result.uncertain */
 } aios_diffuse_params;
 aios_diffuse_params aios_diffuse_default_params(void);
 
@@ -876,6 +890,11 @@ typedef struct {
     double *step_one_minus_conf;
     int uncertain;          /* uncertainty > the threshold given to aios_diffuse_uncertainty_flag */
     double seconds;
+    /* aios_diffuse only: */
+    char *text;             /* the generated span decoded, special tokens skipped */
+    int32_t n_memories;     /* memories placed ahead of the prompt, best first */
+    char (*memory_ids)[AIOS_MEMCOND_ID_MAX];
+    float *memory_scores;
 } aios_diffuse_result;
 
 /* Fills `out` (caller-owned struct; free its arrays with aios_diffuse_result_free).
@@ -908,12 +927,32 @@ const aios_denoiser *aios_diffusion_model_denoiser(const aios_diffusion_model *m
 /* "llada", "dream", "bd3lm" or "bert-mlm". */
 const char *aios_diffusion_model_kind(const aios_diffusion_model *m);
 
+/* Text of token ids with the model's tokenizer (special tokens skipped); *text is malloc'd.
+ * AIOS_ERR_NOT_FOUND when the model directory has no tokenizer.json. */
+aios_status aios_diffusion_model_detokenize(aios_diffusion_model *m, const int32_t *ids, int64_t n, char **text);
+
+/* The seed's diffuse(prompt, num_steps, guidance_scale, memory_guided): text in, text out.
+ * The prompt (and the optional suffix, for infilling; NULL = none) are tokenized with the
+ * model's tokenizer.json — BERT-MLM canvases get [CLS] ... [SEP] — and, with memory_guided,
+ * conditioned on memories retrieved from p->memory_store (embedded by p->memory_encoder or the
+ * store's recorded model).  Fills *out as aios_diffuse_sample does, plus out->text (the
+ * generated span decoded) and the memories used; out->uncertain against
+ * p->uncertainty_threshold.  A KV cache is sized automatically when p->kv_cache asks for one.
+ *
+ *     aios_diffusion_model *m;  aios_diffusion_model_open("models/LLaDA-8B-Instruct", &m);
+ *     aios_diffuse_params p = aios_diffuse_default_params();
+ *     p.gen_length = 64; p.steps = 64; p.block_length = 32;
+ *     aios_diffuse_result r;
+ *     if (aios_diffuse(m, "The capital of France is", NULL, &p, &r) == AIOS_OK) puts(r.text);
+ *     aios_diffuse_result_free(&r);  aios_diffusion_model_free(m); */
+aios_status aios_diffuse(aios_diffusion_model *m, const char *prompt, const char *suffix, const aios_diffuse_params *p,
+                         aios_diffuse_result *out);
+
 /* ---- MemoryConditioner (memory-guided generation).  The prompt text is the query: the top-k
  * memories are retrieved (a memory store's text search, or any retriever), their content
  * tokenized and placed ahead of the prompt, best first, separated by `separator`, as long as
  * they fit in `token_budget` tokens (a memory that does not fit is skipped, a shorter one after
  * it may still fit).  The result says which memories were used. ---- */
-#define AIOS_MEMCOND_ID_MAX 256
 typedef struct {
     const char *id;         /* memory id (borrowed until the next retriever call) */
     const char *content;    /* NULL content is skipped */

@@ -503,6 +503,7 @@ static void test_prefix_cache(void) {
     for (int i = 6; i < 38; i++) agree += a.ids[i] == b.ids[i];
     printf("# toy prefix cache: %d/32 tokens agree with the uncached run, rows %lld vs %lld\n", agree,
            (long long)b.rows_computed, (long long)a.rows_computed);
+    aios_diffuse_result_free(&b);
     /* the exact cache is refused for bidirectional models, and any cache without one */
     p.kv_cache = AIOS_KV_EXACT;
     CHECK(aios_diffuse_sample(&d2, &p, PROMPT, 6, NULL, 0, &b) == AIOS_ERR_UNSUPPORTED);

@@ -265,6 +265,128 @@ static void test_open_errors(void) {
     CHECK(strstr(aios_last_error(), "not a diffusion model") != NULL);
 }
 
+/* Text in, text out on bert-tiny: the tokenized canvas equals the golden's ids ([CLS] prompt,
+ * suffix [SEP]) and so does the output. */
+static void test_text_api_bert(void) {
+    const char *rel = "fixtures/models/bert-tiny";
+    cJSON *g = load_golden(rel);
+    if (!g) SKIP("%s missing", rel);
+    aios_diffusion_model *m = open_model(rel);
+    const cJSON *runs = cJSON_GetObjectItemCaseSensitive(g, "runs");
+    const char *suffixes[4] = {NULL, NULL, NULL, "and summer too"};
+    for (int i = 0; m && i < 4; i++) {
+        const cJSON *run = cJSON_GetArrayItem(runs, i);
+        aios_diffuse_params p = aios_diffuse_default_params();
+        p.gen_length = geti(run, "gen_length");
+        p.steps = geti(run, "steps");
+        p.block_length = geti(run, "block_length");
+        aios_diffuse_result r;
+        char what[32];
+        snprintf(what, sizeof what, "bert text run %d", i);
+        CHECK_OK(aios_diffuse(m, "the best thing about spring is", suffixes[i], &p, &r));
+        if (r.ids) {
+            compare_run(what, &r, run);
+            CHECK(r.text != NULL && strlen(r.text) > 0);
+            char *t = NULL;
+            CHECK_OK(aios_diffusion_model_detokenize(m, r.ids + r.gen_start, r.gen_len, &t));
+            CHECK(t && r.text && !strcmp(t, r.text));
+            free(t);
+        }
+        aios_diffuse_result_free(&r);
+    }
+    aios_diffusion_model_free(m);
+    cJSON_Delete(g);
+}
+
+/* Memory-guided: a store embedded by bert-tiny's encoder; the memories the store ranks first go
+ * ahead of the prompt (after [CLS]), best first, within the budget, and are reported. */
+static aios_status enc_embed(void *user, const char *text, float *out, int32_t dim) {
+    return aios_encode(user, text, strlen(text), out);
+}
+
+static void test_memory_guided(void) {
+    const char *enc_path = aios_test_shared("fixtures/models/bert-tiny");
+    aios_encoder *enc = NULL;
+    CHECK_OK(aios_encoder_open(enc_path, NULL, &enc));
+    if (!enc) return;
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/mem", aios_test_tmpdir());
+    aios_store_params sp = aios_store_default_params();
+    sp.create = 1;
+    sp.dim = (int32_t)aios_encoder_dim(enc);
+    sp.model = enc_path;
+    sp.sync = 0;
+    sp.embed = enc_embed;
+    sp.embed_user = enc;
+    aios_store *st = NULL;
+    CHECK_OK(aios_store_open(dir, &sp, &st));
+    const char *texts[] = {"spring flowers bloom in the garden", "the stock market fell sharply today",
+                           "warm spring rain and blossoms", "a recipe for tomato soup"};
+    for (int i = 0; st && i < 4; i++) {
+        aios_memory mm;
+        memset(&mm, 0, sizeof mm);
+        char id[16];
+        snprintf(id, sizeof id, "m%d", i);
+        mm.memory_id = id;
+        mm.content = texts[i];
+        mm.timestamp_us = AIOS_TIMESTAMP_NOW;
+        CHECK_OK(aios_store_add_text(st, &mm, NULL));
+    }
+    /* the expected ranking, from the store itself */
+    const char *prompt = "the best thing about spring is";
+    aios_search_params q = aios_search_default_params();
+    q.top_k = 2;
+    aios_search_hit hits[2];
+    int32_t nh = 0;
+    char want[2][64] = {"", ""};
+    if (st) {
+        CHECK_OK(aios_store_search_text(st, prompt, &q, hits, &nh));
+        for (int i = 0; i < nh && i < 2; i++) snprintf(want[i], sizeof want[i], "%s", hits[i].memory.memory_id);
+    }
+    aios_store_close(st);
+    aios_encoder_free(enc);
+    CHECK(nh == 2);
+
+    aios_diffusion_model *m = open_model("fixtures/models/bert-tiny");
+    if (!m) return;
+    aios_diffuse_params p = aios_diffuse_default_params();
+    p.gen_length = 4;
+    p.steps = 4;
+    p.memory_guided = 1;
+    p.memory_store = dir;
+    p.memory_top_k = 2;
+    p.memory_token_budget = 64;
+    aios_diffuse_result r, plain;
+    CHECK_OK(aios_diffuse(m, prompt, NULL, &p, &r));
+    p.memory_guided = 0;
+    CHECK_OK(aios_diffuse(m, prompt, NULL, &p, &plain));
+    if (r.ids && plain.ids) {
+        CHECK(r.n_memories == 2 && !strcmp(r.memory_ids[0], want[0]) && !strcmp(r.memory_ids[1], want[1]));
+        CHECK(r.memory_scores[0] >= r.memory_scores[1]);
+        /* canvas: [CLS] memory0 memory1 prompt masks [SEP]; the memories' text decodes back */
+        int64_t n_mem = r.gen_start - plain.gen_start;
+        CHECK(n_mem > 0 && r.ids[0] == plain.ids[0]);
+        CHECK(!memcmp(r.ids + 1 + n_mem, plain.ids + 1, (size_t)(plain.gen_start - 1) * 4));
+        char *t = NULL;
+        CHECK_OK(aios_diffusion_model_detokenize(m, r.ids + 1, n_mem, &t));
+        char expect[256];
+        int a = atoi(want[0] + 1), b = atoi(want[1] + 1);
+        snprintf(expect, sizeof expect, "%s %s", texts[a], texts[b]);
+        CHECKF(t && !strcmp(t, expect), "memory text '%s' vs '%s'", t ? t : "", expect);
+        free(t);
+        /* a budget too small for any memory: none used, the prompt alone */
+        aios_diffuse_result r2;
+        p.memory_guided = 1;
+        p.memory_token_budget = 3;
+        CHECK_OK(aios_diffuse(m, prompt, NULL, &p, &r2));
+        CHECK(r2.n_memories == 0 && r2.n_ids == plain.n_ids);
+        aios_diffuse_result_free(&r2);
+    }
+    aios_diffuse_result_free(&r);
+    aios_diffuse_result_free(&plain);
+    aios_diffusion_model_free(m);
+}
+
 int main(void) {
     RUN(test_llada_logits);
     RUN(test_golden_llada);
@@ -274,5 +396,7 @@ int main(void) {
     RUN(test_golden_bd3lm_and_exact_cache);
     RUN(test_llada_prefix_cache);
     RUN(test_open_errors);
+    RUN(test_text_api_bert);
+    RUN(test_memory_guided);
     TEST_MAIN_END();
 }

@@ -23,6 +23,8 @@ int aios_cmd_config(int argc, char **argv);
 int aios_cmd_convert(int argc, char **argv);
 int aios_cmd_detokenize(int argc, char **argv);
 int aios_cmd_diffuse(int argc, char **argv);
+/* generate --mode ar|diffusion (cmd_diffuse.c): -1 = not diffusion, go on with generate. */
+int aios_cli_generate_mode(int *argc, char **argv);
 int aios_cmd_encode(int argc, char **argv);
 int aios_cmd_generate(int argc, char **argv);
 int aios_cmd_info(int argc, char **argv);

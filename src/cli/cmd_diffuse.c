@@ -30,7 +30,10 @@ static void usage(FILE *f) {
             "  --threshold TAU        Fast-dLLM: commit every token more confident than TAU (at least one)\n"
             "  --cache MODE           auto (default) | none | exact (block diffusion) | prefix (Fast-dLLM)\n"
             "  --no-stop              do not stop after a block that contains EOS\n"
-            "  --memory-store DIR     memory-guided: retrieved memories go ahead of the prompt\n"
+            "  --memory-store DIR     memory-guided: retrieved memories go ahead of the prompt (needs --prompt)\n"
+            "  --memory-encoder DIR   embedding model for the store (default: the one it records)\n"
+            "  --memory-top-k K       memories retrieved (default 3)\n"
+            "  --memory-budget N      tokens of memories at most (default 256)\n"
             "  --ids                  print the whole canvas's ids (space-separated) instead of text\n"
             "  --show                 redraw the canvas on stderr as it unmasks\n"
             "  --stats                print steps, forwards, time and uncertainty on stderr\n"
@@ -93,7 +96,7 @@ int aios_cmd_diffuse(int argc, char **argv) {
         return 0;
     }
     const char *model = NULL, *prompt = NULL, *prompt_ids = NULL, *suffix = NULL, *suffix_ids = NULL;
-    const char *config = NULL, *memory_store = NULL;
+    const char *config = NULL, *memory_store = NULL, *memory_encoder = NULL;
     int ids_out = 0, show = 0, stats = 0, steps_given = 0;
     aios_diffuse_params p = aios_diffuse_default_params();
     p.gen_length = 64;
@@ -113,6 +116,9 @@ int aios_cmd_diffuse(int argc, char **argv) {
         else if (!strcmp(a, "--suffix")) { NEED_VALUE; suffix = v; }
         else if (!strcmp(a, "--suffix-ids")) { NEED_VALUE; suffix_ids = v; }
         else if (!strcmp(a, "--memory-store")) { NEED_VALUE; memory_store = v; }
+        else if (!strcmp(a, "--memory-encoder")) { NEED_VALUE; memory_encoder = v; }
+        else if (!strcmp(a, "--memory-top-k")) { NEED_VALUE; if (!parse_num(a, v, 0, 1024, &x)) return 2; p.memory_top_k = (int32_t)x; }
+        else if (!strcmp(a, "--memory-budget")) { NEED_VALUE; if (!parse_num(a, v, 0, 1 << 20, &x)) return 2; p.memory_token_budget = (int64_t)x; }
         else if (!strcmp(a, "--config")) { NEED_VALUE; config = v; }
         else if (!strcmp(a, "--gen-length")) { NEED_VALUE; if (!parse_num(a, v, 0, 1 << 20, &x)) return 2; p.gen_length = (int64_t)x; }
         else if (!strcmp(a, "--steps")) { NEED_VALUE; if (!parse_num(a, v, 1, 1 << 20, &x)) return 2; p.steps = (int)x; steps_given = 1; }
@@ -164,15 +170,13 @@ int aios_cmd_diffuse(int argc, char **argv) {
         fprintf(stderr, "aios diffuse: need --model and exactly one of --prompt / --prompt-ids (see --help)\n");
         return 2;
     }
-    if (prompt || suffix) {
-        fprintf(stderr, "aios diffuse: text prompts need the tokenizer, which this build does not have yet; "
-                        "use --prompt-ids / --suffix-ids\n");
-        return 1;
+    if ((prompt && suffix_ids) || (prompt_ids && suffix)) {
+        fprintf(stderr, "aios diffuse: give prompt and suffix both as text or both as ids\n");
+        return 2;
     }
-    if (memory_store) {
-        fprintf(stderr, "aios diffuse: --memory-store needs the memory store and an encoder, which this build "
-                        "does not have yet\n");
-        return 1;
+    if (memory_store && !prompt) {
+        fprintf(stderr, "aios diffuse: --memory-store needs a text --prompt (it is the query)\n");
+        return 2;
     }
     aios_config cfg;
     aios_status s = aios_config_load(&cfg, config);
@@ -183,8 +187,8 @@ int aios_cmd_diffuse(int argc, char **argv) {
     }
 
     int32_t *pids = NULL, *sids = NULL;
-    int64_t np = parse_ids(prompt_ids, &pids), ns = 0;
-    if (np < 0) {
+    int64_t np = 0, ns = 0;
+    if (prompt_ids && (np = parse_ids(prompt_ids, &pids)) < 0) {
         fprintf(stderr, "aios diffuse: --prompt-ids: '%s' is not a comma-separated list of ids\n", prompt_ids);
         return 2;
     }
@@ -193,6 +197,10 @@ int aios_cmd_diffuse(int argc, char **argv) {
         free(pids);
         return 2;
     }
+    p.uncertainty_threshold = cfg.evolution.uncertainty_threshold;
+    p.memory_guided = memory_store != NULL;
+    p.memory_store = memory_store;
+    p.memory_encoder = memory_encoder;
     int rc = 0;
     aios_diffusion_model *m = NULL;
     aios_diffuse_result r;
@@ -203,32 +211,51 @@ int aios_cmd_diffuse(int argc, char **argv) {
         goto out;
     }
     const aios_denoiser *dn = aios_diffusion_model_denoiser(m);
-    /* a cache sized for this canvas when the mode may use one */
-    int64_t B = p.block_length ? p.block_length : (dn->block_size > 0 ? dn->block_size : p.gen_length);
-    int64_t need = np + (B > 0 ? B : 0) + p.gen_length + ns;
-    if (p.kv_cache != AIOS_KV_NONE && (p.kv_cache != AIOS_KV_AUTO || dn->attn == AIOS_DENOISE_BLOCK_CAUSAL)) {
-        s = aios_diffusion_model_set_cache(m, need);
-        if (s != AIOS_OK) {
-            rc = aios_cli_fail("diffuse: KV cache", s);
-            goto out;
-        }
-    }
     show_ctx sc = {dn->mask_id, isatty(2)};
     if (show) {
         p.on_step = on_step;
         p.user = &sc;
     }
-    s = aios_diffuse_sample(dn, &p, pids, np, sids, ns, &r);
+    if (prompt) {
+        s = aios_diffuse(m, prompt, suffix, &p, &r);
+    } else {
+        /* a cache sized for this canvas when the mode may use one */
+        int64_t B = p.block_length ? p.block_length : (dn->block_size > 0 ? dn->block_size : p.gen_length);
+        if (p.kv_cache != AIOS_KV_NONE && (p.kv_cache != AIOS_KV_AUTO || dn->attn == AIOS_DENOISE_BLOCK_CAUSAL)) {
+            s = aios_diffusion_model_set_cache(m, np + B + p.gen_length + ns);
+            if (s != AIOS_OK) {
+                rc = aios_cli_fail("diffuse: KV cache", s);
+                goto out;
+            }
+        }
+        s = aios_diffuse_sample(dn, &p, pids, np, sids, ns, &r);
+        if (s == AIOS_OK) aios_diffuse_uncertainty_flag(&r, p.uncertainty_threshold);
+    }
     if (show && sc.tty) fputc('\n', stderr);
     if (s != AIOS_OK) {
         rc = aios_cli_fail("diffuse", s);
         goto out;
     }
-    aios_diffuse_uncertainty_flag(&r, cfg.evolution.uncertainty_threshold);
-    /* without a tokenizer the text form is the generated ids */
-    int64_t from = ids_out ? 0 : r.gen_start, to = ids_out ? r.n_ids : r.gen_start + r.gen_len;
-    for (int64_t i = from; i < to; i++) printf(i > from ? " %d" : "%d", r.ids[i]);
-    printf("\n");
+    if (ids_out) {
+        for (int64_t i = 0; i < r.n_ids; i++) printf(i ? " %d" : "%d", r.ids[i]);
+        printf("\n");
+    } else {
+        char *text = r.text;
+        if (!text && aios_diffusion_model_detokenize(m, r.ids + r.gen_start, r.gen_len, &text) != AIOS_OK) {
+            /* no tokenizer: the generated ids */
+            aios_clear_error();
+            text = NULL;
+            for (int64_t i = r.gen_start; i < r.gen_start + r.gen_len; i++)
+                printf(i > r.gen_start ? " %d" : "%d", r.ids[i]);
+            printf("\n");
+        } else {
+            printf("%s\n", text);
+            if (text != r.text) free(text);
+        }
+    }
+    for (int32_t i = 0; i < r.n_memories; i++)
+        fprintf(stderr, "aios diffuse: memory %s (similarity %.3f) placed ahead of the prompt\n", r.memory_ids[i],
+                r.memory_scores[i]);
     if (stats)
         fprintf(stderr,
                 "aios diffuse: %s, %d steps, %lld forwards (%lld rows), %.3f s, %.1f tokens/s; uncertainty %.3f "
@@ -242,4 +269,29 @@ out:
     free(pids);
     free(sids);
     return rc;
+}
+
+/* `aios generate --mode diffusion ...` (the seed's generate(mode="diffusion")): runs `aios
+ * diffuse` with the same arguments, --max-tokens read as --gen-length.  Returns -1 when the
+ * arguments do not ask for diffusion (then `--mode ar`, if present, is removed in place and
+ * *argc adjusted so that generate parses the rest). */
+int aios_cli_generate_mode(int *argc, char **argv) {
+    int mode_at = -1, diffusion = 0;
+    for (int i = 1; i + 1 < *argc; i++)
+        if (!strcmp(argv[i], "--mode")) {
+            mode_at = i;
+            diffusion = !strcmp(argv[i + 1], "diffusion");
+            if (!diffusion && strcmp(argv[i + 1], "ar")) {
+                fprintf(stderr, "aios generate: --mode: '%s' is not ar or diffusion\n", argv[i + 1]);
+                return 2;
+            }
+        }
+    if (mode_at < 0) return -1;
+    for (int i = mode_at; i + 2 <= *argc; i++) argv[i] = argv[i + 2]; /* drop "--mode X" */
+    *argc -= 2;
+    if (!diffusion) return -1;
+    for (int i = 1; i < *argc; i++)
+        if (!strcmp(argv[i], "--max-tokens")) argv[i] = (char *)"--gen-length";
+    argv[0] = (char *)"diffuse";
+    return aios_cmd_diffuse(*argc, argv);
 }

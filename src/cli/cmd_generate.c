@@ -27,6 +27,7 @@ static void usage_generate(FILE *f) {
             "  --model DIR          Hugging Face or Parquet model directory, or a llama2.c .bin\n"
             "  --prompt TEXT        prompt text (tokenized with the model's tokenizer)\n"
             "  --prompt-ids LIST    prompt as comma-separated token ids (used as given)\n"
+            "  --mode ar|diffusion  diffusion runs 'aios diffuse' (see its --help) with these arguments\n"
             "  --max-tokens N       new tokens at most (default 256)\n"
             "  --temperature T      0 = greedy (default 0)\n"
             "  --top-k K            keep the K most probable tokens (0 = off)\n"
@@ -195,6 +196,8 @@ int aios_cmd_generate(int argc, char **argv) {
         usage_generate(stdout);
         return 0;
     }
+    int mrc = aios_cli_generate_mode(&argc, argv); /* --mode diffusion routes to `aios diffuse` */
+    if (mrc >= 0) return mrc;
     gen_opts o;
     int rc = parse_opts(argc, argv, &o, 0);
     if (rc >= 0) return rc;

@@ -59,6 +59,10 @@ aios_diffuse_params aios_diffuse_default_params(void) {
     p.stop_at_eos = 1;
     p.seed = 0;
     p.keep_trace = 1;
+    p.add_special_tokens = 1;
+    p.memory_top_k = 3;
+    p.memory_token_budget = 256;
+    p.uncertainty_threshold = 0.7;
     return p;
 }
 
@@ -81,6 +85,9 @@ void aios_diffuse_result_free(aios_diffuse_result *r) {
     free(r->trace);
     free(r->step_entropy);
     free(r->step_one_minus_conf);
+    free(r->text);
+    free(r->memory_ids);
+    free(r->memory_scores);
     memset(r, 0, sizeof *r);
 }
 

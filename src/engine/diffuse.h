@@ -32,4 +32,7 @@ struct aios_decoder;
 aios_status aios__diffusion_model_wrap(struct aios_decoder *dec, aios_denoise_attn attn, int shift, int32_t mask_id,
                                        int32_t pad_id, int32_t block_size, aios_diffusion_model **out);
 
+/* The model's tokenizer (loaded once, owned by the model); AIOS_ERR_NOT_FOUND when none. */
+aios_status aios__diffusion_model_tokenizer(aios_diffusion_model *m, aios_tokenizer **out);
+
 #endif

@@ -38,6 +38,7 @@ struct aios_diffusion_model {
     int64_t cap_rows;
     aios_kv_cache *kv;
     int borrowed_dec;       /* aios__diffusion_model_wrap: the decoder belongs to the caller */
+    aios_tokenizer *tok;    /* loaded on first use (aios_diffuse) */
     aios_denoiser dn;
 };
 
@@ -87,6 +88,7 @@ void aios_diffusion_model_free(aios_diffusion_model *m) {
     aios_kv_cache_free(m->kv);
     if (!m->borrowed_dec) aios_decoder_free(m->dec);
     aios_bert_free(m->bert);
+    aios_tokenizer_free(m->tok);
     free(m->hidden);
     aios_model_free(m->model);
     free(m);
@@ -247,4 +249,24 @@ aios_status aios__diffusion_model_wrap(aios_decoder *dec, aios_denoise_attn attn
     d->forward = dec_forward;
     *out = m;
     return AIOS_OK;
+}
+
+aios_status aios__diffusion_model_tokenizer(aios_diffusion_model *m, aios_tokenizer **out) {
+    if (!m->tok) {
+        const char *path = m->model ? aios_model_tokenizer_path(m->model) : NULL;
+        if (!path)
+            return aios__err(AIOS_ERR_NOT_FOUND, "diffusion model %s: no tokenizer.json beside the weights (use token ids)",
+                             m->model ? aios_model_path(m->model) : m->kind);
+        AIOS_TRY(aios_tokenizer_load(path, &m->tok));
+    }
+    *out = m->tok;
+    return AIOS_OK;
+}
+
+aios_status aios_diffusion_model_detokenize(aios_diffusion_model *m, const int32_t *ids, int64_t n, char **text) {
+    if (!m || !text || n < 0 || (n > 0 && !ids)) return aios__err(AIOS_ERR_INVALID_ARG, "diffusion model: detokenize");
+    aios_tokenizer *tok = NULL;
+    AIOS_TRY(aios__diffusion_model_tokenizer(m, &tok));
+    size_t len = 0;
+    return aios_tokenizer_decode(tok, ids, (size_t)n, 1, text, &len);
 }

@@ -211,7 +211,10 @@ class Params(C.Structure):
                 ("temperature", C.c_double), ("top_k", C.c_int), ("top_p", C.c_double),
                 ("guidance_scale", C.c_double), ("threshold", C.c_double), ("kv_cache", C.c_int),
                 ("stop_at_eos", C.c_int), ("seed", C.c_uint64), ("keep_trace", C.c_int),
-                ("on_step", ON_STEP), ("user", C.c_void_p)]
+                ("on_step", ON_STEP), ("user", C.c_void_p), ("add_special_tokens", C.c_int),
+                ("memory_guided", C.c_int), ("memory_store", C.c_char_p), ("memory_encoder", C.c_char_p),
+                ("memory_top_k", C.c_int32), ("memory_token_budget", C.c_int64),
+                ("uncertainty_threshold", C.c_double)]
 
 
 class Commit(C.Structure):
@@ -225,7 +228,8 @@ class Result(C.Structure):
                 ("trace", C.POINTER(Commit)), ("n_trace", C.c_int64), ("mean_entropy", C.c_double),
                 ("mean_one_minus_conf", C.c_double), ("uncertainty", C.c_double),
                 ("step_entropy", C.POINTER(C.c_double)), ("step_one_minus_conf", C.POINTER(C.c_double)),
-                ("uncertain", C.c_int), ("seconds", C.c_double)]
+                ("uncertain", C.c_int), ("seconds", C.c_double), ("text", C.c_char_p),
+                ("n_memories", C.c_int32), ("memory_ids", C.c_void_p), ("memory_scores", C.POINTER(C.c_float))]
 
 
 def load_lib(aios_bin):

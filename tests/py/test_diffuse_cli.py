@@ -69,5 +69,37 @@ def test_cli_errors():
     assert "usage" in aios("diffuse", "--help").stdout
 
 
+@test
+def test_cli_text_prompt_bert():
+    """Text in: tokenized by the model's tokenizer.json into [CLS] prompt ... suffix [SEP]; the
+    golden ids come out, and the text is what `tokenizers` decodes from them."""
+    try:
+        from tokenizers import Tokenizer
+    except ImportError:
+        raise Skip("tokenizers not installed")
+    d = os.path.join(M, "bert-tiny")
+    tok = Tokenizer.from_file(os.path.join(d, "tokenizer.json"))
+    runs = golden("bert-tiny")["runs"]
+    for r, suffix in [(runs[0], None), (runs[3], "and summer too")]:
+        args = ["diffuse", "--model", d, "--prompt", "the best thing about spring is", "--gen-length", r["gen_length"],
+                "--steps", r["steps"], "--block-length", r["block_length"]]
+        if suffix:
+            args += ["--suffix", suffix]
+        ids = list(map(int, aios(*args, "--ids").stdout.split()))
+        assert ids == r["output_ids"], (ids, r["output_ids"])
+        P = len(r["prompt_ids"])
+        text = aios(*args).stdout.rstrip("\n")
+        assert text == tok.decode(r["output_ids"][P:P + r["gen_length"]], skip_special_tokens=True), text
+
+
+@test
+def test_cli_generate_mode_diffusion():
+    r = golden("llada-tiny")["runs"][0]
+    out = aios("generate", "--mode", "diffusion", "--model", os.path.join(M, "llada-tiny"), "--prompt-ids",
+               ids(r["prompt_ids"]), "--max-tokens", r["gen_length"], "--steps", r["steps"], "--ids").stdout.split()
+    assert list(map(int, out)) == r["output_ids"]
+    assert aios("generate", "--mode", "sideways", "--model", "x", check=False).returncode == 2
+
+
 if __name__ == "__main__":
     run()
