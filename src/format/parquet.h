@@ -72,7 +72,8 @@
  *
  * Memory is bounded: encoded pages are buffered per row group and a row group is flushed
  * when it reaches row_group_rows rows or row_group_bytes encoded bytes (checked at
- * end_batch), so a writer holds about one row group of compressed data.
+ * end_batch, so a row group can overshoot by up to one batch), so a writer holds about one
+ * row group of compressed data plus one batch.
  *
  * Errors: every function returns aios_status and sets aios_last_error() to a message like
  * "parquet: f.parquet: column 'a.b' row group 2: page header at offset 1234: truncated".
@@ -311,11 +312,10 @@ typedef struct {
 } aios_pq_writer_params;
 
 /* One batch of one leaf, in either form:
- *  Levels form (def != NULL or the leaf has max_def == 0 and max_rep == 0):
- *    num_levels entries of def / rep (rep may be NULL when max_rep == 0; def may be NULL when
- *    max_def == 0); values spaced over slots exactly as aios_pq_column (a read column can be
- *    written back as is).
- *  Row form (def == NULL, for max_rep <= 1):
+ *  Levels form (def != NULL, or rep != NULL with num_levels > 0):
+ *    num_levels entries of def / rep (rep may be NULL when max_rep == 0); values spaced over
+ *    slots exactly as aios_pq_column (a read column can be written back as is).
+ *  Row form (def == NULL, for max_rep <= 1; the only form for required flat leaves):
  *    max_rep == 0: one slot per row; `valid` (NULL = all present) marks null leaves; a null
  *      marks the leaf itself (if the leaf is required, its nearest optional ancestor).
  *    max_rep == 1: `offsets` (num_rows + 1) slot ranges, `row_valid` (NULL = no null lists),

@@ -92,7 +92,7 @@ static void parse_logical(aios_thrift_r *r, schema_el *e) {
                 else if (fid == 5 && f2 == 2) e->precision = aios_thrift_i32(r, t2);
                 else if ((fid == 7 || fid == 8) && f2 == 1) e->utc = aios_thrift_bool(r, t2);
                 else if ((fid == 7 || fid == 8) && f2 == 2 && t2 == AIOS_TT_STRUCT) parse_time_unit(r, &e->unit);
-                else if (fid == 10 && f2 == 1) e->bit_width = aios_thrift_i32(r, t2);
+                else if (fid == 10 && f2 == 1) e->bit_width = aios_thrift_i8(r, t2);
                 else if (fid == 10 && f2 == 2) e->is_signed = aios_thrift_bool(r, t2);
                 else aios_thrift_skip(r, t2);
             }

@@ -854,9 +854,9 @@ aios_status aios_pq_writer_write(aios_pq_writer *w, int leaf, const aios_pq_batc
     int have_vals = is_bytes ? b->bytes != NULL : (b->values != NULL || (L->type == AIOS_PQ_FIXED_LEN_BYTE_ARRAY && b->bytes));
     const int16_t *def, *rep;
     int64_t nlev;
-    if (b->def || (L->max_def == 0 && L->max_rep == 0) || (b->num_levels > 0 && L->max_rep > 0 && b->rep)) {
+    if (b->def || (b->num_levels > 0 && L->max_rep > 0 && b->rep)) {
         /* level form */
-        nlev = (L->max_def == 0 && L->max_rep == 0 && !b->def) ? b->num_rows : b->num_levels;
+        nlev = b->num_levels;
         if (nlev < 0) return aios__err(AIOS_ERR_INVALID_ARG, "parquet writer: negative num_levels");
         def = b->def;
         rep = b->rep;
@@ -917,7 +917,7 @@ aios_status aios_pq_writer_write(aios_pq_writer *w, int leaf, const aios_pq_batc
     /* slot of each entry: values are spaced over slots (entries with def >= slot_def) */
     int64_t slot = 0;
     int16_t md = L->max_def;
-    if (!def && L->type != AIOS_PQ_BOOLEAN && L->type != AIOS_PQ_BYTE_ARRAY && L->type != AIOS_PQ_FIXED_LEN_BYTE_ARRAY &&
+    if (L->max_def == 0 && L->type != AIOS_PQ_BOOLEAN && L->type != AIOS_PQ_BYTE_ARRAY && L->type != AIOS_PQ_FIXED_LEN_BYTE_ARRAY &&
         L->max_rep == 0) {
         /* fast path: required flat fixed-size column */
         if (nlev > 0 && !have_vals) return aios__err(AIOS_ERR_INVALID_ARG, "parquet writer: leaf '%s': no values given", n->path);
