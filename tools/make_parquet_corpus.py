@@ -6,6 +6,7 @@ truncated structs, wrong field types), lying offsets and sizes in the footer, wr
 codecs, page headers whose sizes run past the end, lying value counts, corrupt compressed data.
 
 Usage: tools/make_parquet_corpus.py [OUTDIR]   (deterministic; needs pyarrow, duckdb)
+Inputs the fuzzer found crashing (fixed since) live beside them as bad_fuzz_*.parquet.
 tests/test_parquet.c runs every file: ok_* must read, bad_* must fail with a message, odd_*
 (mutations pyarrow reads to the original table) may do either; none may crash.
 """
@@ -340,8 +341,8 @@ LENIENT = {
 
 def main():
     os.makedirs(OUT, exist_ok=True)
-    for f in os.listdir(OUT):
-        if f.endswith(".parquet"):
+    for f in os.listdir(OUT):  # fuzzer finds (bad_fuzz_*) are kept
+        if f.endswith(".parquet") and not f.startswith("bad_fuzz_"):
             os.remove(os.path.join(OUT, f))
     valid = valid_files()
     files = dict(valid)

@@ -227,7 +227,7 @@ static aios_status build_node(tree_ctx *c, int parent, int depth) {
         n->leaf = pf->n_leaves++;
         return AIOS_OK;
     }
-    if (e->num_children > c->n_els - c->next)
+    if (e->num_children > c->n_els - c->next || e->num_children > c->n_els - c->n_child)
         return aios__err(AIOS_ERR_FORMAT, "schema: '%s' claims %d children, %d elements left", n->path,
                          e->num_children, c->n_els - c->next);
     n->n_children = e->num_children;
