@@ -176,9 +176,8 @@ typedef struct aios_pq_node {
 
 /* ---- Files (open / close are in aios.h) ----------------------------------------------- */
 
-/* Opens a Parquet file held in memory.  `data` is NOT copied: it must stay valid and
- * unchanged until aios_parquet_close().  Validates the footer and the schema. */
-aios_status aios_parquet_open_memory(const void *data, size_t size, aios_parquet_file **out);
+/* aios_parquet_open / aios_parquet_open_memory / aios_parquet_num_rows / aios_parquet_verify /
+ * aios_parquet_close are declared in include/aios.h. */
 
 /* The whole file image (the mapping): zero-copy byte pointers point into [data, data+size). */
 const uint8_t *aios_pq_file_data(const aios_parquet_file *pf, size_t *size);
@@ -259,11 +258,9 @@ typedef struct aios_pq_column {
 aios_status aios_pq_read_column(aios_parquet_file *pf, int rg, int leaf, aios_pq_column *out);
 void aios_pq_column_free(aios_pq_column *col);
 
-/* Checks the whole file: decodes every page of every column, checks CRCs if present, level
- * and value counts against the footer, statistics (min/max/null_count) against the decoded
- * values, offsets inside the file.  Problems are appended to `report` (one line each, may be
- * NULL) and the first one is the error; AIOS_OK when none. */
-aios_status aios_parquet_verify(aios_parquet_file *pf, FILE *report);
+/* aios_parquet_verify (aios.h) checks the whole file: decodes every page of every column,
+ * CRCs if present, level and value counts against the footer, statistics (min/max bounds,
+ * null_count) against the decoded values, UTF-8 of STRING values and of field names. */
 
 /* ---- Writing -------------------------------------------------------------------------- */
 typedef enum {
