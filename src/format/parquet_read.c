@@ -305,9 +305,11 @@ static aios_status decode_values(reader *rd, int enc, const uint8_t *p, size_t l
         AIOS_TRY(aios__delta_decode(p, len, 1, pre, n, &u1));
         AIOS_TRY(aios__delta_decode(p + u1, len - u1, 1, suf, n, &u2));
         const uint8_t *q = p + u1 + u2, *end = p + len;
-        uint64_t total = 0;
+        uint64_t total = 0, sufsum = 0;
         for (int64_t i = 0; i < n; i++) {
             if (pre[i] < 0 || suf[i] < 0) return aios__err(AIOS_ERR_CORRUPT, "DELTA_BYTE_ARRAY: negative length");
+            sufsum += (uint64_t)suf[i];
+            if (sufsum > (uint64_t)(end - q)) return aios__err(AIOS_ERR_CORRUPT, "DELTA_BYTE_ARRAY: suffixes past the page");
             uint64_t prev = i ? (uint64_t)pre[i - 1] + (uint64_t)suf[i - 1] : 0;
             if ((uint64_t)pre[i] > prev) return aios__err(AIOS_ERR_CORRUPT, "DELTA_BYTE_ARRAY: prefix longer than previous value");
             total += (uint64_t)pre[i] + (uint64_t)suf[i];
