@@ -60,6 +60,7 @@ typedef struct {
     int dict_zero_copy;
     void *zctx;
     int all_zero_copy;
+    uint64_t inflated, inflate_budget; /* decompressed bytes so far / allowed for this read */
 } reader;
 
 static aios_status ka_add(keepalive *ka, void *p) {
@@ -570,6 +571,12 @@ static aios_status read_chunk(reader *rd, int rg) {
         if ((uint64_t)h.usize > (uint64_t)h.csize * 4096 + (64u << 20))
             return aios__err(AIOS_ERR_CORRUPT, "page at offset %llu: %d bytes claim to expand to %d",
                              (unsigned long long)pos, h.csize, h.usize);
+        if (ci->codec != AIOS_PQ_UNCOMPRESSED) {
+            rd->inflated += (uint64_t)h.usize;
+            if (rd->inflated > rd->inflate_budget)
+                return aios__err(AIOS_ERR_CORRUPT, "page at offset %llu: pages expand to more than %llu bytes, implausible "
+                                 "for a file of %zu bytes", (unsigned long long)pos, (unsigned long long)rd->inflate_budget, pf->size);
+        }
         const uint8_t *page = pf->data + body;
         if (h.has_crc && aios__pq_crc32(page, (size_t)h.csize) != h.crc)
             return aios__err(AIOS_ERR_CORRUPT, "page at offset %llu: CRC mismatch", (unsigned long long)pos);
@@ -715,6 +722,7 @@ aios_status aios_pq_read_column(aios_parquet_file *pf, int rg, int leaf, aios_pq
         goto done;
     }
     rd.cap_levels = (int64_t)total;
+    rd.inflate_budget = (uint64_t)pf->size * 2048 + (1u << 28);
     rd.ka = calloc(1, sizeof *rd.ka);
     c->priv_ = rd.ka;
     size_t n1 = (size_t)total + 1;
