@@ -284,13 +284,15 @@ def we_read_duckdb_random_tables():
     schema = pa.schema([f for f in FULL if f.name != "fx"])
     for seed, n in [(11, 0), (12, 5), (13, 2500)]:
         tbl = rand_table(schema, n, seed)
-        for codec in ["zstd", "snappy", "uncompressed", "gzip"]:
-            p = os.path.join(TMP, f"duck_{seed}_{codec}.parquet")
+        for codec, extra in [("zstd", ""), ("snappy", ""), ("uncompressed", ""), ("gzip", ""),
+                             ("zstd", ", PARQUET_VERSION V2"), ("lz4_raw", ", PARQUET_VERSION V2")]:
+            p = os.path.join(TMP, f"duck_{seed}_{codec}{len(extra)}.parquet")
             con = duckdb.connect()
             con.register("t", tbl)
-            con.execute(f"COPY (SELECT * FROM t) TO '{p}' (FORMAT PARQUET, COMPRESSION {codec}, ROW_GROUP_SIZE 1000)")
+            con.execute(f"COPY (SELECT * FROM t) TO '{p}' (FORMAT PARQUET, COMPRESSION {codec}, ROW_GROUP_SIZE 1000{extra})")
             con.close()
-            check_cat(p, pq.read_table(p), f"duckdb seed {seed} n {n} {codec}")
+            # pyarrow 26 rejects DuckDB's V2 int32 deltas (33-bit widths): compare with the input
+            check_cat(p, tbl if extra else pq.read_table(p), f"duckdb seed {seed} n {n} {codec}{extra}")
             v = aios("parquet", "verify", p, check=False)
             assert v.returncode == 0, f"verify duckdb {codec}: {v.stdout} {v.stderr}"
 
