@@ -594,7 +594,7 @@ typedef struct {
     int64_t since_us, until_us; /* timestamp range, inclusive (INT64_MIN / INT64_MAX = open) */
     float min_quality;       /* quality_score >= min_quality (-INFINITY = any; null fails) */
     aios_search_mode mode;   /* AUTO: HNSW when the index exists, exact otherwise */
-    int ef_search;           /* HNSW candidate list (0 = max(64, 2 * top_k)) */
+    int ef_search;           /* HNSW candidate list (0 = max(128, 2 * top_k)) */
     int n_threads;           /* exact search threads (0 = all cores) */
 } aios_search_params;
 aios_search_params aios_search_default_params(void);

@@ -92,6 +92,9 @@ static aios_status load_segments(aios_store *st) {
     manifest *m = &st->man;
     st->seg_start = calloc((size_t)m->n_segs + 1, sizeof *st->seg_start);
     if (!st->seg_start) return aios__err(AIOS_ERR_NOMEM, "memory: out of memory");
+    int64_t total = 0;
+    for (int64_t i = 0; i < m->n_segs; i++) total += m->segs[i].rows;
+    if (total > 0 && total < (int64_t)UINT32_MAX) AIOS_TRY(aios__mt_reserve(&st->t, total + 1024));
     for (int64_t i = 0; i < m->n_segs; i++) {
         mseg *g = &m->segs[i];
         char path[4200];
@@ -846,7 +849,7 @@ aios_status aios_store_search(aios_store *st, const float *query, int32_t dim, c
         }
         int nt = p.n_threads > 0 ? p.n_threads : n_threads();
         if (use_idx) {
-            int ef = p.ef_search > 0 ? p.ef_search : AIOS_MAX(64, 2 * p.top_k);
+            int ef = p.ef_search > 0 ? p.ef_search : AIOS_MAX(128, 2 * p.top_k);
             int32_t nh = 0, nt2 = 0;
             aios__hnsw_search(st->idx, q, &f, p.top_k, ef, p.threshold, h, &nh);
             aios__exact_search(&st->t, q, &f, covered, st->t.n, p.top_k, p.threshold, nt, h + nh, &nt2);
