@@ -233,6 +233,7 @@ typedef struct {
     size_t n;
     int32_t *ids;
     char **tokens;               /* NUL-terminated token strings */
+    size_t *token_lens;          /* their byte lengths (a token may itself contain NUL bytes) */
     size_t (*offsets)[2];        /* [start, end) in characters (code points) of the input */
     int32_t *type_ids;
     uint8_t *special_tokens_mask; /* 1 for tokens added by the post-processor or padding */
@@ -380,9 +381,9 @@ typedef struct {
 typedef struct aios_model aios_model;
 
 typedef struct {
-    int verify;          /* 1: also check every tensor's bytes are mapped and sized (default 0;
-                            shapes and sizes are always checked) */
-    int load_tokenizer;  /* reserved: the tokenizer module opens tokenizer.json itself */
+    int verify;          /* 1: also read one byte of every page of every tensor at open (proves the
+                            mapping is readable end to end; makes the open cost the file size).
+                            Default 0: shapes, dtypes and byte lengths are always checked. */
 } aios_model_params;
 
 aios_model_params aios_model_default_params(void);
@@ -504,10 +505,6 @@ aios_status aios_encode_ids(aios_encoder *enc, const int32_t *const *ids, const 
                             aios_encode_progress_fn progress, void *user);
 /* Cosine similarity of two vectors (0 when either is all zeros).  Thread-safe. */
 float aios_similarity(const float *a, const float *b, int64_t dim);
-
-/* ====================================================================================== */
-/* (sections below are added by the tokenizer, model, encode, memory, generate and diffuse
- *  modules) */
 
 /* ======================================================================================
  * Memory store (the seed's ArrowStorage).  A store is a directory:
@@ -660,6 +657,314 @@ void aios_store_set_embedder(aios_store *st, aios_embed_fn fn, void *user);
  * sound, AIOS_ERR_CORRUPT (with the first problem in aios_last_error()) otherwise.  *recall
  * (may be NULL) receives the measured recall (1 when there is no index). */
 aios_status aios_store_check(const char *dir, int n_queries, FILE *report, double *recall);
+
+/* ======================================================================================
+ * Generation: autoregressive text generation with Llama / Qwen2 / Qwen3 decoders
+ * (src/engine/generate.c, src/model/decoder.c, docs/generate.md).
+ *
+ *     aios_generator *g;
+ *     if (aios_generator_open("models/SmolLM2-135M-Instruct", NULL, &g) != AIOS_OK) { ... }
+ *     aios_generate_params p = aios_generate_default_params();
+ *     p.max_tokens = 64; p.temperature = 0.7f; p.top_p = 0.9f; p.seed = 42;
+ *     p.on_token = print_piece;            // streaming: called with each new piece of text
+ *     aios_generate_result r;
+ *     if (aios_generate(g, "Once upon a time", NULL, 0, &p, &r) == AIOS_OK) puts(r.text);
+ *     aios_generate_result_free(&r);
+ *     aios_generator_free(g);
+ *
+ * Models: a Hugging Face directory (config.json + safetensors + tokenizer.json), an ArrowEngine
+ * Parquet directory, or a llama2.c checkpoint (a .bin file, or a directory holding one, with its
+ * tokenizer.bin / tok*.bin beside it).  The generator keeps one KV cache for its context length;
+ * a new call reuses the cached prefix it shares with the previous call's ids (chat turns).
+ * A generator is used by one thread at a time.
+ * ====================================================================================== */
+typedef struct aios_generator aios_generator;
+
+typedef struct {
+    int64_t n_ctx;              /* context length of the KV cache; 0 = min(model's, 4096) */
+    int n_threads;              /* kernel threads; 0 = leave as is (AIOS_THREADS / all cores) */
+    const char *tokenizer_path; /* NULL = found beside the model */
+} aios_generator_params;
+
+aios_generator_params aios_generator_default_params(void);
+/* Opens the model and its tokenizer, generation_config.json and tokenizer_config.json (both
+ * optional).  `params` NULL = defaults.  Free with aios_generator_free. */
+aios_status aios_generator_open(const char *path, const aios_generator_params *params, aios_generator **out);
+void aios_generator_free(aios_generator *g);
+
+/* Called with each new id and the text it completes (len may be 0 while a UTF-8 sequence or a
+ * possible stop string is held back).  Return non-zero to stop generating. */
+typedef int (*aios_token_callback)(void *user, int32_t id, const char *text, size_t len);
+
+typedef struct {
+    int max_tokens;             /* new tokens at most (default 256) */
+    float temperature;          /* 0 = greedy (default 0) */
+    int top_k;                  /* 0 = off */
+    float top_p;                /* 1 = off */
+    float min_p;                /* 0 = off */
+    float repetition_penalty;   /* 1 = off (transformers' definition) */
+    float presence_penalty;     /* 0 = off (OpenAI's definition) */
+    float frequency_penalty;    /* 0 = off */
+    uint64_t seed;              /* the sampler's seed: xoshiro256** seeded by splitmix64(seed) */
+    const char *const *stop;    /* NULL-terminated stop strings (not included in the text), or NULL */
+    int ignore_eos;             /* 1: do not stop on EOS ids */
+    int add_bos;                /* text prompts: -1 (default) = the tokenizer's special tokens (its
+                                   post-processor adds BOS where the model wants it; llama2.c: BOS)
+                                   unless the text already starts with the BOS token (chat
+                                   templates that write it); 0 = none; 1 = always the specials */
+    aios_token_callback on_token;
+    void *user;
+} aios_generate_params;
+
+aios_generate_params aios_generate_default_params(void);
+
+typedef enum {
+    AIOS_GEN_STOP_LENGTH = 0,   /* max_tokens reached */
+    AIOS_GEN_STOP_EOS = 1,      /* an EOS id (config, generation_config, chat end token) */
+    AIOS_GEN_STOP_STRING = 2,   /* a stop string appeared */
+    AIOS_GEN_STOP_CALLBACK = 3, /* the callback asked to stop */
+    AIOS_GEN_STOP_CONTEXT = 4,  /* the context is full */
+} aios_gen_stop;
+
+typedef struct {
+    int32_t *ids;        /* prompt + generated ids (malloc'd), n_ids of them */
+    size_t n_ids, n_prompt;
+    char *text;          /* generated text only (malloc'd, NUL-terminated), stop string cut */
+    aios_gen_stop stop;
+    size_t n_reused;     /* prompt positions taken from the cache of the previous call */
+    double prefill_s, decode_s; /* seconds spent in prefill and in the decode steps */
+} aios_generate_result;
+
+/* Generates from a text `prompt` (tokenized, BOS per add_bos) or, when prompt is NULL, from
+ * prompt_ids (n_prompt_ids >= 1, used as given).  *out is filled even on failure (free it). */
+aios_status aios_generate(aios_generator *g, const char *prompt, const int32_t *prompt_ids, size_t n_prompt_ids,
+                          const aios_generate_params *p, aios_generate_result *out);
+void aios_generate_result_free(aios_generate_result *r);
+
+/* Chat: the conversation formatted with the model's template ("chatml" for Qwen / SmolLM,
+ * "llama2", "llama3", chosen from tokenizer_config.json's chat_template, else from the
+ * vocabulary's special tokens; "plain" when none), ending with the assistant's turn opened.
+ * roles: "system", "user", "assistant".  *out is malloc'd. */
+typedef struct {
+    const char *role;
+    const char *content;
+} aios_chat_message;
+aios_status aios_generator_chat_prompt(aios_generator *g, const aios_chat_message *msgs, size_t n, char **out);
+/* "chatml", "llama2", "llama3" or "plain". */
+const char *aios_generator_chat_template(const aios_generator *g);
+
+/* Tokenizer access: ids (malloc'd) of text; text (malloc'd) of ids. */
+aios_status aios_generator_tokenize(aios_generator *g, const char *text, int add_bos, int32_t **ids, size_t *n);
+aios_status aios_generator_detokenize(aios_generator *g, const int32_t *ids, size_t n, char **text);
+int64_t aios_generator_n_vocab(const aios_generator *g);
+int64_t aios_generator_n_ctx(const aios_generator *g);
+
+/* ======================================================================================
+ * Masked diffusion (the seed's DiffusionCore: NoiseScheduler, DiscreteSampler,
+ * UncertaintyEstimator, MemoryConditioner).  docs/diffusion.md explains the algorithms.
+ *
+ * Generation starts from a canvas `prompt + gen_length masks (+ suffix)` and unmasks it in
+ * steps: at each step a denoiser gives logits for every masked position, each proposes a token
+ * with a confidence, and the most confident are committed.  The sampler is written against
+ * `aios_denoiser` (a small table of function pointers), so any model — LLaDA, Dream, block
+ * diffusion (BD3LM), a BERT-style MLM, or a test's toy — plugs in.
+ * ====================================================================================== */
+
+/* ---- NoiseScheduler.  Time t runs from 1 (all masked) to 0 (clean). ---- */
+typedef enum { AIOS_NOISE_LINEAR = 0, AIOS_NOISE_COSINE = 1 } aios_noise_schedule;
+/* Fraction of tokens masked at time t (clamped to [0, 1]): linear t; cosine sin(pi t / 2)
+ * (= MaskGIT's cos(pi r / 2) with r = 1 - t the fraction decoded). */
+double aios_noise_mask_rate(aios_noise_schedule s, double t);
+/* times (n + 1) = linspace(1, eps, n + 1) (Dream's grid; eps in [0, 1)).  n >= 1. */
+aios_status aios_noise_timesteps(int n, double eps, double *times);
+/* How many of `n_masks` masked tokens to commit at each of `steps` steps so that after step s
+ * about n_masks * mask_rate(1 - (s + 1) / steps) remain (MaskGIT's plan for cosine).  Sums to
+ * n_masks; each count >= 1 while steps <= n_masks.  counts (steps). */
+aios_status aios_noise_commit_plan(aios_noise_schedule s, int64_t n_masks, int steps, int64_t *counts);
+/* Training-time masking (LLaDA's forward process): each of ids[n_keep..n) is replaced by mask_id
+ * independently with probability p = eps + (1 - eps) * mask_rate(t); the first n_keep (a prompt)
+ * never are.  out (n), masked (n, 1 where masked; may be NULL).  Deterministic in seed.
+ * Returns p through *p_mask (may be NULL) — the loss weight is 1 / p. */
+aios_status aios_noise_add(aios_noise_schedule s, const int32_t *ids, int64_t n, int64_t n_keep, double t,
+                           double eps, int32_t mask_id, uint64_t seed, int32_t *out, uint8_t *masked,
+                           double *p_mask);
+
+/* ---- The denoiser interface. ---- */
+typedef enum {
+    AIOS_DENOISE_FULL = 0,         /* bidirectional: every row sees every row (LLaDA, Dream, BERT) */
+    AIOS_DENOISE_BLOCK_CAUSAL = 1, /* key j visible to query i iff block(j) <= block(i) and j is not
+                                   padding (a row always sees itself): BD3LM / A2D models */
+} aios_denoise_attn;
+
+typedef struct aios_denoiser {
+    void *ctx;              /* the model; passed back to forward */
+    int64_t n_vocab;
+    int32_t mask_id;        /* never committed */
+    int32_t pad_id;         /* block-causal left padding id, -1 when none */
+    int shift;              /* 1: logits row i-1 predicts token i (Dream); row 0 stands for itself */
+    aios_denoise_attn attn;
+    int32_t block_size;     /* block-causal models: the trained block size (0 = any) */
+    int64_t max_ctx;        /* rows the KV cache holds; 0 = the model has no cache (n_past always 0) */
+    int64_t n_eos;          /* end-of-sequence ids (EOS / EOT), up to 8 */
+    int32_t eos_ids[8];
+    /* Runs the model on n_new rows that follow n_past rows already in its KV cache.
+     *   ids (n_new), pos (n_new): token ids and RoPE positions of the new rows.
+     *   vis (n_new, n_past + n_new): 1 where new row i may attend to key j (keys 0..n_past-1
+     *       are the cached rows, then the new rows); never NULL.
+     *   logits (n_out, n_vocab): written for new rows out_lo .. out_lo + n_out - 1 only.
+     * A model with a cache (max_ctx > 0) also writes the K/V of every new row into its cache at
+     * rows n_past .. n_past + n_new - 1; the caller decides which cached rows stay valid. */
+    aios_status (*forward)(void *ctx, const int32_t *ids, const int32_t *pos, int64_t n_new, int64_t n_past,
+                           const uint8_t *vis, int64_t out_lo, int64_t n_out, float *logits);
+} aios_denoiser;
+
+/* ---- DiscreteSampler. ---- */
+typedef enum {
+    AIOS_REMASK_LOW_CONFIDENCE = 0, /* confidence = probability of the proposed token (top-1) */
+    AIOS_REMASK_MARGIN = 1,         /* top-1 minus top-2 probability */
+    AIOS_REMASK_ENTROPY = 2,        /* negative entropy of the position's distribution */
+    AIOS_REMASK_RANDOM = 3,         /* uniform random confidence (LLaDA's "random") */
+} aios_remask;
+typedef enum {
+    AIOS_PLAN_LLADA = 0,  /* M masks over s steps: M div s each, +1 for the first M mod s */
+    AIOS_PLAN_DREAM = 1,  /* t = linspace(1, eps, s + 1): commit int(m * (1 - t[i+1] / t[i])) of the
+                             m still masked, all at the last step */
+    AIOS_PLAN_COSINE = 2, /* MaskGIT cosine (aios_noise_commit_plan) */
+} aios_plan;
+typedef enum {
+    AIOS_KV_NONE = 0,   /* full forward every step */
+    AIOS_KV_EXACT = 1,  /* block-causal models: finished blocks never change and never see later
+                           ones, so their K/V are cached exactly (identical output) */
+    AIOS_KV_PREFIX = 2, /* Fast-dLLM prefix cache for bidirectional models: K/V of everything
+                           before the current block computed once per block (approximate) */
+    AIOS_KV_AUTO = 3,   /* EXACT for block-causal denoisers that have a cache, else NONE */
+} aios_kv_mode;
+
+typedef struct {
+    int64_t gen_length;     /* masks to fill: 128 */
+    int steps;              /* total denoising steps over all blocks: 128 */
+    int64_t block_length;   /* semi-autoregressive block; 0 = gen_length (block-causal: the
+                               denoiser's block_size) */
+    aios_remask algorithm;  /* AIOS_REMASK_LOW_CONFIDENCE */
+    aios_plan plan;         /* AIOS_PLAN_LLADA */
+    double plan_eps;        /* Dream plan's eps: 1e-3 */
+    double temperature;     /* 0 = argmax; > 0 adds Gumbel noise (float64) to the logits */
+    int top_k;              /* 0 = off */
+    double top_p;           /* 1 = off */
+    double guidance_scale;  /* classifier-free guidance; 0 = off (no unconditional pass) */
+    double threshold;       /* > 0: Fast-dLLM mode, commit every token with confidence > threshold
+                               (at least one per step); `steps` is then ignored */
+    aios_kv_mode kv_cache;  /* AIOS_KV_AUTO */
+    int stop_at_eos;        /* 1: stop after a block that contains an EOS id and trim after it
+                               (not with a suffix) */
+    uint64_t seed;          /* 0 */
+    int keep_trace;         /* 1: record (step, position, token, confidence) of each commit */
+    /* Called after every step with the canvas (n) — for `--show`; may be NULL. */
+    void (*on_step)(void *user, const int32_t *canvas, int64_t n, int step);
+    void *user;
+} aios_diffuse_params;
+aios_diffuse_params aios_diffuse_default_params(void);
+
+typedef struct {
+    int32_t step;           /* 0-based step number over the whole run */
+    int64_t position;       /* index into the canvas (left padding included) */
+    int32_t token;
+    float confidence;       /* the algorithm's score (probability for low_confidence) */
+} aios_diffuse_commit;
+
+typedef struct {
+    int32_t *ids;           /* the final canvas (n_ids): [left pad] prompt generated [suffix] */
+    int64_t n_ids;
+    int64_t left_pad;       /* block-causal padding in front of the prompt */
+    int64_t gen_start;      /* first generated position; generated span is gen_start..+gen_len */
+    int64_t gen_len;        /* after EOS trimming */
+    int stopped_at_eos;
+    int n_steps;            /* steps run */
+    int64_t n_forward;      /* denoiser calls */
+    int64_t rows_computed;  /* sum of n_new over calls (what a cache saves) */
+    aios_diffuse_commit *trace; /* n_trace commits in order, when keep_trace */
+    int64_t n_trace;
+    /* UncertaintyEstimator: means over committed tokens of entropy / ln(n_vocab) and of
+     * (1 - probability of the committed token); uncertainty = their average, in [0, 1]. */
+    double mean_entropy, mean_one_minus_conf, uncertainty;
+    double *step_entropy;   /* (n_steps) the same means per step (0 for a step that committed none) */
+    double *step_one_minus_conf;
+    int uncertain;          /* uncertainty > the threshold given to aios_diffuse_uncertainty_flag */
+    double seconds;
+} aios_diffuse_result;
+
+/* Fills `out` (caller-owned struct; free its arrays with aios_diffuse_result_free).
+ * prompt (n_prompt) and suffix (n_suffix, may be NULL/0) are token ids.  Block-causal denoisers
+ * get the prompt left-padded with pad_id to a multiple of the block length; their RoPE
+ * positions count non-pad tokens.  Errors: AIOS_ERR_INVALID_ARG for inconsistent parameters
+ * (message names the field), AIOS_ERR_UNSUPPORTED for a cache the denoiser lacks, or what
+ * the denoiser returned.  Thread-safe for distinct denoisers. */
+aios_status aios_diffuse_sample(const aios_denoiser *dn, const aios_diffuse_params *p, const int32_t *prompt,
+                                int64_t n_prompt, const int32_t *suffix, int64_t n_suffix,
+                                aios_diffuse_result *out);
+void aios_diffuse_result_free(aios_diffuse_result *r);
+/* Sets r->uncertain from r->uncertainty and a threshold (evolution.uncertainty_threshold). */
+void aios_diffuse_uncertainty_flag(aios_diffuse_result *r, double threshold);
+
+/* ---- Real denoisers.  A model aios_model_open reads (Hugging Face directory or its Parquet
+ * conversion) of an LLaDA, Dream, block-diffusion (BD3LM / A2D, config "block_size") or BERT
+ * masked-LM model; the kind, mask / pad / EOS ids, shift and attention pattern come from its
+ * config.  A BERT-MLM canvas is `[CLS] prompt [MASK]... suffix [SEP]`: pass [CLS] in the
+ * prompt and [SEP] in the suffix. ---- */
+typedef struct aios_diffusion_model aios_diffusion_model;
+/* Opens `dir`; AIOS_ERR_UNSUPPORTED for a model that is not a denoiser (message says why). */
+aios_status aios_diffusion_model_open(const char *dir, aios_diffusion_model **out);
+void aios_diffusion_model_free(aios_diffusion_model *m);
+/* (Re)allocates a KV cache of n_ctx rows (0 frees it; BERT has none): enables AIOS_KV_EXACT / AIOS_KV_PREFIX
+ * for canvases up to n_ctx tokens.  Memory: n_layer * n_ctx * n_head_kv * head_dim * 8 bytes. */
+aios_status aios_diffusion_model_set_cache(aios_diffusion_model *m, int64_t n_ctx);
+/* The denoiser table (owned by m, valid until it is freed). */
+const aios_denoiser *aios_diffusion_model_denoiser(const aios_diffusion_model *m);
+/* "llada", "dream", "bd3lm" or "bert-mlm". */
+const char *aios_diffusion_model_kind(const aios_diffusion_model *m);
+
+/* ---- MemoryConditioner (memory-guided generation).  The prompt text is the query: the top-k
+ * memories are retrieved (a memory store's text search, or any retriever), their content
+ * tokenized and placed ahead of the prompt, best first, separated by `separator`, as long as
+ * they fit in `token_budget` tokens (a memory that does not fit is skipped, a shorter one after
+ * it may still fit).  The result says which memories were used. ---- */
+#define AIOS_MEMCOND_ID_MAX 256
+typedef struct {
+    const char *id;         /* memory id (borrowed until the next retriever call) */
+    const char *content;    /* NULL content is skipped */
+    float score;            /* similarity */
+} aios_memcond_hit;
+/* Fills up to top_k hits for `query`, best first; *n_hits receives the count. */
+typedef aios_status (*aios_memcond_retrieve_fn)(void *user, const char *query, int32_t top_k,
+                                                aios_memcond_hit *hits, int32_t *n_hits);
+/* Token ids of `text` without special tokens: writes up to cap ids, *n = the full count. */
+typedef aios_status (*aios_memcond_tokenize_fn)(void *user, const char *text, int32_t *ids, int64_t cap, int64_t *n);
+typedef struct {
+    int32_t top_k;          /* 3 */
+    int64_t token_budget;   /* 256: memory tokens (with separators) ahead of the prompt */
+    float min_score;        /* hits below are ignored (-2 = none) */
+    const char *separator;  /* "\n" after each memory */
+} aios_memcond_params;
+aios_memcond_params aios_memcond_default_params(void);
+typedef struct {
+    int32_t *ids;           /* prompt_ids[0 .. keep_first) memories prompt_ids[keep_first ..] */
+    int64_t n_ids;
+    int64_t n_memory_tokens;
+    int32_t n_used;         /* memories placed, in the order placed */
+    char (*used_ids)[AIOS_MEMCOND_ID_MAX];
+    float *used_scores;
+} aios_memcond_result;
+/* Builds the conditioned prompt.  `prompt` is the query text; prompt_ids (n_prompt) its tokens
+ * (with special tokens); the first keep_first of them (BOS / [CLS]) stay in front.  Errors from
+ * the callbacks are returned.  Free the result with aios_memcond_result_free. */
+aios_status aios_memcond_build(aios_memcond_retrieve_fn retrieve, void *retrieve_user, aios_memcond_tokenize_fn tokenize,
+                               void *tokenize_user, const char *prompt, const int32_t *prompt_ids, int64_t n_prompt,
+                               int64_t keep_first, const aios_memcond_params *p, aios_memcond_result *out);
+void aios_memcond_result_free(aios_memcond_result *r);
+
+/* Parses "low_confidence" | "margin" | "entropy" | "random" (-1 if unknown). */
+int aios_remask_parse(const char *s);
+const char *aios_remask_name(aios_remask a);
 
 #ifdef __cplusplus
 }

@@ -379,22 +379,19 @@ static aios_status decode_chain(const tk_decoder *d, strv *v) {
             if (a != 0 || e != n) st = set_tok(v, i, s + a, e - a);
         }
         break;
-    case D_CTC: {
+    case D_CTC: { /* dedup, delimiter -> ' ', cleanup then pad -> "", drop empties */
         strv o = {0};
         for (size_t i = 0; i < v->n && st == AIOS_OK; i++) {
             if (i > 0 && v->len[i] == v->len[i - 1] && !memcmp(v->s[i], v->s[i - 1], v->len[i])) continue;
-            if (v->len[i] == d->alen && !memcmp(v->s[i], d->a, d->alen)) continue;
             st = replace_all(&tmp, v->s[i], v->len[i], d->b, d->blen, " ", 1);
             if (st == AIOS_OK) st = strv_push(&o, tmp.data ? (const char *)tmp.data : "", tmp.len);
             if (st == AIOS_OK && d->cleanup) {
-                st = cleanup(&o, o.n - 1, &tmp);
-                if (st == AIOS_OK) { /* ctc cleanup also trims the result */
-                    size_t k = o.n - 1, a = 0, e = o.len[k];
-                    while (a < e && o.s[k][a] == ' ') a++;
-                    while (e > a && o.s[k][e - 1] == ' ') e--;
-                    if (a || e != o.len[k]) st = set_tok(&o, k, o.s[k] + a, e - a);
-                }
+                size_t k = o.n - 1;
+                st = cleanup(&o, k, &tmp);
+                if (st == AIOS_OK) st = replace_all(&tmp, o.s[k], o.len[k], d->a, d->alen, "", 0);
+                if (st == AIOS_OK) st = set_tok(&o, k, tmp.data ? (const char *)tmp.data : "", tmp.len);
             }
+            if (st == AIOS_OK && o.len[o.n - 1] == 0) free(o.s[--o.n]);
         }
         strv_free(v);
         *v = o;

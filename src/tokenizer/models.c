@@ -20,6 +20,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tokenizer/tok_internal.h"
@@ -29,8 +30,10 @@ enum { M_WORDPIECE, M_BPE, M_UNIGRAM, M_WORDLEVEL };
 struct tk_model {
     int type;
     tk_strmap vocab;  /* token -> id */
-    char **id2tok;    /* id -> token (NUL-terminated), NULL for holes */
+    char **id2tok;    /* id -> token (NUL-terminated) in tokpool, NULL for holes */
     uint32_t *id2len;
+    size_t *id2off;   /* during loading: offset in tokpool + 1 (0 = hole) */
+    aios_buf tokpool;
     size_t nid;       /* max id + 1 */
     size_t vocab_size;
     int32_t unk_id;   /* -1 when none */
@@ -43,6 +46,7 @@ struct tk_model {
     size_t suffix_len;
     int byte_fallback, fuse_unk, ignore_merges;
     tk_u64map merges;
+    int metaspace_split; /* no token has U+2581 after another char: words split before each ▁ run */
     int32_t byte_ids[256];
     uint64_t cache_salt;
     /* Unigram */
@@ -56,9 +60,9 @@ struct tk_model {
 void tk_model_free(tk_model *m) {
     if (!m) return;
     tk_strmap_free(&m->vocab);
-    if (m->id2tok)
-        for (size_t i = 0; i < m->nid; i++) free(m->id2tok[i]);
     free(m->id2tok);
+    free(m->id2off);
+    aios_buf_free(&m->tokpool);
     free(m->id2len);
     free(m->prefix);
     free(m->suffix);
@@ -84,29 +88,41 @@ static aios_status set_token(tk_model *m, const char *s, size_t len, int64_t id)
     if ((size_t)id >= m->nid) {
         size_t nn = m->nid ? m->nid : 1024;
         while (nn <= (size_t)id) nn *= 2;
-        char **a = realloc(m->id2tok, nn * sizeof *a);
+        size_t *a = realloc(m->id2off, nn * sizeof *a);
         if (!a) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
-        m->id2tok = a;
+        m->id2off = a;
         uint32_t *b = realloc(m->id2len, nn * sizeof *b);
         if (!b) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
         m->id2len = b;
-        memset(m->id2tok + m->nid, 0, (nn - m->nid) * sizeof *a);
+        memset(m->id2off + m->nid, 0, (nn - m->nid) * sizeof *a);
         memset(m->id2len + m->nid, 0, (nn - m->nid) * sizeof *b);
         m->nid = nn;
     }
-    char *t = malloc(len + 1);
-    if (!t) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
-    memcpy(t, s, len);
-    t[len] = 0;
-    if (m->id2tok[id]) free(m->id2tok[id]);
-    else m->vocab_size++;
-    m->id2tok[id] = t;
+    if (!m->id2off[id]) m->vocab_size++;
+    m->id2off[id] = m->tokpool.len + 1;
     m->id2len[id] = (uint32_t)len;
+    AIOS_TRY(aios_buf_append(&m->tokpool, s, len));
+    AIOS_TRY(aios_buf_append(&m->tokpool, "", 1));
     return tk_strmap_put(&m->vocab, s, len, (int32_t)id);
+}
+
+/* After loading: offsets -> pointers (the pool no longer moves). */
+static aios_status finish_tokens(tk_model *m) {
+    while (m->nid > 0 && !m->id2off[m->nid - 1]) m->nid--;
+    m->id2tok = calloc(m->nid + 1, sizeof *m->id2tok);
+    if (!m->id2tok) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
+    for (size_t i = 0; i < m->nid; i++)
+        if (m->id2off[i]) m->id2tok[i] = (char *)m->tokpool.data + m->id2off[i] - 1;
+    free(m->id2off);
+    m->id2off = NULL;
+    return AIOS_OK;
 }
 
 static aios_status load_vocab_dict(tk_model *m, const cJSON *v) {
     if (!v || !cJSON_IsObject(v)) return aios__err(AIOS_ERR_FORMAT, "tokenizer.json: model.vocab is not an object");
+    size_t cnt = 0;
+    for (const cJSON *e = v->child; e; e = e->next) cnt++;
+    AIOS_TRY(tk_strmap_reserve(&m->vocab, cnt));
     for (const cJSON *e = v->child; e; e = e->next) {
         if (!cJSON_IsNumber(e) || !e->string) return aios__err(AIOS_ERR_FORMAT, "tokenizer.json: model.vocab entry is not a number");
         double d = e->valuedouble;
@@ -114,8 +130,6 @@ static aios_status load_vocab_dict(tk_model *m, const cJSON *v) {
             return aios__err(AIOS_ERR_FORMAT, "tokenizer.json: model.vocab id %g is invalid", d);
         AIOS_TRY(set_token(m, e->string, strlen(e->string), (int64_t)d));
     }
-    /* trim nid to max id + 1 */
-    while (m->nid > 0 && !m->id2tok[m->nid - 1]) m->nid--;
     return AIOS_OK;
 }
 
@@ -204,7 +218,7 @@ static aios_status trie_add(tk_model *m, const char *s, size_t len, int32_t id) 
         AIOS_TRY(tk_u64map_put(&m->trie, key, m->nnodes));
         node = m->nnodes++;
     }
-    if (m->node_piece[node] < 0) m->node_piece[node] = id;
+    m->node_piece[node] = id; /* duplicates: the last id wins, as token_to_ids */
     return AIOS_OK;
 }
 
@@ -225,14 +239,10 @@ static aios_status load_unigram(tk_model *m, const cJSON *j) {
             return aios__err(AIOS_ERR_FORMAT, "tokenizer.json: Unigram vocab entry %d is not [piece, score]", id);
         const char *s = e->child->valuestring;
         size_t l = strlen(s);
-        double sc = e->child->next->valuedouble;
+        double sc = e->child->next->valuedouble; /* serde_json's value: see json.c */
         m->scores[id] = sc;
         if (sc < m->min_score) m->min_score = sc;
-        if (tk_strmap_get(&m->vocab, s, l) < 0) AIOS_TRY(set_token(m, s, l, id));
-        else { /* duplicate piece: keep the first id, still count the slot */
-            AIOS_TRY(set_token(m, s, l, id));
-            AIOS_TRY(tk_strmap_put(&m->vocab, s, l, tk_strmap_get(&m->vocab, s, l)));
-        }
+        AIOS_TRY(set_token(m, s, l, id)); /* a duplicated piece maps to its last id */
         if (l > 0) AIOS_TRY(trie_add(m, s, l, id));
     }
     const cJSON *u = tk_j(j, "unk_id");
@@ -291,10 +301,27 @@ aios_status tk_model_parse(const cJSON *j, tk_model **out) {
             m->fuse_unk = tk_jbool(j, "fuse_unk", 0);
             m->ignore_merges = tk_jbool(j, "ignore_merges", 0);
             if (st == AIOS_OK) st = load_merges(m, tk_j(j, "merges"));
-            m->cache_salt = (uint64_t)(uintptr_t)m * 0x9E3779B97F4A7C15ull;
+            static uint64_t g_model_uid;
+            m->cache_salt = (__atomic_add_fetch(&g_model_uid, 1, __ATOMIC_RELAXED)) * 0x9E3779B97F4A7C15ull;
         }
         if (st == AIOS_OK && m->type == M_WORDLEVEL && m->unk_id < 0 && unk)
             st = aios__err(AIOS_ERR_FORMAT, "tokenizer.json: WordLevel unk_token missing from the vocabulary");
+    }
+    if (st == AIOS_OK) st = finish_tokens(m);
+    if (st == AIOS_OK && m->type == M_BPE && !m->prefix_len && !m->suffix_len) {
+        /* SentencePiece-style BPE over whole lines: when no token holds '▁' after another char,
+         * no merge crosses the start of a '▁' run, so such runs start independent words (same
+         * result, shorter merge loops, and the word cache applies). */
+        int ok = 0, bad = 0;
+        for (size_t i = 0; i < m->nid && !bad; i++) {
+            const char *tokstr = m->id2tok[i];
+            if (!tokstr) continue;
+            size_t l = m->id2len[i];
+            for (size_t k = 3; k + 3 <= l && !bad; k++)
+                if (!memcmp(tokstr + k, "\xe2\x96\x81", 3) && memcmp(tokstr + k - 3, "\xe2\x96\x81", 3)) bad = 1;
+            if (l >= 3 && !memcmp(tokstr, "\xe2\x96\x81", 3)) ok = 1;
+        }
+        m->metaspace_split = ok && !bad;
     }
     if (st == AIOS_OK && m->byte_fallback)
         for (int b = 0; b < 256; b++) {
@@ -356,7 +383,7 @@ static aios_status wordpiece(const tk_model *m, const uint8_t *w, size_t n, tk_m
 }
 
 /* ---------------------------------------------------------------------------- BPE */
-typedef struct { int32_t id, prev, next; uint32_t start, len; } sym;
+typedef struct { int32_t id, prev, next; uint32_t start, len, rank; int32_t nid; } sym;
 typedef struct { uint32_t rank, pos; int32_t new_id; } hent;
 
 static inline int hless(hent a, hent b) { return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos); }
@@ -393,7 +420,7 @@ static hent hpop(hent *h, size_t *n) {
 #define BPE_CACHE_MAXLEN 48
 typedef struct {
     uint64_t key;
-    const tk_model *m;
+    uint64_t uid; /* model identity (never reused, unlike addresses) */
     uint8_t wlen, ntok;
     char word[BPE_CACHE_MAXLEN];
     int32_t ids[BPE_CACHE_MAXTOK];
@@ -422,7 +449,7 @@ static aios_status bpe(const tk_model *m, const uint8_t *w, size_t n, tk_mtoks *
         if (g_cache) {
             h = tk_hash(w, n) ^ m->cache_salt;
             ce = &g_cache[h & (BPE_CACHE_SLOTS - 1)];
-            if (ce->m == m && ce->key == h && ce->wlen == n && !memcmp(ce->word, w, n)) {
+            if (ce->uid == m->cache_salt && ce->key == h && ce->wlen == n && !memcmp(ce->word, w, n)) {
                 size_t off = 0;
                 for (int i = 0; i < ce->ntok; i++) {
                     int32_t id = ce->ids[i];
@@ -449,7 +476,7 @@ static aios_status bpe(const tk_model *m, const uint8_t *w, size_t n, tk_mtoks *
     size_t ns = 0;
     int32_t unk_pending = -1;
     uint32_t unk_start = 0, unk_len = 0;
-#define ADD_SYM(ID, START, LEN) (s[ns] = (sym){(ID), (int32_t)ns - 1, (int32_t)ns + 1, (uint32_t)(START), (uint32_t)(LEN)}, ns++)
+#define ADD_SYM(ID, START, LEN) (s[ns] = (sym){(ID), (int32_t)ns - 1, (int32_t)ns + 1, (uint32_t)(START), (uint32_t)(LEN), UINT32_MAX, -1}, ns++)
     for (size_t i = 0; i < n;) {
         size_t l = (size_t)tk_utf8_len(w[i]);
         if (i + l > n) l = n - i;
@@ -499,7 +526,46 @@ static aios_status bpe(const tk_model *m, const uint8_t *w, size_t n, tk_mtoks *
     if (unk_pending >= 0) ADD_SYM(unk_pending, unk_start, unk_len);
 #undef ADD_SYM
     if (ns > 0) s[ns - 1].next = -1;
-    /* merge */
+    /* merge: lowest rank first, leftmost among equals */
+    if (ns <= 256) {
+        /* short words: a rank per adjacent pair, linear scan for the minimum (fewer lookups
+         * than the heap, same order) */
+        for (size_t i = 0; i < ns; i++) {
+            uint64_t v;
+            s[i].rank = UINT32_MAX;
+            if (i + 1 < ns && tk_u64map_get(&m->merges, ((uint64_t)(uint32_t)s[i].id << 32) | (uint32_t)s[i + 1].id, &v)) {
+                s[i].rank = (uint32_t)(v >> 32);
+                s[i].nid = (int32_t)(uint32_t)v;
+            }
+        }
+        for (;;) {
+            uint32_t best = UINT32_MAX;
+            int32_t bi = -1;
+            for (int32_t i = 0; i >= 0; i = s[i].next)
+                if (s[i].rank < best) best = s[i].rank, bi = i;
+            if (bi < 0) break;
+            sym *a = &s[bi], *b = &s[a->next];
+            a->id = a->nid;
+            a->len += b->len;
+            a->next = b->next;
+            b->len = 0;
+            if (a->next >= 0) s[a->next].prev = bi;
+            uint64_t v;
+            a->rank = UINT32_MAX;
+            if (a->next >= 0 && tk_u64map_get(&m->merges, ((uint64_t)(uint32_t)a->id << 32) | (uint32_t)s[a->next].id, &v)) {
+                a->rank = (uint32_t)(v >> 32);
+                a->nid = (int32_t)(uint32_t)v;
+            }
+            if (a->prev >= 0) {
+                sym *p = &s[a->prev];
+                p->rank = UINT32_MAX;
+                if (tk_u64map_get(&m->merges, ((uint64_t)(uint32_t)p->id << 32) | (uint32_t)a->id, &v)) {
+                    p->rank = (uint32_t)(v >> 32);
+                    p->nid = (int32_t)(uint32_t)v;
+                }
+            }
+        }
+    } else {
     size_t nh = 0;
     for (size_t i = 0; i + 1 < ns; i++) {
         uint64_t v;
@@ -532,6 +598,7 @@ static aios_status bpe(const tk_model *m, const uint8_t *w, size_t n, tk_mtoks *
                 hpush(heap, &nh, (hent){(uint32_t)(v >> 32), top.pos, (int32_t)(uint32_t)v});
         }
     }
+    }
     size_t first_out = out->n;
     size_t pos = 0; /* offsets are the running sum of symbol lengths, as Word::get_offsets */
     for (int32_t i = ns ? 0 : -1; i >= 0; i = s[i].next) {
@@ -553,7 +620,7 @@ static aios_status bpe(const tk_model *m, const uint8_t *w, size_t n, tk_mtoks *
             off = out->v[first_out + i].e;
         }
         if (ok && off == n) {
-            ce->m = m;
+            ce->uid = m->cache_salt;
             ce->key = h;
             ce->wlen = (uint8_t)n;
             memcpy(ce->word, w, n);
@@ -685,7 +752,24 @@ aios_status tk_model_tokenize(const tk_model *m, const uint8_t *w, size_t len, t
     if (len == 0) return AIOS_OK;
     switch (m->type) {
     case M_WORDPIECE: return wordpiece(m, w, len, out);
-    case M_BPE: return bpe(m, w, len, out);
+    case M_BPE:
+        if (m->metaspace_split) {
+            size_t start = 0;
+            for (size_t i = 1; i <= len; i++) {
+                int cut = i == len || (i >= 3 && i + 3 <= len && !memcmp(w + i, "\xe2\x96\x81", 3) &&
+                                       memcmp(w + i - 3, "\xe2\x96\x81", 3));
+                if (!cut) continue;
+                size_t first = out->n;
+                AIOS_TRY(bpe(m, w + start, i - start, out));
+                for (size_t k = first; k < out->n; k++) {
+                    out->v[k].s += (uint32_t)start;
+                    out->v[k].e += (uint32_t)start;
+                }
+                start = i;
+            }
+            return AIOS_OK;
+        }
+        return bpe(m, w, len, out);
     case M_UNIGRAM: return unigram(m, w, len, out);
     case M_WORDLEVEL: {
         int32_t id = tk_strmap_get(&m->vocab, (const char *)w, len);

@@ -135,11 +135,13 @@ static bool is_chinese(uint32_t c) {
            (c >= 0xF900 && c <= 0xFAFF) || (c >= 0x2F800 && c <= 0x2FA1F);
 }
 
-static bool is_other(uint32_t c) { /* Cc Cf Cn Co Cs */
+/* `is_other` of the unicode_categories crate that tokenizers uses: Cc Cf Co Cs.  Unassigned
+ * code points (Cn) are not in its tables, so U+FFFF and friends are kept (then [UNK]). */
+static bool is_other(uint32_t c) {
     if (c < 0x80) return c < 0x20 || c == 0x7F;
     utf8proc_category_t k = utf8proc_category((utf8proc_int32_t)c);
-    return k == UTF8PROC_CATEGORY_CC || k == UTF8PROC_CATEGORY_CF || k == UTF8PROC_CATEGORY_CN ||
-           k == UTF8PROC_CATEGORY_CO || k == UTF8PROC_CATEGORY_CS;
+    return k == UTF8PROC_CATEGORY_CC || k == UTF8PROC_CATEGORY_CF || k == UTF8PROC_CATEGORY_CO ||
+           k == UTF8PROC_CATEGORY_CS;
 }
 
 static bool is_mn(uint32_t c) {

@@ -67,7 +67,7 @@ aios_status tk_pretok_parse(const cJSON *j, tk_pretok **out) {
     if (!strcmp(t, "BertPreTokenizer")) p->type = P_BERT;
     else if (!strcmp(t, "Whitespace")) {
         p->type = P_WHITESPACE;
-        st = tk_regex_compile("\\w+|[^\\w\\s]+", 13, &p->re);
+        st = tk_regex_compile("\\w+|[^\\w\\s]+", strlen("\\w+|[^\\w\\s]+"), &p->re);
     } else if (!strcmp(t, "WhitespaceSplit")) p->type = P_WSSPLIT;
     else if (!strcmp(t, "ByteLevel")) {
         p->type = P_BYTELEVEL;

@@ -34,7 +34,7 @@ bool tk_is_alnum(uint32_t cp);      /* \w-ish: letters, marks, numbers, connecto
 /* ---------------------------------------------------------------------------- hash map */
 /* String -> int32 map with open addressing; keys are copied into an internal pool. */
 typedef struct {
-    uint32_t *slots; /* index+1 into entries, 0 = empty */
+    uint64_t *slots; /* low 32 bits: index+1 into entries (0 = empty); high 32: hash bits */
     size_t nslots;   /* power of two */
     struct tk_sent { uint64_t hash; uint32_t off, len; int32_t val; } *ent;
     size_t n, cap;
@@ -42,6 +42,8 @@ typedef struct {
     size_t pool_len, pool_cap;
 } tk_strmap;
 void tk_strmap_free(tk_strmap *m);
+/* Sizes the table for n keys up front. */
+aios_status tk_strmap_reserve(tk_strmap *m, size_t n);
 /* Inserts or overwrites.  Returns AIOS_OK or AIOS_ERR_NOMEM. */
 aios_status tk_strmap_put(tk_strmap *m, const char *k, size_t len, int32_t val);
 /* Returns the value or -1. */
@@ -50,8 +52,7 @@ uint64_t tk_hash(const void *p, size_t n);
 
 /* uint64 -> uint64 map (BPE merges: (left id, right id) -> (rank, new id)). */
 typedef struct {
-    uint64_t *keys; /* key + 1; 0 = empty */
-    uint64_t *vals;
+    struct tk_u64slot { uint64_t key, val; } *slots; /* key + 1; 0 = empty (one cache line per probe) */
     size_t nslots, n;
 } tk_u64map;
 void tk_u64map_free(tk_u64map *m);
@@ -147,6 +148,7 @@ typedef struct {
     uint8_t *special;
     tk_span *off; /* char offsets */
     char **tok;   /* malloc'd strings */
+    size_t *tlen; /* their lengths (a token may hold NUL bytes) */
     size_t n, cap;
 } tk_enc;
 void tk_enc_free(tk_enc *e);
@@ -178,6 +180,13 @@ aios_status tk_regex_regions(const tk_regex *r, const uint8_t *s, size_t n, tk_r
 
 /* base64 decode; returns malloc'd bytes. */
 aios_status tk_b64_decode(const char *s, uint8_t **out, size_t *len);
+
+/* Arena JSON reader producing cJSON-shaped nodes (read with cJSON accessors, free with
+ * tk_json_free, never cJSON_Delete).  Numbers are converted as serde_json does. */
+typedef struct tk_json tk_json;
+aios_status tk_json_parse(const char *text, size_t len, tk_json **out);
+const struct cJSON *tk_json_root(const tk_json *d);
+void tk_json_free(tk_json *d);
 
 /* JSON helpers over cJSON. */
 const struct cJSON *tk_j(const struct cJSON *o, const char *key); /* NULL when absent or null */

@@ -341,9 +341,11 @@ aios_status aios_tokenizer_load_json(const char *json, size_t len, const char *c
     if (!out) return aios__err(AIOS_ERR_INVALID_ARG, "tokenizer: out is NULL");
     *out = NULL;
     if (!json) return aios__err(AIOS_ERR_INVALID_ARG, "tokenizer: json is NULL");
-    cJSON *root = cJSON_ParseWithLength(json, len);
-    if (!root) return aios__err(AIOS_ERR_FORMAT, "tokenizer.json: invalid JSON");
-    cJSON *cfg = config_json ? cJSON_ParseWithLength(config_json, config_len) : NULL;
+    tk_json *rdoc = NULL, *cdoc = NULL;
+    aios_status pst = tk_json_parse(json, len, &rdoc);
+    if (pst != AIOS_OK) return aios__err_prefix(pst, "tokenizer.json");
+    if (config_json && tk_json_parse(config_json, config_len, &cdoc) != AIOS_OK) cdoc = NULL; /* optional */
+    const cJSON *root = tk_json_root(rdoc), *cfg = tk_json_root(cdoc);
     aios_tokenizer *t = calloc(1, sizeof *t);
     aios_status st = t ? AIOS_OK : aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
     if (st == AIOS_OK && !cJSON_IsObject(root)) st = aios__err(AIOS_ERR_FORMAT, "tokenizer.json: top level is not an object");
@@ -370,8 +372,8 @@ aios_status aios_tokenizer_load_json(const char *json, size_t len, const char *c
                 if (k >= 0 && tk_jbool(e, "special", 0)) t->added[k].special = 1;
             }
     }
-    cJSON_Delete(root);
-    cJSON_Delete(cfg);
+    tk_json_free(rdoc);
+    tk_json_free(cdoc);
     if (st != AIOS_OK) {
         aios_tokenizer_free(t);
         return st;
@@ -664,7 +666,8 @@ static aios_status to_public(tk_enc *e, aios_encoding **out) {
     r->attention_mask = malloc(n + 1);
     r->offsets = malloc((n + 1) * sizeof *r->offsets);
     r->tokens = malloc((n + 1) * sizeof *r->tokens);
-    if (!r->ids || !r->type_ids || !r->special_tokens_mask || !r->attention_mask || !r->offsets || !r->tokens) {
+    r->token_lens = malloc((n + 1) * sizeof *r->token_lens);
+    if (!r->token_lens || !r->ids || !r->type_ids || !r->special_tokens_mask || !r->attention_mask || !r->offsets || !r->tokens) {
         aios_encoding_free(r);
         return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
     }
@@ -676,6 +679,7 @@ static aios_status to_public(tk_enc *e, aios_encoding **out) {
         r->offsets[i][0] = e->off[i].s;
         r->offsets[i][1] = e->off[i].e;
         r->tokens[i] = e->tok[i];
+        r->token_lens[i] = e->tlen[i];
         e->tok[i] = NULL;
     }
     r->tokens[n] = NULL;
@@ -688,6 +692,7 @@ void aios_encoding_free(aios_encoding *e) {
     if (e->tokens)
         for (size_t i = 0; i < e->n; i++) free(e->tokens[i]);
     free(e->tokens);
+    free(e->token_lens);
     free(e->ids);
     free(e->type_ids);
     free(e->special_tokens_mask);
@@ -712,7 +717,9 @@ static aios_status pad_to(aios_encoding *e, size_t len, const aios_tok_params *p
     if (of) e->offsets = of;
     char **tk = realloc(e->tokens, (len + 1) * sizeof *tk);
     if (tk) e->tokens = tk;
-    if (!ids || !ty || !sm || !am || !of || !tk) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
+    size_t *tl = realloc(e->token_lens, (len + 1) * sizeof *tl);
+    if (tl) e->token_lens = tl;
+    if (!tl || !ids || !ty || !sm || !am || !of || !tk) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
     size_t at = p->pad_left ? 0 : n;
     if (p->pad_left) {
         memmove(e->ids + add, e->ids, n * sizeof *e->ids);
@@ -721,6 +728,7 @@ static aios_status pad_to(aios_encoding *e, size_t len, const aios_tok_params *p
         memmove(e->attention_mask + add, e->attention_mask, n);
         memmove(e->offsets + add, e->offsets, n * sizeof *e->offsets);
         memmove(e->tokens + add, e->tokens, n * sizeof *e->tokens);
+        memmove(e->token_lens + add, e->token_lens, n * sizeof *e->token_lens);
     }
     for (size_t i = at; i < at + add; i++) {
         e->ids[i] = p->pad_id;
@@ -730,6 +738,7 @@ static aios_status pad_to(aios_encoding *e, size_t len, const aios_tok_params *p
         e->offsets[i][0] = e->offsets[i][1] = 0;
         size_t l = strnlen(p->pad_token, sizeof p->pad_token);
         e->tokens[i] = malloc(l + 1);
+        e->token_lens[i] = l;
         if (e->tokens[i]) {
             memcpy(e->tokens[i], p->pad_token, l);
             e->tokens[i][l] = 0;

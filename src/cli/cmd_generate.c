@@ -1,0 +1,347 @@
+/*
+ * cmd_generate.c — `aios generate` (one prompt, streamed to stdout) and `aios chat` (an
+ * interactive loop that keeps the conversation; the generator reuses the cached prefix of the
+ * previous turn, so each turn only prefills what is new).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cli/cli.h"
+
+typedef struct {
+    const char *model, *prompt, *prompt_ids, *system;
+    int chat, ids, stats, n_stop;
+    const char *stop[17];
+    aios_generate_params gp;
+    int64_t n_ctx;
+    int threads;
+} gen_opts;
+
+static void usage_generate(FILE *f) {
+    fprintf(f,
+            "usage: aios generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [options]\n\n"
+            "Generates text autoregressively and streams it to stdout.\n\n"
+            "  --model DIR          Hugging Face or Parquet model directory, or a llama2.c .bin\n"
+            "  --prompt TEXT        prompt text (tokenized with the model's tokenizer)\n"
+            "  --prompt-ids LIST    prompt as comma-separated token ids (used as given)\n"
+            "  --max-tokens N       new tokens at most (default 256)\n"
+            "  --temperature T      0 = greedy (default 0)\n"
+            "  --top-k K            keep the K most probable tokens (0 = off)\n"
+            "  --top-p P            nucleus sampling mass (1 = off)\n"
+            "  --min-p P            drop tokens below P x the top probability (0 = off)\n"
+            "  --repeat-penalty R   repetition penalty (1 = off)\n"
+            "  --presence-penalty X, --frequency-penalty X   OpenAI-style penalties (0 = off)\n"
+            "  --seed S             sampler seed (default: from the clock; printed with --stats)\n"
+            "  --stop TEXT          stop string (repeatable, up to 16)\n"
+            "  --chat               wrap the prompt in the model's chat template\n"
+            "  --system TEXT        system message for --chat\n"
+            "  --ignore-eos         keep going past EOS\n"
+            "  --ids                print the full id sequence (prompt included), space-separated\n"
+            "  --ctx N              context length (default min(model's, 4096))\n"
+            "  --threads N          kernel threads\n"
+            "  --stats              timings and tokens/s on stderr\n");
+}
+
+static int parse_num(const char *opt, const char *v, double lo, double hi, double *out) {
+    char *e;
+    errno = 0;
+    double x = strtod(v, &e);
+    if (!*v || *e || errno || x < lo || x > hi) {
+        fprintf(stderr, "aios: %s: invalid value '%s' (expected %g..%g)\n", opt, v, lo, hi);
+        return 0;
+    }
+    *out = x;
+    return 1;
+}
+
+/* Parses shared options; returns -1 ok, else an exit code. */
+static int parse_opts(int argc, char **argv, gen_opts *o, int is_chat) {
+    memset(o, 0, sizeof *o);
+    o->gp = aios_generate_default_params();
+    o->gp.seed = (uint64_t)time(NULL) ^ ((uint64_t)clock() << 32);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        double x;
+#define NEEDV()                                                       \
+    do {                                                              \
+        if (!v) {                                                     \
+            fprintf(stderr, "aios: %s needs a value\n", a);           \
+            return 2;                                                 \
+        }                                                             \
+        i++;                                                          \
+    } while (0)
+        if (!strcmp(a, "--model")) {
+            NEEDV();
+            o->model = v;
+        } else if (!strcmp(a, "--prompt") && !is_chat) {
+            NEEDV();
+            o->prompt = v;
+        } else if (!strcmp(a, "--prompt-ids") && !is_chat) {
+            NEEDV();
+            o->prompt_ids = v;
+        } else if (!strcmp(a, "--system")) {
+            NEEDV();
+            o->system = v;
+        } else if (!strcmp(a, "--max-tokens")) {
+            NEEDV();
+            if (!parse_num(a, v, 0, 1 << 24, &x)) return 2;
+            o->gp.max_tokens = (int)x;
+        } else if (!strcmp(a, "--temperature")) {
+            NEEDV();
+            if (!parse_num(a, v, 0, 100, &x)) return 2;
+            o->gp.temperature = (float)x;
+        } else if (!strcmp(a, "--top-k")) {
+            NEEDV();
+            if (!parse_num(a, v, 0, 1 << 24, &x)) return 2;
+            o->gp.top_k = (int)x;
+        } else if (!strcmp(a, "--top-p")) {
+            NEEDV();
+            if (!parse_num(a, v, 0, 1, &x)) return 2;
+            o->gp.top_p = (float)x;
+        } else if (!strcmp(a, "--min-p")) {
+            NEEDV();
+            if (!parse_num(a, v, 0, 1, &x)) return 2;
+            o->gp.min_p = (float)x;
+        } else if (!strcmp(a, "--repeat-penalty")) {
+            NEEDV();
+            if (!parse_num(a, v, 0.01, 100, &x)) return 2;
+            o->gp.repetition_penalty = (float)x;
+        } else if (!strcmp(a, "--presence-penalty")) {
+            NEEDV();
+            if (!parse_num(a, v, -100, 100, &x)) return 2;
+            o->gp.presence_penalty = (float)x;
+        } else if (!strcmp(a, "--frequency-penalty")) {
+            NEEDV();
+            if (!parse_num(a, v, -100, 100, &x)) return 2;
+            o->gp.frequency_penalty = (float)x;
+        } else if (!strcmp(a, "--seed")) {
+            NEEDV();
+            char *e;
+            errno = 0;
+            unsigned long long sv = strtoull(v, &e, 10);
+            if (!*v || *e || errno || *v == '-') {
+                fprintf(stderr, "aios: --seed: invalid value '%s'\n", v);
+                return 2;
+            }
+            o->gp.seed = sv;
+        } else if (!strcmp(a, "--stop")) {
+            NEEDV();
+            if (o->n_stop >= 16) {
+                fprintf(stderr, "aios: --stop: at most 16\n");
+                return 2;
+            }
+            o->stop[o->n_stop++] = v;
+        } else if (!strcmp(a, "--ctx")) {
+            NEEDV();
+            if (!parse_num(a, v, 1, 1 << 24, &x)) return 2;
+            o->n_ctx = (int64_t)x;
+        } else if (!strcmp(a, "--threads")) {
+            NEEDV();
+            if (!parse_num(a, v, 1, 1024, &x)) return 2;
+            o->threads = (int)x;
+        } else if (!strcmp(a, "--chat") && !is_chat) {
+            o->chat = 1;
+        } else if (!strcmp(a, "--ids") && !is_chat) {
+            o->ids = 1;
+        } else if (!strcmp(a, "--ignore-eos")) {
+            o->gp.ignore_eos = 1;
+        } else if (!strcmp(a, "--stats")) {
+            o->stats = 1;
+        } else {
+            fprintf(stderr, "aios: %s: unknown option '%s' (see 'aios %s --help')\n", argv[0], a, argv[0]);
+            return 2;
+        }
+#undef NEEDV
+    }
+    o->stop[o->n_stop] = NULL;
+    if (o->n_stop) o->gp.stop = o->stop;
+    if (!o->model) {
+        fprintf(stderr, "aios: %s: --model is required\n", argv[0]);
+        return 2;
+    }
+    return -1;
+}
+
+static int on_piece(void *user, int32_t id, const char *text, size_t len) {
+    (void)user, (void)id;
+    if (len) {
+        fwrite(text, 1, len, stdout);
+        fflush(stdout);
+    }
+    return 0;
+}
+
+static aios_status open_gen(const gen_opts *o, aios_generator **g) {
+    aios_generator_params gp = aios_generator_default_params();
+    gp.n_ctx = o->n_ctx;
+    gp.n_threads = o->threads;
+    return aios_generator_open(o->model, &gp, g);
+}
+
+static void print_stats(const aios_generate_result *r, uint64_t seed) {
+    size_t gen = r->n_ids - r->n_prompt;
+    size_t pre = r->n_prompt - r->n_reused;
+    fprintf(stderr, "\n[prompt %zu tokens (%zu reused), prefill %.3f s = %.1f tok/s; %zu generated, %.3f s = %.1f tok/s; seed %llu]\n",
+            r->n_prompt, r->n_reused, r->prefill_s, r->prefill_s > 0 ? pre / r->prefill_s : 0.0, gen, r->decode_s,
+            r->decode_s > 0 ? gen / r->decode_s : 0.0, (unsigned long long)seed);
+}
+
+int aios_cmd_generate(int argc, char **argv) {
+    if (aios_cli_wants_help(argc, argv)) {
+        usage_generate(stdout);
+        return 0;
+    }
+    gen_opts o;
+    int rc = parse_opts(argc, argv, &o, 0);
+    if (rc >= 0) return rc;
+    if (!o.prompt == !o.prompt_ids) {
+        fprintf(stderr, "aios: generate: give exactly one of --prompt and --prompt-ids\n");
+        return 2;
+    }
+    if (o.chat && !o.prompt) {
+        fprintf(stderr, "aios: generate: --chat needs --prompt\n");
+        return 2;
+    }
+    int32_t *pids = NULL;
+    size_t np = 0;
+    if (o.prompt_ids) {
+        size_t cap = strlen(o.prompt_ids) / 2 + 2;
+        pids = malloc(cap * sizeof *pids);
+        const char *q = o.prompt_ids;
+        while (*q) {
+            char *e;
+            errno = 0;
+            long v = strtol(q, &e, 10);
+            if (e == q || errno || v < 0 || v > INT32_MAX || (*e && *e != ',') || np >= cap) {
+                fprintf(stderr, "aios: generate: --prompt-ids: expected comma-separated ids, got '%s'\n", o.prompt_ids);
+                free(pids);
+                return 2;
+            }
+            pids[np++] = (int32_t)v;
+            q = *e ? e + 1 : e;
+        }
+        if (!np) {
+            fprintf(stderr, "aios: generate: --prompt-ids is empty\n");
+            free(pids);
+            return 2;
+        }
+    }
+    aios_generator *g = NULL;
+    aios_status s = open_gen(&o, &g);
+    if (s) {
+        free(pids);
+        return aios_cli_fail("generate", s);
+    }
+    char *chat_text = NULL;
+    const char *prompt = o.prompt;
+    if (o.chat) {
+        aios_chat_message m[2];
+        size_t nm = 0;
+        if (o.system) m[nm].role = "system", m[nm++].content = o.system;
+        m[nm].role = "user", m[nm++].content = o.prompt;
+        if ((s = aios_generator_chat_prompt(g, m, nm, &chat_text)) != AIOS_OK) {
+            aios_generator_free(g);
+            return aios_cli_fail("generate", s);
+        }
+        prompt = chat_text;
+    }
+    if (!o.ids) o.gp.on_token = on_piece;
+    aios_generate_result r;
+    s = aios_generate(g, prompt, pids, np, &o.gp, &r);
+    if (s == AIOS_OK) {
+        if (o.ids) {
+            for (size_t i = 0; i < r.n_ids; i++) printf("%s%d", i ? " " : "", r.ids[i]);
+            printf("\n");
+        } else {
+            printf("\n");
+        }
+        if (o.stats) print_stats(&r, o.gp.seed);
+    }
+    aios_generate_result_free(&r);
+    free(chat_text);
+    free(pids);
+    aios_generator_free(g);
+    return s ? aios_cli_fail("generate", s) : 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+
+static void usage_chat(FILE *f) {
+    fprintf(f,
+            "usage: aios chat --model DIR [--system TEXT] [sampling options of 'aios generate']\n\n"
+            "Interactive chat: type a message and press Enter; the reply streams back.  The\n"
+            "conversation is kept (formatted with the model's chat template).  Commands: /reset\n"
+            "starts over, /quit (or end of input) leaves.\n");
+}
+
+int aios_cmd_chat(int argc, char **argv) {
+    if (aios_cli_wants_help(argc, argv)) {
+        usage_chat(stdout);
+        return 0;
+    }
+    gen_opts o;
+    int rc = parse_opts(argc, argv, &o, 1);
+    if (rc >= 0) return rc;
+    aios_generator *g = NULL;
+    aios_status s = open_gen(&o, &g);
+    if (s) return aios_cli_fail("chat", s);
+    o.gp.on_token = on_piece;
+    size_t cap = 64, n = 0;
+    aios_chat_message *msgs = malloc(cap * sizeof *msgs);
+    char **owned = malloc(cap * sizeof *owned); /* strdup'd contents to free */
+    if (o.system) msgs[n].role = "system", msgs[n].content = o.system, owned[n++] = NULL;
+    size_t n_sys = n;
+    fprintf(stderr, "[aios chat: template %s; /reset, /quit]\n", aios_generator_chat_template(g));
+    char line[8192];
+    int ret = 0;
+    for (;;) {
+        fprintf(stderr, "> ");
+        if (!fgets(line, sizeof line, stdin)) break;
+        size_t l = strlen(line);
+        while (l && (line[l - 1] == '\n' || line[l - 1] == '\r')) line[--l] = 0;
+        if (!l) continue;
+        if (!strcmp(line, "/quit") || !strcmp(line, "/exit")) break;
+        if (!strcmp(line, "/reset")) {
+            for (size_t i = n_sys; i < n; i++) free(owned[i]);
+            n = n_sys;
+            continue;
+        }
+        if (n + 2 > cap) {
+            cap *= 2;
+            msgs = realloc(msgs, cap * sizeof *msgs);
+            owned = realloc(owned, cap * sizeof *owned);
+        }
+        owned[n] = strdup(line);
+        msgs[n].role = "user", msgs[n].content = owned[n], n++;
+        char *prompt = NULL;
+        if ((s = aios_generator_chat_prompt(g, msgs, n, &prompt)) != AIOS_OK) {
+            ret = aios_cli_fail("chat", s);
+            break;
+        }
+        aios_generate_result r;
+        s = aios_generate(g, prompt, NULL, 0, &o.gp, &r);
+        free(prompt);
+        printf("\n");
+        fflush(stdout);
+        if (s) {
+            aios_generate_result_free(&r);
+            ret = aios_cli_fail("chat", s);
+            break;
+        }
+        if (o.stats) print_stats(&r, o.gp.seed);
+        owned[n] = r.text; /* the reply becomes part of the conversation */
+        r.text = NULL;
+        msgs[n].role = "assistant", msgs[n].content = owned[n], n++;
+        aios_generate_result_free(&r);
+        o.gp.seed++; /* a new draw each turn, still reproducible from the first seed */
+    }
+    for (size_t i = 0; i < n; i++) free(owned[i]);
+    free(owned);
+    free(msgs);
+    aios_generator_free(g);
+    return ret;
+}

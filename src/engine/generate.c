@@ -1,0 +1,615 @@
+/*
+ * generate.c — autoregressive text generation: model + tokenizer + KV cache + sampler.
+ *
+ * aios_generate(): tokenize (or take ids), reuse the longest cached prefix shared with the
+ * previous call (the cache holds the ids it was filled with), prefill the rest in one
+ * matrix-matrix forward, then decode one token at a time: sample, check EOS, append, detokenize,
+ * stream the newly safe text, check stop strings, and feed the token back.
+ *
+ * Streaming text: the generated ids are detokenized as a whole (for tokenizer.json models; a
+ * byte-level or byte-fallback token may be half a UTF-8 character, and SentencePiece decoders
+ * treat the first token specially), and only the part that can no longer change is emitted:
+ * an incomplete UTF-8 sequence or a trailing U+FFFD at the end is held back, and so is any
+ * suffix that is a prefix of a stop string.  llama2.c models decode piece by piece as run.c.
+ *
+ * EOS ids: config.json eos_token_id (int or list), generation_config.json eos_token_id, and the
+ * chat template's end-of-turn token (<|im_end|>, <|eot_id|>) when the vocabulary has it.
+ * Chat templates are recognised from tokenizer_config.json's chat_template by their markers
+ * (ChatML <|im_start|>, Llama-3 <|start_header_id|>, Llama-2 [INST]) and rendered here in C;
+ * the Jinja source is not executed.  The default system prompts of SmolLM2 and Qwen2.5 are
+ * inserted when their template contains them and the conversation has no system message.
+ */
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "aios.h"
+#include "core/internal.h"
+#include "engine/generate_internal.h"
+#include "engine/sample.h"
+#include "kernels/kernels.h"
+#include "model/decoder.h"
+#include "model/llama2c.h"
+#include "model/model.h"
+
+enum { CHAT_PLAIN = 0, CHAT_CHATML, CHAT_LLAMA2, CHAT_LLAMA3 };
+static const char *const CHAT_NAMES[] = {"plain", "chatml", "llama2", "llama3"};
+
+#define MAX_EOS 16
+
+struct aios_generator {
+    /* model source: one of */
+    aios_llama2c *l2c;
+    aios_model *model;
+    aios_decoder *dec;
+    aios_kv_cache *kv;
+    int64_t n_ctx, n_vocab;
+    aios_sampler *sampler;
+    float *logits;
+    /* tokenizer: one of */
+    aios_llama2c_tok *l2c_tok;
+    aios__gen_tokenizer *hf;
+    /* the ids whose K/V are in the cache (n = aios_kv_cache_len) */
+    int32_t *cache_ids;
+    int32_t eos[MAX_EOS];
+    int n_eos;
+    int32_t bos;
+    int chat;
+    const char *chat_system; /* default system prompt, or NULL */
+};
+
+/* ------------------------------------------------------------------------------------------
+ * defaults
+ * ------------------------------------------------------------------------------------------ */
+
+aios_generator_params aios_generator_default_params(void) {
+    aios_generator_params p = {0, 0, NULL};
+    return p;
+}
+
+aios_generate_params aios_generate_default_params(void) {
+    aios_generate_params p;
+    memset(&p, 0, sizeof p);
+    p.max_tokens = 256;
+    p.temperature = 0.0f;
+    p.top_p = 1.0f;
+    p.repetition_penalty = 1.0f;
+    p.add_bos = -1;
+    return p;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * opening
+ * ------------------------------------------------------------------------------------------ */
+
+static int is_dir(const char *p) {
+    struct stat sb;
+    return !stat(p, &sb) && S_ISDIR(sb.st_mode);
+}
+static int is_file(const char *p) {
+    struct stat sb;
+    return !stat(p, &sb) && S_ISREG(sb.st_mode);
+}
+static int ends_with(const char *s, const char *suf) {
+    size_t a = strlen(s), b = strlen(suf);
+    return a >= b && !strcmp(s + a - b, suf);
+}
+
+static void add_eos(aios_generator *g, int32_t id) {
+    if (id < 0 || id >= g->n_vocab) return;
+    for (int i = 0; i < g->n_eos; i++)
+        if (g->eos[i] == id) return;
+    if (g->n_eos < MAX_EOS) g->eos[g->n_eos++] = id;
+}
+
+/* A llama2.c checkpoint: `path` is the .bin, or a directory with exactly one model .bin
+ * (tokenizer files excluded).  Returns 1 and fills bin/tok when found. */
+static int find_llama2c(const char *path, const char *tok_override, char *bin, size_t nb, char *tok, size_t nt) {
+    char dir[4096];
+    bin[0] = tok[0] = 0;
+    if (is_file(path) && ends_with(path, ".bin")) {
+        snprintf(bin, nb, "%s", path);
+        snprintf(dir, sizeof dir, "%s", path);
+        char *sl = strrchr(dir, '/');
+        if (sl) *sl = 0;
+        else snprintf(dir, sizeof dir, ".");
+    } else if (is_dir(path)) {
+        char cfg[4200];
+        snprintf(cfg, sizeof cfg, "%s/config.json", path);
+        if (is_file(cfg)) return 0;
+        snprintf(dir, sizeof dir, "%s", path);
+    } else {
+        return 0;
+    }
+    /* the checkpoint (unless given) and its tokenizer: tokenizer.bin, else tok*.bin */
+    DIR *d = opendir(dir);
+    if (d) {
+        struct dirent *e;
+        char first_tok[4200] = "";
+        while ((e = readdir(d))) {
+            if (!ends_with(e->d_name, ".bin")) continue;
+            if (!strcmp(e->d_name, "tokenizer.bin")) snprintf(tok, nt, "%s/%s", dir, e->d_name);
+            else if (!strncmp(e->d_name, "tok", 3)) {
+                if (!first_tok[0]) snprintf(first_tok, sizeof first_tok, "%s/%s", dir, e->d_name);
+            } else if (!bin[0]) {
+                snprintf(bin, nb, "%s/%s", dir, e->d_name);
+            }
+        }
+        closedir(d);
+        if (!tok[0] && first_tok[0]) snprintf(tok, nt, "%s", first_tok);
+    }
+    if (tok_override) snprintf(tok, nt, "%s", tok_override);
+    return bin[0] != 0;
+}
+
+/* Reads dir/name as JSON; NULL when absent or malformed (these files are optional). */
+static cJSON *read_json(const char *dir, const char *name) {
+    char p[4200];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    char *txt = NULL;
+    size_t len = 0;
+    if (!is_file(p) || aios__read_file(p, &txt, &len) != AIOS_OK) return NULL;
+    cJSON *j = cJSON_ParseWithLength(txt, len);
+    free(txt);
+    if (!j) aios_log(AIOS_LOG_WARN, "generate: %s is not valid JSON; ignored", p);
+    return j;
+}
+
+static void eos_from_json(aios_generator *g, const cJSON *v) {
+    if (cJSON_IsNumber(v)) add_eos(g, (int32_t)v->valuedouble);
+    else if (cJSON_IsArray(v)) {
+        const cJSON *e;
+        cJSON_ArrayForEach(e, v) if (cJSON_IsNumber(e)) add_eos(g, (int32_t)e->valuedouble);
+    }
+}
+
+static int32_t token_id(aios_generator *g, const char *tok) {
+    return g->hf ? aios__gen_tok_token_id(g->hf, tok) : -1;
+}
+
+static void setup_chat(aios_generator *g, const char *dir) {
+    g->chat = CHAT_PLAIN;
+    cJSON *tc = dir ? read_json(dir, "tokenizer_config.json") : NULL;
+    const char *tmpl = NULL;
+    if (tc) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(tc, "chat_template");
+        if (cJSON_IsString(t)) tmpl = t->valuestring;
+        else if (cJSON_IsArray(t)) { /* [{name, template}, ...]: the "default" one, else the first */
+            const cJSON *e;
+            cJSON_ArrayForEach(e, t) {
+                const cJSON *nm = cJSON_GetObjectItemCaseSensitive(e, "name");
+                const cJSON *tt = cJSON_GetObjectItemCaseSensitive(e, "template");
+                if (!cJSON_IsString(tt)) continue;
+                if (!tmpl || (cJSON_IsString(nm) && !strcmp(nm->valuestring, "default"))) tmpl = tt->valuestring;
+            }
+        }
+    }
+    if (tmpl) {
+        if (strstr(tmpl, "<|im_start|>")) g->chat = CHAT_CHATML;
+        else if (strstr(tmpl, "<|start_header_id|>")) g->chat = CHAT_LLAMA3;
+        else if (strstr(tmpl, "[INST]")) g->chat = CHAT_LLAMA2;
+        if (strstr(tmpl, "You are a helpful AI assistant named SmolLM, trained by Hugging Face"))
+            g->chat_system = "You are a helpful AI assistant named SmolLM, trained by Hugging Face";
+        else if (strstr(tmpl, "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."))
+            g->chat_system = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.";
+    } else if (token_id(g, "<|im_start|>") >= 0) {
+        g->chat = CHAT_CHATML;
+    } else if (token_id(g, "<|start_header_id|>") >= 0) {
+        g->chat = CHAT_LLAMA3;
+    } else if (token_id(g, "[INST]") >= 0 || (g->hf && token_id(g, "<s>") >= 0)) {
+        g->chat = CHAT_LLAMA2;
+    }
+    if (g->chat == CHAT_CHATML) add_eos(g, token_id(g, "<|im_end|>"));
+    if (g->chat == CHAT_LLAMA3) add_eos(g, token_id(g, "<|eot_id|>"));
+    cJSON_Delete(tc);
+}
+
+static aios_status open_model(aios_generator *g, const char *path, const aios_generator_params *p) {
+    AIOS_TRY(aios_model_open(path, NULL, &g->model));
+    aios_decoder_config cfg;
+    AIOS_TRY(aios_decoder_config_from_model(aios_model_get_config(g->model), &cfg));
+    AIOS_TRY(aios_decoder_create(&cfg, aios_decoder_model_lookup, g->model, &g->dec));
+    const char *tp = p->tokenizer_path ? p->tokenizer_path : aios_model_tokenizer_path(g->model);
+    if (tp) AIOS_TRY(aios__gen_tok_open(tp, &g->hf));
+    return AIOS_OK;
+}
+
+aios_status aios_generator_open(const char *path, const aios_generator_params *params, aios_generator **out) {
+    *out = NULL;
+    aios_generator_params dp = aios_generator_default_params();
+    if (!params) params = &dp;
+    if (!path) return aios__err(AIOS_ERR_INVALID_ARG, "generate: NULL model path");
+    if (params->n_threads > 0) aios_set_threads(params->n_threads);
+    aios_generator *g = calloc(1, sizeof *g);
+    if (!g) return aios__err(AIOS_ERR_NOMEM, "generate");
+    aios_status s = AIOS_OK;
+    char bin[4096], tok[4096], dir[4096];
+    int l2c = find_llama2c(path, params->tokenizer_path, bin, sizeof bin, tok, sizeof tok);
+    if (l2c) {
+        if ((s = aios_llama2c_open(bin, &g->l2c)) != AIOS_OK) goto fail;
+        if ((s = aios_decoder_create(aios_llama2c_config(g->l2c), aios_llama2c_lookup, g->l2c, &g->dec)) != AIOS_OK) goto fail;
+        if (tok[0] && (s = aios_llama2c_tok_open(tok, aios_llama2c_config(g->l2c)->n_vocab, &g->l2c_tok)) != AIOS_OK) goto fail;
+        dir[0] = 0;
+    } else {
+        if ((s = open_model(g, path, params)) != AIOS_OK) goto fail;
+        /* generation_config.json / tokenizer_config.json live in the model's directory */
+        snprintf(dir, sizeof dir, "%s", aios_model_path(g->model));
+        if (!is_dir(dir)) {
+            char *sl = strrchr(dir, '/');
+            if (sl) *sl = 0;
+            else snprintf(dir, sizeof dir, ".");
+        }
+    }
+    const aios_decoder_config *c = aios_decoder_get_config(g->dec);
+    g->n_vocab = c->n_vocab;
+    g->bos = c->bos_id;
+    for (int i = 0; i < c->n_eos; i++) add_eos(g, c->eos_ids[i]);
+    if (dir[0]) {
+        cJSON *gc = read_json(dir, "generation_config.json");
+        if (gc) eos_from_json(g, cJSON_GetObjectItemCaseSensitive(gc, "eos_token_id"));
+        cJSON_Delete(gc);
+    }
+    setup_chat(g, dir[0] ? dir : NULL);
+    g->n_ctx = params->n_ctx > 0 ? params->n_ctx : AIOS_MIN(c->n_ctx_train, (int64_t)4096);
+    if ((s = aios_kv_cache_create(g->dec, g->n_ctx, &g->kv)) != AIOS_OK) goto fail;
+    if ((s = aios_sampler_create(g->n_vocab, &g->sampler)) != AIOS_OK) goto fail;
+    g->logits = malloc((size_t)g->n_vocab * sizeof(float));
+    g->cache_ids = malloc((size_t)g->n_ctx * sizeof(int32_t));
+    if (!g->logits || !g->cache_ids) {
+        s = aios__err(AIOS_ERR_NOMEM, "generate");
+        goto fail;
+    }
+    *out = g;
+    return AIOS_OK;
+fail:
+    aios_generator_free(g);
+    return aios__err_prefix(s, "generate: %s", path);
+}
+
+void aios_generator_free(aios_generator *g) {
+    if (!g) return;
+    aios_kv_cache_free(g->kv);
+    aios_decoder_free(g->dec);
+    aios_llama2c_free(g->l2c);
+    aios_model_free(g->model);
+    aios_llama2c_tok_free(g->l2c_tok);
+    aios__gen_tok_free(g->hf);
+    aios_sampler_free(g->sampler);
+    free(g->logits);
+    free(g->cache_ids);
+    free(g);
+}
+
+int64_t aios_generator_n_vocab(const aios_generator *g) { return g->n_vocab; }
+int64_t aios_generator_n_ctx(const aios_generator *g) { return g->n_ctx; }
+const char *aios_generator_chat_template(const aios_generator *g) { return CHAT_NAMES[g->chat]; }
+
+/* ------------------------------------------------------------------------------------------
+ * tokenizer front
+ * ------------------------------------------------------------------------------------------ */
+
+aios_status aios_generator_tokenize(aios_generator *g, const char *text, int add_bos, int32_t **ids, size_t *n) {
+    *ids = NULL;
+    *n = 0;
+    if (!text) return aios__err(AIOS_ERR_INVALID_ARG, "generate: NULL text");
+    if (g->l2c_tok) {
+        int32_t *v = malloc((strlen(text) + 4) * sizeof *v);
+        if (!v) return aios__err(AIOS_ERR_NOMEM, "generate: tokenize");
+        aios_status s = aios_llama2c_tok_encode(g->l2c_tok, text, add_bos != 0, v, n);
+        if (s) {
+            free(v);
+            return s;
+        }
+        *ids = v;
+        return AIOS_OK;
+    }
+    if (g->hf) {
+        /* add_bos: -1/1 = the tokenizer's own special tokens (its post-processor adds BOS where
+         * the model wants it); 0 = none */
+        return aios__gen_tok_encode(g->hf, text, add_bos != 0, ids, n);
+    }
+    return aios__err(AIOS_ERR_UNSUPPORTED, "generate: the model has no tokenizer; give prompt ids");
+}
+
+/* Appends the text of ids[0..n) to *b; `prev` is the id before ids[0] (-1 none). */
+static aios_status detok_append(aios_generator *g, const int32_t *ids, size_t n, int32_t prev, aios_buf *b) {
+    if (g->l2c_tok) {
+        for (size_t i = 0; i < n; i++) {
+            char piece[512];
+            size_t k = aios_llama2c_tok_decode(g->l2c_tok, i ? ids[i - 1] : prev, ids[i], piece, sizeof piece);
+            AIOS_TRY(aios_buf_append(b, piece, k));
+        }
+        return AIOS_OK;
+    }
+    if (g->hf) {
+        char *t = NULL;
+        AIOS_TRY(aios__gen_tok_decode(g->hf, ids, n, &t));
+        aios_status s = aios_buf_append(b, t, strlen(t));
+        free(t);
+        return s;
+    }
+    /* no tokenizer: ids as text */
+    for (size_t i = 0; i < n; i++) {
+        char num[16];
+        int k = snprintf(num, sizeof num, "%s%d", (b->len || i) ? " " : "", ids[i]);
+        AIOS_TRY(aios_buf_append(b, num, (size_t)k));
+    }
+    return AIOS_OK;
+}
+
+aios_status aios_generator_detokenize(aios_generator *g, const int32_t *ids, size_t n, char **text) {
+    *text = NULL;
+    aios_buf b = {0};
+    aios_status s = detok_append(g, ids, n, -1, &b);
+    if (!s) s = aios_buf_append(&b, "", 1);
+    if (s) {
+        aios_buf_free(&b);
+        return s;
+    }
+    *text = (char *)b.data;
+    return AIOS_OK;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * chat
+ * ------------------------------------------------------------------------------------------ */
+
+/* Appends the NULL-terminated list of strings. */
+static aios_status cat(aios_buf *b, ...) {
+    va_list ap;
+    va_start(ap, b);
+    aios_status s = AIOS_OK;
+    for (const char *x; !s && (x = va_arg(ap, const char *));) s = aios_buf_append(b, x, strlen(x));
+    va_end(ap);
+    return s;
+}
+
+aios_status aios_generator_chat_prompt(aios_generator *g, const aios_chat_message *m, size_t n, char **out) {
+    *out = NULL;
+    aios_buf b = {0};
+    aios_status s = AIOS_OK;
+    for (size_t i = 0; i < n; i++)
+        if (!m[i].role || !m[i].content ||
+            (strcmp(m[i].role, "system") && strcmp(m[i].role, "user") && strcmp(m[i].role, "assistant")))
+            return aios__err(AIOS_ERR_INVALID_ARG, "chat: message %zu: role must be system, user or assistant", i);
+    int has_sys = n > 0 && !strcmp(m[0].role, "system");
+#define CAT(...)                                                  \
+    do {                                                          \
+        if ((s = cat(&b, __VA_ARGS__, (const char *)NULL)) != AIOS_OK) goto fail; \
+    } while (0)
+    switch (g->chat) {
+    case CHAT_CHATML:
+        if (!has_sys && g->chat_system) CAT("<|im_start|>system\n", g->chat_system, "<|im_end|>\n");
+        for (size_t i = 0; i < n; i++) CAT("<|im_start|>", m[i].role, "\n", m[i].content, "<|im_end|>\n");
+        CAT("<|im_start|>assistant\n");
+        break;
+    case CHAT_LLAMA3:
+        CAT("<|begin_of_text|>");
+        for (size_t i = 0; i < n; i++)
+            CAT("<|start_header_id|>", m[i].role, "<|end_header_id|>\n\n", m[i].content, "<|eot_id|>");
+        CAT("<|start_header_id|>assistant<|end_header_id|>\n\n");
+        break;
+    case CHAT_LLAMA2: {
+        /* <s>[INST] <<SYS>>\n{sys}\n<</SYS>>\n\n{user} [/INST] {assistant} </s><s>[INST] ... */
+        size_t i = 0;
+        const char *sys = has_sys ? m[i++].content : NULL;
+        int first = 1;
+        for (; i < n; i++) {
+            if (!strcmp(m[i].role, "user")) {
+                CAT("<s>[INST] ");
+                if (first && sys) CAT("<<SYS>>\n", sys, "\n<</SYS>>\n\n");
+                CAT(m[i].content, " [/INST]");
+                first = 0;
+            } else if (!strcmp(m[i].role, "assistant")) {
+                CAT(" ", m[i].content, " </s>");
+            }
+        }
+        break;
+    }
+    default: /* plain: the contents, one per line */
+        for (size_t i = 0; i < n; i++) CAT(m[i].content, i + 1 < n ? "\n" : "");
+        break;
+    }
+#undef CAT
+    if ((s = aios_buf_append(&b, "", 1)) != AIOS_OK) goto fail;
+    *out = (char *)b.data;
+    return AIOS_OK;
+fail:
+    aios_buf_free(&b);
+    return s;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * generation
+ * ------------------------------------------------------------------------------------------ */
+
+void aios_generate_result_free(aios_generate_result *r) {
+    if (!r) return;
+    free(r->ids);
+    free(r->text);
+    memset(r, 0, sizeof *r);
+}
+
+/* Bytes at the end of s[0..n) to hold back: an incomplete UTF-8 sequence or a U+FFFD that a
+ * later token may still complete. */
+static size_t utf8_holdback(const char *s, size_t n) {
+    if (n >= 3 && (unsigned char)s[n - 3] == 0xEF && (unsigned char)s[n - 2] == 0xBF && (unsigned char)s[n - 1] == 0xBD)
+        return 3;
+    for (size_t k = 1; k <= 3 && k <= n; k++) {
+        unsigned char c = (unsigned char)s[n - k];
+        if ((c & 0xC0) == 0x80) continue; /* continuation: look further back */
+        size_t need = c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+        return need > k ? k : 0;
+    }
+    return 0;
+}
+
+static int is_eos(const aios_generator *g, int32_t id) {
+    for (int i = 0; i < g->n_eos; i++)
+        if (g->eos[i] == id) return 1;
+    return 0;
+}
+
+aios_status aios_generate(aios_generator *g, const char *prompt, const int32_t *prompt_ids, size_t n_prompt_ids,
+                          const aios_generate_params *pp, aios_generate_result *out) {
+    memset(out, 0, sizeof *out);
+    aios_generate_params dflt = aios_generate_default_params();
+    const aios_generate_params *p = pp ? pp : &dflt;
+    aios_status s = AIOS_OK;
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (prompt) {
+        int add = p->add_bos;
+        if (add < 0 && g->l2c_tok) add = 1;
+        if (add < 0 && g->hf) { /* tokenizer's own specials, unless the text already starts with BOS */
+            add = 1;
+            if (g->bos >= 0) {
+                char *bt = NULL;
+                if (aios__gen_tok_id_to_token(g->hf, g->bos, &bt) == AIOS_OK && bt && *bt && !strncmp(prompt, bt, strlen(bt))) add = 0;
+                free(bt);
+            }
+        }
+        AIOS_TRY(aios_generator_tokenize(g, prompt, add, &ids, &n));
+    } else {
+        if (!prompt_ids || !n_prompt_ids) return aios__err(AIOS_ERR_INVALID_ARG, "generate: empty prompt");
+        ids = malloc(n_prompt_ids * sizeof *ids);
+        if (!ids) return aios__err(AIOS_ERR_NOMEM, "generate");
+        memcpy(ids, prompt_ids, n_prompt_ids * sizeof *ids);
+        n = n_prompt_ids;
+    }
+    if (n == 0) {
+        free(ids);
+        return aios__err(AIOS_ERR_INVALID_ARG, "generate: the prompt has no tokens");
+    }
+    for (size_t i = 0; i < n; i++)
+        if (ids[i] < 0 || ids[i] >= g->n_vocab) {
+            s = aios__err(AIOS_ERR_RANGE, "generate: prompt id %d at %zu outside the vocabulary (%lld)", ids[i], i,
+                          (long long)g->n_vocab);
+            free(ids);
+            return s;
+        }
+    if ((int64_t)n >= g->n_ctx) {
+        free(ids);
+        return aios__err(AIOS_ERR_RANGE, "generate: prompt of %zu tokens does not fit the context of %lld", n,
+                         (long long)g->n_ctx);
+    }
+    int64_t max_new = p->max_tokens < 0 ? 0 : p->max_tokens;
+    size_t cap = n + (size_t)AIOS_MIN(max_new, g->n_ctx - (int64_t)n) + 1;
+    int32_t *all = realloc(ids, cap * sizeof *ids);
+    if (!all) {
+        free(ids);
+        return aios__err(AIOS_ERR_NOMEM, "generate");
+    }
+    ids = all;
+    out->ids = ids;
+    out->n_ids = out->n_prompt = n;
+
+    /* reuse the cached prefix (at least the last prompt token is recomputed for its logits) */
+    int64_t have = aios_kv_cache_len(g->kv), keep = 0;
+    while (keep < have && keep < (int64_t)n - 1 && g->cache_ids[keep] == ids[keep]) keep++;
+    aios_kv_cache_truncate(g->kv, keep);
+    out->n_reused = (size_t)keep;
+
+    aios_sampling sp = {p->temperature, p->top_k, p->top_p, p->min_p, p->repetition_penalty, p->presence_penalty,
+                        p->frequency_penalty};
+    aios_rng rng;
+    aios_rng_seed(&rng, p->seed);
+    aios_buf text = {0};
+    size_t emitted = 0, maxstop = 0;
+    if (p->stop)
+        for (const char *const *st = p->stop; *st; st++) maxstop = AIOS_MAX(maxstop, strlen(*st));
+
+    double t0 = aios__now();
+    s = aios_decoder_forward(g->dec, g->kv, ids + keep, (int64_t)n - keep, NULL, g->logits);
+    if (s) goto done;
+    memcpy(g->cache_ids + keep, ids + keep, (n - (size_t)keep) * sizeof *ids);
+    out->prefill_s = aios__now() - t0;
+    t0 = aios__now();
+    out->stop = AIOS_GEN_STOP_LENGTH;
+    for (int64_t step = 0; step < max_new; step++) {
+        if ((int64_t)out->n_ids >= g->n_ctx) {
+            out->stop = AIOS_GEN_STOP_CONTEXT;
+            break;
+        }
+        int32_t id = aios_sample(g->sampler, g->logits, ids, out->n_ids, &sp, &rng, NULL);
+        if (!p->ignore_eos && is_eos(g, id)) {
+            out->stop = AIOS_GEN_STOP_EOS;
+            break;
+        }
+        ids[out->n_ids++] = id;
+        /* text of the generated ids so far */
+        if (g->l2c_tok || !g->hf) {
+            s = detok_append(g, &id, 1, out->n_ids >= 2 ? ids[out->n_ids - 2] : -1, &text);
+        } else {
+            text.len = 0;
+            s = detok_append(g, ids + out->n_prompt, out->n_ids - out->n_prompt, -1, &text);
+        }
+        if (s) goto done;
+        /* stop strings: search the not yet emitted text (plus the overlap a stop may span) */
+        size_t cut = SIZE_MAX;
+        if (p->stop) {
+            size_t from = emitted > maxstop ? emitted - maxstop : 0;
+            for (const char *const *st = p->stop; *st; st++) {
+                size_t sl = strlen(*st);
+                if (!sl) continue;
+                for (size_t i = from; i + sl <= text.len; i++)
+                    if (!memcmp(text.data + i, *st, sl)) {
+                        if (i < cut) cut = i;
+                        break;
+                    }
+            }
+        }
+        size_t safe = text.len;
+        if (cut != SIZE_MAX) {
+            safe = cut;
+        } else {
+            safe -= utf8_holdback((const char *)text.data, text.len);
+            if (p->stop) /* hold back a suffix that could begin a stop string */
+                for (const char *const *st = p->stop; *st; st++) {
+                    size_t sl = strlen(*st);
+                    for (size_t k = AIOS_MIN(sl - (sl > 0), text.len); k > 0; k--)
+                        if (!memcmp(text.data + text.len - k, *st, k)) {
+                            if (text.len - k < safe) safe = text.len - k;
+                            break;
+                        }
+                }
+        }
+        if (safe < emitted) safe = emitted; /* a re-decode changed emitted text: never take back */
+        int stop_cb = 0;
+        if (p->on_token) stop_cb = p->on_token(p->user, id, (const char *)text.data + emitted, safe - emitted);
+        emitted = safe;
+        if (cut != SIZE_MAX) {
+            text.len = cut;
+            out->stop = AIOS_GEN_STOP_STRING;
+            break;
+        }
+        if (stop_cb) {
+            out->stop = AIOS_GEN_STOP_CALLBACK;
+            break;
+        }
+        if (step + 1 == max_new) break; /* the last token needs no forward */
+        if ((int64_t)out->n_ids >= g->n_ctx) {
+            out->stop = AIOS_GEN_STOP_CONTEXT;
+            break;
+        }
+        s = aios_decoder_forward(g->dec, g->kv, &id, 1, NULL, g->logits);
+        if (s) goto done;
+        g->cache_ids[out->n_ids - 1] = id;
+    }
+    out->decode_s = aios__now() - t0;
+    /* flush text held back for UTF-8 / possible stops */
+    if (p->on_token && emitted < text.len && out->stop != AIOS_GEN_STOP_STRING)
+        p->on_token(p->user, -1, (const char *)text.data + emitted, text.len - emitted);
+done:
+    if (!s) s = aios_buf_append(&text, "", 1);
+    if (s) {
+        aios_buf_free(&text);
+        return s;
+    }
+    out->text = (char *)text.data;
+    return AIOS_OK;
+}

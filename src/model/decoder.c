@@ -1,0 +1,667 @@
+/*
+ * decoder.c — Llama / Qwen2 / Qwen3 / LLaDA decoder forward with a KV cache.
+ *
+ * The block (Hugging Face LlamaDecoderLayer and its Qwen relatives):
+ *     h = RMSNorm(x) ; q,k,v = h Wq^T (+bq), h Wk^T (+bk), h Wv^T (+bv)
+ *     [Qwen3] q,k = RMSNorm over each head (q_norm, k_norm)
+ *     q,k = RoPE(q,k, pos)  (rotate_half convention, inv_freq per rope_scaling)
+ *     x += Attention(q, K, V) Wo^T        (grouped-query: head h uses kv head h / (n_head/n_head_kv))
+ *     h = RMSNorm(x) ; x += (SiLU(h Wg^T) * (h Wu^T)) Wd^T
+ * then logits = RMSNorm(x) Wlm^T with Wlm the embedding when tied.
+ *
+ * Key decisions:
+ *  - One forward: T new tokens appended after n_past cached positions.  T > 1 is the prefill /
+ *    canvas path (matrix-matrix through aios_matmul); T = 1 the decode path (matrix-vector).
+ *    The attention pattern is an argument (causal, bidirectional or an explicit mask) and RoPE
+ *    positions may be given, which is all the diffusion samplers need (block-causal with
+ *    left padding is a mask plus positions).
+ *  - The cache stores K after RoPE and V, float32, (n_layer, n_ctx, n_head_kv*head_dim): a new
+ *    token's K/V rows are written in place, attention reads rows 0..n_past+T-1 with stride
+ *    n_head_kv*head_dim.  It is allocated once for the context length and reused across calls.
+ *  - Weights stay in their file dtype and are used in place through the kernels; only the 1-D
+ *    parameters (norm weights, biases) are converted to float32 once at create.
+ *  - Scratch activations grow to the largest T seen and are reused (no allocation per token).
+ * References: transformers modeling_llama.py / modeling_qwen3.py / modeling_rope_utils.py;
+ * llama2.c run.c (cache layout); the fixture reference decoder in fixtures/make_fixtures.py.
+ */
+#include "model/decoder.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/internal.h"
+#include "kernels/kernels.h"
+#include "model/model.h"
+
+typedef struct {
+    const aios_tensor *wq, *wk, *wv, *wo, *wg, *wu, *wd;
+    float *attn_norm, *ffn_norm; /* (n_embd) */
+    float *q_norm, *k_norm;      /* (head_dim) or NULL */
+    float *bq, *bk, *bv, *bo;    /* or NULL */
+} dec_layer;
+
+struct aios_decoder {
+    aios_decoder_config cfg;
+    const aios_tensor *embed, *lm_head;
+    float *final_norm;
+    dec_layer *layers;
+    float *inv_freq;         /* (head_dim/2) for the default length */
+    float *inv_freq_dyn;     /* scratch for dynamic scaling */
+    /* scratch, grown to the largest T */
+    int64_t cap_T, cap_Tk;
+    float *x, *xb, *q, *att, *gate, *up, *logit_rows;
+    uint8_t *mask;
+    int32_t *pos;
+    aios_kv_cache *scratch_kv;
+};
+
+struct aios_kv_cache {
+    int64_t n_layer, n_ctx, kv_dim, n_past;
+    float *k, *v; /* (n_layer, n_ctx, kv_dim) */
+};
+
+/* ------------------------------------------------------------------------------------------
+ * config.json
+ * ------------------------------------------------------------------------------------------ */
+
+static int64_t j_int(const cJSON *o, const char *k, int64_t dflt) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : dflt;
+}
+static double j_num(const cJSON *o, const char *k, double dflt) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsNumber(v) ? v->valuedouble : dflt;
+}
+static int j_bool(const cJSON *o, const char *k, int dflt) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    if (cJSON_IsBool(v)) return cJSON_IsTrue(v);
+    return dflt;
+}
+static const char *j_str(const cJSON *o, const char *k) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static aios_status parse_rope(const cJSON *rs, aios_decoder_config *c) {
+    if (!rs || cJSON_IsNull(rs)) return AIOS_OK;
+    if (!cJSON_IsObject(rs)) return aios__err(AIOS_ERR_FORMAT, "config.json: rope_scaling is not an object");
+    if (cJSON_IsNumber(cJSON_GetObjectItemCaseSensitive(rs, "rope_theta")))
+        c->rope_theta = j_num(rs, "rope_theta", c->rope_theta);
+    const char *t = j_str(rs, "rope_type");
+    if (!t) t = j_str(rs, "type");
+    if (!t || !strcmp(t, "default")) return AIOS_OK;
+    c->rope_factor = j_num(rs, "factor", 1.0);
+    if (!(c->rope_factor > 0)) return aios__err(AIOS_ERR_FORMAT, "config.json: rope factor %g", c->rope_factor);
+    int64_t orig = j_int(rs, "original_max_position_embeddings", 0);
+    if (orig > 0) c->rope_orig_ctx = orig;
+    if (!strcmp(t, "linear")) {
+        c->rope_type = AIOS_ROPE_LINEAR;
+    } else if (!strcmp(t, "dynamic")) {
+        c->rope_type = AIOS_ROPE_DYNAMIC;
+    } else if (!strcmp(t, "llama3")) {
+        c->rope_type = AIOS_ROPE_LLAMA3;
+        c->rope_low_freq_factor = j_num(rs, "low_freq_factor", 1.0);
+        c->rope_high_freq_factor = j_num(rs, "high_freq_factor", 4.0);
+        if (!(c->rope_high_freq_factor > c->rope_low_freq_factor))
+            return aios__err(AIOS_ERR_FORMAT, "config.json: llama3 rope: high_freq_factor <= low_freq_factor");
+    } else {
+        return aios__err(AIOS_ERR_UNSUPPORTED, "config.json: rope type '%s' (supported: default, linear, dynamic, llama3)", t);
+    }
+    return AIOS_OK;
+}
+
+static void parse_ids(const cJSON *v, int32_t *ids, int *n, int max) {
+    if (cJSON_IsNumber(v)) {
+        if (*n < max) ids[(*n)++] = (int32_t)v->valuedouble;
+    } else if (cJSON_IsArray(v)) {
+        const cJSON *e;
+        cJSON_ArrayForEach(e, v) if (cJSON_IsNumber(e) && *n < max) ids[(*n)++] = (int32_t)e->valuedouble;
+    }
+}
+
+aios_status aios_decoder_config_parse(const char *json, size_t len, aios_decoder_config *c) {
+    memset(c, 0, sizeof *c);
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    if (!root || !cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        return aios__err(AIOS_ERR_FORMAT, "config.json: not a JSON object");
+    }
+    aios_status st = AIOS_OK;
+    const char *mt = j_str(root, "model_type");
+    snprintf(c->model_type, sizeof c->model_type, "%s", mt ? mt : "llama");
+    int llada = mt && !strcmp(mt, "llada");
+    if (llada) {
+        c->naming = AIOS_NAMING_LLADA;
+        c->n_embd = j_int(root, "d_model", 0);
+        c->n_head = j_int(root, "n_heads", 0);
+        c->n_head_kv = j_int(root, "n_kv_heads", c->n_head);
+        c->n_layer = j_int(root, "n_layers", 0);
+        c->n_ff = j_int(root, "mlp_hidden_size", 0);
+        c->n_vocab = j_int(root, "embedding_size", j_int(root, "vocab_size", 0));
+        c->n_ctx_train = j_int(root, "max_sequence_length", 2048);
+        c->tied = j_bool(root, "weight_tying", 0);
+        c->qkv_bias = j_bool(root, "include_qkv_bias", 0) || j_bool(root, "include_bias", 0);
+        const char *bt = j_str(root, "block_type");
+        const char *act = j_str(root, "activation_type");
+        const char *ln = j_str(root, "layer_norm_type");
+        if ((bt && strcmp(bt, "llama")) || (act && strcmp(act, "silu") && strcmp(act, "swiglu")) ||
+            (ln && strcmp(ln, "rms"))) {
+            st = aios__err(AIOS_ERR_UNSUPPORTED, "config.json: LLaDA block_type=%s activation=%s norm=%s (need llama/silu/rms)",
+                           bt ? bt : "?", act ? act : "?", ln ? ln : "?");
+            goto out;
+        }
+    } else {
+        c->naming = AIOS_NAMING_HF;
+        c->n_embd = j_int(root, "hidden_size", 0);
+        c->n_head = j_int(root, "num_attention_heads", 0);
+        c->n_head_kv = j_int(root, "num_key_value_heads", c->n_head);
+        c->n_layer = j_int(root, "num_hidden_layers", 0);
+        c->n_ff = j_int(root, "intermediate_size", 0);
+        c->n_vocab = j_int(root, "vocab_size", 0);
+        c->n_ctx_train = j_int(root, "max_position_embeddings", 2048);
+        c->tied = j_bool(root, "tie_word_embeddings", 1);
+        c->o_bias = j_bool(root, "attention_bias", 0);
+        c->qkv_bias = c->o_bias;
+        const char *act = j_str(root, "hidden_act");
+        if (act && strcmp(act, "silu")) {
+            st = aios__err(AIOS_ERR_UNSUPPORTED, "config.json: hidden_act '%s' (decoder supports silu)", act);
+            goto out;
+        }
+        if (j_bool(root, "mlp_bias", 0)) {
+            st = aios__err(AIOS_ERR_UNSUPPORTED, "config.json: mlp_bias=true");
+            goto out;
+        }
+    }
+    c->head_dim = j_int(root, "head_dim", 0);
+    if (c->head_dim <= 0 && c->n_head > 0) c->head_dim = c->n_embd / c->n_head;
+    c->eps = (float)j_num(root, "rms_norm_eps", 1e-5);
+    c->rope_theta = j_num(root, "rope_theta", 10000.0);
+    c->rope_type = AIOS_ROPE_DEFAULT;
+    c->rope_factor = 1.0;
+    c->rope_orig_ctx = c->n_ctx_train;
+    if ((st = parse_rope(cJSON_GetObjectItemCaseSensitive(root, "rope_parameters"), c)) != AIOS_OK) goto out;
+    if ((st = parse_rope(cJSON_GetObjectItemCaseSensitive(root, "rope_scaling"), c)) != AIOS_OK) goto out;
+    c->bos_id = (int32_t)j_int(root, "bos_token_id", -1);
+    c->pad_id = (int32_t)j_int(root, "pad_token_id", -1);
+    c->mask_id = (int32_t)j_int(root, "mask_token_id", -1);
+    c->block_size = j_int(root, "block_size", 0);
+    parse_ids(cJSON_GetObjectItemCaseSensitive(root, "eos_token_id"), c->eos_ids, &c->n_eos, AIOS_DECODER_MAX_EOS);
+
+    if (c->n_embd <= 0 || c->n_head <= 0 || c->n_head_kv <= 0 || c->n_layer <= 0 || c->n_ff <= 0 ||
+        c->n_vocab <= 0 || c->head_dim <= 0 || c->head_dim % 2 || c->n_head % c->n_head_kv ||
+        c->n_embd > (1 << 20) || c->n_head > 4096 || c->n_layer > 4096 || c->n_ff > (1 << 24) ||
+        c->n_vocab > (1 << 24) || c->head_dim > 4096) {
+        st = aios__err(AIOS_ERR_FORMAT,
+                       "config.json: bad sizes n_embd=%lld n_head=%lld n_head_kv=%lld head_dim=%lld n_layer=%lld "
+                       "n_ff=%lld n_vocab=%lld",
+                       (long long)c->n_embd, (long long)c->n_head, (long long)c->n_head_kv, (long long)c->head_dim,
+                       (long long)c->n_layer, (long long)c->n_ff, (long long)c->n_vocab);
+        goto out;
+    }
+    if (!(c->eps > 0) || !(c->rope_theta > 0)) {
+        st = aios__err(AIOS_ERR_FORMAT, "config.json: rms_norm_eps %g / rope_theta %g", c->eps, c->rope_theta);
+        goto out;
+    }
+    if (c->n_ctx_train <= 0) c->n_ctx_train = 2048;
+    if (c->rope_orig_ctx <= 0) c->rope_orig_ctx = c->n_ctx_train;
+out:
+    cJSON_Delete(root);
+    return st;
+}
+
+aios_status aios_decoder_config_from_model(const aios_model_config *mc, aios_decoder_config *c) {
+    memset(c, 0, sizeof *c);
+    switch (mc->arch) {
+    case AIOS_ARCH_LLAMA: case AIOS_ARCH_QWEN2: case AIOS_ARCH_QWEN3:
+    case AIOS_ARCH_LLADA: case AIOS_ARCH_DREAM: case AIOS_ARCH_BD3LM:
+        break;
+    default:
+        return aios__err(AIOS_ERR_UNSUPPORTED, "decoder: architecture %s is not a Llama/Qwen decoder", aios_arch_name(mc->arch));
+    }
+    snprintf(c->model_type, sizeof c->model_type, "%s", mc->model_type);
+    c->naming = mc->arch == AIOS_ARCH_LLADA ? AIOS_NAMING_LLADA : AIOS_NAMING_HF;
+    c->n_embd = mc->n_embd, c->n_head = mc->n_head, c->n_head_kv = mc->n_head_kv > 0 ? mc->n_head_kv : mc->n_head;
+    c->head_dim = mc->head_dim > 0 ? mc->head_dim : (mc->n_head > 0 ? mc->n_embd / mc->n_head : 0);
+    c->n_layer = mc->n_layer, c->n_ff = mc->n_ff, c->n_vocab = mc->n_vocab;
+    c->n_ctx_train = mc->n_ctx_train > 0 ? mc->n_ctx_train : 2048;
+    c->eps = mc->norm_eps > 0 ? mc->norm_eps : 1e-5f;
+    c->rope_theta = mc->rope_theta > 0 ? mc->rope_theta : 10000.0;
+    c->rope_factor = mc->rope_factor > 0 ? mc->rope_factor : 1.0;
+    c->rope_orig_ctx = mc->rope_original_max_pos > 0 ? mc->rope_original_max_pos : c->n_ctx_train;
+    c->rope_low_freq_factor = mc->rope_low_freq_factor > 0 ? mc->rope_low_freq_factor : 1.0;
+    c->rope_high_freq_factor = mc->rope_high_freq_factor > 0 ? mc->rope_high_freq_factor : 4.0;
+    if (!mc->rope_type[0] || !strcmp(mc->rope_type, "default")) c->rope_type = AIOS_ROPE_DEFAULT;
+    else if (!strcmp(mc->rope_type, "linear")) c->rope_type = AIOS_ROPE_LINEAR;
+    else if (!strcmp(mc->rope_type, "dynamic")) c->rope_type = AIOS_ROPE_DYNAMIC;
+    else if (!strcmp(mc->rope_type, "llama3")) c->rope_type = AIOS_ROPE_LLAMA3;
+    else return aios__err(AIOS_ERR_UNSUPPORTED, "decoder: rope type '%s' (supported: default, linear, dynamic, llama3)", mc->rope_type);
+    if (c->rope_type == AIOS_ROPE_LLAMA3 && !(c->rope_high_freq_factor > c->rope_low_freq_factor))
+        return aios__err(AIOS_ERR_FORMAT, "decoder: llama3 rope: high_freq_factor <= low_freq_factor");
+    if (mc->hidden_act[0] && strcmp(mc->hidden_act, "silu") && strcmp(mc->hidden_act, "swiglu"))
+        return aios__err(AIOS_ERR_UNSUPPORTED, "decoder: hidden_act '%s' (decoder supports silu)", mc->hidden_act);
+    if (mc->mlp_bias) return aios__err(AIOS_ERR_UNSUPPORTED, "decoder: mlp_bias");
+    if (!mc->rms_norm) return aios__err(AIOS_ERR_UNSUPPORTED, "decoder: LayerNorm decoders");
+    c->tied = mc->tie_word_embeddings;
+    c->qkv_bias = mc->attn_qkv_bias;
+    c->o_bias = mc->attn_out_bias;
+    c->bos_id = (int32_t)mc->bos_token_id;
+    c->pad_id = (int32_t)mc->pad_token_id;
+    c->mask_id = (int32_t)mc->mask_token_id;
+    c->block_size = mc->block_size;
+    for (int i = 0; i < mc->n_eos && c->n_eos < AIOS_DECODER_MAX_EOS; i++) c->eos_ids[c->n_eos++] = (int32_t)mc->eos_token_ids[i];
+    if (c->n_embd <= 0 || c->n_head <= 0 || c->n_head_kv <= 0 || c->n_layer <= 0 || c->n_ff <= 0 || c->n_vocab <= 0 ||
+        c->head_dim <= 0 || c->head_dim % 2 || c->n_head % c->n_head_kv)
+        return aios__err(AIOS_ERR_FORMAT, "decoder: bad sizes n_embd=%lld n_head=%lld n_head_kv=%lld head_dim=%lld",
+                         (long long)c->n_embd, (long long)c->n_head, (long long)c->n_head_kv, (long long)c->head_dim);
+    return AIOS_OK;
+}
+
+const aios_tensor *aios_decoder_model_lookup(void *ctx, const char *name) { return aios_model_tensor(ctx, name); }
+
+/* ------------------------------------------------------------------------------------------
+ * RoPE frequencies (transformers modeling_rope_utils.py)
+ * ------------------------------------------------------------------------------------------ */
+
+void aios_decoder_rope_inv_freq(const aios_decoder_config *c, int64_t seq_len, float *inv_freq) {
+    int64_t hd = c->head_dim, half = hd / 2;
+    double base = c->rope_theta;
+    if (c->rope_type == AIOS_ROPE_DYNAMIC && seq_len > c->rope_orig_ctx) {
+        double f = c->rope_factor;
+        base = base * pow(f * (double)seq_len / (double)c->rope_orig_ctx - (f - 1.0), (double)hd / (double)(hd - 2));
+    }
+    for (int64_t i = 0; i < half; i++) {
+        /* transformers: 1 / base ** (arange(0, dim, 2).float() / dim), in float32 */
+        float e = (float)(2 * i) / (float)hd;
+        double f = 1.0 / pow(base, (double)e);
+        if (c->rope_type == AIOS_ROPE_LINEAR) {
+            f /= c->rope_factor;
+        } else if (c->rope_type == AIOS_ROPE_LLAMA3) {
+            double old = (double)c->rope_orig_ctx;
+            double lo_wl = old / c->rope_low_freq_factor, hi_wl = old / c->rope_high_freq_factor;
+            double wl = 2.0 * M_PI / f;
+            if (wl > lo_wl) {
+                f = f / c->rope_factor;
+            } else if (wl >= hi_wl) { /* medium band: interpolate */
+                double s = (old / wl - c->rope_low_freq_factor) / (c->rope_high_freq_factor - c->rope_low_freq_factor);
+                f = (1.0 - s) * f / c->rope_factor + s * f;
+            }
+        }
+        inv_freq[i] = (float)f;
+    }
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Weights
+ * ------------------------------------------------------------------------------------------ */
+
+typedef struct {
+    aios_tensor_lookup_fn get;
+    void *ctx;
+    const aios_decoder_config *cfg;
+} binder;
+
+static aios_status want2(binder *b, const char *name, int64_t rows, int64_t cols, const aios_tensor **out) {
+    const aios_tensor *t = b->get(b->ctx, name);
+    if (!t) return aios__err(AIOS_ERR_NOT_FOUND, "decoder: weight '%s' missing", name);
+    if (t->ndim != 2 || t->shape[0] != rows || t->shape[1] != cols)
+        return aios__err(AIOS_ERR_SHAPE, "decoder: weight '%s': shape %s, want (%lld, %lld)", name,
+                         t->ndim == 2 ? "2-D other" : "not 2-D", (long long)rows, (long long)cols);
+    switch (t->dtype) {
+    case AIOS_DTYPE_F32: case AIOS_DTYPE_F16: case AIOS_DTYPE_BF16:
+    case AIOS_DTYPE_Q8: case AIOS_DTYPE_Q4: case AIOS_DTYPE_Q2:
+        break;
+    default:
+        return aios__err(AIOS_ERR_UNSUPPORTED, "decoder: weight '%s': dtype %d is not a weight dtype", name, (int)t->dtype);
+    }
+    *out = t;
+    return AIOS_OK;
+}
+
+/* A 1-D float parameter of n values (any dtype) to a fresh float32 array; absent -> *out NULL
+ * when optional. */
+static aios_status want1(binder *b, const char *name, int64_t n, int optional, float **out) {
+    *out = NULL;
+    const aios_tensor *t = b->get(b->ctx, name);
+    if (!t) return optional ? AIOS_OK : aios__err(AIOS_ERR_NOT_FOUND, "decoder: weight '%s' missing", name);
+    if (aios_tensor_numel(t) != n)
+        return aios__err(AIOS_ERR_SHAPE, "decoder: weight '%s': %lld values, want %lld", name,
+                         (long long)aios_tensor_numel(t), (long long)n);
+    float *p = malloc((size_t)n * sizeof *p);
+    if (!p) return aios__err(AIOS_ERR_NOMEM, "decoder: %s", name);
+    aios_status s = aios_tensor_to_f32(p, t);
+    if (s != AIOS_OK) {
+        free(p);
+        return aios__err_prefix(s, "decoder: %s", name);
+    }
+    *out = p;
+    return AIOS_OK;
+}
+
+static aios_status bind_layer(binder *b, int64_t l, dec_layer *L) {
+    const aios_decoder_config *c = b->cfg;
+    int64_t E = c->n_embd, Q = c->n_head * c->head_dim, KV = c->n_head_kv * c->head_dim, F = c->n_ff;
+    char n[256];
+#define NM(fmt) (snprintf(n, sizeof n, fmt, (long long)l), n)
+    if (c->naming == AIOS_NAMING_LLADA) {
+        AIOS_TRY(want1(b, NM("model.transformer.blocks.%lld.attn_norm.weight"), E, 0, &L->attn_norm));
+        AIOS_TRY(want1(b, NM("model.transformer.blocks.%lld.ff_norm.weight"), E, 0, &L->ffn_norm));
+        AIOS_TRY(want2(b, NM("model.transformer.blocks.%lld.q_proj.weight"), Q, E, &L->wq));
+        AIOS_TRY(want2(b, NM("model.transformer.blocks.%lld.k_proj.weight"), KV, E, &L->wk));
+        AIOS_TRY(want2(b, NM("model.transformer.blocks.%lld.v_proj.weight"), KV, E, &L->wv));
+        AIOS_TRY(want2(b, NM("model.transformer.blocks.%lld.attn_out.weight"), E, Q, &L->wo));
+        AIOS_TRY(want2(b, NM("model.transformer.blocks.%lld.ff_proj.weight"), F, E, &L->wg));
+        AIOS_TRY(want2(b, NM("model.transformer.blocks.%lld.up_proj.weight"), F, E, &L->wu));
+        AIOS_TRY(want2(b, NM("model.transformer.blocks.%lld.ff_out.weight"), E, F, &L->wd));
+        AIOS_TRY(want1(b, NM("model.transformer.blocks.%lld.q_proj.bias"), Q, 1, &L->bq));
+        AIOS_TRY(want1(b, NM("model.transformer.blocks.%lld.k_proj.bias"), KV, 1, &L->bk));
+        AIOS_TRY(want1(b, NM("model.transformer.blocks.%lld.v_proj.bias"), KV, 1, &L->bv));
+    } else {
+        AIOS_TRY(want1(b, NM("model.layers.%lld.input_layernorm.weight"), E, 0, &L->attn_norm));
+        AIOS_TRY(want1(b, NM("model.layers.%lld.post_attention_layernorm.weight"), E, 0, &L->ffn_norm));
+        AIOS_TRY(want2(b, NM("model.layers.%lld.self_attn.q_proj.weight"), Q, E, &L->wq));
+        AIOS_TRY(want2(b, NM("model.layers.%lld.self_attn.k_proj.weight"), KV, E, &L->wk));
+        AIOS_TRY(want2(b, NM("model.layers.%lld.self_attn.v_proj.weight"), KV, E, &L->wv));
+        AIOS_TRY(want2(b, NM("model.layers.%lld.self_attn.o_proj.weight"), E, Q, &L->wo));
+        AIOS_TRY(want2(b, NM("model.layers.%lld.mlp.gate_proj.weight"), F, E, &L->wg));
+        AIOS_TRY(want2(b, NM("model.layers.%lld.mlp.up_proj.weight"), F, E, &L->wu));
+        AIOS_TRY(want2(b, NM("model.layers.%lld.mlp.down_proj.weight"), E, F, &L->wd));
+        /* Qwen2 always has q/k/v biases; Llama with attention_bias has them and o's too. */
+        AIOS_TRY(want1(b, NM("model.layers.%lld.self_attn.q_proj.bias"), Q, 1, &L->bq));
+        AIOS_TRY(want1(b, NM("model.layers.%lld.self_attn.k_proj.bias"), KV, 1, &L->bk));
+        AIOS_TRY(want1(b, NM("model.layers.%lld.self_attn.v_proj.bias"), KV, 1, &L->bv));
+        AIOS_TRY(want1(b, NM("model.layers.%lld.self_attn.o_proj.bias"), E, 1, &L->bo));
+        AIOS_TRY(want1(b, NM("model.layers.%lld.self_attn.q_norm.weight"), c->head_dim, 1, &L->q_norm));
+        AIOS_TRY(want1(b, NM("model.layers.%lld.self_attn.k_norm.weight"), c->head_dim, 1, &L->k_norm));
+        if (!L->q_norm != !L->k_norm)
+            return aios__err(AIOS_ERR_FORMAT, "decoder: layer %lld has only one of q_norm / k_norm", (long long)l);
+    }
+    int qwen2 = !strcmp(c->model_type, "qwen2") || !strcmp(c->model_type, "Dream") || !strcmp(c->model_type, "dream");
+    if (qwen2 && !(L->bq && L->bk && L->bv))
+        return aios__err(AIOS_ERR_NOT_FOUND, "decoder: layer %lld: Qwen2 q/k/v biases missing", (long long)l);
+    if (c->o_bias && !L->bo && c->naming == AIOS_NAMING_HF)
+        return aios__err(AIOS_ERR_NOT_FOUND, "decoder: layer %lld: attention_bias=true but o_proj.bias missing", (long long)l);
+#undef NM
+    return AIOS_OK;
+}
+
+aios_status aios_decoder_create(const aios_decoder_config *cfg, aios_tensor_lookup_fn get, void *ctx, aios_decoder **out) {
+    *out = NULL;
+    if (!cfg || !get) return aios__err(AIOS_ERR_INVALID_ARG, "decoder: NULL config or lookup");
+    aios_decoder *d = calloc(1, sizeof *d);
+    if (!d) return aios__err(AIOS_ERR_NOMEM, "decoder");
+    d->cfg = *cfg;
+    aios_decoder_config *c = &d->cfg;
+    binder b = {get, ctx, c};
+    aios_status s = AIOS_OK;
+    d->layers = calloc((size_t)c->n_layer, sizeof *d->layers);
+    d->inv_freq = malloc((size_t)(c->head_dim / 2) * sizeof(float));
+    d->inv_freq_dyn = malloc((size_t)(c->head_dim / 2) * sizeof(float));
+    if (!d->layers || !d->inv_freq || !d->inv_freq_dyn) {
+        s = aios__err(AIOS_ERR_NOMEM, "decoder");
+        goto fail;
+    }
+    int llada = c->naming == AIOS_NAMING_LLADA;
+    if ((s = want2(&b, llada ? "model.transformer.wte.weight" : "model.embed_tokens.weight", c->n_vocab, c->n_embd,
+                   &d->embed)) != AIOS_OK)
+        goto fail;
+    if ((s = want1(&b, llada ? "model.transformer.ln_f.weight" : "model.norm.weight", c->n_embd, 0, &d->final_norm)) != AIOS_OK)
+        goto fail;
+    {
+        const char *head = llada ? "model.transformer.ff_out.weight" : "lm_head.weight";
+        if (get(ctx, head)) {
+            if ((s = want2(&b, head, c->n_vocab, c->n_embd, &d->lm_head)) != AIOS_OK) goto fail;
+            c->tied = 0;
+        } else if (c->tied || !llada) {
+            /* tie_word_embeddings: the head is the embedding (absent from the file) */
+            d->lm_head = d->embed;
+            c->tied = 1;
+        } else {
+            s = aios__err(AIOS_ERR_NOT_FOUND, "decoder: LM head '%s' missing and weight_tying=false", head);
+            goto fail;
+        }
+    }
+    for (int64_t l = 0; l < c->n_layer; l++)
+        if ((s = bind_layer(&b, l, &d->layers[l])) != AIOS_OK) goto fail;
+    c->qkv_bias = d->layers[0].bq != NULL;
+    c->qk_norm = d->layers[0].q_norm != NULL;
+    for (int64_t l = 1; l < c->n_layer; l++)
+        if ((d->layers[l].bq != NULL) != c->qkv_bias || (d->layers[l].q_norm != NULL) != c->qk_norm) {
+            s = aios__err(AIOS_ERR_FORMAT, "decoder: layer %lld differs from layer 0 in biases / q_norm", (long long)l);
+            goto fail;
+        }
+    aios_decoder_rope_inv_freq(c, 0, d->inv_freq);
+    *out = d;
+    return AIOS_OK;
+fail:
+    aios_decoder_free(d);
+    return s;
+}
+
+static void free_scratch(aios_decoder *d) {
+    free(d->x), free(d->xb), free(d->q), free(d->att), free(d->gate), free(d->up), free(d->logit_rows);
+    free(d->mask), free(d->pos);
+    d->x = d->xb = d->q = d->att = d->gate = d->up = d->logit_rows = NULL;
+    d->mask = NULL;
+    d->pos = NULL;
+    d->cap_T = d->cap_Tk = 0;
+}
+
+void aios_decoder_free(aios_decoder *d) {
+    if (!d) return;
+    if (d->layers)
+        for (int64_t l = 0; l < d->cfg.n_layer; l++) {
+            dec_layer *L = &d->layers[l];
+            free(L->attn_norm), free(L->ffn_norm), free(L->q_norm), free(L->k_norm);
+            free(L->bq), free(L->bk), free(L->bv), free(L->bo);
+        }
+    free(d->layers);
+    free(d->final_norm);
+    free(d->inv_freq);
+    free(d->inv_freq_dyn);
+    free_scratch(d);
+    aios_kv_cache_free(d->scratch_kv);
+    free(d);
+}
+
+const aios_decoder_config *aios_decoder_get_config(const aios_decoder *d) { return &d->cfg; }
+
+static uint64_t tensor_bytes(const aios_tensor *t) {
+    uint64_t n = t->nbytes;
+    if (t->dtype == AIOS_DTYPE_Q8 || t->dtype == AIOS_DTYPE_Q4 || t->dtype == AIOS_DTYPE_Q2)
+        n += (uint64_t)t->n_scales * (t->zero_points ? 8 : 4);
+    return n;
+}
+
+uint64_t aios_decoder_weight_bytes(const aios_decoder *d) {
+    uint64_t n = 0;
+    for (int64_t l = 0; l < d->cfg.n_layer; l++) {
+        const dec_layer *L = &d->layers[l];
+        const aios_tensor *w[] = {L->wq, L->wk, L->wv, L->wo, L->wg, L->wu, L->wd};
+        for (size_t i = 0; i < AIOS_ARRAY_LEN(w); i++) n += tensor_bytes(w[i]);
+    }
+    n += tensor_bytes(d->lm_head);
+    return n;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * KV cache
+ * ------------------------------------------------------------------------------------------ */
+
+aios_status aios_kv_cache_create(const aios_decoder *d, int64_t n_ctx, aios_kv_cache **out) {
+    *out = NULL;
+    const aios_decoder_config *c = &d->cfg;
+    if (n_ctx <= 0 || n_ctx > (1 << 24)) return aios__err(AIOS_ERR_RANGE, "kv cache: n_ctx %lld", (long long)n_ctx);
+    uint64_t n;
+    if (!aios__mul_ok((uint64_t)c->n_layer * (uint64_t)n_ctx, (uint64_t)(c->n_head_kv * c->head_dim), &n) ||
+        !aios__mul_ok(n, sizeof(float), &n) || n > (uint64_t)SIZE_MAX / 2)
+        return aios__err(AIOS_ERR_RANGE, "kv cache: %lld positions overflow", (long long)n_ctx);
+    aios_kv_cache *kv = calloc(1, sizeof *kv);
+    if (!kv) return aios__err(AIOS_ERR_NOMEM, "kv cache");
+    kv->n_layer = c->n_layer;
+    kv->n_ctx = n_ctx;
+    kv->kv_dim = c->n_head_kv * c->head_dim;
+    kv->k = malloc((size_t)n);
+    kv->v = malloc((size_t)n);
+    if (!kv->k || !kv->v) {
+        aios_kv_cache_free(kv);
+        return aios__err(AIOS_ERR_NOMEM, "kv cache: %llu bytes", (unsigned long long)(2 * n));
+    }
+    *out = kv;
+    return AIOS_OK;
+}
+
+void aios_kv_cache_free(aios_kv_cache *kv) {
+    if (!kv) return;
+    free(kv->k);
+    free(kv->v);
+    free(kv);
+}
+int64_t aios_kv_cache_len(const aios_kv_cache *kv) { return kv->n_past; }
+int64_t aios_kv_cache_capacity(const aios_kv_cache *kv) { return kv->n_ctx; }
+void aios_kv_cache_truncate(aios_kv_cache *kv, int64_t n) {
+    if (n >= 0 && n < kv->n_past) kv->n_past = n;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Forward
+ * ------------------------------------------------------------------------------------------ */
+
+static aios_status grow(void **p, size_t n) {
+    void *q = realloc(*p, n ? n : 1);
+    if (!q) return aios__err(AIOS_ERR_NOMEM, "decoder: scratch of %zu bytes", n);
+    *p = q;
+    return AIOS_OK;
+}
+
+static aios_status ensure_scratch(aios_decoder *d, int64_t T, int64_t Tk) {
+    const aios_decoder_config *c = &d->cfg;
+    if (T > d->cap_T) {
+        size_t t = (size_t)T;
+        size_t qd = (size_t)(c->n_head * c->head_dim);
+        AIOS_TRY(grow((void **)&d->x, t * (size_t)c->n_embd * sizeof(float)));
+        AIOS_TRY(grow((void **)&d->xb, t * (size_t)AIOS_MAX(c->n_embd, (int64_t)qd) * sizeof(float)));
+        AIOS_TRY(grow((void **)&d->q, t * qd * sizeof(float)));
+        AIOS_TRY(grow((void **)&d->att, t * qd * sizeof(float)));
+        AIOS_TRY(grow((void **)&d->gate, t * (size_t)c->n_ff * sizeof(float)));
+        AIOS_TRY(grow((void **)&d->up, t * (size_t)c->n_ff * sizeof(float)));
+        AIOS_TRY(grow((void **)&d->pos, t * sizeof(int32_t)));
+        d->cap_T = T;
+    }
+    if (T * Tk > d->cap_Tk) {
+        AIOS_TRY(grow((void **)&d->mask, (size_t)(T * Tk)));
+        d->cap_Tk = T * Tk;
+    }
+    return AIOS_OK;
+}
+
+aios_status aios_decoder_forward(aios_decoder *d, aios_kv_cache *kv, const int32_t *tokens, int64_t T,
+                                 const aios_forward_opts *opts, float *logits) {
+    return aios_decoder_forward_rows(d, kv, tokens, T, opts, 0, -1, logits);
+}
+
+aios_status aios_decoder_forward_rows(aios_decoder *d, aios_kv_cache *kv, const int32_t *tokens, int64_t T,
+                                      const aios_forward_opts *opts, int64_t logits_lo, int64_t logits_rows,
+                                      float *logits) {
+    static const aios_forward_opts dflt = {AIOS_FWD_CAUSAL, NULL, NULL, 0, 0};
+    if (!opts) opts = &dflt;
+    const aios_decoder_config *c = &d->cfg;
+    if (T <= 0 || !tokens) return aios__err(AIOS_ERR_INVALID_ARG, "decoder: forward of %lld tokens", (long long)T);
+    if (opts->attn == AIOS_FWD_MASK && !opts->mask)
+        return aios__err(AIOS_ERR_INVALID_ARG, "decoder: AIOS_FWD_MASK without a mask");
+    for (int64_t i = 0; i < T; i++)
+        if (tokens[i] < 0 || tokens[i] >= c->n_vocab)
+            return aios__err(AIOS_ERR_RANGE, "decoder: token %d at %lld outside the vocabulary (%lld)", tokens[i],
+                             (long long)i, (long long)c->n_vocab);
+    if (!kv) {
+        if (!d->scratch_kv || d->scratch_kv->n_ctx < T) {
+            aios_kv_cache_free(d->scratch_kv);
+            d->scratch_kv = NULL;
+            AIOS_TRY(aios_kv_cache_create(d, T, &d->scratch_kv));
+        }
+        kv = d->scratch_kv;
+        kv->n_past = 0;
+    }
+    if (kv->n_layer != c->n_layer || kv->kv_dim != c->n_head_kv * c->head_dim)
+        return aios__err(AIOS_ERR_INVALID_ARG, "decoder: KV cache made for another model");
+    int64_t n_past = kv->n_past, Tk = n_past + T;
+    if (Tk > kv->n_ctx)
+        return aios__err(AIOS_ERR_RANGE, "decoder: context full: %lld cached + %lld new > %lld", (long long)n_past,
+                         (long long)T, (long long)kv->n_ctx);
+    AIOS_TRY(ensure_scratch(d, T, Tk));
+
+    const int64_t E = c->n_embd, hd = c->head_dim, nh = c->n_head, nkv = c->n_head_kv, F = c->n_ff;
+    const int64_t KVD = nkv * hd;
+    /* positions */
+    const int32_t *pos = opts->pos;
+    if (!pos) {
+        for (int64_t i = 0; i < T; i++) d->pos[i] = (int32_t)(n_past + i);
+        pos = d->pos;
+    }
+    const float *inv_freq = d->inv_freq;
+    if (c->rope_type == AIOS_ROPE_DYNAMIC && Tk > c->rope_orig_ctx) {
+        aios_decoder_rope_inv_freq(c, Tk, d->inv_freq_dyn);
+        inv_freq = d->inv_freq_dyn;
+    }
+    /* attention mask (T, Tk); NULL when every query sees every key */
+    const uint8_t *mask = NULL;
+    if (opts->attn == AIOS_FWD_MASK) {
+        mask = opts->mask;
+    } else if (opts->attn == AIOS_FWD_CAUSAL && T > 1) {
+        for (int64_t i = 0; i < T; i++)
+            for (int64_t j = 0; j < Tk; j++) d->mask[i * Tk + j] = j <= n_past + i;
+        mask = d->mask;
+    }
+    const float scale = 1.0f / sqrtf((float)hd);
+
+    /* x (T, E) = embedding rows */
+    for (int64_t i = 0; i < T; i++) AIOS_TRY(aios_tensor_row_f32(d->x + i * E, d->embed, tokens[i]));
+
+    for (int64_t l = 0; l < c->n_layer; l++) {
+        const dec_layer *L = &d->layers[l];
+        float *kc = kv->k + (size_t)l * (size_t)kv->n_ctx * (size_t)KVD; /* (n_ctx, KVD) */
+        float *vc = kv->v + (size_t)l * (size_t)kv->n_ctx * (size_t)KVD;
+        float *knew = kc + (size_t)n_past * (size_t)KVD, *vnew = vc + (size_t)n_past * (size_t)KVD;
+        /* attention */
+        aios_rmsnorm(d->xb, d->x, L->attn_norm, T, E, c->eps);
+        AIOS_TRY(aios_matmul(d->q, d->xb, L->wq, L->bq, T));   /* (T, QD) */
+        AIOS_TRY(aios_matmul(knew, d->xb, L->wk, L->bk, T));   /* (T, KVD) into the cache */
+        AIOS_TRY(aios_matmul(vnew, d->xb, L->wv, L->bv, T));
+        if (L->q_norm) {
+            aios_rmsnorm(d->q, d->q, L->q_norm, T * nh, hd, c->eps);
+            aios_rmsnorm(knew, knew, L->k_norm, T * nkv, hd, c->eps);
+        }
+        aios_rope(d->q, pos, T, nh, hd, inv_freq);
+        aios_rope(knew, pos, T, nkv, hd, inv_freq);
+        AIOS_TRY(aios_attention(d->att, d->q, kc, vc, T, Tk, nh, nkv, hd, KVD, mask, scale)); /* (T, QD) */
+        AIOS_TRY(aios_matmul(d->xb, d->att, L->wo, L->bo, T)); /* (T, E) */
+        aios_add(d->x, d->xb, T * E);
+        /* SwiGLU MLP */
+        aios_rmsnorm(d->xb, d->x, L->ffn_norm, T, E, c->eps);
+        AIOS_TRY(aios_matmul(d->gate, d->xb, L->wg, NULL, T)); /* (T, F) */
+        AIOS_TRY(aios_matmul(d->up, d->xb, L->wu, NULL, T));
+        aios_silu(d->gate, T * F);
+        aios_mul(d->gate, d->up, T * F);
+        AIOS_TRY(aios_matmul(d->xb, d->gate, L->wd, NULL, T)); /* (T, E) */
+        aios_add(d->x, d->xb, T * E);
+    }
+    if (!opts->no_commit) kv->n_past = Tk;
+    if (!logits) return AIOS_OK;
+    if (opts->logits_all) {
+        int64_t lo = 0, n = T; /* logits_rows < 0: every row */
+        if (logits_rows >= 0) {
+            lo = logits_lo;
+            n = logits_rows;
+            if (lo < 0 || lo > T || n > T - lo)
+                return aios__err(AIOS_ERR_INVALID_ARG, "decoder: logits rows %lld..%lld of %lld", (long long)lo,
+                                 (long long)(lo + n), (long long)T);
+            if (n == 0) return AIOS_OK;
+        }
+        aios_rmsnorm(d->xb, d->x + lo * E, d->final_norm, n, E, c->eps);
+        return aios_matmul(logits, d->xb, d->lm_head, NULL, n); /* (n, n_vocab) */
+    }
+    aios_rmsnorm(d->xb, d->x + (T - 1) * E, d->final_norm, 1, E, c->eps);
+    return aios_matmul(logits, d->xb, d->lm_head, NULL, 1); /* (n_vocab) */
+}

@@ -1,0 +1,136 @@
+/*
+ * decoder.h — the Llama / Qwen2 / Qwen3 / LLaDA decoder family (internal interface).
+ *
+ * One forward for every use: autoregressive prefill (T tokens, matrix-matrix) and decode
+ * (T = 1, matrix-vector) through a preallocated KV cache, and whole-canvas forwards with a
+ * chosen attention pattern and chosen RoPE positions for the diffusion samplers.
+ *
+ *   aios_decoder_config   parsed from config.json (aios_decoder_config_parse) or built by an
+ *                         importer (llama2.c checkpoints, src/model/llama2c.c)
+ *   aios_decoder          the weights (views, never copied, any dtype of tensor.h) + scratch
+ *   aios_kv_cache         K/V of n_ctx positions for every layer, float32, reusable
+ *
+ * Weights are found by Hugging Face name through a lookup callback, so the decoder does not
+ * care whether they come from safetensors, Parquet or a llama2.c file.  Two namings:
+ *   HF     model.embed_tokens.weight, model.layers.N.{input_layernorm, self_attn.{q,k,v,o}_proj,
+ *          self_attn.{q,k}_norm, post_attention_layernorm, mlp.{gate,up,down}_proj}, model.norm,
+ *          lm_head.weight (absent when tied)
+ *   LLaDA  model.transformer.{wte, ln_f, ff_out}, model.transformer.blocks.N.{attn_norm,
+ *          q_proj, k_proj, v_proj, attn_out, ff_norm, ff_proj (= gate), up_proj, ff_out (= down)}
+ *
+ * A decoder handle and a cache are used by one thread at a time (the kernels thread inside).
+ */
+#ifndef AIOS_MODEL_DECODER_H
+#define AIOS_MODEL_DECODER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aios.h"
+#include "tensor/tensor.h"
+
+#define AIOS_DECODER_MAX_EOS 8
+
+typedef enum {
+    AIOS_ROPE_DEFAULT = 0,
+    AIOS_ROPE_LINEAR = 1,  /* positions / factor */
+    AIOS_ROPE_DYNAMIC = 2, /* NTK-aware base growth beyond original_max_position_embeddings */
+    AIOS_ROPE_LLAMA3 = 3,  /* Llama-3.1 wavelength-banded frequency scaling */
+} aios_rope_type;
+
+typedef enum {
+    AIOS_NAMING_HF = 0,
+    AIOS_NAMING_LLADA = 1,
+} aios_weight_naming;
+
+typedef struct {
+    char model_type[32];   /* "llama", "qwen2", "qwen3", "llada", "a2d-qwen3", "Dream", ... */
+    aios_weight_naming naming;
+    int64_t n_embd, n_head, n_head_kv, head_dim, n_layer, n_ff, n_vocab;
+    int64_t n_ctx_train;   /* max_position_embeddings */
+    float eps;
+    double rope_theta;
+    aios_rope_type rope_type;
+    double rope_factor;                         /* linear / dynamic / llama3 */
+    double rope_low_freq_factor, rope_high_freq_factor; /* llama3 */
+    int64_t rope_orig_ctx;                      /* original_max_position_embeddings */
+    int qkv_bias;          /* Qwen2: q/k/v projections have biases (detected from the weights) */
+    int o_bias;            /* attention_bias=true Llama: o_proj bias too */
+    int qk_norm;           /* Qwen3: per-head RMSNorm of q and k before RoPE (detected) */
+    int tied;              /* LM head = token embedding */
+    int32_t bos_id;        /* -1 when none */
+    int32_t eos_ids[AIOS_DECODER_MAX_EOS];
+    int n_eos;
+    int32_t pad_id, mask_id;  /* -1 when none */
+    int64_t block_size;    /* block-diffusion models (config "block_size"), else 0 */
+} aios_decoder_config;
+
+/* Parses a Hugging Face config.json (text, len bytes).  Accepts rope settings at top level
+ * (rope_theta, rope_scaling) and in transformers-5 `rope_parameters`.  Qwen2/Qwen3 biases and
+ * norms are finally decided by aios_decoder_create from the weights present. */
+aios_status aios_decoder_config_parse(const char *json, size_t len, aios_decoder_config *cfg);
+
+/* The same facts from an opened model's config (HF config.json or ArrowEngine metadata.json,
+ * as the model module parsed them).  AIOS_ERR_UNSUPPORTED for non-decoder architectures and
+ * rope / activation variants the decoder does not implement. */
+aios_status aios_decoder_config_from_model(const aios_model_config *mc, aios_decoder_config *cfg);
+/* aios_tensor_lookup_fn over an aios_model (ctx = the model). */
+const aios_tensor *aios_decoder_model_lookup(void *ctx, const char *name);
+
+/* Name -> tensor; returns NULL when absent.  The tensors must outlive the decoder. */
+typedef const aios_tensor *(*aios_tensor_lookup_fn)(void *ctx, const char *name);
+
+typedef struct aios_decoder aios_decoder;
+
+/* Binds the weights (checks every shape against cfg) and converts the small 1-D ones (norms,
+ * biases) to float32.  `cfg` is copied. */
+aios_status aios_decoder_create(const aios_decoder_config *cfg, aios_tensor_lookup_fn get, void *ctx,
+                                aios_decoder **out);
+void aios_decoder_free(aios_decoder *d);
+const aios_decoder_config *aios_decoder_get_config(const aios_decoder *d);
+/* Bytes of weights read per decoded token (every matrix once, the embedding row aside). */
+uint64_t aios_decoder_weight_bytes(const aios_decoder *d);
+
+/* KV cache: k, v (n_layer, n_ctx, n_head_kv * head_dim) float32, allocated once. */
+typedef struct aios_kv_cache aios_kv_cache;
+aios_status aios_kv_cache_create(const aios_decoder *d, int64_t n_ctx, aios_kv_cache **out);
+void aios_kv_cache_free(aios_kv_cache *kv);
+int64_t aios_kv_cache_len(const aios_kv_cache *kv);  /* positions held (n_past) */
+int64_t aios_kv_cache_capacity(const aios_kv_cache *kv);
+/* Forgets positions >= n (keeps a common prefix for the next call); n <= len. */
+void aios_kv_cache_truncate(aios_kv_cache *kv, int64_t n);
+
+typedef enum {
+    AIOS_FWD_CAUSAL = 0,        /* query i sees cached keys and new keys j <= i */
+    AIOS_FWD_BIDIRECTIONAL = 1, /* every query sees every key (cached and new) */
+    AIOS_FWD_MASK = 2,          /* explicit mask (T, n_past + T): mask[i*(n_past+T)+j] != 0 = visible */
+} aios_fwd_attn;
+
+typedef struct {
+    aios_fwd_attn attn;
+    const uint8_t *mask;  /* AIOS_FWD_MASK only */
+    const int32_t *pos;   /* (T) RoPE positions; NULL = n_past + i */
+    int logits_all;       /* 1: logits (T, n_vocab); 0: only the last row's (n_vocab) */
+    int no_commit;        /* with a cache: K/V are written at n_past.. but n_past is not advanced */
+} aios_forward_opts;
+
+/* The forward.  tokens (T); logits (T or 1, n_vocab), may be NULL (cache fill only).
+ * kv NULL: a scratch cache of T positions is used (canvas forwards for diffusion).
+ * With a cache, the new K/V go to positions n_past .. n_past+T-1 (AIOS_ERR_RANGE when they do
+ * not fit) and n_past advances by T unless opts->no_commit.  opts NULL = causal, last row. */
+aios_status aios_decoder_forward(aios_decoder *d, aios_kv_cache *kv, const int32_t *tokens, int64_t T,
+                                 const aios_forward_opts *opts, float *logits);
+
+/* The same, with opts->logits_all, writing only the logits of rows logits_lo ..
+ * logits_lo + logits_rows - 1: logits (logits_rows, n_vocab).  The diffusion sampler needs one
+ * block's rows, and the LM head would otherwise dominate a canvas forward.  (Added by the
+ * diffusion branch.) */
+aios_status aios_decoder_forward_rows(aios_decoder *d, aios_kv_cache *kv, const int32_t *tokens, int64_t T,
+                                      const aios_forward_opts *opts, int64_t logits_lo, int64_t logits_rows,
+                                      float *logits);
+
+/* Fills inv_freq (head_dim/2) for the config's rope type at sequence length seq_len (dynamic
+ * scaling depends on it), computed as transformers does (float32 of the float64 formula). */
+void aios_decoder_rope_inv_freq(const aios_decoder_config *cfg, int64_t seq_len, float *inv_freq);
+
+#endif
