@@ -219,8 +219,20 @@ static void test_store_basics_and_lock(void) {
     int64_t cur = 0, n = 0;
     while (aios_store_next(st, &cur, &g) == AIOS_OK) n++;
     CHECK(n == 20);
+    /* a big batch holding one id twice is refused before anything is written */
+    aios_memory *bm = calloc(100, sizeof *bm);
+    static char bid[100][16], bc[100][32];
+    static float be[100][8];
+    for (int i = 0; i < 100; i++) make_mem(&bm[i], bid[i], bc[i], be[i], 8, 1000 + i);
+    bm[77].memory_id = bm[12].memory_id;
+    CHECK(aios_store_add_batch(st, bm, 100, NULL) == AIOS_ERR_EXISTS);
+    free(bm);
     aios_store_close(st);
     CHECK_OK(aios_store_check(d, 10, NULL, NULL));
+    CHECK_OK(aios_store_open(d, &p, &st));
+    aios_store_stats_get(st, &s);
+    CHECK(s.live == 20);
+    aios_store_close(st);
 }
 
 /* brute force in double, the reference for exact search and filters */

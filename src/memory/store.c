@@ -637,6 +637,8 @@ static void index_follow(aios_store *st) {
     }
 }
 
+static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
+
 aios_status aios_store_add_batch(aios_store *st, const aios_memory *ms, size_t n, char (*ids)[AIOS_MEMORY_ID_MAX]) {
     AIOS_TRY(need_writer(st));
     if (n == 0) return AIOS_OK;
@@ -663,24 +665,23 @@ aios_status aios_store_add_batch(aios_store *st, const aios_memory *ms, size_t n
             s = aios__err(AIOS_ERR_EXISTS, "memory: '%s' exists already (use update)", cp[i].memory_id);
             break;
         }
-        for (size_t j = 0; j < i && !s; j++) /* duplicates inside the batch (small batches only) */
-            if (n <= 64 && !strcmp(cp[j].memory_id, cp[i].memory_id))
-                s = aios__err(AIOS_ERR_EXISTS, "memory: '%s' appears twice in the batch", cp[i].memory_id);
         if (cp[i].timestamp_us == AIOS_TIMESTAMP_NOW) cp[i].timestamp_us = now_us();
         if (!s) s = aios__wal_encode(&st->wbuf, WAL_ADD, &cp[i], NULL);
+    }
+    if (!s && n > 1) {
+        /* one id twice in the batch would make the WAL unreplayable: refuse before writing */
+        const char **sorted = malloc(n * sizeof *sorted);
+        if (!sorted) s = aios__err(AIOS_ERR_NOMEM, "memory: out of memory");
+        for (size_t i = 0; !s && i < n; i++) sorted[i] = cp[i].memory_id;
+        if (!s) qsort(sorted, n, sizeof *sorted, cmp_str);
+        for (size_t i = 1; !s && i < n; i++)
+            if (!strcmp(sorted[i - 1], sorted[i])) s = aios__err(AIOS_ERR_EXISTS, "memory: '%s' appears twice in the batch", sorted[i]);
+        free(sorted);
     }
     if (!s) s = wal_commit(st);
     if (!s) {
         int64_t before = st->t.n;
         for (size_t i = 0; i < n && !s; i++) {
-            /* a large batch may hold one id twice: the later record replaces the earlier, as
-             * replay will do (checked above only for small batches) */
-            int64_t r = aios__mt_find(&st->t, cp[i].memory_id, strlen(cp[i].memory_id));
-            if (r >= 0) {
-                s = aios__err(AIOS_ERR_CORRUPT, "memory: '%s' appears twice in the batch", cp[i].memory_id);
-                st->broken = true;
-                break;
-            }
             s = aios__mt_append(&st->t, &cp[i]);
             if (s) st->broken = true;
             if (ids) snprintf(ids[i], AIOS_MEMORY_ID_MAX, "%s", cp[i].memory_id);
