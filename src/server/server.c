@@ -56,6 +56,7 @@ struct aios_server {
     pthread_mutex_t store_mu;
     time_t created;
     atomic_uint_fast64_t counter;
+    atomic_int stopping;     /* set by aios_server_stop: streams end at their next token */
 };
 
 aios_server_params aios_server_default_params(void) {
@@ -362,7 +363,7 @@ static int on_token(void *user, int32_t id, const char *text, size_t len) {
     pthread_mutex_lock(&st->mu);
     int cancel = st->cancel;
     pthread_mutex_unlock(&st->mu);
-    if (cancel) return 1;
+    if (cancel || atomic_load(&st->srv->stopping)) return 1;
     if (len) sse_push(st, chunk(st, text, len, NULL));
     return 0;
 }
@@ -834,6 +835,7 @@ int aios_server_port(const aios_server *srv) { return srv ? srv->port : 0; }
 
 void aios_server_stop(aios_server *srv) {
     if (!srv) return;
+    atomic_store(&srv->stopping, 1);
     if (srv->d) MHD_stop_daemon(srv->d); /* joins every connection thread (and so every stream) */
     for (size_t i = 0; i < srv->n_gens; i++) {
         aios_generator_free(srv->gens[i].g);
