@@ -949,7 +949,7 @@ const char *aios_remask_name(aios_remask a);
  * Server: the OpenAI-compatible HTTP server behind `aios serve` (src/server/, docs/server.md).
  * Routes: GET /health, GET /v1/models, POST /v1/embeddings, /v1/completions,
  * /v1/chat/completions ("stream": true gives Server-Sent Events), POST /v1/memories,
- * GET|DELETE /v1/memories/{id}, POST /v1/memories/search.  Errors are OpenAI error objects
+ * GET|DELETE /v1/memories/{id}, POST /v1/memories/search, POST /v1/diffuse.  Errors are OpenAI error objects
  * {"error":{"message","type","param","code"}} with 400 / 404 / 405 / 413 / 500.
  *
  *     aios_server_params sp = aios_server_default_params();
@@ -974,6 +974,7 @@ typedef struct {
     size_t n_models;
     const char *embedding_model;     /* BERT-family encoder for /v1/embeddings and memories, or NULL */
     const char *store_dir;           /* memory store directory (created when empty), or NULL */
+    const char *diffusion_model;     /* LLaDA / Dream / BD3LM / BERT-MLM model for /v1/diffuse, or NULL */
     int n_threads;                   /* kernel threads per model; 0 = AIOS_THREADS / all cores */
     size_t max_body;                 /* request body limit in bytes (16 MiB); larger gets 413 */
     int max_connections;             /* simultaneous connections (64) */

@@ -16,13 +16,14 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: aios serve [options]\n"
             "OpenAI-compatible HTTP server: /v1/completions, /v1/chat/completions, /v1/embeddings,\n"
-            "/v1/models, /health, and the memory store under /v1/memories (see docs/server.md).\n\n"
+            "/v1/models, /health, /v1/diffuse and the memory store under /v1/memories (docs/server.md).\n\n"
             "options:\n"
             "  --host ADDR              numeric address to bind (default 127.0.0.1, loopback only)\n"
             "  --port N                 port (default 8080; 0 = any free port, printed at start)\n"
             "  --model DIR              generation model (repeatable; the first is the default)\n"
             "  --embedding-model DIR    BERT-family model for /v1/embeddings and memory search\n"
             "  --store DIR              memory store directory (created when it holds none)\n"
+            "  --diffusion-model DIR    LLaDA / Dream / block-diffusion model for /v1/diffuse\n"
             "  --threads N              kernel threads per model (default: all cores)\n"
             "  --max-body BYTES         request body limit (default 16777216)\n"
             "  --max-connections N      simultaneous connections (default 64)\n");
@@ -58,6 +59,7 @@ int aios_cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--model")) models[n_models++] = v;
         else if (!strcmp(a, "--embedding-model")) p.embedding_model = v;
         else if (!strcmp(a, "--store")) p.store_dir = v;
+        else if (!strcmp(a, "--diffusion-model")) p.diffusion_model = v;
         else if (!strcmp(a, "--threads")) ok = parse_pos(a, v, 1, 4096, &x) ? (p.n_threads = (int)x, 1) : -1;
         else if (!strcmp(a, "--max-body")) ok = parse_pos(a, v, 1024, 1L << 30, &x) ? (p.max_body = (size_t)x, 1) : -1;
         else if (!strcmp(a, "--max-connections")) ok = parse_pos(a, v, 1, 4096, &x) ? (p.max_connections = (int)x, 1) : -1;
@@ -69,8 +71,8 @@ int aios_cmd_serve(int argc, char **argv) {
         }
         i++;
     }
-    if (!n_models && !p.embedding_model && !p.store_dir) {
-        fprintf(stderr, "aios: serve: nothing to serve: give --model, --embedding-model or --store\n");
+    if (!n_models && !p.embedding_model && !p.store_dir && !p.diffusion_model) {
+        fprintf(stderr, "aios: serve: nothing to serve: give --model, --embedding-model, --store or --diffusion-model\n");
         free(models);
         return 2;
     }

@@ -54,6 +54,10 @@ struct aios_server {
     pthread_mutex_t enc_mu;
     aios_store *store;
     pthread_mutex_t store_mu;
+    aios_diffusion_model *dm;
+    aios_tokenizer *dm_tok;  /* text prompts and decoded text, when the model has a tokenizer.json */
+    char dm_id[256];
+    pthread_mutex_t dm_mu;
     time_t created;
     atomic_uint_fast64_t counter;
     atomic_int stopping;     /* set by aios_server_stop: streams end at their next token */
@@ -166,6 +170,7 @@ static enum MHD_Result do_health(aios_server *srv, struct MHD_Connection *c) {
     cJSON_AddNumberToObject(o, "models", (double)srv->n_gens);
     cJSON_AddBoolToObject(o, "embeddings", srv->enc != NULL);
     cJSON_AddBoolToObject(o, "memory", srv->store != NULL);
+    cJSON_AddBoolToObject(o, "diffusion", srv->dm != NULL);
     return send_json(c, MHD_HTTP_OK, o);
 }
 
@@ -185,6 +190,7 @@ static enum MHD_Result do_models(aios_server *srv, struct MHD_Connection *c) {
     cJSON *arr = cJSON_AddArrayToObject(o, "data");
     for (size_t i = 0; i < srv->n_gens; i++) add_model(arr, srv->gens[i].id, srv->created, "generation");
     if (srv->enc) add_model(arr, srv->enc_id, srv->created, "embedding");
+    if (srv->dm) add_model(arr, srv->dm_id, srv->created, "diffusion");
     return send_json(c, MHD_HTTP_OK, o);
 }
 
@@ -653,6 +659,95 @@ static enum MHD_Result do_memory_search(aios_server *srv, struct MHD_Connection 
     return ret;
 }
 
+/* ---- POST /v1/diffuse ------------------------------------------------------------------ */
+
+static aios_status tokenize(const aios_tokenizer *tok, const char *text, int specials, int32_t **ids, size_t *n) {
+    aios_tok_params tp = aios_tokenizer_default_params(tok);
+    tp.add_special_tokens = specials;
+    aios_encoding *e = NULL;
+    AIOS_TRY(aios_tokenizer_encode(tok, text, strlen(text), &tp, &e));
+    int32_t *v = malloc((e->n ? e->n : 1) * sizeof *v);
+    if (!v) {
+        aios_encoding_free(e);
+        return aios__err(AIOS_ERR_NOMEM, "server: out of memory");
+    }
+    if (e->n) memcpy(v, e->ids, e->n * sizeof *v);
+    *ids = v;
+    *n = e->n;
+    aios_encoding_free(e);
+    return AIOS_OK;
+}
+
+static cJSON *ids_json(const int32_t *ids, int64_t n) {
+    cJSON *a = cJSON_CreateArray();
+    for (int64_t i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(ids[i]));
+    return a;
+}
+
+static enum MHD_Result do_diffuse(aios_server *srv, struct MHD_Connection *c, aios__req *r) {
+    if (!srv->dm) return send_error(c, 404, "model_not_found", "model", "no diffusion model (start with --diffusion-model DIR)");
+    if (r->model && strcmp(r->model, srv->dm_id))
+        return send_error(c, 404, "model_not_found", "model", "model '%s' is not the diffusion model '%s'", r->model, srv->dm_id);
+    if ((r->prompt || r->suffix) && !srv->dm_tok)
+        return send_error(c, 400, "invalid_value", "prompt", "the diffusion model has no tokenizer.json: send prompt_ids / suffix_ids");
+    aios_status s;
+    if (r->prompt && (s = tokenize(srv->dm_tok, r->prompt, 1, &r->prompt_ids, &r->n_prompt_ids)) != AIOS_OK)
+        return send_status(c, s, "prompt");
+    if (r->suffix && (s = tokenize(srv->dm_tok, r->suffix, 0, &r->suffix_ids, &r->n_suffix_ids)) != AIOS_OK)
+        return send_status(c, s, "suffix");
+    if (!r->n_prompt_ids) return send_error(c, 400, "invalid_value", "prompt", "prompt: no tokens");
+    aios_diffuse_params p = aios_diffuse_default_params();
+    p.gen_length = r->gen_length;
+    p.steps = (int)(r->steps ? r->steps : r->gen_length);
+    p.block_length = r->block_length;
+    p.algorithm = (aios_remask)r->algorithm;
+    p.plan = (aios_plan)r->plan;
+    p.temperature = r->temperature;
+    p.top_k = r->top_k;
+    p.top_p = r->top_p;
+    p.seed = r->seed;
+    p.threshold = r->confidence_threshold;
+    p.stop_at_eos = r->stop_at_eos;
+    p.keep_trace = 0;
+    aios_diffuse_result res;
+    memset(&res, 0, sizeof res);
+    pthread_mutex_lock(&srv->dm_mu);
+    const aios_denoiser *dn = aios_diffusion_model_denoiser(srv->dm);
+    int64_t B = p.block_length ? p.block_length : (dn->block_size > 0 ? dn->block_size : p.gen_length);
+    int64_t need = (int64_t)r->n_prompt_ids + B + p.gen_length + (int64_t)r->n_suffix_ids;
+    s = AIOS_OK;
+    if (need > 65536) s = aios__err(AIOS_ERR_RANGE, "diffuse: canvas of %lld tokens is too long (65536 at most)", (long long)need);
+    else if (dn->attn == AIOS_DENOISE_BLOCK_CAUSAL && dn->max_ctx < need) s = aios_diffusion_model_set_cache(srv->dm, need);
+    if (s == AIOS_OK)
+        s = aios_diffuse_sample(dn, &p, r->prompt_ids, (int64_t)r->n_prompt_ids, r->suffix_ids, (int64_t)r->n_suffix_ids, &res);
+    enum MHD_Result ret;
+    if (s != AIOS_OK) {
+        ret = send_status(c, s, "diffuse");
+        pthread_mutex_unlock(&srv->dm_mu);
+        aios_diffuse_result_free(&res);
+        return ret;
+    }
+    pthread_mutex_unlock(&srv->dm_mu);
+    char id[64];
+    make_id(srv, "diff-", id, sizeof id);
+    cJSON *o = gen_envelope(id, "diffusion", time(NULL), srv->dm_id);
+    const int32_t *gen = res.ids + res.gen_start;
+    cJSON_AddItemToObject(o, "ids", ids_json(gen, res.gen_len));
+    cJSON_AddItemToObject(o, "canvas", ids_json(res.ids, res.n_ids));
+    char *text = NULL;
+    if (srv->dm_tok && aios_tokenizer_decode(srv->dm_tok, gen, (size_t)res.gen_len, 1, &text, &(size_t){0}) == AIOS_OK && text)
+        cJSON_AddStringToObject(o, "text", text);
+    else
+        cJSON_AddNullToObject(o, "text");
+    free(text);
+    cJSON_AddBoolToObject(o, "stopped_at_eos", res.stopped_at_eos);
+    cJSON_AddNumberToObject(o, "steps", res.n_steps);
+    cJSON_AddNumberToObject(o, "uncertainty", isfinite(res.uncertainty) ? res.uncertainty : 0);
+    cJSON_AddItemToObject(o, "usage", usage_json(r->n_prompt_ids, (size_t)res.gen_len));
+    aios_diffuse_result_free(&res);
+    return send_json(c, MHD_HTTP_OK, o);
+}
+
 /* ---- routing ------------------------------------------------------------------------------ */
 
 typedef struct {
@@ -672,7 +767,8 @@ static enum MHD_Result with_body(aios_server *srv, struct MHD_Connection *c, con
     case AIOS__REQ_COMPLETION: ret = do_generate(srv, c, &r, 0); break;
     case AIOS__REQ_CHAT: ret = do_generate(srv, c, &r, 1); break;
     case AIOS__REQ_MEMORY_ADD: ret = do_memory_add(srv, c, &r); break;
-    default: ret = do_memory_search(srv, c, &r); break;
+    case AIOS__REQ_MEMORY_SEARCH: ret = do_memory_search(srv, c, &r); break;
+    default: ret = do_diffuse(srv, c, &r); break;
     }
     aios__req_free(&r);
     return ret;
@@ -704,7 +800,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         {"/health", get, -1}, {"/v1/models", get, -2},
         {"/v1/embeddings", post, AIOS__REQ_EMBEDDINGS}, {"/v1/completions", post, AIOS__REQ_COMPLETION},
         {"/v1/chat/completions", post, AIOS__REQ_CHAT}, {"/v1/memories", post, AIOS__REQ_MEMORY_ADD},
-        {"/v1/memories/search", post, AIOS__REQ_MEMORY_SEARCH},
+        {"/v1/memories/search", post, AIOS__REQ_MEMORY_SEARCH}, {"/v1/diffuse", post, AIOS__REQ_DIFFUSE},
     };
     for (size_t i = 0; i < AIOS_ARRAY_LEN(routes); i++) {
         if (strcmp(url, routes[i].path)) continue;
@@ -771,6 +867,7 @@ aios_status aios_server_start(const aios_server_params *params, aios_server **ou
     if (!srv) return aios__err(AIOS_ERR_NOMEM, "server: out of memory");
     pthread_mutex_init(&srv->enc_mu, NULL);
     pthread_mutex_init(&srv->store_mu, NULL);
+    pthread_mutex_init(&srv->dm_mu, NULL);
     srv->max_body = p.max_body;
     srv->created = time(NULL);
     aios_status s = AIOS_OK;
@@ -797,6 +894,13 @@ aios_status aios_server_start(const aios_server_params *params, aios_server **ou
         s = aios_encoder_open(p.embedding_model, &ep, &srv->enc);
         if (s != AIOS_OK) s = aios__err_prefix(s, "server: embedding model %s", p.embedding_model);
         else if (aios_tokenizer_load(p.embedding_model, &srv->enc_tok) != AIOS_OK) srv->enc_tok = NULL; /* usage only */
+        aios_clear_error();
+    }
+    if (s == AIOS_OK && p.diffusion_model) {
+        model_id(p.diffusion_model, srv->dm_id, sizeof srv->dm_id);
+        s = aios_diffusion_model_open(p.diffusion_model, &srv->dm);
+        if (s != AIOS_OK) s = aios__err_prefix(s, "server: diffusion model %s", p.diffusion_model);
+        else if (aios_tokenizer_load(p.diffusion_model, &srv->dm_tok) != AIOS_OK) srv->dm_tok = NULL; /* ids only */
         aios_clear_error();
     }
     if (s == AIOS_OK && p.store_dir) {
@@ -845,6 +949,9 @@ void aios_server_stop(aios_server *srv) {
     aios_store_close(srv->store);
     aios_encoder_free(srv->enc);
     aios_tokenizer_free(srv->enc_tok);
+    aios_diffusion_model_free(srv->dm);
+    aios_tokenizer_free(srv->dm_tok);
+    pthread_mutex_destroy(&srv->dm_mu);
     pthread_mutex_destroy(&srv->enc_mu);
     pthread_mutex_destroy(&srv->store_mu);
     free(srv);

@@ -324,6 +324,52 @@ static aios_status parse_memory_search(const cJSON *root, aios__req *r, const ch
     return opt_bool(root, "include_embedding", param, &r->include_embedding);
 }
 
+static aios_status parse_diffuse(const cJSON *root, aios__req *r, const char **param) {
+    const cJSON *v;
+    if ((v = field(root, "prompt_ids"))) {
+        if (!cJSON_IsArray(v)) return BAD("prompt_ids", "prompt_ids: expected an array of token ids");
+        AIOS_TRY(id_list(v, "prompt_ids", param, &r->prompt_ids, &r->n_prompt_ids));
+    } else if ((v = field(root, "prompt"))) {
+        if (cJSON_IsString(v)) r->prompt = v->valuestring;
+        else if (cJSON_IsArray(v)) AIOS_TRY(id_list(v, "prompt", param, &r->prompt_ids, &r->n_prompt_ids));
+        else return BAD("prompt", "prompt: expected a string or an array of token ids");
+    } else {
+        return BAD("prompt", "prompt: required (a string, or token ids in prompt_ids)");
+    }
+    if ((v = field(root, "suffix_ids"))) {
+        if (!cJSON_IsArray(v)) return BAD("suffix_ids", "suffix_ids: expected an array of token ids");
+        AIOS_TRY(id_list(v, "suffix_ids", param, &r->suffix_ids, &r->n_suffix_ids));
+    } else {
+        AIOS_TRY(opt_string(root, "suffix", param, &r->suffix));
+    }
+    AIOS_TRY(opt_int(root, "gen_length", 1, 4096, param, &r->gen_length));
+    AIOS_TRY(opt_int(root, "steps", 1, 4096, param, &r->steps));
+    AIOS_TRY(opt_int(root, "block_length", 0, 4096, param, &r->block_length));
+    const char *alg = NULL, *plan = NULL;
+    AIOS_TRY(opt_string(root, "algorithm", param, &alg));
+    if (alg && (r->algorithm = aios_remask_parse(alg)) < 0)
+        return BAD("algorithm", "algorithm: expected low_confidence, margin, entropy or random");
+    AIOS_TRY(opt_string(root, "plan", param, &plan));
+    if (plan) {
+        if (!strcmp(plan, "llada")) r->plan = AIOS_PLAN_LLADA;
+        else if (!strcmp(plan, "dream")) r->plan = AIOS_PLAN_DREAM;
+        else if (!strcmp(plan, "cosine")) r->plan = AIOS_PLAN_COSINE;
+        else return BAD("plan", "plan: expected llada, dream or cosine");
+    }
+    r->temperature = 0;
+    AIOS_TRY(opt_number(root, "temperature", 0, 100, param, &r->temperature));
+    AIOS_TRY(opt_number(root, "top_p", 0, 1, param, &r->top_p));
+    if (r->top_p <= 0) return BAD("top_p", "top_p: expected a number in (0, 1]");
+    int64_t x = 0;
+    AIOS_TRY(opt_int(root, "top_k", 0, 1 << 24, param, &x));
+    r->top_k = (int)x;
+    x = 0;
+    AIOS_TRY(opt_int(root, "seed", 0, 9007199254740992.0, param, &x));
+    r->seed = (uint64_t)x;
+    AIOS_TRY(opt_number(root, "threshold", 0, 1, param, &r->confidence_threshold));
+    return opt_bool(root, "stop_at_eos", param, &r->stop_at_eos);
+}
+
 aios_status aios__req_parse(aios__req_kind kind, const char *body, size_t len, aios__req *r, const char **param) {
     const char *dummy;
     if (!param) param = &dummy;
@@ -340,6 +386,8 @@ aios_status aios__req_parse(aios__req_kind kind, const char *body, size_t len, a
     r->since_us = INT64_MIN;
     r->until_us = INT64_MAX;
     r->min_quality = -INFINITY;
+    r->gen_length = 64;
+    r->stop_at_eos = 1;
     if ((unsigned)kind >= AIOS__REQ_KIND_COUNT) return aios__err(AIOS_ERR_INVALID_ARG, "server: unknown request kind");
     if (!body && len) return aios__err(AIOS_ERR_INVALID_ARG, "server: NULL body");
     cJSON *root = cJSON_ParseWithLength(body ? body : "", len);
@@ -359,7 +407,8 @@ aios_status aios__req_parse(aios__req_kind kind, const char *body, size_t len, a
         case AIOS__REQ_COMPLETION: s = parse_completion(root, r, param); break;
         case AIOS__REQ_CHAT: s = parse_chat(root, r, param); break;
         case AIOS__REQ_MEMORY_ADD: s = parse_memory_add(root, r, param); break;
-        default: s = parse_memory_search(root, r, param); break;
+        case AIOS__REQ_MEMORY_SEARCH: s = parse_memory_search(root, r, param); break;
+        default: s = parse_diffuse(root, r, param); break;
         }
     }
     if (s != AIOS_OK) aios__req_free(r);
@@ -375,6 +424,7 @@ void aios__req_free(aios__req *r) {
     free(r->text);
     free(r->text_len);
     free(r->prompt_ids);
+    free(r->suffix_ids);
     free(r->messages);
     free(r->embedding);
     cJSON_Delete(r->json);

@@ -22,7 +22,8 @@ typedef enum {
     AIOS__REQ_CHAT = 2,          /* POST /v1/chat/completions */
     AIOS__REQ_MEMORY_ADD = 3,    /* POST /v1/memories */
     AIOS__REQ_MEMORY_SEARCH = 4, /* POST /v1/memories/search */
-    AIOS__REQ_KIND_COUNT = 5,
+    AIOS__REQ_DIFFUSE = 5,       /* POST /v1/diffuse */
+    AIOS__REQ_KIND_COUNT = 6,
 } aios__req_kind;
 
 #define AIOS__REQ_MAX_STOP 4
@@ -79,6 +80,18 @@ typedef struct {
     int64_t since_us, until_us;
     float min_quality;          /* -INFINITY = any */
     int include_embedding;      /* search: return each hit's embedding */
+
+    /* diffuse: prompt / prompt_ids, temperature (0 when absent), top_k, top_p, seed as above */
+    const char *suffix;         /* text after the gap, or NULL */
+    int32_t *suffix_ids;
+    size_t n_suffix_ids;
+    int64_t gen_length;         /* 64 */
+    int64_t steps;              /* 0 = gen_length */
+    int64_t block_length;       /* 0 = gen_length (block diffusion: the model's) */
+    int algorithm;              /* aios_remask */
+    int plan;                   /* aios_plan */
+    double confidence_threshold;/* "threshold": Fast-dLLM mode when > 0 */
+    int stop_at_eos;            /* 1 */
 } aios__req;
 
 /* Parses `len` bytes of `body` as a request of `kind`.  On failure *out holds nothing to free

@@ -16,6 +16,7 @@ from harness import AIOS, SHARED, TMP, Skip, aios, run, test
 
 STORIES = os.path.join(SHARED, "models", "stories260K")
 TINY = os.path.join(SHARED, "fixtures", "models", "bert-tiny")
+LLADA = os.path.join(SHARED, "fixtures", "models", "llada-tiny")
 _srv = {}
 
 
@@ -25,12 +26,12 @@ def server():
         return _srv["port"]
     if not os.path.exists(AIOS):
         raise Skip("aios not built")
-    for d in (STORIES, TINY):
+    for d in (STORIES, TINY, LLADA):
         if not os.path.isdir(d):
             raise Skip(f"{d} not found")
     store = os.path.join(TMP, "server-store")
     p = subprocess.Popen([AIOS, "serve", "--host", "127.0.0.1", "--port", "0", "--model", STORIES,
-                          "--embedding-model", TINY, "--store", store, "--threads", "1"],
+                          "--embedding-model", TINY, "--store", store, "--diffusion-model", LLADA, "--threads", "1"],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _srv["proc"] = p
     r, _, _ = select.select([p.stdout], [], [], 30)
@@ -95,7 +96,7 @@ def health_and_models():
     assert h["status"] == "ok" and h["models"] == 1 and h["embeddings"] and h["memory"], h
     m = call("GET", "/v1/models")
     assert m["object"] == "list"
-    assert [x["id"] for x in m["data"]] == ["stories260K", "bert-tiny"], m
+    assert [x["id"] for x in m["data"]] == ["stories260K", "bert-tiny", "llada-tiny"], m
 
 
 @test
@@ -208,6 +209,28 @@ def memories_round_trip():
     call("DELETE", "/v1/memories/" + ids[0], status=404)
     r = call("POST", "/v1/memories/search", {"query": q, "top_k": 10})
     assert ids[0] not in [h["id"] for h in r["data"]]
+
+
+@test
+def diffuse_matches_reference_goldens():
+    """llada-tiny's goldens were made by the reference LLaDA sampler (fixtures/make_fixtures.py)."""
+    runs = json.load(open(os.path.join(LLADA, "diffusion_golden.json")))["runs"]
+    for r in runs:
+        body = {"model": "llada-tiny", "prompt_ids": r["prompt_ids"], "gen_length": r["gen_length"],
+                "steps": r["steps"], "block_length": r["block_length"], "stop_at_eos": False}
+        if r["suffix_ids"]:
+            body["suffix_ids"] = r["suffix_ids"]
+        out = call("POST", "/v1/diffuse", body)
+        assert out["object"] == "diffusion" and out["canvas"] == r["output_ids"], (out, r["output_ids"])
+        n = len(r["prompt_ids"])
+        assert out["ids"] == r["output_ids"][n:n + r["gen_length"]]
+        assert out["usage"]["completion_tokens"] == r["gen_length"] and 0 <= out["uncertainty"] <= 1
+    for bad, param in (({"prompt_ids": [1], "gen_length": 0}, "gen_length"), ({"prompt_ids": [1], "algorithm": "x"}, "algorithm"),
+                       ({"prompt": "text"}, "prompt"), ({"gen_length": 4}, "prompt")):
+        st, _, payload = request("POST", "/v1/diffuse", bad)
+        assert st == 400 and json.loads(payload)["error"]["param"] == param, (bad, st, payload)
+    st, _, payload = request("POST", "/v1/diffuse", {"prompt_ids": [1, 5000]})  # outside the vocabulary
+    assert st == 400, (st, payload)
 
 
 @test
