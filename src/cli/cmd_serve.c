@@ -49,7 +49,7 @@ int aios_cmd_serve(int argc, char **argv) {
     const char **models = calloc((size_t)argc, sizeof *models);
     if (!models) return aios_cli_fail("serve", AIOS_ERR_NOMEM);
     size_t n_models = 0;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every option takes a value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long x;
         int ok = 1;
@@ -69,7 +69,6 @@ int aios_cmd_serve(int argc, char **argv) {
             free(models);
             return 2;
         }
-        i++;
     }
     if (!n_models && !p.embedding_model && !p.store_dir && !p.diffusion_model) {
         fprintf(stderr, "aios: serve: nothing to serve: give --model, --embedding-model, --store or --diffusion-model\n");

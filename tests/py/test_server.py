@@ -280,6 +280,18 @@ def bad_requests_get_openai_errors():
 
 
 @test
+def cli_usage_errors():
+    assert "usage: aios serve" in aios("serve", "--help").stdout
+    for args in (["--port", "99999", "--model", STORIES], ["--bogus", "x"], ["--port"], []):
+        p = aios("serve", *args, check=False)
+        assert p.returncode == 2 and p.stderr.startswith("aios: serve:"), (args, p.returncode, p.stderr)
+    p = aios("serve", "--port", "0", "--model", os.path.join(TMP, "no-such-model"), check=False)
+    assert p.returncode == 1 and p.stderr.startswith("aios: serve:"), p.stderr
+    p = aios("serve", "--host", "example.com", "--store", os.path.join(TMP, "s2"), check=False)
+    assert p.returncode == 1 and "numeric" in p.stderr, p.stderr
+
+
+@test
 def concurrent_requests_and_clean_stop():
     errors = []
     want = encode_cli([f"text {k} {i}" for k in range(4) for i in range(5)])
