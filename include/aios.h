@@ -1011,6 +1011,52 @@ void aios_memcond_result_free(aios_memcond_result *r);
 int aios_remask_parse(const char *s);
 const char *aios_remask_name(aios_remask a);
 
+/* ======================================================================================
+ * Server: the OpenAI-compatible HTTP server behind `aios serve` (src/server/, docs/server.md).
+ * Routes: GET /health, GET /v1/models, POST /v1/embeddings, /v1/completions,
+ * /v1/chat/completions ("stream": true gives Server-Sent Events), POST /v1/memories,
+ * GET|DELETE /v1/memories/{id}, POST /v1/memories/search, POST /v1/diffuse.  Errors are OpenAI error objects
+ * {"error":{"message","type","param","code"}} with 400 / 404 / 405 / 413 / 500.
+ *
+ *     aios_server_params sp = aios_server_default_params();
+ *     const char *models[] = {"models/stories260K"};
+ *     sp.models = models; sp.n_models = 1; sp.port = 0;      // 0: any free port
+ *     aios_server *srv;
+ *     if (aios_server_start(&sp, &srv) != AIOS_OK) { ... aios_last_error() ... }
+ *     printf("http://127.0.0.1:%d\n", aios_server_port(srv));  // serving on its own threads
+ *     ...
+ *     aios_server_stop(srv);
+ *
+ * Each model handle serves one request at a time (a mutex per handle); distinct handles serve
+ * in parallel, one thread per connection.
+ * ====================================================================================== */
+typedef struct aios_server aios_server;
+
+typedef struct {
+    const char *host;                /* numeric IPv4/IPv6 address or "localhost" ("127.0.0.1") */
+    int port;                        /* 8080; 0 = any free port (see aios_server_port) */
+    const char *const *models;       /* generation model paths (n_models); the first is the
+                                        default; each is named by its directory's last component */
+    size_t n_models;
+    const char *embedding_model;     /* BERT-family encoder for /v1/embeddings and memories, or NULL */
+    const char *store_dir;           /* memory store directory (created when empty), or NULL */
+    const char *diffusion_model;     /* LLaDA / Dream / BD3LM / BERT-MLM model for /v1/diffuse, or NULL */
+    int n_threads;                   /* kernel threads per model; 0 = AIOS_THREADS / all cores */
+    size_t max_body;                 /* request body limit in bytes (16 MiB); larger gets 413 */
+    int max_connections;             /* simultaneous connections (64) */
+} aios_server_params;
+
+aios_server_params aios_server_default_params(void);
+/* Opens the models and the store, binds and starts serving on background threads; returns at
+ * once.  Errors: what opening a model or the store returned (the message names the path),
+ * AIOS_ERR_IO when the address cannot be bound.  Free with aios_server_stop. */
+aios_status aios_server_start(const aios_server_params *params, aios_server **out);
+/* The port bound (useful with port 0). */
+int aios_server_port(const aios_server *srv);
+/* Stops accepting, waits for the requests in flight (streams are cancelled), closes the
+ * models and the store, frees.  NULL is a no-op. */
+void aios_server_stop(aios_server *srv);
+
 #ifdef __cplusplus
 }
 #endif

@@ -32,6 +32,7 @@ int aios_cmd_inspect(int argc, char **argv);
 int aios_cmd_memory(int argc, char **argv);
 int aios_cmd_parquet(int argc, char **argv);
 int aios_cmd_quantize(int argc, char **argv);
+int aios_cmd_serve(int argc, char **argv);
 int aios_cmd_tokenize(int argc, char **argv);
 
 #endif

@@ -1,0 +1,958 @@
+/*
+ * server.c — the OpenAI-compatible HTTP server (`aios serve`, DESIGN.md §1).
+ *
+ * libmicrohttpd runs one thread per connection (MHD_USE_THREAD_PER_CONNECTION with an internal
+ * polling thread), so a handler may block: on a model's mutex, or, for a streamed response, on
+ * the condition variable of its producer.  Engine handles are single-threaded, so each one
+ * (every generator, the encoder, the memory store) has its own mutex and requests on one handle
+ * run one after another while requests on distinct handles run in parallel.
+ *
+ * A request body is accumulated up to max_body bytes (then discarded: 413), parsed and
+ * validated by server_req.c (no sockets there, fuzzed by fuzz/fuzz_server_json.c), and only
+ * then handed to an engine.  Errors follow OpenAI's shape {"error":{"message","type","param",
+ * "code"}}: bad JSON / wrong types / out-of-range values 400, unknown route or model or memory
+ * 404, wrong method 405, too large 413, an engine failure 500 with aios_last_error().
+ *
+ * Streaming ("stream": true): a producer thread runs aios_generate with an on_token callback
+ * that appends Server-Sent Events (`data: {json}\n\n`, finally `data: [DONE]\n\n`) to a buffer;
+ * MHD's content-reader callback drains it (chunked transfer encoding).  When the client goes
+ * away MHD frees the response: the free callback sets `cancel`, the token callback then returns
+ * nonzero, generation stops and the thread is joined — nothing outlives its connection.
+ */
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "core/internal.h"
+#include "server/server_req.h"
+
+typedef struct {
+    char id[256];
+    aios_generator *g;
+    pthread_mutex_t mu;
+} gen_model;
+
+struct aios_server {
+    struct MHD_Daemon *d;
+    int port;
+    size_t max_body;
+    gen_model *gens;
+    size_t n_gens;
+    aios_encoder *enc;
+    aios_tokenizer *enc_tok; /* counts prompt tokens for "usage" (thread-safe) */
+    char enc_id[256];
+    pthread_mutex_t enc_mu;
+    aios_store *store;
+    pthread_mutex_t store_mu;
+    aios_diffusion_model *dm;
+    aios_tokenizer *dm_tok;  /* text prompts and decoded text, when the model has a tokenizer.json */
+    char dm_id[256];
+    pthread_mutex_t dm_mu;
+    time_t created;
+    atomic_uint_fast64_t counter;
+    atomic_int stopping;     /* set by aios_server_stop: streams end at their next token */
+};
+
+aios_server_params aios_server_default_params(void) {
+    aios_server_params p;
+    memset(&p, 0, sizeof p);
+    p.host = "127.0.0.1";
+    p.port = 8080;
+    p.max_body = 16u << 20;
+    p.max_connections = 64;
+    return p;
+}
+
+/* ---- responses ------------------------------------------------------------------------ */
+
+static enum MHD_Result send_text(struct MHD_Connection *c, unsigned code, char *text, size_t len, const char *type) {
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
+    if (!r) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    enum MHD_Result ret = MHD_queue_response(c, code, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *c, unsigned code, cJSON *j) {
+    char *s = j ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    if (!s) return MHD_NO;
+    return send_text(c, code, s, strlen(s), "application/json");
+}
+
+static cJSON *error_json(const char *type, const char *code, const char *param, const char *msg) {
+    cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
+    cJSON_AddStringToObject(e, "message", msg);
+    cJSON_AddStringToObject(e, "type", type);
+    if (param && *param) cJSON_AddStringToObject(e, "param", param);
+    else cJSON_AddNullToObject(e, "param");
+    if (code) cJSON_AddStringToObject(e, "code", code);
+    else cJSON_AddNullToObject(e, "code");
+    return o;
+}
+
+static enum MHD_Result send_error(struct MHD_Connection *c, unsigned http, const char *code, const char *param,
+                                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static enum MHD_Result send_error(struct MHD_Connection *c, unsigned http, const char *code, const char *param,
+                                  const char *fmt, ...) {
+    char msg[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    const char *type = http >= 500 ? "server_error" : "invalid_request_error";
+    return send_json(c, http, error_json(type, code, param, msg));
+}
+
+/* An engine status as an HTTP error: the caller's fault (bad ids, shapes) is 400. */
+static enum MHD_Result send_status(struct MHD_Connection *c, aios_status s, const char *what) {
+    unsigned http = 500;
+    const char *code = "internal_error";
+    switch (s) {
+    case AIOS_ERR_INVALID_ARG:
+    case AIOS_ERR_RANGE:
+    case AIOS_ERR_SHAPE:
+    case AIOS_ERR_ENCODING: http = 400, code = "invalid_value"; break;
+    case AIOS_ERR_NOT_FOUND: http = 404, code = "not_found"; break;
+    case AIOS_ERR_EXISTS: http = 409, code = "already_exists"; break;
+    case AIOS_ERR_BUSY: http = 503, code = "busy"; break;
+    default: break;
+    }
+    const char *detail = aios_last_error();
+    return send_error(c, http, code, NULL, "%s: %s", what, *detail ? detail : aios_status_str(s));
+}
+
+/* ---- helpers -------------------------------------------------------------------------- */
+
+static gen_model *find_gen(aios_server *srv, const char *name) {
+    if (!srv->n_gens) return NULL;
+    if (!name || !*name) return &srv->gens[0];
+    for (size_t i = 0; i < srv->n_gens; i++)
+        if (!strcmp(srv->gens[i].id, name)) return &srv->gens[i];
+    return NULL;
+}
+
+/* Model id: the last path component of its directory (or file). */
+static void model_id(const char *path, char *out, size_t n) {
+    size_t len = strlen(path);
+    while (len > 1 && path[len - 1] == '/') len--;
+    size_t b = len;
+    while (b > 0 && path[b - 1] != '/') b--;
+    snprintf(out, n, "%.*s", (int)(len - b), path + b);
+}
+
+static void make_id(aios_server *srv, const char *prefix, char *out, size_t n) {
+    uint64_t k = atomic_fetch_add(&srv->counter, 1);
+    snprintf(out, n, "%s%llx%04llx", prefix, (unsigned long long)time(NULL), (unsigned long long)(k & 0xffff));
+}
+
+static aios_status append_str(aios_buf *b, const char *s) { return aios_buf_append(b, s, strlen(s)); }
+
+/* ---- GET /health, GET /v1/models -------------------------------------------------------- */
+
+static enum MHD_Result do_health(aios_server *srv, struct MHD_Connection *c) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "status", "ok");
+    cJSON_AddNumberToObject(o, "models", (double)srv->n_gens);
+    cJSON_AddBoolToObject(o, "embeddings", srv->enc != NULL);
+    cJSON_AddBoolToObject(o, "memory", srv->store != NULL);
+    cJSON_AddBoolToObject(o, "diffusion", srv->dm != NULL);
+    return send_json(c, MHD_HTTP_OK, o);
+}
+
+static void add_model(cJSON *arr, const char *id, time_t created, const char *kind) {
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "id", id);
+    cJSON_AddStringToObject(m, "object", "model");
+    cJSON_AddNumberToObject(m, "created", (double)created);
+    cJSON_AddStringToObject(m, "owned_by", "aios");
+    cJSON_AddStringToObject(m, "kind", kind);
+    cJSON_AddItemToArray(arr, m);
+}
+
+static enum MHD_Result do_models(aios_server *srv, struct MHD_Connection *c) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "object", "list");
+    cJSON *arr = cJSON_AddArrayToObject(o, "data");
+    for (size_t i = 0; i < srv->n_gens; i++) add_model(arr, srv->gens[i].id, srv->created, "generation");
+    if (srv->enc) add_model(arr, srv->enc_id, srv->created, "embedding");
+    if (srv->dm) add_model(arr, srv->dm_id, srv->created, "diffusion");
+    return send_json(c, MHD_HTTP_OK, o);
+}
+
+/* ---- POST /v1/embeddings ---------------------------------------------------------------- */
+
+static enum MHD_Result do_embeddings(aios_server *srv, struct MHD_Connection *c, aios__req *r) {
+    if (!srv->enc) return send_error(c, 404, "model_not_found", "model", "no embedding model (start with --embedding-model DIR)");
+    if (r->model && strcmp(r->model, srv->enc_id))
+        return send_error(c, 404, "model_not_found", "model", "model '%s' is not the embedding model '%s'", r->model, srv->enc_id);
+    int64_t dim = aios_encoder_dim(srv->enc);
+    uint64_t nfl;
+    if (!aios__mul_ok(r->n_inputs, (uint64_t)dim, &nfl) || nfl > (1ull << 32))
+        return send_error(c, 400, "invalid_value", "input", "input: too many inputs");
+    float *out = malloc((size_t)nfl * sizeof *out + 1);
+    if (!out) return send_error(c, 500, "internal_error", NULL, "out of memory");
+    pthread_mutex_lock(&srv->enc_mu);
+    aios_status s = r->is_ids ? aios_encode_ids(srv->enc, (const int32_t *const *)r->ids, r->ids_len, r->n_inputs, out, NULL, NULL)
+                              : aios_encode_batch(srv->enc, r->text, r->text_len, r->n_inputs, out, NULL, NULL);
+    pthread_mutex_unlock(&srv->enc_mu);
+    if (s != AIOS_OK) {
+        free(out);
+        return send_status(c, s, "embeddings");
+    }
+    /* usage: tokens the encoder saw (with special tokens, after truncation) */
+    uint64_t tokens = 0;
+    int64_t maxlen = aios_encoder_max_length(srv->enc);
+    for (size_t i = 0; i < r->n_inputs; i++) {
+        size_t n = 0;
+        if (r->is_ids) n = r->ids_len[i];
+        else if (srv->enc_tok) {
+            aios_encoding *e = NULL;
+            if (aios_tokenizer_encode(srv->enc_tok, r->text[i], r->text_len[i], NULL, &e) == AIOS_OK) n = e->n;
+            aios_encoding_free(e);
+        }
+        tokens += maxlen > 0 && n > (size_t)maxlen ? (size_t)maxlen : n;
+    }
+    /* written by hand: %.9g round-trips a float32 and is several times faster than cJSON */
+    aios_buf b = {0};
+    char num[64];
+    s = append_str(&b, "{\"object\":\"list\",\"data\":[");
+    for (size_t i = 0; s == AIOS_OK && i < r->n_inputs; i++) {
+        snprintf(num, sizeof num, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":[", i ? "," : "", i);
+        s = append_str(&b, num);
+        const float *e = out + i * (size_t)dim;
+        for (int64_t k = 0; s == AIOS_OK && k < dim; k++) {
+            int n = isfinite(e[k]) ? snprintf(num, sizeof num, "%s%.9g", k ? "," : "", (double)e[k])
+                                   : snprintf(num, sizeof num, "%snull", k ? "," : "");
+            s = aios_buf_append(&b, num, (size_t)n);
+        }
+        if (s == AIOS_OK) s = append_str(&b, "]}");
+    }
+    free(out);
+    if (s == AIOS_OK) {
+        cJSON *tail = cJSON_CreateObject();
+        cJSON_AddStringToObject(tail, "model", srv->enc_id);
+        cJSON *u = cJSON_AddObjectToObject(tail, "usage");
+        cJSON_AddNumberToObject(u, "prompt_tokens", (double)tokens);
+        cJSON_AddNumberToObject(u, "total_tokens", (double)tokens);
+        char *t = cJSON_PrintUnformatted(tail); /* {"model":...,"usage":{...}} */
+        cJSON_Delete(tail);
+        if (!t) s = AIOS_ERR_NOMEM;
+        else {
+            s = append_str(&b, "],");
+            if (s == AIOS_OK) s = aios_buf_append(&b, t + 1, strlen(t + 1) + 1); /* with its NUL */
+            free(t);
+        }
+    }
+    if (s != AIOS_OK) {
+        aios_buf_free(&b);
+        return send_error(c, 500, "internal_error", NULL, "out of memory");
+    }
+    return send_text(c, MHD_HTTP_OK, (char *)b.data, b.len - 1, "application/json");
+}
+
+/* ---- POST /v1/completions, /v1/chat/completions ----------------------------------------- */
+
+static aios_generate_params gen_params(const aios__req *r, aios_server *srv, int chat) {
+    aios_generate_params p = aios_generate_default_params();
+    p.max_tokens = r->max_tokens > 0 ? r->max_tokens : (chat ? 256 : 16); /* OpenAI's defaults */
+    p.temperature = (float)r->temperature;
+    p.top_k = r->top_k;
+    p.top_p = (float)r->top_p;
+    p.min_p = (float)r->min_p;
+    p.presence_penalty = (float)r->presence_penalty;
+    p.frequency_penalty = (float)r->frequency_penalty;
+    p.repetition_penalty = (float)r->repetition_penalty;
+    p.seed = r->has_seed ? r->seed
+                         : ((uint64_t)time(NULL) << 20) ^ (uint64_t)atomic_fetch_add(&srv->counter, 1) * 0x9E3779B97F4A7C15ull;
+    p.stop = r->n_stop ? r->stop : NULL;
+    p.ignore_eos = r->ignore_eos;
+    return p;
+}
+
+static const char *finish_reason(aios_gen_stop s) {
+    return (s == AIOS_GEN_STOP_LENGTH || s == AIOS_GEN_STOP_CONTEXT) ? "length" : "stop";
+}
+
+static cJSON *usage_json(size_t prompt, size_t completion) {
+    cJSON *u = cJSON_CreateObject();
+    cJSON_AddNumberToObject(u, "prompt_tokens", (double)prompt);
+    cJSON_AddNumberToObject(u, "completion_tokens", (double)completion);
+    cJSON_AddNumberToObject(u, "total_tokens", (double)(prompt + completion));
+    return u;
+}
+
+/* The envelope shared by responses and stream chunks. */
+static cJSON *gen_envelope(const char *id, const char *object, time_t created, const char *model) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", id);
+    cJSON_AddStringToObject(o, "object", object);
+    cJSON_AddNumberToObject(o, "created", (double)created);
+    cJSON_AddStringToObject(o, "model", model);
+    return o;
+}
+
+/* Chat prompt text (malloc'd) from the request's messages; under the model's lock. */
+static aios_status chat_text(gen_model *m, const aios__req *r, char **out) {
+    return aios_generator_chat_prompt(m->g, r->messages, r->n_messages, out);
+}
+
+typedef struct {
+    aios_server *srv;
+    gen_model *m;
+    aios__req req;
+    int chat;
+    char id[64];
+    time_t created;
+    pthread_t th;
+    int started;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    aios_buf out;   /* SSE bytes not yet read start at out_off */
+    size_t out_off;
+    int done, cancel;
+    int sent_role;
+} stream;
+
+/* Appends `data: <json>\n\n` (deletes j). */
+static void sse_push(stream *st, cJSON *j) {
+    char *s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    if (!s) return;
+    pthread_mutex_lock(&st->mu);
+    if (append_str(&st->out, "data: ") == AIOS_OK && append_str(&st->out, s) == AIOS_OK) append_str(&st->out, "\n\n");
+    pthread_cond_signal(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+    free(s);
+}
+
+static cJSON *chunk(stream *st, const char *text, size_t len, const char *finish) {
+    cJSON *o = gen_envelope(st->id, st->chat ? "chat.completion.chunk" : "text_completion", st->created, st->m->id);
+    cJSON *arr = cJSON_AddArrayToObject(o, "choices"), *ch = cJSON_CreateObject();
+    cJSON_AddNumberToObject(ch, "index", 0);
+    char *piece = NULL;
+    if (text) {
+        piece = malloc(len + 1);
+        if (piece) memcpy(piece, text, len), piece[len] = 0;
+    }
+    if (st->chat) {
+        cJSON *delta = cJSON_AddObjectToObject(ch, "delta");
+        if (!st->sent_role) cJSON_AddStringToObject(delta, "role", "assistant"), st->sent_role = 1;
+        if (piece) cJSON_AddStringToObject(delta, "content", piece);
+    } else {
+        cJSON_AddStringToObject(ch, "text", piece ? piece : "");
+        cJSON_AddNullToObject(ch, "logprobs");
+    }
+    if (finish) cJSON_AddStringToObject(ch, "finish_reason", finish);
+    else cJSON_AddNullToObject(ch, "finish_reason");
+    cJSON_AddItemToArray(arr, ch);
+    free(piece);
+    return o;
+}
+
+static int on_token(void *user, int32_t id, const char *text, size_t len) {
+    stream *st = user;
+    pthread_mutex_lock(&st->mu);
+    int cancel = st->cancel;
+    pthread_mutex_unlock(&st->mu);
+    if (cancel || atomic_load(&st->srv->stopping)) return 1;
+    if (len) sse_push(st, chunk(st, text, len, NULL));
+    return 0;
+}
+
+static void *stream_main(void *arg) {
+    stream *st = arg;
+    aios_generate_params p = gen_params(&st->req, st->srv, st->chat);
+    p.on_token = on_token;
+    p.user = st;
+    aios_generate_result res;
+    memset(&res, 0, sizeof res);
+    char *prompt = NULL;
+    pthread_mutex_lock(&st->m->mu);
+    aios_status s = st->chat ? chat_text(st->m, &st->req, &prompt) : AIOS_OK;
+    if (s == AIOS_OK) {
+        if (st->chat) sse_push(st, chunk(st, NULL, 0, NULL)); /* the role first, as OpenAI does */
+        s = aios_generate(st->m->g, st->chat ? prompt : st->req.prompt, st->req.prompt_ids, st->req.n_prompt_ids, &p, &res);
+    }
+    char err[2048];
+    snprintf(err, sizeof err, "generation: %s", *aios_last_error() ? aios_last_error() : aios_status_str(s));
+    pthread_mutex_unlock(&st->m->mu);
+    if (s == AIOS_OK || s == AIOS_ERR_CANCELLED) {
+        cJSON *last = chunk(st, NULL, 0, finish_reason(res.stop));
+        cJSON_AddItemToObject(last, "usage", usage_json(res.n_prompt, res.n_ids - res.n_prompt));
+        sse_push(st, last);
+    } else {
+        int client = s == AIOS_ERR_RANGE || s == AIOS_ERR_INVALID_ARG || s == AIOS_ERR_ENCODING;
+        sse_push(st, error_json(client ? "invalid_request_error" : "server_error", client ? "invalid_value" : "internal_error",
+                                NULL, err));
+    }
+    aios_generate_result_free(&res);
+    free(prompt);
+    pthread_mutex_lock(&st->mu);
+    append_str(&st->out, "data: [DONE]\n\n");
+    st->done = 1;
+    pthread_cond_signal(&st->cv);
+    pthread_mutex_unlock(&st->mu);
+    return NULL;
+}
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
+    stream *st = cls;
+    pthread_mutex_lock(&st->mu);
+    while (st->out_off == st->out.len && !st->done) pthread_cond_wait(&st->cv, &st->mu);
+    ssize_t n;
+    if (st->out_off < st->out.len) {
+        size_t k = st->out.len - st->out_off;
+        if (k > max) k = max;
+        memcpy(buf, st->out.data + st->out_off, k);
+        st->out_off += k;
+        if (st->out_off == st->out.len) st->out_off = st->out.len = 0; /* drained: reuse */
+        n = (ssize_t)k;
+    } else {
+        n = MHD_CONTENT_READER_END_OF_STREAM;
+    }
+    pthread_mutex_unlock(&st->mu);
+    return n;
+}
+
+static void stream_free(void *cls) {
+    stream *st = cls;
+    if (st->started) {
+        pthread_mutex_lock(&st->mu);
+        st->cancel = 1;
+        pthread_mutex_unlock(&st->mu);
+        pthread_join(st->th, NULL);
+    }
+    aios__req_free(&st->req);
+    aios_buf_free(&st->out);
+    pthread_mutex_destroy(&st->mu);
+    pthread_cond_destroy(&st->cv);
+    free(st);
+}
+
+static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, aios__req *r, int chat) {
+    gen_model *m = find_gen(srv, r->model);
+    if (!m) {
+        if (!srv->n_gens) return send_error(c, 404, "model_not_found", "model", "no generation model (start with --model DIR)");
+        return send_error(c, 404, "model_not_found", "model", "model '%s' does not exist", r->model);
+    }
+    char id[64];
+    make_id(srv, chat ? "chatcmpl-" : "cmpl-", id, sizeof id);
+    time_t created = time(NULL);
+    if (r->stream) {
+        stream *st = calloc(1, sizeof *st);
+        if (!st) return send_error(c, 500, "internal_error", NULL, "out of memory");
+        st->srv = srv, st->m = m, st->req = *r, st->chat = chat, st->created = created;
+        memset(r, 0, sizeof *r); /* the stream owns the request now */
+        snprintf(st->id, sizeof st->id, "%s", id);
+        pthread_mutex_init(&st->mu, NULL);
+        pthread_cond_init(&st->cv, NULL);
+        struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, st, stream_free);
+        if (!resp) {
+            stream_free(st);
+            return MHD_NO;
+        }
+        if (pthread_create(&st->th, NULL, stream_main, st) != 0) {
+            MHD_destroy_response(resp); /* calls stream_free */
+            return send_error(c, 500, "internal_error", NULL, "cannot start a generation thread");
+        }
+        st->started = 1;
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
+        MHD_destroy_response(resp);
+        return ret;
+    }
+    aios_generate_params p = gen_params(r, srv, chat);
+    aios_generate_result res;
+    memset(&res, 0, sizeof res);
+    char *prompt = NULL;
+    pthread_mutex_lock(&m->mu);
+    aios_status s = chat ? chat_text(m, r, &prompt) : AIOS_OK;
+    if (s == AIOS_OK) s = aios_generate(m->g, chat ? prompt : r->prompt, r->prompt_ids, r->n_prompt_ids, &p, &res);
+    enum MHD_Result ret;
+    if (s != AIOS_OK) {
+        ret = send_status(c, s, "generation"); /* aios_last_error() is still this thread's */
+        pthread_mutex_unlock(&m->mu);
+        aios_generate_result_free(&res);
+        free(prompt);
+        return ret;
+    }
+    pthread_mutex_unlock(&m->mu);
+    cJSON *o = gen_envelope(id, chat ? "chat.completion" : "text_completion", created, m->id);
+    cJSON *arr = cJSON_AddArrayToObject(o, "choices"), *ch = cJSON_CreateObject();
+    cJSON_AddNumberToObject(ch, "index", 0);
+    if (chat) {
+        cJSON *msg = cJSON_AddObjectToObject(ch, "message");
+        cJSON_AddStringToObject(msg, "role", "assistant");
+        cJSON_AddStringToObject(msg, "content", res.text ? res.text : "");
+    } else {
+        cJSON_AddStringToObject(ch, "text", res.text ? res.text : "");
+        cJSON_AddNullToObject(ch, "logprobs");
+    }
+    cJSON_AddStringToObject(ch, "finish_reason", finish_reason(res.stop));
+    cJSON_AddItemToArray(arr, ch);
+    cJSON_AddItemToObject(o, "usage", usage_json(res.n_prompt, res.n_ids - res.n_prompt));
+    aios_generate_result_free(&res);
+    free(prompt);
+    return send_json(c, MHD_HTTP_OK, o);
+}
+
+/* ---- memories ----------------------------------------------------------------------------- */
+
+static cJSON *memory_json(const aios_memory *m, int with_embedding) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", m->memory_id ? m->memory_id : "");
+    cJSON_AddStringToObject(o, "object", "memory");
+    cJSON_AddNumberToObject(o, "timestamp", (double)m->timestamp_us);
+    if (m->content) cJSON_AddStringToObject(o, "content", m->content);
+    else cJSON_AddNullToObject(o, "content");
+    if (m->has_metadata) {
+        cJSON *md = cJSON_AddObjectToObject(o, "metadata");
+        if (m->category) cJSON_AddStringToObject(md, "category", m->category);
+        else cJSON_AddNullToObject(md, "category");
+        if (m->source) cJSON_AddStringToObject(md, "source", m->source);
+        else cJSON_AddNullToObject(md, "source");
+        if (m->has_quality && isfinite(m->quality_score)) cJSON_AddNumberToObject(md, "quality_score", m->quality_score);
+        else cJSON_AddNullToObject(md, "quality_score");
+    } else {
+        cJSON_AddNullToObject(o, "metadata");
+    }
+    if (with_embedding && m->embedding && m->dim > 0) {
+        cJSON *e = cJSON_AddArrayToObject(o, "embedding");
+        for (int32_t k = 0; k < m->dim; k++) cJSON_AddItemToArray(e, cJSON_CreateNumber(isfinite(m->embedding[k]) ? m->embedding[k] : 0));
+    }
+    return o;
+}
+
+/* The text's embedding from the encoder (out: dim floats, malloc'd). */
+static aios_status embed_text(aios_server *srv, const char *text, float **out, int32_t *dim) {
+    int64_t d = aios_encoder_dim(srv->enc);
+    float *v = malloc((size_t)d * sizeof *v);
+    if (!v) return aios__err(AIOS_ERR_NOMEM, "server: out of memory");
+    pthread_mutex_lock(&srv->enc_mu);
+    aios_status s = aios_encode(srv->enc, text, strlen(text), v);
+    pthread_mutex_unlock(&srv->enc_mu);
+    if (s != AIOS_OK) {
+        free(v);
+        return s;
+    }
+    *out = v;
+    *dim = (int32_t)d;
+    return AIOS_OK;
+}
+
+static enum MHD_Result no_store(struct MHD_Connection *c) {
+    return send_error(c, 404, "no_memory_store", NULL, "no memory store (start with --store DIR)");
+}
+
+static enum MHD_Result do_memory_add(aios_server *srv, struct MHD_Connection *c, aios__req *r) {
+    if (!srv->store) return no_store(c);
+    if (!r->embedding) {
+        if (!srv->enc)
+            return send_error(c, 400, "invalid_value", "embedding", "embedding: required (the server has no embedding model)");
+        aios_status s = embed_text(srv, r->content, &r->embedding, &r->dim);
+        if (s != AIOS_OK) return send_status(c, s, "embedding");
+    }
+    aios_memory m;
+    memset(&m, 0, sizeof m);
+    m.memory_id = r->memory_id;
+    m.timestamp_us = r->timestamp_us;
+    m.content = r->content;
+    m.embedding = r->embedding;
+    m.dim = r->dim;
+    m.has_metadata = r->has_metadata;
+    m.category = r->category;
+    m.source = r->source;
+    m.has_quality = r->has_quality;
+    m.quality_score = r->quality_score;
+    char id[AIOS_MEMORY_ID_MAX];
+    pthread_mutex_lock(&srv->store_mu);
+    aios_status s = aios_store_add(srv->store, &m, id);
+    enum MHD_Result ret;
+    if (s != AIOS_OK) {
+        ret = send_status(c, s, "memory add");
+    } else {
+        aios_memory got;
+        s = aios_store_get(srv->store, id, &got);
+        ret = s == AIOS_OK ? send_json(c, MHD_HTTP_OK, memory_json(&got, 0)) : send_status(c, s, "memory add");
+    }
+    pthread_mutex_unlock(&srv->store_mu);
+    return ret;
+}
+
+static enum MHD_Result do_memory_get(aios_server *srv, struct MHD_Connection *c, const char *id, int del) {
+    if (!srv->store) return no_store(c);
+    if (!*id || strlen(id) >= AIOS_MEMORY_ID_MAX) return send_error(c, 404, "not_found", "id", "memory '%.300s' not found", id);
+    pthread_mutex_lock(&srv->store_mu);
+    enum MHD_Result ret;
+    aios_memory m;
+    aios_status s = del ? aios_store_delete(srv->store, id) : aios_store_get(srv->store, id, &m);
+    if (s == AIOS_ERR_NOT_FOUND) {
+        ret = send_error(c, 404, "not_found", "id", "memory '%s' not found", id);
+    } else if (s != AIOS_OK) {
+        ret = send_status(c, s, del ? "memory delete" : "memory get");
+    } else if (del) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "id", id);
+        cJSON_AddStringToObject(o, "object", "memory.deleted");
+        cJSON_AddBoolToObject(o, "deleted", 1);
+        ret = send_json(c, MHD_HTTP_OK, o);
+    } else {
+        ret = send_json(c, MHD_HTTP_OK, memory_json(&m, 1));
+    }
+    pthread_mutex_unlock(&srv->store_mu);
+    return ret;
+}
+
+static enum MHD_Result do_memory_search(aios_server *srv, struct MHD_Connection *c, aios__req *r) {
+    if (!srv->store) return no_store(c);
+    if (!r->embedding) {
+        if (!srv->enc) return send_error(c, 400, "invalid_value", "query", "query: text search needs an embedding model; send \"embedding\"");
+        aios_status s = embed_text(srv, r->content, &r->embedding, &r->dim);
+        if (s != AIOS_OK) return send_status(c, s, "embedding");
+    }
+    aios_search_params q = aios_search_default_params();
+    q.top_k = r->search_top_k;
+    q.threshold = r->threshold;
+    q.category = r->category;
+    q.source = r->source;
+    q.since_us = r->since_us;
+    q.until_us = r->until_us;
+    q.min_quality = r->min_quality;
+    q.n_threads = 1;
+    aios_search_hit *hits = calloc((size_t)q.top_k, sizeof *hits);
+    if (!hits) return send_error(c, 500, "internal_error", NULL, "out of memory");
+    int32_t n = 0;
+    pthread_mutex_lock(&srv->store_mu);
+    aios_status s = aios_store_search(srv->store, r->embedding, r->dim, &q, hits, &n);
+    enum MHD_Result ret;
+    if (s != AIOS_OK) {
+        ret = send_status(c, s, "memory search");
+    } else {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "object", "list");
+        cJSON *arr = cJSON_AddArrayToObject(o, "data");
+        for (int32_t i = 0; i < n; i++) {
+            cJSON *h = memory_json(&hits[i].memory, r->include_embedding);
+            cJSON_AddNumberToObject(h, "score", hits[i].score);
+            cJSON_AddItemToArray(arr, h);
+        }
+        ret = send_json(c, MHD_HTTP_OK, o);
+    }
+    pthread_mutex_unlock(&srv->store_mu);
+    free(hits);
+    return ret;
+}
+
+/* ---- POST /v1/diffuse ------------------------------------------------------------------ */
+
+static aios_status tokenize(const aios_tokenizer *tok, const char *text, int specials, int32_t **ids, size_t *n) {
+    aios_tok_params tp = aios_tokenizer_default_params(tok);
+    tp.add_special_tokens = specials;
+    aios_encoding *e = NULL;
+    AIOS_TRY(aios_tokenizer_encode(tok, text, strlen(text), &tp, &e));
+    int32_t *v = malloc((e->n ? e->n : 1) * sizeof *v);
+    if (!v) {
+        aios_encoding_free(e);
+        return aios__err(AIOS_ERR_NOMEM, "server: out of memory");
+    }
+    if (e->n) memcpy(v, e->ids, e->n * sizeof *v);
+    *ids = v;
+    *n = e->n;
+    aios_encoding_free(e);
+    return AIOS_OK;
+}
+
+static cJSON *ids_json(const int32_t *ids, int64_t n) {
+    cJSON *a = cJSON_CreateArray();
+    for (int64_t i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(ids[i]));
+    return a;
+}
+
+static enum MHD_Result do_diffuse(aios_server *srv, struct MHD_Connection *c, aios__req *r) {
+    if (!srv->dm) return send_error(c, 404, "model_not_found", "model", "no diffusion model (start with --diffusion-model DIR)");
+    if (r->model && strcmp(r->model, srv->dm_id))
+        return send_error(c, 404, "model_not_found", "model", "model '%s' is not the diffusion model '%s'", r->model, srv->dm_id);
+    if ((r->prompt || r->suffix) && !srv->dm_tok)
+        return send_error(c, 400, "invalid_value", "prompt", "the diffusion model has no tokenizer.json: send prompt_ids / suffix_ids");
+    aios_status s;
+    if (r->prompt && (s = tokenize(srv->dm_tok, r->prompt, 1, &r->prompt_ids, &r->n_prompt_ids)) != AIOS_OK)
+        return send_status(c, s, "prompt");
+    if (r->suffix && (s = tokenize(srv->dm_tok, r->suffix, 0, &r->suffix_ids, &r->n_suffix_ids)) != AIOS_OK)
+        return send_status(c, s, "suffix");
+    if (!r->n_prompt_ids) return send_error(c, 400, "invalid_value", "prompt", "prompt: no tokens");
+    aios_diffuse_params p = aios_diffuse_default_params();
+    p.gen_length = r->gen_length;
+    p.steps = (int)(r->steps ? r->steps : r->gen_length);
+    p.block_length = r->block_length;
+    p.algorithm = (aios_remask)r->algorithm;
+    p.plan = (aios_plan)r->plan;
+    p.temperature = r->temperature;
+    p.top_k = r->top_k;
+    p.top_p = r->top_p;
+    p.seed = r->seed;
+    p.threshold = r->confidence_threshold;
+    p.stop_at_eos = r->stop_at_eos;
+    p.keep_trace = 0;
+    aios_diffuse_result res;
+    memset(&res, 0, sizeof res);
+    pthread_mutex_lock(&srv->dm_mu);
+    const aios_denoiser *dn = aios_diffusion_model_denoiser(srv->dm);
+    int64_t B = p.block_length ? p.block_length : (dn->block_size > 0 ? dn->block_size : p.gen_length);
+    int64_t need = (int64_t)r->n_prompt_ids + B + p.gen_length + (int64_t)r->n_suffix_ids;
+    s = AIOS_OK;
+    if (need > 65536) s = aios__err(AIOS_ERR_RANGE, "diffuse: canvas of %lld tokens is too long (65536 at most)", (long long)need);
+    else if (dn->attn == AIOS_DENOISE_BLOCK_CAUSAL && dn->max_ctx < need) s = aios_diffusion_model_set_cache(srv->dm, need);
+    if (s == AIOS_OK)
+        s = aios_diffuse_sample(dn, &p, r->prompt_ids, (int64_t)r->n_prompt_ids, r->suffix_ids, (int64_t)r->n_suffix_ids, &res);
+    enum MHD_Result ret;
+    if (s != AIOS_OK) {
+        ret = send_status(c, s, "diffuse");
+        pthread_mutex_unlock(&srv->dm_mu);
+        aios_diffuse_result_free(&res);
+        return ret;
+    }
+    pthread_mutex_unlock(&srv->dm_mu);
+    char id[64];
+    make_id(srv, "diff-", id, sizeof id);
+    cJSON *o = gen_envelope(id, "diffusion", time(NULL), srv->dm_id);
+    const int32_t *gen = res.ids + res.gen_start;
+    cJSON_AddItemToObject(o, "ids", ids_json(gen, res.gen_len));
+    cJSON_AddItemToObject(o, "canvas", ids_json(res.ids, res.n_ids));
+    char *text = NULL;
+    if (srv->dm_tok && aios_tokenizer_decode(srv->dm_tok, gen, (size_t)res.gen_len, 1, &text, &(size_t){0}) == AIOS_OK && text)
+        cJSON_AddStringToObject(o, "text", text);
+    else
+        cJSON_AddNullToObject(o, "text");
+    free(text);
+    cJSON_AddBoolToObject(o, "stopped_at_eos", res.stopped_at_eos);
+    cJSON_AddNumberToObject(o, "steps", res.n_steps);
+    cJSON_AddNumberToObject(o, "uncertainty", isfinite(res.uncertainty) ? res.uncertainty : 0);
+    cJSON_AddItemToObject(o, "usage", usage_json(r->n_prompt_ids, (size_t)res.gen_len));
+    aios_diffuse_result_free(&res);
+    return send_json(c, MHD_HTTP_OK, o);
+}
+
+/* ---- routing ------------------------------------------------------------------------------ */
+
+typedef struct {
+    aios_buf body;
+    int too_big;
+} conn_ctx;
+
+static enum MHD_Result with_body(aios_server *srv, struct MHD_Connection *c, conn_ctx *cx, aios__req_kind kind) {
+    aios__req r;
+    const char *param = "";
+    aios_status s = aios__req_parse(kind, (const char *)cx->body.data, cx->body.len, &r, &param);
+    if (s == AIOS_ERR_NOMEM) return send_error(c, 500, "internal_error", NULL, "out of memory");
+    if (s != AIOS_OK) return send_error(c, 400, "invalid_request", param, "%s", aios_last_error());
+    enum MHD_Result ret;
+    switch (kind) {
+    case AIOS__REQ_EMBEDDINGS: ret = do_embeddings(srv, c, &r); break;
+    case AIOS__REQ_COMPLETION: ret = do_generate(srv, c, &r, 0); break;
+    case AIOS__REQ_CHAT: ret = do_generate(srv, c, &r, 1); break;
+    case AIOS__REQ_MEMORY_ADD: ret = do_memory_add(srv, c, &r); break;
+    case AIOS__REQ_MEMORY_SEARCH: ret = do_memory_search(srv, c, &r); break;
+    default: ret = do_diffuse(srv, c, &r); break;
+    }
+    aios__req_free(&r);
+    return ret;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                              const char *version, const char *upload_data, size_t *upload_size, void **con_cls) {
+    aios_server *srv = cls;
+    conn_ctx *cx = *con_cls;
+    if (!cx) { /* first call: headers only */
+        if (!(cx = calloc(1, sizeof *cx))) return MHD_NO;
+        *con_cls = cx;
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (!cx->too_big) {
+            if (cx->body.len + *upload_size > srv->max_body || aios_buf_append(&cx->body, upload_data, *upload_size) != AIOS_OK) {
+                cx->too_big = 1;
+                aios_buf_free(&cx->body);
+            }
+        }
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (cx->too_big)
+        return send_error(c, 413, "request_too_large", NULL, "request body larger than %zu bytes", srv->max_body);
+    int get = !strcmp(method, "GET"), post = !strcmp(method, "POST"), del = !strcmp(method, "DELETE");
+    struct { const char *path; int method_ok; int kind; } routes[] = {
+        {"/health", get, -1}, {"/v1/models", get, -2},
+        {"/v1/embeddings", post, AIOS__REQ_EMBEDDINGS}, {"/v1/completions", post, AIOS__REQ_COMPLETION},
+        {"/v1/chat/completions", post, AIOS__REQ_CHAT}, {"/v1/memories", post, AIOS__REQ_MEMORY_ADD},
+        {"/v1/memories/search", post, AIOS__REQ_MEMORY_SEARCH}, {"/v1/diffuse", post, AIOS__REQ_DIFFUSE},
+    };
+    for (size_t i = 0; i < AIOS_ARRAY_LEN(routes); i++) {
+        if (strcmp(url, routes[i].path)) continue;
+        if (!routes[i].method_ok) return send_error(c, 405, "method_not_allowed", NULL, "%s %s: method not allowed", method, url);
+        if (routes[i].kind == -1) return do_health(srv, c);
+        if (routes[i].kind == -2) return do_models(srv, c);
+        return with_body(srv, c, cx, (aios__req_kind)routes[i].kind);
+    }
+    static const char mem[] = "/v1/memories/";
+    if (!strncmp(url, mem, sizeof mem - 1) && url[sizeof mem - 1]) {
+        if (!get && !del) return send_error(c, 405, "method_not_allowed", NULL, "%s %s: method not allowed", method, url);
+        return do_memory_get(srv, c, url + sizeof mem - 1, del);
+    }
+    return send_error(c, 404, "not_found", NULL, "%s %.512s: no such route", method, url);
+}
+
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
+    conn_ctx *cx = *con_cls;
+    if (!cx) return;
+    aios_buf_free(&cx->body);
+    free(cx);
+    *con_cls = NULL;
+}
+
+/* ---- lifetime ----------------------------------------------------------------------------- */
+
+static aios_status embed_cb(void *user, const char *text, float *out, int32_t dim) {
+    aios_server *srv = user;
+    if (!srv->enc || aios_encoder_dim(srv->enc) != dim) return aios__err(AIOS_ERR_SHAPE, "server: embedding dimension mismatch");
+    pthread_mutex_lock(&srv->enc_mu);
+    aios_status s = aios_encode(srv->enc, text, strlen(text), out);
+    pthread_mutex_unlock(&srv->enc_mu);
+    return s;
+}
+
+aios_status aios_server_start(const aios_server_params *params, aios_server **out) {
+    if (!out) return aios__err(AIOS_ERR_INVALID_ARG, "server: NULL argument");
+    *out = NULL;
+    aios_server_params p = params ? *params : aios_server_default_params();
+    if (!p.host || !*p.host) p.host = "127.0.0.1";
+    if (p.port < 0 || p.port > 65535) return aios__err(AIOS_ERR_INVALID_ARG, "server: port %d outside [0, 65535]", p.port);
+    if (!p.max_body) p.max_body = 16u << 20;
+    if (p.max_connections <= 0) p.max_connections = 64;
+    if (p.n_models && !p.models) return aios__err(AIOS_ERR_INVALID_ARG, "server: NULL model list");
+
+    struct sockaddr_in a4;
+    struct sockaddr_in6 a6;
+    memset(&a4, 0, sizeof a4);
+    memset(&a6, 0, sizeof a6);
+    const char *host = strcmp(p.host, "localhost") ? p.host : "127.0.0.1";
+    int v6 = 0;
+    if (inet_pton(AF_INET, host, &a4.sin_addr) == 1) {
+        a4.sin_family = AF_INET;
+        a4.sin_port = htons((uint16_t)p.port);
+    } else if (inet_pton(AF_INET6, host, &a6.sin6_addr) == 1) {
+        a6.sin6_family = AF_INET6;
+        a6.sin6_port = htons((uint16_t)p.port);
+        v6 = 1;
+    } else {
+        return aios__err(AIOS_ERR_INVALID_ARG, "server: --host '%s' is not a numeric IPv4/IPv6 address", p.host);
+    }
+
+    aios_server *srv = calloc(1, sizeof *srv);
+    if (!srv) return aios__err(AIOS_ERR_NOMEM, "server: out of memory");
+    pthread_mutex_init(&srv->enc_mu, NULL);
+    pthread_mutex_init(&srv->store_mu, NULL);
+    pthread_mutex_init(&srv->dm_mu, NULL);
+    srv->max_body = p.max_body;
+    srv->created = time(NULL);
+    aios_status s = AIOS_OK;
+    if (p.n_models && !(srv->gens = calloc(p.n_models, sizeof *srv->gens))) s = aios__err(AIOS_ERR_NOMEM, "server: out of memory");
+    aios_generator_params gp = aios_generator_default_params();
+    gp.n_threads = p.n_threads;
+    for (size_t i = 0; s == AIOS_OK && i < p.n_models; i++) {
+        gen_model *m = &srv->gens[i];
+        model_id(p.models[i], m->id, sizeof m->id);
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(srv->gens[j].id, m->id)) snprintf(m->id, sizeof m->id, "%.200s-%zu", srv->gens[j].id, i);
+        s = aios_generator_open(p.models[i], &gp, &m->g);
+        if (s != AIOS_OK) {
+            s = aios__err_prefix(s, "server: model %s", p.models[i]);
+            break;
+        }
+        pthread_mutex_init(&m->mu, NULL);
+        srv->n_gens++;
+    }
+    if (s == AIOS_OK && p.embedding_model) {
+        aios_encoder_params ep = aios_encoder_default_params();
+        ep.n_threads = p.n_threads;
+        model_id(p.embedding_model, srv->enc_id, sizeof srv->enc_id);
+        s = aios_encoder_open(p.embedding_model, &ep, &srv->enc);
+        if (s != AIOS_OK) s = aios__err_prefix(s, "server: embedding model %s", p.embedding_model);
+        else if (aios_tokenizer_load(p.embedding_model, &srv->enc_tok) != AIOS_OK) srv->enc_tok = NULL; /* usage only */
+        aios_clear_error();
+    }
+    if (s == AIOS_OK && p.diffusion_model) {
+        model_id(p.diffusion_model, srv->dm_id, sizeof srv->dm_id);
+        s = aios_diffusion_model_open(p.diffusion_model, &srv->dm);
+        if (s != AIOS_OK) s = aios__err_prefix(s, "server: diffusion model %s", p.diffusion_model);
+        else if (aios_tokenizer_load(p.diffusion_model, &srv->dm_tok) != AIOS_OK) srv->dm_tok = NULL; /* ids only */
+        aios_clear_error();
+    }
+    if (s == AIOS_OK && p.store_dir) {
+        aios_store_params sp = aios_store_default_params();
+        sp.create = 1;
+        sp.dim = srv->enc ? (int32_t)aios_encoder_dim(srv->enc) : 0;
+        sp.model = p.embedding_model;
+        sp.embed = embed_cb;
+        sp.embed_user = srv;
+        s = aios_store_open(p.store_dir, &sp, &srv->store);
+        if (s != AIOS_OK) s = aios__err_prefix(s, "server: store %s", p.store_dir);
+    }
+    if (s == AIOS_OK) {
+        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | (v6 ? MHD_USE_IPv6 : 0);
+        const struct sockaddr *sa = v6 ? (const struct sockaddr *)&a6 : (const struct sockaddr *)&a4;
+        srv->d = MHD_start_daemon(flags, (uint16_t)p.port, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR, sa,
+                                  MHD_OPTION_NOTIFY_COMPLETED, completed, srv, MHD_OPTION_CONNECTION_LIMIT,
+                                  (unsigned)p.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
+                                  MHD_OPTION_END);
+        if (!srv->d) {
+            s = aios__err(AIOS_ERR_IO, "server: cannot listen on %s:%d (address in use or not available)", p.host, p.port);
+        } else {
+            const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
+            srv->port = di ? (int)di->port : p.port;
+        }
+    }
+    if (s != AIOS_OK) {
+        aios_server_stop(srv);
+        return s;
+    }
+    *out = srv;
+    return AIOS_OK;
+}
+
+int aios_server_port(const aios_server *srv) { return srv ? srv->port : 0; }
+
+void aios_server_stop(aios_server *srv) {
+    if (!srv) return;
+    atomic_store(&srv->stopping, 1);
+    if (srv->d) MHD_stop_daemon(srv->d); /* joins every connection thread (and so every stream) */
+    for (size_t i = 0; i < srv->n_gens; i++) {
+        aios_generator_free(srv->gens[i].g);
+        pthread_mutex_destroy(&srv->gens[i].mu);
+    }
+    free(srv->gens);
+    aios_store_close(srv->store);
+    aios_encoder_free(srv->enc);
+    aios_tokenizer_free(srv->enc_tok);
+    aios_diffusion_model_free(srv->dm);
+    aios_tokenizer_free(srv->dm_tok);
+    pthread_mutex_destroy(&srv->dm_mu);
+    pthread_mutex_destroy(&srv->enc_mu);
+    pthread_mutex_destroy(&srv->store_mu);
+    free(srv);
+}

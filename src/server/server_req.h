@@ -1,0 +1,102 @@
+/*
+ * server/server_req.h — request bodies of the HTTP server, parsed and validated without sockets
+ * (so fuzz/fuzz_server_json.c can drive the parser on raw bytes).  Internal.
+ *
+ * aios__req_parse() turns a JSON body into an aios__req whose strings and arrays point into
+ * (or were allocated beside) the parsed cJSON tree the request owns; aios__req_free() releases
+ * everything.  A malformed body or a field of the wrong type or range gives AIOS_ERR_INVALID_ARG
+ * with a message naming the field ("max_tokens: expected an integer in [1, 1048576]"); *param
+ * (may be NULL) receives the field's name for the error object.
+ */
+#ifndef AIOS_SERVER_REQ_H
+#define AIOS_SERVER_REQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aios.h"
+
+typedef enum {
+    AIOS__REQ_EMBEDDINGS = 0,    /* POST /v1/embeddings */
+    AIOS__REQ_COMPLETION = 1,    /* POST /v1/completions */
+    AIOS__REQ_CHAT = 2,          /* POST /v1/chat/completions */
+    AIOS__REQ_MEMORY_ADD = 3,    /* POST /v1/memories */
+    AIOS__REQ_MEMORY_SEARCH = 4, /* POST /v1/memories/search */
+    AIOS__REQ_DIFFUSE = 5,       /* POST /v1/diffuse */
+    AIOS__REQ_KIND_COUNT = 6,
+} aios__req_kind;
+
+#define AIOS__REQ_MAX_STOP 4
+#define AIOS__REQ_MAX_INPUTS 2048      /* embedding inputs per request */
+#define AIOS__REQ_MAX_IDS (1 << 20)    /* token ids per input / prompt */
+#define AIOS__REQ_MAX_TOKENS (1 << 20) /* max_tokens upper bound */
+#define AIOS__REQ_MAX_MESSAGES 4096
+#define AIOS__REQ_MAX_DIM (1 << 16)    /* embedding floats in a memory request */
+
+typedef struct {
+    aios__req_kind kind;
+    void *json;                 /* the cJSON tree (owns the strings below) */
+    const char *model;          /* NULL when absent */
+
+    /* embeddings: n_inputs texts (text[i], text_len[i]) or, when is_ids, token id lists */
+    size_t n_inputs;
+    int is_ids;
+    const char **text;
+    size_t *text_len;
+    int32_t **ids;              /* ids[i] (ids_len[i]) */
+    size_t *ids_len;
+
+    /* completions / chat */
+    const char *prompt;         /* completion text prompt, or NULL when prompt_ids */
+    int32_t *prompt_ids;
+    size_t n_prompt_ids;
+    aios_chat_message *messages;
+    size_t n_messages;
+    int max_tokens;             /* -1 = absent */
+    double temperature;         /* 1 when absent (OpenAI's default) */
+    double top_p;               /* 1 */
+    int top_k;                  /* 0 */
+    double min_p;               /* 0 */
+    double presence_penalty, frequency_penalty, repetition_penalty;
+    int has_seed;
+    uint64_t seed;
+    const char *stop[AIOS__REQ_MAX_STOP + 1]; /* NULL-terminated */
+    int n_stop;
+    int stream;
+    int ignore_eos;
+
+    /* memories */
+    const char *memory_id;      /* add: "id" (NULL = generated) */
+    const char *content;        /* add: "content" or "text"; search: "query" */
+    float *embedding;           /* add / search: "embedding" (dim floats), or NULL */
+    int32_t dim;
+    int64_t timestamp_us;       /* add: "timestamp" microseconds; AIOS_TIMESTAMP_NOW when absent */
+    int has_metadata;
+    const char *category, *source;
+    int has_quality;
+    float quality_score;
+    int32_t search_top_k;       /* 10 */
+    float threshold;            /* -2 = none */
+    int64_t since_us, until_us;
+    float min_quality;          /* -INFINITY = any */
+    int include_embedding;      /* search: return each hit's embedding */
+
+    /* diffuse: prompt / prompt_ids, temperature (0 when absent), top_k, top_p, seed as above */
+    const char *suffix;         /* text after the gap, or NULL */
+    int32_t *suffix_ids;
+    size_t n_suffix_ids;
+    int64_t gen_length;         /* 64 */
+    int64_t steps;              /* 0 = gen_length */
+    int64_t block_length;       /* 0 = gen_length (block diffusion: the model's) */
+    int algorithm;              /* aios_remask */
+    int plan;                   /* aios_plan */
+    double confidence_threshold;/* "threshold": Fast-dLLM mode when > 0 */
+    int stop_at_eos;            /* 1 */
+} aios__req;
+
+/* Parses `len` bytes of `body` as a request of `kind`.  On failure *out holds nothing to free
+ * (aios__req_free is still safe) and *param names the offending field ("" for the body). */
+aios_status aios__req_parse(aios__req_kind kind, const char *body, size_t len, aios__req *out, const char **param);
+void aios__req_free(aios__req *r);
+
+#endif

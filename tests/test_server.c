@@ -1,0 +1,286 @@
+/* test_server.c — the HTTP server in-process (aios_server_start/stop) over a loopback socket,
+ * and the request parser white-box.  Runs under ASan/UBSan too (`make asan`), which is where
+ * the streaming thread, cancellation and shutdown paths get their memory and race checks;
+ * tests/py/test_server.py judges the answers against the engines and references. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <cjson/cJSON.h>
+
+#include "server/server_req.h"
+#include "test.h"
+
+/* One HTTP/1.1 request with Connection: close; returns the status, *body the raw body (malloc'd,
+ * de-chunked when chunked).  -1 on a socket error. */
+static int http(int port, const char *method, const char *path, const char *body, size_t body_len, char **out) {
+    *out = NULL;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    struct timeval tv = {60, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        return -1;
+    }
+    char hdr[512];
+    int hl = snprintf(hdr, sizeof hdr, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n",
+                      method, path, body ? body_len : 0);
+    if (send(fd, hdr, (size_t)hl, MSG_NOSIGNAL) != hl) {
+        close(fd);
+        return -1;
+    }
+    for (size_t off = 0; body && off < body_len;) {
+        ssize_t k = send(fd, body + off, body_len - off, MSG_NOSIGNAL);
+        if (k <= 0) break; /* the server may refuse early; read its answer anyway */
+        off += (size_t)k;
+    }
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap + 1);
+    for (int guard = 0; guard < 1000000; guard++) {
+        if (len == cap) buf = realloc(buf, (cap *= 2) + 1);
+        ssize_t k = recv(fd, buf + len, cap - len, 0);
+        if (k <= 0) break;
+        len += (size_t)k;
+    }
+    close(fd);
+    buf[len] = 0;
+    int status = -1;
+    if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1) status = -1;
+    char *b = strstr(buf, "\r\n\r\n");
+    const char *payload = b ? b + 4 : buf + len;
+    int chunked = b && memmem(buf, (size_t)(b - buf), "chunked", 7) != NULL;
+    char *res = malloc(len + 1);
+    size_t n = 0;
+    if (chunked) {
+        const char *p = payload, *end = buf + len;
+        while (p < end) {
+            char *e;
+            unsigned long sz = strtoul(p, &e, 16);
+            const char *nl = strstr(e, "\r\n");
+            if (!nl || sz == 0 || nl + 2 + sz > end) break;
+            memcpy(res + n, nl + 2, sz);
+            n += sz;
+            p = nl + 2 + sz + 2;
+        }
+    } else {
+        n = (size_t)(buf + len - payload);
+        memcpy(res, payload, n);
+    }
+    res[n] = 0;
+    free(buf);
+    *out = res;
+    return status;
+}
+
+static int req(int port, const char *method, const char *path, const char *body, char **out) {
+    return http(port, method, path, body, body ? strlen(body) : 0, out);
+}
+
+static void test_parse_rejects_and_accepts(void) {
+    aios__req r;
+    const char *param;
+    static const struct { int kind; const char *body; const char *param; } bad[] = {
+        {AIOS__REQ_EMBEDDINGS, "", ""},
+        {AIOS__REQ_EMBEDDINGS, "{\"input\":", ""},
+        {AIOS__REQ_EMBEDDINGS, "[]", ""},
+        {AIOS__REQ_EMBEDDINGS, "{\"input\":[\"a\",2]}", "input"},
+        {AIOS__REQ_EMBEDDINGS, "{\"input\":[[1],[2.5]]}", "input"},
+        {AIOS__REQ_EMBEDDINGS, "{\"input\":[[]]}", "input"},
+        {AIOS__REQ_EMBEDDINGS, "{\"input\":[3000000000]}", "input"},
+        {AIOS__REQ_EMBEDDINGS, "{\"input\":\"a\",\"model\":7}", "model"},
+        {AIOS__REQ_EMBEDDINGS, "{\"input\":\"a\",\"encoding_format\":\"base64\"}", "encoding_format"},
+        {AIOS__REQ_COMPLETION, "{\"prompt\":\"a\",\"max_tokens\":1e300}", "max_tokens"},
+        {AIOS__REQ_COMPLETION, "{\"prompt\":\"a\",\"seed\":1.5}", "seed"},
+        {AIOS__REQ_COMPLETION, "{\"prompt\":\"a\",\"stop\":[\"1\",\"2\",\"3\",\"4\",\"5\"]}", "stop"},
+        {AIOS__REQ_COMPLETION, "{\"prompt\":[\"a\",\"b\"]}", "prompt"},
+        {AIOS__REQ_COMPLETION, "{\"prompt\":\"a\",\"echo\":true}", "echo"},
+        {AIOS__REQ_CHAT, "{\"messages\":[]}", "messages"},
+        {AIOS__REQ_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":[1]}]}", "messages"},
+        {AIOS__REQ_MEMORY_ADD, "{\"content\":\"x\",\"metadata\":{\"quality_score\":\"hi\"}}", "metadata"},
+        {AIOS__REQ_MEMORY_ADD, "{\"embedding\":[1e39]}", "embedding"},
+        {AIOS__REQ_MEMORY_SEARCH, "{\"query\":\"x\",\"embedding\":[1]}", "query"},
+        {AIOS__REQ_MEMORY_SEARCH, "{\"query\":\"x\",\"filters\":[]}", "filters"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        aios_status s = aios__req_parse((aios__req_kind)bad[i].kind, bad[i].body, strlen(bad[i].body), &r, &param);
+        CHECKF(s == AIOS_ERR_INVALID_ARG, "case %zu (%s) gave %d", i, bad[i].body, (int)s);
+        CHECKF(!strcmp(param, bad[i].param), "case %zu: param '%s', want '%s'", i, param, bad[i].param);
+        CHECK(*aios_last_error());
+        aios__req_free(&r);
+    }
+    const char *ok = "{\"model\":\"m\",\"prompt\":[1,2,3],\"max_tokens\":7,\"temperature\":0,\"top_p\":0.5,"
+                     "\"top_k\":3,\"seed\":-1,\"stop\":[\"a\",\"\"],\"stream\":true,\"n\":1,\"user\":\"u\",\"logprobs\":null}";
+    CHECK_OK(aios__req_parse(AIOS__REQ_COMPLETION, ok, strlen(ok), &r, &param));
+    CHECK(!strcmp(r.model, "m") && r.n_prompt_ids == 3 && r.prompt_ids[2] == 3 && r.max_tokens == 7);
+    CHECK(r.temperature == 0 && r.top_p == 0.5 && r.top_k == 3 && r.has_seed && r.seed == UINT64_MAX);
+    CHECK(r.n_stop == 1 && !strcmp(r.stop[0], "a") && r.stop[1] == NULL && r.stream);
+    aios__req_free(&r);
+    const char *emb = "{\"input\":[[101,7],[5]]}";
+    CHECK_OK(aios__req_parse(AIOS__REQ_EMBEDDINGS, emb, strlen(emb), &r, &param));
+    CHECK(r.is_ids && r.n_inputs == 2 && r.ids_len[0] == 2 && r.ids[1][0] == 5);
+    aios__req_free(&r);
+    /* not NUL-terminated: the parser must stop at len */
+    char nonul[8] = {'{', '}', 'x', 'x', 'x', 'x', 'x', 'x'};
+    CHECK(aios__req_parse(AIOS__REQ_MEMORY_SEARCH, nonul, 2, &r, &param) == AIOS_ERR_INVALID_ARG);
+    CHECK(!strcmp(param, "query"));
+    aios__req_free(&r);
+}
+
+static void test_server_store_routes(void) {
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/store", aios_test_tmpdir());
+    aios_server_params p = aios_server_default_params();
+    p.port = 0;
+    p.store_dir = dir;
+    p.max_body = 4096;
+    aios_server *srv = NULL;
+    CHECK_OK(aios_server_start(&p, &srv));
+    if (!srv) return;
+    int port = aios_server_port(srv);
+    CHECK(port > 0);
+    char *b;
+    CHECK(req(port, "GET", "/health", NULL, &b) == 200);
+    CHECK(strstr(b, "\"status\":\"ok\"") && strstr(b, "\"memory\":true"));
+    free(b);
+    CHECK(req(port, "POST", "/v1/memories", "{\"id\":\"m1\",\"content\":\"one\",\"embedding\":[1,0,0]}", &b) == 200);
+    free(b);
+    CHECK(req(port, "POST", "/v1/memories", "{\"id\":\"m2\",\"content\":\"two\",\"embedding\":[0,1,0]}", &b) == 200);
+    free(b);
+    CHECK(req(port, "POST", "/v1/memories", "{\"content\":\"three\",\"embedding\":[0,1]}", &b) == 400); /* dim */
+    free(b);
+    CHECK(req(port, "POST", "/v1/memories/search", "{\"embedding\":[0.1,1,0],\"top_k\":1}", &b) == 200);
+    cJSON *j = cJSON_Parse(b);
+    cJSON *d = cJSON_GetObjectItem(j, "data");
+    CHECK(cJSON_GetArraySize(d) == 1 && !strcmp(cJSON_GetObjectItem(cJSON_GetArrayItem(d, 0), "id")->valuestring, "m2"));
+    cJSON_Delete(j);
+    free(b);
+    CHECK(req(port, "POST", "/v1/memories/search", "{\"query\":\"text\"}", &b) == 400); /* no encoder */
+    free(b);
+    CHECK(req(port, "GET", "/v1/memories/m1", NULL, &b) == 200 && strstr(b, "\"content\":\"one\""));
+    free(b);
+    CHECK(req(port, "DELETE", "/v1/memories/m1", NULL, &b) == 200 && strstr(b, "\"deleted\":true"));
+    free(b);
+    CHECK(req(port, "GET", "/v1/memories/m1", NULL, &b) == 404 && strstr(b, "\"error\""));
+    free(b);
+    CHECK(req(port, "POST", "/v1/embeddings", "{\"input\":\"x\"}", &b) == 404); /* no embedding model */
+    free(b);
+    CHECK(req(port, "POST", "/v1/completions", "{\"prompt\":\"x\"}", &b) == 404); /* no generation model */
+    free(b);
+    CHECK(req(port, "PUT", "/v1/memories", "{}", &b) == 405);
+    free(b);
+    char big[8192];
+    memset(big, ' ', sizeof big);
+    CHECK(http(port, "POST", "/v1/memories", big, sizeof big, &b) == 413);
+    free(b);
+    CHECK(req(port, "GET", "/health", NULL, &b) == 200);
+    free(b);
+    aios_server_stop(srv);
+    /* the store was closed: a second server opens it and still finds m2 */
+    CHECK_OK(aios_server_start(&p, &srv));
+    if (!srv) return;
+    CHECK(req(aios_server_port(srv), "GET", "/v1/memories/m2", NULL, &b) == 200 && strstr(b, "\"content\":\"two\""));
+    free(b);
+    aios_server_stop(srv);
+    aios_server_stop(NULL);
+    p.host = "not-an-address";
+    CHECK(aios_server_start(&p, &srv) == AIOS_ERR_INVALID_ARG && srv == NULL);
+}
+
+/* The concatenated "text" of the SSE chunks in body. */
+static char *sse_text(const char *body, int *n_events, int *done) {
+    char *out = calloc(1, strlen(body) + 1);
+    *n_events = 0;
+    *done = 0;
+    for (const char *p = body; (p = strstr(p, "data: ")) != NULL;) {
+        p += 6;
+        const char *e = strstr(p, "\n\n");
+        if (!e) break;
+        if (!strncmp(p, "[DONE]", 6)) {
+            *done = 1;
+            break;
+        }
+        cJSON *j = cJSON_ParseWithLength(p, (size_t)(e - p));
+        cJSON *t = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0), "text");
+        if (cJSON_IsString(t)) strcat(out, t->valuestring);
+        cJSON_Delete(j);
+        (*n_events)++;
+        p = e;
+    }
+    return out;
+}
+
+static void test_server_generation_stream(void) {
+    const char *model = aios_test_shared("models/stories260K");
+    if (access(model, R_OK) != 0) SKIP("%s not found", model);
+    aios_server_params p = aios_server_default_params();
+    p.port = 0;
+    p.models = &model;
+    p.n_models = 1;
+    p.n_threads = 1;
+    aios_server *srv = NULL;
+    CHECK_OK(aios_server_start(&p, &srv));
+    if (!srv) return;
+    int port = aios_server_port(srv);
+    char *b, *s;
+    const char *body = "{\"prompt\":\"Once upon a time\",\"max_tokens\":24,\"temperature\":0}";
+    CHECK(req(port, "POST", "/v1/completions", body, &b) == 200);
+    cJSON *j = cJSON_Parse(b);
+    cJSON *t = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "choices"), 0), "text");
+    CHECK(cJSON_IsString(t) && strlen(t->valuestring) > 20);
+    const char *sbody = "{\"prompt\":\"Once upon a time\",\"max_tokens\":24,\"temperature\":0,\"stream\":true}";
+    CHECK(req(port, "POST", "/v1/completions", sbody, &s) == 200);
+    int n_ev, done;
+    char *cat = sse_text(s, &n_ev, &done);
+    CHECK(done && n_ev >= 2);
+    CHECK(cJSON_IsString(t) && !strcmp(cat, t->valuestring));
+    free(cat);
+    cJSON_Delete(j);
+    free(b);
+    free(s);
+    /* a client that leaves mid-stream: the producer is cancelled, the model is free again */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+        const char *lb = "{\"prompt\":[1],\"max_tokens\":500,\"stream\":true,\"ignore_eos\":true}";
+        char h[256];
+        int hl = snprintf(h, sizeof h, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s", strlen(lb), lb);
+        CHECK(send(fd, h, (size_t)hl, MSG_NOSIGNAL) == hl);
+        char tmp[256];
+        CHECK(recv(fd, tmp, sizeof tmp, 0) > 0);
+    }
+    if (fd >= 0) close(fd);
+    CHECK(req(port, "POST", "/v1/completions", "{\"prompt\":[1,999999]}", &b) == 400 && strstr(b, "vocabulary"));
+    free(b);
+    CHECK(req(port, "POST", "/v1/chat/completions",
+              "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":4,\"stream\":true}", &s) == 200);
+    CHECK(strstr(s, "\"role\":\"assistant\"") && strstr(s, "data: [DONE]"));
+    free(s);
+    /* stop while a stream is in flight on another connection: must not hang or leak */
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
+        const char *lb = "{\"prompt\":[1],\"max_tokens\":100000,\"stream\":true,\"ignore_eos\":true}";
+        char h[256];
+        int hl = snprintf(h, sizeof h, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s", strlen(lb), lb);
+        CHECK(send(fd, h, (size_t)hl, MSG_NOSIGNAL) == hl);
+        char tmp[256];
+        CHECK(recv(fd, tmp, sizeof tmp, 0) > 0);
+    }
+    aios_server_stop(srv);
+    if (fd >= 0) close(fd);
+}
+
+int main(void) {
+    RUN(test_parse_rejects_and_accepts);
+    RUN(test_server_store_routes);
+    RUN(test_server_generation_stream);
+    TEST_MAIN_END();
+}
