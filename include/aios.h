@@ -874,6 +874,7 @@ typedef struct {
     int n_steps;            /* steps run */
     int64_t n_forward;      /* denoiser calls */
     int64_t rows_computed;  /* sum of n_new over calls (what a cache saves) */
+    int64_t logits_rows;    /* sum of n_out over calls (rows through the LM head) */
     aios_diffuse_commit *trace; /* n_trace commits in order, when keep_trace */
     int64_t n_trace;
     /* UncertaintyEstimator: means over committed tokens of entropy / ln(n_vocab) and of

@@ -134,6 +134,7 @@ typedef struct {
     double *pp;         /* (block) probability of the proposal */
     double *ent;        /* (block) entropy */
     int64_t B;          /* block length */
+    int64_t logits_rows;
     uint64_t rng;
 } run_ctx;
 
@@ -159,6 +160,7 @@ static aios_status call_forward(run_ctx *c, const int32_t *ids, int64_t start, i
     if (s != AIOS_OK) return aios__err_prefix(s, "diffuse: denoiser");
     (*n_fwd)++;
     *rows += n - start;
+    c->logits_rows += rhi - rlo;
     return AIOS_OK;
 }
 
@@ -600,6 +602,7 @@ aios_status aios_diffuse_sample(const aios_denoiser *dn, const aios_diffuse_para
     out->gen_start = P;
     out->gen_len = AIOS_MIN(G, end - P);
     out->n_steps = step;
+    out->logits_rows = c.logits_rows;
     aios__unc_finish(&unc, &out->mean_entropy, &out->mean_one_minus_conf, &out->uncertainty);
     out->seconds = aios__now() - t0;
 
