@@ -156,11 +156,24 @@ aios_status aios_config_print(const char *path, FILE *out);
 
 /* ======================================================================================
  * Parquet (ours: no Parquet library exists in Debian; pyarrow and DuckDB are its judges).
- * See src/format/parquet.h for the full reader/writer interface.
+ * The full reader/writer interface (schema tree, column reads with levels and zero-copy byte
+ * arrays, the writer) is src/format/parquet.h; docs/parquet.md describes the design.
  * ====================================================================================== */
 typedef struct aios_parquet_file aios_parquet_file;
+/* Maps `path` read-only and parses the footer and schema (every offset and length is checked;
+ * malformed files give AIOS_ERR_FORMAT / AIOS_ERR_CORRUPT / AIOS_ERR_UNSUPPORTED with a message
+ * naming the file and the place).  *out is NULL on failure.  The handle is read-only: column
+ * reads on it may run from several threads at once. */
 aios_status aios_parquet_open(const char *path, aios_parquet_file **out);
+/* The same for a file image in memory; `data` is not copied and must outlive the handle. */
+aios_status aios_parquet_open_memory(const void *data, size_t size, aios_parquet_file **out);
+/* Total rows (sum over row groups); -1 for NULL. */
 int64_t aios_parquet_num_rows(const aios_parquet_file *pf);
+/* Decodes every page of every column (CRCs, value and row counts, statistics, UTF-8 of
+ * strings); writes one "problem: ..." line per problem to `report` (may be NULL); returns the
+ * first problem's status, AIOS_OK when the file is sound. */
+aios_status aios_parquet_verify(aios_parquet_file *pf, FILE *report);
+/* Unmaps and frees; NULL is a no-op.  Pointers obtained from the handle become invalid. */
 void aios_parquet_close(aios_parquet_file *pf);
 
 /* ======================================================================================

@@ -24,6 +24,13 @@
 #include "cli/cli.h"
 #include "format/parquet.h"
 
+/* Library messages already start with "parquet: FILE: ..." */
+static int pq_fail(aios_status s) {
+    const char *d = aios_last_error();
+    fprintf(stderr, "aios: %s\n", d && *d ? d : aios_status_str(s));
+    return 1;
+}
+
 /* ---- value formatting ---- */
 
 static void put_float(FILE *f, double v, int is_float) {
@@ -271,7 +278,7 @@ static int cat_jsonl(aios_parquet_file *pf, int64_t limit, char **sel, int nsel,
             if (!want[l]) continue;
             aios_status s = aios_pq_read_column(pf, rg, l, &cols[l]);
             if (s != AIOS_OK) {
-                rc = aios_cli_fail("parquet cat", s);
+                rc = pq_fail(s);
                 for (int k = 0; k < l; k++) aios_pq_column_free(&cols[k]);
                 goto out;
             }
@@ -413,6 +420,7 @@ static int do_stats(aios_parquet_file *pf) {
 
 int aios_cmd_parquet_from_jsonl(int argc, char **argv);
 
+
 static void usage(FILE *f) {
     fprintf(f, "usage: aios parquet <action> FILE [options]\n\n"
                "actions:\n"
@@ -484,7 +492,7 @@ int aios_cmd_parquet(int argc, char **argv) {
     aios_status s = aios_parquet_open(path, &pf);
     if (s != AIOS_OK) {
         free(coldup);
-        return aios_cli_fail("parquet", s);
+        return pq_fail(s);
     }
     int rc = 0;
     static char obuf[1 << 16];
@@ -497,7 +505,7 @@ int aios_cmd_parquet(int argc, char **argv) {
         rc = do_stats(pf);
     } else if (!strcmp(act, "verify")) {
         s = aios_parquet_verify(pf, stdout);
-        if (s != AIOS_OK) rc = aios_cli_fail("parquet verify", s);
+        if (s != AIOS_OK) rc = pq_fail(s);
         else printf("ok: %s: %" PRId64 " rows, %d row groups, %d columns, every page decoded\n", path,
                     aios_parquet_num_rows(pf), aios_pq_num_row_groups(pf), aios_pq_num_leaves(pf));
     } else {

@@ -72,7 +72,8 @@
  *
  * Memory is bounded: encoded pages are buffered per row group and a row group is flushed
  * when it reaches row_group_rows rows or row_group_bytes encoded bytes (checked at
- * end_batch), so a writer holds about one row group of compressed data.
+ * end_batch, so a row group can overshoot by up to one batch), so a writer holds about one
+ * row group of compressed data plus one batch.
  *
  * Errors: every function returns aios_status and sets aios_last_error() to a message like
  * "parquet: f.parquet: column 'a.b' row group 2: page header at offset 1234: truncated".
@@ -175,9 +176,8 @@ typedef struct aios_pq_node {
 
 /* ---- Files (open / close are in aios.h) ----------------------------------------------- */
 
-/* Opens a Parquet file held in memory.  `data` is NOT copied: it must stay valid and
- * unchanged until aios_parquet_close().  Validates the footer and the schema. */
-aios_status aios_parquet_open_memory(const void *data, size_t size, aios_parquet_file **out);
+/* aios_parquet_open / aios_parquet_open_memory / aios_parquet_num_rows / aios_parquet_verify /
+ * aios_parquet_close are declared in include/aios.h. */
 
 /* The whole file image (the mapping): zero-copy byte pointers point into [data, data+size). */
 const uint8_t *aios_pq_file_data(const aios_parquet_file *pf, size_t *size);
@@ -258,11 +258,9 @@ typedef struct aios_pq_column {
 aios_status aios_pq_read_column(aios_parquet_file *pf, int rg, int leaf, aios_pq_column *out);
 void aios_pq_column_free(aios_pq_column *col);
 
-/* Checks the whole file: decodes every page of every column, checks CRCs if present, level
- * and value counts against the footer, statistics (min/max/null_count) against the decoded
- * values, offsets inside the file.  Problems are appended to `report` (one line each, may be
- * NULL) and the first one is the error; AIOS_OK when none. */
-aios_status aios_parquet_verify(aios_parquet_file *pf, FILE *report);
+/* aios_parquet_verify (aios.h) checks the whole file: decodes every page of every column,
+ * CRCs if present, level and value counts against the footer, statistics (min/max bounds,
+ * null_count) against the decoded values, UTF-8 of STRING values and of field names. */
 
 /* ---- Writing -------------------------------------------------------------------------- */
 typedef enum {
@@ -311,11 +309,10 @@ typedef struct {
 } aios_pq_writer_params;
 
 /* One batch of one leaf, in either form:
- *  Levels form (def != NULL or the leaf has max_def == 0 and max_rep == 0):
- *    num_levels entries of def / rep (rep may be NULL when max_rep == 0; def may be NULL when
- *    max_def == 0); values spaced over slots exactly as aios_pq_column (a read column can be
- *    written back as is).
- *  Row form (def == NULL, for max_rep <= 1):
+ *  Levels form (def != NULL, or rep != NULL with num_levels > 0):
+ *    num_levels entries of def / rep (rep may be NULL when max_rep == 0); values spaced over
+ *    slots exactly as aios_pq_column (a read column can be written back as is).
+ *  Row form (def == NULL, for max_rep <= 1; the only form for required flat leaves):
  *    max_rep == 0: one slot per row; `valid` (NULL = all present) marks null leaves; a null
  *      marks the leaf itself (if the leaf is required, its nearest optional ancestor).
  *    max_rep == 1: `offsets` (num_rows + 1) slot ranges, `row_valid` (NULL = no null lists),

@@ -92,7 +92,7 @@ static void parse_logical(aios_thrift_r *r, schema_el *e) {
                 else if (fid == 5 && f2 == 2) e->precision = aios_thrift_i32(r, t2);
                 else if ((fid == 7 || fid == 8) && f2 == 1) e->utc = aios_thrift_bool(r, t2);
                 else if ((fid == 7 || fid == 8) && f2 == 2 && t2 == AIOS_TT_STRUCT) parse_time_unit(r, &e->unit);
-                else if (fid == 10 && f2 == 1) e->bit_width = aios_thrift_i32(r, t2);
+                else if (fid == 10 && f2 == 1) e->bit_width = aios_thrift_i8(r, t2);
                 else if (fid == 10 && f2 == 2) e->is_signed = aios_thrift_bool(r, t2);
                 else aios_thrift_skip(r, t2);
             }
@@ -227,7 +227,7 @@ static aios_status build_node(tree_ctx *c, int parent, int depth) {
         n->leaf = pf->n_leaves++;
         return AIOS_OK;
     }
-    if (e->num_children > c->n_els - c->next || e->num_children > c->n_els - c->n_child) /* sum of claims too */
+    if (e->num_children > c->n_els - c->next || e->num_children > c->n_els - c->n_child)
         return aios__err(AIOS_ERR_FORMAT, "schema: '%s' claims %d children, %d elements left", n->path,
                          e->num_children, c->n_els - c->next);
     n->n_children = e->num_children;
@@ -345,6 +345,11 @@ static aios_status parse_column_meta(aios_parquet_file *pf, aios_thrift_r *r, ai
     if (type != (int)leaf->type)
         return aios__err(AIOS_ERR_FORMAT, "column '%s': chunk type %d, schema says %s", leaf->path, type,
                          aios_pq_type_name(leaf->type));
+    if (ci->num_values == 0) { /* empty chunk: nothing is read (pyarrow writes offsets 0) */
+        ci->dictionary_page_offset = -1;
+        *got = 1;
+        return AIOS_OK;
+    }
     if (ci->num_values < 0 || ci->total_compressed_size < 0 || ci->data_page_offset < 4)
         return aios__err(AIOS_ERR_FORMAT, "column '%s': negative sizes or offsets", leaf->path);
     uint64_t start = (uint64_t)ci->data_page_offset;

@@ -68,6 +68,33 @@ static int cmp_stat(const aios_pq_column *c, int64_t i, const uint8_t *s, size_t
     }
 }
 
+/* 1 when p[0..n) is well-formed UTF-8 (no overlongs, no surrogates, <= U+10FFFF). */
+static int utf8_ok(const uint8_t *p, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        uint8_t c = p[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        int k;
+        uint32_t cp;
+        if (c >= 0xc2 && c <= 0xdf) k = 1, cp = c & 0x1f;
+        else if (c >= 0xe0 && c <= 0xef) k = 2, cp = c & 0x0f;
+        else if (c >= 0xf0 && c <= 0xf4) k = 3, cp = c & 0x07;
+        else return 0;
+        if (n - i <= (size_t)k) return 0;
+        for (int j = 1; j <= k; j++) {
+            if ((p[i + j] & 0xc0) != 0x80) return 0;
+            cp = cp << 6 | (p[i + j] & 0x3f);
+        }
+        if ((k == 2 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (k == 3 && (cp < 0x10000 || cp > 0x10ffff)))
+            return 0;
+        i += (size_t)k + 1;
+    }
+    return 1;
+}
+
 aios_status aios_parquet_verify(aios_parquet_file *pf, FILE *report) {
     aios_status first = AIOS_OK;
     char first_msg[1024] = "";
@@ -83,6 +110,9 @@ aios_status aios_parquet_verify(aios_parquet_file *pf, FILE *report) {
         }                                                                               \
         problems++;                                                                     \
     } while (0)
+    for (int i = 0; i < pf->n_nodes; i++)
+        if (!utf8_ok((const uint8_t *)pf->nodes[i].name, strlen(pf->nodes[i].name)))
+            PROBLEM(AIOS_ERR_ENCODING, "schema: field name '%s' is not valid UTF-8", pf->nodes[i].path);
     for (int rg = 0; rg < pf->n_rg; rg++) {
         for (int leaf = 0; leaf < pf->n_leaves; leaf++) {
             const aios_pq_node *lf = aios_pq_leaf(pf, leaf);
@@ -99,6 +129,16 @@ aios_status aios_parquet_verify(aios_parquet_file *pf, FILE *report) {
             if (ci->has_null_count && c.max_rep == 0 && ci->null_count != c.null_count)
                 PROBLEM(AIOS_ERR_CORRUPT, "row group %d column '%s': statistics null_count %lld, decoded %lld nulls", rg,
                         lf->path, (long long)ci->null_count, (long long)c.null_count);
+            if (lf->logical == AIOS_PQ_L_STRING && lf->type == AIOS_PQ_BYTE_ARRAY) {
+                for (int64_t i = 0; i < c.num_slots; i++)
+                    if ((!c.valid || c.valid[i]) && !utf8_ok(c.bytes[i].ptr, c.bytes[i].len)) {
+                        PROBLEM(AIOS_ERR_ENCODING, "row group %d column '%s': value %lld is not valid UTF-8", rg, lf->path,
+                                (long long)i);
+                        break;
+                    }
+                if (ci->has_min_max && (!utf8_ok(ci->min, ci->min_len) || !utf8_ok(ci->max, ci->max_len)))
+                    PROBLEM(AIOS_ERR_ENCODING, "row group %d column '%s': statistics are not valid UTF-8", rg, lf->path);
+            }
             if (ci->has_min_max && lf->type != AIOS_PQ_INT96) {
                 int64_t bad_lo = -1, bad_hi = -1;
                 for (int64_t i = 0; i < c.num_slots; i++) {
@@ -119,6 +159,11 @@ aios_status aios_parquet_verify(aios_parquet_file *pf, FILE *report) {
         }
     }
 #undef PROBLEM
-    if (first != AIOS_OK) return aios__err(first, "parquet: %s: %d problem(s); first: %s", pf->name, problems, first_msg);
+    if (first != AIOS_OK) {
+        const char *m = first_msg;
+        size_t pl = strlen("parquet: ") + strlen(pf->name) + 2;
+        if (!strncmp(m, "parquet: ", 9) && strlen(m) > pl && !strncmp(m + 9, pf->name, strlen(pf->name))) m += pl;
+        return aios__err(first, "parquet: %s: %d problem(s); first: %s", pf->name, problems, m);
+    }
     return AIOS_OK;
 }

@@ -701,6 +701,14 @@ static aios_status flush_page(aios_pq_writer *w, wleaf *L) {
     return AIOS_OK;
 }
 
+/* Append without a capacity check: aios_pq_writer_write reserves room for the whole batch's
+ * levels and fixed-size values up front (a page flush only lowers len). */
+#define PUT_RAW(buf, src, n)                                  \
+    do {                                                      \
+        memcpy((buf).data + (buf).len, (src), (n));           \
+        (buf).len += (n);                                     \
+    } while (0)
+
 /* Appends one level entry (and its value when defined) to the current page. */
 static inline aios_status put_entry(aios_pq_writer *w, wleaf *L, int16_t d, int16_t r, const aios_pq_batch *b, int64_t slot,
                                      int have_vals) {
@@ -710,12 +718,12 @@ static inline aios_status put_entry(aios_pq_writer *w, wleaf *L, int16_t d, int1
             if ((int64_t)L->vals.len + L->page_levels / 4 >= w->p.page_bytes) AIOS_TRY(flush_page(w, L));
             L->page_rows++;
         }
-        AIOS_TRY(aios_buf_append(&L->reps, &r, 2));
+        PUT_RAW(L->reps, &r, 2);
     } else {
         if ((int64_t)L->vals.len + L->page_levels / 4 >= w->p.page_bytes) AIOS_TRY(flush_page(w, L));
         L->page_rows++;
     }
-    if (L->max_def > 0) AIOS_TRY(aios_buf_append(&L->defs, &d, 2));
+    if (L->max_def > 0) PUT_RAW(L->defs, &d, 2);
     L->page_levels++;
     L->chunk_levels++;
     if (d < L->max_def) {
@@ -729,7 +737,7 @@ static inline aios_status put_entry(aios_pq_writer *w, wleaf *L, int16_t d, int1
     switch (L->type) {
     case AIOS_PQ_BOOLEAN: {
         uint8_t v = ((const uint8_t *)b->values)[slot] ? 1 : 0;
-        AIOS_TRY(aios_buf_append(&L->vals, &v, 1));
+        PUT_RAW(L->vals, &v, 1);
         if (!L->st_has) L->st_min.i = L->st_max.i = v, L->st_has = 1;
         else {
             if (v < L->st_min.i) L->st_min.i = v;
@@ -742,10 +750,10 @@ static inline aios_status put_entry(aios_pq_writer *w, wleaf *L, int16_t d, int1
         if (L->type == AIOS_PQ_INT32) {
             int32_t x = ((const int32_t *)b->values)[slot];
             v = x;
-            AIOS_TRY(aios_buf_append(&L->vals, &x, 4));
+            PUT_RAW(L->vals, &x, 4);
         } else {
             v = ((const int64_t *)b->values)[slot];
-            AIOS_TRY(aios_buf_append(&L->vals, &v, 8));
+            PUT_RAW(L->vals, &v, 8);
         }
         if (!L->st_has) L->st_min.i = L->st_max.i = v, L->st_has = 1;
         else {
@@ -759,10 +767,10 @@ static inline aios_status put_entry(aios_pq_writer *w, wleaf *L, int16_t d, int1
         if (L->type == AIOS_PQ_FLOAT) {
             float x = ((const float *)b->values)[slot];
             v = x;
-            AIOS_TRY(aios_buf_append(&L->vals, &x, 4));
+            PUT_RAW(L->vals, &x, 4);
         } else {
             v = ((const double *)b->values)[slot];
-            AIOS_TRY(aios_buf_append(&L->vals, &v, 8));
+            PUT_RAW(L->vals, &v, 8);
         }
         if (v != v) return AIOS_OK; /* NaN: not in min/max */
         if (!L->st_has) L->st_min.d = L->st_max.d = v, L->st_has = 1;
@@ -854,9 +862,9 @@ aios_status aios_pq_writer_write(aios_pq_writer *w, int leaf, const aios_pq_batc
     int have_vals = is_bytes ? b->bytes != NULL : (b->values != NULL || (L->type == AIOS_PQ_FIXED_LEN_BYTE_ARRAY && b->bytes));
     const int16_t *def, *rep;
     int64_t nlev;
-    if (b->def || (L->max_def == 0 && L->max_rep == 0) || (b->num_levels > 0 && L->max_rep > 0 && b->rep)) {
+    if (b->def || (b->num_levels > 0 && L->max_rep > 0 && b->rep)) {
         /* level form */
-        nlev = (L->max_def == 0 && L->max_rep == 0 && !b->def) ? b->num_rows : b->num_levels;
+        nlev = b->num_levels;
         if (nlev < 0) return aios__err(AIOS_ERR_INVALID_ARG, "parquet writer: negative num_levels");
         def = b->def;
         rep = b->rep;
@@ -917,7 +925,7 @@ aios_status aios_pq_writer_write(aios_pq_writer *w, int leaf, const aios_pq_batc
     /* slot of each entry: values are spaced over slots (entries with def >= slot_def) */
     int64_t slot = 0;
     int16_t md = L->max_def;
-    if (!def && L->type != AIOS_PQ_BOOLEAN && L->type != AIOS_PQ_BYTE_ARRAY && L->type != AIOS_PQ_FIXED_LEN_BYTE_ARRAY &&
+    if (L->max_def == 0 && L->type != AIOS_PQ_BOOLEAN && L->type != AIOS_PQ_BYTE_ARRAY && L->type != AIOS_PQ_FIXED_LEN_BYTE_ARRAY &&
         L->max_rep == 0) {
         /* fast path: required flat fixed-size column */
         if (nlev > 0 && !have_vals) return aios__err(AIOS_ERR_INVALID_ARG, "parquet writer: leaf '%s': no values given", n->path);
@@ -952,6 +960,10 @@ aios_status aios_pq_writer_write(aios_pq_writer *w, int leaf, const aios_pq_batc
         }
     } else {
         int16_t sd = L->slot_def;
+        AIOS_TRY(aios_buf_reserve(&L->defs, (size_t)nlev * 2 + 2));
+        AIOS_TRY(aios_buf_reserve(&L->reps, (size_t)nlev * 2 + 2));
+        if (L->type != AIOS_PQ_BYTE_ARRAY && L->type != AIOS_PQ_FIXED_LEN_BYTE_ARRAY)
+            AIOS_TRY(aios_buf_reserve(&L->vals, (size_t)nlev * (L->es ? L->es : 1) + 8));
         for (int64_t i = 0; i < nlev; i++) {
             int16_t d = def ? def[i] : md, r = rep ? rep[i] : 0;
             AIOS_TRY(put_entry(w, L, d, r, b, slot, have_vals));

@@ -58,6 +58,8 @@ static aios_status lz4_raw_decompress(const uint8_t *src, size_t n, uint8_t *dst
 
 aios_status aios__pq_decompress(aios_pq_codec codec, const uint8_t *src, size_t n, uint8_t *dst,
                                 size_t dst_n, void **zctx) {
+    uint8_t dummy[1];
+    if (!dst) dst = dummy; /* empty page: some codecs insist on a non-NULL output */
     switch (codec) {
     case AIOS_PQ_UNCOMPRESSED:
         if (n != dst_n) return aios__err(AIOS_ERR_CORRUPT, "uncompressed page: %zu bytes, header says %zu", n, dst_n);

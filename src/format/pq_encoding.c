@@ -183,7 +183,9 @@ aios_status aios__delta_decode(const uint8_t *p, size_t n, int is32, void *out, 
         else o64[0] = (int64_t)prev;
         i = 1;
     }
-    int maxbw = is32 ? 32 : 64;
+    /* DuckDB 2.0 writes int32 deltas up to 33 bits wide (computed in 64 bits); the values
+     * still reconstruct modulo 2^32, so any width up to 64 is accepted and wrapped. */
+    int maxbw = 64;
     /* Decode blocks while values are needed; `total` may exceed `count` only by values we skip. */
     uint64_t want = total;
     uint64_t done = total ? 1 : 0;

@@ -99,7 +99,7 @@ int aios_thrift_field(aios_thrift_r *r, int16_t *fid, int *type) {
     return !r->err;
 }
 
-int64_t aios_thrift_i64(aios_thrift_r *r, int type) {
+static int64_t rd_int(aios_thrift_r *r, int type) {
     if (r->err) return 0;
     switch (type) {
     case AIOS_TT_I8:
@@ -118,17 +118,35 @@ int64_t aios_thrift_i64(aios_thrift_r *r, int type) {
     }
 }
 
-int32_t aios_thrift_i32(aios_thrift_r *r, int type) {
-    if (type == AIOS_TT_I64) {
-        aios_thrift_fail(r, "expected i32, got i64");
+/* The wire type must be the declared one: Thrift's own readers would skip a field of another
+ * type, leaving a required field missing, so a mismatch is an error here. */
+int64_t aios_thrift_i64(aios_thrift_r *r, int type) {
+    if (type != AIOS_TT_I64) {
+        aios_thrift_fail(r, "expected i64");
         return 0;
     }
-    int64_t v = aios_thrift_i64(r, type);
+    return rd_int(r, type);
+}
+
+int32_t aios_thrift_i32(aios_thrift_r *r, int type) {
+    if (type != AIOS_TT_I32) {
+        aios_thrift_fail(r, "expected i32");
+        return 0;
+    }
+    int64_t v = rd_int(r, type);
     if (v < INT32_MIN || v > INT32_MAX) {
         aios_thrift_fail(r, "i32 out of range");
         return 0;
     }
     return (int32_t)v;
+}
+
+int aios_thrift_i8(aios_thrift_r *r, int type) {
+    if (type != AIOS_TT_I8) {
+        aios_thrift_fail(r, "expected i8");
+        return 0;
+    }
+    return (int)rd_int(r, type);
 }
 
 int aios_thrift_bool(aios_thrift_r *r, int type) {
@@ -209,7 +227,7 @@ int aios_thrift_list(aios_thrift_r *r, int type, int *elem_type, int64_t *count)
 int64_t aios_thrift_elem_i64(aios_thrift_r *r, int elem_type) {
     if (elem_type == AIOS_TT_I8 || elem_type == AIOS_TT_I16 || elem_type == AIOS_TT_I32 ||
         elem_type == AIOS_TT_I64)
-        return aios_thrift_i64(r, elem_type);
+        return rd_int(r, elem_type);
     aios_thrift_fail(r, "expected integer list elements");
     return 0;
 }

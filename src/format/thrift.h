@@ -48,8 +48,9 @@ void aios_thrift_struct_end(aios_thrift_r *r);
 /* Next field header; returns 0 at STOP or on error.  *type is the compact type. */
 int aios_thrift_field(aios_thrift_r *r, int16_t *fid, int *type);
 /* Values.  Each checks that `type` matches what the field claims (sets err otherwise). */
-int64_t aios_thrift_i64(aios_thrift_r *r, int type);  /* accepts I8/I16/I32/I64 */
-int32_t aios_thrift_i32(aios_thrift_r *r, int type);  /* accepts I8/I16/I32; range-checked */
+int64_t aios_thrift_i64(aios_thrift_r *r, int type);  /* only I64 */
+int32_t aios_thrift_i32(aios_thrift_r *r, int type);  /* only I32 */
+int aios_thrift_i8(aios_thrift_r *r, int type);       /* only I8 */
 int aios_thrift_bool(aios_thrift_r *r, int type);
 double aios_thrift_double(aios_thrift_r *r, int type);
 /* Binary/string: pointer into the buffer (not NUL-terminated) and length. */

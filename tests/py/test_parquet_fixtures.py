@@ -14,7 +14,7 @@ EXP = json.load(open(os.path.join(D, "EXPECTED.json"), encoding="utf-8"))
 
 def cat(name, *extra):
     out = aios("parquet", "cat", os.path.join(D, name), "--format", "jsonl", *extra).stdout
-    return [json.loads(line) for line in out.splitlines()]
+    return [json.loads(line) for line in out.split("\n") if line]
 
 
 def f32(x):
