@@ -555,8 +555,8 @@ float aios_similarity(const float *a, const float *b, int64_t dim);
  *     free(text); aios_encoding_free(enc); aios_tokenizer_free(tok);
  *
  * Supported: normalizers BertNormalizer, NFC/NFD/NFKC/NFKD, Lowercase, StripAccents, Replace,
- * Prepend, Strip, Precompiled, ByteLevel, Sequence; pre-tokenizers BertPreTokenizer, ByteLevel,
- * Split, Metaspace, Whitespace, WhitespaceSplit, Punctuation, Digits, CharDelimiterSplit,
+ * Prepend, Strip, Precompiled, ByteLevel, Nmt, Sequence; pre-tokenizers BertPreTokenizer, ByteLevel,
+ * Split, Metaspace, Whitespace, WhitespaceSplit, Punctuation, Digits, CharDelimiterSplit, FixedLength,
  * Sequence; models WordPiece, BPE, Unigram, WordLevel; post-processors TemplateProcessing,
  * BertProcessing, RobertaProcessing, ByteLevel, Sequence; decoders WordPiece, ByteLevel,
  * Metaspace, Replace, ByteFallback, Fuse, Strip, CTC, BPEDecoder, Sequence.  Unknown component
@@ -594,7 +594,8 @@ typedef struct {
     char pad_token[64];
 } aios_tok_params;
 
-/* One encoded text (or pair).  Arrays have n entries; the struct owns them. */
+/* One encoded text (or pair).  Arrays have n entries.  The struct, its arrays and strings are
+ * one allocation: release it only with aios_encoding_free (never free the members). */
 typedef struct {
     size_t n;
     int32_t *ids;
@@ -648,7 +649,8 @@ aios_status aios_tokenizer_decode(const aios_tokenizer *tok, const int32_t *ids,
 size_t aios_tokenizer_vocab_size(const aios_tokenizer *tok);
 /* Id of a token string (added tokens first), or -1. */
 int32_t aios_tokenizer_token_to_id(const aios_tokenizer *tok, const char *token);
-/* Token string of an id (owned by the tokenizer), or NULL. */
+/* Token string of an id (owned by the tokenizer), or NULL.  As in `tokenizers`, an added token
+ * marked `normalized` is returned in its normalized form (Llama-2's id 1 is "▁<s>"). */
 const char *aios_tokenizer_id_to_token(const aios_tokenizer *tok, int32_t id);
 aios_tok_special_ids aios_tokenizer_special_ids(const aios_tokenizer *tok);
 /* model_max_length from tokenizer_config.json (0 when absent or absurdly large). */

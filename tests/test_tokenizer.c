@@ -188,18 +188,23 @@ static void check_golden(const char *name) {
     free(data);
 }
 
-/* GPT-2 tokenizer.json against llama.cpp's expected ids for its vocab test inputs. */
-static void test_gpt2_llamacpp(void) {
+/* Ids for llama.cpp's tokenizer test inputs against its expected ids (no special tokens):
+ * GPT-2's tokenizer.json (which current `tokenizers` refuses to load) and, as extra checks, the
+ * Llama-2 SPM, Qwen2 and BERT vocabularies.  Format (PROVENANCE.md): cases separated by
+ * "\n__ggml_vocab_test__\n"; one line of " id id ..." per case in the .out file. */
+static void check_llamacpp(const char *tokpath, const char *vocab) {
     size_t n, m;
+    char outrel[256];
+    snprintf(outrel, sizeof outrel, "data/text/llama.cpp-vocab-tests/ggml-vocab-%s.gguf.out", vocab);
     char *inp = read_all(aios_test_shared("data/text/llama.cpp-vocab-tests/ggml-vocab-test.gguf.inp"), &n);
-    char *exp = read_all(aios_test_shared("data/text/llama.cpp-vocab-tests/ggml-vocab-gpt-2.gguf.out"), &m);
+    char *exp = read_all(aios_test_shared(outrel), &m);
     if (!inp || !exp) {
         free(inp);
         free(exp);
         SKIP("llama.cpp vocab tests not found");
     }
     aios_tokenizer *tok = NULL;
-    CHECK_OK(aios_tokenizer_load(aios_test_shared("models/gpt2"), &tok));
+    CHECK_OK(aios_tokenizer_load(tokpath, &tok));
     if (!tok) {
         free(inp);
         free(exp);
@@ -223,10 +228,8 @@ static void test_gpt2_llamacpp(void) {
         size_t k = 0;
         got[0] = 0;
         for (size_t i = 0; enc && i < enc->n && k < sizeof got - 16; i++) k += (size_t)snprintf(got + k, sizeof got - k, " %d", enc->ids[i]);
-        /* the .out lines start with a space before each id */
-        const char *want = e_line;
-        if (strcmp(got, want) && !(got[0] == 0 && want[0] == 0)) {
-            if (!bad) CHECKF(0, "case %d '%.40s': got '%.100s' want '%.100s'", cases, s, got, want);
+        if (strcmp(got, e_line)) {
+            if (!bad) CHECKF(0, "%s case %d '%.40s': got '%.100s' want '%.100s'", vocab, cases, s, got, e_line);
             bad++;
         }
         aios_encoding_free(enc);
@@ -234,12 +237,19 @@ static void test_gpt2_llamacpp(void) {
         s = end + strlen(sep);
         e_line = nl + 1;
     }
-    CHECKF(cases == 46, "expected 46 cases, read %d", cases);
+    CHECKF(cases == 46, "%s: expected 46 cases, read %d", vocab, cases);
     aios_tokenizer_free(tok);
     free(inp);
     free(exp);
 }
 
+static void test_gpt2_llamacpp(void) { check_llamacpp(aios_test_shared("models/gpt2"), "gpt-2"); }
+static void test_llama_spm_llamacpp(void) { check_llamacpp(tok_path("llama2-tokenizer"), "llama-spm"); }
+static void test_qwen2_llamacpp(void) { check_llamacpp(tok_path("qwen2.5-0.5b-instruct"), "qwen2"); }
+static void test_bert_bge_llamacpp(void) { check_llamacpp(tok_path("bert-base-uncased"), "bert-bge"); }
+
+/* Expected: tokenizers 0.23 on the repaired text "ab\uFFFD\uFFFD(cd\uFFFD" gives tokens
+ * [CLS] ab ( cd [SEP] with offsets (0,2) (4,5) (5,7). */
 static void test_invalid_utf8(void) {
     aios_tokenizer *tok = NULL;
     CHECK_OK(aios_tokenizer_load(tok_path("bert-base-uncased"), &tok));
@@ -262,6 +272,10 @@ static void test_invalid_utf8(void) {
     aios_tokenizer_free(tok);
 }
 
+/* Expected values printed by tokenizers 0.23 (Tokenizer.from_file(bert-base-uncased):
+ * encode("hello world", "how are you"), enable_truncation(6), enable_padding(length=8),
+ * enable_padding() + encode_batch); tests/py/test_tokenizer_api.py checks many more cases
+ * against tokenizers live. */
 static void test_pair_trunc_pad_batch(void) {
     aios_tokenizer *tok = NULL;
     CHECK_OK(aios_tokenizer_load(aios_test_shared("models/bert-base-uncased"), &tok));
@@ -319,11 +333,61 @@ static void test_special_ids_from_config(void) {
     CHECK(aios_tokenizer_load_json(bad, strlen(bad), NULL, 0, &tok) == AIOS_ERR_UNSUPPORTED && strstr(aios_last_error(), "Nope"));
 }
 
+/* Batch encoding on 4 threads gives every golden line's ids (per-thread caches, arenas). */
+static void test_batch_threads_golden(void) {
+    static const char *names[] = {"qwen2.5-0.5b-instruct", "t5-small", "llama2-tokenizer"};
+    for (size_t k = 0; k < 3; k++) {
+        char rel[256];
+        snprintf(rel, sizeof rel, "fixtures/tokenizers/%s.jsonl", names[k]);
+        char *data = read_all(aios_test_shared(rel), NULL);
+        if (!data) SKIP("no golden %s", rel);
+        aios_tokenizer *tok = NULL;
+        CHECK_OK(aios_tokenizer_load(tok_path(names[k]), &tok));
+        size_t cap = 8192, n = 0;
+        cJSON **rows = malloc(cap * sizeof *rows);
+        const char **texts = malloc(cap * sizeof *texts);
+        size_t *lens = malloc(cap * sizeof *lens);
+        for (char *s = data; *s && n < cap;) {
+            char *e = strchr(s, '\n');
+            if (e) *e = 0;
+            rows[n] = cJSON_Parse(s);
+            if (rows[n]) {
+                texts[n] = cJSON_GetObjectItem(rows[n], "text")->valuestring;
+                lens[n] = strlen(texts[n]);
+                n++;
+            }
+            s = e ? e + 1 : s + strlen(s);
+        }
+        aios_encoding **outs = calloc(n, sizeof *outs);
+        CHECK_OK(aios_tokenizer_encode_batch(tok, texts, lens, n, NULL, 4, outs));
+        size_t bad = 0, at = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!outs[i] || !ids_equal(cJSON_GetObjectItem(rows[i], "ids"), outs[i]->ids, outs[i]->n, &at)) {
+                if (!bad) CHECKF(0, "%s line %zu differs in batch at %zu", names[k], i + 1, at);
+                bad++;
+            }
+            aios_encoding_free(outs[i]);
+            cJSON_Delete(rows[i]);
+        }
+        CHECKF(n == 4350, "%s: %zu lines", names[k], n);
+        free(outs);
+        free(rows);
+        free(texts);
+        free(lens);
+        free(data);
+        aios_tokenizer_free(tok);
+    }
+}
+
 int main(void) {
     for (size_t i = 0; i < sizeof NAMES / sizeof NAMES[0]; i++) check_golden(NAMES[i]);
     RUN(test_gpt2_llamacpp);
+    RUN(test_llama_spm_llamacpp);
+    RUN(test_qwen2_llamacpp);
+    RUN(test_bert_bge_llamacpp);
     RUN(test_invalid_utf8);
     RUN(test_pair_trunc_pad_batch);
     RUN(test_special_ids_from_config);
+    RUN(test_batch_threads_golden);
     TEST_MAIN_END();
 }

@@ -189,15 +189,16 @@ int aios_cmd_tokenize(int argc, char **argv) {
 
 int aios_cmd_detokenize(int argc, char **argv) {
     if (aios_cli_wants_help(argc, argv)) {
-        printf("usage: aios detokenize --tokenizer PATH [--skip-special]\n\n"
+        printf("usage: aios detokenize --tokenizer PATH [--skip-special] [--jsonl]\n\n"
                "Reads token ids from stdin, one sequence per line (separated by spaces; commas and\n"
                "[ ] are ignored, so JSON lists work too), and prints each decoded text on one line.\n"
-               "  --skip-special  leave out special tokens\n");
+               "  --skip-special  leave out special tokens\n"
+               "  --jsonl         print each text as a JSON string (texts may hold newlines)\n");
         return 0;
     }
     const char *path = NULL;
-    int skip = 0;
-    int rc = parse_common(argc, argv, "detokenize", &path, &skip, "--skip-special", NULL);
+    int skip = 0, jsonl = 0;
+    int rc = parse_common(argc, argv, "detokenize", &path, &skip, "--skip-special", &jsonl);
     if (rc) return rc;
     aios_tokenizer *tok = NULL;
     aios_status st = aios_tokenizer_load(path, &tok);
@@ -244,7 +245,8 @@ int aios_cmd_detokenize(int argc, char **argv) {
             ret = aios_cli_fail("detokenize", st);
             goto out;
         }
-        fwrite(text, 1, tl, stdout);
+        if (jsonl) json_str(stdout, text, tl);
+        else fwrite(text, 1, tl, stdout);
         fputc('\n', stdout);
         free(text);
     }

@@ -8,11 +8,19 @@
  * tokens into their bytes, or one U+FFFD per byte when the run is not valid UTF-8.
  */
 #include <cjson/cJSON.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "tokenizer/tok_internal.h"
 
 uint32_t tk_byte_to_cp(uint8_t b);
+
+static int16_t cp2byte[324];
+static pthread_once_t g_cp2byte_once = PTHREAD_ONCE_INIT;
+static void cp2byte_init(void) {
+    for (int i = 0; i < 324; i++) cp2byte[i] = -1;
+    for (int b = 0; b < 256; b++) cp2byte[tk_byte_to_cp((uint8_t)b)] = (int16_t)b;
+}
 
 enum { D_WORDPIECE, D_BYTELEVEL, D_METASPACE, D_REPLACE, D_BYTEFALLBACK, D_FUSE, D_STRIP, D_CTC, D_BPE, D_SEQ };
 
@@ -243,13 +251,7 @@ static aios_status decode_chain(const tk_decoder *d, strv *v) {
         }
         break;
     case D_BYTELEVEL: {
-        static int16_t cp2byte[324];
-        static int init;
-        if (!init) {
-            for (int i = 0; i < 324; i++) cp2byte[i] = -1;
-            for (int b = 0; b < 256; b++) cp2byte[tk_byte_to_cp((uint8_t)b)] = (int16_t)b;
-            init = 1;
-        }
+        pthread_once(&g_cp2byte_once, cp2byte_init);
         aios_buf raw = {0};
         for (size_t i = 0; i < v->n && st == AIOS_OK; i++) {
             size_t mark = raw.len;
@@ -379,22 +381,19 @@ static aios_status decode_chain(const tk_decoder *d, strv *v) {
             if (a != 0 || e != n) st = set_tok(v, i, s + a, e - a);
         }
         break;
-    case D_CTC: {
+    case D_CTC: { /* dedup, delimiter -> ' ', cleanup then pad -> "", drop empties */
         strv o = {0};
         for (size_t i = 0; i < v->n && st == AIOS_OK; i++) {
             if (i > 0 && v->len[i] == v->len[i - 1] && !memcmp(v->s[i], v->s[i - 1], v->len[i])) continue;
-            if (v->len[i] == d->alen && !memcmp(v->s[i], d->a, d->alen)) continue;
             st = replace_all(&tmp, v->s[i], v->len[i], d->b, d->blen, " ", 1);
             if (st == AIOS_OK) st = strv_push(&o, tmp.data ? (const char *)tmp.data : "", tmp.len);
             if (st == AIOS_OK && d->cleanup) {
-                st = cleanup(&o, o.n - 1, &tmp);
-                if (st == AIOS_OK) { /* ctc cleanup also trims the result */
-                    size_t k = o.n - 1, a = 0, e = o.len[k];
-                    while (a < e && o.s[k][a] == ' ') a++;
-                    while (e > a && o.s[k][e - 1] == ' ') e--;
-                    if (a || e != o.len[k]) st = set_tok(&o, k, o.s[k] + a, e - a);
-                }
+                size_t k = o.n - 1;
+                st = cleanup(&o, k, &tmp);
+                if (st == AIOS_OK) st = replace_all(&tmp, o.s[k], o.len[k], d->a, d->alen, "", 0);
+                if (st == AIOS_OK) st = set_tok(&o, k, tmp.data ? (const char *)tmp.data : "", tmp.len);
             }
+            if (st == AIOS_OK && o.len[o.n - 1] == 0) free(o.s[--o.n]);
         }
         strv_free(v);
         *v = o;

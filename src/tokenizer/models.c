@@ -30,8 +30,10 @@ enum { M_WORDPIECE, M_BPE, M_UNIGRAM, M_WORDLEVEL };
 struct tk_model {
     int type;
     tk_strmap vocab;  /* token -> id */
-    char **id2tok;    /* id -> token (NUL-terminated), NULL for holes */
+    char **id2tok;    /* id -> token (NUL-terminated) in tokpool, NULL for holes */
     uint32_t *id2len;
+    size_t *id2off;   /* during loading: offset in tokpool + 1 (0 = hole) */
+    aios_buf tokpool;
     size_t nid;       /* max id + 1 */
     size_t vocab_size;
     int32_t unk_id;   /* -1 when none */
@@ -44,6 +46,7 @@ struct tk_model {
     size_t suffix_len;
     int byte_fallback, fuse_unk, ignore_merges;
     tk_u64map merges;
+    int metaspace_split; /* no token has U+2581 after another char: words split before each ▁ run */
     int32_t byte_ids[256];
     uint64_t cache_salt;
     /* Unigram */
@@ -57,9 +60,9 @@ struct tk_model {
 void tk_model_free(tk_model *m) {
     if (!m) return;
     tk_strmap_free(&m->vocab);
-    if (m->id2tok)
-        for (size_t i = 0; i < m->nid; i++) free(m->id2tok[i]);
     free(m->id2tok);
+    free(m->id2off);
+    aios_buf_free(&m->tokpool);
     free(m->id2len);
     free(m->prefix);
     free(m->suffix);
@@ -85,29 +88,41 @@ static aios_status set_token(tk_model *m, const char *s, size_t len, int64_t id)
     if ((size_t)id >= m->nid) {
         size_t nn = m->nid ? m->nid : 1024;
         while (nn <= (size_t)id) nn *= 2;
-        char **a = realloc(m->id2tok, nn * sizeof *a);
+        size_t *a = realloc(m->id2off, nn * sizeof *a);
         if (!a) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
-        m->id2tok = a;
+        m->id2off = a;
         uint32_t *b = realloc(m->id2len, nn * sizeof *b);
         if (!b) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
         m->id2len = b;
-        memset(m->id2tok + m->nid, 0, (nn - m->nid) * sizeof *a);
+        memset(m->id2off + m->nid, 0, (nn - m->nid) * sizeof *a);
         memset(m->id2len + m->nid, 0, (nn - m->nid) * sizeof *b);
         m->nid = nn;
     }
-    char *t = malloc(len + 1);
-    if (!t) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
-    memcpy(t, s, len);
-    t[len] = 0;
-    if (m->id2tok[id]) free(m->id2tok[id]);
-    else m->vocab_size++;
-    m->id2tok[id] = t;
+    if (!m->id2off[id]) m->vocab_size++;
+    m->id2off[id] = m->tokpool.len + 1;
     m->id2len[id] = (uint32_t)len;
+    AIOS_TRY(aios_buf_append(&m->tokpool, s, len));
+    AIOS_TRY(aios_buf_append(&m->tokpool, "", 1));
     return tk_strmap_put(&m->vocab, s, len, (int32_t)id);
+}
+
+/* After loading: offsets -> pointers (the pool no longer moves). */
+static aios_status finish_tokens(tk_model *m) {
+    while (m->nid > 0 && !m->id2off[m->nid - 1]) m->nid--;
+    m->id2tok = calloc(m->nid + 1, sizeof *m->id2tok);
+    if (!m->id2tok) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
+    for (size_t i = 0; i < m->nid; i++)
+        if (m->id2off[i]) m->id2tok[i] = (char *)m->tokpool.data + m->id2off[i] - 1;
+    free(m->id2off);
+    m->id2off = NULL;
+    return AIOS_OK;
 }
 
 static aios_status load_vocab_dict(tk_model *m, const cJSON *v) {
     if (!v || !cJSON_IsObject(v)) return aios__err(AIOS_ERR_FORMAT, "tokenizer.json: model.vocab is not an object");
+    size_t cnt = 0;
+    for (const cJSON *e = v->child; e; e = e->next) cnt++;
+    AIOS_TRY(tk_strmap_reserve(&m->vocab, cnt));
     for (const cJSON *e = v->child; e; e = e->next) {
         if (!cJSON_IsNumber(e) || !e->string) return aios__err(AIOS_ERR_FORMAT, "tokenizer.json: model.vocab entry is not a number");
         double d = e->valuedouble;
@@ -115,8 +130,6 @@ static aios_status load_vocab_dict(tk_model *m, const cJSON *v) {
             return aios__err(AIOS_ERR_FORMAT, "tokenizer.json: model.vocab id %g is invalid", d);
         AIOS_TRY(set_token(m, e->string, strlen(e->string), (int64_t)d));
     }
-    /* trim nid to max id + 1 */
-    while (m->nid > 0 && !m->id2tok[m->nid - 1]) m->nid--;
     return AIOS_OK;
 }
 
@@ -132,58 +145,97 @@ static aios_status dup_str(const char *s, char **out, size_t *len) {
     return AIOS_OK;
 }
 
-static aios_status add_merge(tk_model *m, const char *a, size_t al, const char *b, size_t bl, size_t rank) {
-    int32_t ia = tk_strmap_get(&m->vocab, a, al), ib = tk_strmap_get(&m->vocab, b, bl);
-    if (ia < 0 || ib < 0) return AIOS_OK;
-    size_t skip = 0;
-    if (m->prefix_len && bl >= m->prefix_len && !memcmp(b, m->prefix, m->prefix_len)) skip = m->prefix_len;
-    char stackbuf[512];
-    size_t nl = al + bl - skip;
-    char *buf = nl <= sizeof stackbuf ? stackbuf : malloc(nl);
-    if (!buf) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
-    memcpy(buf, a, al);
-    memcpy(buf + al, b + skip, bl - skip);
-    int32_t nid = tk_strmap_get(&m->vocab, buf, nl);
-    if (buf != stackbuf) free(buf);
-    if (nid < 0) return AIOS_OK; /* result not in the vocabulary: can never apply */
-    uint64_t key = ((uint64_t)(uint32_t)ia << 32) | (uint32_t)ib, old;
-    if (tk_u64map_get(&m->merges, key, &old)) return AIOS_OK; /* first occurrence wins (lowest rank) */
-    return tk_u64map_put(&m->merges, key, ((uint64_t)rank << 32) | (uint32_t)nid);
+/* One merge, its parts resolved in batches: the three hash lookups of a merge are cache misses
+ * on big vocabularies, so a batch computes all hashes, prefetches all slots, then resolves. */
+typedef struct {
+    const char *a, *b;
+    size_t al, bl, rank;
+    uint64_t ha, hb, hab;
+    size_t abo, abl; /* join in the scratch buffer */
+} mrec;
+
+static aios_status merges_batch(tk_model *m, mrec *r, size_t n, aios_buf *join) {
+    join->len = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t skip = 0;
+        if (m->prefix_len && r[i].bl >= m->prefix_len && !memcmp(r[i].b, m->prefix, m->prefix_len)) skip = m->prefix_len;
+        r[i].abo = join->len;
+        r[i].abl = r[i].al + r[i].bl - skip;
+        AIOS_TRY(aios_buf_append(join, r[i].a, r[i].al));
+        AIOS_TRY(aios_buf_append(join, r[i].b + skip, r[i].bl - skip));
+    }
+    for (size_t i = 0; i < n; i++) {
+        r[i].ha = tk_hash(r[i].a, r[i].al);
+        r[i].hb = tk_hash(r[i].b, r[i].bl);
+        r[i].hab = tk_hash(join->data + r[i].abo, r[i].abl);
+        tk_strmap_prefetch(&m->vocab, r[i].ha);
+        tk_strmap_prefetch(&m->vocab, r[i].hb);
+        tk_strmap_prefetch(&m->vocab, r[i].hab);
+    }
+    for (size_t i = 0; i < n; i++) {
+        int32_t ia = tk_strmap_get_h(&m->vocab, r[i].a, r[i].al, r[i].ha);
+        int32_t ib = tk_strmap_get_h(&m->vocab, r[i].b, r[i].bl, r[i].hb);
+        int32_t nid = tk_strmap_get_h(&m->vocab, (const char *)join->data + r[i].abo, r[i].abl, r[i].hab);
+        if (ia < 0 || ib < 0 || nid < 0) continue; /* parts or result missing: can never apply */
+        uint64_t key = ((uint64_t)(uint32_t)ia << 32) | (uint32_t)ib, old;
+        if (tk_u64map_get(&m->merges, key, &old)) continue; /* first occurrence wins (lowest rank) */
+        AIOS_TRY(tk_u64map_put(&m->merges, key, ((uint64_t)r[i].rank << 32) | (uint32_t)nid));
+    }
+    return AIOS_OK;
 }
 
 static aios_status load_merges(tk_model *m, const cJSON *arr) {
     if (!arr) return AIOS_OK;
     if (!cJSON_IsArray(arr)) return aios__err(AIOS_ERR_FORMAT, "tokenizer.json: model.merges is not a list");
-    size_t rank = 0;
-    for (const cJSON *e = arr->child; e; e = e->next, rank++) {
+    size_t count = 0;
+    for (const cJSON *e = arr->child; e; e = e->next) count++;
+    AIOS_TRY(tk_u64map_reserve(&m->merges, count));
+    enum { B = 64 };
+    mrec r[B];
+    size_t nb = 0, rank = 0;
+    aios_buf join = {0};
+    aios_status st = AIOS_OK;
+    for (const cJSON *e = arr->child; e && st == AIOS_OK; e = e->next, rank++) {
+        const char *a = NULL, *b = NULL;
+        size_t al = 0, bl = 0;
         if (cJSON_IsString(e)) {
             const char *s = e->valuestring;
             size_t n = strlen(s);
             const char *sp = strchr(s, ' ');
-            if (!sp) return aios__err(AIOS_ERR_FORMAT, "tokenizer.json: merge %zu '%.60s' has no space", rank, s);
-            const char *sp2 = strchr(sp + 1, ' ');
-            if (!sp2) {
-                AIOS_TRY(add_merge(m, s, (size_t)(sp - s), sp + 1, n - (size_t)(sp - s) - 1, rank));
-                continue;
+            if (!sp) {
+                st = aios__err(AIOS_ERR_FORMAT, "tokenizer.json: merge %zu '%.60s' has no space", rank, s);
+                break;
             }
-            /* several spaces: the split where both halves and the join are tokens */
-            int done = 0;
-            for (const char *p = sp; p && !done; p = strchr(p + 1, ' ')) {
-                size_t la = (size_t)(p - s), lb = n - la - 1;
-                if (tk_strmap_get(&m->vocab, s, la) >= 0 && tk_strmap_get(&m->vocab, p + 1, lb) >= 0) {
-                    AIOS_TRY(add_merge(m, s, la, p + 1, lb, rank));
-                    done = 1;
+            if (!strchr(sp + 1, ' ')) {
+                a = s, al = (size_t)(sp - s), b = sp + 1, bl = n - al - 1;
+            } else {
+                /* several spaces: the split where both halves and the join are tokens */
+                for (const char *p = sp; p; p = strchr(p + 1, ' ')) {
+                    size_t la = (size_t)(p - s), lb = n - la - 1;
+                    if (tk_strmap_get(&m->vocab, s, la) >= 0 && tk_strmap_get(&m->vocab, p + 1, lb) >= 0) {
+                        a = s, al = la, b = p + 1, bl = lb;
+                        break;
+                    }
                 }
+                if (!a) continue;
             }
-        } else if (cJSON_IsArray(e) && cJSON_GetArraySize(e) == 2 && cJSON_IsString(e->child) &&
-                   cJSON_IsString(e->child->next)) {
-            const char *a = e->child->valuestring, *b = e->child->next->valuestring;
-            AIOS_TRY(add_merge(m, a, strlen(a), b, strlen(b), rank));
+        } else if (cJSON_IsArray(e) && e->child && cJSON_IsString(e->child) && e->child->next &&
+                   cJSON_IsString(e->child->next) && !e->child->next->next) {
+            a = e->child->valuestring, al = strlen(a);
+            b = e->child->next->valuestring, bl = strlen(b);
         } else {
-            return aios__err(AIOS_ERR_FORMAT, "tokenizer.json: merge %zu is neither \"a b\" nor [a, b]", rank);
+            st = aios__err(AIOS_ERR_FORMAT, "tokenizer.json: merge %zu is neither \"a b\" nor [a, b]", rank);
+            break;
+        }
+        r[nb++] = (mrec){a, b, al, bl, rank, 0, 0, 0, 0, 0};
+        if (nb == B) {
+            st = merges_batch(m, r, nb, &join);
+            nb = 0;
         }
     }
-    return AIOS_OK;
+    if (st == AIOS_OK && nb) st = merges_batch(m, r, nb, &join);
+    aios_buf_free(&join);
+    return st;
 }
 
 static aios_status trie_add(tk_model *m, const char *s, size_t len, int32_t id) {
@@ -205,49 +257,8 @@ static aios_status trie_add(tk_model *m, const char *s, size_t len, int32_t id) 
         AIOS_TRY(tk_u64map_put(&m->trie, key, m->nnodes));
         node = m->nnodes++;
     }
-    if (m->node_piece[node] < 0) m->node_piece[node] = id;
+    m->node_piece[node] = id; /* duplicates: the last id wins, as token_to_ids */
     return AIOS_OK;
-}
-
-/* The score as `tokenizers` holds it.  Its JSON reader (serde_json without float_roundtrip)
- * computes a decimal as (f64)(digits as u64) / 10^k, which can differ from a correctly rounded
- * strtod by one ulp — enough to flip Viterbi ties.  The file's text is recovered as the
- * shortest round-trip form of the parsed double (how both Python and serde write floats), then
- * evaluated the serde_json way. */
-static double serde_f64(double v) {
-    if (!isfinite(v) || v == 0) return v;
-    char buf[40];
-    /* up to 15 significant digits the serde result is exact (digits < 2^53, one rounding) */
-    snprintf(buf, sizeof buf, "%.14e", v);
-    if (strtod(buf, NULL) == v) return v;
-    snprintf(buf, sizeof buf, "%.15e", v);
-    if (strtod(buf, NULL) != v) snprintf(buf, sizeof buf, "%.16e", v);
-    /* buf: [-]d.ddddde[+-]xx */
-    const char *p = buf;
-    int neg = 0;
-    if (*p == '-') neg = 1, p++;
-    uint64_t sig = 0;
-    int exp10 = 0, ndig = 0, overflow = 0;
-    for (; *p && *p != 'e'; p++) {
-        if (*p == '.') continue;
-        if (!overflow && sig <= (UINT64_MAX - 9) / 10) {
-            sig = sig * 10 + (uint64_t)(*p - '0');
-            ndig++;
-        } else {
-            overflow = 1;
-            exp10++;
-        }
-    }
-    int e = *p == 'e' ? atoi(p + 1) : 0;
-    /* value = d.ddd * 10^e = sig * 10^(e - (ndig - 1)) */
-    exp10 += e - (ndig - 1);
-    static const double P10[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
-                                 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
-    double f = (double)sig;
-    int a = exp10 < 0 ? -exp10 : exp10;
-    if (a > 22) return v; /* far outside tokenizer scores: keep the exact value */
-    f = exp10 >= 0 ? f * P10[a] : f / P10[a];
-    return neg ? -f : f;
 }
 
 static aios_status load_unigram(tk_model *m, const cJSON *j) {
@@ -267,14 +278,10 @@ static aios_status load_unigram(tk_model *m, const cJSON *j) {
             return aios__err(AIOS_ERR_FORMAT, "tokenizer.json: Unigram vocab entry %d is not [piece, score]", id);
         const char *s = e->child->valuestring;
         size_t l = strlen(s);
-        double sc = serde_f64(e->child->next->valuedouble);
+        double sc = e->child->next->valuedouble; /* serde_json's value: see json.c */
         m->scores[id] = sc;
         if (sc < m->min_score) m->min_score = sc;
-        if (tk_strmap_get(&m->vocab, s, l) < 0) AIOS_TRY(set_token(m, s, l, id));
-        else { /* duplicate piece: keep the first id, still count the slot */
-            AIOS_TRY(set_token(m, s, l, id));
-            AIOS_TRY(tk_strmap_put(&m->vocab, s, l, tk_strmap_get(&m->vocab, s, l)));
-        }
+        AIOS_TRY(set_token(m, s, l, id)); /* a duplicated piece maps to its last id */
         if (l > 0) AIOS_TRY(trie_add(m, s, l, id));
     }
     const cJSON *u = tk_j(j, "unk_id");
@@ -312,6 +319,8 @@ aios_status tk_model_parse(const cJSON *j, tk_model **out) {
     else m->type = M_WORDLEVEL;
 
     aios_status st = AIOS_OK;
+    static uint64_t g_model_uid;
+    m->cache_salt = (__atomic_add_fetch(&g_model_uid, 1, __ATOMIC_RELAXED)) * 0x9E3779B97F4A7C15ull;
     for (int i = 0; i < 256; i++) m->byte_ids[i] = -1;
     if (m->type == M_UNIGRAM) {
         st = load_unigram(m, j);
@@ -333,10 +342,26 @@ aios_status tk_model_parse(const cJSON *j, tk_model **out) {
             m->fuse_unk = tk_jbool(j, "fuse_unk", 0);
             m->ignore_merges = tk_jbool(j, "ignore_merges", 0);
             if (st == AIOS_OK) st = load_merges(m, tk_j(j, "merges"));
-            m->cache_salt = (uint64_t)(uintptr_t)m * 0x9E3779B97F4A7C15ull;
+
         }
         if (st == AIOS_OK && m->type == M_WORDLEVEL && m->unk_id < 0 && unk)
             st = aios__err(AIOS_ERR_FORMAT, "tokenizer.json: WordLevel unk_token missing from the vocabulary");
+    }
+    if (st == AIOS_OK) st = finish_tokens(m);
+    if (st == AIOS_OK && m->type == M_BPE && !m->prefix_len && !m->suffix_len) {
+        /* SentencePiece-style BPE over whole lines: when no token holds '▁' after another char,
+         * no merge crosses the start of a '▁' run, so such runs start independent words (same
+         * result, shorter merge loops, and the word cache applies). */
+        int ok = 0, bad = 0;
+        for (size_t i = 0; i < m->nid && !bad; i++) {
+            const char *tokstr = m->id2tok[i];
+            if (!tokstr) continue;
+            size_t l = m->id2len[i];
+            for (size_t k = 3; k + 3 <= l && !bad; k++)
+                if (!memcmp(tokstr + k, "\xe2\x96\x81", 3) && memcmp(tokstr + k - 3, "\xe2\x96\x81", 3)) bad = 1;
+            if (l >= 3 && !memcmp(tokstr, "\xe2\x96\x81", 3)) ok = 1;
+        }
+        m->metaspace_split = ok && !bad;
     }
     if (st == AIOS_OK && m->byte_fallback)
         for (int b = 0; b < 256; b++) {
@@ -398,7 +423,7 @@ static aios_status wordpiece(const tk_model *m, const uint8_t *w, size_t n, tk_m
 }
 
 /* ---------------------------------------------------------------------------- BPE */
-typedef struct { int32_t id, prev, next; uint32_t start, len; } sym;
+typedef struct { int32_t id, prev, next; uint32_t start, len, rank; int32_t nid; } sym;
 typedef struct { uint32_t rank, pos; int32_t new_id; } hent;
 
 static inline int hless(hent a, hent b) { return a.rank < b.rank || (a.rank == b.rank && a.pos < b.pos); }
@@ -435,7 +460,7 @@ static hent hpop(hent *h, size_t *n) {
 #define BPE_CACHE_MAXLEN 48
 typedef struct {
     uint64_t key;
-    const tk_model *m;
+    uint64_t uid; /* model identity (never reused, unlike addresses) */
     uint8_t wlen, ntok;
     char word[BPE_CACHE_MAXLEN];
     int32_t ids[BPE_CACHE_MAXTOK];
@@ -446,6 +471,61 @@ static pthread_key_t g_cache_key;
 static pthread_once_t g_cache_once = PTHREAD_ONCE_INIT;
 static void cache_key_make(void) { (void)pthread_key_create(&g_cache_key, free); }
 
+/* Word cache lookup: on a hit appends the cached tokens and returns 1; otherwise sets *slot
+ * (NULL when the word is not cacheable) for cache_put. */
+static int cache_get(const tk_model *m, const uint8_t *w, size_t n, tk_mtoks *out, bpe_centry **slot, uint64_t *hash) {
+    *slot = NULL;
+    if (n == 0 || n > BPE_CACHE_MAXLEN) return 0;
+    if (!g_cache) {
+        g_cache = calloc(BPE_CACHE_SLOTS, sizeof *g_cache);
+        if (!g_cache) return 0;
+        pthread_once(&g_cache_once, cache_key_make);
+        (void)pthread_setspecific(g_cache_key, g_cache);
+    }
+    uint64_t h = tk_hash(w, n) ^ m->cache_salt;
+    bpe_centry *ce = &g_cache[h & (BPE_CACHE_SLOTS - 1)];
+    *hash = h;
+    *slot = ce;
+    if (!(ce->uid == m->cache_salt && ce->key == h && ce->wlen == n && !memcmp(ce->word, w, n))) return 0;
+    size_t off = 0, mark = out->n;
+    for (int i = 0; i < ce->ntok; i++) {
+        int32_t id = ce->ids[i];
+        /* a Unigram unknown carries its own text */
+        int own = m->type == M_UNIGRAM && id == m->unk_id;
+        if (tk_mtoks_push(out, id, off, off + ce->lens[i], own ? (const char *)w + off : m->id2tok[id],
+                          own ? ce->lens[i] : m->id2len[id]) != AIOS_OK) {
+            out->n = mark;
+            *slot = NULL; /* let the caller tokenize (and report) normally */
+            return 0;
+        }
+        off += ce->lens[i];
+    }
+    return 1;
+}
+
+/* Stores tokens out[first..] of word w when they tile it (byte-fallback pieces do not). */
+static void cache_put(const tk_model *m, bpe_centry *ce, uint64_t h, const uint8_t *w, size_t n, const tk_mtoks *out,
+                      size_t first) {
+    size_t nt = out->n - first;
+    if (nt > BPE_CACHE_MAXTOK) return;
+    size_t off = 0;
+    for (size_t i = 0; i < nt; i++) {
+        const tk_mtok *t = &out->v[first + i];
+        if (t->s != off || t->e <= t->s || t->e - t->s > 255) return;
+        off = t->e;
+    }
+    if (off != n) return;
+    ce->uid = m->cache_salt;
+    ce->key = h;
+    ce->wlen = (uint8_t)n;
+    memcpy(ce->word, w, n);
+    ce->ntok = (uint8_t)nt;
+    for (size_t i = 0; i < nt; i++) {
+        ce->ids[i] = out->v[first + i].id;
+        ce->lens[i] = (uint8_t)(out->v[first + i].e - out->v[first + i].s);
+    }
+}
+
 static aios_status bpe(const tk_model *m, const uint8_t *w, size_t n, tk_mtoks *out) {
     if (m->ignore_merges) {
         int32_t id = tk_strmap_get(&m->vocab, (const char *)w, n);
@@ -453,28 +533,7 @@ static aios_status bpe(const tk_model *m, const uint8_t *w, size_t n, tk_mtoks *
     }
     uint64_t h = 0;
     bpe_centry *ce = NULL;
-    if (n <= BPE_CACHE_MAXLEN) {
-        if (!g_cache) {
-            g_cache = calloc(BPE_CACHE_SLOTS, sizeof *g_cache);
-            if (g_cache) {
-                pthread_once(&g_cache_once, cache_key_make);
-                (void)pthread_setspecific(g_cache_key, g_cache);
-            }
-        }
-        if (g_cache) {
-            h = tk_hash(w, n) ^ m->cache_salt;
-            ce = &g_cache[h & (BPE_CACHE_SLOTS - 1)];
-            if (ce->m == m && ce->key == h && ce->wlen == n && !memcmp(ce->word, w, n)) {
-                size_t off = 0;
-                for (int i = 0; i < ce->ntok; i++) {
-                    int32_t id = ce->ids[i];
-                    AIOS_TRY(tk_mtoks_push(out, id, off, off + ce->lens[i], m->id2tok[id], m->id2len[id]));
-                    off += ce->lens[i];
-                }
-                return AIOS_OK;
-            }
-        }
-    }
+    if (cache_get(m, w, n, out, &ce, &h)) return AIOS_OK;
     size_t cap = n * 4 + 8;
     sym stack_syms[128];
     hent stack_heap[128];
@@ -491,7 +550,7 @@ static aios_status bpe(const tk_model *m, const uint8_t *w, size_t n, tk_mtoks *
     size_t ns = 0;
     int32_t unk_pending = -1;
     uint32_t unk_start = 0, unk_len = 0;
-#define ADD_SYM(ID, START, LEN) (s[ns] = (sym){(ID), (int32_t)ns - 1, (int32_t)ns + 1, (uint32_t)(START), (uint32_t)(LEN)}, ns++)
+#define ADD_SYM(ID, START, LEN) (s[ns] = (sym){(ID), (int32_t)ns - 1, (int32_t)ns + 1, (uint32_t)(START), (uint32_t)(LEN), UINT32_MAX, -1}, ns++)
     for (size_t i = 0; i < n;) {
         size_t l = (size_t)tk_utf8_len(w[i]);
         if (i + l > n) l = n - i;
@@ -541,7 +600,46 @@ static aios_status bpe(const tk_model *m, const uint8_t *w, size_t n, tk_mtoks *
     if (unk_pending >= 0) ADD_SYM(unk_pending, unk_start, unk_len);
 #undef ADD_SYM
     if (ns > 0) s[ns - 1].next = -1;
-    /* merge */
+    /* merge: lowest rank first, leftmost among equals */
+    if (ns <= 256) {
+        /* short words: a rank per adjacent pair, linear scan for the minimum (fewer lookups
+         * than the heap, same order) */
+        for (size_t i = 0; i < ns; i++) {
+            uint64_t v;
+            s[i].rank = UINT32_MAX;
+            if (i + 1 < ns && tk_u64map_get(&m->merges, ((uint64_t)(uint32_t)s[i].id << 32) | (uint32_t)s[i + 1].id, &v)) {
+                s[i].rank = (uint32_t)(v >> 32);
+                s[i].nid = (int32_t)(uint32_t)v;
+            }
+        }
+        for (;;) {
+            uint32_t best = UINT32_MAX;
+            int32_t bi = -1;
+            for (int32_t i = ns ? 0 : -1; i >= 0; i = s[i].next) /* no symbols: every char unknown */
+                if (s[i].rank < best) best = s[i].rank, bi = i;
+            if (bi < 0) break;
+            sym *a = &s[bi], *b = &s[a->next];
+            a->id = a->nid;
+            a->len += b->len;
+            a->next = b->next;
+            b->len = 0;
+            if (a->next >= 0) s[a->next].prev = bi;
+            uint64_t v;
+            a->rank = UINT32_MAX;
+            if (a->next >= 0 && tk_u64map_get(&m->merges, ((uint64_t)(uint32_t)a->id << 32) | (uint32_t)s[a->next].id, &v)) {
+                a->rank = (uint32_t)(v >> 32);
+                a->nid = (int32_t)(uint32_t)v;
+            }
+            if (a->prev >= 0) {
+                sym *p = &s[a->prev];
+                p->rank = UINT32_MAX;
+                if (tk_u64map_get(&m->merges, ((uint64_t)(uint32_t)p->id << 32) | (uint32_t)a->id, &v)) {
+                    p->rank = (uint32_t)(v >> 32);
+                    p->nid = (int32_t)(uint32_t)v;
+                }
+            }
+        }
+    } else {
     size_t nh = 0;
     for (size_t i = 0; i + 1 < ns; i++) {
         uint64_t v;
@@ -574,6 +672,7 @@ static aios_status bpe(const tk_model *m, const uint8_t *w, size_t n, tk_mtoks *
                 hpush(heap, &nh, (hent){(uint32_t)(v >> 32), top.pos, (int32_t)(uint32_t)v});
         }
     }
+    }
     size_t first_out = out->n;
     size_t pos = 0; /* offsets are the running sum of symbol lengths, as Word::get_offsets */
     for (int32_t i = ns ? 0 : -1; i >= 0; i = s[i].next) {
@@ -584,28 +683,7 @@ static aios_status bpe(const tk_model *m, const uint8_t *w, size_t n, tk_mtoks *
         st = tk_mtoks_push(out, id, a, e, tv ? tv : "", tv ? m->id2len[id] : 0);
         if (st) goto done;
     }
-    if (ce) {
-        size_t nt = out->n - first_out;
-        int ok = nt <= BPE_CACHE_MAXTOK;
-        for (size_t i = 0; ok && i < nt; i++) ok = out->v[first_out + i].e - out->v[first_out + i].s < 256;
-        /* byte-fallback tokens share offsets; only cache words whose tokens tile the word */
-        size_t off = 0;
-        for (size_t i = 0; ok && i < nt; i++) {
-            ok = out->v[first_out + i].s == off;
-            off = out->v[first_out + i].e;
-        }
-        if (ok && off == n) {
-            ce->m = m;
-            ce->key = h;
-            ce->wlen = (uint8_t)n;
-            memcpy(ce->word, w, n);
-            ce->ntok = (uint8_t)nt;
-            for (size_t i = 0; i < nt; i++) {
-                ce->ids[i] = out->v[first_out + i].id;
-                ce->lens[i] = (uint8_t)(out->v[first_out + i].e - out->v[first_out + i].s);
-            }
-        }
-    }
+    if (ce) cache_put(m, ce, h, w, n, out, first_out);
 done:
     if (s != stack_syms) free(s);
     if (heap != stack_heap) free(heap);
@@ -726,9 +804,34 @@ done:
 aios_status tk_model_tokenize(const tk_model *m, const uint8_t *w, size_t len, tk_mtoks *out) {
     if (len == 0) return AIOS_OK;
     switch (m->type) {
-    case M_WORDPIECE: return wordpiece(m, w, len, out);
-    case M_BPE: return bpe(m, w, len, out);
-    case M_UNIGRAM: return unigram(m, w, len, out);
+    case M_WORDPIECE:
+    case M_UNIGRAM: {
+        bpe_centry *ce;
+        uint64_t h = 0;
+        if (cache_get(m, w, len, out, &ce, &h)) return AIOS_OK;
+        size_t first = out->n;
+        AIOS_TRY(m->type == M_WORDPIECE ? wordpiece(m, w, len, out) : unigram(m, w, len, out));
+        if (ce) cache_put(m, ce, h, w, len, out, first);
+        return AIOS_OK;
+    }
+    case M_BPE:
+        if (m->metaspace_split) {
+            size_t start = 0;
+            for (size_t i = 1; i <= len; i++) {
+                int cut = i == len || (i >= 3 && i + 3 <= len && !memcmp(w + i, "\xe2\x96\x81", 3) &&
+                                       memcmp(w + i - 3, "\xe2\x96\x81", 3));
+                if (!cut) continue;
+                size_t first = out->n;
+                AIOS_TRY(bpe(m, w + start, i - start, out));
+                for (size_t k = first; k < out->n; k++) {
+                    out->v[k].s += (uint32_t)start;
+                    out->v[k].e += (uint32_t)start;
+                }
+                start = i;
+            }
+            return AIOS_OK;
+        }
+        return bpe(m, w, len, out);
     case M_WORDLEVEL: {
         int32_t id = tk_strmap_get(&m->vocab, (const char *)w, len);
         if (id < 0) id = m->unk_id;

@@ -1,6 +1,6 @@
 /*
  * normalizers.c — tokenizer.json normalizers: BertNormalizer, NFC/NFD/NFKC/NFKD, Lowercase,
- * StripAccents, Replace, Prepend, Strip, Precompiled, ByteLevel, Sequence.
+ * StripAccents, Replace, Prepend, Strip, Precompiled, ByteLevel, Nmt, Sequence.
  *
  * Each is written over tk_xform so alignments match `tokenizers` (the normalizers module and
  * NormalizedString in tokenizer/normalizer.rs).  Unicode normalization follows the
@@ -9,13 +9,14 @@
  * absorbed char's change into the starter's and subtracts one.  Unicode data is utf8proc's.
  */
 #include <cjson/cJSON.h>
+#include <pthread.h>
 #include <string.h>
 #include <utf8proc.h>
 
 #include "tokenizer/tok_internal.h"
 
 enum { N_BERT, N_NFC, N_NFD, N_NFKC, N_NFKD, N_LOWER, N_STRIP_ACC, N_REPLACE, N_PREPEND, N_STRIP, N_PRECOMP,
-       N_BYTELEVEL, N_SEQ };
+       N_BYTELEVEL, N_SEQ, N_NMT };
 
 struct tk_normalizer {
     int type;
@@ -83,6 +84,7 @@ aios_status tk_normalizer_parse(const cJSON *j, tk_normalizer **out) {
     else if (!strcmp(t, "Lowercase")) n->type = N_LOWER;
     else if (!strcmp(t, "StripAccents")) n->type = N_STRIP_ACC;
     else if (!strcmp(t, "ByteLevel")) n->type = N_BYTELEVEL;
+    else if (!strcmp(t, "Nmt")) n->type = N_NMT;
     else if (!strcmp(t, "Strip")) {
         n->type = N_STRIP;
         n->left = tk_jbool(j, "strip_left", 1);
@@ -179,6 +181,20 @@ static aios_status nfilter(tk_nstr *s, bool (*drop)(uint32_t)) {
     return AIOS_OK;
 }
 
+static bool nmt_drop(uint32_t c) {
+    return (c >= 1 && c <= 8) || c == 0x0B || (c >= 0x0E && c <= 0x1F) || c == 0x7F || c == 0x8F || c == 0x9F;
+}
+
+static uint32_t nmt_map(uint32_t c) {
+    switch (c) {
+    case 0x09: case 0x0A: case 0x0C: case 0x0D: case 0x1680: case 0x2028: case 0x2029: case 0x2581: case 0xFEFF:
+    case 0xFFFD:
+        return ' ';
+    default:
+        return c >= 0x200B && c <= 0x200F ? ' ' : c;
+    }
+}
+
 static bool bert_drop(uint32_t c) {
     if (c == 0 || c == 0xFFFD) return true;
     if (c == '\t' || c == '\n' || c == '\r') return false;
@@ -240,6 +256,19 @@ static aios_status unorm(tk_nstr *s, int compat, int compose) {
     uint32_t cp;
     utf8proc_int32_t dec[32];
     FOR_CHARS(s, i, cp, l) {
+        if (cp < 0x80) { /* ASCII: no decomposition, combining class 0 */
+            if (n == cap) {
+                cap *= 2;
+                uchg *p = realloc(v, cap * sizeof *v);
+                if (!p) {
+                    free(v);
+                    return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
+                }
+                v = p;
+            }
+            v[n++] = (uchg){cp, 0, 0};
+            continue;
+        }
         int last = 0;
         utf8proc_ssize_t k = utf8proc_decompose_char((utf8proc_int32_t)cp, dec, 32,
                                                       UTF8PROC_DECOMPOSE | (compat ? UTF8PROC_COMPAT : 0), &last);
@@ -268,6 +297,21 @@ static aios_status unorm(tk_nstr *s, int compat, int compose) {
         }
         size_t j = i;
         while (j < n && v[j].ccc != 0) j++;
+        if (j - i > 32) { /* long runs (hostile input): stable counting sort, O(run + 256) */
+            size_t cnt[257] = {0};
+            uchg *tmp = malloc((j - i) * sizeof *tmp);
+            if (!tmp) {
+                free(v);
+                return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
+            }
+            for (size_t a = i; a < j; a++) cnt[v[a].ccc + 1]++;
+            for (int c = 1; c < 257; c++) cnt[c] += cnt[c - 1];
+            for (size_t a = i; a < j; a++) tmp[cnt[v[a].ccc]++] = v[a];
+            memcpy(v + i, tmp, (j - i) * sizeof *tmp);
+            free(tmp);
+            i = j;
+            continue;
+        }
         for (size_t a = i + 1; a < j; a++) { /* insertion sort: stable */
             uchg t = v[a];
             size_t b = a;
@@ -287,7 +331,10 @@ static aios_status unorm(tk_nstr *s, int compat, int compose) {
             uchg c = v[i];
             if (starter >= 0) {
                 int blocked = (size_t)starter + 1 != w && (last_ccc == 0 || last_ccc >= c.ccc);
-                if (!blocked) {
+                /* only marks, Hangul vowels/trailing consonants and a few Indic/Myanmar/Balinese
+                 * vowel signs ever compose as the second char of a pair */
+                int may = c.ccc != 0 || (c.cp >= 0x0900 && c.cp < 0x1C00) || (c.cp >= 0x1161 && c.cp <= 0x11C2);
+                if (!blocked && may) {
                     uint32_t comp = compose_pair(v[starter].cp, c.cp);
                     if (comp) {
                         v[starter].cp = comp;
@@ -306,7 +353,26 @@ static aios_status unorm(tk_nstr *s, int compat, int compose) {
         }
         n = w;
     }
-    /* identity? */
+    /* identity: nothing to do (no allocation) */
+    size_t chars = 0;
+    int same = 1;
+    {
+        size_t k = 0;
+        uint32_t c0;
+        FOR_CHARS(s, i, c0, l) {
+            if (k >= n || v[k].cp != c0 || v[k].change != 0) {
+                same = 0;
+                break;
+            }
+            k++;
+        }
+        chars = k;
+        if (same && chars != n) same = 0;
+    }
+    if (same) {
+        free(v);
+        return AIOS_OK;
+    }
     tk_xform x;
     aios_status st = tk_xform_begin(&x, s, 0);
     for (size_t i = 0; st == AIOS_OK && i < n; i++) st = tk_xform_push(&x, v[i].cp, v[i].change);
@@ -321,14 +387,15 @@ static aios_status unorm(tk_nstr *s, int compat, int compose) {
 
 /* ---------------------------------------------------------------------------- byte level */
 static uint32_t g_byte2cp[256];
-static void byte_table(void) {
-    if (g_byte2cp[255]) return;
+static pthread_once_t g_byte_once = PTHREAD_ONCE_INIT;
+static void byte_table_init(void) {
     uint32_t n = 0;
     for (int b = 0; b < 256; b++) {
         int keep = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174);
         g_byte2cp[b] = keep ? (uint32_t)b : 256 + n++;
     }
 }
+static void byte_table(void) { pthread_once(&g_byte_once, byte_table_init); }
 uint32_t tk_byte_to_cp(uint8_t b);
 uint32_t tk_byte_to_cp(uint8_t b) {
     byte_table();
@@ -539,6 +606,23 @@ aios_status tk_normalize(const tk_normalizer *n, tk_nstr *s) {
     case N_REPLACE: return tk_replace(s, n->str, n->str_len, n->re, n->content, n->content_len);
     case N_PRECOMP: return tk_precompiled_normalize(n->pc, s);
     case N_BYTELEVEL: return tk_bytelevel_map(s);
+    case N_NMT: {
+        AIOS_TRY(nfilter(s, nmt_drop));
+        tk_xform x;
+        AIOS_TRY(tk_xform_begin(&x, s, 0));
+        uint32_t cp;
+        aios_status st = AIOS_OK;
+        FOR_CHARS(s, i, cp, l) {
+            st = tk_xform_push(&x, nmt_map(cp), 0);
+            if (st) break;
+        }
+        if (st) {
+            tk_nstr_free(&x.out);
+            return st;
+        }
+        tk_xform_end(&x, s);
+        return AIOS_OK;
+    }
     case N_SEQ:
         for (size_t i = 0; i < n->nkids; i++) AIOS_TRY(tk_normalize(n->kids[i], s));
         return AIOS_OK;

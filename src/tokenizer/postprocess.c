@@ -226,7 +226,7 @@ static int is_space_char(const uint8_t *s, size_t n, size_t *len) {
 
 static void trim_offsets(tk_enc *e, int add_prefix_space) {
     for (size_t i = 0; i < e->n; i++) {
-        const uint8_t *t = (const uint8_t *)e->tok[i];
+        const uint8_t *t = (const uint8_t *)tk_enc_tok(e, i);
         size_t n = e->tlen[i], lead = 0, trail = 0, p = 0, l;
         while (p < n && is_space_char(t + p, n - p, &l)) {
             lead++;
@@ -253,7 +253,7 @@ static void trim_offsets(tk_enc *e, int add_prefix_space) {
 
 static aios_status append_enc(tk_enc *out, const tk_enc *in, int32_t type_id, int set_type) {
     for (size_t i = 0; i < in->n; i++)
-        AIOS_TRY(tk_enc_push(out, in->ids[i], in->tok[i], in->tlen[i], in->off[i].s, in->off[i].e,
+        AIOS_TRY(tk_enc_push(out, in->ids[i], tk_enc_tok(in, i), in->tlen[i], in->off[i].s, in->off[i].e,
                              set_type ? type_id : in->type_ids[i], in->special[i]));
     return AIOS_OK;
 }

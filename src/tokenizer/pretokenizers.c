@@ -1,6 +1,7 @@
 /*
  * pretokenizers.c — tokenizer.json pre-tokenizers: BertPreTokenizer, ByteLevel, Split,
- * Metaspace, Whitespace, WhitespaceSplit, Punctuation, Digits, CharDelimiterSplit, Sequence.
+ * Metaspace, Whitespace, WhitespaceSplit, Punctuation, Digits, CharDelimiterSplit, FixedLength,
+ * Sequence.
  *
  * Every pre-tokenizer turns one split into pieces through tk_split_by_regions with the
  * `SplitDelimiterBehavior` `tokenizers` uses (the pre_tokenizers module).  Char-predicate patterns
@@ -16,7 +17,7 @@ aios_status tk_bytelevel_map(tk_nstr *s);
 aios_status tk_replace(tk_nstr *s, const char *pat, size_t plen, const tk_regex *re, const char *content, size_t clen);
 aios_status tk_prepend(tk_nstr *s, const char *p, size_t plen);
 
-enum { P_BERT, P_BYTELEVEL, P_SPLIT, P_METASPACE, P_WHITESPACE, P_WSSPLIT, P_PUNCT, P_DIGITS, P_CHARDELIM, P_SEQ };
+enum { P_BERT, P_BYTELEVEL, P_SPLIT, P_METASPACE, P_WHITESPACE, P_WSSPLIT, P_PUNCT, P_DIGITS, P_CHARDELIM, P_SEQ, P_FIXED };
 enum { PREPEND_ALWAYS, PREPEND_FIRST, PREPEND_NEVER };
 
 struct tk_pretok {
@@ -24,6 +25,7 @@ struct tk_pretok {
     int add_prefix_space, use_regex; /* ByteLevel */
     int behavior, invert;            /* Split, Punctuation */
     int individual;                  /* Digits */
+    size_t length;                   /* FixedLength */
     int prepend_scheme, split;       /* Metaspace */
     uint32_t repl_cp;                /* Metaspace replacement, CharDelimiterSplit delimiter */
     char repl[8];
@@ -67,7 +69,7 @@ aios_status tk_pretok_parse(const cJSON *j, tk_pretok **out) {
     if (!strcmp(t, "BertPreTokenizer")) p->type = P_BERT;
     else if (!strcmp(t, "Whitespace")) {
         p->type = P_WHITESPACE;
-        st = tk_regex_compile("\\w+|[^\\w\\s]+", 13, &p->re);
+        st = tk_regex_compile("\\w+|[^\\w\\s]+", strlen("\\w+|[^\\w\\s]+"), &p->re);
     } else if (!strcmp(t, "WhitespaceSplit")) p->type = P_WSSPLIT;
     else if (!strcmp(t, "ByteLevel")) {
         p->type = P_BYTELEVEL;
@@ -80,6 +82,11 @@ aios_status tk_pretok_parse(const cJSON *j, tk_pretok **out) {
     } else if (!strcmp(t, "Digits")) {
         p->type = P_DIGITS;
         p->individual = tk_jbool(j, "individual_digits", 0);
+    } else if (!strcmp(t, "FixedLength")) {
+        p->type = P_FIXED;
+        const cJSON *l = tk_j(j, "length");
+        p->length = l && cJSON_IsNumber(l) && l->valuedouble >= 1 && l->valuedouble < 1e9 ? (size_t)l->valuedouble : 5;
+        if (l && !(cJSON_IsNumber(l) && l->valuedouble >= 1)) st = aios__err(AIOS_ERR_FORMAT, "tokenizer.json: FixedLength length must be >= 1");
     } else if (!strcmp(t, "CharDelimiterSplit")) {
         p->type = P_CHARDELIM;
         const char *d = tk_jstr(j, "delimiter");
@@ -219,6 +226,18 @@ static aios_status pretok_one(const tk_pretok *p, tk_nstr *n, tk_splits *out, tk
     case P_DIGITS:
         AIOS_TRY(pred_regions(n, is_digit_pred, rg));
         return tk_split_by_regions(n, rg, p->individual ? TK_SPLIT_ISOLATED : TK_SPLIT_CONTIGUOUS, out);
+    case P_FIXED: { /* pieces of `length` chars */
+        rg->n = 0;
+        size_t start = 0, k = 0;
+        for (size_t i = 0; i < n->len; i += (size_t)tk_utf8_len(n->b[i]))
+            if (k++ == p->length) {
+                AIOS_TRY(tk_regions_push(rg, start, i, 0));
+                start = i;
+                k = 1;
+            }
+        if (start < n->len) AIOS_TRY(tk_regions_push(rg, start, n->len, 0));
+        return tk_split_by_regions(n, rg, TK_SPLIT_ISOLATED, out);
+    }
     case P_CHARDELIM:
         g_delim = p->repl_cp;
         AIOS_TRY(pred_regions(n, is_delim, rg));

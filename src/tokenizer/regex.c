@@ -1,11 +1,13 @@
 /*
- * regex.c — the regexes of Split / ByteLevel / Replace, on PCRE2 (UTF + UCP, JIT when
- * available).
+ * regex.c — the regexes of Split / ByteLevel / Replace / Whitespace, on PCRE2 (UTF + UCP, JIT
+ * when available).
  *
- * `tokenizers` runs these patterns on Oniguruma, whose \s is Unicode White_Space.  PCRE2's UCP
- * \s also accepts U+180E, so \s and \S outside classes are rewritten to explicit White_Space
- * classes and \s inside a class is expanded in place.  Matches are collected leftmost-first
- * like `find_iter`; an empty match advances one char.  Match data is per thread.
+ * `tokenizers` runs these patterns on Oniguruma.  Its \s is Unicode White_Space (PCRE2's UCP
+ * \s also takes U+180E) and its \w is letters + marks + decimal digits + connector punctuation
+ * (PCRE2 10.42's UCP \w has no marks), so \s \S \w \W are rewritten to explicit classes
+ * (expanded in place inside a class).  Matches are collected leftmost-first like `find_iter`;
+ * an empty match advances one char.  Match data is per thread; a match limit turns
+ * catastrophic backtracking on hostile patterns into an error instead of a hang.
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
@@ -16,14 +18,18 @@
 
 struct tk_regex {
     pcre2_code *code;
+    pcre2_match_context *mctx;
     int jit;
 };
 
+/* Oniguruma's Unicode \w: Alphabetic, marks, decimal numbers, connector punctuation, joiners */
+#define WORD_ITEMS "\\p{L}\\p{Nl}\\p{M}\\p{Nd}\\p{Pc}\\x{200C}\\x{200D}"
 #define WS_ITEMS "\\t\\n\\x{0B}\\f\\r \\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}"
 
 void tk_regex_free(tk_regex *r) {
     if (!r) return;
     pcre2_code_free(r->code);
+    pcre2_match_context_free(r->mctx);
     free(r);
 }
 
@@ -39,6 +45,9 @@ aios_status tk_regex_compile(const char *pat, size_t len, tk_regex **out) {
             if (d == 's') st = in_class ? aios_buf_append(&b, WS_ITEMS, strlen(WS_ITEMS))
                                         : aios_buf_append(&b, "[" WS_ITEMS "]", strlen(WS_ITEMS) + 2);
             else if (d == 'S' && !in_class) st = aios_buf_append(&b, "[^" WS_ITEMS "]", strlen(WS_ITEMS) + 3);
+            else if (d == 'w') st = in_class ? aios_buf_append(&b, WORD_ITEMS, strlen(WORD_ITEMS))
+                                             : aios_buf_append(&b, "[" WORD_ITEMS "]", strlen(WORD_ITEMS) + 2);
+            else if (d == 'W' && !in_class) st = aios_buf_append(&b, "[^" WORD_ITEMS "]", strlen(WORD_ITEMS) + 3);
             else st = aios_buf_append(&b, pat + i, 2);
             i++;
             continue;
@@ -79,6 +88,13 @@ aios_status tk_regex_compile(const char *pat, size_t len, tk_regex **out) {
         return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
     }
     r->code = code;
+    r->mctx = pcre2_match_context_create(NULL);
+    if (!r->mctx) {
+        tk_regex_free(r);
+        return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
+    }
+    pcre2_set_match_limit(r->mctx, 10000000);
+    pcre2_set_depth_limit(r->mctx, 100000);
     r->jit = pcre2_jit_compile(code, PCRE2_JIT_COMPLETE) == 0;
     *out = r;
     return AIOS_OK;
@@ -102,8 +118,8 @@ aios_status tk_regex_regions(const tk_regex *r, const uint8_t *s, size_t n, tk_r
     }
     size_t pos = 0, prev = 0;
     while (pos <= n) {
-        int rc = r->jit ? pcre2_jit_match(r->code, s, n, pos, PCRE2_NO_UTF_CHECK, g_md, NULL)
-                        : pcre2_match(r->code, s, n, pos, PCRE2_NO_UTF_CHECK, g_md, NULL);
+        int rc = r->jit ? pcre2_jit_match(r->code, s, n, pos, PCRE2_NO_UTF_CHECK, g_md, r->mctx)
+                        : pcre2_match(r->code, s, n, pos, PCRE2_NO_UTF_CHECK, g_md, r->mctx);
         if (rc == PCRE2_ERROR_NOMATCH) break;
         if (rc < 0) {
             PCRE2_UCHAR msg[256];

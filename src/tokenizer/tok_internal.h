@@ -34,7 +34,7 @@ bool tk_is_alnum(uint32_t cp);      /* \w-ish: letters, marks, numbers, connecto
 /* ---------------------------------------------------------------------------- hash map */
 /* String -> int32 map with open addressing; keys are copied into an internal pool. */
 typedef struct {
-    uint32_t *slots; /* index+1 into entries, 0 = empty */
+    uint64_t *slots; /* low 32 bits: index+1 into entries (0 = empty); high 32: hash bits */
     size_t nslots;   /* power of two */
     struct tk_sent { uint64_t hash; uint32_t off, len; int32_t val; } *ent;
     size_t n, cap;
@@ -42,19 +42,24 @@ typedef struct {
     size_t pool_len, pool_cap;
 } tk_strmap;
 void tk_strmap_free(tk_strmap *m);
+/* Sizes the table for n keys up front. */
+aios_status tk_strmap_reserve(tk_strmap *m, size_t n);
 /* Inserts or overwrites.  Returns AIOS_OK or AIOS_ERR_NOMEM. */
 aios_status tk_strmap_put(tk_strmap *m, const char *k, size_t len, int32_t val);
 /* Returns the value or -1. */
 int32_t tk_strmap_get(const tk_strmap *m, const char *k, size_t len);
+/* The same with the key's tk_hash precomputed; prefetch warms the slot for a later lookup. */
+int32_t tk_strmap_get_h(const tk_strmap *m, const char *k, size_t len, uint64_t h);
+void tk_strmap_prefetch(const tk_strmap *m, uint64_t h);
 uint64_t tk_hash(const void *p, size_t n);
 
 /* uint64 -> uint64 map (BPE merges: (left id, right id) -> (rank, new id)). */
 typedef struct {
-    uint64_t *keys; /* key + 1; 0 = empty */
-    uint64_t *vals;
+    struct tk_u64slot { uint64_t key, val; } *slots; /* key + 1; 0 = empty (one cache line per probe) */
     size_t nslots, n;
 } tk_u64map;
 void tk_u64map_free(tk_u64map *m);
+aios_status tk_u64map_reserve(tk_u64map *m, size_t n);
 aios_status tk_u64map_put(tk_u64map *m, uint64_t k, uint64_t v);
 /* Returns 1 and *v when found. */
 int tk_u64map_get(const tk_u64map *m, uint64_t k, uint64_t *v);
@@ -65,7 +70,18 @@ typedef struct {
     uint8_t *b;  /* normalized bytes (valid UTF-8) */
     tk_span *al; /* per byte: original byte range it came from */
     size_t len, cap;
+    int arena;   /* storage belongs to the thread's encode arena (not freed one by one) */
 } tk_nstr;
+
+/* Bump allocator for the strings of one encode call: tk_arena_use(a) makes the calling thread
+ * allocate tk_nstr storage from `a` until tk_arena_use(NULL); tk_arena_reset recycles it. */
+typedef struct {
+    struct tk_chunk { unsigned char *p; size_t used, cap; } *c;
+    size_t n, cur;
+} tk_arena;
+void tk_arena_use(tk_arena *a);
+void tk_arena_reset(tk_arena *a);
+void tk_arena_free(tk_arena *a);
 void tk_nstr_free(tk_nstr *n);
 aios_status tk_nstr_reserve(tk_nstr *n, size_t extra);
 /* Copies bytes [s,e) of src (with their alignments). */
@@ -141,16 +157,22 @@ int32_t tk_model_token_to_id(const tk_model *m, const char *s, size_t len);
 /* Returns the token string (NULL when out of range) and its length. */
 const char *tk_model_id_to_token(const tk_model *m, int32_t id, size_t *len);
 
-/* Post-processor: adds special tokens to one or two sequences. */
+/* An encoding under construction.  Token strings live in one pool (NUL-terminated, at toff);
+ * the struct is reused between calls (tk_enc_reset keeps the capacity). */
 typedef struct {
     int32_t *ids, *type_ids;
     uint8_t *special;
     tk_span *off; /* char offsets */
-    char **tok;   /* malloc'd strings */
-    size_t *tlen; /* their lengths (a token may hold NUL bytes) */
+    size_t *toff, *tlen;
+    aios_buf pool;
     size_t n, cap;
 } tk_enc;
 void tk_enc_free(tk_enc *e);
+static inline void tk_enc_reset(tk_enc *e) {
+    e->n = 0;
+    e->pool.len = 0;
+}
+static inline const char *tk_enc_tok(const tk_enc *e, size_t i) { return (const char *)e->pool.data + e->toff[i]; }
 aios_status tk_enc_push(tk_enc *e, int32_t id, const char *tok, size_t tlen, uint32_t s, uint32_t end, int32_t type_id, int special);
 aios_status tk_post_parse(const struct cJSON *j, tk_post **out);
 void tk_post_free(tk_post *p);
@@ -179,6 +201,13 @@ aios_status tk_regex_regions(const tk_regex *r, const uint8_t *s, size_t n, tk_r
 
 /* base64 decode; returns malloc'd bytes. */
 aios_status tk_b64_decode(const char *s, uint8_t **out, size_t *len);
+
+/* Arena JSON reader producing cJSON-shaped nodes (read with cJSON accessors, free with
+ * tk_json_free, never cJSON_Delete).  Numbers are converted as serde_json does. */
+typedef struct tk_json tk_json;
+aios_status tk_json_parse(const char *text, size_t len, tk_json **out);
+const struct cJSON *tk_json_root(const tk_json *d);
+void tk_json_free(tk_json *d);
 
 /* JSON helpers over cJSON. */
 const struct cJSON *tk_j(const struct cJSON *o, const char *key); /* NULL when absent or null */

@@ -126,14 +126,13 @@ void tk_strmap_free(tk_strmap *m) {
     memset(m, 0, sizeof *m);
 }
 
-static aios_status strmap_grow(tk_strmap *m) {
-    size_t ns = m->nslots ? m->nslots * 2 : 64;
-    uint32_t *sl = calloc(ns, sizeof *sl);
+static aios_status strmap_resize(tk_strmap *m, size_t ns) {
+    uint64_t *sl = calloc(ns, sizeof *sl);
     if (!sl) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory (hash map)");
     for (size_t i = 0; i < m->n; i++) {
         size_t j = (size_t)m->ent[i].hash & (ns - 1);
         while (sl[j]) j = (j + 1) & (ns - 1);
-        sl[j] = (uint32_t)(i + 1);
+        sl[j] = (uint64_t)(i + 1) | (m->ent[i].hash & 0xFFFFFFFF00000000ull);
     }
     free(m->slots);
     m->slots = sl;
@@ -141,16 +140,33 @@ static aios_status strmap_grow(tk_strmap *m) {
     return AIOS_OK;
 }
 
+static aios_status strmap_grow(tk_strmap *m) { return strmap_resize(m, m->nslots ? m->nslots * 2 : 64); }
+
+aios_status tk_strmap_reserve(tk_strmap *m, size_t n) {
+    size_t ns = 64;
+    while (ns < n * 2 + 2) ns *= 2;
+    if (ns <= m->nslots) return AIOS_OK;
+    if (n > m->cap) {
+        void *p = realloc(m->ent, n * sizeof *m->ent);
+        if (!p) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory (hash map)");
+        m->ent = p;
+        m->cap = n;
+    }
+    return strmap_resize(m, ns);
+}
+
 aios_status tk_strmap_put(tk_strmap *m, const char *k, size_t len, int32_t val) {
     if (len > UINT32_MAX / 2) return aios__err(AIOS_ERR_RANGE, "tokenizer: key too long");
     if ((m->n + 1) * 2 > m->nslots) AIOS_TRY(strmap_grow(m));
-    uint64_t h = tk_hash(k, len);
+    uint64_t h = tk_hash(k, len), hi = h & 0xFFFFFFFF00000000ull;
     size_t j = (size_t)h & (m->nslots - 1);
     while (m->slots[j]) {
-        struct tk_sent *e = &m->ent[m->slots[j] - 1];
-        if (e->hash == h && e->len == len && !memcmp(m->pool + e->off, k, len)) {
-            e->val = val;
-            return AIOS_OK;
+        if ((m->slots[j] & 0xFFFFFFFF00000000ull) == hi) {
+            struct tk_sent *e = &m->ent[(uint32_t)m->slots[j] - 1];
+            if (e->hash == h && e->len == len && !memcmp(m->pool + e->off, k, len)) {
+                e->val = val;
+                return AIOS_OK;
+            }
         }
         j = (j + 1) & (m->nslots - 1);
     }
@@ -175,67 +191,83 @@ aios_status tk_strmap_put(tk_strmap *m, const char *k, size_t len, int32_t val) 
     m->ent[m->n] = (struct tk_sent){h, (uint32_t)m->pool_len, (uint32_t)len, val};
     m->pool_len += len + 1;
     m->n++;
-    m->slots[j] = (uint32_t)m->n;
+    m->slots[j] = (uint64_t)m->n | hi;
     return AIOS_OK;
 }
 
-int32_t tk_strmap_get(const tk_strmap *m, const char *k, size_t len) {
+void tk_strmap_prefetch(const tk_strmap *m, uint64_t h) {
+    if (m->nslots) __builtin_prefetch(&m->slots[(size_t)h & (m->nslots - 1)]);
+}
+
+int32_t tk_strmap_get(const tk_strmap *m, const char *k, size_t len) { return tk_strmap_get_h(m, k, len, tk_hash(k, len)); }
+
+int32_t tk_strmap_get_h(const tk_strmap *m, const char *k, size_t len, uint64_t h) {
     if (!m->nslots) return -1;
-    uint64_t h = tk_hash(k, len);
+    uint64_t hi = h & 0xFFFFFFFF00000000ull;
     size_t j = (size_t)h & (m->nslots - 1);
     while (m->slots[j]) {
-        const struct tk_sent *e = &m->ent[m->slots[j] - 1];
-        if (e->hash == h && e->len == len && !memcmp(m->pool + e->off, k, len)) return e->val;
+        if ((m->slots[j] & 0xFFFFFFFF00000000ull) == hi) {
+            const struct tk_sent *e = &m->ent[(uint32_t)m->slots[j] - 1];
+            if (e->len == len && !memcmp(m->pool + e->off, k, len)) return e->val;
+        }
         j = (j + 1) & (m->nslots - 1);
     }
     return -1;
 }
 
 static inline size_t u64_slot(uint64_t k, size_t ns) {
-    k ^= k >> 33;
-    k *= 0xff51afd7ed558ccdull;
-    k ^= k >> 33;
-    return (size_t)k & (ns - 1);
+    k *= 0x9E3779B97F4A7C15ull;
+    return (size_t)(k >> 32 ^ k) & (ns - 1);
+}
+
+aios_status tk_u64map_reserve(tk_u64map *m, size_t n) {
+    size_t ns = 64;
+    while (ns < n * 2 + 2) ns *= 2;
+    if (ns <= m->nslots) return AIOS_OK;
+    struct tk_u64slot *nsl = calloc(ns, sizeof *nsl);
+    if (!nsl) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory (merges)");
+    for (size_t i = 0; i < m->nslots; i++)
+        if (m->slots[i].key) {
+            size_t j = u64_slot(m->slots[i].key - 1, ns);
+            while (nsl[j].key) j = (j + 1) & (ns - 1);
+            nsl[j] = m->slots[i];
+        }
+    free(m->slots);
+    m->slots = nsl;
+    m->nslots = ns;
+    return AIOS_OK;
 }
 
 void tk_u64map_free(tk_u64map *m) {
-    free(m->keys);
-    free(m->vals);
+    free(m->slots);
     memset(m, 0, sizeof *m);
 }
 
 aios_status tk_u64map_put(tk_u64map *m, uint64_t k, uint64_t v) {
     if ((m->n + 1) * 2 > m->nslots) {
         size_t ns = m->nslots ? m->nslots * 2 : 64;
-        uint64_t *nk = calloc(ns, 8), *nv = calloc(ns, 8);
-        if (!nk || !nv) {
-            free(nk);
-            free(nv);
-            return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory (merges)");
-        }
+        struct tk_u64slot *nsl = calloc(ns, sizeof *nsl);
+        if (!nsl) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory (merges)");
         for (size_t i = 0; i < m->nslots; i++)
-            if (m->keys[i]) {
-                size_t j = u64_slot(m->keys[i] - 1, ns);
-                while (nk[j]) j = (j + 1) & (ns - 1);
-                nk[j] = m->keys[i];
-                nv[j] = m->vals[i];
+            if (m->slots[i].key) {
+                size_t j = u64_slot(m->slots[i].key - 1, ns);
+                while (nsl[j].key) j = (j + 1) & (ns - 1);
+                nsl[j] = m->slots[i];
             }
-        free(m->keys);
-        free(m->vals);
-        m->keys = nk;
-        m->vals = nv;
+        free(m->slots);
+        m->slots = nsl;
         m->nslots = ns;
     }
     size_t j = u64_slot(k, m->nslots);
-    while (m->keys[j]) {
-        if (m->keys[j] == k + 1) {
-            m->vals[j] = v;
+    while (m->slots[j].key) {
+        if (m->slots[j].key == k + 1) {
+            m->slots[j].val = v;
             return AIOS_OK;
         }
         j = (j + 1) & (m->nslots - 1);
     }
-    m->keys[j] = k + 1;
-    m->vals[j] = v;
+    m->slots[j].key = k + 1;
+    m->slots[j].val = v;
     m->n++;
     return AIOS_OK;
 }
@@ -243,34 +275,75 @@ aios_status tk_u64map_put(tk_u64map *m, uint64_t k, uint64_t v) {
 int tk_u64map_get(const tk_u64map *m, uint64_t k, uint64_t *v) {
     if (!m->nslots) return 0;
     size_t j = u64_slot(k, m->nslots);
-    while (m->keys[j]) {
-        if (m->keys[j] == k + 1) {
-            *v = m->vals[j];
+    for (;;) {
+        uint64_t key = m->slots[j].key;
+        if (key == k + 1) {
+            *v = m->slots[j].val;
             return 1;
         }
+        if (!key) return 0;
         j = (j + 1) & (m->nslots - 1);
     }
-    return 0;
 }
 
 /* ---------------------------------------------------------------------------- nstr */
+static _Thread_local tk_arena *g_arena;
+
+void tk_arena_use(tk_arena *a) { g_arena = a; }
+
+void tk_arena_reset(tk_arena *a) {
+    for (size_t i = 0; i < a->n; i++) a->c[i].used = 0;
+    a->cur = 0;
+}
+
+void tk_arena_free(tk_arena *a) {
+    for (size_t i = 0; i < a->n; i++) free(a->c[i].p);
+    free(a->c);
+    memset(a, 0, sizeof *a);
+}
+
+static void *arena_alloc(tk_arena *a, size_t n) {
+    n = (n + 15) & ~(size_t)15;
+    while (a->cur < a->n && a->c[a->cur].cap - a->c[a->cur].used < n) a->cur++;
+    if (a->cur == a->n) {
+        struct tk_chunk *c = realloc(a->c, (a->n + 1) * sizeof *c);
+        if (!c) return NULL;
+        a->c = c;
+        size_t cap = a->n ? a->c[a->n - 1].cap * 2 : 65536;
+        if (cap < n) cap = n;
+        unsigned char *p = malloc(cap);
+        if (!p) return NULL;
+        a->c[a->n++] = (struct tk_chunk){p, 0, cap};
+    }
+    struct tk_chunk *c = &a->c[a->cur];
+    void *p = c->p + c->used;
+    c->used += n;
+    return p;
+}
+
 void tk_nstr_free(tk_nstr *n) {
-    free(n->b);
-    free(n->al);
+    if (!n->arena) free(n->al); /* b lives in the same block */
     memset(n, 0, sizeof *n);
 }
 
+/* One allocation per string: the alignments, then the bytes (al must stay 4-aligned). */
 aios_status tk_nstr_reserve(tk_nstr *n, size_t extra) {
     if (n->len + extra <= n->cap) return AIOS_OK;
     size_t nc = n->cap ? n->cap * 2 : 32;
     while (nc < n->len + extra) nc *= 2;
     if (nc > UINT32_MAX) return aios__err(AIOS_ERR_RANGE, "tokenizer: text too long");
-    uint8_t *b = realloc(n->b, nc + 1);
-    if (!b) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
-    n->b = b;
-    tk_span *al = realloc(n->al, nc * sizeof *al);
+    tk_arena *ar = g_arena;
+    tk_span *al = ar ? arena_alloc(ar, nc * sizeof *al + nc + 1) : malloc(nc * sizeof *al + nc + 1);
     if (!al) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
+    uint8_t *b = (uint8_t *)(al + nc);
+    if (n->len) {
+        memcpy(al, n->al, n->len * sizeof *al);
+        memcpy(b, n->b, n->len);
+    }
+    if (!n->arena) free(n->al);
+    n->arena = ar != NULL;
     n->al = al;
+    n->b = b;
     n->cap = nc;
     return AIOS_OK;
 }
@@ -434,45 +507,49 @@ void tk_mtoks_free(tk_mtoks *t) {
 
 /* ---------------------------------------------------------------------------- encodings */
 void tk_enc_free(tk_enc *e) {
-    for (size_t i = 0; i < e->n; i++) free(e->tok[i]);
     free(e->ids);
     free(e->type_ids);
     free(e->special);
     free(e->off);
-    free(e->tok);
+    free(e->toff);
     free(e->tlen);
+    aios_buf_free(&e->pool);
     memset(e, 0, sizeof *e);
+}
+
+static aios_status enc_grow(tk_enc *e) {
+    size_t nc = e->cap ? e->cap * 2 : 64;
+    int32_t *a = realloc(e->ids, nc * sizeof *a);
+    if (a) e->ids = a;
+    int32_t *b = realloc(e->type_ids, nc * sizeof *b);
+    if (b) e->type_ids = b;
+    uint8_t *c = realloc(e->special, nc);
+    if (c) e->special = c;
+    tk_span *d = realloc(e->off, nc * sizeof *d);
+    if (d) e->off = d;
+    size_t *f = realloc(e->toff, nc * sizeof *f);
+    if (f) e->toff = f;
+    size_t *g = realloc(e->tlen, nc * sizeof *g);
+    if (g) e->tlen = g;
+    if (!a || !b || !c || !d || !f || !g) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
+    e->cap = nc;
+    return AIOS_OK;
 }
 
 aios_status tk_enc_push(tk_enc *e, int32_t id, const char *tok, size_t tlen, uint32_t s, uint32_t end, int32_t type_id,
                         int special) {
-    if (e->n == e->cap) {
-        size_t nc = e->cap ? e->cap * 2 : 16;
-        int32_t *a = realloc(e->ids, nc * sizeof *a);
-        if (a) e->ids = a;
-        int32_t *b = realloc(e->type_ids, nc * sizeof *b);
-        if (b) e->type_ids = b;
-        uint8_t *c = realloc(e->special, nc);
-        if (c) e->special = c;
-        tk_span *d = realloc(e->off, nc * sizeof *d);
-        if (d) e->off = d;
-        char **f = realloc(e->tok, nc * sizeof *f);
-        if (f) e->tok = f;
-        size_t *g = realloc(e->tlen, nc * sizeof *g);
-        if (g) e->tlen = g;
-        if (!a || !b || !c || !d || !f || !g) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
-        e->cap = nc;
-    }
-    char *t = malloc(tlen + 1);
-    if (!t) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
-    memcpy(t, tok, tlen);
-    t[tlen] = 0;
+    if (e->n == e->cap) AIOS_TRY(enc_grow(e));
+    size_t at = e->pool.len;
+    AIOS_TRY(aios_buf_reserve(&e->pool, tlen + 1));
+    if (tlen) memcpy(e->pool.data + at, tok, tlen);
+    e->pool.data[at + tlen] = 0;
+    e->pool.len += tlen + 1;
     size_t i = e->n++;
     e->ids[i] = id;
     e->type_ids[i] = type_id;
     e->special[i] = (uint8_t)special;
     e->off[i] = (tk_span){s, end};
-    e->tok[i] = t;
+    e->toff[i] = at;
     e->tlen[i] = tlen;
     return AIOS_OK;
 }

@@ -341,9 +341,11 @@ aios_status aios_tokenizer_load_json(const char *json, size_t len, const char *c
     if (!out) return aios__err(AIOS_ERR_INVALID_ARG, "tokenizer: out is NULL");
     *out = NULL;
     if (!json) return aios__err(AIOS_ERR_INVALID_ARG, "tokenizer: json is NULL");
-    cJSON *root = cJSON_ParseWithLength(json, len);
-    if (!root) return aios__err(AIOS_ERR_FORMAT, "tokenizer.json: invalid JSON");
-    cJSON *cfg = config_json ? cJSON_ParseWithLength(config_json, config_len) : NULL;
+    tk_json *rdoc = NULL, *cdoc = NULL;
+    aios_status pst = tk_json_parse(json, len, &rdoc);
+    if (pst != AIOS_OK) return aios__err_prefix(pst, "tokenizer.json");
+    if (config_json && tk_json_parse(config_json, config_len, &cdoc) != AIOS_OK) cdoc = NULL; /* optional */
+    const cJSON *root = tk_json_root(rdoc), *cfg = tk_json_root(cdoc);
     aios_tokenizer *t = calloc(1, sizeof *t);
     aios_status st = t ? AIOS_OK : aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
     if (st == AIOS_OK && !cJSON_IsObject(root)) st = aios__err(AIOS_ERR_FORMAT, "tokenizer.json: top level is not an object");
@@ -370,8 +372,8 @@ aios_status aios_tokenizer_load_json(const char *json, size_t len, const char *c
                 if (k >= 0 && tk_jbool(e, "special", 0)) t->added[k].special = 1;
             }
     }
-    cJSON_Delete(root);
-    cJSON_Delete(cfg);
+    tk_json_free(rdoc);
+    tk_json_free(cdoc);
     if (st != AIOS_OK) {
         aios_tokenizer_free(t);
         return st;
@@ -443,7 +445,7 @@ int32_t aios_tokenizer_token_to_id(const aios_tokenizer *t, const char *s) {
 const char *aios_tokenizer_id_to_token(const aios_tokenizer *t, int32_t id) {
     if (!t) return NULL;
     const added_tok *a = added_by_id(t, id);
-    if (a) return a->content;
+    if (a) return a->norm; /* its normalized form, as tokenizers' id_to_token */
     return tk_model_id_to_token(t->model, id, NULL);
 }
 
@@ -512,6 +514,8 @@ static aios_status sanitize(const uint8_t *s, size_t n, int mode, uint8_t **fixe
 typedef struct {
     tk_splits a, b;
     tk_mtoks mt;
+    tk_enc ea, eb, fin;
+    tk_arena arena;
     uint32_t *b2c;
     size_t b2c_cap;
 } workspace;
@@ -520,8 +524,15 @@ static void ws_free(workspace *w) {
     tk_splits_free(&w->a);
     tk_splits_free(&w->b);
     tk_mtoks_free(&w->mt);
+    tk_enc_free(&w->ea);
+    tk_enc_free(&w->eb);
+    tk_enc_free(&w->fin);
+    tk_arena_free(&w->arena);
     free(w->b2c);
 }
+
+static aios_status encode_seq_body(const aios_tokenizer *t, const uint8_t *s, size_t n, int32_t type_id, workspace *w,
+                                   tk_enc *out);
 
 /* One sequence -> tk_enc (no special tokens), offsets in chars of the (valid) text. */
 static aios_status encode_seq(const aios_tokenizer *t, const uint8_t *s, size_t n, int32_t type_id, workspace *w,
@@ -534,6 +545,19 @@ static aios_status encode_seq(const aios_tokenizer *t, const uint8_t *s, size_t 
         w->b2c = p;
         w->b2c_cap = n + 1;
     }
+    tk_splits_clear(&w->a);
+    tk_splits_clear(&w->b);
+    tk_arena_reset(&w->arena); /* nothing of the previous sequence is referenced any more */
+    tk_arena_use(&w->arena);
+    aios_status st = encode_seq_body(t, s, n, type_id, w, out);
+    tk_splits_clear(&w->a);
+    tk_splits_clear(&w->b);
+    tk_arena_use(NULL);
+    return st;
+}
+
+static aios_status encode_seq_body(const aios_tokenizer *t, const uint8_t *s, size_t n, int32_t type_id, workspace *w,
+                                   tk_enc *out) {
     tk_nstr whole = {0};
     AIOS_TRY(tk_nstr_reserve(&whole, n + 1));
     memcpy(whole.b, s, n);
@@ -550,8 +574,6 @@ static aios_status encode_seq(const aios_tokenizer *t, const uint8_t *s, size_t 
         ci++;
         i += l;
     }
-    tk_splits_clear(&w->a);
-    tk_splits_clear(&w->b);
     aios_status st = split_added(t, &t->raw_set, &whole, &w->b);
     /* normalize + normalized added tokens */
     for (size_t i = 0; st == AIOS_OK && i < w->b.n; i++) {
@@ -603,14 +625,12 @@ static void truncate_enc(tk_enc *e, size_t keep, int left) {
     if (e->n <= keep) return;
     if (left) {
         size_t drop = e->n - keep;
-        for (size_t i = 0; i < drop; i++) free(e->tok[i]);
         memmove(e->ids, e->ids + drop, keep * sizeof *e->ids);
         memmove(e->type_ids, e->type_ids + drop, keep * sizeof *e->type_ids);
         memmove(e->special, e->special + drop, keep);
         memmove(e->off, e->off + drop, keep * sizeof *e->off);
-        memmove(e->tok, e->tok + drop, keep * sizeof *e->tok);
-    } else {
-        for (size_t i = keep; i < e->n; i++) free(e->tok[i]);
+        memmove(e->toff, e->toff + drop, keep * sizeof *e->toff);
+        memmove(e->tlen, e->tlen + drop, keep * sizeof *e->tlen);
     }
     e->n = keep;
 }
@@ -622,12 +642,15 @@ static aios_status do_truncate(const aios_tokenizer *t, const aios_tok_params *p
     size_t total = a->n + (b ? b->n : 0);
     if (total <= max) return AIOS_OK;
     size_t remove = total - max;
-    if (!b || p->trunc_strategy == AIOS_TRUNC_ONLY_FIRST) {
-        if (a->n < remove && b) return aios__err(AIOS_ERR_RANGE, "tokenizer: truncation cannot shorten the first sequence enough");
-        truncate_enc(a, a->n > remove ? a->n - remove : 0, p->trunc_left);
-    } else if (p->trunc_strategy == AIOS_TRUNC_ONLY_SECOND) {
-        if (b->n < remove) return aios__err(AIOS_ERR_RANGE, "tokenizer: truncation cannot shorten the second sequence enough");
-        truncate_enc(b, b->n - remove, p->trunc_left);
+    if (p->trunc_strategy == AIOS_TRUNC_ONLY_FIRST || p->trunc_strategy == AIOS_TRUNC_ONLY_SECOND) {
+        /* as tokenizers: the chosen sequence must keep at least one token */
+        tk_enc *target = p->trunc_strategy == AIOS_TRUNC_ONLY_FIRST ? a : b;
+        if (!target) return aios__err(AIOS_ERR_RANGE, "tokenizer: truncation only_second needs a pair of sequences");
+        if (target->n <= remove)
+            return aios__err(AIOS_ERR_RANGE, "tokenizer: truncation: sequence of %zu tokens too short to remove %zu", target->n, remove);
+        truncate_enc(target, target->n - remove, p->trunc_left);
+    } else if (!b) {
+        truncate_enc(a, a->n - remove, p->trunc_left);
     } else {
         size_t n1 = a->n, n2 = b->n;
         int swap = n1 > n2;
@@ -653,22 +676,48 @@ static aios_status do_truncate(const aios_tokenizer *t, const aios_tok_params *p
     return AIOS_OK;
 }
 
-static aios_status to_public(tk_enc *e, aios_encoding **out) {
-    aios_encoding *r = calloc(1, sizeof *r);
-    if (!r) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
-    size_t n = e->n;
+/* A public encoding is one allocation: the struct, its arrays, then the token strings. */
+static aios_encoding *enc_alloc(size_t n, size_t strbytes) {
+    size_t sz = sizeof(aios_encoding);
+    size_t o_ids = sz;
+    sz += (n + 1) * sizeof(int32_t);
+    size_t o_type = sz;
+    sz += (n + 1) * sizeof(int32_t);
+    sz = (sz + 7) & ~(size_t)7;
+    size_t o_off = sz;
+    sz += (n + 1) * sizeof(size_t[2]);
+    size_t o_tok = sz;
+    sz += (n + 1) * sizeof(char *);
+    size_t o_len = sz;
+    sz += (n + 1) * sizeof(size_t);
+    size_t o_sm = sz;
+    sz += n + 1;
+    size_t o_am = sz;
+    sz += n + 1;
+    size_t o_str = sz;
+    sz += strbytes + 1;
+    unsigned char *b = malloc(sz);
+    if (!b) return NULL;
+    aios_encoding *r = (aios_encoding *)b;
+    memset(r, 0, sizeof *r);
     r->n = n;
-    r->ids = malloc((n + 1) * sizeof *r->ids);
-    r->type_ids = malloc((n + 1) * sizeof *r->type_ids);
-    r->special_tokens_mask = malloc(n + 1);
-    r->attention_mask = malloc(n + 1);
-    r->offsets = malloc((n + 1) * sizeof *r->offsets);
-    r->tokens = malloc((n + 1) * sizeof *r->tokens);
-    r->token_lens = malloc((n + 1) * sizeof *r->token_lens);
-    if (!r->token_lens || !r->ids || !r->type_ids || !r->special_tokens_mask || !r->attention_mask || !r->offsets || !r->tokens) {
-        aios_encoding_free(r);
-        return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
-    }
+    r->ids = (int32_t *)(b + o_ids);
+    r->type_ids = (int32_t *)(b + o_type);
+    r->offsets = (size_t(*)[2])(b + o_off);
+    r->tokens = (char **)(b + o_tok);
+    r->token_lens = (size_t *)(b + o_len);
+    r->special_tokens_mask = b + o_sm;
+    r->attention_mask = b + o_am;
+    r->tokens[n] = (char *)(b + o_str); /* string area (tokens[n] reset to NULL by the caller) */
+    return r;
+}
+
+static aios_status to_public(const tk_enc *e, aios_encoding **out) {
+    size_t n = e->n, bytes = 0;
+    for (size_t i = 0; i < n; i++) bytes += e->tlen[i] + 1;
+    aios_encoding *r = enc_alloc(n, bytes);
+    if (!r) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
+    char *str = r->tokens[n];
     for (size_t i = 0; i < n; i++) {
         r->ids[i] = e->ids[i];
         r->type_ids[i] = e->type_ids[i];
@@ -676,76 +725,56 @@ static aios_status to_public(tk_enc *e, aios_encoding **out) {
         r->attention_mask[i] = 1;
         r->offsets[i][0] = e->off[i].s;
         r->offsets[i][1] = e->off[i].e;
-        r->tokens[i] = e->tok[i];
+        memcpy(str, tk_enc_tok(e, i), e->tlen[i] + 1);
+        r->tokens[i] = str;
         r->token_lens[i] = e->tlen[i];
-        e->tok[i] = NULL;
+        str += e->tlen[i] + 1;
     }
     r->tokens[n] = NULL;
     *out = r;
     return AIOS_OK;
 }
 
-void aios_encoding_free(aios_encoding *e) {
-    if (!e) return;
-    if (e->tokens)
-        for (size_t i = 0; i < e->n; i++) free(e->tokens[i]);
-    free(e->tokens);
-    free(e->token_lens);
-    free(e->ids);
-    free(e->type_ids);
-    free(e->special_tokens_mask);
-    free(e->attention_mask);
-    free(e->offsets);
-    free(e);
-}
+void aios_encoding_free(aios_encoding *e) { free(e); /* one block */ }
 
-/* Pads an encoding to `len` tokens. */
-static aios_status pad_to(aios_encoding *e, size_t len, const aios_tok_params *p) {
+/* Pads an encoding to `len` tokens (a new block replaces *pe). */
+static aios_status pad_to(aios_encoding **pe, size_t len, const aios_tok_params *p) {
+    aios_encoding *e = *pe;
     if (e->n >= len) return AIOS_OK;
-    size_t n = e->n, add = len - n;
-    int32_t *ids = realloc(e->ids, (len + 1) * sizeof *ids);
-    if (ids) e->ids = ids;
-    int32_t *ty = realloc(e->type_ids, (len + 1) * sizeof *ty);
-    if (ty) e->type_ids = ty;
-    uint8_t *sm = realloc(e->special_tokens_mask, len + 1);
-    if (sm) e->special_tokens_mask = sm;
-    uint8_t *am = realloc(e->attention_mask, len + 1);
-    if (am) e->attention_mask = am;
-    size_t(*of)[2] = realloc(e->offsets, (len + 1) * sizeof *of);
-    if (of) e->offsets = of;
-    char **tk = realloc(e->tokens, (len + 1) * sizeof *tk);
-    if (tk) e->tokens = tk;
-    size_t *tl = realloc(e->token_lens, (len + 1) * sizeof *tl);
-    if (tl) e->token_lens = tl;
-    if (!tl || !ids || !ty || !sm || !am || !of || !tk) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
-    size_t at = p->pad_left ? 0 : n;
-    if (p->pad_left) {
-        memmove(e->ids + add, e->ids, n * sizeof *e->ids);
-        memmove(e->type_ids + add, e->type_ids, n * sizeof *e->type_ids);
-        memmove(e->special_tokens_mask + add, e->special_tokens_mask, n);
-        memmove(e->attention_mask + add, e->attention_mask, n);
-        memmove(e->offsets + add, e->offsets, n * sizeof *e->offsets);
-        memmove(e->tokens + add, e->tokens, n * sizeof *e->tokens);
-        memmove(e->token_lens + add, e->token_lens, n * sizeof *e->token_lens);
+    size_t n = e->n, add = len - n, pl = strnlen(p->pad_token, sizeof p->pad_token), bytes = 0;
+    for (size_t i = 0; i < n; i++) bytes += e->token_lens[i] + 1;
+    aios_encoding *r = enc_alloc(len, bytes + add * (pl + 1));
+    if (!r) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
+    char *str = r->tokens[len];
+    size_t at = p->pad_left ? add : 0, pad_at = p->pad_left ? 0 : n;
+    for (size_t i = 0; i < n; i++) {
+        size_t k = at + i;
+        r->ids[k] = e->ids[i];
+        r->type_ids[k] = e->type_ids[i];
+        r->special_tokens_mask[k] = e->special_tokens_mask[i];
+        r->attention_mask[k] = e->attention_mask[i];
+        r->offsets[k][0] = e->offsets[i][0];
+        r->offsets[k][1] = e->offsets[i][1];
+        memcpy(str, e->tokens[i], e->token_lens[i] + 1);
+        r->tokens[k] = str;
+        r->token_lens[k] = e->token_lens[i];
+        str += e->token_lens[i] + 1;
     }
-    for (size_t i = at; i < at + add; i++) {
-        e->ids[i] = p->pad_id;
-        e->type_ids[i] = p->pad_type_id;
-        e->special_tokens_mask[i] = 1;
-        e->attention_mask[i] = 0;
-        e->offsets[i][0] = e->offsets[i][1] = 0;
-        size_t l = strnlen(p->pad_token, sizeof p->pad_token);
-        e->tokens[i] = malloc(l + 1);
-        e->token_lens[i] = l;
-        if (e->tokens[i]) {
-            memcpy(e->tokens[i], p->pad_token, l);
-            e->tokens[i][l] = 0;
-        }
+    for (size_t k = pad_at; k < pad_at + add; k++) {
+        r->ids[k] = p->pad_id;
+        r->type_ids[k] = p->pad_type_id;
+        r->special_tokens_mask[k] = 1;
+        r->attention_mask[k] = 0;
+        r->offsets[k][0] = r->offsets[k][1] = 0;
+        memcpy(str, p->pad_token, pl);
+        str[pl] = 0;
+        r->tokens[k] = str;
+        r->token_lens[k] = pl;
+        str += pl + 1;
     }
-    e->n = len;
-    e->tokens[len] = NULL;
-    for (size_t i = at; i < at + add; i++)
-        if (!e->tokens[i]) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
+    r->tokens[len] = NULL;
+    free(e);
+    *pe = r;
     return AIOS_OK;
 }
 
@@ -767,34 +796,55 @@ static aios_status encode_impl(const aios_tokenizer *t, const char *ta, size_t a
         st = sanitize(sb, blen, p->invalid_utf8, &fb, &fbl);
         if (fb) sb = fb, blen = fbl;
     }
-    tk_enc ea = {0}, eb = {0}, fin = {0};
-    if (st == AIOS_OK) st = encode_seq(t, sa, alen, 0, w, &ea);
-    if (st == AIOS_OK && tb) st = encode_seq(t, sb, blen, 1, w, &eb);
-    if (st == AIOS_OK) st = do_truncate(t, p, &ea, tb ? &eb : NULL);
-    if (st == AIOS_OK) st = tk_post_process(t->post, &ea, tb ? &eb : NULL, p->add_special_tokens, &fin, sa, alen, sb, blen);
-    if (st == AIOS_OK) st = to_public(&fin, out);
+    tk_enc *ea = &w->ea, *eb = &w->eb, *fin = &w->fin;
+    tk_enc_reset(ea);
+    tk_enc_reset(eb);
+    tk_enc_reset(fin);
+    if (st == AIOS_OK) st = encode_seq(t, sa, alen, 0, w, ea);
+    if (st == AIOS_OK && tb) st = encode_seq(t, sb, blen, 1, w, eb);
+    if (st == AIOS_OK) st = do_truncate(t, p, ea, tb ? eb : NULL);
+    if (st == AIOS_OK) st = tk_post_process(t->post, ea, tb ? eb : NULL, p->add_special_tokens, fin, sa, alen, sb, blen);
+    if (st == AIOS_OK) st = to_public(fin, out);
     if (st == AIOS_OK && p->pad_strategy == AIOS_PAD_FIXED) {
-        st = pad_to(*out, round_up(p->pad_length, p->pad_to_multiple_of), p);
+        st = pad_to(out, round_up(p->pad_length, p->pad_to_multiple_of), p);
         if (st != AIOS_OK) {
             aios_encoding_free(*out);
             *out = NULL;
         }
     }
-    tk_enc_free(&ea);
-    tk_enc_free(&eb);
-    tk_enc_free(&fin);
     free(fa);
     free(fb);
     return st;
 }
 
+/* Per-thread scratch kept between calls (freed by a key destructor when the thread ends). */
+static pthread_key_t g_ws_key;
+static pthread_once_t g_ws_once = PTHREAD_ONCE_INIT;
+static void ws_destroy(void *p) {
+    ws_free(p);
+    free(p);
+}
+static void ws_key_make(void) { (void)pthread_key_create(&g_ws_key, ws_destroy); }
+
+static workspace *thread_ws(void) {
+    pthread_once(&g_ws_once, ws_key_make);
+    workspace *w = pthread_getspecific(g_ws_key);
+    if (!w) {
+        w = calloc(1, sizeof *w);
+        if (w && pthread_setspecific(g_ws_key, w) != 0) {
+            free(w);
+            w = NULL;
+        }
+    }
+    return w;
+}
+
 aios_status aios_tokenizer_encode(const aios_tokenizer *t, const char *text, size_t len, const aios_tok_params *params,
                                   aios_encoding **out) {
     if (!out) return aios__err(AIOS_ERR_INVALID_ARG, "tokenizer: out is NULL");
-    workspace w = {0};
-    aios_status st = encode_impl(t, text, len, NULL, 0, params, &w, out);
-    ws_free(&w);
-    return st;
+    workspace *w = thread_ws();
+    if (!w) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
+    return encode_impl(t, text, len, NULL, 0, params, w, out);
 }
 
 aios_status aios_tokenizer_encode_pair(const aios_tokenizer *t, const char *a, size_t alen, const char *b, size_t blen,
@@ -867,7 +917,7 @@ aios_status aios_tokenizer_encode_batch(const aios_tokenizer *t, const char *con
         for (size_t i = 0; i < n; i++) longest = AIOS_MAX(longest, out[i]->n);
         size_t target = p->pad_strategy == AIOS_PAD_FIXED ? p->pad_length : longest;
         target = round_up(target, p->pad_to_multiple_of);
-        for (size_t i = 0; st == AIOS_OK && i < n; i++) st = pad_to(out[i], target, p);
+        for (size_t i = 0; st == AIOS_OK && i < n; i++) st = pad_to(&out[i], target, p);
         if (st != AIOS_OK) snprintf(j.err, sizeof j.err, "%s", aios_last_error());
     }
     if (st != AIOS_OK) {
