@@ -193,10 +193,59 @@ static void test_inspect(void) {
     CHECK(strstr(aios_last_error(), "layer_name") != NULL);
 }
 
+static void write_text_file(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+}
+
+/* A directory as the seed's ArrowEngine writes it: only the seed's metadata.json fields. */
+static void test_seed_metadata_dir(void) {
+    char dir[700], p[800];
+    snprintf(dir, sizeof dir, "%s/seed-dir", aios_test_tmpdir());
+    mkdir(dir, 0777);
+    aios_map mp;
+    CHECK_OK(aios__map_file(aios_test_shared("fixtures/parquet/weights_v1.parquet"), &mp));
+    snprintf(p, sizeof p, "%s/weights.parquet", dir);
+    FILE *f = fopen(p, "wb");
+    fwrite(mp.data, 1, mp.size, f);
+    fclose(f);
+    aios__unmap_file(&mp);
+    snprintf(p, sizeof p, "%s/metadata.json", dir);
+    write_text_file(p, "{\"model_name\": \"all-MiniLM-L6-v2\", \"architecture\": \"BertModel\", \"hidden_size\": 384,"
+                       " \"num_layers\": 6, \"num_attention_heads\": 12, \"intermediate_size\": 1536,"
+                       " \"max_position_embeddings\": 512, \"vocab_size\": 30522, \"layer_norm_eps\": 1e-12,"
+                       " \"embedding_dimension\": 384}");
+    aios_model_params mp2 = aios_model_default_params();
+    mp2.verify = 1;
+    aios_model *m;
+    CHECK_OK(aios_model_open(dir, &mp2, &m));
+    if (m) {
+        const aios_model_config *c = aios_model_get_config(m);
+        CHECK(c->arch == AIOS_ARCH_BERT && c->n_layer == 6 && c->n_embd == 384 && c->head_dim == 32 && c->n_ff == 1536);
+        CHECK(c->rms_norm == 0 && c->norm_eps == 1e-12f && c->pooling == AIOS_POOL_MEAN && c->embedding_dimension == 384);
+        CHECK(!strcmp(c->model_name, "all-MiniLM-L6-v2") && aios_model_num_tensors(m) == 5);
+        aios_model_free(m);
+    }
+    write_text_file(p, "{\"model_name\": \"qwen\", \"architecture\": \"Qwen2ForCausalLM\", \"hidden_size\": 896,"
+                       " \"num_layers\": 24, \"num_attention_heads\": 14, \"num_key_value_heads\": 2, \"intermediate_size\": 4864,"
+                       " \"max_position_embeddings\": 32768, \"vocab_size\": 151936, \"rms_norm_eps\": 1e-06, \"rope_theta\": 1000000.0}");
+    CHECK_OK(aios_model_open(dir, NULL, &m));
+    if (m) {
+        const aios_model_config *c = aios_model_get_config(m);
+        CHECK(c->arch == AIOS_ARCH_QWEN2 && c->rms_norm == 1 && c->norm_eps == 1e-6f && c->rope_theta == 1e6);
+        CHECK(c->n_head_kv == 2 && c->head_dim == 64 && c->attention == AIOS_ATTN_CAUSAL && c->attn_qkv_bias == 1);
+        aios_model_free(m);
+    }
+    write_text_file(p, "{\"architecture\": \"qwen2\", \"attention\": \"sideways\"}");
+    CHECK(aios_model_open(dir, NULL, &m) == AIOS_ERR_CONFIG && strstr(aios_last_error(), "metadata.json"));
+}
+
 int main(void) {
     RUN(test_seed_fixtures_open);
     RUN(test_convert_roundtrip);
     RUN(test_quantize);
     RUN(test_inspect);
+    RUN(test_seed_metadata_dir);
     TEST_MAIN_END();
 }

@@ -237,7 +237,10 @@ aios_status aios__model_config_parse(const cJSON *o, const char *dir, aios_model
     AIOS_TRY(jint(o, &c->n_vocab, KEYS("vocab_size", "n_vocab"), 1, BIG));
     AIOS_TRY(jint(o, &c->n_ctx_train, KEYS("max_position_embeddings", "max_sequence_length", "n_positions", "n_ctx"), 1, BIG));
     AIOS_TRY(jint(o, &c->type_vocab_size, KEYS("type_vocab_size"), 0, BIG));
-    if (c->n_head_kv > c->n_head || (c->n_head % c->n_head_kv))
+    if (c->arch != AIOS_ARCH_UNKNOWN && (!c->n_embd || !c->n_layer || !c->n_head))
+        return aios__err(AIOS_ERR_CONFIG, "config: a %s model needs hidden_size, num_hidden_layers and num_attention_heads",
+                         aios_arch_name(c->arch));
+    if (c->n_head_kv > 0 && (c->n_head_kv > c->n_head || (c->n_head % c->n_head_kv)))
         return aios__err(AIOS_ERR_CONFIG, "config: %lld key/value heads do not divide %lld heads", (long long)c->n_head_kv,
                          (long long)c->n_head);
 
