@@ -178,11 +178,19 @@ static void test_bert_tiny_quantized(void) {
             CHECKF(r.emb_cos_min >= cases[c].emb_cos, "%s: embedding cosine %.6f", cases[c].what, r.emb_cos_min);
             CHECKF(r.hidden_rel <= cases[c].hidden_rel, "%s: hidden rel err %g", cases[c].what, r.hidden_rel);
             /* the fast tier agrees with the reference tier on quantized weights too */
+            result rr, rv;
             aios_kernels_use("ref");
-            result rr;
             run_golden(b, &rr);
             aios_kernels_use("auto");
             CHECKF(fabs(rr.hidden_rel - r.hidden_rel) < 1e-4, "%s: ref %g vs fast %g", cases[c].what, rr.hidden_rel, r.hidden_rel);
+            /* int8 activations (VNNI, opt-in): a looser budget */
+            if (cases[c].dt == AIOS_DTYPE_Q8 && aios_cpu()->avx512vnni) {
+                aios_kernels_int8_activations(1);
+                run_golden(b, &rv);
+                aios_kernels_int8_activations(0);
+                printf("# int8 x int8 activations: hidden rel %.2e, emb cos %.6f\n", rv.hidden_rel, rv.emb_cos_min);
+                CHECKF(rv.emb_cos_min >= 0.9995 && rv.hidden_rel <= 0.03, "int8 activations: cos %.6f rel %g", rv.emb_cos_min, rv.hidden_rel);
+            }
         }
         aios_bert_free(b);
         for (int i = 0; i < q->nb; i++) free(q->bufs[i]);

@@ -195,6 +195,7 @@ static void check_matmul_case(aios_dtype dt, int64_t n_out, int64_t n_in, int64_
     for (int64_t i = 0; i < T * n_out; i++) e = fmax(e, fabs(yr[i] - yd[i]) / (ya[i] + 1e-30));
     CHECKF(e < 1e-5, "ref matmul dtype %d %lldx%lld T=%lld gran %d zp %d: rel err %g", dt, (long long)n_out,
            (long long)n_in, (long long)T, gran, zp, e);
+    aios_kernels_int8_activations(0); /* the exact-float path here; int8 x int8 below */
     for (size_t i = 0; i < sizeof TIERS / sizeof TIERS[0]; i++) {
         if (aios_kernels_use(TIERS[i]) != AIOS_OK) continue;
         memset(yf, 0xFF, sizeof(float) * (size_t)(T * n_out));
@@ -237,6 +238,52 @@ static void test_matmul_tiles(void) {
     check_matmul_case(AIOS_DTYPE_Q2, 13, 515, 65, 2, 5, 1);
     check_matmul_case(AIOS_DTYPE_F16, 64, 384, 40, 0, 0, 0);
     check_matmul_case(AIOS_DTYPE_BF16, 9, 1030, 3, 0, 0, 0);
+}
+
+/* Q8 weights x int8 activations (VNNI): against the same scheme computed here — activations
+ * quantized per token row as documented (scale max|x| / 127, round half to even) — and,
+ * loosely, against the float result. */
+static void test_matmul_int8_activations(void) {
+    if (!aios_cpu()->avx512vnni) SKIP("no AVX-512 VNNI on this CPU");
+    static const int64_t shapes[][3] = {{1, 1, 1}, {7, 33, 3}, {33, 4097, 5}, {64, 384, 70}, {5, 130, 2}};
+    for (size_t c = 0; c < 5; c++)
+        for (int gran = 0; gran < 2; gran++) {
+            int64_t n_out = shapes[c][0], n_in = shapes[c][1], T = shapes[c][2];
+            wt w;
+            make_weight(&w, AIOS_DTYPE_Q8, n_out, n_in, gran, 0, 1, 0);
+            float *x = malloc(sizeof(float) * (size_t)(T * n_in)), *y = malloc(sizeof(float) * (size_t)(T * n_out));
+            float *yr = malloc(sizeof(float) * (size_t)(T * n_out));
+            fill(x, T * n_in, 2.0f);
+            CHECK_OK(aios_kernels_use("avx512"));
+            aios_kernels_int8_activations(1);
+            CHECK_OK(aios_matmul(y, x, &w.t, NULL, T));
+            CHECK_OK(aios_ref_matmul(yr, x, &w.t, NULL, T));
+            double maxe = 0;
+            for (int64_t t = 0; t < T; t++) {
+                float amax = 0;
+                for (int64_t k = 0; k < n_in; k++) amax = fmaxf(amax, fabsf(x[t * n_in + k]));
+                float sxf = amax > 0 ? amax / 127.0f : 1.0f, inv = 1.0f / sxf;
+                for (int64_t r = 0; r < n_out; r++) {
+                    int64_t si = gran ? r : 0;
+                    double acc = 0, mag = 0;
+                    for (int64_t k = 0; k < n_in; k++) {
+                        double qx = nearbyintf(x[t * n_in + k] * inv);
+                        double qw = (double)(int8_t)((const uint8_t *)w.t.data)[r * n_in + k];
+                        acc += (qw - w.zps[si]) * qx;
+                        mag += fabs((qw - w.zps[si]) * qx);
+                    }
+                    double want = acc * w.scales[si] * sxf, scale = mag * w.scales[si] * sxf + 1e-30;
+                    maxe = fmax(maxe, fabs(y[t * n_out + r] - want) / scale);
+                }
+            }
+            CHECKF(maxe < 1e-5, "int8 act %lldx%lld T=%lld gran %d: %g", (long long)n_out, (long long)n_in, (long long)T, gran, maxe);
+            double rel = t_rel_err(y, yr, (size_t)(T * n_out));
+            CHECKF(rel < 2e-2, "int8 act vs float: %g", rel);
+            aios_kernels_use("auto");
+            aios_kernels_int8_activations(0);
+            free(x), free(y), free(yr);
+            free_weight(&w);
+        }
 }
 
 static void test_matmul_threads_deterministic(void) {
@@ -530,6 +577,33 @@ static void test_attention(void) {
     CHECK(aios_ref_attention(o, o, o, o, 1, 1, 2, 2, 2, 3, NULL, 1.0f) == AIOS_ERR_INVALID_ARG); /* stride */
 }
 
+/* Batched BERT attention equals per-sequence attention with an explicit key mask. */
+static void test_attention_batch(void) {
+    int64_t B = 3, L = 9, H = 4, Hkv = 2, hd = 8, stride = Hkv * hd + 3, qs = H * hd;
+    float *q = malloc(sizeof(float) * (size_t)(B * L * qs)), *k = malloc(sizeof(float) * (size_t)(B * L * stride));
+    float *v = malloc(sizeof(float) * (size_t)(B * L * stride)), *o1 = malloc(sizeof(float) * (size_t)(B * L * qs));
+    float *o2 = malloc(sizeof(float) * (size_t)(B * L * qs));
+    uint8_t km[3 * 9], m[81];
+    fill(q, B * L * qs, 1.5f), fill(k, B * L * stride, 1.5f), fill(v, B * L * stride, 1.0f);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t j = 0; j < L; j++) km[b * L + j] = (uint8_t)(j < L - 3 * b);
+    for (size_t t = 0; t < 3; t++) {
+        static const char *names[] = {"ref", "avx2", "avx512"};
+        if (aios_kernels_use(names[t]) != AIOS_OK) continue;
+        CHECK_OK(aios_attention_batch(o1, q, k, v, B, L, H, Hkv, hd, stride, km, 0.3f));
+        for (int64_t b = 0; b < B; b++) {
+            for (int64_t i = 0; i < L; i++)
+                for (int64_t j = 0; j < L; j++) m[i * L + j] = km[b * L + j];
+            CHECK_OK(aios_ref_attention(o2 + b * L * qs, q + b * L * qs, k + b * L * stride, v + b * L * stride, L, L, H,
+                                        Hkv, hd, stride, m, 0.3f));
+        }
+        CHECKF(t_rel_err(o1, o2, (size_t)(B * L * qs)) < 2e-6, "%s: %g", names[t], t_rel_err(o1, o2, (size_t)(B * L * qs)));
+    }
+    aios_kernels_use("auto");
+    CHECK(aios_attention_batch(o1, q, k, v, B, L, 3, 2, hd, stride, km, 1.0f) == AIOS_ERR_INVALID_ARG);
+    free(q), free(k), free(v), free(o1), free(o2);
+}
+
 static void test_tier_names(void) {
     CHECK_OK(aios_kernels_use("ref"));
     CHECK(!strcmp(aios_kernels_tier(), "ref"));
@@ -545,6 +619,7 @@ int main(void) {
     RUN(test_f16_bf16);
     RUN(test_matmul_all_dtypes);
     RUN(test_matmul_tiles);
+    RUN(test_matmul_int8_activations);
     RUN(test_matmul_threads_deterministic);
     RUN(test_matmul_rejects);
     RUN(test_tensor_to_f32);
@@ -554,5 +629,6 @@ int main(void) {
     RUN(test_norms);
     RUN(test_rope);
     RUN(test_attention);
+    RUN(test_attention_batch);
     TEST_MAIN_END();
 }

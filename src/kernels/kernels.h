@@ -23,6 +23,13 @@
  * bias (n_out) may be NULL.  y must not alias x.  Threads over n_out (and T when large). */
 aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const float *bias, int64_t T);
 
+/* Int8 weights (Q8, per tensor or per row scales) against activations quantized per token row
+ * to int8 (symmetric, scale max|x| / 127) with integer dot products (AVX-512 VNNI) when the
+ * CPU has them: off (0, the default) keeps the exact-float path (weights dequantized in
+ * registers, float FMA); on (1) is ~2x faster with a measured accuracy cost (docs/kernels.md).
+ * AIOS_INT8_ACT=1 turns it on.  Not thread-safe: call before work. */
+void aios_kernels_int8_activations(int on);
+
 /* Row `row` of a 2-D tensor of any dtype, dequantized to float32: out (n_cols). */
 aios_status aios_tensor_row_f32(float *out, const aios_tensor *W, int64_t row);
 /* Whole tensor to float32 (for small 1-D parameters: norms, biases).  out (numel). */
@@ -54,12 +61,24 @@ aios_status aios_attention(float *out, const float *q, const float *k, const flo
                            int64_t n_head, int64_t n_head_kv, int64_t head_dim, int64_t kv_stride,
                            const uint8_t *mask, float scale);
 
+/* Bidirectional attention over a padded batch of B sequences of L tokens (BERT): rows of
+ * sequence b are q/k/v/out + b * L * stride.  q, out (B, L, n_head, head_dim) contiguous;
+ * k, v (B, L, n_head_kv, head_dim) rows strided by kv_stride floats (q/out use
+ * n_head * head_dim).  key_mask (B, L): nonzero for real tokens, NULL = all real.  Every
+ * query (padded ones too, as Hugging Face) sees the real keys of its own sequence.
+ * One parallel region for the whole batch. */
+aios_status aios_attention_batch(float *out, const float *q, const float *k, const float *v, int64_t B, int64_t L,
+                                 int64_t n_head, int64_t n_head_kv, int64_t head_dim, int64_t kv_stride,
+                                 const uint8_t *key_mask, float scale);
+
 /* Kernel selection: "ref", "avx2", "avx512" — the active tier's name. */
 const char *aios_kernels_tier(void);
 /* Forces a tier by name ("ref", "avx2", "avx512", or "auto" for the best this CPU has).
  * AIOS_ERR_UNSUPPORTED when the CPU (or build) lacks it.  Not thread-safe: call before work. */
 aios_status aios_kernels_use(const char *tier);
-/* Threads used by kernels (default: all cores; AIOS_THREADS overrides). */
+/* Threads used by kernels.  Default: all cores, fewer while other processes keep cores busy
+ * (OpenMP dynamic adjustment from the load average); AIOS_THREADS or aios_set_threads(n > 0)
+ * fixes the count exactly.  aios_set_threads(0) returns to the default. */
 void aios_set_threads(int n);
 int aios_get_threads(void);
 
@@ -80,6 +99,9 @@ void aios_ref_softmax(float *x, int64_t rows, int64_t n);
 void aios_ref_mul(float *x, const float *y, int64_t n);
 void aios_ref_add(float *x, const float *y, int64_t n);
 void aios_ref_rope(float *x, const int32_t *pos, int64_t T, int64_t n_head, int64_t head_dim, const float *inv_freq);
+aios_status aios_ref_attention_batch(float *out, const float *q, const float *k, const float *v, int64_t B, int64_t L,
+                                     int64_t n_head, int64_t n_head_kv, int64_t head_dim, int64_t kv_stride,
+                                     const uint8_t *key_mask, float scale);
 aios_status aios_ref_attention(float *out, const float *q, const float *k, const float *v, int64_t Tq, int64_t Tk,
                                int64_t n_head, int64_t n_head_kv, int64_t head_dim, int64_t kv_stride,
                                const uint8_t *mask, float scale);

@@ -224,7 +224,7 @@ aios_status aios_bert_forward(aios_bert *b, const int32_t *ids, const int32_t *t
             return aios__err(AIOS_ERR_RANGE, "bert: token type %d outside [0, %lld)", type_ids[t], (long long)hp->type_vocab_size);
     }
     /* workspace: q, k, v, ctx (T, E) + ff (T, F) + one row scratch */
-    AIOS_TRY(workspace(b, (size_t)T * (size_t)(4 * E + F) + (size_t)E, (size_t)L * (size_t)L));
+    AIOS_TRY(workspace(b, (size_t)T * (size_t)(4 * E + F) + (size_t)E, 0));
     float *q = b->ws, *k = q + T * E, *v = k + T * E, *ctx = v + T * E, *ff = ctx + T * E, *row = ff + T * F;
     float *x = hidden;
 
@@ -247,20 +247,7 @@ aios_status aios_bert_forward(aios_bert *b, const int32_t *ids, const int32_t *t
         AIOS_TRY(aios_matmul(q, x, Ly->wq, Ly->bq, T));
         AIOS_TRY(aios_matmul(k, x, Ly->wk, Ly->bk, T));
         AIOS_TRY(aios_matmul(v, x, Ly->wv, Ly->bv, T));
-        for (int64_t s = 0; s < B; s++) {
-            const uint8_t *mk = NULL;
-            if (attn_mask) {
-                int all = 1;
-                for (int64_t j = 0; j < L; j++) all &= attn_mask[s * L + j] != 0;
-                if (!all) {
-                    for (int64_t i = 0; i < L; i++)
-                        for (int64_t j = 0; j < L; j++) b->mask[i * L + j] = attn_mask[s * L + j] != 0;
-                    mk = b->mask;
-                }
-            }
-            int64_t o = s * L * E;
-            AIOS_TRY(aios_attention(ctx + o, q + o, k + o, v + o, L, L, H, H, hd, E, mk, scale));
-        }
+        AIOS_TRY(aios_attention_batch(ctx, q, k, v, B, L, H, H, hd, E, attn_mask, scale));
         AIOS_TRY(aios_matmul(q, ctx, Ly->wo, Ly->bo, T)); /* q reused as the attention output */
         aios_add(x, q, T * E);
         aios_layernorm(x, x, Ly->ln1_w, Ly->ln1_b, T, E, hp->eps);

@@ -287,6 +287,134 @@ static T512 void rmsnorm512(float *y, const float *x, const float *w, int64_t n,
     }
 }
 
+/* ---------------------------------------------------------------- int8 x int8 (VNNI) */
+
+#define TVNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
+
+/* Activations of one token, quantized: xu = round(x / sx) + 128 in [1, 255] (u8, so vpdpbusd
+ * can multiply them with the signed weights), sx = max|x| / 127, and sum(round(x / sx)). */
+static TVNNI void quant_row_u8(uint8_t *xu, float *sx, int32_t *sumq, const float *x, int64_t n) {
+    __m512 mx = _mm512_setzero_ps();
+    for (int64_t k = 0; k < n; k += 16) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_maskz_loadu_ps(tailmask(n - k), x + k)));
+    float amax = _mm512_reduce_max_ps(mx);
+    float s = amax > 0 ? amax / 127.0f : 1.0f, inv = 1.0f / s;
+    __m512 vinv = _mm512_set1_ps(inv);
+    __m512i acc = _mm512_setzero_si512();
+    for (int64_t k = 0; k < n; k += 16) {
+        __mmask16 m = tailmask(n - k);
+        __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + k), vinv));
+        q = _mm512_maskz_mov_epi32(m, q);
+        acc = _mm512_add_epi32(acc, q);
+        _mm_mask_storeu_epi8(xu + k, m, _mm512_cvtepi32_epi8(_mm512_add_epi32(q, _mm512_set1_epi32(128))));
+    }
+    *sx = s;
+    *sumq = _mm512_reduce_add_epi32(acc);
+}
+
+/* acc[r][t] = sum_k xu[t][k] * w[r][k] for 4 rows x NT tokens (int32). */
+static inline __attribute__((always_inline)) TVNNI void qtile(int32_t out[4][4], const int8_t *w, int64_t ldw,
+                                                             const uint8_t *xu, int64_t ldx, const int NT, int64_t n) {
+    __m512i acc[4][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < 4; t++) acc[r][t] = _mm512_setzero_si512();
+    for (int64_t k = 0; k < n; k += 64) {
+        __mmask64 m = n - k >= 64 ? ~0ull : ((1ull << (n - k)) - 1);
+        __m512i w0 = _mm512_maskz_loadu_epi8(m, w + k), w1 = _mm512_maskz_loadu_epi8(m, w + ldw + k);
+        __m512i w2 = _mm512_maskz_loadu_epi8(m, w + 2 * ldw + k), w3 = _mm512_maskz_loadu_epi8(m, w + 3 * ldw + k);
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) {
+            __m512i xv = _mm512_maskz_loadu_epi8(m, xu + t * ldx + k);
+            acc[0][t] = _mm512_dpbusd_epi32(acc[0][t], xv, w0);
+            acc[1][t] = _mm512_dpbusd_epi32(acc[1][t], xv, w1);
+            acc[2][t] = _mm512_dpbusd_epi32(acc[2][t], xv, w2);
+            acc[3][t] = _mm512_dpbusd_epi32(acc[3][t], xv, w3);
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; r++)
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; t++) out[r][t] = _mm512_reduce_add_epi32(acc[r][t]);
+}
+
+static TVNNI int32_t row_sum_s8(const int8_t *w, int64_t n) {
+    __m512i acc = _mm512_setzero_si512();
+    const __m512i ones = _mm512_set1_epi8(1);
+    for (int64_t k = 0; k < n; k += 64) {
+        __mmask64 m = n - k >= 64 ? ~0ull : ((1ull << (n - k)) - 1);
+        acc = _mm512_dpbusd_epi32(acc, ones, _mm512_maskz_loadu_epi8(m, w + k));
+    }
+    return _mm512_reduce_add_epi32(acc);
+}
+
+static TVNNI aios_status matmul_q8_vnni(float *y, const float *x, const aios_tensor *W, int64_t T, int nth) {
+    const int64_t n_out = W->shape[0], n_in = W->shape[1];
+    uint8_t *xu = malloc((size_t)(T * n_in));
+    float *sx = malloc(sizeof(float) * (size_t)T);
+    int32_t *sq = malloc(sizeof(int32_t) * (size_t)T);
+    if (!xu || !sx || !sq) {
+        free(xu), free(sx), free(sq);
+        return aios__err(AIOS_ERR_NOMEM, "matmul: int8 activations (%lld x %lld)", (long long)T, (long long)n_in);
+    }
+    const int8_t *wq = (const int8_t *)W->data;
+    const int64_t nblk = (n_out + 3) / 4, chunk = nblk / ((int64_t)nth * 8) > 1 ? nblk / ((int64_t)nth * 8) : 1;
+#pragma omp parallel num_threads(nth)
+    {
+#pragma omp for schedule(static)
+        for (int64_t t = 0; t < T; t++) quant_row_u8(xu + t * n_in, &sx[t], &sq[t], x + t * n_in, n_in);
+#pragma omp for schedule(dynamic, chunk)
+        for (int64_t b = 0; b < nblk; b++) {
+            int64_t r0 = b * 4;
+            int nr = n_out - r0 < 4 ? (int)(n_out - r0) : 4;
+            float sc[4], zp[4];
+            int32_t ws[4];
+            for (int i = 0; i < 4; i++) {
+                int64_t r = r0 + (i < nr ? i : 0), si = W->quant_axis == 0 ? r : 0;
+                sc[i] = aios__ldf(W->scales, si);
+                zp[i] = W->zero_points ? aios__ldf(W->zero_points, si) : 0.0f;
+                ws[i] = row_sum_s8(wq + r * n_in, n_in);
+            }
+            /* rows past n_out repeat row r0 (computed, never stored) */
+            int64_t ldw = n_in, off[4];
+            for (int i = 0; i < 4; i++) off[i] = (r0 + (i < nr ? i : 0)) * n_in;
+            int equal_stride = nr == 4;
+            for (int64_t t0 = 0; t0 < T; t0 += 4) {
+                int nt = T - t0 < 4 ? (int)(T - t0) : 4;
+                int32_t d[4][4];
+                if (equal_stride) {
+                    switch (nt) {
+                    case 4: qtile(d, wq + off[0], ldw, xu + t0 * n_in, n_in, 4, n_in); break;
+                    case 3: qtile(d, wq + off[0], ldw, xu + t0 * n_in, n_in, 3, n_in); break;
+                    case 2: qtile(d, wq + off[0], ldw, xu + t0 * n_in, n_in, 2, n_in); break;
+                    default: qtile(d, wq + off[0], ldw, xu + t0 * n_in, n_in, 1, n_in); break;
+                    }
+                } else {
+                    for (int i = 0; i < nr; i++) {
+                        int32_t dd[4][4];
+                        /* one row at a time: stride 0 repeats the row in all four slots */
+                        switch (nt) {
+                        case 4: qtile(dd, wq + off[i], 0, xu + t0 * n_in, n_in, 4, n_in); break;
+                        case 3: qtile(dd, wq + off[i], 0, xu + t0 * n_in, n_in, 3, n_in); break;
+                        case 2: qtile(dd, wq + off[i], 0, xu + t0 * n_in, n_in, 2, n_in); break;
+                        default: qtile(dd, wq + off[i], 0, xu + t0 * n_in, n_in, 1, n_in); break;
+                        }
+                        for (int t = 0; t < nt; t++) d[i][t] = dd[0][t];
+                    }
+                }
+                for (int t = 0; t < nt; t++)
+                    for (int i = 0; i < nr; i++) {
+                        /* sum_k q_w (x_q) = d - 128 sum(q_w);  y = s_w s_x (that - zp_w sum(x_q)) */
+                        int64_t dot = (int64_t)d[i][t] - 128 * (int64_t)ws[i];
+                        y[(t0 + t) * n_out + r0 + i] += sc[i] * sx[t0 + t] * ((float)dot - zp[i] * (float)sq[t0 + t]);
+                    }
+            }
+        }
+    }
+    free(xu), free(sx), free(sq);
+    return AIOS_OK;
+}
+
 const aios__ktier aios__tier_avx512 = {
     .name = "avx512",
     .deq = deq512,
@@ -301,5 +429,6 @@ const aios__ktier aios__tier_avx512 = {
     .rmsnorm_row = rmsnorm512,
     .add = add512,
     .mul = mul512,
+    .matmul_q8_int = matmul_q8_vnni, /* used only when the CPU has avx512vnni (dispatch.c) */
 };
 #endif

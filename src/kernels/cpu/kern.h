@@ -33,6 +33,9 @@ typedef struct {
     void (*rmsnorm_row)(float *y, const float *x, const float *w, int64_t n, float eps);
     void (*add)(float *x, const float *y, int64_t n);
     void (*mul)(float *x, const float *y, int64_t n);
+    /* Optional (NULL when absent): y (T, n_out) += int8 matmul of Q8 weights (per tensor or per
+     * row scales) with activations quantized to int8 per token row, integer dot products. */
+    aios_status (*matmul_q8_int)(float *y, const float *x, const aios_tensor *W, int64_t T, int nth);
 } aios__ktier;
 
 extern const aios__ktier aios__tier_ref;

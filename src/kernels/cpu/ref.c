@@ -286,6 +286,24 @@ aios_status aios_ref_attention(float *out, const float *q, const float *k, const
     return AIOS_OK;
 }
 
+aios_status aios_ref_attention_batch(float *out, const float *q, const float *k, const float *v, int64_t B, int64_t L,
+                                     int64_t n_head, int64_t n_head_kv, int64_t head_dim, int64_t kv_stride,
+                                     const uint8_t *key_mask, float scale) {
+    if (B < 0 || L < 0) return aios__err(AIOS_ERR_INVALID_ARG, "attention: batch %lld x %lld", (long long)B, (long long)L);
+    uint8_t *mask = key_mask ? malloc((size_t)(L * L > 0 ? L * L : 1)) : NULL;
+    if (key_mask && !mask) return aios__err(AIOS_ERR_NOMEM, "attention: mask");
+    aios_status s = AIOS_OK;
+    for (int64_t b = 0; b < B && s == AIOS_OK; b++) {
+        if (mask)
+            for (int64_t i = 0; i < L; i++)
+                for (int64_t j = 0; j < L; j++) mask[i * L + j] = key_mask[b * L + j] != 0;
+        int64_t oq = b * L * n_head * head_dim, okv = b * L * kv_stride;
+        s = aios_ref_attention(out + oq, q + oq, k + okv, v + okv, L, L, n_head, n_head_kv, head_dim, kv_stride, mask, scale);
+    }
+    free(mask);
+    return s;
+}
+
 const aios__ktier aios__tier_ref = {
     .name = "ref",
     .deq = ref_deq,
