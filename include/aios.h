@@ -226,7 +226,8 @@ typedef struct {
     int create;              /* 1: create the store when the directory holds none (default 0) */
     int read_only;           /* 1: open a reader: no lock, a consistent snapshot (default 0) */
     int32_t dim;             /* create: embedding dimension; 0 = fixed by the first embedding */
-    const char *model;       /* create: embedding model (path/name) recorded in the manifest */
+    const char *model;       /* embedding model (path/name) recorded in the manifest when the store
+                                has none yet; AIOS_ERR_INVALID_ARG if it records a different one */
     int sync;                /* 1 (default): fsync before a write returns.  0 only for bulk tests */
     int64_t checkpoint_rows; /* WAL records before they move into a Parquet segment (65536) */
     int64_t hnsw_min_rows;   /* live embedded rows from which an HNSW index is kept (20000) */
@@ -311,6 +312,13 @@ typedef struct {
     char model[1024];
 } aios_store_stats;
 aios_status aios_store_stats_get(aios_store *st, aios_store_stats *out);
+/* The embedding model recorded in the manifest ("" when none); valid until close. */
+const char *aios_store_model(const aios_store *st);
+/* Dimension of the store's embeddings (0 until fixed by params.dim or the first embedding). */
+int32_t aios_store_dim(const aios_store *st);
+/* Plugs in (or replaces, or with fn NULL removes) the text encoder after opening, e.g. once the
+ * store's recorded model is known. */
+void aios_store_set_embedder(aios_store *st, aios_embed_fn fn, void *user);
 
 /* Verifies a store without modifying it: manifest, segment and WAL checksums and contents,
  * id uniqueness, tombstones, HNSW links (in range, no self/duplicate links, layers consistent,

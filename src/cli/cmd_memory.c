@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,12 +38,15 @@ static void usage(FILE *f) {
             "  --id ID             memory_id (add: generated when absent)\n"
             "  --content TEXT      the memory's text\n"
             "  --embedding JSON    the embedding, e.g. '[0.1, 0.2, ...]'\n"
-            "  --text TEXT         content, embedded with the store's model (needs the encoder)\n"
+            "  --text TEXT         content, embedded with the store's model (see --model)\n"
             "  --category C  --source S  --quality Q\n"
             "  --timestamp T       microseconds since the epoch or 2024-01-02T03:04:05[.ffffff][Z] (default now)\n"
             "  --jsonl FILE        add: one JSON object per line with the fields memory_id, content,\n"
-            "                      embedding, timestamp, metadata {category, source, quality_score}\n"
-            "store creation: --dim N, --model PATH (recorded in the manifest)\n"
+            "                      embedding, timestamp, metadata {category, source, quality_score};\n"
+            "                      or \"text\" instead of content + embedding, embedded with the model\n"
+            "model: --model DIR (a BERT-family model, e.g. all-MiniLM-L6-v2); default: the model the store\n"
+            "       records, else model.model_path / AIOS_MODEL_PATH; recorded in the manifest on first use\n"
+            "store creation: --dim N\n"
             "search: --top-k K (10) --threshold T --category C --source S --since T --until T\n"
             "        --min-quality Q --exact | --hnsw --ef N --jsonl (one JSON object per hit)\n");
 }
@@ -113,13 +117,22 @@ static int parse_embedding(const char *json, float **out, int32_t *dim) {
     return 0;
 }
 
+/* aios_embed_fn over the engine's encoder. */
+static aios_status embed_cb(void *user, const char *text, float *out, int32_t dim) {
+    aios_encoder *enc = user;
+    if (aios_encoder_dim(enc) != dim) return AIOS_ERR_SHAPE;
+    return aios_encode(enc, text, strlen(text), out);
+}
+
 static cJSON *memory_json(const aios_memory *m, int with_embedding, double score, int with_score) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "memory_id", m->memory_id);
     if (with_score) cJSON_AddNumberToObject(o, "score", score);
     if (m->content) cJSON_AddStringToObject(o, "content", m->content);
     else cJSON_AddNullToObject(o, "content");
-    cJSON_AddNumberToObject(o, "timestamp", (double)m->timestamp_us);
+    char ts[32]; /* integer microseconds, exactly (a double would round past 2^53) */
+    snprintf(ts, sizeof ts, "%" PRId64, m->timestamp_us);
+    cJSON_AddRawToObject(o, "timestamp", ts);
     if (m->has_metadata) {
         cJSON *md = cJSON_AddObjectToObject(o, "metadata");
         if (m->category) cJSON_AddStringToObject(md, "category", m->category);
@@ -240,43 +253,98 @@ bad:
     return 2;
 }
 
-static int add_jsonl(aios_store *st, const char *file) {
+/* Adds --jsonl lines in batches (one fsync per batch); each batch's ids are printed once it is
+ * durable.  Lines with "text" and no embedding are embedded with `enc`. */
+static int add_jsonl(aios_store *st, const char *file, aios_encoder *enc) {
     FILE *f = strcmp(file, "-") ? fopen(file, "r") : stdin;
     if (!f) {
         fprintf(stderr, "aios: memory add: %s: %s\n", file, strerror(errno));
         return 1;
     }
+    enum { B = 512 };
+    cJSON *js[B];
+    float *embs[B];
+    aios_memory ms[B];
+    unsigned char to_embed[B] = {0};
+    char(*ids)[AIOS_MEMORY_ID_MAX] = malloc(B * sizeof *ids);
+    int n = 0, rc = 0;
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
-    int64_t lineno = 0;
-    int rc = 0;
-    while ((len = getline(&line, &cap, f)) >= 0) {
-        lineno++;
-        if (len <= 1) continue;
-        cJSON *j = cJSON_Parse(line);
-        aios_memory m;
-        float *emb;
-        if (!j || memory_from_json(j, &m, &emb, lineno)) {
-            if (!j) fprintf(stderr, "aios memory add: --jsonl line %lld: invalid JSON\n", (long long)lineno);
-            cJSON_Delete(j);
-            rc = 1;
-            break;
+    int64_t lineno = 0, first = 1;
+    for (;;) {
+        len = ids ? getline(&line, &cap, f) : -1;
+        bool eof = len < 0;
+        if (!eof) {
+            lineno++;
+            if (len <= 1) continue;
+            cJSON *j = cJSON_Parse(line);
+            if (!j) {
+                fprintf(stderr, "aios memory add: --jsonl line %lld: invalid JSON\n", (long long)lineno);
+                rc = 2;
+            } else if (memory_from_json(j, &ms[n], &embs[n], lineno)) {
+                cJSON_Delete(j);
+                rc = 2;
+            } else {
+                js[n] = j;
+                const cJSON *text = cJSON_GetObjectItemCaseSensitive(j, "text");
+                if (cJSON_IsString(text) && !ms[n].embedding) {
+                    int32_t dim = aios_store_dim(st);
+                    ms[n].content = text->valuestring;
+                    if (!enc || dim <= 0) {
+                        fprintf(stderr, "aios memory add: --jsonl line %lld: \"text\" needs a model (--model)\n", (long long)lineno);
+                        rc = 2;
+                    } else {
+                        /* embedded below, the whole batch in one aios_encode_batch call */
+                        embs[n] = malloc((size_t)dim * sizeof(float));
+                        if (!embs[n]) rc = aios_cli_fail("memory add", AIOS_ERR_NOMEM);
+                        ms[n].embedding = embs[n];
+                        ms[n].dim = dim;
+                        to_embed[n] = 1;
+                    }
+                }
+                n++;
+            }
         }
-        char id[AIOS_MEMORY_ID_MAX];
-        aios_status s = aios_store_add(st, &m, id);
-        free(emb);
-        cJSON_Delete(j);
-        if (s) {
-            char what[64];
-            snprintf(what, sizeof what, "memory add (line %lld)", (long long)lineno);
-            rc = aios_cli_fail(what, s);
-            break;
+        if (rc || eof || n == B) {
+            int ne = 0;
+            for (int i = 0; i < n; i++) ne += to_embed[i];
+            if (!rc && ne) {
+                const char *texts[B];
+                float *out = malloc((size_t)ne * (size_t)aios_store_dim(st) * sizeof(float));
+                int k = 0;
+                for (int i = 0; i < n; i++)
+                    if (to_embed[i]) texts[k++] = ms[i].content;
+                aios_status s = out ? aios_encode_batch(enc, texts, NULL, (size_t)ne, out, NULL, NULL) : AIOS_ERR_NOMEM;
+                if (s) rc = aios_cli_fail("memory add: encoding", s);
+                k = 0;
+                for (int i = 0; i < n && !rc; i++)
+                    if (to_embed[i]) memcpy(embs[i], out + (size_t)(k++) * (size_t)aios_store_dim(st), (size_t)aios_store_dim(st) * sizeof(float));
+                free(out);
+            }
+            if (!rc && n) {
+                aios_status s = aios_store_add_batch(st, ms, (size_t)n, ids);
+                if (s) {
+                    char what[96];
+                    snprintf(what, sizeof what, "memory add (lines %lld..%lld)", (long long)first, (long long)lineno);
+                    rc = aios_cli_fail(what, s);
+                } else {
+                    for (int i = 0; i < n; i++) printf("%s\n", ids[i]); /* durable now */
+                    fflush(stdout);
+                }
+            }
+            for (int i = 0; i < n; i++) {
+                free(embs[i]);
+                cJSON_Delete(js[i]);
+                to_embed[i] = 0;
+            }
+            n = 0;
+            first = lineno + 1;
         }
-        printf("%s\n", id);
-        fflush(stdout);
+        if (rc || eof) break;
     }
     free(line);
+    free(ids);
     if (f != stdin) fclose(f);
     return rc;
 }
@@ -401,26 +469,63 @@ int aios_cmd_memory(int argc, char **argv) {
                 (!strcmp(action, "import") || !strcmp(action, "export")) ? "FILE" : "ID");
         return 2;
     }
-    if (o.text) {
-        /* TODO(kernels merge): embed with the store's model (config model.model_path /
-         * AIOS_MODEL_PATH / --model) through aios_encode once the encoder lands. */
-        fprintf(stderr, "aios: memory %s: --text needs the text encoder, which this build does not have yet; "
-                        "pass --content TEXT --embedding JSON instead\n", action);
-        return 1;
+    /* --text: the model is --model, else the one the store records, else the configuration's
+     * model.model_path (AIOS_MODEL_PATH); a writer records it in the manifest */
+    const char *model = o.model;
+    char cfg_model[1024] = "";
+    if ((o.text || o.jsonl_file) && !model) {
+        aios_config c2;
+        if (aios_config_load(&c2, NULL) == AIOS_OK) snprintf(cfg_model, sizeof cfg_model, "%s", c2.model.model_path);
     }
-
     aios_store_params sp = aios_store_default_params();
     sp.read_only = !writes;
     sp.create = !strcmp(action, "add") || !strcmp(action, "import");
     sp.dim = o.dim;
-    sp.model = o.model;
+    sp.model = model;
     aios_store *st;
     aios_status s = aios_store_open(o.store, &sp, &st);
     if (s) return aios_cli_fail("memory", s);
     int rc = 0;
+    aios_encoder *enc = NULL;
+    /* jsonl lines may carry "text" to embed when a model is known */
+    int want_enc = o.text || (o.jsonl_file && (o.model || aios_store_model(st)[0]));
+    if (want_enc) {
+        if (!model) model = aios_store_model(st)[0] ? aios_store_model(st) : cfg_model[0] ? cfg_model : NULL;
+        if (!model) {
+            fprintf(stderr, "aios: memory %s: --text (or jsonl \"text\") needs a model: --model DIR, model.model_path in the configuration, "
+                            "or AIOS_MODEL_PATH\n", action);
+            aios_store_close(st);
+            return 1;
+        }
+        s = aios_encoder_open(model, NULL, &enc);
+        if (s) {
+            aios_store_close(st);
+            return aios_cli_fail("memory: model", s);
+        }
+        if (aios_store_dim(st) && aios_store_dim(st) != (int32_t)aios_encoder_dim(enc)) {
+            fprintf(stderr, "aios: memory %s: model %s gives %lld-dimensional embeddings, the store holds %d\n", action, model,
+                    (long long)aios_encoder_dim(enc), aios_store_dim(st));
+            aios_encoder_free(enc);
+            aios_store_close(st);
+            return 1;
+        }
+        if (writes && (!aios_store_model(st)[0] || !aios_store_dim(st))) {
+            /* first text-embedded write: reopen with the model and its dimension so the
+             * manifest records them */
+            aios_store_close(st);
+            sp.model = model;
+            sp.dim = (int32_t)aios_encoder_dim(enc);
+            s = aios_store_open(o.store, &sp, &st);
+            if (s) {
+                aios_encoder_free(enc);
+                return aios_cli_fail("memory", s);
+            }
+        }
+        aios_store_set_embedder(st, embed_cb, enc);
+    }
     if (!strcmp(action, "add")) {
         if (o.jsonl_file) {
-            rc = add_jsonl(st, o.jsonl_file);
+            rc = add_jsonl(st, o.jsonl_file, enc);
         } else {
             aios_memory m;
             memset(&m, 0, sizeof m);
@@ -429,7 +534,7 @@ int aios_cmd_memory(int argc, char **argv) {
             rc = fill_memory(&o, &m, &emb);
             if (!rc) {
                 char id[AIOS_MEMORY_ID_MAX];
-                s = aios_store_add(st, &m, id);
+                s = o.text && !m.embedding ? aios_store_add_text(st, &m, id) : aios_store_add(st, &m, id);
                 if (s) rc = aios_cli_fail("memory add", s);
                 else printf("%s\n", id); /* the acknowledgement: durable now */
             }
@@ -466,12 +571,21 @@ int aios_cmd_memory(int argc, char **argv) {
             o.id = NULL;
             float *emb;
             rc = fill_memory(&o, &c, &emb);
+            float *te = NULL;
+            if (!rc && o.text && !o.embedding) {
+                te = malloc((size_t)aios_store_dim(st) * sizeof *te);
+                s = te ? embed_cb(enc, o.text, te, aios_store_dim(st)) : AIOS_ERR_NOMEM;
+                if (s) rc = aios_cli_fail("memory update: encoding", s);
+                c.embedding = te;
+                c.dim = aios_store_dim(st);
+            }
             if (!rc) {
                 s = aios_store_update(st, &c);
                 if (s) rc = aios_cli_fail("memory update", s);
                 else printf("%s\n", o.pos);
             }
             free(emb);
+            free(te);
             free(old);
             free(content);
             free(cat);
@@ -502,16 +616,26 @@ int aios_cmd_memory(int argc, char **argv) {
         q.ef_search = o.ef;
         float *emb = NULL;
         int32_t dim = 0;
-        if (!o.embedding) {
-            fprintf(stderr, "aios memory search: give --embedding JSON (or --text Q)\n");
+        if (!o.embedding && !o.text) {
+            fprintf(stderr, "aios memory search: give --embedding JSON or --text Q\n");
             rc = 2;
+        } else if (o.text && !o.embedding) {
+            dim = aios_store_dim(st);
+            emb = dim > 0 ? malloc((size_t)dim * sizeof *emb) : NULL;
+            if (dim <= 0) {
+                fprintf(stderr, "aios: memory search: the store has no embeddings yet\n");
+                rc = 1;
+            } else if ((s = embed_cb(enc, o.text, emb, dim))) {
+                rc = aios_cli_fail("memory search: encoding", s);
+            }
         } else if (parse_embedding(o.embedding, &emb, &dim)) {
             fprintf(stderr, "aios memory search: --embedding must be a JSON array of numbers\n");
             rc = 2;
         } else if (o.top_k < 1) {
             fprintf(stderr, "aios memory search: --top-k must be at least 1\n");
             rc = 2;
-        } else {
+        }
+        if (!rc) {
             aios_search_hit *hits = malloc((size_t)o.top_k * sizeof *hits);
             int32_t n = 0;
             s = aios_store_search(st, emb, dim, &q, hits, &n);
@@ -561,5 +685,6 @@ int aios_cmd_memory(int argc, char **argv) {
         }
     }
     aios_store_close(st);
+    aios_encoder_free(enc);
     return rc;
 }

@@ -336,6 +336,23 @@ aios_status aios_store_open(const char *dir, const aios_store_params *params, ai
         }
         if ((s = load_all(st))) goto fail;
         remove_orphans(st);
+        if (st->p.dim && st->t.dim && st->p.dim != st->t.dim) {
+            s = aios__err(AIOS_ERR_SHAPE, "memory: %s: the store holds %d-dimensional embeddings, not %d", dir, st->t.dim, st->p.dim);
+            goto fail;
+        }
+        if (st->p.dim && !st->t.dim && st->t.n == 0) st->t.dim = st->man.dim = st->p.dim;
+        if (st->p.model && st->p.model[0]) {
+            /* one embedding space per store: record the model once, refuse another */
+            if (!st->man.model[0]) {
+                snprintf(st->man.model, sizeof st->man.model, "%s", st->p.model);
+                st->man.version++;
+                if ((s = aios__manifest_write(st->dir, &st->man))) goto fail;
+            } else if (strcmp(st->man.model, st->p.model)) {
+                s = aios__err(AIOS_ERR_INVALID_ARG, "memory: %s: the store's embeddings come from model '%s', not '%s'", dir,
+                              st->man.model, st->p.model);
+                goto fail;
+            }
+        }
     } else {
         /* a reader retries when a concurrent checkpoint removed a file it was about to read */
         for (int attempt = 0;; attempt++) {
@@ -985,6 +1002,14 @@ aios_status aios_store_export(aios_store *st, const char *path) {
     uint64_t bytes;
     uint32_t crc;
     return aios__seg_write(&st->t, 0, st->t.n, path, st->p.compression_level, true, &bytes, &crc);
+}
+
+const char *aios_store_model(const aios_store *st) { return st ? st->man.model : ""; }
+int32_t aios_store_dim(const aios_store *st) { return st ? st->t.dim : 0; }
+void aios_store_set_embedder(aios_store *st, aios_embed_fn fn, void *user) {
+    if (!st) return;
+    st->p.embed = fn;
+    st->p.embed_user = user;
 }
 
 aios_status aios_store_stats_get(aios_store *st, aios_store_stats *o) {
