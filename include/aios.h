@@ -763,6 +763,10 @@ const char *aios_generator_chat_template(const aios_generator *g);
 aios_status aios_generator_tokenize(aios_generator *g, const char *text, int add_bos, int32_t **ids, size_t *n);
 aios_status aios_generator_detokenize(aios_generator *g, const int32_t *ids, size_t n, char **text);
 int64_t aios_generator_n_vocab(const aios_generator *g);
+/* Imports a llama2.c checkpoint (version 0 or 1) as a Hugging Face Llama directory out_dir
+ * (config.json, model.safetensors float32, tokenizer.bin copied when tokenizer_bin is given), so
+ * `aios convert` / `aios quantize` / aios_generator_open take it like any other model. */
+aios_status aios_llama2c_import(const char *checkpoint, const char *tokenizer_bin, const char *out_dir);
 int64_t aios_generator_n_ctx(const aios_generator *g);
 
 /* ======================================================================================

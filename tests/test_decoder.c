@@ -1,5 +1,6 @@
 /* test_decoder.c — the decoder against transformers' goldens (fixtures/models*), the llama2.c
  * import against llama2.c's own greedy output, and the cache / attention-pattern contracts. */
+#include <cjson/cJSON.h>
 #include <stdlib.h>
 
 #include "core/internal.h"
@@ -73,7 +74,7 @@ static void check_causal_fixture(const char *rel) {
     const int32_t *prompt = pid->data, *want = gid->data;
     CHECK(gl->shape[0] == P && gl->shape[1] == V);
     float *lg = malloc((size_t)(P * V) * sizeof(float));
-    aios_forward_opts all = {AIOS_FWD_CAUSAL, NULL, NULL, 1, 0};
+    aios_forward_opts all = {.attn = AIOS_FWD_CAUSAL, .mask = NULL, .pos = NULL, .logits_all = 1, .no_commit = 0};
     CHECK_OK(aios_decoder_forward(f.dec, NULL, prompt, P, &all, lg));
     double err = t_rel_err(lg, gl->data, (size_t)(P * V));
     CHECKF(err <= 1e-4, "%s: logits rel err %.3g > 1e-4", rel, err);
@@ -122,7 +123,7 @@ static void test_llada_bidirectional(void) {
         int64_t T = aios_tensor_numel(in), V = aios_decoder_get_config(f.dec)->n_vocab;
         CHECK(aios_decoder_get_config(f.dec)->mask_id == 999);
         float *lg = malloc((size_t)(T * V) * sizeof(float));
-        aios_forward_opts o = {AIOS_FWD_BIDIRECTIONAL, NULL, NULL, 1, 0};
+        aios_forward_opts o = {.attn = AIOS_FWD_BIDIRECTIONAL, .mask = NULL, .pos = NULL, .logits_all = 1, .no_commit = 0};
         CHECK_OK(aios_decoder_forward(f.dec, NULL, in->data, T, &o, lg));
         double err = t_rel_err(lg, gl->data, (size_t)(T * V));
         CHECKF(err <= 1e-4, "llada logits rel err %.3g", err);
@@ -130,7 +131,7 @@ static void test_llada_bidirectional(void) {
         uint8_t *m = malloc((size_t)(T * T));
         memset(m, 1, (size_t)(T * T));
         float *lg2 = malloc((size_t)(T * V) * sizeof(float));
-        aios_forward_opts om = {AIOS_FWD_MASK, m, NULL, 1, 0};
+        aios_forward_opts om = {.attn = AIOS_FWD_MASK, .mask = m, .pos = NULL, .logits_all = 1, .no_commit = 0};
         CHECK_OK(aios_decoder_forward(f.dec, NULL, in->data, T, &om, lg2));
         CHECK(t_rel_err(lg2, lg, (size_t)(T * V)) < 1e-6);
         free(m), free(lg), free(lg2);
@@ -158,24 +159,37 @@ static void test_block_causal_mask(void) {
         for (int j = 0; j < T; j++) m[i * T + j] = (j / B <= i / B && j >= PAD) || i == j;
     int64_t V = aios_decoder_get_config(f.dec)->n_vocab;
     float *a = malloc((size_t)(T * V) * sizeof(float)), *b = malloc((size_t)(8 * V) * sizeof(float));
-    aios_forward_opts o = {AIOS_FWD_MASK, m, pos, 1, 0};
+    aios_forward_opts o = {.attn = AIOS_FWD_MASK, .mask = m, .pos = pos, .logits_all = 1, .no_commit = 0};
     CHECK_OK(aios_decoder_forward(f.dec, NULL, x, T, &o, a));
+    /* the built-in block-causal mode (positions derived from n_pad) is the same */
+    aios_forward_opts ob = {.attn = AIOS_FWD_BLOCK_CAUSAL, .mask = NULL, .pos = NULL, .logits_all = 1, .no_commit = 0, .block_size = B, .n_pad = PAD};
+    float *c2 = malloc((size_t)(T * V) * sizeof(float));
+    CHECK_OK(aios_decoder_forward(f.dec, NULL, x, T, &ob, c2));
+    CHECK(t_rel_err(c2, a, (size_t)(T * V)) == 0);
+    /* and with a cache: blocks 0-1 committed, block 2 appended */
+    aios_kv_cache *kb = NULL;
+    CHECK_OK(aios_kv_cache_create(f.dec, T, &kb));
+    CHECK_OK(aios_decoder_forward(f.dec, kb, x, 8, &ob, NULL));
+    CHECK_OK(aios_decoder_forward(f.dec, kb, x + 8, 4, &ob, c2));
+    CHECK(t_rel_err(c2, a + 8 * V, (size_t)(4 * V)) < 1e-5);
+    aios_kv_cache_free(kb);
+    free(c2);
     /* the first 8 rows only see the first 8 tokens: same mask restricted to 8x8 */
     uint8_t m8[8 * 8];
     for (int i = 0; i < 8; i++)
         for (int j = 0; j < 8; j++) m8[i * 8 + j] = m[i * T + j];
-    aios_forward_opts o8 = {AIOS_FWD_MASK, m8, pos, 1, 0};
+    aios_forward_opts o8 = {.attn = AIOS_FWD_MASK, .mask = m8, .pos = pos, .logits_all = 1, .no_commit = 0};
     CHECK_OK(aios_decoder_forward(f.dec, NULL, x, 8, &o8, b));
     CHECK(t_rel_err(a, b, (size_t)(8 * V)) < 1e-6);
     /* with a cache: blocks 0..1 committed, block 2 computed against them gives the same rows */
     aios_kv_cache *kv = NULL;
     CHECK_OK(aios_kv_cache_create(f.dec, T, &kv));
-    aios_forward_opts c8 = {AIOS_FWD_MASK, m8, pos, 0, 0};
+    aios_forward_opts c8 = {.attn = AIOS_FWD_MASK, .mask = m8, .pos = pos, .logits_all = 0, .no_commit = 0};
     CHECK_OK(aios_decoder_forward(f.dec, kv, x, 8, &c8, NULL));
     uint8_t m3[4 * T];
     for (int i = 0; i < 4; i++)
         for (int j = 0; j < T; j++) m3[i * T + j] = m[(8 + i) * T + j];
-    aios_forward_opts c3 = {AIOS_FWD_MASK, m3, pos + 8, 1, 1};
+    aios_forward_opts c3 = {.attn = AIOS_FWD_MASK, .mask = m3, .pos = pos + 8, .logits_all = 1, .no_commit = 1};
     CHECK_OK(aios_decoder_forward(f.dec, kv, x + 8, 4, &c3, b));
     CHECK(t_rel_err(b, a + 8 * V, (size_t)(4 * V)) < 1e-5);
     CHECK(aios_kv_cache_len(kv) == 8); /* no_commit */
@@ -331,7 +345,7 @@ static float *model_logits(const char *path, const char *golden_dir, int64_t *T,
             lg = malloc((size_t)(*T * *V) * sizeof(float));
             *want = malloc((size_t)(*T * *V) * sizeof(float));
             memcpy(*want, gl->data, (size_t)(*T * *V) * sizeof(float));
-            aios_forward_opts o = {bidir ? AIOS_FWD_BIDIRECTIONAL : AIOS_FWD_CAUSAL, NULL, NULL, 1, 0};
+            aios_forward_opts o = {.attn = bidir ? AIOS_FWD_BIDIRECTIONAL : AIOS_FWD_CAUSAL, .mask = NULL, .pos = NULL, .logits_all = 1, .no_commit = 0};
             CHECK_OK(aios_decoder_forward(d, NULL, in->data, *T, &o, lg));
         }
     }
@@ -479,13 +493,108 @@ static void test_rope_scaling(void) {
     int32_t x[6] = {1, 17, 256, 3, 42, 7}, p2[6] = {0, 2, 4, 6, 8, 10};
     int64_t V = lc.n_vocab;
     float *a = malloc((size_t)(6 * V) * sizeof(float)), *b = malloc((size_t)(6 * V) * sizeof(float));
-    aios_forward_opts o = {AIOS_FWD_CAUSAL, NULL, NULL, 1, 0}, o2 = {AIOS_FWD_CAUSAL, NULL, p2, 1, 0};
+    aios_forward_opts o = {.attn = AIOS_FWD_CAUSAL, .mask = NULL, .pos = NULL, .logits_all = 1, .no_commit = 0}, o2 = {.attn = AIOS_FWD_CAUSAL, .mask = NULL, .pos = p2, .logits_all = 1, .no_commit = 0};
     CHECK_OK(aios_decoder_forward(f.dec, NULL, x, 6, &o, a));
     if (ld) CHECK_OK(aios_decoder_forward(ld, NULL, x, 6, &o2, b));
     CHECK(t_rel_err(b, a, (size_t)(6 * V)) < 1e-5);
     free(a), free(b);
     aios_decoder_free(ld);
     fixture_close(&f);
+}
+
+/* The first denoising step of each diffusion golden (diffusion_golden.json of the fixtures,
+ * made with the float64 reference): canvas logits under the model's attention pattern, mask
+ * token excluded, softmax, argmax per masked position of the first block; the k most confident
+ * are the trace's first entries (positions, tokens, confidences). */
+static void first_step(const char *name) {
+    char rel[256], p[4200];
+    snprintf(rel, sizeof rel, "fixtures/models/%s", name);
+    snprintf(p, sizeof p, "%s/diffusion_golden.json", aios_test_shared(rel));
+    char *txt = NULL;
+    size_t len;
+    if (aios__read_file(p, &txt, &len) != AIOS_OK) SKIP("%s not found", p);
+    cJSON *j = cJSON_Parse(txt);
+    free(txt);
+    aios_model *m = NULL;
+    aios_decoder *d = NULL;
+    CHECK_OK(aios_model_open(aios_test_shared(rel), NULL, &m));
+    aios_decoder_config cfg;
+    if (m) CHECK_OK(aios_decoder_config_from_model(aios_model_get_config(m), &cfg));
+    if (m) CHECK_OK(aios_decoder_create(&cfg, aios_decoder_model_lookup, m, &d));
+    const cJSON *run = cJSON_GetArrayItem(cJSON_GetObjectItem(j, "runs"), 0);
+    if (!d || !run) goto out;
+    int shift = cJSON_IsTrue(cJSON_GetObjectItem(j, "shift"));
+    int bd3 = cJSON_GetObjectItem(run, "block_size") != NULL;
+    int32_t x[64];
+    int64_t T = 0, npad = 0, B, lo, hi, steps;
+    int32_t mask_id = cJSON_GetObjectItem(run, "mask_id")->valueint;
+    const cJSON *e;
+    if (bd3) {
+        B = cJSON_GetObjectItem(run, "block_size")->valueint;
+        npad = cJSON_GetObjectItem(run, "left_pad")->valueint;
+        for (int64_t i = 0; i < npad; i++) x[T++] = cJSON_GetObjectItem(run, "pad_id")->valueint;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItem(run, "prompt_ids")) x[T++] = e->valueint;
+        lo = T;
+        for (int64_t i = 0; i < B; i++) x[T++] = mask_id;
+        hi = T;
+        steps = cJSON_GetObjectItem(run, "steps_per_block")->valueint;
+    } else {
+        cJSON_ArrayForEach(e, cJSON_GetObjectItem(run, "prompt_ids")) x[T++] = e->valueint;
+        lo = T;
+        int64_t gl = cJSON_GetObjectItem(run, "gen_length")->valueint;
+        B = cJSON_GetObjectItem(run, "block_length")->valueint;
+        for (int64_t i = 0; i < gl; i++) x[T++] = mask_id;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItem(run, "suffix_ids")) x[T++] = e->valueint;
+        hi = lo + B;
+        steps = cJSON_GetObjectItem(run, "steps")->valueint / (gl / B);
+    }
+    int64_t V = cfg.n_vocab;
+    float *lg = malloc((size_t)(T * V) * sizeof(float));
+    aios_forward_opts o = {.attn = bd3 ? AIOS_FWD_BLOCK_CAUSAL : AIOS_FWD_BIDIRECTIONAL, .mask = NULL, .pos = NULL, .logits_all = 1, .no_commit = 0, .block_size = B, .n_pad = npad};
+    CHECK_OK(aios_decoder_forward(d, NULL, x, T, &o, lg));
+    /* proposals for the masked positions of the first block */
+    int64_t cand[64], nc = 0;
+    double conf[64];
+    int32_t tok[64];
+    for (int64_t i = lo; i < hi; i++) {
+        if (x[i] != mask_id) continue;
+        const float *row = lg + (shift ? i - 1 : i) * V;
+        double mx = -INFINITY, sum = 0;
+        int32_t arg = 0;
+        for (int64_t v = 0; v < V; v++)
+            if (v != mask_id && row[v] > mx) mx = row[v], arg = (int32_t)v;
+        for (int64_t v = 0; v < V; v++)
+            if (v != mask_id) sum += exp((double)row[v] - mx);
+        cand[nc] = i, tok[nc] = arg, conf[nc] = 1.0 / sum, nc++;
+    }
+    int64_t k = nc / steps + (nc % steps ? 1 : 0);
+    const cJSON *tr0 = cJSON_GetArrayItem(cJSON_GetObjectItem(run, "trace"), 0);
+    CHECK(cJSON_GetArraySize(tr0) == k);
+    for (int64_t r = 0; r < k; r++) { /* r-th most confident */
+        int64_t best = -1;
+        for (int64_t c = 0; c < nc; c++)
+            if (cand[c] >= 0 && (best < 0 || conf[c] > conf[best])) best = c;
+        const cJSON *want = cJSON_GetArrayItem(tr0, (int)r);
+        CHECKF(best >= 0 && cand[best] == cJSON_GetArrayItem(want, 0)->valueint &&
+                   tok[best] == cJSON_GetArrayItem(want, 1)->valueint &&
+                   fabs(conf[best] - cJSON_GetArrayItem(want, 2)->valuedouble) < 1e-4 * cJSON_GetArrayItem(want, 2)->valuedouble,
+               "%s: commit %lld: pos %lld tok %d conf %.6f, want %d %d %.6f", name, (long long)r,
+               (long long)(best >= 0 ? cand[best] : -1), best >= 0 ? tok[best] : -1, best >= 0 ? conf[best] : 0,
+               cJSON_GetArrayItem(want, 0)->valueint, cJSON_GetArrayItem(want, 1)->valueint,
+               cJSON_GetArrayItem(want, 2)->valuedouble);
+        if (best >= 0) cand[best] = -1;
+    }
+    free(lg);
+out:
+    aios_decoder_free(d);
+    aios_model_free(m);
+    cJSON_Delete(j);
+}
+
+static void test_diffusion_first_steps(void) {
+    first_step("llada-tiny");
+    first_step("dream-tiny");
+    first_step("bd3lm-qwen3-tiny");
 }
 
 int main(void) {
@@ -500,6 +609,7 @@ int main(void) {
     RUN(test_block_causal_mask);
     RUN(test_diffusion_configs);
     RUN(test_rope_scaling);
+    RUN(test_diffusion_first_steps);
     RUN(test_model_open_and_parquet);
     RUN(test_quantized_budgets);
     TEST_MAIN_END();

@@ -18,6 +18,7 @@ int aios_cli_fail(const char *what, aios_status s);
 /* True when argv has -h or --help. */
 int aios_cli_wants_help(int argc, char **argv);
 
+int aios_cmd_chat(int argc, char **argv);
 int aios_cmd_config(int argc, char **argv);
 int aios_cmd_info(int argc, char **argv);
 int aios_cmd_inspect(int argc, char **argv); int aios_cmd_convert(int argc, char **argv); int aios_cmd_quantize(int argc, char **argv);
@@ -29,5 +30,11 @@ int aios_cmd_memory(int argc, char **argv);
 int aios_cmd_parquet(int argc, char **argv);
 int aios_cmd_tokenize(int argc, char **argv), aios_cmd_detokenize(int argc, char **argv);
 int aios_cmd_encode(int argc, char **argv);
+int aios_cmd_convert(int argc, char **argv);
+int aios_cmd_detokenize(int argc, char **argv);
+int aios_cmd_generate(int argc, char **argv);
+int aios_cmd_inspect(int argc, char **argv);
+int aios_cmd_quantize(int argc, char **argv);
+int aios_cmd_tokenize(int argc, char **argv);
 
 #endif

@@ -8,7 +8,6 @@
 #include "cli/cli.h"
 
 static const aios_cli_cmd g_cmds[] = {
-    {"config", aios_cmd_config, "show the effective configuration and where each value came from"},
     {"info", aios_cmd_info, "version, CPU features, build options"},
     {"inspect", aios_cmd_inspect, "show a model's derived config and tensors"}, {"convert", aios_cmd_convert, "Hugging Face model -> ArrowEngine directory (Parquet Schema V1)"}, {"quantize", aios_cmd_quantize, "int8/int4/int2 ArrowQuant weights (Parquet Schema V2)"},
     {"generate", aios_cmd_generate, "generate text from a prompt (Llama / Qwen decoders, llama2.c)"}, {"chat", aios_cmd_chat, "interactive chat with a decoder model"},
@@ -17,6 +16,14 @@ static const aios_cli_cmd g_cmds[] = {
     {"parquet", aios_cmd_parquet, "inspect, print, verify and write Parquet files"},
     {"tokenize", aios_cmd_tokenize, "text to token ids with a tokenizer.json"}, {"detokenize", aios_cmd_detokenize, "token ids back to text"},
     {"encode", aios_cmd_encode, "sentence embeddings from a BERT-family model"},
+    {"config", aios_cmd_config, "show the effective configuration and where each value came from"},
+    {"generate", aios_cmd_generate, "generate text from a prompt (Llama / Qwen decoders, llama2.c)"},
+    {"chat", aios_cmd_chat, "interactive chat with a decoder model"},
+    {"tokenize", aios_cmd_tokenize, "text to token ids with a tokenizer.json"},
+    {"detokenize", aios_cmd_detokenize, "token ids back to text"},
+    {"inspect", aios_cmd_inspect, "show a model's derived config and tensors"},
+    {"convert", aios_cmd_convert, "Hugging Face model -> ArrowEngine directory (Parquet Schema V1)"},
+    {"quantize", aios_cmd_quantize, "int8/int4/int2 ArrowQuant weights (Parquet Schema V2)"},
 };
 
 int aios_cli_fail(const char *what, aios_status s) {

@@ -214,7 +214,12 @@ static aios_status open_model(aios_generator *g, const char *path, const aios_ge
     AIOS_TRY(aios_decoder_config_from_model(aios_model_get_config(g->model), &cfg));
     AIOS_TRY(aios_decoder_create(&cfg, aios_decoder_model_lookup, g->model, &g->dec));
     const char *tp = p->tokenizer_path ? p->tokenizer_path : aios_model_tokenizer_path(g->model);
-    if (tp) AIOS_TRY(aios__gen_tok_open(tp, &g->hf));
+    if (tp && ends_with(tp, ".bin")) return aios_llama2c_tok_open(tp, cfg.n_vocab, &g->l2c_tok);
+    if (tp) return aios__gen_tok_open(tp, &g->hf);
+    /* a llama2.c tokenizer.bin beside the weights (an imported llama2.c model) */
+    char tb[4200];
+    snprintf(tb, sizeof tb, "%s/tokenizer.bin", aios_model_path(g->model));
+    if (is_file(tb)) return aios_llama2c_tok_open(tb, cfg.n_vocab, &g->l2c_tok);
     return AIOS_OK;
 }
 
@@ -285,6 +290,15 @@ void aios_generator_free(aios_generator *g) {
 }
 
 int64_t aios_generator_n_vocab(const aios_generator *g) { return g->n_vocab; }
+
+aios_status aios_llama2c_import(const char *checkpoint, const char *tokenizer_bin, const char *out_dir) {
+    if (!checkpoint || !out_dir) return aios__err(AIOS_ERR_INVALID_ARG, "llama2c import: NULL path");
+    aios_llama2c *m = NULL;
+    AIOS_TRY(aios_llama2c_open(checkpoint, &m));
+    aios_status s = aios_llama2c_export(m, tokenizer_bin, out_dir);
+    aios_llama2c_free(m);
+    return s;
+}
 int64_t aios_generator_n_ctx(const aios_generator *g) { return g->n_ctx; }
 const char *aios_generator_chat_template(const aios_generator *g) { return CHAT_NAMES[g->chat]; }
 

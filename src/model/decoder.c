@@ -565,12 +565,16 @@ aios_status aios_decoder_forward(aios_decoder *d, aios_kv_cache *kv, const int32
 aios_status aios_decoder_forward_rows(aios_decoder *d, aios_kv_cache *kv, const int32_t *tokens, int64_t T,
                                       const aios_forward_opts *opts, int64_t logits_lo, int64_t logits_rows,
                                       float *logits) {
-    static const aios_forward_opts dflt = {AIOS_FWD_CAUSAL, NULL, NULL, 0, 0};
+    static const aios_forward_opts dflt = {AIOS_FWD_CAUSAL, NULL, NULL, 0, 0, 0, 0};
     if (!opts) opts = &dflt;
     const aios_decoder_config *c = &d->cfg;
     if (T <= 0 || !tokens) return aios__err(AIOS_ERR_INVALID_ARG, "decoder: forward of %lld tokens", (long long)T);
     if (opts->attn == AIOS_FWD_MASK && !opts->mask)
         return aios__err(AIOS_ERR_INVALID_ARG, "decoder: AIOS_FWD_MASK without a mask");
+    if (opts->attn == AIOS_FWD_BLOCK_CAUSAL && (opts->block_size <= 0 || opts->n_pad < 0))
+        return aios__err(AIOS_ERR_INVALID_ARG, "decoder: block-causal attention needs block_size > 0 and n_pad >= 0");
+    if ((unsigned)opts->attn > AIOS_FWD_BLOCK_CAUSAL)
+        return aios__err(AIOS_ERR_INVALID_ARG, "decoder: attention kind %d", (int)opts->attn);
     for (int64_t i = 0; i < T; i++)
         if (tokens[i] < 0 || tokens[i] >= c->n_vocab)
             return aios__err(AIOS_ERR_RANGE, "decoder: token %d at %lld outside the vocabulary (%lld)", tokens[i],
@@ -597,7 +601,8 @@ aios_status aios_decoder_forward_rows(aios_decoder *d, aios_kv_cache *kv, const 
     /* positions */
     const int32_t *pos = opts->pos;
     if (!pos) {
-        for (int64_t i = 0; i < T; i++) d->pos[i] = (int32_t)(n_past + i);
+        int64_t pad = opts->attn == AIOS_FWD_BLOCK_CAUSAL ? opts->n_pad : 0;
+        for (int64_t i = 0; i < T; i++) d->pos[i] = (int32_t)AIOS_MAX(n_past + i - pad, (int64_t)0);
         pos = d->pos;
     }
     const float *inv_freq = d->inv_freq;
@@ -612,6 +617,13 @@ aios_status aios_decoder_forward_rows(aios_decoder *d, aios_kv_cache *kv, const 
     } else if (opts->attn == AIOS_FWD_CAUSAL && T > 1) {
         for (int64_t i = 0; i < T; i++)
             for (int64_t j = 0; j < Tk; j++) d->mask[i * Tk + j] = j <= n_past + i;
+        mask = d->mask;
+    } else if (opts->attn == AIOS_FWD_BLOCK_CAUSAL) {
+        const int64_t B = opts->block_size, np = opts->n_pad;
+        for (int64_t i = 0; i < T; i++) {
+            int64_t q = n_past + i;
+            for (int64_t j = 0; j < Tk; j++) d->mask[i * Tk + j] = (j / B <= q / B && j >= np) || j == q;
+        }
         mask = d->mask;
     }
     const float scale = 1.0f / sqrtf((float)hd);

@@ -104,14 +104,22 @@ typedef enum {
     AIOS_FWD_CAUSAL = 0,        /* query i sees cached keys and new keys j <= i */
     AIOS_FWD_BIDIRECTIONAL = 1, /* every query sees every key (cached and new) */
     AIOS_FWD_MASK = 2,          /* explicit mask (T, n_past + T): mask[i*(n_past+T)+j] != 0 = visible */
+    AIOS_FWD_BLOCK_CAUSAL = 3,  /* BD3LM: with absolute indices (cache included) q and k, key k is
+                                   visible to query q iff k / block_size <= q / block_size and k is
+                                   not left padding (k >= n_pad), or k == q */
 } aios_fwd_attn;
 
+/* Initialize with designated initializers ({.attn = ..., .logits_all = 1}): fields may be added. */
 typedef struct {
     aios_fwd_attn attn;
     const uint8_t *mask;  /* AIOS_FWD_MASK only */
     const int32_t *pos;   /* (T) RoPE positions; NULL = n_past + i */
     int logits_all;       /* 1: logits (T, n_vocab); 0: only the last row's (n_vocab) */
     int no_commit;        /* with a cache: K/V are written at n_past.. but n_past is not advanced */
+    int64_t block_size;   /* AIOS_FWD_BLOCK_CAUSAL: block length (> 0) */
+    int64_t n_pad;        /* AIOS_FWD_BLOCK_CAUSAL: the first n_pad canvas positions are padding;
+                             with pos NULL, RoPE positions then count non-pad tokens
+                             (pos = max(0, index - n_pad)), as the BD3LM reference does */
 } aios_forward_opts;
 
 /* The forward.  tokens (T); logits (T or 1, n_vocab), may be NULL (cache fill only).

@@ -26,6 +26,10 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "format/safetensors.h"
+
+#include <errno.h>
+#include <sys/stat.h>
 
 #define L2C_MAX_TENSORS 4096
 
@@ -242,6 +246,45 @@ const aios_tensor *aios_llama2c_lookup(void *ctx, const char *name) {
     for (size_t i = 0; i < m->n_tensors; i++)
         if (!strcmp(m->tensors[i].name, name)) return &m->tensors[i];
     return NULL;
+}
+
+aios_status aios_llama2c_export(const aios_llama2c *m, const char *tokenizer_bin, const char *out_dir) {
+    if (mkdir(out_dir, 0755) && errno != EEXIST) return aios__err(AIOS_ERR_IO, "llama2c: mkdir %s: %s", out_dir, strerror(errno));
+    const aios_decoder_config *c = &m->cfg;
+    char p[4200];
+    snprintf(p, sizeof p, "%s/config.json", out_dir);
+    FILE *f = fopen(p, "w");
+    if (!f) return aios__err(AIOS_ERR_IO, "llama2c: %s: %s", p, strerror(errno));
+    fprintf(f,
+            "{\n  \"architectures\": [\"LlamaForCausalLM\"],\n  \"model_type\": \"llama\",\n  \"hidden_size\": %lld,\n"
+            "  \"intermediate_size\": %lld,\n  \"num_hidden_layers\": %lld,\n  \"num_attention_heads\": %lld,\n"
+            "  \"num_key_value_heads\": %lld,\n  \"vocab_size\": %lld,\n  \"max_position_embeddings\": %lld,\n"
+            "  \"rms_norm_eps\": 1e-05,\n  \"rope_theta\": 10000.0,\n  \"hidden_act\": \"silu\",\n"
+            "  \"tie_word_embeddings\": %s,\n  \"bos_token_id\": 1,\n  \"eos_token_id\": 2,\n  \"torch_dtype\": \"float32\"\n}\n",
+            (long long)c->n_embd, (long long)c->n_ff, (long long)c->n_layer, (long long)c->n_head, (long long)c->n_head_kv,
+            (long long)c->n_vocab, (long long)c->n_ctx_train, c->tied ? "true" : "false");
+    if (fclose(f)) return aios__err(AIOS_ERR_IO, "llama2c: %s: write failed", p);
+    const aios_tensor **t = malloc(m->n_tensors * sizeof *t);
+    if (!t) return aios__err(AIOS_ERR_NOMEM, "llama2c");
+    for (size_t i = 0; i < m->n_tensors; i++) t[i] = &m->tensors[i];
+    snprintf(p, sizeof p, "%s/model.safetensors", out_dir);
+    const char *meta[] = {"format", "pt", "source", "llama2.c checkpoint (aios import)", NULL};
+    aios_status s = aios_safetensors_write(p, t, (int64_t)m->n_tensors, meta);
+    free(t);
+    if (s || !tokenizer_bin) return s;
+    char *buf = NULL;
+    size_t len = 0;
+    AIOS_TRY(aios__read_file(tokenizer_bin, &buf, &len));
+    snprintf(p, sizeof p, "%s/tokenizer.bin", out_dir);
+    f = fopen(p, "wb");
+    if (!f) {
+        free(buf);
+        return aios__err(AIOS_ERR_IO, "llama2c: %s: %s", p, strerror(errno));
+    }
+    size_t w = fwrite(buf, 1, len, f);
+    free(buf);
+    if (fclose(f) || w != len) return aios__err(AIOS_ERR_IO, "llama2c: %s: write failed", p);
+    return AIOS_OK;
 }
 
 /* ------------------------------------------------------------------------------------------

@@ -28,6 +28,11 @@ const aios_tensor *aios_llama2c_lookup(void *ctx, const char *name);
 size_t aios_llama2c_n_tensors(const aios_llama2c *m);
 const aios_tensor *aios_llama2c_tensor(const aios_llama2c *m, size_t i);
 
+/* Writes the checkpoint as a Hugging Face Llama directory: config.json (LlamaForCausalLM) and
+ * model.safetensors (float32, rotate_half q/k order, lm_head absent when shared); copies
+ * `tokenizer_bin` (may be NULL) in as tokenizer.bin.  out_dir is created if needed. */
+aios_status aios_llama2c_export(const aios_llama2c *m, const char *tokenizer_bin, const char *out_dir);
+
 /* tokenizer.bin: int32 max_token_length, then per token: float32 score, int32 len, len bytes. */
 typedef struct aios_llama2c_tok aios_llama2c_tok;
 aios_status aios_llama2c_tok_open(const char *path, int64_t n_vocab, aios_llama2c_tok **out);
