@@ -250,6 +250,10 @@ static void propose(run_ctx *c, float *l, int32_t *tok, double *conf, double *pp
         pr[v] = e;
         sum += e;
     }
+    if (!(sum > 0)) { /* every logit -inf / NaN: a degenerate row; uniform over the non-mask tokens */
+        for (int64_t v = 0; v < V; v++) pr[v] = v == mask_id ? 0 : 1.0;
+        sum = (double)(V - (mask_id >= 0 && mask_id < V));
+    }
     for (int64_t v = 0; v < V; v++) pr[v] /= sum;
     /* top-p: keep the smallest set of most probable tokens whose mass reaches top_p */
     if (p->top_p > 0 && p->top_p < 1) {
@@ -266,7 +270,8 @@ static void propose(run_ctx *c, float *l, int32_t *tok, double *conf, double *pp
             if (pr[v] < cut) pr[v] = 0;
             s2 += pr[v];
         }
-        for (int64_t v = 0; v < V; v++) pr[v] /= s2;
+        if (s2 > 0)
+            for (int64_t v = 0; v < V; v++) pr[v] /= s2;
     }
     /* proposal: argmax (first index on ties, as torch.argmax), or Gumbel-max at T > 0:
      * argmax exp(l) / (-log u)^T  ==  argmax l - T log(-log u), all in float64 */
@@ -286,10 +291,9 @@ static void propose(run_ctx *c, float *l, int32_t *tok, double *conf, double *pp
             any = 1;
         }
     }
-    double p1 = pr[best], p2 = 0, h = 0;
+    double p1 = pr[best], h = 0;
     for (int64_t v = 0; v < V; v++) {
         if (pr[v] > 0) h -= pr[v] * log(pr[v]);
-        if (v != best && pr[v] > p2) p2 = pr[v];
     }
     *tok = (int32_t)best;
     *pprop = p1;
@@ -313,7 +317,6 @@ static void propose(run_ctx *c, float *l, int32_t *tok, double *conf, double *pp
     case AIOS_REMASK_RANDOM: *conf = aios__rng_uniform(&c->rng); break;
     default: *conf = p1; break;
     }
-    (void)p2;
 }
 
 static aios_status validate(const aios_denoiser *dn, const aios_diffuse_params *p, int64_t n_prompt,
