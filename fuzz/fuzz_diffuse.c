@@ -3,6 +3,7 @@
  * temperatures, thresholds, top-k/p, CFG, prompt and suffix ids (in and out of the vocabulary)
  * against a small deterministic denoiser with a KV cache.  Must never crash, hang or leak;
  * errors are fine.  The denoiser also checks the sampler's calls (rows, cache use). */
+#include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 
 typedef struct {
     int64_t max_ctx;
+    int weird; /* some logits NaN / -inf */
 } fz;
 
 static aios_status fz_forward(void *ctx, const int32_t *ids, const int32_t *pos, int64_t n_new, int64_t n_past,
@@ -31,6 +33,7 @@ static aios_status fz_forward(void *ctx, const int32_t *ids, const int32_t *pos,
         for (int v = 0; v < FV; v++) {
             h = h * 1103515245u + 12345u;
             logits[o * FV + v] = (float)((h >> 8) % 2000) / 100.0f - 10.0f;
+            if (f->weird && (h >> 20) % 7 == 0) logits[o * FV + v] = (h >> 24) & 1 ? NAN : -INFINITY;
         }
         (void)pos;
     }
@@ -39,7 +42,7 @@ static aios_status fz_forward(void *ctx, const int32_t *ids, const int32_t *pos,
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 16) return 0;
-    fz f = {data[0] & 1 ? FMAX : 0};
+    fz f = {data[0] & 1 ? FMAX : 0, data[0] >> 1 & 1};
     aios_denoiser d;
     memset(&d, 0, sizeof d);
     d.ctx = &f;

@@ -207,13 +207,17 @@ static void propose_fast(run_ctx *c, float *l, int32_t *tok, double *conf, doubl
         }
     }
     double px0 = exp((double)l[x0] - mx) / z;
+    if (!(px0 >= 0)) px0 = 0; /* NaN logit */
     double h = log(z) - s1 / z;
-    if (h < 0) h = 0;
+    if (!(h >= 0)) h = 0;
     *tok = (int32_t)x0;
     *pprop = px0;
     *entropy = h;
     switch (p->algorithm) {
-    case AIOS_REMASK_MARGIN: *conf = 1.0 / z - (second >= 0 ? exp((double)l[second] - mx) / z : 0); break;
+    case AIOS_REMASK_MARGIN:
+        *conf = 1.0 / z - (second >= 0 ? exp((double)l[second] - mx) / z : 0);
+        if (!(*conf >= 0)) *conf = 0;
+        break;
     case AIOS_REMASK_ENTROPY: *conf = -h; break;
     case AIOS_REMASK_RANDOM: *conf = aios__rng_uniform(&c->rng); break;
     default: *conf = px0; break;
