@@ -505,9 +505,8 @@ aios_status aios_diffuse_sample(const aios_denoiser *dn, const aios_diffuse_para
             st = block_plan(p, m, spb, counts);
             if (st != AIOS_OK) goto done;
         }
-        /* rows whose logits we need: row(i) = shift ? max(i - 1, 0) : i for i in [lo, hi) */
+        /* rows that predict the block: row(i) = shift ? max(i - 1, 0) : i for i in [lo, hi) */
         const int64_t rlo = dn->shift ? AIOS_MAX(lo - 1, 0) : lo;
-        const int64_t rhi = dn->shift ? AIOS_MAX(hi - 2, 0) + 1 : hi;
         for (int s = 0; s < spb; s++) {
             if (thr) { /* threshold mode runs until the block is full; plans may end with empty steps */
                 int64_t left = 0;
@@ -525,24 +524,31 @@ aios_status aios_diffuse_sample(const aios_denoiser *dn, const aios_diffuse_para
             int64_t start = 0;
             if (kv == AIOS_KV_EXACT) start = AIOS_MIN(valid, rlo);
             else if (kv == AIOS_KV_PREFIX) start = s == 0 ? 0 : AIOS_MIN(valid, rlo);
-            st = call_forward(&c, c.x, start, n_cur, rlo, rhi, c.logits, &out->n_forward, &out->rows_computed);
+            /* logits only for the rows that predict still-masked positions (the LM head is the
+             * widest matmul of a step): from the first to the last masked one */
+            int64_t mlo = lo, mhi = hi;
+            while (mlo < hi && c.x[mlo] != dn->mask_id) mlo++;
+            while (mhi > mlo && c.x[mhi - 1] != dn->mask_id) mhi--;
+            const int64_t slo = dn->shift ? AIOS_MAX(mlo - 1, 0) : mlo;
+            const int64_t shi = dn->shift ? AIOS_MAX(mhi - 2, 0) + 1 : mhi;
+            st = call_forward(&c, c.x, start, n_cur, slo, shi, c.logits, &out->n_forward, &out->rows_computed);
             if (st != AIOS_OK) goto done;
             if (kv == AIOS_KV_EXACT) valid = AIOS_MIN(lo, rlo); /* rows before the block are final now */
             else if (kv == AIOS_KV_PREFIX && s == 0) valid = rlo;
             if (cfg) {
                 /* the unconditional canvas carries the same committed tokens */
                 for (int64_t i = P; i < N; i++) c.xu[i] = c.x[i];
-                st = call_forward(&c, c.xu, 0, n_cur, rlo, rhi, c.logits_u, &out->n_forward, &out->rows_computed);
+                st = call_forward(&c, c.xu, 0, n_cur, slo, shi, c.logits_u, &out->n_forward, &out->rows_computed);
                 if (st != AIOS_OK) goto done;
                 const float g1 = (float)(p->guidance_scale + 1.0);
-                for (int64_t i = 0; i < (rhi - rlo) * V; i++)
+                for (int64_t i = 0; i < (shi - slo) * V; i++)
                     c.logits[i] = c.logits_u[i] + g1 * (c.logits[i] - c.logits_u[i]);
             }
             /* proposals for the masked positions of the block */
             int64_t nc = 0;
             for (int64_t i = lo; i < hi; i++) {
                 if (c.x[i] != dn->mask_id) continue;
-                int64_t row = (dn->shift ? AIOS_MAX(i - 1, 0) : i) - rlo;
+                int64_t row = (dn->shift ? AIOS_MAX(i - 1, 0) : i) - slo;
                 double conf;
                 propose(&c, c.logits + row * V, &c.x0[i - lo], &conf, &c.pp[i - lo], &c.ent[i - lo]);
                 c.cands[nc].idx = i;
