@@ -274,7 +274,7 @@ typedef struct {
     int64_t since_us, until_us; /* timestamp range, inclusive (INT64_MIN / INT64_MAX = open) */
     float min_quality;       /* quality_score >= min_quality (-INFINITY = any; null fails) */
     aios_search_mode mode;   /* AUTO: HNSW when the index exists, exact otherwise */
-    int ef_search;           /* HNSW candidate list (0 = max(64, 2 * top_k)) */
+    int ef_search;           /* HNSW candidate list (0 = max(128, 2 * top_k)) */
     int n_threads;           /* exact search threads (0 = all cores) */
 } aios_search_params;
 aios_search_params aios_search_default_params(void);
@@ -600,6 +600,9 @@ typedef struct {
     int pad_left;
     int32_t pad_id, pad_type_id;
     char pad_token[64];
+    /* 1: special added tokens in the text are not recognised, they are tokenized as ordinary
+     * text (`encode_special_tokens` of tokenizers; e.g. for untrusted chat input) */
+    int encode_special_tokens;
 } aios_tok_params;
 
 /* One encoded text (or pair).  Arrays have n entries.  The struct, its arrays and strings are
@@ -642,7 +645,8 @@ aios_status aios_tokenizer_encode(const aios_tokenizer *tok, const char *text, s
 aios_status aios_tokenizer_encode_pair(const aios_tokenizer *tok, const char *a, size_t alen, const char *b,
                                        size_t blen, const aios_tok_params *params, aios_encoding **out);
 /* Encodes n texts on n_threads threads (0 = all cores); out[i] receives each encoding (the
- * caller provides the array of n pointers).  On failure every out[i] is NULL. */
+ * caller provides the array of n pointers).  `lens` may be NULL for NUL-terminated texts.
+ * Padding LONGEST pads to the longest of the batch.  On failure every out[i] is NULL. */
 aios_status aios_tokenizer_encode_batch(const aios_tokenizer *tok, const char *const *texts, const size_t *lens,
                                         size_t n, const aios_tok_params *params, int n_threads,
                                         aios_encoding **out);

@@ -352,6 +352,35 @@ static void test_truncated_everywhere(void) {
     free(txt);
 }
 
+/* aios_pq_read_column on one handle from several threads gives what a serial read gives. */
+static void test_parallel_reads(void) {
+    aios_parquet_file *pf;
+    CHECK_OK(aios_parquet_open(aios_test_shared("fixtures/parquet/memories_snappy.parquet"), &pf));
+    if (!pf) return;
+    int nl = aios_pq_num_leaves(pf);
+    enum { REP = 4 };
+    aios_pq_column ser[16], par[16 * REP];
+    int fails = 0;
+    for (int l = 0; l < nl && l < 16; l++) CHECK_OK(aios_pq_read_column(pf, -1, l, &ser[l]));
+#pragma omp parallel for schedule(dynamic) reduction(+ : fails)
+    for (int k = 0; k < nl * REP; k++) fails += aios_pq_read_column(pf, -1, k % nl, &par[k]) != AIOS_OK;
+    CHECK(fails == 0);
+    for (int k = 0; k < nl * REP && !fails; k++) {
+        aios_pq_column *a = &ser[k % nl], *b = &par[k];
+        CHECK(a->num_levels == b->num_levels && a->num_slots == b->num_slots && a->null_count == b->null_count);
+        if (a->def) CHECK(!memcmp(a->def, b->def, (size_t)a->num_levels * 2));
+        if (a->rep) CHECK(!memcmp(a->rep, b->rep, (size_t)a->num_levels * 2));
+        for (int64_t i = 0; i < a->num_slots; i++) {
+            if (a->bytes) CHECK(a->bytes[i].len == b->bytes[i].len && (!a->bytes[i].len || !memcmp(a->bytes[i].ptr, b->bytes[i].ptr, a->bytes[i].len)));
+            else if (a->type == AIOS_PQ_FLOAT) CHECK(((float *)a->values)[i] == ((float *)b->values)[i] || (a->valid && !a->valid[i]));
+            else if (a->type == AIOS_PQ_INT64) CHECK(((int64_t *)a->values)[i] == ((int64_t *)b->values)[i] || (a->valid && !a->valid[i]));
+        }
+    }
+    for (int k = 0; k < nl * REP; k++) aios_pq_column_free(&par[k]);
+    for (int l = 0; l < nl && l < 16; l++) aios_pq_column_free(&ser[l]);
+    aios_parquet_close(pf);
+}
+
 int main(void) {
     RUN(test_weights_zero_copy);
     RUN(test_memories_levels);
@@ -360,6 +389,7 @@ int main(void) {
     RUN(test_writer_rejects_bad_input);
     RUN(test_hostile_corpus);
     RUN(test_truncated_everywhere);
+    RUN(test_parallel_reads);
     cJSON_Delete(g_exp);
     TEST_MAIN_END();
 }

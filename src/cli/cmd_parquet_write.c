@@ -114,11 +114,12 @@ static int jstring(jp *j, const char **s, size_t *len) {
     return 1;
 }
 
+/* On failure the partial tree in *v is still well-formed (jfree releases it). */
 static int jvalue(jp *j, jv *v) {
+    memset(v, 0, sizeof *v);
     jskip(j);
     if (j->p >= j->end) return jfail(j, "unexpected end");
     if (++j->depth > 64) return jfail(j, "nested too deep");
-    memset(v, 0, sizeof *v);
     char c = *j->p;
     int ok = 1;
     if (c == '"') {
@@ -690,7 +691,7 @@ int aios_cmd_parquet_from_jsonl(int argc, char **argv) {
         }
         if (!ok || v.t != J_OBJ) {
             fprintf(stderr, "aios: parquet from-jsonl: line %" PRId64 ": %s\n", c.line, ok ? "not a JSON object" : j.err);
-            if (ok) jfree(&v);
+            jfree(&v);
             rc = 1;
             break;
         }

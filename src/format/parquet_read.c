@@ -60,6 +60,7 @@ typedef struct {
     int dict_zero_copy;
     void *zctx;
     int all_zero_copy;
+    uint64_t inflated, inflate_budget; /* decompressed bytes so far / allowed for this read */
 } reader;
 
 static aios_status ka_add(keepalive *ka, void *p) {
@@ -305,13 +306,18 @@ static aios_status decode_values(reader *rd, int enc, const uint8_t *p, size_t l
         AIOS_TRY(aios__delta_decode(p, len, 1, pre, n, &u1));
         AIOS_TRY(aios__delta_decode(p + u1, len - u1, 1, suf, n, &u2));
         const uint8_t *q = p + u1 + u2, *end = p + len;
-        uint64_t total = 0;
+        uint64_t total = 0, sufsum = 0;
         for (int64_t i = 0; i < n; i++) {
             if (pre[i] < 0 || suf[i] < 0) return aios__err(AIOS_ERR_CORRUPT, "DELTA_BYTE_ARRAY: negative length");
+            sufsum += (uint64_t)suf[i];
+            if (sufsum > (uint64_t)(end - q)) return aios__err(AIOS_ERR_CORRUPT, "DELTA_BYTE_ARRAY: suffixes past the page");
             uint64_t prev = i ? (uint64_t)pre[i - 1] + (uint64_t)suf[i - 1] : 0;
             if ((uint64_t)pre[i] > prev) return aios__err(AIOS_ERR_CORRUPT, "DELTA_BYTE_ARRAY: prefix longer than previous value");
             total += (uint64_t)pre[i] + (uint64_t)suf[i];
-            if (total > (uint64_t)INT32_MAX * 4) return aios__err(AIOS_ERR_CORRUPT, "DELTA_BYTE_ARRAY: values too large");
+            /* prefixes repeat bytes already decoded: cap the expansion over the page size */
+            if (total > (uint64_t)len * 256 + (1u << 24))
+                return aios__err(AIOS_ERR_CORRUPT, "DELTA_BYTE_ARRAY: %llu bytes of values from a %zu-byte page",
+                                 (unsigned long long)total, len);
         }
         uint8_t *buf = malloc(total ? (size_t)total : 1);
         if (!buf) return aios__err(AIOS_ERR_NOMEM, "DELTA_BYTE_ARRAY: %llu bytes", (unsigned long long)total);
@@ -561,6 +567,16 @@ static aios_status read_chunk(reader *rd, int rg) {
             return aios__err(AIOS_ERR_CORRUPT, "page header at offset %llu: missing type or sizes", (unsigned long long)pos);
         if ((uint64_t)h.csize > end - body)
             return aios__err(AIOS_ERR_CORRUPT, "page at offset %llu: %d bytes run past the chunk end", (unsigned long long)pos, h.csize);
+        /* a page header cannot make us allocate far beyond what its compressed bytes can hold */
+        if ((uint64_t)h.usize > (uint64_t)h.csize * 4096 + (64u << 20))
+            return aios__err(AIOS_ERR_CORRUPT, "page at offset %llu: %d bytes claim to expand to %d",
+                             (unsigned long long)pos, h.csize, h.usize);
+        if (ci->codec != AIOS_PQ_UNCOMPRESSED) {
+            rd->inflated += (uint64_t)h.usize;
+            if (rd->inflated > rd->inflate_budget)
+                return aios__err(AIOS_ERR_CORRUPT, "page at offset %llu: pages expand to more than %llu bytes, implausible "
+                                 "for a file of %zu bytes", (unsigned long long)pos, (unsigned long long)rd->inflate_budget, pf->size);
+        }
         const uint8_t *page = pf->data + body;
         if (h.has_crc && aios__pq_crc32(page, (size_t)h.csize) != h.crc)
             return aios__err(AIOS_ERR_CORRUPT, "page at offset %llu: CRC mismatch", (unsigned long long)pos);
@@ -697,7 +713,16 @@ aios_status aios_pq_read_column(aios_parquet_file *pf, int rg, int leaf, aios_pq
                       (unsigned long long)total, pf->size);
         goto done;
     }
+    /* bytes the output arrays need per level entry; bounded like the level count, so a lying
+     * FIXED_LEN_BYTE_ARRAY width or value count cannot demand absurd allocations */
+    uint64_t per = 2 + 2 + 1 + (uint64_t)rd.es + sizeof(aios_pq_bytes), need;
+    if (!aios__mul_ok(total, per, &need) || need > (uint64_t)pf->size * 2048 + (1u << 28)) {
+        s = aios__err(AIOS_ERR_CORRUPT, "footer declares %llu values of %zu bytes, implausible for a file of %zu bytes",
+                      (unsigned long long)total, rd.es, pf->size);
+        goto done;
+    }
     rd.cap_levels = (int64_t)total;
+    rd.inflate_budget = (uint64_t)pf->size * 2048 + (1u << 28);
     rd.ka = calloc(1, sizeof *rd.ka);
     c->priv_ = rd.ka;
     size_t n1 = (size_t)total + 1;
