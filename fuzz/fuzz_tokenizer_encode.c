@@ -54,6 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     p.add_special_tokens = (ctl >> 3) & 1;
     p.invalid_utf8 = (ctl >> 7) & 1 ? AIOS_TOK_UTF8_ERROR : AIOS_TOK_UTF8_REPLACE;
     if ((ctl >> 5) & 1) p.max_length = 1 + len % 17;
+    p.encode_special_tokens = (len >> 1) & 1;
     if ((ctl >> 6) & 1) {
         p.pad_strategy = AIOS_PAD_FIXED;
         p.pad_length = len % 23;

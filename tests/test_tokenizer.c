@@ -327,6 +327,15 @@ static void test_special_ids_from_config(void) {
     CHECK(sp.bos == 1 && sp.eos == 2 && sp.unk == 0);
     CHECK(aios_tokenizer_vocab_size(tok) == 32000);
     aios_tokenizer_free(tok);
+    /* values from the fixtures' tokenizer_config.json files */
+    CHECK_OK(aios_tokenizer_load(aios_test_shared("models/all-MiniLM-L6-v2"), &tok));
+    CHECK(tok && aios_tokenizer_model_max_length(tok) == 512);
+    aios_tokenizer_free(tok);
+    CHECK_OK(aios_tokenizer_load(aios_test_shared("models/t5-small"), &tok));
+    sp = aios_tokenizer_special_ids(tok);
+    CHECK(tok && aios_tokenizer_model_max_length(tok) == 512 && sp.eos == 1 && sp.pad == 0 && sp.unk == 2 && sp.bos == -1);
+    aios_tokenizer_free(tok);
+    tok = NULL;
     CHECK(aios_tokenizer_load("/nonexistent/tok.json", &tok) == AIOS_ERR_NOT_FOUND && tok == NULL);
     CHECK(aios_tokenizer_load_json("{\"model\": 3}", 12, NULL, 0, &tok) == AIOS_ERR_FORMAT && tok == NULL);
     const char *bad = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0},\"merges\":[]},\"pre_tokenizer\":{\"type\":\"Nope\"}}";

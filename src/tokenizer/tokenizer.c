@@ -80,7 +80,7 @@ static aios_status build_set(aios_tokenizer *t, match_set *ms, int normalized) {
 }
 
 /* Cuts added tokens of `ms` out of `n`, appending pieces to `out`. */
-static aios_status split_added(const aios_tokenizer *t, const match_set *ms, tk_nstr *n, tk_splits *out) {
+static aios_status split_added(const aios_tokenizer *t, const match_set *ms, int skip_special, tk_nstr *n, tk_splits *out) {
     if (ms->n == 0 || n->len == 0) {
         if (n->len == 0) {
             tk_nstr_free(n);
@@ -100,6 +100,10 @@ static aios_status split_added(const aios_tokenizer *t, const match_set *ms, tk_
                 hit = a;
                 break;
             }
+        }
+        if (hit && skip_special && hit->special) { /* encode_special_tokens: matched, then ignored */
+            i += hit->norm_len;
+            continue;
         }
         if (!hit) {
             i++;
@@ -531,11 +535,11 @@ static void ws_free(workspace *w) {
     free(w->b2c);
 }
 
-static aios_status encode_seq_body(const aios_tokenizer *t, const uint8_t *s, size_t n, int32_t type_id, workspace *w,
-                                   tk_enc *out);
+static aios_status encode_seq_body(const aios_tokenizer *t, const uint8_t *s, size_t n, int32_t type_id, int enc_special,
+                                   workspace *w, tk_enc *out);
 
 /* One sequence -> tk_enc (no special tokens), offsets in chars of the (valid) text. */
-static aios_status encode_seq(const aios_tokenizer *t, const uint8_t *s, size_t n, int32_t type_id, workspace *w,
+static aios_status encode_seq(const aios_tokenizer *t, const uint8_t *s, size_t n, int32_t type_id, int enc_special, workspace *w,
                               tk_enc *out) {
     if (n > UINT32_MAX - 16) return aios__err(AIOS_ERR_RANGE, "tokenizer: text of %zu bytes is too long", n);
     /* byte -> char index */
@@ -549,15 +553,15 @@ static aios_status encode_seq(const aios_tokenizer *t, const uint8_t *s, size_t 
     tk_splits_clear(&w->b);
     tk_arena_reset(&w->arena); /* nothing of the previous sequence is referenced any more */
     tk_arena_use(&w->arena);
-    aios_status st = encode_seq_body(t, s, n, type_id, w, out);
+    aios_status st = encode_seq_body(t, s, n, type_id, enc_special, w, out);
     tk_splits_clear(&w->a);
     tk_splits_clear(&w->b);
     tk_arena_use(NULL);
     return st;
 }
 
-static aios_status encode_seq_body(const aios_tokenizer *t, const uint8_t *s, size_t n, int32_t type_id, workspace *w,
-                                   tk_enc *out) {
+static aios_status encode_seq_body(const aios_tokenizer *t, const uint8_t *s, size_t n, int32_t type_id, int enc_special,
+                                   workspace *w, tk_enc *out) {
     tk_nstr whole = {0};
     AIOS_TRY(tk_nstr_reserve(&whole, n + 1));
     memcpy(whole.b, s, n);
@@ -574,7 +578,7 @@ static aios_status encode_seq_body(const aios_tokenizer *t, const uint8_t *s, si
         ci++;
         i += l;
     }
-    aios_status st = split_added(t, &t->raw_set, &whole, &w->b);
+    aios_status st = split_added(t, &t->raw_set, enc_special, &whole, &w->b);
     /* normalize + normalized added tokens */
     for (size_t i = 0; st == AIOS_OK && i < w->b.n; i++) {
         tk_split *sp = &w->b.v[i];
@@ -583,7 +587,7 @@ static aios_status encode_seq_body(const aios_tokenizer *t, const uint8_t *s, si
             continue;
         }
         st = tk_normalize(t->norm, &sp->n);
-        if (st == AIOS_OK) st = split_added(t, &t->norm_set, &sp->n, &w->a);
+        if (st == AIOS_OK) st = split_added(t, &t->norm_set, enc_special, &sp->n, &w->a);
     }
     w->b.n = 0; /* entries were moved out */
     if (st == AIOS_OK) st = tk_pretokenize(t->pre, &w->a, &w->b);
@@ -800,8 +804,8 @@ static aios_status encode_impl(const aios_tokenizer *t, const char *ta, size_t a
     tk_enc_reset(ea);
     tk_enc_reset(eb);
     tk_enc_reset(fin);
-    if (st == AIOS_OK) st = encode_seq(t, sa, alen, 0, w, ea);
-    if (st == AIOS_OK && tb) st = encode_seq(t, sb, blen, 1, w, eb);
+    if (st == AIOS_OK) st = encode_seq(t, sa, alen, 0, p->encode_special_tokens, w, ea);
+    if (st == AIOS_OK && tb) st = encode_seq(t, sb, blen, 1, p->encode_special_tokens, w, eb);
     if (st == AIOS_OK) st = do_truncate(t, p, ea, tb ? eb : NULL);
     if (st == AIOS_OK) st = tk_post_process(t->post, ea, tb ? eb : NULL, p->add_special_tokens, fin, sa, alen, sb, blen);
     if (st == AIOS_OK) st = to_public(fin, out);

@@ -28,7 +28,7 @@ class Params(ctypes.Structure):
                 ("trunc_strategy", ctypes.c_int), ("trunc_left", ctypes.c_int), ("stride", ctypes.c_size_t),
                 ("pad_strategy", ctypes.c_int), ("pad_length", ctypes.c_size_t), ("pad_to_multiple_of", ctypes.c_size_t),
                 ("pad_left", ctypes.c_int), ("pad_id", ctypes.c_int32), ("pad_type_id", ctypes.c_int32),
-                ("pad_token", ctypes.c_char * 64)]
+                ("pad_token", ctypes.c_char * 64), ("encode_special_tokens", ctypes.c_int)]
 
 
 class Enc(ctypes.Structure):
@@ -170,6 +170,26 @@ def batch_padding_to_longest_matches_tokenizers():
             got = as_dict(outs[i].contents)
             L.aios_encoding_free(outs[i])
             assert got == want[i], f"{name} text {i}\n got  {got}\n want {want[i]}"
+        L.aios_tokenizer_free(h)
+
+
+@test
+def encode_special_tokens_matches_tokenizers():
+    L = lib()
+    texts = ["<|im_start|>user\nhi<|im_end|>", "[CLS] x [SEP] [MASK]", "<s> a </s> <extra_id_0> b", "<mask> z"]
+    for name in TOKS:
+        h, ref = open_pair(L, name)
+        ref.encode_special_tokens = True
+        p = L.aios_tokenizer_default_params(h)
+        p.encode_special_tokens = 1
+        for t in texts:
+            out = ctypes.POINTER(Enc)()
+            b = t.encode()
+            assert L.aios_tokenizer_encode(h, b, len(b), ctypes.byref(p), ctypes.byref(out)) == 0
+            got = as_dict(out.contents)
+            L.aios_encoding_free(out)
+            want = hf_dict(ref.encode(t))
+            assert got == want, f"{name} {t!r}\n got  {got}\n want {want}"
         L.aios_tokenizer_free(h)
 
 
