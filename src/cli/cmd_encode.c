@@ -166,7 +166,7 @@ int aios_cmd_encode(int argc, char **argv) {
         for (long i = 0; !rc && i < n; i++) {
             const float *e = out + (size_t)i * (size_t)dim;
             if (jsonl) fputs("{\"embedding\":[", stdout);
-            for (int64_t k = 0; k < dim; k++) printf(jsonl ? "%s%.9g" : "%s%.9g", k ? (jsonl ? "," : " ") : "", e[k]);
+            for (int64_t k = 0; k < dim; k++) printf("%s%.9g", k ? (jsonl ? "," : " ") : "", e[k]);
             fputs(jsonl ? "]}\n" : "\n", stdout);
         }
         if (fflush(stdout) != 0 && !rc) {

@@ -41,8 +41,6 @@ struct aios_bert {
     /* workspace */
     float *ws;
     size_t ws_floats;
-    uint8_t *mask;
-    size_t mask_bytes;
 };
 
 typedef struct {
@@ -113,7 +111,6 @@ void aios_bert_free(aios_bert *b) {
     free(b->owned);
     free(b->layers);
     free(b->ws);
-    free(b->mask);
     free(b);
 }
 
@@ -192,18 +189,12 @@ fail:
 const aios_bert_hparams *aios_bert_hparams_of(const aios_bert *b) { return &b->hp; }
 int aios_bert_has_mlm(const aios_bert *b) { return b->mlm_dense != NULL; }
 
-static aios_status workspace(aios_bert *b, size_t floats, size_t mask_bytes) {
+static aios_status workspace(aios_bert *b, size_t floats) {
     if (floats > b->ws_floats) {
         float *p = realloc(b->ws, floats * sizeof(float));
         if (!p) return aios__err(AIOS_ERR_NOMEM, "bert: workspace of %zu floats", floats);
         b->ws = p;
         b->ws_floats = floats;
-    }
-    if (mask_bytes > b->mask_bytes) {
-        uint8_t *p = realloc(b->mask, mask_bytes);
-        if (!p) return aios__err(AIOS_ERR_NOMEM, "bert: mask");
-        b->mask = p;
-        b->mask_bytes = mask_bytes;
     }
     return AIOS_OK;
 }
@@ -224,7 +215,7 @@ aios_status aios_bert_forward(aios_bert *b, const int32_t *ids, const int32_t *t
             return aios__err(AIOS_ERR_RANGE, "bert: token type %d outside [0, %lld)", type_ids[t], (long long)hp->type_vocab_size);
     }
     /* workspace: q, k, v, ctx (T, E) + ff (T, F) + one row scratch */
-    AIOS_TRY(workspace(b, (size_t)T * (size_t)(4 * E + F) + (size_t)E, 0));
+    AIOS_TRY(workspace(b, (size_t)T * (size_t)(4 * E + F) + (size_t)E));
     float *q = b->ws, *k = q + T * E, *v = k + T * E, *ctx = v + T * E, *ff = ctx + T * E, *row = ff + T * F;
     float *x = hidden;
 
@@ -263,7 +254,7 @@ aios_status aios_bert_forward(aios_bert *b, const int32_t *ids, const int32_t *t
 aios_status aios_bert_mlm_logits(aios_bert *b, const float *hidden, int64_t T, float *logits) {
     if (!b->mlm_dense) return aios__err(AIOS_ERR_UNSUPPORTED, "bert: this checkpoint has no MLM head (cls.predictions.*)");
     const int64_t E = b->hp.n_embd;
-    AIOS_TRY(workspace(b, (size_t)(T > 0 ? T : 1) * (size_t)E, 0));
+    AIOS_TRY(workspace(b, (size_t)(T > 0 ? T : 1) * (size_t)E));
     float *h = b->ws;
     AIOS_TRY(aios_matmul(h, hidden, b->mlm_dense, b->mlm_dense_b, T));
     aios_gelu(h, T * E);

@@ -287,13 +287,56 @@ static T512 void rmsnorm512(float *y, const float *x, const float *w, int64_t n,
     }
 }
 
+/* ---------------------------------------------------------------- fused int8 GEMV */
+
+static T512I void gemv_q8_n(float *y, int64_t ldy, const float *x, int64_t ldx, const int NT, const aios_tensor *W,
+                            int64_t r) {
+    const int64_t n_in = W->shape[1];
+    const int8_t *w = (const int8_t *)W->data + r * n_in;
+    __m512 tot[3];
+#pragma GCC unroll 3
+    for (int t = 0; t < 3; t++) tot[t] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < n_in;) {
+        int64_t run = aios__q_run(W, j, n_in - j), si = aios__q_sidx(W, r, j);
+        float s = aios__ldf(W->scales, si), z = W->zero_points ? aios__ldf(W->zero_points, si) : 0.0f;
+        __m512 acc[3], xs[3];
+#pragma GCC unroll 3
+        for (int t = 0; t < 3; t++) acc[t] = xs[t] = _mm512_setzero_ps();
+        for (int64_t k = 0; k < run; k += 16) {
+            __mmask16 m = tailmask(run - k);
+            __m512 wv = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, w + j + k)));
+#pragma GCC unroll 3
+            for (int t = 0; t < NT; t++) {
+                __m512 xv = _mm512_maskz_loadu_ps(m, x + t * ldx + j + k);
+                acc[t] = _mm512_fmadd_ps(wv, xv, acc[t]);
+                xs[t] = _mm512_add_ps(xs[t], xv);
+            }
+        }
+        /* sum (q - z) s x = s (sum q x) - z s (sum x) */
+        const __m512 vs = _mm512_set1_ps(s), vzs = _mm512_set1_ps(-z * s);
+#pragma GCC unroll 3
+        for (int t = 0; t < NT; t++) tot[t] = _mm512_fmadd_ps(xs[t], vzs, _mm512_fmadd_ps(acc[t], vs, tot[t]));
+        j += run;
+    }
+#pragma GCC unroll 3
+    for (int t = 0; t < NT; t++) y[t * ldy] += _mm512_reduce_add_ps(tot[t]);
+}
+
+static T512 void gemv_q8_512(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W, int64_t r) {
+    switch (nt) {
+    case 1: gemv_q8_n(y, ldy, x, ldx, 1, W, r); break;
+    case 2: gemv_q8_n(y, ldy, x, ldx, 2, W, r); break;
+    default: gemv_q8_n(y, ldy, x, ldx, 3, W, r); break;
+    }
+}
+
 /* ---------------------------------------------------------------- int8 x int8 (VNNI) */
 
 #define TVNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
 
 /* Activations of one token, quantized: xu = round(x / sx) + 128 in [1, 255] (u8, so vpdpbusd
  * can multiply them with the signed weights), sx = max|x| / 127, and sum(round(x / sx)). */
-static TVNNI void quant_row_u8(uint8_t *xu, float *sx, int32_t *sumq, const float *x, int64_t n) {
+static TVNNI __attribute__((noinline)) void quant_row_u8(uint8_t *xu, float *sx, int32_t *sumq, const float *x, int64_t n) {
     __m512 mx = _mm512_setzero_ps();
     for (int64_t k = 0; k < n; k += 16) mx = _mm512_max_ps(mx, _mm512_abs_ps(_mm512_maskz_loadu_ps(tailmask(n - k), x + k)));
     float amax = _mm512_reduce_max_ps(mx);
@@ -348,7 +391,56 @@ static TVNNI int32_t row_sum_s8(const int8_t *w, int64_t n) {
     return _mm512_reduce_add_epi32(acc);
 }
 
-static TVNNI aios_status matmul_q8_vnni(float *y, const float *x, const aios_tensor *W, int64_t T, int nth) {
+/* Rows r0 .. r0+3 of y for all T tokens.  Kept out of line: OpenMP outlined regions do not
+ * inherit target attributes (clang), so the parallel loop below only calls functions. */
+static TVNNI __attribute__((noinline)) void vnni_rowblock(float *y, const aios_tensor *W, const uint8_t *xu,
+                                                          const float *sx, const int32_t *sq, int64_t T, int64_t r0) {
+    const int64_t n_out = W->shape[0], n_in = W->shape[1];
+    const int8_t *wq = (const int8_t *)W->data;
+    int nr = n_out - r0 < 4 ? (int)(n_out - r0) : 4;
+    float sc[4], zp[4];
+    int32_t ws[4];
+    int64_t off[4];
+    for (int i = 0; i < 4; i++) {
+        int64_t r = r0 + (i < nr ? i : 0), si = W->quant_axis == 0 ? r : 0;
+        sc[i] = aios__ldf(W->scales, si);
+        zp[i] = W->zero_points ? aios__ldf(W->zero_points, si) : 0.0f;
+        ws[i] = row_sum_s8(wq + r * n_in, n_in);
+        off[i] = r * n_in; /* rows past n_out repeat row r0 (computed, never stored) */
+    }
+    for (int64_t t0 = 0; t0 < T; t0 += 4) {
+        int nt = T - t0 < 4 ? (int)(T - t0) : 4;
+        int32_t d[4][4];
+        if (nr == 4) {
+            switch (nt) {
+            case 4: qtile(d, wq + off[0], n_in, xu + t0 * n_in, n_in, 4, n_in); break;
+            case 3: qtile(d, wq + off[0], n_in, xu + t0 * n_in, n_in, 3, n_in); break;
+            case 2: qtile(d, wq + off[0], n_in, xu + t0 * n_in, n_in, 2, n_in); break;
+            default: qtile(d, wq + off[0], n_in, xu + t0 * n_in, n_in, 1, n_in); break;
+            }
+        } else {
+            for (int i = 0; i < nr; i++) {
+                int32_t dd[4][4];
+                /* one row at a time: stride 0 repeats the row in all four slots */
+                switch (nt) {
+                case 4: qtile(dd, wq + off[i], 0, xu + t0 * n_in, n_in, 4, n_in); break;
+                case 3: qtile(dd, wq + off[i], 0, xu + t0 * n_in, n_in, 3, n_in); break;
+                case 2: qtile(dd, wq + off[i], 0, xu + t0 * n_in, n_in, 2, n_in); break;
+                default: qtile(dd, wq + off[i], 0, xu + t0 * n_in, n_in, 1, n_in); break;
+                }
+                for (int t = 0; t < nt; t++) d[i][t] = dd[0][t];
+            }
+        }
+        for (int t = 0; t < nt; t++)
+            for (int i = 0; i < nr; i++) {
+                /* sum_k q_w x_q = d - 128 sum(q_w);  y += s_w s_x (that - zp_w sum(x_q)) */
+                int64_t dot = (int64_t)d[i][t] - 128 * (int64_t)ws[i];
+                y[(t0 + t) * n_out + r0 + i] += sc[i] * sx[t0 + t] * ((float)dot - zp[i] * (float)sq[t0 + t]);
+            }
+    }
+}
+
+static aios_status matmul_q8_vnni(float *y, const float *x, const aios_tensor *W, int64_t T, int nth) {
     const int64_t n_out = W->shape[0], n_in = W->shape[1];
     uint8_t *xu = malloc((size_t)(T * n_in));
     float *sx = malloc(sizeof(float) * (size_t)T);
@@ -357,59 +449,13 @@ static TVNNI aios_status matmul_q8_vnni(float *y, const float *x, const aios_ten
         free(xu), free(sx), free(sq);
         return aios__err(AIOS_ERR_NOMEM, "matmul: int8 activations (%lld x %lld)", (long long)T, (long long)n_in);
     }
-    const int8_t *wq = (const int8_t *)W->data;
     const int64_t nblk = (n_out + 3) / 4, chunk = nblk / ((int64_t)nth * 8) > 1 ? nblk / ((int64_t)nth * 8) : 1;
 #pragma omp parallel num_threads(nth)
     {
 #pragma omp for schedule(static)
         for (int64_t t = 0; t < T; t++) quant_row_u8(xu + t * n_in, &sx[t], &sq[t], x + t * n_in, n_in);
 #pragma omp for schedule(dynamic, chunk)
-        for (int64_t b = 0; b < nblk; b++) {
-            int64_t r0 = b * 4;
-            int nr = n_out - r0 < 4 ? (int)(n_out - r0) : 4;
-            float sc[4], zp[4];
-            int32_t ws[4];
-            for (int i = 0; i < 4; i++) {
-                int64_t r = r0 + (i < nr ? i : 0), si = W->quant_axis == 0 ? r : 0;
-                sc[i] = aios__ldf(W->scales, si);
-                zp[i] = W->zero_points ? aios__ldf(W->zero_points, si) : 0.0f;
-                ws[i] = row_sum_s8(wq + r * n_in, n_in);
-            }
-            /* rows past n_out repeat row r0 (computed, never stored) */
-            int64_t ldw = n_in, off[4];
-            for (int i = 0; i < 4; i++) off[i] = (r0 + (i < nr ? i : 0)) * n_in;
-            int equal_stride = nr == 4;
-            for (int64_t t0 = 0; t0 < T; t0 += 4) {
-                int nt = T - t0 < 4 ? (int)(T - t0) : 4;
-                int32_t d[4][4];
-                if (equal_stride) {
-                    switch (nt) {
-                    case 4: qtile(d, wq + off[0], ldw, xu + t0 * n_in, n_in, 4, n_in); break;
-                    case 3: qtile(d, wq + off[0], ldw, xu + t0 * n_in, n_in, 3, n_in); break;
-                    case 2: qtile(d, wq + off[0], ldw, xu + t0 * n_in, n_in, 2, n_in); break;
-                    default: qtile(d, wq + off[0], ldw, xu + t0 * n_in, n_in, 1, n_in); break;
-                    }
-                } else {
-                    for (int i = 0; i < nr; i++) {
-                        int32_t dd[4][4];
-                        /* one row at a time: stride 0 repeats the row in all four slots */
-                        switch (nt) {
-                        case 4: qtile(dd, wq + off[i], 0, xu + t0 * n_in, n_in, 4, n_in); break;
-                        case 3: qtile(dd, wq + off[i], 0, xu + t0 * n_in, n_in, 3, n_in); break;
-                        case 2: qtile(dd, wq + off[i], 0, xu + t0 * n_in, n_in, 2, n_in); break;
-                        default: qtile(dd, wq + off[i], 0, xu + t0 * n_in, n_in, 1, n_in); break;
-                        }
-                        for (int t = 0; t < nt; t++) d[i][t] = dd[0][t];
-                    }
-                }
-                for (int t = 0; t < nt; t++)
-                    for (int i = 0; i < nr; i++) {
-                        /* sum_k q_w (x_q) = d - 128 sum(q_w);  y = s_w s_x (that - zp_w sum(x_q)) */
-                        int64_t dot = (int64_t)d[i][t] - 128 * (int64_t)ws[i];
-                        y[(t0 + t) * n_out + r0 + i] += sc[i] * sx[t0 + t] * ((float)dot - zp[i] * (float)sq[t0 + t]);
-                    }
-            }
-        }
+        for (int64_t b = 0; b < nblk; b++) vnni_rowblock(y, W, xu, sx, sq, T, b * 4);
     }
     free(xu), free(sx), free(sq);
     return AIOS_OK;
@@ -430,5 +476,6 @@ const aios__ktier aios__tier_avx512 = {
     .add = add512,
     .mul = mul512,
     .matmul_q8_int = matmul_q8_vnni, /* used only when the CPU has avx512vnni (dispatch.c) */
+    .gemv_q8 = gemv_q8_512,
 };
 #endif

@@ -210,6 +210,7 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
         return K->matmul_q8_int(y, x, W, T, threads_for((double)T * (double)n_out * (double)n_in));
     /* f32 weights are read in place when 4-byte aligned (they always are in our loaders). */
     const int direct = W->dtype == AIOS_DTYPE_F32 && ((uintptr_t)W->data & 3) == 0;
+    const int fused_q8 = K->gemv_q8 && W->dtype == AIOS_DTYPE_Q8 && T <= 3;
     const int64_t nblk = (n_out + RB - 1) / RB;
     const int nth = threads_for((double)T * (double)n_out * (double)n_in);
     /* Row blocks are handed out dynamically in small chunks: on a machine shared with other
@@ -222,6 +223,10 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
         for (int64_t b = 0; b < nblk; b++) {
             int64_t r0 = b * RB;
             int nr = (int)AIOS_MIN(RB, n_out - r0);
+            if (fused_q8) { /* a few tokens (decoding): dequantize in registers, no staging */
+                for (int i = 0; i < nr; i++) K->gemv_q8(y + r0 + i, n_out, x, n_in, (int)T, W, r0 + i);
+                continue;
+            }
             for (int64_t k0 = 0; k0 < n_in; k0 += KC) {
                 int64_t kc = AIOS_MIN(KC, n_in - k0);
                 const float *w;
