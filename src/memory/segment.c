@@ -9,7 +9,7 @@
  *
  * Every field is nullable as in pyarrow's default schema; a null metadata struct and a
  * struct with null fields are told apart through definition levels.  Written zstd-compressed
- * (the seed's choice), one row group per 64k rows, through src/format/parquet.h; the file is
+ * (the seed's choice), one row group per 16k rows, through src/format/parquet.h; the file is
  * fsynced before its size and CRC32C are returned (they go into the manifest).
  * Reading accepts what pyarrow writes: any codec the reader knows, dictionary or plain pages,
  * timestamps in ms/us/ns (converted to us), embeddings as float or double lists.  Extra
@@ -36,7 +36,9 @@ static const aios_pq_field g_fields[] = {
     {.name = "quality_score", .parent = 5, .kind = AIOS_PQ_K_FLOAT, .nullable = 1},
 };
 
-#define BATCH 65536
+/* rows per batch and per row group: 16k rows of 384 floats is 25 MB of embeddings, so a reader
+ * decoding one row group at a time holds little beside the table itself */
+#define BATCH 16384
 
 typedef struct {
     aios_pq_bytes *id, *content, *cat, *src;
@@ -205,14 +207,14 @@ aios_status aios__seg_write(const mtable *t, int64_t r0, int64_t r1, const char 
 }
 
 /* ---- reading ---- */
-static aios_status read_leaf(aios_parquet_file *pf, const char *path, const char *file, aios_pq_column *col, bool required) {
+static aios_status read_leaf(aios_parquet_file *pf, int rg, const char *path, const char *file, aios_pq_column *col, bool required) {
     memset(col, 0, sizeof *col);
     int leaf = aios_pq_find_leaf(pf, path);
     if (leaf < 0) {
         if (!required) return AIOS_ERR_NOT_FOUND;
         return aios__err(AIOS_ERR_FORMAT, "memory: %s: no '%s' column (not a memories file)", file, path);
     }
-    aios_status s = aios_pq_read_column(pf, -1, leaf, col);
+    aios_status s = aios_pq_read_column(pf, rg, leaf, col);
     if (s) return aios__err_prefix(s, "memory: %s", file);
     return AIOS_OK;
 }
@@ -233,10 +235,10 @@ static aios_status get_str(const aios_pq_column *c, int64_t r, const char *file,
 
 static bool is_bytes(const aios_pq_column *c) { return c->type == AIOS_PQ_BYTE_ARRAY && c->max_rep == 0; }
 
-aios_status aios__seg_read(mtable *t, const char *file, const uint8_t *data, size_t size) {
-    aios_parquet_file *pf;
-    aios_status s = aios_parquet_open_memory(data, size, &pf);
-    if (s) return aios__err_prefix(s, "memory: %s", file);
+/* One row group at a time, so the decoded columns (levels, spaced values) of only one row group
+ * are held beside the table. */
+static aios_status read_rg(mtable *t, aios_parquet_file *pf, int rg, const char *file) {
+    aios_status s;
     aios_pq_column id, ts, ct, em, cat, src, q;
     memset(&ts, 0, sizeof ts);
     memset(&ct, 0, sizeof ct);
@@ -246,21 +248,21 @@ aios_status aios__seg_read(mtable *t, const char *file, const uint8_t *data, siz
     memset(&q, 0, sizeof q);
     bool has_ts = false, has_ct = false, has_em = false, has_cat = false, has_src = false, has_q = false;
     int16_t meta_def = -1;
-    int64_t n = aios_parquet_num_rows(pf);
-    s = read_leaf(pf, "memory_id", file, &id, true);
+    int64_t n = aios_pq_row_group_num_rows(pf, rg);
+    s = read_leaf(pf, rg, "memory_id", file, &id, true);
     if (!s) {
         aios_status x;
-        if (!(x = read_leaf(pf, "timestamp", file, &ts, false))) has_ts = true;
+        if (!(x = read_leaf(pf, rg, "timestamp", file, &ts, false))) has_ts = true;
         else if (x != AIOS_ERR_NOT_FOUND) s = x;
-        if (!s && !(x = read_leaf(pf, "content", file, &ct, false))) has_ct = true;
+        if (!s && !(x = read_leaf(pf, rg, "content", file, &ct, false))) has_ct = true;
         else if (!s && x != AIOS_ERR_NOT_FOUND) s = x;
-        if (!s && !(x = read_leaf(pf, "embedding", file, &em, false))) has_em = true;
+        if (!s && !(x = read_leaf(pf, rg, "embedding", file, &em, false))) has_em = true;
         else if (!s && x != AIOS_ERR_NOT_FOUND) s = x;
-        if (!s && !(x = read_leaf(pf, "metadata.category", file, &cat, false))) has_cat = true;
+        if (!s && !(x = read_leaf(pf, rg, "metadata.category", file, &cat, false))) has_cat = true;
         else if (!s && x != AIOS_ERR_NOT_FOUND) s = x;
-        if (!s && !(x = read_leaf(pf, "metadata.source", file, &src, false))) has_src = true;
+        if (!s && !(x = read_leaf(pf, rg, "metadata.source", file, &src, false))) has_src = true;
         else if (!s && x != AIOS_ERR_NOT_FOUND) s = x;
-        if (!s && !(x = read_leaf(pf, "metadata.quality_score", file, &q, false))) has_q = true;
+        if (!s && !(x = read_leaf(pf, rg, "metadata.quality_score", file, &q, false))) has_q = true;
         else if (!s && x != AIOS_ERR_NOT_FOUND) s = x;
         int mn = aios_pq_find_node(pf, "metadata");
         if (mn >= 0) meta_def = aios_pq_node_at(pf, mn)->def_level;
@@ -357,6 +359,16 @@ aios_status aios__seg_read(mtable *t, const char *file, const uint8_t *data, siz
     aios_pq_column_free(&cat);
     aios_pq_column_free(&src);
     aios_pq_column_free(&q);
+    return s;
+}
+
+aios_status aios__seg_read(mtable *t, const char *file, const uint8_t *data, size_t size) {
+    aios_parquet_file *pf;
+    aios_status s = aios_parquet_open_memory(data, size, &pf);
+    if (s) return aios__err_prefix(s, "memory: %s", file);
+    if (aios_pq_find_leaf(pf, "memory_id") < 0)
+        s = aios__err(AIOS_ERR_FORMAT, "memory: %s: no 'memory_id' column (not a memories file)", file);
+    for (int rg = 0; !s && rg < aios_pq_num_row_groups(pf); rg++) s = read_rg(t, pf, rg, file);
     aios_parquet_close(pf);
     return s;
 }

@@ -44,10 +44,15 @@ void aios__mt_free(mtable *t) {
         t->field = p_;                                                             \
     } while (0)
 
+static aios_status grow_rows_to(mtable *t, int64_t cap);
 static aios_status grow_rows(mtable *t, int64_t need) {
     if (need <= t->cap) return AIOS_OK;
     int64_t cap = t->cap ? t->cap : 1024;
     while (cap < need) cap *= 2;
+    return grow_rows_to(t, cap);
+}
+
+static aios_status grow_rows_to(mtable *t, int64_t cap) {
     if (t->dim > 0) {
         uint64_t bytes;
         if (!aios__mul_ok((uint64_t)cap, (uint64_t)t->dim * sizeof(float), &bytes) || bytes > SIZE_MAX / 2)
@@ -66,6 +71,12 @@ static aios_status grow_rows(mtable *t, int64_t need) {
     GROW(src, cap);
     t->cap = cap;
     return AIOS_OK;
+}
+
+aios_status aios__mt_reserve(mtable *t, int64_t rows) {
+    /* exact size up front: growth by doubling would hold old and new arrays while copying */
+    if (rows <= t->cap) return AIOS_OK;
+    return grow_rows_to(t, rows);
 }
 
 static aios_status heap_put(mtable *t, const char *s, uint64_t *off) {
@@ -194,8 +205,8 @@ aios_status aios__mt_append(mtable *t, const aios_memory *m) {
     if (t->n >= (int64_t)UINT32_MAX - 1) return aios__err(AIOS_ERR_RANGE, "memory: too many rows");
     if (m->embedding && t->dim == 0) {
         if (m->dim <= 0 || m->dim > 65536) return aios__err(AIOS_ERR_SHAPE, "memory: embedding dimension %d", m->dim);
-        if (t->n > 0) {
-            /* first embedding arrives after rows without one: allocate the matrix now */
+        if (t->cap > 0) {
+            /* first embedding arrives after rows were reserved or added without one */
             float *e = calloc((size_t)t->cap * (size_t)m->dim, sizeof(float));
             if (!e) return aios__err(AIOS_ERR_NOMEM, "memory: out of memory");
             t->emb = e;
