@@ -925,7 +925,8 @@ typedef struct {
 /* Fills `out` (caller-owned struct; free its arrays with aios_diffuse_result_free).
  * prompt (n_prompt) and suffix (n_suffix, may be NULL/0) are token ids.  Block-causal denoisers
  * get the prompt left-padded with pad_id to a multiple of the block length; their RoPE
- * positions count non-pad tokens.  Errors: AIOS_ERR_INVALID_ARG for inconsistent parameters
+ * positions count non-pad tokens.  The canvas holds at most 16384 tokens (AIOS_ERR_RANGE).
+ * Errors: AIOS_ERR_INVALID_ARG for inconsistent parameters
  * (message names the field), AIOS_ERR_UNSUPPORTED for a cache the denoiser lacks, or what
  * the denoiser returned.  Thread-safe for distinct denoisers. */
 aios_status aios_diffuse_sample(const aios_denoiser *dn, const aios_diffuse_params *p, const int32_t *prompt,

@@ -410,7 +410,9 @@ aios_status aios_diffuse_sample(const aios_denoiser *dn, const aios_diffuse_para
         return aios__err(AIOS_ERR_INVALID_ARG, "diffuse: block-causal prompt needs padding but the denoiser has no pad_id");
     const int64_t P = left_pad + n_prompt; /* first generated position */
     const int64_t N = P + G + n_suffix;
-    if (N > (1 << 20)) return aios__err(AIOS_ERR_RANGE, "diffuse: canvas of %lld tokens is too long", (long long)N);
+    /* the visibility matrix is N x N bytes: 16384 tokens = 256 MiB */
+    if (N > 16384)
+        return aios__err(AIOS_ERR_RANGE, "diffuse: canvas of %lld tokens is longer than 16384", (long long)N);
     const int thr = p->threshold > 0;
     if (!thr && nblocks > 0 && p->steps < nblocks)
         return aios__err(AIOS_ERR_INVALID_ARG, "diffuse: steps %d < number of blocks %lld", p->steps,
