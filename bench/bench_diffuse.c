@@ -26,7 +26,7 @@
 #include "kernels/kernels.h"
 #include "model/decoder.h"
 
-#define MAXT 64
+#define MAXT 320 /* 2 + 11 per layer, 28 layers */
 typedef struct {
     char name[MAXT][96];
     aios_tensor t[MAXT];
@@ -40,6 +40,10 @@ static float frand(void) { /* uniform in [-1, 1) */
 }
 
 static void add(weights *w, const char *name, int64_t n_out, int64_t n_in, float scale, float base) {
+    if (w->n >= MAXT) {
+        fprintf(stderr, "bench_diffuse: too many tensors\n");
+        exit(1);
+    }
     aios_tensor *t = &w->t[w->n];
     snprintf(w->name[w->n], sizeof w->name[0], "%s", name);
     memset(t, 0, sizeof *t);
