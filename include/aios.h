@@ -769,7 +769,6 @@ int64_t aios_generator_n_vocab(const aios_generator *g);
 aios_status aios_llama2c_import(const char *checkpoint, const char *tokenizer_bin, const char *out_dir);
 int64_t aios_generator_n_ctx(const aios_generator *g);
 
-
 /* ======================================================================================
  * Masked diffusion (the seed's DiffusionCore: NoiseScheduler, DiscreteSampler,
  * UncertaintyEstimator, MemoryConditioner).  docs/diffusion.md explains the algorithms.
@@ -902,6 +901,7 @@ typedef struct {
     int n_steps;            /* steps run */
     int64_t n_forward;      /* denoiser calls */
     int64_t rows_computed;  /* sum of n_new over calls (what a cache saves) */
+    int64_t logits_rows;    /* sum of n_out over calls (rows through the LM head) */
     aios_diffuse_commit *trace; /* n_trace commits in order, when keep_trace */
     int64_t n_trace;
     /* UncertaintyEstimator: means over committed tokens of entropy / ln(n_vocab) and of
@@ -921,7 +921,8 @@ typedef struct {
 /* Fills `out` (caller-owned struct; free its arrays with aios_diffuse_result_free).
  * prompt (n_prompt) and suffix (n_suffix, may be NULL/0) are token ids.  Block-causal denoisers
  * get the prompt left-padded with pad_id to a multiple of the block length; their RoPE
- * positions count non-pad tokens.  Errors: AIOS_ERR_INVALID_ARG for inconsistent parameters
+ * positions count non-pad tokens.  The canvas holds at most 16384 tokens (AIOS_ERR_RANGE).
+ * Errors: AIOS_ERR_INVALID_ARG for inconsistent parameters
  * (message names the field), AIOS_ERR_UNSUPPORTED for a cache the denoiser lacks, or what
  * the denoiser returned.  Thread-safe for distinct denoisers. */
 aios_status aios_diffuse_sample(const aios_denoiser *dn, const aios_diffuse_params *p, const int32_t *prompt,

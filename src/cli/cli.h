@@ -20,17 +20,20 @@ int aios_cli_wants_help(int argc, char **argv);
 
 int aios_cmd_chat(int argc, char **argv);
 int aios_cmd_config(int argc, char **argv);
-int aios_cmd_convert(int argc, char **argv);
-int aios_cmd_detokenize(int argc, char **argv);
+int aios_cmd_info(int argc, char **argv);
+int aios_cmd_inspect(int argc, char **argv); int aios_cmd_convert(int argc, char **argv); int aios_cmd_quantize(int argc, char **argv);
+int aios_cmd_generate(int argc, char **argv); int aios_cmd_chat(int argc, char **argv); /* cmd_generate.c */
 int aios_cmd_diffuse(int argc, char **argv);
 /* generate --mode ar|diffusion (cmd_diffuse.c): -1 = not diffusion, go on with generate. */
 int aios_cli_generate_mode(int *argc, char **argv);
-int aios_cmd_encode(int argc, char **argv);
-int aios_cmd_generate(int argc, char **argv);
-int aios_cmd_info(int argc, char **argv);
-int aios_cmd_inspect(int argc, char **argv);
 int aios_cmd_memory(int argc, char **argv);
 int aios_cmd_parquet(int argc, char **argv);
+int aios_cmd_tokenize(int argc, char **argv), aios_cmd_detokenize(int argc, char **argv);
+int aios_cmd_encode(int argc, char **argv);
+int aios_cmd_convert(int argc, char **argv);
+int aios_cmd_detokenize(int argc, char **argv);
+int aios_cmd_generate(int argc, char **argv);
+int aios_cmd_inspect(int argc, char **argv);
 int aios_cmd_quantize(int argc, char **argv);
 int aios_cmd_serve(int argc, char **argv);
 int aios_cmd_tokenize(int argc, char **argv);

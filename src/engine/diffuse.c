@@ -134,6 +134,7 @@ typedef struct {
     double *pp;         /* (block) probability of the proposal */
     double *ent;        /* (block) entropy */
     int64_t B;          /* block length */
+    int64_t logits_rows;
     uint64_t rng;
 } run_ctx;
 
@@ -159,6 +160,7 @@ static aios_status call_forward(run_ctx *c, const int32_t *ids, int64_t start, i
     if (s != AIOS_OK) return aios__err_prefix(s, "diffuse: denoiser");
     (*n_fwd)++;
     *rows += n - start;
+    c->logits_rows += rhi - rlo;
     return AIOS_OK;
 }
 
@@ -205,13 +207,17 @@ static void propose_fast(run_ctx *c, float *l, int32_t *tok, double *conf, doubl
         }
     }
     double px0 = exp((double)l[x0] - mx) / z;
+    if (!(px0 >= 0)) px0 = 0; /* NaN logit */
     double h = log(z) - s1 / z;
-    if (h < 0) h = 0;
+    if (!(h >= 0)) h = 0;
     *tok = (int32_t)x0;
     *pprop = px0;
     *entropy = h;
     switch (p->algorithm) {
-    case AIOS_REMASK_MARGIN: *conf = 1.0 / z - (second >= 0 ? exp((double)l[second] - mx) / z : 0); break;
+    case AIOS_REMASK_MARGIN:
+        *conf = 1.0 / z - (second >= 0 ? exp((double)l[second] - mx) / z : 0);
+        if (!(*conf >= 0)) *conf = 0;
+        break;
     case AIOS_REMASK_ENTROPY: *conf = -h; break;
     case AIOS_REMASK_RANDOM: *conf = aios__rng_uniform(&c->rng); break;
     default: *conf = px0; break;
@@ -248,6 +254,10 @@ static void propose(run_ctx *c, float *l, int32_t *tok, double *conf, double *pp
         pr[v] = e;
         sum += e;
     }
+    if (!(sum > 0)) { /* every logit -inf / NaN: a degenerate row; uniform over the non-mask tokens */
+        for (int64_t v = 0; v < V; v++) pr[v] = v == mask_id ? 0 : 1.0;
+        sum = (double)(V - (mask_id >= 0 && mask_id < V));
+    }
     for (int64_t v = 0; v < V; v++) pr[v] /= sum;
     /* top-p: keep the smallest set of most probable tokens whose mass reaches top_p */
     if (p->top_p > 0 && p->top_p < 1) {
@@ -264,7 +274,8 @@ static void propose(run_ctx *c, float *l, int32_t *tok, double *conf, double *pp
             if (pr[v] < cut) pr[v] = 0;
             s2 += pr[v];
         }
-        for (int64_t v = 0; v < V; v++) pr[v] /= s2;
+        if (s2 > 0)
+            for (int64_t v = 0; v < V; v++) pr[v] /= s2;
     }
     /* proposal: argmax (first index on ties, as torch.argmax), or Gumbel-max at T > 0:
      * argmax exp(l) / (-log u)^T  ==  argmax l - T log(-log u), all in float64 */
@@ -284,10 +295,9 @@ static void propose(run_ctx *c, float *l, int32_t *tok, double *conf, double *pp
             any = 1;
         }
     }
-    double p1 = pr[best], p2 = 0, h = 0;
+    double p1 = pr[best], h = 0;
     for (int64_t v = 0; v < V; v++) {
         if (pr[v] > 0) h -= pr[v] * log(pr[v]);
-        if (v != best && pr[v] > p2) p2 = pr[v];
     }
     *tok = (int32_t)best;
     *pprop = p1;
@@ -311,7 +321,6 @@ static void propose(run_ctx *c, float *l, int32_t *tok, double *conf, double *pp
     case AIOS_REMASK_RANDOM: *conf = aios__rng_uniform(&c->rng); break;
     default: *conf = p1; break;
     }
-    (void)p2;
 }
 
 static aios_status validate(const aios_denoiser *dn, const aios_diffuse_params *p, int64_t n_prompt,
@@ -401,7 +410,9 @@ aios_status aios_diffuse_sample(const aios_denoiser *dn, const aios_diffuse_para
         return aios__err(AIOS_ERR_INVALID_ARG, "diffuse: block-causal prompt needs padding but the denoiser has no pad_id");
     const int64_t P = left_pad + n_prompt; /* first generated position */
     const int64_t N = P + G + n_suffix;
-    if (N > (1 << 20)) return aios__err(AIOS_ERR_RANGE, "diffuse: canvas of %lld tokens is too long", (long long)N);
+    /* the visibility matrix is N x N bytes: 16384 tokens = 256 MiB */
+    if (N > 16384)
+        return aios__err(AIOS_ERR_RANGE, "diffuse: canvas of %lld tokens is longer than 16384", (long long)N);
     const int thr = p->threshold > 0;
     if (!thr && nblocks > 0 && p->steps < nblocks)
         return aios__err(AIOS_ERR_INVALID_ARG, "diffuse: steps %d < number of blocks %lld", p->steps,
@@ -496,9 +507,8 @@ aios_status aios_diffuse_sample(const aios_denoiser *dn, const aios_diffuse_para
             st = block_plan(p, m, spb, counts);
             if (st != AIOS_OK) goto done;
         }
-        /* rows whose logits we need: row(i) = shift ? max(i - 1, 0) : i for i in [lo, hi) */
+        /* rows that predict the block: row(i) = shift ? max(i - 1, 0) : i for i in [lo, hi) */
         const int64_t rlo = dn->shift ? AIOS_MAX(lo - 1, 0) : lo;
-        const int64_t rhi = dn->shift ? AIOS_MAX(hi - 2, 0) + 1 : hi;
         for (int s = 0; s < spb; s++) {
             if (thr) { /* threshold mode runs until the block is full; plans may end with empty steps */
                 int64_t left = 0;
@@ -516,24 +526,31 @@ aios_status aios_diffuse_sample(const aios_denoiser *dn, const aios_diffuse_para
             int64_t start = 0;
             if (kv == AIOS_KV_EXACT) start = AIOS_MIN(valid, rlo);
             else if (kv == AIOS_KV_PREFIX) start = s == 0 ? 0 : AIOS_MIN(valid, rlo);
-            st = call_forward(&c, c.x, start, n_cur, rlo, rhi, c.logits, &out->n_forward, &out->rows_computed);
+            /* logits only for the rows that predict still-masked positions (the LM head is the
+             * widest matmul of a step): from the first to the last masked one */
+            int64_t mlo = lo, mhi = hi;
+            while (mlo < hi && c.x[mlo] != dn->mask_id) mlo++;
+            while (mhi > mlo && c.x[mhi - 1] != dn->mask_id) mhi--;
+            const int64_t slo = dn->shift ? AIOS_MAX(mlo - 1, 0) : mlo;
+            const int64_t shi = dn->shift ? AIOS_MAX(mhi - 2, 0) + 1 : mhi;
+            st = call_forward(&c, c.x, start, n_cur, slo, shi, c.logits, &out->n_forward, &out->rows_computed);
             if (st != AIOS_OK) goto done;
             if (kv == AIOS_KV_EXACT) valid = AIOS_MIN(lo, rlo); /* rows before the block are final now */
             else if (kv == AIOS_KV_PREFIX && s == 0) valid = rlo;
             if (cfg) {
                 /* the unconditional canvas carries the same committed tokens */
                 for (int64_t i = P; i < N; i++) c.xu[i] = c.x[i];
-                st = call_forward(&c, c.xu, 0, n_cur, rlo, rhi, c.logits_u, &out->n_forward, &out->rows_computed);
+                st = call_forward(&c, c.xu, 0, n_cur, slo, shi, c.logits_u, &out->n_forward, &out->rows_computed);
                 if (st != AIOS_OK) goto done;
                 const float g1 = (float)(p->guidance_scale + 1.0);
-                for (int64_t i = 0; i < (rhi - rlo) * V; i++)
+                for (int64_t i = 0; i < (shi - slo) * V; i++)
                     c.logits[i] = c.logits_u[i] + g1 * (c.logits[i] - c.logits_u[i]);
             }
             /* proposals for the masked positions of the block */
             int64_t nc = 0;
             for (int64_t i = lo; i < hi; i++) {
                 if (c.x[i] != dn->mask_id) continue;
-                int64_t row = (dn->shift ? AIOS_MAX(i - 1, 0) : i) - rlo;
+                int64_t row = (dn->shift ? AIOS_MAX(i - 1, 0) : i) - slo;
                 double conf;
                 propose(&c, c.logits + row * V, &c.x0[i - lo], &conf, &c.pp[i - lo], &c.ent[i - lo]);
                 c.cands[nc].idx = i;
@@ -600,6 +617,7 @@ aios_status aios_diffuse_sample(const aios_denoiser *dn, const aios_diffuse_para
     out->gen_start = P;
     out->gen_len = AIOS_MIN(G, end - P);
     out->n_steps = step;
+    out->logits_rows = c.logits_rows;
     aios__unc_finish(&unc, &out->mean_entropy, &out->mean_one_minus_conf, &out->uncertainty);
     out->seconds = aios__now() - t0;
 

@@ -224,7 +224,7 @@ class Commit(C.Structure):
 class Result(C.Structure):
     _fields_ = [("ids", C.POINTER(C.c_int32)), ("n_ids", C.c_int64), ("left_pad", C.c_int64),
                 ("gen_start", C.c_int64), ("gen_len", C.c_int64), ("stopped_at_eos", C.c_int),
-                ("n_steps", C.c_int), ("n_forward", C.c_int64), ("rows_computed", C.c_int64),
+                ("n_steps", C.c_int), ("n_forward", C.c_int64), ("rows_computed", C.c_int64), ("logits_rows", C.c_int64),
                 ("trace", C.POINTER(Commit)), ("n_trace", C.c_int64), ("mean_entropy", C.c_double),
                 ("mean_one_minus_conf", C.c_double), ("uncertainty", C.c_double),
                 ("step_entropy", C.POINTER(C.c_double)), ("step_one_minus_conf", C.POINTER(C.c_double)),

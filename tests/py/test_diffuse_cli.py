@@ -101,5 +101,39 @@ def test_cli_generate_mode_diffusion():
     assert aios("generate", "--mode", "sideways", "--model", "x", check=False).returncode == 2
 
 
+@test
+def test_cli_memory_guided():
+    """--memory-store: memories added with `aios memory add --text` (embedded by bert-tiny) are
+    placed after [CLS], best first, and named on stderr; the canvas decodes to their text."""
+    try:
+        from tokenizers import Tokenizer
+    except ImportError:
+        raise Skip("tokenizers not installed")
+    import re
+    import tempfile
+    d = os.path.join(M, "bert-tiny")
+    store = tempfile.mkdtemp(prefix="aios-diffuse-mem-")
+    texts = ["spring flowers bloom in the garden", "the stock market fell sharply", "warm spring rain"]
+    ids_of = {}
+    for i, t in enumerate(texts):
+        extra = ["--model", d] if i == 0 else []
+        ids_of[aios("memory", "add", "--store", store, "--text", t, *extra).stdout.strip()] = t
+    p = aios("diffuse", "--model", d, "--prompt", "the best thing about spring is", "--gen-length", 4, "--steps", 4,
+             "--memory-store", store, "--memory-top-k", 2, "--ids")
+    used = re.findall(r"memory (\S+) \(similarity ([0-9.-]+)\)", p.stderr)
+    assert len(used) == 2 and float(used[0][1]) >= float(used[1][1]), p.stderr
+    # the store's own ranking (aios memory search) agrees
+    hits = aios("memory", "search", "--store", store, "--text", "the best thing about spring is", "--top-k", 2).stdout
+    for mid, _ in used:
+        assert mid in hits, (mid, hits)
+    canvas = list(map(int, p.stdout.split()))
+    tok = Tokenizer.from_file(os.path.join(d, "tokenizer.json"))
+    mem_ids = sum((tok.encode(ids_of[m], add_special_tokens=False).ids for m, _ in used), [])
+    assert canvas[0] == 101 and canvas[1:1 + len(mem_ids)] == mem_ids, (canvas, mem_ids)
+    prompt = tok.encode("the best thing about spring is", add_special_tokens=False).ids
+    assert canvas[1 + len(mem_ids):1 + len(mem_ids) + len(prompt)] == prompt
+    assert aios("diffuse", "--model", d, "--prompt-ids", "101", "--memory-store", store, check=False).returncode == 2
+
+
 if __name__ == "__main__":
     run()
