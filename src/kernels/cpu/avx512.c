@@ -314,6 +314,9 @@ static T512I __m512 qload16(const uint8_t *raw, int64_t e, aios_dtype dt, __mmas
     return _mm512_cvtepi32_ps(_mm512_and_si512(q, _mm512_set1_epi32(3)));
 }
 
+#ifndef PF_BLOCKS
+#define PF_BLOCKS 2
+#endif
 static T512I void gemv_blk(float *y, int64_t ldy, const float *x, int64_t ldx, const aios_tensor *W, int64_t r0,
                            const aios_dtype dt, const int NR, const int NT) {
     const int64_t n_in = W->shape[1];
@@ -343,6 +346,27 @@ static T512I void gemv_blk(float *y, int64_t ldy, const float *x, int64_t ldx, c
             }
         }
         const int64_t kend = dt == AIOS_DTYPE_Q8 ? run : k + (run - k) / 16 * 16;
+        /* 64 columns per step (one cache line of int8 per row), prefetched PF_BLOCKS row blocks ahead */
+        for (; k + 64 <= kend; k += 64) {
+            __m512 xv[3][4];
+#pragma GCC unroll 3
+            for (int t = 0; t < NT; t++)
+#pragma GCC unroll 4
+                for (int u = 0; u < 4; u++) {
+                    xv[t][u] = _mm512_loadu_ps(x + t * ldx + j + k + 16 * u);
+                    if (need_xs) xs[t] = _mm512_add_ps(xs[t], xv[t][u]);
+                }
+#pragma GCC unroll 4
+            for (int r = 0; r < NR; r++) {
+                _mm_prefetch((const char *)raw + (e0 + (r + PF_BLOCKS * NR) * n_in + k) / al, _MM_HINT_T0);
+#pragma GCC unroll 4
+                for (int u = 0; u < 4; u++) {
+                    __m512 wv = qload16(raw, e0 + r * n_in + k + 16 * u, dt, 0xFFFF);
+#pragma GCC unroll 3
+                    for (int t = 0; t < NT; t++) acc[r][t] = _mm512_fmadd_ps(wv, xv[t][u], acc[r][t]);
+                }
+            }
+        }
         for (; k < kend; k += 16) {
             __mmask16 m = tailmask(kend - k);
             __m512 xv[3];
@@ -353,8 +377,6 @@ static T512I void gemv_blk(float *y, int64_t ldy, const float *x, int64_t ldx, c
             }
 #pragma GCC unroll 4
             for (int r = 0; r < NR; r++) {
-                /* the same columns of the next row block: one block ahead in the stream */
-                _mm_prefetch((const char *)raw + (e0 + (r + NR) * n_in + k) / al, _MM_HINT_T0);
                 __m512 wv = qload16(raw, e0 + r * n_in + k, dt, m);
 #pragma GCC unroll 3
                 for (int t = 0; t < NT; t++) acc[r][t] = _mm512_fmadd_ps(wv, xv[t], acc[r][t]);
