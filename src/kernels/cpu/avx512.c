@@ -314,8 +314,8 @@ static T512I __m512 qload16(const uint8_t *raw, int64_t e, aios_dtype dt, __mmas
     return _mm512_cvtepi32_ps(_mm512_and_si512(q, _mm512_set1_epi32(3)));
 }
 
-#ifndef PF_BLOCKS
-#define PF_BLOCKS 2
+#ifndef PF_BYTES
+#define PF_BYTES 16384
 #endif
 static T512I void gemv_blk(float *y, int64_t ldy, const float *x, int64_t ldx, const aios_tensor *W, int64_t r0,
                            const aios_dtype dt, const int NR, const int NT) {
@@ -346,7 +346,7 @@ static T512I void gemv_blk(float *y, int64_t ldy, const float *x, int64_t ldx, c
             }
         }
         const int64_t kend = dt == AIOS_DTYPE_Q8 ? run : k + (run - k) / 16 * 16;
-        /* 64 columns per step (one cache line of int8 per row), prefetched PF_BLOCKS row blocks ahead */
+        /* 64 columns per step (one cache line of int8 per row), prefetched PF_BYTES ahead in the stream (rows are contiguous) */
         for (; k + 64 <= kend; k += 64) {
             __m512 xv[3][4];
 #pragma GCC unroll 3
@@ -358,7 +358,7 @@ static T512I void gemv_blk(float *y, int64_t ldy, const float *x, int64_t ldx, c
                 }
 #pragma GCC unroll 4
             for (int r = 0; r < NR; r++) {
-                _mm_prefetch((const char *)raw + (e0 + (r + PF_BLOCKS * NR) * n_in + k) / al, _MM_HINT_T0);
+                _mm_prefetch((const char *)raw + (e0 + r * n_in + k) / al + PF_BYTES, _MM_HINT_T0);
 #pragma GCC unroll 4
                 for (int u = 0; u < 4; u++) {
                     __m512 wv = qload16(raw, e0 + r * n_in + k + 16 * u, dt, 0xFFFF);
