@@ -325,6 +325,11 @@ static T512I void gemv_blk(float *y, int64_t ldy, const float *x, int64_t ldx, c
     const int need_xs = W->zero_points || off;
     const int al = dt == AIOS_DTYPE_Q8 ? 1 : dt == AIOS_DTYPE_Q4 ? 2 : 4; /* elements per aligned byte */
     float tot[4][3] = {{0}};
+    __m512 vt[4][3];
+#pragma GCC unroll 4
+    for (int r = 0; r < NR; r++)
+#pragma GCC unroll 3
+        for (int t = 0; t < NT; t++) vt[r][t] = _mm512_setzero_ps();
     for (int64_t j = 0; j < n_in;) {
         const int64_t run = aios__q_run(W, j, n_in - j), e0 = r0 * n_in + j;
         __m512 acc[4][3], xs[3];
@@ -391,22 +396,26 @@ static T512I void gemv_blk(float *y, int64_t ldy, const float *x, int64_t ldx, c
                 for (int r = 0; r < NR; r++) hs[r][t] += (float)(aios__q_get(W, e0 + r * n_in + k) + off) * xv;
             }
         }
-        float sx[3];
-#pragma GCC unroll 3
-        for (int t = 0; t < NT; t++) sx[t] = need_xs ? _mm512_reduce_add_ps(xs[t]) + hx[t] : 0.0f;
+        /* scales applied in vector registers (reduced once per row at the end: groups of 32
+         * would otherwise pay a horizontal sum per 32 columns) */
 #pragma GCC unroll 4
         for (int r = 0; r < NR; r++) {
             int64_t si = aios__q_sidx(W, r0 + r, j);
             float s = aios__ldf(W->scales, si), z = (W->zero_points ? aios__ldf(W->zero_points, si) : 0.0f) + (float)off;
+            const __m512 vs = _mm512_set1_ps(s), vzs = _mm512_set1_ps(-z * s);
 #pragma GCC unroll 3
-            for (int t = 0; t < NT; t++) tot[r][t] += s * (_mm512_reduce_add_ps(acc[r][t]) + hs[r][t] - z * sx[t]);
+            for (int t = 0; t < NT; t++) {
+                vt[r][t] = _mm512_fmadd_ps(acc[r][t], vs, vt[r][t]);
+                if (need_xs) vt[r][t] = _mm512_fmadd_ps(xs[t], vzs, vt[r][t]);
+                tot[r][t] += s * (hs[r][t] - z * hx[t]);
+            }
         }
         j += run;
     }
 #pragma GCC unroll 4
     for (int r = 0; r < NR; r++)
 #pragma GCC unroll 3
-        for (int t = 0; t < NT; t++) y[t * ldy + r] += tot[r][t];
+        for (int t = 0; t < NT; t++) y[t * ldy + r] += tot[r][t] + _mm512_reduce_add_ps(vt[r][t]);
 }
 
 #define GEMV_NT(DT, NR)                                                                     \
