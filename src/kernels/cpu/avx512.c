@@ -351,21 +351,50 @@ static T512I void gemv_blk(float *y, int64_t ldy, const float *x, int64_t ldx, c
             }
         }
         const int64_t kend = dt == AIOS_DTYPE_Q8 ? run : k + (run - k) / 16 * 16;
-        /* 64 columns per step (one cache line of int8 per row), prefetched PF_BYTES ahead in the stream (rows are contiguous) */
-        for (; k + 64 <= kend; k += 64) {
+        /* Steps of SW columns (int8: 64, a cache line per row; int4: 32, groups of 32 are
+         * common), the stream prefetched PF_BYTES ahead (rows are contiguous). */
+        const int SW = dt == AIOS_DTYPE_Q4 ? 32 : 64, U = SW / 16;
+        for (; k + SW <= kend; k += SW) {
             __m512 xv[3][4];
 #pragma GCC unroll 3
             for (int t = 0; t < NT; t++)
 #pragma GCC unroll 4
-                for (int u = 0; u < 4; u++) {
+                for (int u = 0; u < U; u++) {
                     xv[t][u] = _mm512_loadu_ps(x + t * ldx + j + k + 16 * u);
                     if (need_xs) xs[t] = _mm512_add_ps(xs[t], xv[t][u]);
                 }
+            if (dt == AIOS_DTYPE_Q4) {
+                /* int4: a byte holds columns 2i (high nibble) and 2i+1 (low); the activations are
+                 * split into even / odd columns once for all rows, and each row's 16 bytes widen
+                 * to 16 lanes whose nibbles become floats by a 16-entry table lookup (vpermps
+                 * reads only an index's low 4 bits). */
+                const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+                const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+                const __m512 lut = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#pragma GCC unroll 3
+                for (int t = 0; t < NT; t++) {
+                    __m512 a = xv[t][0], b = xv[t][1];
+                    xv[t][0] = _mm512_permutex2var_ps(a, ev, b);
+                    xv[t][1] = _mm512_permutex2var_ps(a, od, b);
+                }
+#pragma GCC unroll 4
+                for (int r = 0; r < NR; r++) {
+                    const uint8_t *p = raw + (e0 + r * n_in + k) / 2;
+                    _mm_prefetch((const char *)p + PF_BYTES, _MM_HINT_T0);
+                    __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
+                    __m512 whi = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), lut);
+                    __m512 wlo = _mm512_permutexvar_ps(v, lut);
+#pragma GCC unroll 3
+                    for (int t = 0; t < NT; t++)
+                        acc[r][t] = _mm512_fmadd_ps(wlo, xv[t][1], _mm512_fmadd_ps(whi, xv[t][0], acc[r][t]));
+                }
+                continue;
+            }
 #pragma GCC unroll 4
             for (int r = 0; r < NR; r++) {
                 _mm_prefetch((const char *)raw + (e0 + r * n_in + k) / al + PF_BYTES, _MM_HINT_T0);
 #pragma GCC unroll 4
-                for (int u = 0; u < 4; u++) {
+                for (int u = 0; u < U; u++) {
                     __m512 wv = qload16(raw, e0 + r * n_in + k + 16 * u, dt, 0xFFFF);
 #pragma GCC unroll 3
                     for (int t = 0; t < NT; t++) acc[r][t] = _mm512_fmadd_ps(wv, xv[t][u], acc[r][t]);
