@@ -205,7 +205,7 @@ static void check_matmul_case(aios_dtype dt, int64_t n_out, int64_t n_in, int64_
         if (isnan(ef)) ef = INFINITY;
         CHECKF(ef < 1e-5, "%s matmul dtype %d %lldx%lld T=%lld gran %d: err %g vs ref", TIERS[i], dt,
                (long long)n_out, (long long)n_in, (long long)T, gran, ef);
-        CHECK(rel_err_d(yf, yd, T * n_out) < 2e-6 || T * n_out < 8);
+        CHECKF(rel_err_d(yf, yd, T * n_out) < 2e-6 || T * n_out < 8, "%s dtype %d %lldx%lld T=%lld gran %d zp %d: %g vs double", TIERS[i], dt, (long long)n_out, (long long)n_in, (long long)T, gran, zp, rel_err_d(yf, yd, T * n_out));
     }
     aios_kernels_use("auto");
     free(x), free(bias), free(yr), free(yf), free(yd), free(ya);
