@@ -514,6 +514,8 @@ static inline __attribute__((always_inline)) TVNNI void qtile(int32_t out[4][4],
         for (int t = 0; t < 4; t++) acc[r][t] = _mm512_setzero_si512();
     for (int64_t k = 0; k < n; k += 64) {
         __mmask64 m = n - k >= 64 ? ~0ull : ((1ull << (n - k)) - 1);
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) _mm_prefetch((const char *)(w + r * ldw + k) + PF_BYTES, _MM_HINT_T0);
         __m512i w0 = _mm512_maskz_loadu_epi8(m, w + k), w1 = _mm512_maskz_loadu_epi8(m, w + ldw + k);
         __m512i w2 = _mm512_maskz_loadu_epi8(m, w + 2 * ldw + k), w3 = _mm512_maskz_loadu_epi8(m, w + 3 * ldw + k);
 #pragma GCC unroll 4
