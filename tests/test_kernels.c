@@ -259,6 +259,10 @@ static void test_matmul_decode(void) {
                     for (int gran = 0; gran < 3; gran++)
                         for (int zp = 0; zp < 2; zp++) check_matmul_case(dts[d], n_out, n_in, T, gran, G, zp);
             }
+    /* groups longer than a partial sum (avx2 splits runs at 256 columns) */
+    check_matmul_case(AIOS_DTYPE_Q4, 9, 1100, 1, 2, 550, 1);
+    check_matmul_case(AIOS_DTYPE_Q8, 13, 1024, 2, 2, 512, 0);
+    check_matmul_case(AIOS_DTYPE_Q2, 6, 1032, 3, 2, 344, 1);
     aios_set_threads(old);
 }
 

@@ -233,9 +233,12 @@ static T256I void gemv_blk(float *y, int64_t ldy, const float *x, int64_t ldx, c
     for (int r = 0; r < NR; r++)
 #pragma GCC unroll 3
         for (int t = 0; t < NT; t++) vt[r][t] = _mm256_setzero_ps();
+    /* group index and columns left in it, kept incrementally (no divisions per run) */
+    const int64_t G = W->group_size > 0 ? W->group_size : n_in, gpr = n_in / G;
+    int64_t gi = 0, gleft = G;
     for (int64_t j = 0; j < n_in;) {
         /* at most 256 columns per partial sum (8 lanes: keeps float32 summation chains short) */
-        const int64_t run = AIOS_MIN(256, aios__q_run(W, j, n_in - j)), e0 = r0 * n_in + j;
+        const int64_t run = AIOS_MIN(256, AIOS_MIN(gleft, n_in - j)), e0 = r0 * n_in + j;
         __m256 acc[4][3], xs[3];
 #pragma GCC unroll 4
         for (int r = 0; r < NR; r++)
@@ -297,7 +300,7 @@ static T256I void gemv_blk(float *y, int64_t ldy, const float *x, int64_t ldx, c
             }
 #pragma GCC unroll 4
         for (int r = 0; r < NR; r++) {
-            int64_t si = aios__q_sidx(W, r0 + r, j);
+            const int64_t si = W->group_size > 0 ? (r0 + r) * gpr + gi : W->quant_axis == 0 ? r0 + r : 0;
             float s = aios__ldf(W->scales, si), z = (W->zero_points ? aios__ldf(W->zero_points, si) : 0.0f) + (float)off;
             const __m256 vs = _mm256_set1_ps(s), vzs = _mm256_set1_ps(-z * s);
 #pragma GCC unroll 3
@@ -308,6 +311,7 @@ static T256I void gemv_blk(float *y, int64_t ldy, const float *x, int64_t ldx, c
             }
         }
         j += run;
+        if ((gleft -= run) == 0) gi++, gleft = G;
     }
 #pragma GCC unroll 4
     for (int r = 0; r < NR; r++)

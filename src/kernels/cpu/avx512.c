@@ -330,8 +330,11 @@ static T512I void gemv_blk(float *y, int64_t ldy, const float *x, int64_t ldx, c
     for (int r = 0; r < NR; r++)
 #pragma GCC unroll 3
         for (int t = 0; t < NT; t++) vt[r][t] = _mm512_setzero_ps();
+    /* group index and columns left in it, kept incrementally (no divisions per run) */
+    const int64_t G = W->group_size > 0 ? W->group_size : n_in, gpr = n_in / G;
+    int64_t gi = 0, gleft = G;
     for (int64_t j = 0; j < n_in;) {
-        const int64_t run = aios__q_run(W, j, n_in - j), e0 = r0 * n_in + j;
+        const int64_t run = AIOS_MIN(gleft, n_in - j), e0 = r0 * n_in + j;
         __m512 acc[4][3], xs[3];
 #pragma GCC unroll 4
         for (int r = 0; r < NR; r++)
@@ -429,7 +432,7 @@ static T512I void gemv_blk(float *y, int64_t ldy, const float *x, int64_t ldx, c
          * would otherwise pay a horizontal sum per 32 columns) */
 #pragma GCC unroll 4
         for (int r = 0; r < NR; r++) {
-            int64_t si = aios__q_sidx(W, r0 + r, j);
+            const int64_t si = W->group_size > 0 ? (r0 + r) * gpr + gi : W->quant_axis == 0 ? r0 + r : 0;
             float s = aios__ldf(W->scales, si), z = (W->zero_points ? aios__ldf(W->zero_points, si) : 0.0f) + (float)off;
             const __m512 vs = _mm512_set1_ps(s), vzs = _mm512_set1_ps(-z * s);
 #pragma GCC unroll 3
@@ -440,6 +443,7 @@ static T512I void gemv_blk(float *y, int64_t ldy, const float *x, int64_t ldx, c
             }
         }
         j += run;
+        if ((gleft -= run) == 0) gi++, gleft = G;
     }
 #pragma GCC unroll 4
     for (int r = 0; r < NR; r++)
