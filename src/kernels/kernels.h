@@ -26,7 +26,8 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
 /* Int8 weights (Q8, per tensor or per row scales) against activations quantized per token row
  * to int8 (symmetric, scale max|x| / 127) with integer dot products (AVX-512 VNNI) when the
  * CPU has them: off (0, the default) keeps the exact-float path (weights dequantized in
- * registers, float FMA); on (1) is ~2x faster with a measured accuracy cost (docs/kernels.md).
+ * registers, float FMA); on (1) is up to ~2x faster for batches (no faster when decoding, which
+ * is bound by memory bandwidth either way) with a measured accuracy cost (docs/kernels.md).
  * AIOS_INT8_ACT=1 turns it on.  Not thread-safe: call before work. */
 void aios_kernels_int8_activations(int on);
 

@@ -192,6 +192,166 @@ static T256 void tile256(float *y, int64_t ldy, const float *w, int64_t ldw, int
         for (int r = 0; r < nr; r++) y[t * ldy + r] += dot256(w + r * ldw, x + t * ldx, n);
 }
 
+/* ---------------------------------------------------------------- fused quantized GEMV */
+
+/* Decoding (1-3 tokens), as gemv_blk in avx512.c: rows expanded from the packed bytes in
+ * registers, NR rows (4, or 1 when rows start at different bit offsets) sharing every
+ * activation load; per run of columns sharing a scale acc = sum u x (u the stored unsigned
+ * int4 / int2 field, the signed int8 byte), y += s (acc - (z + off) sum x), off = 0 / 8 / 2. */
+
+/* 8 weights from element e (e % 2 == 0 for int4, e % 4 == 0 for int2), as floats. */
+static T256I __m256 qload8(const uint8_t *raw, int64_t e, aios_dtype dt) {
+    if (dt == AIOS_DTYPE_Q8) return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(raw + e))));
+    if (dt == AIOS_DTYPE_Q4) {
+        int32_t w4;
+        memcpy(&w4, raw + (e >> 1), 4);
+        const __m128i nib = _mm_set1_epi8(0x0F);
+        __m128i b = _mm_cvtsi32_si128(w4);
+        __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), nib), lo = _mm_and_si128(b, nib);
+        return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_unpacklo_epi8(hi, lo)));
+    }
+    uint16_t w2;
+    memcpy(&w2, raw + (e >> 2), 2);
+    const __m128i rep4 = _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    const __m256i sh2 = _mm256_setr_epi32(6, 4, 2, 0, 6, 4, 2, 0);
+    __m256i q = _mm256_srlv_epi32(_mm256_cvtepu8_epi32(_mm_shuffle_epi8(_mm_cvtsi32_si128(w2), rep4)), sh2);
+    return _mm256_cvtepi32_ps(_mm256_and_si256(q, _mm256_set1_epi32(3)));
+}
+
+#define PF_BYTES 16384 /* software prefetch distance in the weight stream (measured in avx512.c) */
+
+static T256I void gemv_blk(float *y, int64_t ldy, const float *x, int64_t ldx, const aios_tensor *W, int64_t r0,
+                           const aios_dtype dt, const int NR, const int NT) {
+    const int64_t n_in = W->shape[1];
+    const uint8_t *raw = (const uint8_t *)W->data;
+    const int off = dt == AIOS_DTYPE_Q8 ? 0 : dt == AIOS_DTYPE_Q4 ? 8 : 2;
+    const int need_xs = W->zero_points || off;
+    const int al = dt == AIOS_DTYPE_Q8 ? 1 : dt == AIOS_DTYPE_Q4 ? 2 : 4;
+    float tot[4][3] = {{0}};
+    __m256 vt[4][3];
+#pragma GCC unroll 4
+    for (int r = 0; r < NR; r++)
+#pragma GCC unroll 3
+        for (int t = 0; t < NT; t++) vt[r][t] = _mm256_setzero_ps();
+    /* group index and columns left in it, kept incrementally (no divisions per run) */
+    const int64_t G = W->group_size > 0 ? W->group_size : n_in, gpr = n_in / G;
+    int64_t gi = 0, gleft = G;
+    for (int64_t j = 0; j < n_in;) {
+        /* at most 256 columns per partial sum (8 lanes: keeps float32 summation chains short) */
+        const int64_t run = AIOS_MIN(256, AIOS_MIN(gleft, n_in - j)), e0 = r0 * n_in + j;
+        __m256 acc[4][3], xs[3];
+#pragma GCC unroll 4
+        for (int r = 0; r < NR; r++)
+#pragma GCC unroll 3
+            for (int t = 0; t < NT; t++) acc[r][t] = _mm256_setzero_ps();
+#pragma GCC unroll 3
+        for (int t = 0; t < NT; t++) xs[t] = _mm256_setzero_ps();
+        float hs[4][3] = {{0}}, hx[3] = {0};
+        int64_t k = 0;
+        for (; ((e0 + k) % al) && k < run; k++) /* rows of a block share e0 % al */
+#pragma GCC unroll 3
+            for (int t = 0; t < NT; t++) {
+                float xv = x[t * ldx + j + k];
+                hx[t] += xv;
+#pragma GCC unroll 4
+                for (int r = 0; r < NR; r++) hs[r][t] += (float)(aios__q_get(W, e0 + r * n_in + k) + off) * xv;
+            }
+        for (; k + 32 <= run; k += 32) { /* 32 columns per step, prefetched PF_BYTES ahead */
+#pragma GCC unroll 4
+            for (int r = 0; r < NR; r++)
+                _mm_prefetch((const char *)raw + (e0 + r * n_in + k) / al + PF_BYTES, _MM_HINT_T0);
+#pragma GCC unroll 4
+            for (int u = 0; u < 4; u++) {
+                __m256 xv[3];
+#pragma GCC unroll 3
+                for (int t = 0; t < NT; t++) {
+                    xv[t] = _mm256_loadu_ps(x + t * ldx + j + k + 8 * u);
+                    if (need_xs) xs[t] = _mm256_add_ps(xs[t], xv[t]);
+                }
+#pragma GCC unroll 4
+                for (int r = 0; r < NR; r++) {
+                    __m256 wv = qload8(raw, e0 + r * n_in + k + 8 * u, dt);
+#pragma GCC unroll 3
+                    for (int t = 0; t < NT; t++) acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);
+                }
+            }
+        }
+        for (; k + 8 <= run; k += 8) {
+            __m256 xv[3];
+#pragma GCC unroll 3
+            for (int t = 0; t < NT; t++) {
+                xv[t] = _mm256_loadu_ps(x + t * ldx + j + k);
+                if (need_xs) xs[t] = _mm256_add_ps(xs[t], xv[t]);
+            }
+#pragma GCC unroll 4
+            for (int r = 0; r < NR; r++) {
+                __m256 wv = qload8(raw, e0 + r * n_in + k, dt);
+#pragma GCC unroll 3
+                for (int t = 0; t < NT; t++) acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);
+            }
+        }
+        for (; k < run; k++)
+#pragma GCC unroll 3
+            for (int t = 0; t < NT; t++) {
+                float xv = x[t * ldx + j + k];
+                hx[t] += xv;
+#pragma GCC unroll 4
+                for (int r = 0; r < NR; r++) hs[r][t] += (float)(aios__q_get(W, e0 + r * n_in + k) + off) * xv;
+            }
+#pragma GCC unroll 4
+        for (int r = 0; r < NR; r++) {
+            const int64_t si = W->group_size > 0 ? (r0 + r) * gpr + gi : W->quant_axis == 0 ? r0 + r : 0;
+            float s = aios__ldf(W->scales, si), z = (W->zero_points ? aios__ldf(W->zero_points, si) : 0.0f) + (float)off;
+            const __m256 vs = _mm256_set1_ps(s), vzs = _mm256_set1_ps(-z * s);
+#pragma GCC unroll 3
+            for (int t = 0; t < NT; t++) {
+                vt[r][t] = _mm256_fmadd_ps(acc[r][t], vs, vt[r][t]);
+                if (need_xs) vt[r][t] = _mm256_fmadd_ps(xs[t], vzs, vt[r][t]);
+                tot[r][t] += s * (hs[r][t] - z * hx[t]);
+            }
+        }
+        j += run;
+        if ((gleft -= run) == 0) gi++, gleft = G;
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < NR; r++)
+#pragma GCC unroll 3
+        for (int t = 0; t < NT; t++) y[t * ldy + r] += tot[r][t] + hsum256(vt[r][t]);
+}
+
+#define GEMV_NT(DT, NR)                                                                     \
+    switch (nt) {                                                                           \
+    case 1: gemv_blk(y, ldy, x, ldx, W, r, DT, NR, 1); break;                               \
+    case 2: gemv_blk(y, ldy, x, ldx, W, r, DT, NR, 2); break;                               \
+    default: gemv_blk(y, ldy, x, ldx, W, r, DT, NR, 3); break;                              \
+    }
+
+/* Rows r0 <= r < r1 of y[t * ldy + r] += dot(W row r, x[t * ldx]) for t < nt (1..3). */
+static T256 void gemv_q_256(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
+                            int64_t r0, int64_t r1) {
+    const int64_t n_in = W->shape[1];
+    const int al = W->dtype == AIOS_DTYPE_Q8 ? 1 : W->dtype == AIOS_DTYPE_Q4 ? 2 : 4;
+    const int64_t step = n_in % al ? 1 : 4; /* 4-row blocks when all rows start at the same bit offset */
+    y += r0;
+    for (int64_t r = r0; r < r1;) {
+        if (step == 4 && r + 4 <= r1) {
+            switch (W->dtype) {
+            case AIOS_DTYPE_Q8: GEMV_NT(AIOS_DTYPE_Q8, 4) break;
+            case AIOS_DTYPE_Q4: GEMV_NT(AIOS_DTYPE_Q4, 4) break;
+            default: GEMV_NT(AIOS_DTYPE_Q2, 4) break;
+            }
+            r += 4, y += 4;
+        } else {
+            switch (W->dtype) {
+            case AIOS_DTYPE_Q8: GEMV_NT(AIOS_DTYPE_Q8, 1) break;
+            case AIOS_DTYPE_Q4: GEMV_NT(AIOS_DTYPE_Q4, 1) break;
+            default: GEMV_NT(AIOS_DTYPE_Q2, 1) break;
+            }
+            r += 1, y += 1;
+        }
+    }
+}
+
 /* ---------------------------------------------------------------- rows and elementwise */
 
 static T256 void axpy256(float *y, float a, const float *x, int64_t n) {
@@ -312,5 +472,6 @@ const aios__ktier aios__tier_avx2 = {
     .rmsnorm_row = rmsnorm256,
     .add = add256,
     .mul = mul256,
+    .gemv_q = gemv_q_256,
 };
 #endif

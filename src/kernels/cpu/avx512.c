@@ -287,46 +287,200 @@ static T512 void rmsnorm512(float *y, const float *x, const float *w, int64_t n,
     }
 }
 
-/* ---------------------------------------------------------------- fused int8 GEMV */
+/* ---------------------------------------------------------------- fused quantized GEMV */
 
-static T512I void gemv_q8_n(float *y, int64_t ldy, const float *x, int64_t ldx, const int NT, const aios_tensor *W,
-                            int64_t r) {
-    const int64_t n_in = W->shape[1];
-    const int8_t *w = (const int8_t *)W->data + r * n_in;
-    __m512 tot[3];
-#pragma GCC unroll 3
-    for (int t = 0; t < 3; t++) tot[t] = _mm512_setzero_ps();
-    for (int64_t j = 0; j < n_in;) {
-        int64_t run = aios__q_run(W, j, n_in - j), si = aios__q_sidx(W, r, j);
-        float s = aios__ldf(W->scales, si), z = W->zero_points ? aios__ldf(W->zero_points, si) : 0.0f;
-        __m512 acc[3], xs[3];
-#pragma GCC unroll 3
-        for (int t = 0; t < 3; t++) acc[t] = xs[t] = _mm512_setzero_ps();
-        for (int64_t k = 0; k < run; k += 16) {
-            __mmask16 m = tailmask(run - k);
-            __m512 wv = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, w + j + k)));
-#pragma GCC unroll 3
-            for (int t = 0; t < NT; t++) {
-                __m512 xv = _mm512_maskz_loadu_ps(m, x + t * ldx + j + k);
-                acc[t] = _mm512_fmadd_ps(wv, xv, acc[t]);
-                xs[t] = _mm512_add_ps(xs[t], xv);
-            }
-        }
-        /* sum (q - z) s x = s (sum q x) - z s (sum x) */
-        const __m512 vs = _mm512_set1_ps(s), vzs = _mm512_set1_ps(-z * s);
-#pragma GCC unroll 3
-        for (int t = 0; t < NT; t++) tot[t] = _mm512_fmadd_ps(xs[t], vzs, _mm512_fmadd_ps(acc[t], vs, tot[t]));
-        j += run;
+/* Decoding (1-3 tokens): rows are read straight from the packed bytes and expanded to float in
+ * registers, never stored.  NR rows (4, or 1 when rows start at different bit offsets) share
+ * every activation load; per run of columns sharing a scale, acc[r][t] = sum u x over the run
+ * (u the stored unsigned field for int4 / int2, the signed byte for int8), then
+ *   y += s (acc - (z + off) sum x),  off = 0 / 8 / 2 for int8 / int4 / int2,
+ * which is exactly sum (q - z) s x with q = u - off.  sum x over the run is accumulated beside
+ * (once for all NR rows) only when it is needed (zero points, or int4 / int2). */
+
+/* 16 weights from element e (e % 2 == 0 for int4, e % 4 == 0 for int2; m masks int8 only). */
+static T512I __m512 qload16(const uint8_t *raw, int64_t e, aios_dtype dt, __mmask16 m) {
+    if (dt == AIOS_DTYPE_Q8) return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_maskz_loadu_epi8(m, raw + e)));
+    if (dt == AIOS_DTYPE_Q4) {
+        __m128i b = _mm_loadl_epi64((const __m128i *)(raw + (e >> 1)));
+        const __m128i nib = _mm_set1_epi8(0x0F);
+        __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), nib), lo = _mm_and_si128(b, nib);
+        return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_unpacklo_epi8(hi, lo)));
     }
-#pragma GCC unroll 3
-    for (int t = 0; t < NT; t++) y[t * ldy] += _mm512_reduce_add_ps(tot[t]);
+    int32_t w4;
+    memcpy(&w4, raw + (e >> 2), 4);
+    const __m128i rep4 = _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    const __m512i sh2 = _mm512_setr_epi32(6, 4, 2, 0, 6, 4, 2, 0, 6, 4, 2, 0, 6, 4, 2, 0);
+    __m512i q = _mm512_srlv_epi32(_mm512_cvtepu8_epi32(_mm_shuffle_epi8(_mm_cvtsi32_si128(w4), rep4)), sh2);
+    return _mm512_cvtepi32_ps(_mm512_and_si512(q, _mm512_set1_epi32(3)));
 }
 
-static T512 void gemv_q8_512(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W, int64_t r) {
-    switch (nt) {
-    case 1: gemv_q8_n(y, ldy, x, ldx, 1, W, r); break;
-    case 2: gemv_q8_n(y, ldy, x, ldx, 2, W, r); break;
-    default: gemv_q8_n(y, ldy, x, ldx, 3, W, r); break;
+#ifndef PF_BYTES
+#define PF_BYTES 16384
+#endif
+static T512I void gemv_blk(float *y, int64_t ldy, const float *x, int64_t ldx, const aios_tensor *W, int64_t r0,
+                           const aios_dtype dt, const int NR, const int NT) {
+    const int64_t n_in = W->shape[1];
+    const uint8_t *raw = (const uint8_t *)W->data;
+    const int off = dt == AIOS_DTYPE_Q8 ? 0 : dt == AIOS_DTYPE_Q4 ? 8 : 2;
+    const int need_xs = W->zero_points || off;
+    const int al = dt == AIOS_DTYPE_Q8 ? 1 : dt == AIOS_DTYPE_Q4 ? 2 : 4; /* elements per aligned byte */
+    float tot[4][3] = {{0}};
+    __m512 vt[4][3];
+#pragma GCC unroll 4
+    for (int r = 0; r < NR; r++)
+#pragma GCC unroll 3
+        for (int t = 0; t < NT; t++) vt[r][t] = _mm512_setzero_ps();
+    /* group index and columns left in it, kept incrementally (no divisions per run) */
+    const int64_t G = W->group_size > 0 ? W->group_size : n_in, gpr = n_in / G;
+    int64_t gi = 0, gleft = G;
+    for (int64_t j = 0; j < n_in;) {
+        const int64_t run = AIOS_MIN(gleft, n_in - j), e0 = r0 * n_in + j;
+        __m512 acc[4][3], xs[3];
+#pragma GCC unroll 4
+        for (int r = 0; r < NR; r++)
+#pragma GCC unroll 3
+            for (int t = 0; t < NT; t++) acc[r][t] = _mm512_setzero_ps();
+#pragma GCC unroll 3
+        for (int t = 0; t < NT; t++) xs[t] = _mm512_setzero_ps();
+        float hs[4][3] = {{0}}, hx[3] = {0}; /* scalar head / tail */
+        int64_t k = 0;
+        for (; ((e0 + k) % al) && k < run; k++) { /* rows of a block share e0 % al (dispatch checks) */
+#pragma GCC unroll 3
+            for (int t = 0; t < NT; t++) {
+                float xv = x[t * ldx + j + k];
+                hx[t] += xv;
+#pragma GCC unroll 4
+                for (int r = 0; r < NR; r++) hs[r][t] += (float)(aios__q_get(W, e0 + r * n_in + k) + off) * xv;
+            }
+        }
+        const int64_t kend = dt == AIOS_DTYPE_Q8 ? run : k + (run - k) / 16 * 16;
+        /* Steps of SW columns (int8: 64, a cache line per row; int4: 32, groups of 32 are
+         * common), the stream prefetched PF_BYTES ahead (rows are contiguous). */
+        const int SW = dt == AIOS_DTYPE_Q4 ? 32 : 64, U = SW / 16;
+        for (; k + SW <= kend; k += SW) {
+            __m512 xv[3][4];
+#pragma GCC unroll 3
+            for (int t = 0; t < NT; t++)
+#pragma GCC unroll 4
+                for (int u = 0; u < U; u++) {
+                    xv[t][u] = _mm512_loadu_ps(x + t * ldx + j + k + 16 * u);
+                    if (need_xs) xs[t] = _mm512_add_ps(xs[t], xv[t][u]);
+                }
+            if (dt == AIOS_DTYPE_Q4) {
+                /* int4: a byte holds columns 2i (high nibble) and 2i+1 (low); the activations are
+                 * split into even / odd columns once for all rows, and each row's 16 bytes widen
+                 * to 16 lanes whose nibbles become floats by a 16-entry table lookup (vpermps
+                 * reads only an index's low 4 bits). */
+                const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+                const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+                const __m512 lut = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#pragma GCC unroll 3
+                for (int t = 0; t < NT; t++) {
+                    __m512 a = xv[t][0], b = xv[t][1];
+                    xv[t][0] = _mm512_permutex2var_ps(a, ev, b);
+                    xv[t][1] = _mm512_permutex2var_ps(a, od, b);
+                }
+#pragma GCC unroll 4
+                for (int r = 0; r < NR; r++) {
+                    const uint8_t *p = raw + (e0 + r * n_in + k) / 2;
+                    _mm_prefetch((const char *)p + PF_BYTES, _MM_HINT_T0);
+                    __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
+                    __m512 whi = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), lut);
+                    __m512 wlo = _mm512_permutexvar_ps(v, lut);
+#pragma GCC unroll 3
+                    for (int t = 0; t < NT; t++)
+                        acc[r][t] = _mm512_fmadd_ps(wlo, xv[t][1], _mm512_fmadd_ps(whi, xv[t][0], acc[r][t]));
+                }
+                continue;
+            }
+#pragma GCC unroll 4
+            for (int r = 0; r < NR; r++) {
+                _mm_prefetch((const char *)raw + (e0 + r * n_in + k) / al + PF_BYTES, _MM_HINT_T0);
+#pragma GCC unroll 4
+                for (int u = 0; u < U; u++) {
+                    __m512 wv = qload16(raw, e0 + r * n_in + k + 16 * u, dt, 0xFFFF);
+#pragma GCC unroll 3
+                    for (int t = 0; t < NT; t++) acc[r][t] = _mm512_fmadd_ps(wv, xv[t][u], acc[r][t]);
+                }
+            }
+        }
+        for (; k < kend; k += 16) {
+            __mmask16 m = tailmask(kend - k);
+            __m512 xv[3];
+#pragma GCC unroll 3
+            for (int t = 0; t < NT; t++) {
+                xv[t] = _mm512_maskz_loadu_ps(m, x + t * ldx + j + k);
+                if (need_xs) xs[t] = _mm512_add_ps(xs[t], xv[t]);
+            }
+#pragma GCC unroll 4
+            for (int r = 0; r < NR; r++) {
+                __m512 wv = qload16(raw, e0 + r * n_in + k, dt, m);
+#pragma GCC unroll 3
+                for (int t = 0; t < NT; t++) acc[r][t] = _mm512_fmadd_ps(wv, xv[t], acc[r][t]);
+            }
+        }
+        for (; k < run; k++) {
+#pragma GCC unroll 3
+            for (int t = 0; t < NT; t++) {
+                float xv = x[t * ldx + j + k];
+                hx[t] += xv;
+#pragma GCC unroll 4
+                for (int r = 0; r < NR; r++) hs[r][t] += (float)(aios__q_get(W, e0 + r * n_in + k) + off) * xv;
+            }
+        }
+        /* scales applied in vector registers (reduced once per row at the end: groups of 32
+         * would otherwise pay a horizontal sum per 32 columns) */
+#pragma GCC unroll 4
+        for (int r = 0; r < NR; r++) {
+            const int64_t si = W->group_size > 0 ? (r0 + r) * gpr + gi : W->quant_axis == 0 ? r0 + r : 0;
+            float s = aios__ldf(W->scales, si), z = (W->zero_points ? aios__ldf(W->zero_points, si) : 0.0f) + (float)off;
+            const __m512 vs = _mm512_set1_ps(s), vzs = _mm512_set1_ps(-z * s);
+#pragma GCC unroll 3
+            for (int t = 0; t < NT; t++) {
+                vt[r][t] = _mm512_fmadd_ps(acc[r][t], vs, vt[r][t]);
+                if (need_xs) vt[r][t] = _mm512_fmadd_ps(xs[t], vzs, vt[r][t]);
+                tot[r][t] += s * (hs[r][t] - z * hx[t]);
+            }
+        }
+        j += run;
+        if ((gleft -= run) == 0) gi++, gleft = G;
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < NR; r++)
+#pragma GCC unroll 3
+        for (int t = 0; t < NT; t++) y[t * ldy + r] += tot[r][t] + _mm512_reduce_add_ps(vt[r][t]);
+}
+
+#define GEMV_NT(DT, NR)                                                                     \
+    switch (nt) {                                                                           \
+    case 1: gemv_blk(y, ldy, x, ldx, W, r, DT, NR, 1); break;                               \
+    case 2: gemv_blk(y, ldy, x, ldx, W, r, DT, NR, 2); break;                               \
+    default: gemv_blk(y, ldy, x, ldx, W, r, DT, NR, 3); break;                              \
+    }
+
+/* Rows r0 <= r < r1 of y[t * ldy + r] += dot(W row r, x[t * ldx]) for t < nt (1..3). */
+static T512 void gemv_q_512(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
+                            int64_t r0, int64_t r1) {
+    const int64_t n_in = W->shape[1];
+    const int al = W->dtype == AIOS_DTYPE_Q8 ? 1 : W->dtype == AIOS_DTYPE_Q4 ? 2 : 4;
+    const int64_t step = n_in % al ? 1 : 4; /* 4-row blocks when all rows start at the same bit offset */
+    y += r0;
+    for (int64_t r = r0; r < r1;) {
+        if (step == 4 && r + 4 <= r1) {
+            switch (W->dtype) {
+            case AIOS_DTYPE_Q8: GEMV_NT(AIOS_DTYPE_Q8, 4) break;
+            case AIOS_DTYPE_Q4: GEMV_NT(AIOS_DTYPE_Q4, 4) break;
+            default: GEMV_NT(AIOS_DTYPE_Q2, 4) break;
+            }
+            r += 4, y += 4;
+        } else {
+            switch (W->dtype) {
+            case AIOS_DTYPE_Q8: GEMV_NT(AIOS_DTYPE_Q8, 1) break;
+            case AIOS_DTYPE_Q4: GEMV_NT(AIOS_DTYPE_Q4, 1) break;
+            default: GEMV_NT(AIOS_DTYPE_Q2, 1) break;
+            }
+            r += 1, y += 1;
+        }
     }
 }
 
@@ -364,6 +518,8 @@ static inline __attribute__((always_inline)) TVNNI void qtile(int32_t out[4][4],
         for (int t = 0; t < 4; t++) acc[r][t] = _mm512_setzero_si512();
     for (int64_t k = 0; k < n; k += 64) {
         __mmask64 m = n - k >= 64 ? ~0ull : ((1ull << (n - k)) - 1);
+#pragma GCC unroll 4
+        for (int r = 0; r < 4; r++) _mm_prefetch((const char *)(w + r * ldw + k) + PF_BYTES, _MM_HINT_T0);
         __m512i w0 = _mm512_maskz_loadu_epi8(m, w + k), w1 = _mm512_maskz_loadu_epi8(m, w + ldw + k);
         __m512i w2 = _mm512_maskz_loadu_epi8(m, w + 2 * ldw + k), w3 = _mm512_maskz_loadu_epi8(m, w + 3 * ldw + k);
 #pragma GCC unroll 4
@@ -476,6 +632,6 @@ const aios__ktier aios__tier_avx512 = {
     .add = add512,
     .mul = mul512,
     .matmul_q8_int = matmul_q8_vnni, /* used only when the CPU has avx512vnni (dispatch.c) */
-    .gemv_q8 = gemv_q8_512,
+    .gemv_q = gemv_q_512,
 };
 #endif

@@ -36,9 +36,10 @@ typedef struct {
     /* Optional (NULL when absent): y (T, n_out) += int8 matmul of Q8 weights (per tensor or per
      * row scales) with activations quantized to int8 per token row, integer dot products. */
     aios_status (*matmul_q8_int)(float *y, const float *x, const aios_tensor *W, int64_t T, int nth);
-    /* Optional: y[t * ldy] += dot(W row r, x[t * ldx]) for t < nt (1..3), Q8 weights dequantized
-     * in registers (the decode-time GEMV, no staging buffer). */
-    void (*gemv_q8)(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W, int64_t r);
+    /* Optional: y[t * ldy + r] += dot(W row r, x[t * ldx]) for r0 <= r < r1, t < nt (1..3), Q8 / Q4 /
+     * Q2 weights expanded in registers from the packed bytes (the decode-time GEMV, no staging). */
+    void (*gemv_q)(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W, int64_t r0,
+                   int64_t r1);
 } aios__ktier;
 
 extern const aios__ktier aios__tier_ref;
