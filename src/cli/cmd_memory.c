@@ -14,6 +14,7 @@
 #include <time.h>
 
 #include "cli/cli.h"
+#include "core/internal.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -213,8 +214,9 @@ static int memory_from_json(const cJSON *j, aios_memory *m, float **emb, int64_t
     }
     x = cJSON_GetObjectItemCaseSensitive(j, "timestamp");
     if (x && !cJSON_IsNull(x)) {
-        if (cJSON_IsNumber(x)) m->timestamp_us = (int64_t)x->valuedouble;
-        else if (!cJSON_IsString(x) || parse_ts(x->valuestring, &m->timestamp_us)) goto bad;
+        if (cJSON_IsNumber(x)) {
+            if (!aios__f64_to_i64(x->valuedouble, &m->timestamp_us)) goto bad;
+        } else if (!cJSON_IsString(x) || parse_ts(x->valuestring, &m->timestamp_us)) goto bad;
     }
     x = cJSON_GetObjectItemCaseSensitive(j, "embedding");
     if (x && !cJSON_IsNull(x)) {

@@ -49,6 +49,14 @@ static inline bool aios__add_ok(uint64_t a, uint64_t b, uint64_t *out) {
     return !__builtin_add_overflow(a, b, out);
 }
 
+/* Converts a double (e.g. a JSON number) to int64 without undefined behaviour: false for NaN,
+ * infinities and values outside ±2^53 (where doubles stop being exact integers). */
+static inline bool aios__f64_to_i64(double d, int64_t *out) {
+    if (!(d >= -9007199254740992.0 && d <= 9007199254740992.0)) return false;
+    *out = (int64_t)d;
+    return true;
+}
+
 /* Growable byte buffer. */
 typedef struct {
     uint8_t *data;

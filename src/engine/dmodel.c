@@ -108,7 +108,9 @@ static int64_t special_token_id(const char *tok_path, const char *content) {
     const cJSON *e, *added = root ? cJSON_GetObjectItemCaseSensitive(root, "added_tokens") : NULL;
     cJSON_ArrayForEach(e, added) {
         const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "content"), *i = cJSON_GetObjectItemCaseSensitive(e, "id");
-        if (cJSON_IsString(c) && cJSON_IsNumber(i) && !strcmp(c->valuestring, content)) id = (int64_t)i->valuedouble;
+        int64_t v;
+        if (cJSON_IsString(c) && cJSON_IsNumber(i) && !strcmp(c->valuestring, content) && aios__f64_to_i64(i->valuedouble, &v))
+            id = v;
     }
     cJSON_Delete(root);
     free(txt);

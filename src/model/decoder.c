@@ -69,7 +69,11 @@ struct aios_kv_cache {
 
 static int64_t j_int(const cJSON *o, const char *k, int64_t dflt) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
-    return cJSON_IsNumber(v) ? (int64_t)v->valuedouble : dflt;
+    if (!cJSON_IsNumber(v)) return dflt;
+    /* clamp before converting: a hostile config may hold 1e300 or NaN (UB to cast); the
+     * clamped value is then refused by the range checks of the caller */
+    int64_t r;
+    return aios__f64_to_i64(v->valuedouble, &r) ? r : -1;
 }
 static double j_num(const cJSON *o, const char *k, double dflt) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);

@@ -285,8 +285,10 @@ aios_status aios__model_config_parse(const cJSON *o, const char *dir, aios_model
     if (cJSON_IsArray(eos)) {
         const cJSON *e;
         cJSON_ArrayForEach(e, eos) {
-            if (!cJSON_IsNumber(e) || e->valuedouble < 0) return aios__err(AIOS_ERR_CONFIG, "config: eos_token_id list holds a non-id");
-            if (c->n_eos < 8) c->eos_token_ids[c->n_eos++] = (int64_t)e->valuedouble;
+            int64_t id;
+            if (!cJSON_IsNumber(e) || !aios__f64_to_i64(e->valuedouble, &id) || id < 0)
+                return aios__err(AIOS_ERR_CONFIG, "config: eos_token_id list holds a non-id");
+            if (c->n_eos < 8) c->eos_token_ids[c->n_eos++] = id;
         }
         if (c->n_eos) c->eos_token_id = c->eos_token_ids[0];
     } else {
