@@ -112,7 +112,7 @@ aios_status aios_llama2c_open(const char *path, aios_llama2c **out) {
         }
         memcpy(h, p, sizeof h);
         shared = h[5] > 0;
-        if (h[5] < 0) h[5] = -h[5];
+        if (h[5] < 0) h[5] = h[5] == INT32_MIN ? 0 : -h[5]; /* INT32_MIN: refused below as vocab 0 */
         off = sizeof h;
     }
     int64_t dim = h[0], hidden = h[1], nl = h[2], nh = h[3], nkv = h[4], vocab = h[5], seq = h[6];
