@@ -19,7 +19,9 @@
  *  - Parallel build: OpenMP over new nodes; a neighbour list is read or written only under its
  *    node's lock (striped mutexes), never two at once; the entry point under a global lock,
  *    held for the whole insertion of a node that raises the top level (as hnswlib does).
- *  - Visited sets are per-call bitsets (n/8 bytes) so searches on one handle can run in parallel.
+ *  - Visited sets are epoch-stamped u32 arrays in per-thread scratch (allocated once per build
+ *    or search call, never per visit) so searches on one handle can run in parallel.
+ *  - Kernels: the store's dot product, AVX-512 / AVX2 chosen at run time (search.c).
  *
  * File (little-endian): "AIOSHNSW" u32 version=1, u32 dim, u32 M, u32 M0, u32 efc, u32 pad,
  * u64 n, i64 entry, i32 max_level, u32 pad; i8 level[n]; u32 l0[n][1+M0] (count, links);
@@ -36,6 +38,7 @@
 
 #define N_LOCKS 4096
 #define MAX_LEVEL 16
+#define POOL 8
 
 struct hnsw {
     const mtable *t;
@@ -50,6 +53,9 @@ struct hnsw {
     uint64_t rng;
     pthread_mutex_t locks[N_LOCKS];
     pthread_mutex_t glock;
+    pthread_mutex_t pool_lock;
+    struct scratch *pool[POOL]; /* idle search scratch, reused so a query allocates nothing big */
+    int n_pool;
 };
 
 static inline uint32_t *links(const hnsw *h, int64_t node, int layer) {
@@ -118,35 +124,51 @@ static cand ch_pop(cheap *h) {
     return top;
 }
 
-typedef struct {
-    uint64_t *vis;
-    size_t vis_words;
+/* Per-thread scratch, allocated once per build or search call: nothing is allocated per visit.
+ * The visited set is an epoch-stamped array: node v is visited in this pass iff vis[v] == epoch,
+ * so starting a pass is one increment instead of clearing n bits (cleared only on wrap-around). */
+typedef struct scratch {
+    uint32_t *vis; /* (n) */
+    int64_t vis_n;
+    uint32_t epoch;
     cheap C, W;
-    cand *sel;
+    cand *sel, *mine, *eps;
     uint32_t *buf;
+    float *q;
     int sel_cap;
 } scratch;
 
-static bool scratch_init(scratch *s, int64_t n, int M0) {
+static bool scratch_init(scratch *s, int64_t n, int M0, int efc, int32_t dim) {
     memset(s, 0, sizeof *s);
-    s->vis_words = (size_t)(n + 63) / 64 + 1;
-    s->vis = calloc(s->vis_words, 8);
+    s->vis_n = n + 1;
+    s->vis = calloc((size_t)s->vis_n, sizeof *s->vis);
     s->C.max = 0;
     s->W.max = 1;
     s->buf = malloc((size_t)(M0 + 2) * sizeof *s->buf);
-    return s->vis && s->buf;
+    s->mine = malloc((size_t)(M0 + 2) * sizeof *s->mine);
+    s->eps = malloc((size_t)(efc + 2) * sizeof *s->eps);
+    s->q = malloc((size_t)(dim > 0 ? dim : 1) * sizeof *s->q);
+    return s->vis && s->buf && s->mine && s->eps && s->q;
 }
 static void scratch_free(scratch *s) {
     free(s->vis);
     free(s->C.a);
     free(s->W.a);
     free(s->sel);
+    free(s->mine);
+    free(s->eps);
     free(s->buf);
+    free(s->q);
+}
+static inline void new_pass(scratch *s) {
+    if (++s->epoch == 0) { /* wrapped: stale stamps could collide */
+        memset(s->vis, 0, (size_t)s->vis_n * sizeof *s->vis);
+        s->epoch = 1;
+    }
 }
 static inline bool visit(scratch *s, uint32_t id) {
-    uint64_t bit = 1ull << (id & 63), *w = &s->vis[id >> 6];
-    if (*w & bit) return false;
-    *w |= bit;
+    if (s->vis[id] == s->epoch) return false;
+    s->vis[id] = s->epoch;
     return true;
 }
 
@@ -166,7 +188,7 @@ static int read_links(hnsw *h, scratch *s, int64_t node, int layer, bool locked)
  * `limit` bounds node ids (nodes >= limit are not yet inserted by this pass). */
 static void search_layer(hnsw *h, scratch *s, const float *q, const cand *eps, int n_eps, int ef, int layer,
                          const mfilter *f, bool locked, aios_dot_fn dot) {
-    memset(s->vis, 0, s->vis_words * 8);
+    new_pass(s);
     s->C.n = s->W.n = 0;
     for (int i = 0; i < n_eps; i++) {
         if (!visit(s, eps[i].id)) continue;
@@ -253,8 +275,7 @@ static void add_link(hnsw *h, scratch *s, uint32_t nb, uint32_t node, int layer,
 static void insert(hnsw *h, scratch *s, int64_t node, bool locked, aios_dot_fn dot) {
     const mtable *t = h->t;
     int lvl = h->level[node];
-    float *q = malloc((size_t)t->dim * sizeof(float));
-    if (!q) return;
+    float *q = s->q;
     const float *x = t->emb + (size_t)node * (size_t)t->dim;
     for (int32_t i = 0; i < t->dim; i++) q[i] = x[i] * t->inv_norm[node];
 
@@ -266,7 +287,6 @@ static void insert(hnsw *h, scratch *s, int64_t node, bool locked, aios_dot_fn d
         h->entry = node;
         h->max_level = lvl;
         pthread_mutex_unlock(&h->glock);
-        free(q);
         return;
     }
     if (!hold) pthread_mutex_unlock(&h->glock);
@@ -286,9 +306,8 @@ static void insert(hnsw *h, scratch *s, int64_t node, bool locked, aios_dot_fn d
             }
         }
     }
-    cand *eps = malloc(sizeof(cand) * (size_t)(h->efc + 1));
+    cand *eps = s->eps; /* (efc) */
     int n_eps = 1;
-    if (!eps) goto out;
     eps[0] = cur;
     for (int layer = AIOS_MIN(lvl, top); layer >= 0; layer--) {
         search_layer(h, s, q, eps, n_eps, h->efc, layer, NULL, locked, dot);
@@ -298,9 +317,9 @@ static void insert(hnsw *h, scratch *s, int64_t node, bool locked, aios_dot_fn d
         /* the W list seeds the next layer's entry points */
         memcpy(eps, s->W.a, (size_t)n * sizeof(cand));
         n_eps = n;
-        int m = maxlinks(h, layer);
-        int k = select_heuristic(h, s->sel, n, layer == 0 ? h->M0 : h->M, dot);
-        (void)m;
+        /* Alg. 1: the new node takes M links on every layer; M0 only bounds lists that grow
+         * through back-links (as in the paper and hnswlib).  Halves the back-link updates. */
+        int k = select_heuristic(h, s->sel, n, h->M, dot);
         pthread_mutex_t *mx = &h->locks[node % N_LOCKS];
         pthread_mutex_lock(mx);
         uint32_t *L = links(h, node, layer);
@@ -308,20 +327,15 @@ static void insert(hnsw *h, scratch *s, int64_t node, bool locked, aios_dot_fn d
         L[0] = (uint32_t)k;
         pthread_mutex_unlock(mx);
         /* copy: add_link reuses s->sel */
-        cand *mine = malloc((size_t)k * sizeof *mine);
-        if (!mine) break;
+        cand *mine = s->mine; /* (M0 + 2) >= k */
         memcpy(mine, s->sel, (size_t)k * sizeof *mine);
         for (int i = 0; i < k; i++) add_link(h, s, mine[i].id, (uint32_t)node, layer, mine[i].d, dot);
-        free(mine);
     }
-    free(eps);
-out:
     if (hold) {
         h->entry = node;
         h->max_level = lvl;
         pthread_mutex_unlock(&h->glock);
     }
-    free(q);
 }
 
 aios_status aios__hnsw_new(const mtable *t, int M, int efc, uint64_t seed, hnsw **out) {
@@ -340,6 +354,7 @@ aios_status aios__hnsw_new(const mtable *t, int M, int efc, uint64_t seed, hnsw 
     h->rng = seed ? seed : 0x9E3779B97F4A7C15ull;
     for (int i = 0; i < N_LOCKS; i++) pthread_mutex_init(&h->locks[i], NULL);
     pthread_mutex_init(&h->glock, NULL);
+    pthread_mutex_init(&h->pool_lock, NULL);
     *out = h;
     return AIOS_OK;
 }
@@ -352,6 +367,11 @@ void aios__hnsw_free(hnsw *h) {
     free(h->level);
     for (int i = 0; i < N_LOCKS; i++) pthread_mutex_destroy(&h->locks[i]);
     pthread_mutex_destroy(&h->glock);
+    for (int i = 0; i < h->n_pool; i++) {
+        scratch_free(h->pool[i]);
+        free(h->pool[i]);
+    }
+    pthread_mutex_destroy(&h->pool_lock);
     free(h);
 }
 
@@ -414,7 +434,7 @@ aios_status aios__hnsw_extend(hnsw *h, int n_threads) {
     /* the first nodes go in one by one so that parallel inserts start from a real graph */
     int64_t i = n0;
     scratch s;
-    if (!scratch_init(&s, n1, h->M0)) {
+    if (!scratch_init(&s, n1, h->M0, h->efc, t->dim)) {
         scratch_free(&s);
         return aios__err(AIOS_ERR_NOMEM, "hnsw: out of memory");
     }
@@ -428,7 +448,7 @@ aios_status aios__hnsw_extend(hnsw *h, int n_threads) {
 #pragma omp parallel num_threads(nt)
     {
         scratch ts;
-        if (!scratch_init(&ts, n1, h->M0)) {
+        if (!scratch_init(&ts, n1, h->M0, h->efc, t->dim)) {
 #pragma omp atomic write
             failed = 1;
         }
@@ -449,11 +469,25 @@ void aios__hnsw_search(const hnsw *hc, const float *q, const mfilter *f, int32_t
     if (!h || h->entry < 0 || k <= 0) return;
     if (ef < k) ef = k;
     aios_dot_fn dot = aios__dot();
-    scratch s;
-    if (!scratch_init(&s, h->n, h->M0)) {
-        scratch_free(&s);
-        return;
+    scratch *sp = NULL;
+    pthread_mutex_lock(&h->pool_lock);
+    if (h->n_pool) sp = h->pool[--h->n_pool];
+    pthread_mutex_unlock(&h->pool_lock);
+    if (sp && sp->vis_n <= h->n) { /* the graph grew since: this one is too small */
+        scratch_free(sp);
+        free(sp);
+        sp = NULL;
     }
+    if (!sp) {
+        sp = malloc(sizeof *sp);
+        if (!sp) return;
+        if (!scratch_init(sp, h->n, h->M0, 1, h->t->dim)) {
+            scratch_free(sp);
+            free(sp);
+            return;
+        }
+    }
+    scratch s = *sp; /* by value in this frame; written back below */
     cand cur = {dist_q(h, q, h->entry, dot), (uint32_t)h->entry};
     for (int layer = h->max_level; layer > 0; layer--) {
         bool changed = true;
@@ -486,7 +520,17 @@ void aios__hnsw_search(const hnsw *hc, const float *q, const mfilter *f, int32_t
         free(all);
     }
     *n_out = n;
-    scratch_free(&s);
+    *sp = s;
+    pthread_mutex_lock(&h->pool_lock);
+    if (h->n_pool < POOL) {
+        h->pool[h->n_pool++] = sp;
+        sp = NULL;
+    }
+    pthread_mutex_unlock(&h->pool_lock);
+    if (sp) {
+        scratch_free(sp);
+        free(sp);
+    }
 }
 
 /* ---- persistence ---- */
