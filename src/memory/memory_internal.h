@@ -164,7 +164,7 @@ typedef struct {
     int64_t index_rows;
     uint64_t index_bytes;
     uint32_t index_crc;
-    int index_m, index_efc;
+    int index_m, index_efc, index_efs; /* index_efs: default ef_search (0 = none recorded) */
 } manifest;
 void aios__manifest_free(manifest *m);
 aios_status aios__manifest_parse(const char *text, size_t len, manifest *m, const char *name);

@@ -54,15 +54,17 @@ struct aios_store {
     uint64_t rng;
 };
 
+#define HNSW_DEFAULT_M 32
+#define HNSW_DEFAULT_EFC 200
+#define HNSW_DEFAULT_EFS 128
+
 aios_store_params aios_store_default_params(void) {
     aios_store_params p;
     memset(&p, 0, sizeof p);
     p.sync = 1;
     p.checkpoint_rows = 65536;
     p.hnsw_min_rows = 20000;
-    p.hnsw_m = 16;
-    p.hnsw_ef_construction = 200;
-    p.compression_level = 3;
+    p.compression_level = 3; /* hnsw_m, hnsw_ef_construction, hnsw_ef_search: 0 = recorded or built-in */
     return p;
 }
 
@@ -280,6 +282,13 @@ static void reset_state(aios_store *st) {
 
 static aios_status load_all(aios_store *st) {
     AIOS_TRY(aios__manifest_read(st->dir, &st->man));
+    /* HNSW settings left 0 by the caller: the ones recorded with the index, else the defaults
+     * (chosen on 100k x 384 random-normal, docs/memory.md) */
+    bool rec = st->man.index_file[0] != 0;
+    if (st->p.hnsw_m <= 0) st->p.hnsw_m = rec && st->man.index_m >= 2 ? st->man.index_m : HNSW_DEFAULT_M;
+    if (st->p.hnsw_ef_construction <= 0)
+        st->p.hnsw_ef_construction = rec && st->man.index_efc >= 1 ? st->man.index_efc : HNSW_DEFAULT_EFC;
+    if (st->p.hnsw_ef_search <= 0) st->p.hnsw_ef_search = rec && st->man.index_efs >= 1 ? st->man.index_efs : HNSW_DEFAULT_EFS;
     aios__mt_init(&st->t, st->man.dim);
     AIOS_TRY(load_segments(st));
     AIOS_TRY(load_wal(st));
@@ -295,8 +304,6 @@ aios_status aios_store_open(const char *dir, const aios_store_params *params, ai
     if (!st) return aios__err(AIOS_ERR_NOMEM, "memory: out of memory");
     st->p = params ? *params : aios_store_default_params();
     if (st->p.checkpoint_rows <= 0) st->p.checkpoint_rows = 65536;
-    if (st->p.hnsw_m <= 0) st->p.hnsw_m = 16;
-    if (st->p.hnsw_ef_construction <= 0) st->p.hnsw_ef_construction = 200;
     if (st->p.compression_level <= 0) st->p.compression_level = 3;
     if (st->p.dim < 0 || st->p.dim > 65536) {
         int d = st->p.dim;
@@ -414,6 +421,7 @@ static aios_status save_index(aios_store *st, manifest *m) {
     m->index_rows = aios__hnsw_rows(st->idx);
     m->index_m = st->p.hnsw_m;
     m->index_efc = st->p.hnsw_ef_construction;
+    m->index_efs = st->p.hnsw_ef_search;
     return AIOS_OK;
 }
 
@@ -850,7 +858,7 @@ aios_status aios_store_search(aios_store *st, const float *query, int32_t dim, c
         }
         int nt = p.n_threads > 0 ? p.n_threads : n_threads();
         if (use_idx) {
-            int ef = p.ef_search > 0 ? p.ef_search : AIOS_MAX(128, 2 * p.top_k);
+            int ef = AIOS_MAX(p.ef_search > 0 ? p.ef_search : st->p.hnsw_ef_search, 2 * p.top_k);
             int32_t nh = 0, nt2 = 0;
             aios__hnsw_search(st->idx, q, &f, p.top_k, ef, p.threshold, h, &nh);
             aios__exact_search(&st->t, q, &f, covered, st->t.n, p.top_k, p.threshold, nt, h + nh, &nt2);
@@ -926,6 +934,7 @@ aios_status aios_store_compact(aios_store *st) {
             m.index_rows = aios__hnsw_rows(nidx);
             m.index_m = st->p.hnsw_m;
             m.index_efc = st->p.hnsw_ef_construction;
+            m.index_efs = st->p.hnsw_ef_search;
         }
     }
     m.wal_gen = st->man.wal_gen + 1;
