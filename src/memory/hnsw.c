@@ -136,6 +136,8 @@ typedef struct scratch {
     uint32_t *buf;
     float *q;
     int sel_cap;
+    int64_t nd;   /* distance evaluations (search cost, for the store's AUTO choice) */
+    int64_t skip; /* a node searches treat as absent (held-out probes), -1 = none */
 } scratch;
 
 static bool scratch_init(scratch *s, int64_t n, int M0, int efc, int32_t dim) {
@@ -144,6 +146,7 @@ static bool scratch_init(scratch *s, int64_t n, int M0, int efc, int32_t dim) {
     s->vis = calloc((size_t)s->vis_n, sizeof *s->vis);
     s->C.max = 0;
     s->W.max = 1;
+    s->skip = -1;
     s->buf = malloc((size_t)(M0 + 2) * sizeof *s->buf);
     s->mine = malloc((size_t)(M0 + 2) * sizeof *s->mine);
     s->eps = malloc((size_t)(efc + 2) * sizeof *s->eps);
@@ -165,6 +168,7 @@ static inline void new_pass(scratch *s) {
         memset(s->vis, 0, (size_t)s->vis_n * sizeof *s->vis);
         s->epoch = 1;
     }
+    if (s->skip >= 0 && s->skip < s->vis_n) s->vis[s->skip] = s->epoch;
 }
 static inline bool visit(scratch *s, uint32_t id) {
     if (s->vis[id] == s->epoch) return false;
@@ -203,6 +207,7 @@ static void search_layer(hnsw *h, scratch *s, const float *q, const cand *eps, i
             uint32_t e = s->buf[i];
             if (!visit(s, e)) continue;
             float d = dist_q(h, q, e, dot);
+            s->nd++;
             if (s->W.n < ef || d < s->W.a[0].d) {
                 ch_push(&s->C, (cand){d, e});
                 if (!f || aios__mf_pass(h->t, f, e)) {
@@ -463,7 +468,7 @@ aios_status aios__hnsw_extend(hnsw *h, int n_threads) {
 
 /* Algorithm 5: K-NN-SEARCH with filters. */
 void aios__hnsw_search(const hnsw *hc, const float *q, const mfilter *f, int32_t k, int ef, float threshold,
-                       mhit *hits, int32_t *n_out) {
+                       mhit *hits, int32_t *n_out, int64_t skip, int64_t *evals) {
     hnsw *h = (hnsw *)hc; /* reads only; locks are not taken: no concurrent writer */
     *n_out = 0;
     if (!h || h->entry < 0 || k <= 0) return;
@@ -488,13 +493,17 @@ void aios__hnsw_search(const hnsw *hc, const float *q, const mfilter *f, int32_t
         }
     }
     scratch s = *sp; /* by value in this frame; written back below */
+    s.nd = 1;
+    s.skip = skip;
     cand cur = {dist_q(h, q, h->entry, dot), (uint32_t)h->entry};
     for (int layer = h->max_level; layer > 0; layer--) {
         bool changed = true;
         while (changed) {
             changed = false;
             int nc = read_links(h, &s, cur.id, layer, false);
+            s.nd += nc;
             for (int i = 0; i < nc; i++) {
+                if (s.buf[i] == (uint64_t)skip) continue;
                 float d = dist_q(h, q, s.buf[i], dot);
                 if (d < cur.d) {
                     cur = (cand){d, s.buf[i]};
@@ -520,6 +529,8 @@ void aios__hnsw_search(const hnsw *hc, const float *q, const mfilter *f, int32_t
         free(all);
     }
     *n_out = n;
+    if (evals) *evals = s.nd;
+    s.skip = -1;
     *sp = s;
     pthread_mutex_lock(&h->pool_lock);
     if (h->n_pool < POOL) {
