@@ -11,7 +11,8 @@
  *    not collected (their MR_LIVE bit is clear).  Compaction renumbers rows and rebuilds.
  *    Rows without an embedding (or dead before insertion) get level -1: not in the graph.
  *  - Distance d = 1 - cos; the query is unit length, rows carry 1/|x|.
- *  - Levels: floor(-ln(U) * mL), mL = 1/ln(M); layer 0 keeps M0 = 2M links (paper §4.1).
+ *  - Levels: floor(-ln(U) * mL), mL = 1/ln(M); layer 0 keeps up to M0 = 2M links (paper §4.1);
+ *    a new node takes M links on every layer (Alg. 1), lists fill to M0 through back-links.
  *  - Neighbour choice by the heuristic (Alg. 4, without extendCandidates/keepPruned), also when
  *    a neighbour list overflows and must shrink.
  *  - Filtered search navigates through every node but collects only nodes passing the filter,
@@ -174,6 +175,42 @@ static inline bool visit(scratch *s, uint32_t id) {
     if (s->vis[id] == s->epoch) return false;
     s->vis[id] = s->epoch;
     return true;
+}
+
+/* Scratch from the handle's pool (sized for the current n), or a new one; NULL when out of
+ * memory.  Given back with pool_put.  Single adds and queries thus allocate nothing big. */
+static scratch *pool_get(hnsw *h) {
+    scratch *sp = NULL;
+    pthread_mutex_lock(&h->pool_lock);
+    if (h->n_pool) sp = h->pool[--h->n_pool];
+    pthread_mutex_unlock(&h->pool_lock);
+    if (sp && sp->vis_n <= h->n) { /* the graph grew since: this one is too small */
+        scratch_free(sp);
+        free(sp);
+        sp = NULL;
+    }
+    if (!sp) {
+        sp = malloc(sizeof *sp);
+        if (!sp) return NULL;
+        if (!scratch_init(sp, h->n, h->M0, h->efc, h->t->dim)) {
+            scratch_free(sp);
+            free(sp);
+            return NULL;
+        }
+    }
+    return sp;
+}
+static void pool_put(hnsw *h, scratch *sp) {
+    pthread_mutex_lock(&h->pool_lock);
+    if (h->n_pool < POOL) {
+        h->pool[h->n_pool++] = sp;
+        sp = NULL;
+    }
+    pthread_mutex_unlock(&h->pool_lock);
+    if (sp) {
+        scratch_free(sp);
+        free(sp);
+    }
 }
 
 /* Copies node's links at `layer` into s->buf under its lock; returns the count. */
@@ -449,16 +486,16 @@ aios_status aios__hnsw_extend(hnsw *h, int n_threads) {
     aios_dot_fn dot = aios__dot();
     /* the first nodes go in one by one so that parallel inserts start from a real graph */
     int64_t i = n0;
-    scratch s;
-    if (!scratch_init(&s, n1, h->M0, h->efc, t->dim)) {
-        scratch_free(&s);
-        return aios__err(AIOS_ERR_NOMEM, "hnsw: out of memory");
-    }
-    for (; i < n1 && i < 1000; i++)
-        if (h->level[i] >= 0) insert(h, &s, i, false, dot);
-    scratch_free(&s);
     int nt = n_threads > 0 ? n_threads : 1;
     if (n1 - i < 2000) nt = 1;
+    if (nt == 1 || i < 1000) {
+        scratch *sp = pool_get(h);
+        if (!sp) return aios__err(AIOS_ERR_NOMEM, "hnsw: out of memory");
+        for (; i < n1 && (nt == 1 || i < 1000); i++)
+            if (h->level[i] >= 0) insert(h, sp, i, false, dot);
+        pool_put(h, sp);
+    }
+    if (i >= n1) return AIOS_OK;
     int64_t start = i;
     int failed = 0;
 #pragma omp parallel num_threads(nt)
@@ -485,24 +522,8 @@ void aios__hnsw_search(const hnsw *hc, const float *q, const mfilter *f, int32_t
     if (!h || h->entry < 0 || k <= 0) return;
     if (ef < k) ef = k;
     aios_dot_fn dot = aios__dot();
-    scratch *sp = NULL;
-    pthread_mutex_lock(&h->pool_lock);
-    if (h->n_pool) sp = h->pool[--h->n_pool];
-    pthread_mutex_unlock(&h->pool_lock);
-    if (sp && sp->vis_n <= h->n) { /* the graph grew since: this one is too small */
-        scratch_free(sp);
-        free(sp);
-        sp = NULL;
-    }
-    if (!sp) {
-        sp = malloc(sizeof *sp);
-        if (!sp) return;
-        if (!scratch_init(sp, h->n, h->M0, 1, h->t->dim)) {
-            scratch_free(sp);
-            free(sp);
-            return;
-        }
-    }
+    scratch *sp = pool_get(h);
+    if (!sp) return;
     scratch s = *sp; /* by value in this frame; written back below */
     s.nd = 1;
     s.skip = skip;
@@ -543,16 +564,7 @@ void aios__hnsw_search(const hnsw *hc, const float *q, const mfilter *f, int32_t
     if (evals) *evals = s.nd;
     s.skip = -1;
     *sp = s;
-    pthread_mutex_lock(&h->pool_lock);
-    if (h->n_pool < POOL) {
-        h->pool[h->n_pool++] = sp;
-        sp = NULL;
-    }
-    pthread_mutex_unlock(&h->pool_lock);
-    if (sp) {
-        scratch_free(sp);
-        free(sp);
-    }
+    pool_put(h, sp);
 }
 
 /* ---- persistence ---- */
