@@ -218,8 +218,7 @@ static int read_links(hnsw *h, scratch *s, int64_t node, int layer, bool locked)
     pthread_mutex_t *mx = &h->locks[node % N_LOCKS];
     if (locked) pthread_mutex_lock(mx);
     uint32_t *L = links(h, node, layer);
-    int c = (int)L[0];
-    if (c > maxlinks(h, layer)) c = maxlinks(h, layer);
+    int c = L[0] > (uint32_t)maxlinks(h, layer) ? maxlinks(h, layer) : (int)L[0];
     memcpy(s->buf, L + 1, (size_t)c * sizeof(uint32_t));
     if (locked) pthread_mutex_unlock(mx);
     return c;
@@ -719,7 +718,7 @@ aios_status aios__hnsw_validate(const hnsw *h, FILE *report) {
             return aios__err(AIOS_ERR_CORRUPT, "hnsw: node %lld has no embedding", (long long)i);
         for (int layer = 0; layer <= lv; layer++) {
             const uint32_t *L = links(h, i, layer);
-            if ((int)L[0] > maxlinks(h, layer))
+            if (L[0] > (uint32_t)maxlinks(h, layer)) /* unsigned: a count >= 2^31 must not pass as negative */
                 return aios__err(AIOS_ERR_CORRUPT, "hnsw: node %lld layer %d has %u links (max %d)", (long long)i, layer,
                                  L[0], maxlinks(h, layer));
             for (uint32_t a = 0; a < L[0]; a++) {
