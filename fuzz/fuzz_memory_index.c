@@ -43,7 +43,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         float q[4] = {1, 0.5f, -0.25f, 1};
         mhit hits[8];
         int32_t n;
-        aios__hnsw_search(h, q, &fl, 8, 16, -2, hits, &n);
+        aios__hnsw_search(h, q, &fl, 8, 16, -2, hits, &n, -1, NULL);
         if (aios__hnsw_validate(h, NULL) != AIOS_OK) __builtin_trap();
         aios__hnsw_free(h);
     }

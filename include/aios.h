@@ -567,11 +567,14 @@ typedef struct {
     int sync;                /* 1 (default): fsync before a write returns.  0 only for bulk tests */
     int64_t checkpoint_rows; /* WAL records before they move into a Parquet segment (65536) */
     int64_t hnsw_min_rows;   /* live embedded rows from which an HNSW index is kept (20000) */
-    int hnsw_m;              /* HNSW links per node above layer 0 (16; layer 0 gets 2*M) */
-    int hnsw_ef_construction;/* candidate list while building (200) */
+    int hnsw_m;              /* HNSW links per node above layer 0; layer 0 keeps up to 2*M.
+                                0 (default) = the value recorded with the store's index, else 32 */
+    int hnsw_ef_construction;/* candidate list while building (0 = recorded, else 200) */
     int compression_level;   /* zstd level of segments (3) */
     aios_embed_fn embed;     /* optional text encoder */
     void *embed_user;
+    int hnsw_ef_search;      /* default HNSW candidate list of searches on this store, recorded in
+                                the manifest with the index (0 = recorded, else 128) */
 } aios_store_params;
 aios_store_params aios_store_default_params(void);
 
@@ -610,7 +613,7 @@ typedef struct {
     int64_t since_us, until_us; /* timestamp range, inclusive (INT64_MIN / INT64_MAX = open) */
     float min_quality;       /* quality_score >= min_quality (-INFINITY = any; null fails) */
     aios_search_mode mode;   /* AUTO: HNSW when the index exists, exact otherwise */
-    int ef_search;           /* HNSW candidate list (0 = max(128, 2 * top_k)) */
+    int ef_search;           /* HNSW candidate list (0 = the store's hnsw_ef_search; at least 2 * top_k) */
     int n_threads;           /* exact search threads (0 = all cores) */
 } aios_search_params;
 aios_search_params aios_search_default_params(void);

@@ -315,8 +315,7 @@ static void test_hnsw_recall_and_filters(void) {
     aios_store_params p = aios_store_default_params();
     p.create = 1;
     p.sync = 0;
-    p.hnsw_min_rows = 1000;
-    p.hnsw_ef_construction = 100;
+    p.hnsw_min_rows = 1000; /* M, ef_construction, ef_search: the store's defaults */
     aios_store *st;
     CHECK_OK(aios_store_open(d, &p, &st));
     const char *env = getenv("AIOS_TEST_HNSW_N");
@@ -348,8 +347,7 @@ static void test_hnsw_recall_and_filters(void) {
         for (int k = 0; k < D; k++) q[k] = gauss();
         aios_search_params ex = aios_search_default_params(), hn = aios_search_default_params();
         ex.mode = AIOS_SEARCH_EXACT;
-        hn.mode = AIOS_SEARCH_HNSW;
-        hn.ef_search = 256;
+        hn.mode = AIOS_SEARCH_HNSW; /* ef_search 0: the store's, tuned when the index was saved */
         aios_search_hit a[10], b[10];
         int32_t na, nb;
         CHECK_OK(aios_store_search(st, q, D, &ex, a, &na));
@@ -364,7 +362,15 @@ static void test_hnsw_recall_and_filters(void) {
         want += na;
     }
     double recall = (double)found / want;
-    printf("# hnsw %d x %d: build %.2fs, recall@10 %.4f (ef 256)\n", N, D, tb, recall);
+    manifest man;
+    CHECK_OK(aios__manifest_read(d, &man));
+    printf("# hnsw %d x %d (M %d, efC %d): build %.2fs, recall@10 %.4f at the tuned ef_search %d; AUTO uses %s\n", N, D,
+           man.index_m, man.index_efc, tb, recall, man.index_efs, man.index_auto == 1 ? "the index" : "exact search");
+    /* defaults recorded with the index; the tuned ef reached 0.95 on probes */
+    CHECK(man.index_m == 32 && man.index_efc == 200 && man.index_efs >= 128 && man.index_efs <= 4096);
+    /* random-normal at 5k: the graph needs more distances than a quarter of the rows: AUTO = exact */
+    CHECK(man.index_auto == 2);
+    aios__manifest_free(&man);
     CHECKF(recall >= 0.95, "recall@10 %.4f", recall);
     /* the late add is found by HNSW-mode search (exact tail) */
     aios_search_params hn = aios_search_default_params();
@@ -397,6 +403,15 @@ static void test_hnsw_recall_and_filters(void) {
     double rc;
     CHECK_OK(aios_store_check(d, 50, NULL, &rc));
     CHECKF(rc >= 0.9, "check recall %.3f", rc);
+    /* reopened with an explicit ef_search: that one is used and recorded, not the tuned one */
+    p.create = 0;
+    p.hnsw_ef_search = 300;
+    CHECK_OK(aios_store_open(d, &p, &st));
+    CHECK_OK(aios_store_compact(st));
+    aios_store_close(st);
+    CHECK_OK(aios__manifest_read(d, &man));
+    CHECKF(man.index_efs == 300 && man.index_m == 32, "ef_search %d M %d after compaction", man.index_efs, man.index_m);
+    aios__manifest_free(&man);
     free(E);
     free(ids);
     free(contents);

@@ -49,7 +49,9 @@ static void usage(FILE *f) {
             "       records, else model.model_path / AIOS_MODEL_PATH; recorded in the manifest on first use\n"
             "store creation: --dim N\n"
             "search: --top-k K (10) --threshold T --category C --source S --since T --until T\n"
-            "        --min-quality Q --exact | --hnsw --ef N --jsonl (one JSON object per hit)\n");
+            "        --min-quality Q --exact | --hnsw --ef N --jsonl (one JSON object per hit)\n"
+            "        default mode: the HNSW index when the store measured it faster than exact search at\n"
+            "        recall@10 >= 0.97 (see `check`), else exact; --ef default: the store's tuned ef_search\n");
 }
 
 typedef struct {

@@ -11,7 +11,8 @@
  *    not collected (their MR_LIVE bit is clear).  Compaction renumbers rows and rebuilds.
  *    Rows without an embedding (or dead before insertion) get level -1: not in the graph.
  *  - Distance d = 1 - cos; the query is unit length, rows carry 1/|x|.
- *  - Levels: floor(-ln(U) * mL), mL = 1/ln(M); layer 0 keeps M0 = 2M links (paper §4.1).
+ *  - Levels: floor(-ln(U) * mL), mL = 1/ln(M); layer 0 keeps up to M0 = 2M links (paper §4.1);
+ *    a new node takes M links on every layer (Alg. 1), lists fill to M0 through back-links.
  *  - Neighbour choice by the heuristic (Alg. 4, without extendCandidates/keepPruned), also when
  *    a neighbour list overflows and must shrink.
  *  - Filtered search navigates through every node but collects only nodes passing the filter,
@@ -19,7 +20,9 @@
  *  - Parallel build: OpenMP over new nodes; a neighbour list is read or written only under its
  *    node's lock (striped mutexes), never two at once; the entry point under a global lock,
  *    held for the whole insertion of a node that raises the top level (as hnswlib does).
- *  - Visited sets are per-call bitsets (n/8 bytes) so searches on one handle can run in parallel.
+ *  - Visited sets are epoch-stamped u32 arrays in per-thread scratch (allocated once per build
+ *    or search call, never per visit) so searches on one handle can run in parallel.
+ *  - Kernels: the store's dot product, AVX-512 / AVX2 chosen at run time (search.c).
  *
  * File (little-endian): "AIOSHNSW" u32 version=1, u32 dim, u32 M, u32 M0, u32 efc, u32 pad,
  * u64 n, i64 entry, i32 max_level, u32 pad; i8 level[n]; u32 l0[n][1+M0] (count, links);
@@ -36,6 +39,7 @@
 
 #define N_LOCKS 4096
 #define MAX_LEVEL 16
+#define POOL 8
 
 struct hnsw {
     const mtable *t;
@@ -50,6 +54,9 @@ struct hnsw {
     uint64_t rng;
     pthread_mutex_t locks[N_LOCKS];
     pthread_mutex_t glock;
+    pthread_mutex_t pool_lock;
+    struct scratch *pool[POOL]; /* idle search scratch, reused so a query allocates nothing big */
+    int n_pool;
 };
 
 static inline uint32_t *links(const hnsw *h, int64_t node, int layer) {
@@ -118,36 +125,92 @@ static cand ch_pop(cheap *h) {
     return top;
 }
 
-typedef struct {
-    uint64_t *vis;
-    size_t vis_words;
+/* Per-thread scratch, allocated once per build or search call: nothing is allocated per visit.
+ * The visited set is an epoch-stamped array: node v is visited in this pass iff vis[v] == epoch,
+ * so starting a pass is one increment instead of clearing n bits (cleared only on wrap-around). */
+typedef struct scratch {
+    uint32_t *vis; /* (n) */
+    int64_t vis_n;
+    uint32_t epoch;
     cheap C, W;
-    cand *sel;
+    cand *sel, *mine, *eps;
     uint32_t *buf;
+    float *q;
     int sel_cap;
+    int64_t nd;   /* distance evaluations (search cost, for the store's AUTO choice) */
+    int64_t skip; /* a node searches treat as absent (held-out probes), -1 = none */
 } scratch;
 
-static bool scratch_init(scratch *s, int64_t n, int M0) {
+static bool scratch_init(scratch *s, int64_t n, int M0, int efc, int32_t dim) {
     memset(s, 0, sizeof *s);
-    s->vis_words = (size_t)(n + 63) / 64 + 1;
-    s->vis = calloc(s->vis_words, 8);
+    s->vis_n = n + 1;
+    s->vis = calloc((size_t)s->vis_n, sizeof *s->vis);
     s->C.max = 0;
     s->W.max = 1;
+    s->skip = -1;
     s->buf = malloc((size_t)(M0 + 2) * sizeof *s->buf);
-    return s->vis && s->buf;
+    s->mine = malloc((size_t)(M0 + 2) * sizeof *s->mine);
+    s->eps = malloc((size_t)(efc + 2) * sizeof *s->eps);
+    s->q = malloc((size_t)(dim > 0 ? dim : 1) * sizeof *s->q);
+    return s->vis && s->buf && s->mine && s->eps && s->q;
 }
 static void scratch_free(scratch *s) {
     free(s->vis);
     free(s->C.a);
     free(s->W.a);
     free(s->sel);
+    free(s->mine);
+    free(s->eps);
     free(s->buf);
+    free(s->q);
+}
+static inline void new_pass(scratch *s) {
+    if (++s->epoch == 0) { /* wrapped: stale stamps could collide */
+        memset(s->vis, 0, (size_t)s->vis_n * sizeof *s->vis);
+        s->epoch = 1;
+    }
+    if (s->skip >= 0 && s->skip < s->vis_n) s->vis[s->skip] = s->epoch;
 }
 static inline bool visit(scratch *s, uint32_t id) {
-    uint64_t bit = 1ull << (id & 63), *w = &s->vis[id >> 6];
-    if (*w & bit) return false;
-    *w |= bit;
+    if (s->vis[id] == s->epoch) return false;
+    s->vis[id] = s->epoch;
     return true;
+}
+
+/* Scratch from the handle's pool (sized for the current n), or a new one; NULL when out of
+ * memory.  Given back with pool_put.  Single adds and queries thus allocate nothing big. */
+static scratch *pool_get(hnsw *h) {
+    scratch *sp = NULL;
+    pthread_mutex_lock(&h->pool_lock);
+    if (h->n_pool) sp = h->pool[--h->n_pool];
+    pthread_mutex_unlock(&h->pool_lock);
+    if (sp && sp->vis_n <= h->n) { /* the graph grew since: this one is too small */
+        scratch_free(sp);
+        free(sp);
+        sp = NULL;
+    }
+    if (!sp) {
+        sp = malloc(sizeof *sp);
+        if (!sp) return NULL;
+        if (!scratch_init(sp, h->n, h->M0, h->efc, h->t->dim)) {
+            scratch_free(sp);
+            free(sp);
+            return NULL;
+        }
+    }
+    return sp;
+}
+static void pool_put(hnsw *h, scratch *sp) {
+    pthread_mutex_lock(&h->pool_lock);
+    if (h->n_pool < POOL) {
+        h->pool[h->n_pool++] = sp;
+        sp = NULL;
+    }
+    pthread_mutex_unlock(&h->pool_lock);
+    if (sp) {
+        scratch_free(sp);
+        free(sp);
+    }
 }
 
 /* Copies node's links at `layer` into s->buf under its lock; returns the count. */
@@ -165,7 +228,7 @@ static int read_links(hnsw *h, scratch *s, int64_t node, int layer, bool locked)
  * `limit` bounds node ids (nodes >= limit are not yet inserted by this pass). */
 static void search_layer(hnsw *h, scratch *s, const float *q, const cand *eps, int n_eps, int ef, int layer,
                          const mfilter *f, bool locked, aios_dot_fn dot) {
-    memset(s->vis, 0, s->vis_words * 8);
+    new_pass(s);
     s->C.n = s->W.n = 0;
     for (int i = 0; i < n_eps; i++) {
         if (!visit(s, eps[i].id)) continue;
@@ -176,10 +239,22 @@ static void search_layer(hnsw *h, scratch *s, const float *q, const cand *eps, i
         cand c = ch_pop(&s->C);
         if (s->W.n >= ef && c.d > s->W.a[0].d) break;
         int nc = read_links(h, s, c.id, layer, locked);
+        const float *emb = h->t->emb;
+        size_t dim = (size_t)h->t->dim;
+        if (nc) __builtin_prefetch(emb + (size_t)s->buf[0] * dim);
         for (int i = 0; i < nc; i++) {
             uint32_t e = s->buf[i];
+            /* the next vector's first lines while this one is compared (hardware prefetch
+             * follows a stream once started; the jump between rows it cannot guess) */
+            if (i + 1 < nc) {
+                const float *nx = emb + (size_t)s->buf[i + 1] * dim;
+                __builtin_prefetch(nx);
+                __builtin_prefetch(nx + 16);
+                __builtin_prefetch(&s->vis[s->buf[i + 1]]);
+            }
             if (!visit(s, e)) continue;
             float d = dist_q(h, q, e, dot);
+            s->nd++;
             if (s->W.n < ef || d < s->W.a[0].d) {
                 ch_push(&s->C, (cand){d, e});
                 if (!f || aios__mf_pass(h->t, f, e)) {
@@ -252,8 +327,7 @@ static void add_link(hnsw *h, scratch *s, uint32_t nb, uint32_t node, int layer,
 static void insert(hnsw *h, scratch *s, int64_t node, bool locked, aios_dot_fn dot) {
     const mtable *t = h->t;
     int lvl = h->level[node];
-    float *q = malloc((size_t)t->dim * sizeof(float));
-    if (!q) return;
+    float *q = s->q;
     const float *x = t->emb + (size_t)node * (size_t)t->dim;
     for (int32_t i = 0; i < t->dim; i++) q[i] = x[i] * t->inv_norm[node];
 
@@ -265,7 +339,6 @@ static void insert(hnsw *h, scratch *s, int64_t node, bool locked, aios_dot_fn d
         h->entry = node;
         h->max_level = lvl;
         pthread_mutex_unlock(&h->glock);
-        free(q);
         return;
     }
     if (!hold) pthread_mutex_unlock(&h->glock);
@@ -285,9 +358,8 @@ static void insert(hnsw *h, scratch *s, int64_t node, bool locked, aios_dot_fn d
             }
         }
     }
-    cand *eps = malloc(sizeof(cand) * (size_t)(h->efc + 1));
+    cand *eps = s->eps; /* (efc) */
     int n_eps = 1;
-    if (!eps) goto out;
     eps[0] = cur;
     for (int layer = AIOS_MIN(lvl, top); layer >= 0; layer--) {
         search_layer(h, s, q, eps, n_eps, h->efc, layer, NULL, locked, dot);
@@ -297,9 +369,9 @@ static void insert(hnsw *h, scratch *s, int64_t node, bool locked, aios_dot_fn d
         /* the W list seeds the next layer's entry points */
         memcpy(eps, s->W.a, (size_t)n * sizeof(cand));
         n_eps = n;
-        int m = maxlinks(h, layer);
-        int k = select_heuristic(h, s->sel, n, layer == 0 ? h->M0 : h->M, dot);
-        (void)m;
+        /* Alg. 1: the new node takes M links on every layer; M0 only bounds lists that grow
+         * through back-links (as in the paper and hnswlib).  Halves the back-link updates. */
+        int k = select_heuristic(h, s->sel, n, h->M, dot);
         pthread_mutex_t *mx = &h->locks[node % N_LOCKS];
         pthread_mutex_lock(mx);
         uint32_t *L = links(h, node, layer);
@@ -307,20 +379,15 @@ static void insert(hnsw *h, scratch *s, int64_t node, bool locked, aios_dot_fn d
         L[0] = (uint32_t)k;
         pthread_mutex_unlock(mx);
         /* copy: add_link reuses s->sel */
-        cand *mine = malloc((size_t)k * sizeof *mine);
-        if (!mine) break;
+        cand *mine = s->mine; /* (M0 + 2) >= k */
         memcpy(mine, s->sel, (size_t)k * sizeof *mine);
         for (int i = 0; i < k; i++) add_link(h, s, mine[i].id, (uint32_t)node, layer, mine[i].d, dot);
-        free(mine);
     }
-    free(eps);
-out:
     if (hold) {
         h->entry = node;
         h->max_level = lvl;
         pthread_mutex_unlock(&h->glock);
     }
-    free(q);
 }
 
 aios_status aios__hnsw_new(const mtable *t, int M, int efc, uint64_t seed, hnsw **out) {
@@ -339,6 +406,7 @@ aios_status aios__hnsw_new(const mtable *t, int M, int efc, uint64_t seed, hnsw 
     h->rng = seed ? seed : 0x9E3779B97F4A7C15ull;
     for (int i = 0; i < N_LOCKS; i++) pthread_mutex_init(&h->locks[i], NULL);
     pthread_mutex_init(&h->glock, NULL);
+    pthread_mutex_init(&h->pool_lock, NULL);
     *out = h;
     return AIOS_OK;
 }
@@ -351,6 +419,11 @@ void aios__hnsw_free(hnsw *h) {
     free(h->level);
     for (int i = 0; i < N_LOCKS; i++) pthread_mutex_destroy(&h->locks[i]);
     pthread_mutex_destroy(&h->glock);
+    for (int i = 0; i < h->n_pool; i++) {
+        scratch_free(h->pool[i]);
+        free(h->pool[i]);
+    }
+    pthread_mutex_destroy(&h->pool_lock);
     free(h);
 }
 
@@ -412,22 +485,22 @@ aios_status aios__hnsw_extend(hnsw *h, int n_threads) {
     aios_dot_fn dot = aios__dot();
     /* the first nodes go in one by one so that parallel inserts start from a real graph */
     int64_t i = n0;
-    scratch s;
-    if (!scratch_init(&s, n1, h->M0)) {
-        scratch_free(&s);
-        return aios__err(AIOS_ERR_NOMEM, "hnsw: out of memory");
-    }
-    for (; i < n1 && i < 1000; i++)
-        if (h->level[i] >= 0) insert(h, &s, i, false, dot);
-    scratch_free(&s);
     int nt = n_threads > 0 ? n_threads : 1;
     if (n1 - i < 2000) nt = 1;
+    if (nt == 1 || i < 1000) {
+        scratch *sp = pool_get(h);
+        if (!sp) return aios__err(AIOS_ERR_NOMEM, "hnsw: out of memory");
+        for (; i < n1 && (nt == 1 || i < 1000); i++)
+            if (h->level[i] >= 0) insert(h, sp, i, false, dot);
+        pool_put(h, sp);
+    }
+    if (i >= n1) return AIOS_OK;
     int64_t start = i;
     int failed = 0;
 #pragma omp parallel num_threads(nt)
     {
         scratch ts;
-        if (!scratch_init(&ts, n1, h->M0)) {
+        if (!scratch_init(&ts, n1, h->M0, h->efc, t->dim)) {
 #pragma omp atomic write
             failed = 1;
         }
@@ -442,24 +515,26 @@ aios_status aios__hnsw_extend(hnsw *h, int n_threads) {
 
 /* Algorithm 5: K-NN-SEARCH with filters. */
 void aios__hnsw_search(const hnsw *hc, const float *q, const mfilter *f, int32_t k, int ef, float threshold,
-                       mhit *hits, int32_t *n_out) {
+                       mhit *hits, int32_t *n_out, int64_t skip, int64_t *evals) {
     hnsw *h = (hnsw *)hc; /* reads only; locks are not taken: no concurrent writer */
     *n_out = 0;
     if (!h || h->entry < 0 || k <= 0) return;
     if (ef < k) ef = k;
     aios_dot_fn dot = aios__dot();
-    scratch s;
-    if (!scratch_init(&s, h->n, h->M0)) {
-        scratch_free(&s);
-        return;
-    }
+    scratch *sp = pool_get(h);
+    if (!sp) return;
+    scratch s = *sp; /* by value in this frame; written back below */
+    s.nd = 1;
+    s.skip = skip;
     cand cur = {dist_q(h, q, h->entry, dot), (uint32_t)h->entry};
     for (int layer = h->max_level; layer > 0; layer--) {
         bool changed = true;
         while (changed) {
             changed = false;
             int nc = read_links(h, &s, cur.id, layer, false);
+            s.nd += nc;
             for (int i = 0; i < nc; i++) {
+                if (s.buf[i] == (uint64_t)skip) continue;
                 float d = dist_q(h, q, s.buf[i], dot);
                 if (d < cur.d) {
                     cur = (cand){d, s.buf[i]};
@@ -485,7 +560,10 @@ void aios__hnsw_search(const hnsw *hc, const float *q, const mfilter *f, int32_t
         free(all);
     }
     *n_out = n;
-    scratch_free(&s);
+    if (evals) *evals = s.nd;
+    s.skip = -1;
+    *sp = s;
+    pool_put(h, sp);
 }
 
 /* ---- persistence ---- */
@@ -640,7 +718,7 @@ aios_status aios__hnsw_validate(const hnsw *h, FILE *report) {
             return aios__err(AIOS_ERR_CORRUPT, "hnsw: node %lld has no embedding", (long long)i);
         for (int layer = 0; layer <= lv; layer++) {
             const uint32_t *L = links(h, i, layer);
-            if (L[0] > (uint32_t)maxlinks(h, layer)) /* unsigned: a count of 2^32-1 must not pass as -1 */
+            if (L[0] > (uint32_t)maxlinks(h, layer)) /* unsigned: a count >= 2^31 must not pass as negative */
                 return aios__err(AIOS_ERR_CORRUPT, "hnsw: node %lld layer %d has %u links (max %d)", (long long)i, layer,
                                  L[0], maxlinks(h, layer));
             for (uint32_t a = 0; a < L[0]; a++) {

@@ -170,6 +170,24 @@ aios_status aios__manifest_parse(const char *text, size_t len, manifest *m, cons
         m->index_bytes = bytes;
         m->index_m = (int)M;
         m->index_efc = (int)efc;
+        /* optional (added later): the store's default ef_search */
+        const cJSON *efs = cJSON_GetObjectItemCaseSensitive(idx, "ef_search");
+        if (efs) {
+            uint64_t v;
+            if (!get_u64(idx, "ef_search", &v) || v > 100000) {
+                st = bad(name, "malformed index entry (ef_search)");
+                goto out;
+            }
+            m->index_efs = (int)v;
+        }
+        const cJSON *au = cJSON_GetObjectItemCaseSensitive(idx, "auto");
+        if (au) {
+            if (!cJSON_IsString(au) || (strcmp(au->valuestring, "hnsw") && strcmp(au->valuestring, "exact"))) {
+                st = bad(name, "malformed index entry (auto)");
+                goto out;
+            }
+            m->index_auto = strcmp(au->valuestring, "hnsw") ? 2 : 1;
+        }
     }
 out:
     cJSON_Delete(j);
@@ -226,6 +244,8 @@ aios_status aios__manifest_write(const char *dir, const manifest *m) {
         cJSON_AddStringToObject(x, "crc32c", hex);
         cJSON_AddNumberToObject(x, "M", m->index_m);
         cJSON_AddNumberToObject(x, "ef_construction", m->index_efc);
+        if (m->index_efs > 0) cJSON_AddNumberToObject(x, "ef_search", m->index_efs);
+        if (m->index_auto) cJSON_AddStringToObject(x, "auto", m->index_auto == 1 ? "hnsw" : "exact");
     } else {
         cJSON_AddNullToObject(j, "index");
     }

@@ -118,9 +118,11 @@ void aios__hnsw_free(hnsw *h);
 int64_t aios__hnsw_rows(const hnsw *h);           /* rows [0, rows) are covered */
 /* Extends coverage to rows [0, t->n) (rows without embedding are skipped). n_threads >= 1. */
 aios_status aios__hnsw_extend(hnsw *h, int n_threads);
-/* Filter-aware k-NN: navigates through every node, collects only rows passing f. */
+/* Filter-aware k-NN: navigates through every node, collects only rows passing f.  `skip` (-1 =
+ * none) is a node treated as absent, neither visited nor expanded: a stored row then probes the
+ * graph like an outside query.  *evals (may be NULL) receives the number of distances computed. */
 void aios__hnsw_search(const hnsw *h, const float *q, const mfilter *f, int32_t k, int ef, float threshold,
-                       mhit *hits, int32_t *n_out);
+                       mhit *hits, int32_t *n_out, int64_t skip, int64_t *evals);
 aios_status aios__hnsw_save(const hnsw *h, const char *path, uint64_t *bytes, uint32_t *crc);
 aios_status aios__hnsw_load(const mtable *t, const char *path, hnsw **out);
 /* Validates links; writes problems to report; returns AIOS_ERR_CORRUPT on the first broken invariant. */
@@ -164,7 +166,8 @@ typedef struct {
     int64_t index_rows;
     uint64_t index_bytes;
     uint32_t index_crc;
-    int index_m, index_efc;
+    int index_m, index_efc, index_efs; /* index_efs: default ef_search (0 = none recorded) */
+    int index_auto; /* AUTO searches: 0 = not measured (use the index), 1 = index, 2 = exact */
 } manifest;
 void aios__manifest_free(manifest *m);
 aios_status aios__manifest_parse(const char *text, size_t len, manifest *m, const char *name);
