@@ -379,6 +379,7 @@ static aios_status parse_row_group(aios_parquet_file *pf, aios_thrift_r *r, aios
             if (et != AIOS_TT_STRUCT || n != pf->n_leaves)
                 return aios__err(AIOS_ERR_FORMAT, "row group %d: %lld column chunks, schema has %d leaves", rgi,
                                  (long long)n, pf->n_leaves);
+            if (rg->chunks) return aios__err(AIOS_ERR_FORMAT, "row group %d: columns given twice", rgi);
             rg->chunks = calloc((size_t)(n ? n : 1), sizeof *rg->chunks);
             if (!rg->chunks) return aios__err(AIOS_ERR_NOMEM, "row group %d", rgi);
             for (int64_t c = 0; c < n && !r->err; c++) {
