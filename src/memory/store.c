@@ -539,6 +539,20 @@ static aios_status fill_tombstones(mseg *g, const mtable *t, int64_t r0) {
 
 /* Publishes manifest `m` (already holding new files), switches to WAL `new_fd`, and unlinks
  * the files of the old manifest that `m` no longer names. */
+/* Undoes what a failed flush/compaction created before its manifest was published: the new
+ * segment and index files and the new WAL (the old manifest still names the old ones). */
+static void unpublish(aios_store *st, const char *segpath, const char *idxpath, int new_fd, uint64_t wal_gen) {
+    if (segpath[0]) unlink(segpath);
+    if (idxpath[0]) unlink(idxpath);
+    if (new_fd >= 0) {
+        char name[64], path[4200];
+        close(new_fd);
+        wal_name(wal_gen, name, sizeof name);
+        path_of(st, name, path, sizeof path);
+        unlink(path);
+    }
+}
+
 static aios_status publish(aios_store *st, manifest *m, int new_fd) {
     AIOS_TRY(aios__manifest_write(st->dir, m));
     manifest old = st->man;
@@ -607,15 +621,7 @@ static aios_status do_flush(aios_store *st, bool force_index) {
     if (!s) s = create_wal(st, m.wal_gen, &new_fd);
     if (!s) s = publish(st, &m, new_fd);
     if (s) {
-        if (segpath[0]) unlink(segpath);
-        if (idxpath[0]) unlink(idxpath);
-        if (new_fd >= 0) {
-            char name[64], path[4200];
-            close(new_fd);
-            wal_name(m.wal_gen, name, sizeof name);
-            path_of(st, name, path, sizeof path);
-            unlink(path);
-        }
+        unpublish(st, segpath, idxpath, new_fd, m.wal_gen);
         aios__manifest_free(&m);
         return aios__err_prefix(s, "%s", "flush");
     }
@@ -1035,15 +1041,7 @@ aios_status aios_store_compact(aios_store *st) {
     if (!s) s = create_wal(st, m.wal_gen, &new_fd);
     if (!s) s = publish(st, &m, new_fd);
     if (s) {
-        if (segpath[0]) unlink(segpath);
-        if (idxpath[0]) unlink(idxpath);
-        if (new_fd >= 0) {
-            char name[64], path[4200];
-            close(new_fd);
-            wal_name(m.wal_gen, name, sizeof name);
-            path_of(st, name, path, sizeof path);
-            unlink(path);
-        }
+        unpublish(st, segpath, idxpath, new_fd, m.wal_gen);
         free(m.segs);
         aios__mt_free(&nt);
         aios__hnsw_free(nidx);
