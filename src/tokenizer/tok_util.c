@@ -244,20 +244,7 @@ void tk_u64map_free(tk_u64map *m) {
 }
 
 aios_status tk_u64map_put(tk_u64map *m, uint64_t k, uint64_t v) {
-    if ((m->n + 1) * 2 > m->nslots) {
-        size_t ns = m->nslots ? m->nslots * 2 : 64;
-        struct tk_u64slot *nsl = calloc(ns, sizeof *nsl);
-        if (!nsl) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory (merges)");
-        for (size_t i = 0; i < m->nslots; i++)
-            if (m->slots[i].key) {
-                size_t j = u64_slot(m->slots[i].key - 1, ns);
-                while (nsl[j].key) j = (j + 1) & (ns - 1);
-                nsl[j] = m->slots[i];
-            }
-        free(m->slots);
-        m->slots = nsl;
-        m->nslots = ns;
-    }
+    if ((m->n + 1) * 2 > m->nslots) AIOS_TRY(tk_u64map_reserve(m, m->n + 1)); /* keeps load <= 1/2 */
     size_t j = u64_slot(k, m->nslots);
     while (m->slots[j].key) {
         if (m->slots[j].key == k + 1) {
