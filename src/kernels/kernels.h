@@ -31,6 +31,12 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
  * AIOS_INT8_ACT=1 turns it on.  Not thread-safe: call before work. */
 void aios_kernels_int8_activations(int on);
 
+/* Dot product of two float32 vectors, as a function of the selected tier (AVX-512 / AVX2 with
+ * four accumulators, or the scalar reference): for callers that call it millions of times on
+ * short vectors (the memory store's exact and HNSW search), where a per-call dispatch shows. */
+typedef float (*aios_dot_fn)(const float *a, const float *b, int64_t n);
+aios_dot_fn aios_kernels_dot(void);
+
 /* Row `row` of a 2-D tensor of any dtype, dequantized to float32: out (n_cols). */
 aios_status aios_tensor_row_f32(float *out, const aios_tensor *W, int64_t row);
 /* Whole tensor to float32 (for small 1-D parameters: norms, biases).  out (numel). */

@@ -14,6 +14,7 @@
 #define AIOS_MEMORY_INTERNAL_H
 
 #include "core/internal.h"
+#include "kernels/kernels.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -80,9 +81,7 @@ static inline const char *aios__mt_str(const mtable *t, uint64_t off, uint32_t *
 }
 
 /* ---- search ---- */
-typedef float (*aios_dot_fn)(const float *a, const float *b, int64_t n);
-float aios__dot_ref(const float *a, const float *b, int64_t n);
-aios_dot_fn aios__dot(void); /* the fastest available (AIOS_KERNELS=ref forces the reference) */
+aios_dot_fn aios__dot(void); /* the kernels' tier's dot (AIOS_KERNELS=ref forces the reference) */
 
 /* Compiled filter: codes instead of strings. */
 typedef struct {
@@ -180,7 +179,8 @@ aios_status aios__fsync_dir(const char *dir);
  * the seed's schema, fsynced.  Returns its size and CRC32C. */
 aios_status aios__seg_write(const mtable *t, int64_t r0, int64_t r1, const char *path, int level, bool live_only,
                             uint64_t *bytes, uint32_t *crc);
-/* Appends every row of a memories Parquet file to t (all live). */
-aios_status aios__seg_read(mtable *t, const char *path, const uint8_t *data, size_t size);
+/* Appends every row of a memories Parquet file (mapped or in memory) to t (all live); the pages
+ * of a mapping are released from the resident set as its row groups are appended. */
+aios_status aios__seg_read(mtable *t, const char *path, const aios_map *m);
 
 #endif

@@ -6,10 +6,8 @@
  * quality, liveness) are tested before the dot product, so the top-k are drawn only from rows
  * that pass: k hits come back whenever k rows pass the filters and the threshold.
  *
- * Kernels: aios__dot_ref is the scalar reference (double accumulation would be slower than the
- * data; it uses 4 float partial sums like the SIMD one); dot_avx2 uses 4 FMA accumulators of 8
- * lanes with a scalar tail; dot_avx512 4 accumulators of 16 lanes with a masked tail; the widest
- * the CPU has is chosen at run time (AIOS_KERNELS=ref forces the reference, =avx2 caps at AVX2).
+ * Kernel: the dot product of the compute kernels' selected tier (src/kernels: AVX-512 or AVX2
+ * with four FMA accumulators, or the scalar reference; AIOS_KERNELS=ref|avx2|avx512 picks one).
  * Threads: OpenMP splits the row range; each thread keeps a bounded min-heap of its k best,
  * then the heaps are merged and sorted (score desc, row asc — deterministic ties).
  */
@@ -17,81 +15,8 @@
 
 #include <math.h>
 #include <omp.h>
-#include <pthread.h>
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#endif
-
-float aios__dot_ref(const float *a, const float *b, int64_t n) {
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    int64_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        s0 += a[i] * b[i];
-        s1 += a[i + 1] * b[i + 1];
-        s2 += a[i + 2] * b[i + 2];
-        s3 += a[i + 3] * b[i + 3];
-    }
-    for (; i < n; i++) s0 += a[i] * b[i];
-    return (s0 + s1) + (s2 + s3);
-}
-
-#if defined(__x86_64__)
-__attribute__((target("avx2,fma"))) static float dot_avx2(const float *a, const float *b, int64_t n) {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps(), acc2 = _mm256_setzero_ps(),
-           acc3 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 32 <= n; i += 32) {
-        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
-        acc2 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 16), _mm256_loadu_ps(b + i + 16), acc2);
-        acc3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 24), _mm256_loadu_ps(b + i + 24), acc3);
-    }
-    for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-    __m256 acc = _mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3));
-    __m128 lo = _mm256_castps256_ps128(acc), hi = _mm256_extractf128_ps(acc, 1);
-    __m128 s = _mm_add_ps(lo, hi);
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    float r = _mm_cvtss_f32(s);
-    for (; i < n; i++) r += a[i] * b[i];
-    return r;
-}
-
-/* 16-lane version: 4 FMA accumulators of 16 floats, a masked load for the tail (no scalar loop). */
-__attribute__((target("avx512f"))) static float dot_avx512(const float *a, const float *b, int64_t n) {
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps(),
-           acc3 = _mm512_setzero_ps();
-    int64_t i = 0;
-    for (; i + 64 <= n; i += 64) {
-        acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
-        acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), acc1);
-        acc2 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 32), _mm512_loadu_ps(b + i + 32), acc2);
-        acc3 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 48), _mm512_loadu_ps(b + i + 48), acc3);
-    }
-    for (; i + 16 <= n; i += 16) acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
-    if (i < n) {
-        __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-        acc1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc1);
-    }
-    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc0, acc1), _mm512_add_ps(acc2, acc3)));
-}
-#endif
-
-static aios_dot_fn g_dot = aios__dot_ref;
-static pthread_once_t g_once = PTHREAD_ONCE_INIT;
-static void pick(void) {
-    const char *e = getenv("AIOS_KERNELS");
-    if (e && !strcmp(e, "ref")) return;
-#if defined(__x86_64__)
-    if (aios_cpu()->avx2 && aios_cpu()->fma) g_dot = dot_avx2;
-    if (aios_cpu()->avx512f && !(e && !strcmp(e, "avx2"))) g_dot = dot_avx512;
-#endif
-}
-aios_dot_fn aios__dot(void) {
-    pthread_once(&g_once, pick);
-    return g_dot;
-}
+aios_dot_fn aios__dot(void) { return aios_kernels_dot(); }
 
 /* better(a, b): a ranks before b */
 static inline bool better(const mhit *a, const mhit *b) {

@@ -20,6 +20,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <omp.h>
 #include <unistd.h>
 
 #include "format/parquet.h"
@@ -235,83 +236,101 @@ static aios_status get_str(const aios_pq_column *c, int64_t r, const char *file,
 
 static bool is_bytes(const aios_pq_column *c) { return c->type == AIOS_PQ_BYTE_ARRAY && c->max_rep == 0; }
 
-/* One row group at a time, so the decoded columns (levels, spaced values) of only one row group
- * are held beside the table. */
-static aios_status read_rg(mtable *t, aios_parquet_file *pf, int rg, const char *file) {
-    aios_status s;
+/* The columns of one row group, decoded (by any thread) and checked for shape; appended to the
+ * table afterwards, in row-group order, by the loading thread. */
+typedef struct {
     aios_pq_column id, ts, ct, em, cat, src, q;
-    memset(&ts, 0, sizeof ts);
-    memset(&ct, 0, sizeof ct);
-    memset(&em, 0, sizeof em);
-    memset(&cat, 0, sizeof cat);
-    memset(&src, 0, sizeof src);
-    memset(&q, 0, sizeof q);
-    bool has_ts = false, has_ct = false, has_em = false, has_cat = false, has_src = false, has_q = false;
-    int16_t meta_def = -1;
-    int64_t n = aios_pq_row_group_num_rows(pf, rg);
-    s = read_leaf(pf, rg, "memory_id", file, &id, true);
-    if (!s) {
-        aios_status x;
-        if (!(x = read_leaf(pf, rg, "timestamp", file, &ts, false))) has_ts = true;
-        else if (x != AIOS_ERR_NOT_FOUND) s = x;
-        if (!s && !(x = read_leaf(pf, rg, "content", file, &ct, false))) has_ct = true;
-        else if (!s && x != AIOS_ERR_NOT_FOUND) s = x;
-        if (!s && !(x = read_leaf(pf, rg, "embedding", file, &em, false))) has_em = true;
-        else if (!s && x != AIOS_ERR_NOT_FOUND) s = x;
-        if (!s && !(x = read_leaf(pf, rg, "metadata.category", file, &cat, false))) has_cat = true;
-        else if (!s && x != AIOS_ERR_NOT_FOUND) s = x;
-        if (!s && !(x = read_leaf(pf, rg, "metadata.source", file, &src, false))) has_src = true;
-        else if (!s && x != AIOS_ERR_NOT_FOUND) s = x;
-        if (!s && !(x = read_leaf(pf, rg, "metadata.quality_score", file, &q, false))) has_q = true;
-        else if (!s && x != AIOS_ERR_NOT_FOUND) s = x;
-        int mn = aios_pq_find_node(pf, "metadata");
-        if (mn >= 0) meta_def = aios_pq_node_at(pf, mn)->def_level;
-    }
+    bool has_ts, has_ct, has_em, has_cat, has_src, has_q;
+    int64_t n, ts_mul, ts_div;
+    aios_status s;
+    char *err; /* the decoding thread's message for s */
+} rgcols;
+
+static void rg_free(rgcols *c) {
+    aios_pq_column_free(&c->id);
+    aios_pq_column_free(&c->ts);
+    aios_pq_column_free(&c->ct);
+    aios_pq_column_free(&c->em);
+    aios_pq_column_free(&c->cat);
+    aios_pq_column_free(&c->src);
+    aios_pq_column_free(&c->q);
+    free(c->err);
+    memset(c, 0, sizeof *c);
+}
+
+/* Reads an optional leaf: true when present, false when absent or on error (then *s is set). */
+static bool opt_leaf(aios_parquet_file *pf, int rg, const char *path, const char *file, aios_pq_column *col,
+                     aios_status *s) {
+    if (*s) return false;
+    aios_status x = read_leaf(pf, rg, path, file, col, false);
+    if (x && x != AIOS_ERR_NOT_FOUND) *s = x;
+    return !x;
+}
+
+static aios_status rg_decode_(aios_parquet_file *pf, int rg, const char *file, rgcols *c) {
+    int64_t n = c->n = aios_pq_row_group_num_rows(pf, rg);
+    aios_status s = read_leaf(pf, rg, "memory_id", file, &c->id, true);
+    c->has_ts = opt_leaf(pf, rg, "timestamp", file, &c->ts, &s);
+    c->has_ct = opt_leaf(pf, rg, "content", file, &c->ct, &s);
+    c->has_em = opt_leaf(pf, rg, "embedding", file, &c->em, &s);
+    c->has_cat = opt_leaf(pf, rg, "metadata.category", file, &c->cat, &s);
+    c->has_src = opt_leaf(pf, rg, "metadata.source", file, &c->src, &s);
+    c->has_q = opt_leaf(pf, rg, "metadata.quality_score", file, &c->q, &s);
+    if (s) return s;
     /* shapes: every column one entry per row, of the expected types */
-    if (!s && (!is_bytes(&id) || id.num_rows != n))
-        s = aios__err(AIOS_ERR_FORMAT, "memory: %s: memory_id is not a string column", file);
-    int64_t ts_mul = 1, ts_div = 1;
-    if (!s && has_ts) {
-        const aios_pq_node *nd = ts.node;
-        if (ts.type != AIOS_PQ_INT64 || ts.max_rep != 0 || ts.num_rows != n)
-            s = aios__err(AIOS_ERR_FORMAT, "memory: %s: timestamp is not an int64 timestamp column", file);
-        else if (nd->logical == AIOS_PQ_L_TIMESTAMP && nd->unit == AIOS_PQ_MILLIS)
-            ts_mul = 1000;
-        else if (nd->logical == AIOS_PQ_L_TIMESTAMP && nd->unit == AIOS_PQ_NANOS)
-            ts_div = 1000;
+    if (!is_bytes(&c->id) || c->id.num_rows != n)
+        return aios__err(AIOS_ERR_FORMAT, "memory: %s: memory_id is not a string column", file);
+    c->ts_mul = c->ts_div = 1;
+    if (c->has_ts) {
+        const aios_pq_node *nd = c->ts.node;
+        if (c->ts.type != AIOS_PQ_INT64 || c->ts.max_rep != 0 || c->ts.num_rows != n)
+            return aios__err(AIOS_ERR_FORMAT, "memory: %s: timestamp is not an int64 timestamp column", file);
+        if (nd->logical == AIOS_PQ_L_TIMESTAMP && nd->unit == AIOS_PQ_MILLIS) c->ts_mul = 1000;
+        else if (nd->logical == AIOS_PQ_L_TIMESTAMP && nd->unit == AIOS_PQ_NANOS) c->ts_div = 1000;
     }
-    if (!s && has_ct && (!is_bytes(&ct) || ct.num_rows != n))
-        s = aios__err(AIOS_ERR_FORMAT, "memory: %s: content is not a string column", file);
-    if (!s && has_em && (em.max_rep != 1 || !em.offsets || em.num_rows != n || (em.type != AIOS_PQ_FLOAT && em.type != AIOS_PQ_DOUBLE)))
-        s = aios__err(AIOS_ERR_FORMAT, "memory: %s: embedding is not a list of float", file);
-    if (!s && has_cat && (!is_bytes(&cat) || cat.num_rows != n))
-        s = aios__err(AIOS_ERR_FORMAT, "memory: %s: metadata.category is not a string column", file);
-    if (!s && has_src && (!is_bytes(&src) || src.num_rows != n))
-        s = aios__err(AIOS_ERR_FORMAT, "memory: %s: metadata.source is not a string column", file);
-    if (!s && has_q && (q.type != AIOS_PQ_FLOAT || q.max_rep != 0 || q.num_rows != n))
-        s = aios__err(AIOS_ERR_FORMAT, "memory: %s: metadata.quality_score is not a float column", file);
+    if (c->has_ct && (!is_bytes(&c->ct) || c->ct.num_rows != n))
+        return aios__err(AIOS_ERR_FORMAT, "memory: %s: content is not a string column", file);
+    const aios_pq_column *em = &c->em;
+    if (c->has_em && (em->max_rep != 1 || !em->offsets || em->num_rows != n || (em->type != AIOS_PQ_FLOAT && em->type != AIOS_PQ_DOUBLE)))
+        return aios__err(AIOS_ERR_FORMAT, "memory: %s: embedding is not a list of float", file);
+    if (c->has_cat && (!is_bytes(&c->cat) || c->cat.num_rows != n))
+        return aios__err(AIOS_ERR_FORMAT, "memory: %s: metadata.category is not a string column", file);
+    if (c->has_src && (!is_bytes(&c->src) || c->src.num_rows != n))
+        return aios__err(AIOS_ERR_FORMAT, "memory: %s: metadata.source is not a string column", file);
+    if (c->has_q && (c->q.type != AIOS_PQ_FLOAT || c->q.max_rep != 0 || c->q.num_rows != n))
+        return aios__err(AIOS_ERR_FORMAT, "memory: %s: metadata.quality_score is not a float column", file);
+    return AIOS_OK;
+}
+static void rg_decode(aios_parquet_file *pf, int rg, const char *file, rgcols *c) {
+    c->s = rg_decode_(pf, rg, file, c);
+    if (c->s) c->err = strdup(aios_last_error()); /* the message is per thread */
+}
+
+static aios_status rg_append(mtable *t, const rgcols *c, const char *file, int16_t meta_def) {
+    aios_status s = AIOS_OK;
+    const aios_pq_column *ts = &c->ts, *em = &c->em, *q = &c->q;
     float *vec = NULL;
-    for (int64_t r = 0; r < n && !s; r++) {
+    for (int64_t r = 0; r < c->n && !s; r++) {
         aios_memory m;
         memset(&m, 0, sizeof m);
         char *sid = NULL, *sc = NULL, *scat = NULL, *ssrc = NULL;
-        s = get_str(&id, r, file, "memory_id", &sid);
+        s = get_str(&c->id, r, file, "memory_id", &sid);
         if (!s && !sid) s = aios__err(AIOS_ERR_FORMAT, "memory: %s: row %lld: memory_id is null", file, (long long)r);
-        if (!s && has_ts) {
-            if (ts.valid && !ts.valid[r]) s = aios__err(AIOS_ERR_FORMAT, "memory: %s: row %lld: timestamp is null", file, (long long)r);
+        if (!s && c->has_ts) {
+            if (ts->valid && !ts->valid[r]) s = aios__err(AIOS_ERR_FORMAT, "memory: %s: row %lld: timestamp is null", file, (long long)r);
             else {
-                int64_t v = ((const int64_t *)ts.values)[r];
-                if (ts_mul > 1 && __builtin_mul_overflow(v, ts_mul, &v))
+                int64_t v = ((const int64_t *)ts->values)[r];
+                if (c->ts_mul > 1 && __builtin_mul_overflow(v, c->ts_mul, &v))
                     s = aios__err(AIOS_ERR_RANGE, "memory: %s: row %lld: timestamp out of range", file, (long long)r);
-                m.timestamp_us = v / ts_div;
+                m.timestamp_us = v / c->ts_div;
             }
         }
-        if (!s && has_ct) s = get_str(&ct, r, file, "content", &sc);
+        if (!s && c->has_ct) s = get_str(&c->ct, r, file, "content", &sc);
         m.content = sc;
-        if (!s && has_em && (!em.row_valid || em.row_valid[r])) {
-            int64_t a = em.offsets[r], b = em.offsets[r + 1];
+        if (!s && c->has_em && (!em->row_valid || em->row_valid[r])) {
+            int64_t a = em->offsets[r], b = em->offsets[r + 1];
             int64_t len = b - a;
-            if (a < 0 || b < a || b > em.num_slots || len > 65536 || len == 0)
+            if (a < 0 || b < a || b > em->num_slots || len > 65536 || len == 0)
                 s = aios__err(AIOS_ERR_FORMAT, "memory: %s: row %lld: embedding of %lld values", file, (long long)r, (long long)len);
             else if (t->dim && len != t->dim)
                 s = aios__err(AIOS_ERR_SHAPE, "memory: %s: row %lld: embedding has %lld values, expected %d", file, (long long)r,
@@ -321,24 +340,24 @@ static aios_status read_rg(mtable *t, aios_parquet_file *pf, int rg, const char 
                 if (!vec) s = aios__err(AIOS_ERR_NOMEM, "memory: out of memory");
             }
             for (int64_t i = a; i < b && !s; i++) {
-                if (em.valid && !em.valid[i])
+                if (em->valid && !em->valid[i])
                     s = aios__err(AIOS_ERR_FORMAT, "memory: %s: row %lld: null inside the embedding", file, (long long)r);
                 else
-                    vec[i - a] = em.type == AIOS_PQ_FLOAT ? ((const float *)em.values)[i] : (float)((const double *)em.values)[i];
+                    vec[i - a] = em->type == AIOS_PQ_FLOAT ? ((const float *)em->values)[i] : (float)((const double *)em->values)[i];
             }
             m.embedding = vec;
             m.dim = (int32_t)len;
         }
         if (!s && meta_def >= 0) {
             /* the struct is present when any of its leaves reaches the struct's def level */
-            const aios_pq_column *any = has_cat ? &cat : has_src ? &src : has_q ? &q : NULL;
+            const aios_pq_column *any = c->has_cat ? &c->cat : c->has_src ? &c->src : c->has_q ? q : NULL;
             m.has_metadata = any && (!any->def || any->def[r] >= meta_def);
             if (m.has_metadata) {
-                if (has_cat) s = get_str(&cat, r, file, "category", &scat);
-                if (!s && has_src) s = get_str(&src, r, file, "source", &ssrc);
-                if (!s && has_q && (!q.valid || q.valid[r])) {
+                if (c->has_cat) s = get_str(&c->cat, r, file, "category", &scat);
+                if (!s && c->has_src) s = get_str(&c->src, r, file, "source", &ssrc);
+                if (!s && c->has_q && (!q->valid || q->valid[r])) {
                     m.has_quality = 1;
-                    m.quality_score = ((const float *)q.values)[r];
+                    m.quality_score = ((const float *)q->values)[r];
                 }
             }
         }
@@ -352,23 +371,64 @@ static aios_status read_rg(mtable *t, aios_parquet_file *pf, int rg, const char 
         free(ssrc);
     }
     free(vec);
-    aios_pq_column_free(&id);
-    aios_pq_column_free(&ts);
-    aios_pq_column_free(&ct);
-    aios_pq_column_free(&em);
-    aios_pq_column_free(&cat);
-    aios_pq_column_free(&src);
-    aios_pq_column_free(&q);
     return s;
 }
 
-aios_status aios__seg_read(mtable *t, const char *file, const uint8_t *data, size_t size) {
+/* End (exclusive) of row group rg's column chunks in the file. */
+static uint64_t rg_end(const aios_parquet_file *pf, int rg) {
+    uint64_t end = 0;
+    for (int l = 0; l < aios_pq_num_leaves(pf); l++) {
+        const aios_pq_chunk_info *ci = aios_pq_chunk(pf, rg, l);
+        if (!ci) continue;
+        int64_t a = ci->dictionary_page_offset >= 0 && ci->dictionary_page_offset < ci->data_page_offset
+                        ? ci->dictionary_page_offset
+                        : ci->data_page_offset;
+        uint64_t e;
+        if (a >= 0 && ci->total_compressed_size >= 0 && aios__add_ok((uint64_t)a, (uint64_t)ci->total_compressed_size, &e) && e > end)
+            end = e;
+    }
+    return end;
+}
+
+/* Row groups are decoded in parallel, a batch of up to 8 at a time (each holds its decoded
+ * columns: ~60 MB for 16k rows of 384 floats), and appended in order by this thread.  Pages of
+ * a mapped segment already appended are released behind the read (MADV_DONTNEED: they stay in
+ * the page cache, but no longer count in this process's resident memory), so loading a large
+ * segment does not hold the file and the table at once. */
+aios_status aios__seg_read(mtable *t, const char *file, const aios_map *map) {
     aios_parquet_file *pf;
-    aios_status s = aios_parquet_open_memory(data, size, &pf);
+    aios_status s = aios_parquet_open_memory(map->data, map->size, &pf);
     if (s) return aios__err_prefix(s, "memory: %s", file);
     if (aios_pq_find_leaf(pf, "memory_id") < 0)
         s = aios__err(AIOS_ERR_FORMAT, "memory: %s: no 'memory_id' column (not a memories file)", file);
-    for (int rg = 0; !s && rg < aios_pq_num_row_groups(pf); rg++) s = read_rg(t, pf, rg, file);
+    int16_t meta_def = -1;
+    int mn = aios_pq_find_node(pf, "metadata");
+    if (mn >= 0) meta_def = aios_pq_node_at(pf, mn)->def_level;
+    int n_rg = aios_pq_num_row_groups(pf);
+    int nt = aios_cpu()->n_cores;
+    nt = nt < 1 ? 1 : nt > 8 ? 8 : nt;
+    if (nt > n_rg) nt = n_rg > 0 ? n_rg : 1;
+    rgcols *b = calloc((size_t)nt, sizeof *b);
+    if (!b && !s) s = aios__err(AIOS_ERR_NOMEM, "memory: out of memory");
+    size_t released = 0;
+    for (int rg0 = 0; !s && rg0 < n_rg; rg0 += nt) {
+        int m = AIOS_MIN(nt, n_rg - rg0);
+#pragma omp parallel for num_threads(m) schedule(static, 1) if (m > 1)
+        for (int i = 0; i < m; i++) rg_decode(pf, rg0 + i, file, &b[i]);
+        for (int i = 0; i < m; i++) {
+            if (!s && b[i].s) s = aios__err(b[i].s, "%s", b[i].err ? b[i].err : "memory: segment read failed");
+            if (!s) s = rg_append(t, &b[i], file, meta_def);
+            rg_free(&b[i]);
+        }
+        if (!s) { /* the row groups read so far are copied into the table */
+            uint64_t end = rg_end(pf, rg0 + m - 1);
+            if (end > released && end <= map->size) {
+                aios__map_release(map, released, (size_t)end);
+                released = (size_t)end;
+            }
+        }
+    }
+    free(b);
     aios_parquet_close(pf);
     return s;
 }

@@ -93,6 +93,18 @@ static int n_threads(void) {
 }
 
 /* ---- loading ---- */
+/* CRC32C of a mapped file, 64 MB at a time, each chunk released from the resident set once read
+ * (a large segment is then never resident twice: once for the check, once while decoded). */
+static uint32_t crc_released(const aios_map *m) {
+    uint32_t crc = 0;
+    for (size_t o = 0; o < m->size; o += (size_t)64 << 20) {
+        size_t n = AIOS_MIN(m->size - o, (size_t)64 << 20);
+        crc = aios__crc32c(crc, m->data + o, n);
+        aios__map_release(m, o, o + n);
+    }
+    return crc;
+}
+
 static aios_status load_segments(aios_store *st) {
     manifest *m = &st->man;
     st->seg_start = calloc((size_t)m->n_segs + 1, sizeof *st->seg_start);
@@ -110,11 +122,11 @@ static aios_status load_segments(aios_store *st) {
         if (map.size != g->bytes)
             s = aios__err(AIOS_ERR_CORRUPT, "memory: segment %s: %zu bytes, the manifest says %" PRIu64 " (truncated or replaced)",
                           path, map.size, g->bytes);
-        else if (aios__crc32c(0, map.data, map.size) != g->crc)
+        else if (crc_released(&map) != g->crc)
             s = aios__err(AIOS_ERR_CORRUPT, "memory: segment %s: checksum mismatch (the file is damaged)", path);
         int64_t r0 = st->t.n;
         st->seg_start[i] = r0;
-        if (!s) s = aios__seg_read(&st->t, path, map.data, map.size);
+        if (!s) s = aios__seg_read(&st->t, path, &map);
         aios__unmap_file(&map);
         if (s) return s;
         if (st->t.n - r0 != g->rows)
@@ -1070,7 +1082,7 @@ aios_status aios_store_import(aios_store *st, const char *path, int64_t *n_out) 
     AIOS_TRY(aios__map_file(path, &map));
     mtable in;
     aios__mt_init(&in, 0);
-    aios_status s = aios__seg_read(&in, path, map.data, map.size);
+    aios_status s = aios__seg_read(&in, path, &map);
     aios__unmap_file(&map);
     if (!s && in.dim && st->t.dim && in.dim != st->t.dim)
         s = aios__err(AIOS_ERR_SHAPE, "memory: import %s: %d-dimensional embeddings, the store has %d", path, in.dim, st->t.dim);

@@ -85,6 +85,8 @@ static const aios__ktier *tier(void) {
 
 const char *aios_kernels_tier(void) { return tier()->name; }
 
+aios_dot_fn aios_kernels_dot(void) { return tier()->dot; }
+
 /* Spinning OpenMP threads on a machine whose cores are busy with other processes make every
  * barrier wait a scheduler time slice for a descheduled peer (measured: 10x slower with 2
  * threads on a loaded 2-core machine).  Unless the user fixed the count, OpenMP's dynamic
