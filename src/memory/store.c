@@ -954,9 +954,12 @@ aios_status aios_store_search(aios_store *st, const float *query, int32_t dim, c
         bool filtered = f.use_cat || f.use_src || f.use_q || f.since != INT64_MIN || f.until != INT64_MAX;
         if (use_idx && filtered && p.mode == AIOS_SEARCH_AUTO) {
             /* selective filters: the graph would wander far for few admissible nodes, and
-             * scanning the few that pass is cheap anyway */
-            int64_t pass = 0;
-            for (int64_t r = 0; r < covered; r++) pass += aios__mf_pass(&st->t, &f, r);
+             * scanning the few that pass is cheap anyway.  The share that passes is counted
+             * on up to 16k rows spread evenly (all of them in smaller tables): counting every
+             * row of 1M took 2.8 ms, ten times the graph search itself. */
+            int64_t step = covered > 16384 ? covered / 16384 : 1, seen = 0, pass = 0;
+            for (int64_t r = 0; r < covered; r += step, seen++) pass += aios__mf_pass(&st->t, &f, r);
+            pass = seen ? pass * covered / seen : 0;
             if (pass < covered / 20 || pass < 4 * (int64_t)p.top_k) use_idx = false;
         }
         int nt = p.n_threads > 0 ? p.n_threads : n_threads();
