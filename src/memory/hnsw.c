@@ -8,7 +8,8 @@
  * Key decisions:
  *  - Node i is row i of the store's table, so the graph needs no label array and stays valid
  *    while rows are only appended; deleted rows stay in the graph as waypoints and are simply
- *    not collected (their MR_LIVE bit is clear).  Compaction renumbers rows and rebuilds.
+ *    not collected (their MR_LIVE bit is clear).  Compaction renumbers rows and carries the
+ *    graph over (aios__hnsw_renumber: links to dropped nodes replaced from their own links).
  *    Rows without an embedding (or dead before insertion) get level -1: not in the graph.
  *  - Distance d = 1 - cos; the query is unit length, rows carry 1/|x|.
  *  - Levels: floor(-ln(U) * mL), mL = 1/ln(M); layer 0 keeps up to M0 = 2M links (paper §4.1);
@@ -430,6 +431,8 @@ void aios__hnsw_free(hnsw *h) {
 }
 
 int64_t aios__hnsw_rows(const hnsw *h) { return h ? h->n : 0; }
+int aios__hnsw_m(const hnsw *h) { return h->M; }
+int aios__hnsw_efc(const hnsw *h) { return h->efc; }
 void aios__hnsw_set_table(hnsw *h, const mtable *t) { h->t = t; }
 
 static aios_status reserve(hnsw *h, int64_t n) {
@@ -515,6 +518,114 @@ aios_status aios__hnsw_extend(hnsw *h, int n_threads) {
     return AIOS_OK;
 }
 
+/* New links of node i (new numbering) at `layer`, from old node r's list: every surviving link is
+ * kept, and each link to a dropped node is replaced by the nearest of the dropped nodes' own
+ * links (the two-hop neighbours a deletion leaves behind) not linked already.  Measured on 4k x
+ * 64 random-normal with 15% dropped, recall@10 at ef 24 (test_compaction_keeps_the_graph):
+ * this 0.877, a graph rebuilt from scratch 0.875, dropping the links without repair 0.839, and
+ * re-selecting the whole list by the heuristic 0.785 (it prunes the back-links that make nodes
+ * reachable).  Returns true when it repaired. */
+static bool carry_links(hnsw *h, const hnsw *old, scratch *s, const int64_t *newrow, int64_t r, int layer,
+                        aios_dot_fn dot) {
+    uint32_t i = (uint32_t)newrow[r];
+    const uint32_t *O = links(old, r, layer);
+    uint32_t *L = links(h, i, layer);
+    int m = maxlinks(h, layer), c = 0, lost = 0;
+    new_pass(s);
+    visit(s, i);
+    for (uint32_t a = 0; a < O[0]; a++) {
+        int64_t e = newrow[O[1 + a]];
+        if (e >= 0) {
+            L[1 + c++] = (uint32_t)e;
+            visit(s, (uint32_t)e);
+        } else {
+            lost++;
+        }
+    }
+    L[0] = (uint32_t)c;
+    if (!lost) return false;
+    /* candidates: the dropped neighbours' own links */
+    int n = 0;
+    for (uint32_t a = 0; a < O[0]; a++) {
+        if (newrow[O[1 + a]] >= 0) continue;
+        const uint32_t *D = links(old, O[1 + a], layer);
+        for (uint32_t b = 0; b < D[0]; b++) {
+            int64_t x = newrow[D[1 + b]];
+            if (x >= 0 && visit(s, (uint32_t)x) && sel_reserve(s, n + 1)) s->sel[n++] = (cand){dist_nn(h, i, x, dot), (uint32_t)x};
+        }
+    }
+    qsort(s->sel, (size_t)n, sizeof *s->sel, cmp_cand);
+    for (int k = 0, room = AIOS_MIN(lost, m - c); k < n && room > 0; k++, room--) L[1 + c++] = s->sel[k].id;
+    L[0] = (uint32_t)c;
+    return true;
+}
+
+aios_status aios__hnsw_renumber(const hnsw *old, const mtable *t, const int64_t *newrow, int n_threads, hnsw **out,
+                                int64_t *repaired) {
+    *out = NULL;
+    if (repaired) *repaired = 0;
+    int64_t n_new = 0;
+    for (int64_t r = 0; r < old->n; r++)
+        if (newrow[r] >= 0) {
+            if (newrow[r] != n_new) return aios__err(AIOS_ERR_INVALID_ARG, "hnsw: renumber: rows out of order");
+            n_new++;
+        }
+    if (n_new > t->n) return aios__err(AIOS_ERR_INVALID_ARG, "hnsw: renumber: %lld nodes for %lld rows", (long long)n_new, (long long)t->n);
+    hnsw *h;
+    AIOS_TRY(aios__hnsw_new(t, old->M, old->efc, old->rng, &h));
+    aios_status s = n_new ? reserve(h, n_new) : AIOS_OK;
+    for (int64_t r = 0; r < old->n && !s; r++) {
+        int64_t i = newrow[r];
+        if (i < 0) continue;
+        int lv = old->level[r];
+        h->level[i] = (int8_t)lv;
+        h->up[i] = NULL;
+        h->l0[(size_t)i * (size_t)(h->M0 + 1)] = 0;
+        h->n = i + 1; /* so that a failure below frees what exists */
+        if (lv > 0 && !(h->up[i] = calloc((size_t)lv * (size_t)(h->M + 1), sizeof(uint32_t))))
+            s = aios__err(AIOS_ERR_NOMEM, "hnsw: out of memory");
+    }
+    if (s) {
+        aios__hnsw_free(h);
+        return s;
+    }
+    h->n = n_new;
+    if (old->entry >= 0 && newrow[old->entry] >= 0) {
+        h->entry = newrow[old->entry];
+        h->max_level = old->max_level;
+    } else { /* the entry point was dropped: the first node on the highest layer left */
+        for (int64_t i = 0; i < n_new; i++)
+            if (h->level[i] > h->max_level) {
+                h->max_level = h->level[i];
+                h->entry = i;
+            }
+    }
+    aios_dot_fn dot = aios__dot();
+    int nt = n_threads > 0 ? n_threads : 1, failed = 0;
+    int64_t fixed = 0;
+#pragma omp parallel num_threads(nt) reduction(+ : fixed)
+    {
+        scratch ts;
+        if (!scratch_init(&ts, n_new, h->M0, h->efc, t->dim)) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp for schedule(dynamic, 256)
+        for (int64_t r = 0; r < old->n; r++) {
+            if (failed || newrow[r] < 0) continue;
+            for (int layer = 0; layer <= old->level[r]; layer++) fixed += carry_links(h, old, &ts, newrow, r, layer, dot);
+        }
+        scratch_free(&ts);
+    }
+    if (failed) {
+        aios__hnsw_free(h);
+        return aios__err(AIOS_ERR_NOMEM, "hnsw: out of memory");
+    }
+    if (repaired) *repaired = fixed;
+    *out = h;
+    return AIOS_OK;
+}
+
 /* Algorithm 5: K-NN-SEARCH with filters. */
 void aios__hnsw_search(const hnsw *hc, const float *q, const mfilter *f, int32_t k, int ef, float threshold,
                        mhit *hits, int32_t *n_out, int64_t skip, int64_t *evals) {
@@ -584,6 +695,28 @@ static aios_status put(int fd, const void *p, size_t n, uint32_t *crc, const cha
     return AIOS_OK;
 }
 
+/* Writes `rows` link lists of `width` u32 (count, links) with the slots past each count zeroed:
+ * those hold stale links of pruned lists (or were never written), and the file is a function of
+ * the graph alone (two saves of one graph are the same bytes). */
+static aios_status put_lists(int fd, const uint32_t *L, int64_t rows, int width, uint32_t *crc, const char *path) {
+    const int64_t CH = AIOS_MIN(rows, 1024);
+    uint32_t *buf = malloc((size_t)(CH > 0 ? CH : 1) * (size_t)width * 4);
+    if (!buf) return aios__err(AIOS_ERR_NOMEM, "hnsw: out of memory");
+    aios_status st = AIOS_OK;
+    for (int64_t r0 = 0; !st && r0 < rows; r0 += CH) {
+        int64_t n = AIOS_MIN(CH, rows - r0);
+        memset(buf, 0, (size_t)n * (size_t)width * 4);
+        for (int64_t r = 0; r < n; r++) {
+            const uint32_t *src = L + (size_t)(r0 + r) * (size_t)width;
+            uint32_t c = src[0] < (uint32_t)width ? src[0] : (uint32_t)width - 1;
+            memcpy(buf + (size_t)r * (size_t)width, src, (size_t)(c + 1) * 4);
+        }
+        st = put(fd, buf, (size_t)n * (size_t)width * 4, crc, path);
+    }
+    free(buf);
+    return st;
+}
+
 typedef struct {
     char magic[8];
     uint32_t version, dim, M, M0, efc, pad0;
@@ -610,9 +743,9 @@ aios_status aios__hnsw_save(const hnsw *h, const char *path, uint64_t *bytes, ui
     uint32_t crc = 0;
     aios_status st = put(fd, &hd, sizeof hd, &crc, path);
     if (!st) st = put(fd, h->level, (size_t)h->n, &crc, path);
-    if (!st) st = put(fd, h->l0, (size_t)h->n * (size_t)(h->M0 + 1) * 4, &crc, path);
+    if (!st) st = put_lists(fd, h->l0, h->n, h->M0 + 1, &crc, path);
     for (int64_t i = 0; !st && i < h->n; i++)
-        if (h->level[i] > 0) st = put(fd, h->up[i], (size_t)h->level[i] * (size_t)(h->M + 1) * 4, &crc, path);
+        if (h->level[i] > 0) st = put_lists(fd, h->up[i], h->level[i], h->M + 1, &crc, path);
     uint32_t c = crc;
     if (!st) st = put(fd, &c, 4, &crc, path);
     if (!st && fsync(fd) != 0) st = aios__err(AIOS_ERR_IO, "hnsw: %s: fsync: %s", path, strerror(errno));

@@ -115,8 +115,16 @@ typedef struct hnsw hnsw;
 aios_status aios__hnsw_new(const mtable *t, int M, int ef_construction, uint64_t seed, hnsw **out);
 void aios__hnsw_free(hnsw *h);
 int64_t aios__hnsw_rows(const hnsw *h);           /* rows [0, rows) are covered */
+int aios__hnsw_m(const hnsw *h);
+int aios__hnsw_efc(const hnsw *h);
 /* Extends coverage to rows [0, t->n) (rows without embedding are skipped). n_threads >= 1. */
 aios_status aios__hnsw_extend(hnsw *h, int n_threads);
+/* Compaction: old's graph carried over to table t, whose rows are old's kept rows in the same
+ * order (newrow[r] = new row of old row r, -1 = dropped).  Links to dropped nodes are replaced
+ * from those nodes' own links (two-hop repair, heuristic selection); rows of t beyond old's
+ * coverage are left to aios__hnsw_extend.  *repaired (may be NULL): node-layers repaired. */
+aios_status aios__hnsw_renumber(const hnsw *old, const mtable *t, const int64_t *newrow, int n_threads, hnsw **out,
+                                int64_t *repaired);
 /* Filter-aware k-NN: navigates through every node, collects only rows passing f.  `skip` (-1 =
  * none) is a node treated as absent, neither visited nor expanded: a stored row then probes the
  * graph like an outside query.  *evals (may be NULL) receives the number of distances computed. */
