@@ -220,19 +220,19 @@ static aios_status read_leaf(aios_parquet_file *pf, int rg, const char *path, co
     return AIOS_OK;
 }
 
-static aios_status get_str(const aios_pq_column *c, int64_t r, const char *file, const char *what, char **out) {
-    *out = NULL;
+/* Appends row r's string of column c to sb, NUL-terminated; *off = its offset in sb, SIZE_MAX
+ * when the value is null.  One growing buffer per row group instead of a malloc per string. */
+static aios_status put_str(const aios_pq_column *c, int64_t r, const char *file, const char *what, aios_buf *sb, size_t *off) {
+    *off = SIZE_MAX;
     if (c->valid && !c->valid[r]) return AIOS_OK;
     const aios_pq_bytes *b = &c->bytes[r];
     if (b->len && memchr(b->ptr, 0, b->len))
         return aios__err(AIOS_ERR_FORMAT, "memory: %s: row %lld: %s contains a NUL byte", file, (long long)r, what);
-    char *s = malloc(b->len + 1);
-    if (!s) return aios__err(AIOS_ERR_NOMEM, "memory: out of memory");
-    if (b->len) memcpy(s, b->ptr, b->len);
-    s[b->len] = 0;
-    *out = s;
-    return AIOS_OK;
+    *off = sb->len;
+    AIOS_TRY(aios_buf_append(sb, b->ptr, b->len));
+    return aios_buf_append(sb, "", 1);
 }
+static const char *str_of(const aios_buf *sb, size_t off) { return off == SIZE_MAX ? NULL : (const char *)sb->data + off; }
 
 static bool is_bytes(const aios_pq_column *c) { return c->type == AIOS_PQ_BYTE_ARRAY && c->max_rep == 0; }
 
@@ -310,12 +310,14 @@ static aios_status rg_append(mtable *t, const rgcols *c, const char *file, int16
     aios_status s = AIOS_OK;
     const aios_pq_column *ts = &c->ts, *em = &c->em, *q = &c->q;
     float *vec = NULL;
+    aios_buf sb = {0};
     for (int64_t r = 0; r < c->n && !s; r++) {
         aios_memory m;
         memset(&m, 0, sizeof m);
-        char *sid = NULL, *sc = NULL, *scat = NULL, *ssrc = NULL;
-        s = get_str(&c->id, r, file, "memory_id", &sid);
-        if (!s && !sid) s = aios__err(AIOS_ERR_FORMAT, "memory: %s: row %lld: memory_id is null", file, (long long)r);
+        size_t oid = SIZE_MAX, oc = SIZE_MAX, ocat = SIZE_MAX, osrc = SIZE_MAX;
+        sb.len = 0;
+        s = put_str(&c->id, r, file, "memory_id", &sb, &oid);
+        if (!s && oid == SIZE_MAX) s = aios__err(AIOS_ERR_FORMAT, "memory: %s: row %lld: memory_id is null", file, (long long)r);
         if (!s && c->has_ts) {
             if (ts->valid && !ts->valid[r]) s = aios__err(AIOS_ERR_FORMAT, "memory: %s: row %lld: timestamp is null", file, (long long)r);
             else {
@@ -325,8 +327,7 @@ static aios_status rg_append(mtable *t, const rgcols *c, const char *file, int16
                 m.timestamp_us = v / c->ts_div;
             }
         }
-        if (!s && c->has_ct) s = get_str(&c->ct, r, file, "content", &sc);
-        m.content = sc;
+        if (!s && c->has_ct) s = put_str(&c->ct, r, file, "content", &sb, &oc);
         if (!s && c->has_em && (!em->row_valid || em->row_valid[r])) {
             int64_t a = em->offsets[r], b = em->offsets[r + 1];
             int64_t len = b - a;
@@ -335,17 +336,18 @@ static aios_status rg_append(mtable *t, const rgcols *c, const char *file, int16
             else if (t->dim && len != t->dim)
                 s = aios__err(AIOS_ERR_SHAPE, "memory: %s: row %lld: embedding has %lld values, expected %d", file, (long long)r,
                               (long long)len, t->dim);
-            if (!s && !vec) {
-                vec = malloc((size_t)len * sizeof *vec);
-                if (!vec) s = aios__err(AIOS_ERR_NOMEM, "memory: out of memory");
+            if (!s && em->type == AIOS_PQ_FLOAT && !em->valid) {
+                m.embedding = (const float *)em->values + a; /* no nulls anywhere: used in place */
+            } else if (!s) {
+                if (!vec && !(vec = malloc((size_t)len * sizeof *vec))) s = aios__err(AIOS_ERR_NOMEM, "memory: out of memory");
+                for (int64_t i = a; i < b && !s; i++) {
+                    if (em->valid && !em->valid[i])
+                        s = aios__err(AIOS_ERR_FORMAT, "memory: %s: row %lld: null inside the embedding", file, (long long)r);
+                    else
+                        vec[i - a] = em->type == AIOS_PQ_FLOAT ? ((const float *)em->values)[i] : (float)((const double *)em->values)[i];
+                }
+                m.embedding = vec;
             }
-            for (int64_t i = a; i < b && !s; i++) {
-                if (em->valid && !em->valid[i])
-                    s = aios__err(AIOS_ERR_FORMAT, "memory: %s: row %lld: null inside the embedding", file, (long long)r);
-                else
-                    vec[i - a] = em->type == AIOS_PQ_FLOAT ? ((const float *)em->values)[i] : (float)((const double *)em->values)[i];
-            }
-            m.embedding = vec;
             m.dim = (int32_t)len;
         }
         if (!s && meta_def >= 0) {
@@ -353,24 +355,23 @@ static aios_status rg_append(mtable *t, const rgcols *c, const char *file, int16
             const aios_pq_column *any = c->has_cat ? &c->cat : c->has_src ? &c->src : c->has_q ? q : NULL;
             m.has_metadata = any && (!any->def || any->def[r] >= meta_def);
             if (m.has_metadata) {
-                if (c->has_cat) s = get_str(&c->cat, r, file, "category", &scat);
-                if (!s && c->has_src) s = get_str(&c->src, r, file, "source", &ssrc);
+                if (c->has_cat) s = put_str(&c->cat, r, file, "category", &sb, &ocat);
+                if (!s && c->has_src) s = put_str(&c->src, r, file, "source", &sb, &osrc);
                 if (!s && c->has_q && (!q->valid || q->valid[r])) {
                     m.has_quality = 1;
                     m.quality_score = ((const float *)q->values)[r];
                 }
             }
         }
-        m.memory_id = sid;
-        m.category = scat;
-        m.source = ssrc;
-        if (!s) s = aios__mt_append(t, &m);
-        free(sid);
-        free(sc);
-        free(scat);
-        free(ssrc);
+        if (s) break;
+        m.memory_id = str_of(&sb, oid); /* after every append: the buffer may have moved */
+        m.content = str_of(&sb, oc);
+        m.category = str_of(&sb, ocat);
+        m.source = str_of(&sb, osrc);
+        s = aios__mt_append(t, &m);
     }
     free(vec);
+    aios_buf_free(&sb);
     return s;
 }
 
