@@ -462,7 +462,7 @@ static uint64_t rnd(uint64_t *s) { /* splitmix64 */
     return z ^ (z >> 31);
 }
 
-aios_status aios__hnsw_extend(hnsw *h, int n_threads) {
+static aios_status extend(hnsw *h, int n_threads) {
     const mtable *t = h->t;
     int64_t n0 = h->n, n1 = t->n;
     if (n1 <= n0) return AIOS_OK;
@@ -515,6 +515,87 @@ aios_status aios__hnsw_extend(hnsw *h, int n_threads) {
         scratch_free(&ts);
     }
     if (failed) return aios__err(AIOS_ERR_NOMEM, "hnsw: out of memory");
+    return AIOS_OK;
+}
+
+static void bfs(const hnsw *h, uint8_t *seen, uint32_t *queue, int64_t *qh, int64_t *qt) {
+    while (*qh < *qt) {
+        const uint32_t *L = links(h, queue[(*qh)++], 0);
+        for (uint32_t a = 0; a < L[0]; a++)
+            if (!seen[L[1 + a]]) {
+                seen[L[1 + a]] = 1;
+                queue[(*qt)++] = L[1 + a];
+            }
+    }
+}
+
+/* Layer 0 made reachable from the entry point.  Pruning leaves a few nodes that no list points
+ * to (1 to 5 in 50k clustered rows; more once compaction drops nodes): a graph search can never
+ * return them.  Each such node is linked from its nearest reachable out-neighbour (into a free
+ * slot, else in place of that neighbour's farthest link), or, having none, from the nearest
+ * reachable node of a scan; a replaced link can orphan another node, so the pass repeats (at
+ * most 4 times).  Returns the links added.  Best effort: without memory for the BFS, nothing. */
+static int64_t reconnect(hnsw *h, aios_dot_fn dot) {
+    if (h->entry < 0 || h->n == 0) return 0;
+    uint8_t *seen = malloc((size_t)h->n);
+    uint32_t *queue = malloc((size_t)h->n * sizeof *queue);
+    int64_t added = 0;
+    for (int round = 0; seen && queue && round < 4; round++) {
+        memset(seen, 0, (size_t)h->n);
+        int64_t qh = 0, qt = 0, replaced = 0, scans = 0;
+        seen[h->entry] = 1;
+        queue[qt++] = (uint32_t)h->entry;
+        bfs(h, seen, queue, &qh, &qt);
+        for (int64_t u = 0; u < h->n; u++) {
+            if (h->level[u] < 0 || seen[u]) continue;
+            const uint32_t *Lu = links(h, u, 0);
+            int64_t v = -1, vf = -1;
+            float dv = INFINITY, dvf = INFINITY;
+            for (uint32_t a = 0; a < Lu[0]; a++) {
+                uint32_t x = Lu[1 + a];
+                if (!seen[x]) continue;
+                float d = dist_nn(h, u, x, dot);
+                if (d < dv) dv = d, v = x;
+                if (links(h, x, 0)[0] < (uint32_t)h->M0 && d < dvf) dvf = d, vf = x;
+            }
+            if (vf >= 0) v = vf;
+            if (v < 0 && scans++ < 64) /* no reachable out-neighbour: the nearest reachable node */
+                for (int64_t x = 0; x < h->n; x++)
+                    if (seen[x] && x != u) {
+                        float d = dist_nn(h, u, x, dot);
+                        if (d < dv) dv = d, v = x;
+                    }
+            if (v < 0) continue;
+            uint32_t *Lv = links(h, v, 0);
+            if (Lv[0] < (uint32_t)h->M0) {
+                Lv[1 + Lv[0]++] = (uint32_t)u;
+            } else {
+                uint32_t far = 0;
+                float df = -INFINITY;
+                for (uint32_t a = 0; a < Lv[0]; a++) {
+                    float d = dist_nn(h, v, Lv[1 + a], dot);
+                    if (d > df) df = d, far = a;
+                }
+                Lv[1 + far] = (uint32_t)u;
+                replaced++;
+            }
+            added++;
+            seen[u] = 1;
+            queue[qt++] = (uint32_t)u;
+            bfs(h, seen, queue, &qh, &qt);
+        }
+        if (!replaced) break;
+    }
+    free(seen);
+    free(queue);
+    return added;
+}
+
+aios_status aios__hnsw_extend(hnsw *h, int n_threads) {
+    int64_t n0 = h->n;
+    AIOS_TRY(extend(h, n_threads));
+    /* after a build or a large batch (a BFS over the whole graph is too much per single add) */
+    if (h->n - n0 >= 1000) reconnect(h, aios__dot());
     return AIOS_OK;
 }
 
@@ -621,6 +702,7 @@ aios_status aios__hnsw_renumber(const hnsw *old, const mtable *t, const int64_t 
         aios__hnsw_free(h);
         return aios__err(AIOS_ERR_NOMEM, "hnsw: out of memory");
     }
+    fixed += reconnect(h, dot);
     if (repaired) *repaired = fixed;
     *out = h;
     return AIOS_OK;
