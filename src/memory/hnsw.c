@@ -533,16 +533,17 @@ static void bfs(const hnsw *h, uint8_t *seen, uint32_t *queue, int64_t *qh, int6
  * to (1 to 5 in 50k clustered rows; more once compaction drops nodes): a graph search can never
  * return them.  Each such node is linked from its nearest reachable out-neighbour (into a free
  * slot, else in place of that neighbour's farthest link), or, having none, from the nearest
- * reachable node of a scan; a replaced link can orphan another node, so the pass repeats (at
- * most 4 times).  Returns the links added.  Best effort: without memory for the BFS, nothing. */
+ * node a layer-0 search from the entry point finds; a replaced link can orphan another node, so
+ * the pass repeats (at most 4 times).  Returns the links added.  Best effort: without memory for the BFS, nothing. */
 static int64_t reconnect(hnsw *h, aios_dot_fn dot) {
     if (h->entry < 0 || h->n == 0) return 0;
     uint8_t *seen = malloc((size_t)h->n);
     uint32_t *queue = malloc((size_t)h->n * sizeof *queue);
+    scratch *sp = pool_get(h);
     int64_t added = 0;
     for (int round = 0; seen && queue && round < 4; round++) {
         memset(seen, 0, (size_t)h->n);
-        int64_t qh = 0, qt = 0, replaced = 0, scans = 0;
+        int64_t qh = 0, qt = 0, replaced = 0;
         seen[h->entry] = 1;
         queue[qt++] = (uint32_t)h->entry;
         bfs(h, seen, queue, &qh, &qt);
@@ -559,12 +560,16 @@ static int64_t reconnect(hnsw *h, aios_dot_fn dot) {
                 if (links(h, x, 0)[0] < (uint32_t)h->M0 && d < dvf) dvf = d, vf = x;
             }
             if (vf >= 0) v = vf;
-            if (v < 0 && scans++ < 64) /* no reachable out-neighbour: the nearest reachable node */
-                for (int64_t x = 0; x < h->n; x++)
-                    if (seen[x] && x != u) {
-                        float d = dist_nn(h, u, x, dot);
-                        if (d < dv) dv = d, v = x;
-                    }
+            if (v < 0 && sp) { /* no reachable out-neighbour: the nearest node a layer-0 search
+                                * from the entry point finds (it only walks reachable nodes) */
+                const mtable *t = h->t;
+                const float *x = t->emb + (size_t)u * (size_t)t->dim;
+                for (int32_t i = 0; i < t->dim; i++) sp->q[i] = x[i] * t->inv_norm[u];
+                cand e = {dist_q(h, sp->q, h->entry, dot), (uint32_t)h->entry};
+                search_layer(h, sp, sp->q, &e, 1, h->efc, 0, NULL, false, dot);
+                for (int i = 0; i < sp->W.n; i++)
+                    if (sp->W.a[i].id != (uint32_t)u && seen[sp->W.a[i].id] && sp->W.a[i].d < dv) dv = sp->W.a[i].d, v = sp->W.a[i].id;
+            }
             if (v < 0) continue;
             uint32_t *Lv = links(h, v, 0);
             if (Lv[0] < (uint32_t)h->M0) {
@@ -586,6 +591,7 @@ static int64_t reconnect(hnsw *h, aios_dot_fn dot) {
         }
         if (!replaced) break;
     }
+    if (sp) pool_put(h, sp);
     free(seen);
     free(queue);
     return added;
