@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "core/internal.h"
@@ -51,7 +52,9 @@ static void usage(FILE *f) {
             "search: --top-k K (10) --threshold T --category C --source S --since T --until T\n"
             "        --min-quality Q --exact | --hnsw --ef N --jsonl (one JSON object per hit)\n"
             "        default mode: the HNSW index when the store measured it faster than exact search at\n"
-            "        recall@10 >= 0.97 (see `check`), else exact; --ef default: the store's tuned ef_search\n");
+            "        recall@10 >= 0.97 (see `check`), else exact; --ef default: the store's tuned ef_search\n"
+            "progress: when stderr is a terminal, add --jsonl counts what is durable, and open (over 1 s),\n"
+            "          import, compact, flush and index report their time\n");
 }
 
 typedef struct {
@@ -257,9 +260,26 @@ bad:
     return 2;
 }
 
+/* Progress on stderr, only when it is a terminal (scripts reading stderr see nothing new). */
+static bool g_tty = false;
+
+/* A long maintenance step (compact, flush, index, import) says what it works on and how long it
+ * took; opening a store that took over a second says so too. */
+static double stage_begin(aios_store *st, const char *what) {
+    aios_store_stats x;
+    if (g_tty && aios_store_stats_get(st, &x) == AIOS_OK)
+        fprintf(stderr, "aios memory %s: %lld memories, %lld segments ...", what, (long long)x.live, (long long)x.segments);
+    return aios__now();
+}
+static void stage_end(double t0, aios_status s) {
+    if (g_tty) fprintf(stderr, s ? " failed\n" : " done in %.1f s\n", aios__now() - t0);
+}
+
 /* Adds --jsonl lines in batches (one fsync per batch); each batch's ids are printed once it is
  * durable.  Lines with "text" and no embedding are embedded with `enc`. */
 static int add_jsonl(aios_store *st, const char *file, aios_encoder *enc) {
+    double t0 = aios__now();
+    int64_t added = 0;
     FILE *f = strcmp(file, "-") ? fopen(file, "r") : stdin;
     if (!f) {
         fprintf(stderr, "aios: memory add: %s: %s\n", file, strerror(errno));
@@ -335,6 +355,10 @@ static int add_jsonl(aios_store *st, const char *file, aios_encoder *enc) {
                 } else {
                     for (int i = 0; i < n; i++) printf("%s\n", ids[i]); /* durable now */
                     fflush(stdout);
+                    added += n;
+                    if (g_tty)
+                        fprintf(stderr, "\r  %lld memories added (%.0f/s)", (long long)added,
+                                added / (aios__now() - t0 + 1e-9));
                 }
             }
             for (int i = 0; i < n; i++) {
@@ -347,6 +371,7 @@ static int add_jsonl(aios_store *st, const char *file, aios_encoder *enc) {
         }
         if (rc || eof) break;
     }
+    if (g_tty && added) fputc('\n', stderr);
     free(line);
     free(ids);
     if (f != stdin) fclose(f);
@@ -487,8 +512,12 @@ int aios_cmd_memory(int argc, char **argv) {
     sp.dim = o.dim;
     sp.model = model;
     aios_store *st;
+    g_tty = isatty(2);
+    double t_open = aios__now();
     aios_status s = aios_store_open(o.store, &sp, &st);
     if (s) return aios_cli_fail("memory", s);
+    if (g_tty && aios__now() - t_open > 1.0)
+        fprintf(stderr, "aios memory: opened %s in %.1f s\n", o.store, aios__now() - t_open);
     int rc = 0;
     aios_encoder *enc = NULL;
     /* jsonl lines may carry "text" to embed when a model is known */
@@ -654,20 +683,28 @@ int aios_cmd_memory(int argc, char **argv) {
         free(emb);
     } else if (!strcmp(action, "import")) {
         int64_t n;
+        double t0 = stage_begin(st, "import");
         s = aios_store_import(st, o.pos, &n);
+        stage_end(t0, s);
         if (s) rc = aios_cli_fail("memory import", s);
         else printf("imported %lld memories from %s\n", (long long)n, o.pos);
     } else if (!strcmp(action, "export")) {
         s = aios_store_export(st, o.pos);
         if (s) rc = aios_cli_fail("memory export", s);
     } else if (!strcmp(action, "compact")) {
+        double t0 = stage_begin(st, "compact");
         s = aios_store_compact(st);
+        stage_end(t0, s);
         if (s) rc = aios_cli_fail("memory compact", s);
     } else if (!strcmp(action, "flush")) {
+        double t0 = stage_begin(st, "flush");
         s = aios_store_flush(st);
+        stage_end(t0, s);
         if (s) rc = aios_cli_fail("memory flush", s);
     } else if (!strcmp(action, "index")) {
+        double t0 = stage_begin(st, "index");
         s = aios_store_build_index(st);
+        stage_end(t0, s);
         if (s) rc = aios_cli_fail("memory index", s);
     } else if (!strcmp(action, "stats")) {
         aios_store_stats x;
