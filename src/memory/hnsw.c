@@ -244,18 +244,25 @@ static void search_layer(hnsw *h, scratch *s, const float *q, const cand *eps, i
         int nc = read_links(h, s, c.id, layer, locked);
         const float *emb = h->t->emb;
         size_t dim = (size_t)h->t->dim;
-        if (nc) __builtin_prefetch(emb + (size_t)s->buf[0] * dim);
-        for (int i = 0; i < nc; i++) {
+        /* the unvisited neighbours first, then their distances with the rows fetched PF ahead
+         * (a row is a new stream the hardware prefetcher cannot guess; its first lines are
+         * asked for while earlier rows are compared) */
+        int nu = 0;
+        for (int i = 0; i < nc; i++)
+            if (visit(s, s->buf[i])) s->buf[nu++] = s->buf[i];
+        enum { PF = 3 };
+        for (int i = 0; i < nu && i < PF; i++) {
+            const float *nx = emb + (size_t)s->buf[i] * dim;
+            __builtin_prefetch(nx);
+            __builtin_prefetch(nx + 16);
+        }
+        for (int i = 0; i < nu; i++) {
             uint32_t e = s->buf[i];
-            /* the next vector's first lines while this one is compared (hardware prefetch
-             * follows a stream once started; the jump between rows it cannot guess) */
-            if (i + 1 < nc) {
-                const float *nx = emb + (size_t)s->buf[i + 1] * dim;
+            if (i + PF < nu) {
+                const float *nx = emb + (size_t)s->buf[i + PF] * dim;
                 __builtin_prefetch(nx);
                 __builtin_prefetch(nx + 16);
-                __builtin_prefetch(&s->vis[s->buf[i + 1]]);
             }
-            if (!visit(s, e)) continue;
             float d = dist_q(h, q, e, dot);
             s->nd++;
             if (s->W.n < ef || d < s->W.a[0].d) {
