@@ -1242,7 +1242,7 @@ aios_status aios_store_check(const char *dir, int n_queries, FILE *rep, double *
             for (int32_t d = 0; d < st->t.dim; d++) q[d] = st->t.emb[(size_t)r * (size_t)st->t.dim + d] * st->t.inv_norm[r];
             int32_t na, nb;
             aios__hnsw_search(st->idx, q, &f, k, AIOS_MAX(st->p.hnsw_ef_search, 2 * k), -2.0f, a, &na, -1, NULL);
-            aios__exact_search(&st->t, q, &f, 0, covered, k, -2.0f, 1, b, &nb);
+            aios__exact_search(&st->t, q, &f, 0, covered, k, -2.0f, n_threads(), b, &nb);
             for (int32_t x = 0; x < nb; x++)
                 for (int32_t y = 0; y < na; y++)
                     if (a[y].row == b[x].row) {
