@@ -3,8 +3,9 @@
  *
  *   crc32c.c    CRC32C (Castagnoli), SSE4.2 instruction when present, table otherwise
  *   table.c     the in-memory row table: columns, string heap, id hash map, category dictionary
- *   search.c    cosine dot kernels (scalar reference + AVX2/FMA) and filtered exact top-k
- *   hnsw.c      the HNSW graph (Malkov & Yashunin, arXiv:1603.09320): insert, search, save/load, validate
+ *   search.c    filtered exact top-k (the dot product is the kernels' own, aios_kernels_dot)
+ *   hnsw.c      the HNSW graph (Malkov & Yashunin, arXiv:1603.09320): insert, search, save/load,
+ *               validate, renumber for compaction, reconnect unreachable nodes
  *   wal.c       write-ahead log records with per-record checksums
  *   manifest.c  the JSON manifest with its checksum line, replaced by atomic rename
  *   segment.c   Parquet segments (the seed's schema) through src/format/parquet.h

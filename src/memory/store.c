@@ -12,7 +12,8 @@
  *    are the old WAL and index unlinked.  A crash before the rename leaves the old manifest,
  *    whose WAL still holds everything; after it, the new one.  Files no manifest names are
  *    removed by the next writer.
- *  - compact: the same, with every live row rewritten and all old files dropped.
+ *  - compact: the same, with every live row rewritten and all old files dropped; the index is
+ *    carried over (renumbered) unless a quarter of it goes.
  * Rows: the table holds segment rows in manifest order then WAL rows in log order; HNSW node i
  * is row i.  Tombstones live in the table as a cleared MR_LIVE bit and are written to the
  * manifest at each checkpoint.
