@@ -51,6 +51,9 @@ static void usage(FILE *f) {
             "store creation: --dim N\n"
             "search: --top-k K (10) --threshold T --category C --source S --since T --until T\n"
             "        --min-quality Q --exact | --hnsw --ef N --jsonl (one JSON object per hit)\n"
+            "        --query-file FILE (or -): many queries in one run, one JSON object per line with\n"
+            "        \"text\" or \"embedding\" (and optionally \"query_id\"); prints one line per query:\n"
+            "        {\"query\": query_id or line number, \"hits\": [...]}\n"
             "        default mode: the HNSW index when the store measured it faster than exact search at\n"
             "        recall@10 >= 0.97 (see `check`), else exact; --ef default: the store's tuned ef_search\n"
             "progress: when stderr is a terminal, add --jsonl counts what is durable, and open (over 1 s),\n"
@@ -58,7 +61,7 @@ static void usage(FILE *f) {
 }
 
 typedef struct {
-    const char *store, *id, *content, *embedding, *text, *category, *source, *jsonl_file, *model;
+    const char *store, *id, *content, *embedding, *text, *category, *source, *jsonl_file, *model, *query_file;
     const char *since, *until, *timestamp;
     double quality, threshold, min_quality;
     int has_quality, has_threshold, has_min_quality;
@@ -99,28 +102,31 @@ static int parse_ts(const char *s, int64_t *out) {
     return 0;
 }
 
-static int parse_embedding(const char *json, float **out, int32_t *dim) {
-    cJSON *j = cJSON_Parse(json);
-    if (!cJSON_IsArray(j) || cJSON_GetArraySize(j) == 0) {
-        cJSON_Delete(j);
-        return -1;
-    }
-    int n = cJSON_GetArraySize(j);
-    float *v = malloc((size_t)n * sizeof *v);
+/* A non-empty JSON array of numbers as floats (malloc'd); -1 when it is anything else. */
+static int floats_of(const cJSON *j, float **out, int32_t *dim) {
+    *out = NULL;
+    int n = cJSON_IsArray(j) ? cJSON_GetArraySize(j) : 0;
+    float *v = n > 0 ? malloc((size_t)n * sizeof *v) : NULL;
+    if (!v) return -1;
     int i = 0;
     const cJSON *x;
     cJSON_ArrayForEach(x, j) {
         if (!cJSON_IsNumber(x)) {
             free(v);
-            cJSON_Delete(j);
             return -1;
         }
         v[i++] = (float)x->valuedouble;
     }
-    cJSON_Delete(j);
     *out = v;
     *dim = n;
     return 0;
+}
+
+static int parse_embedding(const char *json, float **out, int32_t *dim) {
+    cJSON *j = cJSON_Parse(json);
+    int rc = floats_of(j, out, dim);
+    cJSON_Delete(j);
+    return rc;
 }
 
 /* aios_embed_fn over the engine's encoder. */
@@ -225,17 +231,8 @@ static int memory_from_json(const cJSON *j, aios_memory *m, float **emb, int64_t
     }
     x = cJSON_GetObjectItemCaseSensitive(j, "embedding");
     if (x && !cJSON_IsNull(x)) {
-        int n = cJSON_GetArraySize(x);
-        if (!cJSON_IsArray(x) || n == 0) goto bad;
-        *emb = malloc((size_t)n * sizeof(float));
-        int i = 0;
-        const cJSON *e;
-        cJSON_ArrayForEach(e, x) {
-            if (!cJSON_IsNumber(e)) goto bad;
-            (*emb)[i++] = (float)e->valuedouble;
-        }
+        if (floats_of(x, emb, &m->dim)) goto bad;
         m->embedding = *emb;
-        m->dim = n;
     }
     x = cJSON_GetObjectItemCaseSensitive(j, "metadata");
     if (x && !cJSON_IsNull(x)) {
@@ -258,6 +255,74 @@ bad:
     fprintf(stderr, "aios memory add: --jsonl line %lld: not a memory object (memory_id, content, embedding, timestamp, metadata)\n",
             (long long)lineno);
     return 2;
+}
+
+/* --query-file: one query per line, a JSON object with "text" (embedded with the store's model)
+ * or "embedding", and optionally "query_id"; prints one JSON line per query, in order:
+ * {"query": query_id or the line number, "hits": [memory objects with "score"]}.  One open of
+ * the store for any number of queries (opening a 1M-row store takes seconds). */
+static int search_many(aios_store *st, aios_encoder *enc, const aios_search_params *q, const char *file) {
+    int32_t dim = aios_store_dim(st);
+    if (dim <= 0) {
+        fprintf(stderr, "aios: memory search: the store has no embeddings yet\n");
+        return 1;
+    }
+    FILE *f = strcmp(file, "-") ? fopen(file, "r") : stdin;
+    if (!f) {
+        fprintf(stderr, "aios: memory search: %s: %s\n", file, strerror(errno));
+        return 1;
+    }
+    aios_search_hit *hits = malloc((size_t)q->top_k * sizeof *hits);
+    float *v = malloc((size_t)dim * sizeof *v);
+    char *line = NULL;
+    size_t cap = 0;
+    int64_t lineno = 0;
+    int rc = hits && v ? 0 : aios_cli_fail("memory search", AIOS_ERR_NOMEM);
+    while (!rc && getline(&line, &cap, f) >= 0) {
+        lineno++;
+        if (strspn(line, " \t\r\n") == strlen(line)) continue;
+        cJSON *j = cJSON_Parse(line);
+        const cJSON *text = cJSON_GetObjectItemCaseSensitive(j, "text");
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "embedding");
+        const cJSON *qid = cJSON_GetObjectItemCaseSensitive(j, "query_id");
+        float *ev = NULL;
+        int32_t n_e = 0;
+        aios_status s = AIOS_OK;
+        if (!cJSON_IsObject(j) || (!cJSON_IsString(text) && !e) || (qid && !cJSON_IsString(qid) && !cJSON_IsNumber(qid))) {
+            fprintf(stderr, "aios memory search: --query-file line %lld: expected {\"text\": ...} or {\"embedding\": [...]}, "
+                            "optionally \"query_id\"\n", (long long)lineno);
+            rc = 2;
+        } else if (e && floats_of(e, &ev, &n_e)) {
+            fprintf(stderr, "aios memory search: --query-file line %lld: \"embedding\" must be an array of numbers\n", (long long)lineno);
+            rc = 2;
+        } else if (!e && !enc) {
+            fprintf(stderr, "aios memory search: --query-file line %lld: \"text\" needs a model (--model)\n", (long long)lineno);
+            rc = 2;
+        } else if (!e && (s = embed_cb(enc, text->valuestring, v, dim))) {
+            rc = aios_cli_fail("memory search: encoding", s);
+        }
+        int32_t n = 0;
+        if (!rc && (s = aios_store_search(st, e ? ev : v, e ? n_e : dim, q, hits, &n))) {
+            char what[64];
+            snprintf(what, sizeof what, "memory search (line %lld)", (long long)lineno);
+            rc = aios_cli_fail(what, s);
+        }
+        if (!rc) {
+            cJSON *out = cJSON_CreateObject(), *arr = cJSON_CreateArray();
+            if (qid) cJSON_AddItemToObject(out, "query", cJSON_Duplicate(qid, 0));
+            else cJSON_AddNumberToObject(out, "query", (double)lineno);
+            for (int32_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, memory_json(&hits[i].memory, 0, hits[i].score, 1));
+            cJSON_AddItemToObject(out, "hits", arr);
+            print_json(out);
+        }
+        free(ev);
+        cJSON_Delete(j);
+    }
+    free(line);
+    free(hits);
+    free(v);
+    if (f != stdin) fclose(f);
+    return rc;
 }
 
 /* Progress on stderr, only when it is a terminal (scripts reading stderr see nothing new). */
@@ -454,6 +519,12 @@ int aios_cmd_memory(int argc, char **argv) {
             }
             continue;
         }
+        if (!strcmp(a, "--query-file")) {
+            if (!v) goto missing;
+            o.query_file = v;
+            i++;
+            continue;
+        }
         if (!strcmp(a, "--exact")) { o.exact = 1; continue; }
         if (!strcmp(a, "--hnsw")) { o.hnsw = 1; continue; }
         if (!strcmp(a, "--embeddings")) { o.embeddings = 1; continue; }
@@ -521,7 +592,7 @@ int aios_cmd_memory(int argc, char **argv) {
     int rc = 0;
     aios_encoder *enc = NULL;
     /* jsonl lines may carry "text" to embed when a model is known */
-    int want_enc = o.text || (o.jsonl_file && (o.model || aios_store_model(st)[0]));
+    int want_enc = o.text || ((o.jsonl_file || o.query_file) && (o.model || aios_store_model(st)[0]));
     if (want_enc) {
         if (!model) model = aios_store_model(st)[0] ? aios_store_model(st) : cfg_model[0] ? cfg_model : NULL;
         if (!model) {
@@ -649,8 +720,11 @@ int aios_cmd_memory(int argc, char **argv) {
         q.ef_search = o.ef;
         float *emb = NULL;
         int32_t dim = 0;
-        if (!o.embedding && !o.text) {
-            fprintf(stderr, "aios memory search: give --embedding JSON or --text Q\n");
+        if (o.query_file) {
+            rc = o.top_k < 1 ? (fprintf(stderr, "aios memory search: --top-k must be at least 1\n"), 2)
+                             : search_many(st, enc, &q, o.query_file);
+        } else if (!o.embedding && !o.text) {
+            fprintf(stderr, "aios memory search: give --embedding JSON, --text Q or --query-file FILE\n");
             rc = 2;
         } else if (o.text && !o.embedding) {
             dim = aios_store_dim(st);
@@ -668,7 +742,7 @@ int aios_cmd_memory(int argc, char **argv) {
             fprintf(stderr, "aios memory search: --top-k must be at least 1\n");
             rc = 2;
         }
-        if (!rc) {
+        if (!rc && !o.query_file) {
             aios_search_hit *hits = malloc((size_t)o.top_k * sizeof *hits);
             int32_t n = 0;
             s = aios_store_search(st, emb, dim, &q, hits, &n);

@@ -4,7 +4,8 @@
 - exact search equals a numpy float64 brute force, with and without filters;
 - after adds, deletes, updates and compaction, every segment opens in pyarrow and DuckDB with
   the seed's schema, and segments minus manifest tombstones are exactly the live memories;
-- a second writer is refused; damaged segments are detected and refused.
+- a second writer is refused; damaged segments are detected and refused;
+- `search --query-file` gives, query for query, what single searches give.
 """
 import glob
 import json
@@ -122,19 +123,34 @@ def exact_search_equals_numpy():
         (["--since", str(1_700_000_000_000_000 + 500), "--until", str(1_700_000_000_000_000 + 620)], lambda i: 500 <= i <= 620, -2.0),
         (["--threshold", "0.25"], lambda i: True, 0.25),
     ]
+    qf = os.path.join(TMP, "exact-queries.jsonl")
     for args, keep, thr in cases:
-        for _ in range(4):
+        singles, lines = [], []
+        for t in range(4):
             q = rng.standard_normal(48).astype(np.float32)
             ref, s = brute(X, meta, q, 15, keep, thr)
             out = aios("memory", "search", "--store", d, "--embedding", json.dumps(q.tolist()), "--top-k", "15",
                        "--exact", "--jsonl", *args).stdout.splitlines()
             hits = [json.loads(x) for x in out]
+            singles.append(hits)
+            lines.append(json.dumps({"embedding": q.tolist(), **({"query_id": "q%d" % t} if t % 2 else {})}))
             assert len(hits) == len(ref), (args, len(hits), len(ref))
             for j, (h, (rid, rs)) in enumerate(zip(hits, ref)):
                 assert set(h) == {"memory_id", "score", "content", "timestamp", "metadata"}, h.keys()
                 assert abs(h["score"] - rs) < 1e-5, (args, j, h["score"], rs)
                 if h["memory_id"] != rid:  # only a float-noise tie may swap neighbours
                     assert abs(s[int(h["memory_id"][1:])] - rs) < 1e-5, (args, j, h["memory_id"], rid)
+        # the same queries in one run (--query-file): the same hits, one line per query, in order
+        with open(qf, "w") as f:
+            f.write("\n".join(lines[:2]) + "\n\n" + "\n".join(lines[2:]) + "\n")
+        out = aios("memory", "search", "--store", d, "--query-file", qf, "--top-k", "15", "--exact", *args).stdout.splitlines()
+        got = [json.loads(x) for x in out]
+        assert [g["query"] for g in got] == [1, "q1", 4, "q3"], [g["query"] for g in got]
+        assert [g["hits"] for g in got] == singles, args
+    with open(qf, "w") as f:
+        f.write(lines[0] + "\n" + json.dumps({"embedding": "x"}) + "\n")
+    p = aios("memory", "search", "--store", d, "--query-file", qf, check=False)
+    assert p.returncode == 2 and "line 2" in p.stderr and len(p.stdout.splitlines()) == 1, (p.returncode, p.stderr)
 
 
 @test
@@ -272,12 +288,20 @@ def recall_by_meaning_with_minilm():
     M, Qs = ref[:len(memories)], ref[len(memories):]
     Mn = M / np.linalg.norm(M, axis=1, keepdims=True)
     top1 = 0
+    # the same queries as text lines of one --query-file run
+    qf = os.path.join(TMP, "minilm-queries.jsonl")
+    with open(qf, "w") as f:
+        f.write("".join(json.dumps({"text": r[1], "query_id": "t%d" % i}) + "\n" for i, r in enumerate(rows[:NQ])))
+    batch = [json.loads(x) for x in aios("memory", "search", "--store", d, "--query-file", qf, "--top-k", "5",
+                                          env=one).stdout.splitlines()]
+    assert [b["query"] for b in batch] == ["t%d" % i for i in range(NQ)]
     for qi, (q, r) in enumerate(zip(Qs, rows[:NQ])):
         s = Mn @ (q / np.linalg.norm(q))
         order = np.argsort(-s)[:5]
         # the store's model is used without --model (recorded in the manifest)
         hits = [json.loads(x) for x in aios("memory", "search", "--store", d, "--text", r[1], "--top-k", "5",
                                              "--jsonl", env=one).stdout.splitlines()]
+        assert batch[qi]["hits"] == hits, qi
         assert len(hits) == 5
         for j, h in enumerate(hits):
             assert abs(h["score"] - s[order[j]]) < 1e-4, (qi, j, h["score"], s[order[j]])
