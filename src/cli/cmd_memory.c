@@ -257,11 +257,50 @@ bad:
     return 2;
 }
 
+typedef struct {
+    cJSON *j;
+    int64_t lineno;
+    float *ev; /* the line's own embedding, or NULL: its text is encoded with the chunk */
+    int32_t n_e;
+} qline;
+
+/* Searches and prints the queries of a chunk, their texts encoded in one batch. */
+static int search_chunk(aios_store *st, aios_encoder *enc, const aios_search_params *q, qline *b, int nb, float *tv,
+                        aios_search_hit *hits) {
+    int32_t dim = aios_store_dim(st);
+    const char *texts[64];
+    int nt = 0, rc = 0;
+    for (int i = 0; i < nb; i++)
+        if (!b[i].ev) texts[nt++] = cJSON_GetObjectItemCaseSensitive(b[i].j, "text")->valuestring;
+    aios_status s = nt ? aios_encode_batch(enc, texts, NULL, (size_t)nt, tv, NULL, NULL) : AIOS_OK;
+    if (s) return aios_cli_fail("memory search: encoding", s);
+    for (int i = 0, k = 0; i < nb && !rc; i++) {
+        const float *v = b[i].ev ? b[i].ev : tv + (size_t)(k++) * (size_t)dim;
+        int32_t n = 0;
+        if ((s = aios_store_search(st, v, b[i].ev ? b[i].n_e : dim, q, hits, &n))) {
+            char what[64];
+            snprintf(what, sizeof what, "memory search (line %lld)", (long long)b[i].lineno);
+            rc = aios_cli_fail(what, s);
+            break;
+        }
+        cJSON *out = cJSON_CreateObject(), *arr = cJSON_CreateArray();
+        const cJSON *qid = cJSON_GetObjectItemCaseSensitive(b[i].j, "query_id");
+        if (qid) cJSON_AddItemToObject(out, "query", cJSON_Duplicate(qid, 0));
+        else cJSON_AddNumberToObject(out, "query", (double)b[i].lineno);
+        for (int32_t h = 0; h < n; h++) cJSON_AddItemToArray(arr, memory_json(&hits[h].memory, 0, hits[h].score, 1));
+        cJSON_AddItemToObject(out, "hits", arr);
+        print_json(out);
+    }
+    return rc;
+}
+
 /* --query-file: one query per line, a JSON object with "text" (embedded with the store's model)
  * or "embedding", and optionally "query_id"; prints one JSON line per query, in order:
  * {"query": query_id or the line number, "hits": [memory objects with "score"]}.  One open of
- * the store for any number of queries (opening a 1M-row store takes seconds). */
+ * the store for any number of queries (opening a 1M-row store takes seconds); texts are encoded
+ * 64 lines at a time in one batch. */
 static int search_many(aios_store *st, aios_encoder *enc, const aios_search_params *q, const char *file) {
+    enum { QB = 64 };
     int32_t dim = aios_store_dim(st);
     if (dim <= 0) {
         fprintf(stderr, "aios: memory search: the store has no embeddings yet\n");
@@ -273,56 +312,53 @@ static int search_many(aios_store *st, aios_encoder *enc, const aios_search_para
         return 1;
     }
     aios_search_hit *hits = malloc((size_t)q->top_k * sizeof *hits);
-    float *v = malloc((size_t)dim * sizeof *v);
+    float *tv = malloc((size_t)QB * (size_t)dim * sizeof *tv);
+    qline b[QB];
+    int nb = 0;
     char *line = NULL;
     size_t cap = 0;
     int64_t lineno = 0;
-    int rc = hits && v ? 0 : aios_cli_fail("memory search", AIOS_ERR_NOMEM);
-    while (!rc && getline(&line, &cap, f) >= 0) {
-        lineno++;
-        if (strspn(line, " \t\r\n") == strlen(line)) continue;
-        cJSON *j = cJSON_Parse(line);
-        const cJSON *text = cJSON_GetObjectItemCaseSensitive(j, "text");
-        const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "embedding");
-        const cJSON *qid = cJSON_GetObjectItemCaseSensitive(j, "query_id");
-        float *ev = NULL;
-        int32_t n_e = 0;
-        aios_status s = AIOS_OK;
-        if (!cJSON_IsObject(j) || (!cJSON_IsString(text) && !e) || (qid && !cJSON_IsString(qid) && !cJSON_IsNumber(qid))) {
-            fprintf(stderr, "aios memory search: --query-file line %lld: expected {\"text\": ...} or {\"embedding\": [...]}, "
-                            "optionally \"query_id\"\n", (long long)lineno);
-            rc = 2;
-        } else if (e && floats_of(e, &ev, &n_e)) {
-            fprintf(stderr, "aios memory search: --query-file line %lld: \"embedding\" must be an array of numbers\n", (long long)lineno);
-            rc = 2;
-        } else if (!e && !enc) {
-            fprintf(stderr, "aios memory search: --query-file line %lld: \"text\" needs a model (--model)\n", (long long)lineno);
-            rc = 2;
-        } else if (!e && (s = embed_cb(enc, text->valuestring, v, dim))) {
-            rc = aios_cli_fail("memory search: encoding", s);
+    int rc = hits && tv ? 0 : aios_cli_fail("memory search", AIOS_ERR_NOMEM), bad = 0;
+    for (;;) {
+        bool eof = rc || bad || getline(&line, &cap, f) < 0;
+        if (!eof) {
+            lineno++;
+            if (strspn(line, " \t\r\n") == strlen(line)) continue;
+            qline L = {cJSON_Parse(line), lineno, NULL, 0};
+            const cJSON *text = cJSON_GetObjectItemCaseSensitive(L.j, "text");
+            const cJSON *e = cJSON_GetObjectItemCaseSensitive(L.j, "embedding");
+            const cJSON *qid = cJSON_GetObjectItemCaseSensitive(L.j, "query_id");
+            if (!cJSON_IsObject(L.j) || (!cJSON_IsString(text) && !e) || (qid && !cJSON_IsString(qid) && !cJSON_IsNumber(qid))) {
+                fprintf(stderr, "aios memory search: --query-file line %lld: expected {\"text\": ...} or {\"embedding\": [...]}, "
+                                "optionally \"query_id\"\n", (long long)lineno);
+                bad = 2;
+            } else if (e && floats_of(e, &L.ev, &L.n_e)) {
+                fprintf(stderr, "aios memory search: --query-file line %lld: \"embedding\" must be an array of numbers\n",
+                        (long long)lineno);
+                bad = 2;
+            } else if (!e && !enc) {
+                fprintf(stderr, "aios memory search: --query-file line %lld: \"text\" needs a model (--model)\n", (long long)lineno);
+                bad = 2;
+            }
+            if (bad) cJSON_Delete(L.j);
+            else b[nb++] = L;
         }
-        int32_t n = 0;
-        if (!rc && (s = aios_store_search(st, e ? ev : v, e ? n_e : dim, q, hits, &n))) {
-            char what[64];
-            snprintf(what, sizeof what, "memory search (line %lld)", (long long)lineno);
-            rc = aios_cli_fail(what, s);
+        /* a full chunk, the end, or a bad line: the lines before it are answered first */
+        if (nb && (nb == QB || eof || bad) && !rc) rc = search_chunk(st, enc, q, b, nb, tv, hits);
+        if (nb == QB || eof || bad || rc) {
+            for (int i = 0; i < nb; i++) {
+                free(b[i].ev);
+                cJSON_Delete(b[i].j);
+            }
+            nb = 0;
         }
-        if (!rc) {
-            cJSON *out = cJSON_CreateObject(), *arr = cJSON_CreateArray();
-            if (qid) cJSON_AddItemToObject(out, "query", cJSON_Duplicate(qid, 0));
-            else cJSON_AddNumberToObject(out, "query", (double)lineno);
-            for (int32_t i = 0; i < n; i++) cJSON_AddItemToArray(arr, memory_json(&hits[i].memory, 0, hits[i].score, 1));
-            cJSON_AddItemToObject(out, "hits", arr);
-            print_json(out);
-        }
-        free(ev);
-        cJSON_Delete(j);
+        if (eof || bad || rc) break;
     }
     free(line);
     free(hits);
-    free(v);
+    free(tv);
     if (f != stdin) fclose(f);
-    return rc;
+    return rc ? rc : bad;
 }
 
 /* Progress on stderr, only when it is a terminal (scripts reading stderr see nothing new). */
