@@ -49,6 +49,10 @@ static void usage(FILE *f) {
             "model: --model DIR (a BERT-family model, e.g. all-MiniLM-L6-v2); default: the model the store\n"
             "       records, else model.model_path / AIOS_MODEL_PATH; recorded in the manifest on first use\n"
             "store creation: --dim N\n"
+            "index (writers: add, import, compact, flush, index): --hnsw-m M (32) --hnsw-ef-construction N\n"
+            "        (200) --hnsw-ef-search N (the store's default candidate list; else tuned) --hnsw-min-rows\n"
+            "        N (20000: the index is built once that many rows are embedded); recorded in the manifest;\n"
+            "        `index` with an M or ef-construction other than the index's rebuilds it\n"
             "search: --top-k K (10) --threshold T --category C --source S --since T --until T\n"
             "        --min-quality Q --exact | --hnsw --ef N --jsonl (one JSON object per hit)\n"
             "        --query-file FILE (or -): many queries in one run, one JSON object per line with\n"
@@ -66,6 +70,7 @@ typedef struct {
     double quality, threshold, min_quality;
     int has_quality, has_threshold, has_min_quality;
     int top_k, dim, limit, offset, exact, hnsw, ef, jsonl, embeddings, queries;
+    int hnsw_m, hnsw_efc, hnsw_efs, hnsw_min_rows; /* index settings of a writer (0 = recorded / default) */
     const char *pos; /* positional argument (id or file) */
 } opts;
 
@@ -544,6 +549,10 @@ int aios_cmd_memory(int argc, char **argv) {
         INT("--offset", offset)
         INT("--ef", ef)
         INT("--queries", queries)
+        INT("--hnsw-m", hnsw_m)
+        INT("--hnsw-ef-construction", hnsw_efc)
+        INT("--hnsw-ef-search", hnsw_efs)
+        INT("--hnsw-min-rows", hnsw_min_rows)
         if (!strcmp(a, "--jsonl")) {
             /* search/list: a flag; add: takes a file */
             if (!strcmp(action, "add")) {
@@ -618,6 +627,10 @@ int aios_cmd_memory(int argc, char **argv) {
     sp.create = !strcmp(action, "add") || !strcmp(action, "import");
     sp.dim = o.dim;
     sp.model = model;
+    sp.hnsw_m = o.hnsw_m;
+    sp.hnsw_ef_construction = o.hnsw_efc;
+    sp.hnsw_ef_search = o.hnsw_efs;
+    if (o.hnsw_min_rows) sp.hnsw_min_rows = o.hnsw_min_rows;
     aios_store *st;
     g_tty = isatty(2);
     double t_open = aios__now();

@@ -423,6 +423,13 @@ static int64_t live_embedded(const aios_store *st) {
  * Returns true when the index now covers every row. */
 static aios_status refresh_index(aios_store *st, bool force) {
     if (!st->t.dim) return AIOS_OK;
+    if (force && st->idx && (aios__hnsw_m(st->idx) != st->p.hnsw_m || aios__hnsw_efc(st->idx) != st->p.hnsw_ef_construction)) {
+        /* asked for other settings than the index was built with: build it anew */
+        aios__hnsw_free(st->idx);
+        st->idx = NULL;
+        st->tuned_rows = 0;
+        st->idx_saved_rows = -1; /* same rows, new graph: it must be saved */
+    }
     if (!st->idx) {
         if (!force && live_embedded(st) < st->p.hnsw_min_rows) return AIOS_OK;
         AIOS_TRY(aios__hnsw_new(&st->t, st->p.hnsw_m, st->p.hnsw_ef_construction, st->rng, &st->idx));
@@ -515,8 +522,8 @@ static aios_status save_index(aios_store *st, manifest *m) {
     path_of(st, m->index_file, path, sizeof path);
     AIOS_TRY(aios__hnsw_save(st->idx, path, &m->index_bytes, &m->index_crc));
     m->index_rows = aios__hnsw_rows(st->idx);
-    m->index_m = st->p.hnsw_m;
-    m->index_efc = st->p.hnsw_ef_construction;
+    m->index_m = aios__hnsw_m(st->idx); /* the graph's own: a writer opened with other settings */
+    m->index_efc = aios__hnsw_efc(st->idx); /* extends the old graph until `index` rebuilds it */
     m->index_efs = st->p.hnsw_ef_search;
     m->index_auto = st->auto_mode;
     return AIOS_OK;
@@ -1064,8 +1071,8 @@ aios_status aios_store_compact(aios_store *st) {
             path_of(st, m.index_file, idxpath, sizeof idxpath);
             s = aios__hnsw_save(nidx, idxpath, &m.index_bytes, &m.index_crc);
             m.index_rows = aios__hnsw_rows(nidx);
-            m.index_m = st->p.hnsw_m;
-            m.index_efc = st->p.hnsw_ef_construction;
+            m.index_m = aios__hnsw_m(nidx);
+            m.index_efc = aios__hnsw_efc(nidx);
             m.index_efs = st->p.hnsw_ef_search;
             m.index_auto = st->auto_mode;
         }

@@ -172,6 +172,40 @@ def hnsw_filters_return_k_hits():
         assert len(hits) == min(10, n_exist), (args, len(hits))
 
 
+def manifest_index(d):
+    text = open(os.path.join(d, "MANIFEST")).read()
+    return json.loads(text[:text.rindex("crc32c")])["index"]
+
+
+@test
+def index_settings_from_the_command_line():
+    """--hnsw-* settings reach the index and the manifest; `index` with another M rebuilds; a
+    writer opened with other settings extends the old graph and records the graph's own M."""
+    d = store("hnsw-settings")
+    jl = os.path.join(TMP, "hnsw-settings.jsonl")
+    random_jsonl(jl, 1200, 16, 4)
+    aios("memory", "add", "--store", d, "--jsonl", jl, "--hnsw-min-rows", "1000", "--hnsw-m", "8",
+         "--hnsw-ef-construction", "40", "--hnsw-ef-search", "77")
+    ix = manifest_index(d)  # built at close: 1200 >= 1000 rows
+    assert (ix["M"], ix["ef_construction"], ix["ef_search"], ix["rows"]) == (8, 40, 77, 1200), ix
+    aios("memory", "index", "--store", d, "--hnsw-m", "12")
+    ix = manifest_index(d)  # a new graph: ef_search tuned again, as none was given this time
+    assert (ix["M"], ix["ef_construction"]) == (12, 40) and ix["ef_search"] >= 128, ix
+    out = aios("memory", "check", "--store", d).stdout
+    assert "M=12" in out and "1200 reachable" in out and out.strip().endswith("ok"), out
+    jl2 = os.path.join(TMP, "hnsw-settings-2.jsonl")
+    with open(jl2, "w") as f:
+        for line in open(jl):
+            r = json.loads(line)
+            r["memory_id"] = "b" + r["memory_id"]
+            f.write(json.dumps(r) + "\n")
+    aios("memory", "add", "--store", d, "--jsonl", jl2, "--hnsw-m", "20")
+    ix = manifest_index(d)
+    assert ix["M"] == 12 and ix["rows"] == 2400, ix  # extended, not rebuilt by an add
+    p = aios("memory", "index", "--store", d, "--hnsw-m", "1", check=False)
+    assert p.returncode != 0 and "M=1" in p.stderr, p.stderr
+
+
 @test
 def segments_readable_after_adds_deletes_compaction():
     import duckdb
