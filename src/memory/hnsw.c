@@ -539,17 +539,25 @@ static void bfs(const hnsw *h, uint8_t *seen, uint32_t *queue, int64_t *qh, int6
 /* Layer 0 made reachable from the entry point.  Pruning leaves a few nodes that no list points
  * to (1 to 5 in 50k clustered rows; more once compaction drops nodes): a graph search can never
  * return them.  Each such node is linked from its nearest reachable out-neighbour (into a free
- * slot, else in place of that neighbour's farthest link), or, having none, from the nearest
- * node a layer-0 search from the entry point finds; a replaced link can orphan another node, so
- * the pass repeats (at most 4 times).  Returns the links added.  Best effort: without memory for the BFS, nothing. */
+ * slot, else in place of that neighbour's farthest link whose target has another in-link), or,
+ * having none, from the nearest node a layer-0 search from the entry point finds; a replaced
+ * link can still orphan a node (in-links from unreachable nodes), so the pass repeats (at most
+ * 4 times).  Returns the links added.  Best effort: without memory for the BFS, nothing. */
 static int64_t reconnect(hnsw *h, aios_dot_fn dot) {
-    if (h->entry < 0 || h->n == 0) return 0;
-    uint8_t *seen = malloc((size_t)h->n);
-    uint32_t *queue = malloc((size_t)h->n * sizeof *queue);
+    if (h->entry < 0 || h->n <= 0) return 0;
+    const size_t nn = (size_t)h->n;
+    uint8_t *seen = malloc(nn);
+    uint32_t *queue = malloc(nn * sizeof *queue);
+    uint32_t *indeg = calloc(nn, sizeof *indeg); /* layer-0 in-links of each node */
     scratch *sp = pool_get(h);
     int64_t added = 0;
-    for (int round = 0; seen && queue && round < 4; round++) {
-        memset(seen, 0, (size_t)h->n);
+    for (int64_t x = 0; indeg && x < h->n; x++) {
+        if (h->level[x] < 0) continue;
+        const uint32_t *L = links(h, x, 0);
+        for (uint32_t a = 0; a < L[0]; a++) indeg[L[1 + a]]++;
+    }
+    for (int round = 0; seen && queue && indeg && round < 4; round++) {
+        memset(seen, 0, nn);
         int64_t qh = 0, qt = 0, replaced = 0;
         seen[h->entry] = 1;
         queue[qt++] = (uint32_t)h->entry;
@@ -582,15 +590,22 @@ static int64_t reconnect(hnsw *h, aios_dot_fn dot) {
             if (Lv[0] < (uint32_t)h->M0) {
                 Lv[1 + Lv[0]++] = (uint32_t)u;
             } else {
-                uint32_t far = 0;
-                float df = -INFINITY;
+                /* the farthest link whose target keeps another in-link (replacing a node's only
+                 * in-link would orphan it: the passes then chase each other); failing that, the
+                 * farthest */
+                uint32_t far = 0, far_any = 0;
+                float df = -INFINITY, df_any = -INFINITY;
                 for (uint32_t a = 0; a < Lv[0]; a++) {
                     float d = dist_nn(h, v, Lv[1 + a], dot);
-                    if (d > df) df = d, far = a;
+                    if (d > df_any) df_any = d, far_any = a;
+                    if (indeg[Lv[1 + a]] >= 2 && d > df) df = d, far = a;
                 }
+                if (df == -INFINITY) far = far_any;
+                indeg[Lv[1 + far]]--;
                 Lv[1 + far] = (uint32_t)u;
                 replaced++;
             }
+            indeg[u]++;
             added++;
             seen[u] = 1;
             queue[qt++] = (uint32_t)u;
@@ -601,6 +616,7 @@ static int64_t reconnect(hnsw *h, aios_dot_fn dot) {
     if (sp) pool_put(h, sp);
     free(seen);
     free(queue);
+    free(indeg);
     return added;
 }
 
