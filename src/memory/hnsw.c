@@ -15,7 +15,8 @@
  *  - Levels: floor(-ln(U) * mL), mL = 1/ln(M); layer 0 keeps up to M0 = 2M links (paper §4.1);
  *    a new node takes M links on every layer (Alg. 1), lists fill to M0 through back-links.
  *  - Neighbour choice by the heuristic (Alg. 4, without extendCandidates/keepPruned), also when
- *    a neighbour list overflows and must shrink.
+ *    a neighbour list overflows and must shrink.  After a build and at compaction, nodes that
+ *    pruning left unreachable on layer 0 are linked back (reconnect()).
  *  - Filtered search navigates through every node but collects only nodes passing the filter,
  *    so the ef-bounded result list fills with admissible rows (like hnswlib's filter functor).
  *  - Parallel build: OpenMP over new nodes; a neighbour list is read or written only under its
