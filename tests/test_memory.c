@@ -49,7 +49,7 @@ static void test_dot_kernels(void) {
     static const char *tiers[] = {"ref", "avx2", "avx512"};
     for (int t = 0; t < 3; t++) {
         if (aios_kernels_use(tiers[t]) != AIOS_OK) continue;
-        aios_dot_fn d = aios__dot();
+        aios_dot_fn d = aios_kernels_dot();
         for (int n = 0; n <= 131; n++) {
             double ref = 0;
             for (int i = 0; i < n; i++) ref += (double)a[i] * b[i];

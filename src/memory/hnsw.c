@@ -495,7 +495,7 @@ static aios_status extend(hnsw *h, int n_threads) {
         }
     }
     h->n = n1;
-    aios_dot_fn dot = aios__dot();
+    aios_dot_fn dot = aios_kernels_dot();
     /* the first nodes go in one by one so that parallel inserts start from a real graph */
     int64_t i = n0;
     int nt = n_threads > 0 ? n_threads : 1;
@@ -626,7 +626,7 @@ aios_status aios__hnsw_extend(hnsw *h, int n_threads) {
     AIOS_TRY(extend(h, n_threads));
     /* after a build or a batch of at least 1/64 of the graph (the BFS walks every link: ~0.1 s
      * at 1M rows, too much to pay per small batch; compaction reconnects in any case) */
-    if (h->n - n0 >= 1000 && (h->n - n0) * 64 >= h->n) reconnect(h, aios__dot());
+    if (h->n - n0 >= 1000 && (h->n - n0) * 64 >= h->n) reconnect(h, aios_kernels_dot());
     return AIOS_OK;
 }
 
@@ -712,7 +712,7 @@ aios_status aios__hnsw_renumber(const hnsw *old, const mtable *t, const int64_t 
                 h->entry = i;
             }
     }
-    aios_dot_fn dot = aios__dot();
+    aios_dot_fn dot = aios_kernels_dot();
     int nt = n_threads > 0 ? n_threads : 1, failed = 0;
     int64_t fixed = 0;
 #pragma omp parallel num_threads(nt) reduction(+ : fixed)
@@ -746,7 +746,7 @@ void aios__hnsw_search(const hnsw *hc, const float *q, const mfilter *f, int32_t
     *n_out = 0;
     if (!h || h->entry < 0 || k <= 0) return;
     if (ef < k) ef = k;
-    aios_dot_fn dot = aios__dot();
+    aios_dot_fn dot = aios_kernels_dot();
     scratch *sp = pool_get(h);
     if (!sp) return;
     scratch s = *sp; /* by value in this frame; written back below */

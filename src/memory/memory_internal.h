@@ -82,7 +82,6 @@ static inline const char *aios__mt_str(const mtable *t, uint64_t off, uint32_t *
 }
 
 /* ---- search ---- */
-aios_dot_fn aios__dot(void); /* the kernels' tier's dot (AIOS_KERNELS=ref forces the reference) */
 
 /* Compiled filter: codes instead of strings. */
 typedef struct {

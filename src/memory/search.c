@@ -16,8 +16,6 @@
 #include <math.h>
 #include <omp.h>
 
-aios_dot_fn aios__dot(void) { return aios_kernels_dot(); }
-
 /* better(a, b): a ranks before b */
 static inline bool better(const mhit *a, const mhit *b) {
     return a->score > b->score || (a->score == b->score && a->row < b->row);
@@ -68,7 +66,7 @@ void aios__exact_search(const mtable *t, const float *q, const mfilter *f, int64
                         float threshold, int n_threads, mhit *hits, int32_t *n_out) {
     *n_out = 0;
     if (k <= 0 || r1 <= r0 || t->dim <= 0) return;
-    aios_dot_fn dot = aios__dot();
+    aios_dot_fn dot = aios_kernels_dot();
     const int64_t dim = t->dim;
     int nt = n_threads > 0 ? n_threads : omp_get_max_threads();
     /* below ~16k dot products the thread start-up costs more than it saves */
