@@ -73,14 +73,16 @@ static aios_status grow_rows_to(mtable *t, int64_t cap) {
     return AIOS_OK;
 }
 
-static aios_status map_grow(mtable *t);
+static aios_status map_resize(mtable *t, uint64_t ns);
 
 aios_status aios__mt_reserve(mtable *t, int64_t rows) {
     /* exact size up front: growth by doubling would hold old and new arrays while copying */
     if (rows > t->cap) AIOS_TRY(grow_rows_to(t, rows));
     /* and the id map at its final size: each doubling rehashes every id, re-reading the
      * strings from the heap (a third of loading a 200k-row store went there) */
-    while ((uint64_t)rows * 2 > t->n_slots) AIOS_TRY(map_grow(t));
+    uint64_t ns = t->n_slots ? t->n_slots : 1024;
+    while ((uint64_t)rows * 2 > ns) ns *= 2;
+    if (ns > t->n_slots) AIOS_TRY(map_resize(t, ns)); /* one rehash, not one per doubling */
     return AIOS_OK;
 }
 
@@ -102,8 +104,8 @@ static uint64_t id_hash_row(const mtable *t, uint32_t row) {
     return aios__hash64(s, len);
 }
 
-static aios_status map_grow(mtable *t) {
-    uint64_t ns = t->n_slots ? t->n_slots * 2 : 1024;
+/* Rehashes the id map into ns slots (a power of two above the current size). */
+static aios_status map_resize(mtable *t, uint64_t ns) {
     uint32_t *slots = calloc(ns, sizeof *slots);
     if (!slots) return aios__err(AIOS_ERR_NOMEM, "memory: out of memory (id map)");
     for (uint64_t i = 0; i < t->n_slots; i++) {
@@ -221,7 +223,7 @@ aios_status aios__mt_append(mtable *t, const aios_memory *m) {
     if (m->embedding && m->dim != t->dim)
         return aios__err(AIOS_ERR_SHAPE, "memory: embedding has %d dimensions, the store has %d", m->dim, t->dim);
     AIOS_TRY(grow_rows(t, t->n + 1));
-    if ((t->n_used + 1) * 2 > t->n_slots) AIOS_TRY(map_grow(t));
+    if ((t->n_used + 1) * 2 > t->n_slots) AIOS_TRY(map_resize(t, t->n_slots ? t->n_slots * 2 : 1024));
     int64_t r = t->n;
     uint8_t fl = MR_LIVE;
     AIOS_TRY(heap_put(t, m->memory_id ? m->memory_id : "", &t->id_off[r]));
