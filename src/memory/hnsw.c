@@ -733,7 +733,7 @@ aios_status aios__hnsw_renumber(const hnsw *old, const mtable *t, const int64_t 
         aios__hnsw_free(h);
         return aios__err(AIOS_ERR_NOMEM, "hnsw: out of memory");
     }
-    fixed += reconnect(h, dot);
+    reconnect(h, dot);
     if (repaired) *repaired = fixed;
     *out = h;
     return AIOS_OK;
