@@ -221,6 +221,13 @@ typedef struct {
 } aios_pq_chunk_info;
 /* NULL when rg / leaf is out of range.  Valid until aios_parquet_close(). */
 const aios_pq_chunk_info *aios_pq_chunk(const aios_parquet_file *pf, int rg, int leaf);
+/* A chunk's first byte: its dictionary page when that comes first, else its first data page.
+ * The chunk is [start, start + total_compressed_size), checked against the file at open. */
+static inline uint64_t aios_pq_chunk_start(const aios_pq_chunk_info *ci) {
+    return ci->dictionary_page_offset > 0 && ci->dictionary_page_offset < ci->data_page_offset
+               ? (uint64_t)ci->dictionary_page_offset
+               : (uint64_t)ci->data_page_offset;
+}
 
 /* ---- Reading columns ------------------------------------------------------------------ */
 typedef struct {

@@ -352,11 +352,8 @@ static aios_status parse_column_meta(aios_parquet_file *pf, aios_thrift_r *r, ai
     }
     if (ci->num_values < 0 || ci->total_compressed_size < 0 || ci->data_page_offset < 4)
         return aios__err(AIOS_ERR_FORMAT, "column '%s': negative sizes or offsets", leaf->path);
-    uint64_t start = (uint64_t)ci->data_page_offset;
-    if (ci->dictionary_page_offset > 0 && (uint64_t)ci->dictionary_page_offset < start)
-        start = (uint64_t)ci->dictionary_page_offset;
-    else if (ci->dictionary_page_offset <= 0)
-        ci->dictionary_page_offset = -1;
+    uint64_t start = aios_pq_chunk_start(ci);
+    if (ci->dictionary_page_offset <= 0) ci->dictionary_page_offset = -1;
     uint64_t end;
     if (!aios__add_ok(start, (uint64_t)ci->total_compressed_size, &end) || end > pf->size - 8)
         return aios__err(AIOS_ERR_FORMAT, "column '%s': chunk [%llu, +%lld) lies outside the file (%zu bytes)",

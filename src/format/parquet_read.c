@@ -543,8 +543,7 @@ static aios_status read_data_page(reader *rd, const page_hdr *h, const uint8_t *
 static aios_status read_chunk(reader *rd, int rg) {
     aios_parquet_file *pf = rd->pf;
     const aios_pq_chunk_info *ci = &pf->rgs[rg].chunks[rd->col->leaf];
-    uint64_t start = (uint64_t)ci->data_page_offset;
-    if (ci->dictionary_page_offset > 0 && (uint64_t)ci->dictionary_page_offset < start) start = (uint64_t)ci->dictionary_page_offset;
+    uint64_t start = aios_pq_chunk_start(ci);
     uint64_t end = start + (uint64_t)ci->total_compressed_size; /* checked at open */
     uint64_t pos = start;
     int64_t done = 0;

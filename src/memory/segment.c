@@ -380,13 +380,8 @@ static uint64_t rg_end(const aios_parquet_file *pf, int rg) {
     uint64_t end = 0;
     for (int l = 0; l < aios_pq_num_leaves(pf); l++) {
         const aios_pq_chunk_info *ci = aios_pq_chunk(pf, rg, l);
-        if (!ci) continue;
-        int64_t a = ci->dictionary_page_offset >= 0 && ci->dictionary_page_offset < ci->data_page_offset
-                        ? ci->dictionary_page_offset
-                        : ci->data_page_offset;
-        uint64_t e;
-        if (a >= 0 && ci->total_compressed_size >= 0 && aios__add_ok((uint64_t)a, (uint64_t)ci->total_compressed_size, &e) && e > end)
-            end = e;
+        uint64_t e = ci ? aios_pq_chunk_start(ci) + (uint64_t)ci->total_compressed_size : 0; /* checked at open */
+        if (e > end) end = e;
     }
     return end;
 }
