@@ -990,15 +990,7 @@ aios_status aios__hnsw_validate(const hnsw *h, FILE *report) {
             int64_t qh = 0, qt = 0;
             queue[qt++] = (uint32_t)h->entry;
             seen[h->entry] = 1;
-            while (qh < qt) {
-                uint32_t u = queue[qh++];
-                const uint32_t *L = links(h, u, 0);
-                for (uint32_t a = 0; a < L[0]; a++)
-                    if (!seen[L[1 + a]]) {
-                        seen[L[1 + a]] = 1;
-                        queue[qt++] = L[1 + a];
-                    }
-            }
+            bfs(h, seen, queue, &qh, &qt);
             fprintf(report, "hnsw: %lld nodes, M=%d, top layer %d, %lld reachable from the entry point on layer 0\n",
                     (long long)in_graph, h->M, h->max_level, (long long)qt);
         }
