@@ -251,14 +251,8 @@ static T256I void gemv_blk(float *y, int64_t ldy, const float *x, int64_t ldx, c
         for (int t = 0; t < NT; t++) xs[t] = _mm256_setzero_ps();
         float hs[4][3] = {{0}}, hx[3] = {0};
         int64_t k = 0;
-        for (; ((e0 + k) % al) && k < run; k++) /* rows of a block share e0 % al */
-#pragma GCC unroll 3
-            for (int t = 0; t < NT; t++) {
-                float xv = x[t * ldx + j + k];
-                hx[t] += xv;
-#pragma GCC unroll 4
-                for (int r = 0; r < NR; r++) hs[r][t] += (float)(aios__q_get(W, e0 + r * n_in + k) + off) * xv;
-            }
+        while (k < run && (e0 + k) % al) k++; /* rows of a block share e0 % al */
+        aios__gemv_scalar_cols(hs, hx, W, x + j, ldx, e0, n_in, off, NR, NT, 0, k);
         for (; k + 32 <= run; k += 32) { /* 32 columns per step, prefetched PF_BYTES ahead */
 #pragma GCC unroll 4
             for (int r = 0; r < NR; r++)
@@ -293,14 +287,7 @@ static T256I void gemv_blk(float *y, int64_t ldy, const float *x, int64_t ldx, c
                 for (int t = 0; t < NT; t++) acc[r][t] = _mm256_fmadd_ps(wv, xv[t], acc[r][t]);
             }
         }
-        for (; k < run; k++)
-#pragma GCC unroll 3
-            for (int t = 0; t < NT; t++) {
-                float xv = x[t * ldx + j + k];
-                hx[t] += xv;
-#pragma GCC unroll 4
-                for (int r = 0; r < NR; r++) hs[r][t] += (float)(aios__q_get(W, e0 + r * n_in + k) + off) * xv;
-            }
+        aios__gemv_scalar_cols(hs, hx, W, x + j, ldx, e0, n_in, off, NR, NT, k, run);
 #pragma GCC unroll 4
         for (int r = 0; r < NR; r++) {
             const int64_t si = W->group_size > 0 ? (r0 + r) * gpr + gi : W->quant_axis == 0 ? r0 + r : 0;

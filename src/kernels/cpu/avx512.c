@@ -347,15 +347,8 @@ static T512I void gemv_blk(float *y, int64_t ldy, const float *x, int64_t ldx, c
         for (int t = 0; t < NT; t++) xs[t] = _mm512_setzero_ps();
         float hs[4][3] = {{0}}, hx[3] = {0}; /* scalar head / tail */
         int64_t k = 0;
-        for (; ((e0 + k) % al) && k < run; k++) { /* rows of a block share e0 % al (dispatch checks) */
-#pragma GCC unroll 3
-            for (int t = 0; t < NT; t++) {
-                float xv = x[t * ldx + j + k];
-                hx[t] += xv;
-#pragma GCC unroll 4
-                for (int r = 0; r < NR; r++) hs[r][t] += (float)(aios__q_get(W, e0 + r * n_in + k) + off) * xv;
-            }
-        }
+        while (k < run && (e0 + k) % al) k++; /* rows of a block share e0 % al (dispatch checks) */
+        aios__gemv_scalar_cols(hs, hx, W, x + j, ldx, e0, n_in, off, NR, NT, 0, k);
         const int64_t kend = dt == AIOS_DTYPE_Q8 ? run : k + (run - k) / 16 * 16;
         /* Steps of SW columns (int8: 64, a cache line per row; int4: 32, groups of 32 are
          * common), the stream prefetched PF_BYTES ahead (rows are contiguous). */
@@ -422,15 +415,7 @@ static T512I void gemv_blk(float *y, int64_t ldy, const float *x, int64_t ldx, c
                 for (int t = 0; t < NT; t++) acc[r][t] = _mm512_fmadd_ps(wv, xv[t], acc[r][t]);
             }
         }
-        for (; k < run; k++) {
-#pragma GCC unroll 3
-            for (int t = 0; t < NT; t++) {
-                float xv = x[t * ldx + j + k];
-                hx[t] += xv;
-#pragma GCC unroll 4
-                for (int r = 0; r < NR; r++) hs[r][t] += (float)(aios__q_get(W, e0 + r * n_in + k) + off) * xv;
-            }
-        }
+        aios__gemv_scalar_cols(hs, hx, W, x + j, ldx, e0, n_in, off, NR, NT, k, run);
         /* scales applied in vector registers (reduced once per row at the end: groups of 32
          * would otherwise pay a horizontal sum per 32 columns) */
 #pragma GCC unroll 4

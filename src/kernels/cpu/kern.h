@@ -81,4 +81,20 @@ static inline int64_t aios__q_run(const aios_tensor *W, int64_t col, int64_t n) 
     return n;
 }
 
+/* Scalar columns [k0, k1) of a quantized GEMV block of NR rows (element e0 + r * n_in + k, x
+ * already offset to the block's first column) and NT tokens: hs[r][t] += (q + off) * x[k],
+ * hx[t] += x[k].  The heads (rows starting mid-byte) and tails of the AVX2 and AVX-512 decode
+ * GEMVs. */
+static inline __attribute__((always_inline)) void aios__gemv_scalar_cols(float hs[4][3], float hx[3], const aios_tensor *W,
+                                                                        const float *x, int64_t ldx, int64_t e0,
+                                                                        int64_t n_in, int off, int NR, int NT, int64_t k0,
+                                                                        int64_t k1) {
+    for (int64_t k = k0; k < k1; k++)
+        for (int t = 0; t < NT; t++) {
+            float xv = x[t * ldx + k];
+            hx[t] += xv;
+            for (int r = 0; r < NR; r++) hs[r][t] += (float)(aios__q_get(W, e0 + r * n_in + k) + off) * xv;
+        }
+}
+
 #endif
