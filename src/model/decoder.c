@@ -117,12 +117,20 @@ static aios_status parse_rope(const cJSON *rs, aios_decoder_config *c) {
     return AIOS_OK;
 }
 
+/* Appends a token id if v is one (an integer in [0, INT32_MAX]); anything else is skipped (a
+ * cast of 1e505 or -1e20 to int32 was undefined behaviour: found by fuzz_config). */
+static void add_id(const cJSON *v, int32_t *ids, int *n, int max) {
+    int64_t x;
+    if (cJSON_IsNumber(v) && aios__f64_to_i64(v->valuedouble, &x) && x >= 0 && x <= INT32_MAX && *n < max)
+        ids[(*n)++] = (int32_t)x;
+}
+
 static void parse_ids(const cJSON *v, int32_t *ids, int *n, int max) {
-    if (cJSON_IsNumber(v)) {
-        if (*n < max) ids[(*n)++] = (int32_t)v->valuedouble;
-    } else if (cJSON_IsArray(v)) {
+    if (cJSON_IsArray(v)) {
         const cJSON *e;
-        cJSON_ArrayForEach(e, v) if (cJSON_IsNumber(e) && *n < max) ids[(*n)++] = (int32_t)e->valuedouble;
+        cJSON_ArrayForEach(e, v) add_id(e, ids, n, max);
+    } else {
+        add_id(v, ids, n, max);
     }
 }
 
