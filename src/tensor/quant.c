@@ -49,6 +49,17 @@ static const dtype_info g_dtypes[] = {
     {AIOS_DTYPE_Q8, "q8", NULL, NULL, 0},
     {AIOS_DTYPE_Q4, "q4", NULL, NULL, 0},
     {AIOS_DTYPE_Q2, "q2", NULL, NULL, 0},
+    {AIOS_DTYPE_GGUF_Q4_0, "q4_0", NULL, NULL, 0},
+    {AIOS_DTYPE_GGUF_Q4_1, "q4_1", NULL, NULL, 0},
+    {AIOS_DTYPE_GGUF_Q5_0, "q5_0", NULL, NULL, 0},
+    {AIOS_DTYPE_GGUF_Q5_1, "q5_1", NULL, NULL, 0},
+    {AIOS_DTYPE_GGUF_Q8_0, "q8_0", NULL, NULL, 0},
+    {AIOS_DTYPE_GGUF_Q2_K, "q2_K", NULL, NULL, 0},
+    {AIOS_DTYPE_GGUF_Q3_K, "q3_K", NULL, NULL, 0},
+    {AIOS_DTYPE_GGUF_Q4_K, "q4_K", NULL, NULL, 0},
+    {AIOS_DTYPE_GGUF_Q5_K, "q5_K", NULL, NULL, 0},
+    {AIOS_DTYPE_GGUF_Q6_K, "q6_K", NULL, NULL, 0},
+    {AIOS_DTYPE_GGUF_Q8_K, "q8_K", NULL, NULL, 0},
 };
 
 static const dtype_info *dinfo(aios_dtype t) {
@@ -120,7 +131,14 @@ int aios_quant_bits(aios_dtype t) {
 aios_status aios_dtype_nbytes(aios_dtype t, int64_t numel, size_t *out) {
     if (numel < 0) return aios__err(AIOS_ERR_RANGE, "negative element count %lld", (long long)numel);
     uint64_t n = (uint64_t)numel, b;
-    if (aios_dtype_is_quant(t)) {
+    int gblk, gbytes;
+    if (aios_gguf_block(t, &gblk, &gbytes)) {
+        if (n % (uint64_t)gblk)
+            return aios__err(AIOS_ERR_SHAPE, "%lld values are not whole %s blocks of %d", (long long)numel,
+                             aios_dtype_name(t), gblk);
+        if (!aios__mul_ok(n / (uint64_t)gblk, (uint64_t)gbytes, &b))
+            return aios__err(AIOS_ERR_RANGE, "%lld elements overflow", (long long)numel);
+    } else if (aios_dtype_is_quant(t)) {
         int per = 8 / aios_quant_bits(t);
         b = n / (uint64_t)per + (n % (uint64_t)per != 0);
     } else {
@@ -159,6 +177,16 @@ aios_status aios_tensor_validate(const aios_tensor *t) {
         return aios__err(AIOS_ERR_SHAPE, "%s: %zu data bytes, but shape and dtype %s need %zu", nm, t->nbytes,
                          aios_dtype_name(t->dtype), need);
     if (need && !t->data) return aios__err(AIOS_ERR_INVALID_ARG, "%s: no data", nm);
+    int gblk;
+    if (aios_gguf_block(t->dtype, &gblk, NULL)) {
+        /* blocks never straddle rows */
+        int64_t rows, cols;
+        aios_tensor_rows_cols(t, &rows, &cols);
+        if (cols % gblk)
+            return aios__err(AIOS_ERR_SHAPE, "%s: row length %lld is not a multiple of the %s block (%d)", nm,
+                             (long long)cols, aios_dtype_name(t->dtype), gblk);
+        return AIOS_OK;
+    }
     if (!aios_dtype_is_quant(t->dtype)) return AIOS_OK;
 
     int64_t rows, cols;

@@ -47,7 +47,32 @@ typedef enum {
     AIOS_DTYPE_Q8 = 16,  /* ArrowQuant int8 */
     AIOS_DTYPE_Q4 = 17,  /* ArrowQuant int4, 2 per byte, MSB first, q + 8 */
     AIOS_DTYPE_Q2 = 18,  /* ArrowQuant int2, 4 per byte, MSB first, q + 2 */
+    /* GGUF (ggml) block types, used in place.  A block holds the next BLK consecutive values of
+     * one row (a row's length is a multiple of BLK; blocks never straddle rows); the byte layout
+     * of each is ggml's (ggml-common.h), bit for bit.  No scales/zero_points arrays: the scales
+     * are inside the blocks.  aios_gguf_block(t, &blk, &bytes) gives BLK and the block bytes. */
+    AIOS_DTYPE_GGUF_Q4_0 = 32, /* 32 values, 18 bytes: f16 d, 16 bytes of nibbles (x = d * (q - 8)) */
+    AIOS_DTYPE_GGUF_Q4_1 = 33, /* 32 values, 20 bytes: f16 d, f16 m, nibbles (x = d * q + m) */
+    AIOS_DTYPE_GGUF_Q5_0 = 34, /* 32 values, 22 bytes: f16 d, u32 high bits, nibbles */
+    AIOS_DTYPE_GGUF_Q5_1 = 35, /* 32 values, 24 bytes: f16 d, f16 m, u32 high bits, nibbles */
+    AIOS_DTYPE_GGUF_Q8_0 = 36, /* 32 values, 34 bytes: f16 d, 32 int8 (x = d * q) */
+    AIOS_DTYPE_GGUF_Q2_K = 37, /* 256 values, 84 bytes */
+    AIOS_DTYPE_GGUF_Q3_K = 38, /* 256 values, 110 bytes */
+    AIOS_DTYPE_GGUF_Q4_K = 39, /* 256 values, 144 bytes: f16 d, f16 dmin, 12 bytes 6-bit scales, 128 nibbles */
+    AIOS_DTYPE_GGUF_Q5_K = 40, /* 256 values, 176 bytes */
+    AIOS_DTYPE_GGUF_Q6_K = 41, /* 256 values, 210 bytes: 128 low nibbles, 64 high 2-bit, 16 int8 scales, f16 d */
+    AIOS_DTYPE_GGUF_Q8_K = 42, /* 256 values, 292 bytes: f32 d, 256 int8, 16 int16 bsums */
 } aios_dtype;
+
+/* 1 for the GGUF block types above; *blk = values per block, *bytes = bytes per block. */
+static inline int aios_gguf_block(aios_dtype t, int *blk, int *bytes) {
+    static const short b[11][2] = {{32, 18}, {32, 20}, {32, 22}, {32, 24}, {32, 34},    {256, 84},
+                                   {256, 110}, {256, 144}, {256, 176}, {256, 210}, {256, 292}};
+    if ((int)t < AIOS_DTYPE_GGUF_Q4_0 || (int)t > AIOS_DTYPE_GGUF_Q8_K) return 0;
+    if (blk) *blk = b[t - AIOS_DTYPE_GGUF_Q4_0][0];
+    if (bytes) *bytes = b[t - AIOS_DTYPE_GGUF_Q4_0][1];
+    return 1;
+}
 
 #define AIOS_MAX_DIMS 8
 
