@@ -578,7 +578,9 @@ static void check_attention(int64_t Tq, int64_t Tk, int64_t H, int64_t Hkv, int6
         }
     const uint8_t *mk = use_mask ? mask : NULL;
     CHECK_OK(aios_ref_attention(r, q, k, v, Tq, Tk, H, Hkv, hd, stride, mk, scale));
-    CHECKF(rel_err_d(r, d, Tq * H * hd) < 2e-6, "ref attention Tq %lld Tk %lld: %g", (long long)Tq, (long long)Tk,
+    /* float32 sums over Tk keys: rounding grows like sqrt(Tk) */
+    const double ref_tol = 2e-6 * fmax(1.0, sqrt((double)Tk / 1024.0));
+    CHECKF(rel_err_d(r, d, Tq * H * hd) < ref_tol, "ref attention Tq %lld Tk %lld: %g", (long long)Tq, (long long)Tk,
            rel_err_d(r, d, Tq * H * hd));
     if (use_mask && Tq > 2)
         for (int64_t c = 0; c < H * hd; c++) CHECK(r[1 * H * hd + c] == 0.0f);
