@@ -240,6 +240,33 @@ static void test_matmul_tiles(void) {
     check_matmul_case(AIOS_DTYPE_BF16, 9, 1030, 3, 0, 0, 0);
 }
 
+/* The packed GEMM (8+ token rows): token slabs of 96 rows and their remainders, output panels
+ * of 16/32 with partial last panels, KC chunks of 256 columns with remainders, every dtype. */
+static void test_matmul_gemm(void) {
+    check_matmul_case(AIOS_DTYPE_F32, 130, 600, 197, 0, 0, 0);
+    check_matmul_case(AIOS_DTYPE_F32, 17, 257, 8, 0, 0, 0);
+    check_matmul_case(AIOS_DTYPE_F32, 33, 5, 103, 0, 0, 0);
+    check_matmul_case(AIOS_DTYPE_F16, 47, 513, 13, 0, 0, 0);
+    check_matmul_case(AIOS_DTYPE_BF16, 31, 300, 100, 0, 0, 0);
+    check_matmul_case(AIOS_DTYPE_Q8, 65, 768, 50, 2, 32, 1);
+    check_matmul_case(AIOS_DTYPE_Q4, 40, 515, 9, 1, 0, 1);
+    check_matmul_case(AIOS_DTYPE_Q2, 100, 260, 21, 2, 13, 1);
+    /* one output's sum never depends on how outputs are split across threads */
+    wt w;
+    make_weight(&w, AIOS_DTYPE_F16, 200, 300, 0, 0, 0, 0);
+    float *x = malloc(sizeof(float) * 37 * 300), *y1 = malloc(sizeof(float) * 37 * 200), *y2 = malloc(sizeof(float) * 37 * 200);
+    fill(x, 37 * 300, 1.0f);
+    int old = aios_get_threads();
+    aios_set_threads(1);
+    CHECK_OK(aios_matmul(y1, x, &w.t, NULL, 37));
+    aios_set_threads(2);
+    CHECK_OK(aios_matmul(y2, x, &w.t, NULL, 37));
+    aios_set_threads(old);
+    CHECK(!memcmp(y1, y2, sizeof(float) * 37 * 200));
+    free(x), free(y1), free(y2);
+    free_weight(&w);
+}
+
 /* Decoding (1-3 tokens): the fused quantized GEMV (rows expanded in registers, 4-row blocks,
  * int4 / int2 rows starting mid-byte, scalar heads and tails, row ranges split across threads)
  * against the reference for every dtype, granularity and with / without zero points. */
@@ -647,6 +674,7 @@ int main(void) {
     RUN(test_f16_bf16);
     RUN(test_matmul_all_dtypes);
     RUN(test_matmul_tiles);
+    RUN(test_matmul_gemm);
     RUN(test_matmul_decode);
     RUN(test_matmul_int8_activations);
     RUN(test_matmul_threads_deterministic);

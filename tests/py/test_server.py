@@ -301,7 +301,10 @@ def concurrent_requests_and_clean_stop():
         try:
             for i in range(5):
                 r = call("POST", "/v1/embeddings", {"input": f"text {k} {i}"})
-                assert np.array_equal(np.array(r["data"][0]["embedding"], np.float32), want[k * 5 + i])
+                # one text alone vs the CLI's batch of 20: the batch runs through the packed GEMM,
+                # a different float32 summation order than the few-row kernels
+                got = np.array(r["data"][0]["embedding"], np.float32)
+                assert np.abs(got - want[k * 5 + i]).max() < 2e-6, np.abs(got - want[k * 5 + i]).max()
                 r = call("POST", "/v1/completions", {"prompt": "Once", "max_tokens": 5, "temperature": 0})
                 assert r["choices"][0]["text"] == greedy, r
         except Exception as e:  # noqa: BLE001

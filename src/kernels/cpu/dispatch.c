@@ -194,6 +194,18 @@ static int int8_activations(void) {
     return g_int8_act && aios_cpu()->avx512vnni;
 }
 
+/* Token rows from which the packed GEMM takes over from the dot-product tiles
+ * (AIOS_GEMM_MIN_ROWS overrides, for measuring; 0 turns the GEMM off). */
+static int64_t gemm_min_rows(void) {
+    static int64_t v = -1;
+    if (v < 0) {
+        const char *e = getenv("AIOS_GEMM_MIN_ROWS");
+        v = e ? atoll(e) : 8;
+        if (v <= 0) v = INT64_MAX;
+    }
+    return v;
+}
+
 aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const float *bias, int64_t T) {
     const aios__ktier *K = tier();
     if (K == &aios__tier_ref) return aios_ref_matmul(y, x, W, bias, T);
@@ -233,6 +245,8 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
         for (int64_t i = 0; i < nr; i++) K->gemv_q(y, n_out, x, n_in, (int)T, W, i * per, AIOS_MIN(n_out, (i + 1) * per));
         return AIOS_OK;
     }
+    /* Many token rows: the packed GEMM (gemm.c). */
+    if (T >= gemm_min_rows() && aios__gemm_available(K)) return aios__gemm(K, y, x, W, T, nth);
     /* f32 weights are read in place when 4-byte aligned (they always are in our loaders). */
     const int direct = W->dtype == AIOS_DTYPE_F32 && ((uintptr_t)W->data & 3) == 0;
     const int64_t nblk = (n_out + RB - 1) / RB;

@@ -48,6 +48,11 @@ extern const aios__ktier aios__tier_avx2;
 extern const aios__ktier aios__tier_avx512;
 #endif
 
+/* The packed, register-blocked GEMM (gemm.c) for many token rows: y (T, n_out) += x @ W^T for
+ * any dtype the tier's deq reads.  Available on the AVX2 and AVX-512 tiers. */
+int aios__gemm_available(const aios__ktier *K);
+aios_status aios__gemm(const aios__ktier *K, float *y, const float *x, const aios_tensor *W, int64_t T, int nth);
+
 /* Checks that W is a usable 2-D weight of a supported dtype with consistent sizes. */
 aios_status aios__check_weight(const aios_tensor *W, const char *what);
 

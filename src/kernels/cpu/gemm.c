@@ -1,0 +1,226 @@
+/*
+ * gemm.c — the register-blocked, cache-tiled matrix product for many token rows (prefill,
+ * batched encode, whole-canvas diffusion forwards, the trainer's products):
+ *     y (T, n_out) += x (T, n_in) @ W^T,  W (n_out, n_in) in any weight dtype.
+ *
+ * Key decisions (the BLIS scheme, with the weights as the packed operand):
+ *  - W is packed per thread, one block of output rows x KC columns at a time, into panels of
+ *    NR rows laid out column by column (panel[k][j] = W[r0 + j][k0 + k]): the micro-kernel then
+ *    reads NR consecutive weights with one or two vector loads.  Packing goes through the tier's
+ *    row dequantizer, so every dtype (f16, bf16, ArrowQuant, GGUF blocks) is expanded once per
+ *    block into the panel — never into a whole-matrix copy — and reused by every token row.
+ *  - Micro-kernel MR token rows x NR outputs of accumulators held in registers for the whole
+ *    KC loop: AVX2 6 x 16 (12 ymm accumulators, 2 weight loads and 6 broadcasts per k),
+ *    AVX-512 8 x 32 (16 zmm accumulators).  The old dot-product tile needed a horizontal sum
+ *    per output and as many loads as FMAs; this one is bound by the FMA ports.
+ *  - Loop order: per output block (threads split the blocks), per KC chunk: pack, then for
+ *    each slab of MC token rows (kept in L2) each panel (kept in L1) meets the slab's rows MR at
+ *    a time.  Edges: missing token rows point at a zeroed row; missing output columns are
+ *    zero-padded in the panel and the tile goes through a stack buffer.
+ *  - Results accumulate into y (the caller starts it at the bias).  Summation order differs
+ *    from the dot-product path (one accumulator per output across k), so results agree with
+ *    the reference to float32 rounding, not bit for bit.
+ */
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+#include <omp.h>
+#include <stdlib.h>
+
+#include "kernels/cpu/kern.h"
+
+#define KC 256 /* columns per packed chunk */
+#define MC 96  /* token rows per slab (multiple of 6 and 8) */
+#define MAX_MR 8
+#define MAX_NR 32
+
+typedef void (*ukr_fn)(int64_t kc, const float *const *xr, const float *p, float *c, int64_t ldc);
+
+#if defined(__x86_64__)
+#define T256 __attribute__((target("avx2,fma")))
+#define T512 __attribute__((target("avx512f,avx2,fma")))
+
+/* c[i * ldc + j] += sum_k xr[i][k] * p[k * 16 + j], i < 6, j < 16. */
+static T256 void ukr_6x16(int64_t kc, const float *const *xr, const float *p, float *c, int64_t ldc) {
+    __m256 a00 = _mm256_setzero_ps(), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00;
+    __m256 a30 = a00, a31 = a00, a40 = a00, a41 = a00, a50 = a00, a51 = a00;
+    const float *x0 = xr[0], *x1 = xr[1], *x2 = xr[2], *x3 = xr[3], *x4 = xr[4], *x5 = xr[5];
+    for (int64_t k = 0; k < kc; k++, p += 16) {
+        const __m256 w0 = _mm256_load_ps(p), w1 = _mm256_load_ps(p + 8);
+        __m256 b = _mm256_broadcast_ss(x0 + k);
+        a00 = _mm256_fmadd_ps(b, w0, a00), a01 = _mm256_fmadd_ps(b, w1, a01);
+        b = _mm256_broadcast_ss(x1 + k);
+        a10 = _mm256_fmadd_ps(b, w0, a10), a11 = _mm256_fmadd_ps(b, w1, a11);
+        b = _mm256_broadcast_ss(x2 + k);
+        a20 = _mm256_fmadd_ps(b, w0, a20), a21 = _mm256_fmadd_ps(b, w1, a21);
+        b = _mm256_broadcast_ss(x3 + k);
+        a30 = _mm256_fmadd_ps(b, w0, a30), a31 = _mm256_fmadd_ps(b, w1, a31);
+        b = _mm256_broadcast_ss(x4 + k);
+        a40 = _mm256_fmadd_ps(b, w0, a40), a41 = _mm256_fmadd_ps(b, w1, a41);
+        b = _mm256_broadcast_ss(x5 + k);
+        a50 = _mm256_fmadd_ps(b, w0, a50), a51 = _mm256_fmadd_ps(b, w1, a51);
+    }
+#define ST(i, lo, hi)                                                                     \
+    _mm256_storeu_ps(c + (i) * ldc, _mm256_add_ps(_mm256_loadu_ps(c + (i) * ldc), lo));   \
+    _mm256_storeu_ps(c + (i) * ldc + 8, _mm256_add_ps(_mm256_loadu_ps(c + (i) * ldc + 8), hi));
+    ST(0, a00, a01) ST(1, a10, a11) ST(2, a20, a21) ST(3, a30, a31) ST(4, a40, a41) ST(5, a50, a51)
+#undef ST
+}
+
+/* c[i * ldc + j] += sum_k xr[i][k] * p[k * 32 + j], i < 8, j < 32. */
+static T512 void ukr_8x32(int64_t kc, const float *const *xr, const float *p, float *c, int64_t ldc) {
+    __m512 acc[8][2];
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int64_t k = 0; k < kc; k++, p += 32) {
+        const __m512 w0 = _mm512_load_ps(p), w1 = _mm512_load_ps(p + 16);
+#pragma GCC unroll 8
+        for (int i = 0; i < 8; i++) {
+            const __m512 b = _mm512_set1_ps(xr[i][k]);
+            acc[i][0] = _mm512_fmadd_ps(b, w0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(b, w1, acc[i][1]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        _mm512_storeu_ps(c + i * ldc, _mm512_add_ps(_mm512_loadu_ps(c + i * ldc), acc[i][0]));
+        _mm512_storeu_ps(c + i * ldc + 16, _mm512_add_ps(_mm512_loadu_ps(c + i * ldc + 16), acc[i][1]));
+    }
+}
+#endif
+
+int aios__gemm_available(const aios__ktier *K) {
+#if defined(__x86_64__)
+    return K == &aios__tier_avx2 || K == &aios__tier_avx512;
+#else
+    (void)K;
+    return 0;
+#endif
+}
+
+#if defined(__x86_64__)
+/* pp[k * NR + j] = rows[j][k] for j < NR (a multiple of 8), k < kc: 8 x 8 transposes in ymm. */
+static T256 void transpose_rows(const float *const *rows, int NR, int64_t kc, float *pp) {
+    int64_t k = 0;
+    for (; k + 8 <= kc; k += 8)
+        for (int g = 0; g < NR; g += 8) {
+            const float *const *r = rows + g;
+            __m256 r0 = _mm256_loadu_ps(r[0] + k), r1 = _mm256_loadu_ps(r[1] + k);
+            __m256 r2 = _mm256_loadu_ps(r[2] + k), r3 = _mm256_loadu_ps(r[3] + k);
+            __m256 r4 = _mm256_loadu_ps(r[4] + k), r5 = _mm256_loadu_ps(r[5] + k);
+            __m256 r6 = _mm256_loadu_ps(r[6] + k), r7 = _mm256_loadu_ps(r[7] + k);
+            __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+            __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+            __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+            __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+            __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            float *o = pp + k * NR + g;
+            _mm256_store_ps(o + 0 * NR, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_store_ps(o + 1 * NR, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_store_ps(o + 2 * NR, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_store_ps(o + 3 * NR, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_store_ps(o + 4 * NR, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_store_ps(o + 5 * NR, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_store_ps(o + 6 * NR, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_store_ps(o + 7 * NR, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+    for (; k < kc; k++)
+        for (int j = 0; j < NR; j++) pp[k * NR + j] = rows[j][k];
+}
+#else
+static void transpose_rows(const float *const *rows, int NR, int64_t kc, float *pp) {
+    for (int64_t k = 0; k < kc; k++)
+        for (int j = 0; j < NR; j++) pp[k * NR + j] = rows[j][k];
+}
+#endif
+
+/* Packs W rows r0 .. r0 + nrows - 1, columns k0 .. k0 + kc - 1 into panels of NR rows
+ * (zero rows past n_out).  stage: NR x KC floats for dtypes that need dequantizing; zero: KC
+ * zeros. */
+static void pack(const aios__ktier *K, const aios_tensor *W, int64_t r0, int64_t nrows, int64_t k0, int64_t kc,
+                 int NR, float *panel, float *stage, const float *zero) {
+    const int64_t n_out = W->shape[0], n_in = W->shape[1];
+    const int direct = W->dtype == AIOS_DTYPE_F32 && ((uintptr_t)W->data & 3) == 0;
+    const float *rows[MAX_NR];
+    for (int64_t j0 = 0; j0 < nrows; j0 += NR) {
+        for (int j = 0; j < NR; j++) {
+            const int64_t r = r0 + j0 + j;
+            if (r >= n_out) {
+                rows[j] = zero;
+            } else if (direct) {
+                rows[j] = (const float *)W->data + r * n_in + k0;
+            } else {
+                K->deq(stage + j * KC, W, r, k0, kc);
+                rows[j] = stage + j * KC;
+            }
+        }
+        transpose_rows(rows, NR, kc, panel + j0 * kc);
+    }
+}
+
+aios_status aios__gemm(const aios__ktier *K, float *y, const float *x, const aios_tensor *W, int64_t T, int nth) {
+    ukr_fn ukr = NULL;
+    int MR = 0, NR = 0;
+#if defined(__x86_64__)
+    if (K == &aios__tier_avx512) ukr = ukr_8x32, MR = 8, NR = 32;
+    else if (K == &aios__tier_avx2) ukr = ukr_6x16, MR = 6, NR = 16;
+#endif
+    if (!ukr) return aios__err(AIOS_ERR_INTERNAL, "gemm: no micro-kernel for tier %s", K->name);
+    const int64_t n_out = W->shape[0], n_in = W->shape[1];
+    const int64_t n_panels = (n_out + NR - 1) / NR;
+    /* Output blocks: at least ~3 per thread for balance, at most 8 panels (L2-sized packs). */
+    int64_t ppb = (n_panels + (int64_t)nth * 3 - 1) / ((int64_t)nth * 3);
+    ppb = AIOS_MAX(1, AIOS_MIN(8, ppb));
+    const int64_t n_blocks = (n_panels + ppb - 1) / ppb, blk_rows = ppb * NR;
+    aios_status st = AIOS_OK;
+#pragma omp parallel num_threads(nth)
+    {
+        float *panel = aligned_alloc(64, sizeof(float) * (size_t)(blk_rows * KC));
+        float *stage = aligned_alloc(64, sizeof(float) * MAX_NR * KC);
+        float *zero = aligned_alloc(64, sizeof(float) * KC);
+        if (!panel || !stage || !zero) {
+#pragma omp atomic write
+            st = AIOS_ERR_NOMEM;
+        } else {
+            for (int i = 0; i < KC; i++) zero[i] = 0.0f;
+        }
+#pragma omp barrier
+        if (st == AIOS_OK) {
+#pragma omp for schedule(dynamic, 1)
+            for (int64_t b = 0; b < n_blocks; b++) {
+                const int64_t r0 = b * blk_rows, nrows = AIOS_MIN(blk_rows, n_out - r0);
+                const int64_t np = (nrows + NR - 1) / NR;
+                for (int64_t k0 = 0; k0 < n_in; k0 += KC) {
+                    const int64_t kc = AIOS_MIN(KC, n_in - k0);
+                    pack(K, W, r0, nrows, k0, kc, NR, panel, stage, zero);
+                    for (int64_t s0 = 0; s0 < T; s0 += MC) {
+                        const int64_t s1 = AIOS_MIN(T, s0 + MC);
+                        for (int64_t p = 0; p < np; p++) {
+                            const int64_t c0 = r0 + p * NR;
+                            const int nc = (int)AIOS_MIN(NR, n_out - c0);
+                            for (int64_t t0 = s0; t0 < s1; t0 += MR) {
+                                const int mr = (int)AIOS_MIN(MR, s1 - t0);
+                                const float *xr[MAX_MR];
+                                for (int i = 0; i < MR; i++) xr[i] = i < mr ? x + (t0 + i) * n_in + k0 : zero;
+                                if (mr == MR && nc == NR) {
+                                    ukr(kc, xr, panel + p * NR * kc, y + t0 * n_out + c0, n_out);
+                                } else {
+                                    float tile[MAX_MR * MAX_NR] __attribute__((aligned(64))) = {0};
+                                    ukr(kc, xr, panel + p * NR * kc, tile, NR);
+                                    for (int i = 0; i < mr; i++)
+                                        for (int j = 0; j < nc; j++) y[(t0 + i) * n_out + c0 + j] += tile[i * NR + j];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        free(panel), free(stage), free(zero);
+    }
+    if (st) return aios__err(st, "gemm: out of memory for packing buffers");
+    return AIOS_OK;
+}
