@@ -627,6 +627,13 @@ static void test_attention(void) {
     check_attention(33, 33, 6, 6, 33, 0, 1);
     check_attention(5, 40, 8, 2, 64, 5, 1);
     check_attention(3, 4097, 2, 1, 16, 0, 0);
+    /* 8+ queries with head_dim a multiple of 16/32: the two-GEMM path (gemm.c), causal with an
+     * offset (a KV cache), a query that sees nothing, grouped heads, strided K/V, no mask */
+    check_attention(8, 8, 2, 1, 32, 0, 1);
+    check_attention(37, 50, 9, 3, 64, 5, 1);
+    check_attention(100, 100, 4, 4, 32, 0, 1);
+    check_attention(13, 13, 6, 2, 64, 0, 0);
+    check_attention(20, 515, 2, 1, 64, 3, 1);
     float o[4];
     CHECK(aios_attention(o, o, o, o, 1, 1, 3, 2, 2, 4, NULL, 1.0f) == AIOS_ERR_INVALID_ARG); /* 3 % 2 */
     CHECK(aios_ref_attention(o, o, o, o, 1, 1, 2, 2, 2, 3, NULL, 1.0f) == AIOS_ERR_INVALID_ARG); /* stride */

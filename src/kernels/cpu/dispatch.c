@@ -365,6 +365,9 @@ aios_status aios_attention(float *out, const float *q, const float *k, const flo
                          (long long)n_head, (long long)n_head_kv, (long long)head_dim);
     const int64_t group = n_head / n_head_kv, n = Tq * n_head;
     int nth = threads_for((double)Tq * (double)Tk * (double)n_head * (double)head_dim * 2);
+    /* Prefill: scores and outputs as GEMMs (gemm.c) once a few query rows share the keys. */
+    if (Tq >= gemm_min_rows() && Tk > 0 && aios__attention_gemm_ok(K, head_dim))
+        return aios__attention_gemm(K, out, q, k, v, Tq, Tk, n_head, n_head_kv, head_dim, kv_stride, mask, scale, nth);
     int fail = 0;
 #pragma omp parallel num_threads(nth)
     {

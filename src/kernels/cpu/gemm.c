@@ -24,6 +24,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #endif
+#include <math.h>
 #include <omp.h>
 #include <stdlib.h>
 
@@ -222,5 +223,139 @@ aios_status aios__gemm(const aios__ktier *K, float *y, const float *x, const aio
         free(panel), free(stage), free(zero);
     }
     if (st) return aios__err(st, "gemm: out of memory for packing buffers");
+    return AIOS_OK;
+}
+
+/* ---------------------------------------------------------------- attention as two GEMMs */
+
+int aios__attention_gemm_ok(const aios__ktier *K, int64_t head_dim) {
+#if defined(__x86_64__)
+    if (K == &aios__tier_avx512) return head_dim % 32 == 0;
+    if (K == &aios__tier_avx2) return head_dim % 16 == 0;
+#endif
+    (void)head_dim;
+    return 0;
+}
+
+/*
+ * Prefill attention (many queries): per kv head, K is packed once into panels of NR keys
+ * (panel[d][j] = K[j0 + j][d]) and V into panels of NR dims (panel[j][c] = V[j][c0 + c]).  A
+ * work item is MR query vectors of that kv head (query rows x the group's heads), whose
+ * scores S = Q K^T come from the GEMM micro-kernel over head_dim, then a masked softmax per
+ * row (the tier's), then O = P V from the micro-kernel again over the visible keys.  Keys past
+ * the last visible key of the item's rows are skipped (the causal triangle).
+ */
+aios_status aios__attention_gemm(const aios__ktier *K, float *out, const float *q, const float *k, const float *v,
+                                 int64_t Tq, int64_t Tk, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
+                                 int64_t kv_stride, const uint8_t *mask, float scale, int nth) {
+    ukr_fn ukr = NULL;
+    int MR = 0, NR = 0;
+#if defined(__x86_64__)
+    if (K == &aios__tier_avx512) ukr = ukr_8x32, MR = 8, NR = 32;
+    else if (K == &aios__tier_avx2) ukr = ukr_6x16, MR = 6, NR = 16;
+#endif
+    if (!ukr || head_dim % NR) return aios__err(AIOS_ERR_INTERNAL, "attention_gemm: no micro-kernel");
+    const int64_t group = n_head / n_head_kv, Tkp = (Tk + NR - 1) / NR * NR;
+    const int64_t kvsz = Tkp * head_dim; /* floats per kv head, K and V alike */
+    float *kp = aligned_alloc(64, sizeof(float) * (size_t)(kvsz * n_head_kv));
+    float *vp = aligned_alloc(64, sizeof(float) * (size_t)(kvsz * n_head_kv));
+    if (!kp || !vp) {
+        free(kp), free(vp);
+        return aios__err(AIOS_ERR_NOMEM, "attention: packing %lld keys", (long long)Tk);
+    }
+    const int64_t n_kp = Tkp / NR, n_vp = head_dim / NR;
+#pragma omp parallel for num_threads(nth) schedule(static) collapse(2)
+    for (int64_t hk = 0; hk < n_head_kv; hk++)
+        for (int64_t pj = 0; pj < n_kp; pj++) {
+            float *kpp = kp + hk * kvsz + pj * NR * head_dim;
+            for (int64_t j = 0; j < NR; j++) {
+                const int64_t jj = pj * NR + j;
+                const float *kr = k + jj * kv_stride + hk * head_dim;
+                for (int64_t d = 0; d < head_dim; d++) kpp[d * NR + j] = jj < Tk ? kr[d] : 0.0f;
+            }
+            for (int64_t c = 0; c < n_vp; c++) {
+                float *vpp = vp + hk * kvsz + c * Tkp * NR + pj * NR * NR;
+                for (int64_t j = 0; j < NR; j++) {
+                    const int64_t jj = pj * NR + j;
+                    const float *vr = v + jj * kv_stride + hk * head_dim + c * NR;
+                    for (int64_t e = 0; e < NR; e++) vpp[j * NR + e] = jj < Tk ? vr[e] : 0.0f;
+                }
+            }
+        }
+    /* work items: MR consecutive (query, head-of-group) rows of one kv head */
+    const int64_t rows_per_kv = Tq * group, items_per_kv = (rows_per_kv + MR - 1) / MR;
+    int fail = 0;
+#pragma omp parallel num_threads(nth)
+    {
+        float *S = aligned_alloc(64, sizeof(float) * (size_t)(MR * Tkp));
+        float *O = aligned_alloc(64, sizeof(float) * (size_t)(MR * head_dim));
+        float *zero = aligned_alloc(64, sizeof(float) * (size_t)(Tkp > head_dim ? Tkp : head_dim));
+        if (!S || !O || !zero) {
+#pragma omp atomic write
+            fail = 1;
+        } else {
+            memset(zero, 0, sizeof(float) * (size_t)(Tkp > head_dim ? Tkp : head_dim));
+        }
+#pragma omp for schedule(dynamic, 4)
+        for (int64_t it = 0; it < items_per_kv * n_head_kv; it++) {
+            if (!S || !O || !zero) continue;
+            const int64_t hk = it / items_per_kv, r0 = (it % items_per_kv) * MR;
+            const int mr = (int)AIOS_MIN(MR, rows_per_kv - r0);
+            const float *xr[MAX_MR];
+            int64_t qi[MAX_MR], qh[MAX_MR], vis[MAX_MR];
+            int64_t jend = 0; /* one past the last key any row sees */
+            for (int r = 0; r < MR; r++) {
+                if (r >= mr) {
+                    xr[r] = zero;
+                    continue;
+                }
+                qi[r] = (r0 + r) / group;
+                qh[r] = hk * group + (r0 + r) % group;
+                xr[r] = q + (qi[r] * n_head + qh[r]) * head_dim;
+                int64_t last = Tk;
+                if (mask) {
+                    const uint8_t *mrow = mask + qi[r] * Tk;
+                    while (last > 0 && !mrow[last - 1]) last--;
+                }
+                vis[r] = last;
+                jend = AIOS_MAX(jend, last);
+            }
+            const int64_t np = (jend + NR - 1) / NR;
+            for (int r = 0; r < MR; r++) memset(S + r * Tkp, 0, sizeof(float) * (size_t)(np * NR));
+            for (int64_t p = 0; p < np; p++)
+                ukr(head_dim, xr, kp + hk * kvsz + p * NR * head_dim, S + p * NR, Tkp);
+            const float *pr[MAX_MR];
+            for (int r = 0; r < MR; r++) {
+                pr[r] = zero;
+                if (r >= mr) continue;
+                float *s = S + r * Tkp;
+                const uint8_t *mrow = mask ? mask + qi[r] * Tk : NULL;
+                int64_t m = 0;
+                for (int64_t j = 0; j < vis[r]; j++) {
+                    if (mrow && !mrow[j]) {
+                        s[j] = -INFINITY;
+                    } else {
+                        s[j] *= scale;
+                        m++;
+                    }
+                }
+                for (int64_t j = vis[r]; j < jend; j++) s[j] = -INFINITY;
+                if (!m) {
+                    for (int64_t j = 0; j < jend; j++) s[j] = 0.0f; /* sees nothing: zeros */
+                } else {
+                    K->softmax_row(s, jend);
+                    for (int64_t j = 0; j < jend; j++)
+                        if (j >= vis[r] || (mrow && !mrow[j])) s[j] = 0.0f;
+                }
+                pr[r] = s;
+            }
+            memset(O, 0, sizeof(float) * (size_t)(MR * head_dim));
+            for (int64_t c = 0; c < n_vp; c++) ukr(jend, pr, vp + hk * kvsz + c * Tkp * NR, O + c * NR, head_dim);
+            for (int r = 0; r < mr; r++) memcpy(out + (qi[r] * n_head + qh[r]) * head_dim, O + r * head_dim, sizeof(float) * (size_t)head_dim);
+        }
+        free(S), free(O), free(zero);
+    }
+    free(kp), free(vp);
+    if (fail) return aios__err(AIOS_ERR_NOMEM, "attention: %lld scores", (long long)Tk);
     return AIOS_OK;
 }

@@ -52,6 +52,12 @@ extern const aios__ktier aios__tier_avx512;
  * any dtype the tier's deq reads.  Available on the AVX2 and AVX-512 tiers. */
 int aios__gemm_available(const aios__ktier *K);
 aios_status aios__gemm(const aios__ktier *K, float *y, const float *x, const aios_tensor *W, int64_t T, int nth);
+/* Attention for many queries as two GEMMs through the same micro-kernel (gemm.c); same contract
+ * as aios_attention.  aios__attention_gemm_ok: this tier has it for this head_dim. */
+int aios__attention_gemm_ok(const aios__ktier *K, int64_t head_dim);
+aios_status aios__attention_gemm(const aios__ktier *K, float *out, const float *q, const float *k, const float *v,
+                                 int64_t Tq, int64_t Tk, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
+                                 int64_t kv_stride, const uint8_t *mask, float scale, int nth);
 
 /* Checks that W is a usable 2-D weight of a supported dtype with consistent sizes. */
 aios_status aios__check_weight(const aios_tensor *W, const char *what);
