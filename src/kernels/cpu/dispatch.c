@@ -230,7 +230,11 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
     if (K->matmul_q8_int && W->dtype == AIOS_DTYPE_Q8 && W->group_size == 0 && int8_activations())
         return K->matmul_q8_int(y, x, W, T, threads_for((double)T * (double)n_out * (double)n_in));
     const int nth = threads_for((double)T * (double)n_out * (double)n_in);
-    if (K->gemv_q && T <= 3 && (W->dtype == AIOS_DTYPE_Q8 || W->dtype == AIOS_DTYPE_Q4 || W->dtype == AIOS_DTYPE_Q2)) {
+    const int gguf = aios_gguf_block(W->dtype, NULL, NULL);
+    void (*gemv)(float *, int64_t, const float *, int64_t, int, const aios_tensor *, int64_t, int64_t) =
+        gguf ? K->gemv_gguf
+             : W->dtype == AIOS_DTYPE_Q8 || W->dtype == AIOS_DTYPE_Q4 || W->dtype == AIOS_DTYPE_Q2 ? K->gemv_q : NULL;
+    if (gemv && T <= 3) {
         /* Decoding: quantized rows expanded in registers straight into the dot products (no
          * staging buffer).  Large contiguous row ranges (multiples of 64 rows) per thread keep
          * each thread's weight stream sequential for the hardware prefetchers; a few ranges per
@@ -239,11 +243,11 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
         const int64_t per = nth > 1 ? AIOS_MAX(64, (n_out / ((int64_t)nth * 4) + 63) / 64 * 64) : n_out;
         const int64_t nr = (n_out + per - 1) / per;
         if (nth == 1) {
-            K->gemv_q(y, n_out, x, n_in, (int)T, W, 0, n_out);
+            gemv(y, n_out, x, n_in, (int)T, W, 0, n_out);
             return AIOS_OK;
         }
 #pragma omp parallel for num_threads(nth) schedule(dynamic, 1)
-        for (int64_t i = 0; i < nr; i++) K->gemv_q(y, n_out, x, n_in, (int)T, W, i * per, AIOS_MIN(n_out, (i + 1) * per));
+        for (int64_t i = 0; i < nr; i++) gemv(y, n_out, x, n_in, (int)T, W, i * per, AIOS_MIN(n_out, (i + 1) * per));
         return AIOS_OK;
     }
     /* Many token rows: the packed GEMM (gemm.c). */
