@@ -53,6 +53,7 @@ void aios_model_free(aios_model *m) {
     for (int i = 0; i < m->n_cols; i++) aios_pq_column_free(&m->cols[i]);
     if (m->pq) aios_parquet_close(m->pq);
     aios_gguf_close(m->gguf);
+    free(m->chat_template);
     for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
     free(m->cols);

@@ -221,6 +221,10 @@ aios_status aios__model_load_gguf(aios_model *m, const char *path) {
         return aios__err(AIOS_ERR_UNSUPPORTED, "gguf: general.architecture '%s' is not supported (supported: llama, qwen2, qwen3)",
                          arch);
     AIOS_TRY(load_config(m, g, arch));
+    size_t tl;
+    const char *tmpl = aios_gguf_get_str(g, "tokenizer.chat_template", &tl);
+    if (tmpl && !memchr(tmpl, 0, tl) && !(m->chat_template = strndup(tmpl, tl)))
+        return aios__err(AIOS_ERR_NOMEM, "gguf: out of memory");
 
     int64_t n = aios_gguf_tensor_count(g);
     size_t names = 0;
@@ -261,5 +265,7 @@ aios_status aios__model_load_gguf(aios_model *m, const char *path) {
     }
     return AIOS_OK;
 }
+
+const char *aios__model_chat_template(const aios_model *m) { return m ? m->chat_template : NULL; }
 
 const struct aios_gguf *aios__model_gguf(const aios_model *m) { return m ? m->gguf : NULL; }

@@ -25,6 +25,7 @@ struct aios_model {
     int n_cols;
     char *names;          /* parquet, gguf: NUL-terminated copies of the names */
     struct aios_gguf *gguf; /* gguf: the mapped file */
+    char *chat_template;  /* gguf: tokenizer.chat_template (NUL-terminated copy), or NULL */
     void **owned;         /* (n_owned) buffers some views point into (gguf: un-permuted q/k) */
     int n_owned;
 };
