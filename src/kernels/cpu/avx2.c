@@ -347,6 +347,292 @@ static T256 void gemv_q_256(float *y, int64_t ldy, const float *x, int64_t ldx, 
     }
 }
 
+/* ---------------------------------------------------------------- GGUF block GEMV */
+
+/* Decoding (1-3 tokens) straight from ggml's blocks (tensor/gguf_blocks.h), exact-float: every
+ * 32 values of a row are unpacked in registers to 32 small integers q (int8 lanes: the stored
+ * field minus its fixed offset, e.g. Q4_0's 8, Q6_K's 32), converted to float and multiplied
+ * with x; the block's scales s (one per 16 values: the 32-value types repeat d, K-quants
+ * d * sub-scale) multiply the partial sums in registers, y += sum s * (q . x) - sum m * sum x,
+ * with the block minimum m (Q4_1, Q5_1, K-quant mins) against per-16 sums of x computed once
+ * per call.  Not bit-identical to the reference (summation order) — tested to a tolerance. */
+
+/* f16 scale at p (F16C; exact like aios_gguf_f16). */
+static T256I float f16c(const uint8_t *p) { return _cvtsh_ss((unsigned short)(p[0] | (p[1] << 8))); }
+
+/* 32 bytes, byte j = 0xFF when bit j of u is set. */
+static T256I __m256i bits32(uint32_t u) {
+    const __m256i sh = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3,
+                                        3, 3, 3, 3, 3, 3);
+    const __m256i m = _mm256_set1_epi64x((long long)0x8040201008040201ull);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)u), sh);
+    return _mm256_cmpeq_epi8(_mm256_and_si256(v, m), m);
+}
+/* The 32 nibbles of 16 bytes in value order: low nibbles (values 0-15), then high (16-31). */
+static T256I __m256i nibbles32(const uint8_t *p) {
+    __m128i b = _mm_loadu_si128((const __m128i *)p), nib = _mm_set1_epi8(0x0F);
+    return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), nib), _mm_and_si128(b, nib));
+}
+static T256I __m256i srl8(__m256i v, int n, int mask) { /* (bytes >> n) & mask */
+    return _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(n)), _mm256_set1_epi8((char)mask));
+}
+
+/* Per block: scales s and mins m of its 16-value sub-blocks (x = s q - m); per chunk c of 32
+ * values: q. */
+typedef struct {
+    float s[16], m[16];
+} gguf_scales;
+
+static T256I int gguf_block_scales(aios_dtype dt, const uint8_t *b, gguf_scales *S) {
+    switch (dt) {
+    case AIOS_DTYPE_GGUF_Q4_0: case AIOS_DTYPE_GGUF_Q5_0: case AIOS_DTYPE_GGUF_Q8_0:
+        S->s[0] = S->s[1] = f16c(b);
+        return 0;
+    case AIOS_DTYPE_GGUF_Q4_1: case AIOS_DTYPE_GGUF_Q5_1:
+        S->s[0] = S->s[1] = f16c(b);
+        S->m[0] = S->m[1] = -f16c(b + 2); /* x = d q + m: y = ... - (-m) sum x */
+        return 1;
+    case AIOS_DTYPE_GGUF_Q2_K: {
+        float d = f16c(b + 80), dmin = f16c(b + 82);
+        for (int g = 0; g < 16; g++) S->s[g] = d * (float)(b[g] & 0xF), S->m[g] = dmin * (float)(b[g] >> 4);
+        return 1;
+    }
+    case AIOS_DTYPE_GGUF_Q3_K: {
+        float d = f16c(b + 108);
+        for (int g = 0; g < 16; g++) S->s[g] = d * (float)aios_gguf_k3_scale(b + 96, g);
+        return 0;
+    }
+    case AIOS_DTYPE_GGUF_Q4_K: case AIOS_DTYPE_GGUF_Q5_K: {
+        float d = f16c(b), dmin = f16c(b + 2);
+        for (int g = 0; g < 8; g++) {
+            int sc, mn;
+            aios_gguf_k4_scale_min(b + 4, g, &sc, &mn);
+            S->s[2 * g] = S->s[2 * g + 1] = d * (float)sc;
+            S->m[2 * g] = S->m[2 * g + 1] = dmin * (float)mn;
+        }
+        return 1;
+    }
+    default: { /* Q6_K */
+        float d = f16c(b + 208);
+        for (int g = 0; g < 16; g++) S->s[g] = d * (float)(int8_t)b[192 + g];
+        return 0;
+    }
+    }
+}
+
+/* Values 32c .. 32c + 31 of block b as int8 lanes (the layouts of gguf_blocks.h). */
+static T256I __m256i gguf_chunk(aios_dtype dt, const uint8_t *b, int c) {
+    switch (dt) {
+    case AIOS_DTYPE_GGUF_Q4_0: return _mm256_sub_epi8(nibbles32(b + 2), _mm256_set1_epi8(8));
+    case AIOS_DTYPE_GGUF_Q4_1: return nibbles32(b + 4);
+    case AIOS_DTYPE_GGUF_Q5_0:
+        return _mm256_sub_epi8(_mm256_or_si256(nibbles32(b + 6), _mm256_and_si256(bits32(aios_gguf_u32le(b + 2)),
+                                                                                  _mm256_set1_epi8(0x10))),
+                               _mm256_set1_epi8(16));
+    case AIOS_DTYPE_GGUF_Q5_1:
+        return _mm256_or_si256(nibbles32(b + 8), _mm256_and_si256(bits32(aios_gguf_u32le(b + 4)), _mm256_set1_epi8(0x10)));
+    case AIOS_DTYPE_GGUF_Q8_0: return _mm256_loadu_si256((const __m256i *)(b + 2));
+    case AIOS_DTYPE_GGUF_Q2_K:
+        return srl8(_mm256_loadu_si256((const __m256i *)(b + 16 + 32 * (c >> 2))), 2 * (c & 3), 3);
+    case AIOS_DTYPE_GGUF_Q3_K: {
+        __m256i lo = srl8(_mm256_loadu_si256((const __m256i *)(b + 32 + 32 * (c >> 2))), 2 * (c & 3), 3);
+        __m256i hb = srl8(_mm256_loadu_si256((const __m256i *)b), c, 1); /* 1: +0, 0: -4 */
+        return _mm256_sub_epi8(_mm256_add_epi8(lo, _mm256_slli_epi16(hb, 2)), _mm256_set1_epi8(4));
+    }
+    case AIOS_DTYPE_GGUF_Q4_K: return srl8(_mm256_loadu_si256((const __m256i *)(b + 16 + 32 * (c >> 1))), 4 * (c & 1), 15);
+    case AIOS_DTYPE_GGUF_Q5_K: {
+        __m256i lo = srl8(_mm256_loadu_si256((const __m256i *)(b + 48 + 32 * (c >> 1))), 4 * (c & 1), 15);
+        __m256i hb = srl8(_mm256_loadu_si256((const __m256i *)(b + 16)), c, 1);
+        return _mm256_or_si256(lo, _mm256_slli_epi16(hb, 4));
+    }
+    default: { /* Q6_K */
+        int h = c >> 2, s4 = c & 3;
+        __m256i lo = srl8(_mm256_loadu_si256((const __m256i *)(b + 64 * h + 32 * (s4 & 1))), 4 * (s4 >> 1), 15);
+        __m256i hi = srl8(_mm256_loadu_si256((const __m256i *)(b + 128 + 32 * h)), 2 * s4, 3);
+        return _mm256_sub_epi8(_mm256_or_si256(lo, _mm256_slli_epi16(hi, 4)), _mm256_set1_epi8(32));
+    }
+    }
+}
+
+#define GGUF_XCOLS 8192 /* columns per pass (the per-16 sums of x live on the stack) */
+
+/* Rows r0 <= r < r1 of y[t * ldy + r] += dot(W row r, x[t * ldx]), NT tokens, type DT. */
+static T256I void gemv_gguf_t(float *y, int64_t ldy, const float *x, int64_t ldx, const aios_tensor *W, int64_t r0,
+                              int64_t r1, const aios_dtype DT, const int NT) {
+    int blk = 32, bytes = 0;
+    aios_gguf_block(DT, &blk, &bytes);
+    const int64_t n_in = W->shape[1], row_bytes = n_in / blk * bytes;
+    const int has_min = DT == AIOS_DTYPE_GGUF_Q4_1 || DT == AIOS_DTYPE_GGUF_Q5_1 || DT == AIOS_DTYPE_GGUF_Q2_K ||
+                        DT == AIOS_DTYPE_GGUF_Q4_K || DT == AIOS_DTYPE_GGUF_Q5_K;
+    float xs[3][GGUF_XCOLS / 16], xs32[3][GGUF_XCOLS / 32];
+    for (int64_t c0 = 0; c0 < n_in; c0 += GGUF_XCOLS) {
+        const int64_t nc = AIOS_MIN(GGUF_XCOLS, n_in - c0), nb = nc / blk;
+        if (has_min)
+            for (int t = 0; t < NT; t++)
+                for (int64_t g = 0; g < nc / 16; g++) {
+                    __m256 v = _mm256_add_ps(_mm256_loadu_ps(x + t * ldx + c0 + 16 * g),
+                                             _mm256_loadu_ps(x + t * ldx + c0 + 16 * g + 8));
+                    xs[t][g] = hsum256(v);
+                    if (g & 1) xs32[t][g / 2] = xs[t][g - 1] + xs[t][g];
+                }
+        for (int64_t r = r0; r < r1; r++) {
+            const uint8_t *row = (const uint8_t *)W->data + (size_t)r * (size_t)row_bytes + (size_t)(c0 / blk * bytes);
+            __m256 a0[3], a1[3];
+            float ms[3] = {0, 0, 0};
+            for (int t = 0; t < NT; t++) a0[t] = a1[t] = _mm256_setzero_ps();
+            for (int64_t bi = 0; bi < nb; bi++) {
+                const uint8_t *b = row + bi * bytes;
+                _mm_prefetch((const char *)b + PF_BYTES, _MM_HINT_T0);
+                gguf_scales S;
+                gguf_block_scales(DT, b, &S);
+                for (int c = 0; c < blk / 32; c++) {
+                    __m256i q = gguf_chunk(DT, b, c);
+                    __m128i ql = _mm256_castsi256_si128(q), qh = _mm256_extracti128_si256(q, 1);
+                    __m256 f0 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(ql));
+                    __m256 f1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(ql, 8)));
+                    __m256 f2 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(qh));
+                    __m256 f3 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(qh, 8)));
+                    const __m256 s0 = _mm256_set1_ps(S.s[2 * c]), s1 = _mm256_set1_ps(S.s[2 * c + 1]);
+                    const int64_t col = bi * blk + 32 * c;
+#pragma GCC unroll 3
+                    for (int t = 0; t < NT; t++) {
+                        const float *xp = x + t * ldx + c0 + col;
+                        __m256 v0 = _mm256_fmadd_ps(f1, _mm256_loadu_ps(xp + 8), _mm256_mul_ps(f0, _mm256_loadu_ps(xp)));
+                        __m256 v1 = _mm256_fmadd_ps(f3, _mm256_loadu_ps(xp + 24), _mm256_mul_ps(f2, _mm256_loadu_ps(xp + 16)));
+                        a0[t] = _mm256_fmadd_ps(s0, v0, a0[t]);
+                        a1[t] = _mm256_fmadd_ps(s1, v1, a1[t]);
+                        /* one min per 32 values but in Q2_K (the chain of one add per block is short) */
+                        if (has_min && DT == AIOS_DTYPE_GGUF_Q2_K)
+                            ms[t] += S.m[2 * c] * xs[t][col / 16] + S.m[2 * c + 1] * xs[t][col / 16 + 1];
+                        else if (has_min) ms[t] += S.m[2 * c] * xs32[t][col / 32];
+                    }
+                }
+            }
+            for (int t = 0; t < NT; t++) y[t * ldy + r] += hsum256(_mm256_add_ps(a0[t], a1[t])) - ms[t];
+        }
+    }
+}
+
+/* int8 activations (opt-in, AIOS_INT8_ACT=1): each token row is rounded once per call to
+ * int8 blocks of 32 (Q8_0's rule: dx = max|x| / 127, qx = round-to-nearest-even(x / dx)), and
+ * the 32 weight integers meet them in integer dot products — maddubs(|q|, sign(qx, q)) then
+ * madd to 8 int32 lanes (4 values each: lanes 0-3 the first 16 values, 4-7 the second) — scaled
+ * by s * dx in registers; the minimums meet dx * sum(qx), so the result is the exact-float
+ * GEMV of the rounded activations (what the test checks).  About twice fewer instructions per
+ * value than the float path; the accuracy cost is measured in docs/kernels.md. */
+static T256I void quant_x32(const float *x, int8_t *q, float *dx, float *s16) {
+    __m256 v[4], am = _mm256_setzero_ps();
+    const __m256 sgn = _mm256_set1_ps(-0.0f);
+    for (int k = 0; k < 4; k++) v[k] = _mm256_loadu_ps(x + 8 * k), am = _mm256_max_ps(am, _mm256_andnot_ps(sgn, v[k]));
+    float d = hmax256(am) / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    __m256i i[4];
+    for (int k = 0; k < 4; k++) i[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], _mm256_set1_ps(id)));
+    __m256i p01 = _mm256_packs_epi32(i[0], i[1]), p23 = _mm256_packs_epi32(i[2], i[3]); /* lanes interleaved */
+    __m256i p = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p01, p23), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256((__m256i *)q, p);
+    *dx = d;
+    int s0 = 0, s1 = 0;
+    for (int k = 0; k < 16; k++) s0 += q[k], s1 += q[16 + k];
+    s16[0] = d * (float)s0;
+    s16[1] = d * (float)s1;
+}
+
+static T256I void gemv_gguf_i8_t(float *y, int64_t ldy, const float *x, int64_t ldx, const aios_tensor *W, int64_t r0,
+                                 int64_t r1, const aios_dtype DT, const int NT) {
+    int blk = 32, bytes = 0;
+    aios_gguf_block(DT, &blk, &bytes);
+    const int64_t n_in = W->shape[1], row_bytes = n_in / blk * bytes;
+    const int has_min = DT == AIOS_DTYPE_GGUF_Q4_1 || DT == AIOS_DTYPE_GGUF_Q5_1 || DT == AIOS_DTYPE_GGUF_Q2_K ||
+                        DT == AIOS_DTYPE_GGUF_Q4_K || DT == AIOS_DTYPE_GGUF_Q5_K;
+    int8_t xq[3][GGUF_XCOLS] __attribute__((aligned(32)));
+    float dx[3][GGUF_XCOLS / 32], xs[3][GGUF_XCOLS / 16], xs32[3][GGUF_XCOLS / 32];
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t c0 = 0; c0 < n_in; c0 += GGUF_XCOLS) {
+        const int64_t nc = AIOS_MIN(GGUF_XCOLS, n_in - c0), nb = nc / blk;
+        for (int t = 0; t < NT; t++)
+            for (int64_t g = 0; g < nc / 32; g++) {
+                quant_x32(x + t * ldx + c0 + 32 * g, xq[t] + 32 * g, &dx[t][g], &xs[t][2 * g]);
+                xs32[t][g] = xs[t][2 * g] + xs[t][2 * g + 1];
+            }
+        for (int64_t r = r0; r < r1; r++) {
+            const uint8_t *row = (const uint8_t *)W->data + (size_t)r * (size_t)row_bytes + (size_t)(c0 / blk * bytes);
+            __m256 a[3];
+            float ms[3] = {0, 0, 0};
+            for (int t = 0; t < NT; t++) a[t] = _mm256_setzero_ps();
+            for (int64_t bi = 0; bi < nb; bi++) {
+                const uint8_t *b = row + bi * bytes;
+                _mm_prefetch((const char *)b + PF_BYTES, _MM_HINT_T0);
+                gguf_scales S;
+                gguf_block_scales(DT, b, &S);
+                for (int c = 0; c < blk / 32; c++) {
+                    __m256i q = gguf_chunk(DT, b, c), aq = _mm256_sign_epi8(q, q);
+                    const __m256 sv = _mm256_set_m128(_mm_set1_ps(S.s[2 * c + 1]), _mm_set1_ps(S.s[2 * c]));
+                    const int64_t g = (bi * blk + 32 * c) / 32;
+#pragma GCC unroll 3
+                    for (int t = 0; t < NT; t++) {
+                        __m256i sx = _mm256_sign_epi8(_mm256_load_si256((const __m256i *)(xq[t] + 32 * g)), q);
+                        __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, sx), ones);
+                        a[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(sv, _mm256_set1_ps(dx[t][g])), a[t]);
+                        if (has_min && DT == AIOS_DTYPE_GGUF_Q2_K)
+                            ms[t] += S.m[2 * c] * xs[t][2 * g] + S.m[2 * c + 1] * xs[t][2 * g + 1];
+                        else if (has_min) ms[t] += S.m[2 * c] * xs32[t][g];
+                    }
+                }
+            }
+            for (int t = 0; t < NT; t++) y[t * ldy + r] += hsum256(a[t]) - ms[t];
+        }
+    }
+}
+
+#define GGUF_NT_I8(DT)                                                      \
+    case DT:                                                                \
+        if (nt == 1) gemv_gguf_i8_t(y, ldy, x, ldx, W, r0, r1, DT, 1);      \
+        else if (nt == 2) gemv_gguf_i8_t(y, ldy, x, ldx, W, r0, r1, DT, 2); \
+        else gemv_gguf_i8_t(y, ldy, x, ldx, W, r0, r1, DT, 3);              \
+        break;
+
+T256 void aios__gemv_gguf_i8_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
+                                  int64_t r0, int64_t r1) {
+    switch (W->dtype) {
+        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q4_0)
+        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q4_1)
+        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q5_0)
+        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q5_1)
+        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q8_0)
+        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q2_K)
+        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q3_K)
+        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q4_K)
+        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q5_K)
+        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q6_K)
+    default: break;
+    }
+}
+
+#define GGUF_NT(DT)                                                  \
+    case DT:                                                         \
+        if (nt == 1) gemv_gguf_t(y, ldy, x, ldx, W, r0, r1, DT, 1);  \
+        else if (nt == 2) gemv_gguf_t(y, ldy, x, ldx, W, r0, r1, DT, 2); \
+        else gemv_gguf_t(y, ldy, x, ldx, W, r0, r1, DT, 3);          \
+        break;
+
+/* Rows r0 <= r < r1 of y[t * ldy + r] += dot(W row r, x[t * ldx]) for t < nt (1..3). */
+T256 void aios__gemv_gguf_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
+                               int64_t r0, int64_t r1) {
+    switch (W->dtype) {
+        GGUF_NT(AIOS_DTYPE_GGUF_Q4_0)
+        GGUF_NT(AIOS_DTYPE_GGUF_Q4_1)
+        GGUF_NT(AIOS_DTYPE_GGUF_Q5_0)
+        GGUF_NT(AIOS_DTYPE_GGUF_Q5_1)
+        GGUF_NT(AIOS_DTYPE_GGUF_Q8_0)
+        GGUF_NT(AIOS_DTYPE_GGUF_Q2_K)
+        GGUF_NT(AIOS_DTYPE_GGUF_Q3_K)
+        GGUF_NT(AIOS_DTYPE_GGUF_Q4_K)
+        GGUF_NT(AIOS_DTYPE_GGUF_Q5_K)
+        GGUF_NT(AIOS_DTYPE_GGUF_Q6_K)
+    default: break;
+    }
+}
+
 /* ---------------------------------------------------------------- rows and elementwise */
 
 static T256 void axpy256(float *y, float a, const float *x, int64_t n) {
@@ -468,5 +754,7 @@ const aios__ktier aios__tier_avx2 = {
     .add = add256,
     .mul = mul256,
     .gemv_q = gemv_q_256,
+    .gemv_gguf = aios__gemv_gguf_avx2,
+    .gemv_gguf_i8 = aios__gemv_gguf_i8_avx2,
 };
 #endif

@@ -187,13 +187,14 @@ static int use_blas(const aios_tensor *W, int64_t T) {
  * activation scales cost all-MiniLM-L6-v2 0.26 Spearman points on STS-B (81.77 vs 82.01). */
 static int g_int8_act = -1;
 void aios_kernels_int8_activations(int on) { g_int8_act = on ? 1 : 0; }
-static int int8_activations(void) {
+static int int8_requested(void) {
     if (g_int8_act < 0) {
         const char *e = getenv("AIOS_INT8_ACT");
         g_int8_act = e && !strcmp(e, "1");
     }
-    return g_int8_act && aios_cpu()->avx512vnni;
+    return g_int8_act;
 }
+static int int8_activations(void) { return int8_requested() && aios_cpu()->avx512vnni; }
 
 aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const float *bias, int64_t T) {
     const aios__ktier *K = tier();
@@ -218,7 +219,11 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
     if (K->matmul_q8_int && W->dtype == AIOS_DTYPE_Q8 && W->group_size == 0 && int8_activations())
         return K->matmul_q8_int(y, x, W, T, threads_for((double)T * (double)n_out * (double)n_in));
     const int nth = threads_for((double)T * (double)n_out * (double)n_in);
-    if (K->gemv_q && T <= 3 && (W->dtype == AIOS_DTYPE_Q8 || W->dtype == AIOS_DTYPE_Q4 || W->dtype == AIOS_DTYPE_Q2)) {
+    const int gguf = aios_gguf_block(W->dtype, NULL, NULL);
+    void (*gemv)(float *, int64_t, const float *, int64_t, int, const aios_tensor *, int64_t, int64_t) =
+        gguf ? (K->gemv_gguf_i8 && int8_requested() ? K->gemv_gguf_i8 : K->gemv_gguf)
+             : W->dtype == AIOS_DTYPE_Q8 || W->dtype == AIOS_DTYPE_Q4 || W->dtype == AIOS_DTYPE_Q2 ? K->gemv_q : NULL;
+    if (gemv && T <= 3) {
         /* Decoding: quantized rows expanded in registers straight into the dot products (no
          * staging buffer).  Large contiguous row ranges (multiples of 64 rows) per thread keep
          * each thread's weight stream sequential for the hardware prefetchers; a few ranges per
@@ -227,11 +232,11 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
         const int64_t per = nth > 1 ? AIOS_MAX(64, (n_out / ((int64_t)nth * 4) + 63) / 64 * 64) : n_out;
         const int64_t nr = (n_out + per - 1) / per;
         if (nth == 1) {
-            K->gemv_q(y, n_out, x, n_in, (int)T, W, 0, n_out);
+            gemv(y, n_out, x, n_in, (int)T, W, 0, n_out);
             return AIOS_OK;
         }
 #pragma omp parallel for num_threads(nth) schedule(dynamic, 1)
-        for (int64_t i = 0; i < nr; i++) K->gemv_q(y, n_out, x, n_in, (int)T, W, i * per, AIOS_MIN(n_out, (i + 1) * per));
+        for (int64_t i = 0; i < nr; i++) gemv(y, n_out, x, n_in, (int)T, W, i * per, AIOS_MIN(n_out, (i + 1) * per));
         return AIOS_OK;
     }
     /* f32 weights are read in place when 4-byte aligned (they always are in our loaders). */

@@ -40,12 +40,26 @@ typedef struct {
      * Q2 weights expanded in registers from the packed bytes (the decode-time GEMV, no staging). */
     void (*gemv_q)(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W, int64_t r0,
                    int64_t r1);
+    /* Optional: the same decode GEMV for GGUF block weights (tensor/gguf_blocks.h), read in
+     * place, exact-float (blocks unpacked to integers in registers, scales applied per block). */
+    void (*gemv_gguf)(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W, int64_t r0,
+                      int64_t r1);
+    /* Optional: gemv_gguf with the activations rounded to int8 blocks of 32 and integer dot
+     * products (opt-in: aios_kernels_int8_activations / AIOS_INT8_ACT=1). */
+    void (*gemv_gguf_i8)(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W, int64_t r0,
+                         int64_t r1);
 } aios__ktier;
 
 extern const aios__ktier aios__tier_ref;
 #if defined(__x86_64__)
 extern const aios__ktier aios__tier_avx2;
 extern const aios__ktier aios__tier_avx512;
+/* The AVX2 GGUF decode GEMV (avx2.c), also the AVX-512 tier's: 256-bit code runs on every
+ * AVX-512 CPU, and this machine (AVX2 only) can test it. */
+void aios__gemv_gguf_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W, int64_t r0,
+                          int64_t r1);
+void aios__gemv_gguf_i8_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
+                             int64_t r0, int64_t r1);
 #endif
 
 /* Checks that W is a usable 2-D weight of a supported dtype with consistent sizes. */

@@ -1,0 +1,234 @@
+/* test_gguf_kernels.c — GGUF block weights (tensor/gguf_blocks.h) in every kernel path, odd
+ * sizes: every fast tier this CPU has against the scalar reference — dequantized rows bit for
+ * bit (tensor_row_f32, tensor_to_f32, unaligned column ranges), the decode GEMV (T 1-3, one
+ * and two threads, thread-split row ranges) and the prefill GEMM (T > 3) to a tolerance —
+ * plus the refusals.  The reference itself is checked bit for bit against the PyPI `gguf`
+ * package in tests/py/test_gguf_quants.py. */
+#include <math.h>
+#include <stdint.h>
+
+#include "kernels/cpu/kern.h"
+#include "tensor/gguf_blocks.h"
+#include "tensor/quant.h"
+#include "test.h"
+
+static uint64_t g_rng = 0x2545F4914F6CDD1Dull;
+static uint32_t rnd(void) {
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (uint32_t)(g_rng >> 11);
+}
+static float frand(void) { return (float)((rnd() % 2000001) / 1000000.0 - 1.0); } /* [-1, 1] */
+
+static const char *const TIERS[] = {"avx2", "avx512"};
+
+/* Every weight block type, with the byte offsets of its f16 scale fields. */
+static const struct {
+    aios_dtype t;
+    int off[2], n_off;
+} TYPES[] = {
+    {AIOS_DTYPE_GGUF_Q4_0, {0}, 1}, {AIOS_DTYPE_GGUF_Q4_1, {0, 2}, 2}, {AIOS_DTYPE_GGUF_Q5_0, {0}, 1},
+    {AIOS_DTYPE_GGUF_Q5_1, {0, 2}, 2}, {AIOS_DTYPE_GGUF_Q8_0, {0}, 1}, {AIOS_DTYPE_GGUF_Q2_K, {80, 82}, 2},
+    {AIOS_DTYPE_GGUF_Q3_K, {108}, 1}, {AIOS_DTYPE_GGUF_Q4_K, {0, 2}, 2}, {AIOS_DTYPE_GGUF_Q5_K, {0, 2}, 2},
+    {AIOS_DTYPE_GGUF_Q6_K, {208}, 1},
+};
+#define NTYPES (sizeof TYPES / sizeof TYPES[0])
+
+/* A (n_out, n_blocks * blk) weight of random blocks with finite scales.  *buf to free. */
+static aios_tensor make_w(size_t ti, int64_t n_out, int64_t nb_row, uint8_t **buf) {
+    int blk = 32, bytes = 0;
+    aios_gguf_block(TYPES[ti].t, &blk, &bytes);
+    size_t n = (size_t)(n_out * nb_row) * (size_t)bytes;
+    uint8_t *p = malloc(n + 1);
+    for (size_t i = 0; i < n; i++) p[i] = (uint8_t)rnd();
+    for (size_t b = 0; b < n / (size_t)bytes; b++)
+        for (int k = 0; k < TYPES[ti].n_off; k++) {
+            uint16_t h = aios_f32_to_f16(frand() * 0.05f);
+            memcpy(p + b * (size_t)bytes + TYPES[ti].off[k], &h, 2);
+        }
+    aios_tensor w = {.name = "w", .dtype = TYPES[ti].t, .ndim = 2, .shape = {n_out, nb_row * blk}, .data = p, .nbytes = n};
+    *buf = p;
+    return w;
+}
+
+static int same_bits(const float *a, const float *b, int64_t n) { return !memcmp(a, b, sizeof(float) * (size_t)n); }
+
+static void test_rows_bit_identical_every_tier(void) {
+    for (size_t ti = 0; ti < NTYPES; ti++) {
+        uint8_t *buf;
+        aios_tensor w = make_w(ti, 5, 3, &buf);
+        int64_t n_in = w.shape[1], n = 5 * n_in;
+        float *ref = malloc(sizeof(float) * (size_t)n), *got = malloc(sizeof(float) * (size_t)n);
+        CHECK_OK(aios_quant_dequantize_ref(&w, ref));
+        for (int64_t r = 0; r < 5; r++) {
+            CHECK_OK(aios_quant_dequantize_row_ref(&w, r, got));
+            CHECKF(same_bits(got, ref + r * n_in, n_in), "%s row_ref %lld", aios_dtype_name(w.dtype), (long long)r);
+        }
+        /* unaligned column ranges of the shared decoder = slices of the whole row */
+        int64_t cuts[][2] = {{0, 1}, {5, 40}, {31, 2}, {n_in - 3, 3}, {1, n_in - 1}};
+        for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
+            aios_gguf_deq_range(w.dtype, aios__gguf_row(&w, 2), cuts[c][0], cuts[c][1], got);
+            CHECKF(same_bits(got, ref + 2 * n_in + cuts[c][0], cuts[c][1]), "%s range %lld+%lld",
+                   aios_dtype_name(w.dtype), (long long)cuts[c][0], (long long)cuts[c][1]);
+        }
+        for (size_t t = 0; t <= sizeof TIERS / sizeof TIERS[0]; t++) {
+            const char *tier = t ? TIERS[t - 1] : "ref";
+            if (aios_kernels_use(tier) != AIOS_OK) continue;
+            memset(got, 0xFF, sizeof(float) * (size_t)n);
+            CHECK_OK(aios_tensor_to_f32(got, &w));
+            CHECKF(same_bits(got, ref, n), "%s %s tensor_to_f32", tier, aios_dtype_name(w.dtype));
+            for (int64_t r = 0; r < 5; r++) {
+                CHECK_OK(aios_tensor_row_f32(got, &w, r));
+                CHECKF(same_bits(got, ref + r * n_in, n_in), "%s %s row %lld", tier, aios_dtype_name(w.dtype),
+                       (long long)r);
+            }
+        }
+        aios_kernels_use("auto");
+        free(ref), free(got), free(buf);
+    }
+}
+
+/* max |fast - ref| / (|x| . |w| + |bias|) over every output */
+static double scaled_err(const float *y, const float *yr, const float *x, const float *wf, const float *bias,
+                         int64_t T, int64_t n_out, int64_t n_in) {
+    double m = 0;
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t r = 0; r < n_out; r++) {
+            double s = fabs(bias[r]);
+            for (int64_t c = 0; c < n_in; c++) s += fabs((double)x[t * n_in + c] * wf[r * n_in + c]);
+            double e = fabs((double)y[t * n_out + r] - yr[t * n_out + r]) / (s > 0 ? s : 1);
+            if (e > m || isnan(e)) m = isnan(e) ? INFINITY : e;
+        }
+    return m;
+}
+
+static void check_case(size_t ti, int64_t n_out, int64_t nb_row, int64_t T) {
+    uint8_t *buf;
+    aios_tensor w = make_w(ti, n_out, nb_row, &buf);
+    int64_t n_in = w.shape[1];
+    float *x = malloc(sizeof(float) * (size_t)(T * n_in)), *bias = malloc(sizeof(float) * (size_t)n_out);
+    float *yr = malloc(sizeof(float) * (size_t)(T * n_out)), *y = malloc(sizeof(float) * (size_t)(T * n_out));
+    float *wf = malloc(sizeof(float) * (size_t)(n_out * n_in));
+    for (int64_t i = 0; i < T * n_in; i++) x[i] = frand();
+    for (int64_t i = 0; i < n_out; i++) bias[i] = frand();
+    CHECK_OK(aios_quant_dequantize_ref(&w, wf));
+    CHECK_OK(aios_ref_matmul(yr, x, &w, bias, T));
+    for (size_t t = 0; t < sizeof TIERS / sizeof TIERS[0]; t++) {
+        if (aios_kernels_use(TIERS[t]) != AIOS_OK) continue;
+        for (int th = 1; th <= 2; th++) {
+            aios_set_threads(th);
+            for (int64_t i = 0; i < T * n_out; i++) y[i] = NAN;
+            CHECK_OK(aios_matmul(y, x, &w, bias, T));
+            double e = scaled_err(y, yr, x, wf, bias, T, n_out, n_in);
+            CHECKF(e < 2e-6, "%s %s (%lld, %lld) T %lld threads %d: %g", TIERS[t], aios_dtype_name(w.dtype),
+                   (long long)n_out, (long long)n_in, (long long)T, th, e);
+        }
+    }
+    aios_set_threads(0);
+    aios_kernels_use("auto");
+    free(x), free(bias), free(yr), free(y), free(wf), free(buf);
+}
+
+static void test_decode_gemv_vs_ref(void) {
+    static const int64_t shapes[][2] = {{1, 1}, {7, 3}, {33, 2}, {67, 1}};
+    for (size_t ti = 0; ti < NTYPES; ti++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int64_t T = 1; T <= 3; T++) check_case(ti, shapes[s][0], shapes[s][1], T);
+    /* a thread-split row range (work >= 32768 so two threads run; rows not a multiple of 64) */
+    for (size_t ti = 0; ti < NTYPES; ti++) check_case(ti, 301, 1024 / 256 * (TYPES[ti].t >= AIOS_DTYPE_GGUF_Q2_K ? 1 : 8), 1);
+}
+
+static void test_prefill_gemm_vs_ref(void) {
+    static const int64_t shapes[][2] = {{5, 3}, {37, 2}};
+    static const int64_t Ts[] = {4, 7, 17};
+    for (size_t ti = 0; ti < NTYPES; ti++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (size_t k = 0; k < sizeof Ts / sizeof Ts[0]; k++) check_case(ti, shapes[s][0], shapes[s][1], Ts[k]);
+}
+
+/* x rounded as the int8-activation path rounds it (Q8_0's rule per 32 values), from its
+ * definition: dx = max|x| / 127, q = round half even (x / dx), x' = q dx. */
+static void round_q8(float *x, int64_t n) {
+    for (int64_t c = 0; c < n; c += 32) {
+        float am = 0;
+        for (int k = 0; k < 32; k++) am = fabsf(x[c + k]) > am ? fabsf(x[c + k]) : am;
+        float d = am / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        for (int k = 0; k < 32; k++) x[c + k] = nearbyintf(x[c + k] * id) * d;
+    }
+}
+
+static void test_int8_activations_vs_ref(void) {
+    static const int64_t shapes[][2] = {{7, 3}, {33, 2}, {301, 4}};
+    int ran = 0;
+    for (size_t ti = 0; ti < NTYPES; ti++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int64_t T = 1; T <= 3; T++) {
+                uint8_t *buf;
+                int64_t n_out = shapes[s][0];
+                aios_tensor w = make_w(ti, n_out, shapes[s][1], &buf);
+                int64_t n_in = w.shape[1];
+                float *x = malloc(sizeof(float) * (size_t)(T * n_in)), *xr = malloc(sizeof(float) * (size_t)(T * n_in));
+                float *wf = malloc(sizeof(float) * (size_t)(n_out * n_in)), *bias = calloc((size_t)n_out, sizeof(float));
+                float *y = malloc(sizeof(float) * (size_t)(T * n_out)), *yr = malloc(sizeof(float) * (size_t)(T * n_out));
+                float *yx = malloc(sizeof(float) * (size_t)(T * n_out));
+                for (int64_t i = 0; i < T * n_in; i++) x[i] = frand() * (i % 97 == 0 ? 8.0f : 1.0f);
+                memcpy(xr, x, sizeof(float) * (size_t)(T * n_in));
+                round_q8(xr, T * n_in);
+                CHECK_OK(aios_quant_dequantize_ref(&w, wf));
+                CHECK_OK(aios_ref_matmul(yr, xr, &w, NULL, T));
+                CHECK_OK(aios_ref_matmul(yx, x, &w, NULL, T));
+                for (size_t t = 0; t < sizeof TIERS / sizeof TIERS[0]; t++) {
+                    if (aios_kernels_use(TIERS[t]) != AIOS_OK) continue;
+                    aios_kernels_int8_activations(1);
+                    CHECK_OK(aios_matmul(y, x, &w, NULL, T));
+                    aios_kernels_int8_activations(0);
+                    double e = scaled_err(y, yr, xr, wf, bias, T, n_out, n_in);
+                    CHECKF(e < 2e-6, "%s int8 %s (%lld, %lld) T %lld vs exact on rounded x: %g", TIERS[t],
+                           aios_dtype_name(w.dtype), (long long)n_out, (long long)n_in, (long long)T, e);
+                    double ex = scaled_err(y, yx, x, wf, bias, T, n_out, n_in);
+                    CHECKF(ex > 1e-7 && ex < 1e-2, "%s int8 %s vs exact on x: %g (rounding not applied?)", TIERS[t],
+                           aios_dtype_name(w.dtype), ex);
+                    ran++;
+                }
+                aios_kernels_use("auto");
+                free(x), free(xr), free(wf), free(bias), free(y), free(yr), free(yx), free(buf);
+            }
+    if (!ran) SKIP("no AVX2 on this CPU");
+}
+
+static void test_gguf_rejects(void) {
+    uint8_t *buf;
+    aios_tensor w = make_w(1, 3, 2, &buf); /* Q4_1 (3, 64) */
+    float out[256], x[64], y[3];
+    memset(x, 0, sizeof x);
+    aios_tensor bad = w;
+    bad.nbytes--;
+    CHECK(aios_matmul(y, x, &bad, NULL, 1) != AIOS_OK);
+    CHECK(aios_ref_matmul(y, x, &bad, NULL, 1) != AIOS_OK);
+    CHECK(aios_tensor_row_f32(out, &bad, 0) != AIOS_OK);
+    CHECK(aios_quant_dequantize_ref(&bad, out) != AIOS_OK);
+    bad = w;
+    bad.shape[0] = 4, bad.shape[1] = 48; /* 48 is not whole blocks of 32 */
+    CHECK(aios_matmul(y, x, &bad, NULL, 1) != AIOS_OK);
+    CHECK(strstr(aios_last_error(), "block") != NULL);
+    CHECK(aios_tensor_row_f32(out, &w, 3) == AIOS_ERR_RANGE);
+    bad = w;
+    bad.data = NULL;
+    CHECK(aios_matmul(y, x, &bad, NULL, 1) != AIOS_OK);
+    uint8_t q8k[292] = {0};
+    aios_tensor k = {.name = "k", .dtype = AIOS_DTYPE_GGUF_Q8_K, .ndim = 2, .shape = {1, 256}, .data = q8k, .nbytes = 292};
+    CHECK(aios_matmul(y, out, &k, NULL, 1) == AIOS_ERR_UNSUPPORTED);
+    CHECK(aios_tensor_row_f32(out, &k, 0) == AIOS_ERR_UNSUPPORTED);
+    CHECK(aios_quant_dequantize_ref(&k, out) == AIOS_ERR_UNSUPPORTED);
+    free(buf);
+}
+
+int main(void) {
+    RUN(test_rows_bit_identical_every_tier);
+    RUN(test_decode_gemv_vs_ref);
+    RUN(test_prefill_gemm_vs_ref);
+    RUN(test_int8_activations_vs_ref);
+    RUN(test_gguf_rejects);
+    TEST_MAIN_END();
+}
