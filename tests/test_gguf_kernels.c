@@ -147,6 +147,56 @@ static void test_prefill_gemm_vs_ref(void) {
             for (size_t k = 0; k < sizeof Ts / sizeof Ts[0]; k++) check_case(ti, shapes[s][0], shapes[s][1], Ts[k]);
 }
 
+/* x rounded as the int8-activation path rounds it (Q8_0's rule per 32 values), from its
+ * definition: dx = max|x| / 127, q = round half even (x / dx), x' = q dx. */
+static void round_q8(float *x, int64_t n) {
+    for (int64_t c = 0; c < n; c += 32) {
+        float am = 0;
+        for (int k = 0; k < 32; k++) am = fabsf(x[c + k]) > am ? fabsf(x[c + k]) : am;
+        float d = am / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        for (int k = 0; k < 32; k++) x[c + k] = nearbyintf(x[c + k] * id) * d;
+    }
+}
+
+static void test_int8_activations_vs_ref(void) {
+    static const int64_t shapes[][2] = {{7, 3}, {33, 2}, {301, 4}};
+    int ran = 0;
+    for (size_t ti = 0; ti < NTYPES; ti++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (int64_t T = 1; T <= 3; T++) {
+                uint8_t *buf;
+                int64_t n_out = shapes[s][0];
+                aios_tensor w = make_w(ti, n_out, shapes[s][1], &buf);
+                int64_t n_in = w.shape[1];
+                float *x = malloc(sizeof(float) * (size_t)(T * n_in)), *xr = malloc(sizeof(float) * (size_t)(T * n_in));
+                float *wf = malloc(sizeof(float) * (size_t)(n_out * n_in)), *bias = calloc((size_t)n_out, sizeof(float));
+                float *y = malloc(sizeof(float) * (size_t)(T * n_out)), *yr = malloc(sizeof(float) * (size_t)(T * n_out));
+                float *yx = malloc(sizeof(float) * (size_t)(T * n_out));
+                for (int64_t i = 0; i < T * n_in; i++) x[i] = frand() * (i % 97 == 0 ? 8.0f : 1.0f);
+                memcpy(xr, x, sizeof(float) * (size_t)(T * n_in));
+                round_q8(xr, T * n_in);
+                CHECK_OK(aios_quant_dequantize_ref(&w, wf));
+                CHECK_OK(aios_ref_matmul(yr, xr, &w, NULL, T));
+                CHECK_OK(aios_ref_matmul(yx, x, &w, NULL, T));
+                for (size_t t = 0; t < sizeof TIERS / sizeof TIERS[0]; t++) {
+                    if (aios_kernels_use(TIERS[t]) != AIOS_OK) continue;
+                    aios_kernels_int8_activations(1);
+                    CHECK_OK(aios_matmul(y, x, &w, NULL, T));
+                    aios_kernels_int8_activations(0);
+                    double e = scaled_err(y, yr, xr, wf, bias, T, n_out, n_in);
+                    CHECKF(e < 2e-6, "%s int8 %s (%lld, %lld) T %lld vs exact on rounded x: %g", TIERS[t],
+                           aios_dtype_name(w.dtype), (long long)n_out, (long long)n_in, (long long)T, e);
+                    double ex = scaled_err(y, yx, x, wf, bias, T, n_out, n_in);
+                    CHECKF(ex > 1e-7 && ex < 1e-2, "%s int8 %s vs exact on x: %g (rounding not applied?)", TIERS[t],
+                           aios_dtype_name(w.dtype), ex);
+                    ran++;
+                }
+                aios_kernels_use("auto");
+                free(x), free(xr), free(wf), free(bias), free(y), free(yr), free(yx), free(buf);
+            }
+    if (!ran) SKIP("no AVX2 on this CPU");
+}
+
 static void test_gguf_rejects(void) {
     uint8_t *buf;
     aios_tensor w = make_w(1, 3, 2, &buf); /* Q4_1 (3, 64) */
@@ -178,6 +228,7 @@ int main(void) {
     RUN(test_rows_bit_identical_every_tier);
     RUN(test_decode_gemv_vs_ref);
     RUN(test_prefill_gemm_vs_ref);
+    RUN(test_int8_activations_vs_ref);
     RUN(test_gguf_rejects);
     TEST_MAIN_END();
 }

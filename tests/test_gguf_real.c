@@ -158,8 +158,29 @@ static void test_real_gguf(void) {
     check_model(p, "gguf");
 }
 
+/* `aios convert FILE.gguf DIR`: Parquet V2 with the blocks preserved (and the tokenizer and
+ * chat template written as tokenizer.json / tokenizer_config.json) gives the same results. */
+static void test_real_gguf_converted(void) {
+    const char *p = smollm2_gguf();
+    if (!p) SKIP("SmolLM2 GGUF not found");
+    if (!load_golden()) SKIP("goldens not found");
+    char dir[600];
+    snprintf(dir, sizeof dir, "%s/smollm2-pq", aios_test_tmpdir());
+    CHECK_OK(aios_model_convert(p, dir));
+    aios_model *m = NULL;
+    CHECK_OK(aios_model_open(dir, NULL, &m));
+    if (m) {
+        const aios_tensor *q = aios_model_tensor(m, "model.layers.0.self_attn.q_proj.weight");
+        CHECK(!strcmp(aios_model_format(m), "parquet-v2") && q && q->dtype == AIOS_DTYPE_GGUF_Q4_1);
+        CHECK(aios_model_num_tensors(m) == 272);
+    }
+    aios_model_free(m);
+    check_model(dir, "parquet");
+}
+
 int main(void) {
     RUN(test_real_gguf);
+    RUN(test_real_gguf_converted);
     cJSON_Delete(golden);
     aios_safetensors_close(golden_st);
     TEST_MAIN_END();

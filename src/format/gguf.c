@@ -537,3 +537,92 @@ const aios_gguf_tensor *aios_gguf_find_tensor(const aios_gguf *g, const char *na
     }
     return NULL;
 }
+
+/* ---- dump (aios inspect) ---------------------------------------------------------- */
+
+/* A string value, quoted, escaped, cut at `max` bytes. */
+static void put_str(FILE *out, const char *s, uint64_t n, size_t max) {
+    fputc('\'', out);
+    for (uint64_t i = 0; i < n && i < max; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '\n') fputs("\\n", out);
+        else if (c == '\t') fputs("\\t", out);
+        else if (c == '\r') fputs("\\r", out);
+        else if (c == '\\') fputs("\\\\", out);
+        else if (c == '\'') fputs("\\'", out);
+        else if (c < 32 || c == 127) fprintf(out, "\\x%02x", c);
+        else fputc(c, out);
+    }
+    fputc('\'', out);
+    if (n > max) fputs("...", out);
+}
+
+static void put_scalar(FILE *out, const aios_gguf_value *v) {
+    switch (v->type) {
+    case AIOS_GGUF_I8: case AIOS_GGUF_I16: case AIOS_GGUF_I32: case AIOS_GGUF_I64:
+        fprintf(out, "%lld", (long long)v->v.i);
+        break;
+    case AIOS_GGUF_F32: fprintf(out, "%.9g", v->v.f); break;
+    case AIOS_GGUF_F64: fprintf(out, "%.17g", v->v.f); break;
+    case AIOS_GGUF_BOOL: fputs(v->v.u ? "true" : "false", out); break;
+    case AIOS_GGUF_STRING: put_str(out, v->v.str.s, v->v.str.n, 160); break;
+    default: fprintf(out, "%llu", (unsigned long long)v->v.u); break;
+    }
+}
+
+static void put_array(FILE *out, const aios_gguf_value *v, int depth) {
+    fputc('[', out);
+    uint64_t shown = AIOS_MIN(v->v.arr.n, (uint64_t)(depth ? 4 : 8));
+    for (uint64_t i = 0; i < shown; i++) {
+        if (i) fputs(", ", out);
+        if (v->v.arr.type == AIOS_GGUF_STRING) {
+            put_str(out, v->v.arr.strs[i].s, v->v.arr.strs[i].n, 40);
+        } else if (v->v.arr.type == AIOS_GGUF_ARRAY) {
+            put_array(out, &v->v.arr.vals[i], depth + 1);
+        } else if (v->v.arr.type == AIOS_GGUF_F32 || v->v.arr.type == AIOS_GGUF_F64) {
+            fprintf(out, "%.9g", aios_gguf_arr_f64(v, i));
+        } else if (v->v.arr.type == AIOS_GGUF_BOOL) {
+            fputs(aios_gguf_arr_int(v, i) ? "true" : "false", out);
+        } else if (v->v.arr.type == AIOS_GGUF_U64) {
+            uint64_t u = rd_le(v->v.arr.raw + 8 * i, 8);
+            fprintf(out, "%llu", (unsigned long long)u);
+        } else {
+            fprintf(out, "%lld", (long long)aios_gguf_arr_int(v, i));
+        }
+    }
+    if (v->v.arr.n > shown) fprintf(out, "%s... %llu more", shown ? ", " : "", (unsigned long long)(v->v.arr.n - shown));
+    fputc(']', out);
+}
+
+void aios_gguf_dump(const aios_gguf *g, FILE *out) {
+    fprintf(out, "gguf         %s\nversion      %u   alignment %u   data at offset %llu   %lld metadata entries   %lld tensors\n",
+            g->label, g->version, g->alignment, (unsigned long long)g->data_off, (long long)g->n_kv, (long long)g->n_t);
+    fprintf(out, "\n%6s  %-10s %9s  %s\n", "#", "type", "count", "key = value");
+    for (int64_t i = 0; i < g->n_kv; i++) {
+        const aios_gguf_value *v = &g->kv[i].val;
+        char ty[24];
+        if (v->type == AIOS_GGUF_ARRAY) snprintf(ty, sizeof ty, "[%s]", aios_gguf_type_name(v->v.arr.type));
+        else snprintf(ty, sizeof ty, "%s", aios_gguf_type_name(v->type));
+        fprintf(out, "%6lld  %-10s %9llu  %s = ", (long long)i + 1, ty,
+                (unsigned long long)(v->type == AIOS_GGUF_ARRAY ? v->v.arr.n : 1), g->kv[i].key);
+        if (v->type == AIOS_GGUF_ARRAY) put_array(out, v, 0);
+        else put_scalar(out, v);
+        fputc('\n', out);
+    }
+    fprintf(out, "\n%6s  %-8s %-28s %14s %12s  %s\n", "#", "type", "ne", "elements", "offset", "name");
+    uint64_t bytes = 0;
+    for (int64_t i = 0; i < g->n_t; i++) {
+        const aios_gguf_tensor *t = &g->t[i];
+        char ne[64] = "";
+        for (int d = 0; d < t->n_dims; d++) {
+            size_t l = strlen(ne);
+            snprintf(ne + l, sizeof ne - l, "%s%lld", d ? ", " : "", (long long)t->ne[d]);
+        }
+        long long n = 1;
+        for (int d = 0; d < t->n_dims; d++) n *= t->ne[d];
+        fprintf(out, "%6lld  %-8s %-28s %14lld %12llu  %s\n", (long long)i + 1, aios_ggml_type_name(t->ggml_type), ne, n,
+                (unsigned long long)t->offset, t->name);
+        bytes += t->nbytes;
+    }
+    fprintf(out, "\n%lld tensors, %llu bytes of tensor data\n", (long long)g->n_t, (unsigned long long)bytes);
+}

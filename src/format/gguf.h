@@ -20,6 +20,7 @@
 #define AIOS_FORMAT_GGUF_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "aios.h"
@@ -114,6 +115,10 @@ double aios_gguf_arr_f64(const aios_gguf_value *a, uint64_t i);
 int64_t aios_gguf_tensor_count(const aios_gguf *g);
 const aios_gguf_tensor *aios_gguf_tensor_at(const aios_gguf *g, int64_t i);
 const aios_gguf_tensor *aios_gguf_find_tensor(const aios_gguf *g, const char *name);
+
+/* Prints the header, every metadata entry (arrays: their first elements) and every tensor
+ * (type, ne, elements, offset, name), as gguf-dump does. */
+void aios_gguf_dump(const aios_gguf *g, FILE *out);
 
 /* "u8", "string", "array", ... ("?" for unknown). */
 const char *aios_gguf_type_name(uint32_t t);

@@ -464,7 +464,7 @@ static T256I void gemv_gguf_t(float *y, int64_t ldy, const float *x, int64_t ldx
     const int64_t n_in = W->shape[1], row_bytes = n_in / blk * bytes;
     const int has_min = DT == AIOS_DTYPE_GGUF_Q4_1 || DT == AIOS_DTYPE_GGUF_Q5_1 || DT == AIOS_DTYPE_GGUF_Q2_K ||
                         DT == AIOS_DTYPE_GGUF_Q4_K || DT == AIOS_DTYPE_GGUF_Q5_K;
-    float xs[3][GGUF_XCOLS / 16];
+    float xs[3][GGUF_XCOLS / 16], xs32[3][GGUF_XCOLS / 32];
     for (int64_t c0 = 0; c0 < n_in; c0 += GGUF_XCOLS) {
         const int64_t nc = AIOS_MIN(GGUF_XCOLS, n_in - c0), nb = nc / blk;
         if (has_min)
@@ -473,6 +473,7 @@ static T256I void gemv_gguf_t(float *y, int64_t ldy, const float *x, int64_t ldx
                     __m256 v = _mm256_add_ps(_mm256_loadu_ps(x + t * ldx + c0 + 16 * g),
                                              _mm256_loadu_ps(x + t * ldx + c0 + 16 * g + 8));
                     xs[t][g] = hsum256(v);
+                    if (g & 1) xs32[t][g / 2] = xs[t][g - 1] + xs[t][g];
                 }
         for (int64_t r = r0; r < r1; r++) {
             const uint8_t *row = (const uint8_t *)W->data + (size_t)r * (size_t)row_bytes + (size_t)(c0 / blk * bytes);
@@ -500,12 +501,110 @@ static T256I void gemv_gguf_t(float *y, int64_t ldy, const float *x, int64_t ldx
                         __m256 v1 = _mm256_fmadd_ps(f3, _mm256_loadu_ps(xp + 24), _mm256_mul_ps(f2, _mm256_loadu_ps(xp + 16)));
                         a0[t] = _mm256_fmadd_ps(s0, v0, a0[t]);
                         a1[t] = _mm256_fmadd_ps(s1, v1, a1[t]);
-                        if (has_min) ms[t] += S.m[2 * c] * xs[t][col / 16] + S.m[2 * c + 1] * xs[t][col / 16 + 1];
+                        /* one min per 32 values but in Q2_K (the chain of one add per block is short) */
+                        if (has_min && DT == AIOS_DTYPE_GGUF_Q2_K)
+                            ms[t] += S.m[2 * c] * xs[t][col / 16] + S.m[2 * c + 1] * xs[t][col / 16 + 1];
+                        else if (has_min) ms[t] += S.m[2 * c] * xs32[t][col / 32];
                     }
                 }
             }
             for (int t = 0; t < NT; t++) y[t * ldy + r] += hsum256(_mm256_add_ps(a0[t], a1[t])) - ms[t];
         }
+    }
+}
+
+/* int8 activations (opt-in, AIOS_INT8_ACT=1): each token row is rounded once per call to
+ * int8 blocks of 32 (Q8_0's rule: dx = max|x| / 127, qx = round-to-nearest-even(x / dx)), and
+ * the 32 weight integers meet them in integer dot products — maddubs(|q|, sign(qx, q)) then
+ * madd to 8 int32 lanes (4 values each: lanes 0-3 the first 16 values, 4-7 the second) — scaled
+ * by s * dx in registers; the minimums meet dx * sum(qx), so the result is the exact-float
+ * GEMV of the rounded activations (what the test checks).  About twice fewer instructions per
+ * value than the float path; the accuracy cost is measured in docs/kernels.md. */
+static T256I void quant_x32(const float *x, int8_t *q, float *dx, float *s16) {
+    __m256 v[4], am = _mm256_setzero_ps();
+    const __m256 sgn = _mm256_set1_ps(-0.0f);
+    for (int k = 0; k < 4; k++) v[k] = _mm256_loadu_ps(x + 8 * k), am = _mm256_max_ps(am, _mm256_andnot_ps(sgn, v[k]));
+    float d = hmax256(am) / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    __m256i i[4];
+    for (int k = 0; k < 4; k++) i[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], _mm256_set1_ps(id)));
+    __m256i p01 = _mm256_packs_epi32(i[0], i[1]), p23 = _mm256_packs_epi32(i[2], i[3]); /* lanes interleaved */
+    __m256i p = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p01, p23), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256((__m256i *)q, p);
+    *dx = d;
+    int s0 = 0, s1 = 0;
+    for (int k = 0; k < 16; k++) s0 += q[k], s1 += q[16 + k];
+    s16[0] = d * (float)s0;
+    s16[1] = d * (float)s1;
+}
+
+static T256I void gemv_gguf_i8_t(float *y, int64_t ldy, const float *x, int64_t ldx, const aios_tensor *W, int64_t r0,
+                                 int64_t r1, const aios_dtype DT, const int NT) {
+    int blk = 32, bytes = 0;
+    aios_gguf_block(DT, &blk, &bytes);
+    const int64_t n_in = W->shape[1], row_bytes = n_in / blk * bytes;
+    const int has_min = DT == AIOS_DTYPE_GGUF_Q4_1 || DT == AIOS_DTYPE_GGUF_Q5_1 || DT == AIOS_DTYPE_GGUF_Q2_K ||
+                        DT == AIOS_DTYPE_GGUF_Q4_K || DT == AIOS_DTYPE_GGUF_Q5_K;
+    int8_t xq[3][GGUF_XCOLS] __attribute__((aligned(32)));
+    float dx[3][GGUF_XCOLS / 32], xs[3][GGUF_XCOLS / 16], xs32[3][GGUF_XCOLS / 32];
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int64_t c0 = 0; c0 < n_in; c0 += GGUF_XCOLS) {
+        const int64_t nc = AIOS_MIN(GGUF_XCOLS, n_in - c0), nb = nc / blk;
+        for (int t = 0; t < NT; t++)
+            for (int64_t g = 0; g < nc / 32; g++) {
+                quant_x32(x + t * ldx + c0 + 32 * g, xq[t] + 32 * g, &dx[t][g], &xs[t][2 * g]);
+                xs32[t][g] = xs[t][2 * g] + xs[t][2 * g + 1];
+            }
+        for (int64_t r = r0; r < r1; r++) {
+            const uint8_t *row = (const uint8_t *)W->data + (size_t)r * (size_t)row_bytes + (size_t)(c0 / blk * bytes);
+            __m256 a[3];
+            float ms[3] = {0, 0, 0};
+            for (int t = 0; t < NT; t++) a[t] = _mm256_setzero_ps();
+            for (int64_t bi = 0; bi < nb; bi++) {
+                const uint8_t *b = row + bi * bytes;
+                _mm_prefetch((const char *)b + PF_BYTES, _MM_HINT_T0);
+                gguf_scales S;
+                gguf_block_scales(DT, b, &S);
+                for (int c = 0; c < blk / 32; c++) {
+                    __m256i q = gguf_chunk(DT, b, c), aq = _mm256_sign_epi8(q, q);
+                    const __m256 sv = _mm256_set_m128(_mm_set1_ps(S.s[2 * c + 1]), _mm_set1_ps(S.s[2 * c]));
+                    const int64_t g = (bi * blk + 32 * c) / 32;
+#pragma GCC unroll 3
+                    for (int t = 0; t < NT; t++) {
+                        __m256i sx = _mm256_sign_epi8(_mm256_load_si256((const __m256i *)(xq[t] + 32 * g)), q);
+                        __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, sx), ones);
+                        a[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_mul_ps(sv, _mm256_set1_ps(dx[t][g])), a[t]);
+                        if (has_min && DT == AIOS_DTYPE_GGUF_Q2_K)
+                            ms[t] += S.m[2 * c] * xs[t][2 * g] + S.m[2 * c + 1] * xs[t][2 * g + 1];
+                        else if (has_min) ms[t] += S.m[2 * c] * xs32[t][g];
+                    }
+                }
+            }
+            for (int t = 0; t < NT; t++) y[t * ldy + r] += hsum256(a[t]) - ms[t];
+        }
+    }
+}
+
+#define GGUF_NT_I8(DT)                                                      \
+    case DT:                                                                \
+        if (nt == 1) gemv_gguf_i8_t(y, ldy, x, ldx, W, r0, r1, DT, 1);      \
+        else if (nt == 2) gemv_gguf_i8_t(y, ldy, x, ldx, W, r0, r1, DT, 2); \
+        else gemv_gguf_i8_t(y, ldy, x, ldx, W, r0, r1, DT, 3);              \
+        break;
+
+T256 void aios__gemv_gguf_i8_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
+                                  int64_t r0, int64_t r1) {
+    switch (W->dtype) {
+        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q4_0)
+        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q4_1)
+        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q5_0)
+        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q5_1)
+        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q8_0)
+        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q2_K)
+        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q3_K)
+        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q4_K)
+        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q5_K)
+        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q6_K)
+    default: break;
     }
 }
 
@@ -656,5 +755,6 @@ const aios__ktier aios__tier_avx2 = {
     .mul = mul256,
     .gemv_q = gemv_q_256,
     .gemv_gguf = aios__gemv_gguf_avx2,
+    .gemv_gguf_i8 = aios__gemv_gguf_i8_avx2,
 };
 #endif

@@ -627,5 +627,6 @@ const aios__ktier aios__tier_avx512 = {
     .matmul_q8_int = matmul_q8_vnni, /* used only when the CPU has avx512vnni (dispatch.c) */
     .gemv_q = gemv_q_512,
     .gemv_gguf = aios__gemv_gguf_avx2,
+    .gemv_gguf_i8 = aios__gemv_gguf_i8_avx2,
 };
 #endif

@@ -187,13 +187,14 @@ static int use_blas(const aios_tensor *W, int64_t T) {
  * activation scales cost all-MiniLM-L6-v2 0.26 Spearman points on STS-B (81.77 vs 82.01). */
 static int g_int8_act = -1;
 void aios_kernels_int8_activations(int on) { g_int8_act = on ? 1 : 0; }
-static int int8_activations(void) {
+static int int8_requested(void) {
     if (g_int8_act < 0) {
         const char *e = getenv("AIOS_INT8_ACT");
         g_int8_act = e && !strcmp(e, "1");
     }
-    return g_int8_act && aios_cpu()->avx512vnni;
+    return g_int8_act;
 }
+static int int8_activations(void) { return int8_requested() && aios_cpu()->avx512vnni; }
 
 /* Token rows from which the packed GEMM takes over from the dot-product tiles
  * (AIOS_GEMM_MIN_ROWS overrides, for measuring; 0 turns the GEMM off). */
@@ -232,7 +233,7 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
     const int nth = threads_for((double)T * (double)n_out * (double)n_in);
     const int gguf = aios_gguf_block(W->dtype, NULL, NULL);
     void (*gemv)(float *, int64_t, const float *, int64_t, int, const aios_tensor *, int64_t, int64_t) =
-        gguf ? K->gemv_gguf
+        gguf ? (K->gemv_gguf_i8 && int8_requested() ? K->gemv_gguf_i8 : K->gemv_gguf)
              : W->dtype == AIOS_DTYPE_Q8 || W->dtype == AIOS_DTYPE_Q4 || W->dtype == AIOS_DTYPE_Q2 ? K->gemv_q : NULL;
     if (gemv && T <= 3) {
         /* Decoding: quantized rows expanded in registers straight into the dot products (no

@@ -44,6 +44,10 @@ typedef struct {
      * place, exact-float (blocks unpacked to integers in registers, scales applied per block). */
     void (*gemv_gguf)(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W, int64_t r0,
                       int64_t r1);
+    /* Optional: gemv_gguf with the activations rounded to int8 blocks of 32 and integer dot
+     * products (opt-in: aios_kernels_int8_activations / AIOS_INT8_ACT=1). */
+    void (*gemv_gguf_i8)(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W, int64_t r0,
+                         int64_t r1);
 } aios__ktier;
 
 extern const aios__ktier aios__tier_ref;
@@ -54,6 +58,8 @@ extern const aios__ktier aios__tier_avx512;
  * AVX-512 CPU, and this machine (AVX2 only) can test it. */
 void aios__gemv_gguf_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W, int64_t r0,
                           int64_t r1);
+void aios__gemv_gguf_i8_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
+                             int64_t r0, int64_t r1);
 #endif
 
 /* The packed, register-blocked GEMM (gemm.c) for many token rows: y (T, n_out) += x @ W^T for
