@@ -29,8 +29,8 @@ static int http(int port, const char *method, const char *path, const char *body
         return -1;
     }
     char hdr[512];
-    int hl = snprintf(hdr, sizeof hdr, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n",
-                      method, path, body ? body_len : 0);
+    int hl = snprintf(hdr, sizeof hdr, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%sContent-Length: %zu\r\n\r\n",
+                      method, path, body ? "Content-Type: application/json\r\n" : "", body ? body_len : 0);
     if (send(fd, hdr, (size_t)hl, MSG_NOSIGNAL) != hl) {
         close(fd);
         return -1;
@@ -94,7 +94,7 @@ static void test_parse_rejects_and_accepts(void) {
         {AIOS__REQ_EMBEDDINGS, "{\"input\":[[]]}", "input"},
         {AIOS__REQ_EMBEDDINGS, "{\"input\":[3000000000]}", "input"},
         {AIOS__REQ_EMBEDDINGS, "{\"input\":\"a\",\"model\":7}", "model"},
-        {AIOS__REQ_EMBEDDINGS, "{\"input\":\"a\",\"encoding_format\":\"base64\"}", "encoding_format"},
+        {AIOS__REQ_EMBEDDINGS, "{\"input\":\"a\",\"encoding_format\":\"base85\"}", "encoding_format"},
         {AIOS__REQ_COMPLETION, "{\"prompt\":\"a\",\"max_tokens\":1e300}", "max_tokens"},
         {AIOS__REQ_COMPLETION, "{\"prompt\":\"a\",\"seed\":1.5}", "seed"},
         {AIOS__REQ_COMPLETION, "{\"prompt\":\"a\",\"stop\":[\"1\",\"2\",\"3\",\"4\",\"5\"]}", "stop"},
@@ -252,7 +252,7 @@ static void test_server_generation_stream(void) {
     if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
         const char *lb = "{\"prompt\":[1],\"max_tokens\":500,\"stream\":true,\"ignore_eos\":true}";
         char h[256];
-        int hl = snprintf(h, sizeof h, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s", strlen(lb), lb);
+        int hl = snprintf(h, sizeof h, "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s", strlen(lb), lb);
         CHECK(send(fd, h, (size_t)hl, MSG_NOSIGNAL) == hl);
         char tmp[256];
         CHECK(recv(fd, tmp, sizeof tmp, 0) > 0);
@@ -267,9 +267,9 @@ static void test_server_generation_stream(void) {
     /* stop while a stream is in flight on another connection: must not hang or leak */
     fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
-        const char *lb = "{\"prompt\":[1],\"max_tokens\":100000,\"stream\":true,\"ignore_eos\":true}";
+        const char *lb = "{\"prompt\":[1],\"max_tokens\":60000,\"stream\":true,\"ignore_eos\":true}";
         char h[256];
-        int hl = snprintf(h, sizeof h, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s", strlen(lb), lb);
+        int hl = snprintf(h, sizeof h, "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s", strlen(lb), lb);
         CHECK(send(fd, h, (size_t)hl, MSG_NOSIGNAL) == hl);
         char tmp[256];
         CHECK(recv(fd, tmp, sizeof tmp, 0) > 0);

@@ -46,16 +46,8 @@ static void usage_generate(FILE *f) {
             "  --stats              timings and tokens/s on stderr\n");
 }
 
-static int parse_num(const char *opt, const char *v, double lo, double hi, double *out) {
-    char *e;
-    errno = 0;
-    double x = strtod(v, &e);
-    if (!*v || *e || errno || x < lo || x > hi) {
-        fprintf(stderr, "aios: %s: invalid value '%s' (expected %g..%g)\n", opt, v, lo, hi);
-        return 0;
-    }
-    *out = x;
-    return 1;
+static int parse_num(const char *cmd, const char *opt, const char *v, double lo, double hi, double *out) {
+    return aios_cli_float(cmd, opt, v, lo, hi, out);
 }
 
 /* Parses shared options; returns -1 ok, else an exit code. */
@@ -70,7 +62,7 @@ static int parse_opts(int argc, char **argv, gen_opts *o, int is_chat) {
 #define NEEDV()                                                       \
     do {                                                              \
         if (!v) {                                                     \
-            fprintf(stderr, "aios: %s needs a value\n", a);           \
+            fprintf(stderr, "aios: %s: %s: needs a value\n", argv[0], a);           \
             return 2;                                                 \
         }                                                             \
         i++;                                                          \
@@ -89,35 +81,35 @@ static int parse_opts(int argc, char **argv, gen_opts *o, int is_chat) {
             o->system = v;
         } else if (!strcmp(a, "--max-tokens")) {
             NEEDV();
-            if (!parse_num(a, v, 0, 1 << 24, &x)) return 2;
+            if (!parse_num(argv[0], a, v, 0, 1 << 24, &x)) return 2;
             o->gp.max_tokens = (int)x;
         } else if (!strcmp(a, "--temperature")) {
             NEEDV();
-            if (!parse_num(a, v, 0, 100, &x)) return 2;
+            if (!parse_num(argv[0], a, v, 0, 100, &x)) return 2;
             o->gp.temperature = (float)x;
         } else if (!strcmp(a, "--top-k")) {
             NEEDV();
-            if (!parse_num(a, v, 0, 1 << 24, &x)) return 2;
+            if (!parse_num(argv[0], a, v, 0, 1 << 24, &x)) return 2;
             o->gp.top_k = (int)x;
         } else if (!strcmp(a, "--top-p")) {
             NEEDV();
-            if (!parse_num(a, v, 0, 1, &x)) return 2;
+            if (!parse_num(argv[0], a, v, 0, 1, &x)) return 2;
             o->gp.top_p = (float)x;
         } else if (!strcmp(a, "--min-p")) {
             NEEDV();
-            if (!parse_num(a, v, 0, 1, &x)) return 2;
+            if (!parse_num(argv[0], a, v, 0, 1, &x)) return 2;
             o->gp.min_p = (float)x;
         } else if (!strcmp(a, "--repeat-penalty")) {
             NEEDV();
-            if (!parse_num(a, v, 0.01, 100, &x)) return 2;
+            if (!parse_num(argv[0], a, v, 0.01, 100, &x)) return 2;
             o->gp.repetition_penalty = (float)x;
         } else if (!strcmp(a, "--presence-penalty")) {
             NEEDV();
-            if (!parse_num(a, v, -100, 100, &x)) return 2;
+            if (!parse_num(argv[0], a, v, -100, 100, &x)) return 2;
             o->gp.presence_penalty = (float)x;
         } else if (!strcmp(a, "--frequency-penalty")) {
             NEEDV();
-            if (!parse_num(a, v, -100, 100, &x)) return 2;
+            if (!parse_num(argv[0], a, v, -100, 100, &x)) return 2;
             o->gp.frequency_penalty = (float)x;
         } else if (!strcmp(a, "--seed")) {
             NEEDV();
@@ -125,25 +117,24 @@ static int parse_opts(int argc, char **argv, gen_opts *o, int is_chat) {
             errno = 0;
             unsigned long long sv = strtoull(v, &e, 10);
             if (!*v || *e || errno || *v == '-') {
-                fprintf(stderr, "aios: --seed: invalid value '%s'\n", v);
+                fprintf(stderr, "aios: %s: --seed: expected an integer in [0, 2^64), got '%s'\n", argv[0], v);
                 return 2;
             }
             o->gp.seed = sv;
         } else if (!strcmp(a, "--stop")) {
             NEEDV();
             if (o->n_stop >= 16) {
-                fprintf(stderr, "aios: --stop: at most 16\n");
+                fprintf(stderr, "aios: %s: --stop: at most 16 stop strings\n", argv[0]);
                 return 2;
             }
             o->stop[o->n_stop++] = v;
         } else if (!strcmp(a, "--ctx")) {
             NEEDV();
-            if (!parse_num(a, v, 1, 1 << 24, &x)) return 2;
+            if (!parse_num(argv[0], a, v, 1, 1 << 24, &x)) return 2;
             o->n_ctx = (int64_t)x;
         } else if (!strcmp(a, "--threads")) {
             NEEDV();
-            if (!parse_num(a, v, 1, 1024, &x)) return 2;
-            o->threads = (int)x;
+            if (!aios_cli_threads(argv[0], v, &o->threads)) return 2;
         } else if (!strcmp(a, "--chat") && !is_chat) {
             o->chat = 1;
         } else if (!strcmp(a, "--ids") && !is_chat) {

@@ -2,7 +2,10 @@
  * main.c — the `aios` command: dispatches to subcommands (src/cli/cmd_*.c).
  * Errors from the library become one line on stderr and exit code 1; usage errors exit 2.
  */
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
@@ -24,9 +27,79 @@ static const aios_cli_cmd g_cmds[] = {
     {"parquet", aios_cmd_parquet, "inspect, print, verify and write Parquet files"},
 };
 
+/* The library prefixes a message at each layer it passes ("generate: /x: model: /x: /x: no such
+ * file"), so the same segment can appear several times and a layer named like the command
+ * repeats it.  Segments are split at ": "; a segment that is a command name (the layer that
+ * reports it is the command itself) and every occurrence of a segment but its last are dropped:
+ * "aios: generate: model: /x: no such file". */
+static void tidy(const char *what, const char *detail, char *out, size_t cap) {
+    enum { MAXSEG = 32 };
+    char buf[2048];
+    snprintf(buf, sizeof buf, "%s", detail);
+    char *seg[MAXSEG];
+    int n = 0;
+    char *p = buf;
+    while (n < MAXSEG - 1) {
+        char *q = strstr(p, ": ");
+        if (!q) break;
+        *q = 0;
+        seg[n++] = p;
+        p = q + 2;
+    }
+    seg[n++] = p; /* the rest, unsplit: the innermost detail */
+    size_t len = 0;
+    out[0] = 0;
+    for (int i = 0; i < n; i++) {
+        int drop = 0;
+        if (i < n - 1) {
+            for (size_t k = 0; k < sizeof g_cmds / sizeof g_cmds[0] && !drop; k++)
+                drop = !strcmp(seg[i], g_cmds[k].name);
+            drop = drop || !strcmp(seg[i], what) || !strcmp(seg[i], "server");
+            for (int j = i + 1; j < n && !drop; j++) drop = !strcmp(seg[i], seg[j]);
+        }
+        if (drop) continue;
+        int w = snprintf(out + len, cap - len, "%s%s", len ? ": " : "", seg[i]);
+        if (w < 0 || (size_t)w >= cap - len) break;
+        len += (size_t)w;
+    }
+}
+
 int aios_cli_fail(const char *what, aios_status s) {
     const char *detail = aios_last_error();
-    fprintf(stderr, "aios: %s: %s\n", what, detail && *detail ? detail : aios_status_str(s));
+    char msg[2048];
+    tidy(what, detail && *detail ? detail : aios_status_str(s), msg, sizeof msg);
+    fprintf(stderr, "aios: %s: %s\n", what, msg);
+    return 1;
+}
+
+int aios_cli_int(const char *cmd, const char *opt, const char *v, long long lo, long long hi, long long *out) {
+    char *end;
+    errno = 0;
+    long long x = v && *v ? strtoll(v, &end, 10) : 0;
+    if (!v || !*v || *end || errno || x < lo || x > hi) {
+        fprintf(stderr, "aios: %s: %s: expected an integer in [%lld, %lld], got '%s'\n", cmd, opt, lo, hi, v ? v : "");
+        return 0;
+    }
+    *out = x;
+    return 1;
+}
+
+int aios_cli_float(const char *cmd, const char *opt, const char *v, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double x = v && *v ? strtod(v, &end) : NAN;
+    if (!v || !*v || *end || errno || !isfinite(x) || !(x >= lo && x <= hi)) {
+        fprintf(stderr, "aios: %s: %s: expected a finite number in [%g, %g], got '%s'\n", cmd, opt, lo, hi, v ? v : "");
+        return 0;
+    }
+    *out = x;
+    return 1;
+}
+
+int aios_cli_threads(const char *cmd, const char *v, int *out) {
+    long long x;
+    if (!aios_cli_int(cmd, "--threads", v, 1, AIOS_CLI_MAX_THREADS, &x)) return 0;
+    *out = (int)x;
     return 1;
 }
 
