@@ -20,6 +20,18 @@ typedef struct {
     int threads;
 } gen_opts;
 
+/* Sampling options, shared by generate and chat. */
+#define SAMPLING_HELP \
+    "  --max-tokens N       new tokens at most (default 256)\n" \
+    "  --temperature T      0 = greedy (default 0)\n" \
+    "  --top-k K            keep the K most probable tokens (0 = off)\n" \
+    "  --top-p P            nucleus sampling mass (1 = off)\n" \
+    "  --min-p P            drop tokens below P x the top probability (0 = off)\n" \
+    "  --repeat-penalty R   repetition penalty (1 = off)\n" \
+    "  --presence-penalty X, --frequency-penalty X   OpenAI-style penalties (0 = off)\n" \
+    "  --seed S             sampler seed (default: from the clock; printed with --stats)\n" \
+    "  --stop TEXT          stop string (repeatable, up to 16)\n"
+
 static void usage_generate(FILE *f) {
     fprintf(f,
             "usage: aios generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [options]\n\n"
@@ -28,15 +40,7 @@ static void usage_generate(FILE *f) {
             "  --prompt TEXT        prompt text (tokenized with the model's tokenizer)\n"
             "  --prompt-ids LIST    prompt as comma-separated token ids (used as given)\n"
             "  --mode ar|diffusion  diffusion runs 'aios diffuse' (see its --help) with these arguments\n"
-            "  --max-tokens N       new tokens at most (default 256)\n"
-            "  --temperature T      0 = greedy (default 0)\n"
-            "  --top-k K            keep the K most probable tokens (0 = off)\n"
-            "  --top-p P            nucleus sampling mass (1 = off)\n"
-            "  --min-p P            drop tokens below P x the top probability (0 = off)\n"
-            "  --repeat-penalty R   repetition penalty (1 = off)\n"
-            "  --presence-penalty X, --frequency-penalty X   OpenAI-style penalties (0 = off)\n"
-            "  --seed S             sampler seed (default: from the clock; printed with --stats)\n"
-            "  --stop TEXT          stop string (repeatable, up to 16)\n"
+            SAMPLING_HELP
             "  --chat               wrap the prompt in the model's chat template\n"
             "  --system TEXT        system message for --chat\n"
             "  --ignore-eos         keep going past EOS\n"
@@ -81,7 +85,9 @@ static int parse_opts(int argc, char **argv, gen_opts *o, int is_chat) {
             o->system = v;
         } else if (!strcmp(a, "--max-tokens")) {
             NEEDV();
-            if (!parse_num(argv[0], a, v, 0, 1 << 24, &x)) return 2;
+            long long n;
+            if (!aios_cli_int(argv[0], a, v, 0, 1 << 24, &n)) return 2;
+            x = (double)n;
             o->gp.max_tokens = (int)x;
         } else if (!strcmp(a, "--temperature")) {
             NEEDV();
@@ -89,7 +95,9 @@ static int parse_opts(int argc, char **argv, gen_opts *o, int is_chat) {
             o->gp.temperature = (float)x;
         } else if (!strcmp(a, "--top-k")) {
             NEEDV();
-            if (!parse_num(argv[0], a, v, 0, 1 << 24, &x)) return 2;
+            long long n;
+            if (!aios_cli_int(argv[0], a, v, 0, 1 << 24, &n)) return 2;
+            x = (double)n;
             o->gp.top_k = (int)x;
         } else if (!strcmp(a, "--top-p")) {
             NEEDV();
@@ -130,7 +138,9 @@ static int parse_opts(int argc, char **argv, gen_opts *o, int is_chat) {
             o->stop[o->n_stop++] = v;
         } else if (!strcmp(a, "--ctx")) {
             NEEDV();
-            if (!parse_num(argv[0], a, v, 1, 1 << 24, &x)) return 2;
+            long long n;
+            if (!aios_cli_int(argv[0], a, v, 1, 1 << 24, &n)) return 2;
+            x = (double)n;
             o->n_ctx = (int64_t)x;
         } else if (!strcmp(a, "--threads")) {
             NEEDV();
@@ -266,10 +276,17 @@ int aios_cmd_generate(int argc, char **argv) {
 
 static void usage_chat(FILE *f) {
     fprintf(f,
-            "usage: aios chat --model DIR [--system TEXT] [sampling options of 'aios generate']\n\n"
+            "usage: aios chat --model DIR [--system TEXT] [options]\n\n"
             "Interactive chat: type a message and press Enter; the reply streams back.  The\n"
             "conversation is kept (formatted with the model's chat template).  Commands: /reset\n"
-            "starts over, /quit (or end of input) leaves.\n");
+            "starts over, /quit (or end of input) leaves.\n\n"
+            "  --model DIR          Hugging Face or Parquet model directory, or a llama2.c .bin\n"
+            "  --system TEXT        system message\n"
+            SAMPLING_HELP
+            "  --ignore-eos         keep going past EOS\n"
+            "  --ctx N              context length (default min(model's, 4096))\n"
+            "  --threads N          kernel threads\n"
+            "  --stats              timings and tokens/s on stderr after each reply\n");
 }
 
 int aios_cmd_chat(int argc, char **argv) {
