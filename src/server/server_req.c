@@ -5,7 +5,8 @@
  * length, nesting limited by cJSON), then each field the route knows is checked for type and
  * range before anything reaches an engine.  Unknown fields are ignored (OpenAI clients send
  * many: "user", "n" = 1, "logprobs" = null ...) except those whose meaning we cannot honour
- * ("n" > 1, "echo" true, "suffix"), which are rejected rather than silently dropped.
+ * ("n" > 1, "echo" true, "suffix", "tools", "response_format" other than text, "logprobs",
+ * content parts other than text), which get a 400 naming the field rather than being dropped.
  * Numbers that must be integers are checked to be finite, integral and in range before any cast.
  * The shapes follow the OpenAI API reference (embeddings, completions, chat completions).
  */
@@ -232,6 +233,11 @@ static aios_status parse_sampling(const cJSON *root, aios__req *r, const char **
         if (cJSON_IsObject(u) && !u->child) continue;
         return BAD(unsupported[i], "%s: not supported by this server", unsupported[i]);
     }
+    const cJSON *lp = field(root, "logprobs"), *tlp = field(root, "top_logprobs");
+    if (lp && !cJSON_IsFalse(lp) && !(cJSON_IsNumber(lp) && lp->valuedouble == 0))
+        return BAD("logprobs", "logprobs: not supported by this server yet");
+    if (tlp && !(cJSON_IsNumber(tlp) && tlp->valuedouble == 0))
+        return BAD("top_logprobs", "top_logprobs: not supported by this server yet");
     const cJSON *rf = field(root, "response_format");
     if (rf) {
         const cJSON *t = cJSON_IsObject(rf) ? field(rf, "type") : NULL;
