@@ -35,6 +35,7 @@
 #include <time.h>
 
 #include "core/internal.h"
+#include "engine/encode_internal.h"
 #include "server/server_req.h"
 
 typedef struct {
@@ -51,7 +52,6 @@ struct aios_server {
     gen_model *gens;
     size_t n_gens;
     aios_encoder *enc;
-    aios_tokenizer *enc_tok; /* counts prompt tokens for "usage" (thread-safe) */
     char enc_id[256], enc_dir_id[256];
     pthread_mutex_t enc_mu;
     aios_store *store;
@@ -305,20 +305,10 @@ static enum MHD_Result do_embeddings(aios_server *srv, struct MHD_Connection *c,
     /* usage: tokens the encoder saw (with special tokens, after truncation, without the padding
      * a tokenizer.json may ask for: MiniLM's pads every text to 128) */
     uint64_t tokens = 0;
-    aios_tok_params tp;
-    if (srv->enc_tok) {
-        tp = aios_tokenizer_default_params(srv->enc_tok);
-        tp.pad_strategy = AIOS_PAD_NONE;
-        if (maxlen > 0 && (!tp.max_length || tp.max_length > (size_t)maxlen)) tp.max_length = (size_t)maxlen;
-    }
     for (size_t i = 0; i < r->n_inputs; i++) {
         size_t n = 0;
         if (r->is_ids) n = r->ids_len[i];
-        else if (srv->enc_tok) {
-            aios_encoding *e = NULL;
-            if (aios_tokenizer_encode(srv->enc_tok, r->text[i], r->text_len[i], &tp, &e) == AIOS_OK) n = e->n;
-            aios_encoding_free(e);
-        }
+        else if (aios__encode_token_count(srv->enc, r->text[i], r->text_len[i], &n) != AIOS_OK) aios_clear_error();
         tokens += maxlen > 0 && n > (size_t)maxlen ? (size_t)maxlen : n;
     }
     /* written by hand: %.9g round-trips a float32 and is several times faster than cJSON */
@@ -1344,12 +1334,7 @@ aios_status aios_server_start(const aios_server_params *params, aios_server **ou
         ep.n_threads = p.n_threads;
         config_id(p.embedding_model, p.embedding_alias, srv->enc_id, sizeof srv->enc_id, srv->enc_dir_id, sizeof srv->enc_dir_id);
         s = aios_encoder_open(p.embedding_model, &ep, &srv->enc);
-        if (s != AIOS_OK) {
-            s = aios__err_prefix(s, "embedding model");
-        } else if (aios_tokenizer_load(p.embedding_model, &srv->enc_tok) != AIOS_OK) {
-            srv->enc_tok = NULL; /* usage only */
-            aios_clear_error();
-        }
+        if (s != AIOS_OK) s = aios__err_prefix(s, "embedding model");
     }
     if (s == AIOS_OK && p.diffusion_model) {
         config_id(p.diffusion_model, p.diffusion_alias, srv->dm_id, sizeof srv->dm_id, srv->dm_dir_id, sizeof srv->dm_dir_id);
@@ -1410,7 +1395,6 @@ void aios_server_stop(aios_server *srv) {
     free(srv->gens);
     aios_store_close(srv->store);
     aios_encoder_free(srv->enc);
-    aios_tokenizer_free(srv->enc_tok);
     aios_diffusion_model_free(srv->dm);
     aios_tokenizer_free(srv->dm_tok);
     pthread_mutex_destroy(&srv->dm_mu);

@@ -441,5 +441,52 @@ def memory_add_text_on_a_fresh_store():
     assert np.allclose(np.array(got["embedding"], np.float32), encode_cli(TINY, ["The cat sat on the mat."])[0], atol=1e-6)
 
 
+@test
+def long_input_memory_is_linear():
+    """One 15 MB input reached 1.3-1.55 GB peak RSS: every token of it was kept before truncation.
+    Now the text is tokenized only as far as truncation keeps; the embedding is the one of the
+    reference tokenizer's truncated ids."""
+    m = minilm_dir()
+    need(m)
+    import random
+    rnd = random.Random(1)
+    words = ["alpha", "beta", "gamma", "delta", "cat", "dog", "the", "house", "running", "quickly", "naïve", "café"]
+    big = " ".join(rnd.choice(words) for _ in range(2_600_000))[:15_000_000]
+    small = " ".join(rnd.choice(words) for _ in range(60_000))
+
+    # ru_maxrss of each child, measured by a tiny wrapper so the numbers are per process
+    def maxrss(text):
+        code = ("import resource,subprocess,sys;p=subprocess.run(sys.argv[1:],input=sys.stdin.buffer.read(),"
+                "capture_output=True);print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, p.returncode);"
+                "sys.stdout.flush();sys.stderr.buffer.write(p.stdout)")
+        p = subprocess.run([os.sys.executable, "-c", code, AIOS, "encode", "--model", m, "--jsonl", "--quiet"],
+                           input=(json.dumps(text) + "\n").encode(), capture_output=True)
+        kb, rc = p.stdout.split()
+        assert int(rc) == 0, p.stderr[-300:]
+        return int(kb), np.array(json.loads(p.stderr)["embedding"], np.float32)
+
+    base_kb, _ = maxrss("hello")
+    big_kb, big_emb = maxrss(big)
+    grown_mb = (big_kb - base_kb) / 1024
+    assert grown_mb < 4 * 15, (base_kb, big_kb)  # linear in the input with a small constant (measured ~2x)
+    # the cut changes nothing: the reference tokenizer's truncated ids give the same embedding
+    from tokenizers import Tokenizer
+    tok = Tokenizer.from_file(os.path.join(m, "tokenizer.json"))
+    tok.no_padding()
+    maxlen = json.load(open(os.path.join(m, "sentence_bert_config.json")))["max_seq_length"]
+    tok.enable_truncation(maxlen)
+    with Server("--embedding-model", m) as s:
+        for text in (small, big[:3_000_000]):
+            ids = tok.encode(text).ids
+            r = s.call("POST", "/v1/embeddings", {"input": text})
+            a = np.array(r["data"][0]["embedding"], np.float32)
+            b = np.array(s.call("POST", "/v1/embeddings", {"input": [ids]})["data"][0]["embedding"], np.float32)
+            assert np.allclose(a, b, atol=1e-6), np.abs(a - b).max()
+            assert r["usage"]["prompt_tokens"] == len(ids) == maxlen, r["usage"]
+        r = s.call("POST", "/v1/embeddings", {"input": big[:5_000_000]})
+        assert np.allclose(np.array(r["data"][0]["embedding"], np.float32), big_emb, atol=1e-6)
+        assert s.stop() == 0
+
+
 if __name__ == "__main__":
     run()
