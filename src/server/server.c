@@ -54,6 +54,12 @@ struct aios_server {
     aios_encoder *enc;
     char enc_id[256], enc_dir_id[256];
     pthread_mutex_t enc_mu;
+    /* embedding requests that arrive together run as one batched encode (embed_job below) */
+    pthread_mutex_t batch_mu;
+    pthread_cond_t batch_cv;
+    struct embed_job *queue, *queue_tail;
+    int batch_busy;
+    atomic_uint_fast64_t n_embed_requests, n_embed_batches; /* reported by /health */
     aios_store *store;
     pthread_mutex_t store_mu;
     aios_diffusion_model *dm;
@@ -230,6 +236,9 @@ static enum MHD_Result do_health(aios_server *srv, struct MHD_Connection *c) {
     cJSON_AddBoolToObject(o, "embeddings", srv->enc != NULL);
     cJSON_AddBoolToObject(o, "memory", srv->store != NULL);
     cJSON_AddBoolToObject(o, "diffusion", srv->dm != NULL);
+    cJSON *eb = cJSON_AddObjectToObject(o, "embedding_batches");
+    cJSON_AddNumberToObject(eb, "requests", (double)atomic_load(&srv->n_embed_requests));
+    cJSON_AddNumberToObject(eb, "batches", (double)atomic_load(&srv->n_embed_batches));
     return send_json(c, MHD_HTTP_OK, o);
 }
 
@@ -269,6 +278,116 @@ static aios_status append_base64(aios_buf *b, const unsigned char *p, size_t n) 
     return AIOS_OK;
 }
 
+/* Batching across clients.  Each embeddings request is a job in srv->queue.  A request thread
+ * that finds no batch running becomes the leader: it takes the queued jobs of its kind (texts or
+ * token ids), up to EMBED_BATCH_INPUTS inputs, runs them as one aios_encode_batch (the encoder
+ * sorts them by length and pads each sub-batch to its longest: one GEMM per layer for many
+ * requests instead of one each), hands every job its rows and wakes the others; the next waiting
+ * thread then leads the next batch.  Results are those of encoding each request alone: the
+ * encoder's rows are independent and padding is masked (the tests compare with `aios encode`).
+ * If a batch fails (one request's ids outside the vocabulary), its jobs are run one by one so
+ * each gets its own answer and message. */
+#define EMBED_BATCH_INPUTS 256
+
+typedef struct embed_job {
+    const aios__req *r;
+    float *out;
+    aios_status status;
+    char err[512];
+    int done;
+    struct embed_job *next;
+} embed_job;
+
+static aios_status encode_job_list(aios_server *srv, embed_job **jobs, size_t n_jobs, size_t n_in, int ids) {
+    const char **texts = NULL;
+    size_t *lens = malloc((n_in ? n_in : 1) * sizeof *lens);
+    const int32_t **idv = NULL;
+    float *out = NULL;
+    int64_t dim = aios_encoder_dim(srv->enc);
+    if (n_jobs == 1) { /* nothing to gather */
+        const aios__req *r = jobs[0]->r;
+        free(lens);
+        return ids ? aios_encode_ids(srv->enc, (const int32_t *const *)r->ids, r->ids_len, r->n_inputs, jobs[0]->out, NULL, NULL)
+                   : aios_encode_batch(srv->enc, r->text, r->text_len, r->n_inputs, jobs[0]->out, NULL, NULL);
+    }
+    if (ids) idv = malloc(n_in * sizeof *idv);
+    else texts = malloc(n_in * sizeof *texts);
+    out = malloc(n_in * (size_t)dim * sizeof *out);
+    aios_status s = AIOS_OK;
+    if (!lens || !out || (ids ? !idv : !texts)) s = aios__err(AIOS_ERR_NOMEM, "server: out of memory");
+    size_t k = 0;
+    for (size_t j = 0; s == AIOS_OK && j < n_jobs; j++)
+        for (size_t i = 0; i < jobs[j]->r->n_inputs; i++, k++) {
+            if (ids) idv[k] = jobs[j]->r->ids[i], lens[k] = jobs[j]->r->ids_len[i];
+            else texts[k] = jobs[j]->r->text[i], lens[k] = jobs[j]->r->text_len[i];
+        }
+    if (s == AIOS_OK)
+        s = ids ? aios_encode_ids(srv->enc, idv, lens, n_in, out, NULL, NULL)
+                : aios_encode_batch(srv->enc, texts, lens, n_in, out, NULL, NULL);
+    if (s == AIOS_OK) {
+        k = 0;
+        for (size_t j = 0; j < n_jobs; j++) {
+            size_t m = jobs[j]->r->n_inputs * (size_t)dim;
+            memcpy(jobs[j]->out, out + k, m * sizeof *out);
+            k += m;
+        }
+    }
+    free(texts), free(idv), free(lens), free(out);
+    return s;
+}
+
+static aios_status embed_batched(aios_server *srv, const aios__req *r, float *out) {
+    embed_job me = {r, out, AIOS_OK, "", 0, NULL};
+    pthread_mutex_lock(&srv->batch_mu);
+    if (srv->queue_tail) srv->queue_tail->next = &me;
+    else srv->queue = &me;
+    srv->queue_tail = &me;
+    while (!me.done) {
+        if (srv->batch_busy) {
+            pthread_cond_wait(&srv->batch_cv, &srv->batch_mu);
+            continue;
+        }
+        /* lead: the queued jobs of the first job's kind, in order, up to the input cap */
+        srv->batch_busy = 1;
+        embed_job *take[64];
+        size_t n_jobs = 0, n_in = 0;
+        int ids = srv->queue->r->is_ids;
+        embed_job **pp = &srv->queue;
+        while (*pp && n_jobs < AIOS_ARRAY_LEN(take)) {
+            embed_job *j = *pp;
+            if (j->r->is_ids != ids || (n_jobs && n_in + j->r->n_inputs > EMBED_BATCH_INPUTS)) {
+                pp = &j->next; /* left for a later batch */
+                continue;
+            }
+            take[n_jobs++] = j;
+            n_in += j->r->n_inputs;
+            *pp = j->next; /* unlink */
+        }
+        srv->queue_tail = NULL;
+        for (embed_job *j = srv->queue; j; j = j->next) srv->queue_tail = j;
+        pthread_mutex_unlock(&srv->batch_mu);
+        atomic_fetch_add(&srv->n_embed_batches, 1);
+        atomic_fetch_add(&srv->n_embed_requests, n_jobs);
+        pthread_mutex_lock(&srv->enc_mu);
+        aios_status s = encode_job_list(srv, take, n_jobs, n_in, ids);
+        for (size_t j = 0; j < n_jobs; j++) {
+            if (n_jobs > 1 && s != AIOS_OK) /* who was at fault: each alone */
+                take[j]->status = encode_job_list(srv, &take[j], 1, take[j]->r->n_inputs, ids);
+            else
+                take[j]->status = s;
+            if (take[j]->status != AIOS_OK) snprintf(take[j]->err, sizeof take[j]->err, "%s", aios_last_error());
+        }
+        pthread_mutex_unlock(&srv->enc_mu);
+        pthread_mutex_lock(&srv->batch_mu);
+        for (size_t j = 0; j < n_jobs; j++) take[j]->done = 1;
+        srv->batch_busy = 0;
+        pthread_cond_broadcast(&srv->batch_cv);
+    }
+    pthread_mutex_unlock(&srv->batch_mu);
+    if (me.status != AIOS_OK) aios__err(me.status, "%s", me.err); /* the message in this thread */
+    return me.status;
+}
+
 static enum MHD_Result do_embeddings(aios_server *srv, struct MHD_Connection *c, aios__req *r) {
     if (!srv->enc) return send_error(c, 404, "model_not_found", "model", "no embedding model (start with --embedding-model DIR)");
     if (r->model && strcmp(r->model, srv->enc_id) && strcmp(r->model, srv->enc_dir_id))
@@ -294,10 +413,7 @@ static enum MHD_Result do_embeddings(aios_server *srv, struct MHD_Connection *c,
         return send_error(c, 400, "invalid_value", "input", "input: too many inputs");
     float *out = malloc((size_t)nfl * sizeof *out + 1);
     if (!out) return send_error(c, 500, "internal_error", NULL, "out of memory");
-    pthread_mutex_lock(&srv->enc_mu);
-    aios_status s = r->is_ids ? aios_encode_ids(srv->enc, (const int32_t *const *)r->ids, r->ids_len, r->n_inputs, out, NULL, NULL)
-                              : aios_encode_batch(srv->enc, r->text, r->text_len, r->n_inputs, out, NULL, NULL);
-    pthread_mutex_unlock(&srv->enc_mu);
+    aios_status s = embed_batched(srv, r, out);
     if (s != AIOS_OK) {
         free(out);
         return send_status(c, s, "embeddings");
@@ -1302,6 +1418,8 @@ aios_status aios_server_start(const aios_server_params *params, aios_server **ou
     pthread_mutex_init(&srv->store_mu, NULL);
     pthread_mutex_init(&srv->dm_mu, NULL);
     pthread_mutex_init(&srv->conn_mu, NULL);
+    pthread_mutex_init(&srv->batch_mu, NULL);
+    pthread_cond_init(&srv->batch_cv, NULL);
     srv->max_body = p.max_body;
     srv->max_requests = p.max_connections;
     srv->max_per_client = p.max_per_client;
@@ -1401,6 +1519,8 @@ void aios_server_stop(aios_server *srv) {
     pthread_mutex_destroy(&srv->enc_mu);
     pthread_mutex_destroy(&srv->store_mu);
     pthread_mutex_destroy(&srv->conn_mu);
+    pthread_mutex_destroy(&srv->batch_mu);
+    pthread_cond_destroy(&srv->batch_cv);
     free(srv->api_key);
     free(srv->cors_origin);
     free(srv);

@@ -488,5 +488,42 @@ def long_input_memory_is_linear():
         assert s.stop() == 0
 
 
+@test
+def concurrent_embeddings_are_batched_and_exact():
+    """Each model ran one request at a time; now requests that arrive together are encoded as one
+    batch — with the same numbers as `aios encode` of each text alone, and a bad request in the
+    batch gets its own 400 while the others succeed."""
+    m = minilm_dir()
+    need(m)
+    texts = [f"request {k}: " + " ".join(["a cat sat on the mat"] * (1 + k % 5)) for k in range(32)]
+    want = encode_cli(m, texts)
+    with Server("--embedding-model", m, "--max-per-client", "64") as s:
+        errors, bad = [], []
+
+        def worker(k):
+            try:
+                for i in range(k, len(texts), 16):
+                    r = s.call("POST", "/v1/embeddings", {"input": texts[i]})
+                    got = np.array(r["data"][0]["embedding"], np.float32)
+                    if not np.array_equal(got, want[i]):
+                        errors.append((i, float(np.abs(got - want[i]).max())))
+                if k % 4 == 0:
+                    bad.append(s.error("POST", "/v1/embeddings", {"input": [[101, 99999999]]}, 400)["message"])
+            except Exception as e:  # noqa: BLE001
+                errors.append(repr(e))
+
+        for _ in range(3):
+            ts = [threading.Thread(target=worker, args=(k,)) for k in range(16)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(300)
+        assert not errors, errors[:5]
+        assert len(bad) == 12 and all("vocabulary" in b or "99999999" in b for b in bad), bad[:3]
+        h = s.call("GET", "/health")["embedding_batches"]
+        assert h["requests"] == 3 * (32 + 4) and h["batches"] < h["requests"], h  # some requests shared a batch
+        assert s.stop() == 0
+
+
 if __name__ == "__main__":
     run()
