@@ -395,6 +395,8 @@ def cli_errors_are_one_line_without_repeats():
         segs = lines[0].split(": ")[1:]
         assert len(segs) == len(set(segs)), (cmd, lines[0])  # no segment twice ("generate: ... generate:")
         assert "/nonexistent" in lines[0] and "no such file" in lines[0], lines[0]
+    p = aios("inspect", os.path.join(STORIES, "stories260K.bin"), check=False)  # was "safetensors: header length 738734374976"
+    assert p.returncode == 1 and "llama2.c checkpoint" in p.stderr and "dim 64" in p.stderr and "layers 5" in p.stderr, p.stderr
     p = aios("serve", "--embedding-model", LLADA, check=False)
     assert p.returncode == 1 and "not a BERT-family encoder" in p.stderr, p.stderr  # was "aios: serve: not found"
     for cmd in (["generate", "--model", STORIES, "--prompt", "x", "--temperature", "nan"],
