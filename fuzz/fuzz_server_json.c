@@ -1,6 +1,8 @@
 /* fuzz_server_json.c — the HTTP server's request-body parser/validator (src/server/server_req.c)
  * on arbitrary bytes.  The first byte picks the route (embeddings, completions, chat, memory
- * add, memory search); the rest is the body.  Checks that a parsed request is internally
+ * add, memory search, diffuse, memory update); the rest is the body.  Covers the fields of
+ * issue #16 too: encoding_format / dimensions, stream_options, the refused OpenAI fields
+ * (tools, response_format ...) and text content parts joined into one block.  Checks that a parsed request is internally
  * consistent (counts match arrays, strings are terminated) so a validator bug shows up as an
  * ASan report rather than only as a wrong answer later. */
 #include <stdlib.h>
@@ -24,7 +26,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         for (size_t i = 0; i < r.n_prompt_ids; i++) sink += (size_t)r.prompt_ids[i];
         if (r.prompt) sink += strlen(r.prompt);
-        for (size_t i = 0; i < r.n_messages; i++) sink += strlen(r.messages[i].role) + strlen(r.messages[i].content);
+        for (size_t i = 0; i < r.n_messages; i++) {
+            sink += strlen(r.messages[i].role) + strlen(r.messages[i].content);
+            /* a message built from content parts points into chat_text, NUL inside it */
+            const char *c = r.messages[i].content;
+            if (r.chat_text && c >= r.chat_text && c < r.chat_text + r.n_chat_text &&
+                c + strlen(c) >= r.chat_text + r.n_chat_text)
+                abort();
+        }
+        if (r.dimensions < 0 || r.dimensions > AIOS__REQ_MAX_DIM) abort();
+        if ((r.base64 | r.include_usage) & ~1) abort();
         for (int i = 0; i < r.n_stop; i++) sink += strlen(r.stop[i]);
         if (r.stop[r.n_stop]) abort();
         for (int32_t i = 0; r.embedding && i < r.dim; i++) sink += (size_t)(r.embedding[i] != 0);

@@ -1045,14 +1045,29 @@ typedef struct {
     const char *host;                /* numeric IPv4/IPv6 address or "localhost" ("127.0.0.1") */
     int port;                        /* 8080; 0 = any free port (see aios_server_port) */
     const char *const *models;       /* generation model paths (n_models); the first is the
-                                        default; each is named by its directory's last component */
+                                        default; each is named by its config's _name_or_path
+                                        (else the directory's last component) or its alias */
     size_t n_models;
     const char *embedding_model;     /* BERT-family encoder for /v1/embeddings and memories, or NULL */
     const char *store_dir;           /* memory store directory (created when empty), or NULL */
     const char *diffusion_model;     /* LLaDA / Dream / BD3LM / BERT-MLM model for /v1/diffuse, or NULL */
     int n_threads;                   /* kernel threads per model; 0 = AIOS_THREADS / all cores */
     size_t max_body;                 /* request body limit in bytes (16 MiB); larger gets 413 */
-    int max_connections;             /* simultaneous connections (64) */
+    int max_connections;             /* simultaneous requests (64); past it a 503, with one extra
+                                        slot kept for GET /health */
+    /* Safe by default (docs/server.md "Security"). */
+    const char *api_key;             /* NULL = open; else every route but /health needs
+                                        "Authorization: Bearer KEY" (compared in constant time) */
+    const char *cors_origin;         /* NULL = no CORS headers; else Access-Control-Allow-Origin */
+    int timeout_s;                   /* seconds a connection may sit idle (headers, body) (30) */
+    int max_per_client;              /* simultaneous requests per client address (16); 503 past it */
+    const char *const *aliases;      /* NULL, or n_models ids for models[i] (NULL entry = default) */
+    const char *embedding_alias;     /* id of the embedding model (NULL = from its config) */
+    const char *diffusion_alias;     /* id of the diffusion model (NULL = from its config) */
+    /* Bounded work: a request whose cost exceeds a cap gets a 400 naming it (0 = default). */
+    int64_t max_embedding_tokens;    /* sum over inputs of their tokens after truncation (1048576) */
+    int64_t max_generation_tokens;   /* prompt tokens + max_tokens (65536) */
+    int64_t max_diffusion_work;      /* gen_length x steps (1048576) */
 } aios_server_params;
 
 aios_server_params aios_server_default_params(void);

@@ -4,6 +4,7 @@
  * tests/py/test_server.py judges the answers against the engines and references. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 
@@ -29,8 +30,8 @@ static int http(int port, const char *method, const char *path, const char *body
         return -1;
     }
     char hdr[512];
-    int hl = snprintf(hdr, sizeof hdr, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: %zu\r\n\r\n",
-                      method, path, body ? body_len : 0);
+    int hl = snprintf(hdr, sizeof hdr, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%sContent-Length: %zu\r\n\r\n",
+                      method, path, body ? "Content-Type: application/json\r\n" : "", body ? body_len : 0);
     if (send(fd, hdr, (size_t)hl, MSG_NOSIGNAL) != hl) {
         close(fd);
         return -1;
@@ -78,6 +79,29 @@ static int http(int port, const char *method, const char *path, const char *body
     return status;
 }
 
+/* A request with the given header lines (each ending in \r\n); returns the status. */
+static int raw_status(int port, const char *request) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) return -1;
+    struct timeval tv = {30, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int status = -1;
+    char buf[4096];
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0 && send(fd, request, strlen(request), MSG_NOSIGNAL) > 0) {
+        ssize_t k = recv(fd, buf, sizeof buf - 1, 0);
+        if (k > 0) {
+            buf[k] = 0;
+            if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1) status = -1;
+        }
+    }
+    close(fd);
+    return status;
+}
+
 static int req(int port, const char *method, const char *path, const char *body, char **out) {
     return http(port, method, path, body, body ? strlen(body) : 0, out);
 }
@@ -94,7 +118,7 @@ static void test_parse_rejects_and_accepts(void) {
         {AIOS__REQ_EMBEDDINGS, "{\"input\":[[]]}", "input"},
         {AIOS__REQ_EMBEDDINGS, "{\"input\":[3000000000]}", "input"},
         {AIOS__REQ_EMBEDDINGS, "{\"input\":\"a\",\"model\":7}", "model"},
-        {AIOS__REQ_EMBEDDINGS, "{\"input\":\"a\",\"encoding_format\":\"base64\"}", "encoding_format"},
+        {AIOS__REQ_EMBEDDINGS, "{\"input\":\"a\",\"encoding_format\":\"base85\"}", "encoding_format"},
         {AIOS__REQ_COMPLETION, "{\"prompt\":\"a\",\"max_tokens\":1e300}", "max_tokens"},
         {AIOS__REQ_COMPLETION, "{\"prompt\":\"a\",\"seed\":1.5}", "seed"},
         {AIOS__REQ_COMPLETION, "{\"prompt\":\"a\",\"stop\":[\"1\",\"2\",\"3\",\"4\",\"5\"]}", "stop"},
@@ -252,7 +276,7 @@ static void test_server_generation_stream(void) {
     if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
         const char *lb = "{\"prompt\":[1],\"max_tokens\":500,\"stream\":true,\"ignore_eos\":true}";
         char h[256];
-        int hl = snprintf(h, sizeof h, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s", strlen(lb), lb);
+        int hl = snprintf(h, sizeof h, "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s", strlen(lb), lb);
         CHECK(send(fd, h, (size_t)hl, MSG_NOSIGNAL) == hl);
         char tmp[256];
         CHECK(recv(fd, tmp, sizeof tmp, 0) > 0);
@@ -267,9 +291,9 @@ static void test_server_generation_stream(void) {
     /* stop while a stream is in flight on another connection: must not hang or leak */
     fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {
-        const char *lb = "{\"prompt\":[1],\"max_tokens\":100000,\"stream\":true,\"ignore_eos\":true}";
+        const char *lb = "{\"prompt\":[1],\"max_tokens\":60000,\"stream\":true,\"ignore_eos\":true}";
         char h[256];
-        int hl = snprintf(h, sizeof h, "POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %zu\r\n\r\n%s", strlen(lb), lb);
+        int hl = snprintf(h, sizeof h, "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s", strlen(lb), lb);
         CHECK(send(fd, h, (size_t)hl, MSG_NOSIGNAL) == hl);
         char tmp[256];
         CHECK(recv(fd, tmp, sizeof tmp, 0) > 0);
@@ -278,9 +302,104 @@ static void test_server_generation_stream(void) {
     if (fd >= 0) close(fd);
 }
 
+
+typedef struct {
+    int port, k, bad;
+    const float *want; /* 8 texts x dim */
+    int64_t dim;
+} emb_worker;
+
+static const char *const g_texts[8] = {"a cat", "the dog ran home", "", "naïve café", "one two three four five six",
+                                       "x", "hello world", "A man is playing a guitar."};
+
+static void *emb_thread(void *arg) {
+    emb_worker *w = arg;
+    for (int rep = 0; rep < 3; rep++)
+        for (int i = w->k % 2; i < 8; i += 2) {
+            cJSON *b = cJSON_CreateObject();
+            cJSON_AddStringToObject(b, "input", g_texts[i]);
+            char *body = cJSON_PrintUnformatted(b), *out = NULL;
+            cJSON_Delete(b);
+            int st = req(w->port, "POST", "/v1/embeddings", body, &out);
+            free(body);
+            cJSON *j = st == 200 ? cJSON_Parse(out) : NULL;
+            cJSON *e = cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(j, "data"), 0), "embedding");
+            if (cJSON_GetArraySize(e) != w->dim) w->bad++;
+            else
+                for (int64_t d = 0; d < w->dim; d++)
+                    if ((float)cJSON_GetArrayItem(e, (int)d)->valuedouble != w->want[i * w->dim + d]) {
+                        w->bad++;
+                        break;
+                    }
+            cJSON_Delete(j);
+            free(out);
+        }
+    return NULL;
+}
+
+/* Many clients at once through the embedding batcher (ASan/UBSan see its queue and threads):
+ * every answer equals the encoder's own for that text alone; then the request guards. */
+static void test_server_batching_and_guards(void) {
+    const char *model = aios_test_shared("fixtures/models/bert-tiny");
+    if (access(model, R_OK) != 0) SKIP("%s not found", model);
+    aios_encoder *enc = NULL;
+    CHECK_OK(aios_encoder_open(model, NULL, &enc));
+    if (!enc) return;
+    int64_t dim = aios_encoder_dim(enc);
+    float *want = malloc(8 * (size_t)dim * sizeof *want);
+    for (int i = 0; i < 8; i++) CHECK_OK(aios_encode(enc, g_texts[i], strlen(g_texts[i]), want + i * dim));
+    aios_encoder_free(enc);
+    aios_server_params p = aios_server_default_params();
+    p.port = 0;
+    p.embedding_model = model;
+    p.n_threads = 1;
+    p.api_key = "k3y";
+    p.max_per_client = 64;
+    aios_server *srv = NULL;
+    CHECK_OK(aios_server_start(&p, &srv));
+    if (!srv) {
+        free(want);
+        return;
+    }
+    int port = aios_server_port(srv);
+    /* without the key: 401 everywhere but /health */
+    char *b;
+    CHECK(req(port, "GET", "/health", NULL, &b) == 200);
+    free(b);
+    CHECK(req(port, "GET", "/v1/models", NULL, &b) == 401 && strstr(b, "invalid_api_key"));
+    free(b);
+    CHECK(raw_status(port, "GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer k3y\r\nConnection: close\r\n\r\n") == 200);
+    CHECK(raw_status(port, "GET /v1/models HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer k3\r\nConnection: close\r\n\r\n") == 401);
+    CHECK(raw_status(port, "GET /v1/models HTTP/1.1\r\nHost: evil.example\r\nAuthorization: Bearer k3y\r\nConnection: close\r\n\r\n") == 403);
+    CHECK(raw_status(port, "POST /v1/embeddings HTTP/1.1\r\nHost: localhost:1\r\nAuthorization: Bearer k3y\r\n"
+                           "Content-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}") == 415);
+    aios_server_stop(srv);
+    p.api_key = NULL;
+    CHECK_OK(aios_server_start(&p, &srv));
+    if (!srv) {
+        free(want);
+        return;
+    }
+    emb_worker w[8];
+    pthread_t th[8];
+    for (int k = 0; k < 8; k++) {
+        w[k] = (emb_worker){aios_server_port(srv), k, 0, want, dim};
+        CHECK(pthread_create(&th[k], NULL, emb_thread, &w[k]) == 0);
+    }
+    int bad = 0;
+    for (int k = 0; k < 8; k++) {
+        pthread_join(th[k], NULL);
+        bad += w[k].bad;
+    }
+    CHECKF(bad == 0, "%d answers differ from the encoder's", bad);
+    aios_server_stop(srv);
+    free(want);
+}
+
 int main(void) {
     RUN(test_parse_rejects_and_accepts);
     RUN(test_server_store_routes);
     RUN(test_server_generation_stream);
+    RUN(test_server_batching_and_guards);
     TEST_MAIN_END();
 }

@@ -15,6 +15,14 @@ typedef struct {
 
 /* Prints "aios: <what>: <last error>" on stderr and returns 1. */
 int aios_cli_fail(const char *what, aios_status s);
+/* Option values, checked the same way by every command.  Each prints one line
+ * `aios: <cmd>: <opt>: expected ..., got '<v>'` on failure and returns 0 (the caller exits 2). */
+#define AIOS_CLI_MAX_THREADS 1024 /* the kernels' own cap (kernels.h AIOS_KERNEL_MAX_THREADS) */
+int aios_cli_int(const char *cmd, const char *opt, const char *v, long long lo, long long hi, long long *out);
+/* A finite number in [lo, hi]: "nan", "inf" and trailing junk are refused. */
+int aios_cli_float(const char *cmd, const char *opt, const char *v, double lo, double hi, double *out);
+/* --threads N: an integer in [1, AIOS_CLI_MAX_THREADS]. */
+int aios_cli_threads(const char *cmd, const char *v, int *out);
 /* True when argv has -h or --help. */
 int aios_cli_wants_help(int argc, char **argv);
 

@@ -15,13 +15,13 @@ int aios_cmd_config(int argc, char **argv) {
     }
     const char *path = NULL;
     if (strcmp(argv[1], "show")) {
-        fprintf(stderr, "aios config: unknown action '%s' (try 'show')\n", argv[1]);
+        fprintf(stderr, "aios: config: unknown action '%s' (try 'show')\n", argv[1]);
         return 2;
     }
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--config") && i + 1 < argc) path = argv[++i];
         else {
-            fprintf(stderr, "aios config show: unexpected argument '%s'\n", argv[i]);
+            fprintf(stderr, "aios: config show: unexpected argument '%s'\n", argv[i]);
             return 2;
         }
     }

@@ -64,14 +64,7 @@ static int64_t parse_ids(const char *s, int32_t **out) {
 }
 
 static int parse_num(const char *flag, const char *s, double lo, double hi, double *v) {
-    char *end;
-    errno = 0;
-    *v = strtod(s, &end);
-    if (end == s || *end || errno || !(*v >= lo && *v <= hi)) {
-        fprintf(stderr, "aios diffuse: %s: '%s' is not a number in [%g, %g]\n", flag, s, lo, hi);
-        return 0;
-    }
-    return 1;
+    return aios_cli_float("diffuse", flag, s, lo, hi, v);
 }
 
 typedef struct {
@@ -106,7 +99,7 @@ int aios_cmd_diffuse(int argc, char **argv) {
         double x;
 #define NEED_VALUE                                                           \
     if (!v) {                                                                \
-        fprintf(stderr, "aios diffuse: %s needs a value\n", a);              \
+        fprintf(stderr, "aios: diffuse: %s: needs a value\n", a);              \
         return 2;                                                            \
     }                                                                        \
     i++
@@ -133,7 +126,7 @@ int aios_cmd_diffuse(int argc, char **argv) {
             NEED_VALUE;
             int alg = aios_remask_parse(v);
             if (alg < 0) {
-                fprintf(stderr, "aios diffuse: --algorithm: '%s' is not low_confidence, margin, entropy or random\n", v);
+                fprintf(stderr, "aios: diffuse: --algorithm: '%s' is not low_confidence, margin, entropy or random\n", v);
                 return 2;
             }
             p.algorithm = (aios_remask)alg;
@@ -143,7 +136,7 @@ int aios_cmd_diffuse(int argc, char **argv) {
             else if (!strcmp(v, "dream")) p.plan = AIOS_PLAN_DREAM;
             else if (!strcmp(v, "cosine")) p.plan = AIOS_PLAN_COSINE;
             else {
-                fprintf(stderr, "aios diffuse: --plan: '%s' is not llada, dream or cosine\n", v);
+                fprintf(stderr, "aios: diffuse: --plan: '%s' is not llada, dream or cosine\n", v);
                 return 2;
             }
         } else if (!strcmp(a, "--cache")) {
@@ -153,7 +146,7 @@ int aios_cmd_diffuse(int argc, char **argv) {
             else if (!strcmp(v, "exact")) p.kv_cache = AIOS_KV_EXACT;
             else if (!strcmp(v, "prefix")) p.kv_cache = AIOS_KV_PREFIX;
             else {
-                fprintf(stderr, "aios diffuse: --cache: '%s' is not auto, none, exact or prefix\n", v);
+                fprintf(stderr, "aios: diffuse: --cache: '%s' is not auto, none, exact or prefix\n", v);
                 return 2;
             }
         } else if (!strcmp(a, "--no-stop")) p.stop_at_eos = 0;
@@ -161,21 +154,21 @@ int aios_cmd_diffuse(int argc, char **argv) {
         else if (!strcmp(a, "--show")) show = 1;
         else if (!strcmp(a, "--stats")) stats = 1;
         else {
-            fprintf(stderr, "aios diffuse: unexpected argument '%s' (see --help)\n", a);
+            fprintf(stderr, "aios: diffuse: unexpected argument '%s' (see --help)\n", a);
             return 2;
         }
 #undef NEED_VALUE
     }
     if (!model || (!prompt == !prompt_ids) || (suffix && suffix_ids)) {
-        fprintf(stderr, "aios diffuse: need --model and exactly one of --prompt / --prompt-ids (see --help)\n");
+        fprintf(stderr, "aios: diffuse: need --model and exactly one of --prompt / --prompt-ids (see --help)\n");
         return 2;
     }
     if ((prompt && suffix_ids) || (prompt_ids && suffix)) {
-        fprintf(stderr, "aios diffuse: give prompt and suffix both as text or both as ids\n");
+        fprintf(stderr, "aios: diffuse: give prompt and suffix both as text or both as ids\n");
         return 2;
     }
     if (memory_store && !prompt) {
-        fprintf(stderr, "aios diffuse: --memory-store needs a text --prompt (it is the query)\n");
+        fprintf(stderr, "aios: diffuse: --memory-store needs a text --prompt (it is the query)\n");
         return 2;
     }
     aios_config cfg;
@@ -189,11 +182,11 @@ int aios_cmd_diffuse(int argc, char **argv) {
     int32_t *pids = NULL, *sids = NULL;
     int64_t np = 0, ns = 0;
     if (prompt_ids && (np = parse_ids(prompt_ids, &pids)) < 0) {
-        fprintf(stderr, "aios diffuse: --prompt-ids: '%s' is not a comma-separated list of ids\n", prompt_ids);
+        fprintf(stderr, "aios: diffuse: --prompt-ids: '%s' is not a comma-separated list of ids\n", prompt_ids);
         return 2;
     }
     if (suffix_ids && (ns = parse_ids(suffix_ids, &sids)) < 0) {
-        fprintf(stderr, "aios diffuse: --suffix-ids: '%s' is not a comma-separated list of ids\n", suffix_ids);
+        fprintf(stderr, "aios: diffuse: --suffix-ids: '%s' is not a comma-separated list of ids\n", suffix_ids);
         free(pids);
         return 2;
     }
@@ -254,11 +247,11 @@ int aios_cmd_diffuse(int argc, char **argv) {
         }
     }
     for (int32_t i = 0; i < r.n_memories; i++)
-        fprintf(stderr, "aios diffuse: memory %s (similarity %.3f) placed ahead of the prompt\n", r.memory_ids[i],
+        fprintf(stderr, "aios: diffuse: memory %s (similarity %.3f) placed ahead of the prompt\n", r.memory_ids[i],
                 r.memory_scores[i]);
     if (stats)
         fprintf(stderr,
-                "aios diffuse: %s, %d steps, %lld forwards (%lld rows), %.3f s, %.1f tokens/s; uncertainty %.3f "
+                "aios: diffuse: %s, %d steps, %lld forwards (%lld rows), %.3f s, %.1f tokens/s; uncertainty %.3f "
                 "(entropy %.3f, 1-p %.3f)%s\n",
                 aios_diffusion_model_kind(m), r.n_steps, (long long)r.n_forward, (long long)r.rows_computed, r.seconds,
                 r.seconds > 0 ? (double)r.gen_len / r.seconds : 0.0, r.uncertainty, r.mean_entropy,
@@ -282,7 +275,7 @@ int aios_cli_generate_mode(int *argc, char **argv) {
             mode_at = i;
             diffusion = !strcmp(argv[i + 1], "diffusion");
             if (!diffusion && strcmp(argv[i + 1], "ar")) {
-                fprintf(stderr, "aios generate: --mode: '%s' is not ar or diffusion\n", argv[i + 1]);
+                fprintf(stderr, "aios: generate: --mode: '%s' is not ar or diffusion\n", argv[i + 1]);
                 return 2;
             }
         }

@@ -93,16 +93,13 @@ int aios_cmd_encode(int argc, char **argv) {
             }
         } else if (!strcmp(a, "--no-normalize")) p.normalize = 0;
         else if (!strcmp(a, "--normalize")) p.normalize = 1;
-        else if ((!strcmp(a, "--batch") || !strcmp(a, "--max-length") || !strcmp(a, "--threads")) && has_val) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v <= 0 || v > 1000000) {
-                fprintf(stderr, "aios: encode: %s: expected a positive integer, got '%s'\n", a, argv[i]);
-                return 2;
-            }
+        else if (!strcmp(a, "--threads") && has_val) {
+            if (!aios_cli_threads("encode", argv[++i], &p.n_threads)) return 2;
+        } else if ((!strcmp(a, "--batch") || !strcmp(a, "--max-length")) && has_val) {
+            long long v;
+            if (!aios_cli_int("encode", a, argv[++i], 1, 1000000, &v)) return 2;
             if (!strcmp(a, "--batch")) p.batch_size = (int)v;
-            else if (!strcmp(a, "--max-length")) p.max_length = v;
-            else p.n_threads = (int)v;
+            else p.max_length = v;
         } else if (!strcmp(a, "--jsonl")) jsonl = 1;
         else if (!strcmp(a, "--progress")) force_bar = 1;
         else if (!strcmp(a, "--quiet")) quiet = 1;

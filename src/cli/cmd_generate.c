@@ -20,6 +20,18 @@ typedef struct {
     int threads;
 } gen_opts;
 
+/* Sampling options, shared by generate and chat. */
+#define SAMPLING_HELP \
+    "  --max-tokens N       new tokens at most (default 256)\n" \
+    "  --temperature T      0 = greedy (default 0)\n" \
+    "  --top-k K            keep the K most probable tokens (0 = off)\n" \
+    "  --top-p P            nucleus sampling mass (1 = off)\n" \
+    "  --min-p P            drop tokens below P x the top probability (0 = off)\n" \
+    "  --repeat-penalty R   repetition penalty (1 = off)\n" \
+    "  --presence-penalty X, --frequency-penalty X   OpenAI-style penalties (0 = off)\n" \
+    "  --seed S             sampler seed (default: from the clock; printed with --stats)\n" \
+    "  --stop TEXT          stop string (repeatable, up to 16)\n"
+
 static void usage_generate(FILE *f) {
     fprintf(f,
             "usage: aios generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [options]\n\n"
@@ -29,38 +41,18 @@ static void usage_generate(FILE *f) {
             "  --prompt TEXT        prompt text (tokenized with the model's tokenizer)\n"
             "  --prompt-ids LIST    prompt as comma-separated token ids (used as given)\n"
             "  --mode ar|diffusion  diffusion runs 'aios diffuse' (see its --help) with these arguments\n"
-            "  --max-tokens N       new tokens at most (default 256)\n"
-            "  --temperature T      0 = greedy (default 0)\n"
-            "  --top-k K            keep the K most probable tokens (0 = off)\n"
-            "  --top-p P            nucleus sampling mass (1 = off)\n"
-            "  --min-p P            drop tokens below P x the top probability (0 = off)\n"
-            "  --repeat-penalty R   repetition penalty (1 = off)\n"
-            "  --presence-penalty X, --frequency-penalty X   OpenAI-style penalties (0 = off)\n"
-            "  --seed S             sampler seed (default: from the clock; printed with --stats)\n"
-            "  --stop TEXT          stop string (repeatable, up to 16)\n"
+            SAMPLING_HELP
             "  --chat               wrap the prompt in the model's chat template\n"
             "  --system TEXT        system message for --chat\n"
             "  --ignore-eos         keep going past EOS\n"
             "  --ids                print the full id sequence (prompt included), space-separated\n"
             "  --ctx N              context length (default min(model's, 4096))\n"
             "  --threads N          kernel threads\n"
-            "  --stats              timings and tokens/s on stderr\n\n"
-            "examples:\n"
-            "  aios generate --model models/stories260K --prompt 'Once upon a time' --max-tokens 64\n"
-            "  aios generate --model SmolLM2-135M-Instruct.Q4_1.gguf --chat --prompt 'What is the capital of France?'\n"
-            "  aios generate --model SmolLM2-135M-Instruct.Q4_1.gguf --chat --prompt Hi --temperature 0 --ids\n");
+            "  --stats              timings and tokens/s on stderr\n");
 }
 
-static int parse_num(const char *opt, const char *v, double lo, double hi, double *out) {
-    char *e;
-    errno = 0;
-    double x = strtod(v, &e);
-    if (!*v || *e || errno || x < lo || x > hi) {
-        fprintf(stderr, "aios: %s: invalid value '%s' (expected %g..%g)\n", opt, v, lo, hi);
-        return 0;
-    }
-    *out = x;
-    return 1;
+static int parse_num(const char *cmd, const char *opt, const char *v, double lo, double hi, double *out) {
+    return aios_cli_float(cmd, opt, v, lo, hi, out);
 }
 
 /* Parses shared options; returns -1 ok, else an exit code. */
@@ -75,7 +67,7 @@ static int parse_opts(int argc, char **argv, gen_opts *o, int is_chat) {
 #define NEEDV()                                                       \
     do {                                                              \
         if (!v) {                                                     \
-            fprintf(stderr, "aios: %s needs a value\n", a);           \
+            fprintf(stderr, "aios: %s: %s: needs a value\n", argv[0], a);           \
             return 2;                                                 \
         }                                                             \
         i++;                                                          \
@@ -94,35 +86,39 @@ static int parse_opts(int argc, char **argv, gen_opts *o, int is_chat) {
             o->system = v;
         } else if (!strcmp(a, "--max-tokens")) {
             NEEDV();
-            if (!parse_num(a, v, 0, 1 << 24, &x)) return 2;
+            long long n;
+            if (!aios_cli_int(argv[0], a, v, 0, 1 << 24, &n)) return 2;
+            x = (double)n;
             o->gp.max_tokens = (int)x;
         } else if (!strcmp(a, "--temperature")) {
             NEEDV();
-            if (!parse_num(a, v, 0, 100, &x)) return 2;
+            if (!parse_num(argv[0], a, v, 0, 100, &x)) return 2;
             o->gp.temperature = (float)x;
         } else if (!strcmp(a, "--top-k")) {
             NEEDV();
-            if (!parse_num(a, v, 0, 1 << 24, &x)) return 2;
+            long long n;
+            if (!aios_cli_int(argv[0], a, v, 0, 1 << 24, &n)) return 2;
+            x = (double)n;
             o->gp.top_k = (int)x;
         } else if (!strcmp(a, "--top-p")) {
             NEEDV();
-            if (!parse_num(a, v, 0, 1, &x)) return 2;
+            if (!parse_num(argv[0], a, v, 0, 1, &x)) return 2;
             o->gp.top_p = (float)x;
         } else if (!strcmp(a, "--min-p")) {
             NEEDV();
-            if (!parse_num(a, v, 0, 1, &x)) return 2;
+            if (!parse_num(argv[0], a, v, 0, 1, &x)) return 2;
             o->gp.min_p = (float)x;
         } else if (!strcmp(a, "--repeat-penalty")) {
             NEEDV();
-            if (!parse_num(a, v, 0.01, 100, &x)) return 2;
+            if (!parse_num(argv[0], a, v, 0.01, 100, &x)) return 2;
             o->gp.repetition_penalty = (float)x;
         } else if (!strcmp(a, "--presence-penalty")) {
             NEEDV();
-            if (!parse_num(a, v, -100, 100, &x)) return 2;
+            if (!parse_num(argv[0], a, v, -100, 100, &x)) return 2;
             o->gp.presence_penalty = (float)x;
         } else if (!strcmp(a, "--frequency-penalty")) {
             NEEDV();
-            if (!parse_num(a, v, -100, 100, &x)) return 2;
+            if (!parse_num(argv[0], a, v, -100, 100, &x)) return 2;
             o->gp.frequency_penalty = (float)x;
         } else if (!strcmp(a, "--seed")) {
             NEEDV();
@@ -130,25 +126,26 @@ static int parse_opts(int argc, char **argv, gen_opts *o, int is_chat) {
             errno = 0;
             unsigned long long sv = strtoull(v, &e, 10);
             if (!*v || *e || errno || *v == '-') {
-                fprintf(stderr, "aios: --seed: invalid value '%s'\n", v);
+                fprintf(stderr, "aios: %s: --seed: expected an integer in [0, 2^64), got '%s'\n", argv[0], v);
                 return 2;
             }
             o->gp.seed = sv;
         } else if (!strcmp(a, "--stop")) {
             NEEDV();
             if (o->n_stop >= 16) {
-                fprintf(stderr, "aios: --stop: at most 16\n");
+                fprintf(stderr, "aios: %s: --stop: at most 16 stop strings\n", argv[0]);
                 return 2;
             }
             o->stop[o->n_stop++] = v;
         } else if (!strcmp(a, "--ctx")) {
             NEEDV();
-            if (!parse_num(a, v, 1, 1 << 24, &x)) return 2;
+            long long n;
+            if (!aios_cli_int(argv[0], a, v, 1, 1 << 24, &n)) return 2;
+            x = (double)n;
             o->n_ctx = (int64_t)x;
         } else if (!strcmp(a, "--threads")) {
             NEEDV();
-            if (!parse_num(a, v, 1, 1024, &x)) return 2;
-            o->threads = (int)x;
+            if (!aios_cli_threads(argv[0], v, &o->threads)) return 2;
         } else if (!strcmp(a, "--chat") && !is_chat) {
             o->chat = 1;
         } else if (!strcmp(a, "--ids") && !is_chat) {
@@ -280,14 +277,17 @@ int aios_cmd_generate(int argc, char **argv) {
 
 static void usage_chat(FILE *f) {
     fprintf(f,
-            "usage: aios chat --model DIR [--system TEXT] [sampling options of 'aios generate']\n\n"
+            "usage: aios chat --model DIR [--system TEXT] [options]\n\n"
             "Interactive chat: type a message and press Enter; the reply streams back.  The\n"
             "conversation is kept (formatted with the model's chat template).  Commands: /reset\n"
-            "starts over, /quit (or end of input) leaves.  --model takes what 'aios generate' takes,\n"
-            "a GGUF file included.\n\n"
-            "examples:\n"
-            "  aios chat --model SmolLM2-135M-Instruct.Q4_1.gguf\n"
-            "  aios chat --model models/qwen2.5-0.5b-instruct --system 'Answer in one sentence.' --temperature 0.7\n");
+            "starts over, /quit (or end of input) leaves.\n\n"
+            "  --model DIR|FILE     Hugging Face or Parquet model directory, a GGUF file, or a llama2.c .bin\n"
+            "  --system TEXT        system message\n"
+            SAMPLING_HELP
+            "  --ignore-eos         keep going past EOS\n"
+            "  --ctx N              context length (default min(model's, 4096))\n"
+            "  --threads N          kernel threads\n"
+            "  --stats              timings and tokens/s on stderr after each reply\n");
 }
 
 int aios_cmd_chat(int argc, char **argv) {

@@ -1,17 +1,65 @@
-/* cmd_info.c — `aios info`: version, CPU features, threads. */
+/* cmd_info.c — `aios info`: version, CPU features, the kernel tier in use, threads and the
+ * build's options (compiler, BLAS, OpenMP, codecs).  The build facts are this binary's own
+ * compile-time macros: the CLI and libaios are built with the same flags (Makefile). */
 #include <stdio.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "cli/cli.h"
+#include "kernels/kernels.h" /* the active tier: aios_kernels_tier(), aios_get_threads() */
 
 int aios_cmd_info(int argc, char **argv) {
     if (aios_cli_wants_help(argc, argv)) {
-        printf("usage: aios info\n\nPrints the version, the CPU features detected and the thread count.\n");
+        printf("usage: aios info\n\n"
+               "Prints the version, the CPU features detected, the kernel tier in use (AIOS_KERNELS=ref|avx2|avx512\n"
+               "forces one), the kernel thread count (AIOS_THREADS) and the build options: compiler, BLAS,\n"
+               "OpenMP, compression codecs.\n\n"
+               "examples:\n"
+               "  aios info\n"
+               "  AIOS_KERNELS=ref aios info      # the scalar reference kernels\n"
+               "  AIOS_THREADS=1 aios info        # one kernel thread\n");
         return 0;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "aios: info: unexpected argument '%s' (see --help)\n", argv[1]);
+        return 2;
     }
     char feats[256];
     const aios_cpu_info *c = aios_cpu();
     printf("aios %s\n", AIOS_VERSION_STRING);
     printf("cpu features: %s\n", aios_cpu_describe(feats, sizeof feats));
     printf("cores: %d\n", c->n_cores);
+    printf("kernel tier: %s\n", aios_kernels_tier());
+    printf("kernel threads: %d\n", aios_get_threads());
+#if defined(__clang__)
+    printf("compiler: clang %s\n", __clang_version__);
+#elif defined(__GNUC__)
+    printf("compiler: gcc %s\n", __VERSION__);
+#endif
+#ifdef AIOS_HAVE_BLAS
+    printf("blas: openblas (large f32 GEMMs)\n");
+#else
+    printf("blas: no (build with BLAS=1 for OpenBLAS)\n");
+#endif
+#ifdef _OPENMP
+    printf("openmp: yes (%d, max threads %d)\n", _OPENMP, omp_get_max_threads());
+#else
+    printf("openmp: no\n");
+#endif
+#ifdef __OPTIMIZE__
+    printf("optimized: yes\n");
+#else
+    printf("optimized: no\n");
+#endif
+#if defined(__SANITIZE_ADDRESS__)
+    printf("sanitizers: address\n");
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+    printf("sanitizers: address\n");
+#endif
+#endif
+    printf("codecs: zstd, snappy, gzip\n");
     return 0;
 }

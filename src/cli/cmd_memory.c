@@ -187,7 +187,7 @@ static int fill_memory(const opts *o, aios_memory *m, float **emb) {
     if (o->text) m->content = o->text;
     if (o->embedding) {
         if (parse_embedding(o->embedding, emb, &m->dim)) {
-            fprintf(stderr, "aios memory: --embedding must be a JSON array of numbers\n");
+            fprintf(stderr, "aios: memory: --embedding must be a JSON array of numbers\n");
             return 2;
         }
         m->embedding = *emb;
@@ -206,7 +206,7 @@ static int fill_memory(const opts *o, aios_memory *m, float **emb) {
         }
     }
     if (o->timestamp && parse_ts(o->timestamp, &m->timestamp_us)) {
-        fprintf(stderr, "aios memory: --timestamp: '%s' is neither microseconds nor YYYY-MM-DD[THH:MM:SS[.f]][Z]\n", o->timestamp);
+        fprintf(stderr, "aios: memory: --timestamp: '%s' is neither microseconds nor YYYY-MM-DD[THH:MM:SS[.f]][Z]\n", o->timestamp);
         return 2;
     }
     return 0;
@@ -257,7 +257,7 @@ static int memory_from_json(const cJSON *j, aios_memory *m, float **emb, int64_t
 bad:
     free(*emb);
     *emb = NULL;
-    fprintf(stderr, "aios memory add: --jsonl line %lld: not a memory object (memory_id, content, embedding, timestamp, metadata)\n",
+    fprintf(stderr, "aios: memory add: --jsonl line %lld: not a memory object (memory_id, content, embedding, timestamp, metadata)\n",
             (long long)lineno);
     return 2;
 }
@@ -334,15 +334,15 @@ static int search_many(aios_store *st, aios_encoder *enc, const aios_search_para
             const cJSON *e = cJSON_GetObjectItemCaseSensitive(L.j, "embedding");
             const cJSON *qid = cJSON_GetObjectItemCaseSensitive(L.j, "query_id");
             if (!cJSON_IsObject(L.j) || (!cJSON_IsString(text) && !e) || (qid && !cJSON_IsString(qid) && !cJSON_IsNumber(qid))) {
-                fprintf(stderr, "aios memory search: --query-file line %lld: expected {\"text\": ...} or {\"embedding\": [...]}, "
+                fprintf(stderr, "aios: memory search: --query-file line %lld: expected {\"text\": ...} or {\"embedding\": [...]}, "
                                 "optionally \"query_id\"\n", (long long)lineno);
                 bad = 2;
             } else if (e && floats_of(e, &L.ev, &L.n_e)) {
-                fprintf(stderr, "aios memory search: --query-file line %lld: \"embedding\" must be an array of numbers\n",
+                fprintf(stderr, "aios: memory search: --query-file line %lld: \"embedding\" must be an array of numbers\n",
                         (long long)lineno);
                 bad = 2;
             } else if (!e && !enc) {
-                fprintf(stderr, "aios memory search: --query-file line %lld: \"text\" needs a model (--model)\n", (long long)lineno);
+                fprintf(stderr, "aios: memory search: --query-file line %lld: \"text\" needs a model (--model)\n", (long long)lineno);
                 bad = 2;
             }
             if (bad) cJSON_Delete(L.j);
@@ -374,7 +374,7 @@ static bool g_tty = false;
 static double stage_begin(aios_store *st, const char *what) {
     aios_store_stats x;
     if (g_tty && aios_store_stats_get(st, &x) == AIOS_OK)
-        fprintf(stderr, "aios memory %s: %lld memories, %lld segments ...", what, (long long)x.live, (long long)x.segments);
+        fprintf(stderr, "aios: memory %s: %lld memories, %lld segments ...", what, (long long)x.live, (long long)x.segments);
     return aios__now();
 }
 static void stage_end(double t0, aios_status s) {
@@ -410,7 +410,7 @@ static int add_jsonl(aios_store *st, const char *file, aios_encoder *enc) {
             if (len <= 1) continue;
             cJSON *j = cJSON_Parse(line);
             if (!j) {
-                fprintf(stderr, "aios memory add: --jsonl line %lld: invalid JSON\n", (long long)lineno);
+                fprintf(stderr, "aios: memory add: --jsonl line %lld: invalid JSON\n", (long long)lineno);
                 rc = 2;
             } else if (memory_from_json(j, &ms[n], &embs[n], lineno)) {
                 cJSON_Delete(j);
@@ -422,7 +422,7 @@ static int add_jsonl(aios_store *st, const char *file, aios_encoder *enc) {
                     int32_t dim = aios_store_dim(st);
                     ms[n].content = text->valuestring;
                     if (!enc || dim <= 0) {
-                        fprintf(stderr, "aios memory add: --jsonl line %lld: \"text\" needs a model (--model)\n", (long long)lineno);
+                        fprintf(stderr, "aios: memory add: --jsonl line %lld: \"text\" needs a model (--model)\n", (long long)lineno);
                         rc = 2;
                     } else {
                         /* embedded below, the whole batch in one aios_encode_batch call */
@@ -514,7 +514,7 @@ int aios_cmd_memory(int argc, char **argv) {
         char *e_;                                                                  \
         if (!v) goto missing;                                                      \
         o.field = strtod(v, &e_);                                                  \
-        if (*e_ || e_ == v) goto badnum;                                           \
+        if (*e_ || e_ == v || !isfinite(o.field)) goto badnum;                     \
         has;                                                                       \
         i++;                                                                       \
         continue;                                                                  \
@@ -574,13 +574,13 @@ int aios_cmd_memory(int argc, char **argv) {
         if (!strcmp(a, "--hnsw")) { o.hnsw = 1; continue; }
         if (!strcmp(a, "--embeddings")) { o.embeddings = 1; continue; }
         if (a[0] != '-' && !o.pos) { o.pos = a; continue; }
-        fprintf(stderr, "aios memory %s: unexpected argument '%s' (see 'aios memory --help')\n", action, a);
+        fprintf(stderr, "aios: memory %s: unexpected argument '%s' (see 'aios memory --help')\n", action, a);
         return 2;
     missing:
-        fprintf(stderr, "aios memory %s: %s needs a value\n", action, a);
+        fprintf(stderr, "aios: memory %s: %s needs a value\n", action, a);
         return 2;
     badnum:
-        fprintf(stderr, "aios memory %s: %s: '%s' is not a valid number\n", action, a, v);
+        fprintf(stderr, "aios: memory %s: %s: expected a finite number, got '%s'\n", action, a, v);
         return 2;
     }
 
@@ -601,7 +601,7 @@ int aios_cmd_memory(int argc, char **argv) {
     int ok = 0;
     for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) ok |= !strcmp(action, known[i]);
     if (!ok) {
-        fprintf(stderr, "aios memory: unknown action '%s' (see 'aios memory --help')\n", action);
+        fprintf(stderr, "aios: memory: unknown action '%s' (see 'aios memory --help')\n", action);
         return 2;
     }
     int writes = !strcmp(action, "add") || !strcmp(action, "delete") || !strcmp(action, "update") ||
@@ -610,7 +610,7 @@ int aios_cmd_memory(int argc, char **argv) {
     int needs_pos = !strcmp(action, "get") || !strcmp(action, "delete") || !strcmp(action, "update") ||
                     !strcmp(action, "import") || !strcmp(action, "export");
     if (needs_pos && !o.pos) {
-        fprintf(stderr, "aios memory %s: missing %s\n", action,
+        fprintf(stderr, "aios: memory %s: missing %s\n", action,
                 (!strcmp(action, "import") || !strcmp(action, "export")) ? "FILE" : "ID");
         return 2;
     }
@@ -637,7 +637,7 @@ int aios_cmd_memory(int argc, char **argv) {
     aios_status s = aios_store_open(o.store, &sp, &st);
     if (s) return aios_cli_fail("memory", s);
     if (g_tty && aios__now() - t_open > 1.0)
-        fprintf(stderr, "aios memory: opened %s in %.1f s\n", o.store, aios__now() - t_open);
+        fprintf(stderr, "aios: memory: opened %s in %.1f s\n", o.store, aios__now() - t_open);
     int rc = 0;
     aios_encoder *enc = NULL;
     /* jsonl lines may carry "text" to embed when a model is known */
@@ -761,7 +761,7 @@ int aios_cmd_memory(int argc, char **argv) {
         q.source = o.source;
         if (o.has_min_quality) q.min_quality = (float)o.min_quality;
         if ((o.since && parse_ts(o.since, &q.since_us)) || (o.until && parse_ts(o.until, &q.until_us))) {
-            fprintf(stderr, "aios memory search: --since/--until: microseconds or YYYY-MM-DD[THH:MM:SS[.f]][Z]\n");
+            fprintf(stderr, "aios: memory search: --since/--until: microseconds or YYYY-MM-DD[THH:MM:SS[.f]][Z]\n");
             aios_store_close(st);
             return 2;
         }
@@ -770,10 +770,10 @@ int aios_cmd_memory(int argc, char **argv) {
         float *emb = NULL;
         int32_t dim = 0;
         if (o.query_file) {
-            rc = o.top_k < 1 ? (fprintf(stderr, "aios memory search: --top-k must be at least 1\n"), 2)
+            rc = o.top_k < 1 ? (fprintf(stderr, "aios: memory search: --top-k must be at least 1\n"), 2)
                              : search_many(st, enc, &q, o.query_file);
         } else if (!o.embedding && !o.text) {
-            fprintf(stderr, "aios memory search: give --embedding JSON, --text Q or --query-file FILE\n");
+            fprintf(stderr, "aios: memory search: give --embedding JSON, --text Q or --query-file FILE\n");
             rc = 2;
         } else if (o.text && !o.embedding) {
             dim = aios_store_dim(st);
@@ -785,10 +785,10 @@ int aios_cmd_memory(int argc, char **argv) {
                 rc = aios_cli_fail("memory search: encoding", s);
             }
         } else if (parse_embedding(o.embedding, &emb, &dim)) {
-            fprintf(stderr, "aios memory search: --embedding must be a JSON array of numbers\n");
+            fprintf(stderr, "aios: memory search: --embedding must be a JSON array of numbers\n");
             rc = 2;
         } else if (o.top_k < 1) {
-            fprintf(stderr, "aios memory search: --top-k must be at least 1\n");
+            fprintf(stderr, "aios: memory search: --top-k must be at least 1\n");
             rc = 2;
         }
         if (!rc && !o.query_file) {

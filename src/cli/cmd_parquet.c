@@ -444,7 +444,7 @@ int aios_cmd_parquet(int argc, char **argv) {
     const char *act = argv[1];
     if (!strcmp(act, "from-jsonl")) return aios_cmd_parquet_from_jsonl(argc - 1, argv + 1);
     if (strcmp(act, "schema") && strcmp(act, "head") && strcmp(act, "cat") && strcmp(act, "stats") && strcmp(act, "verify")) {
-        fprintf(stderr, "aios parquet: unknown action '%s'\n", act);
+        fprintf(stderr, "aios: parquet: unknown action '%s'\n", act);
         usage(stderr);
         return 2;
     }
@@ -463,12 +463,12 @@ int aios_cmd_parquet(int argc, char **argv) {
             errno = 0;
             limit = strtoll(argv[++i], &e, 10);
             if (*e || errno || limit < 0) {
-                fprintf(stderr, "aios parquet head: bad -n '%s'\n", argv[i]);
+                fprintf(stderr, "aios: parquet head: bad -n '%s'\n", argv[i]);
                 return 2;
             }
         } else if (!strcmp(argv[i], "--format") && i + 1 < argc) {
             if (strcmp(argv[++i], "jsonl") && strcmp(argv[i], "json")) {
-                fprintf(stderr, "aios parquet: unknown format '%s' (jsonl)\n", argv[i]);
+                fprintf(stderr, "aios: parquet: unknown format '%s' (jsonl)\n", argv[i]);
                 return 2;
             }
         } else if (!strcmp(argv[i], "--columns") && i + 1 < argc) {
@@ -476,12 +476,12 @@ int aios_cmd_parquet(int argc, char **argv) {
         } else if (argv[i][0] != '-' && !path) {
             path = argv[i];
         } else {
-            fprintf(stderr, "aios parquet %s: unexpected argument '%s'\n", act, argv[i]);
+            fprintf(stderr, "aios: parquet %s: unexpected argument '%s'\n", act, argv[i]);
             return 2;
         }
     }
     if (!path) {
-        fprintf(stderr, "aios parquet %s: missing FILE\n", act);
+        fprintf(stderr, "aios: parquet %s: missing FILE\n", act);
         return 2;
     }
     char *coldup = colarg ? strdup(colarg) : NULL;

@@ -567,7 +567,7 @@ int aios_cmd_parquet_from_jsonl(int argc, char **argv) {
         else if (!strcmp(a, "--codec") && v) {
             int cdc = aios_pq_codec_parse(argv[++i]);
             if (cdc < 0 || cdc == AIOS_PQ_LZ4_RAW) {
-                fprintf(stderr, "aios parquet from-jsonl: unknown codec '%s' (zstd, snappy, gzip, none)\n", v);
+                fprintf(stderr, "aios: parquet from-jsonl: unknown codec '%s' (zstd, snappy, gzip, none)\n", v);
                 return 2;
             }
             wp.codec = (aios_pq_codec)cdc;
@@ -584,12 +584,12 @@ int aios_cmd_parquet_from_jsonl(int argc, char **argv) {
         else if (!strcmp(a, "--v2")) wp.data_page_v2 = 1;
         else if (a[0] != '-' && !out) out = a;
         else {
-            fprintf(stderr, "aios parquet from-jsonl: unexpected argument '%s'\n", a);
+            fprintf(stderr, "aios: parquet from-jsonl: unexpected argument '%s'\n", a);
             return 2;
         }
     }
     if (!out || !sspec) {
-        fprintf(stderr, "aios parquet from-jsonl: need OUT and --schema SPEC (see --help)\n");
+        fprintf(stderr, "aios: parquet from-jsonl: need OUT and --schema SPEC (see --help)\n");
         return 2;
     }
     if (batch <= 0) batch = 4096;
@@ -597,7 +597,7 @@ int aios_cmd_parquet_from_jsonl(int argc, char **argv) {
     memset(&sp, 0, sizeof sp);
     const char *p = sspec;
     if (!parse_fields(&sp, &p, -1, '\0')) {
-        fprintf(stderr, "aios parquet from-jsonl: --schema: %s\n", sp.err);
+        fprintf(stderr, "aios: parquet from-jsonl: --schema: %s\n", sp.err);
         return 2;
     }
     if (aligned) {
@@ -608,7 +608,7 @@ int aios_cmd_parquet_from_jsonl(int argc, char **argv) {
                 found = 1;
             }
         if (!found) {
-            fprintf(stderr, "aios parquet from-jsonl: --aligned: no top-level field '%s'\n", aligned);
+            fprintf(stderr, "aios: parquet from-jsonl: --aligned: no top-level field '%s'\n", aligned);
             return 2;
         }
     }
@@ -619,7 +619,7 @@ int aios_cmd_parquet_from_jsonl(int argc, char **argv) {
         char *eq = strchr(kvs[i], '=');
         if (!eq) {
             aios_pq_writer_abort(w);
-            fprintf(stderr, "aios parquet from-jsonl: --kv needs KEY=VALUE\n");
+            fprintf(stderr, "aios: parquet from-jsonl: --kv needs KEY=VALUE\n");
             return 2;
         }
         *eq = 0;

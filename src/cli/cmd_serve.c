@@ -24,19 +24,30 @@ static void usage(FILE *f) {
             "  --embedding-model DIR    BERT-family model for /v1/embeddings and memory search\n"
             "  --store DIR              memory store directory (created when it holds none)\n"
             "  --diffusion-model DIR    LLaDA / Dream / block-diffusion model for /v1/diffuse\n"
-            "  --threads N              kernel threads per model (default: all cores)\n"
+            "  --alias NAME             id of the model given just before (default: config.json's\n"
+            "                           _name_or_path, else the directory's name)\n"
+            "  --threads N              kernel threads per model (1..%d; default: all cores)\n"
+            "  --api-key KEY            require 'Authorization: Bearer KEY' on every route but /health\n"
+            "                           (default: $AIOS_API_KEY; a non-loopback --host without one warns)\n"
+            "  --cors ORIGIN            send Access-Control-Allow-Origin: ORIGIN (default: no CORS)\n"
+            "  --timeout S              seconds a connection may sit idle (default 30)\n"
             "  --max-body BYTES         request body limit (default 16777216)\n"
-            "  --max-connections N      simultaneous connections (default 64)\n");
+            "  --max-connections N      requests in flight; past it 503, /health still answers (default 64)\n"
+            "  --max-per-client N       requests in flight per client address (default 16)\n"
+            "  --max-embedding-tokens N tokens x inputs one embeddings request may cost (default 1048576)\n"
+            "  --max-generation-tokens N  prompt + max_tokens of one request (default 65536)\n"
+            "  --max-diffusion-work N   gen_length x steps of one /v1/diffuse request (default 1048576)\n\n"
+            "examples:\n"
+            "  aios serve --model models/SmolLM2-135M-Instruct --port 8080\n"
+            "  aios serve --embedding-model models/all-MiniLM-L6-v2 --alias minilm --store mem/\n"
+            "  AIOS_API_KEY=secret aios serve --host 0.0.0.0 --model models/qwen2.5-0.5b --cors https://app.example\n",
+            AIOS_CLI_MAX_THREADS);
 }
 
 static int parse_pos(const char *opt, const char *v, long lo, long hi, long *out) {
-    char *end;
-    long x = strtol(v, &end, 10);
-    if (!*v || *end || x < lo || x > hi) {
-        fprintf(stderr, "aios: serve: %s: expected an integer in [%ld, %ld], got '%s'\n", opt, lo, hi, v);
-        return 0;
-    }
-    *out = x;
+    long long x;
+    if (!aios_cli_int("serve", opt, v, lo, hi, &x)) return 0;
+    *out = (long)x;
     return 1;
 }
 
@@ -46,9 +57,15 @@ int aios_cmd_serve(int argc, char **argv) {
         return 0;
     }
     aios_server_params p = aios_server_default_params();
-    const char **models = calloc((size_t)argc, sizeof *models);
-    if (!models) return aios_cli_fail("serve", AIOS_ERR_NOMEM);
+    const char **models = calloc((size_t)argc, sizeof *models), **aliases = calloc((size_t)argc, sizeof *aliases);
+    if (!models || !aliases) {
+        free(models), free(aliases);
+        fprintf(stderr, "aios: serve: out of memory\n");
+        return 1;
+    }
     size_t n_models = 0;
+    const char **last = NULL; /* the alias slot of the model given last */
+    p.api_key = getenv("AIOS_API_KEY");
     for (int i = 1; i < argc; i += 2) { /* every option takes a value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long x;
@@ -56,25 +73,46 @@ int aios_cmd_serve(int argc, char **argv) {
         if (!v) ok = 0;
         else if (!strcmp(a, "--host")) p.host = v;
         else if (!strcmp(a, "--port")) ok = parse_pos(a, v, 0, 65535, &x) ? (p.port = (int)x, 1) : -1;
-        else if (!strcmp(a, "--model")) models[n_models++] = v;
-        else if (!strcmp(a, "--embedding-model")) p.embedding_model = v;
+        else if (!strcmp(a, "--model")) last = &aliases[n_models], models[n_models++] = v;
+        else if (!strcmp(a, "--embedding-model")) p.embedding_model = v, last = &p.embedding_alias;
         else if (!strcmp(a, "--store")) p.store_dir = v;
-        else if (!strcmp(a, "--diffusion-model")) p.diffusion_model = v;
-        else if (!strcmp(a, "--threads")) ok = parse_pos(a, v, 1, 4096, &x) ? (p.n_threads = (int)x, 1) : -1;
+        else if (!strcmp(a, "--diffusion-model")) p.diffusion_model = v, last = &p.diffusion_alias;
+        else if (!strcmp(a, "--alias")) {
+            if (!last || !*v) {
+                fprintf(stderr, "aios: serve: --alias: names the model given just before it (--model, --embedding-model, "
+                                "--diffusion-model)\n");
+                ok = -1;
+            } else {
+                *last = v;
+                last = NULL;
+            }
+        } else if (!strcmp(a, "--threads")) ok = aios_cli_threads("serve", v, &p.n_threads) ? 1 : -1;
+        else if (!strcmp(a, "--api-key")) p.api_key = v;
+        else if (!strcmp(a, "--cors")) p.cors_origin = v;
+        else if (!strcmp(a, "--timeout")) ok = parse_pos(a, v, 1, 86400, &x) ? (p.timeout_s = (int)x, 1) : -1;
         else if (!strcmp(a, "--max-body")) ok = parse_pos(a, v, 1024, 1L << 30, &x) ? (p.max_body = (size_t)x, 1) : -1;
         else if (!strcmp(a, "--max-connections")) ok = parse_pos(a, v, 1, 4096, &x) ? (p.max_connections = (int)x, 1) : -1;
+        else if (!strcmp(a, "--max-per-client")) ok = parse_pos(a, v, 1, 4096, &x) ? (p.max_per_client = (int)x, 1) : -1;
+        else if (!strcmp(a, "--max-embedding-tokens")) ok = parse_pos(a, v, 1, 1L << 40, &x) ? (p.max_embedding_tokens = x, 1) : -1;
+        else if (!strcmp(a, "--max-generation-tokens")) ok = parse_pos(a, v, 1, 1L << 40, &x) ? (p.max_generation_tokens = x, 1) : -1;
+        else if (!strcmp(a, "--max-diffusion-work")) ok = parse_pos(a, v, 1, 1L << 40, &x) ? (p.max_diffusion_work = x, 1) : -1;
         else ok = 0;
-        if (ok == 0) fprintf(stderr, "aios: serve: unknown option or missing value: %s (see --help)\n", a);
+        if (ok == 0) fprintf(stderr, "aios: serve: %s: unknown option or missing value (see --help)\n", a);
         if (ok <= 0) {
-            free(models);
+            free(models), free(aliases);
             return 2;
         }
     }
     if (!n_models && !p.embedding_model && !p.store_dir && !p.diffusion_model) {
         fprintf(stderr, "aios: serve: nothing to serve: give --model, --embedding-model, --store or --diffusion-model\n");
-        free(models);
+        free(models), free(aliases);
         return 2;
     }
+    p.aliases = aliases;
+    int loopback = !strcmp(p.host, "localhost") || !strncmp(p.host, "127.", 4) || !strcmp(p.host, "::1");
+    if (!loopback && !(p.api_key && *p.api_key))
+        fprintf(stderr, "aios: serve: warning: --host %s is reachable from other machines and no API key is set "
+                        "(--api-key or AIOS_API_KEY): anyone who can reach it can use it\n", p.host);
     p.models = models;
     p.n_models = n_models;
 
@@ -88,7 +126,7 @@ int aios_cmd_serve(int argc, char **argv) {
 
     aios_server *srv = NULL;
     aios_status s = aios_server_start(&p, &srv);
-    free(models);
+    free(models), free(aliases);
     if (s != AIOS_OK) return aios_cli_fail("serve", s);
     printf("aios: serving on http://%s%s%s:%d\n", strchr(p.host, ':') ? "[" : "", p.host, strchr(p.host, ':') ? "]" : "",
            aios_server_port(srv));
@@ -96,6 +134,6 @@ int aios_cmd_serve(int argc, char **argv) {
     int sig = 0;
     sigwait(&set, &sig);
     fprintf(stderr, "aios: serve: %s received, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    aios_server_stop(srv);
+    aios_server_stop(srv); /* in-flight generations stop at their next token */
     return 0;
 }

@@ -2,10 +2,47 @@
  * main.c — the `aios` command: dispatches to subcommands (src/cli/cmd_*.c).
  * Errors from the library become one line on stderr and exit code 1; usage errors exit 2.
  */
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/cli.h"
+
+/* The examples every `aios <command> --help` ends with (serve and info print their own). */
+static const struct {
+    const char *cmd, *text;
+} g_examples[] = {
+    {"config", "  aios config show\n  aios config show --config config/config.yaml\n  AIOS_MODEL_PATH=models/minilm aios config show\n"},
+    {"encode", "  aios encode --model models/all-MiniLM-L6-v2 \"A man is playing a guitar.\"\n"
+               "  aios encode --model models/all-MiniLM-L6-v2 --jsonl < texts.jsonl > embeddings.jsonl\n"
+               "  aios encode --model models/bert-base-uncased --pooling cls --threads 2 \"hello\"\n"},
+    {"memory", "  aios memory add --store mem --text \"The cat sat on the mat.\" --model models/all-MiniLM-L6-v2\n"
+               "  aios memory search --store mem --text \"a cat\" --top-k 5\n"
+               "  aios memory list --store mem --limit 20\n"},
+    {"generate", "  aios generate --model models/stories260K --prompt \"Once upon a time\" --max-tokens 64\n"
+                 "  aios generate --model SmolLM2-135M-Instruct.Q4_1.gguf --chat --prompt \"Hi\" --temperature 0.7 --top-p 0.9\n"
+                 "  aios generate --model models/qwen2.5-0.5b-instruct --prompt-ids 1,2,3 --ids --stats\n"},
+    {"chat", "  aios chat --model SmolLM2-135M-Instruct.Q4_1.gguf\n"
+             "  aios chat --model models/qwen2.5-0.5b-instruct --system \"Answer briefly.\" --temperature 0.7\n"},
+    {"diffuse", "  aios diffuse --model models/llada-tiny --prompt-ids 1,2,3 --gen-length 32 --steps 32\n"
+                "  aios diffuse --model models/LLaDA-8B-Instruct --prompt \"Write a haiku\" --show\n"},
+    {"tokenize", "  echo \"Hello world\" | aios tokenize --tokenizer models/bert-base-uncased\n"
+                 "  aios tokenize --tokenizer models/gpt2/tokenizer.json --jsonl < texts.txt\n"},
+    {"detokenize", "  echo \"101 7592 2088 102\" | aios detokenize --tokenizer models/bert-base-uncased --skip-special\n"
+                   "  echo \"[15496, 995]\" | aios detokenize --tokenizer models/gpt2 --jsonl\n"},
+    {"inspect", "  aios inspect models/all-MiniLM-L6-v2\n  aios inspect SmolLM2-135M-Instruct.Q4_1.gguf\n"
+                "  aios inspect models/stories260K/stories260K.bin\n"},
+    {"convert", "  aios convert models/all-MiniLM-L6-v2 out/minilm-arrow\n"
+                "  aios convert SmolLM2-135M-Instruct.Q4_1.gguf out/smollm2-q4_1\n"
+                "  aios generate --model out/smollm2-q4_1 --chat --prompt 'Hi!'\n"},
+    {"quantize", "  aios quantize models/all-MiniLM-L6-v2 out/minilm-int8 --type int8 --per-channel\n"
+                 "  aios quantize models/qwen2.5-0.5b-instruct out/qwen-int4 --type int4 --group-size 64\n"},
+    {"parquet", "  aios parquet schema out/minilm-arrow/weights.parquet\n"
+                "  aios parquet head mem/segments/seg-000001.parquet -n 3\n"
+                "  aios parquet verify out/minilm-arrow/weights.parquet\n"},
+};
 
 static const aios_cli_cmd g_cmds[] = {
     {"info", aios_cmd_info, "version, CPU features, build options"},
@@ -24,9 +61,79 @@ static const aios_cli_cmd g_cmds[] = {
     {"parquet", aios_cmd_parquet, "inspect, print, verify and write Parquet files"},
 };
 
+/* The library prefixes a message at each layer it passes ("generate: /x: model: /x: /x: no such
+ * file"), so the same segment can appear several times and a layer named like the command
+ * repeats it.  Segments are split at ": "; a segment that is a command name (the layer that
+ * reports it is the command itself) and every occurrence of a segment but its last are dropped:
+ * "aios: generate: model: /x: no such file". */
+static void tidy(const char *what, const char *detail, char *out, size_t cap) {
+    enum { MAXSEG = 32 };
+    char buf[2048];
+    snprintf(buf, sizeof buf, "%s", detail);
+    char *seg[MAXSEG];
+    int n = 0;
+    char *p = buf;
+    while (n < MAXSEG - 1) {
+        char *q = strstr(p, ": ");
+        if (!q) break;
+        *q = 0;
+        seg[n++] = p;
+        p = q + 2;
+    }
+    seg[n++] = p; /* the rest, unsplit: the innermost detail */
+    size_t len = 0;
+    out[0] = 0;
+    for (int i = 0; i < n; i++) {
+        int drop = 0;
+        if (i < n - 1) {
+            for (size_t k = 0; k < sizeof g_cmds / sizeof g_cmds[0] && !drop; k++)
+                drop = !strcmp(seg[i], g_cmds[k].name);
+            drop = drop || !strcmp(seg[i], what) || !strcmp(seg[i], "server");
+            for (int j = i + 1; j < n && !drop; j++) drop = !strcmp(seg[i], seg[j]);
+        }
+        if (drop) continue;
+        int w = snprintf(out + len, cap - len, "%s%s", len ? ": " : "", seg[i]);
+        if (w < 0 || (size_t)w >= cap - len) break;
+        len += (size_t)w;
+    }
+}
+
 int aios_cli_fail(const char *what, aios_status s) {
     const char *detail = aios_last_error();
-    fprintf(stderr, "aios: %s: %s\n", what, detail && *detail ? detail : aios_status_str(s));
+    char msg[2048];
+    tidy(what, detail && *detail ? detail : aios_status_str(s), msg, sizeof msg);
+    fprintf(stderr, "aios: %s: %s\n", what, msg);
+    return 1;
+}
+
+int aios_cli_int(const char *cmd, const char *opt, const char *v, long long lo, long long hi, long long *out) {
+    char *end;
+    errno = 0;
+    long long x = v && *v ? strtoll(v, &end, 10) : 0;
+    if (!v || !*v || *end || errno || x < lo || x > hi) {
+        fprintf(stderr, "aios: %s: %s: expected an integer in [%lld, %lld], got '%s'\n", cmd, opt, lo, hi, v ? v : "");
+        return 0;
+    }
+    *out = x;
+    return 1;
+}
+
+int aios_cli_float(const char *cmd, const char *opt, const char *v, double lo, double hi, double *out) {
+    char *end;
+    errno = 0;
+    double x = v && *v ? strtod(v, &end) : NAN;
+    if (!v || !*v || *end || errno || !isfinite(x) || !(x >= lo && x <= hi)) {
+        fprintf(stderr, "aios: %s: %s: expected a finite number in [%.10g, %.10g], got '%s'\n", cmd, opt, lo, hi, v ? v : "");
+        return 0;
+    }
+    *out = x;
+    return 1;
+}
+
+int aios_cli_threads(const char *cmd, const char *v, int *out) {
+    long long x;
+    if (!aios_cli_int(cmd, "--threads", v, 1, AIOS_CLI_MAX_THREADS, &x)) return 0;
+    *out = (int)x;
     return 1;
 }
 
@@ -42,6 +149,8 @@ static void usage(FILE *f) {
     for (size_t i = 0; i < sizeof g_cmds / sizeof g_cmds[0]; i++)
         fprintf(f, "  %-12s %s\n", g_cmds[i].name, g_cmds[i].summary);
     fprintf(f, "\n'aios <command> --help' describes a command.  AIOS_LOG=debug|info|warn|error sets logging.\n");
+    fprintf(f, "\nexamples:\n  aios info\n  aios encode --model models/all-MiniLM-L6-v2 \"hello\"\n"
+               "  aios serve --model models/SmolLM2-135M-Instruct --port 8080\n");
 }
 
 int main(int argc, char **argv) {
@@ -53,8 +162,14 @@ int main(int argc, char **argv) {
         printf("aios %s\n", AIOS_VERSION_STRING);
         return 0;
     }
-    for (size_t i = 0; i < sizeof g_cmds / sizeof g_cmds[0]; i++)
-        if (!strcmp(argv[1], g_cmds[i].name)) return g_cmds[i].run(argc - 1, argv + 1);
+    for (size_t i = 0; i < sizeof g_cmds / sizeof g_cmds[0]; i++) {
+        if (strcmp(argv[1], g_cmds[i].name)) continue;
+        int rc = g_cmds[i].run(argc - 1, argv + 1);
+        if (rc == 0 && aios_cli_wants_help(argc - 1, argv + 1))
+            for (size_t k = 0; k < sizeof g_examples / sizeof g_examples[0]; k++)
+                if (!strcmp(g_examples[k].cmd, argv[1])) printf("\nexamples:\n%s", g_examples[k].text);
+        return rc;
+    }
     fprintf(stderr, "aios: unknown command '%s' (see 'aios --help')\n", argv[1]);
     return 2;
 }

@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "engine/encode_internal.h"
 #include "kernels/kernels.h"
 #include "model/bert.h"
 #include "model/model.h"
@@ -274,10 +275,39 @@ aios_status aios_encode_ids(aios_encoder *e, const int32_t *const *ids, const si
     return s;
 }
 
-aios_status aios_encode_batch(aios_encoder *e, const char *const *texts, const size_t *lens, size_t n, float *out,
-                              aios_encode_progress_fn progress, void *user) {
-    if (!e || (n && (!texts || !out))) return aios__err(AIOS_ERR_INVALID_ARG, "encode: NULL argument");
-    if (!n) return AIOS_OK;
+/* Long texts: only their first max_length tokens are used, but tokenizing all of a 15 MB text
+ * first held every token of it (ids, strings, offsets, masks: ~90 bytes of memory per input
+ * byte, 1.3 GB peak).  A text is cut instead at the start of a whitespace run: BERT-family
+ * tokenizers split words at whitespace before their model runs, so the tokens before the cut
+ * are those of the whole text.  The cut starts at 16 bytes per token and doubles until the
+ * prefix holds more than max_length tokens (then truncation gives exactly what the whole text
+ * gives); peak memory is then linear in max_length, not in the text.  Returns the length to
+ * tokenize (len when no cut is needed or possible). */
+static size_t covering_prefix(const aios_encoder *e, const char *text, size_t len, const aios_tok_params *tp) {
+    size_t want = (size_t)e->max_length;
+    if (!text || !want) return len;
+    aios_tok_params full = *tp;
+    full.max_length = 0; /* count the prefix's tokens untruncated */
+    for (size_t cut = want * 16 + 256; cut < len; cut *= 2) {
+        size_t c = cut;
+        /* back to the first whitespace of a run, preceded by a non-space */
+        while (c > 0 && !(text[c] == ' ' || text[c] == '\n' || text[c] == '\t' || text[c] == '\r')) c--;
+        while (c > 0 && (text[c - 1] == ' ' || text[c - 1] == '\n' || text[c - 1] == '\t' || text[c - 1] == '\r')) c--;
+        if (c == 0) continue; /* no word boundary in reach: look further */
+        aios_encoding *enc = NULL;
+        if (aios_tokenizer_encode(e->tok, text, c, &full, &enc) != AIOS_OK) {
+            aios_clear_error();
+            return len; /* let the whole text report its own error */
+        }
+        size_t got = enc->n;
+        aios_encoding_free(enc);
+        if (got > want) return c;
+    }
+    return len;
+}
+
+/* The tokenizer settings of every encode: specials, truncation to max_length, no padding. */
+static aios_tok_params encode_params(const aios_encoder *e) {
     aios_tok_params tp = aios_tokenizer_default_params(e->tok);
     tp.add_special_tokens = 1;
     tp.max_length = (size_t)e->max_length;
@@ -286,6 +316,25 @@ aios_status aios_encode_batch(aios_encoder *e, const char *const *texts, const s
     tp.stride = 0;
     tp.pad_strategy = AIOS_PAD_NONE;
     tp.pad_to_multiple_of = 0;
+    return tp;
+}
+
+aios_status aios__encode_token_count(const aios_encoder *e, const char *text, size_t len, size_t *n) {
+    *n = 0;
+    if (!e || (!text && len)) return aios__err(AIOS_ERR_INVALID_ARG, "encode: NULL argument");
+    aios_tok_params tp = encode_params(e);
+    aios_encoding *enc = NULL;
+    AIOS_TRY(aios_tokenizer_encode(e->tok, text ? text : "", covering_prefix(e, text, len, &tp), &tp, &enc));
+    *n = enc->n;
+    aios_encoding_free(enc);
+    return AIOS_OK;
+}
+
+aios_status aios_encode_batch(aios_encoder *e, const char *const *texts, const size_t *lens, size_t n, float *out,
+                              aios_encode_progress_fn progress, void *user) {
+    if (!e || (n && (!texts || !out))) return aios__err(AIOS_ERR_INVALID_ARG, "encode: NULL argument");
+    if (!n) return AIOS_OK;
+    aios_tok_params tp = encode_params(e);
     aios_encoding **enc = calloc(n, sizeof *enc);
     size_t *tl = malloc(sizeof(size_t) * n), *bl = malloc(sizeof(size_t) * n);
     const int32_t **tid = malloc(sizeof(int32_t *) * n);
@@ -295,6 +344,7 @@ aios_status aios_encode_batch(aios_encoder *e, const char *const *texts, const s
         goto done;
     }
     for (size_t i = 0; i < n; i++) bl[i] = lens ? lens[i] : (texts[i] ? strlen(texts[i]) : 0);
+    for (size_t i = 0; i < n; i++) bl[i] = covering_prefix(e, texts[i], bl[i], &tp);
     s = aios_tokenizer_encode_batch(e->tok, texts, bl, n, &tp, 0, enc);
     if (s != AIOS_OK) goto done;
     for (size_t i = 0; i < n; i++) {

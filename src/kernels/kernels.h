@@ -86,6 +86,7 @@ aios_status aios_kernels_use(const char *tier);
 /* Threads used by kernels.  Default: all cores, fewer while other processes keep cores busy
  * (OpenMP dynamic adjustment from the load average); AIOS_THREADS or aios_set_threads(n > 0)
  * fixes the count exactly.  aios_set_threads(0) returns to the default. */
+#define AIOS_KERNEL_MAX_THREADS 1024 /* larger counts (aios_set_threads, AIOS_THREADS) are clamped */
 void aios_set_threads(int n);
 int aios_get_threads(void);
 

@@ -20,6 +20,7 @@
  * nonzero, generation stops and the thread is joined — nothing outlives its connection.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <microhttpd.h>
@@ -34,10 +35,12 @@
 #include <time.h>
 
 #include "core/internal.h"
+#include "engine/encode_internal.h"
 #include "server/server_req.h"
 
 typedef struct {
     char id[256];
+    char dir_id[256];       /* the directory's last component: also accepted as "model" */
     aios_generator *g;
     pthread_mutex_t mu;
 } gen_model;
@@ -49,18 +52,33 @@ struct aios_server {
     gen_model *gens;
     size_t n_gens;
     aios_encoder *enc;
-    aios_tokenizer *enc_tok; /* counts prompt tokens for "usage" (thread-safe) */
-    char enc_id[256];
+    char enc_id[256], enc_dir_id[256];
     pthread_mutex_t enc_mu;
+    /* embedding requests that arrive together run as one batched encode (embed_job below) */
+    pthread_mutex_t batch_mu;
+    pthread_cond_t batch_cv;
+    struct embed_job *queue, *queue_tail;
+    int batch_busy;
+    atomic_uint_fast64_t n_embed_requests, n_embed_batches; /* reported by /health */
     aios_store *store;
     pthread_mutex_t store_mu;
     aios_diffusion_model *dm;
     aios_tokenizer *dm_tok;  /* text prompts and decoded text, when the model has a tokenizer.json */
-    char dm_id[256];
+    char dm_id[256], dm_dir_id[256];
     pthread_mutex_t dm_mu;
     time_t created;
     atomic_uint_fast64_t counter;
     atomic_int stopping;     /* set by aios_server_stop: streams end at their next token */
+    /* safety (aios_server_params) */
+    char *api_key;
+    size_t api_key_len;
+    char *cors_origin;
+    int loopback;            /* bound to a loopback address: Host must name loopback (DNS rebinding) */
+    int max_requests, max_per_client;
+    int64_t max_embedding_tokens, max_generation_tokens, max_diffusion_work;
+    pthread_mutex_t conn_mu; /* guards the counts below */
+    int n_active;            /* requests being served */
+    struct client_count { struct sockaddr_storage addr; int n; } clients[256];
 };
 
 aios_server_params aios_server_default_params(void) {
@@ -70,10 +88,32 @@ aios_server_params aios_server_default_params(void) {
     p.port = 8080;
     p.max_body = 16u << 20;
     p.max_connections = 64;
+    p.timeout_s = 30;
+    p.max_per_client = 16;
+    p.max_embedding_tokens = 1 << 20;
+    p.max_generation_tokens = 1 << 16;
+    p.max_diffusion_work = 1 << 20;
     return p;
 }
 
 /* ---- responses ------------------------------------------------------------------------ */
+
+/* One per TCP connection (MHD's socket context, set in on_connection). */
+typedef struct {
+    aios_server *srv;
+    int slot;                /* index in srv->clients, or -1 */
+} sock_ctx;
+
+/* CORS: only when the server was started with --cors ORIGIN (a browser page of another origin
+ * can otherwise not read the responses). */
+static void add_common_headers(struct MHD_Connection *c, struct MHD_Response *r) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    const sock_ctx *sc = ci ? ci->socket_context : NULL;
+    if (sc && sc->srv->cors_origin) {
+        MHD_add_response_header(r, "Access-Control-Allow-Origin", sc->srv->cors_origin);
+        MHD_add_response_header(r, "Vary", "Origin");
+    }
+}
 
 static enum MHD_Result send_text(struct MHD_Connection *c, unsigned code, char *text, size_t len, const char *type) {
     struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
@@ -82,6 +122,7 @@ static enum MHD_Result send_text(struct MHD_Connection *c, unsigned code, char *
         return MHD_NO;
     }
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+    add_common_headers(c, r);
     enum MHD_Result ret = MHD_queue_response(c, code, r);
     MHD_destroy_response(r);
     return ret;
@@ -143,6 +184,8 @@ static gen_model *find_gen(aios_server *srv, const char *name) {
     if (!name || !*name) return &srv->gens[0];
     for (size_t i = 0; i < srv->n_gens; i++)
         if (!strcmp(srv->gens[i].id, name)) return &srv->gens[i];
+    for (size_t i = 0; i < srv->n_gens; i++)
+        if (!strcmp(srv->gens[i].dir_id, name)) return &srv->gens[i];
     return NULL;
 }
 
@@ -153,6 +196,28 @@ static void model_id(const char *path, char *out, size_t n) {
     size_t b = len;
     while (b > 0 && path[b - 1] != '/') b--;
     snprintf(out, n, "%.*s", (int)(len - b), path + b);
+}
+
+/* A model's id: its alias, else config.json's "_name_or_path" (what Hugging Face names it),
+ * else its directory's last component (dir_id, which requests may use too). */
+static void config_id(const char *path, const char *alias, char *out, size_t n, char *dir_out, size_t dn) {
+    model_id(path, dir_out, dn);
+    if (alias && *alias) {
+        snprintf(out, n, "%s", alias);
+        return;
+    }
+    snprintf(out, n, "%s", dir_out);
+    char cfg[4096];
+    snprintf(cfg, sizeof cfg, "%s/config.json", path);
+    FILE *f = fopen(cfg, "rb");
+    if (!f) return;
+    char buf[1 << 16];
+    size_t len = fread(buf, 1, sizeof buf, f);
+    fclose(f);
+    cJSON *j = cJSON_ParseWithLength(buf, len);
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "_name_or_path");
+    if (cJSON_IsString(v) && v->valuestring[0] && strlen(v->valuestring) < n) snprintf(out, n, "%s", v->valuestring);
+    cJSON_Delete(j);
 }
 
 static void make_id(aios_server *srv, const char *prefix, char *out, size_t n) {
@@ -171,6 +236,9 @@ static enum MHD_Result do_health(aios_server *srv, struct MHD_Connection *c) {
     cJSON_AddBoolToObject(o, "embeddings", srv->enc != NULL);
     cJSON_AddBoolToObject(o, "memory", srv->store != NULL);
     cJSON_AddBoolToObject(o, "diffusion", srv->dm != NULL);
+    cJSON *eb = cJSON_AddObjectToObject(o, "embedding_batches");
+    cJSON_AddNumberToObject(eb, "requests", (double)atomic_load(&srv->n_embed_requests));
+    cJSON_AddNumberToObject(eb, "batches", (double)atomic_load(&srv->n_embed_batches));
     return send_json(c, MHD_HTTP_OK, o);
 }
 
@@ -196,35 +264,167 @@ static enum MHD_Result do_models(aios_server *srv, struct MHD_Connection *c) {
 
 /* ---- POST /v1/embeddings ---------------------------------------------------------------- */
 
+/* base64 of n bytes into b (RFC 4648, with padding). */
+static aios_status append_base64(aios_buf *b, const unsigned char *p, size_t n) {
+    static const char A[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char q[4];
+    for (size_t i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+        q[0] = A[v >> 18 & 63], q[1] = A[v >> 12 & 63];
+        q[2] = i + 1 < n ? A[v >> 6 & 63] : '=';
+        q[3] = i + 2 < n ? A[v & 63] : '=';
+        AIOS_TRY(aios_buf_append(b, q, 4));
+    }
+    return AIOS_OK;
+}
+
+/* Batching across clients.  Each embeddings request is a job in srv->queue.  A request thread
+ * that finds no batch running becomes the leader: it takes the queued jobs of its kind (texts or
+ * token ids), up to EMBED_BATCH_INPUTS inputs, runs them as one aios_encode_batch (the encoder
+ * sorts them by length and pads each sub-batch to its longest: one GEMM per layer for many
+ * requests instead of one each), hands every job its rows and wakes the others; the next waiting
+ * thread then leads the next batch.  Results are those of encoding each request alone: the
+ * encoder's rows are independent and padding is masked (the tests compare with `aios encode`).
+ * If a batch fails (one request's ids outside the vocabulary), its jobs are run one by one so
+ * each gets its own answer and message. */
+#define EMBED_BATCH_INPUTS 256
+
+typedef struct embed_job {
+    const aios__req *r;
+    float *out;
+    aios_status status;
+    char err[512];
+    int done;
+    struct embed_job *next;
+} embed_job;
+
+static aios_status encode_job_list(aios_server *srv, embed_job **jobs, size_t n_jobs, size_t n_in, int ids) {
+    const char **texts = NULL;
+    size_t *lens = malloc((n_in ? n_in : 1) * sizeof *lens);
+    const int32_t **idv = NULL;
+    float *out = NULL;
+    int64_t dim = aios_encoder_dim(srv->enc);
+    if (n_jobs == 1) { /* nothing to gather */
+        const aios__req *r = jobs[0]->r;
+        free(lens);
+        return ids ? aios_encode_ids(srv->enc, (const int32_t *const *)r->ids, r->ids_len, r->n_inputs, jobs[0]->out, NULL, NULL)
+                   : aios_encode_batch(srv->enc, r->text, r->text_len, r->n_inputs, jobs[0]->out, NULL, NULL);
+    }
+    if (ids) idv = malloc(n_in * sizeof *idv);
+    else texts = malloc(n_in * sizeof *texts);
+    out = malloc(n_in * (size_t)dim * sizeof *out);
+    aios_status s = AIOS_OK;
+    if (!lens || !out || (ids ? !idv : !texts)) s = aios__err(AIOS_ERR_NOMEM, "server: out of memory");
+    size_t k = 0;
+    for (size_t j = 0; s == AIOS_OK && j < n_jobs; j++)
+        for (size_t i = 0; i < jobs[j]->r->n_inputs; i++, k++) {
+            if (ids) idv[k] = jobs[j]->r->ids[i], lens[k] = jobs[j]->r->ids_len[i];
+            else texts[k] = jobs[j]->r->text[i], lens[k] = jobs[j]->r->text_len[i];
+        }
+    if (s == AIOS_OK)
+        s = ids ? aios_encode_ids(srv->enc, idv, lens, n_in, out, NULL, NULL)
+                : aios_encode_batch(srv->enc, texts, lens, n_in, out, NULL, NULL);
+    if (s == AIOS_OK) {
+        k = 0;
+        for (size_t j = 0; j < n_jobs; j++) {
+            size_t m = jobs[j]->r->n_inputs * (size_t)dim;
+            memcpy(jobs[j]->out, out + k, m * sizeof *out);
+            k += m;
+        }
+    }
+    free(texts), free(idv), free(lens), free(out);
+    return s;
+}
+
+static aios_status embed_batched(aios_server *srv, const aios__req *r, float *out) {
+    embed_job me = {r, out, AIOS_OK, "", 0, NULL};
+    pthread_mutex_lock(&srv->batch_mu);
+    if (srv->queue_tail) srv->queue_tail->next = &me;
+    else srv->queue = &me;
+    srv->queue_tail = &me;
+    while (!me.done) {
+        if (srv->batch_busy) {
+            pthread_cond_wait(&srv->batch_cv, &srv->batch_mu);
+            continue;
+        }
+        /* lead: the queued jobs of the first job's kind, in order, up to the input cap */
+        srv->batch_busy = 1;
+        embed_job *take[64];
+        size_t n_jobs = 0, n_in = 0;
+        int ids = srv->queue->r->is_ids;
+        embed_job **pp = &srv->queue;
+        while (*pp && n_jobs < AIOS_ARRAY_LEN(take)) {
+            embed_job *j = *pp;
+            if (j->r->is_ids != ids || (n_jobs && n_in + j->r->n_inputs > EMBED_BATCH_INPUTS)) {
+                pp = &j->next; /* left for a later batch */
+                continue;
+            }
+            take[n_jobs++] = j;
+            n_in += j->r->n_inputs;
+            *pp = j->next; /* unlink */
+        }
+        srv->queue_tail = NULL;
+        for (embed_job *j = srv->queue; j; j = j->next) srv->queue_tail = j;
+        pthread_mutex_unlock(&srv->batch_mu);
+        atomic_fetch_add(&srv->n_embed_batches, 1);
+        atomic_fetch_add(&srv->n_embed_requests, n_jobs);
+        pthread_mutex_lock(&srv->enc_mu);
+        aios_status s = encode_job_list(srv, take, n_jobs, n_in, ids);
+        for (size_t j = 0; j < n_jobs; j++) {
+            if (n_jobs > 1 && s != AIOS_OK) /* who was at fault: each alone */
+                take[j]->status = encode_job_list(srv, &take[j], 1, take[j]->r->n_inputs, ids);
+            else
+                take[j]->status = s;
+            if (take[j]->status != AIOS_OK) snprintf(take[j]->err, sizeof take[j]->err, "%s", aios_last_error());
+        }
+        pthread_mutex_unlock(&srv->enc_mu);
+        pthread_mutex_lock(&srv->batch_mu);
+        for (size_t j = 0; j < n_jobs; j++) take[j]->done = 1;
+        srv->batch_busy = 0;
+        pthread_cond_broadcast(&srv->batch_cv);
+    }
+    pthread_mutex_unlock(&srv->batch_mu);
+    if (me.status != AIOS_OK) aios__err(me.status, "%s", me.err); /* the message in this thread */
+    return me.status;
+}
+
 static enum MHD_Result do_embeddings(aios_server *srv, struct MHD_Connection *c, aios__req *r) {
     if (!srv->enc) return send_error(c, 404, "model_not_found", "model", "no embedding model (start with --embedding-model DIR)");
-    if (r->model && strcmp(r->model, srv->enc_id))
+    if (r->model && strcmp(r->model, srv->enc_id) && strcmp(r->model, srv->enc_dir_id))
         return send_error(c, 404, "model_not_found", "model", "model '%s' is not the embedding model '%s'", r->model, srv->enc_id);
     int64_t dim = aios_encoder_dim(srv->enc);
+    if (r->dimensions && r->dimensions != dim)
+        return send_error(c, 400, "invalid_value", "dimensions", "dimensions: the model gives %lld; it cannot give %lld",
+                          (long long)dim, (long long)r->dimensions);
+    /* bounded work: each input costs at most the encoder's token limit (texts: their bytes + 2
+     * special tokens, an upper bound of their token count) */
+    int64_t maxlen = aios_encoder_max_length(srv->enc);
+    uint64_t bound = 0;
+    for (size_t i = 0; i < r->n_inputs; i++) {
+        uint64_t n = r->is_ids ? r->ids_len[i] : r->text_len[i] + 2;
+        bound += maxlen > 0 && n > (uint64_t)maxlen ? (uint64_t)maxlen : n;
+    }
+    if (bound > (uint64_t)srv->max_embedding_tokens)
+        return send_error(c, 400, "request_too_large", "input",
+                          "input: up to %llu tokens exceed the server's max_embedding_tokens cap of %lld (--max-embedding-tokens)",
+                          (unsigned long long)bound, (long long)srv->max_embedding_tokens);
     uint64_t nfl;
     if (!aios__mul_ok(r->n_inputs, (uint64_t)dim, &nfl) || nfl > (1ull << 32))
         return send_error(c, 400, "invalid_value", "input", "input: too many inputs");
     float *out = malloc((size_t)nfl * sizeof *out + 1);
     if (!out) return send_error(c, 500, "internal_error", NULL, "out of memory");
-    pthread_mutex_lock(&srv->enc_mu);
-    aios_status s = r->is_ids ? aios_encode_ids(srv->enc, (const int32_t *const *)r->ids, r->ids_len, r->n_inputs, out, NULL, NULL)
-                              : aios_encode_batch(srv->enc, r->text, r->text_len, r->n_inputs, out, NULL, NULL);
-    pthread_mutex_unlock(&srv->enc_mu);
+    aios_status s = embed_batched(srv, r, out);
     if (s != AIOS_OK) {
         free(out);
         return send_status(c, s, "embeddings");
     }
-    /* usage: tokens the encoder saw (with special tokens, after truncation) */
+    /* usage: tokens the encoder saw (with special tokens, after truncation, without the padding
+     * a tokenizer.json may ask for: MiniLM's pads every text to 128) */
     uint64_t tokens = 0;
-    int64_t maxlen = aios_encoder_max_length(srv->enc);
     for (size_t i = 0; i < r->n_inputs; i++) {
         size_t n = 0;
         if (r->is_ids) n = r->ids_len[i];
-        else if (srv->enc_tok) {
-            aios_encoding *e = NULL;
-            if (aios_tokenizer_encode(srv->enc_tok, r->text[i], r->text_len[i], NULL, &e) == AIOS_OK) n = e->n;
-            aios_encoding_free(e);
-        }
+        else if (aios__encode_token_count(srv->enc, r->text[i], r->text_len[i], &n) != AIOS_OK) aios_clear_error();
         tokens += maxlen > 0 && n > (size_t)maxlen ? (size_t)maxlen : n;
     }
     /* written by hand: %.9g round-trips a float32 and is several times faster than cJSON */
@@ -232,9 +432,25 @@ static enum MHD_Result do_embeddings(aios_server *srv, struct MHD_Connection *c,
     char num[64];
     s = append_str(&b, "{\"object\":\"list\",\"data\":[");
     for (size_t i = 0; s == AIOS_OK && i < r->n_inputs; i++) {
-        snprintf(num, sizeof num, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":[", i ? "," : "", i);
+        snprintf(num, sizeof num, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":%s", i ? "," : "", i,
+                 r->base64 ? "\"" : "[");
         s = append_str(&b, num);
         const float *e = out + i * (size_t)dim;
+        if (r->base64) { /* little-endian float32, as OpenAI sends it */
+            unsigned char le[4 * 48]; /* 48 floats = 192 bytes, a multiple of 3: no '=' inside */
+            for (int64_t k0 = 0; s == AIOS_OK && k0 < dim; k0 += 48) {
+                int64_t kn = dim - k0 < 48 ? dim - k0 : 48;
+                for (int64_t k = 0; k < kn; k++) {
+                    uint32_t u;
+                    memcpy(&u, &e[k0 + k], 4);
+                    le[4 * k] = (unsigned char)u, le[4 * k + 1] = (unsigned char)(u >> 8);
+                    le[4 * k + 2] = (unsigned char)(u >> 16), le[4 * k + 3] = (unsigned char)(u >> 24);
+                }
+                s = append_base64(&b, le, (size_t)kn * 4);
+            }
+            if (s == AIOS_OK) s = append_str(&b, "\"}");
+            continue;
+        }
         for (int64_t k = 0; s == AIOS_OK && k < dim; k++) {
             int n = isfinite(e[k]) ? snprintf(num, sizeof num, "%s%.9g", k ? "," : "", (double)e[k])
                                    : snprintf(num, sizeof num, "%snull", k ? "," : "");
@@ -328,6 +544,64 @@ typedef struct {
     int sent_role;
 } stream;
 
+/* True when the peer of the connection has closed it (a zero-byte read, or a reset): work for
+ * it can stop.  A pipelined next request (bytes waiting) is not a close. */
+static int client_gone(struct MHD_Connection *c) {
+    const union MHD_ConnectionInfo *ci = c ? MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD) : NULL;
+    if (!ci) return 0;
+    char b;
+    ssize_t n = recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+typedef struct {
+    aios_server *srv;
+    struct MHD_Connection *c;
+    unsigned n;
+} watch;
+
+/* on_token of a non-streamed request: stop when the client left or the server stops (checked
+ * every 4 tokens: a recv() per token is measurable on tiny models). */
+static int watch_token(void *user, int32_t id, const char *text, size_t len) {
+    watch *w = user;
+    if (atomic_load(&w->srv->stopping)) return 1;
+    return (w->n++ & 3) == 0 && client_gone(w->c);
+}
+
+/* Bounded work and context: the prompt is tokenized first (under the model's lock) so a prompt
+ * the context cannot hold gets the same 400 whether streamed or not, and prompt + max_tokens is
+ * held to the server's cap. */
+static enum MHD_Result check_prompt(aios_server *srv, struct MHD_Connection *c, gen_model *m, const aios__req *r, int chat,
+                                    int *ok) {
+    *ok = 0;
+    size_t n = r->n_prompt_ids;
+    char *text = NULL;
+    pthread_mutex_lock(&m->mu);
+    aios_status s = chat ? chat_text(m, r, &text) : AIOS_OK;
+    if (s == AIOS_OK && !r->prompt_ids) {
+        int32_t *ids = NULL;
+        s = aios_generator_tokenize(m->g, chat ? text : r->prompt, 1, &ids, &n);
+        free(ids);
+    }
+    int64_t n_ctx = aios_generator_n_ctx(m->g);
+    enum MHD_Result ret = MHD_YES;
+    if (s != AIOS_OK) ret = send_status(c, s, "prompt");
+    pthread_mutex_unlock(&m->mu);
+    free(text);
+    if (s != AIOS_OK) return ret;
+    int64_t want = (int64_t)n + (r->max_tokens > 0 ? r->max_tokens : (chat ? 256 : 16));
+    if (n_ctx > 0 && (int64_t)n >= n_ctx)
+        return send_error(c, 400, "context_length_exceeded", chat ? "messages" : "prompt",
+                          "%s: %zu tokens do not fit the model's context of %lld tokens", chat ? "messages" : "prompt", n,
+                          (long long)n_ctx);
+    if (want > srv->max_generation_tokens)
+        return send_error(c, 400, "request_too_large", "max_tokens",
+                          "max_tokens: prompt (%zu tokens) + max_tokens = %lld exceeds the server's max_generation_tokens cap "
+                          "of %lld (--max-generation-tokens)", n, (long long)want, (long long)srv->max_generation_tokens);
+    *ok = 1;
+    return MHD_YES;
+}
+
 /* Appends `data: <json>\n\n` (deletes j). */
 static void sse_push(stream *st, cJSON *j) {
     char *s = cJSON_PrintUnformatted(j);
@@ -393,8 +667,14 @@ static void *stream_main(void *arg) {
     pthread_mutex_unlock(&st->m->mu);
     if (s == AIOS_OK || s == AIOS_ERR_CANCELLED) {
         cJSON *last = chunk(st, NULL, 0, finish_reason(res.stop));
-        cJSON_AddItemToObject(last, "usage", usage_json(res.n_prompt, res.n_ids - res.n_prompt));
+        if (!st->req.include_usage) cJSON_AddItemToObject(last, "usage", usage_json(res.n_prompt, res.n_ids - res.n_prompt));
         sse_push(st, last);
+        if (st->req.include_usage) { /* OpenAI: a last chunk with empty choices and the usage */
+            cJSON *u = gen_envelope(st->id, st->chat ? "chat.completion.chunk" : "text_completion", st->created, st->m->id);
+            cJSON_AddArrayToObject(u, "choices");
+            cJSON_AddItemToObject(u, "usage", usage_json(res.n_prompt, res.n_ids - res.n_prompt));
+            sse_push(st, u);
+        }
     } else {
         int client = s == AIOS_ERR_RANGE || s == AIOS_ERR_INVALID_ARG || s == AIOS_ERR_ENCODING;
         sse_push(st, error_json(client ? "invalid_request_error" : "server_error", client ? "invalid_value" : "internal_error",
@@ -450,6 +730,9 @@ static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, a
         if (!srv->n_gens) return send_error(c, 404, "model_not_found", "model", "no generation model (start with --model DIR)");
         return send_error(c, 404, "model_not_found", "model", "model '%s' does not exist", r->model);
     }
+    int ok;
+    enum MHD_Result pre = check_prompt(srv, c, m, r, chat, &ok);
+    if (!ok) return pre;
     char id[64];
     make_id(srv, chat ? "chatcmpl-" : "cmpl-", id, sizeof id);
     time_t created = time(NULL);
@@ -473,11 +756,15 @@ static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, a
         st->started = 1;
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+        add_common_headers(c, resp);
         enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
         MHD_destroy_response(resp);
         return ret;
     }
     aios_generate_params p = gen_params(r, srv, chat);
+    watch w = {srv, c, 0};
+    p.on_token = watch_token;
+    p.user = &w;
     aios_generate_result res;
     memset(&res, 0, sizeof res);
     char *prompt = NULL;
@@ -518,7 +805,9 @@ static cJSON *memory_json(const aios_memory *m, int with_embedding) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "id", m->memory_id ? m->memory_id : "");
     cJSON_AddStringToObject(o, "object", "memory");
-    cJSON_AddNumberToObject(o, "timestamp", (double)m->timestamp_us);
+    char ts[32]; /* an integer always: a double prints 1.79619313414325e+15 */
+    snprintf(ts, sizeof ts, "%lld", (long long)m->timestamp_us);
+    cJSON_AddRawToObject(o, "timestamp", ts);
     if (m->content) cJSON_AddStringToObject(o, "content", m->content);
     else cJSON_AddNullToObject(o, "content");
     if (m->has_metadata) {
@@ -619,6 +908,103 @@ static enum MHD_Result do_memory_get(aios_server *srv, struct MHD_Connection *c,
     return ret;
 }
 
+/* GET /v1/memories?limit=N&after=CURSOR: live memories in storage order, a page at a time
+ * (OpenAI's list shape plus "next": the cursor of the next page, null at the end). */
+static enum MHD_Result do_memory_list(aios_server *srv, struct MHD_Connection *c) {
+    if (!srv->store) return no_store(c);
+    const char *lim = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "limit");
+    const char *aft = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "after");
+    long long limit = 20, cursor = 0;
+    char *end;
+    if (lim && (limit = strtoll(lim, &end, 10), !*lim || *end || limit < 1 || limit > 1000))
+        return send_error(c, 400, "invalid_value", "limit", "limit: expected an integer in [1, 1000]");
+    if (aft && (cursor = strtoll(aft, &end, 10), !*aft || *end || cursor < 0))
+        return send_error(c, 400, "invalid_value", "after", "after: expected the \"next\" cursor of the previous page");
+    int with_emb = 0;
+    const char *ie = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "include_embedding");
+    if (ie) with_emb = !strcmp(ie, "true") || !strcmp(ie, "1");
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "object", "list");
+    cJSON *arr = cJSON_AddArrayToObject(o, "data");
+    pthread_mutex_lock(&srv->store_mu);
+    int64_t cur = cursor;
+    aios_status s = AIOS_OK;
+    long long n = 0;
+    aios_memory m;
+    while (n < limit && (s = aios_store_next(srv->store, &cur, &m)) == AIOS_OK) {
+        cJSON_AddItemToArray(arr, memory_json(&m, with_emb));
+        n++;
+    }
+    int64_t probe = cur;
+    int more = s == AIOS_OK && aios_store_next(srv->store, &probe, &m) == AIOS_OK;
+    if (s == AIOS_ERR_NOT_FOUND) s = AIOS_OK;
+    pthread_mutex_unlock(&srv->store_mu);
+    if (s != AIOS_OK) {
+        cJSON_Delete(o);
+        return send_status(c, s, "memory list");
+    }
+    cJSON_AddBoolToObject(o, "has_more", more);
+    if (more) {
+        char nx[32];
+        snprintf(nx, sizeof nx, "%lld", (long long)cur);
+        cJSON_AddStringToObject(o, "next", nx);
+    } else {
+        cJSON_AddNullToObject(o, "next");
+    }
+    return send_json(c, MHD_HTTP_OK, o);
+}
+
+/* POST /v1/memories/{id}: changes the fields given (content, embedding, timestamp, metadata),
+ * keeps the others; new content without an embedding is embedded again. */
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+static enum MHD_Result do_memory_update(aios_server *srv, struct MHD_Connection *c, const char *id, aios__req *r) {
+    if (!srv->store) return no_store(c);
+    if (!*id || strlen(id) >= AIOS_MEMORY_ID_MAX) return send_error(c, 404, "not_found", "id", "memory '%.300s' not found", id);
+    if (r->content && !r->embedding && srv->enc) {
+        aios_status s = embed_text(srv, r->content, &r->embedding, &r->dim);
+        if (s != AIOS_OK) return send_status(c, s, "embedding");
+    }
+    pthread_mutex_lock(&srv->store_mu);
+    aios_memory old;
+    aios_status s = aios_store_get(srv->store, id, &old);
+    enum MHD_Result ret;
+    if (s == AIOS_ERR_NOT_FOUND) {
+        pthread_mutex_unlock(&srv->store_mu);
+        return send_error(c, 404, "not_found", "id", "memory '%s' not found", id);
+    }
+    if (s != AIOS_OK) {
+        ret = send_status(c, s, "memory update");
+        pthread_mutex_unlock(&srv->store_mu);
+        return ret;
+    }
+    /* the old values live in the store until its next write: copy what is kept */
+    char *content = r->content ? NULL : dup_or_null(old.content);
+    char *cat = r->has_metadata ? NULL : dup_or_null(old.category), *src = r->has_metadata ? NULL : dup_or_null(old.source);
+    float *emb = NULL;
+    if (!r->embedding && old.embedding && old.dim > 0 && (emb = malloc((size_t)old.dim * sizeof *emb)))
+        memcpy(emb, old.embedding, (size_t)old.dim * sizeof *emb);
+    aios_memory m = old;
+    m.memory_id = id;
+    if (r->content) m.content = r->content;
+    else m.content = content;
+    if (r->embedding) m.embedding = r->embedding, m.dim = r->dim;
+    else m.embedding = emb;
+    if (r->timestamp_us != AIOS_TIMESTAMP_NOW) m.timestamp_us = r->timestamp_us;
+    if (r->has_metadata) {
+        m.has_metadata = 1, m.category = r->category, m.source = r->source;
+        m.has_quality = r->has_quality, m.quality_score = r->quality_score;
+    } else {
+        m.category = cat, m.source = src;
+    }
+    s = aios_store_update(srv->store, &m);
+    if (s == AIOS_OK) s = aios_store_get(srv->store, id, &old);
+    ret = s == AIOS_OK ? send_json(c, MHD_HTTP_OK, memory_json(&old, 0)) : send_status(c, s, "memory update");
+    pthread_mutex_unlock(&srv->store_mu);
+    free(content), free(cat), free(src), free(emb);
+    return ret;
+}
+
 static enum MHD_Result do_memory_search(aios_server *srv, struct MHD_Connection *c, aios__req *r) {
     if (!srv->store) return no_store(c);
     if (!r->embedding) {
@@ -686,7 +1072,7 @@ static cJSON *ids_json(const int32_t *ids, int64_t n) {
 
 static enum MHD_Result do_diffuse(aios_server *srv, struct MHD_Connection *c, aios__req *r) {
     if (!srv->dm) return send_error(c, 404, "model_not_found", "model", "no diffusion model (start with --diffusion-model DIR)");
-    if (r->model && strcmp(r->model, srv->dm_id))
+    if (r->model && strcmp(r->model, srv->dm_id) && strcmp(r->model, srv->dm_dir_id))
         return send_error(c, 404, "model_not_found", "model", "model '%s' is not the diffusion model '%s'", r->model, srv->dm_id);
     if ((r->prompt || r->suffix) && !srv->dm_tok)
         return send_error(c, 400, "invalid_value", "prompt", "the diffusion model has no tokenizer.json: send prompt_ids / suffix_ids");
@@ -696,6 +1082,13 @@ static enum MHD_Result do_diffuse(aios_server *srv, struct MHD_Connection *c, ai
     if (r->suffix && (s = tokenize(srv->dm_tok, r->suffix, 0, &r->suffix_ids, &r->n_suffix_ids)) != AIOS_OK)
         return send_status(c, s, "suffix");
     if (!r->n_prompt_ids) return send_error(c, 400, "invalid_value", "prompt", "prompt: no tokens");
+    {
+        int64_t steps = r->steps ? r->steps : r->gen_length, work = r->gen_length * steps;
+        if (work > srv->max_diffusion_work)
+            return send_error(c, 400, "request_too_large", "steps",
+                              "steps: gen_length x steps = %lld exceeds the server's max_diffusion_work cap of %lld "
+                              "(--max-diffusion-work)", (long long)work, (long long)srv->max_diffusion_work);
+    }
     aios_diffuse_params p = aios_diffuse_default_params();
     p.gen_length = r->gen_length;
     p.steps = (int)(r->steps ? r->steps : r->gen_length);
@@ -753,9 +1146,106 @@ static enum MHD_Result do_diffuse(aios_server *srv, struct MHD_Connection *c, ai
 typedef struct {
     aios_buf body;
     int too_big;
+    int counted;             /* holds a request slot (srv->n_active, its client's count) */
+    int slot;
 } conn_ctx;
 
-static enum MHD_Result with_body(aios_server *srv, struct MHD_Connection *c, conn_ctx *cx, aios__req_kind kind) {
+/* Constant-time comparison of the request's bearer token with the key (no early exit on the
+ * first differing byte: the time does not tell an attacker how much of a guess was right). */
+static int key_ok(const aios_server *srv, struct MHD_Connection *c) {
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncasecmp(h, "Bearer ", 7)) return 0;
+    h += 7;
+    size_t n = strlen(h);
+    unsigned char diff = (unsigned char)(n != srv->api_key_len);
+    for (size_t i = 0; i < srv->api_key_len; i++) diff |= (unsigned char)(srv->api_key[i] ^ (i < n ? h[i] : 0));
+    return diff == 0;
+}
+
+/* DNS rebinding: a page on evil.example whose name resolves to 127.0.0.1 sends its requests to
+ * a loopback server with "Host: evil.example".  On a loopback bind only loopback names pass. */
+static int host_ok(struct MHD_Connection *c) {
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+    if (!h) return 1; /* HTTP/1.0 without Host: not a browser */
+    char name[256];
+    size_t n = strlen(h);
+    if (n >= sizeof name) return 0;
+    memcpy(name, h, n + 1);
+    if (name[0] == '[') { /* [v6]:port */
+        char *e = strchr(name, ']');
+        if (!e) return 0;
+        *e = 0;
+        memmove(name, name + 1, strlen(name + 1) + 1);
+    } else {
+        char *colon = strchr(name, ':');
+        if (colon) *colon = 0;
+    }
+    if (!strcasecmp(name, "localhost") || !strcasecmp(name, "localhost.")) return 1;
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, name, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+    if (inet_pton(AF_INET6, name, &a6) == 1) return IN6_IS_ADDR_LOOPBACK(&a6);
+    return 0;
+}
+
+static int is_json(struct MHD_Connection *c) {
+    const char *t = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+    if (!t) return 0;
+    while (*t == ' ') t++;
+    return !strncasecmp(t, "application/json", 16) && (!t[16] || t[16] == ';' || t[16] == ' ');
+}
+
+static int same_addr(const struct sockaddr_storage *a, const struct sockaddr *b) {
+    if (a->ss_family != b->sa_family) return 0;
+    if (b->sa_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr == ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+    if (b->sa_family == AF_INET6)
+        return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr, &((const struct sockaddr_in6 *)b)->sin6_addr, 16);
+    return 0;
+}
+
+/* Takes a request slot: at most max_requests at once (GET /health always passes: it is how a
+ * supervisor sees the server is alive under load) and max_per_client per client address.
+ * 0 = refused (the caller answers 503). */
+static int take_slot(aios_server *srv, struct MHD_Connection *c, conn_ctx *cx, int health) {
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+    int ok = 0;
+    pthread_mutex_lock(&srv->conn_mu);
+    int slot = -1, free_slot = -1;
+    for (int i = 0; sa && i < (int)AIOS_ARRAY_LEN(srv->clients); i++) {
+        if (srv->clients[i].n && same_addr(&srv->clients[i].addr, sa)) slot = i;
+        else if (!srv->clients[i].n && free_slot < 0) free_slot = i;
+    }
+    if (health) ok = 1;
+    else if (srv->n_active >= srv->max_requests) ok = 0;
+    else if (slot >= 0) ok = srv->clients[slot].n < srv->max_per_client;
+    else ok = 1;
+    if (ok && !health) {
+        if (slot < 0 && free_slot >= 0 && sa) {
+            slot = free_slot;
+            memset(&srv->clients[slot].addr, 0, sizeof srv->clients[slot].addr);
+            memcpy(&srv->clients[slot].addr, sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+        }
+        if (slot >= 0) srv->clients[slot].n++;
+        srv->n_active++;
+        cx->counted = 1;
+        cx->slot = slot;
+    }
+    pthread_mutex_unlock(&srv->conn_mu);
+    return ok;
+}
+
+static void give_slot(aios_server *srv, conn_ctx *cx) {
+    if (!cx->counted) return;
+    pthread_mutex_lock(&srv->conn_mu);
+    srv->n_active--;
+    if (cx->slot >= 0) srv->clients[cx->slot].n--;
+    pthread_mutex_unlock(&srv->conn_mu);
+    cx->counted = 0;
+}
+
+static enum MHD_Result with_body(aios_server *srv, struct MHD_Connection *c, conn_ctx *cx, aios__req_kind kind, const char *id) {
     aios__req r;
     const char *param = "";
     aios_status s = aios__req_parse(kind, (const char *)cx->body.data, cx->body.len, &r, &param);
@@ -767,6 +1257,7 @@ static enum MHD_Result with_body(aios_server *srv, struct MHD_Connection *c, con
     case AIOS__REQ_COMPLETION: ret = do_generate(srv, c, &r, 0); break;
     case AIOS__REQ_CHAT: ret = do_generate(srv, c, &r, 1); break;
     case AIOS__REQ_MEMORY_ADD: ret = do_memory_add(srv, c, &r); break;
+    case AIOS__REQ_MEMORY_UPDATE: ret = do_memory_update(srv, c, id, &r); break;
     case AIOS__REQ_MEMORY_SEARCH: ret = do_memory_search(srv, c, &r); break;
     default: ret = do_diffuse(srv, c, &r); break;
     }
@@ -778,9 +1269,49 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                               const char *version, const char *upload_data, size_t *upload_size, void **con_cls) {
     aios_server *srv = cls;
     conn_ctx *cx = *con_cls;
-    if (!cx) { /* first call: headers only */
+    int get = !strcmp(method, "GET"), post = !strcmp(method, "POST"), del = !strcmp(method, "DELETE");
+    int health = get && !strcmp(url, "/health");
+    if (!cx) { /* first call: headers only.  What the headers decide is answered before any body is read. */
         if (!(cx = calloc(1, sizeof *cx))) return MHD_NO;
+        cx->slot = -1;
         *con_cls = cx;
+        if (srv->loopback && !host_ok(c))
+            return send_error(c, 403, "forbidden_host", NULL,
+                              "Host header names no loopback address: refused on a loopback bind (DNS rebinding)");
+        if (!strcmp(method, "OPTIONS") && srv->cors_origin) { /* CORS preflight */
+            struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+            if (!r) return MHD_NO;
+            add_common_headers(c, r);
+            MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
+            MHD_add_response_header(r, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+            MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+            enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_NO_CONTENT, r);
+            MHD_destroy_response(r);
+            return ret;
+        }
+        if (srv->api_key && !health && !key_ok(srv, c)) {
+            struct MHD_Response *r = NULL;
+            char *t = NULL;
+            cJSON *j = error_json("invalid_request_error", "invalid_api_key", NULL,
+                                  "missing or wrong API key: send \"Authorization: Bearer KEY\"");
+            t = cJSON_PrintUnformatted(j);
+            cJSON_Delete(j);
+            if (t) r = MHD_create_response_from_buffer(strlen(t), t, MHD_RESPMEM_MUST_FREE);
+            if (!r) {
+                free(t);
+                return MHD_NO;
+            }
+            MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+            MHD_add_response_header(r, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
+            add_common_headers(c, r);
+            enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_UNAUTHORIZED, r);
+            MHD_destroy_response(r);
+            return ret;
+        }
+        if (post && !is_json(c))
+            return send_error(c, 415, "unsupported_media_type", NULL, "POST %.256s: Content-Type must be application/json", url);
+        if (!take_slot(srv, c, cx, health))
+            return send_error(c, 503, "server_busy", NULL, "server busy: too many requests in flight; retry later");
         return MHD_YES;
     }
     if (*upload_size) {
@@ -795,11 +1326,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     }
     if (cx->too_big)
         return send_error(c, 413, "request_too_large", NULL, "request body larger than %zu bytes", srv->max_body);
-    int get = !strcmp(method, "GET"), post = !strcmp(method, "POST"), del = !strcmp(method, "DELETE");
     struct { const char *path; int method_ok; int kind; } routes[] = {
-        {"/health", get, -1}, {"/v1/models", get, -2},
+        {"/health", get, -1}, {"/v1/models", get, -2}, {"/v1/memories", get || post, -3},
         {"/v1/embeddings", post, AIOS__REQ_EMBEDDINGS}, {"/v1/completions", post, AIOS__REQ_COMPLETION},
-        {"/v1/chat/completions", post, AIOS__REQ_CHAT}, {"/v1/memories", post, AIOS__REQ_MEMORY_ADD},
+        {"/v1/chat/completions", post, AIOS__REQ_CHAT},
         {"/v1/memories/search", post, AIOS__REQ_MEMORY_SEARCH}, {"/v1/diffuse", post, AIOS__REQ_DIFFUSE},
     };
     for (size_t i = 0; i < AIOS_ARRAY_LEN(routes); i++) {
@@ -807,10 +1337,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (!routes[i].method_ok) return send_error(c, 405, "method_not_allowed", NULL, "%s %s: method not allowed", method, url);
         if (routes[i].kind == -1) return do_health(srv, c);
         if (routes[i].kind == -2) return do_models(srv, c);
-        return with_body(srv, c, cx, (aios__req_kind)routes[i].kind);
+        if (routes[i].kind == -3) return get ? do_memory_list(srv, c) : with_body(srv, c, cx, AIOS__REQ_MEMORY_ADD, NULL);
+        return with_body(srv, c, cx, (aios__req_kind)routes[i].kind, NULL);
     }
     static const char mem[] = "/v1/memories/";
     if (!strncmp(url, mem, sizeof mem - 1) && url[sizeof mem - 1]) {
+        if (post) return with_body(srv, c, cx, AIOS__REQ_MEMORY_UPDATE, url + sizeof mem - 1);
         if (!get && !del) return send_error(c, 405, "method_not_allowed", NULL, "%s %s: method not allowed", method, url);
         return do_memory_get(srv, c, url + sizeof mem - 1, del);
     }
@@ -820,9 +1352,21 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
     conn_ctx *cx = *con_cls;
     if (!cx) return;
+    give_slot(cls, cx);
     aios_buf_free(&cx->body);
     free(cx);
     *con_cls = NULL;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context, enum MHD_ConnectionNotificationCode code) {
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        sock_ctx *sc = calloc(1, sizeof *sc);
+        if (sc) sc->srv = cls, sc->slot = -1;
+        *socket_context = sc;
+    } else {
+        free(*socket_context);
+        *socket_context = NULL;
+    }
 }
 
 /* ---- lifetime ----------------------------------------------------------------------------- */
@@ -844,6 +1388,11 @@ aios_status aios_server_start(const aios_server_params *params, aios_server **ou
     if (p.port < 0 || p.port > 65535) return aios__err(AIOS_ERR_INVALID_ARG, "server: port %d outside [0, 65535]", p.port);
     if (!p.max_body) p.max_body = 16u << 20;
     if (p.max_connections <= 0) p.max_connections = 64;
+    if (p.timeout_s <= 0) p.timeout_s = 30;
+    if (p.max_per_client <= 0) p.max_per_client = 16;
+    if (p.max_embedding_tokens <= 0) p.max_embedding_tokens = 1 << 20;
+    if (p.max_generation_tokens <= 0) p.max_generation_tokens = 1 << 16;
+    if (p.max_diffusion_work <= 0) p.max_diffusion_work = 1 << 20;
     if (p.n_models && !p.models) return aios__err(AIOS_ERR_INVALID_ARG, "server: NULL model list");
 
     struct sockaddr_in a4;
@@ -868,7 +1417,21 @@ aios_status aios_server_start(const aios_server_params *params, aios_server **ou
     pthread_mutex_init(&srv->enc_mu, NULL);
     pthread_mutex_init(&srv->store_mu, NULL);
     pthread_mutex_init(&srv->dm_mu, NULL);
+    pthread_mutex_init(&srv->conn_mu, NULL);
+    pthread_mutex_init(&srv->batch_mu, NULL);
+    pthread_cond_init(&srv->batch_cv, NULL);
     srv->max_body = p.max_body;
+    srv->max_requests = p.max_connections;
+    srv->max_per_client = p.max_per_client;
+    srv->max_embedding_tokens = p.max_embedding_tokens;
+    srv->max_generation_tokens = p.max_generation_tokens;
+    srv->max_diffusion_work = p.max_diffusion_work;
+    srv->loopback = v6 ? IN6_IS_ADDR_LOOPBACK(&a6.sin6_addr) : (ntohl(a4.sin_addr.s_addr) >> 24) == 127;
+    if (p.api_key && *p.api_key) {
+        srv->api_key = strdup(p.api_key);
+        srv->api_key_len = strlen(p.api_key);
+    }
+    if (p.cors_origin && *p.cors_origin) srv->cors_origin = strdup(p.cors_origin);
     srv->created = time(NULL);
     aios_status s = AIOS_OK;
     if (p.n_models && !(srv->gens = calloc(p.n_models, sizeof *srv->gens))) s = aios__err(AIOS_ERR_NOMEM, "server: out of memory");
@@ -876,32 +1439,30 @@ aios_status aios_server_start(const aios_server_params *params, aios_server **ou
     gp.n_threads = p.n_threads;
     for (size_t i = 0; s == AIOS_OK && i < p.n_models; i++) {
         gen_model *m = &srv->gens[i];
-        model_id(p.models[i], m->id, sizeof m->id);
+        config_id(p.models[i], p.aliases ? p.aliases[i] : NULL, m->id, sizeof m->id, m->dir_id, sizeof m->dir_id);
         for (size_t j = 0; j < i; j++)
             if (!strcmp(srv->gens[j].id, m->id)) snprintf(m->id, sizeof m->id, "%.200s-%zu", srv->gens[j].id, i);
         s = aios_generator_open(p.models[i], &gp, &m->g);
-        if (s != AIOS_OK) {
-            s = aios__err_prefix(s, "server: model %s", p.models[i]);
-            break;
-        }
+        if (s != AIOS_OK) break; /* the message names the path */
         pthread_mutex_init(&m->mu, NULL);
         srv->n_gens++;
     }
     if (s == AIOS_OK && p.embedding_model) {
         aios_encoder_params ep = aios_encoder_default_params();
         ep.n_threads = p.n_threads;
-        model_id(p.embedding_model, srv->enc_id, sizeof srv->enc_id);
+        config_id(p.embedding_model, p.embedding_alias, srv->enc_id, sizeof srv->enc_id, srv->enc_dir_id, sizeof srv->enc_dir_id);
         s = aios_encoder_open(p.embedding_model, &ep, &srv->enc);
-        if (s != AIOS_OK) s = aios__err_prefix(s, "server: embedding model %s", p.embedding_model);
-        else if (aios_tokenizer_load(p.embedding_model, &srv->enc_tok) != AIOS_OK) srv->enc_tok = NULL; /* usage only */
-        aios_clear_error();
+        if (s != AIOS_OK) s = aios__err_prefix(s, "embedding model");
     }
     if (s == AIOS_OK && p.diffusion_model) {
-        model_id(p.diffusion_model, srv->dm_id, sizeof srv->dm_id);
+        config_id(p.diffusion_model, p.diffusion_alias, srv->dm_id, sizeof srv->dm_id, srv->dm_dir_id, sizeof srv->dm_dir_id);
         s = aios_diffusion_model_open(p.diffusion_model, &srv->dm);
-        if (s != AIOS_OK) s = aios__err_prefix(s, "server: diffusion model %s", p.diffusion_model);
-        else if (aios_tokenizer_load(p.diffusion_model, &srv->dm_tok) != AIOS_OK) srv->dm_tok = NULL; /* ids only */
-        aios_clear_error();
+        if (s != AIOS_OK) {
+            s = aios__err_prefix(s, "diffusion model");
+        } else if (aios_tokenizer_load(p.diffusion_model, &srv->dm_tok) != AIOS_OK) {
+            srv->dm_tok = NULL; /* ids only */
+            aios_clear_error();
+        }
     }
     if (s == AIOS_OK && p.store_dir) {
         aios_store_params sp = aios_store_default_params();
@@ -911,15 +1472,19 @@ aios_status aios_server_start(const aios_server_params *params, aios_server **ou
         sp.embed = embed_cb;
         sp.embed_user = srv;
         s = aios_store_open(p.store_dir, &sp, &srv->store);
-        if (s != AIOS_OK) s = aios__err_prefix(s, "server: store %s", p.store_dir);
+        if (s != AIOS_OK) s = aios__err_prefix(s, "store");
     }
     if (s == AIOS_OK) {
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | (v6 ? MHD_USE_IPv6 : 0);
         const struct sockaddr *sa = v6 ? (const struct sockaddr *)&a6 : (const struct sockaddr *)&a4;
         srv->d = MHD_start_daemon(flags, (uint16_t)p.port, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR, sa,
-                                  MHD_OPTION_NOTIFY_COMPLETED, completed, srv, MHD_OPTION_CONNECTION_LIMIT,
-                                  (unsigned)p.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
-                                  MHD_OPTION_END);
+                                  MHD_OPTION_NOTIFY_COMPLETED, completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+                                  srv,
+                                  /* connections past the request cap still get their clean 503 (and
+                                     /health its answer); only beyond this do new ones wait in the
+                                     kernel's backlog */
+                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned)p.max_connections + 32u,
+                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)p.timeout_s, MHD_OPTION_END);
         if (!srv->d) {
             s = aios__err(AIOS_ERR_IO, "server: cannot listen on %s:%d (address in use or not available)", p.host, p.port);
         } else {
@@ -948,11 +1513,15 @@ void aios_server_stop(aios_server *srv) {
     free(srv->gens);
     aios_store_close(srv->store);
     aios_encoder_free(srv->enc);
-    aios_tokenizer_free(srv->enc_tok);
     aios_diffusion_model_free(srv->dm);
     aios_tokenizer_free(srv->dm_tok);
     pthread_mutex_destroy(&srv->dm_mu);
     pthread_mutex_destroy(&srv->enc_mu);
     pthread_mutex_destroy(&srv->store_mu);
+    pthread_mutex_destroy(&srv->conn_mu);
+    pthread_mutex_destroy(&srv->batch_mu);
+    pthread_cond_destroy(&srv->batch_cv);
+    free(srv->api_key);
+    free(srv->cors_origin);
     free(srv);
 }

@@ -5,7 +5,8 @@
  * length, nesting limited by cJSON), then each field the route knows is checked for type and
  * range before anything reaches an engine.  Unknown fields are ignored (OpenAI clients send
  * many: "user", "n" = 1, "logprobs" = null ...) except those whose meaning we cannot honour
- * ("n" > 1, "echo" true, "suffix"), which are rejected rather than silently dropped.
+ * ("n" > 1, "echo" true, "suffix", "tools", "response_format" other than text, "logprobs",
+ * content parts other than text), which get a 400 naming the field rather than being dropped.
  * Numbers that must be integers are checked to be finite, integral and in range before any cast.
  * The shapes follow the OpenAI API reference (embeddings, completions, chat completions).
  */
@@ -167,9 +168,10 @@ static aios_status parse_embeddings(const cJSON *root, aios__req *r, const char 
     }
     const char *fmt = NULL;
     AIOS_TRY(opt_string(root, "encoding_format", param, &fmt));
-    if (fmt && strcmp(fmt, "float"))
-        return BAD("encoding_format", "encoding_format: only \"float\" is supported");
-    return AIOS_OK;
+    if (fmt && strcmp(fmt, "float") && strcmp(fmt, "base64"))
+        return BAD("encoding_format", "encoding_format: expected \"float\" or \"base64\"");
+    r->base64 = fmt && !strcmp(fmt, "base64");
+    return opt_int(root, "dimensions", 1, AIOS__REQ_MAX_DIM, param, &r->dimensions);
 }
 
 static aios_status parse_sampling(const cJSON *root, aios__req *r, const char **param) {
@@ -214,6 +216,34 @@ static aios_status parse_sampling(const cJSON *root, aios__req *r, const char **
     }
     r->stop[r->n_stop] = NULL;
     AIOS_TRY(opt_bool(root, "stream", param, &r->stream));
+    const cJSON *so = field(root, "stream_options");
+    if (so) {
+        if (!cJSON_IsObject(so)) return BAD("stream_options", "stream_options: expected an object {include_usage}");
+        AIOS_TRY(opt_bool(so, "include_usage", param, &r->include_usage));
+    }
+    /* what the engine cannot do is refused, never silently ignored */
+    static const char *const unsupported[] = {"tools", "tool_choice", "functions", "function_call", "logit_bias",
+                                              "audio", "modalities", "prediction", "best_of"};
+    for (size_t i = 0; i < sizeof unsupported / sizeof unsupported[0]; i++) {
+        const cJSON *u = field(root, unsupported[i]);
+        if (!u) continue;
+        if (!strcmp(unsupported[i], "best_of") && cJSON_IsNumber(u) && u->valuedouble == 1) continue;
+        if (!strcmp(unsupported[i], "tool_choice") && cJSON_IsString(u) && !strcmp(u->valuestring, "none")) continue;
+        if (cJSON_IsArray(u) && cJSON_GetArraySize(u) == 0) continue; /* "tools": [] asks for nothing */
+        if (cJSON_IsObject(u) && !u->child) continue;
+        return BAD(unsupported[i], "%s: not supported by this server", unsupported[i]);
+    }
+    const cJSON *lp = field(root, "logprobs"), *tlp = field(root, "top_logprobs");
+    if (lp && !cJSON_IsFalse(lp) && !(cJSON_IsNumber(lp) && lp->valuedouble == 0))
+        return BAD("logprobs", "logprobs: not supported by this server yet");
+    if (tlp && !(cJSON_IsNumber(tlp) && tlp->valuedouble == 0))
+        return BAD("top_logprobs", "top_logprobs: not supported by this server yet");
+    const cJSON *rf = field(root, "response_format");
+    if (rf) {
+        const cJSON *t = cJSON_IsObject(rf) ? field(rf, "type") : NULL;
+        if (!cJSON_IsString(t) || strcmp(t->valuestring, "text"))
+            return BAD("response_format", "response_format: only {\"type\": \"text\"} is supported");
+    }
     AIOS_TRY(opt_bool(root, "ignore_eos", param, &r->ignore_eos));
     x = 1;
     AIOS_TRY(opt_int(root, "n", 1, 1, param, &x)); /* one choice per request */
@@ -239,6 +269,38 @@ static aios_status parse_completion(const cJSON *root, aios__req *r, const char 
     return parse_sampling(root, r, param);
 }
 
+/* content: [{"type": "text", "text": ...}, ...] — the texts joined (OpenAI concatenates them);
+ * any other part (image_url, input_audio, file) is refused by name.  parts_size() checks every
+ * message's parts and sizes one block (r->chat_text) that content_parts() then fills. */
+static aios_status parts_size(const cJSON *arr, size_t i, const char **param, size_t *need) {
+    const cJSON *e;
+    cJSON_ArrayForEach(e, arr) {
+        const cJSON *t = cJSON_IsObject(e) ? field(e, "type") : NULL;
+        if (!cJSON_IsString(t)) return BAD("messages", "messages[%zu].content: each part needs a \"type\"", i);
+        if (strcmp(t->valuestring, "text"))
+            return BAD("messages", "messages[%zu].content: part type '%.64s' is not supported (text only)", i, t->valuestring);
+        const cJSON *x = field(e, "text");
+        if (!cJSON_IsString(x)) return BAD("messages", "messages[%zu].content: a text part needs a string \"text\"", i);
+        *need += strlen(x->valuestring);
+    }
+    *need += 1;
+    return AIOS_OK;
+}
+
+static const char *content_parts(const cJSON *arr, aios__req *r) {
+    char *start = r->chat_text + r->n_chat_text, *at = start;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, arr) {
+        const char *x = field(e, "text")->valuestring;
+        size_t n = strlen(x);
+        memcpy(at, x, n);
+        at += n;
+    }
+    *at++ = 0;
+    r->n_chat_text = (size_t)(at - r->chat_text);
+    return start;
+}
+
 static aios_status parse_chat(const cJSON *root, aios__req *r, const char **param) {
     const cJSON *m = field(root, "messages");
     if (!cJSON_IsArray(m)) return BAD("messages", "messages: required (an array of {role, content})");
@@ -247,6 +309,13 @@ static aios_status parse_chat(const cJSON *root, aios__req *r, const char **para
     r->messages = calloc((size_t)cnt, sizeof *r->messages);
     if (!r->messages) return aios__err(AIOS_ERR_NOMEM, "server: out of memory");
     const cJSON *e;
+    size_t need = 0, k = 0;
+    cJSON_ArrayForEach(e, m) {
+        const cJSON *content = cJSON_IsObject(e) ? field(e, "content") : NULL;
+        if (cJSON_IsArray(content)) AIOS_TRY(parts_size(content, k, param, &need));
+        k++;
+    }
+    if (need && !(r->chat_text = malloc(need))) return aios__err(AIOS_ERR_NOMEM, "server: out of memory");
     cJSON_ArrayForEach(e, m) {
         if (r->n_messages >= (size_t)cnt) break;
         size_t i = r->n_messages;
@@ -256,10 +325,13 @@ static aios_status parse_chat(const cJSON *root, aios__req *r, const char **para
         if (strcmp(role->valuestring, "system") && strcmp(role->valuestring, "user") &&
             strcmp(role->valuestring, "assistant") && strcmp(role->valuestring, "developer"))
             return BAD("messages", "messages[%zu].role: expected system, user or assistant", i);
-        if (!cJSON_IsString(content)) return BAD("messages", "messages[%zu].content: expected a string", i);
+        const char *text = NULL;
+        if (cJSON_IsString(content)) text = content->valuestring;
+        else if (cJSON_IsArray(content) && r->chat_text) text = content_parts(content, r);
+        else return BAD("messages", "messages[%zu].content: expected a string or an array of text parts", i);
         /* "developer" is the newer name of "system" */
         r->messages[i].role = strcmp(role->valuestring, "developer") ? role->valuestring : "system";
-        r->messages[i].content = content->valuestring;
+        r->messages[i].content = text;
         r->n_messages++;
     }
     return parse_sampling(root, r, param);
@@ -283,6 +355,7 @@ static aios_status parse_metadata(const cJSON *root, aios__req *r, const char **
 }
 
 static aios_status parse_memory_add(const cJSON *root, aios__req *r, const char **param) {
+    int update = r->kind == AIOS__REQ_MEMORY_UPDATE;
     AIOS_TRY(opt_string(root, "content", param, &r->content));
     if (!r->content) AIOS_TRY(opt_string(root, "text", param, &r->content));
     AIOS_TRY(opt_string(root, "id", param, &r->memory_id));
@@ -290,7 +363,8 @@ static aios_status parse_memory_add(const cJSON *root, aios__req *r, const char 
         return BAD("id", "id: at most %d bytes", AIOS_MEMORY_ID_MAX - 1);
     const cJSON *v = field(root, "embedding");
     if (v) AIOS_TRY(float_list(v, "embedding", param, &r->embedding, &r->dim));
-    if (!r->content && !r->embedding) return BAD("content", "content: required (or an embedding)");
+    if (!r->content && !r->embedding && !update) return BAD("content", "content: required (or an embedding)");
+    if (update && field(root, "id")) return BAD("id", "id: the id is in the path; it cannot change");
     int64_t ts;
     if ((v = field(root, "timestamp"))) {
         if (!as_int(v, -9.2e18, 9.2e18, &ts)) return BAD("timestamp", "timestamp: expected integer microseconds since the epoch");
@@ -406,7 +480,8 @@ aios_status aios__req_parse(aios__req_kind kind, const char *body, size_t len, a
         case AIOS__REQ_EMBEDDINGS: s = parse_embeddings(root, r, param); break;
         case AIOS__REQ_COMPLETION: s = parse_completion(root, r, param); break;
         case AIOS__REQ_CHAT: s = parse_chat(root, r, param); break;
-        case AIOS__REQ_MEMORY_ADD: s = parse_memory_add(root, r, param); break;
+        case AIOS__REQ_MEMORY_ADD:
+        case AIOS__REQ_MEMORY_UPDATE: s = parse_memory_add(root, r, param); break;
         case AIOS__REQ_MEMORY_SEARCH: s = parse_memory_search(root, r, param); break;
         default: s = parse_diffuse(root, r, param); break;
         }
@@ -426,6 +501,7 @@ void aios__req_free(aios__req *r) {
     free(r->prompt_ids);
     free(r->suffix_ids);
     free(r->messages);
+    free(r->chat_text);
     free(r->embedding);
     cJSON_Delete(r->json);
     memset(r, 0, sizeof *r);

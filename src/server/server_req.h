@@ -23,7 +23,8 @@ typedef enum {
     AIOS__REQ_MEMORY_ADD = 3,    /* POST /v1/memories */
     AIOS__REQ_MEMORY_SEARCH = 4, /* POST /v1/memories/search */
     AIOS__REQ_DIFFUSE = 5,       /* POST /v1/diffuse */
-    AIOS__REQ_KIND_COUNT = 6,
+    AIOS__REQ_MEMORY_UPDATE = 6, /* POST /v1/memories/{id} (content, embedding, metadata, timestamp) */
+    AIOS__REQ_KIND_COUNT = 7,
 } aios__req_kind;
 
 #define AIOS__REQ_MAX_STOP 4
@@ -45,6 +46,8 @@ typedef struct {
     size_t *text_len;
     int32_t **ids;              /* ids[i] (ids_len[i]) */
     size_t *ids_len;
+    int base64;                 /* "encoding_format": "base64" (little-endian float32) */
+    int64_t dimensions;         /* "dimensions", 0 when absent (the server checks the model's) */
 
     /* completions / chat */
     const char *prompt;         /* completion text prompt, or NULL when prompt_ids */
@@ -63,7 +66,10 @@ typedef struct {
     const char *stop[AIOS__REQ_MAX_STOP + 1]; /* NULL-terminated */
     int n_stop;
     int stream;
+    int include_usage;          /* stream_options.include_usage */
     int ignore_eos;
+    char *chat_text;            /* joined text content parts, one malloc'd block (freed with the request) */
+    size_t n_chat_text;
 
     /* memories */
     const char *memory_id;      /* add: "id" (NULL = generated) */
@@ -76,6 +82,7 @@ typedef struct {
     int has_quality;
     float quality_score;
     int32_t search_top_k;       /* 10 */
+    int64_t list_limit;         /* GET /v1/memories?limit= (20) ... parsed by the server, not here */
     float threshold;            /* -2 = none */
     int64_t since_us, until_us;
     float min_quality;          /* -INFINITY = any */

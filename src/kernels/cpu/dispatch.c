@@ -92,16 +92,26 @@ aios_dot_fn aios_kernels_dot(void) { return tier()->dot; }
  * threads on a loaded 2-core machine).  Unless the user fixed the count, OpenMP's dynamic
  * adjustment lowers the team size to the cores the load average leaves free. */
 void aios_set_threads(int n) {
-    g_threads = n > 0 ? n : 0;
+    g_threads = n > 0 ? (n > AIOS_KERNEL_MAX_THREADS ? AIOS_KERNEL_MAX_THREADS : n) : 0;
     omp_set_dynamic(n > 0 ? 0 : 1);
 }
 
+/* AIOS_THREADS is user input: anything that is not an integer in [1, AIOS_KERNEL_MAX_THREADS]
+ * is clamped (a huge team makes OpenMP fail to create its threads and crash). */
 int aios_get_threads(void) {
     if (g_threads <= 0) {
         const char *e = getenv("AIOS_THREADS");
-        int n = e ? atoi(e) : 0;
+        long n = 0;
+        if (e && *e) {
+            char *end;
+            n = strtol(e, &end, 10);
+            if (*end || n <= 0) n = 0;
+            else if (n > AIOS_KERNEL_MAX_THREADS) n = AIOS_KERNEL_MAX_THREADS;
+        }
         omp_set_dynamic(n > 0 ? 0 : 1);
-        g_threads = n > 0 ? n : aios_cpu()->n_cores;
+        g_threads = n > 0 ? (int)n : aios_cpu()->n_cores;
+        if (g_threads > AIOS_KERNEL_MAX_THREADS) g_threads = AIOS_KERNEL_MAX_THREADS;
+        if (g_threads < 1) g_threads = 1;
     }
     return g_threads;
 }
