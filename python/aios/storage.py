@@ -104,16 +104,21 @@ class ArrowStorage:
         model_b = None
         if isinstance(embedding_model, ArrowEngine):
             model_b = embedding_model.path.encode()
+            self._engine = embedding_model
         elif embedding_model is not None:
             model_b = path_arg(embedding_model, "embedding_model")
+            self._engine = ArrowEngine(embedding_model)
         p.model = model_b
+        if self._engine is not None and p.dim == 0:
+            # a new store takes the model's dimension (an existing one keeps its own)
+            with self._engine._lock:
+                p.dim = int(lib.aios_encoder_dim(self._engine._encoder(32, 1)))
         if create and not read_only:
             os.makedirs(self.path, exist_ok=True)
         h = ctypes.c_void_p()
         call(lib.aios_store_open, path_arg(path), ctypes.byref(p), ctypes.byref(h))
         self._st = h
         if embedding_model is not None:
-            self._engine = embedding_model if isinstance(embedding_model, ArrowEngine) else None
             self._model_path = model_b
         else:
             rec = lib.aios_store_model(h)
