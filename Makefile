@@ -4,6 +4,7 @@
 #   make asan       the same tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make fuzz       libFuzzer targets for a bounded time (FUZZ_SECONDS, default 20 each)
 #   make bench      benchmarks against reference implementations (not tests)
+#   make python     the Python package (python/, `import aios`) installed into .venv (or PYTHON=...)
 # Knobs: CC=clang, BLAS=1 (OpenBLAS for large f32 GEMMs), O=build dir, V=1.
 #
 # Sources are discovered by directory: every src/**/*.c except src/cli/ goes into libaios,
@@ -43,7 +44,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(O)/obj/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(O)/tests/%)
 BENCHES  := $(BENCH_SRC:bench/%.c=$(O)/bench/%)
 
-.PHONY: all test asan fuzz bench clean features check-deps
+.PHONY: all test asan fuzz bench clean features check-deps python
 all: features $(O)/libaios.a $(O)/libaios.so $(O)/aios $(TESTS)
 
 features:
@@ -104,5 +105,9 @@ fuzz:
 bench: all $(BENCHES)
 	@O=$(O) PYTHON=$(PYTHON) bench/run.sh
 
+# pip builds a wheel whose build step runs `make build/libaios.so` here and carries the library
+python:
+	$(PYTHON) -m pip install ./python
+
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz python/build python/aios.egg-info python/aios/libaios.so

@@ -1021,6 +1021,23 @@ int aios_remask_parse(const char *s);
 const char *aios_remask_name(aios_remask a);
 
 /* ======================================================================================
+ * For language bindings (src/binding/binding.c; the Python package in python/ uses them).
+ * ====================================================================================== */
+/* A buffer of n bytes (64-byte aligned) owned by the caller, to be freed with aios_free; NULL
+ * when out of memory.  Lets a binding wrap library-owned memory (e.g. a NumPy array over the
+ * embeddings of aios_encode_batch) without a copy.  Thread-safe. */
+void *aios_alloc(size_t n);
+/* Frees memory the library allocated and documented as malloc'd (aios_generator_tokenize's ids,
+ * aios_generator_detokenize's text, ...) or that aios_alloc returned.  NULL is a no-op. */
+void aios_free(void *p);
+/* The active kernel tier: "ref", "avx2" or "avx512" (AIOS_KERNELS forces one). */
+const char *aios_kernel_tier(void);
+/* An aios_embed_fn over an encoder: pass it with the aios_encoder as `user` to
+ * aios_store_params.embed or aios_store_set_embedder.  AIOS_ERR_SHAPE when the encoder's
+ * dimension is not the store's. */
+aios_status aios_encoder_embed(void *user, const char *text, float *out, int32_t dim);
+
+/* ======================================================================================
  * Server: the OpenAI-compatible HTTP server behind `aios serve` (src/server/, docs/server.md).
  * Routes: GET /health, GET /v1/models, POST /v1/embeddings, /v1/completions,
  * /v1/chat/completions ("stream": true gives Server-Sent Events), POST /v1/memories,

