@@ -244,7 +244,14 @@ static aios_status build(const aios_gguf *g, cJSON *root, cJSON *cfg) {
                              "llama-bpe, qwen2)",
                              pre);
         }
-        cJSON_AddNullToObject(root, "normalizer");
+        /* Qwen2's tokenizer.json normalizes to NFC (the GGUF does not say so; llama.cpp skips it,
+         * which only matters for text that is not already NFC) */
+        if (pp && !strcmp(pre, "qwen2")) {
+            cJSON *nfc = cJSON_AddObjectToObject(root, "normalizer");
+            cJSON_AddStringToObject(nfc, "type", "NFC");
+        } else {
+            cJSON_AddNullToObject(root, "normalizer");
+        }
         cJSON_AddItemToObject(root, "pre_tokenizer", pt);
         cJSON *dec = cJSON_CreateObject();
         cJSON_AddStringToObject(dec, "type", "ByteLevel");
