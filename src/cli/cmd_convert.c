@@ -10,7 +10,15 @@ int aios_cmd_convert(int argc, char **argv) {
                "shape, dtype, data, num_params; every tensor in its stored dtype, uncompressed PLAIN\n"
                "data aligned so it maps without copying), metadata.json (architecture, sizes, eps,\n"
                "rope, pooling, normalize, special token ids, diffusion facts) and the tokenizer files.\n"
-               "OUT_DIR is created if needed; existing files in it are replaced.\n");
+               "OUT_DIR is created if needed; existing files in it are replaced.\n\n"
+               "From a GGUF file: weights.parquet in Schema V2 with the GGUF blocks kept as they are\n"
+               "(quant_type gguf_q4_1, gguf_q8_0, ...; the aios.gguf_blocks extension, docs/gguf.md),\n"
+               "q/k rows in the Hugging Face order, and the tokenizer and chat template of the GGUF\n"
+               "metadata written as tokenizer.json and tokenizer_config.json.\n\n"
+               "examples:\n"
+               "  aios convert models/smollm2-135m-instruct out/smollm2\n"
+               "  aios convert SmolLM2-135M-Instruct.Q4_1.gguf out/smollm2-q4_1\n"
+               "  aios generate --model out/smollm2-q4_1 --chat --prompt 'Hi!'\n");
         return 0;
     }
     if (argc != 3) {

@@ -24,7 +24,8 @@ static void usage_generate(FILE *f) {
     fprintf(f,
             "usage: aios generate --model DIR (--prompt TEXT | --prompt-ids 1,2,3) [options]\n\n"
             "Generates text autoregressively and streams it to stdout.\n\n"
-            "  --model DIR          Hugging Face or Parquet model directory, or a llama2.c .bin\n"
+            "  --model DIR          Hugging Face or Parquet model directory, a GGUF file (tokenizer and\n"
+            "                       chat template from its metadata), or a llama2.c .bin\n"
             "  --prompt TEXT        prompt text (tokenized with the model's tokenizer)\n"
             "  --prompt-ids LIST    prompt as comma-separated token ids (used as given)\n"
             "  --mode ar|diffusion  diffusion runs 'aios diffuse' (see its --help) with these arguments\n"
@@ -43,7 +44,11 @@ static void usage_generate(FILE *f) {
             "  --ids                print the full id sequence (prompt included), space-separated\n"
             "  --ctx N              context length (default min(model's, 4096))\n"
             "  --threads N          kernel threads\n"
-            "  --stats              timings and tokens/s on stderr\n");
+            "  --stats              timings and tokens/s on stderr\n\n"
+            "examples:\n"
+            "  aios generate --model models/stories260K --prompt 'Once upon a time' --max-tokens 64\n"
+            "  aios generate --model SmolLM2-135M-Instruct.Q4_1.gguf --chat --prompt 'What is the capital of France?'\n"
+            "  aios generate --model SmolLM2-135M-Instruct.Q4_1.gguf --chat --prompt Hi --temperature 0 --ids\n");
 }
 
 static int parse_num(const char *opt, const char *v, double lo, double hi, double *out) {
@@ -278,7 +283,11 @@ static void usage_chat(FILE *f) {
             "usage: aios chat --model DIR [--system TEXT] [sampling options of 'aios generate']\n\n"
             "Interactive chat: type a message and press Enter; the reply streams back.  The\n"
             "conversation is kept (formatted with the model's chat template).  Commands: /reset\n"
-            "starts over, /quit (or end of input) leaves.\n");
+            "starts over, /quit (or end of input) leaves.  --model takes what 'aios generate' takes,\n"
+            "a GGUF file included.\n\n"
+            "examples:\n"
+            "  aios chat --model SmolLM2-135M-Instruct.Q4_1.gguf\n"
+            "  aios chat --model models/qwen2.5-0.5b-instruct --system 'Answer in one sentence.' --temperature 0.7\n");
 }
 
 int aios_cmd_chat(int argc, char **argv) {

@@ -24,8 +24,10 @@
 #include <unistd.h>
 
 #include "core/internal.h"
+#include "format/gguf.h"
 #include "model/model_internal.h"
 #include "tensor/quant.h"
+#include "tokenizer/tok_internal.h"
 
 aios_model_params aios_model_default_params(void) {
     aios_model_params p;
@@ -51,6 +53,10 @@ void aios_model_free(aios_model *m) {
     for (int i = 0; i < m->n_st; i++) aios_safetensors_close(m->st[i]);
     for (int i = 0; i < m->n_cols; i++) aios_pq_column_free(&m->cols[i]);
     if (m->pq) aios_parquet_close(m->pq);
+    aios_gguf_close(m->gguf);
+    free(m->chat_template);
+    for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->owned);
     free(m->cols);
     free(m->st);
     free(m->t);
@@ -180,6 +186,15 @@ static aios_status load_config(aios_model *m) {
 /* A config without mask_token_id (BERT) still has a mask token: the tokenizer's added token
  * "[MASK]" / "<mask>" / "<|mask|>".  Only the `added_tokens` array near the top of tokenizer.json
  * is parsed (the vocabulary after it can be megabytes); a file without one leaves -1. */
+/* A GGUF file: by its magic (whatever the name). */
+static int is_gguf(const char *path) {
+    FILE *f = fopen(path, "rb");
+    char b[4] = {0};
+    int ok = f && fread(b, 1, 4, f) == 4 && !memcmp(b, "GGUF", 4);
+    if (f) fclose(f);
+    return ok;
+}
+
 static void mask_from_tokenizer(aios_model *m) {
     aios_map mp;
     if (aios__map_file(m->tokenizer_path, &mp) != AIOS_OK) {
@@ -246,6 +261,17 @@ static aios_status open_impl(aios_model *m, const aios_model_params *pr) {
         return aios__err(AIOS_ERR_NOT_FOUND, "%s: no such file or directory", m->path);
     }
 
+    if (is_gguf(weights)) {
+        /* one self-describing file: config, tokenizer and chat template are in its metadata */
+        m->format = "gguf";
+        AIOS_TRY(aios__model_load_gguf(m, weights));
+        AIOS_TRY(sort_tensors(m));
+        for (int64_t i = 0; i < m->n; i++) AIOS_TRY(aios_tensor_validate(&m->t[i]));
+        aios__model_config_from_tensors(m);
+        if (aios_gguf_get_arr(m->gguf, "tokenizer.ggml.tokens", AIOS_GGUF_STRING) && !(m->tokenizer_path = strdup(weights)))
+            return aios__err(AIOS_ERR_NOMEM, "out of memory");
+        return AIOS_OK;
+    }
     if (ends_with(weights, ".parquet")) {
         m->format = "parquet-v1";
         AIOS_TRY(aios__model_load_parquet(m, weights));
@@ -380,7 +406,23 @@ static void fmt_bytes(char *b, size_t n, double v) {
 
 aios_status aios_model_inspect(const char *path, FILE *out) {
     aios_model *m;
-    AIOS_TRY(aios_model_open(path, NULL, &m));
+    if (is_file(path) && is_gguf(path)) {
+        /* the file as gguf-dump shows it, then (when it is a model we run) what the engine sees */
+        aios_gguf *g;
+        AIOS_TRY(aios_gguf_open(path, &g));
+        aios_gguf_dump(g, out);
+        int n_t = (int)aios_gguf_tensor_count(g);
+        aios_gguf_close(g);
+        if (n_t == 0) return AIOS_OK; /* vocab-only file */
+        if (aios_model_open(path, NULL, &m) != AIOS_OK) {
+            fprintf(out, "\nnot loadable as a model: %s\n", aios_last_error());
+            aios_clear_error();
+            return AIOS_OK;
+        }
+        fprintf(out, "\n---- as the engine loads it ----\n");
+    } else {
+        AIOS_TRY(aios_model_open(path, NULL, &m));
+    }
     const aios_model_config *c = &m->cfg;
     fprintf(out, "model        %s\nformat       %s\ntokenizer    %s\n", m->path, m->format,
             m->tokenizer_path ? m->tokenizer_path : "(none)");
@@ -487,6 +529,32 @@ static aios_status copy_side_files(const aios_model *m, const char *out_dir) {
     return AIOS_OK;
 }
 
+/* A GGUF source carries its tokenizer and chat template in its metadata: written out as the
+ * tokenizer.json / tokenizer_config.json the directory formats use (same ids, same template). */
+static aios_status write_gguf_tokenizer(const aios_model *m, const char *out_dir) {
+    if (!m->tokenizer_path) return AIOS_OK; /* no tokenizer.ggml.tokens */
+    char *json = NULL, *cfg = NULL, p[4096];
+    AIOS_TRY(aios__tokenizer_gguf_json(m->gguf, &json, &cfg));
+    cJSON *c = cJSON_Parse(cfg);
+    free(cfg);
+    cfg = NULL;
+    if (c && m->chat_template) cJSON_AddStringToObject(c, "chat_template", m->chat_template);
+    if (c) cfg = cJSON_PrintUnformatted(c);
+    cJSON_Delete(c);
+    aios_status s = cfg ? AIOS_OK : aios__err(AIOS_ERR_NOMEM, "out of memory");
+    if (!s) {
+        snprintf(p, sizeof p, "%s/tokenizer.json", out_dir);
+        s = write_text(p, json);
+    }
+    if (!s) {
+        snprintf(p, sizeof p, "%s/tokenizer_config.json", out_dir);
+        s = write_text(p, cfg);
+    }
+    free(json);
+    free(cfg);
+    return s;
+}
+
 static aios_status write_dir(const char *in_path, const char *out_dir, const aios_quantize_params *q) {
     aios_model *m;
     AIOS_TRY(aios_model_open(in_path, NULL, &m));
@@ -502,12 +570,14 @@ static aios_status write_dir(const char *in_path, const char *out_dir, const aio
         if (q->group_size > 0) snprintf(qname + strlen(qname), sizeof qname - strlen(qname), "%d", q->group_size);
     }
     if (!s) {
-        char *meta = aios__model_metadata_json(m, q ? qname : NULL);
+        if (!q && m->gguf) snprintf(qname, sizeof qname, "gguf-blocks"); /* written as V2 + extension */
+        char *meta = aios__model_metadata_json(m, q || m->gguf ? qname : NULL);
         snprintf(p, sizeof p, "%s/metadata.json", out_dir);
         s = meta ? write_text(p, meta) : aios__err(AIOS_ERR_NOMEM, "out of memory");
         free(meta);
     }
-    if (!s) s = copy_side_files(m, out_dir);
+    if (!s && m->gguf) s = write_gguf_tokenizer(m, out_dir);
+    else if (!s) s = copy_side_files(m, out_dir);
     aios_model_free(m);
     return s;
 }

