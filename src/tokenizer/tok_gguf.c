@@ -186,7 +186,9 @@ static aios_status build(const aios_gguf *g, cJSON *root, cJSON *cfg) {
 
     cJSON_AddStringToObject(root, "version", "1.0");
     cJSON *added = cJSON_AddArrayToObject(root, "added_tokens");
-    cJSON *mdl = cJSON_CreateObject(), *vocab = cJSON_CreateObject();
+    /* attached at once, so every early return frees them with root */
+    cJSON *mdl = cJSON_AddObjectToObject(root, "model"), *vocab = cJSON_AddObjectToObject(mdl, "vocab");
+    if (!mdl || !vocab) return aios__err(AIOS_ERR_NOMEM, "tokenizer: out of memory");
     cJSON_AddStringToObject(mdl, "type", "BPE");
     for (uint64_t i = 0; i < n; i++) {
         char *s = cstr(&toks->v.arr.strs[i]);
@@ -206,7 +208,6 @@ static aios_status build(const aios_gguf *g, cJSON *root, cJSON *cfg) {
         }
         free(s);
     }
-    cJSON_AddItemToObject(mdl, "vocab", vocab);
     cJSON *merges = cJSON_AddArrayToObject(mdl, "merges");
     int64_t unk = -1, bos = -1, eos = -1, pad = -1;
     aios_gguf_get_int(g, "tokenizer.ggml.unknown_token_id", &unk);
@@ -243,7 +244,14 @@ static aios_status build(const aios_gguf *g, cJSON *root, cJSON *cfg) {
                              "llama-bpe, qwen2)",
                              pre);
         }
-        cJSON_AddNullToObject(root, "normalizer");
+        /* Qwen2's tokenizer.json normalizes to NFC (the GGUF does not say so; llama.cpp skips it,
+         * which only matters for text that is not already NFC) */
+        if (pp && !strcmp(pre, "qwen2")) {
+            cJSON *nfc = cJSON_AddObjectToObject(root, "normalizer");
+            cJSON_AddStringToObject(nfc, "type", "NFC");
+        } else {
+            cJSON_AddNullToObject(root, "normalizer");
+        }
         cJSON_AddItemToObject(root, "pre_tokenizer", pt);
         cJSON *dec = cJSON_CreateObject();
         cJSON_AddStringToObject(dec, "type", "ByteLevel");
@@ -295,7 +303,6 @@ static aios_status build(const aios_gguf *g, cJSON *root, cJSON *cfg) {
         }
         cJSON_AddItemToObject(root, "decoder", dec);
     }
-    cJSON_AddItemToObject(root, "model", mdl);
     free(unk_s);
 
     /* BOS / EOS around every sequence, as llama.cpp's add_bos_token / add_eos_token */

@@ -63,8 +63,8 @@ static T256I __m256 erf256(__m256 x) {
 /* ---------------------------------------------------------------- dequantize */
 
 static T256 void deq256(float *out, const aios_tensor *W, int64_t row, int64_t c0, int64_t n) {
-    if (aios_gguf_block(W->dtype, NULL, NULL)) { /* GGUF blocks: the shared decoder, bit-exact with ref */
-        aios_gguf_deq_range(W->dtype, aios__gguf_row(W, row), c0, n, out);
+    if (aios_gguf_block(W->dtype, NULL, NULL)) { /* GGUF blocks: bit-exact with ref */
+        aios__deq_gguf_avx2(out, W, row, c0, n);
         return;
     }
     const int64_t n_in = W->shape[1];
@@ -606,6 +606,64 @@ T256 void aios__gemv_gguf_i8_avx2(float *y, int64_t ldy, const float *x, int64_t
         GGUF_NT_I8(AIOS_DTYPE_GGUF_Q6_K)
     default: break;
     }
+}
+
+/* Dequantization of whole blocks with the same unpacking, bit-identical to the reference
+ * (gguf_blocks.h): y = s * q - m as a rounded product then a rounded difference (no FMA),
+ * where s and m are the very products the reference forms (d * sc, dmin * mn; Q4_1 / Q5_1
+ * store -m, and p - (-m) is p + m exactly in IEEE arithmetic, signed zeros included). */
+static T256I void deq_gguf_t(float *out, const uint8_t *b, int64_t nb, const aios_dtype DT) {
+    int blk = 32, bytes = 0;
+    aios_gguf_block(DT, &blk, &bytes);
+    for (int64_t bi = 0; bi < nb; bi++, b += bytes) {
+        gguf_scales S;
+        const int has_min = gguf_block_scales(DT, b, &S);
+        for (int c = 0; c < blk / 32; c++, out += 32) {
+            __m256i q = gguf_chunk(DT, b, c);
+            __m128i ql = _mm256_castsi256_si128(q), qh = _mm256_extracti128_si256(q, 1);
+            __m256 f[4] = {_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(ql)),
+                           _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(ql, 8))),
+                           _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(qh)),
+                           _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(qh, 8)))};
+            for (int k = 0; k < 4; k++) {
+                __m256 v = _mm256_mul_ps(f[k], _mm256_set1_ps(S.s[2 * c + k / 2]));
+                if (has_min) v = _mm256_sub_ps(v, _mm256_set1_ps(S.m[2 * c + k / 2]));
+                _mm256_storeu_ps(out + 8 * k, v);
+            }
+        }
+    }
+}
+
+#define DEQ_CASE(DT) \
+    case DT: deq_gguf_t(out, b, nb, DT); break;
+
+/* out (n) = values [c0, c0 + n) of row `row`: whole blocks unpacked in registers, a block cut
+ * by c0 or c0 + n by the shared reference decoder. */
+T256 void aios__deq_gguf_avx2(float *out, const aios_tensor *W, int64_t row, int64_t c0, int64_t n) {
+    int blk = 32, bytes = 0;
+    aios_gguf_block(W->dtype, &blk, &bytes);
+    const uint8_t *r = aios__gguf_row(W, row);
+    int64_t head = (blk - c0 % blk) % blk;
+    head = AIOS_MIN(head, n);
+    if (head) aios_gguf_deq_range(W->dtype, r, c0, head, out);
+    c0 += head, out += head, n -= head;
+    const int64_t nb = n / blk;
+    const uint8_t *b = r + c0 / blk * bytes;
+    switch (W->dtype) {
+        DEQ_CASE(AIOS_DTYPE_GGUF_Q4_0)
+        DEQ_CASE(AIOS_DTYPE_GGUF_Q4_1)
+        DEQ_CASE(AIOS_DTYPE_GGUF_Q5_0)
+        DEQ_CASE(AIOS_DTYPE_GGUF_Q5_1)
+        DEQ_CASE(AIOS_DTYPE_GGUF_Q8_0)
+        DEQ_CASE(AIOS_DTYPE_GGUF_Q2_K)
+        DEQ_CASE(AIOS_DTYPE_GGUF_Q3_K)
+        DEQ_CASE(AIOS_DTYPE_GGUF_Q4_K)
+        DEQ_CASE(AIOS_DTYPE_GGUF_Q5_K)
+        DEQ_CASE(AIOS_DTYPE_GGUF_Q6_K)
+    default: break;
+    }
+    c0 += nb * blk, out += nb * blk, n -= nb * blk;
+    if (n > 0) aios_gguf_deq_range(W->dtype, r, c0, n, out);
 }
 
 #define GGUF_NT(DT)                                                  \

@@ -61,8 +61,8 @@ static T512I void put16(float *out, __m512i q, __m512 s, __m512 zs, __mmask16 m)
 }
 
 static T512 void deq512(float *out, const aios_tensor *W, int64_t row, int64_t c0, int64_t n) {
-    if (aios_gguf_block(W->dtype, NULL, NULL)) { /* GGUF blocks: the shared decoder, bit-exact with ref */
-        aios_gguf_deq_range(W->dtype, aios__gguf_row(W, row), c0, n, out);
+    if (aios_gguf_block(W->dtype, NULL, NULL)) { /* GGUF blocks: the AVX2 unpacking, bit-exact with ref */
+        aios__deq_gguf_avx2(out, W, row, c0, n);
         return;
     }
     const int64_t n_in = W->shape[1];

@@ -58,6 +58,9 @@ extern const aios__ktier aios__tier_avx512;
  * AVX-512 CPU, and this machine (AVX2 only) can test it. */
 void aios__gemv_gguf_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W, int64_t r0,
                           int64_t r1);
+/* out (n) = values [c0, c0 + n) of row `row` of a GGUF block weight, bit-identical to the
+ * reference (avx2.c; the AVX-512 tier's too). */
+void aios__deq_gguf_avx2(float *out, const aios_tensor *W, int64_t row, int64_t c0, int64_t n);
 void aios__gemv_gguf_i8_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
                              int64_t r0, int64_t r1);
 #endif
