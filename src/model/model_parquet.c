@@ -259,7 +259,9 @@ static int keep_tensor(const aios_tensor *t, const aios_quantize_params *q) {
     for (const char *const *k = q->keep; k && *k; k++) {
         if (strpbrk(*k, "*?[") ? fnmatch(*k, t->name, 0) == 0 : name_has(t->name, *k)) return 1;
     }
-    if (!float_dtype(t->dtype) || t->ndim < 2) return 1;
+    /* GGUF blocks count as float weights here: quantize requantizes them (from their exact
+     * dequantized values) unless kept */
+    if ((!float_dtype(t->dtype) && !aios_gguf_block(t->dtype, NULL, NULL)) || t->ndim < 2) return 1;
     if (aios_tensor_numel(t) < q->min_numel) return 1;
     if (q->keep_defaults) {
         static const char *pat[] = {"embed", "wte", "wpe", "norm", "LayerNorm", "ln_", "position", "token_type"};
@@ -318,7 +320,9 @@ static aios_status write_row(pq_out *o, const aios_tensor *t, aios_dtype orig, c
     int64_t offs[2] = {0, t->ndim};
     aios_pq_batch sb = {.num_rows = 1, .offsets = offs, .values = shp};
     AIOS_TRY(aios_pq_writer_write(o->w, o->leaf[C_SHAPE], &sb));
-    const char *tn = aios_dtype_torch_name(orig);
+    /* GGUF blocks hold float weights: their logical dtype is float32 */
+    const char *tn = aios_dtype_torch_name(aios_gguf_block(orig, NULL, NULL) ? AIOS_DTYPE_F32 : orig);
+    if (!tn) return aios__err(AIOS_ERR_UNSUPPORTED, "%s: dtype %s has no torch name", t->name, aios_dtype_name(orig));
     AIOS_TRY(put_bytes(o, C_DTYPE, tn, strlen(tn)));
     AIOS_TRY(put_bytes(o, C_DATA, data, nbytes));
     AIOS_TRY(put_int(o, C_NPARAMS, aios_tensor_numel(t)));
@@ -404,11 +408,11 @@ aios_status aios__model_write_parquet(const aios_model *src, const char *path, c
                 break;
             }
         if (s) break;
-        if (aios_gguf_block(t->dtype, NULL, NULL)) {
-            /* GGUF blocks as they are (scales inside); requantizing them is not done here */
-            s = write_row(&o, t, AIOS_DTYPE_F32, t->data, t->nbytes, NULL, NULL, 0, -1, 0);
-        } else if (q && !aios_dtype_is_quant(t->dtype) && !keep_tensor(t, q)) {
+        if (q && !aios_dtype_is_quant(t->dtype) && !keep_tensor(t, q)) {
             s = write_quantized(&o, t, q);
+        } else if (aios_gguf_block(t->dtype, NULL, NULL)) {
+            /* GGUF blocks as they are (scales inside): convert, and quantize's kept tensors */
+            s = write_row(&o, t, AIOS_DTYPE_F32, t->data, t->nbytes, NULL, NULL, 0, -1, 0);
         } else if (aios_dtype_is_quant(t->dtype)) {
             if (!q) {
                 s = aios__err(AIOS_ERR_UNSUPPORTED, "%s: quantized tensors need Schema V2 (use quantize)", t->name);
