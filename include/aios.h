@@ -1032,7 +1032,8 @@ const char *aios_remask_name(aios_remask a);
  *     aios_server_stop(srv);
  *
  * Each model handle serves one request at a time (a mutex per handle); distinct handles serve
- * in parallel, one thread per connection.
+ * in parallel, one thread per connection.  Embedding requests that arrive together are encoded
+ * as one batch.  Safe by default: see api_key, the Host check on loopback binds and the caps.
  * ====================================================================================== */
 typedef struct aios_server aios_server;
 
