@@ -161,8 +161,9 @@ int main(int argc, char **argv) {
     }
     for (size_t i = 0; i < sizeof g_cmds / sizeof g_cmds[0]; i++) {
         if (strcmp(argv[1], g_cmds[i].name)) continue;
+        int help = aios_cli_wants_help(argc - 1, argv + 1); /* before: a command may rearrange argv */
         int rc = g_cmds[i].run(argc - 1, argv + 1);
-        if (rc == 0 && aios_cli_wants_help(argc - 1, argv + 1))
+        if (rc == 0 && help)
             for (size_t k = 0; k < sizeof g_examples / sizeof g_examples[0]; k++)
                 if (!strcmp(g_examples[k].cmd, argv[1])) printf("\nexamples:\n%s", g_examples[k].text);
         return rc;
