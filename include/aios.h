@@ -1058,7 +1058,8 @@ aios_status aios_encoder_embed(void *user, const char *text, float *out, int32_t
  *     aios_server_stop(srv);
  *
  * Each model handle serves one request at a time (a mutex per handle); distinct handles serve
- * in parallel, one thread per connection.
+ * in parallel, one thread per connection.  Embedding requests that arrive together are encoded
+ * as one batch.  Safe by default: see api_key, the Host check on loopback binds and the caps.
  * ====================================================================================== */
 typedef struct aios_server aios_server;
 

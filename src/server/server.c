@@ -7,6 +7,15 @@
  * (every generator, the encoder, the memory store) has its own mutex and requests on one handle
  * run one after another while requests on distinct handles run in parallel.
  *
+ * Safe by default (docs/server.md "Security"): before a body is read, the headers decide — a
+ * loopback bind refuses a Host that names no loopback address (DNS rebinding), --api-key needs
+ * a Bearer token (constant-time compare; /health stays open), POST needs a JSON content type,
+ * and a request slot is taken (max_connections in flight, max_per_client per address; a 503 past
+ * them, /health always passes).  Costs are bounded before work starts (caps named in the 400);
+ * non-streamed generation polls the socket and stops when the client left.
+ *
+ * Embedding requests that arrive together are encoded as one batch (embed_batched).
+ *
  * A request body is accumulated up to max_body bytes (then discarded: 413), parsed and
  * validated by server_req.c (no sockets there, fuzzed by fuzz/fuzz_server_json.c), and only
  * then handed to an engine.  Errors follow OpenAI's shape {"error":{"message","type","param",
@@ -101,7 +110,6 @@ aios_server_params aios_server_default_params(void) {
 /* One per TCP connection (MHD's socket context, set in on_connection). */
 typedef struct {
     aios_server *srv;
-    int slot;                /* index in srv->clients, or -1 */
 } sock_ctx;
 
 /* CORS: only when the server was started with --cors ORIGIN (a browser page of another origin
@@ -1361,7 +1369,7 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context, enum MHD_ConnectionNotificationCode code) {
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         sock_ctx *sc = calloc(1, sizeof *sc);
-        if (sc) sc->srv = cls, sc->slot = -1;
+        if (sc) sc->srv = cls;
         *socket_context = sc;
     } else {
         free(*socket_context);
