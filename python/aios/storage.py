@@ -358,7 +358,8 @@ class ArrowStorage:
         return self.stats()["live"]
 
     def __iter__(self) -> Iterator[MemoryRecord]:
-        """Live memories in storage order (each copied out as it is reached)."""
+        """Live memories in storage order (each copied out as it is reached).  Writes made while
+        iterating may or may not be seen."""
         cur = ctypes.c_int64(0)
         m = _lib.Memory()
         while True:

@@ -92,6 +92,8 @@ def encode_bert_tiny_matches_transformers_goldens():
     m = e.similarity(emb[:3], emb[:4])
     assert m.shape == (3, 4) and abs(m[0, 1] - s) < 1e-6 and abs(m[2, 2] - 1) < 1e-6
     assert abs(e.similarity(sentences[0], sentences[1]) - s) < 1e-5
+    z = np.zeros_like(emb[0])
+    assert e.similarity(z, emb[0]) == 0.0 and not e.similarity(np.stack([z, emb[0]]), emb[:1])[0].any()
 
 
 @test
