@@ -134,7 +134,10 @@ class ArrowStorage:
 
     def __del__(self):
         if getattr(self, "_lock", None) is not None:
-            self.close()
+            try:
+                self.close()
+            except Exception:  # noqa: BLE001 - at interpreter exit the module may be half torn down
+                pass
 
     def __enter__(self) -> "ArrowStorage":
         return self
