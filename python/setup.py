@@ -28,9 +28,12 @@ class BuildWithLibrary(build_py):
         src = source_dir()
         jobs = os.environ.get("AIOS_MAKE_JOBS", "2")
         subprocess.check_call(["make", "-C", src, f"-j{jobs}", "build/libaios.so"])
-        lib = os.path.join(src, "build", "libaios.so")
-        shutil.copyfile(lib, os.path.join(HERE, "aios", "libaios.so"))
         super().run()
+        # straight into the build tree (not the source's aios/, where a stale copy would shadow a
+        # newer build/libaios.so for PYTHONPATH=python users)
+        dest = os.path.join(self.build_lib, "aios")
+        os.makedirs(dest, exist_ok=True)
+        shutil.copyfile(os.path.join(src, "build", "libaios.so"), os.path.join(dest, "libaios.so"))
 
 
 class BinaryDistribution(Distribution):

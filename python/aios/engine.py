@@ -103,7 +103,10 @@ class ArrowEngine:
 
     def __del__(self):
         if getattr(self, "_lock", None) is not None:
-            self.close()
+            try:
+                self.close()
+            except Exception:  # noqa: BLE001 - at interpreter exit the module may be half torn down
+                pass
 
     def __enter__(self) -> "ArrowEngine":
         return self
@@ -267,12 +270,13 @@ class ArrowEngine:
         B = np.atleast_2d(vb)
         if A.ndim != 2 or B.ndim != 2 or A.shape[1] != B.shape[1]:
             raise ValueError(f"similarity: shapes {va.shape} and {vb.shape} do not match")
-        out = np.empty((A.shape[0], B.shape[0]), np.float32)
-        for i in range(A.shape[0]):
-            ai = A[i]
-            for j in range(B.shape[0]):
-                out[i, j] = lib.aios_similarity(fptr(ai), fptr(B[j]), A.shape[1])
-        return out
+        # a matrix is one product of the L2-normalized rows (NumPy's BLAS), zero rows giving 0
+        # as aios_similarity does; a ctypes call per pair would cost more than the arithmetic
+        def unit(X):
+            X = X.astype(np.float64)
+            n = np.linalg.norm(X, axis=1, keepdims=True)
+            return np.divide(X, n, out=np.zeros_like(X), where=n > 0)
+        return (unit(A) @ unit(B).T).astype(np.float32)
 
     # ---- generate / chat ----------------------------------------------------------------------
     def _gen_params(self, max_tokens, temperature, top_k, top_p, min_p, repetition_penalty, presence_penalty,

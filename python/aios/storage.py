@@ -134,7 +134,10 @@ class ArrowStorage:
 
     def __del__(self):
         if getattr(self, "_lock", None) is not None:
-            self.close()
+            try:
+                self.close()
+            except Exception:  # noqa: BLE001 - at interpreter exit the module may be half torn down
+                pass
 
     def __enter__(self) -> "ArrowStorage":
         return self
@@ -358,7 +361,8 @@ class ArrowStorage:
         return self.stats()["live"]
 
     def __iter__(self) -> Iterator[MemoryRecord]:
-        """Live memories in storage order (each copied out as it is reached)."""
+        """Live memories in storage order (each copied out as it is reached).  Writes made while
+        iterating may or may not be seen."""
         cur = ctypes.c_int64(0)
         m = _lib.Memory()
         while True:

@@ -86,12 +86,22 @@ def encode_bert_tiny_matches_transformers_goldens():
     lst = e.encode(sentences[:3], convert_to_numpy=False)
     assert isinstance(lst, list) and len(lst) == 3 and all(x.shape == (emb.shape[1],) for x in lst)
     assert e.encode([]).shape == (0, emb.shape[1])
+    import contextlib
+    import io
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        many = e.encode(sentences * 10, batch_size=4, show_progress_bar=True)
+    n = len(sentences) * 10
+    assert "encode: %d/%d" % (n, n) in err.getvalue() and err.getvalue().count("/%d" % n) >= n // 4, err.getvalue()
+    assert np.abs(many[:len(sentences)] - emb).max() < 1e-5
     s = e.similarity(emb[0], emb[1])
     want = float(emb[0].astype(np.float64) @ emb[1] / np.linalg.norm(emb[0]) / np.linalg.norm(emb[1]))
     assert abs(s - want) < 1e-6, (s, want)
     m = e.similarity(emb[:3], emb[:4])
     assert m.shape == (3, 4) and abs(m[0, 1] - s) < 1e-6 and abs(m[2, 2] - 1) < 1e-6
     assert abs(e.similarity(sentences[0], sentences[1]) - s) < 1e-5
+    z = np.zeros_like(emb[0])
+    assert e.similarity(z, emb[0]) == 0.0 and not e.similarity(np.stack([z, emb[0]]), emb[:1])[0].any()
 
 
 @test
