@@ -15,6 +15,8 @@ static const aios_cli_cmd g_cmds[] = {
     {"generate", aios_cmd_generate, "generate text from a prompt (Llama / Qwen decoders, llama2.c)"},
     {"chat", aios_cmd_chat, "interactive chat with a decoder model"},
     {"serve", aios_cmd_serve, "OpenAI-compatible HTTP server (completions, chat, embeddings, memories)"},
+    {"train", aios_cmd_train, "train a LoRA adapter from question/answer pairs (JSONL)"},
+    {"lora", aios_cmd_lora, "LoRA adapters: convert PEFT <-> skill card, merge into a model"},
     {"diffuse", aios_cmd_diffuse, "generate text by masked diffusion (LLaDA, Dream, block diffusion)"},
     {"tokenize", aios_cmd_tokenize, "text to token ids with a tokenizer.json"},
     {"detokenize", aios_cmd_detokenize, "token ids back to text"},

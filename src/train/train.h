@@ -71,4 +71,10 @@ typedef enum { AIOS_SCHED_CONSTANT = 0, AIOS_SCHED_COSINE = 1 } aios_lr_schedule
  * step `step` (0-based) of `total`. */
 double aios_lr_at(aios_lr_schedule s, double base, int64_t step, int64_t warmup, int64_t total);
 
+/* Defined in src/engine/generate.c (the trainer reads the model through a generator: its
+ * tokenizer, chat template and decoder). */
+aios_decoder *aios__generator_decoder(aios_generator *g);
+int32_t aios__generator_end_of_turn(aios_generator *g);
+int32_t aios__generator_pad(aios_generator *g);
+
 #endif
