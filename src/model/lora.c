@@ -484,7 +484,6 @@ static aios_status write_atomic(const char *path, const char *data, size_t n) {
     return AIOS_OK;
 }
 
-char *aios__lora_peft_config_json(const aios_lora *a);
 char *aios__lora_peft_config_json(const aios_lora *a) {
     cJSON *o = cJSON_CreateObject();
     cJSON *tm = cJSON_CreateArray();
@@ -498,8 +497,7 @@ char *aios__lora_peft_config_json(const aios_lora *a) {
     cJSON_AddBoolToObject(o, "init_lora_weights", 1);
     cJSON_AddNullToObject(o, "layers_pattern");
     cJSON_AddNullToObject(o, "layers_to_transform");
-    if (a->alpha == floor(a->alpha) && a->alpha < 1e9) cJSON_AddNumberToObject(o, "lora_alpha", a->alpha);
-    else cJSON_AddNumberToObject(o, "lora_alpha", a->alpha);
+    cJSON_AddNumberToObject(o, "lora_alpha", a->alpha);
     cJSON_AddNumberToObject(o, "lora_dropout", a->dropout);
     cJSON_AddNullToObject(o, "modules_to_save");
     cJSON_AddStringToObject(o, "peft_type", "LORA");

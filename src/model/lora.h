@@ -109,6 +109,8 @@ typedef struct {
  * peft_type other than LORA, use_dora, fan_in_fan_out, bias other than "none", rank_pattern /
  * alpha_pattern entries, layers_to_transform, a target_modules regex or unknown module. */
 aios_status aios_peft_config_parse(const char *json, size_t len, aios_peft_config *out);
+/* The adapter_config.json text for a (malloc'd; NULL when out of memory). */
+char *aios__lora_peft_config_json(const aios_lora *a);
 /* Reads a PEFT directory; c (may be NULL) is checked against the shapes. */
 aios_status aios_lora_load_peft(const char *dir, const aios_decoder_config *c, aios_lora **out);
 /* Writes dir/adapter_config.json and dir/adapter_model.safetensors (each atomically: a

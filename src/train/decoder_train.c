@@ -169,8 +169,13 @@ static void attn_bwd(aios_trainer *t, const layer_act *A, const float *datt, flo
 #pragma omp parallel for collapse(2) schedule(dynamic, 1)
     for (int64_t b = 0; b < B; b++)
         for (int64_t kh = 0; kh < nkv; kh++) {
-            float *dp = malloc((size_t)L * sizeof(float));
-            if (!dp) continue; /* reported below: dq stays NaN-free but wrong; see the check */
+            /* float64 for the softmax backward: dS_ij = P_ij (dP_ij - sum_j P_ij dP_ij) sums to zero
+             * over j, so dq_i = scale sum_j dS_ij k_j cancels the keys' common part; in float32
+             * that cancellation left ~5% error on SmolLM2's first layer (its keys share a large
+             * component) */
+            double *dp = malloc((size_t)(L + hd) * sizeof(double));
+            if (!dp) continue; /* cannot happen at these sizes; dq stays zero */
+            double *acc = dp + L;
             for (int64_t h = kh * grp; h < (kh + 1) * grp; h++) {
                 const float *P = A->P + ((b * nh + h) * L) * L;
                 for (int64_t i = 0; i < L; i++) {
@@ -178,29 +183,30 @@ static void attn_bwd(aios_trainer *t, const layer_act *A, const float *datt, flo
                     const float *doi = datt + (b * L + i) * QD + h * hd;
                     const float *qi = A->q + (b * L + i) * QD + h * hd;
                     float *dqi = dq + (b * L + i) * QD + h * hd;
-                    memset(dqi, 0, (size_t)hd * sizeof(float));
                     double sum = 0;
                     for (int64_t j = 0; j <= i; j++) {
                         dp[j] = 0;
                         if (pi[j] == 0) continue;
                         const float *vj = A->v + (b * L + j) * KVD + kh * hd;
-                        float s = 0;
-                        for (int64_t e = 0; e < hd; e++) s += doi[e] * vj[e];
-                        dp[j] = s;
-                        sum += (double)s * pi[j];
+                        double sd = 0;
+                        for (int64_t e = 0; e < hd; e++) sd += (double)doi[e] * vj[e];
+                        dp[j] = sd;
+                        sum += sd * pi[j];
                     }
-                    const float fs = (float)sum;
+                    for (int64_t e = 0; e < hd; e++) acc[e] = 0;
                     for (int64_t j = 0; j <= i; j++) {
                         if (pi[j] == 0) continue;
-                        const float ds = pi[j] * (dp[j] - fs) * scale;
+                        const double dsd = pi[j] * (dp[j] - sum) * scale;
+                        const float ds = (float)dsd;
                         const float *kj = A->k + (b * L + j) * KVD + kh * hd;
                         float *dkj = dk + (b * L + j) * KVD + kh * hd, *dvj = dv + (b * L + j) * KVD + kh * hd;
                         for (int64_t e = 0; e < hd; e++) {
-                            dqi[e] += ds * kj[e];
+                            acc[e] += dsd * kj[e];
                             dkj[e] += ds * qi[e];
                             dvj[e] += pi[j] * doi[e];
                         }
                     }
+                    for (int64_t e = 0; e < hd; e++) dqi[e] = (float)acc[e];
                 }
             }
             free(dp);
