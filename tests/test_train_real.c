@@ -3,7 +3,8 @@
  * against PEFT 0.21 + torch AdamW (fixtures/real/smollm2-135m-instruct/lora, see the README
  * there; made by transformers' GGUF loader in float32):
  *   - step 0 from adapter_init/ on golden.json's batch: loss, and every lora_A / lora_B
- *     gradient within 1e-3 (max |diff| / max |golden| per tensor, grads_step0.safetensors);
+ *     gradient after clipping to norm 1 (as saved) within 1e-3 (max |diff| / max |golden| per
+ *     tensor, grads_step0.safetensors);
  *   - `aios_train` (what `aios train --data lora_qa.jsonl --batch 8 --init-adapter ...` runs):
  *     (the same batch as golden.json's, built from lora_qa.jsonl), every step's loss within 1e-3 relative of `losses`, the
  *     final adapter within 1e-2 of adapter_trained/ (||diff|| / ||golden|| per tensor);
@@ -117,7 +118,11 @@ static void test_step0_grads(void) {
     printf("# step 0: loss %.7f (golden %.7f, rel %.2g), %lld label tokens, forward+backward %.2f s, activations %.0f MiB\n",
            loss, want, fabs(loss - want) / want, (long long)nl, dt, (double)aios_trainer_activation_bytes(tr) / (1 << 20));
     CHECKF(fabs(loss - want) <= 1e-3 * want, "step 0 loss %.7g vs %.7g", loss, want);
-    const float *g = aios_trainer_grad(tr);
+    /* the golden holds the gradients after torch's clip_grad_norm_(1.0) (make_smollm2_goldens.py
+     * saves them after clipping: their global norm is 1.0) */
+    float *g = aios_trainer_grad(tr);
+    double gn = aios_grad_clip(g, a->n_params, 1.0);
+    printf("# step 0: gradient norm before clipping %.6f\n", gn);
     double worst = 0;
     int n_cmp = 0;
     char nm[256];

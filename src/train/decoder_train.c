@@ -170,9 +170,8 @@ static void attn_bwd(aios_trainer *t, const layer_act *A, const float *datt, flo
     for (int64_t b = 0; b < B; b++)
         for (int64_t kh = 0; kh < nkv; kh++) {
             /* float64 for the softmax backward: dS_ij = P_ij (dP_ij - sum_j P_ij dP_ij) sums to zero
-             * over j, so dq_i = scale sum_j dS_ij k_j cancels the keys' common part; in float32
-             * that cancellation left ~5% error on SmolLM2's first layer (its keys share a large
-             * component) */
+             * over j, so dq_i = scale sum_j dS_ij k_j cancels the keys' common part; the sums are
+             * kept in double so that cancellation costs no float32 digits (cheap: L^2 hd per head) */
             double *dp = malloc((size_t)(L + hd) * sizeof(double));
             if (!dp) continue; /* cannot happen at these sizes; dq stays zero */
             double *acc = dp + L;
