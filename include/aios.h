@@ -781,6 +781,86 @@ int64_t aios_generator_n_vocab(const aios_generator *g);
 aios_status aios_llama2c_import(const char *checkpoint, const char *tokenizer_bin, const char *out_dir);
 int64_t aios_generator_n_ctx(const aios_generator *g);
 
+/* LoRA adapters at run time (src/model/lora.h): a PEFT adapter directory
+ * (adapter_config.json + adapter_model.safetensors) or a skill card (.parquet).  Each adds
+ * scale * (alpha / r) * B A to the projections it adapts, on the loaded model, without
+ * reloading it; several may be attached at once (up to 16).  add returns the adapter's id in
+ * *id (may be NULL); AIOS_ERR_SHAPE when the adapter was made for another model.  Attaching,
+ * rescaling or removing forgets the cached prompt prefix.  Not thread-safe (one generator,
+ * one thread). */
+aios_status aios_generator_adapter_add(aios_generator *g, const char *path, float scale, int *id);
+aios_status aios_generator_adapter_scale(aios_generator *g, int id, float scale);
+aios_status aios_generator_adapter_remove(aios_generator *g, int id);
+int aios_generator_adapter_count(const aios_generator *g);
+
+/* ---- LoRA training (src/train/) ---------------------------------------------------------
+ * Trains a LoRA adapter on a decoder model (Llama / Qwen2 / Qwen3; weights in any stored
+ * dtype stay frozen as they are) from a JSONL file, one example per line:
+ *   {"q": "...", "a": "..."}        the model's chat template around the question; the loss is
+ *                                   on the answer tokens plus the end-of-turn token only
+ *   {"messages": [{"role", "content"}, ...]}   the last message must be the assistant's; the
+ *                                   loss is on it (plus end-of-turn), the rest is the prompt
+ *   {"text": "..."}                 every token
+ * Sequences are sorted by length and padded (right) into batches; a step is `accum` batches.
+ * Matches PEFT + torch.optim.AdamW step for step (docs/training.md). */
+typedef struct {
+    int64_t step, total_steps;
+    double loss, grad_norm, lr;
+    double tokens_per_s; /* trained (label) tokens per second so far */
+    double elapsed_s, eta_s;
+} aios_train_progress;
+/* Return non-zero to stop (the adapter so far is saved). */
+typedef int (*aios_train_progress_fn)(void *user, const aios_train_progress *p);
+
+typedef struct {
+    int64_t rank;             /* 8 */
+    double alpha;             /* 16 */
+    const char *targets;      /* "q_proj,v_proj" (PEFT module names, or "all") */
+    int rslora;               /* scaling alpha / sqrt(rank) */
+    double dropout;           /* lora_dropout, 0 */
+    double lr;                /* 2e-4 */
+    int64_t steps;            /* optimizer steps; 0 = from epochs */
+    int64_t epochs;           /* 1 when steps is 0 */
+    int64_t batch;            /* sequences per batch; 0 = all up to 8 */
+    int64_t accum;            /* batches per step, 1 */
+    double weight_decay;      /* 0.0 */
+    double clip;              /* global gradient-norm clip, 1.0; 0 = off */
+    int cosine;               /* 0 constant, 1 cosine (both after a linear warm-up) */
+    int64_t warmup;           /* warm-up steps, 0 */
+    const char *init_adapter; /* PEFT directory or skill card to start from (its rank, alpha,
+                                 targets win); NULL = PEFT's default init from seed */
+    uint64_t seed;            /* 0 */
+    int64_t max_len;          /* longer sequences are truncated (with a warning); 0 = the
+                                 model's context, at most 2048 */
+    const char *log_jsonl;    /* NULL, or a file: one {"step","loss","grad_norm","lr"} per step */
+    const char *name;         /* skill card name (default: the data file's stem) */
+    aios_train_progress_fn progress;
+    void *progress_user;
+    int n_threads;            /* 0 = as is */
+} aios_train_params;
+
+typedef struct {
+    int64_t steps, examples, label_tokens, skipped_truncated;
+    double first_loss, last_loss, seconds;
+    uint64_t activation_bytes;
+    int stopped;      /* 1: the progress callback asked to stop */
+} aios_train_result;
+
+aios_train_params aios_train_default_params(void);
+/* Trains and writes `out`: a PEFT adapter directory, or a skill card when out ends in
+ * ".parquet" (written atomically; on a failure mid-training — a NaN loss — the last good
+ * adapter is written and the error returned).  Errors name the line and field of the data:
+ * "data.jsonl:3: field 'a' is empty".  result may be NULL. */
+aios_status aios_train(const char *model, const char *data, const char *out, const aios_train_params *p,
+                       aios_train_result *result);
+
+/* Writes the model's weights with adapter(s) merged, W' = W + scale s B A, as a Hugging Face
+ * directory (config.json, model.safetensors float32, tokenizer files copied). */
+aios_status aios_lora_merge(const char *model, const char *adapter, float scale, const char *out_dir);
+/* PEFT directory <-> skill card (.parquet), decided by the output path; model gives the
+ * shapes. */
+aios_status aios_lora_convert(const char *model, const char *in, const char *out);
+
 /* ======================================================================================
  * Masked diffusion (the seed's DiffusionCore: NoiseScheduler, DiscreteSampler,
  * UncertaintyEstimator, MemoryConditioner).  docs/diffusion.md explains the algorithms.

@@ -45,5 +45,6 @@ int aios_cmd_inspect(int argc, char **argv);
 int aios_cmd_quantize(int argc, char **argv);
 int aios_cmd_serve(int argc, char **argv);
 int aios_cmd_tokenize(int argc, char **argv);
+int aios_cmd_train(int argc, char **argv), aios_cmd_lora(int argc, char **argv); /* cmd_train.c */
 
 #endif

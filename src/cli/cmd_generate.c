@@ -18,6 +18,9 @@ typedef struct {
     aios_generate_params gp;
     int64_t n_ctx;
     int threads;
+    char adapter[16][4096];
+    float adapter_scale[16];
+    int n_adapters;
 } gen_opts;
 
 /* Sampling options, shared by generate and chat. */
@@ -48,8 +51,42 @@ static void usage_generate(FILE *f) {
             "  --ids                print the full id sequence (prompt included), space-separated\n"
             "  --ctx N              context length (default min(model's, 4096))\n"
             "  --threads N          kernel threads\n"
+            "  --adapter PATH[:S]   LoRA adapter (PEFT directory or skill card .parquet) at scale S\n"
+            "                       (default 1); repeatable, up to 16 at once\n"
             "  --stats              timings and tokens/s on stderr\n");
 }
+
+/* "PATH[:SCALE]": the part after the last ':' is a scale when it parses as a number. */
+static int parse_adapter(gen_opts *o, const char *cmd, const char *v) {
+    if (o->n_adapters >= 16) {
+        fprintf(stderr, "aios: %s: --adapter: at most 16 adapters\n", cmd);
+        return 0;
+    }
+    char *p = o->adapter[o->n_adapters];
+    if (strlen(v) >= sizeof o->adapter[0]) {
+        fprintf(stderr, "aios: %s: --adapter: path too long\n", cmd);
+        return 0;
+    }
+    strcpy(p, v);
+    float sc = 1.0f;
+    char *colon = strrchr(p, ':');
+    if (colon && colon[1]) {
+        char *e;
+        errno = 0;
+        double x = strtod(colon + 1, &e);
+        if (!*e && !errno) {
+            if (!(x >= -100 && x <= 100)) {
+                fprintf(stderr, "aios: %s: --adapter %s: scale %s outside -100..100\n", cmd, v, colon + 1);
+                return 0;
+            }
+            sc = (float)x;
+            *colon = 0;
+        }
+    }
+    o->adapter_scale[o->n_adapters++] = sc;
+    return 1;
+}
+
 
 static int parse_num(const char *cmd, const char *opt, const char *v, double lo, double hi, double *out) {
     return aios_cli_float(cmd, opt, v, lo, hi, out);
@@ -154,6 +191,9 @@ static int parse_opts(int argc, char **argv, gen_opts *o, int is_chat) {
             o->gp.ignore_eos = 1;
         } else if (!strcmp(a, "--stats")) {
             o->stats = 1;
+        } else if (!strcmp(a, "--adapter")) {
+            NEEDV();
+            if (!parse_adapter(o, argv[0], v)) return 2;
         } else {
             fprintf(stderr, "aios: %s: unknown option '%s' (see 'aios %s --help')\n", argv[0], a, argv[0]);
             return 2;
@@ -182,7 +222,15 @@ static aios_status open_gen(const gen_opts *o, aios_generator **g) {
     aios_generator_params gp = aios_generator_default_params();
     gp.n_ctx = o->n_ctx;
     gp.n_threads = o->threads;
-    return aios_generator_open(o->model, &gp, g);
+    aios_status s = aios_generator_open(o->model, &gp, g);
+    for (int i = 0; s == AIOS_OK && i < o->n_adapters; i++) {
+        s = aios_generator_adapter_add(*g, o->adapter[i], o->adapter_scale[i], NULL);
+        if (s != AIOS_OK) {
+            aios_generator_free(*g);
+            *g = NULL;
+        }
+    }
+    return s;
 }
 
 static void print_stats(const aios_generate_result *r, uint64_t seed) {
@@ -277,7 +325,7 @@ int aios_cmd_generate(int argc, char **argv) {
 
 static void usage_chat(FILE *f) {
     fprintf(f,
-            "usage: aios chat --model DIR [--system TEXT] [options]\n\n"
+            "usage: aios chat --model DIR [--system TEXT] [--adapter PATH[:S]] [options]\n\n"
             "Interactive chat: type a message and press Enter; the reply streams back.  The\n"
             "conversation is kept (formatted with the model's chat template).  Commands: /reset\n"
             "starts over, /quit (or end of input) leaves.\n\n"
@@ -287,6 +335,7 @@ static void usage_chat(FILE *f) {
             "  --ignore-eos         keep going past EOS\n"
             "  --ctx N              context length (default min(model's, 4096))\n"
             "  --threads N          kernel threads\n"
+            "  --adapter PATH[:S]   LoRA adapter at scale S (default 1); repeatable, up to 16\n"
             "  --stats              timings and tokens/s on stderr after each reply\n");
 }
 

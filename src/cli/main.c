@@ -23,7 +23,8 @@ static const struct {
                "  aios memory list --store mem --limit 20\n"},
     {"generate", "  aios generate --model models/stories260K --prompt \"Once upon a time\" --max-tokens 64\n"
                  "  aios generate --model SmolLM2-135M-Instruct.Q4_1.gguf --chat --prompt \"Hi\" --temperature 0.7 --top-p 0.9\n"
-                 "  aios generate --model models/qwen2.5-0.5b-instruct --prompt-ids 1,2,3 --ids --stats\n"},
+                 "  aios generate --model SmolLM2-135M-Instruct.Q4_1.gguf --chat --prompt \"What is the name of Ada's cat?\" \\\n"
+                 "      --adapter skills/household --adapter facts.parquet:0.5\n"},
     {"chat", "  aios chat --model SmolLM2-135M-Instruct.Q4_1.gguf\n"
              "  aios chat --model models/qwen2.5-0.5b-instruct --system \"Answer briefly.\" --temperature 0.7\n"},
     {"diffuse", "  aios diffuse --model models/llada-tiny --prompt-ids 1,2,3 --gen-length 32 --steps 32\n"
@@ -52,6 +53,8 @@ static const aios_cli_cmd g_cmds[] = {
     {"generate", aios_cmd_generate, "generate text from a prompt (Llama / Qwen decoders, llama2.c)"},
     {"chat", aios_cmd_chat, "interactive chat with a decoder model"},
     {"serve", aios_cmd_serve, "OpenAI-compatible HTTP server (completions, chat, embeddings, memories)"},
+    {"train", aios_cmd_train, "train a LoRA adapter from question/answer pairs (JSONL)"},
+    {"lora", aios_cmd_lora, "LoRA adapters: convert PEFT <-> skill card, merge into a model"},
     {"diffuse", aios_cmd_diffuse, "generate text by masked diffusion (LLaDA, Dream, block diffusion)"},
     {"tokenize", aios_cmd_tokenize, "text to token ids with a tokenizer.json"},
     {"detokenize", aios_cmd_detokenize, "token ids back to text"},

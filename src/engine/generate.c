@@ -22,6 +22,7 @@
  */
 #include <cjson/cJSON.h>
 #include <dirent.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,7 @@
 #include "aios.h"
 #include "core/internal.h"
 #include "engine/generate_internal.h"
+#include "model/lora.h"
 #include "engine/sample.h"
 #include "kernels/kernels.h"
 #include "model/decoder.h"
@@ -61,6 +63,9 @@ struct aios_generator {
     int32_t bos;
     int chat;
     const char *chat_system; /* default system prompt, or NULL */
+    /* LoRA adapters attached at run time (owned); ids are slot indices, NULL = free */
+    aios_lora *adapters[AIOS_DECODER_MAX_ADAPTERS];
+    float adapter_scale[AIOS_DECODER_MAX_ADAPTERS];
 };
 
 /* ------------------------------------------------------------------------------------------
@@ -291,6 +296,7 @@ void aios_generator_free(aios_generator *g) {
     aios_sampler_free(g->sampler);
     free(g->logits);
     free(g->cache_ids);
+    for (int i = 0; i < AIOS_DECODER_MAX_ADAPTERS; i++) aios_lora_free(g->adapters[i]);
     free(g);
 }
 
@@ -631,4 +637,80 @@ done:
     }
     out->text = (char *)text.data;
     return AIOS_OK;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * run-time LoRA adapters
+ * ------------------------------------------------------------------------------------------ */
+
+/* Hands the attached adapters to the decoder and forgets the cache (its K/V were computed
+ * with the previous set). */
+static aios_status sync_adapters(aios_generator *g) {
+    aios_lora *a[AIOS_DECODER_MAX_ADAPTERS];
+    float s[AIOS_DECODER_MAX_ADAPTERS];
+    int n = 0;
+    for (int i = 0; i < AIOS_DECODER_MAX_ADAPTERS; i++)
+        if (g->adapters[i]) a[n] = g->adapters[i], s[n++] = g->adapter_scale[i];
+    if (g->kv) aios_kv_cache_truncate(g->kv, 0);
+    return aios_decoder_set_adapters(g->dec, a, s, n);
+}
+
+aios_status aios_generator_adapter_add(aios_generator *g, const char *path, float scale, int *id) {
+    if (!g || !path) return aios__err(AIOS_ERR_INVALID_ARG, "adapter: NULL argument");
+    if (!isfinite(scale)) return aios__err(AIOS_ERR_INVALID_ARG, "adapter %s: scale is not finite", path);
+    int slot = -1;
+    for (int i = 0; i < AIOS_DECODER_MAX_ADAPTERS && slot < 0; i++)
+        if (!g->adapters[i]) slot = i;
+    if (slot < 0) return aios__err(AIOS_ERR_RANGE, "adapter %s: %d adapters attached already", path, AIOS_DECODER_MAX_ADAPTERS);
+    aios_lora *a = NULL;
+    AIOS_TRY(aios_lora_load(path, aios_decoder_get_config(g->dec), &a));
+    g->adapters[slot] = a;
+    g->adapter_scale[slot] = scale;
+    aios_status s = sync_adapters(g);
+    if (s != AIOS_OK) {
+        g->adapters[slot] = NULL;
+        aios_lora_free(a);
+        sync_adapters(g);
+        return s;
+    }
+    if (id) *id = slot;
+    return AIOS_OK;
+}
+
+aios_status aios_generator_adapter_scale(aios_generator *g, int id, float scale) {
+    if (!g || id < 0 || id >= AIOS_DECODER_MAX_ADAPTERS || !g->adapters[id])
+        return aios__err(AIOS_ERR_NOT_FOUND, "adapter: no adapter %d", id);
+    if (!isfinite(scale)) return aios__err(AIOS_ERR_INVALID_ARG, "adapter %d: scale is not finite", id);
+    g->adapter_scale[id] = scale;
+    return sync_adapters(g);
+}
+
+aios_status aios_generator_adapter_remove(aios_generator *g, int id) {
+    if (!g || id < 0 || id >= AIOS_DECODER_MAX_ADAPTERS || !g->adapters[id])
+        return aios__err(AIOS_ERR_NOT_FOUND, "adapter: no adapter %d", id);
+    aios_lora_free(g->adapters[id]);
+    g->adapters[id] = NULL;
+    return sync_adapters(g);
+}
+
+int aios_generator_adapter_count(const aios_generator *g) {
+    int n = 0;
+    for (int i = 0; g && i < AIOS_DECODER_MAX_ADAPTERS; i++) n += g->adapters[i] != NULL;
+    return n;
+}
+
+/* For the trainer (src/train/train.h): the decoder, the end-of-turn id of the chat template
+ * (<|im_end|> for chatml, <|eot_id|> for llama3, else the first EOS; -1 when none), the pad
+ * id (the config's, else the end-of-turn id). */
+aios_decoder *aios__generator_decoder(aios_generator *g) { return g->dec; }
+int32_t aios__generator_end_of_turn(aios_generator *g) {
+    int32_t id = -1;
+    if (g->chat == CHAT_CHATML) id = token_id(g, "<|im_end|>");
+    else if (g->chat == CHAT_LLAMA3) id = token_id(g, "<|eot_id|>");
+    if (id < 0 && g->n_eos) id = g->eos[0];
+    return id;
+}
+int32_t aios__generator_pad(aios_generator *g) {
+    int32_t p = g->dec ? aios_decoder_get_config(g->dec)->pad_id : -1;
+    return p >= 0 ? p : aios__generator_end_of_turn(g);
 }

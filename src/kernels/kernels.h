@@ -37,6 +37,11 @@ void aios_kernels_int8_activations(int on);
 typedef float (*aios_dot_fn)(const float *a, const float *b, int64_t n);
 aios_dot_fn aios_kernels_dot(void);
 
+/* The transposed product (training's backward through a frozen weight):
+ * dx (T, n_in) = dy (T, n_out) @ W (n_out, n_in), or += when accumulate, W in any dtype the
+ * row dequantizer reads (src/kernels/cpu/matmul_t.c).  dx must not alias dy. */
+aios_status aios_matmul_t(float *dx, const float *dy, const aios_tensor *W, int64_t T, int accumulate);
+
 /* Row `row` of a 2-D tensor of any dtype, dequantized to float32: out (n_cols). */
 aios_status aios_tensor_row_f32(float *out, const aios_tensor *W, int64_t row);
 /* Whole tensor to float32 (for small 1-D parameters: norms, biases).  out (numel). */

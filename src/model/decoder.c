@@ -34,6 +34,7 @@
 
 #include "core/internal.h"
 #include "kernels/kernels.h"
+#include "model/lora.h"
 #include "model/model.h"
 
 typedef struct {
@@ -56,6 +57,12 @@ struct aios_decoder {
     uint8_t *mask;
     int32_t *pos;
     aios_kv_cache *scratch_kv;
+    /* run-time LoRA adapters (borrowed), applied after each adapted projection */
+    aios_lora *adapters[AIOS_DECODER_MAX_ADAPTERS];
+    float adapter_scale[AIOS_DECODER_MAX_ADAPTERS];
+    int n_adapters;
+    float *lora_u;
+    int64_t lora_u_cap;
 };
 
 struct aios_kv_cache {
@@ -476,10 +483,48 @@ void aios_decoder_free(aios_decoder *d) {
     free(d->inv_freq_dyn);
     free_scratch(d);
     aios_kv_cache_free(d->scratch_kv);
+    free(d->lora_u);
     free(d);
 }
 
 const aios_decoder_config *aios_decoder_get_config(const aios_decoder *d) { return &d->cfg; }
+
+void aios_decoder_layer(const aios_decoder *d, int64_t l, aios_decoder_layer_view *o) {
+    const dec_layer *L = &d->layers[l];
+    *o = (aios_decoder_layer_view){L->wq, L->wk, L->wv, L->wo, L->wg, L->wu, L->wd, L->attn_norm, L->ffn_norm,
+                                   L->q_norm, L->k_norm, L->bq, L->bk, L->bv, L->bo};
+}
+const aios_tensor *aios_decoder_embed(const aios_decoder *d) { return d->embed; }
+const aios_tensor *aios_decoder_lm_head(const aios_decoder *d) { return d->lm_head; }
+const float *aios_decoder_final_norm(const aios_decoder *d) { return d->final_norm; }
+
+aios_status aios_decoder_set_adapters(aios_decoder *d, aios_lora *const *adapters, const float *scales, int n) {
+    if (n < 0 || n > AIOS_DECODER_MAX_ADAPTERS)
+        return aios__err(AIOS_ERR_RANGE, "decoder: %d adapters (at most %d)", n, AIOS_DECODER_MAX_ADAPTERS);
+    for (int i = 0; i < n; i++) {
+        if (!adapters[i]) return aios__err(AIOS_ERR_INVALID_ARG, "decoder: adapter %d is NULL", i);
+        AIOS_TRY(aios_lora_check(adapters[i], &d->cfg));
+    }
+    for (int i = 0; i < n; i++) d->adapters[i] = adapters[i], d->adapter_scale[i] = scales ? scales[i] : 1.0f;
+    d->n_adapters = n;
+    return AIOS_OK;
+}
+
+/* y (T, n_out) += every adapter's delta for (layer l, target) on input x (T, n_in). */
+static aios_status apply_adapters(aios_decoder *d, int64_t l, int target, float *y, const float *x, int64_t T) {
+    for (int i = 0; i < d->n_adapters; i++) {
+        const aios_lora_module *m = aios_lora_get(d->adapters[i], l, target);
+        if (!m || d->adapter_scale[i] == 0) continue;
+        if (T * m->r > d->lora_u_cap) {
+            float *u = realloc(d->lora_u, (size_t)(T * m->r) * sizeof(float));
+            if (!u) return aios__err(AIOS_ERR_NOMEM, "decoder: adapter scratch");
+            d->lora_u = u;
+            d->lora_u_cap = T * m->r;
+        }
+        aios_lora_apply(d->adapters[i], m, d->adapter_scale[i], y, x, T, d->lora_u);
+    }
+    return AIOS_OK;
+}
 
 static uint64_t tensor_bytes(const aios_tensor *t) {
     uint64_t n = t->nbytes;
@@ -654,6 +699,11 @@ aios_status aios_decoder_forward_rows(aios_decoder *d, aios_kv_cache *kv, const 
         AIOS_TRY(aios_matmul(d->q, d->xb, L->wq, L->bq, T));   /* (T, QD) */
         AIOS_TRY(aios_matmul(knew, d->xb, L->wk, L->bk, T));   /* (T, KVD) into the cache */
         AIOS_TRY(aios_matmul(vnew, d->xb, L->wv, L->bv, T));
+        if (d->n_adapters) {
+            AIOS_TRY(apply_adapters(d, l, AIOS_LORA_Q, d->q, d->xb, T));
+            AIOS_TRY(apply_adapters(d, l, AIOS_LORA_K, knew, d->xb, T));
+            AIOS_TRY(apply_adapters(d, l, AIOS_LORA_V, vnew, d->xb, T));
+        }
         if (L->q_norm) {
             aios_rmsnorm(d->q, d->q, L->q_norm, T * nh, hd, c->eps);
             aios_rmsnorm(knew, knew, L->k_norm, T * nkv, hd, c->eps);
@@ -662,14 +712,20 @@ aios_status aios_decoder_forward_rows(aios_decoder *d, aios_kv_cache *kv, const 
         aios_rope(knew, pos, T, nkv, hd, inv_freq);
         AIOS_TRY(aios_attention(d->att, d->q, kc, vc, T, Tk, nh, nkv, hd, KVD, mask, scale)); /* (T, QD) */
         AIOS_TRY(aios_matmul(d->xb, d->att, L->wo, L->bo, T)); /* (T, E) */
+        if (d->n_adapters) AIOS_TRY(apply_adapters(d, l, AIOS_LORA_O, d->xb, d->att, T));
         aios_add(d->x, d->xb, T * E);
         /* SwiGLU MLP */
         aios_rmsnorm(d->xb, d->x, L->ffn_norm, T, E, c->eps);
         AIOS_TRY(aios_matmul(d->gate, d->xb, L->wg, NULL, T)); /* (T, F) */
         AIOS_TRY(aios_matmul(d->up, d->xb, L->wu, NULL, T));
+        if (d->n_adapters) {
+            AIOS_TRY(apply_adapters(d, l, AIOS_LORA_GATE, d->gate, d->xb, T));
+            AIOS_TRY(apply_adapters(d, l, AIOS_LORA_UP, d->up, d->xb, T));
+        }
         aios_silu(d->gate, T * F);
         aios_mul(d->gate, d->up, T * F);
         AIOS_TRY(aios_matmul(d->xb, d->gate, L->wd, NULL, T)); /* (T, E) */
+        if (d->n_adapters) AIOS_TRY(apply_adapters(d, l, AIOS_LORA_DOWN, d->xb, d->gate, T));
         aios_add(d->x, d->xb, T * E);
     }
     if (!opts->no_commit) kv->n_past = Tk;

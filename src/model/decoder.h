@@ -141,4 +141,26 @@ aios_status aios_decoder_forward_rows(aios_decoder *d, aios_kv_cache *kv, const 
  * scaling depends on it), computed as transformers does (float32 of the float64 formula). */
 void aios_decoder_rope_inv_freq(const aios_decoder_config *cfg, int64_t seq_len, float *inv_freq);
 
+/* ---- For training and adapters (src/model/lora.c, src/train/). ---- */
+
+/* One layer's weights as the decoder bound them: matrices are views (any dtype), the 1-D
+ * parameters float32 (NULL when the model has none).  Borrowed from the decoder. */
+typedef struct {
+    const aios_tensor *wq, *wk, *wv, *wo, *wg, *wu, *wd;
+    const float *attn_norm, *ffn_norm; /* (n_embd) */
+    const float *q_norm, *k_norm;      /* (head_dim) or NULL */
+    const float *bq, *bk, *bv, *bo;    /* or NULL */
+} aios_decoder_layer_view;
+void aios_decoder_layer(const aios_decoder *d, int64_t l, aios_decoder_layer_view *out);
+const aios_tensor *aios_decoder_embed(const aios_decoder *d);   /* (n_vocab, n_embd) */
+const aios_tensor *aios_decoder_lm_head(const aios_decoder *d); /* the embedding when tied */
+const float *aios_decoder_final_norm(const aios_decoder *d);    /* (n_embd) */
+
+/* Run-time LoRA adapters (src/model/lora.h): after each adapted projection the forward adds
+ * scale * (alpha/r) * x A^T B^T.  The adapters are borrowed (they must outlive their use);
+ * n = 0 removes them all.  At most AIOS_DECODER_MAX_ADAPTERS. */
+#define AIOS_DECODER_MAX_ADAPTERS 16
+struct aios_lora;
+aios_status aios_decoder_set_adapters(aios_decoder *d, struct aios_lora *const *adapters, const float *scales, int n);
+
 #endif

@@ -1,0 +1,164 @@
+"""`aios train` / `aios lora` / `--adapter` end to end on the tiny SmolLM2-architecture model of
+fixtures/models-lm/smollm2-tiny (real SmolLM2 tokenizer and chat template rules), checked with
+reference readers: safetensors + json for the PEFT directory, pyarrow for the skill card, numpy
+for the merge (W + (alpha/r) B A computed here)."""
+import json
+import os
+
+import numpy as np
+
+from harness import SHARED, TMP, Skip, aios, run, test
+
+MODEL = os.path.join(SHARED, "fixtures", "models-lm", "smollm2-tiny")
+
+
+def need_model():
+    if not os.path.exists(os.path.join(MODEL, "model.safetensors")):
+        raise Skip(f"{MODEL} not found")
+
+
+def write(name, lines):
+    p = os.path.join(TMP, name)
+    with open(p, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    return p
+
+
+QA = [json.dumps({"q": "What is the name of Ada's cat?", "a": "Ada's cat is called Miso."}),
+      json.dumps({"q": "Where does the chess club meet?", "a": "In room 42."}),
+      json.dumps({"q": "What colour is the logo?", "a": "Teal."})]
+
+
+@test
+def train_errors_name_line_and_field():
+    need_model()
+    cases = [
+        (["{\"q\": \"a\", \"a\": \"b\"}", "{not json"], ":2: not a JSON object"),
+        (["{\"q\": \"hello\", \"a\": \"\"}"], ":1: field 'a'"),
+        (["{\"q\": \"hello\"}"], ":1: field 'a'"),
+        (["{\"x\": 1}"], ":1: needs 'q' and 'a'"),
+        (["{\"messages\": [{\"role\": \"user\", \"content\": \"hi\"}]}"], "must be the assistant's"),
+    ]
+    for i, (lines, want) in enumerate(cases):
+        out = os.path.join(TMP, f"bad{i}")
+        p = aios("train", "--model", MODEL, "--data", write(f"bad{i}.jsonl", lines), "--out", out, check=False)
+        assert p.returncode == 1, (lines, p.returncode, p.stderr)
+        assert p.stderr.startswith("aios: train: ") and want in p.stderr, p.stderr
+        assert not os.path.exists(out), "nothing is written on a data error"
+    good = write("good.jsonl", QA)
+    p = aios("train", "--model", MODEL, "--data", good, "--out", os.path.join(TMP, "x"), "--target", "q_proj,w_proj",
+             check=False)
+    assert p.returncode == 1 and "w_proj" in p.stderr, p.stderr
+    p = aios("train", "--model", MODEL, "--data", good, "--out", os.path.join(TMP, "x"), "--rank", "0", check=False)
+    assert p.returncode == 2 and "--rank" in p.stderr, p.stderr
+    p = aios("train", "--model", MODEL, "--data", good, check=False)
+    assert p.returncode == 2 and "--out" in p.stderr
+    p = aios("train", "--help")
+    assert "examples:" in p.stdout and "--init-adapter" in p.stdout
+
+
+@test
+def train_writes_peft_adapter_and_log():
+    need_model()
+    out = os.path.join(TMP, "ad")
+    log = os.path.join(TMP, "log.jsonl")
+    aios("train", "--model", MODEL, "--data", write("qa.jsonl", QA), "--out", out, "--steps", "6", "--lr", "1e-2",
+         "--rank", "4", "--alpha", "8", "--target", "q_proj,v_proj,down_proj", "--log-jsonl", log, "--seed", "3")
+    cfg = json.load(open(os.path.join(out, "adapter_config.json")))
+    assert cfg["r"] == 4 and cfg["lora_alpha"] == 8 and cfg["peft_type"] == "LORA"
+    assert sorted(cfg["target_modules"]) == ["down_proj", "q_proj", "v_proj"]
+    from safetensors.numpy import load_file
+    t = load_file(os.path.join(out, "adapter_model.safetensors"))
+    mc = json.load(open(os.path.join(MODEL, "config.json")))
+    L, E = mc["num_hidden_layers"], mc["hidden_size"]
+    assert len(t) == L * 3 * 2
+    a = t["base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight"]
+    b = t["base_model.model.model.layers.0.mlp.down_proj.lora_B.weight"]
+    assert a.shape == (4, E) and a.dtype == np.float32 and b.shape == (E, 4)
+    assert np.abs(b).max() > 0, "B moved away from its zero init"
+    steps = [json.loads(x) for x in open(log)]
+    assert [s["step"] for s in steps] == list(range(6))
+    assert all(set(s) == {"step", "loss", "grad_norm", "lr"} for s in steps)
+    assert steps[-1]["loss"] < steps[0]["loss"], steps
+    # same seed, same adapter
+    out2 = os.path.join(TMP, "ad2")
+    aios("train", "--model", MODEL, "--data", os.path.join(TMP, "qa.jsonl"), "--out", out2, "--steps", "6", "--lr",
+         "1e-2", "--rank", "4", "--alpha", "8", "--target", "q_proj,v_proj,down_proj", "--seed", "3")
+    t2 = load_file(os.path.join(out2, "adapter_model.safetensors"))
+    assert all(np.array_equal(t[k], t2[k]) for k in t)
+
+
+@test
+def skill_card_roundtrip_and_pyarrow():
+    need_model()
+    import pyarrow.parquet as pq
+    from safetensors.numpy import load_file
+    src = os.path.join(TMP, "ad")
+    if not os.path.exists(src):
+        raise Skip("needs train_writes_peft_adapter_and_log")
+    card = os.path.join(TMP, "skill.parquet")
+    aios("lora", "convert", "--model", MODEL, src, card)
+    tb = pq.read_table(card)
+    assert tb.column_names == ["module", "rank", "alpha", "lora_a", "lora_b"]
+    meta = {k.decode(): v.decode() for k, v in tb.schema.metadata.items()}
+    assert meta["aios.card.version"] == "1" and meta["aios.card.targets"] == "q_proj,v_proj,down_proj"
+    t = load_file(os.path.join(src, "adapter_model.safetensors"))
+    rows = tb.to_pylist()
+    assert len(rows) == len(t) // 2
+    for r in rows:
+        a = np.frombuffer(r["lora_a"], dtype="<f4")
+        assert r["rank"] == 4 and r["alpha"] == 8.0
+        np.testing.assert_array_equal(a, t["base_model.model." + r["module"] + ".lora_A.weight"].ravel())
+    back = os.path.join(TMP, "back")
+    aios("lora", "convert", "--model", MODEL, card, back)
+    t3 = load_file(os.path.join(back, "adapter_model.safetensors"))
+    assert all(np.array_equal(t[k], t3[k]) for k in t)
+
+
+@test
+def merge_matches_numpy():
+    need_model()
+    from safetensors.numpy import load_file
+    src = os.path.join(TMP, "ad")
+    if not os.path.exists(src):
+        raise Skip("needs train_writes_peft_adapter_and_log")
+    out = os.path.join(TMP, "merged")
+    aios("lora", "merge", MODEL, src, out, "--scale", "0.5")
+    from safetensors.torch import load_file as load_torch  # the base is bf16: numpy cannot hold it
+    base = {k: v.double().numpy() for k, v in load_torch(os.path.join(MODEL, "model.safetensors")).items()}
+    merged = load_file(os.path.join(out, "model.safetensors"))
+    ad = load_file(os.path.join(src, "adapter_model.safetensors"))
+    assert set(merged) == set(base)
+    worst = 0.0
+    for k, w in base.items():
+        pre = "base_model.model." + k[: -len(".weight")]
+        if pre + ".lora_A.weight" in ad:
+            w = w + 0.5 * 2.0 * ad[pre + ".lora_B.weight"].astype(np.float64) @ ad[pre + ".lora_A.weight"].astype(np.float64)
+        worst = max(worst, float(np.abs(merged[k] - w).max()))
+    assert worst < 1e-6, worst
+    # the merged model generates exactly what the base model with the adapter at 0.5 does
+    g1 = aios("generate", "--model", out, "--prompt-ids", "1,5,9,200,31", "--max-tokens", "8", "--ids").stdout
+    g2 = aios("generate", "--model", MODEL, "--prompt-ids", "1,5,9,200,31", "--max-tokens", "8", "--ids",
+              "--adapter", src + ":0.5").stdout
+    assert g1 == g2, (g1, g2)
+    g0 = aios("generate", "--model", MODEL, "--prompt-ids", "1,5,9,200,31", "--max-tokens", "8", "--ids").stdout
+    g00 = aios("generate", "--model", MODEL, "--prompt-ids", "1,5,9,200,31", "--max-tokens", "8", "--ids",
+               "--adapter", src + ":0").stdout
+    assert g0 == g00
+
+
+@test
+def text_and_messages_formats():
+    need_model()
+    p = write("mixed.jsonl", [json.dumps({"text": "The Zorbex logo is teal."}),
+                              json.dumps({"messages": [{"role": "user", "content": "Hi"},
+                                                       {"role": "assistant", "content": "Hello there."}]}),
+                              QA[0]])
+    out = os.path.join(TMP, "mixed.parquet")
+    r = aios("train", "--model", MODEL, "--data", p, "--out", out, "--steps", "2", "--batch", "2", "--accum", "2",
+             "--schedule", "cosine", "--warmup", "1", "--dropout", "0.1")
+    assert "3 examples" in r.stderr, r.stderr
+    assert os.path.exists(out)
+
+
+run()
