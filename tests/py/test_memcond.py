@@ -257,6 +257,100 @@ def answers_top1():
     assert right >= 12, right
 
 
+_srv = {}
+
+
+def server():
+    """`aios serve` with the real model, all-MiniLM-L6-v2 and a copy of the facts store."""
+    if "port" in _srv:
+        return _srv["port"]
+    import atexit
+    import select
+    import shutil
+    import subprocess
+
+    m, d, mini = model(), store(), bert_ref.minilm_dir()
+    copy = os.path.join(TMP, "srv", "mem")  # the same name: "store": "mem" names it
+    shutil.copytree(d, copy)
+    p = subprocess.Popen([AIOS, "serve", "--host", "127.0.0.1", "--port", "0", "--model", m, "--embedding-model", mini,
+                          "--store", copy], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    atexit.register(p.kill)
+    r, _, _ = select.select([p.stdout], [], [], 60)
+    line = p.stdout.readline() if r else ""
+    if not line.startswith("aios: serving on http://127.0.0.1:"):
+        p.kill()
+        raise AssertionError("server did not start: %r %s" % (line, p.stderr.read()))
+    _srv["port"] = int(line.rsplit(":", 1)[1])
+    return _srv["port"]
+
+
+def post(path, body, status=200):
+    import http.client
+
+    c = http.client.HTTPConnection("127.0.0.1", server(), timeout=120)
+    c.request("POST", path, body=json.dumps(body), headers={"Content-Type": "application/json"})
+    r = c.getresponse()
+    payload = r.read().decode()
+    c.close()
+    assert r.status == status, (r.status, payload[:400])
+    if body.get("stream") and status == 200:
+        ev = [json.loads(l[6:]) for l in payload.splitlines() if l.startswith("data: ") and l != "data: [DONE]"]
+        assert payload.rstrip().endswith("data: [DONE]")
+        return ev
+    return json.loads(payload)
+
+
+def cli(q, *args, chat=True, max_tokens=48):
+    a = ["generate", "--model", model(), "--prompt", q, "--memory-store", store(), "--max-tokens", str(max_tokens),
+         "--temperature", "0", "--jsonl", *args]
+    return json.loads(aios(*(a + (["--chat"] if chat else []))).stdout)
+
+
+@test
+def server_memory_matches_cli():
+    q = "Who is the CEO of Zorbex?"
+    want = cli(q, "--memory-top-k", "1")
+    body = {"messages": [{"role": "user", "content": q}], "max_tokens": 48, "temperature": 0,
+            "memory": {"store": "mem", "top_k": 1}}
+    r = post("/v1/chat/completions", body)
+    assert r["choices"][0]["message"]["content"] == want["text"], (r["choices"][0], want["text"])
+    assert r["usage"]["prompt_tokens"] == want["prompt_tokens"]
+    srcs = r["memory"]["sources"]
+    assert [s["id"] for s in srcs] == [s["id"] for s in want["memory"]["sources"]] == ["zorbex-4"], srcs
+    assert abs(srcs[0]["score"] - want["memory"]["sources"][0]["score"]) < 1e-5
+    assert r["memory"]["added_tokens"] == want["memory"]["added_tokens"]
+    # streamed: the same text, the sources in the last chunk
+    ev = post("/v1/chat/completions", dict(body, stream=True))
+    text = "".join(e["choices"][0]["delta"].get("content", "") for e in ev if "choices" in e)
+    assert text == want["text"], text
+    assert ev[-1]["memory"]["sources"][0]["id"] == "zorbex-4", ev[-1]
+    # completions: the block in front of the text prompt, as the CLI without --chat
+    p = "Ada's dog is called"
+    want = cli(p, "--memory-top-k", "2", "--memory-filter", "category=household", chat=False, max_tokens=8)
+    r = post("/v1/completions", {"prompt": p, "max_tokens": 8, "temperature": 0,
+                                 "memory": {"top_k": 2, "filter": {"category": "household"}}})
+    assert r["choices"][0]["text"] == want["text"] and r["usage"]["prompt_tokens"] == want["prompt_tokens"]
+    assert [s["id"] for s in r["memory"]["sources"]] == [s["id"] for s in want["memory"]["sources"]]
+    # no hit: the answer of the request without memory
+    plain = post("/v1/chat/completions", {"messages": body["messages"], "max_tokens": 16, "temperature": 0})
+    r = post("/v1/chat/completions", dict(body, max_tokens=16, memory={"min_score": 0.99}))
+    assert r["memory"]["sources"] == [] and r["choices"][0]["message"] == plain["choices"][0]["message"]
+    assert r["usage"] == plain["usage"]
+
+
+@test
+def server_memory_errors():
+    msgs = [{"role": "user", "content": "Where is the Zorbex office?"}]
+    for bad in ({"store": "elsewhere"}, {"top_k": -1}, {"top_k": 1.5}, {"filter": {"colour": "teal"}},
+                {"filter": "zorbex"}, {"min_score": 3}, {"place": "middle"}, {"max_tokens": -2}, "yes"):
+        r = post("/v1/chat/completions", {"messages": msgs, "memory": bad}, status=400)
+        assert r["error"]["param"] == "memory", r
+    r = post("/v1/completions", {"prompt": [1, 2, 3], "memory": {"top_k": 1}}, status=400)
+    assert "text prompt" in r["error"]["message"], r
+    r = post("/v1/chat/completions", {"messages": [{"role": "system", "content": "x"}], "memory": {}}, status=400)
+    assert "user message" in r["error"]["message"], r
+
+
 @test
 def scorer_rule():
     # the rule itself, on the dataset's own sentences: a fact answers its question, another does not
