@@ -250,13 +250,18 @@ typedef struct {
 } aios_tok_special_ids;
 
 /* Loads `path`: a tokenizer.json, or a directory containing one (tokenizer_config.json beside
- * it is read too when present).  Returns AIOS_ERR_NOT_FOUND, AIOS_ERR_FORMAT,
+ * it is read too when present), or a GGUF file (its tokenizer.ggml.* metadata, see
+ * aios_tokenizer_load_gguf).  Returns AIOS_ERR_NOT_FOUND, AIOS_ERR_FORMAT,
  * AIOS_ERR_UNSUPPORTED with a message naming the field.  Loading takes milliseconds. */
 aios_status aios_tokenizer_load(const char *path, aios_tokenizer **out);
 /* The same from memory: `json` (len bytes, need not be NUL-terminated); `config_json` may be
  * NULL (tokenizer_config.json contents). */
 aios_status aios_tokenizer_load_json(const char *json, size_t len, const char *config_json, size_t config_len,
                                      aios_tokenizer **out);
+/* A tokenizer from a GGUF file's metadata alone (tokenizer.ggml.model gpt2 or llama, tokens,
+ * merges or scores, token types, special ids, add_bos/add_eos, pre-tokenizer by
+ * tokenizer.ggml.pre): the same ids as the model's Hugging Face tokenizer.json (docs/gguf.md). */
+aios_status aios_tokenizer_load_gguf(const char *path, aios_tokenizer **out);
 void aios_tokenizer_free(aios_tokenizer *tok);
 
 /* Defaults: add_special_tokens 1, replacement of invalid UTF-8, and the truncation / padding

@@ -14,7 +14,8 @@
  *
  * EOS ids: config.json eos_token_id (int or list), generation_config.json eos_token_id, and the
  * chat template's end-of-turn token (<|im_end|>, <|eot_id|>) when the vocabulary has it.
- * Chat templates are recognised from tokenizer_config.json's chat_template by their markers
+ * Chat templates are recognised from tokenizer_config.json's chat_template (or a GGUF file's
+ * tokenizer.chat_template) by their markers
  * (ChatML <|im_start|>, Llama-3 <|start_header_id|>, Llama-2 [INST]) and rendered here in C;
  * the Jinja source is not executed.  The default system prompts of SmolLM2 and Qwen2.5 are
  * inserted when their template contains them and the conversation has no system message.
@@ -174,8 +175,9 @@ static int32_t token_id(aios_generator *g, const char *tok) {
 static void setup_chat(aios_generator *g, const char *dir) {
     g->chat = CHAT_PLAIN;
     cJSON *tc = dir ? read_json(dir, "tokenizer_config.json") : NULL;
-    const char *tmpl = NULL;
-    if (tc) {
+    /* a GGUF file carries its own template (tokenizer.chat_template) */
+    const char *tmpl = g->model ? aios__model_chat_template(g->model) : NULL;
+    if (tc && !tmpl) {
         const cJSON *t = cJSON_GetObjectItemCaseSensitive(tc, "chat_template");
         if (cJSON_IsString(t)) tmpl = t->valuestring;
         else if (cJSON_IsArray(t)) { /* [{name, template}, ...]: the "default" one, else the first */
@@ -241,9 +243,12 @@ aios_status aios_generator_open(const char *path, const aios_generator_params *p
         dir[0] = 0;
     } else {
         if ((s = open_model(g, path, params)) != AIOS_OK) goto fail;
-        /* generation_config.json / tokenizer_config.json live in the model's directory */
+        /* generation_config.json / tokenizer_config.json live in the model's directory; a GGUF
+         * file is self-contained (whatever lies beside it belongs to some other model) */
         snprintf(dir, sizeof dir, "%s", aios_model_path(g->model));
-        if (!is_dir(dir)) {
+        if (!strcmp(aios_model_format(g->model), "gguf")) {
+            dir[0] = 0;
+        } else if (!is_dir(dir)) {
             char *sl = strrchr(dir, '/');
             if (sl) *sl = 0;
             else snprintf(dir, sizeof dir, ".");

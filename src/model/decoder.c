@@ -326,6 +326,7 @@ static aios_status want2(binder *b, const char *name, int64_t rows, int64_t cols
     case AIOS_DTYPE_Q8: case AIOS_DTYPE_Q4: case AIOS_DTYPE_Q2:
         break;
     default:
+        if (aios_gguf_block(t->dtype, NULL, NULL)) break; /* GGUF blocks, used in place */
         return aios__err(AIOS_ERR_UNSUPPORTED, "decoder: weight '%s': dtype %d is not a weight dtype", name, (int)t->dtype);
     }
     *out = t;

@@ -24,6 +24,7 @@
 #include <unistd.h>
 
 #include "core/internal.h"
+#include "format/gguf.h"
 #include "model/model_internal.h"
 #include "tensor/quant.h"
 
@@ -51,6 +52,10 @@ void aios_model_free(aios_model *m) {
     for (int i = 0; i < m->n_st; i++) aios_safetensors_close(m->st[i]);
     for (int i = 0; i < m->n_cols; i++) aios_pq_column_free(&m->cols[i]);
     if (m->pq) aios_parquet_close(m->pq);
+    aios_gguf_close(m->gguf);
+    free(m->chat_template);
+    for (int i = 0; i < m->n_owned; i++) free(m->owned[i]);
+    free(m->owned);
     free(m->cols);
     free(m->st);
     free(m->t);
@@ -180,6 +185,15 @@ static aios_status load_config(aios_model *m) {
 /* A config without mask_token_id (BERT) still has a mask token: the tokenizer's added token
  * "[MASK]" / "<mask>" / "<|mask|>".  Only the `added_tokens` array near the top of tokenizer.json
  * is parsed (the vocabulary after it can be megabytes); a file without one leaves -1. */
+/* A GGUF file: by its magic (whatever the name). */
+static int is_gguf(const char *path) {
+    FILE *f = fopen(path, "rb");
+    char b[4] = {0};
+    int ok = f && fread(b, 1, 4, f) == 4 && !memcmp(b, "GGUF", 4);
+    if (f) fclose(f);
+    return ok;
+}
+
 static void mask_from_tokenizer(aios_model *m) {
     aios_map mp;
     if (aios__map_file(m->tokenizer_path, &mp) != AIOS_OK) {
@@ -246,6 +260,17 @@ static aios_status open_impl(aios_model *m, const aios_model_params *pr) {
         return aios__err(AIOS_ERR_NOT_FOUND, "%s: no such file or directory", m->path);
     }
 
+    if (is_gguf(weights)) {
+        /* one self-describing file: config, tokenizer and chat template are in its metadata */
+        m->format = "gguf";
+        AIOS_TRY(aios__model_load_gguf(m, weights));
+        AIOS_TRY(sort_tensors(m));
+        for (int64_t i = 0; i < m->n; i++) AIOS_TRY(aios_tensor_validate(&m->t[i]));
+        aios__model_config_from_tensors(m);
+        if (aios_gguf_get_arr(m->gguf, "tokenizer.ggml.tokens", AIOS_GGUF_STRING) && !(m->tokenizer_path = strdup(weights)))
+            return aios__err(AIOS_ERR_NOMEM, "out of memory");
+        return AIOS_OK;
+    }
     if (ends_with(weights, ".parquet")) {
         m->format = "parquet-v1";
         AIOS_TRY(aios__model_load_parquet(m, weights));

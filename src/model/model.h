@@ -31,4 +31,13 @@ void aios__model_config_from_tensors(aios_model *m);
 /* metadata.json text for a config (the seed's fields plus ours); caller frees. */
 char *aios__model_metadata_json(const aios_model *m, const char *quantization);
 
+/* GGUF-opened models: the file's reader (NULL for other formats). */
+struct aios_gguf;
+const struct aios_gguf *aios__model_gguf(const aios_model *m);
+/* The chat template the model file carries (GGUF tokenizer.chat_template), or NULL. */
+const char *aios__model_chat_template(const aios_model *m);
+/* HF tensor name for a GGUF one (blk.3.attn_q.weight -> model.layers.3.self_attn.q_proj.weight);
+ * unmapped names are copied as they are. */
+void aios__gguf_hf_name(const char *gguf_name, char *out, size_t n);
+
 #endif

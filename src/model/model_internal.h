@@ -23,13 +23,20 @@ struct aios_model {
     aios_parquet_file *pq;
     aios_pq_column *cols; /* (n_cols) columns read from pq, alive as long as the views */
     int n_cols;
-    char *names;          /* parquet: NUL-terminated copies of the names */
+    char *names;          /* parquet, gguf: NUL-terminated copies of the names */
+    struct aios_gguf *gguf; /* gguf: the mapped file */
+    char *chat_template;  /* gguf: tokenizer.chat_template (NUL-terminated copy), or NULL */
+    void **owned;         /* (n_owned) buffers some views point into (gguf: un-permuted q/k) */
+    int n_owned;
 };
 
 /* Reads weights.parquet (Schema V1 or V2) into m->t / m->n. */
 aios_status aios__model_load_parquet(aios_model *m, const char *path);
 /* Writes weights.parquet from `src`'s tensors; `q` NULL = Schema V1, else V2 quantized. */
 aios_status aios__model_write_parquet(const aios_model *src, const char *path, const aios_quantize_params *q);
+
+/* Opens a GGUF file: config from its metadata, tensors as views under HF names (model_gguf.c). */
+aios_status aios__model_load_gguf(aios_model *m, const char *path);
 
 const char *aios__pool_name(aios_pooling p);
 const char *aios__attn_name(aios_attn_pattern a);

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "core/internal.h"
+#include "tensor/gguf_blocks.h"
 
 /* ---- dtypes ----------------------------------------------------------------------- */
 
@@ -315,6 +316,19 @@ static float plain_at(const uint8_t *p, aios_dtype t, int64_t i) {
 /* Dequantizes flattened elements [i0, i0 + n) into out. t is already validated. */
 static void dequant_range(const aios_tensor *t, int64_t cols, int64_t i0, int64_t n, float *out) {
     const uint8_t *p = (const uint8_t *)t->data;
+    int gblk, gbytes;
+    if (aios_gguf_block(t->dtype, &gblk, &gbytes)) {
+        /* GGUF blocks: row by row (blocks never straddle rows; validate checked cols % gblk) */
+        size_t row_bytes = (size_t)(cols / gblk) * (size_t)gbytes;
+        while (n > 0) {
+            int64_t r = i0 / cols, c = i0 % cols, k = AIOS_MIN(n, cols - c);
+            aios_gguf_deq_range(t->dtype, p + (size_t)r * row_bytes, c, k, out);
+            i0 += k;
+            out += k;
+            n -= k;
+        }
+        return;
+    }
     if (!aios_dtype_is_quant(t->dtype)) {
         for (int64_t k = 0; k < n; k++) out[k] = plain_at(p, t->dtype, i0 + k);
         return;
@@ -327,8 +341,17 @@ static void dequant_range(const aios_tensor *t, int64_t cols, int64_t i0, int64_
     }
 }
 
+/* Q8_K has no dequantizer (an activation format; gguf_blocks.h). */
+static aios_status check_deq(const aios_tensor *t) {
+    if (t->dtype == AIOS_DTYPE_GGUF_Q8_K)
+        return aios__err(AIOS_ERR_UNSUPPORTED, "%s: dtype q8_K is an activation format, not a weight",
+                         t->name ? t->name : "(tensor)");
+    return AIOS_OK;
+}
+
 aios_status aios_quant_dequantize_ref(const aios_tensor *t, float *out) {
     AIOS_TRY(aios_tensor_validate(t));
+    AIOS_TRY(check_deq(t));
     int64_t rows, cols;
     aios_tensor_rows_cols(t, &rows, &cols);
     dequant_range(t, cols, 0, aios_tensor_numel(t), out);
@@ -337,6 +360,7 @@ aios_status aios_quant_dequantize_ref(const aios_tensor *t, float *out) {
 
 aios_status aios_quant_dequantize_row_ref(const aios_tensor *t, int64_t row, float *out) {
     AIOS_TRY(aios_tensor_validate(t));
+    AIOS_TRY(check_deq(t));
     int64_t rows, cols;
     aios_tensor_rows_cols(t, &rows, &cols);
     if (row < 0 || row >= rows)

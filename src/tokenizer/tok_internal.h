@@ -214,4 +214,10 @@ const struct cJSON *tk_j(const struct cJSON *o, const char *key); /* NULL when a
 const char *tk_jstr(const struct cJSON *o, const char *key);       /* NULL unless a string */
 int tk_jbool(const struct cJSON *o, const char *key, int dflt);
 
+/* ---------------------------------------------------------------------------- gguf */
+/* tokenizer.json and tokenizer_config.json texts equivalent to a GGUF file's tokenizer.ggml.*
+ * metadata (tok_gguf.c); the caller frees both. */
+struct aios_gguf;
+aios_status aios__tokenizer_gguf_json(const struct aios_gguf *g, char **json, char **config);
+
 #endif

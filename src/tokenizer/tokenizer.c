@@ -16,6 +16,7 @@
  */
 #include <cjson/cJSON.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -401,6 +402,13 @@ aios_status aios_tokenizer_load(const char *path, aios_tokenizer **out) {
         char *slash = strrchr(dir, '/');
         if (slash) *slash = 0;
         else snprintf(dir, sizeof dir, ".");
+    }
+    if (!S_ISDIR(sb.st_mode)) { /* a GGUF file: by its magic */
+        FILE *f = fopen(path, "rb");
+        char mg[4] = {0};
+        int gguf = f && fread(mg, 1, 4, f) == 4 && !memcmp(mg, "GGUF", 4);
+        if (f) fclose(f);
+        if (gguf) return aios_tokenizer_load_gguf(path, out);
     }
     char *json = NULL, *cfg = NULL;
     size_t jlen = 0, clen = 0;

@@ -11,6 +11,7 @@
 #include <math.h>
 
 #include "kernels/cpu/kern.h"
+#include "tensor/gguf_blocks.h"
 
 #define T256 __attribute__((target("avx2,fma,f16c")))
 #define T256I __attribute__((target("avx2,fma,f16c"), always_inline)) inline
@@ -62,6 +63,10 @@ static T256I __m256 erf256(__m256 x) {
 /* ---------------------------------------------------------------- dequantize */
 
 static T256 void deq256(float *out, const aios_tensor *W, int64_t row, int64_t c0, int64_t n) {
+    if (aios_gguf_block(W->dtype, NULL, NULL)) { /* GGUF blocks: the shared decoder, bit-exact with ref */
+        aios_gguf_deq_range(W->dtype, aios__gguf_row(W, row), c0, n, out);
+        return;
+    }
     const int64_t n_in = W->shape[1];
     const uint8_t *raw = (const uint8_t *)W->data;
     int64_t j = 0;

@@ -13,6 +13,7 @@
 #include <math.h>
 
 #include "kernels/cpu/kern.h"
+#include "tensor/gguf_blocks.h"
 
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 #define T512I __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c"), always_inline)) inline
@@ -60,6 +61,10 @@ static T512I void put16(float *out, __m512i q, __m512 s, __m512 zs, __mmask16 m)
 }
 
 static T512 void deq512(float *out, const aios_tensor *W, int64_t row, int64_t c0, int64_t n) {
+    if (aios_gguf_block(W->dtype, NULL, NULL)) { /* GGUF blocks: the shared decoder, bit-exact with ref */
+        aios_gguf_deq_range(W->dtype, aios__gguf_row(W, row), c0, n, out);
+        return;
+    }
     const int64_t n_in = W->shape[1];
     const uint8_t *raw = (const uint8_t *)W->data;
     switch (W->dtype) {

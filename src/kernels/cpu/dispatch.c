@@ -127,7 +127,8 @@ aios_status aios_tensor_to_f32(float *out, const aios_tensor *t) {
     if (!t || t->ndim < 0 || t->ndim > AIOS_MAX_DIMS) return aios__err(AIOS_ERR_INVALID_ARG, "tensor_to_f32: bad tensor");
     aios_tensor v = *t; /* view as (1, numel) — or (rows, cols) for quantized per-row/group */
     int64_t n = aios_tensor_numel(t);
-    if (t->ndim >= 2 && (t->dtype == AIOS_DTYPE_Q8 || t->dtype == AIOS_DTYPE_Q4 || t->dtype == AIOS_DTYPE_Q2)) {
+    if (t->ndim >= 2 && (t->dtype == AIOS_DTYPE_Q8 || t->dtype == AIOS_DTYPE_Q4 || t->dtype == AIOS_DTYPE_Q2 ||
+                         aios_gguf_block(t->dtype, NULL, NULL))) {
         v.ndim = 2;
         v.shape[0] = t->shape[0];
         v.shape[1] = t->shape[0] ? n / t->shape[0] : 0;

@@ -61,6 +61,12 @@ static inline int aios__q_get(const aios_tensor *W, int64_t e) {
     default: return 0;
     }
 }
+/* First byte of row `row` of a GGUF block weight (n_out, n_in): rows are whole blocks. */
+static inline const uint8_t *aios__gguf_row(const aios_tensor *W, int64_t row) {
+    int blk = 1, bytes = 0;
+    aios_gguf_block(W->dtype, &blk, &bytes);
+    return (const uint8_t *)W->data + (size_t)row * (size_t)(W->shape[1] / blk) * (size_t)bytes;
+}
 static inline float aios__ldf(const float *p, int64_t i) {
     float f;
     memcpy(&f, p + i, sizeof f); /* scales may be unaligned inside a mapping */

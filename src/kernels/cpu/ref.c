@@ -13,6 +13,8 @@
 #include <stdlib.h>
 
 #include "kernels/cpu/kern.h"
+#include "tensor/gguf_blocks.h"
+#include "tensor/quant.h"
 
 /* ---------------------------------------------------------------- half precision */
 
@@ -85,6 +87,21 @@ aios_status aios__check_weight(const aios_tensor *W, const char *what) {
     if (!aios__mul_ok((uint64_t)W->shape[0], (uint64_t)W->shape[1], &numel) || numel > (1ull << 48))
         return aios__err(AIOS_ERR_RANGE, "%s: weight %s: too many elements", what, nm);
     uint64_t need;
+    int gblk, gbytes;
+    if (aios_gguf_block(W->dtype, &gblk, &gbytes)) {
+        if (!aios_gguf_is_weight(W->dtype))
+            return aios__err(AIOS_ERR_UNSUPPORTED, "%s: weight %s: dtype %s is an activation format, not a weight",
+                             what, nm, aios_dtype_name(W->dtype));
+        if (W->shape[1] % gblk)
+            return aios__err(AIOS_ERR_FORMAT, "%s: weight %s: n_in %lld is not a multiple of the %s block (%d)", what,
+                             nm, (long long)W->shape[1], aios_dtype_name(W->dtype), gblk);
+        need = numel / (uint64_t)gblk * (uint64_t)gbytes;
+        if (need && !W->data) return aios__err(AIOS_ERR_INVALID_ARG, "%s: weight %s: NULL data", what, nm);
+        if (W->nbytes < need)
+            return aios__err(AIOS_ERR_FORMAT, "%s: weight %s: %zu bytes, need %llu", what, nm, W->nbytes,
+                             (unsigned long long)need);
+        return AIOS_OK;
+    }
     switch (W->dtype) {
     case AIOS_DTYPE_F32: need = numel * 4; break;
     case AIOS_DTYPE_F16:
@@ -146,6 +163,10 @@ static float ref_w(const aios_tensor *W, int64_t r, int64_t c) {
 }
 
 static void ref_deq(float *out, const aios_tensor *W, int64_t row, int64_t c0, int64_t n) {
+    if (aios_gguf_block(W->dtype, NULL, NULL)) {
+        aios_gguf_deq_range(W->dtype, aios__gguf_row(W, row), c0, n, out);
+        return;
+    }
     for (int64_t j = 0; j < n; j++) out[j] = ref_w(W, row, c0 + j);
 }
 
@@ -155,6 +176,21 @@ aios_status aios_ref_matmul(float *y, const float *x, const aios_tensor *W, cons
     AIOS_TRY(aios__check_weight(W, "matmul"));
     if (T < 0) return aios__err(AIOS_ERR_INVALID_ARG, "matmul: T = %lld", (long long)T);
     int64_t n_out = W->shape[0], n_in = W->shape[1];
+    if (aios_gguf_block(W->dtype, NULL, NULL)) {
+        /* GGUF blocks decode a whole block at a time: one row of W to float, then every token */
+        float *w = malloc(sizeof(float) * (size_t)(n_in > 0 ? n_in : 1));
+        if (!w) return aios__err(AIOS_ERR_NOMEM, "matmul: %lld floats", (long long)n_in);
+        for (int64_t r = 0; r < n_out; r++) {
+            aios_gguf_deq_range(W->dtype, aios__gguf_row(W, r), 0, n_in, w);
+            for (int64_t t = 0; t < T; t++) {
+                float acc = 0.0f;
+                for (int64_t c = 0; c < n_in; c++) acc += w[c] * x[t * n_in + c];
+                y[t * n_out + r] = acc + (bias ? bias[r] : 0.0f);
+            }
+        }
+        free(w);
+        return AIOS_OK;
+    }
     for (int64_t t = 0; t < T; t++)
         for (int64_t r = 0; r < n_out; r++) {
             float acc = 0.0f;
