@@ -26,7 +26,17 @@ static void usage(FILE *f) {
             "  --diffusion-model DIR    LLaDA / Dream / block-diffusion model for /v1/diffuse\n"
             "  --threads N              kernel threads per model (default: all cores)\n"
             "  --max-body BYTES         request body limit (default 16777216)\n"
-            "  --max-connections N      simultaneous connections (default 64)\n");
+            "  --max-connections N      simultaneous connections (default 64)\n\n"
+            "memory-conditioned generation: /v1/chat/completions and /v1/completions take\n"
+            "  \"memory\": {\"store\": NAME, \"top_k\": 3, \"min_score\": S, \"filter\": {\"category\": C, \"source\": S},\n"
+            "             \"max_tokens\": 256, \"place\": \"user\"|\"system\"}\n"
+            "  against --store (embedded with --embedding-model); the response's \"memory\" field lists\n"
+            "  the sources (docs/server.md).\n\n"
+            "examples:\n"
+            "  aios serve --model smollm2.gguf --embedding-model all-MiniLM-L6-v2 --store mem\n"
+            "  curl -s localhost:8080/v1/chat/completions -d '{\"messages\":[{\"role\":\"user\",\n"
+            "      \"content\":\"Who is the CEO of Zorbex?\"}],\"memory\":{\"store\":\"mem\",\"top_k\":1}}'\n"
+            "  aios serve --port 0 --model stories260K --threads 1\n");
 }
 
 static int parse_pos(const char *opt, const char *v, long lo, long hi, long *out) {

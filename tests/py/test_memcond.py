@@ -257,6 +257,27 @@ def answers_top1():
     assert right >= 12, right
 
 
+@test
+def cli_chat_sources_and_errors():
+    d = store()
+    p = aios("chat", "--model", model(), "--memory-store", d, "--memory-top-k", "2", "--max-tokens", "24",
+             "--temperature", "0", input="Who is the CEO of Zorbex?\n/sources\n/quit\n")
+    assert "[memory: 2 placed, +" in p.stderr and "zorbex-4 0." in p.stderr, p.stderr
+    assert "1. zorbex-4  score 0." in p.stderr and "The CEO of Zorbex is Priya Nandakumar." in p.stderr, p.stderr
+    assert "Priya" in p.stdout, p.stdout
+    m = model()
+    for args, rc, msg in ((["--prompt", "q", "--memory-top-k", "2"], 2, "need --memory-store"),
+                          (["--prompt-ids", "1,2", "--memory-store", d], 2, "needs a text --prompt"),
+                          (["--prompt", "q", "--memory-store", d, "--memory-filter", "colour=teal"], 2, "category=VALUE"),
+                          (["--prompt", "q", "--memory-store", d, "--memory-top-k", "x"], 2, "invalid value"),
+                          (["--prompt", "q", "--memory-store", d, "--memory-place", "middle"], 2, "user or system"),
+                          (["--prompt", "q", "--memory-store", os.path.join(TMP, "nostore")], 1, "no store here"),
+                          (["--prompt", "q", "--memory-store", d, "--memory-encoder", os.path.join(TMP, "nomodel")], 1,
+                           "memory encoder")):
+        p = aios("generate", "--model", m, *args, check=False)
+        assert p.returncode == rc and msg in p.stderr and p.stderr.startswith("aios: "), (args, p.returncode, p.stderr)
+
+
 _srv = {}
 
 
