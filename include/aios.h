@@ -1059,8 +1059,9 @@ aios_status aios_memory_retrieve_fn(void *user, const char *query, int32_t top_k
  * Notes are counted in tokens of the model's tokenizer: the block adds at most max_tokens tokens
  * to the prompt, and never so many that the prompt plus `reserve` tokens passes the context.  A
  * note that does not fit whole is cut to its first k tokens (decoded; an incomplete UTF-8 tail
- * is dropped) and is the last one; no note at all (empty store, nothing above min_score, no
- * room) leaves the prompt exactly as it is without memory. ---- */
+ * is dropped; k >= 4, else the block ends before it) and is the last one; no note at all
+ * (empty store, nothing above min_score, no room) leaves the prompt exactly as it is without
+ * memory. ---- */
 typedef enum { AIOS_MEMPROMPT_USER = 0, AIOS_MEMPROMPT_SYSTEM = 1 } aios_memprompt_place;
 #define AIOS_MEMPROMPT_HEADER "Use these notes from memory to answer:"
 typedef struct {

@@ -17,9 +17,10 @@
  * Budget.  The notes are counted in the model's tokens.  The budget is
  * min(max_tokens, n_ctx - reserve - tokens of the unconditioned prompt).  Notes are taken best
  * first while their item ("- " + content + "\n") fits; the first that does not fit whole is cut
- * to the tokens left (its content's first k tokens, decoded, an incomplete UTF-8 tail dropped)
- * and closes the block — unlike diffusion's conditioner, which skips such a memory: a chat
- * prompt can say "this note was cut", a diffusion canvas cannot.  Token counts of pieces are not
+ * to the tokens left (its content's first k tokens, decoded, an incomplete UTF-8 tail dropped;
+ * k >= 4, else the block ends before it) and closes the block — unlike diffusion's
+ * conditioner, which skips such a memory: a chat prompt can say "this note was cut", a
+ * diffusion canvas cannot.  Token counts of pieces are not
  * exactly additive (BPE merges across a boundary), so the rendered prompt is measured and, if
  * the notes added more than the budget, the budget shrinks by the excess and the block is built
  * again.  No note at all leaves the prompt byte-identical to the unconditioned one.
@@ -262,6 +263,9 @@ static aios_status cut_content(aios_generator *g, const char *content, int64_t k
     return AIOS_OK;
 }
 
+/* A note is cut to no fewer tokens than this (else the block ends before it). */
+#define MIN_CUT 4
+
 static aios_status append(aios_buf *b, const char *s) { return aios_buf_append(b, s, strlen(s)); }
 
 /* The conversation with the notes block placed (msgs copied into *mo, *no messages; the one
@@ -359,7 +363,7 @@ static aios_status build_block(aios_generator *g, const aios_memcond_hit *hits, 
             left -= cost;
         } else {
             int64_t k = left - dash - nl;
-            if (k < 1) break;
+            if (k < MIN_CUT) break; /* a few tokens of a note say nothing */
             if ((s = cut_content(g, hits[i].content, k, &content, &kept))) goto done;
             if (!content) break;
             cut = 1;
