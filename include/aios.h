@@ -1100,6 +1100,88 @@ aios_status aios_memcond_build(aios_memcond_retrieve_fn retrieve, void *retrieve
                                int64_t keep_first, const aios_memcond_params *p, aios_memcond_result *out);
 void aios_memcond_result_free(aios_memcond_result *r);
 
+/* ---- Memory retrieval shared by every memory-conditioned path (autoregressive generation,
+ * the server, diffusion's MemoryConditioner, the Python package): a memory store plus the
+ * encoder that embeds queries with the store's model. ---- */
+typedef struct aios_memory_retriever aios_memory_retriever;
+typedef struct {
+    int32_t top_k;          /* 3 (at most 1024) */
+    float min_score;        /* cosine similarity below which a memory is not used (-2 = none) */
+    const char *category;   /* filters (NULL = any), applied before ranking */
+    const char *source;
+} aios_memory_query;
+aios_memory_query aios_memory_query_default(void);
+/* Opens the store in `store_dir` read-only (a snapshot; no lock, so a writer may keep working)
+ * and the encoder `encoder` (NULL or "" = the embedding model the store records).  Errors:
+ * what opening the store or the encoder returned; AIOS_ERR_NOT_FOUND when the store records no
+ * model and none is given.  Free with aios_memory_retriever_free. */
+aios_status aios_memory_retriever_open(const char *store_dir, const char *encoder, aios_memory_retriever **out);
+/* A retriever over a store and an encoder the caller keeps (both borrowed: they must outlive
+ * it; the caller serialises their use, e.g. the server's locks). */
+aios_status aios_memory_retriever_wrap(aios_store *st, aios_encoder *enc, aios_memory_retriever **out);
+void aios_memory_retriever_free(aios_memory_retriever *r);
+/* Embeds `query` and fills up to q->top_k hits (best first, score >= q->min_score, filters
+ * applied); *n_hits receives the count (0 for an empty store or no hit).  hits[i].id / content
+ * point into the retriever and stay valid until its next call.  q NULL = defaults. */
+aios_status aios_memory_retrieve(aios_memory_retriever *r, const char *query, const aios_memory_query *q,
+                                 aios_memcond_hit *hits, int32_t *n_hits);
+/* The same as an aios_memcond_retrieve_fn (user = the retriever; default filters). */
+aios_status aios_memory_retrieve_fn(void *user, const char *query, int32_t top_k, aios_memcond_hit *hits,
+                                    int32_t *n_hits);
+
+/* ---- Memory-conditioned prompts for autoregressive generation (docs/generate.md, "Memory").
+ * The documented template: retrieved notes, best first, become a notes block
+ *
+ *     <header>\n- <note 1>\n- <note 2>\n
+ *
+ * AIOS_MEMPROMPT_USER (default): the last user message's content becomes
+ * `block + "\n" + content`.  AIOS_MEMPROMPT_SYSTEM: the system message (the conversation's own,
+ * else the chat template's default one, else none) becomes `system + "\n\n" + block` without the
+ * block's final newline (the block alone when there is no system text), as the first message.
+ * The messages are then rendered with the model's chat template as aios_generator_chat_prompt
+ * does; without `chat` the "conversation" is one text prompt and the block goes in front of it.
+ * Notes are counted in tokens of the model's tokenizer: the block adds at most max_tokens tokens
+ * to the prompt, and never so many that the prompt plus `reserve` tokens passes the context.  A
+ * note that does not fit whole is cut to its first k tokens (decoded; an incomplete UTF-8 tail
+ * is dropped; k >= 4, else the block ends before it) and is the last one; no note at all
+ * (empty store, nothing above min_score, no room) leaves the prompt exactly as it is without
+ * memory. ---- */
+typedef enum { AIOS_MEMPROMPT_USER = 0, AIOS_MEMPROMPT_SYSTEM = 1 } aios_memprompt_place;
+#define AIOS_MEMPROMPT_HEADER "Use these notes from memory to answer:"
+typedef struct {
+    int64_t max_tokens;         /* 256: tokens the notes may add to the prompt */
+    aios_memprompt_place place; /* AIOS_MEMPROMPT_USER */
+    const char *header;         /* NULL = AIOS_MEMPROMPT_HEADER */
+} aios_memprompt_params;
+aios_memprompt_params aios_memprompt_default_params(void);
+typedef struct {
+    char id[AIOS_MEMCOND_ID_MAX];
+    float score;
+    int64_t n_tokens;           /* tokens of the note's content kept */
+    int cut;                    /* 1: cut to n_tokens to fit */
+    char *content;              /* the content as placed (malloc'd) */
+} aios_memprompt_source;
+typedef struct {
+    char *prompt;               /* the rendered prompt text (malloc'd) */
+    char *conditioned;          /* the message content that carries the notes (malloc'd), NULL
+                                   when no note was placed */
+    int conditioned_index;      /* its index in the messages (-1: a system message was inserted
+                                   in front, or no note) */
+    int64_t n_prompt_tokens;    /* tokens of `prompt` (the tokenizer's special tokens included) */
+    int64_t n_added_tokens;     /* of which the notes added */
+    int32_t n_sources;          /* notes placed, best first */
+    aios_memprompt_source *sources;
+} aios_memprompt_result;
+/* Renders msgs (n; roles as aios_generator_chat_prompt; the last "user" message is the one
+ * conditioned) with the notes of hits (n_hits, best first; NULL content skipped) — or, with
+ * chat 0, the single text msgs[0].content.  reserve: tokens kept free for the answer (e.g. the
+ * max_tokens of the generation, capped by the caller).  Free with aios_memprompt_result_free.
+ * AIOS_ERR_INVALID_ARG for a conversation without a user message or bad params. */
+aios_status aios_generator_memory_prompt(aios_generator *g, const aios_chat_message *msgs, size_t n, int chat,
+                                         const aios_memcond_hit *hits, int32_t n_hits, const aios_memprompt_params *p,
+                                         int64_t reserve, aios_memprompt_result *out);
+void aios_memprompt_result_free(aios_memprompt_result *r);
+
 /* Parses "low_confidence" | "margin" | "entropy" | "random" (-1 if unknown). */
 int aios_remask_parse(const char *s);
 const char *aios_remask_name(aios_remask a);

@@ -9,7 +9,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
+
 #include "cli/cli.h"
+#include "cli/cli_memory.h"
 
 typedef struct {
     const char *model, *prompt, *prompt_ids, *system;
@@ -21,6 +24,8 @@ typedef struct {
     char adapter[16][4096];
     float adapter_scale[16];
     int n_adapters;
+    int jsonl;
+    aios_cli_mem mem; /* --memory-* */
 } gen_opts;
 
 /* Sampling options, shared by generate and chat. */
@@ -53,7 +58,11 @@ static void usage_generate(FILE *f) {
             "  --threads N          kernel threads\n"
             "  --adapter PATH[:S]   LoRA adapter (PEFT directory or skill card .parquet) at scale S\n"
             "                       (default 1); repeatable, up to 16 at once\n"
-            "  --stats              timings and tokens/s on stderr\n");
+            "  --stats              timings and tokens/s on stderr\n"
+            "  --jsonl              print one JSON object: text, prompt, token counts, stop reason,\n"
+            "                       memory sources\n"
+            "%s",
+            AIOS_CLI_MEM_USAGE);
 }
 
 /* "PATH[:SCALE]": the part after the last ':' is a scale when it parses as a number. */
@@ -95,12 +104,19 @@ static int parse_num(const char *cmd, const char *opt, const char *v, double lo,
 /* Parses shared options; returns -1 ok, else an exit code. */
 static int parse_opts(int argc, char **argv, gen_opts *o, int is_chat) {
     memset(o, 0, sizeof *o);
+    aios_cli_mem_init(&o->mem);
     o->gp = aios_generate_default_params();
     o->gp.seed = (uint64_t)time(NULL) ^ ((uint64_t)clock() << 32);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         double x;
+        int mo = aios_cli_mem_option(&o->mem, a, v);
+        if (mo < 0) return 2;
+        if (mo > 0) {
+            i++;
+            continue;
+        }
 #define NEEDV()                                                       \
     do {                                                              \
         if (!v) {                                                     \
@@ -187,6 +203,8 @@ static int parse_opts(int argc, char **argv, gen_opts *o, int is_chat) {
             o->chat = 1;
         } else if (!strcmp(a, "--ids") && !is_chat) {
             o->ids = 1;
+        } else if (!strcmp(a, "--jsonl") && !is_chat) {
+            o->jsonl = 1;
         } else if (!strcmp(a, "--ignore-eos")) {
             o->gp.ignore_eos = 1;
         } else if (!strcmp(a, "--stats")) {
@@ -204,6 +222,11 @@ static int parse_opts(int argc, char **argv, gen_opts *o, int is_chat) {
     if (o->n_stop) o->gp.stop = o->stop;
     if (!o->model) {
         fprintf(stderr, "aios: %s: --model is required\n", argv[0]);
+        return 2;
+    }
+    if (aios_cli_mem_check(&o->mem, argv[0])) return 2;
+    if (o->jsonl && o->ids) {
+        fprintf(stderr, "aios: %s: --jsonl and --ids exclude each other\n", argv[0]);
         return 2;
     }
     return -1;
@@ -259,6 +282,10 @@ int aios_cmd_generate(int argc, char **argv) {
         fprintf(stderr, "aios: generate: --chat needs --prompt\n");
         return 2;
     }
+    if (o.mem.store && !o.prompt) {
+        fprintf(stderr, "aios: generate: --memory-store needs a text --prompt (it is the query)\n");
+        return 2;
+    }
     int32_t *pids = NULL;
     size_t np = 0;
     if (o.prompt_ids) {
@@ -291,24 +318,48 @@ int aios_cmd_generate(int argc, char **argv) {
     }
     char *chat_text = NULL;
     const char *prompt = o.prompt;
-    if (o.chat) {
-        aios_chat_message m[2];
-        size_t nm = 0;
-        if (o.system) m[nm].role = "system", m[nm++].content = o.system;
-        m[nm].role = "user", m[nm++].content = o.prompt;
+    aios_chat_message m[2];
+    size_t nm = 0;
+    if (o.chat && o.system) m[nm].role = "system", m[nm++].content = o.system;
+    if (o.prompt) m[nm].role = "user", m[nm++].content = o.prompt;
+    if (o.mem.store) {
+        if ((s = aios_cli_mem_open(&o.mem)) != AIOS_OK ||
+            (s = aios_cli_mem_prompt(&o.mem, g, m, nm, o.chat, o.prompt, o.gp.max_tokens)) != AIOS_OK) {
+            aios_cli_mem_free(&o.mem);
+            aios_generator_free(g);
+            return aios_cli_fail("generate", s);
+        }
+        aios_cli_mem_report(&o.mem, stderr);
+        prompt = o.mem.last.prompt;
+    } else if (o.chat) {
         if ((s = aios_generator_chat_prompt(g, m, nm, &chat_text)) != AIOS_OK) {
             aios_generator_free(g);
             return aios_cli_fail("generate", s);
         }
         prompt = chat_text;
     }
-    if (!o.ids) o.gp.on_token = on_piece;
+    if (!o.ids && !o.jsonl) o.gp.on_token = on_piece;
     aios_generate_result r;
     s = aios_generate(g, prompt, pids, np, &o.gp, &r);
     if (s == AIOS_OK) {
         if (o.ids) {
             for (size_t i = 0; i < r.n_ids; i++) printf("%s%d", i ? " " : "", r.ids[i]);
             printf("\n");
+        } else if (o.jsonl) {
+            static const char *const STOPS[] = {"length", "eos", "stop", "callback", "context"};
+            cJSON *j = cJSON_CreateObject();
+            cJSON_AddStringToObject(j, "text", r.text ? r.text : "");
+            if (prompt) cJSON_AddStringToObject(j, "prompt", prompt);
+            cJSON_AddNumberToObject(j, "prompt_tokens", (double)r.n_prompt);
+            cJSON_AddNumberToObject(j, "completion_tokens", (double)(r.n_ids - r.n_prompt));
+            cJSON_AddStringToObject(j, "stop", STOPS[r.stop]);
+            cJSON_AddNumberToObject(j, "prefill_s", r.prefill_s);
+            cJSON_AddNumberToObject(j, "decode_s", r.decode_s);
+            if (o.mem.store) cJSON_AddItemToObject(j, "memory", aios_cli_mem_json(&o.mem));
+            char *t = cJSON_PrintUnformatted(j);
+            if (t) puts(t);
+            free(t);
+            cJSON_Delete(j);
         } else {
             printf("\n");
         }
@@ -317,6 +368,7 @@ int aios_cmd_generate(int argc, char **argv) {
     aios_generate_result_free(&r);
     free(chat_text);
     free(pids);
+    aios_cli_mem_free(&o.mem);
     aios_generator_free(g);
     return s ? aios_cli_fail("generate", s) : 0;
 }
@@ -325,10 +377,13 @@ int aios_cmd_generate(int argc, char **argv) {
 
 static void usage_chat(FILE *f) {
     fprintf(f,
-            "usage: aios chat --model DIR [--system TEXT] [--adapter PATH[:S]] [options]\n\n"
+            "usage: aios chat --model DIR [--system TEXT] [--adapter PATH[:S]] [options]\n"
+            "                 [--memory-store DIR [--memory-top-k K] ...]\n\n"
             "Interactive chat: type a message and press Enter; the reply streams back.  The\n"
             "conversation is kept (formatted with the model's chat template).  Commands: /reset\n"
-            "starts over, /quit (or end of input) leaves.\n\n"
+            "starts over, /sources lists the memories placed in the last prompt, /quit (or end of\n"
+            "input) leaves.  With --memory-store each message is the query; the memories used are\n"
+            "listed on stderr.\n\n"
             "  --model DIR|FILE     Hugging Face or Parquet model directory, a GGUF file, or a llama2.c .bin\n"
             "  --system TEXT        system message\n"
             SAMPLING_HELP
@@ -336,7 +391,9 @@ static void usage_chat(FILE *f) {
             "  --ctx N              context length (default min(model's, 4096))\n"
             "  --threads N          kernel threads\n"
             "  --adapter PATH[:S]   LoRA adapter at scale S (default 1); repeatable, up to 16\n"
-            "  --stats              timings and tokens/s on stderr after each reply\n");
+            "  --stats              timings and tokens/s on stderr after each reply\n"
+            "%s",
+            AIOS_CLI_MEM_USAGE);
 }
 
 int aios_cmd_chat(int argc, char **argv) {
@@ -350,13 +407,18 @@ int aios_cmd_chat(int argc, char **argv) {
     aios_generator *g = NULL;
     aios_status s = open_gen(&o, &g);
     if (s) return aios_cli_fail("chat", s);
+    if ((s = aios_cli_mem_open(&o.mem)) != AIOS_OK) {
+        aios_cli_mem_free(&o.mem);
+        aios_generator_free(g);
+        return aios_cli_fail("chat", s);
+    }
     o.gp.on_token = on_piece;
     size_t cap = 64, n = 0;
     aios_chat_message *msgs = malloc(cap * sizeof *msgs);
     char **owned = malloc(cap * sizeof *owned); /* strdup'd contents to free */
     if (o.system) msgs[n].role = "system", msgs[n].content = o.system, owned[n++] = NULL;
     size_t n_sys = n;
-    fprintf(stderr, "[aios chat: template %s; /reset, /quit]\n", aios_generator_chat_template(g));
+    fprintf(stderr, "[aios chat: template %s; /reset, /sources, /quit]\n", aios_generator_chat_template(g));
     char line[8192];
     int ret = 0;
     for (;;) {
@@ -366,6 +428,10 @@ int aios_cmd_chat(int argc, char **argv) {
         while (l && (line[l - 1] == '\n' || line[l - 1] == '\r')) line[--l] = 0;
         if (!l) continue;
         if (!strcmp(line, "/quit") || !strcmp(line, "/exit")) break;
+        if (!strcmp(line, "/sources")) {
+            aios_cli_mem_sources(&o.mem, stderr);
+            continue;
+        }
         if (!strcmp(line, "/reset")) {
             for (size_t i = n_sys; i < n; i++) free(owned[i]);
             n = n_sys;
@@ -379,7 +445,23 @@ int aios_cmd_chat(int argc, char **argv) {
         owned[n] = strdup(line);
         msgs[n].role = "user", msgs[n].content = owned[n], n++;
         char *prompt = NULL;
-        if ((s = aios_generator_chat_prompt(g, msgs, n, &prompt)) != AIOS_OK) {
+        if (o.mem.store) {
+            if ((s = aios_cli_mem_prompt(&o.mem, g, msgs, n, 1, line, o.gp.max_tokens)) != AIOS_OK) {
+                ret = aios_cli_fail("chat", s);
+                break;
+            }
+            aios_cli_mem_report(&o.mem, stderr);
+            prompt = o.mem.last.prompt;
+            o.mem.last.prompt = NULL;
+            if (o.mem.last.conditioned && o.mem.last.conditioned_index == (int)n - 1) {
+                /* the conversation keeps the message as the model saw it (the next turn reuses
+                 * its cached prefix) */
+                free(owned[n - 1]);
+                owned[n - 1] = o.mem.last.conditioned;
+                msgs[n - 1].content = owned[n - 1];
+                o.mem.last.conditioned = NULL;
+            }
+        } else if ((s = aios_generator_chat_prompt(g, msgs, n, &prompt)) != AIOS_OK) {
             ret = aios_cli_fail("chat", s);
             break;
         }
@@ -403,6 +485,7 @@ int aios_cmd_chat(int argc, char **argv) {
     for (size_t i = 0; i < n; i++) free(owned[i]);
     free(owned);
     free(msgs);
+    aios_cli_mem_free(&o.mem);
     aios_generator_free(g);
     return ret;
 }

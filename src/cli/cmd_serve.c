@@ -37,9 +37,15 @@ static void usage(FILE *f) {
             "  --max-embedding-tokens N tokens x inputs one embeddings request may cost (default 1048576)\n"
             "  --max-generation-tokens N  prompt + max_tokens of one request (default 65536)\n"
             "  --max-diffusion-work N   gen_length x steps of one /v1/diffuse request (default 1048576)\n\n"
+            "memory-conditioned generation: /v1/chat/completions and /v1/completions take\n"
+            "  \"memory\": {\"store\": NAME, \"top_k\": 3, \"min_score\": S, \"filter\": {\"category\": C, \"source\": S},\n"
+            "             \"max_tokens\": 256, \"place\": \"user\"|\"system\"}\n"
+            "  against --store (embedded with --embedding-model); the response's \"memory\" field lists\n"
+            "  the sources (docs/server.md).\n\n"
             "examples:\n"
-            "  aios serve --model models/SmolLM2-135M-Instruct --port 8080\n"
-            "  aios serve --embedding-model models/all-MiniLM-L6-v2 --alias minilm --store mem/\n"
+            "  aios serve --model SmolLM2-135M-Instruct.Q4_1.gguf --embedding-model models/all-MiniLM-L6-v2 --store mem\n"
+            "  curl -s localhost:8080/v1/chat/completions -H 'Content-Type: application/json' -d '{\"messages\":\n"
+            "      [{\"role\":\"user\",\"content\":\"Who is the CEO of Zorbex?\"}],\"memory\":{\"store\":\"mem\",\"top_k\":1}}'\n"
             "  AIOS_API_KEY=secret aios serve --host 0.0.0.0 --model models/qwen2.5-0.5b --cors https://app.example\n",
             AIOS_CLI_MAX_THREADS);
 }

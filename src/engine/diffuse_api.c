@@ -5,9 +5,10 @@
  * 1. Tokenize with the model's tokenizer.json.  Decoder denoisers (LLaDA, Dream, BD3LM): the
  *    prompt with the tokenizer's own special tokens (LLaDA's BOS; Qwen's none), the suffix
  *    without.  BERT-MLM: [CLS] prompt, and suffix [SEP] — the canvas BERT was trained on.
- * 2. memory_guided: open the memory store read-only, embed the prompt with the encoder (the one
- *    the store recorded, or p->memory_encoder), take the top-k memories and let the
- *    MemoryConditioner place them ahead of the prompt within the token budget.
+ * 2. memory_guided: the memory retriever (memprompt.c, shared with autoregressive generation
+ *    and the server) opens the store read-only with its encoder (the one the store recorded, or
+ *    p->memory_encoder) and gives the top-k memories; the MemoryConditioner places them ahead of
+ *    the prompt within the token budget.
  * 3. Size a KV cache for the canvas when the mode can use one, sample, decode the generated
  *    span (special tokens skipped), flag uncertainty against p->uncertainty_threshold.
  */
@@ -16,35 +17,6 @@
 
 #include "core/internal.h"
 #include "engine/diffuse.h"
-
-typedef struct {
-    aios_store *st;
-    aios_encoder *enc;
-    aios_search_hit *hits;
-    int32_t cap;
-} store_retriever;
-
-static aios_status embed_cb(void *user, const char *text, float *out, int32_t dim) {
-    store_retriever *r = user;
-    if (aios_encoder_dim(r->enc) != dim)
-        return aios__err(AIOS_ERR_SHAPE, "memory: the encoder gives %lld floats, the store holds %d",
-                         (long long)aios_encoder_dim(r->enc), dim);
-    return aios_encode(r->enc, text, strlen(text), out);
-}
-
-static aios_status retrieve_cb(void *user, const char *query, int32_t top_k, aios_memcond_hit *hits, int32_t *n) {
-    store_retriever *r = user;
-    if (top_k > r->cap) top_k = r->cap;
-    aios_search_params q = aios_search_default_params();
-    q.top_k = top_k;
-    AIOS_TRY(aios_store_search_text(r->st, query, &q, r->hits, n));
-    for (int32_t i = 0; i < *n; i++) {
-        hits[i].id = r->hits[i].memory.memory_id;
-        hits[i].content = r->hits[i].memory.content;
-        hits[i].score = r->hits[i].score;
-    }
-    return AIOS_OK;
-}
 
 static aios_status tokenize_cb(void *user, const char *text, int32_t *ids, int64_t cap, int64_t *n) {
     const aios_tokenizer *tok = user;
@@ -98,8 +70,7 @@ aios_status aios_diffuse(aios_diffusion_model *m, const char *prompt, const char
     int64_t np = 0, ns = 0;
     int first_special = 0;
     aios_tok_special_ids sp = aios_tokenizer_special_ids(tok);
-    store_retriever sr;
-    memset(&sr, 0, sizeof sr);
+    aios_memory_retriever *mr = NULL;
     aios_memcond_result mc;
     memset(&mc, 0, sizeof mc);
     if (bert) {
@@ -136,39 +107,14 @@ aios_status aios_diffuse(aios_diffusion_model *m, const char *prompt, const char
     }
 
     if (p->memory_guided) {
-        aios_store_params stp = aios_store_default_params();
-        stp.read_only = 1;
-        stp.embed = embed_cb;
-        stp.embed_user = &sr;
-        if ((s = aios_store_open(p->memory_store, &stp, &sr.st)) != AIOS_OK) {
-            aios__err_prefix(s, "diffuse: memory store");
-            goto done;
-        }
-        const char *encoder = p->memory_encoder;
-        aios_store_stats stats;
-        if (!encoder || !*encoder) {
-            if ((s = aios_store_stats_get(sr.st, &stats)) != AIOS_OK) goto done;
-            if (!stats.model[0]) {
-                s = aios__err(AIOS_ERR_NOT_FOUND, "diffuse: memory store %s records no embedding model; give one",
-                              p->memory_store);
-                goto done;
-            }
-            encoder = stats.model;
-        }
-        if ((s = aios_encoder_open(encoder, NULL, &sr.enc)) != AIOS_OK) {
-            aios__err_prefix(s, "diffuse: memory encoder");
-            goto done;
-        }
-        sr.cap = p->memory_top_k > 0 ? p->memory_top_k : 1;
-        sr.hits = calloc((size_t)sr.cap, sizeof *sr.hits);
-        if (!sr.hits) {
-            s = aios__err(AIOS_ERR_NOMEM, "diffuse");
+        if ((s = aios_memory_retriever_open(p->memory_store, p->memory_encoder, &mr)) != AIOS_OK) {
+            aios__err_prefix(s, "diffuse");
             goto done;
         }
         aios_memcond_params mp = aios_memcond_default_params();
         mp.top_k = p->memory_top_k;
         mp.token_budget = p->memory_token_budget;
-        if ((s = aios_memcond_build(retrieve_cb, &sr, tokenize_cb, tok, prompt, pids, np, first_special ? 1 : 0, &mp,
+        if ((s = aios_memcond_build(aios_memory_retrieve_fn, mr, tokenize_cb, tok, prompt, pids, np, first_special ? 1 : 0, &mp,
                                     &mc)) != AIOS_OK)
             goto done;
         free(pids);
@@ -198,9 +144,7 @@ aios_status aios_diffuse(aios_diffusion_model *m, const char *prompt, const char
 done:
     if (s != AIOS_OK) aios_diffuse_result_free(out);
     aios_memcond_result_free(&mc);
-    free(sr.hits);
-    aios_encoder_free(sr.enc);
-    aios_store_close(sr.st);
+    aios_memory_retriever_free(mr);
     free(pids);
     free(sids);
     free(tmp);

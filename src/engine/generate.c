@@ -312,6 +312,7 @@ aios_status aios_llama2c_import(const char *checkpoint, const char *tokenizer_bi
 }
 int64_t aios_generator_n_ctx(const aios_generator *g) { return g->n_ctx; }
 const char *aios_generator_chat_template(const aios_generator *g) { return CHAT_NAMES[g->chat]; }
+const char *aios__generator_default_system(const aios_generator *g) { return g->chat == CHAT_CHATML ? g->chat_system : NULL; }
 
 /* ------------------------------------------------------------------------------------------
  * tokenizer front

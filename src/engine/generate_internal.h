@@ -25,4 +25,8 @@ int32_t aios__gen_tok_token_id(aios__gen_tokenizer *t, const char *token);
 /* token string (malloc'd) of an id. */
 aios_status aios__gen_tok_id_to_token(aios__gen_tokenizer *t, int32_t id, char **out);
 
+/* The default system prompt the chat template inserts when a conversation has none (SmolLM2's,
+ * Qwen2.5's), or NULL. */
+const char *aios__generator_default_system(const aios_generator *g);
+
 #endif

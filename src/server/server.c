@@ -70,6 +70,9 @@ struct aios_server {
     int batch_busy;
     atomic_uint_fast64_t n_embed_requests, n_embed_batches; /* reported by /health */
     aios_store *store;
+    char store_id[256];      /* last path component of the store directory */
+    char store_path[1024];
+    aios_memory_retriever *mret; /* store + encoder (under store_mu and enc_mu) */
     pthread_mutex_t store_mu;
     aios_diffusion_model *dm;
     aios_tokenizer *dm_tok;  /* text prompts and decoded text, when the model has a tokenizer.json */
@@ -535,10 +538,101 @@ static aios_status chat_text(gen_model *m, const aios__req *r, char **out) {
     return aios_generator_chat_prompt(m->g, r->messages, r->n_messages, out);
 }
 
+/* The request's "memory" object: retrieve from the server's store (under its locks; the hits are
+ * copied), then render the prompt with the notes under the model's lock.  *prompt (malloc'd) is
+ * the text to generate from; *mem the extension object of the response ({"retrieved",
+ * "added_tokens", "sources": [{"id", "score", "tokens", "cut", "content"}]}).  On failure *http
+ * is the status to answer (400 for what the client asked, 500 otherwise). */
+static aios_status memory_prompt(aios_server *srv, gen_model *m, const aios__req *r, int chat, char **prompt, cJSON **mem,
+                                 unsigned *http) {
+    *prompt = NULL;
+    *mem = NULL;
+    *http = 400;
+    if (!srv->store) return aios__err(AIOS_ERR_INVALID_ARG, "memory: the server has no store (start with --store DIR)");
+    if (!srv->mret)
+        return aios__err(AIOS_ERR_INVALID_ARG, "memory: the server has no embedding model (start with --embedding-model DIR)");
+    if (r->mem_store && strcmp(r->mem_store, srv->store_id) && strcmp(r->mem_store, srv->store_path))
+        return aios__err(AIOS_ERR_INVALID_ARG, "memory.store: '%.200s' is not this server's store '%s'", r->mem_store,
+                         srv->store_id);
+    aios_chat_message one = {"user", r->prompt};
+    const aios_chat_message *msgs = chat ? r->messages : &one;
+    size_t n = chat ? r->n_messages : 1;
+    const char *query = NULL;
+    for (size_t i = n; i-- > 0;)
+        if (!chat || !strcmp(msgs[i].role, "user")) {
+            query = msgs[i].content;
+            break;
+        }
+    if (!query) return aios__err(AIOS_ERR_INVALID_ARG, "memory: the conversation has no user message (the query)");
+    aios_memcond_hit *hits = calloc((size_t)(r->mem_top_k > 0 ? r->mem_top_k : 1), sizeof *hits);
+    if (!hits) {
+        *http = 500;
+        return aios__err(AIOS_ERR_NOMEM, "server: out of memory");
+    }
+    aios_memory_query q = aios_memory_query_default();
+    q.top_k = r->mem_top_k;
+    q.min_score = r->mem_min_score;
+    q.category = r->mem_category;
+    q.source = r->mem_source;
+    int32_t nh = 0;
+    pthread_mutex_lock(&srv->store_mu);
+    pthread_mutex_lock(&srv->enc_mu);
+    aios_status s = aios_memory_retrieve(srv->mret, query, &q, hits, &nh);
+    for (int32_t i = 0; s == AIOS_OK && i < nh; i++) { /* copies: the store may change after the lock */
+        hits[i].id = strdup(hits[i].id ? hits[i].id : "");
+        hits[i].content = hits[i].content ? strdup(hits[i].content) : NULL;
+        if (!hits[i].id) s = aios__err(AIOS_ERR_NOMEM, "server: out of memory");
+    }
+    pthread_mutex_unlock(&srv->enc_mu);
+    pthread_mutex_unlock(&srv->store_mu);
+    aios_memprompt_result mr;
+    memset(&mr, 0, sizeof mr);
+    if (s == AIOS_OK) {
+        aios_memprompt_params mp = aios_memprompt_default_params();
+        mp.max_tokens = r->mem_max_tokens;
+        mp.place = (aios_memprompt_place)r->mem_place;
+        int64_t reserve = r->max_tokens > 0 ? r->max_tokens : (chat ? 256 : 16);
+        pthread_mutex_lock(&m->mu);
+        int64_t cap = aios_generator_n_ctx(m->g) / 2;
+        s = aios_generator_memory_prompt(m->g, msgs, n, chat, hits, nh, &mp, reserve < cap ? reserve : cap, &mr);
+        pthread_mutex_unlock(&m->mu);
+    }
+    for (int32_t i = 0; i < nh; i++) {
+        free((char *)hits[i].id);
+        free((char *)hits[i].content);
+    }
+    free(hits);
+    if (s != AIOS_OK) {
+        if (s != AIOS_ERR_INVALID_ARG && s != AIOS_ERR_RANGE) *http = 500;
+        return s;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "store", srv->store_id);
+    cJSON_AddNumberToObject(o, "retrieved", nh);
+    cJSON_AddNumberToObject(o, "added_tokens", (double)mr.n_added_tokens);
+    cJSON *a = cJSON_AddArrayToObject(o, "sources");
+    for (int32_t i = 0; i < mr.n_sources; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "id", mr.sources[i].id);
+        cJSON_AddNumberToObject(e, "score", mr.sources[i].score);
+        cJSON_AddNumberToObject(e, "tokens", (double)mr.sources[i].n_tokens);
+        cJSON_AddBoolToObject(e, "cut", mr.sources[i].cut);
+        cJSON_AddStringToObject(e, "content", mr.sources[i].content);
+        cJSON_AddItemToArray(a, e);
+    }
+    *prompt = mr.prompt;
+    mr.prompt = NULL;
+    aios_memprompt_result_free(&mr);
+    *mem = o;
+    return AIOS_OK;
+}
+
 typedef struct {
     aios_server *srv;
     gen_model *m;
     aios__req req;
+    char *mem_prompt;  /* the memory-conditioned prompt, or NULL */
+    cJSON *mem;        /* its "memory" extension object (moved into the last chunk) */
     int chat;
     char id[64];
     time_t created;
@@ -665,10 +759,11 @@ static void *stream_main(void *arg) {
     memset(&res, 0, sizeof res);
     char *prompt = NULL;
     pthread_mutex_lock(&st->m->mu);
-    aios_status s = st->chat ? chat_text(st->m, &st->req, &prompt) : AIOS_OK;
+    aios_status s = st->chat && !st->mem_prompt ? chat_text(st->m, &st->req, &prompt) : AIOS_OK;
     if (s == AIOS_OK) {
         if (st->chat) sse_push(st, chunk(st, NULL, 0, NULL)); /* the role first, as OpenAI does */
-        s = aios_generate(st->m->g, st->chat ? prompt : st->req.prompt, st->req.prompt_ids, st->req.n_prompt_ids, &p, &res);
+        const char *text = st->mem_prompt ? st->mem_prompt : st->chat ? prompt : st->req.prompt;
+        s = aios_generate(st->m->g, text, st->mem_prompt ? NULL : st->req.prompt_ids, st->req.n_prompt_ids, &p, &res);
     }
     char err[2048];
     snprintf(err, sizeof err, "generation: %s", *aios_last_error() ? aios_last_error() : aios_status_str(s));
@@ -676,6 +771,7 @@ static void *stream_main(void *arg) {
     if (s == AIOS_OK || s == AIOS_ERR_CANCELLED) {
         cJSON *last = chunk(st, NULL, 0, finish_reason(res.stop));
         if (!st->req.include_usage) cJSON_AddItemToObject(last, "usage", usage_json(res.n_prompt, res.n_ids - res.n_prompt));
+        if (st->mem) cJSON_AddItemToObject(last, "memory", st->mem), st->mem = NULL;
         sse_push(st, last);
         if (st->req.include_usage) { /* OpenAI: a last chunk with empty choices and the usage */
             cJSON *u = gen_envelope(st->id, st->chat ? "chat.completion.chunk" : "text_completion", st->created, st->m->id);
@@ -726,6 +822,8 @@ static void stream_free(void *cls) {
         pthread_join(st->th, NULL);
     }
     aios__req_free(&st->req);
+    free(st->mem_prompt);
+    cJSON_Delete(st->mem);
     aios_buf_free(&st->out);
     pthread_mutex_destroy(&st->mu);
     pthread_cond_destroy(&st->cv);
@@ -744,9 +842,22 @@ static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, a
     char id[64];
     make_id(srv, chat ? "chatcmpl-" : "cmpl-", id, sizeof id);
     time_t created = time(NULL);
+    char *mem_prompt = NULL;
+    cJSON *mem = NULL;
+    if (r->has_memory) {
+        unsigned http = 400;
+        aios_status ms = memory_prompt(srv, m, r, chat, &mem_prompt, &mem, &http);
+        if (ms != AIOS_OK)
+            return send_error(c, http, http == 400 ? "invalid_value" : "internal_error", "memory", "%s", aios_last_error());
+    }
     if (r->stream) {
         stream *st = calloc(1, sizeof *st);
-        if (!st) return send_error(c, 500, "internal_error", NULL, "out of memory");
+        if (!st) {
+            free(mem_prompt);
+            cJSON_Delete(mem);
+            return send_error(c, 500, "internal_error", NULL, "out of memory");
+        }
+        st->mem_prompt = mem_prompt, st->mem = mem;
         st->srv = srv, st->m = m, st->req = *r, st->chat = chat, st->created = created;
         memset(r, 0, sizeof *r); /* the stream owns the request now */
         snprintf(st->id, sizeof st->id, "%s", id);
@@ -777,14 +888,18 @@ static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, a
     memset(&res, 0, sizeof res);
     char *prompt = NULL;
     pthread_mutex_lock(&m->mu);
-    aios_status s = chat ? chat_text(m, r, &prompt) : AIOS_OK;
-    if (s == AIOS_OK) s = aios_generate(m->g, chat ? prompt : r->prompt, r->prompt_ids, r->n_prompt_ids, &p, &res);
+    aios_status s = chat && !mem_prompt ? chat_text(m, r, &prompt) : AIOS_OK;
+    if (s == AIOS_OK)
+        s = aios_generate(m->g, mem_prompt ? mem_prompt : chat ? prompt : r->prompt, mem_prompt ? NULL : r->prompt_ids,
+                          r->n_prompt_ids, &p, &res);
+    free(mem_prompt);
     enum MHD_Result ret;
     if (s != AIOS_OK) {
         ret = send_status(c, s, "generation"); /* aios_last_error() is still this thread's */
         pthread_mutex_unlock(&m->mu);
         aios_generate_result_free(&res);
         free(prompt);
+        cJSON_Delete(mem);
         return ret;
     }
     pthread_mutex_unlock(&m->mu);
@@ -802,6 +917,7 @@ static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, a
     cJSON_AddStringToObject(ch, "finish_reason", finish_reason(res.stop));
     cJSON_AddItemToArray(arr, ch);
     cJSON_AddItemToObject(o, "usage", usage_json(res.n_prompt, res.n_ids - res.n_prompt));
+    if (mem) cJSON_AddItemToObject(o, "memory", mem);
     aios_generate_result_free(&res);
     free(prompt);
     return send_json(c, MHD_HTTP_OK, o);
@@ -1481,6 +1597,9 @@ aios_status aios_server_start(const aios_server_params *params, aios_server **ou
         sp.embed_user = srv;
         s = aios_store_open(p.store_dir, &sp, &srv->store);
         if (s != AIOS_OK) s = aios__err_prefix(s, "store");
+        model_id(p.store_dir, srv->store_id, sizeof srv->store_id);
+        snprintf(srv->store_path, sizeof srv->store_path, "%s", p.store_dir);
+        if (s == AIOS_OK && srv->enc) s = aios_memory_retriever_wrap(srv->store, srv->enc, &srv->mret);
     }
     if (s == AIOS_OK) {
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | (v6 ? MHD_USE_IPv6 : 0);
@@ -1519,6 +1638,7 @@ void aios_server_stop(aios_server *srv) {
         pthread_mutex_destroy(&srv->gens[i].mu);
     }
     free(srv->gens);
+    aios_memory_retriever_free(srv->mret);
     aios_store_close(srv->store);
     aios_encoder_free(srv->enc);
     aios_diffusion_model_free(srv->dm);

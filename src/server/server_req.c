@@ -254,6 +254,55 @@ static aios_status parse_sampling(const cJSON *root, aios__req *r, const char **
     return AIOS_OK;
 }
 
+/* "memory": {"store", "top_k", "min_score", "filter": {"category", "source"}, "max_tokens", "place"} */
+static aios_status parse_memory_opts(const cJSON *root, aios__req *r, const char **param) {
+    const cJSON *m = field(root, "memory");
+    r->mem_top_k = 3;
+    r->mem_min_score = -2.0f;
+    r->mem_max_tokens = 256;
+    if (!m) return AIOS_OK;
+    if (!cJSON_IsObject(m))
+        return BAD("memory", "memory: expected an object {store, top_k, min_score, filter, max_tokens, place}");
+    r->has_memory = 1;
+    const cJSON *v;
+    if ((v = field(m, "store")) && !cJSON_IsString(v)) return BAD("memory", "memory.store: expected a string");
+    if (v) r->mem_store = v->valuestring;
+    int64_t x;
+    if ((v = field(m, "top_k"))) {
+        if (!as_int(v, 0, 1024, &x)) return BAD("memory", "memory.top_k: expected an integer in [0, 1024]");
+        r->mem_top_k = (int32_t)x;
+    }
+    double d;
+    if ((v = field(m, "min_score"))) {
+        if (!as_num(v, -1, 1, &d)) return BAD("memory", "memory.min_score: expected a number in [-1, 1]");
+        r->mem_min_score = (float)d;
+    }
+    if ((v = field(m, "max_tokens"))) {
+        if (!as_int(v, 0, AIOS__REQ_MAX_TOKENS, &x))
+            return BAD("memory", "memory.max_tokens: expected an integer in [0, %d]", AIOS__REQ_MAX_TOKENS);
+        r->mem_max_tokens = x;
+    }
+    if ((v = field(m, "place"))) {
+        if (!cJSON_IsString(v) || (strcmp(v->valuestring, "user") && strcmp(v->valuestring, "system")))
+            return BAD("memory", "memory.place: expected \"user\" or \"system\"");
+        r->mem_place = strcmp(v->valuestring, "user") ? AIOS_MEMPROMPT_SYSTEM : AIOS_MEMPROMPT_USER;
+    }
+    const cJSON *f = field(m, "filter");
+    if (f) {
+        if (!cJSON_IsObject(f)) return BAD("memory", "memory.filter: expected an object {category, source}");
+        const cJSON *e;
+        cJSON_ArrayForEach(e, f) {
+            if (!e->string || (strcmp(e->string, "category") && strcmp(e->string, "source")))
+                return BAD("memory", "memory.filter: unknown field '%.64s' (category, source)", e->string ? e->string : "");
+            if (cJSON_IsNull(e)) continue;
+            if (!cJSON_IsString(e)) return BAD("memory", "memory.filter.%s: expected a string", e->string);
+            if (!strcmp(e->string, "category")) r->mem_category = e->valuestring;
+            else r->mem_source = e->valuestring;
+        }
+    }
+    return AIOS_OK;
+}
+
 static aios_status parse_completion(const cJSON *root, aios__req *r, const char **param) {
     const cJSON *p = field(root, "prompt");
     if (!p) return BAD("prompt", "prompt: required (a string or an array of token ids)");
@@ -266,6 +315,8 @@ static aios_status parse_completion(const cJSON *root, aios__req *r, const char 
     } else {
         return BAD("prompt", "prompt: expected a string, a one-string array or an array of token ids");
     }
+    AIOS_TRY(parse_memory_opts(root, r, param));
+    if (r->has_memory && !r->prompt) return BAD("memory", "memory: needs a text prompt (it is the query)");
     return parse_sampling(root, r, param);
 }
 
@@ -334,6 +385,7 @@ static aios_status parse_chat(const cJSON *root, aios__req *r, const char **para
         r->messages[i].content = text;
         r->n_messages++;
     }
+    AIOS_TRY(parse_memory_opts(root, r, param));
     return parse_sampling(root, r, param);
 }
 

@@ -70,6 +70,15 @@ typedef struct {
     int ignore_eos;
     char *chat_text;            /* joined text content parts, one malloc'd block (freed with the request) */
     size_t n_chat_text;
+    /* "memory": {"store", "top_k", "min_score", "filter": {"category", "source"}, "max_tokens",
+     * "place": "user"|"system"} — condition the prompt on the server's memory store */
+    int has_memory;
+    const char *mem_store;      /* NULL = the server's store; else must name it */
+    int32_t mem_top_k;          /* 3 */
+    float mem_min_score;        /* -2 = none */
+    const char *mem_category, *mem_source;
+    int64_t mem_max_tokens;     /* 256 */
+    int mem_place;              /* aios_memprompt_place */
 
     /* memories */
     const char *memory_id;      /* add: "id" (NULL = generated) */
