@@ -20,7 +20,8 @@ static void usage(FILE *f) {
             "options:\n"
             "  --host ADDR              numeric address to bind (default 127.0.0.1, loopback only)\n"
             "  --port N                 port (default 8080; 0 = any free port, printed at start)\n"
-            "  --model DIR              generation model (repeatable; the first is the default)\n"
+            "  --model PATH             generation model: a model directory or a .gguf file\n"
+            "                           (repeatable; the first is the default)\n"
             "  --embedding-model DIR    BERT-family model for /v1/embeddings and memory search\n"
             "  --store DIR              memory store directory (created when it holds none)\n"
             "  --diffusion-model DIR    LLaDA / Dream / block-diffusion model for /v1/diffuse\n"
@@ -41,11 +42,12 @@ static void usage(FILE *f) {
             "  \"memory\": {\"store\": NAME, \"top_k\": 3, \"min_score\": S, \"filter\": {\"category\": C, \"source\": S},\n"
             "             \"max_tokens\": 256, \"place\": \"user\"|\"system\"}\n"
             "  against --store (embedded with --embedding-model); the response's \"memory\" field lists\n"
-            "  the sources (docs/server.md).\n\n"
+            "  the sources (docs/server.md), e.g.\n"
+            "    curl -s localhost:8080/v1/chat/completions -H 'Content-Type: application/json' -d '{\"messages\":\n"
+            "      [{\"role\":\"user\",\"content\":\"Who is the CEO of Zorbex?\"}],\"memory\":{\"store\":\"mem\",\"top_k\":1}}'\n\n"
             "examples:\n"
             "  aios serve --model SmolLM2-135M-Instruct.Q4_1.gguf --embedding-model models/all-MiniLM-L6-v2 --store mem\n"
-            "  curl -s localhost:8080/v1/chat/completions -H 'Content-Type: application/json' -d '{\"messages\":\n"
-            "      [{\"role\":\"user\",\"content\":\"Who is the CEO of Zorbex?\"}],\"memory\":{\"store\":\"mem\",\"top_k\":1}}'\n"
+            "  aios serve --model models/stories260K --port 0 --threads 1\n"
             "  AIOS_API_KEY=secret aios serve --host 0.0.0.0 --model models/qwen2.5-0.5b --cors https://app.example\n",
             AIOS_CLI_MAX_THREADS);
 }
