@@ -508,7 +508,78 @@ static aios_generate_params gen_params(const aios__req *r, aios_server *srv, int
                          : ((uint64_t)time(NULL) << 20) ^ (uint64_t)atomic_fetch_add(&srv->counter, 1) * 0x9E3779B97F4A7C15ull;
     p.stop = r->n_stop ? r->stop : NULL;
     p.ignore_eos = r->ignore_eos;
+    p.logprobs = r->logprobs;
+    p.top_logprobs = r->top_logprobs;
     return p;
+}
+
+/* A token's text (the tokenizer's decode of that id alone) as a JSON string, and its UTF-8
+ * bytes (chat's "bytes").  Under the model's lock. */
+static cJSON *token_string(gen_model *m, int32_t id, cJSON **bytes) {
+    char *t = NULL;
+    if (aios_generator_detokenize(m->g, &id, 1, &t) != AIOS_OK || !t) {
+        free(t);
+        t = NULL;
+    }
+    if (bytes) {
+        *bytes = cJSON_CreateArray();
+        for (const unsigned char *q = (const unsigned char *)(t ? t : ""); *q; q++)
+            cJSON_AddItemToArray(*bytes, cJSON_CreateNumber(*q));
+    }
+    cJSON *j = cJSON_CreateString(t ? t : "");
+    free(t);
+    return j;
+}
+
+/* The "logprobs" object of a choice for generated tokens k0 .. k1-1 of res (p.logprobs was
+ * set), in OpenAI's shapes: chat {"content": [{"token", "logprob", "bytes", "top_logprobs":
+ * [{"token", "logprob", "bytes"}]}], "refusal": null}; completions {"tokens", "token_logprobs",
+ * "top_logprobs": [{token: logprob}] (null entries when 0 alternatives were asked)}.  The log
+ * probabilities are the model's own (log-softmax of the raw logits, docs/server.md).  Under the
+ * model's lock (token strings come from its tokenizer). */
+static cJSON *logprobs_json(gen_model *m, const aios_generate_result *res, size_t k0, size_t k1, int chat) {
+    cJSON *o = cJSON_CreateObject();
+    const int32_t *gen = res->ids + res->n_prompt;
+    int nt = res->n_top;
+    if (chat) {
+        cJSON *content = cJSON_AddArrayToObject(o, "content");
+        for (size_t k = k0; k < k1; k++) {
+            cJSON *e = cJSON_CreateObject(), *b;
+            cJSON_AddItemToObject(e, "token", token_string(m, gen[k], &b));
+            cJSON_AddNumberToObject(e, "logprob", res->logprobs[k]);
+            cJSON_AddItemToObject(e, "bytes", b);
+            cJSON *top = cJSON_AddArrayToObject(e, "top_logprobs");
+            for (int t = 0; t < nt && res->top_ids[k * (size_t)nt + (size_t)t] >= 0; t++) {
+                cJSON *a = cJSON_CreateObject();
+                cJSON_AddItemToObject(a, "token", token_string(m, res->top_ids[k * (size_t)nt + (size_t)t], &b));
+                cJSON_AddNumberToObject(a, "logprob", res->top_logprobs[k * (size_t)nt + (size_t)t]);
+                cJSON_AddItemToObject(a, "bytes", b);
+                cJSON_AddItemToArray(top, a);
+            }
+            cJSON_AddItemToArray(content, e);
+        }
+        cJSON_AddNullToObject(o, "refusal");
+        return o;
+    }
+    cJSON *toks = cJSON_AddArrayToObject(o, "tokens"), *lps = cJSON_AddArrayToObject(o, "token_logprobs");
+    cJSON *tops = cJSON_AddArrayToObject(o, "top_logprobs");
+    for (size_t k = k0; k < k1; k++) {
+        cJSON_AddItemToArray(toks, token_string(m, gen[k], NULL));
+        cJSON_AddItemToArray(lps, cJSON_CreateNumber(res->logprobs[k]));
+        if (!nt) {
+            cJSON_AddItemToArray(tops, cJSON_CreateNull());
+            continue;
+        }
+        cJSON *d = cJSON_CreateObject();
+        for (int t = 0; t < nt && res->top_ids[k * (size_t)nt + (size_t)t] >= 0; t++) {
+            cJSON *ts = token_string(m, res->top_ids[k * (size_t)nt + (size_t)t], NULL);
+            if (!cJSON_GetObjectItemCaseSensitive(d, ts->valuestring)) /* two ids of one text: the likelier */
+                cJSON_AddNumberToObject(d, ts->valuestring, res->top_logprobs[k * (size_t)nt + (size_t)t]);
+            cJSON_Delete(ts);
+        }
+        cJSON_AddItemToArray(tops, d);
+    }
+    return o;
 }
 
 static const char *finish_reason(aios_gen_stop s) {
@@ -644,6 +715,8 @@ typedef struct {
     size_t out_off;
     int done, cancel;
     int sent_role;
+    const aios_generate_result *res; /* the generation in progress (logprobs of its tokens) */
+    size_t lp_sent;                  /* generated tokens whose logprobs a chunk carried */
 } stream;
 
 /* True when the peer of the connection has closed it (a zero-byte read, or a reset): work for
@@ -725,14 +798,21 @@ static cJSON *chunk(stream *st, const char *text, size_t len, const char *finish
         piece = malloc(len + 1);
         if (piece) memcpy(piece, text, len), piece[len] = 0;
     }
+    /* logprobs of the tokens generated since the last chunk (text may lag its tokens: held-back
+     * UTF-8 or a possible stop string), so every token's entry comes exactly once */
+    cJSON *lp = NULL;
+    if (st->req.logprobs && st->res && st->res->logprobs) {
+        size_t n = st->res->n_ids - st->res->n_prompt;
+        if (n > st->lp_sent) lp = logprobs_json(st->m, st->res, st->lp_sent, n, st->chat), st->lp_sent = n;
+    }
     if (st->chat) {
         cJSON *delta = cJSON_AddObjectToObject(ch, "delta");
         if (!st->sent_role) cJSON_AddStringToObject(delta, "role", "assistant"), st->sent_role = 1;
         if (piece) cJSON_AddStringToObject(delta, "content", piece);
-    } else {
-        cJSON_AddStringToObject(ch, "text", piece ? piece : "");
-        cJSON_AddNullToObject(ch, "logprobs");
     }
+    else cJSON_AddStringToObject(ch, "text", piece ? piece : "");
+    if (lp) cJSON_AddItemToObject(ch, "logprobs", lp);
+    else cJSON_AddNullToObject(ch, "logprobs");
     if (finish) cJSON_AddStringToObject(ch, "finish_reason", finish);
     else cJSON_AddNullToObject(ch, "finish_reason");
     cJSON_AddItemToArray(arr, ch);
@@ -763,13 +843,15 @@ static void *stream_main(void *arg) {
     if (s == AIOS_OK) {
         if (st->chat) sse_push(st, chunk(st, NULL, 0, NULL)); /* the role first, as OpenAI does */
         const char *text = st->mem_prompt ? st->mem_prompt : st->chat ? prompt : st->req.prompt;
+        st->res = &res;
         s = aios_generate(st->m->g, text, st->mem_prompt ? NULL : st->req.prompt_ids, st->req.n_prompt_ids, &p, &res);
     }
     char err[2048];
     snprintf(err, sizeof err, "generation: %s", *aios_last_error() ? aios_last_error() : aios_status_str(s));
+    cJSON *last = s == AIOS_OK || s == AIOS_ERR_CANCELLED ? chunk(st, NULL, 0, finish_reason(res.stop)) : NULL;
+    st->res = NULL; /* the last chunk (built under the lock: token strings) took what was left */
     pthread_mutex_unlock(&st->m->mu);
-    if (s == AIOS_OK || s == AIOS_ERR_CANCELLED) {
-        cJSON *last = chunk(st, NULL, 0, finish_reason(res.stop));
+    if (last) {
         if (!st->req.include_usage) cJSON_AddItemToObject(last, "usage", usage_json(res.n_prompt, res.n_ids - res.n_prompt));
         if (st->mem) cJSON_AddItemToObject(last, "memory", st->mem), st->mem = NULL;
         sse_push(st, last);
@@ -902,6 +984,7 @@ static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, a
         cJSON_Delete(mem);
         return ret;
     }
+    cJSON *lp = r->logprobs && res.logprobs ? logprobs_json(m, &res, 0, res.n_ids - res.n_prompt, chat) : NULL;
     pthread_mutex_unlock(&m->mu);
     cJSON *o = gen_envelope(id, chat ? "chat.completion" : "text_completion", created, m->id);
     cJSON *arr = cJSON_AddArrayToObject(o, "choices"), *ch = cJSON_CreateObject();
@@ -912,8 +995,9 @@ static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, a
         cJSON_AddStringToObject(msg, "content", res.text ? res.text : "");
     } else {
         cJSON_AddStringToObject(ch, "text", res.text ? res.text : "");
-        cJSON_AddNullToObject(ch, "logprobs");
     }
+    if (lp) cJSON_AddItemToObject(ch, "logprobs", lp);
+    else cJSON_AddNullToObject(ch, "logprobs");
     cJSON_AddStringToObject(ch, "finish_reason", finish_reason(res.stop));
     cJSON_AddItemToArray(arr, ch);
     cJSON_AddItemToObject(o, "usage", usage_json(res.n_prompt, res.n_ids - res.n_prompt));
