@@ -1266,6 +1266,15 @@ typedef struct {
     int64_t max_embedding_tokens;    /* sum over inputs of their tokens after truncation (1048576) */
     int64_t max_generation_tokens;   /* prompt tokens + max_tokens (65536) */
     int64_t max_diffusion_work;      /* gen_length x steps (1048576) */
+    /* LoRA adapters (docs/server.md "Adapters"): attached at start, each to models[adapter_models[i]]
+     * (adapter_models NULL: the first model) at adapter_scales[i] (NULL: 1), named by the path's
+     * last component.  adapter_dir: POST /v1/adapters may load adapters from inside this
+     * directory; NULL = loading over HTTP is refused (403), listing / rescaling / unloading work. */
+    const char *const *adapter_paths;
+    const float *adapter_scales;
+    const int *adapter_models;
+    size_t n_adapters;
+    const char *adapter_dir;
 } aios_server_params;
 
 aios_server_params aios_server_default_params(void);

@@ -71,28 +71,9 @@ static int parse_adapter(gen_opts *o, const char *cmd, const char *v) {
         fprintf(stderr, "aios: %s: --adapter: at most 16 adapters\n", cmd);
         return 0;
     }
-    char *p = o->adapter[o->n_adapters];
-    if (strlen(v) >= sizeof o->adapter[0]) {
-        fprintf(stderr, "aios: %s: --adapter: path too long\n", cmd);
+    if (!aios_cli_adapter(cmd, v, o->adapter[o->n_adapters], sizeof o->adapter[0], &o->adapter_scale[o->n_adapters]))
         return 0;
-    }
-    strcpy(p, v);
-    float sc = 1.0f;
-    char *colon = strrchr(p, ':');
-    if (colon && colon[1]) {
-        char *e;
-        errno = 0;
-        double x = strtod(colon + 1, &e);
-        if (!*e && !errno) {
-            if (!(x >= -100 && x <= 100)) {
-                fprintf(stderr, "aios: %s: --adapter %s: scale %s outside -100..100\n", cmd, v, colon + 1);
-                return 0;
-            }
-            sc = (float)x;
-            *colon = 0;
-        }
-    }
-    o->adapter_scale[o->n_adapters++] = sc;
+    o->n_adapters++;
     return 1;
 }
 

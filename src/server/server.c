@@ -30,6 +30,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <microhttpd.h>
@@ -47,11 +48,22 @@
 #include "engine/encode_internal.h"
 #include "server/server_req.h"
 
+/* A LoRA adapter attached to a generator (docs/server.md "Adapters"). */
+typedef struct {
+    char name[129];
+    char path[1024];
+    int id;                 /* the generator's adapter id */
+    float scale;            /* the default: what requests without an "adapters" field get */
+    float applied;          /* the scale the generator holds now */
+} gen_adapter;
+
 typedef struct {
     char id[256];
     char dir_id[256];       /* the directory's last component: also accepted as "model" */
     aios_generator *g;
-    pthread_mutex_t mu;
+    pthread_mutex_t mu;     /* the generator and its adapters */
+    gen_adapter ad[AIOS__REQ_MAX_ADAPTERS];
+    int n_ad;
 } gen_model;
 
 struct aios_server {
@@ -88,6 +100,7 @@ struct aios_server {
     int loopback;            /* bound to a loopback address: Host must name loopback (DNS rebinding) */
     int max_requests, max_per_client;
     int64_t max_embedding_tokens, max_generation_tokens, max_diffusion_work;
+    char *adapter_dir;       /* realpath of --adapter-dir, or NULL: no loading over HTTP */
     pthread_mutex_t conn_mu; /* guards the counts below */
     int n_active;            /* requests being served */
     struct client_count { struct sockaddr_storage addr; int n; } clients[256];
@@ -237,6 +250,191 @@ static void make_id(aios_server *srv, const char *prefix, char *out, size_t n) {
 }
 
 static aios_status append_str(aios_buf *b, const char *s) { return aios_buf_append(b, s, strlen(s)); }
+
+/* ---- adapters ----------------------------------------------------------------------------- */
+
+static gen_adapter *find_adapter(gen_model *m, const char *name) {
+    for (int i = 0; i < m->n_ad; i++)
+        if (!strcmp(m->ad[i].name, name)) return &m->ad[i];
+    return NULL;
+}
+
+/* The adapter set of one request: the request's "adapters" (only those, at their scales) or,
+ * without the field, every loaded adapter at its default scale.  (A router choosing adapters
+ * from the prompt would fill the same want[] here when the request names none.)  Only scales
+ * that differ from what the generator holds are changed (a change forgets the cached prefix).
+ * *ext receives the response's extension field [{"name", "scale"}] of the adapters in effect
+ * (NULL when the model has none loaded and the request named none).  Under m->mu.  A name that is
+ * not loaded: AIOS_ERR_NOT_FOUND naming it. */
+static aios_status select_adapters(gen_model *m, const aios__req *r, cJSON **ext) {
+    float want[AIOS__REQ_MAX_ADAPTERS];
+    *ext = NULL;
+    for (int i = 0; i < m->n_ad; i++) want[i] = r->has_adapters ? 0.0f : m->ad[i].scale;
+    for (int k = 0; k < r->n_adapters; k++) {
+        gen_adapter *a = find_adapter(m, r->adapter_name[k]);
+        if (!a) return aios__err(AIOS_ERR_NOT_FOUND, "adapters: '%.128s' is not loaded on model '%s' (GET /v1/adapters)",
+                                 r->adapter_name[k], m->id);
+        want[a - m->ad] = r->adapter_scale[k];
+    }
+    for (int i = 0; i < m->n_ad; i++)
+        if (want[i] != m->ad[i].applied) {
+            AIOS_TRY(aios_generator_adapter_scale(m->g, m->ad[i].id, want[i]));
+            m->ad[i].applied = want[i];
+        }
+    if (!m->n_ad && !r->has_adapters) return AIOS_OK;
+    cJSON *a = cJSON_CreateArray();
+    if (r->has_adapters) {
+        for (int k = 0; k < r->n_adapters; k++) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "name", r->adapter_name[k]);
+            cJSON_AddNumberToObject(e, "scale", r->adapter_scale[k]);
+            cJSON_AddItemToArray(a, e);
+        }
+    } else {
+        for (int i = 0; i < m->n_ad; i++) {
+            if (want[i] == 0) continue;
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "name", m->ad[i].name);
+            cJSON_AddNumberToObject(e, "scale", want[i]);
+            cJSON_AddItemToArray(a, e);
+        }
+    }
+    *ext = a;
+    return AIOS_OK;
+}
+
+/* Attaches the adapter at `path` to m as `name` at `scale`.  Under m->mu. */
+static aios_status attach_adapter(gen_model *m, const char *path, const char *name, float scale) {
+    if (m->n_ad >= AIOS__REQ_MAX_ADAPTERS)
+        return aios__err(AIOS_ERR_RANGE, "adapters: model '%s' has %d adapters loaded already", m->id, AIOS__REQ_MAX_ADAPTERS);
+    gen_adapter *a = &m->ad[m->n_ad];
+    memset(a, 0, sizeof *a);
+    snprintf(a->name, sizeof a->name, "%s", name);
+    snprintf(a->path, sizeof a->path, "%s", path);
+    AIOS_TRY(aios_generator_adapter_add(m->g, path, scale, &a->id));
+    a->scale = a->applied = scale;
+    m->n_ad++;
+    return AIOS_OK;
+}
+
+/* An adapter's name from its path: the last component, without a trailing '/' or ".parquet". */
+static void adapter_name_of(const char *path, char *out, size_t cap) {
+    size_t n = strlen(path);
+    while (n > 1 && path[n - 1] == '/') n--;
+    size_t b = n;
+    while (b > 0 && path[b - 1] != '/') b--;
+    size_t len = n - b;
+    if (len > 8 && !strncmp(path + n - 8, ".parquet", 8)) len -= 8;
+    snprintf(out, cap, "%.*s", (int)len, path + b);
+}
+
+static cJSON *adapter_json(const gen_model *m, const gen_adapter *a) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", a->name);
+    cJSON_AddStringToObject(o, "object", "adapter");
+    cJSON_AddStringToObject(o, "model", m->id);
+    cJSON_AddStringToObject(o, "path", a->path);
+    cJSON_AddNumberToObject(o, "scale", a->scale);
+    return o;
+}
+
+/* Finds the adapter `name` on any model (names are unique across the server); locks its model. */
+static gen_adapter *lock_adapter(aios_server *srv, const char *name, gen_model **mm) {
+    for (size_t i = 0; i < srv->n_gens; i++) {
+        gen_model *m = &srv->gens[i];
+        pthread_mutex_lock(&m->mu);
+        gen_adapter *a = find_adapter(m, name);
+        if (a) {
+            *mm = m;
+            return a;
+        }
+        pthread_mutex_unlock(&m->mu);
+    }
+    return NULL;
+}
+
+/* GET /v1/adapters */
+static enum MHD_Result do_adapter_list(aios_server *srv, struct MHD_Connection *c) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "object", "list");
+    cJSON *d = cJSON_AddArrayToObject(o, "data");
+    for (size_t i = 0; i < srv->n_gens; i++) {
+        gen_model *m = &srv->gens[i];
+        pthread_mutex_lock(&m->mu);
+        for (int k = 0; k < m->n_ad; k++) cJSON_AddItemToArray(d, adapter_json(m, &m->ad[k]));
+        pthread_mutex_unlock(&m->mu);
+    }
+    return send_json(c, MHD_HTTP_OK, o);
+}
+
+/* POST /v1/adapters: {"path", "name"?, "scale"?, "model"?} loads (from inside --adapter-dir only);
+ * {"name", "scale"} changes a loaded adapter's default scale. */
+static enum MHD_Result do_adapter_post(aios_server *srv, struct MHD_Connection *c, const aios__req *r) {
+    gen_model *m;
+    if (!r->adapter_path) {
+        gen_adapter *a = lock_adapter(srv, r->name, &m);
+        if (!a) return send_error(c, 404, "not_found", "name", "adapter '%.128s' is not loaded", r->name);
+        a->scale = r->scale; /* the generator follows at the next request (select_adapters) */
+        cJSON *o = adapter_json(m, a);
+        pthread_mutex_unlock(&m->mu);
+        return send_json(c, MHD_HTTP_OK, o);
+    }
+    if (!(m = find_gen(srv, r->model)))
+        return send_error(c, 404, "model_not_found", "model", srv->n_gens ? "model '%.128s' does not exist" : "no generation model%.0s",
+                          r->model ? r->model : "");
+    if (!srv->adapter_dir)
+        return send_error(c, 403, "forbidden", "path", "loading adapters over HTTP is off: start the server with --adapter-dir DIR");
+    /* inside --adapter-dir: no ".." component, and the resolved path under the directory */
+    const char *p = r->adapter_path;
+    for (const char *q = p; (q = strstr(q, "..")); q += 2)
+        if ((q == p || q[-1] == '/') && (!q[2] || q[2] == '/'))
+            return send_error(c, 403, "forbidden", "path", "path: '..' is not allowed (paths stay inside --adapter-dir)");
+    char joined[4096], real[PATH_MAX];
+    if (p[0] == '/') snprintf(joined, sizeof joined, "%s", p);
+    else snprintf(joined, sizeof joined, "%s/%s", srv->adapter_dir, p);
+    if (!realpath(joined, real)) return send_error(c, 400, "invalid_value", "path", "path: %.512s: %s", p, strerror(errno));
+    size_t dl = strlen(srv->adapter_dir);
+    if (strncmp(real, srv->adapter_dir, dl) || (real[dl] != '/' && !(dl == 1 && srv->adapter_dir[0] == '/')))
+        return send_error(c, 403, "forbidden", "path", "path: %.512s is outside --adapter-dir", p);
+    char name[129];
+    if (r->name) snprintf(name, sizeof name, "%s", r->name);
+    else adapter_name_of(real, name, sizeof name);
+    gen_model *other;
+    if (lock_adapter(srv, name, &other)) {
+        pthread_mutex_unlock(&other->mu);
+        return send_error(c, 409, "already_exists", "name", "adapter '%s' is loaded already (DELETE /v1/adapters/%s first)", name, name);
+    }
+    pthread_mutex_lock(&m->mu);
+    aios_status s = attach_adapter(m, real, name, r->scale);
+    enum MHD_Result ret;
+    if (s != AIOS_OK) {
+        ret = send_error(c, s == AIOS_ERR_NOMEM ? 500 : 400, s == AIOS_ERR_NOMEM ? "internal_error" : "invalid_value", "path",
+                         "adapter %s: %s", p, aios_last_error());
+    } else {
+        ret = send_json(c, MHD_HTTP_OK, adapter_json(m, &m->ad[m->n_ad - 1]));
+    }
+    pthread_mutex_unlock(&m->mu);
+    return ret;
+}
+
+/* DELETE /v1/adapters/{name} */
+static enum MHD_Result do_adapter_delete(aios_server *srv, struct MHD_Connection *c, const char *name) {
+    gen_model *m;
+    gen_adapter *a = lock_adapter(srv, name, &m);
+    if (!a) return send_error(c, 404, "not_found", NULL, "adapter '%.128s' is not loaded", name);
+    aios_status s = aios_generator_adapter_remove(m->g, a->id);
+    if (s == AIOS_OK) {
+        memmove(a, a + 1, (size_t)(m->ad + m->n_ad - (a + 1)) * sizeof *a);
+        m->n_ad--;
+    }
+    pthread_mutex_unlock(&m->mu);
+    if (s != AIOS_OK) return send_status(c, s, "adapter");
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", name);
+    cJSON_AddStringToObject(o, "object", "adapter.deleted");
+    cJSON_AddBoolToObject(o, "deleted", 1);
+    return send_json(c, MHD_HTTP_OK, o);
+}
 
 /* ---- GET /health, GET /v1/models -------------------------------------------------------- */
 
@@ -716,6 +914,7 @@ typedef struct {
     int done, cancel;
     int sent_role;
     const aios_generate_result *res; /* the generation in progress (logprobs of its tokens) */
+    cJSON *ads;                      /* its "adapters" extension field (moved into the last chunk) */
     size_t lp_sent;                  /* generated tokens whose logprobs a chunk carried */
 } stream;
 
@@ -839,7 +1038,8 @@ static void *stream_main(void *arg) {
     memset(&res, 0, sizeof res);
     char *prompt = NULL;
     pthread_mutex_lock(&st->m->mu);
-    aios_status s = st->chat && !st->mem_prompt ? chat_text(st->m, &st->req, &prompt) : AIOS_OK;
+    aios_status s = select_adapters(st->m, &st->req, &st->ads);
+    if (s == AIOS_OK && st->chat && !st->mem_prompt) s = chat_text(st->m, &st->req, &prompt);
     if (s == AIOS_OK) {
         if (st->chat) sse_push(st, chunk(st, NULL, 0, NULL)); /* the role first, as OpenAI does */
         const char *text = st->mem_prompt ? st->mem_prompt : st->chat ? prompt : st->req.prompt;
@@ -854,6 +1054,7 @@ static void *stream_main(void *arg) {
     if (last) {
         if (!st->req.include_usage) cJSON_AddItemToObject(last, "usage", usage_json(res.n_prompt, res.n_ids - res.n_prompt));
         if (st->mem) cJSON_AddItemToObject(last, "memory", st->mem), st->mem = NULL;
+        if (st->ads) cJSON_AddItemToObject(last, "adapters", st->ads), st->ads = NULL;
         sse_push(st, last);
         if (st->req.include_usage) { /* OpenAI: a last chunk with empty choices and the usage */
             cJSON *u = gen_envelope(st->id, st->chat ? "chat.completion.chunk" : "text_completion", st->created, st->m->id);
@@ -906,6 +1107,7 @@ static void stream_free(void *cls) {
     aios__req_free(&st->req);
     free(st->mem_prompt);
     cJSON_Delete(st->mem);
+    cJSON_Delete(st->ads);
     aios_buf_free(&st->out);
     pthread_mutex_destroy(&st->mu);
     pthread_cond_destroy(&st->cv);
@@ -921,6 +1123,16 @@ static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, a
     int ok;
     enum MHD_Result pre = check_prompt(srv, c, m, r, chat, &ok);
     if (!ok) return pre;
+    if (r->has_adapters) { /* names checked before any work (and before a stream's headers) */
+        const char *missing = NULL;
+        pthread_mutex_lock(&m->mu);
+        for (int k = 0; k < r->n_adapters && !missing; k++)
+            if (!find_adapter(m, r->adapter_name[k])) missing = r->adapter_name[k];
+        pthread_mutex_unlock(&m->mu);
+        if (missing)
+            return send_error(c, 404, "adapter_not_found", "adapters",
+                              "adapters: '%.128s' is not loaded on model '%s' (GET /v1/adapters)", missing, m->id);
+    }
     char id[64];
     make_id(srv, chat ? "chatcmpl-" : "cmpl-", id, sizeof id);
     time_t created = time(NULL);
@@ -969,8 +1181,10 @@ static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, a
     aios_generate_result res;
     memset(&res, 0, sizeof res);
     char *prompt = NULL;
+    cJSON *ads = NULL;
     pthread_mutex_lock(&m->mu);
-    aios_status s = chat && !mem_prompt ? chat_text(m, r, &prompt) : AIOS_OK;
+    aios_status s = select_adapters(m, r, &ads);
+    if (s == AIOS_OK && chat && !mem_prompt) s = chat_text(m, r, &prompt);
     if (s == AIOS_OK)
         s = aios_generate(m->g, mem_prompt ? mem_prompt : chat ? prompt : r->prompt, mem_prompt ? NULL : r->prompt_ids,
                           r->n_prompt_ids, &p, &res);
@@ -982,6 +1196,7 @@ static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, a
         aios_generate_result_free(&res);
         free(prompt);
         cJSON_Delete(mem);
+        cJSON_Delete(ads);
         return ret;
     }
     cJSON *lp = r->logprobs && res.logprobs ? logprobs_json(m, &res, 0, res.n_ids - res.n_prompt, chat) : NULL;
@@ -1002,6 +1217,7 @@ static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, a
     cJSON_AddItemToArray(arr, ch);
     cJSON_AddItemToObject(o, "usage", usage_json(res.n_prompt, res.n_ids - res.n_prompt));
     if (mem) cJSON_AddItemToObject(o, "memory", mem);
+    if (ads) cJSON_AddItemToObject(o, "adapters", ads);
     aios_generate_result_free(&res);
     free(prompt);
     return send_json(c, MHD_HTTP_OK, o);
@@ -1467,6 +1683,7 @@ static enum MHD_Result with_body(aios_server *srv, struct MHD_Connection *c, con
     case AIOS__REQ_MEMORY_ADD: ret = do_memory_add(srv, c, &r); break;
     case AIOS__REQ_MEMORY_UPDATE: ret = do_memory_update(srv, c, id, &r); break;
     case AIOS__REQ_MEMORY_SEARCH: ret = do_memory_search(srv, c, &r); break;
+    case AIOS__REQ_ADAPTER: ret = do_adapter_post(srv, c, &r); break;
     default: ret = do_diffuse(srv, c, &r); break;
     }
     aios__req_free(&r);
@@ -1539,6 +1756,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         {"/v1/embeddings", post, AIOS__REQ_EMBEDDINGS}, {"/v1/completions", post, AIOS__REQ_COMPLETION},
         {"/v1/chat/completions", post, AIOS__REQ_CHAT},
         {"/v1/memories/search", post, AIOS__REQ_MEMORY_SEARCH}, {"/v1/diffuse", post, AIOS__REQ_DIFFUSE},
+        {"/v1/adapters", get || post, -4},
     };
     for (size_t i = 0; i < AIOS_ARRAY_LEN(routes); i++) {
         if (strcmp(url, routes[i].path)) continue;
@@ -1546,7 +1764,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (routes[i].kind == -1) return do_health(srv, c);
         if (routes[i].kind == -2) return do_models(srv, c);
         if (routes[i].kind == -3) return get ? do_memory_list(srv, c) : with_body(srv, c, cx, AIOS__REQ_MEMORY_ADD, NULL);
+        if (routes[i].kind == -4) return get ? do_adapter_list(srv, c) : with_body(srv, c, cx, AIOS__REQ_ADAPTER, NULL);
         return with_body(srv, c, cx, (aios__req_kind)routes[i].kind, NULL);
+    }
+    static const char adp[] = "/v1/adapters/";
+    if (!strncmp(url, adp, sizeof adp - 1) && url[sizeof adp - 1]) {
+        if (!del) return send_error(c, 405, "method_not_allowed", NULL, "%s %.256s: method not allowed", method, url);
+        return do_adapter_delete(srv, c, url + sizeof adp - 1);
     }
     static const char mem[] = "/v1/memories/";
     if (!strncmp(url, mem, sizeof mem - 1) && url[sizeof mem - 1]) {
@@ -1655,6 +1879,26 @@ aios_status aios_server_start(const aios_server_params *params, aios_server **ou
         pthread_mutex_init(&m->mu, NULL);
         srv->n_gens++;
     }
+    for (size_t i = 0; s == AIOS_OK && i < p.n_adapters; i++) {
+        int mi = p.adapter_models ? p.adapter_models[i] : 0;
+        if (mi < 0 || (size_t)mi >= srv->n_gens) {
+            s = aios__err(AIOS_ERR_INVALID_ARG, "adapter %s: no generation model to attach it to (--model first)",
+                          p.adapter_paths[i]);
+            break;
+        }
+        char name[129];
+        adapter_name_of(p.adapter_paths[i], name, sizeof name);
+        for (size_t j = 0; j < srv->n_gens; j++) /* unique across the server: "name-2" ... */
+            for (int k = 0; k < srv->gens[j].n_ad; k++)
+                if (!strcmp(srv->gens[j].ad[k].name, name)) snprintf(name + strnlen(name, 120), 9, "-%zu", i);
+        s = attach_adapter(&srv->gens[mi], p.adapter_paths[i], name, p.adapter_scales ? p.adapter_scales[i] : 1.0f);
+        if (s != AIOS_OK) s = aios__err_prefix(s, "adapter");
+    }
+    if (s == AIOS_OK && p.adapter_dir) {
+        char real[PATH_MAX];
+        if (!realpath(p.adapter_dir, real)) s = aios__err(AIOS_ERR_IO, "adapter dir %s: %s", p.adapter_dir, strerror(errno));
+        else if (!(srv->adapter_dir = strdup(real))) s = aios__err(AIOS_ERR_NOMEM, "server: out of memory");
+    }
     if (s == AIOS_OK && p.embedding_model) {
         aios_encoder_params ep = aios_encoder_default_params();
         ep.n_threads = p.n_threads;
@@ -1735,5 +1979,6 @@ void aios_server_stop(aios_server *srv) {
     pthread_cond_destroy(&srv->batch_cv);
     free(srv->api_key);
     free(srv->cors_origin);
+    free(srv->adapter_dir);
     free(srv);
 }
