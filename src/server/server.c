@@ -319,13 +319,9 @@ static aios_status attach_adapter(gen_model *m, const char *path, const char *na
 
 /* An adapter's name from its path: the last component, without a trailing '/' or ".parquet". */
 static void adapter_name_of(const char *path, char *out, size_t cap) {
-    size_t n = strlen(path);
-    while (n > 1 && path[n - 1] == '/') n--;
-    size_t b = n;
-    while (b > 0 && path[b - 1] != '/') b--;
-    size_t len = n - b;
-    if (len > 8 && !strncmp(path + n - 8, ".parquet", 8)) len -= 8;
-    snprintf(out, cap, "%.*s", (int)len, path + b);
+    model_id(path, out, cap);
+    size_t len = strlen(out);
+    if (len > 8 && !strcmp(out + len - 8, ".parquet")) out[len - 8] = 0;
 }
 
 static cJSON *adapter_json(const gen_model *m, const gen_adapter *a) {
@@ -1586,6 +1582,24 @@ static int key_ok(const aios_server *srv, struct MHD_Connection *c) {
     return diff == 0;
 }
 
+/* Headers: libmicrohttpd answers a header block larger than its per-connection memory pool
+ * itself, with an HTML page (and, in 0.9.75, its status line twice).  The pool is therefore
+ * HEADER_POOL bytes, and a block over HEADER_CAP bytes (well inside it) gets our JSON 431. */
+#define HEADER_CAP (16u << 10)
+#define HEADER_POOL (256u << 10)
+
+static enum MHD_Result sum_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    *(size_t *)cls += (key ? strlen(key) : 0) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    return MHD_YES;
+}
+
+static size_t header_bytes(struct MHD_Connection *c) {
+    size_t n = 0;
+    MHD_get_connection_values(c, MHD_HEADER_KIND, sum_header, &n);
+    return n;
+}
+
 /* DNS rebinding: a page on evil.example whose name resolves to 127.0.0.1 sends its requests to
  * a loopback server with "Host: evil.example".  On a loopback bind only loopback names pass. */
 static int host_ok(struct MHD_Connection *c) {
@@ -1700,6 +1714,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (!(cx = calloc(1, sizeof *cx))) return MHD_NO;
         cx->slot = -1;
         *con_cls = cx;
+        if (header_bytes(c) > HEADER_CAP)
+            return send_error(c, 431, "request_header_fields_too_large", NULL, "request headers larger than %u bytes", HEADER_CAP);
         if (srv->loopback && !host_ok(c))
             return send_error(c, 403, "forbidden_host", NULL,
                               "Host header names no loopback address: refused on a loopback bind (DNS rebinding)");
@@ -1939,7 +1955,8 @@ aios_status aios_server_start(const aios_server_params *params, aios_server **ou
                                      /health its answer); only beyond this do new ones wait in the
                                      kernel's backlog */
                                   MHD_OPTION_CONNECTION_LIMIT, (unsigned)p.max_connections + 32u,
-                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)p.timeout_s, MHD_OPTION_END);
+                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)p.timeout_s,
+                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_POOL, MHD_OPTION_END);
         if (!srv->d) {
             s = aios__err(AIOS_ERR_IO, "server: cannot listen on %s:%d (address in use or not available)", p.host, p.port);
         } else {

@@ -367,6 +367,38 @@ def serve_adapter_option_and_no_loading_without_adapter_dir():
         p.wait(10)
 
 
+def raw_http(data, port):
+    import socket
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    s.sendall(data)
+    out = b""
+    while True:
+        try:
+            c = s.recv(65536)
+        except (socket.timeout, ConnectionResetError):
+            break
+        if not c:
+            break
+        out += c
+    s.close()
+    return out
+
+
+@test
+def oversized_headers_get_a_json_431():
+    port = server()
+    for size in (20000, 100000):
+        out = raw_http(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nX-Big: " + b"a" * size +
+                       b"\r\n\r\n", port)
+        head, _, body = out.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 431 ") and out.count(b"HTTP/1.1 ") == 1, (size, out[:300])
+        assert b"application/json" in head.lower(), head
+        assert json.loads(body)["error"]["code"] == "request_header_fields_too_large", body
+    # a header block of normal size still passes
+    assert b"200 OK" in raw_http(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nX-A: " +
+                                 b"a" * 8000 + b"\r\n\r\n", port)
+
+
 if __name__ == "__main__":
     try:
         run()
