@@ -85,16 +85,23 @@ static double last_logits_err(aios_decoder *dec, int64_t V, int k, const int32_t
     return rel;
 }
 
+/* The model at path and a decoder on it (*dec NULL on failure). */
+static void open_decoder(const char *path, aios_model **m, aios_decoder **dec, aios_decoder_config *dc) {
+    *m = NULL;
+    *dec = NULL;
+    CHECK_OK(aios_model_open(path, NULL, m));
+    if (*m && aios_decoder_config_from_model(aios_model_get_config(*m), dc) == AIOS_OK)
+        CHECK_OK(aios_decoder_create(dc, aios_decoder_model_lookup, *m, dec));
+}
+
 /* Runs every golden prompt through the model at `path`. */
 static void check_model(const char *path, const char *label) {
     aios_generator *g = NULL;
     CHECK_OK(aios_generator_open(path, NULL, &g));
-    aios_model *m = NULL;
-    CHECK_OK(aios_model_open(path, NULL, &m));
-    aios_decoder *dec = NULL;
+    aios_model *m;
+    aios_decoder *dec;
     aios_decoder_config dc;
-    if (m && aios_decoder_config_from_model(aios_model_get_config(m), &dc) == AIOS_OK)
-        CHECK_OK(aios_decoder_create(&dc, aios_decoder_model_lookup, m, &dec));
+    open_decoder(path, &m, &dec, &dc);
     if (!g || !dec) goto out;
     const cJSON *runs = cJSON_GetObjectItem(golden, "runs");
     int k = 0;
@@ -189,14 +196,12 @@ static void test_real_gguf_converted(void) {
 /* Worst and mean last-position logits error of the model at `dir` against the goldens (the
  * float32 values of the GGUF's weights) over the golden prompts, and the mean top-1 agreement. */
 static void quantized_logits_err(const char *dir, double *worst, double *mean, int *top1) {
-    aios_model *m = NULL;
-    aios_decoder *dec = NULL;
+    aios_model *m;
+    aios_decoder *dec;
     aios_decoder_config dc;
     *worst = *mean = -1;
     *top1 = 0;
-    CHECK_OK(aios_model_open(dir, NULL, &m));
-    if (m && aios_decoder_config_from_model(aios_model_get_config(m), &dc) == AIOS_OK)
-        CHECK_OK(aios_decoder_create(&dc, aios_decoder_model_lookup, m, &dec));
+    open_decoder(dir, &m, &dec, &dc);
     if (dec) {
         const cJSON *runs = cJSON_GetObjectItem(golden, "runs");
         int k = 0;

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import AIOS, ROOT, SHARED, TMP, Skip, aios, run, test  # noqa: E402
+from harness import AIOS, ROOT, SHARED, TMP, Skip, aios, refuses_extension_versions, run, test  # noqa: E402
 
 LIB = os.path.join(os.path.dirname(AIOS), "libaios.so")
 
@@ -452,15 +452,8 @@ def test_quantize_f16_scales_and_class_types():
     os.makedirs(bad, exist_ok=True)
     good = os.path.join(TMP, "q-int4-g16-f16")
     tab = pq.read_table(os.path.join(good, "weights.parquet"))
-    for ver, needle in ((b"2", "aios.f16_scales extension version '2' is not known"), (None, "scales, but quant_axis")):
-        m = dict(tab.schema.metadata)
-        if ver:
-            m[b"aios.f16_scales"] = ver
-        else:
-            del m[b"aios.f16_scales"]
-        pq.write_table(tab.replace_schema_metadata(m), os.path.join(bad, "weights.parquet"))
-        e = aios("inspect", bad, check=False)
-        assert e.returncode == 1 and needle in e.stderr, e.stderr
+    refuses_extension_versions(tab, b"aios.f16_scales", ((b"2", "aios.f16_scales extension version '2' is not known"),
+                                                       (None, "scales, but quant_axis")), bad)
     for a, needle in ((["--embed-type", "int3"], "--embed-type must be int8, int4, int2 or keep"),
                       (["--output-type", "f16"], "--output-type must be"), (["--scale-type", "bf16"], "--scale-type must be f32 or f16")):
         p = aios("quantize", src, os.path.join(TMP, "x"), "--type", "int8", *a, check=False)
