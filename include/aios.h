@@ -454,7 +454,17 @@ typedef struct {
                                 addition to the defaults (embeddings, norms, biases, 1-D) */
     int keep_defaults;       /* 1 (default): keep embeddings / norms / biases unquantized */
     int64_t min_numel;       /* tensors smaller than this stay unquantized (default 0) */
+    int f16_scales;          /* 1: scales and zero points stored as float16, as GGUF blocks store
+                                d and m (the file records the aios.f16_scales extension) */
+    /* Per-tensor-class types (llama-quantize's --token-embedding-type / --output-tensor-type):
+     * 8, 4 or 2 bits, AIOS_QUANT_KEEP (-1: left in its stored type) or 0 = the default:
+     * embed_bits 0: kept when keep_defaults, else `bits`; output_bits 0: `bits`.
+     * The token embedding is model.embed_tokens / wte / word_embeddings (also the head when the
+     * head is tied); the output head is an untied lm_head / ff_out. */
+    int embed_bits;
+    int output_bits;
 } aios_quantize_params;
+#define AIOS_QUANT_KEEP (-1)
 
 aios_quantize_params aios_quantize_default_params(void); /* int8 per channel, asymmetric */
 /* Reads any model aios_model_open accepts and writes an ArrowEngine directory with

@@ -6,6 +6,7 @@
 #include <stdint.h>
 
 #include "kernels/kernels.h"
+#include "tensor/quant.h"
 #include "test.h"
 
 static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
@@ -98,8 +99,13 @@ typedef struct {
     aios_tensor t;
     uint8_t *data;
     float *scales, *zps;
+    uint16_t *s16, *z16; /* the same scales / zero points as float16 when g_f16_scales */
     double *dq; /* (n_out, n_in) dequantized in double, from the layout definition */
 } wt;
+
+/* 1: make_weight stores the scales and zero points as float16 (scale_dtype F16, tensor.h);
+ * dq then uses their IEEE half values (f16_value), so the reference is checked too. */
+static int g_f16_scales;
 
 /* granularity: 0 per tensor, 1 per row, 2 groups of G */
 static void make_weight(wt *w, aios_dtype dt, int64_t n_out, int64_t n_in, int gran, int G, int zp, int misalign) {
@@ -127,6 +133,19 @@ static void make_weight(wt *w, aios_dtype dt, int64_t n_out, int64_t n_in, int g
         }
         w->t.scales = w->scales;
         w->t.zero_points = zp ? w->zps : NULL;
+        if (g_f16_scales) {
+            w->s16 = malloc(2 * (size_t)(ns + 1));
+            w->z16 = malloc(2 * (size_t)(ns + 1));
+            for (int64_t i = 0; i < ns; i++) {
+                w->s16[i] = aios_quant_float_to_half(w->scales[i]);
+                w->z16[i] = aios_quant_float_to_half(w->zps[i]);
+                w->scales[i] = (float)f16_value(w->s16[i]); /* what the kernels must see */
+                w->zps[i] = (float)f16_value(w->z16[i]);
+            }
+            w->t.scales = (const float *)w->s16;
+            w->t.zero_points = zp ? (const float *)w->z16 : NULL;
+            w->t.scale_dtype = AIOS_DTYPE_F16;
+        }
         w->t.n_scales = ns;
         w->t.quant_axis = gran == 1 ? 0 : -1;
         w->t.group_size = gran == 2 ? G : 0;
@@ -168,6 +187,8 @@ static void free_weight(wt *w) {
     free(w->data);
     free(w->scales);
     free(w->zps);
+    free(w->s16);
+    free(w->z16);
     free(w->dq);
 }
 
@@ -299,11 +320,13 @@ static void test_matmul_decode(void) {
 static void test_matmul_int8_activations(void) {
     if (!aios_cpu()->avx512vnni) SKIP("no AVX-512 VNNI on this CPU");
     static const int64_t shapes[][3] = {{1, 1, 1}, {7, 33, 3}, {33, 4097, 5}, {64, 384, 70}, {5, 130, 2}};
-    for (size_t c = 0; c < 5; c++)
+    for (size_t c = 0; c < 10; c++) /* the second five with float16 scales */
         for (int gran = 0; gran < 2; gran++) {
-            int64_t n_out = shapes[c][0], n_in = shapes[c][1], T = shapes[c][2];
+            g_f16_scales = c >= 5;
+            int64_t n_out = shapes[c % 5][0], n_in = shapes[c % 5][1], T = shapes[c % 5][2];
             wt w;
             make_weight(&w, AIOS_DTYPE_Q8, n_out, n_in, gran, 0, 1, 0);
+            g_f16_scales = 0;
             float *x = malloc(sizeof(float) * (size_t)(T * n_in)), *y = malloc(sizeof(float) * (size_t)(T * n_out));
             float *yr = malloc(sizeof(float) * (size_t)(T * n_out));
             fill(x, T * n_in, 2.0f);
@@ -337,6 +360,38 @@ static void test_matmul_int8_activations(void) {
             free(x), free(y), free(yr);
             free_weight(&w);
         }
+}
+
+/* Scales and zero points stored as float16 (the aios.f16_scales extension): every quantized
+ * dtype and granularity, decode (1-3 tokens, the fused GEMVs), row tiles and the packed GEMM,
+ * the row dequantizers, against double math from the IEEE half values and every tier against
+ * the reference; int8 activations (VNNI) too. */
+static void test_matmul_f16_scales(void) {
+    static const aios_dtype dts[] = {AIOS_DTYPE_Q8, AIOS_DTYPE_Q4, AIOS_DTYPE_Q2};
+    static const int64_t shapes[][3] = {{1, 1, 1}, {7, 33, 2}, {33, 7, 3}, {5, 4097, 1}, {9, 576, 3}, {13, 130, 9}, {40, 515, 33}};
+    g_f16_scales = 1;
+    for (size_t d = 0; d < 3; d++)
+        for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++) {
+            int64_t n_out = shapes[c][0], n_in = shapes[c][1], T = shapes[c][2];
+            int G = n_in == 4097 ? 17 : n_in == 33 ? 11 : n_in == 576 ? 32 : n_in == 130 ? 10 : n_in == 515 ? 103 : (int)n_in;
+            for (int gran = 0; gran < 3; gran++)
+                for (int zp = 0; zp < 2; zp++) check_matmul_case(dts[d], n_out, n_in, T, gran, G, zp);
+        }
+    wt w;
+    make_weight(&w, AIOS_DTYPE_Q4, 5, 33, 2, 11, 1, 0);
+    float all[5 * 33];
+    CHECK_OK(aios_tensor_to_f32(all, &w.t));
+    for (int i = 0; i < 5 * 33; i++) CHECKF(fabs(all[i] - w.dq[i]) <= 1e-6 * fabs(w.dq[i]) + 1e-7, "f16 scales elem %d", i);
+    CHECK_OK(aios_quant_dequantize_ref(&w.t, all));
+    for (int i = 0; i < 5 * 33; i++) CHECKF(fabs(all[i] - w.dq[i]) <= 1e-6 * fabs(w.dq[i]) + 1e-7, "f16 scales ref elem %d", i);
+    aios_tensor t = w.t;
+    t.scale_dtype = AIOS_DTYPE_BF16; /* only f32 / f16 are defined */
+    float x[33], y[5];
+    fill(x, 33, 1.0f);
+    CHECK(aios_matmul(y, x, &t, NULL, 1) == AIOS_ERR_UNSUPPORTED);
+    CHECK(aios_tensor_validate(&t) == AIOS_ERR_UNSUPPORTED);
+    free_weight(&w);
+    g_f16_scales = 0;
 }
 
 static void test_matmul_threads_deterministic(void) {
@@ -684,6 +739,7 @@ int main(void) {
     RUN(test_matmul_gemm);
     RUN(test_matmul_decode);
     RUN(test_matmul_int8_activations);
+    RUN(test_matmul_f16_scales);
     RUN(test_matmul_threads_deterministic);
     RUN(test_matmul_rejects);
     RUN(test_tensor_to_f32);

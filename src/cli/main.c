@@ -39,7 +39,8 @@ static const struct {
                 "  aios convert SmolLM2-135M-Instruct.Q4_1.gguf out/smollm2-q4_1\n"
                 "  aios generate --model out/smollm2-q4_1 --chat --prompt 'Hi!'\n"},
     {"quantize", "  aios quantize models/all-MiniLM-L6-v2 out/minilm-int8 --type int8 --per-channel\n"
-                 "  aios quantize models/qwen2.5-0.5b-instruct out/qwen-int4 --type int4 --group-size 64\n"},
+                 "  aios quantize models/qwen2.5-0.5b-instruct out/qwen-int4 --type int4 --group-size 64\n"
+                 "  aios quantize smollm2.Q4_1.gguf out/smol-q4 --type int4 --group-size 32 --scale-type f16 --embed-type int8\n"},
     {"parquet", "  aios parquet schema out/minilm-arrow/weights.parquet\n"
                 "  aios parquet head mem/segments/seg-000001.parquet -n 3\n"
                 "  aios parquet verify out/minilm-arrow/weights.parquet\n"},

@@ -36,6 +36,7 @@
 #include "kernels/kernels.h"
 #include "model/lora.h"
 #include "model/model.h"
+#include "tensor/quant.h"
 
 typedef struct {
     const aios_tensor *wq, *wk, *wv, *wo, *wg, *wu, *wd;
@@ -527,10 +528,7 @@ static aios_status apply_adapters(aios_decoder *d, int64_t l, int target, float 
 }
 
 static uint64_t tensor_bytes(const aios_tensor *t) {
-    uint64_t n = t->nbytes;
-    if (t->dtype == AIOS_DTYPE_Q8 || t->dtype == AIOS_DTYPE_Q4 || t->dtype == AIOS_DTYPE_Q2)
-        n += (uint64_t)t->n_scales * (t->zero_points ? 8 : 4);
-    return n;
+    return t->nbytes + aios_tensor_scale_bytes(t);
 }
 
 uint64_t aios_decoder_weight_bytes(const aios_decoder *d) {

@@ -456,10 +456,11 @@ aios_status aios_model_inspect(const char *path, FILE *out) {
             if (t->group_size > 0) snprintf(q, sizeof q, "group %d", t->group_size);
             else snprintf(q, sizeof q, t->quant_axis == 0 ? "per-channel" : "per-tensor");
             size_t l = strlen(q);
-            snprintf(q + l, sizeof q - l, ", %lld scales, %s", (long long)t->n_scales, t->zero_points ? "asymmetric" : "symmetric");
+            snprintf(q + l, sizeof q - l, ", %lld %sscales, %s", (long long)t->n_scales,
+                     t->scale_dtype == AIOS_DTYPE_F16 ? "f16 " : "", t->zero_points ? "asymmetric" : "symmetric");
         }
         int64_t n = aios_tensor_numel(t);
-        size_t sb = aios_dtype_is_quant(t->dtype) ? (size_t)t->n_scales * (t->zero_points ? 8 : 4) : 0;
+        size_t sb = aios_tensor_scale_bytes(t);
         fprintf(out, "%-60s %-6s %-20s %12lld %12zu  %s\n", t->name, aios_dtype_name(t->dtype), shp, (long long)n,
                 t->nbytes + sb, q);
         params += n;
@@ -568,6 +569,7 @@ static aios_status write_dir(const char *in_path, const char *out_dir, const aio
         snprintf(qname, sizeof qname, "int%d%s%s", q->bits, q->symmetric ? "-symmetric" : "",
                  q->group_size > 0 ? "-group" : q->per_channel ? "-per-channel" : "-per-tensor");
         if (q->group_size > 0) snprintf(qname + strlen(qname), sizeof qname - strlen(qname), "%d", q->group_size);
+        if (q->f16_scales) snprintf(qname + strlen(qname), sizeof qname - strlen(qname), "-f16-scales");
     }
     if (!s) {
         if (!q && m->gguf) snprintf(qname, sizeof qname, "gguf-blocks"); /* written as V2 + extension */
@@ -599,5 +601,10 @@ aios_status aios_model_quantize(const char *in_path, const char *out_dir, const 
     if (!p || (p->bits != 8 && p->bits != 4 && p->bits != 2))
         return aios__err(AIOS_ERR_INVALID_ARG, "quantize: bits must be 8, 4 or 2");
     if (p->group_size < 0) return aios__err(AIOS_ERR_INVALID_ARG, "quantize: group size must be >= 0");
+    const int cls[2] = {p->embed_bits, p->output_bits};
+    for (int i = 0; i < 2; i++)
+        if (cls[i] != 0 && cls[i] != AIOS_QUANT_KEEP && cls[i] != 8 && cls[i] != 4 && cls[i] != 2)
+            return aios__err(AIOS_ERR_INVALID_ARG, "quantize: %s bits must be 8, 4, 2, 0 (default) or -1 (keep)",
+                             i ? "output" : "embedding");
     return write_dir(in_path, out_dir, p);
 }

@@ -27,6 +27,12 @@
  *    (the scales are inside the blocks), dtype "torch.float32" (the logical type).  Readers
  *    without the extension refuse these rows (unknown quant_type); this reader refuses a file
  *    whose aios.gguf_blocks version it does not know, and gguf_* rows in a file without it.
+ *  - f16 scale extension (version AIOS_F16_SCALES_VERSION, key aios.f16_scales): in a file with
+ *    the key, every int8/int4/int2 row's scales and zero_points are IEEE float16 (2 bytes each,
+ *    little-endian, as GGUF blocks store d and m) instead of float32, and a symmetric row's
+ *    zero_points are empty (not explicit zeros: the seed's reader is not the audience).  This
+ *    reader refuses a version it does not know; a reader without the extension finds half the
+ *    scales it expects and refuses the row (scale count mismatch) rather than misreading it.
  *  - Symmetric tensors are written with explicit zero points (0.0) so the seed's reader, which
  *    always applies the formula, reads them; an empty or null zero_points reads as symmetric.
  */
@@ -43,6 +49,7 @@ static const char *const col_names[C_N] = {"layer_name", "shape", "dtype", "data
                                            "quant_type", "scales", "zero_points", "quant_axis", "group_size"};
 
 #define AIOS_GGUF_BLOCKS_VERSION "1"
+#define AIOS_F16_SCALES_VERSION "1"
 
 static int bytes_eq(const aios_pq_bytes *b, const char *s) {
     size_t n = strlen(s);
@@ -106,8 +113,8 @@ static int present(const aios_pq_column *c, int64_t slot) {
     return !c->valid || c->valid[slot];
 }
 
-static aios_status build_row(aios_model *m, int64_t r, aios_pq_column **c, int v2, int gguf_ext, char *name_store,
-                             aios_tensor *t) {
+static aios_status build_row(aios_model *m, int64_t r, aios_pq_column **c, int v2, int gguf_ext, int f16_ext,
+                             char *name_store, aios_tensor *t) {
     aios_pq_column *cn = c[C_NAME], *cs = c[C_SHAPE], *cd = c[C_DATA];
     if (!present(cn, r) || cn->bytes[r].len == 0) return aios__err(AIOS_ERR_FORMAT, "row %lld: layer_name is null or empty", (long long)r);
     if (memchr(cn->bytes[r].ptr, 0, cn->bytes[r].len))
@@ -173,10 +180,13 @@ static aios_status build_row(aios_model *m, int64_t r, aios_pq_column **c, int v
     if (aios_dtype_is_quant(st)) {
         aios_pq_column *sc = c[C_SCALES], *zp = c[C_ZPS];
         if (!sc || !present(sc, r)) return aios__err(AIOS_ERR_FORMAT, "row %lld ('%s'): quantized without scales", (long long)r, nm);
-        if (sc->bytes[r].len % 4)
-            return aios__err(AIOS_ERR_FORMAT, "row %lld ('%s'): scales length %zu is not a multiple of 4", (long long)r, nm, sc->bytes[r].len);
+        const size_t esz = f16_ext ? 2 : 4;
+        if (sc->bytes[r].len % esz)
+            return aios__err(AIOS_ERR_FORMAT, "row %lld ('%s'): scales length %zu is not a multiple of %zu%s", (long long)r, nm,
+                             sc->bytes[r].len, esz, f16_ext ? " (f16 scales)" : "");
         t->scales = (const float *)sc->bytes[r].ptr;
-        t->n_scales = (int64_t)(sc->bytes[r].len / 4);
+        t->n_scales = (int64_t)(sc->bytes[r].len / esz);
+        t->scale_dtype = f16_ext ? AIOS_DTYPE_F16 : AIOS_DTYPE_F32;
         if (zp && present(zp, r) && zp->bytes[r].len) {
             if (zp->bytes[r].len != sc->bytes[r].len)
                 return aios__err(AIOS_ERR_FORMAT, "row %lld ('%s'): %zu bytes of zero_points for %zu bytes of scales", (long long)r, nm,
@@ -213,6 +223,11 @@ aios_status aios__model_load_parquet(aios_model *m, const char *path) {
     if (ext && strcmp(ext, AIOS_GGUF_BLOCKS_VERSION))
         return aios__err(AIOS_ERR_UNSUPPORTED, "%s: aios.gguf_blocks extension version '%.20s' is not known to this reader (it knows %s)",
                          path, ext, AIOS_GGUF_BLOCKS_VERSION);
+    const char *f16 = aios_pq_kv_get(m->pq, "aios.f16_scales");
+    if (f16 && strcmp(f16, AIOS_F16_SCALES_VERSION))
+        return aios__err(AIOS_ERR_UNSUPPORTED, "%s: aios.f16_scales extension version '%.20s' is not known to this reader (it knows %s)",
+                         path, f16, AIOS_F16_SCALES_VERSION);
+    if (f16 && !v2) return aios__err(AIOS_ERR_FORMAT, "%s: aios.f16_scales in a file without Schema V2's quant_type column", path);
     m->cols = calloc(C_N, sizeof *m->cols);
     if (!m->cols) return aios__err(AIOS_ERR_NOMEM, "out of memory");
     aios_pq_column *c[C_N] = {0};
@@ -237,7 +252,7 @@ aios_status aios__model_load_parquet(aios_model *m, const char *path) {
     if (!m->names || !m->t) return aios__err(AIOS_ERR_NOMEM, "out of memory");
     char *ns = m->names;
     for (int64_t r = 0; r < nrows; r++) {
-        s = build_row(m, r, c, v2, ext != NULL, ns, &m->t[r]);
+        s = build_row(m, r, c, v2, ext != NULL, f16 != NULL, ns, &m->t[r]);
         if (s) return aios__err_prefix(s, "%s", path);
         ns += strlen(ns) + 1;
         m->n++;
@@ -253,22 +268,47 @@ static int float_dtype(aios_dtype t) {
 
 static int name_has(const char *name, const char *s) { return strstr(name, s) != NULL; }
 
-/* Tensors left unquantized: user patterns (glob, or substring when no wildcard), and by
- * default embeddings, norms and every 1-D tensor (biases, norm weights). */
-static int keep_tensor(const aios_tensor *t, const aios_quantize_params *q) {
+static int name_has_any(const char *name, const char *const *pat, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (name_has(name, pat[i])) return 1;
+    return 0;
+}
+
+/* The token embedding (HF names; GGUF's token_embd is read as model.embed_tokens) and the
+ * untied output head: the classes llama-quantize gives their own types. */
+static int is_token_embedding(const char *name) {
+    static const char *const pat[] = {"embed_tokens.", "tok_embeddings.", "word_embeddings.", "transformer.wte.", "embed_in."};
+    return name_has_any(name, pat, AIOS_ARRAY_LEN(pat)) || !strcmp(name, "wte.weight");
+}
+static int is_output_head(const char *name) {
+    static const char *const pat[] = {"lm_head.", "transformer.ff_out.", "embed_out."};
+    return name_has_any(name, pat, AIOS_ARRAY_LEN(pat));
+}
+
+/* Bits a tensor is quantized to, 0 when it is left as it is: user keep patterns (glob, or
+ * substring when no wildcard); every non-float and 1-D tensor (biases, norm weights); the token
+ * embedding / output head by their class types; by default the other embeddings and norms. */
+static int tensor_bits(const aios_tensor *t, const aios_quantize_params *q) {
     for (const char *const *k = q->keep; k && *k; k++) {
-        if (strpbrk(*k, "*?[") ? fnmatch(*k, t->name, 0) == 0 : name_has(t->name, *k)) return 1;
+        if (strpbrk(*k, "*?[") ? fnmatch(*k, t->name, 0) == 0 : name_has(t->name, *k)) return 0;
     }
     /* GGUF blocks count as float weights here: quantize requantizes them (from their exact
      * dequantized values) unless kept */
-    if ((!float_dtype(t->dtype) && !aios_gguf_block(t->dtype, NULL, NULL)) || t->ndim < 2) return 1;
-    if (aios_tensor_numel(t) < q->min_numel) return 1;
-    if (q->keep_defaults) {
-        static const char *pat[] = {"embed", "wte", "wpe", "norm", "LayerNorm", "ln_", "position", "token_type"};
-        for (size_t i = 0; i < AIOS_ARRAY_LEN(pat); i++)
-            if (name_has(t->name, pat[i])) return 1;
+    if ((!float_dtype(t->dtype) && !aios_gguf_block(t->dtype, NULL, NULL)) || t->ndim < 2) return 0;
+    if (aios_tensor_numel(t) < q->min_numel) return 0;
+    if (is_token_embedding(t->name)) {
+        int b = q->embed_bits ? q->embed_bits : q->keep_defaults ? AIOS_QUANT_KEEP : q->bits;
+        return b > 0 ? b : 0;
     }
-    return 0;
+    if (is_output_head(t->name)) {
+        int b = q->output_bits ? q->output_bits : q->bits;
+        return b > 0 ? b : 0;
+    }
+    if (q->keep_defaults) {
+        static const char *const pat[] = {"embed", "wte", "wpe", "norm", "LayerNorm", "ln_", "position", "token_type"};
+        if (name_has_any(t->name, pat, AIOS_ARRAY_LEN(pat))) return 0;
+    }
+    return q->bits;
 }
 
 static const char *qtype_name(aios_dtype t) {
@@ -298,6 +338,7 @@ typedef struct {
     aios_pq_writer *w;
     int leaf[C_N];
     int v2;
+    int f16; /* quantized rows get float16 scales (aios.f16_scales) */
 } pq_out;
 
 static aios_status put_bytes(pq_out *o, int c, const void *p, size_t n) {
@@ -312,8 +353,9 @@ static aios_status put_int(pq_out *o, int c, int64_t v) {
     return aios_pq_writer_write(o->w, o->leaf[c], &bt);
 }
 
+/* scales / zps: n_scales values of esz bytes each (4: float32, 2: float16). */
 static aios_status write_row(pq_out *o, const aios_tensor *t, aios_dtype orig, const void *data, size_t nbytes,
-                             const float *scales, const float *zps, int64_t n_scales, int32_t axis, int32_t gs) {
+                             const void *scales, const void *zps, int64_t n_scales, size_t esz, int32_t axis, int32_t gs) {
     AIOS_TRY(put_bytes(o, C_NAME, t->name, strlen(t->name)));
     int32_t shp[AIOS_MAX_DIMS];
     for (int d = 0; d < t->ndim; d++) shp[d] = (int32_t)t->shape[d];
@@ -329,20 +371,61 @@ static aios_status write_row(pq_out *o, const aios_tensor *t, aios_dtype orig, c
     if (o->v2) {
         const char *qn = qtype_name(t->dtype);
         AIOS_TRY(put_bytes(o, C_QTYPE, qn, strlen(qn)));
-        AIOS_TRY(put_bytes(o, C_SCALES, scales, scales ? (size_t)n_scales * 4 : 0));
-        AIOS_TRY(put_bytes(o, C_ZPS, zps, zps ? (size_t)n_scales * 4 : 0));
+        AIOS_TRY(put_bytes(o, C_SCALES, scales, scales ? (size_t)n_scales * esz : 0));
+        AIOS_TRY(put_bytes(o, C_ZPS, zps, zps ? (size_t)n_scales * esz : 0));
         AIOS_TRY(put_int(o, C_QAXIS, axis));
         AIOS_TRY(put_int(o, C_GSIZE, gs));
     }
     return aios_pq_writer_end_batch(o->w, 1);
 }
 
-/* Quantizes one tensor and writes its row. */
-static aios_status write_quantized(pq_out *o, const aios_tensor *t, const aios_quantize_params *q) {
+/* Writes a quantized tensor's scales and zero points in the file's scale type: float32 as they
+ * are, or float16 (values the quantizer already rounded to f16 convert exactly; copied f32
+ * scales are rounded to nearest).  zp NULL: symmetric, written as explicit zeros. */
+static aios_status write_scaled_row(pq_out *o, const aios_tensor *t, aios_dtype orig, const void *data, size_t nbytes,
+                                    const aios_tensor *src_scales, int64_t ns, int32_t axis, int32_t gs) {
+    const size_t esz = o->f16 ? 2 : 4;
+    uint8_t *sc = malloc((size_t)ns * esz + 4), *zp = calloc((size_t)ns + 1, esz);
+    aios_status s = AIOS_OK;
+    if (!sc || !zp) s = aios__err(AIOS_ERR_NOMEM, "quantize: %s: out of memory", t->name);
+    for (int64_t i = 0; !s && i < ns; i++) {
+        float v[2] = {0, 0};
+        const void *arr[2] = {src_scales->scales, src_scales->zero_points};
+        for (int k = 0; k < 2; k++) {
+            if (!arr[k]) continue;
+            if (src_scales->scale_dtype == AIOS_DTYPE_F16) {
+                uint16_t h;
+                memcpy(&h, (const uint8_t *)arr[k] + 2 * i, 2);
+                v[k] = aios_quant_half_to_float(h);
+            } else {
+                memcpy(&v[k], (const uint8_t *)arr[k] + 4 * i, 4);
+            }
+        }
+        if (o->f16) {
+            uint16_t h[2] = {aios_quant_float_to_half(v[0]), aios_quant_float_to_half(v[1])};
+            memcpy(sc + 2 * i, &h[0], 2);
+            memcpy(zp + 2 * i, &h[1], 2);
+        } else {
+            memcpy(sc + 4 * i, &v[0], 4);
+            memcpy(zp + 4 * i, &v[1], 4);
+        }
+    }
+    /* the seed's reader needs explicit zeros; it cannot read f16 scales anyway, so an f16 file
+     * stores a symmetric tensor's zero points empty (what Q4_0 / Q8_0 blocks spend on none) */
+    const int no_zp = o->f16 && !src_scales->zero_points;
+    if (!s) s = write_row(o, t, orig, data, nbytes, sc, no_zp ? NULL : zp, ns, esz, axis, gs);
+    free(sc);
+    free(zp);
+    return s;
+}
+
+/* Quantizes one tensor to `bits` and writes its row. */
+static aios_status write_quantized(pq_out *o, const aios_tensor *t, const aios_quantize_params *q, int bits) {
     int64_t rows, cols, ns;
     aios_tensor_rows_cols(t, &rows, &cols);
-    aios_quant_params qp = {.type = q->bits == 8 ? AIOS_DTYPE_Q8 : q->bits == 4 ? AIOS_DTYPE_Q4 : AIOS_DTYPE_Q2,
-                            .group_size = q->group_size, .per_channel = q->per_channel, .symmetric = q->symmetric};
+    aios_quant_params qp = {.type = bits == 8 ? AIOS_DTYPE_Q8 : bits == 4 ? AIOS_DTYPE_Q4 : AIOS_DTYPE_Q2,
+                            .group_size = q->group_size, .per_channel = q->per_channel, .symmetric = q->symmetric,
+                            .f16_scales = q->f16_scales};
     if (qp.group_size > 0 && cols % qp.group_size) {
         aios_log(AIOS_LOG_WARN, "quantize: %s: row length %lld is not a multiple of group size %d; using one scale per row",
                  t->name, (long long)cols, qp.group_size);
@@ -361,9 +444,9 @@ static aios_status write_quantized(pq_out *o, const aios_tensor *t, const aios_q
     if (!s) s = aios_quant_dequantize_ref(t, x);
     if (!s) s = aios_quantize_f32(x, rows, cols, &qp, qd, sc, zp);
     if (!s) {
-        aios_tensor qt = *t;
+        aios_tensor qt = *t, st = {.scales = sc, .zero_points = qp.symmetric ? NULL : zp};
         qt.dtype = qp.type;
-        s = write_row(o, &qt, t->dtype, qd, qb, sc, zp, ns, axis, gs);
+        s = write_scaled_row(o, &qt, t->dtype, qd, qb, &st, ns, axis, gs);
     }
     free(x);
     free(sc);
@@ -395,11 +478,12 @@ aios_status aios__model_write_parquet(const aios_model *src, const char *path, c
     int gguf = 0;
     for (int64_t i = 0; i < src->n; i++) gguf |= aios_gguf_block(src->t[i].dtype, NULL, NULL);
     int v2 = q != NULL || gguf;
-    pq_out o = {.v2 = v2};
+    pq_out o = {.v2 = v2, .f16 = q && q->f16_scales};
     AIOS_TRY(aios_pq_writer_open(path, f, v2 ? 11 : 6, &wp, &o.w));
     for (int i = 0; i < C_N; i++) o.leaf[i] = (i < C_QTYPE || v2) ? aios_pq_writer_find_leaf(o.w, col_names[i]) : -1;
     aios_status s = aios_pq_writer_set_kv(o.w, "aios.weights_schema", v2 ? "2" : "1");
     if (!s && gguf) s = aios_pq_writer_set_kv(o.w, "aios.gguf_blocks", AIOS_GGUF_BLOCKS_VERSION);
+    if (!s && o.f16) s = aios_pq_writer_set_kv(o.w, "aios.f16_scales", AIOS_F16_SCALES_VERSION);
     for (int64_t i = 0; !s && i < src->n; i++) {
         const aios_tensor *t = &src->t[i];
         for (int d = 0; d < t->ndim; d++)
@@ -408,31 +492,22 @@ aios_status aios__model_write_parquet(const aios_model *src, const char *path, c
                 break;
             }
         if (s) break;
-        if (q && !aios_dtype_is_quant(t->dtype) && !keep_tensor(t, q)) {
-            s = write_quantized(&o, t, q);
+        int bits = q && !aios_dtype_is_quant(t->dtype) ? tensor_bits(t, q) : 0;
+        if (bits) {
+            s = write_quantized(&o, t, q, bits);
         } else if (aios_gguf_block(t->dtype, NULL, NULL)) {
             /* GGUF blocks as they are (scales inside): convert, and quantize's kept tensors */
-            s = write_row(&o, t, AIOS_DTYPE_F32, t->data, t->nbytes, NULL, NULL, 0, -1, 0);
+            s = write_row(&o, t, AIOS_DTYPE_F32, t->data, t->nbytes, NULL, NULL, 0, 0, -1, 0);
         } else if (aios_dtype_is_quant(t->dtype)) {
             if (!q) {
                 s = aios__err(AIOS_ERR_UNSUPPORTED, "%s: quantized tensors need Schema V2 (use quantize)", t->name);
                 break;
             }
-            /* already quantized: copy as is (zero points explicit for the seed's reader) */
-            float *z = NULL;
-            const float *zp = t->zero_points;
-            if (!zp) {
-                z = calloc((size_t)t->n_scales + 1, 4);
-                if (!z) {
-                    s = aios__err(AIOS_ERR_NOMEM, "out of memory");
-                    break;
-                }
-                zp = z;
-            }
-            s = write_row(&o, t, AIOS_DTYPE_F32, t->data, t->nbytes, t->scales, zp, t->n_scales, t->quant_axis, t->group_size);
-            free(z);
+            /* already quantized: packed bytes copied as they are, scales in this file's scale
+             * type (zero points explicit for the seed's reader) */
+            s = write_scaled_row(&o, t, AIOS_DTYPE_F32, t->data, t->nbytes, t, t->n_scales, t->quant_axis, t->group_size);
         } else {
-            s = write_row(&o, t, t->dtype, t->data, t->nbytes, NULL, NULL, 0, -1, 0);
+            s = write_row(&o, t, t->dtype, t->data, t->nbytes, NULL, NULL, 0, 0, -1, 0);
         }
         if (s) aios__err_prefix(s, "writing %s", path);
     }

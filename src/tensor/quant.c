@@ -189,6 +189,8 @@ aios_status aios_tensor_validate(const aios_tensor *t) {
         return AIOS_OK;
     }
     if (!aios_dtype_is_quant(t->dtype)) return AIOS_OK;
+    if (t->scale_dtype != AIOS_DTYPE_F32 && t->scale_dtype != AIOS_DTYPE_F16)
+        return aios__err(AIOS_ERR_UNSUPPORTED, "%s: scale dtype %d (only f32 and f16 are defined)", nm, (int)t->scale_dtype);
 
     int64_t rows, cols;
     aios_tensor_rows_cols(t, &rows, &cols);
@@ -283,6 +285,13 @@ float aios_quant_f8e5m2_to_float(uint8_t v) {
     return aios_quant_half_to_float((uint16_t)((uint16_t)v << 8));
 }
 
+float aios_quant_f16_scale(float s) {
+    float r = aios_quant_half_to_float(aios_quant_float_to_half(s));
+    if (!(r > 0)) r = 0x1p-24f; /* underflow: the smallest half (every value then clamps) */
+    if (isinf(r)) r = 65504.0f; /* overflow: the largest */
+    return r;
+}
+
 /* ---- reference dequantization ---------------------------------------------------- */
 
 static inline float ld_f32(const uint8_t *p) {
@@ -334,9 +343,10 @@ static void dequant_range(const aios_tensor *t, int64_t cols, int64_t i0, int64_
         return;
     }
     const uint8_t *sc = (const uint8_t *)t->scales, *zp = (const uint8_t *)t->zero_points;
+    const aios_dtype sd = (aios_dtype)t->scale_dtype; /* f32 or f16 (validated) */
     for (int64_t k = 0; k < n; k++) {
         int64_t i = i0 + k, si = aios_quant_scale_index(t, cols, i);
-        float s = ld_f32(sc + 4 * si), z = zp ? ld_f32(zp + 4 * si) : 0.0f;
+        float s = plain_at(sc, sd, si), z = zp ? plain_at(zp, sd, si) : 0.0f;
         out[k] = ((float)aios_quant_get(p, t->dtype, i) - z) * s;
     }
 }
@@ -416,7 +426,7 @@ static void quant_block(const float *x, int64_t i0, int64_t n, const aios_quant_
         if (v > hi) hi = v;
         if (fabs(v) > amax) amax = fabs(v);
     }
-    float scale, zp;
+    float scale, zp = 0;
     if (p->symmetric) {
         scale = (float)(amax / qmax);
         zp = 0;
@@ -424,6 +434,9 @@ static void quant_block(const float *x, int64_t i0, int64_t n, const aios_quant_
     } else {
         scale = (float)((hi - lo) / (double)(qmax - qmin));
         if (!(scale > 0) || !isfinite(scale)) scale = 1.0f;
+    }
+    if (p->f16_scales) scale = aios_quant_f16_scale(scale);
+    if (!p->symmetric) {
         zp = (float)(nearbyint(-lo / (double)scale) + qmin);
         if (zp < (float)qmin) zp = (float)qmin;
         if (zp > (float)qmax) zp = (float)qmax;

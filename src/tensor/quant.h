@@ -44,6 +44,12 @@ aios_status aios_dtype_nbytes(aios_dtype t, int64_t numel, size_t *out);
  * the tensor. */
 aios_status aios_tensor_validate(const aios_tensor *t);
 
+/* Bytes of a quantized tensor's scales and zero points (0 for other dtypes). */
+static inline size_t aios_tensor_scale_bytes(const aios_tensor *t) {
+    if (!aios_dtype_is_quant(t->dtype)) return 0;
+    return (size_t)t->n_scales * (t->scale_dtype == AIOS_DTYPE_F16 ? 2u : 4u) * (t->zero_points ? 2u : 1u);
+}
+
 /* Rows/cols of the 2-D view the quantized layout uses: rows = shape[0] (1 for a scalar or
  * when ndim == 0), cols = numel / rows. */
 void aios_tensor_rows_cols(const aios_tensor *t, int64_t *rows, int64_t *cols);
@@ -88,7 +94,14 @@ typedef struct {
     int32_t group_size; /* 0 = none; else groups of G along each row (cols % G must be 0) */
     int per_channel;    /* 1: one scale per row (ignored when group_size > 0) */
     int symmetric;      /* 1: zero_point = 0, scale = max|x| / qmax */
+    int f16_scales;     /* 1: each scale is rounded to float16 (aios_quant_f16_scale) before the
+                           zero point and the q are computed from it, so storing the scales as
+                           f16 loses nothing more (zero points are integers: exact in f16) */
 } aios_quant_params;
+
+/* s rounded to the nearest float16 (ties to even), kept positive and finite: underflow gives
+ * 2^-24, overflow 65504. */
+float aios_quant_f16_scale(float s);
 
 /* Number of scales the layout needs, and the resulting quant_axis / group_size fields.
  * Returns AIOS_ERR_SHAPE when cols is not a multiple of the group size. */

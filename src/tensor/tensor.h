@@ -18,6 +18,8 @@
  *   group_size == G > 0                 : groups of G consecutive elements along each row
  *                                         (cols % G == 0), n_scales = rows * cols / G
  *   zero_points may be NULL (symmetric: all zero).
+ *   scale_dtype says how the two arrays are stored: float32 (default) or float16; a value is
+ *   always used as the float32 it converts to exactly.
  * Shapes: shape[0] is the outermost dimension; a 2-D weight is (n_out, n_in) as in PyTorch.
  */
 #ifndef AIOS_TENSOR_H
@@ -89,6 +91,9 @@ typedef struct {
     int64_t n_scales;
     int32_t quant_axis;        /* -1 per tensor, 0 per output channel */
     int32_t group_size;        /* 0 = none */
+    int32_t scale_dtype;       /* element type of scales and zero_points: AIOS_DTYPE_F32 (0, the
+                                  default) or AIOS_DTYPE_F16 (IEEE half, 2 bytes each, as GGUF
+                                  blocks store d and m; the aios.f16_scales extension) */
 } aios_tensor;
 
 static inline int64_t aios_tensor_numel(const aios_tensor *t) {

@@ -36,6 +36,23 @@ def aios(*args, input=None, check=True, env=None):
     return p
 
 
+def refuses_extension_versions(tab, key, cases, bad):
+    """Writes tab (a weights.parquet pyarrow table) into directory bad with the key-value
+    metadata `key` set to each version of cases [(version bytes or None = key removed, needle)]
+    and checks that `aios inspect bad` refuses it (exit 1) with the needle in its message."""
+    import pyarrow.parquet as pq
+
+    for ver, needle in cases:
+        m = dict(tab.schema.metadata)
+        if ver:
+            m[key] = ver
+        else:
+            del m[key]
+        pq.write_table(tab.replace_schema_metadata(m), os.path.join(bad, "weights.parquet"))
+        e = aios("inspect", bad, check=False)
+        assert e.returncode == 1 and needle in e.stderr, e.stderr
+
+
 def run():
     failed = 0
     for fn in _tests:

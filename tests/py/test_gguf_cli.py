@@ -16,7 +16,7 @@ import re
 
 import numpy as np
 
-from harness import ROOT, SHARED, TMP, Skip, aios, run, test
+from harness import ROOT, SHARED, TMP, Skip, aios, refuses_extension_versions, run, test
 
 try:
     import gguf
@@ -158,15 +158,8 @@ def convert_keeps_blocks():
     os.makedirs(bad, exist_ok=True)
     for f in ("metadata.json", "tokenizer.json", "tokenizer_config.json"):
         os.symlink(os.path.join(out, f), os.path.join(bad, f))
-    for ver, needle in ((b"2", "aios.gguf_blocks extension version '2'"), (None, "unknown quant_type 'gguf_q")):
-        m = dict(meta)
-        if ver:
-            m[b"aios.gguf_blocks"] = ver
-        else:
-            del m[b"aios.gguf_blocks"]
-        pq.write_table(tab.replace_schema_metadata(m), os.path.join(bad, "weights.parquet"))
-        e = aios("inspect", bad, check=False)
-        assert e.returncode == 1 and needle in e.stderr, e.stderr
+    refuses_extension_versions(tab, b"aios.gguf_blocks", ((b"2", "aios.gguf_blocks extension version '2'"),
+                                                        (None, "unknown quant_type 'gguf_q")), bad)
 
 
 @test

@@ -43,7 +43,8 @@ class Tensor(ctypes.Structure):
     _fields_ = [("name", ctypes.c_char_p), ("dtype", ctypes.c_int), ("ndim", ctypes.c_int),
                 ("shape", ctypes.c_int64 * 8), ("data", ctypes.c_void_p), ("nbytes", ctypes.c_size_t),
                 ("scales", ctypes.c_void_p), ("zero_points", ctypes.c_void_p), ("n_scales", ctypes.c_int64),
-                ("quant_axis", ctypes.c_int32), ("group_size", ctypes.c_int32)]
+                ("quant_axis", ctypes.c_int32), ("group_size", ctypes.c_int32),
+                ("scale_dtype", ctypes.c_int32)]
 
 
 def lib():

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import AIOS, ROOT, SHARED, TMP, Skip, aios, run, test  # noqa: E402
+from harness import AIOS, ROOT, SHARED, TMP, Skip, aios, refuses_extension_versions, run, test  # noqa: E402
 
 LIB = os.path.join(os.path.dirname(AIOS), "libaios.so")
 
@@ -106,12 +106,13 @@ def unpack(data, kind, n):
     raise AssertionError(kind)
 
 
-def seed_dequant(row):
-    """x = (q - zero_point) * scale with the row's granularity, in float32 as the seed does."""
+def seed_dequant(row, scale_dtype=np.float32):
+    """x = (q - zero_point) * scale with the row's granularity, in float32 as the seed does
+    (scale_dtype np.float16: the aios.f16_scales extension; the values are used as float32)."""
     n = int(np.prod(row["shape"])) if row["shape"] else 1
     q = unpack(row["data"], row["quant_type"], n).astype(np.float32)
-    s = np.frombuffer(row["scales"], np.float32)
-    z = np.frombuffer(row["zero_points"], np.float32) if row["zero_points"] else np.zeros_like(s)
+    s = np.frombuffer(row["scales"], scale_dtype).astype(np.float32)
+    z = np.frombuffer(row["zero_points"], scale_dtype).astype(np.float32) if row["zero_points"] else np.zeros_like(s)
     rows = row["shape"][0] if row["shape"] else 1
     cols = n // rows if rows else 0
     g, ax = row["group_size"], row["quant_axis"]
@@ -376,6 +377,87 @@ def test_real_model_minilm():
     got = load(out)
     k = "encoder.layer.0.attention.self.query.weight" if "encoder.layer.0.attention.self.query.weight" in st else sorted(st)[0]
     assert np.array_equal(got[k][1], to_f32(*st[k]))
+
+
+@test
+def test_quantize_f16_scales_and_class_types():
+    """--scale-type f16 (aios.f16_scales = 1): pyarrow and DuckDB read the file; every quantized
+    row's scales / zero points are float16 (2 bytes each; symmetric rows: no zero points), and
+    numpy's dequantization from them equals libaios's bit for bit; f16 scales cost little over
+    f32; --embed-type / --output-type give the token embedding and the head their own types
+    (from an HF dir and from a quantized Parquet dir); unknown extension versions are refused."""
+    src = os.path.join(SHARED, "fixtures", "models", "qwen2-tiny")
+    orig = load(src)
+    emb = "model.embed_tokens.weight"
+    head = "lm_head.weight" if "lm_head.weight" in orig else None
+    cases = [("int8", ["--per-channel"], "int8", None), ("int4", ["--group-size", "16", "--symmetric"], "int8", "int8"),
+             ("int2", ["--group-size", "32"], "keep", "int4"), ("int4", ["--group-size", "16"], "int4", "keep")]
+    for qt, extra, et, ot in cases:
+        out = os.path.join(TMP, f"q16-{qt}-{'_'.join(x.strip('-') for x in extra)}-{et}-{ot}")
+        args = ["--embed-type", et] + (["--output-type", ot] if ot else [])
+        aios("quantize", src, out, "--type", qt, "--scale-type", "f16", *extra, *args)
+        wp = os.path.join(out, "weights.parquet")
+        tab = pq.read_table(wp)
+        assert tab.schema.metadata[b"aios.f16_scales"] == b"1" and tab.schema.metadata[b"aios.weights_schema"] == b"2"
+        assert schema_of(wp) == SEED_V2
+        got = load(out)
+        rows = {r["layer_name"]: r for r in tab.to_pylist()}
+        for name, r in rows.items():
+            want_t = et if name == emb else (ot or qt) if name == head else qt
+            if r["quant_type"] not in ("int8", "int4", "int2"):
+                assert r["quant_type"] == "fp32" and np.array_equal(got[name][1], orig[name][1]), name
+                assert name != emb or et == "keep", name
+                assert name != head or ot == "keep", name
+                continue
+            assert r["quant_type"] == want_t, (name, r["quant_type"], want_t)
+            info = got[name][0]
+            assert len(r["scales"]) == 2 * info["n_scales"], name
+            assert len(r["zero_points"]) == (0 if "--symmetric" in extra else 2 * info["n_scales"]), name
+            a = got[name][1]
+            assert np.array_equal(a, seed_dequant(r, np.float16).reshape(r["shape"])), name
+            x = orig[name][1]
+            rel = np.linalg.norm(a - x) / np.linalg.norm(x)
+            assert rel < {"int8": 0.01, "int4": 0.2, "int2": 0.8}[want_t], (name, rel)
+        assert json.load(open(os.path.join(out, "metadata.json")))["quantization"].endswith("-f16-scales")
+    # DuckDB reads the same file: byte lengths of the f16 columns
+    import duckdb
+    n16 = duckdb.sql(f"SELECT count(*), sum(octet_length(scales)) FROM read_parquet('{wp}') "
+                     "WHERE quant_type IN ('int8','int4','int2')").fetchall()[0]
+    assert n16[0] >= 10 and n16[1] == sum(len(r["scales"]) for r in rows.values() if r["quant_type"].startswith("int"))
+    # f16 vs f32 scales on the same layout: the weights' error grows by at most 1 %
+    errs = {}
+    for st in ("f32", "f16"):
+        out = os.path.join(TMP, f"q-int4-g16-{st}")
+        aios("quantize", src, out, "--type", "int4", "--group-size", "16", "--scale-type", st)
+        got = load(out)
+        num = den = 0.0
+        for name, (info, a) in got.items():
+            if info["n_scales"]:
+                num += float(np.sum((a - orig[name][1]).astype(np.float64) ** 2))
+                den += float(np.sum(orig[name][1].astype(np.float64) ** 2))
+        errs[st] = (num / den) ** 0.5
+    assert errs["f16"] <= errs["f32"] * 1.01, errs
+    # a quantized Parquet dir (f32 scales) re-quantized: packed rows copied, scales rounded to f16
+    q32 = os.path.join(TMP, "q-int4-g16-f32")
+    r32 = {r["layer_name"]: r for r in pq.read_table(os.path.join(q32, "weights.parquet")).to_pylist()}
+    out = os.path.join(TMP, "q-int4-g16-f32-to-f16")
+    aios("quantize", q32, out, "--type", "int4", "--scale-type", "f16")
+    for r in pq.read_table(os.path.join(out, "weights.parquet")).to_pylist():
+        a = r32[r["layer_name"]]
+        assert r["data"] == a["data"], r["layer_name"]
+        if r["quant_type"].startswith("int"):
+            assert r["scales"] == np.frombuffer(a["scales"], np.float32).astype(np.float16).tobytes()
+    # readers refuse an unknown version, and f16 rows whose file lost the key
+    bad = os.path.join(TMP, "q16-bad")
+    os.makedirs(bad, exist_ok=True)
+    good = os.path.join(TMP, "q-int4-g16-f16")
+    tab = pq.read_table(os.path.join(good, "weights.parquet"))
+    refuses_extension_versions(tab, b"aios.f16_scales", ((b"2", "aios.f16_scales extension version '2' is not known"),
+                                                       (None, "scales, but quant_axis")), bad)
+    for a, needle in ((["--embed-type", "int3"], "--embed-type must be int8, int4, int2 or keep"),
+                      (["--output-type", "f16"], "--output-type must be"), (["--scale-type", "bf16"], "--scale-type must be f32 or f16")):
+        p = aios("quantize", src, os.path.join(TMP, "x"), "--type", "int8", *a, check=False)
+        assert p.returncode != 0 and needle in p.stderr, p.stderr
 
 
 if __name__ == "__main__":

@@ -104,7 +104,7 @@ static T256 void deq256(float *out, const aios_tensor *W, int64_t row, int64_t c
     const __m256i sh2 = _mm256_setr_epi32(6, 4, 2, 0, 6, 4, 2, 0);
     for (j = 0; j < n;) {
         int64_t c = c0 + j, run = aios__q_run(W, c, n - j), si = aios__q_sidx(W, row, c);
-        float s = aios__ldf(W->scales, si), z = W->zero_points ? aios__ldf(W->zero_points, si) : 0.0f;
+        float s = aios__q_scale(W, si), z = aios__q_zero(W, si);
         const __m256 vs = _mm256_set1_ps(s), vzs = _mm256_set1_ps(z * s);
         int64_t e = row * n_in + c, k = 0;
         float *o = out + j;
@@ -296,7 +296,7 @@ static T256I void gemv_blk(float *y, int64_t ldy, const float *x, int64_t ldx, c
 #pragma GCC unroll 4
         for (int r = 0; r < NR; r++) {
             const int64_t si = W->group_size > 0 ? (r0 + r) * gpr + gi : W->quant_axis == 0 ? r0 + r : 0;
-            float s = aios__ldf(W->scales, si), z = (W->zero_points ? aios__ldf(W->zero_points, si) : 0.0f) + (float)off;
+            float s = aios__q_scale(W, si), z = (aios__q_zero(W, si)) + (float)off;
             const __m256 vs = _mm256_set1_ps(s), vzs = _mm256_set1_ps(-z * s);
 #pragma GCC unroll 3
             for (int t = 0; t < NT; t++) {

@@ -97,7 +97,7 @@ static T512 void deq512(float *out, const aios_tensor *W, int64_t row, int64_t c
     const __m512i sh2 = _mm512_setr_epi32(6, 4, 2, 0, 6, 4, 2, 0, 6, 4, 2, 0, 6, 4, 2, 0);
     for (int64_t j = 0; j < n;) {
         int64_t c = c0 + j, run = aios__q_run(W, c, n - j), si = aios__q_sidx(W, row, c);
-        float s = aios__ldf(W->scales, si), z = W->zero_points ? aios__ldf(W->zero_points, si) : 0.0f;
+        float s = aios__q_scale(W, si), z = aios__q_zero(W, si);
         const __m512 vs = _mm512_set1_ps(s), vzs = _mm512_set1_ps(z * s);
         int64_t e = row * n_in + c, k = 0;
         float *o = out + j;
@@ -426,7 +426,7 @@ static T512I void gemv_blk(float *y, int64_t ldy, const float *x, int64_t ldx, c
 #pragma GCC unroll 4
         for (int r = 0; r < NR; r++) {
             const int64_t si = W->group_size > 0 ? (r0 + r) * gpr + gi : W->quant_axis == 0 ? r0 + r : 0;
-            float s = aios__ldf(W->scales, si), z = (W->zero_points ? aios__ldf(W->zero_points, si) : 0.0f) + (float)off;
+            float s = aios__q_scale(W, si), z = (aios__q_zero(W, si)) + (float)off;
             const __m512 vs = _mm512_set1_ps(s), vzs = _mm512_set1_ps(-z * s);
 #pragma GCC unroll 3
             for (int t = 0; t < NT; t++) {
@@ -552,8 +552,8 @@ static TVNNI __attribute__((noinline)) void vnni_rowblock(float *y, const aios_t
     int64_t off[4];
     for (int i = 0; i < 4; i++) {
         int64_t r = r0 + (i < nr ? i : 0), si = W->quant_axis == 0 ? r : 0;
-        sc[i] = aios__ldf(W->scales, si);
-        zp[i] = W->zero_points ? aios__ldf(W->zero_points, si) : 0.0f;
+        sc[i] = aios__q_scale(W, si);
+        zp[i] = aios__q_zero(W, si);
         ws[i] = row_sum_s8(wq + r * n_in, n_in);
         off[i] = r * n_in; /* rows past n_out repeat row r0 (computed, never stored) */
     }

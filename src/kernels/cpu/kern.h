@@ -100,6 +100,25 @@ static inline float aios__ldf(const float *p, int64_t i) {
     memcpy(&f, p + i, sizeof f); /* scales may be unaligned inside a mapping */
     return f;
 }
+/* Scale / zero point si of an ArrowQuant weight, stored as float32 or float16 (scale_dtype,
+ * tensor.h): every tier loads them here, so the storage type stays out of the inner loops. */
+static inline float aios__q_scale(const aios_tensor *W, int64_t si) {
+    if (W->scale_dtype == AIOS_DTYPE_F16) {
+        uint16_t h;
+        memcpy(&h, (const uint8_t *)W->scales + 2 * si, 2);
+        return aios_f16_to_f32(h);
+    }
+    return aios__ldf(W->scales, si);
+}
+static inline float aios__q_zero(const aios_tensor *W, int64_t si) {
+    if (!W->zero_points) return 0.0f;
+    if (W->scale_dtype == AIOS_DTYPE_F16) {
+        uint16_t h;
+        memcpy(&h, (const uint8_t *)W->zero_points + 2 * si, 2);
+        return aios_f16_to_f32(h);
+    }
+    return aios__ldf(W->zero_points, si);
+}
 /* Index into scales/zero_points for element (row, col) of a (rows, cols) weight. */
 static inline int64_t aios__q_sidx(const aios_tensor *W, int64_t row, int64_t col) {
     if (W->group_size > 0) return (row * W->shape[1] + col) / W->group_size;

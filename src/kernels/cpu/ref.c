@@ -132,6 +132,9 @@ aios_status aios__check_weight(const aios_tensor *W, const char *what) {
             return aios__err(AIOS_ERR_UNSUPPORTED, "%s: weight %s: quant_axis %d (only -1 and 0)", what, nm,
                              W->quant_axis);
         }
+        if (W->scale_dtype != AIOS_DTYPE_F32 && W->scale_dtype != AIOS_DTYPE_F16)
+            return aios__err(AIOS_ERR_UNSUPPORTED, "%s: weight %s: scale dtype %d (only f32 and f16)", what, nm,
+                             (int)W->scale_dtype);
         if (!W->scales || W->n_scales != want)
             return aios__err(AIOS_ERR_FORMAT, "%s: weight %s: %lld scales, expected %lld", what, nm,
                              (long long)W->n_scales, (long long)want);
@@ -156,7 +159,7 @@ static float ref_w(const aios_tensor *W, int64_t r, int64_t c) {
     }
     default: {
         int64_t si = aios__q_sidx(W, r, c);
-        float s = aios__ldf(W->scales, si), z = W->zero_points ? aios__ldf(W->zero_points, si) : 0.0f;
+        float s = aios__q_scale(W, si), z = aios__q_zero(W, si);
         return ((float)aios__q_get(W, e) - z) * s;
     }
     }
