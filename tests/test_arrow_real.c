@@ -12,7 +12,7 @@
  *   - one probe end to end through aios_generate with the router set by the public API;
  *   - compose: the logits of base and adapters alone mixed by the documented weights, on a
  *     prefill and the decode step after it, and a cache filled by another router refused.
- * Under sanitizers two probes only.  Skipped without the GGUF. */
+ * Under sanitizers two probes only (0 and 8; about 4 minutes on the loaded VM with three).  Skipped without the GGUF. */
 #include <cjson/cJSON.h>
 #include <glob.h>
 #include <math.h>
@@ -123,7 +123,7 @@ static void test_probes(void) {
     double worst = 0;
     int k = 0, probes = 0;
     for (const cJSON *p = cJSON_GetObjectItem(golden, "probes")->child; p; p = p->next, k++) {
-        if (sanitized && k % 4) continue; /* probes 0, 4, 8 */
+        if (sanitized && k % 8) continue; /* probes 0 and 8 */
         probes++;
         int64_t np, ng;
         int32_t *pid = ids_of(cJSON_GetObjectItem(p, "prompt_ids"), &np);
