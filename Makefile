@@ -27,6 +27,13 @@ CFLAGS  += -std=c11 -D_GNU_SOURCE -g $(OPT) $(WARN) -fPIC -fopenmp -Iinclude -Is
 LDLIBS  := -lzstd -lsnappy -lz -lpcre2-8 -lutf8proc -lcjson -lmicrohttpd -lm -lpthread
 LDFLAGS += -fopenmp $(EXTRA_LDFLAGS)
 
+# aios chat: line editing and history from libedit (Debian libedit-dev) when pkg-config finds it;
+# without it chat reads plain lines (pipes always do)
+ifneq ($(shell pkg-config --exists libedit 2>/dev/null && echo y),)
+EDIT_CFLAGS := -DAIOS_HAVE_LIBEDIT $(shell pkg-config --cflags libedit)
+EDIT_LIBS   := $(shell pkg-config --libs libedit)
+endif
+
 ifeq ($(BLAS),1)
 CFLAGS  += -DAIOS_HAVE_BLAS
 LDLIBS  += -lopenblas
@@ -48,7 +55,7 @@ BENCHES  := $(BENCH_SRC:bench/%.c=$(O)/bench/%)
 all: features $(O)/libaios.a $(O)/libaios.so $(O)/aios $(TESTS)
 
 features:
-	@printf 'aios build: CC=%s BLAS=%s OpenMP=yes codecs=zstd,snappy,gzip O=%s\n' "$(CC)" "$(if $(filter 1,$(BLAS)),yes,no)" "$(O)"
+	@printf 'aios build: CC=%s BLAS=%s OpenMP=yes codecs=zstd,snappy,gzip libedit=%s O=%s\n' "$(CC)" "$(if $(filter 1,$(BLAS)),yes,no)" "$(if $(EDIT_LIBS),yes,no)" "$(O)"
 
 $(O)/obj/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -61,8 +68,10 @@ $(O)/libaios.a: $(LIB_OBJ)
 $(O)/libaios.so: $(LIB_OBJ)
 	$(if $(V),,@echo "  LD  $@";) $(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(O)/obj/src/cli/cmd_generate.o: CFLAGS += $(EDIT_CFLAGS)
+
 $(O)/aios: $(CLI_OBJ) $(O)/libaios.a
-	$(if $(V),,@echo "  LD  $@";) $(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(O)/libaios.a $(LDLIBS)
+	$(if $(V),,@echo "  LD  $@";) $(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(O)/libaios.a $(LDLIBS) $(EDIT_LIBS)
 
 $(O)/tests/%: tests/%.c $(O)/libaios.a $(HDRS)
 	@mkdir -p $(dir $@)

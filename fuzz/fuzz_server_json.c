@@ -1,6 +1,7 @@
 /* fuzz_server_json.c — the HTTP server's request-body parser/validator (src/server/server_req.c)
  * on arbitrary bytes.  The first byte picks the route (embeddings, completions, chat, memory
- * add, memory search, diffuse, memory update); the rest is the body.  Covers the fields of
+ * add, memory search, diffuse, memory update, adapter load/rescale); the rest is the body.  Also
+ * logprobs / top_logprobs and the per-request "adapters" list.  Covers the fields of
  * issue #16 too: encoding_format / dimensions, stream_options, the refused OpenAI fields
  * (tools, response_format ...) and text content parts joined into one block.  Checks that a parsed request is internally
  * consistent (counts match arrays, strings are terminated) so a validator bug shows up as an
@@ -40,6 +41,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (r.stop[r.n_stop]) abort();
         for (int32_t i = 0; r.embedding && i < r.dim; i++) sink += (size_t)(r.embedding[i] != 0);
         if (r.content) sink += strlen(r.content);
+        if ((r.logprobs & ~1) || r.top_logprobs < 0 || r.top_logprobs > AIOS_MAX_TOP_LOGPROBS) abort();
+        if (r.top_logprobs && !r.logprobs) abort();
+        if (r.n_adapters < 0 || r.n_adapters > AIOS__REQ_MAX_ADAPTERS || (r.n_adapters && !r.has_adapters)) abort();
+        for (int i = 0; i < r.n_adapters; i++) {
+            sink += strlen(r.adapter_name[i]);
+            if (!(r.adapter_scale[i] >= -100 && r.adapter_scale[i] <= 100)) abort();
+        }
+        if (r.kind == AIOS__REQ_ADAPTER) {
+            if (!r.adapter_path && !(r.name && r.has_scale)) abort();
+            if (r.name && strchr(r.name, '/')) abort();
+            if (r.adapter_path) sink += strlen(r.adapter_path);
+        }
         if (r.memory_id && strlen(r.memory_id) >= AIOS_MEMORY_ID_MAX) abort();
         (void)sink;
     } else if (!param) {

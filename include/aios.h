@@ -732,7 +732,14 @@ typedef struct {
                                    templates that write it); 0 = none; 1 = always the specials */
     aios_token_callback on_token;
     void *user;
+    int logprobs;               /* 1: out->logprobs gets, for every generated token, its log
+                                   probability under the model's own distribution (log-softmax of
+                                   the raw logits, before penalties, temperature and filters) */
+    int top_logprobs;           /* 0..AIOS_MAX_TOP_LOGPROBS: with logprobs, that many most probable
+                                   alternatives per step in out->top_ids / out->top_logprobs */
 } aios_generate_params;
+
+#define AIOS_MAX_TOP_LOGPROBS 20
 
 aios_generate_params aios_generate_default_params(void);
 
@@ -751,6 +758,13 @@ typedef struct {
     aios_gen_stop stop;
     size_t n_reused;     /* prompt positions taken from the cache of the previous call */
     double prefill_s, decode_s; /* seconds spent in prefill and in the decode steps */
+    /* with p->logprobs (malloc'd, NULL otherwise): for generated token k (0 .. n_ids - n_prompt - 1)
+     * logprobs[k], and its n_top alternatives top_ids / top_logprobs[k * n_top ..], most probable
+     * first (ties: lower id).  Token k's entries are written before on_token is called for it. */
+    float *logprobs;
+    int32_t *top_ids;
+    float *top_logprobs;
+    int n_top;
 } aios_generate_result;
 
 /* Generates from a text `prompt` (tokenized, BOS per add_bos) or, when prompt is NULL, from
@@ -1267,6 +1281,15 @@ typedef struct {
     int64_t max_embedding_tokens;    /* sum over inputs of their tokens after truncation (1048576) */
     int64_t max_generation_tokens;   /* prompt tokens + max_tokens (65536) */
     int64_t max_diffusion_work;      /* gen_length x steps (1048576) */
+    /* LoRA adapters (docs/server.md "Adapters"): attached at start, each to models[adapter_models[i]]
+     * (adapter_models NULL: the first model) at adapter_scales[i] (NULL: 1), named by the path's
+     * last component.  adapter_dir: POST /v1/adapters may load adapters from inside this
+     * directory; NULL = loading over HTTP is refused (403), listing / rescaling / unloading work. */
+    const char *const *adapter_paths;
+    const float *adapter_scales;
+    const int *adapter_models;
+    size_t n_adapters;
+    const char *adapter_dir;
 } aios_server_params;
 
 aios_server_params aios_server_default_params(void);

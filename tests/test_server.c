@@ -131,6 +131,18 @@ static void test_parse_rejects_and_accepts(void) {
         {AIOS__REQ_MEMORY_ADD, "{\"embedding\":[1e39]}", "embedding"},
         {AIOS__REQ_MEMORY_SEARCH, "{\"query\":\"x\",\"embedding\":[1]}", "query"},
         {AIOS__REQ_MEMORY_SEARCH, "{\"query\":\"x\",\"filters\":[]}", "filters"},
+        {AIOS__REQ_COMPLETION, "{\"prompt\":\"a\",\"logprobs\":21}", "logprobs"},
+        {AIOS__REQ_COMPLETION, "{\"prompt\":\"a\",\"logprobs\":true}", "logprobs"},
+        {AIOS__REQ_COMPLETION, "{\"prompt\":\"a\",\"top_logprobs\":1}", "top_logprobs"},
+        {AIOS__REQ_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"}],\"logprobs\":2}", "logprobs"},
+        {AIOS__REQ_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"}],\"top_logprobs\":2}", "top_logprobs"},
+        {AIOS__REQ_COMPLETION, "{\"prompt\":\"a\",\"adapters\":{}}", "adapters"},
+        {AIOS__REQ_COMPLETION, "{\"prompt\":\"a\",\"adapters\":[{\"scale\":1}]}", "adapters"},
+        {AIOS__REQ_COMPLETION, "{\"prompt\":\"a\",\"adapters\":[{\"name\":\"x\",\"scale\":\"1\"}]}", "adapters"},
+        {AIOS__REQ_ADAPTER, "{}", "path"},
+        {AIOS__REQ_ADAPTER, "{\"name\":\"x\"}", "scale"},
+        {AIOS__REQ_ADAPTER, "{\"path\":\"p\",\"name\":\"a/b\"}", "name"},
+        {AIOS__REQ_ADAPTER, "{\"path\":\"p\",\"scale\":1e9}", "scale"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         aios_status s = aios__req_parse((aios__req_kind)bad[i].kind, bad[i].body, strlen(bad[i].body), &r, &param);
@@ -145,6 +157,12 @@ static void test_parse_rejects_and_accepts(void) {
     CHECK(!strcmp(r.model, "m") && r.n_prompt_ids == 3 && r.prompt_ids[2] == 3 && r.max_tokens == 7);
     CHECK(r.temperature == 0 && r.top_p == 0.5 && r.top_k == 3 && r.has_seed && r.seed == UINT64_MAX);
     CHECK(r.n_stop == 1 && !strcmp(r.stop[0], "a") && r.stop[1] == NULL && r.stream);
+    aios__req_free(&r);
+    const char *lp = "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"}],\"logprobs\":true,\"top_logprobs\":3,"
+                     "\"adapters\":[{\"name\":\"x\",\"scale\":0.5},{\"name\":\"y\"}]}";
+    CHECK_OK(aios__req_parse(AIOS__REQ_CHAT, lp, strlen(lp), &r, &param));
+    CHECK(r.logprobs == 1 && r.top_logprobs == 3 && r.has_adapters && r.n_adapters == 2);
+    CHECK(!strcmp(r.adapter_name[1], "y") && r.adapter_scale[0] == 0.5f && r.adapter_scale[1] == 1.0f);
     aios__req_free(&r);
     const char *emb = "{\"input\":[[101,7],[5]]}";
     CHECK_OK(aios__req_parse(AIOS__REQ_EMBEDDINGS, emb, strlen(emb), &r, &param));
@@ -289,6 +307,25 @@ static void test_server_generation_stream(void) {
               "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":4,\"stream\":true}", &s) == 200);
     CHECK(strstr(s, "\"role\":\"assistant\"") && strstr(s, "data: [DONE]"));
     free(s);
+    /* logprobs, streamed and not, and the adapter routes (no adapters loaded, no --adapter-dir) */
+    CHECK(req(port, "POST", "/v1/completions",
+              "{\"prompt\":\"Once\",\"max_tokens\":6,\"temperature\":0,\"logprobs\":3,\"stream\":true}", &s) == 200);
+    CHECK(strstr(s, "\"token_logprobs\":[") && strstr(s, "data: [DONE]"));
+    free(s);
+    CHECK(req(port, "POST", "/v1/chat/completions",
+              "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}],\"max_tokens\":4,\"logprobs\":true,"
+              "\"top_logprobs\":2,\"adapters\":[]}", &b) == 200);
+    CHECK(strstr(b, "\"top_logprobs\":[{\"token\"") && strstr(b, "\"adapters\":[]"));
+    free(b);
+    CHECK(req(port, "GET", "/v1/adapters", NULL, &b) == 200 && strstr(b, "\"data\":[]"));
+    free(b);
+    CHECK(req(port, "POST", "/v1/adapters", "{\"path\":\"/tmp\"}", &b) == 403 && strstr(b, "--adapter-dir"));
+    free(b);
+    CHECK(req(port, "DELETE", "/v1/adapters/none", NULL, &b) == 404);
+    free(b);
+    CHECK(req(port, "POST", "/v1/completions", "{\"prompt\":\"a\",\"adapters\":[{\"name\":\"none\"}]}", &b) == 404 &&
+          strstr(b, "\"param\":\"adapters\""));
+    free(b);
     /* stop while a stream is in flight on another connection: must not hang or leak */
     fd = socket(AF_INET, SOCK_STREAM, 0);
     if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0) {

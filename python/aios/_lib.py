@@ -88,12 +88,14 @@ class GenerateParams(ctypes.Structure):
     _fields_ = [("max_tokens", c_int), ("temperature", c_float), ("top_k", c_int), ("top_p", c_float),
                 ("min_p", c_float), ("repetition_penalty", c_float), ("presence_penalty", c_float),
                 ("frequency_penalty", c_float), ("seed", c_uint64), ("stop", P(c_char_p)), ("ignore_eos", c_int),
-                ("add_bos", c_int), ("on_token", c_void_p), ("user", c_void_p)]
+                ("add_bos", c_int), ("on_token", c_void_p), ("user", c_void_p),
+                ("logprobs", c_int), ("top_logprobs", c_int)]
 
 
 class GenerateResult(ctypes.Structure):
     _fields_ = [("ids", P(c_int32)), ("n_ids", c_size_t), ("n_prompt", c_size_t), ("text", c_void_p),
-                ("stop", c_int), ("n_reused", c_size_t), ("prefill_s", c_double), ("decode_s", c_double)]
+                ("stop", c_int), ("n_reused", c_size_t), ("prefill_s", c_double), ("decode_s", c_double),
+                ("logprobs", P(c_float)), ("top_ids", P(c_int32)), ("top_logprobs", P(c_float)), ("n_top", c_int)]
 
 
 class ChatMessage(ctypes.Structure):

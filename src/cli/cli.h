@@ -23,6 +23,9 @@ int aios_cli_int(const char *cmd, const char *opt, const char *v, long long lo, 
 int aios_cli_float(const char *cmd, const char *opt, const char *v, double lo, double hi, double *out);
 /* --threads N: an integer in [1, AIOS_CLI_MAX_THREADS]. */
 int aios_cli_threads(const char *cmd, const char *v, int *out);
+/* --adapter PATH[:SCALE]: the part after the last ':' is a scale (in [-100, 100]) when it parses
+ * as a number, else part of the path (1 when absent).  path gets cap bytes at most. */
+int aios_cli_adapter(const char *cmd, const char *v, char *path, size_t cap, float *scale);
 /* True when argv has -h or --help. */
 int aios_cli_wants_help(int argc, char **argv);
 

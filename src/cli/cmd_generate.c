@@ -4,10 +4,16 @@
  * previous turn, so each turn only prefills what is new).
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#ifdef AIOS_HAVE_LIBEDIT
+#include <editline/readline.h>
+#endif
 
 #include <cjson/cJSON.h>
 
@@ -109,28 +115,9 @@ static int parse_adapter(gen_opts *o, const char *cmd, const char *v) {
         fprintf(stderr, "aios: %s: --adapter: at most 16 adapters\n", cmd);
         return 0;
     }
-    char *p = o->adapter[o->n_adapters];
-    if (strlen(v) >= sizeof o->adapter[0]) {
-        fprintf(stderr, "aios: %s: --adapter: path too long\n", cmd);
+    if (!aios_cli_adapter(cmd, v, o->adapter[o->n_adapters], sizeof o->adapter[0], &o->adapter_scale[o->n_adapters]))
         return 0;
-    }
-    strcpy(p, v);
-    float sc = 1.0f;
-    char *colon = strrchr(p, ':');
-    if (colon && colon[1]) {
-        char *e;
-        errno = 0;
-        double x = strtod(colon + 1, &e);
-        if (!*e && !errno) {
-            if (!(x >= -100 && x <= 100)) {
-                fprintf(stderr, "aios: %s: --adapter %s: scale %s outside -100..100\n", cmd, v, colon + 1);
-                return 0;
-            }
-            sc = (float)x;
-            *colon = 0;
-        }
-    }
-    o->adapter_scale[o->n_adapters++] = sc;
+    o->n_adapters++;
     return 1;
 }
 
@@ -274,13 +261,21 @@ static int parse_opts(int argc, char **argv, gen_opts *o, int is_chat) {
     return -1;
 }
 
+/* chat: set by SIGINT (Ctrl-C); the reply in progress stops at its next token */
+static volatile sig_atomic_t g_interrupted;
+
+static void on_sigint(int sig) {
+    (void)sig;
+    g_interrupted = 1;
+}
+
 static int on_piece(void *user, int32_t id, const char *text, size_t len) {
     (void)user, (void)id;
     if (len) {
         fwrite(text, 1, len, stdout);
         fflush(stdout);
     }
-    return 0;
+    return g_interrupted != 0;
 }
 
 static aios_status open_gen(const gen_opts *o, aios_generator **g) {
@@ -440,6 +435,26 @@ static void usage_chat(FILE *f) {
             AIOS_CLI_MEM_USAGE);
 }
 
+/* One line of input into buf (NUL-terminated, newline kept or not); 0 at end of input or when
+ * a signal interrupted the read.  A terminal gets libedit's line editing and history when built
+ * with it (AIOS_HAVE_LIBEDIT); a pipe is read plainly, prompt and all on stderr. */
+static int read_line(int tty, char *buf, size_t cap) {
+#ifdef AIOS_HAVE_LIBEDIT
+    if (tty) {
+        char *l = readline("> ");
+        if (!l) return 0;
+        if (*l) add_history(l);
+        snprintf(buf, cap, "%s", l);
+        free(l);
+        return 1;
+    }
+#else
+    (void)tty;
+#endif
+    fprintf(stderr, "> ");
+    return fgets(buf, (int)cap, stdin) != NULL;
+}
+
 int aios_cmd_chat(int argc, char **argv) {
     if (aios_cli_wants_help(argc, argv)) {
         usage_chat(stdout);
@@ -462,16 +477,50 @@ int aios_cmd_chat(int argc, char **argv) {
     char **owned = malloc(cap * sizeof *owned); /* strdup'd contents to free */
     if (o.system) msgs[n].role = "system", msgs[n].content = o.system, owned[n++] = NULL;
     size_t n_sys = n;
-    fprintf(stderr, "[aios chat: template %s; /reset, /sources, /quit]\n", aios_generator_chat_template(g));
+    fprintf(stderr, "[aios chat: template %s; /help, /reset, /sources, /quit; Ctrl-C stops a reply]\n",
+            aios_generator_chat_template(g));
+    /* Ctrl-C stops the reply being generated and keeps the session (no SA_RESTART: a read at the
+     * prompt returns, and the prompt is shown again) */
+    struct sigaction sa, old_sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_sa);
+    int tty = isatty(STDIN_FILENO) && isatty(STDERR_FILENO);
+#ifdef AIOS_HAVE_LIBEDIT
+    if (tty) { /* line editing and history (arrow keys), prompt on stderr: stdout is the replies */
+        rl_outstream = stderr;
+        rl_catch_signals = 0;
+        using_history();
+    }
+#endif
     char line[8192];
     int ret = 0;
     for (;;) {
-        fprintf(stderr, "> ");
-        if (!fgets(line, sizeof line, stdin)) break;
+        g_interrupted = 0;
+        if (!read_line(tty, line, sizeof line)) {
+            if (g_interrupted) { /* Ctrl-C at the prompt: a fresh prompt */
+                fprintf(stderr, "\n");
+                clearerr(stdin);
+                continue;
+            }
+            break;
+        }
         size_t l = strlen(line);
         while (l && (line[l - 1] == '\n' || line[l - 1] == '\r')) line[--l] = 0;
         if (!l) continue;
         if (!strcmp(line, "/quit") || !strcmp(line, "/exit")) break;
+        if (!strcmp(line, "/help")) {
+            fprintf(stderr, "/reset     forget the conversation (the system prompt stays)\n"
+                            "/sources   the memories the last reply was conditioned on (--memory-store)\n"
+                            "/quit      leave (also /exit, Ctrl-D)\n"
+                            "Ctrl-C     stop the reply being written; the conversation keeps what was said\n");
+            continue;
+        }
+        if (line[0] == '/' && strcmp(line, "/sources") && strcmp(line, "/reset")) {
+            fprintf(stderr, "aios: chat: %s: unknown command (/help)\n", line);
+            continue;
+        }
         if (!strcmp(line, "/sources")) {
             aios_cli_mem_sources(&o.mem, stderr);
             continue;
@@ -514,6 +563,7 @@ int aios_cmd_chat(int argc, char **argv) {
         free(prompt);
         printf("\n");
         fflush(stdout);
+        if (s == AIOS_OK && r.stop == AIOS_GEN_STOP_CALLBACK) fprintf(stderr, "[stopped]\n");
         if (s) {
             aios_generate_result_free(&r);
             ret = aios_cli_fail("chat", s);
@@ -526,6 +576,7 @@ int aios_cmd_chat(int argc, char **argv) {
         aios_generate_result_free(&r);
         o.gp.seed++; /* a new draw each turn, still reproducible from the first seed */
     }
+    sigaction(SIGINT, &old_sa, NULL);
     for (size_t i = 0; i < n; i++) free(owned[i]);
     free(owned);
     free(msgs);

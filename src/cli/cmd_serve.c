@@ -20,12 +20,17 @@ static void usage(FILE *f) {
             "options:\n"
             "  --host ADDR              numeric address to bind (default 127.0.0.1, loopback only)\n"
             "  --port N                 port (default 8080; 0 = any free port, printed at start)\n"
-            "  --model DIR              generation model (repeatable; the first is the default)\n"
+            "  --model PATH             generation model: a model directory or a .gguf file\n"
+            "                           (repeatable; the first is the default)\n"
             "  --embedding-model DIR    BERT-family model for /v1/embeddings and memory search\n"
             "  --store DIR              memory store directory (created when it holds none)\n"
             "  --diffusion-model DIR    LLaDA / Dream / block-diffusion model for /v1/diffuse\n"
             "  --alias NAME             id of the model given just before (default: config.json's\n"
             "                           _name_or_path, else the directory's name)\n"
+            "  --adapter PATH[:S]       LoRA adapter (PEFT directory or skill card .parquet) attached at\n"
+            "                           scale S (default 1) to the --model given before it (else the\n"
+            "                           first); repeatable, up to 16 per model; see /v1/adapters\n"
+            "  --adapter-dir DIR        POST /v1/adapters may load adapters from inside DIR (default: off)\n"
             "  --threads N              kernel threads per model (1..%d; default: all cores)\n"
             "  --api-key KEY            require 'Authorization: Bearer KEY' on every route but /health\n"
             "                           (default: $AIOS_API_KEY; a non-loopback --host without one warns)\n"
@@ -41,11 +46,12 @@ static void usage(FILE *f) {
             "  \"memory\": {\"store\": NAME, \"top_k\": 3, \"min_score\": S, \"filter\": {\"category\": C, \"source\": S},\n"
             "             \"max_tokens\": 256, \"place\": \"user\"|\"system\"}\n"
             "  against --store (embedded with --embedding-model); the response's \"memory\" field lists\n"
-            "  the sources (docs/server.md).\n\n"
+            "  the sources (docs/server.md), e.g.\n"
+            "    curl -s localhost:8080/v1/chat/completions -H 'Content-Type: application/json' -d '{\"messages\":\n"
+            "      [{\"role\":\"user\",\"content\":\"Who is the CEO of Zorbex?\"}],\"memory\":{\"store\":\"mem\",\"top_k\":1}}'\n\n"
             "examples:\n"
             "  aios serve --model SmolLM2-135M-Instruct.Q4_1.gguf --embedding-model models/all-MiniLM-L6-v2 --store mem\n"
-            "  curl -s localhost:8080/v1/chat/completions -H 'Content-Type: application/json' -d '{\"messages\":\n"
-            "      [{\"role\":\"user\",\"content\":\"Who is the CEO of Zorbex?\"}],\"memory\":{\"store\":\"mem\",\"top_k\":1}}'\n"
+            "  aios serve --model models/smollm2 --adapter skills/household:0.8 --adapter-dir skills\n"
             "  AIOS_API_KEY=secret aios serve --host 0.0.0.0 --model models/qwen2.5-0.5b --cors https://app.example\n",
             AIOS_CLI_MAX_THREADS);
 }
@@ -69,7 +75,11 @@ int aios_cmd_serve(int argc, char **argv) {
         fprintf(stderr, "aios: serve: out of memory\n");
         return 1;
     }
-    size_t n_models = 0;
+    size_t n_models = 0, n_adapters = 0;
+    char (*ad_path)[4096] = calloc((size_t)argc, sizeof *ad_path);
+    float *ad_scale = calloc((size_t)argc, sizeof *ad_scale);
+    int *ad_model = calloc((size_t)argc, sizeof *ad_model);
+    const char **ad_ptr = calloc((size_t)argc, sizeof *ad_ptr);
     const char **last = NULL; /* the alias slot of the model given last */
     p.api_key = getenv("AIOS_API_KEY");
     for (int i = 1; i < argc; i += 2) { /* every option takes a value */
@@ -93,6 +103,11 @@ int aios_cmd_serve(int argc, char **argv) {
                 last = NULL;
             }
         } else if (!strcmp(a, "--threads")) ok = aios_cli_threads("serve", v, &p.n_threads) ? 1 : -1;
+        else if (!strcmp(a, "--adapter")) {
+            ok = ad_path && ad_scale && ad_model && ad_ptr &&
+                 aios_cli_adapter("serve", v, ad_path[n_adapters], sizeof ad_path[0], &ad_scale[n_adapters]) ? 1 : -1;
+            if (ok > 0) ad_model[n_adapters] = n_models ? (int)n_models - 1 : 0, ad_ptr[n_adapters] = ad_path[n_adapters], n_adapters++;
+        } else if (!strcmp(a, "--adapter-dir")) p.adapter_dir = v;
         else if (!strcmp(a, "--api-key")) p.api_key = v;
         else if (!strcmp(a, "--cors")) p.cors_origin = v;
         else if (!strcmp(a, "--timeout")) ok = parse_pos(a, v, 1, 86400, &x) ? (p.timeout_s = (int)x, 1) : -1;
@@ -105,13 +120,13 @@ int aios_cmd_serve(int argc, char **argv) {
         else ok = 0;
         if (ok == 0) fprintf(stderr, "aios: serve: %s: unknown option or missing value (see --help)\n", a);
         if (ok <= 0) {
-            free(models), free(aliases);
+            free(models), free(aliases), free(ad_path), free(ad_scale), free(ad_model), free(ad_ptr);
             return 2;
         }
     }
     if (!n_models && !p.embedding_model && !p.store_dir && !p.diffusion_model) {
         fprintf(stderr, "aios: serve: nothing to serve: give --model, --embedding-model, --store or --diffusion-model\n");
-        free(models), free(aliases);
+        free(models), free(aliases), free(ad_path), free(ad_scale), free(ad_model), free(ad_ptr);
         return 2;
     }
     p.aliases = aliases;
@@ -121,6 +136,7 @@ int aios_cmd_serve(int argc, char **argv) {
                         "(--api-key or AIOS_API_KEY): anyone who can reach it can use it\n", p.host);
     p.models = models;
     p.n_models = n_models;
+    p.adapter_paths = ad_ptr, p.adapter_scales = ad_scale, p.adapter_models = ad_model, p.n_adapters = n_adapters;
 
     /* block the signals before any thread starts, so only sigwait below receives them */
     sigset_t set;
@@ -132,7 +148,7 @@ int aios_cmd_serve(int argc, char **argv) {
 
     aios_server *srv = NULL;
     aios_status s = aios_server_start(&p, &srv);
-    free(models), free(aliases);
+    free(models), free(aliases), free(ad_path), free(ad_scale), free(ad_model), free(ad_ptr);
     if (s != AIOS_OK) return aios_cli_fail("serve", s);
     printf("aios: serving on http://%s%s%s:%d\n", strchr(p.host, ':') ? "[" : "", p.host, strchr(p.host, ':') ? "]" : "",
            aios_server_port(srv));

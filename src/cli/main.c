@@ -140,6 +140,30 @@ int aios_cli_threads(const char *cmd, const char *v, int *out) {
     return 1;
 }
 
+int aios_cli_adapter(const char *cmd, const char *v, char *path, size_t cap, float *scale) {
+    if (strlen(v) >= cap) {
+        fprintf(stderr, "aios: %s: --adapter: path too long\n", cmd);
+        return 0;
+    }
+    strcpy(path, v);
+    *scale = 1.0f;
+    char *colon = strrchr(path, ':');
+    if (colon && colon[1]) {
+        char *e;
+        errno = 0;
+        double x = strtod(colon + 1, &e);
+        if (!*e && !errno) {
+            if (!(x >= -100 && x <= 100)) {
+                fprintf(stderr, "aios: %s: --adapter %s: scale %s outside -100..100\n", cmd, v, colon + 1);
+                return 0;
+            }
+            *scale = (float)x;
+            *colon = 0;
+        }
+    }
+    return 1;
+}
+
 int aios_cli_wants_help(int argc, char **argv) {
     for (int i = 1; i < argc; i++)
         if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) return 1;

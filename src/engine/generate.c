@@ -457,6 +457,9 @@ void aios_generate_result_free(aios_generate_result *r) {
     if (!r) return;
     free(r->ids);
     free(r->text);
+    free(r->logprobs);
+    free(r->top_ids);
+    free(r->top_logprobs);
     memset(r, 0, sizeof *r);
 }
 
@@ -472,6 +475,34 @@ static size_t utf8_holdback(const char *s, size_t n) {
         return need > k ? k : 0;
     }
     return 0;
+}
+
+/* The log-probability of `id` under softmax(logits) (the raw logits: before any penalty or
+ * temperature), and the n_top most probable ids with theirs (descending; ties: lower id first).
+ * The normalizer is summed in double around the maximum. */
+static float step_logprobs(const float *logits, int64_t n_vocab, int32_t id, int n_top, int32_t *top_ids, float *top_lp) {
+    float mx = -INFINITY;
+    for (int64_t i = 0; i < n_vocab; i++)
+        if (logits[i] > mx) mx = logits[i];
+    double z = 0;
+    for (int64_t i = 0; i < n_vocab; i++) z += exp((double)logits[i] - (double)mx);
+    double lse = (double)mx + log(z);
+    int have = 0;
+    for (int64_t i = 0; i < n_vocab && n_top > 0; i++) {
+        float l = logits[i];
+        if (have == n_top && !(l > top_lp[have - 1])) continue; /* strict: an equal later id stays out */
+        int k = have < n_top ? have++ : have - 1;
+        while (k > 0 && l > top_lp[k - 1]) {
+            top_lp[k] = top_lp[k - 1];
+            top_ids[k] = top_ids[k - 1];
+            k--;
+        }
+        top_lp[k] = l;
+        top_ids[k] = (int32_t)i;
+    }
+    for (int k = 0; k < have; k++) top_lp[k] = (float)((double)top_lp[k] - lse);
+    for (int k = have; k < n_top; k++) top_ids[k] = -1, top_lp[k] = -INFINITY;
+    return (float)((double)logits[id] - lse);
 }
 
 static int is_eos(const aios_generator *g, int32_t id) {
@@ -533,6 +564,20 @@ aios_status aios_generate(aios_generator *g, const char *prompt, const int32_t *
     ids = all;
     out->ids = ids;
     out->n_ids = out->n_prompt = n;
+    float *raw = NULL; /* the step's raw logits (aios_sample changes them in place) */
+    if (p->logprobs) {
+        int nt = p->top_logprobs < 0 ? 0 : AIOS_MIN(p->top_logprobs, AIOS_MAX_TOP_LOGPROBS);
+        size_t steps = cap - n;
+        out->n_top = nt;
+        out->logprobs = malloc(steps * sizeof *out->logprobs);
+        out->top_ids = malloc(steps * (size_t)(nt ? nt : 1) * sizeof *out->top_ids);
+        out->top_logprobs = malloc(steps * (size_t)(nt ? nt : 1) * sizeof *out->top_logprobs);
+        raw = malloc((size_t)g->n_vocab * sizeof *raw);
+        if (!out->logprobs || !out->top_ids || !out->top_logprobs || !raw) {
+            free(raw);
+            return aios__err(AIOS_ERR_NOMEM, "generate: logprobs");
+        }
+    }
 
     /* reuse the cached prefix (at least the last prompt token is recomputed for its logits) */
     int64_t have = aios_kv_cache_len(g->kv), keep = 0;
@@ -561,10 +606,16 @@ aios_status aios_generate(aios_generator *g, const char *prompt, const int32_t *
             out->stop = AIOS_GEN_STOP_CONTEXT;
             break;
         }
+        if (raw) memcpy(raw, g->logits, (size_t)g->n_vocab * sizeof *raw);
         int32_t id = aios_sample(g->sampler, g->logits, ids, out->n_ids, &sp, &rng, NULL);
         if (!p->ignore_eos && is_eos(g, id)) {
             out->stop = AIOS_GEN_STOP_EOS;
             break;
+        }
+        if (raw) {
+            size_t k = out->n_ids - out->n_prompt;
+            out->logprobs[k] = step_logprobs(raw, g->n_vocab, id, out->n_top, out->top_ids + k * (size_t)out->n_top,
+                                             out->top_logprobs + k * (size_t)out->n_top);
         }
         ids[out->n_ids++] = id;
         /* text of the generated ids so far */
@@ -631,6 +682,7 @@ aios_status aios_generate(aios_generator *g, const char *prompt, const int32_t *
     if (p->on_token && emitted < text.len && out->stop != AIOS_GEN_STOP_STRING)
         p->on_token(p->user, -1, (const char *)text.data + emitted, text.len - emitted);
 done:
+    free(raw);
     if (!s) s = aios_buf_append(&text, "", 1);
     if (s) {
         aios_buf_free(&text);

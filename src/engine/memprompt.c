@@ -185,26 +185,19 @@ void aios_memprompt_result_free(aios_memprompt_result *r) {
     r->conditioned_index = -1;
 }
 
-/* Tokens of text without special tokens. */
-static aios_status ntok(aios_generator *g, const char *text, int64_t *n) {
+/* Tokens of text; with `special` the tokenizer's special tokens are included (for a whole
+ * prompt: an upper bound of what aios_generate feeds, which leaves BOS out when the text
+ * already starts with it). */
+static aios_status ntok_ex(aios_generator *g, const char *text, int special, int64_t *n) {
     int32_t *ids = NULL;
     size_t k = 0;
-    AIOS_TRY(aios_generator_tokenize(g, text, 0, &ids, &k));
+    AIOS_TRY(aios_generator_tokenize(g, text, special, &ids, &k));
     free(ids);
     *n = (int64_t)k;
     return AIOS_OK;
 }
-
-/* Tokens of a whole prompt, the tokenizer's special tokens included (an upper bound of what
- * aios_generate feeds: it leaves BOS out when the text already starts with it). */
-static aios_status ntok_prompt(aios_generator *g, const char *text, int64_t *n) {
-    int32_t *ids = NULL;
-    size_t k = 0;
-    AIOS_TRY(aios_generator_tokenize(g, text, 1, &ids, &k));
-    free(ids);
-    *n = (int64_t)k;
-    return AIOS_OK;
-}
+static aios_status ntok(aios_generator *g, const char *text, int64_t *n) { return ntok_ex(g, text, 0, n); }
+static aios_status ntok_prompt(aios_generator *g, const char *text, int64_t *n) { return ntok_ex(g, text, 1, n); }
 
 /* Bytes at the end of s[0..n) that are an incomplete UTF-8 sequence or a U+FFFD (a byte-level
  * token split a character). */

@@ -30,6 +30,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <cjson/cJSON.h>
 #include <math.h>
 #include <microhttpd.h>
@@ -47,11 +48,22 @@
 #include "engine/encode_internal.h"
 #include "server/server_req.h"
 
+/* A LoRA adapter attached to a generator (docs/server.md "Adapters"). */
+typedef struct {
+    char name[129];
+    char path[1024];
+    int id;                 /* the generator's adapter id */
+    float scale;            /* the default: what requests without an "adapters" field get */
+    float applied;          /* the scale the generator holds now */
+} gen_adapter;
+
 typedef struct {
     char id[256];
     char dir_id[256];       /* the directory's last component: also accepted as "model" */
     aios_generator *g;
-    pthread_mutex_t mu;
+    pthread_mutex_t mu;     /* the generator and its adapters */
+    gen_adapter ad[AIOS__REQ_MAX_ADAPTERS];
+    int n_ad;
 } gen_model;
 
 struct aios_server {
@@ -88,6 +100,7 @@ struct aios_server {
     int loopback;            /* bound to a loopback address: Host must name loopback (DNS rebinding) */
     int max_requests, max_per_client;
     int64_t max_embedding_tokens, max_generation_tokens, max_diffusion_work;
+    char *adapter_dir;       /* realpath of --adapter-dir, or NULL: no loading over HTTP */
     pthread_mutex_t conn_mu; /* guards the counts below */
     int n_active;            /* requests being served */
     struct client_count { struct sockaddr_storage addr; int n; } clients[256];
@@ -237,6 +250,187 @@ static void make_id(aios_server *srv, const char *prefix, char *out, size_t n) {
 }
 
 static aios_status append_str(aios_buf *b, const char *s) { return aios_buf_append(b, s, strlen(s)); }
+
+/* ---- adapters ----------------------------------------------------------------------------- */
+
+static gen_adapter *find_adapter(gen_model *m, const char *name) {
+    for (int i = 0; i < m->n_ad; i++)
+        if (!strcmp(m->ad[i].name, name)) return &m->ad[i];
+    return NULL;
+}
+
+/* The adapter set of one request: the request's "adapters" (only those, at their scales) or,
+ * without the field, every loaded adapter at its default scale.  (A router choosing adapters
+ * from the prompt would fill the same want[] here when the request names none.)  Only scales
+ * that differ from what the generator holds are changed (a change forgets the cached prefix).
+ * *ext receives the response's extension field [{"name", "scale"}] of the adapters in effect
+ * (NULL when the model has none loaded and the request named none).  Under m->mu.  A name that is
+ * not loaded: AIOS_ERR_NOT_FOUND naming it. */
+static aios_status select_adapters(gen_model *m, const aios__req *r, cJSON **ext) {
+    float want[AIOS__REQ_MAX_ADAPTERS];
+    *ext = NULL;
+    for (int i = 0; i < m->n_ad; i++) want[i] = r->has_adapters ? 0.0f : m->ad[i].scale;
+    for (int k = 0; k < r->n_adapters; k++) {
+        gen_adapter *a = find_adapter(m, r->adapter_name[k]);
+        if (!a) return aios__err(AIOS_ERR_NOT_FOUND, "adapters: '%.128s' is not loaded on model '%s' (GET /v1/adapters)",
+                                 r->adapter_name[k], m->id);
+        want[a - m->ad] = r->adapter_scale[k];
+    }
+    for (int i = 0; i < m->n_ad; i++)
+        if (want[i] != m->ad[i].applied) {
+            AIOS_TRY(aios_generator_adapter_scale(m->g, m->ad[i].id, want[i]));
+            m->ad[i].applied = want[i];
+        }
+    if (!m->n_ad && !r->has_adapters) return AIOS_OK;
+    cJSON *a = cJSON_CreateArray();
+    if (r->has_adapters) {
+        for (int k = 0; k < r->n_adapters; k++) {
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "name", r->adapter_name[k]);
+            cJSON_AddNumberToObject(e, "scale", r->adapter_scale[k]);
+            cJSON_AddItemToArray(a, e);
+        }
+    } else {
+        for (int i = 0; i < m->n_ad; i++) {
+            if (want[i] == 0) continue;
+            cJSON *e = cJSON_CreateObject();
+            cJSON_AddStringToObject(e, "name", m->ad[i].name);
+            cJSON_AddNumberToObject(e, "scale", want[i]);
+            cJSON_AddItemToArray(a, e);
+        }
+    }
+    *ext = a;
+    return AIOS_OK;
+}
+
+/* Attaches the adapter at `path` to m as `name` at `scale`.  Under m->mu. */
+static aios_status attach_adapter(gen_model *m, const char *path, const char *name, float scale) {
+    if (m->n_ad >= AIOS__REQ_MAX_ADAPTERS)
+        return aios__err(AIOS_ERR_RANGE, "adapters: model '%s' has %d adapters loaded already", m->id, AIOS__REQ_MAX_ADAPTERS);
+    gen_adapter *a = &m->ad[m->n_ad];
+    memset(a, 0, sizeof *a);
+    snprintf(a->name, sizeof a->name, "%s", name);
+    snprintf(a->path, sizeof a->path, "%s", path);
+    AIOS_TRY(aios_generator_adapter_add(m->g, path, scale, &a->id));
+    a->scale = a->applied = scale;
+    m->n_ad++;
+    return AIOS_OK;
+}
+
+/* An adapter's name from its path: the last component, without a trailing '/' or ".parquet". */
+static void adapter_name_of(const char *path, char *out, size_t cap) {
+    model_id(path, out, cap);
+    size_t len = strlen(out);
+    if (len > 8 && !strcmp(out + len - 8, ".parquet")) out[len - 8] = 0;
+}
+
+static cJSON *adapter_json(const gen_model *m, const gen_adapter *a) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", a->name);
+    cJSON_AddStringToObject(o, "object", "adapter");
+    cJSON_AddStringToObject(o, "model", m->id);
+    cJSON_AddStringToObject(o, "path", a->path);
+    cJSON_AddNumberToObject(o, "scale", a->scale);
+    return o;
+}
+
+/* Finds the adapter `name` on any model (names are unique across the server); locks its model. */
+static gen_adapter *lock_adapter(aios_server *srv, const char *name, gen_model **mm) {
+    for (size_t i = 0; i < srv->n_gens; i++) {
+        gen_model *m = &srv->gens[i];
+        pthread_mutex_lock(&m->mu);
+        gen_adapter *a = find_adapter(m, name);
+        if (a) {
+            *mm = m;
+            return a;
+        }
+        pthread_mutex_unlock(&m->mu);
+    }
+    return NULL;
+}
+
+/* GET /v1/adapters */
+static enum MHD_Result do_adapter_list(aios_server *srv, struct MHD_Connection *c) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "object", "list");
+    cJSON *d = cJSON_AddArrayToObject(o, "data");
+    for (size_t i = 0; i < srv->n_gens; i++) {
+        gen_model *m = &srv->gens[i];
+        pthread_mutex_lock(&m->mu);
+        for (int k = 0; k < m->n_ad; k++) cJSON_AddItemToArray(d, adapter_json(m, &m->ad[k]));
+        pthread_mutex_unlock(&m->mu);
+    }
+    return send_json(c, MHD_HTTP_OK, o);
+}
+
+/* POST /v1/adapters: {"path", "name"?, "scale"?, "model"?} loads (from inside --adapter-dir only);
+ * {"name", "scale"} changes a loaded adapter's default scale. */
+static enum MHD_Result do_adapter_post(aios_server *srv, struct MHD_Connection *c, const aios__req *r) {
+    gen_model *m;
+    if (!r->adapter_path) {
+        gen_adapter *a = lock_adapter(srv, r->name, &m);
+        if (!a) return send_error(c, 404, "not_found", "name", "adapter '%.128s' is not loaded", r->name);
+        a->scale = r->scale; /* the generator follows at the next request (select_adapters) */
+        cJSON *o = adapter_json(m, a);
+        pthread_mutex_unlock(&m->mu);
+        return send_json(c, MHD_HTTP_OK, o);
+    }
+    if (!(m = find_gen(srv, r->model)))
+        return send_error(c, 404, "model_not_found", "model", srv->n_gens ? "model '%.128s' does not exist" : "no generation model%.0s",
+                          r->model ? r->model : "");
+    if (!srv->adapter_dir)
+        return send_error(c, 403, "forbidden", "path", "loading adapters over HTTP is off: start the server with --adapter-dir DIR");
+    /* inside --adapter-dir: no ".." component, and the resolved path under the directory */
+    const char *p = r->adapter_path;
+    for (const char *q = p; (q = strstr(q, "..")); q += 2)
+        if ((q == p || q[-1] == '/') && (!q[2] || q[2] == '/'))
+            return send_error(c, 403, "forbidden", "path", "path: '..' is not allowed (paths stay inside --adapter-dir)");
+    char joined[4096], real[PATH_MAX];
+    if (p[0] == '/') snprintf(joined, sizeof joined, "%s", p);
+    else snprintf(joined, sizeof joined, "%s/%s", srv->adapter_dir, p);
+    if (!realpath(joined, real)) return send_error(c, 400, "invalid_value", "path", "path: %.512s: %s", p, strerror(errno));
+    size_t dl = strlen(srv->adapter_dir);
+    if (strncmp(real, srv->adapter_dir, dl) || (real[dl] != '/' && !(dl == 1 && srv->adapter_dir[0] == '/')))
+        return send_error(c, 403, "forbidden", "path", "path: %.512s is outside --adapter-dir", p);
+    char name[129];
+    if (r->name) snprintf(name, sizeof name, "%s", r->name);
+    else adapter_name_of(real, name, sizeof name);
+    gen_model *other;
+    if (lock_adapter(srv, name, &other)) {
+        pthread_mutex_unlock(&other->mu);
+        return send_error(c, 409, "already_exists", "name", "adapter '%s' is loaded already (DELETE /v1/adapters/%s first)", name, name);
+    }
+    pthread_mutex_lock(&m->mu);
+    aios_status s = attach_adapter(m, real, name, r->scale);
+    enum MHD_Result ret;
+    if (s != AIOS_OK) {
+        ret = send_error(c, s == AIOS_ERR_NOMEM ? 500 : 400, s == AIOS_ERR_NOMEM ? "internal_error" : "invalid_value", "path",
+                         "adapter %s: %s", p, aios_last_error());
+    } else {
+        ret = send_json(c, MHD_HTTP_OK, adapter_json(m, &m->ad[m->n_ad - 1]));
+    }
+    pthread_mutex_unlock(&m->mu);
+    return ret;
+}
+
+/* DELETE /v1/adapters/{name} */
+static enum MHD_Result do_adapter_delete(aios_server *srv, struct MHD_Connection *c, const char *name) {
+    gen_model *m;
+    gen_adapter *a = lock_adapter(srv, name, &m);
+    if (!a) return send_error(c, 404, "not_found", NULL, "adapter '%.128s' is not loaded", name);
+    aios_status s = aios_generator_adapter_remove(m->g, a->id);
+    if (s == AIOS_OK) {
+        memmove(a, a + 1, (size_t)(m->ad + m->n_ad - (a + 1)) * sizeof *a);
+        m->n_ad--;
+    }
+    pthread_mutex_unlock(&m->mu);
+    if (s != AIOS_OK) return send_status(c, s, "adapter");
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "id", name);
+    cJSON_AddStringToObject(o, "object", "adapter.deleted");
+    cJSON_AddBoolToObject(o, "deleted", 1);
+    return send_json(c, MHD_HTTP_OK, o);
+}
 
 /* ---- GET /health, GET /v1/models -------------------------------------------------------- */
 
@@ -508,7 +702,78 @@ static aios_generate_params gen_params(const aios__req *r, aios_server *srv, int
                          : ((uint64_t)time(NULL) << 20) ^ (uint64_t)atomic_fetch_add(&srv->counter, 1) * 0x9E3779B97F4A7C15ull;
     p.stop = r->n_stop ? r->stop : NULL;
     p.ignore_eos = r->ignore_eos;
+    p.logprobs = r->logprobs;
+    p.top_logprobs = r->top_logprobs;
     return p;
+}
+
+/* A token's text (the tokenizer's decode of that id alone) as a JSON string, and its UTF-8
+ * bytes (chat's "bytes").  Under the model's lock. */
+static cJSON *token_string(gen_model *m, int32_t id, cJSON **bytes) {
+    char *t = NULL;
+    if (aios_generator_detokenize(m->g, &id, 1, &t) != AIOS_OK || !t) {
+        free(t);
+        t = NULL;
+    }
+    if (bytes) {
+        *bytes = cJSON_CreateArray();
+        for (const unsigned char *q = (const unsigned char *)(t ? t : ""); *q; q++)
+            cJSON_AddItemToArray(*bytes, cJSON_CreateNumber(*q));
+    }
+    cJSON *j = cJSON_CreateString(t ? t : "");
+    free(t);
+    return j;
+}
+
+/* The "logprobs" object of a choice for generated tokens k0 .. k1-1 of res (p.logprobs was
+ * set), in OpenAI's shapes: chat {"content": [{"token", "logprob", "bytes", "top_logprobs":
+ * [{"token", "logprob", "bytes"}]}], "refusal": null}; completions {"tokens", "token_logprobs",
+ * "top_logprobs": [{token: logprob}] (null entries when 0 alternatives were asked)}.  The log
+ * probabilities are the model's own (log-softmax of the raw logits, docs/server.md).  Under the
+ * model's lock (token strings come from its tokenizer). */
+static cJSON *logprobs_json(gen_model *m, const aios_generate_result *res, size_t k0, size_t k1, int chat) {
+    cJSON *o = cJSON_CreateObject();
+    const int32_t *gen = res->ids + res->n_prompt;
+    int nt = res->n_top;
+    if (chat) {
+        cJSON *content = cJSON_AddArrayToObject(o, "content");
+        for (size_t k = k0; k < k1; k++) {
+            cJSON *e = cJSON_CreateObject(), *b;
+            cJSON_AddItemToObject(e, "token", token_string(m, gen[k], &b));
+            cJSON_AddNumberToObject(e, "logprob", res->logprobs[k]);
+            cJSON_AddItemToObject(e, "bytes", b);
+            cJSON *top = cJSON_AddArrayToObject(e, "top_logprobs");
+            for (int t = 0; t < nt && res->top_ids[k * (size_t)nt + (size_t)t] >= 0; t++) {
+                cJSON *a = cJSON_CreateObject();
+                cJSON_AddItemToObject(a, "token", token_string(m, res->top_ids[k * (size_t)nt + (size_t)t], &b));
+                cJSON_AddNumberToObject(a, "logprob", res->top_logprobs[k * (size_t)nt + (size_t)t]);
+                cJSON_AddItemToObject(a, "bytes", b);
+                cJSON_AddItemToArray(top, a);
+            }
+            cJSON_AddItemToArray(content, e);
+        }
+        cJSON_AddNullToObject(o, "refusal");
+        return o;
+    }
+    cJSON *toks = cJSON_AddArrayToObject(o, "tokens"), *lps = cJSON_AddArrayToObject(o, "token_logprobs");
+    cJSON *tops = cJSON_AddArrayToObject(o, "top_logprobs");
+    for (size_t k = k0; k < k1; k++) {
+        cJSON_AddItemToArray(toks, token_string(m, gen[k], NULL));
+        cJSON_AddItemToArray(lps, cJSON_CreateNumber(res->logprobs[k]));
+        if (!nt) {
+            cJSON_AddItemToArray(tops, cJSON_CreateNull());
+            continue;
+        }
+        cJSON *d = cJSON_CreateObject();
+        for (int t = 0; t < nt && res->top_ids[k * (size_t)nt + (size_t)t] >= 0; t++) {
+            cJSON *ts = token_string(m, res->top_ids[k * (size_t)nt + (size_t)t], NULL);
+            if (!cJSON_GetObjectItemCaseSensitive(d, ts->valuestring)) /* two ids of one text: the likelier */
+                cJSON_AddNumberToObject(d, ts->valuestring, res->top_logprobs[k * (size_t)nt + (size_t)t]);
+            cJSON_Delete(ts);
+        }
+        cJSON_AddItemToArray(tops, d);
+    }
+    return o;
 }
 
 static const char *finish_reason(aios_gen_stop s) {
@@ -644,6 +909,9 @@ typedef struct {
     size_t out_off;
     int done, cancel;
     int sent_role;
+    const aios_generate_result *res; /* the generation in progress (logprobs of its tokens) */
+    cJSON *ads;                      /* its "adapters" extension field (moved into the last chunk) */
+    size_t lp_sent;                  /* generated tokens whose logprobs a chunk carried */
 } stream;
 
 /* True when the peer of the connection has closed it (a zero-byte read, or a reset): work for
@@ -725,14 +993,21 @@ static cJSON *chunk(stream *st, const char *text, size_t len, const char *finish
         piece = malloc(len + 1);
         if (piece) memcpy(piece, text, len), piece[len] = 0;
     }
+    /* logprobs of the tokens generated since the last chunk (text may lag its tokens: held-back
+     * UTF-8 or a possible stop string), so every token's entry comes exactly once */
+    cJSON *lp = NULL;
+    if (st->req.logprobs && st->res && st->res->logprobs) {
+        size_t n = st->res->n_ids - st->res->n_prompt;
+        if (n > st->lp_sent) lp = logprobs_json(st->m, st->res, st->lp_sent, n, st->chat), st->lp_sent = n;
+    }
     if (st->chat) {
         cJSON *delta = cJSON_AddObjectToObject(ch, "delta");
         if (!st->sent_role) cJSON_AddStringToObject(delta, "role", "assistant"), st->sent_role = 1;
         if (piece) cJSON_AddStringToObject(delta, "content", piece);
-    } else {
-        cJSON_AddStringToObject(ch, "text", piece ? piece : "");
-        cJSON_AddNullToObject(ch, "logprobs");
     }
+    else cJSON_AddStringToObject(ch, "text", piece ? piece : "");
+    if (lp) cJSON_AddItemToObject(ch, "logprobs", lp);
+    else cJSON_AddNullToObject(ch, "logprobs");
     if (finish) cJSON_AddStringToObject(ch, "finish_reason", finish);
     else cJSON_AddNullToObject(ch, "finish_reason");
     cJSON_AddItemToArray(arr, ch);
@@ -759,19 +1034,23 @@ static void *stream_main(void *arg) {
     memset(&res, 0, sizeof res);
     char *prompt = NULL;
     pthread_mutex_lock(&st->m->mu);
-    aios_status s = st->chat && !st->mem_prompt ? chat_text(st->m, &st->req, &prompt) : AIOS_OK;
+    aios_status s = select_adapters(st->m, &st->req, &st->ads);
+    if (s == AIOS_OK && st->chat && !st->mem_prompt) s = chat_text(st->m, &st->req, &prompt);
     if (s == AIOS_OK) {
         if (st->chat) sse_push(st, chunk(st, NULL, 0, NULL)); /* the role first, as OpenAI does */
         const char *text = st->mem_prompt ? st->mem_prompt : st->chat ? prompt : st->req.prompt;
+        st->res = &res;
         s = aios_generate(st->m->g, text, st->mem_prompt ? NULL : st->req.prompt_ids, st->req.n_prompt_ids, &p, &res);
     }
     char err[2048];
     snprintf(err, sizeof err, "generation: %s", *aios_last_error() ? aios_last_error() : aios_status_str(s));
+    cJSON *last = s == AIOS_OK || s == AIOS_ERR_CANCELLED ? chunk(st, NULL, 0, finish_reason(res.stop)) : NULL;
+    st->res = NULL; /* the last chunk (built under the lock: token strings) took what was left */
     pthread_mutex_unlock(&st->m->mu);
-    if (s == AIOS_OK || s == AIOS_ERR_CANCELLED) {
-        cJSON *last = chunk(st, NULL, 0, finish_reason(res.stop));
+    if (last) {
         if (!st->req.include_usage) cJSON_AddItemToObject(last, "usage", usage_json(res.n_prompt, res.n_ids - res.n_prompt));
         if (st->mem) cJSON_AddItemToObject(last, "memory", st->mem), st->mem = NULL;
+        if (st->ads) cJSON_AddItemToObject(last, "adapters", st->ads), st->ads = NULL;
         sse_push(st, last);
         if (st->req.include_usage) { /* OpenAI: a last chunk with empty choices and the usage */
             cJSON *u = gen_envelope(st->id, st->chat ? "chat.completion.chunk" : "text_completion", st->created, st->m->id);
@@ -824,6 +1103,7 @@ static void stream_free(void *cls) {
     aios__req_free(&st->req);
     free(st->mem_prompt);
     cJSON_Delete(st->mem);
+    cJSON_Delete(st->ads);
     aios_buf_free(&st->out);
     pthread_mutex_destroy(&st->mu);
     pthread_cond_destroy(&st->cv);
@@ -839,6 +1119,16 @@ static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, a
     int ok;
     enum MHD_Result pre = check_prompt(srv, c, m, r, chat, &ok);
     if (!ok) return pre;
+    if (r->has_adapters) { /* names checked before any work (and before a stream's headers) */
+        const char *missing = NULL;
+        pthread_mutex_lock(&m->mu);
+        for (int k = 0; k < r->n_adapters && !missing; k++)
+            if (!find_adapter(m, r->adapter_name[k])) missing = r->adapter_name[k];
+        pthread_mutex_unlock(&m->mu);
+        if (missing)
+            return send_error(c, 404, "adapter_not_found", "adapters",
+                              "adapters: '%.128s' is not loaded on model '%s' (GET /v1/adapters)", missing, m->id);
+    }
     char id[64];
     make_id(srv, chat ? "chatcmpl-" : "cmpl-", id, sizeof id);
     time_t created = time(NULL);
@@ -887,8 +1177,10 @@ static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, a
     aios_generate_result res;
     memset(&res, 0, sizeof res);
     char *prompt = NULL;
+    cJSON *ads = NULL;
     pthread_mutex_lock(&m->mu);
-    aios_status s = chat && !mem_prompt ? chat_text(m, r, &prompt) : AIOS_OK;
+    aios_status s = select_adapters(m, r, &ads);
+    if (s == AIOS_OK && chat && !mem_prompt) s = chat_text(m, r, &prompt);
     if (s == AIOS_OK)
         s = aios_generate(m->g, mem_prompt ? mem_prompt : chat ? prompt : r->prompt, mem_prompt ? NULL : r->prompt_ids,
                           r->n_prompt_ids, &p, &res);
@@ -900,8 +1192,10 @@ static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, a
         aios_generate_result_free(&res);
         free(prompt);
         cJSON_Delete(mem);
+        cJSON_Delete(ads);
         return ret;
     }
+    cJSON *lp = r->logprobs && res.logprobs ? logprobs_json(m, &res, 0, res.n_ids - res.n_prompt, chat) : NULL;
     pthread_mutex_unlock(&m->mu);
     cJSON *o = gen_envelope(id, chat ? "chat.completion" : "text_completion", created, m->id);
     cJSON *arr = cJSON_AddArrayToObject(o, "choices"), *ch = cJSON_CreateObject();
@@ -912,12 +1206,14 @@ static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, a
         cJSON_AddStringToObject(msg, "content", res.text ? res.text : "");
     } else {
         cJSON_AddStringToObject(ch, "text", res.text ? res.text : "");
-        cJSON_AddNullToObject(ch, "logprobs");
     }
+    if (lp) cJSON_AddItemToObject(ch, "logprobs", lp);
+    else cJSON_AddNullToObject(ch, "logprobs");
     cJSON_AddStringToObject(ch, "finish_reason", finish_reason(res.stop));
     cJSON_AddItemToArray(arr, ch);
     cJSON_AddItemToObject(o, "usage", usage_json(res.n_prompt, res.n_ids - res.n_prompt));
     if (mem) cJSON_AddItemToObject(o, "memory", mem);
+    if (ads) cJSON_AddItemToObject(o, "adapters", ads);
     aios_generate_result_free(&res);
     free(prompt);
     return send_json(c, MHD_HTTP_OK, o);
@@ -1286,6 +1582,24 @@ static int key_ok(const aios_server *srv, struct MHD_Connection *c) {
     return diff == 0;
 }
 
+/* Headers: libmicrohttpd answers a header block larger than its per-connection memory pool
+ * itself, with an HTML page (and, in 0.9.75, its status line twice).  The pool is therefore
+ * HEADER_POOL bytes, and a block over HEADER_CAP bytes (well inside it) gets our JSON 431. */
+#define HEADER_CAP (16u << 10)
+#define HEADER_POOL (256u << 10)
+
+static enum MHD_Result sum_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value) {
+    (void)kind;
+    *(size_t *)cls += (key ? strlen(key) : 0) + (value ? strlen(value) : 0) + 4; /* ": " and CRLF */
+    return MHD_YES;
+}
+
+static size_t header_bytes(struct MHD_Connection *c) {
+    size_t n = 0;
+    MHD_get_connection_values(c, MHD_HEADER_KIND, sum_header, &n);
+    return n;
+}
+
 /* DNS rebinding: a page on evil.example whose name resolves to 127.0.0.1 sends its requests to
  * a loopback server with "Host: evil.example".  On a loopback bind only loopback names pass. */
 static int host_ok(struct MHD_Connection *c) {
@@ -1383,6 +1697,7 @@ static enum MHD_Result with_body(aios_server *srv, struct MHD_Connection *c, con
     case AIOS__REQ_MEMORY_ADD: ret = do_memory_add(srv, c, &r); break;
     case AIOS__REQ_MEMORY_UPDATE: ret = do_memory_update(srv, c, id, &r); break;
     case AIOS__REQ_MEMORY_SEARCH: ret = do_memory_search(srv, c, &r); break;
+    case AIOS__REQ_ADAPTER: ret = do_adapter_post(srv, c, &r); break;
     default: ret = do_diffuse(srv, c, &r); break;
     }
     aios__req_free(&r);
@@ -1399,6 +1714,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (!(cx = calloc(1, sizeof *cx))) return MHD_NO;
         cx->slot = -1;
         *con_cls = cx;
+        if (header_bytes(c) > HEADER_CAP)
+            return send_error(c, 431, "request_header_fields_too_large", NULL, "request headers larger than %u bytes", HEADER_CAP);
         if (srv->loopback && !host_ok(c))
             return send_error(c, 403, "forbidden_host", NULL,
                               "Host header names no loopback address: refused on a loopback bind (DNS rebinding)");
@@ -1455,6 +1772,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         {"/v1/embeddings", post, AIOS__REQ_EMBEDDINGS}, {"/v1/completions", post, AIOS__REQ_COMPLETION},
         {"/v1/chat/completions", post, AIOS__REQ_CHAT},
         {"/v1/memories/search", post, AIOS__REQ_MEMORY_SEARCH}, {"/v1/diffuse", post, AIOS__REQ_DIFFUSE},
+        {"/v1/adapters", get || post, -4},
     };
     for (size_t i = 0; i < AIOS_ARRAY_LEN(routes); i++) {
         if (strcmp(url, routes[i].path)) continue;
@@ -1462,7 +1780,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (routes[i].kind == -1) return do_health(srv, c);
         if (routes[i].kind == -2) return do_models(srv, c);
         if (routes[i].kind == -3) return get ? do_memory_list(srv, c) : with_body(srv, c, cx, AIOS__REQ_MEMORY_ADD, NULL);
+        if (routes[i].kind == -4) return get ? do_adapter_list(srv, c) : with_body(srv, c, cx, AIOS__REQ_ADAPTER, NULL);
         return with_body(srv, c, cx, (aios__req_kind)routes[i].kind, NULL);
+    }
+    static const char adp[] = "/v1/adapters/";
+    if (!strncmp(url, adp, sizeof adp - 1) && url[sizeof adp - 1]) {
+        if (!del) return send_error(c, 405, "method_not_allowed", NULL, "%s %.256s: method not allowed", method, url);
+        return do_adapter_delete(srv, c, url + sizeof adp - 1);
     }
     static const char mem[] = "/v1/memories/";
     if (!strncmp(url, mem, sizeof mem - 1) && url[sizeof mem - 1]) {
@@ -1571,6 +1895,26 @@ aios_status aios_server_start(const aios_server_params *params, aios_server **ou
         pthread_mutex_init(&m->mu, NULL);
         srv->n_gens++;
     }
+    for (size_t i = 0; s == AIOS_OK && i < p.n_adapters; i++) {
+        int mi = p.adapter_models ? p.adapter_models[i] : 0;
+        if (mi < 0 || (size_t)mi >= srv->n_gens) {
+            s = aios__err(AIOS_ERR_INVALID_ARG, "adapter %s: no generation model to attach it to (--model first)",
+                          p.adapter_paths[i]);
+            break;
+        }
+        char name[129];
+        adapter_name_of(p.adapter_paths[i], name, sizeof name);
+        for (size_t j = 0; j < srv->n_gens; j++) /* unique across the server: "name-2" ... */
+            for (int k = 0; k < srv->gens[j].n_ad; k++)
+                if (!strcmp(srv->gens[j].ad[k].name, name)) snprintf(name + strnlen(name, 120), 9, "-%zu", i);
+        s = attach_adapter(&srv->gens[mi], p.adapter_paths[i], name, p.adapter_scales ? p.adapter_scales[i] : 1.0f);
+        if (s != AIOS_OK) s = aios__err_prefix(s, "adapter");
+    }
+    if (s == AIOS_OK && p.adapter_dir) {
+        char real[PATH_MAX];
+        if (!realpath(p.adapter_dir, real)) s = aios__err(AIOS_ERR_IO, "adapter dir %s: %s", p.adapter_dir, strerror(errno));
+        else if (!(srv->adapter_dir = strdup(real))) s = aios__err(AIOS_ERR_NOMEM, "server: out of memory");
+    }
     if (s == AIOS_OK && p.embedding_model) {
         aios_encoder_params ep = aios_encoder_default_params();
         ep.n_threads = p.n_threads;
@@ -1611,7 +1955,8 @@ aios_status aios_server_start(const aios_server_params *params, aios_server **ou
                                      /health its answer); only beyond this do new ones wait in the
                                      kernel's backlog */
                                   MHD_OPTION_CONNECTION_LIMIT, (unsigned)p.max_connections + 32u,
-                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)p.timeout_s, MHD_OPTION_END);
+                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)p.timeout_s,
+                                  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_POOL, MHD_OPTION_END);
         if (!srv->d) {
             s = aios__err(AIOS_ERR_IO, "server: cannot listen on %s:%d (address in use or not available)", p.host, p.port);
         } else {
@@ -1651,5 +1996,6 @@ void aios_server_stop(aios_server *srv) {
     pthread_cond_destroy(&srv->batch_cv);
     free(srv->api_key);
     free(srv->cors_origin);
+    free(srv->adapter_dir);
     free(srv);
 }

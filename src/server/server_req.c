@@ -5,7 +5,7 @@
  * length, nesting limited by cJSON), then each field the route knows is checked for type and
  * range before anything reaches an engine.  Unknown fields are ignored (OpenAI clients send
  * many: "user", "n" = 1, "logprobs" = null ...) except those whose meaning we cannot honour
- * ("n" > 1, "echo" true, "suffix", "tools", "response_format" other than text, "logprobs",
+ * ("n" > 1, "echo" true, "suffix", "tools", "response_format" other than text,
  * content parts other than text), which get a 400 naming the field rather than being dropped.
  * Numbers that must be integers are checked to be finite, integral and in range before any cast.
  * The shapes follow the OpenAI API reference (embeddings, completions, chat completions).
@@ -174,6 +174,55 @@ static aios_status parse_embeddings(const cJSON *root, aios__req *r, const char 
     return opt_int(root, "dimensions", 1, AIOS__REQ_MAX_DIM, param, &r->dimensions);
 }
 
+/* "adapters": [{"name": "...", "scale": 1.0}, ...]: names of loaded adapters (the server checks
+ * that they exist), each at most once, scale finite in [-100, 100] */
+static aios_status parse_adapters_field(const cJSON *root, aios__req *r, const char **param) {
+    const cJSON *a = field(root, "adapters");
+    if (!a) return AIOS_OK;
+    if (!cJSON_IsArray(a)) return BAD("adapters", "adapters: expected an array of {\"name\", \"scale\"}");
+    r->has_adapters = 1;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, a) {
+        if (r->n_adapters >= AIOS__REQ_MAX_ADAPTERS) return BAD("adapters", "adapters: at most %d", AIOS__REQ_MAX_ADAPTERS);
+        const cJSON *nm = cJSON_IsObject(e) ? field(e, "name") : NULL;
+        if (!cJSON_IsString(nm) || !nm->valuestring[0])
+            return BAD("adapters", "adapters[%d]: expected an object with a \"name\"", r->n_adapters);
+        for (int k = 0; k < r->n_adapters; k++)
+            if (!strcmp(r->adapter_name[k], nm->valuestring))
+                return BAD("adapters", "adapters[%d]: '%.64s' named twice", r->n_adapters, nm->valuestring);
+        double sc = 1;
+        const cJSON *v = field(e, "scale");
+        if (v && !as_num(v, -100, 100, &sc)) return BAD("adapters", "adapters[%d].scale: expected a number in [-100, 100]", r->n_adapters);
+        const cJSON *f;
+        cJSON_ArrayForEach(f, e)
+            if (!f->string || (strcmp(f->string, "name") && strcmp(f->string, "scale")))
+                return BAD("adapters", "adapters[%d]: unknown field '%.64s' (name, scale)", r->n_adapters, f->string ? f->string : "");
+        r->adapter_name[r->n_adapters] = nm->valuestring;
+        r->adapter_scale[r->n_adapters++] = (float)sc;
+    }
+    return AIOS_OK;
+}
+
+/* POST /v1/adapters: {"path": DIR, "name"?, "scale"?} loads; {"name", "scale"} rescales. */
+static aios_status parse_adapter(const cJSON *root, aios__req *r, const char **param) {
+    const cJSON *v;
+    if ((v = field(root, "path")) && (!cJSON_IsString(v) || !v->valuestring[0])) return BAD("path", "path: expected a non-empty string");
+    if (v) r->adapter_path = v->valuestring;
+    if ((v = field(root, "name")) && (!cJSON_IsString(v) || !v->valuestring[0] || strlen(v->valuestring) > 128 || strchr(v->valuestring, '/')))
+        return BAD("name", "name: expected a string of 1..128 characters without '/'");
+    if (v) r->name = v->valuestring;
+    r->scale = 1;
+    double sc;
+    if ((v = field(root, "scale"))) {
+        if (!as_num(v, -100, 100, &sc)) return BAD("scale", "scale: expected a number in [-100, 100]");
+        r->has_scale = 1;
+        r->scale = (float)sc;
+    }
+    if (!r->adapter_path && !r->name) return BAD("path", "path: required (or \"name\" and \"scale\" to rescale a loaded adapter)");
+    if (!r->adapter_path && !r->has_scale) return BAD("scale", "scale: required to rescale adapter '%.64s'", r->name);
+    return AIOS_OK;
+}
+
 static aios_status parse_sampling(const cJSON *root, aios__req *r, const char **param) {
     int64_t x;
     const cJSON *v;
@@ -233,11 +282,28 @@ static aios_status parse_sampling(const cJSON *root, aios__req *r, const char **
         if (cJSON_IsObject(u) && !u->child) continue;
         return BAD(unsupported[i], "%s: not supported by this server", unsupported[i]);
     }
+    /* logprobs: completions take "logprobs": N (N alternatives per token, OpenAI allows 0..5; we
+     * 0..20); chat takes "logprobs": true and "top_logprobs": N (0..20), N only with logprobs */
     const cJSON *lp = field(root, "logprobs"), *tlp = field(root, "top_logprobs");
-    if (lp && !cJSON_IsFalse(lp) && !(cJSON_IsNumber(lp) && lp->valuedouble == 0))
-        return BAD("logprobs", "logprobs: not supported by this server yet");
-    if (tlp && !(cJSON_IsNumber(tlp) && tlp->valuedouble == 0))
-        return BAD("top_logprobs", "top_logprobs: not supported by this server yet");
+    if (r->kind == AIOS__REQ_COMPLETION) {
+        if (lp) {
+            if (!as_int(lp, 0, AIOS_MAX_TOP_LOGPROBS, &x))
+                return BAD("logprobs", "logprobs: expected an integer in [0, %d] (alternatives per token)", AIOS_MAX_TOP_LOGPROBS);
+            r->logprobs = 1;
+            r->top_logprobs = (int)x;
+        }
+        if (tlp) return BAD("top_logprobs", "top_logprobs: a chat field; completions take \"logprobs\": N");
+    } else {
+        if (lp && !cJSON_IsBool(lp)) return BAD("logprobs", "logprobs: expected true or false");
+        r->logprobs = lp && cJSON_IsTrue(lp);
+        if (tlp) {
+            if (!as_int(tlp, 0, AIOS_MAX_TOP_LOGPROBS, &x))
+                return BAD("top_logprobs", "top_logprobs: expected an integer in [0, %d]", AIOS_MAX_TOP_LOGPROBS);
+            if (!r->logprobs) return BAD("top_logprobs", "top_logprobs: needs \"logprobs\": true");
+            r->top_logprobs = (int)x;
+        }
+    }
+    AIOS_TRY(parse_adapters_field(root, r, param));
     const cJSON *rf = field(root, "response_format");
     if (rf) {
         const cJSON *t = cJSON_IsObject(rf) ? field(rf, "type") : NULL;
@@ -535,6 +601,7 @@ aios_status aios__req_parse(aios__req_kind kind, const char *body, size_t len, a
         case AIOS__REQ_MEMORY_ADD:
         case AIOS__REQ_MEMORY_UPDATE: s = parse_memory_add(root, r, param); break;
         case AIOS__REQ_MEMORY_SEARCH: s = parse_memory_search(root, r, param); break;
+        case AIOS__REQ_ADAPTER: s = parse_adapter(root, r, param); break;
         default: s = parse_diffuse(root, r, param); break;
         }
     }

@@ -24,7 +24,8 @@ typedef enum {
     AIOS__REQ_MEMORY_SEARCH = 4, /* POST /v1/memories/search */
     AIOS__REQ_DIFFUSE = 5,       /* POST /v1/diffuse */
     AIOS__REQ_MEMORY_UPDATE = 6, /* POST /v1/memories/{id} (content, embedding, metadata, timestamp) */
-    AIOS__REQ_KIND_COUNT = 7,
+    AIOS__REQ_ADAPTER = 7,       /* POST /v1/adapters {"path", "name"?, "scale"?} (load) or {"name", "scale"} (rescale) */
+    AIOS__REQ_KIND_COUNT = 8,
 } aios__req_kind;
 
 #define AIOS__REQ_MAX_STOP 4
@@ -32,6 +33,7 @@ typedef enum {
 #define AIOS__REQ_MAX_IDS (1 << 20)    /* token ids per input / prompt */
 #define AIOS__REQ_MAX_TOKENS (1 << 20) /* max_tokens upper bound */
 #define AIOS__REQ_MAX_MESSAGES 4096
+#define AIOS__REQ_MAX_ADAPTERS 16     /* as AIOS_DECODER_MAX_ADAPTERS */
 #define AIOS__REQ_MAX_DIM (1 << 16)    /* embedding floats in a memory request */
 
 typedef struct {
@@ -68,6 +70,14 @@ typedef struct {
     int stream;
     int include_usage;          /* stream_options.include_usage */
     int ignore_eos;
+    int logprobs;               /* completions: "logprobs": N (0..20); chat: "logprobs": true */
+    int top_logprobs;           /* alternatives per token: completions N, chat "top_logprobs" (0..20) */
+    /* "adapters": [{"name", "scale"?}] — loaded adapters (GET /v1/adapters) applied to this request
+     * only; has_adapters with n_adapters 0 means none ([] asks for the bare model) */
+    int has_adapters;
+    int n_adapters;
+    const char *adapter_name[AIOS__REQ_MAX_ADAPTERS];
+    float adapter_scale[AIOS__REQ_MAX_ADAPTERS]; /* 1 when absent */
     char *chat_text;            /* joined text content parts, one malloc'd block (freed with the request) */
     size_t n_chat_text;
     /* "memory": {"store", "top_k", "min_score", "filter": {"category", "source"}, "max_tokens",
@@ -108,6 +118,12 @@ typedef struct {
     int plan;                   /* aios_plan */
     double confidence_threshold;/* "threshold": Fast-dLLM mode when > 0 */
     int stop_at_eos;            /* 1 */
+
+    /* adapters: POST /v1/adapters */
+    const char *adapter_path;   /* NULL: a rescale of the loaded adapter "name" */
+    const char *name;           /* NULL: the path's last component */
+    int has_scale;
+    float scale;                /* 1 when absent */
 } aios__req;
 
 /* Parses `len` bytes of `body` as a request of `kind`.  On failure *out holds nothing to free

@@ -354,8 +354,8 @@ def unsupported_fields_are_refused_and_text_parts_accepted():
         chat = {"messages": [{"role": "user", "content": "Tell me a story."}], "max_tokens": 12, "temperature": 0}
         for field, value in (("tools", [{"type": "function", "function": {"name": "f"}}]),
                              ("response_format", {"type": "json_object"}), ("tool_choice", "required"),
-                             ("logit_bias", {"5": 10}), ("functions", [{"name": "f"}]), ("logprobs", True),
-                             ("top_logprobs", 3)):
+                             ("logit_bias", {"5": 10}), ("functions", [{"name": "f"}]),
+                             ("top_logprobs", 3)):  # top_logprobs without logprobs (logprobs: test_server_openai)
             s.error("POST", "/v1/chat/completions", dict(chat, **{field: value}), 400, field)
         assert s.call("POST", "/v1/chat/completions", dict(chat, response_format={"type": "text"}, tools=[]))["choices"]
         err = s.error("POST", "/v1/chat/completions",
