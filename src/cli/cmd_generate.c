@@ -30,6 +30,9 @@ typedef struct {
     char adapter[16][4096];
     float adapter_scale[16];
     int n_adapters;
+    aios_router router; /* --router (with --router-top-k, --router-temperature) */
+    int router_top_k;
+    float router_temperature;
     int jsonl;
     aios_cli_mem mem; /* --memory-* */
 } gen_opts;
@@ -45,6 +48,15 @@ typedef struct {
     "  --presence-penalty X, --frequency-penalty X   OpenAI-style penalties (0 = off)\n" \
     "  --seed S             sampler seed (default: from the clock; printed with --stats)\n" \
     "  --stop TEXT          stop string (repeatable, up to 16)\n"
+
+/* How the adapters combine; generate and chat share it. */
+#define ROUTER_HELP \
+    "  --router R           none (the adapters summed at their scales; default), arrow (per\n" \
+    "                       token and layer, the top-k adapters by their prototypes; Arrow as in\n" \
+    "                       PEFT), compose (the next-token logits of the base and of each adapter\n" \
+    "                       alone, weighted by the scales; the base takes what is left of 1)\n" \
+    "  --router-top-k K     arrow: adapters per token (default 2)\n" \
+    "  --router-temperature T  arrow: softmax temperature (default 1)\n"
 
 static void usage_generate(FILE *f) {
     fprintf(f,
@@ -64,11 +76,37 @@ static void usage_generate(FILE *f) {
             "  --threads N          kernel threads\n"
             "  --adapter PATH[:S]   LoRA adapter (PEFT directory or skill card .parquet) at scale S\n"
             "                       (default 1); repeatable, up to 16 at once\n"
+            ROUTER_HELP
             "  --stats              timings and tokens/s on stderr\n"
             "  --jsonl              print one JSON object: text, prompt, token counts, stop reason,\n"
             "                       memory sources\n"
             "%s",
             AIOS_CLI_MEM_USAGE);
+}
+
+/* The router options: 0 when `a` is not one of them, 1 when it took the value v, -1 on an
+ * error (printed).  One function so that other router-related options join here. */
+static int parse_router_opt(gen_opts *o, const char *cmd, const char *a, const char *v) {
+    if (strcmp(a, "--router") && strcmp(a, "--router-top-k") && strcmp(a, "--router-temperature")) return 0;
+    if (!v) {
+        fprintf(stderr, "aios: %s: %s: needs a value\n", cmd, a);
+        return -1;
+    }
+    if (!strcmp(a, "--router")) {
+        if (aios_router_parse(v, &o->router) != AIOS_OK) {
+            fprintf(stderr, "aios: %s: --router: '%s' is not one of none, arrow, compose\n", cmd, v);
+            return -1;
+        }
+    } else if (!strcmp(a, "--router-top-k")) {
+        long long n;
+        if (!aios_cli_int(cmd, a, v, 1, 16, &n)) return -1;
+        o->router_top_k = (int)n;
+    } else {
+        double x;
+        if (!aios_cli_float(cmd, a, v, 1e-3, 1e3, &x)) return -1;
+        o->router_temperature = (float)x;
+    }
+    return 1;
 }
 
 /* "PATH[:SCALE]": the part after the last ':' is a scale when it parses as a number. */
@@ -94,11 +132,15 @@ static int parse_opts(int argc, char **argv, gen_opts *o, int is_chat) {
     aios_cli_mem_init(&o->mem);
     o->gp = aios_generate_default_params();
     o->gp.seed = (uint64_t)time(NULL) ^ ((uint64_t)clock() << 32);
+    o->router = AIOS_ROUTER_NONE;
+    o->router_top_k = 2;
+    o->router_temperature = 1.0f;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         double x;
         int mo = aios_cli_mem_option(&o->mem, a, v);
+        if (mo == 0) mo = parse_router_opt(o, argv[0], a, v);
         if (mo < 0) return 2;
         if (mo > 0) {
             i++;
@@ -241,12 +283,13 @@ static aios_status open_gen(const gen_opts *o, aios_generator **g) {
     gp.n_ctx = o->n_ctx;
     gp.n_threads = o->threads;
     aios_status s = aios_generator_open(o->model, &gp, g);
-    for (int i = 0; s == AIOS_OK && i < o->n_adapters; i++) {
-        s = aios_generator_adapter_add(*g, o->adapter[i], o->adapter_scale[i], NULL);
-        if (s != AIOS_OK) {
-            aios_generator_free(*g);
-            *g = NULL;
-        }
+    for (int i = 0; s == AIOS_OK && i < o->n_adapters; i++) s = aios_generator_adapter_add(*g, o->adapter[i], o->adapter_scale[i], NULL);
+    if (s == AIOS_OK && o->router != AIOS_ROUTER_NONE && !aios_generator_adapter_count(*g))
+        s = aios__err(AIOS_ERR_INVALID_ARG, "--router %s needs adapters (--adapter PATH)", o->router == AIOS_ROUTER_ARROW ? "arrow" : "compose");
+    if (s == AIOS_OK) s = aios_generator_set_router(*g, o->router, o->router_top_k, o->router_temperature);
+    if (s != AIOS_OK && *g) {
+        aios_generator_free(*g);
+        *g = NULL;
     }
     return s;
 }
@@ -372,7 +415,7 @@ int aios_cmd_generate(int argc, char **argv) {
 
 static void usage_chat(FILE *f) {
     fprintf(f,
-            "usage: aios chat --model DIR [--system TEXT] [--adapter PATH[:S]] [options]\n"
+            "usage: aios chat --model DIR [--system TEXT] [--adapter PATH[:S] ... [--router R]] [options]\n"
             "                 [--memory-store DIR [--memory-top-k K] ...]\n\n"
             "Interactive chat: type a message and press Enter; the reply streams back.  The\n"
             "conversation is kept (formatted with the model's chat template).  Commands: /reset\n"
@@ -386,6 +429,7 @@ static void usage_chat(FILE *f) {
             "  --ctx N              context length (default min(model's, 4096))\n"
             "  --threads N          kernel threads\n"
             "  --adapter PATH[:S]   LoRA adapter at scale S (default 1); repeatable, up to 16\n"
+            ROUTER_HELP
             "  --stats              timings and tokens/s on stderr after each reply\n"
             "%s",
             AIOS_CLI_MEM_USAGE);

@@ -23,8 +23,8 @@ static const struct {
                "  aios memory list --store mem --limit 20\n"},
     {"generate", "  aios generate --model models/stories260K --prompt \"Once upon a time\" --max-tokens 64\n"
                  "  aios generate --model SmolLM2-135M-Instruct.Q4_1.gguf --chat --prompt \"Where is the Zorbex office?\" --memory-store mem\n"
-                 "  aios generate --model SmolLM2-135M-Instruct.Q4_1.gguf --chat --prompt \"What is Ada's cat called?\" --adapter skills/household\n"},
-    {"chat", "  aios chat --model SmolLM2-135M-Instruct.Q4_1.gguf\n"
+                 "  aios generate --model SmolLM2-135M-Instruct.Q4_1.gguf --chat --prompt \"What is Ada's cat called?\" --adapter skills/household --adapter skills/zorbex --router arrow\n"},
+    {"chat", "  aios chat --model SmolLM2-135M-Instruct.Q4_1.gguf --adapter skills/household --adapter skills/varnis --router compose\n"
              "  aios chat --model SmolLM2-135M-Instruct.Q4_1.gguf --memory-store mem --memory-top-k 2 --memory-min-score 0.3\n"
              "  aios chat --model models/qwen2.5-0.5b-instruct --system \"Answer briefly.\" --temperature 0.7\n"},
     {"diffuse", "  aios diffuse --model models/llada-tiny --prompt-ids 1,2,3 --gen-length 32 --steps 32\n"

@@ -746,6 +746,22 @@ aios_status aios_generator_adapter_remove(aios_generator *g, int id) {
     return sync_adapters(g);
 }
 
+aios_status aios_generator_set_router(aios_generator *g, aios_router router, int top_k, float temperature) {
+    if (!g) return aios__err(AIOS_ERR_INVALID_ARG, "router: NULL generator");
+    if (g->kv) aios_kv_cache_truncate(g->kv, 0);
+    return aios_decoder_set_router(g->dec, (int)router, top_k, temperature);
+}
+
+aios_status aios_router_parse(const char *name, aios_router *out) {
+    static const char *const names[] = {"none", "arrow", "compose"};
+    for (int i = 0; name && i < 3; i++)
+        if (!strcmp(name, names[i])) {
+            *out = (aios_router)i;
+            return AIOS_OK;
+        }
+    return aios__err(AIOS_ERR_INVALID_ARG, "router '%s' (none, arrow, compose)", name ? name : "(null)");
+}
+
 int aios_generator_adapter_count(const aios_generator *g) {
     int n = 0;
     for (int i = 0; g && i < AIOS_DECODER_MAX_ADAPTERS; i++) n += g->adapters[i] != NULL;

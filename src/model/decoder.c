@@ -64,6 +64,19 @@ struct aios_decoder {
     int n_adapters;
     float *lora_u;
     int64_t lora_u_cap;
+    /* the router over the adapters (aios_decoder_set_router) */
+    int router, top_k;
+    float temperature;
+    /* arrow: per (layer, target) the experts (adapters adapting it, scale != 0), their
+     * prototypes in one allocation, rebuilt when the adapters or the router change */
+    aios_arrow_expert *arrow_ex; /* (n_layer * AIOS_LORA_N_TARGETS, AIOS_DECODER_MAX_ADAPTERS) */
+    int *arrow_n;                /* (n_layer * AIOS_LORA_N_TARGETS) */
+    float *arrow_protos;
+    /* compose: one KV cache per adapter, kept in step with the caller's cache `compose_owner` */
+    aios_kv_cache *compose_kv[AIOS_DECODER_MAX_ADAPTERS];
+    const aios_kv_cache *compose_owner;
+    float *compose_logits;
+    int64_t compose_logits_cap;
 };
 
 struct aios_kv_cache {
@@ -485,6 +498,8 @@ void aios_decoder_free(aios_decoder *d) {
     free_scratch(d);
     aios_kv_cache_free(d->scratch_kv);
     free(d->lora_u);
+    free(d->arrow_ex), free(d->arrow_n), free(d->arrow_protos), free(d->compose_logits);
+    for (int i = 0; i < AIOS_DECODER_MAX_ADAPTERS; i++) aios_kv_cache_free(d->compose_kv[i]);
     free(d);
 }
 
@@ -499,6 +514,51 @@ const aios_tensor *aios_decoder_embed(const aios_decoder *d) { return d->embed; 
 const aios_tensor *aios_decoder_lm_head(const aios_decoder *d) { return d->lm_head; }
 const float *aios_decoder_final_norm(const aios_decoder *d) { return d->final_norm; }
 
+/* Arrow's expert tables for the current adapters (prototypes computed here, once per set);
+ * compose's caches forgotten.  Called whenever the adapters or the router change. */
+static aios_status router_rebuild(aios_decoder *d) {
+    d->compose_owner = NULL;
+    free(d->arrow_protos), free(d->arrow_ex), free(d->arrow_n);
+    d->arrow_protos = NULL, d->arrow_ex = NULL, d->arrow_n = NULL;
+    if (d->router != AIOS_ROUTER_ARROW || !d->n_adapters) return AIOS_OK;
+    const int64_t nl = d->cfg.n_layer, NT = AIOS_LORA_N_TARGETS;
+    int64_t total = 0;
+    for (int i = 0; i < d->n_adapters; i++)
+        for (int64_t k = 0; k < d->adapters[i]->n_mods; k++) total += d->adapters[i]->mods[k].n_in;
+    d->arrow_ex = calloc((size_t)(nl * NT * AIOS_DECODER_MAX_ADAPTERS), sizeof *d->arrow_ex);
+    d->arrow_n = calloc((size_t)(nl * NT), sizeof *d->arrow_n);
+    d->arrow_protos = malloc((size_t)AIOS_MAX(total, 1) * sizeof(float));
+    if (!d->arrow_ex || !d->arrow_n || !d->arrow_protos) return aios__err(AIOS_ERR_NOMEM, "decoder: arrow prototypes");
+    float *p = d->arrow_protos;
+    for (int64_t l = 0; l < nl; l++)
+        for (int t = 0; t < NT; t++)
+            for (int i = 0; i < d->n_adapters; i++) {
+                const aios_lora_module *m = aios_lora_get(d->adapters[i], l, t);
+                if (!m || d->adapter_scale[i] == 0) continue;
+                AIOS_TRY(aios_lora_prototype(m, p));
+                aios_arrow_expert *e = &d->arrow_ex[(l * NT + t) * AIOS_DECODER_MAX_ADAPTERS + d->arrow_n[l * NT + t]++];
+                e->m = m, e->proto = p, e->scale = d->adapter_scale[i] * aios_lora_scaling(d->adapters[i]);
+                p += m->n_in;
+            }
+    return AIOS_OK;
+}
+
+const float *aios_decoder_arrow_prototype(const aios_decoder *d, int64_t l, int target, int i) {
+    if (!d->arrow_n || l < 0 || l >= d->cfg.n_layer || target < 0 || target >= AIOS_LORA_N_TARGETS) return NULL;
+    int64_t k = l * AIOS_LORA_N_TARGETS + target;
+    return i >= 0 && i < d->arrow_n[k] ? d->arrow_ex[k * AIOS_DECODER_MAX_ADAPTERS + i].proto : NULL;
+}
+
+/* Grows the adapters' scratch to n floats (only when a batch is larger than any before). */
+static aios_status lora_scratch(aios_decoder *d, int64_t n) {
+    if (n <= d->lora_u_cap) return AIOS_OK;
+    float *u = realloc(d->lora_u, (size_t)n * sizeof(float));
+    if (!u) return aios__err(AIOS_ERR_NOMEM, "decoder: adapter scratch");
+    d->lora_u = u;
+    d->lora_u_cap = n;
+    return AIOS_OK;
+}
+
 aios_status aios_decoder_set_adapters(aios_decoder *d, aios_lora *const *adapters, const float *scales, int n) {
     if (n < 0 || n > AIOS_DECODER_MAX_ADAPTERS)
         return aios__err(AIOS_ERR_RANGE, "decoder: %d adapters (at most %d)", n, AIOS_DECODER_MAX_ADAPTERS);
@@ -508,20 +568,38 @@ aios_status aios_decoder_set_adapters(aios_decoder *d, aios_lora *const *adapter
     }
     for (int i = 0; i < n; i++) d->adapters[i] = adapters[i], d->adapter_scale[i] = scales ? scales[i] : 1.0f;
     d->n_adapters = n;
-    return AIOS_OK;
+    return router_rebuild(d);
 }
+
+aios_status aios_decoder_set_router(aios_decoder *d, int router, int top_k, float temperature) {
+    if (router != AIOS_ROUTER_NONE && router != AIOS_ROUTER_ARROW && router != AIOS_ROUTER_COMPOSE)
+        return aios__err(AIOS_ERR_INVALID_ARG, "decoder: router %d (none, arrow, compose)", router);
+    if (router == AIOS_ROUTER_ARROW && (top_k < 1 || !(temperature > 0) || !isfinite(temperature)))
+        return aios__err(AIOS_ERR_INVALID_ARG, "decoder: arrow needs top_k >= 1 and a temperature > 0 (got %d, %g)", top_k,
+                         (double)temperature);
+    d->router = router;
+    d->top_k = top_k;
+    d->temperature = temperature;
+    return router_rebuild(d);
+}
+
+int aios_decoder_router(const aios_decoder *d) { return d->router; }
 
 /* y (T, n_out) += every adapter's delta for (layer l, target) on input x (T, n_in). */
 static aios_status apply_adapters(aios_decoder *d, int64_t l, int target, float *y, const float *x, int64_t T) {
+    if (d->router == AIOS_ROUTER_ARROW) { /* per token, the top-k experts by prototype */
+        const int64_t k = l * AIOS_LORA_N_TARGETS + target;
+        const aios_arrow_expert *ex = d->arrow_ex + k * AIOS_DECODER_MAX_ADAPTERS;
+        const int E = d->arrow_n[k];
+        if (!E) return AIOS_OK;
+        AIOS_TRY(lora_scratch(d, T * aios_lora_arrow_scratch(ex, E)));
+        aios_lora_arrow_apply(ex, E, d->top_k, d->temperature, y, x, T, d->lora_u);
+        return AIOS_OK;
+    }
     for (int i = 0; i < d->n_adapters; i++) {
         const aios_lora_module *m = aios_lora_get(d->adapters[i], l, target);
         if (!m || d->adapter_scale[i] == 0) continue;
-        if (T * m->r > d->lora_u_cap) {
-            float *u = realloc(d->lora_u, (size_t)(T * m->r) * sizeof(float));
-            if (!u) return aios__err(AIOS_ERR_NOMEM, "decoder: adapter scratch");
-            d->lora_u = u;
-            d->lora_u_cap = T * m->r;
-        }
+        AIOS_TRY(lora_scratch(d, T * m->r));
         aios_lora_apply(d->adapters[i], m, d->adapter_scale[i], y, x, T, d->lora_u);
     }
     return AIOS_OK;
@@ -618,9 +696,88 @@ aios_status aios_decoder_forward(aios_decoder *d, aios_kv_cache *kv, const int32
     return aios_decoder_forward_rows(d, kv, tokens, T, opts, 0, -1, logits);
 }
 
+static aios_status forward_one(aios_decoder *d, aios_kv_cache *kv, const int32_t *tokens, int64_t T,
+                               const aios_forward_opts *opts, int64_t logits_lo, int64_t logits_rows, float *logits);
+
+/* compose (the seed's L0 score composition): the base forward on the caller's cache, then one
+ * forward per adapter alone (at its full alpha / r) on that adapter's own cache, and the logits
+ * mixed as w_base * base + sum_i w_i * adapter_i.  Weights: w_i = max(scale_i, 0); when they sum
+ * to S <= 1 the base takes 1 - S, otherwise they are divided by S and the base takes 0. */
+static aios_status forward_compose(aios_decoder *d, aios_kv_cache *kv, const int32_t *tokens, int64_t T,
+                                   const aios_forward_opts *opts, int64_t logits_lo, int64_t logits_rows,
+                                   float *logits) {
+    const int n = d->n_adapters;
+    float w[AIOS_DECODER_MAX_ADAPTERS], S = 0;
+    for (int i = 0; i < n; i++) S += (w[i] = fmaxf(d->adapter_scale[i], 0.0f));
+    const float w_base = S <= 1 ? 1 - S : 0, div = S <= 1 ? 1 : S;
+    /* the caches: in step with the caller's (or all fresh for a call without one) */
+    int64_t n_past = kv ? kv->n_past : 0, n_ctx = kv ? kv->n_ctx : T;
+    if (kv && kv != d->compose_owner) {
+        if (n_past)
+            return aios__err(AIOS_ERR_INVALID_ARG,
+                             "decoder: compose: this KV cache was filled without the compose router (truncate it to 0)");
+        d->compose_owner = kv;
+    }
+    for (int i = 0; i < n; i++) {
+        if (w[i] == 0) continue;
+        aios_kv_cache *c = d->compose_kv[i];
+        if (!c || c->n_ctx < n_ctx) {
+            aios_kv_cache_free(c);
+            d->compose_kv[i] = NULL;
+            AIOS_TRY(aios_kv_cache_create(d, n_ctx, &d->compose_kv[i]));
+            c = d->compose_kv[i];
+            c->n_past = 0;
+            if (n_past) { /* only when a cache of the owner grew past ours: start over */
+                d->compose_owner = NULL;
+                return aios__err(AIOS_ERR_INVALID_ARG, "decoder: compose: adapter cache lost (truncate the KV cache to 0)");
+            }
+        }
+        if (kv && c->n_past < n_past) {
+            d->compose_owner = NULL;
+            return aios__err(AIOS_ERR_INVALID_ARG, "decoder: compose: adapter cache behind (truncate the KV cache to 0)");
+        }
+        c->n_past = n_past;
+    }
+    int64_t rows = logits ? (opts && opts->logits_all ? (logits_rows >= 0 ? logits_rows : T) : 1) : 0;
+    int64_t nl = rows * d->cfg.n_vocab;
+    if (nl > d->compose_logits_cap) {
+        float *p = realloc(d->compose_logits, (size_t)nl * sizeof(float));
+        if (!p) return aios__err(AIOS_ERR_NOMEM, "decoder: compose logits");
+        d->compose_logits = p, d->compose_logits_cap = nl;
+    }
+    /* base: no adapters */
+    aios_lora *ad[AIOS_DECODER_MAX_ADAPTERS];
+    float sc[AIOS_DECODER_MAX_ADAPTERS];
+    memcpy(ad, d->adapters, sizeof ad), memcpy(sc, d->adapter_scale, sizeof sc);
+    d->router = AIOS_ROUTER_NONE;
+    d->n_adapters = 0;
+    aios_status s = forward_one(d, kv, tokens, T, opts, logits_lo, logits_rows, logits);
+    for (int64_t j = 0; s == AIOS_OK && j < nl; j++) logits[j] *= w_base;
+    for (int i = 0; s == AIOS_OK && i < n; i++) {
+        if (w[i] == 0) continue;
+        d->adapters[0] = ad[i], d->adapter_scale[0] = 1.0f, d->n_adapters = 1;
+        s = forward_one(d, d->compose_kv[i], tokens, T, opts, logits_lo, logits_rows, logits ? d->compose_logits : NULL);
+        const float wi = w[i] / div, *o = d->compose_logits;
+        for (int64_t j = 0; s == AIOS_OK && j < nl; j++) logits[j] += wi * o[j];
+    }
+    memcpy(d->adapters, ad, sizeof ad), memcpy(d->adapter_scale, sc, sizeof sc);
+    d->n_adapters = n;
+    d->router = AIOS_ROUTER_COMPOSE;
+    if (s != AIOS_OK) d->compose_owner = NULL;
+    return s;
+}
+
 aios_status aios_decoder_forward_rows(aios_decoder *d, aios_kv_cache *kv, const int32_t *tokens, int64_t T,
                                       const aios_forward_opts *opts, int64_t logits_lo, int64_t logits_rows,
                                       float *logits) {
+    if (d->router == AIOS_ROUTER_COMPOSE && d->n_adapters)
+        return forward_compose(d, kv, tokens, T, opts, logits_lo, logits_rows, logits);
+    return forward_one(d, kv, tokens, T, opts, logits_lo, logits_rows, logits);
+}
+
+/* One forward with the adapters as they are (none, summed, or arrow-routed). */
+static aios_status forward_one(aios_decoder *d, aios_kv_cache *kv, const int32_t *tokens, int64_t T,
+                               const aios_forward_opts *opts, int64_t logits_lo, int64_t logits_rows, float *logits) {
     static const aios_forward_opts dflt = {AIOS_FWD_CAUSAL, NULL, NULL, 0, 0, 0, 0};
     if (!opts) opts = &dflt;
     const aios_decoder_config *c = &d->cfg;

@@ -162,5 +162,18 @@ const float *aios_decoder_final_norm(const aios_decoder *d);    /* (n_embd) */
 #define AIOS_DECODER_MAX_ADAPTERS 16
 struct aios_lora;
 aios_status aios_decoder_set_adapters(aios_decoder *d, struct aios_lora *const *adapters, const float *scales, int n);
+/* How the adapters combine (aios_router, include/aios.h): AIOS_ROUTER_NONE sums them at their
+ * scales (the default); AIOS_ROUTER_ARROW routes every token of every adapted module to the
+ * top_k adapters by |x . prototype| / temperature (src/model/arrow.c; prototypes computed here
+ * and on every aios_decoder_set_adapters, kept until the next); AIOS_ROUTER_COMPOSE mixes the
+ * next-token logits of the base and of each adapter alone, each with its own KV cache kept in
+ * step with the caller's (the first cache forwarded from position 0 after a change of adapters
+ * or router; another cache with positions in it is refused).  top_k >= 1 and temperature > 0
+ * matter for arrow only.  AIOS_ERR_INVALID_ARG otherwise. */
+aios_status aios_decoder_set_router(aios_decoder *d, int router, int top_k, float temperature);
+int aios_decoder_router(const aios_decoder *d);
+/* Arrow's prototype (n_in) of the i-th expert of (layer l, target) — the i-th adapter (in the
+ * order given, skipping scale 0) that adapts it; NULL when there is none or arrow is off. */
+const float *aios_decoder_arrow_prototype(const aios_decoder *d, int64_t l, int target, int i);
 
 #endif

@@ -96,6 +96,34 @@ aios_status aios_lora_check(const aios_lora *a, const aios_decoder_config *c);
 void aios_lora_apply(const aios_lora *a, const aios_lora_module *m, float mult, float *y, const float *x, int64_t T,
                      float *u);
 
+/* ---- Arrow routing (src/model/arrow.c; Ostapenko et al. 2024, PEFT's ArrowLoraLinearLayer) ---- */
+/* v (n_in): the top right singular vector of the module's B A, unit norm (zeros when B A = 0),
+ * as PEFT's ArrowLoraLinearLayer computes it: AIOS_ARROW_ITERS power iterations from
+ * torch.randn(n_in) of a CPU generator seeded AIOS_ARROW_SEED (ArrowConfig's rng_seed).
+ * Its sign is PEFT's too (routing ignores it). */
+#define AIOS_ARROW_SEED 4242
+#define AIOS_ARROW_ITERS 15
+aios_status aios_lora_prototype(const aios_lora_module *m, float *v);
+/* out (n) = torch.randn(n, generator=torch.Generator().manual_seed(seed)) on the CPU (n >= 16;
+ * below that a deterministic stand-in). */
+void aios__torch_randn(float *out, int64_t n, uint64_t seed);
+/* One expert of a routed module: every expert of a call has the same n_in and n_out. */
+typedef struct {
+    const aios_lora_module *m;
+    const float *proto; /* (n_in), from aios_lora_prototype */
+    float scale;        /* alpha / r times the caller's scale */
+} aios_arrow_expert;
+/* Floats of scratch per token row that aios_lora_arrow_apply needs. */
+int64_t aios_lora_arrow_scratch(const aios_arrow_expert *ex, int E);
+/* coeff (E) = softmax over the top_k largest sim (E) of sim / temperature, 0 elsewhere
+ * (top_k clamped to 1..E; ties keep the lower index).  E <= AIOS_DECODER_MAX_ADAPTERS. */
+void aios_lora_arrow_coeffs(const float *sim, int E, int top_k, float temperature, float *coeff);
+/* y (T, n_out) += sum_e coeff(t, e) * scale_e * B_e (A_e x_t), coeff from
+ * sim = |x_t . proto_e| (aios_lora_arrow_coeffs).  scratch: T * aios_lora_arrow_scratch floats.
+ * The dot products use the selected kernel tier. */
+void aios_lora_arrow_apply(const aios_arrow_expert *ex, int E, int top_k, float temperature, float *y,
+                           const float *x, int64_t T, float *scratch);
+
 /* ---- PEFT adapter directory ---- */
 typedef struct {
     int64_t r;
