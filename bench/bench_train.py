@@ -152,7 +152,9 @@ def aios_train(model, data, steps, extra, tmp):
     # per-step times: from the progress lines (elapsed after each step) — one line per step here
     el = [float(x.split("elapsed ")[1].split()[0]) for x in err.splitlines() if "elapsed " in x]
     losses = [json.loads(x)["loss"] for x in open(log)]
-    return {"times": [b - a for a, b in zip([0.0] + el[:-1], el)], "losses": losses, "rss_mib": rss}
+    act = [x.split("activations ")[1].split()[0] for x in err.splitlines() if x.startswith("trained:")]
+    return {"times": [b - a for a, b in zip([0.0] + el[:-1], el)], "losses": losses, "rss_mib": rss,
+            "how": "activations %s MiB" % (act[-1] if act else "?")}
 
 
 def main():
@@ -166,10 +168,13 @@ def main():
     try:
         side = os.path.join(tmp, "torch_side.py")
         open(side, "w").write(TORCH_SIDE)
-        f32 = os.path.join(tmp, "smollm2-f32")
-        run_child([ref, side, "export", gguf, f32])
+        f32 = os.environ.get("BENCH_TRAIN_F32")  # a float32 export made before (it takes minutes)
+        if not f32:
+            f32 = os.path.join(tmp, "smollm2-f32")
+            run_child([ref, side, "export", gguf, f32])
         shared = os.environ.get("AIOS_SHARED") or os.path.join(ROOT, "..", "shared")
-        shutil.copy(os.path.join(shared, "models", "smollm2-135m-instruct", "tokenizer.json"), f32)
+        if not os.path.exists(os.path.join(f32, "tokenizer.json")):
+            shutil.copy(os.path.join(shared, "models", "smollm2-135m-instruct", "tokenizer.json"), f32)
         # the data: 8 texts of >= 128 tokens (this repository's docs), cut to 128 by --max-len;
         # the PyTorch side gets the very ids aios trains on (`aios tokenize`)
         texts = []
@@ -184,8 +189,8 @@ def main():
                 f.write(json.dumps({"text": t}) + "\n")
         ids = []
         for t in texts:
-            p = subprocess.run([AIOS, "tokenize", "--tokenizer", os.path.join(f32, "tokenizer.json"), "--jsonl"], input=t, capture_output=True,
-                               text=True, check=True)
+            p = subprocess.run([AIOS, "tokenize", "--tokenizer", os.path.join(f32, "tokenizer.json"), "--jsonl"],
+                               input=json.dumps(t) + "\n", capture_output=True, text=True, check=True)
             ids.append(json.loads(p.stdout.splitlines()[0])["ids"][:L])
         assert all(len(x) == L for x in ids), [len(x) for x in ids]
         ids_path = os.path.join(tmp, "ids.json")

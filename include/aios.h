@@ -862,7 +862,8 @@ double aios_train_auto_lr(int64_t n_examples);
 /* Trains and writes `out`: a PEFT adapter directory, or a skill card when out ends in
  * ".parquet" (written atomically; on a failure mid-training — a NaN loss — the last good
  * adapter is written and the error returned).  Errors name the line and field of the data:
- * "data.jsonl:3: field 'a' is empty".  result may be NULL. */
+ * "data.jsonl:3: field 'a' is empty".  data may be NULL when p->from_store is set.  The model
+ * is opened (and closed) here, read-only.  result may be NULL. */
 aios_status aios_train(const char *model, const char *data, const char *out, const aios_train_params *p,
                        aios_train_result *result);
 
