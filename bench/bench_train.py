@@ -18,6 +18,8 @@ its own process, REPEAT times, alternating order; the median is reported with th
 Needs $AIOS_REF_PYTHON: an interpreter with torch + transformers (+ peft) + gguf, e.g. a venv over
 Debian's python3-torch 1.13 with transformers 4.46 / peft 0.13 installed --no-deps.
 Usage: bench_train.py [steps=3] [repeat=3]   (prints a Markdown table)
+  $BENCH_TRAIN_F32: a float32 export made before; $BENCH_TRAIN_ONLY: "a|b" runs only the
+  configurations whose name contains a or b; $BENCH_THREADS (2).
 """
 import json
 import os
@@ -200,6 +202,9 @@ def main():
                    ("aios, 4-bit base (Q4_1 GGUF in place)", lambda: aios_train(gguf, data, steps, [], tmp)),
                    ("PyTorch + PEFT, f32 base", lambda: json.loads(run_child([ref, side, "train", f32, ids_path,
                                                                                str(steps)])[0].splitlines()[-1]))]
+        only = os.environ.get("BENCH_TRAIN_ONLY")  # e.g. "f32 base," "PyTorch": configurations whose name holds one
+        if only:
+            configs = [c for c in configs if any(w.strip() and w.strip() in c[0] for w in only.split("|"))]
         res = {n: [] for n, _ in configs}
         for rep in range(repeat):
             order = configs if rep % 2 == 0 else configs[::-1]
@@ -219,10 +224,10 @@ def main():
             tps = statistics.median(tok / statistics.median(r["times"][1:] or r["times"]) for r in res[name])
             rss = statistics.median(r["rss_mib"] for r in res[name])
             rows[name] = (tps, rss, res[name][0]["losses"][0])
-        ptps, prss, _ = rows["PyTorch + PEFT, f32 base"]
+        ptps, prss, _ = rows.get("PyTorch + PEFT, f32 base", (float("nan"),) * 3)
         for name, (tps, rss, l0) in rows.items():
             print("| %s | %.0f | %.0f | %.4f | %.2fx | %.2fx |" % (name, tps, rss, l0, tps / ptps, rss / prss))
-        how = res["PyTorch + PEFT, f32 base"][0].get("how")
+        how = res["PyTorch + PEFT, f32 base"][0].get("how") if "PyTorch + PEFT, f32 base" in res else "not run"
         print("\nPyTorch side: %s; load average %s at the end; %d threads; %d steps per run (the first is warm-up)."
               % (how, load, int(os.environ.get("BENCH_THREADS", "2")), steps))
     finally:
