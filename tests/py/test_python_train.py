@@ -57,7 +57,7 @@ def peft_golden_through_python():
     for k, (mine, want) in enumerate(zip(got, golden["losses"])):
         print("# step %d loss %.6f PEFT %.6f" % (k, mine, want))
         assert abs(mine - want) <= 1e-3 * want, (k, mine, want)
-    assert len(got) == 2 and card.info["first_loss"] == got[0]
+    assert len(got) == 2 and abs(card.info["first_loss"] - got[0]) <= 1e-7 * got[0]  # the log has 9 digits
 
 
 @test
