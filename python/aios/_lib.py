@@ -305,3 +305,37 @@ _fn("aios_encoding_free", None, P(Encoding))
 lib.aios_diffuse_sample.argtypes = [P(Denoiser), P(DiffuseParams), P(c_int32), c_int64, P(c_int32), c_int64,
                                     P(DiffuseResult)]
 _fn("aios_diffuse_uncertainty_flag", None, P(DiffuseResult), c_double)
+
+
+# ---- LoRA training (aios_train, adapters on a generator) ---------------------------------------
+class TrainProgress(ctypes.Structure):
+    _fields_ = [("step", c_int64), ("total_steps", c_int64), ("loss", c_double), ("grad_norm", c_double),
+                ("lr", c_double), ("tokens_per_s", c_double), ("elapsed_s", c_double), ("eta_s", c_double)]
+
+
+TRAIN_PROGRESS = CFUNCTYPE(c_int, c_void_p, P(TrainProgress))
+
+
+class TrainParams(ctypes.Structure):
+    _fields_ = [("rank", c_int64), ("alpha", c_double), ("targets", c_char_p), ("rslora", c_int),
+                ("dropout", c_double), ("lr", c_double), ("steps", c_int64), ("epochs", c_int64),
+                ("batch", c_int64), ("accum", c_int64), ("weight_decay", c_double), ("clip", c_double),
+                ("cosine", c_int), ("warmup", c_int64), ("init_adapter", c_char_p), ("seed", c_uint64),
+                ("max_len", c_int64), ("log_jsonl", c_char_p), ("name", c_char_p), ("progress", c_void_p),
+                ("progress_user", c_void_p), ("n_threads", c_int), ("from_store", c_char_p), ("checkpoint", c_int)]
+
+
+class TrainResult(ctypes.Structure):
+    _fields_ = [("steps", c_int64), ("examples", c_int64), ("label_tokens", c_int64),
+                ("skipped_truncated", c_int64), ("first_loss", c_double), ("last_loss", c_double),
+                ("seconds", c_double), ("lr", c_double), ("total_steps", c_int64), ("activation_bytes", c_uint64),
+                ("stopped", c_int)]
+
+
+_fn("aios_train_default_params", TrainParams)
+_fn("aios_train", status, c_char_p, c_char_p, c_char_p, P(TrainParams), P(TrainResult))
+_fn("aios_lora_convert", status, c_char_p, c_char_p, c_char_p)
+_fn("aios_generator_adapter_add", status, vp, c_char_p, c_float, P(c_int))
+_fn("aios_generator_adapter_scale", status, vp, c_int, c_float)
+_fn("aios_generator_adapter_remove", status, vp, c_int)
+_fn("aios_generator_adapter_count", c_int, vp)

@@ -84,6 +84,7 @@ class ArrowEngine:
         self._gen = None
         self._dm = None
         self._tok = None
+        self._adapters: list = []  # (C adapter id, what the caller gave)
         self._info = self._probe()
 
     # ---- lifetime -----------------------------------------------------------------------------
@@ -95,6 +96,7 @@ class ArrowEngine:
             self._encoders.clear()
             if self._gen:
                 lib.aios_generator_free(self._gen)
+            self._adapters = []  # they went with the generator
             if self._dm:
                 lib.aios_diffusion_model_free(self._dm)
             if self._tok:
@@ -419,6 +421,46 @@ class ArrowEngine:
             call(lib.aios_generator_chat_prompt, self._generator(), arr, len(pairs), ctypes.byref(out))
         prompt = take_string(out.value)
         return self.generate(prompt, max_tokens, temperature, top_k, top_p, seed, stop, stream, **options)
+
+    # ---- LoRA adapters ------------------------------------------------------------------------
+    def use_adapters(self, adapters: Sequence[Any]) -> None:
+        """Applies LoRA adapters to generate / chat from now on, without reloading the model:
+        each item a LoRACard, a path (skill card .parquet or PEFT adapter directory), or a
+        (card or path, scale) pair (scale 1 by default).  Replaces the adapters applied before;
+        [] removes them all.  On an error no adapter is left applied."""
+        from .train import LoRACard
+        if isinstance(adapters, (str, bytes)) or not isinstance(adapters, Sequence):
+            raise TypeError("adapters must be a list of LoRACard, paths or (adapter, scale) pairs")
+        items = []
+        for i, x in enumerate(adapters):
+            scale = 1.0
+            if isinstance(x, tuple):
+                if len(x) != 2:
+                    raise TypeError(f"adapters[{i}]: a pair (adapter, scale)")
+                x, scale = x[0], float_arg(x[1], f"adapters[{i}] scale")
+            path = x.path if isinstance(x, LoRACard) else x
+            items.append((path_arg(path, f"adapters[{i}]"), scale, x))
+        with self._lock:
+            g = self._generator()
+            self._drop_adapters(g)
+            try:
+                for path, scale, ref in items:
+                    aid = ctypes.c_int()
+                    call(lib.aios_generator_adapter_add, g, path, scale, ctypes.byref(aid))
+                    self._adapters.append((aid.value, ref))
+            except BaseException:
+                self._drop_adapters(g)
+                raise
+
+    def _drop_adapters(self, g) -> None:
+        for aid, _ in self._adapters:
+            lib.aios_generator_adapter_remove(g, aid)
+        self._adapters = []
+
+    @property
+    def adapters(self) -> list:
+        """The adapters applied (what use_adapters was given), in order."""
+        return [ref for _, ref in self._adapters]
 
     @property
     def chat_template(self) -> str:

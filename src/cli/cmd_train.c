@@ -13,7 +13,8 @@
 
 static void usage_train(FILE *f) {
     fprintf(f,
-            "usage: aios train --model M --data FILE --out OUT [options]\n\n"
+            "usage: aios train --model M --data FILE --out OUT [options]\n"
+            "       aios train --model M --from-store DIR --out OUT [options]\n\n"
             "Trains a LoRA adapter on a decoder model (weights stay frozen in their stored dtype).\n"
             "FILE is JSONL: {\"q\": ..., \"a\": ...} (chat template around the question, loss on the\n"
             "answer + end-of-turn), {\"messages\": [...]} (loss on the last, assistant, message) or\n"
@@ -25,16 +26,22 @@ static void usage_train(FILE *f) {
             "  --target LIST        modules: q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj\n"
             "                       or all (default q_proj,v_proj)\n"
             "  --dropout P          lora_dropout (default 0)\n"
-            "  --lr LR              peak learning rate (default 2e-4)\n"
-            "  --steps N | --epochs E   optimizer steps, or passes over the data (default 1 epoch)\n"
+            "  --lr LR              peak learning rate (default: from the data size, 3e-3 for up to\n"
+            "                       64 examples, falling log-linearly to 2e-4 at 4096 and more)\n"
+            "  --steps N | --epochs E   optimizer steps, or passes over the data (default: whole\n"
+            "                       epochs until at least 30 steps)\n"
             "  --batch B            sequences per batch (default: all, up to 8)\n"
             "  --accum K            batches per optimizer step (default 1)\n"
             "  --weight-decay W     AdamW decoupled weight decay (default 0)\n"
             "  --clip C             global gradient-norm clip (default 1; 0 = off)\n"
             "  --schedule S         constant | cosine (default constant)\n"
             "  --warmup N           linear warm-up steps (default 0)\n"
+            "  --from-store DIR     train on a memory store: each memory's content is a {\"text\"}\n"
+            "                       example (with --data, both)\n"
             "  --init-adapter P     start from a PEFT directory or skill card (its rank/alpha/targets)\n"
             "  --seed S             initialisation, dropout and shuffling seed (default 0)\n"
+            "  --checkpoint         keep only each layer's input and recompute the layer in the\n"
+            "                       backward (less memory, one more forward; the same gradients)\n"
             "  --max-len N          truncate longer sequences (default: the model's context, <= 2048)\n"
             "  --log-jsonl F        one {\"step\", \"loss\", \"grad_norm\", \"lr\"} line per step\n"
             "  --name NAME          skill card name (default: the data file's name)\n"
@@ -53,7 +60,14 @@ static void on_sigint(int sig) {
 
 static int on_progress(void *user, const aios_train_progress *p) {
     int tty = *(int *)user;
-    if (tty) {
+    int64_t every = p->total_steps >= 10 ? p->total_steps / 10 : 1;
+    if (!tty && (p->step % every == 0 || p->step == p->total_steps || p->step == 1)) {
+        /* not a terminal (a log, a pipe): a plain line at every tenth of the run */
+        int eta = (int)(p->eta_s + 0.5);
+        fprintf(stderr, "aios: train: step %lld/%lld loss %.4f grad %.3f lr %.3g %.0f tok/s elapsed %.2f s ETA %d:%02d\n",
+                (long long)p->step, (long long)p->total_steps, p->loss, p->grad_norm, p->lr, p->tokens_per_s, p->elapsed_s,
+                eta / 60, eta % 60);
+    } else if (tty) {
         int eta = (int)(p->eta_s + 0.5);
         fprintf(stderr, "\rstep %lld/%lld  loss %.4f  grad %.3f  lr %.3g  %.0f tok/s  ETA %d:%02d   ", (long long)p->step,
                 (long long)p->total_steps, p->loss, p->grad_norm, p->lr, p->tokens_per_s, eta / 60, eta % 60);
@@ -92,6 +106,7 @@ int aios_cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--rank")) { if (!num(a, v, 1, 4096, &x)) return 2; p.rank = (int64_t)x; }
         else if (!strcmp(a, "--alpha")) { if (!num(a, v, 1e-6, 1e6, &x)) return 2; p.alpha = x; }
         else if (!strcmp(a, "--rslora")) { p.rslora = 1; takes = 0; }
+        else if (!strcmp(a, "--checkpoint")) { p.checkpoint = 1; takes = 0; }
         else if (!strcmp(a, "--target")) p.targets = v;
         else if (!strcmp(a, "--dropout")) { if (!num(a, v, 0, 0.99, &x)) return 2; p.dropout = x; }
         else if (!strcmp(a, "--lr")) { if (!num(a, v, 1e-12, 10, &x)) return 2; p.lr = x; }
@@ -107,6 +122,7 @@ int aios_cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--threads")) { if (!num(a, v, 1, 1024, &x)) return 2; p.n_threads = (int)x; }
         else if (!strcmp(a, "--log-jsonl")) p.log_jsonl = v;
         else if (!strcmp(a, "--init-adapter")) p.init_adapter = v;
+        else if (!strcmp(a, "--from-store")) p.from_store = v;
         else if (!strcmp(a, "--name")) p.name = v;
         else if (!strcmp(a, "--schedule")) {
             if (v && !strcmp(v, "cosine")) p.cosine = 1;
@@ -127,8 +143,8 @@ int aios_cmd_train(int argc, char **argv) {
             i++;
         }
     }
-    if (!model || !data || !out) {
-        fprintf(stderr, "aios: train: --model, --data and --out are required (see 'aios train --help')\n");
+    if (!model || (!data && !p.from_store) || !out) {
+        fprintf(stderr, "aios: train: --model, --data (or --from-store) and --out are required (see 'aios train --help')\n");
         return 2;
     }
     if (have_steps && have_epochs) {
@@ -147,8 +163,8 @@ int aios_cmd_train(int argc, char **argv) {
     sigaction(SIGINT, &old, NULL);
     if (tty) fprintf(stderr, "\n");
     if (s) return aios_cli_fail("train", s);
-    fprintf(stderr, "%s: %lld steps on %lld examples (%lld label tokens), loss %.4f -> %.4f, %.1f s, activations %.1f MiB -> %s\n",
-            r.stopped ? "interrupted" : "trained", (long long)r.steps, (long long)r.examples, (long long)r.label_tokens,
+    fprintf(stderr, "%s: %lld steps (lr %.3g) on %lld examples (%lld label tokens), loss %.4f -> %.4f, %.1f s, activations %.1f MiB -> %s\n",
+            r.stopped ? "interrupted" : "trained", (long long)r.steps, r.lr, (long long)r.examples, (long long)r.label_tokens,
             r.first_loss, r.last_loss, r.seconds, (double)r.activation_bytes / (1 << 20), out);
     return 0;
 }

@@ -17,6 +17,11 @@
  *  - Activations of every layer are kept (x, both norm outputs and their 1/rms, q/k before
  *    and after RoPE, v, attention probabilities, MLP gate/up/product, each module's x A^T);
  *    the buffers grow to the largest batch and are reused.
+ *  - Checkpointing (aios_trainer_set_checkpoint): only each layer's input x is kept; one set of
+ *    layer buffers serves every layer, and the backward recomputes layer l's forward from its
+ *    input before going through it.  The recomputation runs the same kernels on the same data
+ *    with the same dropout draws (the generator's state is saved at each layer's start), so
+ *    the gradients are bit for bit those of the kept-activation run.
  *  - The LM head runs only on rows with a label (the answer tokens of a q/a pair), in chunks,
  *    so the (N, n_vocab) logits never exist at once; its backward is fused with the loss.
  *  - Attention is written here (not aios_attention) because the backward needs P; it is small
@@ -54,6 +59,8 @@ struct aios_trainer {
     aios_lora *a;
     const aios_decoder_config *c;
     uint64_t rng;
+    int checkpoint;      /* 1: recompute each layer's forward in the backward */
+    uint64_t *layer_rng; /* (n_layer) the dropout generator's state at each layer's start */
     float *grad; /* (n_params) */
     int64_t cap_N, cap_BLL;
     float *xs;   /* (n_layer + 1, N, E) residual stream at each layer's input */
@@ -304,7 +311,8 @@ aios_status aios_trainer_create(aios_decoder *d, aios_lora *a, uint64_t seed, ai
     t->grad = calloc((size_t)AIOS_MAX(a->n_params, 1), sizeof(float));
     t->acts = calloc((size_t)c->n_layer, sizeof *t->acts);
     t->inv_freq = malloc((size_t)(c->head_dim / 2) * sizeof(float));
-    if (!t->grad || !t->acts || !t->inv_freq) {
+    t->layer_rng = calloc((size_t)c->n_layer, sizeof *t->layer_rng);
+    if (!t->grad || !t->acts || !t->inv_freq || !t->layer_rng) {
         aios_trainer_free(t);
         return aios__err(AIOS_ERR_NOMEM, "train");
     }
@@ -341,8 +349,18 @@ void aios_trainer_free(aios_trainer *t) {
     free(t->acts);
     free(t->grad);
     free(t->inv_freq);
+    free(t->layer_rng);
     free(t);
 }
+
+void aios_trainer_set_checkpoint(aios_trainer *t, int on) {
+    if (!!on == t->checkpoint) return;
+    free_acts(t); /* the next step allocates for the new mode */
+    t->checkpoint = !!on;
+}
+
+/* The activations of layer l: its own, or the one shared set when checkpointing. */
+static layer_act *act_of(aios_trainer *t, int64_t l) { return &t->acts[t->checkpoint ? 0 : l]; }
 
 float *aios_trainer_grad(aios_trainer *t) { return t->grad; }
 void aios_trainer_zero_grad(aios_trainer *t) { memset(t->grad, 0, (size_t)AIOS_MAX(t->a->n_params, 1) * sizeof(float)); }
@@ -367,8 +385,8 @@ static aios_status ensure(aios_trainer *t, int64_t B, int64_t L) {
     const uint64_t r = (uint64_t)t->a->r, BLL = (uint64_t)(B * L * L) * (uint64_t)c->n_head;
     const uint64_t W = AIOS_MAX(AIOS_MAX(E, QD), F);
     AIOS_TRY(alloc_f(t, &t->xs, (nl + 1) * N * E));
-    AIOS_TRY(alloc_f(t, &t->xm, nl * N * E));
-    for (uint64_t l = 0; l < nl; l++) {
+    AIOS_TRY(alloc_f(t, &t->xm, (t->checkpoint ? 1 : nl) * N * E));
+    for (uint64_t l = 0; l < (t->checkpoint ? 1 : nl); l++) {
         layer_act *A = &t->acts[l];
         AIOS_TRY(alloc_f(t, &A->xn1, N * E));
         AIOS_TRY(alloc_f(t, &A->rstd1, N));
@@ -390,6 +408,7 @@ static aios_status ensure(aios_trainer *t, int64_t B, int64_t L) {
         AIOS_TRY(alloc_f(t, &A->h, N * F));
         for (int m = 0; m < AIOS_LORA_N_TARGETS; m++) {
             const aios_lora_module *mod = aios_lora_get(t->a, (int64_t)l, m);
+            for (uint64_t l2 = 0; t->checkpoint && !mod && l2 < nl; l2++) mod = aios_lora_get(t->a, (int64_t)l2, m);
             if (!mod) continue;
             AIOS_TRY(alloc_f(t, &A->lu[m], N * r));
             if (t->a->dropout > 0) {
@@ -471,6 +490,39 @@ static aios_status proj_bwd(aios_trainer *t, layer_act *A, int64_t l, int target
  * the step
  * ------------------------------------------------------------------------------------------ */
 
+/* One layer's forward: x (N, E) -> xm (after attention) and xn (the next layer's input), its
+ * activations into A.  Draws its dropout masks from the state saved for the layer. */
+static aios_status layer_fwd(aios_trainer *t, layer_act *A, int64_t l, const float *x, float *xm, float *xn,
+                             const aios_train_batch *bt, int train) {
+    const aios_decoder_config *c = t->c;
+    const int64_t B = bt->B, L = bt->L, N = B * L;
+    const int64_t E = c->n_embd, nh = c->n_head, nkv = c->n_head_kv, hd = c->head_dim, F = c->n_ff;
+    aios_decoder_layer_view W;
+    aios_decoder_layer(t->d, l, &W);
+    t->rng = t->layer_rng[l];
+    rms_fwd(A->xn1, A->rstd1, x, W.attn_norm, N, E, c->eps);
+    float *qd = c->qk_norm ? A->qpre : A->q, *kd = c->qk_norm ? A->kpre : A->k;
+    AIOS_TRY(proj_fwd(t, A, l, AIOS_LORA_Q, qd, A->xn1, W.wq, W.bq, N, train));
+    AIOS_TRY(proj_fwd(t, A, l, AIOS_LORA_K, kd, A->xn1, W.wk, W.bk, N, train));
+    AIOS_TRY(proj_fwd(t, A, l, AIOS_LORA_V, A->v, A->xn1, W.wv, W.bv, N, train));
+    if (c->qk_norm) {
+        rms_fwd(A->q, A->rq, A->qpre, W.q_norm, N * nh, hd, c->eps);
+        rms_fwd(A->k, A->rk, A->kpre, W.k_norm, N * nkv, hd, c->eps);
+    }
+    aios_rope(A->q, t->pos, N, nh, hd, t->inv_freq);
+    aios_rope(A->k, t->pos, N, nkv, hd, t->inv_freq);
+    attn_fwd(t, A, bt->mask, B, L);
+    AIOS_TRY(proj_fwd(t, A, l, AIOS_LORA_O, xm, A->att, W.wo, W.bo, N, train));
+    aios_add(xm, x, N * E);
+    rms_fwd(A->xn2, A->rstd2, xm, W.ffn_norm, N, E, c->eps);
+    AIOS_TRY(proj_fwd(t, A, l, AIOS_LORA_GATE, A->g, A->xn2, W.wg, NULL, N, train));
+    AIOS_TRY(proj_fwd(t, A, l, AIOS_LORA_UP, A->u, A->xn2, W.wu, NULL, N, train));
+    for (int64_t i = 0; i < N * F; i++) A->h[i] = A->g[i] * sigmoidf_(A->g[i]) * A->u[i];
+    AIOS_TRY(proj_fwd(t, A, l, AIOS_LORA_DOWN, xn, A->h, W.wd, NULL, N, train));
+    aios_add(xn, xm, N * E);
+    return AIOS_OK;
+}
+
 aios_status aios_trainer_step(aios_trainer *t, const aios_train_batch *bt, float grad_scale, int train, double *loss,
                               int64_t *n_labels) {
     *loss = 0;
@@ -504,31 +556,10 @@ aios_status aios_trainer_step(aios_trainer *t, const aios_train_batch *bt, float
     const aios_tensor *emb = aios_decoder_embed(t->d);
     for (int64_t i = 0; i < N; i++) AIOS_TRY(aios_tensor_row_f32(t->xs + i * E, emb, bt->tokens[i]));
     for (int64_t l = 0; l < c->n_layer; l++) {
-        aios_decoder_layer_view W;
-        aios_decoder_layer(t->d, l, &W);
-        layer_act *A = &t->acts[l];
         float *x = t->xs + (size_t)l * (size_t)(N * E), *xn = t->xs + (size_t)(l + 1) * (size_t)(N * E);
-        float *xm = t->xm + (size_t)l * (size_t)(N * E);
-        rms_fwd(A->xn1, A->rstd1, x, W.attn_norm, N, E, c->eps);
-        float *qd = c->qk_norm ? A->qpre : A->q, *kd = c->qk_norm ? A->kpre : A->k;
-        AIOS_TRY(proj_fwd(t, A, l, AIOS_LORA_Q, qd, A->xn1, W.wq, W.bq, N, train));
-        AIOS_TRY(proj_fwd(t, A, l, AIOS_LORA_K, kd, A->xn1, W.wk, W.bk, N, train));
-        AIOS_TRY(proj_fwd(t, A, l, AIOS_LORA_V, A->v, A->xn1, W.wv, W.bv, N, train));
-        if (c->qk_norm) {
-            rms_fwd(A->q, A->rq, A->qpre, W.q_norm, N * nh, hd, c->eps);
-            rms_fwd(A->k, A->rk, A->kpre, W.k_norm, N * nkv, hd, c->eps);
-        }
-        aios_rope(A->q, t->pos, N, nh, hd, t->inv_freq);
-        aios_rope(A->k, t->pos, N, nkv, hd, t->inv_freq);
-        attn_fwd(t, A, bt->mask, B, L);
-        AIOS_TRY(proj_fwd(t, A, l, AIOS_LORA_O, xm, A->att, W.wo, W.bo, N, train));
-        aios_add(xm, x, N * E);
-        rms_fwd(A->xn2, A->rstd2, xm, W.ffn_norm, N, E, c->eps);
-        AIOS_TRY(proj_fwd(t, A, l, AIOS_LORA_GATE, A->g, A->xn2, W.wg, NULL, N, train));
-        AIOS_TRY(proj_fwd(t, A, l, AIOS_LORA_UP, A->u, A->xn2, W.wu, NULL, N, train));
-        for (int64_t i = 0; i < N * F; i++) A->h[i] = A->g[i] * sigmoidf_(A->g[i]) * A->u[i];
-        AIOS_TRY(proj_fwd(t, A, l, AIOS_LORA_DOWN, xn, A->h, W.wd, NULL, N, train));
-        aios_add(xn, xm, N * E);
+        float *xm = t->xm + (size_t)(t->checkpoint ? 0 : l) * (size_t)(N * E);
+        t->layer_rng[l] = t->rng;
+        AIOS_TRY(layer_fwd(t, act_of(t, l), l, x, xm, xn, bt, train));
     }
     const float *xL = t->xs + (size_t)c->n_layer * (size_t)(N * E);
     rms_fwd(t->xf, t->rstdf, xL, aios_decoder_final_norm(t->d), N, E, c->eps);
@@ -581,8 +612,14 @@ aios_status aios_trainer_step(aios_trainer *t, const aios_train_batch *bt, float
     for (int64_t l = c->n_layer - 1; l >= 0; l--) {
         aios_decoder_layer_view W;
         aios_decoder_layer(t->d, l, &W);
-        layer_act *A = &t->acts[l];
-        const float *x = t->xs + (size_t)l * (size_t)(N * E), *xm = t->xm + (size_t)l * (size_t)(N * E);
+        layer_act *A = act_of(t, l);
+        const float *x = t->xs + (size_t)l * (size_t)(N * E);
+        float *xm = t->xm + (size_t)(t->checkpoint ? 0 : l) * (size_t)(N * E);
+        if (t->checkpoint) { /* recompute this layer (its output xs[l + 1] is rewritten with the same values) */
+            const uint64_t keep = t->rng;
+            AIOS_TRY(layer_fwd(t, A, l, x, xm, t->xs + (size_t)(l + 1) * (size_t)(N * E), bt, 1));
+            t->rng = keep;
+        }
         const int first = l == 0;
         /* MLP: x' = m + h Wd^T */
         AIOS_TRY(proj_bwd(t, A, l, AIOS_LORA_DOWN, t->dh, dres, A->h, W.wd, N, 0));

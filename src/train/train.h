@@ -38,6 +38,9 @@ typedef struct aios_trainer aios_trainer;
  * decoder (aios_lora_check).  The adapter's dropout is used, with masks drawn from `seed`. */
 aios_status aios_trainer_create(aios_decoder *d, aios_lora *a, uint64_t seed, aios_trainer **out);
 void aios_trainer_free(aios_trainer *t);
+/* on = 1: keep only each layer's input and recompute the layer's forward in the backward
+ * (activation memory / n_layer for one more forward; the same gradients bit for bit). */
+void aios_trainer_set_checkpoint(aios_trainer *t, int on);
 
 /* Forward + backward of one batch: *loss = the batch's mean loss, *n_labels the labels it
  * counted; gradients of loss * grad_scale are ADDED to the gradient array (zero it with
@@ -70,6 +73,12 @@ typedef enum { AIOS_SCHED_CONSTANT = 0, AIOS_SCHED_COSINE = 1 } aios_lr_schedule
 /* transformers get_constant_schedule_with_warmup / get_cosine_schedule_with_warmup: the lr of
  * step `step` (0-based) of `total`. */
 double aios_lr_at(aios_lr_schedule s, double base, int64_t step, int64_t warmup, int64_t total);
+
+/* The JSONL data parser of aios_train on text in memory (for the fuzzer): every example it
+ * accepts goes to check (non-zero = reject: AIOS_ERR_INTERNAL), then is freed. */
+aios_status aios__train_parse_jsonl(aios_generator *g, const char *text, size_t len, int64_t max_len,
+                                    int (*check)(void *user, const int32_t *ids, const int32_t *labels, int64_t n),
+                                    void *user, int64_t *n_examples);
 
 /* Defined in src/engine/generate.c (the trainer reads the model through a generator: its
  * tokenizer, chat template and decoder). */

@@ -34,11 +34,25 @@ aios_train_params aios_train_default_params(void) {
     p.rank = 8;
     p.alpha = 16;
     p.targets = "q_proj,v_proj";
-    p.lr = 2e-4;
-    p.epochs = 1;
+    p.lr = 0;     /* auto: aios_train_auto_lr() of the data size */
+    p.epochs = 0; /* with steps 0: auto, at least AIOS_TRAIN_MIN_STEPS steps and one epoch */
     p.accum = 1;
     p.clip = 1.0;
     return p;
+}
+
+/* The defaults that learn.  A skill of a few facts (data/skills: 6 pairs) at PEFT's usual
+ * 2e-4 for one epoch is one optimizer step: nothing is learned.  Measured on SmolLM2-135M
+ * (docs/training.md "Defaults"): 30 full-batch steps at 3e-3 put 6 of 6 facts into q/v.  So
+ * the learning rate falls log-linearly with the number of examples, from 3e-3 at <= 64 to 2e-4
+ * at >= 4096 (large sets take many steps per epoch and want the small rate), and without
+ * --steps / --epochs training runs whole epochs until at least 30 steps are done. */
+double aios_train_auto_lr(int64_t n_examples) {
+    const double lo = 64, hi = 4096, lr_lo = 3e-3, lr_hi = 2e-4;
+    if (n_examples <= lo) return lr_lo;
+    if (n_examples >= hi) return lr_hi;
+    double t = log((double)n_examples / lo) / log(hi / lo);
+    return exp(log(lr_lo) + t * (log(lr_hi) - log(lr_lo)));
 }
 
 typedef struct {
@@ -100,11 +114,27 @@ static const char *jstr(const cJSON *o, const char *k) {
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
-/* Reads the JSONL file into examples.  Errors name "file:line". */
-static aios_status load_data(aios_generator *g, const char *path, int64_t max_len, examples *ex, int64_t *truncated) {
-    char *text = NULL;
-    size_t len = 0;
-    AIOS_TRY(aios__read_file(path, &text, &len));
+/* Takes x into ex after the length and label checks ("where" names it: a line, a memory id). */
+static aios_status add_example(examples *ex, example x, const char *file, const char *where, int64_t max_len,
+                               int64_t *truncated) {
+    if (x.n > max_len) {
+        aios_log(AIOS_LOG_WARN, "train: %s:%s: %lld tokens, truncated to %lld", file, where, (long long)x.n,
+                 (long long)max_len);
+        x.n = max_len;
+        ++*truncated;
+    }
+    int any = 0;
+    for (int64_t i = 1; i < x.n; i++) any |= x.labels[i] != -100;
+    aios_status s = any ? push(ex, x)
+                        : aios__err(AIOS_ERR_FORMAT, "%s:%s: no token to learn (the answer is empty or was truncated away)",
+                                    file, where);
+    if (s != AIOS_OK) free(x.ids), free(x.labels);
+    return s;
+}
+
+/* Parses JSONL text (named `path` in errors) into examples.  Errors name "file:line". */
+static aios_status parse_data(aios_generator *g, const char *path, char *text, size_t len, int64_t max_len, examples *ex,
+                              int64_t *truncated) {
     const int32_t eot = aios__generator_end_of_turn(g);
     aios_status s = AIOS_OK;
     int64_t line = 0;
@@ -170,25 +200,65 @@ static aios_status load_data(aios_generator *g, const char *path, int64_t max_le
         }
         cJSON_Delete(o);
         if (s != AIOS_OK) break;
-        if (x.n > max_len) {
-            aios_log(AIOS_LOG_WARN, "train: %s:%lld: %lld tokens, truncated to %lld", path, (long long)line, (long long)x.n,
-                     (long long)max_len);
-            x.n = max_len;
-            ++*truncated;
-        }
-        int any = 0;
-        for (int64_t i = 1; i < x.n; i++) any |= x.labels[i] != -100;
-        if (!any) {
-            free(x.ids), free(x.labels);
-            s = aios__err(AIOS_ERR_FORMAT, "%s:%lld: no token to learn (the answer is empty or was truncated away)", path,
-                          (long long)line);
-            break;
-        }
-        s = push(ex, x);
-        if (s != AIOS_OK) free(x.ids), free(x.labels);
+        char where[64];
+        snprintf(where, sizeof where, "%lld", (long long)line);
+        s = add_example(ex, x, path, where, max_len, truncated);
     }
-    free(text);
     if (s == AIOS_OK && ex->n == 0) s = aios__err(AIOS_ERR_FORMAT, "%s: no examples", path);
+    return s;
+}
+
+static aios_status load_data(aios_generator *g, const char *path, int64_t max_len, examples *ex, int64_t *truncated) {
+    char *text = NULL;
+    size_t len = 0;
+    AIOS_TRY(aios__read_file(path, &text, &len));
+    aios_status s = parse_data(g, path, text, len, max_len, ex, truncated);
+    free(text);
+    return s;
+}
+
+aios_status aios__train_parse_jsonl(aios_generator *g, const char *text, size_t len, int64_t max_len,
+                                    int (*check)(void *user, const int32_t *ids, const int32_t *labels, int64_t n),
+                                    void *user, int64_t *n_examples) {
+    examples ex = {0};
+    int64_t truncated = 0;
+    char *copy = malloc(len + 1);
+    if (!copy) return aios__err(AIOS_ERR_NOMEM, "train: data");
+    memcpy(copy, text, len);
+    copy[len] = 0;
+    aios_status s = parse_data(g, "data", copy, len, max_len, &ex, &truncated);
+    free(copy);
+    for (int64_t i = 0; s == AIOS_OK && check && i < ex.n; i++)
+        if (check(user, ex.v[i].ids, ex.v[i].labels, ex.v[i].n)) s = aios__err(AIOS_ERR_INTERNAL, "train: example %lld", (long long)i);
+    if (n_examples) *n_examples = ex.n;
+    examples_free(&ex);
+    return s;
+}
+
+/* --from-store: every live memory's content is one {"text"} example (the memory schema of
+ * DESIGN.md holds content + category/source/quality, no question/answer fields).  Errors name
+ * the memory id. */
+static aios_status load_store(aios_generator *g, const char *dir, int64_t max_len, examples *ex, int64_t *truncated) {
+    aios_store_params sp = aios_store_default_params();
+    sp.read_only = 1;
+    aios_store *st = NULL;
+    aios_status s = aios_store_open(dir, &sp, &st);
+    if (s != AIOS_OK) return aios__err_prefix(s, "train: --from-store %s", dir);
+    int64_t cursor = 0, empty = 0;
+    aios_memory m;
+    while ((s = aios_store_next(st, &cursor, &m)) == AIOS_OK) {
+        if (!m.content || !*m.content) { /* nothing to learn from; not an error (a memory may be an embedding only) */
+            empty++;
+            continue;
+        }
+        example x;
+        if ((s = build(g, NULL, m.content, -1, 1, &x)) != AIOS_OK) break;
+        if ((s = add_example(ex, x, dir, m.memory_id, max_len, truncated)) != AIOS_OK) break;
+    }
+    if (s == AIOS_ERR_NOT_FOUND) s = AIOS_OK; /* the end */
+    aios_store_close(st);
+    if (s == AIOS_OK && empty) aios_log(AIOS_LOG_WARN, "train: %s: %lld memories without content skipped", dir, (long long)empty);
+    if (s == AIOS_OK && ex->n == 0) s = aios__err(AIOS_ERR_FORMAT, "train: --from-store %s: no memory with content", dir);
     return s;
 }
 
@@ -261,14 +331,14 @@ aios_status aios_train(const char *model, const char *data, const char *out, con
     aios_train_params p = pp ? *pp : aios_train_default_params();
     aios_train_result r;
     memset(&r, 0, sizeof r);
-    if (!model || !data || !out) return aios__err(AIOS_ERR_INVALID_ARG, "train: model, data and out are required");
+    if (!model || (!data && !p.from_store) || !out)
+        return aios__err(AIOS_ERR_INVALID_ARG, "train: model, data (or from_store) and out are required");
     if (p.rank <= 0 && !p.init_adapter) return aios__err(AIOS_ERR_INVALID_ARG, "train: rank %lld (must be > 0)", (long long)p.rank);
-    if (!(p.lr > 0) || !isfinite(p.lr)) return aios__err(AIOS_ERR_INVALID_ARG, "train: lr %g (must be > 0)", p.lr);
+    if (!(p.lr >= 0) || !isfinite(p.lr)) return aios__err(AIOS_ERR_INVALID_ARG, "train: lr %g (must be > 0; 0 = auto)", p.lr);
     if (p.steps < 0 || p.epochs < 0 || p.batch < 0 || p.accum < 0 || p.warmup < 0 || !(p.weight_decay >= 0) ||
         !(p.clip >= 0) || !(p.dropout >= 0 && p.dropout < 1))
         return aios__err(AIOS_ERR_INVALID_ARG, "train: negative steps/epochs/batch/accum/warmup/weight decay/clip, or dropout outside [0, 1)");
     if (p.accum == 0) p.accum = 1;
-    if (p.epochs == 0) p.epochs = 1;
     if (p.n_threads > 0) aios_set_threads(p.n_threads);
     const double t0 = aios__now();
     aios_generator *g = NULL;
@@ -305,21 +375,28 @@ aios_status aios_train(const char *model, const char *data, const char *out, con
     }
     snprintf(a->base_model, sizeof a->base_model, "%s", model);
     {
-        const char *base = strrchr(data, '/');
-        base = base ? base + 1 : data;
+        const char *src = data ? data : p.from_store, *base = strrchr(src, '/');
+        base = base && base[1] ? base + 1 : src;
         snprintf(a->name, sizeof a->name, "%s", p.name ? p.name : base);
         char *dot = strrchr(a->name, '.');
         if (!p.name && dot) *dot = 0;
     }
-    if ((s = load_data(g, data, max_len, &ex, &r.skipped_truncated)) != AIOS_OK) goto out;
+    if (data && (s = load_data(g, data, max_len, &ex, &r.skipped_truncated)) != AIOS_OK) goto out;
+    if (p.from_store && (s = load_store(g, p.from_store, max_len, &ex, &r.skipped_truncated)) != AIOS_OK) goto out;
     r.examples = ex.n;
     int64_t bs = p.batch > 0 ? p.batch : AIOS_MIN(ex.n, (int64_t)8);
     int32_t pad = aios__generator_pad(g);
     if (pad < 0) pad = 0;
     if ((s = make_batches(&ex, bs, pad, &bt, &nb)) != AIOS_OK) goto out;
     const int64_t steps_per_epoch = AIOS_MAX((nb + p.accum - 1) / p.accum, (int64_t)1);
-    const int64_t total = p.steps > 0 ? p.steps : steps_per_epoch * p.epochs;
+    const int64_t epochs = p.epochs > 0 ? p.epochs
+                                        : (AIOS_TRAIN_MIN_STEPS + steps_per_epoch - 1) / steps_per_epoch;
+    const int64_t total = p.steps > 0 ? p.steps : steps_per_epoch * epochs;
+    if (p.lr == 0) p.lr = aios_train_auto_lr(ex.n);
+    r.lr = p.lr;
+    r.total_steps = total;
     if ((s = aios_trainer_create(d, a, p.seed, &tr)) != AIOS_OK) goto out;
+    aios_trainer_set_checkpoint(tr, p.checkpoint);
     if ((s = aios_adamw_init(&opt, a->n_params, p.lr, 0.9, 0.999, 1e-8, p.weight_decay)) != AIOS_OK) goto out;
     good = malloc((size_t)a->n_params * sizeof(float));
     if (!good) {

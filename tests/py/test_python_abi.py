@@ -18,6 +18,7 @@ STRUCTS = {
     "SearchParams": "aios_search_params", "SearchHit": "aios_search_hit", "StoreStats": "aios_store_stats",
     "Config": "aios_config", "DiffuseParams": "aios_diffuse_params", "DiffuseResult": "aios_diffuse_result",
     "Denoiser": "aios_denoiser", "TokParams": "aios_tok_params", "Encoding": "aios_encoding",
+    "TrainProgress": "aios_train_progress", "TrainParams": "aios_train_params", "TrainResult": "aios_train_result",
 }
 
 

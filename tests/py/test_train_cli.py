@@ -161,4 +161,66 @@ def text_and_messages_formats():
     assert os.path.exists(out)
 
 
+@test
+def defaults_choose_steps_and_lr():
+    """No training option: whole epochs until >= 30 steps and lr 3e-3 for a few pairs (the
+    defaults that learn, docs/training.md); given options win."""
+    need_model()
+    data = write("qa.jsonl", QA)
+    log = os.path.join(TMP, "dlog.jsonl")
+    r = aios("train", "--model", MODEL, "--data", data, "--out", os.path.join(TMP, "d"), "--log-jsonl", log)
+    assert "trained: 30 steps (lr 0.003) on 3 examples" in r.stderr, r.stderr
+    steps = [json.loads(x) for x in open(log)]
+    assert len(steps) == 30 and all(s["lr"] == 0.003 for s in steps)
+    assert "aios: train: step 30/30" in r.stderr, r.stderr  # progress lines off a terminal
+    r = aios("train", "--model", MODEL, "--data", data, "--out", os.path.join(TMP, "d2"), "--epochs", "2", "--lr",
+             "2e-4")
+    assert "trained: 2 steps (lr 0.0002)" in r.stderr, r.stderr
+
+
+@test
+def checkpoint_same_adapter():
+    """--checkpoint recomputes each layer in the backward: the same adapter bit for bit."""
+    need_model()
+    from safetensors.numpy import load_file
+    data = write("qa.jsonl", QA)
+    outs = []
+    for extra in ([], ["--checkpoint"]):
+        out = os.path.join(TMP, "ck%d" % len(outs))
+        r = aios("train", "--model", MODEL, "--data", data, "--out", out, "--steps", "3", "--lr", "1e-2", "--target",
+                 "all", "--dropout", "0.1", "--seed", "5", *extra)
+        outs.append((load_file(os.path.join(out, "adapter_model.safetensors")),
+                     float(r.stderr.split("activations ")[1].split()[0])))
+    (a, ma), (b, mb) = outs
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    assert mb < ma, (ma, mb)  # on this tiny model the (64, n_vocab) logits chunk dominates both
+
+
+@test
+def from_store_trains_on_memories():
+    """--from-store: each memory's content is a {"text"} example — the same adapter (to float
+    rounding) as the JSONL of those texts; errors name the store."""
+    need_model()
+    from safetensors.numpy import load_file
+    texts = ["Ada's cat is called Miso.", "The Zorbex logo is teal.", "Varnis has seven moons."]
+    mem = write("mem.jsonl", [json.dumps({"memory_id": "m%d" % i, "content": t, "embedding": [1.0, 0.0, float(i)]})
+                              for i, t in enumerate(texts)])
+    store = os.path.join(TMP, "store")
+    aios("memory", "add", "--store", store, "--jsonl", mem)
+    common = ["--steps", "3", "--lr", "1e-2", "--seed", "2"]
+    r = aios("train", "--model", MODEL, "--from-store", store, "--out", os.path.join(TMP, "fs"), *common)
+    assert "on 3 examples" in r.stderr, r.stderr
+    aios("train", "--model", MODEL, "--data", write("texts.jsonl", [json.dumps({"text": t}) for t in texts]),
+         "--out", os.path.join(TMP, "ft"), *common)
+    a = load_file(os.path.join(TMP, "fs", "adapter_model.safetensors"))
+    b = load_file(os.path.join(TMP, "ft", "adapter_model.safetensors"))
+    worst = max(float(np.abs(a[k] - b[k]).max() / (np.abs(b[k]).max() + 1e-12)) for k in a)
+    assert worst < 1e-5, worst
+    assert np.abs(a["base_model.model.model.layers.0.self_attn.q_proj.lora_B.weight"]).max() > 0
+    p = aios("train", "--model", MODEL, "--from-store", os.path.join(TMP, "nostore"), "--out",
+             os.path.join(TMP, "fx"), check=False)
+    assert p.returncode == 1 and "--from-store" in p.stderr and "nostore" in p.stderr, p.stderr
+    assert not os.path.exists(os.path.join(TMP, "fx"))
+
+
 run()
