@@ -11,6 +11,7 @@
 #include "model/bert.h"
 #include "tensor/quant.h"
 #include "test.h"
+#include "tiers.h"
 
 static aios_safetensors *g_w, *g_gold;
 static aios_bert_hparams g_hp;

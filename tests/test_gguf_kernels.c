@@ -11,6 +11,7 @@
 #include "tensor/gguf_blocks.h"
 #include "tensor/quant.h"
 #include "test.h"
+#include "tiers.h"
 
 static uint64_t g_rng = 0x2545F4914F6CDD1Dull;
 static uint32_t rnd(void) {

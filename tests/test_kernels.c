@@ -7,6 +7,7 @@
 
 #include "kernels/kernels.h"
 #include "test.h"
+#include "tiers.h"
 
 static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
 static uint32_t rnd(void) {

@@ -12,6 +12,7 @@
 #include "format/parquet.h"
 #include "memory/memory_internal.h"
 #include "test.h"
+#include "tiers.h"
 
 static char g_path[1024];
 static const char *tdir(const char *name) {
