@@ -492,14 +492,15 @@ static T512 void gemv_q_512(float *y, int64_t ldy, const float *x, int64_t ldx, 
  * ahead in every row's stream. */
 
 /* Weights 32c .. 32c + 31 of block b (values 0-15 in w0, 16-31 in w1), bit-identical to the
- * reference's dequantized values; S holds the block's scales (gguf_block_scales). */
-static T512I void gguf_w32(aios_dtype DT, const uint8_t *b, int c, const gguf_scales *S, int has_min, __m512 *w0,
-                           __m512 *w1) {
-    const __m512 s = _mm512_set1_ps(S->s[2 * c]);
+ * reference's dequantized values; s0 / s1 the scales of values 0-15 / 16-31, m0 / m1 the
+ * minimums (read only when has_min). */
+static T512I void gguf_w32(aios_dtype DT, const uint8_t *b, int c, const float *s0, const float *s1, const float *m0,
+                           const float *m1, int has_min, __m512 *w0, __m512 *w1) {
+    const __m512 s = _mm512_set1_ps(*s0);
     if (DT == AIOS_DTYPE_GGUF_Q4_0 || DT == AIOS_DTYPE_GGUF_Q4_1 || DT == AIOS_DTYPE_GGUF_Q4_K) {
         const __m512 lut0 = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
         __m512 lut = _mm512_mul_ps(DT == AIOS_DTYPE_GGUF_Q4_0 ? _mm512_sub_ps(lut0, _mm512_set1_ps(8.0f)) : lut0, s);
-        if (has_min) lut = _mm512_sub_ps(lut, _mm512_set1_ps(S->m[2 * c]));
+        if (has_min) lut = _mm512_sub_ps(lut, _mm512_set1_ps(*m0));
         __m512i v0, v1;
         if (DT == AIOS_DTYPE_GGUF_Q4_K) { /* 32 bytes: low nibbles are chunk 2i, high 2i + 1 */
             const uint8_t *q = b + 16 + 32 * (c >> 1);
@@ -524,14 +525,20 @@ static T512I void gguf_w32(aios_dtype DT, const uint8_t *b, int c, const gguf_sc
         f1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1)));
     }
     *w0 = _mm512_mul_ps(f0, s);
-    *w1 = _mm512_mul_ps(f1, _mm512_set1_ps(S->s[2 * c + 1]));
+    *w1 = _mm512_mul_ps(f1, _mm512_set1_ps(*s1));
     if (has_min) {
-        *w0 = _mm512_sub_ps(*w0, _mm512_set1_ps(S->m[2 * c]));
-        *w1 = _mm512_sub_ps(*w1, _mm512_set1_ps(S->m[2 * c + 1]));
+        *w0 = _mm512_sub_ps(*w0, _mm512_set1_ps(*m0));
+        *w1 = _mm512_sub_ps(*w1, _mm512_set1_ps(*m1));
     }
 }
 
-/* Rows r .. r + NR - 1 of y[t * ldy + r] += dot(W row r, x[t * ldx]), NT tokens, type DT. */
+#define GGUF_CB 64 /* blocks per pass of the scale pre-conversion (32-value types) */
+
+/* Rows r .. r + NR - 1 of y[t * ldy + r] += dot(W row r, x[t * ldx]), NT tokens, type DT.
+ * The 32-value types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) first convert the f16 scales (and
+ * minimums) of GGUF_CB blocks per row 16 at a time into a stack array: converting and
+ * broadcasting one scalar per block and row (two shuffle-port operations) had cost Q4_1 a
+ * third of its speed; from memory the broadcast is a plain load. */
 static T512I void gemv_gguf512_blk(float *y, int64_t ldy, const float *x, int64_t ldx, const aios_tensor *W, int64_t r,
                                    const aios_dtype DT, const int NR, const int NT) {
     int blk = 32, bytes = 0;
@@ -539,6 +546,7 @@ static T512I void gemv_gguf512_blk(float *y, int64_t ldy, const float *x, int64_
     const int64_t nb = W->shape[1] / blk;
     const int has_min = DT == AIOS_DTYPE_GGUF_Q4_1 || DT == AIOS_DTYPE_GGUF_Q5_1 || DT == AIOS_DTYPE_GGUF_Q2_K ||
                         DT == AIOS_DTYPE_GGUF_Q4_K || DT == AIOS_DTYPE_GGUF_Q5_K;
+    const int b32 = blk == 32;
     const uint8_t *row = aios__gguf_row(W, r);
     const size_t row_bytes = (size_t)nb * (size_t)bytes;
     /* small blocks: one prefetch per cache line of the stream, not per block */
@@ -548,27 +556,56 @@ static T512I void gemv_gguf512_blk(float *y, int64_t ldy, const float *x, int64_
     for (int i = 0; i < NR; i++)
 #pragma GCC unroll 3
         for (int t = 0; t < NT; t++) acc[i][t] = _mm512_setzero_ps();
-    for (int64_t bi = 0; bi < nb; bi++) {
-        gguf_scales S[4];
-        const uint8_t *bp[4];
-#pragma GCC unroll 4
-        for (int i = 0; i < NR; i++) {
-            bp[i] = row + (size_t)i * row_bytes + (size_t)bi * (size_t)bytes;
-            if (bi % pf_every == 0)
-                for (int l = 0; l < pf_lines; l++) _mm_prefetch((const char *)bp[i] + PF_BYTES + 64 * l, _MM_HINT_T0);
-            gguf_block_scales(DT, bp[i], &S[i]);
-        }
-        for (int c = 0; c < blk / 32; c++) {
-            const float *xc = x + bi * blk + 32 * c;
-            __m512 x0[3], x1[3];
-#pragma GCC unroll 3
-            for (int t = 0; t < NT; t++) x0[t] = _mm512_loadu_ps(xc + t * ldx), x1[t] = _mm512_loadu_ps(xc + t * ldx + 16);
+    float sd[4][GGUF_CB] __attribute__((aligned(64))), sm[4][GGUF_CB] __attribute__((aligned(64)));
+    for (int64_t b0 = 0; b0 < nb; b0 += GGUF_CB) {
+        const int64_t nbc = AIOS_MIN(GGUF_CB, nb - b0);
+        if (b32) {
 #pragma GCC unroll 4
             for (int i = 0; i < NR; i++) {
-                __m512 w0, w1;
-                gguf_w32(DT, bp[i], c, &S[i], has_min, &w0, &w1);
+                uint16_t hd[GGUF_CB] __attribute__((aligned(32))) = {0}, hm[GGUF_CB] __attribute__((aligned(32))) = {0};
+                const uint8_t *p = row + (size_t)i * row_bytes + (size_t)b0 * (size_t)bytes;
+                for (int64_t k = 0; k < nbc; k++, p += bytes) {
+                    memcpy(&hd[k], p, 2);
+                    if (has_min) memcpy(&hm[k], p + 2, 2);
+                }
+                for (int64_t k = 0; k < nbc; k += 16) {
+                    _mm512_store_ps(sd[i] + k, _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(hd + k))));
+                    /* x = d q + m is stored as s q - (-m): negated exactly by the sign bit */
+                    if (has_min)
+                        _mm512_store_ps(sm[i] + k, _mm512_castsi512_ps(_mm512_xor_si512(
+                                                       _mm512_castps_si512(_mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(hm + k)))),
+                                                       _mm512_set1_epi32((int)0x80000000u))));
+                }
+            }
+        }
+        for (int64_t bi = b0; bi < b0 + nbc; bi++) {
+            gguf_scales S[4];
+            const uint8_t *bp[4];
+#pragma GCC unroll 4
+            for (int i = 0; i < NR; i++) {
+                bp[i] = row + (size_t)i * row_bytes + (size_t)bi * (size_t)bytes;
+                if (bi % pf_every == 0)
+                    for (int l = 0; l < pf_lines; l++) _mm_prefetch((const char *)bp[i] + PF_BYTES + 64 * l, _MM_HINT_T0);
+                if (!b32) gguf_block_scales(DT, bp[i], &S[i]);
+            }
+            for (int c = 0; c < blk / 32; c++) {
+                const float *xc = x + bi * blk + 32 * c;
+                __m512 x0[3], x1[3];
 #pragma GCC unroll 3
-                for (int t = 0; t < NT; t++) acc[i][t] = _mm512_fmadd_ps(w1, x1[t], _mm512_fmadd_ps(w0, x0[t], acc[i][t]));
+                for (int t = 0; t < NT; t++) x0[t] = _mm512_loadu_ps(xc + t * ldx), x1[t] = _mm512_loadu_ps(xc + t * ldx + 16);
+#pragma GCC unroll 4
+                for (int i = 0; i < NR; i++) {
+                    __m512 w0, w1;
+                    if (b32)
+                        gguf_w32(DT, bp[i], 0, &sd[i][bi - b0], &sd[i][bi - b0], &sm[i][bi - b0], &sm[i][bi - b0], has_min,
+                                 &w0, &w1);
+                    else
+                        gguf_w32(DT, bp[i], c, &S[i].s[2 * c], &S[i].s[2 * c + 1], &S[i].m[2 * c], &S[i].m[2 * c + 1],
+                                 has_min, &w0, &w1);
+#pragma GCC unroll 3
+                    for (int t = 0; t < NT; t++)
+                        acc[i][t] = _mm512_fmadd_ps(w1, x1[t], _mm512_fmadd_ps(w0, x0[t], acc[i][t]));
+                }
             }
         }
     }
