@@ -238,11 +238,20 @@ static void test_gguf_rejects(void) {
     free(buf);
 }
 
+/* Rows longer than one pass of the AVX-512 GEMV's scale pre-conversion (64 blocks), cut
+ * mid-pass: 67 blocks of 32 (2144 columns) or 9 K-quant blocks, 4-row groups and a single row.
+ * (Run last: it draws from the shared random stream.) */
+static void test_decode_gemv_long_rows(void) {
+    for (size_t ti = 0; ti < NTYPES; ti++)
+        for (int64_t T = 1; T <= 3; T++) check_case(ti, 5, TYPES[ti].t >= AIOS_DTYPE_GGUF_Q2_K ? 9 : 67, T);
+}
+
 int main(void) {
     RUN(test_rows_bit_identical_every_tier);
     RUN(test_decode_gemv_vs_ref);
     RUN(test_prefill_gemm_vs_ref);
     RUN(test_int8_activations_vs_ref);
     RUN(test_gguf_rejects);
+    RUN(test_decode_gemv_long_rows);
     TEST_MAIN_END();
 }
