@@ -11,6 +11,7 @@
 #include "model/bert.h"
 #include "tensor/quant.h"
 #include "test.h"
+#include "tiers.h"
 
 static aios_safetensors *g_w, *g_gold;
 static aios_bert_hparams g_hp;
@@ -96,7 +97,7 @@ static void test_bert_tiny_goldens(void) {
     if (!load()) SKIP("bert-tiny fixture unavailable: %s", aios_last_error());
     static const char *tiers[] = {"ref", "avx2", "avx512"};
     for (int t = 0; t < 3; t++) {
-        if (aios_kernels_use(tiers[t]) != AIOS_OK) continue;
+        if (!t_use_tier(tiers[t])) continue;
         aios_bert *b = NULL;
         CHECK_OK(aios_bert_load(&g_hp, lookup_st, g_w, &b));
         if (!b) return;

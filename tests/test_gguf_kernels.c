@@ -11,6 +11,7 @@
 #include "tensor/gguf_blocks.h"
 #include "tensor/quant.h"
 #include "test.h"
+#include "tiers.h"
 
 static uint64_t g_rng = 0x2545F4914F6CDD1Dull;
 static uint32_t rnd(void) {
@@ -74,7 +75,7 @@ static void test_rows_bit_identical_every_tier(void) {
         }
         for (size_t t = 0; t <= sizeof TIERS / sizeof TIERS[0]; t++) {
             const char *tier = t ? TIERS[t - 1] : "ref";
-            if (aios_kernels_use(tier) != AIOS_OK) continue;
+            if (!t_use_tier(tier)) continue;
             /* the tier's own dequantizer on block-cut column ranges (matmul staging uses it) */
             const aios__ktier *K = &aios__tier_ref;
 #if defined(__x86_64__)
@@ -128,7 +129,7 @@ static void check_case(size_t ti, int64_t n_out, int64_t nb_row, int64_t T) {
     CHECK_OK(aios_quant_dequantize_ref(&w, wf));
     CHECK_OK(aios_ref_matmul(yr, x, &w, bias, T));
     for (size_t t = 0; t < sizeof TIERS / sizeof TIERS[0]; t++) {
-        if (aios_kernels_use(TIERS[t]) != AIOS_OK) continue;
+        if (!t_use_tier(TIERS[t])) continue;
         for (int th = 1; th <= 2; th++) {
             aios_set_threads(th);
             for (int64_t i = 0; i < T * n_out; i++) y[i] = NAN;
@@ -192,7 +193,7 @@ static void test_int8_activations_vs_ref(void) {
                 CHECK_OK(aios_ref_matmul(yr, xr, &w, NULL, T));
                 CHECK_OK(aios_ref_matmul(yx, x, &w, NULL, T));
                 for (size_t t = 0; t < sizeof TIERS / sizeof TIERS[0]; t++) {
-                    if (aios_kernels_use(TIERS[t]) != AIOS_OK) continue;
+                    if (!t_use_tier(TIERS[t])) continue;
                     aios_kernels_int8_activations(1);
                     CHECK_OK(aios_matmul(y, x, &w, NULL, T));
                     aios_kernels_int8_activations(0);
@@ -237,11 +238,20 @@ static void test_gguf_rejects(void) {
     free(buf);
 }
 
+/* Rows longer than one pass of the AVX-512 GEMV's scale pre-conversion (64 blocks), cut
+ * mid-pass: 67 blocks of 32 (2144 columns) or 9 K-quant blocks, 4-row groups and a single row.
+ * (Run last: it draws from the shared random stream.) */
+static void test_decode_gemv_long_rows(void) {
+    for (size_t ti = 0; ti < NTYPES; ti++)
+        for (int64_t T = 1; T <= 3; T++) check_case(ti, 5, TYPES[ti].t >= AIOS_DTYPE_GGUF_Q2_K ? 9 : 67, T);
+}
+
 int main(void) {
     RUN(test_rows_bit_identical_every_tier);
     RUN(test_decode_gemv_vs_ref);
     RUN(test_prefill_gemm_vs_ref);
     RUN(test_int8_activations_vs_ref);
     RUN(test_gguf_rejects);
+    RUN(test_decode_gemv_long_rows);
     TEST_MAIN_END();
 }

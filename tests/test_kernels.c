@@ -8,6 +8,7 @@
 #include "kernels/kernels.h"
 #include "tensor/quant.h"
 #include "test.h"
+#include "tiers.h"
 
 static uint64_t g_rng = 0x9E3779B97F4A7C15ull;
 static uint32_t rnd(void) {
@@ -218,7 +219,7 @@ static void check_matmul_case(aios_dtype dt, int64_t n_out, int64_t n_in, int64_
            (long long)n_in, (long long)T, gran, zp, e);
     aios_kernels_int8_activations(0); /* the exact-float path here; int8 x int8 below */
     for (size_t i = 0; i < sizeof TIERS / sizeof TIERS[0]; i++) {
-        if (aios_kernels_use(TIERS[i]) != AIOS_OK) continue;
+        if (!t_use_tier(TIERS[i])) continue;
         memset(yf, 0xFF, sizeof(float) * (size_t)(T * n_out));
         CHECK_OK(aios_matmul(yf, x, &w.t, i % 2 ? bias : bias, T));
         double ef = 0;
@@ -481,7 +482,7 @@ static void check_inplace(const char *name, inplace_fn fast, inplace_fn ref, dou
             CHECKF(fabs(r[i] - want) <= tol * (1 + fabs(want)), "ref %s(%g) = %g, want %g", name, x[i], r[i], want);
         }
         for (size_t t = 0; t < sizeof TIERS / sizeof TIERS[0]; t++) {
-            if (aios_kernels_use(TIERS[t]) != AIOS_OK) continue;
+            if (!t_use_tier(TIERS[t])) continue;
             memcpy(y, x, sizeof(float) * (size_t)n);
             fast(y, n);
             double d = max_abs_diff(y, r, n);
@@ -539,7 +540,7 @@ static void test_softmax(void) {
             }
         }
         for (size_t t = 0; t < sizeof TIERS / sizeof TIERS[0]; t++) {
-            if (aios_kernels_use(TIERS[t]) != AIOS_OK) continue;
+            if (!t_use_tier(TIERS[t])) continue;
             memcpy(f, x, sizeof(float) * (size_t)(n * rows));
             aios_softmax(f, rows, n);
             for (int64_t i = 0; i < n * rows; i++)
@@ -577,7 +578,7 @@ static void test_norms(void) {
             CHECKF(rel_err_d(r, d, n * T) < 1e-6 || n == 1, "ref %s n=%lld: %g", kind ? "rmsnorm" : "layernorm", (long long)n,
                    rel_err_d(r, d, n * T));
             for (size_t t = 0; t < sizeof TIERS / sizeof TIERS[0]; t++) {
-                if (aios_kernels_use(TIERS[t]) != AIOS_OK) continue;
+                if (!t_use_tier(TIERS[t])) continue;
                 memcpy(f, x, sizeof(float) * (size_t)(n * T)); /* in place (y aliases x) */
                 if (kind) aios_rmsnorm(f, f, w, T, n, eps);
                 else aios_layernorm(f, f, w, b, T, n, eps);
@@ -616,7 +617,7 @@ static void test_rope(void) {
                 }
         CHECKF(maxe < 2e-6, "ref rope hd=%lld: %g", (long long)hd, maxe);
         for (size_t t = 0; t < sizeof TIERS / sizeof TIERS[0]; t++) {
-            if (aios_kernels_use(TIERS[t]) != AIOS_OK) continue;
+            if (!t_use_tier(TIERS[t])) continue;
             memcpy(f, x, sizeof(float) * (size_t)(T * H * hd));
             aios_rope(f, pos, T, H, hd, inv);
             CHECK(max_abs_diff(f, r, T * H * hd) < 1e-6);
@@ -667,7 +668,7 @@ static void check_attention(int64_t Tq, int64_t Tk, int64_t H, int64_t Hkv, int6
     if (use_mask && Tq > 2)
         for (int64_t c = 0; c < H * hd; c++) CHECK(r[1 * H * hd + c] == 0.0f);
     for (size_t t = 0; t < sizeof TIERS / sizeof TIERS[0]; t++) {
-        if (aios_kernels_use(TIERS[t]) != AIOS_OK) continue;
+        if (!t_use_tier(TIERS[t])) continue;
         memset(f, 0xFF, sizeof(float) * (size_t)(Tq * H * hd));
         CHECK_OK(aios_attention(f, q, k, v, Tq, Tk, H, Hkv, hd, stride, mk, scale));
         CHECKF(t_rel_err(f, r, (size_t)(Tq * H * hd)) < 2e-6, "%s attention: %g", TIERS[t], t_rel_err(f, r, (size_t)(Tq * H * hd)));
@@ -706,7 +707,7 @@ static void test_attention_batch(void) {
         for (int64_t j = 0; j < L; j++) km[b * L + j] = (uint8_t)(j < L - 3 * b);
     for (size_t t = 0; t < 3; t++) {
         static const char *names[] = {"ref", "avx2", "avx512"};
-        if (aios_kernels_use(names[t]) != AIOS_OK) continue;
+        if (!t_use_tier(names[t])) continue;
         CHECK_OK(aios_attention_batch(o1, q, k, v, B, L, H, Hkv, hd, stride, km, 0.3f));
         for (int64_t b = 0; b < B; b++) {
             for (int64_t i = 0; i < L; i++)

@@ -12,6 +12,7 @@
 #include "format/parquet.h"
 #include "memory/memory_internal.h"
 #include "test.h"
+#include "tiers.h"
 
 static char g_path[1024];
 static const char *tdir(const char *name) {
@@ -48,7 +49,7 @@ static void test_dot_kernels(void) {
     /* every tier this CPU has (the store searches with the kernels' selected one) */
     static const char *tiers[] = {"ref", "avx2", "avx512"};
     for (int t = 0; t < 3; t++) {
-        if (aios_kernels_use(tiers[t]) != AIOS_OK) continue;
+        if (!t_use_tier(tiers[t])) continue;
         aios_dot_fn d = aios_kernels_dot();
         for (int n = 0; n <= 131; n++) {
             double ref = 0;

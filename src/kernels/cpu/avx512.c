@@ -12,6 +12,7 @@
 #include <immintrin.h>
 #include <math.h>
 
+#include "kernels/cpu/gguf_simd.h"
 #include "kernels/cpu/kern.h"
 #include "tensor/gguf_blocks.h"
 
@@ -477,6 +478,176 @@ static T512 void gemv_q_512(float *y, int64_t ldy, const float *x, int64_t ldx, 
     }
 }
 
+/* ---------------------------------------------------------------- GGUF block GEMV */
+
+/* Decoding (1-3 tokens) straight from ggml's blocks, exact-float, NR = 4 rows in flight (each
+ * activation vector loaded once for the four rows).  Per 32 values of a row the block is turned
+ * into the very float32 weights the reference dequantizer produces — s * q, minus m where the
+ * type has minimums, as a rounded product then a rounded difference — so the only difference
+ * from the reference is the summation order.  Q4_0, Q4_1 and Q4_K never widen and convert:
+ * the block's scale (and minimum) are applied once to a 16-entry table of the nibble values
+ * and the nibbles index it (vpermps reads an index's low 4 bits), one permute per 16 weights.
+ * Q8_0 widens bytes to int32 and converts; the other types unpack 32 values in int8 lanes
+ * (gguf_simd.h, shared with the AVX2 tier) and widen.  Weight bytes are prefetched PF_BYTES
+ * ahead in every row's stream. */
+
+/* Weights 32c .. 32c + 31 of block b (values 0-15 in w0, 16-31 in w1), bit-identical to the
+ * reference's dequantized values; s0 / s1 the scales of values 0-15 / 16-31, m0 / m1 the
+ * minimums (read only when has_min). */
+static T512I void gguf_w32(aios_dtype DT, const uint8_t *b, int c, const float *s0, const float *s1, const float *m0,
+                           const float *m1, int has_min, __m512 *w0, __m512 *w1) {
+    const __m512 s = _mm512_set1_ps(*s0);
+    if (DT == AIOS_DTYPE_GGUF_Q4_0 || DT == AIOS_DTYPE_GGUF_Q4_1 || DT == AIOS_DTYPE_GGUF_Q4_K) {
+        const __m512 lut0 = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+        __m512 lut = _mm512_mul_ps(DT == AIOS_DTYPE_GGUF_Q4_0 ? _mm512_sub_ps(lut0, _mm512_set1_ps(8.0f)) : lut0, s);
+        if (has_min) lut = _mm512_sub_ps(lut, _mm512_set1_ps(*m0));
+        __m512i v0, v1;
+        if (DT == AIOS_DTYPE_GGUF_Q4_K) { /* 32 bytes: low nibbles are chunk 2i, high 2i + 1 */
+            const uint8_t *q = b + 16 + 32 * (c >> 1);
+            v0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)q));
+            v1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(q + 16)));
+            if (c & 1) v0 = _mm512_srli_epi32(v0, 4), v1 = _mm512_srli_epi32(v1, 4);
+        } else { /* 16 bytes: byte j holds value j (low nibble) and j + 16 (high) */
+            v0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + (DT == AIOS_DTYPE_GGUF_Q4_0 ? 2 : 4))));
+            v1 = _mm512_srli_epi32(v0, 4);
+        }
+        *w0 = _mm512_permutexvar_ps(v0, lut);
+        *w1 = _mm512_permutexvar_ps(v1, lut);
+        return;
+    }
+    __m512 f0, f1;
+    if (DT == AIOS_DTYPE_GGUF_Q8_0) {
+        f0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 2))));
+        f1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(b + 18))));
+    } else {
+        __m256i q = gguf_chunk(DT, b, c);
+        f0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(q)));
+        f1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1)));
+    }
+    *w0 = _mm512_mul_ps(f0, s);
+    *w1 = _mm512_mul_ps(f1, _mm512_set1_ps(*s1));
+    if (has_min) {
+        *w0 = _mm512_sub_ps(*w0, _mm512_set1_ps(*m0));
+        *w1 = _mm512_sub_ps(*w1, _mm512_set1_ps(*m1));
+    }
+}
+
+#define GGUF_CB 64 /* blocks per pass of the scale pre-conversion (32-value types) */
+
+/* Rows r .. r + NR - 1 of y[t * ldy + r] += dot(W row r, x[t * ldx]), NT tokens, type DT.
+ * The 32-value types (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) first convert the f16 scales (and
+ * minimums) of GGUF_CB blocks per row 16 at a time into a stack array: converting and
+ * broadcasting one scalar per block and row (two shuffle-port operations) had cost Q4_1 a
+ * third of its speed; from memory the broadcast is a plain load. */
+static T512I void gemv_gguf512_blk(float *y, int64_t ldy, const float *x, int64_t ldx, const aios_tensor *W, int64_t r,
+                                   const aios_dtype DT, const int NR, const int NT) {
+    int blk = 32, bytes = 0;
+    aios_gguf_block(DT, &blk, &bytes);
+    const int64_t nb = W->shape[1] / blk;
+    const int has_min = DT == AIOS_DTYPE_GGUF_Q4_1 || DT == AIOS_DTYPE_GGUF_Q5_1 || DT == AIOS_DTYPE_GGUF_Q2_K ||
+                        DT == AIOS_DTYPE_GGUF_Q4_K || DT == AIOS_DTYPE_GGUF_Q5_K;
+    const int b32 = blk == 32;
+    const uint8_t *row = aios__gguf_row(W, r);
+    const size_t row_bytes = (size_t)nb * (size_t)bytes;
+    /* small blocks: one prefetch per cache line of the stream, not per block */
+    const int pf_every = bytes >= 64 ? 1 : 64 / bytes, pf_lines = (bytes + 63) / 64;
+    __m512 acc[4][3];
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++)
+#pragma GCC unroll 3
+        for (int t = 0; t < NT; t++) acc[i][t] = _mm512_setzero_ps();
+    float sd[4][GGUF_CB] __attribute__((aligned(64))), sm[4][GGUF_CB] __attribute__((aligned(64)));
+    for (int64_t b0 = 0; b0 < nb; b0 += GGUF_CB) {
+        const int64_t nbc = AIOS_MIN(GGUF_CB, nb - b0);
+        if (b32) {
+#pragma GCC unroll 4
+            for (int i = 0; i < NR; i++) {
+                uint16_t hd[GGUF_CB] __attribute__((aligned(32))) = {0}, hm[GGUF_CB] __attribute__((aligned(32))) = {0};
+                const uint8_t *p = row + (size_t)i * row_bytes + (size_t)b0 * (size_t)bytes;
+                for (int64_t k = 0; k < nbc; k++, p += bytes) {
+                    memcpy(&hd[k], p, 2);
+                    if (has_min) memcpy(&hm[k], p + 2, 2);
+                }
+                for (int64_t k = 0; k < nbc; k += 16) {
+                    _mm512_store_ps(sd[i] + k, _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(hd + k))));
+                    /* x = d q + m is stored as s q - (-m): negated exactly by the sign bit */
+                    if (has_min)
+                        _mm512_store_ps(sm[i] + k, _mm512_castsi512_ps(_mm512_xor_si512(
+                                                       _mm512_castps_si512(_mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(hm + k)))),
+                                                       _mm512_set1_epi32((int)0x80000000u))));
+                }
+            }
+        }
+        for (int64_t bi = b0; bi < b0 + nbc; bi++) {
+            gguf_scales S[4];
+            const uint8_t *bp[4];
+#pragma GCC unroll 4
+            for (int i = 0; i < NR; i++) {
+                bp[i] = row + (size_t)i * row_bytes + (size_t)bi * (size_t)bytes;
+                if (bi % pf_every == 0)
+                    for (int l = 0; l < pf_lines; l++) _mm_prefetch((const char *)bp[i] + PF_BYTES + 64 * l, _MM_HINT_T0);
+                if (!b32) gguf_block_scales(DT, bp[i], &S[i]);
+            }
+            for (int c = 0; c < blk / 32; c++) {
+                const float *xc = x + bi * blk + 32 * c;
+                __m512 x0[3], x1[3];
+#pragma GCC unroll 3
+                for (int t = 0; t < NT; t++) x0[t] = _mm512_loadu_ps(xc + t * ldx), x1[t] = _mm512_loadu_ps(xc + t * ldx + 16);
+#pragma GCC unroll 4
+                for (int i = 0; i < NR; i++) {
+                    __m512 w0, w1;
+                    if (b32)
+                        gguf_w32(DT, bp[i], 0, &sd[i][bi - b0], &sd[i][bi - b0], &sm[i][bi - b0], &sm[i][bi - b0], has_min,
+                                 &w0, &w1);
+                    else
+                        gguf_w32(DT, bp[i], c, &S[i].s[2 * c], &S[i].s[2 * c + 1], &S[i].m[2 * c], &S[i].m[2 * c + 1],
+                                 has_min, &w0, &w1);
+#pragma GCC unroll 3
+                    for (int t = 0; t < NT; t++)
+                        acc[i][t] = _mm512_fmadd_ps(w1, x1[t], _mm512_fmadd_ps(w0, x0[t], acc[i][t]));
+                }
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++)
+#pragma GCC unroll 3
+        for (int t = 0; t < NT; t++) y[t * ldy + r + i] += _mm512_reduce_add_ps(acc[i][t]);
+}
+
+#define GGUF512_NT(DT)                                                                                 \
+    case DT:                                                                                           \
+        for (; r + 4 <= r1; r += 4) {                                                                  \
+            if (nt == 1) gemv_gguf512_blk(y, ldy, x, ldx, W, r, DT, 4, 1);                             \
+            else if (nt == 2) gemv_gguf512_blk(y, ldy, x, ldx, W, r, DT, 4, 2);                        \
+            else gemv_gguf512_blk(y, ldy, x, ldx, W, r, DT, 4, 3);                                     \
+        }                                                                                              \
+        for (; r < r1; r++) {                                                                          \
+            if (nt == 1) gemv_gguf512_blk(y, ldy, x, ldx, W, r, DT, 1, 1);                             \
+            else if (nt == 2) gemv_gguf512_blk(y, ldy, x, ldx, W, r, DT, 1, 2);                        \
+            else gemv_gguf512_blk(y, ldy, x, ldx, W, r, DT, 1, 3);                                     \
+        }                                                                                              \
+        break;
+
+/* Rows r0 <= r < r1 of y[t * ldy + r] += dot(W row r, x[t * ldx]) for t < nt (1..3). */
+static T512 void gemv_gguf_512(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
+                               int64_t r0, int64_t r1) {
+    int64_t r = r0;
+    switch (W->dtype) {
+        GGUF512_NT(AIOS_DTYPE_GGUF_Q4_0)
+        GGUF512_NT(AIOS_DTYPE_GGUF_Q4_1)
+        GGUF512_NT(AIOS_DTYPE_GGUF_Q5_0)
+        GGUF512_NT(AIOS_DTYPE_GGUF_Q5_1)
+        GGUF512_NT(AIOS_DTYPE_GGUF_Q8_0)
+        GGUF512_NT(AIOS_DTYPE_GGUF_Q2_K)
+        GGUF512_NT(AIOS_DTYPE_GGUF_Q3_K)
+        GGUF512_NT(AIOS_DTYPE_GGUF_Q4_K)
+        GGUF512_NT(AIOS_DTYPE_GGUF_Q5_K)
+        GGUF512_NT(AIOS_DTYPE_GGUF_Q6_K)
+    default: break;
+    }
+}
+
 /* ---------------------------------------------------------------- int8 x int8 (VNNI) */
 
 #define TVNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
@@ -626,7 +797,7 @@ const aios__ktier aios__tier_avx512 = {
     .mul = mul512,
     .matmul_q8_int = matmul_q8_vnni, /* used only when the CPU has avx512vnni (dispatch.c) */
     .gemv_q = gemv_q_512,
-    .gemv_gguf = aios__gemv_gguf_avx2,
+    .gemv_gguf = gemv_gguf_512,
     .gemv_gguf_i8 = aios__gemv_gguf_i8_avx2,
 };
 #endif

@@ -54,8 +54,8 @@ extern const aios__ktier aios__tier_ref;
 #if defined(__x86_64__)
 extern const aios__ktier aios__tier_avx2;
 extern const aios__ktier aios__tier_avx512;
-/* The AVX2 GGUF decode GEMV (avx2.c), also the AVX-512 tier's: 256-bit code runs on every
- * AVX-512 CPU, and this machine (AVX2 only) can test it. */
+/* The AVX2 GGUF decode GEMV (avx2.c); the AVX-512 tier has its own (avx512.c) but shares the
+ * AVX2 dequantizer and int8-activation GEMV below (256-bit code runs on every AVX-512 CPU). */
 void aios__gemv_gguf_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W, int64_t r0,
                           int64_t r1);
 /* out (n) = values [c0, c0 + n) of row `row` of a GGUF block weight, bit-identical to the
