@@ -374,11 +374,17 @@ static void insert(hnsw *h, scratch *s, int64_t node, bool locked, aios_dot_fn d
     eps[0] = cur;
     for (int layer = AIOS_MIN(lvl, top); layer >= 0; layer--) {
         search_layer(h, s, q, eps, n_eps, h->efc, layer, NULL, locked, dot);
-        int n = s->W.n;
-        if (!sel_reserve(s, n)) break;
-        memcpy(s->sel, s->W.a, (size_t)n * sizeof(cand));
-        /* the W list seeds the next layer's entry points */
-        memcpy(eps, s->W.a, (size_t)n * sizeof(cand));
+        if (!sel_reserve(s, s->W.n)) break;
+        /* In a parallel build the node can already be reachable from itself: another thread
+         * that met it on a layer above took it as a neighbour on this one, so the search may
+         * return it.  It is no candidate for its own links (a self-link is corruption to
+         * aios__hnsw_validate: `node N layer 0: bad link to N`, seen once in 2-thread builds). */
+        int n = 0;
+        for (int i = 0; i < s->W.n; i++)
+            if (s->W.a[i].id != (uint32_t)node) s->sel[n++] = s->W.a[i];
+        if (!n) continue;
+        /* the candidates seed the next layer's entry points */
+        memcpy(eps, s->sel, (size_t)n * sizeof(cand));
         n_eps = n;
         /* Alg. 1: the new node takes M links on every layer; M0 only bounds lists that grow
          * through back-links (as in the paper and hnswlib).  Halves the back-link updates. */
