@@ -13,6 +13,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_memory.h"
+#include "cli/cli_skills.h"
 
 typedef struct {
     const char *model, *prompt, *prompt_ids, *system;
@@ -26,6 +27,7 @@ typedef struct {
     int n_adapters;
     int jsonl;
     aios_cli_mem mem; /* --memory-* */
+    aios_cli_skills sk; /* --skills, --router, --learn-store */
 } gen_opts;
 
 /* Sampling options, shared by generate and chat. */
@@ -60,9 +62,10 @@ static void usage_generate(FILE *f) {
             "                       (default 1); repeatable, up to 16 at once\n"
             "  --stats              timings and tokens/s on stderr\n"
             "  --jsonl              print one JSON object: text, prompt, token counts, stop reason,\n"
-            "                       memory sources\n"
-            "%s",
-            AIOS_CLI_MEM_USAGE);
+            "                       memory sources, skills used, uncertainty (per token and score)\n"
+            "%s%s"
+            "  (with --skills, --top-k is the router's; --sample-top-k K is the sampler's)\n",
+            AIOS_CLI_MEM_USAGE, AIOS_CLI_SKILLS_USAGE);
 }
 
 /* "PATH[:SCALE]": the part after the last ':' is a scale when it parses as a number. */
@@ -105,6 +108,9 @@ static int parse_num(const char *cmd, const char *opt, const char *v, double lo,
 static int parse_opts(int argc, char **argv, gen_opts *o, int is_chat) {
     memset(o, 0, sizeof *o);
     aios_cli_mem_init(&o->mem);
+    aios_cli_skills_init(&o->sk);
+    for (int i = 1; i + 1 < argc; i++) /* with --skills anywhere, --top-k is the router's */
+        if (!strcmp(argv[i], "--skills")) o->sk.lib_dir = argv[i + 1];
     o->gp = aios_generate_default_params();
     o->gp.seed = (uint64_t)time(NULL) ^ ((uint64_t)clock() << 32);
     for (int i = 1; i < argc; i++) {
@@ -114,6 +120,12 @@ static int parse_opts(int argc, char **argv, gen_opts *o, int is_chat) {
         int mo = aios_cli_mem_option(&o->mem, a, v);
         if (mo < 0) return 2;
         if (mo > 0) {
+            i++;
+            continue;
+        }
+        int ko = aios_cli_skills_option(&o->sk, argv[0], a, v);
+        if (ko < 0) return 2;
+        if (ko > 0) {
             i++;
             continue;
         }
@@ -147,7 +159,7 @@ static int parse_opts(int argc, char **argv, gen_opts *o, int is_chat) {
             NEEDV();
             if (!parse_num(argv[0], a, v, 0, 100, &x)) return 2;
             o->gp.temperature = (float)x;
-        } else if (!strcmp(a, "--top-k")) {
+        } else if (!strcmp(a, "--top-k") || !strcmp(a, "--sample-top-k")) {
             NEEDV();
             long long n;
             if (!aios_cli_int(argv[0], a, v, 0, 1 << 24, &n)) return 2;
@@ -225,6 +237,7 @@ static int parse_opts(int argc, char **argv, gen_opts *o, int is_chat) {
         return 2;
     }
     if (aios_cli_mem_check(&o->mem, argv[0])) return 2;
+    if (aios_cli_skills_check(&o->sk, argv[0])) return 2;
     if (o->jsonl && o->ids) {
         fprintf(stderr, "aios: %s: --jsonl and --ids exclude each other\n", argv[0]);
         return 2;
@@ -310,12 +323,24 @@ int aios_cmd_generate(int argc, char **argv) {
             return 2;
         }
     }
+    if (o.sk.lib_dir && o.sk.router != CLI_ROUTER_NONE && !o.prompt) {
+        fprintf(stderr, "aios: generate: --skills needs a text --prompt (it is what is routed)\n");
+        free(pids);
+        return 2;
+    }
     aios_generator *g = NULL;
     aios_status s = open_gen(&o, &g);
+    if (!s && (s = aios_cli_skills_open(&o.sk)) == AIOS_OK && o.sk.lib) {
+        s = aios_cli_skills_apply(&o.sk, g, o.prompt);
+        if (!s) aios_cli_skills_report(&o.sk, stderr);
+    }
     if (s) {
         free(pids);
+        aios_cli_skills_free(&o.sk);
+        aios_generator_free(g);
         return aios_cli_fail("generate", s);
     }
+    int show_unc = o.sk.lib || o.sk.learn_store || o.stats;
     char *chat_text = NULL;
     const char *prompt = o.prompt;
     aios_chat_message m[2];
@@ -356,6 +381,8 @@ int aios_cmd_generate(int argc, char **argv) {
             cJSON_AddNumberToObject(j, "prefill_s", r.prefill_s);
             cJSON_AddNumberToObject(j, "decode_s", r.decode_s);
             if (o.mem.store) cJSON_AddItemToObject(j, "memory", aios_cli_mem_json(&o.mem));
+            cJSON_AddItemToObject(j, "skills", aios_cli_skills_json(&o.sk));
+            cJSON_AddItemToObject(j, "uncertainty", aios_cli_uncertainty_json(&o.sk, aios_generator_uncertainty(g)));
             char *t = cJSON_PrintUnformatted(j);
             if (t) puts(t);
             free(t);
@@ -364,8 +391,14 @@ int aios_cmd_generate(int argc, char **argv) {
             printf("\n");
         }
         if (o.stats) print_stats(&r, o.gp.seed);
+        if (show_unc) aios_cli_skills_report_uncertainty(&o.sk, aios_generator_uncertainty(g), stderr);
+        int queued = 0;
+        if (o.prompt && (s = aios_cli_skills_queue(&o.sk, aios_generator_uncertainty(g), o.prompt, r.text, o.model, &queued)) == AIOS_OK &&
+            queued)
+            fprintf(stderr, "[uncertain: queued for learning in %s]\n", o.sk.learn_store);
     }
     aios_generate_result_free(&r);
+    aios_cli_skills_free(&o.sk);
     free(chat_text);
     free(pids);
     aios_cli_mem_free(&o.mem);
@@ -381,9 +414,11 @@ static void usage_chat(FILE *f) {
             "                 [--memory-store DIR [--memory-top-k K] ...]\n\n"
             "Interactive chat: type a message and press Enter; the reply streams back.  The\n"
             "conversation is kept (formatted with the model's chat template).  Commands: /reset\n"
-            "starts over, /sources lists the memories placed in the last prompt, /quit (or end of\n"
-            "input) leaves.  With --memory-store each message is the query; the memories used are\n"
-            "listed on stderr.\n\n"
+            "starts over, /sources lists the memories placed in the last prompt, /teach ANSWER records\n"
+            "the right answer to the last question (with --learn-store), /quit (or end of input)\n"
+            "leaves.  With --memory-store each message is the query; the memories used are listed on\n"
+            "stderr; with --skills each message is routed and the skills that answered and the\n"
+            "answer's uncertainty are shown on stderr.\n\n"
             "  --model DIR|FILE     Hugging Face or Parquet model directory, a GGUF file, or a llama2.c .bin\n"
             "  --system TEXT        system message\n"
             SAMPLING_HELP
@@ -392,8 +427,34 @@ static void usage_chat(FILE *f) {
             "  --threads N          kernel threads\n"
             "  --adapter PATH[:S]   LoRA adapter at scale S (default 1); repeatable, up to 16\n"
             "  --stats              timings and tokens/s on stderr after each reply\n"
-            "%s",
-            AIOS_CLI_MEM_USAGE);
+            "%s%s"
+            "  (with --skills, --top-k is the router's; --sample-top-k K is the sampler's)\n",
+            AIOS_CLI_MEM_USAGE, AIOS_CLI_SKILLS_USAGE);
+}
+
+/* /teach ANSWER: the right answer to the last question, recorded as an approved pair in
+ * --learn-store (what `aios evolve` trains on). */
+static aios_status chat_teach(gen_opts *o, const char *question, const char *answer) {
+    if (!o->sk.learn_store) {
+        fprintf(stderr, "[/teach needs --learn-store DIR]\n");
+        return AIOS_OK;
+    }
+    if (!question || !*answer) {
+        fprintf(stderr, "[/teach ANSWER: the right answer to the last question]\n");
+        return AIOS_OK;
+    }
+    aios_store *st = NULL;
+    const char *encp = o->sk.lib ? aios_skills_encoder(o->sk.lib) : NULL;
+    aios_status s = aios_cli_learn_store_open(o->sk.learn_store, encp, &st);
+    aios_encoder *enc = o->sk.enc;
+    if (!s && !enc) s = aios_encoder_open(aios_store_model(st), NULL, &enc);
+    aios_learn_item it = {question, answer, 1, 0, NULL, NULL};
+    char id[AIOS_MEMORY_ID_MAX];
+    if (!s) s = aios_learn_record(st, enc, &it, id);
+    if (enc != o->sk.enc) aios_encoder_free(enc);
+    aios_store_close(st);
+    if (!s) fprintf(stderr, "[taught: %s -> %s (%s)]\n", question, answer, id);
+    return s;
 }
 
 int aios_cmd_chat(int argc, char **argv) {
@@ -406,7 +467,12 @@ int aios_cmd_chat(int argc, char **argv) {
     if (rc >= 0) return rc;
     aios_generator *g = NULL;
     aios_status s = open_gen(&o, &g);
-    if (s) return aios_cli_fail("chat", s);
+    if (!s) s = aios_cli_skills_open(&o.sk);
+    if (s) {
+        aios_cli_skills_free(&o.sk);
+        aios_generator_free(g);
+        return aios_cli_fail("chat", s);
+    }
     if ((s = aios_cli_mem_open(&o.mem)) != AIOS_OK) {
         aios_cli_mem_free(&o.mem);
         aios_generator_free(g);
@@ -418,8 +484,9 @@ int aios_cmd_chat(int argc, char **argv) {
     char **owned = malloc(cap * sizeof *owned); /* strdup'd contents to free */
     if (o.system) msgs[n].role = "system", msgs[n].content = o.system, owned[n++] = NULL;
     size_t n_sys = n;
-    fprintf(stderr, "[aios chat: template %s; /reset, /sources, /quit]\n", aios_generator_chat_template(g));
+    fprintf(stderr, "[aios chat: template %s; /reset, /sources, /teach ANSWER, /quit]\n", aios_generator_chat_template(g));
     char line[8192];
+    char *last_q = NULL; /* the last question, for /teach */
     int ret = 0;
     for (;;) {
         fprintf(stderr, "> ");
@@ -432,11 +499,25 @@ int aios_cmd_chat(int argc, char **argv) {
             aios_cli_mem_sources(&o.mem, stderr);
             continue;
         }
+        if (!strncmp(line, "/teach", 6) && (!line[6] || line[6] == ' ')) {
+            const char *ans = line + 6;
+            while (*ans == ' ') ans++;
+            aios_status ts = chat_teach(&o, last_q, ans);
+            if (ts) aios_cli_fail("chat", ts);
+            continue;
+        }
         if (!strcmp(line, "/reset")) {
             for (size_t i = n_sys; i < n; i++) free(owned[i]);
             n = n_sys;
             continue;
         }
+        free(last_q);
+        last_q = strdup(line);
+        if (o.sk.lib && (s = aios_cli_skills_apply(&o.sk, g, line)) != AIOS_OK) {
+            ret = aios_cli_fail("chat", s);
+            break;
+        }
+        aios_cli_skills_report(&o.sk, stderr);
         if (n + 2 > cap) {
             cap *= 2;
             msgs = realloc(msgs, cap * sizeof *msgs);
@@ -476,6 +557,11 @@ int aios_cmd_chat(int argc, char **argv) {
             break;
         }
         if (o.stats) print_stats(&r, o.gp.seed);
+        const aios_gen_uncertainty *u = aios_generator_uncertainty(g);
+        aios_cli_skills_report_uncertainty(&o.sk, u, stderr);
+        int queued = 0;
+        if ((s = aios_cli_skills_queue(&o.sk, u, line, r.text, o.model, &queued)) != AIOS_OK) aios_cli_fail("chat", s);
+        else if (queued) fprintf(stderr, "[uncertain: queued for learning in %s; /teach ANSWER records the right one]\n", o.sk.learn_store);
         owned[n] = r.text; /* the reply becomes part of the conversation */
         r.text = NULL;
         msgs[n].role = "assistant", msgs[n].content = owned[n], n++;
@@ -485,6 +571,8 @@ int aios_cmd_chat(int argc, char **argv) {
     for (size_t i = 0; i < n; i++) free(owned[i]);
     free(owned);
     free(msgs);
+    free(last_q);
+    aios_cli_skills_free(&o.sk);
     aios_cli_mem_free(&o.mem);
     aios_generator_free(g);
     return ret;
