@@ -798,8 +798,8 @@ int aios_generator_adapter_count(const aios_generator *g);
  * that ended it included) the entropy H (nats) and the top-1 probability p of the model's own
  * next-token distribution softmax(logits), before any sampling setting.  Per answer:
  * mean_entropy = mean of H / ln(n_vocab), mean_one_minus_p = mean of 1 - p, max_one_minus_p
- * their worst token, and score in [0, 1] (docs/evolution.md, "Uncertainty", gives the formula
- * and its AUROC); config evolution.uncertainty_threshold (0.7) decides "uncertain".  Valid until
+ * their worst token, and score = H / (1 + H) with H the mean entropy in nats, in [0, 1)
+ * (docs/evolution.md, "Uncertainty", gives its AUROC); config evolution.uncertainty_threshold (0.7) decides "uncertain".  Valid until
  * the next call on g. */
 typedef struct {
     size_t n;
@@ -869,6 +869,11 @@ aios_train_params aios_train_default_params(void);
  * "data.jsonl:3: field 'a' is empty".  result may be NULL. */
 aios_status aios_train(const char *model, const char *data, const char *out, const aios_train_params *p,
                        aios_train_result *result);
+
+/* The token-weighted mean training loss (nats per answer token; exp of it is the perplexity)
+ * of a data file in aios_train's format, with `adapter` (PEFT directory or card) at scale 1 or,
+ * when NULL, the base model alone.  No dropout, no gradient.  n_tokens may be NULL. */
+aios_status aios_train_eval(const char *model, const char *data, const char *adapter, double *mean_loss, int64_t *n_tokens);
 
 /* Writes the model's weights with adapter(s) merged, W' = W + scale s B A, as a Hugging Face
  * directory (config.json, model.safetensors float32, tokenizer files copied). */

@@ -15,6 +15,7 @@
 #include "cli/cli.h"
 #include "cli/cli_skills.h"
 #include "core/internal.h"
+#include "format/parquet.h"
 #include "model/lora.h"
 
 static void usage(FILE *f) {
@@ -139,6 +140,34 @@ void aios_cli_skill_remove_files(const char *path) {
     }
 }
 
+/* A skill card's base model; refuses a Parquet file that is no card. */
+static aios_status card_base_model(const char *path, char *base, size_t n) {
+    aios_parquet_file *pf;
+    AIOS_TRY(aios_parquet_open(path, &pf));
+    const char *v = aios_pq_kv_get(pf, "aios.card.version"), *b = aios_pq_kv_get(pf, "aios.card.base_model");
+    aios_status s = v ? AIOS_OK : aios__err(AIOS_ERR_FORMAT, "%s: not a skill card (no aios.card.version)", path);
+    snprintf(base, n, "%s", b ? b : "");
+    aios_parquet_close(pf);
+    return s;
+}
+
+/* Copies a file (temporary + rename). */
+static aios_status copy_file(const char *from, const char *to) {
+    char *buf;
+    size_t len;
+    AIOS_TRY(aios__read_file(from, &buf, &len));
+    char tmp[8500];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", to, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    aios_status s = f ? AIOS_OK : aios__err(AIOS_ERR_IO, "%s: %s", tmp, strerror(errno));
+    if (f && fwrite(buf, 1, len, f) != len) s = aios__err(AIOS_ERR_IO, "%s: %s", tmp, strerror(errno));
+    if (f && fclose(f) != 0 && !s) s = aios__err(AIOS_ERR_IO, "%s: %s", tmp, strerror(errno));
+    if (!s && rename(tmp, to) != 0) s = aios__err(AIOS_ERR_IO, "%s: %s", to, strerror(errno));
+    if (s) unlink(tmp);
+    free(buf);
+    return s;
+}
+
 static aios_status open_encoder(aios_skill_lib *L, const char *model, aios_encoder **enc) {
     const char *e = model ? model : aios_skills_encoder(L);
     if (!*e) return aios__err(AIOS_ERR_INVALID_ARG, "%s: a new library needs --model ENCODER (its embedding model)", aios_skills_dir(L));
@@ -162,16 +191,19 @@ static int cmd_add(opts *o) {
     if (!s && aios_skills_get(L, o->name)) s = aios__err(AIOS_ERR_EXISTS, "a skill named '%s' exists already", o->name);
     if (!s) s = open_encoder(L, o->model, &enc);
     if (!s && o->questions) s = read_questions(o->questions, &qs, &nq, &qdesc);
-    if (!s) s = aios_lora_load(o->adapter, NULL, &a);
+    int card = !is_dir(o->adapter);
+    char base[512] = "";
+    if (!s && card) s = card_base_model(o->adapter, base, sizeof base);
+    if (!s && !card) s = aios_lora_load_peft(o->adapter, NULL, &a);
     if (!s) {
-        int card = !is_dir(o->adapter);
         snprintf(rel, sizeof rel, card ? "%s.parquet" : "%s", o->name);
         snprintf(dst, sizeof dst, "%s/%s", o->lib, rel);
         if (path_exists(dst)) s = aios__err(AIOS_ERR_EXISTS, "%s exists already", dst);
-        else if (card) s = aios_lora_save_card(a, dst, NULL);
+        else if (card) s = copy_file(o->adapter, dst);
         else s = aios_lora_save_peft(a, dst);
         placed = !s;
     }
+    if (a) snprintf(base, sizeof base, "%s", a->base_model);
     const char *desc = o->description ? o->description : qdesc ? qdesc : o->name;
     if (!s) s = aios_cli_skill_vectors(enc, desc, qs, nq, &demb, &cent);
     if (!s) {
@@ -181,7 +213,7 @@ static int cmd_add(opts *o) {
         k.description_embedding = demb;
         k.centroid = cent;
         k.adapter = rel;
-        k.base_model = a->base_model[0] ? a->base_model : NULL;
+        k.base_model = base[0] ? base : NULL;
         k.n_pairs = nq;
         k.lr = NAN, k.loss_before = k.loss_after = k.ppl_before = k.ppl_after = NAN;
         s = aios_skills_add(L, &k);
