@@ -4,8 +4,8 @@ four skills: several minutes on this CPU; skipped under sanitizers).
 From an empty library: `aios teach` the 18 facts of data/skills plus six deliberately
 contradictory pairs about a made-up river (tests/data/contradictory_pairs.jsonl: the held-out
 answers contradict the trained ones), `aios evolve` with its defaults, then
-- the three fact skills are active and the contradictory one is rejected by the held-out gate,
-  with its figures in the index (read by DuckDB);
+- the three fact skills are active and the contradictory one is rejected by the gate (it cannot
+  reproduce both answers of a question), with its figures in the index (read by DuckDB);
 - routed by the library, the model answers at least 16 of the 18 questions with the taught fact
   (the scoring rule of test_memcond.answered);
 - the 7 chat prompts of golden.json route to no skill and keep transformers' greedy ids.
@@ -51,11 +51,14 @@ def loop_from_an_empty_library():
     rejected = [r for r in rows.values() if r["status"] == "rejected"]
     assert len(active) == 3 and len(rejected) == 1, rows
     bad = rejected[0]
-    assert bad["name"].startswith("quillon") and "held-out loss did not improve" in bad["reason"], bad
-    assert bad["loss_after"] > bad["loss_before"], bad
+    assert "reproduces 4 of its 6 taught answers" in bad["reason"] and not os.path.exists(os.path.join(lib, bad["name"])), bad
+    assert bad["loss_after"] > bad["loss_before"], bad  # the contradicted held-out answers
     for n in active:
         r = rows[n]
-        assert r["loss_after"] < r["loss_before"] and r["ppl_after"] <= 1.02 * r["ppl_before"], r
+        # held-out loss is recorded, not gated: independent facts do not predict each other
+        assert r["loss_before"] > 0 and r["loss_after"] > 0 and r["ppl_after"] <= 1.02 * r["ppl_before"], r
+        print("# %-8s held-out loss %.3f -> %.3f, regression ppl %.4f -> %.4f" % (n, r["loss_before"], r["loss_after"],
+                                                                                  r["ppl_before"], r["ppl_after"]))
     import duckdb
     st = duckdb.sql("select status, count(*) from '%s/index.parquet' group by status order by status" % lib).fetchall()
     assert st == [("active", 3), ("rejected", 1)], st

@@ -286,6 +286,21 @@ def teach_records():
 
 
 @test
+def chat_shows_skills_and_teaches():
+    mini = need()
+    m = model()
+    lib = library()
+    store = os.path.join(TMP, "chat-teach")
+    q = "What is Ada's dog called?"
+    p = aios("chat", "--model", m, "--skills", lib, "--learn-store", store, "--max-tokens", 8, "--temperature", 0,
+             input=q + "\n/teach Ada's dog is called Biscuit.\nWhat is the capital of France?\n/quit\n")
+    assert "[skills: household" in p.stderr and "[skills: none" in p.stderr, p.stderr
+    assert p.stderr.count("[uncertainty ") == 2 and "[taught: " + q in p.stderr, p.stderr
+    rows = [r for r in store_rows(store) if r["metadata"]["category"] == "approved"]
+    assert [json.loads(r["content"]) for r in rows] == [{"question": q, "answer": "Ada's dog is called Biscuit."}], rows
+
+
+@test
 def router_options():
     m = model()
     lib = library()
