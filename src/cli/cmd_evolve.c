@@ -16,8 +16,9 @@
  *     skills too — docs/evolution.md); the skill is extended on all the group's pairs
  *     (--extend-steps, starting from it) and must reproduce every taught answer greedily (a
  *     contradictory group cannot: one question, two answers), and the regression set (general
- *     prompts with the base model's own greedy answers) scored with the skill on must keep its
- *     perplexity within --max-ppl-increase (2%) of the base model's
+ *     prompts with the base model's own greedy answers), scored through the routed library (the
+ *     prompts the router would send to the skill with it, the rest with the base model), must
+ *     keep its perplexity within --max-ppl-increase (2%) of the base model's
  *  4. kept: added to the library as active, with a description from its questions, routable at
  *     once; rejected: recorded as rejected with the figures and the reason.  Either way the
  *     group's records become "learned" (source skill:<name>) so they are not trained again.
@@ -126,15 +127,16 @@ static void usage_evolve(FILE *f) {
             "(question embeddings), trains one LoRA skill per group on all but its last third and\n"
             "measures the held-out loss, extends it on the whole group, and keeps it only if it\n"
             "reproduces every taught answer (greedy) and the regression set's perplexity (general\n"
-            "prompts, the base model's own answers) stays within 2%%.  Kept skills join LIB, routable\n"
+            "prompts, the base model's own answers, through the routed library) stays within 2%%.\n"
+            "Kept skills join LIB, routable\n"
             "at once; a rejected one is recorded with its figures and reason.  Independent facts do\n"
             "not predict each other, so their held-out loss rises (docs/evolution.md): the held-out\n"
             "gate is opt-in.  Uncertain answers of the learning queue are never trained on.\n\n"
             "  --store DIR          memory store holding the approved pairs\n"
             "  --skills LIB         skill library (created when missing)\n"
             "  --model M            the decoder model the skills adapt\n"
-            "  --steps N            training steps on the group's training part (default 15)\n"
-            "  --extend-steps N     further steps on the whole group (default 10)\n"
+            "  --steps N            training steps on the group's training part (default 8)\n"
+            "  --extend-steps N     further steps on the whole group (default 8)\n"
             "  --require-heldout    reject a skill whose held-out loss did not improve (off: see below)\n"
             "  --lr LR              learning rate (default 3e-3)\n"
             "  --rank R             LoRA rank (default 8)\n"
@@ -409,6 +411,71 @@ static aios_status reproduced(const char *model, const char *adapter, const pair
     return s;
 }
 
+/* The regression set through the routed library: the prompts the semantic router would send
+ * to the new skill (cosine to its centroid >= the threshold, and above every active skill's) are
+ * scored with it, the others with the base model; *before / *after are token-weighted mean
+ * losses.  A skill is applied only where it is routed, so this is what its users get. */
+static aios_status routed_regression(const evolve_opts *o, const aios_skill_lib *L, aios_encoder *enc, const pair *p,
+                                     const int64_t *idx, int64_t n, const char *reg, const char *work,
+                                     const char *adapter, double *before, double *after, int64_t *n_routed) {
+    char *qs[4096];
+    int64_t nq = AIOS_MIN(n, (int64_t)4096);
+    for (int64_t k = 0; k < nq; k++) qs[k] = p[idx[k]].q;
+    float *cent = NULL, *demb = NULL;
+    AIOS_TRY(aios_cli_skill_vectors(enc, NULL, qs, nq, &demb, &cent));
+    int32_t dim = (int32_t)aios_encoder_dim(enc);
+    float *v = malloc((size_t)dim * sizeof *v);
+    char *text = NULL;
+    size_t len = 0;
+    char f_in[4300], f_out[4300];
+    snprintf(f_in, sizeof f_in, "%s/regression.routed.jsonl", work);
+    snprintf(f_out, sizeof f_out, "%s/regression.base.jsonl", work);
+    FILE *fi = fopen(f_in, "w"), *fo = fopen(f_out, "w");
+    aios_status s = v && fi && fo ? aios__read_file(reg, &text, &len) : aios__err(AIOS_ERR_IO, "evolve: %s", work);
+    int64_t ni = 0, no = 0;
+    for (char *q = text, *e; !s && text && q < text + len; q = e + 1) {
+        e = memchr(q, '\n', (size_t)(text + len - q));
+        if (!e) e = text + len;
+        *e = 0;
+        cJSON *j = cJSON_Parse(q);
+        const cJSON *jq = cJSON_GetObjectItemCaseSensitive(j, "q");
+        if (cJSON_IsString(jq)) {
+            s = aios_encode(enc, jq->valuestring, strlen(jq->valuestring), v);
+            double own = s ? -2 : cos_f(v, cent, dim);
+            aios_router_params rp = aios_router_default_params();
+            aios_route r[1];
+            int nr = 0;
+            if (!s && aios_skills_count(L)) s = aios_skills_route(L, v, dim, &rp, r, &nr);
+            int routed = own >= rp.threshold && !(nr && r[0].score > own);
+            fprintf(routed ? fi : fo, "%s\n", q);
+            routed ? ni++ : no++;
+        }
+        cJSON_Delete(j);
+        if (e == text + len) break;
+    }
+    if (fi) fclose(fi);
+    if (fo) fclose(fo);
+    double lb_all = 0, la_all = 0;
+    int64_t tok_all = 0;
+    for (int part = 0; part < 2 && !s; part++) {
+        const char *f = part ? f_out : f_in;
+        if (part ? !no : !ni) continue;
+        double l0, l1;
+        int64_t t0 = 0, t1 = 0;
+        if ((s = aios_train_eval(o->model, f, NULL, &l0, &t0)) != AIOS_OK) break;
+        if (part) l1 = l0, t1 = t0; /* not routed: the base model answers */
+        else if ((s = aios_train_eval(o->model, f, adapter, &l1, &t1)) != AIOS_OK) break;
+        lb_all += l0 * (double)t0, la_all += l1 * (double)t0, tok_all += t0;
+    }
+    *before = tok_all ? lb_all / (double)tok_all : NAN;
+    *after = tok_all ? la_all / (double)tok_all : NAN;
+    *n_routed = ni;
+    if (!s && !tok_all) s = aios__err(AIOS_ERR_INVALID_ARG, "evolve: the regression set has no answer tokens");
+    unlink(f_in), unlink(f_out);
+    free(text), free(v), free(cent), free(demb);
+    return s;
+}
+
 static aios_status evolve_group(const evolve_opts *o, aios_store *st, aios_skill_lib *L, aios_encoder *enc,
                                 const pair *p, const int64_t *idx, int64_t n, const char *work, const char *reg) {
     char words[3][32];
@@ -480,10 +547,11 @@ static aios_status evolve_group(const evolve_opts *o, aios_store *st, aios_skill
                      "the skill reproduces %lld of its %lld taught answers (contradictory or unlearnable pairs); "
                      "held-out loss %.4f -> %.4f", (long long)rep, (long long)n, lb, la);
         } else {
-            AIOS_TRY(aios_train_eval(o->model, reg, NULL, &reg_base, NULL));
-            AIOS_TRY(aios_train_eval(o->model, reg, a_final, &reg_after, NULL));
+            int64_t n_routed = 0;
+            AIOS_TRY(routed_regression(o, L, enc, p, idx, n, reg, work, a_final, &reg_base, &reg_after, &n_routed));
             pb = exp(reg_base), pa = exp(reg_after);
-            fprintf(stderr, "[evolve: '%s' regression perplexity %.4f -> %.4f (%+.2f%%)]\n", name, pb, pa, 100 * (pa / pb - 1));
+            fprintf(stderr, "[evolve: '%s' regression perplexity, routed: %.4f -> %.4f (%+.2f%%; %lld of the prompts route to it)]\n",
+                    name, pb, pa, 100 * (pa / pb - 1), (long long)n_routed);
             if (!(pa <= pb * (1 + o->max_ppl))) {
                 keep = 0;
                 snprintf(reason, sizeof reason, "regression perplexity rose %.2f%% (%.4f -> %.4f; at most %.2f%%)",
@@ -527,7 +595,7 @@ int aios_cmd_evolve(int argc, char **argv) {
         usage_evolve(stdout);
         return 0;
     }
-    evolve_opts o = {.target = "q_proj,v_proj,down_proj", .steps = 15, .extend_steps = 10, .rank = 8, .lr = 3e-3,
+    evolve_opts o = {.target = "q_proj,v_proj,down_proj", .steps = 8, .extend_steps = 8, .rank = 8, .lr = 3e-3,
                      .group_threshold = 0.3, .max_ppl = 0.02};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;

@@ -266,6 +266,9 @@ def uncertain_answer_queued():
     # the embedding is the question's (the store's encoder)
     hit = aios("memory", "search", "--store", store, "--text", q, "--top-k", 1).stdout.split()
     assert float(hit[1]) > 0.999 and hit[2] == rows[0]["memory_id"], hit
+    # the model's own uncertain answers are never training data
+    p = aios("evolve", "--store", store, "--skills", os.path.join(TMP, "lib-none"), "--model", m)
+    assert "no approved pairs" in p.stderr and len(store_rows(store)) == 1, p.stderr
 
 
 @test
