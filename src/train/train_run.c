@@ -256,6 +256,14 @@ static aios_status save_adapter(const aios_lora *a, const char *out, const aios_
     return aios_lora_save_card(a, out, kv);
 }
 
+/* The model through a generator (its tokenizer, chat template and decoder); the trainer keeps
+ * no KV cache of its own, so the generator's is minimal. */
+static aios_status open_model(const char *model, aios_generator **g) {
+    aios_generator_params gp = aios_generator_default_params();
+    gp.n_ctx = 16;
+    return aios_generator_open(model, &gp, g);
+}
+
 aios_status aios_train(const char *model, const char *data, const char *out, const aios_train_params *pp,
                        aios_train_result *res) {
     aios_train_params p = pp ? *pp : aios_train_default_params();
@@ -272,9 +280,7 @@ aios_status aios_train(const char *model, const char *data, const char *out, con
     if (p.n_threads > 0) aios_set_threads(p.n_threads);
     const double t0 = aios__now();
     aios_generator *g = NULL;
-    aios_generator_params gp = aios_generator_default_params();
-    gp.n_ctx = 16;
-    AIOS_TRY(aios_generator_open(model, &gp, &g));
+    AIOS_TRY(open_model(model, &g));
     aios_decoder *d = aios__generator_decoder(g);
     aios_status s = AIOS_OK;
     examples ex = {0};
@@ -420,9 +426,7 @@ out:
 aios_status aios_train_eval(const char *model, const char *data, const char *adapter, double *mean_loss, int64_t *n_tokens) {
     if (!model || !data || !mean_loss) return aios__err(AIOS_ERR_INVALID_ARG, "eval: model, data and an output are required");
     aios_generator *g = NULL;
-    aios_generator_params gp = aios_generator_default_params();
-    gp.n_ctx = 16;
-    AIOS_TRY(aios_generator_open(model, &gp, &g));
+    AIOS_TRY(open_model(model, &g));
     aios_decoder *d = aios__generator_decoder(g);
     aios_status s = AIOS_OK;
     examples ex = {0};
