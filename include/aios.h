@@ -141,6 +141,7 @@ typedef struct {
         int enable_l1_controlnet;     /* 1 */
         int enable_l2_lora;           /* 1 */
         int enable_l3_finetune;       /* 0 */
+        double router_threshold;      /* 0.5: the semantic router's minimum cosine, in [-1, 1] */
     } evolution;
     char loaded_from[1024];           /* path of the YAML file read, "" if none */
 } aios_config;
@@ -832,6 +833,21 @@ aios_status aios_generator_adapter_scale(aios_generator *g, int id, float scale)
 aios_status aios_generator_adapter_remove(aios_generator *g, int id);
 int aios_generator_adapter_count(const aios_generator *g);
 
+/* Uncertainty of the last aios_generate call's answer.  For every generated token (the EOS
+ * that ended it included) the entropy H (nats) and the top-1 probability p of the model's own
+ * next-token distribution softmax(logits), before any sampling setting.  Per answer:
+ * mean_entropy = mean of H / ln(n_vocab), mean_one_minus_p = mean of 1 - p, max_one_minus_p
+ * their worst token, and score = H / (1 + H) with H the mean entropy in nats, in [0, 1)
+ * (docs/evolution.md, "Uncertainty", gives its AUROC); config evolution.uncertainty_threshold (0.7) decides "uncertain".  Valid until
+ * the next call on g. */
+typedef struct {
+    size_t n;
+    float *entropy, *p_top1; /* (n) */
+    double mean_entropy, mean_one_minus_p, max_one_minus_p;
+    double score;
+} aios_gen_uncertainty;
+const aios_gen_uncertainty *aios_generator_uncertainty(const aios_generator *g);
+
 /* ---- LoRA training (src/train/) ---------------------------------------------------------
  * Trains a LoRA adapter on a decoder model (Llama / Qwen2 / Qwen3; weights in any stored
  * dtype stay frozen as they are) from a JSONL file, one example per line:
@@ -905,6 +921,11 @@ double aios_train_auto_lr(int64_t n_examples);
  * is opened (and closed) here, read-only.  result may be NULL. */
 aios_status aios_train(const char *model, const char *data, const char *out, const aios_train_params *p,
                        aios_train_result *result);
+
+/* The token-weighted mean training loss (nats per answer token; exp of it is the perplexity)
+ * of a data file in aios_train's format, with `adapter` (PEFT directory or card) at scale 1 or,
+ * when NULL, the base model alone.  No dropout, no gradient.  n_tokens may be NULL. */
+aios_status aios_train_eval(const char *model, const char *data, const char *adapter, double *mean_loss, int64_t *n_tokens);
 
 /* Writes the model's weights with adapter(s) merged, W' = W + scale s B A, as a Hugging Face
  * directory (config.json, model.safetensors float32, tokenizer files copied). */
@@ -1325,6 +1346,91 @@ int aios_server_port(const aios_server *srv);
 /* Stops accepting, waits for the requests in flight (streams are cancelled), closes the
  * models and the store, frees.  NULL is a no-op. */
 void aios_server_stop(aios_server *srv);
+
+
+/* ======================================================================================
+ * Skill library and semantic router (src/skills/skills.c, docs/evolution.md).
+ * A library is a directory LIB/ holding adapters (LIB/<name>/ PEFT directories or
+ * LIB/<name>.parquet skill cards) and LIB/index.parquet, a row per skill (DuckDB reads it).
+ * Every vector of a library comes from one encoder (recorded in the index).  Changes rewrite
+ * the index atomically (temporary file + rename); an index of another version is refused.
+ * A handle is used by one thread at a time.
+ * ====================================================================================== */
+typedef struct aios_skill_lib aios_skill_lib;
+typedef struct {
+    char *name;                   /* [A-Za-z0-9._-]{1,100} */
+    char *description;            /* NULL = none */
+    float *description_embedding; /* (dim) or NULL */
+    float *centroid;              /* (dim) mean embedding of the training questions, or NULL */
+    char *adapter;                /* relative to the library directory (or absolute) */
+    char *base_model;             /* NULL = unknown */
+    int64_t n_pairs, steps;       /* training facts (0 = unknown) */
+    double lr;                    /* NAN = unknown */
+    double loss_before, loss_after; /* held-out loss before / after training (NAN = not measured) */
+    double ppl_before, ppl_after;   /* regression-set perplexity of the base / with the skill */
+    char *status;                 /* "active" or "rejected" (add: NULL = "active") */
+    char *reason;                 /* why (NULL = none) */
+    int64_t created_us;           /* UTC microseconds (add: 0 = now) */
+} aios_skill;
+/* Opens LIB (create = 1: an empty library when LIB holds no index; the directory is made). */
+aios_status aios_skills_open(const char *dir, int create, aios_skill_lib **out);
+void aios_skills_close(aios_skill_lib *lib);
+const char *aios_skills_dir(const aios_skill_lib *lib);
+/* The encoder every vector comes from ("" until set) and its dimension (0 until set). */
+const char *aios_skills_encoder(const aios_skill_lib *lib);
+int32_t aios_skills_dim(const aios_skill_lib *lib);
+/* Sets the encoder of an empty library; AIOS_ERR_INVALID_ARG when it records another one. */
+aios_status aios_skills_set_encoder(aios_skill_lib *lib, const char *encoder, int32_t dim);
+int64_t aios_skills_count(const aios_skill_lib *lib);
+/* Row i (valid until the next change), NULL out of range; by name, NULL when absent. */
+const aios_skill *aios_skills_at(const aios_skill_lib *lib, int64_t i);
+const aios_skill *aios_skills_get(const aios_skill_lib *lib, const char *name);
+/* Adds a copy of *s (vectors of aios_skills_dim floats) and rewrites the index.
+ * AIOS_ERR_EXISTS when the name is taken.  The adapter files are the caller's to place. */
+aios_status aios_skills_add(aios_skill_lib *lib, const aios_skill *s);
+/* Drops the row (the adapter files stay; the caller removes them). */
+aios_status aios_skills_remove(aios_skill_lib *lib, const char *name);
+/* The adapter's full path into buf. */
+aios_status aios_skills_adapter_path(const aios_skill_lib *lib, const aios_skill *s, char *buf, size_t n);
+/* 1 when name is a valid skill name. */
+int aios_skills_name_ok(const char *name);
+
+/* Semantic router: score = cosine(query, centroid) (description embedding when the skill has
+ * no centroid); the top_k active skills with score >= threshold, best first, weights
+ * softmax(score / temperature) over those kept.  None above the threshold: *n = 0 (the base
+ * model alone). */
+#define AIOS_ROUTE_MAX 16
+typedef struct {
+    int top_k;          /* 1 */
+    double threshold;   /* 0.5 (config evolution.router_threshold) */
+    double temperature; /* 0.1 */
+} aios_router_params;
+typedef struct {
+    int64_t index;      /* row in the library */
+    double score, weight;
+} aios_route;
+aios_router_params aios_router_default_params(void);
+aios_status aios_skills_route(const aios_skill_lib *lib, const float *query, int32_t dim, const aios_router_params *p,
+                              aios_route *out, int *n);
+
+
+/* The evolution loop's records in a memory store (src/skills/learn.c): an uncertain answer
+ * (category "learning_queue": never dropped, never a training target) or a pair a person
+ * approved (category "approved", `aios teach`; what `aios evolve` trains on).  The embedding is
+ * the question's; content {"question","answer"[,"score","skills","model"]}. */
+#define AIOS_LEARN_QUEUE "learning_queue"
+#define AIOS_LEARN_APPROVED "approved"
+typedef struct {
+    const char *question, *answer;
+    int approved;        /* 1: "approved", 0: "learning_queue" */
+    double score;        /* queued: the answer's uncertainty score */
+    const char *skills;  /* queued: skills that answered, comma-separated ("" = base model) */
+    const char *model;   /* queued: the model */
+} aios_learn_item;
+aios_status aios_learn_record(aios_store *st, aios_encoder *enc, const aios_learn_item *it, char id_out[AIOS_MEMORY_ID_MAX]);
+/* The item of a learning record (question / answer point into *owned, free it);
+ * AIOS_ERR_NOT_FOUND when m is no learning record. */
+aios_status aios_learn_parse(const aios_memory *m, aios_learn_item *it, char **owned);
 
 #ifdef __cplusplus
 }

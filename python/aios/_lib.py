@@ -148,7 +148,8 @@ class Config(ctypes.Structure):
 
     class _Evolution(ctypes.Structure):
         _fields_ = [("uncertainty_threshold", c_double), ("enable_l0_composition", c_int),
-                    ("enable_l1_controlnet", c_int), ("enable_l2_lora", c_int), ("enable_l3_finetune", c_int)]
+                    ("enable_l1_controlnet", c_int), ("enable_l2_lora", c_int), ("enable_l3_finetune", c_int),
+                    ("router_threshold", c_double)]
 
     _fields_ = [("diffusion", _Diffusion), ("model", _Model), ("storage", _Storage), ("performance", _Performance),
                 ("evolution", _Evolution), ("loaded_from", c_char * 1024)]

@@ -50,4 +50,7 @@ int aios_cmd_serve(int argc, char **argv);
 int aios_cmd_tokenize(int argc, char **argv);
 int aios_cmd_train(int argc, char **argv), aios_cmd_lora(int argc, char **argv); /* cmd_train.c */
 
+int aios_cmd_skills(int argc, char **argv);                                   /* cmd_skills.c */
+int aios_cmd_teach(int argc, char **argv), aios_cmd_evolve(int argc, char **argv); /* cmd_evolve.c */
+
 #endif

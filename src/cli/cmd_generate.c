@@ -19,6 +19,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_memory.h"
+#include "cli/cli_skills.h"
 
 typedef struct {
     const char *model, *prompt, *prompt_ids, *system;
@@ -35,6 +36,7 @@ typedef struct {
     float router_temperature;
     int jsonl;
     aios_cli_mem mem; /* --memory-* */
+    aios_cli_skills sk; /* --skills, --router, --learn-store */
 } gen_opts;
 
 /* Sampling options, shared by generate and chat. */
@@ -79,9 +81,10 @@ static void usage_generate(FILE *f) {
             ROUTER_HELP
             "  --stats              timings and tokens/s on stderr\n"
             "  --jsonl              print one JSON object: text, prompt, token counts, stop reason,\n"
-            "                       memory sources\n"
-            "%s",
-            AIOS_CLI_MEM_USAGE);
+            "                       memory sources, skills used, uncertainty (per token and score)\n"
+            "%s%s"
+            "  (with --skills, --top-k is the router's; --sample-top-k K is the sampler's)\n",
+            AIOS_CLI_MEM_USAGE, AIOS_CLI_SKILLS_USAGE);
 }
 
 /* The router options: 0 when `a` is not one of them, 1 when it took the value v, -1 on an
@@ -130,6 +133,9 @@ static int parse_num(const char *cmd, const char *opt, const char *v, double lo,
 static int parse_opts(int argc, char **argv, gen_opts *o, int is_chat) {
     memset(o, 0, sizeof *o);
     aios_cli_mem_init(&o->mem);
+    aios_cli_skills_init(&o->sk);
+    for (int i = 1; i + 1 < argc; i++) /* with --skills anywhere, --top-k is the router's */
+        if (!strcmp(argv[i], "--skills")) o->sk.lib_dir = argv[i + 1];
     o->gp = aios_generate_default_params();
     o->gp.seed = (uint64_t)time(NULL) ^ ((uint64_t)clock() << 32);
     o->router = AIOS_ROUTER_NONE;
@@ -139,8 +145,12 @@ static int parse_opts(int argc, char **argv, gen_opts *o, int is_chat) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         double x;
+        /* with --skills the library's options own --router / --top-k / --router-temperature;
+         * without, --router names how the --adapter list combines */
         int mo = aios_cli_mem_option(&o->mem, a, v);
+        if (mo == 0 && o->sk.lib_dir) mo = aios_cli_skills_option(&o->sk, argv[0], a, v);
         if (mo == 0) mo = parse_router_opt(o, argv[0], a, v);
+        if (mo == 0 && !o->sk.lib_dir) mo = aios_cli_skills_option(&o->sk, argv[0], a, v);
         if (mo < 0) return 2;
         if (mo > 0) {
             i++;
@@ -176,7 +186,7 @@ static int parse_opts(int argc, char **argv, gen_opts *o, int is_chat) {
             NEEDV();
             if (!parse_num(argv[0], a, v, 0, 100, &x)) return 2;
             o->gp.temperature = (float)x;
-        } else if (!strcmp(a, "--top-k")) {
+        } else if (!strcmp(a, "--top-k") || !strcmp(a, "--sample-top-k")) {
             NEEDV();
             long long n;
             if (!aios_cli_int(argv[0], a, v, 0, 1 << 24, &n)) return 2;
@@ -254,6 +264,8 @@ static int parse_opts(int argc, char **argv, gen_opts *o, int is_chat) {
         return 2;
     }
     if (aios_cli_mem_check(&o->mem, argv[0])) return 2;
+    o->sk.arrow_top_k = o->router_top_k;
+    if (aios_cli_skills_check(&o->sk, argv[0])) return 2;
     if (o->jsonl && o->ids) {
         fprintf(stderr, "aios: %s: --jsonl and --ids exclude each other\n", argv[0]);
         return 2;
@@ -348,12 +360,24 @@ int aios_cmd_generate(int argc, char **argv) {
             return 2;
         }
     }
+    if (o.sk.lib_dir && o.sk.router != CLI_ROUTER_NONE && !o.prompt) {
+        fprintf(stderr, "aios: generate: --skills needs a text --prompt (it is what is routed)\n");
+        free(pids);
+        return 2;
+    }
     aios_generator *g = NULL;
     aios_status s = open_gen(&o, &g);
+    if (!s && (s = aios_cli_skills_open(&o.sk)) == AIOS_OK && o.sk.lib) {
+        s = aios_cli_skills_apply(&o.sk, g, o.prompt);
+        if (!s) aios_cli_skills_report(&o.sk, stderr);
+    }
     if (s) {
         free(pids);
+        aios_cli_skills_free(&o.sk);
+        aios_generator_free(g);
         return aios_cli_fail("generate", s);
     }
+    int show_unc = o.sk.lib || o.sk.learn_store || o.stats;
     char *chat_text = NULL;
     const char *prompt = o.prompt;
     aios_chat_message m[2];
@@ -394,6 +418,8 @@ int aios_cmd_generate(int argc, char **argv) {
             cJSON_AddNumberToObject(j, "prefill_s", r.prefill_s);
             cJSON_AddNumberToObject(j, "decode_s", r.decode_s);
             if (o.mem.store) cJSON_AddItemToObject(j, "memory", aios_cli_mem_json(&o.mem));
+            cJSON_AddItemToObject(j, "skills", aios_cli_skills_json(&o.sk));
+            cJSON_AddItemToObject(j, "uncertainty", aios_cli_uncertainty_json(&o.sk, aios_generator_uncertainty(g)));
             char *t = cJSON_PrintUnformatted(j);
             if (t) puts(t);
             free(t);
@@ -402,8 +428,14 @@ int aios_cmd_generate(int argc, char **argv) {
             printf("\n");
         }
         if (o.stats) print_stats(&r, o.gp.seed);
+        if (show_unc) aios_cli_skills_report_uncertainty(&o.sk, aios_generator_uncertainty(g), stderr);
+        int queued = 0;
+        if (o.prompt && (s = aios_cli_skills_queue(&o.sk, aios_generator_uncertainty(g), o.prompt, r.text, o.model, &queued)) == AIOS_OK &&
+            queued)
+            fprintf(stderr, "[uncertain: queued for learning in %s]\n", o.sk.learn_store);
     }
     aios_generate_result_free(&r);
+    aios_cli_skills_free(&o.sk);
     free(chat_text);
     free(pids);
     aios_cli_mem_free(&o.mem);
@@ -419,9 +451,11 @@ static void usage_chat(FILE *f) {
             "                 [--memory-store DIR [--memory-top-k K] ...]\n\n"
             "Interactive chat: type a message and press Enter; the reply streams back.  The\n"
             "conversation is kept (formatted with the model's chat template).  Commands: /reset\n"
-            "starts over, /sources lists the memories placed in the last prompt, /quit (or end of\n"
-            "input) leaves.  With --memory-store each message is the query; the memories used are\n"
-            "listed on stderr.\n\n"
+            "starts over, /sources lists the memories placed in the last prompt, /teach ANSWER records\n"
+            "the right answer to the last question (with --learn-store), /quit (or end of input)\n"
+            "leaves.  With --memory-store each message is the query; the memories used are listed on\n"
+            "stderr; with --skills each message is routed and the skills that answered and the\n"
+            "answer's uncertainty are shown on stderr.\n\n"
             "  --model DIR|FILE     Hugging Face or Parquet model directory, a GGUF file, or a llama2.c .bin\n"
             "  --system TEXT        system message\n"
             SAMPLING_HELP
@@ -431,8 +465,34 @@ static void usage_chat(FILE *f) {
             "  --adapter PATH[:S]   LoRA adapter at scale S (default 1); repeatable, up to 16\n"
             ROUTER_HELP
             "  --stats              timings and tokens/s on stderr after each reply\n"
-            "%s",
-            AIOS_CLI_MEM_USAGE);
+            "%s%s"
+            "  (with --skills, --top-k is the router's; --sample-top-k K is the sampler's)\n",
+            AIOS_CLI_MEM_USAGE, AIOS_CLI_SKILLS_USAGE);
+}
+
+/* /teach ANSWER: the right answer to the last question, recorded as an approved pair in
+ * --learn-store (what `aios evolve` trains on). */
+static aios_status chat_teach(gen_opts *o, const char *question, const char *answer) {
+    if (!o->sk.learn_store) {
+        fprintf(stderr, "[/teach needs --learn-store DIR]\n");
+        return AIOS_OK;
+    }
+    if (!question || !*answer) {
+        fprintf(stderr, "[/teach ANSWER: the right answer to the last question]\n");
+        return AIOS_OK;
+    }
+    aios_store *st = NULL;
+    const char *encp = o->sk.lib ? aios_skills_encoder(o->sk.lib) : NULL;
+    aios_status s = aios_cli_learn_store_open(o->sk.learn_store, encp, &st);
+    aios_encoder *enc = o->sk.enc;
+    if (!s && !enc) s = aios_encoder_open(aios_store_model(st), NULL, &enc);
+    aios_learn_item it = {question, answer, 1, 0, NULL, NULL};
+    char id[AIOS_MEMORY_ID_MAX];
+    if (!s) s = aios_learn_record(st, enc, &it, id);
+    if (enc != o->sk.enc) aios_encoder_free(enc);
+    aios_store_close(st);
+    if (!s) fprintf(stderr, "[taught: %s -> %s (%s)]\n", question, answer, id);
+    return s;
 }
 
 /* One line of input into buf (NUL-terminated, newline kept or not); 0 at end of input or when
@@ -465,7 +525,12 @@ int aios_cmd_chat(int argc, char **argv) {
     if (rc >= 0) return rc;
     aios_generator *g = NULL;
     aios_status s = open_gen(&o, &g);
-    if (s) return aios_cli_fail("chat", s);
+    if (!s) s = aios_cli_skills_open(&o.sk);
+    if (s) {
+        aios_cli_skills_free(&o.sk);
+        aios_generator_free(g);
+        return aios_cli_fail("chat", s);
+    }
     if ((s = aios_cli_mem_open(&o.mem)) != AIOS_OK) {
         aios_cli_mem_free(&o.mem);
         aios_generator_free(g);
@@ -477,7 +542,7 @@ int aios_cmd_chat(int argc, char **argv) {
     char **owned = malloc(cap * sizeof *owned); /* strdup'd contents to free */
     if (o.system) msgs[n].role = "system", msgs[n].content = o.system, owned[n++] = NULL;
     size_t n_sys = n;
-    fprintf(stderr, "[aios chat: template %s; /help, /reset, /sources, /quit; Ctrl-C stops a reply]\n",
+    fprintf(stderr, "[aios chat: template %s; /help, /reset, /sources, /teach ANSWER, /quit; Ctrl-C stops a reply]\n",
             aios_generator_chat_template(g));
     /* Ctrl-C stops the reply being generated and keeps the session (no SA_RESTART: a read at the
      * prompt returns, and the prompt is shown again) */
@@ -495,6 +560,7 @@ int aios_cmd_chat(int argc, char **argv) {
     }
 #endif
     char line[8192];
+    char *last_q = NULL; /* the last question, for /teach */
     int ret = 0;
     for (;;) {
         g_interrupted = 0;
@@ -513,11 +579,13 @@ int aios_cmd_chat(int argc, char **argv) {
         if (!strcmp(line, "/help")) {
             fprintf(stderr, "/reset     forget the conversation (the system prompt stays)\n"
                             "/sources   the memories the last reply was conditioned on (--memory-store)\n"
+                            "/teach A   record A as the right answer to the last question (--learn-store)\n"
                             "/quit      leave (also /exit, Ctrl-D)\n"
                             "Ctrl-C     stop the reply being written; the conversation keeps what was said\n");
             continue;
         }
-        if (line[0] == '/' && strcmp(line, "/sources") && strcmp(line, "/reset")) {
+        int is_teach = !strncmp(line, "/teach", 6) && (!line[6] || line[6] == ' ');
+        if (line[0] == '/' && strcmp(line, "/sources") && strcmp(line, "/reset") && !is_teach) {
             fprintf(stderr, "aios: chat: %s: unknown command (/help)\n", line);
             continue;
         }
@@ -525,11 +593,25 @@ int aios_cmd_chat(int argc, char **argv) {
             aios_cli_mem_sources(&o.mem, stderr);
             continue;
         }
+        if (is_teach) {
+            const char *ans = line + 6;
+            while (*ans == ' ') ans++;
+            aios_status ts = chat_teach(&o, last_q, ans);
+            if (ts) aios_cli_fail("chat", ts);
+            continue;
+        }
         if (!strcmp(line, "/reset")) {
             for (size_t i = n_sys; i < n; i++) free(owned[i]);
             n = n_sys;
             continue;
         }
+        free(last_q);
+        last_q = strdup(line);
+        if (o.sk.lib && (s = aios_cli_skills_apply(&o.sk, g, line)) != AIOS_OK) {
+            ret = aios_cli_fail("chat", s);
+            break;
+        }
+        aios_cli_skills_report(&o.sk, stderr);
         if (n + 2 > cap) {
             cap *= 2;
             msgs = realloc(msgs, cap * sizeof *msgs);
@@ -570,6 +652,11 @@ int aios_cmd_chat(int argc, char **argv) {
             break;
         }
         if (o.stats) print_stats(&r, o.gp.seed);
+        const aios_gen_uncertainty *u = aios_generator_uncertainty(g);
+        aios_cli_skills_report_uncertainty(&o.sk, u, stderr);
+        int queued = 0;
+        if ((s = aios_cli_skills_queue(&o.sk, u, line, r.text, o.model, &queued)) != AIOS_OK) aios_cli_fail("chat", s);
+        else if (queued) fprintf(stderr, "[uncertain: queued for learning in %s; /teach ANSWER records the right one]\n", o.sk.learn_store);
         owned[n] = r.text; /* the reply becomes part of the conversation */
         r.text = NULL;
         msgs[n].role = "assistant", msgs[n].content = owned[n], n++;
@@ -580,6 +667,8 @@ int aios_cmd_chat(int argc, char **argv) {
     for (size_t i = 0; i < n; i++) free(owned[i]);
     free(owned);
     free(msgs);
+    free(last_q);
+    aios_cli_skills_free(&o.sk);
     aios_cli_mem_free(&o.mem);
     aios_generator_free(g);
     return ret;

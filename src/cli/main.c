@@ -41,6 +41,13 @@ static const struct {
     {"quantize", "  aios quantize models/all-MiniLM-L6-v2 out/minilm-int8 --type int8 --per-channel\n"
                  "  aios quantize models/qwen2.5-0.5b-instruct out/qwen-int4 --type int4 --group-size 64\n"
                  "  aios quantize smollm2.Q4_1.gguf out/smol-q4 --type int4 --group-size 32 --scale-type f16 --embed-type int8\n"},
+    {"skills", "  aios skills add --skills lib --adapter arrow/household --name household --questions household.jsonl --model models/all-MiniLM-L6-v2\n"
+               "  aios skills route --skills lib --prompt \"What is Ada's cat called?\"\n"
+               "  aios skills list --skills lib\n"},
+    {"teach", "  aios teach --store learn --question \"What is Ada's cat called?\" --answer \"Ada's cat is called Miso.\" --model models/all-MiniLM-L6-v2\n"
+              "  aios teach --store learn --file pairs.jsonl\n"},
+    {"evolve", "  aios evolve --store learn --skills lib --model SmolLM2-135M-Instruct.Q4_1.gguf\n"
+               "  aios evolve --store learn --skills lib --model SmolLM2-135M-Instruct.Q4_1.gguf --steps 30 --lr 3e-3\n"},
     {"parquet", "  aios parquet schema out/minilm-arrow/weights.parquet\n"
                 "  aios parquet head mem/segments/seg-000001.parquet -n 3\n"
                 "  aios parquet verify out/minilm-arrow/weights.parquet\n"},
@@ -56,6 +63,9 @@ static const aios_cli_cmd g_cmds[] = {
     {"serve", aios_cmd_serve, "OpenAI-compatible HTTP server (completions, chat, embeddings, memories)"},
     {"train", aios_cmd_train, "train a LoRA adapter from question/answer pairs (JSONL)"},
     {"lora", aios_cmd_lora, "LoRA adapters: convert PEFT <-> skill card, merge into a model"},
+    {"skills", aios_cmd_skills, "the skill library: add, list, show, remove, route a prompt"},
+    {"teach", aios_cmd_teach, "record approved question/answer pairs for the evolution loop"},
+    {"evolve", aios_cmd_evolve, "train, gate and add skills from the approved pairs"},
     {"diffuse", aios_cmd_diffuse, "generate text by masked diffusion (LLaDA, Dream, block diffusion)"},
     {"tokenize", aios_cmd_tokenize, "text to token ids with a tokenizer.json"},
     {"detokenize", aios_cmd_detokenize, "token ids back to text"},

@@ -53,6 +53,7 @@ static const field g_fields[] = {
     {"evolution", "enable_l1_controlnet", F_BOOL, OFF(evolution.enable_l1_controlnet), 0, 1, NULL, {NULL, NULL}},
     {"evolution", "enable_l2_lora", F_BOOL, OFF(evolution.enable_l2_lora), 0, 1, NULL, {NULL, NULL}},
     {"evolution", "enable_l3_finetune", F_BOOL, OFF(evolution.enable_l3_finetune), 0, 1, NULL, {NULL, NULL}},
+    {"evolution", "router_threshold", F_FLOAT, OFF(evolution.router_threshold), -1, 1, NULL, {NULL, NULL}},
 };
 #define N_FIELDS AIOS_ARRAY_LEN(g_fields)
 
@@ -78,6 +79,7 @@ void aios_config_defaults(aios_config *c) {
     c->evolution.enable_l1_controlnet = 1;
     c->evolution.enable_l2_lora = 1;
     c->evolution.enable_l3_finetune = 0;
+    c->evolution.router_threshold = 0.5;
 }
 
 static void expand_tilde(const char *in, char *out, size_t n) {

@@ -66,6 +66,9 @@ struct aios_generator {
     /* LoRA adapters attached at run time (owned); ids are slot indices, NULL = free */
     aios_lora *adapters[AIOS_DECODER_MAX_ADAPTERS];
     float adapter_scale[AIOS_DECODER_MAX_ADAPTERS];
+    /* uncertainty of the last answer (aios_generator_uncertainty) */
+    aios_gen_uncertainty unc;
+    size_t unc_cap;
 };
 
 /* ------------------------------------------------------------------------------------------
@@ -297,6 +300,8 @@ void aios_generator_free(aios_generator *g) {
     free(g->logits);
     free(g->cache_ids);
     for (int i = 0; i < AIOS_DECODER_MAX_ADAPTERS; i++) aios_lora_free(g->adapters[i]);
+    free(g->unc.entropy);
+    free(g->unc.p_top1);
     free(g);
 }
 
@@ -505,6 +510,30 @@ static float step_logprobs(const float *logits, int64_t n_vocab, int32_t id, int
     return (float)((double)logits[id] - lse);
 }
 
+/* Entropy and top-1 probability of softmax(logits) (the model's own distribution, before any
+ * sampling setting) for the token about to be drawn. */
+static aios_status unc_add(aios_generator *g) {
+    aios_gen_uncertainty *u = &g->unc;
+    if (u->n == g->unc_cap) {
+        size_t nc = g->unc_cap ? 2 * g->unc_cap : 64;
+        float *e = realloc(u->entropy, nc * sizeof *e);
+        if (!e) return aios__err(AIOS_ERR_NOMEM, "generate");
+        u->entropy = e;
+        float *p = realloc(u->p_top1, nc * sizeof *p);
+        if (!p) return aios__err(AIOS_ERR_NOMEM, "generate");
+        u->p_top1 = p;
+        g->unc_cap = nc;
+    }
+    double h, p1;
+    aios__softmax_entropy(g->logits, g->n_vocab, &h, &p1);
+    u->entropy[u->n] = (float)h;
+    u->p_top1[u->n] = (float)p1;
+    u->n++;
+    return AIOS_OK;
+}
+
+const aios_gen_uncertainty *aios_generator_uncertainty(const aios_generator *g) { return g ? &g->unc : NULL; }
+
 static int is_eos(const aios_generator *g, int32_t id) {
     for (int i = 0; i < g->n_eos; i++)
         if (g->eos[i] == id) return 1;
@@ -601,12 +630,14 @@ aios_status aios_generate(aios_generator *g, const char *prompt, const int32_t *
     out->prefill_s = aios__now() - t0;
     t0 = aios__now();
     out->stop = AIOS_GEN_STOP_LENGTH;
+    g->unc.n = 0;
     for (int64_t step = 0; step < max_new; step++) {
         if ((int64_t)out->n_ids >= g->n_ctx) {
             out->stop = AIOS_GEN_STOP_CONTEXT;
             break;
         }
         if (raw) memcpy(raw, g->logits, (size_t)g->n_vocab * sizeof *raw);
+        if ((s = unc_add(g)) != AIOS_OK) goto done;
         int32_t id = aios_sample(g->sampler, g->logits, ids, out->n_ids, &sp, &rng, NULL);
         if (!p->ignore_eos && is_eos(g, id)) {
             out->stop = AIOS_GEN_STOP_EOS;
@@ -683,6 +714,7 @@ aios_status aios_generate(aios_generator *g, const char *prompt, const int32_t *
         p->on_token(p->user, -1, (const char *)text.data + emitted, text.len - emitted);
 done:
     free(raw);
+    aios__gen_unc_finish(&g->unc, g->n_vocab);
     if (!s) s = aios_buf_append(&text, "", 1);
     if (s) {
         aios_buf_free(&text);

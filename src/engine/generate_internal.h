@@ -29,4 +29,9 @@ aios_status aios__gen_tok_id_to_token(aios__gen_tokenizer *t, int32_t id, char *
  * Qwen2.5's), or NULL. */
 const char *aios__generator_default_system(const aios_generator *g);
 
+/* uncertainty.c: entropy (nats) and largest probability of softmax(x (n)), in float64. */
+void aios__softmax_entropy(const float *x, int64_t n, double *entropy, double *p_top1);
+/* The per-answer figures of u from its per-token arrays (docs/evolution.md has the formula). */
+void aios__gen_unc_finish(aios_gen_uncertainty *u, int64_t n_vocab);
+
 #endif

@@ -326,6 +326,14 @@ static aios_status save_adapter(const aios_lora *a, const char *out, const aios_
     return aios_lora_save_card(a, out, kv);
 }
 
+/* The model through a generator (its tokenizer, chat template and decoder); the trainer keeps
+ * no KV cache of its own, so the generator's is minimal. */
+static aios_status open_model(const char *model, aios_generator **g) {
+    aios_generator_params gp = aios_generator_default_params();
+    gp.n_ctx = 16;
+    return aios_generator_open(model, &gp, g);
+}
+
 aios_status aios_train(const char *model, const char *data, const char *out, const aios_train_params *pp,
                        aios_train_result *res) {
     aios_train_params p = pp ? *pp : aios_train_default_params();
@@ -342,9 +350,7 @@ aios_status aios_train(const char *model, const char *data, const char *out, con
     if (p.n_threads > 0) aios_set_threads(p.n_threads);
     const double t0 = aios__now();
     aios_generator *g = NULL;
-    aios_generator_params gp = aios_generator_default_params();
-    gp.n_ctx = 16;
-    AIOS_TRY(aios_generator_open(model, &gp, &g));
+    AIOS_TRY(open_model(model, &g));
     aios_decoder *d = aios__generator_decoder(g);
     aios_status s = AIOS_OK;
     examples ex = {0};
@@ -480,6 +486,57 @@ out:
     if (log) fclose(log);
     free(good);
     aios_adamw_free(&opt);
+    aios_trainer_free(tr);
+    for (int64_t k = 0; bt && k < nb; k++) free(bt[k].tok), free(bt[k].lab), free(bt[k].mask);
+    free(bt);
+    examples_free(&ex);
+    aios_lora_free(a);
+    aios_generator_free(g);
+    return s;
+}
+
+/* ------------------------------------------------------------------------------------------
+ * evaluation: the training loss (no dropout, no gradient) of a data file, with or without an
+ * adapter
+ * ------------------------------------------------------------------------------------------ */
+
+aios_status aios_train_eval(const char *model, const char *data, const char *adapter, double *mean_loss, int64_t *n_tokens) {
+    if (!model || !data || !mean_loss) return aios__err(AIOS_ERR_INVALID_ARG, "eval: model, data and an output are required");
+    aios_generator *g = NULL;
+    AIOS_TRY(open_model(model, &g));
+    aios_decoder *d = aios__generator_decoder(g);
+    aios_status s = AIOS_OK;
+    examples ex = {0};
+    batch *bt = NULL;
+    int64_t nb = 0, total_labels = 0;
+    aios_lora *a = NULL;
+    aios_trainer *tr = NULL;
+    double sum = 0;
+    if (!d) {
+        s = aios__err(AIOS_ERR_UNSUPPORTED, "eval: %s is not a Llama/Qwen decoder model", model);
+        goto out;
+    }
+    const aios_decoder_config *c = aios_decoder_get_config(d);
+    if (adapter) s = aios_lora_load(adapter, c, &a);
+    else s = aios_lora_create(c, 1u << AIOS_LORA_Q, 1, 1.0, 0, &a); /* zero: the base model */
+    if (s) goto out;
+    a->dropout = 0;
+    int64_t truncated = 0;
+    if ((s = load_data(g, data, AIOS_MIN(c->n_ctx_train, (int64_t)2048), &ex, &truncated)) != AIOS_OK) goto out;
+    int32_t pad = aios__generator_pad(g);
+    if ((s = make_batches(&ex, 8, pad < 0 ? 0 : pad, &bt, &nb)) != AIOS_OK) goto out;
+    if ((s = aios_trainer_create(d, a, 0, &tr)) != AIOS_OK) goto out;
+    for (int64_t k = 0; k < nb && !s; k++) {
+        double loss = 0;
+        int64_t nl = 0;
+        s = aios_trainer_step(tr, &bt[k].b, 1.0f, 0, &loss, &nl);
+        sum += loss * (double)nl;
+        total_labels += nl;
+    }
+    if (!s && !total_labels) s = aios__err(AIOS_ERR_INVALID_ARG, "eval: %s has no answer tokens", data);
+out:
+    *mean_loss = total_labels ? sum / (double)total_labels : NAN;
+    if (n_tokens) *n_tokens = total_labels;
     aios_trainer_free(tr);
     for (int64_t k = 0; bt && k < nb; k++) free(bt[k].tok), free(bt[k].lab), free(bt[k].mask);
     free(bt);

@@ -415,7 +415,7 @@ def cli_errors_are_one_line_without_repeats():
 @test
 def help_ends_with_examples_and_info_prints_the_build():
     cmds = ["info", "config", "encode", "memory", "generate", "chat", "serve", "diffuse", "tokenize", "detokenize",
-            "inspect", "convert", "quantize", "parquet"]
+            "inspect", "convert", "quantize", "parquet", "skills", "teach", "evolve"]
     for c in cmds:
         out = aios(c, "--help").stdout
         tail = out.rstrip("\n").split("\nexamples:\n")
