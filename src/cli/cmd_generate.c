@@ -96,8 +96,12 @@ static int parse_router_opt(gen_opts *o, const char *cmd, const char *a, const c
         return -1;
     }
     if (!strcmp(a, "--router")) {
+        if (!strcmp(v, "semantic")) { /* routing by meaning picks from a library */
+            fprintf(stderr, "aios: %s: --router semantic needs --skills LIB\n", cmd);
+            return -1;
+        }
         if (aios_router_parse(v, &o->router) != AIOS_OK) {
-            fprintf(stderr, "aios: %s: --router: '%s' is not one of none, arrow, compose\n", cmd, v);
+            fprintf(stderr, "aios: %s: --router: '%s' is not one of none, arrow, compose (semantic: with --skills)\n", cmd, v);
             return -1;
         }
     } else if (!strcmp(a, "--router-top-k")) {

@@ -307,11 +307,24 @@ def chat_shows_skills_and_teaches():
 def router_options():
     m = model()
     lib = library()
-    for r in ("arrow", "compose"):
-        p = aios("generate", "--model", m, "--prompt", "x", "--skills", lib, "--router", r, check=False)
-        assert p.returncode == 2 and p.stderr == "aios: generate: router %s: not built in this build\n" % r, p.stderr
+    # --router arrow over the library: every active skill, routed per token as PEFT's
+    # create_arrow_model over the same three adapters (its greedy ids, arrow_greedy_ids)
+    gold = json.load(open(os.path.join(ARROW, "arrow_golden.json")))
+    probe = gold["probes"][0]
+    want = probe["arrow_greedy_ids"]
+    out = aios("generate", "--model", m, "--chat", "--prompt", probe["question"], "--skills", lib, "--router", "arrow",
+               "--temperature", "0", "--ids", "--max-tokens", str(len(want) + 2)).stdout
+    got = [int(t) for t in out.split()]
+    assert got[:len(probe["prompt_ids"])] == probe["prompt_ids"], got
+    got = got[len(probe["prompt_ids"]):]
+    assert got == want or got == want[:-1], (got, want)
+    # compose: the semantic choice, its logits mixed with the rule of docs/evolution.md
+    p = aios("generate", "--model", m, "--chat", "--prompt", probe["question"], "--skills", lib, "--router",
+             "compose", "--max-tokens", 4, "--temperature", "0", "--jsonl")
+    sk = json.loads(p.stdout)["skills"]
+    assert sk["router"] == "compose" and [x["name"] for x in sk["skills"]] == [probe["skill"]], sk
     p = aios("generate", "--model", m, "--prompt", "x", "--router", "semantic", check=False)
-    assert p.returncode == 2 and "--router needs --skills" in p.stderr, p.stderr
+    assert p.returncode == 2 and "--router semantic needs --skills" in p.stderr, p.stderr
     p = aios("generate", "--model", m, "--prompt", "x", "--skills", lib, "--router", "bogus", check=False)
     assert p.returncode == 2 and "expected none, semantic, arrow or compose" in p.stderr, p.stderr
     p = aios("generate", "--model", m, "--prompt", "x", "--skills", lib, "--top-k", "17", check=False)
