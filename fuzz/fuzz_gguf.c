@@ -9,6 +9,7 @@
 #include "tokenizer/tok_internal.h"
 
 static volatile uint64_t sink;
+static volatile double fsink; /* a negative or huge double has no uint64_t value (UB to convert) */
 
 static void walk(const aios_gguf_value *v, int depth) {
     if (depth > 16) abort(); /* the reader promised a depth limit */
@@ -22,7 +23,8 @@ static void walk(const aios_gguf_value *v, int depth) {
             } else if (v->v.arr.type == AIOS_GGUF_ARRAY) {
                 walk(&v->v.arr.vals[i], depth + 1);
             } else {
-                sink += (uint64_t)aios_gguf_arr_int(v, i) + (uint64_t)aios_gguf_arr_f64(v, i);
+                sink += (uint64_t)aios_gguf_arr_int(v, i);
+                fsink += aios_gguf_arr_f64(v, i);
             }
         }
     }

@@ -21,7 +21,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (aios_peft_config_parse(json, strlen(json), &back) != AIOS_OK) abort();
     if (back.r != c.r || back.targets != c.targets || back.rslora != c.rslora || strcmp(back.base_model, c.base_model))
         abort();
-    /* cJSON prints numbers with 17 significant digits: exact for doubles */
+    /* the writer prints alpha and dropout with the digits that read back exactly */
     if (back.alpha != c.alpha || back.dropout != c.dropout) abort();
     free(json);
     return 0;

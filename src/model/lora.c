@@ -484,6 +484,18 @@ static aios_status write_atomic(const char *path, const char *data, size_t n) {
     return AIOS_OK;
 }
 
+/* A finite double as the shortest of %.15g..%.17g that reads back exactly: cJSON's own printer
+ * accepts 15 digits when they come back within an epsilon, which moves some values by an ulp
+ * (fuzz_peft_config: lora_alpha 8.7777777777777774e+121 came back 8.77777777777778e+121). */
+static void add_exact_number(cJSON *o, const char *key, double v) {
+    char buf[40];
+    for (int digits = 15; digits <= 17; digits++) {
+        snprintf(buf, sizeof buf, "%.*g", digits, v);
+        if (strtod(buf, NULL) == v) break;
+    }
+    cJSON_AddRawToObject(o, key, buf);
+}
+
 char *aios__lora_peft_config_json(const aios_lora *a) {
     cJSON *o = cJSON_CreateObject();
     cJSON *tm = cJSON_CreateArray();
@@ -497,8 +509,8 @@ char *aios__lora_peft_config_json(const aios_lora *a) {
     cJSON_AddBoolToObject(o, "init_lora_weights", 1);
     cJSON_AddNullToObject(o, "layers_pattern");
     cJSON_AddNullToObject(o, "layers_to_transform");
-    cJSON_AddNumberToObject(o, "lora_alpha", a->alpha);
-    cJSON_AddNumberToObject(o, "lora_dropout", a->dropout);
+    add_exact_number(o, "lora_alpha", a->alpha);
+    add_exact_number(o, "lora_dropout", a->dropout);
     cJSON_AddNullToObject(o, "modules_to_save");
     cJSON_AddStringToObject(o, "peft_type", "LORA");
     cJSON_AddNumberToObject(o, "r", (double)a->r);

@@ -138,7 +138,7 @@ static aios_status spm_merges(const aios_gguf_value *toks, const aios_gguf_value
             m[nm++] = (sp_merge){l, r, (int32_t)i, scores ? (float)aios_gguf_arr_f64(scores, i) : -(float)i};
         }
     }
-    if (!st) qsort(m, nm, sizeof *m, cmp_merge);
+    if (!st && nm) qsort(m, nm, sizeof *m, cmp_merge); /* m is NULL when no merge was found */
     for (size_t i = 0; !st && i < nm; i++) {
         cJSON *pair = cJSON_CreateArray();
         const aios_gguf_str *a = &toks->v.arr.strs[m[i].l], *b = &toks->v.arr.strs[m[i].r];
