@@ -84,6 +84,11 @@ $(O)/bench/%: bench/%.c $(O)/libaios.a $(HDRS)
 test: all
 	@O=$(O) PYTHON=$(PYTHON) tests/run.sh
 
+# make test plus the learning tests that train on the real model for minutes each
+# (test_train_skill: defaults learn a skill; test_evolve_loop: the whole evolution loop)
+test-slow: all
+	@O=$(O) PYTHON=$(PYTHON) AIOS_SLOW_TESTS=1 tests/run.sh
+
 # Tests under ASan + UBSan (clang or gcc); Python reference tests are skipped here (they
 # exercise the same code through the normal build).
 asan:

