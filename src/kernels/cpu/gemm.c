@@ -162,13 +162,19 @@ static void pack(const aios__ktier *K, const aios_tensor *W, int64_t r0, int64_t
     }
 }
 
-aios_status aios__gemm(const aios__ktier *K, float *y, const float *x, const aios_tensor *W, int64_t T, int nth) {
-    ukr_fn ukr = NULL;
-    int MR = 0, NR = 0;
+/* The tier's micro-kernel and its MR x NR register tile (NULL: the tier has none). */
+static ukr_fn pick_ukr(const aios__ktier *K, int *MR, int *NR) {
 #if defined(__x86_64__)
-    if (K == &aios__tier_avx512) ukr = ukr_8x32, MR = 8, NR = 32;
-    else if (K == &aios__tier_avx2) ukr = ukr_6x16, MR = 6, NR = 16;
+    if (K == &aios__tier_avx512) return *MR = 8, *NR = 32, ukr_8x32;
+    if (K == &aios__tier_avx2) return *MR = 6, *NR = 16, ukr_6x16;
 #endif
+    (void)K, (void)MR, (void)NR;
+    return NULL;
+}
+
+aios_status aios__gemm(const aios__ktier *K, float *y, const float *x, const aios_tensor *W, int64_t T, int nth) {
+    int MR = 0, NR = 0;
+    ukr_fn ukr = pick_ukr(K, &MR, &NR);
     if (!ukr) return aios__err(AIOS_ERR_INTERNAL, "gemm: no micro-kernel for tier %s", K->name);
     const int64_t n_out = W->shape[0], n_in = W->shape[1];
     const int64_t n_panels = (n_out + NR - 1) / NR;
@@ -248,12 +254,8 @@ int aios__attention_gemm_ok(const aios__ktier *K, int64_t head_dim) {
 aios_status aios__attention_gemm(const aios__ktier *K, float *out, const float *q, const float *k, const float *v,
                                  int64_t Tq, int64_t Tk, int64_t n_head, int64_t n_head_kv, int64_t head_dim,
                                  int64_t kv_stride, const uint8_t *mask, float scale, int nth) {
-    ukr_fn ukr = NULL;
     int MR = 0, NR = 0;
-#if defined(__x86_64__)
-    if (K == &aios__tier_avx512) ukr = ukr_8x32, MR = 8, NR = 32;
-    else if (K == &aios__tier_avx2) ukr = ukr_6x16, MR = 6, NR = 16;
-#endif
+    ukr_fn ukr = pick_ukr(K, &MR, &NR);
     if (!ukr || head_dim % NR) return aios__err(AIOS_ERR_INTERNAL, "attention_gemm: no micro-kernel");
     const int64_t group = n_head / n_head_kv, Tkp = (Tk + NR - 1) / NR * NR;
     const int64_t kvsz = Tkp * head_dim; /* floats per kv head, K and V alike */
