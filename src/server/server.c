@@ -338,7 +338,12 @@ static aios_status select_adapters(aios_server *srv, gen_model *m, const aios__r
                                  r->adapter_name[k], m->id);
         want[a - m->ad] = r->adapter_scale[k];
     }
-    int any = 0;
+    int any = 0, changes = 0;
+    for (int i = 0; i < m->n_ad; i++) changes += want[i] != m->ad[i].applied;
+    if (changes > 1 && m->router == AIOS_ROUTER_ARROW) { /* arrow rebuilds its prototypes on each change: once */
+        AIOS_TRY(aios_generator_set_router(m->g, AIOS_ROUTER_NONE, srv->arrow_top_k, srv->arrow_temperature));
+        m->router = AIOS_ROUTER_NONE;
+    }
     for (int i = 0; i < m->n_ad; i++) {
         if (want[i] != m->ad[i].applied) {
             AIOS_TRY(aios_generator_adapter_scale(m->g, m->ad[i].id, want[i]));
