@@ -32,12 +32,7 @@ static void usage(FILE *f) {
             "                           scale S (default 1) to the --model given before it (else the\n"
             "                           first); repeatable, up to 16 per model; see /v1/adapters\n"
             "  --adapter-dir DIR        POST /v1/adapters may load adapters from inside DIR (default: off)\n"
-            "skills (as aios generate --skills; a request's \"router\" / \"skills\" override them; the\n"
-            "answer's skills and uncertainty come back in its \"aios\" field; with --store and\n"
-            "--embedding-model uncertain answers are queued for learning in the store):\n"
-            "%s"
-            "  --router-top-k K     arrow: adapters per token (default 2)\n"
-            "                       (the library's adapters go to the --model given before --skills)\n\n"
+
             "  --threads N              kernel threads per model (1..%d; default: all cores)\n"
             "  --api-key KEY            require 'Authorization: Bearer KEY' on every route but /health\n"
             "                           (default: $AIOS_API_KEY; a non-loopback --host without one warns)\n"
@@ -49,6 +44,13 @@ static void usage(FILE *f) {
             "  --max-embedding-tokens N tokens x inputs one embeddings request may cost (default 1048576)\n"
             "  --max-generation-tokens N  prompt + max_tokens of one request (default 65536)\n"
             "  --max-diffusion-work N   gen_length x steps of one /v1/diffuse request (default 1048576)\n\n"
+            "skills (as on aios generate; a request's \"router\" / \"skills\" override them, GET /v1/skills\n"
+            "lists them; the answer's skills and uncertainty come back in its \"aios\" field; with --store\n"
+            "and --embedding-model uncertain answers are queued for learning in the store):\n"
+            AIOS_CLI_SKILLS_ROUTER_USAGE
+            "  --router-top-k K     arrow: adapters per token (default 2)\n"
+            "  --config FILE        configuration file (evolution.uncertainty_threshold, router_threshold)\n"
+            "  (the library's adapters go to the --model given before --skills, else the first)\n\n"
             "memory-conditioned generation: /v1/chat/completions and /v1/completions take\n"
             "  \"memory\": {\"store\": NAME, \"top_k\": 3, \"min_score\": S, \"filter\": {\"category\": C, \"source\": S},\n"
             "             \"max_tokens\": 256, \"place\": \"user\"|\"system\"}\n"
@@ -60,7 +62,7 @@ static void usage(FILE *f) {
             "  aios serve --model SmolLM2-135M-Instruct.Q4_1.gguf --embedding-model models/all-MiniLM-L6-v2 --store mem\n"
             "  aios serve --model models/smollm2 --skills lib --router arrow --adapter tone:0.8 --adapter-dir skills\n"
             "  AIOS_API_KEY=secret aios serve --host 0.0.0.0 --model models/qwen2.5-0.5b --cors https://app.example\n",
-            AIOS_CLI_SKILLS_USAGE, AIOS_CLI_MAX_THREADS);
+            AIOS_CLI_MAX_THREADS);
 }
 
 static int parse_pos(const char *opt, const char *v, long lo, long hi, long *out) {
