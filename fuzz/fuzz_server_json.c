@@ -3,7 +3,8 @@
  * add, memory search, diffuse, memory update, adapter load/rescale); the rest is the body.  Also
  * logprobs / top_logprobs and the per-request "adapters" list.  Covers the fields of
  * issue #16 too: encoding_format / dimensions, stream_options, the refused OpenAI fields
- * (tools, response_format ...) and text content parts joined into one block.  Checks that a parsed request is internally
+ * (tools, response_format ...) and text content parts joined into one block; the skill fields of
+ * issue #14 ("router", "skills": names or {"name", "weight"}).  Checks that a parsed request is internally
  * consistent (counts match arrays, strings are terminated) so a validator bug shows up as an
  * ASan report rather than only as a wrong answer later. */
 #include <stdlib.h>
@@ -47,6 +48,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (int i = 0; i < r.n_adapters; i++) {
             sink += strlen(r.adapter_name[i]);
             if (!(r.adapter_scale[i] >= -100 && r.adapter_scale[i] <= 100)) abort();
+        }
+        if (r.router < -1 || r.router >= AIOS__ROUTER_COUNT) abort();
+        if (r.n_skills < 0 || r.n_skills > AIOS__REQ_MAX_ADAPTERS || (r.n_skills && !r.has_skills)) abort();
+        for (int i = 0; i < r.n_skills; i++) {
+            if (!aios_skills_name_ok(r.skill_name[i])) abort();
+            for (int j = 0; j < i; j++)
+                if (!strcmp(r.skill_name[i], r.skill_name[j])) abort();
+            float w = r.skill_weight[i];
+            if (w == w && !(w >= 0 && w <= 100)) abort(); /* NAN = absent */
         }
         if (r.kind == AIOS__REQ_ADAPTER) {
             if (!r.adapter_path && !(r.name && r.has_scale)) abort();

@@ -1334,6 +1334,22 @@ typedef struct {
     const int *adapter_models;
     size_t n_adapters;
     const char *adapter_dir;
+    /* Skill library (docs/server.md "Skills", aios skills add): completions and chat are routed
+     * over its skills, whose adapters the server attaches to models[skills_model] as they are
+     * chosen.  skills_router: 0 none (base model), 1 semantic (default), 2 arrow, 3 compose — what
+     * `aios generate --skills LIB --router R` does; a request's "router" / "skills" override it.
+     * skills_top_k / skills_threshold / skills_temperature: the semantic choice (1, 0.5, 0.1);
+     * arrow_top_k / arrow_temperature: arrow's per-token mix (2, 1).  An answer whose uncertainty
+     * score is >= uncertainty_threshold (0.7; evolution.uncertainty_threshold) is queued for
+     * learning in store_dir when the server has a store and an embedding model. */
+    const char *skills_dir;
+    int skills_model;
+    int skills_router;
+    int skills_top_k;
+    double skills_threshold, skills_temperature;
+    int arrow_top_k;
+    float arrow_temperature;
+    double uncertainty_threshold;
 } aios_server_params;
 
 aios_server_params aios_server_default_params(void);

@@ -143,6 +143,13 @@ static void test_parse_rejects_and_accepts(void) {
         {AIOS__REQ_ADAPTER, "{\"name\":\"x\"}", "scale"},
         {AIOS__REQ_ADAPTER, "{\"path\":\"p\",\"name\":\"a/b\"}", "name"},
         {AIOS__REQ_ADAPTER, "{\"path\":\"p\",\"scale\":1e9}", "scale"},
+        {AIOS__REQ_CHAT, "{\"messages\":[{\"role\":\"user\",\"content\":\"a\"}],\"router\":\"Semantic\"}", "router"},
+        {AIOS__REQ_COMPLETION, "{\"prompt\":\"a\",\"router\":1}", "router"},
+        {AIOS__REQ_COMPLETION, "{\"prompt\":\"a\",\"skills\":\"x\"}", "skills"},
+        {AIOS__REQ_COMPLETION, "{\"prompt\":\"a\",\"skills\":[\"a b\"]}", "skills"},
+        {AIOS__REQ_COMPLETION, "{\"prompt\":\"a\",\"skills\":[\"x\",{\"name\":\"x\"}]}", "skills"},
+        {AIOS__REQ_COMPLETION, "{\"prompt\":\"a\",\"skills\":[{\"name\":\"x\",\"weight\":101}]}", "skills"},
+        {AIOS__REQ_COMPLETION, "{\"prompt\":\"a\",\"skills\":[{\"name\":\"x\",\"w\":1}]}", "skills"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         aios_status s = aios__req_parse((aios__req_kind)bad[i].kind, bad[i].body, strlen(bad[i].body), &r, &param);
@@ -163,6 +170,15 @@ static void test_parse_rejects_and_accepts(void) {
     CHECK_OK(aios__req_parse(AIOS__REQ_CHAT, lp, strlen(lp), &r, &param));
     CHECK(r.logprobs == 1 && r.top_logprobs == 3 && r.has_adapters && r.n_adapters == 2);
     CHECK(!strcmp(r.adapter_name[1], "y") && r.adapter_scale[0] == 0.5f && r.adapter_scale[1] == 1.0f);
+    aios__req_free(&r);
+    const char *sk = "{\"prompt\":\"a\",\"router\":\"compose\",\"skills\":[\"x\",{\"name\":\"y.2\",\"weight\":0.25}]}";
+    CHECK_OK(aios__req_parse(AIOS__REQ_COMPLETION, sk, strlen(sk), &r, &param));
+    CHECK(r.router == AIOS__ROUTER_COMPOSE && r.has_skills && r.n_skills == 2 && !strcmp(r.skill_name[1], "y.2"));
+    CHECK(isnan(r.skill_weight[0]) && r.skill_weight[1] == 0.25f);
+    aios__req_free(&r);
+    const char *none = "{\"prompt\":\"a\",\"skills\":[]}";
+    CHECK_OK(aios__req_parse(AIOS__REQ_COMPLETION, none, strlen(none), &r, &param));
+    CHECK(r.router == -1 && r.has_skills && r.n_skills == 0);
     aios__req_free(&r);
     const char *emb = "{\"input\":[[101,7],[5]]}";
     CHECK_OK(aios__req_parse(AIOS__REQ_EMBEDDINGS, emb, strlen(emb), &r, &param));

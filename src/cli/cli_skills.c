@@ -12,17 +12,7 @@
 #include "cli/cli_skills.h"
 #include "core/internal.h"
 
-const char *const AIOS_CLI_SKILLS_USAGE =
-    "  --skills LIB         skill library (aios skills add); each prompt is routed to its skills\n"
-    "  --router R           with --skills: none (base model) | semantic (default: the top-k\n"
-    "                       skills by meaning, at their weights) | arrow (every active skill,\n"
-    "                       mixed per token and layer) | compose (the semantic choice, their\n"
-    "                       next-token logits mixed by weight)\n"
-    "  --top-k K            with --skills: skills kept per prompt (default 1; up to 16)\n"
-    "  --router-temperature T  softmax temperature of the skills' weights (default 0.1;\n"
-    "                       arrow: of the per-token coefficients, default 1)\n"
-    "  --router-threshold S cosine below which a skill is not used (default: config\n"
-    "                       evolution.router_threshold, 0.5)\n"
+const char *const AIOS_CLI_SKILLS_USAGE = AIOS_CLI_SKILLS_ROUTER_USAGE
     "  --learn-store DIR    memory store whose learning queue receives uncertain answers\n"
     "                       (score >= evolution.uncertainty_threshold, default 0.7)\n"
     "  --config FILE        configuration file (evolution.*)\n";

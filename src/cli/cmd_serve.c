@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_skills.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -31,6 +32,7 @@ static void usage(FILE *f) {
             "                           scale S (default 1) to the --model given before it (else the\n"
             "                           first); repeatable, up to 16 per model; see /v1/adapters\n"
             "  --adapter-dir DIR        POST /v1/adapters may load adapters from inside DIR (default: off)\n"
+
             "  --threads N              kernel threads per model (1..%d; default: all cores)\n"
             "  --api-key KEY            require 'Authorization: Bearer KEY' on every route but /health\n"
             "                           (default: $AIOS_API_KEY; a non-loopback --host without one warns)\n"
@@ -42,6 +44,13 @@ static void usage(FILE *f) {
             "  --max-embedding-tokens N tokens x inputs one embeddings request may cost (default 1048576)\n"
             "  --max-generation-tokens N  prompt + max_tokens of one request (default 65536)\n"
             "  --max-diffusion-work N   gen_length x steps of one /v1/diffuse request (default 1048576)\n\n"
+            "skills (as on aios generate; a request's \"router\" / \"skills\" override them, GET /v1/skills\n"
+            "lists them; the answer's skills and uncertainty come back in its \"aios\" field; with --store\n"
+            "and --embedding-model uncertain answers are queued for learning in the store):\n"
+            AIOS_CLI_SKILLS_ROUTER_USAGE
+            "  --router-top-k K     arrow: adapters per token (default 2)\n"
+            "  --config FILE        configuration file (evolution.uncertainty_threshold, router_threshold)\n"
+            "  (the library's adapters go to the --model given before --skills, else the first)\n\n"
             "memory-conditioned generation: /v1/chat/completions and /v1/completions take\n"
             "  \"memory\": {\"store\": NAME, \"top_k\": 3, \"min_score\": S, \"filter\": {\"category\": C, \"source\": S},\n"
             "             \"max_tokens\": 256, \"place\": \"user\"|\"system\"}\n"
@@ -51,7 +60,7 @@ static void usage(FILE *f) {
             "      [{\"role\":\"user\",\"content\":\"Who is the CEO of Zorbex?\"}],\"memory\":{\"store\":\"mem\",\"top_k\":1}}'\n\n"
             "examples:\n"
             "  aios serve --model SmolLM2-135M-Instruct.Q4_1.gguf --embedding-model models/all-MiniLM-L6-v2 --store mem\n"
-            "  aios serve --model models/smollm2 --adapter skills/household:0.8 --adapter-dir skills\n"
+            "  aios serve --model models/smollm2 --skills lib --router arrow --adapter tone:0.8 --adapter-dir skills\n"
             "  AIOS_API_KEY=secret aios serve --host 0.0.0.0 --model models/qwen2.5-0.5b --cors https://app.example\n",
             AIOS_CLI_MAX_THREADS);
 }
@@ -82,11 +91,20 @@ int aios_cmd_serve(int argc, char **argv) {
     const char **ad_ptr = calloc((size_t)argc, sizeof *ad_ptr);
     const char **last = NULL; /* the alias slot of the model given last */
     p.api_key = getenv("AIOS_API_KEY");
+    aios_cli_skills sk; /* --skills, --router, --top-k, --router-temperature, --router-threshold, --config */
+    aios_cli_skills_init(&sk);
+    for (int i = 1; i + 1 < argc; i += 2) /* with --skills anywhere, --top-k is the router's */
+        if (!strcmp(argv[i], "--skills")) sk.lib_dir = argv[i + 1];
+    const char *lib_seen = NULL;
     for (int i = 1; i < argc; i += 2) { /* every option takes a value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long x;
         int ok = 1;
         if (!v) ok = 0;
+        else if (!strcmp(a, "--learn-store")) {
+            fprintf(stderr, "aios: serve: --learn-store: the server queues uncertain answers in --store\n");
+            ok = -1;
+        } else if (!strcmp(a, "--router-top-k")) ok = parse_pos(a, v, 1, 16, &x) ? (sk.arrow_top_k = (int)x, 1) : -1;
         else if (!strcmp(a, "--host")) p.host = v;
         else if (!strcmp(a, "--port")) ok = parse_pos(a, v, 0, 65535, &x) ? (p.port = (int)x, 1) : -1;
         else if (!strcmp(a, "--model")) last = &aliases[n_models], models[n_models++] = v;
@@ -117,13 +135,31 @@ int aios_cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--max-embedding-tokens")) ok = parse_pos(a, v, 1, 1L << 40, &x) ? (p.max_embedding_tokens = x, 1) : -1;
         else if (!strcmp(a, "--max-generation-tokens")) ok = parse_pos(a, v, 1, 1L << 40, &x) ? (p.max_generation_tokens = x, 1) : -1;
         else if (!strcmp(a, "--max-diffusion-work")) ok = parse_pos(a, v, 1, 1L << 40, &x) ? (p.max_diffusion_work = x, 1) : -1;
-        else ok = 0;
+        else if ((ok = aios_cli_skills_option(&sk, "serve", a, v)) > 0 && !strcmp(a, "--skills") && !lib_seen)
+            lib_seen = v, p.skills_model = n_models ? (int)n_models - 1 : 0;
         if (ok == 0) fprintf(stderr, "aios: serve: %s: unknown option or missing value (see --help)\n", a);
         if (ok <= 0) {
             free(models), free(aliases), free(ad_path), free(ad_scale), free(ad_model), free(ad_ptr);
             return 2;
         }
     }
+    if (aios_cli_skills_check(&sk, "serve")) {
+        free(models), free(aliases), free(ad_path), free(ad_scale), free(ad_model), free(ad_ptr);
+        return 2;
+    }
+    if (sk.lib_dir && !n_models) {
+        fprintf(stderr, "aios: serve: --skills: needs a generation model (--model)\n");
+        free(models), free(aliases), free(ad_path), free(ad_scale), free(ad_model), free(ad_ptr);
+        return 2;
+    }
+    p.skills_dir = sk.lib_dir;
+    p.skills_router = (int)sk.router; /* the same order as AIOS__ROUTER_* (none, semantic, arrow, compose) */
+    p.skills_top_k = sk.rp.top_k;
+    p.skills_threshold = sk.rp.threshold;
+    p.skills_temperature = sk.rp.temperature;
+    p.arrow_top_k = sk.arrow_top_k;
+    p.arrow_temperature = sk.arrow_temperature;
+    p.uncertainty_threshold = sk.uncertainty_threshold;
     if (!n_models && !p.embedding_model && !p.store_dir && !p.diffusion_model) {
         fprintf(stderr, "aios: serve: nothing to serve: give --model, --embedding-model, --store or --diffusion-model\n");
         free(models), free(aliases), free(ad_path), free(ad_scale), free(ad_model), free(ad_ptr);

@@ -47,6 +47,7 @@
 #include "core/internal.h"
 #include "engine/encode_internal.h"
 #include "server/server_req.h"
+#include "server/server_skills.h"
 
 /* A LoRA adapter attached to a generator (docs/server.md "Adapters"). */
 typedef struct {
@@ -55,6 +56,9 @@ typedef struct {
     int id;                 /* the generator's adapter id */
     float scale;            /* the default: what requests without an "adapters" field get */
     float applied;          /* the scale the generator holds now */
+    int skill;              /* 1: a skill's adapter (--skills), attached when a request first
+                               uses it and managed by the router, not by /v1/adapters */
+    uint64_t last_use;      /* skill adapters: the request that last used it (eviction order) */
 } gen_adapter;
 
 typedef struct {
@@ -64,6 +68,9 @@ typedef struct {
     pthread_mutex_t mu;     /* the generator and its adapters */
     gen_adapter ad[AIOS__REQ_MAX_ADAPTERS];
     int n_ad;
+    int router;             /* the aios_router the generator holds now (set only on a change:
+                               it forgets the cached prompt prefix) */
+    uint64_t uses;          /* requests that set adapters (skill adapters' last_use clock) */
 } gen_model;
 
 struct aios_server {
@@ -101,6 +108,10 @@ struct aios_server {
     int max_requests, max_per_client;
     int64_t max_embedding_tokens, max_generation_tokens, max_diffusion_work;
     char *adapter_dir;       /* realpath of --adapter-dir, or NULL: no loading over HTTP */
+    aios__skills *skills;    /* --skills LIB (server_skills.c), or NULL */
+    gen_model *skills_gen;   /* the model its adapters are for */
+    int arrow_top_k;         /* arrow's per-token mix (--router-top-k, --router-temperature) */
+    float arrow_temperature;
     pthread_mutex_t conn_mu; /* guards the counts below */
     int n_active;            /* requests being served */
     struct client_count { struct sockaddr_storage addr; int n; } clients[256];
@@ -118,6 +129,13 @@ aios_server_params aios_server_default_params(void) {
     p.max_embedding_tokens = 1 << 20;
     p.max_generation_tokens = 1 << 16;
     p.max_diffusion_work = 1 << 20;
+    p.skills_router = AIOS__ROUTER_SEMANTIC;
+    p.skills_top_k = 1;
+    p.skills_threshold = 0.5;
+    p.skills_temperature = 0.1;
+    p.arrow_top_k = 2;
+    p.arrow_temperature = 1.0f;
+    p.uncertainty_threshold = 0.7;
     return p;
 }
 
@@ -253,35 +271,97 @@ static aios_status append_str(aios_buf *b, const char *s) { return aios_buf_appe
 
 /* ---- adapters ----------------------------------------------------------------------------- */
 
+/* A loaded adapter by name (skill adapters are not: they go by the request's "skills"). */
 static gen_adapter *find_adapter(gen_model *m, const char *name) {
     for (int i = 0; i < m->n_ad; i++)
-        if (!strcmp(m->ad[i].name, name)) return &m->ad[i];
+        if (!m->ad[i].skill && !strcmp(m->ad[i].name, name)) return &m->ad[i];
     return NULL;
 }
 
+static void detach_at(gen_model *m, int i) {
+    gen_adapter *a = &m->ad[i];
+    if (aios_generator_adapter_remove(m->g, a->id) != AIOS_OK) aios_clear_error();
+    memmove(a, a + 1, (size_t)(m->ad + m->n_ad - (a + 1)) * sizeof *a);
+    m->n_ad--;
+}
+
+/* A free slot in m->ad: when all are taken, the skill adapter used longest ago that the plan
+ * does not need is detached (it is attached again when a request routes to it).  Under m->mu. */
+static aios_status make_room(gen_model *m, const aios__skill_plan *plan) {
+    if (m->n_ad < AIOS__REQ_MAX_ADAPTERS) return AIOS_OK;
+    int victim = -1;
+    for (int i = 0; i < m->n_ad; i++) {
+        if (!m->ad[i].skill) continue;
+        int needed = 0;
+        for (int k = 0; plan && k < plan->n && !needed; k++) needed = !strcmp(plan->name[k], m->ad[i].name);
+        if (!needed && (victim < 0 || m->ad[i].last_use < m->ad[victim].last_use)) victim = i;
+    }
+    if (victim < 0)
+        return aios__err(AIOS_ERR_RANGE, "adapters: model '%s' has %d adapters loaded already", m->id, AIOS__REQ_MAX_ADAPTERS);
+    detach_at(m, victim);
+    return AIOS_OK;
+}
+
+static aios_status attach_adapter(gen_model *m, const char *path, const char *name, float scale);
+
 /* The adapter set of one request: the request's "adapters" (only those, at their scales) or,
- * without the field, every loaded adapter at its default scale.  (A router choosing adapters
- * from the prompt would fill the same want[] here when the request names none.)  Only scales
- * that differ from what the generator holds are changed (a change forgets the cached prefix).
- * *ext receives the response's extension field [{"name", "scale"}] of the adapters in effect
- * (NULL when the model has none loaded and the request named none).  Under m->mu.  A name that is
- * not loaded: AIOS_ERR_NOT_FOUND naming it. */
-static aios_status select_adapters(gen_model *m, const aios__req *r, cJSON **ext) {
+ * without the field, every loaded adapter at its default scale; plus the skills of its plan
+ * (server_skills.c: what the router chose or the request named) at their weights, attached on
+ * first use; every other skill adapter at scale 0 (which the decoder skips: the same answer as
+ * not attached).  The plan's router combines them (arrow, compose; else summed).  Only scales
+ * and a router that differ from what the generator holds are changed (a change forgets the
+ * cached prefix).  *ext receives the response's extension field [{"name", "scale"}] of the
+ * loaded adapters in effect (NULL when the model has none loaded and the request named none).
+ * Under m->mu.  A name that is not loaded: AIOS_ERR_NOT_FOUND naming it. */
+static aios_status select_adapters(aios_server *srv, gen_model *m, const aios__req *r, const aios__skill_plan *plan, cJSON **ext) {
     float want[AIOS__REQ_MAX_ADAPTERS];
     *ext = NULL;
-    for (int i = 0; i < m->n_ad; i++) want[i] = r->has_adapters ? 0.0f : m->ad[i].scale;
+    m->uses++;
+    for (int k = 0; plan && k < plan->n; k++) {
+        int found = 0;
+        for (int i = 0; i < m->n_ad && !found; i++) found = m->ad[i].skill && !strcmp(m->ad[i].name, plan->name[k]);
+        if (found) continue;
+        AIOS_TRY(make_room(m, plan));
+        AIOS_TRY(attach_adapter(m, plan->path[k], plan->name[k], 0.0f));
+        m->ad[m->n_ad - 1].skill = 1;
+    }
+    for (int i = 0; i < m->n_ad; i++) want[i] = r->has_adapters || m->ad[i].skill ? 0.0f : m->ad[i].scale;
+    for (int k = 0; plan && k < plan->n; k++)
+        for (int i = 0; i < m->n_ad; i++)
+            if (m->ad[i].skill && !strcmp(m->ad[i].name, plan->name[k])) {
+                want[i] = (float)plan->weight[k];
+                m->ad[i].last_use = m->uses;
+            }
     for (int k = 0; k < r->n_adapters; k++) {
         gen_adapter *a = find_adapter(m, r->adapter_name[k]);
         if (!a) return aios__err(AIOS_ERR_NOT_FOUND, "adapters: '%.128s' is not loaded on model '%s' (GET /v1/adapters)",
                                  r->adapter_name[k], m->id);
         want[a - m->ad] = r->adapter_scale[k];
     }
-    for (int i = 0; i < m->n_ad; i++)
+    int any = 0, changes = 0;
+    for (int i = 0; i < m->n_ad; i++) changes += want[i] != m->ad[i].applied;
+    if (changes > 1 && m->router == AIOS_ROUTER_ARROW) { /* arrow rebuilds its prototypes on each change: once */
+        AIOS_TRY(aios_generator_set_router(m->g, AIOS_ROUTER_NONE, srv->arrow_top_k, srv->arrow_temperature));
+        m->router = AIOS_ROUTER_NONE;
+    }
+    for (int i = 0; i < m->n_ad; i++) {
         if (want[i] != m->ad[i].applied) {
             AIOS_TRY(aios_generator_adapter_scale(m->g, m->ad[i].id, want[i]));
             m->ad[i].applied = want[i];
         }
-    if (!m->n_ad && !r->has_adapters) return AIOS_OK;
+        any |= want[i] != 0;
+    }
+    /* as `aios generate`: the router only when adapters are in effect (else the base model) */
+    int pr = plan ? plan->router : AIOS__ROUTER_NONE;
+    aios_router gr = !any ? AIOS_ROUTER_NONE : pr == AIOS__ROUTER_ARROW ? AIOS_ROUTER_ARROW
+                                         : pr == AIOS__ROUTER_COMPOSE ? AIOS_ROUTER_COMPOSE : AIOS_ROUTER_NONE;
+    if (gr != (aios_router)m->router) {
+        AIOS_TRY(aios_generator_set_router(m->g, gr, srv->arrow_top_k, srv->arrow_temperature));
+        m->router = (int)gr;
+    }
+    int n_user = 0;
+    for (int i = 0; i < m->n_ad; i++) n_user += !m->ad[i].skill;
+    if (!n_user && !r->has_adapters) return AIOS_OK;
     cJSON *a = cJSON_CreateArray();
     if (r->has_adapters) {
         for (int k = 0; k < r->n_adapters; k++) {
@@ -292,7 +372,7 @@ static aios_status select_adapters(gen_model *m, const aios__req *r, cJSON **ext
         }
     } else {
         for (int i = 0; i < m->n_ad; i++) {
-            if (want[i] == 0) continue;
+            if (want[i] == 0 || m->ad[i].skill) continue;
             cJSON *e = cJSON_CreateObject();
             cJSON_AddStringToObject(e, "name", m->ad[i].name);
             cJSON_AddNumberToObject(e, "scale", want[i]);
@@ -305,6 +385,7 @@ static aios_status select_adapters(gen_model *m, const aios__req *r, cJSON **ext
 
 /* Attaches the adapter at `path` to m as `name` at `scale`.  Under m->mu. */
 static aios_status attach_adapter(gen_model *m, const char *path, const char *name, float scale) {
+    AIOS_TRY(make_room(m, NULL));
     if (m->n_ad >= AIOS__REQ_MAX_ADAPTERS)
         return aios__err(AIOS_ERR_RANGE, "adapters: model '%s' has %d adapters loaded already", m->id, AIOS__REQ_MAX_ADAPTERS);
     gen_adapter *a = &m->ad[m->n_ad];
@@ -357,7 +438,8 @@ static enum MHD_Result do_adapter_list(aios_server *srv, struct MHD_Connection *
     for (size_t i = 0; i < srv->n_gens; i++) {
         gen_model *m = &srv->gens[i];
         pthread_mutex_lock(&m->mu);
-        for (int k = 0; k < m->n_ad; k++) cJSON_AddItemToArray(d, adapter_json(m, &m->ad[k]));
+        for (int k = 0; k < m->n_ad; k++)
+            if (!m->ad[k].skill) cJSON_AddItemToArray(d, adapter_json(m, &m->ad[k]));
         pthread_mutex_unlock(&m->mu);
     }
     return send_json(c, MHD_HTTP_OK, o);
@@ -912,6 +994,7 @@ typedef struct {
     const aios_generate_result *res; /* the generation in progress (logprobs of its tokens) */
     cJSON *ads;                      /* its "adapters" extension field (moved into the last chunk) */
     size_t lp_sent;                  /* generated tokens whose logprobs a chunk carried */
+    aios__skill_plan plan;           /* its skills (server_skills.c) */
 } stream;
 
 /* True when the peer of the connection has closed it (a zero-byte read, or a reset): work for
@@ -970,6 +1053,76 @@ static enum MHD_Result check_prompt(aios_server *srv, struct MHD_Connection *c, 
                           "of %lld (--max-generation-tokens)", n, (long long)want, (long long)srv->max_generation_tokens);
     *ok = 1;
     return MHD_YES;
+}
+
+/* ---- skills (--skills LIB; server_skills.c) ---------------------------------------------- */
+
+/* What the router embeds: the completion's text prompt, the chat's last user message (as
+ * `aios generate --skills` and `aios chat` route the user's text); NULL for token ids. */
+static const char *route_query(const aios__req *r, int chat) {
+    if (!chat) return r->prompt;
+    for (size_t i = r->n_messages; i-- > 0;)
+        if (!strcmp(r->messages[i].role, "user")) return r->messages[i].content;
+    return NULL;
+}
+
+/* The skills of one request, before any work (so a bad "router" / "skills" is a clean 400/404,
+ * streamed or not).  On an error the response has been queued: *ok = 0. */
+static enum MHD_Result plan_skills(aios_server *srv, struct MHD_Connection *c, gen_model *m, const aios__req *r, int chat,
+                                   aios__skill_plan *plan, int *ok) {
+    *ok = 0;
+    if (srv->skills && m != srv->skills_gen && (r->has_skills || r->router == AIOS__ROUTER_SEMANTIC))
+        return send_error(c, 400, "invalid_value", r->has_skills ? "skills" : "router",
+                          "%s: the skill library serves model '%s', not '%s'", r->has_skills ? "skills" : "router",
+                          srv->skills_gen->id, m->id);
+    const char *param = NULL;
+    unsigned http = 500;
+    aios__skills *k = m == srv->skills_gen ? srv->skills : NULL;
+    aios_status s = aios__skills_plan_request(k, r, route_query(r, chat), plan, &param, &http);
+    if (s != AIOS_OK)
+        return send_error(c, http, http == 404 ? "skill_not_found" : http == 400 ? "invalid_value" : "internal_error", param,
+                          "%s", aios_last_error());
+    if (!k && plan->router != AIOS__ROUTER_NONE) { /* arrow / compose over the loaded adapters */
+        pthread_mutex_lock(&m->mu);
+        int n = 0;
+        for (int i = 0; i < m->n_ad; i++) n += !m->ad[i].skill;
+        pthread_mutex_unlock(&m->mu);
+        if (r->has_adapters ? !r->n_adapters : !n)
+            return send_error(c, 400, "invalid_value", "router", "router: \"%s\" mixes adapters: none in effect (load some, or "
+                              "start the server with --skills LIB)", AIOS__ROUTER_NAMES[plan->router]);
+    }
+    *ok = 1;
+    return MHD_YES;
+}
+
+/* The response's "aios" field of a finished generation; under m->mu (the uncertainty is the
+ * generator's last answer's). */
+static cJSON *skills_ext(aios_server *srv, gen_model *m, const aios__skill_plan *plan, double *score) {
+    const aios_gen_uncertainty *u = aios_generator_uncertainty(m->g);
+    *score = u && u->n ? u->score : -1;
+    return aios__skills_ext(plan, u, aios__skills_uncertainty_threshold(srv->skills));
+}
+
+/* An uncertain answer goes to the learning queue of the server's store (the evolution loop's:
+ * with --skills, --store and --embedding-model), as `aios generate --learn-store` does; the
+ * response says so ("queued").  Takes the store's and the encoder's locks. */
+static void learn_queue(aios_server *srv, gen_model *m, const aios__skill_plan *plan, const char *question,
+                        const char *answer, double score, cJSON *ext) {
+    int queued = 0;
+    if (srv->skills && srv->store && srv->enc && question && *question && answer && *answer &&
+        score >= aios__skills_uncertainty_threshold(srv->skills)) {
+        char names[2048];
+        aios__skills_names(plan, names, sizeof names);
+        aios_learn_item it = {question, answer, 0, score, names, m->id};
+        pthread_mutex_lock(&srv->store_mu);
+        pthread_mutex_lock(&srv->enc_mu);
+        aios_status s = aios_learn_record(srv->store, srv->enc, &it, NULL);
+        pthread_mutex_unlock(&srv->enc_mu);
+        pthread_mutex_unlock(&srv->store_mu);
+        queued = s == AIOS_OK;
+        if (!queued) cJSON_AddStringToObject(ext, "queue_error", aios_last_error());
+    }
+    cJSON_AddBoolToObject(ext, "queued", queued);
 }
 
 /* Appends `data: <json>\n\n` (deletes j). */
@@ -1034,7 +1187,7 @@ static void *stream_main(void *arg) {
     memset(&res, 0, sizeof res);
     char *prompt = NULL;
     pthread_mutex_lock(&st->m->mu);
-    aios_status s = select_adapters(st->m, &st->req, &st->ads);
+    aios_status s = select_adapters(st->srv, st->m, &st->req, &st->plan, &st->ads);
     if (s == AIOS_OK && st->chat && !st->mem_prompt) s = chat_text(st->m, &st->req, &prompt);
     if (s == AIOS_OK) {
         if (st->chat) sse_push(st, chunk(st, NULL, 0, NULL)); /* the role first, as OpenAI does */
@@ -1045,9 +1198,13 @@ static void *stream_main(void *arg) {
     char err[2048];
     snprintf(err, sizeof err, "generation: %s", *aios_last_error() ? aios_last_error() : aios_status_str(s));
     cJSON *last = s == AIOS_OK || s == AIOS_ERR_CANCELLED ? chunk(st, NULL, 0, finish_reason(res.stop)) : NULL;
+    double score = -1;
+    cJSON *ext = last ? skills_ext(st->srv, st->m, &st->plan, &score) : NULL;
     st->res = NULL; /* the last chunk (built under the lock: token strings) took what was left */
     pthread_mutex_unlock(&st->m->mu);
+    if (ext) learn_queue(st->srv, st->m, &st->plan, route_query(&st->req, st->chat), res.text, s == AIOS_OK ? score : -1, ext);
     if (last) {
+        cJSON_AddItemToObject(last, "aios", ext);
         if (!st->req.include_usage) cJSON_AddItemToObject(last, "usage", usage_json(res.n_prompt, res.n_ids - res.n_prompt));
         if (st->mem) cJSON_AddItemToObject(last, "memory", st->mem), st->mem = NULL;
         if (st->ads) cJSON_AddItemToObject(last, "adapters", st->ads), st->ads = NULL;
@@ -1119,15 +1276,24 @@ static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, a
     int ok;
     enum MHD_Result pre = check_prompt(srv, c, m, r, chat, &ok);
     if (!ok) return pre;
+    aios__skill_plan *plan = malloc(sizeof *plan);
+    if (!plan) return send_error(c, 500, "internal_error", NULL, "out of memory");
+    pre = plan_skills(srv, c, m, r, chat, plan, &ok);
+    if (!ok) {
+        free(plan);
+        return pre;
+    }
     if (r->has_adapters) { /* names checked before any work (and before a stream's headers) */
         const char *missing = NULL;
         pthread_mutex_lock(&m->mu);
         for (int k = 0; k < r->n_adapters && !missing; k++)
             if (!find_adapter(m, r->adapter_name[k])) missing = r->adapter_name[k];
         pthread_mutex_unlock(&m->mu);
-        if (missing)
+        if (missing) {
+            free(plan);
             return send_error(c, 404, "adapter_not_found", "adapters",
                               "adapters: '%.128s' is not loaded on model '%s' (GET /v1/adapters)", missing, m->id);
+        }
     }
     char id[64];
     make_id(srv, chat ? "chatcmpl-" : "cmpl-", id, sizeof id);
@@ -1137,6 +1303,7 @@ static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, a
     if (r->has_memory) {
         unsigned http = 400;
         aios_status ms = memory_prompt(srv, m, r, chat, &mem_prompt, &mem, &http);
+        if (ms != AIOS_OK) free(plan);
         if (ms != AIOS_OK)
             return send_error(c, http, http == 400 ? "invalid_value" : "internal_error", "memory", "%s", aios_last_error());
     }
@@ -1145,9 +1312,11 @@ static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, a
         if (!st) {
             free(mem_prompt);
             cJSON_Delete(mem);
+            free(plan);
             return send_error(c, 500, "internal_error", NULL, "out of memory");
         }
-        st->mem_prompt = mem_prompt, st->mem = mem;
+        st->mem_prompt = mem_prompt, st->mem = mem, st->plan = *plan;
+        free(plan);
         st->srv = srv, st->m = m, st->req = *r, st->chat = chat, st->created = created;
         memset(r, 0, sizeof *r); /* the stream owns the request now */
         snprintf(st->id, sizeof st->id, "%s", id);
@@ -1179,7 +1348,7 @@ static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, a
     char *prompt = NULL;
     cJSON *ads = NULL;
     pthread_mutex_lock(&m->mu);
-    aios_status s = select_adapters(m, r, &ads);
+    aios_status s = select_adapters(srv, m, r, plan, &ads);
     if (s == AIOS_OK && chat && !mem_prompt) s = chat_text(m, r, &prompt);
     if (s == AIOS_OK)
         s = aios_generate(m->g, mem_prompt ? mem_prompt : chat ? prompt : r->prompt, mem_prompt ? NULL : r->prompt_ids,
@@ -1193,10 +1362,15 @@ static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, a
         free(prompt);
         cJSON_Delete(mem);
         cJSON_Delete(ads);
+        free(plan);
         return ret;
     }
     cJSON *lp = r->logprobs && res.logprobs ? logprobs_json(m, &res, 0, res.n_ids - res.n_prompt, chat) : NULL;
+    double score;
+    cJSON *ext = skills_ext(srv, m, plan, &score);
     pthread_mutex_unlock(&m->mu);
+    learn_queue(srv, m, plan, route_query(r, chat), res.text, score, ext);
+    free(plan);
     cJSON *o = gen_envelope(id, chat ? "chat.completion" : "text_completion", created, m->id);
     cJSON *arr = cJSON_AddArrayToObject(o, "choices"), *ch = cJSON_CreateObject();
     cJSON_AddNumberToObject(ch, "index", 0);
@@ -1214,6 +1388,7 @@ static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, a
     cJSON_AddItemToObject(o, "usage", usage_json(res.n_prompt, res.n_ids - res.n_prompt));
     if (mem) cJSON_AddItemToObject(o, "memory", mem);
     if (ads) cJSON_AddItemToObject(o, "adapters", ads);
+    cJSON_AddItemToObject(o, "aios", ext);
     aios_generate_result_free(&res);
     free(prompt);
     return send_json(c, MHD_HTTP_OK, o);
@@ -1772,7 +1947,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         {"/v1/embeddings", post, AIOS__REQ_EMBEDDINGS}, {"/v1/completions", post, AIOS__REQ_COMPLETION},
         {"/v1/chat/completions", post, AIOS__REQ_CHAT},
         {"/v1/memories/search", post, AIOS__REQ_MEMORY_SEARCH}, {"/v1/diffuse", post, AIOS__REQ_DIFFUSE},
-        {"/v1/adapters", get || post, -4},
+        {"/v1/adapters", get || post, -4}, {"/v1/skills", get, -5},
     };
     for (size_t i = 0; i < AIOS_ARRAY_LEN(routes); i++) {
         if (strcmp(url, routes[i].path)) continue;
@@ -1781,6 +1956,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (routes[i].kind == -2) return do_models(srv, c);
         if (routes[i].kind == -3) return get ? do_memory_list(srv, c) : with_body(srv, c, cx, AIOS__REQ_MEMORY_ADD, NULL);
         if (routes[i].kind == -4) return get ? do_adapter_list(srv, c) : with_body(srv, c, cx, AIOS__REQ_ADAPTER, NULL);
+        if (routes[i].kind == -5) {
+            if (!srv->skills) return send_error(c, 404, "not_found", NULL, "no skill library (start the server with --skills LIB)");
+            cJSON *o = aios__skills_list_json(srv->skills);
+            cJSON_AddStringToObject(o, "model", srv->skills_gen->id);
+            return send_json(c, MHD_HTTP_OK, o);
+        }
         return with_body(srv, c, cx, (aios__req_kind)routes[i].kind, NULL);
     }
     static const char adp[] = "/v1/adapters/";
@@ -1910,6 +2091,14 @@ aios_status aios_server_start(const aios_server_params *params, aios_server **ou
         s = attach_adapter(&srv->gens[mi], p.adapter_paths[i], name, p.adapter_scales ? p.adapter_scales[i] : 1.0f);
         if (s != AIOS_OK) s = aios__err_prefix(s, "adapter");
     }
+    srv->arrow_top_k = p.arrow_top_k > 0 ? (p.arrow_top_k > AIOS__REQ_MAX_ADAPTERS ? AIOS__REQ_MAX_ADAPTERS : p.arrow_top_k) : 2;
+    srv->arrow_temperature = p.arrow_temperature > 0 && isfinite(p.arrow_temperature) ? p.arrow_temperature : 1.0f;
+    if (s == AIOS_OK && p.skills_dir) {
+        if (p.skills_model < 0 || (size_t)p.skills_model >= srv->n_gens)
+            s = aios__err(AIOS_ERR_INVALID_ARG, "skills %s: no generation model for its adapters (--model first)", p.skills_dir);
+        else if ((s = aios__skills_open(&p, &srv->skills)) == AIOS_OK)
+            srv->skills_gen = &srv->gens[p.skills_model];
+    }
     if (s == AIOS_OK && p.adapter_dir) {
         char real[PATH_MAX];
         if (!realpath(p.adapter_dir, real)) s = aios__err(AIOS_ERR_IO, "adapter dir %s: %s", p.adapter_dir, strerror(errno));
@@ -1983,6 +2172,7 @@ void aios_server_stop(aios_server *srv) {
         pthread_mutex_destroy(&srv->gens[i].mu);
     }
     free(srv->gens);
+    aios__skills_close(srv->skills);
     aios_memory_retriever_free(srv->mret);
     aios_store_close(srv->store);
     aios_encoder_free(srv->enc);

@@ -203,6 +203,49 @@ static aios_status parse_adapters_field(const cJSON *root, aios__req *r, const c
     return AIOS_OK;
 }
 
+const char *const AIOS__ROUTER_NAMES[AIOS__ROUTER_COUNT] = {"none", "semantic", "arrow", "compose"};
+
+/* "router": one of AIOS__ROUTER_NAMES; "skills": ["name" | {"name", "weight"}], each a valid skill
+ * name ([A-Za-z0-9._-]{1,100}; the server checks that the library has it) at most once, weight
+ * finite in [0, 100] */
+static aios_status parse_skills_fields(const cJSON *root, aios__req *r, const char **param) {
+    r->router = -1;
+    const cJSON *v = field(root, "router");
+    if (v) {
+        for (int i = 0; cJSON_IsString(v) && i < AIOS__ROUTER_COUNT; i++)
+            if (!strcmp(v->valuestring, AIOS__ROUTER_NAMES[i])) r->router = i;
+        if (r->router < 0) return BAD("router", "router: expected \"none\", \"semantic\", \"arrow\" or \"compose\"");
+    }
+    const cJSON *a = field(root, "skills");
+    if (!a) return AIOS_OK;
+    if (!cJSON_IsArray(a)) return BAD("skills", "skills: expected an array of skill names (or {\"name\", \"weight\"})");
+    r->has_skills = 1;
+    const cJSON *e;
+    cJSON_ArrayForEach(e, a) {
+        int k = r->n_skills;
+        if (k >= AIOS__REQ_MAX_ADAPTERS) return BAD("skills", "skills: at most %d", AIOS__REQ_MAX_ADAPTERS);
+        const cJSON *nm = cJSON_IsString(e) ? e : cJSON_IsObject(e) ? field(e, "name") : NULL;
+        if (!cJSON_IsString(nm)) return BAD("skills", "skills[%d]: expected a skill name or an object with a \"name\"", k);
+        if (!aios_skills_name_ok(nm->valuestring))
+            return BAD("skills", "skills[%d]: '%.64s' is not a skill name ([A-Za-z0-9._-], 1 to 100)", k, nm->valuestring);
+        for (int j = 0; j < k; j++)
+            if (!strcmp(r->skill_name[j], nm->valuestring)) return BAD("skills", "skills[%d]: '%.64s' named twice", k, nm->valuestring);
+        double w = NAN;
+        if (cJSON_IsObject(e)) {
+            const cJSON *f;
+            cJSON_ArrayForEach(f, e)
+                if (!f->string || (strcmp(f->string, "name") && strcmp(f->string, "weight")))
+                    return BAD("skills", "skills[%d]: unknown field '%.64s' (name, weight)", k, f->string ? f->string : "");
+            if ((v = field(e, "weight")) && !as_num(v, 0, 100, &w))
+                return BAD("skills", "skills[%d].weight: expected a number in [0, 100]", k);
+        }
+        r->skill_name[k] = nm->valuestring;
+        r->skill_weight[k] = (float)w;
+        r->n_skills++;
+    }
+    return AIOS_OK;
+}
+
 /* POST /v1/adapters: {"path": DIR, "name"?, "scale"?} loads; {"name", "scale"} rescales. */
 static aios_status parse_adapter(const cJSON *root, aios__req *r, const char **param) {
     const cJSON *v;
@@ -304,6 +347,7 @@ static aios_status parse_sampling(const cJSON *root, aios__req *r, const char **
         }
     }
     AIOS_TRY(parse_adapters_field(root, r, param));
+    AIOS_TRY(parse_skills_fields(root, r, param));
     const cJSON *rf = field(root, "response_format");
     if (rf) {
         const cJSON *t = cJSON_IsObject(rf) ? field(rf, "type") : NULL;
@@ -580,6 +624,7 @@ aios_status aios__req_parse(aios__req_kind kind, const char *body, size_t len, a
     r->min_quality = -INFINITY;
     r->gen_length = 64;
     r->stop_at_eos = 1;
+    r->router = -1;
     if ((unsigned)kind >= AIOS__REQ_KIND_COUNT) return aios__err(AIOS_ERR_INVALID_ARG, "server: unknown request kind");
     if (!body && len) return aios__err(AIOS_ERR_INVALID_ARG, "server: NULL body");
     cJSON *root = cJSON_ParseWithLength(body ? body : "", len);

@@ -36,6 +36,10 @@ typedef enum {
 #define AIOS__REQ_MAX_ADAPTERS 16     /* as AIOS_DECODER_MAX_ADAPTERS */
 #define AIOS__REQ_MAX_DIM (1 << 16)    /* embedding floats in a memory request */
 
+/* The routers of "router" (and `--router`), in this order: the index is aios__req.router. */
+enum { AIOS__ROUTER_NONE = 0, AIOS__ROUTER_SEMANTIC, AIOS__ROUTER_ARROW, AIOS__ROUTER_COMPOSE, AIOS__ROUTER_COUNT };
+extern const char *const AIOS__ROUTER_NAMES[AIOS__ROUTER_COUNT];
+
 typedef struct {
     aios__req_kind kind;
     void *json;                 /* the cJSON tree (owns the strings below) */
@@ -78,6 +82,14 @@ typedef struct {
     int n_adapters;
     const char *adapter_name[AIOS__REQ_MAX_ADAPTERS];
     float adapter_scale[AIOS__REQ_MAX_ADAPTERS]; /* 1 when absent */
+    /* skills (docs/server.md "Skills"): "router": "none"|"semantic"|"arrow"|"compose" (router -1 =
+     * absent: the server's --router); "skills": ["name" | {"name", "weight"?}] forces those skills
+     * of the library (has_skills with n_skills 0: none, the base model); weight NAN = absent */
+    int router;
+    int has_skills;
+    int n_skills;
+    const char *skill_name[AIOS__REQ_MAX_ADAPTERS];
+    float skill_weight[AIOS__REQ_MAX_ADAPTERS];
     char *chat_text;            /* joined text content parts, one malloc'd block (freed with the request) */
     size_t n_chat_text;
     /* "memory": {"store", "top_k", "min_score", "filter": {"category", "source"}, "max_tokens",
