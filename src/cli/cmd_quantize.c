@@ -35,10 +35,7 @@ static void help(FILE *f) {
             "                    (default: with --group-size 32, Q8_0 -> int8, Q4_0 -> int4 and, unless\n"
             "                    --symmetric, Q4_1 -> int4 with minima are transcoded block for block,\n"
             "                    every value unchanged; docs/quantization.md)\n"
-            "Groups, per-channel and symmetry apply to every quantized tensor, whatever its type.\n\n"
-            "  aios quantize models/all-MiniLM-L6-v2 /tmp/minilm-int8 --type int8\n"
-            "  aios quantize SmolLM2.Q4_1.gguf /tmp/smol-q4 --type int4 --group-size 32 --scale-type f16\n"
-            "  aios quantize SmolLM2.Q4_1.gguf /tmp/smol-rq --type int4 --group-size 32 --requantize\n");
+            "Groups, per-channel and symmetry apply to every quantized tensor, whatever its type.\n");
 }
 
 /* int8|int4|int2 -> 8/4/2, keep -> AIOS_QUANT_KEEP (when allowed), else 0. */
