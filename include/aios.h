@@ -464,6 +464,11 @@ typedef struct {
      * head is tied); the output head is an untied lm_head / ff_out. */
     int embed_bits;
     int output_bits;
+    /* GGUF blocks that map onto the requested layout without changing a value are transcoded
+     * block for block (Q8_0 -> int8 g32, Q4_0 -> int4 g32 symmetric, Q4_1 -> int4 g32 with
+     * minima, the aios.scale_min extension; docs/quantization.md) when group_size is 32.
+     * requantize 1: quantize them from their float values instead, as any other tensor. */
+    int requantize;
 } aios_quantize_params;
 #define AIOS_QUANT_KEEP (-1)
 

@@ -1,6 +1,7 @@
 /* test_quant.c — dtype conversions, ArrowQuant packing, reference dequantization, quantizer. */
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #include "core/internal.h"
 #include "tensor/quant.h"
@@ -213,6 +214,72 @@ static void test_quantize_roundtrip(void) {
     CHECK(isfinite(s1) && s1 > 0);
 }
 
+/* GGUF Q8_0 / Q4_0 / Q4_1 blocks -> ArrowQuant (aios_quant_from_gguf_blocks): the symmetric
+ * layouts dequantize (the ArrowQuant formula) to the block decoder's values bit for bit (that
+ * decoder is held to gguf.quants.dequantize by tests/py/test_gguf_quants.py; the transcoded
+ * files against gguf itself: tests/py/test_gguf_transcode.py); the min form turns back into
+ * the very same Q4_1 bytes from f32 and from f16 arrays; a non-f16 scale is refused. */
+static void test_gguf_transcode(void) {
+    static const aios_dtype types[3] = {AIOS_DTYPE_GGUF_Q8_0, AIOS_DTYPE_GGUF_Q4_0, AIOS_DTYPE_GGUF_Q4_1};
+    const int64_t rows = 3, cols = 96, n = rows * cols, nb = n / 32;
+    for (int ti = 0; ti < 3; ti++) {
+        int blk = 0, bb = 0, mf = 0;
+        aios_dtype qt;
+        CHECK(aios_gguf_block(types[ti], &blk, &bb) && blk == 32);
+        CHECK(aios_quant_gguf_transcodable(types[ti], &qt, &mf));
+        CHECK(mf == (ti == 2) && qt == (ti ? AIOS_DTYPE_Q4 : AIOS_DTYPE_Q8));
+        uint8_t *raw = malloc((size_t)(nb * bb)), *q = malloc((size_t)n), *back = malloc((size_t)(nb * 20));
+        float *sc = malloc((size_t)nb * 4), *mn = malloc((size_t)nb * 4), *want = malloc((size_t)n * 4),
+              *got = malloc((size_t)n * 4);
+        uint16_t *sc16 = malloc((size_t)nb * 2), *mn16 = malloc((size_t)nb * 2);
+        for (int64_t i = 0; i < nb * bb; i++) raw[i] = (uint8_t)(randn() * 1000.0f);
+        for (int64_t k = 0; k < nb; k++) { /* normal, subnormal, zero, negative scales and minima */
+            for (int c = 0; c < (ti == 2 ? 2 : 1); c++) {
+                float v = k % 4 == 0 ? randn() * 0.05f : k % 4 == 1 ? randn() * 3e-6f : k % 4 == 2 ? 0.0f : -fabsf(randn() * 0.05f);
+                uint16_t h = aios_quant_float_to_half(v);
+                raw[k * bb + 2 * c] = (uint8_t)(h & 0xFF);
+                raw[k * bb + 2 * c + 1] = (uint8_t)(h >> 8);
+            }
+        }
+        aios_tensor g = {.name = "w", .dtype = types[ti], .ndim = 2, .shape = {rows, cols}, .data = raw,
+                         .nbytes = (size_t)(nb * bb), .quant_axis = -1};
+        CHECK_OK(aios_quant_dequantize_ref(&g, want));
+        CHECK_OK(aios_quant_from_gguf_blocks(&g, q, sc, mf ? mn : NULL));
+        size_t qb;
+        CHECK_OK(aios_dtype_nbytes(qt, n, &qb));
+        aios_tensor a = {.name = "w", .dtype = qt, .ndim = 2, .shape = {rows, cols}, .data = q, .nbytes = qb,
+                         .scales = sc, .n_scales = nb, .quant_axis = -1, .group_size = 32};
+        if (!mf) {
+            CHECK_OK(aios_quant_dequantize_ref(&a, got));
+            for (int64_t i = 0; i < n; i++) CHECKF(fbits(got[i]) == fbits(want[i]), "type %d value %lld", ti, (long long)i);
+            if (qt == AIOS_DTYPE_Q8) CHECK(aios_quant_min_form_to_q4_1(&a, sc, back) == AIOS_ERR_UNSUPPORTED); /* int4 only */
+        } else {
+            memset(back, 0, (size_t)(nb * 20));
+            CHECK_OK(aios_quant_min_form_to_q4_1(&a, mn, back));
+            CHECK(!memcmp(back, raw, (size_t)(nb * 20)));
+            for (int64_t k = 0; k < nb; k++) {
+                sc16[k] = aios_quant_float_to_half(sc[k]);
+                mn16[k] = aios_quant_float_to_half(mn[k]);
+            }
+            aios_tensor a16 = a;
+            a16.scales = (const float *)(const void *)sc16;
+            a16.scale_dtype = AIOS_DTYPE_F16;
+            memset(back, 0, (size_t)(nb * 20));
+            CHECK_OK(aios_quant_min_form_to_q4_1(&a16, mn16, back));
+            CHECK(!memcmp(back, raw, (size_t)(nb * 20)));
+            sc[1] = 0.1f; /* no f16 holds it */
+            CHECK(aios_quant_min_form_to_q4_1(&a, mn, back) == AIOS_ERR_UNSUPPORTED);
+            CHECK(strstr(aios_last_error(), "w: group 1: scale") != NULL);
+            a.group_size = 0, a.quant_axis = 0, a.n_scales = rows;
+            CHECK(aios_quant_min_form_to_q4_1(&a, mn, back) == AIOS_ERR_UNSUPPORTED);
+        }
+        free(raw), free(q), free(back), free(sc), free(mn), free(want), free(got), free(sc16), free(mn16);
+    }
+    aios_tensor k4 = {.name = "k", .dtype = AIOS_DTYPE_GGUF_Q4_K, .ndim = 2, .shape = {1, 256}};
+    CHECK(!aios_quant_gguf_transcodable(AIOS_DTYPE_GGUF_Q4_K, NULL, NULL));
+    CHECK(aios_quant_from_gguf_blocks(&k4, NULL, NULL, NULL) == AIOS_ERR_UNSUPPORTED);
+}
+
 static void test_dtype_names(void) {
     aios_dtype t;
     CHECK(!aios_dtype_from_safetensors("BF16", &t) && t == AIOS_DTYPE_BF16);
@@ -238,5 +305,6 @@ int main(void) {
     RUN(test_validate_rejects);
     RUN(test_quantize_roundtrip);
     RUN(test_dtype_names);
+    RUN(test_gguf_transcode);
     TEST_MAIN_END();
 }

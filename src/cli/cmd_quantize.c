@@ -9,7 +9,7 @@ static void help(FILE *f) {
     fprintf(f,
             "usage: aios quantize MODEL_DIR|FILE OUT_DIR --type int8|int4|int2 [--group-size N]\n"
             "                     [--per-channel] [--symmetric] [--scale-type f32|f16] [--embed-type T]\n"
-            "                     [--output-type T] [--keep PATTERN ...] [--no-default-keep]\n\n"
+            "                     [--output-type T] [--keep PATTERN ...] [--no-default-keep] [--requantize]\n\n"
             "Writes an ArrowEngine directory whose weights.parquet is Schema V2: 2-D float weights are\n"
             "quantized (x = (q - zero_point) * scale; int8 one byte, int4 two per byte, int2 four per\n"
             "byte, most significant bits first, stored as q + 8 / q + 2); the rest keep their dtype.\n\n"
@@ -31,6 +31,10 @@ static void help(FILE *f) {
             "                    wildcards); may repeat, and takes several patterns until the next option\n"
             "  --no-default-keep also quantize embeddings and norms (kept by default); the token\n"
             "                    embedding then gets --type unless --embed-type says otherwise\n"
+            "  --requantize      quantize GGUF blocks from their float values like any other tensor\n"
+            "                    (default: with --group-size 32, Q8_0 -> int8, Q4_0 -> int4 and, unless\n"
+            "                    --symmetric, Q4_1 -> int4 with minima are transcoded block for block,\n"
+            "                    every value unchanged; docs/quantization.md)\n"
             "Groups, per-channel and symmetry apply to every quantized tensor, whatever its type.\n");
 }
 
@@ -92,6 +96,8 @@ int aios_cmd_quantize(int argc, char **argv) {
             p.per_channel = 0;
         } else if (!strcmp(a, "--symmetric")) {
             p.symmetric = 1;
+        } else if (!strcmp(a, "--requantize")) {
+            p.requantize = 1;
         } else if (!strcmp(a, "--no-default-keep")) {
             p.keep_defaults = 0;
         } else if (!strcmp(a, "--keep") && i + 1 < argc) {

@@ -33,6 +33,12 @@
  *    zero_points are empty (not explicit zeros: the seed's reader is not the audience).  This
  *    reader refuses a version it does not know; a reader without the extension finds half the
  *    scales it expects and refuses the row (scale count mismatch) rather than misreading it.
+ *  - Scale-and-minimum extension (version AIOS_SCALE_MIN_VERSION, key aios.scale_min): a row
+ *    with quant_type "int4_min" is int4 in groups of 32 whose zero_points column holds minima:
+ *    x = (u * scale) + minimum, u the stored nibble (0..15, i.e. q + 8), the two roundings of
+ *    gguf's Q4_1 (d * q) + m.  `aios quantize` writes it for Q4_1 blocks (lossless transcoding);
+ *    this reader turns such a row into Q4_1 blocks in memory (scales and minima must be float16
+ *    values), refuses a version it does not know, and int4_min rows in a file without the key.
  *  - Symmetric tensors are written with explicit zero points (0.0) so the seed's reader, which
  *    always applies the formula, reads them; an empty or null zero_points reads as symmetric.
  */
@@ -50,6 +56,7 @@ static const char *const col_names[C_N] = {"layer_name", "shape", "dtype", "data
 
 #define AIOS_GGUF_BLOCKS_VERSION "1"
 #define AIOS_F16_SCALES_VERSION "1"
+#define AIOS_SCALE_MIN_VERSION "1"
 
 static int bytes_eq(const aios_pq_bytes *b, const char *s) {
     size_t n = strlen(s);
@@ -113,8 +120,32 @@ static int present(const aios_pq_column *c, int64_t slot) {
     return !c->valid || c->valid[slot];
 }
 
+/* An int4_min row (aios.scale_min) becomes Q4_1 blocks in an owned buffer: the kernels compute
+ * Q4_1 in place, with gguf's (d * u) + m. */
+static aios_status min_form_to_blocks(aios_model *m, aios_tensor *t, const void *mins) {
+    int64_t n = aios_tensor_numel(t);
+    uint8_t *buf = malloc((size_t)(n / 32) * 20 + 1);
+    void **no = realloc(m->owned, (size_t)(m->n_owned + 1) * sizeof *no);
+    if (no) m->owned = no;
+    if (!buf || !no) {
+        free(buf);
+        return aios__err(AIOS_ERR_NOMEM, "'%s': out of memory", t->name);
+    }
+    m->owned[m->n_owned++] = buf;
+    AIOS_TRY(aios_quant_min_form_to_q4_1(t, mins, buf));
+    t->dtype = AIOS_DTYPE_GGUF_Q4_1;
+    t->data = buf;
+    t->nbytes = (size_t)(n / 32) * 20;
+    t->scales = t->zero_points = NULL;
+    t->n_scales = 0;
+    t->quant_axis = -1;
+    t->group_size = 0;
+    t->scale_dtype = 0;
+    return AIOS_OK;
+}
+
 static aios_status build_row(aios_model *m, int64_t r, aios_pq_column **c, int v2, int gguf_ext, int f16_ext,
-                             char *name_store, aios_tensor *t) {
+                             int min_ext, char *name_store, aios_tensor *t) {
     aios_pq_column *cn = c[C_NAME], *cs = c[C_SHAPE], *cd = c[C_DATA];
     if (!present(cn, r) || cn->bytes[r].len == 0) return aios__err(AIOS_ERR_FORMAT, "row %lld: layer_name is null or empty", (long long)r);
     if (memchr(cn->bytes[r].ptr, 0, cn->bytes[r].len))
@@ -159,13 +190,21 @@ static aios_status build_row(aios_model *m, int64_t r, aios_pq_column **c, int v
     t->nbytes = cd->bytes[r].len;
 
     aios_dtype st = dcol;
+    int min_form = 0; /* int4_min: zero_points hold minima, x = u * scale + minimum */
     if (v2 && c[C_QTYPE] && present(c[C_QTYPE], r)) {
         int pq = parse_qtype(&c[C_QTYPE]->bytes[r], &st);
+        if (pq < 0 && min_ext && bytes_eq(&c[C_QTYPE]->bytes[r], "int4_min")) {
+            st = AIOS_DTYPE_Q4;
+            pq = 0;
+            min_form = 1;
+        }
         if (pq < 0 || (pq == 1 && !gguf_ext)) {
             char qs[64];
             bytes_str(&c[C_QTYPE]->bytes[r], qs, sizeof qs);
             return aios__err(AIOS_ERR_UNSUPPORTED, "row %lld ('%s'): unknown quant_type '%s'%s", (long long)r, nm, qs,
-                             pq == 1 ? " (GGUF blocks in a file without the aios.gguf_blocks extension key)" : "");
+                             pq == 1 ? " (GGUF blocks in a file without the aios.gguf_blocks extension key)"
+                             : !strcmp(qs, "int4_min") ? " (int4 with minima in a file without the aios.scale_min extension key)"
+                                                       : "");
         }
         if (!aios_dtype_is_quant(st) && have_dcol && st != dcol) {
             size_t a, b;
@@ -206,6 +245,12 @@ static aios_status build_row(aios_model *m, int64_t r, aios_pq_column **c, int v
     }
     aios_status s = aios_tensor_validate(t);
     if (s) return aios__err_prefix(s, "row %lld", (long long)r);
+    if (min_form) {
+        const void *mins = t->zero_points;
+        if (!mins) return aios__err(AIOS_ERR_FORMAT, "row %lld ('%s'): int4_min without minima (zero_points)", (long long)r, nm);
+        s = min_form_to_blocks(m, t, mins);
+        if (s) return aios__err_prefix(s, "row %lld", (long long)r);
+    }
     return AIOS_OK;
 }
 
@@ -228,6 +273,10 @@ aios_status aios__model_load_parquet(aios_model *m, const char *path) {
         return aios__err(AIOS_ERR_UNSUPPORTED, "%s: aios.f16_scales extension version '%.20s' is not known to this reader (it knows %s)",
                          path, f16, AIOS_F16_SCALES_VERSION);
     if (f16 && !v2) return aios__err(AIOS_ERR_FORMAT, "%s: aios.f16_scales in a file without Schema V2's quant_type column", path);
+    const char *smin = aios_pq_kv_get(m->pq, "aios.scale_min");
+    if (smin && strcmp(smin, AIOS_SCALE_MIN_VERSION))
+        return aios__err(AIOS_ERR_UNSUPPORTED, "%s: aios.scale_min extension version '%.20s' is not known to this reader (it knows %s)",
+                         path, smin, AIOS_SCALE_MIN_VERSION);
     m->cols = calloc(C_N, sizeof *m->cols);
     if (!m->cols) return aios__err(AIOS_ERR_NOMEM, "out of memory");
     aios_pq_column *c[C_N] = {0};
@@ -252,7 +301,7 @@ aios_status aios__model_load_parquet(aios_model *m, const char *path) {
     if (!m->names || !m->t) return aios__err(AIOS_ERR_NOMEM, "out of memory");
     char *ns = m->names;
     for (int64_t r = 0; r < nrows; r++) {
-        s = build_row(m, r, c, v2, ext != NULL, f16 != NULL, ns, &m->t[r]);
+        s = build_row(m, r, c, v2, ext != NULL, f16 != NULL, smin != NULL, ns, &m->t[r]);
         if (s) return aios__err_prefix(s, "%s", path);
         ns += strlen(ns) + 1;
         m->n++;
@@ -339,6 +388,7 @@ typedef struct {
     int leaf[C_N];
     int v2;
     int f16; /* quantized rows get float16 scales (aios.f16_scales) */
+    const char *qtype; /* quant_type of the next row when not the dtype's ("int4_min"), else NULL */
 } pq_out;
 
 static aios_status put_bytes(pq_out *o, int c, const void *p, size_t n) {
@@ -369,7 +419,7 @@ static aios_status write_row(pq_out *o, const aios_tensor *t, aios_dtype orig, c
     AIOS_TRY(put_bytes(o, C_DATA, data, nbytes));
     AIOS_TRY(put_int(o, C_NPARAMS, aios_tensor_numel(t)));
     if (o->v2) {
-        const char *qn = qtype_name(t->dtype);
+        const char *qn = o->qtype ? o->qtype : qtype_name(t->dtype);
         AIOS_TRY(put_bytes(o, C_QTYPE, qn, strlen(qn)));
         AIOS_TRY(put_bytes(o, C_SCALES, scales, scales ? (size_t)n_scales * esz : 0));
         AIOS_TRY(put_bytes(o, C_ZPS, zps, zps ? (size_t)n_scales * esz : 0));
@@ -419,8 +469,46 @@ static aios_status write_scaled_row(pq_out *o, const aios_tensor *t, aios_dtype 
     return s;
 }
 
+/* The lossless transcoding of a GGUF block tensor quantize does instead of requantizing, or 0:
+ * the block type maps onto `bits` in groups of the requested size (32), and a block with a
+ * minimum (Q4_1) only when the layout asked for is asymmetric.  Sets *min_form. */
+static int transcodes(const aios_tensor *t, const aios_quantize_params *q, int bits, int *min_form) {
+    aios_dtype qt;
+    if (q->requantize || q->group_size != 32 || !aios_quant_gguf_transcodable(t->dtype, &qt, min_form)) return 0;
+    if (aios_quant_bits(qt) != bits) return 0;
+    return !*min_form || !q->symmetric;
+}
+
+/* Writes a GGUF block tensor transcoded (aios_quant_from_gguf_blocks): the same values. */
+static aios_status write_transcoded(pq_out *o, const aios_tensor *t, int min_form) {
+    aios_dtype qt;
+    aios_quant_gguf_transcodable(t->dtype, &qt, NULL);
+    int64_t n = aios_tensor_numel(t), ns = n / 32;
+    size_t qb;
+    AIOS_TRY(aios_dtype_nbytes(qt, n, &qb));
+    uint8_t *qd = malloc(qb + 1);
+    float *sc = malloc((size_t)ns * 4 + 4), *mn = min_form ? malloc((size_t)ns * 4 + 4) : NULL;
+    aios_status s = AIOS_OK;
+    if (!qd || !sc || (min_form && !mn)) s = aios__err(AIOS_ERR_NOMEM, "quantize: %s: out of memory", t->name);
+    if (!s) s = aios_quant_from_gguf_blocks(t, qd, sc, mn);
+    if (!s) {
+        /* f16 -> f32 -> f16 gives the block's halves back (NaN payloads aside) */
+        aios_tensor qt_ = *t, st = {.scales = sc, .zero_points = mn};
+        qt_.dtype = qt;
+        o->qtype = min_form ? "int4_min" : NULL;
+        s = write_scaled_row(o, &qt_, AIOS_DTYPE_F32, qd, qb, &st, ns, -1, 32);
+        o->qtype = NULL;
+    }
+    free(qd);
+    free(sc);
+    free(mn);
+    return s;
+}
+
 /* Quantizes one tensor to `bits` and writes its row. */
 static aios_status write_quantized(pq_out *o, const aios_tensor *t, const aios_quantize_params *q, int bits) {
+    int min_form;
+    if (transcodes(t, q, bits, &min_form)) return write_transcoded(o, t, min_form);
     int64_t rows, cols, ns;
     aios_tensor_rows_cols(t, &rows, &cols);
     aios_quant_params qp = {.type = bits == 8 ? AIOS_DTYPE_Q8 : bits == 4 ? AIOS_DTYPE_Q4 : AIOS_DTYPE_Q2,
@@ -479,11 +567,18 @@ aios_status aios__model_write_parquet(const aios_model *src, const char *path, c
     for (int64_t i = 0; i < src->n; i++) gguf |= aios_gguf_block(src->t[i].dtype, NULL, NULL);
     int v2 = q != NULL || gguf;
     pq_out o = {.v2 = v2, .f16 = q && q->f16_scales};
+    int min_form = 0, mf;
+    for (int64_t i = 0; q && i < src->n; i++) {
+        const aios_tensor *t = &src->t[i];
+        int bits = !aios_dtype_is_quant(t->dtype) ? tensor_bits(t, q) : 0;
+        min_form |= bits && transcodes(t, q, bits, &mf) && mf;
+    }
     AIOS_TRY(aios_pq_writer_open(path, f, v2 ? 11 : 6, &wp, &o.w));
     for (int i = 0; i < C_N; i++) o.leaf[i] = (i < C_QTYPE || v2) ? aios_pq_writer_find_leaf(o.w, col_names[i]) : -1;
     aios_status s = aios_pq_writer_set_kv(o.w, "aios.weights_schema", v2 ? "2" : "1");
     if (!s && gguf) s = aios_pq_writer_set_kv(o.w, "aios.gguf_blocks", AIOS_GGUF_BLOCKS_VERSION);
     if (!s && o.f16) s = aios_pq_writer_set_kv(o.w, "aios.f16_scales", AIOS_F16_SCALES_VERSION);
+    if (!s && min_form) s = aios_pq_writer_set_kv(o.w, "aios.scale_min", AIOS_SCALE_MIN_VERSION);
     for (int64_t i = 0; !s && i < src->n; i++) {
         const aios_tensor *t = &src->t[i];
         for (int d = 0; d < t->ndim; d++)

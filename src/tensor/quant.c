@@ -475,3 +475,93 @@ aios_status aios_quantize_f32(const float *x, int64_t rows, int64_t cols, const 
     }
     return AIOS_OK;
 }
+
+/* ---- lossless GGUF block transcoding --------------------------------------------- */
+
+int aios_quant_gguf_transcodable(aios_dtype gguf_type, aios_dtype *qtype, int *min_form) {
+    aios_dtype q;
+    int mf = 0;
+    switch (gguf_type) {
+    case AIOS_DTYPE_GGUF_Q8_0: q = AIOS_DTYPE_Q8; break;
+    case AIOS_DTYPE_GGUF_Q4_0: q = AIOS_DTYPE_Q4; break;
+    case AIOS_DTYPE_GGUF_Q4_1: q = AIOS_DTYPE_Q4, mf = 1; break;
+    default: return 0;
+    }
+    if (qtype) *qtype = q;
+    if (min_form) *min_form = mf;
+    return 1;
+}
+
+/* Sets the int4 code of flattened element i (MSB first; the buffer starts zeroed). */
+static void put_nibble(uint8_t *q, int64_t i, unsigned u) { q[i >> 1] |= (uint8_t)((u & 0xF) << (4 * (1 - (i & 1)))); }
+
+aios_status aios_quant_from_gguf_blocks(const aios_tensor *t, uint8_t *q, float *scales, float *mins) {
+    aios_dtype qt;
+    int mf, blk, bb;
+    const char *nm = t->name ? t->name : "(tensor)";
+    if (!aios_quant_gguf_transcodable(t->dtype, &qt, &mf) || !aios_gguf_block(t->dtype, &blk, &bb))
+        return aios__err(AIOS_ERR_UNSUPPORTED, "%s: %s blocks have no lossless ArrowQuant layout", nm, aios_dtype_name(t->dtype));
+    if (mf && !mins) return aios__err(AIOS_ERR_INVALID_ARG, "%s: %s needs the minima array", nm, aios_dtype_name(t->dtype));
+    AIOS_TRY(aios_tensor_validate(t));
+    int64_t n = aios_tensor_numel(t), nb = n / blk;
+    size_t qb;
+    AIOS_TRY(aios_dtype_nbytes(qt, n, &qb));
+    memset(q, 0, qb);
+    const uint8_t *b = t->data;
+    for (int64_t k = 0; k < nb; k++, b += bb) {
+        const int64_t e = k * blk; /* first element of the block */
+        scales[k] = aios_gguf_f16(b);
+        switch (t->dtype) {
+        case AIOS_DTYPE_GGUF_Q8_0: memcpy(q + e, b + 2, 32); break;
+        case AIOS_DTYPE_GGUF_Q4_0:
+            for (int j = 0; j < 16; j++) {
+                put_nibble(q, e + j, b[2 + j] & 0xF);
+                put_nibble(q, e + j + 16, b[2 + j] >> 4);
+            }
+            break;
+        default: /* Q4_1 */
+            mins[k] = aios_gguf_f16(b + 2);
+            for (int j = 0; j < 16; j++) {
+                put_nibble(q, e + j, b[4 + j] & 0xF);
+                put_nibble(q, e + j + 16, b[4 + j] >> 4);
+            }
+            break;
+        }
+    }
+    return AIOS_OK;
+}
+
+aios_status aios_quant_min_form_to_q4_1(const aios_tensor *t, const void *mins, uint8_t *out) {
+    const char *nm = t->name ? t->name : "(tensor)";
+    int64_t n = aios_tensor_numel(t);
+    if (t->dtype != AIOS_DTYPE_Q4 || t->group_size != 32 || n % 32 || t->n_scales != n / 32 || !mins)
+        return aios__err(AIOS_ERR_UNSUPPORTED,
+                         "%s: int4_min rows are read as Q4_1 blocks: int4 in groups of 32 with minima (this one: %s, group size %d)",
+                         nm, aios_dtype_name(t->dtype), (int)t->group_size);
+    const int f16 = t->scale_dtype == AIOS_DTYPE_F16;
+    const uint8_t *p = t->data, *arr[2] = {(const uint8_t *)t->scales, (const uint8_t *)mins};
+    for (int64_t k = 0; k < n / 32; k++) {
+        uint8_t *b = out + 20 * k;
+        for (int c = 0; c < 2; c++) {
+            if (f16) { /* the half's bits as they are */
+                memcpy(b + 2 * c, arr[c] + 2 * k, 2);
+                continue;
+            }
+            float v;
+            memcpy(&v, arr[c] + 4 * k, 4);
+            uint16_t h = aios_quant_float_to_half(v);
+            float back = aios_quant_half_to_float(h);
+            if (memcmp(&back, &v, 4) && !(v != v && back != back))
+                return aios__err(AIOS_ERR_UNSUPPORTED,
+                                 "%s: group %lld: %s %.9g is not a float16 value (a Q4_1 block cannot hold it)", nm,
+                                 (long long)k, c ? "minimum" : "scale", (double)v);
+            b[2 * c] = (uint8_t)(h & 0xFF);
+            b[2 * c + 1] = (uint8_t)(h >> 8);
+        }
+        for (int j = 0; j < 16; j++) {
+            int lo = aios_quant_get(p, AIOS_DTYPE_Q4, 32 * k + j) + 8, hi = aios_quant_get(p, AIOS_DTYPE_Q4, 32 * k + j + 16) + 8;
+            b[4 + j] = (uint8_t)(lo | (hi << 4));
+        }
+    }
+    return AIOS_OK;
+}

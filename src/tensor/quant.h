@@ -118,4 +118,28 @@ aios_status aios_quant_layout(const aios_quant_params *p, int64_t rows, int64_t 
 aios_status aios_quantize_f32(const float *x, int64_t rows, int64_t cols, const aios_quant_params *p, uint8_t *q,
                               float *scales, float *zero_points);
 
+/* ---- lossless GGUF block transcoding (docs/quantization.md) ----------------------- */
+
+/* The ArrowQuant layout a GGUF block type maps onto without changing a single dequantized
+ * value, or 0 when there is none:
+ *   Q8_0 -> int8, groups of 32, symmetric:  q = the block's int8, scale = d
+ *   Q4_0 -> int4, groups of 32, symmetric:  stored nibble = the block's nibble (q = n - 8), scale = d
+ *   Q4_1 -> int4, groups of 32, "with minima" (the aios.scale_min extension):
+ *           stored nibble u = the block's nibble, scale = d, minimum = m, x = (u * s) + m
+ * (*min_form = 1 for the last).  d and m are f16 in the block: exact as float32 or float16. */
+int aios_quant_gguf_transcodable(aios_dtype gguf_type, aios_dtype *qtype, int *min_form);
+
+/* Transcodes a GGUF block tensor t (aios_quant_gguf_transcodable) of rows x cols values:
+ * q gets the packed ArrowQuant bytes (aios_dtype_nbytes of the target type), scales the d of
+ * each block (numel / 32 floats), mins the m of each block (min form only; may be NULL
+ * otherwise).  Dequantizing the result gives the block's values bit for bit. */
+aios_status aios_quant_from_gguf_blocks(const aios_tensor *t, uint8_t *q, float *scales, float *mins);
+
+/* The inverse of the min form, for the reader: t is an int4 tensor in groups of 32 whose
+ * t->scales and `mins` (n_scales each, t->scale_dtype, unaligned reads) are the scales and
+ * minima; out gets the Q4_1 blocks (20 bytes per 32 values) holding exactly those values
+ * (x = (d * u) + m, gguf's formula).  AIOS_ERR_UNSUPPORTED naming the tensor for another
+ * layout, or a float32 scale / minimum that is not a float16 value (a Q4_1 block cannot hold it). */
+aios_status aios_quant_min_form_to_q4_1(const aios_tensor *t, const void *mins, uint8_t *out);
+
 #endif
