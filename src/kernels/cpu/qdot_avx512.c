@@ -44,50 +44,75 @@ typedef struct {
     float xs16[3][QCOLS / 16] __attribute__((aligned(64)));
 } qx_pass;
 
-/* x (n values, n % 32 == 0) of one token into q, dx16, xs16; zeros from n to n_pad. */
-static TQ void quant_pass(qx_pass *P, int t, const float *x, int64_t n, int64_t n_pad) {
+/* x (n values, n % 32 == 0) of one token into q, dx16, xs16; zeros from n to n_pad.  nib: q in
+ * the nibble order of 4 blocks of 32 (values 0-15 of the 4 blocks, then values 16-31 of them:
+ * how 4 x 16 packed bytes unpack into two registers, low nibbles then high); dx16 and xs16
+ * stay in value order. */
+static TQ void quant_pass(qx_pass *P, int t, const float *x, int64_t n, int64_t n_pad, int nib) {
     for (int64_t c = 0; c < n; c += 32) {
         __m512 v0 = _mm512_loadu_ps(x + c), v1 = _mm512_loadu_ps(x + c + 16);
         float am = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(v0), _mm512_abs_ps(v1)));
         float d = am / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
         __m512i q0 = _mm512_cvtps_epi32(_mm512_mul_ps(v0, _mm512_set1_ps(id))); /* round half to even */
         __m512i q1 = _mm512_cvtps_epi32(_mm512_mul_ps(v1, _mm512_set1_ps(id)));
-        _mm_store_si128((__m128i *)(P->q[t] + c), _mm512_cvtepi32_epi8(q0));
-        _mm_store_si128((__m128i *)(P->q[t] + c + 16), _mm512_cvtepi32_epi8(q1));
+        const int64_t p0 = nib ? c / 128 * 128 + (c / 32 % 4) * 16 : c, p1 = nib ? p0 + 64 : c + 16;
+        _mm_store_si128((__m128i *)(P->q[t] + p0), _mm512_cvtepi32_epi8(q0));
+        _mm_store_si128((__m128i *)(P->q[t] + p1), _mm512_cvtepi32_epi8(q1));
         P->dx16[t][c / 16] = P->dx16[t][c / 16 + 1] = d;
         P->xs16[t][c / 16] = d * (float)_mm512_reduce_add_epi32(q0);
         P->xs16[t][c / 16 + 1] = d * (float)_mm512_reduce_add_epi32(q1);
     }
     if (n_pad > n) {
-        memset(P->q[t] + n, 0, (size_t)(n_pad - n));
+        for (int64_t c = n; c < n_pad; c += 32) {
+            const int64_t p0 = nib ? c / 128 * 128 + (c / 32 % 4) * 16 : c, p1 = nib ? p0 + 64 : c + 16;
+            memset(P->q[t] + p0, 0, 16);
+            memset(P->q[t] + p1, 0, 16);
+        }
         for (int64_t g = n / 16; g < n_pad / 16; g++) P->dx16[t][g] = P->xs16[t][g] = 0.0f;
     }
 }
 
 /* Lane l of the scale vector for product j (values 64 j + 4 l ..) is entry 4 j + l / 4 of the
  * 16 per-16 scales. */
+static TQI __m512i lane_idx_nib(int j) { /* nibble order: block 4 (j / 2) + l / 4, half j % 2 */
+    return _mm512_add_epi32(_mm512_set1_epi32(8 * (j >> 1) + (j & 1)),
+                            _mm512_slli_epi32(_mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12,
+                                                                                  13, 14, 15),
+                                                                2),
+                                              1));
+}
 static TQI __m512i lane_idx(int j) {
     return _mm512_add_epi32(_mm512_set1_epi32(4 * j), _mm512_srli_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9,
                                                                                           10, 11, 12, 13, 14, 15),
                                                                         2));
 }
 
-/* acc[t] += the four products of one super-block (u[0..3], 256 values) with token t; s16 the
- * per-16 weight scales, som16 the per-16 s off + m. */
+/* acc[t] += the products of one super-block (u[0 .. nj), 64 values each, nj <= 4) with token t;
+ * s16 the per-16 weight scales, som16 the per-16 s off + m (zero past the row). */
 static TQI void sb_dot(__m512 acc[3][2], __m512 corr[3], const __m512i u[4], __m512 s16, __m512 som16,
-                       const qx_pass *P, int64_t v0, const int NT) {
+                       const qx_pass *P, int64_t v0, const int NT, const int nj, const int nib) {
 #pragma GCC unroll 3
     for (int t = 0; t < NT; t++) {
         const __m512 sd = _mm512_mul_ps(s16, _mm512_load_ps(P->dx16[t] + v0 / 16));
 #pragma GCC unroll 4
-        for (int j = 0; j < 4; j++) {
+        for (int j = 0; j < nj; j++) {
             __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), u[j],
                                             _mm512_load_si512((const void *)(P->q[t] + v0 + 64 * j)));
-            acc[t][j & 1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(lane_idx(j), sd), acc[t][j & 1]);
+            acc[t][j & 1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_permutexvar_ps(nib ? lane_idx_nib(j) : lane_idx(j), sd), acc[t][j & 1]);
         }
         corr[t] = _mm512_fmadd_ps(som16, _mm512_load_ps(P->xs16[t] + v0 / 16), corr[t]);
     }
 }
+
+/* sb_dot with a run-time count 1..4, each a constant (a run-time loop index into acc would keep
+ * the accumulators in memory for the whole row). */
+#define SB_DOT_TAIL(acc, corr, u, s16, som, P, v0, NT, nj)                  \
+    switch (nj) {                                                        \
+    case 1: sb_dot(acc, corr, u, s16, som, P, v0, NT, 1, NIB); break;         \
+    case 2: sb_dot(acc, corr, u, s16, som, P, v0, NT, 2, NIB); break;         \
+    case 3: sb_dot(acc, corr, u, s16, som, P, v0, NT, 3, NIB); break;         \
+    default: sb_dot(acc, corr, u, s16, som, P, v0, NT, 4, NIB); break;        \
+    }
 
 /* ---------------------------------------------------------------- GGUF blocks */
 
@@ -137,50 +162,72 @@ static TQI void gemv_gguf_vnni_t(float *y, int64_t ldy, const float *x, int64_t 
     const int has_min = DT == AIOS_DTYPE_GGUF_Q4_1 || DT == AIOS_DTYPE_GGUF_Q5_1 || DT == AIOS_DTYPE_GGUF_Q2_K ||
                         DT == AIOS_DTYPE_GGUF_Q4_K || DT == AIOS_DTYPE_GGUF_Q5_K;
     const __m512 voff = _mm512_set1_ps((float)gguf_off(DT));
+    const int NIB = DT == AIOS_DTYPE_GGUF_Q4_0 || DT == AIOS_DTYPE_GGUF_Q4_1; /* activations in nibble order */
     const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
     qx_pass P;
-    float dd[QCOLS / 32 + 8] __attribute__((aligned(64))), mm[QCOLS / 32 + 8] __attribute__((aligned(64)));
-    uint16_t hd[QCOLS / 32 + 16], hm[QCOLS / 32 + 16];
     for (int64_t c0 = 0; c0 < n_in; c0 += QCOLS) {
         const int64_t nc = AIOS_MIN(QCOLS, n_in - c0), npad = (nc + 255) / 256 * 256, nb = nc / blk, nsb = npad / 256;
-        for (int t = 0; t < NT; t++) quant_pass(&P, t, x + t * ldx + c0, nc, npad);
+        for (int t = 0; t < NT; t++) quant_pass(&P, t, x + t * ldx + c0, nc, npad, NIB);
         for (int64_t r = r0; r < r1; r++) {
             const uint8_t *row = (const uint8_t *)W->data + (size_t)r * (size_t)row_bytes + (size_t)(c0 / blk * bytes);
             __m512 acc[3][2], corr[3];
             for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = corr[t] = _mm512_setzero_ps();
             if (blk == 32) {
-                /* the blocks' f16 scales (and minimums), 16 conversions at a time */
-                const int mo = DT == AIOS_DTYPE_GGUF_Q4_1 || DT == AIOS_DTYPE_GGUF_Q5_1 ? 2 : -1;
-                const int64_t nb16 = (nb + 15) / 16 * 16;
-                for (int64_t b = 0; b < nb; b++) {
-                    memcpy(&hd[b], row + b * bytes, 2);
-                    if (mo > 0) memcpy(&hm[b], row + b * bytes + mo, 2);
-                }
-                for (int64_t b = nb; b < nb16; b++) hd[b] = hm[b] = 0;
-                for (int64_t b = 0; b < nb16; b += 16) {
-                    _mm512_store_ps(dd + b, _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(hd + b))));
-                    if (mo > 0) /* value = d q + min: the layout's m is -min */
-                        _mm512_store_ps(mm + b, _mm512_sub_ps(_mm512_setzero_ps(),
-                                                              _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(hm + b)))));
-                }
+                /* the f16 d (and for Q4_1 / Q5_1 the f16 min after it) of 8 blocks by one gather */
+                const __m256i boff = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32(bytes));
                 for (int64_t sb = 0; sb < nsb; sb++) {
                     const int64_t b0 = 8 * sb;
                     const uint8_t *bp = row + b0 * bytes;
                     prefetch_span(bp, 8 * bytes);
                     __m256i h[8];
-                    if (b0 + 8 <= nb) {
+                    const __mmask8 bm = (__mmask8)(nb - b0 >= 8 ? 0xFF : (1u << (nb - b0)) - 1);
+                    const __m256i g = _mm256_mmask_i32gather_epi32(_mm256_setzero_si256(), bm, boff, (const int *)bp, 1);
+                    __m512 s16 = _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(_mm256_cvtph_ps(_mm256_cvtepi32_epi16(g))));
+                    __m512 som = _mm512_mul_ps(s16, voff);
+                    if (has_min) /* value = d q + min: the layout's m is -min */
+                        som = _mm512_sub_ps(som, _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(_mm256_cvtph_ps(
+                                                                              _mm256_cvtepi32_epi16(_mm256_srli_epi32(g, 16))))));
+                    if (NIB) { /* 4 blocks' 16 packed bytes per register, low nibbles then high */
+                        const int qo = DT == AIOS_DTYPE_GGUF_Q4_0 ? 2 : 4;
+                        const __m512i lo4 = _mm512_set1_epi8(0x0F);
+                        __m512i u[4];
+                        if (b0 + 8 <= nb) {
+#pragma GCC unroll 2
+                            for (int k = 0; k < 2; k++) {
+                                const uint8_t *q4 = bp + 4 * k * bytes + qo;
+                                __m512i v = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)q4));
+                                v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(q4 + bytes)), 1);
+                                v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(q4 + 2 * bytes)), 2);
+                                v = _mm512_inserti32x4(v, _mm_loadu_si128((const __m128i *)(q4 + 3 * bytes)), 3);
+                                u[2 * k] = _mm512_and_si512(v, lo4);
+                                u[2 * k + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), lo4);
+                            }
+                            sb_dot(acc, corr, u, s16, som, &P, 256 * sb, NT, 4, NIB);
+                        } else {
+                            for (int k = 0; k < 2; k++) {
+                                __m128i l[4];
+                                for (int i = 0; i < 4; i++)
+                                    l[i] = b0 + 4 * k + i < nb ? _mm_loadu_si128((const __m128i *)(bp + (4 * k + i) * bytes + qo))
+                                                            : _mm_setzero_si128();
+                                __m512i v = _mm512_inserti32x4(_mm512_castsi128_si512(l[0]), l[1], 1);
+                                v = _mm512_inserti32x4(_mm512_inserti32x4(v, l[2], 2), l[3], 3);
+                                u[2 * k] = _mm512_and_si512(v, lo4);
+                                u[2 * k + 1] = _mm512_and_si512(_mm512_srli_epi16(v, 4), lo4);
+                            }
+                            if (nb - b0 > 4) sb_dot(acc, corr, u, s16, som, &P, 256 * sb, NT, 4, NIB);
+                            else sb_dot(acc, corr, u, s16, som, &P, 256 * sb, NT, 2, NIB);
+                        }
+                    } else if (b0 + 8 <= nb) {
 #pragma GCC unroll 8
                         for (int k = 0; k < 8; k++) h[k] = gguf_u32(DT, bp + k * bytes, 0);
-                    } else {
+                        __m512i u[4] = {pair(h[0], h[1]), pair(h[2], h[3]), pair(h[4], h[5]), pair(h[6], h[7])};
+                        sb_dot(acc, corr, u, s16, som, &P, 256 * sb, NT, 4, NIB);
+                    } else { /* the row's last blocks: only the 64-value products that hold any */
                         for (int k = 0; k < 8; k++)
                             h[k] = b0 + k < nb ? gguf_u32(DT, bp + k * bytes, 0) : _mm256_setzero_si256();
+                        __m512i u[4] = {pair(h[0], h[1]), pair(h[2], h[3]), pair(h[4], h[5]), pair(h[6], h[7])};
+                        SB_DOT_TAIL(acc, corr, u, s16, som, &P, 256 * sb, NT, (int)(nb - b0 + 1) / 2);
                     }
-                    __m512i u[4] = {pair(h[0], h[1]), pair(h[2], h[3]), pair(h[4], h[5]), pair(h[6], h[7])};
-                    __m512 s16 = _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(_mm256_load_ps(dd + b0)));
-                    __m512 som = _mm512_mul_ps(s16, voff);
-                    if (has_min)
-                        som = _mm512_add_ps(som, _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(_mm256_load_ps(mm + b0))));
-                    sb_dot(acc, corr, u, s16, som, &P, 256 * sb, NT);
                 }
             } else {
                 for (int64_t sb = 0; sb < nb; sb++) {
@@ -194,11 +241,11 @@ static TQI void gemv_gguf_vnni_t(float *y, int64_t ldy, const float *x, int64_t 
                     __m512 s16 = _mm512_loadu_ps(S.s);
                     __m512 som = _mm512_mul_ps(s16, voff);
                     if (has_min) som = _mm512_add_ps(som, _mm512_loadu_ps(S.m));
-                    sb_dot(acc, corr, u, s16, som, &P, 256 * sb, NT);
+                    sb_dot(acc, corr, u, s16, som, &P, 256 * sb, NT, 4, NIB);
                 }
             }
             for (int t = 0; t < NT; t++)
-                y[t * ldy + r] += _mm512_reduce_add_ps(_mm512_add_ps(acc[t][0], acc[t][1])) - _mm512_reduce_add_ps(corr[t]);
+                y[t * ldy + r] += _mm512_reduce_add_ps(_mm512_sub_ps(_mm512_add_ps(acc[t][0], acc[t][1]), corr[t]));
         }
     }
 }
@@ -254,6 +301,7 @@ static TQI void gemv_aq_vnni_t(float *y, int64_t ldy, const float *x, int64_t ld
     const int64_t n_in = W->shape[1], g = W->group_size, gpr = n_in / g;
     const uint8_t *raw = (const uint8_t *)W->data;
     const float off = DT == AIOS_DTYPE_Q8 ? 128.0f : 8.0f;
+    const int NIB = 0;
     /* per-16 entry k of a super-block takes group k * 16 / g of it */
     const __m512i gidx = _mm512_srli_epi32(_mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
                                                                                 12, 13, 14, 15),
@@ -262,7 +310,7 @@ static TQI void gemv_aq_vnni_t(float *y, int64_t ldy, const float *x, int64_t ld
     qx_pass P;
     for (int64_t c0 = 0; c0 < n_in; c0 += QCOLS) {
         const int64_t nc = AIOS_MIN(QCOLS, n_in - c0), npad = (nc + 255) / 256 * 256, nsb = npad / 256;
-        for (int t = 0; t < NT; t++) quant_pass(&P, t, x + t * ldx + c0, nc, npad);
+        for (int t = 0; t < NT; t++) quant_pass(&P, t, x + t * ldx + c0, nc, npad, 0);
         for (int64_t r = r0; r < r1; r++) {
             __m512 acc[3][2], corr[3];
             for (int t = 0; t < NT; t++) acc[t][0] = acc[t][1] = corr[t] = _mm512_setzero_ps();
@@ -280,14 +328,19 @@ static TQI void gemv_aq_vnni_t(float *y, int64_t ldy, const float *x, int64_t ld
                     for (int l = 1; l < 4; l++) _mm_prefetch((const char *)raw + e0 + v0 + 64 * l + QPF, _MM_HINT_T0);
                 else _mm_prefetch((const char *)raw + (e0 + v0) / 2 + 64 + QPF, _MM_HINT_T0);
                 __m512i u[4];
-#pragma GCC unroll 4
-                for (int j = 0; j < 4; j++) u[j] = aq_u64(raw, e0 + v0 + 64 * j, AIOS_MAX(0, AIOS_MIN(64, left - 64 * j)), DT);
                 __m512 s16 = _mm512_permutexvar_ps(gidx, _mm512_load_ps(sg));
                 __m512 som = _mm512_mul_ps(s16, _mm512_add_ps(_mm512_set1_ps(off), _mm512_permutexvar_ps(gidx, _mm512_load_ps(zg))));
-                sb_dot(acc, corr, u, s16, som, &P, v0, NT);
+                if (left >= 256) {
+#pragma GCC unroll 4
+                    for (int j = 0; j < 4; j++) u[j] = aq_u64(raw, e0 + v0 + 64 * j, 64, DT);
+                    sb_dot(acc, corr, u, s16, som, &P, v0, NT, 4, 0);
+                } else {
+                    for (int j = 0; j < 4; j++) u[j] = aq_u64(raw, e0 + v0 + 64 * j, AIOS_MAX(0, AIOS_MIN(64, left - 64 * j)), DT);
+                    SB_DOT_TAIL(acc, corr, u, s16, som, &P, v0, NT, (int)(left + 63) / 64);
+                }
             }
             for (int t = 0; t < NT; t++)
-                y[t * ldy + r] += _mm512_reduce_add_ps(_mm512_add_ps(acc[t][0], acc[t][1])) - _mm512_reduce_add_ps(corr[t]);
+                y[t * ldy + r] += _mm512_reduce_add_ps(_mm512_sub_ps(_mm512_add_ps(acc[t][0], acc[t][1]), corr[t]));
         }
     }
 }
