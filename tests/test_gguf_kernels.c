@@ -161,14 +161,14 @@ static void test_prefill_gemm_vs_ref(void) {
             for (size_t k = 0; k < sizeof Ts / sizeof Ts[0]; k++) check_case(ti, shapes[s][0], shapes[s][1], Ts[k]);
 }
 
-/* x rounded as the int8-activation path rounds it (Q8_0's rule per 32 values), from its
+/* x rounded as the int8-activation path rounds it (Q8_0's rule per 16 values), from its
  * definition: dx = max|x| / 127, q = round half even (x / dx), x' = q dx. */
 static void round_q8(float *x, int64_t n) {
-    for (int64_t c = 0; c < n; c += 32) {
+    for (int64_t c = 0; c < n; c += 16) {
         float am = 0;
-        for (int k = 0; k < 32; k++) am = fabsf(x[c + k]) > am ? fabsf(x[c + k]) : am;
+        for (int k = 0; k < 16; k++) am = fabsf(x[c + k]) > am ? fabsf(x[c + k]) : am;
         float d = am / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-        for (int k = 0; k < 32; k++) x[c + k] = nearbyintf(x[c + k] * id) * d;
+        for (int k = 0; k < 16; k++) x[c + k] = nearbyintf(x[c + k] * id) * d;
     }
 }
 

@@ -300,7 +300,8 @@ static void test_real_gguf_quantized_f16(void) {
  * max|int8 - exact| / max|exact|, top-1 agreement with the exact path), and a free-running
  * greedy generation with int8 activations against the golden ids up to the first step whose
  * golden margin is below 1e-3 (as check_model).  The exact path itself meets the golden to
- * 1e-4 (test_real_gguf).  Budget (measured 2026-12-02, Zen 4, Q4_1 file): see the CHECKs. */
+ * 1e-4 (test_real_gguf).  Budget (measured 2026-12-02, Zen 4, Q4_1 file): see the CHECKs;
+ * run on the best tier and on avx2 (its own AVX2 kernel). */
 static void test_real_gguf_int8_budget(void) {
     const char *path = smollm2_gguf();
     if (!path) SKIP("SmolLM2 GGUF not found");
@@ -399,14 +400,20 @@ static void test_real_gguf_int8_budget(void) {
            "%zu/%zu, = golden (margin >= 1e-3) %zu/%zu; greedy %zu/%zu golden ids (%zu of %d runs whole)\n",
            worst, steps ? sum_err / (double)steps : 0.0, steps, top1, steps, gold_top1, gold_n, agree_all, checked_all, full, k);
     CHECK(k == 9 && steps > 100);
-    /* The budget of the opt-in mode: measured 0.0625 worst / 0.0245 mean, 258 / 270 top-1 with
-     * the exact path, 108 / 270 free-running greedy ids (llama.cpp through llama-cpp-python on
-     * the same file: 158 / 270, 3 of 9 runs whole, as here; docs/kernels.md).  Free-running
-     * agreement is chaotic (one flipped token loses the rest of a run), so it is reported, not
-     * bounded; the teacher-forced figures are bounded with a margin for the order of sums. */
-    CHECKF(worst < 0.1 && sum_err / (double)steps < 0.04, "int8 activations: logits error worst %.3g mean %.3g", worst,
-           sum_err / (double)steps);
-    CHECKF(top1 * 100 >= steps * 93, "int8 activations: top-1 = exact path only %zu/%zu", top1, steps);
+    /* The budget (measured on this file, Zen 4, avx512 tier, activations in blocks of 16):
+     * logits error worst 0.037 / mean 0.0175, top-1 = golden 263 / 270 teacher-forced and
+     * 193 / 270 free-running (4 of 9 runs whole).  llama.cpp through llama-cpp-python 0.3.36 on
+     * the same file, counted the same way: 263 / 270 teacher-forced, 158 / 270 free-running
+     * (3 of 9 runs whole).  Blocks of 32 (llama.cpp's Q8_0) gave 0.063 / 0.025, 258 / 270 and
+     * 108 / 270: below llama.cpp.  Bounds: the teacher-forced figures with a margin for the
+     * order of sums; free-running agreement, chaotic (one flipped token loses the rest of a
+     * run), at least llama.cpp's. */
+    CHECKF(worst < 0.05 && sum_err / (double)steps < 0.025, "int8 activations: logits error worst %.3g mean %.3g",
+           worst, sum_err / (double)steps);
+    CHECKF(gold_top1 * 1000 >= gold_n * 960, "int8 activations: teacher-forced top-1 = golden only %zu/%zu", gold_top1,
+           gold_n);
+    CHECKF(agree_all >= 158, "int8 activations: greedy agreement %zu/%zu below llama.cpp's 158/270", agree_all,
+           checked_all);
     free(le);
     free(li);
 out:

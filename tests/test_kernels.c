@@ -367,7 +367,7 @@ static void test_matmul_int8_activations(void) {
 /* Grouped int8 / int4 weights (groups 32, 64, 128, 256) x int8 activations (VNNI decode GEMV,
  * qdot_avx512.c): against the scalar reference of the same integer math (cpu/qdot_ref.c), and
  * that reference against the float GEMV of the activations rounded here from the definition
- * (per 32 values: dx = max|x| / 127, q = round half to even (x / dx)).  Odd rows, rows past
+ * (per 16 values: dx = max|x| / 127, q = round half to even (x / dx)).  Odd rows, rows past
  * the kernel's 8192-column pass, float32 and float16 scales, with and without zero points. */
 static void test_matmul_int8_activations_groups(void) {
     if (!aios_cpu()->avx512vnni) SKIP("no AVX-512 VNNI on this CPU");
@@ -387,11 +387,11 @@ static void test_matmul_int8_activations_groups(void) {
                         float *y = malloc(sizeof(float) * (size_t)(T * n_out)), *yq = calloc((size_t)(T * n_out), sizeof(float));
                         float *yx = malloc(sizeof(float) * (size_t)(T * n_out));
                         fill(x, T * n_in, 2.0f);
-                        for (int64_t i = 0; i < T * n_in; i += 32) {
+                        for (int64_t i = 0; i < T * n_in; i += 16) {
                             float am = 0;
-                            for (int k = 0; k < 32; k++) am = fmaxf(am, fabsf(x[i + k]));
+                            for (int k = 0; k < 16; k++) am = fmaxf(am, fabsf(x[i + k]));
                             float sx = am / 127.0f, inv = sx != 0.0f ? 1.0f / sx : 0.0f;
-                            for (int k = 0; k < 32; k++) xr[i + k] = nearbyintf(x[i + k] * inv) * sx;
+                            for (int k = 0; k < 16; k++) xr[i + k] = nearbyintf(x[i + k] * inv) * sx;
                         }
                         CHECK_OK(aios_ref_matmul(yx, xr, &w.t, NULL, T));
                         aios__ref_gemv_i8(yq, n_out, x, n_in, (int)T, &w.t, 0, n_out);

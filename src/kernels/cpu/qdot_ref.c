@@ -2,8 +2,8 @@
  * qdot_ref.c — scalar reference of the int8-activation decode GEMV (qdot_avx512.c, and the
  * AVX2 version in avx2.c): plain C, one value at a time, written from the definitions.
  *
- * x: per 32 values dx = max|x| / 127 and q = round half to even (x * (1 / dx)) (0 when all
- * are zero).  W: per 16 values (a K-quant sub-block, half a 32-value block, part of an
+ * x: per 16 values dx = max|x| / 127 and q = round half to even (x * (1 / dx)) (0 when all
+ * are zero; llama.cpp's Q8_0 rule on blocks of 16, not 32: half the error, docs/kernels.md).  W: per 16 values (a K-quant sub-block, half a 32-value block, part of an
  * ArrowQuant group) integers w, a scale s and a minimum m with value = s w - m.  Then
  *
  *   y += sum over 16-value runs of  s dx (sum w q)  -  m dx (sum q)
@@ -93,18 +93,18 @@ void aios__ref_gemv_i8(float *y, int64_t ldy, const float *x, int64_t ldx, int n
     const int gguf = aios_gguf_block(W->dtype, &blk, &bytes);
     if (!gguf) blk = 32;
     int8_t *q = malloc((size_t)(nt * n_in) + 1);
-    float *dx = malloc(sizeof(float) * (size_t)(nt * (n_in / 32) + 1));
+    float *dx = malloc(sizeof(float) * (size_t)(nt * (n_in / 16) + 1));
     if (!q || !dx) {
         free(q), free(dx);
         return;
     }
     for (int t = 0; t < nt; t++)
-        for (int64_t c = 0; c < n_in; c += 32) {
+        for (int64_t c = 0; c < n_in; c += 16) {
             float am = 0.0f;
-            for (int k = 0; k < 32; k++) am = fmaxf(am, fabsf(x[t * ldx + c + k]));
+            for (int k = 0; k < 16; k++) am = fmaxf(am, fabsf(x[t * ldx + c + k]));
             float d = am / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-            for (int k = 0; k < 32; k++) q[t * n_in + c + k] = (int8_t)nearbyintf(x[t * ldx + c + k] * id);
-            dx[t * (n_in / 32) + c / 32] = d;
+            for (int k = 0; k < 16; k++) q[t * n_in + c + k] = (int8_t)nearbyintf(x[t * ldx + c + k] * id);
+            dx[t * (n_in / 16) + c / 16] = d;
         }
     int w[256];
     float s[16], m[16];
@@ -129,7 +129,7 @@ void aios__ref_gemv_i8(float *y, int64_t ldy, const float *x, int64_t ldx, int n
                         dot += w[16 * g + k] * v;
                         sq += v;
                     }
-                    double d = dx[t * (n_in / 32) + (c + 16 * g) / 32];
+                    double d = dx[t * (n_in / 16) + (c + 16 * g) / 16];
                     acc[t] += (double)s[g] * d * dot - (double)m[g] * d * sq;
                 }
         }
