@@ -217,13 +217,14 @@ static void test_int8_activations_vs_ref(void) {
  * lengths: under one super-block of 256 values, a partial last one, and past one pass of the
  * kernels' activation buffer (8192 columns); rows not a multiple of 4. */
 static void test_int8_activations_vs_qdot_ref(void) {
-    static const int64_t shapes32[][2] = {{3, 1}, {5, 9}, {7, 18}, {3, 260}}; /* blocks of 32 per row */
+    /* blocks of 32 per row: 1, 8 + 1, 16 + 2, 8 + 5 and 8 + 7 (a last super-block of 1-7 blocks), 256 + 4 */
+    static const int64_t shapes32[][2] = {{3, 1}, {5, 9}, {7, 18}, {4, 13}, {2, 15}, {3, 260}};
     static const int64_t shapesK[][2] = {{3, 1}, {6, 3}, {2, 33}};            /* blocks of 256 */
     int ran = 0;
     for (size_t ti = 0; ti < NTYPES; ti++)
-        for (size_t s = 0; s < 4; s++) {
+        for (size_t s = 0; s < 6; s++) {
             const int k = TYPES[ti].t >= AIOS_DTYPE_GGUF_Q2_K;
-            if (k && s == 3) continue;
+            if (k && s >= 3) continue;
             const int64_t n_out = k ? shapesK[s][0] : shapes32[s][0], nbr = k ? shapesK[s][1] : shapes32[s][1];
             for (int64_t T = 1; T <= 3; T++) {
                 uint8_t *buf;
