@@ -161,14 +161,14 @@ static void test_prefill_gemm_vs_ref(void) {
             for (size_t k = 0; k < sizeof Ts / sizeof Ts[0]; k++) check_case(ti, shapes[s][0], shapes[s][1], Ts[k]);
 }
 
-/* x rounded as the int8-activation path rounds it (Q8_0's rule per 32 values), from its
+/* x rounded as the int8-activation path rounds it (Q8_0's rule per 16 values), from its
  * definition: dx = max|x| / 127, q = round half even (x / dx), x' = q dx. */
 static void round_q8(float *x, int64_t n) {
-    for (int64_t c = 0; c < n; c += 32) {
+    for (int64_t c = 0; c < n; c += 16) {
         float am = 0;
-        for (int k = 0; k < 32; k++) am = fabsf(x[c + k]) > am ? fabsf(x[c + k]) : am;
+        for (int k = 0; k < 16; k++) am = fabsf(x[c + k]) > am ? fabsf(x[c + k]) : am;
         float d = am / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-        for (int k = 0; k < 32; k++) x[c + k] = nearbyintf(x[c + k] * id) * d;
+        for (int k = 0; k < 16; k++) x[c + k] = nearbyintf(x[c + k] * id) * d;
     }
 }
 
@@ -208,6 +208,56 @@ static void test_int8_activations_vs_ref(void) {
                 aios_kernels_use("auto");
                 free(x), free(xr), free(wf), free(bias), free(y), free(yr), free(yx), free(buf);
             }
+    if (!ran) SKIP("no AVX2 on this CPU");
+}
+
+/* The int8-activation GEMV of every tier (avx512: VNNI where the CPU has it) against the scalar
+ * reference of the same integer math (kernels/cpu/qdot_ref.c), and that reference against a
+ * float GEMV of the activations rounded by round_q8 above (two independent definitions).  Row
+ * lengths: under one super-block of 256 values, a partial last one, and past one pass of the
+ * kernels' activation buffer (8192 columns); rows not a multiple of 4. */
+static void test_int8_activations_vs_qdot_ref(void) {
+    /* blocks of 32 per row: 1, 8 + 1, 16 + 2, 8 + 5 and 8 + 7 (a last super-block of 1-7 blocks), 256 + 4 */
+    static const int64_t shapes32[][2] = {{3, 1}, {5, 9}, {7, 18}, {4, 13}, {2, 15}, {3, 260}};
+    static const int64_t shapesK[][2] = {{3, 1}, {6, 3}, {2, 33}};            /* blocks of 256 */
+    int ran = 0;
+    for (size_t ti = 0; ti < NTYPES; ti++)
+        for (size_t s = 0; s < 6; s++) {
+            const int k = TYPES[ti].t >= AIOS_DTYPE_GGUF_Q2_K;
+            if (k && s >= 3) continue;
+            const int64_t n_out = k ? shapesK[s][0] : shapes32[s][0], nbr = k ? shapesK[s][1] : shapes32[s][1];
+            for (int64_t T = 1; T <= 3; T++) {
+                uint8_t *buf;
+                aios_tensor w = make_w(ti, n_out, nbr, &buf);
+                const int64_t n_in = w.shape[1];
+                float *x = malloc(sizeof(float) * (size_t)(T * n_in)), *xr = malloc(sizeof(float) * (size_t)(T * n_in));
+                float *wf = malloc(sizeof(float) * (size_t)(n_out * n_in)), *bias = calloc((size_t)n_out, sizeof(float));
+                float *y = malloc(sizeof(float) * (size_t)(T * n_out)), *yq = calloc((size_t)(T * n_out), sizeof(float));
+                float *yx = malloc(sizeof(float) * (size_t)(T * n_out));
+                for (int64_t i = 0; i < T * n_in; i++) x[i] = frand() * (i % 89 == 0 ? 6.0f : 1.0f);
+                for (int64_t i = 0; i < 32 && i < n_in; i++) x[i] = 0.0f; /* an all-zero block: dx = 0 */
+                memcpy(xr, x, sizeof(float) * (size_t)(T * n_in));
+                round_q8(xr, T * n_in);
+                CHECK_OK(aios_quant_dequantize_ref(&w, wf));
+                aios__ref_gemv_i8(yq, n_out, x, n_in, (int)T, &w, 0, n_out);
+                CHECK_OK(aios_ref_matmul(yx, xr, &w, NULL, T));
+                double e0 = scaled_err(yq, yx, xr, wf, bias, T, n_out, n_in);
+                CHECKF(e0 < 1e-6, "qdot_ref %s (%lld, %lld) T %lld vs float GEMV of rounded x: %g", aios_dtype_name(w.dtype),
+                       (long long)n_out, (long long)n_in, (long long)T, e0);
+                for (size_t t = 0; t < sizeof TIERS / sizeof TIERS[0]; t++) {
+                    if (!t_use_tier(TIERS[t])) continue;
+                    aios_kernels_int8_activations(1);
+                    CHECK_OK(aios_matmul(y, x, &w, NULL, T));
+                    aios_kernels_int8_activations(0);
+                    double e = scaled_err(y, yq, xr, wf, bias, T, n_out, n_in);
+                    CHECKF(e < 1e-6, "%s int8 %s (%lld, %lld) T %lld vs qdot_ref: %g", TIERS[t], aios_dtype_name(w.dtype),
+                           (long long)n_out, (long long)n_in, (long long)T, e);
+                    ran++;
+                }
+                aios_kernels_use("auto");
+                free(x), free(xr), free(wf), free(bias), free(y), free(yq), free(yx), free(buf);
+            }
+        }
     if (!ran) SKIP("no AVX2 on this CPU");
 }
 
@@ -251,6 +301,7 @@ int main(void) {
     RUN(test_decode_gemv_vs_ref);
     RUN(test_prefill_gemm_vs_ref);
     RUN(test_int8_activations_vs_ref);
+    RUN(test_int8_activations_vs_qdot_ref);
     RUN(test_gguf_rejects);
     RUN(test_decode_gemv_long_rows);
     TEST_MAIN_END();

@@ -35,6 +35,20 @@ def _load():
                       % ", ".join(tried))
 
 
+def _wait_policy():
+    """OpenMP reads OMP_WAIT_POLICY when it loads: passive waiting on a busy machine (1-minute
+    load average >= cores), OpenMP's spinning default on a quiet one, as the aios command chooses
+    (src/cli/main.c; measured in docs/kernels.md).  The user's setting wins."""
+    if "OMP_WAIT_POLICY" in os.environ:
+        return
+    try:
+        if os.getloadavg()[0] >= (os.cpu_count() or 1):
+            os.environ["OMP_WAIT_POLICY"] = "passive"
+    except OSError:
+        pass
+
+
+_wait_policy()
 lib, LIBRARY_PATH = _load()
 
 status = c_int

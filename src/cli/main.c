@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 
@@ -191,7 +192,28 @@ static void usage(FILE *f) {
                "  aios serve --model models/SmolLM2-135M-Instruct --port 8080\n");
 }
 
+/* OpenMP reads OMP_WAIT_POLICY once, when it loads.  Its default (threads spin at every barrier)
+ * is right on a quiet machine, where a decode step's ~250 parallel regions would otherwise each
+ * pay a futex wake-up, and a disaster on a busy one: SmolLM2-135M Q4_1 decode with 2 threads on
+ * the 2-core VM at load 10-22 ran at 0.3-2 tok/s spinning (OMP_WAIT_POLICY=active 1.4-2.4,
+ * GOMP_SPINCOUNT=10000 2.6-5.2) and 22 tok/s passive, about the 1-thread speed
+ * (docs/kernels.md).  So on a busy machine (1-minute load average >= online cores) aios runs
+ * itself again with passive waiting; the user's OMP_WAIT_POLICY always wins. */
+static void choose_wait_policy(char **argv) {
+    if (getenv("OMP_WAIT_POLICY")) return;
+    FILE *f = fopen("/proc/loadavg", "r");
+    double load = 0;
+    if (!f) return;
+    if (fscanf(f, "%lf", &load) != 1) load = 0;
+    fclose(f);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    if (n <= 0 || load < (double)n) return;
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    execv("/proc/self/exe", argv); /* returns only on failure: go on with the default */
+}
+
 int main(int argc, char **argv) {
+    choose_wait_policy(argv);
     if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

@@ -798,6 +798,8 @@ const aios__ktier aios__tier_avx512 = {
     .matmul_q8_int = matmul_q8_vnni, /* used only when the CPU has avx512vnni (dispatch.c) */
     .gemv_q = gemv_q_512,
     .gemv_gguf = gemv_gguf_512,
-    .gemv_gguf_i8 = aios__gemv_gguf_i8_avx2,
+    .gemv_gguf_i8 = aios__gemv_gguf_i8_512,
+    .gemv_q_i8_ok = aios__gemv_q_i8_ok,
+    .gemv_q_i8 = aios__gemv_q_i8_512,
 };
 #endif

@@ -244,7 +244,9 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
     const int gguf = aios_gguf_block(W->dtype, NULL, NULL);
     void (*gemv)(float *, int64_t, const float *, int64_t, int, const aios_tensor *, int64_t, int64_t) =
         gguf ? (K->gemv_gguf_i8 && int8_requested() ? K->gemv_gguf_i8 : K->gemv_gguf)
-             : W->dtype == AIOS_DTYPE_Q8 || W->dtype == AIOS_DTYPE_Q4 || W->dtype == AIOS_DTYPE_Q2 ? K->gemv_q : NULL;
+        : W->dtype == AIOS_DTYPE_Q8 || W->dtype == AIOS_DTYPE_Q4 || W->dtype == AIOS_DTYPE_Q2
+            ? (K->gemv_q_i8 && int8_requested() && K->gemv_q_i8_ok(W) ? K->gemv_q_i8 : K->gemv_q)
+            : NULL;
     if (gemv && T <= 3) {
         /* Decoding: quantized rows expanded in registers straight into the dot products (no
          * staging buffer).  Large contiguous row ranges (multiples of 64 rows) per thread keep

@@ -48,6 +48,11 @@ typedef struct {
      * products (opt-in: aios_kernels_int8_activations / AIOS_INT8_ACT=1). */
     void (*gemv_gguf_i8)(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W, int64_t r0,
                          int64_t r1);
+    /* Optional: gemv_q with int8 activations for grouped int8 / int4 weights (qdot_avx512.c),
+     * where gemv_q_i8_ok(W) says this CPU and W's layout have it. */
+    int (*gemv_q_i8_ok)(const aios_tensor *W);
+    void (*gemv_q_i8)(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W, int64_t r0,
+                      int64_t r1);
 } aios__ktier;
 
 extern const aios__ktier aios__tier_ref;
@@ -63,7 +68,19 @@ void aios__gemv_gguf_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, in
 void aios__deq_gguf_avx2(float *out, const aios_tensor *W, int64_t row, int64_t c0, int64_t n);
 void aios__gemv_gguf_i8_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
                              int64_t r0, int64_t r1);
+/* int8 activations x VNNI (qdot_avx512.c): the GGUF GEMV (falls back to the AVX2 one on a CPU
+ * without AVX512_VNNI) and the grouped ArrowQuant int8 / int4 GEMV. */
+void aios__gemv_gguf_i8_512(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
+                            int64_t r0, int64_t r1);
+int aios__gemv_q_i8_ok(const aios_tensor *W);
+void aios__gemv_q_i8_512(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W, int64_t r0,
+                         int64_t r1);
 #endif
+/* The scalar reference of the int8-activation decode GEMV (qdot_ref.c): the same rounding of x
+ * and the same integer dot products per 16 / 32 values, for GGUF blocks and grouped int8 / int4
+ * (group_size % 32 == 0); the oracle of the SIMD versions. */
+void aios__ref_gemv_i8(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W, int64_t r0,
+                       int64_t r1);
 
 /* The packed, register-blocked GEMM (gemm.c) for many token rows: y (T, n_out) += x @ W^T for
  * any dtype the tier's deq reads.  Available on the AVX2 and AVX-512 tiers. */
