@@ -238,6 +238,11 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
         return AIOS_OK;
     }
 #endif
+#if defined(__x86_64__)
+    /* many rows: the register-blocked VNNI GEMM, activations per group of 32 (qgemm_avx512.c) */
+    if (K == &aios__tier_avx512 && int8_activations() && T >= gemm_min_rows() && aios__qgemm_i8_ok(W))
+        return aios__qgemm_i8(y, x, W, T, threads_for((double)T * (double)n_out * (double)n_in));
+#endif
     if (K->matmul_q8_int && W->dtype == AIOS_DTYPE_Q8 && W->group_size == 0 && int8_activations())
         return K->matmul_q8_int(y, x, W, T, threads_for((double)T * (double)n_out * (double)n_in));
     const int nth = threads_for((double)T * (double)n_out * (double)n_in);

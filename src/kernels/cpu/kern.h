@@ -69,6 +69,10 @@ void aios__gemv_gguf_i8_avx2(float *y, int64_t ldy, const float *x, int64_t ldx,
  * any dtype the tier's deq reads.  Available on the AVX2 and AVX-512 tiers. */
 int aios__gemm_available(const aios__ktier *K);
 aios_status aios__gemm(const aios__ktier *K, float *y, const float *x, const aios_tensor *W, int64_t T, int nth);
+/* The int8 x int8 GEMM (qgemm_avx512.c): int8 weights (per row / per tensor scales) times
+ * activations quantized per row and group of 32 columns, VNNI.  _ok: this CPU and weight. */
+int aios__qgemm_i8_ok(const aios_tensor *W);
+aios_status aios__qgemm_i8(float *y, const float *x, const aios_tensor *W, int64_t T, int nth);
 /* Attention for many queries as two GEMMs through the same micro-kernel (gemm.c); same contract
  * as aios_attention.  aios__attention_gemm_ok: this tier has it for this head_dim. */
 int aios__attention_gemm_ok(const aios__ktier *K, int64_t head_dim);
