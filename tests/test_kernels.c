@@ -378,6 +378,57 @@ static void test_matmul_int8_activations(void) {
     aios_set_threads(old_threads);
 }
 
+/* The VNNI GEMM on int8 / int4 / int2 weights with per-row, per-tensor or grouped scales (groups
+ * of 32..128 columns), with and without zero points: against the scheme computed here from the
+ * weights' definition (w.dq) and the documented activation rounding (per row and group of 32). */
+static void test_qgemm_grouped(void) {
+    if (!aios_cpu()->avx512vnni) SKIP("no AVX-512 VNNI on this CPU");
+    static const aios_dtype dts[] = {AIOS_DTYPE_Q8, AIOS_DTYPE_Q4, AIOS_DTYPE_Q2};
+    static const int64_t shapes[][4] = {/* n_out, n_in, T, G */
+                                        {37, 128, 13, 32}, {64, 576, 9, 64}, {33, 1024, 20, 128}, {5, 96, 8, 32}};
+    for (int d = 0; d < 3; d++)
+        for (int c = 0; c < 4; c++)
+            for (int gran = 0; gran < 3; gran++)
+                for (int zp = 0; zp < 2; zp++) {
+                    const int64_t n_out = shapes[c][0], n_in = shapes[c][1], T = shapes[c][2];
+                    wt w;
+                    g_f16_scales = (c + zp) % 2;
+                    make_weight(&w, dts[d], n_out, n_in, gran, (int)shapes[c][3], zp, 0);
+                    g_f16_scales = 0;
+                    float *x = malloc(sizeof(float) * (size_t)(T * n_in));
+                    float *y = malloc(sizeof(float) * (size_t)(T * n_out));
+                    fill(x, T * n_in, 1.5f);
+                    CHECK_OK(aios_kernels_use("avx512"));
+                    aios_kernels_int8_activations(1);
+                    CHECK_OK(aios_matmul(y, x, &w.t, NULL, T));
+                    aios_kernels_int8_activations(0);
+                    double maxe = 0;
+                    for (int64_t t = 0; t < T; t++) {
+                        double *xq = malloc(sizeof(double) * (size_t)n_in);
+                        for (int64_t g0 = 0; g0 < n_in; g0 += 32) {
+                            float amax = 0;
+                            for (int64_t k = g0; k < g0 + 32 && k < n_in; k++) amax = fmaxf(amax, fabsf(x[t * n_in + k]));
+                            float sxf = amax > 0 ? amax / 127.0f : 1.0f, inv = 1.0f / sxf;
+                            for (int64_t k = g0; k < g0 + 32 && k < n_in; k++) xq[k] = nearbyintf(x[t * n_in + k] * inv) * (double)sxf;
+                        }
+                        for (int64_t r = 0; r < n_out; r++) {
+                            double acc = 0, mag = 0;
+                            for (int64_t k = 0; k < n_in; k++) {
+                                acc += w.dq[r * n_in + k] * xq[k];
+                                mag += fabs(w.dq[r * n_in + k] * xq[k]);
+                            }
+                            maxe = fmax(maxe, fabs(y[t * n_out + r] - acc) / (mag + 1e-30));
+                        }
+                        free(xq);
+                    }
+                    CHECKF(maxe < 1e-5, "qgemm %s gran %d zp %d %lldx%lld T=%lld: %g", aios_dtype_name(dts[d]), gran, zp,
+                           (long long)n_out, (long long)n_in, (long long)T, maxe);
+                    aios_kernels_use("auto");
+                    free(x), free(y);
+                    free_weight(&w);
+                }
+}
+
 /* The point of per-group activation scales: a row with one outlier keeps the resolution of
  * every other group.  Error measured against the rest of the product (the float product less
  * the outlier's own term, which both schemes keep exactly up to 1/254): the VNNI GEMM must stay
@@ -796,6 +847,7 @@ int main(void) {
     RUN(test_matmul_decode);
     RUN(test_matmul_int8_activations);
     RUN(test_qgemm_outlier_accuracy);
+    RUN(test_qgemm_grouped);
     RUN(test_matmul_f16_scales);
     RUN(test_matmul_threads_deterministic);
     RUN(test_matmul_rejects);

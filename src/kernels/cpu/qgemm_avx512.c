@@ -39,8 +39,16 @@
 
 int aios__qgemm_i8_ok(const aios_tensor *W) {
 #if defined(__x86_64__)
-    return aios_cpu()->avx512vnni && aios_cpu()->avx512bw && W->dtype == AIOS_DTYPE_Q8 && W->group_size == 0 &&
-           W->ndim == 2;
+    if (!aios_cpu()->avx512vnni || !aios_cpu()->avx512bw || W->ndim != 2) return 0;
+    const int64_t n_in = W->shape[1], gs = W->group_size;
+    switch (W->dtype) {
+    case AIOS_DTYPE_Q8: break;
+    case AIOS_DTYPE_Q4: if (n_in % 2) return 0; break; /* rows start on a byte */
+    case AIOS_DTYPE_Q2: if (n_in % 4) return 0; break;
+    default: return 0;
+    }
+    /* groups: whole activation groups inside one row's weight group */
+    return gs == 0 || (gs % QG == 0 && n_in % gs == 0);
 #else
     (void)W;
     return 0;
@@ -52,8 +60,9 @@ int aios__qgemm_i8_ok(const aios_tensor *W) {
 
 /* Row x (n) -> xu (np = n rounded up to QG; u8 = round(x / s_g) + 128, 128 past n), sx (np / QG
  * group scales s_g = max|x_g| / 127, 1 for an all-zero group), *xs = sum_g s_g sum(q_g) (the
- * quantized row's sum, for zero points). */
-static TQ __attribute__((noinline)) void quant_row_g32(uint8_t *xu, float *sx, float *xs, const float *x, int64_t n) {
+ * quantized row's sum, for zero points) and, when xg is not NULL, xg[g] = s_g sum(q_g). */
+static TQ __attribute__((noinline)) void quant_row_g32(uint8_t *xu, float *sx, float *xs, float *xg, const float *x,
+                                                       int64_t n) {
     const int64_t np = (n + QG - 1) / QG * QG;
     double tot = 0;
     for (int64_t k = 0; k < np; k += QG) {
@@ -72,16 +81,32 @@ static TQ __attribute__((noinline)) void quant_row_g32(uint8_t *xu, float *sx, f
         _mm_storeu_si128((__m128i *)(xu + k), _mm512_cvtepi32_epi8(_mm512_add_epi32(qa, off)));
         _mm_storeu_si128((__m128i *)(xu + k + 16), _mm512_cvtepi32_epi8(_mm512_add_epi32(qb, off)));
         sx[k / QG] = s;
+        if (xg) xg[k / QG] = s * (float)sq;
         tot += (double)s * sq;
     }
     *xs = (float)tot;
 }
 
+/* o (n) = the int4 values (nibble - 8, MSB first) from p, n even. */
+static TQ void unpack_q4(int8_t *o, const uint8_t *p, int64_t n) {
+    const __m128i lo4 = _mm_set1_epi8(0x0F), eight = _mm_set1_epi8(8);
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m128i b = _mm_loadu_si128((const __m128i *)(p + i / 2));
+        const __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 4), lo4), lo = _mm_and_si128(b, lo4);
+        _mm_storeu_si128((__m128i *)(o + i), _mm_sub_epi8(_mm_unpacklo_epi8(hi, lo), eight));
+        _mm_storeu_si128((__m128i *)(o + i + 16), _mm_sub_epi8(_mm_unpackhi_epi8(hi, lo), eight));
+    }
+    for (; i < n; i++) o[i] = (int8_t)(((p[i >> 1] >> ((i & 1) ? 0 : 4)) & 0xF) - 8);
+}
+
 /* Packs rows r0 .. r0 + nrows - 1 (zero past n_out), columns k0 .. k0 + kc - 1 (kc a multiple
- * of QG; zero past n_in) of the int8 weight into panels of QNR rows, and per panel and group
- * wn[g][j] = -128 * sum of the group's weights of row j. */
+ * of QG; zero past n_in) of the int8 / int4 / int2 weight into panels of QNR rows (int4 / int2
+ * unpacked to bytes through stage, QNR x QKC), and per panel and group wn[g][j] = -128 * sum of
+ * the group's weights of row j.  Grouped weights (sw not NULL): sw[g][j] = the scale of row j's
+ * weight group holding activation group g, mn[g][j] = that scale x its zero point. */
 static TQ void qpack(const aios_tensor *W, int64_t r0, int64_t nrows, int64_t k0, int64_t kc, int8_t *panel,
-                     int32_t *wn) {
+                     int32_t *wn, int8_t *stage, float *sw, float *mn) {
     const int64_t n_out = W->shape[0], n_in = W->shape[1];
     const int8_t *wq = (const int8_t *)W->data;
     const int64_t nq = kc / 4, ng = kc / QG;
@@ -92,8 +117,29 @@ static TQ void qpack(const aios_tensor *W, int64_t r0, int64_t nrows, int64_t k0
         for (int j = 0; j < QNR; j++) {
             const int64_t r = r0 + j0 + j;
             have[j] = r < n_out ? AIOS_MAX(0, AIOS_MIN(kc, n_in - k0)) : 0;
-            src[j] = wq + (r < n_out ? r : 0) * n_in + k0;
+            if (W->dtype == AIOS_DTYPE_Q8) {
+                src[j] = wq + (r < n_out ? r : 0) * n_in + k0;
+            } else {
+                int8_t *o = stage + j * QKC;
+                const int64_t e0 = r * n_in + k0;
+                if (W->dtype == AIOS_DTYPE_Q4 && have[j])
+                    unpack_q4(o, (const uint8_t *)W->data + e0 / 2, have[j]);
+                else
+                    for (int64_t k = 0; k < have[j]; k++) o[k] = (int8_t)aios__q_get(W, e0 + k);
+                src[j] = o;
+            }
             full = AIOS_MIN(full, have[j] / 16 * 16);
+            if (sw) {
+                float *swp = sw + (j0 / QNR) * ng * QNR, *mnp = mn + (j0 / QNR) * ng * QNR;
+                for (int64_t g = 0; g < ng; g++) {
+                    float sv = 0, zv = 0;
+                    if (r < n_out && k0 + g * QG < n_in) {
+                        const int64_t si = (r * n_in + k0 + g * QG) / W->group_size;
+                        sv = aios__q_scale(W, si), zv = aios__q_zero(W, si);
+                    }
+                    swp[g * QNR + j] = sv, mnp[g * QNR + j] = sv * zv;
+                }
+            }
         }
         /* 4 rows x 4 quads per step: one 4 x 4 transpose of dwords */
         for (int64_t q = 0; 4 * q < full; q += 4)
@@ -184,46 +230,124 @@ static TQ void ukr_q_6x32(int64_t ng, const uint8_t *const *xr, const float *con
     }
 }
 
+/* Grouped weights: c[i * ldc + j] += sum_g (sx[i][g] sw[g][j] (sum_{k in g} xu[i][k] p[k][j] +
+ * wn[g][j]) - mn[g][j] xg[i][g]), i < 6, j < 32, over ng groups (mn NULL: no zero points). */
+static TQ void ukr_q_6x32_g(int64_t ng, const uint8_t *const *xr, const float *const *sr, const float *const *gr,
+                            const int8_t *p, const int32_t *wn, const float *sw, const float *mn, float *c,
+                            int64_t ldc) {
+    __m512 f[QMR][2];
+#pragma GCC unroll 6
+    for (int i = 0; i < QMR; i++) f[i][0] = f[i][1] = _mm512_setzero_ps();
+    for (int64_t g = 0; g < ng; g++, wn += QNR, sw += QNR) {
+        const __m512i n0 = _mm512_loadu_si512(wn), n1 = _mm512_loadu_si512(wn + 16);
+        __m512i a[QMR][2];
+#pragma GCC unroll 6
+        for (int i = 0; i < QMR; i++) a[i][0] = n0, a[i][1] = n1;
+#pragma GCC unroll 8
+        for (int q = 0; q < QG / 4; q++, p += QNR * 4) {
+            const __m512i w0 = _mm512_loadu_si512(p), w1 = _mm512_loadu_si512(p + 64);
+#pragma GCC unroll 6
+            for (int i = 0; i < QMR; i++) {
+                int32_t v;
+                memcpy(&v, xr[i] + g * QG + q * 4, 4);
+                const __m512i b = _mm512_set1_epi32(v);
+                a[i][0] = _mm512_dpbusd_epi32(a[i][0], b, w0);
+                a[i][1] = _mm512_dpbusd_epi32(a[i][1], b, w1);
+            }
+        }
+        const __m512 s0 = _mm512_loadu_ps(sw), s1 = _mm512_loadu_ps(sw + 16);
+#pragma GCC unroll 6
+        for (int i = 0; i < QMR; i++) {
+            const __m512 s = _mm512_set1_ps(sr[i][g]);
+            f[i][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a[i][0]), _mm512_mul_ps(s0, s), f[i][0]);
+            f[i][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a[i][1]), _mm512_mul_ps(s1, s), f[i][1]);
+        }
+        if (mn) {
+            const __m512 m0 = _mm512_loadu_ps(mn + g * QNR), m1 = _mm512_loadu_ps(mn + g * QNR + 16);
+#pragma GCC unroll 6
+            for (int i = 0; i < QMR; i++) {
+                const __m512 xg = _mm512_set1_ps(gr[i][g]);
+                f[i][0] = _mm512_fnmadd_ps(m0, xg, f[i][0]);
+                f[i][1] = _mm512_fnmadd_ps(m1, xg, f[i][1]);
+            }
+        }
+    }
+#pragma GCC unroll 6
+    for (int i = 0; i < QMR; i++) {
+        _mm512_storeu_ps(c + i * ldc, _mm512_add_ps(f[i][0], _mm512_loadu_ps(c + i * ldc)));
+        _mm512_storeu_ps(c + i * ldc + 16, _mm512_add_ps(f[i][1], _mm512_loadu_ps(c + i * ldc + 16)));
+    }
+}
+
+/* The activations of one call, quantized, and one thread's packing buffers. */
+typedef struct {
+    const uint8_t *xu;      /* (T, ldq) u8 */
+    const float *sx, *xg;   /* (T, ngt) group scales; group sums s_g sum(q_g) (grouped, zero points) */
+    const float *xs;        /* (T) row sums (per-row / per-tensor zero points) */
+    int64_t ldq, ngt, T;
+} qacts;
+typedef struct {
+    int8_t *panel, *stage;
+    int32_t *wn;
+    float *sc, *sz, *sw, *mn; /* per-row scales (x zero points), or per group (grouped) */
+    const uint8_t *zrow;      /* QKC bytes of 128: a missing token row */
+    const float *zsx;         /* QKC / QG zeros */
+} qbufs;
+
 /* One output block (rows r0 .. r0 + nrows - 1) of y for all T rows: per KC chunk pack, then
  * every slab of token rows meets every panel.  Kept out of line (OpenMP outlined regions do
  * not inherit target attributes). */
-static TQ __attribute__((noinline)) void qgemm_block(float *y, const aios_tensor *W, const uint8_t *xu, const float *sx,
-                                                     int64_t ldq, int64_t ngt, int64_t T, int64_t r0, int64_t nrows,
-                                                     int8_t *panel, int32_t *wn, const float *sc, const float *sz,
-                                                     const float *xs, const uint8_t *zrow, const float *zsx) {
-    const int64_t n_out = W->shape[0];
+static TQ __attribute__((noinline)) void qgemm_block(float *y, const aios_tensor *W, const qacts *A, int64_t r0,
+                                                     int64_t nrows, const qbufs *B) {
+    const int64_t n_out = W->shape[0], T = A->T;
     const int64_t np = (nrows + QNR - 1) / QNR;
-    for (int64_t k0 = 0; k0 < ldq; k0 += QKC) {
-        const int64_t kc = AIOS_MIN(QKC, ldq - k0), ng = kc / QG, g0 = k0 / QG;
-        qpack(W, r0, nrows, k0, kc, panel, wn);
+    const int grouped = W->group_size > 0, zp = W->zero_points != NULL;
+    if (!grouped) {
+        for (int64_t j = 0; j < nrows; j++) {
+            const int64_t si = W->quant_axis == 0 ? r0 + j : 0;
+            B->sc[j] = aios__q_scale(W, si);
+            B->sz[j] = B->sc[j] * aios__q_zero(W, si); /* y -= s z sum(x_q) */
+        }
+    }
+    for (int64_t k0 = 0; k0 < A->ldq; k0 += QKC) {
+        const int64_t kc = AIOS_MIN(QKC, A->ldq - k0), ng = kc / QG, g0 = k0 / QG;
+        qpack(W, r0, nrows, k0, kc, B->panel, B->wn, B->stage, grouped ? B->sw : NULL, grouped ? B->mn : NULL);
         for (int64_t s0 = 0; s0 < T; s0 += QMC) {
             const int64_t s1 = AIOS_MIN(T, s0 + QMC);
             for (int64_t p = 0; p < np; p++) {
                 const int64_t c0 = r0 + p * QNR;
                 const int nc = (int)AIOS_MIN(QNR, n_out - c0);
+                const int8_t *pp = B->panel + p * QNR * kc;
+                const int32_t *wp = B->wn + p * ng * QNR;
                 for (int64_t t0 = s0; t0 < s1; t0 += QMR) {
                     const int mr = (int)AIOS_MIN(QMR, s1 - t0);
                     const uint8_t *xr[QMR];
-                    const float *sr[QMR];
-                    float xsr[QMR]; /* the zero-point term once, with the first chunk */
+                    const float *sr[QMR], *gr[QMR];
+                    float xsr[QMR];
                     for (int i = 0; i < QMR; i++) {
-                        xr[i] = i < mr ? xu + (t0 + i) * ldq + k0 : zrow;
-                        sr[i] = i < mr ? sx + (t0 + i) * ngt + g0 : zsx;
-                        xsr[i] = i < mr ? xs[t0 + i] : 0.0f;
+                        xr[i] = i < mr ? A->xu + (t0 + i) * A->ldq + k0 : B->zrow;
+                        sr[i] = i < mr ? A->sx + (t0 + i) * A->ngt + g0 : B->zsx;
+                        gr[i] = i < mr && A->xg ? A->xg + (t0 + i) * A->ngt + g0 : B->zsx;
+                        xsr[i] = i < mr ? A->xs[t0 + i] : 0.0f;
                     }
-                    const float *szp = sz && k0 == 0 ? sz + c0 - r0 : NULL;
-                    const int8_t *pp = panel + p * QNR * kc;
-                    const int32_t *wp = wn + p * ng * QNR;
-                    if (mr == QMR && nc == QNR) {
-                        ukr_q_6x32(ng, xr, sr, pp, wp, sc + c0 - r0, szp, xsr, y + t0 * n_out + c0, n_out);
+                    const int whole = mr == QMR && nc == QNR;
+                    float tile[QMR * QNR] __attribute__((aligned(64)));
+                    float *c = whole ? y + t0 * n_out + c0 : tile;
+                    const int64_t ldc = whole ? n_out : QNR;
+                    if (!whole) memset(tile, 0, sizeof tile);
+                    if (grouped) {
+                        const float *swp = B->sw + p * ng * QNR, *mnp = zp ? B->mn + p * ng * QNR : NULL;
+                        ukr_q_6x32_g(ng, xr, sr, gr, pp, wp, swp, mnp, c, ldc);
                     } else {
-                        float tile[QMR * QNR] __attribute__((aligned(64))) = {0};
+                        /* scales past n_out are read as set (finite), their columns dropped below */
                         float scp[QNR] = {0}, szc[QNR] = {0};
-                        for (int j = 0; j < nc; j++) scp[j] = sc[c0 - r0 + j], szc[j] = szp ? szp[j] : 0.0f;
-                        ukr_q_6x32(ng, xr, sr, pp, wp, scp, szp ? szc : NULL, xsr, tile, QNR);
+                        for (int j = 0; j < nc; j++) scp[j] = B->sc[c0 - r0 + j], szc[j] = B->sz[c0 - r0 + j];
+                        /* the zero-point term once, with the first chunk */
+                        ukr_q_6x32(ng, xr, sr, pp, wp, scp, zp && k0 == 0 ? szc : NULL, xsr, c, ldc);
+                    }
+                    if (!whole)
                         for (int i = 0; i < mr; i++)
                             for (int j = 0; j < nc; j++) y[(t0 + i) * n_out + c0 + j] += tile[i * QNR + j];
-                    }
                 }
             }
         }
@@ -236,29 +360,36 @@ aios_status aios__qgemm_i8(float *y, const float *x, const aios_tensor *W, int64
     if (!aios__qgemm_i8_ok(W)) return aios__err(AIOS_ERR_INTERNAL, "qgemm: unsupported weight or CPU");
     const int64_t n_out = W->shape[0], n_in = W->shape[1];
     const int64_t ldq = (n_in + QG - 1) / QG * QG, ngt = ldq / QG;
+    const int want_xg = W->group_size > 0 && W->zero_points;
     uint8_t *xu = aligned_alloc(64, (size_t)((T * ldq + 63) / 64 * 64));
     float *sx = malloc(sizeof(float) * (size_t)(T * ngt));
     float *xs = malloc(sizeof(float) * (size_t)T);
-    if (!xu || !sx || !xs) {
-        free(xu), free(sx), free(xs);
+    float *xg = want_xg ? malloc(sizeof(float) * (size_t)(T * ngt)) : NULL;
+    if (!xu || !sx || !xs || (want_xg && !xg)) {
+        free(xu), free(sx), free(xs), free(xg);
         return aios__err(AIOS_ERR_NOMEM, "matmul: int8 activations (%lld x %lld)", (long long)T, (long long)n_in);
     }
+    const qacts A = {xu, sx, xg, xs, ldq, ngt, T};
     const int64_t n_panels = (n_out + QNR - 1) / QNR;
     int64_t ppb = (n_panels + (int64_t)nth * 3 - 1) / ((int64_t)nth * 3);
     ppb = AIOS_MAX(1, AIOS_MIN(4, ppb));
-    const int64_t n_blocks = (n_panels + ppb - 1) / ppb, blk_rows = ppb * QNR;
-    const int has_zp = W->zero_points != NULL;
+    const int64_t n_blocks = (n_panels + ppb - 1) / ppb, blk_rows = ppb * QNR, gpc = QKC / QG;
     aios_status st = AIOS_OK;
 #pragma omp parallel num_threads(nth)
     {
 #pragma omp for schedule(static)
-        for (int64_t t = 0; t < T; t++) quant_row_g32(xu + t * ldq, sx + t * ngt, xs + t, x + t * n_in, n_in);
-        int8_t *panel = aligned_alloc(64, (size_t)(blk_rows * QKC));
-        int32_t *wn = aligned_alloc(64, sizeof(int32_t) * (size_t)(blk_rows * (QKC / QG)));
+        for (int64_t t = 0; t < T; t++)
+            quant_row_g32(xu + t * ldq, sx + t * ngt, xs + t, xg ? xg + t * ngt : NULL, x + t * n_in, n_in);
+        qbufs B;
+        B.panel = aligned_alloc(64, (size_t)(blk_rows * QKC));
+        B.stage = aligned_alloc(64, (size_t)(QNR * QKC));
+        B.wn = aligned_alloc(64, sizeof(int32_t) * (size_t)(blk_rows * gpc));
+        B.sc = malloc(sizeof(float) * (size_t)blk_rows), B.sz = malloc(sizeof(float) * (size_t)blk_rows);
+        B.sw = malloc(sizeof(float) * (size_t)(blk_rows * gpc)), B.mn = malloc(sizeof(float) * (size_t)(blk_rows * gpc));
         uint8_t *zrow = aligned_alloc(64, QKC);
         float *zsx = calloc(QKC / QG, sizeof(float));
-        float *sc = malloc(sizeof(float) * (size_t)blk_rows), *sz = malloc(sizeof(float) * (size_t)blk_rows);
-        if (!panel || !wn || !zrow || !zsx || !sc || !sz) {
+        B.zrow = zrow, B.zsx = zsx;
+        if (!B.panel || !B.stage || !B.wn || !B.sc || !B.sz || !B.sw || !B.mn || !zrow || !zsx) {
 #pragma omp atomic write
             st = AIOS_ERR_NOMEM;
         } else {
@@ -267,19 +398,12 @@ aios_status aios__qgemm_i8(float *y, const float *x, const aios_tensor *W, int64
 #pragma omp barrier
         if (st == AIOS_OK) {
 #pragma omp for schedule(dynamic, 1)
-            for (int64_t b = 0; b < n_blocks; b++) {
-                const int64_t r0 = b * blk_rows, nrows = AIOS_MIN(blk_rows, n_out - r0);
-                for (int64_t j = 0; j < nrows; j++) {
-                    const int64_t si = W->quant_axis == 0 ? r0 + j : 0;
-                    sc[j] = aios__q_scale(W, si);
-                    sz[j] = sc[j] * aios__q_zero(W, si); /* y -= s z sum(x_q) */
-                }
-                qgemm_block(y, W, xu, sx, ldq, ngt, T, r0, nrows, panel, wn, sc, has_zp ? sz : NULL, xs, zrow, zsx);
-            }
+            for (int64_t b = 0; b < n_blocks; b++)
+                qgemm_block(y, W, &A, b * blk_rows, AIOS_MIN(blk_rows, n_out - b * blk_rows), &B);
         }
-        free(panel), free(wn), free(zrow), free(zsx), free(sc), free(sz);
+        free(B.panel), free(B.stage), free(B.wn), free(B.sc), free(B.sz), free(B.sw), free(B.mn), free(zrow), free(zsx);
     }
-    free(xu), free(sx), free(xs);
+    free(xu), free(sx), free(xs), free(xg);
     if (st) return aios__err(st, "qgemm: out of memory for packing buffers");
     return AIOS_OK;
 #else
