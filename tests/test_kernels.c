@@ -802,30 +802,37 @@ static void test_attention(void) {
 }
 
 /* Batched BERT attention equals per-sequence attention with an explicit key mask. */
+/* Every tier against the reference; head_dim 8 (the generic loop), 32 and 48 (the AVX-512
+ * kernel for multiples of 16, attn_batch_avx512.c), grouped heads, padded keys, a sequence that
+ * sees no key at all (L - 3 b = 0 for the last when L = 6). */
 static void test_attention_batch(void) {
-    int64_t B = 3, L = 9, H = 4, Hkv = 2, hd = 8, stride = Hkv * hd + 3, qs = H * hd;
-    float *q = malloc(sizeof(float) * (size_t)(B * L * qs)), *k = malloc(sizeof(float) * (size_t)(B * L * stride));
-    float *v = malloc(sizeof(float) * (size_t)(B * L * stride)), *o1 = malloc(sizeof(float) * (size_t)(B * L * qs));
-    float *o2 = malloc(sizeof(float) * (size_t)(B * L * qs));
-    uint8_t km[3 * 9], m[81];
-    fill(q, B * L * qs, 1.5f), fill(k, B * L * stride, 1.5f), fill(v, B * L * stride, 1.0f);
-    for (int64_t b = 0; b < B; b++)
-        for (int64_t j = 0; j < L; j++) km[b * L + j] = (uint8_t)(j < L - 3 * b);
-    for (size_t t = 0; t < 3; t++) {
-        static const char *names[] = {"ref", "avx2", "avx512"};
-        if (!t_use_tier(names[t])) continue;
-        CHECK_OK(aios_attention_batch(o1, q, k, v, B, L, H, Hkv, hd, stride, km, 0.3f));
-        for (int64_t b = 0; b < B; b++) {
-            for (int64_t i = 0; i < L; i++)
-                for (int64_t j = 0; j < L; j++) m[i * L + j] = km[b * L + j];
-            CHECK_OK(aios_ref_attention(o2 + b * L * qs, q + b * L * qs, k + b * L * stride, v + b * L * stride, L, L, H,
-                                        Hkv, hd, stride, m, 0.3f));
+    static const int64_t cfg[][3] = {{9, 8, 3}, {9, 32, 3}, {6, 48, 3}, {21, 32, 2}}; /* L, head_dim, B */
+    for (size_t c = 0; c < sizeof cfg / sizeof cfg[0]; c++) {
+        int64_t B = cfg[c][2], L = cfg[c][0], H = 4, Hkv = 2, hd = cfg[c][1], stride = Hkv * hd + 3, qs = H * hd;
+        float *q = malloc(sizeof(float) * (size_t)(B * L * qs)), *k = malloc(sizeof(float) * (size_t)(B * L * stride));
+        float *v = malloc(sizeof(float) * (size_t)(B * L * stride)), *o1 = malloc(sizeof(float) * (size_t)(B * L * qs));
+        float *o2 = malloc(sizeof(float) * (size_t)(B * L * qs));
+        uint8_t km[3 * 21], m[21 * 21];
+        fill(q, B * L * qs, 1.5f), fill(k, B * L * stride, 1.5f), fill(v, B * L * stride, 1.0f);
+        for (int64_t b = 0; b < B; b++)
+            for (int64_t j = 0; j < L; j++) km[b * L + j] = (uint8_t)(j < L - 3 * b);
+        for (size_t t = 0; t < 3; t++) {
+            static const char *names[] = {"ref", "avx2", "avx512"};
+            if (!t_use_tier(names[t])) continue;
+            CHECK_OK(aios_attention_batch(o1, q, k, v, B, L, H, Hkv, hd, stride, km, 0.3f));
+            for (int64_t b = 0; b < B; b++) {
+                for (int64_t i = 0; i < L; i++)
+                    for (int64_t j = 0; j < L; j++) m[i * L + j] = km[b * L + j];
+                CHECK_OK(aios_ref_attention(o2 + b * L * qs, q + b * L * qs, k + b * L * stride, v + b * L * stride, L, L, H,
+                                            Hkv, hd, stride, m, 0.3f));
+            }
+            CHECKF(t_rel_err(o1, o2, (size_t)(B * L * qs)) < 2e-6, "%s L %lld hd %lld: %g", names[t], (long long)L,
+                   (long long)hd, t_rel_err(o1, o2, (size_t)(B * L * qs)));
         }
-        CHECKF(t_rel_err(o1, o2, (size_t)(B * L * qs)) < 2e-6, "%s: %g", names[t], t_rel_err(o1, o2, (size_t)(B * L * qs)));
+        aios_kernels_use("auto");
+        CHECK(aios_attention_batch(o1, q, k, v, B, L, 3, 2, hd, stride, km, 1.0f) == AIOS_ERR_INVALID_ARG);
+        free(q), free(k), free(v), free(o1), free(o2);
     }
-    aios_kernels_use("auto");
-    CHECK(aios_attention_batch(o1, q, k, v, B, L, 3, 2, hd, stride, km, 1.0f) == AIOS_ERR_INVALID_ARG);
-    free(q), free(k), free(v), free(o1), free(o2);
 }
 
 static void test_tier_names(void) {

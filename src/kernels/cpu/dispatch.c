@@ -437,6 +437,10 @@ aios_status aios_attention_batch(float *out, const float *q, const float *k, con
                          (long long)n_head, (long long)n_head_kv, (long long)head_dim);
     const int64_t group = n_head / n_head_kv, qs = n_head * head_dim, n = B * L * n_head;
     int nth = threads_for((double)B * L * L * n_head * head_dim * 2);
+#if defined(__x86_64__)
+    if (K == &aios__tier_avx512 && aios__attention_batch_512_ok(head_dim))
+        return aios__attention_batch_512(out, q, k, v, B, L, n_head, n_head_kv, head_dim, kv_stride, key_mask, scale, nth);
+#endif
     int fail = 0;
 #pragma omp parallel num_threads(nth)
     {
