@@ -193,8 +193,10 @@ static int use_blas(const aios_tensor *W, int64_t T) {
 #endif
 
 /* int8 weights meet int8 activations (VNNI dot products) only when asked (AIOS_INT8_ACT=1 or
- * aios_kernels_int8_activations(1)): twice the speed of the exact-float int8 path, but per-token
- * activation scales cost all-MiniLM-L6-v2 0.26 Spearman points on STS-B (81.77 vs 82.01). */
+ * aios_kernels_int8_activations(1)).  From 8 rows the VNNI GEMM (qgemm_avx512.c, scales per
+ * row and group of 32: MiniLM STS-B 82.03 = f32, ~3x the f32 GEMM); below, the dot-product path
+ * with one scale per row (which had cost MiniLM 0.26 Spearman points).  Off by default: the
+ * decoder fixtures' top-1 budget (llada-tiny 0.94 < 0.95, docs/kernels.md). */
 static int g_int8_act = -1;
 void aios_kernels_int8_activations(int on) { g_int8_act = on ? 1 : 0; }
 static int int8_requested(void) {
