@@ -3,7 +3,8 @@ tokenization included) against PyTorch CPU running the same model in this proces
 (sentence-transformers when importable, else a BertModel built from the same safetensors),
 at batch 1 and 32, 1 and 2 threads, for f32 and the int8 / int4 quantizations (made with
 `aios quantize` into a temporary directory).  Prints a table with the ratio aios / PyTorch.
-Usage: bench_encode.py [n_sentences]   (default 256; batch 1 uses a quarter)"""
+Usage: bench_encode.py [n_sentences]   (default 256; batch 1 uses a quarter)
+Environment: ROUNDS (3), and for a quick look BATCHES=32, THREADS=1, MODELS=f32,int8v (subsets)."""
 import os
 # Both OpenMP runtimes (ours, PyTorch's) read this once at load: with the default spinning,
 # a 2-thread barrier on a machine whose cores are busy elsewhere waits a whole time slice.
@@ -58,6 +59,9 @@ def main():
         else:
             print(f"note: int{bits}: aios quantize failed: {p.stderr.strip()[:200]}")
 
+    if os.environ.get("MODELS"):
+        keep = os.environ["MODELS"].split(",")
+        models = {k: v for k, v in models.items() if k in keep}
     st = bert_ref.sentence_transformers_model(d)
     tb = None if st else bert_ref.TorchBert(d)
     ref_name = f"sentence-transformers (torch {torch.__version__})" if st else f"torch {torch.__version__} BertModel"
@@ -95,9 +99,11 @@ def main():
     # then every aios model) and keeps each side's best, so a burst of outside load hurts
     # neither side more than the other.
     rounds = int(os.environ.get("ROUNDS", "3"))
-    for batch in (1, 32):
+    batches = [int(b) for b in os.environ.get("BATCHES", "1,32").split(",")]
+    thread_counts = [int(t) for t in os.environ.get("THREADS", "1,2").split(",")]
+    for batch in batches:
         ts = texts if batch > 1 else texts[: max(16, n // 4)]
-        for threads in (1, 2):
+        for threads in thread_counts:
             torch.set_num_threads(threads)
             torch_encode(batch, ts[:8])
             best_t, best = 0.0, {name: 0.0 for name in models}

@@ -182,18 +182,22 @@ int main(int argc, char **argv) {
         {"MiniLM qkv/o  b32", 384, 384, 512}, {"MiniLM ffn-up b32", 1536, 384, 512}, {"MiniLM ffn-dn b32", 384, 1536, 512},
         {"MiniLM ffn-up b1 ", 1536, 384, 16},  {"decoder GEMV     ", 2048, 2048, 1},
     };
-    static const aios_dtype dts[] = {AIOS_DTYPE_F32, AIOS_DTYPE_F16, AIOS_DTYPE_BF16, AIOS_DTYPE_Q8, AIOS_DTYPE_Q4, AIOS_DTYPE_Q2};
-    static const char *dn[] = {"f32", "f16", "bf16", "q8", "q4", "q2"};
+    /* q8i8: int8 weights x int8 activations (aios_kernels_int8_activations, VNNI CPUs only) */
+    static const aios_dtype dts[] = {AIOS_DTYPE_F32, AIOS_DTYPE_F16, AIOS_DTYPE_BF16, AIOS_DTYPE_Q8, AIOS_DTYPE_Q4, AIOS_DTYPE_Q2, AIOS_DTYPE_Q8};
+    static const char *dn[] = {"f32", "f16", "bf16", "q8", "q4", "q2", "q8i8"};
+    const int ndt = aios_cpu()->avx512vnni ? 7 : 6;
     printf("%-18s %8s %8s", "shape (out,in,T)", "openblas", "ref");
-    for (int d = 0; d < 6; d++) printf(" %7s", dn[d]);
+    for (int d = 0; d < ndt; d++) printf(" %7s", dn[d]);
     printf("  f32/openblas\n");
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         double blas = g_sgemm ? gflops(AIOS_DTYPE_F32, shapes[s].n_out, shapes[s].n_in, shapes[s].T, 2) : 0;
         double ref = s == 3 ? gflops(AIOS_DTYPE_F32, shapes[s].n_out, shapes[s].n_in, shapes[s].T, 1) : 0;
         printf("%-18s %8.1f %8.1f", shapes[s].what, blas, ref);
         double f32 = 0;
-        for (int d = 0; d < 6; d++) {
+        for (int d = 0; d < ndt; d++) {
+            aios_kernels_int8_activations(d == 6);
             double g = gflops(dts[d], shapes[s].n_out, shapes[s].n_in, shapes[s].T, 0);
+            aios_kernels_int8_activations(0);
             if (!d) f32 = g;
             printf(" %7.1f", g);
         }

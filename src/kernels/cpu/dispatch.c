@@ -193,8 +193,10 @@ static int use_blas(const aios_tensor *W, int64_t T) {
 #endif
 
 /* int8 weights meet int8 activations (VNNI dot products) only when asked (AIOS_INT8_ACT=1 or
- * aios_kernels_int8_activations(1)): twice the speed of the exact-float int8 path, but per-token
- * activation scales cost all-MiniLM-L6-v2 0.26 Spearman points on STS-B (81.77 vs 82.01). */
+ * aios_kernels_int8_activations(1)).  From 8 rows the VNNI GEMM (qgemm_avx512.c, scales per
+ * row and group of 32: MiniLM STS-B 82.03 = f32, ~3x the f32 GEMM); below, the dot-product path
+ * with one scale per row (which had cost MiniLM 0.26 Spearman points).  Off by default: the
+ * decoder fixtures' top-1 budget (llada-tiny 0.94 < 0.95, docs/kernels.md). */
 static int g_int8_act = -1;
 void aios_kernels_int8_activations(int on) { g_int8_act = on ? 1 : 0; }
 static int int8_requested(void) {
@@ -237,6 +239,11 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
                     (const float *)W->data, (int)n_in, 1.0f, y, (int)n_out);
         return AIOS_OK;
     }
+#endif
+#if defined(__x86_64__)
+    /* many rows: the register-blocked VNNI GEMM, activations per group of 32 (qgemm_avx512.c) */
+    if (K == &aios__tier_avx512 && int8_activations() && T >= gemm_min_rows() && aios__qgemm_i8_ok(W))
+        return aios__qgemm_i8(y, x, W, T, threads_for((double)T * (double)n_out * (double)n_in));
 #endif
     if (K->matmul_q8_int && W->dtype == AIOS_DTYPE_Q8 && W->group_size == 0 && int8_activations())
         return K->matmul_q8_int(y, x, W, T, threads_for((double)T * (double)n_out * (double)n_in));
@@ -434,6 +441,10 @@ aios_status aios_attention_batch(float *out, const float *q, const float *k, con
                          (long long)n_head, (long long)n_head_kv, (long long)head_dim);
     const int64_t group = n_head / n_head_kv, qs = n_head * head_dim, n = B * L * n_head;
     int nth = threads_for((double)B * L * L * n_head * head_dim * 2);
+#if defined(__x86_64__)
+    if (K == &aios__tier_avx512 && aios__attention_batch_512_ok(head_dim))
+        return aios__attention_batch_512(out, q, k, v, B, L, n_head, n_head_kv, head_dim, kv_stride, key_mask, scale, nth);
+#endif
     int fail = 0;
 #pragma omp parallel num_threads(nth)
     {

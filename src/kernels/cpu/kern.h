@@ -86,6 +86,16 @@ void aios__ref_gemv_i8(float *y, int64_t ldy, const float *x, int64_t ldx, int n
  * any dtype the tier's deq reads.  Available on the AVX2 and AVX-512 tiers. */
 int aios__gemm_available(const aios__ktier *K);
 aios_status aios__gemm(const aios__ktier *K, float *y, const float *x, const aios_tensor *W, int64_t T, int nth);
+/* The int8 x int8 GEMM (qgemm_avx512.c): int8 weights (per row / per tensor scales) times
+ * activations quantized per row and group of 32 columns, VNNI.  _ok: this CPU and weight. */
+int aios__qgemm_i8_ok(const aios_tensor *W);
+aios_status aios__qgemm_i8(float *y, const float *x, const aios_tensor *W, int64_t T, int nth);
+/* Batched bidirectional attention on AVX-512 (attn_batch_avx512.c), aios_attention_batch's
+ * contract; _ok: head_dim a multiple of 16 up to 256. */
+int aios__attention_batch_512_ok(int64_t head_dim);
+aios_status aios__attention_batch_512(float *out, const float *q, const float *k, const float *v, int64_t B, int64_t L,
+                                      int64_t n_head, int64_t n_head_kv, int64_t head_dim, int64_t kv_stride,
+                                      const uint8_t *key_mask, float scale, int nth);
 /* Attention for many queries as two GEMMs through the same micro-kernel (gemm.c); same contract
  * as aios_attention.  aios__attention_gemm_ok: this tier has it for this head_dim. */
 int aios__attention_gemm_ok(const aios__ktier *K, int64_t head_dim);
