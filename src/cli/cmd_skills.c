@@ -97,6 +97,8 @@ static int cmd_add(opts *o) {
     char **qs = NULL, *qdesc = NULL;
     int64_t nq = 0;
     aios_status s = aios_skills_open(o->lib, 1, &L);
+    if (!s && !o->model && !*aios_skills_encoder(L))
+        s = aios__err(AIOS_ERR_INVALID_ARG, "%s: a new library needs --model ENCODER (its embedding model)", o->lib);
     if (!s && o->questions) s = read_questions(o->questions, &qs, &nq, &qdesc);
     const char *desc = o->description ? o->description : qdesc;
     if (!s) s = aios_skills_add_adapter(L, o->model, o->adapter, o->name, desc, (const char *const *)qs, nq);
