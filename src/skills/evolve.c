@@ -47,6 +47,7 @@ typedef struct {
 } evolve_opts;
 
 /* A progress line to the caller's log. */
+static void elog(const evolve_opts *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void elog(const evolve_opts *o, const char *fmt, ...) {
     if (!o->log) return;
     char line[2048];
