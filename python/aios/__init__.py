@@ -6,7 +6,9 @@
 
 Classes: ArrowEngine (encode, similarity, generate, chat, diffuse, tokenize, detokenize, info,
 use_adapters), ArrowStorage (save, query_by_similarity, add_text, search_text, get, update,
-delete, ...), LoRATrainer (train_qa -> LoRACard: save, load), and the AiosError hierarchy.  libaios.so is bound through ctypes (no compiler at import time); the
+delete, ...), LoRATrainer (train_qa -> LoRACard: save, load), EvolutionRouter (a skill library:
+add, remove, route, generate through the semantic / arrow / compose routers with the answer's
+uncertainty, teach, evolve), and the AiosError hierarchy.  libaios.so is bound through ctypes (no compiler at import time); the
 GIL is released during every compute call.  docs/python.md has a worked example per class.
 """
 from . import _lib
@@ -16,6 +18,7 @@ from .errors import (AiosError, AiosIOError, BusyError, CancelledError, ConfigEr
                      RangeError, ShapeError, UnsupportedError)
 from .storage import ArrowStorage, MemoryRecord
 from .train import LoRACard, LoRATrainer
+from .router import EvolutionRouter, EvolvedGroup, Route, RoutedGeneration, Skill, Uncertainty
 
 __version__ = "0.1.0"
 LIBRARY_PATH = _lib.LIBRARY_PATH
@@ -33,7 +36,8 @@ def cpu_features() -> str:
     return _lib.lib.aios_cpu_describe(buf, 256).decode()
 
 
-__all__ = ["ArrowEngine", "ArrowStorage", "MemoryRecord", "LoRATrainer", "LoRACard", "Generation", "Diffusion", "AiosError",
+__all__ = ["ArrowEngine", "ArrowStorage", "MemoryRecord", "LoRATrainer", "LoRACard", "Generation", "Diffusion",
+           "EvolutionRouter", "EvolvedGroup", "Route", "RoutedGeneration", "Skill", "Uncertainty", "AiosError",
            "InvalidArgumentError", "OutOfMemoryError", "AiosIOError", "FormatError", "UnsupportedError",
            "NotFoundError", "RangeError", "CorruptError", "BusyError", "ConfigError", "InternalError", "EncodingError",
            "ExistsError", "ShapeError", "CancelledError", "kernel_tier", "cpu_features", "LIBRARY_PATH"]

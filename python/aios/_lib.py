@@ -354,3 +354,76 @@ _fn("aios_generator_adapter_add", status, vp, c_char_p, c_float, P(c_int))
 _fn("aios_generator_adapter_scale", status, vp, c_int, c_float)
 _fn("aios_generator_adapter_remove", status, vp, c_int)
 _fn("aios_generator_adapter_count", c_int, vp)
+
+
+# ---- skill library, routers, uncertainty, the evolution loop (docs/evolution.md) --------------
+class Skill(ctypes.Structure):
+    _fields_ = [("name", c_char_p), ("description", c_char_p), ("description_embedding", P(c_float)),
+                ("centroid", P(c_float)), ("adapter", c_char_p), ("base_model", c_char_p), ("n_pairs", c_int64),
+                ("steps", c_int64), ("lr", c_double), ("loss_before", c_double), ("loss_after", c_double),
+                ("ppl_before", c_double), ("ppl_after", c_double), ("status", c_char_p), ("reason", c_char_p),
+                ("created_us", c_int64)]
+
+
+class RouterParams(ctypes.Structure):
+    _fields_ = [("top_k", c_int), ("threshold", c_double), ("temperature", c_double)]
+
+
+class Route(ctypes.Structure):
+    _fields_ = [("index", c_int64), ("score", c_double), ("weight", c_double)]
+
+
+class GenUncertainty(ctypes.Structure):
+    _fields_ = [("n", c_size_t), ("entropy", P(c_float)), ("p_top1", P(c_float)), ("mean_entropy", c_double),
+                ("mean_one_minus_p", c_double), ("max_one_minus_p", c_double), ("score", c_double)]
+
+
+class LearnItem(ctypes.Structure):
+    _fields_ = [("question", c_char_p), ("answer", c_char_p), ("approved", c_int), ("score", c_double),
+                ("skills", c_char_p), ("model", c_char_p)]
+
+
+EVOLVE_LOG = CFUNCTYPE(None, c_void_p, c_char_p)
+
+
+class EvolveParams(ctypes.Structure):
+    _fields_ = [("target", c_char_p), ("regression", c_char_p), ("steps", c_int64), ("extend_steps", c_int64),
+                ("rank", c_int64), ("lr", c_double), ("group_threshold", c_double), ("max_ppl_increase", c_double),
+                ("require_heldout", c_int), ("dry_run", c_int), ("n_threads", c_int), ("log", c_void_p),
+                ("log_user", c_void_p)]
+
+
+class EvolveGroup(ctypes.Structure):
+    _fields_ = [("name", c_char_p), ("status", c_char_p), ("reason", c_char_p), ("n_pairs", c_int64),
+                ("n_train", c_int64), ("n_heldout", c_int64), ("steps", c_int64), ("n_reproduced", c_int64),
+                ("n_routed", c_int64), ("loss_before", c_double), ("loss_after", c_double),
+                ("ppl_before", c_double), ("ppl_after", c_double), ("questions", P(c_char_p))]
+
+
+class EvolveResult(ctypes.Structure):
+    _fields_ = [("n_pairs", c_int64), ("n_groups", c_int64), ("groups", P(EvolveGroup))]
+
+
+ROUTE_MAX = 16
+_fn("aios_skills_open", status, c_char_p, c_int, P(vp))
+_fn("aios_skills_close", None, vp)
+_fn("aios_skills_dir", c_char_p, vp)
+_fn("aios_skills_encoder", c_char_p, vp)
+_fn("aios_skills_dim", c_int32, vp)
+_fn("aios_skills_count", c_int64, vp)
+_fn("aios_skills_at", P(Skill), vp, c_int64)
+_fn("aios_skills_get", P(Skill), vp, c_char_p)
+_fn("aios_skills_adapter_path", status, vp, P(Skill), c_char_p, c_size_t)
+_fn("aios_skills_name_ok", c_int, c_char_p)
+_fn("aios_router_default_params", RouterParams)
+_fn("aios_skills_route", status, vp, P(c_float), c_int32, P(RouterParams), P(Route), P(c_int))
+_fn("aios_skills_add_adapter", status, vp, c_char_p, c_char_p, c_char_p, c_char_p, P(c_char_p), c_int64)
+_fn("aios_skills_delete", status, vp, c_char_p)
+_fn("aios_skill_vectors", status, vp, c_char_p, P(c_char_p), c_int64, P(P(c_float)), P(P(c_float)))
+_fn("aios_learn_record", status, vp, vp, P(LearnItem), c_char_p)
+_fn("aios_evolve_default_params", EvolveParams)
+_fn("aios_evolve", status, c_char_p, c_char_p, c_char_p, P(EvolveParams), P(EvolveResult))
+_fn("aios_evolve_result_free", None, P(EvolveResult))
+_fn("aios_generator_set_router", status, vp, c_int, c_int, c_float)
+_fn("aios_router_parse", status, c_char_p, P(c_int))
+_fn("aios_generator_uncertainty", P(GenUncertainty), vp)

@@ -70,11 +70,4 @@ aios_status aios_cli_learn_store_open(const char *dir, const char *encoder, aios
 /* The text of skills used, comma-separated, into buf ("" = none). */
 void aios_cli_skills_names(const aios_cli_skills *k, char *buf, size_t n);
 
-/* cmd_skills.c: description embedding (NULL desc: none) and centroid (mean of the questions'
- * L2-normalised embeddings; n = 0: none) of a skill, malloc'd. */
-aios_status aios_cli_skill_vectors(aios_encoder *enc, const char *desc, char *const *qs, int64_t n, float **demb,
-                                   float **cent);
-/* Removes a skill's adapter files (PEFT directory or card). */
-void aios_cli_skill_remove_files(const char *path);
-
 #endif

@@ -2,21 +2,16 @@
  * cmd_skills.c — `aios skills add|list|show|remove|route`: the skill library (LIB/ with
  * index.parquet; src/skills/skills.c) from the command line.
  */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "cli/cli.h"
 #include "cli/cli_skills.h"
 #include "core/internal.h"
-#include "format/parquet.h"
-#include "model/lora.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -95,135 +90,21 @@ static aios_status read_questions(const char *path, char ***qs, int64_t *n, char
     return s;
 }
 
-aios_status aios_cli_skill_vectors(aios_encoder *enc, const char *desc, char *const *qs, int64_t n, float **demb,
-                                   float **cent) {
-    int32_t dim = (int32_t)aios_encoder_dim(enc);
-    *demb = *cent = NULL;
-    float *d = calloc((size_t)dim, sizeof *d), *c = n ? calloc((size_t)dim, sizeof *c) : NULL, *t = malloc((size_t)dim * sizeof *t);
-    aios_status s = !d || !t || (n && !c) ? aios__err(AIOS_ERR_NOMEM, "skills") : AIOS_OK;
-    if (!s && desc) s = aios_encode(enc, desc, strlen(desc), d);
-    for (int64_t i = 0; !s && i < n; i++) {
-        if ((s = aios_encode(enc, qs[i], strlen(qs[i]), t)) != AIOS_OK) break;
-        double nn = 0;
-        for (int32_t k = 0; k < dim; k++) nn += (double)t[k] * t[k];
-        nn = nn > 0 ? 1 / sqrt(nn) : 0;
-        for (int32_t k = 0; k < dim; k++) c[k] += (float)(t[k] * nn / (double)n);
-    }
-    free(t);
-    if (s || !desc) free(d), d = NULL;
-    if (s) free(c), c = NULL;
-    *demb = d, *cent = c;
-    return s;
-}
-
-static int path_exists(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0;
-}
-
-static int is_dir(const char *p) {
-    struct stat st;
-    return stat(p, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-/* Removes a skill's adapter files (a PEFT directory's two files and the directory, or a card). */
-void aios_cli_skill_remove_files(const char *path) {
-    if (is_dir(path)) {
-        char f[8300];
-        snprintf(f, sizeof f, "%s/adapter_config.json", path);
-        unlink(f);
-        snprintf(f, sizeof f, "%s/adapter_model.safetensors", path);
-        unlink(f);
-        rmdir(path);
-    } else {
-        unlink(path);
-    }
-}
-
-/* A skill card's base model; refuses a Parquet file that is no card. */
-static aios_status card_base_model(const char *path, char *base, size_t n) {
-    aios_parquet_file *pf;
-    AIOS_TRY(aios_parquet_open(path, &pf));
-    const char *v = aios_pq_kv_get(pf, "aios.card.version"), *b = aios_pq_kv_get(pf, "aios.card.base_model");
-    aios_status s = v ? AIOS_OK : aios__err(AIOS_ERR_FORMAT, "%s: not a skill card (no aios.card.version)", path);
-    snprintf(base, n, "%s", b ? b : "");
-    aios_parquet_close(pf);
-    return s;
-}
-
-/* Copies a file (temporary + rename). */
-static aios_status copy_file(const char *from, const char *to) {
-    char *buf;
-    size_t len;
-    AIOS_TRY(aios__read_file(from, &buf, &len));
-    char tmp[8500];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", to, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    aios_status s = f ? AIOS_OK : aios__err(AIOS_ERR_IO, "%s: %s", tmp, strerror(errno));
-    if (f && fwrite(buf, 1, len, f) != len) s = aios__err(AIOS_ERR_IO, "%s: %s", tmp, strerror(errno));
-    if (f && fclose(f) != 0 && !s) s = aios__err(AIOS_ERR_IO, "%s: %s", tmp, strerror(errno));
-    if (!s && rename(tmp, to) != 0) s = aios__err(AIOS_ERR_IO, "%s: %s", to, strerror(errno));
-    if (s) unlink(tmp);
-    free(buf);
-    return s;
-}
-
-static aios_status open_encoder(aios_skill_lib *L, const char *model, aios_encoder **enc) {
-    const char *e = model ? model : aios_skills_encoder(L);
-    if (!*e) return aios__err(AIOS_ERR_INVALID_ARG, "%s: a new library needs --model ENCODER (its embedding model)", aios_skills_dir(L));
-    AIOS_TRY(aios_encoder_open(e, NULL, enc));
-    aios_status s = aios_skills_set_encoder(L, e, (int32_t)aios_encoder_dim(*enc));
-    if (s) aios_encoder_free(*enc), *enc = NULL;
-    return s;
-}
-
 static int cmd_add(opts *o) {
     if (!o->adapter || !o->name) return fail("add: --adapter and --name are required", NULL), 2;
     if (!aios_skills_name_ok(o->name)) return fail("add: --name: letters, digits, '-', '_', '.' (at most 100), got ", o->name), 2;
     aios_skill_lib *L = NULL;
-    aios_encoder *enc = NULL;
-    aios_lora *a = NULL;
-    char **qs = NULL, *qdesc = NULL, rel[256], dst[8400];
+    char **qs = NULL, *qdesc = NULL;
     int64_t nq = 0;
-    float *demb = NULL, *cent = NULL;
-    int placed = 0;
     aios_status s = aios_skills_open(o->lib, 1, &L);
-    if (!s && aios_skills_get(L, o->name)) s = aios__err(AIOS_ERR_EXISTS, "a skill named '%s' exists already", o->name);
-    if (!s) s = open_encoder(L, o->model, &enc);
+    if (!s && !o->model && !*aios_skills_encoder(L))
+        s = aios__err(AIOS_ERR_INVALID_ARG, "%s: a new library needs --model ENCODER (its embedding model)", o->lib);
     if (!s && o->questions) s = read_questions(o->questions, &qs, &nq, &qdesc);
-    int card = !is_dir(o->adapter);
-    char base[512] = "";
-    if (!s && card) s = card_base_model(o->adapter, base, sizeof base);
-    if (!s && !card) s = aios_lora_load_peft(o->adapter, NULL, &a);
-    if (!s) {
-        snprintf(rel, sizeof rel, card ? "%s.parquet" : "%s", o->name);
-        snprintf(dst, sizeof dst, "%s/%s", o->lib, rel);
-        if (path_exists(dst)) s = aios__err(AIOS_ERR_EXISTS, "%s exists already", dst);
-        else if (card) s = copy_file(o->adapter, dst);
-        else s = aios_lora_save_peft(a, dst);
-        placed = !s;
-    }
-    if (a) snprintf(base, sizeof base, "%s", a->base_model);
-    const char *desc = o->description ? o->description : qdesc ? qdesc : o->name;
-    if (!s) s = aios_cli_skill_vectors(enc, desc, qs, nq, &demb, &cent);
-    if (!s) {
-        aios_skill k = {0};
-        k.name = (char *)o->name;
-        k.description = (char *)desc;
-        k.description_embedding = demb;
-        k.centroid = cent;
-        k.adapter = rel;
-        k.base_model = base[0] ? base : NULL;
-        k.n_pairs = nq;
-        k.lr = NAN, k.loss_before = k.loss_after = k.ppl_before = k.ppl_after = NAN;
-        s = aios_skills_add(L, &k);
-    }
-    if (s && placed) aios_cli_skill_remove_files(dst);
+    const char *desc = o->description ? o->description : qdesc;
+    if (!s) s = aios_skills_add_adapter(L, o->model, o->adapter, o->name, desc, (const char *const *)qs, nq);
     if (!s) printf("added skill %s (%lld questions) to %s\n", o->name, (long long)nq, o->lib);
     for (int64_t i = 0; i < nq; i++) free(qs[i]);
-    free(qs), free(qdesc), free(demb), free(cent);
-    aios_lora_free(a);
-    aios_encoder_free(enc);
+    free(qs), free(qdesc);
     aios_skills_close(L);
     return s ? aios_cli_fail("skills", s) : 0;
 }
@@ -306,11 +187,7 @@ static int cmd_remove(opts *o) {
     aios_skill_lib *L;
     aios_status s = aios_skills_open(o->lib, 0, &L);
     if (s) return aios_cli_fail("skills", s);
-    const aios_skill *k = aios_skills_get(L, o->name);
-    char path[8400] = "";
-    if (k && k->adapter && k->adapter[0] != '/') aios_skills_adapter_path(L, k, path, sizeof path);
-    s = aios_skills_remove(L, o->name);
-    if (!s && path[0]) aios_cli_skill_remove_files(path);
+    s = aios_skills_delete(L, o->name);
     if (!s) printf("removed skill %s\n", o->name);
     aios_skills_close(L);
     return s ? aios_cli_fail("skills", s) : 0;

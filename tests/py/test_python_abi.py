@@ -19,6 +19,9 @@ STRUCTS = {
     "Config": "aios_config", "DiffuseParams": "aios_diffuse_params", "DiffuseResult": "aios_diffuse_result",
     "Denoiser": "aios_denoiser", "TokParams": "aios_tok_params", "Encoding": "aios_encoding",
     "TrainProgress": "aios_train_progress", "TrainParams": "aios_train_params", "TrainResult": "aios_train_result",
+    "Skill": "aios_skill", "RouterParams": "aios_router_params", "Route": "aios_route",
+    "GenUncertainty": "aios_gen_uncertainty", "LearnItem": "aios_learn_item", "EvolveParams": "aios_evolve_params",
+    "EvolveGroup": "aios_evolve_group", "EvolveResult": "aios_evolve_result",
 }
 
 
@@ -61,7 +64,8 @@ def every_mirrored_struct_has_the_c_layout():
 @test
 def every_bound_function_exists_in_the_library():
     # _fn() looked each up at import; these are the binding's own C entry points
-    for name in ("aios_alloc", "aios_free", "aios_kernel_tier", "aios_encoder_embed"):
+    for name in ("aios_alloc", "aios_free", "aios_kernel_tier", "aios_encoder_embed", "aios_evolve",
+                 "aios_skills_add_adapter", "aios_skills_delete", "aios_skill_vectors"):
         assert hasattr(_lib.lib, name), name
     assert aios.kernel_tier() in ("ref", "avx2", "avx512"), aios.kernel_tier()
 

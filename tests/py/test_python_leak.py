@@ -1,6 +1,6 @@
 """No leak in the Python package: 10,000 calls of each kind (encode, similarity, tokenize /
-detokenize, generate, streamed generate, chat prompt, store save / get / search / iterate, and
-failing calls that raise) while the process's resident set size is watched.  A leak of one
+detokenize, generate, streamed generate, chat prompt, store save / get / search / iterate,
+EvolutionRouter route / list / get / add + remove, and failing calls that raise) while the process's resident set size is watched.  A leak of one
 embedding buffer per call (512 bytes with bert-tiny) would already grow it by 5 MB."""
 import gc
 import os
@@ -90,6 +90,32 @@ def store_calls_do_not_leak():
     check("get", lambda i: st.get("m%06d" % (i % N)))
     check("iterate", lambda i: next(iter(st)))
     st.close()
+
+
+@test
+def router_calls_do_not_leak():
+    # the library's vectors from bert-tiny (any encoder will do); the adapters are the real
+    # SmolLM2 fixtures, copied in and removed again by the add / remove cycles
+    arrow = os.path.join(SHARED, "fixtures", "real", "smollm2-135m-instruct", "arrow")
+    if not os.path.isdir(os.path.join(arrow, "household")):
+        raise Skip(f"{arrow} not found")
+    r = aios.EvolutionRouter(os.path.join(SHM, "skills"), encoder=TINY)
+    for s in ("household", "varnis", "zorbex"):
+        r.add(s, os.path.join(arrow, s), questions=["question %d about %s" % (k, s) for k in range(6)])
+    check("route", lambda i: r.route("a prompt about %d things" % i, top_k=3, threshold=-1))
+    check("list + get", lambda i: (r.list(), r.get("varnis")))
+
+    def cycle(i):
+        r.add("extra", os.path.join(arrow, "zorbex"), description="extra %d" % i)
+        r.remove("extra")
+    check("add + remove", cycle, n=N // 10, warm=50)
+
+    def bad_add(i):
+        try:
+            r.add("household", os.path.join(arrow, "zorbex"))
+        except aios.ExistsError:
+            pass
+    check("failed add", bad_add)
 
 
 @test
