@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -70,9 +71,11 @@ static int on_progress(void *user, const aios_train_progress *p) {
     if (!tty && (p->step % every == 0 || p->step == p->total_steps || p->step == 1)) {
         /* not a terminal (a log, a pipe): a plain line at every tenth of the run */
         int eta = (int)(p->eta_s + 0.5);
-        fprintf(stderr, "aios: train: step %lld/%lld loss %.4f grad %.3f lr %.3g %.0f tok/s elapsed %.2f s ETA %d:%02d\n",
+        struct timespec cpu; /* the process's CPU time (all threads): the measure that survives a loaded machine */
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+        fprintf(stderr, "aios: train: step %lld/%lld loss %.4f grad %.3f lr %.3g %.0f tok/s elapsed %.2f s cpu %.2f s ETA %d:%02d\n",
                 (long long)p->step, (long long)p->total_steps, p->loss, p->grad_norm, p->lr, p->tokens_per_s, p->elapsed_s,
-                eta / 60, eta % 60);
+                (double)cpu.tv_sec + 1e-9 * (double)cpu.tv_nsec, eta / 60, eta % 60);
     } else if (tty) {
         int eta = (int)(p->eta_s + 0.5);
         fprintf(stderr, "\rstep %lld/%lld  loss %.4f  grad %.3f  lr %.3g  %.0f tok/s  ETA %d:%02d   ", (long long)p->step,
