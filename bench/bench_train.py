@@ -12,7 +12,9 @@ Rows:
                         cannot be imported, PEFT's LoRA layer written out in torch; said so)
 PyTorch has no CPU 4-bit training path (bitsandbytes' 4-bit layers are CUDA), so the 4-bit row
 has no PyTorch counterpart.  Tokens/s = predicted tokens (B x (L - 1)) per second of the training
-steps after the first (warm-up); peak RSS = the process's ru_maxrss.  Each configuration runs in
+steps after the first (warm-up), by wall clock and per CPU-second of the process (all its
+threads: the figure that a shared, loaded machine distorts least); peak RSS = the process's
+ru_maxrss.  Each configuration runs in
 its own process, REPEAT times, alternating order; the median is reported with the load average.
 
 Needs $AIOS_REF_PYTHON: an interpreter with torch + transformers (+ peft) + gguf, e.g. a venv over
@@ -113,17 +115,18 @@ def main():
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
     ids = torch.tensor(json.load(open(ids_path)), dtype=torch.long)
-    times, losses = [], []
+    times, cpus, losses = [], [], []
     for s in range(steps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = model(input_ids=ids, labels=ids)
         out.loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
         times.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
         losses.append(float(out.loss))
-    print(json.dumps({"how": how, "times": times, "losses": losses,
+    print(json.dumps({"how": how, "times": times, "cpus": cpus, "losses": losses,
                       "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
 
 main()
@@ -153,9 +156,11 @@ def aios_train(model, data, steps, extra, tmp):
     rss = [int(x.split()[1]) / 1024 for x in err.splitlines() if x.startswith("MAXRSS")][-1]
     # per-step times: from the progress lines (elapsed after each step) — one line per step here
     el = [float(x.split("elapsed ")[1].split()[0]) for x in err.splitlines() if "elapsed " in x]
+    cpu = [float(x.split(" cpu ")[1].split()[0]) for x in err.splitlines() if "elapsed " in x]
     losses = [json.loads(x)["loss"] for x in open(log)]
     act = [x.split("activations ")[1].split()[0] for x in err.splitlines() if x.startswith("trained:")]
-    return {"times": [b - a for a, b in zip([0.0] + el[:-1], el)], "losses": losses, "rss_mib": rss,
+    return {"times": [b - a for a, b in zip([0.0] + el[:-1], el)], "cpus": [b - a for a, b in zip([0.0] + cpu[:-1], cpu)],
+            "losses": losses, "rss_mib": rss,
             "how": "activations %s MiB" % (act[-1] if act else "?")}
 
 
@@ -211,22 +216,25 @@ def main():
             for name, fn in order:
                 r = fn()
                 res[name].append(r)
-                print("# rep %d %s: step times %s, losses %s, peak RSS %.0f MiB%s" % (
-                    rep, name, ["%.2f" % t for t in r["times"]], ["%.4f" % x for x in r["losses"]], r["rss_mib"],
-                    " (%s)" % r["how"] if "how" in r else ""), file=sys.stderr, flush=True)
+                print("# rep %d %s: step times %s, CPU s %s, losses %s, peak RSS %.0f MiB%s (load %s)" % (
+                    rep, name, ["%.2f" % t for t in r["times"]], ["%.2f" % t for t in r["cpus"]],
+                    ["%.4f" % x for x in r["losses"]], r["rss_mib"], " (%s)" % r["how"] if "how" in r else "",
+                    open("/proc/loadavg").read().split()[0]), file=sys.stderr, flush=True)
         load = open("/proc/loadavg").read().split()[0]
         tok = B * (L - 1)
-        print("| configuration | tokens/s (median of %d) | peak RSS MiB | step-0 loss | vs PyTorch tokens/s | vs PyTorch RSS |"
-              % repeat)
-        print("|---|---|---|---|---|---|")
+        print("| configuration | tokens/s wall (median of %d) | tokens per CPU-second | peak RSS MiB | step-0 loss "
+              "| vs PyTorch tokens/s (wall, CPU) | vs PyTorch RSS |" % repeat)
+        print("|---|---|---|---|---|---|---|")
         rows = {}
         for name, _ in configs:
             tps = statistics.median(tok / statistics.median(r["times"][1:] or r["times"]) for r in res[name])
+            tpc = statistics.median(tok / statistics.median(r["cpus"][1:] or r["cpus"]) for r in res[name])
             rss = statistics.median(r["rss_mib"] for r in res[name])
-            rows[name] = (tps, rss, res[name][0]["losses"][0])
-        ptps, prss, _ = rows.get("PyTorch + PEFT, f32 base", (float("nan"),) * 3)
-        for name, (tps, rss, l0) in rows.items():
-            print("| %s | %.0f | %.0f | %.4f | %.2fx | %.2fx |" % (name, tps, rss, l0, tps / ptps, rss / prss))
+            rows[name] = (tps, tpc, rss, res[name][0]["losses"][0])
+        ptps, ptpc, prss, _ = rows.get("PyTorch + PEFT, f32 base", (float("nan"),) * 4)
+        for name, (tps, tpc, rss, l0) in rows.items():
+            print("| %s | %.1f | %.1f | %.0f | %.4f | %.2fx, %.2fx | %.2fx |" % (name, tps, tpc, rss, l0, tps / ptps,
+                                                                              tpc / ptpc, rss / prss))
         how = res["PyTorch + PEFT, f32 base"][0].get("how") if "PyTorch + PEFT, f32 base" in res else "not run"
         print("\nPyTorch side: %s; load average %s at the end; %d threads; %d steps per run (the first is warm-up)."
               % (how, load, int(os.environ.get("BENCH_THREADS", "2")), steps))

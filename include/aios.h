@@ -902,6 +902,16 @@ typedef struct {
                                  is a {"text"} example (with or instead of the data file) */
     int checkpoint;           /* 1: recompute each layer's forward in the backward (activation
                                  memory for one more forward pass; the same gradients) */
+    const char *resume;       /* NULL, or an adapter written with its trainer state (by
+                                 save_state / save_every, or a stopped run): continue that run
+                                 exactly.  Its settings (lr, schedule, warm-up, batch, accum,
+                                 clip, weight decay, seed, max_len, rank/alpha/targets) come
+                                 from the state and this struct's are ignored; steps / epochs
+                                 > 0 set a new total.  The data must be the run's (checked). */
+    int64_t save_every;       /* > 0: every N steps a checkpoint (adapter + trainer state) at
+                                 OUT/checkpoint-STEP (OUT-checkpoint-STEP.parquet for a card) */
+    int save_state;           /* 1: the trainer state next to the written adapter too
+                                 (aios train does; docs/training.md "Resuming") */
 } aios_train_params;
 
 typedef struct {

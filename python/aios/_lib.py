@@ -337,7 +337,8 @@ class TrainParams(ctypes.Structure):
                 ("batch", c_int64), ("accum", c_int64), ("weight_decay", c_double), ("clip", c_double),
                 ("cosine", c_int), ("warmup", c_int64), ("init_adapter", c_char_p), ("seed", c_uint64),
                 ("max_len", c_int64), ("log_jsonl", c_char_p), ("name", c_char_p), ("progress", c_void_p),
-                ("progress_user", c_void_p), ("n_threads", c_int), ("from_store", c_char_p), ("checkpoint", c_int)]
+                ("progress_user", c_void_p), ("n_threads", c_int), ("from_store", c_char_p), ("checkpoint", c_int),
+                ("resume", c_char_p), ("save_every", c_int64), ("save_state", c_int)]
 
 
 class TrainResult(ctypes.Structure):

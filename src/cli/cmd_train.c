@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -14,7 +15,8 @@
 static void usage_train(FILE *f) {
     fprintf(f,
             "usage: aios train --model M --data FILE --out OUT [options]\n"
-            "       aios train --model M --from-store DIR --out OUT [options]\n\n"
+            "       aios train --model M --from-store DIR --out OUT [options]\n"
+            "       aios train --model M --data FILE --resume OUT [--out OUT2] [--steps N]\n\n"
             "Trains a LoRA adapter on a decoder model (weights stay frozen in their stored dtype).\n"
             "FILE is JSONL: {\"q\": ..., \"a\": ...} (chat template around the question, loss on the\n"
             "answer + end-of-turn), {\"messages\": [...]} (loss on the last, assistant, message) or\n"
@@ -40,6 +42,11 @@ static void usage_train(FILE *f) {
             "                       example (with --data, both)\n"
             "  --init-adapter P     start from a PEFT directory or skill card (its rank/alpha/targets)\n"
             "  --seed S             initialisation, dropout and shuffling seed (default 0)\n"
+            "  --resume DIR         continue the run that wrote DIR (an adapter with its trainer state:\n"
+            "                       AdamW moments, step, lr schedule, data order) exactly; same model\n"
+            "                       and data, its settings; --steps/--epochs set a new total; --out\n"
+            "                       defaults to DIR\n"
+            "  --save-every N       every N steps a checkpoint OUT/checkpoint-STEP (adapter + state)\n"
             "  --checkpoint         keep only each layer's input and recompute the layer in the\n"
             "                       backward (less memory, one more forward; the same gradients)\n"
             "  --max-len N          truncate longer sequences (default: the model's context, <= 2048)\n"
@@ -48,8 +55,8 @@ static void usage_train(FILE *f) {
             "  --threads N          kernel threads\n\n"
             "examples:\n"
             "  aios train --model SmolLM2-135M-Instruct --data facts.jsonl --out facts-lora --epochs 3\n"
-            "  aios train --model M --data qa.jsonl --out skill.parquet --rank 16 --target all --lr 1e-3\n"
-            "  aios train --model M --data qa.jsonl --out a --init-adapter a --steps 50 --log-jsonl log.jsonl\n");
+            "  aios train --model M --data qa.jsonl --out skill.parquet --rank 16 --target all --steps 100 --save-every 25\n"
+            "  aios train --model M --data qa.jsonl --resume skill-checkpoint-50.parquet --out skill.parquet\n");
 }
 
 static volatile sig_atomic_t g_stop;
@@ -64,9 +71,11 @@ static int on_progress(void *user, const aios_train_progress *p) {
     if (!tty && (p->step % every == 0 || p->step == p->total_steps || p->step == 1)) {
         /* not a terminal (a log, a pipe): a plain line at every tenth of the run */
         int eta = (int)(p->eta_s + 0.5);
-        fprintf(stderr, "aios: train: step %lld/%lld loss %.4f grad %.3f lr %.3g %.0f tok/s elapsed %.2f s ETA %d:%02d\n",
+        struct timespec cpu; /* the process's CPU time (all threads): the measure that survives a loaded machine */
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+        fprintf(stderr, "aios: train: step %lld/%lld loss %.4f grad %.3f lr %.3g %.0f tok/s elapsed %.2f s cpu %.2f s ETA %d:%02d\n",
                 (long long)p->step, (long long)p->total_steps, p->loss, p->grad_norm, p->lr, p->tokens_per_s, p->elapsed_s,
-                eta / 60, eta % 60);
+                (double)cpu.tv_sec + 1e-9 * (double)cpu.tv_nsec, eta / 60, eta % 60);
     } else if (tty) {
         int eta = (int)(p->eta_s + 0.5);
         fprintf(stderr, "\rstep %lld/%lld  loss %.4f  grad %.3f  lr %.3g  %.0f tok/s  ETA %d:%02d   ", (long long)p->step,
@@ -96,10 +105,16 @@ int aios_cmd_train(int argc, char **argv) {
     aios_train_params p = aios_train_default_params();
     const char *model = NULL, *data = NULL, *out = NULL;
     int have_steps = 0, have_epochs = 0;
+    const char *setting = NULL; /* the first option that --resume takes from the run instead */
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         double x;
         int takes = 1;
+        static const char *const run_settings[] = {"--rank", "--alpha", "--rslora", "--target", "--dropout", "--lr",
+                                                   "--batch", "--accum", "--weight-decay", "--clip", "--schedule",
+                                                   "--warmup", "--seed", "--max-len", "--init-adapter"};
+        for (size_t k = 0; !setting && k < sizeof run_settings / sizeof *run_settings; k++)
+            if (!strcmp(a, run_settings[k])) setting = a;
         if (!strcmp(a, "--model")) model = v;
         else if (!strcmp(a, "--data")) data = v;
         else if (!strcmp(a, "--out")) out = v;
@@ -122,6 +137,8 @@ int aios_cmd_train(int argc, char **argv) {
         else if (!strcmp(a, "--threads")) { if (!num(a, v, 1, 1024, &x)) return 2; p.n_threads = (int)x; }
         else if (!strcmp(a, "--log-jsonl")) p.log_jsonl = v;
         else if (!strcmp(a, "--init-adapter")) p.init_adapter = v;
+        else if (!strcmp(a, "--resume")) p.resume = v;
+        else if (!strcmp(a, "--save-every")) { if (!num(a, v, 1, 1e9, &x)) return 2; p.save_every = (int64_t)x; }
         else if (!strcmp(a, "--from-store")) p.from_store = v;
         else if (!strcmp(a, "--name")) p.name = v;
         else if (!strcmp(a, "--schedule")) {
@@ -143,6 +160,11 @@ int aios_cmd_train(int argc, char **argv) {
             i++;
         }
     }
+    if (p.resume && setting) {
+        fprintf(stderr, "aios: train: %s: not with --resume (the run's settings are in its trainer_state.json)\n", setting);
+        return 2;
+    }
+    if (p.resume && !out) out = p.resume;
     if (!model || (!data && !p.from_store) || !out) {
         fprintf(stderr, "aios: train: --model, --data (or --from-store) and --out are required (see 'aios train --help')\n");
         return 2;
@@ -153,6 +175,7 @@ int aios_cmd_train(int argc, char **argv) {
     }
     int tty = isatty(2);
     p.progress = on_progress;
+    p.save_state = 1; /* so that a finished or interrupted run can be resumed */
     p.progress_user = &tty;
     struct sigaction sa, old;
     memset(&sa, 0, sizeof sa);

@@ -353,6 +353,9 @@ void aios_trainer_free(aios_trainer *t) {
     free(t);
 }
 
+uint64_t aios_trainer_rng(const aios_trainer *t) { return t->rng; }
+void aios_trainer_set_rng(aios_trainer *t, uint64_t rng) { t->rng = rng; }
+
 void aios_trainer_set_checkpoint(aios_trainer *t, int on) {
     if (!!on == t->checkpoint) return;
     free_acts(t); /* the next step allocates for the new mode */

@@ -50,6 +50,9 @@ aios_status aios_trainer_step(aios_trainer *t, const aios_train_batch *b, float 
                               int64_t *n_labels);
 float *aios_trainer_grad(aios_trainer *t); /* (aios_lora.n_params) */
 void aios_trainer_zero_grad(aios_trainer *t);
+/* The dropout generator's state (saved and restored by --resume). */
+uint64_t aios_trainer_rng(const aios_trainer *t);
+void aios_trainer_set_rng(aios_trainer *t, uint64_t rng);
 /* Bytes of activations held for the largest batch so far. */
 uint64_t aios_trainer_activation_bytes(const aios_trainer *t);
 
@@ -79,6 +82,34 @@ double aios_lr_at(aios_lr_schedule s, double base, int64_t step, int64_t warmup,
 aios_status aios__train_parse_jsonl(aios_generator *g, const char *text, size_t len, int64_t max_len,
                                     int (*check)(void *user, const int32_t *ids, const int32_t *labels, int64_t n),
                                     void *user, int64_t *n_examples);
+
+/* ---- the trainer state of --resume (train_state.c; docs/training.md "Resuming") ---- */
+typedef struct {
+    int64_t step, total_steps;          /* optimizer steps done (= AdamW's step), planned */
+    double lr, beta1, beta2, eps, weight_decay, clip;
+    double dropout;                     /* lora_dropout (a skill card does not hold it) */
+    int cosine;
+    int64_t warmup, batch, accum, max_len;
+    uint64_t seed;
+    int64_t examples, n_batches, n_params;
+    uint64_t data_hash, adapter_hash;   /* FNV-1a 64 of the batches and of the adapter's floats */
+    uint64_t shuffle_rng, dropout_rng;
+    int64_t cursor;                     /* next position in `order` (n_batches = reshuffle) */
+    int64_t label_tokens;
+    double first_loss;
+    float *m, *v;                       /* (n_params) */
+    int64_t *order;                     /* (n_batches) */
+} aios__train_state;
+uint64_t aios__fnv1a64(uint64_t h, const void *p, size_t n);
+#define AIOS_FNV1A64_INIT 0xcbf29ce484222325ull
+/* trainer_state.json text (malloc'd) / parsed back (every field checked; m, v, order not
+ * touched: they live in the .safetensors).  label names the text in errors. */
+char *aios__train_state_json(const aios__train_state *st);
+aios_status aios__train_state_parse(const char *text, size_t len, const char *label, aios__train_state *st);
+/* Next to the adapter at `adapter` (a PEFT directory, or a skill card X.parquet). */
+aios_status aios__train_state_save(const char *adapter, const aios__train_state *st);
+aios_status aios__train_state_load(const char *adapter, aios__train_state *st);
+void aios__train_state_free(aios__train_state *st);
 
 /* Defined in src/engine/generate.c (the trainer reads the model through a generator: its
  * tokenizer, chat template and decoder). */

@@ -326,6 +326,38 @@ static aios_status save_adapter(const aios_lora *a, const char *out, const aios_
     return aios_lora_save_card(a, out, kv);
 }
 
+/* FNV-1a 64 of the batches as trained (shapes, tokens, labels, masks): a resumed run must see
+ * the same data in the same layout. */
+static uint64_t batches_hash(const batch *bt, int64_t nb) {
+    uint64_t h = AIOS_FNV1A64_INIT;
+    for (int64_t k = 0; k < nb; k++) {
+        const aios_train_batch *b = &bt[k].b;
+        const int64_t n = b->B * b->L;
+        h = aios__fnv1a64(h, &b->B, sizeof b->B);
+        h = aios__fnv1a64(h, &b->L, sizeof b->L);
+        h = aios__fnv1a64(h, b->tokens, (size_t)n * sizeof(int32_t));
+        h = aios__fnv1a64(h, b->labels, (size_t)n * sizeof(int32_t));
+        h = aios__fnv1a64(h, b->mask, (size_t)n);
+    }
+    return h;
+}
+
+static uint64_t adapter_hash(const aios_lora *a) {
+    return aios__fnv1a64(AIOS_FNV1A64_INIT, a->data, (size_t)a->n_params * sizeof(float));
+}
+
+/* Where --save-every puts the checkpoint of step k: OUT/checkpoint-k (a PEFT directory inside
+ * the output directory, as transformers' Trainer names them) or OUT-checkpoint-k.parquet. */
+static aios_status checkpoint_path(const char *out, int64_t k, char *buf, size_t n) {
+    if (ends_with(out, ".parquet")) {
+        snprintf(buf, n, "%.*s-checkpoint-%lld.parquet", (int)(strlen(out) - 8), out, (long long)k);
+        return AIOS_OK;
+    }
+    if (mkdir(out, 0777) != 0 && errno != EEXIST) return aios__err(AIOS_ERR_IO, "train: %s: %s", out, strerror(errno));
+    snprintf(buf, n, "%s/checkpoint-%lld", out, (long long)k);
+    return AIOS_OK;
+}
+
 /* The model through a generator (its tokenizer, chat template and decoder); the trainer keeps
  * no KV cache of its own, so the generator's is minimal. */
 static aios_status open_model(const char *model, aios_generator **g) {
@@ -361,15 +393,40 @@ aios_status aios_train(const char *model, const char *data, const char *out, con
     aios_adamw opt = {0};
     FILE *log = NULL;
     float *good = NULL;
+    aios__train_state st;
+    memset(&st, 0, sizeof st);
+    const int keep_state = p.save_state || p.save_every > 0 || p.resume;
+    if (p.resume && p.init_adapter) {
+        s = aios__err(AIOS_ERR_INVALID_ARG, "train: resume and init_adapter exclude each other");
+        goto out;
+    }
     if (!d) {
         s = aios__err(AIOS_ERR_UNSUPPORTED, "train: %s is not a Llama/Qwen decoder model", model);
         goto out;
     }
     const aios_decoder_config *c = aios_decoder_get_config(d);
+    if (p.resume) { /* the run's settings come from its state */
+        if ((s = aios__train_state_load(p.resume, &st)) != AIOS_OK) {
+            s = aios__err_prefix(s, "train: resume %s", p.resume);
+            goto out;
+        }
+        p.lr = st.lr, p.cosine = st.cosine, p.warmup = st.warmup, p.batch = st.batch, p.accum = st.accum;
+        p.clip = st.clip, p.weight_decay = st.weight_decay, p.seed = st.seed, p.max_len = st.max_len;
+    }
     int64_t max_len = p.max_len > 0 ? p.max_len : AIOS_MIN(c->n_ctx_train, (int64_t)2048);
     max_len = AIOS_MIN(max_len, c->n_ctx_train);
     /* the adapter */
-    if (p.init_adapter) {
+    if (p.resume) {
+        if ((s = aios_lora_load(p.resume, c, &a)) != AIOS_OK) goto out;
+        if (a->n_params != st.n_params || adapter_hash(a) != st.adapter_hash) {
+            s = aios__err(AIOS_ERR_FORMAT,
+                          "train: resume %s: the adapter there is not the one its trainer state was saved with "
+                          "(overwritten by another run, or a torn write)",
+                          p.resume);
+            goto out;
+        }
+        a->dropout = st.dropout;
+    } else if (p.init_adapter) {
         if ((s = aios_lora_load(p.init_adapter, c, &a)) != AIOS_OK) goto out;
         if (p.dropout > 0) a->dropout = p.dropout;
     } else {
@@ -397,19 +454,39 @@ aios_status aios_train(const char *model, const char *data, const char *out, con
     const int64_t steps_per_epoch = AIOS_MAX((nb + p.accum - 1) / p.accum, (int64_t)1);
     const int64_t epochs = p.epochs > 0 ? p.epochs
                                         : (AIOS_TRAIN_MIN_STEPS + steps_per_epoch - 1) / steps_per_epoch;
-    const int64_t total = p.steps > 0 ? p.steps : steps_per_epoch * epochs;
+    int64_t total = p.steps > 0 ? p.steps : steps_per_epoch * epochs;
+    if (p.resume) {
+        if (ex.n != st.examples || nb != st.n_batches || batches_hash(bt, nb) != st.data_hash) {
+            s = aios__err(AIOS_ERR_INVALID_ARG,
+                          "train: resume %s: the data differ from the run's (%lld examples in %lld batches now, %lld in "
+                          "%lld then, or other tokens): resume with the same data and model",
+                          p.resume, (long long)ex.n, (long long)nb, (long long)st.examples, (long long)st.n_batches);
+            goto out;
+        }
+        if (p.steps <= 0 && p.epochs <= 0) total = st.total_steps;
+        if (total <= st.step) {
+            s = aios__err(AIOS_ERR_INVALID_ARG, "train: resume %s: the run has done %lld of %lld steps; ask for more steps to go on",
+                          p.resume, (long long)st.step, (long long)total);
+            goto out;
+        }
+        if (total != st.total_steps && (p.cosine || p.warmup > st.step))
+            aios_log(AIOS_LOG_WARN, "train: resume %s: %lld steps instead of the run's %lld: the rest of the lr schedule is stretched",
+                     p.resume, (long long)total, (long long)st.total_steps);
+    }
     if (p.lr == 0) p.lr = aios_train_auto_lr(ex.n);
     r.lr = p.lr;
     r.total_steps = total;
     if ((s = aios_trainer_create(d, a, p.seed, &tr)) != AIOS_OK) goto out;
     aios_trainer_set_checkpoint(tr, p.checkpoint);
-    if ((s = aios_adamw_init(&opt, a->n_params, p.lr, 0.9, 0.999, 1e-8, p.weight_decay)) != AIOS_OK) goto out;
+    if ((s = aios_adamw_init(&opt, a->n_params, p.lr, p.resume ? st.beta1 : 0.9, p.resume ? st.beta2 : 0.999,
+                             p.resume ? st.eps : 1e-8, p.weight_decay)) != AIOS_OK)
+        goto out;
     good = malloc((size_t)a->n_params * sizeof(float));
     if (!good) {
         s = aios__err(AIOS_ERR_NOMEM, "train");
         goto out;
     }
-    if (p.log_jsonl && !(log = fopen(p.log_jsonl, "w"))) {
+    if (p.log_jsonl && !(log = fopen(p.log_jsonl, p.resume ? "a" : "w"))) { /* a resumed run goes on with the log */
         s = aios__err(AIOS_ERR_IO, "train: --log-jsonl %s: %s", p.log_jsonl, strerror(errno));
         goto out;
     }
@@ -418,11 +495,38 @@ aios_status aios_train(const char *model, const char *data, const char *out, con
         s = aios__err(AIOS_ERR_NOMEM, "train");
         goto out;
     }
+    for (int64_t i = 0; i < nb; i++) order[i] = i;
     uint64_t rng = p.seed * 0x9e3779b97f4a7c15ull + 1;
     int64_t cursor = nb; /* position in the epoch's order; nb = reshuffle */
     const double t_start = aios__now();
-    int64_t label_tokens = 0;
-    for (int64_t step = 0; step < total; step++) {
+    int64_t label_tokens = 0, run_tokens = 0, step0 = 0;
+    if (p.resume) { /* everything the next step depends on, as the run left it */
+        memcpy(opt.m, st.m, (size_t)a->n_params * sizeof(float));
+        memcpy(opt.v, st.v, (size_t)a->n_params * sizeof(float));
+        opt.step = st.step;
+        memcpy(order, st.order, (size_t)nb * sizeof *order);
+        rng = st.shuffle_rng, cursor = st.cursor;
+        aios_trainer_set_rng(tr, st.dropout_rng);
+        label_tokens = st.label_tokens;
+        r.first_loss = st.first_loss;
+        r.steps = step0 = st.step;
+    }
+    /* the state of the run after r.steps steps, written next to the adapter at `path` */
+#define SAVE_STATE(path)                                                                                             \
+    do {                                                                                                             \
+        aios__train_state w_ = {.step = r.steps, .total_steps = total, .lr = p.lr, .beta1 = opt.beta1,              \
+                                .beta2 = opt.beta2, .eps = opt.eps, .weight_decay = p.weight_decay, .clip = p.clip, \
+                                .dropout = a->dropout,                                                              \
+                                .cosine = p.cosine, .warmup = p.warmup, .batch = bs, .accum = p.accum,             \
+                                .max_len = max_len, .seed = p.seed, .examples = ex.n, .n_batches = nb,             \
+                                .n_params = a->n_params, .data_hash = data_hash, .adapter_hash = adapter_hash(a),   \
+                                .shuffle_rng = rng, .dropout_rng = aios_trainer_rng(tr), .cursor = cursor,         \
+                                .label_tokens = label_tokens, .first_loss = r.first_loss, .m = opt.m, .v = opt.v,  \
+                                .order = order};                                                                    \
+        s = aios__train_state_save((path), &w_);                                                                     \
+    } while (0)
+    const uint64_t data_hash = keep_state ? batches_hash(bt, nb) : 0;
+    for (int64_t step = step0; step < total; step++) {
         memcpy(good, a->data, (size_t)a->n_params * sizeof(float));
         aios_trainer_zero_grad(tr);
         double step_loss = 0;
@@ -440,7 +544,7 @@ aios_status aios_train(const char *model, const char *data, const char *out, con
             s = aios_trainer_step(tr, &bt[order[cursor++]].b, 1.0f / (float)p.accum, 1, &loss, &nl);
             if (s != AIOS_OK) break;
             step_loss += loss / (double)p.accum;
-            label_tokens += nl;
+            label_tokens += nl, run_tokens += nl;
         }
         if (s != AIOS_OK) {
             s = aios__err_prefix(s, "train: step %lld (the adapter of step %lld is kept)", (long long)step, (long long)step);
@@ -458,33 +562,52 @@ aios_status aios_train(const char *model, const char *data, const char *out, con
         if (step == 0) r.first_loss = step_loss;
         r.last_loss = step_loss;
         r.steps = step + 1;
+        if (p.save_every > 0 && r.steps % p.save_every == 0 && r.steps < total) {
+            char cp[4200];
+            r.label_tokens = label_tokens;
+            if ((s = checkpoint_path(out, r.steps, cp, sizeof cp)) == AIOS_OK && (s = save_adapter(a, cp, &r, &p)) == AIOS_OK)
+                SAVE_STATE(cp);
+            if (s != AIOS_OK) {
+                s = aios__err_prefix(s, "train: checkpoint of step %lld", (long long)r.steps);
+                memcpy(good, a->data, (size_t)a->n_params * sizeof(float));
+                break;
+            }
+        }
         if (log) {
             fprintf(log, "{\"step\": %lld, \"loss\": %.9g, \"grad_norm\": %.9g, \"lr\": %.9g}\n", (long long)step, step_loss, gn, lr);
             fflush(log);
         }
         if (p.progress) {
             double el = aios__now() - t_start;
-            aios_train_progress pr = {step + 1, total, step_loss, gn, lr, el > 0 ? (double)label_tokens / el : 0, el,
-                                      el / (double)(step + 1) * (double)(total - step - 1)};
+            aios_train_progress pr = {step + 1, total, step_loss, gn, lr, el > 0 ? (double)run_tokens / el : 0, el,
+                                      el / (double)(step + 1 - step0) * (double)(total - step - 1)};
             if (p.progress(p.progress_user, &pr)) {
                 r.stopped = 1;
                 break;
             }
         }
     }
-    free(order);
     r.label_tokens = label_tokens;
     r.activation_bytes = aios_trainer_activation_bytes(tr);
     if (s != AIOS_OK) memcpy(a->data, good, (size_t)a->n_params * sizeof(float)); /* the last good adapter */
     {
         aios_status ws = save_adapter(a, out, &r, &p);
+        /* the state only of a run that stopped cleanly (after a failure the adapter is an older
+         * step's: an older state next to it is refused by the adapter's fingerprint) */
+        if (ws == AIOS_OK && s == AIOS_OK && keep_state) {
+            SAVE_STATE(out);
+            ws = s, s = AIOS_OK;
+        }
         if (s == AIOS_OK) s = ws;
     }
+#undef SAVE_STATE
+    free(order);
 out:
     r.seconds = aios__now() - t0;
     if (res) *res = r;
     if (log) fclose(log);
     free(good);
+    aios__train_state_free(&st);
     aios_adamw_free(&opt);
     aios_trainer_free(tr);
     for (int64_t k = 0; bt && k < nb; k++) free(bt[k].tok), free(bt[k].lab), free(bt[k].mask);

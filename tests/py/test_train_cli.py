@@ -223,4 +223,128 @@ def from_store_trains_on_memories():
     assert not os.path.exists(os.path.join(TMP, "fx"))
 
 
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()
+
+
+@test
+def resume_continues_bit_for_bit():
+    """N steps in one run == N/2 steps, then --resume for the rest: the same per-step log and
+    the same adapter file, bit for bit.  Dropout, three shuffled batches of one, accumulation
+    across epoch ends, cosine with warm-up and weight decay: each piece of the trainer state
+    (AdamW moments and step, schedule position, data order and both generators) changes the
+    result if it is lost."""
+    need_model()
+    import shutil
+    data = write("qa_resume.jsonl", QA)
+    common = ["--model", MODEL, "--data", data, "--lr", "1e-2", "--target", "q_proj,v_proj,down_proj", "--dropout",
+              "0.2", "--batch", "1", "--accum", "2", "--schedule", "cosine", "--warmup", "2", "--seed", "7",
+              "--weight-decay", "0.01"]
+    full, log_full = os.path.join(TMP, "rs_full"), os.path.join(TMP, "rs_full.jsonl")
+    aios("train", *common, "--out", full, "--steps", "6", "--save-every", "3", "--log-jsonl", log_full)
+    assert os.path.isdir(os.path.join(full, "checkpoint-3")) and not os.path.exists(os.path.join(full, "checkpoint-6"))
+    st = json.load(open(os.path.join(full, "checkpoint-3", "trainer_state.json")))
+    assert st["format"] == "aios-trainer-state" and st["step"] == 3 and st["total_steps"] == 6, st
+    # the moments are PyTorch's exp_avg / exp_avg_sq of the adapter's parameters
+    from safetensors.numpy import load_file
+    mom = load_file(os.path.join(full, "checkpoint-3", "trainer_state.safetensors"))
+    assert mom["exp_avg"].shape == (st["n_params"],) and (mom["exp_avg_sq"] >= 0).all() and mom["exp_avg_sq"].max() > 0
+    half, log_half = os.path.join(TMP, "rs_half"), os.path.join(TMP, "rs_half.jsonl")
+    shutil.rmtree(half, ignore_errors=True)
+    shutil.copytree(os.path.join(full, "checkpoint-3"), half)
+    r = aios("train", "--model", MODEL, "--data", data, "--resume", half, "--log-jsonl", log_half)
+    assert "6 steps" in r.stderr, r.stderr
+    a, b = open(log_full).read().splitlines(), open(log_half).read().splitlines()
+    assert len(a) == 6 and b == a[3:], (a, b)
+    assert read_bytes(os.path.join(half, "adapter_model.safetensors")) == \
+        read_bytes(os.path.join(full, "adapter_model.safetensors"))
+    # without the state (the moments restarting from zero) the adapter differs: the test can fail
+    fresh = os.path.join(TMP, "rs_fresh")
+    aios("train", *common, "--out", fresh, "--steps", "3", "--init-adapter", os.path.join(full, "checkpoint-3"))
+    assert read_bytes(os.path.join(fresh, "adapter_model.safetensors")) != \
+        read_bytes(os.path.join(full, "adapter_model.safetensors"))
+
+    # the constant schedule: a 3-step run, then --resume with --steps 6 == one 6-step run
+    i = common.index("--schedule")
+    const = common[:i] + common[i + 4:]  # without --schedule cosine --warmup 2
+    assert "cosine" not in const and "--warmup" not in const and "--accum" in const
+    one, two = os.path.join(TMP, "rs_one"), os.path.join(TMP, "rs_two")
+    aios("train", *const, "--out", one, "--steps", "6", "--log-jsonl", os.path.join(TMP, "rs_one.jsonl"))
+    aios("train", *const, "--out", two, "--steps", "3", "--log-jsonl", os.path.join(TMP, "rs_two.jsonl"))
+    aios("train", "--model", MODEL, "--data", data, "--resume", two, "--steps", "6", "--log-jsonl",
+         os.path.join(TMP, "rs_two.jsonl"))
+    assert open(os.path.join(TMP, "rs_one.jsonl")).read() == open(os.path.join(TMP, "rs_two.jsonl")).read()
+    assert read_bytes(os.path.join(one, "adapter_model.safetensors")) == \
+        read_bytes(os.path.join(two, "adapter_model.safetensors"))
+
+    # a skill card: the state beside it (X.parquet.trainer_state.*), checkpoints X-checkpoint-K.parquet
+    card = os.path.join(TMP, "rs_card.parquet")
+    aios("train", *common, "--out", card, "--steps", "4", "--save-every", "2")
+    ck = os.path.join(TMP, "rs_card-checkpoint-2.parquet")
+    assert os.path.exists(ck + ".trainer_state.json") and os.path.exists(card + ".trainer_state.safetensors")
+    card2 = os.path.join(TMP, "rs_card2.parquet")
+    aios("train", "--model", MODEL, "--data", data, "--resume", ck, "--out", card2)
+    import pyarrow.parquet as pq
+    ta, tb = pq.read_table(card), pq.read_table(card2)
+    assert ta.column("lora_b").to_pylist() == tb.column("lora_b").to_pylist()
+    assert ta.column("lora_a").to_pylist() == tb.column("lora_a").to_pylist()
+    assert json.load(open(card2 + ".trainer_state.json"))["step"] == 4
+
+
+@test
+def resume_refuses_damaged_or_mismatched_state():
+    """Every way a trainer state can fail to belong to the run is a clear error, and nothing is
+    written."""
+    need_model()
+    import shutil
+    full = os.path.join(TMP, "rs_full")
+    if not os.path.exists(os.path.join(full, "checkpoint-3")):
+        raise Skip("needs resume_continues_bit_for_bit")
+    data = os.path.join(TMP, "qa_resume.jsonl")
+
+    def case(name, edit, want, extra=(), rc=1, use_data=data):
+        d = os.path.join(TMP, "rs_bad_" + name)
+        shutil.rmtree(d, ignore_errors=True)
+        shutil.copytree(os.path.join(full, "checkpoint-3"), d)
+        edit(d)
+        before = {f: read_bytes(os.path.join(d, f)) for f in os.listdir(d)}
+        p = aios("train", "--model", MODEL, "--data", use_data, "--resume", d, *extra, check=False)
+        assert p.returncode == rc and p.stderr.startswith("aios: train: ") and want in p.stderr, (name, p.stderr)
+        assert {f: read_bytes(os.path.join(d, f)) for f in os.listdir(d)} == before, name
+
+    def rm_state(d):
+        os.remove(os.path.join(d, "trainer_state.json"))
+
+    def garbage(d):
+        open(os.path.join(d, "trainer_state.json"), "w").write("{not json")
+
+    def field(k, v):
+        def f(d):
+            p = os.path.join(d, "trainer_state.json")
+            st = json.load(open(p))
+            st[k] = v
+            json.dump(st, open(p, "w"))
+        return f
+
+    def torn(d):  # the moments of the finished run next to the step-3 state
+        shutil.copy(os.path.join(full, "trainer_state.safetensors"), os.path.join(d, "trainer_state.safetensors"))
+
+    def other_adapter(d):
+        shutil.copy(os.path.join(full, "adapter_model.safetensors"), os.path.join(d, "adapter_model.safetensors"))
+
+    case("nostate", rm_state, "no trainer state")
+    case("garbage", garbage, "trainer_state.json: not a JSON object")
+    case("version", field("version", 2), "version 2")
+    case("cursor", field("cursor", 99), "'cursor'")
+    case("seed", field("seed", 5), "'seed'")
+    case("torn", torn, "torn or mixed")
+    case("adapter", other_adapter, "not the one its trainer state was saved with")
+    case("data", lambda d: None, "the data differ", use_data=write("qa_other.jsonl", QA[:2]))
+    case("done", lambda d: None, "done 3 of 3 steps", extra=("--steps", "3"))
+    case("lr", lambda d: None, "--lr: not with --resume", extra=("--lr", "1e-3"), rc=2)
+    p = aios("train", "--model", MODEL, "--data", data, "--resume", os.path.join(TMP, "nowhere"), check=False)
+    assert p.returncode == 1 and "nowhere" in p.stderr, p.stderr
+
+
 run()
