@@ -69,6 +69,13 @@ struct aios_generator {
     /* uncertainty of the last answer (aios_generator_uncertainty) */
     aios_gen_uncertainty unc;
     size_t unc_cap;
+    /* batched generations (aios__gen_seq_start): the last prompt prefilled and the adapter set
+     * it was computed with; a new sequence with that set starts from their common prefix */
+    aios_kv_cache *pfx_kv;
+    int32_t *pfx_ids;
+    aios_lora *pfx_ad[AIOS_DECODER_MAX_ADAPTERS];
+    float pfx_sc[AIOS_DECODER_MAX_ADAPTERS];
+    int pfx_n_ad;
 };
 
 /* ------------------------------------------------------------------------------------------
@@ -302,6 +309,8 @@ void aios_generator_free(aios_generator *g) {
     for (int i = 0; i < AIOS_DECODER_MAX_ADAPTERS; i++) aios_lora_free(g->adapters[i]);
     free(g->unc.entropy);
     free(g->unc.p_top1);
+    aios_kv_cache_free(g->pfx_kv);
+    free(g->pfx_ids);
     free(g);
 }
 
@@ -855,6 +864,49 @@ static void seq_adapters(aios__gen_seq *q) {
     q->set = (aios_decoder_adapter_set){q->set_ad, q->set_sc, n};
 }
 
+/* Prompt prefix reuse across batched generations (a chat template's system prompt, a shared
+ * few-shot preamble): a new sequence whose adapter set is the one the remembered prompt was
+ * computed with copies the K/V of their common prefix (at least the last prompt token is
+ * recomputed for its logits), as aios_generate reuses its own cache. */
+static int same_set(const aios_generator *g, const aios__gen_seq *q) {
+    if (q->set.n != g->pfx_n_ad) return 0;
+    for (int i = 0; i < q->set.n; i++)
+        if (q->set.adapters[i] != g->pfx_ad[i] || q->set.scales[i] != g->pfx_sc[i]) return 0;
+    return 1;
+}
+
+static void prefix_take(aios_generator *g, aios__gen_seq *q) {
+    const int64_t n = (int64_t)q->out->n_prompt, have = g->pfx_kv ? aios_kv_cache_len(g->pfx_kv) : 0;
+    int64_t keep = 0;
+    if (have && same_set(g, q))
+        while (keep < have && keep < n - 1 && g->pfx_ids[keep] == q->ids[keep]) keep++;
+    if (keep && aios_kv_cache_copy(q->kv, g->pfx_kv, keep) != AIOS_OK) keep = 0;
+    aios_kv_cache_truncate(q->kv, keep);
+    q->keep = keep;
+    q->out->n_reused = (size_t)keep;
+}
+
+/* After q's prefill: its prompt becomes the remembered one (best effort: without memory for
+ * the cache, nothing is remembered). */
+static void prefix_keep(aios_generator *g, aios__gen_seq *q) {
+    const int64_t n = (int64_t)q->out->n_prompt;
+    if (!g->pfx_kv) {
+        if (aios_kv_cache_create(g->dec, g->n_ctx, &g->pfx_kv) != AIOS_OK) return;
+        if (!(g->pfx_ids = malloc((size_t)g->n_ctx * sizeof *g->pfx_ids))) {
+            aios_kv_cache_free(g->pfx_kv);
+            g->pfx_kv = NULL;
+            return;
+        }
+    }
+    if (aios_kv_cache_copy(g->pfx_kv, q->kv, n) != AIOS_OK) {
+        aios_kv_cache_truncate(g->pfx_kv, 0);
+        return;
+    }
+    memcpy(g->pfx_ids, q->ids, (size_t)n * sizeof *q->ids);
+    g->pfx_n_ad = q->set.n;
+    for (int i = 0; i < q->set.n; i++) g->pfx_ad[i] = q->set.adapters[i], g->pfx_sc[i] = q->set.scales[i];
+}
+
 static void seq_fail(aios__gen_seq *q, aios_status s) {
     snprintf(q->err, sizeof q->err, "%s", *aios_last_error() ? aios_last_error() : aios_status_str(s));
     q->st = seq_finish(q, s);
@@ -872,7 +924,8 @@ aios_status aios__gen_batch_step(aios_generator *g, aios__gen_seq *const *seqs, 
         seq_adapters(q);
         if (!q->prefilled) {
             q->t0 = aios__now();
-            ds[k] = (aios_decoder_seq){q->kv, q->ids, (int64_t)q->out->n_prompt, q->logits, &q->set};
+            prefix_take(g, q);
+            ds[k] = (aios_decoder_seq){q->kv, q->ids + q->keep, (int64_t)q->out->n_prompt - q->keep, q->logits, &q->set};
         } else {
             ds[k] = (aios_decoder_seq){q->kv, &q->next, 1, q->logits, &q->set};
         }
@@ -891,6 +944,7 @@ aios_status aios__gen_batch_step(aios_generator *g, aios__gen_seq *const *seqs, 
             q->prefilled = 1;
             q->out->prefill_s = now - q->t0;
             q->t0 = now;
+            prefix_keep(g, q);
         }
         aios_status e = seq_after_logits(q);
         if (e) seq_fail(q, e);
@@ -930,6 +984,7 @@ static aios_status sync_adapters(aios_generator *g) {
     for (int i = 0; i < AIOS_DECODER_MAX_ADAPTERS; i++)
         if (g->adapters[i]) a[n] = g->adapters[i], s[n++] = g->adapter_scale[i];
     if (g->kv) aios_kv_cache_truncate(g->kv, 0);
+    if (g->pfx_kv) aios_kv_cache_truncate(g->pfx_kv, 0); /* an adapter may be freed: no stale pointers */
     return aios_decoder_set_adapters(g->dec, a, s, n);
 }
 

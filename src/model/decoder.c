@@ -663,6 +663,22 @@ int64_t aios_kv_cache_capacity(const aios_kv_cache *kv) { return kv->n_ctx; }
 void aios_kv_cache_truncate(aios_kv_cache *kv, int64_t n) {
     if (n >= 0 && n < kv->n_past) kv->n_past = n;
 }
+aios_status aios_kv_cache_copy(aios_kv_cache *dst, const aios_kv_cache *src, int64_t n) {
+    if (dst->n_layer != src->n_layer || dst->kv_dim != src->kv_dim)
+        return aios__err(AIOS_ERR_INVALID_ARG, "kv cache copy: caches of different models");
+    if (n < 0 || n > src->n_past || n > dst->n_ctx)
+        return aios__err(AIOS_ERR_RANGE, "kv cache copy: %lld positions (source holds %lld, target %lld)", (long long)n,
+                         (long long)src->n_past, (long long)dst->n_ctx);
+    const size_t row = (size_t)src->kv_dim * sizeof(float);
+    for (int64_t l = 0; l < src->n_layer; l++) {
+        memcpy(dst->k + (size_t)l * (size_t)dst->n_ctx * (size_t)dst->kv_dim, src->k + (size_t)l * (size_t)src->n_ctx * (size_t)src->kv_dim,
+               (size_t)n * row);
+        memcpy(dst->v + (size_t)l * (size_t)dst->n_ctx * (size_t)dst->kv_dim, src->v + (size_t)l * (size_t)src->n_ctx * (size_t)src->kv_dim,
+               (size_t)n * row);
+    }
+    dst->n_past = n;
+    return AIOS_OK;
+}
 
 /* ------------------------------------------------------------------------------------------
  * Forward

@@ -99,6 +99,10 @@ int64_t aios_kv_cache_len(const aios_kv_cache *kv);  /* positions held (n_past) 
 int64_t aios_kv_cache_capacity(const aios_kv_cache *kv);
 /* Forgets positions >= n (keeps a common prefix for the next call); n <= len. */
 void aios_kv_cache_truncate(aios_kv_cache *kv, int64_t n);
+/* dst holds src's first n positions (every layer) and nothing after: a shared prompt prefix
+ * handed from one sequence's cache to another's.  Both caches of one model; n <= src's length
+ * and dst's capacity (AIOS_ERR_RANGE otherwise). */
+aios_status aios_kv_cache_copy(aios_kv_cache *dst, const aios_kv_cache *src, int64_t n);
 
 typedef enum {
     AIOS_FWD_CAUSAL = 0,        /* query i sees cached keys and new keys j <= i */
