@@ -3,7 +3,8 @@
  * caches, odd numbers of sequences and lengths, prefill rows beside decode rows; on float
  * fixtures (transformers-checked in test_decoder), stories260K (llama2.c) and the SmolLM2 Q4_1
  * GGUF; greedy decoding of three sequences that join at different steps gives transformers'
- * golden ids; two rows with different LoRA adapters (and one without) equal each row alone. */
+ * golden ids; two rows with different LoRA adapters (and one without) equal each row alone;
+ * a KV prefix copied between caches (aios_kv_cache_copy) continues as the original. */
 #include <glob.h>
 #include <stdlib.h>
 #include <string.h>
@@ -288,11 +289,43 @@ out:
     aios_llama2c_free(m);
 }
 
+/* aios_kv_cache_copy (the batch's prompt-prefix reuse): a prefix copied from another cache and
+ * the rest forwarded gives the logits of the whole prompt forwarded on one cache. */
+static void test_cache_copy(void) {
+    char p[4096];
+    snprintf(p, sizeof p, "%s/stories260K.bin", aios_test_shared("models/stories260K"));
+    if (access(p, R_OK)) SKIP("stories260K not found");
+    aios_llama2c *m = NULL;
+    CHECK_OK(aios_llama2c_open(p, &m));
+    aios_decoder *d = NULL;
+    if (m) CHECK_OK(aios_decoder_create(aios_llama2c_config(m), aios_llama2c_lookup, m, &d));
+    if (!d) goto out;
+    aios_kv_cache *a = NULL, *b = NULL, *small = NULL;
+    CHECK_OK(aios_kv_cache_create(d, 16, &a));
+    CHECK_OK(aios_kv_cache_create(d, 16, &b));
+    CHECK_OK(aios_kv_cache_create(d, 3, &small));
+    const int32_t t[9] = {1, 403, 407, 261, 378, 430, 261, 1247 % 512, 56};
+    float la[512], lb[512];
+    CHECK_OK(aios_decoder_forward(d, a, t, 9, NULL, la));
+    CHECK_OK(aios_decoder_forward(d, b, t, 2, NULL, lb)); /* something to overwrite */
+    CHECK_OK(aios_kv_cache_copy(b, a, 6));
+    CHECK(aios_kv_cache_len(b) == 6);
+    CHECK_OK(aios_decoder_forward(d, b, t + 6, 3, NULL, lb));
+    CHECKF(t_rel_err(lb, la, 512) <= 1e-5, "copied prefix: rel err %.3g", t_rel_err(lb, la, 512));
+    CHECK(aios_kv_cache_copy(b, a, 10) == AIOS_ERR_RANGE);     /* more than the source holds */
+    CHECK(aios_kv_cache_copy(small, a, 4) == AIOS_ERR_RANGE); /* more than the target holds */
+    aios_kv_cache_free(a), aios_kv_cache_free(b), aios_kv_cache_free(small);
+out:
+    aios_decoder_free(d);
+    aios_llama2c_free(m);
+}
+
 int main(void) {
     RUN(test_float_fixtures);
     RUN(test_stories260k);
     RUN(test_gguf_q4_1);
     RUN(test_adapters_per_row);
     RUN(test_errors);
+    RUN(test_cache_copy);
     TEST_MAIN_END();
 }
