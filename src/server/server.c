@@ -949,6 +949,7 @@ typedef struct gen_job {
     const aios_generate_params *p;
     const float *scales; /* by adapter slot, or NULL */
     aios_generate_result *res;
+    aios_gen_uncertainty *unc; /* receives the answer's uncertainty (per-token arrays NULL), or NULL */
     aios__gen_seq *seq;
     aios_status status;
     char err[512];
@@ -979,8 +980,9 @@ static void batch_step(gen_model *m, gen_job **start, int ns, gen_job **failed, 
 }
 
 static aios_status generate_batched(gen_model *m, const char *text, const int32_t *ids, size_t n_ids,
-                                    const aios_generate_params *p, const float *scales, aios_generate_result *res) {
-    gen_job me = {text, ids, n_ids, p, scales, res, NULL, AIOS_OK, "", 0, NULL};
+                                    const aios_generate_params *p, const float *scales, aios_generate_result *res,
+                                    aios_gen_uncertainty *unc) {
+    gen_job me = {text, ids, n_ids, p, scales, res, unc, NULL, AIOS_OK, "", 0, NULL};
     atomic_fetch_add(&m->n_gen_requests, 1);
     pthread_mutex_lock(&m->bq_mu);
     if (m->pending_tail) m->pending_tail->next = &me;
@@ -1015,6 +1017,10 @@ static aios_status generate_batched(gen_model *m, const char *text, const int32_
                 const char *err = NULL;
                 j->status = aios__gen_seq_status(j->seq, &err);
                 if (j->status != AIOS_OK) snprintf(j->err, sizeof j->err, "%s", err);
+                if (j->unc) {
+                    *j->unc = *aios__gen_seq_uncertainty(j->seq);
+                    j->unc->entropy = j->unc->p_top1 = NULL;
+                }
                 aios__gen_seq_free(j->seq);
                 j->seq = NULL;
                 j->done = 1;
@@ -1184,7 +1190,8 @@ static void *stream_main(void *arg) {
         st->res = &res;
         if (batch) { /* the batch's leader calls on_token (under the model's lock) */
             pthread_mutex_unlock(&st->m->mu);
-            s = generate_batched(st->m, text, st->mem_prompt ? NULL : st->req.prompt_ids, st->req.n_prompt_ids, &p, scales, &res);
+            s = generate_batched(st->m, text, st->mem_prompt ? NULL : st->req.prompt_ids, st->req.n_prompt_ids, &p,
+                                 scales, &res, NULL);
             pthread_mutex_lock(&st->m->mu);
         } else {
             s = aios_generate(st->m->g, text, st->mem_prompt ? NULL : st->req.prompt_ids, st->req.n_prompt_ids, &p, &res);
@@ -1334,7 +1341,7 @@ static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, a
     const char *text = mem_prompt ? mem_prompt : chat ? prompt : r->prompt;
     if (s == AIOS_OK && batch) {
         pthread_mutex_unlock(&m->mu);
-        s = generate_batched(m, text, mem_prompt ? NULL : r->prompt_ids, r->n_prompt_ids, &p, scales, &res);
+        s = generate_batched(m, text, mem_prompt ? NULL : r->prompt_ids, r->n_prompt_ids, &p, scales, &res, NULL);
         pthread_mutex_lock(&m->mu);
     } else if (s == AIOS_OK) {
         s = aios_generate(m->g, text, mem_prompt ? NULL : r->prompt_ids, r->n_prompt_ids, &p, &res);
