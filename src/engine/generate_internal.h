@@ -34,4 +34,29 @@ void aios__softmax_entropy(const float *x, int64_t n, double *entropy, double *p
 /* The per-answer figures of u from its per-token arrays (docs/evolution.md has the formula). */
 void aios__gen_unc_finish(aios_gen_uncertainty *u, int64_t n_vocab);
 
+/* ---- continuous batching (generate.c; the server's scheduler) ----
+ * A generation started with aios__gen_seq_start runs in steps: aios__gen_batch_step puts
+ * every unfinished sequence given through one batched decoder forward (a new sequence's
+ * prefill, one token for the others), then samples, applies the stop rules and calls each
+ * sequence's on_token, exactly as aios_generate does for one.  Each sequence has its own KV cache
+ * (prompt + max_tokens positions, no prefix reuse), sampler state, seed and result (*out, filled
+ * in place; on an error it is freed).  slot_scales (AIOS_DECODER_MAX_ADAPTERS, by adapter id)
+ * choose this sequence's adapter scales, summed whatever router the generator holds; NULL = the
+ * generator's adapters, only with the router none.  aios__generator_batchable: a decoder model
+ * (llama2.c too); the generator is used by one thread at a time throughout. */
+typedef struct aios__gen_seq aios__gen_seq;
+int aios__generator_batchable(const aios_generator *g);
+aios_status aios__gen_seq_start(aios_generator *g, const char *prompt, const int32_t *prompt_ids, size_t n_prompt_ids,
+                                const aios_generate_params *p, const float *slot_scales, aios_generate_result *out,
+                                aios__gen_seq **seq);
+/* One step of seqs[0..n) (finished ones skipped).  A failed forward fails every sequence of the
+ * step (returned too); a sequence's own failure (its text, memory) ends only it. */
+aios_status aios__gen_batch_step(aios_generator *g, aios__gen_seq *const *seqs, int n);
+int aios__gen_seq_done(const aios__gen_seq *q);
+/* A finished sequence's status and, when not AIOS_OK, its error message (the step's thread set
+ * it; the caller's thread has its own aios_last_error). */
+aios_status aios__gen_seq_status(const aios__gen_seq *q, const char **err);
+const aios_gen_uncertainty *aios__gen_seq_uncertainty(const aios__gen_seq *q);
+void aios__gen_seq_free(aios__gen_seq *q);
+
 #endif

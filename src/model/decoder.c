@@ -77,6 +77,10 @@ struct aios_decoder {
     const aios_kv_cache *compose_owner;
     float *compose_logits;
     int64_t compose_logits_cap;
+    /* aios_decoder_forward_batch: new K/V rows of all sequences before they go to their caches,
+     * the last rows' logits */
+    float *bat_k, *bat_v, *bat_logits;
+    int64_t bat_cap_R, bat_cap_logits;
 };
 
 struct aios_kv_cache {
@@ -500,6 +504,7 @@ void aios_decoder_free(aios_decoder *d) {
     free(d->lora_u);
     free(d->arrow_ex), free(d->arrow_n), free(d->arrow_protos), free(d->compose_logits);
     for (int i = 0; i < AIOS_DECODER_MAX_ADAPTERS; i++) aios_kv_cache_free(d->compose_kv[i]);
+    free(d->bat_k), free(d->bat_v), free(d->bat_logits);
     free(d);
 }
 
@@ -657,6 +662,22 @@ int64_t aios_kv_cache_len(const aios_kv_cache *kv) { return kv->n_past; }
 int64_t aios_kv_cache_capacity(const aios_kv_cache *kv) { return kv->n_ctx; }
 void aios_kv_cache_truncate(aios_kv_cache *kv, int64_t n) {
     if (n >= 0 && n < kv->n_past) kv->n_past = n;
+}
+aios_status aios_kv_cache_copy(aios_kv_cache *dst, const aios_kv_cache *src, int64_t n) {
+    if (dst->n_layer != src->n_layer || dst->kv_dim != src->kv_dim)
+        return aios__err(AIOS_ERR_INVALID_ARG, "kv cache copy: caches of different models");
+    if (n < 0 || n > src->n_past || n > dst->n_ctx)
+        return aios__err(AIOS_ERR_RANGE, "kv cache copy: %lld positions (source holds %lld, target %lld)", (long long)n,
+                         (long long)src->n_past, (long long)dst->n_ctx);
+    const size_t row = (size_t)src->kv_dim * sizeof(float);
+    for (int64_t l = 0; l < src->n_layer; l++) {
+        memcpy(dst->k + (size_t)l * (size_t)dst->n_ctx * (size_t)dst->kv_dim, src->k + (size_t)l * (size_t)src->n_ctx * (size_t)src->kv_dim,
+               (size_t)n * row);
+        memcpy(dst->v + (size_t)l * (size_t)dst->n_ctx * (size_t)dst->kv_dim, src->v + (size_t)l * (size_t)src->n_ctx * (size_t)src->kv_dim,
+               (size_t)n * row);
+    }
+    dst->n_past = n;
+    return AIOS_OK;
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -900,4 +921,177 @@ static aios_status forward_one(aios_decoder *d, aios_kv_cache *kv, const int32_t
     }
     aios_rmsnorm(d->xb, d->x + (T - 1) * E, d->final_norm, 1, E, c->eps);
     return aios_matmul(logits, d->xb, d->lm_head, NULL, 1); /* (n_vocab) */
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Batched forward over several sequences (continuous batching)
+ * ------------------------------------------------------------------------------------------ */
+
+/* y (T, n_out) += the deltas of an explicit adapter set for (layer l, target), summed. */
+static aios_status apply_set(aios_decoder *d, const aios_decoder_adapter_set *set, int64_t l, int target, float *y,
+                             const float *x, int64_t T) {
+    for (int i = 0; i < set->n; i++) {
+        float sc = set->scales ? set->scales[i] : 1.0f;
+        const aios_lora_module *m = aios_lora_get(set->adapters[i], l, target);
+        if (!m || sc == 0) continue;
+        AIOS_TRY(lora_scratch(d, T * m->r));
+        aios_lora_apply(set->adapters[i], m, sc, y, x, T, d->lora_u);
+    }
+    return AIOS_OK;
+}
+
+/* The adapters of every sequence for (layer l, target) on its rows of y / x (row strides ny,
+ * nx).  row0[i] is sequence i's first stacked row. */
+static aios_status apply_batch(aios_decoder *d, const aios_decoder_seq *seqs, int n_seq, const int64_t *row0, int64_t l,
+                               int target, float *y, int64_t ny, const float *x, int64_t nx) {
+    for (int i = 0; i < n_seq; i++) {
+        const aios_decoder_seq *q = &seqs[i];
+        float *yi = y + row0[i] * ny;
+        const float *xi = x + row0[i] * nx;
+        if (q->adapters) {
+            if (q->adapters->n) AIOS_TRY(apply_set(d, q->adapters, l, target, yi, xi, q->T));
+        } else if (d->n_adapters) {
+            AIOS_TRY(apply_adapters(d, l, target, yi, xi, q->T));
+        }
+    }
+    return AIOS_OK;
+}
+
+static aios_status grow_f(float **p, int64_t n) { return grow((void **)p, (size_t)n * sizeof(float)); }
+
+aios_status aios_decoder_forward_batch(aios_decoder *d, aios_decoder_seq *seqs, int n_seq) {
+    const aios_decoder_config *c = &d->cfg;
+    if (n_seq <= 0 || !seqs) return aios__err(AIOS_ERR_INVALID_ARG, "decoder: batch of %d sequences", n_seq);
+    const int64_t E = c->n_embd, hd = c->head_dim, nh = c->n_head, nkv = c->n_head_kv, F = c->n_ff;
+    const int64_t KVD = nkv * hd, QD = nh * hd;
+    int64_t R = 0, max_mask = 0, any_adapters = 0;
+    for (int i = 0; i < n_seq; i++) {
+        const aios_decoder_seq *q = &seqs[i];
+        if (!q->kv || !q->tokens || q->T <= 0)
+            return aios__err(AIOS_ERR_INVALID_ARG, "decoder: batch sequence %d: no cache or no tokens", i);
+        if (q->kv->n_layer != c->n_layer || q->kv->kv_dim != KVD)
+            return aios__err(AIOS_ERR_INVALID_ARG, "decoder: batch sequence %d: KV cache made for another model", i);
+        for (int j = 0; j < i; j++)
+            if (seqs[j].kv == q->kv) return aios__err(AIOS_ERR_INVALID_ARG, "decoder: batch sequences %d and %d share a KV cache", j, i);
+        if (q->kv->n_past + q->T > q->kv->n_ctx)
+            return aios__err(AIOS_ERR_RANGE, "decoder: batch sequence %d: context full: %lld cached + %lld new > %lld", i,
+                             (long long)q->kv->n_past, (long long)q->T, (long long)q->kv->n_ctx);
+        for (int64_t t = 0; t < q->T; t++)
+            if (q->tokens[t] < 0 || q->tokens[t] >= c->n_vocab)
+                return aios__err(AIOS_ERR_RANGE, "decoder: batch sequence %d: token %d at %lld outside the vocabulary (%lld)", i,
+                                 q->tokens[t], (long long)t, (long long)c->n_vocab);
+        if (q->adapters) {
+            if (q->adapters->n < 0 || q->adapters->n > AIOS_DECODER_MAX_ADAPTERS || (q->adapters->n && !q->adapters->adapters))
+                return aios__err(AIOS_ERR_INVALID_ARG, "decoder: batch sequence %d: %d adapters", i, q->adapters->n);
+            for (int k = 0; k < q->adapters->n; k++) {
+                if (!q->adapters->adapters[k]) return aios__err(AIOS_ERR_INVALID_ARG, "decoder: batch sequence %d: adapter %d is NULL", i, k);
+                AIOS_TRY(aios_lora_check(q->adapters->adapters[k], c));
+            }
+            any_adapters |= q->adapters->n > 0;
+        } else {
+            if (d->n_adapters && d->router == AIOS_ROUTER_COMPOSE)
+                return aios__err(AIOS_ERR_UNSUPPORTED, "decoder: the compose router does not run in a batch");
+            any_adapters |= d->n_adapters > 0;
+        }
+        if (q->T > 1) max_mask = AIOS_MAX(max_mask, q->T * (q->kv->n_past + q->T));
+        R += q->T;
+    }
+    AIOS_TRY(ensure_scratch(d, AIOS_MAX(R, (int64_t)n_seq), 1));
+    if (max_mask > d->cap_Tk) {
+        AIOS_TRY(grow((void **)&d->mask, (size_t)max_mask));
+        d->cap_Tk = max_mask;
+    }
+    if (R > d->bat_cap_R) {
+        AIOS_TRY(grow_f(&d->bat_k, R * KVD));
+        AIOS_TRY(grow_f(&d->bat_v, R * KVD));
+        d->bat_cap_R = R;
+    }
+    if ((int64_t)n_seq * c->n_vocab > d->bat_cap_logits) {
+        AIOS_TRY(grow_f(&d->bat_logits, (int64_t)n_seq * c->n_vocab));
+        d->bat_cap_logits = (int64_t)n_seq * c->n_vocab;
+    }
+    int64_t stack_row0[64], *row0 = n_seq <= 64 ? stack_row0 : malloc((size_t)n_seq * sizeof *row0);
+    if (!row0) return aios__err(AIOS_ERR_NOMEM, "decoder: batch of %d", n_seq);
+    aios_status s = AIOS_OK;
+    /* rows, positions, embeddings */
+    for (int i = 0, r = 0; i < n_seq; r += (int)seqs[i].T, i++) {
+        row0[i] = r;
+        for (int64_t t = 0; t < seqs[i].T; t++) {
+            d->pos[r + t] = (int32_t)(seqs[i].kv->n_past + t);
+            if ((s = aios_tensor_row_f32(d->x + (r + t) * E, d->embed, seqs[i].tokens[t])) != AIOS_OK) goto out;
+        }
+    }
+    const float scale = 1.0f / sqrtf((float)hd);
+#define TRY_OUT(e) do { if ((s = (e)) != AIOS_OK) goto out; } while (0)
+    for (int64_t l = 0; l < c->n_layer; l++) {
+        const dec_layer *L = &d->layers[l];
+        aios_rmsnorm(d->xb, d->x, L->attn_norm, R, E, c->eps);
+        TRY_OUT(aios_matmul(d->q, d->xb, L->wq, L->bq, R));
+        TRY_OUT(aios_matmul(d->bat_k, d->xb, L->wk, L->bk, R));
+        TRY_OUT(aios_matmul(d->bat_v, d->xb, L->wv, L->bv, R));
+        if (any_adapters) {
+            TRY_OUT(apply_batch(d, seqs, n_seq, row0, l, AIOS_LORA_Q, d->q, QD, d->xb, E));
+            TRY_OUT(apply_batch(d, seqs, n_seq, row0, l, AIOS_LORA_K, d->bat_k, KVD, d->xb, E));
+            TRY_OUT(apply_batch(d, seqs, n_seq, row0, l, AIOS_LORA_V, d->bat_v, KVD, d->xb, E));
+        }
+        if (L->q_norm) {
+            aios_rmsnorm(d->q, d->q, L->q_norm, R * nh, hd, c->eps);
+            aios_rmsnorm(d->bat_k, d->bat_k, L->k_norm, R * nkv, hd, c->eps);
+        }
+        /* per sequence: RoPE (dynamic scaling depends on its length), K/V into its cache,
+         * attention against its cache */
+        for (int i = 0; i < n_seq; i++) {
+            const aios_decoder_seq *q = &seqs[i];
+            const int64_t r = row0[i], T = q->T, n_past = q->kv->n_past, Tk = n_past + T;
+            const float *inv_freq = d->inv_freq;
+            if (c->rope_type == AIOS_ROPE_DYNAMIC && Tk > c->rope_orig_ctx) {
+                aios_decoder_rope_inv_freq(c, Tk, d->inv_freq_dyn);
+                inv_freq = d->inv_freq_dyn;
+            }
+            aios_rope(d->q + r * QD, d->pos + r, T, nh, hd, inv_freq);
+            aios_rope(d->bat_k + r * KVD, d->pos + r, T, nkv, hd, inv_freq);
+            float *kc = q->kv->k + (size_t)l * (size_t)q->kv->n_ctx * (size_t)KVD;
+            float *vc = q->kv->v + (size_t)l * (size_t)q->kv->n_ctx * (size_t)KVD;
+            memcpy(kc + (size_t)n_past * (size_t)KVD, d->bat_k + r * KVD, (size_t)(T * KVD) * sizeof(float));
+            memcpy(vc + (size_t)n_past * (size_t)KVD, d->bat_v + r * KVD, (size_t)(T * KVD) * sizeof(float));
+            const uint8_t *mask = NULL;
+            if (T > 1) {
+                for (int64_t a = 0; a < T; a++)
+                    for (int64_t j = 0; j < Tk; j++) d->mask[a * Tk + j] = j <= n_past + a;
+                mask = d->mask;
+            }
+            TRY_OUT(aios_attention(d->att + r * QD, d->q + r * QD, kc, vc, T, Tk, nh, nkv, hd, KVD, mask, scale));
+        }
+        TRY_OUT(aios_matmul(d->xb, d->att, L->wo, L->bo, R));
+        if (any_adapters) TRY_OUT(apply_batch(d, seqs, n_seq, row0, l, AIOS_LORA_O, d->xb, E, d->att, QD));
+        aios_add(d->x, d->xb, R * E);
+        aios_rmsnorm(d->xb, d->x, L->ffn_norm, R, E, c->eps);
+        TRY_OUT(aios_matmul(d->gate, d->xb, L->wg, NULL, R));
+        TRY_OUT(aios_matmul(d->up, d->xb, L->wu, NULL, R));
+        if (any_adapters) {
+            TRY_OUT(apply_batch(d, seqs, n_seq, row0, l, AIOS_LORA_GATE, d->gate, F, d->xb, E));
+            TRY_OUT(apply_batch(d, seqs, n_seq, row0, l, AIOS_LORA_UP, d->up, F, d->xb, E));
+        }
+        aios_silu(d->gate, R * F);
+        aios_mul(d->gate, d->up, R * F);
+        TRY_OUT(aios_matmul(d->xb, d->gate, L->wd, NULL, R));
+        if (any_adapters) TRY_OUT(apply_batch(d, seqs, n_seq, row0, l, AIOS_LORA_DOWN, d->xb, E, d->gate, F));
+        aios_add(d->x, d->xb, R * E);
+    }
+#undef TRY_OUT
+    /* the last new row of every sequence through the final norm and the LM head, together */
+    int n_out = 0;
+    for (int i = 0; i < n_seq; i++)
+        if (seqs[i].logits) memcpy(d->xb + (int64_t)n_out++ * E, d->x + (row0[i] + seqs[i].T - 1) * E, (size_t)E * sizeof(float));
+    if (n_out) {
+        aios_rmsnorm(d->xb, d->xb, d->final_norm, n_out, E, c->eps);
+        if ((s = aios_matmul(d->bat_logits, d->xb, d->lm_head, NULL, n_out)) != AIOS_OK) goto out;
+        for (int i = 0, k = 0; i < n_seq; i++)
+            if (seqs[i].logits)
+                memcpy(seqs[i].logits, d->bat_logits + (int64_t)k++ * c->n_vocab, (size_t)c->n_vocab * sizeof(float));
+    }
+    for (int i = 0; i < n_seq; i++) seqs[i].kv->n_past += seqs[i].T;
+out:
+    if (row0 != stack_row0) free(row0);
+    return s;
 }

@@ -99,6 +99,10 @@ int64_t aios_kv_cache_len(const aios_kv_cache *kv);  /* positions held (n_past) 
 int64_t aios_kv_cache_capacity(const aios_kv_cache *kv);
 /* Forgets positions >= n (keeps a common prefix for the next call); n <= len. */
 void aios_kv_cache_truncate(aios_kv_cache *kv, int64_t n);
+/* dst holds src's first n positions (every layer) and nothing after: a shared prompt prefix
+ * handed from one sequence's cache to another's.  Both caches of one model; n <= src's length
+ * and dst's capacity (AIOS_ERR_RANGE otherwise). */
+aios_status aios_kv_cache_copy(aios_kv_cache *dst, const aios_kv_cache *src, int64_t n);
 
 typedef enum {
     AIOS_FWD_CAUSAL = 0,        /* query i sees cached keys and new keys j <= i */
@@ -136,6 +140,35 @@ aios_status aios_decoder_forward(aios_decoder *d, aios_kv_cache *kv, const int32
 aios_status aios_decoder_forward_rows(aios_decoder *d, aios_kv_cache *kv, const int32_t *tokens, int64_t T,
                                       const aios_forward_opts *opts, int64_t logits_lo, int64_t logits_rows,
                                       float *logits);
+
+/* ---- Several sequences in one forward (continuous batching, src/server/server.c) ----
+ * Every sequence brings its own KV cache and its own number of new tokens (1 for a decode row,
+ * many for a joining prompt's prefill).  The rows of all sequences are stacked for the
+ * projections and the MLP (one matrix product per weight: the weights are read once per step
+ * for every sequence), attention runs per sequence against its own cache (causal), and each
+ * sequence's last new row gives its logits.  Each sequence may carry its own adapter set. */
+typedef struct {
+    struct aios_lora *const *adapters; /* borrowed; each checked against the model */
+    const float *scales;               /* (n) or NULL = 1 each; scale 0 skips an adapter */
+    int n;                             /* 0 = the base model alone */
+} aios_decoder_adapter_set;
+
+typedef struct {
+    aios_kv_cache *kv;                 /* this sequence's cache (distinct for every sequence) */
+    const int32_t *tokens;             /* (T) new tokens, appended after the cached positions */
+    int64_t T;                         /* >= 1 */
+    float *logits;                     /* (n_vocab) logits of the last new token, or NULL */
+    const aios_decoder_adapter_set *adapters; /* NULL: the decoder's own (aios_decoder_set_adapters,
+                                                 router none or arrow); else this set, summed
+                                                 at its scales whatever the router */
+} aios_decoder_seq;
+
+/* One causal forward over n_seq sequences; every cache's n_past advances by its T.  The
+ * logits of a sequence equal aios_decoder_forward's on that sequence alone up to float
+ * rounding (the stacked matrix products sum in another order).  The compose router (one cache
+ * per adapter) with the decoder's own adapters is AIOS_ERR_UNSUPPORTED here.  On an error no
+ * cache has advanced (K/V beyond n_past may have been written). */
+aios_status aios_decoder_forward_batch(aios_decoder *d, aios_decoder_seq *seqs, int n_seq);
 
 /* Fills inv_freq (head_dim/2) for the config's rope type at sequence length seq_len (dynamic
  * scaling depends on it), computed as transformers does (float32 of the float64 formula). */

@@ -14,7 +14,9 @@
  * them, /health always passes).  Costs are bounded before work starts (caps named in the 400);
  * non-streamed generation polls the socket and stops when the client left.
  *
- * Embedding requests that arrive together are encoded as one batch (embed_batched).
+ * Embedding requests that arrive together are encoded as one batch (embed_batched); completions
+ * of one model share a decode batch that requests join and leave between steps
+ * (generate_batched: continuous batching).
  *
  * A request body is accumulated up to max_body bytes (then discarded: 413), parsed and
  * validated by server_req.c (no sockets there, fuzzed by fuzz/fuzz_server_json.c), and only
@@ -22,7 +24,7 @@
  * "code"}}: bad JSON / wrong types / out-of-range values 400, unknown route or model or memory
  * 404, wrong method 405, too large 413, an engine failure 500 with aios_last_error().
  *
- * Streaming ("stream": true): a producer thread runs aios_generate with an on_token callback
+ * Streaming ("stream": true): a producer thread runs the generation with an on_token callback
  * that appends Server-Sent Events (`data: {json}\n\n`, finally `data: [DONE]\n\n`) to a buffer;
  * MHD's content-reader callback drains it (chunked transfer encoding).  When the client goes
  * away MHD frees the response: the free callback sets `cancel`, the token callback then returns
@@ -46,6 +48,8 @@
 
 #include "core/internal.h"
 #include "engine/encode_internal.h"
+#include "engine/generate_internal.h"
+#include "model/decoder.h"
 #include "server/server_req.h"
 #include "server/server_skills.h"
 
@@ -61,6 +65,9 @@ typedef struct {
     uint64_t last_use;      /* skill adapters: the request that last used it (eviction order) */
 } gen_adapter;
 
+struct gen_job;
+#define GEN_BATCH_MAX 32 /* generations in one decode batch; more wait for a free row */
+
 typedef struct {
     char id[256];
     char dir_id[256];       /* the directory's last component: also accepted as "model" */
@@ -71,6 +78,15 @@ typedef struct {
     int router;             /* the aios_router the generator holds now (set only on a change:
                                it forgets the cached prompt prefix) */
     uint64_t uses;          /* requests that set adapters (skill adapters' last_use clock) */
+    /* continuous batching (generate_batched): jobs waiting to join, and the batch in flight,
+     * which only the thread that leads (busy) touches */
+    pthread_mutex_t bq_mu;
+    pthread_cond_t bq_cv;
+    struct gen_job *pending, *pending_tail;
+    int busy;
+    struct gen_job *active[GEN_BATCH_MAX];
+    int n_active;
+    atomic_uint_fast64_t n_steps, n_rows, n_gen_requests, max_rows; /* reported by /health */
 } gen_model;
 
 struct aios_server {
@@ -304,6 +320,13 @@ static aios_status make_room(gen_model *m, const aios__skill_plan *plan) {
 
 static aios_status attach_adapter(gen_model *m, const char *path, const char *name, float scale);
 
+/* A request runs in the shared decode batch (generate_batched) when its adapters are summed:
+ * one adapter set per row, whatever router the generator holds for unbatched requests.  Arrow
+ * and compose combine adapters inside the forward (per token / per logits) and run alone. */
+static int server_batchable(const gen_model *m, const aios__skill_plan *plan) {
+    return aios__generator_batchable(m->g) && !(plan && (plan->router == AIOS__ROUTER_ARROW || plan->router == AIOS__ROUTER_COMPOSE));
+}
+
 /* The adapter set of one request: the request's "adapters" (only those, at their scales) or,
  * without the field, every loaded adapter at its default scale; plus the skills of its plan
  * (server_skills.c: what the router chose or the request named) at their weights, attached on
@@ -312,8 +335,12 @@ static aios_status attach_adapter(gen_model *m, const char *path, const char *na
  * and a router that differ from what the generator holds are changed (a change forgets the
  * cached prefix).  *ext receives the response's extension field [{"name", "scale"}] of the
  * loaded adapters in effect (NULL when the model has none loaded and the request named none).
- * Under m->mu.  A name that is not loaded: AIOS_ERR_NOT_FOUND naming it. */
-static aios_status select_adapters(aios_server *srv, gen_model *m, const aios__req *r, const aios__skill_plan *plan, cJSON **ext) {
+ * Under m->mu.  A name that is not loaded: AIOS_ERR_NOT_FOUND naming it.  With slot_scales
+ * (AIOS_DECODER_MAX_ADAPTERS, by the generator's adapter id) the scales are written there for a
+ * batched generation (one adapter set per row, summed: only a plan without arrow / compose
+ * batches) and the generator's scales and router are left as they are. */
+static aios_status select_adapters(aios_server *srv, gen_model *m, const aios__req *r, const aios__skill_plan *plan, cJSON **ext,
+                                   float *slot_scales) {
     float want[AIOS__REQ_MAX_ADAPTERS];
     *ext = NULL;
     m->uses++;
@@ -338,26 +365,32 @@ static aios_status select_adapters(aios_server *srv, gen_model *m, const aios__r
                                  r->adapter_name[k], m->id);
         want[a - m->ad] = r->adapter_scale[k];
     }
-    int any = 0, changes = 0;
-    for (int i = 0; i < m->n_ad; i++) changes += want[i] != m->ad[i].applied;
-    if (changes > 1 && m->router == AIOS_ROUTER_ARROW) { /* arrow rebuilds its prototypes on each change: once */
-        AIOS_TRY(aios_generator_set_router(m->g, AIOS_ROUTER_NONE, srv->arrow_top_k, srv->arrow_temperature));
-        m->router = AIOS_ROUTER_NONE;
-    }
-    for (int i = 0; i < m->n_ad; i++) {
-        if (want[i] != m->ad[i].applied) {
-            AIOS_TRY(aios_generator_adapter_scale(m->g, m->ad[i].id, want[i]));
-            m->ad[i].applied = want[i];
+    if (slot_scales) { /* a batched generation: this request's scales, by generator slot */
+        for (int i = 0; i < AIOS_DECODER_MAX_ADAPTERS; i++) slot_scales[i] = 0;
+        for (int i = 0; i < m->n_ad; i++)
+            if (m->ad[i].id >= 0 && m->ad[i].id < AIOS_DECODER_MAX_ADAPTERS) slot_scales[m->ad[i].id] = want[i];
+    } else {
+        int any = 0, changes = 0;
+        for (int i = 0; i < m->n_ad; i++) changes += want[i] != m->ad[i].applied;
+        if (changes > 1 && m->router == AIOS_ROUTER_ARROW) { /* arrow rebuilds its prototypes on each change: once */
+            AIOS_TRY(aios_generator_set_router(m->g, AIOS_ROUTER_NONE, srv->arrow_top_k, srv->arrow_temperature));
+            m->router = AIOS_ROUTER_NONE;
         }
-        any |= want[i] != 0;
-    }
-    /* as `aios generate`: the router only when adapters are in effect (else the base model) */
-    int pr = plan ? plan->router : AIOS__ROUTER_NONE;
-    aios_router gr = !any ? AIOS_ROUTER_NONE : pr == AIOS__ROUTER_ARROW ? AIOS_ROUTER_ARROW
-                                         : pr == AIOS__ROUTER_COMPOSE ? AIOS_ROUTER_COMPOSE : AIOS_ROUTER_NONE;
-    if (gr != (aios_router)m->router) {
-        AIOS_TRY(aios_generator_set_router(m->g, gr, srv->arrow_top_k, srv->arrow_temperature));
-        m->router = (int)gr;
+        for (int i = 0; i < m->n_ad; i++) {
+            if (want[i] != m->ad[i].applied) {
+                AIOS_TRY(aios_generator_adapter_scale(m->g, m->ad[i].id, want[i]));
+                m->ad[i].applied = want[i];
+            }
+            any |= want[i] != 0;
+        }
+        /* as `aios generate`: the router only when adapters are in effect (else the base model) */
+        int pr = plan ? plan->router : AIOS__ROUTER_NONE;
+        aios_router gr = !any ? AIOS_ROUTER_NONE : pr == AIOS__ROUTER_ARROW ? AIOS_ROUTER_ARROW
+                                             : pr == AIOS__ROUTER_COMPOSE ? AIOS_ROUTER_COMPOSE : AIOS_ROUTER_NONE;
+        if (gr != (aios_router)m->router) {
+            AIOS_TRY(aios_generator_set_router(m->g, gr, srv->arrow_top_k, srv->arrow_temperature));
+            m->router = (int)gr;
+        }
     }
     int n_user = 0;
     for (int i = 0; i < m->n_ad; i++) n_user += !m->ad[i].skill;
@@ -526,6 +559,20 @@ static enum MHD_Result do_health(aios_server *srv, struct MHD_Connection *c) {
     cJSON *eb = cJSON_AddObjectToObject(o, "embedding_batches");
     cJSON_AddNumberToObject(eb, "requests", (double)atomic_load(&srv->n_embed_requests));
     cJSON_AddNumberToObject(eb, "batches", (double)atomic_load(&srv->n_embed_batches));
+    /* generation: requests run batched, decode steps, rows over all steps (rows / steps = the
+     * mean batch), the largest batch */
+    uint64_t gr = 0, gs = 0, gw = 0, gm = 0;
+    for (size_t i = 0; i < srv->n_gens; i++) {
+        gr += atomic_load(&srv->gens[i].n_gen_requests), gs += atomic_load(&srv->gens[i].n_steps);
+        gw += atomic_load(&srv->gens[i].n_rows);
+        uint64_t x = atomic_load(&srv->gens[i].max_rows);
+        if (x > gm) gm = x;
+    }
+    cJSON *gb = cJSON_AddObjectToObject(o, "generation_batches");
+    cJSON_AddNumberToObject(gb, "requests", (double)gr);
+    cJSON_AddNumberToObject(gb, "steps", (double)gs);
+    cJSON_AddNumberToObject(gb, "rows", (double)gw);
+    cJSON_AddNumberToObject(gb, "max_rows", (double)gm);
     return send_json(c, MHD_HTTP_OK, o);
 }
 
@@ -974,6 +1021,115 @@ static aios_status memory_prompt(aios_server *srv, gen_model *m, const aios__req
     return AIOS_OK;
 }
 
+
+/* ---- continuous batching of generations ---------------------------------------------------
+ * Completions and chat completions of one model share a decode batch: a request's job waits in
+ * the model's queue; the thread that finds no batch running leads — between steps it starts the
+ * queued jobs (tokenize, own KV cache, own sampler state and seed), then runs one step for every
+ * generation in the batch (aios__gen_batch_step: one batched forward, then each request's
+ * sampling, stop rules and on_token) under the model's lock, released between steps (so adapters,
+ * tokenizing and /health interleave).  A finished job is handed back to its thread at once; when
+ * the leader's own job is done it stops leading and the next waiting thread takes the batch over.
+ * A request's answer is the one it gets alone: per-request state throughout, and each sequence's
+ * logits equal the single-sequence forward up to float rounding (tests/test_decoder_batch.c;
+ * the server test compares concurrent greedy answers with sequential ones).  Generators with
+ * the arrow or compose router run one request at a time as before. */
+typedef struct gen_job {
+    const char *text;
+    const int32_t *ids;
+    size_t n_ids;
+    const aios_generate_params *p;
+    const float *scales; /* by adapter slot, or NULL */
+    aios_generate_result *res;
+    aios_gen_uncertainty *unc; /* receives the answer's uncertainty (per-token arrays NULL), or NULL */
+    aios__gen_seq *seq;
+    aios_status status;
+    char err[512];
+    int done;
+    struct gen_job *next;
+} gen_job;
+
+/* One step of the batch of m, starting the jobs in start[0..ns) first.  Under m->mu; jobs that
+ * finish (or fail to start) are left with seq done / status set, collected by the caller. */
+static void batch_step(gen_model *m, gen_job **start, int ns, gen_job **failed, int *n_failed) {
+    for (int i = 0; i < ns; i++) {
+        gen_job *j = start[i];
+        j->status = aios__gen_seq_start(m->g, j->text, j->ids, j->n_ids, j->p, j->scales, j->res, &j->seq);
+        if (j->status != AIOS_OK) {
+            snprintf(j->err, sizeof j->err, "%s", aios_last_error());
+            failed[(*n_failed)++] = j;
+        } else {
+            m->active[m->n_active++] = j;
+        }
+    }
+    aios__gen_seq *seqs[GEN_BATCH_MAX];
+    for (int i = 0; i < m->n_active; i++) seqs[i] = m->active[i]->seq;
+    if (!m->n_active) return;
+    aios__gen_batch_step(m->g, seqs, m->n_active); /* failures are each sequence's status */
+    atomic_fetch_add(&m->n_steps, 1);
+    atomic_fetch_add(&m->n_rows, (uint_fast64_t)m->n_active);
+    if ((uint_fast64_t)m->n_active > atomic_load(&m->max_rows)) atomic_store(&m->max_rows, (uint_fast64_t)m->n_active);
+}
+
+static aios_status generate_batched(gen_model *m, const char *text, const int32_t *ids, size_t n_ids,
+                                    const aios_generate_params *p, const float *scales, aios_generate_result *res,
+                                    aios_gen_uncertainty *unc) {
+    gen_job me = {text, ids, n_ids, p, scales, res, unc, NULL, AIOS_OK, "", 0, NULL};
+    atomic_fetch_add(&m->n_gen_requests, 1);
+    pthread_mutex_lock(&m->bq_mu);
+    if (m->pending_tail) m->pending_tail->next = &me;
+    else m->pending = &me;
+    m->pending_tail = &me;
+    while (!me.done) {
+        if (m->busy) {
+            pthread_cond_wait(&m->bq_cv, &m->bq_mu);
+            continue;
+        }
+        m->busy = 1; /* lead until this job is done */
+        while (!me.done) {
+            gen_job *start[GEN_BATCH_MAX], *failed[GEN_BATCH_MAX];
+            int ns = 0, nf = 0;
+            while (m->pending && m->n_active + ns < GEN_BATCH_MAX) {
+                start[ns++] = m->pending;
+                m->pending = m->pending->next;
+            }
+            if (!m->pending) m->pending_tail = NULL;
+            pthread_mutex_unlock(&m->bq_mu);
+            pthread_mutex_lock(&m->mu);
+            batch_step(m, start, ns, failed, &nf);
+            pthread_mutex_unlock(&m->mu);
+            pthread_mutex_lock(&m->bq_mu);
+            int k = 0, finished = nf;
+            for (int i = 0; i < m->n_active; i++) {
+                gen_job *j = m->active[i];
+                if (!aios__gen_seq_done(j->seq)) {
+                    m->active[k++] = j;
+                    continue;
+                }
+                const char *err = NULL;
+                j->status = aios__gen_seq_status(j->seq, &err);
+                if (j->status != AIOS_OK) snprintf(j->err, sizeof j->err, "%s", err);
+                if (j->unc) {
+                    *j->unc = *aios__gen_seq_uncertainty(j->seq);
+                    j->unc->entropy = j->unc->p_top1 = NULL;
+                }
+                aios__gen_seq_free(j->seq);
+                j->seq = NULL;
+                j->done = 1;
+                finished++;
+            }
+            m->n_active = k;
+            for (int i = 0; i < nf; i++) failed[i]->done = 1;
+            if (finished) pthread_cond_broadcast(&m->bq_cv);
+        }
+        m->busy = 0;
+        pthread_cond_broadcast(&m->bq_cv); /* the next waiting thread leads the rest */
+    }
+    pthread_mutex_unlock(&m->bq_mu);
+    if (me.status != AIOS_OK) aios__err(me.status, "%s", me.err); /* the message in this thread */
+    return me.status;
+}
+
 typedef struct {
     aios_server *srv;
     gen_model *m;
@@ -1097,8 +1253,10 @@ static enum MHD_Result plan_skills(aios_server *srv, struct MHD_Connection *c, g
 
 /* The response's "aios" field of a finished generation; under m->mu (the uncertainty is the
  * generator's last answer's). */
-static cJSON *skills_ext(aios_server *srv, gen_model *m, const aios__skill_plan *plan, double *score) {
-    const aios_gen_uncertainty *u = aios_generator_uncertainty(m->g);
+static cJSON *skills_ext(aios_server *srv, gen_model *m, const aios__skill_plan *plan, const aios_gen_uncertainty *batched,
+                         double *score) {
+    /* a batched answer's own; else the generator's last aios_generate call's */
+    const aios_gen_uncertainty *u = batched ? batched : aios_generator_uncertainty(m->g);
     *score = u && u->n ? u->score : -1;
     return aios__skills_ext(plan, u, aios__skills_uncertainty_threshold(srv->skills));
 }
@@ -1186,20 +1344,30 @@ static void *stream_main(void *arg) {
     aios_generate_result res;
     memset(&res, 0, sizeof res);
     char *prompt = NULL;
+    float scales[AIOS_DECODER_MAX_ADAPTERS];
+    aios_gen_uncertainty unc = {0};
     pthread_mutex_lock(&st->m->mu);
-    aios_status s = select_adapters(st->srv, st->m, &st->req, &st->plan, &st->ads);
+    const int batch = server_batchable(st->m, &st->plan);
+    aios_status s = select_adapters(st->srv, st->m, &st->req, &st->plan, &st->ads, batch ? scales : NULL);
     if (s == AIOS_OK && st->chat && !st->mem_prompt) s = chat_text(st->m, &st->req, &prompt);
     if (s == AIOS_OK) {
         if (st->chat) sse_push(st, chunk(st, NULL, 0, NULL)); /* the role first, as OpenAI does */
         const char *text = st->mem_prompt ? st->mem_prompt : st->chat ? prompt : st->req.prompt;
         st->res = &res;
-        s = aios_generate(st->m->g, text, st->mem_prompt ? NULL : st->req.prompt_ids, st->req.n_prompt_ids, &p, &res);
+        if (batch) { /* the batch's leader calls on_token (under the model's lock) */
+            pthread_mutex_unlock(&st->m->mu);
+            s = generate_batched(st->m, text, st->mem_prompt ? NULL : st->req.prompt_ids, st->req.n_prompt_ids, &p,
+                                 scales, &res, &unc);
+            pthread_mutex_lock(&st->m->mu);
+        } else {
+            s = aios_generate(st->m->g, text, st->mem_prompt ? NULL : st->req.prompt_ids, st->req.n_prompt_ids, &p, &res);
+        }
     }
     char err[2048];
     snprintf(err, sizeof err, "generation: %s", *aios_last_error() ? aios_last_error() : aios_status_str(s));
     cJSON *last = s == AIOS_OK || s == AIOS_ERR_CANCELLED ? chunk(st, NULL, 0, finish_reason(res.stop)) : NULL;
     double score = -1;
-    cJSON *ext = last ? skills_ext(st->srv, st->m, &st->plan, &score) : NULL;
+    cJSON *ext = last ? skills_ext(st->srv, st->m, &st->plan, batch ? &unc : NULL, &score) : NULL;
     st->res = NULL; /* the last chunk (built under the lock: token strings) took what was left */
     pthread_mutex_unlock(&st->m->mu);
     if (ext) learn_queue(st->srv, st->m, &st->plan, route_query(&st->req, st->chat), res.text, s == AIOS_OK ? score : -1, ext);
@@ -1347,12 +1515,20 @@ static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, a
     memset(&res, 0, sizeof res);
     char *prompt = NULL;
     cJSON *ads = NULL;
+    float scales[AIOS_DECODER_MAX_ADAPTERS];
+    aios_gen_uncertainty unc = {0};
     pthread_mutex_lock(&m->mu);
-    aios_status s = select_adapters(srv, m, r, plan, &ads);
+    const int batch = server_batchable(m, plan);
+    aios_status s = select_adapters(srv, m, r, plan, &ads, batch ? scales : NULL);
     if (s == AIOS_OK && chat && !mem_prompt) s = chat_text(m, r, &prompt);
-    if (s == AIOS_OK)
-        s = aios_generate(m->g, mem_prompt ? mem_prompt : chat ? prompt : r->prompt, mem_prompt ? NULL : r->prompt_ids,
-                          r->n_prompt_ids, &p, &res);
+    const char *text = mem_prompt ? mem_prompt : chat ? prompt : r->prompt;
+    if (s == AIOS_OK && batch) {
+        pthread_mutex_unlock(&m->mu);
+        s = generate_batched(m, text, mem_prompt ? NULL : r->prompt_ids, r->n_prompt_ids, &p, scales, &res, &unc);
+        pthread_mutex_lock(&m->mu);
+    } else if (s == AIOS_OK) {
+        s = aios_generate(m->g, text, mem_prompt ? NULL : r->prompt_ids, r->n_prompt_ids, &p, &res);
+    }
     free(mem_prompt);
     enum MHD_Result ret;
     if (s != AIOS_OK) {
@@ -1367,7 +1543,7 @@ static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, a
     }
     cJSON *lp = r->logprobs && res.logprobs ? logprobs_json(m, &res, 0, res.n_ids - res.n_prompt, chat) : NULL;
     double score;
-    cJSON *ext = skills_ext(srv, m, plan, &score);
+    cJSON *ext = skills_ext(srv, m, plan, batch ? &unc : NULL, &score);
     pthread_mutex_unlock(&m->mu);
     learn_queue(srv, m, plan, route_query(r, chat), res.text, score, ext);
     free(plan);
@@ -2074,6 +2250,8 @@ aios_status aios_server_start(const aios_server_params *params, aios_server **ou
         s = aios_generator_open(p.models[i], &gp, &m->g);
         if (s != AIOS_OK) break; /* the message names the path */
         pthread_mutex_init(&m->mu, NULL);
+        pthread_mutex_init(&m->bq_mu, NULL);
+        pthread_cond_init(&m->bq_cv, NULL);
         srv->n_gens++;
     }
     for (size_t i = 0; s == AIOS_OK && i < p.n_adapters; i++) {
@@ -2170,6 +2348,8 @@ void aios_server_stop(aios_server *srv) {
     for (size_t i = 0; i < srv->n_gens; i++) {
         aios_generator_free(srv->gens[i].g);
         pthread_mutex_destroy(&srv->gens[i].mu);
+        pthread_mutex_destroy(&srv->gens[i].bq_mu);
+        pthread_cond_destroy(&srv->gens[i].bq_cv);
     }
     free(srv->gens);
     aios__skills_close(srv->skills);
