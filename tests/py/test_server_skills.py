@@ -180,6 +180,52 @@ def routed_answers_equal_the_cli():
 
 
 @test
+def concurrent_routers_share_the_server():
+    """Requests under every router at once: the summed ones (semantic, a forced skill, none) join
+    the shared decode batch with their own adapter scales while arrow / compose run alone between
+    its steps (server.c, server_batchable); each answer is still the CLI's."""
+    import threading
+    lib = library()
+    m, _ = need()
+    general = [r["text"] for r in json.load(open(GOLDEN))["runs"] if r["chat"]][0]
+    cases = [(question("household", 1), {}, ("--skills", lib), "semantic"),
+             (question("varnis", 2), {}, ("--skills", lib), "semantic"),
+             (general, {}, ("--skills", lib), "semantic"),
+             (question("zorbex", 2), {"router": "arrow"}, ("--skills", lib, "--router", "arrow"), "arrow"),
+             (question("varnis", 3), {"router": "compose"}, ("--skills", lib, "--router", "compose"), "compose"),
+             (question("zorbex", 3), {"router": "none"}, ("--skills", lib, "--router", "none"), "none")]
+    refs = [cli(q, *args) for q, _, args, _ in cases]
+    with Server("--model", m, "--skills", lib) as srv:
+        out = [None] * len(cases)
+
+        def one(i):
+            q, extra, _, _ = cases[i]
+            try:
+                out[i] = chat(srv, q, **extra)
+            except Exception as e:  # reported below, with the case
+                out[i] = e
+
+        for _ in range(2):  # twice: the second round finds arrow's router left on the generator
+            ts = [threading.Thread(target=one, args=(i,)) for i in range(len(cases))]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join()
+            for (q, _, _, router), ref, r in zip(cases, refs, out):
+                assert not isinstance(r, Exception), (q, r)
+                ch = r["choices"][0]["message"]["content"]
+                assert ch == ref["text"], (router, q, ch, ref["text"])
+                ext = r["aios"]
+                assert ext["router"] == router, ext
+                assert [x["name"] for x in ext["skills"]] == [x["name"] for x in ref["skills"]["skills"]], (ext, ref)
+                # a batched row's products run in a GEMM of several rows: not the same bits
+                assert abs(ext["uncertainty"] - ref["uncertainty"]["score"]) < 1e-4, (router, ext, ref["uncertainty"])
+        h = srv.call("GET", "/health")
+        print(f"# /health after the mixed rounds: {json.dumps(h.get('generation_batches', h))[:300]}")
+        assert srv.stop() == 0
+
+
+@test
 def serve_flags_are_the_clis():
     """--router / --router-top-k / --router-temperature / --top-k / --router-threshold on serve mean
     what they mean on generate."""
