@@ -44,6 +44,9 @@ void aios__map_release(const aios_map *m, size_t from, size_t to);
 void aios__unmap_file(aios_map *m);
 /* Reads a whole file into a malloc'd NUL-terminated buffer (caller frees). */
 aios_status aios__read_file(const char *path, char **out, size_t *len);
+/* Writes n bytes to path through path.tmp + fsync + rename: the old file or the new one, never
+ * a torn one. */
+aios_status aios__write_file_atomic(const char *path, const char *data, size_t n);
 
 static inline bool aios__mul_ok(uint64_t a, uint64_t b, uint64_t *out) {
     return !__builtin_mul_overflow(a, b, out);

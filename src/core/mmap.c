@@ -8,6 +8,7 @@
 #include "core/internal.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -97,5 +98,19 @@ aios_status aios__read_file(const char *path, char **out, size_t *len) {
     buf[n] = '\0';
     *out = buf;
     if (len) *len = n;
+    return AIOS_OK;
+}
+
+aios_status aios__write_file_atomic(const char *path, const char *data, size_t n) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return aios__err(AIOS_ERR_IO, "%s: %s", tmp, strerror(errno));
+    int ok = fwrite(data, 1, n, f) == n && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return aios__err(AIOS_ERR_IO, "%s: %s", path, strerror(errno));
+    }
     return AIOS_OK;
 }

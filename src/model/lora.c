@@ -471,20 +471,6 @@ static aios_status mkdir_one(const char *dir) {
     return AIOS_OK;
 }
 
-/* Writes `data` to path through path.tmp + fsync + rename. */
-static aios_status write_atomic(const char *path, const char *data, size_t n) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return aios__err(AIOS_ERR_IO, "%s: %s", tmp, strerror(errno));
-    int ok = fwrite(data, 1, n, f) == n && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return aios__err(AIOS_ERR_IO, "%s: %s", path, strerror(errno));
-    }
-    return AIOS_OK;
-}
 
 /* A finite double as the shortest of %.15g..%.17g that reads back exactly: cJSON's own printer
  * accepts 15 digits when they come back within an epsilon, which moves some values by an ulp
@@ -572,7 +558,7 @@ aios_status aios_lora_save_peft(const aios_lora *a, const char *dir) {
         goto out;
     }
     snprintf(p, sizeof p, "%s/adapter_config.json", dir);
-    s = write_atomic(p, cfg, strlen(cfg));
+    s = aios__write_file_atomic(p, cfg, strlen(cfg));
     free(cfg);
 out:
     free(ts);

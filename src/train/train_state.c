@@ -206,19 +206,6 @@ aios_status aios__train_state_parse(const char *text, size_t len, const char *la
 
 /* ---- files ---- */
 
-static aios_status write_atomic(const char *path, const char *data, size_t n) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return aios__err(AIOS_ERR_IO, "%s: %s", tmp, strerror(errno));
-    int ok = fwrite(data, 1, n, f) == n && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        unlink(tmp);
-        return aios__err(AIOS_ERR_IO, "%s: %s", path, strerror(errno));
-    }
-    return AIOS_OK;
-}
 
 aios_status aios__train_state_save(const char *adapter, const aios__train_state *st) {
     char jp[4200], sp[4200], tmp[4300], step[32];
@@ -247,7 +234,7 @@ aios_status aios__train_state_save(const char *adapter, const aios__train_state 
     }
     char *js = aios__train_state_json(st);
     if (!js) return aios__err(AIOS_ERR_NOMEM, "train: state");
-    s = write_atomic(jp, js, strlen(js));
+    s = aios__write_file_atomic(jp, js, strlen(js));
     free(js);
     return s;
 }
