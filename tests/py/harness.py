@@ -2,6 +2,7 @@
 tests, so tests/run.sh counts both.  Each test is a function decorated with @test; run() calls
 them in order.  Paths: SHARED (fixtures), AIOS (the built command), TMP (scratch)."""
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -67,4 +68,9 @@ def run():
             print(f"not ok {fn.__name__}: {type(e).__name__}: {e}", flush=True)
             for line in tb[-6:]:
                 print("    " + line)
+    # the scratch directory goes with a passing run (a failing one keeps it for a look)
+    if failed or os.environ.get("AIOS_KEEP_TMP"):
+        print(f"# scratch kept: {TMP}", flush=True)
+    else:
+        shutil.rmtree(TMP, ignore_errors=True)
     sys.exit(1 if failed else 0)
