@@ -10,14 +10,11 @@ by test_skills.py / test_router_cli.py); a forced skill with `aios generate --ad
 (PyPI `openai`) parses the responses and keeps the extension field."""
 import json
 import os
-import re
-import select
-import signal
-import subprocess
 
 from harness import AIOS, SHARED, TMP, Skip, aios, run, test
 import bert_ref
 import smollm2_ref
+import serve_ref
 
 ARROW = os.path.join(SHARED, "fixtures", "real", "smollm2-135m-instruct", "arrow")
 GOLDEN = os.path.join(SHARED, "fixtures", "real", "smollm2-135m-instruct", "golden.json")
@@ -26,31 +23,12 @@ N = 24  # max tokens
 _cache = {}
 
 
-class Server:
-    """`aios serve --port 0 --threads 1 ARGS...`; stop() sends SIGTERM and returns the exit code."""
-
-    def __init__(self, *args):
-        e = dict(os.environ)
-        e.pop("AIOS_API_KEY", None)
-        self.p = subprocess.Popen([AIOS, "serve", "--port", "0", "--threads", "1", *map(str, args)],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=e)
-        r, _, _ = select.select([self.p.stdout], [], [], 120)
-        line = self.p.stdout.readline() if r else ""
-        m = re.match(r"aios: serving on http://(\S+):(\d+)$", line.strip())
-        if not m:
-            self.p.kill()
-            raise AssertionError(f"server did not start: {line!r} {self.p.stderr.read()}")
-        self.port = int(m.group(2))
+class Server(serve_ref.Server):
+    """serve_ref.Server with this file's shorter calls: request() gives (status, payload)."""
 
     def request(self, method, path, body=None):
-        import http.client
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
-        c.request(method, path, body=json.dumps(body) if body is not None else None,
-                  headers={"Content-Type": "application/json"})
-        r = c.getresponse()
-        payload = r.read()
-        c.close()
-        return r.status, payload
+        st, _, payload = super().request(method, path, body, timeout=600)
+        return st, payload
 
     def call(self, method, path, body=None):
         st, payload = self.request(method, path, body)
@@ -65,18 +43,6 @@ class Server:
         if code:
             assert err["code"] == code, (body, err)
         return err
-
-    def stop(self):
-        self.p.send_signal(signal.SIGTERM)
-        return self.p.wait(30)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *a):
-        if self.p.poll() is None:
-            self.p.kill()
-            self.p.wait()
 
 
 def need():
