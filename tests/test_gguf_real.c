@@ -48,6 +48,29 @@ static int32_t *ids_of(const cJSON *a, size_t *n) {
 }
 
 /* max|ours - golden| / max|golden| of prompt k's last-position logits (ids np), -1 on error. */
+/* Greedy steps of res that agree with the golden ids want_g (ng of them, ending with the EOS
+ * <|im_end|> = 2 that stopped transformers; ours stop before it), counted up to *checked: the
+ * first step whose golden top-1/top-2 margin is below 1e-3 (a tie there is not a disagreement). */
+static size_t golden_agreement(const aios_generate_result *res, const int32_t *want_g, size_t ng, const cJSON *margins,
+                               size_t *checked) {
+    *checked = ng;
+    for (size_t i = 0; i < ng; i++) {
+        const cJSON *mj = cJSON_GetArrayItem(margins, (int)i);
+        if (mj && mj->valuedouble < 1e-3) {
+            *checked = i;
+            break;
+        }
+    }
+    size_t n_ours = res->n_ids - res->n_prompt, agree = 0;
+    int32_t *ours = malloc((n_ours + 1) * sizeof *ours);
+    if (!ours) return 0;
+    memcpy(ours, res->ids + res->n_prompt, n_ours * sizeof *ours);
+    if (res->stop == AIOS_GEN_STOP_EOS) ours[n_ours++] = 2;
+    while (agree < *checked && agree < n_ours && ours[agree] == want_g[agree]) agree++;
+    free(ours);
+    return agree;
+}
+
 static double last_logits_err(aios_decoder *dec, int64_t V, int k, const int32_t *ids, size_t np) {
     char tn[64];
     snprintf(tn, sizeof tn, "prompt%d.last_logits", k);
@@ -122,21 +145,8 @@ static void check_model(const char *path, const char *label) {
         CHECK_OK(aios_generate(g, prompt, NULL, 0, &p, &res));
         CHECKF(res.n_prompt == np && !memcmp(res.ids, want_p, np * sizeof *want_p), "%s run %d: prompt ids differ (%zu vs %zu)",
                label, k, res.n_prompt, np);
-        /* our ids + the EOS that stopped us, against the golden's (which include the EOS) */
-        size_t n_ours = res.n_ids - res.n_prompt, agree = 0, checked = ng;
-        for (size_t i = 0; i < ng; i++) {
-            const cJSON *mj = cJSON_GetArrayItem(margins, (int)i);
-            if (mj && mj->valuedouble < 1e-3) {
-                checked = i;
-                break;
-            }
-        }
-        /* the golden's ids end with the EOS (<|im_end|> = 2) that stopped it; ours stop before it */
-        int32_t *ours = malloc((n_ours + 1) * sizeof *ours);
-        memcpy(ours, res.ids + res.n_prompt, n_ours * sizeof *ours);
-        if (res.stop == AIOS_GEN_STOP_EOS) ours[n_ours++] = 2;
-        while (agree < checked && agree < n_ours && ours[agree] == want_g[agree]) agree++;
-        free(ours);
+        size_t checked;
+        size_t agree = golden_agreement(&res, want_g, ng, margins, &checked);
         printf("# %s run %d (%s): %zu prompt ids, greedy %zu/%zu agree (checked to step %zu of %zu)\n", label, k,
                chat ? "chat" : "plain", np, agree, checked, checked, ng);
         CHECKF(agree == checked, "%s run %d: greedy id %zu differs", label, k, agree);
@@ -380,23 +390,12 @@ static void test_real_gguf_int8_budget(void) {
         aios_kernels_int8_activations(1);
         CHECK_OK(aios_generate(g, prompt, NULL, 0, &p, &res));
         aios_kernels_int8_activations(0);
-        size_t n_ours = res.n_ids - res.n_prompt, agree = 0, checked = ng;
-        for (size_t i = 0; i < ng; i++) {
-            const cJSON *mj = cJSON_GetArrayItem(margins, (int)i);
-            if (mj && mj->valuedouble < 1e-3) {
-                checked = i;
-                break;
-            }
-        }
-        int32_t *ours = malloc((n_ours + 1) * sizeof *ours);
-        memcpy(ours, res.ids + res.n_prompt, n_ours * sizeof *ours);
-        if (res.stop == AIOS_GEN_STOP_EOS) ours[n_ours++] = 2;
-        while (agree < checked && agree < n_ours && ours[agree] == want_g[agree]) agree++;
+        size_t checked;
+        size_t agree = golden_agreement(&res, want_g, ng, margins, &checked);
         printf("# int8 activations run %d: greedy %zu/%zu agree with the golden (golden length %zu)\n", k, agree, checked, ng);
         agree_all += agree;
         checked_all += checked;
         full += agree == checked;
-        free(ours);
         aios_generate_result_free(&res);
         free(prompt);
         free(want_p);
