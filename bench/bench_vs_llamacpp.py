@@ -270,7 +270,7 @@ def minilm_gguf(d, out_dir):
 
 class EncParams(ctypes.Structure):
     _fields_ = [("pooling", ctypes.c_int), ("normalize", ctypes.c_int), ("max_length", ctypes.c_int64),
-                ("batch_size", ctypes.c_int), ("n_threads", ctypes.c_int)]
+                ("batch_size", ctypes.c_int), ("n_threads", ctypes.c_int), ("int8_act", ctypes.c_int)]
 
 
 def aios_embed_rate(d, texts, batch, threads):
