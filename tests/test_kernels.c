@@ -291,6 +291,30 @@ static void test_matmul_gemm(void) {
     free_weight(&w);
 }
 
+/* Few token rows on float32 weights (9..48: gemm_small_avx512.c, x packed, W read in place):
+ * every count of 16-lane token vectors (1, 2, 3) with partial ones, output rows not a multiple
+ * of the 8-row tile, odd columns; 1 and 2 threads give the same bits; the packed GEMM from 49. */
+static void test_matmul_gemm_small(void) {
+    static const int64_t Ts[] = {8, 9, 15, 16, 17, 31, 32, 33, 47, 48, 49};
+    static const int64_t shapes[][2] = {{1, 1}, {7, 3}, {37, 129}, {9, 1031}, {64, 384}};
+    for (size_t a = 0; a < sizeof Ts / sizeof Ts[0]; a++)
+        for (size_t b = 0; b < sizeof shapes / sizeof shapes[0]; b++)
+            check_matmul_case(AIOS_DTYPE_F32, shapes[b][0], shapes[b][1], Ts[a], 0, 0, 0);
+    wt w;
+    make_weight(&w, AIOS_DTYPE_F32, 203, 385, 0, 0, 0, 0);
+    float *x = malloc(sizeof(float) * 30 * 385), *y1 = malloc(sizeof(float) * 30 * 203), *y2 = malloc(sizeof(float) * 30 * 203);
+    fill(x, 30 * 385, 1.0f);
+    int old = aios_get_threads();
+    aios_set_threads(1);
+    CHECK_OK(aios_matmul(y1, x, &w.t, NULL, 30));
+    aios_set_threads(2);
+    CHECK_OK(aios_matmul(y2, x, &w.t, NULL, 30));
+    aios_set_threads(old);
+    CHECK(!memcmp(y1, y2, sizeof(float) * 30 * 203));
+    free(x), free(y1), free(y2);
+    free_weight(&w);
+}
+
 /* Decoding (1-3 tokens): the fused quantized GEMV (rows expanded in registers, 4-row blocks,
  * int4 / int2 rows starting mid-byte, scalar heads and tails, row ranges split across threads)
  * against the reference for every dtype, granularity and with / without zero points. */
@@ -974,6 +998,7 @@ int main(void) {
     RUN(test_matmul_all_dtypes);
     RUN(test_matmul_tiles);
     RUN(test_matmul_gemm);
+    RUN(test_matmul_gemm_small);
     RUN(test_matmul_decode);
     RUN(test_matmul_int8_activations);
     RUN(test_matmul_int8_activations_groups);
