@@ -2,9 +2,12 @@
 tokenization included) against PyTorch CPU running the same model in this process
 (sentence-transformers when importable, else a BertModel built from the same safetensors),
 at batch 1 and 32, 1 and 2 threads, for f32 and the int8 / int4 quantizations (made with
-`aios quantize` into a temporary directory).  Prints a table with the ratio aios / PyTorch.
+`aios quantize` into a temporary directory), each with the encoder's default int8-activation
+mode (aios_encoder_params.int8_act AUTO: int8 activations for int8 weights on VNNI CPUs) and
+int8 also with exact float arithmetic (int8x, int8_act OFF).  Prints a table with the ratio
+aios / PyTorch and the mode each row ran with (aios_encoder_int8_activations: 0 exact, 2 VNNI GEMM).
 Usage: bench_encode.py [n_sentences]   (default 256; batch 1 uses a quarter)
-Environment: ROUNDS (3), and for a quick look BATCHES=32, THREADS=1, MODELS=f32,int8v (subsets)."""
+Environment: ROUNDS (3), and for a quick look BATCHES=32, THREADS=1, MODELS=f32,int8 (subsets)."""
 import os
 # Both OpenMP runtimes (ours, PyTorch's) read this once at load: with the default spinning,
 # a 2-thread barrier on a machine whose cores are busy elsewhere waits a whole time slice.
@@ -26,7 +29,10 @@ AIOS = os.environ.get("AIOS_BIN") or os.path.join(ROOT, "build", "aios")
 
 class Params(ctypes.Structure):
     _fields_ = [("pooling", ctypes.c_int), ("normalize", ctypes.c_int), ("max_length", ctypes.c_int64),
-                ("batch_size", ctypes.c_int), ("n_threads", ctypes.c_int)]
+                ("batch_size", ctypes.c_int), ("n_threads", ctypes.c_int), ("int8_act", ctypes.c_int)]
+
+
+AUTO, OFF = 0, 1  # aios_int8_act
 
 
 def main():
@@ -46,16 +52,16 @@ def main():
     n = int(sys.argv[1]) if len(sys.argv) > 1 else 256
     rows = bert_ref.sts_test()
     texts = [t for r in rows for t in r[:2]][:n]
-    models = {"f32": d}
+    models = {"f32": (d, AUTO)}
     tmp = tempfile.mkdtemp(prefix="aios-bench-")
     for bits in (8, 4):
         out = os.path.join(tmp, f"int{bits}")
         extra = ["--group-size", "32"] if bits == 4 else []
         p = subprocess.run([AIOS, "quantize", d, out, "--type", f"int{bits}", *extra], capture_output=True, text=True)
         if p.returncode == 0:
-            models[f"int{bits}"] = out
-            if bits == 8 and "avx512_vnni" in open("/proc/cpuinfo").read():
-                models["int8v"] = out + "#vnni"  # int8 weights x int8 activations (VNNI)
+            models[f"int{bits}"] = (out, AUTO)
+            if bits == 8:
+                models["int8x"] = (out, OFF)  # int8 weights, exact float activations
         else:
             print(f"note: int{bits}: aios quantize failed: {p.stderr.strip()[:200]}")
 
@@ -72,15 +78,16 @@ def main():
         else:
             tb.encode(ts, batch_size=batch)
 
-    L.aios_kernels_int8_activations.argtypes = [ctypes.c_int]
+    L.aios_encoder_int8_activations.argtypes = [ctypes.c_void_p]
+    mode = {}
 
-    def aios_encode(path, batch, threads, ts):
-        L.aios_kernels_int8_activations(1 if path.endswith("#vnni") else 0)
-        path = path.split("#")[0]
-        p = Params(0, -1, 0, batch, threads)
+    def aios_encode(name, batch, threads, ts):
+        path, act = models[name]
+        p = Params(0, -1, 0, batch, threads, act)
         h = ctypes.c_void_p()
         if L.aios_encoder_open(path.encode(), ctypes.byref(p), ctypes.byref(h)) != 0:
             raise RuntimeError(L.aios_last_error().decode())
+        mode[name] = L.aios_encoder_int8_activations(h)
         arr = (ctypes.c_char_p * len(ts))(*[t.encode() for t in ts])
         out = (ctypes.c_float * (len(ts) * 384))()
         L.aios_encode_batch(h, arr, None, len(ts), out, None, None)  # warm-up pass over a few
@@ -94,7 +101,7 @@ def main():
 
     print(f"all-MiniLM-L6-v2, STS Benchmark sentences, aios kernels: {L.aios_kernels_tier().decode()}; "
           f"reference: {ref_name}; OMP_WAIT_POLICY={os.environ['OMP_WAIT_POLICY']}; load {os.getloadavg()[0]:.1f}")
-    print(f"{'model':6} {'batch':>5} {'threads':>7} {'n':>5} {'aios sent/s':>12} {'torch sent/s':>13} {'ratio':>6}")
+    print(f"{'model':6} {'batch':>5} {'threads':>7} {'n':>5} {'aios sent/s':>12} {'torch sent/s':>13} {'ratio':>6} {'i8':>2} load")
     # The machine may be shared: each configuration runs ROUNDS alternating rounds (PyTorch,
     # then every aios model) and keeps each side's best, so a burst of outside load hurts
     # neither side more than the other.
@@ -111,11 +118,12 @@ def main():
                 t0 = time.perf_counter()
                 torch_encode(batch, ts)
                 best_t = max(best_t, len(ts) / (time.perf_counter() - t0))
-                for name, path in models.items():
-                    best[name] = max(best[name], aios_encode(path, batch, threads, ts))
+                for name in models:
+                    best[name] = max(best[name], aios_encode(name, batch, threads, ts))
             for name in models:
                 r = best[name]
-                print(f"{name:6} {batch:5d} {threads:7d} {len(ts):5d} {r:12.1f} {best_t:13.1f} {r / best_t:5.2f}x", flush=True)
+                print(f"{name:6} {batch:5d} {threads:7d} {len(ts):5d} {r:12.1f} {best_t:13.1f} {r / best_t:5.2f}x "
+                      f"{mode[name]:2d} {os.getloadavg()[0]:.1f}", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -20,10 +20,10 @@ import bert_ref  # noqa: E402
 AIOS = os.environ.get("AIOS_BIN") or os.path.join(ROOT, "build", "aios")
 
 
-def encode(model, texts, env=None):
+def encode(model, texts, flags=()):
     inp = "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in texts)
-    p = subprocess.run([AIOS, "encode", "--model", model, "--jsonl", "--quiet"], input=inp, capture_output=True,
-                       text=True, check=True, env=dict(os.environ, **(env or {})))
+    p = subprocess.run([AIOS, "encode", "--model", model, "--jsonl", "--quiet", *flags], input=inp, capture_output=True,
+                       text=True, check=True)
     return np.array([json.loads(line)["embedding"] for line in p.stdout.splitlines()], np.float64)
 
 
@@ -41,30 +41,32 @@ def main():
     n = len(rows)
     texts = [r[0] for r in rows] + [r[1] for r in rows]
     tmp = tempfile.mkdtemp(prefix="aios-stsb-")
-    models = [("f32", d, None)]
+    models = [("f32", d, ())]
     for name, args in (("int8", ["--type", "int8"]), ("int4 g32", ["--type", "int4", "--group-size", "32"]),
                        ("int4 g128", ["--type", "int4", "--group-size", "128"])):
         out = os.path.join(tmp, name.replace(" ", "-"))
         subprocess.run([AIOS, "quantize", d, out, *args], capture_output=True, check=True)
-        models.append((name, out, None))
-        if name == "int8" and "avx512_vnni" in open("/proc/cpuinfo").read():
-            models.append(("int8 x int8", out, {"AIOS_INT8_ACT": "1"}))  # int8 activations (VNNI)
+        if name == "int8":  # exact float activations, then the default (int8 activations on VNNI CPUs)
+            models.append(("int8 exact", out, ("--int8-act", "off")))
+            models.append(("int8 default", out, ()))
+        else:
+            models.append((name, out, ()))
     print(f"STS Benchmark sts-test: {n} pairs, all-MiniLM-L6-v2 (model card: 82.03)")
     try:
         import torch
         t0 = time.perf_counter()
         ref = bert_ref.TorchBert(d).encode(texts)
-        print(f"{'pytorch f32':12} spearman {100 * bert_ref.spearman(cos(ref[:n], ref[n:]), gold):6.2f}"
+        print(f"{'pytorch f32':17} spearman {100 * bert_ref.spearman(cos(ref[:n], ref[n:]), gold):6.2f}"
               f"   ({len(texts) / (time.perf_counter() - t0):.0f} sentences/s, torch {torch.__version__})")
     except Exception as e:  # noqa: BLE001
         ref = None
         print(f"pytorch reference unavailable: {e}")
     f32 = None
-    for name, path, env in models:
+    for name, path, flags in models:
         t0 = time.perf_counter()
-        e = encode(path, texts, env)
+        e = encode(path, texts, flags)
         dt = time.perf_counter() - t0
-        line = f"{'aios ' + name:12} spearman {100 * bert_ref.spearman(cos(e[:n], e[n:]), gold):6.2f}   ({len(texts) / dt:.0f} sentences/s incl. process start)"
+        line = f"{'aios ' + name:17} spearman {100 * bert_ref.spearman(cos(e[:n], e[n:]), gold):6.2f}   ({len(texts) / dt:.0f} sentences/s incl. process start)"
         if ref is not None:
             c = cos(e, ref)
             line += f"   cosine vs pytorch: min {c.min():.6f} mean {c.mean():.6f}"

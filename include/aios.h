@@ -503,12 +503,23 @@ aios_status aios_model_inspect(const char *path, FILE *out);
  * ====================================================================================== */
 typedef struct aios_encoder aios_encoder;
 
+/* How an encoder's matrix products treat activations (docs/encode.md "int8 activations"). */
+typedef enum {
+    AIOS_INT8_ACT_AUTO = 0,  /* default: AIOS_INT8_ACT=0/1 or aios_kernels_int8_activations when
+                                given, else int8 activations when the weights are int8 and the
+                                CPU has AVX-512 VNNI (per-group GEMM, >= 8 token rows; STS-B
+                                budget within 0.1 of 82.03), exact float otherwise */
+    AIOS_INT8_ACT_OFF = 1,   /* exact float arithmetic on the stored weights */
+    AIOS_INT8_ACT_ON = 2     /* int8 activations wherever a kernel has them (= AIOS_INT8_ACT=1) */
+} aios_int8_act;
+
 typedef struct {
     aios_pooling pooling; /* AIOS_POOL_NONE (default) = the model's; or MEAN, CLS, MAX, MEAN_SQRT_LEN, LAST */
     int normalize;        /* -1 (default) = the model's setting; 0 off; 1 on */
     int64_t max_length;   /* tokens per text including specials; 0 (default) = the model's limit */
     int batch_size;       /* texts per forward pass (default 32) */
     int n_threads;        /* kernel threads; 0 (default) = leave as is (all cores / AIOS_THREADS) */
+    aios_int8_act int8_act; /* AIOS_INT8_ACT_AUTO (default), _OFF (exact float) or _ON */
 } aios_encoder_params;
 
 /* Called after each batch with texts done so far; return nonzero to cancel (AIOS_ERR_CANCELLED). */
@@ -525,6 +536,10 @@ int64_t aios_encoder_dim(const aios_encoder *enc);
 int64_t aios_encoder_max_length(const aios_encoder *enc);
 aios_pooling aios_encoder_pooling(const aios_encoder *enc);
 int aios_encoder_normalizes(const aios_encoder *enc);
+/* What the next encode will do with activations, resolved from params.int8_act, the process
+ * setting and the weights: 0 exact float, 1 int8 wherever a kernel has them, 2 int8 in the
+ * per-group VNNI GEMM only (batches of >= 8 token rows; the AUTO choice for int8 weights). */
+int aios_encoder_int8_activations(const aios_encoder *enc);
 /* out (dim) = embedding of `len` bytes of UTF-8 `text` (invalid bytes become U+FFFD). */
 aios_status aios_encode(aios_encoder *enc, const char *text, size_t len, float *out);
 /* out (n, dim) = embeddings of n texts; lens may be NULL for NUL-terminated texts.
@@ -1365,6 +1380,7 @@ typedef struct {
     int arrow_top_k;
     float arrow_temperature;
     double uncertainty_threshold;
+    aios_int8_act embedding_int8_act; /* the embedding model's aios_encoder_params.int8_act (AUTO) */
 } aios_server_params;
 
 aios_server_params aios_server_default_params(void);

@@ -4,6 +4,7 @@
 #include <math.h>
 
 #include "format/safetensors.h"
+#include "kernels/kernels.h"
 #include "test.h"
 
 static const char *SENT[8] = {"A man is playing a guitar.", "The cat sits on the mat.", "Spring breeze, flowers bloom.",
@@ -96,8 +97,84 @@ static void test_encode_progress_and_errors(void) {
     CHECK(aios_similarity(a, a, 3) > 0.99999f && fabsf(aios_similarity(a, b, 3)) < 1e-7f && aios_similarity(a, z, 3) == 0);
 }
 
+/* The encoder's int8-activation mode (aios_encoder_params.int8_act): AUTO is exact float on f32
+ * weights and the VNNI GEMM (mode 2) on int8 weights when the CPU has VNNI; ON / OFF and the
+ * process setting (aios_kernels_int8_activations, as AIOS_INT8_ACT) override it in that order;
+ * an encode leaves the calling thread's kernel mode as it found it.  On int8 weights the AUTO
+ * embeddings are not the exact ones (the int8 path ran) but stay within the int8-activation
+ * budget test_bert.c holds on these goldens (cosine >= 0.9995; measured 0.99989, exact int8
+ * 0.99995; docs/kernels.md "Budgets"). */
+static void test_encode_int8_mode(void) {
+    aios_safetensors *g = NULL;
+    if (aios_safetensors_open(aios_test_shared("fixtures/models/bert-tiny/golden.safetensors"), &g) != AIOS_OK)
+        SKIP("bert-tiny goldens unavailable");
+    const float *emb = aios_safetensors_find(g, "embeddings")->data;
+    const int vnni = aios_cpu()->avx512vnni;
+    aios_kernels_int8_activations(-1); /* the environment's setting, if any */
+    const int env = aios_kernels_int8_setting();
+    aios_encoder_params p = aios_encoder_default_params();
+    CHECK(p.int8_act == AIOS_INT8_ACT_AUTO);
+    p.pooling = AIOS_POOL_MEAN;
+    p.normalize = 1;
+    p.batch_size = 8;
+    aios_encoder *e = NULL;
+    CHECK_OK(aios_encoder_open(aios_test_shared("fixtures/models/bert-tiny"), &p, &e));
+    if (e) CHECK(aios_encoder_int8_activations(e) == (env >= 0 ? env : 0)); /* f32 weights */
+    aios_encoder_free(e);
+    char q8[1024];
+    snprintf(q8, sizeof q8, "%s/bert-tiny-q8", aios_test_tmpdir());
+    aios_quantize_params qp = aios_quantize_default_params();
+    CHECK_OK(aios_model_quantize(aios_test_shared("fixtures/models/bert-tiny"), q8, &qp));
+    float auto_[8 * 32], off[8 * 32], on[8 * 32], out[8 * 32];
+    e = NULL;
+    CHECK_OK(aios_encoder_open(q8, &p, &e));
+    if (!e) {
+        aios_safetensors_close(g);
+        return;
+    }
+    aios_kernels_int8_activations(0);
+    CHECK(aios_encoder_int8_activations(e) == 0);
+    CHECK_OK(aios_encode_batch(e, SENT, NULL, 8, off, NULL, NULL));
+    aios_kernels_int8_activations(1);
+    CHECK(aios_encoder_int8_activations(e) == 1);
+    CHECK_OK(aios_encode_batch(e, SENT, NULL, 8, on, NULL, NULL));
+    aios_kernels_int8_activations(-2); /* forgotten: AUTO decides */
+    if (env < 0) {
+        CHECK(aios_encoder_int8_activations(e) == (vnni ? 2 : 0));
+        CHECK(aios_kernels_int8_thread_mode(5) == -1); /* 5 = out of range: -1 */
+        CHECK_OK(aios_encode_batch(e, SENT, NULL, 8, auto_, NULL, NULL));
+        CHECK(aios_kernels_int8_thread_mode(-1) == -1); /* the encode restored the thread's mode */
+        CHECKF(!memcmp(auto_, off, sizeof off) == !vnni, "AUTO on int8 weights %s the exact result", vnni ? "is" : "is not");
+        double worst = 1;
+        for (int i = 0; i < 8; i++) worst = fmin(worst, cosf_(auto_ + i * 32, emb + i * 32, 32));
+        printf("# bert-tiny int8, AUTO (%s): min cosine vs goldens %.7f\n", vnni ? "int8 activations" : "exact", worst);
+        CHECKF(worst >= 0.9995, "AUTO: min cosine %.7f", worst);
+    }
+    aios_encoder_free(e);
+    /* the parameter beats the process setting */
+    p.int8_act = AIOS_INT8_ACT_OFF;
+    aios_kernels_int8_activations(1);
+    CHECK_OK(aios_encoder_open(q8, &p, &e));
+    CHECK(e && aios_encoder_int8_activations(e) == 0);
+    CHECK_OK(aios_encode_batch(e, SENT, NULL, 8, out, NULL, NULL));
+    CHECK(!memcmp(out, off, sizeof off));
+    aios_encoder_free(e);
+    p.int8_act = AIOS_INT8_ACT_ON;
+    aios_kernels_int8_activations(0);
+    CHECK_OK(aios_encoder_open(q8, &p, &e));
+    CHECK(e && aios_encoder_int8_activations(e) == 1);
+    CHECK_OK(aios_encode_batch(e, SENT, NULL, 8, out, NULL, NULL));
+    CHECK(!memcmp(out, on, sizeof on));
+    aios_encoder_free(e);
+    p.int8_act = (aios_int8_act)7;
+    CHECK(aios_encoder_open(q8, &p, &e) == AIOS_ERR_INVALID_ARG && e == NULL);
+    aios_kernels_int8_activations(-1);
+    aios_safetensors_close(g);
+}
+
 int main(void) {
     RUN(test_encode_bert_tiny);
     RUN(test_encode_progress_and_errors);
+    RUN(test_encode_int8_mode);
     TEST_MAIN_END();
 }

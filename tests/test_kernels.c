@@ -3,6 +3,7 @@
  * (tensor.h layouts, Hugging Face formulas), and every fast tier this CPU has against the
  * reference tier. */
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include "kernels/cpu/kern.h"
@@ -290,6 +291,30 @@ static void test_matmul_gemm(void) {
     free_weight(&w);
 }
 
+/* Few token rows on float32 weights (9..48: gemm_small_avx512.c, x packed, W read in place):
+ * every count of 16-lane token vectors (1, 2, 3) with partial ones, output rows not a multiple
+ * of the 8-row tile, odd columns; 1 and 2 threads give the same bits; the packed GEMM from 49. */
+static void test_matmul_gemm_small(void) {
+    static const int64_t Ts[] = {8, 9, 15, 16, 17, 31, 32, 33, 47, 48, 49};
+    static const int64_t shapes[][2] = {{1, 1}, {7, 3}, {37, 129}, {9, 1031}, {64, 384}};
+    for (size_t a = 0; a < sizeof Ts / sizeof Ts[0]; a++)
+        for (size_t b = 0; b < sizeof shapes / sizeof shapes[0]; b++)
+            check_matmul_case(AIOS_DTYPE_F32, shapes[b][0], shapes[b][1], Ts[a], 0, 0, 0);
+    wt w;
+    make_weight(&w, AIOS_DTYPE_F32, 203, 385, 0, 0, 0, 0);
+    float *x = malloc(sizeof(float) * 30 * 385), *y1 = malloc(sizeof(float) * 30 * 203), *y2 = malloc(sizeof(float) * 30 * 203);
+    fill(x, 30 * 385, 1.0f);
+    int old = aios_get_threads();
+    aios_set_threads(1);
+    CHECK_OK(aios_matmul(y1, x, &w.t, NULL, 30));
+    aios_set_threads(2);
+    CHECK_OK(aios_matmul(y2, x, &w.t, NULL, 30));
+    aios_set_threads(old);
+    CHECK(!memcmp(y1, y2, sizeof(float) * 30 * 203));
+    free(x), free(y1), free(y2);
+    free_weight(&w);
+}
+
 /* Decoding (1-3 tokens): the fused quantized GEMV (rows expanded in registers, 4-row blocks,
  * int4 / int2 rows starting mid-byte, scalar heads and tails, row ranges split across threads)
  * against the reference for every dtype, granularity and with / without zero points. */
@@ -467,6 +492,74 @@ static void test_qgemm_outlier_accuracy(void) {
     CHECKF(eg < 0.12 && eg < 0.5 * er, "outliers: grouped scales lose %.3f of the rest, one scale per row %.3f", eg, er);
     aios_kernels_use("auto");
     free(x), free(y);
+    free_weight(&w);
+}
+
+/* The per-thread int8-activation mode (aios_kernels_int8_thread_mode, what the encoder sets from
+ * its model): mode 2 takes the VNNI GEMM from 8 rows (bit for bit the process-wide switch's
+ * result) and keeps fewer rows exact (bit for bit the exact path); mode 0 is exact under the
+ * process-wide switch; and two threads with different modes, at once, each get their own. */
+static void *mode_thread(void *arg) {
+    void **a = arg;
+    const int mode = *(const int *)a[0];
+    aios_kernels_int8_thread_mode(mode);
+    for (int rep = 0; rep < 20; rep++) {
+        if (aios_matmul(a[3], a[1], a[2], NULL, 24) != AIOS_OK) return (void *)1;
+        if (memcmp(a[3], a[4], sizeof(float) * 24 * 96)) return (void *)2;
+    }
+    return NULL;
+}
+
+static void test_int8_thread_mode(void) {
+    if (!aios_cpu()->avx512vnni) SKIP("no AVX-512 VNNI on this CPU");
+    const int64_t n_out = 96, n_in = 384, T = 24;
+    const size_t ny = (size_t)(T * n_out);
+    wt w;
+    make_weight(&w, AIOS_DTYPE_Q8, n_out, n_in, 1, 0, 1, 0);
+    float *x = malloc(sizeof(float) * (size_t)(T * n_in));
+    float *ye = malloc(sizeof(float) * ny), *yi = malloc(sizeof(float) * ny), *y = malloc(sizeof(float) * ny);
+    float *y2 = malloc(sizeof(float) * ny);
+    fill(x, T * n_in, 1.0f);
+    CHECK_OK(aios_kernels_use("avx512"));
+    CHECK(aios_kernels_int8_thread_mode(-1) == -1); /* nobody set one on this thread */
+    aios_kernels_int8_activations(0);
+    CHECK(aios_kernels_int8_setting() == 0);
+    CHECK_OK(aios_matmul(ye, x, &w.t, NULL, T));
+    aios_kernels_int8_activations(1);
+    CHECK(aios_kernels_int8_setting() == 1);
+    CHECK_OK(aios_matmul(yi, x, &w.t, NULL, T));
+    CHECK(memcmp(ye, yi, sizeof(float) * ny) != 0); /* the two paths differ at all */
+    /* mode 0 under the process-wide "on": exact */
+    aios_kernels_int8_thread_mode(0);
+    CHECK_OK(aios_matmul(y, x, &w.t, NULL, T));
+    CHECK(!memcmp(y, ye, sizeof(float) * ny));
+    aios_kernels_int8_activations(0);
+    /* mode 2: the GEMM from 8 rows; the exact path below (3 and 7 rows) */
+    CHECK(aios_kernels_int8_thread_mode(2) == 0);
+    CHECK_OK(aios_matmul(y, x, &w.t, NULL, T));
+    CHECK(!memcmp(y, yi, sizeof(float) * ny));
+    for (int64_t t = 3; t <= 7; t += 4) {
+        aios_kernels_int8_thread_mode(2);
+        CHECK_OK(aios_matmul(y, x, &w.t, NULL, t));
+        aios_kernels_int8_thread_mode(-1);
+        CHECK_OK(aios_matmul(y2, x, &w.t, NULL, t));
+        CHECKF(!memcmp(y, y2, sizeof(float) * (size_t)(t * n_out)), "mode 2 with %lld rows is exact", (long long)t);
+    }
+    /* two threads at once, one exact and one int8, each against its own result */
+    int m0 = 0, m2 = 2;
+    void *a0[5] = {&m0, x, &w.t, y, ye}, *a2[5] = {&m2, x, &w.t, y2, yi};
+    pthread_t th0, th2;
+    void *r0 = (void *)9, *r2 = (void *)9;
+    CHECK(!pthread_create(&th0, NULL, mode_thread, a0) && !pthread_create(&th2, NULL, mode_thread, a2));
+    pthread_join(th0, &r0);
+    pthread_join(th2, &r2);
+    CHECKF(r0 == NULL && r2 == NULL, "threads: exact %p, int8 %p", r0, r2);
+    aios_kernels_int8_activations(-1);
+    const char *env = getenv("AIOS_INT8_ACT"); /* forgotten: back to the environment's */
+    CHECK(aios_kernels_int8_setting() == (env && !strcmp(env, "1") ? 1 : env && !strcmp(env, "0") ? 0 : -1));
+    aios_kernels_int8_activations(0);
+    aios_kernels_use("auto");
+    free(x), free(ye), free(yi), free(y), free(y2);
     free_weight(&w);
 }
 
@@ -905,10 +998,12 @@ int main(void) {
     RUN(test_matmul_all_dtypes);
     RUN(test_matmul_tiles);
     RUN(test_matmul_gemm);
+    RUN(test_matmul_gemm_small);
     RUN(test_matmul_decode);
     RUN(test_matmul_int8_activations);
     RUN(test_matmul_int8_activations_groups);
     RUN(test_qgemm_outlier_accuracy);
+    RUN(test_int8_thread_mode);
     RUN(test_qgemm_grouped);
     RUN(test_matmul_f16_scales);
     RUN(test_matmul_threads_deterministic);

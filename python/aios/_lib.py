@@ -83,9 +83,12 @@ class TensorInfo(ctypes.Structure):
                 ("group_size", c_int32), ("symmetric", c_int)]
 
 
+INT8_ACT = {"auto": 0, "off": 1, "on": 2}  # aios_int8_act
+
+
 class EncoderParams(ctypes.Structure):
     _fields_ = [("pooling", c_int), ("normalize", c_int), ("max_length", c_int64), ("batch_size", c_int),
-                ("n_threads", c_int)]
+                ("n_threads", c_int), ("int8_act", c_int)]
 
 
 ENCODE_PROGRESS = CFUNCTYPE(c_int, c_void_p, c_size_t, c_size_t)
@@ -233,6 +236,7 @@ _fn("aios_encoder_free", None, vp)
 _fn("aios_encoder_dim", c_int64, vp)
 _fn("aios_encoder_max_length", c_int64, vp)
 _fn("aios_encoder_normalizes", c_int, vp)
+_fn("aios_encoder_int8_activations", c_int, vp)
 _fn("aios_encode", status, vp, c_char_p, c_size_t, P(c_float))
 _fn("aios_encode_batch", status, vp, P(c_char_p), P(c_size_t), c_size_t, vp, vp, vp)
 _fn("aios_similarity", c_float, P(c_float), P(c_float), c_int64)

@@ -72,11 +72,18 @@ class ArrowEngine:
 
         engine = aios.ArrowEngine("models/all-MiniLM-L6-v2")
         emb = engine.encode(["Hello, world!"])          # numpy float32 (1, 384)
+
+    int8_act ("auto", "on" or "off") is the encoder's int8-activation mode (docs/encode.md):
+    "auto" uses them for int8 weights on AVX-512 VNNI CPUs (AIOS_INT8_ACT=0/1 overrides),
+    "off" keeps exact float arithmetic.
     """
 
-    def __init__(self, path: Any, *, n_threads: int = 0, n_ctx: int = 0):
+    def __init__(self, path: Any, *, n_threads: int = 0, n_ctx: int = 0, int8_act: str = "auto"):
         self.path = path_arg(path, "path").decode("utf-8", "surrogateescape")
         self._bpath = path_arg(path)
+        if int8_act not in _lib.INT8_ACT:
+            raise ValueError(f"int8_act must be 'auto', 'on' or 'off', not {int8_act!r}")
+        self._int8_act = _lib.INT8_ACT[int8_act]
         self._n_threads = int_arg(n_threads, "n_threads")
         self._n_ctx = int_arg(n_ctx, "n_ctx")
         self._lock = threading.RLock()
@@ -178,6 +185,7 @@ class ArrowEngine:
             p.batch_size = batch_size
             p.normalize = normalize
             p.n_threads = self._n_threads
+            p.int8_act = self._int8_act
             h = ctypes.c_void_p()
             call(lib.aios_encoder_open, self._bpath, ctypes.byref(p), ctypes.byref(h))
             self._encoders[key] = h

@@ -26,6 +26,13 @@ int aios_cli_threads(const char *cmd, const char *v, int *out);
 /* --adapter PATH[:SCALE]: the part after the last ':' is a scale (in [-100, 100]) when it parses
  * as a number, else part of the path (1 when absent).  path gets cap bytes at most. */
 int aios_cli_adapter(const char *cmd, const char *v, char *path, size_t cap, float *scale);
+/* --int8-act on|off|auto: the encoder's aios_int8_act (docs/encode.md "int8 activations"). */
+int aios_cli_int8_act(const char *cmd, const char *v, aios_int8_act *out);
+/* The --help line of --int8-act, shared by encode and serve. */
+#define AIOS_CLI_INT8_ACT_HELP                                                                      \
+    "int8 activations: auto (default: on for int8 weights on AVX-512 VNNI\n"                         \
+    "                     CPUs, batches of >= 8 tokens; else exact float), on, off (exact float);\n" \
+    "                     AIOS_INT8_ACT=0/1 sets the process default\n"
 /* True when argv has -h or --help. */
 int aios_cli_wants_help(int argc, char **argv);
 

@@ -27,6 +27,7 @@ static void usage(FILE *f) {
             "  --batch N          texts per forward pass (default 32)\n"
             "  --max-length N     truncate texts to N tokens (default: the model's limit)\n"
             "  --threads N        kernel threads (default: all cores)\n"
+            "  --int8-act MODE    " AIOS_CLI_INT8_ACT_HELP
             "  --jsonl            stdin lines are JSON strings; output lines are {\"embedding\":[...]}\n"
             "  --progress         progress bar on stderr even when it is not a terminal\n"
             "  --quiet            no progress bar\n");
@@ -95,6 +96,8 @@ int aios_cmd_encode(int argc, char **argv) {
         else if (!strcmp(a, "--normalize")) p.normalize = 1;
         else if (!strcmp(a, "--threads") && has_val) {
             if (!aios_cli_threads("encode", argv[++i], &p.n_threads)) return 2;
+        } else if (!strcmp(a, "--int8-act") && has_val) {
+            if (!aios_cli_int8_act("encode", argv[++i], &p.int8_act)) return 2;
         } else if ((!strcmp(a, "--batch") || !strcmp(a, "--max-length")) && has_val) {
             long long v;
             if (!aios_cli_int("encode", a, argv[++i], 1, 1000000, &v)) return 2;

@@ -24,6 +24,8 @@ static void usage(FILE *f) {
             "  --model PATH             generation model: a model directory or a .gguf file\n"
             "                           (repeatable; the first is the default)\n"
             "  --embedding-model DIR    BERT-family model for /v1/embeddings and memory search\n"
+            "  --embedding-int8-act M   the embedding model's int8 activations: auto (default: on for\n"
+            "                           int8 weights on AVX-512 VNNI CPUs), on, off (exact float)\n"
             "  --store DIR              memory store directory (created when it holds none)\n"
             "  --diffusion-model DIR    LLaDA / Dream / block-diffusion model for /v1/diffuse\n"
             "  --alias NAME             id of the model given just before (default: config.json's\n"
@@ -109,6 +111,7 @@ int aios_cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--port")) ok = parse_pos(a, v, 0, 65535, &x) ? (p.port = (int)x, 1) : -1;
         else if (!strcmp(a, "--model")) last = &aliases[n_models], models[n_models++] = v;
         else if (!strcmp(a, "--embedding-model")) p.embedding_model = v, last = &p.embedding_alias;
+        else if (!strcmp(a, "--embedding-int8-act")) ok = aios_cli_int8_act("serve", v, &p.embedding_int8_act) ? 1 : -1;
         else if (!strcmp(a, "--store")) p.store_dir = v;
         else if (!strcmp(a, "--diffusion-model")) p.diffusion_model = v, last = &p.diffusion_alias;
         else if (!strcmp(a, "--alias")) {

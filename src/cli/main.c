@@ -152,6 +152,17 @@ int aios_cli_threads(const char *cmd, const char *v, int *out) {
     return 1;
 }
 
+int aios_cli_int8_act(const char *cmd, const char *v, aios_int8_act *out) {
+    if (!strcmp(v, "auto")) *out = AIOS_INT8_ACT_AUTO;
+    else if (!strcmp(v, "on")) *out = AIOS_INT8_ACT_ON;
+    else if (!strcmp(v, "off")) *out = AIOS_INT8_ACT_OFF;
+    else {
+        fprintf(stderr, "aios: %s: --int8-act: expected on, off or auto, got '%s'\n", cmd, v);
+        return 0;
+    }
+    return 1;
+}
+
 int aios_cli_adapter(const char *cmd, const char *v, char *path, size_t cap, float *scale) {
     if (strlen(v) >= cap) {
         fprintf(stderr, "aios: %s: --adapter: path too long\n", cmd);

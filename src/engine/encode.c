@@ -36,6 +36,8 @@ struct aios_encoder {
     int64_t max_length, dim;
     int batch_size;
     int32_t pad_id;
+    aios_int8_act int8_act; /* as asked (params) */
+    int int8_weights;       /* every layer's matrices are int8 (Q8) */
     /* batch buffers, grown as needed */
     float *hidden;
     size_t hidden_floats;
@@ -52,6 +54,7 @@ aios_encoder_params aios_encoder_default_params(void) {
     p.max_length = 0;
     p.batch_size = 32;
     p.n_threads = 0;
+    p.int8_act = AIOS_INT8_ACT_AUTO;
     return p;
 }
 
@@ -93,6 +96,8 @@ aios_status aios_encoder_open(const char *model_path, const aios_encoder_params 
     *out = NULL;
     aios_encoder_params p = params ? *params : aios_encoder_default_params();
     if (p.batch_size <= 0) p.batch_size = 32;
+    if (p.int8_act != AIOS_INT8_ACT_AUTO && p.int8_act != AIOS_INT8_ACT_OFF && p.int8_act != AIOS_INT8_ACT_ON)
+        return aios__err(AIOS_ERR_INVALID_ARG, "encode: int8_act %d", (int)p.int8_act);
     if (p.n_threads > 0) aios_set_threads(p.n_threads);
     aios_encoder *e = calloc(1, sizeof *e);
     if (!e) return aios__err(AIOS_ERR_NOMEM, "encode");
@@ -153,12 +158,29 @@ aios_status aios_encoder_open(const char *model_path, const aios_encoder_params 
     e->max_length = p.max_length > 0 ? p.max_length : lim > 0 ? lim : hp.n_ctx;
     if (e->max_length > hp.n_ctx) e->max_length = hp.n_ctx;
     e->batch_size = p.batch_size;
+    e->int8_act = p.int8_act;
+    e->int8_weights = aios_bert_int8_weights(e->bert);
     *out = e;
     return AIOS_OK;
 fail:
     aios_encoder_free(e);
     return s;
 }
+
+/* The kernels' thread mode for this encoder's products (aios_kernels_int8_thread_mode): the
+ * explicit parameter, else the process setting (AIOS_INT8_ACT / aios_kernels_int8_activations),
+ * else the per-group VNNI GEMM for int8 weights — the path whose STS-B budget holds (82.03, the
+ * f32 figure; tests/py/test_encode.py) — and exact float for every other model.  The per-row
+ * path below 8 rows stays out of the default: it had cost MiniLM 0.26 Spearman points. */
+static int int8_thread_mode(const aios_encoder *e) {
+    if (e->int8_act == AIOS_INT8_ACT_OFF) return 0;
+    if (e->int8_act == AIOS_INT8_ACT_ON) return 1;
+    int g = aios_kernels_int8_setting();
+    if (g >= 0) return g;
+    return e->int8_weights && aios_cpu()->avx512vnni ? 2 : 0;
+}
+
+int aios_encoder_int8_activations(const aios_encoder *e) { return e ? int8_thread_mode(e) : 0; }
 
 int64_t aios_encoder_dim(const aios_encoder *e) { return e ? e->dim : 0; }
 int64_t aios_encoder_max_length(const aios_encoder *e) { return e ? e->max_length : 0; }
@@ -265,7 +287,10 @@ aios_status aios_encode_ids(aios_encoder *e, const int32_t *const *ids, const si
                 e->mask[b * L + t] = t < len;
             }
         }
+        /* on this thread only: the kernels read the mode here, not in their OpenMP workers */
+        int prev = aios_kernels_int8_thread_mode(int8_thread_mode(e));
         s = aios_bert_forward(e->bert, e->ids, NULL, e->mask, (int64_t)B, (int64_t)L, e->hidden);
+        aios_kernels_int8_thread_mode(prev);
         if (s != AIOS_OK) break;
         for (size_t b = 0; b < B; b++)
             pool(e, e->hidden + b * L * (size_t)E, (int64_t)order[b0 + b].len, out + order[b0 + b].idx * (size_t)E);

@@ -28,8 +28,19 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
  * CPU has them: off (0, the default) keeps the exact-float path (weights dequantized in
  * registers, float FMA); on (1) is up to ~2x faster for batches (no faster when decoding, which
  * is bound by memory bandwidth either way) with a measured accuracy cost (docs/kernels.md).
- * AIOS_INT8_ACT=1 turns it on.  Not thread-safe: call before work. */
+ * AIOS_INT8_ACT=1 turns it on (AIOS_INT8_ACT=0 explicitly off); a negative `on` forgets the
+ * call (back to AIOS_INT8_ACT / the callers' own defaults).  Not thread-safe: call before work. */
 void aios_kernels_int8_activations(int on);
+/* The process setting: -1 when neither AIOS_INT8_ACT=0/1 nor aios_kernels_int8_activations gave
+ * one, else 0 / 1.  A caller with its own default (the encoder) uses that default only at -1. */
+int aios_kernels_int8_setting(void);
+/* The calling thread's own mode for its aios_matmul calls, over the process setting:
+ * -1 follow the process setting; 0 exact float; 1 int8 activations wherever a kernel has them
+ * (= AIOS_INT8_ACT=1); 2 int8 only in the per-group VNNI GEMM (>= 8 token rows, activation
+ * scales per group of 32: the encoder's budget-tested path; fewer rows stay exact).  Returns the
+ * previous mode, for restoring.  Products are dispatched on the calling thread (OpenMP workers
+ * never read the mode), so a thread's mode affects no other thread. */
+int aios_kernels_int8_thread_mode(int mode);
 
 /* Dot product of two float32 vectors, as a function of the selected tier (AVX-512 / AVX2 with
  * four accumulators, or the scalar reference): for callers that call it millions of times on

@@ -188,6 +188,15 @@ fail:
 
 const aios_bert_hparams *aios_bert_hparams_of(const aios_bert *b) { return &b->hp; }
 int aios_bert_has_mlm(const aios_bert *b) { return b->mlm_dense != NULL; }
+int aios_bert_int8_weights(const aios_bert *b) {
+    for (int64_t l = 0; l < b->hp.n_layer; l++) {
+        const bert_layer *Ly = &b->layers[l];
+        const aios_tensor *w[6] = {Ly->wq, Ly->wk, Ly->wv, Ly->wo, Ly->wi, Ly->wo2};
+        for (int i = 0; i < 6; i++)
+            if (w[i]->dtype != AIOS_DTYPE_Q8) return 0;
+    }
+    return b->hp.n_layer > 0;
+}
 
 static aios_status workspace(aios_bert *b, size_t floats) {
     if (floats > b->ws_floats) {

@@ -31,6 +31,8 @@ void aios_bert_free(aios_bert *b);
 const aios_bert_hparams *aios_bert_hparams_of(const aios_bert *b);
 /* 1 when the MLM head (cls.predictions.*) is present. */
 int aios_bert_has_mlm(const aios_bert *b);
+/* 1 when every layer's six matrices are int8 (ArrowQuant Q8, any scale layout). */
+int aios_bert_int8_weights(const aios_bert *b);
 
 /* hidden (B, L, n_embd) = BertModel(ids (B, L), token types (B, L) or NULL for zeros,
  * attn_mask (B, L) nonzero for real tokens, or NULL for all).  Positions 0..L-1 per row.

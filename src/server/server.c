@@ -2285,6 +2285,7 @@ aios_status aios_server_start(const aios_server_params *params, aios_server **ou
     if (s == AIOS_OK && p.embedding_model) {
         aios_encoder_params ep = aios_encoder_default_params();
         ep.n_threads = p.n_threads;
+        ep.int8_act = p.embedding_int8_act;
         config_id(p.embedding_model, p.embedding_alias, srv->enc_id, sizeof srv->enc_id, srv->enc_dir_id, sizeof srv->enc_dir_id);
         s = aios_encoder_open(p.embedding_model, &ep, &srv->enc);
         if (s != AIOS_OK) s = aios__err_prefix(s, "embedding model");

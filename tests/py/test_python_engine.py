@@ -38,10 +38,31 @@ def cos_rows(a, b):
     return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
-def cli_encode(model, texts):
+def cli_encode(model, texts, *flags):
     inp = "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in texts)
-    p = cli("encode", "--model", model, "--jsonl", "--quiet", input=inp)
+    p = cli("encode", "--model", model, "--jsonl", "--quiet", *flags, input=inp)
     return np.array([json.loads(x)["embedding"] for x in p.stdout.splitlines()], np.float32)
+
+
+@test
+def encode_int8_act_is_the_clis():
+    """ArrowEngine(int8_act=) reaches aios_encoder_params.int8_act: on int8 bert-tiny each mode
+    gives exactly what `aios encode --int8-act MODE` gives; a bad mode is a ValueError."""
+    from harness import TMP
+    q8 = os.path.join(TMP, "tiny-q8-engine")
+    if not os.path.exists(q8):
+        cli("quantize", TINY, q8, "--type", "int8")
+    texts = [f"sentence number {i} about a cat on a mat" for i in range(8)]
+    for mode in ("auto", "on", "off"):
+        got = aios.ArrowEngine(q8, int8_act=mode).encode(texts)
+        want = cli_encode(q8, texts, "--normalize", "--int8-act", mode)
+        assert np.array_equal(got, want), (mode, float(np.abs(got - want).max()))
+    try:
+        aios.ArrowEngine(TINY, int8_act="yes")
+    except ValueError as e:
+        assert "int8_act" in str(e)
+    else:
+        raise AssertionError("int8_act='yes' accepted")
 
 
 @test

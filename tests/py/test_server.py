@@ -282,7 +282,9 @@ def bad_requests_get_openai_errors():
 @test
 def cli_usage_errors():
     assert "usage: aios serve" in aios("serve", "--help").stdout
-    for args in (["--port", "99999", "--model", STORIES], ["--bogus", "x"], ["--port"], []):
+    assert "--embedding-int8-act" in aios("serve", "--help").stdout
+    for args in (["--port", "99999", "--model", STORIES], ["--bogus", "x"], ["--port"], [],
+                 ["--embedding-model", TINY, "--embedding-int8-act", "maybe"]):
         p = aios("serve", *args, check=False)
         assert p.returncode == 2 and p.stderr.startswith("aios: serve:"), (args, p.returncode, p.stderr)
     p = aios("serve", "--port", "0", "--model", os.path.join(TMP, "no-such-model"), check=False)

@@ -192,21 +192,31 @@ static int use_blas(const aios_tensor *W, int64_t T) {
 }
 #endif
 
-/* int8 weights meet int8 activations (VNNI dot products) only when asked (AIOS_INT8_ACT=1 or
- * aios_kernels_int8_activations(1)).  From 8 rows the VNNI GEMM (qgemm_avx512.c, scales per
- * row and group of 32: MiniLM STS-B 82.03 = f32, ~3x the f32 GEMM); below, the dot-product path
- * with one scale per row (which had cost MiniLM 0.26 Spearman points).  Off by default: the
- * decoder fixtures' top-1 budget (llada-tiny 0.94 < 0.95, docs/kernels.md). */
-static int g_int8_act = -1;
-void aios_kernels_int8_activations(int on) { g_int8_act = on ? 1 : 0; }
-static int int8_requested(void) {
-    if (g_int8_act < 0) {
+/* int8 weights meet int8 activations (VNNI dot products) only when asked: for the process by
+ * AIOS_INT8_ACT=0/1 or aios_kernels_int8_activations(0/1), or for the calling thread's own
+ * products by aios_kernels_int8_thread_mode (the encoder's per-model default).  From 8 rows the
+ * VNNI GEMM (qgemm_avx512.c, scales per row and group of 32: MiniLM STS-B 82.03 = f32, ~3x the
+ * f32 GEMM); below, the dot-product path with one scale per row (which had cost MiniLM 0.26
+ * Spearman points).  Off by default for the process: the decoder fixtures' top-1 budget
+ * (llada-tiny 0.94 < 0.95, docs/kernels.md).  The mode is read once per aios_matmul on the
+ * calling thread, before any OpenMP region: worker threads never read it. */
+static int g_int8_act = -2; /* -2 not read yet, -1 not given, 0 / 1 */
+static _Thread_local int t_int8_mode = -1;
+void aios_kernels_int8_activations(int on) { g_int8_act = on < 0 ? -2 : on ? 1 : 0; }
+int aios_kernels_int8_setting(void) {
+    if (g_int8_act == -2) {
         const char *e = getenv("AIOS_INT8_ACT");
-        g_int8_act = e && !strcmp(e, "1");
+        g_int8_act = e && !strcmp(e, "1") ? 1 : e && !strcmp(e, "0") ? 0 : -1;
     }
     return g_int8_act;
 }
-static int int8_activations(void) { return int8_requested() && aios_cpu()->avx512vnni; }
+int aios_kernels_int8_thread_mode(int mode) {
+    int prev = t_int8_mode;
+    t_int8_mode = mode >= 0 && mode <= 2 ? mode : -1;
+    return prev;
+}
+/* 0 exact, 1 int8 wherever a kernel has it, 2 only in the per-group VNNI GEMM */
+static int int8_mode(void) { return t_int8_mode >= 0 ? t_int8_mode : aios_kernels_int8_setting() == 1; }
 
 /* Token rows from which the packed GEMM takes over from the dot-product tiles
  * (AIOS_GEMM_MIN_ROWS overrides, for measuring; 0 turns the GEMM off). */
@@ -232,6 +242,7 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
         else memset(y + t * n_out, 0, sizeof(float) * (size_t)n_out);
     }
     if (n_in == 0) return AIOS_OK;
+    const int i8 = int8_mode();
 #ifdef AIOS_HAVE_BLAS
     if (use_blas(W, T)) {
         openblas_set_num_threads(aios_get_threads());
@@ -242,17 +253,17 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
 #endif
 #if defined(__x86_64__)
     /* many rows: the register-blocked VNNI GEMM, activations per group of 32 (qgemm_avx512.c) */
-    if (K == &aios__tier_avx512 && int8_activations() && T >= gemm_min_rows() && aios__qgemm_i8_ok(W))
+    if (K == &aios__tier_avx512 && i8 && T >= gemm_min_rows() && aios__qgemm_i8_ok(W))
         return aios__qgemm_i8(y, x, W, T, threads_for((double)T * (double)n_out * (double)n_in));
 #endif
-    if (K->matmul_q8_int && W->dtype == AIOS_DTYPE_Q8 && W->group_size == 0 && int8_activations())
+    if (K->matmul_q8_int && W->dtype == AIOS_DTYPE_Q8 && W->group_size == 0 && i8 == 1 && aios_cpu()->avx512vnni)
         return K->matmul_q8_int(y, x, W, T, threads_for((double)T * (double)n_out * (double)n_in));
     const int nth = threads_for((double)T * (double)n_out * (double)n_in);
     const int gguf = aios_gguf_block(W->dtype, NULL, NULL);
     void (*gemv)(float *, int64_t, const float *, int64_t, int, const aios_tensor *, int64_t, int64_t) =
-        gguf ? (K->gemv_gguf_i8 && int8_requested() ? K->gemv_gguf_i8 : K->gemv_gguf)
+        gguf ? (K->gemv_gguf_i8 && i8 == 1 ? K->gemv_gguf_i8 : K->gemv_gguf)
         : W->dtype == AIOS_DTYPE_Q8 || W->dtype == AIOS_DTYPE_Q4 || W->dtype == AIOS_DTYPE_Q2
-            ? (K->gemv_q_i8 && int8_requested() && K->gemv_q_i8_ok(W) ? K->gemv_q_i8 : K->gemv_q)
+            ? (K->gemv_q_i8 && i8 == 1 && K->gemv_q_i8_ok(W) ? K->gemv_q_i8 : K->gemv_q)
             : NULL;
     if (gemv && T <= 3) {
         /* Decoding: quantized rows expanded in registers straight into the dot products (no

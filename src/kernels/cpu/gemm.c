@@ -172,7 +172,22 @@ static ukr_fn pick_ukr(const aios__ktier *K, int *MR, int *NR) {
     return NULL;
 }
 
+/* Token rows up to which float32 weights skip the packing (gemm_small_avx512.c):
+ * AIOS_GEMM_SMALL_MAX overrides (0 = never), for measuring. */
+static int64_t small_max(void) {
+    static int64_t v = -1;
+    if (v < 0) {
+        const char *e = getenv("AIOS_GEMM_SMALL_MAX");
+        v = e ? atoll(e) : 48;
+        if (v < 0) v = 0;
+    }
+    return v;
+}
+
 aios_status aios__gemm(const aios__ktier *K, float *y, const float *x, const aios_tensor *W, int64_t T, int nth) {
+#if defined(__x86_64__)
+    if (K == &aios__tier_avx512 && T <= small_max() && aios__gemm_small_ok(W, T)) return aios__gemm_small(y, x, W, T, nth);
+#endif
     int MR = 0, NR = 0;
     ukr_fn ukr = pick_ukr(K, &MR, &NR);
     if (!ukr) return aios__err(AIOS_ERR_INTERNAL, "gemm: no micro-kernel for tier %s", K->name);

@@ -86,6 +86,10 @@ void aios__ref_gemv_i8(float *y, int64_t ldy, const float *x, int64_t ldx, int n
  * any dtype the tier's deq reads.  Available on the AVX2 and AVX-512 tiers. */
 int aios__gemm_available(const aios__ktier *K);
 aios_status aios__gemm(const aios__ktier *K, float *y, const float *x, const aios_tensor *W, int64_t T, int nth);
+/* Few token rows (<= 48) x float32 W read in place, x packed instead (gemm_small_avx512.c);
+ * aios__gemm takes it on the AVX-512 tier up to AIOS_GEMM_SMALL_MAX rows (default 48; 0 off). */
+int aios__gemm_small_ok(const aios_tensor *W, int64_t T);
+aios_status aios__gemm_small(float *y, const float *x, const aios_tensor *W, int64_t T, int nth);
 /* The int8 x int8 GEMM (qgemm_avx512.c): int8 weights (per row / per tensor scales) times
  * activations quantized per row and group of 32 columns, VNNI.  _ok: this CPU and weight. */
 int aios__qgemm_i8_ok(const aios_tensor *W);
