@@ -41,9 +41,10 @@ void aios__gen_unc_finish(aios_gen_uncertainty *u, int64_t n_vocab);
  * sequence's on_token, exactly as aios_generate does for one.  Each sequence has its own KV cache
  * (prompt + max_tokens positions, no prefix reuse), sampler state, seed and result (*out, filled
  * in place; on an error it is freed).  slot_scales (AIOS_DECODER_MAX_ADAPTERS, by adapter id)
- * choose this sequence's adapter scales, summed whatever router the generator holds; NULL = the
- * generator's adapters, only with the router none.  aios__generator_batchable: a decoder model
- * (llama2.c too); the generator is used by one thread at a time throughout. */
+ * choose this sequence's adapter scales, combined by its route (below; summed by default) whatever
+ * router the generator holds; NULL = the generator's adapters, only with the router none.
+ * aios__generator_batchable: a decoder model (llama2.c too); the generator is used by one thread
+ * at a time throughout. */
 typedef struct aios__gen_seq aios__gen_seq;
 int aios__generator_batchable(const aios_generator *g);
 /* How a batched sequence combines its adapters (its slot_scales), whatever router the generator

@@ -1055,8 +1055,8 @@ static aios_status memory_prompt(aios_server *srv, gen_model *m, const aios__req
  * the leader's own job is done it stops leading and the next waiting thread takes the batch over.
  * A request's answer is the one it gets alone: per-request state throughout, and each sequence's
  * logits equal the single-sequence forward up to float rounding (tests/test_decoder_batch.c;
- * the server test compares concurrent greedy answers with sequential ones).  Generators with
- * the arrow or compose router run one request at a time as before. */
+ * the server test compares concurrent greedy answers with sequential ones).  Every router
+ * batches: a job carries its route (arrow inside its row, compose as extra rows; generate.c). */
 typedef struct gen_job {
     const char *text;
     const int32_t *ids;
