@@ -4,7 +4,8 @@
  * logprobs / top_logprobs and the per-request "adapters" list.  Covers the fields of
  * issue #16 too: encoding_format / dimensions, stream_options, the refused OpenAI fields
  * (tools, response_format ...) and text content parts joined into one block; the skill fields of
- * issue #14 ("router", "skills": names or {"name", "weight"}).  Checks that a parsed request is internally
+ * issue #14 ("router", "skills": names or {"name", "weight"}, "router_top_k" /
+ * "router_temperature" / "router_threshold").  Checks that a parsed request is internally
  * consistent (counts match arrays, strings are terminated) so a validator bug shows up as an
  * ASan report rather than only as a wrong answer later. */
 #include <stdlib.h>
@@ -50,6 +51,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             if (!(r.adapter_scale[i] >= -100 && r.adapter_scale[i] <= 100)) abort();
         }
         if (r.router < -1 || r.router >= AIOS__ROUTER_COUNT) abort();
+        if (r.router_top_k < 0 || r.router_top_k > AIOS__REQ_MAX_ADAPTERS) abort(); /* 0 = absent */
+        if (r.router_temperature != 0 && !(r.router_temperature >= 1e-6 && r.router_temperature <= 1e6)) abort();
+        if (r.router_threshold == r.router_threshold && !(r.router_threshold >= -1 && r.router_threshold <= 1)) abort();
         if (r.n_skills < 0 || r.n_skills > AIOS__REQ_MAX_ADAPTERS || (r.n_skills && !r.has_skills)) abort();
         for (int i = 0; i < r.n_skills; i++) {
             if (!aios_skills_name_ok(r.skill_name[i])) abort();

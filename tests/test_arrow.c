@@ -154,6 +154,41 @@ static void test_prototype_is_top_singular_vector(void) {
     }
 }
 
+/* The prototypes kept with an adapter (aios_lora_prototypes): equal to the ones computed afresh
+ * (bit for bit: the same code on the same floats), computed once however often asked, and after
+ * an in-place change (aios_lora_changed) computed again, in the same memory, from the new B. */
+static void test_prototype_cache(void) {
+    aios_decoder_config c = {.n_embd = 40, .n_head = 4, .n_head_kv = 2, .head_dim = 10, .n_layer = 3, .n_ff = 67};
+    aios_lora *a = NULL;
+    CHECK_OK(aios_lora_create(&c, (1u << AIOS_LORA_Q) | (1u << AIOS_LORA_V) | (1u << AIOS_LORA_DOWN), 3, 6.0, 0, &a));
+    if (!a) return;
+    for (int64_t i = 0; i < a->n_params; i++) a->data[i] = frand();
+    CHECK(a->mods[0].proto == NULL && a->proto_builds == 0);
+    CHECK_OK(aios_lora_prototypes(a));
+    CHECK_OK(aios_lora_prototypes(a));
+    CHECKF(a->proto_builds == 1, "computed %llu times", (unsigned long long)a->proto_builds);
+    float v[67], old[67];
+    for (int64_t k = 0; k < a->n_mods; k++) {
+        const aios_lora_module *m = &a->mods[k];
+        CHECK_OK(aios_lora_prototype(m, v));
+        CHECKF(m->proto && !memcmp(m->proto, v, (size_t)m->n_in * sizeof(float)), "module %lld: kept prototype differs", (long long)k);
+    }
+    /* the down_proj of layer 1 changes in place (a training step): stale until asked again */
+    aios_lora_module *m = (aios_lora_module *)aios_lora_get(a, 1, AIOS_LORA_DOWN);
+    const float *where = m->proto;
+    memcpy(old, m->proto, (size_t)m->n_in * sizeof(float));
+    for (int64_t i = 0; i < m->r * m->n_out; i++) m->B[i] = frand();
+    aios_lora_changed(a);
+    CHECK_OK(aios_lora_prototypes(a));
+    CHECK(a->proto_builds == 2 && m->proto == where);
+    CHECK_OK(aios_lora_prototype(m, v));
+    CHECK(!memcmp(m->proto, v, (size_t)m->n_in * sizeof(float)));
+    double dp = 0;
+    for (int64_t k = 0; k < m->n_in; k++) dp += (double)old[k] * v[k];
+    CHECKF(fabs(dp) < 0.99, "the new B's prototype |cos| %.4f to the old: not recomputed?", fabs(dp));
+    aios_lora_free(a);
+}
+
 static void test_coeffs(void) {
     const float sim[5] = {0.5f, 2.0f, 1.0f, 2.0f, -1.0f};
     float c[5];
@@ -185,6 +220,7 @@ static void test_randn_start(void) {
 int main(void) {
     RUN(test_kernel_every_tier);
     RUN(test_prototype_is_top_singular_vector);
+    RUN(test_prototype_cache);
     RUN(test_coeffs);
     RUN(test_randn_start);
     TEST_MAIN_END();

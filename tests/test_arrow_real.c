@@ -11,7 +11,10 @@
  *     first step only — its logits — so later steps use ours; past a near tie we stop);
  *   - one probe end to end through aios_generate with the router set by the public API;
  *   - compose: the logits of base and adapters alone mixed by the documented weights, on a
- *     prefill and the decode step after it, and a cache filled by another router refused.
+ *     prefill and the decode step after it, and a cache filled by another router refused;
+ *   - arrow, compose and summed sequences in one continuous batch (the server's scheduler,
+ *     aios__gen_batch_step), joining at different steps: each answer is aios_generate's with the
+ *     generator's router set likewise, the arrow one the golden's.
  * Under sanitizers two probes only (0 and 8; about 4 minutes on the loaded VM with three).  Skipped without the GGUF. */
 #include <cjson/cJSON.h>
 #include <glob.h>
@@ -21,6 +24,7 @@
 #include <unistd.h>
 
 #include "core/internal.h"
+#include "engine/generate_internal.h"
 #include "format/safetensors.h"
 #include "model/decoder.h"
 #include "model/lora.h"
@@ -279,6 +283,87 @@ out:
     aios_generator_free(g);
 }
 
+/* Arrow, compose and summed generations sharing one batch (aios__gen_seq_start with per-sequence
+ * scales and router), the compose one joining two steps later beside the others' decode rows:
+ * every answer's ids are those of aios_generate alone with the generator's scales and router
+ * set likewise; the arrow one (probe 0, the three skills, top_k 2, T 1) is the golden's. */
+static void test_batched_routers(void) {
+    NEED_FIXTURES();
+    aios_generator *g = NULL;
+    CHECK_OK(aios_generator_open(smollm2_gguf(), NULL, &g));
+    if (!g) return;
+    int ids[3], n_sk = 0;
+    for (const cJSON *sk = cJSON_GetObjectItem(golden, "skills")->child; sk && n_sk < 3; sk = sk->next) {
+        char rel[256];
+        snprintf(rel, sizeof rel, FIX "/%s", cJSON_GetObjectItem(sk, "name")->valuestring);
+        CHECK_OK(aios_generator_adapter_add(g, aios_test_shared(rel), 1.0f, &ids[n_sk++]));
+    }
+    enum { NQ = 3 };
+    const float scales[NQ][3] = {{1, 1, 1}, {0.3f, 0.4f, 0.3f}, {0.25f, 0, 0.5f}}; /* arrow, summed, compose */
+    const aios__gen_route routes[NQ] = {{AIOS_ROUTER_ARROW, 2, 1.0f}, {AIOS_ROUTER_NONE, 0, 0}, {AIOS_ROUTER_COMPOSE, 0, 0}};
+    const int probe[NQ] = {0, 4, 8}, join[NQ] = {0, 0, 2};
+    int32_t *pid[NQ] = {0};
+    int64_t np[NQ], ng0 = 0;
+    int32_t *gid0 = NULL;
+    int k = 0;
+    for (const cJSON *p = cJSON_GetObjectItem(golden, "probes")->child; p; p = p->next, k++)
+        for (int q = 0; q < NQ; q++)
+            if (probe[q] == k) {
+                pid[q] = ids_of(cJSON_GetObjectItem(p, "prompt_ids"), &np[q]);
+                if (!q) gid0 = ids_of(cJSON_GetObjectItem(p, "arrow_greedy_ids"), &ng0);
+            }
+    aios_generate_params gp = aios_generate_default_params();
+    gp.max_tokens = 16;
+    aios_generate_result res[NQ], alone;
+    memset(res, 0, sizeof res);
+    aios__gen_seq *seq[NQ] = {0};
+    float slot[NQ][AIOS_DECODER_MAX_ADAPTERS];
+    for (int q = 0; q < NQ; q++) {
+        memset(slot[q], 0, sizeof slot[q]);
+        for (int i = 0; i < n_sk; i++) slot[q][ids[i]] = scales[q][i];
+    }
+    if (n_sk != 3 || !pid[0] || !pid[1] || !pid[2] || !gid0) goto out;
+    int steps = 0, running = 1;
+    while (running && steps < 64) {
+        aios__gen_seq *live[NQ];
+        int n = 0;
+        running = 0;
+        for (int q = 0; q < NQ; q++) {
+            if (!seq[q] && join[q] == steps)
+                CHECK_OK(aios__gen_seq_start(g, NULL, pid[q], (size_t)np[q], &gp, slot[q], &routes[q], &res[q], &seq[q]));
+            if (seq[q] && !aios__gen_seq_done(seq[q])) live[n++] = seq[q];
+            running |= !seq[q] || !aios__gen_seq_done(seq[q]);
+        }
+        if (n) CHECK_OK(aios__gen_batch_step(g, live, n));
+        steps++;
+    }
+    for (int q = 0; q < NQ; q++) {
+        CHECK(seq[q] && aios__gen_seq_done(seq[q]) && aios__gen_seq_status(seq[q], NULL) == AIOS_OK);
+        for (int i = 0; i < n_sk; i++) CHECK_OK(aios_generator_adapter_scale(g, ids[i], scales[q][i]));
+        CHECK_OK(aios_generator_set_router(g, (aios_router)routes[q].router, routes[q].top_k, routes[q].temperature));
+        memset(&alone, 0, sizeof alone);
+        CHECK_OK(aios_generate(g, NULL, pid[q], (size_t)np[q], &gp, &alone));
+        int same = alone.n_ids == res[q].n_ids && alone.stop == res[q].stop;
+        for (size_t i = 0; same && i < alone.n_ids; i++) same = alone.ids[i] == res[q].ids[i];
+        printf("# batched %s (probe %d, joins at step %d): %zu ids, %s aios_generate's\n",
+               routes[q].router == AIOS_ROUTER_ARROW ? "arrow" : routes[q].router == AIOS_ROUTER_COMPOSE ? "compose" : "summed",
+               probe[q], join[q], res[q].n_ids - res[q].n_prompt, same ? "equal to" : "DIFFERENT from");
+        CHECKF(same, "batched router %d: answer differs from aios_generate's", routes[q].router);
+        aios_generate_result_free(&alone);
+    }
+    { /* the arrow answer is PEFT's (the golden ids end with <|im_end|>, where generation stops) */
+        int64_t n_out = (int64_t)res[0].n_ids - np[0];
+        CHECKF(res[0].stop == AIOS_GEN_STOP_EOS ? n_out == ng0 - 1 : n_out == gp.max_tokens && ng0 - 1 > n_out,
+               "batched arrow: %lld ids (stop %d), the golden %lld", (long long)n_out, (int)res[0].stop, (long long)ng0 - 1);
+        for (int64_t i = 0; i < AIOS_MIN(n_out, ng0 - 1); i++)
+            CHECKF(res[0].ids[np[0] + i] == gid0[i], "batched arrow: id %lld differs from the golden's", (long long)i);
+    }
+out:
+    for (int q = 0; q < NQ; q++) aios__gen_seq_free(seq[q]), aios_generate_result_free(&res[q]), free(pid[q]);
+    free(gid0);
+    aios_generator_free(g);
+}
+
 int main(void) {
     char *txt = NULL;
     size_t len = 0;
@@ -288,6 +373,7 @@ int main(void) {
     RUN(test_prototypes);
     RUN(test_probes);
     RUN(test_compose);
+    RUN(test_batched_routers);
     aios_safetensors_close(gst);
     cJSON_Delete(golden);
     TEST_MAIN_END();

@@ -63,7 +63,10 @@ static void check_equivalence(const char *what, aios_decoder *d, const aios_deco
         for (int k = 0; k < n; k++) {
             int i = who[k];
             int64_t off = aios_kv_cache_len(kr[i]);
-            if (sets) CHECK_OK(aios_decoder_set_adapters(d, sets[i].adapters, sets[i].scales, sets[i].n));
+            if (sets) { /* alone: the decoder's own adapters and router (arrow routed as the row asks) */
+                CHECK_OK(aios_decoder_set_adapters(d, sets[i].adapters, sets[i].scales, sets[i].n));
+                CHECK_OK(aios_decoder_set_router(d, sets[i].router, sets[i].top_k, sets[i].temperature));
+            }
             CHECK_OK(aios_decoder_forward(d, kr[i], toks[i] + off, seqs[k].T, NULL, lr));
             CHECK(aios_kv_cache_len(kr[i]) == aios_kv_cache_len(kb[i]));
             double e = t_rel_err(lb + k * V, lr, (size_t)V);
@@ -72,7 +75,10 @@ static void check_equivalence(const char *what, aios_decoder *d, const aios_deco
                    (long long)seqs[k].T, (long long)off, e, tol);
             CHECKF(argmax(lb + k * V, V) == argmax(lr, V), "%s: round %d sequence %d: argmax differs", what, round, i);
         }
-        if (sets) CHECK_OK(aios_decoder_set_adapters(d, NULL, NULL, 0));
+        if (sets) {
+            CHECK_OK(aios_decoder_set_adapters(d, NULL, NULL, 0));
+            CHECK_OK(aios_decoder_set_router(d, AIOS_ROUTER_NONE, 0, 0));
+        }
     }
     printf("  %s: worst rel err %.3g over %d sequences x 3 rounds\n", what, worst, NS);
 out:
@@ -222,21 +228,78 @@ static void test_adapters_per_row(void) {
     CHECK_OK(aios_safetensors_open(p, &w));
     aios_decoder *d = NULL;
     if (w) CHECK_OK(aios_decoder_create(&cfg, st_lookup, w, &d));
-    aios_lora *a = NULL, *b = NULL;
+    aios_lora *a = NULL, *b = NULL, *c3 = NULL;
     if (d) {
         const aios_decoder_config *c = aios_decoder_get_config(d);
         CHECK_OK(aios_lora_create(c, 0x7fu, 4, 8.0, 0, &a));  /* every target */
         CHECK_OK(aios_lora_create(c, 0x05u, 2, 4.0, 0, &b));  /* two targets */
+        CHECK_OK(aios_lora_create(c, 0x45u, 3, 3.0, 0, &c3)); /* q, v, down */
     }
-    if (a && b) {
+    if (a && b && c3) {
         /* B = 0 after PEFT's init: fill both factors so every delta matters */
         uint64_t s = 99;
         for (int64_t i = 0; i < a->n_params; i++) a->data[i] = (float)(aios_lora_rng_uniform(&s) - 0.5) * 0.2f;
         for (int64_t i = 0; i < b->n_params; i++) b->data[i] = (float)(aios_lora_rng_uniform(&s) - 0.5) * 0.2f;
+        for (int64_t i = 0; i < c3->n_params; i++) c3->data[i] = (float)(aios_lora_rng_uniform(&s) - 0.5) * 0.2f;
         aios_lora *const onlyA[] = {a}, *const onlyB[] = {b}, *const both[] = {a, b};
         const float one[] = {1.0f}, half[] = {0.5f}, mix[] = {0.75f, -1.25f};
-        aios_decoder_adapter_set sets[NS] = {{onlyA, one, 1}, {onlyB, half, 1}, {NULL, NULL, 0}, {onlyA, NULL, 1}, {both, mix, 2}};
+        aios_decoder_adapter_set sets[NS] = {{.adapters = onlyA, .scales = one, .n = 1},
+                                             {.adapters = onlyB, .scales = half, .n = 1},
+                                             {.n = 0},
+                                             {.adapters = onlyA, .n = 1},
+                                             {.adapters = both, .scales = mix, .n = 2}};
         check_equivalence("qwen3-tiny, per-row adapters", d, sets, 1e-5);
+        /* arrow inside the batch: rows with their own skill set, top_k and temperature beside
+         * summed and base rows, each equal to the decoder's arrow router on that row alone */
+        aios_lora *const three[] = {a, b, c3};
+        const float s3[] = {1.0f, 0.5f, 2.0f}, s2[] = {0.75f, 1.5f};
+        aios_decoder_adapter_set arrow[NS] = {
+            {.adapters = three, .scales = s3, .n = 3, .router = AIOS_ROUTER_ARROW, .top_k = 2, .temperature = 1.0f},
+            {.adapters = both, .scales = mix, .n = 2},
+            {.adapters = three, .scales = NULL, .n = 3, .router = AIOS_ROUTER_ARROW, .top_k = 1, .temperature = 0.3f},
+            {.n = 0},
+            {.adapters = three + 1, .scales = s2, .n = 2, .router = AIOS_ROUTER_ARROW, .top_k = 2, .temperature = 4.0f}};
+        check_equivalence("qwen3-tiny, per-row arrow", d, arrow, 1e-5);
+        /* every expert computed its prototypes once, kept with it (a, b: the arrow rows; c3 too) */
+        CHECKF(a->proto_builds == 1 && b->proto_builds == 1 && c3->proto_builds == 1, "prototypes built %llu/%llu/%llu times",
+               (unsigned long long)a->proto_builds, (unsigned long long)b->proto_builds, (unsigned long long)c3->proto_builds);
+        /* the decoder's own arrow takes each adapter's kept prototypes; a replaced adapter
+         * brings its own (none recomputed) */
+        CHECK_OK(aios_decoder_set_router(d, AIOS_ROUTER_ARROW, 2, 1.0f));
+        CHECK_OK(aios_decoder_set_adapters(d, onlyA, one, 1));
+        CHECK(aios_decoder_arrow_prototype(d, 0, AIOS_LORA_Q, 0) == aios_lora_get(a, 0, AIOS_LORA_Q)->proto);
+        CHECK_OK(aios_decoder_set_adapters(d, &c3, one, 1));
+        CHECK(aios_decoder_arrow_prototype(d, 0, AIOS_LORA_Q, 0) == aios_lora_get(c3, 0, AIOS_LORA_Q)->proto);
+        CHECK(aios_decoder_arrow_prototype(d, 0, AIOS_LORA_K, 0) == NULL); /* c3 does not adapt k_proj */
+        CHECK(a->proto_builds == 1 && c3->proto_builds == 1);
+        CHECK_OK(aios_decoder_set_adapters(d, NULL, NULL, 0));
+        CHECK_OK(aios_decoder_set_router(d, AIOS_ROUTER_NONE, 0, 0));
+        /* the router matters: an arrow row differs from the same set summed */
+        {
+            aios_kv_cache *k1 = NULL, *k2 = NULL;
+            CHECK_OK(aios_kv_cache_create(d, 8, &k1));
+            CHECK_OK(aios_kv_cache_create(d, 8, &k2));
+            const int32_t t[3] = {5, 9, 2};
+            const int64_t V = aios_decoder_get_config(d)->n_vocab;
+            float *l = malloc((size_t)(2 * V) * sizeof(float));
+            aios_decoder_adapter_set summed = arrow[0];
+            summed.router = AIOS_ROUTER_NONE;
+            aios_decoder_seq q[2] = {{.kv = k1, .tokens = t, .T = 3, .logits = l, .adapters = &arrow[0]},
+                                     {.kv = k2, .tokens = t, .T = 3, .logits = l + V, .adapters = &summed}};
+            CHECK_OK(aios_decoder_forward_batch(d, q, 2));
+            CHECK(t_rel_err(l, l + V, (size_t)V) > 1e-3);
+            /* a set's router is none or arrow (compose is the caller's rows); arrow needs its mix */
+            aios_kv_cache_truncate(k1, 0), aios_kv_cache_truncate(k2, 0);
+            summed.router = AIOS_ROUTER_COMPOSE;
+            CHECK(aios_decoder_forward_batch(d, q, 2) == AIOS_ERR_INVALID_ARG);
+            summed.router = AIOS_ROUTER_ARROW, summed.top_k = 0, summed.temperature = 1.0f;
+            CHECK(aios_decoder_forward_batch(d, q, 2) == AIOS_ERR_INVALID_ARG);
+            summed.top_k = 2, summed.temperature = 0;
+            CHECK(aios_decoder_forward_batch(d, q, 2) == AIOS_ERR_INVALID_ARG);
+            CHECK(aios_kv_cache_len(k1) == 0 && aios_kv_cache_len(k2) == 0);
+            free(l);
+            aios_kv_cache_free(k1), aios_kv_cache_free(k2);
+        }
         /* the adapters matter: A's row differs from the base model's */
         aios_kv_cache *k1 = NULL, *k2 = NULL;
         CHECK_OK(aios_kv_cache_create(d, 8, &k1));
@@ -244,7 +307,7 @@ static void test_adapters_per_row(void) {
         const int32_t t[3] = {5, 9, 2};
         const int64_t V = aios_decoder_get_config(d)->n_vocab;
         float *l = malloc((size_t)(2 * V) * sizeof(float));
-        aios_decoder_adapter_set none = {NULL, NULL, 0};
+        aios_decoder_adapter_set none = {.n = 0};
         aios_decoder_seq q[2] = {{.kv = k1, .tokens = t, .T = 3, .logits = l, .adapters = &sets[0]},
                                  {.kv = k2, .tokens = t, .T = 3, .logits = l + V, .adapters = &none}};
         CHECK_OK(aios_decoder_forward_batch(d, q, 2));
@@ -252,7 +315,7 @@ static void test_adapters_per_row(void) {
         free(l);
         aios_kv_cache_free(k1), aios_kv_cache_free(k2);
     }
-    aios_lora_free(a), aios_lora_free(b);
+    aios_lora_free(a), aios_lora_free(b), aios_lora_free(c3);
     aios_decoder_free(d);
     aios_safetensors_close(w);
 }

@@ -75,7 +75,8 @@ struct aios_generator {
     int32_t *pfx_ids;
     aios_lora *pfx_ad[AIOS_DECODER_MAX_ADAPTERS];
     float pfx_sc[AIOS_DECODER_MAX_ADAPTERS];
-    int pfx_n_ad;
+    int pfx_n_ad, pfx_router, pfx_top_k;
+    float pfx_temperature;
 };
 
 /* ------------------------------------------------------------------------------------------
@@ -579,6 +580,14 @@ struct aios__gen_seq {
     aios_lora *set_ad[AIOS_DECODER_MAX_ADAPTERS];
     float set_sc[AIOS_DECODER_MAX_ADAPTERS];
     aios_decoder_adapter_set set;
+    /* the router of this sequence (aios__gen_route): arrow goes into its row's adapter set;
+     * compose is this sequence's extra rows, one per adapter in effect (by generator slot), each
+     * with its own cache and logits, mixed into `logits` after the step */
+    aios__gen_route route;
+    aios_kv_cache *comp_kv[AIOS_DECODER_MAX_ADAPTERS];
+    aios_lora *comp_ad[AIOS_DECODER_MAX_ADAPTERS]; /* the adapter comp_kv[slot] was filled with */
+    float *comp_logits[AIOS_DECODER_MAX_ADAPTERS];
+    aios_decoder_adapter_set comp_set[AIOS_DECODER_MAX_ADAPTERS];
 };
 
 /* Tokenizes (or copies) the prompt and prepares the result and sampling state of q. */
@@ -818,8 +827,8 @@ done:
 int aios__generator_batchable(const aios_generator *g) { return g && g->dec; }
 
 aios_status aios__gen_seq_start(aios_generator *g, const char *prompt, const int32_t *prompt_ids, size_t n_prompt_ids,
-                                const aios_generate_params *p, const float *slot_scales, aios_generate_result *out,
-                                aios__gen_seq **seq) {
+                                const aios_generate_params *p, const float *slot_scales, const aios__gen_route *route,
+                                aios_generate_result *out, aios__gen_seq **seq) {
     *seq = NULL;
     aios_generate_params dflt = aios_generate_default_params();
     if (!p) p = &dflt;
@@ -828,6 +837,14 @@ aios_status aios__gen_seq_start(aios_generator *g, const char *prompt, const int
      * combine inside the forward: not per row */
     if (!slot_scales && aios_decoder_router(g->dec) != AIOS_ROUTER_NONE)
         return aios__err(AIOS_ERR_UNSUPPORTED, "generate: this router does not run in a batch");
+    if (route && route->router != AIOS_ROUTER_NONE) {
+        if (!slot_scales) return aios__err(AIOS_ERR_INVALID_ARG, "generate: a batched router needs the sequence's scales");
+        if (route->router != AIOS_ROUTER_ARROW && route->router != AIOS_ROUTER_COMPOSE)
+            return aios__err(AIOS_ERR_INVALID_ARG, "generate: router %d (none, arrow, compose)", route->router);
+        if (route->router == AIOS_ROUTER_ARROW && (route->top_k < 1 || !(route->temperature > 0) || !isfinite(route->temperature)))
+            return aios__err(AIOS_ERR_INVALID_ARG, "generate: arrow needs top_k >= 1 and a temperature > 0 (got %d, %g)",
+                             route->top_k, (double)route->temperature);
+    }
     aios__gen_seq *q = calloc(1, sizeof *q);
     if (!q) return aios__err(AIOS_ERR_NOMEM, "generate");
     q->unc = &q->own_unc, q->unc_cap = &q->own_unc_cap;
@@ -843,6 +860,7 @@ aios_status aios__gen_seq_start(aios_generator *g, const char *prompt, const int
         q->has_scales = 1;
         memcpy(q->scales, slot_scales, sizeof q->scales);
     }
+    if (route) q->route = *route;
     if (s) {
         aios__gen_seq_free(q);
         aios_generate_result_free(out);
@@ -863,7 +881,56 @@ static void seq_adapters(aios__gen_seq *q) {
         if (sc == 0) continue;
         q->set_ad[n] = g->adapters[i], q->set_sc[n++] = sc;
     }
-    q->set = (aios_decoder_adapter_set){q->set_ad, q->set_sc, n};
+    q->set = (aios_decoder_adapter_set){.adapters = q->set_ad, .scales = q->set_sc, .n = n};
+    if (q->route.router == AIOS_ROUTER_ARROW)
+        q->set.router = AIOS_ROUTER_ARROW, q->set.top_k = q->route.top_k, q->set.temperature = q->route.temperature;
+    if (q->route.router == AIOS_ROUTER_COMPOSE) q->set.n = 0; /* the base row; the adapters' rows: compose_rows */
+}
+
+/* compose's rows of q (after seq_adapters): each adapter in effect with a positive scale alone
+ * at scale 1 on its own cache (created at the prefill, which it runs from position 0), as
+ * the decoder's compose router runs them (forward_compose).  Appended to ds[*k]; an adapter that
+ * left its slot during the generation fails the sequence (its cache holds another's K/V). */
+static aios_status compose_rows(aios__gen_seq *q, aios_decoder_seq *ds, int *k) {
+    static const float one = 1.0f;
+    aios_generator *g = q->g;
+    for (int i = 0; i < AIOS_DECODER_MAX_ADAPTERS; i++) {
+        if (!(q->scales[i] > 0)) continue;
+        if (q->prefilled) {
+            if (!q->comp_kv[i]) continue; /* not attached at the prefill: not in the mix */
+            if (g->adapters[i] != q->comp_ad[i])
+                return aios__err(AIOS_ERR_INVALID_ARG, "generate: compose: adapter %d changed during the generation", i);
+        } else {
+            if (!g->adapters[i]) continue;
+            if (!q->comp_kv[i]) AIOS_TRY(aios_kv_cache_create(g->dec, aios_kv_cache_capacity(q->kv), &q->comp_kv[i]));
+            if (!q->comp_logits[i] && !(q->comp_logits[i] = malloc((size_t)g->n_vocab * sizeof(float))))
+                return aios__err(AIOS_ERR_NOMEM, "generate: compose logits");
+            aios_kv_cache_truncate(q->comp_kv[i], 0);
+            q->comp_ad[i] = g->adapters[i];
+        }
+        q->comp_set[i] = (aios_decoder_adapter_set){.adapters = &q->comp_ad[i], .scales = &one, .n = 1};
+        ds[(*k)++] = q->prefilled ? (aios_decoder_seq){q->comp_kv[i], &q->next, 1, q->comp_logits[i], &q->comp_set[i]}
+                                  : (aios_decoder_seq){q->comp_kv[i], q->ids, (int64_t)q->out->n_prompt, q->comp_logits[i],
+                                                       &q->comp_set[i]};
+    }
+    return AIOS_OK;
+}
+
+/* compose's mix into q->logits (the base row's): w_base * base + sum_i w_i / div * adapter_i, with
+ * w_i = max(scale_i, 0), S = sum w_i, w_base = 1 - S and div = 1 when S <= 1, else 0 and S —
+ * forward_compose's arithmetic, in its order (slot order). */
+static void compose_mix(aios__gen_seq *q) {
+    const int64_t V = q->g->n_vocab;
+    float S = 0;
+    for (int i = 0; i < AIOS_DECODER_MAX_ADAPTERS; i++)
+        if (q->comp_kv[i]) S += fmaxf(q->scales[i], 0.0f);
+    const float w_base = S <= 1 ? 1 - S : 0, div = S <= 1 ? 1 : S;
+    for (int64_t j = 0; j < V; j++) q->logits[j] *= w_base;
+    for (int i = 0; i < AIOS_DECODER_MAX_ADAPTERS; i++) {
+        if (!q->comp_kv[i]) continue;
+        const float wi = fmaxf(q->scales[i], 0.0f) / div, *o = q->comp_logits[i];
+        for (int64_t j = 0; j < V; j++) q->logits[j] += wi * o[j];
+    }
 }
 
 /* Prompt prefix reuse across batched generations (a chat template's system prompt, a shared
@@ -872,6 +939,8 @@ static void seq_adapters(aios__gen_seq *q) {
  * recomputed for its logits), as aios_generate reuses its own cache. */
 static int same_set(const aios_generator *g, const aios__gen_seq *q) {
     if (q->set.n != g->pfx_n_ad) return 0;
+    if (q->set.n && (q->set.router != g->pfx_router || q->set.top_k != g->pfx_top_k || q->set.temperature != g->pfx_temperature))
+        return 0;
     for (int i = 0; i < q->set.n; i++)
         if (q->set.adapters[i] != g->pfx_ad[i] || q->set.scales[i] != g->pfx_sc[i]) return 0;
     return 1;
@@ -906,6 +975,7 @@ static void prefix_keep(aios_generator *g, aios__gen_seq *q) {
     }
     memcpy(g->pfx_ids, q->ids, (size_t)n * sizeof *q->ids);
     g->pfx_n_ad = q->set.n;
+    g->pfx_router = q->set.router, g->pfx_top_k = q->set.top_k, g->pfx_temperature = q->set.temperature;
     for (int i = 0; i < q->set.n; i++) g->pfx_ad[i] = q->set.adapters[i], g->pfx_sc[i] = q->set.scales[i];
 }
 
@@ -917,13 +987,16 @@ static void seq_fail(aios__gen_seq *q, aios_status s) {
 }
 
 aios_status aios__gen_batch_step(aios_generator *g, aios__gen_seq *const *seqs, int n) {
-    aios_decoder_seq stack[32], *ds = n <= 32 ? stack : malloc((size_t)n * sizeof *ds);
+    int rows = 0; /* a compose sequence brings one row per adapter besides its own */
+    for (int i = 0; i < n; i++) rows += 1 + (seqs[i]->route.router == AIOS_ROUTER_COMPOSE ? AIOS_DECODER_MAX_ADAPTERS : 0);
+    aios_decoder_seq stack[32], *ds = rows <= 32 ? stack : malloc((size_t)rows * sizeof *ds);
     if (!ds) return aios__err(AIOS_ERR_NOMEM, "generate: batch of %d", n);
     int k = 0;
     for (int i = 0; i < n; i++) {
         aios__gen_seq *q = seqs[i];
         if (q->done) continue;
         seq_adapters(q);
+        int k0 = k;
         if (!q->prefilled) {
             q->t0 = aios__now();
             prefix_take(g, q);
@@ -932,6 +1005,13 @@ aios_status aios__gen_batch_step(aios_generator *g, aios__gen_seq *const *seqs, 
             ds[k] = (aios_decoder_seq){q->kv, &q->next, 1, q->logits, &q->set};
         }
         k++;
+        if (q->route.router == AIOS_ROUTER_COMPOSE) {
+            aios_status e = compose_rows(q, ds, &k);
+            if (e) {
+                k = k0;
+                seq_fail(q, e);
+            }
+        }
     }
     aios_status s = k ? aios_decoder_forward_batch(g->dec, ds, k) : AIOS_OK;
     double now = aios__now();
@@ -948,6 +1028,7 @@ aios_status aios__gen_batch_step(aios_generator *g, aios__gen_seq *const *seqs, 
             q->t0 = now;
             prefix_keep(g, q);
         }
+        if (q->route.router == AIOS_ROUTER_COMPOSE) compose_mix(q);
         aios_status e = seq_after_logits(q);
         if (e) seq_fail(q, e);
         else if (q->done) q->st = seq_finish(q, AIOS_OK), q->done = 1;
@@ -967,6 +1048,7 @@ void aios__gen_seq_free(aios__gen_seq *q) {
     if (!q) return;
     if (q->own_kv) aios_kv_cache_free(q->kv);
     if (q->own_logits) free(q->logits);
+    for (int i = 0; i < AIOS_DECODER_MAX_ADAPTERS; i++) aios_kv_cache_free(q->comp_kv[i]), free(q->comp_logits[i]);
     free(q->raw);
     aios_buf_free(&q->text);
     free(q->own_unc.entropy), free(q->own_unc.p_top1);

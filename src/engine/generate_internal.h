@@ -41,14 +41,26 @@ void aios__gen_unc_finish(aios_gen_uncertainty *u, int64_t n_vocab);
  * sequence's on_token, exactly as aios_generate does for one.  Each sequence has its own KV cache
  * (prompt + max_tokens positions, no prefix reuse), sampler state, seed and result (*out, filled
  * in place; on an error it is freed).  slot_scales (AIOS_DECODER_MAX_ADAPTERS, by adapter id)
- * choose this sequence's adapter scales, summed whatever router the generator holds; NULL = the
- * generator's adapters, only with the router none.  aios__generator_batchable: a decoder model
- * (llama2.c too); the generator is used by one thread at a time throughout. */
+ * choose this sequence's adapter scales, combined by its route (below; summed by default) whatever
+ * router the generator holds; NULL = the generator's adapters, only with the router none.
+ * aios__generator_batchable: a decoder model (llama2.c too); the generator is used by one thread
+ * at a time throughout. */
 typedef struct aios__gen_seq aios__gen_seq;
 int aios__generator_batchable(const aios_generator *g);
+/* How a batched sequence combines its adapters (its slot_scales), whatever router the generator
+ * holds: AIOS_ROUTER_NONE summed; AIOS_ROUTER_ARROW routed per token (top_k >= 1, temperature
+ * > 0) inside its row; AIOS_ROUTER_COMPOSE its next-token logits mixed from its base row and one
+ * row per adapter of positive scale (each alone at scale 1 on a cache of the sequence's own), the
+ * mix of aios_decoder_set_router's compose.  All rows share the step's batched forward. */
+typedef struct {
+    int router; /* aios_router */
+    int top_k;
+    float temperature;
+} aios__gen_route;
+/* route NULL (or router none): summed; a router other than none needs slot_scales. */
 aios_status aios__gen_seq_start(aios_generator *g, const char *prompt, const int32_t *prompt_ids, size_t n_prompt_ids,
-                                const aios_generate_params *p, const float *slot_scales, aios_generate_result *out,
-                                aios__gen_seq **seq);
+                                const aios_generate_params *p, const float *slot_scales, const aios__gen_route *route,
+                                aios_generate_result *out, aios__gen_seq **seq);
 /* One step of seqs[0..n) (finished ones skipped).  A failed forward fails every sequence of the
  * step (returned too); a sequence's own failure (its text, memory) ends only it. */
 aios_status aios__gen_batch_step(aios_generator *g, aios__gen_seq *const *seqs, int n);

@@ -25,6 +25,7 @@
  *    rank-r loop per output, which the compiler vectorises in every tier.
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -135,6 +136,38 @@ aios_status aios_lora_prototype(const aios_lora_module *m, float *v) {
     for (int64_t k = 0; k < ni; k++) v[k] = (float)w[k];
     free(C), free(v0);
     return AIOS_OK;
+}
+
+/* One lock for every adapter's prototypes: computing them is rare (once per adapter), checking
+ * them is once per adapter per forward. */
+static pthread_mutex_t protos_mu = PTHREAD_MUTEX_INITIALIZER;
+
+aios_status aios_lora_prototypes(aios_lora *a) {
+    pthread_mutex_lock(&protos_mu);
+    aios_status s = AIOS_OK;
+    if (!a->protos) { /* one buffer for the adapter's life: pointers to it stay valid */
+        int64_t total = 0;
+        for (int64_t k = 0; k < a->n_mods; k++) total += a->mods[k].n_in;
+        if (!(a->protos = malloc((size_t)AIOS_MAX(total, 1) * sizeof(float))))
+            s = aios__err(AIOS_ERR_NOMEM, "arrow: prototypes of %lld floats", (long long)total);
+        a->protos_ok = 0;
+    }
+    if (s == AIOS_OK && !a->protos_ok) {
+        for (int64_t k = 0, off = 0; s == AIOS_OK && k < a->n_mods; off += a->mods[k++].n_in) {
+            s = aios_lora_prototype(&a->mods[k], a->protos + off);
+            a->mods[k].proto = a->protos + off;
+        }
+        a->protos_ok = s == AIOS_OK;
+        a->proto_builds += s == AIOS_OK;
+    }
+    pthread_mutex_unlock(&protos_mu);
+    return s;
+}
+
+void aios_lora_changed(aios_lora *a) {
+    pthread_mutex_lock(&protos_mu);
+    a->protos_ok = 0;
+    pthread_mutex_unlock(&protos_mu);
 }
 
 int64_t aios_lora_arrow_scratch(const aios_arrow_expert *ex, int E) {

@@ -67,11 +67,10 @@ struct aios_decoder {
     /* the router over the adapters (aios_decoder_set_router) */
     int router, top_k;
     float temperature;
-    /* arrow: per (layer, target) the experts (adapters adapting it, scale != 0), their
-     * prototypes in one allocation, rebuilt when the adapters or the router change */
+    /* arrow: per (layer, target) the experts (adapters adapting it, scale != 0) with their
+     * adapter's kept prototypes, rebuilt when the adapters or the router change */
     aios_arrow_expert *arrow_ex; /* (n_layer * AIOS_LORA_N_TARGETS, AIOS_DECODER_MAX_ADAPTERS) */
     int *arrow_n;                /* (n_layer * AIOS_LORA_N_TARGETS) */
-    float *arrow_protos;
     /* compose: one KV cache per adapter, kept in step with the caller's cache `compose_owner` */
     aios_kv_cache *compose_kv[AIOS_DECODER_MAX_ADAPTERS];
     const aios_kv_cache *compose_owner;
@@ -502,7 +501,7 @@ void aios_decoder_free(aios_decoder *d) {
     free_scratch(d);
     aios_kv_cache_free(d->scratch_kv);
     free(d->lora_u);
-    free(d->arrow_ex), free(d->arrow_n), free(d->arrow_protos), free(d->compose_logits);
+    free(d->arrow_ex), free(d->arrow_n), free(d->compose_logits);
     for (int i = 0; i < AIOS_DECODER_MAX_ADAPTERS; i++) aios_kv_cache_free(d->compose_kv[i]);
     free(d->bat_k), free(d->bat_v), free(d->bat_logits);
     free(d);
@@ -519,31 +518,35 @@ const aios_tensor *aios_decoder_embed(const aios_decoder *d) { return d->embed; 
 const aios_tensor *aios_decoder_lm_head(const aios_decoder *d) { return d->lm_head; }
 const float *aios_decoder_final_norm(const aios_decoder *d) { return d->final_norm; }
 
-/* Arrow's expert tables for the current adapters (prototypes computed here, once per set);
- * compose's caches forgotten.  Called whenever the adapters or the router change. */
+/* Arrow's prototypes of the decoder's own adapters up to date (computed once per adapter and
+ * kept; again only after aios_lora_changed): once per forward. */
+static aios_status arrow_ready(aios_decoder *d) {
+    if (d->router != AIOS_ROUTER_ARROW) return AIOS_OK;
+    for (int i = 0; i < d->n_adapters; i++)
+        if (d->adapter_scale[i] != 0) AIOS_TRY(aios_lora_prototypes(d->adapters[i]));
+    return AIOS_OK;
+}
+
+/* Arrow's expert tables for the current adapters (the prototypes are each adapter's own, computed
+ * once per adapter and kept with it: aios_lora_prototypes); compose's caches forgotten.  Called
+ * whenever the adapters or the router change. */
 static aios_status router_rebuild(aios_decoder *d) {
     d->compose_owner = NULL;
-    free(d->arrow_protos), free(d->arrow_ex), free(d->arrow_n);
-    d->arrow_protos = NULL, d->arrow_ex = NULL, d->arrow_n = NULL;
+    free(d->arrow_ex), free(d->arrow_n);
+    d->arrow_ex = NULL, d->arrow_n = NULL;
     if (d->router != AIOS_ROUTER_ARROW || !d->n_adapters) return AIOS_OK;
     const int64_t nl = d->cfg.n_layer, NT = AIOS_LORA_N_TARGETS;
-    int64_t total = 0;
-    for (int i = 0; i < d->n_adapters; i++)
-        for (int64_t k = 0; k < d->adapters[i]->n_mods; k++) total += d->adapters[i]->mods[k].n_in;
+    AIOS_TRY(arrow_ready(d));
     d->arrow_ex = calloc((size_t)(nl * NT * AIOS_DECODER_MAX_ADAPTERS), sizeof *d->arrow_ex);
     d->arrow_n = calloc((size_t)(nl * NT), sizeof *d->arrow_n);
-    d->arrow_protos = malloc((size_t)AIOS_MAX(total, 1) * sizeof(float));
-    if (!d->arrow_ex || !d->arrow_n || !d->arrow_protos) return aios__err(AIOS_ERR_NOMEM, "decoder: arrow prototypes");
-    float *p = d->arrow_protos;
+    if (!d->arrow_ex || !d->arrow_n) return aios__err(AIOS_ERR_NOMEM, "decoder: arrow tables");
     for (int64_t l = 0; l < nl; l++)
         for (int t = 0; t < NT; t++)
             for (int i = 0; i < d->n_adapters; i++) {
                 const aios_lora_module *m = aios_lora_get(d->adapters[i], l, t);
                 if (!m || d->adapter_scale[i] == 0) continue;
-                AIOS_TRY(aios_lora_prototype(m, p));
                 aios_arrow_expert *e = &d->arrow_ex[(l * NT + t) * AIOS_DECODER_MAX_ADAPTERS + d->arrow_n[l * NT + t]++];
-                e->m = m, e->proto = p, e->scale = d->adapter_scale[i] * aios_lora_scaling(d->adapters[i]);
-                p += m->n_in;
+                e->m = m, e->proto = m->proto, e->scale = d->adapter_scale[i] * aios_lora_scaling(d->adapters[i]);
             }
     return AIOS_OK;
 }
@@ -803,6 +806,7 @@ static aios_status forward_one(aios_decoder *d, aios_kv_cache *kv, const int32_t
     if (!opts) opts = &dflt;
     const aios_decoder_config *c = &d->cfg;
     if (T <= 0 || !tokens) return aios__err(AIOS_ERR_INVALID_ARG, "decoder: forward of %lld tokens", (long long)T);
+    if (d->n_adapters) AIOS_TRY(arrow_ready(d));
     if (opts->attn == AIOS_FWD_MASK && !opts->mask)
         return aios__err(AIOS_ERR_INVALID_ARG, "decoder: AIOS_FWD_MASK without a mask");
     if (opts->attn == AIOS_FWD_BLOCK_CAUSAL && (opts->block_size <= 0 || opts->n_pad < 0))
@@ -927,9 +931,25 @@ static aios_status forward_one(aios_decoder *d, aios_kv_cache *kv, const int32_t
  * Batched forward over several sequences (continuous batching)
  * ------------------------------------------------------------------------------------------ */
 
-/* y (T, n_out) += the deltas of an explicit adapter set for (layer l, target), summed. */
+/* y (T, n_out) += the deltas of an explicit adapter set for (layer l, target): summed, or with
+ * set->router AIOS_ROUTER_ARROW routed per token over the set's experts (in the set's order, scale
+ * 0 skipped, as router_rebuild orders the decoder's own; prototypes made ready by the caller). */
 static aios_status apply_set(aios_decoder *d, const aios_decoder_adapter_set *set, int64_t l, int target, float *y,
                              const float *x, int64_t T) {
+    if (set->router == AIOS_ROUTER_ARROW) {
+        aios_arrow_expert ex[AIOS_DECODER_MAX_ADAPTERS];
+        int E = 0;
+        for (int i = 0; i < set->n; i++) {
+            float sc = set->scales ? set->scales[i] : 1.0f;
+            const aios_lora_module *m = aios_lora_get(set->adapters[i], l, target);
+            if (!m || sc == 0) continue;
+            ex[E++] = (aios_arrow_expert){m, m->proto, sc * aios_lora_scaling(set->adapters[i])};
+        }
+        if (!E) return AIOS_OK;
+        AIOS_TRY(lora_scratch(d, T * aios_lora_arrow_scratch(ex, E)));
+        aios_lora_arrow_apply(ex, E, set->top_k, set->temperature, y, x, T, d->lora_u);
+        return AIOS_OK;
+    }
     for (int i = 0; i < set->n; i++) {
         float sc = set->scales ? set->scales[i] : 1.0f;
         const aios_lora_module *m = aios_lora_get(set->adapters[i], l, target);
@@ -983,14 +1003,23 @@ aios_status aios_decoder_forward_batch(aios_decoder *d, aios_decoder_seq *seqs, 
         if (q->adapters) {
             if (q->adapters->n < 0 || q->adapters->n > AIOS_DECODER_MAX_ADAPTERS || (q->adapters->n && !q->adapters->adapters))
                 return aios__err(AIOS_ERR_INVALID_ARG, "decoder: batch sequence %d: %d adapters", i, q->adapters->n);
+            const int rt = q->adapters->router;
+            if (rt != AIOS_ROUTER_NONE && rt != AIOS_ROUTER_ARROW)
+                return aios__err(AIOS_ERR_INVALID_ARG, "decoder: batch sequence %d: router %d (an adapter set is summed or arrow-routed)", i, rt);
+            if (rt == AIOS_ROUTER_ARROW && (q->adapters->top_k < 1 || !(q->adapters->temperature > 0) || !isfinite(q->adapters->temperature)))
+                return aios__err(AIOS_ERR_INVALID_ARG, "decoder: batch sequence %d: arrow needs top_k >= 1 and a temperature > 0 (got %d, %g)",
+                                 i, q->adapters->top_k, (double)q->adapters->temperature);
             for (int k = 0; k < q->adapters->n; k++) {
                 if (!q->adapters->adapters[k]) return aios__err(AIOS_ERR_INVALID_ARG, "decoder: batch sequence %d: adapter %d is NULL", i, k);
                 AIOS_TRY(aios_lora_check(q->adapters->adapters[k], c));
+                if (rt == AIOS_ROUTER_ARROW && (!q->adapters->scales || q->adapters->scales[k] != 0))
+                    AIOS_TRY(aios_lora_prototypes(q->adapters->adapters[k])); /* kept with the adapter: once */
             }
             any_adapters |= q->adapters->n > 0;
         } else {
             if (d->n_adapters && d->router == AIOS_ROUTER_COMPOSE)
                 return aios__err(AIOS_ERR_UNSUPPORTED, "decoder: the compose router does not run in a batch");
+            if (d->n_adapters) AIOS_TRY(arrow_ready(d));
             any_adapters |= d->n_adapters > 0;
         }
         if (q->T > 1) max_mask = AIOS_MAX(max_mask, q->T * (q->kv->n_past + q->T));

@@ -151,6 +151,14 @@ typedef struct {
     struct aios_lora *const *adapters; /* borrowed; each checked against the model */
     const float *scales;               /* (n) or NULL = 1 each; scale 0 skips an adapter */
     int n;                             /* 0 = the base model alone */
+    int router;                        /* AIOS_ROUTER_NONE (0): summed at their scales;
+                                          AIOS_ROUTER_ARROW: per token and module the top_k
+                                          of them by |x . prototype| / temperature, as
+                                          aios_decoder_set_router's arrow (prototypes kept
+                                          with each adapter, aios_lora_prototypes).  Compose
+                                          is the caller's: one row per adapter (generate.c) */
+    int top_k;                         /* arrow: >= 1 */
+    float temperature;                 /* arrow: > 0 */
 } aios_decoder_adapter_set;
 
 typedef struct {
@@ -160,7 +168,8 @@ typedef struct {
     float *logits;                     /* (n_vocab) logits of the last new token, or NULL */
     const aios_decoder_adapter_set *adapters; /* NULL: the decoder's own (aios_decoder_set_adapters,
                                                  router none or arrow); else this set, summed
-                                                 at its scales whatever the router */
+                                                 or arrow-routed by its own router field,
+                                                 whatever the decoder's router */
 } aios_decoder_seq;
 
 /* One causal forward over n_seq sequences; every cache's n_past advances by its T.  The
@@ -197,8 +206,8 @@ struct aios_lora;
 aios_status aios_decoder_set_adapters(aios_decoder *d, struct aios_lora *const *adapters, const float *scales, int n);
 /* How the adapters combine (aios_router, include/aios.h): AIOS_ROUTER_NONE sums them at their
  * scales (the default); AIOS_ROUTER_ARROW routes every token of every adapted module to the
- * top_k adapters by |x . prototype| / temperature (src/model/arrow.c; prototypes computed here
- * and on every aios_decoder_set_adapters, kept until the next); AIOS_ROUTER_COMPOSE mixes the
+ * top_k adapters by |x . prototype| / temperature (src/model/arrow.c; each adapter's prototypes
+ * computed on its first arrow use and kept with it, aios_lora_prototypes); AIOS_ROUTER_COMPOSE mixes the
  * next-token logits of the base and of each adapter alone, each with its own KV cache kept in
  * step with the caller's (the first cache forwarded from position 0 after a change of adapters
  * or router; another cache with positions in it is refused).  top_k >= 1 and temperature > 0

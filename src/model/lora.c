@@ -139,11 +139,13 @@ void aios_lora_free(aios_lora *a) {
     free(a->mods);
     free(a->index);
     free(a->data);
+    free(a->protos);
     free(a);
 }
 
 void aios_lora_init_default(aios_lora *a, uint64_t seed) {
     uint64_t s = seed;
+    aios_lora_changed(a);
     for (int64_t k = 0; k < a->n_mods; k++) {
         aios_lora_module *m = &a->mods[k];
         double bound = 1.0 / sqrt((double)m->n_in);

@@ -51,6 +51,7 @@ typedef struct {
     int64_t n_in, n_out, r;
     float *A; /* (r, n_in) */
     float *B; /* (n_out, r) */
+    const float *proto; /* (n_in) Arrow's prototype, NULL until aios_lora_prototypes */
 } aios_lora_module;
 
 typedef struct aios_lora {
@@ -67,6 +68,13 @@ typedef struct aios_lora {
     int64_t n_params;
     char base_model[512];
     char name[128];
+    /* Arrow's prototypes of every module, kept with the adapter (aios_lora_prototypes): one
+     * allocation for the adapter's life, NULL until first needed; protos_ok 0 after
+     * aios_lora_changed (recomputed in place on the next use); proto_builds counts how often
+     * they were computed */
+    float *protos;
+    int protos_ok;
+    uint64_t proto_builds;
 } aios_lora;
 
 /* splitmix64: the deterministic generator of initialisation, dropout and shuffling. */
@@ -104,6 +112,14 @@ void aios_lora_apply(const aios_lora *a, const aios_lora_module *m, float mult, 
 #define AIOS_ARROW_SEED 4242
 #define AIOS_ARROW_ITERS 15
 aios_status aios_lora_prototype(const aios_lora_module *m, float *v);
+/* Every module's prototype (aios_lora_prototype) into its m->proto, computed once per adapter
+ * and kept with it (an Arrow router reuses them for every adapter set and every request, also
+ * across decoders and threads: the computation runs under a lock).  Cheap when already there. */
+aios_status aios_lora_prototypes(aios_lora *a);
+/* The adapter's A / B changed in place (training, a restored checkpoint): the kept prototypes
+ * are stale; the next aios_lora_prototypes (every arrow forward makes that call) computes them
+ * again into the same memory (m->proto pointers stay valid).  Not while a forward runs with it. */
+void aios_lora_changed(aios_lora *a);
 /* out (n) = torch.randn(n, generator=torch.Generator().manual_seed(seed)) on the CPU (n >= 16;
  * below that a deterministic stand-in). */
 void aios__torch_randn(float *out, int64_t n, uint64_t seed);

@@ -76,7 +76,9 @@ typedef struct {
     gen_adapter ad[AIOS__REQ_MAX_ADAPTERS];
     int n_ad;
     int router;             /* the aios_router the generator holds now (set only on a change:
-                               it forgets the cached prompt prefix) */
+                               it forgets the cached prompt prefix), with arrow's mix */
+    int router_top_k;
+    float router_temperature;
     uint64_t uses;          /* requests that set adapters (skill adapters' last_use clock) */
     /* continuous batching (generate_batched): jobs waiting to join, and the batch in flight,
      * which only the thread that leads (busy) touches */
@@ -87,6 +89,8 @@ typedef struct {
     struct gen_job *active[GEN_BATCH_MAX];
     int n_active;
     atomic_uint_fast64_t n_steps, n_rows, n_gen_requests, max_rows; /* reported by /health */
+    atomic_uint_fast64_t n_arrow, n_compose, n_routed_shared; /* batched arrow / compose requests; steps
+                                                                  where one shared the batch with another */
 } gen_model;
 
 struct aios_server {
@@ -320,11 +324,22 @@ static aios_status make_room(gen_model *m, const aios__skill_plan *plan) {
 
 static aios_status attach_adapter(gen_model *m, const char *path, const char *name, float scale);
 
-/* A request runs in the shared decode batch (generate_batched) when its adapters are summed:
- * one adapter set per row, whatever router the generator holds for unbatched requests.  Arrow
- * and compose combine adapters inside the forward (per token / per logits) and run alone. */
+/* A request runs in the shared decode batch (generate_batched) whatever its router: one adapter
+ * set per row, summed or arrow-routed per token inside its row (its own skills, top_k and
+ * temperature), and compose as extra rows of the same step (one per skill, each with its own
+ * cache) whose logits are mixed (aios__gen_route, src/engine/generate.c).  Only a generator that
+ * cannot batch runs its requests one at a time. */
 static int server_batchable(const gen_model *m, const aios__skill_plan *plan) {
-    return aios__generator_batchable(m->g) && !(plan && (plan->router == AIOS__ROUTER_ARROW || plan->router == AIOS__ROUTER_COMPOSE));
+    (void)plan;
+    return aios__generator_batchable(m->g);
+}
+
+/* The arrow mix of a plan: the request's router_top_k / router_temperature, else the server's. */
+static int plan_top_k(const aios_server *srv, const aios__skill_plan *plan) {
+    return plan && plan->arrow_top_k > 0 ? plan->arrow_top_k : srv->arrow_top_k;
+}
+static float plan_temperature(const aios_server *srv, const aios__skill_plan *plan) {
+    return plan && plan->arrow_temperature > 0 ? plan->arrow_temperature : srv->arrow_temperature;
 }
 
 /* The adapter set of one request: the request's "adapters" (only those, at their scales) or,
@@ -337,10 +352,10 @@ static int server_batchable(const gen_model *m, const aios__skill_plan *plan) {
  * loaded adapters in effect (NULL when the model has none loaded and the request named none).
  * Under m->mu.  A name that is not loaded: AIOS_ERR_NOT_FOUND naming it.  With slot_scales
  * (AIOS_DECODER_MAX_ADAPTERS, by the generator's adapter id) the scales are written there for a
- * batched generation (one adapter set per row, summed: only a plan without arrow / compose
- * batches) and the generator's scales and router are left as they are. */
+ * batched generation, with *route the router that combines them in its rows (the plan's, none
+ * when no adapter is in effect), and the generator's scales and router are left as they are. */
 static aios_status select_adapters(aios_server *srv, gen_model *m, const aios__req *r, const aios__skill_plan *plan, cJSON **ext,
-                                   float *slot_scales) {
+                                   float *slot_scales, aios__gen_route *route) {
     float want[AIOS__REQ_MAX_ADAPTERS];
     *ext = NULL;
     m->uses++;
@@ -365,31 +380,34 @@ static aios_status select_adapters(aios_server *srv, gen_model *m, const aios__r
                                  r->adapter_name[k], m->id);
         want[a - m->ad] = r->adapter_scale[k];
     }
-    if (slot_scales) { /* a batched generation: this request's scales, by generator slot */
+    /* as `aios generate`: the router only when adapters are in effect (else the base model) */
+    int any = 0, pr = plan ? plan->router : AIOS__ROUTER_NONE;
+    for (int i = 0; i < m->n_ad; i++) any |= want[i] != 0;
+    const aios_router gr = !any ? AIOS_ROUTER_NONE : pr == AIOS__ROUTER_ARROW ? AIOS_ROUTER_ARROW
+                                               : pr == AIOS__ROUTER_COMPOSE ? AIOS_ROUTER_COMPOSE : AIOS_ROUTER_NONE;
+    const int top_k = plan_top_k(srv, plan);
+    const float temperature = plan_temperature(srv, plan);
+    if (slot_scales) { /* a batched generation: this request's scales, by generator slot, and router */
         for (int i = 0; i < AIOS_DECODER_MAX_ADAPTERS; i++) slot_scales[i] = 0;
         for (int i = 0; i < m->n_ad; i++)
             if (m->ad[i].id >= 0 && m->ad[i].id < AIOS_DECODER_MAX_ADAPTERS) slot_scales[m->ad[i].id] = want[i];
+        *route = (aios__gen_route){(int)gr, top_k, temperature};
     } else {
-        int any = 0, changes = 0;
+        int changes = 0;
         for (int i = 0; i < m->n_ad; i++) changes += want[i] != m->ad[i].applied;
-        if (changes > 1 && m->router == AIOS_ROUTER_ARROW) { /* arrow rebuilds its prototypes on each change: once */
-            AIOS_TRY(aios_generator_set_router(m->g, AIOS_ROUTER_NONE, srv->arrow_top_k, srv->arrow_temperature));
+        if (changes > 1 && m->router == AIOS_ROUTER_ARROW) { /* arrow rebuilds its tables on each change: once */
+            AIOS_TRY(aios_generator_set_router(m->g, AIOS_ROUTER_NONE, m->router_top_k, m->router_temperature));
             m->router = AIOS_ROUTER_NONE;
         }
-        for (int i = 0; i < m->n_ad; i++) {
+        for (int i = 0; i < m->n_ad; i++)
             if (want[i] != m->ad[i].applied) {
                 AIOS_TRY(aios_generator_adapter_scale(m->g, m->ad[i].id, want[i]));
                 m->ad[i].applied = want[i];
             }
-            any |= want[i] != 0;
-        }
-        /* as `aios generate`: the router only when adapters are in effect (else the base model) */
-        int pr = plan ? plan->router : AIOS__ROUTER_NONE;
-        aios_router gr = !any ? AIOS_ROUTER_NONE : pr == AIOS__ROUTER_ARROW ? AIOS_ROUTER_ARROW
-                                             : pr == AIOS__ROUTER_COMPOSE ? AIOS_ROUTER_COMPOSE : AIOS_ROUTER_NONE;
-        if (gr != (aios_router)m->router) {
-            AIOS_TRY(aios_generator_set_router(m->g, gr, srv->arrow_top_k, srv->arrow_temperature));
-            m->router = (int)gr;
+        if (gr != (aios_router)m->router ||
+            (gr == AIOS_ROUTER_ARROW && (top_k != m->router_top_k || temperature != m->router_temperature))) {
+            AIOS_TRY(aios_generator_set_router(m->g, gr, top_k, temperature));
+            m->router = (int)gr, m->router_top_k = top_k, m->router_temperature = temperature;
         }
     }
     int n_user = 0;
@@ -561,9 +579,11 @@ static enum MHD_Result do_health(aios_server *srv, struct MHD_Connection *c) {
     cJSON_AddNumberToObject(eb, "batches", (double)atomic_load(&srv->n_embed_batches));
     /* generation: requests run batched, decode steps, rows over all steps (rows / steps = the
      * mean batch), the largest batch */
-    uint64_t gr = 0, gs = 0, gw = 0, gm = 0;
+    uint64_t gr = 0, gs = 0, gw = 0, gm = 0, ga = 0, gc = 0, gx = 0;
     for (size_t i = 0; i < srv->n_gens; i++) {
         gr += atomic_load(&srv->gens[i].n_gen_requests), gs += atomic_load(&srv->gens[i].n_steps);
+        ga += atomic_load(&srv->gens[i].n_arrow), gc += atomic_load(&srv->gens[i].n_compose);
+        gx += atomic_load(&srv->gens[i].n_routed_shared);
         gw += atomic_load(&srv->gens[i].n_rows);
         uint64_t x = atomic_load(&srv->gens[i].max_rows);
         if (x > gm) gm = x;
@@ -573,6 +593,9 @@ static enum MHD_Result do_health(aios_server *srv, struct MHD_Connection *c) {
     cJSON_AddNumberToObject(gb, "steps", (double)gs);
     cJSON_AddNumberToObject(gb, "rows", (double)gw);
     cJSON_AddNumberToObject(gb, "max_rows", (double)gm);
+    cJSON_AddNumberToObject(gb, "arrow", (double)ga);   /* requests batched with the arrow router */
+    cJSON_AddNumberToObject(gb, "compose", (double)gc); /* with compose (its skills as extra rows) */
+    cJSON_AddNumberToObject(gb, "routed_shared_steps", (double)gx); /* steps where one shared the batch */
     return send_json(c, MHD_HTTP_OK, o);
 }
 
@@ -1032,14 +1055,15 @@ static aios_status memory_prompt(aios_server *srv, gen_model *m, const aios__req
  * the leader's own job is done it stops leading and the next waiting thread takes the batch over.
  * A request's answer is the one it gets alone: per-request state throughout, and each sequence's
  * logits equal the single-sequence forward up to float rounding (tests/test_decoder_batch.c;
- * the server test compares concurrent greedy answers with sequential ones).  Generators with
- * the arrow or compose router run one request at a time as before. */
+ * the server test compares concurrent greedy answers with sequential ones).  Every router
+ * batches: a job carries its route (arrow inside its row, compose as extra rows; generate.c). */
 typedef struct gen_job {
     const char *text;
     const int32_t *ids;
     size_t n_ids;
     const aios_generate_params *p;
     const float *scales; /* by adapter slot, or NULL */
+    const aios__gen_route *route; /* how the row combines them, or NULL */
     aios_generate_result *res;
     aios_gen_uncertainty *unc; /* receives the answer's uncertainty (per-token arrays NULL), or NULL */
     aios__gen_seq *seq;
@@ -1054,7 +1078,7 @@ typedef struct gen_job {
 static void batch_step(gen_model *m, gen_job **start, int ns, gen_job **failed, int *n_failed) {
     for (int i = 0; i < ns; i++) {
         gen_job *j = start[i];
-        j->status = aios__gen_seq_start(m->g, j->text, j->ids, j->n_ids, j->p, j->scales, j->res, &j->seq);
+        j->status = aios__gen_seq_start(m->g, j->text, j->ids, j->n_ids, j->p, j->scales, j->route, j->res, &j->seq);
         if (j->status != AIOS_OK) {
             snprintf(j->err, sizeof j->err, "%s", aios_last_error());
             failed[(*n_failed)++] = j;
@@ -1066,16 +1090,21 @@ static void batch_step(gen_model *m, gen_job **start, int ns, gen_job **failed, 
     for (int i = 0; i < m->n_active; i++) seqs[i] = m->active[i]->seq;
     if (!m->n_active) return;
     aios__gen_batch_step(m->g, seqs, m->n_active); /* failures are each sequence's status */
+    int routed = 0;
+    for (int i = 0; i < m->n_active; i++) routed |= m->active[i]->route && m->active[i]->route->router != AIOS_ROUTER_NONE;
+    if (routed && m->n_active > 1) atomic_fetch_add(&m->n_routed_shared, 1);
     atomic_fetch_add(&m->n_steps, 1);
     atomic_fetch_add(&m->n_rows, (uint_fast64_t)m->n_active);
     if ((uint_fast64_t)m->n_active > atomic_load(&m->max_rows)) atomic_store(&m->max_rows, (uint_fast64_t)m->n_active);
 }
 
 static aios_status generate_batched(gen_model *m, const char *text, const int32_t *ids, size_t n_ids,
-                                    const aios_generate_params *p, const float *scales, aios_generate_result *res,
-                                    aios_gen_uncertainty *unc) {
-    gen_job me = {text, ids, n_ids, p, scales, res, unc, NULL, AIOS_OK, "", 0, NULL};
+                                    const aios_generate_params *p, const float *scales, const aios__gen_route *route,
+                                    aios_generate_result *res, aios_gen_uncertainty *unc) {
+    gen_job me = {text, ids, n_ids, p, scales, route, res, unc, NULL, AIOS_OK, "", 0, NULL};
     atomic_fetch_add(&m->n_gen_requests, 1);
+    if (route && route->router == AIOS_ROUTER_ARROW) atomic_fetch_add(&m->n_arrow, 1);
+    if (route && route->router == AIOS_ROUTER_COMPOSE) atomic_fetch_add(&m->n_compose, 1);
     pthread_mutex_lock(&m->bq_mu);
     if (m->pending_tail) m->pending_tail->next = &me;
     else m->pending = &me;
@@ -1348,7 +1377,8 @@ static void *stream_main(void *arg) {
     aios_gen_uncertainty unc = {0};
     pthread_mutex_lock(&st->m->mu);
     const int batch = server_batchable(st->m, &st->plan);
-    aios_status s = select_adapters(st->srv, st->m, &st->req, &st->plan, &st->ads, batch ? scales : NULL);
+    aios__gen_route route = {0, 0, 0};
+    aios_status s = select_adapters(st->srv, st->m, &st->req, &st->plan, &st->ads, batch ? scales : NULL, &route);
     if (s == AIOS_OK && st->chat && !st->mem_prompt) s = chat_text(st->m, &st->req, &prompt);
     if (s == AIOS_OK) {
         if (st->chat) sse_push(st, chunk(st, NULL, 0, NULL)); /* the role first, as OpenAI does */
@@ -1357,7 +1387,7 @@ static void *stream_main(void *arg) {
         if (batch) { /* the batch's leader calls on_token (under the model's lock) */
             pthread_mutex_unlock(&st->m->mu);
             s = generate_batched(st->m, text, st->mem_prompt ? NULL : st->req.prompt_ids, st->req.n_prompt_ids, &p,
-                                 scales, &res, &unc);
+                                 scales, &route, &res, &unc);
             pthread_mutex_lock(&st->m->mu);
         } else {
             s = aios_generate(st->m->g, text, st->mem_prompt ? NULL : st->req.prompt_ids, st->req.n_prompt_ids, &p, &res);
@@ -1519,12 +1549,13 @@ static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, a
     aios_gen_uncertainty unc = {0};
     pthread_mutex_lock(&m->mu);
     const int batch = server_batchable(m, plan);
-    aios_status s = select_adapters(srv, m, r, plan, &ads, batch ? scales : NULL);
+    aios__gen_route route = {0, 0, 0};
+    aios_status s = select_adapters(srv, m, r, plan, &ads, batch ? scales : NULL, &route);
     if (s == AIOS_OK && chat && !mem_prompt) s = chat_text(m, r, &prompt);
     const char *text = mem_prompt ? mem_prompt : chat ? prompt : r->prompt;
     if (s == AIOS_OK && batch) {
         pthread_mutex_unlock(&m->mu);
-        s = generate_batched(m, text, mem_prompt ? NULL : r->prompt_ids, r->n_prompt_ids, &p, scales, &res, &unc);
+        s = generate_batched(m, text, mem_prompt ? NULL : r->prompt_ids, r->n_prompt_ids, &p, scales, &route, &res, &unc);
         pthread_mutex_lock(&m->mu);
     } else if (s == AIOS_OK) {
         s = aios_generate(m->g, text, mem_prompt ? NULL : r->prompt_ids, r->n_prompt_ids, &p, &res);

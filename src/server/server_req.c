@@ -216,6 +216,12 @@ static aios_status parse_skills_fields(const cJSON *root, aios__req *r, const ch
             if (!strcmp(v->valuestring, AIOS__ROUTER_NAMES[i])) r->router = i;
         if (r->router < 0) return BAD("router", "router: expected \"none\", \"semantic\", \"arrow\" or \"compose\"");
     }
+    int64_t rk = 0;
+    AIOS_TRY(opt_int(root, "router_top_k", 1, AIOS__REQ_MAX_ADAPTERS, param, &rk));
+    r->router_top_k = (int)rk;
+    AIOS_TRY(opt_number(root, "router_temperature", 1e-6, 1e6, param, &r->router_temperature)); /* as --router-temperature */
+    r->router_threshold = NAN;
+    AIOS_TRY(opt_number(root, "router_threshold", -1, 1, param, &r->router_threshold));
     const cJSON *a = field(root, "skills");
     if (!a) return AIOS_OK;
     if (!cJSON_IsArray(a)) return BAD("skills", "skills: expected an array of skill names (or {\"name\", \"weight\"})");
@@ -625,6 +631,7 @@ aios_status aios__req_parse(aios__req_kind kind, const char *body, size_t len, a
     r->gen_length = 64;
     r->stop_at_eos = 1;
     r->router = -1;
+    r->router_threshold = NAN;
     if ((unsigned)kind >= AIOS__REQ_KIND_COUNT) return aios__err(AIOS_ERR_INVALID_ARG, "server: unknown request kind");
     if (!body && len) return aios__err(AIOS_ERR_INVALID_ARG, "server: NULL body");
     cJSON *root = cJSON_ParseWithLength(body ? body : "", len);

@@ -86,6 +86,14 @@ typedef struct {
      * absent: the server's --router); "skills": ["name" | {"name", "weight"?}] forces those skills
      * of the library (has_skills with n_skills 0: none, the base model); weight NAN = absent */
     int router;
+    /* "router_top_k" (1..16), "router_temperature" ([1e-6, 1e6]), "router_threshold" ([-1, 1]), as
+     * the flags --top-k / --router-top-k, --router-temperature, --router-threshold:
+     * the router's parameters for this request (0 / 0 / NAN = absent: the server's): semantic and
+     * compose take top_k skills with a cosine >= threshold, weighed by softmax(score / temperature);
+     * arrow mixes top_k adapters per token by softmax(|x . prototype| / temperature) */
+    int router_top_k;
+    double router_temperature;
+    double router_threshold;
     int has_skills;
     int n_skills;
     const char *skill_name[AIOS__REQ_MAX_ADAPTERS];

@@ -76,6 +76,7 @@ aios_status aios__skills_plan_request(aios__skills *k, const aios__req *r, const
     *http = 500;
     *param = NULL;
     plan->router = r->router >= 0 ? r->router : aios__skills_default_router(k);
+    if (plan->router == AIOS__ROUTER_ARROW) plan->arrow_top_k = r->router_top_k, plan->arrow_temperature = (float)r->router_temperature;
     if (!k) {
         if (r->has_skills) return FAIL(400, "skills", "skills: the server has no skill library (start it with --skills LIB)");
         if (plan->router == AIOS__ROUTER_SEMANTIC)
@@ -108,6 +109,9 @@ aios_status aios__skills_plan_request(aios__skills *k, const aios__req *r, const
         /* as `aios generate --skills`: arrow routes per token among every active skill (best
          * scores first, reported); semantic and compose keep the router's choice */
         aios_router_params rp = k->rp;
+        if (r->router_top_k > 0) rp.top_k = r->router_top_k > AIOS_ROUTE_MAX ? AIOS_ROUTE_MAX : r->router_top_k;
+        if (r->router_temperature > 0) rp.temperature = r->router_temperature;
+        if (!isnan(r->router_threshold)) rp.threshold = r->router_threshold;
         if (plan->router == AIOS__ROUTER_ARROW) rp.top_k = AIOS_ROUTE_MAX, rp.threshold = -1;
         int32_t dim = aios_skills_dim(k->lib);
         float *q = malloc((size_t)dim * sizeof *q);

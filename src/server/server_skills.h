@@ -24,6 +24,9 @@ typedef struct {
     char name[AIOS_ROUTE_MAX][104];
     char path[AIOS_ROUTE_MAX][1024];
     double score[AIOS_ROUTE_MAX], weight[AIOS_ROUTE_MAX];
+    int arrow_top_k;         /* arrow's per-token mix of this request ("router_top_k" /
+                                "router_temperature"); 0 = the server's --router-top-k / */
+    float arrow_temperature; /* --router-temperature */
 } aios__skill_plan;
 
 /* Opens p->skills_dir and its encoder (NULL dir: *out = NULL, AIOS_OK). */

@@ -559,6 +559,7 @@ aios_status aios_train(const char *model, const char *data, const char *out, con
         }
         double lr = aios_lr_at(p.cosine ? AIOS_SCHED_COSINE : AIOS_SCHED_CONSTANT, p.lr, step, p.warmup, total);
         aios_adamw_step(&opt, a->data, gr, lr);
+        aios_lora_changed(a); /* Arrow's prototypes kept with it are stale */
         if (step == 0) r.first_loss = step_loss;
         r.last_loss = step_loss;
         r.steps = step + 1;
@@ -589,7 +590,7 @@ aios_status aios_train(const char *model, const char *data, const char *out, con
     }
     r.label_tokens = label_tokens;
     r.activation_bytes = aios_trainer_activation_bytes(tr);
-    if (s != AIOS_OK) memcpy(a->data, good, (size_t)a->n_params * sizeof(float)); /* the last good adapter */
+    if (s != AIOS_OK) memcpy(a->data, good, (size_t)a->n_params * sizeof(float)), aios_lora_changed(a); /* the last good adapter */
     {
         aios_status ws = save_adapter(a, out, &r, &p);
         /* the state only of a run that stopped cleanly (after a failure the adapter is an older

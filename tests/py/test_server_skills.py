@@ -147,9 +147,11 @@ def routed_answers_equal_the_cli():
 
 @test
 def concurrent_routers_share_the_server():
-    """Requests under every router at once: the summed ones (semantic, a forced skill, none) join
-    the shared decode batch with their own adapter scales while arrow / compose run alone between
-    its steps (server.c, server_batchable); each answer is still the CLI's."""
+    """Requests under every router at once share the decode batch (server.c, server_batchable): the
+    summed ones (semantic, none) with their own adapter scales, arrow routed per token inside its
+    row over its own skills, compose as extra rows of the same steps (one per skill, own caches);
+    each answer is still the CLI's, and /health's counters show the routed requests batched and
+    sharing steps with the others."""
     import threading
     lib = library()
     m, _ = need()
@@ -187,7 +189,11 @@ def concurrent_routers_share_the_server():
                 # a batched row's products run in a GEMM of several rows: not the same bits
                 assert abs(ext["uncertainty"] - ref["uncertainty"]["score"]) < 1e-4, (router, ext, ref["uncertainty"])
         h = srv.call("GET", "/health")
-        print(f"# /health after the mixed rounds: {json.dumps(h.get('generation_batches', h))[:300]}")
+        gb = h["generation_batches"]
+        print(f"# /health after the mixed rounds: {json.dumps(gb)[:300]}")
+        assert gb["requests"] == 2 * len(cases), gb  # every request ran batched, arrow and compose too
+        assert gb["arrow"] == 2 and gb["compose"] == 2, gb
+        assert gb["routed_shared_steps"] > 0 and gb["max_rows"] >= 2, gb
         assert srv.stop() == 0
 
 
@@ -210,6 +216,38 @@ def serve_flags_are_the_clis():
         ref = cli(q, "--skills", lib, *flags)
         assert len(ref["skills"]["skills"]) == 2, ref["skills"]
         same(chat(srv, q), ref, "semantic")
+
+
+@test
+def per_request_router_parameters():
+    """"router_top_k" / "router_temperature" / "router_threshold" of one request mean what the
+    flags mean on `aios generate` (arrow: --router-top-k / --router-temperature; semantic: --top-k,
+    --router-temperature, --router-threshold), beside requests with the server's defaults, and
+    bad values are a 400 naming the field."""
+    lib = library()
+    m, _ = need()
+    q = question("household", 2)
+    with Server("--model", m, "--skills", lib) as srv:
+        ref = cli(q, "--skills", lib, "--router", "arrow", "--router-top-k", "3", "--router-temperature", "1000")
+        dflt = cli(q, "--skills", lib, "--router", "arrow")
+        assert abs(ref["uncertainty"]["score"] - dflt["uncertainty"]["score"]) > 1e-3, "the parameters change nothing"
+        same(chat(srv, q, router="arrow", router_top_k=3, router_temperature=1000), ref, "arrow")
+        same(chat(srv, q, router="arrow"), dflt, "arrow")  # the next request has the server's again
+        ref = cli(q, "--skills", lib, "--top-k", "2", "--router-threshold", "0.1", "--router-temperature", "0.05")
+        assert len(ref["skills"]["skills"]) == 2, ref["skills"]
+        same(chat(srv, q, router_top_k=2, router_threshold=0.1, router_temperature=0.05), ref, "semantic")
+        msgs = [{"role": "user", "content": q}]
+        for body, param in (({"router_top_k": 0}, "router_top_k"), ({"router_top_k": 17}, "router_top_k"),
+                            ({"router_top_k": 1.5}, "router_top_k"), ({"router_top_k": "2"}, "router_top_k"),
+                            ({"router_temperature": 0}, "router_temperature"),
+                            ({"router_temperature": -1}, "router_temperature"),
+                            ({"router_temperature": 2e6}, "router_temperature"),
+                            ({"router_threshold": 1.5}, "router_threshold"),
+                            ({"router_threshold": "x"}, "router_threshold"),
+                            ({"router_top_k": 0, "stream": True}, "router_top_k")):
+            srv.error("/v1/chat/completions", {"messages": msgs, **body}, 400, param)
+            srv.error("/v1/completions", {"prompt": q, **body}, 400, param)
+        assert srv.stop() == 0
 
 
 @test
