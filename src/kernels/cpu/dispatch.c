@@ -220,6 +220,17 @@ static int64_t gemm_min_rows(void) {
     return v;
 }
 
+/* The streaming float GEMV for decoding (AIOS_FLOAT_GEMV=0 turns it off, for measuring against
+ * the tile path). */
+static int float_gemv(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("AIOS_FLOAT_GEMV");
+        v = !(e && !strcmp(e, "0"));
+    }
+    return v;
+}
+
 aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const float *bias, int64_t T) {
     const aios__ktier *K = tier();
     if (K == &aios__tier_ref) return aios_ref_matmul(y, x, W, bias, T);
@@ -253,6 +264,8 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
         gguf ? (K->gemv_gguf_i8 && int8_requested() ? K->gemv_gguf_i8 : K->gemv_gguf)
         : W->dtype == AIOS_DTYPE_Q8 || W->dtype == AIOS_DTYPE_Q4 || W->dtype == AIOS_DTYPE_Q2
             ? (K->gemv_q_i8 && int8_requested() && K->gemv_q_i8_ok(W) ? K->gemv_q_i8 : K->gemv_q)
+        : (W->dtype == AIOS_DTYPE_F32 || W->dtype == AIOS_DTYPE_F16 || W->dtype == AIOS_DTYPE_BF16) && float_gemv()
+            ? K->gemv_f
             : NULL;
     if (gemv && T <= 3) {
         /* Decoding: quantized rows expanded in registers straight into the dot products (no
