@@ -18,7 +18,9 @@
  * gemv_q reads the packed bytes, expands them in registers straight into the dot products
  * and prefetches the weight stream ahead (a GEMV is a pure stream of weights; without the
  * prefetch it ran at a tenth of the memory bandwidth).  Threads get large contiguous row
- * ranges so each stream stays sequential.
+ * ranges so each stream stays sequential.  f32 / f16 / bf16 weights decode through the
+ * tier's gemv_f: one row at a time, the matrix read as one sequential stream (widened in
+ * registers; several row streams or software prefetch measured slower for plain floats).
  */
 #include <math.h>
 #include <omp.h>
