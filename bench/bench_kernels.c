@@ -1,7 +1,7 @@
 /* bench_kernels.c — matmul throughput (GFLOP/s) for every weight dtype at the shapes of
  * all-MiniLM-L6-v2 (n_embd 384, n_ff 1536) and a 1B-class decoder GEMV, against OpenBLAS
  * sgemm (loaded with dlopen when present) and our scalar reference, in the same run.
- * `gguf`: instead, the GGUF block types at SmolLM2-135M's shapes (576x576, 1536x576,
+ * `gguf`: instead, f32 / f16 / bf16 and the GGUF block types at SmolLM2-135M's shapes (576x576, 1536x576,
  * 576x1536, 49152x576), decode (T 1) and prefill (T 128), GFLOP/s and weight GB/s.
  * Usage: bench_kernels [threads] [gguf]   (default: AIOS_THREADS or all cores) */
 #include <dlfcn.h>
@@ -119,10 +119,10 @@ static double time_matmul(const aios_tensor *W, int64_t T) {
 static int bench_gguf(void) {
     static const struct { const char *what; int64_t n_out, n_in; } shapes[] = {
         {"q/o 576x576", 576, 576}, {"up 1536x576", 1536, 576}, {"down 576x1536", 576, 1536}, {"head 49152x576", 49152, 576}};
-    static const aios_dtype dts[] = {AIOS_DTYPE_F32,       AIOS_DTYPE_GGUF_Q4_1, AIOS_DTYPE_GGUF_Q8_0,
+    static const aios_dtype dts[] = {AIOS_DTYPE_F32,       AIOS_DTYPE_F16,       AIOS_DTYPE_BF16,       AIOS_DTYPE_GGUF_Q4_1, AIOS_DTYPE_GGUF_Q8_0,
                                      AIOS_DTYPE_GGUF_Q4_0, AIOS_DTYPE_GGUF_Q4_K, AIOS_DTYPE_GGUF_Q6_K,
                                      AIOS_DTYPE_GGUF_Q5_0, AIOS_DTYPE_GGUF_Q5_1, AIOS_DTYPE_GGUF_Q5_K};
-    static const char *dn[] = {"f32", "q4_1", "q8_0", "q4_0", "q4_K", "q6_K", "q5_0", "q5_1", "q5_K"};
+    static const char *dn[] = {"f32", "f16", "bf16", "q4_1", "q8_0", "q4_0", "q4_K", "q6_K", "q5_0", "q5_1", "q5_K"};
     const int nd = (int)(sizeof dts / sizeof dts[0]);
     for (int T = 1; T <= 128; T += 127) {
         printf("%s (T %d): GFLOP/s%s\n", T == 1 ? "decode GEMV" : "prefill GEMM", T, T == 1 ? " / weight GB/s" : "");
@@ -140,7 +140,7 @@ static int bench_gguf(void) {
                 aios_tensor W;
                 void *buf;
                 float *sc = NULL;
-                if (dts[d] == AIOS_DTYPE_F32) make(&W, dts[d], shapes[s].n_out, shapes[s].n_in, &buf, &sc);
+                if (dts[d] == AIOS_DTYPE_F32 || dts[d] == AIOS_DTYPE_F16 || dts[d] == AIOS_DTYPE_BF16) make(&W, dts[d], shapes[s].n_out, shapes[s].n_in, &buf, &sc);
                 else make_gguf(&W, dts[d], shapes[s].n_out, shapes[s].n_in, &buf);
                 double sec = time_matmul(&W, T), gf = 2.0 * (double)(shapes[s].n_out * shapes[s].n_in) * T / sec / 1e9;
                 if (T == 1) printf("   %4.1f/%5.1f", gf, (double)W.nbytes / sec / 1e9);

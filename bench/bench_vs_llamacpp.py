@@ -21,8 +21,15 @@ Rows (aios side / llama.cpp side):
                       unchanged (docs/quantization.md) / Q8_0
   int4 g32            the same from Q4_0.gguf (`--type int4`; the embedding transcoded when it is
                       Q8_0 or Q4_0, else kept in its blocks) / Q4_0
-  Q4_1, Q4_K_M        the GGUF file, in place / the same file (a transcoded Q4_1 directory is
-                      the same Q4_1 blocks in memory)
+  Q8_0, Q4_0, Q4_1,   llama.cpp's quantized GGUF file read in place by aios (its blocks, no
+  Q4_K_M              transcoding) / the same file (a transcoded Q4_1 directory is the same
+                      Q4_1 blocks in memory)
+--int8-act: aios also runs every quantized row with AIOS_INT8_ACT=1 (activations rounded to int8
+blocks of 32, integer dot products, VNNI; opt-in, the exact float activations are the default),
+as llama.cpp itself does for its quantized types: two more columns, the int8 aios prefill and
+decode rates as ratios to llama.cpp's (float rows: "-", the switch does not touch them), and
+the greedy columns gain the int8 run's lead.
+
 Greedy columns: the first 32 greedy tokens of the first chat prompt of the goldens, as the
 number of leading tokens equal to transformers' float32 greedy ids (the reference for every
 row: quantized rows drift by their quantization), for aios and for llama.cpp, and how many
@@ -34,8 +41,8 @@ figures; under load the ratios of one invocation are still comparable (the load 
 printed).
 
 Usage: /work/venv-bench/bin/python bench/bench_vs_llamacpp.py
-           [--rows f32,f16,bf16,int8pc,int8g32,int4g32,Q4_1,Q4_K_M] [--threads 1,2]
-           [--prefill 512] [--decode 128] [--reps 3] [--minilm N] [--out DIR]
+           [--rows f32,f16,bf16,int8pc,int8g32,int4g32,Q8_0,Q4_0,Q4_1,Q4_K_M] [--threads 1,2]
+           [--prefill 512] [--decode 128] [--reps 3] [--int8-act] [--minilm N] [--out DIR]
 
 MiniLM rows (--minilm N sentences of STS-B, default 64; 0 skips them): all-MiniLM-L6-v2 in f32,
 aios on its safetensors directory (libaios aios_encode_batch, tokenization included) and
@@ -187,9 +194,17 @@ def greedy_llamacpp(llama_cpp, np, path, ids, n):
     return out
 
 
-def greedy_aios(path, ids, n):
+def aios_env(int8_act):
+    env = dict(os.environ)
+    env.pop("AIOS_INT8_ACT", None)
+    if int8_act:
+        env["AIOS_INT8_ACT"] = "1"
+    return env
+
+
+def greedy_aios(path, ids, n, int8_act=False):
     p = subprocess.run([AIOS, "generate", "--model", path, "--prompt-ids", ",".join(map(str, ids)), "--max-tokens",
-                        str(n), "--temperature", "0", "--ids"], capture_output=True, text=True)
+                        str(n), "--temperature", "0", "--ids"], capture_output=True, text=True, env=aios_env(int8_act))
     if p.returncode != 0:
         sys.exit(f"bench_vs_llamacpp: aios greedy run: {p.stderr.strip()[-400:]}")
     out = [int(t) for t in p.stdout.split()][len(ids):]
@@ -199,11 +214,11 @@ def greedy_aios(path, ids, n):
 STATS = re.compile(r"prefill ([0-9.]+) s = ([0-9.]+) tok/s; (\d+) generated, ([0-9.]+) s = ([0-9.]+) tok/s")
 
 
-def run_aios(path, ids, n_decode, threads):
+def run_aios(path, ids, n_decode, threads, int8_act=False):
     cmd = [AIOS, "generate", "--model", path, "--prompt-ids", ",".join(map(str, ids)), "--max-tokens",
            str(n_decode), "--temperature", "0", "--ignore-eos", "--threads", str(threads), "--stats",
            "--ctx", str(len(ids) + n_decode + 8)]
-    p = subprocess.run(cmd, capture_output=True, text=True)
+    p = subprocess.run(cmd, capture_output=True, text=True, env=aios_env(int8_act))
     m = STATS.search(p.stderr)
     if p.returncode != 0 or not m:
         sys.exit(f"bench_vs_llamacpp: {' '.join(cmd[:4])} ...: exit {p.returncode}: {p.stderr.strip()[-400:]}")
@@ -342,9 +357,9 @@ def minilm_table(llama_cpp, out_dir, threads, n, reps=1):
             print(f"{batch:5} {th:3} | {a:8.1f} {b:8.1f} {a / b:5.2f}x | {cos:.5f} | {os.getloadavg()[0]:.1f}", flush=True)
 
 
-ROWS = ("f32", "f16", "bf16", "int8pc", "int8g32", "int4g32", "Q4_1", "Q4_K_M")
+ROWS = ("f32", "f16", "bf16", "int8pc", "int8g32", "int4g32", "Q8_0", "Q4_0", "Q4_1", "Q4_K_M")
 LABEL = {"f32": "f32", "f16": "f16", "bf16": "bf16", "int8pc": "int8 pc/Q8_0", "int8g32": "int8 g32/Q8_0",
-         "int4g32": "int4 g32/Q4_0", "Q4_1": "Q4_1", "Q4_K_M": "Q4_K_M"}
+         "int4g32": "int4 g32/Q4_0", "Q8_0": "Q8_0", "Q4_0": "Q4_0", "Q4_1": "Q4_1", "Q4_K_M": "Q4_K_M"}
 
 
 def make_row(llama_cpp, row, floats, out_dir):
@@ -393,6 +408,8 @@ def main():
     ap.add_argument("--prefill", type=int, default=512)
     ap.add_argument("--decode", type=int, default=128)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--int8-act", action="store_true",
+                    help="also run aios with AIOS_INT8_ACT=1 (int8 activations) on the quantized rows")
     ap.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "aios-bench-gguf"))
     ap.add_argument("--minilm", type=int, default=64, help="STS-B sentences for the MiniLM rows (0: none)")
     a = ap.parse_args()
@@ -419,29 +436,42 @@ def main():
     print(f"# SmolLM2-135M-Instruct (the float32 values of the shipped Q4_1 file), prefill {a.prefill} / decode "
           f"{a.decode} tokens, median of {a.reps}; llama-cpp-python {llama_cpp.__version__}; load average {la:.1f} "
           f"on {os.cpu_count()} CPUs")
+    i8h = f" | {'i8 pp':>6} {'i8 tg':>6}" if a.int8_act else ""
     print(f"{'row':14} {'thr':>3} | {'aios pp':>8} {'llama pp':>8} {'ratio':>6} | {'aios tg':>7} {'llama tg':>8} "
-          f"{'ratio':>6} | greedy vs f32 golden: aios llama | aios=llama")
+          f"{'ratio':>6}{i8h} | greedy vs f32 golden: aios llama{' aios-i8' if a.int8_act else ''} | aios=llama")
     chat, gold = golden_chat()
     for row in rows:
         ours_p, theirs_p = make_row(llama_cpp, row, floats, a.out)
+        i8 = a.int8_act and row not in ("f32", "f16", "bf16")  # the switch only concerns quantized weights
         agree = "-"
         if chat:
             ga, gl = greedy_aios(ours_p, chat, 32), greedy_llamacpp(llama_cpp, np, theirs_p, chat, 32)
             g = gold[:32]  # ends with <|im_end|> when shorter
-            agree = f"{lead(ga, g):>2}/{len(g)} {lead(gl, g):>2}/{len(g)} | {lead(ga, gl)}/{min(len(ga), len(gl))}"
+            g8 = f" {lead(greedy_aios(ours_p, chat, 32, True), g):>2}/{len(g)}" if i8 else " -" if a.int8_act else ""
+            agree = f"{lead(ga, g):>2}/{len(g)} {lead(gl, g):>2}/{len(g)}{g8} | {lead(ga, gl)}/{min(len(ga), len(gl))}"
         for th in map(int, a.threads.split(",")):
-            ours, theirs = [], []
+            ours, theirs, ours8 = [], [], []
             for r in range(a.reps):  # alternate who runs first, so both see the same load
                 if r % 2 == 0:
                     ours.append(run_aios(ours_p, ids, a.decode, th))
+                    if i8:
+                        ours8.append(run_aios(ours_p, ids, a.decode, th, True))
                     theirs.append(run_llamacpp(llama_cpp, np, theirs_p, ids, a.decode, th))
                 else:
                     theirs.append(run_llamacpp(llama_cpp, np, theirs_p, ids, a.decode, th))
+                    if i8:
+                        ours8.append(run_aios(ours_p, ids, a.decode, th, True))
                     ours.append(run_aios(ours_p, ids, a.decode, th))
             opp, otg = statistics.median(x[0] for x in ours), statistics.median(x[1] for x in ours)
             lpp, ltg = statistics.median(x[0] for x in theirs), statistics.median(x[1] for x in theirs)
+            i8c = ""
+            if i8:
+                ipp, itg = statistics.median(x[0] for x in ours8), statistics.median(x[1] for x in ours8)
+                i8c = f" | {ipp / lpp:5.2f}x {itg / ltg:5.2f}x"
+            elif a.int8_act:
+                i8c = f" | {'-':>6} {'-':>6}"
             print(f"{LABEL[row]:14} {th:>3} | {opp:8.1f} {lpp:8.1f} {opp / lpp:5.2f}x | {otg:7.1f} {ltg:8.1f} "
-                  f"{otg / ltg:5.2f}x | {agree}", flush=True)
+                  f"{otg / ltg:5.2f}x{i8c} | {agree}", flush=True)
     if a.minilm:
         minilm_table(llama_cpp, a.out, list(map(int, a.threads.split(","))), a.minilm, a.reps)
 

@@ -123,7 +123,10 @@ static void make_weight(wt *w, aios_dtype dt, int64_t n_out, int64_t n_in, int g
     size_t nbytes = dt == AIOS_DTYPE_F32 ? (size_t)n * 4 : dt == AIOS_DTYPE_F16 || dt == AIOS_DTYPE_BF16 ? (size_t)n * 2
                   : dt == AIOS_DTYPE_Q8 ? (size_t)n : dt == AIOS_DTYPE_Q4 ? (size_t)(n + 1) / 2 : (size_t)(n + 3) / 4;
     w->data = calloc(nbytes + 8, 1);
-    uint8_t *d = w->data + (misalign ? 1 : 0) * 0; /* byte data: alignment irrelevant */
+    /* float weights of a mapping need not be aligned: misalign shifts them by 2 bytes (f32
+     * then 2-byte aligned); quantized byte data: alignment irrelevant */
+    int fl = dt == AIOS_DTYPE_F32 || dt == AIOS_DTYPE_F16 || dt == AIOS_DTYPE_BF16;
+    uint8_t *d = w->data + (misalign && fl ? 2 : 0);
     int bits = dt == AIOS_DTYPE_Q8 ? 8 : dt == AIOS_DTYPE_Q4 ? 4 : 2;
     int64_t ns = 0;
     if (dt >= AIOS_DTYPE_Q8) {
@@ -195,9 +198,12 @@ static void free_weight(wt *w) {
     free(w->dq);
 }
 
+/* 1: check_matmul_case's float weights start 2 bytes past an aligned address */
+static int g_misalign;
+
 static void check_matmul_case(aios_dtype dt, int64_t n_out, int64_t n_in, int64_t T, int gran, int G, int zp) {
     wt w;
-    make_weight(&w, dt, n_out, n_in, gran, G, zp, 0);
+    make_weight(&w, dt, n_out, n_in, gran, G, zp, g_misalign);
     float *x = malloc(sizeof(float) * (size_t)(T * n_in + 1)), *bias = malloc(sizeof(float) * (size_t)(n_out + 1));
     float *yr = malloc(sizeof(float) * (size_t)(T * n_out + 1)), *yf = malloc(sizeof(float) * (size_t)(T * n_out + 1));
     double *yd = malloc(sizeof(double) * (size_t)(T * n_out + 1)), *ya = malloc(sizeof(double) * (size_t)(T * n_out + 1));
@@ -338,6 +344,29 @@ static void test_matmul_decode(void) {
     check_matmul_case(AIOS_DTYPE_Q4, 9, 1100, 1, 2, 550, 1);
     check_matmul_case(AIOS_DTYPE_Q8, 13, 1024, 2, 2, 512, 0);
     check_matmul_case(AIOS_DTYPE_Q2, 6, 1032, 3, 2, 344, 1);
+    aios_set_threads(old);
+}
+
+/* Decoding with float weights: the streaming float GEMV (64 / 32-column steps, 16 / 8-lane
+ * steps, masked or scalar tails, 4-row blocks and single rows, row ranges across threads) for
+ * f32, f16 and bf16 at sizes around every step, 1-3 tokens, aligned and misaligned weights. */
+static void test_matmul_decode_float(void) {
+    static const int64_t n_ins[] = {1, 7, 8, 17, 31, 33, 63, 64, 65, 97, 130, 576, 1031, 4097};
+    static const int64_t n_outs[] = {1, 3, 5, 7, 33, 301};
+    static const aios_dtype dts[] = {AIOS_DTYPE_F32, AIOS_DTYPE_F16, AIOS_DTYPE_BF16};
+    int old = aios_get_threads();
+    for (int th = 1; th <= 2; th++) {
+        aios_set_threads(th);
+        for (size_t d = 0; d < 3; d++)
+            for (size_t a = 0; a < sizeof n_ins / sizeof n_ins[0]; a++)
+                for (size_t b = 0; b < sizeof n_outs / sizeof n_outs[0]; b++)
+                    for (int64_t T = 1; T <= 3; T++) {
+                        if (n_ins[a] == 4097 && n_outs[b] == 301 && T > 1) continue; /* keep the test fast */
+                        g_misalign = (int)((a + b + T) % 2);
+                        check_matmul_case(dts[d], n_outs[b], n_ins[a], T, 0, 0, 0);
+                    }
+    }
+    g_misalign = 0;
     aios_set_threads(old);
 }
 
@@ -1000,6 +1029,7 @@ int main(void) {
     RUN(test_matmul_gemm);
     RUN(test_matmul_gemm_small);
     RUN(test_matmul_decode);
+    RUN(test_matmul_decode_float);
     RUN(test_matmul_int8_activations);
     RUN(test_matmul_int8_activations_groups);
     RUN(test_qgemm_outlier_accuracy);

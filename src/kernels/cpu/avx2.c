@@ -603,6 +603,84 @@ T256 void aios__gemv_gguf_avx2(float *y, int64_t ldy, const float *x, int64_t ld
     }
 }
 
+/* ---------------------------------------------------------------- float decode GEMV */
+
+/* Decoding (1-3 tokens) with float32 / float16 / bfloat16 weights, as gemv_f_row in avx512.c:
+ * one row at a time (the matrix read as one sequential stream, for the hardware prefetcher),
+ * f16 widened by vcvtph2ps and bf16 by a 16-bit shift in registers, four accumulators per
+ * token; the last n % 8 columns are scalar (the reference's values: both widenings are exact). */
+static T256I __m256 fload8(const uint8_t *p, int64_t k, const aios_dtype dt) {
+    if (dt == AIOS_DTYPE_F32) return _mm256_loadu_ps((const float *)(const void *)(p + 4 * k));
+    __m128i h = _mm_loadu_si128((const __m128i *)(p + 2 * k));
+    if (dt == AIOS_DTYPE_F16) return _mm256_cvtph_ps(h);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+}
+static T256I float fget1(const uint8_t *p, int64_t k, const aios_dtype dt) {
+    float f;
+    if (dt == AIOS_DTYPE_F32) {
+        memcpy(&f, p + 4 * k, 4);
+        return f;
+    }
+    uint16_t h;
+    memcpy(&h, p + 2 * k, 2);
+    if (dt == AIOS_DTYPE_F16) return aios_f16_to_f32(h);
+    uint32_t b = (uint32_t)h << 16;
+    memcpy(&f, &b, 4);
+    return f;
+}
+
+/* y[t * ldy + r] += dot(W row r, x[t * ldx]) for t < NT. */
+static T256I void gemv_f_row(float *y, int64_t ldy, const float *x, int64_t ldx, const aios_tensor *W, int64_t r,
+                             const aios_dtype dt, const int NT) {
+    const int64_t n = W->shape[1];
+    const int es = dt == AIOS_DTYPE_F32 ? 4 : 2;
+    const uint8_t *w = (const uint8_t *)W->data + (size_t)r * (size_t)n * (size_t)es;
+    __m256 acc[4][3];
+#pragma GCC unroll 4
+    for (int u = 0; u < 4; u++)
+#pragma GCC unroll 3
+        for (int t = 0; t < NT; t++) acc[u][t] = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 32 <= n; k += 32)
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++) {
+            __m256 wv = fload8(w, k + 8 * u, dt);
+#pragma GCC unroll 3
+            for (int t = 0; t < NT; t++) acc[u][t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + t * ldx + k + 8 * u), acc[u][t]);
+        }
+    for (int u = 0; k + 8 <= n; k += 8, u++) {
+        __m256 wv = fload8(w, k, dt);
+#pragma GCC unroll 3
+        for (int t = 0; t < NT; t++) acc[u][t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x + t * ldx + k), acc[u][t]);
+    }
+#pragma GCC unroll 3
+    for (int t = 0; t < NT; t++) {
+        float s = hsum256(_mm256_add_ps(_mm256_add_ps(acc[0][t], acc[1][t]), _mm256_add_ps(acc[2][t], acc[3][t])));
+        for (int64_t c = k; c < n; c++) s += fget1(w, c, dt) * x[t * ldx + c];
+        y[t * ldy + r] += s;
+    }
+}
+
+#define GEMVF256_NT(DT)                                                          \
+    case DT:                                                                     \
+        for (int64_t r = r0; r < r1; r++) {                                      \
+            if (nt == 1) gemv_f_row(y, ldy, x, ldx, W, r, DT, 1);                \
+            else if (nt == 2) gemv_f_row(y, ldy, x, ldx, W, r, DT, 2);           \
+            else gemv_f_row(y, ldy, x, ldx, W, r, DT, 3);                        \
+        }                                                                        \
+        break;
+
+/* Rows r0 <= r < r1 of y[t * ldy + r] += dot(W row r, x[t * ldx]) for t < nt (1..3). */
+static T256 void gemv_f_256(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
+                            int64_t r0, int64_t r1) {
+    switch (W->dtype) {
+        GEMVF256_NT(AIOS_DTYPE_F32)
+        GEMVF256_NT(AIOS_DTYPE_F16)
+        GEMVF256_NT(AIOS_DTYPE_BF16)
+    default: break;
+    }
+}
+
 /* ---------------------------------------------------------------- rows and elementwise */
 
 static T256 void axpy256(float *y, float a, const float *x, int64_t n) {
@@ -724,6 +802,7 @@ const aios__ktier aios__tier_avx2 = {
     .add = add256,
     .mul = mul256,
     .gemv_q = gemv_q_256,
+    .gemv_f = gemv_f_256,
     .gemv_gguf = aios__gemv_gguf_avx2,
     .gemv_gguf_i8 = aios__gemv_gguf_i8_avx2,
 };

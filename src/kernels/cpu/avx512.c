@@ -648,6 +648,83 @@ static T512 void gemv_gguf_512(float *y, int64_t ldy, const float *x, int64_t ld
     }
 }
 
+/* ---------------------------------------------------------------- float decode GEMV */
+
+/* Decoding (1-3 tokens) with float32 / float16 / bfloat16 weights: a pure stream of weights
+ * (each is used by at most 3 tokens), so the speed is the memory bandwidth one core reaches.
+ * Rows are walked one at a time, start to end: the rows of W are contiguous, so the whole
+ * matrix is one sequential stream, which the hardware prefetcher follows at full speed —
+ * measured on this Zen 4 core (docs/kernels.md): one stream 16-18 GB/s (f32) where four rows
+ * in flight (four streams a row apart, what the tile path reads) reached 12, and software
+ * prefetching (1-16 KiB ahead) only slowed either.  float16 is widened by vcvtph2ps and
+ * bfloat16 by a 16-bit shift in registers (both exact: the reference's values), never staged
+ * in a buffer; four independent accumulators per token hide the FMA latency, reduced at the
+ * end of the row.  Only the summation order differs from the reference. */
+
+/* 16 weights from column k of a float row at p (masked lanes read nothing and are zero). */
+static T512I __m512 fload16(const uint8_t *p, int64_t k, const aios_dtype dt, const int masked, __mmask16 m) {
+    if (dt == AIOS_DTYPE_F32)
+        return masked ? _mm512_maskz_loadu_ps(m, p + 4 * k) : _mm512_loadu_ps(p + 4 * k);
+    __m256i h = masked ? _mm256_maskz_loadu_epi16(m, p + 2 * k) : _mm256_loadu_si256((const __m256i *)(p + 2 * k));
+    if (dt == AIOS_DTYPE_F16) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* y[t * ldy + r] += dot(W row r, x[t * ldx]) for t < NT. */
+static T512I void gemv_f_row(float *y, int64_t ldy, const float *x, int64_t ldx, const aios_tensor *W, int64_t r,
+                             const aios_dtype dt, const int NT) {
+    const int64_t n = W->shape[1];
+    const int es = dt == AIOS_DTYPE_F32 ? 4 : 2;
+    const uint8_t *w = (const uint8_t *)W->data + (size_t)r * (size_t)n * (size_t)es;
+    __m512 acc[4][3];
+#pragma GCC unroll 4
+    for (int u = 0; u < 4; u++)
+#pragma GCC unroll 3
+        for (int t = 0; t < NT; t++) acc[u][t] = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + 64 <= n; k += 64) {
+#ifdef PF_F_BYTES /* measuring only: software prefetch ahead in the stream (slower here) */
+        for (int l = 0; l < es; l++) _mm_prefetch((const char *)w + (size_t)k * es + PF_F_BYTES + 64 * l, _MM_HINT_T0);
+#endif
+#pragma GCC unroll 4
+        for (int u = 0; u < 4; u++) {
+            __m512 wv = fload16(w, k + 16 * u, dt, 0, 0xFFFF);
+#pragma GCC unroll 3
+            for (int t = 0; t < NT; t++) acc[u][t] = _mm512_fmadd_ps(wv, _mm512_loadu_ps(x + t * ldx + k + 16 * u), acc[u][t]);
+        }
+    }
+    for (int u = 0; k < n; k += 16, u++) {
+        __mmask16 m = tailmask(n - k);
+        __m512 wv = fload16(w, k, dt, 1, m);
+#pragma GCC unroll 3
+        for (int t = 0; t < NT; t++) acc[u][t] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x + t * ldx + k), acc[u][t]);
+    }
+#pragma GCC unroll 3
+    for (int t = 0; t < NT; t++)
+        y[t * ldy + r] += _mm512_reduce_add_ps(
+            _mm512_add_ps(_mm512_add_ps(acc[0][t], acc[1][t]), _mm512_add_ps(acc[2][t], acc[3][t])));
+}
+
+#define GEMVF512_NT(DT)                                                          \
+    case DT:                                                                     \
+        for (int64_t r = r0; r < r1; r++) {                                      \
+            if (nt == 1) gemv_f_row(y, ldy, x, ldx, W, r, DT, 1);                \
+            else if (nt == 2) gemv_f_row(y, ldy, x, ldx, W, r, DT, 2);           \
+            else gemv_f_row(y, ldy, x, ldx, W, r, DT, 3);                        \
+        }                                                                        \
+        break;
+
+/* Rows r0 <= r < r1 of y[t * ldy + r] += dot(W row r, x[t * ldx]) for t < nt (1..3). */
+static T512 void gemv_f_512(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
+                            int64_t r0, int64_t r1) {
+    switch (W->dtype) {
+        GEMVF512_NT(AIOS_DTYPE_F32)
+        GEMVF512_NT(AIOS_DTYPE_F16)
+        GEMVF512_NT(AIOS_DTYPE_BF16)
+    default: break;
+    }
+}
+
 /* ---------------------------------------------------------------- int8 x int8 (VNNI) */
 
 #define TVNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")))
@@ -797,6 +874,7 @@ const aios__ktier aios__tier_avx512 = {
     .mul = mul512,
     .matmul_q8_int = matmul_q8_vnni, /* used only when the CPU has avx512vnni (dispatch.c) */
     .gemv_q = gemv_q_512,
+    .gemv_f = gemv_f_512,
     .gemv_gguf = gemv_gguf_512,
     .gemv_gguf_i8 = aios__gemv_gguf_i8_512,
     .gemv_q_i8_ok = aios__gemv_q_i8_ok,

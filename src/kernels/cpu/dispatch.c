@@ -18,7 +18,9 @@
  * gemv_q reads the packed bytes, expands them in registers straight into the dot products
  * and prefetches the weight stream ahead (a GEMV is a pure stream of weights; without the
  * prefetch it ran at a tenth of the memory bandwidth).  Threads get large contiguous row
- * ranges so each stream stays sequential.
+ * ranges so each stream stays sequential.  f32 / f16 / bf16 weights decode through the
+ * tier's gemv_f: one row at a time, the matrix read as one sequential stream (widened in
+ * registers; several row streams or software prefetch measured slower for plain floats).
  */
 #include <math.h>
 #include <omp.h>
@@ -230,6 +232,17 @@ static int64_t gemm_min_rows(void) {
     return v;
 }
 
+/* The streaming float GEMV for decoding (AIOS_FLOAT_GEMV=0 turns it off, for measuring against
+ * the tile path). */
+static int float_gemv(void) {
+    static int v = -1;
+    if (v < 0) {
+        const char *e = getenv("AIOS_FLOAT_GEMV");
+        v = !(e && !strcmp(e, "0"));
+    }
+    return v;
+}
+
 aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const float *bias, int64_t T) {
     const aios__ktier *K = tier();
     if (K == &aios__tier_ref) return aios_ref_matmul(y, x, W, bias, T);
@@ -264,6 +277,8 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
         gguf ? (K->gemv_gguf_i8 && i8 == 1 ? K->gemv_gguf_i8 : K->gemv_gguf)
         : W->dtype == AIOS_DTYPE_Q8 || W->dtype == AIOS_DTYPE_Q4 || W->dtype == AIOS_DTYPE_Q2
             ? (K->gemv_q_i8 && i8 == 1 && K->gemv_q_i8_ok(W) ? K->gemv_q_i8 : K->gemv_q)
+        : (W->dtype == AIOS_DTYPE_F32 || W->dtype == AIOS_DTYPE_F16 || W->dtype == AIOS_DTYPE_BF16) && float_gemv()
+            ? K->gemv_f
             : NULL;
     if (gemv && T <= 3) {
         /* Decoding: quantized rows expanded in registers straight into the dot products (no

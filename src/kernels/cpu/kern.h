@@ -40,6 +40,10 @@ typedef struct {
      * Q2 weights expanded in registers from the packed bytes (the decode-time GEMV, no staging). */
     void (*gemv_q)(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W, int64_t r0,
                    int64_t r1);
+    /* Optional: the same decode GEMV for float32 / float16 / bfloat16 weights (widened in
+     * registers, the weight stream prefetched ahead). */
+    void (*gemv_f)(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W, int64_t r0,
+                   int64_t r1);
     /* Optional: the same decode GEMV for GGUF block weights (tensor/gguf_blocks.h), read in
      * place, exact-float (blocks unpacked to integers in registers, scales applied per block). */
     void (*gemv_gguf)(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W, int64_t r0,
