@@ -154,14 +154,20 @@ def chat(n_cli, threads, pct, n_req=32, max_tokens=32):
         port = int((p.stdout.readline() if r else "x:0").rsplit(":", 1)[1])
         kw = dict(path="/v1/chat/completions", body=body, want=b'"chat.completion"')
         load(port, qs[:2], 1, **kw)  # warm up
+        def batches():
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            c.request("GET", "/health")
+            b = json.loads(c.getresponse().read()).get("generation_batches") or {}
+            c.close()
+            return b
+
         runs = []
         for k in (1, n_cli):
             toks = []
+            b0 = batches()
             runs.append((k, load(port, qs, k, health=k > 1, tokens=toks, **kw), sum(toks)))
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        c.request("GET", "/health")
-        gb = json.loads(c.getresponse().read()).get("generation_batches")
-        c.close()
+        gb = batches()
+        phase = {key: gb.get(key, 0) - b0.get(key, 0) for key in ("rows", "steps")}  # the n_cli phase alone
     finally:
         p.terminate()
         p.wait(30)
@@ -176,6 +182,9 @@ def chat(n_cli, threads, pct, n_req=32, max_tokens=32):
     if gb and gb.get("steps"):
         print(f"decode batches (whole run, warm-up included): {gb['rows']} rows in {gb['steps']} steps, "
               f"mean {gb['rows'] / gb['steps']:.2f}, largest {gb['max_rows']}")
+    if phase["steps"]:
+        print(f"decode batches ({n_cli} clients): {phase['rows']} rows in {phase['steps']} steps, "
+              f"mean {phase['rows'] / phase['steps']:.2f}")
     print(f"chat tokens/s {n_cli} clients / sequential: {(runs[1][2] / runs[1][1][0]) / (runs[0][2] / runs[0][1][0]):.2f}x")
 
 
