@@ -115,8 +115,19 @@ def main():
         r, _, _ = select.select([p.stdout], [], [], 30)
         line = p.stdout.readline() if r else ""
         port = int(line.rsplit(":", 1)[1])
+        def batches():
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            c.request("GET", "/health")
+            b = json.loads(c.getresponse().read()).get("embedding_batches") or {}
+            c.close()
+            return b
+
         load(port, texts[:20], 1)  # warm up
-        runs = [(1, load(port, texts, 1)), (n_cli, load(port, texts, n_cli, health=True))]
+        runs = [(1, load(port, texts, 1))]
+        b0 = batches()
+        runs.append((n_cli, load(port, texts, n_cli, health=True)))
+        b1 = batches()
+        eb = {k: b1.get(k, 0) - b0.get(k, 0) for k in ("requests", "batches")}  # the n_cli phase alone
     finally:
         p.terminate()
         p.wait(30)
@@ -131,8 +142,12 @@ def main():
             print(f"{'  GET /health meanwhile':34s} {'':9s} {pct(hl, 0.5):8.2f} {pct(hl, 0.99):8.2f}   ({len(hl)} probes)")
     print(f"{'aios encode --batch 1 (engine)':34s} {n_req / cli_s:9.1f} {'':>8s} {'':>8s}   (one process, incl. model load)")
     one, many = (n_req / runs[0][1][0]), (n_req / runs[1][1][0])
+    if eb["batches"]:
+        print(f"embedding batches ({n_cli} clients): {eb['requests']} requests in {eb['batches']} batches, "
+              f"mean {eb['requests'] / eb['batches']:.2f}")
     print(f"throughput {n_cli} clients / 1 client: {many / one:.2f}x")
-    chat(n_cli, threads, pct)
+    if os.environ.get("BENCH_NO_CHAT") != "1":
+        chat(n_cli, threads, pct)
 
 
 def chat(n_cli, threads, pct, n_req=32, max_tokens=32):

@@ -104,6 +104,9 @@ struct aios_server {
     pthread_cond_t batch_cv;
     struct embed_job *queue, *queue_tail;
     int batch_busy;
+    int batch_gathering;      /* the leader waits for more jobs (embed_batched): arrivals signal */
+    size_t last_batch_jobs;   /* jobs of the last batch, and its encode time */
+    double last_batch_s;
     atomic_uint_fast64_t n_embed_requests, n_embed_batches; /* reported by /health */
     aios_store *store;
     char store_id[256];      /* last path component of the store directory */
@@ -623,6 +626,15 @@ static aios_status append_base64(aios_buf *b, const unsigned char *p, size_t n) 
  * If a batch fails (one request's ids outside the vocabulary), its jobs are run one by one so
  * each gets its own answer and message. */
 #define EMBED_BATCH_INPUTS 256
+/* Gathering.  When a batch ends, its clients all get their answers at once and send their next
+ * requests over the next milliseconds; the first to arrive used to lead a batch of one at once
+ * and the others queued behind it (batches of 1, 15, 1, 15...: a mean of 7.7 jobs with 16
+ * clients, and a one-sentence batch costs a third of a 16-sentence one).  A leader that finds
+ * fewer jobs queued than the last batch had waits for more — at most EMBED_GATHER_FRAC of the
+ * last batch's encode time (capped at EMBED_GATHER_MAX_S) — and starts as soon as as many have
+ * come.  One client alone never waits (the last batch had one job). */
+#define EMBED_GATHER_FRAC 0.125
+#define EMBED_GATHER_MAX_S 0.02
 
 typedef struct embed_job {
     const aios__req *r;
@@ -632,6 +644,12 @@ typedef struct embed_job {
     int done;
     struct embed_job *next;
 } embed_job;
+
+static size_t queued_jobs(const aios_server *srv) {
+    size_t n = 0;
+    for (const embed_job *j = srv->queue; j; j = j->next) n++;
+    return n;
+}
 
 static aios_status encode_job_list(aios_server *srv, embed_job **jobs, size_t n_jobs, size_t n_in, int ids) {
     const char **texts = NULL;
@@ -677,13 +695,28 @@ static aios_status embed_batched(aios_server *srv, const aios__req *r, float *ou
     if (srv->queue_tail) srv->queue_tail->next = &me;
     else srv->queue = &me;
     srv->queue_tail = &me;
+    if (srv->batch_gathering) pthread_cond_broadcast(&srv->batch_cv);
     while (!me.done) {
         if (srv->batch_busy) {
             pthread_cond_wait(&srv->batch_cv, &srv->batch_mu);
             continue;
         }
-        /* lead: the queued jobs of the first job's kind, in order, up to the input cap */
         srv->batch_busy = 1;
+        /* gather (see EMBED_GATHER_FRAC) */
+        double wait = srv->last_batch_s * EMBED_GATHER_FRAC;
+        if (wait > EMBED_GATHER_MAX_S) wait = EMBED_GATHER_MAX_S;
+        if (queued_jobs(srv) < srv->last_batch_jobs && wait > 0) {
+            struct timespec dl;
+            clock_gettime(CLOCK_REALTIME, &dl);
+            long ns = dl.tv_nsec + (long)(wait * 1e9);
+            dl.tv_sec += ns / 1000000000L, dl.tv_nsec = ns % 1000000000L;
+            srv->batch_gathering = 1;
+            while (queued_jobs(srv) < srv->last_batch_jobs &&
+                   pthread_cond_timedwait(&srv->batch_cv, &srv->batch_mu, &dl) != ETIMEDOUT) {
+            }
+            srv->batch_gathering = 0;
+        }
+        /* lead: the queued jobs of the first job's kind, in order, up to the input cap */
         embed_job *take[64];
         size_t n_jobs = 0, n_in = 0;
         int ids = srv->queue->r->is_ids;
@@ -704,7 +737,9 @@ static aios_status embed_batched(aios_server *srv, const aios__req *r, float *ou
         atomic_fetch_add(&srv->n_embed_batches, 1);
         atomic_fetch_add(&srv->n_embed_requests, n_jobs);
         pthread_mutex_lock(&srv->enc_mu);
+        double t0 = aios__now();
         aios_status s = encode_job_list(srv, take, n_jobs, n_in, ids);
+        double dt = aios__now() - t0;
         for (size_t j = 0; j < n_jobs; j++) {
             if (n_jobs > 1 && s != AIOS_OK) /* who was at fault: each alone */
                 take[j]->status = encode_job_list(srv, &take[j], 1, take[j]->r->n_inputs, ids);
@@ -715,6 +750,7 @@ static aios_status embed_batched(aios_server *srv, const aios__req *r, float *ou
         pthread_mutex_unlock(&srv->enc_mu);
         pthread_mutex_lock(&srv->batch_mu);
         for (size_t j = 0; j < n_jobs; j++) take[j]->done = 1;
+        srv->last_batch_jobs = n_jobs, srv->last_batch_s = dt;
         srv->batch_busy = 0;
         pthread_cond_broadcast(&srv->batch_cv);
     }
