@@ -3,7 +3,9 @@
  * sgemm (loaded with dlopen when present) and our scalar reference, in the same run.
  * `gguf`: instead, f32 / f16 / bf16 and the GGUF block types at SmolLM2-135M's shapes (576x576, 1536x576,
  * 576x1536, 49152x576), decode (T 1) and prefill (T 128), GFLOP/s and weight GB/s.
- * Usage: bench_kernels [threads] [gguf]   (default: AIOS_THREADS or all cores) */
+ * `batch`: the batched decode steps of continuous batching — Q4_1 / Q8_0 at SmolLM2's shapes,
+ * T = 1..16 token rows, microseconds per call and per row (which path a T takes: dispatch.c).
+ * Usage: bench_kernels [threads] [gguf|batch]   (default: AIOS_THREADS or all cores) */
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,6 +156,33 @@ static int bench_gguf(void) {
     return 0;
 }
 
+static int bench_batch(void) {
+    static const struct { const char *what; int64_t n_out, n_in; } shapes[] = {
+        {"q/o 576x576", 576, 576}, {"up 1536x576", 1536, 576}, {"down 576x1536", 576, 1536}};
+    static const aios_dtype dts[] = {AIOS_DTYPE_GGUF_Q4_1, AIOS_DTYPE_GGUF_Q8_0};
+    static const char *dn[] = {"q4_1", "q8_0"};
+    static const int Ts[] = {1, 2, 3, 4, 5, 6, 8, 12, 16};
+    const int nT = (int)(sizeof Ts / sizeof Ts[0]);
+    printf("%-6s %-16s", "dtype", "shape");
+    for (int i = 0; i < nT; i++) printf("  T=%-2d us(/row)", Ts[i]);
+    printf("\n");
+    for (int d = 0; d < 2; d++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            aios_tensor W;
+            void *buf;
+            make_gguf(&W, dts[d], shapes[s].n_out, shapes[s].n_in, &buf);
+            printf("%-6s %-16s", dn[d], shapes[s].what);
+            for (int i = 0; i < nT; i++) {
+                double us = time_matmul(&W, Ts[i]) * 1e6;
+                printf(" %6.1f(%5.1f)", us, us / Ts[i]);
+                fflush(stdout);
+            }
+            printf("\n");
+            free(buf);
+        }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     /* OpenMP reads its wait policy once at load; spinning barriers on a shared machine measure
      * the neighbours, not the kernels — re-run ourselves with passive waiting unless told. */
@@ -167,6 +196,12 @@ int main(int argc, char **argv) {
         getloadavg(la, 1);
         printf("tier %s, %d threads, load %.1f\n", aios_kernels_tier(), aios_get_threads(), la[0]);
         return bench_gguf();
+    }
+    if (argc > 1 && !strcmp(argv[argc - 1], "batch")) {
+        double la[1] = {0};
+        getloadavg(la, 1);
+        printf("tier %s, %d threads, load %.1f\n", aios_kernels_tier(), aios_get_threads(), la[0]);
+        return bench_batch();
     }
     void *h = dlopen("libopenblas.so.0", RTLD_NOW);
     if (h) {

@@ -115,8 +115,19 @@ def main():
         r, _, _ = select.select([p.stdout], [], [], 30)
         line = p.stdout.readline() if r else ""
         port = int(line.rsplit(":", 1)[1])
+        def batches():
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            c.request("GET", "/health")
+            b = json.loads(c.getresponse().read()).get("embedding_batches") or {}
+            c.close()
+            return b
+
         load(port, texts[:20], 1)  # warm up
-        runs = [(1, load(port, texts, 1)), (n_cli, load(port, texts, n_cli, health=True))]
+        runs = [(1, load(port, texts, 1))]
+        b0 = batches()
+        runs.append((n_cli, load(port, texts, n_cli, health=True)))
+        b1 = batches()
+        eb = {k: b1.get(k, 0) - b0.get(k, 0) for k in ("requests", "batches")}  # the n_cli phase alone
     finally:
         p.terminate()
         p.wait(30)
@@ -131,8 +142,12 @@ def main():
             print(f"{'  GET /health meanwhile':34s} {'':9s} {pct(hl, 0.5):8.2f} {pct(hl, 0.99):8.2f}   ({len(hl)} probes)")
     print(f"{'aios encode --batch 1 (engine)':34s} {n_req / cli_s:9.1f} {'':>8s} {'':>8s}   (one process, incl. model load)")
     one, many = (n_req / runs[0][1][0]), (n_req / runs[1][1][0])
+    if eb["batches"]:
+        print(f"embedding batches ({n_cli} clients): {eb['requests']} requests in {eb['batches']} batches, "
+              f"mean {eb['requests'] / eb['batches']:.2f}")
     print(f"throughput {n_cli} clients / 1 client: {many / one:.2f}x")
-    chat(n_cli, threads, pct)
+    if os.environ.get("BENCH_NO_CHAT") != "1":
+        chat(n_cli, threads, pct)
 
 
 def chat(n_cli, threads, pct, n_req=32, max_tokens=32):
@@ -154,14 +169,20 @@ def chat(n_cli, threads, pct, n_req=32, max_tokens=32):
         port = int((p.stdout.readline() if r else "x:0").rsplit(":", 1)[1])
         kw = dict(path="/v1/chat/completions", body=body, want=b'"chat.completion"')
         load(port, qs[:2], 1, **kw)  # warm up
+        def batches():
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            c.request("GET", "/health")
+            b = json.loads(c.getresponse().read()).get("generation_batches") or {}
+            c.close()
+            return b
+
         runs = []
         for k in (1, n_cli):
             toks = []
+            b0 = batches()
             runs.append((k, load(port, qs, k, health=k > 1, tokens=toks, **kw), sum(toks)))
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        c.request("GET", "/health")
-        gb = json.loads(c.getresponse().read()).get("generation_batches")
-        c.close()
+        gb = batches()
+        phase = {key: gb.get(key, 0) - b0.get(key, 0) for key in ("rows", "steps")}  # the n_cli phase alone
     finally:
         p.terminate()
         p.wait(30)
@@ -176,6 +197,9 @@ def chat(n_cli, threads, pct, n_req=32, max_tokens=32):
     if gb and gb.get("steps"):
         print(f"decode batches (whole run, warm-up included): {gb['rows']} rows in {gb['steps']} steps, "
               f"mean {gb['rows'] / gb['steps']:.2f}, largest {gb['max_rows']}")
+    if phase["steps"]:
+        print(f"decode batches ({n_cli} clients): {phase['rows']} rows in {phase['steps']} steps, "
+              f"mean {phase['rows'] / phase['steps']:.2f}")
     print(f"chat tokens/s {n_cli} clients / sequential: {(runs[1][2] / runs[1][1][0]) / (runs[0][2] / runs[0][1][0]):.2f}x")
 
 

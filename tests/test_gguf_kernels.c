@@ -161,6 +161,19 @@ static void test_prefill_gemm_vs_ref(void) {
             for (size_t k = 0; k < sizeof Ts / sizeof Ts[0]; k++) check_case(ti, shapes[s][0], shapes[s][1], Ts[k]);
 }
 
+/* The batched decode GEMV (T 4..16, gemv_multi.h): odd row counts (tails of the 4-row passes),
+ * every token-group remainder, rows longer than one 1024-column chunk (accumulators carried
+ * between chunks), one and two threads — against the reference on every tier. */
+static void test_batched_decode_vs_ref(void) {
+    static const int64_t Ts[] = {4, 5, 6, 7, 9, 11, 13, 16};
+    for (size_t ti = 0; ti < NTYPES; ti++) {
+        const int k = TYPES[ti].t >= AIOS_DTYPE_GGUF_Q2_K; /* 256-value blocks */
+        for (size_t i = 0; i < sizeof Ts / sizeof Ts[0]; i++) check_case(ti, 7, k ? 1 : 3, Ts[i]);
+        check_case(ti, 5, k ? 5 : 37, 16); /* 1280 / 1184 columns: two chunks */
+        check_case(ti, 301, k ? 3 : 24, 6); /* a thread-split row range */
+    }
+}
+
 /* x rounded as the int8-activation path rounds it (Q8_0's rule per 16 values), from its
  * definition: dx = max|x| / 127, q = round half even (x / dx), x' = q dx. */
 static void round_q8(float *x, int64_t n) {
@@ -300,6 +313,7 @@ int main(void) {
     RUN(test_rows_bit_identical_every_tier);
     RUN(test_decode_gemv_vs_ref);
     RUN(test_prefill_gemm_vs_ref);
+    RUN(test_batched_decode_vs_ref);
     RUN(test_int8_activations_vs_ref);
     RUN(test_int8_activations_vs_qdot_ref);
     RUN(test_gguf_rejects);

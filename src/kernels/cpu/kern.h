@@ -72,6 +72,13 @@ void aios__gemv_gguf_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, in
 void aios__deq_gguf_avx2(float *out, const aios_tensor *W, int64_t row, int64_t c0, int64_t n);
 void aios__gemv_gguf_i8_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
                              int64_t r0, int64_t r1);
+/* The batched decode GEMV on GGUF block weights (gemv_multi.h): gemv_gguf's contract for nt
+ * 1..16 token rows, each 4-row x 1024-column weight chunk decoded once (exact float32 values)
+ * into L1 and applied to every row.  dispatch.c sends T 4..AIOS_MULTI_MAX_ROWS here. */
+void aios__gemv_gguf_multi_512(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
+                               int64_t r0, int64_t r1);
+void aios__gemv_gguf_multi_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
+                                int64_t r0, int64_t r1);
 /* int8 activations x VNNI (qdot_avx512.c): the GGUF GEMV (falls back to the AVX2 one on a CPU
  * without AVX512_VNNI) and the grouped ArrowQuant int8 / int4 GEMV. */
 void aios__gemv_gguf_i8_512(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
