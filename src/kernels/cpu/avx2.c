@@ -355,9 +355,9 @@ static T256I void gq_cvt(float *dst, const void *src, int f16, int64_t n) {
 }
 
 static T256I void gemv_gq256(float *y, int64_t ldy, const float *x, int64_t ldx, const aios_tensor *W, int64_t r0,
-                             const aios_dtype DT, const int NR, const int NT) {
+                             const aios_dtype DT, const int NR, const int NT, const int zp) {
     const int64_t n_in = W->shape[1], G = W->group_size, gpr = n_in / G, bpg = G / 32;
-    const int zp = W->zero_points != NULL, f16 = W->scale_dtype == AIOS_DTYPE_F16;
+    const int f16 = W->scale_dtype == AIOS_DTYPE_F16;
     const size_t ssz = f16 ? 2 : 4;
     const uint8_t *raw = (const uint8_t *)W->data;
     const int64_t row_bytes = DT == AIOS_DTYPE_Q4 ? n_in / 2 : n_in, blk_bytes = DT == AIOS_DTYPE_Q4 ? 16 : 32;
@@ -379,9 +379,10 @@ static T256I void gemv_gq256(float *y, int64_t ldy, const float *x, int64_t ldx,
         for (int64_t g = 0; g < ng; g++)
             for (int64_t c = 0; c < bpg; c++) {
                 const int64_t b = (g0 + g) * bpg + c, col = 32 * b; /* 32-column block of the row */
+                const uint8_t *bp = raw + (size_t)(r0 * row_bytes + b * blk_bytes);
 #pragma GCC unroll 4
                 for (int i = 0; i < NR; i++) {
-                    const uint8_t *p = raw + (size_t)((r0 + i) * row_bytes + b * blk_bytes);
+                    const uint8_t *p = bp + (size_t)(i * row_bytes);
                     if (b % pf_every == 0) _mm_prefetch((const char *)p + PF_BYTES, _MM_HINT_T0);
                     const __m256 vs = _mm256_broadcast_ss(&sd[i][g]);
                     __m128i q0 = _mm_setzero_si128(), q1 = q0;
@@ -416,11 +417,15 @@ static T256I void gemv_gq256(float *y, int64_t ldy, const float *x, int64_t ldx,
         for (int t = 0; t < NT; t++) y[t * ldy + i] += hsum256(acc[i][t]);
 }
 
-#define GQ_NT(DT, NR)                                                                       \
-    switch (nt) {                                                                           \
-    case 1: gemv_gq256(y, ldy, x, ldx, W, r, DT, NR, 1); break;                             \
-    case 2: gemv_gq256(y, ldy, x, ldx, W, r, DT, NR, 2); break;                             \
-    default: gemv_gq256(y, ldy, x, ldx, W, r, DT, NR, 3); break;                            \
+/* zero points a constant of each instance (a branch per 8 / 16 weights had cost the AVX2 one) */
+#define GQ_NT(DT, NR)                                                                                 \
+    switch (nt + 3 * (W->zero_points != NULL)) {                                                      \
+    case 1: gemv_gq256(y, ldy, x, ldx, W, r, DT, NR, 1, 0); break;                                    \
+    case 2: gemv_gq256(y, ldy, x, ldx, W, r, DT, NR, 2, 0); break;                                    \
+    case 3: gemv_gq256(y, ldy, x, ldx, W, r, DT, NR, 3, 0); break;                                    \
+    case 4: gemv_gq256(y, ldy, x, ldx, W, r, DT, NR, 1, 1); break;                                    \
+    case 5: gemv_gq256(y, ldy, x, ldx, W, r, DT, NR, 2, 1); break;                                    \
+    default: gemv_gq256(y, ldy, x, ldx, W, r, DT, NR, 3, 1); break;                                   \
     }
 
 #define GEMV_NT(DT, NR)                                                                     \
