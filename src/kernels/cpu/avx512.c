@@ -11,6 +11,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <math.h>
+#include <stdlib.h>
 
 #include "kernels/cpu/gguf_simd.h"
 #include "kernels/cpu/kern.h"
@@ -470,7 +471,7 @@ static T512I void gemv_blk(float *y, int64_t ldy, const float *x, int64_t ldx, c
  * then the product) in registers and meets x in one FMA, so only the summation order differs
  * from the reference.  int4: per group the scale (and zero point) are applied once to a
  * 16-entry table of the nibble values (u - 8 - z) s, which the nibbles index (vpermps reads
- * an index's low 4 bits); the activations are split into even / odd columns once for all rows
+ * an index's low 4 bits); the activations are split into even / odd columns once per call
  * (a byte holds column 2i in its high nibble, 2i + 1 in its low one).  int8: bytes widen to
  * int32 lanes and convert.  4 rows in flight, the weight stream prefetched PF_BYTES ahead. */
 #define GQ_CB 64 /* groups per pass of the scale pre-conversion */
@@ -499,8 +500,6 @@ static T512I void gemv_gq512(float *y, int64_t ldy, const float *x, int64_t ldx,
     const int64_t row_bytes = DT == AIOS_DTYPE_Q4 ? n_in / 2 : n_in, blk_bytes = DT == AIOS_DTYPE_Q4 ? 16 : 32;
     const int pf_every = (int)(64 / blk_bytes); /* one prefetch per cache line of each row */
     const __m512 lut8 = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
-    const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
     __m512 acc[4][3];
 #pragma GCC unroll 4
     for (int i = 0; i < NR; i++)
@@ -530,14 +529,8 @@ static T512I void gemv_gq512(float *y, int64_t ldy, const float *x, int64_t ldx,
                 const uint8_t *bp = raw + (size_t)(r0 * row_bytes + b * blk_bytes);
                 __m512 x0[3], x1[3];
 #pragma GCC unroll 3
-                for (int t = 0; t < NT; t++) {
+                for (int t = 0; t < NT; t++) /* int4: x split into even / odd columns by the caller */
                     x0[t] = _mm512_loadu_ps(x + t * ldx + col), x1[t] = _mm512_loadu_ps(x + t * ldx + col + 16);
-                    if (DT == AIOS_DTYPE_Q4) {
-                        const __m512 a = x0[t];
-                        x0[t] = _mm512_permutex2var_ps(a, ev, x1[t]);
-                        x1[t] = _mm512_permutex2var_ps(a, od, x1[t]);
-                    }
-                }
 #pragma GCC unroll 4
                 for (int i = 0; i < NR; i++) {
                     const uint8_t *p = bp + (size_t)(i * row_bytes);
@@ -591,16 +584,31 @@ static T512 void gemv_q_512(float *y, int64_t ldy, const float *x, int64_t ldx, 
     const int al = W->dtype == AIOS_DTYPE_Q8 ? 1 : W->dtype == AIOS_DTYPE_Q4 ? 2 : 4;
     const int64_t step = n_in % al ? 1 : 4; /* 4-row blocks when all rows start at the same bit offset */
     y += r0;
-    if (aios__gemv_gq_ok(W)) { /* whole groups of 32k columns per row */
+    float *xs = NULL;
+    if (aios__gemv_gq_ok(W) && W->dtype == AIOS_DTYPE_Q4 &&
+        (xs = aligned_alloc(64, sizeof(float) * (size_t)(nt * n_in))) != NULL) {
+        /* int4: x split into even / odd columns per 32 once per call (a byte holds columns 2i and
+         * 2i + 1), not once per 4 rows: two permutes per 32 columns and token had been a sixth
+         * of the shuffle port's work in the row loop */
+        const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+        for (int t = 0; t < nt; t++)
+            for (int64_t c = 0; c < n_in; c += 32) {
+                const __m512 a = _mm512_loadu_ps(x + t * ldx + c), b = _mm512_loadu_ps(x + t * ldx + c + 16);
+                _mm512_store_ps(xs + t * n_in + c, _mm512_permutex2var_ps(a, ev, b));
+                _mm512_store_ps(xs + t * n_in + c + 16, _mm512_permutex2var_ps(a, od, b));
+            }
+        x = xs, ldx = n_in;
         int64_t r = r0;
-        for (; r + 4 <= r1; r += 4, y += 4) {
-            if (W->dtype == AIOS_DTYPE_Q8) GQ_NT(AIOS_DTYPE_Q8, 4)
-            else GQ_NT(AIOS_DTYPE_Q4, 4)
-        }
-        for (; r < r1; r++, y++) {
-            if (W->dtype == AIOS_DTYPE_Q8) GQ_NT(AIOS_DTYPE_Q8, 1)
-            else GQ_NT(AIOS_DTYPE_Q4, 1)
-        }
+        for (; r + 4 <= r1; r += 4, y += 4) GQ_NT(AIOS_DTYPE_Q4, 4)
+        for (; r < r1; r++, y++) GQ_NT(AIOS_DTYPE_Q4, 1)
+        free(xs);
+        return;
+    }
+    if (aios__gemv_gq_ok(W) && W->dtype == AIOS_DTYPE_Q8) { /* whole groups of 32k columns per row */
+        int64_t r = r0;
+        for (; r + 4 <= r1; r += 4, y += 4) GQ_NT(AIOS_DTYPE_Q8, 4)
+        for (; r < r1; r++, y++) GQ_NT(AIOS_DTYPE_Q8, 1)
         return;
     }
     for (int64_t r = r0; r < r1;) {
