@@ -592,6 +592,53 @@ static void test_int8_thread_mode(void) {
     free_weight(&w);
 }
 
+/* The grouped decode GEMV (aios__gemv_gq_ok: int8 / int4, groups of 32k columns within a row;
+ * the layout of transcoded Q8_0 / Q4_0 blocks) on every tier: odd row counts (4-row blocks and
+ * single rows), passes of 64 groups and their remainders, groups of 1 and 3 blocks, float32 and
+ * float16 scales, with and without zero points, 1-3 tokens.  Then the weights it uses must be
+ * the reference's dequantized values bit for bit ((q - z) s, the difference rounded, then the
+ * product): x a unit vector e_k makes y = W[:, k] exactly, whatever the summation order. */
+static void test_matmul_decode_groups(void) {
+    static const int64_t shapes[][3] = {{1, 32, 32},   {7, 96, 32},    {5, 576, 64},  {9, 640, 128},
+                                        {6, 8448, 32}, {301, 576, 32}, {3, 4128, 96}, {33, 256, 256}};
+    int old = aios_get_threads();
+    aios_set_threads(2);
+    for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++)
+        for (int d = 0; d < 2; d++)
+            for (int zp = 0; zp < 2; zp++)
+                for (int f16 = 0; f16 < 2; f16++) {
+                    const aios_dtype dt = d ? AIOS_DTYPE_Q4 : AIOS_DTYPE_Q8;
+                    const int64_t n_out = shapes[c][0], n_in = shapes[c][1];
+                    g_f16_scales = f16;
+                    for (int64_t T = 1; T <= 3; T++) check_matmul_case(dt, n_out, n_in, T, 2, (int)shapes[c][2], zp);
+                    wt w;
+                    make_weight(&w, dt, n_out, n_in, 2, (int)shapes[c][2], zp, 0);
+                    g_f16_scales = 0;
+                    float *x = calloc((size_t)n_in, sizeof(float)), *yr = malloc(sizeof(float) * (size_t)n_out);
+                    float *y = malloc(sizeof(float) * (size_t)n_out);
+                    static const int64_t ks[] = {0, 1, 17, 31, 32, 45};
+                    for (size_t q = 0; q < sizeof ks / sizeof ks[0]; q++) {
+                        const int64_t k = (ks[q] * 7 + (int64_t)c) % n_in;
+                        x[k] = 1.0f;
+                        CHECK_OK(aios_ref_matmul(yr, x, &w.t, NULL, 1));
+                        for (size_t i = 0; i < sizeof TIERS / sizeof TIERS[0]; i++) {
+                            if (!t_use_tier(TIERS[i])) continue;
+                            CHECK_OK(aios_matmul(y, x, &w.t, NULL, 1));
+                            int bad = 0;
+                            for (int64_t r = 0; r < n_out; r++) bad += y[r] != yr[r];
+                            CHECKF(!bad, "%s grouped %s g%lld (%lld, %lld) zp %d f16 %d column %lld: %d weights differ from ref",
+                                   TIERS[i], d ? "int4" : "int8", (long long)shapes[c][2], (long long)n_out,
+                                   (long long)n_in, zp, f16, (long long)k, bad);
+                        }
+                        aios_kernels_use("auto");
+                        x[k] = 0.0f;
+                    }
+                    free(x), free(yr), free(y);
+                    free_weight(&w);
+                }
+    aios_set_threads(old);
+}
+
 /* Grouped int8 / int4 weights (groups 32, 64, 128, 256) x int8 activations (VNNI decode GEMV,
  * qdot_avx512.c): against the scalar reference of the same integer math (cpu/qdot_ref.c), and
  * that reference against the float GEMV of the activations rounded here from the definition
@@ -1030,6 +1077,7 @@ int main(void) {
     RUN(test_matmul_gemm_small);
     RUN(test_matmul_decode);
     RUN(test_matmul_decode_float);
+    RUN(test_matmul_decode_groups);
     RUN(test_matmul_int8_activations);
     RUN(test_matmul_int8_activations_groups);
     RUN(test_qgemm_outlier_accuracy);

@@ -63,6 +63,19 @@ static T256I __m256 erf256(__m256 x) {
 
 /* ---------------------------------------------------------------- dequantize */
 
+/* Scale / zero point si stored as float32 or float16 (aios__q_scale without the call to the
+ * scalar half conversion, which had cost the grouped dequantizer of the prefill GEMM 15%). */
+static T256I float q_scale_f16c(const void *a, int f16, int64_t si) {
+    if (f16) {
+        uint16_t h;
+        memcpy(&h, (const uint8_t *)a + 2 * si, 2);
+        return _cvtsh_ss(h);
+    }
+    float f;
+    memcpy(&f, (const uint8_t *)a + 4 * si, 4);
+    return f;
+}
+
 static T256 void deq256(float *out, const aios_tensor *W, int64_t row, int64_t c0, int64_t n) {
     if (aios_gguf_block(W->dtype, NULL, NULL)) { /* GGUF blocks: bit-exact with ref */
         aios__deq_gguf_avx2(out, W, row, c0, n);
@@ -100,12 +113,15 @@ static T256 void deq256(float *out, const aios_tensor *W, int64_t row, int64_t c
     }
     default: break;
     }
+    const int f16 = W->scale_dtype == AIOS_DTYPE_F16;
+    int64_t si = aios__q_sidx(W, row, c0); /* one division per call, not per group */
     const __m128i nib = _mm_set1_epi8(0x0F);
     const __m128i rep4 = _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     const __m256i sh2 = _mm256_setr_epi32(6, 4, 2, 0, 6, 4, 2, 0);
     for (j = 0; j < n;) {
-        int64_t c = c0 + j, run = aios__q_run(W, c, n - j), si = aios__q_sidx(W, row, c);
-        float s = aios__q_scale(W, si), z = aios__q_zero(W, si);
+        int64_t c = c0 + j, run = aios__q_run(W, c, n - j);
+        float s = q_scale_f16c(W->scales, f16, si), z = W->zero_points ? q_scale_f16c(W->zero_points, f16, si) : 0.0f;
+        si += W->group_size > 0; /* runs are whole groups after the first: the next group's scale */
         const __m256 vs = _mm256_set1_ps(s), vzs = _mm256_set1_ps(z * s);
         int64_t e = row * n_in + c, k = 0;
         float *o = out + j;
@@ -315,6 +331,103 @@ static T256I void gemv_blk(float *y, int64_t ldy, const float *x, int64_t ldx, c
         for (int t = 0; t < NT; t++) y[t * ldy + r] += tot[r][t] + hsum256(vt[r][t]);
 }
 
+/* Grouped int8 / int4, groups of a multiple of 32 columns within a row (aios__gemv_gq_ok), as
+ * gemv_gq512 in avx512.c: scales (and zero points) of GQ_CB groups per row converted 8 at a time
+ * into a stack array, every weight the reference's float32 value ((q - z) s) in registers, one
+ * FMA per weight and token, so only the summation order differs from the reference.  int4: the
+ * 16 bytes of 32 columns split into high nibbles (even columns) and low ones (odd), minus 8 in
+ * int8 lanes, interleaved back into column order and widened 8 at a time. */
+#define GQ_CB 64 /* groups per pass of the scale pre-conversion */
+
+/* dst[k] = float value of scales / zero points src[k], k < n (<= GQ_CB). */
+static T256I void gq_cvt(float *dst, const void *src, int f16, int64_t n) {
+    int64_t k = 0;
+    if (f16) {
+        for (; k + 8 <= n; k += 8) _mm256_store_ps(dst + k, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)src + k))));
+        for (; k < n; k++) {
+            uint16_t h;
+            memcpy(&h, (const uint16_t *)src + k, 2);
+            dst[k] = _cvtsh_ss(h);
+        }
+    } else {
+        memcpy(dst, src, sizeof(float) * (size_t)n);
+    }
+}
+
+static T256I void gemv_gq256(float *y, int64_t ldy, const float *x, int64_t ldx, const aios_tensor *W, int64_t r0,
+                             const aios_dtype DT, const int NR, const int NT, const int zp) {
+    const int64_t n_in = W->shape[1], G = W->group_size, gpr = n_in / G, bpg = G / 32;
+    const int f16 = W->scale_dtype == AIOS_DTYPE_F16;
+    const size_t ssz = f16 ? 2 : 4;
+    const uint8_t *raw = (const uint8_t *)W->data;
+    const int64_t row_bytes = DT == AIOS_DTYPE_Q4 ? n_in / 2 : n_in, blk_bytes = DT == AIOS_DTYPE_Q4 ? 16 : 32;
+    const int pf_every = (int)(64 / blk_bytes); /* one prefetch per cache line of each row */
+    __m256 acc[4][3];
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++)
+#pragma GCC unroll 3
+        for (int t = 0; t < NT; t++) acc[i][t] = _mm256_setzero_ps();
+    float sd[4][GQ_CB] __attribute__((aligned(32))), zd[4][GQ_CB] __attribute__((aligned(32)));
+    for (int64_t g0 = 0; g0 < gpr; g0 += GQ_CB) {
+        const int64_t ng = AIOS_MIN(GQ_CB, gpr - g0);
+#pragma GCC unroll 4
+        for (int i = 0; i < NR; i++) {
+            const size_t si = (size_t)((r0 + i) * gpr + g0);
+            gq_cvt(sd[i], (const uint8_t *)W->scales + si * ssz, f16, ng);
+            if (zp) gq_cvt(zd[i], (const uint8_t *)W->zero_points + si * ssz, f16, ng);
+        }
+        for (int64_t g = 0; g < ng; g++)
+            for (int64_t c = 0; c < bpg; c++) {
+                const int64_t b = (g0 + g) * bpg + c, col = 32 * b; /* 32-column block of the row */
+                const uint8_t *bp = raw + (size_t)(r0 * row_bytes + b * blk_bytes);
+#pragma GCC unroll 4
+                for (int i = 0; i < NR; i++) {
+                    const uint8_t *p = bp + (size_t)(i * row_bytes);
+                    if (b % pf_every == 0) _mm_prefetch((const char *)p + PF_BYTES, _MM_HINT_T0);
+                    const __m256 vs = _mm256_broadcast_ss(&sd[i][g]);
+                    __m128i q0 = _mm_setzero_si128(), q1 = q0;
+                    if (DT == AIOS_DTYPE_Q4) {
+                        const __m128i v = _mm_loadu_si128((const __m128i *)p), nib = _mm_set1_epi8(0x0F), e8 = _mm_set1_epi8(8);
+                        const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(v, 4), nib), e8);
+                        const __m128i lo = _mm_sub_epi8(_mm_and_si128(v, nib), e8);
+                        q0 = _mm_unpacklo_epi8(hi, lo), q1 = _mm_unpackhi_epi8(hi, lo); /* columns 0-15, 16-31 */
+                    }
+#pragma GCC unroll 4
+                    for (int u = 0; u < 4; u++) {
+                        __m256i qi;
+                        if (DT == AIOS_DTYPE_Q4) {
+                            const __m128i h = u < 2 ? q0 : q1;
+                            qi = _mm256_cvtepi8_epi32(u % 2 ? _mm_srli_si128(h, 8) : h);
+                        } else {
+                            qi = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p + 8 * u)));
+                        }
+                        __m256 f = _mm256_cvtepi32_ps(qi);
+                        if (zp) f = _mm256_sub_ps(f, _mm256_broadcast_ss(&zd[i][g]));
+                        const __m256 w = _mm256_mul_ps(f, vs);
+#pragma GCC unroll 3
+                        for (int t = 0; t < NT; t++)
+                            acc[i][t] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + t * ldx + col + 8 * u), acc[i][t]);
+                    }
+                }
+            }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++)
+#pragma GCC unroll 3
+        for (int t = 0; t < NT; t++) y[t * ldy + i] += hsum256(acc[i][t]);
+}
+
+/* zero points a constant of each instance (a branch per 8 / 16 weights had cost the AVX2 one) */
+#define GQ_NT(DT, NR)                                                                                 \
+    switch (nt + 3 * (W->zero_points != NULL)) {                                                      \
+    case 1: gemv_gq256(y, ldy, x, ldx, W, r, DT, NR, 1, 0); break;                                    \
+    case 2: gemv_gq256(y, ldy, x, ldx, W, r, DT, NR, 2, 0); break;                                    \
+    case 3: gemv_gq256(y, ldy, x, ldx, W, r, DT, NR, 3, 0); break;                                    \
+    case 4: gemv_gq256(y, ldy, x, ldx, W, r, DT, NR, 1, 1); break;                                    \
+    case 5: gemv_gq256(y, ldy, x, ldx, W, r, DT, NR, 2, 1); break;                                    \
+    default: gemv_gq256(y, ldy, x, ldx, W, r, DT, NR, 3, 1); break;                                   \
+    }
+
 #define GEMV_NT(DT, NR)                                                                     \
     switch (nt) {                                                                           \
     case 1: gemv_blk(y, ldy, x, ldx, W, r, DT, NR, 1); break;                               \
@@ -329,6 +442,18 @@ static T256 void gemv_q_256(float *y, int64_t ldy, const float *x, int64_t ldx, 
     const int al = W->dtype == AIOS_DTYPE_Q8 ? 1 : W->dtype == AIOS_DTYPE_Q4 ? 2 : 4;
     const int64_t step = n_in % al ? 1 : 4; /* 4-row blocks when all rows start at the same bit offset */
     y += r0;
+    if (aios__gemv_gq_ok(W)) { /* whole groups of 32k columns per row */
+        int64_t r = r0;
+        for (; r + 4 <= r1; r += 4, y += 4) {
+            if (W->dtype == AIOS_DTYPE_Q8) GQ_NT(AIOS_DTYPE_Q8, 4)
+            else GQ_NT(AIOS_DTYPE_Q4, 4)
+        }
+        for (; r < r1; r++, y++) {
+            if (W->dtype == AIOS_DTYPE_Q8) GQ_NT(AIOS_DTYPE_Q8, 1)
+            else GQ_NT(AIOS_DTYPE_Q4, 1)
+        }
+        return;
+    }
     for (int64_t r = r0; r < r1;) {
         if (step == 4 && r + 4 <= r1) {
             switch (W->dtype) {

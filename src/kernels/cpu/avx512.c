@@ -11,6 +11,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 #include <math.h>
+#include <stdlib.h>
 
 #include "kernels/cpu/gguf_simd.h"
 #include "kernels/cpu/kern.h"
@@ -61,6 +62,19 @@ static T512I void put16(float *out, __m512i q, __m512 s, __m512 zs, __mmask16 m)
     _mm512_mask_storeu_ps(out, m, _mm512_fmsub_ps(_mm512_cvtepi32_ps(q), s, zs));
 }
 
+/* Scale / zero point si stored as float32 or float16 (aios__q_scale without the call to the
+ * scalar half conversion, which had cost the grouped dequantizer of the prefill GEMM 15%). */
+static T512I float q_scale_f16c(const void *a, int f16, int64_t si) {
+    if (f16) {
+        uint16_t h;
+        memcpy(&h, (const uint8_t *)a + 2 * si, 2);
+        return _cvtsh_ss(h);
+    }
+    float f;
+    memcpy(&f, (const uint8_t *)a + 4 * si, 4);
+    return f;
+}
+
 static T512 void deq512(float *out, const aios_tensor *W, int64_t row, int64_t c0, int64_t n) {
     if (aios_gguf_block(W->dtype, NULL, NULL)) { /* GGUF blocks: the AVX2 unpacking, bit-exact with ref */
         aios__deq_gguf_avx2(out, W, row, c0, n);
@@ -93,12 +107,15 @@ static T512 void deq512(float *out, const aios_tensor *W, int64_t row, int64_t c
     default: break;
     }
     /* quantized: runs of columns sharing one scale */
+    const int f16 = W->scale_dtype == AIOS_DTYPE_F16;
+    int64_t si = aios__q_sidx(W, row, c0); /* one division per call, not per group */
     const __m128i nib = _mm_set1_epi8(0x0F);
     const __m128i rep4 = _mm_setr_epi8(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
     const __m512i sh2 = _mm512_setr_epi32(6, 4, 2, 0, 6, 4, 2, 0, 6, 4, 2, 0, 6, 4, 2, 0);
     for (int64_t j = 0; j < n;) {
-        int64_t c = c0 + j, run = aios__q_run(W, c, n - j), si = aios__q_sidx(W, row, c);
-        float s = aios__q_scale(W, si), z = aios__q_zero(W, si);
+        int64_t c = c0 + j, run = aios__q_run(W, c, n - j);
+        float s = q_scale_f16c(W->scales, f16, si), z = W->zero_points ? q_scale_f16c(W->zero_points, f16, si) : 0.0f;
+        si += W->group_size > 0; /* runs are whole groups after the first: the next group's scale */
         const __m512 vs = _mm512_set1_ps(s), vzs = _mm512_set1_ps(z * s);
         int64_t e = row * n_in + c, k = 0;
         float *o = out + j;
@@ -445,6 +462,114 @@ static T512I void gemv_blk(float *y, int64_t ldy, const float *x, int64_t ldx, c
         for (int t = 0; t < NT; t++) y[t * ldy + r] += tot[r][t] + _mm512_reduce_add_ps(vt[r][t]);
 }
 
+/* Grouped int8 / int4 with groups of a multiple of 32 columns that never cross a row (the
+ * ArrowQuant layout of transcoded Q8_0 / Q4_0 blocks, `--group-size 32`): the same scheme as
+ * gemv_gguf512_blk, which this path had been 3-4x slower than on the same values.  The scales
+ * (and zero points) of GQ_CB groups per row are converted 16 at a time into a stack array, so
+ * the inner loop never calls the scalar half conversion (8% of decode) nor recomputes a group
+ * index; every weight becomes the reference's float32 value ((q - z) s, the difference rounded
+ * then the product) in registers and meets x in one FMA, so only the summation order differs
+ * from the reference.  int4: per group the scale (and zero point) are applied once to a
+ * 16-entry table of the nibble values (u - 8 - z) s, which the nibbles index (vpermps reads
+ * an index's low 4 bits); the activations are split into even / odd columns once per call
+ * (a byte holds column 2i in its high nibble, 2i + 1 in its low one).  int8: bytes widen to
+ * int32 lanes and convert.  4 rows in flight, the weight stream prefetched PF_BYTES ahead. */
+#define GQ_CB 64 /* groups per pass of the scale pre-conversion */
+
+int aios__gemv_gq_ok(const aios_tensor *W) {
+    const int64_t G = W->group_size, n_in = W->shape[1];
+    return (W->dtype == AIOS_DTYPE_Q8 || W->dtype == AIOS_DTYPE_Q4) && G > 0 && G % 32 == 0 && n_in % G == 0;
+}
+
+/* dst[k] = float value of scales / zero points src[k], k < n (<= GQ_CB), 16 at a time. */
+static T512I void gq_cvt(float *dst, const void *src, int f16, int64_t n) {
+    for (int64_t k = 0; k < n; k += 16) {
+        __mmask16 m = tailmask(n - k);
+        __m512 v = f16 ? _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const uint16_t *)src + k))
+                       : _mm512_maskz_loadu_ps(m, (const float *)src + k);
+        _mm512_store_ps(dst + k, v);
+    }
+}
+
+static T512I void gemv_gq512(float *y, int64_t ldy, const float *x, int64_t ldx, const aios_tensor *W, int64_t r0,
+                             const aios_dtype DT, const int NR, const int NT, const int zp) {
+    const int64_t n_in = W->shape[1], G = W->group_size, gpr = n_in / G, bpg = G / 32;
+    const int f16 = W->scale_dtype == AIOS_DTYPE_F16;
+    const size_t ssz = f16 ? 2 : 4;
+    const uint8_t *raw = (const uint8_t *)W->data;
+    const int64_t row_bytes = DT == AIOS_DTYPE_Q4 ? n_in / 2 : n_in, blk_bytes = DT == AIOS_DTYPE_Q4 ? 16 : 32;
+    const int pf_every = (int)(64 / blk_bytes); /* one prefetch per cache line of each row */
+    const __m512 lut8 = _mm512_setr_ps(-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
+    __m512 acc[4][3];
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++)
+#pragma GCC unroll 3
+        for (int t = 0; t < NT; t++) acc[i][t] = _mm512_setzero_ps();
+    float sd[4][GQ_CB] __attribute__((aligned(64))), zd[4][GQ_CB] __attribute__((aligned(64)));
+    for (int64_t g0 = 0; g0 < gpr; g0 += GQ_CB) {
+        const int64_t ng = AIOS_MIN(GQ_CB, gpr - g0);
+#pragma GCC unroll 4
+        for (int i = 0; i < NR; i++) {
+            const size_t si = (size_t)((r0 + i) * gpr + g0);
+            gq_cvt(sd[i], (const uint8_t *)W->scales + si * ssz, f16, ng);
+            if (zp) gq_cvt(zd[i], (const uint8_t *)W->zero_points + si * ssz, f16, ng);
+        }
+        for (int64_t g = 0; g < ng; g++) {
+            __m512 vs[4], lut[4];
+#pragma GCC unroll 4
+            for (int i = 0; i < NR; i++) {
+                vs[i] = _mm512_set1_ps(sd[i][g]);
+                if (DT == AIOS_DTYPE_Q4) /* (u - 8 - z) s: the reference's ((float)q - z) * s */
+                    lut[i] = _mm512_mul_ps(zp ? _mm512_sub_ps(lut8, _mm512_set1_ps(zd[i][g])) : lut8, vs[i]);
+                else if (zp)
+                    lut[i] = _mm512_set1_ps(zd[i][g]);
+            }
+            for (int64_t c = 0; c < bpg; c++) {
+                const int64_t b = (g0 + g) * bpg + c, col = 32 * b; /* 32-column block of the row */
+                const uint8_t *bp = raw + (size_t)(r0 * row_bytes + b * blk_bytes);
+                __m512 x0[3], x1[3];
+#pragma GCC unroll 3
+                for (int t = 0; t < NT; t++) /* int4: x split into even / odd columns by the caller */
+                    x0[t] = _mm512_loadu_ps(x + t * ldx + col), x1[t] = _mm512_loadu_ps(x + t * ldx + col + 16);
+#pragma GCC unroll 4
+                for (int i = 0; i < NR; i++) {
+                    const uint8_t *p = bp + (size_t)(i * row_bytes);
+                    if (b % pf_every == 0) _mm_prefetch((const char *)p + PF_BYTES, _MM_HINT_T0);
+                    __m512 w0, w1;
+                    if (DT == AIOS_DTYPE_Q4) {
+                        const __m512i v = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)p));
+                        w0 = _mm512_permutexvar_ps(_mm512_srli_epi32(v, 4), lut[i]); /* even columns */
+                        w1 = _mm512_permutexvar_ps(v, lut[i]);                       /* odd columns */
+                    } else {
+                        __m512 f0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)));
+                        __m512 f1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 16))));
+                        if (zp) f0 = _mm512_sub_ps(f0, lut[i]), f1 = _mm512_sub_ps(f1, lut[i]);
+                        w0 = _mm512_mul_ps(f0, vs[i]), w1 = _mm512_mul_ps(f1, vs[i]);
+                    }
+#pragma GCC unroll 3
+                    for (int t = 0; t < NT; t++)
+                        acc[i][t] = _mm512_fmadd_ps(w1, x1[t], _mm512_fmadd_ps(w0, x0[t], acc[i][t]));
+                }
+            }
+        }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < NR; i++)
+#pragma GCC unroll 3
+        for (int t = 0; t < NT; t++) y[t * ldy + i] += _mm512_reduce_add_ps(acc[i][t]);
+}
+
+/* zero points a constant of each instance (a branch per 8 / 16 weights had cost the AVX2 one) */
+#define GQ_NT(DT, NR)                                                                                 \
+    switch (nt + 3 * (W->zero_points != NULL)) {                                                      \
+    case 1: gemv_gq512(y, ldy, x, ldx, W, r, DT, NR, 1, 0); break;                                    \
+    case 2: gemv_gq512(y, ldy, x, ldx, W, r, DT, NR, 2, 0); break;                                    \
+    case 3: gemv_gq512(y, ldy, x, ldx, W, r, DT, NR, 3, 0); break;                                    \
+    case 4: gemv_gq512(y, ldy, x, ldx, W, r, DT, NR, 1, 1); break;                                    \
+    case 5: gemv_gq512(y, ldy, x, ldx, W, r, DT, NR, 2, 1); break;                                    \
+    default: gemv_gq512(y, ldy, x, ldx, W, r, DT, NR, 3, 1); break;                                   \
+    }
+
 #define GEMV_NT(DT, NR)                                                                     \
     switch (nt) {                                                                           \
     case 1: gemv_blk(y, ldy, x, ldx, W, r, DT, NR, 1); break;                               \
@@ -459,6 +584,33 @@ static T512 void gemv_q_512(float *y, int64_t ldy, const float *x, int64_t ldx, 
     const int al = W->dtype == AIOS_DTYPE_Q8 ? 1 : W->dtype == AIOS_DTYPE_Q4 ? 2 : 4;
     const int64_t step = n_in % al ? 1 : 4; /* 4-row blocks when all rows start at the same bit offset */
     y += r0;
+    float *xs = NULL;
+    if (aios__gemv_gq_ok(W) && W->dtype == AIOS_DTYPE_Q4 &&
+        (xs = aligned_alloc(64, sizeof(float) * (size_t)(nt * n_in))) != NULL) {
+        /* int4: x split into even / odd columns per 32 once per call (a byte holds columns 2i and
+         * 2i + 1), not once per 4 rows: two permutes per 32 columns and token had been a sixth
+         * of the shuffle port's work in the row loop */
+        const __m512i ev = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        const __m512i od = _mm512_add_epi32(ev, _mm512_set1_epi32(1));
+        for (int t = 0; t < nt; t++)
+            for (int64_t c = 0; c < n_in; c += 32) {
+                const __m512 a = _mm512_loadu_ps(x + t * ldx + c), b = _mm512_loadu_ps(x + t * ldx + c + 16);
+                _mm512_store_ps(xs + t * n_in + c, _mm512_permutex2var_ps(a, ev, b));
+                _mm512_store_ps(xs + t * n_in + c + 16, _mm512_permutex2var_ps(a, od, b));
+            }
+        x = xs, ldx = n_in;
+        int64_t r = r0;
+        for (; r + 4 <= r1; r += 4, y += 4) GQ_NT(AIOS_DTYPE_Q4, 4)
+        for (; r < r1; r++, y++) GQ_NT(AIOS_DTYPE_Q4, 1)
+        free(xs);
+        return;
+    }
+    if (aios__gemv_gq_ok(W) && W->dtype == AIOS_DTYPE_Q8) { /* whole groups of 32k columns per row */
+        int64_t r = r0;
+        for (; r + 4 <= r1; r += 4, y += 4) GQ_NT(AIOS_DTYPE_Q8, 4)
+        for (; r < r1; r++, y++) GQ_NT(AIOS_DTYPE_Q8, 1)
+        return;
+    }
     for (int64_t r = r0; r < r1;) {
         if (step == 4 && r + 4 <= r1) {
             switch (W->dtype) {

@@ -84,6 +84,9 @@ void aios__gemv_gguf_multi_avx2(float *y, int64_t ldy, const float *x, int64_t l
 void aios__gemv_gguf_i8_512(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
                             int64_t r0, int64_t r1);
 int aios__gemv_q_i8_ok(const aios_tensor *W);
+/* The grouped exact-float decode GEMV (avx512.c, avx2.c) applies: int8 / int4 with groups of a
+ * multiple of 32 columns, whole groups per row. */
+int aios__gemv_gq_ok(const aios_tensor *W);
 void aios__gemv_q_i8_512(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W, int64_t r0,
                          int64_t r1);
 #endif
