@@ -14,6 +14,7 @@
 #include "model/decoder.h"
 #include "model/lora.h"
 #include "tensor/quant.h"
+#include "tiers.h"
 #include "test.h"
 #include "train/train.h"
 
@@ -367,29 +368,61 @@ static void test_checkpoint_same_grads(void) {
  * transposed product on every stored dtype
  * ------------------------------------------------------------------------------------------ */
 
+/* A (n_out, n_in) GGUF block weight (n_in a multiple of the block) of random bytes with small f16
+ * scales at the given byte offsets of each block; *buf to free. */
+static aios_tensor gguf_w(aios_dtype dt, const int *off, int n_off, int64_t n_out, int64_t n_in, uint8_t **buf) {
+    int blk = 32, bytes = 0;
+    aios_gguf_block(dt, &blk, &bytes);
+    size_t n = (size_t)(n_out * (n_in / blk)) * (size_t)bytes;
+    uint8_t *p = malloc(n);
+    for (size_t i = 0; i < n; i++) p[i] = (uint8_t)(aios_lora_rng_uniform(&g_rng) * 256);
+    for (size_t b = 0; b < n / (size_t)bytes; b++)
+        for (int k = 0; k < n_off; k++) {
+            uint16_t h = aios_f32_to_f16((float)urand() * 0.05f);
+            memcpy(p + b * (size_t)bytes + off[k], &h, 2);
+        }
+    *buf = p;
+    return (aios_tensor){.name = "w", .dtype = dt, .ndim = 2, .shape = {n_out, n_in}, .data = p, .nbytes = n};
+}
+
+/* dx (+)= dy @ W on every stored dtype and every kernel tier, against the reference
+ * dequantizer's rows summed in double: T 3 takes the tile loop, T 13 the packed GEMM (odd row
+ * counts, n_out 300 crosses its 256-row chunk, odd column counts its panel edges). */
 static void test_matmul_t_dtypes(void) {
-    const int64_t no = 37, ni = 45, T = 11;
-    float *w = malloc((size_t)(no * ni) * sizeof(float)), *dy = malloc((size_t)(T * no) * sizeof(float));
-    float *dx = malloc((size_t)(T * ni) * sizeof(float)), *want = malloc((size_t)(T * ni) * sizeof(float));
-    float *row = malloc((size_t)ni * sizeof(float));
-    for (int64_t i = 0; i < no * ni; i++) w[i] = (float)urand();
-    for (int64_t i = 0; i < T * no; i++) dy[i] = (float)urand();
-    uint16_t *h16 = malloc((size_t)(no * ni) * 2);
-    uint8_t *q = malloc((size_t)(no * ni));
-    float sc[64], zp[64];
+    const int64_t no = 300, T_max = 13;
     struct {
         const char *name;
         aios_dtype dt;
-    } kinds[] = {{"f32", AIOS_DTYPE_F32}, {"f16", AIOS_DTYPE_F16}, {"bf16", AIOS_DTYPE_BF16}, {"int8", AIOS_DTYPE_Q8},
-                 {"int4", AIOS_DTYPE_Q4}, {"int2", AIOS_DTYPE_Q2}};
+        int64_t ni;
+        int off[2], n_off;
+    } kinds[] = {{"f32", AIOS_DTYPE_F32, 45, {0}, 0},   {"f16", AIOS_DTYPE_F16, 77, {0}, 0},
+                 {"bf16", AIOS_DTYPE_BF16, 45, {0}, 0}, {"int8", AIOS_DTYPE_Q8, 45, {0}, 0},
+                 {"int4", AIOS_DTYPE_Q4, 77, {0}, 0},   {"int2", AIOS_DTYPE_Q2, 45, {0}, 0},
+                 {"gguf q4_1", AIOS_DTYPE_GGUF_Q4_1, 160, {0, 2}, 2},
+                 {"gguf q4_k", AIOS_DTYPE_GGUF_Q4_K, 512, {0, 2}, 2}};
+    const int64_t ni_max = 512;
+    float *w = malloc((size_t)(no * ni_max) * sizeof(float)), *dy = malloc((size_t)(T_max * no) * sizeof(float));
+    float *dx = malloc((size_t)(T_max * ni_max) * sizeof(float)), *want = malloc((size_t)(T_max * ni_max) * sizeof(float));
+    float *row = malloc((size_t)ni_max * sizeof(float));
+    double *acc = malloc((size_t)(T_max * ni_max) * sizeof(double));
+    uint16_t *h16 = malloc((size_t)(no * ni_max) * 2);
+    uint8_t *q = malloc((size_t)(no * ni_max));
+    float *sc = malloc((size_t)no * sizeof(float)), *zp = malloc((size_t)no * sizeof(float));
+    for (int64_t i = 0; i < T_max * no; i++) dy[i] = (float)urand();
+    static const char *const tiers[] = {"ref", "avx2", "avx512"};
     for (size_t k = 0; k < AIOS_ARRAY_LEN(kinds); k++) {
+        const int64_t ni = kinds[k].ni;
+        for (int64_t i = 0; i < no * ni; i++) w[i] = (float)urand();
         aios_tensor t = {.name = kinds[k].name, .dtype = kinds[k].dt, .ndim = 2, .shape = {no, ni}};
+        uint8_t *gbuf = NULL;
         if (kinds[k].dt == AIOS_DTYPE_F32) {
             t.data = w, t.nbytes = (size_t)(no * ni) * 4;
         } else if (kinds[k].dt == AIOS_DTYPE_F16 || kinds[k].dt == AIOS_DTYPE_BF16) {
             for (int64_t i = 0; i < no * ni; i++)
                 h16[i] = kinds[k].dt == AIOS_DTYPE_F16 ? aios_f32_to_f16(w[i]) : aios_f32_to_bf16(w[i]);
             t.data = h16, t.nbytes = (size_t)(no * ni) * 2;
+        } else if (kinds[k].n_off) {
+            t = gguf_w(kinds[k].dt, kinds[k].off, kinds[k].n_off, no, ni, &gbuf);
         } else {
             aios_quant_params qp = {.type = kinds[k].dt, .group_size = 0, .per_channel = 1, .symmetric = 0};
             size_t nb;
@@ -397,26 +430,33 @@ static void test_matmul_t_dtypes(void) {
             CHECK_OK(aios_quantize_f32(w, no, ni, &qp, q, sc, zp));
             t.data = q, t.nbytes = nb, t.scales = sc, t.zero_points = zp, t.n_scales = no, t.quant_axis = 0;
         }
-        /* expected: the same dequantized rows, summed in double */
-        for (int64_t i = 0; i < T * ni; i++) want[i] = 0;
-        double *acc = calloc((size_t)(T * ni), sizeof(double));
+        /* expected: the reference dequantizer's rows, summed in double */
+        for (int64_t i = 0; i < T_max * ni; i++) acc[i] = 0;
         for (int64_t o = 0; o < no; o++) {
-            CHECK_OK(aios_tensor_row_f32(row, &t, o));
-            for (int64_t tt = 0; tt < T; tt++)
+            CHECK_OK(aios_quant_dequantize_row_ref(&t, o, row));
+            for (int64_t tt = 0; tt < T_max; tt++)
                 for (int64_t j = 0; j < ni; j++) acc[tt * ni + j] += (double)dy[tt * no + o] * row[j];
         }
-        for (int64_t i = 0; i < T * ni; i++) want[i] = (float)acc[i];
-        free(acc);
-        CHECK_OK(aios_matmul_t(dx, dy, &t, T, 0));
-        double e = t_rel_err(dx, want, (size_t)(T * ni));
-        CHECKF(e <= 1e-6, "matmul_t %s: rel err %.3g", kinds[k].name, e);
-        /* accumulate adds */
-        CHECK_OK(aios_matmul_t(dx, dy, &t, T, 1));
-        for (int64_t i = 0; i < T * ni; i++) want[i] *= 2;
-        e = t_rel_err(dx, want, (size_t)(T * ni));
-        CHECKF(e <= 1e-6, "matmul_t %s accumulate: rel err %.3g", kinds[k].name, e);
+        for (size_t ti = 0; ti < AIOS_ARRAY_LEN(tiers); ti++) {
+            if (!t_use_tier(tiers[ti])) continue;
+            for (int64_t T = 3; T <= T_max; T += T_max - 3) {
+                for (int64_t i = 0; i < T * ni; i++) want[i] = (float)acc[i];
+                for (int64_t i = 0; i < T * ni; i++) dx[i] = NAN; /* overwritten, never read */
+                CHECK_OK(aios_matmul_t(dx, dy, &t, T, 0));
+                double e = t_rel_err(dx, want, (size_t)(T * ni));
+                CHECKF(e <= 1e-6, "matmul_t %s tier %s T %lld: rel err %.3g", kinds[k].name, tiers[ti], (long long)T, e);
+                /* accumulate adds */
+                CHECK_OK(aios_matmul_t(dx, dy, &t, T, 1));
+                for (int64_t i = 0; i < T * ni; i++) want[i] = (float)(2 * acc[i]);
+                e = t_rel_err(dx, want, (size_t)(T * ni));
+                CHECKF(e <= 1e-6, "matmul_t %s tier %s T %lld accumulate: rel err %.3g", kinds[k].name, tiers[ti],
+                       (long long)T, e);
+            }
+        }
+        free(gbuf);
     }
-    free(w), free(dy), free(dx), free(want), free(row), free(h16), free(q);
+    CHECK_OK(aios_kernels_use("auto"));
+    free(w), free(dy), free(dx), free(want), free(row), free(acc), free(h16), free(q), free(sc), free(zp);
 }
 
 /* ------------------------------------------------------------------------------------------

@@ -86,6 +86,8 @@ void aios__ref_gemv_i8(float *y, int64_t ldy, const float *x, int64_t ldx, int n
  * any dtype the tier's deq reads.  Available on the AVX2 and AVX-512 tiers. */
 int aios__gemm_available(const aios__ktier *K);
 aios_status aios__gemm(const aios__ktier *K, float *y, const float *x, const aios_tensor *W, int64_t T, int nth);
+/* The transposed product through the same micro-kernel: dx (T, n_in) += dy (T, n_out) @ W. */
+aios_status aios__gemm_t(const aios__ktier *K, float *dx, const float *dy, const aios_tensor *W, int64_t T, int nth);
 /* The int8 x int8 GEMM (qgemm_avx512.c): int8 weights (per row / per tensor scales) times
  * activations quantized per row and group of 32 columns, VNNI.  _ok: this CPU and weight. */
 int aios__qgemm_i8_ok(const aios_tensor *W);
