@@ -699,9 +699,11 @@ static void test_peft_and_card_roundtrip(void) {
     }
     static const char *const meta[] = {"aios.train.steps", "3", NULL};
     snprintf(a->name, sizeof a->name, "my_skill");
+    a->dropout = 0.1; /* lora_dropout: the card keeps it (aios.card.lora_dropout), exactly */
     CHECK_OK(aios_lora_save_card(a, card, meta));
     CHECK_OK(aios_lora_load(card, &c, &cc));
     if (cc) {
+        CHECKF(cc->dropout == 0.1, "card lora_dropout %.17g", cc->dropout);
         CHECK(cc->r == 3 && cc->alpha == 6.0 && cc->targets == a->targets);
         CHECK(!memcmp(a->data, cc->data, (size_t)a->n_params * 4));
         CHECK(!strcmp(cc->name, "my_skill"));
