@@ -368,6 +368,80 @@ static void test_checkpoint_same_grads(void) {
  * transposed product on every stored dtype
  * ------------------------------------------------------------------------------------------ */
 
+/* The trainer's attention (attn_train.c) on every tier against a float64 evaluation of its
+ * definition: odd sizes (L 13, head_dim 20, 6 heads over 2 kv heads), a padded row, forward P
+ * and output, backward dq, dk, dv for a random datt. */
+static void test_train_attention_tiers(void) {
+    const int64_t B = 2, L = 13, nh = 6, nkv = 2, hd = 20, N = B * L, QD = nh * hd, KVD = nkv * hd, grp = nh / nkv;
+    float *q = malloc(sizeof(float) * (size_t)(N * QD)), *k = malloc(sizeof(float) * (size_t)(N * KVD));
+    float *v = malloc(sizeof(float) * (size_t)(N * KVD)), *da = malloc(sizeof(float) * (size_t)(N * QD));
+    float *P = malloc(sizeof(float) * (size_t)(B * nh * L * L)), *att = malloc(sizeof(float) * (size_t)(N * QD));
+    float *dq = malloc(sizeof(float) * (size_t)(N * QD)), *dk = malloc(sizeof(float) * (size_t)(N * KVD));
+    float *dv = malloc(sizeof(float) * (size_t)(N * KVD));
+    float *w_att = calloc((size_t)(N * QD), sizeof(float)), *w_dq = calloc((size_t)(N * QD), sizeof(float));
+    float *w_dk = calloc((size_t)(N * KVD), sizeof(float)), *w_dv = calloc((size_t)(N * KVD), sizeof(float));
+    double *pr = malloc(sizeof(double) * (size_t)L), *dp = malloc(sizeof(double) * (size_t)L);
+    double *acc = malloc(sizeof(double) * (size_t)(N * (QD + 2 * KVD)));
+    uint8_t mask[26];
+    for (int64_t i = 0; i < N; i++) mask[i] = !(i >= L + 9); /* row 1: 9 real tokens, 4 padding */
+    for (int64_t i = 0; i < N * QD; i++) q[i] = (float)urand(), da[i] = (float)urand();
+    for (int64_t i = 0; i < N * KVD; i++) k[i] = (float)urand(), v[i] = (float)urand();
+    /* reference: softmax over visible keys, o = P v; dP = do . v; dS = P (dP - sum P dP) / sqrt(hd) */
+    double *rdq = acc, *rdk = acc + N * QD, *rdv = rdk + N * KVD;
+    for (int64_t i = 0; i < N * (QD + 2 * KVD); i++) acc[i] = 0;
+    const double sc = 1.0 / sqrt((double)hd);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < nh; h++)
+            for (int64_t i = 0; i < L; i++) {
+                const int64_t kh = h / grp, qi = (b * L + i) * QD + h * hd;
+                double mx = -INFINITY, sum = 0;
+                for (int64_t j = 0; j <= i; j++) {
+                    pr[j] = -INFINITY;
+                    if (!mask[b * L + j]) continue;
+                    double s = 0;
+                    for (int64_t e = 0; e < hd; e++) s += (double)q[qi + e] * k[(b * L + j) * KVD + kh * hd + e];
+                    pr[j] = s * sc;
+                    mx = fmax(mx, pr[j]);
+                }
+                for (int64_t j = 0; j <= i; j++) sum += pr[j] == -INFINITY ? 0 : exp(pr[j] - mx);
+                double sdp = 0;
+                for (int64_t j = 0; j <= i; j++) {
+                    pr[j] = pr[j] == -INFINITY ? 0 : exp(pr[j] - mx) / sum;
+                    const int64_t vj = (b * L + j) * KVD + kh * hd;
+                    dp[j] = 0;
+                    for (int64_t e = 0; e < hd; e++) {
+                        w_att[qi + e] += (float)(pr[j] * v[vj + e]);
+                        dp[j] += (double)da[qi + e] * v[vj + e];
+                    }
+                    sdp += pr[j] * dp[j];
+                }
+                for (int64_t j = 0; j <= i; j++) {
+                    const double ds = pr[j] * (dp[j] - sdp) * sc;
+                    const int64_t kj = (b * L + j) * KVD + kh * hd;
+                    for (int64_t e = 0; e < hd; e++) {
+                        rdq[qi + e] += ds * k[kj + e];
+                        rdk[kj + e] += ds * q[qi + e];
+                        rdv[kj + e] += pr[j] * da[qi + e];
+                    }
+                }
+            }
+    for (int64_t i = 0; i < N * QD; i++) w_dq[i] = (float)rdq[i];
+    for (int64_t i = 0; i < N * KVD; i++) w_dk[i] = (float)rdk[i], w_dv[i] = (float)rdv[i];
+    static const char *const tiers[] = {"ref", "avx2", "avx512"};
+    for (size_t ti = 0; ti < AIOS_ARRAY_LEN(tiers); ti++) {
+        if (!t_use_tier(tiers[ti])) continue;
+        aios__train_attn_fwd(P, att, q, k, v, mask, B, L, nh, nkv, hd);
+        CHECK_OK(aios__train_attn_bwd(dq, dk, dv, da, P, q, k, v, B, L, nh, nkv, hd));
+        const double e1 = t_rel_err(att, w_att, (size_t)(N * QD)), e2 = t_rel_err(dq, w_dq, (size_t)(N * QD));
+        const double e3 = t_rel_err(dk, w_dk, (size_t)(N * KVD)), e4 = t_rel_err(dv, w_dv, (size_t)(N * KVD));
+        CHECKF(e1 <= 1e-6 && e2 <= 1e-6 && e3 <= 1e-6 && e4 <= 1e-6, "attention tier %s: rel err out %.3g dq %.3g dk %.3g dv %.3g",
+               tiers[ti], e1, e2, e3, e4);
+    }
+    CHECK_OK(aios_kernels_use("auto"));
+    free(q), free(k), free(v), free(da), free(P), free(att), free(dq), free(dk), free(dv);
+    free(w_att), free(w_dq), free(w_dk), free(w_dv), free(pr), free(dp), free(acc);
+}
+
 /* A (n_out, n_in) GGUF block weight (n_in a multiple of the block) of random bytes with small f16
  * scales at the given byte offsets of each block; *buf to free. */
 static aios_tensor gguf_w(aios_dtype dt, const int *off, int n_off, int64_t n_out, int64_t n_in, uint8_t **buf) {
@@ -758,6 +832,7 @@ int main(void) {
     RUN(test_fd_qwen3_qk_norm);
     RUN(test_checkpoint_same_grads);
     RUN(test_matmul_t_dtypes);
+    RUN(test_train_attention_tiers);
     RUN(test_golden_qwen2_tiny);
     RUN(test_adapter_hook_equals_merge);
     RUN(test_adamw_clip_schedule);
