@@ -21,7 +21,9 @@ Needs $AIOS_REF_PYTHON: an interpreter with torch + transformers (+ peft) + gguf
 Debian's python3-torch 1.13 with transformers 4.46 / peft 0.13 installed --no-deps.
 Usage: bench_train.py [steps=3] [repeat=3]   (prints a Markdown table)
   $BENCH_TRAIN_F32: a float32 export made before; $BENCH_TRAIN_ONLY: "a|b" runs only the
-  configurations whose name contains a or b; $BENCH_THREADS (2).
+  configurations whose name contains a or b; $BENCH_THREADS (2); $BENCH_TRAIN_BASELINE: another
+  `aios` binary (e.g. a build before a change) whose f32 and 4-bit rows run in the same
+  alternation ("baseline aios, ...").
 """
 import json
 import os
@@ -144,11 +146,11 @@ def run_child(cmd, env=None):
     return out, err, wall
 
 
-def aios_train(model, data, steps, extra, tmp):
+def aios_train(model, data, steps, extra, tmp, aios=AIOS):
     out = os.path.join(tmp, "ad")
     shutil.rmtree(out, ignore_errors=True)
     log = os.path.join(tmp, "log.jsonl")
-    cmd = ["/usr/bin/time", "-f", "MAXRSS %M", AIOS, "train", "--model", model, "--data", data, "--out", out,
+    cmd = ["/usr/bin/time", "-f", "MAXRSS %M", aios, "train", "--model", model, "--data", data, "--out", out,
            "--steps", str(steps), "--batch", str(B), "--max-len", str(L), "--rank", str(R), "--alpha", "16",
            "--target", ",".join(TARGETS), "--lr", "1e-4", "--threads", os.environ.get("BENCH_THREADS", "2"),
            "--log-jsonl", log, *extra]
@@ -207,6 +209,10 @@ def main():
                    ("aios, 4-bit base (Q4_1 GGUF in place)", lambda: aios_train(gguf, data, steps, [], tmp)),
                    ("PyTorch + PEFT, f32 base", lambda: json.loads(run_child([ref, side, "train", f32, ids_path,
                                                                                str(steps)])[0].splitlines()[-1]))]
+        base = os.environ.get("BENCH_TRAIN_BASELINE")
+        if base:
+            configs[3:3] = [("baseline aios, f32 base", lambda: aios_train(f32, data, steps, [], tmp, base)),
+                            ("baseline aios, 4-bit base", lambda: aios_train(gguf, data, steps, [], tmp, base))]
         only = os.environ.get("BENCH_TRAIN_ONLY")  # e.g. "f32 base," "PyTorch": configurations whose name holds one
         if only:
             configs = [c for c in configs if any(w.strip() and w.strip() in c[0] for w in only.split("|"))]

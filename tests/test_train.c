@@ -14,6 +14,7 @@
 #include "model/decoder.h"
 #include "model/lora.h"
 #include "tensor/quant.h"
+#include "tiers.h"
 #include "test.h"
 #include "train/train.h"
 
@@ -367,29 +368,135 @@ static void test_checkpoint_same_grads(void) {
  * transposed product on every stored dtype
  * ------------------------------------------------------------------------------------------ */
 
+/* The trainer's attention (attn_train.c) on every tier against a float64 evaluation of its
+ * definition: odd sizes (L 13, head_dim 20, 6 heads over 2 kv heads), a padded row, forward P
+ * and output, backward dq, dk, dv for a random datt. */
+static void test_train_attention_tiers(void) {
+    const int64_t B = 2, L = 13, nh = 6, nkv = 2, hd = 20, N = B * L, QD = nh * hd, KVD = nkv * hd, grp = nh / nkv;
+    float *q = malloc(sizeof(float) * (size_t)(N * QD)), *k = malloc(sizeof(float) * (size_t)(N * KVD));
+    float *v = malloc(sizeof(float) * (size_t)(N * KVD)), *da = malloc(sizeof(float) * (size_t)(N * QD));
+    float *P = malloc(sizeof(float) * (size_t)(B * nh * L * L)), *att = malloc(sizeof(float) * (size_t)(N * QD));
+    float *dq = malloc(sizeof(float) * (size_t)(N * QD)), *dk = malloc(sizeof(float) * (size_t)(N * KVD));
+    float *dv = malloc(sizeof(float) * (size_t)(N * KVD));
+    float *w_att = calloc((size_t)(N * QD), sizeof(float)), *w_dq = calloc((size_t)(N * QD), sizeof(float));
+    float *w_dk = calloc((size_t)(N * KVD), sizeof(float)), *w_dv = calloc((size_t)(N * KVD), sizeof(float));
+    double *pr = malloc(sizeof(double) * (size_t)L), *dp = malloc(sizeof(double) * (size_t)L);
+    double *acc = malloc(sizeof(double) * (size_t)(N * (QD + 2 * KVD)));
+    uint8_t mask[26];
+    for (int64_t i = 0; i < N; i++) mask[i] = !(i >= L + 9); /* row 1: 9 real tokens, 4 padding */
+    for (int64_t i = 0; i < N * QD; i++) q[i] = (float)urand(), da[i] = (float)urand();
+    for (int64_t i = 0; i < N * KVD; i++) k[i] = (float)urand(), v[i] = (float)urand();
+    /* reference: softmax over visible keys, o = P v; dP = do . v; dS = P (dP - sum P dP) / sqrt(hd) */
+    double *rdq = acc, *rdk = acc + N * QD, *rdv = rdk + N * KVD;
+    for (int64_t i = 0; i < N * (QD + 2 * KVD); i++) acc[i] = 0;
+    const double sc = 1.0 / sqrt((double)hd);
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < nh; h++)
+            for (int64_t i = 0; i < L; i++) {
+                const int64_t kh = h / grp, qi = (b * L + i) * QD + h * hd;
+                double mx = -INFINITY, sum = 0;
+                for (int64_t j = 0; j <= i; j++) {
+                    pr[j] = -INFINITY;
+                    if (!mask[b * L + j]) continue;
+                    double s = 0;
+                    for (int64_t e = 0; e < hd; e++) s += (double)q[qi + e] * k[(b * L + j) * KVD + kh * hd + e];
+                    pr[j] = s * sc;
+                    mx = fmax(mx, pr[j]);
+                }
+                for (int64_t j = 0; j <= i; j++) sum += pr[j] == -INFINITY ? 0 : exp(pr[j] - mx);
+                double sdp = 0;
+                for (int64_t j = 0; j <= i; j++) {
+                    pr[j] = pr[j] == -INFINITY ? 0 : exp(pr[j] - mx) / sum;
+                    const int64_t vj = (b * L + j) * KVD + kh * hd;
+                    dp[j] = 0;
+                    for (int64_t e = 0; e < hd; e++) {
+                        w_att[qi + e] += (float)(pr[j] * v[vj + e]);
+                        dp[j] += (double)da[qi + e] * v[vj + e];
+                    }
+                    sdp += pr[j] * dp[j];
+                }
+                for (int64_t j = 0; j <= i; j++) {
+                    const double ds = pr[j] * (dp[j] - sdp) * sc;
+                    const int64_t kj = (b * L + j) * KVD + kh * hd;
+                    for (int64_t e = 0; e < hd; e++) {
+                        rdq[qi + e] += ds * k[kj + e];
+                        rdk[kj + e] += ds * q[qi + e];
+                        rdv[kj + e] += pr[j] * da[qi + e];
+                    }
+                }
+            }
+    for (int64_t i = 0; i < N * QD; i++) w_dq[i] = (float)rdq[i];
+    for (int64_t i = 0; i < N * KVD; i++) w_dk[i] = (float)rdk[i], w_dv[i] = (float)rdv[i];
+    static const char *const tiers[] = {"ref", "avx2", "avx512"};
+    for (size_t ti = 0; ti < AIOS_ARRAY_LEN(tiers); ti++) {
+        if (!t_use_tier(tiers[ti])) continue;
+        aios__train_attn_fwd(P, att, q, k, v, mask, B, L, nh, nkv, hd);
+        CHECK_OK(aios__train_attn_bwd(dq, dk, dv, da, P, q, k, v, B, L, nh, nkv, hd));
+        const double e1 = t_rel_err(att, w_att, (size_t)(N * QD)), e2 = t_rel_err(dq, w_dq, (size_t)(N * QD));
+        const double e3 = t_rel_err(dk, w_dk, (size_t)(N * KVD)), e4 = t_rel_err(dv, w_dv, (size_t)(N * KVD));
+        CHECKF(e1 <= 1e-6 && e2 <= 1e-6 && e3 <= 1e-6 && e4 <= 1e-6, "attention tier %s: rel err out %.3g dq %.3g dk %.3g dv %.3g",
+               tiers[ti], e1, e2, e3, e4);
+    }
+    CHECK_OK(aios_kernels_use("auto"));
+    free(q), free(k), free(v), free(da), free(P), free(att), free(dq), free(dk), free(dv);
+    free(w_att), free(w_dq), free(w_dk), free(w_dv), free(pr), free(dp), free(acc);
+}
+
+/* A (n_out, n_in) GGUF block weight (n_in a multiple of the block) of random bytes with small f16
+ * scales at the given byte offsets of each block; *buf to free. */
+static aios_tensor gguf_w(aios_dtype dt, const int *off, int n_off, int64_t n_out, int64_t n_in, uint8_t **buf) {
+    int blk = 32, bytes = 0;
+    aios_gguf_block(dt, &blk, &bytes);
+    size_t n = (size_t)(n_out * (n_in / blk)) * (size_t)bytes;
+    uint8_t *p = malloc(n);
+    for (size_t i = 0; i < n; i++) p[i] = (uint8_t)(aios_lora_rng_uniform(&g_rng) * 256);
+    for (size_t b = 0; b < n / (size_t)bytes; b++)
+        for (int k = 0; k < n_off; k++) {
+            uint16_t h = aios_f32_to_f16((float)urand() * 0.05f);
+            memcpy(p + b * (size_t)bytes + off[k], &h, 2);
+        }
+    *buf = p;
+    return (aios_tensor){.name = "w", .dtype = dt, .ndim = 2, .shape = {n_out, n_in}, .data = p, .nbytes = n};
+}
+
+/* dx (+)= dy @ W on every stored dtype and every kernel tier, against the reference
+ * dequantizer's rows summed in double: T 3 takes the tile loop, T 13 the packed GEMM (odd row
+ * counts, n_out 300 crosses its 256-row chunk, odd column counts its panel edges). */
 static void test_matmul_t_dtypes(void) {
-    const int64_t no = 37, ni = 45, T = 11;
-    float *w = malloc((size_t)(no * ni) * sizeof(float)), *dy = malloc((size_t)(T * no) * sizeof(float));
-    float *dx = malloc((size_t)(T * ni) * sizeof(float)), *want = malloc((size_t)(T * ni) * sizeof(float));
-    float *row = malloc((size_t)ni * sizeof(float));
-    for (int64_t i = 0; i < no * ni; i++) w[i] = (float)urand();
-    for (int64_t i = 0; i < T * no; i++) dy[i] = (float)urand();
-    uint16_t *h16 = malloc((size_t)(no * ni) * 2);
-    uint8_t *q = malloc((size_t)(no * ni));
-    float sc[64], zp[64];
+    const int64_t no = 300, T_max = 13;
     struct {
         const char *name;
         aios_dtype dt;
-    } kinds[] = {{"f32", AIOS_DTYPE_F32}, {"f16", AIOS_DTYPE_F16}, {"bf16", AIOS_DTYPE_BF16}, {"int8", AIOS_DTYPE_Q8},
-                 {"int4", AIOS_DTYPE_Q4}, {"int2", AIOS_DTYPE_Q2}};
+        int64_t ni;
+        int off[2], n_off;
+    } kinds[] = {{"f32", AIOS_DTYPE_F32, 45, {0}, 0},   {"f16", AIOS_DTYPE_F16, 77, {0}, 0},
+                 {"bf16", AIOS_DTYPE_BF16, 45, {0}, 0}, {"int8", AIOS_DTYPE_Q8, 45, {0}, 0},
+                 {"int4", AIOS_DTYPE_Q4, 77, {0}, 0},   {"int2", AIOS_DTYPE_Q2, 45, {0}, 0},
+                 {"gguf q4_1", AIOS_DTYPE_GGUF_Q4_1, 160, {0, 2}, 2},
+                 {"gguf q4_k", AIOS_DTYPE_GGUF_Q4_K, 512, {0, 2}, 2}};
+    const int64_t ni_max = 512;
+    float *w = malloc((size_t)(no * ni_max) * sizeof(float)), *dy = malloc((size_t)(T_max * no) * sizeof(float));
+    float *dx = malloc((size_t)(T_max * ni_max) * sizeof(float)), *want = malloc((size_t)(T_max * ni_max) * sizeof(float));
+    float *row = malloc((size_t)ni_max * sizeof(float));
+    double *acc = malloc((size_t)(T_max * ni_max) * sizeof(double));
+    uint16_t *h16 = malloc((size_t)(no * ni_max) * 2);
+    uint8_t *q = malloc((size_t)(no * ni_max));
+    float *sc = malloc((size_t)no * sizeof(float)), *zp = malloc((size_t)no * sizeof(float));
+    for (int64_t i = 0; i < T_max * no; i++) dy[i] = (float)urand();
+    static const char *const tiers[] = {"ref", "avx2", "avx512"};
     for (size_t k = 0; k < AIOS_ARRAY_LEN(kinds); k++) {
+        const int64_t ni = kinds[k].ni;
+        for (int64_t i = 0; i < no * ni; i++) w[i] = (float)urand();
         aios_tensor t = {.name = kinds[k].name, .dtype = kinds[k].dt, .ndim = 2, .shape = {no, ni}};
+        uint8_t *gbuf = NULL;
         if (kinds[k].dt == AIOS_DTYPE_F32) {
             t.data = w, t.nbytes = (size_t)(no * ni) * 4;
         } else if (kinds[k].dt == AIOS_DTYPE_F16 || kinds[k].dt == AIOS_DTYPE_BF16) {
             for (int64_t i = 0; i < no * ni; i++)
                 h16[i] = kinds[k].dt == AIOS_DTYPE_F16 ? aios_f32_to_f16(w[i]) : aios_f32_to_bf16(w[i]);
             t.data = h16, t.nbytes = (size_t)(no * ni) * 2;
+        } else if (kinds[k].n_off) {
+            t = gguf_w(kinds[k].dt, kinds[k].off, kinds[k].n_off, no, ni, &gbuf);
         } else {
             aios_quant_params qp = {.type = kinds[k].dt, .group_size = 0, .per_channel = 1, .symmetric = 0};
             size_t nb;
@@ -397,26 +504,33 @@ static void test_matmul_t_dtypes(void) {
             CHECK_OK(aios_quantize_f32(w, no, ni, &qp, q, sc, zp));
             t.data = q, t.nbytes = nb, t.scales = sc, t.zero_points = zp, t.n_scales = no, t.quant_axis = 0;
         }
-        /* expected: the same dequantized rows, summed in double */
-        for (int64_t i = 0; i < T * ni; i++) want[i] = 0;
-        double *acc = calloc((size_t)(T * ni), sizeof(double));
+        /* expected: the reference dequantizer's rows, summed in double */
+        for (int64_t i = 0; i < T_max * ni; i++) acc[i] = 0;
         for (int64_t o = 0; o < no; o++) {
-            CHECK_OK(aios_tensor_row_f32(row, &t, o));
-            for (int64_t tt = 0; tt < T; tt++)
+            CHECK_OK(aios_quant_dequantize_row_ref(&t, o, row));
+            for (int64_t tt = 0; tt < T_max; tt++)
                 for (int64_t j = 0; j < ni; j++) acc[tt * ni + j] += (double)dy[tt * no + o] * row[j];
         }
-        for (int64_t i = 0; i < T * ni; i++) want[i] = (float)acc[i];
-        free(acc);
-        CHECK_OK(aios_matmul_t(dx, dy, &t, T, 0));
-        double e = t_rel_err(dx, want, (size_t)(T * ni));
-        CHECKF(e <= 1e-6, "matmul_t %s: rel err %.3g", kinds[k].name, e);
-        /* accumulate adds */
-        CHECK_OK(aios_matmul_t(dx, dy, &t, T, 1));
-        for (int64_t i = 0; i < T * ni; i++) want[i] *= 2;
-        e = t_rel_err(dx, want, (size_t)(T * ni));
-        CHECKF(e <= 1e-6, "matmul_t %s accumulate: rel err %.3g", kinds[k].name, e);
+        for (size_t ti = 0; ti < AIOS_ARRAY_LEN(tiers); ti++) {
+            if (!t_use_tier(tiers[ti])) continue;
+            for (int64_t T = 3; T <= T_max; T += T_max - 3) {
+                for (int64_t i = 0; i < T * ni; i++) want[i] = (float)acc[i];
+                for (int64_t i = 0; i < T * ni; i++) dx[i] = NAN; /* overwritten, never read */
+                CHECK_OK(aios_matmul_t(dx, dy, &t, T, 0));
+                double e = t_rel_err(dx, want, (size_t)(T * ni));
+                CHECKF(e <= 1e-6, "matmul_t %s tier %s T %lld: rel err %.3g", kinds[k].name, tiers[ti], (long long)T, e);
+                /* accumulate adds */
+                CHECK_OK(aios_matmul_t(dx, dy, &t, T, 1));
+                for (int64_t i = 0; i < T * ni; i++) want[i] = (float)(2 * acc[i]);
+                e = t_rel_err(dx, want, (size_t)(T * ni));
+                CHECKF(e <= 1e-6, "matmul_t %s tier %s T %lld accumulate: rel err %.3g", kinds[k].name, tiers[ti],
+                       (long long)T, e);
+            }
+        }
+        free(gbuf);
     }
-    free(w), free(dy), free(dx), free(want), free(row), free(h16), free(q);
+    CHECK_OK(aios_kernels_use("auto"));
+    free(w), free(dy), free(dx), free(want), free(row), free(acc), free(h16), free(q), free(sc), free(zp);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -659,9 +773,11 @@ static void test_peft_and_card_roundtrip(void) {
     }
     static const char *const meta[] = {"aios.train.steps", "3", NULL};
     snprintf(a->name, sizeof a->name, "my_skill");
+    a->dropout = 0.1; /* lora_dropout: the card keeps it (aios.card.lora_dropout), exactly */
     CHECK_OK(aios_lora_save_card(a, card, meta));
     CHECK_OK(aios_lora_load(card, &c, &cc));
     if (cc) {
+        CHECKF(cc->dropout == 0.1, "card lora_dropout %.17g", cc->dropout);
         CHECK(cc->r == 3 && cc->alpha == 6.0 && cc->targets == a->targets);
         CHECK(!memcmp(a->data, cc->data, (size_t)a->n_params * 4));
         CHECK(!strcmp(cc->name, "my_skill"));
@@ -716,6 +832,7 @@ int main(void) {
     RUN(test_fd_qwen3_qk_norm);
     RUN(test_checkpoint_same_grads);
     RUN(test_matmul_t_dtypes);
+    RUN(test_train_attention_tiers);
     RUN(test_golden_qwen2_tiny);
     RUN(test_adapter_hook_equals_merge);
     RUN(test_adamw_clip_schedule);

@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "cli/cli_skills.h"
 #include "core/internal.h"
+#include "format/parquet.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -141,6 +142,21 @@ static void fmt_num(char *b, size_t n, double x) {
     else snprintf(b, n, "%.4g", x);
 }
 
+/* The LoRA settings a skill card stores (nothing for a PEFT directory: its adapter_config.json
+ * says them); lora_dropout "-" for a card written before the card kept it. */
+static void print_card(const char *lib, const char *adapter) {
+    if (!adapter) return;
+    char p[8192];
+    snprintf(p, sizeof p, "%s/%s", lib, adapter);
+    aios_parquet_file *pf = NULL;
+    if (aios_parquet_open(p, &pf) != AIOS_OK) return;
+    const char *al = aios_pq_kv_get(pf, "aios.card.alpha"), *tg = aios_pq_kv_get(pf, "aios.card.targets");
+    const char *rs = aios_pq_kv_get(pf, "aios.card.rslora"), *dr = aios_pq_kv_get(pf, "aios.card.lora_dropout");
+    printf("lora:         alpha %s%s, targets %s, lora_dropout %s\n", al ? al : "?", rs && !strcmp(rs, "1") ? " (rslora)" : "",
+           tg ? tg : "?", dr ? dr : "-");
+    aios_parquet_close(pf);
+}
+
 static int cmd_list_show(opts *o, int show) {
     if (show && !o->name) return fail("show: --name is required", NULL), 2;
     aios_skill_lib *L;
@@ -163,6 +179,7 @@ static int cmd_list_show(opts *o, int show) {
                    o->lib, k->adapter ? k->adapter : "", k->base_model ? k->base_model : "?", (long long)k->n_pairs,
                    (long long)k->steps, lr, lb, la, pb, pa, k->centroid ? "yes" : "no (description only)",
                    aios_skills_encoder(L), aios_skills_dim(L));
+            print_card(o->lib, k->adapter);
         }
     } else {
         for (int64_t i = 0; i < aios_skills_count(L); i++) {

@@ -63,10 +63,12 @@ aios_status aios_lora_save_card(const aios_lora *a, const char *path, const char
         if ((a->targets >> t) & 1)
             snprintf(targets + strlen(targets), sizeof targets - strlen(targets), "%s%s", targets[0] ? "," : "",
                      aios_lora_target_name(t));
-    char alpha_s[64];
+    char alpha_s[64], drop_s[64];
     snprintf(alpha_s, sizeof alpha_s, "%.17g", a->alpha);
+    snprintf(drop_s, sizeof drop_s, "%.17g", a->dropout);
     const char *kv[] = {"aios.card.version", CARD_VERSION, "aios.card.name", a->name, "aios.card.base_model", a->base_model,
-                        "aios.card.targets", targets, "aios.card.rslora", a->rslora ? "1" : "0", "aios.card.alpha", alpha_s};
+                        "aios.card.targets", targets, "aios.card.rslora", a->rslora ? "1" : "0", "aios.card.alpha", alpha_s,
+                        "aios.card.lora_dropout", drop_s};
     for (size_t i = 0; i < AIOS_ARRAY_LEN(kv) && s == AIOS_OK; i += 2) s = aios_pq_writer_set_kv(w, kv[i], kv[i + 1]);
     for (size_t i = 0; meta_kv && meta_kv[i] && meta_kv[i + 1] && s == AIOS_OK; i += 2)
         s = aios_pq_writer_set_kv(w, meta_kv[i], meta_kv[i + 1]);
@@ -198,7 +200,19 @@ aios_status aios_lora_load_card(const char *path, const aios_decoder_config *c, 
     const char *as = aios_pq_kv_get(pf, "aios.card.alpha");
     double alpha_d = as ? strtod(as, NULL) : alpha[0];
     if (!(fabs(alpha_d - alpha[0]) <= 1e-6 * fabs(alpha_d))) alpha_d = alpha[0];
+    const char *ds = aios_pq_kv_get(pf, "aios.card.lora_dropout");
+    double dropout = 0; /* absent: a card written before the key */
+    if (ds) {
+        char *end;
+        dropout = strtod(ds, &end);
+        if (end == ds || *end || !(dropout >= 0 && dropout < 1)) {
+            s = aios__err(AIOS_ERR_FORMAT, "skill card %s: aios.card.lora_dropout '%.40s' is not a number in [0, 1)", path,
+                          ds);
+            goto out;
+        }
+    }
     if ((s = aios_lora_create(c, targets, rank[0], alpha_d, rs && !strcmp(rs, "1"), &a)) != AIOS_OK) goto out;
+    a->dropout = dropout;
     if ((s = aios_lora_check(a, c)) != AIOS_OK) goto out;
     for (int t = 0; t < AIOS_LORA_N_TARGETS; t++) {
         int64_t o, i;

@@ -79,6 +79,15 @@ double aios_lr_at(aios_lr_schedule s, double base, int64_t step, int64_t warmup,
 
 /* The JSONL data parser of aios_train on text in memory (for the fuzzer): every example it
  * accepts goes to check (non-zero = reject: AIOS_ERR_INTERNAL), then is freed. */
+/* Causal attention over a padded batch (attn_train.c): q (N, nh hd), k, v (N, nkv hd) after RoPE,
+ * mask (B, L) of real tokens or NULL; the forward writes P (B, nh, L, L) and att (N, nh hd), the
+ * backward dq, dk, dv (overwritten) from datt. */
+void aios__train_attn_fwd(float *P, float *att, const float *q, const float *k, const float *v, const uint8_t *mask,
+                          int64_t B, int64_t L, int64_t nh, int64_t nkv, int64_t hd);
+aios_status aios__train_attn_bwd(float *dq, float *dk, float *dv, const float *datt, const float *P, const float *q,
+                                 const float *k, const float *v, int64_t B, int64_t L, int64_t nh, int64_t nkv,
+                                 int64_t hd);
+
 aios_status aios__train_parse_jsonl(aios_generator *g, const char *text, size_t len, int64_t max_len,
                                     int (*check)(void *user, const int32_t *ids, const int32_t *labels, int64_t n),
                                     void *user, int64_t *n_examples);

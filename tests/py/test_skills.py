@@ -116,6 +116,8 @@ def show_remove():
     assert os.path.exists(os.path.join(lib, "z.parquet"))
     show = aios("skills", "show", "--skills", lib, "--name", "z").stdout
     assert "the Zorbex company" in show and "description only" in show, show
+    # the card's LoRA settings, as PEFT's adapter_config.json gave them (lora_dropout 0.0)
+    assert "lora:         alpha 16, targets q_proj,v_proj,down_proj, lora_dropout 0\n" in show, show
     # no centroid: the description routes
     assert route(lib, "Where is the office of the Zorbex company?", "--router-threshold", "0.3")["skills"][0]["name"] == "z"
     aios("skills", "remove", "--skills", lib, "--name", "z")

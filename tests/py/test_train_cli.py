@@ -113,6 +113,37 @@ def skill_card_roundtrip_and_pyarrow():
     aios("lora", "convert", "--model", MODEL, card, back)
     t3 = load_file(os.path.join(back, "adapter_model.safetensors"))
     assert all(np.array_equal(t[k], t3[k]) for k in t)
+    # lora_dropout: PEFT dir -> card (aios.card.lora_dropout) -> PEFT dir, exactly
+    import shutil
+    drop = os.path.join(TMP, "ad-dropout")
+    shutil.rmtree(drop, ignore_errors=True)
+    shutil.copytree(src, drop)
+    cfg = json.load(open(os.path.join(drop, "adapter_config.json")))
+    cfg["lora_dropout"] = 0.15
+    json.dump(cfg, open(os.path.join(drop, "adapter_config.json"), "w"))
+    card_d = os.path.join(TMP, "skill-dropout.parquet")
+    aios("lora", "convert", "--model", MODEL, drop, card_d)
+    meta = {k.decode(): v.decode() for k, v in pq.read_table(card_d).schema.metadata.items()}
+    assert float(meta["aios.card.lora_dropout"]) == 0.15, meta
+    back_d = os.path.join(TMP, "back-dropout")
+    aios("lora", "convert", "--model", MODEL, card_d, back_d)
+    assert json.load(open(os.path.join(back_d, "adapter_config.json")))["lora_dropout"] == 0.15
+    # a card written before the key (pyarrow drops it): still loads, lora_dropout 0
+    tb = pq.read_table(card_d)
+    old = {k: v for k, v in tb.schema.metadata.items() if k != b"aios.card.lora_dropout"}
+    card_old = os.path.join(TMP, "skill-old.parquet")
+    pq.write_table(tb.replace_schema_metadata(old), card_old)
+    back_o = os.path.join(TMP, "back-old")
+    aios("lora", "convert", "--model", MODEL, card_old, back_o)
+    assert json.load(open(os.path.join(back_o, "adapter_config.json")))["lora_dropout"] == 0.0
+    t4 = load_file(os.path.join(back_o, "adapter_model.safetensors"))
+    assert all(np.array_equal(t[k], t4[k]) for k in t)
+    # a value outside [0, 1) is refused by name
+    bad = {**old, b"aios.card.lora_dropout": b"1.5"}
+    card_bad = os.path.join(TMP, "skill-bad.parquet")
+    pq.write_table(tb.replace_schema_metadata(bad), card_bad)
+    p = aios("lora", "convert", "--model", MODEL, card_bad, os.path.join(TMP, "back-bad"), check=False)
+    assert p.returncode != 0 and "lora_dropout" in p.stderr, p.stderr
 
 
 @test

@@ -17,6 +17,9 @@
  *    each slab of MC token rows (kept in L2) each panel (kept in L1) meets the slab's rows MR at
  *    a time.  Edges: missing token rows point at a zeroed row; missing output columns are
  *    zero-padded in the panel and the tile goes through a stack buffer.
+ *  - The transposed product of training's backward, dx (T, n_in) += dy (T, n_out) @ W
+ *    (aios__gemm_t), runs the same loop nest with W's columns as the outputs: its panels are
+ *    plain NR-wide copies of (dequantized) weight row segments, no transpose needed.
  *  - Results accumulate into y (the caller starts it at the bias).  Summation order differs
  *    from the dot-product path (one accumulator per output across k), so results agree with
  *    the reference to float32 rounding, not bit for bit.
@@ -27,6 +30,7 @@
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "kernels/cpu/kern.h"
 
@@ -184,24 +188,53 @@ static int64_t small_max(void) {
     return v;
 }
 
-aios_status aios__gemm(const aios__ktier *K, float *y, const float *x, const aios_tensor *W, int64_t T, int nth) {
-#if defined(__x86_64__)
-    if (K == &aios__tier_avx512 && T <= small_max() && aios__gemm_small_ok(W, T)) return aios__gemm_small(y, x, W, T, nth);
-#endif
+/* Packs the transposed operand for y += x @ W (W (n_in_x, n_y): rows k0 .. k0 + kc - 1 are the
+ * inner dimension, columns c0 .. c0 + ncols - 1 the outputs): panel p holds
+ * panel[k * NR + j] = W[k0 + k][c0 + p NR + j] (zero past ncols).  Each weight row segment is
+ * read (or dequantized into stage, ncols floats) once and copied in NR-wide runs: no transpose. */
+static void pack_t(const aios__ktier *K, const aios_tensor *W, int64_t c0, int64_t ncols, int64_t k0, int64_t kc,
+                   int NR, float *panel, float *stage) {
+    const int64_t n_cols = W->shape[1];
+    const int direct = W->dtype == AIOS_DTYPE_F32 && ((uintptr_t)W->data & 3) == 0;
+    const int64_t np = (ncols + NR - 1) / NR;
+    for (int64_t k = 0; k < kc; k++) {
+        const float *src;
+        if (direct) {
+            src = (const float *)W->data + (k0 + k) * n_cols + c0;
+        } else {
+            K->deq(stage, W, k0 + k, c0, ncols);
+            src = stage;
+        }
+        for (int64_t p = 0; p < np; p++) {
+            float *dst = panel + p * NR * kc + k * NR;
+            const int64_t nc = AIOS_MIN((int64_t)NR, ncols - p * NR);
+            memcpy(dst, src + p * NR, sizeof(float) * (size_t)nc);
+            for (int64_t j = nc; j < NR; j++) dst[j] = 0.0f;
+        }
+    }
+}
+
+/* The BLIS loop nest shared by y += x @ W^T (trans 0: outputs are W's rows) and
+ * y += x @ W (trans 1: outputs are W's columns, the inner dimension W's rows). */
+static aios_status gemm_run(const aios__ktier *K, float *y, const float *x, const aios_tensor *W, int64_t T, int nth,
+                            int trans) {
     int MR = 0, NR = 0;
     ukr_fn ukr = pick_ukr(K, &MR, &NR);
     if (!ukr) return aios__err(AIOS_ERR_INTERNAL, "gemm: no micro-kernel for tier %s", K->name);
-    const int64_t n_out = W->shape[0], n_in = W->shape[1];
+    const int64_t n_out = trans ? W->shape[1] : W->shape[0], n_in = trans ? W->shape[0] : W->shape[1];
     const int64_t n_panels = (n_out + NR - 1) / NR;
-    /* Output blocks: at least ~3 per thread for balance, at most 8 panels (L2-sized packs). */
+    /* Output blocks: at least ~3 per thread for balance, at most 8 panels (L2-sized packs).  The
+     * transposed packing dequantizes column segments of quantized weights: 32-column multiples
+     * keep them on GGUF block boundaries (the 32-wide blocks; K-quants take the slower edges). */
     int64_t ppb = (n_panels + (int64_t)nth * 3 - 1) / ((int64_t)nth * 3);
     ppb = AIOS_MAX(1, AIOS_MIN(8, ppb));
+    if (trans && NR < 32 && W->dtype != AIOS_DTYPE_F32) ppb = (ppb + 32 / NR - 1) / (32 / NR) * (32 / NR);
     const int64_t n_blocks = (n_panels + ppb - 1) / ppb, blk_rows = ppb * NR;
     aios_status st = AIOS_OK;
 #pragma omp parallel num_threads(nth)
     {
         float *panel = aligned_alloc(64, sizeof(float) * (size_t)(blk_rows * KC));
-        float *stage = aligned_alloc(64, sizeof(float) * MAX_NR * KC);
+        float *stage = aligned_alloc(64, sizeof(float) * (size_t)(trans ? blk_rows : MAX_NR * KC));
         float *zero = aligned_alloc(64, sizeof(float) * KC);
         if (!panel || !stage || !zero) {
 #pragma omp atomic write
@@ -217,7 +250,8 @@ aios_status aios__gemm(const aios__ktier *K, float *y, const float *x, const aio
                 const int64_t np = (nrows + NR - 1) / NR;
                 for (int64_t k0 = 0; k0 < n_in; k0 += KC) {
                     const int64_t kc = AIOS_MIN(KC, n_in - k0);
-                    pack(K, W, r0, nrows, k0, kc, NR, panel, stage, zero);
+                    if (trans) pack_t(K, W, r0, nrows, k0, kc, NR, panel, stage);
+                    else pack(K, W, r0, nrows, k0, kc, NR, panel, stage, zero);
                     for (int64_t s0 = 0; s0 < T; s0 += MC) {
                         const int64_t s1 = AIOS_MIN(T, s0 + MC);
                         for (int64_t p = 0; p < np; p++) {
@@ -245,6 +279,17 @@ aios_status aios__gemm(const aios__ktier *K, float *y, const float *x, const aio
     }
     if (st) return aios__err(st, "gemm: out of memory for packing buffers");
     return AIOS_OK;
+}
+
+aios_status aios__gemm(const aios__ktier *K, float *y, const float *x, const aios_tensor *W, int64_t T, int nth) {
+#if defined(__x86_64__)
+    if (K == &aios__tier_avx512 && T <= small_max() && aios__gemm_small_ok(W, T)) return aios__gemm_small(y, x, W, T, nth);
+#endif
+    return gemm_run(K, y, x, W, T, nth, 0);
+}
+
+aios_status aios__gemm_t(const aios__ktier *K, float *dx, const float *dy, const aios_tensor *W, int64_t T, int nth) {
+    return gemm_run(K, dx, dy, W, T, nth, 1);
 }
 
 /* ---------------------------------------------------------------- attention as two GEMMs */

@@ -104,6 +104,8 @@ aios_status aios__gemm(const aios__ktier *K, float *y, const float *x, const aio
  * aios__gemm takes it on the AVX-512 tier up to AIOS_GEMM_SMALL_MAX rows (default 48; 0 off). */
 int aios__gemm_small_ok(const aios_tensor *W, int64_t T);
 aios_status aios__gemm_small(float *y, const float *x, const aios_tensor *W, int64_t T, int nth);
+/* The transposed product through the same micro-kernel: dx (T, n_in) += dy (T, n_out) @ W. */
+aios_status aios__gemm_t(const aios__ktier *K, float *dx, const float *dy, const aios_tensor *W, int64_t T, int nth);
 /* The int8 x int8 GEMM (qgemm_avx512.c): int8 weights (per row / per tensor scales) times
  * activations quantized per row and group of 32 columns, VNNI.  _ok: this CPU and weight. */
 int aios__qgemm_i8_ok(const aios_tensor *W);
