@@ -317,6 +317,14 @@ static void test_matmul_gemm_small(void) {
     CHECK_OK(aios_matmul(y2, x, &w.t, NULL, 30));
     aios_set_threads(old);
     CHECK(!memcmp(y1, y2, sizeof(float) * 30 * 203));
+    /* the same bits as the packed GEMM (more than 48 rows): a text encoded alone equals the text
+     * inside a batch (memory search --text vs --query-file), n_in 385 crosses a 256-column chunk */
+    float *xb = malloc(sizeof(float) * 64 * 385), *yb = malloc(sizeof(float) * 64 * 203);
+    fill(xb, 64 * 385, 2.0f);
+    memcpy(xb + 17 * 385, x, sizeof(float) * 30 * 385);
+    CHECK_OK(aios_matmul(yb, xb, &w.t, NULL, 64));
+    CHECK(!memcmp(yb + 17 * 203, y1, sizeof(float) * 30 * 203));
+    free(xb), free(yb);
     free(x), free(y1), free(y2);
     free_weight(&w);
 }

@@ -205,7 +205,11 @@ def chat_logprobs_through_the_sdk_streamed_and_not():
     toks = [t for e in ev for c in e.get("choices", []) if c.get("logprobs") for t in c["logprobs"]["tokens"]]
     lps = [t for e in ev for c in e.get("choices", []) if c.get("logprobs") for t in c["logprobs"]["token_logprobs"]]
     whole = call("POST", "/v1/completions", body)["choices"][0]["logprobs"]
-    assert toks == whole["tokens"] and lps == whole["token_logprobs"], (toks, whole)
+    # (to 5 decimals as above: the second request reuses the first one's prompt K/V and recomputes
+    # the last prompt token alone, a one-row product whose sums differ from the prefill's in the
+    # last float bits — docs/server.md, prompt-prefix reuse)
+    assert toks == whole["tokens"], (toks, whole)
+    assert [round(v, 5) for v in lps] == [round(v, 5) for v in whole["token_logprobs"]], (lps, whole)
     # the SDK's completions parse the legacy shape
     rc = client.completions.create(model="smollm2-tiny", prompt=content, max_tokens=4, temperature=0, logprobs=2)
     assert rc.choices[0].logprobs.tokens == toks[:4] and len(rc.choices[0].logprobs.top_logprobs[0]) == 2, rc

@@ -40,12 +40,18 @@ int aios__gemm_small_ok(const aios_tensor *W, int64_t T) {
  * nr rows and T token rows.  Inlined per NV with every loop unrolled, so the accumulators
  * stay in registers. */
 #define UNROLL _Pragma("GCC unroll 8")
+#define SMALL_KC 256 /* = gemm.c's KC */
 static inline __attribute__((always_inline)) T512 void tile(float *y, int64_t ldy, const float *const *w, int nr,
                                                             const float *xt, int64_t n_in, int64_t T, const int NV) {
     __m512 acc[MR][3];
-    UNROLL for (int i = 0; i < MR; i++) UNROLL for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
     const float *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3], *w4 = w[4], *w5 = w[5], *w6 = w[6], *w7 = w[7];
-    for (int64_t k = 0; k < n_in; k++, xt += 16 * NV) {
+    float buf[MR][48] __attribute__((aligned(64)));
+    /* Summed per SMALL_KC columns from zero, each partial sum then added to y: the packed GEMM's
+     * order (gemm.c, KC chunks), so a text encoded alone gives the same bits as inside a batch. */
+    for (int64_t k0 = 0; k0 < n_in; k0 += SMALL_KC) {
+    UNROLL for (int i = 0; i < MR; i++) UNROLL for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
+    const int64_t k1 = k0 + SMALL_KC < n_in ? k0 + SMALL_KC : n_in;
+    for (int64_t k = k0; k < k1; k++, xt += 16 * NV) {
         __m512 xv[3];
         UNROLL for (int v = 0; v < NV; v++) xv[v] = _mm512_load_ps(xt + 16 * v);
 #define ROW(i, wi)                                                                                  \
@@ -56,10 +62,10 @@ static inline __attribute__((always_inline)) T512 void tile(float *y, int64_t ld
         ROW(0, w0) ROW(1, w1) ROW(2, w2) ROW(3, w3) ROW(4, w4) ROW(5, w5) ROW(6, w6) ROW(7, w7)
 #undef ROW
     }
-    float buf[MR][48] __attribute__((aligned(64)));
     UNROLL for (int i = 0; i < MR; i++) UNROLL for (int v = 0; v < NV; v++) _mm512_store_ps(buf[i] + 16 * v, acc[i][v]);
     for (int64_t t = 0; t < T; t++)
         for (int i = 0; i < nr; i++) y[t * ldy + i] += buf[i][t];
+    }
 }
 static T512 __attribute__((noinline)) void tile_nv1(float *y, int64_t ldy, const float *const *w, int nr, const float *xt,
                                                     int64_t n_in, int64_t T) {
