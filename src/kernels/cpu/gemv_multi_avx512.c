@@ -6,7 +6,7 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
-#include "kernels/cpu/gguf_simd.h"
+#include "kernels/cpu/gguf_simd512.h"
 #include "kernels/cpu/kern.h"
 #include "tensor/gguf_blocks.h"
 
@@ -23,38 +23,11 @@
 #define MV_DEQ32 deq32_512
 #define MV_NAME aios__gemv_gguf_multi_512
 
-/* Values 32c .. 32c + 31 of block b as float32, bit-identical to the reference: q (int8 lanes,
- * gguf_simd.h) converted, times the scale, minus the minimum where the type has one. */
+/* Values 32c .. 32c + 31 of block b as float32 into out: the single-row GEMV's decoder. */
 static MV_TI void deq32_512(aios_dtype DT, const uint8_t *b, int c, float s0, float s1, float m0, float m1, int has_min,
                             float *out) {
-    if (DT == AIOS_DTYPE_GGUF_Q4_0 || DT == AIOS_DTYPE_GGUF_Q4_1 || DT == AIOS_DTYPE_GGUF_Q4_K) {
-        /* the 16 nibble values scaled once into a table (the same products and differences) and
-         * indexed by the nibbles: vpermps reads an index's low 4 bits */
-        const __m512 lut0 = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-        __m512 lut = _mm512_mul_ps(DT == AIOS_DTYPE_GGUF_Q4_0 ? _mm512_sub_ps(lut0, _mm512_set1_ps(8.0f)) : lut0,
-                                   _mm512_set1_ps(s0));
-        if (has_min) lut = _mm512_sub_ps(lut, _mm512_set1_ps(m0));
-        __m512i v0, v1;
-        if (DT == AIOS_DTYPE_GGUF_Q4_K) { /* 32 bytes: low nibbles are chunk 2i, high 2i + 1 */
-            const uint8_t *q = b + 16 + 32 * (c >> 1);
-            v0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)q));
-            v1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(q + 16)));
-            if (c & 1) v0 = _mm512_srli_epi32(v0, 4), v1 = _mm512_srli_epi32(v1, 4);
-        } else { /* 16 bytes: byte j holds value j (low nibble) and j + 16 (high) */
-            v0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + (DT == AIOS_DTYPE_GGUF_Q4_0 ? 2 : 4))));
-            v1 = _mm512_srli_epi32(v0, 4);
-        }
-        _mm512_store_ps(out, _mm512_permutexvar_ps(v0, lut));
-        _mm512_store_ps(out + 16, _mm512_permutexvar_ps(v1, lut));
-        return;
-    }
-    __m256i q = gguf_chunk(DT, b, c);
-    __m512 w0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_castsi256_si128(q))), _mm512_set1_ps(s0));
-    __m512 w1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm256_extracti128_si256(q, 1))), _mm512_set1_ps(s1));
-    if (has_min) {
-        w0 = _mm512_sub_ps(w0, _mm512_set1_ps(m0));
-        w1 = _mm512_sub_ps(w1, _mm512_set1_ps(m1));
-    }
+    __m512 w0, w1;
+    gguf_w32(DT, b, c, &s0, &s1, &m0, &m1, has_min, &w0, &w1);
     _mm512_store_ps(out, w0);
     _mm512_store_ps(out + 16, w1);
 }
