@@ -299,11 +299,11 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
      * rows.  Not under int8 activations: their free-running greedy budget (test_gguf_real) was
      * set on the staging tiles' / GEMM's sums for short prompts, and this kernel's order of sums
      * moved it from 193 to 140 of 270 golden tokens (teacher-forced top-1 unchanged, 263). */
-    if (gguf && !i8 && T >= 4 && T <= multi_max_rows()) {
-        if (K == &aios__tier_avx512) gemv = aios__gemv_gguf_multi_512;
-        else if (K == &aios__tier_avx2) gemv = aios__gemv_gguf_multi_avx2;
+    int multi = 0;
+    if (gguf && !i8 && T >= 4 && T <= multi_max_rows() && (K == &aios__tier_avx512 || K == &aios__tier_avx2)) {
+        gemv = K == &aios__tier_avx512 ? aios__gemv_gguf_multi_512 : aios__gemv_gguf_multi_avx2;
+        multi = 1;
     }
-    const int multi = gemv && (gemv == aios__gemv_gguf_multi_512 || gemv == aios__gemv_gguf_multi_avx2);
 #else
     const int multi = 0;
 #endif

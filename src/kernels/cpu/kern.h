@@ -41,7 +41,8 @@ typedef struct {
     void (*gemv_q)(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W, int64_t r0,
                    int64_t r1);
     /* Optional: the same decode GEMV for float32 / float16 / bfloat16 weights (widened in
-     * registers, the weight stream prefetched ahead). */
+     * registers, one row at a time: the matrix read as one sequential stream, no software
+     * prefetch — measured faster for plain floats). */
     void (*gemv_f)(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W, int64_t r0,
                    int64_t r1);
     /* Optional: the same decode GEMV for GGUF block weights (tensor/gguf_blocks.h), read in
