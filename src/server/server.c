@@ -333,8 +333,7 @@ static aios_status attach_adapter(gen_model *m, const char *path, const char *na
  * temperature), and compose as extra rows of the same step (one per skill, each with its own
  * cache) whose logits are mixed (aios__gen_route, src/engine/generate.c).  Only a generator that
  * cannot batch runs its requests one at a time. */
-static int server_batchable(const gen_model *m, const aios__skill_plan *plan) {
-    (void)plan;
+static int server_batchable(const gen_model *m) {
     return aios__generator_batchable(m->g);
 }
 
@@ -1432,7 +1431,7 @@ static void *stream_main(void *arg) {
     float scales[AIOS_DECODER_MAX_ADAPTERS];
     aios_gen_uncertainty unc = {0};
     gen_lock(st->m);
-    const int batch = server_batchable(st->m, &st->plan);
+    const int batch = server_batchable(st->m);
     aios__gen_route route = {0, 0, 0};
     aios_status s = select_adapters(st->srv, st->m, &st->req, &st->plan, &st->ads, batch ? scales : NULL, &route);
     if (s == AIOS_OK && st->chat && !st->mem_prompt) s = chat_text(st->m, &st->req, &prompt);
@@ -1604,7 +1603,7 @@ static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, a
     float scales[AIOS_DECODER_MAX_ADAPTERS];
     aios_gen_uncertainty unc = {0};
     gen_lock(m);
-    const int batch = server_batchable(m, plan);
+    const int batch = server_batchable(m);
     aios__gen_route route = {0, 0, 0};
     aios_status s = select_adapters(srv, m, r, plan, &ads, batch ? scales : NULL, &route);
     if (s == AIOS_OK && chat && !mem_prompt) s = chat_text(m, r, &prompt);
