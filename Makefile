@@ -44,7 +44,6 @@ CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
 BENCH_SRC:= $(sort $(wildcard bench/bench_*.c))
-HDRS     := $(shell find include src tests -name '*.h')
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(O)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(O)/obj/%.o)
@@ -57,9 +56,11 @@ all: features $(O)/libaios.a $(O)/libaios.so $(O)/aios $(TESTS)
 features:
 	@printf 'aios build: CC=%s BLAS=%s OpenMP=yes codecs=zstd,snappy,gzip libedit=%s O=%s\n' "$(CC)" "$(if $(filter 1,$(BLAS)),yes,no)" "$(if $(EDIT_LIBS),yes,no)" "$(O)"
 
-$(O)/obj/%.o: %.c $(HDRS)
+# Each object depends on the headers it includes (-MMD writes them beside the object, -MP keeps a
+# deleted header from breaking the build): a header change rebuilds only what includes it.
+$(O)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(if $(V),,@echo "  CC  $<";) $(CC) $(CFLAGS) -c $< -o $@
+	$(if $(V),,@echo "  CC  $<";) $(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
 $(O)/libaios.a: $(LIB_OBJ)
 	@rm -f $@
@@ -73,13 +74,15 @@ $(O)/obj/src/cli/cmd_generate.o: CFLAGS += $(EDIT_CFLAGS)
 $(O)/aios: $(CLI_OBJ) $(O)/libaios.a
 	$(if $(V),,@echo "  LD  $@";) $(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(O)/libaios.a $(LDLIBS) $(EDIT_LIBS)
 
-$(O)/tests/%: tests/%.c $(O)/libaios.a $(HDRS)
-	@mkdir -p $(dir $@)
-	$(if $(V),,@echo "  CC  $<";) $(CC) $(CFLAGS) -Itests -o $@ $< $(O)/libaios.a $(LDFLAGS) $(LDLIBS)
+$(O)/tests/%: tests/%.c $(O)/libaios.a
+	@mkdir -p $(dir $@) $(O)/obj/tests
+	$(if $(V),,@echo "  CC  $<";) $(CC) $(CFLAGS) -MMD -MP -MT $@ -MF $(O)/obj/tests/$*.d -Itests -o $@ $< $(O)/libaios.a $(LDFLAGS) $(LDLIBS)
 
-$(O)/bench/%: bench/%.c $(O)/libaios.a $(HDRS)
-	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(O)/libaios.a $(LDFLAGS) $(LDLIBS)
+$(O)/bench/%: bench/%.c $(O)/libaios.a
+	@mkdir -p $(dir $@) $(O)/obj/bench
+	$(CC) $(CFLAGS) -MMD -MP -MT $@ -MF $(O)/obj/bench/$*.d -o $@ $< $(O)/libaios.a $(LDFLAGS) $(LDLIBS)
+
+-include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_SRC:tests/%.c=$(O)/obj/tests/%.d) $(BENCH_SRC:bench/%.c=$(O)/obj/bench/%.d)
 
 test: all
 	@O=$(O) PYTHON=$(PYTHON) tests/run.sh
