@@ -128,9 +128,21 @@ def llama_quantize(llama_cpp, src, ftype_name, out_dir):
     p = llama_cpp.llama_model_quantize_default_params()
     p.ftype = FTYPES[ftype_name]
     p.nthread = 2
-    rc = llama_cpp.llama_model_quantize(src.encode(), (dst + ".tmp").encode(), ctypes.byref(p))
+    # llama.cpp logs every tensor it requantizes (and a warning per K-quant fallback) on stderr:
+    # kept in a log file beside the output instead of in the table; shown if quantizing fails.
+    log = dst + ".log"
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(log, "w") as f:
+        os.dup2(f.fileno(), 2)
+        try:
+            rc = llama_cpp.llama_model_quantize(src.encode(), (dst + ".tmp").encode(), ctypes.byref(p))
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
     if rc != 0:
-        sys.exit(f"bench_vs_llamacpp: llama_model_quantize {ftype_name}: status {rc}")
+        sys.stderr.write(open(log).read()[-4000:])
+        sys.exit(f"bench_vs_llamacpp: llama_model_quantize {ftype_name}: status {rc} (log: {log})")
     os.rename(dst + ".tmp", dst)
     return dst
 
