@@ -184,13 +184,11 @@ def main():
         shared = os.environ.get("AIOS_SHARED") or os.path.join(ROOT, "..", "shared")
         if not os.path.exists(os.path.join(f32, "tokenizer.json")):
             shutil.copy(os.path.join(shared, "models", "smollm2-135m-instruct", "tokenizer.json"), f32)
-        # the data: 8 texts of >= 128 tokens (this repository's docs), cut to 128 by --max-len;
-        # the PyTorch side gets the very ids aios trains on (`aios tokenize`)
-        texts = []
-        for name in sorted(os.listdir(os.path.join(ROOT, "docs"))):
-            words = open(os.path.join(ROOT, "docs", name), encoding="utf-8").read().split()
-            for k in range(0, len(words) - 200, 200):
-                texts.append(" ".join(words[k:k + 200]))
+        # the data: B texts of >= 128 tokens (consecutive 200-word spans of Alice in Wonderland,
+        # ../shared/data/text: fixed, so step-0 losses compare across runs and commits), cut to
+        # 128 by --max-len; the PyTorch side gets the very ids aios trains on (`aios tokenize`)
+        words = open(os.path.join(shared, "data", "text", "pg11-alice.txt"), encoding="utf-8").read().split()
+        texts = [" ".join(words[k:k + 200]) for k in range(2000, len(words) - 200, 200)]
         texts = texts[:B]
         data = os.path.join(tmp, "data.jsonl")
         with open(data, "w") as f:
