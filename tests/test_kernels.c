@@ -1009,6 +1009,16 @@ static void check_attention(int64_t Tq, int64_t Tk, int64_t H, int64_t Hkv, int6
         memset(f, 0xFF, sizeof(float) * (size_t)(Tq * H * hd));
         CHECK_OK(aios_attention(f, q, k, v, Tq, Tk, H, Hkv, hd, stride, mk, scale));
         CHECKF(t_rel_err(f, r, (size_t)(Tq * H * hd)) < 2e-6, "%s attention: %g", TIERS[t], t_rel_err(f, r, (size_t)(Tq * H * hd)));
+        /* the decode path (few query rows) gives the same bits at 1, 2 and 3 threads */
+        int old = aios_get_threads();
+        float *g = malloc(sizeof(float) * (size_t)(Tq * H * hd));
+        for (int nt = 1; nt <= 3; nt++) {
+            aios_set_threads(nt);
+            CHECK_OK(aios_attention(g, q, k, v, Tq, Tk, H, Hkv, hd, stride, mk, scale));
+            CHECKF(!memcmp(f, g, sizeof(float) * (size_t)(Tq * H * hd)), "%s attention at %d threads differs", TIERS[t], nt);
+        }
+        aios_set_threads(old);
+        free(g);
     }
     aios_kernels_use("auto");
     free(q), free(k), free(v), free(r), free(f), free(d), free(p), free(mask);
@@ -1027,6 +1037,15 @@ static void test_attention(void) {
     check_attention(100, 100, 4, 4, 32, 0, 1);
     check_attention(13, 13, 6, 2, 64, 0, 0);
     check_attention(20, 515, 2, 1, 64, 3, 1);
+    /* decode: few query rows over a long cache, the query heads of one KV head done together
+     * (groups 1, 3, 4), head_dim 64 / 128 / 80 / 17, a cache past the 1024-score stack scratch */
+    static const int64_t hds[] = {64, 128, 80, 17}, grp[] = {1, 3, 4}, tks[] = {1, 7, 513, 1300};
+    for (int64_t tq = 1; tq <= 3; tq++)
+        for (size_t a = 0; a < 4; a++)
+            for (size_t b = 0; b < 3; b++)
+                for (size_t c = 0; c < 4; c++)
+                    for (int mk = 0; mk < 2; mk++)
+                        if (tks[c] >= tq) check_attention(tq, tks[c], 3 * grp[b], 3, hds[a], a & 1, mk);
     float o[4];
     CHECK(aios_attention(o, o, o, o, 1, 1, 3, 2, 2, 4, NULL, 1.0f) == AIOS_ERR_INVALID_ARG); /* 3 % 2 */
     CHECK(aios_ref_attention(o, o, o, o, 1, 1, 2, 2, 2, 3, NULL, 1.0f) == AIOS_ERR_INVALID_ARG); /* stride */

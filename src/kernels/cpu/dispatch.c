@@ -440,43 +440,80 @@ aios_status aios_attention(float *out, const float *q, const float *k, const flo
         kv_stride < n_head_kv * head_dim)
         return aios__err(AIOS_ERR_INVALID_ARG, "attention: bad shape (n_head %lld, n_head_kv %lld, head_dim %lld)",
                          (long long)n_head, (long long)n_head_kv, (long long)head_dim);
-    const int64_t group = n_head / n_head_kv, n = Tq * n_head;
+    const int64_t group = n_head / n_head_kv;
     int nth = threads_for((double)Tq * (double)Tk * (double)n_head * (double)head_dim * 2);
     /* Prefill: scores and outputs as GEMMs (gemm.c) once a few query rows share the keys. */
     if (Tq >= gemm_min_rows() && Tk > 0 && aios__attention_gemm_ok(K, head_dim))
         return aios__attention_gemm(K, out, q, k, v, Tq, Tk, n_head, n_head_kv, head_dim, kv_stride, mask, scale, nth);
+    /* Decode / few query rows: a work unit is one query row and a block of the query heads that share
+     * one KV head, so each K and V row is read once per block rather than once per head.  Each head
+     * still takes the same dot / softmax / axpy sequence as before, so results are bitwise the same
+     * whatever the blocking or thread count.  Blocks shrink to single heads when there are too few
+     * units to keep the threads busy (2 threads on 3 KV heads). */
+    int64_t gb = group;
+    if (nth > 1 && Tq * n_head_kv < 2 * (int64_t)nth) gb = 1;
+    if (gb > 16) gb = 1;
+    const int64_t nblk = group / gb, units = Tq * n_head_kv * nblk;
     int fail = 0;
 #pragma omp parallel num_threads(nth)
     {
-        float *p = malloc(sizeof(float) * (size_t)(Tk > 0 ? Tk : 1));
-        int32_t *idx = malloc(sizeof(int32_t) * (size_t)(Tk > 0 ? Tk : 1));
-        if (!p || !idx) {
+        float pst[16 * 1024];
+        int32_t ist[1024];
+        size_t need = (size_t)(Tk > 0 ? Tk : 1);
+        int heap = need > 1024; /* gb <= 16, so gb * need fits pst too */
+        float *p = heap ? malloc(sizeof(float) * need * (size_t)gb) : pst;
+        int32_t *idx = (heap && mask) ? malloc(sizeof(int32_t) * need) : ist;
+        if (!p || (mask && !idx)) {
 #pragma omp atomic write
             fail = 1;
         }
 #pragma omp for schedule(static)
-        for (int64_t ih = 0; ih < n; ih++) {
-            if (!p || !idx) continue;
-            int64_t i = ih / n_head, h = ih % n_head, hk = h / group;
-            const float *qi = q + ih * head_dim;
-            float *o = out + ih * head_dim;
-            memset(o, 0, sizeof(float) * (size_t)head_dim);
+        for (int64_t u = 0; u < units; u++) {
+            if (!p || (mask && !idx)) continue;
+            int64_t i = u / (n_head_kv * nblk), hk = (u / nblk) % n_head_kv, h0 = hk * group + (u % nblk) * gb;
+            const float *kh = k + hk * head_dim, *vh = v + hk * head_dim;
+            float mx[16];
+            for (int64_t g = 0; g < gb; g++) {
+                memset(out + (i * n_head + h0 + g) * head_dim, 0, sizeof(float) * (size_t)head_dim);
+                mx[g] = -INFINITY;
+            }
             int64_t m = 0; /* visible keys */
-            float mx = -INFINITY;
-            for (int64_t j = 0; j < Tk; j++) {
-                if (mask && !mask[i * Tk + j]) continue;
-                float s = scale * K->dot(qi, k + j * kv_stride + hk * head_dim, head_dim);
-                p[m] = s;
-                idx[m++] = (int32_t)j;
-                mx = s > mx ? s : mx;
+            if (!mask) {
+                for (int64_t j = 0; j < Tk; j++) {
+                    const float *kj = kh + j * kv_stride;
+                    for (int64_t g = 0; g < gb; g++) {
+                        float s = scale * K->dot(q + (i * n_head + h0 + g) * head_dim, kj, head_dim);
+                        p[g * Tk + j] = s;
+                        mx[g] = s > mx[g] ? s : mx[g];
+                    }
+                }
+                m = Tk;
+            } else {
+                for (int64_t j = 0; j < Tk; j++) {
+                    if (!mask[i * Tk + j]) continue;
+                    const float *kj = kh + j * kv_stride;
+                    for (int64_t g = 0; g < gb; g++) {
+                        float s = scale * K->dot(q + (i * n_head + h0 + g) * head_dim, kj, head_dim);
+                        p[g * Tk + m] = s;
+                        mx[g] = s > mx[g] ? s : mx[g];
+                    }
+                    idx[m++] = (int32_t)j;
+                }
             }
             if (!m) continue;
-            for (int64_t j = 0; j < m; j++) p[j] -= mx;
-            K->softmax_row(p, m);
-            for (int64_t j = 0; j < m; j++) K->axpy(o, p[j], v + (int64_t)idx[j] * kv_stride + hk * head_dim, head_dim);
+            for (int64_t g = 0; g < gb; g++) {
+                float *pg = p + g * Tk;
+                for (int64_t j = 0; j < m; j++) pg[j] -= mx[g];
+                K->softmax_row(pg, m);
+            }
+            for (int64_t j = 0; j < m; j++) {
+                const float *vj = vh + (mask ? (int64_t)idx[j] : j) * kv_stride;
+                for (int64_t g = 0; g < gb; g++)
+                    K->axpy(out + (i * n_head + h0 + g) * head_dim, p[g * Tk + j], vj, head_dim);
+            }
         }
-        free(p);
-        free(idx);
+        if (p != pst) free(p);
+        if (idx != ist) free(idx);
     }
     if (fail) return aios__err(AIOS_ERR_NOMEM, "attention: %lld scores", (long long)Tk);
     return AIOS_OK;
