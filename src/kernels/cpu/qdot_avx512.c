@@ -150,7 +150,6 @@ static TQI int gguf_off(aios_dtype DT) {
     }
 }
 
-static TQI int aios__ld32(const uint8_t *p) { int v; memcpy(&v, p, 4); return v; }
 static TQI __m512i pair(__m256i a, __m256i b) { return _mm512_inserti64x4(_mm512_castsi256_si512(a), b, 1); }
 
 static TQI void prefetch_span(const uint8_t *p, int64_t n) {
@@ -186,7 +185,7 @@ static TQI void gemv_gguf_vnni_t(float *y, int64_t ldy, const float *x, int64_t 
                     const __mmask8 bm = (__mmask8)(nb - b0 >= 8 ? 0xFF : (1u << (nb - b0)) - 1);
                     /* eight scalar loads, not vpgatherdd: the gather was the hottest instruction of
                      * the Q4_0 / Q8_0 decode in perf (2026-12-03); 5-11% faster decode at 1 thread */
-#define GL(k) (bm >> (k) & 1 ? aios__ld32(bp + (k) * bytes) : 0)
+#define GL(k) (bm >> (k) & 1 ? (int)aios_gguf_u32le(bp + (k) * bytes) : 0)
                     const __m256i g = _mm256_setr_epi32(GL(0), GL(1), GL(2), GL(3), GL(4), GL(5), GL(6), GL(7));
 #undef GL
                     __m512 s16 = _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(_mm256_cvtph_ps(_mm256_cvtepi32_epi16(g))));
