@@ -449,7 +449,8 @@ aios_status aios_attention(float *out, const float *q, const float *k, const flo
      * one KV head, so each K and V row is read once per block rather than once per head.  Each head
      * still takes the same dot / softmax / axpy sequence as before, so results are bitwise the same
      * whatever the blocking or thread count.  Blocks shrink to single heads when there are too few
-     * units to keep the threads busy (2 threads on 3 KV heads). */
+     * units to keep the threads busy (2 threads on 3 KV heads).  Without a mask every key is visible
+     * and no index list is kept. */
     int64_t gb = group;
     if (nth > 1 && Tq * n_head_kv < 2 * (int64_t)nth) gb = 1;
     if (gb > 16) gb = 1;
@@ -478,27 +479,16 @@ aios_status aios_attention(float *out, const float *q, const float *k, const flo
                 mx[g] = -INFINITY;
             }
             int64_t m = 0; /* visible keys */
-            if (!mask) {
-                for (int64_t j = 0; j < Tk; j++) {
-                    const float *kj = kh + j * kv_stride;
-                    for (int64_t g = 0; g < gb; g++) {
-                        float s = scale * K->dot(q + (i * n_head + h0 + g) * head_dim, kj, head_dim);
-                        p[g * Tk + j] = s;
-                        mx[g] = s > mx[g] ? s : mx[g];
-                    }
+            for (int64_t j = 0; j < Tk; j++) {
+                if (mask && !mask[i * Tk + j]) continue;
+                const float *kj = kh + j * kv_stride;
+                for (int64_t g = 0; g < gb; g++) {
+                    float s = scale * K->dot(q + (i * n_head + h0 + g) * head_dim, kj, head_dim);
+                    p[g * Tk + m] = s;
+                    mx[g] = s > mx[g] ? s : mx[g];
                 }
-                m = Tk;
-            } else {
-                for (int64_t j = 0; j < Tk; j++) {
-                    if (!mask[i * Tk + j]) continue;
-                    const float *kj = kh + j * kv_stride;
-                    for (int64_t g = 0; g < gb; g++) {
-                        float s = scale * K->dot(q + (i * n_head + h0 + g) * head_dim, kj, head_dim);
-                        p[g * Tk + m] = s;
-                        mx[g] = s > mx[g] ? s : mx[g];
-                    }
-                    idx[m++] = (int32_t)j;
-                }
+                if (mask) idx[m] = (int32_t)j; /* visible keys' positions; without a mask m == j */
+                m++;
             }
             if (!m) continue;
             for (int64_t g = 0; g < gb; g++) {
