@@ -188,7 +188,7 @@ def main():
         # ../shared/data/text: fixed, so step-0 losses compare across runs and commits), cut to
         # 128 by --max-len; the PyTorch side gets the very ids aios trains on (`aios tokenize`)
         words = open(os.path.join(shared, "data", "text", "pg11-alice.txt"), encoding="utf-8").read().split()
-        texts = [" ".join(words[k:k + 200]) for k in range(2000, len(words) - 200, 200)]
+        texts = [" ".join(words[k:k + 200]) for k in range(2000, len(words) - 200, 200)]  # past the Gutenberg header
         texts = texts[:B]
         data = os.path.join(tmp, "data.jsonl")
         with open(data, "w") as f:

@@ -1009,7 +1009,7 @@ static void check_attention(int64_t Tq, int64_t Tk, int64_t H, int64_t Hkv, int6
         memset(f, 0xFF, sizeof(float) * (size_t)(Tq * H * hd));
         CHECK_OK(aios_attention(f, q, k, v, Tq, Tk, H, Hkv, hd, stride, mk, scale));
         CHECKF(t_rel_err(f, r, (size_t)(Tq * H * hd)) < 2e-6, "%s attention: %g", TIERS[t], t_rel_err(f, r, (size_t)(Tq * H * hd)));
-        /* the decode path (few query rows) gives the same bits at 1, 2 and 3 threads */
+        /* the same bits at 1, 2 and 3 threads (the decode path also changes its head blocking with them) */
         int old = aios_get_threads();
         float *g = malloc(sizeof(float) * (size_t)(Tq * H * hd));
         for (int nt = 1; nt <= 3; nt++) {
