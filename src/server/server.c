@@ -50,6 +50,7 @@
 #include "engine/encode_internal.h"
 #include "engine/generate_internal.h"
 #include "model/decoder.h"
+#include "server/server_gate.h"
 #include "server/server_req.h"
 #include "server/server_skills.h"
 
@@ -96,6 +97,7 @@ typedef struct {
 
 struct aios_server {
     struct MHD_Daemon *d;
+    aios__gate *gate;        /* owns the listening socket; hands connections to d (server_gate.c) */
     int port;
     size_t max_body;
     gen_model *gens;
@@ -2250,14 +2252,24 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
 }
 
 static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context, enum MHD_ConnectionNotificationCode code) {
+    aios_server *srv = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         sock_ctx *sc = calloc(1, sizeof *sc);
         if (sc) sc->srv = cls;
         *socket_context = sc;
+        aios__gate_conn(srv->gate, 1);
     } else {
         free(*socket_context);
         *socket_context = NULL;
+        aios__gate_conn(srv->gate, -1);
     }
+}
+
+/* The gate's hand-off: the daemon owns fd from here (it closes it if it cannot take it). */
+static void gate_handoff(void *user, int fd, const struct sockaddr *addr, socklen_t addrlen) {
+    aios_server *srv = user;
+    if (MHD_add_connection(srv->d, fd, addr, addrlen) != MHD_YES)
+        aios_log(AIOS_LOG_WARN, "server: connection refused by the daemon (%s)", strerror(errno));
 }
 
 /* ---- lifetime ----------------------------------------------------------------------------- */
@@ -2400,22 +2412,31 @@ aios_status aios_server_start(const aios_server_params *params, aios_server **ou
         if (s == AIOS_OK && srv->enc) s = aios_memory_retriever_wrap(srv->store, srv->enc, &srv->mret);
     }
     if (s == AIOS_OK) {
-        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL | (v6 ? MHD_USE_IPv6 : 0);
+        /* The gate (server_gate.c) owns the listening socket and hands each connection over, so
+         * that the broken header blocks libmicrohttpd would answer with HTML get JSON errors. */
+        unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
+                         MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC | (v6 ? MHD_USE_IPv6 : 0);
         const struct sockaddr *sa = v6 ? (const struct sockaddr *)&a6 : (const struct sockaddr *)&a4;
-        srv->d = MHD_start_daemon(flags, (uint16_t)p.port, NULL, NULL, handle, srv, MHD_OPTION_SOCK_ADDR, sa,
-                                  MHD_OPTION_NOTIFY_COMPLETED, completed, srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
-                                  srv,
+        srv->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, srv, MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
+                                  MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
                                   /* connections past the request cap still get their clean 503 (and
-                                     /health its answer); only beyond this do new ones wait in the
-                                     kernel's backlog */
+                                     /health its answer); only beyond this (the gate's max_pending
+                                     below) do new ones wait in the kernel's backlog */
                                   MHD_OPTION_CONNECTION_LIMIT, (unsigned)p.max_connections + 32u,
                                   MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)p.timeout_s,
                                   MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HEADER_POOL, MHD_OPTION_END);
         if (!srv->d) {
-            s = aios__err(AIOS_ERR_IO, "server: cannot listen on %s:%d (address in use or not available)", p.host, p.port);
+            s = aios__err(AIOS_ERR_IO, "server: cannot start the HTTP daemon");
         } else {
-            const union MHD_DaemonInfo *di = MHD_get_daemon_info(srv->d, MHD_DAEMON_INFO_BIND_PORT);
-            srv->port = di ? (int)di->port : p.port;
+            int port = p.port;
+            s = aios__gate_start(sa, v6 ? (socklen_t)sizeof a6 : (socklen_t)sizeof a4, p.timeout_s,
+                                 p.max_connections + 32, gate_handoff, srv, &srv->gate, &port);
+            if (s != AIOS_OK) {
+                char why[256];
+                snprintf(why, sizeof why, "%s", aios_last_error());
+                s = aios__err(s, "server: cannot listen on %s:%d: %s", p.host, p.port, why);
+            }
+            srv->port = port;
         }
     }
     if (s != AIOS_OK) {
@@ -2431,6 +2452,7 @@ int aios_server_port(const aios_server *srv) { return srv ? srv->port : 0; }
 void aios_server_stop(aios_server *srv) {
     if (!srv) return;
     atomic_store(&srv->stopping, 1);
+    aios__gate_stop(srv->gate); /* no new connections; none left half-looked-at */
     if (srv->d) MHD_stop_daemon(srv->d); /* joins every connection thread (and so every stream) */
     for (size_t i = 0; i < srv->n_gens; i++) {
         aios_generator_free(srv->gens[i].g);

@@ -11,6 +11,7 @@ import json
 import os
 import select
 import subprocess
+import time
 
 import numpy as np
 
@@ -401,6 +402,59 @@ def oversized_headers_get_a_json_431():
     # a header block of normal size still passes
     assert b"200 OK" in raw_http(b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nX-A: " +
                                  b"a" * 8000 + b"\r\n\r\n", port)
+
+
+@test
+def broken_header_blocks_get_json_errors():
+    """What libmicrohttpd answered with its own HTML page (status line twice), took silently (two
+    different Content-Lengths) or hung on (an unknown Transfer-Encoding) gets one JSON error."""
+    port = server()
+    h = b"POST /v1/embeddings HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+    cases = [
+        (h + b"Content-Length: abc\r\n\r\n{}", 400, "invalid_content_length"),
+        (h + b"Content-Length: -1\r\n\r\n{}", 400, "invalid_content_length"),
+        (h + b"Content-Length: 1 2\r\n\r\n{}", 400, "invalid_content_length"),
+        (h + b"Content-Length: 99999999999999999999999\r\n\r\n{}", 413, "request_too_large"),
+        (h + b"Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}", 400, "invalid_content_length"),
+        (h + b"Transfer-Encoding: gzip\r\n\r\n{}", 501, "unsupported_transfer_encoding"),
+        (h + b"Transfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n{}", 400, "invalid_content_length"),
+        (b"GET /health HTTP/1.1\r\nConnection: close\r\n\r\n", 400, "invalid_host"),
+        (b"GET /health HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "invalid_host"),
+        (b"GARBAGE\r\n\r\n", 400, "invalid_request"),
+        (b"GET /health HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 400000 + b"\r\n\r\n", 431,
+         "request_header_fields_too_large"),
+        (b"GET /" + b"a" * 300000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n", 414, "uri_too_long"),
+    ]
+    for data, status, code in cases:
+        out = raw_http(data, port)
+        head, _, body = out.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 %d " % status) and out.count(b"HTTP/1.1 ") == 1, (data[:80], out[:300])
+        assert b"application/json" in head.lower(), head
+        assert json.loads(body)["error"]["code"] == code, (data[:80], body)
+    # a header block that arrives in pieces is waited for, then judged (or passed) the same way
+    import socket
+    for tail, want in ((b"st: localhost\r\nConnection: close\r\n\r\n", b"HTTP/1.1 200 "),
+                       (b"st: localhost\r\nContent-Length: x\r\n\r\n", b"HTTP/1.1 400 ")):
+        c = socket.create_connection(("127.0.0.1", port), timeout=30)
+        c.sendall(b"GET /health HTTP/1.1\r\nHo")
+        time.sleep(0.3)
+        c.sendall(tail)
+        out = b""
+        while True:
+            d = c.recv(65536)
+            if not d:
+                break
+            out += d
+        c.close()
+        assert out.startswith(want) and out.count(b"HTTP/1.1 ") == 1, out[:300]
+    # HTTP/1.0 needs no Host; a kept-alive connection serves several requests
+    assert b"200 OK" in raw_http(b"GET /health HTTP/1.0\r\n\r\n", port)
+    c = socket.create_connection(("127.0.0.1", port), timeout=30)
+    for _ in range(3):
+        c.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        d = c.recv(65536)
+        assert d.startswith(b"HTTP/1.1 200 "), d[:200]
+    c.close()
 
 
 if __name__ == "__main__":
