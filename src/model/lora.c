@@ -179,32 +179,6 @@ aios_status aios_lora_check(const aios_lora *a, const aios_decoder_config *c) {
     return AIOS_OK;
 }
 
-void aios_lora_apply(const aios_lora *a, const aios_lora_module *m, float mult, float *y, const float *x, int64_t T,
-                     float *u) {
-    const int64_t r = m->r, ni = m->n_in, no = m->n_out;
-    const float s = mult * aios_lora_scaling(a);
-    /* the kernels' thread count (--threads): a server's connection threads have OpenMP's default
-     * team of every core (measured: served requests with one skill 1.6x slower under load) */
-#pragma omp parallel for schedule(static) num_threads(aios_get_threads()) if (T * (ni + no) * r > 200000)
-    for (int64_t t = 0; t < T; t++) {
-        const float *xt = x + t * ni;
-        float *ut = u + t * r;
-        for (int64_t k = 0; k < r; k++) { /* u (T, r) = x A^T */
-            const float *ak = m->A + k * ni;
-            float acc = 0;
-            for (int64_t j = 0; j < ni; j++) acc += xt[j] * ak[j];
-            ut[k] = acc * s;
-        }
-        float *yt = y + t * no;
-        for (int64_t o = 0; o < no; o++) { /* y += u B^T */
-            const float *bo = m->B + o * r;
-            float acc = 0;
-            for (int64_t k = 0; k < r; k++) acc += ut[k] * bo[k];
-            yt[o] += acc;
-        }
-    }
-}
-
 /* ------------------------------------------------------------------------------------------
  * PEFT adapter_config.json
  * ------------------------------------------------------------------------------------------ */
