@@ -221,11 +221,13 @@ void aios_lora_arrow_apply(const aios_arrow_expert *ex, int E, int top_k, float 
     int64_t work = 0;
     for (int e = 0; e < E; e++) work += ni + ex[e].m->r * (ni + no);
     if (T * work <= 400000) { /* decode: no OpenMP region per call */
-        for (int64_t t = 0; t < T; t++) arrow_row(ex, E, top_k, temperature, y + t * no, x + t * ni, scratch + t * per, dot);
+        for (int64_t t = 0; t < T; t++)
+            arrow_row(ex, E, top_k, temperature, y + t * no, x + t * ni, scratch + t * per, dot);
         return;
     }
     /* the kernels' thread count (--threads): a server's connection threads have OpenMP's default
      * team of every core (measured: served requests with one skill 1.6x slower under load) */
 #pragma omp parallel for schedule(static) num_threads(aios_get_threads())
-    for (int64_t t = 0; t < T; t++) arrow_row(ex, E, top_k, temperature, y + t * no, x + t * ni, scratch + t * per, dot);
+    for (int64_t t = 0; t < T; t++)
+        arrow_row(ex, E, top_k, temperature, y + t * no, x + t * ni, scratch + t * per, dot);
 }

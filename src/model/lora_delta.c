@@ -35,7 +35,8 @@ static void bu_ref(float *y, const float *B, const float *u, int64_t o0, int64_t
     for (int64_t o = o0; o < n; o++) {
         const float *bo = B + o * r;
         float acc = 0;
-        for (int64_t k = 0; k < r; k++) acc += u[k] * bo[k];
+        for (int64_t k = 0; k < r; k++)
+            acc += u[k] * bo[k];
         y[o] += acc;
     }
 }
@@ -62,13 +63,17 @@ static T512 void bu_512(float *y, const float *B, const float *u, int64_t n, int
         __m512 acc[8];
         if (nc == 1) { /* r = 8: the 16 rows are 128 contiguous floats */
             const __m256 u8 = _mm256_loadu_ps(u);
-            const __m512 uu = _mm512_shuffle_f32x4(_mm512_castps256_ps512(u8), _mm512_castps256_ps512(u8), 0x44);
-            for (int j = 0; j < 8; j++) acc[j] = _mm512_mul_ps(_mm512_loadu_ps(b + 16 * j), uu);
+            const __m512 uu =
+                _mm512_shuffle_f32x4(_mm512_castps256_ps512(u8), _mm512_castps256_ps512(u8), 0x44);
+            for (int j = 0; j < 8; j++)
+                acc[j] = _mm512_mul_ps(_mm512_loadu_ps(b + 16 * j), uu);
         } else {
-            for (int j = 0; j < 8; j++) acc[j] = _mm512_setzero_ps();
+            for (int j = 0; j < 8; j++)
+                acc[j] = _mm512_setzero_ps();
             for (int64_t c = 0; c < nc; c++) {
                 const __m256 u8 = _mm256_loadu_ps(u + 8 * c);
-                const __m512 uu = _mm512_shuffle_f32x4(_mm512_castps256_ps512(u8), _mm512_castps256_ps512(u8), 0x44);
+                const __m512 uu =
+                    _mm512_shuffle_f32x4(_mm512_castps256_ps512(u8), _mm512_castps256_ps512(u8), 0x44);
                 for (int j = 0; j < 8; j++) {
                     const __m512 lo = _mm512_castps256_ps512(_mm256_loadu_ps(b + (2 * j) * r + 8 * c));
                     const __m512 hi = _mm512_castps256_ps512(_mm256_loadu_ps(b + (2 * j + 1) * r + 8 * c));
@@ -83,7 +88,8 @@ static T512 void bu_512(float *y, const float *B, const float *u, int64_t n, int
         for (int k = 0; k < 2; k++)
             l2[k] = _mm512_add_ps(_mm512_permutex2var_ps(l1[2 * k], p4, l1[2 * k + 1]),
                                   _mm512_permutex2var_ps(l1[2 * k], q4, l1[2 * k + 1]));
-        const __m512 s = _mm512_add_ps(_mm512_permutex2var_ps(l2[0], p2, l2[1]), _mm512_permutex2var_ps(l2[0], q2, l2[1]));
+        const __m512 s =
+            _mm512_add_ps(_mm512_permutex2var_ps(l2[0], p2, l2[1]), _mm512_permutex2var_ps(l2[0], q2, l2[1]));
         _mm512_storeu_ps(y + o, _mm512_add_ps(_mm512_loadu_ps(y + o), s));
     }
     bu_ref(y, B, u, o, n, r);
@@ -101,14 +107,17 @@ static T256 void bu_256(float *y, const float *B, const float *u, int64_t n, int
     for (; o + 8 <= n; o += 8) {
         const float *b = B + o * r;
         __m256 acc[8];
-        for (int j = 0; j < 8; j++) acc[j] = _mm256_mul_ps(_mm256_loadu_ps(b + j * r), _mm256_loadu_ps(u));
+        for (int j = 0; j < 8; j++)
+            acc[j] = _mm256_mul_ps(_mm256_loadu_ps(b + j * r), _mm256_loadu_ps(u));
         for (int64_t c = 1; c < nc; c++) {
             const __m256 uc = _mm256_loadu_ps(u + 8 * c);
-            for (int j = 0; j < 8; j++) acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(b + j * r + 8 * c), uc, acc[j]);
+            for (int j = 0; j < 8; j++)
+                acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(b + j * r + 8 * c), uc, acc[j]);
         }
         const __m256 t01 = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
         const __m256 t23 = _mm256_hadd_ps(_mm256_hadd_ps(acc[4], acc[5]), _mm256_hadd_ps(acc[6], acc[7]));
-        const __m256 s = _mm256_add_ps(_mm256_permute2f128_ps(t01, t23, 0x20), _mm256_permute2f128_ps(t01, t23, 0x31));
+        const __m256 s =
+            _mm256_add_ps(_mm256_permute2f128_ps(t01, t23, 0x20), _mm256_permute2f128_ps(t01, t23, 0x31));
         _mm256_storeu_ps(y + o, _mm256_add_ps(_mm256_loadu_ps(y + o), s));
     }
     bu_ref(y, B, u, o, n, r);
@@ -117,7 +126,9 @@ static T256 void bu_256(float *y, const float *B, const float *u, int64_t n, int
 
 typedef void (*bu_fn)(float *y, const float *B, const float *u, int64_t n, int64_t r);
 
-static void bu_ref_all(float *y, const float *B, const float *u, int64_t n, int64_t r) { bu_ref(y, B, u, 0, n, r); }
+static void bu_ref_all(float *y, const float *B, const float *u, int64_t n, int64_t r) {
+    bu_ref(y, B, u, 0, n, r);
+}
 
 /* the B side of the selected kernel tier (AIOS_KERNELS / aios_kernels_use decide, as for the dot) */
 static bu_fn bu_tier(void) {
@@ -129,28 +140,33 @@ static bu_fn bu_tier(void) {
     return bu_ref_all;
 }
 
-void aios__lora_bu(float *y, const float *B, const float *u, int64_t n_out, int64_t r) { bu_tier()(y, B, u, n_out, r); }
+void aios__lora_bu(float *y, const float *B, const float *u, int64_t n_out, int64_t r) {
+    bu_tier()(y, B, u, n_out, r);
+}
 
 /* one token row: u (r) = s A x, y += B u */
-static inline void apply_row(const aios_lora_module *m, float s, float *yt, const float *xt, float *ut, aios_dot_fn dot,
-                             bu_fn bu) {
+static inline void apply_row(const aios_lora_module *m, float s, float *yt, const float *xt, float *ut,
+                             aios_dot_fn dot, bu_fn bu) {
     const int64_t r = m->r, ni = m->n_in;
-    for (int64_t k = 0; k < r; k++) ut[k] = dot(xt, m->A + k * ni, ni) * s;
+    for (int64_t k = 0; k < r; k++)
+        ut[k] = dot(xt, m->A + k * ni, ni) * s;
     bu(yt, m->B, ut, m->n_out, r);
 }
 
-void aios_lora_apply(const aios_lora *a, const aios_lora_module *m, float mult, float *y, const float *x, int64_t T,
-                     float *u) {
+void aios_lora_apply(const aios_lora *a, const aios_lora_module *m, float mult, float *y, const float *x,
+                     int64_t T, float *u) {
     const int64_t r = m->r, ni = m->n_in, no = m->n_out;
     const float s = mult * aios_lora_scaling(a);
     const aios_dot_fn dot = aios_kernels_dot();
     const bu_fn bu = bu_tier();
     if (T * (ni + no) * r <= 200000) {
-        for (int64_t t = 0; t < T; t++) apply_row(m, s, y + t * no, x + t * ni, u + t * r, dot, bu);
+        for (int64_t t = 0; t < T; t++)
+            apply_row(m, s, y + t * no, x + t * ni, u + t * r, dot, bu);
         return;
     }
     /* the kernels' thread count (--threads): a server's connection threads have OpenMP's default
      * team of every core (measured: served requests with one skill 1.6x slower under load) */
 #pragma omp parallel for schedule(static) num_threads(aios_get_threads())
-    for (int64_t t = 0; t < T; t++) apply_row(m, s, y + t * no, x + t * ni, u + t * r, dot, bu);
+    for (int64_t t = 0; t < T; t++)
+        apply_row(m, s, y + t * no, x + t * ni, u + t * r, dot, bu);
 }
