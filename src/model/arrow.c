@@ -21,8 +21,9 @@
  *  - No allocation per token: the caller hands scratch (aios_lora_arrow_scratch floats per
  *    token row) sized when the batch grows.
  *  - The dot products (similarity and x A^T) go through the kernels' tiered dot
- *    (aios_kernels_dot), so AIOS_KERNELS=ref|avx2|avx512 selects the path; the B side is a
- *    rank-r loop per output, which the compiler vectorises in every tier.
+ *    (aios_kernels_dot), so AIOS_KERNELS=ref|avx2|avx512 selects the path; the B side too
+ *    (aios__lora_bu, src/model/lora_delta.c: blocks of outputs reduced in registers).  No
+ *    OpenMP region for a decode step's few rows.
  */
 #include <math.h>
 #include <pthread.h>
@@ -195,6 +196,23 @@ void aios_lora_arrow_coeffs(const float *sim, int E, int top_k, float temperatur
     for (int e = 0; e < E; e++) coeff[e] = (float)(coeff[e] / sum);
 }
 
+/* one token row: the similarities, the coefficients, y += the chosen experts' deltas */
+static void arrow_row(const aios_arrow_expert *ex, int E, int top_k, float temperature, float *yt, const float *xt,
+                      float *sim, aios_dot_fn dot) {
+    const int64_t ni = ex[0].m->n_in, no = ex[0].m->n_out;
+    float *coeff = sim + E, *u = coeff + E;
+    for (int e = 0; e < E; e++) sim[e] = fabsf(dot(xt, ex[e].proto, ni)); /* (E) */
+    aios_lora_arrow_coeffs(sim, E, top_k, temperature, coeff);
+    for (int e = 0; e < E; e++) {
+        if (coeff[e] == 0) continue;
+        const aios_lora_module *m = ex[e].m;
+        const int64_t r = m->r;
+        const float c = coeff[e] * ex[e].scale;
+        for (int64_t k = 0; k < r; k++) u[k] = c * dot(xt, m->A + k * ni, ni); /* u (r) = c A x */
+        aios__lora_bu(yt, m->B, u, no, r);                                     /* y += B u */
+    }
+}
+
 void aios_lora_arrow_apply(const aios_arrow_expert *ex, int E, int top_k, float temperature, float *y,
                            const float *x, int64_t T, float *scratch) {
     if (E <= 0) return;
@@ -202,27 +220,14 @@ void aios_lora_arrow_apply(const aios_arrow_expert *ex, int E, int top_k, float 
     const aios_dot_fn dot = aios_kernels_dot();
     int64_t work = 0;
     for (int e = 0; e < E; e++) work += ni + ex[e].m->r * (ni + no);
+    if (T * work <= 400000) { /* decode: no OpenMP region per call */
+        for (int64_t t = 0; t < T; t++)
+            arrow_row(ex, E, top_k, temperature, y + t * no, x + t * ni, scratch + t * per, dot);
+        return;
+    }
     /* the kernels' thread count (--threads): a server's connection threads have OpenMP's default
      * team of every core (measured: served requests with one skill 1.6x slower under load) */
-#pragma omp parallel for schedule(static) num_threads(aios_get_threads()) if (T * work > 400000)
-    for (int64_t t = 0; t < T; t++) {
-        const float *xt = x + t * ni;
-        float *sim = scratch + t * per, *coeff = sim + E, *u = coeff + E;
-        float *yt = y + t * no;
-        for (int e = 0; e < E; e++) sim[e] = fabsf(dot(xt, ex[e].proto, ni)); /* (E) */
-        aios_lora_arrow_coeffs(sim, E, top_k, temperature, coeff);
-        for (int e = 0; e < E; e++) {
-            if (coeff[e] == 0) continue;
-            const aios_lora_module *m = ex[e].m;
-            const int64_t r = m->r;
-            const float c = coeff[e] * ex[e].scale;
-            for (int64_t k = 0; k < r; k++) u[k] = c * dot(xt, m->A + k * ni, ni); /* u (r) = c A x */
-            for (int64_t o = 0; o < no; o++) { /* y += B u */
-                const float *bo = m->B + o * r;
-                float acc = 0;
-                for (int64_t k = 0; k < r; k++) acc += u[k] * bo[k];
-                yt[o] += acc;
-            }
-        }
-    }
+#pragma omp parallel for schedule(static) num_threads(aios_get_threads())
+    for (int64_t t = 0; t < T; t++)
+        arrow_row(ex, E, top_k, temperature, y + t * no, x + t * ni, scratch + t * per, dot);
 }

@@ -100,9 +100,12 @@ const aios_lora_module *aios_lora_get(const aios_lora *a, int64_t layer, int tar
 /* Checks that the adapter fits config c (layers and module shapes). */
 aios_status aios_lora_check(const aios_lora *a, const aios_decoder_config *c);
 
-/* y (T, n_out) += mult * s * (x (T, n_in) @ A^T) @ B^T.  u is scratch of T * r floats. */
+/* y (T, n_out) += mult * s * (x (T, n_in) @ A^T) @ B^T.  u is scratch of T * r floats.  On the
+ * selected kernel tier (src/model/lora_delta.c); threads only for many rows. */
 void aios_lora_apply(const aios_lora *a, const aios_lora_module *m, float mult, float *y, const float *x, int64_t T,
                      float *u);
+/* y (n_out) += B (n_out, r) @ u (r), B in PEFT's row-major layout, on the selected kernel tier. */
+void aios__lora_bu(float *y, const float *B, const float *u, int64_t n_out, int64_t r);
 
 /* ---- Arrow routing (src/model/arrow.c; Ostapenko et al. 2024, PEFT's ArrowLoraLinearLayer) ---- */
 /* v (n_in): the top right singular vector of the module's B A, unit norm (zeros when B A = 0),
