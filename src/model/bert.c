@@ -208,14 +208,16 @@ static aios_status workspace(aios_bert *b, size_t floats) {
     return AIOS_OK;
 }
 
-aios_status aios_bert_forward(aios_bert *b, const int32_t *ids, const int32_t *type_ids, const uint8_t *attn_mask,
-                              int64_t B, int64_t L, float *hidden) {
+/* The forward over T token rows, in one of two layouts:
+ *   padded (lens NULL): B sequences of L rows each, attn_mask (B, L) or NULL hiding padded keys;
+ *   packed (lens given): B sequences of lens[b] rows back to back, T = sum lens, no padding.
+ * Every matrix product runs on all T rows at once; only attention is per sequence.  A row's
+ * values do not depend on its neighbours (the products are row-wise, the packed sequence's
+ * attention is that sequence alone), so a text gives the same bits alone or packed with others. */
+static aios_status forward(aios_bert *b, const int32_t *ids, const int32_t *type_ids, const uint8_t *attn_mask,
+                           const int64_t *lens, int64_t B, int64_t L, int64_t T, float *hidden) {
     const aios_bert_hparams *hp = &b->hp;
-    const int64_t E = hp->n_embd, F = hp->n_ff, H = hp->n_head, hd = E / H, T = B * L;
-    if (B < 0 || L < 0) return aios__err(AIOS_ERR_INVALID_ARG, "bert: batch %lld x %lld", (long long)B, (long long)L);
-    if (L > hp->n_ctx)
-        return aios__err(AIOS_ERR_RANGE, "bert: sequence of %lld tokens exceeds the model's %lld positions", (long long)L,
-                         (long long)hp->n_ctx);
+    const int64_t E = hp->n_embd, F = hp->n_ff, H = hp->n_head, hd = E / H;
     if (T == 0) return AIOS_OK;
     for (int64_t t = 0; t < T; t++) {
         if (ids[t] < 0 || ids[t] >= hp->n_vocab)
@@ -228,15 +230,18 @@ aios_status aios_bert_forward(aios_bert *b, const int32_t *ids, const int32_t *t
     float *q = b->ws, *k = q + T * E, *v = k + T * E, *ctx = v + T * E, *ff = ctx + T * E, *row = ff + T * F;
     float *x = hidden;
 
-    /* embeddings */
-    for (int64_t t = 0; t < T; t++) {
-        float *xt = x + t * E;
-        AIOS_TRY(aios_tensor_row_f32(xt, b->word, ids[t]));
-        AIOS_TRY(aios_tensor_row_f32(row, b->pos, t % L));
-        aios_add(xt, row, E);
-        if (b->type) {
-            AIOS_TRY(aios_tensor_row_f32(row, b->type, type_ids ? type_ids[t] : 0));
+    /* embeddings: position = the row's index within its sequence */
+    for (int64_t s = 0, t = 0; s < B; s++) {
+        const int64_t n = lens ? lens[s] : L;
+        for (int64_t i = 0; i < n; i++, t++) {
+            float *xt = x + t * E;
+            AIOS_TRY(aios_tensor_row_f32(xt, b->word, ids[t]));
+            AIOS_TRY(aios_tensor_row_f32(row, b->pos, i));
             aios_add(xt, row, E);
+            if (b->type) {
+                AIOS_TRY(aios_tensor_row_f32(row, b->type, type_ids ? type_ids[t] : 0));
+                aios_add(xt, row, E);
+            }
         }
     }
     aios_layernorm(x, x, b->emb_ln_w, b->emb_ln_b, T, E, hp->eps);
@@ -247,7 +252,12 @@ aios_status aios_bert_forward(aios_bert *b, const int32_t *ids, const int32_t *t
         AIOS_TRY(aios_matmul(q, x, Ly->wq, Ly->bq, T));
         AIOS_TRY(aios_matmul(k, x, Ly->wk, Ly->bk, T));
         AIOS_TRY(aios_matmul(v, x, Ly->wv, Ly->bv, T));
-        AIOS_TRY(aios_attention_batch(ctx, q, k, v, B, L, H, H, hd, E, attn_mask, scale));
+        if (!lens) {
+            AIOS_TRY(aios_attention_batch(ctx, q, k, v, B, L, H, H, hd, E, attn_mask, scale));
+        } else {
+            for (int64_t s = 0, o = 0; s < B; o += lens[s] * E, s++)
+                AIOS_TRY(aios_attention_batch(ctx + o, q + o, k + o, v + o, 1, lens[s], H, H, hd, E, NULL, scale));
+        }
         AIOS_TRY(aios_matmul(q, ctx, Ly->wo, Ly->bo, T)); /* q reused as the attention output */
         aios_add(x, q, T * E);
         aios_layernorm(x, x, Ly->ln1_w, Ly->ln1_b, T, E, hp->eps);
@@ -258,6 +268,29 @@ aios_status aios_bert_forward(aios_bert *b, const int32_t *ids, const int32_t *t
         aios_layernorm(x, x, Ly->ln2_w, Ly->ln2_b, T, E, hp->eps);
     }
     return AIOS_OK;
+}
+
+aios_status aios_bert_forward(aios_bert *b, const int32_t *ids, const int32_t *type_ids, const uint8_t *attn_mask,
+                              int64_t B, int64_t L, float *hidden) {
+    if (B < 0 || L < 0) return aios__err(AIOS_ERR_INVALID_ARG, "bert: batch %lld x %lld", (long long)B, (long long)L);
+    if (L > b->hp.n_ctx)
+        return aios__err(AIOS_ERR_RANGE, "bert: sequence of %lld tokens exceeds the model's %lld positions", (long long)L,
+                         (long long)b->hp.n_ctx);
+    return forward(b, ids, type_ids, attn_mask, NULL, B, L, B * L, hidden);
+}
+
+aios_status aios_bert_forward_packed(aios_bert *b, const int32_t *ids, const int32_t *type_ids, const int64_t *lens,
+                                     int64_t B, float *hidden) {
+    if (B < 0 || (B && !lens)) return aios__err(AIOS_ERR_INVALID_ARG, "bert: packed batch of %lld", (long long)B);
+    int64_t T = 0;
+    for (int64_t s = 0; s < B; s++) {
+        if (lens[s] <= 0 || lens[s] > b->hp.n_ctx)
+            return aios__err(lens[s] <= 0 ? AIOS_ERR_INVALID_ARG : AIOS_ERR_RANGE,
+                             "bert: sequence %lld of %lld tokens (the model has %lld positions)", (long long)s,
+                             (long long)lens[s], (long long)b->hp.n_ctx);
+        T += lens[s];
+    }
+    return forward(b, ids, type_ids, NULL, lens, B, 0, T, hidden);
 }
 
 aios_status aios_bert_mlm_logits(aios_bert *b, const float *hidden, int64_t T, float *logits) {
