@@ -10,7 +10,8 @@
  * LN(GELU(x Wt + bt)) @ word_embeddings^T + bias.  Weights are used in whatever dtype they
  * are stored (f32, f16, bf16, or ArrowQuant int8/int4/int2) through aios_matmul; embedding
  * rows are read with aios_tensor_row_f32.  Activations live in one workspace per handle,
- * grown only when a larger batch arrives.
+ * grown only when a larger batch arrives.  Float32 layer matrices are packed into GEMM panels
+ * once, at the first forward of a batch (BERT_PACK_MIN_ROWS).
  */
 #include "model/bert.h"
 
@@ -24,6 +25,7 @@
 
 typedef struct {
     const aios_tensor *wq, *wk, *wv, *wo, *wi, *wo2;
+    aios_matmul_pack *pq, *pk, *pv, *po, *pi, *po2; /* their GEMM panels (pack_layers), or NULL */
     float *bq, *bk, *bv, *bo, *ln1_w, *ln1_b, *bi, *bo2, *ln2_w, *ln2_b;
 } bert_layer;
 
@@ -41,6 +43,7 @@ struct aios_bert {
     /* workspace */
     float *ws;
     size_t ws_floats;
+    int packed; /* pack_layers ran */
 };
 
 typedef struct {
@@ -109,6 +112,11 @@ void aios_bert_free(aios_bert *b) {
     if (!b) return;
     for (int i = 0; i < b->n_owned; i++) free(b->owned[i]);
     free(b->owned);
+    for (int64_t l = 0; b->layers && l < b->hp.n_layer; l++) {
+        bert_layer *Ly = &b->layers[l];
+        aios_matmul_pack *p[6] = {Ly->pq, Ly->pk, Ly->pv, Ly->po, Ly->pi, Ly->po2};
+        for (int i = 0; i < 6; i++) aios_matmul_pack_free(p[i]);
+    }
     free(b->layers);
     free(b->ws);
     free(b);
@@ -208,6 +216,23 @@ static aios_status workspace(aios_bert *b, size_t floats) {
     return AIOS_OK;
 }
 
+/* Forwards of more than this many token rows pack the layers' float32 matrices into GEMM panels
+ * once (aios_matmul_pack_new) instead of on every product: a server's encoder runs batch after
+ * batch.  Fewer rows (one sentence) take the few-row product that reads W in place, so a model
+ * used one text at a time never holds the copy (W's size again: 42 MB for MiniLM-L6). */
+#define BERT_PACK_MIN_ROWS 49
+
+static void pack_layers(aios_bert *b) {
+    b->packed = 1;
+    for (int64_t l = 0; l < b->hp.n_layer; l++) {
+        bert_layer *Ly = &b->layers[l];
+        const aios_tensor *w[6] = {Ly->wq, Ly->wk, Ly->wv, Ly->wo, Ly->wi, Ly->wo2};
+        aios_matmul_pack **p[6] = {&Ly->pq, &Ly->pk, &Ly->pv, &Ly->po, &Ly->pi, &Ly->po2};
+        for (int i = 0; i < 6; i++)
+            if (aios_matmul_pack_new(w[i], p[i]) != AIOS_OK) aios_clear_error(); /* no pack: packed per call */
+    }
+}
+
 /* The forward over T token rows, in one of two layouts:
  *   padded (lens NULL): B sequences of L rows each, attn_mask (B, L) or NULL hiding padded keys;
  *   packed (lens given): B sequences of lens[b] rows back to back, T = sum lens, no padding.
@@ -246,24 +271,25 @@ static aios_status forward(aios_bert *b, const int32_t *ids, const int32_t *type
     }
     aios_layernorm(x, x, b->emb_ln_w, b->emb_ln_b, T, E, hp->eps);
 
+    if (T >= BERT_PACK_MIN_ROWS && !b->packed) pack_layers(b);
     const float scale = 1.0f / sqrtf((float)hd);
     for (int64_t l = 0; l < hp->n_layer; l++) {
         const bert_layer *Ly = &b->layers[l];
-        AIOS_TRY(aios_matmul(q, x, Ly->wq, Ly->bq, T));
-        AIOS_TRY(aios_matmul(k, x, Ly->wk, Ly->bk, T));
-        AIOS_TRY(aios_matmul(v, x, Ly->wv, Ly->bv, T));
+        AIOS_TRY(aios_matmul_packed(q, x, Ly->wq, Ly->pq, Ly->bq, T));
+        AIOS_TRY(aios_matmul_packed(k, x, Ly->wk, Ly->pk, Ly->bk, T));
+        AIOS_TRY(aios_matmul_packed(v, x, Ly->wv, Ly->pv, Ly->bv, T));
         if (!lens) {
             AIOS_TRY(aios_attention_batch(ctx, q, k, v, B, L, H, H, hd, E, attn_mask, scale));
         } else {
             for (int64_t s = 0, o = 0; s < B; o += lens[s] * E, s++)
                 AIOS_TRY(aios_attention_batch(ctx + o, q + o, k + o, v + o, 1, lens[s], H, H, hd, E, NULL, scale));
         }
-        AIOS_TRY(aios_matmul(q, ctx, Ly->wo, Ly->bo, T)); /* q reused as the attention output */
+        AIOS_TRY(aios_matmul_packed(q, ctx, Ly->wo, Ly->po, Ly->bo, T)); /* q reused as the attention output */
         aios_add(x, q, T * E);
         aios_layernorm(x, x, Ly->ln1_w, Ly->ln1_b, T, E, hp->eps);
-        AIOS_TRY(aios_matmul(ff, x, Ly->wi, Ly->bi, T));
+        AIOS_TRY(aios_matmul_packed(ff, x, Ly->wi, Ly->pi, Ly->bi, T));
         aios_gelu(ff, T * F);
-        AIOS_TRY(aios_matmul(q, ff, Ly->wo2, Ly->bo2, T));
+        AIOS_TRY(aios_matmul_packed(q, ff, Ly->wo2, Ly->po2, Ly->bo2, T));
         aios_add(x, q, T * E);
         aios_layernorm(x, x, Ly->ln2_w, Ly->ln2_b, T, E, hp->eps);
     }
