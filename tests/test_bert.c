@@ -117,7 +117,8 @@ static void test_bert_tiny_goldens(void) {
 /* The packed forward (the golden batch's real tokens back to back, no padding) on every tier:
  * its rows against transformers' last_hidden_state, and each sequence against its own forward
  * alone — bit for bit from 8 tokens (the GEMM paths sum in one order whatever the row count),
- * to float rounding below (fewer rows take the GEMV / tile products). */
+ * to float rounding below (fewer rows take the GEMV / tile products) — and the second forward
+ * (weights packed once, bert.c pack_layers) against the first. */
 static void test_bert_packed(void) {
     if (!load()) SKIP("bert-tiny fixture unavailable: %s", aios_last_error());
     const aios_tensor *ids_t = aios_safetensors_find(g_gold, "input_ids"), *am_t = aios_safetensors_find(g_gold, "attention_mask");
@@ -139,13 +140,17 @@ static void test_bert_packed(void) {
     }
     CHECK(T > 48 && n_long >= 2 && n_long < B); /* the GEMM past the few-row path; both kinds of sequence */
     float *h = malloc(sizeof(float) * (size_t)(T * E)), *h1 = malloc(sizeof(float) * (size_t)(L * E));
+    float *h1big = malloc(sizeof(float) * (size_t)(T * E));
     static const char *tiers[] = {"ref", "avx2", "avx512"};
     for (int t = 0; t < 3; t++) {
         if (!t_use_tier(tiers[t])) continue;
         aios_bert *b = NULL;
         CHECK_OK(aios_bert_load(&g_hp, lookup_st, g_w, &b));
         if (!b) break;
+        /* the first large forward packs W per product, the second through panels packed once */
+        CHECK_OK(aios_bert_forward_packed(b, pid, NULL, lens, B, h1big));
         CHECK_OK(aios_bert_forward_packed(b, pid, NULL, lens, B, h));
+        CHECKF(!memcmp(h, h1big, sizeof(float) * (size_t)(T * E)), "%s: the forward through packed panels differs", tiers[t]);
         double rel = t_rel_err(h, want, (size_t)(T * E)), alone = 0;
         int differ = 0;
         for (int64_t s = 0, r = 0; s < B; r += lens[s], s++) {
@@ -173,7 +178,7 @@ static void test_bert_packed(void) {
     CHECK(aios_bert_forward_packed(b, oov, NULL, bad, 1, h) == AIOS_ERR_RANGE);
     CHECK_OK(aios_bert_forward_packed(b, pid, NULL, lens, 0, h));
     aios_bert_free(b);
-    free(pid), free(want), free(h), free(h1);
+    free(pid), free(want), free(h), free(h1), free(h1big);
 }
 
 /* Quantized copies of every 2-D encoder weight (embeddings stay float, as the quantizer does). */

@@ -11,7 +11,7 @@
  * are stored (f32, f16, bf16, or ArrowQuant int8/int4/int2) through aios_matmul; embedding
  * rows are read with aios_tensor_row_f32.  Activations live in one workspace per handle,
  * grown only when a larger batch arrives.  Float32 layer matrices are packed into GEMM panels
- * once, at the first forward of a batch (BERT_PACK_MIN_ROWS).
+ * once, at the second forward of a batch (BERT_PACK_MIN_ROWS).
  */
 #include "model/bert.h"
 
@@ -43,7 +43,8 @@ struct aios_bert {
     /* workspace */
     float *ws;
     size_t ws_floats;
-    int packed; /* pack_layers ran */
+    int packed;      /* pack_layers ran */
+    int large_calls; /* forwards of BERT_PACK_MIN_ROWS rows or more so far */
 };
 
 typedef struct {
@@ -216,10 +217,11 @@ static aios_status workspace(aios_bert *b, size_t floats) {
     return AIOS_OK;
 }
 
-/* Forwards of more than this many token rows pack the layers' float32 matrices into GEMM panels
- * once (aios_matmul_pack_new) instead of on every product: a server's encoder runs batch after
- * batch.  Fewer rows (one sentence) take the few-row product that reads W in place, so a model
- * used one text at a time never holds the copy (W's size again: 42 MB for MiniLM-L6). */
+/* The second forward of more than 48 token rows packs the layers' float32 matrices into GEMM
+ * panels once (aios_matmul_pack_new) instead of on every product: a server's encoder runs batch
+ * after batch.  Fewer rows (one sentence) take the few-row product that reads W in place, and a
+ * single large forward packs per call as before, so a model used one text at a time, or for
+ * one long text, never holds the copy (W's size again: 42 MB for MiniLM-L6). */
 #define BERT_PACK_MIN_ROWS 49
 
 static void pack_layers(aios_bert *b) {
@@ -271,7 +273,7 @@ static aios_status forward(aios_bert *b, const int32_t *ids, const int32_t *type
     }
     aios_layernorm(x, x, b->emb_ln_w, b->emb_ln_b, T, E, hp->eps);
 
-    if (T >= BERT_PACK_MIN_ROWS && !b->packed) pack_layers(b);
+    if (T >= BERT_PACK_MIN_ROWS && !b->packed && ++b->large_calls >= 2) pack_layers(b);
     const float scale = 1.0f / sqrtf((float)hd);
     for (int64_t l = 0; l < hp->n_layer; l++) {
         const bert_layer *Ly = &b->layers[l];
