@@ -20,6 +20,9 @@
  *  - The transposed product of training's backward, dx (T, n_in) += dy (T, n_out) @ W
  *    (aios__gemm_t), runs the same loop nest with W's columns as the outputs: its panels are
  *    plain NR-wide copies of (dequantized) weight row segments, no transpose needed.
+ *  - A caller that reuses a float32 W over many batches may pack it once
+ *    (aios__gemm_pack_new: every panel and KC chunk as `pack` writes it); gemm_run then reads
+ *    those panels in place of packing, the same bits.
  *  - Results accumulate into y (the caller starts it at the bias).  Summation order differs
  *    from the dot-product path (one accumulator per output across k), so results agree with
  *    the reference to float32 rounding, not bit for bit.
