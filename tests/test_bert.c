@@ -114,6 +114,73 @@ static void test_bert_tiny_goldens(void) {
     aios_kernels_use("auto");
 }
 
+/* The packed forward (the golden batch's real tokens back to back, no padding) on every tier:
+ * its rows against transformers' last_hidden_state, and each sequence against its own forward
+ * alone — bit for bit from 8 tokens (the GEMM paths sum in one order whatever the row count),
+ * to float rounding below (fewer rows take the GEMV / tile products) — and the second forward
+ * (weights packed once, bert.c pack_layers) against the first. */
+static void test_bert_packed(void) {
+    if (!load()) SKIP("bert-tiny fixture unavailable: %s", aios_last_error());
+    const aios_tensor *ids_t = aios_safetensors_find(g_gold, "input_ids"), *am_t = aios_safetensors_find(g_gold, "attention_mask");
+    const int64_t B = ids_t->shape[0], L = ids_t->shape[1], E = g_hp.n_embd;
+    const int32_t *ids = ids_t->data, *am = am_t->data;
+    const float *hs = gold("last_hidden_state", NULL);
+    int32_t *pid = malloc(sizeof(int32_t) * (size_t)(B * L));
+    int64_t lens[64], T = 0, n_long = 0;
+    float *want = malloc(sizeof(float) * (size_t)(B * L * E));
+    for (int64_t s = 0; s < B; s++) {
+        lens[s] = 0;
+        for (int64_t l = 0; l < L; l++)
+            if (am[s * L + l]) {
+                pid[T] = ids[s * L + l];
+                memcpy(want + T * E, hs + (s * L + l) * E, sizeof(float) * (size_t)E);
+                T++, lens[s]++;
+            }
+        n_long += lens[s] >= 8;
+    }
+    CHECK(T > 48 && n_long >= 2 && n_long < B); /* the GEMM past the few-row path; both kinds of sequence */
+    float *h = malloc(sizeof(float) * (size_t)(T * E)), *h1 = malloc(sizeof(float) * (size_t)(L * E));
+    float *h1big = malloc(sizeof(float) * (size_t)(T * E));
+    static const char *tiers[] = {"ref", "avx2", "avx512"};
+    for (int t = 0; t < 3; t++) {
+        if (!t_use_tier(tiers[t])) continue;
+        aios_bert *b = NULL;
+        CHECK_OK(aios_bert_load(&g_hp, lookup_st, g_w, &b));
+        if (!b) break;
+        /* the first large forward packs W per product, the second through panels packed once */
+        CHECK_OK(aios_bert_forward_packed(b, pid, NULL, lens, B, h1big));
+        CHECK_OK(aios_bert_forward_packed(b, pid, NULL, lens, B, h));
+        CHECKF(!memcmp(h, h1big, sizeof(float) * (size_t)(T * E)), "%s: the forward through packed panels differs", tiers[t]);
+        double rel = t_rel_err(h, want, (size_t)(T * E)), alone = 0;
+        int differ = 0;
+        for (int64_t s = 0, r = 0; s < B; r += lens[s], s++) {
+            CHECK_OK(aios_bert_forward(b, pid + r, NULL, NULL, 1, lens[s], h1));
+            if (lens[s] >= 8) differ += memcmp(h1, h + r * E, sizeof(float) * (size_t)(lens[s] * E)) != 0;
+            else alone = fmax(alone, t_rel_err(h + r * E, h1, (size_t)(lens[s] * E)));
+        }
+        printf("# %s packed: hidden rel %.2e, short sequences vs alone %.2e\n", tiers[t], rel, alone);
+        CHECKF(rel <= 1e-4, "%s: packed last_hidden_state rel err %g", tiers[t], rel);
+        CHECKF(differ == 0, "%s: %d sequences of >= 8 tokens differ from their forward alone", tiers[t], differ);
+        CHECKF(alone <= 1e-6, "%s: short sequences vs alone %g", tiers[t], alone);
+        aios_bert_free(b);
+    }
+    aios_kernels_use("auto");
+    /* bad lengths and ids */
+    aios_bert *b = NULL;
+    CHECK_OK(aios_bert_load(&g_hp, lookup_st, g_w, &b));
+    int64_t bad[2] = {3, 0};
+    CHECK(aios_bert_forward_packed(b, pid, NULL, bad, 2, h) == AIOS_ERR_INVALID_ARG);
+    bad[1] = g_hp.n_ctx + 1;
+    CHECK(aios_bert_forward_packed(b, pid, NULL, bad, 2, h) == AIOS_ERR_RANGE);
+    CHECK(aios_bert_forward_packed(b, pid, NULL, NULL, 1, h) == AIOS_ERR_INVALID_ARG);
+    int32_t oov[2] = {101, (int32_t)g_hp.n_vocab};
+    bad[0] = 2;
+    CHECK(aios_bert_forward_packed(b, oov, NULL, bad, 1, h) == AIOS_ERR_RANGE);
+    CHECK_OK(aios_bert_forward_packed(b, pid, NULL, lens, 0, h));
+    aios_bert_free(b);
+    free(pid), free(want), free(h), free(h1), free(h1big);
+}
+
 /* Quantized copies of every 2-D encoder weight (embeddings stay float, as the quantizer does). */
 typedef struct {
     aios_safetensors *src;
@@ -227,6 +294,7 @@ static void test_bert_errors(void) {
 
 int main(void) {
     RUN(test_bert_tiny_goldens);
+    RUN(test_bert_packed);
     RUN(test_bert_tiny_quantized);
     RUN(test_bert_errors);
     aios_safetensors_close(g_w);

@@ -329,6 +329,92 @@ static void test_matmul_gemm_small(void) {
     free_weight(&w);
 }
 
+/* Float32 weights packed once (aios_matmul_pack_new, the encoder's layers): aios_matmul_packed
+ * gives aios_matmul's bits on every tier — partial output panels (n_out not a multiple of 16 /
+ * 32), KC chunks with remainders (n_in 257, 600), every row count from the GEMV (1-3) and tile
+ * (4-7) paths through the few-row path (8-48) to the packed GEMM (49+) — and agrees with the
+ * reference; a pack made on another tier, or for another W, is ignored; 1 and 2 threads agree;
+ * quantized, half and misaligned weights get no pack. */
+static void test_matmul_prepacked(void) {
+    static const int64_t shapes[][2] = {{130, 600}, {17, 257}, {33, 5}, {203, 385}, {64, 384}};
+    static const int64_t Ts[] = {1, 3, 5, 8, 30, 48, 49, 103, 197};
+    for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+        const int64_t n_out = shapes[sh][0], n_in = shapes[sh][1];
+        wt w, w2;
+        make_weight(&w, AIOS_DTYPE_F32, n_out, n_in, 0, 0, 0, 0);
+        make_weight(&w2, AIOS_DTYPE_F32, n_out, n_in, 0, 0, 0, 0); /* same shape, other memory */
+        float *x = malloc(sizeof(float) * (size_t)(197 * n_in)), *bias = malloc(sizeof(float) * (size_t)n_out);
+        float *y0 = malloc(sizeof(float) * (size_t)(197 * n_out)), *y1 = malloc(sizeof(float) * (size_t)(197 * n_out));
+        float *yr = malloc(sizeof(float) * (size_t)(197 * n_out));
+        fill(x, 197 * n_in, 1.0f);
+        fill(bias, n_out, 0.5f);
+        aios_matmul_pack *other = NULL;
+        for (size_t i = 0; i < sizeof TIERS / sizeof TIERS[0]; i++) {
+            if (!t_use_tier(TIERS[i])) continue;
+            aios_matmul_pack *P = NULL, *P2 = NULL;
+            CHECK_OK(aios_matmul_pack_new(&w.t, &P));
+            CHECK_OK(aios_matmul_pack_new(&w2.t, &P2));
+            CHECKF(P != NULL, "%s: no pack for float32 W", TIERS[i]);
+            int differ = 0;
+            double err = 0;
+            for (size_t a = 0; a < sizeof Ts / sizeof Ts[0]; a++) {
+                const int64_t T = Ts[a];
+                CHECK_OK(aios_matmul(y0, x, &w.t, bias, T));
+                memset(y1, 0xFF, sizeof(float) * (size_t)(T * n_out));
+                CHECK_OK(aios_matmul_packed(y1, x, &w.t, P, bias, T));
+                differ += memcmp(y0, y1, sizeof(float) * (size_t)(T * n_out)) != 0;
+                CHECK_OK(aios_ref_matmul(yr, x, &w.t, bias, T));
+                err = fmax(err, t_rel_err(y1, yr, (size_t)(T * n_out)));
+                /* a pack of another W, or of the other tier, is not used */
+                CHECK_OK(aios_matmul_packed(y1, x, &w.t, P2, bias, T));
+                differ += memcmp(y0, y1, sizeof(float) * (size_t)(T * n_out)) != 0;
+                if (other) {
+                    CHECK_OK(aios_matmul_packed(y1, x, &w.t, other, bias, T));
+                    differ += memcmp(y0, y1, sizeof(float) * (size_t)(T * n_out)) != 0;
+                }
+            }
+            CHECKF(differ == 0, "%s %lldx%lld: %d products through the pack differ from aios_matmul", TIERS[i],
+                   (long long)n_out, (long long)n_in, differ);
+            CHECKF(err < 1e-5, "%s %lldx%lld: packed vs reference %g", TIERS[i], (long long)n_out, (long long)n_in, err);
+            /* threads: one output's sum does not depend on the split */
+            int old = aios_get_threads();
+            aios_set_threads(1);
+            CHECK_OK(aios_matmul_packed(y0, x, &w.t, P, NULL, 197));
+            aios_set_threads(2);
+            CHECK_OK(aios_matmul_packed(y1, x, &w.t, P, NULL, 197));
+            aios_set_threads(old);
+            CHECK(!memcmp(y0, y1, sizeof(float) * (size_t)(197 * n_out)));
+            aios_matmul_pack_free(P2);
+            aios_matmul_pack_free(other);
+            other = P;
+        }
+        aios_matmul_pack_free(other);
+        aios_kernels_use("auto");
+        free(x), free(bias), free(y0), free(y1), free(yr);
+        free_weight(&w), free_weight(&w2);
+    }
+    /* nothing to pack: half, quantized and misaligned float weights, the reference tier */
+    static const aios_dtype dts[] = {AIOS_DTYPE_F16, AIOS_DTYPE_BF16, AIOS_DTYPE_Q8, AIOS_DTYPE_Q4};
+    for (int d = 0; d < 5; d++) {
+        wt w;
+        make_weight(&w, d < 4 ? dts[d] : AIOS_DTYPE_F32, 40, 70, 1, 0, 0, d == 4);
+        aios_matmul_pack *P = (aios_matmul_pack *)&w; /* must be overwritten */
+        CHECK_OK(aios_matmul_pack_new(&w.t, &P));
+        CHECK(P == NULL);
+        free_weight(&w);
+    }
+    wt w;
+    make_weight(&w, AIOS_DTYPE_F32, 40, 70, 0, 0, 0, 0);
+    aios_matmul_pack *P = (aios_matmul_pack *)&w;
+    if (t_use_tier("ref")) {
+        CHECK_OK(aios_matmul_pack_new(&w.t, &P));
+        CHECK(P == NULL);
+    }
+    aios_kernels_use("auto");
+    aios_matmul_pack_free(NULL);
+    free_weight(&w);
+}
+
 /* Decoding (1-3 tokens): the fused quantized GEMV (rows expanded in registers, 4-row blocks,
  * int4 / int2 rows starting mid-byte, scalar heads and tails, row ranges split across threads)
  * against the reference for every dtype, granularity and with / without zero points. */
@@ -1102,6 +1188,7 @@ int main(void) {
     RUN(test_matmul_tiles);
     RUN(test_matmul_gemm);
     RUN(test_matmul_gemm_small);
+    RUN(test_matmul_prepacked);
     RUN(test_matmul_decode);
     RUN(test_matmul_decode_float);
     RUN(test_matmul_decode_groups);

@@ -10,9 +10,10 @@
  * it pads to the longest text of a batch and truncates to max_seq_length).
  *
  * Batching: texts are tokenized together, ordered by length (longest first, stable) and run
- * batch_size at a time, each batch padded only to its own longest text — so a batch of
- * similar lengths wastes almost nothing on padding, whatever order the caller used.  Results
- * are written back in the caller's order.
+ * batch_size at a time, each batch's texts packed back to back without padding
+ * (aios_bert_forward_packed: the matrix products run on the real tokens only, attention per
+ * text; padding a batch of STS sentences to its longest cost 1.4x the rows).  A text's
+ * embedding is the same alone or in a batch.  Results are written back in the caller's order.
  */
 #include <cjson/cJSON.h>
 #include <libgen.h>
@@ -41,9 +42,9 @@ struct aios_encoder {
     /* batch buffers, grown as needed */
     float *hidden;
     size_t hidden_floats;
-    int32_t *ids;
-    uint8_t *mask;
-    size_t ids_cap;
+    int32_t *ids;  /* a batch's token ids, packed back to back */
+    int64_t *lens; /* its texts' token counts */
+    size_t ids_cap, lens_cap;
 };
 
 aios_encoder_params aios_encoder_default_params(void) {
@@ -87,7 +88,7 @@ void aios_encoder_free(aios_encoder *e) {
     aios_model_free(e->model);
     free(e->hidden);
     free(e->ids);
-    free(e->mask);
+    free(e->lens);
     free(e);
 }
 
@@ -253,47 +254,43 @@ aios_status aios_encode_ids(aios_encoder *e, const int32_t *const *ids, const si
     const int64_t E = e->dim;
     for (size_t b0 = 0; b0 < n && s == AIOS_OK; b0 += (size_t)e->batch_size) {
         size_t B = n - b0 < (size_t)e->batch_size ? n - b0 : (size_t)e->batch_size;
-        size_t L = order[b0].len; /* longest of this batch */
-        size_t need = B * L;
-        if (need > e->ids_cap) {
-            int32_t *pi = realloc(e->ids, need * sizeof(int32_t));
-            if (pi) e->ids = pi;
-            uint8_t *pm = realloc(e->mask, need);
-            if (pm) e->mask = pm;
-            if (!pi || !pm) {
-                s = aios__err(AIOS_ERR_NOMEM, "encode: batch of %zu x %zu", B, L);
+        size_t need = 0; /* the batch's real tokens: packed back to back, no padding */
+        for (size_t b = 0; b < B; b++) need += order[b0 + b].len;
+        if (need > e->ids_cap || B > e->lens_cap) {
+            int32_t *pi = need > e->ids_cap ? realloc(e->ids, need * sizeof(int32_t)) : e->ids;
+            if (pi) e->ids = pi, e->ids_cap = AIOS_MAX(e->ids_cap, need);
+            int64_t *pl = B > e->lens_cap ? realloc(e->lens, B * sizeof(int64_t)) : e->lens;
+            if (pl) e->lens = pl, e->lens_cap = AIOS_MAX(e->lens_cap, B);
+            if (!pi || !pl) {
+                s = aios__err(AIOS_ERR_NOMEM, "encode: batch of %zu texts, %zu tokens", B, need);
                 break;
             }
-            e->ids_cap = need;
         }
         if (need * (size_t)E > e->hidden_floats) {
             float *ph = realloc(e->hidden, need * (size_t)E * sizeof(float));
             if (!ph) {
-                s = aios__err(AIOS_ERR_NOMEM, "encode: batch of %zu x %zu", B, L);
+                s = aios__err(AIOS_ERR_NOMEM, "encode: batch of %zu texts, %zu tokens", B, need);
                 break;
             }
             e->hidden = ph;
             e->hidden_floats = need * (size_t)E;
         }
-        for (size_t b = 0; b < B; b++) {
+        for (size_t b = 0, r = 0; b < B; b++) {
             const by_len *o = &order[b0 + b];
             const int32_t *src = ids[o->idx];
             size_t len = o->len;
-            for (size_t t = 0; t < L; t++) {
-                /* truncation keeps the final [SEP]-like token, as tokenizers' post-processor does
-                 * when truncation happens before it; ids arriving here are usually pre-truncated */
-                int32_t id = t < len ? (t == len - 1 && len < lens[o->idx] ? src[lens[o->idx] - 1] : src[t]) : e->pad_id;
-                e->ids[b * L + t] = id;
-                e->mask[b * L + t] = t < len;
-            }
+            /* truncation keeps the final [SEP]-like token, as tokenizers' post-processor does
+             * when truncation happens before it; ids arriving here are usually pre-truncated */
+            for (size_t t = 0; t < len; t++) e->ids[r++] = t == len - 1 && len < lens[o->idx] ? src[lens[o->idx] - 1] : src[t];
+            e->lens[b] = (int64_t)len;
         }
         /* on this thread only: the kernels read the mode here, not in their OpenMP workers */
         int prev = aios_kernels_int8_thread_mode(int8_thread_mode(e));
-        s = aios_bert_forward(e->bert, e->ids, NULL, e->mask, (int64_t)B, (int64_t)L, e->hidden);
+        s = aios_bert_forward_packed(e->bert, e->ids, NULL, e->lens, (int64_t)B, e->hidden);
         aios_kernels_int8_thread_mode(prev);
         if (s != AIOS_OK) break;
-        for (size_t b = 0; b < B; b++)
-            pool(e, e->hidden + b * L * (size_t)E, (int64_t)order[b0 + b].len, out + order[b0 + b].idx * (size_t)E);
+        for (size_t b = 0, r = 0; b < B; r += order[b0 + b].len, b++)
+            pool(e, e->hidden + r * (size_t)E, (int64_t)order[b0 + b].len, out + order[b0 + b].idx * (size_t)E);
         if (progress && progress(user, b0 + B, n)) s = aios__err(AIOS_ERR_CANCELLED, "encode: cancelled");
     }
     free(order);

@@ -23,6 +23,20 @@
  * bias (n_out) may be NULL.  y must not alias x.  Threads over n_out (and T when large). */
 aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const float *bias, int64_t T);
 
+/* A float32 W packed once into the GEMM's panels, for callers that multiply by the same weight
+ * in many large batches (the encoder of a server): aios_matmul transposes W into panels on each
+ * call that has more token rows than the few-row paths take.  aios_matmul_pack_new sets *out to
+ * NULL (and returns AIOS_OK) where there is nothing to gain — W not float32, or a kernel tier
+ * without the packed GEMM (ref); memory: W's size again.  P holds no reference to W's memory
+ * beyond checking it is the same W; free P before W's mapping goes away or not, as convenient.
+ * aios_matmul_packed is aios_matmul, bit for bit, with P (or NULL) from this W: P is used when
+ * the packed GEMM runs and P was made for the tier now selected, otherwise it is ignored. */
+typedef struct aios_matmul_pack aios_matmul_pack;
+aios_status aios_matmul_pack_new(const aios_tensor *W, aios_matmul_pack **out);
+void aios_matmul_pack_free(aios_matmul_pack *P);
+aios_status aios_matmul_packed(float *y, const float *x, const aios_tensor *W, const aios_matmul_pack *P,
+                               const float *bias, int64_t T);
+
 /* Int8 weights (Q8, per tensor or per row scales) against activations quantized per token row
  * to int8 (symmetric, scale max|x| / 127) with integer dot products (AVX-512 VNNI) when the
  * CPU has them: off (0, the default) keeps the exact-float path (weights dequantized in

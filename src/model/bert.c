@@ -10,7 +10,8 @@
  * LN(GELU(x Wt + bt)) @ word_embeddings^T + bias.  Weights are used in whatever dtype they
  * are stored (f32, f16, bf16, or ArrowQuant int8/int4/int2) through aios_matmul; embedding
  * rows are read with aios_tensor_row_f32.  Activations live in one workspace per handle,
- * grown only when a larger batch arrives.
+ * grown only when a larger batch arrives.  Float32 layer matrices are packed into GEMM panels
+ * once, at the second forward of a batch (BERT_PACK_MIN_ROWS).
  */
 #include "model/bert.h"
 
@@ -24,6 +25,7 @@
 
 typedef struct {
     const aios_tensor *wq, *wk, *wv, *wo, *wi, *wo2;
+    aios_matmul_pack *pq, *pk, *pv, *po, *pi, *po2; /* their GEMM panels (pack_layers), or NULL */
     float *bq, *bk, *bv, *bo, *ln1_w, *ln1_b, *bi, *bo2, *ln2_w, *ln2_b;
 } bert_layer;
 
@@ -41,6 +43,8 @@ struct aios_bert {
     /* workspace */
     float *ws;
     size_t ws_floats;
+    int packed;      /* pack_layers ran */
+    int large_calls; /* forwards of BERT_PACK_MIN_ROWS rows or more so far */
 };
 
 typedef struct {
@@ -109,6 +113,11 @@ void aios_bert_free(aios_bert *b) {
     if (!b) return;
     for (int i = 0; i < b->n_owned; i++) free(b->owned[i]);
     free(b->owned);
+    for (int64_t l = 0; b->layers && l < b->hp.n_layer; l++) {
+        bert_layer *Ly = &b->layers[l];
+        aios_matmul_pack *p[6] = {Ly->pq, Ly->pk, Ly->pv, Ly->po, Ly->pi, Ly->po2};
+        for (int i = 0; i < 6; i++) aios_matmul_pack_free(p[i]);
+    }
     free(b->layers);
     free(b->ws);
     free(b);
@@ -208,14 +217,34 @@ static aios_status workspace(aios_bert *b, size_t floats) {
     return AIOS_OK;
 }
 
-aios_status aios_bert_forward(aios_bert *b, const int32_t *ids, const int32_t *type_ids, const uint8_t *attn_mask,
-                              int64_t B, int64_t L, float *hidden) {
+/* The second forward of more than 48 token rows packs the layers' float32 matrices into GEMM
+ * panels once (aios_matmul_pack_new) instead of on every product: a server's encoder runs batch
+ * after batch.  Fewer rows (one sentence) take the few-row product that reads W in place, and a
+ * single large forward packs per call as before, so a model used one text at a time, or for
+ * one long text, never holds the copy (W's size again: 42 MB for MiniLM-L6). */
+#define BERT_PACK_MIN_ROWS 49
+
+static void pack_layers(aios_bert *b) {
+    b->packed = 1;
+    for (int64_t l = 0; l < b->hp.n_layer; l++) {
+        bert_layer *Ly = &b->layers[l];
+        const aios_tensor *w[6] = {Ly->wq, Ly->wk, Ly->wv, Ly->wo, Ly->wi, Ly->wo2};
+        aios_matmul_pack **p[6] = {&Ly->pq, &Ly->pk, &Ly->pv, &Ly->po, &Ly->pi, &Ly->po2};
+        for (int i = 0; i < 6; i++)
+            if (aios_matmul_pack_new(w[i], p[i]) != AIOS_OK) aios_clear_error(); /* no pack: packed per call */
+    }
+}
+
+/* The forward over T token rows, in one of two layouts:
+ *   padded (lens NULL): B sequences of L rows each, attn_mask (B, L) or NULL hiding padded keys;
+ *   packed (lens given): B sequences of lens[b] rows back to back, T = sum lens, no padding.
+ * Every matrix product runs on all T rows at once; only attention is per sequence.  A row's
+ * values do not depend on its neighbours (the products are row-wise, the packed sequence's
+ * attention is that sequence alone), so a text gives the same bits alone or packed with others. */
+static aios_status forward(aios_bert *b, const int32_t *ids, const int32_t *type_ids, const uint8_t *attn_mask,
+                           const int64_t *lens, int64_t B, int64_t L, int64_t T, float *hidden) {
     const aios_bert_hparams *hp = &b->hp;
-    const int64_t E = hp->n_embd, F = hp->n_ff, H = hp->n_head, hd = E / H, T = B * L;
-    if (B < 0 || L < 0) return aios__err(AIOS_ERR_INVALID_ARG, "bert: batch %lld x %lld", (long long)B, (long long)L);
-    if (L > hp->n_ctx)
-        return aios__err(AIOS_ERR_RANGE, "bert: sequence of %lld tokens exceeds the model's %lld positions", (long long)L,
-                         (long long)hp->n_ctx);
+    const int64_t E = hp->n_embd, F = hp->n_ff, H = hp->n_head, hd = E / H;
     if (T == 0) return AIOS_OK;
     for (int64_t t = 0; t < T; t++) {
         if (ids[t] < 0 || ids[t] >= hp->n_vocab)
@@ -228,36 +257,68 @@ aios_status aios_bert_forward(aios_bert *b, const int32_t *ids, const int32_t *t
     float *q = b->ws, *k = q + T * E, *v = k + T * E, *ctx = v + T * E, *ff = ctx + T * E, *row = ff + T * F;
     float *x = hidden;
 
-    /* embeddings */
-    for (int64_t t = 0; t < T; t++) {
-        float *xt = x + t * E;
-        AIOS_TRY(aios_tensor_row_f32(xt, b->word, ids[t]));
-        AIOS_TRY(aios_tensor_row_f32(row, b->pos, t % L));
-        aios_add(xt, row, E);
-        if (b->type) {
-            AIOS_TRY(aios_tensor_row_f32(row, b->type, type_ids ? type_ids[t] : 0));
+    /* embeddings: position = the row's index within its sequence */
+    for (int64_t s = 0, t = 0; s < B; s++) {
+        const int64_t n = lens ? lens[s] : L;
+        for (int64_t i = 0; i < n; i++, t++) {
+            float *xt = x + t * E;
+            AIOS_TRY(aios_tensor_row_f32(xt, b->word, ids[t]));
+            AIOS_TRY(aios_tensor_row_f32(row, b->pos, i));
             aios_add(xt, row, E);
+            if (b->type) {
+                AIOS_TRY(aios_tensor_row_f32(row, b->type, type_ids ? type_ids[t] : 0));
+                aios_add(xt, row, E);
+            }
         }
     }
     aios_layernorm(x, x, b->emb_ln_w, b->emb_ln_b, T, E, hp->eps);
 
+    if (T >= BERT_PACK_MIN_ROWS && !b->packed && ++b->large_calls >= 2) pack_layers(b);
     const float scale = 1.0f / sqrtf((float)hd);
     for (int64_t l = 0; l < hp->n_layer; l++) {
         const bert_layer *Ly = &b->layers[l];
-        AIOS_TRY(aios_matmul(q, x, Ly->wq, Ly->bq, T));
-        AIOS_TRY(aios_matmul(k, x, Ly->wk, Ly->bk, T));
-        AIOS_TRY(aios_matmul(v, x, Ly->wv, Ly->bv, T));
-        AIOS_TRY(aios_attention_batch(ctx, q, k, v, B, L, H, H, hd, E, attn_mask, scale));
-        AIOS_TRY(aios_matmul(q, ctx, Ly->wo, Ly->bo, T)); /* q reused as the attention output */
+        AIOS_TRY(aios_matmul_packed(q, x, Ly->wq, Ly->pq, Ly->bq, T));
+        AIOS_TRY(aios_matmul_packed(k, x, Ly->wk, Ly->pk, Ly->bk, T));
+        AIOS_TRY(aios_matmul_packed(v, x, Ly->wv, Ly->pv, Ly->bv, T));
+        if (!lens) {
+            AIOS_TRY(aios_attention_batch(ctx, q, k, v, B, L, H, H, hd, E, attn_mask, scale));
+        } else {
+            for (int64_t s = 0, o = 0; s < B; o += lens[s] * E, s++)
+                AIOS_TRY(aios_attention_batch(ctx + o, q + o, k + o, v + o, 1, lens[s], H, H, hd, E, NULL, scale));
+        }
+        AIOS_TRY(aios_matmul_packed(q, ctx, Ly->wo, Ly->po, Ly->bo, T)); /* q reused as the attention output */
         aios_add(x, q, T * E);
         aios_layernorm(x, x, Ly->ln1_w, Ly->ln1_b, T, E, hp->eps);
-        AIOS_TRY(aios_matmul(ff, x, Ly->wi, Ly->bi, T));
+        AIOS_TRY(aios_matmul_packed(ff, x, Ly->wi, Ly->pi, Ly->bi, T));
         aios_gelu(ff, T * F);
-        AIOS_TRY(aios_matmul(q, ff, Ly->wo2, Ly->bo2, T));
+        AIOS_TRY(aios_matmul_packed(q, ff, Ly->wo2, Ly->po2, Ly->bo2, T));
         aios_add(x, q, T * E);
         aios_layernorm(x, x, Ly->ln2_w, Ly->ln2_b, T, E, hp->eps);
     }
     return AIOS_OK;
+}
+
+aios_status aios_bert_forward(aios_bert *b, const int32_t *ids, const int32_t *type_ids, const uint8_t *attn_mask,
+                              int64_t B, int64_t L, float *hidden) {
+    if (B < 0 || L < 0) return aios__err(AIOS_ERR_INVALID_ARG, "bert: batch %lld x %lld", (long long)B, (long long)L);
+    if (L > b->hp.n_ctx)
+        return aios__err(AIOS_ERR_RANGE, "bert: sequence of %lld tokens exceeds the model's %lld positions", (long long)L,
+                         (long long)b->hp.n_ctx);
+    return forward(b, ids, type_ids, attn_mask, NULL, B, L, B * L, hidden);
+}
+
+aios_status aios_bert_forward_packed(aios_bert *b, const int32_t *ids, const int32_t *type_ids, const int64_t *lens,
+                                     int64_t B, float *hidden) {
+    if (B < 0 || (B && !lens)) return aios__err(AIOS_ERR_INVALID_ARG, "bert: packed batch of %lld", (long long)B);
+    int64_t T = 0;
+    for (int64_t s = 0; s < B; s++) {
+        if (lens[s] <= 0 || lens[s] > b->hp.n_ctx)
+            return aios__err(lens[s] <= 0 ? AIOS_ERR_INVALID_ARG : AIOS_ERR_RANGE,
+                             "bert: sequence %lld of %lld tokens (the model has %lld positions)", (long long)s,
+                             (long long)lens[s], (long long)b->hp.n_ctx);
+        T += lens[s];
+    }
+    return forward(b, ids, type_ids, NULL, lens, B, 0, T, hidden);
 }
 
 aios_status aios_bert_mlm_logits(aios_bert *b, const float *hidden, int64_t T, float *logits) {

@@ -41,6 +41,13 @@ int aios_bert_int8_weights(const aios_bert *b);
  * a workspace); distinct handles are independent. */
 aios_status aios_bert_forward(aios_bert *b, const int32_t *ids, const int32_t *type_ids, const uint8_t *attn_mask,
                               int64_t B, int64_t L, float *hidden);
+/* The same encoder on B sequences packed back to back, without padding: hidden (T, n_embd) for
+ * ids (T) and token types (T) or NULL, T = sum of lens[b] (each in 1..n_ctx), sequence b at rows
+ * lens[0] + .. + lens[b-1]; positions restart at 0 for each.  The matrix products run on the T
+ * real rows only; attention is per sequence.  Each sequence's rows are those of its own padded
+ * forward (the same arithmetic, bit for bit). */
+aios_status aios_bert_forward_packed(aios_bert *b, const int32_t *ids, const int32_t *type_ids, const int64_t *lens,
+                                     int64_t B, float *hidden);
 /* logits (T, n_vocab) = MLM head (dense, GELU, LayerNorm, tied decoder + bias) of hidden (T, n_embd). */
 aios_status aios_bert_mlm_logits(aios_bert *b, const float *hidden, int64_t T, float *logits);
 

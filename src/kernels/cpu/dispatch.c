@@ -359,6 +359,41 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
     return AIOS_OK;
 }
 
+/* ---------------------------------------------------------------- weights packed once */
+
+aios_status aios_matmul_pack_new(const aios_tensor *W, aios_matmul_pack **out) {
+    *out = NULL;
+    AIOS_TRY(aios__check_weight(W, "matmul_pack"));
+    const aios__ktier *K = tier();
+    if (W->dtype != AIOS_DTYPE_F32 || ((uintptr_t)W->data & 3) || !aios__gemm_available(K)) return AIOS_OK;
+    return aios__gemm_pack_new(K, W, out);
+}
+
+void aios_matmul_pack_free(aios_matmul_pack *P) {
+    if (!P) return;
+    free(P->panels);
+    free(P);
+}
+
+aios_status aios_matmul_packed(float *y, const float *x, const aios_tensor *W, const aios_matmul_pack *P,
+                               const float *bias, int64_t T) {
+    const aios__ktier *K = tier();
+    /* only where aios_matmul itself would run the packed GEMM on this f32 W */
+    if (!P || P->K != K || P->wdata != W->data || W->ndim != 2 || W->shape[0] != P->n_out || W->shape[1] != P->n_in ||
+        T <= 3 || T < gemm_min_rows())
+        return aios_matmul(y, x, W, bias, T);
+#ifdef AIOS_HAVE_BLAS
+    if (use_blas(W, T)) return aios_matmul(y, x, W, bias, T);
+#endif
+    const int64_t n_out = W->shape[0], n_in = W->shape[1];
+    for (int64_t t = 0; t < T; t++) {
+        if (bias) memcpy(y + t * n_out, bias, sizeof(float) * (size_t)n_out);
+        else memset(y + t * n_out, 0, sizeof(float) * (size_t)n_out);
+    }
+    if (n_in == 0 || n_out == 0) return AIOS_OK;
+    return aios__gemm_packed(K, y, x, W, P, T, threads_for((double)T * (double)n_out * (double)n_in));
+}
+
 /* ---------------------------------------------------------------- rows and elementwise */
 
 void aios_layernorm(float *y, const float *x, const float *w, const float *b, int64_t T, int64_t n, float eps) {

@@ -101,6 +101,20 @@ void aios__ref_gemv_i8(float *y, int64_t ldy, const float *x, int64_t ldx, int n
  * any dtype the tier's deq reads.  Available on the AVX2 and AVX-512 tiers. */
 int aios__gemm_available(const aios__ktier *K);
 aios_status aios__gemm(const aios__ktier *K, float *y, const float *x, const aios_tensor *W, int64_t T, int nth);
+/* W's panels packed once (aios_matmul_pack_new): the panel of output rows p NR .. p NR + NR - 1
+ * for the KC columns from k0 is at panels + p NR n_in + k0 NR, laid out as gemm.c packs it per
+ * call ([k][j], zero rows past n_out), so a product through it gives the same bits. */
+struct aios_matmul_pack {
+    const aios__ktier *K; /* the tier (micro-kernel width NR) it was packed for */
+    const void *wdata;    /* the W->data it holds */
+    int64_t n_out, n_in;
+    int NR;
+    float *panels;
+};
+aios_status aios__gemm_pack_new(const aios__ktier *K, const aios_tensor *W, struct aios_matmul_pack **out);
+/* aios__gemm with W's panels from P (made for K and W). */
+aios_status aios__gemm_packed(const aios__ktier *K, float *y, const float *x, const aios_tensor *W,
+                              const struct aios_matmul_pack *P, int64_t T, int nth);
 /* Few token rows (<= 48) x float32 W read in place, x packed instead (gemm_small_avx512.c);
  * aios__gemm takes it on the AVX-512 tier up to AIOS_GEMM_SMALL_MAX rows (default 48; 0 off). */
 int aios__gemm_small_ok(const aios_tensor *W, int64_t T);
