@@ -5,7 +5,12 @@
  * 576x1536, 49152x576), decode (T 1) and prefill (T 128), GFLOP/s and weight GB/s.
  * `batch`: the batched decode steps of continuous batching — Q4_1 / Q8_0 at SmolLM2's shapes,
  * T = 1..16 token rows, microseconds per call and per row (which path a T takes: dispatch.c).
- * Usage: bench_kernels [threads] [gguf|batch]   (default: AIOS_THREADS or all cores) */
+ * `attn`: one decode `aios_attention` call at SmolLM2-135M's shape (9 query heads, 3 KV heads,
+ * head_dim 64, 1 query row, no mask, a KV cache of stride 3 x 64) and at a Qwen-like head_dim
+ * 128, over 64 / 512 / 2048 cached positions: microseconds per call, best of 25 x 60 (short
+ * windows: on a shared machine the best one is the least disturbed), "warm" on one cache (in L2
+ * up to 512 positions) and "cold" walking 30 layers' caches in turn as a decode step does.
+ * Usage: bench_kernels [threads] [gguf|batch|attn]   (default: AIOS_THREADS or all cores) */
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -183,6 +188,48 @@ static int bench_batch(void) {
     return 0;
 }
 
+static int bench_attn(void) {
+    static const struct { int64_t H, Hkv, hd; } shapes[] = {{9, 3, 64}, {16, 2, 128}};
+    static const int64_t tks[] = {64, 512, 2048};
+    enum { NL = 30 }; /* "cold": the call walks NL layers' caches, as a decode step does */
+    printf("%-18s", "heads/kv/head_dim");
+    for (size_t c = 0; c < sizeof tks / sizeof tks[0]; c++) printf("  Tk=%-4lld warm/cold us", (long long)tks[c]);
+    printf("\n");
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        const int64_t H = shapes[s].H, Hkv = shapes[s].Hkv, hd = shapes[s].hd, stride = Hkv * hd;
+        float *q = malloc(sizeof(float) * (size_t)(H * hd)), *o = malloc(sizeof(float) * (size_t)(H * hd));
+        for (int64_t i = 0; i < H * hd; i++) q[i] = (float)(rand() % 200 - 100) / 100.0f;
+        printf("%3lld/%lld/%-12lld", (long long)H, (long long)Hkv, (long long)hd);
+        for (size_t c = 0; c < sizeof tks / sizeof tks[0]; c++) {
+            const int64_t per = tks[c] * stride;
+            float *k = malloc(sizeof(float) * (size_t)(NL * per)), *v = malloc(sizeof(float) * (size_t)(NL * per));
+            for (int64_t i = 0; i < NL * per; i++) {
+                k[i] = (float)(rand() % 200 - 100) / 100.0f;
+                v[i] = (float)(rand() % 200 - 100) / 100.0f;
+            }
+            double best[2] = {1e9, 1e9};
+            for (int cold = 0; cold < 2; cold++)
+                for (int rep = 0; rep < 25; rep++) {
+                    double t0 = now();
+                    for (int it = 0; it < 2 * NL; it++) {
+                        const int64_t l = cold ? it % NL : 0;
+                        if (aios_attention(o, q, k + l * per, v + l * per, 1, tks[c], H, Hkv, hd, stride, NULL, 0.125f) !=
+                            AIOS_OK)
+                            return 1;
+                    }
+                    double dt = (now() - t0) / (2 * NL);
+                    best[cold] = dt < best[cold] ? dt : best[cold];
+                }
+            printf("  %9.2f/%-9.2f", best[0] * 1e6, best[1] * 1e6);
+            fflush(stdout);
+            free(k), free(v);
+        }
+        printf("\n");
+        free(q), free(o);
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     /* OpenMP reads its wait policy once at load; spinning barriers on a shared machine measure
      * the neighbours, not the kernels — re-run ourselves with passive waiting unless told. */
@@ -202,6 +249,12 @@ int main(int argc, char **argv) {
         getloadavg(la, 1);
         printf("tier %s, %d threads, load %.1f\n", aios_kernels_tier(), aios_get_threads(), la[0]);
         return bench_batch();
+    }
+    if (argc > 1 && !strcmp(argv[argc - 1], "attn")) {
+        double la[1] = {0};
+        getloadavg(la, 1);
+        printf("tier %s, %d threads, load %.1f\n", aios_kernels_tier(), aios_get_threads(), la[0]);
+        return bench_attn();
     }
     void *h = dlopen("libopenblas.so.0", RTLD_NOW);
     if (h) {

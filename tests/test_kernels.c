@@ -1059,7 +1059,8 @@ static void check_attention(int64_t Tq, int64_t Tk, int64_t H, int64_t Hkv, int6
     uint8_t *mask = malloc((size_t)(Tq * Tk));
     fill(q, Tq * H * hd, 1.5f), fill(k, Tk * stride, 1.5f), fill(v, Tk * stride, 1.0f);
     for (int64_t i = 0; i < Tq; i++)
-        for (int64_t j = 0; j < Tk; j++) mask[i * Tk + j] = (uint8_t)(j <= i + (Tk - Tq)); /* causal, offset */
+        for (int64_t j = 0; j < Tk; j++) /* causal, offset; mode 2 also hides keys 300 r .. 300 r + 149 */
+            mask[i * Tk + j] = (uint8_t)(j <= i + (Tk - Tq) && (use_mask != 2 || j % 300 >= 150));
     if (use_mask && Tq > 2) memset(mask + 1 * Tk, 0, (size_t)Tk); /* query 1 sees nothing */
     float scale = 1.0f / sqrtf((float)hd);
     for (int64_t i = 0; i < Tq; i++)
@@ -1132,6 +1133,19 @@ static void test_attention(void) {
                 for (size_t c = 0; c < 4; c++)
                     for (int mk = 0; mk < 2; mk++)
                         if (tks[c] >= tq) check_attention(tq, tks[c], 3 * grp[b], 3, hds[a], a & 1, mk);
+    /* the fused decode kernel (attn_dec.h, head_dim 64 / 128): its 128-position chunks and their
+     * merge (Tk 127, 128, 129, 3 x 128 + 5), whole chunks hidden by the mask (mode 2), head blocks
+     * of 4 (AVX-512) / 2 (AVX2) with remainders (groups 1, 3, 4, 6), 16 heads per KV head (its
+     * limit) and 17 (the generic loop) */
+    static const int64_t ctk[] = {127, 128, 129, 389};
+    for (int64_t tq = 1; tq <= 3; tq++)
+        for (size_t a = 0; a < 2; a++)
+            for (size_t b = 0; b < 3; b++)
+                for (size_t c = 0; c < 4; c++)
+                    for (int mk = 0; mk < 3; mk++) check_attention(tq, ctk[c], 3 * grp[b], 3, hds[a], a & 1, mk);
+    check_attention(2, 389, 12, 2, 128, 1, 2);
+    check_attention(1, 389, 16, 1, 64, 0, 0);
+    check_attention(3, 200, 17, 1, 64, 0, 1);
     float o[4];
     CHECK(aios_attention(o, o, o, o, 1, 1, 3, 2, 2, 4, NULL, 1.0f) == AIOS_ERR_INVALID_ARG); /* 3 % 2 */
     CHECK(aios_ref_attention(o, o, o, o, 1, 1, 2, 2, 2, 3, NULL, 1.0f) == AIOS_ERR_INVALID_ARG); /* stride */

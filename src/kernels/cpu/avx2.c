@@ -11,6 +11,7 @@
 #include <math.h>
 
 #include "kernels/cpu/kern.h"
+#include "kernels/cpu/vexp.h"
 #include "kernels/cpu/gguf_simd.h"
 #include "tensor/gguf_blocks.h"
 
@@ -30,23 +31,6 @@ static T256I float hmax256(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-static T256I __m256 exp256(__m256 x) {
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.3f)), _mm256_set1_ps(88.37f));
-    __m256 fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
-    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(-2.12194440e-4f), x);
-    __m256 y = _mm256_set1_ps(1.9875691500E-4f);
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507E-3f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073E-3f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894E-2f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459E-1f));
-    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201E-1f));
-    y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
-    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-}
-
 static T256I __m256 erf256(__m256 x) {
     const __m256 signbit = _mm256_set1_ps(-0.0f);
     __m256 ax = _mm256_andnot_ps(signbit, x);
@@ -57,7 +41,7 @@ static T256I __m256 erf256(__m256 x) {
     y = _mm256_fmadd_ps(y, t, _mm256_set1_ps(-0.284496736f));
     y = _mm256_fmadd_ps(y, t, _mm256_set1_ps(0.254829592f));
     y = _mm256_mul_ps(y, t);
-    __m256 r = _mm256_fnmadd_ps(y, exp256(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(ax, ax))), _mm256_set1_ps(1.0f));
+    __m256 r = _mm256_fnmadd_ps(y, aios__exp256(_mm256_sub_ps(_mm256_setzero_ps(), _mm256_mul_ps(ax, ax))), _mm256_set1_ps(1.0f));
     return _mm256_or_ps(r, _mm256_and_ps(x, signbit));
 }
 
@@ -843,7 +827,7 @@ static T256 void silu256(float *x, int64_t n) {
     int64_t k = 0;
     for (; k + 8 <= n; k += 8) {
         __m256 v = _mm256_loadu_ps(x + k);
-        __m256 d = _mm256_add_ps(_mm256_set1_ps(1.0f), exp256(_mm256_sub_ps(_mm256_setzero_ps(), v)));
+        __m256 d = _mm256_add_ps(_mm256_set1_ps(1.0f), aios__exp256(_mm256_sub_ps(_mm256_setzero_ps(), v)));
         _mm256_storeu_ps(x + k, _mm256_div_ps(v, d));
     }
     for (; k < n; k++) x[k] = x[k] / (1.0f + expf(-x[k]));
@@ -857,7 +841,7 @@ static T256 void softmax256(float *x, int64_t n) {
     for (; k < n; k++) m = x[k] > m ? x[k] : m;
     __m256 vm = _mm256_set1_ps(m), sum = _mm256_setzero_ps();
     for (k = 0; k + 8 <= n; k += 8) {
-        __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + k), vm));
+        __m256 e = aios__exp256(_mm256_sub_ps(_mm256_loadu_ps(x + k), vm));
         _mm256_storeu_ps(x + k, e);
         sum = _mm256_add_ps(sum, e);
     }

@@ -5,8 +5,8 @@
  * file compiles everywhere and runs only where dispatch.c found the features.  Loop tails use
  * AVX-512 masks instead of scalar code.  Micro-kernel: up to 4 weight rows x 4 tokens, 16
  * accumulators held in registers, each weight vector reused by every token of the tile and
- * each activation vector by every row.  exp follows Cephes expf (range reduction by ln 2,
- * degree-6 polynomial, ~1 ulp); erf uses Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7).
+ * each activation vector by every row.  exp follows Cephes expf (vexp.h: range reduction by
+ * ln 2, degree-6 polynomial, ~1 ulp); erf uses Abramowitz & Stegun 7.1.26 (|error| < 1.5e-7).
  */
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -16,29 +16,13 @@
 #include "kernels/cpu/gguf_simd.h"
 #include "kernels/cpu/gguf_simd512.h"
 #include "kernels/cpu/kern.h"
+#include "kernels/cpu/vexp.h"
 #include "tensor/gguf_blocks.h"
 
 #define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c")))
 #define T512I __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c"), always_inline)) inline
 
 static T512I __mmask16 tailmask(int64_t n) { return (__mmask16)(n >= 16 ? 0xFFFF : ((1u << n) - 1)); }
-
-static T512I __m512 exp512(__m512 x) {
-    x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(-87.3f)), _mm512_set1_ps(88.37f));
-    __m512 fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
-    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(-2.12194440e-4f), x);
-    __m512 y = _mm512_set1_ps(1.9875691500E-4f);
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507E-3f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073E-3f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894E-2f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459E-1f));
-    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201E-1f));
-    y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
-    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(fx), _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(y, _mm512_castsi512_ps(e));
-}
 
 /* erf(x), A&S 7.1.26: 1 - (a1 t + ... + a5 t^5) exp(-x^2), t = 1 / (1 + p|x|), sign restored. */
 static T512I __m512 erf512(__m512 x) {
@@ -50,7 +34,7 @@ static T512I __m512 erf512(__m512 x) {
     y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(-0.284496736f));
     y = _mm512_fmadd_ps(y, t, _mm512_set1_ps(0.254829592f));
     y = _mm512_mul_ps(y, t);
-    __m512 r = _mm512_fnmadd_ps(y, exp512(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(ax, ax))), _mm512_set1_ps(1.0f));
+    __m512 r = _mm512_fnmadd_ps(y, aios__exp512(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(ax, ax))), _mm512_set1_ps(1.0f));
     /* copy the sign of x */
     __m512i sign = _mm512_and_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u));
     return _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(r), sign));
@@ -258,7 +242,7 @@ static T512 void silu512(float *x, int64_t n) {
     for (int64_t k = 0; k < n; k += 16) {
         __mmask16 m = tailmask(n - k);
         __m512 v = _mm512_maskz_loadu_ps(m, x + k);
-        __m512 d = _mm512_add_ps(_mm512_set1_ps(1.0f), exp512(_mm512_sub_ps(_mm512_setzero_ps(), v)));
+        __m512 d = _mm512_add_ps(_mm512_set1_ps(1.0f), aios__exp512(_mm512_sub_ps(_mm512_setzero_ps(), v)));
         _mm512_mask_storeu_ps(x + k, m, _mm512_div_ps(v, d));
     }
 }
@@ -272,7 +256,7 @@ static T512 void softmax512(float *x, int64_t n) {
     __m512 vm = _mm512_set1_ps(_mm512_reduce_max_ps(mx)), sum = _mm512_setzero_ps();
     for (int64_t k = 0; k < n; k += 16) {
         __mmask16 m = tailmask(n - k);
-        __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + k), vm));
+        __m512 e = aios__exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + k), vm));
         e = _mm512_maskz_mov_ps(m, e);
         _mm512_mask_storeu_ps(x + k, m, e);
         sum = _mm512_add_ps(sum, e);

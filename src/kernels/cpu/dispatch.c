@@ -480,7 +480,16 @@ aios_status aios_attention(float *out, const float *q, const float *k, const flo
     /* Prefill: scores and outputs as GEMMs (gemm.c) once a few query rows share the keys. */
     if (Tq >= gemm_min_rows() && Tk > 0 && aios__attention_gemm_ok(K, head_dim))
         return aios__attention_gemm(K, out, q, k, v, Tq, Tk, n_head, n_head_kv, head_dim, kv_stride, mask, scale, nth);
-    /* Decode / few query rows: a work unit is one query row and a block of the query heads that share
+#if defined(__x86_64__)
+    /* Decode / few query rows, head_dim 64 / 128: the fused kernel (attn_dec.h). */
+    if (Tk > 0 && aios__attn_dec_ok(head_dim, group)) {
+        if (K == &aios__tier_avx512)
+            return aios__attn_dec_512(out, q, k, v, Tq, Tk, n_head, n_head_kv, head_dim, kv_stride, mask, scale, nth);
+        if (K == &aios__tier_avx2)
+            return aios__attn_dec_avx2(out, q, k, v, Tq, Tk, n_head, n_head_kv, head_dim, kv_stride, mask, scale, nth);
+    }
+#endif
+    /* Other head sizes: a work unit is one query row and a block of the query heads that share
      * one KV head, so each K and V row is read once per block rather than once per head.  Each head
      * still takes the same dot / softmax / axpy sequence as before, so results are bitwise the same
      * whatever the blocking or thread count.  Blocks shrink to single heads when there are too few
