@@ -672,20 +672,21 @@ static T512I void gemv_gguf512_blk(float *y, int64_t ldy, const float *x, int64_
     for (int64_t b0 = 0; b0 < nb; b0 += GGUF_CB) {
         const int64_t nbc = AIOS_MIN(GGUF_CB, nb - b0);
         if (b32) {
+            /* each block's first 32-bit word (d, and m for Q4_1 / Q5_1 in its high half) by one
+             * gather per 16 blocks: copying the halves one by one into a stack array had cost a
+             * scalar loop per block plus a failed store-to-load forward per 16 */
+            const __m512i boff = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                                    _mm512_set1_epi32(bytes));
 #pragma GCC unroll 4
             for (int i = 0; i < NR; i++) {
-                uint16_t hd[GGUF_CB] __attribute__((aligned(32))) = {0}, hm[GGUF_CB] __attribute__((aligned(32))) = {0};
                 const uint8_t *p = row + (size_t)i * row_bytes + (size_t)b0 * (size_t)bytes;
-                for (int64_t k = 0; k < nbc; k++, p += bytes) {
-                    memcpy(&hd[k], p, 2);
-                    if (has_min) memcpy(&hm[k], p + 2, 2);
-                }
-                for (int64_t k = 0; k < nbc; k += 16) {
-                    _mm512_store_ps(sd[i] + k, _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(hd + k))));
+                for (int64_t k = 0; k < nbc; k += 16, p += 16 * (size_t)bytes) {
+                    const __m512i w = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), tailmask(nbc - k), boff, p, 1);
+                    _mm512_store_ps(sd[i] + k, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(w)));
                     /* x = d q + m is stored as s q - (-m): negated exactly by the sign bit */
                     if (has_min)
                         _mm512_store_ps(sm[i] + k, _mm512_castsi512_ps(_mm512_xor_si512(
-                                                       _mm512_castps_si512(_mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(hm + k)))),
+                                                       _mm512_castps_si512(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(w, 16)))),
                                                        _mm512_set1_epi32((int)0x80000000u))));
                 }
             }
