@@ -544,6 +544,10 @@ static T512I void gemv_gq512(float *y, int64_t ldy, const float *x, int64_t ldx,
                     } else {
                         __m512 f0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)));
                         __m512 f1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 16))));
+                        if (!zp && NT == 1) { /* one token: s (q . x), the scale once per 32 weights */
+                            acc[i][0] = _mm512_fmadd_ps(_mm512_fmadd_ps(f1, x1[0], _mm512_mul_ps(f0, x0[0])), vs[i], acc[i][0]);
+                            continue;
+                        }
                         if (zp) f0 = _mm512_sub_ps(f0, lut[i]), f1 = _mm512_sub_ps(f1, lut[i]);
                         w0 = _mm512_mul_ps(f0, vs[i]), w1 = _mm512_mul_ps(f1, vs[i]);
                     }
@@ -709,6 +713,15 @@ static T512I void gemv_gguf512_blk(float *y, int64_t ldy, const float *x, int64_
 #pragma GCC unroll 4
                 for (int i = 0; i < NR; i++) {
                     __m512 w0, w1;
+                    if (DT == AIOS_DTYPE_GGUF_Q8_0 && NT == 1) {
+                        /* one token: d (q . x) — the scale once on the block's 16-lane partial
+                         * sums, not once per 16 weights (7 vector uops per 32 weights, not 8) */
+                        w0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(bp[i] + 2))));
+                        w1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(bp[i] + 18))));
+                        acc[i][0] = _mm512_fmadd_ps(_mm512_fmadd_ps(w1, x1[0], _mm512_mul_ps(w0, x0[0])),
+                                                    _mm512_set1_ps(sd[i][bi - b0]), acc[i][0]);
+                        continue;
+                    }
                     if (b32)
                         gguf_w32(DT, bp[i], 0, &sd[i][bi - b0], &sd[i][bi - b0], &sm[i][bi - b0], &sm[i][bi - b0], has_min,
                                  &w0, &w1);
