@@ -119,7 +119,7 @@ static int build_quant(mem_model *m, aios_dtype qt) {
             t->nbytes = (size_t)n * 4;
             continue;
         }
-        aios_quant_params qp = {qt, qt == AIOS_DTYPE_Q4 ? 32 : 0, 1, 0};
+        aios_quant_params qp = {qt, qt == AIOS_DTYPE_Q4 ? 32 : 0, 1, 0, 0};
         int64_t ns;
         int32_t ax, gs;
         size_t nb;

@@ -307,6 +307,11 @@ static void test_gguf_rejects(void) {
 static void test_decode_gemv_long_rows(void) {
     for (size_t ti = 0; ti < NTYPES; ti++)
         for (int64_t T = 1; T <= 3; T++) check_case(ti, 5, TYPES[ti].t >= AIOS_DTYPE_GGUF_Q2_K ? 9 : 67, T);
+    /* rows whose sums of x (types with minimums, AVX-512: 3 tokens x n_in / 32 or / 16) no
+     * longer fit the GEMV's stack buffer: the heap one */
+    for (size_t ti = 0; ti < NTYPES; ti++)
+        if (TYPES[ti].t == AIOS_DTYPE_GGUF_Q4_1 || TYPES[ti].t == AIOS_DTYPE_GGUF_Q4_K)
+            check_case(ti, 5, TYPES[ti].t == AIOS_DTYPE_GGUF_Q4_K ? 44 : 700, 3);
 }
 
 int main(void) {

@@ -528,6 +528,10 @@ static T512I void gemv_gq512(float *y, int64_t ldy, const float *x, int64_t ldx,
                     } else {
                         __m512 f0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)p)));
                         __m512 f1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(p + 16))));
+                        if (!zp && NT == 1) { /* one token: s (q . x), the scale once per 32 weights */
+                            acc[i][0] = _mm512_fmadd_ps(_mm512_fmadd_ps(f1, x1[0], _mm512_mul_ps(f0, x0[0])), vs[i], acc[i][0]);
+                            continue;
+                        }
                         if (zp) f0 = _mm512_sub_ps(f0, lut[i]), f1 = _mm512_sub_ps(f1, lut[i]);
                         w0 = _mm512_mul_ps(f0, vs[i]), w1 = _mm512_mul_ps(f1, vs[i]);
                     }
@@ -636,13 +640,16 @@ static T512 void gemv_q_512(float *y, int64_t ldy, const float *x, int64_t ldx, 
  * broadcasting one scalar per block and row (two shuffle-port operations) had cost Q4_1 a
  * third of its speed; from memory the broadcast is a plain load. */
 static T512I void gemv_gguf512_blk(float *y, int64_t ldy, const float *x, int64_t ldx, const aios_tensor *W, int64_t r,
-                                   const aios_dtype DT, const int NR, const int NT) {
+                                   const aios_dtype DT, const int NR, const int NT, const float *xsum, int64_t nxs) {
     int blk = 32, bytes = 0;
     aios_gguf_block(DT, &blk, &bytes);
     const int64_t nb = W->shape[1] / blk;
     const int has_min = DT == AIOS_DTYPE_GGUF_Q4_1 || DT == AIOS_DTYPE_GGUF_Q5_1 || DT == AIOS_DTYPE_GGUF_Q2_K ||
                         DT == AIOS_DTYPE_GGUF_Q4_K || DT == AIOS_DTYPE_GGUF_Q5_K;
     const int b32 = blk == 32;
+    /* minimums through the sums of x (xsum: per 32 columns for Q4_1 / Q5_1, per 16 for the
+     * K-quants, nxs per token): the tables and weights then carry no minimum */
+    const int msum = has_min && xsum != NULL;
     const uint8_t *row = aios__gguf_row(W, r);
     const size_t row_bytes = (size_t)nb * (size_t)bytes;
     /* small blocks: one prefetch per cache line of the stream, not per block */
@@ -656,33 +663,59 @@ static T512I void gemv_gguf512_blk(float *y, int64_t ldy, const float *x, int64_
     for (int64_t b0 = 0; b0 < nb; b0 += GGUF_CB) {
         const int64_t nbc = AIOS_MIN(GGUF_CB, nb - b0);
         if (b32) {
+            /* each block's first 32-bit word (d, and m for Q4_1 / Q5_1 in its high half) by one
+             * gather per 16 blocks: copying the halves one by one into a stack array had cost a
+             * scalar loop per block plus a failed store-to-load forward per 16 */
+            const __m512i boff = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                                    _mm512_set1_epi32(bytes));
 #pragma GCC unroll 4
             for (int i = 0; i < NR; i++) {
-                uint16_t hd[GGUF_CB] __attribute__((aligned(32))) = {0}, hm[GGUF_CB] __attribute__((aligned(32))) = {0};
                 const uint8_t *p = row + (size_t)i * row_bytes + (size_t)b0 * (size_t)bytes;
-                for (int64_t k = 0; k < nbc; k++, p += bytes) {
-                    memcpy(&hd[k], p, 2);
-                    if (has_min) memcpy(&hm[k], p + 2, 2);
-                }
-                for (int64_t k = 0; k < nbc; k += 16) {
-                    _mm512_store_ps(sd[i] + k, _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(hd + k))));
+                for (int64_t k = 0; k < nbc; k += 16, p += 16 * (size_t)bytes) {
+                    const __m512i w = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), tailmask(nbc - k), boff, p, 1);
+                    _mm512_store_ps(sd[i] + k, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(w)));
                     /* x = d q + m is stored as s q - (-m): negated exactly by the sign bit */
                     if (has_min)
                         _mm512_store_ps(sm[i] + k, _mm512_castsi512_ps(_mm512_xor_si512(
-                                                       _mm512_castps_si512(_mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(hm + k)))),
+                                                       _mm512_castps_si512(_mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(w, 16)))),
                                                        _mm512_set1_epi32((int)0x80000000u))));
+                    if (msum) /* + m (sum x) per block = - (-m) (sum x); unused lanes are 0 */
+#pragma GCC unroll 3
+                        for (int t = 0; t < NT; t++)
+                            acc[i][t] = _mm512_fnmadd_ps(_mm512_load_ps(sm[i] + k),
+                                                         _mm512_maskz_loadu_ps(tailmask(nbc - k), xsum + t * nxs + b0 + k), acc[i][t]);
                 }
             }
         }
         for (int64_t bi = b0; bi < b0 + nbc; bi++) {
             gguf_scales S[4];
-            const uint8_t *bp[4];
+            const uint8_t *bp[4] = {NULL, NULL, NULL, NULL};
 #pragma GCC unroll 4
             for (int i = 0; i < NR; i++) {
                 bp[i] = row + (size_t)i * row_bytes + (size_t)bi * (size_t)bytes;
                 if (bi % pf_every == 0)
                     for (int l = 0; l < pf_lines; l++) _mm_prefetch((const char *)bp[i] + PF_BYTES + 64 * l, _MM_HINT_T0);
-                if (!b32) gguf_block_scales(DT, bp[i], &S[i]);
+                if (!b32) {
+                    __m512 m16;
+                    if (DT == AIOS_DTYPE_GGUF_Q4_K || DT == AIOS_DTYPE_GGUF_Q5_K) {
+                        /* scales and minimums kept in registers, each repeated for its two
+                         * 16-value halves: m read back from the stack array would wait on a
+                         * store-to-load forward that cannot happen (two 32-byte stores) */
+                        const __m512i dup = _mm512_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+                        __m256 sc, mn;
+                        k4_scales(bp[i], &sc, &mn);
+                        _mm512_storeu_ps(S[i].s, _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(sc)));
+                        m16 = _mm512_permutexvar_ps(dup, _mm512_castps256_ps512(mn));
+                        if (!msum) _mm512_storeu_ps(S[i].m, m16);
+                    } else {
+                        gguf_block_scales(DT, bp[i], &S[i]);
+                        m16 = _mm512_loadu_ps(S[i].m);
+                    }
+                    if (msum) /* - m (sum x) per 16 values, the block's 16 at once */
+#pragma GCC unroll 3
+                        for (int t = 0; t < NT; t++)
+                            acc[i][t] = _mm512_fnmadd_ps(m16, _mm512_loadu_ps(xsum + t * nxs + bi * 16), acc[i][t]);
+                }
             }
             for (int c = 0; c < blk / 32; c++) {
                 const float *xc = x + bi * blk + 32 * c;
@@ -692,12 +725,21 @@ static T512I void gemv_gguf512_blk(float *y, int64_t ldy, const float *x, int64_
 #pragma GCC unroll 4
                 for (int i = 0; i < NR; i++) {
                     __m512 w0, w1;
+                    if (DT == AIOS_DTYPE_GGUF_Q8_0 && NT == 1) {
+                        /* one token: d (q . x) — the scale once on the block's 16-lane partial
+                         * sums, not once per 16 weights (7 vector uops per 32 weights, not 8) */
+                        w0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(bp[i] + 2))));
+                        w1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(bp[i] + 18))));
+                        acc[i][0] = _mm512_fmadd_ps(_mm512_fmadd_ps(w1, x1[0], _mm512_mul_ps(w0, x0[0])),
+                                                    _mm512_set1_ps(sd[i][bi - b0]), acc[i][0]);
+                        continue;
+                    }
                     if (b32)
-                        gguf_w32(DT, bp[i], 0, &sd[i][bi - b0], &sd[i][bi - b0], &sm[i][bi - b0], &sm[i][bi - b0], has_min,
-                                 &w0, &w1);
+                        gguf_w32(DT, bp[i], 0, &sd[i][bi - b0], &sd[i][bi - b0], &sm[i][bi - b0], &sm[i][bi - b0],
+                                 has_min && !msum, &w0, &w1);
                     else
                         gguf_w32(DT, bp[i], c, &S[i].s[2 * c], &S[i].s[2 * c + 1], &S[i].m[2 * c], &S[i].m[2 * c + 1],
-                                 has_min, &w0, &w1);
+                                 has_min && !msum, &w0, &w1);
 #pragma GCC unroll 3
                     for (int t = 0; t < NT; t++)
                         acc[i][t] = _mm512_fmadd_ps(w1, x1[t], _mm512_fmadd_ps(w0, x0[t], acc[i][t]));
@@ -714,14 +756,14 @@ static T512I void gemv_gguf512_blk(float *y, int64_t ldy, const float *x, int64_
 #define GGUF512_NT(DT)                                                                                 \
     case DT:                                                                                           \
         for (; r + 4 <= r1; r += 4) {                                                                  \
-            if (nt == 1) gemv_gguf512_blk(y, ldy, x, ldx, W, r, DT, 4, 1);                             \
-            else if (nt == 2) gemv_gguf512_blk(y, ldy, x, ldx, W, r, DT, 4, 2);                        \
-            else gemv_gguf512_blk(y, ldy, x, ldx, W, r, DT, 4, 3);                                     \
+            if (nt == 1) gemv_gguf512_blk(y, ldy, x, ldx, W, r, DT, 4, 1, xs, nxs);                    \
+            else if (nt == 2) gemv_gguf512_blk(y, ldy, x, ldx, W, r, DT, 4, 2, xs, nxs);               \
+            else gemv_gguf512_blk(y, ldy, x, ldx, W, r, DT, 4, 3, xs, nxs);                            \
         }                                                                                              \
         for (; r < r1; r++) {                                                                          \
-            if (nt == 1) gemv_gguf512_blk(y, ldy, x, ldx, W, r, DT, 1, 1);                             \
-            else if (nt == 2) gemv_gguf512_blk(y, ldy, x, ldx, W, r, DT, 1, 2);                        \
-            else gemv_gguf512_blk(y, ldy, x, ldx, W, r, DT, 1, 3);                                     \
+            if (nt == 1) gemv_gguf512_blk(y, ldy, x, ldx, W, r, DT, 1, 1, xs, nxs);                    \
+            else if (nt == 2) gemv_gguf512_blk(y, ldy, x, ldx, W, r, DT, 1, 2, xs, nxs);               \
+            else gemv_gguf512_blk(y, ldy, x, ldx, W, r, DT, 1, 3, xs, nxs);                            \
         }                                                                                              \
         break;
 
@@ -729,6 +771,29 @@ static T512I void gemv_gguf512_blk(float *y, int64_t ldy, const float *x, int64_
 static T512 void gemv_gguf_512(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
                                int64_t r0, int64_t r1) {
     int64_t r = r0;
+    /* Types with minimums (x = s q - m): sum_j (s q_j - m) x_j = s (q . x) - m (sum x), the sums
+     * of x per 32 (Q4_1, Q5_1) or 16 (K-quants) columns computed here once for all rows, so
+     * that the weights need no subtraction (one vector uop per 32 weights and row fewer); the
+     * products are then no longer the reference's rounded weights (the sum differs in the
+     * last bits).  No buffer (allocation failed): the exact-weight path. */
+    const aios_dtype dt = W->dtype;
+    const int with_min = dt == AIOS_DTYPE_GGUF_Q4_1 || dt == AIOS_DTYPE_GGUF_Q5_1 || dt == AIOS_DTYPE_GGUF_Q2_K ||
+                         dt == AIOS_DTYPE_GGUF_Q4_K || dt == AIOS_DTYPE_GGUF_Q5_K;
+    const int per = dt == AIOS_DTYPE_GGUF_Q4_1 || dt == AIOS_DTYPE_GGUF_Q5_1 ? 32 : 16;
+    const int64_t nxs = W->shape[1] / per;
+    float sbuf[2048] __attribute__((aligned(64)));
+    float *xs = NULL, *heap = NULL;
+    if (with_min) {
+        xs = nt * nxs <= 2048 ? sbuf : (heap = aligned_alloc(64, sizeof(float) * (size_t)((nt * nxs + 15) / 16 * 16)));
+        if (xs)
+            for (int t = 0; t < nt; t++)
+                for (int64_t c = 0; c < nxs; c++) {
+                    const float *p = x + t * ldx + c * per;
+                    __m512 v = _mm512_loadu_ps(p);
+                    if (per == 32) v = _mm512_add_ps(v, _mm512_loadu_ps(p + 16));
+                    xs[t * nxs + c] = _mm512_reduce_add_ps(v);
+                }
+    }
     switch (W->dtype) {
         GGUF512_NT(AIOS_DTYPE_GGUF_Q4_0)
         GGUF512_NT(AIOS_DTYPE_GGUF_Q4_1)
@@ -742,6 +807,7 @@ static T512 void gemv_gguf_512(float *y, int64_t ldy, const float *x, int64_t ld
         GGUF512_NT(AIOS_DTYPE_GGUF_Q6_K)
     default: break;
     }
+    free(heap);
 }
 
 /* ---------------------------------------------------------------- float decode GEMV */

@@ -37,6 +37,21 @@ GGUF_T256I __m256i srl8(__m256i v, int n, int mask) { /* (bytes >> n) & mask */
     return _mm256_and_si256(_mm256_srl_epi16(v, _mm_cvtsi32_si128(n)), _mm256_set1_epi8((char)mask));
 }
 
+/* Q4_K / Q5_K: the eight 32-value sub-blocks' scales d * sc and minimums dmin * m (the
+ * reference's rounded products of aios_gguf_k4_scale_min's 6-bit fields).  The 12 bytes q of
+ * packed fields as three little-endian words w0 w1 w2: sc 0-3 are the low 6 bits of w0's bytes,
+ * m 0-3 those of w1; sc 4-7 the low nibbles of w2 with w0's top 2 bits above them, m 4-7 the
+ * high nibbles of w2 with w1's top 2 bits: whole words at a time, not a field at a time
+ * (a scalar extraction per sub-block and row had cost as much as the block's weights). */
+GGUF_T256I void k4_scales(const uint8_t *b, __m256 *sc, __m256 *mn) {
+    const uint32_t w0 = aios_gguf_u32le(b + 4), w1 = aios_gguf_u32le(b + 8), w2 = aios_gguf_u32le(b + 12);
+    const uint32_t lo6 = 0x3F3F3F3Fu, nib = 0x0F0F0F0Fu, top2 = 0x03030303u;
+    const uint64_t s8 = (uint64_t)(w0 & lo6) | (uint64_t)((w2 & nib) | (((w0 >> 6) & top2) << 4)) << 32;
+    const uint64_t m8 = (uint64_t)(w1 & lo6) | (uint64_t)(((w2 >> 4) & nib) | (((w1 >> 6) & top2) << 4)) << 32;
+    *sc = _mm256_mul_ps(_mm256_set1_ps(f16c(b)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)s8))));
+    *mn = _mm256_mul_ps(_mm256_set1_ps(f16c(b + 2)), _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(_mm_cvtsi64_si128((long long)m8))));
+}
+
 /* Per block: scales s and mins m of its 16-value sub-blocks (x = s q - m); per chunk c of 32
  * values: q. */
 typedef struct {
@@ -63,18 +78,21 @@ GGUF_T256I int gguf_block_scales(aios_dtype dt, const uint8_t *b, gguf_scales *S
         return 0;
     }
     case AIOS_DTYPE_GGUF_Q4_K: case AIOS_DTYPE_GGUF_Q5_K: {
-        float d = f16c(b), dmin = f16c(b + 2);
-        for (int g = 0; g < 8; g++) {
-            int sc, mn;
-            aios_gguf_k4_scale_min(b + 4, g, &sc, &mn);
-            S->s[2 * g] = S->s[2 * g + 1] = d * (float)sc;
-            S->m[2 * g] = S->m[2 * g + 1] = dmin * (float)mn;
-        }
+        __m256 sc, mn;
+        k4_scales(b, &sc, &mn);
+        /* one per 16 values: each sub-block's pair repeated */
+        const __m256i lo = _mm256_setr_epi32(0, 0, 1, 1, 2, 2, 3, 3), hi = _mm256_setr_epi32(4, 4, 5, 5, 6, 6, 7, 7);
+        _mm256_storeu_ps(S->s, _mm256_permutevar8x32_ps(sc, lo));
+        _mm256_storeu_ps(S->s + 8, _mm256_permutevar8x32_ps(sc, hi));
+        _mm256_storeu_ps(S->m, _mm256_permutevar8x32_ps(mn, lo));
+        _mm256_storeu_ps(S->m + 8, _mm256_permutevar8x32_ps(mn, hi));
         return 1;
     }
-    default: { /* Q6_K */
-        float d = f16c(b + 208);
-        for (int g = 0; g < 16; g++) S->s[g] = d * (float)(int8_t)b[192 + g];
+    default: { /* Q6_K: 16 int8 sub-scales, widened and converted 8 at a time (exact) */
+        const __m256 d = _mm256_set1_ps(f16c(b + 208));
+        const __m128i q = _mm_loadu_si128((const __m128i *)(b + 192));
+        _mm256_storeu_ps(S->s, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(q))));
+        _mm256_storeu_ps(S->s + 8, _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_srli_si128(q, 8)))));
         return 0;
     }
     }
