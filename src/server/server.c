@@ -2459,6 +2459,7 @@ void aios_server_stop(aios_server *srv) {
     atomic_store(&srv->stopping, 1);
     aios__gate_stop(srv->gate); /* no new connections; none left half-looked-at */
     if (srv->d) MHD_stop_daemon(srv->d); /* joins every connection thread (and so every stream) */
+    aios__gate_free(srv->gate);          /* after them: their close notifications count in it */
     for (size_t i = 0; i < srv->n_gens; i++) {
         aios_generator_free(srv->gens[i].g);
         pthread_mutex_destroy(&srv->gens[i].mu);

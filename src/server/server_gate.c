@@ -357,7 +357,7 @@ aios_status aios__gate_start(const struct sockaddr *sa, socklen_t salen, int idl
         (sa->sa_family == AF_INET6 && setsockopt(g->lfd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one)) ||
         bind(g->lfd, sa, salen) || listen(g->lfd, 128) || pipe2(g->wake, O_CLOEXEC)) {
         int e = errno;
-        aios__gate_stop(g);
+        aios__gate_free(g);
         return aios__err(AIOS_ERR_IO, "%s", strerror(e));
     }
     struct sockaddr_storage bound;
@@ -366,7 +366,7 @@ aios_status aios__gate_start(const struct sockaddr *sa, socklen_t salen, int idl
         *port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                                   : ((struct sockaddr_in *)&bound)->sin_port);
     if (pthread_create(&g->thr, NULL, accept_thread, g)) {
-        aios__gate_stop(g);
+        aios__gate_free(g);
         return aios__err(AIOS_ERR_NOMEM, "server: accept thread");
     }
     g->thr_started = 1;
@@ -379,18 +379,24 @@ void aios__gate_conn(aios__gate *g, int delta) {
 }
 
 void aios__gate_stop(aios__gate *g) {
-    if (!g) return;
-    atomic_store(&g->stopping, 1);
+    if (!g || atomic_exchange(&g->stopping, 1)) return;
     if (g->thr_started) {
         char b = 1;
         ssize_t w = write(g->wake[1], &b, 1);
         (void)w;
         pthread_join(g->thr, NULL);
+        g->thr_started = 0;
     }
     pthread_mutex_lock(&g->mu);
     while (g->n_gates > 0) pthread_cond_wait(&g->cv, &g->mu);
     pthread_mutex_unlock(&g->mu);
     if (g->lfd >= 0) close(g->lfd);
+    g->lfd = -1;
+}
+
+void aios__gate_free(aios__gate *g) {
+    if (!g) return;
+    aios__gate_stop(g);
     if (g->wake[0] >= 0) close(g->wake[0]);
     if (g->wake[1] >= 0) close(g->wake[1]);
     pthread_mutex_destroy(&g->mu);

@@ -42,7 +42,10 @@ aios_status aios__gate_start(const struct sockaddr *sa, socklen_t salen, int idl
 /* The daemon's connection count, for max_pending: call on each opened / closed connection. */
 void aios__gate_conn(aios__gate *g, int delta);
 /* Stops accepting, waits for the connections still being looked at (each closes within a
- * tenth of a second) and closes the listening socket.  Call before stopping the daemon. */
+ * tenth of a second) and closes the listening socket.  Call before stopping the daemon; the
+ * daemon's connection threads may still call aios__gate_conn until it has stopped. */
 void aios__gate_stop(aios__gate *g);
+/* Frees the gate (stopping it first if needed): after the daemon has stopped.  NULL is a no-op. */
+void aios__gate_free(aios__gate *g);
 
 #endif
