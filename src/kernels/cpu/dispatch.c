@@ -257,6 +257,14 @@ static int64_t multi_max_rows(void) {
     return v;
 }
 
+/* y (T, n_out) = bias in every row (zeros without one): the products accumulate onto it. */
+static void start_at_bias(float *y, const float *bias, int64_t T, int64_t n_out) {
+    for (int64_t t = 0; t < T; t++) {
+        if (bias) memcpy(y + t * n_out, bias, sizeof(float) * (size_t)n_out);
+        else memset(y + t * n_out, 0, sizeof(float) * (size_t)n_out);
+    }
+}
+
 aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const float *bias, int64_t T) {
     const aios__ktier *K = tier();
     if (K == &aios__tier_ref) return aios_ref_matmul(y, x, W, bias, T);
@@ -264,10 +272,7 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
     if (T < 0) return aios__err(AIOS_ERR_INVALID_ARG, "matmul: T = %lld", (long long)T);
     const int64_t n_out = W->shape[0], n_in = W->shape[1];
     if (T == 0 || n_out == 0) return AIOS_OK;
-    for (int64_t t = 0; t < T; t++) {
-        if (bias) memcpy(y + t * n_out, bias, sizeof(float) * (size_t)n_out);
-        else memset(y + t * n_out, 0, sizeof(float) * (size_t)n_out);
-    }
+    start_at_bias(y, bias, T, n_out);
     if (n_in == 0) return AIOS_OK;
     const int i8 = int8_mode();
 #ifdef AIOS_HAVE_BLAS
@@ -386,10 +391,7 @@ aios_status aios_matmul_packed(float *y, const float *x, const aios_tensor *W, c
     if (use_blas(W, T)) return aios_matmul(y, x, W, bias, T);
 #endif
     const int64_t n_out = W->shape[0], n_in = W->shape[1];
-    for (int64_t t = 0; t < T; t++) {
-        if (bias) memcpy(y + t * n_out, bias, sizeof(float) * (size_t)n_out);
-        else memset(y + t * n_out, 0, sizeof(float) * (size_t)n_out);
-    }
+    start_at_bias(y, bias, T, n_out);
     if (n_in == 0 || n_out == 0) return AIOS_OK;
     return aios__gemm_packed(K, y, x, W, P, T, threads_for((double)T * (double)n_out * (double)n_in));
 }

@@ -289,19 +289,23 @@ static aios_status gemm_run(const aios__ktier *K, float *y, const float *x, cons
     return AIOS_OK;
 }
 
-aios_status aios__gemm(const aios__ktier *K, float *y, const float *x, const aios_tensor *W, int64_t T, int nth) {
+/* y += x @ W^T: few rows read W in place (gemm_small_avx512.c), else the loop nest on W's
+ * panels, packed per call or (pre) packed once. */
+static aios_status gemm_fwd(const aios__ktier *K, float *y, const float *x, const aios_tensor *W, int64_t T, int nth,
+                            const float *pre) {
 #if defined(__x86_64__)
     if (K == &aios__tier_avx512 && T <= small_max() && aios__gemm_small_ok(W, T)) return aios__gemm_small(y, x, W, T, nth);
 #endif
-    return gemm_run(K, y, x, W, T, nth, 0, NULL);
+    return gemm_run(K, y, x, W, T, nth, 0, pre);
+}
+
+aios_status aios__gemm(const aios__ktier *K, float *y, const float *x, const aios_tensor *W, int64_t T, int nth) {
+    return gemm_fwd(K, y, x, W, T, nth, NULL);
 }
 
 aios_status aios__gemm_packed(const aios__ktier *K, float *y, const float *x, const aios_tensor *W,
                               const struct aios_matmul_pack *P, int64_t T, int nth) {
-#if defined(__x86_64__)
-    if (K == &aios__tier_avx512 && T <= small_max() && aios__gemm_small_ok(W, T)) return aios__gemm_small(y, x, W, T, nth);
-#endif
-    return gemm_run(K, y, x, W, T, nth, 0, P->panels);
+    return gemm_fwd(K, y, x, W, T, nth, P->panels);
 }
 
 /* Packing once: a model that runs many large batches (a server's encoder) transposed every
