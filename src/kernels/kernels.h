@@ -61,6 +61,10 @@ int aios_kernels_int8_thread_mode(int mode);
  * short vectors (the memory store's exact and HNSW search), where a per-call dispatch shows. */
 typedef float (*aios_dot_fn)(const float *a, const float *b, int64_t n);
 aios_dot_fn aios_kernels_dot(void);
+/* y (n) += B (n, r) @ u (r), B row-major, on the selected tier: a LoRA delta's B side
+ * (src/model/lora_delta.c), called per adapted module and token row. */
+typedef void (*aios_lora_bu_fn)(float *y, const float *B, const float *u, int64_t n, int64_t r);
+aios_lora_bu_fn aios_kernels_lora_bu(void);
 
 /* The transposed product (training's backward through a frozen weight):
  * dx (T, n_in) = dy (T, n_out) @ W (n_out, n_in), or += when accumulate, W in any dtype the

@@ -22,7 +22,7 @@
  *    token row) sized when the batch grows.
  *  - The dot products (similarity and x A^T) go through the kernels' tiered dot
  *    (aios_kernels_dot), so AIOS_KERNELS=ref|avx2|avx512 selects the path; the B side too
- *    (aios__lora_bu, src/model/lora_delta.c: blocks of outputs reduced in registers).  No
+ *    (aios__lora_bu: the tier's kernel, src/kernels/cpu/lora_bu.c).  No
  *    OpenMP region for a decode step's few rows.
  */
 #include <math.h>

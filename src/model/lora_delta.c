@@ -7,146 +7,25 @@
  * add chain of n_in terms per rank, the B side an 8-term chain per output).  Here:
  *  - u (r) = s A x: r dot products through the kernels' tiered dot (aios_kernels_dot: AVX-512 /
  *    AVX2 with four accumulators, or the scalar reference), x read from L1 each time.
- *  - y (n_out) += B u with B in PEFT's layout (n_out, r), rows of r floats: a block of 16 (AVX-512)
- *    or 8 (AVX2) outputs is multiplied against u in registers (one vector per pair of rows / per
- *    row, chunks of 8 of r accumulated) and the rows' sums are formed by a transpose-reduce
- *    (AVX-512: three levels of two-source permutes; AVX2: hadd + a 128-bit swap), then added to
- *    y once.  r that is not a multiple of 8 and the n_out % 16 (% 8) tail take the scalar loop.
+ *  - y (n_out) += B u with B in PEFT's layout (n_out, r): the tier's B-side kernel
+ *    (aios_kernels_lora_bu, src/kernels/cpu/lora_bu.c: blocks of outputs reduced in registers).
  *    No transposed copy of B: the trainer and tests write A / B in place, a copy could go stale.
  *  - No OpenMP region unless the rows are many (prefill): entering one per call, even with a
  *    false `if`, showed in decode profiles; no allocation (the caller's scratch u).
  * The reference tier keeps the old scalar arithmetic bit for bit (sequential sums, u scaled
  * after its dot); the SIMD tiers differ in the last bits (other summation orders).
  */
-#include <string.h>
-
 #include "core/internal.h"
 #include "kernels/kernels.h"
 #include "model/lora.h"
 
-#if defined(__x86_64__)
-#include <immintrin.h>
-#define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
-#define T256 __attribute__((target("avx2,fma")))
-#endif
-
-/* y (n) += B (n, r) @ u (r), rows [o0, n) — the scalar reference (and every tier's tail) */
-static void bu_ref(float *y, const float *B, const float *u, int64_t o0, int64_t n, int64_t r) {
-    for (int64_t o = o0; o < n; o++) {
-        const float *bo = B + o * r;
-        float acc = 0;
-        for (int64_t k = 0; k < r; k++)
-            acc += u[k] * bo[k];
-        y[o] += acc;
-    }
-}
-
-#if defined(__x86_64__)
-/* 16 outputs at a time: acc[j] holds rows 2j (lanes 0-7) and 2j+1 (lanes 8-15) times u, summed
- * over r's chunks of 8; three permute levels halve the partial sums per row (8 -> 4 -> 2 -> 1)
- * while keeping the rows in order, so the last vector is y[o .. o + 16)'s increment. */
-static T512 void bu_512(float *y, const float *B, const float *u, int64_t n, int64_t r) {
-    if (r % 8) {
-        bu_ref(y, B, u, 0, n, r);
-        return;
-    }
-    const int64_t nc = r / 8;
-    const __m512i p8 = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
-    const __m512i q8 = _mm512_add_epi32(p8, _mm512_set1_epi32(4));
-    const __m512i p4 = _mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29);
-    const __m512i q4 = _mm512_add_epi32(p4, _mm512_set1_epi32(2));
-    const __m512i p2 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i q2 = _mm512_add_epi32(p2, _mm512_set1_epi32(1));
-    int64_t o = 0;
-    for (; o + 16 <= n; o += 16) {
-        const float *b = B + o * r;
-        __m512 acc[8];
-        if (nc == 1) { /* r = 8: the 16 rows are 128 contiguous floats */
-            const __m256 u8 = _mm256_loadu_ps(u);
-            const __m512 uu =
-                _mm512_shuffle_f32x4(_mm512_castps256_ps512(u8), _mm512_castps256_ps512(u8), 0x44);
-            for (int j = 0; j < 8; j++)
-                acc[j] = _mm512_mul_ps(_mm512_loadu_ps(b + 16 * j), uu);
-        } else {
-            for (int j = 0; j < 8; j++)
-                acc[j] = _mm512_setzero_ps();
-            for (int64_t c = 0; c < nc; c++) {
-                const __m256 u8 = _mm256_loadu_ps(u + 8 * c);
-                const __m512 uu =
-                    _mm512_shuffle_f32x4(_mm512_castps256_ps512(u8), _mm512_castps256_ps512(u8), 0x44);
-                for (int j = 0; j < 8; j++) {
-                    const __m512 lo = _mm512_castps256_ps512(_mm256_loadu_ps(b + (2 * j) * r + 8 * c));
-                    const __m512 hi = _mm512_castps256_ps512(_mm256_loadu_ps(b + (2 * j + 1) * r + 8 * c));
-                    acc[j] = _mm512_fmadd_ps(_mm512_shuffle_f32x4(lo, hi, 0x44), uu, acc[j]);
-                }
-            }
-        }
-        __m512 l1[4], l2[2];
-        for (int k = 0; k < 4; k++)
-            l1[k] = _mm512_add_ps(_mm512_permutex2var_ps(acc[2 * k], p8, acc[2 * k + 1]),
-                                  _mm512_permutex2var_ps(acc[2 * k], q8, acc[2 * k + 1]));
-        for (int k = 0; k < 2; k++)
-            l2[k] = _mm512_add_ps(_mm512_permutex2var_ps(l1[2 * k], p4, l1[2 * k + 1]),
-                                  _mm512_permutex2var_ps(l1[2 * k], q4, l1[2 * k + 1]));
-        const __m512 s =
-            _mm512_add_ps(_mm512_permutex2var_ps(l2[0], p2, l2[1]), _mm512_permutex2var_ps(l2[0], q2, l2[1]));
-        _mm512_storeu_ps(y + o, _mm512_add_ps(_mm512_loadu_ps(y + o), s));
-    }
-    bu_ref(y, B, u, o, n, r);
-}
-
-/* 8 outputs at a time: acc[j] = row j times u (summed over r's chunks of 8); hadd twice gives
- * each row's half sums per 128-bit lane, the lane swap adds the halves in row order. */
-static T256 void bu_256(float *y, const float *B, const float *u, int64_t n, int64_t r) {
-    if (r % 8) {
-        bu_ref(y, B, u, 0, n, r);
-        return;
-    }
-    const int64_t nc = r / 8;
-    int64_t o = 0;
-    for (; o + 8 <= n; o += 8) {
-        const float *b = B + o * r;
-        __m256 acc[8];
-        for (int j = 0; j < 8; j++)
-            acc[j] = _mm256_mul_ps(_mm256_loadu_ps(b + j * r), _mm256_loadu_ps(u));
-        for (int64_t c = 1; c < nc; c++) {
-            const __m256 uc = _mm256_loadu_ps(u + 8 * c);
-            for (int j = 0; j < 8; j++)
-                acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(b + j * r + 8 * c), uc, acc[j]);
-        }
-        const __m256 t01 = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
-        const __m256 t23 = _mm256_hadd_ps(_mm256_hadd_ps(acc[4], acc[5]), _mm256_hadd_ps(acc[6], acc[7]));
-        const __m256 s =
-            _mm256_add_ps(_mm256_permute2f128_ps(t01, t23, 0x20), _mm256_permute2f128_ps(t01, t23, 0x31));
-        _mm256_storeu_ps(y + o, _mm256_add_ps(_mm256_loadu_ps(y + o), s));
-    }
-    bu_ref(y, B, u, o, n, r);
-}
-#endif
-
-typedef void (*bu_fn)(float *y, const float *B, const float *u, int64_t n, int64_t r);
-
-static void bu_ref_all(float *y, const float *B, const float *u, int64_t n, int64_t r) {
-    bu_ref(y, B, u, 0, n, r);
-}
-
-/* the B side of the selected kernel tier (AIOS_KERNELS / aios_kernels_use decide, as for the dot) */
-static bu_fn bu_tier(void) {
-#if defined(__x86_64__)
-    const char *t = aios_kernels_tier();
-    if (!strcmp(t, "avx512")) return bu_512;
-    if (!strcmp(t, "avx2")) return bu_256;
-#endif
-    return bu_ref_all;
-}
-
 void aios__lora_bu(float *y, const float *B, const float *u, int64_t n_out, int64_t r) {
-    bu_tier()(y, B, u, n_out, r);
+    aios_kernels_lora_bu()(y, B, u, n_out, r);
 }
 
 /* one token row: u (r) = s A x, y += B u */
 static inline void apply_row(const aios_lora_module *m, float s, float *yt, const float *xt, float *ut,
-                             aios_dot_fn dot, bu_fn bu) {
+                             aios_dot_fn dot, aios_lora_bu_fn bu) {
     const int64_t r = m->r, ni = m->n_in;
     for (int64_t k = 0; k < r; k++)
         ut[k] = dot(xt, m->A + k * ni, ni) * s;
@@ -158,7 +37,7 @@ void aios_lora_apply(const aios_lora *a, const aios_lora_module *m, float mult, 
     const int64_t r = m->r, ni = m->n_in, no = m->n_out;
     const float s = mult * aios_lora_scaling(a);
     const aios_dot_fn dot = aios_kernels_dot();
-    const bu_fn bu = bu_tier();
+    const aios_lora_bu_fn bu = aios_kernels_lora_bu();
     if (T * (ni + no) * r <= 200000) {
         for (int64_t t = 0; t < T; t++)
             apply_row(m, s, y + t * no, x + t * ni, u + t * r, dot, bu);

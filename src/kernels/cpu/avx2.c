@@ -901,6 +901,7 @@ const aios__ktier aios__tier_avx2 = {
     .deq = deq256,
     .tile = tile256,
     .dot = dot256,
+    .lora_bu = aios__lora_bu_256,
     .axpy = axpy256,
     .scale = scale256,
     .gelu = gelu256,

@@ -1025,6 +1025,7 @@ const aios__ktier aios__tier_avx512 = {
     .deq = deq512,
     .tile = tile512,
     .dot = dot512,
+    .lora_bu = aios__lora_bu_512,
     .axpy = axpy512,
     .scale = scale512,
     .gelu = gelu512,

@@ -23,6 +23,8 @@ typedef struct {
     void (*tile)(float *y, int64_t ldy, const float *w, int64_t ldw, int nr, const float *x, int64_t ldx,
                  int nt, int64_t n);
     float (*dot)(const float *a, const float *b, int64_t n);
+    /* y (n) += B (n, r) @ u (r), B row-major (a LoRA delta's B side; cpu/lora_bu.c) */
+    void (*lora_bu)(float *y, const float *B, const float *u, int64_t n, int64_t r);
     /* y (n) += a * x (n) */
     void (*axpy)(float *y, float a, const float *x, int64_t n);
     void (*scale)(float *x, float a, int64_t n);
@@ -99,6 +101,9 @@ void aios__ref_gemv_i8(float *y, int64_t ldy, const float *x, int64_t ldx, int n
 
 /* The packed, register-blocked GEMM (gemm.c) for many token rows: y (T, n_out) += x @ W^T for
  * any dtype the tier's deq reads.  Available on the AVX2 and AVX-512 tiers. */
+void aios__lora_bu_ref(float *y, const float *B, const float *u, int64_t n, int64_t r);
+void aios__lora_bu_256(float *y, const float *B, const float *u, int64_t n, int64_t r);
+void aios__lora_bu_512(float *y, const float *B, const float *u, int64_t n, int64_t r);
 int aios__gemm_available(const aios__ktier *K);
 aios_status aios__gemm(const aios__ktier *K, float *y, const float *x, const aios_tensor *W, int64_t T, int nth);
 /* W's panels packed once (aios_matmul_pack_new): the panel of output rows p NR .. p NR + NR - 1

@@ -348,6 +348,7 @@ const aios__ktier aios__tier_ref = {
     .deq = ref_deq,
     .tile = ref_tile,
     .dot = ref_dot,
+    .lora_bu = aios__lora_bu_ref,
     .axpy = ref_axpy,
     .scale = ref_scale,
     .gelu = aios_ref_gelu,
