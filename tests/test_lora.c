@@ -1,5 +1,5 @@
-/* test_lora.c — the run-time LoRA delta (src/model/lora_delta.c: aios_lora_apply, and its B side src/kernels/cpu/lora_bu.c through
- * aios__lora_bu) against a plain double reference written here, at odd sizes and ranks (r a
+/* test_lora.c — the run-time LoRA delta (src/model/lora_delta.c: aios_lora_apply, and its B side
+ * aios__lora_bu = the tier's src/kernels/cpu/lora_bu.c) against a plain double reference written here, at odd sizes and ranks (r a
  * multiple of 8 takes the SIMD blocks, others the scalar loop; n_out around the 8 / 16 blocks),
  * for one row (decode), a few rows, and enough rows for the threaded path, on every kernel tier
  * the CPU has; the reference tier also bit for bit against the scalar code it replaced.  The

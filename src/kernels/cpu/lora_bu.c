@@ -111,4 +111,6 @@ T256 void aios__lora_bu_256(float *y, const float *B, const float *u, int64_t n,
 }
 #endif
 
-void aios__lora_bu_ref(float *y, const float *B, const float *u, int64_t n, int64_t r) { bu_rows(y, B, u, 0, n, r); }
+void aios__lora_bu_ref(float *y, const float *B, const float *u, int64_t n, int64_t r) {
+    bu_rows(y, B, u, 0, n, r);
+}
