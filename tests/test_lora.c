@@ -1,9 +1,10 @@
 /* test_lora.c — the run-time LoRA delta (src/model/lora_delta.c: aios_lora_apply, and its B side
- * aios__lora_bu = the tier's src/kernels/cpu/lora_bu.c) against a plain double reference written here, at odd sizes and ranks (r a
- * multiple of 8 takes the SIMD blocks, others the scalar loop; n_out around the 8 / 16 blocks),
- * for one row (decode), a few rows, and enough rows for the threaded path, on every kernel tier
- * the CPU has; the reference tier also bit for bit against the scalar code it replaced.  The
- * real-model checks against PEFT are test_arrow_real and test_train_real. */
+ * aios__lora_bu = the tier's kernel in src/kernels/cpu/lora_bu.c) against a plain double
+ * reference written here, at odd sizes and ranks (r a multiple of 8 takes the SIMD blocks, others
+ * the scalar loop; n_out around the 8 / 16 blocks), for one row (decode), a few rows, and enough
+ * rows for the threaded path, on every kernel tier the CPU has; the reference tier also bit for
+ * bit against the scalar code it replaced.  The real-model checks against PEFT are
+ * test_arrow_real and test_train_real. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
