@@ -104,6 +104,11 @@ static void open_decoder(const char *path, aios_model **m, aios_decoder **dec, a
         CHECK_OK(aios_decoder_create(dc, aios_decoder_model_lookup, *m, dec));
 }
 
+/* Under sanitizers (AIOS_SANITIZED) the real-model loops take two of the nine golden runs, the
+ * first chat prompt and the last plain one: the same code paths in a quarter of the ~4 minutes
+ * the nine take under ASan + UBSan; the numeric budgets are the normal build's to check. */
+static int sanitized_skips(int k) { return getenv("AIOS_SANITIZED") && k != 0 && k != 8; }
+
 /* Runs every golden prompt through the model at `path`. */
 static void check_model(const char *path, const char *label) {
     aios_generator *g = NULL;
@@ -114,9 +119,11 @@ static void check_model(const char *path, const char *label) {
     open_decoder(path, &m, &dec, &dc);
     if (!g || !dec) goto out;
     const cJSON *runs = cJSON_GetObjectItem(golden, "runs");
-    int k = 0;
+    int k = 0, ran = 0;
     double worst = 0;
     for (const cJSON *r = runs ? runs->child : NULL; r; r = r->next, k++) {
+        if (sanitized_skips(k)) continue;
+        ran++;
         const char *text = cJSON_GetObjectItem(r, "text")->valuestring;
         const char *rendered = cJSON_GetObjectItem(r, "rendered")->valuestring;
         int chat = cJSON_IsTrue(cJSON_GetObjectItem(r, "chat"));
@@ -155,8 +162,8 @@ static void check_model(const char *path, const char *label) {
         free(want_g);
         free(prompt);
     }
-    printf("# %s: worst last-position logits rel err %.3g over %d runs\n", label, worst, k);
-    CHECK(k == 9);
+    printf("# %s: worst last-position logits rel err %.3g over %d runs\n", label, worst, ran);
+    CHECK(k == 9 && ran == (getenv("AIOS_SANITIZED") ? 2 : 9));
 out:
     aios_decoder_free(dec);
     aios_model_free(m);
@@ -336,6 +343,7 @@ static void test_real_gguf_int8_budget(void) {
     double worst = 0, sum_err = 0;
     size_t steps = 0, top1 = 0, agree_all = 0, checked_all = 0, full = 0, gold_top1 = 0, gold_n = 0;
     for (const cJSON *r = runs ? runs->child : NULL; r; r = r->next, k++) {
+        if (sanitized_skips(k)) continue;
         const char *text = cJSON_GetObjectItem(r, "text")->valuestring;
         int chat = cJSON_IsTrue(cJSON_GetObjectItem(r, "chat"));
         size_t np, ng;
@@ -404,7 +412,8 @@ static void test_real_gguf_int8_budget(void) {
     printf("# int8 activations: decode-step logits error worst %.3g mean %.3g over %zu steps; top-1 = exact path "
            "%zu/%zu, = golden (margin >= 1e-3) %zu/%zu; greedy %zu/%zu golden ids (%zu of %d runs whole)\n",
            worst, steps ? sum_err / (double)steps : 0.0, steps, top1, steps, gold_top1, gold_n, agree_all, checked_all, full, k);
-    CHECK(k == 9 && steps > 100);
+    CHECK(k == 9 && steps > (getenv("AIOS_SANITIZED") ? 40u : 100u));
+    if (getenv("AIOS_SANITIZED")) goto done; /* the budgets below are over all nine runs */
     /* The budget (measured on this file, Zen 4, avx512 tier, activations in blocks of 16):
      * logits error worst 0.037 / mean 0.0175, top-1 = golden 263 / 270 teacher-forced and
      * 193 / 270 free-running (4 of 9 runs whole).  llama.cpp through llama-cpp-python 0.3.36 on
@@ -419,6 +428,7 @@ static void test_real_gguf_int8_budget(void) {
            gold_n);
     CHECKF(agree_all >= 158, "int8 activations: greedy agreement %zu/%zu below llama.cpp's 158/270", agree_all,
            checked_all);
+done:
     free(le);
     free(li);
 out:
