@@ -27,6 +27,7 @@
 #include "kernels/kernels.h"
 #include "model/bert.h"
 #include "model/model.h"
+#include "tensor/quant.h"
 
 struct aios_encoder {
     aios_model *model;
@@ -39,6 +40,13 @@ struct aios_encoder {
     int32_t pad_id;
     aios_int8_act int8_act; /* as asked (params) */
     int int8_weights;       /* every layer's matrices are int8 (Q8) */
+    /* params.quantize_bits 8: the layer matrices quantized at open, owned here (the bert's
+     * tensor pointers point at qt[i]; qbuf[i] holds its bytes, scales and zero points) */
+    aios_tensor *qt;
+    void **qbuf;
+    int n_q, cap_q;
+    aios_status q_status; /* the first quantization failure of the lookup (then float is used) */
+    char q_msg[256];      /* its message, restored after bert_load */
     /* batch buffers, grown as needed */
     float *hidden;
     size_t hidden_floats;
@@ -56,10 +64,62 @@ aios_encoder_params aios_encoder_default_params(void) {
     p.batch_size = 32;
     p.n_threads = 0;
     p.int8_act = AIOS_INT8_ACT_AUTO;
+    p.quantize_bits = 0;
     return p;
 }
 
 static const aios_tensor *model_lookup(void *ctx, const char *name) { return aios_model_tensor(ctx, name); }
+
+/* A layer matrix of the encoder stack: "[bert.]encoder.layer.N.<...>.weight", 2-D (the six
+ * matrices per layer; the LayerNorm weights are 1-D). */
+static int layer_matrix(const char *name, const aios_tensor *t) {
+    size_t n = strlen(name);
+    return t->ndim == 2 && strstr(name, "encoder.layer.") && n > 7 && !strcmp(name + n - 7, ".weight") &&
+           !strstr(name, "LayerNorm");
+}
+
+/* quantize_bits 8: the lookup hands bert_load an int8 copy of every float layer matrix, made as
+ * `aios quantize --type int8` makes it (per output channel, asymmetric min/max: the layout whose
+ * STS-B budget docs/encode.md measures), so the encoder takes the int8 path without a quantized
+ * model directory on disk.  Already-quantized tensors are used as stored.  Pointers into e->qt
+ * stay valid: the array is sized for every tensor of the model up front. */
+static const aios_tensor *quant_lookup(void *ctx, const char *name) {
+    aios_encoder *e = ctx;
+    const aios_tensor *t = aios_model_tensor(e->model, name);
+    if (!t || !layer_matrix(name, t) || aios_dtype_is_quant(t->dtype) || e->q_status) return t;
+    for (int i = 0; i < e->n_q; i++)
+        if (!strcmp(e->qt[i].name, t->name)) return &e->qt[i];
+    if (e->n_q == e->cap_q) return t; /* cannot happen: cap_q is the model's tensor count */
+    int64_t rows = t->shape[0], cols = t->shape[1], n = rows * cols;
+    aios_quant_params qp = {.type = AIOS_DTYPE_Q8, .per_channel = 1};
+    size_t qb = (size_t)n, off = (qb + 63) & ~(size_t)63;
+    uint8_t *buf = malloc(off + 2 * (size_t)rows * sizeof(float));
+    float *x = malloc((size_t)n * sizeof *x);
+    aios_status s = buf && x ? AIOS_OK : aios__err(AIOS_ERR_NOMEM, "encode: quantizing %s", name);
+    float *sc = buf ? (float *)(buf + off) : NULL, *zp = sc ? sc + rows : NULL;
+    if (!s) s = aios_tensor_to_f32(x, t);
+    if (!s) s = aios_quantize_f32(x, rows, cols, &qp, buf, sc, zp);
+    free(x);
+    if (s) {
+        free(buf);
+        e->q_status = s;
+        snprintf(e->q_msg, sizeof e->q_msg, "quantizing %s: %s", name, aios_last_error());
+        return t;
+    }
+    aios_tensor *q = &e->qt[e->n_q];
+    *q = *t;
+    q->dtype = AIOS_DTYPE_Q8;
+    q->data = buf;
+    q->nbytes = qb;
+    q->scales = sc;
+    q->zero_points = zp;
+    q->n_scales = rows;
+    q->quant_axis = 0;
+    q->group_size = 0;
+    q->scale_dtype = AIOS_DTYPE_F32;
+    e->qbuf[e->n_q++] = buf;
+    return q;
+}
 
 /* max_seq_length from sentence_bert_config.json or metadata.json in dir; 0 when absent. */
 static int64_t st_max_seq_length(const char *dir) {
@@ -90,6 +150,10 @@ void aios_encoder_free(aios_encoder *e) {
     free(e->hidden);
     free(e->ids);
     free(e->lens);
+    for (int i = 0; i < e->n_q; i++)
+        free(e->qbuf[i]);
+    free(e->qbuf);
+    free(e->qt);
     free(e);
 }
 
@@ -124,7 +188,24 @@ aios_status aios_encoder_open(const char *model_path, const aios_encoder_params 
                             .n_ctx = c->n_ctx_train,
                             .type_vocab_size = c->type_vocab_size,
                             .eps = c->norm_eps > 0 ? c->norm_eps : 1e-12f};
-    if ((s = aios_bert_load(&hp, model_lookup, e->model, &e->bert)) != AIOS_OK) {
+    if (p.quantize_bits != 0 && p.quantize_bits != 8) {
+        s = aios__err(AIOS_ERR_INVALID_ARG, "encode: quantize_bits %d (0 or 8)", p.quantize_bits);
+        goto fail;
+    }
+    if (p.quantize_bits == 8) {
+        int64_t nt = aios_model_num_tensors(e->model);
+        e->cap_q = nt > 0 && nt < (1 << 20) ? (int)nt : 0;
+        e->qt = calloc((size_t)e->cap_q + 1, sizeof *e->qt);
+        e->qbuf = calloc((size_t)e->cap_q + 1, sizeof *e->qbuf);
+        if (!e->qt || !e->qbuf) {
+            s = aios__err(AIOS_ERR_NOMEM, "encode");
+            goto fail;
+        }
+    }
+    s = p.quantize_bits == 8 ? aios_bert_load(&hp, quant_lookup, e, &e->bert)
+                             : aios_bert_load(&hp, model_lookup, e->model, &e->bert);
+    if (e->q_status) s = aios__err(e->q_status, "%s", e->q_msg); /* no silent float fallback */
+    if (s != AIOS_OK) {
         aios__err_prefix(s, "encode: %s", model_path);
         goto fail;
     }
