@@ -23,6 +23,7 @@ void aios_cli_skills_init(aios_cli_skills *k) {
     k->uncertainty_threshold = 0.7;
     k->arrow_top_k = 2;
     k->arrow_temperature = 1.0f;
+    k->encoder_bits = 8;
 }
 
 /* One place for the router names: arrow and compose come from the per-token router. */
@@ -40,7 +41,7 @@ static int parse_router(const char *cmd, const char *v, aios_cli_router_kind *ou
 int aios_cli_skills_option(aios_cli_skills *k, const char *cmd, const char *a, const char *v) {
     int known = !strcmp(a, "--skills") || !strcmp(a, "--router") || !strcmp(a, "--router-temperature") ||
                 !strcmp(a, "--router-threshold") || !strcmp(a, "--learn-store") || !strcmp(a, "--config") ||
-                (!strcmp(a, "--top-k") && k->lib_dir);
+                !strcmp(a, "--router-encoder") || (!strcmp(a, "--top-k") && k->lib_dir);
     if (!known) return 0;
     if (!v) {
         fprintf(stderr, "aios: %s: %s: needs a value\n", cmd, a);
@@ -64,6 +65,12 @@ int aios_cli_skills_option(aios_cli_skills *k, const char *cmd, const char *a, c
         if (!aios_cli_float(cmd, a, v, -1, 1, &x)) return -2;
         k->rp.threshold = x;
         k->threshold_given = 1;
+    } else if (!strcmp(a, "--router-encoder")) {
+        if (strcmp(v, "int8") && strcmp(v, "f32")) {
+            fprintf(stderr, "aios: %s: --router-encoder: expected int8 or f32, got '%s'\n", cmd, v);
+            return -2;
+        }
+        k->encoder_bits = !strcmp(v, "int8") ? 8 : 0;
     } else if (!strcmp(a, "--learn-store")) {
         k->learn_store = v;
     } else {
@@ -97,7 +104,9 @@ aios_status aios_cli_skills_open(aios_cli_skills *k) {
     if (!*e)
         return aios__err(AIOS_ERR_NOT_FOUND, "skills %s: the library has no skill (no encoder recorded)",
                          k->lib_dir);
-    if ((s = aios_encoder_open(e, NULL, &k->enc)) != AIOS_OK) return aios__err_prefix(s, "skills encoder");
+    aios_encoder_params ep = aios_encoder_default_params();
+    ep.quantize_bits = k->encoder_bits; /* int8 by default: one embedding per prompt, ~3x faster */
+    if ((s = aios_encoder_open(e, &ep, &k->enc)) != AIOS_OK) return aios__err_prefix(s, "skills encoder");
     if (aios_encoder_dim(k->enc) != aios_skills_dim(k->lib))
         return aios__err(AIOS_ERR_SHAPE, "skills %s: vectors of %d floats, the encoder %s gives %lld",
                          k->lib_dir, aios_skills_dim(k->lib), e, (long long)aios_encoder_dim(k->enc));
@@ -204,7 +213,8 @@ aios_status aios_cli_skills_queue(aios_cli_skills *k, const aios_gen_uncertainty
     aios_status s = aios_cli_learn_store_open(k->learn_store, *encp ? encp : NULL, &st);
     if (s) return s;
     encp = aios_store_model(st);
-    aios_encoder *enc = k->enc;
+    /* the store's vectors are the model's as stored: the router's int8 copy is for routing only */
+    aios_encoder *enc = k->encoder_bits ? NULL : k->enc;
     if (!enc && (s = aios_encoder_open(encp, NULL, &enc)) != AIOS_OK) {
         aios_store_close(st);
         return s;

@@ -197,6 +197,7 @@ int aios_cmd_serve(int argc, char **argv) {
     p.arrow_top_k = sk.arrow_top_k;
     p.arrow_temperature = sk.arrow_temperature;
     p.uncertainty_threshold = sk.uncertainty_threshold;
+    p.skills_encoder_bits = sk.encoder_bits;
     if (!n_models && !p.embedding_model && !p.store_dir && !p.diffusion_model) {
         fprintf(
             stderr,

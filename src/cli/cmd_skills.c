@@ -22,7 +22,7 @@ static void usage(FILE *f) {
             "       aios skills show --skills LIB --name NAME\n"
             "       aios skills remove --skills LIB --name NAME\n"
             "       aios skills route --skills LIB --prompt TEXT [--top-k K] [--router-temperature T]\n"
-            "                         [--router-threshold S] [--jsonl]\n\n"
+            "                         [--router-threshold S] [--router-encoder int8|f32] [--jsonl]\n\n"
             "A skill library is a directory of LoRA adapters with an index (LIB/index.parquet, one\n"
             "row per skill: description and its embedding, the centroid of the training questions,\n"
             "adapter, base model, training facts, held-out loss before/after, status).  add copies\n"
@@ -35,6 +35,7 @@ static void usage(FILE *f) {
             "  --top-k K            skills kept (default 1)\n"
             "  --router-temperature T   weight temperature (default 0.1)\n"
             "  --router-threshold S minimum cosine (default: config evolution.router_threshold, 0.5)\n"
+            "  --router-encoder E   int8 (default: the encoder quantized at open) or f32 (as stored)\n"
             "  --config FILE        configuration file\n"
             "  --jsonl              one JSON object per skill (list) or for the route\n");
 }

@@ -162,6 +162,7 @@ aios_server_params aios_server_default_params(void) {
     p.skills_top_k = 1;
     p.skills_threshold = 0.5;
     p.skills_temperature = 0.1;
+    p.skills_encoder_bits = 8;
     p.arrow_top_k = 2;
     p.arrow_temperature = 1.0f;
     p.uncertainty_threshold = 0.7;

@@ -43,7 +43,9 @@ aios_status aios__skills_open(const aios_server_params *p, aios__skills **out) {
     if (!s && !*e)
         s = aios__err(AIOS_ERR_NOT_FOUND, "skills %s: the library has no skill (no encoder recorded)",
                       p->skills_dir);
-    if (!s && (s = aios_encoder_open(e, NULL, &k->enc)) != AIOS_OK) s = aios__err_prefix(s, "skills encoder");
+    aios_encoder_params ep = aios_encoder_default_params();
+    ep.quantize_bits = p->skills_encoder_bits; /* int8 by default: the prompt's embedding is per request */
+    if (!s && (s = aios_encoder_open(e, &ep, &k->enc)) != AIOS_OK) s = aios__err_prefix(s, "skills encoder");
     if (!s && aios_encoder_dim(k->enc) != aios_skills_dim(k->lib))
         s = aios__err(AIOS_ERR_SHAPE, "skills %s: vectors of %d floats, the encoder %s gives %lld",
                       p->skills_dir, aios_skills_dim(k->lib), e, (long long)aios_encoder_dim(k->enc));
