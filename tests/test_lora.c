@@ -125,6 +125,103 @@ static void test_apply_every_tier(void) {
         }
 }
 
+/* round to nearest even bfloat16, written here (not the library's converter) for the reference */
+static double bf16_round(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    float g;
+    memcpy(&g, &u, 4);
+    return g;
+}
+
+/* aios_lora_apply_bf16 (A / B from aios_lora_bf16, kernels cpu/lora_bf16.c) on every tier, at
+ * the shapes and ranks above, 1 / 3 / 40 rows: (1) against a double reference on the bf16-rounded
+ * A and B within (n_in + r + 2) float32 ulps of the absolute sum (bf16 widened to float32 is
+ * exact, so only the float32 sums round); (2) against the exact float32 delta within the bf16
+ * rounding bound 2^-7 of the absolute sum (A and B each within 2^-9 relative), the worst
+ * measured printed; (3) the copy is kept, and remade after aios_lora_changed. */
+static void test_apply_bf16_every_tier(void) {
+    const int64_t shapes[][2] = {{576, 576}, {576, 192}, {1536, 576}, {37, 23},
+                                 {5, 1},     {33, 15},   {129, 17},   {64, 31}};
+    const int64_t ranks[] = {8, 16, 24, 1, 3, 4, 12, 32};
+    const int64_t rows[] = {1, 3, 40};
+    double worst_rel = 0; /* |bf16 - f32 delta| / absolute sum, the largest seen */
+    for (size_t si = 0; si < sizeof shapes / sizeof *shapes; si++)
+        for (size_t ri = 0; ri < sizeof ranks / sizeof *ranks; ri++) {
+            const int64_t ni = shapes[si][0], no = shapes[si][1], r = ranks[ri], TM = 40;
+            aios_lora a = {.r = r, .alpha = 2.0 * (double)r + 3, .rslora = (int)(ri & 1)};
+            a.n_params = r * (ni + no);
+            a.data = malloc((size_t)a.n_params * sizeof(float));
+            aios_lora_module m = {.n_in = ni, .n_out = no, .r = r, .A = a.data, .B = a.data + r * ni};
+            for (int64_t i = 0; i < a.n_params; i++)
+                a.data[i] = frand();
+            CHECK_OK(aios_lora_bf16(&a));
+            CHECK(a.bf16_ok && a.bf16);
+            aios_lora_module mr = m; /* the rounded values, for the reference */
+            mr.A = malloc((size_t)a.n_params * sizeof(float));
+            mr.B = mr.A + r * ni;
+            for (int64_t i = 0; i < a.n_params; i++)
+                mr.A[i] = (float)bf16_round(a.data[i]);
+            float *x = malloc((size_t)(TM * ni) * sizeof(float)),
+                  *y0 = malloc((size_t)(TM * no) * sizeof(float));
+            float *y = malloc((size_t)(TM * no) * sizeof(float)),
+                  *u = malloc((size_t)(TM * r) * sizeof(float));
+            double *yr = malloc((size_t)(TM * no) * sizeof(double)),
+                   *ya = calloc((size_t)(TM * no), sizeof(double));
+            double *ye = malloc((size_t)(TM * no) * sizeof(double)),
+                   *yea = calloc((size_t)(TM * no), sizeof(double));
+            for (int64_t i = 0; i < TM * ni; i++)
+                x[i] = 2 * frand();
+            for (int64_t i = 0; i < TM * no; i++)
+                ye[i] = yr[i] = y0[i] = frand();
+            const float mult = 0.75f, s = mult * aios_lora_scaling(&a);
+            ref_delta(&mr, s, yr, ya, x, TM);
+            ref_delta(&m, s, ye, yea, x, TM);
+            for (size_t ti = 0; ti < sizeof TIERS / sizeof *TIERS; ti++) {
+                if (!t_use_tier(TIERS[ti])) continue;
+                for (size_t k = 0; k < sizeof rows / sizeof *rows; k++) {
+                    const int64_t T = rows[k];
+                    memcpy(y, y0, (size_t)(TM * no) * sizeof(float));
+                    aios_lora_apply_bf16(&a, &m, mult, y, x, T, u);
+                    double worst = 0, worst_e = 0;
+                    for (int64_t i = 0; i < T * no; i++) {
+                        const double bound =
+                            (double)(ni + r + 2) * 0x1p-24 * (ya[i] + fabs((double)y0[i])) + 1e-30;
+                        worst = fmax(worst, fabs(y[i] - yr[i]) / bound);
+                        const double rel = fabs(y[i] - ye[i]) / (yea[i] + 1e-30);
+                        worst_e = fmax(worst_e, rel);
+                    }
+                    worst_rel = fmax(worst_rel, worst_e);
+                    int untouched = 1;
+                    for (int64_t i = T * no; i < TM * no; i++)
+                        untouched &= y[i] == y0[i];
+                    CHECKF(
+                        worst <= 1 && worst_e <= 0x1p-7 && untouched,
+                        "bf16 %s n_in %lld n_out %lld r %lld rows %lld: error %.3g of its bound, %.3g of the "
+                        "f32 delta's absolute sum%s",
+                        TIERS[ti], (long long)ni, (long long)no, (long long)r, (long long)T, worst, worst_e,
+                        untouched ? "" : ", rows beyond T written");
+                }
+            }
+            aios_kernels_use("auto");
+            /* kept until changed, then remade from the new values */
+            uint16_t *kept = a.bf16;
+            const uint16_t first = a.bf16[0];
+            CHECK_OK(aios_lora_bf16(&a));
+            CHECK(a.bf16 == kept && a.bf16[0] == first);
+            a.data[0] = -a.data[0] - 1.0f;
+            aios_lora_changed(&a);
+            CHECK(!a.bf16_ok);
+            CHECK_OK(aios_lora_bf16(&a));
+            CHECK(a.bf16_ok && a.bf16[0] != first);
+            free(a.bf16), free(a.data), free(mr.A), free(x), free(y0), free(y), free(u), free(yr), free(ya),
+                free(ye), free(yea);
+        }
+    printf("# bf16 A / B: worst |delta - f32 delta| = %.3g of the absolute sum (bound 2^-7 = %.3g)\n",
+           worst_rel, 0x1p-7);
+}
+
 /* The B side alone with values whose products and sums are exact in float (small integers):
  * every tier must give the exact result, so a block that drops, repeats or misorders a row or a
  * rank fails here whatever the tolerance above. */
@@ -167,5 +264,6 @@ static void test_bu_exact(void) {
 int main(void) {
     RUN(test_apply_every_tier);
     RUN(test_bu_exact);
+    RUN(test_apply_bf16_every_tier);
     TEST_MAIN_END();
 }

@@ -88,7 +88,7 @@ INT8_ACT = {"auto": 0, "off": 1, "on": 2}  # aios_int8_act
 
 class EncoderParams(ctypes.Structure):
     _fields_ = [("pooling", c_int), ("normalize", c_int), ("max_length", c_int64), ("batch_size", c_int),
-                ("n_threads", c_int), ("int8_act", c_int)]
+                ("n_threads", c_int), ("int8_act", c_int), ("quantize_bits", c_int)]
 
 
 ENCODE_PROGRESS = CFUNCTYPE(c_int, c_void_p, c_size_t, c_size_t)

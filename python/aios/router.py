@@ -338,7 +338,11 @@ class EvolutionRouter:
                 lib.aios_encoder_free(self._enc)
                 self._enc = None
             h = ctypes.c_void_p()
-            call(lib.aios_encoder_open, e, None, ctypes.byref(h))
+            # as `aios generate --skills` (--router-encoder int8, the default): the prompt is embedded
+            # by the library's encoder quantized to int8 at open, so both route alike
+            p = lib.aios_encoder_default_params()
+            p.quantize_bits = 8
+            call(lib.aios_encoder_open, e, ctypes.byref(p), ctypes.byref(h))
             self._enc, self._enc_path = h, e
             if lib.aios_encoder_dim(h) != lib.aios_skills_dim(self._lib):
                 raise ShapeError(f"skills {self.path}: vectors of {lib.aios_skills_dim(self._lib)} floats, the "

@@ -23,6 +23,7 @@ void aios_cli_skills_init(aios_cli_skills *k) {
     k->uncertainty_threshold = 0.7;
     k->arrow_top_k = 2;
     k->arrow_temperature = 1.0f;
+    k->encoder_bits = 8;
 }
 
 /* One place for the router names: arrow and compose come from the per-token router. */
@@ -40,7 +41,7 @@ static int parse_router(const char *cmd, const char *v, aios_cli_router_kind *ou
 int aios_cli_skills_option(aios_cli_skills *k, const char *cmd, const char *a, const char *v) {
     int known = !strcmp(a, "--skills") || !strcmp(a, "--router") || !strcmp(a, "--router-temperature") ||
                 !strcmp(a, "--router-threshold") || !strcmp(a, "--learn-store") || !strcmp(a, "--config") ||
-                (!strcmp(a, "--top-k") && k->lib_dir);
+                !strcmp(a, "--router-encoder") || (!strcmp(a, "--top-k") && k->lib_dir);
     if (!known) return 0;
     if (!v) {
         fprintf(stderr, "aios: %s: %s: needs a value\n", cmd, a);
@@ -64,6 +65,12 @@ int aios_cli_skills_option(aios_cli_skills *k, const char *cmd, const char *a, c
         if (!aios_cli_float(cmd, a, v, -1, 1, &x)) return -2;
         k->rp.threshold = x;
         k->threshold_given = 1;
+    } else if (!strcmp(a, "--router-encoder")) {
+        if (strcmp(v, "int8") && strcmp(v, "f32")) {
+            fprintf(stderr, "aios: %s: --router-encoder: expected int8 or f32, got '%s'\n", cmd, v);
+            return -2;
+        }
+        k->encoder_bits = !strcmp(v, "int8") ? 8 : 0;
     } else if (!strcmp(a, "--learn-store")) {
         k->learn_store = v;
     } else {
@@ -94,16 +101,21 @@ aios_status aios_cli_skills_open(aios_cli_skills *k) {
     aios_status s = aios_skills_open(k->lib_dir, 0, &k->lib);
     if (s) return s;
     const char *e = aios_skills_encoder(k->lib);
-    if (!*e) return aios__err(AIOS_ERR_NOT_FOUND, "skills %s: the library has no skill (no encoder recorded)", k->lib_dir);
-    if ((s = aios_encoder_open(e, NULL, &k->enc)) != AIOS_OK) return aios__err_prefix(s, "skills encoder");
+    if (!*e)
+        return aios__err(AIOS_ERR_NOT_FOUND, "skills %s: the library has no skill (no encoder recorded)",
+                         k->lib_dir);
+    aios_encoder_params ep = aios_encoder_default_params();
+    ep.quantize_bits = k->encoder_bits; /* int8 by default: one embedding per prompt, ~3x faster */
+    if ((s = aios_encoder_open(e, &ep, &k->enc)) != AIOS_OK) return aios__err_prefix(s, "skills encoder");
     if (aios_encoder_dim(k->enc) != aios_skills_dim(k->lib))
-        return aios__err(AIOS_ERR_SHAPE, "skills %s: vectors of %d floats, the encoder %s gives %lld", k->lib_dir,
-                         aios_skills_dim(k->lib), e, (long long)aios_encoder_dim(k->enc));
+        return aios__err(AIOS_ERR_SHAPE, "skills %s: vectors of %d floats, the encoder %s gives %lld",
+                         k->lib_dir, aios_skills_dim(k->lib), e, (long long)aios_encoder_dim(k->enc));
     return AIOS_OK;
 }
 
 aios_status aios_cli_skills_apply(aios_cli_skills *k, aios_generator *g, const char *query) {
-    for (int i = 0; i < k->n_attached; i++) aios_generator_adapter_remove(g, k->attached[i]);
+    for (int i = 0; i < k->n_attached; i++)
+        aios_generator_adapter_remove(g, k->attached[i]);
     k->n_attached = k->n_routes = 0;
     if (!k->lib) return AIOS_OK;
     int32_t dim = aios_skills_dim(k->lib);
@@ -135,7 +147,8 @@ void aios_cli_skills_names(const aios_cli_skills *k, char *buf, size_t n) {
     size_t len = 0;
     buf[0] = 0;
     for (int i = 0; i < k->n_routes && len < n; i++) {
-        int w = snprintf(buf + len, n - len, "%s%s", i ? "," : "", aios_skills_at(k->lib, k->routes[i].index)->name);
+        int w = snprintf(buf + len, n - len, "%s%s", i ? "," : "",
+                         aios_skills_at(k->lib, k->routes[i].index)->name);
         if (w < 0) break;
         len += (size_t)w;
     }
@@ -149,14 +162,15 @@ void aios_cli_skills_report(const aios_cli_skills *k, FILE *f) {
     }
     fprintf(f, "[skills:");
     for (int i = 0; i < k->n_routes; i++)
-        fprintf(f, " %s %.3f (weight %.2f)%s", aios_skills_at(k->lib, k->routes[i].index)->name, k->routes[i].score,
-                k->routes[i].weight, i + 1 < k->n_routes ? "," : "");
+        fprintf(f, " %s %.3f (weight %.2f)%s", aios_skills_at(k->lib, k->routes[i].index)->name,
+                k->routes[i].score, k->routes[i].weight, i + 1 < k->n_routes ? "," : "");
     fprintf(f, "]\n");
 }
 
 void aios_cli_skills_report_uncertainty(const aios_cli_skills *k, const aios_gen_uncertainty *u, FILE *f) {
-    fprintf(f, "[uncertainty %.3f (mean entropy %.3f, mean 1-p %.3f over %zu tokens): %s]\n", u->score, u->mean_entropy,
-            u->mean_one_minus_p, u->n, u->score >= k->uncertainty_threshold ? "uncertain" : "certain");
+    fprintf(f, "[uncertainty %.3f (mean entropy %.3f, mean 1-p %.3f over %zu tokens): %s]\n", u->score,
+            u->mean_entropy, u->mean_one_minus_p, u->n,
+            u->score >= k->uncertainty_threshold ? "uncertain" : "certain");
 }
 
 void *aios_cli_skills_json(const aios_cli_skills *k) {
@@ -199,7 +213,8 @@ aios_status aios_cli_skills_queue(aios_cli_skills *k, const aios_gen_uncertainty
     aios_status s = aios_cli_learn_store_open(k->learn_store, *encp ? encp : NULL, &st);
     if (s) return s;
     encp = aios_store_model(st);
-    aios_encoder *enc = k->enc;
+    /* the store's vectors are the model's as stored: the router's int8 copy is for routing only */
+    aios_encoder *enc = k->encoder_bits ? NULL : k->enc;
     if (!enc && (s = aios_encoder_open(encp, NULL, &enc)) != AIOS_OK) {
         aios_store_close(st);
         return s;
@@ -229,7 +244,9 @@ aios_status aios_cli_learn_store_open(const char *dir, const char *encoder, aios
     if (*aios_store_model(*out)) return AIOS_OK;
     aios_store_close(*out);
     *out = NULL;
-    if (!encoder) return aios__err(AIOS_ERR_NOT_FOUND, "learning store %s records no embedding model; give one (--model)", dir);
+    if (!encoder)
+        return aios__err(AIOS_ERR_NOT_FOUND,
+                         "learning store %s records no embedding model; give one (--model)", dir);
     sp.model = encoder;
     if ((s = aios_store_open(dir, &sp, out)) != AIOS_OK) return aios__err_prefix(s, "learning store %s", dir);
     return AIOS_OK;

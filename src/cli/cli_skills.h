@@ -11,7 +11,12 @@
 
 #include "aios.h"
 
-typedef enum { CLI_ROUTER_NONE = 0, CLI_ROUTER_SEMANTIC, CLI_ROUTER_ARROW, CLI_ROUTER_COMPOSE } aios_cli_router_kind;
+typedef enum {
+    CLI_ROUTER_NONE = 0,
+    CLI_ROUTER_SEMANTIC,
+    CLI_ROUTER_ARROW,
+    CLI_ROUTER_COMPOSE
+} aios_cli_router_kind;
 
 typedef struct {
     const char *lib_dir, *encoder_path, *learn_store, *config;
@@ -22,6 +27,7 @@ typedef struct {
     int arrow_top_k;         /* --router arrow: adapters per token (--router-top-k, default 2) */
     float arrow_temperature; /* --router arrow: --router-temperature when given, else 1 */
     double uncertainty_threshold;
+    int encoder_bits; /* --router-encoder: 8 (default, int8) or 0 (f32: the weights as stored) */
     aios_skill_lib *lib;
     aios_encoder *enc;
     int attached[AIOS_ROUTE_MAX], n_attached;
@@ -31,17 +37,19 @@ typedef struct {
 
 /* --skills, --router, --top-k, --router-temperature, --router-threshold (serve: without
  * --learn-store); AIOS_CLI_SKILLS_USAGE adds --learn-store and --config. */
-#define AIOS_CLI_SKILLS_ROUTER_USAGE \
-    "  --skills LIB         skill library (aios skills add); each prompt is routed to its skills\n" \
-    "  --router R           with --skills: none (base model) | semantic (default: the top-k\n" \
-    "                       skills by meaning, at their weights) | arrow (every active skill,\n" \
-    "                       mixed per token and layer) | compose (the semantic choice, their\n" \
-    "                       next-token logits mixed by weight)\n" \
-    "  --top-k K            with --skills: skills kept per prompt (default 1; up to 16)\n" \
-    "  --router-temperature T  softmax temperature of the skills' weights (default 0.1;\n" \
-    "                       arrow: of the per-token coefficients, default 1)\n" \
-    "  --router-threshold S cosine below which a skill is not used (default: config\n" \
-    "                       evolution.router_threshold, 0.5)\n"
+#define AIOS_CLI_SKILLS_ROUTER_USAGE                                                                         \
+    "  --skills LIB         skill library (aios skills add); each prompt is routed to its skills\n"          \
+    "  --router R           with --skills: none (base model) | semantic (default: the top-k\n"               \
+    "                       skills by meaning, at their weights) | arrow (every active skill,\n"             \
+    "                       mixed per token and layer) | compose (the semantic choice, their\n"              \
+    "                       next-token logits mixed by weight)\n"                                            \
+    "  --top-k K            with --skills: skills kept per prompt (default 1; up to 16)\n"                   \
+    "  --router-temperature T  softmax temperature of the skills' weights (default 0.1;\n"                   \
+    "                       arrow: of the per-token coefficients, default 1)\n"                              \
+    "  --router-threshold S cosine below which a skill is not used (default: config\n"                       \
+    "                       evolution.router_threshold, 0.5)\n"                                              \
+    "  --router-encoder int8|f32  the prompt's embedding: int8 (default: the library's encoder\n"            \
+    "                       quantized at open, ~3x faster) or f32 (its weights as stored)\n"
 extern const char *const AIOS_CLI_SKILLS_USAGE;
 void aios_cli_skills_init(aios_cli_skills *k);
 /* 0 = not one of these options, 1 = taken (with its value), -2 = usage error (printed). */

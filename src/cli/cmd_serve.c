@@ -48,22 +48,28 @@ static void usage(FILE *f) {
             "  --max-diffusion-work N   gen_length x steps of one /v1/diffuse request (default 1048576)\n\n"
             "skills (as on aios generate; a request's \"router\" / \"skills\" override them, GET /v1/skills\n"
             "lists them; the answer's skills and uncertainty come back in its \"aios\" field; with --store\n"
-            "and --embedding-model uncertain answers are queued for learning in the store):\n"
-            AIOS_CLI_SKILLS_ROUTER_USAGE
+            "and --embedding-model uncertain answers are queued for learning in the "
+            "store):\n" AIOS_CLI_SKILLS_ROUTER_USAGE
             "  --router-top-k K     arrow: adapters per token (default 2)\n"
             "  --config FILE        configuration file (evolution.uncertainty_threshold, router_threshold)\n"
             "  (the library's adapters go to the --model given before --skills, else the first)\n\n"
             "memory-conditioned generation: /v1/chat/completions and /v1/completions take\n"
-            "  \"memory\": {\"store\": NAME, \"top_k\": 3, \"min_score\": S, \"filter\": {\"category\": C, \"source\": S},\n"
+            "  \"memory\": {\"store\": NAME, \"top_k\": 3, \"min_score\": S, \"filter\": {\"category\": C, "
+            "\"source\": S},\n"
             "             \"max_tokens\": 256, \"place\": \"user\"|\"system\"}\n"
             "  against --store (embedded with --embedding-model); the response's \"memory\" field lists\n"
             "  the sources (docs/server.md), e.g.\n"
-            "    curl -s localhost:8080/v1/chat/completions -H 'Content-Type: application/json' -d '{\"messages\":\n"
-            "      [{\"role\":\"user\",\"content\":\"Who is the CEO of Zorbex?\"}],\"memory\":{\"store\":\"mem\",\"top_k\":1}}'\n\n"
+            "    curl -s localhost:8080/v1/chat/completions -H 'Content-Type: application/json' -d "
+            "'{\"messages\":\n"
+            "      [{\"role\":\"user\",\"content\":\"Who is the CEO of "
+            "Zorbex?\"}],\"memory\":{\"store\":\"mem\",\"top_k\":1}}'\n\n"
             "examples:\n"
-            "  aios serve --model SmolLM2-135M-Instruct.Q4_1.gguf --embedding-model models/all-MiniLM-L6-v2 --store mem\n"
-            "  aios serve --model models/smollm2 --skills lib --router arrow --adapter tone:0.8 --adapter-dir skills\n"
-            "  AIOS_API_KEY=secret aios serve --host 0.0.0.0 --model models/qwen2.5-0.5b --cors https://app.example\n",
+            "  aios serve --model SmolLM2-135M-Instruct.Q4_1.gguf --embedding-model models/all-MiniLM-L6-v2 "
+            "--store mem\n"
+            "  aios serve --model models/smollm2 --skills lib --router arrow --adapter tone:0.8 "
+            "--adapter-dir skills\n"
+            "  AIOS_API_KEY=secret aios serve --host 0.0.0.0 --model models/qwen2.5-0.5b --cors "
+            "https://app.example\n",
             AIOS_CLI_MAX_THREADS);
 }
 
@@ -80,14 +86,15 @@ int aios_cmd_serve(int argc, char **argv) {
         return 0;
     }
     aios_server_params p = aios_server_default_params();
-    const char **models = calloc((size_t)argc, sizeof *models), **aliases = calloc((size_t)argc, sizeof *aliases);
+    const char **models = calloc((size_t)argc, sizeof *models),
+               **aliases = calloc((size_t)argc, sizeof *aliases);
     if (!models || !aliases) {
         free(models), free(aliases);
         fprintf(stderr, "aios: serve: out of memory\n");
         return 1;
     }
     size_t n_models = 0, n_adapters = 0;
-    char (*ad_path)[4096] = calloc((size_t)argc, sizeof *ad_path);
+    char(*ad_path)[4096] = calloc((size_t)argc, sizeof *ad_path);
     float *ad_scale = calloc((size_t)argc, sizeof *ad_scale);
     int *ad_model = calloc((size_t)argc, sizeof *ad_model);
     const char **ad_ptr = calloc((size_t)argc, sizeof *ad_ptr);
@@ -102,42 +109,69 @@ int aios_cmd_serve(int argc, char **argv) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         long x;
         int ok = 1;
-        if (!v) ok = 0;
+        if (!v)
+            ok = 0;
         else if (!strcmp(a, "--learn-store")) {
             fprintf(stderr, "aios: serve: --learn-store: the server queues uncertain answers in --store\n");
             ok = -1;
-        } else if (!strcmp(a, "--router-top-k")) ok = parse_pos(a, v, 1, 16, &x) ? (sk.arrow_top_k = (int)x, 1) : -1;
-        else if (!strcmp(a, "--host")) p.host = v;
-        else if (!strcmp(a, "--port")) ok = parse_pos(a, v, 0, 65535, &x) ? (p.port = (int)x, 1) : -1;
-        else if (!strcmp(a, "--model")) last = &aliases[n_models], models[n_models++] = v;
-        else if (!strcmp(a, "--embedding-model")) p.embedding_model = v, last = &p.embedding_alias;
-        else if (!strcmp(a, "--embedding-int8-act")) ok = aios_cli_int8_act("serve", v, &p.embedding_int8_act) ? 1 : -1;
-        else if (!strcmp(a, "--store")) p.store_dir = v;
-        else if (!strcmp(a, "--diffusion-model")) p.diffusion_model = v, last = &p.diffusion_alias;
+        } else if (!strcmp(a, "--router-top-k"))
+            ok = parse_pos(a, v, 1, 16, &x) ? (sk.arrow_top_k = (int)x, 1) : -1;
+        else if (!strcmp(a, "--host"))
+            p.host = v;
+        else if (!strcmp(a, "--port"))
+            ok = parse_pos(a, v, 0, 65535, &x) ? (p.port = (int)x, 1) : -1;
+        else if (!strcmp(a, "--model"))
+            last = &aliases[n_models], models[n_models++] = v;
+        else if (!strcmp(a, "--embedding-model"))
+            p.embedding_model = v, last = &p.embedding_alias;
+        else if (!strcmp(a, "--embedding-int8-act"))
+            ok = aios_cli_int8_act("serve", v, &p.embedding_int8_act) ? 1 : -1;
+        else if (!strcmp(a, "--store"))
+            p.store_dir = v;
+        else if (!strcmp(a, "--diffusion-model"))
+            p.diffusion_model = v, last = &p.diffusion_alias;
         else if (!strcmp(a, "--alias")) {
             if (!last || !*v) {
-                fprintf(stderr, "aios: serve: --alias: names the model given just before it (--model, --embedding-model, "
-                                "--diffusion-model)\n");
+                fprintf(
+                    stderr,
+                    "aios: serve: --alias: names the model given just before it (--model, --embedding-model, "
+                    "--diffusion-model)\n");
                 ok = -1;
             } else {
                 *last = v;
                 last = NULL;
             }
-        } else if (!strcmp(a, "--threads")) ok = aios_cli_threads("serve", v, &p.n_threads) ? 1 : -1;
+        } else if (!strcmp(a, "--threads"))
+            ok = aios_cli_threads("serve", v, &p.n_threads) ? 1 : -1;
         else if (!strcmp(a, "--adapter")) {
             ok = ad_path && ad_scale && ad_model && ad_ptr &&
-                 aios_cli_adapter("serve", v, ad_path[n_adapters], sizeof ad_path[0], &ad_scale[n_adapters]) ? 1 : -1;
-            if (ok > 0) ad_model[n_adapters] = n_models ? (int)n_models - 1 : 0, ad_ptr[n_adapters] = ad_path[n_adapters], n_adapters++;
-        } else if (!strcmp(a, "--adapter-dir")) p.adapter_dir = v;
-        else if (!strcmp(a, "--api-key")) p.api_key = v;
-        else if (!strcmp(a, "--cors")) p.cors_origin = v;
-        else if (!strcmp(a, "--timeout")) ok = parse_pos(a, v, 1, 86400, &x) ? (p.timeout_s = (int)x, 1) : -1;
-        else if (!strcmp(a, "--max-body")) ok = parse_pos(a, v, 1024, 1L << 30, &x) ? (p.max_body = (size_t)x, 1) : -1;
-        else if (!strcmp(a, "--max-connections")) ok = parse_pos(a, v, 1, 4096, &x) ? (p.max_connections = (int)x, 1) : -1;
-        else if (!strcmp(a, "--max-per-client")) ok = parse_pos(a, v, 1, 4096, &x) ? (p.max_per_client = (int)x, 1) : -1;
-        else if (!strcmp(a, "--max-embedding-tokens")) ok = parse_pos(a, v, 1, 1L << 40, &x) ? (p.max_embedding_tokens = x, 1) : -1;
-        else if (!strcmp(a, "--max-generation-tokens")) ok = parse_pos(a, v, 1, 1L << 40, &x) ? (p.max_generation_tokens = x, 1) : -1;
-        else if (!strcmp(a, "--max-diffusion-work")) ok = parse_pos(a, v, 1, 1L << 40, &x) ? (p.max_diffusion_work = x, 1) : -1;
+                         aios_cli_adapter("serve", v, ad_path[n_adapters], sizeof ad_path[0],
+                                          &ad_scale[n_adapters])
+                     ? 1
+                     : -1;
+            if (ok > 0)
+                ad_model[n_adapters] = n_models ? (int)n_models - 1 : 0,
+                ad_ptr[n_adapters] = ad_path[n_adapters], n_adapters++;
+        } else if (!strcmp(a, "--adapter-dir"))
+            p.adapter_dir = v;
+        else if (!strcmp(a, "--api-key"))
+            p.api_key = v;
+        else if (!strcmp(a, "--cors"))
+            p.cors_origin = v;
+        else if (!strcmp(a, "--timeout"))
+            ok = parse_pos(a, v, 1, 86400, &x) ? (p.timeout_s = (int)x, 1) : -1;
+        else if (!strcmp(a, "--max-body"))
+            ok = parse_pos(a, v, 1024, 1L << 30, &x) ? (p.max_body = (size_t)x, 1) : -1;
+        else if (!strcmp(a, "--max-connections"))
+            ok = parse_pos(a, v, 1, 4096, &x) ? (p.max_connections = (int)x, 1) : -1;
+        else if (!strcmp(a, "--max-per-client"))
+            ok = parse_pos(a, v, 1, 4096, &x) ? (p.max_per_client = (int)x, 1) : -1;
+        else if (!strcmp(a, "--max-embedding-tokens"))
+            ok = parse_pos(a, v, 1, 1L << 40, &x) ? (p.max_embedding_tokens = x, 1) : -1;
+        else if (!strcmp(a, "--max-generation-tokens"))
+            ok = parse_pos(a, v, 1, 1L << 40, &x) ? (p.max_generation_tokens = x, 1) : -1;
+        else if (!strcmp(a, "--max-diffusion-work"))
+            ok = parse_pos(a, v, 1, 1L << 40, &x) ? (p.max_diffusion_work = x, 1) : -1;
         else if ((ok = aios_cli_skills_option(&sk, "serve", a, v)) > 0 && !strcmp(a, "--skills") && !lib_seen)
             lib_seen = v, p.skills_model = n_models ? (int)n_models - 1 : 0;
         if (ok == 0) fprintf(stderr, "aios: serve: %s: unknown option or missing value (see --help)\n", a);
@@ -163,19 +197,25 @@ int aios_cmd_serve(int argc, char **argv) {
     p.arrow_top_k = sk.arrow_top_k;
     p.arrow_temperature = sk.arrow_temperature;
     p.uncertainty_threshold = sk.uncertainty_threshold;
+    p.skills_encoder_bits = sk.encoder_bits;
     if (!n_models && !p.embedding_model && !p.store_dir && !p.diffusion_model) {
-        fprintf(stderr, "aios: serve: nothing to serve: give --model, --embedding-model, --store or --diffusion-model\n");
+        fprintf(
+            stderr,
+            "aios: serve: nothing to serve: give --model, --embedding-model, --store or --diffusion-model\n");
         free(models), free(aliases), free(ad_path), free(ad_scale), free(ad_model), free(ad_ptr);
         return 2;
     }
     p.aliases = aliases;
     int loopback = !strcmp(p.host, "localhost") || !strncmp(p.host, "127.", 4) || !strcmp(p.host, "::1");
     if (!loopback && !(p.api_key && *p.api_key))
-        fprintf(stderr, "aios: serve: warning: --host %s is reachable from other machines and no API key is set "
-                        "(--api-key or AIOS_API_KEY): anyone who can reach it can use it\n", p.host);
+        fprintf(stderr,
+                "aios: serve: warning: --host %s is reachable from other machines and no API key is set "
+                "(--api-key or AIOS_API_KEY): anyone who can reach it can use it\n",
+                p.host);
     p.models = models;
     p.n_models = n_models;
-    p.adapter_paths = ad_ptr, p.adapter_scales = ad_scale, p.adapter_models = ad_model, p.n_adapters = n_adapters;
+    p.adapter_paths = ad_ptr, p.adapter_scales = ad_scale, p.adapter_models = ad_model,
+    p.n_adapters = n_adapters;
 
     /* block the signals before any thread starts, so only sigwait below receives them */
     sigset_t set;
@@ -189,8 +229,8 @@ int aios_cmd_serve(int argc, char **argv) {
     aios_status s = aios_server_start(&p, &srv);
     free(models), free(aliases), free(ad_path), free(ad_scale), free(ad_model), free(ad_ptr);
     if (s != AIOS_OK) return aios_cli_fail("serve", s);
-    printf("aios: serving on http://%s%s%s:%d\n", strchr(p.host, ':') ? "[" : "", p.host, strchr(p.host, ':') ? "]" : "",
-           aios_server_port(srv));
+    printf("aios: serving on http://%s%s%s:%d\n", strchr(p.host, ':') ? "[" : "", p.host,
+           strchr(p.host, ':') ? "]" : "", aios_server_port(srv));
     fflush(stdout);
     int sig = 0;
     sigwait(&set, &sig);

@@ -22,7 +22,7 @@ static void usage(FILE *f) {
             "       aios skills show --skills LIB --name NAME\n"
             "       aios skills remove --skills LIB --name NAME\n"
             "       aios skills route --skills LIB --prompt TEXT [--top-k K] [--router-temperature T]\n"
-            "                         [--router-threshold S] [--jsonl]\n\n"
+            "                         [--router-threshold S] [--router-encoder int8|f32] [--jsonl]\n\n"
             "A skill library is a directory of LoRA adapters with an index (LIB/index.parquet, one\n"
             "row per skill: description and its embedding, the centroid of the training questions,\n"
             "adapter, base model, training facts, held-out loss before/after, status).  add copies\n"
@@ -35,6 +35,7 @@ static void usage(FILE *f) {
             "  --top-k K            skills kept (default 1)\n"
             "  --router-temperature T   weight temperature (default 0.1)\n"
             "  --router-threshold S minimum cosine (default: config evolution.router_threshold, 0.5)\n"
+            "  --router-encoder E   int8 (default: the encoder quantized at open) or f32 (as stored)\n"
             "  --config FILE        configuration file\n"
             "  --jsonl              one JSON object per skill (list) or for the route\n");
 }
@@ -64,20 +65,24 @@ static aios_status read_questions(const char *path, char ***qs, int64_t *n, char
         *e = 0;
         line++;
         char *t = p;
-        while (*t == ' ' || *t == '\t' || *t == '\r') t++;
+        while (*t == ' ' || *t == '\t' || *t == '\r')
+            t++;
         if (!*t) continue;
         cJSON *j = cJSON_Parse(t);
         const cJSON *q = cJSON_GetObjectItemCaseSensitive(j, "q");
         if (!q) q = cJSON_GetObjectItemCaseSensitive(j, "question");
         const cJSON *sk = cJSON_GetObjectItemCaseSensitive(j, "skill");
         if (!cJSON_IsString(q) || !*q->valuestring) {
-            s = aios__err(AIOS_ERR_FORMAT, "%s:%lld: expected a JSON object with a string \"q\"", path, (long long)line);
+            s = aios__err(AIOS_ERR_FORMAT, "%s:%lld: expected a JSON object with a string \"q\"", path,
+                          (long long)line);
         } else {
             if (*n == cap) {
                 cap = cap ? 2 * cap : 16;
                 char **nq = realloc(*qs, (size_t)cap * sizeof *nq);
-                if (!nq) s = aios__err(AIOS_ERR_NOMEM, "skills");
-                else *qs = nq;
+                if (!nq)
+                    s = aios__err(AIOS_ERR_NOMEM, "skills");
+                else
+                    *qs = nq;
             }
             if (!s && !((*qs)[*n] = strdup(q->valuestring))) s = aios__err(AIOS_ERR_NOMEM, "skills");
             if (!s) (*n)++;
@@ -93,18 +98,21 @@ static aios_status read_questions(const char *path, char ***qs, int64_t *n, char
 
 static int cmd_add(opts *o) {
     if (!o->adapter || !o->name) return fail("add: --adapter and --name are required", NULL), 2;
-    if (!aios_skills_name_ok(o->name)) return fail("add: --name: letters, digits, '-', '_', '.' (at most 100), got ", o->name), 2;
+    if (!aios_skills_name_ok(o->name))
+        return fail("add: --name: letters, digits, '-', '_', '.' (at most 100), got ", o->name), 2;
     aios_skill_lib *L = NULL;
     char **qs = NULL, *qdesc = NULL;
     int64_t nq = 0;
     aios_status s = aios_skills_open(o->lib, 1, &L);
     if (!s && !o->model && !*aios_skills_encoder(L))
-        s = aios__err(AIOS_ERR_INVALID_ARG, "%s: a new library needs --model ENCODER (its embedding model)", o->lib);
+        s = aios__err(AIOS_ERR_INVALID_ARG, "%s: a new library needs --model ENCODER (its embedding model)",
+                      o->lib);
     if (!s && o->questions) s = read_questions(o->questions, &qs, &nq, &qdesc);
     const char *desc = o->description ? o->description : qdesc;
     if (!s) s = aios_skills_add_adapter(L, o->model, o->adapter, o->name, desc, (const char *const *)qs, nq);
     if (!s) printf("added skill %s (%lld questions) to %s\n", o->name, (long long)nq, o->lib);
-    for (int64_t i = 0; i < nq; i++) free(qs[i]);
+    for (int64_t i = 0; i < nq; i++)
+        free(qs[i]);
     free(qs), free(qdesc);
     aios_skills_close(L);
     return s ? aios_cli_fail("skills", s) : 0;
@@ -126,7 +134,8 @@ static cJSON *skill_json(const aios_skill *k, int vectors, int32_t dim) {
         if (!isnan(f[i])) cJSON_AddNumberToObject(o, fn[i], f[i]);
     cJSON_AddNumberToObject(o, "created_us", (double)k->created_us);
     cJSON_AddBoolToObject(o, "has_centroid", k->centroid != NULL);
-    if (vectors && k->centroid) cJSON_AddItemToObject(o, "centroid", cJSON_CreateFloatArray(k->centroid, dim));
+    if (vectors && k->centroid)
+        cJSON_AddItemToObject(o, "centroid", cJSON_CreateFloatArray(k->centroid, dim));
     return o;
 }
 
@@ -138,8 +147,10 @@ static void print_json(cJSON *j) {
 }
 
 static void fmt_num(char *b, size_t n, double x) {
-    if (isnan(x)) snprintf(b, n, "-");
-    else snprintf(b, n, "%.4g", x);
+    if (isnan(x))
+        snprintf(b, n, "-");
+    else
+        snprintf(b, n, "%.4g", x);
 }
 
 /* The LoRA settings a skill card stores (nothing for a PEFT directory: its adapter_config.json
@@ -151,9 +162,10 @@ static void print_card(const char *lib, const char *adapter) {
     aios_parquet_file *pf = NULL;
     if (aios_parquet_open(p, &pf) != AIOS_OK) return;
     const char *al = aios_pq_kv_get(pf, "aios.card.alpha"), *tg = aios_pq_kv_get(pf, "aios.card.targets");
-    const char *rs = aios_pq_kv_get(pf, "aios.card.rslora"), *dr = aios_pq_kv_get(pf, "aios.card.lora_dropout");
-    printf("lora:         alpha %s%s, targets %s, lora_dropout %s\n", al ? al : "?", rs && !strcmp(rs, "1") ? " (rslora)" : "",
-           tg ? tg : "?", dr ? dr : "-");
+    const char *rs = aios_pq_kv_get(pf, "aios.card.rslora"),
+               *dr = aios_pq_kv_get(pf, "aios.card.lora_dropout");
+    printf("lora:         alpha %s%s, targets %s, lora_dropout %s\n", al ? al : "?",
+           rs && !strcmp(rs, "1") ? " (rslora)" : "", tg ? tg : "?", dr ? dr : "-");
     aios_parquet_close(pf);
 }
 
@@ -171,14 +183,18 @@ static int cmd_list_show(opts *o, int show) {
         } else {
             char lb[32], la[32], pb[32], pa[32], lr[32];
             fmt_num(lb, sizeof lb, k->loss_before), fmt_num(la, sizeof la, k->loss_after);
-            fmt_num(pb, sizeof pb, k->ppl_before), fmt_num(pa, sizeof pa, k->ppl_after), fmt_num(lr, sizeof lr, k->lr);
-            printf("name:         %s\ndescription:  %s\nstatus:       %s%s%s\nadapter:      %s/%s\nbase model:   %s\n"
-                   "training:     %lld pairs, %lld steps, lr %s\nheld-out loss: %s -> %s\nregression ppl: %s -> %s\n"
+            fmt_num(pb, sizeof pb, k->ppl_before), fmt_num(pa, sizeof pa, k->ppl_after),
+                fmt_num(lr, sizeof lr, k->lr);
+            printf("name:         %s\ndescription:  %s\nstatus:       %s%s%s\nadapter:      %s/%s\nbase "
+                   "model:   %s\n"
+                   "training:     %lld pairs, %lld steps, lr %s\nheld-out loss: %s -> %s\nregression ppl: %s "
+                   "-> %s\n"
                    "centroid:     %s\nencoder:      %s (%d)\n",
-                   k->name, k->description ? k->description : "", k->status, k->reason ? " — " : "", k->reason ? k->reason : "",
-                   o->lib, k->adapter ? k->adapter : "", k->base_model ? k->base_model : "?", (long long)k->n_pairs,
-                   (long long)k->steps, lr, lb, la, pb, pa, k->centroid ? "yes" : "no (description only)",
-                   aios_skills_encoder(L), aios_skills_dim(L));
+                   k->name, k->description ? k->description : "", k->status, k->reason ? " — " : "",
+                   k->reason ? k->reason : "", o->lib, k->adapter ? k->adapter : "",
+                   k->base_model ? k->base_model : "?", (long long)k->n_pairs, (long long)k->steps, lr, lb,
+                   la, pb, pa, k->centroid ? "yes" : "no (description only)", aios_skills_encoder(L),
+                   aios_skills_dim(L));
             print_card(o->lib, k->adapter);
         }
     } else {
@@ -189,8 +205,8 @@ static int cmd_list_show(opts *o, int show) {
             } else {
                 char lb[32], la[32];
                 fmt_num(lb, sizeof lb, k->loss_before), fmt_num(la, sizeof la, k->loss_after);
-                printf("%-20s %-8s %4lld pairs  loss %s -> %s  %s\n", k->name, k->status, (long long)k->n_pairs, lb, la,
-                       k->description ? k->description : "");
+                printf("%-20s %-8s %4lld pairs  loss %s -> %s  %s\n", k->name, k->status,
+                       (long long)k->n_pairs, lb, la, k->description ? k->description : "");
             }
         }
         if (!o->jsonl && !aios_skills_count(L)) printf("(no skills in %s)\n", o->lib);
@@ -218,9 +234,12 @@ static int cmd_route(opts *o) {
     if (aios_cli_skills_check(&o->rk, "skills")) return 2;
     aios_status s = aios_cli_skills_open(&o->rk);
     float *q = NULL;
-    if (!s && !(q = malloc((size_t)aios_skills_dim(o->rk.lib) * sizeof *q))) s = aios__err(AIOS_ERR_NOMEM, "skills");
+    if (!s && !(q = malloc((size_t)aios_skills_dim(o->rk.lib) * sizeof *q)))
+        s = aios__err(AIOS_ERR_NOMEM, "skills");
     if (!s) s = aios_encode(o->rk.enc, o->prompt, strlen(o->prompt), q);
-    if (!s) s = aios_skills_route(o->rk.lib, q, aios_skills_dim(o->rk.lib), &o->rk.rp, o->rk.routes, &o->rk.n_routes);
+    if (!s)
+        s = aios_skills_route(o->rk.lib, q, aios_skills_dim(o->rk.lib), &o->rk.rp, o->rk.routes,
+                              &o->rk.n_routes);
     free(q);
     if (!s) {
         if (o->jsonl) {
@@ -232,8 +251,9 @@ static int cmd_route(opts *o) {
             printf("none (no skill at or above %.3g: the base model alone)\n", o->rk.rp.threshold);
         } else {
             for (int i = 0; i < o->rk.n_routes; i++)
-                printf("%-20s score %.4f  weight %.4f\n", aios_skills_at(o->rk.lib, o->rk.routes[i].index)->name,
-                       o->rk.routes[i].score, o->rk.routes[i].weight);
+                printf("%-20s score %.4f  weight %.4f\n",
+                       aios_skills_at(o->rk.lib, o->rk.routes[i].index)->name, o->rk.routes[i].score,
+                       o->rk.routes[i].weight);
         }
     }
     aios_cli_skills_free(&o->rk);
@@ -266,9 +286,14 @@ int aios_cmd_skills(int argc, char **argv) {
             o.jsonl = 1;
             continue;
         }
-        const char **dst = !strcmp(a, "--skills") ? &o.lib : !strcmp(a, "--adapter") ? &o.adapter : !strcmp(a, "--name") ? &o.name
-                         : !strcmp(a, "--description") ? &o.description : !strcmp(a, "--questions") ? &o.questions
-                         : !strcmp(a, "--model") ? &o.model : !strcmp(a, "--prompt") ? &o.prompt : NULL;
+        const char **dst = !strcmp(a, "--skills")        ? &o.lib
+                           : !strcmp(a, "--adapter")     ? &o.adapter
+                           : !strcmp(a, "--name")        ? &o.name
+                           : !strcmp(a, "--description") ? &o.description
+                           : !strcmp(a, "--questions")   ? &o.questions
+                           : !strcmp(a, "--model")       ? &o.model
+                           : !strcmp(a, "--prompt")      ? &o.prompt
+                                                         : NULL;
         if (!dst) {
             fprintf(stderr, "aios: skills: unknown option '%s' (see 'aios skills --help')\n", a);
             return 2;

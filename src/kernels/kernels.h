@@ -65,6 +65,12 @@ aios_dot_fn aios_kernels_dot(void);
  * (src/model/lora_delta.c), called per adapted module and token row. */
 typedef void (*aios_lora_bu_fn)(float *y, const float *B, const float *u, int64_t n, int64_t r);
 aios_lora_bu_fn aios_kernels_lora_bu(void);
+/* The LoRA products with A / B in bfloat16, float32 accumulation (cpu/lora_bf16.c):
+ * u (r) = s * A (r, n) @ x (n);  y (n) += B (n, r) @ u (r). */
+typedef void (*aios_lora_ax16_fn)(float *u, const uint16_t *A, const float *x, int64_t r, int64_t n, float s);
+typedef void (*aios_lora_bu16_fn)(float *y, const uint16_t *B, const float *u, int64_t n, int64_t r);
+aios_lora_ax16_fn aios_kernels_lora_ax16(void);
+aios_lora_bu16_fn aios_kernels_lora_bu16(void);
 
 /* The transposed product (training's backward through a frozen weight):
  * dx (T, n_in) = dy (T, n_out) @ W (n_out, n_in), or += when accumulate, W in any dtype the

@@ -33,6 +33,7 @@
 #include "core/internal.h"
 #include "kernels/kernels.h"
 #include "model/lora.h"
+#include "tensor/quant.h"
 
 /* ---- PEFT's start vector: torch.randn(n) from torch.Generator().manual_seed(seed) on the CPU ----
  * mt19937 (Matsumoto & Nishimura 1998) gives 24-bit uniforms in [0, 1); for n >= 16 torch fills
@@ -168,7 +169,22 @@ aios_status aios_lora_prototypes(aios_lora *a) {
 void aios_lora_changed(aios_lora *a) {
     pthread_mutex_lock(&protos_mu);
     a->protos_ok = 0;
+    a->bf16_ok = 0;
     pthread_mutex_unlock(&protos_mu);
+}
+
+aios_status aios_lora_bf16(aios_lora *a) {
+    aios_status s = AIOS_OK;
+    pthread_mutex_lock(&protos_mu);
+    if (!a->bf16_ok) {
+        if (!a->bf16 && !(a->bf16 = malloc((size_t)a->n_params * sizeof *a->bf16 + 1)))
+            s = aios__err(AIOS_ERR_NOMEM, "lora: bf16 copy of %lld values", (long long)a->n_params);
+        for (int64_t i = 0; !s && i < a->n_params; i++)
+            a->bf16[i] = aios_quant_float_to_bf16(a->data[i]);
+        a->bf16_ok = s == AIOS_OK;
+    }
+    pthread_mutex_unlock(&protos_mu);
+    return s;
 }
 
 int64_t aios_lora_arrow_scratch(const aios_arrow_expert *ex, int E) {

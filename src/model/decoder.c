@@ -64,6 +64,7 @@ struct aios_decoder {
     int n_adapters;
     float *lora_u;
     int64_t lora_u_cap;
+    int adapter_bf16; /* aios_decoder_set_adapter_bf16 */
     /* the router over the adapters (aios_decoder_set_router) */
     int router, top_k;
     float temperature;
@@ -430,6 +431,8 @@ aios_status aios_decoder_create(const aios_decoder_config *cfg, aios_tensor_look
     aios_decoder *d = calloc(1, sizeof *d);
     if (!d) return aios__err(AIOS_ERR_NOMEM, "decoder");
     d->cfg = *cfg;
+    const char *bf = getenv("AIOS_LORA_BF16"); /* the process's default (aios_decoder_set_adapter_bf16) */
+    d->adapter_bf16 = bf && !strcmp(bf, "1");
     aios_decoder_config *c = &d->cfg;
     binder b = {get, ctx, c};
     aios_status s = AIOS_OK;
@@ -521,6 +524,9 @@ const float *aios_decoder_final_norm(const aios_decoder *d) { return d->final_no
 /* Arrow's prototypes of the decoder's own adapters up to date (computed once per adapter and
  * kept; again only after aios_lora_changed): once per forward. */
 static aios_status arrow_ready(aios_decoder *d) {
+    if (d->router != AIOS_ROUTER_ARROW && d->adapter_bf16) /* the bf16 copies, likewise kept */
+        for (int i = 0; i < d->n_adapters; i++)
+            if (d->adapter_scale[i] != 0) AIOS_TRY(aios_lora_bf16(d->adapters[i]));
     if (d->router != AIOS_ROUTER_ARROW) return AIOS_OK;
     for (int i = 0; i < d->n_adapters; i++)
         if (d->adapter_scale[i] != 0) AIOS_TRY(aios_lora_prototypes(d->adapters[i]));
@@ -592,6 +598,7 @@ aios_status aios_decoder_set_router(aios_decoder *d, int router, int top_k, floa
 }
 
 int aios_decoder_router(const aios_decoder *d) { return d->router; }
+void aios_decoder_set_adapter_bf16(aios_decoder *d, int on) { d->adapter_bf16 = !!on; }
 
 /* y (T, n_out) += every adapter's delta for (layer l, target) on input x (T, n_in). */
 static aios_status apply_adapters(aios_decoder *d, int64_t l, int target, float *y, const float *x, int64_t T) {
@@ -608,7 +615,10 @@ static aios_status apply_adapters(aios_decoder *d, int64_t l, int target, float 
         const aios_lora_module *m = aios_lora_get(d->adapters[i], l, target);
         if (!m || d->adapter_scale[i] == 0) continue;
         AIOS_TRY(lora_scratch(d, T * m->r));
-        aios_lora_apply(d->adapters[i], m, d->adapter_scale[i], y, x, T, d->lora_u);
+        if (d->adapter_bf16 && d->adapters[i]->bf16_ok)
+            aios_lora_apply_bf16(d->adapters[i], m, d->adapter_scale[i], y, x, T, d->lora_u);
+        else
+            aios_lora_apply(d->adapters[i], m, d->adapter_scale[i], y, x, T, d->lora_u);
     }
     return AIOS_OK;
 }

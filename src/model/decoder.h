@@ -214,6 +214,12 @@ aios_status aios_decoder_set_adapters(aios_decoder *d, struct aios_lora *const *
  * matter for arrow only.  AIOS_ERR_INVALID_ARG otherwise. */
 aios_status aios_decoder_set_router(aios_decoder *d, int router, int top_k, float temperature);
 int aios_decoder_router(const aios_decoder *d);
+/* on 1: the decoder's own adapters (aios_decoder_set_adapters) are applied from their bfloat16
+ * copies (aios_lora_bf16: made on first use, kept, remade after aios_lora_changed) with float32
+ * accumulation — half the bytes per token (decoding is memory-bound); not arrow, compose's own
+ * passes are the same sum.  0: float32 A / B as stored — the default, unless the environment
+ * has AIOS_LORA_BF16=1 when the decoder is created (so `aios generate|chat|serve` can opt in). */
+void aios_decoder_set_adapter_bf16(aios_decoder *d, int on);
 /* Arrow's prototype (n_in) of the i-th expert of (layer l, target) — the i-th adapter (in the
  * order given, skipping scale 0) that adapts it; NULL when there is none or arrow is off. */
 const float *aios_decoder_arrow_prototype(const aios_decoder *d, int64_t l, int target, int i);

@@ -142,6 +142,7 @@ void aios_lora_free(aios_lora *a) {
     free(a->index);
     free(a->data);
     free(a->protos);
+    free(a->bf16);
     free(a);
 }
 

@@ -75,6 +75,10 @@ typedef struct aios_lora {
     float *protos;
     int protos_ok;
     uint64_t proto_builds;
+    /* every A and B rounded to bfloat16 (aios_lora_bf16), at the offsets of `data`; NULL until
+     * first needed, stale (bf16_ok 0) after aios_lora_changed like the prototypes */
+    uint16_t *bf16;
+    int bf16_ok;
 } aios_lora;
 
 /* splitmix64: the deterministic generator of initialisation, dropout and shuffling. */
@@ -123,6 +127,12 @@ aios_status aios_lora_prototypes(aios_lora *a);
  * are stale; the next aios_lora_prototypes (every arrow forward makes that call) computes them
  * again into the same memory (m->proto pointers stay valid).  Not while a forward runs with it. */
 void aios_lora_changed(aios_lora *a);
+/* The bfloat16 copy of A and B (round to nearest even) up to date: made on first use, again
+ * only after aios_lora_changed.  Thread-safe as aios_lora_prototypes. */
+aios_status aios_lora_bf16(aios_lora *a);
+/* aios_lora_apply with the bf16 copy (aios_lora_bf16 first): float32 x, u, y and accumulation. */
+void aios_lora_apply_bf16(const aios_lora *a, const aios_lora_module *m, float mult, float *y, const float *x,
+                          int64_t T, float *u);
 /* out (n) = torch.randn(n, generator=torch.Generator().manual_seed(seed)) on the CPU (n >= 16;
  * below that a deterministic stand-in). */
 void aios__torch_randn(float *out, int64_t n, uint64_t seed);

@@ -32,6 +32,31 @@ static inline void apply_row(const aios_lora_module *m, float s, float *yt, cons
     bu(yt, m->B, ut, m->n_out, r);
 }
 
+/* one token row from the bf16 copy: u (r) = s A16 x, y += B16 u */
+static inline void apply_row16(const aios_lora_module *m, const uint16_t *A16, const uint16_t *B16, float s,
+                               float *yt, const float *xt, float *ut, aios_lora_ax16_fn ax,
+                               aios_lora_bu16_fn bu) {
+    ax(ut, A16, xt, m->r, m->n_in, s);
+    bu(yt, B16, ut, m->n_out, m->r);
+}
+
+void aios_lora_apply_bf16(const aios_lora *a, const aios_lora_module *m, float mult, float *y, const float *x,
+                          int64_t T, float *u) {
+    const int64_t r = m->r, ni = m->n_in, no = m->n_out;
+    const float s = mult * aios_lora_scaling(a);
+    const uint16_t *A16 = a->bf16 + (m->A - a->data), *B16 = a->bf16 + (m->B - a->data);
+    const aios_lora_ax16_fn ax = aios_kernels_lora_ax16();
+    const aios_lora_bu16_fn bu = aios_kernels_lora_bu16();
+    if (T * (ni + no) * r <= 200000) {
+        for (int64_t t = 0; t < T; t++)
+            apply_row16(m, A16, B16, s, y + t * no, x + t * ni, u + t * r, ax, bu);
+        return;
+    }
+#pragma omp parallel for schedule(static) num_threads(aios_get_threads())
+    for (int64_t t = 0; t < T; t++)
+        apply_row16(m, A16, B16, s, y + t * no, x + t * ni, u + t * r, ax, bu);
+}
+
 void aios_lora_apply(const aios_lora *a, const aios_lora_module *m, float mult, float *y, const float *x,
                      int64_t T, float *u) {
     const int64_t r = m->r, ni = m->n_in, no = m->n_out;

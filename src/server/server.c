@@ -58,12 +58,12 @@
 typedef struct {
     char name[129];
     char path[1024];
-    int id;                 /* the generator's adapter id */
-    float scale;            /* the default: what requests without an "adapters" field get */
-    float applied;          /* the scale the generator holds now */
-    int skill;              /* 1: a skill's adapter (--skills), attached when a request first
-                               uses it and managed by the router, not by /v1/adapters */
-    uint64_t last_use;      /* skill adapters: the request that last used it (eviction order) */
+    int id;            /* the generator's adapter id */
+    float scale;       /* the default: what requests without an "adapters" field get */
+    float applied;     /* the scale the generator holds now */
+    int skill;         /* 1: a skill's adapter (--skills), attached when a request first
+                          uses it and managed by the router, not by /v1/adapters */
+    uint64_t last_use; /* skill adapters: the request that last used it (eviction order) */
 } gen_adapter;
 
 struct gen_job;
@@ -71,16 +71,16 @@ struct gen_job;
 
 typedef struct {
     char id[256];
-    char dir_id[256];       /* the directory's last component: also accepted as "model" */
+    char dir_id[256]; /* the directory's last component: also accepted as "model" */
     aios_generator *g;
-    pthread_mutex_t mu;     /* the generator and its adapters */
+    pthread_mutex_t mu; /* the generator and its adapters */
     gen_adapter ad[AIOS__REQ_MAX_ADAPTERS];
     int n_ad;
-    int router;             /* the aios_router the generator holds now (set only on a change:
-                               it forgets the cached prompt prefix), with arrow's mix */
+    int router; /* the aios_router the generator holds now (set only on a change:
+                   it forgets the cached prompt prefix), with arrow's mix */
     int router_top_k;
     float router_temperature;
-    uint64_t uses;          /* requests that set adapters (skill adapters' last_use clock) */
+    uint64_t uses; /* requests that set adapters (skill adapters' last_use clock) */
     /* continuous batching (generate_batched): jobs waiting to join, and the batch in flight,
      * which only the thread that leads (busy) touches */
     pthread_mutex_t bq_mu;
@@ -90,14 +90,14 @@ typedef struct {
     struct gen_job *active[GEN_BATCH_MAX];
     int n_active;
     atomic_uint_fast64_t n_steps, n_rows, n_gen_requests, max_rows; /* reported by /health */
-    atomic_uint_fast64_t n_arrow, n_compose, n_routed_shared; /* batched arrow / compose requests; steps
-                                                                  where one shared the batch with another */
-    atomic_int mu_wait;     /* request threads waiting for mu (gen_lock): the leader lets them in */
+    atomic_uint_fast64_t n_arrow, n_compose, n_routed_shared;       /* batched arrow / compose requests; steps
+                                                                        where one shared the batch with another */
+    atomic_int mu_wait; /* request threads waiting for mu (gen_lock): the leader lets them in */
 } gen_model;
 
 struct aios_server {
     struct MHD_Daemon *d;
-    aios__gate *gate;        /* owns the listening socket; hands connections to d (server_gate.c) */
+    aios__gate *gate; /* owns the listening socket; hands connections to d (server_gate.c) */
     int port;
     size_t max_body;
     gen_model *gens;
@@ -110,37 +110,40 @@ struct aios_server {
     pthread_cond_t batch_cv;
     struct embed_job *queue, *queue_tail;
     int batch_busy;
-    int batch_gathering;      /* the leader waits for more jobs (embed_batched): arrivals signal */
-    size_t last_batch_jobs;   /* jobs in flight when the last batch ended (embed_batched), its encode time */
+    int batch_gathering;    /* the leader waits for more jobs (embed_batched): arrivals signal */
+    size_t last_batch_jobs; /* jobs in flight when the last batch ended (embed_batched), its encode time */
     double last_batch_s;
     atomic_uint_fast64_t n_embed_requests, n_embed_batches; /* reported by /health */
     aios_store *store;
-    char store_id[256];      /* last path component of the store directory */
+    char store_id[256]; /* last path component of the store directory */
     char store_path[1024];
     aios_memory_retriever *mret; /* store + encoder (under store_mu and enc_mu) */
     pthread_mutex_t store_mu;
     aios_diffusion_model *dm;
-    aios_tokenizer *dm_tok;  /* text prompts and decoded text, when the model has a tokenizer.json */
+    aios_tokenizer *dm_tok; /* text prompts and decoded text, when the model has a tokenizer.json */
     char dm_id[256], dm_dir_id[256];
     pthread_mutex_t dm_mu;
     time_t created;
     atomic_uint_fast64_t counter;
-    atomic_int stopping;     /* set by aios_server_stop: streams end at their next token */
+    atomic_int stopping; /* set by aios_server_stop: streams end at their next token */
     /* safety (aios_server_params) */
     char *api_key;
     size_t api_key_len;
     char *cors_origin;
-    int loopback;            /* bound to a loopback address: Host must name loopback (DNS rebinding) */
+    int loopback; /* bound to a loopback address: Host must name loopback (DNS rebinding) */
     int max_requests, max_per_client;
     int64_t max_embedding_tokens, max_generation_tokens, max_diffusion_work;
-    char *adapter_dir;       /* realpath of --adapter-dir, or NULL: no loading over HTTP */
-    aios__skills *skills;    /* --skills LIB (server_skills.c), or NULL */
-    gen_model *skills_gen;   /* the model its adapters are for */
-    int arrow_top_k;         /* arrow's per-token mix (--router-top-k, --router-temperature) */
+    char *adapter_dir;     /* realpath of --adapter-dir, or NULL: no loading over HTTP */
+    aios__skills *skills;  /* --skills LIB (server_skills.c), or NULL */
+    gen_model *skills_gen; /* the model its adapters are for */
+    int arrow_top_k;       /* arrow's per-token mix (--router-top-k, --router-temperature) */
     float arrow_temperature;
     pthread_mutex_t conn_mu; /* guards the counts below */
     int n_active;            /* requests being served */
-    struct client_count { struct sockaddr_storage addr; int n; } clients[256];
+    struct client_count {
+        struct sockaddr_storage addr;
+        int n;
+    } clients[256];
 };
 
 aios_server_params aios_server_default_params(void) {
@@ -159,6 +162,7 @@ aios_server_params aios_server_default_params(void) {
     p.skills_top_k = 1;
     p.skills_threshold = 0.5;
     p.skills_temperature = 0.1;
+    p.skills_encoder_bits = 8;
     p.arrow_top_k = 2;
     p.arrow_temperature = 1.0f;
     p.uncertainty_threshold = 0.7;
@@ -183,7 +187,8 @@ static void add_common_headers(struct MHD_Connection *c, struct MHD_Response *r)
     }
 }
 
-static enum MHD_Result send_text(struct MHD_Connection *c, unsigned code, char *text, size_t len, const char *type) {
+static enum MHD_Result send_text(struct MHD_Connection *c, unsigned code, char *text, size_t len,
+                                 const char *type) {
     struct MHD_Response *r = MHD_create_response_from_buffer(len, text, MHD_RESPMEM_MUST_FREE);
     if (!r) {
         free(text);
@@ -207,17 +212,22 @@ static cJSON *error_json(const char *type, const char *code, const char *param, 
     cJSON *o = cJSON_CreateObject(), *e = cJSON_AddObjectToObject(o, "error");
     cJSON_AddStringToObject(e, "message", msg);
     cJSON_AddStringToObject(e, "type", type);
-    if (param && *param) cJSON_AddStringToObject(e, "param", param);
-    else cJSON_AddNullToObject(e, "param");
-    if (code) cJSON_AddStringToObject(e, "code", code);
-    else cJSON_AddNullToObject(e, "code");
+    if (param && *param)
+        cJSON_AddStringToObject(e, "param", param);
+    else
+        cJSON_AddNullToObject(e, "param");
+    if (code)
+        cJSON_AddStringToObject(e, "code", code);
+    else
+        cJSON_AddNullToObject(e, "code");
     return o;
 }
 
-static enum MHD_Result send_error(struct MHD_Connection *c, unsigned http, const char *code, const char *param,
-                                  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
-static enum MHD_Result send_error(struct MHD_Connection *c, unsigned http, const char *code, const char *param,
-                                  const char *fmt, ...) {
+static enum MHD_Result send_error(struct MHD_Connection *c, unsigned http, const char *code,
+                                  const char *param, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static enum MHD_Result send_error(struct MHD_Connection *c, unsigned http, const char *code,
+                                  const char *param, const char *fmt, ...) {
     char msg[2048];
     va_list ap;
     va_start(ap, fmt);
@@ -235,11 +245,20 @@ static enum MHD_Result send_status(struct MHD_Connection *c, aios_status s, cons
     case AIOS_ERR_INVALID_ARG:
     case AIOS_ERR_RANGE:
     case AIOS_ERR_SHAPE:
-    case AIOS_ERR_ENCODING: http = 400, code = "invalid_value"; break;
-    case AIOS_ERR_NOT_FOUND: http = 404, code = "not_found"; break;
-    case AIOS_ERR_EXISTS: http = 409, code = "already_exists"; break;
-    case AIOS_ERR_BUSY: http = 503, code = "busy"; break;
-    default: break;
+    case AIOS_ERR_ENCODING:
+        http = 400, code = "invalid_value";
+        break;
+    case AIOS_ERR_NOT_FOUND:
+        http = 404, code = "not_found";
+        break;
+    case AIOS_ERR_EXISTS:
+        http = 409, code = "already_exists";
+        break;
+    case AIOS_ERR_BUSY:
+        http = 503, code = "busy";
+        break;
+    default:
+        break;
     }
     const char *detail = aios_last_error();
     return send_error(c, http, code, NULL, "%s: %s", what, *detail ? detail : aios_status_str(s));
@@ -260,9 +279,11 @@ static gen_model *find_gen(aios_server *srv, const char *name) {
 /* Model id: the last path component of its directory (or file). */
 static void model_id(const char *path, char *out, size_t n) {
     size_t len = strlen(path);
-    while (len > 1 && path[len - 1] == '/') len--;
+    while (len > 1 && path[len - 1] == '/')
+        len--;
     size_t b = len;
-    while (b > 0 && path[b - 1] != '/') b--;
+    while (b > 0 && path[b - 1] != '/')
+        b--;
     snprintf(out, n, "%.*s", (int)(len - b), path + b);
 }
 
@@ -284,13 +305,15 @@ static void config_id(const char *path, const char *alias, char *out, size_t n, 
     fclose(f);
     cJSON *j = cJSON_ParseWithLength(buf, len);
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "_name_or_path");
-    if (cJSON_IsString(v) && v->valuestring[0] && strlen(v->valuestring) < n) snprintf(out, n, "%s", v->valuestring);
+    if (cJSON_IsString(v) && v->valuestring[0] && strlen(v->valuestring) < n)
+        snprintf(out, n, "%s", v->valuestring);
     cJSON_Delete(j);
 }
 
 static void make_id(aios_server *srv, const char *prefix, char *out, size_t n) {
     uint64_t k = atomic_fetch_add(&srv->counter, 1);
-    snprintf(out, n, "%s%llx%04llx", prefix, (unsigned long long)time(NULL), (unsigned long long)(k & 0xffff));
+    snprintf(out, n, "%s%llx%04llx", prefix, (unsigned long long)time(NULL),
+             (unsigned long long)(k & 0xffff));
 }
 
 static aios_status append_str(aios_buf *b, const char *s) { return aios_buf_append(b, s, strlen(s)); }
@@ -319,11 +342,13 @@ static aios_status make_room(gen_model *m, const aios__skill_plan *plan) {
     for (int i = 0; i < m->n_ad; i++) {
         if (!m->ad[i].skill) continue;
         int needed = 0;
-        for (int k = 0; plan && k < plan->n && !needed; k++) needed = !strcmp(plan->name[k], m->ad[i].name);
+        for (int k = 0; plan && k < plan->n && !needed; k++)
+            needed = !strcmp(plan->name[k], m->ad[i].name);
         if (!needed && (victim < 0 || m->ad[i].last_use < m->ad[victim].last_use)) victim = i;
     }
     if (victim < 0)
-        return aios__err(AIOS_ERR_RANGE, "adapters: model '%s' has %d adapters loaded already", m->id, AIOS__REQ_MAX_ADAPTERS);
+        return aios__err(AIOS_ERR_RANGE, "adapters: model '%s' has %d adapters loaded already", m->id,
+                         AIOS__REQ_MAX_ADAPTERS);
     detach_at(m, victim);
     return AIOS_OK;
 }
@@ -335,9 +360,7 @@ static aios_status attach_adapter(gen_model *m, const char *path, const char *na
  * temperature), and compose as extra rows of the same step (one per skill, each with its own
  * cache) whose logits are mixed (aios__gen_route, src/engine/generate.c).  Only a generator that
  * cannot batch runs its requests one at a time. */
-static int server_batchable(const gen_model *m) {
-    return aios__generator_batchable(m->g);
-}
+static int server_batchable(const gen_model *m) { return aios__generator_batchable(m->g); }
 
 /* The arrow mix of a plan: the request's router_top_k / router_temperature, else the server's. */
 static int plan_top_k(const aios_server *srv, const aios__skill_plan *plan) {
@@ -359,20 +382,23 @@ static float plan_temperature(const aios_server *srv, const aios__skill_plan *pl
  * (AIOS_DECODER_MAX_ADAPTERS, by the generator's adapter id) the scales are written there for a
  * batched generation, with *route the router that combines them in its rows (the plan's, none
  * when no adapter is in effect), and the generator's scales and router are left as they are. */
-static aios_status select_adapters(aios_server *srv, gen_model *m, const aios__req *r, const aios__skill_plan *plan, cJSON **ext,
-                                   float *slot_scales, aios__gen_route *route) {
+static aios_status select_adapters(aios_server *srv, gen_model *m, const aios__req *r,
+                                   const aios__skill_plan *plan, cJSON **ext, float *slot_scales,
+                                   aios__gen_route *route) {
     float want[AIOS__REQ_MAX_ADAPTERS];
     *ext = NULL;
     m->uses++;
     for (int k = 0; plan && k < plan->n; k++) {
         int found = 0;
-        for (int i = 0; i < m->n_ad && !found; i++) found = m->ad[i].skill && !strcmp(m->ad[i].name, plan->name[k]);
+        for (int i = 0; i < m->n_ad && !found; i++)
+            found = m->ad[i].skill && !strcmp(m->ad[i].name, plan->name[k]);
         if (found) continue;
         AIOS_TRY(make_room(m, plan));
         AIOS_TRY(attach_adapter(m, plan->path[k], plan->name[k], 0.0f));
         m->ad[m->n_ad - 1].skill = 1;
     }
-    for (int i = 0; i < m->n_ad; i++) want[i] = r->has_adapters || m->ad[i].skill ? 0.0f : m->ad[i].scale;
+    for (int i = 0; i < m->n_ad; i++)
+        want[i] = r->has_adapters || m->ad[i].skill ? 0.0f : m->ad[i].scale;
     for (int k = 0; plan && k < plan->n; k++)
         for (int i = 0; i < m->n_ad; i++)
             if (m->ad[i].skill && !strcmp(m->ad[i].name, plan->name[k])) {
@@ -381,27 +407,37 @@ static aios_status select_adapters(aios_server *srv, gen_model *m, const aios__r
             }
     for (int k = 0; k < r->n_adapters; k++) {
         gen_adapter *a = find_adapter(m, r->adapter_name[k]);
-        if (!a) return aios__err(AIOS_ERR_NOT_FOUND, "adapters: '%.128s' is not loaded on model '%s' (GET /v1/adapters)",
-                                 r->adapter_name[k], m->id);
+        if (!a)
+            return aios__err(AIOS_ERR_NOT_FOUND,
+                             "adapters: '%.128s' is not loaded on model '%s' (GET /v1/adapters)",
+                             r->adapter_name[k], m->id);
         want[a - m->ad] = r->adapter_scale[k];
     }
     /* as `aios generate`: the router only when adapters are in effect (else the base model) */
     int any = 0, pr = plan ? plan->router : AIOS__ROUTER_NONE;
-    for (int i = 0; i < m->n_ad; i++) any |= want[i] != 0;
-    const aios_router gr = !any ? AIOS_ROUTER_NONE : pr == AIOS__ROUTER_ARROW ? AIOS_ROUTER_ARROW
-                                               : pr == AIOS__ROUTER_COMPOSE ? AIOS_ROUTER_COMPOSE : AIOS_ROUTER_NONE;
+    for (int i = 0; i < m->n_ad; i++)
+        any |= want[i] != 0;
+    const aios_router gr = !any                         ? AIOS_ROUTER_NONE
+                           : pr == AIOS__ROUTER_ARROW   ? AIOS_ROUTER_ARROW
+                           : pr == AIOS__ROUTER_COMPOSE ? AIOS_ROUTER_COMPOSE
+                                                        : AIOS_ROUTER_NONE;
     const int top_k = plan_top_k(srv, plan);
     const float temperature = plan_temperature(srv, plan);
     if (slot_scales) { /* a batched generation: this request's scales, by generator slot, and router */
-        for (int i = 0; i < AIOS_DECODER_MAX_ADAPTERS; i++) slot_scales[i] = 0;
+        for (int i = 0; i < AIOS_DECODER_MAX_ADAPTERS; i++)
+            slot_scales[i] = 0;
         for (int i = 0; i < m->n_ad; i++)
-            if (m->ad[i].id >= 0 && m->ad[i].id < AIOS_DECODER_MAX_ADAPTERS) slot_scales[m->ad[i].id] = want[i];
+            if (m->ad[i].id >= 0 && m->ad[i].id < AIOS_DECODER_MAX_ADAPTERS)
+                slot_scales[m->ad[i].id] = want[i];
         *route = (aios__gen_route){(int)gr, top_k, temperature};
     } else {
         int changes = 0;
-        for (int i = 0; i < m->n_ad; i++) changes += want[i] != m->ad[i].applied;
-        if (changes > 1 && m->router == AIOS_ROUTER_ARROW) { /* arrow rebuilds its tables on each change: once */
-            AIOS_TRY(aios_generator_set_router(m->g, AIOS_ROUTER_NONE, m->router_top_k, m->router_temperature));
+        for (int i = 0; i < m->n_ad; i++)
+            changes += want[i] != m->ad[i].applied;
+        if (changes > 1 &&
+            m->router == AIOS_ROUTER_ARROW) { /* arrow rebuilds its tables on each change: once */
+            AIOS_TRY(
+                aios_generator_set_router(m->g, AIOS_ROUTER_NONE, m->router_top_k, m->router_temperature));
             m->router = AIOS_ROUTER_NONE;
         }
         for (int i = 0; i < m->n_ad; i++)
@@ -416,7 +452,8 @@ static aios_status select_adapters(aios_server *srv, gen_model *m, const aios__r
         }
     }
     int n_user = 0;
-    for (int i = 0; i < m->n_ad; i++) n_user += !m->ad[i].skill;
+    for (int i = 0; i < m->n_ad; i++)
+        n_user += !m->ad[i].skill;
     if (!n_user && !r->has_adapters) return AIOS_OK;
     cJSON *a = cJSON_CreateArray();
     if (r->has_adapters) {
@@ -443,7 +480,8 @@ static aios_status select_adapters(aios_server *srv, gen_model *m, const aios__r
 static aios_status attach_adapter(gen_model *m, const char *path, const char *name, float scale) {
     AIOS_TRY(make_room(m, NULL));
     if (m->n_ad >= AIOS__REQ_MAX_ADAPTERS)
-        return aios__err(AIOS_ERR_RANGE, "adapters: model '%s' has %d adapters loaded already", m->id, AIOS__REQ_MAX_ADAPTERS);
+        return aios__err(AIOS_ERR_RANGE, "adapters: model '%s' has %d adapters loaded already", m->id,
+                         AIOS__REQ_MAX_ADAPTERS);
     gen_adapter *a = &m->ad[m->n_ad];
     memset(a, 0, sizeof *a);
     snprintf(a->name, sizeof a->name, "%s", name);
@@ -514,36 +552,46 @@ static enum MHD_Result do_adapter_post(aios_server *srv, struct MHD_Connection *
         return send_json(c, MHD_HTTP_OK, o);
     }
     if (!(m = find_gen(srv, r->model)))
-        return send_error(c, 404, "model_not_found", "model", srv->n_gens ? "model '%.128s' does not exist" : "no generation model%.0s",
+        return send_error(c, 404, "model_not_found", "model",
+                          srv->n_gens ? "model '%.128s' does not exist" : "no generation model%.0s",
                           r->model ? r->model : "");
     if (!srv->adapter_dir)
-        return send_error(c, 403, "forbidden", "path", "loading adapters over HTTP is off: start the server with --adapter-dir DIR");
+        return send_error(c, 403, "forbidden", "path",
+                          "loading adapters over HTTP is off: start the server with --adapter-dir DIR");
     /* inside --adapter-dir: no ".." component, and the resolved path under the directory */
     const char *p = r->adapter_path;
     for (const char *q = p; (q = strstr(q, "..")); q += 2)
         if ((q == p || q[-1] == '/') && (!q[2] || q[2] == '/'))
-            return send_error(c, 403, "forbidden", "path", "path: '..' is not allowed (paths stay inside --adapter-dir)");
+            return send_error(c, 403, "forbidden", "path",
+                              "path: '..' is not allowed (paths stay inside --adapter-dir)");
     char joined[4096], real[PATH_MAX];
-    if (p[0] == '/') snprintf(joined, sizeof joined, "%s", p);
-    else snprintf(joined, sizeof joined, "%s/%s", srv->adapter_dir, p);
-    if (!realpath(joined, real)) return send_error(c, 400, "invalid_value", "path", "path: %.512s: %s", p, strerror(errno));
+    if (p[0] == '/')
+        snprintf(joined, sizeof joined, "%s", p);
+    else
+        snprintf(joined, sizeof joined, "%s/%s", srv->adapter_dir, p);
+    if (!realpath(joined, real))
+        return send_error(c, 400, "invalid_value", "path", "path: %.512s: %s", p, strerror(errno));
     size_t dl = strlen(srv->adapter_dir);
     if (strncmp(real, srv->adapter_dir, dl) || (real[dl] != '/' && !(dl == 1 && srv->adapter_dir[0] == '/')))
         return send_error(c, 403, "forbidden", "path", "path: %.512s is outside --adapter-dir", p);
     char name[129];
-    if (r->name) snprintf(name, sizeof name, "%s", r->name);
-    else adapter_name_of(real, name, sizeof name);
+    if (r->name)
+        snprintf(name, sizeof name, "%s", r->name);
+    else
+        adapter_name_of(real, name, sizeof name);
     gen_model *other;
     if (lock_adapter(srv, name, &other)) {
         pthread_mutex_unlock(&other->mu);
-        return send_error(c, 409, "already_exists", "name", "adapter '%s' is loaded already (DELETE /v1/adapters/%s first)", name, name);
+        return send_error(c, 409, "already_exists", "name",
+                          "adapter '%s' is loaded already (DELETE /v1/adapters/%s first)", name, name);
     }
     pthread_mutex_lock(&m->mu);
     aios_status s = attach_adapter(m, real, name, r->scale);
     enum MHD_Result ret;
     if (s != AIOS_OK) {
-        ret = send_error(c, s == AIOS_ERR_NOMEM ? 500 : 400, s == AIOS_ERR_NOMEM ? "internal_error" : "invalid_value", "path",
-                         "adapter %s: %s", p, aios_last_error());
+        ret = send_error(c, s == AIOS_ERR_NOMEM ? 500 : 400,
+                         s == AIOS_ERR_NOMEM ? "internal_error" : "invalid_value", "path", "adapter %s: %s",
+                         p, aios_last_error());
     } else {
         ret = send_json(c, MHD_HTTP_OK, adapter_json(m, &m->ad[m->n_ad - 1]));
     }
@@ -618,7 +666,8 @@ static enum MHD_Result do_models(aios_server *srv, struct MHD_Connection *c) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "object", "list");
     cJSON *arr = cJSON_AddArrayToObject(o, "data");
-    for (size_t i = 0; i < srv->n_gens; i++) add_model(arr, srv->gens[i].id, srv->created, "generation");
+    for (size_t i = 0; i < srv->n_gens; i++)
+        add_model(arr, srv->gens[i].id, srv->created, "generation");
     if (srv->enc) add_model(arr, srv->enc_id, srv->created, "embedding");
     if (srv->dm) add_model(arr, srv->dm_id, srv->created, "diffusion");
     return send_json(c, MHD_HTTP_OK, o);
@@ -631,7 +680,8 @@ static aios_status append_base64(aios_buf *b, const unsigned char *p, size_t n) 
     static const char A[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     char q[4];
     for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+        uint32_t v =
+            (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
         q[0] = A[v >> 18 & 63], q[1] = A[v >> 12 & 63];
         q[2] = i + 1 < n ? A[v >> 6 & 63] : '=';
         q[3] = i + 2 < n ? A[v & 63] : '=';
@@ -674,7 +724,8 @@ typedef struct embed_job {
 
 static size_t queued_jobs(const aios_server *srv) {
     size_t n = 0;
-    for (const embed_job *j = srv->queue; j; j = j->next) n++;
+    for (const embed_job *j = srv->queue; j; j = j->next)
+        n++;
     return n;
 }
 
@@ -687,19 +738,24 @@ static aios_status encode_job_list(aios_server *srv, embed_job **jobs, size_t n_
     if (n_jobs == 1) { /* nothing to gather */
         const aios__req *r = jobs[0]->r;
         free(lens);
-        return ids ? aios_encode_ids(srv->enc, (const int32_t *const *)r->ids, r->ids_len, r->n_inputs, jobs[0]->out, NULL, NULL)
+        return ids ? aios_encode_ids(srv->enc, (const int32_t *const *)r->ids, r->ids_len, r->n_inputs,
+                                     jobs[0]->out, NULL, NULL)
                    : aios_encode_batch(srv->enc, r->text, r->text_len, r->n_inputs, jobs[0]->out, NULL, NULL);
     }
-    if (ids) idv = malloc(n_in * sizeof *idv);
-    else texts = malloc(n_in * sizeof *texts);
+    if (ids)
+        idv = malloc(n_in * sizeof *idv);
+    else
+        texts = malloc(n_in * sizeof *texts);
     out = malloc(n_in * (size_t)dim * sizeof *out);
     aios_status s = AIOS_OK;
     if (!lens || !out || (ids ? !idv : !texts)) s = aios__err(AIOS_ERR_NOMEM, "server: out of memory");
     size_t k = 0;
     for (size_t j = 0; s == AIOS_OK && j < n_jobs; j++)
         for (size_t i = 0; i < jobs[j]->r->n_inputs; i++, k++) {
-            if (ids) idv[k] = jobs[j]->r->ids[i], lens[k] = jobs[j]->r->ids_len[i];
-            else texts[k] = jobs[j]->r->text[i], lens[k] = jobs[j]->r->text_len[i];
+            if (ids)
+                idv[k] = jobs[j]->r->ids[i], lens[k] = jobs[j]->r->ids_len[i];
+            else
+                texts[k] = jobs[j]->r->text[i], lens[k] = jobs[j]->r->text_len[i];
         }
     if (s == AIOS_OK)
         s = ids ? aios_encode_ids(srv->enc, idv, lens, n_in, out, NULL, NULL)
@@ -719,8 +775,10 @@ static aios_status encode_job_list(aios_server *srv, embed_job **jobs, size_t n_
 static aios_status embed_batched(aios_server *srv, const aios__req *r, float *out) {
     embed_job me = {r, out, AIOS_OK, "", 0, NULL};
     pthread_mutex_lock(&srv->batch_mu);
-    if (srv->queue_tail) srv->queue_tail->next = &me;
-    else srv->queue = &me;
+    if (srv->queue_tail)
+        srv->queue_tail->next = &me;
+    else
+        srv->queue = &me;
     srv->queue_tail = &me;
     if (srv->batch_gathering) pthread_cond_broadcast(&srv->batch_cv);
     while (!me.done) {
@@ -759,7 +817,8 @@ static aios_status embed_batched(aios_server *srv, const aios__req *r, float *ou
             *pp = j->next; /* unlink */
         }
         srv->queue_tail = NULL;
-        for (embed_job *j = srv->queue; j; j = j->next) srv->queue_tail = j;
+        for (embed_job *j = srv->queue; j; j = j->next)
+            srv->queue_tail = j;
         pthread_mutex_unlock(&srv->batch_mu);
         atomic_fetch_add(&srv->n_embed_batches, 1);
         atomic_fetch_add(&srv->n_embed_requests, n_jobs);
@@ -772,14 +831,17 @@ static aios_status embed_batched(aios_server *srv, const aios__req *r, float *ou
                 take[j]->status = encode_job_list(srv, &take[j], 1, take[j]->r->n_inputs, ids);
             else
                 take[j]->status = s;
-            if (take[j]->status != AIOS_OK) snprintf(take[j]->err, sizeof take[j]->err, "%s", aios_last_error());
+            if (take[j]->status != AIOS_OK)
+                snprintf(take[j]->err, sizeof take[j]->err, "%s", aios_last_error());
         }
         pthread_mutex_unlock(&srv->enc_mu);
         pthread_mutex_lock(&srv->batch_mu);
-        for (size_t j = 0; j < n_jobs; j++) take[j]->done = 1;
+        for (size_t j = 0; j < n_jobs; j++)
+            take[j]->done = 1;
         /* the clients in flight: this batch's (they come back within milliseconds) and those that
          * queued meanwhile (see EMBED_GATHER_FRAC) */
-        srv->last_batch_jobs = AIOS_MIN(n_jobs + queued_jobs(srv), AIOS_ARRAY_LEN(take)), srv->last_batch_s = dt;
+        srv->last_batch_jobs = AIOS_MIN(n_jobs + queued_jobs(srv), AIOS_ARRAY_LEN(take)),
+        srv->last_batch_s = dt;
         srv->batch_busy = 0;
         pthread_cond_broadcast(&srv->batch_cv);
     }
@@ -789,13 +851,17 @@ static aios_status embed_batched(aios_server *srv, const aios__req *r, float *ou
 }
 
 static enum MHD_Result do_embeddings(aios_server *srv, struct MHD_Connection *c, aios__req *r) {
-    if (!srv->enc) return send_error(c, 404, "model_not_found", "model", "no embedding model (start with --embedding-model DIR)");
+    if (!srv->enc)
+        return send_error(c, 404, "model_not_found", "model",
+                          "no embedding model (start with --embedding-model DIR)");
     if (r->model && strcmp(r->model, srv->enc_id) && strcmp(r->model, srv->enc_dir_id))
-        return send_error(c, 404, "model_not_found", "model", "model '%s' is not the embedding model '%s'", r->model, srv->enc_id);
+        return send_error(c, 404, "model_not_found", "model", "model '%s' is not the embedding model '%s'",
+                          r->model, srv->enc_id);
     int64_t dim = aios_encoder_dim(srv->enc);
     if (r->dimensions && r->dimensions != dim)
-        return send_error(c, 400, "invalid_value", "dimensions", "dimensions: the model gives %lld; it cannot give %lld",
-                          (long long)dim, (long long)r->dimensions);
+        return send_error(c, 400, "invalid_value", "dimensions",
+                          "dimensions: the model gives %lld; it cannot give %lld", (long long)dim,
+                          (long long)r->dimensions);
     /* bounded work: each input costs at most the encoder's token limit (texts: their bytes + 2
      * special tokens, an upper bound of their token count) */
     int64_t maxlen = aios_encoder_max_length(srv->enc);
@@ -806,7 +872,8 @@ static enum MHD_Result do_embeddings(aios_server *srv, struct MHD_Connection *c,
     }
     if (bound > (uint64_t)srv->max_embedding_tokens)
         return send_error(c, 400, "request_too_large", "input",
-                          "input: up to %llu tokens exceed the server's max_embedding_tokens cap of %lld (--max-embedding-tokens)",
+                          "input: up to %llu tokens exceed the server's max_embedding_tokens cap of %lld "
+                          "(--max-embedding-tokens)",
                           (unsigned long long)bound, (long long)srv->max_embedding_tokens);
     uint64_t nfl;
     if (!aios__mul_ok(r->n_inputs, (uint64_t)dim, &nfl) || nfl > (1ull << 32))
@@ -823,8 +890,10 @@ static enum MHD_Result do_embeddings(aios_server *srv, struct MHD_Connection *c,
     uint64_t tokens = 0;
     for (size_t i = 0; i < r->n_inputs; i++) {
         size_t n = 0;
-        if (r->is_ids) n = r->ids_len[i];
-        else if (aios__encode_token_count(srv->enc, r->text[i], r->text_len[i], &n) != AIOS_OK) aios_clear_error();
+        if (r->is_ids)
+            n = r->ids_len[i];
+        else if (aios__encode_token_count(srv->enc, r->text[i], r->text_len[i], &n) != AIOS_OK)
+            aios_clear_error();
         tokens += maxlen > 0 && n > (size_t)maxlen ? (size_t)maxlen : n;
     }
     /* written by hand: %.9g round-trips a float32 and is several times faster than cJSON */
@@ -832,11 +901,11 @@ static enum MHD_Result do_embeddings(aios_server *srv, struct MHD_Connection *c,
     char num[64];
     s = append_str(&b, "{\"object\":\"list\",\"data\":[");
     for (size_t i = 0; s == AIOS_OK && i < r->n_inputs; i++) {
-        snprintf(num, sizeof num, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":%s", i ? "," : "", i,
-                 r->base64 ? "\"" : "[");
+        snprintf(num, sizeof num, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":%s", i ? "," : "",
+                 i, r->base64 ? "\"" : "[");
         s = append_str(&b, num);
         const float *e = out + i * (size_t)dim;
-        if (r->base64) { /* little-endian float32, as OpenAI sends it */
+        if (r->base64) {              /* little-endian float32, as OpenAI sends it */
             unsigned char le[4 * 48]; /* 48 floats = 192 bytes, a multiple of 3: no '=' inside */
             for (int64_t k0 = 0; s == AIOS_OK && k0 < dim; k0 += 48) {
                 int64_t kn = dim - k0 < 48 ? dim - k0 : 48;
@@ -867,7 +936,8 @@ static enum MHD_Result do_embeddings(aios_server *srv, struct MHD_Connection *c,
         cJSON_AddNumberToObject(u, "total_tokens", (double)tokens);
         char *t = cJSON_PrintUnformatted(tail); /* {"model":...,"usage":{...}} */
         cJSON_Delete(tail);
-        if (!t) s = AIOS_ERR_NOMEM;
+        if (!t)
+            s = AIOS_ERR_NOMEM;
         else {
             s = append_str(&b, "],");
             if (s == AIOS_OK) s = aios_buf_append(&b, t + 1, strlen(t + 1) + 1); /* with its NUL */
@@ -894,7 +964,8 @@ static aios_generate_params gen_params(const aios__req *r, aios_server *srv, int
     p.frequency_penalty = (float)r->frequency_penalty;
     p.repetition_penalty = (float)r->repetition_penalty;
     p.seed = r->has_seed ? r->seed
-                         : ((uint64_t)time(NULL) << 20) ^ (uint64_t)atomic_fetch_add(&srv->counter, 1) * 0x9E3779B97F4A7C15ull;
+                         : ((uint64_t)time(NULL) << 20) ^
+                               (uint64_t)atomic_fetch_add(&srv->counter, 1) * 0x9E3779B97F4A7C15ull;
     p.stop = r->n_stop ? r->stop : NULL;
     p.ignore_eos = r->ignore_eos;
     p.logprobs = r->logprobs;
@@ -940,7 +1011,8 @@ static cJSON *logprobs_json(gen_model *m, const aios_generate_result *res, size_
             cJSON *top = cJSON_AddArrayToObject(e, "top_logprobs");
             for (int t = 0; t < nt && res->top_ids[k * (size_t)nt + (size_t)t] >= 0; t++) {
                 cJSON *a = cJSON_CreateObject();
-                cJSON_AddItemToObject(a, "token", token_string(m, res->top_ids[k * (size_t)nt + (size_t)t], &b));
+                cJSON_AddItemToObject(a, "token",
+                                      token_string(m, res->top_ids[k * (size_t)nt + (size_t)t], &b));
                 cJSON_AddNumberToObject(a, "logprob", res->top_logprobs[k * (size_t)nt + (size_t)t]);
                 cJSON_AddItemToObject(a, "bytes", b);
                 cJSON_AddItemToArray(top, a);
@@ -1003,17 +1075,19 @@ static aios_status chat_text(gen_model *m, const aios__req *r, char **out) {
  * the text to generate from; *mem the extension object of the response ({"retrieved",
  * "added_tokens", "sources": [{"id", "score", "tokens", "cut", "content"}]}).  On failure *http
  * is the status to answer (400 for what the client asked, 500 otherwise). */
-static aios_status memory_prompt(aios_server *srv, gen_model *m, const aios__req *r, int chat, char **prompt, cJSON **mem,
-                                 unsigned *http) {
+static aios_status memory_prompt(aios_server *srv, gen_model *m, const aios__req *r, int chat, char **prompt,
+                                 cJSON **mem, unsigned *http) {
     *prompt = NULL;
     *mem = NULL;
     *http = 400;
-    if (!srv->store) return aios__err(AIOS_ERR_INVALID_ARG, "memory: the server has no store (start with --store DIR)");
+    if (!srv->store)
+        return aios__err(AIOS_ERR_INVALID_ARG, "memory: the server has no store (start with --store DIR)");
     if (!srv->mret)
-        return aios__err(AIOS_ERR_INVALID_ARG, "memory: the server has no embedding model (start with --embedding-model DIR)");
+        return aios__err(AIOS_ERR_INVALID_ARG,
+                         "memory: the server has no embedding model (start with --embedding-model DIR)");
     if (r->mem_store && strcmp(r->mem_store, srv->store_id) && strcmp(r->mem_store, srv->store_path))
-        return aios__err(AIOS_ERR_INVALID_ARG, "memory.store: '%.200s' is not this server's store '%s'", r->mem_store,
-                         srv->store_id);
+        return aios__err(AIOS_ERR_INVALID_ARG, "memory.store: '%.200s' is not this server's store '%s'",
+                         r->mem_store, srv->store_id);
     aios_chat_message one = {"user", r->prompt};
     const aios_chat_message *msgs = chat ? r->messages : &one;
     size_t n = chat ? r->n_messages : 1;
@@ -1023,7 +1097,8 @@ static aios_status memory_prompt(aios_server *srv, gen_model *m, const aios__req
             query = msgs[i].content;
             break;
         }
-    if (!query) return aios__err(AIOS_ERR_INVALID_ARG, "memory: the conversation has no user message (the query)");
+    if (!query)
+        return aios__err(AIOS_ERR_INVALID_ARG, "memory: the conversation has no user message (the query)");
     aios_memcond_hit *hits = calloc((size_t)(r->mem_top_k > 0 ? r->mem_top_k : 1), sizeof *hits);
     if (!hits) {
         *http = 500;
@@ -1054,7 +1129,8 @@ static aios_status memory_prompt(aios_server *srv, gen_model *m, const aios__req
         int64_t reserve = r->max_tokens > 0 ? r->max_tokens : (chat ? 256 : 16);
         pthread_mutex_lock(&m->mu);
         int64_t cap = aios_generator_n_ctx(m->g) / 2;
-        s = aios_generator_memory_prompt(m->g, msgs, n, chat, hits, nh, &mp, reserve < cap ? reserve : cap, &mr);
+        s = aios_generator_memory_prompt(m->g, msgs, n, chat, hits, nh, &mp, reserve < cap ? reserve : cap,
+                                         &mr);
         pthread_mutex_unlock(&m->mu);
     }
     for (int32_t i = 0; i < nh; i++) {
@@ -1086,7 +1162,6 @@ static aios_status memory_prompt(aios_server *srv, gen_model *m, const aios__req
     *mem = o;
     return AIOS_OK;
 }
-
 
 /* m->mu between decode steps.  The batch's leader re-took mu right after releasing it, and a
  * mutex is no queue: the request threads that need it for a moment — checking a prompt,
@@ -1124,7 +1199,7 @@ typedef struct gen_job {
     const int32_t *ids;
     size_t n_ids;
     const aios_generate_params *p;
-    const float *scales; /* by adapter slot, or NULL */
+    const float *scales;          /* by adapter slot, or NULL */
     const aios__gen_route *route; /* how the row combines them, or NULL */
     aios_generate_result *res;
     aios_gen_uncertainty *unc; /* receives the answer's uncertainty (per-token arrays NULL), or NULL */
@@ -1140,7 +1215,8 @@ typedef struct gen_job {
 static void batch_step(gen_model *m, gen_job **start, int ns, gen_job **failed, int *n_failed) {
     for (int i = 0; i < ns; i++) {
         gen_job *j = start[i];
-        j->status = aios__gen_seq_start(m->g, j->text, j->ids, j->n_ids, j->p, j->scales, j->route, j->res, &j->seq);
+        j->status =
+            aios__gen_seq_start(m->g, j->text, j->ids, j->n_ids, j->p, j->scales, j->route, j->res, &j->seq);
         if (j->status != AIOS_OK) {
             snprintf(j->err, sizeof j->err, "%s", aios_last_error());
             failed[(*n_failed)++] = j;
@@ -1149,27 +1225,33 @@ static void batch_step(gen_model *m, gen_job **start, int ns, gen_job **failed, 
         }
     }
     aios__gen_seq *seqs[GEN_BATCH_MAX];
-    for (int i = 0; i < m->n_active; i++) seqs[i] = m->active[i]->seq;
+    for (int i = 0; i < m->n_active; i++)
+        seqs[i] = m->active[i]->seq;
     if (!m->n_active) return;
     aios__gen_batch_step(m->g, seqs, m->n_active); /* failures are each sequence's status */
     int routed = 0;
-    for (int i = 0; i < m->n_active; i++) routed |= m->active[i]->route && m->active[i]->route->router != AIOS_ROUTER_NONE;
+    for (int i = 0; i < m->n_active; i++)
+        routed |= m->active[i]->route && m->active[i]->route->router != AIOS_ROUTER_NONE;
     if (routed && m->n_active > 1) atomic_fetch_add(&m->n_routed_shared, 1);
     atomic_fetch_add(&m->n_steps, 1);
     atomic_fetch_add(&m->n_rows, (uint_fast64_t)m->n_active);
-    if ((uint_fast64_t)m->n_active > atomic_load(&m->max_rows)) atomic_store(&m->max_rows, (uint_fast64_t)m->n_active);
+    if ((uint_fast64_t)m->n_active > atomic_load(&m->max_rows))
+        atomic_store(&m->max_rows, (uint_fast64_t)m->n_active);
 }
 
 static aios_status generate_batched(gen_model *m, const char *text, const int32_t *ids, size_t n_ids,
-                                    const aios_generate_params *p, const float *scales, const aios__gen_route *route,
-                                    aios_generate_result *res, aios_gen_uncertainty *unc) {
+                                    const aios_generate_params *p, const float *scales,
+                                    const aios__gen_route *route, aios_generate_result *res,
+                                    aios_gen_uncertainty *unc) {
     gen_job me = {text, ids, n_ids, p, scales, route, res, unc, NULL, AIOS_OK, "", 0, NULL};
     atomic_fetch_add(&m->n_gen_requests, 1);
     if (route && route->router == AIOS_ROUTER_ARROW) atomic_fetch_add(&m->n_arrow, 1);
     if (route && route->router == AIOS_ROUTER_COMPOSE) atomic_fetch_add(&m->n_compose, 1);
     pthread_mutex_lock(&m->bq_mu);
-    if (m->pending_tail) m->pending_tail->next = &me;
-    else m->pending = &me;
+    if (m->pending_tail)
+        m->pending_tail->next = &me;
+    else
+        m->pending = &me;
     m->pending_tail = &me;
     while (!me.done) {
         if (m->busy) {
@@ -1210,7 +1292,8 @@ static aios_status generate_batched(gen_model *m, const char *text, const int32_
                 finished++;
             }
             m->n_active = k;
-            for (int i = 0; i < nf; i++) failed[i]->done = 1;
+            for (int i = 0; i < nf; i++)
+                failed[i]->done = 1;
             if (finished) pthread_cond_broadcast(&m->bq_cv);
         }
         m->busy = 0;
@@ -1225,8 +1308,8 @@ typedef struct {
     aios_server *srv;
     gen_model *m;
     aios__req req;
-    char *mem_prompt;  /* the memory-conditioned prompt, or NULL */
-    cJSON *mem;        /* its "memory" extension object (moved into the last chunk) */
+    char *mem_prompt; /* the memory-conditioned prompt, or NULL */
+    cJSON *mem;       /* its "memory" extension object (moved into the last chunk) */
     int chat;
     char id[64];
     time_t created;
@@ -1234,7 +1317,7 @@ typedef struct {
     int started;
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    aios_buf out;   /* SSE bytes not yet read start at out_off */
+    aios_buf out; /* SSE bytes not yet read start at out_off */
     size_t out_off;
     int done, cancel;
     int sent_role;
@@ -1247,7 +1330,8 @@ typedef struct {
 /* True when the peer of the connection has closed it (a zero-byte read, or a reset): work for
  * it can stop.  A pipelined next request (bytes waiting) is not a close. */
 static int client_gone(struct MHD_Connection *c) {
-    const union MHD_ConnectionInfo *ci = c ? MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD) : NULL;
+    const union MHD_ConnectionInfo *ci =
+        c ? MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD) : NULL;
     if (!ci) return 0;
     char b;
     ssize_t n = recv(ci->connect_fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
@@ -1271,8 +1355,8 @@ static int watch_token(void *user, int32_t id, const char *text, size_t len) {
 /* Bounded work and context: the prompt is tokenized first (under the model's lock) so a prompt
  * the context cannot hold gets the same 400 whether streamed or not, and prompt + max_tokens is
  * held to the server's cap. */
-static enum MHD_Result check_prompt(aios_server *srv, struct MHD_Connection *c, gen_model *m, const aios__req *r, int chat,
-                                    int *ok) {
+static enum MHD_Result check_prompt(aios_server *srv, struct MHD_Connection *c, gen_model *m,
+                                    const aios__req *r, int chat, int *ok) {
     *ok = 0;
     size_t n = r->n_prompt_ids;
     char *text = NULL;
@@ -1292,12 +1376,14 @@ static enum MHD_Result check_prompt(aios_server *srv, struct MHD_Connection *c, 
     int64_t want = (int64_t)n + (r->max_tokens > 0 ? r->max_tokens : (chat ? 256 : 16));
     if (n_ctx > 0 && (int64_t)n >= n_ctx)
         return send_error(c, 400, "context_length_exceeded", chat ? "messages" : "prompt",
-                          "%s: %zu tokens do not fit the model's context of %lld tokens", chat ? "messages" : "prompt", n,
-                          (long long)n_ctx);
+                          "%s: %zu tokens do not fit the model's context of %lld tokens",
+                          chat ? "messages" : "prompt", n, (long long)n_ctx);
     if (want > srv->max_generation_tokens)
         return send_error(c, 400, "request_too_large", "max_tokens",
-                          "max_tokens: prompt (%zu tokens) + max_tokens = %lld exceeds the server's max_generation_tokens cap "
-                          "of %lld (--max-generation-tokens)", n, (long long)want, (long long)srv->max_generation_tokens);
+                          "max_tokens: prompt (%zu tokens) + max_tokens = %lld exceeds the server's "
+                          "max_generation_tokens cap "
+                          "of %lld (--max-generation-tokens)",
+                          n, (long long)want, (long long)srv->max_generation_tokens);
     *ok = 1;
     return MHD_YES;
 }
@@ -1315,28 +1401,34 @@ static const char *route_query(const aios__req *r, int chat) {
 
 /* The skills of one request, before any work (so a bad "router" / "skills" is a clean 400/404,
  * streamed or not).  On an error the response has been queued: *ok = 0. */
-static enum MHD_Result plan_skills(aios_server *srv, struct MHD_Connection *c, gen_model *m, const aios__req *r, int chat,
-                                   aios__skill_plan *plan, int *ok) {
+static enum MHD_Result plan_skills(aios_server *srv, struct MHD_Connection *c, gen_model *m,
+                                   const aios__req *r, int chat, aios__skill_plan *plan, int *ok) {
     *ok = 0;
     if (srv->skills && m != srv->skills_gen && (r->has_skills || r->router == AIOS__ROUTER_SEMANTIC))
         return send_error(c, 400, "invalid_value", r->has_skills ? "skills" : "router",
-                          "%s: the skill library serves model '%s', not '%s'", r->has_skills ? "skills" : "router",
-                          srv->skills_gen->id, m->id);
+                          "%s: the skill library serves model '%s', not '%s'",
+                          r->has_skills ? "skills" : "router", srv->skills_gen->id, m->id);
     const char *param = NULL;
     unsigned http = 500;
     aios__skills *k = m == srv->skills_gen ? srv->skills : NULL;
     aios_status s = aios__skills_plan_request(k, r, route_query(r, chat), plan, &param, &http);
     if (s != AIOS_OK)
-        return send_error(c, http, http == 404 ? "skill_not_found" : http == 400 ? "invalid_value" : "internal_error", param,
-                          "%s", aios_last_error());
+        return send_error(c, http,
+                          http == 404   ? "skill_not_found"
+                          : http == 400 ? "invalid_value"
+                                        : "internal_error",
+                          param, "%s", aios_last_error());
     if (!k && plan->router != AIOS__ROUTER_NONE) { /* arrow / compose over the loaded adapters */
         pthread_mutex_lock(&m->mu);
         int n = 0;
-        for (int i = 0; i < m->n_ad; i++) n += !m->ad[i].skill;
+        for (int i = 0; i < m->n_ad; i++)
+            n += !m->ad[i].skill;
         pthread_mutex_unlock(&m->mu);
         if (r->has_adapters ? !r->n_adapters : !n)
-            return send_error(c, 400, "invalid_value", "router", "router: \"%s\" mixes adapters: none in effect (load some, or "
-                              "start the server with --skills LIB)", AIOS__ROUTER_NAMES[plan->router]);
+            return send_error(c, 400, "invalid_value", "router",
+                              "router: \"%s\" mixes adapters: none in effect (load some, or "
+                              "start the server with --skills LIB)",
+                              AIOS__ROUTER_NAMES[plan->router]);
     }
     *ok = 1;
     return MHD_YES;
@@ -1344,8 +1436,8 @@ static enum MHD_Result plan_skills(aios_server *srv, struct MHD_Connection *c, g
 
 /* The response's "aios" field of a finished generation; under m->mu (the uncertainty is the
  * generator's last answer's). */
-static cJSON *skills_ext(aios_server *srv, gen_model *m, const aios__skill_plan *plan, const aios_gen_uncertainty *batched,
-                         double *score) {
+static cJSON *skills_ext(aios_server *srv, gen_model *m, const aios__skill_plan *plan,
+                         const aios_gen_uncertainty *batched, double *score) {
     /* a batched answer's own; else the generator's last aios_generate call's */
     const aios_gen_uncertainty *u = batched ? batched : aios_generator_uncertainty(m->g);
     *score = u && u->n ? u->score : -1;
@@ -1380,14 +1472,16 @@ static void sse_push(stream *st, cJSON *j) {
     cJSON_Delete(j);
     if (!s) return;
     pthread_mutex_lock(&st->mu);
-    if (append_str(&st->out, "data: ") == AIOS_OK && append_str(&st->out, s) == AIOS_OK) append_str(&st->out, "\n\n");
+    if (append_str(&st->out, "data: ") == AIOS_OK && append_str(&st->out, s) == AIOS_OK)
+        append_str(&st->out, "\n\n");
     pthread_cond_signal(&st->cv);
     pthread_mutex_unlock(&st->mu);
     free(s);
 }
 
 static cJSON *chunk(stream *st, const char *text, size_t len, const char *finish) {
-    cJSON *o = gen_envelope(st->id, st->chat ? "chat.completion.chunk" : "text_completion", st->created, st->m->id);
+    cJSON *o =
+        gen_envelope(st->id, st->chat ? "chat.completion.chunk" : "text_completion", st->created, st->m->id);
     cJSON *arr = cJSON_AddArrayToObject(o, "choices"), *ch = cJSON_CreateObject();
     cJSON_AddNumberToObject(ch, "index", 0);
     char *piece = NULL;
@@ -1406,12 +1500,16 @@ static cJSON *chunk(stream *st, const char *text, size_t len, const char *finish
         cJSON *delta = cJSON_AddObjectToObject(ch, "delta");
         if (!st->sent_role) cJSON_AddStringToObject(delta, "role", "assistant"), st->sent_role = 1;
         if (piece) cJSON_AddStringToObject(delta, "content", piece);
-    }
-    else cJSON_AddStringToObject(ch, "text", piece ? piece : "");
-    if (lp) cJSON_AddItemToObject(ch, "logprobs", lp);
-    else cJSON_AddNullToObject(ch, "logprobs");
-    if (finish) cJSON_AddStringToObject(ch, "finish_reason", finish);
-    else cJSON_AddNullToObject(ch, "finish_reason");
+    } else
+        cJSON_AddStringToObject(ch, "text", piece ? piece : "");
+    if (lp)
+        cJSON_AddItemToObject(ch, "logprobs", lp);
+    else
+        cJSON_AddNullToObject(ch, "logprobs");
+    if (finish)
+        cJSON_AddStringToObject(ch, "finish_reason", finish);
+    else
+        cJSON_AddNullToObject(ch, "finish_reason");
     cJSON_AddItemToArray(arr, ch);
     free(piece);
     return o;
@@ -1440,7 +1538,8 @@ static void *stream_main(void *arg) {
     gen_lock(st->m);
     const int batch = server_batchable(st->m);
     aios__gen_route route = {0, 0, 0};
-    aios_status s = select_adapters(st->srv, st->m, &st->req, &st->plan, &st->ads, batch ? scales : NULL, &route);
+    aios_status s =
+        select_adapters(st->srv, st->m, &st->req, &st->plan, &st->ads, batch ? scales : NULL, &route);
     if (s == AIOS_OK && st->chat && !st->mem_prompt) s = chat_text(st->m, &st->req, &prompt);
     if (s == AIOS_OK) {
         if (st->chat) sse_push(st, chunk(st, NULL, 0, NULL)); /* the role first, as OpenAI does */
@@ -1448,37 +1547,43 @@ static void *stream_main(void *arg) {
         st->res = &res;
         if (batch) { /* the batch's leader calls on_token (under the model's lock) */
             pthread_mutex_unlock(&st->m->mu);
-            s = generate_batched(st->m, text, st->mem_prompt ? NULL : st->req.prompt_ids, st->req.n_prompt_ids, &p,
-                                 scales, &route, &res, &unc);
+            s = generate_batched(st->m, text, st->mem_prompt ? NULL : st->req.prompt_ids,
+                                 st->req.n_prompt_ids, &p, scales, &route, &res, &unc);
             gen_lock(st->m);
         } else {
-            s = aios_generate(st->m->g, text, st->mem_prompt ? NULL : st->req.prompt_ids, st->req.n_prompt_ids, &p, &res);
+            s = aios_generate(st->m->g, text, st->mem_prompt ? NULL : st->req.prompt_ids,
+                              st->req.n_prompt_ids, &p, &res);
         }
     }
     char err[2048];
     snprintf(err, sizeof err, "generation: %s", *aios_last_error() ? aios_last_error() : aios_status_str(s));
-    cJSON *last = s == AIOS_OK || s == AIOS_ERR_CANCELLED ? chunk(st, NULL, 0, finish_reason(res.stop)) : NULL;
+    cJSON *last =
+        s == AIOS_OK || s == AIOS_ERR_CANCELLED ? chunk(st, NULL, 0, finish_reason(res.stop)) : NULL;
     double score = -1;
     cJSON *ext = last ? skills_ext(st->srv, st->m, &st->plan, batch ? &unc : NULL, &score) : NULL;
     st->res = NULL; /* the last chunk (built under the lock: token strings) took what was left */
     pthread_mutex_unlock(&st->m->mu);
-    if (ext) learn_queue(st->srv, st->m, &st->plan, route_query(&st->req, st->chat), res.text, s == AIOS_OK ? score : -1, ext);
+    if (ext)
+        learn_queue(st->srv, st->m, &st->plan, route_query(&st->req, st->chat), res.text,
+                    s == AIOS_OK ? score : -1, ext);
     if (last) {
         cJSON_AddItemToObject(last, "aios", ext);
-        if (!st->req.include_usage) cJSON_AddItemToObject(last, "usage", usage_json(res.n_prompt, res.n_ids - res.n_prompt));
+        if (!st->req.include_usage)
+            cJSON_AddItemToObject(last, "usage", usage_json(res.n_prompt, res.n_ids - res.n_prompt));
         if (st->mem) cJSON_AddItemToObject(last, "memory", st->mem), st->mem = NULL;
         if (st->ads) cJSON_AddItemToObject(last, "adapters", st->ads), st->ads = NULL;
         sse_push(st, last);
         if (st->req.include_usage) { /* OpenAI: a last chunk with empty choices and the usage */
-            cJSON *u = gen_envelope(st->id, st->chat ? "chat.completion.chunk" : "text_completion", st->created, st->m->id);
+            cJSON *u = gen_envelope(st->id, st->chat ? "chat.completion.chunk" : "text_completion",
+                                    st->created, st->m->id);
             cJSON_AddArrayToObject(u, "choices");
             cJSON_AddItemToObject(u, "usage", usage_json(res.n_prompt, res.n_ids - res.n_prompt));
             sse_push(st, u);
         }
     } else {
         int client = s == AIOS_ERR_RANGE || s == AIOS_ERR_INVALID_ARG || s == AIOS_ERR_ENCODING;
-        sse_push(st, error_json(client ? "invalid_request_error" : "server_error", client ? "invalid_value" : "internal_error",
-                                NULL, err));
+        sse_push(st, error_json(client ? "invalid_request_error" : "server_error",
+                                client ? "invalid_value" : "internal_error", NULL, err));
     }
     aios_generate_result_free(&res);
     free(prompt);
@@ -1493,7 +1598,8 @@ static void *stream_main(void *arg) {
 static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
     stream *st = cls;
     pthread_mutex_lock(&st->mu);
-    while (st->out_off == st->out.len && !st->done) pthread_cond_wait(&st->cv, &st->mu);
+    while (st->out_off == st->out.len && !st->done)
+        pthread_cond_wait(&st->cv, &st->mu);
     ssize_t n;
     if (st->out_off < st->out.len) {
         size_t k = st->out.len - st->out_off;
@@ -1530,7 +1636,9 @@ static void stream_free(void *cls) {
 static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, aios__req *r, int chat) {
     gen_model *m = find_gen(srv, r->model);
     if (!m) {
-        if (!srv->n_gens) return send_error(c, 404, "model_not_found", "model", "no generation model (start with --model DIR)");
+        if (!srv->n_gens)
+            return send_error(c, 404, "model_not_found", "model",
+                              "no generation model (start with --model DIR)");
         return send_error(c, 404, "model_not_found", "model", "model '%s' does not exist", r->model);
     }
     int ok;
@@ -1552,7 +1660,8 @@ static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, a
         if (missing) {
             free(plan);
             return send_error(c, 404, "adapter_not_found", "adapters",
-                              "adapters: '%.128s' is not loaded on model '%s' (GET /v1/adapters)", missing, m->id);
+                              "adapters: '%.128s' is not loaded on model '%s' (GET /v1/adapters)", missing,
+                              m->id);
         }
     }
     char id[64];
@@ -1565,7 +1674,8 @@ static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, a
         aios_status ms = memory_prompt(srv, m, r, chat, &mem_prompt, &mem, &http);
         if (ms != AIOS_OK) free(plan);
         if (ms != AIOS_OK)
-            return send_error(c, http, http == 400 ? "invalid_value" : "internal_error", "memory", "%s", aios_last_error());
+            return send_error(c, http, http == 400 ? "invalid_value" : "internal_error", "memory", "%s",
+                              aios_last_error());
     }
     if (r->stream) {
         stream *st = calloc(1, sizeof *st);
@@ -1582,7 +1692,8 @@ static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, a
         snprintf(st->id, sizeof st->id, "%s", id);
         pthread_mutex_init(&st->mu, NULL);
         pthread_cond_init(&st->cv, NULL);
-        struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, st, stream_free);
+        struct MHD_Response *resp =
+            MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, st, stream_free);
         if (!resp) {
             stream_free(st);
             return MHD_NO;
@@ -1617,7 +1728,8 @@ static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, a
     const char *text = mem_prompt ? mem_prompt : chat ? prompt : r->prompt;
     if (s == AIOS_OK && batch) {
         pthread_mutex_unlock(&m->mu);
-        s = generate_batched(m, text, mem_prompt ? NULL : r->prompt_ids, r->n_prompt_ids, &p, scales, &route, &res, &unc);
+        s = generate_batched(m, text, mem_prompt ? NULL : r->prompt_ids, r->n_prompt_ids, &p, scales, &route,
+                             &res, &unc);
         gen_lock(m);
     } else if (s == AIOS_OK) {
         s = aios_generate(m->g, text, mem_prompt ? NULL : r->prompt_ids, r->n_prompt_ids, &p, &res);
@@ -1634,7 +1746,8 @@ static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, a
         free(plan);
         return ret;
     }
-    cJSON *lp = r->logprobs && res.logprobs ? logprobs_json(m, &res, 0, res.n_ids - res.n_prompt, chat) : NULL;
+    cJSON *lp =
+        r->logprobs && res.logprobs ? logprobs_json(m, &res, 0, res.n_ids - res.n_prompt, chat) : NULL;
     double score;
     cJSON *ext = skills_ext(srv, m, plan, batch ? &unc : NULL, &score);
     pthread_mutex_unlock(&m->mu);
@@ -1650,8 +1763,10 @@ static enum MHD_Result do_generate(aios_server *srv, struct MHD_Connection *c, a
     } else {
         cJSON_AddStringToObject(ch, "text", res.text ? res.text : "");
     }
-    if (lp) cJSON_AddItemToObject(ch, "logprobs", lp);
-    else cJSON_AddNullToObject(ch, "logprobs");
+    if (lp)
+        cJSON_AddItemToObject(ch, "logprobs", lp);
+    else
+        cJSON_AddNullToObject(ch, "logprobs");
     cJSON_AddStringToObject(ch, "finish_reason", finish_reason(res.stop));
     cJSON_AddItemToArray(arr, ch);
     cJSON_AddItemToObject(o, "usage", usage_json(res.n_prompt, res.n_ids - res.n_prompt));
@@ -1672,22 +1787,31 @@ static cJSON *memory_json(const aios_memory *m, int with_embedding) {
     char ts[32]; /* an integer always: a double prints 1.79619313414325e+15 */
     snprintf(ts, sizeof ts, "%lld", (long long)m->timestamp_us);
     cJSON_AddRawToObject(o, "timestamp", ts);
-    if (m->content) cJSON_AddStringToObject(o, "content", m->content);
-    else cJSON_AddNullToObject(o, "content");
+    if (m->content)
+        cJSON_AddStringToObject(o, "content", m->content);
+    else
+        cJSON_AddNullToObject(o, "content");
     if (m->has_metadata) {
         cJSON *md = cJSON_AddObjectToObject(o, "metadata");
-        if (m->category) cJSON_AddStringToObject(md, "category", m->category);
-        else cJSON_AddNullToObject(md, "category");
-        if (m->source) cJSON_AddStringToObject(md, "source", m->source);
-        else cJSON_AddNullToObject(md, "source");
-        if (m->has_quality && isfinite(m->quality_score)) cJSON_AddNumberToObject(md, "quality_score", m->quality_score);
-        else cJSON_AddNullToObject(md, "quality_score");
+        if (m->category)
+            cJSON_AddStringToObject(md, "category", m->category);
+        else
+            cJSON_AddNullToObject(md, "category");
+        if (m->source)
+            cJSON_AddStringToObject(md, "source", m->source);
+        else
+            cJSON_AddNullToObject(md, "source");
+        if (m->has_quality && isfinite(m->quality_score))
+            cJSON_AddNumberToObject(md, "quality_score", m->quality_score);
+        else
+            cJSON_AddNullToObject(md, "quality_score");
     } else {
         cJSON_AddNullToObject(o, "metadata");
     }
     if (with_embedding && m->embedding && m->dim > 0) {
         cJSON *e = cJSON_AddArrayToObject(o, "embedding");
-        for (int32_t k = 0; k < m->dim; k++) cJSON_AddItemToArray(e, cJSON_CreateNumber(isfinite(m->embedding[k]) ? m->embedding[k] : 0));
+        for (int32_t k = 0; k < m->dim; k++)
+            cJSON_AddItemToArray(e, cJSON_CreateNumber(isfinite(m->embedding[k]) ? m->embedding[k] : 0));
     }
     return o;
 }
@@ -1717,7 +1841,8 @@ static enum MHD_Result do_memory_add(aios_server *srv, struct MHD_Connection *c,
     if (!srv->store) return no_store(c);
     if (!r->embedding) {
         if (!srv->enc)
-            return send_error(c, 400, "invalid_value", "embedding", "embedding: required (the server has no embedding model)");
+            return send_error(c, 400, "invalid_value", "embedding",
+                              "embedding: required (the server has no embedding model)");
         aios_status s = embed_text(srv, r->content, &r->embedding, &r->dim);
         if (s != AIOS_OK) return send_status(c, s, "embedding");
     }
@@ -1742,7 +1867,8 @@ static enum MHD_Result do_memory_add(aios_server *srv, struct MHD_Connection *c,
     } else {
         aios_memory got;
         s = aios_store_get(srv->store, id, &got);
-        ret = s == AIOS_OK ? send_json(c, MHD_HTTP_OK, memory_json(&got, 0)) : send_status(c, s, "memory add");
+        ret =
+            s == AIOS_OK ? send_json(c, MHD_HTTP_OK, memory_json(&got, 0)) : send_status(c, s, "memory add");
     }
     pthread_mutex_unlock(&srv->store_mu);
     return ret;
@@ -1750,7 +1876,8 @@ static enum MHD_Result do_memory_add(aios_server *srv, struct MHD_Connection *c,
 
 static enum MHD_Result do_memory_get(aios_server *srv, struct MHD_Connection *c, const char *id, int del) {
     if (!srv->store) return no_store(c);
-    if (!*id || strlen(id) >= AIOS_MEMORY_ID_MAX) return send_error(c, 404, "not_found", "id", "memory '%.300s' not found", id);
+    if (!*id || strlen(id) >= AIOS_MEMORY_ID_MAX)
+        return send_error(c, 404, "not_found", "id", "memory '%.300s' not found", id);
     pthread_mutex_lock(&srv->store_mu);
     enum MHD_Result ret;
     aios_memory m;
@@ -1783,7 +1910,8 @@ static enum MHD_Result do_memory_list(aios_server *srv, struct MHD_Connection *c
     if (lim && (limit = strtoll(lim, &end, 10), !*lim || *end || limit < 1 || limit > 1000))
         return send_error(c, 400, "invalid_value", "limit", "limit: expected an integer in [1, 1000]");
     if (aft && (cursor = strtoll(aft, &end, 10), !*aft || *end || cursor < 0))
-        return send_error(c, 400, "invalid_value", "after", "after: expected the \"next\" cursor of the previous page");
+        return send_error(c, 400, "invalid_value", "after",
+                          "after: expected the \"next\" cursor of the previous page");
     int with_emb = 0;
     const char *ie = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "include_embedding");
     if (ie) with_emb = !strcmp(ie, "true") || !strcmp(ie, "1");
@@ -1822,9 +1950,11 @@ static enum MHD_Result do_memory_list(aios_server *srv, struct MHD_Connection *c
  * keeps the others; new content without an embedding is embedded again. */
 static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
 
-static enum MHD_Result do_memory_update(aios_server *srv, struct MHD_Connection *c, const char *id, aios__req *r) {
+static enum MHD_Result do_memory_update(aios_server *srv, struct MHD_Connection *c, const char *id,
+                                        aios__req *r) {
     if (!srv->store) return no_store(c);
-    if (!*id || strlen(id) >= AIOS_MEMORY_ID_MAX) return send_error(c, 404, "not_found", "id", "memory '%.300s' not found", id);
+    if (!*id || strlen(id) >= AIOS_MEMORY_ID_MAX)
+        return send_error(c, 404, "not_found", "id", "memory '%.300s' not found", id);
     if (r->content && !r->embedding && srv->enc) {
         aios_status s = embed_text(srv, r->content, &r->embedding, &r->dim);
         if (s != AIOS_OK) return send_status(c, s, "embedding");
@@ -1844,16 +1974,21 @@ static enum MHD_Result do_memory_update(aios_server *srv, struct MHD_Connection 
     }
     /* the old values live in the store until its next write: copy what is kept */
     char *content = r->content ? NULL : dup_or_null(old.content);
-    char *cat = r->has_metadata ? NULL : dup_or_null(old.category), *src = r->has_metadata ? NULL : dup_or_null(old.source);
+    char *cat = r->has_metadata ? NULL : dup_or_null(old.category),
+         *src = r->has_metadata ? NULL : dup_or_null(old.source);
     float *emb = NULL;
     if (!r->embedding && old.embedding && old.dim > 0 && (emb = malloc((size_t)old.dim * sizeof *emb)))
         memcpy(emb, old.embedding, (size_t)old.dim * sizeof *emb);
     aios_memory m = old;
     m.memory_id = id;
-    if (r->content) m.content = r->content;
-    else m.content = content;
-    if (r->embedding) m.embedding = r->embedding, m.dim = r->dim;
-    else m.embedding = emb;
+    if (r->content)
+        m.content = r->content;
+    else
+        m.content = content;
+    if (r->embedding)
+        m.embedding = r->embedding, m.dim = r->dim;
+    else
+        m.embedding = emb;
     if (r->timestamp_us != AIOS_TIMESTAMP_NOW) m.timestamp_us = r->timestamp_us;
     if (r->has_metadata) {
         m.has_metadata = 1, m.category = r->category, m.source = r->source;
@@ -1872,7 +2007,9 @@ static enum MHD_Result do_memory_update(aios_server *srv, struct MHD_Connection 
 static enum MHD_Result do_memory_search(aios_server *srv, struct MHD_Connection *c, aios__req *r) {
     if (!srv->store) return no_store(c);
     if (!r->embedding) {
-        if (!srv->enc) return send_error(c, 400, "invalid_value", "query", "query: text search needs an embedding model; send \"embedding\"");
+        if (!srv->enc)
+            return send_error(c, 400, "invalid_value", "query",
+                              "query: text search needs an embedding model; send \"embedding\"");
         aios_status s = embed_text(srv, r->content, &r->embedding, &r->dim);
         if (s != AIOS_OK) return send_status(c, s, "embedding");
     }
@@ -1911,7 +2048,8 @@ static enum MHD_Result do_memory_search(aios_server *srv, struct MHD_Connection 
 
 /* ---- POST /v1/diffuse ------------------------------------------------------------------ */
 
-static aios_status tokenize(const aios_tokenizer *tok, const char *text, int specials, int32_t **ids, size_t *n) {
+static aios_status tokenize(const aios_tokenizer *tok, const char *text, int specials, int32_t **ids,
+                            size_t *n) {
     aios_tok_params tp = aios_tokenizer_default_params(tok);
     tp.add_special_tokens = specials;
     aios_encoding *e = NULL;
@@ -1930,16 +2068,21 @@ static aios_status tokenize(const aios_tokenizer *tok, const char *text, int spe
 
 static cJSON *ids_json(const int32_t *ids, int64_t n) {
     cJSON *a = cJSON_CreateArray();
-    for (int64_t i = 0; i < n; i++) cJSON_AddItemToArray(a, cJSON_CreateNumber(ids[i]));
+    for (int64_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateNumber(ids[i]));
     return a;
 }
 
 static enum MHD_Result do_diffuse(aios_server *srv, struct MHD_Connection *c, aios__req *r) {
-    if (!srv->dm) return send_error(c, 404, "model_not_found", "model", "no diffusion model (start with --diffusion-model DIR)");
+    if (!srv->dm)
+        return send_error(c, 404, "model_not_found", "model",
+                          "no diffusion model (start with --diffusion-model DIR)");
     if (r->model && strcmp(r->model, srv->dm_id) && strcmp(r->model, srv->dm_dir_id))
-        return send_error(c, 404, "model_not_found", "model", "model '%s' is not the diffusion model '%s'", r->model, srv->dm_id);
+        return send_error(c, 404, "model_not_found", "model", "model '%s' is not the diffusion model '%s'",
+                          r->model, srv->dm_id);
     if ((r->prompt || r->suffix) && !srv->dm_tok)
-        return send_error(c, 400, "invalid_value", "prompt", "the diffusion model has no tokenizer.json: send prompt_ids / suffix_ids");
+        return send_error(c, 400, "invalid_value", "prompt",
+                          "the diffusion model has no tokenizer.json: send prompt_ids / suffix_ids");
     aios_status s;
     if (r->prompt && (s = tokenize(srv->dm_tok, r->prompt, 1, &r->prompt_ids, &r->n_prompt_ids)) != AIOS_OK)
         return send_status(c, s, "prompt");
@@ -1949,9 +2092,11 @@ static enum MHD_Result do_diffuse(aios_server *srv, struct MHD_Connection *c, ai
     {
         int64_t steps = r->steps ? r->steps : r->gen_length, work = r->gen_length * steps;
         if (work > srv->max_diffusion_work)
-            return send_error(c, 400, "request_too_large", "steps",
-                              "steps: gen_length x steps = %lld exceeds the server's max_diffusion_work cap of %lld "
-                              "(--max-diffusion-work)", (long long)work, (long long)srv->max_diffusion_work);
+            return send_error(
+                c, 400, "request_too_large", "steps",
+                "steps: gen_length x steps = %lld exceeds the server's max_diffusion_work cap of %lld "
+                "(--max-diffusion-work)",
+                (long long)work, (long long)srv->max_diffusion_work);
     }
     aios_diffuse_params p = aios_diffuse_default_params();
     p.gen_length = r->gen_length;
@@ -1973,10 +2118,14 @@ static enum MHD_Result do_diffuse(aios_server *srv, struct MHD_Connection *c, ai
     int64_t B = p.block_length ? p.block_length : (dn->block_size > 0 ? dn->block_size : p.gen_length);
     int64_t need = (int64_t)r->n_prompt_ids + B + p.gen_length + (int64_t)r->n_suffix_ids;
     s = AIOS_OK;
-    if (need > 65536) s = aios__err(AIOS_ERR_RANGE, "diffuse: canvas of %lld tokens is too long (65536 at most)", (long long)need);
-    else if (dn->attn == AIOS_DENOISE_BLOCK_CAUSAL && dn->max_ctx < need) s = aios_diffusion_model_set_cache(srv->dm, need);
+    if (need > 65536)
+        s = aios__err(AIOS_ERR_RANGE, "diffuse: canvas of %lld tokens is too long (65536 at most)",
+                      (long long)need);
+    else if (dn->attn == AIOS_DENOISE_BLOCK_CAUSAL && dn->max_ctx < need)
+        s = aios_diffusion_model_set_cache(srv->dm, need);
     if (s == AIOS_OK)
-        s = aios_diffuse_sample(dn, &p, r->prompt_ids, (int64_t)r->n_prompt_ids, r->suffix_ids, (int64_t)r->n_suffix_ids, &res);
+        s = aios_diffuse_sample(dn, &p, r->prompt_ids, (int64_t)r->n_prompt_ids, r->suffix_ids,
+                                (int64_t)r->n_suffix_ids, &res);
     enum MHD_Result ret;
     if (s != AIOS_OK) {
         ret = send_status(c, s, "diffuse");
@@ -1992,7 +2141,9 @@ static enum MHD_Result do_diffuse(aios_server *srv, struct MHD_Connection *c, ai
     cJSON_AddItemToObject(o, "ids", ids_json(gen, res.gen_len));
     cJSON_AddItemToObject(o, "canvas", ids_json(res.ids, res.n_ids));
     char *text = NULL;
-    if (srv->dm_tok && aios_tokenizer_decode(srv->dm_tok, gen, (size_t)res.gen_len, 1, &text, &(size_t){0}) == AIOS_OK && text)
+    if (srv->dm_tok &&
+        aios_tokenizer_decode(srv->dm_tok, gen, (size_t)res.gen_len, 1, &text, &(size_t){0}) == AIOS_OK &&
+        text)
         cJSON_AddStringToObject(o, "text", text);
     else
         cJSON_AddNullToObject(o, "text");
@@ -2010,7 +2161,7 @@ static enum MHD_Result do_diffuse(aios_server *srv, struct MHD_Connection *c, ai
 typedef struct {
     aios_buf body;
     int too_big;
-    int counted;             /* holds a request slot (srv->n_active, its client's count) */
+    int counted; /* holds a request slot (srv->n_active, its client's count) */
     int slot;
 } conn_ctx;
 
@@ -2022,7 +2173,8 @@ static int key_ok(const aios_server *srv, struct MHD_Connection *c) {
     h += 7;
     size_t n = strlen(h);
     unsigned char diff = (unsigned char)(n != srv->api_key_len);
-    for (size_t i = 0; i < srv->api_key_len; i++) diff |= (unsigned char)(srv->api_key[i] ^ (i < n ? h[i] : 0));
+    for (size_t i = 0; i < srv->api_key_len; i++)
+        diff |= (unsigned char)(srv->api_key[i] ^ (i < n ? h[i] : 0));
     return diff == 0;
 }
 
@@ -2073,16 +2225,19 @@ static int host_ok(struct MHD_Connection *c) {
 static int is_json(struct MHD_Connection *c) {
     const char *t = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
     if (!t) return 0;
-    while (*t == ' ') t++;
+    while (*t == ' ')
+        t++;
     return !strncasecmp(t, "application/json", 16) && (!t[16] || t[16] == ';' || t[16] == ' ');
 }
 
 static int same_addr(const struct sockaddr_storage *a, const struct sockaddr *b) {
     if (a->ss_family != b->sa_family) return 0;
     if (b->sa_family == AF_INET)
-        return ((const struct sockaddr_in *)a)->sin_addr.s_addr == ((const struct sockaddr_in *)b)->sin_addr.s_addr;
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr ==
+               ((const struct sockaddr_in *)b)->sin_addr.s_addr;
     if (b->sa_family == AF_INET6)
-        return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr, &((const struct sockaddr_in6 *)b)->sin6_addr, 16);
+        return !memcmp(&((const struct sockaddr_in6 *)a)->sin6_addr,
+                       &((const struct sockaddr_in6 *)b)->sin6_addr, 16);
     return 0;
 }
 
@@ -2096,18 +2251,25 @@ static int take_slot(aios_server *srv, struct MHD_Connection *c, conn_ctx *cx, i
     pthread_mutex_lock(&srv->conn_mu);
     int slot = -1, free_slot = -1;
     for (int i = 0; sa && i < (int)AIOS_ARRAY_LEN(srv->clients); i++) {
-        if (srv->clients[i].n && same_addr(&srv->clients[i].addr, sa)) slot = i;
-        else if (!srv->clients[i].n && free_slot < 0) free_slot = i;
+        if (srv->clients[i].n && same_addr(&srv->clients[i].addr, sa))
+            slot = i;
+        else if (!srv->clients[i].n && free_slot < 0)
+            free_slot = i;
     }
-    if (health) ok = 1;
-    else if (srv->n_active >= srv->max_requests) ok = 0;
-    else if (slot >= 0) ok = srv->clients[slot].n < srv->max_per_client;
-    else ok = 1;
+    if (health)
+        ok = 1;
+    else if (srv->n_active >= srv->max_requests)
+        ok = 0;
+    else if (slot >= 0)
+        ok = srv->clients[slot].n < srv->max_per_client;
+    else
+        ok = 1;
     if (ok && !health) {
         if (slot < 0 && free_slot >= 0 && sa) {
             slot = free_slot;
             memset(&srv->clients[slot].addr, 0, sizeof srv->clients[slot].addr);
-            memcpy(&srv->clients[slot].addr, sa, sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+            memcpy(&srv->clients[slot].addr, sa,
+                   sa->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
         }
         if (slot >= 0) srv->clients[slot].n++;
         srv->n_active++;
@@ -2127,7 +2289,8 @@ static void give_slot(aios_server *srv, conn_ctx *cx) {
     cx->counted = 0;
 }
 
-static enum MHD_Result with_body(aios_server *srv, struct MHD_Connection *c, conn_ctx *cx, aios__req_kind kind, const char *id) {
+static enum MHD_Result with_body(aios_server *srv, struct MHD_Connection *c, conn_ctx *cx,
+                                 aios__req_kind kind, const char *id) {
     aios__req r;
     const char *param = "";
     aios_status s = aios__req_parse(kind, (const char *)cx->body.data, cx->body.len, &r, &param);
@@ -2135,21 +2298,38 @@ static enum MHD_Result with_body(aios_server *srv, struct MHD_Connection *c, con
     if (s != AIOS_OK) return send_error(c, 400, "invalid_request", param, "%s", aios_last_error());
     enum MHD_Result ret;
     switch (kind) {
-    case AIOS__REQ_EMBEDDINGS: ret = do_embeddings(srv, c, &r); break;
-    case AIOS__REQ_COMPLETION: ret = do_generate(srv, c, &r, 0); break;
-    case AIOS__REQ_CHAT: ret = do_generate(srv, c, &r, 1); break;
-    case AIOS__REQ_MEMORY_ADD: ret = do_memory_add(srv, c, &r); break;
-    case AIOS__REQ_MEMORY_UPDATE: ret = do_memory_update(srv, c, id, &r); break;
-    case AIOS__REQ_MEMORY_SEARCH: ret = do_memory_search(srv, c, &r); break;
-    case AIOS__REQ_ADAPTER: ret = do_adapter_post(srv, c, &r); break;
-    default: ret = do_diffuse(srv, c, &r); break;
+    case AIOS__REQ_EMBEDDINGS:
+        ret = do_embeddings(srv, c, &r);
+        break;
+    case AIOS__REQ_COMPLETION:
+        ret = do_generate(srv, c, &r, 0);
+        break;
+    case AIOS__REQ_CHAT:
+        ret = do_generate(srv, c, &r, 1);
+        break;
+    case AIOS__REQ_MEMORY_ADD:
+        ret = do_memory_add(srv, c, &r);
+        break;
+    case AIOS__REQ_MEMORY_UPDATE:
+        ret = do_memory_update(srv, c, id, &r);
+        break;
+    case AIOS__REQ_MEMORY_SEARCH:
+        ret = do_memory_search(srv, c, &r);
+        break;
+    case AIOS__REQ_ADAPTER:
+        ret = do_adapter_post(srv, c, &r);
+        break;
+    default:
+        ret = do_diffuse(srv, c, &r);
+        break;
     }
     aios__req_free(&r);
     return ret;
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
-                              const char *version, const char *upload_data, size_t *upload_size, void **con_cls) {
+                              const char *version, const char *upload_data, size_t *upload_size,
+                              void **con_cls) {
     aios_server *srv = cls;
     conn_ctx *cx = *con_cls;
     int get = !strcmp(method, "GET"), post = !strcmp(method, "POST"), del = !strcmp(method, "DELETE");
@@ -2159,10 +2339,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         cx->slot = -1;
         *con_cls = cx;
         if (header_bytes(c) > HEADER_CAP)
-            return send_error(c, 431, "request_header_fields_too_large", NULL, "request headers larger than %u bytes", HEADER_CAP);
+            return send_error(c, 431, "request_header_fields_too_large", NULL,
+                              "request headers larger than %u bytes", HEADER_CAP);
         if (srv->loopback && !host_ok(c))
-            return send_error(c, 403, "forbidden_host", NULL,
-                              "Host header names no loopback address: refused on a loopback bind (DNS rebinding)");
+            return send_error(
+                c, 403, "forbidden_host", NULL,
+                "Host header names no loopback address: refused on a loopback bind (DNS rebinding)");
         if (!strcmp(method, "OPTIONS") && srv->cors_origin) { /* CORS preflight */
             struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
             if (!r) return MHD_NO;
@@ -2194,14 +2376,17 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
             return ret;
         }
         if (post && !is_json(c))
-            return send_error(c, 415, "unsupported_media_type", NULL, "POST %.256s: Content-Type must be application/json", url);
+            return send_error(c, 415, "unsupported_media_type", NULL,
+                              "POST %.256s: Content-Type must be application/json", url);
         if (!take_slot(srv, c, cx, health))
-            return send_error(c, 503, "server_busy", NULL, "server busy: too many requests in flight; retry later");
+            return send_error(c, 503, "server_busy", NULL,
+                              "server busy: too many requests in flight; retry later");
         return MHD_YES;
     }
     if (*upload_size) {
         if (!cx->too_big) {
-            if (cx->body.len + *upload_size > srv->max_body || aios_buf_append(&cx->body, upload_data, *upload_size) != AIOS_OK) {
+            if (cx->body.len + *upload_size > srv->max_body ||
+                aios_buf_append(&cx->body, upload_data, *upload_size) != AIOS_OK) {
                 cx->too_big = 1;
                 aios_buf_free(&cx->body);
             }
@@ -2210,23 +2395,38 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return MHD_YES;
     }
     if (cx->too_big)
-        return send_error(c, 413, "request_too_large", NULL, "request body larger than %zu bytes", srv->max_body);
-    struct { const char *path; int method_ok; int kind; } routes[] = {
-        {"/health", get, -1}, {"/v1/models", get, -2}, {"/v1/memories", get || post, -3},
-        {"/v1/embeddings", post, AIOS__REQ_EMBEDDINGS}, {"/v1/completions", post, AIOS__REQ_COMPLETION},
+        return send_error(c, 413, "request_too_large", NULL, "request body larger than %zu bytes",
+                          srv->max_body);
+    struct {
+        const char *path;
+        int method_ok;
+        int kind;
+    } routes[] = {
+        {"/health", get, -1},
+        {"/v1/models", get, -2},
+        {"/v1/memories", get || post, -3},
+        {"/v1/embeddings", post, AIOS__REQ_EMBEDDINGS},
+        {"/v1/completions", post, AIOS__REQ_COMPLETION},
         {"/v1/chat/completions", post, AIOS__REQ_CHAT},
-        {"/v1/memories/search", post, AIOS__REQ_MEMORY_SEARCH}, {"/v1/diffuse", post, AIOS__REQ_DIFFUSE},
-        {"/v1/adapters", get || post, -4}, {"/v1/skills", get, -5},
+        {"/v1/memories/search", post, AIOS__REQ_MEMORY_SEARCH},
+        {"/v1/diffuse", post, AIOS__REQ_DIFFUSE},
+        {"/v1/adapters", get || post, -4},
+        {"/v1/skills", get, -5},
     };
     for (size_t i = 0; i < AIOS_ARRAY_LEN(routes); i++) {
         if (strcmp(url, routes[i].path)) continue;
-        if (!routes[i].method_ok) return send_error(c, 405, "method_not_allowed", NULL, "%s %s: method not allowed", method, url);
+        if (!routes[i].method_ok)
+            return send_error(c, 405, "method_not_allowed", NULL, "%s %s: method not allowed", method, url);
         if (routes[i].kind == -1) return do_health(srv, c);
         if (routes[i].kind == -2) return do_models(srv, c);
-        if (routes[i].kind == -3) return get ? do_memory_list(srv, c) : with_body(srv, c, cx, AIOS__REQ_MEMORY_ADD, NULL);
-        if (routes[i].kind == -4) return get ? do_adapter_list(srv, c) : with_body(srv, c, cx, AIOS__REQ_ADAPTER, NULL);
+        if (routes[i].kind == -3)
+            return get ? do_memory_list(srv, c) : with_body(srv, c, cx, AIOS__REQ_MEMORY_ADD, NULL);
+        if (routes[i].kind == -4)
+            return get ? do_adapter_list(srv, c) : with_body(srv, c, cx, AIOS__REQ_ADAPTER, NULL);
         if (routes[i].kind == -5) {
-            if (!srv->skills) return send_error(c, 404, "not_found", NULL, "no skill library (start the server with --skills LIB)");
+            if (!srv->skills)
+                return send_error(c, 404, "not_found", NULL,
+                                  "no skill library (start the server with --skills LIB)");
             cJSON *o = aios__skills_list_json(srv->skills);
             cJSON_AddStringToObject(o, "model", srv->skills_gen->id);
             return send_json(c, MHD_HTTP_OK, o);
@@ -2235,19 +2435,23 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     }
     static const char adp[] = "/v1/adapters/";
     if (!strncmp(url, adp, sizeof adp - 1) && url[sizeof adp - 1]) {
-        if (!del) return send_error(c, 405, "method_not_allowed", NULL, "%s %.256s: method not allowed", method, url);
+        if (!del)
+            return send_error(c, 405, "method_not_allowed", NULL, "%s %.256s: method not allowed", method,
+                              url);
         return do_adapter_delete(srv, c, url + sizeof adp - 1);
     }
     static const char mem[] = "/v1/memories/";
     if (!strncmp(url, mem, sizeof mem - 1) && url[sizeof mem - 1]) {
         if (post) return with_body(srv, c, cx, AIOS__REQ_MEMORY_UPDATE, url + sizeof mem - 1);
-        if (!get && !del) return send_error(c, 405, "method_not_allowed", NULL, "%s %s: method not allowed", method, url);
+        if (!get && !del)
+            return send_error(c, 405, "method_not_allowed", NULL, "%s %s: method not allowed", method, url);
         return do_memory_get(srv, c, url + sizeof mem - 1, del);
     }
     return send_error(c, 404, "not_found", NULL, "%s %.512s: no such route", method, url);
 }
 
-static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
+static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                      enum MHD_RequestTerminationCode toe) {
     conn_ctx *cx = *con_cls;
     if (!cx) return;
     give_slot(cls, cx);
@@ -2256,7 +2460,8 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls, enum 
     *con_cls = NULL;
 }
 
-static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context, enum MHD_ConnectionNotificationCode code) {
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
     aios_server *srv = cls;
     if (code == MHD_CONNECTION_NOTIFY_STARTED) {
         sock_ctx *sc = calloc(1, sizeof *sc);
@@ -2281,7 +2486,8 @@ static void gate_handoff(void *user, int fd, const struct sockaddr *addr, sockle
 
 static aios_status embed_cb(void *user, const char *text, float *out, int32_t dim) {
     aios_server *srv = user;
-    if (!srv->enc || aios_encoder_dim(srv->enc) != dim) return aios__err(AIOS_ERR_SHAPE, "server: embedding dimension mismatch");
+    if (!srv->enc || aios_encoder_dim(srv->enc) != dim)
+        return aios__err(AIOS_ERR_SHAPE, "server: embedding dimension mismatch");
     pthread_mutex_lock(&srv->enc_mu);
     aios_status s = aios_encode(srv->enc, text, strlen(text), out);
     pthread_mutex_unlock(&srv->enc_mu);
@@ -2293,7 +2499,8 @@ aios_status aios_server_start(const aios_server_params *params, aios_server **ou
     *out = NULL;
     aios_server_params p = params ? *params : aios_server_default_params();
     if (!p.host || !*p.host) p.host = "127.0.0.1";
-    if (p.port < 0 || p.port > 65535) return aios__err(AIOS_ERR_INVALID_ARG, "server: port %d outside [0, 65535]", p.port);
+    if (p.port < 0 || p.port > 65535)
+        return aios__err(AIOS_ERR_INVALID_ARG, "server: port %d outside [0, 65535]", p.port);
     if (!p.max_body) p.max_body = 16u << 20;
     if (p.max_connections <= 0) p.max_connections = 64;
     if (p.timeout_s <= 0) p.timeout_s = 30;
@@ -2317,7 +2524,8 @@ aios_status aios_server_start(const aios_server_params *params, aios_server **ou
         a6.sin6_port = htons((uint16_t)p.port);
         v6 = 1;
     } else {
-        return aios__err(AIOS_ERR_INVALID_ARG, "server: --host '%s' is not a numeric IPv4/IPv6 address", p.host);
+        return aios__err(AIOS_ERR_INVALID_ARG, "server: --host '%s' is not a numeric IPv4/IPv6 address",
+                         p.host);
     }
 
     aios_server *srv = calloc(1, sizeof *srv);
@@ -2342,14 +2550,17 @@ aios_status aios_server_start(const aios_server_params *params, aios_server **ou
     if (p.cors_origin && *p.cors_origin) srv->cors_origin = strdup(p.cors_origin);
     srv->created = time(NULL);
     aios_status s = AIOS_OK;
-    if (p.n_models && !(srv->gens = calloc(p.n_models, sizeof *srv->gens))) s = aios__err(AIOS_ERR_NOMEM, "server: out of memory");
+    if (p.n_models && !(srv->gens = calloc(p.n_models, sizeof *srv->gens)))
+        s = aios__err(AIOS_ERR_NOMEM, "server: out of memory");
     aios_generator_params gp = aios_generator_default_params();
     gp.n_threads = p.n_threads;
     for (size_t i = 0; s == AIOS_OK && i < p.n_models; i++) {
         gen_model *m = &srv->gens[i];
-        config_id(p.models[i], p.aliases ? p.aliases[i] : NULL, m->id, sizeof m->id, m->dir_id, sizeof m->dir_id);
+        config_id(p.models[i], p.aliases ? p.aliases[i] : NULL, m->id, sizeof m->id, m->dir_id,
+                  sizeof m->dir_id);
         for (size_t j = 0; j < i; j++)
-            if (!strcmp(srv->gens[j].id, m->id)) snprintf(m->id, sizeof m->id, "%.200s-%zu", srv->gens[j].id, i);
+            if (!strcmp(srv->gens[j].id, m->id))
+                snprintf(m->id, sizeof m->id, "%.200s-%zu", srv->gens[j].id, i);
         s = aios_generator_open(p.models[i], &gp, &m->g);
         if (s != AIOS_OK) break; /* the message names the path */
         pthread_mutex_init(&m->mu, NULL);
@@ -2360,7 +2571,8 @@ aios_status aios_server_start(const aios_server_params *params, aios_server **ou
     for (size_t i = 0; s == AIOS_OK && i < p.n_adapters; i++) {
         int mi = p.adapter_models ? p.adapter_models[i] : 0;
         if (mi < 0 || (size_t)mi >= srv->n_gens) {
-            s = aios__err(AIOS_ERR_INVALID_ARG, "adapter %s: no generation model to attach it to (--model first)",
+            s = aios__err(AIOS_ERR_INVALID_ARG,
+                          "adapter %s: no generation model to attach it to (--model first)",
                           p.adapter_paths[i]);
             break;
         }
@@ -2369,32 +2581,41 @@ aios_status aios_server_start(const aios_server_params *params, aios_server **ou
         for (size_t j = 0; j < srv->n_gens; j++) /* unique across the server: "name-2" ... */
             for (int k = 0; k < srv->gens[j].n_ad; k++)
                 if (!strcmp(srv->gens[j].ad[k].name, name)) snprintf(name + strnlen(name, 120), 9, "-%zu", i);
-        s = attach_adapter(&srv->gens[mi], p.adapter_paths[i], name, p.adapter_scales ? p.adapter_scales[i] : 1.0f);
+        s = attach_adapter(&srv->gens[mi], p.adapter_paths[i], name,
+                           p.adapter_scales ? p.adapter_scales[i] : 1.0f);
         if (s != AIOS_OK) s = aios__err_prefix(s, "adapter");
     }
-    srv->arrow_top_k = p.arrow_top_k > 0 ? (p.arrow_top_k > AIOS__REQ_MAX_ADAPTERS ? AIOS__REQ_MAX_ADAPTERS : p.arrow_top_k) : 2;
-    srv->arrow_temperature = p.arrow_temperature > 0 && isfinite(p.arrow_temperature) ? p.arrow_temperature : 1.0f;
+    srv->arrow_top_k = p.arrow_top_k > 0
+                           ? (p.arrow_top_k > AIOS__REQ_MAX_ADAPTERS ? AIOS__REQ_MAX_ADAPTERS : p.arrow_top_k)
+                           : 2;
+    srv->arrow_temperature =
+        p.arrow_temperature > 0 && isfinite(p.arrow_temperature) ? p.arrow_temperature : 1.0f;
     if (s == AIOS_OK && p.skills_dir) {
         if (p.skills_model < 0 || (size_t)p.skills_model >= srv->n_gens)
-            s = aios__err(AIOS_ERR_INVALID_ARG, "skills %s: no generation model for its adapters (--model first)", p.skills_dir);
+            s = aios__err(AIOS_ERR_INVALID_ARG,
+                          "skills %s: no generation model for its adapters (--model first)", p.skills_dir);
         else if ((s = aios__skills_open(&p, &srv->skills)) == AIOS_OK)
             srv->skills_gen = &srv->gens[p.skills_model];
     }
     if (s == AIOS_OK && p.adapter_dir) {
         char real[PATH_MAX];
-        if (!realpath(p.adapter_dir, real)) s = aios__err(AIOS_ERR_IO, "adapter dir %s: %s", p.adapter_dir, strerror(errno));
-        else if (!(srv->adapter_dir = strdup(real))) s = aios__err(AIOS_ERR_NOMEM, "server: out of memory");
+        if (!realpath(p.adapter_dir, real))
+            s = aios__err(AIOS_ERR_IO, "adapter dir %s: %s", p.adapter_dir, strerror(errno));
+        else if (!(srv->adapter_dir = strdup(real)))
+            s = aios__err(AIOS_ERR_NOMEM, "server: out of memory");
     }
     if (s == AIOS_OK && p.embedding_model) {
         aios_encoder_params ep = aios_encoder_default_params();
         ep.n_threads = p.n_threads;
         ep.int8_act = p.embedding_int8_act;
-        config_id(p.embedding_model, p.embedding_alias, srv->enc_id, sizeof srv->enc_id, srv->enc_dir_id, sizeof srv->enc_dir_id);
+        config_id(p.embedding_model, p.embedding_alias, srv->enc_id, sizeof srv->enc_id, srv->enc_dir_id,
+                  sizeof srv->enc_dir_id);
         s = aios_encoder_open(p.embedding_model, &ep, &srv->enc);
         if (s != AIOS_OK) s = aios__err_prefix(s, "embedding model");
     }
     if (s == AIOS_OK && p.diffusion_model) {
-        config_id(p.diffusion_model, p.diffusion_alias, srv->dm_id, sizeof srv->dm_id, srv->dm_dir_id, sizeof srv->dm_dir_id);
+        config_id(p.diffusion_model, p.diffusion_alias, srv->dm_id, sizeof srv->dm_id, srv->dm_dir_id,
+                  sizeof srv->dm_dir_id);
         s = aios_diffusion_model_open(p.diffusion_model, &srv->dm);
         if (s != AIOS_OK) {
             s = aios__err_prefix(s, "diffusion model");
@@ -2422,8 +2643,8 @@ aios_status aios_server_start(const aios_server_params *params, aios_server **ou
         unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
                          MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC | (v6 ? MHD_USE_IPv6 : 0);
         const struct sockaddr *sa = v6 ? (const struct sockaddr *)&a6 : (const struct sockaddr *)&a4;
-        srv->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, srv, MHD_OPTION_NOTIFY_COMPLETED, completed, srv,
-                                  MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
+        srv->d = MHD_start_daemon(flags, 0, NULL, NULL, handle, srv, MHD_OPTION_NOTIFY_COMPLETED, completed,
+                                  srv, MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
                                   /* connections past the request cap still get their clean 503 (and
                                      /health its answer); only beyond this (the gate's max_pending
                                      below) do new ones wait in the kernel's backlog */
@@ -2457,7 +2678,7 @@ int aios_server_port(const aios_server *srv) { return srv ? srv->port : 0; }
 void aios_server_stop(aios_server *srv) {
     if (!srv) return;
     atomic_store(&srv->stopping, 1);
-    aios__gate_stop(srv->gate); /* no new connections; none left half-looked-at */
+    aios__gate_stop(srv->gate);          /* no new connections; none left half-looked-at */
     if (srv->d) MHD_stop_daemon(srv->d); /* joins every connection thread (and so every stream) */
     aios__gate_free(srv->gate);          /* after them: their close notifications count in it */
     for (size_t i = 0; i < srv->n_gens; i++) {

@@ -317,5 +317,44 @@ def router_options():
     assert json.loads(p.stdout)["skills"] == {"router": "none", "skills": []}, p.stdout
 
 
+
+@test
+def router_encoder_int8_margins():
+    """The router embeds prompts with the library's encoder quantized to int8 at open (the
+    default; `--router-encoder f32` keeps it as stored).  Every skill's score for the 18
+    questions, their paraphrases and the 7 golden chat prompts, int8 and f32, against the torch
+    reference's cosine (bert_ref, float64) to the centroids of the index (read by pyarrow): the
+    int8 scores stay within 0.02 of torch's (f32 within 1e-4), and the margins to the
+    threshold 0.5 are printed."""
+    lib = library()
+    import pyarrow.parquet as pq
+    t = pq.read_table(os.path.join(lib, "index.parquet")).to_pylist()
+    cent = {r["name"]: np.asarray(r["centroid"], np.float64) for r in t}
+    rows = [json.loads(l) for l in open(os.path.join(DATA, "skills_paraphrases.jsonl"), encoding="utf-8")]
+    texts = [(r["q"], r["skill"]) for r in rows] + [(r["p"], r["skill"]) for r in rows]
+    texts += [(r["text"], None) for r in golden_runs()]
+    ref = bert_ref.TorchBert(bert_ref.minilm_dir())
+    e = np.asarray(ref.encode([x for x, _ in texts]), np.float64)
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    want = [{n: float(v @ c / np.linalg.norm(c)) for n, c in cent.items()} for v in e]
+    for enc, tol in (("int8", 0.02), ("f32", 1e-4)):
+        own, other, general, worst = [], [], [], 0.0
+        for (text, skill), w in zip(texts, want):
+            j = route(lib, text, "--top-k", "3", "--router-threshold", "-1", "--router-encoder", enc)
+            got = {x["name"]: x["score"] for x in j["skills"]}
+            assert set(got) == set(cent), j
+            worst = max(worst, max(abs(got[n] - w[n]) for n in got))
+            if skill:
+                own.append(got[skill])
+                other.append(max(v for n, v in got.items() if n != skill))
+            else:
+                general.append(max(got.values()))
+        print(f"# router encoder {enc}: own skill {min(own):.3f}-{max(own):.3f} (margin to 0.5: "
+              f"{min(own) - 0.5:+.3f}), best other {max(other):.3f}, general prompts <= {max(general):.3f} "
+              f"(margin {0.5 - max(general):+.3f}); max |score - torch| {worst:.4f}")
+        assert worst <= tol, (enc, worst)
+        assert min(own) > 0.5 > max(general) and all(o > x for o, x in zip(own, other)), enc
+
+
 if __name__ == "__main__":
     run()

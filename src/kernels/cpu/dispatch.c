@@ -89,6 +89,8 @@ const char *aios_kernels_tier(void) { return tier()->name; }
 
 aios_dot_fn aios_kernels_dot(void) { return tier()->dot; }
 aios_lora_bu_fn aios_kernels_lora_bu(void) { return tier()->lora_bu; }
+aios_lora_ax16_fn aios_kernels_lora_ax16(void) { return tier()->lora_ax16; }
+aios_lora_bu16_fn aios_kernels_lora_bu16(void) { return tier()->lora_bu16; }
 
 /* Spinning OpenMP threads on a machine whose cores are busy with other processes make every
  * barrier wait a scheduler time slice for a descheduled peer (measured: 10x slower with 2

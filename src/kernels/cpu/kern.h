@@ -25,6 +25,10 @@ typedef struct {
     float (*dot)(const float *a, const float *b, int64_t n);
     /* y (n) += B (n, r) @ u (r), B row-major (a LoRA delta's B side; cpu/lora_bu.c) */
     void (*lora_bu)(float *y, const float *B, const float *u, int64_t n, int64_t r);
+    /* the same two products with A / B stored as bfloat16 (cpu/lora_bf16.c):
+     * u (r) = s * A (r, n) @ x (n), and y (n) += B (n, r) @ u (r) */
+    void (*lora_ax16)(float *u, const uint16_t *A, const float *x, int64_t r, int64_t n, float s);
+    void (*lora_bu16)(float *y, const uint16_t *B, const float *u, int64_t n, int64_t r);
     /* y (n) += a * x (n) */
     void (*axpy)(float *y, float a, const float *x, int64_t n);
     void (*scale)(float *x, float a, int64_t n);
@@ -102,6 +106,12 @@ void aios__ref_gemv_i8(float *y, int64_t ldy, const float *x, int64_t ldx, int n
 /* The packed, register-blocked GEMM (gemm.c) for many token rows: y (T, n_out) += x @ W^T for
  * any dtype the tier's deq reads.  Available on the AVX2 and AVX-512 tiers. */
 void aios__lora_bu_ref(float *y, const float *B, const float *u, int64_t n, int64_t r);
+void aios__lora_ax16_ref(float *u, const uint16_t *A, const float *x, int64_t r, int64_t n, float s);
+void aios__lora_ax16_256(float *u, const uint16_t *A, const float *x, int64_t r, int64_t n, float s);
+void aios__lora_ax16_512(float *u, const uint16_t *A, const float *x, int64_t r, int64_t n, float s);
+void aios__lora_bu16_ref(float *y, const uint16_t *B, const float *u, int64_t n, int64_t r);
+void aios__lora_bu16_256(float *y, const uint16_t *B, const float *u, int64_t n, int64_t r);
+void aios__lora_bu16_512(float *y, const uint16_t *B, const float *u, int64_t n, int64_t r);
 void aios__lora_bu_256(float *y, const float *B, const float *u, int64_t n, int64_t r);
 void aios__lora_bu_512(float *y, const float *B, const float *u, int64_t n, int64_t r);
 int aios__gemm_available(const aios__ktier *K);

@@ -1,0 +1,179 @@
+/*
+ * lora_bf16.c — a LoRA delta's two products with A and B stored as bfloat16 (float32
+ * accumulation), on each kernel tier (aios_kernels_lora_ax16 / aios_kernels_lora_bu16; the
+ * caller is src/model/lora_delta.c, when aios_decoder_set_adapter_bf16 / AIOS_LORA_BF16=1 asks
+ * for it).  A rank-8 q/v/down adapter of SmolLM2-135M is 3.87 MB of float32 per decoded token
+ * beside ~96 MB of Q4_1 weights; in bf16 it is half that (measured gain: docs/evolution.md —
+ * clear with 10 adapters, within the noise with one).
+ *  - ax16: u (r) = s * A (r, n) @ x (n).  AVX-512: 16 columns at a time, x loaded once and
+ *    multiplied into 8 row accumulators (8 rows of A in flight), bf16 widened by a 16-bit shift
+ *    of the zero-extended halves, a masked load for the n % 16 tail; AVX2 the same on 8 columns
+ *    with a scalar tail.
+ *  - bu16: y (n) += B (n, r) @ u (r).  For r = 8: AVX-512 two outputs per vector (16 contiguous
+ *    bf16), AVX2 one, each output's 8 products summed horizontally; other r scalar.
+ * The reference tier is plain sequential float32 sums of the widened values; a bf16 value
+ * widened to float32 is exact, so every tier computes the same products and differs from the
+ * reference only in summation order.
+ */
+#include "kernels/cpu/kern.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define T512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma")))
+#define T256 __attribute__((target("avx2,fma")))
+#endif
+
+static inline float bf(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static void ax16_rows(float *u, const uint16_t *A, const float *x, int64_t k0, int64_t r, int64_t n,
+                      float s) {
+    for (int64_t k = k0; k < r; k++) {
+        const uint16_t *a = A + k * n;
+        float acc = 0;
+        for (int64_t j = 0; j < n; j++)
+            acc += x[j] * bf(a[j]);
+        u[k] = acc * s;
+    }
+}
+
+static void bu16_rows(float *y, const uint16_t *B, const float *u, int64_t o0, int64_t n, int64_t r) {
+    for (int64_t o = o0; o < n; o++) {
+        const uint16_t *b = B + o * r;
+        float acc = 0;
+        for (int64_t k = 0; k < r; k++)
+            acc += u[k] * bf(b[k]);
+        y[o] += acc;
+    }
+}
+
+void aios__lora_ax16_ref(float *u, const uint16_t *A, const float *x, int64_t r, int64_t n, float s) {
+    ax16_rows(u, A, x, 0, r, n, s);
+}
+void aios__lora_bu16_ref(float *y, const uint16_t *B, const float *u, int64_t n, int64_t r) {
+    bu16_rows(y, B, u, 0, n, r);
+}
+
+#if defined(__x86_64__)
+T512 static inline __m512 wide512(const uint16_t *p) {
+    return _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)p)), 16));
+}
+T512 static inline __m512 wide512_n(const uint16_t *p, int64_t n) { /* n < 16 values, the rest 0 */
+    const __mmask16 m = (__mmask16)((1u << n) - 1);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
+}
+
+T512 void aios__lora_ax16_512(float *u, const uint16_t *A, const float *x, int64_t r, int64_t n, float s) {
+    int64_t k = 0;
+    for (; k + 8 <= r; k += 8) {
+        __m512 acc[8];
+        for (int i = 0; i < 8; i++)
+            acc[i] = _mm512_setzero_ps();
+        int64_t j = 0;
+        for (; j + 16 <= n; j += 16) {
+            const __m512 xv = _mm512_loadu_ps(x + j);
+            for (int i = 0; i < 8; i++)
+                acc[i] = _mm512_fmadd_ps(wide512(A + (k + i) * n + j), xv, acc[i]);
+        }
+        if (j < n) {
+            const __mmask16 m = (__mmask16)((1u << (n - j)) - 1);
+            const __m512 xv = _mm512_maskz_loadu_ps(m, x + j);
+            for (int i = 0; i < 8; i++)
+                acc[i] = _mm512_fmadd_ps(wide512_n(A + (k + i) * n + j, n - j), xv, acc[i]);
+        }
+        for (int i = 0; i < 8; i++)
+            u[k + i] = _mm512_reduce_add_ps(acc[i]) * s;
+    }
+    for (; k < r; k++) {
+        __m512 acc = _mm512_setzero_ps();
+        int64_t j = 0;
+        for (; j + 16 <= n; j += 16)
+            acc = _mm512_fmadd_ps(wide512(A + k * n + j), _mm512_loadu_ps(x + j), acc);
+        if (j < n) {
+            const __mmask16 m = (__mmask16)((1u << (n - j)) - 1);
+            acc = _mm512_fmadd_ps(wide512_n(A + k * n + j, n - j), _mm512_maskz_loadu_ps(m, x + j), acc);
+        }
+        u[k] = _mm512_reduce_add_ps(acc) * s;
+    }
+}
+
+/* r = 8: two outputs per vector (rows o, o + 1 = 16 contiguous bf16), u duplicated in both
+ * halves; the halves' sums by a reduce of each 256-bit half */
+T512 void aios__lora_bu16_512(float *y, const uint16_t *B, const float *u, int64_t n, int64_t r) {
+    if (r != 8) {
+        bu16_rows(y, B, u, 0, n, r);
+        return;
+    }
+    const __m256 u8 = _mm256_loadu_ps(u);
+    const __m512 uu = _mm512_shuffle_f32x4(_mm512_castps256_ps512(u8), _mm512_castps256_ps512(u8), 0x44);
+    int64_t o = 0;
+    for (; o + 2 <= n; o += 2) {
+        const __m512 p = _mm512_mul_ps(wide512(B + o * 8), uu);
+        const __m256 lo = _mm512_castps512_ps256(p),
+                     hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(p), 1));
+        /* horizontal sums of lo and hi together */
+        __m256 h = _mm256_hadd_ps(lo, hi); /* lo01 lo23 hi01 hi23 | lo45 lo67 hi45 hi67 */
+        h = _mm256_hadd_ps(h, h);          /* lo0123 hi0123 .. | lo4567 hi4567 .. */
+        const __m128 t = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+        y[o] += _mm_cvtss_f32(t);
+        y[o + 1] += _mm_cvtss_f32(_mm_shuffle_ps(t, t, 1));
+    }
+    bu16_rows(y, B, u, o, n, r);
+}
+
+T256 static inline __m256 wide256(const uint16_t *p) {
+    return _mm256_castsi256_ps(
+        _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
+}
+T256 static inline float hsum256(__m256 v) {
+    const __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    const __m128 b = _mm_add_ps(a, _mm_movehl_ps(a, a));
+    return _mm_cvtss_f32(_mm_add_ss(b, _mm_movehdup_ps(b)));
+}
+
+T256 void aios__lora_ax16_256(float *u, const uint16_t *A, const float *x, int64_t r, int64_t n, float s) {
+    int64_t k = 0;
+    for (; k + 8 <= r; k += 8) {
+        __m256 acc[8];
+        for (int i = 0; i < 8; i++)
+            acc[i] = _mm256_setzero_ps();
+        int64_t j = 0;
+        for (; j + 8 <= n; j += 8) {
+            const __m256 xv = _mm256_loadu_ps(x + j);
+            for (int i = 0; i < 8; i++)
+                acc[i] = _mm256_fmadd_ps(wide256(A + (k + i) * n + j), xv, acc[i]);
+        }
+        for (int i = 0; i < 8; i++) {
+            float t = hsum256(acc[i]);
+            for (int64_t jj = j; jj < n; jj++)
+                t += x[jj] * bf(A[(k + i) * n + jj]);
+            u[k + i] = t * s;
+        }
+    }
+    for (; k < r; k++) {
+        __m256 acc = _mm256_setzero_ps();
+        int64_t j = 0;
+        for (; j + 8 <= n; j += 8)
+            acc = _mm256_fmadd_ps(wide256(A + k * n + j), _mm256_loadu_ps(x + j), acc);
+        float t = hsum256(acc);
+        for (; j < n; j++)
+            t += x[j] * bf(A[k * n + j]);
+        u[k] = t * s;
+    }
+}
+
+T256 void aios__lora_bu16_256(float *y, const uint16_t *B, const float *u, int64_t n, int64_t r) {
+    if (r != 8) {
+        bu16_rows(y, B, u, 0, n, r);
+        return;
+    }
+    const __m256 uv = _mm256_loadu_ps(u);
+    for (int64_t o = 0; o < n; o++)
+        y[o] += hsum256(_mm256_mul_ps(wide256(B + o * 8), uv));
+}
+#endif
