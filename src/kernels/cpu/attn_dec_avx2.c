@@ -9,6 +9,7 @@
 #include <omp.h>
 #include <stdlib.h>
 
+#include "kernels/cpu/hsum_avx2.h"
 #include "kernels/cpu/kern.h"
 #include "kernels/cpu/vexp.h"
 
@@ -26,25 +27,13 @@
 #define AD_MAX(a, b) _mm256_max_ps(a, b)
 #define AD_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define AD_EXPZ(v) aios__exp256_z(v)
-#define AD_HSUM(v) hsum8(v)
-#define AD_HMAX(v) hmax8(v)
+#define AD_HSUM(v) aios__hsum256(v)
+#define AD_HMAX(v) aios__hmax256(v)
 #define AD_SUMKEYS(t) sumkeys256(t)
 #define AD_PERM {0, 4, 1, 5, 2, 6, 3, 7}
 #define AD_HB 2
 #define AD_NAME aios__attn_dec_avx2
 
-static AD_TI float hsum8(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-static AD_TI float hmax8(__m256 v) {
-    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_max_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 /* Eight vectors to one of their sums: 128-bit halves, then within lanes; lane 4L + i ends up
  * holding the sum of t[L + 2i] (AD_PERM feeds the keys so). */
 static AD_TI __m256 sumkeys256(const __m256 *t) {

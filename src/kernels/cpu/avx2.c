@@ -13,23 +13,12 @@
 #include "kernels/cpu/kern.h"
 #include "kernels/cpu/vexp.h"
 #include "kernels/cpu/gguf_simd.h"
+#include "kernels/cpu/hsum_avx2.h"
 #include "tensor/gguf_blocks.h"
 
 #define T256 __attribute__((target("avx2,fma,f16c")))
 #define T256I __attribute__((target("avx2,fma,f16c"), always_inline)) inline
 
-static T256I float hsum256(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-static T256I float hmax256(__m256 v) {
-    __m128 s = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_max_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 static T256I __m256 erf256(__m256 x) {
     const __m256 signbit = _mm256_set1_ps(-0.0f);
@@ -153,7 +142,7 @@ static T256 float dot256(const float *a, const float *b, int64_t n) {
         acc3 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k + 24), _mm256_loadu_ps(b + k + 24), acc3);
     }
     for (; k + 8 <= n; k += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + k), _mm256_loadu_ps(b + k), acc0);
-    float s = hsum256(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
+    float s = aios__hsum256(_mm256_add_ps(_mm256_add_ps(acc0, acc1), _mm256_add_ps(acc2, acc3)));
     for (; k < n; k++) s += a[k] * b[k];
     return s;
 }
@@ -182,7 +171,7 @@ static T256I void tile_4xN(float *y, int64_t ldy, const float *w, int64_t ldw, c
         float s[4];
 #pragma GCC unroll 4
         for (int r = 0; r < 4; r++) {
-            s[r] = hsum256(acc[r][t]);
+            s[r] = aios__hsum256(acc[r][t]);
             for (int64_t kk = k; kk < n; kk++) s[r] += w[r * ldw + kk] * x[t * ldx + kk];
             y[t * ldy + r] += s[r];
         }
@@ -312,7 +301,7 @@ static T256I void gemv_blk(float *y, int64_t ldy, const float *x, int64_t ldx, c
 #pragma GCC unroll 4
     for (int r = 0; r < NR; r++)
 #pragma GCC unroll 3
-        for (int t = 0; t < NT; t++) y[t * ldy + r] += tot[r][t] + hsum256(vt[r][t]);
+        for (int t = 0; t < NT; t++) y[t * ldy + r] += tot[r][t] + aios__hsum256(vt[r][t]);
 }
 
 /* Grouped int8 / int4, groups of a multiple of 32 columns within a row (aios__gemv_gq_ok), as
@@ -398,7 +387,7 @@ static T256I void gemv_gq256(float *y, int64_t ldy, const float *x, int64_t ldx,
 #pragma GCC unroll 4
     for (int i = 0; i < NR; i++)
 #pragma GCC unroll 3
-        for (int t = 0; t < NT; t++) y[t * ldy + i] += hsum256(acc[i][t]);
+        for (int t = 0; t < NT; t++) y[t * ldy + i] += aios__hsum256(acc[i][t]);
 }
 
 /* zero points a constant of each instance (a branch per 8 / 16 weights had cost the AVX2 one) */
@@ -485,7 +474,7 @@ static T256I void gemv_gguf_t(float *y, int64_t ldy, const float *x, int64_t ldx
                 for (int64_t g = 0; g < nc / 16; g++) {
                     __m256 v = _mm256_add_ps(_mm256_loadu_ps(x + t * ldx + c0 + 16 * g),
                                              _mm256_loadu_ps(x + t * ldx + c0 + 16 * g + 8));
-                    xs[t][g] = hsum256(v);
+                    xs[t][g] = aios__hsum256(v);
                     if (g & 1) xs32[t][g / 2] = xs[t][g - 1] + xs[t][g];
                 }
         for (int64_t r = r0; r < r1; r++) {
@@ -521,7 +510,7 @@ static T256I void gemv_gguf_t(float *y, int64_t ldy, const float *x, int64_t ldx
                     }
                 }
             }
-            for (int t = 0; t < NT; t++) y[t * ldy + r] += hsum256(_mm256_add_ps(a0[t], a1[t])) - ms[t];
+            for (int t = 0; t < NT; t++) y[t * ldy + r] += aios__hsum256(_mm256_add_ps(a0[t], a1[t])) - ms[t];
         }
     }
 }
@@ -539,8 +528,8 @@ static T256I void quant_x32(const float *x, int8_t *q, float *dx, float *s16) {
     const __m256 sgn = _mm256_set1_ps(-0.0f);
     for (int k = 0; k < 4; k++) v[k] = _mm256_loadu_ps(x + 8 * k);
     /* one scale per 16 values (halves the rounding error of blocks next to an outlier) */
-    float d0 = hmax256(_mm256_max_ps(_mm256_andnot_ps(sgn, v[0]), _mm256_andnot_ps(sgn, v[1]))) / 127.0f;
-    float d1 = hmax256(_mm256_max_ps(_mm256_andnot_ps(sgn, v[2]), _mm256_andnot_ps(sgn, v[3]))) / 127.0f;
+    float d0 = aios__hmax256(_mm256_max_ps(_mm256_andnot_ps(sgn, v[0]), _mm256_andnot_ps(sgn, v[1]))) / 127.0f;
+    float d1 = aios__hmax256(_mm256_max_ps(_mm256_andnot_ps(sgn, v[2]), _mm256_andnot_ps(sgn, v[3]))) / 127.0f;
     float id0 = d0 != 0.0f ? 1.0f / d0 : 0.0f, id1 = d1 != 0.0f ? 1.0f / d1 : 0.0f;
     __m256i i[4];
     for (int k = 0; k < 4; k++) i[k] = _mm256_cvtps_epi32(_mm256_mul_ps(v[k], _mm256_set1_ps(k < 2 ? id0 : id1)));
@@ -600,7 +589,7 @@ static T256I void gemv_gguf_i8_t(float *y, int64_t ldy, const float *x, int64_t 
                     }
                 }
             }
-            for (int t = 0; t < NT; t++) y[t * ldy + r] += hsum256(a[t]) - ms[t];
+            for (int t = 0; t < NT; t++) y[t * ldy + r] += aios__hsum256(a[t]) - ms[t];
         }
     }
 }
@@ -764,7 +753,7 @@ static T256I void gemv_f_row(float *y, int64_t ldy, const float *x, int64_t ldx,
     }
 #pragma GCC unroll 3
     for (int t = 0; t < NT; t++) {
-        float s = hsum256(_mm256_add_ps(_mm256_add_ps(acc[0][t], acc[1][t]), _mm256_add_ps(acc[2][t], acc[3][t])));
+        float s = aios__hsum256(_mm256_add_ps(_mm256_add_ps(acc[0][t], acc[1][t]), _mm256_add_ps(acc[2][t], acc[3][t])));
         for (int64_t c = k; c < n; c++) s += fget1(w, c, dt) * x[t * ldx + c];
         y[t * ldy + r] += s;
     }
@@ -837,7 +826,7 @@ static T256 void softmax256(float *x, int64_t n) {
     __m256 mx = _mm256_set1_ps(-INFINITY);
     int64_t k = 0;
     for (; k + 8 <= n; k += 8) mx = _mm256_max_ps(mx, _mm256_loadu_ps(x + k));
-    float m = hmax256(mx);
+    float m = aios__hmax256(mx);
     for (; k < n; k++) m = x[k] > m ? x[k] : m;
     __m256 vm = _mm256_set1_ps(m), sum = _mm256_setzero_ps();
     for (k = 0; k + 8 <= n; k += 8) {
@@ -845,7 +834,7 @@ static T256 void softmax256(float *x, int64_t n) {
         _mm256_storeu_ps(x + k, e);
         sum = _mm256_add_ps(sum, e);
     }
-    float s = hsum256(sum);
+    float s = aios__hsum256(sum);
     for (; k < n; k++) {
         x[k] = expf(x[k] - m);
         s += x[k];
@@ -856,7 +845,7 @@ static T256 void layernorm256(float *y, const float *x, const float *w, const fl
     __m256 acc = _mm256_setzero_ps();
     int64_t k = 0;
     for (; k + 8 <= n; k += 8) acc = _mm256_add_ps(acc, _mm256_loadu_ps(x + k));
-    float s = hsum256(acc);
+    float s = aios__hsum256(acc);
     for (; k < n; k++) s += x[k];
     float mean = s / (float)(n ? n : 1);
     __m256 vm = _mm256_set1_ps(mean);
@@ -865,7 +854,7 @@ static T256 void layernorm256(float *y, const float *x, const float *w, const fl
         __m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + k), vm);
         acc = _mm256_fmadd_ps(d, d, acc);
     }
-    float v = hsum256(acc);
+    float v = aios__hsum256(acc);
     for (; k < n; k++) v += (x[k] - mean) * (x[k] - mean);
     float rs = 1.0f / sqrtf(v / (float)(n ? n : 1) + eps);
     __m256 vr = _mm256_set1_ps(rs);
@@ -884,7 +873,7 @@ static T256 void rmsnorm256(float *y, const float *x, const float *w, int64_t n,
         __m256 v = _mm256_loadu_ps(x + k);
         acc = _mm256_fmadd_ps(v, v, acc);
     }
-    float s = hsum256(acc);
+    float s = aios__hsum256(acc);
     for (; k < n; k++) s += x[k] * x[k];
     float rs = 1.0f / sqrtf(s / (float)(n ? n : 1) + eps);
     __m256 vr = _mm256_set1_ps(rs);

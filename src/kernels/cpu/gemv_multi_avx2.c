@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #include "kernels/cpu/gguf_simd.h"
+#include "kernels/cpu/hsum_avx2.h"
 #include "kernels/cpu/kern.h"
 #include "tensor/gguf_blocks.h"
 
@@ -18,17 +19,10 @@
 #define MV_LOAD(p) _mm256_load_ps(p)
 #define MV_LOADU(p) _mm256_loadu_ps(p)
 #define MV_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
-#define MV_REDUCE(v) mv_hsum256(v)
+#define MV_REDUCE(v) aios__hsum256(v)
 #define MV_NTG 2
 #define MV_DEQ32 deq32_256
 #define MV_NAME aios__gemv_gguf_multi_avx2
-
-static MV_TI float mv_hsum256(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 /* Values 32c .. 32c + 31 of block b as float32, bit-identical to the reference (see avx512). */
 static MV_TI void deq32_256(aios_dtype DT, const uint8_t *b, int c, float s0, float s1, float m0, float m1, int has_min,

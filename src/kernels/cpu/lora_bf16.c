@@ -15,6 +15,7 @@
  * widened to float32 is exact, so every tier computes the same products and differs from the
  * reference only in summation order.
  */
+#include "kernels/cpu/hsum_avx2.h"
 #include "kernels/cpu/kern.h"
 
 #if defined(__x86_64__)
@@ -23,20 +24,13 @@
 #define T256 __attribute__((target("avx2,fma")))
 #endif
 
-static inline float bf(uint16_t h) {
-    uint32_t u = (uint32_t)h << 16;
-    float f;
-    memcpy(&f, &u, 4);
-    return f;
-}
-
 static void ax16_rows(float *u, const uint16_t *A, const float *x, int64_t k0, int64_t r, int64_t n,
                       float s) {
     for (int64_t k = k0; k < r; k++) {
         const uint16_t *a = A + k * n;
         float acc = 0;
         for (int64_t j = 0; j < n; j++)
-            acc += x[j] * bf(a[j]);
+            acc += x[j] * aios_bf16_to_f32(a[j]);
         u[k] = acc * s;
     }
 }
@@ -46,7 +40,7 @@ static void bu16_rows(float *y, const uint16_t *B, const float *u, int64_t o0, i
         const uint16_t *b = B + o * r;
         float acc = 0;
         for (int64_t k = 0; k < r; k++)
-            acc += u[k] * bf(b[k]);
+            acc += u[k] * aios_bf16_to_f32(b[k]);
         y[o] += acc;
     }
 }
@@ -130,11 +124,6 @@ T256 static inline __m256 wide256(const uint16_t *p) {
     return _mm256_castsi256_ps(
         _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p)), 16));
 }
-T256 static inline float hsum256(__m256 v) {
-    const __m128 a = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    const __m128 b = _mm_add_ps(a, _mm_movehl_ps(a, a));
-    return _mm_cvtss_f32(_mm_add_ss(b, _mm_movehdup_ps(b)));
-}
 
 T256 void aios__lora_ax16_256(float *u, const uint16_t *A, const float *x, int64_t r, int64_t n, float s) {
     int64_t k = 0;
@@ -149,9 +138,9 @@ T256 void aios__lora_ax16_256(float *u, const uint16_t *A, const float *x, int64
                 acc[i] = _mm256_fmadd_ps(wide256(A + (k + i) * n + j), xv, acc[i]);
         }
         for (int i = 0; i < 8; i++) {
-            float t = hsum256(acc[i]);
+            float t = aios__hsum256(acc[i]);
             for (int64_t jj = j; jj < n; jj++)
-                t += x[jj] * bf(A[(k + i) * n + jj]);
+                t += x[jj] * aios_bf16_to_f32(A[(k + i) * n + jj]);
             u[k + i] = t * s;
         }
     }
@@ -160,9 +149,9 @@ T256 void aios__lora_ax16_256(float *u, const uint16_t *A, const float *x, int64
         int64_t j = 0;
         for (; j + 8 <= n; j += 8)
             acc = _mm256_fmadd_ps(wide256(A + k * n + j), _mm256_loadu_ps(x + j), acc);
-        float t = hsum256(acc);
+        float t = aios__hsum256(acc);
         for (; j < n; j++)
-            t += x[j] * bf(A[k * n + j]);
+            t += x[j] * aios_bf16_to_f32(A[k * n + j]);
         u[k] = t * s;
     }
 }
@@ -174,6 +163,6 @@ T256 void aios__lora_bu16_256(float *y, const uint16_t *B, const float *u, int64
     }
     const __m256 uv = _mm256_loadu_ps(u);
     for (int64_t o = 0; o < n; o++)
-        y[o] += hsum256(_mm256_mul_ps(wide256(B + o * 8), uv));
+        y[o] += aios__hsum256(_mm256_mul_ps(wide256(B + o * 8), uv));
 }
 #endif
