@@ -521,15 +521,17 @@ const aios_tensor *aios_decoder_embed(const aios_decoder *d) { return d->embed; 
 const aios_tensor *aios_decoder_lm_head(const aios_decoder *d) { return d->lm_head; }
 const float *aios_decoder_final_norm(const aios_decoder *d) { return d->final_norm; }
 
-/* Arrow's prototypes of the decoder's own adapters up to date (computed once per adapter and
- * kept; again only after aios_lora_changed): once per forward. */
-static aios_status arrow_ready(aios_decoder *d) {
-    if (d->router != AIOS_ROUTER_ARROW && d->adapter_bf16) /* the bf16 copies, likewise kept */
-        for (int i = 0; i < d->n_adapters; i++)
-            if (d->adapter_scale[i] != 0) AIOS_TRY(aios_lora_bf16(d->adapters[i]));
-    if (d->router != AIOS_ROUTER_ARROW) return AIOS_OK;
-    for (int i = 0; i < d->n_adapters; i++)
-        if (d->adapter_scale[i] != 0) AIOS_TRY(aios_lora_prototypes(d->adapters[i]));
+/* What the decoder's own adapters need derived from them, up to date (each computed once per
+ * adapter and kept; again only after aios_lora_changed): arrow's prototypes, or the bf16 copies
+ * of A and B when aios_decoder_set_adapter_bf16 asks for them.  Once per forward. */
+static aios_status adapters_ready(aios_decoder *d) {
+    for (int i = 0; i < d->n_adapters; i++) {
+        if (d->adapter_scale[i] == 0) continue;
+        if (d->router == AIOS_ROUTER_ARROW)
+            AIOS_TRY(aios_lora_prototypes(d->adapters[i]));
+        else if (d->adapter_bf16)
+            AIOS_TRY(aios_lora_bf16(d->adapters[i]));
+    }
     return AIOS_OK;
 }
 
@@ -542,7 +544,7 @@ static aios_status router_rebuild(aios_decoder *d) {
     d->arrow_ex = NULL, d->arrow_n = NULL;
     if (d->router != AIOS_ROUTER_ARROW || !d->n_adapters) return AIOS_OK;
     const int64_t nl = d->cfg.n_layer, NT = AIOS_LORA_N_TARGETS;
-    AIOS_TRY(arrow_ready(d));
+    AIOS_TRY(adapters_ready(d));
     d->arrow_ex = calloc((size_t)(nl * NT * AIOS_DECODER_MAX_ADAPTERS), sizeof *d->arrow_ex);
     d->arrow_n = calloc((size_t)(nl * NT), sizeof *d->arrow_n);
     if (!d->arrow_ex || !d->arrow_n) return aios__err(AIOS_ERR_NOMEM, "decoder: arrow tables");
@@ -816,7 +818,7 @@ static aios_status forward_one(aios_decoder *d, aios_kv_cache *kv, const int32_t
     if (!opts) opts = &dflt;
     const aios_decoder_config *c = &d->cfg;
     if (T <= 0 || !tokens) return aios__err(AIOS_ERR_INVALID_ARG, "decoder: forward of %lld tokens", (long long)T);
-    if (d->n_adapters) AIOS_TRY(arrow_ready(d));
+    if (d->n_adapters) AIOS_TRY(adapters_ready(d));
     if (opts->attn == AIOS_FWD_MASK && !opts->mask)
         return aios__err(AIOS_ERR_INVALID_ARG, "decoder: AIOS_FWD_MASK without a mask");
     if (opts->attn == AIOS_FWD_BLOCK_CAUSAL && (opts->block_size <= 0 || opts->n_pad < 0))
@@ -1029,7 +1031,7 @@ aios_status aios_decoder_forward_batch(aios_decoder *d, aios_decoder_seq *seqs, 
         } else {
             if (d->n_adapters && d->router == AIOS_ROUTER_COMPOSE)
                 return aios__err(AIOS_ERR_UNSUPPORTED, "decoder: the compose router does not run in a batch");
-            if (d->n_adapters) AIOS_TRY(arrow_ready(d));
+            if (d->n_adapters) AIOS_TRY(adapters_ready(d));
             any_adapters |= d->n_adapters > 0;
         }
         if (q->T > 1) max_mask = AIOS_MAX(max_mask, q->T * (q->kv->n_past + q->T));
