@@ -355,14 +355,24 @@ static void *accept_thread(void *arg) {
  * is peeked at here as the first one was by the accept loop; otherwise (pipelined requests) the
  * next one is the daemon's alone. */
 int aios__gate_next(aios__gate *g, int fd, unsigned long long consumed) {
-    struct tcp_info ti;
-    socklen_t tl = sizeof ti;
-    int inq = 0;
-    memset(&ti, 0, sizeof ti);
-    if (!g || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) ||
-        tl < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received ||
-        ioctl(fd, FIONREAD, &inq) || inq < 0 || ti.tcpi_bytes_received - (unsigned long long)inq != consumed)
-        return -1;
+    if (!g) return -1;
+    /* bytes the daemon has read = received - still queued; the queue is read on both sides of
+     * TCP_INFO so that bytes arriving in between (the client's next request) cannot count as
+     * read (only this thread reads the socket meanwhile) */
+    int tries = 0;
+    for (;; tries++) {
+        struct tcp_info ti;
+        socklen_t tl = sizeof ti;
+        int inq = 0, inq2 = 0;
+        memset(&ti, 0, sizeof ti);
+        if (tries == 8 || ioctl(fd, FIONREAD, &inq) || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) ||
+            ioctl(fd, FIONREAD, &inq2) || inq < 0 ||
+            tl < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
+            return -1;
+        if (inq != inq2) continue;
+        if (ti.tcpi_bytes_received - (unsigned long long)inq != consumed) return -1;
+        break;
+    }
     char *buf = malloc(AIOS__GATE_PEEK);
     int ret = 0, idle_ms = 0;
     size_t last = 0;
