@@ -174,6 +174,8 @@ aios_server_params aios_server_default_params(void) {
 /* One per TCP connection (MHD's socket context, set in on_connection). */
 typedef struct {
     aios_server *srv;
+    unsigned long long consumed; /* bytes of its requests so far (for aios__gate_next) */
+    int unchecked;               /* the gate no longer knows where the next request starts */
 } sock_ctx;
 
 /* CORS: only when the server was started with --cors ORIGIN (a browser page of another origin
@@ -2163,6 +2165,8 @@ typedef struct {
     int too_big;
     int counted; /* holds a request slot (srv->n_active, its client's count) */
     int slot;
+    int keep;                         /* HTTP/1.1 without Connection: close or Transfer-Encoding */
+    unsigned long long wire, cl, got; /* header block + Content-Length; Content-Length; body bytes read */
 } conn_ctx;
 
 /* Constant-time comparison of the request's bearer token with the key (no early exit on the
@@ -2327,6 +2331,24 @@ static enum MHD_Result with_body(aios_server *srv, struct MHD_Connection *c, con
     return ret;
 }
 
+/* What the gate needs to find the next request of a kept-alive connection (aios__gate_next): is
+ * the connection kept (leaning to no: a wrong yes only makes a closing connection wait for its
+ * client to close), and how many bytes this request takes on the wire. */
+static void note_wire(struct MHD_Connection *c, const char *version, conn_ctx *cx) {
+    const char *conn = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONNECTION);
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const union MHD_ConnectionInfo *hs = MHD_get_connection_info(c, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    cx->keep = version && !strcmp(version, "HTTP/1.1") && (!conn || !strcasecmp(conn, "keep-alive")) && hs &&
+               !MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING);
+    if (cl) {
+        char *end;
+        errno = 0;
+        cx->cl = strtoull(cl, &end, 10);
+        if (errno || end == cl || *end) cx->keep = 0;
+    }
+    if (cx->keep) cx->wire = hs->header_size + cx->cl;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                               const char *version, const char *upload_data, size_t *upload_size,
                               void **con_cls) {
@@ -2338,6 +2360,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (!(cx = calloc(1, sizeof *cx))) return MHD_NO;
         cx->slot = -1;
         *con_cls = cx;
+        note_wire(c, version, cx);
         if (header_bytes(c) > HEADER_CAP)
             return send_error(c, 431, "request_header_fields_too_large", NULL,
                               "request headers larger than %u bytes", HEADER_CAP);
@@ -2384,6 +2407,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return MHD_YES;
     }
     if (*upload_size) {
+        cx->got += *upload_size;
         if (!cx->too_big) {
             if (cx->body.len + *upload_size > srv->max_body ||
                 aios_buf_append(&cx->body, upload_data, *upload_size) != AIOS_OK) {
@@ -2455,6 +2479,20 @@ static void completed(void *cls, struct MHD_Connection *c, void **con_cls,
     conn_ctx *cx = *con_cls;
     if (!cx) return;
     give_slot(cls, cx);
+    /* a kept-alive connection: the gate looks at the next request's head before the daemon reads
+     * it, so that past the first request a broken one gets the same JSON errors */
+    const union MHD_ConnectionInfo *si = MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    const union MHD_ConnectionInfo *fi = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    sock_ctx *sc = si ? si->socket_context : NULL;
+    aios_server *srv = cls;
+    if (sc && fi && !sc->unchecked) {
+        if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK || !cx->keep || cx->got != cx->cl) {
+            sc->unchecked = 1;
+        } else {
+            sc->consumed += cx->wire;
+            if (aios__gate_next(srv->gate, fi->connect_fd, sc->consumed) < 0) sc->unchecked = 1;
+        }
+    }
     aios_buf_free(&cx->body);
     free(cx);
     *con_cls = NULL;

@@ -30,15 +30,18 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received */
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -167,6 +170,9 @@ void aios__gate_check(const char *buf, size_t n, int full, aios__gate_verdict *v
         return;
     }
     v->status = 0;
+    v->head = end;
+    v->content_length = cl;
+    v->chunked = te_seen;
 }
 
 /* ---- the socket side --------------------------------------------------------------------- */
@@ -199,7 +205,7 @@ static void write_all(int fd, const char *p, size_t n) {
 /* Answers v's error and closes: the request is read and dropped first (up to a second or 1 MiB),
  * so that closing with unread bytes does not reset the connection before the client reads the
  * answer. */
-static void refuse(int fd, const aios__gate_verdict *v) {
+static void answer(int fd, const aios__gate_verdict *v) {
     char body[400], head[256];
     int bl = snprintf(body, sizeof body,
                       "{\"error\":{\"message\":\"%s\",\"type\":\"%s\",\"param\":null,\"code\":\"%s\"}}", v->message,
@@ -226,6 +232,10 @@ static void refuse(int fd, const aios__gate_verdict *v) {
         if (r == 0 || (r < 0 && errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK)) break;
         if (r > 0) drained += (size_t)r;
     }
+}
+
+static void refuse(int fd, const aios__gate_verdict *v) {
+    answer(fd, v);
     close(fd);
 }
 
@@ -337,6 +347,70 @@ static void *accept_thread(void *arg) {
     }
     free(buf);
     return NULL;
+}
+
+/* The daemon's connection thread, after a request of a kept-alive connection: consumed is the
+ * number of bytes of every request on it so far.  If the daemon has read exactly those (TCP_INFO's
+ * bytes received less what still waits in the socket), it holds nothing of the next request, which
+ * is peeked at here as the first one was by the accept loop; otherwise (pipelined requests) the
+ * next one is the daemon's alone. */
+int aios__gate_next(aios__gate *g, int fd, unsigned long long consumed) {
+    if (!g) return -1;
+    /* bytes the daemon has read = received - still queued; the queue is read on both sides of
+     * TCP_INFO so that bytes arriving in between (the client's next request) cannot count as
+     * read (only this thread reads the socket meanwhile) */
+    int tries = 0;
+    for (;; tries++) {
+        struct tcp_info ti;
+        socklen_t tl = sizeof ti;
+        int inq = 0, inq2 = 0;
+        memset(&ti, 0, sizeof ti);
+        if (tries == 8 || ioctl(fd, FIONREAD, &inq) || getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) ||
+            ioctl(fd, FIONREAD, &inq2) || inq < 0 ||
+            tl < offsetof(struct tcp_info, tcpi_bytes_received) + sizeof ti.tcpi_bytes_received)
+            return -1;
+        if (inq != inq2) continue;
+        if (ti.tcpi_bytes_received - (unsigned long long)inq != consumed) return -1;
+        break;
+    }
+    char *buf = malloc(AIOS__GATE_PEEK);
+    int ret = 0, idle_ms = 0;
+    size_t last = 0;
+    while (buf && !atomic_load(&g->stopping) && idle_ms < g->idle_s * 1000) {
+        ssize_t r = recv(fd, buf, AIOS__GATE_PEEK, MSG_PEEK | MSG_DONTWAIT);
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+            break; /* the daemon sees it */
+        size_t n = r > 0 ? (size_t)r : 0;
+        if (n) {
+            aios__gate_verdict v;
+            aios__gate_check(buf, n, n >= AIOS__GATE_PEEK, &v);
+            if (v.status > 0) {
+                answer(fd, &v);
+                shutdown(fd, SHUT_RDWR); /* the daemon reads the end of the connection and closes it */
+                ret = 1;
+            }
+            if (v.status >= 0) break;
+        }
+        int low = (int)n + 1;
+        setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &low, sizeof low);
+        struct pollfd pf = {fd, POLLIN, 0};
+        int pr = poll(&pf, 1, 100);
+        if (pr < 0 && errno != EINTR) break;
+        if (pr <= 0) {
+            idle_ms += 100;
+        } else if (n == last && n) { /* woke without new bytes: do not spin */
+            struct timespec ts = {0, 100 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+            idle_ms += 100;
+        } else {
+            idle_ms = 0;
+        }
+        last = n;
+    }
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_RCVLOWAT, &one, sizeof one);
+    free(buf);
+    return ret;
 }
 
 aios_status aios__gate_start(const struct sockaddr *sa, socklen_t salen, int idle_s, int max_pending,

@@ -22,6 +22,9 @@ typedef struct {
     int status;         /* 0: pass to the daemon; -1: incomplete, wait for more; else the HTTP status */
     const char *code;   /* OpenAI error code ("invalid_content_length", ...) */
     char message[160];  /* the error message */
+    size_t head;        /* status 0: the header block's length (request line to empty line) */
+    unsigned long long content_length; /* status 0: its Content-Length (0 without one) */
+    int chunked;                       /* status 0: Transfer-Encoding: chunked (its body's length unknown) */
 } aios__gate_verdict;
 
 /* Looks at the first n bytes a client sent (n <= AIOS__GATE_PEEK; `full`: no more will be
@@ -41,6 +44,13 @@ aios_status aios__gate_start(const struct sockaddr *sa, socklen_t salen, int idl
                              aios__gate_handoff handoff, void *user, aios__gate **out, int *port);
 /* The daemon's connection count, for max_pending: call on each opened / closed connection. */
 void aios__gate_conn(aios__gate *g, int delta);
+
+/* Called by the daemon's connection thread after a request on a connection that stays open,
+ * consumed = the bytes of all its requests so far: waits (up to the idle timeout) for the next
+ * request's header block and checks it as the first one was.  1: refused with a JSON error and
+ * the socket shut down (the daemon then closes it); 0: the next request is the daemon's; -1: not
+ * looked at (the daemon has read past the requests counted: pipelining). */
+int aios__gate_next(aios__gate *g, int fd, unsigned long long consumed);
 /* Stops accepting, waits for the connections still being looked at (each closes within a
  * tenth of a second) and closes the listening socket.  Call before stopping the daemon; the
  * daemon's connection threads may still call aios__gate_conn until it has stopped. */

@@ -455,6 +455,39 @@ def broken_header_blocks_get_json_errors():
         d = c.recv(65536)
         assert d.startswith(b"HTTP/1.1 200 "), d[:200]
     c.close()
+    # past the first request of a kept-alive connection: the same JSON errors, not the daemon's
+    # page (each case: a good request, its answer read, then the broken one on the same socket)
+    def after_one(broken):
+        c = socket.create_connection(("127.0.0.1", port), timeout=30)
+        c.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        d = c.recv(65536)
+        assert d.startswith(b"HTTP/1.1 200 "), d[:200]
+        post = b'{"prompt": "hi", "max_tokens": 1}'
+        c.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(post) + post)  # a body counted in too
+        d = b""
+        while b"\r\n\r\n" not in d or not d.rstrip().endswith(b"}"):
+            d += c.recv(65536)
+        assert d.startswith(b"HTTP/1.1 200 "), d[:200]
+        time.sleep(0.05)
+        c.sendall(broken)
+        out = b""
+        while True:
+            try:
+                x = c.recv(65536)
+            except ConnectionResetError:
+                break
+            if not x:
+                break
+            out += x
+        c.close()
+        return out
+    for data, status, code in cases:
+        out = after_one(data)
+        head, _, body = out.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 %d " % status) and out.count(b"HTTP/1.1 ") == 1, ("keep-alive", data[:80], out[:300])
+        assert b"application/json" in head.lower(), head
+        assert json.loads(body)["error"]["code"] == code, ("keep-alive", data[:80], body)
 
 
 if __name__ == "__main__":
