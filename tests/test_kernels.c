@@ -1195,8 +1195,33 @@ static void test_tier_names(void) {
     CHECK(aios_get_threads() >= 1);
 }
 
+/* The automatic team: the cores other processes leave free, rounded to the nearest, never
+ * below one or above the cores; a fixed count stays as given; 0 returns to the automatic. */
+static void test_thread_count(void) {
+    CHECK(aios__threads_free(2, 0.0) == 2);
+    CHECK(aios__threads_free(2, 0.49) == 2);
+    CHECK(aios__threads_free(2, 0.51) == 1);
+    CHECK(aios__threads_free(2, 1.0) == 1);
+    CHECK(aios__threads_free(2, 7.5) == 1);
+    CHECK(aios__threads_free(16, 2.6) == 13);
+    CHECK(aios__threads_free(16, -3.0) == 16);
+    CHECK(aios__threads_free(4, (double)NAN) == 4);
+    CHECK(aios__threads_free(0, 0.0) == 1);
+    CHECK(aios__threads_free(5000, 0.0) == AIOS_KERNEL_MAX_THREADS);
+    const int old = aios_get_threads();
+    aios_set_threads(3);
+    CHECK(aios_get_threads() == 3);
+    aios_set_threads(AIOS_KERNEL_MAX_THREADS + 5);
+    CHECK(aios_get_threads() == AIOS_KERNEL_MAX_THREADS);
+    aios_set_threads(0);
+    const int a = aios_get_threads();
+    CHECK(a >= 1 && a <= aios_cpu()->n_cores);
+    aios_set_threads(old);
+}
+
 int main(void) {
     RUN(test_tier_names);
+    RUN(test_thread_count);
     RUN(test_f16_bf16);
     RUN(test_matmul_all_dtypes);
     RUN(test_matmul_tiles);

@@ -123,9 +123,10 @@ const char *aios_kernels_tier(void);
 /* Forces a tier by name ("ref", "avx2", "avx512", or "auto" for the best this CPU has).
  * AIOS_ERR_UNSUPPORTED when the CPU (or build) lacks it.  Not thread-safe: call before work. */
 aios_status aios_kernels_use(const char *tier);
-/* Threads used by kernels.  Default: all cores, fewer while other processes keep cores busy
- * (OpenMP dynamic adjustment from the load average); AIOS_THREADS or aios_set_threads(n > 0)
- * fixes the count exactly.  aios_set_threads(0) returns to the default. */
+/* Threads used by kernels.  Default: the cores other processes leave free (their runnable
+ * tasks, looked at once a second and averaged over a few seconds; all cores on a quiet
+ * machine, 1 at least); AIOS_THREADS or aios_set_threads(n > 0) fixes the count exactly.
+ * aios_set_threads(0) returns to the default. */
 #define AIOS_KERNEL_MAX_THREADS 1024 /* larger counts (aios_set_threads, AIOS_THREADS) are clamped */
 void aios_set_threads(int n);
 int aios_get_threads(void);

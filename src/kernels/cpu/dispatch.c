@@ -22,10 +22,16 @@
  * tier's gemv_f: one row at a time, the matrix read as one sequential stream (widened in
  * registers; several row streams or software prefetch measured slower for plain floats).
  */
+#include <dirent.h>
 #include <math.h>
 #include <omp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "kernels/cpu/kern.h"
 
@@ -37,7 +43,6 @@
 #define KC 512  /* columns per weight chunk */
 
 static const aios__ktier *g_tier;
-static int g_threads;
 
 static const aios__ktier *best_tier(void) {
 #if defined(__x86_64__)
@@ -92,33 +97,118 @@ aios_lora_bu_fn aios_kernels_lora_bu(void) { return tier()->lora_bu; }
 aios_lora_ax16_fn aios_kernels_lora_ax16(void) { return tier()->lora_ax16; }
 aios_lora_bu16_fn aios_kernels_lora_bu16(void) { return tier()->lora_bu16; }
 
-/* Spinning OpenMP threads on a machine whose cores are busy with other processes make every
- * barrier wait a scheduler time slice for a descheduled peer (measured: 10x slower with 2
- * threads on a loaded 2-core machine).  Unless the user fixed the count, OpenMP's dynamic
- * adjustment lowers the team size to the cores the load average leaves free. */
+/* The team size.  Spinning OpenMP threads on a machine whose cores are busy with other
+ * processes make every barrier wait a scheduler time slice for a descheduled peer, so unless
+ * the user fixed the count the team is the cores that other processes leave free.  SmolLM2
+ * Q4_1 chat decode on the 2-core VM beside one busy loop: 1 thread 79 tok/s, 2 spinning 16-23,
+ * 2 waiting passively 58-65; quiet: 2 threads 173, 1 thread 93.  This was OpenMP's dynamic
+ * adjustment, which does not do it: libgomp asks sched_getaffinity and sysinfo at *every*
+ * parallel region (a decode step has ~200: 151 tok/s on the quiet machine against 173 with
+ * the count fixed), takes the 15-minute load average (it reacts in a quarter of an hour, and
+ * remembers the aios runs just before this one) and counts this process's own threads as
+ * load (a server kept busy by its clients ends with a team of one).  Here, at most once a
+ * second: the runnable tasks of the machine now (/proc/loadavg's fourth field) less this
+ * process's own running threads (/proc/self/task/..., state R), averaged exponentially over
+ * ~3 s (the first look taken as it is); the cores left free, rounded to the nearest, are the
+ * team (1 at least).  A thread that finds the refresh taken by another keeps the last count. */
+static _Atomic int g_fixed; /* the user's count (AIOS_THREADS / aios_set_threads); 0 = automatic */
+static _Atomic int g_auto;  /* the automatic count; 0 = not chosen yet */
+static _Atomic int g_env_read;
+static _Atomic long long g_auto_next; /* CLOCK_MONOTONIC ns of the next look */
+static pthread_mutex_t g_auto_mu = PTHREAD_MUTEX_INITIALIZER;
+static double g_auto_last = -1, g_others; /* under g_auto_mu */
+
+int aios__threads_free(int n_cores, double others) {
+    if (n_cores < 1) n_cores = 1;
+    if (!(others > 0)) others = 0; /* also NaN */
+    if (others > n_cores) others = n_cores;
+    int n = n_cores - (int)(others + 0.5);
+    if (n < 1) n = 1;
+    return n > AIOS_KERNEL_MAX_THREADS ? AIOS_KERNEL_MAX_THREADS : n;
+}
+
+/* Runnable tasks on the machine other than this process's: -1 where /proc cannot tell. */
+static double others_running(void) {
+    FILE *f = fopen("/proc/loadavg", "r");
+    int running = -1;
+    if (!f) return -1;
+    if (fscanf(f, "%*f %*f %*f %d/", &running) != 1) running = -1;
+    fclose(f);
+    if (running < 0) return -1;
+    int own = 0;
+    DIR *d = opendir("/proc/self/task");
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (e->d_name[0] == '.') continue;
+            char path[64], buf[512];
+            snprintf(path, sizeof path, "/proc/self/task/%.20s/stat", e->d_name);
+            FILE *t = fopen(path, "r");
+            if (!t) continue;
+            const size_t len = fread(buf, 1, sizeof buf - 1, t);
+            fclose(t);
+            buf[len] = 0;
+            const char *p = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+            if (p && p[1] == ' ' && p[2] == 'R') own++;
+        }
+        closedir(d);
+    }
+    if (own < 1) own = 1; /* this thread, reading, is running */
+    return running > own ? (double)(running - own) : 0.0;
+}
+
+static int threads_auto(void) {
+    int n = atomic_load_explicit(&g_auto, memory_order_relaxed);
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    const long long now_ns = (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    if (n > 0 && now_ns < atomic_load_explicit(&g_auto_next, memory_order_relaxed)) return n;
+    if (pthread_mutex_trylock(&g_auto_mu)) return n > 0 ? n : aios_cpu()->n_cores;
+    if (now_ns >= atomic_load_explicit(&g_auto_next, memory_order_relaxed)) {
+        const double now = (double)now_ns * 1e-9, o = others_running();
+        if (o >= 0) {
+            if (g_auto_last < 0)
+                g_others = o;
+            else {
+                const double e = exp(-(now - g_auto_last) / 3.0);
+                g_others = g_others * e + o * (1 - e);
+            }
+            g_auto_last = now;
+        }
+        n = aios__threads_free(aios_cpu()->n_cores, g_auto_last < 0 ? 0.0 : g_others);
+        atomic_store_explicit(&g_auto, n, memory_order_relaxed);
+        atomic_store_explicit(&g_auto_next, now_ns + 1000000000LL, memory_order_relaxed);
+    } else {
+        n = atomic_load_explicit(&g_auto, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&g_auto_mu);
+    return n;
+}
+
 void aios_set_threads(int n) {
-    g_threads = n > 0 ? (n > AIOS_KERNEL_MAX_THREADS ? AIOS_KERNEL_MAX_THREADS : n) : 0;
-    omp_set_dynamic(n > 0 ? 0 : 1);
+    atomic_store(&g_env_read, 1);
+    atomic_store(&g_fixed, n > 0 ? (n > AIOS_KERNEL_MAX_THREADS ? AIOS_KERNEL_MAX_THREADS : n) : 0);
 }
 
 /* AIOS_THREADS is user input: anything that is not an integer in [1, AIOS_KERNEL_MAX_THREADS]
- * is clamped (a huge team makes OpenMP fail to create its threads and crash). */
+ * means the automatic count (a huge team makes OpenMP fail to create its threads and crash). */
 int aios_get_threads(void) {
-    if (g_threads <= 0) {
+    if (!atomic_load_explicit(&g_env_read, memory_order_acquire)) {
         const char *e = getenv("AIOS_THREADS");
         long n = 0;
         if (e && *e) {
             char *end;
             n = strtol(e, &end, 10);
-            if (*end || n <= 0) n = 0;
-            else if (n > AIOS_KERNEL_MAX_THREADS) n = AIOS_KERNEL_MAX_THREADS;
+            if (*end || n <= 0)
+                n = 0;
+            else if (n > AIOS_KERNEL_MAX_THREADS)
+                n = AIOS_KERNEL_MAX_THREADS;
         }
-        omp_set_dynamic(n > 0 ? 0 : 1);
-        g_threads = n > 0 ? (int)n : aios_cpu()->n_cores;
-        if (g_threads > AIOS_KERNEL_MAX_THREADS) g_threads = AIOS_KERNEL_MAX_THREADS;
-        if (g_threads < 1) g_threads = 1;
+        int expect = 0;
+        if (atomic_compare_exchange_strong(&g_env_read, &expect, 1)) atomic_store(&g_fixed, (int)n);
     }
-    return g_threads;
+    const int f = atomic_load_explicit(&g_fixed, memory_order_relaxed);
+    return f > 0 ? f : threads_auto();
 }
 
 /* Threads worth using for `work` multiply-adds (a thread costs a few microseconds to wake). */

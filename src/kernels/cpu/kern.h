@@ -66,6 +66,10 @@ typedef struct {
                       int64_t r1);
 } aios__ktier;
 
+/* The automatic team size: n_cores less the cores other processes keep busy (others: their
+ * runnable tasks, averaged), rounded to the nearest; at least 1. */
+int aios__threads_free(int n_cores, double others);
+
 extern const aios__ktier aios__tier_ref;
 #if defined(__x86_64__)
 extern const aios__ktier aios__tier_avx2;
