@@ -365,11 +365,15 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
     if (T < 0) return aios__err(AIOS_ERR_INVALID_ARG, "matmul: T = %lld", (long long)T);
     const int64_t n_out = W->shape[0], n_in = W->shape[1];
     if (T == 0 || n_out == 0) return AIOS_OK;
-    start_at_bias(y, bias, T, n_out);
-    if (n_in == 0) return AIOS_OK;
+    /* every path but the packed GEMM (which stores bias + sums itself) starts y at the bias */
+    if (n_in == 0) {
+        start_at_bias(y, bias, T, n_out);
+        return AIOS_OK;
+    }
     const int i8 = int8_mode();
 #ifdef AIOS_HAVE_BLAS
     if (use_blas(W, T)) {
+        start_at_bias(y, bias, T, n_out);
         openblas_set_num_threads(aios_get_threads());
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)n_out, (int)n_in, 1.0f, x, (int)n_in,
                     (const float *)W->data, (int)n_in, 1.0f, y, (int)n_out);
@@ -378,11 +382,15 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
 #endif
 #if defined(__x86_64__)
     /* many rows: the register-blocked VNNI GEMM, activations per group of 32 (qgemm_avx512.c) */
-    if (K == &aios__tier_avx512 && i8 && T >= gemm_min_rows() && aios__qgemm_i8_ok(W))
+    if (K == &aios__tier_avx512 && i8 && T >= gemm_min_rows() && aios__qgemm_i8_ok(W)) {
+        start_at_bias(y, bias, T, n_out);
         return aios__qgemm_i8(y, x, W, T, threads_for((double)T * (double)n_out * (double)n_in));
+    }
 #endif
-    if (K->matmul_q8_int && W->dtype == AIOS_DTYPE_Q8 && W->group_size == 0 && i8 == 1 && aios_cpu()->avx512vnni)
+    if (K->matmul_q8_int && W->dtype == AIOS_DTYPE_Q8 && W->group_size == 0 && i8 == 1 && aios_cpu()->avx512vnni) {
+        start_at_bias(y, bias, T, n_out);
         return K->matmul_q8_int(y, x, W, T, threads_for((double)T * (double)n_out * (double)n_in));
+    }
     const int nth = threads_for((double)T * (double)n_out * (double)n_in);
     const int gguf = aios_gguf_block(W->dtype, NULL, NULL);
     void (*gemv)(float *, int64_t, const float *, int64_t, int, const aios_tensor *, int64_t, int64_t) =
@@ -406,6 +414,7 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
     const int multi = 0;
 #endif
     if (gemv && (T <= 3 || multi)) {
+        start_at_bias(y, bias, T, n_out);
         /* Decoding: quantized rows expanded in registers straight into the dot products (no
          * staging buffer).  Large contiguous row ranges (multiples of 64 rows) per thread keep
          * each thread's weight stream sequential for the hardware prefetchers; a few ranges per
@@ -422,7 +431,8 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
         return AIOS_OK;
     }
     /* Many token rows: the packed GEMM (gemm.c). */
-    if (T >= gemm_min_rows() && aios__gemm_available(K)) return aios__gemm(K, y, x, W, T, nth);
+    if (T >= gemm_min_rows() && aios__gemm_available(K)) return aios__gemm(K, y, x, W, bias, T, nth);
+    start_at_bias(y, bias, T, n_out);
     /* f32 weights are read in place when 4-byte aligned (they always are in our loaders). */
     const int direct = W->dtype == AIOS_DTYPE_F32 && ((uintptr_t)W->data & 3) == 0;
     const int64_t nblk = (n_out + RB - 1) / RB;
@@ -484,9 +494,11 @@ aios_status aios_matmul_packed(float *y, const float *x, const aios_tensor *W, c
     if (use_blas(W, T)) return aios_matmul(y, x, W, bias, T);
 #endif
     const int64_t n_out = W->shape[0], n_in = W->shape[1];
-    start_at_bias(y, bias, T, n_out);
-    if (n_in == 0 || n_out == 0) return AIOS_OK;
-    return aios__gemm_packed(K, y, x, W, P, T, threads_for((double)T * (double)n_out * (double)n_in));
+    if (n_in == 0 || n_out == 0) {
+        start_at_bias(y, bias, T, n_out);
+        return AIOS_OK;
+    }
+    return aios__gemm_packed(K, y, x, W, bias, P, T, threads_for((double)T * (double)n_out * (double)n_in));
 }
 
 /* ---------------------------------------------------------------- rows and elementwise */

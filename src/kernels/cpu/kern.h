@@ -119,7 +119,9 @@ void aios__lora_bu16_512(float *y, const uint16_t *B, const float *u, int64_t n,
 void aios__lora_bu_256(float *y, const float *B, const float *u, int64_t n, int64_t r);
 void aios__lora_bu_512(float *y, const float *B, const float *u, int64_t n, int64_t r);
 int aios__gemm_available(const aios__ktier *K);
-aios_status aios__gemm(const aios__ktier *K, float *y, const float *x, const aios_tensor *W, int64_t T, int nth);
+/* y (T, n_out) = bias (NULL: 0) + x (T, n_in) @ W^T; y's old contents are not read. */
+aios_status aios__gemm(const aios__ktier *K, float *y, const float *x, const aios_tensor *W, const float *bias,
+                       int64_t T, int nth);
 /* W's panels packed once (aios_matmul_pack_new): the panel of output rows p NR .. p NR + NR - 1
  * for the KC columns from k0 is at panels + p NR n_in + k0 NR, laid out as gemm.c packs it per
  * call ([k][j], zero rows past n_out), so a product through it gives the same bits. */
@@ -132,7 +134,7 @@ struct aios_matmul_pack {
 };
 aios_status aios__gemm_pack_new(const aios__ktier *K, const aios_tensor *W, struct aios_matmul_pack **out);
 /* aios__gemm with W's panels from P (made for K and W). */
-aios_status aios__gemm_packed(const aios__ktier *K, float *y, const float *x, const aios_tensor *W,
+aios_status aios__gemm_packed(const aios__ktier *K, float *y, const float *x, const aios_tensor *W, const float *bias,
                               const struct aios_matmul_pack *P, int64_t T, int nth);
 /* Few token rows (<= 48) x float32 W read in place, x packed instead (gemm_small_avx512.c);
  * aios__gemm takes it on the AVX-512 tier up to AIOS_GEMM_SMALL_MAX rows (default 48; 0 off). */
