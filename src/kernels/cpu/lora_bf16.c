@@ -9,14 +9,16 @@
  *    multiplied into 8 row accumulators (8 rows of A in flight), bf16 widened by a 16-bit shift
  *    of the zero-extended halves, a masked load for the n % 16 tail; AVX2 the same on 8 columns
  *    with a scalar tail.
- *  - bu16: y (n) += B (n, r) @ u (r).  For r = 8: AVX-512 two outputs per vector (16 contiguous
- *    bf16), AVX2 one, each output's 8 products summed horizontally; other r scalar.
+ *  - bu16: y (n) += B (n, r) @ u (r).  For r a multiple of 8: AVX-512 blocks of 16 outputs, AVX2
+ *    of 8, summed in registers by the transpose-reduce lora_bu.c uses (cpu/rowsum.h) and added to
+ *    y once; other r and the tails scalar.
  * The reference tier is plain sequential float32 sums of the widened values; a bf16 value
  * widened to float32 is exact, so every tier computes the same products and differs from the
  * reference only in summation order.
  */
 #include "kernels/cpu/hsum_avx2.h"
 #include "kernels/cpu/kern.h"
+#include "kernels/cpu/rowsum.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -96,26 +98,42 @@ T512 void aios__lora_ax16_512(float *u, const uint16_t *A, const float *x, int64
     }
 }
 
-/* r = 8: two outputs per vector (rows o, o + 1 = 16 contiguous bf16), u duplicated in both
- * halves; the halves' sums by a reduce of each 256-bit half */
+/* r a multiple of 8: 16 outputs at a time, acc[j] = rows 2j (lanes 0-7) and 2j+1 (lanes 8-15)
+ * times u, summed over r's chunks of 8, then the rows' sums by the transpose-reduce of
+ * cpu/rowsum.h and one add into y; other r and the n % 16 tail take the scalar rows. */
 T512 void aios__lora_bu16_512(float *y, const uint16_t *B, const float *u, int64_t n, int64_t r) {
-    if (r != 8) {
+    if (r % 8) {
         bu16_rows(y, B, u, 0, n, r);
         return;
     }
-    const __m256 u8 = _mm256_loadu_ps(u);
-    const __m512 uu = _mm512_shuffle_f32x4(_mm512_castps256_ps512(u8), _mm512_castps256_ps512(u8), 0x44);
+    const int64_t nc = r / 8;
     int64_t o = 0;
-    for (; o + 2 <= n; o += 2) {
-        const __m512 p = _mm512_mul_ps(wide512(B + o * 8), uu);
-        const __m256 lo = _mm512_castps512_ps256(p),
-                     hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(p), 1));
-        /* horizontal sums of lo and hi together */
-        __m256 h = _mm256_hadd_ps(lo, hi); /* lo01 lo23 hi01 hi23 | lo45 lo67 hi45 hi67 */
-        h = _mm256_hadd_ps(h, h);          /* lo0123 hi0123 .. | lo4567 hi4567 .. */
-        const __m128 t = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-        y[o] += _mm_cvtss_f32(t);
-        y[o + 1] += _mm_cvtss_f32(_mm_shuffle_ps(t, t, 1));
+    for (; o + 16 <= n; o += 16) {
+        const uint16_t *b = B + o * r;
+        __m512 acc[8];
+        if (nc == 1) { /* r = 8: the 16 rows are 128 contiguous bf16 */
+            const __m256 u8 = _mm256_loadu_ps(u);
+            const __m512 uu =
+                _mm512_shuffle_f32x4(_mm512_castps256_ps512(u8), _mm512_castps256_ps512(u8), 0x44);
+            for (int j = 0; j < 8; j++)
+                acc[j] = _mm512_mul_ps(wide512(b + 16 * j), uu);
+        } else {
+            for (int j = 0; j < 8; j++)
+                acc[j] = _mm512_setzero_ps();
+            for (int64_t c = 0; c < nc; c++) {
+                const __m256 u8 = _mm256_loadu_ps(u + 8 * c);
+                const __m512 uu =
+                    _mm512_shuffle_f32x4(_mm512_castps256_ps512(u8), _mm512_castps256_ps512(u8), 0x44);
+                for (int j = 0; j < 8; j++) {
+                    const __m256i lh =
+                        _mm256_set_m128i(_mm_loadu_si128((const __m128i *)(b + (2 * j + 1) * r + 8 * c)),
+                                         _mm_loadu_si128((const __m128i *)(b + (2 * j) * r + 8 * c)));
+                    const __m512 w = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(lh), 16));
+                    acc[j] = _mm512_fmadd_ps(w, uu, acc[j]);
+                }
+            }
+        }
+        _mm512_storeu_ps(y + o, _mm512_add_ps(_mm512_loadu_ps(y + o), aios__rowsum16_512(acc)));
     }
     bu16_rows(y, B, u, o, n, r);
 }
@@ -156,13 +174,28 @@ T256 void aios__lora_ax16_256(float *u, const uint16_t *A, const float *x, int64
     }
 }
 
+/* r a multiple of 8: 8 outputs at a time, acc[j] = row j times u summed over r's chunks of 8,
+ * the rows' sums by rowsum.h's hadd reduce; other r and the n % 8 tail scalar. */
 T256 void aios__lora_bu16_256(float *y, const uint16_t *B, const float *u, int64_t n, int64_t r) {
-    if (r != 8) {
+    if (r % 8) {
         bu16_rows(y, B, u, 0, n, r);
         return;
     }
-    const __m256 uv = _mm256_loadu_ps(u);
-    for (int64_t o = 0; o < n; o++)
-        y[o] += aios__hsum256(_mm256_mul_ps(wide256(B + o * 8), uv));
+    const int64_t nc = r / 8;
+    int64_t o = 0;
+    for (; o + 8 <= n; o += 8) {
+        const uint16_t *b = B + o * r;
+        __m256 acc[8];
+        const __m256 u0 = _mm256_loadu_ps(u);
+        for (int j = 0; j < 8; j++)
+            acc[j] = _mm256_mul_ps(wide256(b + j * r), u0);
+        for (int64_t c = 1; c < nc; c++) {
+            const __m256 uc = _mm256_loadu_ps(u + 8 * c);
+            for (int j = 0; j < 8; j++)
+                acc[j] = _mm256_fmadd_ps(wide256(b + j * r + 8 * c), uc, acc[j]);
+        }
+        _mm256_storeu_ps(y + o, _mm256_add_ps(_mm256_loadu_ps(y + o), aios__rowsum8_256(acc)));
+    }
+    bu16_rows(y, B, u, o, n, r);
 }
 #endif

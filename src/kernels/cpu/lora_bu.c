@@ -4,12 +4,13 @@
  * forms u = s A x with the tier's dot).  Decode calls it ~90 times per token on r = 8:
  *  - AVX-512: a block of 16 outputs is multiplied against u in registers (one vector per pair of
  *    rows, chunks of 8 of r accumulated) and the rows' sums formed by a transpose-reduce (three
- *    levels of two-source permutes), then added to y once;
- *  - AVX2: 8 outputs, hadd twice and a 128-bit swap;
+ *    levels of two-source permutes, cpu/rowsum.h), then added to y once;
+ *  - AVX2: 8 outputs, hadd twice and a 128-bit swap (rowsum.h);
  *  - r that is not a multiple of 8 and the n % 16 (% 8) tail take the scalar loop, which is the
  *    reference tier bit for bit (sequential sums).
  */
 #include "kernels/cpu/kern.h"
+#include "kernels/cpu/rowsum.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -38,12 +39,6 @@ T512 void aios__lora_bu_512(float *y, const float *B, const float *u, int64_t n,
         return;
     }
     const int64_t nc = r / 8;
-    const __m512i p8 = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
-    const __m512i q8 = _mm512_add_epi32(p8, _mm512_set1_epi32(4));
-    const __m512i p4 = _mm512_setr_epi32(0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29);
-    const __m512i q4 = _mm512_add_epi32(p4, _mm512_set1_epi32(2));
-    const __m512i p2 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    const __m512i q2 = _mm512_add_epi32(p2, _mm512_set1_epi32(1));
     int64_t o = 0;
     for (; o + 16 <= n; o += 16) {
         const float *b = B + o * r;
@@ -68,15 +63,7 @@ T512 void aios__lora_bu_512(float *y, const float *B, const float *u, int64_t n,
                 }
             }
         }
-        __m512 l1[4], l2[2];
-        for (int k = 0; k < 4; k++)
-            l1[k] = _mm512_add_ps(_mm512_permutex2var_ps(acc[2 * k], p8, acc[2 * k + 1]),
-                                  _mm512_permutex2var_ps(acc[2 * k], q8, acc[2 * k + 1]));
-        for (int k = 0; k < 2; k++)
-            l2[k] = _mm512_add_ps(_mm512_permutex2var_ps(l1[2 * k], p4, l1[2 * k + 1]),
-                                  _mm512_permutex2var_ps(l1[2 * k], q4, l1[2 * k + 1]));
-        const __m512 s =
-            _mm512_add_ps(_mm512_permutex2var_ps(l2[0], p2, l2[1]), _mm512_permutex2var_ps(l2[0], q2, l2[1]));
+        const __m512 s = aios__rowsum16_512(acc);
         _mm512_storeu_ps(y + o, _mm512_add_ps(_mm512_loadu_ps(y + o), s));
     }
     bu_rows(y, B, u, o, n, r);
@@ -101,10 +88,7 @@ T256 void aios__lora_bu_256(float *y, const float *B, const float *u, int64_t n,
             for (int j = 0; j < 8; j++)
                 acc[j] = _mm256_fmadd_ps(_mm256_loadu_ps(b + j * r + 8 * c), uc, acc[j]);
         }
-        const __m256 t01 = _mm256_hadd_ps(_mm256_hadd_ps(acc[0], acc[1]), _mm256_hadd_ps(acc[2], acc[3]));
-        const __m256 t23 = _mm256_hadd_ps(_mm256_hadd_ps(acc[4], acc[5]), _mm256_hadd_ps(acc[6], acc[7]));
-        const __m256 s =
-            _mm256_add_ps(_mm256_permute2f128_ps(t01, t23, 0x20), _mm256_permute2f128_ps(t01, t23, 0x31));
+        const __m256 s = aios__rowsum8_256(acc);
         _mm256_storeu_ps(y + o, _mm256_add_ps(_mm256_loadu_ps(y + o), s));
     }
     bu_rows(y, B, u, o, n, r);
