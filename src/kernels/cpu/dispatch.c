@@ -351,7 +351,7 @@ static int64_t multi_max_rows(void) {
 }
 
 /* y (T, n_out) = bias in every row (zeros without one): the products accumulate onto it. */
-static void start_at_bias(float *y, const float *bias, int64_t T, int64_t n_out) {
+void aios__start_at_bias(float *y, const float *bias, int64_t T, int64_t n_out) {
     for (int64_t t = 0; t < T; t++) {
         if (bias) memcpy(y + t * n_out, bias, sizeof(float) * (size_t)n_out);
         else memset(y + t * n_out, 0, sizeof(float) * (size_t)n_out);
@@ -367,13 +367,13 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
     if (T == 0 || n_out == 0) return AIOS_OK;
     /* every path but the packed GEMM (which stores bias + sums itself) starts y at the bias */
     if (n_in == 0) {
-        start_at_bias(y, bias, T, n_out);
+        aios__start_at_bias(y, bias, T, n_out);
         return AIOS_OK;
     }
     const int i8 = int8_mode();
 #ifdef AIOS_HAVE_BLAS
     if (use_blas(W, T)) {
-        start_at_bias(y, bias, T, n_out);
+        aios__start_at_bias(y, bias, T, n_out);
         openblas_set_num_threads(aios_get_threads());
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)n_out, (int)n_in, 1.0f, x, (int)n_in,
                     (const float *)W->data, (int)n_in, 1.0f, y, (int)n_out);
@@ -383,12 +383,12 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
 #if defined(__x86_64__)
     /* many rows: the register-blocked VNNI GEMM, activations per group of 32 (qgemm_avx512.c) */
     if (K == &aios__tier_avx512 && i8 && T >= gemm_min_rows() && aios__qgemm_i8_ok(W)) {
-        start_at_bias(y, bias, T, n_out);
+        aios__start_at_bias(y, bias, T, n_out);
         return aios__qgemm_i8(y, x, W, T, threads_for((double)T * (double)n_out * (double)n_in));
     }
 #endif
     if (K->matmul_q8_int && W->dtype == AIOS_DTYPE_Q8 && W->group_size == 0 && i8 == 1 && aios_cpu()->avx512vnni) {
-        start_at_bias(y, bias, T, n_out);
+        aios__start_at_bias(y, bias, T, n_out);
         return K->matmul_q8_int(y, x, W, T, threads_for((double)T * (double)n_out * (double)n_in));
     }
     const int nth = threads_for((double)T * (double)n_out * (double)n_in);
@@ -414,7 +414,7 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
     const int multi = 0;
 #endif
     if (gemv && (T <= 3 || multi)) {
-        start_at_bias(y, bias, T, n_out);
+        aios__start_at_bias(y, bias, T, n_out);
         /* Decoding: quantized rows expanded in registers straight into the dot products (no
          * staging buffer).  Large contiguous row ranges (multiples of 64 rows) per thread keep
          * each thread's weight stream sequential for the hardware prefetchers; a few ranges per
@@ -432,7 +432,7 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
     }
     /* Many token rows: the packed GEMM (gemm.c). */
     if (T >= gemm_min_rows() && aios__gemm_available(K)) return aios__gemm(K, y, x, W, bias, T, nth);
-    start_at_bias(y, bias, T, n_out);
+    aios__start_at_bias(y, bias, T, n_out);
     /* f32 weights are read in place when 4-byte aligned (they always are in our loaders). */
     const int direct = W->dtype == AIOS_DTYPE_F32 && ((uintptr_t)W->data & 3) == 0;
     const int64_t nblk = (n_out + RB - 1) / RB;
@@ -495,7 +495,7 @@ aios_status aios_matmul_packed(float *y, const float *x, const aios_tensor *W, c
 #endif
     const int64_t n_out = W->shape[0], n_in = W->shape[1];
     if (n_in == 0 || n_out == 0) {
-        start_at_bias(y, bias, T, n_out);
+        aios__start_at_bias(y, bias, T, n_out);
         return AIOS_OK;
     }
     return aios__gemm_packed(K, y, x, W, bias, P, T, threads_for((double)T * (double)n_out * (double)n_in));

@@ -320,17 +320,12 @@ static aios_status gemm_run(const aios__ktier *K, float *y, const float *x, cons
  * first KC chunk stores bias + sums (no fill pass, y's old contents never read). */
 static aios_status gemm_fwd(const aios__ktier *K, float *y, const float *x, const aios_tensor *W, const float *bias,
                             int64_t T, int nth, const float *pre) {
-    const int64_t n_out = W->shape[0];
-    if (W->shape[1] == 0 || (K == &aios__tier_avx512 && T <= small_max() && aios__gemm_small_ok(W, T))) {
-        for (int64_t t = 0; t < T; t++) {
-            if (bias) memcpy(y + t * n_out, bias, sizeof(float) * (size_t)n_out);
-            else memset(y + t * n_out, 0, sizeof(float) * (size_t)n_out);
-        }
-        if (W->shape[1] == 0) return AIOS_OK;
 #if defined(__x86_64__)
+    if (K == &aios__tier_avx512 && T <= small_max() && aios__gemm_small_ok(W, T)) {
+        aios__start_at_bias(y, bias, T, W->shape[0]);
         return aios__gemm_small(y, x, W, T, nth);
-#endif
     }
+#endif
     return gemm_run(K, y, x, W, T, nth, 0, pre, 1, bias);
 }
 

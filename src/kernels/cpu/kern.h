@@ -119,7 +119,9 @@ void aios__lora_bu16_512(float *y, const uint16_t *B, const float *u, int64_t n,
 void aios__lora_bu_256(float *y, const float *B, const float *u, int64_t n, int64_t r);
 void aios__lora_bu_512(float *y, const float *B, const float *u, int64_t n, int64_t r);
 int aios__gemm_available(const aios__ktier *K);
-/* y (T, n_out) = bias (NULL: 0) + x (T, n_in) @ W^T; y's old contents are not read. */
+/* y (T rows of n_out) = bias (NULL: zeros), each row (dispatch.c) */
+void aios__start_at_bias(float *y, const float *bias, int64_t T, int64_t n_out);
+/* y (T, n_out) = bias (NULL: 0) + x (T, n_in) @ W^T, n_in > 0; y's old contents are not read. */
 aios_status aios__gemm(const aios__ktier *K, float *y, const float *x, const aios_tensor *W, const float *bias,
                        int64_t T, int nth);
 /* W's panels packed once (aios_matmul_pack_new): the panel of output rows p NR .. p NR + NR - 1
