@@ -224,7 +224,9 @@ static void test_apply_bf16_every_tier(void) {
 
 /* The B side alone with values whose products and sums are exact in float (small integers):
  * every tier must give the exact result, so a block that drops, repeats or misorders a row or a
- * rank fails here whatever the tolerance above. */
+ * rank fails here whatever the tolerance above.
+ * The bf16 B side (aios_kernels_lora_bu16, cpu/lora_bf16.c) on the same values: small integers
+ * are exact in bf16 too, so it must give the same exact result (r = 8 / 16 / 40 its blocks, 5 scalar). */
 static void test_bu_exact(void) {
     const int64_t ns[] = {1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 48, 577};
     const int64_t ranks[] = {8, 16, 40, 5};
@@ -233,8 +235,13 @@ static void test_bu_exact(void) {
             const int64_t n = ns[ni], r = ranks[ri];
             float *B = malloc((size_t)(n * r) * sizeof(float)), *u = malloc((size_t)r * sizeof(float));
             float *y = malloc((size_t)(n + 1) * sizeof(float)), *want = malloc((size_t)n * sizeof(float));
-            for (int64_t i = 0; i < n * r; i++)
+            uint16_t *B16 = malloc((size_t)(n * r) * sizeof(uint16_t));
+            for (int64_t i = 0; i < n * r; i++) {
                 B[i] = (float)((int)(aios_lora_rng_next(&rng) % 17) - 8);
+                uint32_t bits;
+                memcpy(&bits, &B[i], 4);
+                B16[i] = (uint16_t)(bits >> 16); /* exact: a small integer has no low mantissa bits */
+            }
             for (int64_t k = 0; k < r; k++)
                 u[k] = (float)((int)(aios_lora_rng_next(&rng) % 9) - 4);
             for (int64_t o = 0; o < n; o++) {
@@ -243,68 +250,23 @@ static void test_bu_exact(void) {
                     acc += (double)B[o * r + k] * u[k];
                 want[o] = (float)acc;
             }
-            for (size_t ti = 0; ti < sizeof TIERS / sizeof *TIERS; ti++) {
-                if (!t_use_tier(TIERS[ti])) continue;
-                for (int64_t o = 0; o < n; o++)
-                    y[o] = 1000.0f + (float)o;
-                y[n] = -5.0f;
-                aios__lora_bu(y, B, u, n, r);
-                int64_t bad = -1;
-                for (int64_t o = 0; o < n && bad < 0; o++)
-                    if (y[o] != want[o]) bad = o;
-                CHECKF(bad < 0 && y[n] == -5.0f, "%s n_out %lld r %lld: y[%lld] %g, want %g%s", TIERS[ti],
-                       (long long)n, (long long)r, (long long)(bad < 0 ? 0 : bad), bad < 0 ? 0.0 : y[bad],
-                       bad < 0 ? 0.0 : want[bad], y[n] == -5.0f ? "" : " (wrote past n_out)");
-            }
+            for (size_t ti = 0; ti < sizeof TIERS / sizeof *TIERS; ti++)
+                for (int bf = 0; bf < 2; bf++) {
+                    if (!t_use_tier(TIERS[ti])) continue;
+                    for (int64_t o = 0; o < n; o++)
+                        y[o] = 1000.0f + (float)o;
+                    y[n] = -5.0f;
+                    if (bf) aios_kernels_lora_bu16()(y, B16, u, n, r);
+                    else aios__lora_bu(y, B, u, n, r);
+                    int64_t bad = -1;
+                    for (int64_t o = 0; o < n && bad < 0; o++)
+                        if (y[o] != want[o]) bad = o;
+                    CHECKF(bad < 0 && y[n] == -5.0f, "%s%s n_out %lld r %lld: y[%lld] %g, want %g%s", bf ? "bf16 " : "",
+                           TIERS[ti], (long long)n, (long long)r, (long long)(bad < 0 ? 0 : bad),
+                           bad < 0 ? 0.0 : y[bad], bad < 0 ? 0.0 : want[bad], y[n] == -5.0f ? "" : " (wrote past n_out)");
+                }
             aios_kernels_use("auto");
-            free(B), free(u), free(y), free(want);
-        }
-}
-
-/* The bf16 B side (aios_kernels_lora_bu16, cpu/lora_bf16.c) the same way: small integers are
- * exact in bf16 and their products and sums exact in float, so every tier must give the exact
- * result; n_out around the 16 / 8 blocks (tails), r = 8 / 16 / 40 (the blocks) and 5 (scalar). */
-static void test_bu16_exact(void) {
-    const int64_t ns[] = {1, 7, 8, 9, 15, 16, 17, 31, 32, 33, 48, 577};
-    const int64_t ranks[] = {8, 16, 40, 5};
-    for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++)
-        for (size_t ri = 0; ri < sizeof ranks / sizeof *ranks; ri++) {
-            const int64_t n = ns[ni], r = ranks[ri];
-            uint16_t *B = malloc((size_t)(n * r) * sizeof(uint16_t));
-            float *u = malloc((size_t)r * sizeof(float));
-            float *y = malloc((size_t)(n + 1) * sizeof(float)), *want = malloc((size_t)n * sizeof(float));
-            double *Bd = malloc((size_t)(n * r) * sizeof(double));
-            for (int64_t i = 0; i < n * r; i++) {
-                const float f = (float)((int)(aios_lora_rng_next(&rng) % 17) - 8);
-                uint32_t bits;
-                memcpy(&bits, &f, 4);
-                B[i] = (uint16_t)(bits >> 16); /* exact: a small integer has no low mantissa bits */
-                Bd[i] = bf16_round(f);
-            }
-            for (int64_t k = 0; k < r; k++)
-                u[k] = (float)((int)(aios_lora_rng_next(&rng) % 9) - 4);
-            for (int64_t o = 0; o < n; o++) {
-                double acc = 1000.0 + (double)o;
-                for (int64_t k = 0; k < r; k++)
-                    acc += Bd[o * r + k] * u[k];
-                want[o] = (float)acc;
-            }
-            for (size_t ti = 0; ti < sizeof TIERS / sizeof *TIERS; ti++) {
-                if (!t_use_tier(TIERS[ti])) continue;
-                for (int64_t o = 0; o < n; o++)
-                    y[o] = 1000.0f + (float)o;
-                y[n] = -5.0f;
-                aios_kernels_lora_bu16()(y, B, u, n, r);
-                int64_t bad = -1;
-                for (int64_t o = 0; o < n && bad < 0; o++)
-                    if (y[o] != want[o]) bad = o;
-                CHECKF(bad < 0 && y[n] == -5.0f, "bf16 %s n_out %lld r %lld: y[%lld] %g, want %g%s",
-                       TIERS[ti], (long long)n, (long long)r, (long long)(bad < 0 ? 0 : bad),
-                       bad < 0 ? 0.0 : y[bad], bad < 0 ? 0.0 : want[bad],
-                       y[n] == -5.0f ? "" : " (wrote past n_out)");
-            }
-            aios_kernels_use("auto");
-            free(B), free(u), free(y), free(want), free(Bd);
+            free(B), free(B16), free(u), free(y), free(want);
         }
 }
 
@@ -312,6 +274,5 @@ int main(void) {
     RUN(test_apply_every_tier);
     RUN(test_bu_exact);
     RUN(test_apply_bf16_every_tier);
-    RUN(test_bu16_exact);
     TEST_MAIN_END();
 }
