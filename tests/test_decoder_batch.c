@@ -249,6 +249,11 @@ static void test_adapters_per_row(void) {
                                              {.adapters = onlyA, .n = 1},
                                              {.adapters = both, .scales = mix, .n = 2}};
         check_equivalence("qwen3-tiny, per-row adapters", d, sets, 1e-5);
+        /* bf16 adapter storage: a row's set takes the same bf16 products as the row alone (the
+         * batch summed float32 while the row alone read bf16: rel err 4.5e-4) */
+        aios_decoder_set_adapter_bf16(d, 1);
+        check_equivalence("qwen3-tiny, per-row adapters, bf16", d, sets, 1e-5);
+        aios_decoder_set_adapter_bf16(d, 0);
         /* arrow inside the batch: rows with their own skill set, top_k and temperature beside
          * summed and base rows, each equal to the decoder's arrow router on that row alone */
         aios_lora *const three[] = {a, b, c3};

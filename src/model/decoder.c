@@ -602,6 +602,18 @@ aios_status aios_decoder_set_router(aios_decoder *d, int router, int top_k, floa
 int aios_decoder_router(const aios_decoder *d) { return d->router; }
 void aios_decoder_set_adapter_bf16(aios_decoder *d, int on) { d->adapter_bf16 = !!on; }
 
+/* y (T, n_out) += one adapter module's delta at scale mult, from the bf16 copy when the decoder
+ * asks for it and the copy is current (adapters_ready / forward_batch make it), else float32. */
+static aios_status apply_one(aios_decoder *d, const aios_lora *a, const aios_lora_module *m, float mult, float *y,
+                             const float *x, int64_t T) {
+    AIOS_TRY(lora_scratch(d, T * m->r));
+    if (d->adapter_bf16 && a->bf16_ok)
+        aios_lora_apply_bf16(a, m, mult, y, x, T, d->lora_u);
+    else
+        aios_lora_apply(a, m, mult, y, x, T, d->lora_u);
+    return AIOS_OK;
+}
+
 /* y (T, n_out) += every adapter's delta for (layer l, target) on input x (T, n_in). */
 static aios_status apply_adapters(aios_decoder *d, int64_t l, int target, float *y, const float *x, int64_t T) {
     if (d->router == AIOS_ROUTER_ARROW) { /* per token, the top-k experts by prototype */
@@ -616,11 +628,7 @@ static aios_status apply_adapters(aios_decoder *d, int64_t l, int target, float 
     for (int i = 0; i < d->n_adapters; i++) {
         const aios_lora_module *m = aios_lora_get(d->adapters[i], l, target);
         if (!m || d->adapter_scale[i] == 0) continue;
-        AIOS_TRY(lora_scratch(d, T * m->r));
-        if (d->adapter_bf16 && d->adapters[i]->bf16_ok)
-            aios_lora_apply_bf16(d->adapters[i], m, d->adapter_scale[i], y, x, T, d->lora_u);
-        else
-            aios_lora_apply(d->adapters[i], m, d->adapter_scale[i], y, x, T, d->lora_u);
+        AIOS_TRY(apply_one(d, d->adapters[i], m, d->adapter_scale[i], y, x, T));
     }
     return AIOS_OK;
 }
@@ -966,8 +974,7 @@ static aios_status apply_set(aios_decoder *d, const aios_decoder_adapter_set *se
         float sc = set->scales ? set->scales[i] : 1.0f;
         const aios_lora_module *m = aios_lora_get(set->adapters[i], l, target);
         if (!m || sc == 0) continue;
-        AIOS_TRY(lora_scratch(d, T * m->r));
-        aios_lora_apply(set->adapters[i], m, sc, y, x, T, d->lora_u);
+        AIOS_TRY(apply_one(d, set->adapters[i], m, sc, y, x, T));
     }
     return AIOS_OK;
 }
@@ -1024,8 +1031,11 @@ aios_status aios_decoder_forward_batch(aios_decoder *d, aios_decoder_seq *seqs, 
             for (int k = 0; k < q->adapters->n; k++) {
                 if (!q->adapters->adapters[k]) return aios__err(AIOS_ERR_INVALID_ARG, "decoder: batch sequence %d: adapter %d is NULL", i, k);
                 AIOS_TRY(aios_lora_check(q->adapters->adapters[k], c));
-                if (rt == AIOS_ROUTER_ARROW && (!q->adapters->scales || q->adapters->scales[k] != 0))
-                    AIOS_TRY(aios_lora_prototypes(q->adapters->adapters[k])); /* kept with the adapter: once */
+                if (q->adapters->scales && q->adapters->scales[k] == 0) continue;
+                if (rt == AIOS_ROUTER_ARROW) /* both kept with the adapter: made once */
+                    AIOS_TRY(aios_lora_prototypes(q->adapters->adapters[k]));
+                else if (d->adapter_bf16) /* the same products as the row alone (adapters_ready) */
+                    AIOS_TRY(aios_lora_bf16(q->adapters->adapters[k]));
             }
             any_adapters |= q->adapters->n > 0;
         } else {
