@@ -216,7 +216,8 @@ def minilm_int8_default_stsb_within_budget():
     sub = texts[:64]
     default = encode(q, sub)
     assert np.array_equal(default, encode(q, sub, "--int8-act", "off")) != vnni()
-    assert np.array_equal(default, encode(q, sub, "--int8-act", "on")) == vnni()  # batches of >= 8 rows
+    if vnni():  # batches of >= 8 rows; without VNNI no kernel takes int8 activations for int8
+        assert np.array_equal(default, encode(q, sub, "--int8-act", "on"))  # weights: `on` is the exact path
 
 
 run()
