@@ -248,6 +248,7 @@ static void test_adapters_per_row(void) {
                                              {.n = 0},
                                              {.adapters = onlyA, .n = 1},
                                              {.adapters = both, .scales = mix, .n = 2}};
+        aios_decoder_set_adapter_bf16(d, 0); /* float32 A / B as stored */
         check_equivalence("qwen3-tiny, per-row adapters", d, sets, 1e-5);
         /* bf16 adapter storage: a row's set takes the same bf16 products as the row alone (the
          * batch summed float32 while the row alone read bf16: rel err 4.5e-4) */

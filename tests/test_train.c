@@ -641,7 +641,21 @@ out:
 /* The run-time hook: the decoder with the adapter attached gives the logits of the merged
  * weights W + s B A (computed here into a copy of the model), and scale 0 / removal gives the
  * base logits back. */
-static void test_adapter_hook_equals_merge(void) {
+/* a float32 rounded to the nearest bfloat16 (ties to even), written out here from the format's
+ * definition rather than taken from the library */
+static float bf16_round(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* The adapter applied as a hook equals the same adapter merged into the weights, for each storage
+ * the decoder can apply it from: float32 A / B as stored, and the bfloat16 copies (merged here
+ * from A and B rounded to bf16 by the function above — the hook widens them exactly and sums in
+ * float32, so the two agree as closely as float32 does). */
+static void hook_equals_merge(int bf16) {
     tmodel m, mm;
     aios_decoder_config c, c2;
     g_rng = 777;
@@ -653,6 +667,7 @@ static void test_adapter_hook_equals_merge(void) {
     CHECK_OK(aios_decoder_create(&c, tm_lookup, &m, &d));
     CHECK_OK(aios_lora_create(&c, (1u << AIOS_LORA_N_TARGETS) - 1, 2, 3.0, 1, &a));
     if (!d || !a) goto out;
+    aios_decoder_set_adapter_bf16(d, bf16);
     for (int64_t i = 0; i < a->n_params; i++) a->data[i] = (float)(0.2 * urand());
     const float s = 0.5f * aios_lora_scaling(a);
     for (int64_t k = 0; k < a->n_mods; k++) {
@@ -663,7 +678,10 @@ static void test_adapter_hook_equals_merge(void) {
         for (int64_t o = 0; o < md->n_out; o++)
             for (int64_t j = 0; j < md->n_in; j++) {
                 double acc = 0;
-                for (int64_t r = 0; r < md->r; r++) acc += (double)md->B[o * md->r + r] * md->A[r * md->n_in + j];
+                for (int64_t r = 0; r < md->r; r++) {
+                    const float b = md->B[o * md->r + r], av = md->A[r * md->n_in + j];
+                    acc += bf16 ? (double)bf16_round(b) * bf16_round(av) : (double)b * av;
+                }
                 W[o * md->n_in + j] += (float)(s * acc);
             }
     }
@@ -678,7 +696,7 @@ static void test_adapter_hook_equals_merge(void) {
     CHECK_OK(aios_decoder_forward(d, NULL, x, 9, &o, l1));
     CHECK_OK(aios_decoder_forward(dm, NULL, x, 9, &o, lm));
     double e = t_rel_err(l1, lm, (size_t)(9 * V));
-    CHECKF(e <= 1e-5, "adapter hook vs merged weights: rel err %.3g", e);
+    CHECKF(e <= 1e-5, "adapter hook (%s) vs merged weights: rel err %.3g", bf16 ? "bf16" : "f32", e);
     CHECK(t_rel_err(l1, l0, (size_t)(9 * V)) > 1e-3);
     /* the same through the KV cache, token by token */
     aios_kv_cache *kv = NULL;
@@ -698,6 +716,11 @@ out:
     aios_decoder_free(dm);
     tm_free(&m);
     tm_free(&mm);
+}
+
+static void test_adapter_hook_equals_merge(void) {
+    hook_equals_merge(0);
+    hook_equals_merge(1);
 }
 
 /* ------------------------------------------------------------------------------------------

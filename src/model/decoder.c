@@ -431,8 +431,8 @@ aios_status aios_decoder_create(const aios_decoder_config *cfg, aios_tensor_look
     aios_decoder *d = calloc(1, sizeof *d);
     if (!d) return aios__err(AIOS_ERR_NOMEM, "decoder");
     d->cfg = *cfg;
-    const char *bf = getenv("AIOS_LORA_BF16"); /* the process's default (aios_decoder_set_adapter_bf16) */
-    d->adapter_bf16 = bf && !strcmp(bf, "1");
+    const char *bf = getenv("AIOS_LORA_BF16"); /* the process's default (aios_decoder_set_adapter_bf16): */
+    d->adapter_bf16 = !(bf && !strcmp(bf, "0")); /* bf16 unless AIOS_LORA_BF16=0 */
     aios_decoder_config *c = &d->cfg;
     binder b = {get, ctx, c};
     aios_status s = AIOS_OK;

@@ -217,8 +217,9 @@ int aios_decoder_router(const aios_decoder *d);
 /* on 1: the decoder's own adapters (aios_decoder_set_adapters) are applied from their bfloat16
  * copies (aios_lora_bf16: made on first use, kept, remade after aios_lora_changed) with float32
  * accumulation — half the bytes per token (decoding is memory-bound); not arrow, compose's own
- * passes are the same sum.  0: float32 A / B as stored — the default, unless the environment
- * has AIOS_LORA_BF16=1 when the decoder is created (so `aios generate|chat|serve` can opt in). */
+ * passes are the same sum.  The default, unless the environment has AIOS_LORA_BF16=0 when the
+ * decoder is created (so `aios generate|chat|serve` can opt out).  0: float32 A / B as stored
+ * (the trainer's own forward always reads float32). */
 void aios_decoder_set_adapter_bf16(aios_decoder *d, int on);
 /* Arrow's prototype (n_in) of the i-th expert of (layer l, target) — the i-th adapter (in the
  * order given, skipping scale 0) that adapts it; NULL when there is none or arrow is off. */

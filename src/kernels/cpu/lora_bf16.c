@@ -1,8 +1,8 @@
 /*
  * lora_bf16.c — a LoRA delta's two products with A and B stored as bfloat16 (float32
  * accumulation), on each kernel tier (aios_kernels_lora_ax16 / aios_kernels_lora_bu16; the
- * caller is src/model/lora_delta.c, when aios_decoder_set_adapter_bf16 / AIOS_LORA_BF16=1 asks
- * for it).  A rank-8 q/v/down adapter of SmolLM2-135M is 3.87 MB of float32 per decoded token
+ * caller is src/model/lora_delta.c, unless aios_decoder_set_adapter_bf16(d, 0) / AIOS_LORA_BF16=0 asks
+ * for float32).  A rank-8 q/v/down adapter of SmolLM2-135M is 3.87 MB of float32 per decoded token
  * beside ~96 MB of Q4_1 weights; in bf16 it is half that (measured gain: docs/evolution.md —
  * clear with 10 adapters, within the noise with one).
  *  - ax16: u (r) = s * A (r, n) @ x (n).  AVX-512: 16 columns at a time, x loaded once and
