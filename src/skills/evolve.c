@@ -321,8 +321,12 @@ static aios_status reproduced(const char *model, const char *adapter, const pair
 /* The regression set through the routed library: the prompts the semantic router would send
  * to the new skill (cosine to its centroid >= the threshold, and above every active skill's) are
  * scored with it, the others with the base model; *before / *after are token-weighted mean
- * losses.  A skill is applied only where it is routed, so this is what its users get. */
-static aios_status routed_regression(const evolve_opts *o, const aios_skill_lib *L, aios_encoder *enc, const pair *p,
+ * losses.  A skill is applied only where it is routed, so this is what its users get: the
+ * centroid comes from enc (the float32 encoder the library's vectors are made with), each prompt's
+ * embedding from renc (the encoder quantized to int8 at open, as `aios generate|serve --skills`
+ * embed a prompt by default). */
+static aios_status routed_regression(const evolve_opts *o, const aios_skill_lib *L, aios_encoder *enc,
+                                     aios_encoder *renc, const pair *p,
                                      const int64_t *idx, int64_t n, const char *reg, const char *work,
                                      const char *adapter, double *before, double *after, int64_t *n_routed) {
     char *qs[4096];
@@ -347,7 +351,7 @@ static aios_status routed_regression(const evolve_opts *o, const aios_skill_lib 
         cJSON *j = cJSON_Parse(q);
         const cJSON *jq = cJSON_GetObjectItemCaseSensitive(j, "q");
         if (cJSON_IsString(jq)) {
-            s = aios_encode(enc, jq->valuestring, strlen(jq->valuestring), v);
+            s = aios_encode(renc, jq->valuestring, strlen(jq->valuestring), v);
             double own = s ? -2 : cos_f(v, cent, dim);
             aios_router_params rp = aios_router_default_params();
             aios_route r[1];
@@ -384,7 +388,7 @@ static aios_status routed_regression(const evolve_opts *o, const aios_skill_lib 
 }
 
 static aios_status evolve_group(const evolve_opts *o, aios_store *st, aios_skill_lib *L, aios_encoder *enc,
-                                const pair *p, const int64_t *idx, int64_t n, const char *work, const char *reg,
+                                aios_encoder *renc, const pair *p, const int64_t *idx, int64_t n, const char *work, const char *reg,
                                 aios_evolve_group *g) {
     char words[3][32];
     int nwords = top_words(p, idx, n, words);
@@ -457,7 +461,7 @@ static aios_status evolve_group(const evolve_opts *o, aios_store *st, aios_skill
                      "the skill reproduces %lld of its %lld taught answers (contradictory or unlearnable pairs); "
                      "held-out loss %.4f -> %.4f", (long long)rep, (long long)n, lb, la);
         } else {
-            AIOS_TRY(routed_regression(o, L, enc, p, idx, n, reg, work, a_final, &reg_base, &reg_after, &n_routed));
+            AIOS_TRY(routed_regression(o, L, enc, renc, p, idx, n, reg, work, a_final, &reg_base, &reg_after, &n_routed));
             pb = exp(reg_base), pa = exp(reg_after);
             elog(o, "[evolve: '%s' regression perplexity, routed: %.4f -> %.4f (%+.2f%%; %lld of the prompts route to it)]",
                  name, pb, pa, 100 * (pa / pb - 1), (long long)n_routed);
@@ -550,7 +554,7 @@ aios_status aios_evolve(const char *store, const char *skills, const char *model
                      ep->log, ep->log_user};
     aios_store *st = NULL;
     aios_skill_lib *L = NULL;
-    aios_encoder *enc = NULL;
+    aios_encoder *enc = NULL, *renc = NULL;
     pair *p = NULL;
     int64_t n = 0, cap = 0, *grp = NULL, *idx = NULL;
     char work[4200] = "", reg[4300] = "";
@@ -560,6 +564,11 @@ aios_status aios_evolve(const char *store, const char *skills, const char *model
     if (!s) s = aios_skills_open(skills, 1, &L);
     if (!s) s = aios_encoder_open(aios_store_model(st), NULL, &enc);
     if (!s) s = aios_skills_set_encoder(L, aios_store_model(st), (int32_t)aios_encoder_dim(enc));
+    if (!s && !o.dry_run) { /* the router's own encoder, for the routed regression */
+        aios_encoder_params rp = aios_encoder_default_params();
+        rp.quantize_bits = 8;
+        s = aios_encoder_open(aios_store_model(st), &rp, &renc);
+    }
     /* 1. the approved pairs */
     int64_t cur = 0;
     aios_memory m;
@@ -627,7 +636,7 @@ aios_status aios_evolve(const char *store, const char *skills, const char *model
             continue;
         }
         free(g->status), g->status = NULL;
-        s = evolve_group(&o, st, L, enc, p, idx, k, work, reg, g);
+        s = evolve_group(&o, st, L, enc, renc, p, idx, k, work, reg, g);
         if (!g->status && !(g->status = strdup("failed")) && !s) s = aios__err(AIOS_ERR_NOMEM, "evolve");
     }
     if (reg[0]) unlink(reg);
@@ -635,6 +644,7 @@ aios_status aios_evolve(const char *store, const char *skills, const char *model
     for (int64_t i = 0; i < n; i++) free(p[i].id), free(p[i].q), free(p[i].a), free(p[i].emb);
     free(p), free(grp), free(idx);
     aios_encoder_free(enc);
+    aios_encoder_free(renc);
     aios_skills_close(L);
     aios_store_close(st);
     return s;
