@@ -55,6 +55,33 @@ static void test_bf16(void) {
     CHECK(aios_quant_float_to_bf16(bitsf(0x3F818000u)) == 0x3F82); /* tie -> even (up) */
     CHECK(aios_quant_float_to_bf16(bitsf(0x3F808001u)) == 0x3F81);
     CHECK(isnan(aios_quant_bf16_to_float(aios_quant_float_to_bf16(NAN))));
+    /* the bulk converter (vectorized) on every bf16 value with 5 low halves each (exact, just
+     * below / at / above the tie, all ones), from an odd offset and an odd count so the vector
+     * tails run: against the nearest-even rule written out here (lower or upper neighbour by
+     * the dropped half; at the tie, the even one); NaNs stay NaN with their sign */
+    static const uint32_t lows[5] = {0, 0x7FFF, 0x8000, 0x8001, 0xFFFF};
+    const int64_t n = 65536 * 5;
+    float *f = malloc((size_t)(n + 1) * sizeof *f);
+    uint16_t *o = malloc((size_t)(n + 1) * sizeof *o);
+    if (!f || !o) {
+        CHECK(0);
+        free(f), free(o);
+        return;
+    }
+    for (int64_t i = 0; i < n; i++) f[i + 1] = bitsf(((uint32_t)(i / 5) << 16) | lows[i % 5]);
+    aios_quant_floats_to_bf16(o + 1, f + 1, n);
+    int64_t bad = 0;
+    for (int64_t i = 0; i < n; i++) {
+        const uint32_t u = fbits(f[i + 1]), lo = u >> 16, rem = u & 0xFFFF;
+        if (isnan(f[i + 1])) {
+            bad += !isnan(aios_quant_bf16_to_float(o[i + 1])) || (o[i + 1] >> 15) != (u >> 31);
+            continue;
+        }
+        const uint32_t want = rem < 0x8000 ? lo : rem > 0x8000 ? lo + 1 : (lo & 1) ? lo + 1 : lo;
+        bad += o[i + 1] != (uint16_t)want;
+    }
+    CHECKF(bad == 0, "bulk bf16: %lld of %lld values differ from round-to-nearest-even", (long long)bad, (long long)n);
+    free(f), free(o);
 }
 
 static void test_f8(void) {

@@ -179,8 +179,7 @@ aios_status aios_lora_bf16(aios_lora *a) {
     if (!a->bf16_ok) {
         if (!a->bf16 && !(a->bf16 = malloc((size_t)a->n_params * sizeof *a->bf16 + 1)))
             s = aios__err(AIOS_ERR_NOMEM, "lora: bf16 copy of %lld values", (long long)a->n_params);
-        for (int64_t i = 0; !s && i < a->n_params; i++)
-            a->bf16[i] = aios_quant_float_to_bf16(a->data[i]);
+        if (!s) aios_quant_floats_to_bf16(a->bf16, a->data, a->n_params);
         a->bf16_ok = s == AIOS_OK;
     }
     pthread_mutex_unlock(&protos_mu);

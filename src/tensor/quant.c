@@ -272,6 +272,18 @@ uint16_t aios_quant_float_to_bf16(float f) {
     return (uint16_t)(u >> 16);
 }
 
+/* Branch-free so the compiler vectorizes it (an adapter's ~1M values per load: 2.4 ms one call per
+ * value, the whole copy of a rank-8 SmolLM2 adapter); the same values as aios_quant_float_to_bf16. */
+__attribute__((optimize("tree-vectorize"))) void aios_quant_floats_to_bf16(uint16_t *dst, const float *src,
+                                                                           int64_t n) {
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, src + i, 4);
+        const uint32_t r = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16, q = (u >> 16) | 0x40u;
+        dst[i] = (uint16_t)((u & 0x7FFFFFFFu) > 0x7F800000u ? q : r);
+    }
+}
+
 float aios_quant_f8e4m3_to_float(uint8_t v) {
     int sign = v & 0x80, exp = (v >> 3) & 0xF, man = v & 7;
     float r;

@@ -59,6 +59,7 @@ float aios_quant_half_to_float(uint16_t h);
 uint16_t aios_quant_float_to_half(float f);     /* round to nearest even */
 float aios_quant_bf16_to_float(uint16_t h);
 uint16_t aios_quant_float_to_bf16(float f);     /* round to nearest even, NaN kept quiet */
+void aios_quant_floats_to_bf16(uint16_t *dst, const float *src, int64_t n); /* the same, n at once */
 float aios_quant_f8e4m3_to_float(uint8_t v);
 float aios_quant_f8e5m2_to_float(uint8_t v);
 
