@@ -420,15 +420,24 @@ static void test_real_gguf_int8_budget(void) {
      * 193 / 270 free-running (4 of 9 runs whole).  llama.cpp through llama-cpp-python 0.3.36 on
      * the same file, counted the same way: 263 / 270 teacher-forced, 158 / 270 free-running
      * (3 of 9 runs whole).  Blocks of 32 (llama.cpp's Q8_0) gave 0.063 / 0.025, 258 / 270 and
-     * 108 / 270: below llama.cpp.  Bounds: the teacher-forced figures with a margin for the
-     * order of sums; free-running agreement, chaotic (one flipped token loses the rest of a
-     * run), at least llama.cpp's. */
+     * 108 / 270: below llama.cpp.  On the AVX2-only Zen 3 VM (2026-12-07, the AVX2 maddubs kernel):
+     * 0.046 / 0.0176, 262 / 270 teacher-forced, 137 / 270 free-running; llama.cpp there (its AVX2
+     * build, the same bench script) 263 / 270 and 152 / 270.
+     * The free-running count is chaos, not accuracy: on that VM, rounding the activations by
+     * x / dx instead of x * (1 / dx) (which differ only on rare rounding ties) moved it from 137
+     * to 228 (and teacher-forced 262 -> 265), and the exact-float batched-decode kernel, which
+     * changed only the order of the prompt's sums, once moved it 193 -> 140 — one flipped token
+     * at a near tie loses the rest of a run.  So it is bounded only against breakage (blocks of
+     * 32 gave 108; a wrong kernel gives ~0), and the comparison with llama.cpp's count is the
+     * bench's (bench/llamacpp_golden_agreement.py, docs/kernels.md); the stable bounds are the
+     * logits error and the teacher-forced top-1 (blocks of 32: 258 < 260 fails it), with a
+     * margin for the order of sums. */
     CHECKF(worst < 0.05 && sum_err / (double)steps < 0.025, "int8 activations: logits error worst %.3g mean %.3g",
            worst, sum_err / (double)steps);
     CHECKF(gold_top1 * 1000 >= gold_n * 960, "int8 activations: teacher-forced top-1 = golden only %zu/%zu", gold_top1,
            gold_n);
-    CHECKF(agree_all >= 158, "int8 activations: greedy agreement %zu/%zu below llama.cpp's 158/270", agree_all,
-           checked_all);
+    CHECKF(agree_all * 100 >= checked_all * 37, "int8 activations: free-running greedy agreement %zu/%zu below 37%%",
+           agree_all, checked_all);
 done:
     free(le);
     free(li);
