@@ -274,8 +274,12 @@ uint16_t aios_quant_float_to_bf16(float f) {
 
 /* Branch-free so the compiler vectorizes it (an adapter's ~1M values per load: 2.4 ms one call per
  * value, the whole copy of a rank-8 SmolLM2 adapter); the same values as aios_quant_float_to_bf16. */
-__attribute__((optimize("tree-vectorize"))) void aios_quant_floats_to_bf16(uint16_t *dst, const float *src,
-                                                                           int64_t n) {
+#if defined(__GNUC__) && !defined(__clang__)
+#define AIOS_VECTORIZE __attribute__((optimize("tree-vectorize"))) /* gcc's -O2 cost model skips it */
+#else
+#define AIOS_VECTORIZE /* clang vectorizes this loop at -O2 */
+#endif
+AIOS_VECTORIZE void aios_quant_floats_to_bf16(uint16_t *dst, const float *src, int64_t n) {
     for (int64_t i = 0; i < n; i++) {
         uint32_t u;
         memcpy(&u, src + i, 4);
