@@ -306,8 +306,10 @@ static T256I void gemv_blk(float *y, int64_t ldy, const float *x, int64_t ldx, c
 
 /* Grouped int8 / int4, groups of a multiple of 32 columns within a row (aios__gemv_gq_ok), as
  * gemv_gq512 in avx512.c: scales (and zero points) of GQ_CB groups per row converted 8 at a time
- * into a stack array, every weight the reference's float32 value ((q - z) s) in registers, one
- * FMA per weight and token, so only the summation order differs from the reference.  int4: the
+ * into a stack array; with zero points every weight becomes the reference's float32 value
+ * ((q - z) s) in registers, one FMA per weight and token; without them q . x is summed per
+ * 32-column block and scaled once (s (q . x): a multiply per 8 weights saved, int4 g32 decode
+ * +12%), so a unit vector x still gives (float)q * s exactly.  int4: the
  * 16 bytes of 32 columns split into high nibbles (even columns) and low ones (odd), minus 8 in
  * int8 lanes, interleaved back into column order and widened 8 at a time. */
 #define GQ_CB 64 /* groups per pass of the scale pre-conversion */
@@ -365,6 +367,9 @@ static T256I void gemv_gq256(float *y, int64_t ldy, const float *x, int64_t ldx,
                         const __m128i lo = _mm_sub_epi8(_mm_and_si128(v, nib), e8);
                         q0 = _mm_unpacklo_epi8(hi, lo), q1 = _mm_unpackhi_epi8(hi, lo); /* columns 0-15, 16-31 */
                     }
+                    __m256 bacc[3]; /* without zero points: s (q . x) per block, one scale FMA per 32 weights */
+#pragma GCC unroll 3
+                    for (int t = 0; t < NT; t++) bacc[t] = _mm256_setzero_ps();
 #pragma GCC unroll 4
                     for (int u = 0; u < 4; u++) {
                         __m256i qi;
@@ -375,12 +380,21 @@ static T256I void gemv_gq256(float *y, int64_t ldy, const float *x, int64_t ldx,
                             qi = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(p + 8 * u)));
                         }
                         __m256 f = _mm256_cvtepi32_ps(qi);
-                        if (zp) f = _mm256_sub_ps(f, _mm256_broadcast_ss(&zd[i][g]));
-                        const __m256 w = _mm256_mul_ps(f, vs);
+                        if (zp) {
+                            f = _mm256_sub_ps(f, _mm256_broadcast_ss(&zd[i][g]));
+                            const __m256 w = _mm256_mul_ps(f, vs);
 #pragma GCC unroll 3
-                        for (int t = 0; t < NT; t++)
-                            acc[i][t] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + t * ldx + col + 8 * u), acc[i][t]);
+                            for (int t = 0; t < NT; t++)
+                                acc[i][t] = _mm256_fmadd_ps(w, _mm256_loadu_ps(x + t * ldx + col + 8 * u), acc[i][t]);
+                        } else {
+#pragma GCC unroll 3
+                            for (int t = 0; t < NT; t++)
+                                bacc[t] = _mm256_fmadd_ps(f, _mm256_loadu_ps(x + t * ldx + col + 8 * u), bacc[t]);
+                        }
                     }
+                    if (!zp)
+#pragma GCC unroll 3
+                        for (int t = 0; t < NT; t++) acc[i][t] = _mm256_fmadd_ps(bacc[t], vs, acc[i][t]);
                 }
             }
     }
