@@ -308,8 +308,8 @@ static T256I void gemv_blk(float *y, int64_t ldy, const float *x, int64_t ldx, c
  * gemv_gq512 in avx512.c: scales (and zero points) of GQ_CB groups per row converted 8 at a time
  * into a stack array; with zero points every weight becomes the reference's float32 value
  * ((q - z) s) in registers, one FMA per weight and token; without them q . x is summed per
- * 32-column block and scaled once (s (q . x): a multiply per 8 weights saved, int4 g32 decode
- * +12%), so a unit vector x still gives (float)q * s exactly.  int4: the
+ * 32-column block and scaled once (s (q . x): a multiply per 8 weights saved; figures in
+ * docs/kernels.md), so a unit vector x still gives (float)q * s exactly.  int4: the
  * 16 bytes of 32 columns split into high nibbles (even columns) and low ones (odd), minus 8 in
  * int8 lanes, interleaved back into column order and widened 8 at a time. */
 #define GQ_CB 64 /* groups per pass of the scale pre-conversion */
