@@ -804,29 +804,36 @@ static void test_matmul_decode_groups(void) {
     aios_set_threads(old);
 }
 
-/* Grouped int8 / int4 weights (groups 32, 64, 128, 256) x int8 activations (VNNI decode GEMV,
- * qdot_avx512.c): against the scalar reference of the same integer math (cpu/qdot_ref.c), and
- * that reference against the float GEMV of the activations rounded here from the definition
- * (per 16 values: dx = max|x| / 127, q = round half to even (x / dx)).  Odd rows, rows past
- * the kernel's 8192-column pass, float32 and float16 scales, with and without zero points. */
+/* int8 / int4 weights x int8 activations (the decode GEMV of each tier: AVX2 maddubs in avx2.c,
+ * VNNI in qdot_avx512.c where it applies): groups of 32 to 256 (powers of two: VNNI), 96 and
+ * 160 (AVX2 only), one scale per row and one per tensor; against the scalar reference of the
+ * same integer math (cpu/qdot_ref.c), and that reference against the float GEMV of the
+ * activations rounded here from the definition (per 16 values: dx = max|x| / 127, q = round
+ * half to even (x / dx)).  Odd rows, rows past the kernels' 8192-column pass, float32 and
+ * float16 scales, with and without zero points, 1-3 tokens. */
 static void test_matmul_int8_activations_groups(void) {
-    if (!aios_cpu()->avx512vnni) SKIP("no AVX-512 VNNI on this CPU");
-    static const int64_t shapes[][3] = {{3, 32, 32}, {7, 96, 32}, {5, 576, 64}, {9, 640, 128}, {2, 8448, 256}, {33, 256, 256}};
+    /* n_out, n_in, group (0: a scale per row, -1: one for the tensor) */
+    static const int64_t shapes[][3] = {{3, 32, 32},   {7, 96, 32},   {5, 576, 64}, {9, 640, 128}, {2, 8448, 256},
+                                        {33, 256, 256}, {4, 480, 96},  {3, 8320, 160}, {6, 576, 0},  {2, 8448, 0},
+                                        {5, 64, -1}};
+    int ran = 0;
     for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++)
         for (int d = 0; d < 2; d++)
             for (int zp = 0; zp < 2; zp++)
                 for (int f16 = 0; f16 < 2; f16++)
                     for (int64_t T = 1; T <= 3; T++) {
                         const aios_dtype dt = d ? AIOS_DTYPE_Q4 : AIOS_DTYPE_Q8;
-                        const int64_t n_out = shapes[c][0], n_in = shapes[c][1];
+                        const int64_t n_out = shapes[c][0], n_in = shapes[c][1], G = shapes[c][2];
                         wt w;
                         g_f16_scales = f16;
-                        make_weight(&w, dt, n_out, n_in, 2, (int)shapes[c][2], zp, 0);
+                        make_weight(&w, dt, n_out, n_in, G > 0 ? 2 : G == 0 ? 1 : 0, (int)(G > 0 ? G : n_in), zp, 0);
                         g_f16_scales = 0;
                         float *x = malloc(sizeof(float) * (size_t)(T * n_in)), *xr = malloc(sizeof(float) * (size_t)(T * n_in));
                         float *y = malloc(sizeof(float) * (size_t)(T * n_out)), *yq = calloc((size_t)(T * n_out), sizeof(float));
                         float *yx = malloc(sizeof(float) * (size_t)(T * n_out));
                         fill(x, T * n_in, 2.0f);
+                        for (int64_t i = 0; i < 16; i++) x[i] = 0.0f; /* an all-zero block: dx = 0 */
+                        if (n_in > 100) x[n_in / 2 + 3] = 40.0f;       /* an outlier */
                         for (int64_t i = 0; i < T * n_in; i += 16) {
                             float am = 0;
                             for (int k = 0; k < 16; k++) am = fmaxf(am, fabsf(x[i + k]));
@@ -835,26 +842,39 @@ static void test_matmul_int8_activations_groups(void) {
                         }
                         CHECK_OK(aios_ref_matmul(yx, xr, &w.t, NULL, T));
                         aios__ref_gemv_i8(yq, n_out, x, n_in, (int)T, &w.t, 0, n_out);
-                        CHECK_OK(aios_kernels_use("avx512"));
-                        aios_kernels_int8_activations(1);
-                        CHECK_OK(aios_matmul(y, x, &w.t, NULL, T));
-                        aios_kernels_int8_activations(0);
-                        aios_kernels_use("auto");
-                        double e_ref = 0, e_simd = 0;
+                        double e_ref = 0;
                         for (int64_t t = 0; t < T; t++)
                             for (int64_t r = 0; r < n_out; r++) {
                                 double mag = 1e-30;
                                 for (int64_t k = 0; k < n_in; k++) mag += fabs(w.dq[r * n_in + k] * xr[t * n_in + k]);
                                 e_ref = fmax(e_ref, fabs(yq[t * n_out + r] - yx[t * n_out + r]) / mag);
-                                e_simd = fmax(e_simd, fabs(y[t * n_out + r] - yq[t * n_out + r]) / mag);
                             }
-                        CHECKF(e_ref < 1e-6 && e_simd < 1e-6,
-                               "int8 act %s g%lld (%lld, %lld) T %lld zp %d f16 %d: ref vs rounded-x float %g, vnni vs ref %g",
-                               d ? "int4" : "int8", (long long)shapes[c][2], (long long)n_out, (long long)n_in, (long long)T,
-                               zp, f16, e_ref, e_simd);
+                        CHECKF(e_ref < 1e-6, "qdot_ref %s g%lld (%lld, %lld) T %lld zp %d f16 %d vs rounded-x float %g",
+                               d ? "int4" : "int8", (long long)G, (long long)n_out, (long long)n_in, (long long)T, zp, f16, e_ref);
+                        for (size_t ti = 0; ti < sizeof TIERS / sizeof TIERS[0]; ti++) {
+                            if (!t_use_tier(TIERS[ti])) continue;
+                            for (int64_t i = 0; i < T * n_out; i++) y[i] = NAN;
+                            aios_kernels_int8_activations(1);
+                            CHECK_OK(aios_matmul(y, x, &w.t, NULL, T));
+                            aios_kernels_int8_activations(0);
+                            double e_simd = 0;
+                            for (int64_t t = 0; t < T; t++)
+                                for (int64_t r = 0; r < n_out; r++) {
+                                    double mag = 1e-30;
+                                    for (int64_t k = 0; k < n_in; k++) mag += fabs(w.dq[r * n_in + k] * xr[t * n_in + k]);
+                                    double e = fabs(y[t * n_out + r] - yq[t * n_out + r]) / mag;
+                                    e_simd = e == e ? fmax(e_simd, e) : INFINITY;
+                                }
+                            CHECKF(e_simd < 1e-6, "%s int8 act %s g%lld (%lld, %lld) T %lld zp %d f16 %d: vs ref %g", TIERS[ti],
+                                   d ? "int4" : "int8", (long long)G, (long long)n_out, (long long)n_in, (long long)T, zp, f16,
+                                   e_simd);
+                            ran++;
+                        }
+                        aios_kernels_use("auto");
                         free(x), free(xr), free(y), free(yq), free(yx);
                         free_weight(&w);
                     }
+    if (!ran) SKIP("no AVX2 on this CPU");
 }
 
 /* Scales and zero points stored as float16 (the aios.f16_scales extension): every quantized

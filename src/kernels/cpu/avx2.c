@@ -532,8 +532,9 @@ static T256I void gemv_gguf_t(float *y, int64_t ldy, const float *x, int64_t ldx
 /* int8 activations (opt-in, AIOS_INT8_ACT=1): each token row is rounded once per call to
  * int8 blocks of 16 (dx = max|x| / 127, qx = round-to-nearest-even(x / dx); llama.cpp's Q8_0
  * rule, on blocks of 16 instead of 32: docs/kernels.md, accuracy budget), and
- * the 32 weight integers meet them in integer dot products — maddubs(|q|, sign(qx, q)) then
- * madd to 8 int32 lanes (4 values each: lanes 0-3 the first 16 values, 4-7 the second) — scaled
+ * the 32 weight integers meet them in integer dot products — maddubs(u, qx) on the stored
+ * unsigned fields (the fixed offsets of Q4_0 / Q5_0 as a minimum term), maddubs(|q|, sign(qx, q))
+ * for Q8_0, Q3_K and Q6_K — then madd to 8 int32 lanes (4 values each: lanes 0-3 the first 16 values, 4-7 the second) — scaled
  * by s * dx in registers; the minimums meet dx * sum(qx), so the result is the exact-float
  * GEMV of the rounded activations (what the test checks).  About twice fewer instructions per
  * value than the float path; the accuracy cost is measured in docs/kernels.md. */
@@ -558,6 +559,18 @@ static T256I void quant_x32(const float *x, int8_t *q, float *dx, float *s16) {
     s16[1] = d1 * (float)s1;
 }
 
+/* Values 32c .. 32c + 31 of block b as their stored unsigned fields (gguf_chunk without the
+ * fixed offsets: Q4_0's 8, Q5_0's 16; Q4_1, Q5_1, Q2_K, Q4_K, Q5_K store them unsigned) for
+ * maddubs(u, qx) without sign operations — at most 31 x 127 x 2 per int16 pair, no saturation. */
+static T256I __m256i gguf_uchunk(aios_dtype dt, const uint8_t *b, int c) {
+    switch (dt) {
+    case AIOS_DTYPE_GGUF_Q4_0: return nibbles32(b + 2);
+    case AIOS_DTYPE_GGUF_Q5_0:
+        return _mm256_or_si256(nibbles32(b + 6), _mm256_and_si256(bits32(aios_gguf_u32le(b + 2)), _mm256_set1_epi8(0x10)));
+    default: return gguf_chunk(dt, b, c);
+    }
+}
+
 static T256I void gemv_gguf_i8_t(float *y, int64_t ldy, const float *x, int64_t ldx, const aios_tensor *W, int64_t r0,
                                  int64_t r1, const aios_dtype DT, const int NT) {
     int blk = 32, bytes = 0;
@@ -565,14 +578,22 @@ static T256I void gemv_gguf_i8_t(float *y, int64_t ldy, const float *x, int64_t 
     const int64_t n_in = W->shape[1], row_bytes = n_in / blk * bytes;
     const int has_min = DT == AIOS_DTYPE_GGUF_Q4_1 || DT == AIOS_DTYPE_GGUF_Q5_1 || DT == AIOS_DTYPE_GGUF_Q2_K ||
                         DT == AIOS_DTYPE_GGUF_Q4_K || DT == AIOS_DTYPE_GGUF_Q5_K;
+    /* signed int8 lanes (sign trick) for Q8_0 and the types whose offset varies per 16 values'
+     * scale (Q3_K, Q6_K); every other type meets qx with its unsigned fields, the offset of
+     * Q4_0 / Q5_0 (off d per value) going into the minimum's term */
+    const int sgn = DT == AIOS_DTYPE_GGUF_Q8_0 || DT == AIOS_DTYPE_GGUF_Q3_K || DT == AIOS_DTYPE_GGUF_Q6_K;
+    const float off = DT == AIOS_DTYPE_GGUF_Q4_0 ? 8.0f : DT == AIOS_DTYPE_GGUF_Q5_0 ? 16.0f : 0.0f;
     int8_t xq[3][GGUF_XCOLS] __attribute__((aligned(32)));
-    float dx[3][GGUF_XCOLS / 16], xs[3][GGUF_XCOLS / 16], xs32[3][GGUF_XCOLS / 32];
+    float dv[3][GGUF_XCOLS / 4] __attribute__((aligned(32))); /* per 32 values: dx of each int32 lane */
+    float xs[3][GGUF_XCOLS / 16], xs32[3][GGUF_XCOLS / 32];
     const __m256i ones = _mm256_set1_epi16(1);
     for (int64_t c0 = 0; c0 < n_in; c0 += GGUF_XCOLS) {
         const int64_t nc = AIOS_MIN(GGUF_XCOLS, n_in - c0), nb = nc / blk;
         for (int t = 0; t < NT; t++)
             for (int64_t g = 0; g < nc / 32; g++) {
-                quant_x32(x + t * ldx + c0 + 32 * g, xq[t] + 32 * g, &dx[t][2 * g], &xs[t][2 * g]);
+                float dx[2];
+                quant_x32(x + t * ldx + c0 + 32 * g, xq[t] + 32 * g, dx, &xs[t][2 * g]);
+                _mm256_store_ps(dv[t] + 8 * g, _mm256_set_m128(_mm_set1_ps(dx[1]), _mm_set1_ps(dx[0])));
                 xs32[t][g] = xs[t][2 * g] + xs[t][2 * g + 1];
             }
         for (int64_t r = r0; r < r1; r++) {
@@ -586,20 +607,21 @@ static T256I void gemv_gguf_i8_t(float *y, int64_t ldy, const float *x, int64_t 
                 gguf_scales S;
                 gguf_block_scales(DT, b, &S);
                 for (int c = 0; c < blk / 32; c++) {
-                    __m256i q = gguf_chunk(DT, b, c), aq = _mm256_sign_epi8(q, q);
-                    const __m256 sv = _mm256_set_m128(_mm_set1_ps(S.s[2 * c + 1]), _mm_set1_ps(S.s[2 * c]));
+                    const __m256i q = sgn ? gguf_chunk(DT, b, c) : gguf_uchunk(DT, b, c), aq = _mm256_sign_epi8(q, q);
+                    const __m256 sv = blk == 32 ? _mm256_set1_ps(S.s[0])
+                                                : _mm256_set_m128(_mm_set1_ps(S.s[2 * c + 1]), _mm_set1_ps(S.s[2 * c]));
+                    const float mo = off * S.s[0]; /* Q4_0 / Q5_0: the offset as a minimum */
                     const int64_t g = (bi * blk + 32 * c) / 32;
 #pragma GCC unroll 3
                     for (int t = 0; t < NT; t++) {
-                        __m256i sx = _mm256_sign_epi8(_mm256_load_si256((const __m256i *)(xq[t] + 32 * g)), q);
-                        __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(aq, sx), ones);
-                        a[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p),
-                                               _mm256_mul_ps(sv, _mm256_set_m128(_mm_set1_ps(dx[t][2 * g + 1]),
-                                                                                 _mm_set1_ps(dx[t][2 * g]))),
-                                               a[t]);
+                        const __m256i xv = _mm256_load_si256((const __m256i *)(xq[t] + 32 * g));
+                        const __m256i p16 = sgn ? _mm256_maddubs_epi16(aq, _mm256_sign_epi8(xv, q)) : _mm256_maddubs_epi16(q, xv);
+                        a[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones)),
+                                               _mm256_mul_ps(sv, _mm256_load_ps(dv[t] + 8 * g)), a[t]);
                         if (has_min && DT == AIOS_DTYPE_GGUF_Q2_K)
                             ms[t] += S.m[2 * c] * xs[t][2 * g] + S.m[2 * c + 1] * xs[t][2 * g + 1];
                         else if (has_min) ms[t] += S.m[2 * c] * xs32[t][g];
+                        else if (off != 0.0f) ms[t] += mo * xs32[t][g];
                     }
                 }
             }
@@ -629,6 +651,153 @@ T256 void aios__gemv_gguf_i8_avx2(float *y, int64_t ldy, const float *x, int64_t
         GGUF_NT_I8(AIOS_DTYPE_GGUF_Q5_K)
         GGUF_NT_I8(AIOS_DTYPE_GGUF_Q6_K)
     default: break;
+    }
+}
+
+/* ArrowQuant int8 / int4 with int8 activations (AIOS_INT8_ACT=1; the VNNI version is
+ * gemv_aq_vnni_t in qdot_avx512.c): groups of a multiple of 32 columns within a row, or one
+ * scale per row / tensor.  The activations are rounded as quant_x32 (blocks of 16, the same
+ * rule as the GGUF path and aios__ref_gemv_i8) once per pass; per 32 weights one integer dot
+ * product per token — int8: maddubs(|w|, sign(qx, w)) (|w| <= 128, |qx| <= 127: a pair sums to
+ * at most 32512, no int16 saturation); int4: the stored nibbles u (0..15) are unsigned already,
+ * maddubs(u, qx), and the offset 8 goes into the correction with the zero point — then madd to
+ * 8 int32 lanes, converted and multiplied by the lanes' activation scales dx, summed over the
+ * group and scaled by s once.  The correction s (z + off) sum(dx qx) uses per-group sums of the
+ * rounded activations computed once per pass.  int4's nibbles sit MSB first (high nibble the
+ * even column), so its activations are stored per 32 as [16 even columns | 16 odd] to meet the
+ * high and the low nibbles without interleaving them. */
+#define AQ_XCOLS 8192 /* columns per pass (the rounded activations live on the stack) */
+
+typedef struct {
+    int8_t q[3][AQ_XCOLS] __attribute__((aligned(32)));
+    float dv[3][AQ_XCOLS / 4] __attribute__((aligned(32))); /* per 32 columns: dx of each int32 lane */
+    float gx[3][AQ_XCOLS / 32];                             /* per group of the pass: sum dx qx */
+} aq_pass;
+
+/* Rounds nc (% 32 == 0) columns of NT token rows; group sums over runs of ge columns. */
+static T256I void aq_quant(aq_pass *P, const float *x, int64_t ldx, int64_t nc, int64_t ge, const int q4, const int NT) {
+    const __m256i evod = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15, 0, 2, 4, 6, 8, 10, 12,
+                                          14, 1, 3, 5, 7, 9, 11, 13, 15);
+    for (int t = 0; t < NT; t++) {
+        float gsum = 0.0f;
+        for (int64_t c = 0; c < nc; c += 32) {
+            float dx[2], s16[2];
+            int8_t *q = P->q[t] + c;
+            quant_x32(x + t * ldx + c, q, dx, s16);
+            __m256 dv;
+            if (q4) { /* [even columns 0-14, 16-30 | odd 1-15, 17-31]: lanes of dx0 dx0 dx1 dx1 twice */
+                __m256i v = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)q), evod);
+                _mm256_store_si256((__m256i *)q, _mm256_permute4x64_epi64(v, 0xD8));
+                dv = _mm256_setr_ps(dx[0], dx[0], dx[1], dx[1], dx[0], dx[0], dx[1], dx[1]);
+            } else {
+                dv = _mm256_setr_ps(dx[0], dx[0], dx[0], dx[0], dx[1], dx[1], dx[1], dx[1]);
+            }
+            _mm256_store_ps(P->dv[t] + c / 4, dv);
+            gsum += s16[0] + s16[1];
+            if ((c + 32) % ge == 0) P->gx[t][c / ge] = gsum, gsum = 0.0f;
+        }
+    }
+}
+
+static T256I void gemv_aq_i8_t(float *y, int64_t ldy, const float *x, int64_t ldx, const aios_tensor *W, int64_t r0,
+                               int64_t r1, const aios_dtype DT, const int NT, const int zp, const int G32) {
+    const int64_t n_in = W->shape[1], G = W->group_size, gpr = G > 0 ? n_in / G : 1;
+    const int q4 = DT == AIOS_DTYPE_Q4, f16 = W->scale_dtype == AIOS_DTYPE_F16;
+    const size_t ssz = f16 ? 2 : 4;
+    const float off = q4 ? 8.0f : 0.0f;
+    const uint8_t *raw = (const uint8_t *)W->data;
+    const int64_t row_bytes = q4 ? n_in / 2 : n_in, cb = q4 ? 16 : 32; /* bytes per 32 columns */
+    /* a pass is whole groups; one scale per row (G == 0): the pass is the group */
+    const int64_t P = G > 0 ? AQ_XCOLS / G * G : AQ_XCOLS;
+    const __m256i ones = _mm256_set1_epi16(1), nib = _mm256_set1_epi8(0x0F);
+    aq_pass Xs, *X = &Xs;
+    float sd[GQ_CB] __attribute__((aligned(32))), zd[GQ_CB] __attribute__((aligned(32)));
+    for (int64_t c0 = 0; c0 < n_in; c0 += P) {
+        const int64_t nc = AIOS_MIN(P, n_in - c0), ge = G > 0 ? G : nc, ng = nc / ge, cpg = ge / 32;
+        aq_quant(X, x + c0, ldx, nc, ge, q4, NT);
+        for (int64_t r = r0; r < r1; r++) {
+            const uint8_t *rp = raw + (size_t)(r * row_bytes + (q4 ? c0 / 2 : c0));
+            __m256 acc[3];
+            float corr[3] = {0, 0, 0};
+#pragma GCC unroll 3
+            for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+            for (int64_t g0 = 0; g0 < ng; g0 += GQ_CB) {
+                const int64_t nb = AIOS_MIN(GQ_CB, ng - g0);
+                /* scale index of group g0 of the pass: grouped, per row (quant_axis 0) or per tensor */
+                const size_t si = (size_t)(G > 0 ? r * gpr + c0 / G + g0 : W->quant_axis == 0 ? r : 0);
+                gq_cvt(sd, (const uint8_t *)W->scales + si * ssz, f16, nb);
+                if (zp) gq_cvt(zd, (const uint8_t *)W->zero_points + si * ssz, f16, nb);
+                for (int64_t g = 0; g < nb; g++) {
+                    const int64_t ch0 = (g0 + g) * cpg; /* first 32-column chunk of the group in the pass */
+                    const __m256 vs = _mm256_broadcast_ss(&sd[g]);
+                    __m256 b[3];
+#pragma GCC unroll 3
+                    for (int t = 0; t < NT; t++) b[t] = _mm256_setzero_ps();
+                    for (int64_t ch = ch0; ch < ch0 + cpg; ch++) {
+                        const uint8_t *p = rp + ch * cb;
+                        if (ch % (64 / cb) == 0) _mm_prefetch((const char *)p + PF_BYTES, _MM_HINT_T0);
+                        __m256i w, aw = _mm256_setzero_si256();
+                        if (q4) {
+                            const __m128i v = _mm_loadu_si128((const __m128i *)p);
+                            w = _mm256_and_si256(_mm256_set_m128i(v, _mm_srli_epi16(v, 4)), nib); /* [high | low] */
+                        } else {
+                            w = _mm256_loadu_si256((const __m256i *)p);
+                            aw = _mm256_sign_epi8(w, w);
+                        }
+#pragma GCC unroll 3
+                        for (int t = 0; t < NT; t++) {
+                            const __m256i xq = _mm256_load_si256((const __m256i *)(X->q[t] + 32 * ch));
+                            const __m256i p16 = q4 ? _mm256_maddubs_epi16(w, xq) : _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xq, w));
+                            const __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+                            const __m256 dv = _mm256_load_ps(X->dv[t] + 8 * ch);
+                            if (G32) acc[t] = _mm256_fmadd_ps(f, _mm256_mul_ps(dv, vs), acc[t]); /* one chunk per group */
+                            else b[t] = _mm256_fmadd_ps(f, dv, b[t]);
+                        }
+                    }
+                    if (!G32)
+#pragma GCC unroll 3
+                        for (int t = 0; t < NT; t++) acc[t] = _mm256_fmadd_ps(b[t], vs, acc[t]);
+                }
+                if (q4 || zp) /* the correction, off the vector loop's chains */
+                    for (int t = 0; t < NT; t++) {
+                        float c = 0.0f;
+                        for (int64_t g = 0; g < nb; g++) c += sd[g] * ((zp ? zd[g] : 0.0f) + off) * X->gx[t][g0 + g];
+                        corr[t] += c;
+                    }
+            }
+#pragma GCC unroll 3
+            for (int t = 0; t < NT; t++) y[t * ldy + r] += aios__hsum256(acc[t]) - corr[t];
+        }
+    }
+}
+
+int aios__gemv_q_i8_avx2_ok(const aios_tensor *W) {
+    const int64_t G = W->group_size, n_in = W->shape[1];
+    if (W->dtype != AIOS_DTYPE_Q8 && W->dtype != AIOS_DTYPE_Q4) return 0;
+    if (n_in % 32) return 0;
+    return G == 0 || (G % 32 == 0 && G <= AQ_XCOLS && n_in % G == 0);
+}
+
+/* zero points and groups of exactly 32 columns: constants of each instance */
+#define AQ_I8(DT, NT)                                                                        \
+    do {                                                                                     \
+        const int g32 = W->group_size == 32;                                                 \
+        if (W->zero_points && g32) gemv_aq_i8_t(y, ldy, x, ldx, W, r0, r1, DT, NT, 1, 1);     \
+        else if (W->zero_points) gemv_aq_i8_t(y, ldy, x, ldx, W, r0, r1, DT, NT, 1, 0);      \
+        else if (g32) gemv_aq_i8_t(y, ldy, x, ldx, W, r0, r1, DT, NT, 0, 1);                 \
+        else gemv_aq_i8_t(y, ldy, x, ldx, W, r0, r1, DT, NT, 0, 0);                          \
+    } while (0)
+
+T256 void aios__gemv_q_i8_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
+                               int64_t r0, int64_t r1) {
+    if (W->dtype == AIOS_DTYPE_Q8) {
+        if (nt == 1) AQ_I8(AIOS_DTYPE_Q8, 1);
+        else if (nt == 2) AQ_I8(AIOS_DTYPE_Q8, 2);
+        else AQ_I8(AIOS_DTYPE_Q8, 3);
+    } else {
+        if (nt == 1) AQ_I8(AIOS_DTYPE_Q4, 1);
+        else if (nt == 2) AQ_I8(AIOS_DTYPE_Q4, 2);
+        else AQ_I8(AIOS_DTYPE_Q4, 3);
     }
 }
 
@@ -920,5 +1089,7 @@ const aios__ktier aios__tier_avx2 = {
     .gemv_f = gemv_f_256,
     .gemv_gguf = aios__gemv_gguf_avx2,
     .gemv_gguf_i8 = aios__gemv_gguf_i8_avx2,
+    .gemv_q_i8_ok = aios__gemv_q_i8_avx2_ok,
+    .gemv_q_i8 = aios__gemv_q_i8_avx2,
 };
 #endif

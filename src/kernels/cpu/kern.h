@@ -100,6 +100,12 @@ int aios__gemv_q_i8_ok(const aios_tensor *W);
 int aios__gemv_gq_ok(const aios_tensor *W);
 void aios__gemv_q_i8_512(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W, int64_t r0,
                          int64_t r1);
+/* The AVX2 int8-activation GEMV for ArrowQuant int8 / int4 (avx2.c): groups of a multiple of 32
+ * columns (at most 8192) within a row, or one scale per row / tensor, rows of a multiple of 32
+ * columns; the AVX-512 tier takes it where the VNNI one does not apply. */
+int aios__gemv_q_i8_avx2_ok(const aios_tensor *W);
+void aios__gemv_q_i8_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
+                          int64_t r0, int64_t r1);
 #endif
 /* The scalar reference of the int8-activation decode GEMV (qdot_ref.c): the same rounding of x
  * and the same integer dot products per 16 / 32 values, for GGUF blocks and grouped int8 / int4

@@ -357,14 +357,21 @@ static TQI void gemv_aq_vnni_t(float *y, int64_t ldy, const float *x, int64_t ld
     }
 }
 
-int aios__gemv_q_i8_ok(const aios_tensor *W) {
+static int vnni_ok(const aios_tensor *W) {
     const int64_t g = W->group_size;
     return aios_cpu()->avx512vnni && (W->dtype == AIOS_DTYPE_Q8 || W->dtype == AIOS_DTYPE_Q4) && g >= 32 && g <= 256 &&
            (g & (g - 1)) == 0 && W->shape[1] % g == 0;
 }
 
+/* VNNI where it applies, else the AVX2 version (other group sizes, one scale per row, no VNNI) */
+int aios__gemv_q_i8_ok(const aios_tensor *W) { return vnni_ok(W) || aios__gemv_q_i8_avx2_ok(W); }
+
 TQ void aios__gemv_q_i8_512(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W, int64_t r0,
                             int64_t r1) {
+    if (!vnni_ok(W)) {
+        aios__gemv_q_i8_avx2(y, ldy, x, ldx, nt, W, r0, r1);
+        return;
+    }
     if (W->dtype == AIOS_DTYPE_Q8) {
         if (nt == 1) gemv_aq_vnni_t(y, ldy, x, ldx, W, r0, r1, AIOS_DTYPE_Q8, 1);
         else if (nt == 2) gemv_aq_vnni_t(y, ldy, x, ldx, W, r0, r1, AIOS_DTYPE_Q8, 2);
