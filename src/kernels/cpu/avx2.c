@@ -559,6 +559,14 @@ static T256I void quant_x32(const float *x, int8_t *q, float *dx, float *s16) {
     s16[1] = d1 * (float)s1;
 }
 
+/* quant_x32, and the lanes' activation scales of the 8 int32 dot-product lanes of those 32
+ * values in value order (lanes 0-3 the first 16: dx0, lanes 4-7: dx1) stored at dv. */
+static T256I void quant_x32_dv(const float *x, int8_t *q, float *dv, float *s16) {
+    float dx[2];
+    quant_x32(x, q, dx, s16);
+    _mm256_store_ps(dv, _mm256_set_m128(_mm_set1_ps(dx[1]), _mm_set1_ps(dx[0])));
+}
+
 /* Values 32c .. 32c + 31 of block b as their stored unsigned fields (gguf_chunk without the
  * fixed offsets: Q4_0's 8, Q5_0's 16; Q4_1, Q5_1, Q2_K, Q4_K, Q5_K store them unsigned) for
  * maddubs(u, qx) without sign operations — at most 31 x 127 x 2 per int16 pair, no saturation. */
@@ -591,9 +599,7 @@ static T256I void gemv_gguf_i8_t(float *y, int64_t ldy, const float *x, int64_t 
         const int64_t nc = AIOS_MIN(GGUF_XCOLS, n_in - c0), nb = nc / blk;
         for (int t = 0; t < NT; t++)
             for (int64_t g = 0; g < nc / 32; g++) {
-                float dx[2];
-                quant_x32(x + t * ldx + c0 + 32 * g, xq[t] + 32 * g, dx, &xs[t][2 * g]);
-                _mm256_store_ps(dv[t] + 8 * g, _mm256_set_m128(_mm_set1_ps(dx[1]), _mm_set1_ps(dx[0])));
+                quant_x32_dv(x + t * ldx + c0 + 32 * g, xq[t] + 32 * g, dv[t] + 8 * g, &xs[t][2 * g]);
                 xs32[t][g] = xs[t][2 * g] + xs[t][2 * g + 1];
             }
         for (int64_t r = r0; r < r1; r++) {
@@ -607,7 +613,7 @@ static T256I void gemv_gguf_i8_t(float *y, int64_t ldy, const float *x, int64_t 
                 gguf_scales S;
                 gguf_block_scales(DT, b, &S);
                 for (int c = 0; c < blk / 32; c++) {
-                    const __m256i q = sgn ? gguf_chunk(DT, b, c) : gguf_uchunk(DT, b, c), aq = _mm256_sign_epi8(q, q);
+                    const __m256i q = sgn ? gguf_chunk(DT, b, c) : gguf_uchunk(DT, b, c), aq = sgn ? _mm256_sign_epi8(q, q) : q;
                     const __m256 sv = blk == 32 ? _mm256_set1_ps(S.s[0])
                                                 : _mm256_set_m128(_mm_set1_ps(S.s[2 * c + 1]), _mm_set1_ps(S.s[2 * c]));
                     const float mo = off * S.s[0]; /* Q4_0 / Q5_0: the offset as a minimum */
@@ -681,18 +687,14 @@ static T256I void aq_quant(aq_pass *P, const float *x, int64_t ldx, int64_t nc, 
     for (int t = 0; t < NT; t++) {
         float gsum = 0.0f;
         for (int64_t c = 0; c < nc; c += 32) {
-            float dx[2], s16[2];
+            float s16[2], *dv = P->dv[t] + c / 4;
             int8_t *q = P->q[t] + c;
-            quant_x32(x + t * ldx + c, q, dx, s16);
-            __m256 dv;
-            if (q4) { /* [even columns 0-14, 16-30 | odd 1-15, 17-31]: lanes of dx0 dx0 dx1 dx1 twice */
+            quant_x32_dv(x + t * ldx + c, q, dv, s16);
+            if (q4) { /* [even columns 0-14, 16-30 | odd 1-15, 17-31]: lanes dx0 dx0 dx1 dx1, twice */
                 __m256i v = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)q), evod);
                 _mm256_store_si256((__m256i *)q, _mm256_permute4x64_epi64(v, 0xD8));
-                dv = _mm256_setr_ps(dx[0], dx[0], dx[1], dx[1], dx[0], dx[0], dx[1], dx[1]);
-            } else {
-                dv = _mm256_setr_ps(dx[0], dx[0], dx[0], dx[0], dx[1], dx[1], dx[1], dx[1]);
+                _mm256_store_ps(dv, _mm256_permutevar8x32_ps(_mm256_load_ps(dv), _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7)));
             }
-            _mm256_store_ps(P->dv[t] + c / 4, dv);
             gsum += s16[0] + s16[1];
             if ((c + 32) % ge == 0) P->gx[t][c / ge] = gsum, gsum = 0.0f;
         }
@@ -710,11 +712,11 @@ static T256I void gemv_aq_i8_t(float *y, int64_t ldy, const float *x, int64_t ld
     /* a pass is whole groups; one scale per row (G == 0): the pass is the group */
     const int64_t P = G > 0 ? AQ_XCOLS / G * G : AQ_XCOLS;
     const __m256i ones = _mm256_set1_epi16(1), nib = _mm256_set1_epi8(0x0F);
-    aq_pass Xs, *X = &Xs;
+    aq_pass X;
     float sd[GQ_CB] __attribute__((aligned(32))), zd[GQ_CB] __attribute__((aligned(32)));
     for (int64_t c0 = 0; c0 < n_in; c0 += P) {
         const int64_t nc = AIOS_MIN(P, n_in - c0), ge = G > 0 ? G : nc, ng = nc / ge, cpg = ge / 32;
-        aq_quant(X, x + c0, ldx, nc, ge, q4, NT);
+        aq_quant(&X, x + c0, ldx, nc, ge, q4, NT);
         for (int64_t r = r0; r < r1; r++) {
             const uint8_t *rp = raw + (size_t)(r * row_bytes + (q4 ? c0 / 2 : c0));
             __m256 acc[3];
@@ -746,10 +748,10 @@ static T256I void gemv_aq_i8_t(float *y, int64_t ldy, const float *x, int64_t ld
                         }
 #pragma GCC unroll 3
                         for (int t = 0; t < NT; t++) {
-                            const __m256i xq = _mm256_load_si256((const __m256i *)(X->q[t] + 32 * ch));
+                            const __m256i xq = _mm256_load_si256((const __m256i *)(X.q[t] + 32 * ch));
                             const __m256i p16 = q4 ? _mm256_maddubs_epi16(w, xq) : _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xq, w));
                             const __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
-                            const __m256 dv = _mm256_load_ps(X->dv[t] + 8 * ch);
+                            const __m256 dv = _mm256_load_ps(X.dv[t] + 8 * ch);
                             if (G32) acc[t] = _mm256_fmadd_ps(f, _mm256_mul_ps(dv, vs), acc[t]); /* one chunk per group */
                             else b[t] = _mm256_fmadd_ps(f, dv, b[t]);
                         }
@@ -761,7 +763,7 @@ static T256I void gemv_aq_i8_t(float *y, int64_t ldy, const float *x, int64_t ld
                 if (q4 || zp) /* the correction, off the vector loop's chains */
                     for (int t = 0; t < NT; t++) {
                         float c = 0.0f;
-                        for (int64_t g = 0; g < nb; g++) c += sd[g] * ((zp ? zd[g] : 0.0f) + off) * X->gx[t][g0 + g];
+                        for (int64_t g = 0; g < nb; g++) c += sd[g] * ((zp ? zd[g] : 0.0f) + off) * X.gx[t][g0 + g];
                         corr[t] += c;
                     }
             }
