@@ -734,10 +734,15 @@ aios_status aios_store_check(const char *dir, int n_queries, FILE *report, doubl
  * ====================================================================================== */
 typedef struct aios_generator aios_generator;
 
+/* The KV cache's element type.  float16 halves its memory and what each decode step reads
+ * (llama.cpp's default cache type); K and V are rounded once, after RoPE. */
+typedef enum { AIOS_KV_F32 = 0, AIOS_KV_F16 = 1 } aios_kv_type;
+
 typedef struct {
     int64_t n_ctx;              /* context length of the KV cache; 0 = min(model's, 4096) */
     int n_threads;              /* kernel threads; 0 = leave as is (AIOS_THREADS / all cores) */
     const char *tokenizer_path; /* NULL = found beside the model */
+    aios_kv_type kv_type;       /* the KV cache's element type (default AIOS_KV_F32) */
 } aios_generator_params;
 
 aios_generator_params aios_generator_default_params(void);
@@ -1389,6 +1394,7 @@ typedef struct {
     int skills_encoder_bits;          /* the router's prompt encoder: 8 (default) quantized to int8
                                          at open (aios_encoder_params.quantize_bits: ~3x faster
                                          per prompt), 0 = the weights as stored (exact float) */
+    aios_kv_type kv_type;             /* every generation model's KV caches (AIOS_KV_F32) */
 } aios_server_params;
 
 aios_server_params aios_server_default_params(void);

@@ -94,6 +94,39 @@ static void test_f16_bf16(void) {
     }
     CHECK(aios_bf16_to_f32(0xC0A0) == -5.0f);
     CHECK(isnan(aios_bf16_to_f32(aios_f32_to_bf16(NAN))));
+    /* the n-value conversions (the float16 KV cache) on every tier equal the scalar ones element for
+     * element: random values, ties, subnormals, overflow, signed zero, infinities; n 1003 leaves a
+     * tail past the 8-wide loop; every one of the 65536 halves widens exactly; NaN stays NaN */
+    enum { NB = 1003 };
+    float *src = malloc(sizeof(float) * 65536), *back = malloc(sizeof(float) * 65536);
+    uint16_t *h16 = malloc(2 * 65536), *all = malloc(2 * 65536);
+    for (int i = 0; i < NB; i++) {
+        uint32_t bits = rnd();
+        memcpy(&src[i], &bits, 4);
+        if (i % 3 == 0) src[i] = (float)((int)(rnd() % 2001) - 1000) / 1024.0f; /* many exact ties */
+    }
+    static const float edge[] = {0.0f, -0.0f, 65504.0f, 65520.0f, -65536.0f, 1e-8f, -3e-6f, 6.1e-5f, INFINITY, -INFINITY, NAN};
+    for (size_t i = 0; i < sizeof edge / sizeof edge[0]; i++) src[i * 7] = edge[i];
+    for (uint32_t h = 0; h < 65536; h++) all[h] = (uint16_t)h;
+    for (size_t t = 0; t < sizeof TIERS / sizeof TIERS[0]; t++) {
+        if (!t_use_tier(TIERS[t])) continue;
+        aios_f32_to_f16_n(h16, src, NB);
+        for (int i = 0; i < NB; i++) {
+            if (isnan(src[i])) {
+                CHECKF((h16[i] & 0x7FFF) > 0x7C00, "%s f16_n nan -> %04x", TIERS[t], h16[i]);
+                continue;
+            }
+            CHECKF(h16[i] == aios_f32_to_f16(src[i]), "%s f16_n %a -> %04x, scalar %04x", TIERS[t], src[i], h16[i],
+                   aios_f32_to_f16(src[i]));
+        }
+        aios_f16_to_f32_n(back, all, 65536);
+        for (uint32_t h = 0; h < 65536; h++) {
+            float want = aios_f16_to_f32((uint16_t)h);
+            CHECKF(isnan(want) ? isnan(back[h]) : !memcmp(&want, &back[h], 4), "%s f32_n %04x", TIERS[t], h);
+        }
+    }
+    aios_kernels_use("auto");
+    free(src), free(back), free(h16), free(all);
 }
 
 /* ------------------------------------------------------------ weights */
@@ -1141,6 +1174,40 @@ static void test_rope(void) {
     }
 }
 
+/* aios_attention_kv16 (a float16 KV cache): on every tier it equals the reference attention on
+ * the widened float16 values (the fused decode kernel reads them in place, the rest widens), the
+ * same bits at 1..3 threads, and stays within 2e-3 of the float32 result r (float16 keeps 11
+ * bits; the softmax weights move by about |q| |k| 2^-11). */
+static void check_attention_kv16(const float *q, const float *k, const float *v, const float *r, int64_t Tq, int64_t Tk,
+                                 int64_t H, int64_t Hkv, int64_t hd, int64_t stride, const uint8_t *mk, float scale) {
+    const size_t nkv = (size_t)(Tk * stride), no = (size_t)(Tq * H * hd);
+    uint16_t *k16 = malloc(2 * nkv), *v16 = malloc(2 * nkv);
+    float *kw = malloc(sizeof(float) * nkv), *vw = malloc(sizeof(float) * nkv);
+    float *r16 = malloc(sizeof(float) * no), *f = malloc(sizeof(float) * no), *g = malloc(sizeof(float) * no);
+    for (size_t i = 0; i < nkv; i++) {
+        k16[i] = aios_f32_to_f16(k[i]), v16[i] = aios_f32_to_f16(v[i]);
+        kw[i] = aios_f16_to_f32(k16[i]), vw[i] = aios_f16_to_f32(v16[i]);
+    }
+    CHECK_OK(aios_ref_attention(r16, q, kw, vw, Tq, Tk, H, Hkv, hd, stride, mk, scale));
+    CHECKF(t_rel_err(r16, r, no) < 2e-3, "float16 KV moves attention by %g", t_rel_err(r16, r, no));
+    for (size_t t = 0; t < sizeof TIERS / sizeof TIERS[0]; t++) {
+        if (!t_use_tier(TIERS[t])) continue;
+        memset(f, 0xFF, sizeof(float) * no);
+        CHECK_OK(aios_attention_kv16(f, q, k16, v16, Tq, Tk, H, Hkv, hd, stride, mk, scale));
+        CHECKF(t_rel_err(f, r16, no) < 2e-6, "%s attention_kv16 Tq %lld Tk %lld hd %lld: %g", TIERS[t], (long long)Tq,
+               (long long)Tk, (long long)hd, t_rel_err(f, r16, no));
+        int old = aios_get_threads();
+        for (int nt = 1; nt <= 3; nt++) {
+            aios_set_threads(nt);
+            CHECK_OK(aios_attention_kv16(g, q, k16, v16, Tq, Tk, H, Hkv, hd, stride, mk, scale));
+            CHECKF(!memcmp(f, g, sizeof(float) * no), "%s attention_kv16 at %d threads differs", TIERS[t], nt);
+        }
+        aios_set_threads(old);
+    }
+    aios_kernels_use("auto");
+    free(k16), free(v16), free(kw), free(vw), free(r16), free(f), free(g);
+}
+
 static void check_attention(int64_t Tq, int64_t Tk, int64_t H, int64_t Hkv, int64_t hd, int64_t extra, int use_mask) {
     int64_t stride = Hkv * hd + extra;
     float *q = malloc(sizeof(float) * (size_t)(Tq * H * hd)), *k = malloc(sizeof(float) * (size_t)(Tk * stride));
@@ -1199,6 +1266,7 @@ static void check_attention(int64_t Tq, int64_t Tk, int64_t H, int64_t Hkv, int6
         free(g);
     }
     aios_kernels_use("auto");
+    check_attention_kv16(q, k, v, r, Tq, Tk, H, Hkv, hd, stride, mk, scale);
     free(q), free(k), free(v), free(r), free(f), free(d), free(p), free(mask);
 }
 

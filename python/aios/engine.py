@@ -76,14 +76,20 @@ class ArrowEngine:
     int8_act ("auto", "on" or "off") is the encoder's int8-activation mode (docs/encode.md):
     "auto" uses them for int8 weights on AVX-512 VNNI CPUs (AIOS_INT8_ACT=0/1 overrides),
     "off" keeps exact float arithmetic.
+
+    kv_type ("f32" or "f16") is the generator's KV cache element type: "f16" halves its memory and
+    speeds decoding after long prompts (llama.cpp's default); "f32" (the default) is exact.
     """
 
-    def __init__(self, path: Any, *, n_threads: int = 0, n_ctx: int = 0, int8_act: str = "auto"):
+    def __init__(self, path: Any, *, n_threads: int = 0, n_ctx: int = 0, int8_act: str = "auto", kv_type: str = "f32"):
         self.path = path_arg(path, "path").decode("utf-8", "surrogateescape")
         self._bpath = path_arg(path)
         if int8_act not in _lib.INT8_ACT:
             raise ValueError(f"int8_act must be 'auto', 'on' or 'off', not {int8_act!r}")
         self._int8_act = _lib.INT8_ACT[int8_act]
+        if kv_type not in _lib.KV_TYPE:
+            raise ValueError(f"kv_type must be 'f32' or 'f16', not {kv_type!r}")
+        self._kv_type = _lib.KV_TYPE[kv_type]
         self._n_threads = int_arg(n_threads, "n_threads")
         self._n_ctx = int_arg(n_ctx, "n_ctx")
         self._lock = threading.RLock()
@@ -196,6 +202,7 @@ class ArrowEngine:
             p = lib.aios_generator_default_params()
             p.n_ctx = self._n_ctx
             p.n_threads = self._n_threads
+            p.kv_type = self._kv_type
             h = ctypes.c_void_p()
             call(lib.aios_generator_open, self._bpath, ctypes.byref(p), ctypes.byref(h))
             self._gen = h

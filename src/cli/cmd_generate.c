@@ -27,6 +27,7 @@ typedef struct {
     const char *stop[17];
     aios_generate_params gp;
     int64_t n_ctx;
+    aios_kv_type kv_type; /* --kv-type */
     int threads;
     char adapter[16][4096];
     float adapter_scale[16];
@@ -75,6 +76,8 @@ static void usage_generate(FILE *f) {
             "  --ignore-eos         keep going past EOS\n"
             "  --ids                print the full id sequence (prompt included), space-separated\n"
             "  --ctx N              context length (default min(model's, 4096))\n"
+            "  --kv-type T          KV cache element type: f32 (default) or f16 (half the memory,\n"
+            "                       faster decode after long prompts; llama.cpp's default)\n"
             "  --threads N          kernel threads\n"
             "  --adapter PATH[:S]   LoRA adapter (PEFT directory or skill card .parquet) at scale S\n"
             "                       (default 1); repeatable, up to 16 at once\n"
@@ -136,6 +139,7 @@ static int parse_num(const char *cmd, const char *opt, const char *v, double lo,
 /* Parses shared options; returns -1 ok, else an exit code. */
 static int parse_opts(int argc, char **argv, gen_opts *o, int is_chat) {
     memset(o, 0, sizeof *o);
+    o->kv_type = aios_generator_default_params().kv_type;
     aios_cli_mem_init(&o->mem);
     aios_cli_skills_init(&o->sk);
     for (int i = 1; i + 1 < argc; i++) /* with --skills anywhere, --top-k is the router's */
@@ -239,6 +243,16 @@ static int parse_opts(int argc, char **argv, gen_opts *o, int is_chat) {
             if (!aios_cli_int(argv[0], a, v, 1, 1 << 24, &n)) return 2;
             x = (double)n;
             o->n_ctx = (int64_t)x;
+        } else if (!strcmp(a, "--kv-type")) {
+            NEEDV();
+            if (!strcmp(v, "f32") || !strcmp(v, "float32"))
+                o->kv_type = AIOS_KV_F32;
+            else if (!strcmp(v, "f16") || !strcmp(v, "float16"))
+                o->kv_type = AIOS_KV_F16;
+            else {
+                fprintf(stderr, "aios: %s: --kv-type: expected f32 or f16, got '%s'\n", argv[0], v);
+                return 2;
+            }
         } else if (!strcmp(a, "--threads")) {
             NEEDV();
             if (!aios_cli_threads(argv[0], v, &o->threads)) return 2;
@@ -298,6 +312,7 @@ static aios_status open_gen(const gen_opts *o, aios_generator **g) {
     aios_generator_params gp = aios_generator_default_params();
     gp.n_ctx = o->n_ctx;
     gp.n_threads = o->threads;
+    gp.kv_type = o->kv_type;
     aios_status s = aios_generator_open(o->model, &gp, g);
     for (int i = 0; s == AIOS_OK && i < o->n_adapters; i++) s = aios_generator_adapter_add(*g, o->adapter[i], o->adapter_scale[i], NULL);
     if (s == AIOS_OK && o->router != AIOS_ROUTER_NONE && !aios_generator_adapter_count(*g))
@@ -465,6 +480,8 @@ static void usage_chat(FILE *f) {
             SAMPLING_HELP
             "  --ignore-eos         keep going past EOS\n"
             "  --ctx N              context length (default min(model's, 4096))\n"
+            "  --kv-type T          KV cache element type: f32 (default) or f16 (half the memory,\n"
+            "                       faster decode after long prompts; llama.cpp's default)\n"
             "  --threads N          kernel threads\n"
             "  --adapter PATH[:S]   LoRA adapter at scale S (default 1); repeatable, up to 16\n"
             ROUTER_HELP

@@ -36,6 +36,7 @@ static void usage(FILE *f) {
             "  --adapter-dir DIR        POST /v1/adapters may load adapters from inside DIR (default: off)\n"
 
             "  --threads N              kernel threads per model (1..%d; default: all cores)\n"
+            "  --kv-type T              KV cache element type: f32 (default) or f16 (half the memory)\n"
             "  --api-key KEY            require 'Authorization: Bearer KEY' on every route but /health\n"
             "                           (default: $AIOS_API_KEY; a non-loopback --host without one warns)\n"
             "  --cors ORIGIN            send Access-Control-Allow-Origin: ORIGIN (default: no CORS)\n"
@@ -143,6 +144,16 @@ int aios_cmd_serve(int argc, char **argv) {
             }
         } else if (!strcmp(a, "--threads"))
             ok = aios_cli_threads("serve", v, &p.n_threads) ? 1 : -1;
+        else if (!strcmp(a, "--kv-type")) {
+            if (!strcmp(v, "f32") || !strcmp(v, "float32"))
+                p.kv_type = AIOS_KV_F32, ok = 1;
+            else if (!strcmp(v, "f16") || !strcmp(v, "float16"))
+                p.kv_type = AIOS_KV_F16, ok = 1;
+            else {
+                fprintf(stderr, "aios: serve: --kv-type: expected f32 or f16, got '%s'\n", v);
+                ok = -1;
+            }
+        }
         else if (!strcmp(a, "--adapter")) {
             ok = ad_path && ad_scale && ad_model && ad_ptr &&
                          aios_cli_adapter("serve", v, ad_path[n_adapters], sizeof ad_path[0],

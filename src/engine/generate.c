@@ -51,6 +51,7 @@ struct aios_generator {
     aios_decoder *dec;
     aios_kv_cache *kv;
     int64_t n_ctx, n_vocab;
+    aios_kv_type kv_type; /* every cache this generator makes */
     aios_sampler *sampler;
     float *logits;
     /* tokenizer: one of */
@@ -84,7 +85,7 @@ struct aios_generator {
  * ------------------------------------------------------------------------------------------ */
 
 aios_generator_params aios_generator_default_params(void) {
-    aios_generator_params p = {0, 0, NULL};
+    aios_generator_params p = {0, 0, NULL, AIOS_KV_F32};
     return p;
 }
 
@@ -281,7 +282,8 @@ aios_status aios_generator_open(const char *path, const aios_generator_params *p
     }
     setup_chat(g, dir[0] ? dir : NULL);
     g->n_ctx = params->n_ctx > 0 ? params->n_ctx : AIOS_MIN(c->n_ctx_train, (int64_t)4096);
-    if ((s = aios_kv_cache_create(g->dec, g->n_ctx, &g->kv)) != AIOS_OK) goto fail;
+    g->kv_type = params->kv_type;
+    if ((s = aios_kv_cache_create_typed(g->dec, g->n_ctx, g->kv_type, &g->kv)) != AIOS_OK) goto fail;
     if ((s = aios_sampler_create(g->n_vocab, &g->sampler)) != AIOS_OK) goto fail;
     g->logits = malloc((size_t)g->n_vocab * sizeof(float));
     g->cache_ids = malloc((size_t)g->n_ctx * sizeof(int32_t));
@@ -851,7 +853,7 @@ aios_status aios__gen_seq_start(aios_generator *g, const char *prompt, const int
     aios_status s = seq_init(g, q, prompt, prompt_ids, n_prompt_ids, p, out);
     /* the cache holds the prompt and every generated token but the last */
     int64_t ctx = AIOS_MAX((int64_t)1, AIOS_MIN(g->n_ctx, (int64_t)out->n_prompt + q->max_new));
-    if (!s) s = aios_kv_cache_create(g->dec, ctx, &q->kv);
+    if (!s) s = aios_kv_cache_create_typed(g->dec, ctx, g->kv_type, &q->kv);
     q->own_kv = 1;
     q->logits = malloc((size_t)g->n_vocab * sizeof(float));
     q->own_logits = 1;
@@ -902,7 +904,7 @@ static aios_status compose_rows(aios__gen_seq *q, aios_decoder_seq *ds, int *k) 
                 return aios__err(AIOS_ERR_INVALID_ARG, "generate: compose: adapter %d changed during the generation", i);
         } else {
             if (!g->adapters[i]) continue;
-            if (!q->comp_kv[i]) AIOS_TRY(aios_kv_cache_create(g->dec, aios_kv_cache_capacity(q->kv), &q->comp_kv[i]));
+            if (!q->comp_kv[i]) AIOS_TRY(aios_kv_cache_create_typed(g->dec, aios_kv_cache_capacity(q->kv), g->kv_type, &q->comp_kv[i]));
             if (!q->comp_logits[i] && !(q->comp_logits[i] = malloc((size_t)g->n_vocab * sizeof(float))))
                 return aios__err(AIOS_ERR_NOMEM, "generate: compose logits");
             aios_kv_cache_truncate(q->comp_kv[i], 0);
@@ -962,7 +964,7 @@ static void prefix_take(aios_generator *g, aios__gen_seq *q) {
 static void prefix_keep(aios_generator *g, aios__gen_seq *q) {
     const int64_t n = (int64_t)q->out->n_prompt;
     if (!g->pfx_kv) {
-        if (aios_kv_cache_create(g->dec, g->n_ctx, &g->pfx_kv) != AIOS_OK) return;
+        if (aios_kv_cache_create_typed(g->dec, g->n_ctx, g->kv_type, &g->pfx_kv) != AIOS_OK) return;
         if (!(g->pfx_ids = malloc((size_t)g->n_ctx * sizeof *g->pfx_ids))) {
             aios_kv_cache_free(g->pfx_kv);
             g->pfx_kv = NULL;

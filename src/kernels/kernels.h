@@ -108,6 +108,12 @@ aios_status aios_attention(float *out, const float *q, const float *k, const flo
                            int64_t n_head, int64_t n_head_kv, int64_t head_dim, int64_t kv_stride,
                            const uint8_t *mask, float scale);
 
+/* aios_attention with k and v in float16 (a half-precision KV cache), the same contract and
+ * strides in elements; the result equals aios_attention on the widened values. */
+aios_status aios_attention_kv16(float *out, const float *q, const uint16_t *k, const uint16_t *v, int64_t Tq, int64_t Tk,
+                                int64_t n_head, int64_t n_head_kv, int64_t head_dim, int64_t kv_stride,
+                                const uint8_t *mask, float scale);
+
 /* Bidirectional attention over a padded batch of B sequences of L tokens (BERT): rows of
  * sequence b are q/k/v/out + b * L * stride.  q, out (B, L, n_head, head_dim) contiguous;
  * k, v (B, L, n_head_kv, head_dim) rows strided by kv_stride floats (q/out use
@@ -136,6 +142,9 @@ float aios_f16_to_f32(uint16_t h);
 uint16_t aios_f32_to_f16(float f);
 float aios_bf16_to_f32(uint16_t h);
 uint16_t aios_f32_to_bf16(float f); /* round to nearest even, as PyTorch */
+/* n values at once, the same rounding (to nearest even) as the scalar ones. */
+void aios_f32_to_f16_n(uint16_t *dst, const float *src, int64_t n);
+void aios_f16_to_f32_n(float *dst, const uint16_t *src, int64_t n);
 
 /* ---- The scalar reference tier (plain C, single thread; every fast path is tested against it).
  * Same contracts as the functions above. */

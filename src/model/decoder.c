@@ -80,13 +80,23 @@ struct aios_decoder {
     /* aios_decoder_forward_batch: new K/V rows of all sequences before they go to their caches,
      * the last rows' logits */
     float *bat_k, *bat_v, *bat_logits;
+    float *knew, *vnew; /* (cap_T, kv_dim): new K / V rows before a float16 cache takes them */
     int64_t bat_cap_R, bat_cap_logits;
 };
 
 struct aios_kv_cache {
     int64_t n_layer, n_ctx, kv_dim, n_past;
-    float *k, *v; /* (n_layer, n_ctx, kv_dim) */
+    aios_kv_type type; /* AIOS_KV_F32: k, v float *; AIOS_KV_F16: uint16_t * */
+    void *k, *v;       /* (n_layer, n_ctx, kv_dim) */
 };
+
+/* Layer l's K or V block (n_ctx, kv_dim) as float32 / float16. */
+static float *kv_f32(const aios_kv_cache *kv, void *base, int64_t l) {
+    return (float *)base + (size_t)l * (size_t)kv->n_ctx * (size_t)kv->kv_dim;
+}
+static uint16_t *kv_f16(const aios_kv_cache *kv, void *base, int64_t l) {
+    return (uint16_t *)base + (size_t)l * (size_t)kv->n_ctx * (size_t)kv->kv_dim;
+}
 
 /* ------------------------------------------------------------------------------------------
  * config.json
@@ -507,6 +517,7 @@ void aios_decoder_free(aios_decoder *d) {
     free(d->arrow_ex), free(d->arrow_n), free(d->compose_logits);
     for (int i = 0; i < AIOS_DECODER_MAX_ADAPTERS; i++) aios_kv_cache_free(d->compose_kv[i]);
     free(d->bat_k), free(d->bat_v), free(d->bat_logits);
+    free(d->knew), free(d->vnew);
     free(d);
 }
 
@@ -653,18 +664,24 @@ uint64_t aios_decoder_weight_bytes(const aios_decoder *d) {
  * ------------------------------------------------------------------------------------------ */
 
 aios_status aios_kv_cache_create(const aios_decoder *d, int64_t n_ctx, aios_kv_cache **out) {
+    return aios_kv_cache_create_typed(d, n_ctx, AIOS_KV_F32, out);
+}
+
+aios_status aios_kv_cache_create_typed(const aios_decoder *d, int64_t n_ctx, aios_kv_type type, aios_kv_cache **out) {
     *out = NULL;
     const aios_decoder_config *c = &d->cfg;
     if (n_ctx <= 0 || n_ctx > (1 << 24)) return aios__err(AIOS_ERR_RANGE, "kv cache: n_ctx %lld", (long long)n_ctx);
+    if (type != AIOS_KV_F32 && type != AIOS_KV_F16) return aios__err(AIOS_ERR_INVALID_ARG, "kv cache: type %d", (int)type);
     uint64_t n;
     if (!aios__mul_ok((uint64_t)c->n_layer * (uint64_t)n_ctx, (uint64_t)(c->n_head_kv * c->head_dim), &n) ||
-        !aios__mul_ok(n, sizeof(float), &n) || n > (uint64_t)SIZE_MAX / 2)
+        !aios__mul_ok(n, type == AIOS_KV_F16 ? 2 : sizeof(float), &n) || n > (uint64_t)SIZE_MAX / 2)
         return aios__err(AIOS_ERR_RANGE, "kv cache: %lld positions overflow", (long long)n_ctx);
     aios_kv_cache *kv = calloc(1, sizeof *kv);
     if (!kv) return aios__err(AIOS_ERR_NOMEM, "kv cache");
     kv->n_layer = c->n_layer;
     kv->n_ctx = n_ctx;
     kv->kv_dim = c->n_head_kv * c->head_dim;
+    kv->type = type;
     kv->k = malloc((size_t)n);
     kv->v = malloc((size_t)n);
     if (!kv->k || !kv->v) {
@@ -683,21 +700,24 @@ void aios_kv_cache_free(aios_kv_cache *kv) {
 }
 int64_t aios_kv_cache_len(const aios_kv_cache *kv) { return kv->n_past; }
 int64_t aios_kv_cache_capacity(const aios_kv_cache *kv) { return kv->n_ctx; }
+aios_kv_type aios_kv_cache_type(const aios_kv_cache *kv) { return kv->type; }
 void aios_kv_cache_truncate(aios_kv_cache *kv, int64_t n) {
     if (n >= 0 && n < kv->n_past) kv->n_past = n;
 }
 aios_status aios_kv_cache_copy(aios_kv_cache *dst, const aios_kv_cache *src, int64_t n) {
     if (dst->n_layer != src->n_layer || dst->kv_dim != src->kv_dim)
         return aios__err(AIOS_ERR_INVALID_ARG, "kv cache copy: caches of different models");
+    if (dst->type != src->type)
+        return aios__err(AIOS_ERR_INVALID_ARG, "kv cache copy: a float%d cache into a float%d one",
+                         src->type == AIOS_KV_F16 ? 16 : 32, dst->type == AIOS_KV_F16 ? 16 : 32);
     if (n < 0 || n > src->n_past || n > dst->n_ctx)
         return aios__err(AIOS_ERR_RANGE, "kv cache copy: %lld positions (source holds %lld, target %lld)", (long long)n,
                          (long long)src->n_past, (long long)dst->n_ctx);
-    const size_t row = (size_t)src->kv_dim * sizeof(float);
+    const size_t es = src->type == AIOS_KV_F16 ? 2 : sizeof(float), row = (size_t)src->kv_dim * es;
     for (int64_t l = 0; l < src->n_layer; l++) {
-        memcpy(dst->k + (size_t)l * (size_t)dst->n_ctx * (size_t)dst->kv_dim, src->k + (size_t)l * (size_t)src->n_ctx * (size_t)src->kv_dim,
-               (size_t)n * row);
-        memcpy(dst->v + (size_t)l * (size_t)dst->n_ctx * (size_t)dst->kv_dim, src->v + (size_t)l * (size_t)src->n_ctx * (size_t)src->kv_dim,
-               (size_t)n * row);
+        const size_t od = (size_t)l * (size_t)dst->n_ctx * row, os = (size_t)l * (size_t)src->n_ctx * row;
+        memcpy((char *)dst->k + od, (const char *)src->k + os, (size_t)n * row);
+        memcpy((char *)dst->v + od, (const char *)src->v + os, (size_t)n * row);
     }
     dst->n_past = n;
     return AIOS_OK;
@@ -726,6 +746,8 @@ static aios_status ensure_scratch(aios_decoder *d, int64_t T, int64_t Tk) {
         AIOS_TRY(grow((void **)&d->gate, t * (size_t)c->n_ff * sizeof(float)));
         AIOS_TRY(grow((void **)&d->up, t * (size_t)c->n_ff * sizeof(float)));
         AIOS_TRY(grow((void **)&d->pos, t * sizeof(int32_t)));
+        AIOS_TRY(grow((void **)&d->knew, t * (size_t)(c->n_head_kv * c->head_dim) * sizeof(float)));
+        AIOS_TRY(grow((void **)&d->vnew, t * (size_t)(c->n_head_kv * c->head_dim) * sizeof(float)));
         d->cap_T = T;
     }
     if (T * Tk > d->cap_Tk) {
@@ -768,7 +790,7 @@ static aios_status forward_compose(aios_decoder *d, aios_kv_cache *kv, const int
         if (!c || c->n_ctx < n_ctx) {
             aios_kv_cache_free(c);
             d->compose_kv[i] = NULL;
-            AIOS_TRY(aios_kv_cache_create(d, n_ctx, &d->compose_kv[i]));
+            AIOS_TRY(aios_kv_cache_create_typed(d, n_ctx, kv ? kv->type : AIOS_KV_F32, &d->compose_kv[i]));
             c = d->compose_kv[i];
             c->n_past = 0;
             if (n_past) { /* only when a cache of the owner grew past ours: start over */
@@ -856,6 +878,7 @@ static aios_status forward_one(aios_decoder *d, aios_kv_cache *kv, const int32_t
 
     const int64_t E = c->n_embd, hd = c->head_dim, nh = c->n_head, nkv = c->n_head_kv, F = c->n_ff;
     const int64_t KVD = nkv * hd;
+    const int kv16 = kv->type == AIOS_KV_F16;
     /* positions */
     const int32_t *pos = opts->pos;
     if (!pos) {
@@ -891,9 +914,11 @@ static aios_status forward_one(aios_decoder *d, aios_kv_cache *kv, const int32_t
 
     for (int64_t l = 0; l < c->n_layer; l++) {
         const dec_layer *L = &d->layers[l];
-        float *kc = kv->k + (size_t)l * (size_t)kv->n_ctx * (size_t)KVD; /* (n_ctx, KVD) */
-        float *vc = kv->v + (size_t)l * (size_t)kv->n_ctx * (size_t)KVD;
-        float *knew = kc + (size_t)n_past * (size_t)KVD, *vnew = vc + (size_t)n_past * (size_t)KVD;
+        /* float32 cache: the new K / V rows are written in place; float16: computed in float32
+         * scratch and rounded into the cache once RoPE is applied */
+        float *kc = kv16 ? NULL : kv_f32(kv, kv->k, l), *vc = kv16 ? NULL : kv_f32(kv, kv->v, l); /* (n_ctx, KVD) */
+        float *knew = kv16 ? d->knew : kc + (size_t)n_past * (size_t)KVD;
+        float *vnew = kv16 ? d->vnew : vc + (size_t)n_past * (size_t)KVD;
         /* attention */
         aios_rmsnorm(d->xb, d->x, L->attn_norm, T, E, c->eps);
         AIOS_TRY(aios_matmul(d->q, d->xb, L->wq, L->bq, T));   /* (T, QD) */
@@ -910,7 +935,13 @@ static aios_status forward_one(aios_decoder *d, aios_kv_cache *kv, const int32_t
         }
         aios_rope(d->q, pos, T, nh, hd, inv_freq);
         aios_rope(knew, pos, T, nkv, hd, inv_freq);
-        AIOS_TRY(aios_attention(d->att, d->q, kc, vc, T, Tk, nh, nkv, hd, KVD, mask, scale)); /* (T, QD) */
+        if (kv16) {
+            uint16_t *k16 = kv_f16(kv, kv->k, l), *v16 = kv_f16(kv, kv->v, l);
+            aios_f32_to_f16_n(k16 + (size_t)n_past * (size_t)KVD, knew, T * KVD);
+            aios_f32_to_f16_n(v16 + (size_t)n_past * (size_t)KVD, vnew, T * KVD);
+            AIOS_TRY(aios_attention_kv16(d->att, d->q, k16, v16, T, Tk, nh, nkv, hd, KVD, mask, scale));
+        } else
+            AIOS_TRY(aios_attention(d->att, d->q, kc, vc, T, Tk, nh, nkv, hd, KVD, mask, scale)); /* (T, QD) */
         AIOS_TRY(aios_matmul(d->xb, d->att, L->wo, L->bo, T)); /* (T, E) */
         if (d->n_adapters) AIOS_TRY(apply_adapters(d, l, AIOS_LORA_O, d->xb, d->att, T));
         aios_add(d->x, d->xb, T * E);
@@ -1101,17 +1132,28 @@ aios_status aios_decoder_forward_batch(aios_decoder *d, aios_decoder_seq *seqs, 
             }
             aios_rope(d->q + r * QD, d->pos + r, T, nh, hd, inv_freq);
             aios_rope(d->bat_k + r * KVD, d->pos + r, T, nkv, hd, inv_freq);
-            float *kc = q->kv->k + (size_t)l * (size_t)q->kv->n_ctx * (size_t)KVD;
-            float *vc = q->kv->v + (size_t)l * (size_t)q->kv->n_ctx * (size_t)KVD;
-            memcpy(kc + (size_t)n_past * (size_t)KVD, d->bat_k + r * KVD, (size_t)(T * KVD) * sizeof(float));
-            memcpy(vc + (size_t)n_past * (size_t)KVD, d->bat_v + r * KVD, (size_t)(T * KVD) * sizeof(float));
+            const aios_kv_cache *qkv = q->kv;
+            float *kc = NULL, *vc = NULL;
+            uint16_t *k16 = NULL, *v16 = NULL;
+            if (qkv->type == AIOS_KV_F16) {
+                k16 = kv_f16(qkv, qkv->k, l), v16 = kv_f16(qkv, qkv->v, l);
+                aios_f32_to_f16_n(k16 + (size_t)n_past * (size_t)KVD, d->bat_k + r * KVD, T * KVD);
+                aios_f32_to_f16_n(v16 + (size_t)n_past * (size_t)KVD, d->bat_v + r * KVD, T * KVD);
+            } else {
+                kc = kv_f32(qkv, qkv->k, l), vc = kv_f32(qkv, qkv->v, l);
+                memcpy(kc + (size_t)n_past * (size_t)KVD, d->bat_k + r * KVD, (size_t)(T * KVD) * sizeof(float));
+                memcpy(vc + (size_t)n_past * (size_t)KVD, d->bat_v + r * KVD, (size_t)(T * KVD) * sizeof(float));
+            }
             const uint8_t *mask = NULL;
             if (T > 1) {
                 for (int64_t a = 0; a < T; a++)
                     for (int64_t j = 0; j < Tk; j++) d->mask[a * Tk + j] = j <= n_past + a;
                 mask = d->mask;
             }
-            TRY_OUT(aios_attention(d->att + r * QD, d->q + r * QD, kc, vc, T, Tk, nh, nkv, hd, KVD, mask, scale));
+            if (k16)
+                TRY_OUT(aios_attention_kv16(d->att + r * QD, d->q + r * QD, k16, v16, T, Tk, nh, nkv, hd, KVD, mask, scale));
+            else
+                TRY_OUT(aios_attention(d->att + r * QD, d->q + r * QD, kc, vc, T, Tk, nh, nkv, hd, KVD, mask, scale));
         }
         TRY_OUT(aios_matmul(d->xb, d->att, L->wo, L->bo, R));
         if (any_adapters) TRY_OUT(apply_batch(d, seqs, n_seq, row0, l, AIOS_LORA_O, d->xb, E, d->att, QD));

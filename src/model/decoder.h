@@ -91,16 +91,21 @@ const aios_decoder_config *aios_decoder_get_config(const aios_decoder *d);
 /* Bytes of weights read per decoded token (every matrix once, the embedding row aside). */
 uint64_t aios_decoder_weight_bytes(const aios_decoder *d);
 
-/* KV cache: k, v (n_layer, n_ctx, n_head_kv * head_dim) float32, allocated once. */
+/* KV cache: k, v (n_layer, n_ctx, n_head_kv * head_dim), allocated once; float32
+ * (aios_kv_cache_create) or float16 (AIOS_KV_F16: half the memory and half the bytes a decode
+ * step's attention reads; K / V rounded to nearest even once, after RoPE, as llama.cpp's default
+ * cache).  Diffusion's scratch cache and the reference tests keep float32. */
 typedef struct aios_kv_cache aios_kv_cache;
 aios_status aios_kv_cache_create(const aios_decoder *d, int64_t n_ctx, aios_kv_cache **out);
+aios_status aios_kv_cache_create_typed(const aios_decoder *d, int64_t n_ctx, aios_kv_type type, aios_kv_cache **out);
+aios_kv_type aios_kv_cache_type(const aios_kv_cache *kv);
 void aios_kv_cache_free(aios_kv_cache *kv);
 int64_t aios_kv_cache_len(const aios_kv_cache *kv);  /* positions held (n_past) */
 int64_t aios_kv_cache_capacity(const aios_kv_cache *kv);
 /* Forgets positions >= n (keeps a common prefix for the next call); n <= len. */
 void aios_kv_cache_truncate(aios_kv_cache *kv, int64_t n);
 /* dst holds src's first n positions (every layer) and nothing after: a shared prompt prefix
- * handed from one sequence's cache to another's.  Both caches of one model; n <= src's length
+ * handed from one sequence's cache to another's.  Both caches of one model and one type; n <= src's length
  * and dst's capacity (AIOS_ERR_RANGE otherwise). */
 aios_status aios_kv_cache_copy(aios_kv_cache *dst, const aios_kv_cache *src, int64_t n);
 

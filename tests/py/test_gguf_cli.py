@@ -113,6 +113,43 @@ def generate_gguf_matches_transformers():
         assert gen[:upto] == want[:upto], (k, gen, want)
 
 
+@test
+def generate_gguf_kv16_matches_transformers_and_python():
+    """--kv-type f16 (the float16 KV cache): greedy ids still transformers' goldens; the Python
+    ArrowEngine(kv_type="f16") gives the CLI's ids; a bad type is refused by both."""
+    p = model()
+    try:
+        from pyaios import aios as pkg
+    except Exception as e:  # noqa: BLE001
+        raise Skip(f"python package: {e}")
+    eng = pkg.ArrowEngine(p, kv_type="f16")
+    for k, run_ in enumerate(golden_runs()):
+        args = ["generate", "--model", p, "--prompt", run_["text"], "--temperature", 0, "--ids", "--max-tokens", 48,
+                "--kv-type", "f16"]
+        if run_["chat"]:
+            args.append("--chat")
+        ids = [int(x) for x in aios(*args).stdout.split()]
+        npr = len(run_["prompt_ids"])
+        assert ids[:npr] == run_["prompt_ids"], (k, ids[:npr])
+        gen = ids[npr:]
+        want = run_["greedy_ids"]
+        if not run_["chat"]:
+            g = eng.generate(run_["text"], max_tokens=48, details=True)
+            assert list(g.generated_ids) == gen, (k, list(g.generated_ids), gen)
+        if want and want[-1] == 2 and len(gen) < 48:
+            gen = gen + [2]
+        upto = next((i for i, m in enumerate(run_["top2_margins"]) if m < 1e-3), len(want))
+        assert gen[:upto] == want[:upto], (k, gen, want)
+    eng.close()
+    r = aios("generate", "--model", p, "--prompt", "hi", "--kv-type", "bf16", check=False)
+    assert r.returncode == 2 and "--kv-type: expected f32 or f16, got 'bf16'" in r.stderr, r.stderr
+    try:
+        pkg.ArrowEngine(p, kv_type="q8")
+        raise AssertionError("kv_type q8 accepted")
+    except ValueError as e:
+        assert "kv_type" in str(e)
+
+
 def unpermute(w, n_head):
     """transformers' GGUF loader: undoes LlamaModel.permute on rows (blocks kept per row)."""
     rows = w.shape[0]

@@ -20,6 +20,7 @@
 #define AD_ZERO() _mm256_setzero_ps()
 #define AD_SET1(f) _mm256_set1_ps(f)
 #define AD_LOADU(p) _mm256_loadu_ps(p)
+#define AD_LOADH(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
 #define AD_STOREU(p, v) _mm256_storeu_ps(p, v)
 #define AD_ADD(a, b) _mm256_add_ps(a, b)
 #define AD_SUB(a, b) _mm256_sub_ps(a, b)

@@ -30,6 +30,7 @@ int aios__attn_dec_ok(int64_t head_dim, int64_t group) {
 #define AD_ZERO() _mm512_setzero_ps()
 #define AD_SET1(f) _mm512_set1_ps(f)
 #define AD_LOADU(p) _mm512_loadu_ps(p)
+#define AD_LOADH(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
 #define AD_STOREU(p, v) _mm512_storeu_ps(p, v)
 #define AD_ADD(a, b) _mm512_add_ps(a, b)
 #define AD_SUB(a, b) _mm512_sub_ps(a, b)

@@ -1094,4 +1094,19 @@ const aios__ktier aios__tier_avx2 = {
     .gemv_q_i8_ok = aios__gemv_q_i8_avx2_ok,
     .gemv_q_i8 = aios__gemv_q_i8_avx2,
 };
+
+/* ---------------------------------------------------------------- float16 rows (the KV cache) */
+
+T256 void aios__f32_to_f16_avx2(uint16_t *dst, const float *src, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(dst + i), _mm256_cvtps_ph(_mm256_loadu_ps(src + i), _MM_FROUND_TO_NEAREST_INT));
+    for (; i < n; i++) dst[i] = aios_f32_to_f16(src[i]);
+}
+
+T256 void aios__f16_to_f32_avx2(float *dst, const uint16_t *src, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i < n; i++) dst[i] = aios_f16_to_f32(src[i]);
+}
 #endif

@@ -591,9 +591,9 @@ aios_status aios_attention(float *out, const float *q, const float *k, const flo
     /* Decode / few query rows, head_dim 64 / 128: the fused kernel (attn_dec.h). */
     if (Tk > 0 && aios__attn_dec_ok(head_dim, group)) {
         if (K == &aios__tier_avx512)
-            return aios__attn_dec_512(out, q, k, v, Tq, Tk, n_head, n_head_kv, head_dim, kv_stride, mask, scale, nth);
+            return aios__attn_dec_512(out, q, k, v, Tq, Tk, n_head, n_head_kv, head_dim, kv_stride, mask, scale, 0, nth);
         if (K == &aios__tier_avx2)
-            return aios__attn_dec_avx2(out, q, k, v, Tq, Tk, n_head, n_head_kv, head_dim, kv_stride, mask, scale, nth);
+            return aios__attn_dec_avx2(out, q, k, v, Tq, Tk, n_head, n_head_kv, head_dim, kv_stride, mask, scale, 0, nth);
     }
 #endif
     /* Other head sizes: a work unit is one query row and a block of the query heads that share
@@ -658,6 +658,56 @@ aios_status aios_attention(float *out, const float *q, const float *k, const flo
     }
     if (fail) return aios__err(AIOS_ERR_NOMEM, "attention: %lld scores", (long long)Tk);
     return AIOS_OK;
+}
+
+void aios_f32_to_f16_n(uint16_t *dst, const float *src, int64_t n) {
+#if defined(__x86_64__)
+    if (tier() != &aios__tier_ref) {
+        aios__f32_to_f16_avx2(dst, src, n);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++) dst[i] = aios_f32_to_f16(src[i]);
+}
+
+void aios_f16_to_f32_n(float *dst, const uint16_t *src, int64_t n) {
+#if defined(__x86_64__)
+    if (tier() != &aios__tier_ref) {
+        aios__f16_to_f32_avx2(dst, src, n);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++) dst[i] = aios_f16_to_f32(src[i]);
+}
+
+/* The fused decode kernel reads float16 in place; every other case (prefill's GEMMs, other head
+ * sizes, the reference tier) widens the Tk rows once and runs aios_attention on them: prefill
+ * does O(Tq) work per key, so the copy is small beside it. */
+aios_status aios_attention_kv16(float *out, const float *q, const uint16_t *k, const uint16_t *v, int64_t Tq, int64_t Tk,
+                                int64_t n_head, int64_t n_head_kv, int64_t head_dim, int64_t kv_stride,
+                                const uint8_t *mask, float scale) {
+    if (n_head <= 0 || n_head_kv <= 0 || n_head % n_head_kv || head_dim <= 0 || Tq < 0 || Tk < 0 ||
+        kv_stride < n_head_kv * head_dim)
+        return aios__err(AIOS_ERR_INVALID_ARG, "attention: bad shape (n_head %lld, n_head_kv %lld, head_dim %lld)",
+                         (long long)n_head, (long long)n_head_kv, (long long)head_dim);
+#if defined(__x86_64__)
+    const aios__ktier *K = tier();
+    if (Tk > 0 && aios__attn_dec_ok(head_dim, n_head / n_head_kv) && !(Tq >= gemm_min_rows() && aios__attention_gemm_ok(K, head_dim))) {
+        const int nth = threads_for((double)Tq * (double)Tk * (double)n_head * (double)head_dim * 2);
+        if (K == &aios__tier_avx512)
+            return aios__attn_dec_512(out, q, k, v, Tq, Tk, n_head, n_head_kv, head_dim, kv_stride, mask, scale, 1, nth);
+        if (K == &aios__tier_avx2)
+            return aios__attn_dec_avx2(out, q, k, v, Tq, Tk, n_head, n_head_kv, head_dim, kv_stride, mask, scale, 1, nth);
+    }
+#endif
+    const size_t n = (size_t)(Tk > 0 ? Tk : 1) * (size_t)kv_stride;
+    float *kf = malloc(sizeof(float) * 2 * n);
+    if (!kf) return aios__err(AIOS_ERR_NOMEM, "attention: %lld float16 keys widened", (long long)Tk);
+    aios_f16_to_f32_n(kf, k, Tk * kv_stride);
+    aios_f16_to_f32_n(kf + n, v, Tk * kv_stride);
+    aios_status s = aios_attention(out, q, kf, kf + n, Tq, Tk, n_head, n_head_kv, head_dim, kv_stride, mask, scale);
+    free(kf);
+    return s;
 }
 
 aios_status aios_attention_batch(float *out, const float *q, const float *k, const float *v, int64_t B, int64_t L,

@@ -163,15 +163,19 @@ aios_status aios__attention_batch_512(float *out, const float *q, const float *k
 /* Decode attention (few query rows) fused per (query row, KV head, chunk of 128 positions)
  * (attn_dec.h, attn_dec_avx512.c / attn_dec_avx2.c): aios_attention's contract for Tk >= 1,
  * bitwise the same at any thread count; _ok: head_dim 64 or 128, at most 16 query heads per KV
- * head (the generic loop in dispatch.c takes the rest). */
+ * head (the generic loop in dispatch.c takes the rest).  k, v float32, or float16 when kv_f16
+ * (aios_attention_kv16). */
 int aios__attn_dec_ok(int64_t head_dim, int64_t group);
 #if defined(__x86_64__)
-aios_status aios__attn_dec_512(float *out, const float *q, const float *k, const float *v, int64_t Tq, int64_t Tk,
+/* F16C conversions of n values (avx2.c): the rounding of aios_f32_to_f16 (nearest even). */
+void aios__f32_to_f16_avx2(uint16_t *dst, const float *src, int64_t n);
+void aios__f16_to_f32_avx2(float *dst, const uint16_t *src, int64_t n);
+aios_status aios__attn_dec_512(float *out, const float *q, const void *k, const void *v, int64_t Tq, int64_t Tk,
                                int64_t n_head, int64_t n_head_kv, int64_t head_dim, int64_t kv_stride,
-                               const uint8_t *mask, float scale, int nth);
-aios_status aios__attn_dec_avx2(float *out, const float *q, const float *k, const float *v, int64_t Tq, int64_t Tk,
+                               const uint8_t *mask, float scale, int kv_f16, int nth);
+aios_status aios__attn_dec_avx2(float *out, const float *q, const void *k, const void *v, int64_t Tq, int64_t Tk,
                                 int64_t n_head, int64_t n_head_kv, int64_t head_dim, int64_t kv_stride,
-                                const uint8_t *mask, float scale, int nth);
+                                const uint8_t *mask, float scale, int kv_f16, int nth);
 #endif
 /* Attention for many queries as two GEMMs through the same micro-kernel (gemm.c); same contract
  * as aios_attention.  aios__attention_gemm_ok: this tier has it for this head_dim. */
