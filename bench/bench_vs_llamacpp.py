@@ -30,6 +30,10 @@ as llama.cpp itself does for its quantized types: two more columns, the int8 aio
 decode rates as ratios to llama.cpp's (float rows: "-", the switch does not touch them), and
 the greedy columns gain the int8 run's lead.
 
+--kv-type f16|f32 (default f16, llama.cpp's default cache type): both engines keep the KV cache
+in that type (aios --kv-type, llama.cpp type_k / type_v), so decode after the long prompt reads
+the same bytes of cache in both.
+
 Greedy columns: the first 32 greedy tokens of the first chat prompt of the goldens, as the
 number of leading tokens equal to transformers' float32 greedy ids (the reference for every
 row: quantized rows drift by their quantization), for aios and for llama.cpp, and how many
@@ -42,7 +46,7 @@ printed).
 
 Usage: /work/venv-bench/bin/python bench/bench_vs_llamacpp.py
            [--rows f32,f16,bf16,int8pc,int8g32,int4g32,Q8_0,Q4_0,Q4_1,Q4_K_M] [--threads 1,2]
-           [--prefill 512] [--decode 128] [--reps 3] [--int8-act] [--minilm N] [--out DIR]
+           [--prefill 512] [--decode 128] [--reps 3] [--int8-act] [--kv-type f16] [--minilm N] [--out DIR]
 
 MiniLM rows (--minilm N sentences of STS-B, default 64; 0 skips them): all-MiniLM-L6-v2 in f32,
 aios on its safetensors directory (libaios aios_encode_batch, tokenization included) and
@@ -179,7 +183,8 @@ def last_logits(llama_cpp, np, llm):
 
 def run_llamacpp(llama_cpp, np, path, ids, n_decode, threads):
     llm = llama_cpp.Llama(model_path=path, n_ctx=len(ids) + n_decode + 8, n_batch=len(ids), n_ubatch=len(ids),
-                          n_threads=threads, n_threads_batch=threads, verbose=False)
+                          n_threads=threads, n_threads_batch=threads, type_k=GGML_KV[KV], type_v=GGML_KV[KV],
+                          verbose=False)
     llm.reset()
     t0 = time.perf_counter()
     llm.eval(ids)
@@ -194,7 +199,8 @@ def run_llamacpp(llama_cpp, np, path, ids, n_decode, threads):
 
 
 def greedy_llamacpp(llama_cpp, np, path, ids, n):
-    llm = llama_cpp.Llama(model_path=path, n_ctx=len(ids) + n + 8, n_threads=2, verbose=False)
+    llm = llama_cpp.Llama(model_path=path, n_ctx=len(ids) + n + 8, n_threads=2, type_k=GGML_KV[KV], type_v=GGML_KV[KV],
+                          verbose=False)
     out = []
     llm.eval(ids)
     for _ in range(n):
@@ -216,12 +222,15 @@ def aios_env(int8_act):
 
 def greedy_aios(path, ids, n, int8_act=False):
     p = subprocess.run([AIOS, "generate", "--model", path, "--prompt-ids", ",".join(map(str, ids)), "--max-tokens",
-                        str(n), "--temperature", "0", "--ids"], capture_output=True, text=True, env=aios_env(int8_act))
+                        str(n), "--temperature", "0", "--ids", "--kv-type", KV], capture_output=True, text=True, env=aios_env(int8_act))
     if p.returncode != 0:
         sys.exit(f"bench_vs_llamacpp: aios greedy run: {p.stderr.strip()[-400:]}")
     out = [int(t) for t in p.stdout.split()][len(ids):]
     return out + [2] if len(out) < n else out  # it stopped on <|im_end|>, which it does not print
 
+
+KV = "f16"  # --kv-type: both engines' KV cache type
+GGML_KV = {"f16": 1, "f32": 0}  # GGML_TYPE_F16 / GGML_TYPE_F32 for llama.cpp's type_k / type_v
 
 STATS = re.compile(r"prefill ([0-9.]+) s = ([0-9.]+) tok/s; (\d+) generated, ([0-9.]+) s = ([0-9.]+) tok/s")
 
@@ -229,7 +238,7 @@ STATS = re.compile(r"prefill ([0-9.]+) s = ([0-9.]+) tok/s; (\d+) generated, ([0
 def run_aios(path, ids, n_decode, threads, int8_act=False):
     cmd = [AIOS, "generate", "--model", path, "--prompt-ids", ",".join(map(str, ids)), "--max-tokens",
            str(n_decode), "--temperature", "0", "--ignore-eos", "--threads", str(threads), "--stats",
-           "--ctx", str(len(ids) + n_decode + 8)]
+           "--ctx", str(len(ids) + n_decode + 8), "--kv-type", KV]
     p = subprocess.run(cmd, capture_output=True, text=True, env=aios_env(int8_act))
     m = STATS.search(p.stderr)
     if p.returncode != 0 or not m:
@@ -422,9 +431,13 @@ def main():
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--int8-act", action="store_true",
                     help="also run aios with AIOS_INT8_ACT=1 (int8 activations) on the quantized rows")
+    ap.add_argument("--kv-type", default="f16", choices=("f16", "f32"),
+                    help="KV cache type of both engines (default f16, llama.cpp's default)")
     ap.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "aios-bench-gguf"))
     ap.add_argument("--minilm", type=int, default=64, help="STS-B sentences for the MiniLM rows (0: none)")
     a = ap.parse_args()
+    global KV
+    KV = a.kv_type
     try:
         import llama_cpp
         import numpy as np
@@ -446,7 +459,7 @@ def main():
     ids = prompt_ids(llama_cpp, src, a.prefill)
     la = os.getloadavg()[0]
     print(f"# SmolLM2-135M-Instruct (the float32 values of the shipped Q4_1 file), prefill {a.prefill} / decode "
-          f"{a.decode} tokens, median of {a.reps}; llama-cpp-python {llama_cpp.__version__}; load average {la:.1f} "
+          f"{a.decode} tokens, median of {a.reps}, KV cache {KV} in both; llama-cpp-python {llama_cpp.__version__}; load average {la:.1f} "
           f"on {os.cpu_count()} CPUs")
     i8h = f" | {'i8 pp':>6} {'i8 tg':>6}" if a.int8_act else ""
     print(f"{'row':14} {'thr':>3} | {'aios pp':>8} {'llama pp':>8} {'ratio':>6} | {'aios tg':>7} {'llama tg':>8} "
