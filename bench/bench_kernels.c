@@ -9,7 +9,8 @@
  * head_dim 64, 1 query row, no mask, a KV cache of stride 3 x 64) and at a Qwen-like head_dim
  * 128, over 64 / 512 / 2048 cached positions: microseconds per call, best of 25 x 60 (short
  * windows: on a shared machine the best one is the least disturbed), "warm" on one cache (in L2
- * up to 512 positions) and "cold" walking 30 layers' caches in turn as a decode step does.
+ * up to 512 positions) and "cold" walking 30 layers' caches in turn as a decode step does; each
+ * for a float32 cache (aios_attention) and a float16 one (aios_attention_kv16).
  * Usage: bench_kernels [threads] [gguf|batch|attn]   (default: AIOS_THREADS or all cores) */
 #include <dlfcn.h>
 #include <stdio.h>
@@ -193,7 +194,8 @@ static int bench_attn(void) {
     static const int64_t tks[] = {64, 512, 2048};
     enum { NL = 30 }; /* "cold": the call walks NL layers' caches, as a decode step does */
     printf("%-18s", "heads/kv/head_dim");
-    for (size_t c = 0; c < sizeof tks / sizeof tks[0]; c++) printf("  Tk=%-4lld warm/cold us", (long long)tks[c]);
+    for (size_t c = 0; c < sizeof tks / sizeof tks[0]; c++)
+        printf("  Tk=%-4lld f32 warm/cold us  f16 warm/cold us", (long long)tks[c]);
     printf("\n");
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         const int64_t H = shapes[s].H, Hkv = shapes[s].Hkv, hd = shapes[s].hd, stride = Hkv * hd;
@@ -207,21 +209,29 @@ static int bench_attn(void) {
                 k[i] = (float)(rand() % 200 - 100) / 100.0f;
                 v[i] = (float)(rand() % 200 - 100) / 100.0f;
             }
-            double best[2] = {1e9, 1e9};
-            for (int cold = 0; cold < 2; cold++)
-                for (int rep = 0; rep < 25; rep++) {
-                    double t0 = now();
-                    for (int it = 0; it < 2 * NL; it++) {
-                        const int64_t l = cold ? it % NL : 0;
-                        if (aios_attention(o, q, k + l * per, v + l * per, 1, tks[c], H, Hkv, hd, stride, NULL, 0.125f) !=
-                            AIOS_OK)
-                            return 1;
+            uint16_t *k16 = malloc(2 * (size_t)(NL * per)), *v16 = malloc(2 * (size_t)(NL * per));
+            aios_f32_to_f16_n(k16, k, NL * per);
+            aios_f32_to_f16_n(v16, v, NL * per);
+            for (int h = 0; h < 2; h++) {
+                double best[2] = {1e9, 1e9};
+                for (int cold = 0; cold < 2; cold++)
+                    for (int rep = 0; rep < 25; rep++) {
+                        double t0 = now();
+                        for (int it = 0; it < 2 * NL; it++) {
+                            const int64_t l = cold ? it % NL : 0;
+                            aios_status st = h ? aios_attention_kv16(o, q, k16 + l * per, v16 + l * per, 1, tks[c], H, Hkv,
+                                                                     hd, stride, NULL, 0.125f)
+                                               : aios_attention(o, q, k + l * per, v + l * per, 1, tks[c], H, Hkv, hd,
+                                                                stride, NULL, 0.125f);
+                            if (st != AIOS_OK) return 1;
+                        }
+                        double dt = (now() - t0) / (2 * NL);
+                        best[cold] = dt < best[cold] ? dt : best[cold];
                     }
-                    double dt = (now() - t0) / (2 * NL);
-                    best[cold] = dt < best[cold] ? dt : best[cold];
-                }
-            printf("  %9.2f/%-9.2f", best[0] * 1e6, best[1] * 1e6);
-            fflush(stdout);
+                printf("  %8.2f/%-8.2f", best[0] * 1e6, best[1] * 1e6);
+                fflush(stdout);
+            }
+            free(k16), free(v16);
             free(k), free(v);
         }
         printf("\n");
