@@ -777,9 +777,10 @@ static void test_int8_thread_mode(void) {
     void *a0[5] = {&m0, x, &w.t, y, ye}, *a2[5] = {&m2, x, &w.t, y2, yi};
     pthread_t th0, th2;
     void *r0 = (void *)9, *r2 = (void *)9;
-    CHECK(!pthread_create(&th0, NULL, mode_thread, a0) && !pthread_create(&th2, NULL, mode_thread, a2));
-    pthread_join(th0, &r0);
-    pthread_join(th2, &r2);
+    const int ok0 = !pthread_create(&th0, NULL, mode_thread, a0), ok2 = !pthread_create(&th2, NULL, mode_thread, a2);
+    CHECK(ok0 && ok2);
+    if (ok0) pthread_join(th0, &r0); /* never join a thread that did not start */
+    if (ok2) pthread_join(th2, &r2);
     CHECKF(r0 == NULL && r2 == NULL, "threads: exact %p, int8 %p", r0, r2);
     aios_kernels_int8_activations(-1);
     const char *env = getenv("AIOS_INT8_ACT"); /* forgotten: back to the environment's */

@@ -109,7 +109,8 @@ aios_status aios_attention(float *out, const float *q, const float *k, const flo
                            const uint8_t *mask, float scale);
 
 /* aios_attention with k and v in float16 (a half-precision KV cache), the same contract and
- * strides in elements; the result equals aios_attention on the widened values. */
+ * strides in elements; the result is aios_attention on the widened values (bit for bit where the
+ * fused decode kernel runs, to float rounding elsewhere). */
 aios_status aios_attention_kv16(float *out, const float *q, const uint16_t *k, const uint16_t *v, int64_t Tq, int64_t Tk,
                                 int64_t n_head, int64_t n_head_kv, int64_t head_dim, int64_t kv_stride,
                                 const uint8_t *mask, float scale);
