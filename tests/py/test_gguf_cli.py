@@ -94,6 +94,19 @@ def inspect_matches_gguf_reader():
         assert ty == t.tensor_type.name and ne == [int(x) for x in t.shape] and off == t.data_offset - data_off, t.name
 
 
+def check_golden_ids(k, run_, ids):
+    """ids (prompt + up to 48 greedy ids) against golden run k: the prompt ids identical, the
+    greedy ids up to the first step whose golden top-1/top-2 margin is below 1e-3."""
+    npr = len(run_["prompt_ids"])
+    assert ids[:npr] == run_["prompt_ids"], (k, ids[:npr])
+    gen = ids[npr:]
+    want = run_["greedy_ids"]
+    if want and want[-1] == 2 and len(gen) < 48:
+        gen = gen + [2]  # the golden keeps the EOS that stopped it; we stop before it
+    upto = next((i for i, m in enumerate(run_["top2_margins"]) if m < 1e-3), len(want))
+    assert gen[:upto] == want[:upto], (k, gen, want)
+
+
 @test
 def generate_gguf_matches_transformers():
     p = model()
@@ -102,15 +115,7 @@ def generate_gguf_matches_transformers():
         args = ["generate", "--model", p, "--prompt", run_["text"], "--temperature", 0, "--ids", "--max-tokens", 48]
         if run_["chat"]:
             args.append("--chat")
-        ids = [int(x) for x in aios(*args).stdout.split()]
-        npr = len(run_["prompt_ids"])
-        assert ids[:npr] == run_["prompt_ids"], (k, ids[:npr])
-        gen = ids[npr:]
-        want = run_["greedy_ids"]
-        if want and want[-1] == 2 and len(gen) < 48:
-            gen = gen + [2]  # the golden keeps the EOS that stopped it; we stop before it
-        upto = next((i for i, m in enumerate(run_["top2_margins"]) if m < 1e-3), len(want))
-        assert gen[:upto] == want[:upto], (k, gen, want)
+        check_golden_ids(k, run_, [int(x) for x in aios(*args).stdout.split()])
 
 
 @test
@@ -129,17 +134,10 @@ def generate_gguf_kv16_matches_transformers_and_python():
         if run_["chat"]:
             args.append("--chat")
         ids = [int(x) for x in aios(*args).stdout.split()]
-        npr = len(run_["prompt_ids"])
-        assert ids[:npr] == run_["prompt_ids"], (k, ids[:npr])
-        gen = ids[npr:]
-        want = run_["greedy_ids"]
+        check_golden_ids(k, run_, ids)
         if not run_["chat"]:
             g = eng.generate(run_["text"], max_tokens=48, details=True)
-            assert list(g.generated_ids) == gen, (k, list(g.generated_ids), gen)
-        if want and want[-1] == 2 and len(gen) < 48:
-            gen = gen + [2]
-        upto = next((i for i, m in enumerate(run_["top2_margins"]) if m < 1e-3), len(want))
-        assert gen[:upto] == want[:upto], (k, gen, want)
+            assert list(g.generated_ids) == ids[len(run_["prompt_ids"]):], (k, list(g.generated_ids), ids)
     eng.close()
     r = aios("generate", "--model", p, "--prompt", "hi", "--kv-type", "bf16", check=False)
     assert r.returncode == 2 and "--kv-type: expected f32 or f16, got 'bf16'" in r.stderr, r.stderr

@@ -572,16 +572,22 @@ void aios_rope(float *x, const int32_t *pos, int64_t T, int64_t n_head, int64_t 
 
 /* ---------------------------------------------------------------- attention */
 
+/* aios_attention's argument check (aios_attention_kv16's too). */
+static aios_status attn_shape(int64_t Tq, int64_t Tk, int64_t n_head, int64_t n_head_kv, int64_t head_dim, int64_t kv_stride) {
+    if (n_head <= 0 || n_head_kv <= 0 || n_head % n_head_kv || head_dim <= 0 || Tq < 0 || Tk < 0 ||
+        kv_stride < n_head_kv * head_dim)
+        return aios__err(AIOS_ERR_INVALID_ARG, "attention: bad shape (n_head %lld, n_head_kv %lld, head_dim %lld)",
+                         (long long)n_head, (long long)n_head_kv, (long long)head_dim);
+    return AIOS_OK;
+}
+
 aios_status aios_attention(float *out, const float *q, const float *k, const float *v, int64_t Tq, int64_t Tk,
                            int64_t n_head, int64_t n_head_kv, int64_t head_dim, int64_t kv_stride,
                            const uint8_t *mask, float scale) {
     const aios__ktier *K = tier();
     if (K == &aios__tier_ref)
         return aios_ref_attention(out, q, k, v, Tq, Tk, n_head, n_head_kv, head_dim, kv_stride, mask, scale);
-    if (n_head <= 0 || n_head_kv <= 0 || n_head % n_head_kv || head_dim <= 0 || Tq < 0 || Tk < 0 ||
-        kv_stride < n_head_kv * head_dim)
-        return aios__err(AIOS_ERR_INVALID_ARG, "attention: bad shape (n_head %lld, n_head_kv %lld, head_dim %lld)",
-                         (long long)n_head, (long long)n_head_kv, (long long)head_dim);
+    AIOS_TRY(attn_shape(Tq, Tk, n_head, n_head_kv, head_dim, kv_stride));
     const int64_t group = n_head / n_head_kv;
     int nth = threads_for((double)Tq * (double)Tk * (double)n_head * (double)head_dim * 2);
     /* Prefill: scores and outputs as GEMMs (gemm.c) once a few query rows share the keys. */
@@ -686,10 +692,7 @@ void aios_f16_to_f32_n(float *dst, const uint16_t *src, int64_t n) {
 aios_status aios_attention_kv16(float *out, const float *q, const uint16_t *k, const uint16_t *v, int64_t Tq, int64_t Tk,
                                 int64_t n_head, int64_t n_head_kv, int64_t head_dim, int64_t kv_stride,
                                 const uint8_t *mask, float scale) {
-    if (n_head <= 0 || n_head_kv <= 0 || n_head % n_head_kv || head_dim <= 0 || Tq < 0 || Tk < 0 ||
-        kv_stride < n_head_kv * head_dim)
-        return aios__err(AIOS_ERR_INVALID_ARG, "attention: bad shape (n_head %lld, n_head_kv %lld, head_dim %lld)",
-                         (long long)n_head, (long long)n_head_kv, (long long)head_dim);
+    AIOS_TRY(attn_shape(Tq, Tk, n_head, n_head_kv, head_dim, kv_stride));
 #if defined(__x86_64__)
     const aios__ktier *K = tier();
     if (Tk > 0 && aios__attn_dec_ok(head_dim, n_head / n_head_kv) && !(Tq >= gemm_min_rows() && aios__attention_gemm_ok(K, head_dim))) {
