@@ -398,7 +398,8 @@ static void test_cache_copy(void) {
     aios_kv_cache *h1 = NULL, *h2 = NULL;
     CHECK_OK(aios_kv_cache_create_typed(d, 16, AIOS_KV_F16, &h1));
     CHECK_OK(aios_kv_cache_create_typed(d, 16, AIOS_KV_F16, &h2));
-    CHECK(aios_kv_cache_create_typed(d, 16, (aios_kv_type)7, &small) == AIOS_ERR_INVALID_ARG);
+    aios_kv_cache *bad = (aios_kv_cache *)&bad; /* set to NULL by the refusal */
+    CHECK(aios_kv_cache_create_typed(d, 16, (aios_kv_type)7, &bad) == AIOS_ERR_INVALID_ARG && bad == NULL);
     if (h1 && h2) {
         float lh[512];
         CHECK_OK(aios_decoder_forward(d, h1, t, 9, NULL, lh));
