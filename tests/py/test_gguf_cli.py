@@ -148,6 +148,25 @@ def generate_gguf_kv16_matches_transformers_and_python():
         assert "kv_type" in str(e)
 
 
+@test
+def serve_kv16_completions_equal_the_cli():
+    """`aios serve --kv-type f16`: every generation request's cache is float16, and a greedy
+    completion is the CLI's `generate --kv-type f16` text."""
+    p = model()
+    import serve_ref
+    srv = serve_ref.Server("--model", p, "--kv-type", "f16")
+    try:
+        for run_ in golden_runs():
+            if run_["chat"]:
+                continue
+            cli = aios("generate", "--model", p, "--prompt", run_["text"], "--max-tokens", 24, "--temperature", 0,
+                       "--kv-type", "f16").stdout
+            r = srv.call("POST", "/v1/completions", {"prompt": run_["text"], "max_tokens": 24, "temperature": 0})
+            assert r["choices"][0]["text"] + "\n" == cli, (r["choices"][0]["text"], cli)
+    finally:
+        assert srv.stop() == 0
+
+
 def unpermute(w, n_head):
     """transformers' GGUF loader: undoes LlamaModel.permute on rows (blocks kept per row)."""
     rows = w.shape[0]
