@@ -196,7 +196,7 @@ static ukr_fn pick_ukr(const aios__ktier *K, int *MR, int *NR) {
     return NULL;
 }
 
-/* Token rows up to which float32 weights skip the packing (gemm_small_avx512.c):
+/* Token rows up to which float32 weights skip the packing (gemm_small_avx512.c, AVX-512 and AVX2):
  * AIOS_GEMM_SMALL_MAX overrides (0 = never), for measuring. */
 static int64_t small_max(void) {
     static int64_t v = -1;
@@ -321,9 +321,9 @@ static aios_status gemm_run(const aios__ktier *K, float *y, const float *x, cons
 static aios_status gemm_fwd(const aios__ktier *K, float *y, const float *x, const aios_tensor *W, const float *bias,
                             int64_t T, int nth, const float *pre) {
 #if defined(__x86_64__)
-    if (K == &aios__tier_avx512 && T <= small_max() && aios__gemm_small_ok(W, T)) {
+    if ((K == &aios__tier_avx512 || K == &aios__tier_avx2) && T <= small_max() && aios__gemm_small_ok(W, T)) {
         aios__start_at_bias(y, bias, T, W->shape[0]);
-        return aios__gemm_small(y, x, W, T, nth);
+        return aios__gemm_small(y, x, W, T, nth, K == &aios__tier_avx512);
     }
 #endif
     return gemm_run(K, y, x, W, T, nth, 0, pre, 1, bias);

@@ -13,6 +13,13 @@
  * streams.  Missing token lanes are zero in xt; missing output rows reuse the tile's first row
  * and are not stored.  Summation is in k order per output (as the tile path), so results agree
  * with the reference to float32 rounding.
+ *
+ * AVX2 (2026-12-07: on the Zen 3 VM the batch-1 MiniLM encode spent 54% in the packing's
+ * transposes): the same loop with 8-lane vectors, M output rows x NV = 1..3 vectors of 8 token
+ * rows, M = 8 / 6 / 4 for NV 1 / 2 / 3 (8 / 12 / 12 ymm accumulators: enough independent FMA
+ * chains, with the token vectors and one broadcast, in 16 registers); more than 24 token rows go
+ * in blocks of 24 (W read once per block).  The same order of sums, so the same bits as the
+ * packed GEMM there too.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +32,7 @@
 int aios__gemm_small_ok(const aios_tensor *W, int64_t T) {
 #if defined(__x86_64__)
     return W->dtype == AIOS_DTYPE_F32 && W->ndim == 2 && ((uintptr_t)W->data & 3) == 0 && T > 0 && T <= SMALL_T_MAX &&
-           aios_cpu()->avx512f;
+           aios_cpu()->avx2 && aios_cpu()->fma;
 #else
     (void)W, (void)T;
     return 0;
@@ -80,37 +87,82 @@ static T512 __attribute__((noinline)) void tile_nv3(float *y, int64_t ldy, const
     tile(y, ldy, w, nr, xt, n_in, T, 3);
 }
 
-aios_status aios__gemm_small(float *y, const float *x, const aios_tensor *W, int64_t T, int nth) {
-    if (!aios__gemm_small_ok(W, T)) return aios__err(AIOS_ERR_INTERNAL, "gemm_small: unsupported weight or size");
-    const int64_t n_out = W->shape[0], n_in = W->shape[1];
-    const int nv = (int)((T + 15) / 16), tp = 16 * nv;
-    float *xt = aligned_alloc(64, sizeof(float) * (size_t)((n_in * tp + 15) / 16 * 16));
-    if (!xt) return aios__err(AIOS_ERR_NOMEM, "matmul: %lld x %lld", (long long)T, (long long)n_in);
-    /* x transposed once: xt[k][t] = x[t][k], zero past T */
-    for (int64_t k = 0; k < n_in; k++) {
-        float *d = xt + k * tp;
-        for (int64_t t = 0; t < T; t++) d[t] = x[t * n_in + k];
-        for (int64_t t = T; t < tp; t++) d[t] = 0.0f;
+/* The AVX2 tile: M rows x NV vectors of 8 token rows, the same order of sums as tile(). */
+#define T256S __attribute__((target("avx2,fma")))
+static inline __attribute__((always_inline)) T256S void tile256(float *y, int64_t ldy, const float *const *w, int nr,
+                                                                const float *xt, int64_t n_in, int64_t T, const int M,
+                                                                const int NV) {
+    __m256 acc[8][3];
+    float buf[8][24] __attribute__((aligned(32)));
+    for (int64_t k0 = 0; k0 < n_in; k0 += SMALL_KC) {
+        UNROLL for (int i = 0; i < M; i++) UNROLL for (int v = 0; v < NV; v++) acc[i][v] = _mm256_setzero_ps();
+        const int64_t k1 = k0 + SMALL_KC < n_in ? k0 + SMALL_KC : n_in;
+        for (int64_t k = k0; k < k1; k++, xt += 8 * NV) {
+            __m256 xv[3];
+            UNROLL for (int v = 0; v < NV; v++) xv[v] = _mm256_load_ps(xt + 8 * v);
+            UNROLL for (int i = 0; i < M; i++) {
+                const __m256 b = _mm256_broadcast_ss(w[i] + k);
+                UNROLL for (int v = 0; v < NV; v++) acc[i][v] = _mm256_fmadd_ps(b, xv[v], acc[i][v]);
+            }
+        }
+        UNROLL for (int i = 0; i < M; i++) UNROLL for (int v = 0; v < NV; v++) _mm256_store_ps(buf[i] + 8 * v, acc[i][v]);
+        for (int64_t t = 0; t < T; t++)
+            for (int i = 0; i < nr; i++) y[t * ldy + i] += buf[i][t];
     }
+}
+#define TILE256(m, n)                                                                                                \
+    static T256S __attribute__((noinline)) void tile256_nv##n(float *y, int64_t ldy, const float *const *w, int nr,  \
+                                                              const float *xt, int64_t n_in, int64_t T) {            \
+        tile256(y, ldy, w, nr, xt, n_in, T, m, n);                                                                   \
+    }
+TILE256(8, 1)
+TILE256(6, 2)
+TILE256(4, 3)
+#undef TILE256
+
+/* wide: the AVX-512 tile (16 lanes, 8 rows, up to 48 token rows at once), else the AVX2 one
+ * (8 lanes, 8 / 6 / 4 rows, token rows in blocks of 24). */
+aios_status aios__gemm_small(float *y, const float *x, const aios_tensor *W, int64_t T, int nth, int wide) {
+    if (!aios__gemm_small_ok(W, T) || (wide && !aios_cpu()->avx512f))
+        return aios__err(AIOS_ERR_INTERNAL, "gemm_small: unsupported weight or size");
+    const int64_t n_out = W->shape[0], n_in = W->shape[1];
+    const int lanes = wide ? 16 : 8;
+    const int64_t tb_max = 3 * lanes;
+    float *xt = aligned_alloc(64, sizeof(float) * (size_t)((n_in * tb_max + 15) / 16 * 16));
+    if (!xt) return aios__err(AIOS_ERR_NOMEM, "matmul: %lld x %lld", (long long)T, (long long)n_in);
     const float *Wd = (const float *)W->data;
-    const int64_t ntile = (n_out + MR - 1) / MR;
-    const int64_t chunk = AIOS_MAX(1, ntile / ((int64_t)nth * 8));
+    for (int64_t t0 = 0; t0 < T; t0 += tb_max) {
+        const int64_t tb = AIOS_MIN(tb_max, T - t0);
+        const int nv = (int)((tb + lanes - 1) / lanes), tp = lanes * nv, mr = wide ? MR : nv == 1 ? 8 : nv == 2 ? 6 : 4;
+        const int64_t ntile = (n_out + mr - 1) / mr, chunk = AIOS_MAX(1, ntile / ((int64_t)nth * 8));
+        /* x's rows t0 .. t0 + tb transposed once: xt[k][t] = x[t0 + t][k], zero past tb */
+        for (int64_t k = 0; k < n_in; k++) {
+            float *d = xt + k * tp;
+            for (int64_t t = 0; t < tb; t++) d[t] = x[(t0 + t) * n_in + k];
+            for (int64_t t = tb; t < tp; t++) d[t] = 0.0f;
+        }
+        float *yb = y + t0 * n_out;
 #pragma omp parallel for num_threads(nth) schedule(dynamic, chunk)
-    for (int64_t b = 0; b < ntile; b++) {
-        const int64_t r0 = b * MR;
-        const int nr = (int)AIOS_MIN(MR, n_out - r0);
-        const float *w[MR];
-        for (int i = 0; i < MR; i++) w[i] = Wd + (r0 + (i < nr ? i : 0)) * n_in;
-        if (nv == 1) tile_nv1(y + r0, n_out, w, nr, xt, n_in, T);
-        else if (nv == 2) tile_nv2(y + r0, n_out, w, nr, xt, n_in, T);
-        else tile_nv3(y + r0, n_out, w, nr, xt, n_in, T);
+        for (int64_t b = 0; b < ntile; b++) {
+            const int64_t r0 = b * mr;
+            const int nr = (int)AIOS_MIN(mr, n_out - r0);
+            const float *w[MR];
+            for (int i = 0; i < mr; i++) w[i] = Wd + (r0 + (i < nr ? i : 0)) * n_in;
+            if (wide) {
+                if (nv == 1) tile_nv1(yb + r0, n_out, w, nr, xt, n_in, tb);
+                else if (nv == 2) tile_nv2(yb + r0, n_out, w, nr, xt, n_in, tb);
+                else tile_nv3(yb + r0, n_out, w, nr, xt, n_in, tb);
+            } else if (nv == 1) tile256_nv1(yb + r0, n_out, w, nr, xt, n_in, tb);
+            else if (nv == 2) tile256_nv2(yb + r0, n_out, w, nr, xt, n_in, tb);
+            else tile256_nv3(yb + r0, n_out, w, nr, xt, n_in, tb);
+        }
     }
     free(xt);
     return AIOS_OK;
 }
 #else
-aios_status aios__gemm_small(float *y, const float *x, const aios_tensor *W, int64_t T, int nth) {
-    (void)y, (void)x, (void)W, (void)T, (void)nth;
+aios_status aios__gemm_small(float *y, const float *x, const aios_tensor *W, int64_t T, int nth, int wide) {
+    (void)y, (void)x, (void)W, (void)T, (void)nth, (void)wide;
     return aios__err(AIOS_ERR_INTERNAL, "gemm_small: x86-64 only");
 }
 #endif

@@ -145,9 +145,10 @@ aios_status aios__gemm_pack_new(const aios__ktier *K, const aios_tensor *W, stru
 aios_status aios__gemm_packed(const aios__ktier *K, float *y, const float *x, const aios_tensor *W, const float *bias,
                               const struct aios_matmul_pack *P, int64_t T, int nth);
 /* Few token rows (<= 48) x float32 W read in place, x packed instead (gemm_small_avx512.c);
- * aios__gemm takes it on the AVX-512 tier up to AIOS_GEMM_SMALL_MAX rows (default 48; 0 off). */
+ * aios__gemm takes it on the AVX-512 and AVX2 tiers (wide: the AVX-512 tile) up to AIOS_GEMM_SMALL_MAX rows
+ * (default 48; 0 off). */
 int aios__gemm_small_ok(const aios_tensor *W, int64_t T);
-aios_status aios__gemm_small(float *y, const float *x, const aios_tensor *W, int64_t T, int nth);
+aios_status aios__gemm_small(float *y, const float *x, const aios_tensor *W, int64_t T, int nth, int wide);
 /* The transposed product through the same micro-kernel: dx (T, n_in) += dy (T, n_out) @ W. */
 aios_status aios__gemm_t(const aios__ktier *K, float *dx, const float *dy, const aios_tensor *W, int64_t T, int nth);
 /* The int8 x int8 GEMM (qgemm_avx512.c): int8 weights (per row / per tensor scales) times
