@@ -49,6 +49,19 @@ static T256I float q_scale_f16c(const void *a, int f16, int64_t si) {
     return f;
 }
 
+/* dst[k] = the float16 value at src + 2k, k < n (src need not be 2-byte aligned): F16C, 8 at a time.
+ * The F16 weight rows, float16 scales / zero points and the float16 KV cache all widen here. */
+static T256I void f16_widen(float *dst, const void *src, int64_t n) {
+    const uint8_t *p = (const uint8_t *)src;
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8) _mm256_storeu_ps(dst + k, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + 2 * k))));
+    for (; k < n; k++) {
+        uint16_t h;
+        memcpy(&h, p + 2 * k, 2);
+        dst[k] = _cvtsh_ss(h);
+    }
+}
+
 static T256 void deq256(float *out, const aios_tensor *W, int64_t row, int64_t c0, int64_t n) {
     if (aios_gguf_block(W->dtype, NULL, NULL)) { /* GGUF blocks: bit-exact with ref */
         aios__deq_gguf_avx2(out, W, row, c0, n);
@@ -61,16 +74,9 @@ static T256 void deq256(float *out, const aios_tensor *W, int64_t row, int64_t c
     case AIOS_DTYPE_F32:
         memcpy(out, raw + (size_t)(row * n_in + c0) * 4, (size_t)n * 4);
         return;
-    case AIOS_DTYPE_F16: {
-        const uint8_t *p = raw + (size_t)(row * n_in + c0) * 2;
-        for (; j + 8 <= n; j += 8) _mm256_storeu_ps(out + j, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + j * 2))));
-        for (; j < n; j++) {
-            uint16_t h;
-            memcpy(&h, p + j * 2, 2);
-            out[j] = aios_f16_to_f32(h);
-        }
+    case AIOS_DTYPE_F16:
+        f16_widen(out, raw + (size_t)(row * n_in + c0) * 2, n);
         return;
-    }
     case AIOS_DTYPE_BF16: {
         const uint8_t *p = raw + (size_t)(row * n_in + c0) * 2;
         for (; j + 8 <= n; j += 8) {
@@ -316,17 +322,10 @@ static T256I void gemv_blk(float *y, int64_t ldy, const float *x, int64_t ldx, c
 
 /* dst[k] = float value of scales / zero points src[k], k < n (<= GQ_CB). */
 static T256I void gq_cvt(float *dst, const void *src, int f16, int64_t n) {
-    int64_t k = 0;
-    if (f16) {
-        for (; k + 8 <= n; k += 8) _mm256_store_ps(dst + k, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)src + k))));
-        for (; k < n; k++) {
-            uint16_t h;
-            memcpy(&h, (const uint16_t *)src + k, 2);
-            dst[k] = _cvtsh_ss(h);
-        }
-    } else {
+    if (f16)
+        f16_widen(dst, src, n);
+    else
         memcpy(dst, src, sizeof(float) * (size_t)n);
-    }
 }
 
 static T256I void gemv_gq256(float *y, int64_t ldy, const float *x, int64_t ldx, const aios_tensor *W, int64_t r0,
@@ -1104,9 +1103,5 @@ T256 void aios__f32_to_f16_avx2(uint16_t *dst, const float *src, int64_t n) {
     for (; i < n; i++) dst[i] = aios_f32_to_f16(src[i]);
 }
 
-T256 void aios__f16_to_f32_avx2(float *dst, const uint16_t *src, int64_t n) {
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
-    for (; i < n; i++) dst[i] = aios_f16_to_f32(src[i]);
-}
+T256 void aios__f16_to_f32_avx2(float *dst, const uint16_t *src, int64_t n) { f16_widen(dst, src, n); }
 #endif
