@@ -581,27 +581,43 @@ static aios_status attn_shape(int64_t Tq, int64_t Tk, int64_t n_head, int64_t n_
     return AIOS_OK;
 }
 
-aios_status aios_attention(float *out, const float *q, const float *k, const float *v, int64_t Tq, int64_t Tk,
-                           int64_t n_head, int64_t n_head_kv, int64_t head_dim, int64_t kv_stride,
-                           const uint8_t *mask, float scale) {
+/* aios_attention and aios_attention_kv16 (kv16: k, v float16).  The fused decode kernel reads
+ * either type in place; every other case (the reference tier, prefill's GEMMs, other head sizes)
+ * takes float32, so a float16 cache is widened once into a copy of its Tk rows first: prefill
+ * does O(Tq) work per key, so the copy is small beside it. */
+static aios_status attention(float *out, const float *q, const void *kp, const void *vp, int kv16, int64_t Tq,
+                             int64_t Tk, int64_t n_head, int64_t n_head_kv, int64_t head_dim, int64_t kv_stride,
+                             const uint8_t *mask, float scale) {
     const aios__ktier *K = tier();
-    if (K == &aios__tier_ref)
-        return aios_ref_attention(out, q, k, v, Tq, Tk, n_head, n_head_kv, head_dim, kv_stride, mask, scale);
     AIOS_TRY(attn_shape(Tq, Tk, n_head, n_head_kv, head_dim, kv_stride));
     const int64_t group = n_head / n_head_kv;
-    int nth = threads_for((double)Tq * (double)Tk * (double)n_head * (double)head_dim * 2);
+    const int nth = threads_for((double)Tq * (double)Tk * (double)n_head * (double)head_dim * 2);
     /* Prefill: scores and outputs as GEMMs (gemm.c) once a few query rows share the keys. */
-    if (Tq >= gemm_min_rows() && Tk > 0 && aios__attention_gemm_ok(K, head_dim))
-        return aios__attention_gemm(K, out, q, k, v, Tq, Tk, n_head, n_head_kv, head_dim, kv_stride, mask, scale, nth);
+    const int gemm = K != &aios__tier_ref && Tq >= gemm_min_rows() && Tk > 0 && aios__attention_gemm_ok(K, head_dim);
 #if defined(__x86_64__)
     /* Decode / few query rows, head_dim 64 / 128: the fused kernel (attn_dec.h). */
-    if (Tk > 0 && aios__attn_dec_ok(head_dim, group)) {
+    if (!gemm && Tk > 0 && aios__attn_dec_ok(head_dim, group)) {
         if (K == &aios__tier_avx512)
-            return aios__attn_dec_512(out, q, k, v, Tq, Tk, n_head, n_head_kv, head_dim, kv_stride, mask, scale, 0, nth);
+            return aios__attn_dec_512(out, q, kp, vp, Tq, Tk, n_head, n_head_kv, head_dim, kv_stride, mask, scale, kv16, nth);
         if (K == &aios__tier_avx2)
-            return aios__attn_dec_avx2(out, q, k, v, Tq, Tk, n_head, n_head_kv, head_dim, kv_stride, mask, scale, 0, nth);
+            return aios__attn_dec_avx2(out, q, kp, vp, Tq, Tk, n_head, n_head_kv, head_dim, kv_stride, mask, scale, kv16, nth);
     }
 #endif
+    if (kv16) {
+        const size_t n = (size_t)(Tk > 0 ? Tk : 1) * (size_t)kv_stride;
+        float *kw = malloc(sizeof(float) * 2 * n);
+        if (!kw) return aios__err(AIOS_ERR_NOMEM, "attention: %lld float16 keys widened", (long long)Tk);
+        aios_f16_to_f32_n(kw, kp, Tk * kv_stride);
+        aios_f16_to_f32_n(kw + n, vp, Tk * kv_stride);
+        aios_status s = attention(out, q, kw, kw + n, 0, Tq, Tk, n_head, n_head_kv, head_dim, kv_stride, mask, scale);
+        free(kw);
+        return s;
+    }
+    const float *k = kp, *v = vp;
+    if (K == &aios__tier_ref)
+        return aios_ref_attention(out, q, k, v, Tq, Tk, n_head, n_head_kv, head_dim, kv_stride, mask, scale);
+    if (gemm)
+        return aios__attention_gemm(K, out, q, k, v, Tq, Tk, n_head, n_head_kv, head_dim, kv_stride, mask, scale, nth);
     /* Other head sizes: a work unit is one query row and a block of the query heads that share
      * one KV head, so each K and V row is read once per block rather than once per head.  Each head
      * still takes the same dot / softmax / axpy sequence as before, so results are bitwise the same
@@ -686,31 +702,16 @@ void aios_f16_to_f32_n(float *dst, const uint16_t *src, int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] = aios_f16_to_f32(src[i]);
 }
 
-/* The fused decode kernel reads float16 in place; every other case (prefill's GEMMs, other head
- * sizes, the reference tier) widens the Tk rows once and runs aios_attention on them: prefill
- * does O(Tq) work per key, so the copy is small beside it. */
+aios_status aios_attention(float *out, const float *q, const float *k, const float *v, int64_t Tq, int64_t Tk,
+                           int64_t n_head, int64_t n_head_kv, int64_t head_dim, int64_t kv_stride,
+                           const uint8_t *mask, float scale) {
+    return attention(out, q, k, v, 0, Tq, Tk, n_head, n_head_kv, head_dim, kv_stride, mask, scale);
+}
+
 aios_status aios_attention_kv16(float *out, const float *q, const uint16_t *k, const uint16_t *v, int64_t Tq, int64_t Tk,
                                 int64_t n_head, int64_t n_head_kv, int64_t head_dim, int64_t kv_stride,
                                 const uint8_t *mask, float scale) {
-    AIOS_TRY(attn_shape(Tq, Tk, n_head, n_head_kv, head_dim, kv_stride));
-#if defined(__x86_64__)
-    const aios__ktier *K = tier();
-    if (Tk > 0 && aios__attn_dec_ok(head_dim, n_head / n_head_kv) && !(Tq >= gemm_min_rows() && aios__attention_gemm_ok(K, head_dim))) {
-        const int nth = threads_for((double)Tq * (double)Tk * (double)n_head * (double)head_dim * 2);
-        if (K == &aios__tier_avx512)
-            return aios__attn_dec_512(out, q, k, v, Tq, Tk, n_head, n_head_kv, head_dim, kv_stride, mask, scale, 1, nth);
-        if (K == &aios__tier_avx2)
-            return aios__attn_dec_avx2(out, q, k, v, Tq, Tk, n_head, n_head_kv, head_dim, kv_stride, mask, scale, 1, nth);
-    }
-#endif
-    const size_t n = (size_t)(Tk > 0 ? Tk : 1) * (size_t)kv_stride;
-    float *kf = malloc(sizeof(float) * 2 * n);
-    if (!kf) return aios__err(AIOS_ERR_NOMEM, "attention: %lld float16 keys widened", (long long)Tk);
-    aios_f16_to_f32_n(kf, k, Tk * kv_stride);
-    aios_f16_to_f32_n(kf + n, v, Tk * kv_stride);
-    aios_status s = aios_attention(out, q, kf, kf + n, Tq, Tk, n_head, n_head_kv, head_dim, kv_stride, mask, scale);
-    free(kf);
-    return s;
+    return attention(out, q, k, v, 1, Tq, Tk, n_head, n_head_kv, head_dim, kv_stride, mask, scale);
 }
 
 aios_status aios_attention_batch(float *out, const float *q, const float *k, const float *v, int64_t B, int64_t L,
