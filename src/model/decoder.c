@@ -80,7 +80,8 @@ struct aios_decoder {
     /* aios_decoder_forward_batch: new K/V rows of all sequences before they go to their caches,
      * the last rows' logits */
     float *bat_k, *bat_v, *bat_logits;
-    float *knew, *vnew; /* (cap_T, kv_dim): new K / V rows before a float16 cache takes them */
+    float *knew, *vnew; /* (cap_kn, kv_dim): new K / V rows before a float16 cache takes them */
+    int64_t cap_kn;
     int64_t bat_cap_R, bat_cap_logits;
 };
 
@@ -96,6 +97,26 @@ static float *kv_f32(const aios_kv_cache *kv, void *base, int64_t l) {
 }
 static uint16_t *kv_f16(const aios_kv_cache *kv, void *base, int64_t l) {
     return (uint16_t *)base + (size_t)l * (size_t)kv->n_ctx * (size_t)kv->kv_dim;
+}
+
+/* Layer l of kv takes the T new K / V rows k, v (float32, RoPE applied) at position n_past —
+ * rounded for a float16 cache, copied into a float32 one unless they are computed in place —
+ * and att (T, n_head * head_dim) = the attention of q over its n_past + T positions. */
+static aios_status cache_attend(const aios_decoder_config *c, aios_kv_cache *kv, int64_t l, int64_t n_past,
+                                const float *k, const float *v, int64_t T, const float *q, float *att,
+                                const uint8_t *mask, float scale) {
+    const int64_t hd = c->head_dim, nh = c->n_head, nkv = c->n_head_kv, KVD = nkv * hd, Tk = n_past + T;
+    const size_t at = (size_t)n_past * (size_t)KVD;
+    if (kv->type == AIOS_KV_F16) {
+        uint16_t *k16 = kv_f16(kv, kv->k, l), *v16 = kv_f16(kv, kv->v, l);
+        aios_f32_to_f16_n(k16 + at, k, T * KVD);
+        aios_f32_to_f16_n(v16 + at, v, T * KVD);
+        return aios_attention_kv16(att, q, k16, v16, T, Tk, nh, nkv, hd, KVD, mask, scale);
+    }
+    float *kc = kv_f32(kv, kv->k, l), *vc = kv_f32(kv, kv->v, l);
+    if (kc + at != k) memcpy(kc + at, k, (size_t)(T * KVD) * sizeof(float));
+    if (vc + at != v) memcpy(vc + at, v, (size_t)(T * KVD) * sizeof(float));
+    return aios_attention(att, q, kc, vc, T, Tk, nh, nkv, hd, KVD, mask, scale);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -746,8 +767,6 @@ static aios_status ensure_scratch(aios_decoder *d, int64_t T, int64_t Tk) {
         AIOS_TRY(grow((void **)&d->gate, t * (size_t)c->n_ff * sizeof(float)));
         AIOS_TRY(grow((void **)&d->up, t * (size_t)c->n_ff * sizeof(float)));
         AIOS_TRY(grow((void **)&d->pos, t * sizeof(int32_t)));
-        AIOS_TRY(grow((void **)&d->knew, t * (size_t)(c->n_head_kv * c->head_dim) * sizeof(float)));
-        AIOS_TRY(grow((void **)&d->vnew, t * (size_t)(c->n_head_kv * c->head_dim) * sizeof(float)));
         d->cap_T = T;
     }
     if (T * Tk > d->cap_Tk) {
@@ -879,6 +898,11 @@ static aios_status forward_one(aios_decoder *d, aios_kv_cache *kv, const int32_t
     const int64_t E = c->n_embd, hd = c->head_dim, nh = c->n_head, nkv = c->n_head_kv, F = c->n_ff;
     const int64_t KVD = nkv * hd;
     const int kv16 = kv->type == AIOS_KV_F16;
+    if (kv16 && T > d->cap_kn) {
+        AIOS_TRY(grow((void **)&d->knew, (size_t)(T * KVD) * sizeof(float)));
+        AIOS_TRY(grow((void **)&d->vnew, (size_t)(T * KVD) * sizeof(float)));
+        d->cap_kn = T;
+    }
     /* positions */
     const int32_t *pos = opts->pos;
     if (!pos) {
@@ -914,11 +938,10 @@ static aios_status forward_one(aios_decoder *d, aios_kv_cache *kv, const int32_t
 
     for (int64_t l = 0; l < c->n_layer; l++) {
         const dec_layer *L = &d->layers[l];
-        /* float32 cache: the new K / V rows are written in place; float16: computed in float32
-         * scratch and rounded into the cache once RoPE is applied */
-        float *kc = kv16 ? NULL : kv_f32(kv, kv->k, l), *vc = kv16 ? NULL : kv_f32(kv, kv->v, l); /* (n_ctx, KVD) */
-        float *knew = kv16 ? d->knew : kc + (size_t)n_past * (size_t)KVD;
-        float *vnew = kv16 ? d->vnew : vc + (size_t)n_past * (size_t)KVD;
+        /* float32 cache: the new K / V rows are computed in place; float16: in float32 scratch,
+         * rounded into the cache once RoPE is applied (cache_attend) */
+        float *knew = kv16 ? d->knew : kv_f32(kv, kv->k, l) + (size_t)n_past * (size_t)KVD;
+        float *vnew = kv16 ? d->vnew : kv_f32(kv, kv->v, l) + (size_t)n_past * (size_t)KVD;
         /* attention */
         aios_rmsnorm(d->xb, d->x, L->attn_norm, T, E, c->eps);
         AIOS_TRY(aios_matmul(d->q, d->xb, L->wq, L->bq, T));   /* (T, QD) */
@@ -935,13 +958,7 @@ static aios_status forward_one(aios_decoder *d, aios_kv_cache *kv, const int32_t
         }
         aios_rope(d->q, pos, T, nh, hd, inv_freq);
         aios_rope(knew, pos, T, nkv, hd, inv_freq);
-        if (kv16) {
-            uint16_t *k16 = kv_f16(kv, kv->k, l), *v16 = kv_f16(kv, kv->v, l);
-            aios_f32_to_f16_n(k16 + (size_t)n_past * (size_t)KVD, knew, T * KVD);
-            aios_f32_to_f16_n(v16 + (size_t)n_past * (size_t)KVD, vnew, T * KVD);
-            AIOS_TRY(aios_attention_kv16(d->att, d->q, k16, v16, T, Tk, nh, nkv, hd, KVD, mask, scale));
-        } else
-            AIOS_TRY(aios_attention(d->att, d->q, kc, vc, T, Tk, nh, nkv, hd, KVD, mask, scale)); /* (T, QD) */
+        AIOS_TRY(cache_attend(c, kv, l, n_past, knew, vnew, T, d->q, d->att, mask, scale)); /* (T, QD) */
         AIOS_TRY(aios_matmul(d->xb, d->att, L->wo, L->bo, T)); /* (T, E) */
         if (d->n_adapters) AIOS_TRY(apply_adapters(d, l, AIOS_LORA_O, d->xb, d->att, T));
         aios_add(d->x, d->xb, T * E);
@@ -1132,28 +1149,14 @@ aios_status aios_decoder_forward_batch(aios_decoder *d, aios_decoder_seq *seqs, 
             }
             aios_rope(d->q + r * QD, d->pos + r, T, nh, hd, inv_freq);
             aios_rope(d->bat_k + r * KVD, d->pos + r, T, nkv, hd, inv_freq);
-            const aios_kv_cache *qkv = q->kv;
-            float *kc = NULL, *vc = NULL;
-            uint16_t *k16 = NULL, *v16 = NULL;
-            if (qkv->type == AIOS_KV_F16) {
-                k16 = kv_f16(qkv, qkv->k, l), v16 = kv_f16(qkv, qkv->v, l);
-                aios_f32_to_f16_n(k16 + (size_t)n_past * (size_t)KVD, d->bat_k + r * KVD, T * KVD);
-                aios_f32_to_f16_n(v16 + (size_t)n_past * (size_t)KVD, d->bat_v + r * KVD, T * KVD);
-            } else {
-                kc = kv_f32(qkv, qkv->k, l), vc = kv_f32(qkv, qkv->v, l);
-                memcpy(kc + (size_t)n_past * (size_t)KVD, d->bat_k + r * KVD, (size_t)(T * KVD) * sizeof(float));
-                memcpy(vc + (size_t)n_past * (size_t)KVD, d->bat_v + r * KVD, (size_t)(T * KVD) * sizeof(float));
-            }
             const uint8_t *mask = NULL;
             if (T > 1) {
                 for (int64_t a = 0; a < T; a++)
                     for (int64_t j = 0; j < Tk; j++) d->mask[a * Tk + j] = j <= n_past + a;
                 mask = d->mask;
             }
-            if (k16)
-                TRY_OUT(aios_attention_kv16(d->att + r * QD, d->q + r * QD, k16, v16, T, Tk, nh, nkv, hd, KVD, mask, scale));
-            else
-                TRY_OUT(aios_attention(d->att + r * QD, d->q + r * QD, kc, vc, T, Tk, nh, nkv, hd, KVD, mask, scale));
+            TRY_OUT(cache_attend(c, q->kv, l, n_past, d->bat_k + r * KVD, d->bat_v + r * KVD, T, d->q + r * QD,
+                                 d->att + r * QD, mask, scale));
         }
         TRY_OUT(aios_matmul(d->xb, d->att, L->wo, L->bo, R));
         if (any_adapters) TRY_OUT(apply_batch(d, seqs, n_seq, row0, l, AIOS_LORA_O, d->xb, E, d->att, QD));
