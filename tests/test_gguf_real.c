@@ -317,136 +317,6 @@ static void test_real_gguf_quantized_f16(void) {
            worst[1], mean[1], worst[0], mean[0]);
 }
 
-/* The accuracy budget of int8 activations (AIOS_INT8_ACT=1, docs/kernels.md) on the real
- * model and its goldens.  Per golden run: decode steps teacher-forced along the golden greedy
- * ids with the exact-float GEMV and with int8 activations side by side (logits error
- * max|int8 - exact| / max|exact|, top-1 agreement with the exact path), and a free-running
- * greedy generation with int8 activations against the golden ids up to the first step whose
- * golden margin is below 1e-3 (as check_model).  The exact path itself meets the golden to
- * 1e-4 (test_real_gguf).  Budget (measured 2026-12-02, Zen 4, Q4_1 file): see the CHECKs;
- * run on the best tier and on avx2 (its own AVX2 kernel). */
-static void test_real_gguf_int8_budget(void) {
-    const char *path = smollm2_gguf();
-    if (!path) SKIP("SmolLM2 GGUF not found");
-    if (!load_golden()) SKIP("goldens not found");
-    aios_generator *g = NULL;
-    aios_model *m;
-    aios_decoder *dec;
-    aios_decoder_config dc;
-    CHECK_OK(aios_generator_open(path, NULL, &g));
-    open_decoder(path, &m, &dec, &dc);
-    if (!g || !dec) goto out;
-    const int64_t V = dc.n_vocab;
-    float *le = malloc((size_t)V * sizeof *le), *li = malloc((size_t)V * sizeof *li);
-    const cJSON *runs = cJSON_GetObjectItem(golden, "runs");
-    int k = 0, ran = 0;
-    double worst = 0, sum_err = 0;
-    size_t steps = 0, top1 = 0, agree_all = 0, checked_all = 0, full = 0, gold_top1 = 0, gold_n = 0;
-    for (const cJSON *r = runs ? runs->child : NULL; r; r = r->next, k++) {
-        if (sanitized_skips(k)) continue;
-        ran++;
-        const char *text = cJSON_GetObjectItem(r, "text")->valuestring;
-        int chat = cJSON_IsTrue(cJSON_GetObjectItem(r, "chat"));
-        size_t np, ng;
-        int32_t *want_p = ids_of(cJSON_GetObjectItem(r, "prompt_ids"), &np);
-        int32_t *want_g = ids_of(cJSON_GetObjectItem(r, "greedy_ids"), &ng);
-        const cJSON *margins = cJSON_GetObjectItem(r, "top2_margins");
-        aios_kv_cache *ke = NULL, *ki = NULL;
-        CHECK_OK(aios_kv_cache_create(dec, (int64_t)(np + ng) + 1, &ke));
-        CHECK_OK(aios_kv_cache_create(dec, (int64_t)(np + ng) + 1, &ki));
-        if (ke && ki) {
-            CHECK_OK(aios_decoder_forward(dec, ke, want_p, (int64_t)np, NULL, le));
-            aios_kernels_int8_activations(1); /* the prompt's GEMMs stay exact; its head GEMV does not */
-            CHECK_OK(aios_decoder_forward(dec, ki, want_p, (int64_t)np, NULL, li));
-            aios_kernels_int8_activations(0);
-            for (size_t i = 0; i < ng; i++) {
-                if (i) {
-                    aios_kernels_int8_activations(0);
-                    CHECK_OK(aios_decoder_forward(dec, ke, &want_g[i - 1], 1, NULL, le));
-                    aios_kernels_int8_activations(1);
-                    CHECK_OK(aios_decoder_forward(dec, ki, &want_g[i - 1], 1, NULL, li));
-                    aios_kernels_int8_activations(0);
-                }
-                double md = 0, mx = 0;
-                int64_t ae = 0, ai = 0;
-                for (int64_t v = 0; v < V; v++) {
-                    md = fmax(md, fabs((double)li[v] - le[v]));
-                    mx = fmax(mx, fabs((double)le[v]));
-                    if (le[v] > le[ae]) ae = v;
-                    if (li[v] > li[ai]) ai = v;
-                }
-                const cJSON *mj = cJSON_GetArrayItem(margins, (int)i);
-                if (mj && mj->valuedouble >= 1e-3) gold_n++, gold_top1 += ai == want_g[i];
-                worst = fmax(worst, md / mx);
-                sum_err += md / mx;
-                steps++;
-                top1 += ae == ai;
-            }
-        }
-        aios_kv_cache_free(ke);
-        aios_kv_cache_free(ki);
-        char *prompt = NULL;
-        if (chat) {
-            aios_chat_message msg = {"user", text};
-            CHECK_OK(aios_generator_chat_prompt(g, &msg, 1, &prompt));
-        } else {
-            prompt = strdup(text);
-        }
-        aios_generate_params p = aios_generate_default_params();
-        p.max_tokens = 48;
-        aios_generate_result res;
-        memset(&res, 0, sizeof res);
-        aios_kernels_int8_activations(1);
-        CHECK_OK(aios_generate(g, prompt, NULL, 0, &p, &res));
-        aios_kernels_int8_activations(0);
-        size_t checked;
-        size_t agree = golden_agreement(&res, want_g, ng, margins, &checked);
-        printf("# int8 activations run %d: greedy %zu/%zu agree with the golden (golden length %zu)\n", k, agree, checked, ng);
-        agree_all += agree;
-        checked_all += checked;
-        full += agree == checked;
-        aios_generate_result_free(&res);
-        free(prompt);
-        free(want_p);
-        free(want_g);
-    }
-    printf("# int8 activations: decode-step logits error worst %.3g mean %.3g over %zu steps; top-1 = exact path "
-           "%zu/%zu, = golden (margin >= 1e-3) %zu/%zu; greedy %zu/%zu golden ids (%zu of %d runs whole)\n",
-           worst, steps ? sum_err / (double)steps : 0.0, steps, top1, steps, gold_top1, gold_n, agree_all, checked_all, full, ran);
-    CHECK(k == 9 && steps > (getenv("AIOS_SANITIZED") ? 40u : 100u));
-    if (getenv("AIOS_SANITIZED")) goto done; /* the budgets below are over all nine runs */
-    /* The budget (measured on this file, Zen 4, avx512 tier, activations in blocks of 16):
-     * logits error worst 0.037 / mean 0.0175, top-1 = golden 263 / 270 teacher-forced and
-     * 193 / 270 free-running (4 of 9 runs whole).  llama.cpp through llama-cpp-python 0.3.36 on
-     * the same file, counted the same way: 263 / 270 teacher-forced, 158 / 270 free-running
-     * (3 of 9 runs whole).  Blocks of 32 (llama.cpp's Q8_0) gave 0.063 / 0.025, 258 / 270 and
-     * 108 / 270: below llama.cpp.  On the AVX2-only Zen 3 VM (2026-12-07, the AVX2 maddubs kernel):
-     * 0.046 / 0.0176, 262 / 270 teacher-forced, 137 / 270 free-running; llama.cpp there (its AVX2
-     * build, the same bench script) 263 / 270 and 152 / 270.
-     * The free-running count is chaos, not accuracy: on that VM, rounding the activations by
-     * x / dx instead of x * (1 / dx) (which differ only on rare rounding ties) moved it from 137
-     * to 228 (and teacher-forced 262 -> 265), and the exact-float batched-decode kernel, which
-     * changed only the order of the prompt's sums, once moved it 193 -> 140 — one flipped token
-     * at a near tie loses the rest of a run.  So it is bounded only against breakage (blocks of
-     * 32 gave 108; a wrong kernel gives ~0), and the comparison with llama.cpp's count is the
-     * bench's (bench/llamacpp_golden_agreement.py, docs/kernels.md); the stable bounds are the
-     * logits error and the teacher-forced top-1 (blocks of 32: 258 < 260 fails it), with a
-     * margin for the order of sums. */
-    CHECKF(worst < 0.05 && sum_err / (double)steps < 0.025, "int8 activations: logits error worst %.3g mean %.3g",
-           worst, sum_err / (double)steps);
-    CHECKF(gold_top1 * 1000 >= gold_n * 960, "int8 activations: teacher-forced top-1 = golden only %zu/%zu", gold_top1,
-           gold_n);
-    CHECKF(agree_all * 100 >= checked_all * 37, "int8 activations: free-running greedy agreement %zu/%zu below 37%%",
-           agree_all, checked_all);
-done:
-    free(le);
-    free(li);
-out:
-    aios_decoder_free(dec);
-    aios_model_free(m);
-    aios_generator_free(g);
-}
-
 /* Decode steps of a variant against the exact path, teacher-forced along ids[np..n) after
  * prefilling ids[0..np); the variant is a float16 KV cache (i8 0) or int8 activations on a
  * float32 cache (i8 1, the prompt forwarded with them too, as test_real_gguf_int8_budget).  Max logits
@@ -492,6 +362,106 @@ static void paired_steps(aios_decoder *dec, int i8, int64_t V, const int32_t *id
     aios_kv_cache_free(kh);
     free(le);
     free(lh);
+}
+
+/* The accuracy budget of int8 activations (AIOS_INT8_ACT=1, docs/kernels.md) on the real
+ * model and its goldens.  Per golden run: decode steps teacher-forced along the golden greedy
+ * ids with the exact-float GEMV and with int8 activations side by side (logits error
+ * max|int8 - exact| / max|exact|, top-1 agreement with the exact path), and a free-running
+ * greedy generation with int8 activations against the golden ids up to the first step whose
+ * golden margin is below 1e-3 (as check_model).  The exact path itself meets the golden to
+ * 1e-4 (test_real_gguf).  Budget (measured 2026-12-02, Zen 4, Q4_1 file): see the CHECKs;
+ * run on the best tier and on avx2 (its own AVX2 kernel). */
+static void test_real_gguf_int8_budget(void) {
+    const char *path = smollm2_gguf();
+    if (!path) SKIP("SmolLM2 GGUF not found");
+    if (!load_golden()) SKIP("goldens not found");
+    aios_generator *g = NULL;
+    aios_model *m;
+    aios_decoder *dec;
+    aios_decoder_config dc;
+    CHECK_OK(aios_generator_open(path, NULL, &g));
+    open_decoder(path, &m, &dec, &dc);
+    if (!g || !dec) goto out;
+    const int64_t V = dc.n_vocab;
+    const cJSON *runs = cJSON_GetObjectItem(golden, "runs");
+    int k = 0, ran = 0;
+    double worst = 0, sum_err = 0;
+    size_t steps = 0, top1 = 0, agree_all = 0, checked_all = 0, full = 0, gold_top1 = 0, gold_n = 0;
+    for (const cJSON *r = runs ? runs->child : NULL; r; r = r->next, k++) {
+        if (sanitized_skips(k)) continue;
+        ran++;
+        const char *text = cJSON_GetObjectItem(r, "text")->valuestring;
+        int chat = cJSON_IsTrue(cJSON_GetObjectItem(r, "chat"));
+        size_t np, ng;
+        int32_t *want_p = ids_of(cJSON_GetObjectItem(r, "prompt_ids"), &np);
+        int32_t *want_g = ids_of(cJSON_GetObjectItem(r, "greedy_ids"), &ng);
+        const cJSON *margins = cJSON_GetObjectItem(r, "top2_margins");
+        int32_t *all = malloc((np + ng) * sizeof *all);
+        if (all && ng) {
+            memcpy(all, want_p, np * sizeof *all);
+            memcpy(all + np, want_g, ng * sizeof *all);
+            paired_steps(dec, 1, V, all, np, np + ng - 1, want_g, margins, &worst, &sum_err, &steps, &top1, &gold_top1,
+                         &gold_n);
+        }
+        free(all);
+        char *prompt = NULL;
+        if (chat) {
+            aios_chat_message msg = {"user", text};
+            CHECK_OK(aios_generator_chat_prompt(g, &msg, 1, &prompt));
+        } else {
+            prompt = strdup(text);
+        }
+        aios_generate_params p = aios_generate_default_params();
+        p.max_tokens = 48;
+        aios_generate_result res;
+        memset(&res, 0, sizeof res);
+        aios_kernels_int8_activations(1);
+        CHECK_OK(aios_generate(g, prompt, NULL, 0, &p, &res));
+        aios_kernels_int8_activations(0);
+        size_t checked;
+        size_t agree = golden_agreement(&res, want_g, ng, margins, &checked);
+        printf("# int8 activations run %d: greedy %zu/%zu agree with the golden (golden length %zu)\n", k, agree, checked, ng);
+        agree_all += agree;
+        checked_all += checked;
+        full += agree == checked;
+        aios_generate_result_free(&res);
+        free(prompt);
+        free(want_p);
+        free(want_g);
+    }
+    printf("# int8 activations: decode-step logits error worst %.3g mean %.3g over %zu steps; top-1 = exact path "
+           "%zu/%zu, = golden (margin >= 1e-3) %zu/%zu; greedy %zu/%zu golden ids (%zu of %d runs whole)\n",
+           worst, steps ? sum_err / (double)steps : 0.0, steps, top1, steps, gold_top1, gold_n, agree_all, checked_all, full, ran);
+    CHECK(k == 9 && steps > (getenv("AIOS_SANITIZED") ? 40u : 100u));
+    if (getenv("AIOS_SANITIZED")) goto out; /* the budgets below are over all nine runs */
+    /* The budget (measured on this file, Zen 4, avx512 tier, activations in blocks of 16):
+     * logits error worst 0.037 / mean 0.0175, top-1 = golden 263 / 270 teacher-forced and
+     * 193 / 270 free-running (4 of 9 runs whole).  llama.cpp through llama-cpp-python 0.3.36 on
+     * the same file, counted the same way: 263 / 270 teacher-forced, 158 / 270 free-running
+     * (3 of 9 runs whole).  Blocks of 32 (llama.cpp's Q8_0) gave 0.063 / 0.025, 258 / 270 and
+     * 108 / 270: below llama.cpp.  On the AVX2-only Zen 3 VM (2026-12-07, the AVX2 maddubs kernel):
+     * 0.046 / 0.0176, 262 / 270 teacher-forced, 137 / 270 free-running; llama.cpp there (its AVX2
+     * build, the same bench script) 263 / 270 and 152 / 270.
+     * The free-running count is chaos, not accuracy: on that VM, rounding the activations by
+     * x / dx instead of x * (1 / dx) (which differ only on rare rounding ties) moved it from 137
+     * to 228 (and teacher-forced 262 -> 265), and the exact-float batched-decode kernel, which
+     * changed only the order of the prompt's sums, once moved it 193 -> 140 — one flipped token
+     * at a near tie loses the rest of a run.  So it is bounded only against breakage (blocks of
+     * 32 gave 108; a wrong kernel gives ~0), and the comparison with llama.cpp's count is the
+     * bench's (bench/llamacpp_golden_agreement.py, docs/kernels.md); the stable bounds are the
+     * logits error and the teacher-forced top-1 (blocks of 32: 258 < 260 fails it), with a
+     * margin for the order of sums. */
+    CHECKF(worst < 0.05 && sum_err / (double)steps < 0.025, "int8 activations: logits error worst %.3g mean %.3g",
+           worst, sum_err / (double)steps);
+    CHECKF(gold_top1 * 1000 >= gold_n * 960, "int8 activations: teacher-forced top-1 = golden only %zu/%zu", gold_top1,
+           gold_n);
+    CHECKF(agree_all * 100 >= checked_all * 37, "int8 activations: free-running greedy agreement %zu/%zu below 37%%",
+           agree_all, checked_all);
+out:
+    aios_decoder_free(dec);
+    aios_model_free(m);
+    aios_generator_free(g);
 }
 
 /* The float16 KV cache's budget (aios_kv_type AIOS_KV_F16, --kv-type f16; docs/kernels.md) on the
