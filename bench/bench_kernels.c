@@ -11,7 +11,8 @@
  * windows: on a shared machine the best one is the least disturbed), "warm" on one cache (in L2
  * up to 512 positions) and "cold" walking 30 layers' caches in turn as a decode step does; each
  * for a float32 cache (aios_attention) and a float16 one (aios_attention_kv16).
- * Usage: bench_kernels [threads] [gguf|batch|attn]   (default: AIOS_THREADS or all cores) */
+ * `dec`: the int8-activation decode GEMVs of the grouped types (bench_dec).
+ * Usage: bench_kernels [threads] [gguf|batch|attn|dec]   (default: AIOS_THREADS or all cores) */
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -108,6 +109,7 @@ static void make_gguf(aios_tensor *t, aios_dtype dt, int64_t n_out, int64_t n_in
 
 /* seconds per call of y = x @ W^T: the fastest call in 0.3 s (on a shared, loaded machine the
  * minimum is the figure least disturbed by the neighbours; the mean measures them). */
+static const aios_matmul_pack *g_pack; /* time_matmul through aios_matmul_packed when set */
 static double time_matmul(const aios_tensor *W, int64_t T) {
     int64_t n_out = W->shape[0], n_in = W->shape[1];
     float *x = malloc(sizeof(float) * (size_t)(T * n_in)), *y = malloc(sizeof(float) * (size_t)(T * n_out));
@@ -116,7 +118,8 @@ static double time_matmul(const aios_tensor *W, int64_t T) {
     double t0 = now(), best = 1e30;
     do {
         double t1 = now();
-        aios_matmul(y, x, W, NULL, T);
+        if (g_pack) aios_matmul_packed(y, x, W, g_pack, NULL, T);
+        else aios_matmul(y, x, W, NULL, T);
         double dt = now() - t1;
         best = dt < best ? dt : best;
     } while (now() - t0 < 0.3);
@@ -240,6 +243,51 @@ static int bench_attn(void) {
     return 0;
 }
 
+/* `dec`: the int8-activation decode GEMVs (aios_kernels_int8_activations(1), T 1 and 2) at SmolLM2-135M's
+ * shapes for the grouped types a decode reads: GGUF Q4_0 / Q8_0 blocks and ArrowQuant int4 / int8 in
+ * groups of 32 with f16 scales (int4 asymmetric: f16 zero points), and Q4_0 / int4 g32 repacked in blocks of
+ * 8 rows (aios_matmul_pack_new, the AVX2 tier), microseconds per call. */
+static int bench_dec(void) {
+    static const struct { const char *what; int64_t n_out, n_in; } shapes[] = {
+        {"q/o 576x576", 576, 576}, {"up 1536x576", 1536, 576}, {"down 576x1536", 576, 1536}, {"head 49152x576", 49152, 576}};
+    static const char *dn[] = {"Q4_0", "Q8_0", "int4g32", "int8g32", "Q4_0 pack", "int4 pack"};
+    aios_kernels_int8_activations(1);
+    for (int T = 1; T <= 2; T++) {
+        printf("T %d, us per call%-6s", T, "");
+        for (int d = 0; d < 6; d++) printf(" %10s", dn[d]);
+        printf("\n");
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+            const int64_t n_out = shapes[s].n_out, n_in = shapes[s].n_in, ng = n_out * n_in / 32;
+            printf("%-22s", shapes[s].what);
+            for (int dd = 0; dd < 6; dd++) {
+                const int d = dd < 4 ? dd : dd == 4 ? 0 : 2; /* 4, 5: Q4_0 / int4 g32 repacked (aios_matmul_pack_new) */
+                aios_tensor W;
+                void *buf = NULL;
+                float *sc = NULL;
+                uint16_t *s16 = NULL, *z16 = NULL;
+                if (d < 2) make_gguf(&W, d ? AIOS_DTYPE_GGUF_Q8_0 : AIOS_DTYPE_GGUF_Q4_0, n_out, n_in, &buf);
+                else {
+                    make(&W, d == 2 ? AIOS_DTYPE_Q4 : AIOS_DTYPE_Q8, n_out, n_in, &buf, &sc);
+                    s16 = malloc(2 * (size_t)ng), z16 = malloc(2 * (size_t)ng);
+                    for (int64_t g = 0; g < ng; g++) s16[g] = aios_f32_to_f16(0.01f + (float)(g % 7) * 1e-3f), z16[g] = aios_f32_to_f16((float)(g % 5) - 2.0f);
+                    W.scales = (const float *)(const void *)s16, W.scale_dtype = AIOS_DTYPE_F16, W.n_scales = ng, W.group_size = 32;
+                    if (d == 2) W.zero_points = (const float *)(const void *)z16;
+                }
+                aios_matmul_pack *P = NULL;
+                if (dd >= 4 && aios_matmul_pack_new(&W, &P) != AIOS_OK) return 1;
+                g_pack = P;
+                printf(" %10.1f", time_matmul(&W, T) * 1e6);
+                g_pack = NULL;
+                aios_matmul_pack_free(P);
+                fflush(stdout);
+                free(buf), free(sc), free(s16), free(z16);
+            }
+            printf("\n");
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     /* OpenMP reads its wait policy once at load; spinning barriers on a shared machine measure
      * the neighbours, not the kernels — re-run ourselves with passive waiting unless told. */
@@ -259,6 +307,12 @@ int main(int argc, char **argv) {
         getloadavg(la, 1);
         printf("tier %s, %d threads, load %.1f\n", aios_kernels_tier(), aios_get_threads(), la[0]);
         return bench_batch();
+    }
+    if (argc > 1 && !strcmp(argv[argc - 1], "dec")) {
+        double la[1] = {0};
+        getloadavg(la, 1);
+        printf("tier %s, %d threads, load %.1f\n", aios_kernels_tier(), aios_get_threads(), la[0]);
+        return bench_dec();
     }
     if (argc > 1 && !strcmp(argv[argc - 1], "attn")) {
         double la[1] = {0};

@@ -849,8 +849,9 @@ static void test_matmul_int8_activations_groups(void) {
     /* n_out, n_in, group (0: a scale per row, -1: one for the tensor) */
     static const int64_t shapes[][3] = {{3, 32, 32},   {7, 96, 32},   {5, 576, 64}, {9, 640, 128}, {2, 8448, 256},
                                         {33, 256, 256}, {4, 480, 96},  {3, 8320, 160}, {6, 576, 0},  {2, 8448, 0},
-                                        {5, 64, -1}};
-    int ran = 0;
+                                        {5, 64, -1},    {21, 96, 32},  {69, 576, 64}, {17, 8448, 256}, {12, 576, 0},
+                                        {10, 64, -1}};
+    int ran = 0, packed = 0;
     for (size_t c = 0; c < sizeof shapes / sizeof shapes[0]; c++)
         for (int d = 0; d < 2; d++)
             for (int zp = 0; zp < 2; zp++)
@@ -903,12 +904,36 @@ static void test_matmul_int8_activations_groups(void) {
                                    d ? "int4" : "int8", (long long)G, (long long)n_out, (long long)n_in, (long long)T, zp, f16,
                                    e_simd);
                             ran++;
+                            if (d && f16) { /* int4 repacked in blocks of 8 rows (q4x8.c, the AVX2 tier) */
+                                aios_matmul_pack *P = NULL;
+                                CHECK_OK(aios_matmul_pack_new(&w.t, &P));
+                                for (int64_t i = 0; i < T * n_out; i++) y[i] = NAN;
+                                aios_kernels_int8_activations(1);
+                                CHECK_OK(aios_matmul_packed(y, x, &w.t, P, NULL, T));
+                                aios_kernels_int8_activations(0);
+                                double e_pack = 0;
+                                for (int64_t t = 0; t < T; t++)
+                                    for (int64_t r = 0; r < n_out; r++) {
+                                        double mag = 1e-30;
+                                        for (int64_t k = 0; k < n_in; k++) mag += fabs(w.dq[r * n_in + k] * xr[t * n_in + k]);
+                                        double e = fabs(y[t * n_out + r] - yq[t * n_out + r]) / mag;
+                                        e_pack = e == e ? fmax(e_pack, e) : INFINITY;
+                                    }
+                                CHECKF(e_pack < 1e-6, "%s int8 act int4 repacked g%lld (%lld, %lld) T %lld zp %d: vs ref %g",
+                                       TIERS[ti], (long long)G, (long long)n_out, (long long)n_in, (long long)T, zp, e_pack);
+                                packed += P && P->q4;
+                                aios_matmul_pack_free(P);
+                            }
                         }
                         aios_kernels_use("auto");
                         free(x), free(xr), free(y), free(yq), free(yx);
                         free_weight(&w);
                     }
     if (!ran) SKIP("no AVX2 on this CPU");
+    else if (t_use_tier("avx2")) {
+        CHECKF(packed > 0, "the AVX2 tier made no int4 repack");
+        aios_kernels_use("auto");
+    }
 }
 
 /* Scales and zero points stored as float16 (the aios.f16_scales extension): every quantized

@@ -48,6 +48,9 @@ void aios_kernels_int8_activations(int on);
 /* The process setting: -1 when neither AIOS_INT8_ACT=0/1 nor aios_kernels_int8_activations gave
  * one, else 0 / 1.  A caller with its own default (the encoder) uses that default only at -1. */
 int aios_kernels_int8_setting(void);
+/* 1 when the calling thread's products take int8 activations wherever a kernel has them (its
+ * thread mode 1, or mode -1 and the process setting on). */
+int aios_kernels_int8_active(void);
 /* The calling thread's own mode for its aios_matmul calls, over the process setting:
  * -1 follow the process setting; 0 exact float; 1 int8 activations wherever a kernel has them
  * (= AIOS_INT8_ACT=1); 2 int8 only in the per-group VNNI GEMM (>= 8 token rows, activation

@@ -43,11 +43,15 @@ typedef struct {
     float *attn_norm, *ffn_norm; /* (n_embd) */
     float *q_norm, *k_norm;      /* (head_dim) or NULL */
     float *bq, *bk, *bv, *bo;    /* or NULL */
+    /* wq .. wd repacked for the int8-activation decode GEMV (ensure_packs), or NULL */
+    aios_matmul_pack *pq, *pk, *pv, *po, *pg, *pu, *pd;
 } dec_layer;
 
 struct aios_decoder {
     aios_decoder_config cfg;
     const aios_tensor *embed, *lm_head;
+    aios_matmul_pack *p_head; /* (ensure_packs) */
+    int packed;               /* ensure_packs ran */
     float *final_norm;
     dec_layer *layers;
     float *inv_freq;         /* (head_dim/2) for the default length */
@@ -511,6 +515,29 @@ fail:
     return s;
 }
 
+/* The first forward with int8 activations (aios_kernels_int8_active) repacks the 4-bit
+ * weights once for the decode GEMV (aios_matmul_pack_new: blocks of 8 rows on the AVX2 tier,
+ * kernels/cpu/q4x8.c; a second copy of those weights in memory, the file untouched).  Other
+ * tiers and dtypes get no pack, and a pack that cannot be made leaves the in-place kernels
+ * (as AIOS_REPACK=0 does). */
+static void pack1(const aios_tensor *W, aios_matmul_pack **P) {
+    if (W->dtype != AIOS_DTYPE_Q4 && W->dtype != AIOS_DTYPE_GGUF_Q4_0 && W->dtype != AIOS_DTYPE_GGUF_Q4_1) return;
+    if (aios_matmul_pack_new(W, P) != AIOS_OK) aios_clear_error();
+}
+
+static void ensure_packs(aios_decoder *d) {
+    if (d->packed || !aios_kernels_int8_active()) return;
+    d->packed = 1;
+    const char *e = getenv("AIOS_REPACK"); /* AIOS_REPACK=0: the in-place kernels only */
+    if (e && !strcmp(e, "0")) return;
+    for (int64_t l = 0; l < d->cfg.n_layer; l++) {
+        dec_layer *L = &d->layers[l];
+        pack1(L->wq, &L->pq), pack1(L->wk, &L->pk), pack1(L->wv, &L->pv), pack1(L->wo, &L->po);
+        pack1(L->wg, &L->pg), pack1(L->wu, &L->pu), pack1(L->wd, &L->pd);
+    }
+    pack1(d->lm_head, &d->p_head);
+}
+
 static void free_scratch(aios_decoder *d) {
     free(d->x), free(d->xb), free(d->q), free(d->att), free(d->gate), free(d->up), free(d->logit_rows);
     free(d->mask), free(d->pos);
@@ -527,7 +554,10 @@ void aios_decoder_free(aios_decoder *d) {
             dec_layer *L = &d->layers[l];
             free(L->attn_norm), free(L->ffn_norm), free(L->q_norm), free(L->k_norm);
             free(L->bq), free(L->bk), free(L->bv), free(L->bo);
+            aios_matmul_pack *P[] = {L->pq, L->pk, L->pv, L->po, L->pg, L->pu, L->pd};
+            for (int i = 0; i < 7; i++) aios_matmul_pack_free(P[i]);
         }
+    aios_matmul_pack_free(d->p_head);
     free(d->layers);
     free(d->final_norm);
     free(d->inv_freq);
@@ -894,6 +924,7 @@ static aios_status forward_one(aios_decoder *d, aios_kv_cache *kv, const int32_t
         return aios__err(AIOS_ERR_RANGE, "decoder: context full: %lld cached + %lld new > %lld", (long long)n_past,
                          (long long)T, (long long)kv->n_ctx);
     AIOS_TRY(ensure_scratch(d, T, Tk));
+    ensure_packs(d);
 
     const int64_t E = c->n_embd, hd = c->head_dim, nh = c->n_head, nkv = c->n_head_kv, F = c->n_ff;
     const int64_t KVD = nkv * hd;
@@ -944,9 +975,9 @@ static aios_status forward_one(aios_decoder *d, aios_kv_cache *kv, const int32_t
         float *vnew = kv16 ? d->vnew : kv_f32(kv, kv->v, l) + (size_t)n_past * (size_t)KVD;
         /* attention */
         aios_rmsnorm(d->xb, d->x, L->attn_norm, T, E, c->eps);
-        AIOS_TRY(aios_matmul(d->q, d->xb, L->wq, L->bq, T));   /* (T, QD) */
-        AIOS_TRY(aios_matmul(knew, d->xb, L->wk, L->bk, T));   /* (T, KVD) into the cache */
-        AIOS_TRY(aios_matmul(vnew, d->xb, L->wv, L->bv, T));
+        AIOS_TRY(aios_matmul_packed(d->q, d->xb, L->wq, L->pq, L->bq, T));   /* (T, QD) */
+        AIOS_TRY(aios_matmul_packed(knew, d->xb, L->wk, L->pk, L->bk, T));   /* (T, KVD) into the cache */
+        AIOS_TRY(aios_matmul_packed(vnew, d->xb, L->wv, L->pv, L->bv, T));
         if (d->n_adapters) {
             AIOS_TRY(apply_adapters(d, l, AIOS_LORA_Q, d->q, d->xb, T));
             AIOS_TRY(apply_adapters(d, l, AIOS_LORA_K, knew, d->xb, T));
@@ -959,20 +990,20 @@ static aios_status forward_one(aios_decoder *d, aios_kv_cache *kv, const int32_t
         aios_rope(d->q, pos, T, nh, hd, inv_freq);
         aios_rope(knew, pos, T, nkv, hd, inv_freq);
         AIOS_TRY(cache_attend(c, kv, l, n_past, knew, vnew, T, d->q, d->att, mask, scale)); /* (T, QD) */
-        AIOS_TRY(aios_matmul(d->xb, d->att, L->wo, L->bo, T)); /* (T, E) */
+        AIOS_TRY(aios_matmul_packed(d->xb, d->att, L->wo, L->po, L->bo, T)); /* (T, E) */
         if (d->n_adapters) AIOS_TRY(apply_adapters(d, l, AIOS_LORA_O, d->xb, d->att, T));
         aios_add(d->x, d->xb, T * E);
         /* SwiGLU MLP */
         aios_rmsnorm(d->xb, d->x, L->ffn_norm, T, E, c->eps);
-        AIOS_TRY(aios_matmul(d->gate, d->xb, L->wg, NULL, T)); /* (T, F) */
-        AIOS_TRY(aios_matmul(d->up, d->xb, L->wu, NULL, T));
+        AIOS_TRY(aios_matmul_packed(d->gate, d->xb, L->wg, L->pg, NULL, T)); /* (T, F) */
+        AIOS_TRY(aios_matmul_packed(d->up, d->xb, L->wu, L->pu, NULL, T));
         if (d->n_adapters) {
             AIOS_TRY(apply_adapters(d, l, AIOS_LORA_GATE, d->gate, d->xb, T));
             AIOS_TRY(apply_adapters(d, l, AIOS_LORA_UP, d->up, d->xb, T));
         }
         aios_silu(d->gate, T * F);
         aios_mul(d->gate, d->up, T * F);
-        AIOS_TRY(aios_matmul(d->xb, d->gate, L->wd, NULL, T)); /* (T, E) */
+        AIOS_TRY(aios_matmul_packed(d->xb, d->gate, L->wd, L->pd, NULL, T)); /* (T, E) */
         if (d->n_adapters) AIOS_TRY(apply_adapters(d, l, AIOS_LORA_DOWN, d->xb, d->gate, T));
         aios_add(d->x, d->xb, T * E);
     }
@@ -989,10 +1020,10 @@ static aios_status forward_one(aios_decoder *d, aios_kv_cache *kv, const int32_t
             if (n == 0) return AIOS_OK;
         }
         aios_rmsnorm(d->xb, d->x + lo * E, d->final_norm, n, E, c->eps);
-        return aios_matmul(logits, d->xb, d->lm_head, NULL, n); /* (n, n_vocab) */
+        return aios_matmul_packed(logits, d->xb, d->lm_head, d->p_head, NULL, n); /* (n, n_vocab) */
     }
     aios_rmsnorm(d->xb, d->x + (T - 1) * E, d->final_norm, 1, E, c->eps);
-    return aios_matmul(logits, d->xb, d->lm_head, NULL, 1); /* (n_vocab) */
+    return aios_matmul_packed(logits, d->xb, d->lm_head, d->p_head, NULL, 1); /* (n_vocab) */
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -1096,6 +1127,7 @@ aios_status aios_decoder_forward_batch(aios_decoder *d, aios_decoder_seq *seqs, 
         R += q->T;
     }
     AIOS_TRY(ensure_scratch(d, AIOS_MAX(R, (int64_t)n_seq), 1));
+    ensure_packs(d);
     if (max_mask > d->cap_Tk) {
         AIOS_TRY(grow((void **)&d->mask, (size_t)max_mask));
         d->cap_Tk = max_mask;
@@ -1125,9 +1157,9 @@ aios_status aios_decoder_forward_batch(aios_decoder *d, aios_decoder_seq *seqs, 
     for (int64_t l = 0; l < c->n_layer; l++) {
         const dec_layer *L = &d->layers[l];
         aios_rmsnorm(d->xb, d->x, L->attn_norm, R, E, c->eps);
-        TRY_OUT(aios_matmul(d->q, d->xb, L->wq, L->bq, R));
-        TRY_OUT(aios_matmul(d->bat_k, d->xb, L->wk, L->bk, R));
-        TRY_OUT(aios_matmul(d->bat_v, d->xb, L->wv, L->bv, R));
+        TRY_OUT(aios_matmul_packed(d->q, d->xb, L->wq, L->pq, L->bq, R));
+        TRY_OUT(aios_matmul_packed(d->bat_k, d->xb, L->wk, L->pk, L->bk, R));
+        TRY_OUT(aios_matmul_packed(d->bat_v, d->xb, L->wv, L->pv, L->bv, R));
         if (any_adapters) {
             TRY_OUT(apply_batch(d, seqs, n_seq, row0, l, AIOS_LORA_Q, d->q, QD, d->xb, E));
             TRY_OUT(apply_batch(d, seqs, n_seq, row0, l, AIOS_LORA_K, d->bat_k, KVD, d->xb, E));
@@ -1158,19 +1190,19 @@ aios_status aios_decoder_forward_batch(aios_decoder *d, aios_decoder_seq *seqs, 
             TRY_OUT(cache_attend(c, q->kv, l, n_past, d->bat_k + r * KVD, d->bat_v + r * KVD, T, d->q + r * QD,
                                  d->att + r * QD, mask, scale));
         }
-        TRY_OUT(aios_matmul(d->xb, d->att, L->wo, L->bo, R));
+        TRY_OUT(aios_matmul_packed(d->xb, d->att, L->wo, L->po, L->bo, R));
         if (any_adapters) TRY_OUT(apply_batch(d, seqs, n_seq, row0, l, AIOS_LORA_O, d->xb, E, d->att, QD));
         aios_add(d->x, d->xb, R * E);
         aios_rmsnorm(d->xb, d->x, L->ffn_norm, R, E, c->eps);
-        TRY_OUT(aios_matmul(d->gate, d->xb, L->wg, NULL, R));
-        TRY_OUT(aios_matmul(d->up, d->xb, L->wu, NULL, R));
+        TRY_OUT(aios_matmul_packed(d->gate, d->xb, L->wg, L->pg, NULL, R));
+        TRY_OUT(aios_matmul_packed(d->up, d->xb, L->wu, L->pu, NULL, R));
         if (any_adapters) {
             TRY_OUT(apply_batch(d, seqs, n_seq, row0, l, AIOS_LORA_GATE, d->gate, F, d->xb, E));
             TRY_OUT(apply_batch(d, seqs, n_seq, row0, l, AIOS_LORA_UP, d->up, F, d->xb, E));
         }
         aios_silu(d->gate, R * F);
         aios_mul(d->gate, d->up, R * F);
-        TRY_OUT(aios_matmul(d->xb, d->gate, L->wd, NULL, R));
+        TRY_OUT(aios_matmul_packed(d->xb, d->gate, L->wd, L->pd, NULL, R));
         if (any_adapters) TRY_OUT(apply_batch(d, seqs, n_seq, row0, l, AIOS_LORA_DOWN, d->xb, E, d->gate, F));
         aios_add(d->x, d->xb, R * E);
     }
@@ -1181,7 +1213,7 @@ aios_status aios_decoder_forward_batch(aios_decoder *d, aios_decoder_seq *seqs, 
         if (seqs[i].logits) memcpy(d->xb + (int64_t)n_out++ * E, d->x + (row0[i] + seqs[i].T - 1) * E, (size_t)E * sizeof(float));
     if (n_out) {
         aios_rmsnorm(d->xb, d->xb, d->final_norm, n_out, E, c->eps);
-        if ((s = aios_matmul(d->bat_logits, d->xb, d->lm_head, NULL, n_out)) != AIOS_OK) goto out;
+        if ((s = aios_matmul_packed(d->bat_logits, d->xb, d->lm_head, d->p_head, NULL, n_out)) != AIOS_OK) goto out;
         for (int i = 0, k = 0; i < n_seq; i++)
             if (seqs[i].logits)
                 memcpy(seqs[i].logits, d->bat_logits + (int64_t)k++ * c->n_vocab, (size_t)c->n_vocab * sizeof(float));

@@ -312,6 +312,7 @@ int aios_kernels_int8_thread_mode(int mode) {
 }
 /* 0 exact, 1 int8 wherever a kernel has it, 2 only in the per-group VNNI GEMM */
 static int int8_mode(void) { return t_int8_mode >= 0 ? t_int8_mode : aios_kernels_int8_setting() == 1; }
+int aios_kernels_int8_active(void) { return int8_mode() == 1; }
 
 /* Token rows from which the packed GEMM takes over from the dot-product tiles
  * (AIOS_GEMM_MIN_ROWS overrides, for measuring; 0 turns the GEMM off). */
@@ -473,6 +474,20 @@ aios_status aios_matmul_pack_new(const aios_tensor *W, aios_matmul_pack **out) {
     *out = NULL;
     AIOS_TRY(aios__check_weight(W, "matmul_pack"));
     const aios__ktier *K = tier();
+#if defined(__x86_64__)
+    if (K == &aios__tier_avx2 && aios__q4x8_ok(W)) { /* for the int8-activation decode GEMV */
+        aios_matmul_pack *P = calloc(1, sizeof *P);
+        if (!P) return aios__err(AIOS_ERR_NOMEM, "matmul_pack");
+        *P = (aios_matmul_pack){K, W->data, W->shape[0], W->shape[1], 0, NULL, NULL, W->dtype == AIOS_DTYPE_GGUF_Q4_1};
+        aios_status s = aios__q4x8_pack(W, &P->q4);
+        if (s != AIOS_OK) {
+            free(P);
+            return s;
+        }
+        *out = P;
+        return AIOS_OK;
+    }
+#endif
     if (W->dtype != AIOS_DTYPE_F32 || ((uintptr_t)W->data & 3) || !aios__gemm_available(K)) return AIOS_OK;
     return aios__gemm_pack_new(K, W, out);
 }
@@ -480,12 +495,36 @@ aios_status aios_matmul_pack_new(const aios_tensor *W, aios_matmul_pack **out) {
 void aios_matmul_pack_free(aios_matmul_pack *P) {
     if (!P) return;
     free(P->panels);
+    free(P->q4);
     free(P);
 }
 
 aios_status aios_matmul_packed(float *y, const float *x, const aios_tensor *W, const aios_matmul_pack *P,
                                const float *bias, int64_t T) {
     const aios__ktier *K = tier();
+#if defined(__x86_64__)
+    /* 4-bit W in blocks of 8 rows: the decode GEMV (1..3 token rows) with int8 activations */
+    if (P && P->q4) {
+        if (P->K != K || P->wdata != W->data || W->ndim != 2 || W->shape[0] != P->n_out || W->shape[1] != P->n_in ||
+            T < 1 || T > 3 || int8_mode() != 1)
+            return aios_matmul(y, x, W, bias, T);
+        const int64_t n_out = W->shape[0], n_in = W->shape[1], n8 = n_out / 8 * 8;
+        const int nth = threads_for((double)T * (double)n_out * (double)n_in);
+        aios__start_at_bias(y, bias, T, n_out);
+        /* as aios_matmul's decode GEMV: ranges of a multiple of 64 rows per thread */
+        const int64_t per = nth > 1 ? AIOS_MAX(64, (n8 / ((int64_t)nth * 4) + 63) / 64 * 64) : n8;
+        const int64_t nr = (n8 + per - 1) / per;
+        if (nth == 1) aios__gemv_q4x8_avx2(y, n_out, x, n_in, (int)T, P, 0, n8);
+        else {
+#pragma omp parallel for num_threads(nth) schedule(dynamic, 1)
+            for (int64_t i = 0; i < nr; i++)
+                aios__gemv_q4x8_avx2(y, n_out, x, n_in, (int)T, P, i * per, AIOS_MIN(n8, (i + 1) * per));
+        }
+        if (n8 < n_out) /* the last rows, in place */
+            (aios_gguf_block(W->dtype, NULL, NULL) ? K->gemv_gguf_i8 : K->gemv_q_i8)(y, n_out, x, n_in, (int)T, W, n8, n_out);
+        return AIOS_OK;
+    }
+#endif
     /* only where aios_matmul itself would run the packed GEMM on this f32 W */
     if (!P || P->K != K || P->wdata != W->data || W->ndim != 2 || W->shape[0] != P->n_out || W->shape[1] != P->n_in ||
         T <= 3 || T < gemm_min_rows())

@@ -138,8 +138,22 @@ struct aios_matmul_pack {
     const void *wdata;    /* the W->data it holds */
     int64_t n_out, n_in;
     int NR;
-    float *panels;
+    float *panels;  /* f32 W: the GEMM's panels (NULL otherwise) */
+    uint8_t *q4;    /* 4-bit W on the AVX2 tier: blocks of 8 rows (q4x8.c; NULL otherwise) */
+    int q4_min;     /* q4's m fields are Q4_1 minimums (else zero points) */
 };
+/* 4-bit weights in blocks of 8 rows x 32 columns (q4x8.c): which W can be packed (GGUF Q4_0 /
+ * Q4_1, ArrowQuant int4 with float16 scales in groups of a multiple of 32 or per row / tensor;
+ * n_in % 32 == 0, at least 8 rows), the pack of rows 0 .. n_out / 8 * 8 - 1, and the AVX2
+ * int8-activation decode GEMV through it (avx2.c): aios__gemv_q_i8's contract for rows
+ * r0 .. r1 - 1, both multiples of 8, of the pack. */
+#define Q4X8_BYTES 160
+int aios__q4x8_ok(const aios_tensor *W);
+aios_status aios__q4x8_pack(const aios_tensor *W, uint8_t **out);
+#if defined(__x86_64__)
+void aios__gemv_q4x8_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const struct aios_matmul_pack *P,
+                          int64_t r0, int64_t r1);
+#endif
 aios_status aios__gemm_pack_new(const aios__ktier *K, const aios_tensor *W, struct aios_matmul_pack **out);
 /* aios__gemm with W's panels from P (made for K and W). */
 aios_status aios__gemm_packed(const aios__ktier *K, float *y, const float *x, const aios_tensor *W, const float *bias,

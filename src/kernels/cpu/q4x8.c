@@ -1,0 +1,78 @@
+/*
+ * q4x8.c — 4-bit weights repacked once into blocks of 8 rows x 32 columns for the AVX2
+ * int8-activation decode GEMV (aios__gemv_q4x8_avx2 in avx2.c).
+ *
+ * Read in place, a 4-bit row meets the activations 32 values at a time and ends in a
+ * horizontal sum; every block costs a nibble split, a scale conversion and a scalar offset
+ * term per row.  Interleaved, one 32-byte load holds 4 columns of 8 rows (int32 lane j = row
+ * j), so a broadcast of 4 int8 activations meets 8 rows in one maddubs, the 8 rows' scales
+ * convert in one instruction and the 8 results are the 8 lanes of one accumulator: about half
+ * the instructions per weight (the same idea as llama.cpp's load-time REPACK; this layout is
+ * ours).  Block of rows 8g..8g+7, columns 32b..32b+31, Q4X8_BYTES bytes at
+ * q + (g * nb + b) * Q4X8_BYTES (nb = n_in / 32):
+ *   bytes 0..127  four 32-byte vectors; vector p, byte 4j + i: the 4-bit field u of row 8g+j,
+ *                 column 32b + 4p + i in the low nibble, column 32b + 16 + 4p + i in the high;
+ *   128..143      8 float16 scales d (row j at 128 + 2j);
+ *   144..159      8 float16 m: Q4_1's minimum (value = d u + m), else the zero point z of
+ *                 value = d (u - 8 - z) (0 for Q4_0 and symmetric ArrowQuant int4).
+ * Every value is the float it was (scales and zero points are float16 in the source), so a
+ * product through the pack is the int8-activation GEMV of the same rounded activations.  The
+ * pack lives in memory only; rows past the last multiple of 8 stay with the in-place kernel.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels/cpu/kern.h"
+#include "tensor/gguf_blocks.h"
+
+/* Row r's 4-bit fields of columns 32b .. 32b + 31 (u[i] = column 32b + i) and the float16 bits
+ * of that block's d and m. */
+static void block_fields(const aios_tensor *W, int64_t r, int64_t b, uint8_t u[32], uint16_t *d, uint16_t *m) {
+    const int64_t n_in = W->shape[1];
+    const uint8_t *raw = (const uint8_t *)W->data;
+    if (W->dtype == AIOS_DTYPE_Q4) { /* flat order, most significant nibble first; n_in % 32 == 0 */
+        const uint8_t *q = raw + (r * n_in + 32 * b) / 2;
+        for (int i = 0; i < 16; i++) u[2 * i] = q[i] >> 4, u[2 * i + 1] = q[i] & 0x0F;
+        const int64_t G = W->group_size;
+        const size_t si = (size_t)(G > 0 ? (r * n_in + 32 * b) / G : W->quant_axis == 0 ? r : 0);
+        memcpy(d, (const uint8_t *)W->scales + 2 * si, 2);
+        if (W->zero_points) memcpy(m, (const uint8_t *)W->zero_points + 2 * si, 2);
+        else *m = 0;
+        return;
+    }
+    const int q41 = W->dtype == AIOS_DTYPE_GGUF_Q4_1, bytes = q41 ? 20 : 18;
+    const uint8_t *blk = raw + (size_t)(r * (n_in / 32) + b) * (size_t)bytes, *q = blk + (q41 ? 4 : 2);
+    for (int i = 0; i < 16; i++) u[i] = q[i] & 0x0F, u[16 + i] = q[i] >> 4;
+    memcpy(d, blk, 2);
+    if (q41) memcpy(m, blk + 2, 2);
+    else *m = 0;
+}
+
+int aios__q4x8_ok(const aios_tensor *W) {
+    if (W->ndim != 2 || W->shape[0] < 8 || W->shape[1] % 32 || W->shape[1] == 0) return 0;
+    if (W->dtype == AIOS_DTYPE_GGUF_Q4_0 || W->dtype == AIOS_DTYPE_GGUF_Q4_1) return 1;
+    return W->dtype == AIOS_DTYPE_Q4 && W->scale_dtype == AIOS_DTYPE_F16 &&
+           (W->group_size == 0 || (W->group_size % 32 == 0 && W->group_size <= 8192 && W->shape[1] % W->group_size == 0));
+}
+
+aios_status aios__q4x8_pack(const aios_tensor *W, uint8_t **out) {
+    *out = NULL;
+    const int64_t n8 = W->shape[0] / 8, n_in = W->shape[1], nb = n_in / 32;
+    uint8_t *q = aligned_alloc(64, ((size_t)(n8 * nb) * Q4X8_BYTES + 63) / 64 * 64);
+    if (!q) return aios__err(AIOS_ERR_NOMEM, "matmul_pack: %lld x %lld int4 repack", (long long)W->shape[0], (long long)n_in);
+    for (int64_t g = 0; g < n8; g++)
+        for (int64_t b = 0; b < nb; b++) {
+            uint8_t *o = q + (size_t)(g * nb + b) * Q4X8_BYTES;
+            for (int j = 0; j < 8; j++) {
+                uint16_t d = 0, m = 0;
+                uint8_t u[32];
+                block_fields(W, 8 * g + j, b, u, &d, &m);
+                for (int p = 0; p < 4; p++)
+                    for (int i = 0; i < 4; i++) o[32 * p + 4 * j + i] = (uint8_t)(u[4 * p + i] | u[16 + 4 * p + i] << 4);
+                memcpy(o + 128 + 2 * j, &d, 2);
+                memcpy(o + 144 + 2 * j, &m, 2);
+            }
+        }
+    *out = q;
+    return AIOS_OK;
+}
