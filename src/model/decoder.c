@@ -460,6 +460,29 @@ static aios_status bind_layer(binder *b, int64_t l, dec_layer *L) {
     return AIOS_OK;
 }
 
+/* Loading, or else the first forward, with int8 activations on (aios_kernels_int8_active)
+ * repacks the 4-bit weights once for the decode GEMV (aios_matmul_pack_new: blocks of 8 rows
+ * on the AVX2 tier, kernels/cpu/q4x8.c; a second copy of those weights in memory, the file
+ * untouched).  Other tiers and dtypes get no pack, and a pack that cannot be made leaves the
+ * in-place kernels (as AIOS_REPACK=0 does). */
+static void pack1(const aios_tensor *W, aios_matmul_pack **P) {
+    if (W->dtype != AIOS_DTYPE_Q4 && W->dtype != AIOS_DTYPE_GGUF_Q4_0 && W->dtype != AIOS_DTYPE_GGUF_Q4_1) return;
+    if (aios_matmul_pack_new(W, P) != AIOS_OK) aios_clear_error();
+}
+
+static void ensure_packs(aios_decoder *d) {
+    if (d->packed || !aios_kernels_int8_active()) return;
+    d->packed = 1;
+    const char *e = getenv("AIOS_REPACK"); /* AIOS_REPACK=0: the in-place kernels only */
+    if (e && !strcmp(e, "0")) return;
+    for (int64_t l = 0; l < d->cfg.n_layer; l++) {
+        dec_layer *L = &d->layers[l];
+        pack1(L->wq, &L->pq), pack1(L->wk, &L->pk), pack1(L->wv, &L->pv), pack1(L->wo, &L->po);
+        pack1(L->wg, &L->pg), pack1(L->wu, &L->pu), pack1(L->wd, &L->pd);
+    }
+    pack1(d->lm_head, &d->p_head);
+}
+
 aios_status aios_decoder_create(const aios_decoder_config *cfg, aios_tensor_lookup_fn get, void *ctx, aios_decoder **out) {
     *out = NULL;
     if (!cfg || !get) return aios__err(AIOS_ERR_INVALID_ARG, "decoder: NULL config or lookup");
@@ -508,34 +531,12 @@ aios_status aios_decoder_create(const aios_decoder_config *cfg, aios_tensor_look
             goto fail;
         }
     aios_decoder_rope_inv_freq(c, 0, d->inv_freq);
+    ensure_packs(d); /* at load when int8 activations are on already (AIOS_INT8_ACT=1) */
     *out = d;
     return AIOS_OK;
 fail:
     aios_decoder_free(d);
     return s;
-}
-
-/* The first forward with int8 activations (aios_kernels_int8_active) repacks the 4-bit
- * weights once for the decode GEMV (aios_matmul_pack_new: blocks of 8 rows on the AVX2 tier,
- * kernels/cpu/q4x8.c; a second copy of those weights in memory, the file untouched).  Other
- * tiers and dtypes get no pack, and a pack that cannot be made leaves the in-place kernels
- * (as AIOS_REPACK=0 does). */
-static void pack1(const aios_tensor *W, aios_matmul_pack **P) {
-    if (W->dtype != AIOS_DTYPE_Q4 && W->dtype != AIOS_DTYPE_GGUF_Q4_0 && W->dtype != AIOS_DTYPE_GGUF_Q4_1) return;
-    if (aios_matmul_pack_new(W, P) != AIOS_OK) aios_clear_error();
-}
-
-static void ensure_packs(aios_decoder *d) {
-    if (d->packed || !aios_kernels_int8_active()) return;
-    d->packed = 1;
-    const char *e = getenv("AIOS_REPACK"); /* AIOS_REPACK=0: the in-place kernels only */
-    if (e && !strcmp(e, "0")) return;
-    for (int64_t l = 0; l < d->cfg.n_layer; l++) {
-        dec_layer *L = &d->layers[l];
-        pack1(L->wq, &L->pq), pack1(L->wk, &L->pk), pack1(L->wv, &L->pv), pack1(L->wo, &L->po);
-        pack1(L->wg, &L->pg), pack1(L->wu, &L->pu), pack1(L->wd, &L->pd);
-    }
-    pack1(d->lm_head, &d->p_head);
 }
 
 static void free_scratch(aios_decoder *d) {
