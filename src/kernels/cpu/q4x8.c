@@ -49,6 +49,26 @@ static void block_fields(const aios_tensor *W, int64_t r, int64_t b, uint8_t u[3
     else *m = 0;
 }
 
+/* bytes (> 0) on 64-byte alignment; 2 MiB or more start on a 2 MiB boundary and ask for
+ * transparent huge pages (madvise): a decode GEMV streams its weights once per token, and on
+ * 4 KiB pages the pack measured no faster than the in-place kernel.  Smaller ones stay on
+ * ordinary pages (no rounding up). */
+static void *huge_alloc(size_t bytes) {
+    const size_t HP = (size_t)2 << 20;
+    void *v = NULL;
+    if (posix_memalign(&v, bytes >= HP ? HP : 64, bytes) != 0) return NULL;
+#ifdef MADV_HUGEPAGE
+    if (bytes >= HP) madvise(v, bytes / HP * HP, MADV_HUGEPAGE);
+#endif
+    return v;
+}
+
+void *aios__huge_copy(const aios_tensor *W) {
+    void *v = huge_alloc(W->nbytes);
+    if (v) memcpy(v, W->data, W->nbytes);
+    return v;
+}
+
 int aios__q4x8_ok(const aios_tensor *W) {
     if (W->ndim != 2 || W->shape[0] < 8 || W->shape[1] % 32 || W->shape[1] == 0) return 0;
     if (W->dtype == AIOS_DTYPE_GGUF_Q4_0 || W->dtype == AIOS_DTYPE_GGUF_Q4_1) return 1;
@@ -59,16 +79,7 @@ int aios__q4x8_ok(const aios_tensor *W) {
 aios_status aios__q4x8_pack(const aios_tensor *W, uint8_t **out) {
     *out = NULL;
     const int64_t n8 = W->shape[0] / 8, n_in = W->shape[1], nb = n_in / 32;
-    /* A pack of 2 MiB or more starts on a 2 MiB boundary and asks for transparent huge pages
-     * (madvise): the GEMV streams it once per token, and on 4 KiB pages it measured no faster
-     * than the in-place kernel.  Smaller packs stay on ordinary pages (no rounding up). */
-    const size_t HP = (size_t)2 << 20, bytes = (size_t)(n8 * nb) * Q4X8_BYTES;
-    void *v = NULL;
-    if (posix_memalign(&v, bytes >= HP ? HP : 64, bytes) != 0) v = NULL;
-    uint8_t *q = v;
-#ifdef MADV_HUGEPAGE
-    if (q && bytes >= HP) madvise(q, bytes / HP * HP, MADV_HUGEPAGE);
-#endif
+    uint8_t *q = huge_alloc((size_t)(n8 * nb) * Q4X8_BYTES);
     if (!q) return aios__err(AIOS_ERR_NOMEM, "matmul_pack: %lld x %lld int4 repack", (long long)W->shape[0], (long long)n_in);
     for (int64_t g = 0; g < n8; g++)
         for (int64_t b = 0; b < nb; b++) {
