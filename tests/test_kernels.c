@@ -845,6 +845,20 @@ static void test_matmul_decode_groups(void) {
  * activations rounded here from the definition (per 16 values: dx = max|x| / 127, q = round
  * half to even (x / dx)).  Odd rows, rows past the kernels' 8192-column pass, float32 and
  * float16 scales, with and without zero points, 1-3 tokens. */
+/* max over outputs of |y - want| / sum_k |w x| (the dequantized w, the rounded x); NaN: inf */
+static double err_of_sum(const float *y, const float *want, const wt *w, const float *xr, int64_t T, int64_t n_out,
+                         int64_t n_in) {
+    double e_max = 0;
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t r = 0; r < n_out; r++) {
+            double mag = 1e-30;
+            for (int64_t k = 0; k < n_in; k++) mag += fabs(w->dq[r * n_in + k] * xr[t * n_in + k]);
+            double e = fabs(y[t * n_out + r] - want[t * n_out + r]) / mag;
+            e_max = e == e ? fmax(e_max, e) : INFINITY;
+        }
+    return e_max;
+}
+
 static void test_matmul_int8_activations_groups(void) {
     /* n_out, n_in, group (0: a scale per row, -1: one for the tensor) */
     static const int64_t shapes[][3] = {{3, 32, 32},   {7, 96, 32},   {5, 576, 64}, {9, 640, 128}, {2, 8448, 256},
@@ -877,13 +891,7 @@ static void test_matmul_int8_activations_groups(void) {
                         }
                         CHECK_OK(aios_ref_matmul(yx, xr, &w.t, NULL, T));
                         aios__ref_gemv_i8(yq, n_out, x, n_in, (int)T, &w.t, 0, n_out);
-                        double e_ref = 0;
-                        for (int64_t t = 0; t < T; t++)
-                            for (int64_t r = 0; r < n_out; r++) {
-                                double mag = 1e-30;
-                                for (int64_t k = 0; k < n_in; k++) mag += fabs(w.dq[r * n_in + k] * xr[t * n_in + k]);
-                                e_ref = fmax(e_ref, fabs(yq[t * n_out + r] - yx[t * n_out + r]) / mag);
-                            }
+                        double e_ref = err_of_sum(yq, yx, &w, xr, T, n_out, n_in);
                         CHECKF(e_ref < 1e-6, "qdot_ref %s g%lld (%lld, %lld) T %lld zp %d f16 %d vs rounded-x float %g",
                                d ? "int4" : "int8", (long long)G, (long long)n_out, (long long)n_in, (long long)T, zp, f16, e_ref);
                         for (size_t ti = 0; ti < sizeof TIERS / sizeof TIERS[0]; ti++) {
@@ -892,14 +900,7 @@ static void test_matmul_int8_activations_groups(void) {
                             aios_kernels_int8_activations(1);
                             CHECK_OK(aios_matmul(y, x, &w.t, NULL, T));
                             aios_kernels_int8_activations(0);
-                            double e_simd = 0;
-                            for (int64_t t = 0; t < T; t++)
-                                for (int64_t r = 0; r < n_out; r++) {
-                                    double mag = 1e-30;
-                                    for (int64_t k = 0; k < n_in; k++) mag += fabs(w.dq[r * n_in + k] * xr[t * n_in + k]);
-                                    double e = fabs(y[t * n_out + r] - yq[t * n_out + r]) / mag;
-                                    e_simd = e == e ? fmax(e_simd, e) : INFINITY;
-                                }
+                            double e_simd = err_of_sum(y, yq, &w, xr, T, n_out, n_in);
                             CHECKF(e_simd < 1e-6, "%s int8 act %s g%lld (%lld, %lld) T %lld zp %d f16 %d: vs ref %g", TIERS[ti],
                                    d ? "int4" : "int8", (long long)G, (long long)n_out, (long long)n_in, (long long)T, zp, f16,
                                    e_simd);
@@ -911,14 +912,7 @@ static void test_matmul_int8_activations_groups(void) {
                                 aios_kernels_int8_activations(1);
                                 CHECK_OK(aios_matmul_packed(y, x, &w.t, P, NULL, T));
                                 aios_kernels_int8_activations(0);
-                                double e_pack = 0;
-                                for (int64_t t = 0; t < T; t++)
-                                    for (int64_t r = 0; r < n_out; r++) {
-                                        double mag = 1e-30;
-                                        for (int64_t k = 0; k < n_in; k++) mag += fabs(w.dq[r * n_in + k] * xr[t * n_in + k]);
-                                        double e = fabs(y[t * n_out + r] - yq[t * n_out + r]) / mag;
-                                        e_pack = e == e ? fmax(e_pack, e) : INFINITY;
-                                    }
+                                double e_pack = err_of_sum(y, yq, &w, xr, T, n_out, n_in);
                                 CHECKF(e_pack < 1e-6, "%s int8 act int4 repacked g%lld (%lld, %lld) T %lld zp %d: vs ref %g",
                                        TIERS[ti], (long long)G, (long long)n_out, (long long)n_in, (long long)T, zp, e_pack);
                                 packed += P && P->q4;
