@@ -12,7 +12,8 @@
  * up to 512 positions) and "cold" walking 30 layers' caches in turn as a decode step does; each
  * for a float32 cache (aios_attention) and a float16 one (aios_attention_kv16).
  * `dec`: the int8-activation decode GEMVs of the grouped types (bench_dec).
- * Usage: bench_kernels [threads] [gguf|batch|attn|dec]   (default: AIOS_THREADS or all cores) */
+ * `step`: a whole decode step's 4-bit GEMVs from memory, in place / packed, 4 KiB / 2 MiB pages (bench_step).
+ * Usage: bench_kernels [threads] [gguf|batch|attn|dec|step]   (default: AIOS_THREADS or all cores) */
 #include <dlfcn.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/mman.h>
+
+#include "kernels/cpu/kern.h"
 #include "kernels/kernels.h"
 
 static double now(void) {
@@ -288,6 +292,102 @@ static int bench_dec(void) {
     return 0;
 }
 
+/* `step`: a whole decode step's GEMVs from memory, not cache: SmolLM2-135M's 30 layers of q, k, v, o,
+ * gate, up, down (576 / 192 / 1536 wide, ~66 MB of 4-bit weights, twice the L3 here) as distinct
+ * weights, int8 activations, 1 token: milliseconds per step (best of 15), for Q4_0 and int4 g32 asym f16,
+ * read in place, through their q4x8 packs, and both again with every weight (or pack) moved onto
+ * 2 MiB pages (one madvise'd arena) — what the page size is worth to each kernel. */
+static void *arena_huge(size_t bytes) {
+    const size_t HP = (size_t)2 << 20;
+    bytes = (bytes + HP - 1) / HP * HP;
+    void *v = NULL;
+    if (posix_memalign(&v, HP, bytes)) return NULL;
+    madvise(v, bytes, MADV_HUGEPAGE);
+    memset(v, 0, bytes);
+    return v;
+}
+
+static int bench_step(void) {
+    enum { NL = 30, NW = 7 };
+    static const int64_t shp[NW][2] = {{576, 576}, {192, 576}, {192, 576}, {576, 576}, {1536, 576}, {1536, 576}, {576, 1536}};
+    aios_kernels_int8_activations(1);
+    float *x = malloc(sizeof(float) * 1536), *y = malloc(sizeof(float) * 1536);
+    for (int i = 0; i < 1536; i++) x[i] = (float)(rand() % 200 - 100) / 100.0f;
+    printf("%-10s %12s %12s %12s %12s   ms per step (210 GEMVs)\n", "type", "in place", "in place 2M", "packed", "packed 2M");
+    for (int q4 = 0; q4 < 2; q4++) {
+        static aios_tensor W[NL][NW];
+        static aios_matmul_pack *P[NL][NW];
+        void *bufs[NL][NW];
+        size_t tot = 0, ptot = 0;
+        for (int l = 0; l < NL; l++)
+            for (int w = 0; w < NW; w++) {
+                const int64_t n_out = shp[w][0], n_in = shp[w][1], ng = n_out * n_in / 32;
+                float *sc = NULL;
+                if (!q4) make_gguf(&W[l][w], AIOS_DTYPE_GGUF_Q4_0, n_out, n_in, &bufs[l][w]);
+                else {
+                    make(&W[l][w], AIOS_DTYPE_Q4, n_out, n_in, &bufs[l][w], &sc);
+                    free(sc);
+                    uint16_t *s16 = malloc(4 * (size_t)ng);
+                    for (int64_t g = 0; g < 2 * ng; g++) s16[g] = aios_f32_to_f16(g < ng ? 0.01f + (float)(g % 7) * 1e-3f : (float)(g % 5) - 2.0f);
+                    W[l][w].scales = (const float *)(const void *)s16, W[l][w].scale_dtype = AIOS_DTYPE_F16, W[l][w].n_scales = ng;
+                    W[l][w].zero_points = (const float *)(const void *)(s16 + ng), W[l][w].group_size = 32;
+                }
+                if (aios_matmul_pack_new(&W[l][w], &P[l][w]) != AIOS_OK || !P[l][w] || !P[l][w]->q4) return 1;
+                tot += W[l][w].nbytes, ptot += (size_t)(n_out / 8) * (size_t)(n_in / 32) * Q4X8_BYTES;
+            }
+        printf("%-10s", q4 ? "int4 g32" : "Q4_0");
+        for (int mode = 0; mode < 4; mode++) {
+            const int packed = mode >= 2, huge = mode % 2;
+            uint8_t *ar = NULL;
+            const void *keep[NL][NW];
+            if (huge) { /* move every weight (or pack) into one arena on 2 MiB pages */
+                ar = arena_huge(packed ? ptot : tot);
+                size_t off = 0;
+                for (int l = 0; l < NL; l++)
+                    for (int w = 0; w < NW; w++) {
+                        const size_t n = packed ? (size_t)(shp[w][0] / 8) * (size_t)(shp[w][1] / 32) * Q4X8_BYTES : W[l][w].nbytes;
+                        const void *src = packed ? (const void *)P[l][w]->q4 : W[l][w].data;
+                        memcpy(ar + off, src, n);
+                        keep[l][w] = src;
+                        if (packed) P[l][w]->q4 = ar + off;
+                        else W[l][w].data = ar + off, P[l][w]->wdata = ar + off;
+                        off += (n + 63) / 64 * 64;
+                    }
+            }
+            double best = 1e30;
+            for (int rep = 0; rep < 15; rep++) {
+                double t0 = now();
+                for (int l = 0; l < NL; l++)
+                    for (int w = 0; w < NW; w++) {
+                        if (packed) aios_matmul_packed(y, x, &W[l][w], P[l][w], NULL, 1);
+                        else aios_matmul(y, x, &W[l][w], NULL, 1);
+                    }
+                double dt = now() - t0;
+                best = dt < best ? dt : best;
+            }
+            printf(" %12.2f", best * 1e3);
+            fflush(stdout);
+            if (huge) {
+                for (int l = 0; l < NL; l++)
+                    for (int w = 0; w < NW; w++) {
+                        if (packed) P[l][w]->q4 = (uint8_t *)(uintptr_t)keep[l][w];
+                        else W[l][w].data = keep[l][w], P[l][w]->wdata = keep[l][w];
+                    }
+                free(ar);
+            }
+        }
+        printf("\n");
+        for (int l = 0; l < NL; l++)
+            for (int w = 0; w < NW; w++) {
+                aios_matmul_pack_free(P[l][w]);
+                if (q4) free((void *)(uintptr_t)W[l][w].scales);
+                free(bufs[l][w]);
+            }
+    }
+    free(x), free(y);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     /* OpenMP reads its wait policy once at load; spinning barriers on a shared machine measure
      * the neighbours, not the kernels — re-run ourselves with passive waiting unless told. */
@@ -307,6 +407,12 @@ int main(int argc, char **argv) {
         getloadavg(la, 1);
         printf("tier %s, %d threads, load %.1f\n", aios_kernels_tier(), aios_get_threads(), la[0]);
         return bench_batch();
+    }
+    if (argc > 1 && !strcmp(argv[argc - 1], "step")) {
+        double la[1] = {0};
+        getloadavg(la, 1);
+        printf("tier %s, %d threads, load %.1f\n", aios_kernels_tier(), aios_get_threads(), la[0]);
+        return bench_step();
     }
     if (argc > 1 && !strcmp(argv[argc - 1], "dec")) {
         double la[1] = {0};

@@ -930,40 +930,6 @@ static void test_matmul_int8_activations_groups(void) {
     }
 }
 
-/* An int8 weight of 2 MiB or more (an LM head) packed on the AVX2 tier is a copy of its bytes
- * on huge pages: every product through it gives the bits of the product in place, exact and
- * int8 activations, decode and prefill rows. */
-static void test_matmul_pack_copy(void) {
-    const int64_t n_out = 4104, n_in = 544; /* 2.1 MiB of int8 */
-    wt w;
-    g_f16_scales = 1;
-    make_weight(&w, AIOS_DTYPE_Q8, n_out, n_in, 2, 32, 0, 0);
-    g_f16_scales = 0;
-    int ran = 0;
-    if (t_use_tier("avx2")) {
-        aios_matmul_pack *P = NULL;
-        CHECK_OK(aios_matmul_pack_new(&w.t, &P));
-        CHECK(P && P->copy && P->copy != w.t.data);
-        for (int i8 = 0; i8 < 2 && P; i8++)
-            for (int64_t T = 1; T <= 9; T += 4) {
-                float *x = malloc(sizeof(float) * (size_t)(T * n_in)), *a = malloc(sizeof(float) * (size_t)(T * n_out));
-                float *b = malloc(sizeof(float) * (size_t)(T * n_out));
-                fill(x, T * n_in, 1.0f);
-                aios_kernels_int8_activations(i8);
-                CHECK_OK(aios_matmul(a, x, &w.t, NULL, T));
-                CHECK_OK(aios_matmul_packed(b, x, &w.t, P, NULL, T));
-                aios_kernels_int8_activations(0);
-                CHECKF(!memcmp(a, b, sizeof(float) * (size_t)(T * n_out)), "int8 act %d T %lld: copy != in place", i8, (long long)T);
-                free(x), free(a), free(b);
-                ran++;
-            }
-        aios_matmul_pack_free(P);
-        aios_kernels_use("auto");
-    }
-    free_weight(&w);
-    if (!ran) SKIP("no AVX2 on this CPU");
-}
-
 /* Scales and zero points stored as float16 (the aios.f16_scales extension): every quantized
  * dtype and granularity, decode (1-3 tokens, the fused GEMVs), row tiles and the packed GEMM,
  * the row dequantizers, against double math from the IEEE half values and every tier against
@@ -1447,7 +1413,6 @@ int main(void) {
     RUN(test_matmul_decode_groups);
     RUN(test_matmul_int8_activations);
     RUN(test_matmul_int8_activations_groups);
-    RUN(test_matmul_pack_copy);
     RUN(test_qgemm_outlier_accuracy);
     RUN(test_int8_thread_mode);
     RUN(test_qgemm_grouped);

@@ -466,9 +466,7 @@ static aios_status bind_layer(binder *b, int64_t l, dec_layer *L) {
  * untouched).  Other tiers and dtypes get no pack, and a pack that cannot be made leaves the
  * in-place kernels (as AIOS_REPACK=0 does). */
 static void pack1(const aios_tensor *W, aios_matmul_pack **P) {
-    if (W->dtype != AIOS_DTYPE_Q4 && W->dtype != AIOS_DTYPE_GGUF_Q4_0 && W->dtype != AIOS_DTYPE_GGUF_Q4_1 &&
-        W->dtype != AIOS_DTYPE_Q8 && W->dtype != AIOS_DTYPE_GGUF_Q8_0)
-        return;
+    if (W->dtype != AIOS_DTYPE_Q4 && W->dtype != AIOS_DTYPE_GGUF_Q4_0 && W->dtype != AIOS_DTYPE_GGUF_Q4_1) return;
     if (aios_matmul_pack_new(W, P) != AIOS_OK) aios_clear_error();
 }
 

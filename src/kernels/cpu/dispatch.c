@@ -478,22 +478,11 @@ aios_status aios_matmul_pack_new(const aios_tensor *W, aios_matmul_pack **out) {
     if (K == &aios__tier_avx2 && aios__q4x8_ok(W)) { /* for the int8-activation decode GEMV */
         aios_matmul_pack *P = calloc(1, sizeof *P);
         if (!P) return aios__err(AIOS_ERR_NOMEM, "matmul_pack");
-        *P = (aios_matmul_pack){K, W->data, W->shape[0], W->shape[1], 0, NULL, NULL, W->dtype == AIOS_DTYPE_GGUF_Q4_1, NULL};
+        *P = (aios_matmul_pack){K, W->data, W->shape[0], W->shape[1], 0, NULL, NULL, W->dtype == AIOS_DTYPE_GGUF_Q4_1};
         aios_status s = aios__q4x8_pack(W, &P->q4);
         if (s != AIOS_OK) {
             free(P);
             return s;
-        }
-        *out = P;
-        return AIOS_OK;
-    }
-    if (K == &aios__tier_avx2 && (W->dtype == AIOS_DTYPE_Q8 || W->dtype == AIOS_DTYPE_GGUF_Q8_0) &&
-        W->nbytes >= ((size_t)2 << 20)) { /* an LM head: the same bytes on huge pages */
-        aios_matmul_pack *P = calloc(1, sizeof *P);
-        if (P) *P = (aios_matmul_pack){K, W->data, W->shape[0], W->shape[1], 0, NULL, NULL, 0, aios__huge_copy(W)};
-        if (!P || !P->copy) {
-            free(P);
-            return aios__err(AIOS_ERR_NOMEM, "matmul_pack: %zu bytes", W->nbytes);
         }
         *out = P;
         return AIOS_OK;
@@ -507,7 +496,6 @@ void aios_matmul_pack_free(aios_matmul_pack *P) {
     if (!P) return;
     free(P->panels);
     free(P->q4);
-    free(P->copy);
     free(P);
 }
 
@@ -515,12 +503,6 @@ aios_status aios_matmul_packed(float *y, const float *x, const aios_tensor *W, c
                                const float *bias, int64_t T) {
     const aios__ktier *K = tier();
 #if defined(__x86_64__)
-    /* W's bytes copied onto huge pages: any product, on the copy */
-    if (P && P->copy && P->K == K && P->wdata == W->data) {
-        aios_tensor C = *W;
-        C.data = P->copy;
-        return aios_matmul(y, x, &C, bias, T);
-    }
     /* 4-bit W in blocks of 8 rows: the decode GEMV (1..3 token rows) with int8 activations */
     if (P && P->q4) {
         if (P->K != K || P->wdata != W->data || W->ndim != 2 || W->shape[0] != P->n_out || W->shape[1] != P->n_in ||

@@ -141,10 +141,7 @@ struct aios_matmul_pack {
     float *panels;  /* f32 W: the GEMM's panels (NULL otherwise) */
     uint8_t *q4;    /* 4-bit W on the AVX2 tier: blocks of 8 rows (q4x8.c; NULL otherwise) */
     int q4_min;     /* q4's m fields are Q4_1 minimums (else zero points) */
-    void *copy;     /* int8 W of 2 MiB or more on the AVX2 tier: its bytes on huge pages (q4x8.c) */
 };
-/* A copy of W's bytes on 2 MiB pages (aios__huge_alloc; NULL: no memory). */
-void *aios__huge_copy(const aios_tensor *W);
 /* 4-bit weights in blocks of 8 rows x 32 columns (q4x8.c): which W can be packed (GGUF Q4_0 /
  * Q4_1, ArrowQuant int4 with float16 scales in groups of a multiple of 32 or per row / tensor;
  * n_in % 32 == 0, at least 8 rows), the pack of rows 0 .. n_out / 8 * 8 - 1, and the AVX2
