@@ -743,6 +743,11 @@ typedef struct {
     int n_threads;              /* kernel threads; 0 = leave as is (AIOS_THREADS / all cores) */
     const char *tokenizer_path; /* NULL = found beside the model */
     aios_kv_type kv_type;       /* the KV cache's element type (default AIOS_KV_F32) */
+    aios_int8_act int8_act;     /* the decoder's activations: AUTO (default) = AIOS_INT8_ACT /
+                                   aios_kernels_int8_activations, else exact float; ON = int8
+                                   wherever a kernel has them (faster, within the budgets of
+                                   docs/kernels.md; 4-bit weights repacked at open on AVX2);
+                                   OFF = exact float whatever the process setting */
 } aios_generator_params;
 
 aios_generator_params aios_generator_default_params(void);
@@ -1395,6 +1400,7 @@ typedef struct {
                                          at open (aios_encoder_params.quantize_bits: ~3x faster
                                          per prompt), 0 = the weights as stored (exact float) */
     aios_kv_type kv_type;             /* every generation model's KV caches (AIOS_KV_F32) */
+    aios_int8_act int8_act;           /* every generation model's aios_generator_params.int8_act (AUTO) */
 } aios_server_params;
 
 aios_server_params aios_server_default_params(void);

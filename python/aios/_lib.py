@@ -95,7 +95,8 @@ ENCODE_PROGRESS = CFUNCTYPE(c_int, c_void_p, c_size_t, c_size_t)
 
 
 class GeneratorParams(ctypes.Structure):
-    _fields_ = [("n_ctx", c_int64), ("n_threads", c_int), ("tokenizer_path", c_char_p), ("kv_type", c_int)]
+    _fields_ = [("n_ctx", c_int64), ("n_threads", c_int), ("tokenizer_path", c_char_p), ("kv_type", c_int),
+                ("int8_act", c_int)]
 
 
 KV_TYPE = {"f32": 0, "f16": 1}  # aios_kv_type

@@ -73,9 +73,11 @@ class ArrowEngine:
         engine = aios.ArrowEngine("models/all-MiniLM-L6-v2")
         emb = engine.encode(["Hello, world!"])          # numpy float32 (1, 384)
 
-    int8_act ("auto", "on" or "off") is the encoder's int8-activation mode (docs/encode.md):
-    "auto" uses them for int8 weights on AVX-512 VNNI CPUs (AIOS_INT8_ACT=0/1 overrides),
-    "off" keeps exact float arithmetic.
+    int8_act ("auto", "on" or "off") is the int8-activation mode (docs/encode.md, docs/kernels.md):
+    for the encoder "auto" uses them for int8 weights on AVX-512 VNNI CPUs, for the generator
+    "auto" is exact float (AIOS_INT8_ACT=0/1 overrides both); "on" rounds activations to int8
+    wherever a kernel has them (faster quantized decode, 4-bit weights repacked on AVX2), "off"
+    keeps exact float arithmetic.
 
     kv_type ("f32" or "f16") is the generator's KV cache element type: "f16" halves its memory and
     speeds decoding after long prompts (llama.cpp's default); "f32" (the default) is exact.
@@ -203,6 +205,7 @@ class ArrowEngine:
             p.n_ctx = self._n_ctx
             p.n_threads = self._n_threads
             p.kv_type = self._kv_type
+            p.int8_act = self._int8_act
             h = ctypes.c_void_p()
             call(lib.aios_generator_open, self._bpath, ctypes.byref(p), ctypes.byref(h))
             self._gen = h

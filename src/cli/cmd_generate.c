@@ -28,6 +28,7 @@ typedef struct {
     aios_generate_params gp;
     int64_t n_ctx;
     aios_kv_type kv_type; /* --kv-type */
+    aios_int8_act int8_act; /* --int8-act */
     int threads;
     char adapter[16][4096];
     float adapter_scale[16];
@@ -78,6 +79,9 @@ static void usage_generate(FILE *f) {
             "  --ctx N              context length (default min(model's, 4096))\n"
             "  --kv-type T          KV cache element type: f32 (default) or f16 (half the memory,\n"
             "                       faster decode after long prompts; llama.cpp's default)\n"
+            "  --int8-act M         activations rounded to int8 for integer dot products: on (faster\n"
+            "                       decode of quantized weights, within docs/kernels.md's budgets),\n"
+            "                       off, auto (default: AIOS_INT8_ACT, else off = exact float)\n"
             "  --threads N          kernel threads\n"
             "  --adapter PATH[:S]   LoRA adapter (PEFT directory or skill card .parquet) at scale S\n"
             "                       (default 1); repeatable, up to 16 at once\n"
@@ -243,6 +247,9 @@ static int parse_opts(int argc, char **argv, gen_opts *o, int is_chat) {
             if (!aios_cli_int(argv[0], a, v, 1, 1 << 24, &n)) return 2;
             x = (double)n;
             o->n_ctx = (int64_t)x;
+        } else if (!strcmp(a, "--int8-act")) {
+            NEEDV();
+            if (!aios_cli_int8_act(argv[0], v, &o->int8_act)) return 2;
         } else if (!strcmp(a, "--kv-type")) {
             NEEDV();
             if (!strcmp(v, "f32") || !strcmp(v, "float32"))
@@ -313,6 +320,7 @@ static aios_status open_gen(const gen_opts *o, aios_generator **g) {
     gp.n_ctx = o->n_ctx;
     gp.n_threads = o->threads;
     gp.kv_type = o->kv_type;
+    gp.int8_act = o->int8_act;
     aios_status s = aios_generator_open(o->model, &gp, g);
     for (int i = 0; s == AIOS_OK && i < o->n_adapters; i++) s = aios_generator_adapter_add(*g, o->adapter[i], o->adapter_scale[i], NULL);
     if (s == AIOS_OK && o->router != AIOS_ROUTER_NONE && !aios_generator_adapter_count(*g))
@@ -482,6 +490,9 @@ static void usage_chat(FILE *f) {
             "  --ctx N              context length (default min(model's, 4096))\n"
             "  --kv-type T          KV cache element type: f32 (default) or f16 (half the memory,\n"
             "                       faster decode after long prompts; llama.cpp's default)\n"
+            "  --int8-act M         activations rounded to int8 for integer dot products: on (faster\n"
+            "                       decode of quantized weights, within docs/kernels.md's budgets),\n"
+            "                       off, auto (default: AIOS_INT8_ACT, else off = exact float)\n"
             "  --threads N          kernel threads\n"
             "  --adapter PATH[:S]   LoRA adapter at scale S (default 1); repeatable, up to 16\n"
             ROUTER_HELP

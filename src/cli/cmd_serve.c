@@ -37,6 +37,8 @@ static void usage(FILE *f) {
 
             "  --threads N              kernel threads per model (1..%d; default: all cores)\n"
             "  --kv-type T              KV cache element type: f32 (default) or f16 (half the memory)\n"
+            "  --int8-act M             the generation models' int8 activations: on, off, auto (default:\n"
+            "                           AIOS_INT8_ACT, else off = exact float)\n"
             "  --api-key KEY            require 'Authorization: Bearer KEY' on every route but /health\n"
             "                           (default: $AIOS_API_KEY; a non-loopback --host without one warns)\n"
             "  --cors ORIGIN            send Access-Control-Allow-Origin: ORIGIN (default: no CORS)\n"
@@ -125,6 +127,8 @@ int aios_cmd_serve(int argc, char **argv) {
             last = &aliases[n_models], models[n_models++] = v;
         else if (!strcmp(a, "--embedding-model"))
             p.embedding_model = v, last = &p.embedding_alias;
+        else if (!strcmp(a, "--int8-act"))
+            ok = aios_cli_int8_act("serve", v, &p.int8_act) ? 1 : -1;
         else if (!strcmp(a, "--embedding-int8-act"))
             ok = aios_cli_int8_act("serve", v, &p.embedding_int8_act) ? 1 : -1;
         else if (!strcmp(a, "--store"))

@@ -52,6 +52,7 @@ struct aios_decoder {
     const aios_tensor *embed, *lm_head;
     aios_matmul_pack *p_head; /* (ensure_packs) */
     int packed;               /* ensure_packs ran */
+    int int8;                 /* aios_decoder_set_int8_act: -1 the thread's / process's mode, 0 off, 1 on */
     float *final_norm;
     dec_layer *layers;
     float *inv_freq;         /* (head_dim/2) for the default length */
@@ -471,7 +472,7 @@ static void pack1(const aios_tensor *W, aios_matmul_pack **P) {
 }
 
 static void ensure_packs(aios_decoder *d) {
-    if (d->packed || !aios_kernels_int8_active()) return;
+    if (d->packed || !(d->int8 == 1 || (d->int8 < 0 && aios_kernels_int8_active()))) return;
     d->packed = 1;
     const char *e = getenv("AIOS_REPACK"); /* AIOS_REPACK=0: the in-place kernels only */
     if (e && !strcmp(e, "0")) return;
@@ -489,6 +490,7 @@ aios_status aios_decoder_create(const aios_decoder_config *cfg, aios_tensor_look
     aios_decoder *d = calloc(1, sizeof *d);
     if (!d) return aios__err(AIOS_ERR_NOMEM, "decoder");
     d->cfg = *cfg;
+    d->int8 = -1;
     const char *bf = getenv("AIOS_LORA_BF16"); /* the process's default (aios_decoder_set_adapter_bf16): */
     d->adapter_bf16 = !(bf && !strcmp(bf, "0")); /* bf16 unless AIOS_LORA_BF16=0 */
     aios_decoder_config *c = &d->cfg;
@@ -883,12 +885,20 @@ static aios_status forward_compose(aios_decoder *d, aios_kv_cache *kv, const int
     return s;
 }
 
+void aios_decoder_set_int8_act(aios_decoder *d, int mode) {
+    d->int8 = mode == 0 || mode == 1 ? mode : -1;
+    ensure_packs(d);
+}
+
 aios_status aios_decoder_forward_rows(aios_decoder *d, aios_kv_cache *kv, const int32_t *tokens, int64_t T,
                                       const aios_forward_opts *opts, int64_t logits_lo, int64_t logits_rows,
                                       float *logits) {
-    if (d->router == AIOS_ROUTER_COMPOSE && d->n_adapters)
-        return forward_compose(d, kv, tokens, T, opts, logits_lo, logits_rows, logits);
-    return forward_one(d, kv, tokens, T, opts, logits_lo, logits_rows, logits);
+    const int prev = d->int8 >= 0 ? aios_kernels_int8_thread_mode(d->int8) : -2;
+    aios_status s = d->router == AIOS_ROUTER_COMPOSE && d->n_adapters
+                        ? forward_compose(d, kv, tokens, T, opts, logits_lo, logits_rows, logits)
+                        : forward_one(d, kv, tokens, T, opts, logits_lo, logits_rows, logits);
+    if (prev != -2) aios_kernels_int8_thread_mode(prev);
+    return s;
 }
 
 /* One forward with the adapters as they are (none, summed, or arrow-routed). */
@@ -1078,7 +1088,16 @@ static aios_status apply_batch(aios_decoder *d, const aios_decoder_seq *seqs, in
 
 static aios_status grow_f(float **p, int64_t n) { return grow((void **)p, (size_t)n * sizeof(float)); }
 
+static aios_status forward_batch(aios_decoder *d, aios_decoder_seq *seqs, int n_seq);
+
 aios_status aios_decoder_forward_batch(aios_decoder *d, aios_decoder_seq *seqs, int n_seq) {
+    const int prev = d->int8 >= 0 ? aios_kernels_int8_thread_mode(d->int8) : -2;
+    aios_status s = forward_batch(d, seqs, n_seq);
+    if (prev != -2) aios_kernels_int8_thread_mode(prev);
+    return s;
+}
+
+static aios_status forward_batch(aios_decoder *d, aios_decoder_seq *seqs, int n_seq) {
     const aios_decoder_config *c = &d->cfg;
     if (n_seq <= 0 || !seqs) return aios__err(AIOS_ERR_INVALID_ARG, "decoder: batch of %d sequences", n_seq);
     const int64_t E = c->n_embd, hd = c->head_dim, nh = c->n_head, nkv = c->n_head_kv, F = c->n_ff;

@@ -218,6 +218,11 @@ aios_status aios_decoder_set_adapters(aios_decoder *d, struct aios_lora *const *
  * or router; another cache with positions in it is refused).  top_k >= 1 and temperature > 0
  * matter for arrow only.  AIOS_ERR_INVALID_ARG otherwise. */
 aios_status aios_decoder_set_router(aios_decoder *d, int router, int top_k, float temperature);
+/* This decoder's matrix products: mode 1 int8 activations wherever a kernel has them (its 4-bit
+ * weights repacked now, kernels/cpu/q4x8.c), 0 exact float, -1 (the default) the calling
+ * thread's / process's setting (aios_kernels_int8_thread_mode, AIOS_INT8_ACT).  Set as the
+ * calling thread's mode around each forward; no other thread's products change. */
+void aios_decoder_set_int8_act(aios_decoder *d, int mode);
 int aios_decoder_router(const aios_decoder *d);
 /* on 1: the decoder's own adapters (aios_decoder_set_adapters) are applied from their bfloat16
  * copies (aios_lora_bf16: made on first use, kept, remade after aios_lora_changed) with float32

@@ -2593,6 +2593,7 @@ aios_status aios_server_start(const aios_server_params *params, aios_server **ou
     aios_generator_params gp = aios_generator_default_params();
     gp.n_threads = p.n_threads;
     gp.kv_type = p.kv_type;
+    gp.int8_act = p.int8_act;
     for (size_t i = 0; s == AIOS_OK && i < p.n_models; i++) {
         gen_model *m = &srv->gens[i];
         config_id(p.models[i], p.aliases ? p.aliases[i] : NULL, m->id, sizeof m->id, m->dir_id,

@@ -149,6 +149,49 @@ def generate_gguf_kv16_matches_transformers_and_python():
 
 
 @test
+def generate_int8_act_flag_is_the_env_setting():
+    """--int8-act on gives AIOS_INT8_ACT=1's greedy ids (int8 activations; 4-bit weights repacked
+    on AVX2), --int8-act off under AIOS_INT8_ACT=1 the exact path's golden ids, and the switch
+    does something: on some golden run the int8 ids leave the golden's.  ArrowEngine(int8_act=
+    "on") and `serve --int8-act on` give the CLI's ids / text; a bad value is refused."""
+    p = model()
+    try:
+        from pyaios import aios as pkg
+    except Exception as e:  # noqa: BLE001
+        raise Skip(f"python package: {e}")
+    differs, seen = 0, None
+    for k, run_ in enumerate(golden_runs()):
+        if run_["chat"]:
+            continue
+        args = ["generate", "--model", p, "--prompt", run_["text"], "--temperature", 0, "--ids", "--max-tokens", 48]
+        on = [int(x) for x in aios(*args, "--int8-act", "on").stdout.split()]
+        env = [int(x) for x in aios(*args, env={"AIOS_INT8_ACT": "1"}).stdout.split()]
+        off = [int(x) for x in aios(*args, "--int8-act", "off", env={"AIOS_INT8_ACT": "1"}).stdout.split()]
+        assert on == env, (k, on, env)
+        check_golden_ids(k, run_, off)
+        if on != off:
+            differs, seen = differs + 1, (run_, on)
+            break
+    assert differs, "int8 activations gave the exact ids on every golden run: the switch did nothing visible"
+    run_, on = seen
+    eng = pkg.ArrowEngine(p, int8_act="on")
+    g = eng.generate(run_["text"], max_tokens=48, details=True)
+    assert list(g.generated_ids) == on[len(run_["prompt_ids"]):], (list(g.generated_ids), on)
+    eng.close()
+    import serve_ref
+    srv = serve_ref.Server("--model", p, "--int8-act", "on")
+    try:
+        cli = aios("generate", "--model", p, "--prompt", run_["text"], "--max-tokens", 24, "--temperature", 0,
+                   "--int8-act", "on").stdout
+        r = srv.call("POST", "/v1/completions", {"prompt": run_["text"], "max_tokens": 24, "temperature": 0})
+        assert r["choices"][0]["text"] + "\n" == cli, (r["choices"][0]["text"], cli)
+    finally:
+        assert srv.stop() == 0
+    r = aios("generate", "--model", p, "--prompt", "hi", "--int8-act", "yes", check=False)
+    assert r.returncode == 2 and "--int8-act: expected on, off or auto, got 'yes'" in r.stderr, r.stderr
+
+
+@test
 def serve_kv16_completions_equal_the_cli():
     """`aios serve --kv-type f16`: every generation request's cache is float16, and a greedy
     completion is the CLI's `generate --kv-type f16` text."""
