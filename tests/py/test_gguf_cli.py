@@ -178,36 +178,30 @@ def generate_int8_act_flag_is_the_env_setting():
     g = eng.generate(run_["text"], max_tokens=48, details=True)
     assert list(g.generated_ids) == on[len(run_["prompt_ids"]):], (list(g.generated_ids), on)
     eng.close()
-    import serve_ref
-    srv = serve_ref.Server("--model", p, "--int8-act", "on")
-    try:
-        cli = aios("generate", "--model", p, "--prompt", run_["text"], "--max-tokens", 24, "--temperature", 0,
-                   "--int8-act", "on").stdout
-        r = srv.call("POST", "/v1/completions", {"prompt": run_["text"], "max_tokens": 24, "temperature": 0})
-        assert r["choices"][0]["text"] + "\n" == cli, (r["choices"][0]["text"], cli)
-    finally:
-        assert srv.stop() == 0
+    serve_completions_are_the_cli(p, [run_["text"]], "--int8-act", "on")
     r = aios("generate", "--model", p, "--prompt", "hi", "--int8-act", "yes", check=False)
     assert r.returncode == 2 and "--int8-act: expected on, off or auto, got 'yes'" in r.stderr, r.stderr
+
+
+def serve_completions_are_the_cli(p, texts, *args):
+    """`aios serve --model p ARGS`: a greedy 24-token completion of each text is `aios generate
+    ARGS`'s text."""
+    import serve_ref
+    srv = serve_ref.Server("--model", p, *args)
+    try:
+        for text in texts:
+            cli = aios("generate", "--model", p, "--prompt", text, "--max-tokens", 24, "--temperature", 0, *args).stdout
+            r = srv.call("POST", "/v1/completions", {"prompt": text, "max_tokens": 24, "temperature": 0})
+            assert r["choices"][0]["text"] + "\n" == cli, (args, r["choices"][0]["text"], cli)
+    finally:
+        assert srv.stop() == 0
 
 
 @test
 def serve_kv16_completions_equal_the_cli():
     """`aios serve --kv-type f16`: every generation request's cache is float16, and a greedy
     completion is the CLI's `generate --kv-type f16` text."""
-    p = model()
-    import serve_ref
-    srv = serve_ref.Server("--model", p, "--kv-type", "f16")
-    try:
-        for run_ in golden_runs():
-            if run_["chat"]:
-                continue
-            cli = aios("generate", "--model", p, "--prompt", run_["text"], "--max-tokens", 24, "--temperature", 0,
-                       "--kv-type", "f16").stdout
-            r = srv.call("POST", "/v1/completions", {"prompt": run_["text"], "max_tokens": 24, "temperature": 0})
-            assert r["choices"][0]["text"] + "\n" == cli, (r["choices"][0]["text"], cli)
-    finally:
-        assert srv.stop() == 0
+    serve_completions_are_the_cli(model(), [r["text"] for r in golden_runs() if not r["chat"]], "--kv-type", "f16")
 
 
 def unpermute(w, n_head):
