@@ -41,84 +41,56 @@ int aios__gemm_small_ok(const aios_tensor *W, int64_t T) {
 
 #if defined(__x86_64__)
 #include <immintrin.h>
-#define T512 __attribute__((target("avx512f,avx2,fma")))
 
-/* acc (MR x 16 NV) = rows w[0..MR) (n_in each) against xt (n_in x 16 NV), then y += acc^T for
- * nr rows and T token rows.  Inlined per NV with every loop unrolled, so the accumulators
- * stay in registers. */
+/* acc (M x L NV) = rows w[0..M) (n_in each) against xt (n_in x L NV), then y += acc^T for nr
+ * rows and T token rows; L = 16 (AVX-512) or 8 (AVX2) lanes.  Inlined per (M, NV) with every
+ * loop unrolled, so the accumulators stay in registers.  Summed per SMALL_KC columns from zero,
+ * each partial sum then added to y: the packed GEMM's order (gemm.c, KC chunks), so a text
+ * encoded alone gives the same bits as inside a batch. */
 #define UNROLL _Pragma("GCC unroll 8")
 #define SMALL_KC 256 /* = gemm.c's KC */
-static inline __attribute__((always_inline)) T512 void tile(float *y, int64_t ldy, const float *const *w, int nr,
-                                                            const float *xt, int64_t n_in, int64_t T, const int NV) {
-    __m512 acc[MR][3];
-    const float *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3], *w4 = w[4], *w5 = w[5], *w6 = w[6], *w7 = w[7];
-    float buf[MR][48] __attribute__((aligned(64)));
-    /* Summed per SMALL_KC columns from zero, each partial sum then added to y: the packed GEMM's
-     * order (gemm.c, KC chunks), so a text encoded alone gives the same bits as inside a batch. */
-    for (int64_t k0 = 0; k0 < n_in; k0 += SMALL_KC) {
-    UNROLL for (int i = 0; i < MR; i++) UNROLL for (int v = 0; v < NV; v++) acc[i][v] = _mm512_setzero_ps();
-    const int64_t k1 = k0 + SMALL_KC < n_in ? k0 + SMALL_KC : n_in;
-    for (int64_t k = k0; k < k1; k++, xt += 16 * NV) {
-        __m512 xv[3];
-        UNROLL for (int v = 0; v < NV; v++) xv[v] = _mm512_load_ps(xt + 16 * v);
-#define ROW(i, wi)                                                                                  \
-    {                                                                                               \
-        const __m512 b = _mm512_set1_ps(wi[k]);                                                     \
-        UNROLL for (int v = 0; v < NV; v++) acc[i][v] = _mm512_fmadd_ps(b, xv[v], acc[i][v]);       \
-    }
-        ROW(0, w0) ROW(1, w1) ROW(2, w2) ROW(3, w3) ROW(4, w4) ROW(5, w5) ROW(6, w6) ROW(7, w7)
-#undef ROW
-    }
-    UNROLL for (int i = 0; i < MR; i++) UNROLL for (int v = 0; v < NV; v++) _mm512_store_ps(buf[i] + 16 * v, acc[i][v]);
-    for (int64_t t = 0; t < T; t++)
-        for (int i = 0; i < nr; i++) y[t * ldy + i] += buf[i][t];
-    }
-}
-static T512 __attribute__((noinline)) void tile_nv1(float *y, int64_t ldy, const float *const *w, int nr, const float *xt,
-                                                    int64_t n_in, int64_t T) {
-    tile(y, ldy, w, nr, xt, n_in, T, 1);
-}
-static T512 __attribute__((noinline)) void tile_nv2(float *y, int64_t ldy, const float *const *w, int nr, const float *xt,
-                                                    int64_t n_in, int64_t T) {
-    tile(y, ldy, w, nr, xt, n_in, T, 2);
-}
-static T512 __attribute__((noinline)) void tile_nv3(float *y, int64_t ldy, const float *const *w, int nr, const float *xt,
-                                                    int64_t n_in, int64_t T) {
-    tile(y, ldy, w, nr, xt, n_in, T, 3);
-}
-
-/* The AVX2 tile: M rows x NV vectors of 8 token rows, the same order of sums as tile(). */
+#define T512 __attribute__((target("avx512f,avx2,fma")))
 #define T256S __attribute__((target("avx2,fma")))
-static inline __attribute__((always_inline)) T256S void tile256(float *y, int64_t ldy, const float *const *w, int nr,
-                                                                const float *xt, int64_t n_in, int64_t T, const int M,
-                                                                const int NV) {
-    __m256 acc[8][3];
-    float buf[8][24] __attribute__((aligned(32)));
-    for (int64_t k0 = 0; k0 < n_in; k0 += SMALL_KC) {
-        UNROLL for (int i = 0; i < M; i++) UNROLL for (int v = 0; v < NV; v++) acc[i][v] = _mm256_setzero_ps();
-        const int64_t k1 = k0 + SMALL_KC < n_in ? k0 + SMALL_KC : n_in;
-        for (int64_t k = k0; k < k1; k++, xt += 8 * NV) {
-            __m256 xv[3];
-            UNROLL for (int v = 0; v < NV; v++) xv[v] = _mm256_load_ps(xt + 8 * v);
-            UNROLL for (int i = 0; i < M; i++) {
-                const __m256 b = _mm256_broadcast_ss(w[i] + k);
-                UNROLL for (int v = 0; v < NV; v++) acc[i][v] = _mm256_fmadd_ps(b, xv[v], acc[i][v]);
-            }
-        }
-        UNROLL for (int i = 0; i < M; i++) UNROLL for (int v = 0; v < NV; v++) _mm256_store_ps(buf[i] + 8 * v, acc[i][v]);
-        for (int64_t t = 0; t < T; t++)
-            for (int i = 0; i < nr; i++) y[t * ldy + i] += buf[i][t];
+#define SMALL_TILE(NAME, TGT, VT, L, ZERO, LOAD, SET1, FMA, STORE)                                                   \
+    static inline __attribute__((always_inline)) TGT void NAME(float *y, int64_t ldy, const float *const *w, int nr, \
+                                                               const float *xt, int64_t n_in, int64_t T, const int M, \
+                                                               const int NV) {                                        \
+        VT acc[MR][3];                                                                                               \
+        float buf[MR][48] __attribute__((aligned(64)));                                                              \
+        for (int64_t k0 = 0; k0 < n_in; k0 += SMALL_KC) {                                                            \
+            UNROLL for (int i = 0; i < M; i++) UNROLL for (int v = 0; v < NV; v++) acc[i][v] = ZERO();               \
+            const int64_t k1 = k0 + SMALL_KC < n_in ? k0 + SMALL_KC : n_in;                                          \
+            for (int64_t k = k0; k < k1; k++, xt += L * NV) {                                                        \
+                VT xv[3];                                                                                            \
+                UNROLL for (int v = 0; v < NV; v++) xv[v] = LOAD(xt + L * v);                                        \
+                UNROLL for (int i = 0; i < M; i++) {                                                                 \
+                    const VT b = SET1(w[i][k]);                                                                      \
+                    UNROLL for (int v = 0; v < NV; v++) acc[i][v] = FMA(b, xv[v], acc[i][v]);                        \
+                }                                                                                                    \
+            }                                                                                                        \
+            UNROLL for (int i = 0; i < M; i++) UNROLL for (int v = 0; v < NV; v++) STORE(buf[i] + L * v, acc[i][v]); \
+            for (int64_t t = 0; t < T; t++)                                                                          \
+                for (int i = 0; i < nr; i++) y[t * ldy + i] += buf[i][t];                                            \
+        }                                                                                                            \
     }
-}
-#define TILE256(m, n)                                                                                                \
-    static T256S __attribute__((noinline)) void tile256_nv##n(float *y, int64_t ldy, const float *const *w, int nr,  \
-                                                              const float *xt, int64_t n_in, int64_t T) {            \
-        tile256(y, ldy, w, nr, xt, n_in, T, m, n);                                                                   \
+SMALL_TILE(tile512, T512, __m512, 16, _mm512_setzero_ps, _mm512_load_ps, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_store_ps)
+SMALL_TILE(tile256, T256S, __m256, 8, _mm256_setzero_ps, _mm256_load_ps, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_store_ps)
+#undef SMALL_TILE
+
+/* One out-of-line instance per (tier, rows M, token vectors NV): AVX-512 8 rows x 1..3 vectors of
+ * 16; AVX2 8 / 6 / 4 rows x 1 / 2 / 3 vectors of 8 (8 / 12 / 12 ymm accumulators). */
+#define TILE_FN(name, TGT, body, m, n)                                                                               \
+    static TGT __attribute__((noinline)) void name(float *y, int64_t ldy, const float *const *w, int nr,             \
+                                                   const float *xt, int64_t n_in, int64_t T) {                       \
+        body(y, ldy, w, nr, xt, n_in, T, m, n);                                                                      \
     }
-TILE256(8, 1)
-TILE256(6, 2)
-TILE256(4, 3)
-#undef TILE256
+TILE_FN(tile_nv1, T512, tile512, MR, 1)
+TILE_FN(tile_nv2, T512, tile512, MR, 2)
+TILE_FN(tile_nv3, T512, tile512, MR, 3)
+TILE_FN(tile256_nv1, T256S, tile256, 8, 1)
+TILE_FN(tile256_nv2, T256S, tile256, 6, 2)
+TILE_FN(tile256_nv3, T256S, tile256, 4, 3)
+#undef TILE_FN
 
 /* wide: the AVX-512 tile (16 lanes, 8 rows, up to 48 token rows at once), else the AVX2 one
  * (8 lanes, 8 / 6 / 4 rows, token rows in blocks of 24). */
