@@ -32,7 +32,8 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
  * aios_matmul_packed is aios_matmul, bit for bit, with P (or NULL) from this W: P is used when
  * the packed GEMM runs and P was made for the tier now selected, otherwise it is ignored.
  * On the AVX2 tier a 4-bit W (GGUF Q4_0 / Q4_1, ArrowQuant int4 with float16 scales) is packed
- * instead into blocks of 8 rows (kernels/cpu/q4x8.c; memory: W's size again) for the decode
+ * instead into blocks of 8 rows (kernels/cpu/q4x8.c; memory: W's size again; AIOS_REPACK=0:
+ * none) for the decode
  * GEMV with int8 activations: aios_matmul_packed of 1-3 token rows under int8 activations runs
  * it (the int8-activation GEMV's sums in another order, not aios_matmul's bits); every other
  * call is aios_matmul. */

@@ -464,8 +464,8 @@ static aios_status bind_layer(binder *b, int64_t l, dec_layer *L) {
 /* Loading, or else the first forward, with int8 activations on (aios_kernels_int8_active)
  * repacks the 4-bit weights once for the decode GEMV (aios_matmul_pack_new: blocks of 8 rows
  * on the AVX2 tier, kernels/cpu/q4x8.c; a second copy of those weights in memory, the file
- * untouched).  Other tiers and dtypes get no pack, and a pack that cannot be made leaves the
- * in-place kernels (as AIOS_REPACK=0 does). */
+ * untouched).  Other tiers and dtypes get no pack (nor does AIOS_REPACK=0), and a pack that
+ * cannot be made leaves the in-place kernels. */
 static void pack1(const aios_tensor *W, aios_matmul_pack **P) {
     if (W->dtype != AIOS_DTYPE_Q4 && W->dtype != AIOS_DTYPE_GGUF_Q4_0 && W->dtype != AIOS_DTYPE_GGUF_Q4_1) return;
     if (aios_matmul_pack_new(W, P) != AIOS_OK) aios_clear_error();
@@ -474,8 +474,6 @@ static void pack1(const aios_tensor *W, aios_matmul_pack **P) {
 static void ensure_packs(aios_decoder *d) {
     if (d->packed || !(d->int8 == 1 || (d->int8 < 0 && aios_kernels_int8_active()))) return;
     d->packed = 1;
-    const char *e = getenv("AIOS_REPACK"); /* AIOS_REPACK=0: the in-place kernels only */
-    if (e && !strcmp(e, "0")) return;
     for (int64_t l = 0; l < d->cfg.n_layer; l++) {
         dec_layer *L = &d->layers[l];
         pack1(L->wq, &L->pq), pack1(L->wk, &L->pk), pack1(L->wv, &L->pv), pack1(L->wo, &L->po);
@@ -890,14 +888,21 @@ void aios_decoder_set_int8_act(aios_decoder *d, int mode) {
     ensure_packs(d);
 }
 
+/* The decoder's int8 mode as the calling thread's for one forward (int8_enter returns what
+ * int8_leave restores; -2: the decoder follows the thread's own mode, nothing to restore). */
+static int int8_enter(const aios_decoder *d) { return d->int8 >= 0 ? aios_kernels_int8_thread_mode(d->int8) : -2; }
+static void int8_leave(int prev) {
+    if (prev != -2) aios_kernels_int8_thread_mode(prev);
+}
+
 aios_status aios_decoder_forward_rows(aios_decoder *d, aios_kv_cache *kv, const int32_t *tokens, int64_t T,
                                       const aios_forward_opts *opts, int64_t logits_lo, int64_t logits_rows,
                                       float *logits) {
-    const int prev = d->int8 >= 0 ? aios_kernels_int8_thread_mode(d->int8) : -2;
+    const int prev = int8_enter(d);
     aios_status s = d->router == AIOS_ROUTER_COMPOSE && d->n_adapters
                         ? forward_compose(d, kv, tokens, T, opts, logits_lo, logits_rows, logits)
                         : forward_one(d, kv, tokens, T, opts, logits_lo, logits_rows, logits);
-    if (prev != -2) aios_kernels_int8_thread_mode(prev);
+    int8_leave(prev);
     return s;
 }
 
@@ -1091,9 +1096,9 @@ static aios_status grow_f(float **p, int64_t n) { return grow((void **)p, (size_
 static aios_status forward_batch(aios_decoder *d, aios_decoder_seq *seqs, int n_seq);
 
 aios_status aios_decoder_forward_batch(aios_decoder *d, aios_decoder_seq *seqs, int n_seq) {
-    const int prev = d->int8 >= 0 ? aios_kernels_int8_thread_mode(d->int8) : -2;
+    const int prev = int8_enter(d);
     aios_status s = forward_batch(d, seqs, n_seq);
-    if (prev != -2) aios_kernels_int8_thread_mode(prev);
+    int8_leave(prev);
     return s;
 }
 

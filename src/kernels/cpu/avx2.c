@@ -803,7 +803,8 @@ T256 void aios__gemv_q_i8_avx2(float *y, int64_t ldy, const float *x, int64_t ld
 }
 
 /* 4-bit weights repacked in blocks of 8 rows (q4x8.c) x int8 activations (AIOS_INT8_ACT=1):
- * the activations rounded as quant_x32 (blocks of 16, value order) once per pass; per block
+ * the activations rounded by aq_quant (quant_x32's blocks of 16, value order, the sums dx qx
+ * per 32) once per pass of AQ_XCOLS columns; per block
  * of 32 columns, four 32-byte loads give the 4-bit fields of 4 columns x 8 rows per vector
  * (low nibbles: columns 0-15, high: 16-31), each meets a broadcast of the 4 matching int8
  * activations in maddubs (u <= 15, |qx| <= 127: four summed pairs stay below 2^15), madd to
@@ -811,8 +812,6 @@ T256 void aios__gemv_q_i8_avx2(float *y, int64_t ldy, const float *x, int64_t ld
  * (one float16 conversion) into one accumulator whose lanes are the rows.  The offset term
  * d (8 + z) sum(dx qx) (or Q4_1's m sum(dx qx)) goes to a second accumulator; no horizontal
  * sums. */
-#define Q4X8_XCOLS 8192
-
 static T256I __m256i bcast4(const int8_t *q) {
     int32_t v;
     memcpy(&v, q, 4);
@@ -822,17 +821,11 @@ static T256I __m256i bcast4(const int8_t *q) {
 static T256I void gemv_q4x8_t(float *y, int64_t ldy, const float *x, int64_t ldx, const struct aios_matmul_pack *P,
                               int64_t r0, int64_t r1, const int NT, const int MIN) {
     const int64_t n_in = P->n_in, nb = n_in / 32;
-    int8_t xq[3][Q4X8_XCOLS] __attribute__((aligned(32)));
-    float dx[3][Q4X8_XCOLS / 16], xs[3][Q4X8_XCOLS / 32];
+    aq_pass X; /* per 32 columns: q, the lanes' dx (dv[8b] = dx of the first 16, dv[8b + 4] the second's), gx */
     const __m256i ones = _mm256_set1_epi16(1), nib = _mm256_set1_epi8(0x0F);
-    for (int64_t c0 = 0; c0 < n_in; c0 += Q4X8_XCOLS) {
-        const int64_t nc = AIOS_MIN(Q4X8_XCOLS, n_in - c0);
-        for (int t = 0; t < NT; t++)
-            for (int64_t g = 0; g < nc / 32; g++) {
-                float s16[2];
-                quant_x32(x + t * ldx + c0 + 32 * g, xq[t] + 32 * g, &dx[t][2 * g], s16);
-                xs[t][g] = s16[0] + s16[1];
-            }
+    for (int64_t c0 = 0; c0 < n_in; c0 += AQ_XCOLS) {
+        const int64_t nc = AIOS_MIN(AQ_XCOLS, n_in - c0);
+        aq_quant(&X, x + c0, ldx, nc, 32, 0, NT);
         for (int64_t r = r0; r < r1; r += 8) {
             const uint8_t *blk = P->q4 + (size_t)((r / 8) * nb + c0 / 32) * Q4X8_BYTES;
             __m256 acc[3], macc[3];
@@ -853,19 +846,19 @@ static T256I void gemv_q4x8_t(float *y, int64_t ldy, const float *x, int64_t ldx
                 const __m256 m = MIN ? mz : _mm256_mul_ps(d, _mm256_add_ps(mz, _mm256_set1_ps(8.0f)));
 #pragma GCC unroll 3
                 for (int t = 0; t < NT; t++) {
-                    const int8_t *q = xq[t] + 32 * b;
+                    const int8_t *q = X.q[t] + 32 * b;
                     __m256i s0 = _mm256_maddubs_epi16(lo[0], bcast4(q)), s1 = _mm256_maddubs_epi16(hi[0], bcast4(q + 16));
                     for (int k = 1; k < 4; k++) {
                         s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(lo[k], bcast4(q + 4 * k)));
                         s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(hi[k], bcast4(q + 16 + 4 * k)));
                     }
                     const __m256 f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s1, ones)),
-                                                     _mm256_set1_ps(dx[t][2 * b + 1]),
+                                                     _mm256_set1_ps(X.dv[t][8 * b + 4]),
                                                      _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s0, ones)),
-                                                                   _mm256_set1_ps(dx[t][2 * b])));
+                                                                   _mm256_set1_ps(X.dv[t][8 * b])));
                     acc[t] = _mm256_fmadd_ps(f, d, acc[t]);
-                    macc[t] = MIN ? _mm256_fmadd_ps(m, _mm256_set1_ps(xs[t][b]), macc[t])
-                                  : _mm256_fnmadd_ps(m, _mm256_set1_ps(xs[t][b]), macc[t]);
+                    macc[t] = MIN ? _mm256_fmadd_ps(m, _mm256_set1_ps(X.gx[t][b]), macc[t])
+                                  : _mm256_fnmadd_ps(m, _mm256_set1_ps(X.gx[t][b]), macc[t]);
                 }
             }
 #pragma GCC unroll 3

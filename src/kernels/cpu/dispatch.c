@@ -359,6 +359,10 @@ void aios__start_at_bias(float *y, const float *bias, int64_t T, int64_t n_out) 
     }
 }
 
+/* Rows per range of a decode GEMV over n rows with nth threads: a multiple of 64, about four
+ * ranges per thread (all n for one thread). */
+static int64_t gemv_range(int64_t n, int nth) { return nth > 1 ? AIOS_MAX(64, (n / ((int64_t)nth * 4) + 63) / 64 * 64) : n; }
+
 aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const float *bias, int64_t T) {
     const aios__ktier *K = tier();
     if (K == &aios__tier_ref) return aios_ref_matmul(y, x, W, bias, T);
@@ -421,8 +425,7 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
          * each thread's weight stream sequential for the hardware prefetchers; a few ranges per
          * thread still let a thread that was descheduled on a shared machine fall behind only a
          * little. */
-        const int64_t per = nth > 1 ? AIOS_MAX(64, (n_out / ((int64_t)nth * 4) + 63) / 64 * 64) : n_out;
-        const int64_t nr = (n_out + per - 1) / per;
+        const int64_t per = gemv_range(n_out, nth), nr = (n_out + per - 1) / per;
         if (nth == 1) {
             gemv(y, n_out, x, n_in, (int)T, W, 0, n_out);
             return AIOS_OK;
@@ -476,6 +479,8 @@ aios_status aios_matmul_pack_new(const aios_tensor *W, aios_matmul_pack **out) {
     const aios__ktier *K = tier();
 #if defined(__x86_64__)
     if (K == &aios__tier_avx2 && aios__q4x8_ok(W)) { /* for the int8-activation decode GEMV */
+        const char *e = getenv("AIOS_REPACK"); /* AIOS_REPACK=0: no pack, the in-place kernels */
+        if (e && !strcmp(e, "0")) return AIOS_OK;
         aios_matmul_pack *P = calloc(1, sizeof *P);
         if (!P) return aios__err(AIOS_ERR_NOMEM, "matmul_pack");
         *P = (aios_matmul_pack){K, W->data, W->shape[0], W->shape[1], 0, NULL, NULL, W->dtype == AIOS_DTYPE_GGUF_Q4_1};
@@ -511,9 +516,7 @@ aios_status aios_matmul_packed(float *y, const float *x, const aios_tensor *W, c
         const int64_t n_out = W->shape[0], n_in = W->shape[1], n8 = n_out / 8 * 8;
         const int nth = threads_for((double)T * (double)n_out * (double)n_in);
         aios__start_at_bias(y, bias, T, n_out);
-        /* as aios_matmul's decode GEMV: ranges of a multiple of 64 rows per thread */
-        const int64_t per = nth > 1 ? AIOS_MAX(64, (n8 / ((int64_t)nth * 4) + 63) / 64 * 64) : n8;
-        const int64_t nr = (n8 + per - 1) / per;
+        const int64_t per = gemv_range(n8, nth), nr = (n8 + per - 1) / per;
         if (nth == 1) aios__gemv_q4x8_avx2(y, n_out, x, n_in, (int)T, P, 0, n8);
         else {
 #pragma omp parallel for num_threads(nth) schedule(dynamic, 1)
