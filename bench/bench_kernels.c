@@ -247,6 +247,18 @@ static int bench_attn(void) {
     return 0;
 }
 
+/* W (from make) in groups of 32 with float16 scales (and zero points when zp), both in the one
+ * array returned (free it after W). */
+static uint16_t *g32_f16(aios_tensor *W, int zp) {
+    const int64_t ng = W->shape[0] * W->shape[1] / 32;
+    uint16_t *s16 = malloc(4 * (size_t)ng);
+    for (int64_t g = 0; g < ng; g++)
+        s16[g] = aios_f32_to_f16(0.01f + (float)(g % 7) * 1e-3f), s16[ng + g] = aios_f32_to_f16((float)(g % 5) - 2.0f);
+    W->scales = (const float *)(const void *)s16, W->scale_dtype = AIOS_DTYPE_F16, W->n_scales = ng, W->group_size = 32;
+    W->zero_points = zp ? (const float *)(const void *)(s16 + ng) : NULL;
+    return s16;
+}
+
 /* `dec`: the int8-activation decode GEMVs (aios_kernels_int8_activations(1), T 1 and 2) at SmolLM2-135M's
  * shapes for the grouped types a decode reads: GGUF Q4_0 / Q8_0 blocks and ArrowQuant int4 / int8 in
  * groups of 32 with f16 scales (int4 asymmetric: f16 zero points), and Q4_0 / int4 g32 repacked in blocks of
@@ -261,21 +273,18 @@ static int bench_dec(void) {
         for (int d = 0; d < 6; d++) printf(" %10s", dn[d]);
         printf("\n");
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
-            const int64_t n_out = shapes[s].n_out, n_in = shapes[s].n_in, ng = n_out * n_in / 32;
+            const int64_t n_out = shapes[s].n_out, n_in = shapes[s].n_in;
             printf("%-22s", shapes[s].what);
             for (int dd = 0; dd < 6; dd++) {
                 const int d = dd < 4 ? dd : dd == 4 ? 0 : 2; /* 4, 5: Q4_0 / int4 g32 repacked (aios_matmul_pack_new) */
                 aios_tensor W;
                 void *buf = NULL;
                 float *sc = NULL;
-                uint16_t *s16 = NULL, *z16 = NULL;
+                uint16_t *s16 = NULL;
                 if (d < 2) make_gguf(&W, d ? AIOS_DTYPE_GGUF_Q8_0 : AIOS_DTYPE_GGUF_Q4_0, n_out, n_in, &buf);
                 else {
                     make(&W, d == 2 ? AIOS_DTYPE_Q4 : AIOS_DTYPE_Q8, n_out, n_in, &buf, &sc);
-                    s16 = malloc(2 * (size_t)ng), z16 = malloc(2 * (size_t)ng);
-                    for (int64_t g = 0; g < ng; g++) s16[g] = aios_f32_to_f16(0.01f + (float)(g % 7) * 1e-3f), z16[g] = aios_f32_to_f16((float)(g % 5) - 2.0f);
-                    W.scales = (const float *)(const void *)s16, W.scale_dtype = AIOS_DTYPE_F16, W.n_scales = ng, W.group_size = 32;
-                    if (d == 2) W.zero_points = (const float *)(const void *)z16;
+                    s16 = g32_f16(&W, d == 2);
                 }
                 aios_matmul_pack *P = NULL;
                 if (dd >= 4 && aios_matmul_pack_new(&W, &P) != AIOS_OK) return 1;
@@ -284,7 +293,7 @@ static int bench_dec(void) {
                 g_pack = NULL;
                 aios_matmul_pack_free(P);
                 fflush(stdout);
-                free(buf), free(sc), free(s16), free(z16);
+                free(buf), free(sc), free(s16);
             }
             printf("\n");
         }
@@ -321,16 +330,13 @@ static int bench_step(void) {
         size_t tot = 0, ptot = 0;
         for (int l = 0; l < NL; l++)
             for (int w = 0; w < NW; w++) {
-                const int64_t n_out = shp[w][0], n_in = shp[w][1], ng = n_out * n_in / 32;
+                const int64_t n_out = shp[w][0], n_in = shp[w][1];
                 float *sc = NULL;
                 if (!q4) make_gguf(&W[l][w], AIOS_DTYPE_GGUF_Q4_0, n_out, n_in, &bufs[l][w]);
                 else {
                     make(&W[l][w], AIOS_DTYPE_Q4, n_out, n_in, &bufs[l][w], &sc);
                     free(sc);
-                    uint16_t *s16 = malloc(4 * (size_t)ng);
-                    for (int64_t g = 0; g < 2 * ng; g++) s16[g] = aios_f32_to_f16(g < ng ? 0.01f + (float)(g % 7) * 1e-3f : (float)(g % 5) - 2.0f);
-                    W[l][w].scales = (const float *)(const void *)s16, W[l][w].scale_dtype = AIOS_DTYPE_F16, W[l][w].n_scales = ng;
-                    W[l][w].zero_points = (const float *)(const void *)(s16 + ng), W[l][w].group_size = 32;
+                    g32_f16(&W[l][w], 1);
                 }
                 if (aios_matmul_pack_new(&W[l][w], &P[l][w]) != AIOS_OK || !P[l][w] || !P[l][w]->q4) return 1;
                 tot += W[l][w].nbytes, ptot += (size_t)(n_out / 8) * (size_t)(n_in / 32) * Q4X8_BYTES;
@@ -396,36 +402,15 @@ int main(int argc, char **argv) {
         execv("/proc/self/exe", argv);
     }
     if (argc > 1 && atoi(argv[1]) > 0) aios_set_threads(atoi(argv[1]));
-    if (argc > 1 && !strcmp(argv[argc - 1], "gguf")) {
-        double la[1] = {0};
-        getloadavg(la, 1);
-        printf("tier %s, %d threads, load %.1f\n", aios_kernels_tier(), aios_get_threads(), la[0]);
-        return bench_gguf();
-    }
-    if (argc > 1 && !strcmp(argv[argc - 1], "batch")) {
-        double la[1] = {0};
-        getloadavg(la, 1);
-        printf("tier %s, %d threads, load %.1f\n", aios_kernels_tier(), aios_get_threads(), la[0]);
-        return bench_batch();
-    }
-    if (argc > 1 && !strcmp(argv[argc - 1], "step")) {
-        double la[1] = {0};
-        getloadavg(la, 1);
-        printf("tier %s, %d threads, load %.1f\n", aios_kernels_tier(), aios_get_threads(), la[0]);
-        return bench_step();
-    }
-    if (argc > 1 && !strcmp(argv[argc - 1], "dec")) {
-        double la[1] = {0};
-        getloadavg(la, 1);
-        printf("tier %s, %d threads, load %.1f\n", aios_kernels_tier(), aios_get_threads(), la[0]);
-        return bench_dec();
-    }
-    if (argc > 1 && !strcmp(argv[argc - 1], "attn")) {
-        double la[1] = {0};
-        getloadavg(la, 1);
-        printf("tier %s, %d threads, load %.1f\n", aios_kernels_tier(), aios_get_threads(), la[0]);
-        return bench_attn();
-    }
+    static const struct { const char *name; int (*run)(void); } modes[] = {
+        {"gguf", bench_gguf}, {"batch", bench_batch}, {"step", bench_step}, {"dec", bench_dec}, {"attn", bench_attn}};
+    for (size_t i = 0; argc > 1 && i < sizeof modes / sizeof modes[0]; i++)
+        if (!strcmp(argv[argc - 1], modes[i].name)) {
+            double la[1] = {0};
+            getloadavg(la, 1);
+            printf("tier %s, %d threads, load %.1f\n", aios_kernels_tier(), aios_get_threads(), la[0]);
+            return modes[i].run();
+        }
     void *h = dlopen("libopenblas.so.0", RTLD_NOW);
     if (h) {
         g_sgemm = (sgemm_fn)dlsym(h, "cblas_sgemm");
