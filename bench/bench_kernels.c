@@ -266,17 +266,21 @@ static uint16_t *g32_f16(aios_tensor *W, int zp) {
 static int bench_dec(void) {
     static const struct { const char *what; int64_t n_out, n_in; } shapes[] = {
         {"q/o 576x576", 576, 576}, {"up 1536x576", 1536, 576}, {"down 576x1536", 576, 1536}, {"head 49152x576", 49152, 576}};
-    static const char *dn[] = {"Q4_0", "Q8_0", "int4g32", "int8g32", "Q4_0 pack", "int4 pack"};
-    aios_kernels_int8_activations(1);
+    static const char *dn[] = {"Q4_0",      "Q8_0",     "int4g32",  "int8g32",  "Q4_0 pack",
+                               "int4 pack", "Q4_0 x16", "int4 x16", "Q4_0 f32", "int4 f32"};
+    enum { ND = sizeof dn / sizeof dn[0] };
     for (int T = 1; T <= 2; T++) {
         printf("T %d, us per call%-6s", T, "");
-        for (int d = 0; d < 6; d++) printf(" %10s", dn[d]);
+        for (int d = 0; d < ND; d++) printf(" %10s", dn[d]);
         printf("\n");
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             const int64_t n_out = shapes[s].n_out, n_in = shapes[s].n_in;
             printf("%-22s", shapes[s].what);
-            for (int dd = 0; dd < 6; dd++) {
-                const int d = dd < 4 ? dd : dd == 4 ? 0 : 2; /* 4, 5: Q4_0 / int4 g32 repacked (aios_matmul_pack_new) */
+            for (int dd = 0; dd < ND; dd++) {
+                /* 4, 5: Q4_0 / int4 g32 repacked (aios_matmul_pack_new); 6, 7: the packs with 16-bit
+                 * activations (mode 3); 8, 9: exact float activations, in place */
+                const int d = dd < 4 ? dd : dd % 2 == 0 ? 0 : 2;
+                aios_kernels_int8_activations(dd >= 8 ? 0 : dd >= 6 ? 3 : 1);
                 aios_tensor W;
                 void *buf = NULL;
                 float *sc = NULL;
@@ -287,7 +291,7 @@ static int bench_dec(void) {
                     s16 = g32_f16(&W, d == 2);
                 }
                 aios_matmul_pack *P = NULL;
-                if (dd >= 4 && aios_matmul_pack_new(&W, &P) != AIOS_OK) return 1;
+                if (dd >= 4 && dd < 8 && aios_matmul_pack_new(&W, &P) != AIOS_OK) return 1;
                 g_pack = P;
                 printf(" %10.1f", time_matmul(&W, T) * 1e6);
                 g_pack = NULL;
@@ -322,7 +326,8 @@ static int bench_step(void) {
     aios_kernels_int8_activations(1);
     float *x = malloc(sizeof(float) * 1536), *y = malloc(sizeof(float) * 1536);
     for (int i = 0; i < 1536; i++) x[i] = (float)(rand() % 200 - 100) / 100.0f;
-    printf("%-10s %12s %12s %12s %12s   ms per step (210 GEMVs)\n", "type", "in place", "in place 2M", "packed", "packed 2M");
+    printf("%-10s %12s %12s %12s %12s %12s %12s   ms per step (210 GEMVs)\n", "type", "in place", "in place 2M", "packed",
+           "packed 2M", "x16 packed", "f32 act");
     for (int q4 = 0; q4 < 2; q4++) {
         static aios_tensor W[NL][NW];
         static aios_matmul_pack *P[NL][NW];
@@ -342,8 +347,11 @@ static int bench_step(void) {
                 tot += W[l][w].nbytes, ptot += (size_t)(n_out / 8) * (size_t)(n_in / 32) * Q4X8_BYTES;
             }
         printf("%-10s", q4 ? "int4 g32" : "Q4_0");
-        for (int mode = 0; mode < 4; mode++) {
-            const int packed = mode >= 2, huge = mode % 2;
+        for (int mode = 0; mode < 6; mode++) {
+            /* 0-3 int8 activations (in place / packed, 4 KiB / 2 MiB pages), 4 16-bit activations
+             * packed, 5 exact float activations in place */
+            const int packed = mode >= 2 && mode <= 4, huge = mode < 4 && mode % 2;
+            aios_kernels_int8_activations(mode == 4 ? 3 : mode == 5 ? 0 : 1);
             uint8_t *ar = NULL;
             const void *keep[NL][NW];
             if (huge) { /* move every weight (or pack) into one arena on 2 MiB pages */

@@ -372,7 +372,8 @@ static void paired_steps(aios_decoder *dec, int i8, int64_t V, const int32_t *id
  * golden margin is below 1e-3 (as check_model).  The exact path itself meets the golden to
  * 1e-4 (test_real_gguf).  Budget (measured 2026-12-02, Zen 4, Q4_1 file): see the CHECKs;
  * run on the best tier and on avx2 (its own AVX2 kernel). */
-static void test_real_gguf_int8_budget(void) {
+static void act_budget(int mode) {
+    const char *lab = mode == 3 ? "16-bit activations" : "int8 activations";
     const char *path = smollm2_gguf();
     if (!path) SKIP("SmolLM2 GGUF not found");
     if (!load_golden()) SKIP("goldens not found");
@@ -401,8 +402,8 @@ static void test_real_gguf_int8_budget(void) {
         if (all && ng) {
             memcpy(all, want_p, np * sizeof *all);
             memcpy(all + np, want_g, ng * sizeof *all);
-            paired_steps(dec, 1, V, all, np, np + ng - 1, want_g, margins, &worst, &sum_err, &steps, &top1, &gold_top1,
-                         &gold_n);
+            paired_steps(dec, mode, V, all, np, np + ng - 1, want_g, margins, &worst, &sum_err, &steps, &top1,
+                         &gold_top1, &gold_n);
         }
         free(all);
         char *prompt = NULL;
@@ -416,12 +417,13 @@ static void test_real_gguf_int8_budget(void) {
         p.max_tokens = 48;
         aios_generate_result res;
         memset(&res, 0, sizeof res);
-        aios_kernels_int8_activations(1);
+        aios_kernels_int8_activations(mode);
         CHECK_OK(aios_generate(g, prompt, NULL, 0, &p, &res));
         aios_kernels_int8_activations(0);
         size_t checked;
         size_t agree = golden_agreement(&res, want_g, ng, margins, &checked);
-        printf("# int8 activations run %d: greedy %zu/%zu agree with the golden (golden length %zu)\n", k, agree, checked, ng);
+        printf("# %s run %d: greedy %zu/%zu agree with the golden (golden length %zu)\n", lab, k, agree,
+               checked, ng);
         agree_all += agree;
         checked_all += checked;
         full += agree == checked;
@@ -430,9 +432,10 @@ static void test_real_gguf_int8_budget(void) {
         free(want_p);
         free(want_g);
     }
-    printf("# int8 activations: decode-step logits error worst %.3g mean %.3g over %zu steps; top-1 = exact path "
+    printf("# %s: decode-step logits error worst %.3g mean %.3g over %zu steps; top-1 = exact path "
            "%zu/%zu, = golden (margin >= 1e-3) %zu/%zu; greedy %zu/%zu golden ids (%zu of %d runs whole)\n",
-           worst, steps ? sum_err / (double)steps : 0.0, steps, top1, steps, gold_top1, gold_n, agree_all, checked_all, full, ran);
+           lab, worst, steps ? sum_err / (double)steps : 0.0, steps, top1, steps, gold_top1, gold_n,
+           agree_all, checked_all, full, ran);
     CHECK(k == 9 && steps > (getenv("AIOS_SANITIZED") ? 40u : 100u));
     if (getenv("AIOS_SANITIZED")) goto out; /* the budgets below are over all nine runs */
     /* The budget (measured on this file, Zen 4, avx512 tier, activations in blocks of 16):
@@ -452,17 +455,37 @@ static void test_real_gguf_int8_budget(void) {
      * bench's (bench/llamacpp_golden_agreement.py, docs/kernels.md); the stable bounds are the
      * logits error and the teacher-forced top-1 (blocks of 32: 258 < 260 fails it), with a
      * margin for the order of sums. */
-    CHECKF(worst < 0.05 && sum_err / (double)steps < 0.025, "int8 activations: logits error worst %.3g mean %.3g",
-           worst, sum_err / (double)steps);
-    CHECKF(gold_top1 * 1000 >= gold_n * 960, "int8 activations: teacher-forced top-1 = golden only %zu/%zu", gold_top1,
-           gold_n);
-    CHECKF(agree_all * 100 >= checked_all * 37, "int8 activations: free-running greedy agreement %zu/%zu below 37%%",
-           agree_all, checked_all);
+    if (mode == 3) {
+        /* 16-bit activations (the decode GEMVs: the repacked Q4_1 layers and the Q8_0 head in
+         * place; the prompt's GEMM exact): measured on the AVX2-only Zen 3 VM (2026-12-07) worst
+         * 0.00019 / mean 0.000072, teacher-forced top-1 = golden 270 / 270, free-running 270 / 270 (9 of 9 runs whole) —
+         * int8's 0.046 / 0.0176, 262, 137 and llama.cpp's 263, 152 (an experiment with every
+         * product in 16-bit, the prompt's too: 0.00038 / 0.00015, 270, 270). */
+        CHECKF(worst > 0, "%s: the decode steps equal the exact ones: the 16-bit GEMVs were not taken", lab);
+        CHECKF(worst < 2e-3 && sum_err / (double)steps < 5e-4, "%s: logits error worst %.3g mean %.3g", lab,
+               worst, sum_err / (double)steps);
+        CHECKF(gold_top1 * 100 >= gold_n * 99, "%s: teacher-forced top-1 = golden only %zu/%zu", lab,
+               gold_top1, gold_n);
+        CHECKF(agree_all * 100 >= checked_all * 90, "%s: free-running greedy agreement %zu/%zu below 90%%",
+               lab, agree_all, checked_all);
+        goto out;
+    }
+    CHECKF(worst < 0.05 && sum_err / (double)steps < 0.025,
+           "int8 activations: logits error worst %.3g mean %.3g", worst, sum_err / (double)steps);
+    CHECKF(gold_top1 * 1000 >= gold_n * 960, "int8 activations: teacher-forced top-1 = golden only %zu/%zu",
+           gold_top1, gold_n);
+    CHECKF(agree_all * 100 >= checked_all * 37,
+           "int8 activations: free-running greedy agreement %zu/%zu below 37%%", agree_all, checked_all);
 out:
     aios_decoder_free(dec);
     aios_model_free(m);
     aios_generator_free(g);
 }
+
+static void test_real_gguf_int8_budget(void) { act_budget(1); }
+/* The same for 16-bit activations (AIOS_INT8_ACT=16, mode 3: two int8 digits per value in the
+ * repacked 4-bit decode GEMV, kernels/kernels.h). */
+static void test_real_gguf_x16_budget(void) { act_budget(3); }
 
 /* The float16 KV cache's budget (aios_kv_type AIOS_KV_F16, --kv-type f16; docs/kernels.md) on the
  * real model: (1) the nine golden runs teacher-forced along the golden greedy ids, logits error
@@ -586,34 +609,49 @@ static void test_real_arrowquant_int8_budget(void) {
     const aios_tensor *wq = aios_model_tensor(m, "model.layers.0.self_attn.q_proj.weight");
     CHECK(wq && wq->dtype == AIOS_DTYPE_Q4 && wq->group_size == 32 && wq->zero_points);
     const cJSON *runs = cJSON_GetObjectItem(golden, "runs");
-    double worst = 0, sum = 0;
-    size_t steps = 0, top1 = 0, unused = 0;
-    for (const cJSON *r = runs ? runs->child : NULL; r; r = r->next) {
-        size_t np, ng;
-        int32_t *want_p = ids_of(cJSON_GetObjectItem(r, "prompt_ids"), &np);
-        int32_t *want_g = ids_of(cJSON_GetObjectItem(r, "greedy_ids"), &ng);
-        int32_t *all = malloc((np + ng) * sizeof *all);
-        if (all && ng) {
-            memcpy(all, want_p, np * sizeof *all);
-            memcpy(all + np, want_g, ng * sizeof *all);
-            paired_steps(dec, 1, dc.n_vocab, all, np, np + ng - 1, NULL, NULL, &worst, &sum, &steps, &top1, &unused,
-                         &unused);
+    for (int mode = 1; mode <= 3; mode += 2) { /* int8, then 16-bit activations */
+        double worst = 0, sum = 0;
+        size_t steps = 0, top1 = 0, unused = 0;
+        for (const cJSON *r = runs ? runs->child : NULL; r; r = r->next) {
+            size_t np, ng;
+            int32_t *want_p = ids_of(cJSON_GetObjectItem(r, "prompt_ids"), &np);
+            int32_t *want_g = ids_of(cJSON_GetObjectItem(r, "greedy_ids"), &ng);
+            int32_t *all = malloc((np + ng) * sizeof *all);
+            if (all && ng) {
+                memcpy(all, want_p, np * sizeof *all);
+                memcpy(all + np, want_g, ng * sizeof *all);
+                paired_steps(dec, mode, dc.n_vocab, all, np, np + ng - 1, NULL, NULL, &worst, &sum, &steps,
+                             &top1, &unused, &unused);
+            }
+            free(all);
+            free(want_p);
+            free(want_g);
         }
-        free(all);
-        free(want_p);
-        free(want_g);
+        printf("# ArrowQuant int4 g32 (zero points, f16 scales) with %s activations: logits error worst %.3g "
+               "mean %.3g "
+               "over %zu steps, top-1 = exact activations %zu/%zu\n",
+               mode == 3 ? "16-bit" : "int8", worst, steps ? sum / (double)steps : 0.0, steps, top1, steps);
+        CHECK(steps > 100);
+        if (mode == 3) {
+            /* 16-bit activations (test_real_gguf_x16_budget): measured 2026-12-07 (AVX2 Zen 3, the
+             * repacked int4 GEMV and the in-place int8 g32 head) worst 0.00016, mean 0.000071, top-1
+             * 270 / 270 */
+            CHECKF(worst > 0 && worst < 2e-3 && sum < 5e-4 * (double)steps,
+                   "ArrowQuant 16-bit activations: logits error worst %.3g mean %.3g", worst,
+                   sum / (double)steps);
+            CHECKF(top1 * 100 >= steps * 99, "ArrowQuant 16-bit activations: top-1 = exact only %zu/%zu",
+                   top1, steps);
+            continue;
+        }
+        /* Measured 2026-12-07 (AVX2 Zen 3, gemv_aq_i8_t): worst 0.047, mean 0.018, top-1 264 / 270 —
+         * the GGUF Q4_1 budget's own figures (0.046 / 0.0176, 262 / 270), as the same rounding of the
+         * activations should give; the bounds are that budget's with room for the worst step (the
+         * zero-point correction 2% short, a mutation, measured worst 1.04, top-1 148 / 270). */
+        CHECKF(worst < 0.06 && sum < 0.025 * (double)steps,
+               "ArrowQuant int8 activations: logits error worst %.3g mean %.3g", worst, sum / (double)steps);
+        CHECKF(top1 * 1000 >= steps * 960, "ArrowQuant int8 activations: top-1 = exact only %zu/%zu", top1,
+               steps);
     }
-    printf("# ArrowQuant int4 g32 (zero points, f16 scales) with int8 activations: logits error worst %.3g mean %.3g "
-           "over %zu steps, top-1 = exact activations %zu/%zu\n",
-           worst, steps ? sum / (double)steps : 0.0, steps, top1, steps);
-    CHECK(steps > 100);
-    /* Measured 2026-12-07 (AVX2 Zen 3, gemv_aq_i8_t): worst 0.047, mean 0.018, top-1 264 / 270 —
-     * the GGUF Q4_1 budget's own figures (0.046 / 0.0176, 262 / 270), as the same rounding of the
-     * activations should give; the bounds are that budget's with room for the worst step (the
-     * zero-point correction 2% short, a mutation, measured worst 1.04, top-1 148 / 270). */
-    CHECKF(worst < 0.06 && sum < 0.025 * (double)steps, "ArrowQuant int8 activations: logits error worst %.3g mean %.3g",
-           worst, sum / (double)steps);
-    CHECKF(top1 * 1000 >= steps * 960, "ArrowQuant int8 activations: top-1 = exact only %zu/%zu", top1, steps);
 out:
     aios_decoder_free(dec);
     aios_model_free(m);
@@ -624,6 +662,7 @@ int main(void) {
     RUN(test_real_gguf_converted);
     RUN(test_real_gguf_quantized_f16);
     RUN(test_real_gguf_int8_budget);
+    RUN(test_real_gguf_x16_budget);
     RUN(test_real_gguf_kv16_budget);
     RUN(test_real_arrowquant_int8_budget);
     cJSON_Delete(golden);

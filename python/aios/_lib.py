@@ -83,7 +83,7 @@ class TensorInfo(ctypes.Structure):
                 ("group_size", c_int32), ("symmetric", c_int)]
 
 
-INT8_ACT = {"auto": 0, "off": 1, "on": 2}  # aios_int8_act
+INT8_ACT = {"auto": 0, "off": 1, "on": 2, "16": 3}  # aios_int8_act
 
 
 class EncoderParams(ctypes.Structure):

@@ -73,11 +73,12 @@ class ArrowEngine:
         engine = aios.ArrowEngine("models/all-MiniLM-L6-v2")
         emb = engine.encode(["Hello, world!"])          # numpy float32 (1, 384)
 
-    int8_act ("auto", "on" or "off") is the int8-activation mode (docs/encode.md, docs/kernels.md):
-    for the encoder "auto" uses them for int8 weights on AVX-512 VNNI CPUs, for the generator
-    "auto" is exact float (AIOS_INT8_ACT=0/1 overrides both); "on" rounds activations to int8
-    wherever a kernel has them (faster quantized decode, 4-bit weights repacked on AVX2), "off"
-    keeps exact float arithmetic.
+    int8_act ("auto", "on", "16" or "off") is the int8-activation mode (docs/encode.md,
+    docs/kernels.md): for the encoder "auto" uses them for int8 weights on AVX-512 VNNI CPUs, for
+    the generator "auto" is exact float (AIOS_INT8_ACT=0/1/16 overrides both); "on" rounds
+    activations to int8 wherever a kernel has them (faster quantized decode, 4-bit weights
+    repacked on AVX2), "16" (generators) rounds them to 16 bits in the 4-bit decode GEMV only
+    (int8 speed within ~2e-4 of exact), "off" keeps exact float arithmetic.
 
     kv_type ("f32" or "f16") is the generator's KV cache element type: "f16" halves its memory and
     speeds decoding after long prompts (llama.cpp's default); "f32" (the default) is exact.
@@ -87,7 +88,7 @@ class ArrowEngine:
         self.path = path_arg(path, "path").decode("utf-8", "surrogateescape")
         self._bpath = path_arg(path)
         if int8_act not in _lib.INT8_ACT:
-            raise ValueError(f"int8_act must be 'auto', 'on' or 'off', not {int8_act!r}")
+            raise ValueError(f"int8_act must be 'auto', 'on', '16' or 'off', not {int8_act!r}")
         self._int8_act = _lib.INT8_ACT[int8_act]
         if kv_type not in _lib.KV_TYPE:
             raise ValueError(f"kv_type must be 'f32' or 'f16', not {kv_type!r}")

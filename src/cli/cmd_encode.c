@@ -98,6 +98,10 @@ int aios_cmd_encode(int argc, char **argv) {
             if (!aios_cli_threads("encode", argv[++i], &p.n_threads)) return 2;
         } else if (!strcmp(a, "--int8-act") && has_val) {
             if (!aios_cli_int8_act("encode", argv[++i], &p.int8_act)) return 2;
+            if (p.int8_act == AIOS_INT8_ACT_16) {
+                fprintf(stderr, "aios: encode: --int8-act: 16 is for generation models (decoding); use on, off or auto\n");
+                return 2;
+            }
         } else if ((!strcmp(a, "--batch") || !strcmp(a, "--max-length")) && has_val) {
             long long v;
             if (!aios_cli_int("encode", a, argv[++i], 1, 1000000, &v)) return 2;

@@ -156,8 +156,9 @@ int aios_cli_int8_act(const char *cmd, const char *v, aios_int8_act *out) {
     if (!strcmp(v, "auto")) *out = AIOS_INT8_ACT_AUTO;
     else if (!strcmp(v, "on")) *out = AIOS_INT8_ACT_ON;
     else if (!strcmp(v, "off")) *out = AIOS_INT8_ACT_OFF;
+    else if (!strcmp(v, "16")) *out = AIOS_INT8_ACT_16;
     else {
-        fprintf(stderr, "aios: %s: --int8-act: expected on, off or auto, got '%s'\n", cmd, v);
+        fprintf(stderr, "aios: %s: --int8-act: expected on, off, 16 or auto, got '%s'\n", cmd, v);
         return 0;
     }
     return 1;

@@ -283,7 +283,8 @@ aios_status aios_generator_open(const char *path, const aios_generator_params *p
     setup_chat(g, dir[0] ? dir : NULL);
     g->n_ctx = params->n_ctx > 0 ? params->n_ctx : AIOS_MIN(c->n_ctx_train, (int64_t)4096);
     g->kv_type = params->kv_type;
-    aios_decoder_set_int8_act(g->dec, params->int8_act == AIOS_INT8_ACT_ON ? 1 : params->int8_act == AIOS_INT8_ACT_OFF ? 0 : -1);
+    const aios_int8_act ia = params->int8_act;
+    aios_decoder_set_int8_act(g->dec, ia == AIOS_INT8_ACT_ON ? 1 : ia == AIOS_INT8_ACT_OFF ? 0 : ia == AIOS_INT8_ACT_16 ? 3 : -1);
     if ((s = aios_kv_cache_create_typed(g->dec, g->n_ctx, g->kv_type, &g->kv)) != AIOS_OK) goto fail;
     if ((s = aios_sampler_create(g->n_vocab, &g->sampler)) != AIOS_OK) goto fail;
     g->logits = malloc((size_t)g->n_vocab * sizeof(float));

@@ -64,6 +64,13 @@ int aios_kernels_int8_active(void);
  * previous mode, for restoring.  Products are dispatched on the calling thread (OpenMP workers
  * never read the mode), so a thread's mode affects no other thread. */
 int aios_kernels_int8_thread_mode(int mode);
+/* Mode 3 (AIOS_INT8_ACT=16, aios_kernels_int8_activations(3)): 16-bit activations — per 16
+ * values two int8 digits, x = (dx / 256) (256 q1 + q2), max error dx / 512 — in the decode
+ * GEMVs (1..3 token rows) of quantized weights: GGUF blocks and ArrowQuant int8 / int4 in place,
+ * 4-bit weights repacked in blocks of 8 rows through aios_matmul_packed (AVX2 code, on the AVX2
+ * and AVX-512 tiers); every other product (prefill, batches, float weights) exact float.  The
+ * calling thread's mode as aios_matmul reads it: 0, 1, 2 or 3. */
+int aios_kernels_act_mode(void);
 
 /* Dot product of two float32 vectors, as a function of the selected tier (AVX-512 / AVX2 with
  * four accumulators, or the scalar reference): for callers that call it millions of times on

@@ -51,8 +51,8 @@ struct aios_decoder {
     aios_decoder_config cfg;
     const aios_tensor *embed, *lm_head;
     aios_matmul_pack *p_head; /* (ensure_packs) */
-    int packed;               /* ensure_packs ran */
-    int int8;                 /* aios_decoder_set_int8_act: -1 the thread's / process's mode, 0 off, 1 on */
+    int packed;               /* ensure_packs ran under mode 1 or 3 (0: not yet) */
+    int int8;                 /* aios_decoder_set_int8_act: -1 the thread's / process's mode, 0 off, 1 on, 3 16-bit */
     float *final_norm;
     dec_layer *layers;
     float *inv_freq;         /* (head_dim/2) for the default length */
@@ -467,19 +467,25 @@ static aios_status bind_layer(binder *b, int64_t l, dec_layer *L) {
  * untouched).  Other tiers and dtypes get no pack (nor does AIOS_REPACK=0), and a pack that
  * cannot be made leaves the in-place kernels. */
 static void pack1(const aios_tensor *W, aios_matmul_pack **P) {
+    if (*P) return;
     if (W->dtype != AIOS_DTYPE_Q4 && W->dtype != AIOS_DTYPE_GGUF_Q4_0 && W->dtype != AIOS_DTYPE_GGUF_Q4_1) return;
     if (aios_matmul_pack_new(W, P) != AIOS_OK) aios_clear_error();
 }
 
+static int int8_enter(const aios_decoder *d);
+static void int8_leave(int prev);
 static void ensure_packs(aios_decoder *d) {
-    if (d->packed || !(d->int8 == 1 || (d->int8 < 0 && aios_kernels_int8_active()))) return;
-    d->packed = 1;
+    const int m = d->int8 >= 0 ? d->int8 : aios_kernels_act_mode();
+    if ((m != 1 && m != 3) || d->packed == 3 || d->packed == m) return;
+    d->packed = m; /* the pack is made under the mode (the AVX-512 tier packs for mode 3 only) */
+    const int prev = int8_enter(d);
     for (int64_t l = 0; l < d->cfg.n_layer; l++) {
         dec_layer *L = &d->layers[l];
         pack1(L->wq, &L->pq), pack1(L->wk, &L->pk), pack1(L->wv, &L->pv), pack1(L->wo, &L->po);
         pack1(L->wg, &L->pg), pack1(L->wu, &L->pu), pack1(L->wd, &L->pd);
     }
     pack1(d->lm_head, &d->p_head);
+    int8_leave(prev);
 }
 
 aios_status aios_decoder_create(const aios_decoder_config *cfg, aios_tensor_lookup_fn get, void *ctx, aios_decoder **out) {
@@ -884,7 +890,7 @@ static aios_status forward_compose(aios_decoder *d, aios_kv_cache *kv, const int
 }
 
 void aios_decoder_set_int8_act(aios_decoder *d, int mode) {
-    d->int8 = mode == 0 || mode == 1 ? mode : -1;
+    d->int8 = mode == 0 || mode == 1 || mode == 3 ? mode : -1;
     ensure_packs(d);
 }
 

@@ -219,7 +219,9 @@ aios_status aios_decoder_set_adapters(aios_decoder *d, struct aios_lora *const *
  * matter for arrow only.  AIOS_ERR_INVALID_ARG otherwise. */
 aios_status aios_decoder_set_router(aios_decoder *d, int router, int top_k, float temperature);
 /* This decoder's matrix products: mode 1 int8 activations wherever a kernel has them (its 4-bit
- * weights repacked now, kernels/cpu/q4x8.c), 0 exact float, -1 (the default) the calling
+ * weights repacked now, kernels/cpu/q4x8.c), 3 16-bit activations in the quantized decode GEMVs
+ * (4-bit weights repacked too) and exact float elsewhere (aios_kernels_act_mode), 0 exact float,
+ * -1 (the default) the calling
  * thread's / process's setting (aios_kernels_int8_thread_mode, AIOS_INT8_ACT).  Set as the
  * calling thread's mode around each forward; no other thread's products change. */
 void aios_decoder_set_int8_act(aios_decoder *d, int mode);

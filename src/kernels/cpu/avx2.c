@@ -566,6 +566,34 @@ static T256I void quant_x32_dv(const float *x, int8_t *q, float *dv, float *s16)
     _mm256_store_ps(dv, _mm256_set_m128(_mm_set1_ps(dx[1]), _mm_set1_ps(dx[0])));
 }
 
+/* 16-bit activations (two int8 digits, mode 3, AIOS_INT8_ACT=16): quant_x32's first digit q1
+ * and scale dx per 16 values, then the remainder r = x - q1 dx (the product rounded, then the
+ * difference) as a second digit q2 = round-half-even(r * (256 / dx)) clamped to +-127, so that
+ * x = (dx / 256) (256 q1 + q2) within dx / 512 (a 16-bit fixed point per 16 values).  dv gets the
+ * lanes' dx / 256, s16 the halves' sums of the rounded values.  Every integer kernel takes it
+ * as a second maddubs per weight vector, summed as 256 s1 + s2 in int32. */
+static T256I void quant_x32_x16(const float *x, int8_t *q, int8_t *q2, float *dv, float *s16) {
+    float dx[2];
+    quant_x32(x, q, dx, s16);
+    const float id[2] = {dx[0] != 0.0f ? 256.0f * (1.0f / dx[0]) : 0.0f, dx[1] != 0.0f ? 256.0f * (1.0f / dx[1]) : 0.0f};
+    __m256i i[4];
+    for (int k = 0; k < 4; k++) {
+        const __m256 q1 = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 8 * k))));
+        const __m256 r = _mm256_sub_ps(_mm256_loadu_ps(x + 8 * k), _mm256_mul_ps(q1, _mm256_set1_ps(dx[k / 2])));
+        i[k] = _mm256_cvtps_epi32(_mm256_mul_ps(r, _mm256_set1_ps(id[k / 2])));
+    }
+    __m256i p01 = _mm256_packs_epi32(i[0], i[1]), p23 = _mm256_packs_epi32(i[2], i[3]);
+    __m256i p = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(p01, p23), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    p = _mm256_max_epi8(p, _mm256_set1_epi8(-127)); /* |r| <= dx / 2 up to rounding: 128 at most */
+    _mm256_storeu_si256((__m256i *)q2, p);
+    int s0 = 0, s1 = 0;
+    for (int k = 0; k < 16; k++) s0 += 256 * q[k] + q2[k], s1 += 256 * q[16 + k] + q2[16 + k];
+    const float e0 = dx[0] * (1.0f / 256.0f), e1 = dx[1] * (1.0f / 256.0f);
+    s16[0] = e0 * (float)s0;
+    s16[1] = e1 * (float)s1;
+    _mm256_store_ps(dv, _mm256_set_m128(_mm_set1_ps(e1), _mm_set1_ps(e0)));
+}
+
 /* Values 32c .. 32c + 31 of block b as their stored unsigned fields (gguf_chunk without the
  * fixed offsets: Q4_0's 8, Q5_0's 16; Q4_1, Q5_1, Q2_K, Q4_K, Q5_K store them unsigned) for
  * maddubs(u, qx) without sign operations — at most 31 x 127 x 2 per int16 pair, no saturation. */
@@ -579,7 +607,7 @@ static T256I __m256i gguf_uchunk(aios_dtype dt, const uint8_t *b, int c) {
 }
 
 static T256I void gemv_gguf_i8_t(float *y, int64_t ldy, const float *x, int64_t ldx, const aios_tensor *W, int64_t r0,
-                                 int64_t r1, const aios_dtype DT, const int NT) {
+                                 int64_t r1, const aios_dtype DT, const int NT, const int X16) {
     int blk = 32, bytes = 0;
     aios_gguf_block(DT, &blk, &bytes);
     const int64_t n_in = W->shape[1], row_bytes = n_in / blk * bytes;
@@ -591,14 +619,16 @@ static T256I void gemv_gguf_i8_t(float *y, int64_t ldy, const float *x, int64_t 
     const int sgn = DT == AIOS_DTYPE_GGUF_Q8_0 || DT == AIOS_DTYPE_GGUF_Q3_K || DT == AIOS_DTYPE_GGUF_Q6_K;
     const float off = DT == AIOS_DTYPE_GGUF_Q4_0 ? 8.0f : DT == AIOS_DTYPE_GGUF_Q5_0 ? 16.0f : 0.0f;
     int8_t xq[3][GGUF_XCOLS] __attribute__((aligned(32)));
-    float dv[3][GGUF_XCOLS / 4] __attribute__((aligned(32))); /* per 32 values: dx of each int32 lane */
+    int8_t xq2[3][GGUF_XCOLS] __attribute__((aligned(32)));   /* 16-bit activations: the second digits */
+    float dv[3][GGUF_XCOLS / 4] __attribute__((aligned(32))); /* per 32 values: dx (16-bit: dx / 256) of each int32 lane */
     float xs[3][GGUF_XCOLS / 16], xs32[3][GGUF_XCOLS / 32];
-    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i ones = _mm256_set1_epi16(1), c256 = _mm256_set1_epi16(256);
     for (int64_t c0 = 0; c0 < n_in; c0 += GGUF_XCOLS) {
         const int64_t nc = AIOS_MIN(GGUF_XCOLS, n_in - c0), nb = nc / blk;
         for (int t = 0; t < NT; t++)
             for (int64_t g = 0; g < nc / 32; g++) {
-                quant_x32_dv(x + t * ldx + c0 + 32 * g, xq[t] + 32 * g, dv[t] + 8 * g, &xs[t][2 * g]);
+                if (X16) quant_x32_x16(x + t * ldx + c0 + 32 * g, xq[t] + 32 * g, xq2[t] + 32 * g, dv[t] + 8 * g, &xs[t][2 * g]);
+                else quant_x32_dv(x + t * ldx + c0 + 32 * g, xq[t] + 32 * g, dv[t] + 8 * g, &xs[t][2 * g]);
                 xs32[t][g] = xs[t][2 * g] + xs[t][2 * g + 1];
             }
         for (int64_t r = r0; r < r1; r++) {
@@ -621,8 +651,13 @@ static T256I void gemv_gguf_i8_t(float *y, int64_t ldy, const float *x, int64_t 
                     for (int t = 0; t < NT; t++) {
                         const __m256i xv = _mm256_load_si256((const __m256i *)(xq[t] + 32 * g));
                         const __m256i p16 = sgn ? _mm256_maddubs_epi16(aq, _mm256_sign_epi8(xv, q)) : _mm256_maddubs_epi16(q, xv);
-                        a[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones)),
-                                               _mm256_mul_ps(sv, _mm256_load_ps(dv[t] + 8 * g)), a[t]);
+                        __m256i i32;
+                        if (X16) { /* 256 (first digits' sum) + second digits' sum: < 2^25 per lane */
+                            const __m256i x2 = _mm256_load_si256((const __m256i *)(xq2[t] + 32 * g));
+                            const __m256i p2 = sgn ? _mm256_maddubs_epi16(aq, _mm256_sign_epi8(x2, q)) : _mm256_maddubs_epi16(q, x2);
+                            i32 = _mm256_add_epi32(_mm256_madd_epi16(p16, c256), _mm256_madd_epi16(p2, ones));
+                        } else i32 = _mm256_madd_epi16(p16, ones);
+                        a[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i32), _mm256_mul_ps(sv, _mm256_load_ps(dv[t] + 8 * g)), a[t]);
                         if (has_min && DT == AIOS_DTYPE_GGUF_Q2_K)
                             ms[t] += S.m[2 * c] * xs[t][2 * g] + S.m[2 * c + 1] * xs[t][2 * g + 1];
                         else if (has_min) ms[t] += S.m[2 * c] * xs32[t][g];
@@ -635,29 +670,41 @@ static T256I void gemv_gguf_i8_t(float *y, int64_t ldy, const float *x, int64_t 
     }
 }
 
-#define GGUF_NT_I8(DT)                                                      \
-    case DT:                                                                \
-        if (nt == 1) gemv_gguf_i8_t(y, ldy, x, ldx, W, r0, r1, DT, 1);      \
-        else if (nt == 2) gemv_gguf_i8_t(y, ldy, x, ldx, W, r0, r1, DT, 2); \
-        else gemv_gguf_i8_t(y, ldy, x, ldx, W, r0, r1, DT, 3);              \
+#define GGUF_NT_I8(DT)                                                                \
+    case DT:                                                                          \
+        if (nt == 1) gemv_gguf_i8_t(y, ldy, x, ldx, W, r0, r1, DT, 1, GGUF_X16);      \
+        else if (nt == 2) gemv_gguf_i8_t(y, ldy, x, ldx, W, r0, r1, DT, 2, GGUF_X16); \
+        else gemv_gguf_i8_t(y, ldy, x, ldx, W, r0, r1, DT, 3, GGUF_X16);              \
         break;
 
+#define GGUF_I8_TYPES                    \
+    switch (W->dtype) {                  \
+        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q4_0) \
+        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q4_1) \
+        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q5_0) \
+        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q5_1) \
+        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q8_0) \
+        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q2_K) \
+        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q3_K) \
+        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q4_K) \
+        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q5_K) \
+        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q6_K) \
+    default: break;                      \
+    }
+
+#define GGUF_X16 0
 T256 void aios__gemv_gguf_i8_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
                                   int64_t r0, int64_t r1) {
-    switch (W->dtype) {
-        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q4_0)
-        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q4_1)
-        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q5_0)
-        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q5_1)
-        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q8_0)
-        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q2_K)
-        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q3_K)
-        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q4_K)
-        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q5_K)
-        GGUF_NT_I8(AIOS_DTYPE_GGUF_Q6_K)
-    default: break;
-    }
+    GGUF_I8_TYPES
 }
+#undef GGUF_X16
+/* The same with 16-bit activations (quant_x32_x16; mode 3, AIOS_INT8_ACT=16). */
+#define GGUF_X16 1
+T256 void aios__gemv_gguf_x16_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
+                                   int64_t r0, int64_t r1) {
+    GGUF_I8_TYPES
+}
+#undef GGUF_X16
 
 /* ArrowQuant int8 / int4 with int8 activations (AIOS_INT8_ACT=1; the VNNI version is
  * gemv_aq_vnni_t in qdot_avx512.c): groups of a multiple of 32 columns within a row, or one
@@ -675,12 +722,14 @@ T256 void aios__gemv_gguf_i8_avx2(float *y, int64_t ldy, const float *x, int64_t
 
 typedef struct {
     int8_t q[3][AQ_XCOLS] __attribute__((aligned(32)));
+    int8_t q2[3][AQ_XCOLS] __attribute__((aligned(32))); /* 16-bit activations: the second digits */
     float dv[3][AQ_XCOLS / 4] __attribute__((aligned(32))); /* per 32 columns: dx of each int32 lane */
     float gx[3][AQ_XCOLS / 32];                             /* per group of the pass: sum dx qx */
 } aq_pass;
 
 /* Rounds nc (% 32 == 0) columns of NT token rows; group sums over runs of ge columns. */
-static T256I void aq_quant(aq_pass *P, const float *x, int64_t ldx, int64_t nc, int64_t ge, const int q4, const int NT) {
+static T256I void aq_quant(aq_pass *P, const float *x, int64_t ldx, int64_t nc, int64_t ge, const int q4, const int NT,
+                           const int X16) {
     const __m256i evod = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15, 0, 2, 4, 6, 8, 10, 12,
                                           14, 1, 3, 5, 7, 9, 11, 13, 15);
     for (int t = 0; t < NT; t++) {
@@ -688,10 +737,15 @@ static T256I void aq_quant(aq_pass *P, const float *x, int64_t ldx, int64_t nc, 
         for (int64_t c = 0; c < nc; c += 32) {
             float s16[2], *dv = P->dv[t] + c / 4;
             int8_t *q = P->q[t] + c;
-            quant_x32_dv(x + t * ldx + c, q, dv, s16);
+            if (X16) quant_x32_x16(x + t * ldx + c, q, P->q2[t] + c, dv, s16);
+            else quant_x32_dv(x + t * ldx + c, q, dv, s16);
             if (q4) { /* [even columns 0-14, 16-30 | odd 1-15, 17-31]: lanes dx0 dx0 dx1 dx1, twice */
                 __m256i v = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)q), evod);
                 _mm256_store_si256((__m256i *)q, _mm256_permute4x64_epi64(v, 0xD8));
+                if (X16) {
+                    v = _mm256_shuffle_epi8(_mm256_loadu_si256((const __m256i *)(P->q2[t] + c)), evod);
+                    _mm256_store_si256((__m256i *)(P->q2[t] + c), _mm256_permute4x64_epi64(v, 0xD8));
+                }
                 _mm256_store_ps(dv, _mm256_permutevar8x32_ps(_mm256_load_ps(dv), _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7)));
             }
             gsum += s16[0] + s16[1];
@@ -701,7 +755,7 @@ static T256I void aq_quant(aq_pass *P, const float *x, int64_t ldx, int64_t nc, 
 }
 
 static T256I void gemv_aq_i8_t(float *y, int64_t ldy, const float *x, int64_t ldx, const aios_tensor *W, int64_t r0,
-                               int64_t r1, const aios_dtype DT, const int NT, const int zp, const int G32) {
+                               int64_t r1, const aios_dtype DT, const int NT, const int zp, const int G32, const int X16) {
     const int64_t n_in = W->shape[1], G = W->group_size, gpr = G > 0 ? n_in / G : 1;
     const int q4 = DT == AIOS_DTYPE_Q4, f16 = W->scale_dtype == AIOS_DTYPE_F16;
     const size_t ssz = f16 ? 2 : 4;
@@ -710,12 +764,12 @@ static T256I void gemv_aq_i8_t(float *y, int64_t ldy, const float *x, int64_t ld
     const int64_t row_bytes = q4 ? n_in / 2 : n_in, cb = q4 ? 16 : 32; /* bytes per 32 columns */
     /* a pass is whole groups; one scale per row (G == 0): the pass is the group */
     const int64_t P = G > 0 ? AQ_XCOLS / G * G : AQ_XCOLS;
-    const __m256i ones = _mm256_set1_epi16(1), nib = _mm256_set1_epi8(0x0F);
+    const __m256i ones = _mm256_set1_epi16(1), c256 = _mm256_set1_epi16(256), nib = _mm256_set1_epi8(0x0F);
     aq_pass X;
     float sd[GQ_CB] __attribute__((aligned(32))), zd[GQ_CB] __attribute__((aligned(32)));
     for (int64_t c0 = 0; c0 < n_in; c0 += P) {
         const int64_t nc = AIOS_MIN(P, n_in - c0), ge = G > 0 ? G : nc, ng = nc / ge, cpg = ge / 32;
-        aq_quant(&X, x + c0, ldx, nc, ge, q4, NT);
+        aq_quant(&X, x + c0, ldx, nc, ge, q4, NT, X16);
         for (int64_t r = r0; r < r1; r++) {
             const uint8_t *rp = raw + (size_t)(r * row_bytes + (q4 ? c0 / 2 : c0));
             __m256 acc[3];
@@ -749,7 +803,13 @@ static T256I void gemv_aq_i8_t(float *y, int64_t ldy, const float *x, int64_t ld
                         for (int t = 0; t < NT; t++) {
                             const __m256i xq = _mm256_load_si256((const __m256i *)(X.q[t] + 32 * ch));
                             const __m256i p16 = q4 ? _mm256_maddubs_epi16(w, xq) : _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xq, w));
-                            const __m256 f = _mm256_cvtepi32_ps(_mm256_madd_epi16(p16, ones));
+                            __m256i i32 = _mm256_madd_epi16(p16, X16 ? c256 : ones);
+                            if (X16) { /* + the second digits' sums (16-bit activations) */
+                                const __m256i x2 = _mm256_load_si256((const __m256i *)(X.q2[t] + 32 * ch));
+                                const __m256i p2 = q4 ? _mm256_maddubs_epi16(w, x2) : _mm256_maddubs_epi16(aw, _mm256_sign_epi8(x2, w));
+                                i32 = _mm256_add_epi32(i32, _mm256_madd_epi16(p2, ones));
+                            }
+                            const __m256 f = _mm256_cvtepi32_ps(i32);
                             const __m256 dv = _mm256_load_ps(X.dv[t] + 8 * ch);
                             if (G32) acc[t] = _mm256_fmadd_ps(f, _mm256_mul_ps(dv, vs), acc[t]); /* one chunk per group */
                             else b[t] = _mm256_fmadd_ps(f, dv, b[t]);
@@ -780,26 +840,35 @@ int aios__gemv_q_i8_avx2_ok(const aios_tensor *W) {
 }
 
 /* zero points and groups of exactly 32 columns: constants of each instance */
-#define AQ_I8(DT, NT)                                                                        \
-    do {                                                                                     \
-        const int g32 = W->group_size == 32;                                                 \
-        if (W->zero_points && g32) gemv_aq_i8_t(y, ldy, x, ldx, W, r0, r1, DT, NT, 1, 1);     \
-        else if (W->zero_points) gemv_aq_i8_t(y, ldy, x, ldx, W, r0, r1, DT, NT, 1, 0);      \
-        else if (g32) gemv_aq_i8_t(y, ldy, x, ldx, W, r0, r1, DT, NT, 0, 1);                 \
-        else gemv_aq_i8_t(y, ldy, x, ldx, W, r0, r1, DT, NT, 0, 0);                          \
+#define AQ_I8(DT, NT, X16)                                                                    \
+    do {                                                                                      \
+        const int g32 = W->group_size == 32;                                                  \
+        if (W->zero_points && g32) gemv_aq_i8_t(y, ldy, x, ldx, W, r0, r1, DT, NT, 1, 1, X16); \
+        else if (W->zero_points) gemv_aq_i8_t(y, ldy, x, ldx, W, r0, r1, DT, NT, 1, 0, X16);  \
+        else if (g32) gemv_aq_i8_t(y, ldy, x, ldx, W, r0, r1, DT, NT, 0, 1, X16);             \
+        else gemv_aq_i8_t(y, ldy, x, ldx, W, r0, r1, DT, NT, 0, 0, X16);                      \
+    } while (0)
+#define AQ_I8_NT(X16)                                       \
+    do {                                                    \
+        if (W->dtype == AIOS_DTYPE_Q8) {                    \
+            if (nt == 1) AQ_I8(AIOS_DTYPE_Q8, 1, X16);      \
+            else if (nt == 2) AQ_I8(AIOS_DTYPE_Q8, 2, X16); \
+            else AQ_I8(AIOS_DTYPE_Q8, 3, X16);              \
+        } else {                                            \
+            if (nt == 1) AQ_I8(AIOS_DTYPE_Q4, 1, X16);      \
+            else if (nt == 2) AQ_I8(AIOS_DTYPE_Q4, 2, X16); \
+            else AQ_I8(AIOS_DTYPE_Q4, 3, X16);              \
+        }                                                   \
     } while (0)
 
 T256 void aios__gemv_q_i8_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
                                int64_t r0, int64_t r1) {
-    if (W->dtype == AIOS_DTYPE_Q8) {
-        if (nt == 1) AQ_I8(AIOS_DTYPE_Q8, 1);
-        else if (nt == 2) AQ_I8(AIOS_DTYPE_Q8, 2);
-        else AQ_I8(AIOS_DTYPE_Q8, 3);
-    } else {
-        if (nt == 1) AQ_I8(AIOS_DTYPE_Q4, 1);
-        else if (nt == 2) AQ_I8(AIOS_DTYPE_Q4, 2);
-        else AQ_I8(AIOS_DTYPE_Q4, 3);
-    }
+    AQ_I8_NT(0);
+}
+/* The same with 16-bit activations (quant_x32_x16; mode 3, AIOS_INT8_ACT=16). */
+T256 void aios__gemv_q_x16_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
+                                int64_t r0, int64_t r1) {
+    AQ_I8_NT(1);
 }
 
 /* 4-bit weights repacked in blocks of 8 rows (q4x8.c) x int8 activations (AIOS_INT8_ACT=1):
@@ -819,13 +888,13 @@ static T256I __m256i bcast4(const int8_t *q) {
 }
 
 static T256I void gemv_q4x8_t(float *y, int64_t ldy, const float *x, int64_t ldx, const struct aios_matmul_pack *P,
-                              int64_t r0, int64_t r1, const int NT, const int MIN) {
+                              int64_t r0, int64_t r1, const int NT, const int MIN, const int X16) {
     const int64_t n_in = P->n_in, nb = n_in / 32;
     aq_pass X; /* per 32 columns: q, the lanes' dx (dv[8b] = dx of the first 16, dv[8b + 4] the second's), gx */
-    const __m256i ones = _mm256_set1_epi16(1), nib = _mm256_set1_epi8(0x0F);
+    const __m256i ones = _mm256_set1_epi16(1), c256 = _mm256_set1_epi16(256), nib = _mm256_set1_epi8(0x0F);
     for (int64_t c0 = 0; c0 < n_in; c0 += AQ_XCOLS) {
         const int64_t nc = AIOS_MIN(AQ_XCOLS, n_in - c0);
-        aq_quant(&X, x + c0, ldx, nc, 32, 0, NT);
+        aq_quant(&X, x + c0, ldx, nc, 32, 0, NT, X16);
         for (int64_t r = r0; r < r1; r += 8) {
             const uint8_t *blk = P->q4 + (size_t)((r / 8) * nb + c0 / 32) * Q4X8_BYTES;
             __m256 acc[3], macc[3];
@@ -852,10 +921,22 @@ static T256I void gemv_q4x8_t(float *y, int64_t ldy, const float *x, int64_t ldx
                         s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(lo[k], bcast4(q + 4 * k)));
                         s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(hi[k], bcast4(q + 16 + 4 * k)));
                     }
-                    const __m256 f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s1, ones)),
-                                                     _mm256_set1_ps(X.dv[t][8 * b + 4]),
-                                                     _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_madd_epi16(s0, ones)),
-                                                                   _mm256_set1_ps(X.dv[t][8 * b])));
+                    __m256i i0, i1;
+                    if (X16) { /* the second digits' sums; 256 s + u per row in int32 (< 2^23) */
+                        const int8_t *q2 = X.q2[t] + 32 * b;
+                        __m256i u0 = _mm256_maddubs_epi16(lo[0], bcast4(q2)), u1 = _mm256_maddubs_epi16(hi[0], bcast4(q2 + 16));
+                        for (int k = 1; k < 4; k++) {
+                            u0 = _mm256_add_epi16(u0, _mm256_maddubs_epi16(lo[k], bcast4(q2 + 4 * k)));
+                            u1 = _mm256_add_epi16(u1, _mm256_maddubs_epi16(hi[k], bcast4(q2 + 16 + 4 * k)));
+                        }
+                        i0 = _mm256_add_epi32(_mm256_madd_epi16(s0, c256), _mm256_madd_epi16(u0, ones));
+                        i1 = _mm256_add_epi32(_mm256_madd_epi16(s1, c256), _mm256_madd_epi16(u1, ones));
+                    } else {
+                        i0 = _mm256_madd_epi16(s0, ones);
+                        i1 = _mm256_madd_epi16(s1, ones);
+                    }
+                    const __m256 f = _mm256_fmadd_ps(_mm256_cvtepi32_ps(i1), _mm256_set1_ps(X.dv[t][8 * b + 4]),
+                                                     _mm256_mul_ps(_mm256_cvtepi32_ps(i0), _mm256_set1_ps(X.dv[t][8 * b])));
                     acc[t] = _mm256_fmadd_ps(f, d, acc[t]);
                     macc[t] = MIN ? _mm256_fmadd_ps(m, _mm256_set1_ps(X.gx[t][b]), macc[t])
                                   : _mm256_fnmadd_ps(m, _mm256_set1_ps(X.gx[t][b]), macc[t]);
@@ -870,17 +951,19 @@ static T256I void gemv_q4x8_t(float *y, int64_t ldy, const float *x, int64_t ldx
     }
 }
 
+#define Q4X8_NT(MIN, X16)                                                      \
+    do {                                                                       \
+        if (nt == 1) gemv_q4x8_t(y, ldy, x, ldx, P, r0, r1, 1, MIN, X16);      \
+        else if (nt == 2) gemv_q4x8_t(y, ldy, x, ldx, P, r0, r1, 2, MIN, X16); \
+        else gemv_q4x8_t(y, ldy, x, ldx, P, r0, r1, 3, MIN, X16);              \
+    } while (0)
+
 T256 void aios__gemv_q4x8_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt,
-                               const struct aios_matmul_pack *P, int64_t r0, int64_t r1) {
-    if (P->q4_min) {
-        if (nt == 1) gemv_q4x8_t(y, ldy, x, ldx, P, r0, r1, 1, 1);
-        else if (nt == 2) gemv_q4x8_t(y, ldy, x, ldx, P, r0, r1, 2, 1);
-        else gemv_q4x8_t(y, ldy, x, ldx, P, r0, r1, 3, 1);
-    } else {
-        if (nt == 1) gemv_q4x8_t(y, ldy, x, ldx, P, r0, r1, 1, 0);
-        else if (nt == 2) gemv_q4x8_t(y, ldy, x, ldx, P, r0, r1, 2, 0);
-        else gemv_q4x8_t(y, ldy, x, ldx, P, r0, r1, 3, 0);
-    }
+                               const struct aios_matmul_pack *P, int64_t r0, int64_t r1, int x16) {
+    if (P->q4_min && x16) Q4X8_NT(1, 1);
+    else if (P->q4_min) Q4X8_NT(1, 0);
+    else if (x16) Q4X8_NT(0, 1);
+    else Q4X8_NT(0, 0);
 }
 
 /* Dequantization of whole blocks with the same unpacking, bit-identical to the reference

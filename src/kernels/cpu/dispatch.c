@@ -295,24 +295,30 @@ static int use_blas(const aios_tensor *W, int64_t T) {
  * Spearman points).  Off by default for the process: the decoder fixtures' top-1 budget
  * (llada-tiny 0.94 < 0.95, docs/kernels.md).  The mode is read once per aios_matmul on the
  * calling thread, before any OpenMP region: worker threads never read it. */
-static int g_int8_act = -2; /* -2 not read yet, -1 not given, 0 / 1 */
+static int g_int8_act = -2; /* -2 not read yet, -1 not given, 0 / 1 / 3 (AIOS_INT8_ACT=16) */
 static _Thread_local int t_int8_mode = -1;
-void aios_kernels_int8_activations(int on) { g_int8_act = on < 0 ? -2 : on ? 1 : 0; }
+void aios_kernels_int8_activations(int on) { g_int8_act = on < 0 ? -2 : on == 3 ? 3 : on ? 1 : 0; }
 int aios_kernels_int8_setting(void) {
     if (g_int8_act == -2) {
         const char *e = getenv("AIOS_INT8_ACT");
-        g_int8_act = e && !strcmp(e, "1") ? 1 : e && !strcmp(e, "0") ? 0 : -1;
+        g_int8_act = e && !strcmp(e, "1") ? 1 : e && !strcmp(e, "0") ? 0 : e && !strcmp(e, "16") ? 3 : -1;
     }
     return g_int8_act;
 }
 int aios_kernels_int8_thread_mode(int mode) {
     int prev = t_int8_mode;
-    t_int8_mode = mode >= 0 && mode <= 2 ? mode : -1;
+    t_int8_mode = mode >= 0 && mode <= 3 ? mode : -1;
     return prev;
 }
-/* 0 exact, 1 int8 wherever a kernel has it, 2 only in the per-group VNNI GEMM */
-static int int8_mode(void) { return t_int8_mode >= 0 ? t_int8_mode : aios_kernels_int8_setting() == 1; }
+/* 0 exact, 1 int8 wherever a kernel has it, 2 only in the per-group VNNI GEMM, 3 16-bit
+ * activations in the quantized decode GEMVs (exact everywhere else; kernels.h) */
+static int int8_mode(void) {
+    if (t_int8_mode >= 0) return t_int8_mode;
+    const int g = aios_kernels_int8_setting();
+    return g == 1 || g == 3 ? g : 0;
+}
 int aios_kernels_int8_active(void) { return int8_mode() == 1; }
+int aios_kernels_act_mode(void) { return int8_mode(); }
 
 /* Token rows from which the packed GEMM takes over from the dot-product tiles
  * (AIOS_GEMM_MIN_ROWS overrides, for measuring; 0 turns the GEMM off). */
@@ -375,7 +381,7 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
         aios__start_at_bias(y, bias, T, n_out);
         return AIOS_OK;
     }
-    const int i8 = int8_mode();
+    const int mode = int8_mode(), i8 = mode % 3; /* mode 3 (16-bit activations): the decode GEMVs only */
 #ifdef AIOS_HAVE_BLAS
     if (use_blas(W, T)) {
         aios__start_at_bias(y, bias, T, n_out);
@@ -406,6 +412,12 @@ aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const fl
             ? K->gemv_f
             : NULL;
 #if defined(__x86_64__)
+    /* 16-bit activations (mode 3): the AVX2 integer GEMVs with two int8 digits per value, for
+     * the GGUF blocks and ArrowQuant int8 / int4 (the AVX-512 tier runs the AVX2 code) */
+    if (mode == 3 && T <= 3 && (K == &aios__tier_avx2 || K == &aios__tier_avx512)) {
+        if (gguf) gemv = aios__gemv_gguf_x16_avx2;
+        else if ((W->dtype == AIOS_DTYPE_Q8 || W->dtype == AIOS_DTYPE_Q4) && aios__gemv_q_i8_avx2_ok(W)) gemv = aios__gemv_q_x16_avx2;
+    }
     /* Batched decode steps (4..16 rows) on GGUF blocks: each weight chunk decoded once for all
      * rows.  Not under int8 activations: their free-running greedy budget (test_gguf_real) was
      * set on the staging tiles' / GEMM's sums for short prompts, and this kernel's order of sums
@@ -478,7 +490,9 @@ aios_status aios_matmul_pack_new(const aios_tensor *W, aios_matmul_pack **out) {
     AIOS_TRY(aios__check_weight(W, "matmul_pack"));
     const aios__ktier *K = tier();
 #if defined(__x86_64__)
-    if (K == &aios__tier_avx2 && aios__q4x8_ok(W)) { /* for the int8-activation decode GEMV */
+    /* for the int8 / 16-bit-activation decode GEMV (AVX2 code; the AVX-512 tier has its own
+     * int8 kernels in place and takes the pack for 16-bit activations only) */
+    if ((K == &aios__tier_avx2 || (K == &aios__tier_avx512 && int8_mode() == 3)) && aios__q4x8_ok(W)) {
         const char *e = getenv("AIOS_REPACK"); /* AIOS_REPACK=0: no pack, the in-place kernels */
         if (e && !strcmp(e, "0")) return AIOS_OK;
         aios_matmul_pack *P = calloc(1, sizeof *P);
@@ -508,23 +522,30 @@ aios_status aios_matmul_packed(float *y, const float *x, const aios_tensor *W, c
                                const float *bias, int64_t T) {
     const aios__ktier *K = tier();
 #if defined(__x86_64__)
-    /* 4-bit W in blocks of 8 rows: the decode GEMV (1..3 token rows) with int8 activations */
+    /* 4-bit W in blocks of 8 rows: the decode GEMV (1..3 token rows) with int8 (the AVX2 tier)
+     * or 16-bit activations */
     if (P && P->q4) {
+        const int mode = int8_mode();
         if (P->K != K || P->wdata != W->data || W->ndim != 2 || W->shape[0] != P->n_out || W->shape[1] != P->n_in ||
-            T < 1 || T > 3 || int8_mode() != 1)
+            T < 1 || T > 3 || !((mode == 1 && K == &aios__tier_avx2) || mode == 3))
             return aios_matmul(y, x, W, bias, T);
         const int64_t n_out = W->shape[0], n_in = W->shape[1], n8 = n_out / 8 * 8;
         const int nth = threads_for((double)T * (double)n_out * (double)n_in);
         aios__start_at_bias(y, bias, T, n_out);
         const int64_t per = gemv_range(n8, nth), nr = (n8 + per - 1) / per;
-        if (nth == 1) aios__gemv_q4x8_avx2(y, n_out, x, n_in, (int)T, P, 0, n8);
+        const int x16 = mode == 3;
+        if (nth == 1)
+            aios__gemv_q4x8_avx2(y, n_out, x, n_in, (int)T, P, 0, n8, x16);
         else {
 #pragma omp parallel for num_threads(nth) schedule(dynamic, 1)
             for (int64_t i = 0; i < nr; i++)
-                aios__gemv_q4x8_avx2(y, n_out, x, n_in, (int)T, P, i * per, AIOS_MIN(n8, (i + 1) * per));
+                aios__gemv_q4x8_avx2(y, n_out, x, n_in, (int)T, P, i * per, AIOS_MIN(n8, (i + 1) * per), x16);
         }
-        if (n8 < n_out) /* the last rows, in place */
-            (aios_gguf_block(W->dtype, NULL, NULL) ? K->gemv_gguf_i8 : K->gemv_q_i8)(y, n_out, x, n_in, (int)T, W, n8, n_out);
+        if (n8 < n_out) { /* the last rows, in place */
+            const int gguf = aios_gguf_block(W->dtype, NULL, NULL) != 0;
+            (gguf ? (x16 ? aios__gemv_gguf_x16_avx2 : K->gemv_gguf_i8)
+                  : (x16 ? aios__gemv_q_x16_avx2 : K->gemv_q_i8))(y, n_out, x, n_in, (int)T, W, n8, n_out);
+        }
         return AIOS_OK;
     }
 #endif

@@ -83,6 +83,8 @@ void aios__gemv_gguf_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, in
 void aios__deq_gguf_avx2(float *out, const aios_tensor *W, int64_t row, int64_t c0, int64_t n);
 void aios__gemv_gguf_i8_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
                              int64_t r0, int64_t r1);
+void aios__gemv_gguf_x16_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt,
+                              const aios_tensor *W, int64_t r0, int64_t r1);
 /* The batched decode GEMV on GGUF block weights (gemv_multi.h): gemv_gguf's contract for nt
  * 1..16 token rows, each 4-row x 1024-column weight chunk decoded once (exact float32 values)
  * into L1 and applied to every row.  dispatch.c sends T 4..AIOS_MULTI_MAX_ROWS here. */
@@ -106,6 +108,10 @@ void aios__gemv_q_i8_512(float *y, int64_t ldy, const float *x, int64_t ldx, int
 int aios__gemv_q_i8_avx2_ok(const aios_tensor *W);
 void aios__gemv_q_i8_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
                           int64_t r0, int64_t r1);
+/* aios__gemv_q_i8_avx2 with 16-bit activations (mode 3: per 16 values two int8 digits,
+ * quant_x32_x16 in avx2.c); aios__gemv_gguf_x16_avx2 is the same for the GGUF GEMV */
+void aios__gemv_q_x16_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
+                           int64_t r0, int64_t r1);
 #endif
 /* The scalar reference of the int8-activation decode GEMV (qdot_ref.c): the same rounding of x
  * and the same integer dot products per 16 / 32 values, for GGUF blocks and grouped int8 / int4
@@ -151,8 +157,8 @@ struct aios_matmul_pack {
 int aios__q4x8_ok(const aios_tensor *W);
 aios_status aios__q4x8_pack(const aios_tensor *W, uint8_t **out);
 #if defined(__x86_64__)
-void aios__gemv_q4x8_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const struct aios_matmul_pack *P,
-                          int64_t r0, int64_t r1);
+void aios__gemv_q4x8_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt,
+                          const struct aios_matmul_pack *P, int64_t r0, int64_t r1, int x16);
 #endif
 aios_status aios__gemm_pack_new(const aios__ktier *K, const aios_tensor *W, struct aios_matmul_pack **out);
 /* aios__gemm with W's panels from P (made for K and W). */
