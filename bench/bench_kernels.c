@@ -259,28 +259,31 @@ static uint16_t *g32_f16(aios_tensor *W, int zp) {
     return s16;
 }
 
-/* `dec`: the int8-activation decode GEMVs (aios_kernels_int8_activations(1), T 1 and 2) at SmolLM2-135M's
- * shapes for the grouped types a decode reads: GGUF Q4_0 / Q8_0 blocks and ArrowQuant int4 / int8 in
- * groups of 32 with f16 scales (int4 asymmetric: f16 zero points), and Q4_0 / int4 g32 repacked in blocks of
- * 8 rows (aios_matmul_pack_new, the AVX2 tier), microseconds per call. */
+/* `dec`: the decode GEMVs (T 1 and 2) at SmolLM2-135M's shapes for the grouped types a decode reads:
+ * GGUF Q4_0 / Q8_0 blocks and ArrowQuant int4 / int8 in groups of 32 with f16 scales (int4 asymmetric:
+ * f16 zero points), and Q4_0 / int4 g32 repacked in blocks of 8 rows (aios_matmul_pack_new), with int8,
+ * 16-bit (mode 3) and exact float activations, microseconds per call. */
 static int bench_dec(void) {
     static const struct { const char *what; int64_t n_out, n_in; } shapes[] = {
         {"q/o 576x576", 576, 576}, {"up 1536x576", 1536, 576}, {"down 576x1536", 576, 1536}, {"head 49152x576", 49152, 576}};
-    static const char *dn[] = {"Q4_0",      "Q8_0",     "int4g32",  "int8g32",  "Q4_0 pack",
-                               "int4 pack", "Q4_0 x16", "int4 x16", "Q4_0 f32", "int4 f32"};
-    enum { ND = sizeof dn / sizeof dn[0] };
+    /* columns: weight (0 Q4_0, 1 Q8_0, 2 int4 g32, 3 int8 g32), activation mode (1 int8, 3 16-bit, 0 exact
+     * float), repacked in blocks of 8 rows (aios_matmul_pack_new) */
+    static const struct { const char *name; int d, mode, pack; } col[] = {
+        {"Q4_0", 0, 1, 0},      {"Q8_0", 1, 1, 0},      {"int4g32", 2, 1, 0},  {"int8g32", 3, 1, 0},
+        {"Q4_0 pack", 0, 1, 1}, {"int4 pack", 2, 1, 1}, {"Q4_0 x16", 0, 3, 1}, {"int4 x16", 2, 3, 1},
+        {"Q8_0 x16", 1, 3, 0},  {"int8 x16", 3, 3, 0},  {"Q4_0 f32", 0, 0, 0}, {"int4 f32", 2, 0, 0},
+        {"Q8_0 f32", 1, 0, 0}};
+    enum { ND = sizeof col / sizeof col[0] };
     for (int T = 1; T <= 2; T++) {
         printf("T %d, us per call%-6s", T, "");
-        for (int d = 0; d < ND; d++) printf(" %10s", dn[d]);
+        for (int c = 0; c < ND; c++) printf(" %10s", col[c].name);
         printf("\n");
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             const int64_t n_out = shapes[s].n_out, n_in = shapes[s].n_in;
             printf("%-22s", shapes[s].what);
-            for (int dd = 0; dd < ND; dd++) {
-                /* 4, 5: Q4_0 / int4 g32 repacked (aios_matmul_pack_new); 6, 7: the packs with 16-bit
-                 * activations (mode 3); 8, 9: exact float activations, in place */
-                const int d = dd < 4 ? dd : dd % 2 == 0 ? 0 : 2;
-                aios_kernels_int8_activations(dd >= 8 ? 0 : dd >= 6 ? 3 : 1);
+            for (int c = 0; c < ND; c++) {
+                const int d = col[c].d;
+                aios_kernels_int8_activations(col[c].mode);
                 aios_tensor W;
                 void *buf = NULL;
                 float *sc = NULL;
@@ -291,7 +294,7 @@ static int bench_dec(void) {
                     s16 = g32_f16(&W, d == 2);
                 }
                 aios_matmul_pack *P = NULL;
-                if (dd >= 4 && dd < 8 && aios_matmul_pack_new(&W, &P) != AIOS_OK) return 1;
+                if (col[c].pack && aios_matmul_pack_new(&W, &P) != AIOS_OK) return 1;
                 g_pack = P;
                 printf(" %10.1f", time_matmul(&W, T) * 1e6);
                 g_pack = NULL;

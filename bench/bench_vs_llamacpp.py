@@ -24,11 +24,12 @@ Rows (aios side / llama.cpp side):
   Q8_0, Q4_0, Q4_1,   llama.cpp's quantized GGUF file read in place by aios (its blocks, no
   Q4_K_M              transcoding) / the same file (a transcoded Q4_1 directory is the same
                       Q4_1 blocks in memory)
---int8-act: aios also runs every quantized row with AIOS_INT8_ACT=1 (activations rounded to int8
-blocks of 32, integer dot products, VNNI; opt-in, the exact float activations are the default),
-as llama.cpp itself does for its quantized types: two more columns, the int8 aios prefill and
-decode rates as ratios to llama.cpp's (float rows: "-", the switch does not touch them), and
-the greedy columns gain the int8 run's lead.
+--int8-act [1|16]: aios also runs every quantized row with AIOS_INT8_ACT=1 (activations rounded
+to int8 blocks of 16, integer dot products, VNNI; opt-in, the exact float activations are the
+default), as llama.cpp itself does for its quantized types, or with AIOS_INT8_ACT=16 (16-bit
+activations, two int8 digits, in the decode GEMVs only; prefill exact): two more columns, that
+run's prefill and decode rates as ratios to llama.cpp's (float rows: "-", the switch does not
+touch them), and the greedy columns gain its lead.
 
 --kv-type f16|f32 (default f16, llama.cpp's default cache type): both engines keep the KV cache
 in that type (aios --kv-type, llama.cpp type_k / type_v), so decode after the long prompt reads
@@ -46,7 +47,7 @@ printed).
 
 Usage: /work/venv-bench/bin/python bench/bench_vs_llamacpp.py
            [--rows f32,f16,bf16,int8pc,int8g32,int4g32,Q8_0,Q4_0,Q4_1,Q4_K_M] [--threads 1,2]
-           [--prefill 512] [--decode 128] [--reps 3] [--int8-act] [--kv-type f16] [--minilm N] [--out DIR]
+           [--prefill 512] [--decode 128] [--reps 3] [--int8-act [1|16]] [--kv-type f16] [--minilm N] [--out DIR]
 
 MiniLM rows (--minilm N sentences of STS-B, default 64; 0 skips them): all-MiniLM-L6-v2 in f32,
 aios on its safetensors directory (libaios aios_encode_batch, tokenization included) and
@@ -213,10 +214,11 @@ def greedy_llamacpp(llama_cpp, np, path, ids, n):
 
 
 def aios_env(int8_act):
+    """int8_act: None / False (the default path), or the AIOS_INT8_ACT value ("1", "16")."""
     env = dict(os.environ)
     env.pop("AIOS_INT8_ACT", None)
     if int8_act:
-        env["AIOS_INT8_ACT"] = "1"
+        env["AIOS_INT8_ACT"] = int8_act if isinstance(int8_act, str) else "1"
     return env
 
 
@@ -429,8 +431,9 @@ def main():
     ap.add_argument("--prefill", type=int, default=512)
     ap.add_argument("--decode", type=int, default=128)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--int8-act", action="store_true",
-                    help="also run aios with AIOS_INT8_ACT=1 (int8 activations) on the quantized rows")
+    ap.add_argument("--int8-act", nargs="?", const="1", default=None, choices=("1", "16"),
+                    help="also run aios with AIOS_INT8_ACT=1 (int8 activations; the default value) or 16 "
+                         "(16-bit activations in the decode GEMVs) on the quantized rows")
     ap.add_argument("--kv-type", default="f16", choices=("f16", "f32"),
                     help="KV cache type of both engines (default f16, llama.cpp's default)")
     ap.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "aios-bench-gguf"))
@@ -461,9 +464,10 @@ def main():
     print(f"# SmolLM2-135M-Instruct (the float32 values of the shipped Q4_1 file), prefill {a.prefill} / decode "
           f"{a.decode} tokens, median of {a.reps}, KV cache {KV} in both; llama-cpp-python {llama_cpp.__version__}; load average {la:.1f} "
           f"on {os.cpu_count()} CPUs")
-    i8h = f" | {'i8 pp':>6} {'i8 tg':>6}" if a.int8_act else ""
+    tag = {"1": "i8", "16": "x16"}.get(a.int8_act, "")
+    i8h = f" | {tag + ' pp':>6} {tag + ' tg':>6}" if a.int8_act else ""
     print(f"{'row':14} {'thr':>3} | {'aios pp':>8} {'llama pp':>8} {'ratio':>6} | {'aios tg':>7} {'llama tg':>8} "
-          f"{'ratio':>6}{i8h} | greedy vs f32 golden: aios llama{' aios-i8' if a.int8_act else ''} | aios=llama")
+          f"{'ratio':>6}{i8h} | greedy vs f32 golden: aios llama{' aios-' + tag if a.int8_act else ''} | aios=llama")
     chat, gold = golden_chat()
     for row in rows:
         ours_p, theirs_p = make_row(llama_cpp, row, floats, a.out)
@@ -472,7 +476,7 @@ def main():
         if chat:
             ga, gl = greedy_aios(ours_p, chat, 32), greedy_llamacpp(llama_cpp, np, theirs_p, chat, 32)
             g = gold[:32]  # ends with <|im_end|> when shorter
-            g8 = f" {lead(greedy_aios(ours_p, chat, 32, True), g):>2}/{len(g)}" if i8 else " -" if a.int8_act else ""
+            g8 = f" {lead(greedy_aios(ours_p, chat, 32, a.int8_act), g):>2}/{len(g)}" if i8 else " -" if a.int8_act else ""
             agree = f"{lead(ga, g):>2}/{len(g)} {lead(gl, g):>2}/{len(g)}{g8} | {lead(ga, gl)}/{min(len(ga), len(gl))}"
         for th in map(int, a.threads.split(",")):
             ours, theirs, ours8 = [], [], []
@@ -480,12 +484,12 @@ def main():
                 if r % 2 == 0:
                     ours.append(run_aios(ours_p, ids, a.decode, th))
                     if i8:
-                        ours8.append(run_aios(ours_p, ids, a.decode, th, True))
+                        ours8.append(run_aios(ours_p, ids, a.decode, th, a.int8_act))
                     theirs.append(run_llamacpp(llama_cpp, np, theirs_p, ids, a.decode, th))
                 else:
                     theirs.append(run_llamacpp(llama_cpp, np, theirs_p, ids, a.decode, th))
                     if i8:
-                        ours8.append(run_aios(ours_p, ids, a.decode, th, True))
+                        ours8.append(run_aios(ours_p, ids, a.decode, th, a.int8_act))
                     ours.append(run_aios(ours_p, ids, a.decode, th))
             opp, otg = statistics.median(x[0] for x in ours), statistics.median(x[1] for x in ours)
             lpp, ltg = statistics.median(x[0] for x in theirs), statistics.median(x[1] for x in theirs)
