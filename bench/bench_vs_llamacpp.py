@@ -214,15 +214,15 @@ def greedy_llamacpp(llama_cpp, np, path, ids, n):
 
 
 def aios_env(int8_act):
-    """int8_act: None / False (the default path), or the AIOS_INT8_ACT value ("1", "16")."""
+    """int8_act: None (the default path) or the AIOS_INT8_ACT value ("1", "16")."""
     env = dict(os.environ)
     env.pop("AIOS_INT8_ACT", None)
     if int8_act:
-        env["AIOS_INT8_ACT"] = int8_act if isinstance(int8_act, str) else "1"
+        env["AIOS_INT8_ACT"] = int8_act
     return env
 
 
-def greedy_aios(path, ids, n, int8_act=False):
+def greedy_aios(path, ids, n, int8_act=None):
     p = subprocess.run([AIOS, "generate", "--model", path, "--prompt-ids", ",".join(map(str, ids)), "--max-tokens",
                         str(n), "--temperature", "0", "--ids", "--kv-type", KV], capture_output=True, text=True, env=aios_env(int8_act))
     if p.returncode != 0:
@@ -237,7 +237,7 @@ GGML_KV = {"f16": 1, "f32": 0}  # GGML_TYPE_F16 / GGML_TYPE_F32 for llama.cpp's 
 STATS = re.compile(r"prefill ([0-9.]+) s = ([0-9.]+) tok/s; (\d+) generated, ([0-9.]+) s = ([0-9.]+) tok/s")
 
 
-def run_aios(path, ids, n_decode, threads, int8_act=False):
+def run_aios(path, ids, n_decode, threads, int8_act=None):
     cmd = [AIOS, "generate", "--model", path, "--prompt-ids", ",".join(map(str, ids)), "--max-tokens",
            str(n_decode), "--temperature", "0", "--ignore-eos", "--threads", str(threads), "--stats",
            "--ctx", str(len(ids) + n_decode + 8), "--kv-type", KV]

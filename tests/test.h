@@ -123,6 +123,23 @@ static inline const char *aios_test_smollm2_gguf(void) {
 }
 #endif
 
+/* x as the 16-bit-activation path (AIOS_INT8_ACT=16, kernel mode 3) rounds it, written out from
+ * its definition: per 16 values dx = max|x| / 127, q1 = round half even (x / dx), r = x - q1 dx
+ * (product rounded, then difference), q2 = round half even (r * 256 / dx) within +-127,
+ * x' = (dx / 256) (256 q1 + q2).  xr may be x.  Needs <math.h>. */
+static inline void t_round_x16(float *xr, const float *x, int64_t n) {
+    for (int64_t c = 0; c < n; c += 16) {
+        float am = 0;
+        for (int k = 0; k < 16; k++) am = fmaxf(am, fabsf(x[c + k]));
+        float d = am / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        for (int k = 0; k < 16; k++) {
+            float q1 = nearbyintf(x[c + k] * id), p = q1 * d, r = x[c + k] - p, q2 = nearbyintf(r * (id * 256.0f));
+            q2 = fminf(127.0f, fmaxf(-127.0f, q2));
+            xr[c + k] = (float)((double)(d / 256.0f) * (256.0 * q1 + q2));
+        }
+    }
+}
+
 static inline double t_rel_err(const float *a, const float *b, size_t n) {
     double num = 0, den = 0;
     for (size_t i = 0; i < n; i++) {

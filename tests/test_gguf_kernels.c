@@ -274,61 +274,25 @@ static void test_int8_activations_vs_qdot_ref(void) {
     if (!ran) SKIP("no AVX2 on this CPU");
 }
 
-/* x as the 16-bit-activation path rounds it (AIOS_INT8_ACT=16, mode 3), from its definition:
- * per 16 values dx = max|x| / 127, q1 = round half even (x / dx), r = x - q1 dx (product
- * rounded, then difference), q2 = round half even (r * 256 / dx) within +-127, x' = (dx / 256)
- * (256 q1 + q2). */
-static void round_x16(float *x, int64_t n) {
-    for (int64_t c = 0; c < n; c += 16) {
-        float am = 0;
-        for (int k = 0; k < 16; k++)
-            am = fabsf(x[c + k]) > am ? fabsf(x[c + k]) : am;
-        float d = am / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-        for (int k = 0; k < 16; k++) {
-            float q1 = nearbyintf(x[c + k] * id), p = q1 * d, r = x[c + k] - p,
-                  q2 = nearbyintf(r * (id * 256.0f));
-            q2 = q2 > 127.0f ? 127.0f : q2 < -127.0f ? -127.0f : q2;
-            x[c + k] = (float)((double)(d / 256.0f) * (256.0 * q1 + q2));
-        }
-    }
-}
-
-/* max over token rows t and output rows r0 .. r1 - 1 of |y - want| / (|x| . |w|) */
-static double rows_err(const float *y, const float *want, const float *x, const float *wf, int64_t T,
-                       int64_t n_out, int64_t n_in, int64_t r0, int64_t r1) {
-    double m = 0;
-    for (int64_t t = 0; t < T; t++)
-        for (int64_t r = r0; r < r1; r++) {
-            double s = 0;
-            for (int64_t c = 0; c < n_in; c++)
-                s += fabs((double)x[t * n_in + c] * wf[r * n_in + c]);
-            double e = fabs((double)y[t * n_out + r] - want[t * n_out + r]) / (s > 0 ? s : 1);
-            if (e > m || isnan(e)) m = isnan(e) ? INFINITY : e;
-        }
-    return m;
-}
-
 /* 16-bit activations (mode 3) in the decode GEMVs (T 1-3) of every GGUF block type in place,
  * and of Q4_0 / Q4_1 repacked in blocks of 8 rows (q4x8.c; AVX2 code, packed on the AVX2 and
  * the AVX-512 tier; the rows past the last multiple of 8 in place): against the float GEMV of x
- * rounded by round_x16 (1e-6 of sum |w x|) and against the exact GEMV of x itself within the
- * rounding (> 0: the rounding is applied; < 1e-4: both digits are — int8 alone is ~4e-3).  Prefill-sized
- * products (T 5) under mode 3 are the exact ones bit for bit.  Rows 8 .. 64 with tails, one block to 260 per
- * row (past the 8192-column pass), an all-zero run and outliers. */
+ * rounded by t_round_x16 (test.h; 1e-6 of sum |w x|) and against the exact GEMV of x itself within the
+ * rounding (> 0: the rounding is applied; < 1e-4: both digits are — int8 alone is ~4e-3).
+ * Prefill-sized products (T 5) under mode 3 are the exact ones bit for bit.  Rows 8 .. 64 with
+ * tails, one block to 260 per row (past the 8192-column pass), an all-zero run and outliers. */
 static void x16_case(size_t ti, int64_t n_out, int64_t nb_row, int64_t T, int packed, int *ran) {
     uint8_t *buf;
     aios_tensor w = make_w(ti, n_out, nb_row, &buf);
     const int64_t n_in = w.shape[1];
     float *x = malloc(sizeof(float) * (size_t)(T * n_in)), *xr = malloc(sizeof(float) * (size_t)(T * n_in));
-    float *wf = malloc(sizeof(float) * (size_t)(n_out * n_in));
+    float *wf = malloc(sizeof(float) * (size_t)(n_out * n_in)), *bias = calloc((size_t)n_out, sizeof(float));
     float *y = malloc(sizeof(float) * (size_t)(T * n_out)), *yx = malloc(sizeof(float) * (size_t)(T * n_out));
     float *ye = malloc(sizeof(float) * (size_t)(T * n_out));
-    for (int64_t i = 0; i < T * n_in; i++)
-        x[i] = frand() * (i % 89 == 0 ? 6.0f : 1.0f);
-    for (int64_t i = 0; i < 16 && i < n_in; i++)
-        x[i] = 0.0f; /* an all-zero run: dx = 0 */
+    for (int64_t i = 0; i < T * n_in; i++) x[i] = frand() * (i % 89 == 0 ? 6.0f : 1.0f);
+    for (int64_t i = 0; i < 16 && i < n_in; i++) x[i] = 0.0f; /* an all-zero run: dx = 0 */
     memcpy(xr, x, sizeof(float) * (size_t)(T * n_in));
-    round_x16(xr, T * n_in);
+    t_round_x16(xr, x, T * n_in);
     CHECK_OK(aios_quant_dequantize_ref(&w, wf));
     CHECK_OK(aios_ref_matmul(yx, xr, &w, NULL, T));
     CHECK_OK(aios_ref_matmul(ye, x, &w, NULL, T));
@@ -338,26 +302,22 @@ static void x16_case(size_t ti, int64_t n_out, int64_t nb_row, int64_t T, int pa
         aios_kernels_int8_activations(3);
         if (packed) {
             CHECK_OK(aios_matmul_pack_new(&w, &P));
-            CHECKF(P && P->q4, "%s %s (%lld, %lld): no 8-row pack under mode 3", TIERS[t],
-                   aios_dtype_name(w.dtype), (long long)n_out, (long long)n_in);
+            CHECKF(P && P->q4, "%s %s (%lld, %lld): no 8-row pack under mode 3", TIERS[t], aios_dtype_name(w.dtype),
+                   (long long)n_out, (long long)n_in);
         }
-        for (int64_t i = 0; i < T * n_out; i++)
-            y[i] = NAN;
+        for (int64_t i = 0; i < T * n_out; i++) y[i] = NAN;
         CHECK_OK(aios_matmul_packed(y, x, &w, P, NULL, T));
         aios_kernels_int8_activations(0);
-        double e = rows_err(y, yx, xr, wf, T, n_out, n_in, 0, n_out),
-               ex = rows_err(y, ye, x, wf, T, n_out, n_in, 0, n_out);
-        CHECKF(e < 1e-6, "%s x16 %s%s (%lld, %lld) T %lld: vs the rounded-x GEMV %g", TIERS[t],
-               aios_dtype_name(w.dtype), packed ? " packed" : "", (long long)n_out, (long long)n_in,
-               (long long)T, e);
+        double e = scaled_err(y, yx, xr, wf, bias, T, n_out, n_in), ex = scaled_err(y, ye, x, wf, bias, T, n_out, n_in);
+        CHECKF(e < 1e-6, "%s x16 %s%s (%lld, %lld) T %lld: vs the rounded-x GEMV %g", TIERS[t], aios_dtype_name(w.dtype),
+               packed ? " packed" : "", (long long)n_out, (long long)n_in, (long long)T, e);
         CHECKF(ex > 1e-9 && ex < 1e-4, "%s x16 %s%s (%lld, %lld) T %lld vs exact on x: %g", TIERS[t],
-               aios_dtype_name(w.dtype), packed ? " packed" : "", (long long)n_out, (long long)n_in,
-               (long long)T, ex);
+               aios_dtype_name(w.dtype), packed ? " packed" : "", (long long)n_out, (long long)n_in, (long long)T, ex);
         aios_matmul_pack_free(P);
         (*ran)++;
     }
     aios_kernels_use("auto");
-    free(x), free(xr), free(wf), free(y), free(yx), free(ye), free(buf);
+    free(x), free(xr), free(wf), free(bias), free(y), free(yx), free(ye), free(buf);
 }
 
 static void test_x16_activations(void) {
@@ -377,8 +337,7 @@ static void test_x16_activations(void) {
     uint8_t *buf;
     aios_tensor w = make_w(1, 24, 6, &buf);
     float x[5 * 192], y0[5 * 24], y3[5 * 24];
-    for (int i = 0; i < 5 * 192; i++)
-        x[i] = frand();
+    for (int i = 0; i < 5 * 192; i++) x[i] = frand();
     CHECK_OK(aios_matmul(y0, x, &w, NULL, 5));
     aios_kernels_int8_activations(3);
     CHECK_OK(aios_matmul(y3, x, &w, NULL, 5));

@@ -458,8 +458,8 @@ static void act_budget(int mode) {
     if (mode == 3) {
         /* 16-bit activations (the decode GEMVs: the repacked Q4_1 layers and the Q8_0 head in
          * place; the prompt's GEMM exact): measured on the AVX2-only Zen 3 VM (2026-12-07) worst
-         * 0.00019 / mean 0.000072, teacher-forced top-1 = golden 270 / 270, free-running 270 / 270 (9 of 9 runs whole) —
-         * int8's 0.046 / 0.0176, 262, 137 and llama.cpp's 263, 152 (an experiment with every
+         * 0.00019 / mean 0.000072, teacher-forced top-1 = golden 270 / 270, free-running 270 /
+         * 270 (9 of 9 runs whole) — int8's 0.046 / 0.0176, 262, 137 and llama.cpp's 263, 152 (an experiment with every
          * product in 16-bit, the prompt's too: 0.00038 / 0.00015, 270, 270). */
         CHECKF(worst > 0, "%s: the decode steps equal the exact ones: the 16-bit GEMVs were not taken", lab);
         CHECKF(worst < 2e-3 && sum_err / (double)steps < 5e-4, "%s: logits error worst %.3g mean %.3g", lab,
@@ -484,7 +484,7 @@ out:
 
 static void test_real_gguf_int8_budget(void) { act_budget(1); }
 /* The same for 16-bit activations (AIOS_INT8_ACT=16, mode 3: two int8 digits per value in the
- * repacked 4-bit decode GEMV, kernels/kernels.h). */
+ * quantized decode GEMVs, kernels/kernels.h). */
 static void test_real_gguf_x16_budget(void) { act_budget(3); }
 
 /* The float16 KV cache's budget (aios_kv_type AIOS_KV_F16, --kv-type f16; docs/kernels.md) on the
@@ -627,8 +627,7 @@ static void test_real_arrowquant_int8_budget(void) {
             free(want_p);
             free(want_g);
         }
-        printf("# ArrowQuant int4 g32 (zero points, f16 scales) with %s activations: logits error worst %.3g "
-               "mean %.3g "
+        printf("# ArrowQuant int4 g32 (zero points, f16 scales) with %s activations: logits error worst %.3g mean %.3g "
                "over %zu steps, top-1 = exact activations %zu/%zu\n",
                mode == 3 ? "16-bit" : "int8", worst, steps ? sum / (double)steps : 0.0, steps, top1, steps);
         CHECK(steps > 100);

@@ -859,24 +859,6 @@ static double err_of_sum(const float *y, const float *want, const wt *w, const f
     return e_max;
 }
 
-/* x as the 16-bit-activation path (mode 3) rounds it, from the definition: per 16 values
- * dx = max|x| / 127, q1 = round half even (x / dx), r = x - q1 dx (product rounded, then the
- * difference), q2 = round half even (r * 256 / dx) within +-127, x' = (dx / 256) (256 q1 + q2). */
-static void round_x16_def(float *xr, const float *x, int64_t n) {
-    for (int64_t c = 0; c < n; c += 16) {
-        float am = 0;
-        for (int k = 0; k < 16; k++)
-            am = fmaxf(am, fabsf(x[c + k]));
-        float d = am / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-        for (int k = 0; k < 16; k++) {
-            float q1 = nearbyintf(x[c + k] * id), p = q1 * d, r = x[c + k] - p,
-                  q2 = nearbyintf(r * (id * 256.0f));
-            q2 = fminf(127.0f, fmaxf(-127.0f, q2));
-            xr[c + k] = (float)((double)(d / 256.0f) * (256.0 * q1 + q2));
-        }
-    }
-}
-
 static void test_matmul_int8_activations_groups(void) {
     /* n_out, n_in, group (0: a scale per row, -1: one for the tensor) */
     static const int64_t shapes[][3] = {{3, 32, 32},   {7, 96, 32},   {5, 576, 64}, {9, 640, 128}, {2, 8448, 256},
@@ -924,26 +906,21 @@ static void test_matmul_int8_activations_groups(void) {
                                    e_simd);
                             ran++;
                             { /* 16-bit activations (mode 3): in place, and int4 f16 repacked */
-                                float *xr16 = malloc(sizeof(float) * (size_t)(T * n_in)),
-                                      *y16 = malloc(sizeof(float) * (size_t)(T * n_out));
-                                round_x16_def(xr16, x, T * n_in);
+                                float *xr16 = malloc(sizeof(float) * (size_t)(T * n_in)), *y16 = malloc(sizeof(float) * (size_t)(T * n_out));
+                                t_round_x16(xr16, x, T * n_in);
                                 CHECK_OK(aios_ref_matmul(y16, xr16, &w.t, NULL, T));
                                 for (int pk = 0; pk < (d && f16 ? 2 : 1); pk++) {
                                     aios_matmul_pack *P = NULL;
                                     aios_kernels_int8_activations(3);
                                     if (pk) CHECK_OK(aios_matmul_pack_new(&w.t, &P));
-                                    for (int64_t i = 0; i < T * n_out; i++)
-                                        y[i] = NAN;
+                                    for (int64_t i = 0; i < T * n_out; i++) y[i] = NAN;
                                     CHECK_OK(aios_matmul_packed(y, x, &w.t, P, NULL, T));
                                     aios_kernels_int8_activations(0);
-                                    CHECKF(!pk || n_out < 8 || (P && P->q4), "%s: no int4 pack under mode 3",
-                                           TIERS[ti]);
+                                    CHECKF(!pk || n_out < 8 || (P && P->q4), "%s: no int4 pack under mode 3", TIERS[ti]);
                                     double e16 = err_of_sum(y, y16, &w, xr16, T, n_out, n_in);
-                                    CHECKF(e16 < 1e-6,
-                                           "%s x16 %s%s g%lld (%lld, %lld) T %lld zp %d f16 %d: vs rounded-x "
-                                           "float %g",
-                                           TIERS[ti], d ? "int4" : "int8", pk ? " packed" : "", (long long)G,
-                                           (long long)n_out, (long long)n_in, (long long)T, zp, f16, e16);
+                                    CHECKF(e16 < 1e-6, "%s x16 %s%s g%lld (%lld, %lld) T %lld zp %d f16 %d: vs rounded-x float %g",
+                                           TIERS[ti], d ? "int4" : "int8", pk ? " packed" : "", (long long)G, (long long)n_out,
+                                           (long long)n_in, (long long)T, zp, f16, e16);
                                     aios_matmul_pack_free(P);
                                 }
                                 free(xr16), free(y16);

@@ -38,7 +38,7 @@ static void usage(FILE *f) {
             "  --threads N              kernel threads per model (1..%d; default: all cores)\n"
             "  --kv-type T              KV cache element type: f32 (default) or f16 (half the memory)\n"
             "  --int8-act M             the generation models' int8 activations: on, off, 16 (16-bit in\n"
-            "                           the 4-bit decode GEMV), auto (default: AIOS_INT8_ACT, else off)\n"
+            "                           the quantized decode GEMVs), auto (default: AIOS_INT8_ACT, else off)\n"
             "  --api-key KEY            require 'Authorization: Bearer KEY' on every route but /health\n"
             "                           (default: $AIOS_API_KEY; a non-loopback --host without one warns)\n"
             "  --cors ORIGIN            send Access-Control-Allow-Origin: ORIGIN (default: no CORS)\n"

@@ -48,15 +48,14 @@ aios_status aios_matmul_packed(float *y, const float *x, const aios_tensor *W, c
  * CPU has them: off (0, the default) keeps the exact-float path (weights dequantized in
  * registers, float FMA); on (1) is up to ~2x faster for batches (no faster when decoding, which
  * is bound by memory bandwidth either way) with a measured accuracy cost (docs/kernels.md).
- * AIOS_INT8_ACT=1 turns it on (AIOS_INT8_ACT=0 explicitly off); a negative `on` forgets the
+ * AIOS_INT8_ACT=1 turns it on (AIOS_INT8_ACT=0 explicitly off); on = 3 / AIOS_INT8_ACT=16 is
+ * mode 3 below (16-bit activations in the quantized decode GEMVs); a negative `on` forgets the
  * call (back to AIOS_INT8_ACT / the callers' own defaults).  Not thread-safe: call before work. */
 void aios_kernels_int8_activations(int on);
-/* The process setting: -1 when neither AIOS_INT8_ACT=0/1 nor aios_kernels_int8_activations gave
- * one, else 0 / 1.  A caller with its own default (the encoder) uses that default only at -1. */
+/* The process setting: -1 when neither AIOS_INT8_ACT=0/1/16 nor aios_kernels_int8_activations
+ * gave one, else 0 / 1 / 3.  A caller with its own default (the encoder) uses that default only
+ * at -1. */
 int aios_kernels_int8_setting(void);
-/* 1 when the calling thread's products take int8 activations wherever a kernel has them (its
- * thread mode 1, or mode -1 and the process setting on). */
-int aios_kernels_int8_active(void);
 /* The calling thread's own mode for its aios_matmul calls, over the process setting:
  * -1 follow the process setting; 0 exact float; 1 int8 activations wherever a kernel has them
  * (= AIOS_INT8_ACT=1); 2 int8 only in the per-group VNNI GEMM (>= 8 token rows, activation
@@ -69,7 +68,8 @@ int aios_kernels_int8_thread_mode(int mode);
  * GEMVs (1..3 token rows) of quantized weights: GGUF blocks and ArrowQuant int8 / int4 in place,
  * 4-bit weights repacked in blocks of 8 rows through aios_matmul_packed (AVX2 code, on the AVX2
  * and AVX-512 tiers); every other product (prefill, batches, float weights) exact float.  The
- * calling thread's mode as aios_matmul reads it: 0, 1, 2 or 3. */
+ * calling thread's mode as aios_matmul reads it (its thread mode, else the process setting 1 or
+ * 3, else 0): 0, 1, 2 or 3. */
 int aios_kernels_act_mode(void);
 
 /* Dot product of two float32 vectors, as a function of the selected tier (AVX-512 / AVX2 with

@@ -461,9 +461,9 @@ static aios_status bind_layer(binder *b, int64_t l, dec_layer *L) {
     return AIOS_OK;
 }
 
-/* Loading, or else the first forward, with int8 activations on (aios_kernels_int8_active)
+/* Loading, or else the first forward, with int8 or 16-bit activations on (aios_kernels_act_mode)
  * repacks the 4-bit weights once for the decode GEMV (aios_matmul_pack_new: blocks of 8 rows
- * on the AVX2 tier, kernels/cpu/q4x8.c; a second copy of those weights in memory, the file
+ * on the AVX2 tier, and on the AVX-512 tier under mode 3, kernels/cpu/q4x8.c; a second copy of those weights in memory, the file
  * untouched).  Other tiers and dtypes get no pack (nor does AIOS_REPACK=0), and a pack that
  * cannot be made leaves the in-place kernels. */
 static void pack1(const aios_tensor *W, aios_matmul_pack **P) {
@@ -472,8 +472,13 @@ static void pack1(const aios_tensor *W, aios_matmul_pack **P) {
     if (aios_matmul_pack_new(W, P) != AIOS_OK) aios_clear_error();
 }
 
-static int int8_enter(const aios_decoder *d);
-static void int8_leave(int prev);
+/* The decoder's int8 mode as the calling thread's for one forward (int8_enter returns what
+ * int8_leave restores; -2: the decoder follows the thread's own mode, nothing to restore). */
+static int int8_enter(const aios_decoder *d) { return d->int8 >= 0 ? aios_kernels_int8_thread_mode(d->int8) : -2; }
+static void int8_leave(int prev) {
+    if (prev != -2) aios_kernels_int8_thread_mode(prev);
+}
+
 static void ensure_packs(aios_decoder *d) {
     const int m = d->int8 >= 0 ? d->int8 : aios_kernels_act_mode();
     if ((m != 1 && m != 3) || d->packed == 3 || d->packed == m) return;
@@ -894,12 +899,6 @@ void aios_decoder_set_int8_act(aios_decoder *d, int mode) {
     ensure_packs(d);
 }
 
-/* The decoder's int8 mode as the calling thread's for one forward (int8_enter returns what
- * int8_leave restores; -2: the decoder follows the thread's own mode, nothing to restore). */
-static int int8_enter(const aios_decoder *d) { return d->int8 >= 0 ? aios_kernels_int8_thread_mode(d->int8) : -2; }
-static void int8_leave(int prev) {
-    if (prev != -2) aios_kernels_int8_thread_mode(prev);
-}
 
 aios_status aios_decoder_forward_rows(aios_decoder *d, aios_kv_cache *kv, const int32_t *tokens, int64_t T,
                                       const aios_forward_opts *opts, int64_t logits_lo, int64_t logits_rows,

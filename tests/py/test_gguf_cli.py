@@ -148,6 +148,26 @@ def generate_gguf_kv16_matches_transformers_and_python():
         assert "kv_type" in str(e)
 
 
+def greedy_ids(p, text, *args, env=None):
+    """`aios generate` of text, greedy, 48 tokens, ARGS: the full id sequence (prompt included)."""
+    return [int(x) for x in aios("generate", "--model", p, "--prompt", text, "--temperature", 0, "--ids", "--max-tokens",
+                                 48, *args, env=env).stdout.split()]
+
+
+def python_and_serve_are_the_cli(p, run_, ids, mode):
+    """ArrowEngine(int8_act=mode) generates the CLI's ids (ids: `--int8-act mode`'s) for golden
+    run run_, and `serve --int8-act mode` completes its text as `generate --int8-act mode`."""
+    try:
+        from pyaios import aios as pkg
+    except Exception as e:  # noqa: BLE001
+        raise Skip(f"python package: {e}")
+    eng = pkg.ArrowEngine(p, int8_act=mode)
+    g = eng.generate(run_["text"], max_tokens=48, details=True)
+    assert list(g.generated_ids) == ids[len(run_["prompt_ids"]):], (mode, list(g.generated_ids), ids)
+    eng.close()
+    serve_completions_are_the_cli(p, [run_["text"]], "--int8-act", mode)
+
+
 @test
 def generate_int8_act_flag_is_the_env_setting():
     """--int8-act on gives AIOS_INT8_ACT=1's greedy ids (int8 activations; 4-bit weights repacked
@@ -155,61 +175,41 @@ def generate_int8_act_flag_is_the_env_setting():
     does something: on some golden run the int8 ids leave the golden's.  ArrowEngine(int8_act=
     "on") and `serve --int8-act on` give the CLI's ids / text; a bad value is refused."""
     p = model()
-    try:
-        from pyaios import aios as pkg
-    except Exception as e:  # noqa: BLE001
-        raise Skip(f"python package: {e}")
     differs, seen = 0, None
     for k, run_ in enumerate(golden_runs()):
         if run_["chat"]:
             continue
-        args = ["generate", "--model", p, "--prompt", run_["text"], "--temperature", 0, "--ids", "--max-tokens", 48]
-        on = [int(x) for x in aios(*args, "--int8-act", "on").stdout.split()]
-        env = [int(x) for x in aios(*args, env={"AIOS_INT8_ACT": "1"}).stdout.split()]
-        off = [int(x) for x in aios(*args, "--int8-act", "off", env={"AIOS_INT8_ACT": "1"}).stdout.split()]
+        on = greedy_ids(p, run_["text"], "--int8-act", "on")
+        env = greedy_ids(p, run_["text"], env={"AIOS_INT8_ACT": "1"})
+        off = greedy_ids(p, run_["text"], "--int8-act", "off", env={"AIOS_INT8_ACT": "1"})
         assert on == env, (k, on, env)
         check_golden_ids(k, run_, off)
         if on != off:
             differs, seen = differs + 1, (run_, on)
             break
     assert differs, "int8 activations gave the exact ids on every golden run: the switch did nothing visible"
-    run_, on = seen
-    eng = pkg.ArrowEngine(p, int8_act="on")
-    g = eng.generate(run_["text"], max_tokens=48, details=True)
-    assert list(g.generated_ids) == on[len(run_["prompt_ids"]):], (list(g.generated_ids), on)
-    eng.close()
-    serve_completions_are_the_cli(p, [run_["text"]], "--int8-act", "on")
+    python_and_serve_are_the_cli(p, *seen, "on")
     r = aios("generate", "--model", p, "--prompt", "hi", "--int8-act", "yes", check=False)
     assert r.returncode == 2 and "--int8-act: expected on, off, 16 or auto, got 'yes'" in r.stderr, r.stderr
 
 
 @test
 def generate_int8_act_16_keeps_the_golden_ids():
-    """--int8-act 16 (16-bit activations in the repacked 4-bit decode GEMV) decodes the golden
+    """--int8-act 16 (16-bit activations in the quantized decode GEMVs) decodes the golden
     greedy ids of every plain golden run, as the exact path does (int8 leaves them on some run,
     above), and is AIOS_INT8_ACT=16's setting; ArrowEngine(int8_act="16") and `serve --int8-act
-    16` give the CLI's ids / text; `encode --int8-act 16` is refused (no 4-bit decode there)."""
+    16` give the CLI's ids / text; `encode --int8-act 16` is refused (no decoding there)."""
     p = model()
-    try:
-        from pyaios import aios as pkg
-    except Exception as e:  # noqa: BLE001
-        raise Skip(f"python package: {e}")
     last = None
     for k, run_ in enumerate(golden_runs()):
         if run_["chat"]:
             continue
-        args = ["generate", "--model", p, "--prompt", run_["text"], "--temperature", 0, "--ids", "--max-tokens", 48]
-        x16 = [int(x) for x in aios(*args, "--int8-act", "16").stdout.split()]
-        env = [int(x) for x in aios(*args, env={"AIOS_INT8_ACT": "16"}).stdout.split()]
+        x16 = greedy_ids(p, run_["text"], "--int8-act", "16")
+        env = greedy_ids(p, run_["text"], env={"AIOS_INT8_ACT": "16"})
         assert x16 == env, (k, x16, env)
         check_golden_ids(k, run_, x16)
         last = (run_, x16)
-    run_, x16 = last
-    eng = pkg.ArrowEngine(p, int8_act="16")
-    g = eng.generate(run_["text"], max_tokens=48, details=True)
-    assert list(g.generated_ids) == x16[len(run_["prompt_ids"]):], (list(g.generated_ids), x16)
-    eng.close()
-    serve_completions_are_the_cli(p, [run_["text"]], "--int8-act", "16")
+    python_and_serve_are_the_cli(p, *last, "16")
     r = aios("encode", "--model", p, "--int8-act", "16", "hi", check=False)
     assert r.returncode == 2 and "16 is for generation models" in r.stderr, r.stderr
 

@@ -317,7 +317,6 @@ static int int8_mode(void) {
     const int g = aios_kernels_int8_setting();
     return g == 1 || g == 3 ? g : 0;
 }
-int aios_kernels_int8_active(void) { return int8_mode() == 1; }
 int aios_kernels_act_mode(void) { return int8_mode(); }
 
 /* Token rows from which the packed GEMM takes over from the dot-product tiles
@@ -534,8 +533,7 @@ aios_status aios_matmul_packed(float *y, const float *x, const aios_tensor *W, c
         aios__start_at_bias(y, bias, T, n_out);
         const int64_t per = gemv_range(n8, nth), nr = (n8 + per - 1) / per;
         const int x16 = mode == 3;
-        if (nth == 1)
-            aios__gemv_q4x8_avx2(y, n_out, x, n_in, (int)T, P, 0, n8, x16);
+        if (nth == 1) aios__gemv_q4x8_avx2(y, n_out, x, n_in, (int)T, P, 0, n8, x16);
         else {
 #pragma omp parallel for num_threads(nth) schedule(dynamic, 1)
             for (int64_t i = 0; i < nr; i++)

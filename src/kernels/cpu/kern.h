@@ -83,8 +83,8 @@ void aios__gemv_gguf_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, in
 void aios__deq_gguf_avx2(float *out, const aios_tensor *W, int64_t row, int64_t c0, int64_t n);
 void aios__gemv_gguf_i8_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
                              int64_t r0, int64_t r1);
-void aios__gemv_gguf_x16_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt,
-                              const aios_tensor *W, int64_t r0, int64_t r1);
+void aios__gemv_gguf_x16_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
+                              int64_t r0, int64_t r1);
 /* The batched decode GEMV on GGUF block weights (gemv_multi.h): gemv_gguf's contract for nt
  * 1..16 token rows, each 4-row x 1024-column weight chunk decoded once (exact float32 values)
  * into L1 and applied to every row.  dispatch.c sends T 4..AIOS_MULTI_MAX_ROWS here. */
@@ -157,8 +157,8 @@ struct aios_matmul_pack {
 int aios__q4x8_ok(const aios_tensor *W);
 aios_status aios__q4x8_pack(const aios_tensor *W, uint8_t **out);
 #if defined(__x86_64__)
-void aios__gemv_q4x8_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt,
-                          const struct aios_matmul_pack *P, int64_t r0, int64_t r1, int x16);
+void aios__gemv_q4x8_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const struct aios_matmul_pack *P,
+                          int64_t r0, int64_t r1, int x16);
 #endif
 aios_status aios__gemm_pack_new(const aios__ktier *K, const aios_tensor *W, struct aios_matmul_pack **out);
 /* aios__gemm with W's panels from P (made for K and W). */
