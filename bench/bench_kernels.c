@@ -260,19 +260,19 @@ static uint16_t *g32_f16(aios_tensor *W, int zp) {
 }
 
 /* `dec`: the decode GEMVs (T 1 and 2) at SmolLM2-135M's shapes for the grouped types a decode reads:
- * GGUF Q4_0 / Q8_0 blocks and ArrowQuant int4 / int8 in groups of 32 with f16 scales (int4 asymmetric:
- * f16 zero points), and Q4_0 / int4 g32 repacked in blocks of 8 rows (aios_matmul_pack_new), with int8,
+ * GGUF Q4_0 / Q8_0 / Q5_0 blocks and ArrowQuant int4 / int8 in groups of 32 with f16 scales (int4 asymmetric:
+ * f16 zero points), and Q4_0 / Q5_0 / int4 g32 repacked in blocks of 8 rows (aios_matmul_pack_new), with int8,
  * 16-bit (mode 3) and exact float activations, microseconds per call. */
 static int bench_dec(void) {
     static const struct { const char *what; int64_t n_out, n_in; } shapes[] = {
         {"q/o 576x576", 576, 576}, {"up 1536x576", 1536, 576}, {"down 576x1536", 576, 1536}, {"head 49152x576", 49152, 576}};
-    /* columns: weight (0 Q4_0, 1 Q8_0, 2 int4 g32, 3 int8 g32), activation mode (1 int8, 3 16-bit, 0 exact
+    /* columns: weight (0 Q4_0, 1 Q8_0, 2 int4 g32, 3 int8 g32, 4 Q5_0), activation mode (1 int8, 3 16-bit, 0 exact
      * float), repacked in blocks of 8 rows (aios_matmul_pack_new) */
     static const struct { const char *name; int d, mode, pack; } col[] = {
         {"Q4_0", 0, 1, 0},      {"Q8_0", 1, 1, 0},      {"int4g32", 2, 1, 0},  {"int8g32", 3, 1, 0},
         {"Q4_0 pack", 0, 1, 1}, {"int4 pack", 2, 1, 1}, {"Q4_0 x16", 0, 3, 1}, {"int4 x16", 2, 3, 1},
         {"Q8_0 x16", 1, 3, 0},  {"int8 x16", 3, 3, 0},  {"Q4_0 f32", 0, 0, 0}, {"int4 f32", 2, 0, 0},
-        {"Q8_0 f32", 1, 0, 0}};
+        {"Q8_0 f32", 1, 0, 0},  {"Q5_0", 4, 1, 0},      {"Q5_0 pack", 4, 1, 1}, {"Q5_0 x16", 4, 3, 1}};
     enum { ND = sizeof col / sizeof col[0] };
     for (int T = 1; T <= 2; T++) {
         printf("T %d, us per call%-6s", T, "");
@@ -288,7 +288,9 @@ static int bench_dec(void) {
                 void *buf = NULL;
                 float *sc = NULL;
                 uint16_t *s16 = NULL;
-                if (d < 2) make_gguf(&W, d ? AIOS_DTYPE_GGUF_Q8_0 : AIOS_DTYPE_GGUF_Q4_0, n_out, n_in, &buf);
+                if (d < 2 || d == 4)
+                    make_gguf(&W, d == 4 ? AIOS_DTYPE_GGUF_Q5_0 : d ? AIOS_DTYPE_GGUF_Q8_0 : AIOS_DTYPE_GGUF_Q4_0, n_out, n_in,
+                              &buf);
                 else {
                     make(&W, d == 2 ? AIOS_DTYPE_Q4 : AIOS_DTYPE_Q8, n_out, n_in, &buf, &sc);
                     s16 = g32_f16(&W, d == 2);

@@ -275,13 +275,15 @@ static void test_int8_activations_vs_qdot_ref(void) {
 }
 
 /* 16-bit activations (mode 3) in the decode GEMVs (T 1-3) of every GGUF block type in place,
- * and of Q4_0 / Q4_1 repacked in blocks of 8 rows (q4x8.c; AVX2 code, packed on the AVX2 and
- * the AVX-512 tier; the rows past the last multiple of 8 in place): against the float GEMV of x
- * rounded by t_round_x16 (test.h; 1e-6 of sum |w x|) and against the exact GEMV of x itself within the
- * rounding (> 0: the rounding is applied; < 1e-4: both digits are — int8 alone is ~4e-3).
- * Prefill-sized products (T 5) under mode 3 are the exact ones bit for bit.  Rows 8 .. 64 with
- * tails, one block to 260 per row (past the 8192-column pass), an all-zero run and outliers. */
-static void x16_case(size_t ti, int64_t n_out, int64_t nb_row, int64_t T, int packed, int *ran) {
+ * and of Q4_0 / Q4_1 / Q5_0 / Q5_1 repacked in blocks of 8 rows (q4x8.c; AVX2 code, packed on
+ * the AVX2 and the AVX-512 tier; the rows past the last multiple of 8 in place): against the
+ * float GEMV of x rounded by t_round_x16 (test.h; 1e-6 of sum |w x|) and against the exact GEMV
+ * of x itself within the rounding (> 0: the rounding is applied; < 1e-4: both digits are — int8
+ * alone is ~4e-3).  The same packs under int8 activations (mode 1, packed on the AVX2 tier; < 5e-2)
+ * against x rounded by round_q8.  Prefill-sized products (T 5) under mode 3 are the exact ones
+ * bit for bit.  Rows 8 .. 64 with tails, one block to 260 per row (past the 8192-column pass),
+ * an all-zero run and outliers. */
+static void x16_case(size_t ti, int64_t n_out, int64_t nb_row, int64_t T, int packed, int mode, int *ran) {
     uint8_t *buf;
     aios_tensor w = make_w(ti, n_out, nb_row, &buf);
     const int64_t n_in = w.shape[1];
@@ -292,27 +294,29 @@ static void x16_case(size_t ti, int64_t n_out, int64_t nb_row, int64_t T, int pa
     for (int64_t i = 0; i < T * n_in; i++) x[i] = frand() * (i % 89 == 0 ? 6.0f : 1.0f);
     for (int64_t i = 0; i < 16 && i < n_in; i++) x[i] = 0.0f; /* an all-zero run: dx = 0 */
     memcpy(xr, x, sizeof(float) * (size_t)(T * n_in));
-    t_round_x16(xr, x, T * n_in);
+    if (mode == 3) t_round_x16(xr, x, T * n_in);
+    else round_q8(xr, T * n_in);
     CHECK_OK(aios_quant_dequantize_ref(&w, wf));
     CHECK_OK(aios_ref_matmul(yx, xr, &w, NULL, T));
     CHECK_OK(aios_ref_matmul(ye, x, &w, NULL, T));
     for (size_t t = 0; t < sizeof TIERS / sizeof TIERS[0]; t++) {
-        if (!t_use_tier(TIERS[t])) continue;
+        if (!t_use_tier(TIERS[t]) || (mode == 1 && packed && strcmp(TIERS[t], "avx2"))) continue;
         aios_matmul_pack *P = NULL;
-        aios_kernels_int8_activations(3);
+        aios_kernels_int8_activations(mode);
         if (packed) {
             CHECK_OK(aios_matmul_pack_new(&w, &P));
-            CHECKF(P && P->q4, "%s %s (%lld, %lld): no 8-row pack under mode 3", TIERS[t], aios_dtype_name(w.dtype),
-                   (long long)n_out, (long long)n_in);
+            CHECKF(P && P->q4, "%s %s (%lld, %lld): no 8-row pack under mode %d", TIERS[t], aios_dtype_name(w.dtype),
+                   (long long)n_out, (long long)n_in, mode);
         }
         for (int64_t i = 0; i < T * n_out; i++) y[i] = NAN;
         CHECK_OK(aios_matmul_packed(y, x, &w, P, NULL, T));
         aios_kernels_int8_activations(0);
         double e = scaled_err(y, yx, xr, wf, bias, T, n_out, n_in), ex = scaled_err(y, ye, x, wf, bias, T, n_out, n_in);
-        CHECKF(e < 1e-6, "%s x16 %s%s (%lld, %lld) T %lld: vs the rounded-x GEMV %g", TIERS[t], aios_dtype_name(w.dtype),
-               packed ? " packed" : "", (long long)n_out, (long long)n_in, (long long)T, e);
-        CHECKF(ex > 1e-9 && ex < 1e-4, "%s x16 %s%s (%lld, %lld) T %lld vs exact on x: %g", TIERS[t],
-               aios_dtype_name(w.dtype), packed ? " packed" : "", (long long)n_out, (long long)n_in, (long long)T, ex);
+        const char *mn = mode == 3 ? "x16" : "int8";
+        CHECKF(e < (mode == 3 ? 1e-6 : 2e-6), "%s %s %s%s (%lld, %lld) T %lld: vs the rounded-x GEMV %g", TIERS[t], mn,
+               aios_dtype_name(w.dtype), packed ? " packed" : "", (long long)n_out, (long long)n_in, (long long)T, e);
+        CHECKF(ex > 1e-9 && ex < (mode == 3 ? 1e-4 : 5e-2), "%s %s %s%s (%lld, %lld) T %lld vs exact on x: %g", TIERS[t],
+               mn, aios_dtype_name(w.dtype), packed ? " packed" : "", (long long)n_out, (long long)n_in, (long long)T, ex);
         aios_matmul_pack_free(P);
         (*ran)++;
     }
@@ -329,8 +333,11 @@ static void test_x16_activations(void) {
         for (size_t s = 0; s < (k ? 3u : 5u); s++)
             for (int64_t T = 1; T <= 3; T++) {
                 const int64_t n_out = k ? shapesK[s][0] : shapes[s][0], nb = k ? shapesK[s][1] : shapes[s][1];
-                x16_case(ti, n_out, nb, T, 0, &ran);
-                if (ti < 2 && n_out >= 8) x16_case(ti, n_out, nb, T, 1, &ran); /* Q4_0, Q4_1 repacked */
+                x16_case(ti, n_out, nb, T, 0, 3, &ran);
+                if (ti < 4 && n_out >= 8) { /* Q4_0, Q4_1, Q5_0, Q5_1 repacked */
+                    x16_case(ti, n_out, nb, T, 1, 3, &ran);
+                    x16_case(ti, n_out, nb, T, 1, 1, &ran);
+                }
             }
     }
     /* a prefill-sized product under mode 3: the exact GEMM's bits */

@@ -462,13 +462,15 @@ static aios_status bind_layer(binder *b, int64_t l, dec_layer *L) {
 }
 
 /* Loading, or else the first forward, with int8 or 16-bit activations on (aios_kernels_act_mode)
- * repacks the 4-bit weights once for the decode GEMV (aios_matmul_pack_new: blocks of 8 rows
+ * repacks the 4- and 5-bit weights once for the decode GEMV (aios_matmul_pack_new: blocks of 8 rows
  * on the AVX2 tier, and on the AVX-512 tier under mode 3, kernels/cpu/q4x8.c; a second copy of those weights in memory, the file
  * untouched).  Other tiers and dtypes get no pack (nor does AIOS_REPACK=0), and a pack that
  * cannot be made leaves the in-place kernels. */
 static void pack1(const aios_tensor *W, aios_matmul_pack **P) {
     if (*P) return;
-    if (W->dtype != AIOS_DTYPE_Q4 && W->dtype != AIOS_DTYPE_GGUF_Q4_0 && W->dtype != AIOS_DTYPE_GGUF_Q4_1) return;
+    if (W->dtype != AIOS_DTYPE_Q4 && W->dtype != AIOS_DTYPE_GGUF_Q4_0 && W->dtype != AIOS_DTYPE_GGUF_Q4_1 &&
+        W->dtype != AIOS_DTYPE_GGUF_Q5_0 && W->dtype != AIOS_DTYPE_GGUF_Q5_1)
+        return;
     if (aios_matmul_pack_new(W, P) != AIOS_OK) aios_clear_error();
 }
 

@@ -871,16 +871,16 @@ T256 void aios__gemv_q_x16_avx2(float *y, int64_t ldy, const float *x, int64_t l
     AQ_I8_NT(1);
 }
 
-/* 4-bit weights repacked in blocks of 8 rows (q4x8.c) x int8 activations (AIOS_INT8_ACT=1):
- * the activations rounded by aq_quant (quant_x32's blocks of 16, value order, the sums dx qx
- * per 32) once per pass of AQ_XCOLS columns; per block
- * of 32 columns, four 32-byte loads give the 4-bit fields of 4 columns x 8 rows per vector
- * (low nibbles: columns 0-15, high: 16-31), each meets a broadcast of the 4 matching int8
- * activations in maddubs (u <= 15, |qx| <= 127: four summed pairs stay below 2^15), madd to
- * one int32 per row, and the two halves' sums are scaled by their dx, then by the 8 rows' d
- * (one float16 conversion) into one accumulator whose lanes are the rows.  The offset term
- * d (8 + z) sum(dx qx) (or Q4_1's m sum(dx qx)) goes to a second accumulator; no horizontal
- * sums. */
+/* 4- and 5-bit weights repacked in blocks of 8 rows (q4x8.c) x int8 activations
+ * (AIOS_INT8_ACT=1): the activations rounded by aq_quant (quant_x32's blocks of 16, value
+ * order, the sums dx qx per 32) once per pass of AQ_XCOLS columns; per block of 32 columns,
+ * four 32-byte loads give the 4-bit fields of 4 columns x 8 rows per vector (low nibbles:
+ * columns 0-15, high: 16-31; 5-bit: a fifth load's bits or-ed in as bit 4), each meets a
+ * broadcast of the 4 matching int8 activations in maddubs (u <= 31, |qx| <= 127: the 8
+ * products summed per int16 lane stay below 2^15, 31496), madd to one int32 per row, and the
+ * two halves' sums are scaled by their dx, then by the 8 rows' d (one float16 conversion) into
+ * one accumulator whose lanes are the rows.  The offset term d (8 + z) sum(dx qx) (5-bit:
+ * d (16 + z); Q4_1 / Q5_1: m sum(dx qx)) goes to a second accumulator; no horizontal sums. */
 static T256I __m256i bcast4(const int8_t *q) {
     int32_t v;
     memcpy(&v, q, 4);
@@ -888,20 +888,21 @@ static T256I __m256i bcast4(const int8_t *q) {
 }
 
 static T256I void gemv_q4x8_t(float *y, int64_t ldy, const float *x, int64_t ldx, const struct aios_matmul_pack *P,
-                              int64_t r0, int64_t r1, const int NT, const int MIN, const int X16) {
+                              int64_t r0, int64_t r1, const int NT, const int MIN, const int X16, const int FIVE) {
     const int64_t n_in = P->n_in, nb = n_in / 32;
+    const size_t B = FIVE ? Q5X8_BYTES : Q4X8_BYTES, SC = FIVE ? 160 : 128;
     aq_pass X; /* per 32 columns: q, the lanes' dx (dv[8b] = dx of the first 16, dv[8b + 4] the second's), gx */
     const __m256i ones = _mm256_set1_epi16(1), c256 = _mm256_set1_epi16(256), nib = _mm256_set1_epi8(0x0F);
     for (int64_t c0 = 0; c0 < n_in; c0 += AQ_XCOLS) {
         const int64_t nc = AIOS_MIN(AQ_XCOLS, n_in - c0);
         aq_quant(&X, x + c0, ldx, nc, 32, 0, NT, X16);
         for (int64_t r = r0; r < r1; r += 8) {
-            const uint8_t *blk = P->q4 + (size_t)((r / 8) * nb + c0 / 32) * Q4X8_BYTES;
+            const uint8_t *blk = P->q4 + (size_t)((r / 8) * nb + c0 / 32) * B;
             __m256 acc[3], macc[3];
 #pragma GCC unroll 3
             for (int t = 0; t < NT; t++) acc[t] = macc[t] = _mm256_setzero_ps();
             for (int64_t b = 0; b < nc / 32; b++) {
-                const uint8_t *p = blk + b * Q4X8_BYTES;
+                const uint8_t *p = blk + b * B;
                 _mm_prefetch((const char *)p + PF_BYTES, _MM_HINT_T0);
                 __m256i lo[4], hi[4];
                 for (int k = 0; k < 4; k++) {
@@ -909,10 +910,23 @@ static T256I void gemv_q4x8_t(float *y, int64_t ldy, const float *x, int64_t ldx
                     lo[k] = _mm256_and_si256(v, nib);
                     hi[k] = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);
                 }
-                const __m256 d = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(p + 128)));
-                const __m256 mz = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(p + 144)));
-                /* Q4_1: + m sum(dx qx); else - d (8 + z) sum(dx qx) */
-                const __m256 m = MIN ? mz : _mm256_mul_ps(d, _mm256_add_ps(mz, _mm256_set1_ps(8.0f)));
+                if (FIVE) { /* the fifth bits: bit k of a byte to lo[k]'s bit 4, bit 4 + k to hi[k]'s
+                             * (16-bit shifts; what crosses into the other byte is masked off) */
+                    const __m256i h = _mm256_load_si256((const __m256i *)(p + 128)), b4 = _mm256_set1_epi8(0x10);
+                    lo[0] = _mm256_or_si256(lo[0], _mm256_and_si256(_mm256_slli_epi16(h, 4), b4));
+                    lo[1] = _mm256_or_si256(lo[1], _mm256_and_si256(_mm256_slli_epi16(h, 3), b4));
+                    lo[2] = _mm256_or_si256(lo[2], _mm256_and_si256(_mm256_slli_epi16(h, 2), b4));
+                    lo[3] = _mm256_or_si256(lo[3], _mm256_and_si256(_mm256_slli_epi16(h, 1), b4));
+                    hi[0] = _mm256_or_si256(hi[0], _mm256_and_si256(h, b4));
+                    hi[1] = _mm256_or_si256(hi[1], _mm256_and_si256(_mm256_srli_epi16(h, 1), b4));
+                    hi[2] = _mm256_or_si256(hi[2], _mm256_and_si256(_mm256_srli_epi16(h, 2), b4));
+                    hi[3] = _mm256_or_si256(hi[3], _mm256_and_si256(_mm256_srli_epi16(h, 3), b4));
+                }
+                const __m256 d = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(p + SC)));
+                const __m256 mz = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(p + SC + 16)));
+                /* Q4_1 / Q5_1: + m sum(dx qx); else - d (8 + z) sum(dx qx), 5-bit: d (16 + z) */
+                const __m256 m =
+                    MIN ? mz : _mm256_mul_ps(d, _mm256_add_ps(mz, _mm256_set1_ps(FIVE ? 16.0f : 8.0f)));
 #pragma GCC unroll 3
                 for (int t = 0; t < NT; t++) {
                     const int8_t *q = X.q[t] + 32 * b;
@@ -951,19 +965,24 @@ static T256I void gemv_q4x8_t(float *y, int64_t ldy, const float *x, int64_t ldx
     }
 }
 
-#define Q4X8_NT(MIN, X16)                                                      \
-    do {                                                                       \
-        if (nt == 1) gemv_q4x8_t(y, ldy, x, ldx, P, r0, r1, 1, MIN, X16);      \
-        else if (nt == 2) gemv_q4x8_t(y, ldy, x, ldx, P, r0, r1, 2, MIN, X16); \
-        else gemv_q4x8_t(y, ldy, x, ldx, P, r0, r1, 3, MIN, X16);              \
+#define Q4X8_NT(MIN, X16, FIVE)                                                      \
+    do {                                                                             \
+        if (nt == 1) gemv_q4x8_t(y, ldy, x, ldx, P, r0, r1, 1, MIN, X16, FIVE);      \
+        else if (nt == 2) gemv_q4x8_t(y, ldy, x, ldx, P, r0, r1, 2, MIN, X16, FIVE); \
+        else gemv_q4x8_t(y, ldy, x, ldx, P, r0, r1, 3, MIN, X16, FIVE);              \
+    } while (0)
+#define Q4X8_MIN_X16(FIVE)                           \
+    do {                                             \
+        if (P->q4_min && x16) Q4X8_NT(1, 1, FIVE);   \
+        else if (P->q4_min) Q4X8_NT(1, 0, FIVE);     \
+        else if (x16) Q4X8_NT(0, 1, FIVE);           \
+        else Q4X8_NT(0, 0, FIVE);                    \
     } while (0)
 
 T256 void aios__gemv_q4x8_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt,
                                const struct aios_matmul_pack *P, int64_t r0, int64_t r1, int x16) {
-    if (P->q4_min && x16) Q4X8_NT(1, 1);
-    else if (P->q4_min) Q4X8_NT(1, 0);
-    else if (x16) Q4X8_NT(0, 1);
-    else Q4X8_NT(0, 0);
+    if (P->q4_bits == 5) Q4X8_MIN_X16(1);
+    else Q4X8_MIN_X16(0);
 }
 
 /* Dequantization of whole blocks with the same unpacking, bit-identical to the reference

@@ -491,12 +491,13 @@ aios_status aios_matmul_pack_new(const aios_tensor *W, aios_matmul_pack **out) {
 #if defined(__x86_64__)
     /* for the int8 / 16-bit-activation decode GEMV (AVX2 code; the AVX-512 tier has its own
      * int8 kernels in place and takes the pack for 16-bit activations only) */
-    if ((K == &aios__tier_avx2 || (K == &aios__tier_avx512 && int8_mode() == 3)) && aios__q4x8_ok(W)) {
+    if ((K == &aios__tier_avx2 || (K == &aios__tier_avx512 && int8_mode() == 3)) && aios__q4x8_bits(W)) {
         const char *e = getenv("AIOS_REPACK"); /* AIOS_REPACK=0: no pack, the in-place kernels */
         if (e && !strcmp(e, "0")) return AIOS_OK;
         aios_matmul_pack *P = calloc(1, sizeof *P);
         if (!P) return aios__err(AIOS_ERR_NOMEM, "matmul_pack");
-        *P = (aios_matmul_pack){K, W->data, W->shape[0], W->shape[1], 0, NULL, NULL, W->dtype == AIOS_DTYPE_GGUF_Q4_1};
+        *P = (aios_matmul_pack){K, W->data, W->shape[0], W->shape[1], 0, NULL, NULL,
+                                W->dtype == AIOS_DTYPE_GGUF_Q4_1 || W->dtype == AIOS_DTYPE_GGUF_Q5_1, aios__q4x8_bits(W)};
         aios_status s = aios__q4x8_pack(W, &P->q4);
         if (s != AIOS_OK) {
             free(P);
@@ -521,7 +522,7 @@ aios_status aios_matmul_packed(float *y, const float *x, const aios_tensor *W, c
                                const float *bias, int64_t T) {
     const aios__ktier *K = tier();
 #if defined(__x86_64__)
-    /* 4-bit W in blocks of 8 rows: the decode GEMV (1..3 token rows) with int8 (the AVX2 tier)
+    /* 4- / 5-bit W in blocks of 8 rows: the decode GEMV (1..3 token rows) with int8 (the AVX2 tier)
      * or 16-bit activations */
     if (P && P->q4) {
         const int mode = int8_mode();

@@ -145,16 +145,18 @@ struct aios_matmul_pack {
     int64_t n_out, n_in;
     int NR;
     float *panels;  /* f32 W: the GEMM's panels (NULL otherwise) */
-    uint8_t *q4;    /* 4-bit W on the AVX2 tier: blocks of 8 rows (q4x8.c; NULL otherwise) */
-    int q4_min;     /* q4's m fields are Q4_1 minimums (else zero points) */
+    uint8_t *q4;    /* 4- or 5-bit W on the AVX2 tier: blocks of 8 rows (q4x8.c; NULL otherwise) */
+    int q4_min;     /* q4's m fields are Q4_1 / Q5_1 minimums (else zero points) */
+    int q4_bits;    /* 4 or 5: q4's fields */
 };
-/* 4-bit weights in blocks of 8 rows x 32 columns (q4x8.c): which W can be packed (GGUF Q4_0 /
- * Q4_1, ArrowQuant int4 with float16 scales in groups of a multiple of 32 or per row / tensor;
- * n_in % 32 == 0, at least 8 rows), the pack of rows 0 .. n_out / 8 * 8 - 1, and the AVX2
- * int8-activation decode GEMV through it (avx2.c): aios__gemv_q_i8's contract for rows
- * r0 .. r1 - 1, both multiples of 8, of the pack. */
+/* 4- and 5-bit weights in blocks of 8 rows x 32 columns (q4x8.c): the fields' bits if W can be
+ * packed (4: GGUF Q4_0 / Q4_1, ArrowQuant int4 with float16 scales in groups of a multiple of
+ * 32 or per row / tensor; 5: GGUF Q5_0 / Q5_1; n_in % 32 == 0, at least 8 rows), else 0; the
+ * pack of rows 0 .. n_out / 8 * 8 - 1, and the AVX2 int8-activation decode GEMV through it
+ * (avx2.c): aios__gemv_q_i8's contract for rows r0 .. r1 - 1, both multiples of 8, of the pack. */
 #define Q4X8_BYTES 160
-int aios__q4x8_ok(const aios_tensor *W);
+#define Q5X8_BYTES 192
+int aios__q4x8_bits(const aios_tensor *W);
 aios_status aios__q4x8_pack(const aios_tensor *W, uint8_t **out);
 #if defined(__x86_64__)
 void aios__gemv_q4x8_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const struct aios_matmul_pack *P,

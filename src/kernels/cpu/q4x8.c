@@ -1,6 +1,6 @@
 /*
- * q4x8.c — 4-bit weights repacked once into blocks of 8 rows x 32 columns for the AVX2
- * int8-activation decode GEMV (aios__gemv_q4x8_avx2 in avx2.c).
+ * q4x8.c — 4-bit and 5-bit weights repacked once into blocks of 8 rows x 32 columns for the
+ * AVX2 int8 / 16-bit-activation decode GEMV (aios__gemv_q4x8_avx2 in avx2.c).
  *
  * Read in place, a 4-bit row meets the activations 32 values at a time and ends in a
  * horizontal sum; every block costs a nibble split, a scale conversion and a scalar offset
@@ -8,13 +8,17 @@
  * j), so a broadcast of 4 int8 activations meets 8 rows in one maddubs, the 8 rows' scales
  * convert in one instruction and the 8 results are the 8 lanes of one accumulator: about half
  * the instructions per weight (the same idea as llama.cpp's load-time REPACK; this layout is
- * ours).  Block of rows 8g..8g+7, columns 32b..32b+31, Q4X8_BYTES bytes at
- * q + (g * nb + b) * Q4X8_BYTES (nb = n_in / 32):
- *   bytes 0..127  four 32-byte vectors; vector p, byte 4j + i: the 4-bit field u of row 8g+j,
- *                 column 32b + 4p + i in the low nibble, column 32b + 16 + 4p + i in the high;
- *   128..143      8 float16 scales d (row j at 128 + 2j);
- *   144..159      8 float16 m: Q4_1's minimum (value = d u + m), else the zero point z of
- *                 value = d (u - 8 - z) (0 for Q4_0 and symmetric ArrowQuant int4).
+ * ours).  Block of rows 8g..8g+7, columns 32b..32b+31, B bytes at q + (g * nb + b) * B
+ * (nb = n_in / 32; B = Q4X8_BYTES for 4-bit fields, Q5X8_BYTES for 5-bit):
+ *   bytes 0..127  four 32-byte vectors; vector p, byte 4j + i: the low 4 bits of the field u of
+ *                 row 8g+j, column 32b + 4p + i in the low nibble, column 32b + 16 + 4p + i in
+ *                 the high;
+ *   5-bit only, 128..159  one 32-byte vector of the fields' fifth bits: byte 4j + i, bit p: that
+ *                 of column 32b + 4p + i, bit 4 + p: that of column 32b + 16 + 4p + i;
+ *   then 16 bytes of 8 float16 scales d (row j at 2j) and 16 bytes of 8 float16 m: Q4_1's /
+ *                 Q5_1's minimum (value = d u + m), else the zero point z of value =
+ *                 d (u - 8 - z) (4-bit) or d (u - 16 - z) (5-bit; 0 for Q4_0, Q5_0 and
+ *                 symmetric ArrowQuant int4).
  * Every value is the float it was (scales and zero points are float16 in the source), so a
  * product through the pack is the int8-activation GEMV of the same rounded activations.  The
  * pack lives in memory only; rows past the last multiple of 8 stay with the in-place kernel.
@@ -26,8 +30,8 @@
 #include "kernels/cpu/kern.h"
 #include "tensor/gguf_blocks.h"
 
-/* Row r's 4-bit fields of columns 32b .. 32b + 31 (u[i] = column 32b + i) and the float16 bits
- * of that block's d and m. */
+/* Row r's 4- or 5-bit fields of columns 32b .. 32b + 31 (u[i] = column 32b + i) and the
+ * float16 bits of that block's d and m. */
 static void block_fields(const aios_tensor *W, int64_t r, int64_t b, uint8_t u[32], uint16_t *d, uint16_t *m) {
     const int64_t n_in = W->shape[1];
     const uint8_t *raw = (const uint8_t *)W->data;
@@ -41,11 +45,20 @@ static void block_fields(const aios_tensor *W, int64_t r, int64_t b, uint8_t u[3
         else *m = 0;
         return;
     }
-    const int q41 = W->dtype == AIOS_DTYPE_GGUF_Q4_1, bytes = q41 ? 20 : 18;
-    const uint8_t *blk = raw + (size_t)(r * (n_in / 32) + b) * (size_t)bytes, *q = blk + (q41 ? 4 : 2);
+    /* GGUF blocks (gguf_blocks.h): Q4_0 d qs, Q4_1 d m qs, Q5_0 d qh qs, Q5_1 d m qh qs */
+    const aios_dtype t = W->dtype;
+    const int has_m = t == AIOS_DTYPE_GGUF_Q4_1 || t == AIOS_DTYPE_GGUF_Q5_1;
+    const int five = t == AIOS_DTYPE_GGUF_Q5_0 || t == AIOS_DTYPE_GGUF_Q5_1;
+    int blk = 32, bytes = 0;
+    aios_gguf_block(t, &blk, &bytes);
+    const uint8_t *p = raw + (size_t)(r * (n_in / 32) + b) * (size_t)bytes, *q = p + 2 + 2 * has_m + 4 * five;
     for (int i = 0; i < 16; i++) u[i] = q[i] & 0x0F, u[16 + i] = q[i] >> 4;
-    memcpy(d, blk, 2);
-    if (q41) memcpy(m, blk + 2, 2);
+    if (five) {
+        const uint32_t qh = aios_gguf_u32le(p + 2 + 2 * has_m);
+        for (int i = 0; i < 32; i++) u[i] |= (uint8_t)(((qh >> i) & 1) << 4);
+    }
+    memcpy(d, p, 2);
+    if (has_m) memcpy(m, p + 2, 2);
     else *m = 0;
 }
 
@@ -63,29 +76,42 @@ static void *huge_alloc(size_t bytes) {
     return v;
 }
 
-int aios__q4x8_ok(const aios_tensor *W) {
+int aios__q4x8_bits(const aios_tensor *W) {
     if (W->ndim != 2 || W->shape[0] < 8 || W->shape[1] % 32 || W->shape[1] == 0) return 0;
-    if (W->dtype == AIOS_DTYPE_GGUF_Q4_0 || W->dtype == AIOS_DTYPE_GGUF_Q4_1) return 1;
+    if (W->dtype == AIOS_DTYPE_GGUF_Q4_0 || W->dtype == AIOS_DTYPE_GGUF_Q4_1) return 4;
+    if (W->dtype == AIOS_DTYPE_GGUF_Q5_0 || W->dtype == AIOS_DTYPE_GGUF_Q5_1) return 5;
     return W->dtype == AIOS_DTYPE_Q4 && W->scale_dtype == AIOS_DTYPE_F16 &&
-           (W->group_size == 0 || (W->group_size % 32 == 0 && W->group_size <= 8192 && W->shape[1] % W->group_size == 0));
+                   (W->group_size == 0 ||
+                    (W->group_size % 32 == 0 && W->group_size <= 8192 && W->shape[1] % W->group_size == 0))
+               ? 4
+               : 0;
 }
 
 aios_status aios__q4x8_pack(const aios_tensor *W, uint8_t **out) {
     *out = NULL;
+    const int five = aios__q4x8_bits(W) == 5;
+    const size_t B = five ? Q5X8_BYTES : Q4X8_BYTES, sc = five ? 160 : 128;
     const int64_t n8 = W->shape[0] / 8, n_in = W->shape[1], nb = n_in / 32;
-    uint8_t *q = huge_alloc((size_t)(n8 * nb) * Q4X8_BYTES);
-    if (!q) return aios__err(AIOS_ERR_NOMEM, "matmul_pack: %lld x %lld int4 repack", (long long)W->shape[0], (long long)n_in);
+    uint8_t *q = huge_alloc((size_t)(n8 * nb) * B);
+    if (!q)
+        return aios__err(AIOS_ERR_NOMEM, "matmul_pack: %lld x %lld int%d repack", (long long)W->shape[0], (long long)n_in,
+                         five ? 5 : 4);
     for (int64_t g = 0; g < n8; g++)
         for (int64_t b = 0; b < nb; b++) {
-            uint8_t *o = q + (size_t)(g * nb + b) * Q4X8_BYTES;
+            uint8_t *o = q + (size_t)(g * nb + b) * B;
+            if (five) memset(o + 128, 0, 32);
             for (int j = 0; j < 8; j++) {
                 uint16_t d = 0, m = 0;
                 uint8_t u[32];
                 block_fields(W, 8 * g + j, b, u, &d, &m);
                 for (int p = 0; p < 4; p++)
-                    for (int i = 0; i < 4; i++) o[32 * p + 4 * j + i] = (uint8_t)(u[4 * p + i] | u[16 + 4 * p + i] << 4);
-                memcpy(o + 128 + 2 * j, &d, 2);
-                memcpy(o + 144 + 2 * j, &m, 2);
+                    for (int i = 0; i < 4; i++) {
+                        const uint8_t lo = u[4 * p + i], hi = u[16 + 4 * p + i];
+                        o[32 * p + 4 * j + i] = (uint8_t)((lo & 0x0F) | (hi & 0x0F) << 4);
+                        if (five) o[128 + 4 * j + i] |= (uint8_t)((lo >> 4) << p | (hi >> 4) << (4 + p));
+                    }
+                memcpy(o + sc + 2 * j, &d, 2);
+                memcpy(o + sc + 16 + 2 * j, &m, 2);
             }
         }
     *out = q;
