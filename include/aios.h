@@ -512,9 +512,10 @@ typedef enum {
     AIOS_INT8_ACT_OFF = 1,   /* exact float arithmetic on the stored weights */
     AIOS_INT8_ACT_ON = 2,    /* int8 activations wherever a kernel has them (= AIOS_INT8_ACT=1) */
     AIOS_INT8_ACT_16 = 3     /* 16-bit activations (two int8 digits per value, error <= dx / 512)
-                                in the decode GEMVs (1-3 tokens) of quantized weights: GGUF
-                                blocks, ArrowQuant int8 / int4, 4-bit weights repacked in blocks
-                                of 8 rows; exact float everywhere else (= AIOS_INT8_ACT=16;
+                                into quantized weights: GGUF blocks and ArrowQuant int8 / int4
+                                (integer decode GEMVs for 1-3 tokens, 4- / 5-bit weights repacked
+                                in blocks of 8 rows; longer products on x rounded the same way);
+                                float weights exact (= AIOS_INT8_ACT=16;
                                 decoders: about int8's speed within ~2e-4 of exact,
                                 docs/kernels.md; encoders: exact float) */
 } aios_int8_act;
@@ -753,8 +754,8 @@ typedef struct {
                                    aios_kernels_int8_activations, else exact float; ON = int8
                                    wherever a kernel has them (faster, within the budgets of
                                    docs/kernels.md; 4-bit weights repacked at open on AVX2);
-                                   16 = 16-bit activations in the quantized decode GEMVs
-                                   (AVX2 / AVX-512 CPUs), exact float elsewhere;
+                                   16 = 16-bit activations into quantized weights
+                                   (AVX2 / AVX-512 CPUs), float weights exact;
                                    OFF = exact float whatever the process setting */
 } aios_generator_params;
 

@@ -280,8 +280,8 @@ static void test_int8_activations_vs_qdot_ref(void) {
  * float GEMV of x rounded by t_round_x16 (test.h; 1e-6 of sum |w x|) and against the exact GEMV
  * of x itself within the rounding (> 0: the rounding is applied; < 1e-4: both digits are — int8
  * alone is ~4e-3).  The same packs under int8 activations (mode 1, packed on the AVX2 tier; < 5e-2)
- * against x rounded by round_q8.  Prefill-sized products (T 5) under mode 3 are the exact ones
- * bit for bit.  Rows 8 .. 64 with tails, one block to 260 per row (past the 8192-column pass),
+ * against x rounded by round_q8.  Products of 4 .. 40 rows under mode 3: x rounded the same way
+ * (each row = that row alone).  Rows 8 .. 64 with tails, one block to 260 per row (past the 8192-column pass),
  * an all-zero run and outliers. */
 static void x16_case(size_t ti, int64_t n_out, int64_t nb_row, int64_t T, int packed, int mode, int *ran) {
     uint8_t *buf;
@@ -340,17 +340,41 @@ static void test_x16_activations(void) {
                 }
             }
     }
-    /* a prefill-sized product under mode 3: the exact GEMM's bits */
-    uint8_t *buf;
-    aios_tensor w = make_w(1, 24, 6, &buf);
-    float x[5 * 192], y0[5 * 24], y3[5 * 24];
-    for (int i = 0; i < 5 * 192; i++) x[i] = frand();
-    CHECK_OK(aios_matmul(y0, x, &w, NULL, 5));
-    aios_kernels_int8_activations(3);
-    CHECK_OK(aios_matmul(y3, x, &w, NULL, 5));
-    aios_kernels_int8_activations(0);
-    CHECK(same_bits(y0, y3, 5 * 24));
-    free(buf);
+    /* 4 .. 40 rows under mode 3 (batched decode steps, prompts; Q4_1 and Q5_0, in place and
+     * repacked): the exact kernels on x rounded by the same rule — within 1e-6 of the float
+     * GEMV of t_round_x16(x), and each row within 1e-6 of the same row alone (the 1-row integer
+     * GEMV), so a row's result does not depend on how many rows share its product */
+    static const int64_t Ts[] = {4, 9, 16, 40};
+    for (size_t ti = 1; ti <= 2; ti++)
+        for (int packed = 0; packed < 2; packed++)
+            for (size_t k = 0; k < sizeof Ts / sizeof Ts[0]; k++) {
+                const int64_t T = Ts[k], n_out = 24, n_in = 192;
+                uint8_t *buf;
+                aios_tensor w = make_w(ti, n_out, n_in / 32, &buf);
+                float *x = malloc(sizeof(float) * (size_t)(T * n_in)), *xr = malloc(sizeof(float) * (size_t)(T * n_in));
+                float *wf = malloc(sizeof(float) * (size_t)(n_out * n_in)), *bias = calloc((size_t)n_out, sizeof(float));
+                float *y = malloc(sizeof(float) * (size_t)(T * n_out)), *yx = malloc(sizeof(float) * (size_t)(T * n_out));
+                float *y1 = malloc(sizeof(float) * (size_t)(T * n_out));
+                for (int64_t i = 0; i < T * n_in; i++) x[i] = frand() * (i % 89 == 0 ? 6.0f : 1.0f);
+                t_round_x16(xr, x, T * n_in);
+                CHECK_OK(aios_quant_dequantize_ref(&w, wf));
+                CHECK_OK(aios_ref_matmul(yx, xr, &w, NULL, T));
+                for (size_t t = 0; t < sizeof TIERS / sizeof TIERS[0]; t++) {
+                    if (!t_use_tier(TIERS[t])) continue;
+                    aios_kernels_int8_activations(3);
+                    aios_matmul_pack *P = NULL;
+                    if (packed) CHECK_OK(aios_matmul_pack_new(&w, &P));
+                    CHECK_OK(aios_matmul_packed(y, x, &w, P, NULL, T));
+                    for (int64_t r = 0; r < T; r++) CHECK_OK(aios_matmul_packed(y1 + r * n_out, x + r * n_in, &w, P, NULL, 1));
+                    aios_kernels_int8_activations(0);
+                    double e = scaled_err(y, yx, xr, wf, bias, T, n_out, n_in), e1 = scaled_err(y, y1, x, wf, bias, T, n_out, n_in);
+                    CHECKF(e < 1e-6 && e1 < 1e-6, "%s x16 %s%s T %lld: vs the rounded-x GEMV %g, vs each row alone %g", TIERS[t],
+                           aios_dtype_name(w.dtype), packed ? " packed" : "", (long long)T, e, e1);
+                    aios_matmul_pack_free(P);
+                }
+                aios_kernels_use("auto");
+                free(x), free(xr), free(wf), free(bias), free(y), free(yx), free(y1), free(buf);
+            }
     if (!ran) SKIP("no AVX2 on this CPU");
 }
 

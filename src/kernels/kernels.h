@@ -66,8 +66,10 @@ int aios_kernels_int8_thread_mode(int mode);
 /* Mode 3 (AIOS_INT8_ACT=16, aios_kernels_int8_activations(3)): 16-bit activations — per 16
  * values two int8 digits, x = (dx / 256) (256 q1 + q2), max error dx / 512 — in the decode
  * GEMVs (1..3 token rows) of quantized weights: GGUF blocks and ArrowQuant int8 / int4 in place,
- * 4-bit weights repacked in blocks of 8 rows through aios_matmul_packed (AVX2 code, on the AVX2
- * and AVX-512 tiers); every other product (prefill, batches, float weights) exact float.  The
+ * 4- and 5-bit weights repacked in blocks of 8 rows through aios_matmul_packed (AVX2 code, on
+ * the AVX2 and AVX-512 tiers); products of 4 or more rows with those weights (prefill, batched
+ * decode steps) run the exact float kernels on x rounded by the same rule, so a row's result
+ * does not depend on its product's row count; float weights exact float.  The
  * calling thread's mode as aios_matmul reads it (its thread mode, else the process setting 1 or
  * 3, else 0): 0, 1, 2 or 3. */
 int aios_kernels_act_mode(void);

@@ -594,6 +594,15 @@ static T256I void quant_x32_x16(const float *x, int8_t *q, int8_t *q2, float *dv
     _mm256_store_ps(dv, _mm256_set_m128(_mm_set1_ps(e1), _mm_set1_ps(e0)));
 }
 
+T256 void aios__round_x16_avx2(float *xr, const float *x, int64_t n) {
+    int8_t q[32], q2[32];
+    float dv[8] __attribute__((aligned(32))), s16[2];
+    for (int64_t c = 0; c < n; c += 32) {
+        quant_x32_x16(x + c, q, q2, dv, s16);
+        for (int k = 0; k < 32; k++) xr[c + k] = dv[k < 16 ? 0 : 4] * (float)(256 * q[k] + q2[k]);
+    }
+}
+
 /* Values 32c .. 32c + 31 of block b as their stored unsigned fields (gguf_chunk without the
  * fixed offsets: Q4_0's 8, Q5_0's 16; Q4_1, Q5_1, Q2_K, Q4_K, Q5_K store them unsigned) for
  * maddubs(u, qx) without sign operations — at most 31 x 127 x 2 per int16 pair, no saturation. */

@@ -368,7 +368,35 @@ void aios__start_at_bias(float *y, const float *bias, int64_t T, int64_t n_out) 
  * ranges per thread (all n for one thread). */
 static int64_t gemv_range(int64_t n, int nth) { return nth > 1 ? AIOS_MAX(64, (n / ((int64_t)nth * 4) + 63) / 64 * 64) : n; }
 
+static aios_status matmul(float *y, const float *x, const aios_tensor *W, const float *bias, int64_t T);
+
+/* Under 16-bit activations (mode 3) every product of 4 or more rows with quantized weights (a
+ * prompt, a batched decode step; kernels without a 16-bit variant for that many rows) meets x
+ * rounded by the same rule as the 1..3-row integer GEMVs, so a row's result does not depend on
+ * how many rows share its product nor on whether it came as a prompt or a decode step (up to
+ * the order of float sums).  Quantized weights only (GGUF blocks, ArrowQuant int8 / int4 that
+ * the 16-bit GEMV takes); float weights stay exact in every mode.  The rounding is one pass
+ * over x, T n_in floats of scratch. */
 aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const float *bias, int64_t T) {
+#if defined(__x86_64__)
+    const aios__ktier *K = tier();
+    if (T >= 4 && int8_mode() == 3 && (K == &aios__tier_avx2 || K == &aios__tier_avx512) && W &&
+        W->ndim == 2 && W->shape[1] % 32 == 0 && W->shape[1] > 0 &&
+        (aios_gguf_block(W->dtype, NULL, NULL) ||
+         ((W->dtype == AIOS_DTYPE_Q8 || W->dtype == AIOS_DTYPE_Q4) && aios__gemv_q_i8_avx2_ok(W)))) {
+        const int64_t n_in = W->shape[1];
+        float *xr = malloc(sizeof(float) * (size_t)(T * n_in));
+        if (!xr) return aios__err(AIOS_ERR_NOMEM, "matmul: %lld x %lld 16-bit activations", (long long)T, (long long)n_in);
+        for (int64_t t = 0; t < T; t++) aios__round_x16_avx2(xr + t * n_in, x + t * n_in, n_in);
+        aios_status s = matmul(y, xr, W, bias, T);
+        free(xr);
+        return s;
+    }
+#endif
+    return matmul(y, x, W, bias, T);
+}
+
+static aios_status matmul(float *y, const float *x, const aios_tensor *W, const float *bias, int64_t T) {
     const aios__ktier *K = tier();
     if (K == &aios__tier_ref) return aios_ref_matmul(y, x, W, bias, T);
     AIOS_TRY(aios__check_weight(W, "matmul"));

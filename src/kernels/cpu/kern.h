@@ -112,6 +112,10 @@ void aios__gemv_q_i8_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, in
  * quant_x32_x16 in avx2.c); aios__gemv_gguf_x16_avx2 is the same for the GGUF GEMV */
 void aios__gemv_q_x16_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
                            int64_t r0, int64_t r1);
+/* xr (n, a multiple of 32) = x as those two digits give it, dx / 256 (256 q1 + q2) per value
+ * (quant_x32_x16's rounding): the 16-bit activations for products that run exact float kernels
+ * on them (batched decode steps of 4..16 rows under mode 3, dispatch.c). */
+void aios__round_x16_avx2(float *xr, const float *x, int64_t n);
 #endif
 /* The scalar reference of the int8-activation decode GEMV (qdot_ref.c): the same rounding of x
  * and the same integer dot products per 16 / 32 values, for GGUF blocks and grouped int8 / int4
