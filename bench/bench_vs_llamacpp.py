@@ -24,10 +24,11 @@ Rows (aios side / llama.cpp side):
   Q8_0, Q4_0, Q4_1,   llama.cpp's quantized GGUF file read in place by aios (its blocks, no
   Q4_K_M              transcoding) / the same file (a transcoded Q4_1 directory is the same
                       Q4_1 blocks in memory)
---int8-act [1|16]: aios also runs every quantized row with AIOS_INT8_ACT=1 (activations rounded
-to int8 blocks of 16, integer dot products, VNNI; opt-in, the exact float activations are the
-default), as llama.cpp itself does for its quantized types, or with AIOS_INT8_ACT=16 (16-bit
-activations, two int8 digits, in the decode GEMVs only; prefill exact): two more columns, that
+--int8-act [1|16|0]: aios also runs every quantized row with AIOS_INT8_ACT=1 (activations rounded
+to int8 blocks of 16, integer dot products, VNNI; opt-in), as llama.cpp itself does for its
+quantized types, with AIOS_INT8_ACT=16 (16-bit activations, two int8 digits: the default for
+quantized weights on AVX2 CPUs since 2026-12-07, exact float before and on AVX-512), or with
+AIOS_INT8_ACT=0 (exact float activations): two more columns, that
 run's prefill and decode rates as ratios to llama.cpp's (float rows: "-", the switch does not
 touch them), and the greedy columns gain its lead.
 
@@ -431,9 +432,9 @@ def main():
     ap.add_argument("--prefill", type=int, default=512)
     ap.add_argument("--decode", type=int, default=128)
     ap.add_argument("--reps", type=int, default=3)
-    ap.add_argument("--int8-act", nargs="?", const="1", default=None, choices=("1", "16"),
-                    help="also run aios with AIOS_INT8_ACT=1 (int8 activations; the default value) or 16 "
-                         "(16-bit activations in the decode GEMVs) on the quantized rows")
+    ap.add_argument("--int8-act", nargs="?", const="1", default=None, choices=("1", "16", "0"),
+                    help="also run aios with AIOS_INT8_ACT=1 (int8 activations; the default value), 16 "
+                         "(16-bit activations) or 0 (exact float activations) on the quantized rows")
     ap.add_argument("--kv-type", default="f16", choices=("f16", "f32"),
                     help="KV cache type of both engines (default f16, llama.cpp's default)")
     ap.add_argument("--out", default=os.path.join(tempfile.gettempdir(), "aios-bench-gguf"))
@@ -464,7 +465,7 @@ def main():
     print(f"# SmolLM2-135M-Instruct (the float32 values of the shipped Q4_1 file), prefill {a.prefill} / decode "
           f"{a.decode} tokens, median of {a.reps}, KV cache {KV} in both; llama-cpp-python {llama_cpp.__version__}; load average {la:.1f} "
           f"on {os.cpu_count()} CPUs")
-    tag = {"1": "i8", "16": "x16"}.get(a.int8_act, "")
+    tag = {"1": "i8", "16": "x16", "0": "f32"}.get(a.int8_act, "")
     i8h = f" | {tag + ' pp':>6} {tag + ' tg':>6}" if a.int8_act else ""
     print(f"{'row':14} {'thr':>3} | {'aios pp':>8} {'llama pp':>8} {'ratio':>6} | {'aios tg':>7} {'llama tg':>8} "
           f"{'ratio':>6}{i8h} | greedy vs f32 golden: aios llama{' aios-' + tag if a.int8_act else ''} | aios=llama")

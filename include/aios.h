@@ -751,7 +751,10 @@ typedef struct {
     const char *tokenizer_path; /* NULL = found beside the model */
     aios_kv_type kv_type;       /* the KV cache's element type (default AIOS_KV_F32) */
     aios_int8_act int8_act;     /* the decoder's activations: AUTO (default) = AIOS_INT8_ACT /
-                                   aios_kernels_int8_activations, else exact float; ON = int8
+                                   aios_kernels_int8_activations when given, else 16-bit for
+                                   quantized weights (GGUF blocks, ArrowQuant int8 / int4) on the
+                                   AVX2 kernel tier and exact float otherwise
+                                   (aios_generator_int8_act tells); ON = int8
                                    wherever a kernel has them (faster, within the budgets of
                                    docs/kernels.md; 4-bit weights repacked at open on AVX2);
                                    16 = 16-bit activations into quantized weights
@@ -849,6 +852,10 @@ int64_t aios_generator_n_vocab(const aios_generator *g);
  * `aios convert` / `aios quantize` / aios_generator_open take it like any other model. */
 aios_status aios_llama2c_import(const char *checkpoint, const char *tokenizer_bin, const char *out_dir);
 int64_t aios_generator_n_ctx(const aios_generator *g);
+/* The activations this generator's products use, params.int8_act resolved (never AUTO):
+ * AIOS_INT8_ACT_OFF (exact float), _ON (int8) or _16 (16-bit; AUTO's choice for quantized
+ * weights on AVX2 CPUs). */
+aios_int8_act aios_generator_int8_act(const aios_generator *g);
 
 /* LoRA adapters at run time (src/model/lora.h): a PEFT adapter directory
  * (adapter_config.json + adapter_model.safetensors) or a skill card (.parquet).  Each adds

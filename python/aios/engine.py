@@ -75,10 +75,11 @@ class ArrowEngine:
 
     int8_act ("auto", "on", "16" or "off") is the int8-activation mode (docs/encode.md,
     docs/kernels.md): for the encoder "auto" uses them for int8 weights on AVX-512 VNNI CPUs, for
-    the generator "auto" is exact float (AIOS_INT8_ACT=0/1/16 overrides both); "on" rounds
-    activations to int8 wherever a kernel has them (faster quantized decode, 4-bit weights
-    repacked on AVX2), "16" (generators) rounds them to 16 bits in the 4-bit decode GEMV only
-    (int8 speed within ~2e-4 of exact), "off" keeps exact float arithmetic.
+    the generator "auto" is "16" for quantized weights on AVX2 CPUs and exact float otherwise
+    (AIOS_INT8_ACT=0/1/16 overrides both); "on" rounds activations to int8 wherever a kernel has
+    them (faster quantized decode, 4- / 5-bit weights repacked on AVX2), "16" (generators) rounds
+    those into quantized weights to 16 bits (near int8 speed within ~3e-4 of exact), "off" keeps
+    exact float arithmetic.
 
     kv_type ("f32" or "f16") is the generator's KV cache element type: "f16" halves its memory and
     speeds decoding after long prompts (llama.cpp's default); "f32" (the default) is exact.

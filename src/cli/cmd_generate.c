@@ -79,11 +79,11 @@ static void usage_generate(FILE *f) {
             "  --ctx N              context length (default min(model's, 4096))\n"
             "  --kv-type T          KV cache element type: f32 (default) or f16 (half the memory,\n"
             "                       faster decode after long prompts; llama.cpp's default)\n"
-            "  --int8-act M         activations rounded to int8 for integer dot products: on (faster\n"
-            "                       decode of quantized weights, within docs/kernels.md's budgets),\n"
-            "                       16 (quantized decode near int8 speed with 16-bit activations:\n"
-            "                       within ~2e-4 of exact), off, auto (default: AIOS_INT8_ACT=0/1/16,\n"
-            "                       else off = exact float)\n"
+            "  --int8-act M         activations of quantized weights for integer dot products: 16\n"
+            "                       (16-bit, within ~3e-4 of exact at near int8 speed), on (int8:\n"
+            "                       faster, within docs/kernels.md's budgets), off (exact float),\n"
+            "                       auto (default: AIOS_INT8_ACT=0/1/16 if set, else 16 for quantized\n"
+            "                       weights on AVX2 CPUs, off otherwise; --stats names it)\n"
             "  --threads N          kernel threads\n"
             "  --adapter PATH[:S]   LoRA adapter (PEFT directory or skill card .parquet) at scale S\n"
             "                       (default 1); repeatable, up to 16 at once\n"
@@ -335,12 +335,16 @@ static aios_status open_gen(const gen_opts *o, aios_generator **g) {
     return s;
 }
 
-static void print_stats(const aios_generate_result *r, uint64_t seed) {
+static void print_stats(const aios_generator *g, const aios_generate_result *r, uint64_t seed) {
     size_t gen = r->n_ids - r->n_prompt;
     size_t pre = r->n_prompt - r->n_reused;
-    fprintf(stderr, "\n[prompt %zu tokens (%zu reused), prefill %.3f s = %.1f tok/s; %zu generated, %.3f s = %.1f tok/s; seed %llu]\n",
+    const aios_int8_act a = aios_generator_int8_act(g);
+    fprintf(stderr,
+            "\n[prompt %zu tokens (%zu reused), prefill %.3f s = %.1f tok/s; %zu generated, %.3f s = %.1f tok/s; seed %llu; "
+            "activations %s]\n",
             r->n_prompt, r->n_reused, r->prefill_s, r->prefill_s > 0 ? pre / r->prefill_s : 0.0, gen, r->decode_s,
-            r->decode_s > 0 ? gen / r->decode_s : 0.0, (unsigned long long)seed);
+            r->decode_s > 0 ? gen / r->decode_s : 0.0, (unsigned long long)seed,
+            a == AIOS_INT8_ACT_16 ? "16-bit" : a == AIOS_INT8_ACT_ON ? "int8" : "exact");
 }
 
 int aios_cmd_generate(int argc, char **argv) {
@@ -456,7 +460,7 @@ int aios_cmd_generate(int argc, char **argv) {
         } else {
             printf("\n");
         }
-        if (o.stats) print_stats(&r, o.gp.seed);
+        if (o.stats) print_stats(g, &r, o.gp.seed);
         if (show_unc) aios_cli_skills_report_uncertainty(&o.sk, aios_generator_uncertainty(g), stderr);
         int queued = 0;
         if (o.prompt && (s = aios_cli_skills_queue(&o.sk, aios_generator_uncertainty(g), o.prompt, r.text, o.model, &queued)) == AIOS_OK &&
@@ -492,11 +496,11 @@ static void usage_chat(FILE *f) {
             "  --ctx N              context length (default min(model's, 4096))\n"
             "  --kv-type T          KV cache element type: f32 (default) or f16 (half the memory,\n"
             "                       faster decode after long prompts; llama.cpp's default)\n"
-            "  --int8-act M         activations rounded to int8 for integer dot products: on (faster\n"
-            "                       decode of quantized weights, within docs/kernels.md's budgets),\n"
-            "                       16 (quantized decode near int8 speed with 16-bit activations:\n"
-            "                       within ~2e-4 of exact), off, auto (default: AIOS_INT8_ACT=0/1/16,\n"
-            "                       else off = exact float)\n"
+            "  --int8-act M         activations of quantized weights for integer dot products: 16\n"
+            "                       (16-bit, within ~3e-4 of exact at near int8 speed), on (int8:\n"
+            "                       faster, within docs/kernels.md's budgets), off (exact float),\n"
+            "                       auto (default: AIOS_INT8_ACT=0/1/16 if set, else 16 for quantized\n"
+            "                       weights on AVX2 CPUs, off otherwise; --stats names it)\n"
             "  --threads N          kernel threads\n"
             "  --adapter PATH[:S]   LoRA adapter at scale S (default 1); repeatable, up to 16\n"
             ROUTER_HELP
@@ -687,7 +691,7 @@ int aios_cmd_chat(int argc, char **argv) {
             ret = aios_cli_fail("chat", s);
             break;
         }
-        if (o.stats) print_stats(&r, o.gp.seed);
+        if (o.stats) print_stats(g, &r, o.gp.seed);
         const aios_gen_uncertainty *u = aios_generator_uncertainty(g);
         aios_cli_skills_report_uncertainty(&o.sk, u, stderr);
         int queued = 0;

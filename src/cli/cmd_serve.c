@@ -37,8 +37,9 @@ static void usage(FILE *f) {
 
             "  --threads N              kernel threads per model (1..%d; default: all cores)\n"
             "  --kv-type T              KV cache element type: f32 (default) or f16 (half the memory)\n"
-            "  --int8-act M             the generation models' int8 activations: on, off, 16 (16-bit in\n"
-            "                           the quantized decode GEMVs), auto (default: AIOS_INT8_ACT, else off)\n"
+            "  --int8-act M             the generation models' activations: 16 (16-bit), on (int8), off\n"
+            "                           (exact), auto (default: AIOS_INT8_ACT if set, else 16 for quantized\n"
+            "                           weights on AVX2 CPUs, off otherwise)\n"
             "  --api-key KEY            require 'Authorization: Bearer KEY' on every route but /health\n"
             "                           (default: $AIOS_API_KEY; a non-loopback --host without one warns)\n"
             "  --cors ORIGIN            send Access-Control-Allow-Origin: ORIGIN (default: no CORS)\n"

@@ -268,9 +268,9 @@ fail:
 static int int8_thread_mode(const aios_encoder *e) {
     if (e->int8_act == AIOS_INT8_ACT_OFF) return 0;
     if (e->int8_act == AIOS_INT8_ACT_ON) return 1;
-    if (e->int8_act == AIOS_INT8_ACT_16) return 3; /* exact float: an encoder has no 4-bit packs */
+    if (e->int8_act == AIOS_INT8_ACT_16) return 0; /* 16-bit activations are the decoders' mode */
     int g = aios_kernels_int8_setting();
-    if (g >= 0) return g;
+    if (g >= 0) return g == 3 ? 0 : g;
     return e->int8_weights && aios_cpu()->avx512vnni ? 2 : 0;
 }
 

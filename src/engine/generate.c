@@ -39,6 +39,20 @@
 #include "model/llama2c.h"
 #include "model/model.h"
 
+/* The decoder's activation mode (aios_decoder_set_int8_act) for params.int8_act: ON 1, OFF 0,
+ * 16 3; AUTO follows AIOS_INT8_ACT / aios_kernels_int8_activations when given, else 16-bit
+ * activations (3) for quantized weights on the AVX2 tier — within ~3e-4 of exact with every
+ * golden greedy id (docs/kernels.md "16-bit activations", the budget in test_gguf_real) at
+ * int8's speed — and exact float otherwise (float weights; AVX-512, where the exact GEMVs were
+ * already ahead of llama.cpp and mode 3 runs AVX2 code, unmeasured as a default). */
+static int default_act_mode(aios_int8_act ia, const aios_decoder *d) {
+    if (ia == AIOS_INT8_ACT_ON) return 1;
+    if (ia == AIOS_INT8_ACT_OFF) return 0;
+    if (ia == AIOS_INT8_ACT_16) return 3;
+    if (aios_kernels_int8_setting() >= 0) return -1;
+    return aios_decoder_quantized(d) && !strcmp(aios_kernels_tier(), "avx2") ? 3 : -1;
+}
+
 enum { CHAT_PLAIN = 0, CHAT_CHATML, CHAT_LLAMA2, CHAT_LLAMA3 };
 static const char *const CHAT_NAMES[] = {"plain", "chatml", "llama2", "llama3"};
 
@@ -283,8 +297,7 @@ aios_status aios_generator_open(const char *path, const aios_generator_params *p
     setup_chat(g, dir[0] ? dir : NULL);
     g->n_ctx = params->n_ctx > 0 ? params->n_ctx : AIOS_MIN(c->n_ctx_train, (int64_t)4096);
     g->kv_type = params->kv_type;
-    const aios_int8_act ia = params->int8_act;
-    aios_decoder_set_int8_act(g->dec, ia == AIOS_INT8_ACT_ON ? 1 : ia == AIOS_INT8_ACT_OFF ? 0 : ia == AIOS_INT8_ACT_16 ? 3 : -1);
+    aios_decoder_set_int8_act(g->dec, default_act_mode(params->int8_act, g->dec));
     if ((s = aios_kv_cache_create_typed(g->dec, g->n_ctx, g->kv_type, &g->kv)) != AIOS_OK) goto fail;
     if ((s = aios_sampler_create(g->n_vocab, &g->sampler)) != AIOS_OK) goto fail;
     g->logits = malloc((size_t)g->n_vocab * sizeof(float));
@@ -330,6 +343,10 @@ aios_status aios_llama2c_import(const char *checkpoint, const char *tokenizer_bi
     return s;
 }
 int64_t aios_generator_n_ctx(const aios_generator *g) { return g->n_ctx; }
+aios_int8_act aios_generator_int8_act(const aios_generator *g) {
+    const int m = aios_decoder_act_mode(g->dec);
+    return m == 1 ? AIOS_INT8_ACT_ON : m == 3 ? AIOS_INT8_ACT_16 : AIOS_INT8_ACT_OFF;
+}
 const char *aios_generator_chat_template(const aios_generator *g) { return CHAT_NAMES[g->chat]; }
 const char *aios__generator_default_system(const aios_generator *g) { return g->chat == CHAT_CHATML ? g->chat_system : NULL; }
 

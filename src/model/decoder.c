@@ -896,6 +896,23 @@ static aios_status forward_compose(aios_decoder *d, aios_kv_cache *kv, const int
     return s;
 }
 
+int aios_decoder_quantized(const aios_decoder *d) {
+    for (int64_t l = 0; l < d->cfg.n_layer; l++) {
+        const dec_layer *L = &d->layers[l];
+        const aios_tensor *w[7] = {L->wq, L->wk, L->wv, L->wo, L->wg, L->wu, L->wd};
+        for (int i = 0; i < 7; i++) {
+            const aios_dtype t = w[i] ? w[i]->dtype : AIOS_DTYPE_F32;
+            if (aios_gguf_block(t, NULL, NULL) || t == AIOS_DTYPE_Q8 || t == AIOS_DTYPE_Q4 || t == AIOS_DTYPE_Q2) return 1;
+        }
+    }
+    return 0;
+}
+
+int aios_decoder_act_mode(const aios_decoder *d) {
+    const int m = d->int8 >= 0 ? d->int8 : aios_kernels_act_mode();
+    return m == 1 || m == 3 ? m : 0;
+}
+
 void aios_decoder_set_int8_act(aios_decoder *d, int mode) {
     d->int8 = mode == 0 || mode == 1 || mode == 3 ? mode : -1;
     ensure_packs(d);

@@ -218,13 +218,18 @@ aios_status aios_decoder_set_adapters(aios_decoder *d, struct aios_lora *const *
  * or router; another cache with positions in it is refused).  top_k >= 1 and temperature > 0
  * matter for arrow only.  AIOS_ERR_INVALID_ARG otherwise. */
 aios_status aios_decoder_set_router(aios_decoder *d, int router, int top_k, float temperature);
-/* This decoder's matrix products: mode 1 int8 activations wherever a kernel has them (its 4-bit
- * weights repacked now, kernels/cpu/q4x8.c), 3 16-bit activations in the quantized decode GEMVs
- * (4-bit weights repacked too) and exact float elsewhere (aios_kernels_act_mode), 0 exact float,
+/* 1 when the layers' matrices are quantized (GGUF blocks, ArrowQuant int8 / int4 / int2): the
+ * decoders whose products 16-bit activations change. */
+int aios_decoder_quantized(const aios_decoder *d);
+/* This decoder's matrix products: mode 1 int8 activations wherever a kernel has them (its 4- and
+ * 5-bit weights repacked now, kernels/cpu/q4x8.c), 3 16-bit activations into quantized weights
+ * (repacked too; float weights exact; aios_kernels_act_mode), 0 exact float,
  * -1 (the default) the calling
  * thread's / process's setting (aios_kernels_int8_thread_mode, AIOS_INT8_ACT).  Set as the
  * calling thread's mode around each forward; no other thread's products change. */
 void aios_decoder_set_int8_act(aios_decoder *d, int mode);
+/* What a forward of d uses now: 0, 1 or 3 (d's own mode, else the calling thread's / process's). */
+int aios_decoder_act_mode(const aios_decoder *d);
 int aios_decoder_router(const aios_decoder *d);
 /* on 1: the decoder's own adapters (aios_decoder_set_adapters) are applied from their bfloat16
  * copies (aios_lora_bf16: made on first use, kept, remade after aios_lora_changed) with float32

@@ -214,6 +214,32 @@ def generate_int8_act_16_keeps_the_golden_ids():
     assert r.returncode == 2 and "16 is for generation models" in r.stderr, r.stderr
 
 
+@test
+def quantized_default_is_16_bit_on_avx2():
+    """`--int8-act auto` (the default): with no AIOS_INT8_ACT, a quantized model (the Q4_1 GGUF) on
+    the AVX2 kernel tier takes 16-bit activations — `--stats` says so and the ids are `--int8-act
+    16`'s; AIOS_INT8_ACT=0 or `--int8-act off` gives exact float; on another tier the default
+    stays exact."""
+    p = model()
+    tier = [l.split(":", 1)[1].strip() for l in aios("info").stdout.splitlines() if l.startswith("kernel tier:")][0]
+    run_ = [r for r in golden_runs() if not r["chat"]][0]
+
+    unset = {"AIOS_INT8_ACT": ""}  # empty: no setting
+
+    def stats(*args, env=None):
+        e = dict(unset, **(env or {}))
+        r = aios("generate", "--model", p, "--prompt", run_["text"], "--temperature", 0, "--max-tokens", 4, "--stats",
+                 *args, env=e)
+        return re.search(r"; activations (\S+)\]", r.stderr).group(1)
+
+    assert stats() == ("16-bit" if tier == "avx2" else "exact"), (tier, stats())
+    assert stats("--int8-act", "off") == "exact" and stats(env={"AIOS_INT8_ACT": "0"}) == "exact"
+    assert stats("--int8-act", "16", env={"AIOS_INT8_ACT": "0"}) == "16-bit"  # the flag over the environment
+    assert stats("--int8-act", "on") == "int8"
+    if tier == "avx2":
+        assert greedy_ids(p, run_["text"], env=unset) == greedy_ids(p, run_["text"], "--int8-act", "16")
+
+
 def serve_completions_are_the_cli(p, texts, *args):
     """`aios serve --model p ARGS`: a greedy 24-token completion of each text is `aios generate
     ARGS`'s text."""

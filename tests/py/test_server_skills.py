@@ -102,10 +102,12 @@ def same(resp, ref, router):
     assert len(got) == len(want), (got, want)
     for (gn, gw, gs), (wn, ww, ws) in zip(got, want):
         assert gn == wn and abs(gw - ww) < 1e-9 and abs(gs - ws) < 1e-9, (got, want)
-    # the same to 1e-6: a request whose prompt the generator's prefix cache holds prefills only its
-    # last token (3e-8 apart, measured), and arrow adds its experts in the server's slot order,
-    # the CLI's in score order (3e-7)
-    assert abs(ext["uncertainty"] - ref["uncertainty"]["score"]) < 1e-6, (ext, ref["uncertainty"])
+    # the same to 1e-4: a request whose prompt the generator's prefix cache holds prefills only its
+    # last token, and arrow adds its experts in the server's slot order, the CLI's in score order
+    # (3e-8 and 3e-7 apart in exact float); the quantized model's default 16-bit activations turn
+    # such last-bit differences into steps of dx / 256 for values next to a rounding boundary
+    # (measured 7e-6)
+    assert abs(ext["uncertainty"] - ref["uncertainty"]["score"]) < 1e-4, (ext, ref["uncertainty"])
     assert ext["uncertain"] == ref["uncertainty"]["uncertain"]
 
 
@@ -271,7 +273,7 @@ def per_request_skills_and_none():
         for extra in ({"skills": []}, {"router": "none"}):
             r = chat(srv, q, **extra)
             assert r["choices"][0]["message"]["content"] == base["text"] and r["aios"]["skills"] == [], (extra, r)
-            assert abs(r["aios"]["uncertainty"] - base["uncertainty"]["score"]) < 1e-6
+            assert abs(r["aios"]["uncertainty"] - base["uncertainty"]["score"]) < 1e-4  # as in same()
         # and the next routed request is routed again (scales restored)
         same(chat(srv, q), cli(q, "--skills", lib), "semantic")
 
