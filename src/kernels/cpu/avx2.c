@@ -599,7 +599,12 @@ T256 void aios__round_x16_avx2(float *xr, const float *x, int64_t n) {
     float dv[8] __attribute__((aligned(32))), s16[2];
     for (int64_t c = 0; c < n; c += 32) {
         quant_x32_x16(x + c, q, q2, dv, s16);
-        for (int k = 0; k < 32; k++) xr[c + k] = dv[k < 16 ? 0 : 4] * (float)(256 * q[k] + q2[k]);
+        for (int k = 0; k < 4; k++) { /* e (256 q1 + q2), 8 values at a time (exact integers, one rounding) */
+            const __m256i a = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 8 * k)));
+            const __m256i b = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q2 + 8 * k)));
+            const __m256 v = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_slli_epi32(a, 8), b));
+            _mm256_storeu_ps(xr + c + 8 * k, _mm256_mul_ps(v, _mm256_set1_ps(dv[k < 2 ? 0 : 4])));
+        }
     }
 }
 
@@ -897,9 +902,10 @@ static T256I __m256i bcast4(const int8_t *q) {
 }
 
 static T256I void gemv_q4x8_t(float *y, int64_t ldy, const float *x, int64_t ldx, const struct aios_matmul_pack *P,
-                              int64_t r0, int64_t r1, const int NT, const int MIN, const int X16, const int FIVE) {
+                              int64_t r0, int64_t r1, const int NT, const int MIN, const int X16, const int FIVE,
+                              const int NOM) {
     const int64_t n_in = P->n_in, nb = n_in / 32;
-    const size_t B = FIVE ? Q5X8_BYTES : Q4X8_BYTES, SC = FIVE ? 160 : 128;
+    const size_t B = Q4X8_BLOCK_BYTES(FIVE ? 5 : 4, NOM), SC = FIVE ? 160 : 128; /* blocks of 144..192 bytes: loadu */
     aq_pass X; /* per 32 columns: q, the lanes' dx (dv[8b] = dx of the first 16, dv[8b + 4] the second's), gx */
     const __m256i ones = _mm256_set1_epi16(1), c256 = _mm256_set1_epi16(256), nib = _mm256_set1_epi8(0x0F);
     for (int64_t c0 = 0; c0 < n_in; c0 += AQ_XCOLS) {
@@ -915,13 +921,13 @@ static T256I void gemv_q4x8_t(float *y, int64_t ldy, const float *x, int64_t ldx
                 _mm_prefetch((const char *)p + PF_BYTES, _MM_HINT_T0);
                 __m256i lo[4], hi[4];
                 for (int k = 0; k < 4; k++) {
-                    const __m256i v = _mm256_load_si256((const __m256i *)(p + 32 * k));
+                    const __m256i v = _mm256_loadu_si256((const __m256i *)(p + 32 * k));
                     lo[k] = _mm256_and_si256(v, nib);
                     hi[k] = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);
                 }
                 if (FIVE) { /* the fifth bits: bit k of a byte to lo[k]'s bit 4, bit 4 + k to hi[k]'s
                              * (16-bit shifts; what crosses into the other byte is masked off) */
-                    const __m256i h = _mm256_load_si256((const __m256i *)(p + 128)), b4 = _mm256_set1_epi8(0x10);
+                    const __m256i h = _mm256_loadu_si256((const __m256i *)(p + 128)), b4 = _mm256_set1_epi8(0x10);
                     lo[0] = _mm256_or_si256(lo[0], _mm256_and_si256(_mm256_slli_epi16(h, 4), b4));
                     lo[1] = _mm256_or_si256(lo[1], _mm256_and_si256(_mm256_slli_epi16(h, 3), b4));
                     lo[2] = _mm256_or_si256(lo[2], _mm256_and_si256(_mm256_slli_epi16(h, 2), b4));
@@ -931,8 +937,8 @@ static T256I void gemv_q4x8_t(float *y, int64_t ldy, const float *x, int64_t ldx
                     hi[2] = _mm256_or_si256(hi[2], _mm256_and_si256(_mm256_srli_epi16(h, 2), b4));
                     hi[3] = _mm256_or_si256(hi[3], _mm256_and_si256(_mm256_srli_epi16(h, 3), b4));
                 }
-                const __m256 d = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(p + SC)));
-                const __m256 mz = _mm256_cvtph_ps(_mm_load_si128((const __m128i *)(p + SC + 16)));
+                const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + SC)));
+                const __m256 mz = NOM ? _mm256_setzero_ps() : _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p + SC + 16)));
                 /* Q4_1 / Q5_1: + m sum(dx qx); else - d (8 + z) sum(dx qx), 5-bit: d (16 + z) */
                 const __m256 m =
                     MIN ? mz : _mm256_mul_ps(d, _mm256_add_ps(mz, _mm256_set1_ps(FIVE ? 16.0f : 8.0f)));
@@ -974,18 +980,20 @@ static T256I void gemv_q4x8_t(float *y, int64_t ldy, const float *x, int64_t ldx
     }
 }
 
-#define Q4X8_NT(MIN, X16, FIVE)                                                      \
-    do {                                                                             \
-        if (nt == 1) gemv_q4x8_t(y, ldy, x, ldx, P, r0, r1, 1, MIN, X16, FIVE);      \
-        else if (nt == 2) gemv_q4x8_t(y, ldy, x, ldx, P, r0, r1, 2, MIN, X16, FIVE); \
-        else gemv_q4x8_t(y, ldy, x, ldx, P, r0, r1, 3, MIN, X16, FIVE);              \
+#define Q4X8_NT(MIN, X16, FIVE, NOM)                                                      \
+    do {                                                                                  \
+        if (nt == 1) gemv_q4x8_t(y, ldy, x, ldx, P, r0, r1, 1, MIN, X16, FIVE, NOM);      \
+        else if (nt == 2) gemv_q4x8_t(y, ldy, x, ldx, P, r0, r1, 2, MIN, X16, FIVE, NOM); \
+        else gemv_q4x8_t(y, ldy, x, ldx, P, r0, r1, 3, MIN, X16, FIVE, NOM);              \
     } while (0)
-#define Q4X8_MIN_X16(FIVE)                           \
-    do {                                             \
-        if (P->q4_min && x16) Q4X8_NT(1, 1, FIVE);   \
-        else if (P->q4_min) Q4X8_NT(1, 0, FIVE);     \
-        else if (x16) Q4X8_NT(0, 1, FIVE);           \
-        else Q4X8_NT(0, 0, FIVE);                    \
+#define Q4X8_MIN_X16(FIVE)                                  \
+    do {                                                    \
+        if (P->q4_min && x16) Q4X8_NT(1, 1, FIVE, 0);       \
+        else if (P->q4_min) Q4X8_NT(1, 0, FIVE, 0);         \
+        else if (P->q4_nom && x16) Q4X8_NT(0, 1, FIVE, 1);  \
+        else if (P->q4_nom) Q4X8_NT(0, 0, FIVE, 1);         \
+        else if (x16) Q4X8_NT(0, 1, FIVE, 0);               \
+        else Q4X8_NT(0, 0, FIVE, 0);                        \
     } while (0)
 
 T256 void aios__gemv_q4x8_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt,

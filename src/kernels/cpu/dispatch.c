@@ -525,7 +525,8 @@ aios_status aios_matmul_pack_new(const aios_tensor *W, aios_matmul_pack **out) {
         aios_matmul_pack *P = calloc(1, sizeof *P);
         if (!P) return aios__err(AIOS_ERR_NOMEM, "matmul_pack");
         *P = (aios_matmul_pack){K, W->data, W->shape[0], W->shape[1], 0, NULL, NULL,
-                                W->dtype == AIOS_DTYPE_GGUF_Q4_1 || W->dtype == AIOS_DTYPE_GGUF_Q5_1, aios__q4x8_bits(W)};
+                                W->dtype == AIOS_DTYPE_GGUF_Q4_1 || W->dtype == AIOS_DTYPE_GGUF_Q5_1, aios__q4x8_bits(W),
+                                aios__q4x8_nom(W)};
         aios_status s = aios__q4x8_pack(W, &P->q4);
         if (s != AIOS_OK) {
             free(P);

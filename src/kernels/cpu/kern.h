@@ -152,15 +152,19 @@ struct aios_matmul_pack {
     uint8_t *q4;    /* 4- or 5-bit W on the AVX2 tier: blocks of 8 rows (q4x8.c; NULL otherwise) */
     int q4_min;     /* q4's m fields are Q4_1 / Q5_1 minimums (else zero points) */
     int q4_bits;    /* 4 or 5: q4's fields */
+    int q4_nom;     /* q4's blocks have no m field (every offset the fixed 8 / 16: Q4_0, Q5_0, int4 without zero points) */
 };
 /* 4- and 5-bit weights in blocks of 8 rows x 32 columns (q4x8.c): the fields' bits if W can be
  * packed (4: GGUF Q4_0 / Q4_1, ArrowQuant int4 with float16 scales in groups of a multiple of
  * 32 or per row / tensor; 5: GGUF Q5_0 / Q5_1; n_in % 32 == 0, at least 8 rows), else 0; the
  * pack of rows 0 .. n_out / 8 * 8 - 1, and the AVX2 int8-activation decode GEMV through it
  * (avx2.c): aios__gemv_q_i8's contract for rows r0 .. r1 - 1, both multiples of 8, of the pack. */
-#define Q4X8_BYTES 160
-#define Q5X8_BYTES 192
 int aios__q4x8_bits(const aios_tensor *W);
+/* 1 when W's pack has no m field (Q4_0, Q5_0, ArrowQuant int4 without zero points), and the
+ * bytes of one block of 8 rows x 32 columns: 128 of 4-bit fields, 32 of fifth bits (5-bit), 16
+ * of scales d, 16 of m unless nom. */
+int aios__q4x8_nom(const aios_tensor *W);
+#define Q4X8_BLOCK_BYTES(bits, nom) ((size_t)(128 + ((bits) == 5 ? 32 : 0) + 16 + ((nom) ? 0 : 16)))
 aios_status aios__q4x8_pack(const aios_tensor *W, uint8_t **out);
 #if defined(__x86_64__)
 void aios__gemv_q4x8_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const struct aios_matmul_pack *P,

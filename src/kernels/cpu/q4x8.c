@@ -9,16 +9,18 @@
  * convert in one instruction and the 8 results are the 8 lanes of one accumulator: about half
  * the instructions per weight (the same idea as llama.cpp's load-time REPACK; this layout is
  * ours).  Block of rows 8g..8g+7, columns 32b..32b+31, B bytes at q + (g * nb + b) * B
- * (nb = n_in / 32; B = Q4X8_BYTES for 4-bit fields, Q5X8_BYTES for 5-bit):
+ * (nb = n_in / 32; B = Q4X8_BLOCK_BYTES: 144 / 160 for 4-bit fields, 176 / 192 for 5-bit, without
+ * / with the m field):
  *   bytes 0..127  four 32-byte vectors; vector p, byte 4j + i: the low 4 bits of the field u of
  *                 row 8g+j, column 32b + 4p + i in the low nibble, column 32b + 16 + 4p + i in
  *                 the high;
  *   5-bit only, 128..159  one 32-byte vector of the fields' fifth bits: byte 4j + i, bit p: that
  *                 of column 32b + 4p + i, bit 4 + p: that of column 32b + 16 + 4p + i;
- *   then 16 bytes of 8 float16 scales d (row j at 2j) and 16 bytes of 8 float16 m: Q4_1's /
- *                 Q5_1's minimum (value = d u + m), else the zero point z of value =
- *                 d (u - 8 - z) (4-bit) or d (u - 16 - z) (5-bit; 0 for Q4_0, Q5_0 and
- *                 symmetric ArrowQuant int4).
+ *   then 16 bytes of 8 float16 scales d (row j at 2j) and, unless every offset is the fixed
+ *                 8 / 16 (Q4_0, Q5_0, symmetric ArrowQuant int4: no m field, 10% fewer bytes
+ *                 for a decode that streams them), 16 bytes of 8 float16 m: Q4_1's / Q5_1's
+ *                 minimum (value = d u + m), else the zero point z of value = d (u - 8 - z)
+ *                 (4-bit) or d (u - 16 - z) (5-bit).
  * Every value is the float it was (scales and zero points are float16 in the source), so a
  * product through the pack is the int8-activation GEMV of the same rounded activations.  The
  * pack lives in memory only; rows past the last multiple of 8 stay with the in-place kernel.
@@ -87,10 +89,14 @@ int aios__q4x8_bits(const aios_tensor *W) {
                : 0;
 }
 
+int aios__q4x8_nom(const aios_tensor *W) {
+    return W->dtype == AIOS_DTYPE_GGUF_Q4_0 || W->dtype == AIOS_DTYPE_GGUF_Q5_0 || (W->dtype == AIOS_DTYPE_Q4 && !W->zero_points);
+}
+
 aios_status aios__q4x8_pack(const aios_tensor *W, uint8_t **out) {
     *out = NULL;
-    const int five = aios__q4x8_bits(W) == 5;
-    const size_t B = five ? Q5X8_BYTES : Q4X8_BYTES, sc = five ? 160 : 128;
+    const int five = aios__q4x8_bits(W) == 5, nom = aios__q4x8_nom(W);
+    const size_t B = Q4X8_BLOCK_BYTES(five ? 5 : 4, nom), sc = five ? 160 : 128;
     const int64_t n8 = W->shape[0] / 8, n_in = W->shape[1], nb = n_in / 32;
     uint8_t *q = huge_alloc((size_t)(n8 * nb) * B);
     if (!q)
@@ -111,7 +117,7 @@ aios_status aios__q4x8_pack(const aios_tensor *W, uint8_t **out) {
                         if (five) o[128 + 4 * j + i] |= (uint8_t)((lo >> 4) << p | (hi >> 4) << (4 + p));
                     }
                 memcpy(o + sc + 2 * j, &d, 2);
-                memcpy(o + sc + 16 + 2 * j, &m, 2);
+                if (!nom) memcpy(o + sc + 16 + 2 * j, &m, 2);
             }
         }
     *out = q;
