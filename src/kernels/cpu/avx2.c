@@ -768,6 +768,35 @@ static T256I void aq_quant(aq_pass *P, const float *x, int64_t ldx, int64_t nc, 
     }
 }
 
+/* One 32-column chunk ch of a row (bytes p) against the NT rows' rounded activations: per row t,
+ * dst[t] += (the chunk's int32 lane sums) dx, times vs when SCALED (groups of exactly 32
+ * columns: the group's scale folded in here, one chunk per group). */
+static T256I void aq_chunk(__m256 *dst, const uint8_t *p, const aq_pass *X, int64_t ch, __m256 vs, const int NT,
+                           const int q4, const int X16, const int SCALED) {
+    const __m256i ones = _mm256_set1_epi16(1), c256 = _mm256_set1_epi16(256), nib = _mm256_set1_epi8(0x0F);
+    __m256i w, aw = _mm256_setzero_si256();
+    if (q4) {
+        const __m128i v = _mm_loadu_si128((const __m128i *)p);
+        w = _mm256_and_si256(_mm256_set_m128i(v, _mm_srli_epi16(v, 4)), nib); /* [high | low] */
+    } else {
+        w = _mm256_loadu_si256((const __m256i *)p);
+        aw = _mm256_sign_epi8(w, w);
+    }
+#pragma GCC unroll 3
+    for (int t = 0; t < NT; t++) {
+        const __m256i xq = _mm256_load_si256((const __m256i *)(X->q[t] + 32 * ch));
+        const __m256i p16 = q4 ? _mm256_maddubs_epi16(w, xq) : _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xq, w));
+        __m256i i32 = _mm256_madd_epi16(p16, X16 ? c256 : ones);
+        if (X16) { /* + the second digits' sums (16-bit activations) */
+            const __m256i x2 = _mm256_load_si256((const __m256i *)(X->q2[t] + 32 * ch));
+            const __m256i p2 = q4 ? _mm256_maddubs_epi16(w, x2) : _mm256_maddubs_epi16(aw, _mm256_sign_epi8(x2, w));
+            i32 = _mm256_add_epi32(i32, _mm256_madd_epi16(p2, ones));
+        }
+        const __m256 f = _mm256_cvtepi32_ps(i32), dv = _mm256_load_ps(X->dv[t] + 8 * ch);
+        dst[t] = _mm256_fmadd_ps(f, SCALED ? _mm256_mul_ps(dv, vs) : dv, dst[t]);
+    }
+}
+
 static T256I void gemv_aq_i8_t(float *y, int64_t ldy, const float *x, int64_t ldx, const aios_tensor *W, int64_t r0,
                                int64_t r1, const aios_dtype DT, const int NT, const int zp, const int G32, const int X16) {
     const int64_t n_in = W->shape[1], G = W->group_size, gpr = G > 0 ? n_in / G : 1;
@@ -778,7 +807,6 @@ static T256I void gemv_aq_i8_t(float *y, int64_t ldy, const float *x, int64_t ld
     const int64_t row_bytes = q4 ? n_in / 2 : n_in, cb = q4 ? 16 : 32; /* bytes per 32 columns */
     /* a pass is whole groups; one scale per row (G == 0): the pass is the group */
     const int64_t P = G > 0 ? AQ_XCOLS / G * G : AQ_XCOLS;
-    const __m256i ones = _mm256_set1_epi16(1), c256 = _mm256_set1_epi16(256), nib = _mm256_set1_epi8(0x0F);
     aq_pass X;
     float sd[GQ_CB] __attribute__((aligned(32))), zd[GQ_CB] __attribute__((aligned(32)));
     for (int64_t c0 = 0; c0 < n_in; c0 += P) {
@@ -796,43 +824,27 @@ static T256I void gemv_aq_i8_t(float *y, int64_t ldy, const float *x, int64_t ld
                 const size_t si = (size_t)(G > 0 ? r * gpr + c0 / G + g0 : W->quant_axis == 0 ? r : 0);
                 gq_cvt(sd, (const uint8_t *)W->scales + si * ssz, f16, nb);
                 if (zp) gq_cvt(zd, (const uint8_t *)W->zero_points + si * ssz, f16, nb);
-                for (int64_t g = 0; g < nb; g++) {
-                    const int64_t ch0 = (g0 + g) * cpg; /* first 32-column chunk of the group in the pass */
-                    const __m256 vs = _mm256_broadcast_ss(&sd[g]);
-                    __m256 b[3];
-#pragma GCC unroll 3
-                    for (int t = 0; t < NT; t++) b[t] = _mm256_setzero_ps();
-                    for (int64_t ch = ch0; ch < ch0 + cpg; ch++) {
-                        const uint8_t *p = rp + ch * cb;
-                        if (ch % (64 / cb) == 0) _mm_prefetch((const char *)p + PF_BYTES, _MM_HINT_T0);
-                        __m256i w, aw = _mm256_setzero_si256();
-                        if (q4) {
-                            const __m128i v = _mm_loadu_si128((const __m128i *)p);
-                            w = _mm256_and_si256(_mm256_set_m128i(v, _mm_srli_epi16(v, 4)), nib); /* [high | low] */
-                        } else {
-                            w = _mm256_loadu_si256((const __m256i *)p);
-                            aw = _mm256_sign_epi8(w, w);
-                        }
-#pragma GCC unroll 3
-                        for (int t = 0; t < NT; t++) {
-                            const __m256i xq = _mm256_load_si256((const __m256i *)(X.q[t] + 32 * ch));
-                            const __m256i p16 = q4 ? _mm256_maddubs_epi16(w, xq) : _mm256_maddubs_epi16(aw, _mm256_sign_epi8(xq, w));
-                            __m256i i32 = _mm256_madd_epi16(p16, X16 ? c256 : ones);
-                            if (X16) { /* + the second digits' sums (16-bit activations) */
-                                const __m256i x2 = _mm256_load_si256((const __m256i *)(X.q2[t] + 32 * ch));
-                                const __m256i p2 = q4 ? _mm256_maddubs_epi16(w, x2) : _mm256_maddubs_epi16(aw, _mm256_sign_epi8(x2, w));
-                                i32 = _mm256_add_epi32(i32, _mm256_madd_epi16(p2, ones));
-                            }
-                            const __m256 f = _mm256_cvtepi32_ps(i32);
-                            const __m256 dv = _mm256_load_ps(X.dv[t] + 8 * ch);
-                            if (G32) acc[t] = _mm256_fmadd_ps(f, _mm256_mul_ps(dv, vs), acc[t]); /* one chunk per group */
-                            else b[t] = _mm256_fmadd_ps(f, dv, b[t]);
-                        }
+                if (G32) { /* one chunk per group: a flat loop (nested, the counters went to the stack) */
+                    const uint8_t *p = rp + g0 * cb;
+                    for (int64_t g = 0; g < nb; g++, p += cb) {
+                        _mm_prefetch((const char *)p + PF_BYTES, _MM_HINT_T0);
+                        aq_chunk(acc, p, &X, g0 + g, _mm256_broadcast_ss(&sd[g]), NT, q4, X16, 1);
                     }
-                    if (!G32)
+                } else
+                    for (int64_t g = 0; g < nb; g++) {
+                        const int64_t ch0 = (g0 + g) * cpg; /* first 32-column chunk of the group in the pass */
+                        __m256 b[3];
+#pragma GCC unroll 3
+                        for (int t = 0; t < NT; t++) b[t] = _mm256_setzero_ps();
+                        for (int64_t ch = ch0; ch < ch0 + cpg; ch++) {
+                            const uint8_t *p = rp + ch * cb;
+                            if (ch % (64 / cb) == 0) _mm_prefetch((const char *)p + PF_BYTES, _MM_HINT_T0);
+                            aq_chunk(b, p, &X, ch, _mm256_setzero_ps(), NT, q4, X16, 0);
+                        }
+                        const __m256 vs = _mm256_broadcast_ss(&sd[g]);
 #pragma GCC unroll 3
                         for (int t = 0; t < NT; t++) acc[t] = _mm256_fmadd_ps(b[t], vs, acc[t]);
-                }
+                    }
                 if (q4 || zp) /* the correction, off the vector loop's chains */
                     for (int t = 0; t < NT; t++) {
                         float c = 0.0f;
