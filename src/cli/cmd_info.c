@@ -14,8 +14,8 @@ int aios_cmd_info(int argc, char **argv) {
     if (aios_cli_wants_help(argc, argv)) {
         printf("usage: aios info\n\n"
                "Prints the version, the CPU features detected, the kernel tier in use (AIOS_KERNELS=ref|avx2|avx512\n"
-               "forces one), the kernel thread count (AIOS_THREADS) and the build options: compiler, BLAS,\n"
-               "OpenMP, compression codecs.\n\n"
+               "forces one), the kernel thread count (AIOS_THREADS), the activations models take by default\n"
+               "(AIOS_INT8_ACT) and the build options: compiler, BLAS, OpenMP, compression codecs.\n\n"
                "examples:\n"
                "  aios info\n"
                "  AIOS_KERNELS=ref aios info      # the scalar reference kernels\n"
@@ -33,6 +33,13 @@ int aios_cmd_info(int argc, char **argv) {
     printf("cores: %d\n", c->n_cores);
     printf("kernel tier: %s\n", aios_kernels_tier());
     printf("kernel threads: %d\n", aios_get_threads());
+    /* the activations the models' products take (aios_generator_params / aios_encoder_params AUTO) */
+    const int g = aios_kernels_int8_setting();
+    if (g >= 0) printf("activations: %s (AIOS_INT8_ACT)\n", g == 1 ? "int8" : g == 3 ? "16-bit for decoders" : "exact");
+    else
+        printf("activations: %s; int8 weights of encoders: %s\n",
+               !strcmp(aios_kernels_tier(), "avx2") ? "16-bit for quantized decoders, exact otherwise" : "exact",
+               c->avx512vnni ? "int8 (VNNI)" : "exact");
 #if defined(__clang__)
     printf("compiler: clang %s\n", __clang_version__);
 #elif defined(__GNUC__)

@@ -358,6 +358,10 @@ def help_ends_with_examples_and_info_prints_the_build():
     tier = re.search(r"kernel tier: (\S+)", info).group(1)
     assert tier in ("ref", "avx2", "avx512", "neon"), tier
     assert "kernel tier: ref" in aios("info", env={"AIOS_KERNELS": "ref"}).stdout
+    # the default activations follow the tier and AIOS_INT8_ACT (as the generator's AUTO does)
+    act = re.search(r"^activations: (.*)$", aios("info", env={"AIOS_INT8_ACT": ""}).stdout, re.M).group(1)
+    assert act.startswith("16-bit for quantized decoders" if tier == "avx2" else "exact"), (tier, act)
+    assert "activations: exact (AIOS_INT8_ACT)" in aios("info", env={"AIOS_INT8_ACT": "0"}).stdout
 
 
 @test
