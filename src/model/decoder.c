@@ -902,7 +902,7 @@ int aios_decoder_quantized(const aios_decoder *d) {
         const aios_tensor *w[7] = {L->wq, L->wk, L->wv, L->wo, L->wg, L->wu, L->wd};
         for (int i = 0; i < 7; i++) {
             const aios_dtype t = w[i] ? w[i]->dtype : AIOS_DTYPE_F32;
-            if (aios_gguf_block(t, NULL, NULL) || t == AIOS_DTYPE_Q8 || t == AIOS_DTYPE_Q4 || t == AIOS_DTYPE_Q2) return 1;
+            if (aios_gguf_block(t, NULL, NULL) || t == AIOS_DTYPE_Q8 || t == AIOS_DTYPE_Q4) return 1;
         }
     }
     return 0;

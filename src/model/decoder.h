@@ -218,8 +218,9 @@ aios_status aios_decoder_set_adapters(aios_decoder *d, struct aios_lora *const *
  * or router; another cache with positions in it is refused).  top_k >= 1 and temperature > 0
  * matter for arrow only.  AIOS_ERR_INVALID_ARG otherwise. */
 aios_status aios_decoder_set_router(aios_decoder *d, int router, int top_k, float temperature);
-/* 1 when the layers' matrices are quantized (GGUF blocks, ArrowQuant int8 / int4 / int2): the
- * decoders whose products 16-bit activations change. */
+/* 1 when some layer matrix is quantized in a form the 16-bit-activation kernels take (GGUF
+ * blocks, ArrowQuant int8 / int4; int2 has none and stays exact): the decoders whose products
+ * 16-bit activations change. */
 int aios_decoder_quantized(const aios_decoder *d);
 /* This decoder's matrix products: mode 1 int8 activations wherever a kernel has them (its 4- and
  * 5-bit weights repacked now, kernels/cpu/q4x8.c), 3 16-bit activations into quantized weights
