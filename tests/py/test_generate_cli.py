@@ -6,7 +6,7 @@ import struct
 
 import numpy as np
 
-from harness import SHARED, Skip, aios, run, test
+from harness import SHARED, TMP, Skip, aios, run, test
 
 
 def golden(d):
@@ -104,6 +104,29 @@ def chat_loop_keeps_conversation():
         raise Skip("stories260K not found")
     p = aios("chat", "--model", d, "--max-tokens", 8, "--seed", 1, input="Once upon a time\n/reset\nTom\n/quit\n")
     assert p.stdout.count("\n") >= 2 and "template plain" in p.stderr
+
+
+
+@test
+def default_activations_follow_the_weights():
+    """`--int8-act auto` (the default, AIOS_INT8_ACT empty): a float model decodes with exact
+    activations, the same model quantized to ArrowQuant int8 / int4 with 16-bit ones on the AVX2
+    tier (exact elsewhere), and an int2 one exactly (no 16-bit kernel takes int2), as --stats says."""
+    import re
+    d = fixture("models-lm/smollm2-tiny")
+    tier = re.search(r"kernel tier: (\S+)", aios("info").stdout).group(1)
+    want16 = "16-bit" if tier == "avx2" else "exact"
+
+    def act(m):
+        r = aios("generate", "--model", m, "--prompt", "hello", "--max-tokens", 2, "--temperature", 0, "--stats",
+                 env={"AIOS_INT8_ACT": ""})
+        return re.search(r"; activations (\S+)\]", r.stderr).group(1)
+
+    assert act(d) == "exact"
+    for typ, want in (("int8", want16), ("int4", want16), ("int2", "exact")):
+        q = os.path.join(TMP, f"smollm2-tiny-{typ}")
+        aios("quantize", d, q, "--type", typ, *(("--group-size", "32") if typ != "int8" else ()))
+        assert act(q) == want, (typ, tier, act(q))
 
 
 if __name__ == "__main__":
