@@ -349,7 +349,7 @@ static int bench_step(void) {
                     g32_f16(&W[l][w], 1);
                 }
                 if (aios_matmul_pack_new(&W[l][w], &P[l][w]) != AIOS_OK || !P[l][w] || !P[l][w]->q4) return 1;
-                tot += W[l][w].nbytes, ptot += (size_t)(n_out / 8) * (size_t)(n_in / 32) * Q4X8_BLOCK_BYTES(4, aios__q4x8_nom(&W[l][w]));
+                tot += W[l][w].nbytes, ptot += aios__q4x8_size(&W[l][w]);
             }
         printf("%-10s", q4 ? "int4 g32" : "Q4_0");
         for (int mode = 0; mode < 6; mode++) {
@@ -364,7 +364,7 @@ static int bench_step(void) {
                 size_t off = 0;
                 for (int l = 0; l < NL; l++)
                     for (int w = 0; w < NW; w++) {
-                        const size_t n = packed ? (size_t)(shp[w][0] / 8) * (size_t)(shp[w][1] / 32) * Q4X8_BLOCK_BYTES(4, aios__q4x8_nom(&W[l][w])) : W[l][w].nbytes;
+                        const size_t n = packed ? aios__q4x8_size(&W[l][w]) : W[l][w].nbytes;
                         const void *src = packed ? (const void *)P[l][w]->q4 : W[l][w].data;
                         memcpy(ar + off, src, n);
                         keep[l][w] = src;

@@ -215,7 +215,7 @@ def greedy_llamacpp(llama_cpp, np, path, ids, n):
 
 
 def aios_env(int8_act):
-    """int8_act: None (the default path) or the AIOS_INT8_ACT value ("1", "16")."""
+    """int8_act: None (the default path) or the AIOS_INT8_ACT value ("1", "16", "0")."""
     env = dict(os.environ)
     env.pop("AIOS_INT8_ACT", None)
     if int8_act:

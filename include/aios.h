@@ -516,7 +516,7 @@ typedef enum {
                                 (integer decode GEMVs for 1-3 tokens, 4- / 5-bit weights repacked
                                 in blocks of 8 rows; longer products on x rounded the same way);
                                 float weights exact (= AIOS_INT8_ACT=16;
-                                decoders: about int8's speed within ~2e-4 of exact,
+                                decoders: near int8's speed within ~3e-4 of exact,
                                 docs/kernels.md; encoders: exact float) */
 } aios_int8_act;
 

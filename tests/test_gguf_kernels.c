@@ -283,7 +283,7 @@ static void test_int8_activations_vs_qdot_ref(void) {
  * against x rounded by round_q8.  Products of 4 .. 40 rows under mode 3: x rounded the same way
  * (each row = that row alone).  Rows 8 .. 64 with tails, one block to 260 per row (past the 8192-column pass),
  * an all-zero run and outliers. */
-static void x16_case(size_t ti, int64_t n_out, int64_t nb_row, int64_t T, int packed, int mode, int *ran) {
+static void act_case(size_t ti, int64_t n_out, int64_t nb_row, int64_t T, int packed, int mode, int *ran) {
     uint8_t *buf;
     aios_tensor w = make_w(ti, n_out, nb_row, &buf);
     const int64_t n_in = w.shape[1];
@@ -333,10 +333,10 @@ static void test_x16_activations(void) {
         for (size_t s = 0; s < (k ? 3u : 5u); s++)
             for (int64_t T = 1; T <= 3; T++) {
                 const int64_t n_out = k ? shapesK[s][0] : shapes[s][0], nb = k ? shapesK[s][1] : shapes[s][1];
-                x16_case(ti, n_out, nb, T, 0, 3, &ran);
+                act_case(ti, n_out, nb, T, 0, 3, &ran);
                 if (ti < 4 && n_out >= 8) { /* Q4_0, Q4_1, Q5_0, Q5_1 repacked */
-                    x16_case(ti, n_out, nb, T, 1, 3, &ran);
-                    x16_case(ti, n_out, nb, T, 1, 1, &ran);
+                    act_case(ti, n_out, nb, T, 1, 3, &ran);
+                    act_case(ti, n_out, nb, T, 1, 1, &ran);
                 }
             }
     }

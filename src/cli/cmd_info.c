@@ -38,7 +38,7 @@ int aios_cmd_info(int argc, char **argv) {
     if (g >= 0) printf("activations: %s (AIOS_INT8_ACT)\n", g == 1 ? "int8" : g == 3 ? "16-bit for decoders" : "exact");
     else
         printf("activations: %s; int8 weights of encoders: %s\n",
-               !strcmp(aios_kernels_tier(), "avx2") ? "16-bit for quantized decoders, exact otherwise" : "exact",
+               aios_kernels_x16_default() ? "16-bit for quantized decoders, exact otherwise" : "exact",
                c->avx512vnni ? "int8 (VNNI)" : "exact");
 #if defined(__clang__)
     printf("compiler: clang %s\n", __clang_version__);

@@ -50,7 +50,7 @@ static int default_act_mode(aios_int8_act ia, const aios_decoder *d) {
     if (ia == AIOS_INT8_ACT_OFF) return 0;
     if (ia == AIOS_INT8_ACT_16) return 3;
     if (aios_kernels_int8_setting() >= 0) return -1;
-    return aios_decoder_quantized(d) && !strcmp(aios_kernels_tier(), "avx2") ? 3 : -1;
+    return aios_kernels_x16_default() && aios_decoder_quantized(d) ? 3 : -1;
 }
 
 enum { CHAT_PLAIN = 0, CHAT_CHATML, CHAT_LLAMA2, CHAT_LLAMA3 };

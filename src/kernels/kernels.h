@@ -49,7 +49,7 @@ aios_status aios_matmul_packed(float *y, const float *x, const aios_tensor *W, c
  * registers, float FMA); on (1) is up to ~2x faster for batches (no faster when decoding, which
  * is bound by memory bandwidth either way) with a measured accuracy cost (docs/kernels.md).
  * AIOS_INT8_ACT=1 turns it on (AIOS_INT8_ACT=0 explicitly off); on = 3 / AIOS_INT8_ACT=16 is
- * mode 3 below (16-bit activations in the quantized decode GEMVs); a negative `on` forgets the
+ * mode 3 below (16-bit activations into quantized weights); a negative `on` forgets the
  * call (back to AIOS_INT8_ACT / the callers' own defaults).  Not thread-safe: call before work. */
 void aios_kernels_int8_activations(int on);
 /* The process setting: -1 when neither AIOS_INT8_ACT=0/1/16 nor aios_kernels_int8_activations
@@ -64,8 +64,9 @@ int aios_kernels_int8_setting(void);
  * never read the mode), so a thread's mode affects no other thread. */
 int aios_kernels_int8_thread_mode(int mode);
 /* Mode 3 (AIOS_INT8_ACT=16, aios_kernels_int8_activations(3)): 16-bit activations — per 16
- * values two int8 digits, x = (dx / 256) (256 q1 + q2), max error dx / 512 — in the decode
- * GEMVs (1..3 token rows) of quantized weights: GGUF blocks and ArrowQuant int8 / int4 in place,
+ * values two int8 digits, x = (dx / 256) (256 q1 + q2), max error dx / 512 — into quantized
+ * weights (aios_kernels_x16_weight): integer decode GEMVs (1..3 token rows) for GGUF blocks and
+ * ArrowQuant int8 / int4 in place,
  * 4- and 5-bit weights repacked in blocks of 8 rows through aios_matmul_packed (AVX2 code, on
  * the AVX2 and AVX-512 tiers); products of 4 or more rows with those weights (prefill, batched
  * decode steps) run the exact float kernels on x rounded by the same rule, so a row's result
@@ -73,6 +74,14 @@ int aios_kernels_int8_thread_mode(int mode);
  * calling thread's mode as aios_matmul reads it (its thread mode, else the process setting 1 or
  * 3, else 0): 0, 1, 2 or 3. */
 int aios_kernels_act_mode(void);
+/* 1 when mode 3 changes products with W: GGUF blocks, ArrowQuant int8 / int4 that the 16-bit
+ * kernels take (rows of a multiple of 32 columns, groups of a multiple of 32; not int2, float
+ * weights or a CPU without AVX2), else 0. */
+int aios_kernels_x16_weight(const aios_tensor *W);
+/* 1 when 16-bit activations are the default for decoders with such weights on the selected
+ * tier (AVX2: measured there, docs/kernels.md "16-bit activations"; AVX-512 keeps exact float,
+ * where mode 3 runs AVX2 code and was not measured as a default). */
+int aios_kernels_x16_default(void);
 
 /* Dot product of two float32 vectors, as a function of the selected tier (AVX-512 / AVX2 with
  * four accumulators, or the scalar reference): for callers that call it millions of times on

@@ -464,13 +464,10 @@ static aios_status bind_layer(binder *b, int64_t l, dec_layer *L) {
 /* Loading, or else the first forward, with int8 or 16-bit activations on (aios_kernels_act_mode)
  * repacks the 4- and 5-bit weights once for the decode GEMV (aios_matmul_pack_new: blocks of 8 rows
  * on the AVX2 tier, and on the AVX-512 tier under mode 3, kernels/cpu/q4x8.c; a second copy of those weights in memory, the file
- * untouched).  Other tiers and dtypes get no pack (nor does AIOS_REPACK=0), and a pack that
- * cannot be made leaves the in-place kernels. */
+ * untouched).  Other tiers and dtypes get no pack from aios_matmul_pack_new (nor does
+ * AIOS_REPACK=0), and a pack that cannot be made leaves the in-place kernels. */
 static void pack1(const aios_tensor *W, aios_matmul_pack **P) {
-    if (*P) return;
-    if (W->dtype != AIOS_DTYPE_Q4 && W->dtype != AIOS_DTYPE_GGUF_Q4_0 && W->dtype != AIOS_DTYPE_GGUF_Q4_1 &&
-        W->dtype != AIOS_DTYPE_GGUF_Q5_0 && W->dtype != AIOS_DTYPE_GGUF_Q5_1)
-        return;
+    if (*P || W->dtype == AIOS_DTYPE_F32) return; /* float32 would get GEMM panels: not for decoding */
     if (aios_matmul_pack_new(W, P) != AIOS_OK) aios_clear_error();
 }
 
@@ -482,8 +479,8 @@ static void int8_leave(int prev) {
 }
 
 static void ensure_packs(aios_decoder *d) {
-    const int m = d->int8 >= 0 ? d->int8 : aios_kernels_act_mode();
-    if ((m != 1 && m != 3) || d->packed == 3 || d->packed == m) return;
+    const int m = aios_decoder_act_mode(d);
+    if (m == 0 || d->packed == 3 || d->packed == m) return;
     d->packed = m; /* the pack is made under the mode (the AVX-512 tier packs for mode 3 only) */
     const int prev = int8_enter(d);
     for (int64_t l = 0; l < d->cfg.n_layer; l++) {
@@ -900,10 +897,8 @@ int aios_decoder_quantized(const aios_decoder *d) {
     for (int64_t l = 0; l < d->cfg.n_layer; l++) {
         const dec_layer *L = &d->layers[l];
         const aios_tensor *w[7] = {L->wq, L->wk, L->wv, L->wo, L->wg, L->wu, L->wd};
-        for (int i = 0; i < 7; i++) {
-            const aios_dtype t = w[i] ? w[i]->dtype : AIOS_DTYPE_F32;
-            if (aios_gguf_block(t, NULL, NULL) || t == AIOS_DTYPE_Q8 || t == AIOS_DTYPE_Q4) return 1;
-        }
+        for (int i = 0; i < 7; i++)
+            if (aios_kernels_x16_weight(w[i])) return 1;
     }
     return 0;
 }

@@ -318,6 +318,17 @@ static int int8_mode(void) {
     return g == 1 || g == 3 ? g : 0;
 }
 int aios_kernels_act_mode(void) { return int8_mode(); }
+int aios_kernels_x16_weight(const aios_tensor *W) {
+#if defined(__x86_64__)
+    if (!W || W->ndim != 2 || !aios_cpu()->avx2) return 0;
+    return aios_gguf_block(W->dtype, NULL, NULL) ||
+           ((W->dtype == AIOS_DTYPE_Q8 || W->dtype == AIOS_DTYPE_Q4) && aios__gemv_q_i8_avx2_ok(W));
+#else
+    (void)W;
+    return 0;
+#endif
+}
+int aios_kernels_x16_default(void) { return tier() == &aios__tier_avx2; }
 
 /* Token rows from which the packed GEMM takes over from the dot-product tiles
  * (AIOS_GEMM_MIN_ROWS overrides, for measuring; 0 turns the GEMM off). */
@@ -380,10 +391,8 @@ static aios_status matmul(float *y, const float *x, const aios_tensor *W, const 
 aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const float *bias, int64_t T) {
 #if defined(__x86_64__)
     const aios__ktier *K = tier();
-    if (T >= 4 && int8_mode() == 3 && (K == &aios__tier_avx2 || K == &aios__tier_avx512) && W &&
-        W->ndim == 2 && W->shape[1] % 32 == 0 && W->shape[1] > 0 &&
-        (aios_gguf_block(W->dtype, NULL, NULL) ||
-         ((W->dtype == AIOS_DTYPE_Q8 || W->dtype == AIOS_DTYPE_Q4) && aios__gemv_q_i8_avx2_ok(W)))) {
+    if (T >= 4 && int8_mode() == 3 && (K == &aios__tier_avx2 || K == &aios__tier_avx512) && aios_kernels_x16_weight(W) &&
+        W->shape[1] > 0) {
         const int64_t n_in = W->shape[1];
         float *xr = malloc(sizeof(float) * (size_t)(T * n_in));
         if (!xr) return aios__err(AIOS_ERR_NOMEM, "matmul: %lld x %lld 16-bit activations", (long long)T, (long long)n_in);
@@ -441,10 +450,8 @@ static aios_status matmul(float *y, const float *x, const aios_tensor *W, const 
 #if defined(__x86_64__)
     /* 16-bit activations (mode 3): the AVX2 integer GEMVs with two int8 digits per value, for
      * the GGUF blocks and ArrowQuant int8 / int4 (the AVX-512 tier runs the AVX2 code) */
-    if (mode == 3 && T <= 3 && (K == &aios__tier_avx2 || K == &aios__tier_avx512)) {
-        if (gguf) gemv = aios__gemv_gguf_x16_avx2;
-        else if ((W->dtype == AIOS_DTYPE_Q8 || W->dtype == AIOS_DTYPE_Q4) && aios__gemv_q_i8_avx2_ok(W)) gemv = aios__gemv_q_x16_avx2;
-    }
+    if (mode == 3 && T <= 3 && (K == &aios__tier_avx2 || K == &aios__tier_avx512) && aios_kernels_x16_weight(W))
+        gemv = gguf ? aios__gemv_gguf_x16_avx2 : aios__gemv_q_x16_avx2;
     /* Batched decode steps (4..16 rows) on GGUF blocks: each weight chunk decoded once for all
      * rows.  Not under int8 activations: their free-running greedy budget (test_gguf_real) was
      * set on the staging tiles' / GEMM's sums for short prompts, and this kernel's order of sums
@@ -524,10 +531,8 @@ aios_status aios_matmul_pack_new(const aios_tensor *W, aios_matmul_pack **out) {
         if (e && !strcmp(e, "0")) return AIOS_OK;
         aios_matmul_pack *P = calloc(1, sizeof *P);
         if (!P) return aios__err(AIOS_ERR_NOMEM, "matmul_pack");
-        *P = (aios_matmul_pack){K, W->data, W->shape[0], W->shape[1], 0, NULL, NULL,
-                                W->dtype == AIOS_DTYPE_GGUF_Q4_1 || W->dtype == AIOS_DTYPE_GGUF_Q5_1, aios__q4x8_bits(W),
-                                aios__q4x8_nom(W)};
-        aios_status s = aios__q4x8_pack(W, &P->q4);
+        *P = (aios_matmul_pack){.K = K, .wdata = W->data, .n_out = W->shape[0], .n_in = W->shape[1]};
+        aios_status s = aios__q4x8_pack(W, P);
         if (s != AIOS_OK) {
             free(P);
             return s;

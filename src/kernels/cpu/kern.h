@@ -114,7 +114,7 @@ void aios__gemv_q_x16_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, i
                            int64_t r0, int64_t r1);
 /* xr (n, a multiple of 32) = x as those two digits give it, dx / 256 (256 q1 + q2) per value
  * (quant_x32_x16's rounding): the 16-bit activations for products that run exact float kernels
- * on them (batched decode steps of 4..16 rows under mode 3, dispatch.c). */
+ * on them (4 or more rows under mode 3: prompts, batched decode steps; aios_matmul). */
 void aios__round_x16_avx2(float *xr, const float *x, int64_t n);
 #endif
 /* The scalar reference of the int8-activation decode GEMV (qdot_ref.c): the same rounding of x
@@ -160,12 +160,13 @@ struct aios_matmul_pack {
  * pack of rows 0 .. n_out / 8 * 8 - 1, and the AVX2 int8-activation decode GEMV through it
  * (avx2.c): aios__gemv_q_i8's contract for rows r0 .. r1 - 1, both multiples of 8, of the pack. */
 int aios__q4x8_bits(const aios_tensor *W);
-/* 1 when W's pack has no m field (Q4_0, Q5_0, ArrowQuant int4 without zero points), and the
- * bytes of one block of 8 rows x 32 columns: 128 of 4-bit fields, 32 of fifth bits (5-bit), 16
- * of scales d, 16 of m unless nom. */
-int aios__q4x8_nom(const aios_tensor *W);
+/* The bytes of one block of 8 rows x 32 columns: 128 of 4-bit fields, 32 of fifth bits (5-bit),
+ * 16 of scales d, 16 of m unless every offset is the fixed one (nom: Q4_0, Q5_0, ArrowQuant int4
+ * without zero points). */
 #define Q4X8_BLOCK_BYTES(bits, nom) ((size_t)(128 + ((bits) == 5 ? 32 : 0) + 16 + ((nom) ? 0 : 16)))
-aios_status aios__q4x8_pack(const aios_tensor *W, uint8_t **out);
+/* The bytes of W's pack, and the pack itself into P's q4 fields (q4, q4_bits, q4_min, q4_nom). */
+size_t aios__q4x8_size(const aios_tensor *W);
+aios_status aios__q4x8_pack(const aios_tensor *W, struct aios_matmul_pack *P);
 #if defined(__x86_64__)
 void aios__gemv_q4x8_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const struct aios_matmul_pack *P,
                           int64_t r0, int64_t r1, int x16);

@@ -89,16 +89,24 @@ int aios__q4x8_bits(const aios_tensor *W) {
                : 0;
 }
 
-int aios__q4x8_nom(const aios_tensor *W) {
+/* every offset the fixed one (Q4_0, Q5_0, ArrowQuant int4 without zero points): no m field */
+static int q4x8_nom(const aios_tensor *W) {
     return W->dtype == AIOS_DTYPE_GGUF_Q4_0 || W->dtype == AIOS_DTYPE_GGUF_Q5_0 || (W->dtype == AIOS_DTYPE_Q4 && !W->zero_points);
 }
 
-aios_status aios__q4x8_pack(const aios_tensor *W, uint8_t **out) {
-    *out = NULL;
-    const int five = aios__q4x8_bits(W) == 5, nom = aios__q4x8_nom(W);
-    const size_t B = Q4X8_BLOCK_BYTES(five ? 5 : 4, nom), sc = five ? 160 : 128;
+size_t aios__q4x8_size(const aios_tensor *W) {
+    return (size_t)(W->shape[0] / 8) * (size_t)(W->shape[1] / 32) * Q4X8_BLOCK_BYTES(aios__q4x8_bits(W), q4x8_nom(W));
+}
+
+aios_status aios__q4x8_pack(const aios_tensor *W, struct aios_matmul_pack *P) {
+    P->q4 = NULL;
+    P->q4_bits = aios__q4x8_bits(W);
+    P->q4_nom = q4x8_nom(W);
+    P->q4_min = W->dtype == AIOS_DTYPE_GGUF_Q4_1 || W->dtype == AIOS_DTYPE_GGUF_Q5_1;
+    const int five = P->q4_bits == 5, nom = P->q4_nom;
+    const size_t B = Q4X8_BLOCK_BYTES(P->q4_bits, nom), sc = five ? 160 : 128;
     const int64_t n8 = W->shape[0] / 8, n_in = W->shape[1], nb = n_in / 32;
-    uint8_t *q = huge_alloc((size_t)(n8 * nb) * B);
+    uint8_t *q = huge_alloc(aios__q4x8_size(W));
     if (!q)
         return aios__err(AIOS_ERR_NOMEM, "matmul_pack: %lld x %lld int%d repack", (long long)W->shape[0], (long long)n_in,
                          five ? 5 : 4);
@@ -120,6 +128,6 @@ aios_status aios__q4x8_pack(const aios_tensor *W, uint8_t **out) {
                 if (!nom) memcpy(o + sc + 16 + 2 * j, &m, 2);
             }
         }
-    *out = q;
+    P->q4 = q;
     return AIOS_OK;
 }
