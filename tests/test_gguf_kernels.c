@@ -290,7 +290,8 @@ static void act_case(size_t ti, int64_t n_out, int64_t nb_row, int64_t T, int pa
     float *x = malloc(sizeof(float) * (size_t)(T * n_in)), *xr = malloc(sizeof(float) * (size_t)(T * n_in));
     float *wf = malloc(sizeof(float) * (size_t)(n_out * n_in)), *bias = calloc((size_t)n_out, sizeof(float));
     float *y = malloc(sizeof(float) * (size_t)(T * n_out)), *yx = malloc(sizeof(float) * (size_t)(T * n_out));
-    float *ye = malloc(sizeof(float) * (size_t)(T * n_out));
+    float *ye = malloc(sizeof(float) * (size_t)(T * n_out)), *y0 = malloc(sizeof(float) * (size_t)(T * n_out));
+    int have0 = 0;
     for (int64_t i = 0; i < T * n_in; i++) x[i] = frand() * (i % 89 == 0 ? 6.0f : 1.0f);
     for (int64_t i = 0; i < 16 && i < n_in; i++) x[i] = 0.0f; /* an all-zero run: dx = 0 */
     memcpy(xr, x, sizeof(float) * (size_t)(T * n_in));
@@ -317,11 +318,18 @@ static void act_case(size_t ti, int64_t n_out, int64_t nb_row, int64_t T, int pa
                aios_dtype_name(w.dtype), packed ? " packed" : "", (long long)n_out, (long long)n_in, (long long)T, e);
         CHECKF(ex > 1e-9 && ex < (mode == 3 ? 1e-4 : 5e-2), "%s %s %s%s (%lld, %lld) T %lld vs exact on x: %g", TIERS[t],
                mn, aios_dtype_name(w.dtype), packed ? " packed" : "", (long long)n_out, (long long)n_in, (long long)T, ex);
+        /* mode 3 on the AVX-512 tier of a VNNI CPU runs the same loops with vpdpbusd
+         * (idot_avx2.h): the same integer sums, so the same floats as the AVX2 tier's, bit for bit */
+        if (mode == 3 && have0)
+            CHECKF(!memcmp(y, y0, sizeof(float) * (size_t)(T * n_out)), "%s x16 %s%s (%lld, %lld) T %lld: not bit-identical to %s",
+                   TIERS[t], aios_dtype_name(w.dtype), packed ? " packed" : "", (long long)n_out, (long long)n_in,
+                   (long long)T, TIERS[0]);
+        if (!have0) memcpy(y0, y, sizeof(float) * (size_t)(T * n_out)), have0 = 1;
         aios_matmul_pack_free(P);
         (*ran)++;
     }
     aios_kernels_use("auto");
-    free(x), free(xr), free(wf), free(bias), free(y), free(yx), free(ye), free(buf);
+    free(x), free(xr), free(wf), free(bias), free(y), free(yx), free(ye), free(y0), free(buf);
 }
 
 static void test_x16_activations(void) {

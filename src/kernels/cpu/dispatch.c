@@ -328,6 +328,9 @@ int aios_kernels_x16_weight(const aios_tensor *W) {
     return 0;
 #endif
 }
+/* The 16-bit-activation GEMVs' VNNI variant (idot_avx2.h): the AVX-512 tier on a CPU with
+ * AVX512_VNNI (the AVX2 tier, forced or native, keeps the AVX2 code). */
+static int vnni256(const aios__ktier *K) { return K == &aios__tier_avx512 && aios_cpu()->avx512vnni; }
 int aios_kernels_x16_default(void) { return tier() == &aios__tier_avx2; }
 
 /* Token rows from which the packed GEMM takes over from the dot-product tiles
@@ -451,7 +454,7 @@ static aios_status matmul(float *y, const float *x, const aios_tensor *W, const 
     /* 16-bit activations (mode 3): the AVX2 integer GEMVs with two int8 digits per value, for
      * the GGUF blocks and ArrowQuant int8 / int4 (the AVX-512 tier runs the AVX2 code) */
     if (mode == 3 && T <= 3 && (K == &aios__tier_avx2 || K == &aios__tier_avx512) && aios_kernels_x16_weight(W))
-        gemv = gguf ? aios__gemv_gguf_x16_avx2 : aios__gemv_q_x16_avx2;
+        gemv = gguf ? (vnni256(K) ? aios__gemv_gguf_x16_vnni : aios__gemv_gguf_x16_avx2) : aios__gemv_q_x16_avx2;
     /* Batched decode steps (4..16 rows) on GGUF blocks: each weight chunk decoded once for all
      * rows.  Not under int8 activations: their free-running greedy budget (test_gguf_real) was
      * set on the staging tiles' / GEMM's sums for short prompts, and this kernel's order of sums
@@ -567,16 +570,17 @@ aios_status aios_matmul_packed(float *y, const float *x, const aios_tensor *W, c
         const int nth = threads_for((double)T * (double)n_out * (double)n_in);
         aios__start_at_bias(y, bias, T, n_out);
         const int64_t per = gemv_range(n8, nth), nr = (n8 + per - 1) / per;
-        const int x16 = mode == 3;
-        if (nth == 1) aios__gemv_q4x8_avx2(y, n_out, x, n_in, (int)T, P, 0, n8, x16);
+        const int x16 = mode == 3, vnni = x16 && vnni256(K);
+        void (*q4x8)(float *, int64_t, const float *, int64_t, int, const aios_matmul_pack *, int64_t, int64_t, int) =
+            vnni ? aios__gemv_q4x8_vnni : aios__gemv_q4x8_avx2;
+        if (nth == 1) q4x8(y, n_out, x, n_in, (int)T, P, 0, n8, x16);
         else {
 #pragma omp parallel for num_threads(nth) schedule(dynamic, 1)
-            for (int64_t i = 0; i < nr; i++)
-                aios__gemv_q4x8_avx2(y, n_out, x, n_in, (int)T, P, i * per, AIOS_MIN(n8, (i + 1) * per), x16);
+            for (int64_t i = 0; i < nr; i++) q4x8(y, n_out, x, n_in, (int)T, P, i * per, AIOS_MIN(n8, (i + 1) * per), x16);
         }
         if (n8 < n_out) { /* the last rows, in place */
             const int gguf = aios_gguf_block(W->dtype, NULL, NULL) != 0;
-            (gguf ? (x16 ? aios__gemv_gguf_x16_avx2 : K->gemv_gguf_i8)
+            (gguf ? (x16 ? (vnni ? aios__gemv_gguf_x16_vnni : aios__gemv_gguf_x16_avx2) : K->gemv_gguf_i8)
                   : (x16 ? aios__gemv_q_x16_avx2 : K->gemv_q_i8))(y, n_out, x, n_in, (int)T, W, n8, n_out);
         }
         return AIOS_OK;

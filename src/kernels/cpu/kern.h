@@ -85,6 +85,10 @@ void aios__gemv_gguf_i8_avx2(float *y, int64_t ldy, const float *x, int64_t ldx,
                              int64_t r0, int64_t r1);
 void aios__gemv_gguf_x16_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
                               int64_t r0, int64_t r1);
+/* The same loops with AVX512-VNNI dot products on 256-bit vectors, bit-identical results
+ * (idot_avx2.h): the AVX-512 tier's 16-bit-activation GEMV where the CPU has AVX512_VNNI. */
+void aios__gemv_gguf_x16_vnni(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const aios_tensor *W,
+                              int64_t r0, int64_t r1);
 /* The batched decode GEMV on GGUF block weights (gemv_multi.h): gemv_gguf's contract for nt
  * 1..16 token rows, each 4-row x 1024-column weight chunk decoded once (exact float32 values)
  * into L1 and applied to every row.  dispatch.c sends T 4..AIOS_MULTI_MAX_ROWS here. */
@@ -169,6 +173,8 @@ size_t aios__q4x8_size(const aios_tensor *W);
 aios_status aios__q4x8_pack(const aios_tensor *W, struct aios_matmul_pack *P);
 #if defined(__x86_64__)
 void aios__gemv_q4x8_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const struct aios_matmul_pack *P,
+                          int64_t r0, int64_t r1, int x16);
+void aios__gemv_q4x8_vnni(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const struct aios_matmul_pack *P,
                           int64_t r0, int64_t r1, int x16);
 #endif
 aios_status aios__gemm_pack_new(const aios__ktier *K, const aios_tensor *W, struct aios_matmul_pack **out);
