@@ -38,7 +38,9 @@ int aios_cmd_info(int argc, char **argv) {
     if (g >= 0) printf("activations: %s (AIOS_INT8_ACT)\n", g == 1 ? "int8" : g == 3 ? "16-bit for decoders" : "exact");
     else
         printf("activations: %s; int8 weights of encoders: %s\n",
-               aios_kernels_x16_default() ? "16-bit for quantized decoders, exact otherwise" : "exact",
+               aios_kernels_x16_default() == 1   ? "16-bit for quantized decoders, exact otherwise"
+               : aios_kernels_x16_default() == 2 ? "16-bit for 4- / 5-bit decoders (Q4_0, Q4_1, Q5_0, Q5_1, int4 f16), exact otherwise"
+                                                 : "exact",
                c->avx512vnni ? "int8 (VNNI)" : "exact");
 #if defined(__clang__)
     printf("compiler: clang %s\n", __clang_version__);

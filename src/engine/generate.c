@@ -41,16 +41,17 @@
 
 /* The decoder's activation mode (aios_decoder_set_int8_act) for params.int8_act: ON 1, OFF 0,
  * 16 3; AUTO follows AIOS_INT8_ACT / aios_kernels_int8_activations when given, else 16-bit
- * activations (3) for quantized weights on the AVX2 tier — within ~3e-4 of exact with every
- * golden greedy id (docs/kernels.md "16-bit activations", the budget in test_gguf_real) at
- * int8's speed — and exact float otherwise (float weights; AVX-512, where the exact GEMVs were
- * already ahead of llama.cpp and mode 3 runs AVX2 code, unmeasured as a default). */
+ * activations (3) where the tier defaults to them for every quantized layer weight
+ * (aios_decoder_x16_default: any quantized weight on AVX2, the 4- / 5-bit packs on AVX-512 with
+ * VNNI) — within ~3e-4 of exact with every golden greedy id (docs/kernels.md "16-bit
+ * activations", the budget in test_gguf_real) — and exact float otherwise (float weights, int8,
+ * Q8_0 and K-quant models on AVX-512, whose exact GEMVs are ahead there). */
 static int default_act_mode(aios_int8_act ia, const aios_decoder *d) {
     if (ia == AIOS_INT8_ACT_ON) return 1;
     if (ia == AIOS_INT8_ACT_OFF) return 0;
     if (ia == AIOS_INT8_ACT_16) return 3;
     if (aios_kernels_int8_setting() >= 0) return -1;
-    return aios_kernels_x16_default() && aios_decoder_quantized(d) ? 3 : -1;
+    return aios_decoder_x16_default(d) ? 3 : -1;
 }
 
 enum { CHAT_PLAIN = 0, CHAT_CHATML, CHAT_LLAMA2, CHAT_LLAMA3 };

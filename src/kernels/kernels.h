@@ -78,10 +78,14 @@ int aios_kernels_act_mode(void);
  * kernels take (rows of a multiple of 32 columns, groups of a multiple of 32; not int2, float
  * weights or a CPU without AVX2), else 0. */
 int aios_kernels_x16_weight(const aios_tensor *W);
-/* 1 when 16-bit activations are the default for decoders with such weights on the selected
- * tier (AVX2: measured there, docs/kernels.md "16-bit activations"; AVX-512 keeps exact float,
- * where mode 3 runs AVX2 code and was not measured as a default). */
+/* Where 16-bit activations are the default for decoders on the selected tier (measured per tier,
+ * docs/kernels.md "16-bit activations"): 1 the AVX2 tier, for every quantized weight; 2 the
+ * AVX-512 tier on a CPU with AVX512_VNNI, for the 4- and 5-bit weights of the 8-row pack only
+ * (GGUF Q4_0 / Q4_1 / Q5_0 / Q5_1, ArrowQuant int4 with float16 scales: its 16-row VNNI GEMV;
+ * that tier's exact GEMVs stay ahead on int8, Q8_0 and the K-quants); 0 nowhere (exact float). */
 int aios_kernels_x16_default(void);
+/* 1 when W is a weight for which the selected tier defaults to 16-bit activations (above). */
+int aios_kernels_x16_default_weight(const aios_tensor *W);
 
 /* Dot product of two float32 vectors, as a function of the selected tier (AVX-512 / AVX2 with
  * four accumulators, or the scalar reference): for callers that call it millions of times on

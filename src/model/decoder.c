@@ -893,14 +893,18 @@ static aios_status forward_compose(aios_decoder *d, aios_kv_cache *kv, const int
     return s;
 }
 
-int aios_decoder_quantized(const aios_decoder *d) {
+int aios_decoder_x16_default(const aios_decoder *d) {
+    int any = 0;
     for (int64_t l = 0; l < d->cfg.n_layer; l++) {
         const dec_layer *L = &d->layers[l];
         const aios_tensor *w[7] = {L->wq, L->wk, L->wv, L->wo, L->wg, L->wu, L->wd};
-        for (int i = 0; i < 7; i++)
-            if (aios_kernels_x16_weight(w[i])) return 1;
+        for (int i = 0; i < 7; i++) {
+            if (!aios_kernels_x16_weight(w[i])) continue;
+            if (!aios_kernels_x16_default_weight(w[i])) return 0;
+            any = 1;
+        }
     }
-    return 0;
+    return any;
 }
 
 int aios_decoder_act_mode(const aios_decoder *d) {

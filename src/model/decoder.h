@@ -219,9 +219,10 @@ aios_status aios_decoder_set_adapters(aios_decoder *d, struct aios_lora *const *
  * matter for arrow only.  AIOS_ERR_INVALID_ARG otherwise. */
 aios_status aios_decoder_set_router(aios_decoder *d, int router, int top_k, float temperature);
 /* 1 when some layer matrix is quantized in a form the 16-bit-activation kernels take (GGUF
- * blocks, ArrowQuant int8 / int4; int2 has none and stays exact): the decoders whose products
- * 16-bit activations change. */
-int aios_decoder_quantized(const aios_decoder *d);
+ * blocks, ArrowQuant int8 / int4; int2 has none and stays exact) and every such matrix takes
+ * 16-bit activations by default on this tier (aios_kernels_x16_default_weight): the generators'
+ * AUTO then runs mode 3. */
+int aios_decoder_x16_default(const aios_decoder *d);
 /* This decoder's matrix products: mode 1 int8 activations wherever a kernel has them (its 4- and
  * 5-bit weights repacked now, kernels/cpu/q4x8.c), 3 16-bit activations into quantized weights
  * (repacked too; float weights exact; aios_kernels_act_mode), 0 exact float,

@@ -107,15 +107,27 @@ def chat_loop_keeps_conversation():
 
 
 
+def cpu_has_vnni():
+    """AVX512_VNNI in /proc/cpuinfo (the AVX-512 tier then defaults 4- / 5-bit decoders to 16-bit)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(l.startswith("flags") and " avx512_vnni" in l for l in f)
+    except OSError:
+        return False
+
+
 @test
 def default_activations_follow_the_weights():
     """`--int8-act auto` (the default, AIOS_INT8_ACT empty): a float model decodes with exact
     activations, the same model quantized to ArrowQuant int8 / int4 with 16-bit ones on the AVX2
-    tier (exact elsewhere), and an int2 one exactly (no 16-bit kernel takes int2), as --stats says."""
+    tier (exact elsewhere), int4 with float16 scales (the 8-row pack's) with 16-bit ones on AVX2
+    and on AVX-512 with VNNI, and an int2 one exactly (no 16-bit kernel takes int2), as --stats
+    says."""
     import re
     d = fixture("models-lm/smollm2-tiny")
     tier = re.search(r"kernel tier: (\S+)", aios("info").stdout).group(1)
     want16 = "16-bit" if tier == "avx2" else "exact"
+    want16p = "16-bit" if tier == "avx2" or (tier == "avx512" and cpu_has_vnni()) else "exact"
 
     def act(m):
         r = aios("generate", "--model", m, "--prompt", "hello", "--max-tokens", 2, "--temperature", 0, "--stats",
@@ -123,10 +135,11 @@ def default_activations_follow_the_weights():
         return re.search(r"; activations (\S+)\]", r.stderr).group(1)
 
     assert act(d) == "exact"
-    for typ, want in (("int8", want16), ("int4", want16), ("int2", "exact")):
-        q = os.path.join(TMP, f"smollm2-tiny-{typ}")
-        aios("quantize", d, q, "--type", typ, *(("--group-size", "32") if typ != "int8" else ()))
-        assert act(q) == want, (typ, tier, act(q))
+    for typ, f16, want in (("int8", 0, want16), ("int4", 0, want16), ("int4", 1, want16p), ("int2", 0, "exact")):
+        q = os.path.join(TMP, f"smollm2-tiny-{typ}{'-f16' if f16 else ''}")
+        aios("quantize", d, q, "--type", typ, *(("--group-size", "32") if typ != "int8" else ()),
+             *(("--scale-type", "f16") if f16 else ()))
+        assert act(q) == want, (typ, f16, tier, act(q))
 
 
 if __name__ == "__main__":

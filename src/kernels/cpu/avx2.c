@@ -828,8 +828,8 @@ static T256I __m256i bcast4(const int8_t *q) {
 #undef IDOT_TI
 #undef IDOT
 #define IDOT_VNNI 1
-#define IDOT_T __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")))
-#define IDOT_TI __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni"), always_inline)) inline
+#define IDOT_T __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+#define IDOT_TI __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"), always_inline)) inline
 #define IDOT(name) name##_vnni
 #include "kernels/cpu/idot_avx2.h"
 #undef IDOT_VNNI

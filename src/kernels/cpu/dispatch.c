@@ -331,7 +331,13 @@ int aios_kernels_x16_weight(const aios_tensor *W) {
 /* The 16-bit-activation GEMVs' VNNI variant (idot_avx2.h): the AVX-512 tier on a CPU with
  * AVX512_VNNI (the AVX2 tier, forced or native, keeps the AVX2 code). */
 static int vnni256(const aios__ktier *K) { return K == &aios__tier_avx512 && aios_cpu()->avx512vnni; }
-int aios_kernels_x16_default(void) { return tier() == &aios__tier_avx2; }
+int aios_kernels_x16_default(void) {
+    return tier() == &aios__tier_avx2 ? 1 : tier() == &aios__tier_avx512 && aios_cpu()->avx512vnni ? 2 : 0;
+}
+int aios_kernels_x16_default_weight(const aios_tensor *W) {
+    const int k = aios_kernels_x16_default();
+    return k && aios_kernels_x16_weight(W) && (k == 1 || aios__q4x8_bits(W) > 0);
+}
 
 /* Token rows from which the packed GEMM takes over from the dot-product tiles
  * (AIOS_GEMM_MIN_ROWS overrides, for measuring; 0 turns the GEMM off). */

@@ -144,12 +144,13 @@ static IDOT_TI void IDOT(gemv_q4x8_t)(float *y, int64_t ldy, const float *x, int
         const int64_t nc = AIOS_MIN(AQ_XCOLS, n_in - c0);
         aq_quant(&X, x + c0, ldx, nc, 32, 0, NT, X16);
         for (int64_t r = r0; r < r1; r += 8) {
-            const uint8_t *blk = P->q4 + (size_t)((r / 8) * nb + c0 / 32) * B;
+            const uint8_t *blk = P->q4 + aios__q4x8_off(P->q4_pair, r / 8, c0 / 32, P->n_out / 8, nb, B);
+            const size_t S = aios__q4x8_step(P->q4_pair, r / 8, P->n_out / 8, B);
             __m256 acc[3], macc[3];
 #pragma GCC unroll 3
             for (int t = 0; t < NT; t++) acc[t] = macc[t] = _mm256_setzero_ps();
             for (int64_t b = 0; b < nc / 32; b++) {
-                const uint8_t *p = blk + b * B;
+                const uint8_t *p = blk + b * S;
                 _mm_prefetch((const char *)p + PF_BYTES, _MM_HINT_T0);
                 __m256i lo[4], hi[4];
                 for (int k = 0; k < 4; k++) {
@@ -230,11 +231,115 @@ static IDOT_TI void IDOT(gemv_q4x8_t)(float *y, int64_t ldy, const float *x, int
     }
 }
 
+#if IDOT_VNNI
+/* VNNI: two 8-row blocks (rows r .. r + 15) per pass in 512-bit
+ * vectors, so each broadcast of 4 activation bytes and each float step serves 16 rows (a paired
+ * pack, q4_pair: the two groups' blocks alternate, one sequential stream; two streams nb * B
+ * apart had run at 0.6x the 8-row loop from DRAM on Zen 4).  Every
+ * lane is still one row and sees the 256-bit loop's operations in its order (the same integer
+ * sums, the same conversions, FMAs and final additions), so the results are bit-identical to
+ * the 8-row loop's; a last 8-row block goes to that loop. */
+static IDOT_TI __m512i ld2x32(const uint8_t *a, const uint8_t *b) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)a)),
+                              _mm256_loadu_si256((const __m256i *)b), 1);
+}
+static IDOT_TI __m512 ld2ph(const uint8_t *a, const uint8_t *b) {
+    return _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128((const __m128i *)a)),
+                                                   _mm_loadu_si128((const __m128i *)b), 1));
+}
+static IDOT_TI __m512i bcast4x16(const int8_t *q) {
+    int32_t v;
+    memcpy(&v, q, 4);
+    return _mm512_set1_epi32(v);
+}
+
+static IDOT_TI void gemv_q4x16_vnni_t(float *y, int64_t ldy, const float *x, int64_t ldx, const struct aios_matmul_pack *P,
+                                      int64_t r0, int64_t r1, const int NT, const int MIN, const int X16, const int FIVE,
+                                      const int NOM) {
+    /* pairs of row groups (2h, 2h + 1) of a paired pack; anything else in 8-row steps */
+    const int64_t n_in = P->n_in, nb = n_in / 32, n8 = P->n_out / 8;
+    const int64_t lim = AIOS_MIN(r1, n8 / 2 * 16), r16 = P->q4_pair && r0 % 16 == 0 && lim > r0 ? r0 + (lim - r0) / 16 * 16 : r0;
+    const size_t B = Q4X8_BLOCK_BYTES(FIVE ? 5 : 4, NOM), SC = FIVE ? 160 : 128;
+    if (r16 > r0) {
+        aq_pass X;
+        const __m512i nib = _mm512_set1_epi8(0x0F), b4 = _mm512_set1_epi8(0x10);
+        for (int64_t c0 = 0; c0 < n_in; c0 += AQ_XCOLS) {
+            const int64_t nc = AIOS_MIN(AQ_XCOLS, n_in - c0);
+            aq_quant(&X, x + c0, ldx, nc, 32, 0, NT, X16);
+            for (int64_t r = r0; r < r16; r += 16) {
+                const uint8_t *blk = P->q4 + aios__q4x8_off(1, r / 8, c0 / 32, n8, nb, B);
+                __m512 acc[3], macc[3];
+#pragma GCC unroll 3
+                for (int t = 0; t < NT; t++) acc[t] = macc[t] = _mm512_setzero_ps();
+                for (int64_t b = 0; b < nc / 32; b++) {
+                    const uint8_t *p = blk + b * 2 * B, *p2 = p + B;
+                    _mm_prefetch((const char *)p + PF_BYTES, _MM_HINT_T0);
+                    _mm_prefetch((const char *)p2 + PF_BYTES, _MM_HINT_T0);
+                    __m512i lo[4], hi[4];
+                    for (int k = 0; k < 4; k++) {
+                        const __m512i v = ld2x32(p + 32 * k, p2 + 32 * k);
+                        lo[k] = _mm512_and_si512(v, nib);
+                        hi[k] = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
+                    }
+                    if (FIVE) {
+                        const __m512i h = ld2x32(p + 128, p2 + 128);
+                        lo[0] = _mm512_or_si512(lo[0], _mm512_and_si512(_mm512_slli_epi16(h, 4), b4));
+                        lo[1] = _mm512_or_si512(lo[1], _mm512_and_si512(_mm512_slli_epi16(h, 3), b4));
+                        lo[2] = _mm512_or_si512(lo[2], _mm512_and_si512(_mm512_slli_epi16(h, 2), b4));
+                        lo[3] = _mm512_or_si512(lo[3], _mm512_and_si512(_mm512_slli_epi16(h, 1), b4));
+                        hi[0] = _mm512_or_si512(hi[0], _mm512_and_si512(h, b4));
+                        hi[1] = _mm512_or_si512(hi[1], _mm512_and_si512(_mm512_srli_epi16(h, 1), b4));
+                        hi[2] = _mm512_or_si512(hi[2], _mm512_and_si512(_mm512_srli_epi16(h, 2), b4));
+                        hi[3] = _mm512_or_si512(hi[3], _mm512_and_si512(_mm512_srli_epi16(h, 3), b4));
+                    }
+                    const __m512 d = ld2ph(p + SC, p2 + SC);
+                    const __m512 mz = NOM ? _mm512_setzero_ps() : ld2ph(p + SC + 16, p2 + SC + 16);
+                    const __m512 m = MIN ? mz : _mm512_mul_ps(d, _mm512_add_ps(mz, _mm512_set1_ps(FIVE ? 16.0f : 8.0f)));
+#pragma GCC unroll 3
+                    for (int t = 0; t < NT; t++) {
+                        const int8_t *q = X.q[t] + 32 * b;
+                        __m512i i0 = _mm512_setzero_si512(), i1 = _mm512_setzero_si512();
+                        for (int k = 0; k < 4; k++) {
+                            i0 = _mm512_dpbusd_epi32(i0, lo[k], bcast4x16(q + 4 * k));
+                            i1 = _mm512_dpbusd_epi32(i1, hi[k], bcast4x16(q + 16 + 4 * k));
+                        }
+                        if (X16) {
+                            const int8_t *q2 = X.q2[t] + 32 * b;
+                            __m512i u0 = _mm512_setzero_si512(), u1 = _mm512_setzero_si512();
+                            for (int k = 0; k < 4; k++) {
+                                u0 = _mm512_dpbusd_epi32(u0, lo[k], bcast4x16(q2 + 4 * k));
+                                u1 = _mm512_dpbusd_epi32(u1, hi[k], bcast4x16(q2 + 16 + 4 * k));
+                            }
+                            i0 = _mm512_add_epi32(_mm512_slli_epi32(i0, 8), u0);
+                            i1 = _mm512_add_epi32(_mm512_slli_epi32(i1, 8), u1);
+                        }
+                        const __m512 f = _mm512_fmadd_ps(_mm512_cvtepi32_ps(i1), _mm512_set1_ps(X.dv[t][8 * b + 4]),
+                                                         _mm512_mul_ps(_mm512_cvtepi32_ps(i0), _mm512_set1_ps(X.dv[t][8 * b])));
+                        acc[t] = _mm512_fmadd_ps(f, d, acc[t]);
+                        macc[t] = MIN ? _mm512_fmadd_ps(m, _mm512_set1_ps(X.gx[t][b]), macc[t])
+                                      : _mm512_fnmadd_ps(m, _mm512_set1_ps(X.gx[t][b]), macc[t]);
+                    }
+                }
+#pragma GCC unroll 3
+                for (int t = 0; t < NT; t++) {
+                    float *yr = y + t * ldy + r;
+                    _mm512_storeu_ps(yr, _mm512_add_ps(_mm512_loadu_ps(yr), _mm512_add_ps(acc[t], macc[t])));
+                }
+            }
+        }
+    }
+    if (r16 < r1) gemv_q4x8_t_vnni(y, ldy, x, ldx, P, r16, r1, NT, MIN, X16, FIVE, NOM);
+}
+#define Q4X8_ROWS gemv_q4x16_vnni_t
+#else
+#define Q4X8_ROWS IDOT(gemv_q4x8_t)
+#endif
+
 #define Q4X8_NT(MIN, X16, FIVE, NOM)                                                      \
     do {                                                                                  \
-        if (nt == 1) IDOT(gemv_q4x8_t)(y, ldy, x, ldx, P, r0, r1, 1, MIN, X16, FIVE, NOM);      \
-        else if (nt == 2) IDOT(gemv_q4x8_t)(y, ldy, x, ldx, P, r0, r1, 2, MIN, X16, FIVE, NOM); \
-        else IDOT(gemv_q4x8_t)(y, ldy, x, ldx, P, r0, r1, 3, MIN, X16, FIVE, NOM);              \
+        if (nt == 1) Q4X8_ROWS(y, ldy, x, ldx, P, r0, r1, 1, MIN, X16, FIVE, NOM);      \
+        else if (nt == 2) Q4X8_ROWS(y, ldy, x, ldx, P, r0, r1, 2, MIN, X16, FIVE, NOM); \
+        else Q4X8_ROWS(y, ldy, x, ldx, P, r0, r1, 3, MIN, X16, FIVE, NOM);              \
     } while (0)
 #define Q4X8_MIN_X16(FIVE)                                  \
     do {                                                    \
@@ -253,3 +358,4 @@ IDOT_T void IDOT(aios__gemv_q4x8)(float *y, int64_t ldy, const float *x, int64_t
 }
 #undef Q4X8_NT
 #undef Q4X8_MIN_X16
+#undef Q4X8_ROWS

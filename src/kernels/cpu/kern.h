@@ -157,7 +157,16 @@ struct aios_matmul_pack {
     int q4_min;     /* q4's m fields are Q4_1 / Q5_1 minimums (else zero points) */
     int q4_bits;    /* 4 or 5: q4's fields */
     int q4_nom;     /* q4's blocks have no m field (every offset the fixed 8 / 16: Q4_0, Q5_0, int4 without zero points) */
+    int q4_pair;    /* q4's row groups 2h and 2h + 1 alternate per 32 columns (q4x8_off; the AVX-512 VNNI tier) */
 };
+/* Byte offset of row group g's (rows 8g .. 8g + 7) block of columns 32b .. 32b + 31 in a pack
+ * of n8 groups, nb blocks per row, B bytes per block; and the step to its next block.  Paired
+ * packs put each even group's block next to the odd group's (one sequential stream for the
+ * 16-row VNNI GEMV); a last unpaired group keeps the plain order. */
+static inline size_t aios__q4x8_off(int pair, int64_t g, int64_t b, int64_t n8, int64_t nb, size_t B) {
+    return pair && (g | 1) < n8 ? (size_t)((g & ~(int64_t)1) * nb + 2 * b + (g & 1)) * B : (size_t)(g * nb + b) * B;
+}
+static inline size_t aios__q4x8_step(int pair, int64_t g, int64_t n8, size_t B) { return pair && (g | 1) < n8 ? 2 * B : B; }
 /* 4- and 5-bit weights in blocks of 8 rows x 32 columns (q4x8.c): the fields' bits if W can be
  * packed (4: GGUF Q4_0 / Q4_1, ArrowQuant int4 with float16 scales in groups of a multiple of
  * 32 or per row / tensor; 5: GGUF Q5_0 / Q5_1; n_in % 32 == 0, at least 8 rows), else 0; the
