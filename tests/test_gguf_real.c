@@ -645,11 +645,17 @@ static void test_real_arrowquant_int8_budget(void) {
         /* Measured 2026-12-07 (AVX2 Zen 3, gemv_aq_i8_t): worst 0.047, mean 0.018, top-1 264 / 270 —
          * the GGUF Q4_1 budget's own figures (0.046 / 0.0176, 262 / 270), as the same rounding of the
          * activations should give; the bounds are that budget's with room for the worst step (the
-         * zero-point correction 2% short, a mutation, measured worst 1.04, top-1 148 / 270). */
-        CHECKF(worst < 0.06 && sum < 0.025 * (double)steps,
+         * zero-point correction 2% short, a mutation, measured worst 1.04, top-1 148 / 270).  On the
+         * AVX-512 tier with VNNI, mode 1 also sends the prompts (8+ rows) through the VNNI GEMM with
+         * activations per group of 32 (qgemm_avx512.c, the encoder's path), and the decode GEMV is
+         * gemv_aq_vnni_t: measured 2026-12-08 (Zen 4) worst 0.0732, mean 0.0237, top-1 257 / 270
+         * (prompts exact, AIOS_GEMM_MIN_ROWS=0: 0.0319 / 0.0177 / 258) — its own, looser bounds,
+         * still far from the mutation's. */
+        const int vnni = !strcmp(aios_kernels_tier(), "avx512") && aios_cpu()->avx512vnni;
+        CHECKF(worst < (vnni ? 0.1 : 0.06) && sum < (vnni ? 0.03 : 0.025) * (double)steps,
                "ArrowQuant int8 activations: logits error worst %.3g mean %.3g", worst, sum / (double)steps);
-        CHECKF(top1 * 1000 >= steps * 960, "ArrowQuant int8 activations: top-1 = exact only %zu/%zu", top1,
-               steps);
+        CHECKF(top1 * 1000 >= steps * (vnni ? 940 : 960), "ArrowQuant int8 activations: top-1 = exact only %zu/%zu",
+               top1, steps);
     }
 out:
     aios_decoder_free(dec);

@@ -569,7 +569,8 @@ static void test_matmul_decode_float(void) {
 }
 
 /* Q8 weights x int8 activations (VNNI): against the same scheme computed here — activations
- * quantized per token row (fewer than 8 rows: the dot-product path) or per token row and group
+ * quantized per token row (fewer than 8 rows: the dot-product path; 1..3 rows of a multiple of
+ * 32 columns take the blocks-of-16 GEMV instead, test_matmul_int8_activations_groups) or per token row and group
  * of 32 columns (8 rows and more: the VNNI GEMM, qgemm_avx512.c) as documented (scale max|x| /
  * 127 of the row or group, round half to even) — and, loosely, against the float result.
  * Odd sizes: output rows not a multiple of the 32-row panel, columns not a multiple of the

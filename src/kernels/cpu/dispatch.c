@@ -443,7 +443,11 @@ static aios_status matmul(float *y, const float *x, const aios_tensor *W, const 
         return aios__qgemm_i8(y, x, W, T, threads_for((double)T * (double)n_out * (double)n_in));
     }
 #endif
-    if (K->matmul_q8_int && W->dtype == AIOS_DTYPE_Q8 && W->group_size == 0 && i8 == 1 && aios_cpu()->avx512vnni) {
+    /* per-channel int8 x int8 activations per row (VNNI); 1..3 rows that the int8 GEMV below takes
+     * (rows of a multiple of 32 columns) go there, activations in blocks of 16 as on every tier
+     * and in the reference (qdot_ref.c) */
+    if (K->matmul_q8_int && W->dtype == AIOS_DTYPE_Q8 && W->group_size == 0 && i8 == 1 && aios_cpu()->avx512vnni &&
+        (T >= 4 || !(K->gemv_q_i8 && K->gemv_q_i8_ok(W)))) {
         aios__start_at_bias(y, bias, T, n_out);
         return K->matmul_q8_int(y, x, W, T, threads_for((double)T * (double)n_out * (double)n_in));
     }
