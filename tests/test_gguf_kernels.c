@@ -426,8 +426,33 @@ static void test_decode_gemv_long_rows(void) {
             check_case(ti, 5, TYPES[ti].t == AIOS_DTYPE_GGUF_Q4_K ? 44 : 700, 3);
 }
 
+/* The prompts' 16-bit rounding pass (aios__round_x16_avx2, aios_matmul under mode 3) gives the
+ * rule written out in test.h bit for bit: random values with outliers, an all-zero block, tiny
+ * and huge magnitudes, signed zeros. */
+static void test_round_x16_pass_bits(void) {
+#if defined(__x86_64__)
+    if (!aios_cpu()->avx2) SKIP("no AVX2 on this CPU");
+    enum { N = 4096 };
+    float *x = malloc(sizeof(float) * N), *a = malloc(sizeof(float) * N), *b = malloc(sizeof(float) * N);
+    for (int i = 0; i < N; i++) x[i] = frand() * (i % 89 == 0 ? 6.0f : 1.0f) * (i < 1024 ? 1.0f : i < 2048 ? 1e-30f : 1e30f);
+    for (int i = 0; i < 16; i++) x[64 + i] = 0.0f;
+    x[81] = -0.0f, x[97] = 5e-39f; /* a subnormal */
+    aios__round_x16_avx2(a, x, N);
+    t_round_x16(b, x, N);
+    int bad = -1;
+    for (int i = 0; i < N && bad < 0; i++)
+        if (memcmp(&a[i], &b[i], sizeof(float))) bad = i;
+    CHECKF(bad < 0, "round_x16 value %d: %a vs %a (x %a)", bad, bad < 0 ? 0.0 : (double)a[bad], bad < 0 ? 0.0 : (double)b[bad],
+           bad < 0 ? 0.0 : (double)x[bad]);
+    free(x), free(a), free(b);
+#else
+    SKIP("x86-64 only");
+#endif
+}
+
 int main(void) {
     RUN(test_rows_bit_identical_every_tier);
+    RUN(test_round_x16_pass_bits);
     RUN(test_decode_gemv_vs_ref);
     RUN(test_prefill_gemm_vs_ref);
     RUN(test_batched_decode_vs_ref);

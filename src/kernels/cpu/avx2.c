@@ -594,16 +594,25 @@ static T256I void quant_x32_x16(const float *x, int8_t *q, int8_t *q2, float *dv
     _mm256_store_ps(dv, _mm256_set_m128(_mm_set1_ps(e1), _mm_set1_ps(e0)));
 }
 
+/* quant_x32_x16's digits without its byte packing and sums, for the whole-x rounding of
+ * prompts (a pass per product of 4+ rows: it had cost prefill 5-20% on Zen 4): per 16 values
+ * the same dx, q1 = rne(x / dx) and q2 = rne((x - q1 dx) 256 / dx) with the packs' saturation
+ * written as clamps ([-128, 127], then [-127, 127]), e (256 q1 + q2) with e = dx / 256 — the
+ * same floats (test_gguf_kernels compares them with test.h's t_round_x16 bit for bit). */
 T256 void aios__round_x16_avx2(float *xr, const float *x, int64_t n) {
-    int8_t q[32], q2[32];
-    float dv[8] __attribute__((aligned(32))), s16[2];
-    for (int64_t c = 0; c < n; c += 32) {
-        quant_x32_x16(x + c, q, q2, dv, s16);
-        for (int k = 0; k < 4; k++) { /* e (256 q1 + q2), 8 values at a time (exact integers, one rounding) */
-            const __m256i a = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q + 8 * k)));
-            const __m256i b = _mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(q2 + 8 * k)));
-            const __m256 v = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_slli_epi32(a, 8), b));
-            _mm256_storeu_ps(xr + c + 8 * k, _mm256_mul_ps(v, _mm256_set1_ps(dv[k < 2 ? 0 : 4])));
+    const __m256 sgn = _mm256_set1_ps(-0.0f);
+    const __m256i lo1 = _mm256_set1_epi32(-128), lo2 = _mm256_set1_epi32(-127), hi = _mm256_set1_epi32(127);
+    for (int64_t c = 0; c < n; c += 16) {
+        const __m256 v0 = _mm256_loadu_ps(x + c), v1 = _mm256_loadu_ps(x + c + 8);
+        const float d = aios__hmax256(_mm256_max_ps(_mm256_andnot_ps(sgn, v0), _mm256_andnot_ps(sgn, v1))) / 127.0f;
+        const float id = d != 0.0f ? 1.0f / d : 0.0f, id2 = d != 0.0f ? 256.0f * (1.0f / d) : 0.0f, e = d * (1.0f / 256.0f);
+        for (int k = 0; k < 2; k++) {
+            const __m256 v = k ? v1 : v0;
+            const __m256i q1 = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(v, _mm256_set1_ps(id))), lo1), hi);
+            const __m256 r = _mm256_sub_ps(v, _mm256_mul_ps(_mm256_cvtepi32_ps(q1), _mm256_set1_ps(d)));
+            const __m256i q2 = _mm256_min_epi32(_mm256_max_epi32(_mm256_cvtps_epi32(_mm256_mul_ps(r, _mm256_set1_ps(id2))), lo2), hi);
+            const __m256 w = _mm256_cvtepi32_ps(_mm256_add_epi32(_mm256_slli_epi32(q1, 8), q2));
+            _mm256_storeu_ps(xr + c + 8 * k, _mm256_mul_ps(w, _mm256_set1_ps(e)));
         }
     }
 }
