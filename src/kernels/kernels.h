@@ -67,8 +67,9 @@ int aios_kernels_int8_thread_mode(int mode);
  * values two int8 digits, x = (dx / 256) (256 q1 + q2), max error dx / 512 — into quantized
  * weights (aios_kernels_x16_weight): integer decode GEMVs (1..3 token rows) for GGUF blocks and
  * ArrowQuant int8 / int4 in place,
- * 4- and 5-bit weights repacked in blocks of 8 rows through aios_matmul_packed (AVX2 code, on
- * the AVX2 and AVX-512 tiers); products of 4 or more rows with those weights (prefill, batched
+ * 4- and 5-bit weights repacked in blocks of 8 rows through aios_matmul_packed (AVX2 code on
+ * the AVX2 and AVX-512 tiers; on the AVX-512 tier of a VNNI CPU the GGUF and pack GEMVs' vpdpbusd
+ * variants, a 16-row one for the pack); products of 4 or more rows with those weights (prefill, batched
  * decode steps) run the exact float kernels on x rounded by the same rule, so a row's result
  * does not depend on its product's row count; float weights exact float.  The
  * calling thread's mode as aios_matmul reads it (its thread mode, else the process setting 1 or
@@ -84,6 +85,12 @@ int aios_kernels_x16_weight(const aios_tensor *W);
  * (GGUF Q4_0 / Q4_1 / Q5_0 / Q5_1, ArrowQuant int4 with float16 scales: its 16-row VNNI GEMV;
  * that tier's exact GEMVs stay ahead on int8, Q8_0 and the K-quants); 0 nowhere (exact float). */
 int aios_kernels_x16_default(void);
+/* 1 when aios_matmul(.., W, .., T) on the calling thread rounds x to 16 bits before an exact
+ * product (mode 3, T >= 4, a weight that mode changes, the AVX2 / AVX-512 tiers), and that
+ * rounding of T rows of n values (n a multiple of 32): a caller whose products share one input
+ * rounds it once and runs them in thread mode 0 on the copy — the same floats. */
+int aios_kernels_x16_rounds(const aios_tensor *W, int64_t T);
+void aios_kernels_x16_round(float *xr, const float *x, int64_t T, int64_t n);
 /* 1 when W is a weight for which the selected tier defaults to 16-bit activations (above). */
 int aios_kernels_x16_default_weight(const aios_tensor *W);
 

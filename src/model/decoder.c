@@ -60,6 +60,7 @@ struct aios_decoder {
     /* scratch, grown to the largest T */
     int64_t cap_T, cap_Tk;
     float *x, *xb, *q, *att, *gate, *up, *logit_rows;
+    float *xr16; /* (T, n_embd): a shared input rounded to 16 bits once (matmul_shared) */
     uint8_t *mask;
     int32_t *pos;
     aios_kv_cache *scratch_kv;
@@ -551,8 +552,8 @@ fail:
 
 static void free_scratch(aios_decoder *d) {
     free(d->x), free(d->xb), free(d->q), free(d->att), free(d->gate), free(d->up), free(d->logit_rows);
-    free(d->mask), free(d->pos);
-    d->x = d->xb = d->q = d->att = d->gate = d->up = d->logit_rows = NULL;
+    free(d->mask), free(d->pos), free(d->xr16);
+    d->x = d->xb = d->q = d->att = d->gate = d->up = d->logit_rows = d->xr16 = NULL;
     d->mask = NULL;
     d->pos = NULL;
     d->cap_T = d->cap_Tk = 0;
@@ -807,12 +808,35 @@ static aios_status ensure_scratch(aios_decoder *d, int64_t T, int64_t Tk) {
         AIOS_TRY(grow((void **)&d->att, t * qd * sizeof(float)));
         AIOS_TRY(grow((void **)&d->gate, t * (size_t)c->n_ff * sizeof(float)));
         AIOS_TRY(grow((void **)&d->up, t * (size_t)c->n_ff * sizeof(float)));
+        AIOS_TRY(grow((void **)&d->xr16, t * (size_t)c->n_embd * sizeof(float)));
         AIOS_TRY(grow((void **)&d->pos, t * sizeof(int32_t)));
         d->cap_T = T;
     }
     if (T * Tk > d->cap_Tk) {
         AIOS_TRY(grow((void **)&d->mask, (size_t)(T * Tk)));
         d->cap_Tk = T * Tk;
+    }
+    return AIOS_OK;
+}
+
+/* nw products sharing the input x (T, n_embd): y[i] = x W[i]^T + b[i] through pack P[i].  Under
+ * 16-bit activations with 4+ rows each product with a quantized weight would round x itself
+ * (aios_matmul); here x is rounded once into d->xr16 and those products run exact (thread mode
+ * 0) on the copy — the same floats, one pass instead of three for q, k, v and two for gate, up;
+ * the other weights take x.  T <= cap_T (ensure_scratch). */
+static aios_status matmul_shared(aios_decoder *d, float *const *y, const float *x, const aios_tensor *const *W,
+                                 aios_matmul_pack *const *P, const float *const *b, int nw, int64_t T) {
+    int nr = 0;
+    for (int i = 0; i < nw; i++) nr += aios_kernels_x16_rounds(W[i], T);
+    if (nr >= 2) aios_kernels_x16_round(d->xr16, x, T, d->cfg.n_embd);
+    for (int i = 0; i < nw; i++) {
+        if (nr >= 2 && aios_kernels_x16_rounds(W[i], T)) {
+            const int prev = aios_kernels_int8_thread_mode(0);
+            const aios_status s = aios_matmul_packed(y[i], d->xr16, W[i], P[i], b[i], T);
+            aios_kernels_int8_thread_mode(prev);
+            AIOS_TRY(s);
+        } else
+            AIOS_TRY(aios_matmul_packed(y[i], x, W[i], P[i], b[i], T));
     }
     return AIOS_OK;
 }
@@ -1014,9 +1038,13 @@ static aios_status forward_one(aios_decoder *d, aios_kv_cache *kv, const int32_t
         float *vnew = kv16 ? d->vnew : kv_f32(kv, kv->v, l) + (size_t)n_past * (size_t)KVD;
         /* attention */
         aios_rmsnorm(d->xb, d->x, L->attn_norm, T, E, c->eps);
-        AIOS_TRY(aios_matmul_packed(d->q, d->xb, L->wq, L->pq, L->bq, T));   /* (T, QD) */
-        AIOS_TRY(aios_matmul_packed(knew, d->xb, L->wk, L->pk, L->bk, T));   /* (T, KVD) into the cache */
-        AIOS_TRY(aios_matmul_packed(vnew, d->xb, L->wv, L->pv, L->bv, T));
+        { /* q (T, QD), the new K / V rows (T, KVD) into the cache */
+            float *const y[3] = {d->q, knew, vnew};
+            const aios_tensor *const w[3] = {L->wq, L->wk, L->wv};
+            aios_matmul_pack *const p[3] = {L->pq, L->pk, L->pv};
+            const float *const b[3] = {L->bq, L->bk, L->bv};
+            AIOS_TRY(matmul_shared(d, y, d->xb, w, p, b, 3, T));
+        }
         if (d->n_adapters) {
             AIOS_TRY(apply_adapters(d, l, AIOS_LORA_Q, d->q, d->xb, T));
             AIOS_TRY(apply_adapters(d, l, AIOS_LORA_K, knew, d->xb, T));
@@ -1034,8 +1062,13 @@ static aios_status forward_one(aios_decoder *d, aios_kv_cache *kv, const int32_t
         aios_add(d->x, d->xb, T * E);
         /* SwiGLU MLP */
         aios_rmsnorm(d->xb, d->x, L->ffn_norm, T, E, c->eps);
-        AIOS_TRY(aios_matmul_packed(d->gate, d->xb, L->wg, L->pg, NULL, T)); /* (T, F) */
-        AIOS_TRY(aios_matmul_packed(d->up, d->xb, L->wu, L->pu, NULL, T));
+        { /* gate, up (T, F) */
+            float *const y[2] = {d->gate, d->up};
+            const aios_tensor *const w[2] = {L->wg, L->wu};
+            aios_matmul_pack *const p[2] = {L->pg, L->pu};
+            const float *const b[2] = {NULL, NULL};
+            AIOS_TRY(matmul_shared(d, y, d->xb, w, p, b, 2, T));
+        }
         if (d->n_adapters) {
             AIOS_TRY(apply_adapters(d, l, AIOS_LORA_GATE, d->gate, d->xb, T));
             AIOS_TRY(apply_adapters(d, l, AIOS_LORA_UP, d->up, d->xb, T));

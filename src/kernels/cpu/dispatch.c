@@ -328,12 +328,15 @@ int aios_kernels_x16_weight(const aios_tensor *W) {
     return 0;
 #endif
 }
-/* The 16-bit-activation GEMVs' VNNI variant (idot_avx2.h): the AVX-512 tier on a CPU with
- * AVX512_VNNI (the AVX2 tier, forced or native, keeps the AVX2 code). */
-static int vnni256(const aios__ktier *K) { return K == &aios__tier_avx512 && aios_cpu()->avx512vnni; }
-int aios_kernels_x16_default(void) {
-    return tier() == &aios__tier_avx2 ? 1 : tier() == &aios__tier_avx512 && aios_cpu()->avx512vnni ? 2 : 0;
+int aios__vnni256(const aios__ktier *K) {
+#if defined(__x86_64__)
+    return K == &aios__tier_avx512 && aios_cpu()->avx512vnni;
+#else
+    (void)K;
+    return 0;
+#endif
 }
+int aios_kernels_x16_default(void) { return tier() == &aios__tier_avx2 ? 1 : aios__vnni256(tier()) ? 2 : 0; }
 int aios_kernels_x16_default_weight(const aios_tensor *W) {
     const int k = aios_kernels_x16_default();
     return k && aios_kernels_x16_weight(W) && (k == 1 || aios__q4x8_bits(W) > 0);
@@ -397,15 +400,32 @@ static aios_status matmul(float *y, const float *x, const aios_tensor *W, const 
  * the order of float sums).  Quantized weights only (GGUF blocks, ArrowQuant int8 / int4 that
  * the 16-bit GEMV takes); float weights stay exact in every mode.  The rounding is one pass
  * over x, T n_in floats of scratch. */
-aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const float *bias, int64_t T) {
+int aios_kernels_x16_rounds(const aios_tensor *W, int64_t T) {
 #if defined(__x86_64__)
     const aios__ktier *K = tier();
-    if (T >= 4 && int8_mode() == 3 && (K == &aios__tier_avx2 || K == &aios__tier_avx512) && aios_kernels_x16_weight(W) &&
-        W->shape[1] > 0) {
+    return T >= 4 && int8_mode() == 3 && (K == &aios__tier_avx2 || K == &aios__tier_avx512) && aios_kernels_x16_weight(W) &&
+           W->shape[1] > 0;
+#else
+    (void)W, (void)T;
+    return 0;
+#endif
+}
+
+void aios_kernels_x16_round(float *xr, const float *x, int64_t T, int64_t n) {
+#if defined(__x86_64__)
+    aios__round_x16_avx2(xr, x, T * n); /* blocks of 16 never straddle rows: n % 32 == 0 */
+#else
+    memcpy(xr, x, sizeof(float) * (size_t)(T * n));
+#endif
+}
+
+aios_status aios_matmul(float *y, const float *x, const aios_tensor *W, const float *bias, int64_t T) {
+#if defined(__x86_64__)
+    if (aios_kernels_x16_rounds(W, T)) {
         const int64_t n_in = W->shape[1];
         float *xr = malloc(sizeof(float) * (size_t)(T * n_in));
         if (!xr) return aios__err(AIOS_ERR_NOMEM, "matmul: %lld x %lld 16-bit activations", (long long)T, (long long)n_in);
-        for (int64_t t = 0; t < T; t++) aios__round_x16_avx2(xr + t * n_in, x + t * n_in, n_in);
+        aios_kernels_x16_round(xr, x, T, n_in);
         aios_status s = matmul(y, xr, W, bias, T);
         free(xr);
         return s;
@@ -462,9 +482,10 @@ static aios_status matmul(float *y, const float *x, const aios_tensor *W, const 
             : NULL;
 #if defined(__x86_64__)
     /* 16-bit activations (mode 3): the AVX2 integer GEMVs with two int8 digits per value, for
-     * the GGUF blocks and ArrowQuant int8 / int4 (the AVX-512 tier runs the AVX2 code) */
+     * the GGUF blocks and ArrowQuant int8 / int4 (the AVX-512 tier runs the AVX2 code, the GGUF
+     * one as its vpdpbusd variant on a VNNI CPU: idot_avx2.h) */
     if (mode == 3 && T <= 3 && (K == &aios__tier_avx2 || K == &aios__tier_avx512) && aios_kernels_x16_weight(W))
-        gemv = gguf ? (vnni256(K) ? aios__gemv_gguf_x16_vnni : aios__gemv_gguf_x16_avx2) : aios__gemv_q_x16_avx2;
+        gemv = gguf ? (aios__vnni256(K) ? aios__gemv_gguf_x16_vnni : aios__gemv_gguf_x16_avx2) : aios__gemv_q_x16_avx2;
     /* Batched decode steps (4..16 rows) on GGUF blocks: each weight chunk decoded once for all
      * rows.  Not under int8 activations: their free-running greedy budget (test_gguf_real) was
      * set on the staging tiles' / GEMM's sums for short prompts, and this kernel's order of sums
@@ -580,7 +601,7 @@ aios_status aios_matmul_packed(float *y, const float *x, const aios_tensor *W, c
         const int nth = threads_for((double)T * (double)n_out * (double)n_in);
         aios__start_at_bias(y, bias, T, n_out);
         const int64_t per = gemv_range(n8, nth), nr = (n8 + per - 1) / per;
-        const int x16 = mode == 3, vnni = x16 && vnni256(K);
+        const int x16 = mode == 3, vnni = x16 && aios__vnni256(K);
         void (*q4x8)(float *, int64_t, const float *, int64_t, int, const aios_matmul_pack *, int64_t, int64_t, int) =
             vnni ? aios__gemv_q4x8_vnni : aios__gemv_q4x8_avx2;
         if (nth == 1) q4x8(y, n_out, x, n_in, (int)T, P, 0, n8, x16);

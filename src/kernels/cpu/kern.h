@@ -153,7 +153,7 @@ struct aios_matmul_pack {
     int64_t n_out, n_in;
     int NR;
     float *panels;  /* f32 W: the GEMM's panels (NULL otherwise) */
-    uint8_t *q4;    /* 4- or 5-bit W on the AVX2 tier: blocks of 8 rows (q4x8.c; NULL otherwise) */
+    uint8_t *q4;    /* 4- or 5-bit W for the integer decode GEMVs: blocks of 8 rows (q4x8.c; NULL otherwise) */
     int q4_min;     /* q4's m fields are Q4_1 / Q5_1 minimums (else zero points) */
     int q4_bits;    /* 4 or 5: q4's fields */
     int q4_nom;     /* q4's blocks have no m field (every offset the fixed 8 / 16: Q4_0, Q5_0, int4 without zero points) */
@@ -170,8 +170,8 @@ static inline size_t aios__q4x8_step(int pair, int64_t g, int64_t n8, size_t B) 
 /* 4- and 5-bit weights in blocks of 8 rows x 32 columns (q4x8.c): the fields' bits if W can be
  * packed (4: GGUF Q4_0 / Q4_1, ArrowQuant int4 with float16 scales in groups of a multiple of
  * 32 or per row / tensor; 5: GGUF Q5_0 / Q5_1; n_in % 32 == 0, at least 8 rows), else 0; the
- * pack of rows 0 .. n_out / 8 * 8 - 1, and the AVX2 int8-activation decode GEMV through it
- * (avx2.c): aios__gemv_q_i8's contract for rows r0 .. r1 - 1, both multiples of 8, of the pack. */
+ * pack of rows 0 .. n_out / 8 * 8 - 1, and the int8- / 16-bit-activation decode GEMV through it
+ * (idot_avx2.h: AVX2, and the VNNI variant for the AVX-512 tier): aios__gemv_q_i8's contract for rows r0 .. r1 - 1, both multiples of 8, of the pack. */
 int aios__q4x8_bits(const aios_tensor *W);
 /* The bytes of one block of 8 rows x 32 columns: 128 of 4-bit fields, 32 of fifth bits (5-bit),
  * 16 of scales d, 16 of m unless every offset is the fixed one (nom: Q4_0, Q5_0, ArrowQuant int4
@@ -180,6 +180,9 @@ int aios__q4x8_bits(const aios_tensor *W);
 /* The bytes of W's pack, and the pack itself into P's q4 fields (q4, q4_bits, q4_min, q4_nom). */
 size_t aios__q4x8_size(const aios_tensor *W);
 aios_status aios__q4x8_pack(const aios_tensor *W, struct aios_matmul_pack *P);
+/* 1 for the AVX-512 tier on a CPU with AVX512_VNNI: the 16-bit GEMVs' vpdpbusd variants
+ * (idot_avx2.h) and the paired pack run there (the AVX2 tier, forced or native, keeps AVX2 code). */
+int aios__vnni256(const aios__ktier *K);
 #if defined(__x86_64__)
 void aios__gemv_q4x8_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const struct aios_matmul_pack *P,
                           int64_t r0, int64_t r1, int x16);

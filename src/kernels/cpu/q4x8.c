@@ -103,11 +103,7 @@ aios_status aios__q4x8_pack(const aios_tensor *W, struct aios_matmul_pack *P) {
     P->q4_bits = aios__q4x8_bits(W);
     P->q4_nom = q4x8_nom(W);
     P->q4_min = W->dtype == AIOS_DTYPE_GGUF_Q4_1 || W->dtype == AIOS_DTYPE_GGUF_Q5_1;
-#if defined(__x86_64__)
-    P->q4_pair = P->K == &aios__tier_avx512 && aios_cpu()->avx512vnni; /* the 16-row GEMV's layout (idot_avx2.h) */
-#else
-    P->q4_pair = 0;
-#endif
+    P->q4_pair = aios__vnni256(P->K); /* the 16-row GEMV's layout (idot_avx2.h) */
     const int five = P->q4_bits == 5, nom = P->q4_nom;
     const size_t B = Q4X8_BLOCK_BYTES(P->q4_bits, nom), sc = five ? 160 : 128;
     const int64_t n8 = W->shape[0] / 8, n_in = W->shape[1], nb = n_in / 32;
