@@ -54,6 +54,15 @@ def refuses_extension_versions(tab, key, cases, bad):
         assert e.returncode == 1 and needle in e.stderr, e.stderr
 
 
+def cpu_has_vnni():
+    """AVX512_VNNI in /proc/cpuinfo (the AVX-512 tier then defaults 4- / 5-bit decoders to 16-bit)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            return any(l.startswith("flags") and " avx512_vnni" in l for l in f)
+    except OSError:
+        return False
+
+
 def run():
     failed = 0
     for fn in _tests:

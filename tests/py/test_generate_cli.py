@@ -6,7 +6,7 @@ import struct
 
 import numpy as np
 
-from harness import SHARED, TMP, Skip, aios, run, test
+from harness import SHARED, TMP, Skip, aios, cpu_has_vnni, run, test
 
 
 def golden(d):
@@ -105,15 +105,6 @@ def chat_loop_keeps_conversation():
     p = aios("chat", "--model", d, "--max-tokens", 8, "--seed", 1, input="Once upon a time\n/reset\nTom\n/quit\n")
     assert p.stdout.count("\n") >= 2 and "template plain" in p.stderr
 
-
-
-def cpu_has_vnni():
-    """AVX512_VNNI in /proc/cpuinfo (the AVX-512 tier then defaults 4- / 5-bit decoders to 16-bit)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return any(l.startswith("flags") and " avx512_vnni" in l for l in f)
-    except OSError:
-        return False
 
 
 @test

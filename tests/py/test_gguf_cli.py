@@ -16,7 +16,7 @@ import re
 
 import numpy as np
 
-from harness import ROOT, SHARED, TMP, Skip, aios, refuses_extension_versions, run, test
+from harness import ROOT, SHARED, TMP, Skip, aios, cpu_has_vnni, refuses_extension_versions, run, test
 
 try:
     import gguf
@@ -222,15 +222,6 @@ def generate_int8_act_16_keeps_the_golden_ids():
     python_and_serve_are_the_cli(p, *last, "16")
     r = aios("encode", "--model", p, "--int8-act", "16", "hi", check=False)
     assert r.returncode == 2 and "16 is for generation models" in r.stderr, r.stderr
-
-
-def cpu_has_vnni():
-    """AVX512_VNNI in /proc/cpuinfo (the AVX-512 tier then defaults 4- / 5-bit decoders to 16-bit)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            return any(l.startswith("flags") and " avx512_vnni" in l for l in f)
-    except OSError:
-        return False
 
 
 @test

@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 
-from harness import AIOS, SHARED, TMP, Skip, aios, run, test
+from harness import AIOS, SHARED, TMP, Skip, aios, cpu_has_vnni, run, test
 from bert_ref import minilm_dir
 from serve_ref import Server
 
@@ -360,9 +360,8 @@ def help_ends_with_examples_and_info_prints_the_build():
     assert "kernel tier: ref" in aios("info", env={"AIOS_KERNELS": "ref"}).stdout
     # the default activations follow the tier and AIOS_INT8_ACT (as the generator's AUTO does)
     act = re.search(r"^activations: (.*)$", aios("info", env={"AIOS_INT8_ACT": ""}).stdout, re.M).group(1)
-    vnni = any(l.startswith("flags") and " avx512_vnni" in l for l in open("/proc/cpuinfo"))
     want = ("16-bit for quantized decoders" if tier == "avx2" else
-            "16-bit for 4- / 5-bit decoders" if tier == "avx512" and vnni else "exact")
+            "16-bit for 4- / 5-bit decoders" if tier == "avx512" and cpu_has_vnni() else "exact")
     assert act.startswith(want), (tier, act)
     assert "activations: exact (AIOS_INT8_ACT)" in aios("info", env={"AIOS_INT8_ACT": "0"}).stdout
 
