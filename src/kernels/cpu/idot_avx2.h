@@ -341,6 +341,15 @@ static IDOT_TI void gemv_q4x16_vnni_t(float *y, int64_t ldy, const float *x, int
         else if (nt == 2) Q4X8_ROWS(y, ldy, x, ldx, P, r0, r1, 2, MIN, X16, FIVE, NOM); \
         else Q4X8_ROWS(y, ldy, x, ldx, P, r0, r1, 3, MIN, X16, FIVE, NOM);              \
     } while (0)
+#if IDOT_VNNI /* only 16-bit activations take the VNNI variant (dispatch.c): x16 is 1 there */
+#define Q4X8_MIN_X16(FIVE)                        \
+    do {                                          \
+        (void)x16;                                \
+        if (P->q4_min) Q4X8_NT(1, 1, FIVE, 0);    \
+        else if (P->q4_nom) Q4X8_NT(0, 1, FIVE, 1); \
+        else Q4X8_NT(0, 1, FIVE, 0);              \
+    } while (0)
+#else
 #define Q4X8_MIN_X16(FIVE)                                  \
     do {                                                    \
         if (P->q4_min && x16) Q4X8_NT(1, 1, FIVE, 0);       \
@@ -350,6 +359,7 @@ static IDOT_TI void gemv_q4x16_vnni_t(float *y, int64_t ldy, const float *x, int
         else if (x16) Q4X8_NT(0, 1, FIVE, 0);               \
         else Q4X8_NT(0, 0, FIVE, 0);                        \
     } while (0)
+#endif
 
 IDOT_T void IDOT(aios__gemv_q4x8)(float *y, int64_t ldy, const float *x, int64_t ldx, int nt,
                                const struct aios_matmul_pack *P, int64_t r0, int64_t r1, int x16) {

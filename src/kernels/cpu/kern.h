@@ -186,6 +186,7 @@ int aios__vnni256(const aios__ktier *K);
 #if defined(__x86_64__)
 void aios__gemv_q4x8_avx2(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const struct aios_matmul_pack *P,
                           int64_t r0, int64_t r1, int x16);
+/* its VNNI variant (idot_avx2.h; the AVX-512 tier of a VNNI CPU): 16-bit activations only, x16 ignored */
 void aios__gemv_q4x8_vnni(float *y, int64_t ldy, const float *x, int64_t ldx, int nt, const struct aios_matmul_pack *P,
                           int64_t r0, int64_t r1, int x16);
 #endif
